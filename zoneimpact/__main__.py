@@ -1,0 +1,5 @@
+"""``python -m zoneimpact`` entry point."""
+
+from .cli import main
+
+raise SystemExit(main())

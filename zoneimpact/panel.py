@@ -1,0 +1,436 @@
+"""Validated long panel of units (cities, counties, firms) observed over periods.
+
+A :class:`Panel` is the one container every estimator reads. It is built once by
+:meth:`Panel.from_frame` (or :func:`read_panel` for files), which checks the input and
+reports problems with the column, unit and period at fault; after that it is read-only.
+
+Internally the frame carries canonical columns ``unit``, ``time`` and ``cohort`` (the first
+zone year; ``inf`` for never-treated units, so ``time >= cohort`` is the treatment
+indicator), followed by the outcome and covariate columns under their own names. The
+caller's names of the unit, time and cohort columns are kept in :attr:`Panel.names` for
+messages and reports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from .errors import GeographyError, PanelError
+
+NEVER = np.inf
+RESERVED = ("unit", "time", "cohort")
+
+
+def _first_row(df: pd.DataFrame, mask: np.ndarray | pd.Series, unit: str, time: str) -> str:
+    row = df.loc[np.asarray(mask)].iloc[0]
+    return f"unit {row[unit]!r}, period {row[time]!r}"
+
+
+@dataclass(frozen=True)
+class Panel:
+    """A validated long panel.
+
+    Attributes
+    ----------
+    data : pandas.DataFrame
+        Sorted by unit and time, with columns ``unit``, ``time``, ``cohort`` (float,
+        ``inf`` = never treated), the outcomes and the covariates.
+    outcomes, covariates : tuple of str
+        Column names in ``data``.
+    geography : pandas.DataFrame or None
+        Indexed by unit; columns among ``region``, ``lat``, ``lon`` (and any others given).
+    adjacency : pandas.DataFrame or None
+        Columns ``unit`` and ``neighbour``, both directions present.
+    names : dict
+        The caller's names of the unit, time and cohort columns.
+    report : dict
+        What validation found: counts of units, periods, missing unit-periods, cohorts,
+        and any units dropped or recoded (with the reason).
+    """
+
+    data: pd.DataFrame
+    outcomes: tuple[str, ...]
+    covariates: tuple[str, ...] = ()
+    geography: pd.DataFrame | None = None
+    adjacency: pd.DataFrame | None = None
+    names: dict[str, str] = field(default_factory=dict)
+    report: dict[str, Any] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_frame(
+        cls,
+        frame: pd.DataFrame,
+        *,
+        unit: str,
+        time: str,
+        outcomes: str | Sequence[str],
+        cohort: str | None = None,
+        treatment: str | None = None,
+        covariates: Sequence[str] = (),
+        geography: pd.DataFrame | None = None,
+        adjacency: pd.DataFrame | None = None,
+        never_values: Iterable[float] = (0,),
+        outside_window: Literal["error", "adjust"] = "error",
+    ) -> Panel:
+        """Validate a long DataFrame and build a :class:`Panel`.
+
+        Parameters
+        ----------
+        frame : pandas.DataFrame
+            One row per unit and period. Never modified.
+        unit, time : str
+            Identifier columns. ``time`` must hold whole numbers (years).
+        outcomes : str or sequence of str
+            Numeric outcome columns; NaN marks a missing value, infinities are errors.
+        cohort : str, optional
+            First treatment (zone) period of each unit; empty, NaN or a value in
+            ``never_values`` means never treated. Exactly one of ``cohort`` and
+            ``treatment`` must be given.
+        treatment : str, optional
+            A 0/1 absorbing treatment indicator from which the cohort is derived.
+        covariates : sequence of str
+            Numeric covariates (time-varying or not).
+        geography : DataFrame, optional
+            Columns ``unit`` (matching the panel's unit ids) and any of ``region``,
+            ``lat``, ``lon``.
+        adjacency : DataFrame, optional
+            Two columns ``unit`` and ``neighbour``; made symmetric.
+        never_values : iterable of float
+            Cohort codes meaning "never treated" (R ``did`` uses 0).
+        outside_window : {"error", "adjust"}
+            A cohort before the first observed period (always treated) or after the last
+            is an error by default. ``"adjust"`` drops always-treated units and recodes late
+            cohorts as never treated, as R ``did`` does, and records both in ``report``.
+        """
+        if not isinstance(frame, pd.DataFrame):
+            raise PanelError(f"Expected a pandas DataFrame, received {type(frame).__name__}.")
+        outcomes = (outcomes,) if isinstance(outcomes, str) else tuple(outcomes)
+        covariates = tuple(covariates)
+        if not outcomes:
+            raise PanelError("No outcome given: pass outcomes=['column', ...].")
+        if (cohort is None) == (treatment is None):
+            raise PanelError(
+                "Give exactly one of cohort= (first zone period per unit) and treatment= "
+                f"(0/1 absorbing indicator); received cohort={cohort!r}, treatment={treatment!r}."
+            )
+        needed = [unit, time, cohort or treatment, *outcomes, *covariates]
+        missing = [c for c in needed if c not in frame.columns]
+        if missing:
+            raise PanelError(
+                f"Column(s) {missing} not found in the data; available columns: "
+                f"{list(frame.columns)}."
+            )
+        clash = [c for c in (*outcomes, *covariates) if c in RESERVED]
+        if clash:
+            raise PanelError(
+                f"Outcome/covariate column(s) {clash} use reserved names {RESERVED}; rename them."
+            )
+        if len(set(needed)) != len(needed):
+            raise PanelError(f"A column is used twice among {needed}.")
+
+        df = frame.loc[:, list(dict.fromkeys(needed))].copy()
+        for col in (unit, time):
+            bad = df[col].isna().to_numpy()
+            if bad.any():
+                rows = np.flatnonzero(bad)[:5].tolist()
+                raise PanelError(
+                    f"Missing ids in column {col!r}: {int(bad.sum())} row(s), first at row "
+                    f"position(s) {rows}."
+                )
+        t = pd.to_numeric(df[time], errors="coerce")
+        if t.isna().any() or not np.all(np.isfinite(t)) or not np.allclose(t, np.round(t)):
+            bad = t.isna() | ~np.isfinite(t) | (t != np.round(t))
+            row = df.loc[bad.to_numpy()].iloc[0]
+            raise PanelError(
+                f"Column {time!r} must hold whole-numbered periods; unit {row[unit]!r} has "
+                f"{row[time]!r}."
+            )
+        df[time] = t.astype(np.int64)
+
+        dup = df.duplicated([unit, time], keep=False).to_numpy()
+        if dup.any():
+            raise PanelError(
+                f"Duplicate (unit, period) rows: {int(dup.sum())} rows, first at "
+                f"{_first_row(df, dup, unit, time)}. Each unit may appear once per period "
+                f"in columns {unit!r}/{time!r}."
+            )
+
+        for col in (*outcomes, *covariates):
+            raw = df[col]
+            num = pd.to_numeric(raw, errors="coerce")
+            non_num = (num.isna() & raw.notna()).to_numpy()
+            if non_num.any():
+                row = df.loc[non_num].iloc[0]
+                raise PanelError(
+                    f"Column {col!r} is not numeric: {row[col]!r} at unit {row[unit]!r}, "
+                    f"period {row[time]!r}."
+                )
+            num = num.astype(float)
+            inf = np.isinf(num.to_numpy())
+            if inf.any():
+                raise PanelError(
+                    f"Column {col!r} has an infinite value at "
+                    f"{_first_row(df, inf, unit, time)}; use NaN for missing values."
+                )
+            df[col] = num
+
+        never_values = {float(v) for v in never_values}
+        periods = np.sort(df[time].unique())
+        if cohort is not None:
+            coh = pd.to_numeric(df[cohort], errors="coerce")
+            non_num = (coh.isna() & df[cohort].notna() & (df[cohort].astype(str).str.strip() != "")).to_numpy()
+            if non_num.any():
+                row = df.loc[non_num].iloc[0]
+                raise PanelError(
+                    f"Cohort column {cohort!r} is not numeric: {row[cohort]!r} at unit "
+                    f"{row[unit]!r}, period {row[time]!r}."
+                )
+            coh = coh.astype(float)
+            coh[coh.isin(never_values) | coh.isna()] = NEVER
+            per_unit = coh.groupby(df[unit]).nunique(dropna=False)
+            if (per_unit > 1).any():
+                u = per_unit.index[per_unit.to_numpy() > 1][0]
+                vals = sorted(coh[df[unit] == u].unique().tolist())
+                raise PanelError(
+                    f"Cohort column {cohort!r} varies within unit {u!r} (values {vals}); the "
+                    "first zone period must be constant per unit."
+                )
+            df["cohort"] = coh
+        else:
+            d = pd.to_numeric(df[treatment], errors="coerce")
+            bad = ~d.isin([0, 1]).to_numpy()
+            if bad.any():
+                row = df.loc[bad].iloc[0]
+                raise PanelError(
+                    f"Treatment column {treatment!r} must be 0/1; received {row[treatment]!r} "
+                    f"at unit {row[unit]!r}, period {row[time]!r}."
+                )
+            df = df.sort_values([unit, time], kind="mergesort")
+            d = d.loc[df.index]
+            prev = d.groupby(df[unit]).shift(1)
+            off = ((prev == 1) & (d == 0)).to_numpy()
+            if off.any():
+                row = df.loc[off].iloc[0]
+                raise PanelError(
+                    f"Treatment column {treatment!r} switches off for unit {row[unit]!r} in "
+                    f"period {row[time]!r}; zone treatment must be absorbing (once 1, always 1)."
+                )
+            first = df[time].where(d == 1).groupby(df[unit]).transform("min")
+            df["cohort"] = first.fillna(NEVER).astype(float)
+
+        report: dict[str, Any] = {"dropped_always_treated": [], "recoded_late_cohort": []}
+        first_t, last_t = int(periods[0]), int(periods[-1])
+        ucoh = df.groupby(unit)["cohort"].first()
+        early = ucoh[ucoh <= first_t] if cohort is not None else ucoh[ucoh < first_t]
+        late = ucoh[(ucoh > last_t) & np.isfinite(ucoh)]
+        if cohort is not None and len(early):
+            # A unit treated in (or before) the first observed period has no untreated
+            # pre-period: it cannot contribute to any comparison (R did drops it too).
+            if outside_window == "error":
+                u = early.index[0]
+                raise PanelError(
+                    f"Cohort outside the observed periods: unit {u!r} has cohort "
+                    f"{early.iloc[0]:g} but the data start in {first_t} (no untreated "
+                    f"period; {len(early)} such unit(s)). Pass outside_window='adjust' to "
+                    "drop always-treated units."
+                )
+            report["dropped_always_treated"] = early.index.tolist()
+            df = df[~df[unit].isin(early.index)]
+        if len(late):
+            if outside_window == "error":
+                u = late.index[0]
+                raise PanelError(
+                    f"Cohort outside the observed periods: unit {u!r} has cohort "
+                    f"{late.iloc[0]:g} but the data end in {last_t} ({len(late)} such "
+                    "unit(s)). Code it as never treated (0) or pass outside_window='adjust'."
+                )
+            report["recoded_late_cohort"] = late.index.tolist()
+            df.loc[df[unit].isin(late.index), "cohort"] = NEVER
+
+        ucoh = df.groupby(unit)["cohort"].first()
+        if not np.isinf(ucoh).any() and ucoh.nunique() < 2:
+            raise PanelError(
+                "No untreated comparison units: every unit enters a zone in "
+                f"{ucoh.iloc[0]:g} and none is never treated."
+            )
+
+        df = df.rename(columns={unit: "unit", time: "time"})
+        keep = ["unit", "time", "cohort", *outcomes, *covariates]
+        df = df.loc[:, keep].sort_values(["unit", "time"], kind="mergesort").reset_index(drop=True)
+
+        geo = _validate_geography(geography, df["unit"].unique()) if geography is not None else None
+        adj = _validate_adjacency(adjacency, df["unit"].unique()) if adjacency is not None else None
+
+        n_units, n_periods = df["unit"].nunique(), df["time"].nunique()
+        coh_counts = df.groupby("unit")["cohort"].first().value_counts().sort_index()
+        report.update(
+            n_units=int(n_units),
+            n_periods=int(n_periods),
+            n_rows=int(len(df)),
+            n_missing_unit_periods=int(n_units * n_periods - len(df)),
+            balanced=bool(n_units * n_periods == len(df)),
+            first_period=int(df["time"].min()),
+            last_period=int(df["time"].max()),
+            cohort_sizes={("never" if np.isinf(k) else int(k)): int(v) for k, v in coh_counts.items()},
+            missing_outcomes={o: int(df[o].isna().sum()) for o in outcomes},
+        )
+        names = {"unit": unit, "time": time, "cohort": cohort or f"first({treatment}==1)"}
+        return cls(df, outcomes, covariates, geo, adj, names, report)
+
+    # ------------------------------------------------------------------ accessors
+    @property
+    def units(self) -> np.ndarray:
+        """Unit ids in sorted order."""
+        return self.data["unit"].unique()
+
+    @property
+    def periods(self) -> np.ndarray:
+        """Observed periods in increasing order."""
+        return np.sort(self.data["time"].unique())
+
+    @property
+    def n_units(self) -> int:
+        return int(self.report["n_units"])
+
+    @property
+    def balanced(self) -> bool:
+        return bool(self.report["balanced"])
+
+    @property
+    def unit_cohort(self) -> pd.Series:
+        """Cohort of every unit (``inf`` = never treated), indexed by unit."""
+        return self.data.groupby("unit", sort=True)["cohort"].first()
+
+    @property
+    def cohorts(self) -> np.ndarray:
+        """Treated cohorts (finite first zone periods) in increasing order."""
+        c = self.unit_cohort.to_numpy()
+        return np.unique(c[np.isfinite(c)])
+
+    def treated(self) -> pd.Series:
+        """0/1 treatment indicator ``time >= cohort`` aligned with :attr:`data`."""
+        return (self.data["time"] >= self.data["cohort"]).astype(np.int8)
+
+    def wide(self, outcome: str) -> pd.DataFrame:
+        """Outcome as a units x periods table (NaN where a unit-period is missing)."""
+        self._check_outcome(outcome)
+        return self.data.pivot(index="unit", columns="time", values=outcome)
+
+    def _check_outcome(self, outcome: str) -> None:
+        if outcome not in self.data.columns or outcome in RESERVED:
+            raise PanelError(
+                f"Outcome {outcome!r} is not in the panel; outcomes: {list(self.outcomes)}, "
+                f"covariates: {list(self.covariates)}."
+            )
+
+    def require_geography(self, columns: Sequence[str], units: Sequence[Any] | None = None) -> pd.DataFrame:
+        """Return the geography table, checking that ``columns`` exist for ``units``."""
+        if self.geography is None:
+            raise GeographyError(
+                f"This step needs geography columns {list(columns)} but the panel has no "
+                "geography table; pass geography= to Panel.from_frame."
+            )
+        miss = [c for c in columns if c not in self.geography.columns]
+        if miss:
+            raise GeographyError(
+                f"Geography table lacks column(s) {miss}; it has {list(self.geography.columns)}."
+            )
+        units = self.units if units is None else units
+        sub = self.geography.reindex(units)[list(columns)]
+        bad = sub.isna().any(axis=1)
+        if bad.any():
+            u = sub.index[bad.to_numpy()][0]
+            col = sub.columns[sub.loc[u].isna().to_numpy()][0]
+            raise GeographyError(
+                f"Geography missing for unit {u!r}: column {col!r} is empty or the unit is "
+                f"absent ({int(bad.sum())} unit(s) affected)."
+            )
+        return sub
+
+    def replace(self, **changes: Any) -> Panel:
+        """A new Panel with some fields replaced (the data frame is not re-validated)."""
+        fields = {
+            "data": self.data,
+            "outcomes": self.outcomes,
+            "covariates": self.covariates,
+            "geography": self.geography,
+            "adjacency": self.adjacency,
+            "names": self.names,
+            "report": self.report,
+        }
+        fields.update(changes)
+        return Panel(**fields)
+
+    def with_outcome(self, name: str, values: pd.Series | np.ndarray) -> Panel:
+        """A new Panel with an added (derived) outcome column aligned with :attr:`data`."""
+        data = self.data.copy()
+        data[name] = np.asarray(values, dtype=float)
+        outs = self.outcomes if name in self.outcomes else (*self.outcomes, name)
+        return self.replace(data=data, outcomes=outs)
+
+    def __repr__(self) -> str:
+        r = self.report
+        return (
+            f"Panel({r['n_units']} units x {r['n_periods']} periods "
+            f"{r['first_period']}-{r['last_period']}, {r['n_missing_unit_periods']} missing "
+            f"unit-periods, cohorts {r['cohort_sizes']}, outcomes {list(self.outcomes)})"
+        )
+
+
+def _validate_geography(geo: pd.DataFrame, units: np.ndarray) -> pd.DataFrame:
+    if not isinstance(geo, pd.DataFrame) or "unit" not in geo.columns:
+        raise GeographyError("The geography table must be a DataFrame with a 'unit' column.")
+    if geo["unit"].duplicated().any():
+        u = geo.loc[geo["unit"].duplicated(), "unit"].iloc[0]
+        raise GeographyError(f"Geography table lists unit {u!r} more than once.")
+    g = geo.copy().set_index("unit")
+    for c in ("lat", "lon"):
+        if c in g.columns:
+            g[c] = pd.to_numeric(g[c], errors="coerce")
+    if "lat" in g.columns:
+        out = g["lat"].abs() > 90
+        if out.any():
+            raise GeographyError(f"Latitude out of range for unit {g.index[out.to_numpy()][0]!r}.")
+    missing = [u for u in units if u not in g.index]
+    if missing:
+        raise GeographyError(
+            f"Geography missing for unit {missing[0]!r} ({len(missing)} panel unit(s) absent "
+            "from the geography table)."
+        )
+    return g
+
+
+def _validate_adjacency(adj: pd.DataFrame, units: np.ndarray) -> pd.DataFrame:
+    if not isinstance(adj, pd.DataFrame) or not {"unit", "neighbour"} <= set(adj.columns):
+        raise GeographyError("The adjacency list must have columns 'unit' and 'neighbour'.")
+    known = set(units.tolist())
+    for col in ("unit", "neighbour"):
+        bad = ~adj[col].isin(known)
+        if bad.any():
+            raise GeographyError(
+                f"Adjacency column {col!r} names unit {adj.loc[bad, col].iloc[0]!r}, which is "
+                "not in the panel."
+            )
+    a = adj[["unit", "neighbour"]]
+    both = pd.concat([a, a.rename(columns={"unit": "neighbour", "neighbour": "unit"})])
+    both = both[both["unit"] != both["neighbour"]].drop_duplicates()
+    return both.sort_values(["unit", "neighbour"]).reset_index(drop=True)
+
+
+def read_panel(path: str | Path, *, sep: str | None = None, **kwargs: Any) -> Panel:
+    """Read a CSV or Parquet file and build a :class:`Panel` (keywords as ``from_frame``)."""
+    path = Path(path)
+    if not path.exists():
+        raise PanelError(f"Panel file not found: {path}")
+    if path.suffix.lower() in {".parquet", ".pq"}:
+        frame = pd.read_parquet(path)
+    else:
+        frame = pd.read_csv(path, sep=sep if sep is not None else ",")
+    return Panel.from_frame(frame, **kwargs)

@@ -1,0 +1,96 @@
+"""Reproducible parallel loops: bootstrap draws, placebos, Monte Carlo replications.
+
+Every repeated computation goes through :func:`replicate`. It spawns one child
+``numpy.random.Generator`` per replication from the caller's generator *before* any work is
+scheduled, so replication ``k`` always sees the same stream whatever the number of workers
+or the joblib backend (loky processes, threads, or a dask cluster through
+``joblib.parallel_config(backend="dask")``). This is the fix for the failure mode of
+pyfixest 0.60, whose workers share one generator and repeat the same draw.
+
+Progress is shown with tqdm as results come back from the workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import numpy as np
+from joblib import Parallel, delayed
+from tqdm.auto import tqdm
+
+T = TypeVar("T")
+
+#: Global switch for progress bars (the CLI's ``--quiet`` turns it off).
+SHOW_PROGRESS = {"on": True}
+
+
+def set_progress(enabled: bool) -> None:
+    """Turn progress bars on or off for the whole process."""
+    SHOW_PROGRESS["on"] = bool(enabled)
+
+
+def as_generator(rng: np.random.Generator | int | None) -> np.random.Generator:
+    """Accept a Generator, a seed, or None (fresh entropy) and return a Generator."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    return np.random.default_rng(rng)
+
+
+def spawn(rng: np.random.Generator | int | None, n: int) -> list[np.random.Generator]:
+    """``n`` independent child generators, a deterministic function of ``rng``."""
+    return as_generator(rng).spawn(n)
+
+
+def replicate(
+    func: Callable[..., T],
+    n: int | Sequence[Any],
+    *,
+    rng: np.random.Generator | int | None = None,
+    n_jobs: int = 1,
+    desc: str = "replications",
+    progress: bool | None = None,
+    backend: str | None = None,
+) -> list[T]:
+    """Run ``func`` over replications, in parallel and reproducibly.
+
+    Parameters
+    ----------
+    func : callable
+        Called as ``func(item, rng)`` where ``item`` is the replication index (when ``n`` is
+        an int) or an element of ``n`` (a sequence of tasks, e.g. placebo units), and
+        ``rng`` is that replication's own child generator.
+    n : int or sequence
+        Number of replications, or the tasks themselves.
+    rng : Generator, int or None
+        Parent generator; children are spawned from it in task order.
+    n_jobs : int
+        joblib workers (1 runs in-process, -1 uses every core).
+    backend : str, optional
+        joblib backend; ``None`` keeps joblib's default or the active
+        ``joblib.parallel_config`` (e.g. ``"dask"`` inside a dask client context).
+
+    Returns
+    -------
+    list
+        Results in task order, identical for any ``n_jobs`` and backend.
+    """
+    tasks = list(range(n)) if isinstance(n, int) else list(n)
+    children = spawn(rng, len(tasks))
+    show = SHOW_PROGRESS["on"] if progress is None else progress
+    bar = tqdm(total=len(tasks), desc=desc, disable=not show or len(tasks) < 2, leave=False)
+    try:
+        if n_jobs == 1 and backend is None:
+            out = []
+            for task, child in zip(tasks, children, strict=True):
+                out.append(func(task, child))
+                bar.update()
+            return out
+        par = Parallel(n_jobs=n_jobs, backend=backend, return_as="generator")
+        out = []
+        for res in par(delayed(func)(t, c) for t, c in zip(tasks, children, strict=True)):
+            out.append(res)
+            bar.update()
+        return out
+    finally:
+        bar.close()
