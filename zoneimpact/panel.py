@@ -27,9 +27,14 @@ NEVER = np.inf
 RESERVED = ("unit", "time", "cohort")
 
 
+def _v(x: Any) -> Any:
+    """Plain Python value for messages (numpy scalars print as np.int64(...) otherwise)."""
+    return x.item() if isinstance(x, np.generic) else x
+
+
 def _first_row(df: pd.DataFrame, mask: np.ndarray | pd.Series, unit: str, time: str) -> str:
     row = df.loc[np.asarray(mask)].iloc[0]
-    return f"unit {row[unit]!r}, period {row[time]!r}"
+    return f"unit {_v(row[unit])!r}, period {_v(row[time])!r}"
 
 
 @dataclass(frozen=True)
@@ -149,8 +154,8 @@ class Panel:
             bad = t.isna() | ~np.isfinite(t) | (t != np.round(t))
             row = df.loc[bad.to_numpy()].iloc[0]
             raise PanelError(
-                f"Column {time!r} must hold whole-numbered periods; unit {row[unit]!r} has "
-                f"{row[time]!r}."
+                f"Column {time!r} must hold whole-numbered periods; unit {_v(row[unit])!r} has "
+                f"{_v(row[time])!r}."
             )
         df[time] = t.astype(np.int64)
 
@@ -169,8 +174,8 @@ class Panel:
             if non_num.any():
                 row = df.loc[non_num].iloc[0]
                 raise PanelError(
-                    f"Column {col!r} is not numeric: {row[col]!r} at unit {row[unit]!r}, "
-                    f"period {row[time]!r}."
+                    f"Column {col!r} is not numeric: {_v(row[col])!r} at unit {_v(row[unit])!r}, "
+                    f"period {_v(row[time])!r}."
                 )
             num = num.astype(float)
             inf = np.isinf(num.to_numpy())
@@ -185,12 +190,14 @@ class Panel:
         periods = np.sort(df[time].unique())
         if cohort is not None:
             coh = pd.to_numeric(df[cohort], errors="coerce")
-            non_num = (coh.isna() & df[cohort].notna() & (df[cohort].astype(str).str.strip() != "")).to_numpy()
+            non_num = (
+                coh.isna() & df[cohort].notna() & (df[cohort].astype(str).str.strip() != "")
+            ).to_numpy()
             if non_num.any():
                 row = df.loc[non_num].iloc[0]
                 raise PanelError(
-                    f"Cohort column {cohort!r} is not numeric: {row[cohort]!r} at unit "
-                    f"{row[unit]!r}, period {row[time]!r}."
+                    f"Cohort column {cohort!r} is not numeric: {_v(row[cohort])!r} at unit "
+                    f"{_v(row[unit])!r}, period {_v(row[time])!r}."
                 )
             coh = coh.astype(float)
             coh[coh.isin(never_values) | coh.isna()] = NEVER
@@ -199,7 +206,7 @@ class Panel:
                 u = per_unit.index[per_unit.to_numpy() > 1][0]
                 vals = sorted(coh[df[unit] == u].unique().tolist())
                 raise PanelError(
-                    f"Cohort column {cohort!r} varies within unit {u!r} (values {vals}); the "
+                    f"Cohort column {cohort!r} varies within unit {_v(u)!r} (values {vals}); the "
                     "first zone period must be constant per unit."
                 )
             df["cohort"] = coh
@@ -209,8 +216,8 @@ class Panel:
             if bad.any():
                 row = df.loc[bad].iloc[0]
                 raise PanelError(
-                    f"Treatment column {treatment!r} must be 0/1; received {row[treatment]!r} "
-                    f"at unit {row[unit]!r}, period {row[time]!r}."
+                    f"Treatment column {treatment!r} must be 0/1; received {_v(row[treatment])!r} "
+                    f"at unit {_v(row[unit])!r}, period {_v(row[time])!r}."
                 )
             df = df.sort_values([unit, time], kind="mergesort")
             d = d.loc[df.index]
@@ -219,8 +226,8 @@ class Panel:
             if off.any():
                 row = df.loc[off].iloc[0]
                 raise PanelError(
-                    f"Treatment column {treatment!r} switches off for unit {row[unit]!r} in "
-                    f"period {row[time]!r}; zone treatment must be absorbing (once 1, always 1)."
+                    f"Treatment column {treatment!r} switches off for unit {_v(row[unit])!r} in "
+                    f"period {_v(row[time])!r}; zone treatment must be absorbing (once 1, always 1)."
                 )
             first = df[time].where(d == 1).groupby(df[unit]).transform("min")
             df["cohort"] = first.fillna(NEVER).astype(float)
@@ -236,7 +243,7 @@ class Panel:
             if outside_window == "error":
                 u = early.index[0]
                 raise PanelError(
-                    f"Cohort outside the observed periods: unit {u!r} has cohort "
+                    f"Cohort outside the observed periods: unit {_v(u)!r} has cohort "
                     f"{early.iloc[0]:g} but the data start in {first_t} (no untreated "
                     f"period; {len(early)} such unit(s)). Pass outside_window='adjust' to "
                     "drop always-treated units."
@@ -247,7 +254,7 @@ class Panel:
             if outside_window == "error":
                 u = late.index[0]
                 raise PanelError(
-                    f"Cohort outside the observed periods: unit {u!r} has cohort "
+                    f"Cohort outside the observed periods: unit {_v(u)!r} has cohort "
                     f"{late.iloc[0]:g} but the data end in {last_t} ({len(late)} such "
                     "unit(s)). Code it as never treated (0) or pass outside_window='adjust'."
                 )
@@ -278,7 +285,9 @@ class Panel:
             balanced=bool(n_units * n_periods == len(df)),
             first_period=int(df["time"].min()),
             last_period=int(df["time"].max()),
-            cohort_sizes={("never" if np.isinf(k) else int(k)): int(v) for k, v in coh_counts.items()},
+            cohort_sizes={
+                ("never" if np.isinf(k) else int(k)): int(v) for k, v in coh_counts.items()
+            },
             missing_outcomes={o: int(df[o].isna().sum()) for o in outcomes},
         )
         names = {"unit": unit, "time": time, "cohort": cohort or f"first({treatment}==1)"}
@@ -330,7 +339,9 @@ class Panel:
                 f"covariates: {list(self.covariates)}."
             )
 
-    def require_geography(self, columns: Sequence[str], units: Sequence[Any] | None = None) -> pd.DataFrame:
+    def require_geography(
+        self, columns: Sequence[str], units: Sequence[Any] | None = None
+    ) -> pd.DataFrame:
         """Return the geography table, checking that ``columns`` exist for ``units``."""
         if self.geography is None:
             raise GeographyError(
@@ -349,7 +360,7 @@ class Panel:
             u = sub.index[bad.to_numpy()][0]
             col = sub.columns[sub.loc[u].isna().to_numpy()][0]
             raise GeographyError(
-                f"Geography missing for unit {u!r}: column {col!r} is empty or the unit is "
+                f"Geography missing for unit {_v(u)!r}: column {col!r} is empty or the unit is "
                 f"absent ({int(bad.sum())} unit(s) affected)."
             )
         return sub
@@ -389,7 +400,7 @@ def _validate_geography(geo: pd.DataFrame, units: np.ndarray) -> pd.DataFrame:
         raise GeographyError("The geography table must be a DataFrame with a 'unit' column.")
     if geo["unit"].duplicated().any():
         u = geo.loc[geo["unit"].duplicated(), "unit"].iloc[0]
-        raise GeographyError(f"Geography table lists unit {u!r} more than once.")
+        raise GeographyError(f"Geography table lists unit {_v(u)!r} more than once.")
     g = geo.copy().set_index("unit")
     for c in ("lat", "lon"):
         if c in g.columns:

@@ -91,7 +91,11 @@ class EstimationResult:
     def _crit(self, alpha: float) -> np.ndarray:
         if "df" in self.terms.columns:
             df = self.terms["df"].to_numpy(dtype=float)
-            return np.where(np.isfinite(df), stats.t.ppf(1 - alpha / 2, np.where(np.isfinite(df), df, 1)), stats.norm.ppf(1 - alpha / 2))
+            return np.where(
+                np.isfinite(df),
+                stats.t.ppf(1 - alpha / 2, np.where(np.isfinite(df), df, 1)),
+                stats.norm.ppf(1 - alpha / 2),
+            )
         return np.full(len(self.terms), stats.norm.ppf(1 - alpha / 2))
 
     def conf_int(self, alpha: float | None = None) -> pd.DataFrame:
@@ -112,14 +116,19 @@ class EstimationResult:
             z = est / se
         if "df" in self.terms.columns:
             df = self.terms["df"].to_numpy(float)
-            p = np.where(np.isfinite(df), 2 * stats.t.sf(np.abs(z), np.where(np.isfinite(df), df, 1)), 2 * stats.norm.sf(np.abs(z)))
+            p = np.where(
+                np.isfinite(df),
+                2 * stats.t.sf(np.abs(z), np.where(np.isfinite(df), df, 1)),
+                2 * stats.norm.sf(np.abs(z)),
+            )
         else:
             p = 2 * stats.norm.sf(np.abs(z))
         return pd.Series(p, index=pd.Index(self.terms["term"], name="term"), name="p_value")
 
     def tidy(self, alpha: float | None = None) -> pd.DataFrame:
         """Broom-style table: one row per term with estimate, std_error, statistic,
-        p_value, conf_low, conf_high (and band_low/band_high when a uniform band exists)."""
+        p_value, conf_low, conf_high (and band_low/band_high when a uniform band exists).
+        """
         ci = self.conf_int(alpha)
         t = self.terms
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -185,7 +194,8 @@ class EstimationResult:
 
     def artifacts(self) -> dict[str, pd.DataFrame]:
         """Tables beyond ``terms`` that a run directory saves as CSV (donor weights, time
-        weights, placebo distributions, group-time effects...). Subclasses add theirs."""
+        weights, placebo distributions, group-time effects...). Subclasses add theirs.
+        """
         return {}
 
     def with_terms(self, terms: pd.DataFrame, **changes: Any) -> EstimationResult:
@@ -224,7 +234,11 @@ def _num(x: float) -> float | None:
 
 def terms_frame(terms: list[str], estimate: Any, se: Any, **extra: Any) -> pd.DataFrame:
     """Build a ``terms`` table from parallel arrays."""
-    data = {"term": list(terms), "estimate": np.asarray(estimate, float), "se": np.asarray(se, float)}
+    data = {
+        "term": list(terms),
+        "estimate": np.asarray(estimate, float),
+        "se": np.asarray(se, float),
+    }
     for k, v in extra.items():
         data[k] = np.asarray(v, float)
     return pd.DataFrame(data)

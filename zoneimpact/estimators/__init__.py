@@ -33,9 +33,7 @@ REGISTRY: dict[str, str] = {
 def get_estimator(name: str) -> Callable[..., Any]:
     """The ``fit`` function registered under ``name``."""
     if name not in REGISTRY:
-        raise SpecError(
-            f"Unknown estimator {name!r}. Use one of: {', '.join(sorted(REGISTRY))}."
-        )
+        raise SpecError(f"Unknown estimator {name!r}. Use one of: {', '.join(sorted(REGISTRY))}.")
     module, func = REGISTRY[name].split(":")
     try:
         return getattr(import_module(module), func)

@@ -1,0 +1,122 @@
+"""Command line: ``python -m zoneimpact {estimate,simulate,claims,figures}``.
+
+The CLI only parses arguments and TOML into the typed objects the Python API takes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from . import parallel
+from .errors import ZoneImpactError
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--spec", help="run spec (TOML); default: the bundled simulated zone panel")
+    p.add_argument(
+        "--data-dir", help="external data directory (default: $ZONEIMPACT_DATA or ../shared/data)"
+    )
+    p.add_argument("--out", help="run directory to create (default: runs/<spec>-<timestamp>)")
+    p.add_argument("--force", action="store_true", help="replace an existing run directory")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _print_summary(output) -> None:  # type: ignore[no-untyped-def]
+    from .run import summary_table
+
+    table = summary_table(output)
+    with np.printoptions(precision=4):
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    from .run import run_spec
+    from .spec import load_spec
+
+    spec = load_spec(args.spec, data_dir=args.data_dir)
+    output = run_spec(spec, Path(args.out) if args.out else None, force=args.force)
+    print(f"Run directory: {output.path}")
+    _print_summary(output)
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from .simulate import simulate
+
+    overrides = {}
+    for item in args.set or []:
+        key, _, value = item.partition("=")
+        overrides[key] = float(value) if "." in value or "e" in value.lower() else int(value)
+    sim = simulate(rng=args.seed, **overrides)
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise SystemExit(f"{out} exists already; pass --force to replace it.")
+    sim.frame.to_csv(out, index=False)
+    geo = out.with_name(out.stem + "_geography.csv")
+    sim.geography.to_csv(geo, index=False)
+    print(f"Wrote {out} ({len(sim.frame)} rows) and {geo}")
+    print(
+        f"True overall ATT: {sim.truth.overall}; displacement share: {sim.truth.displacement_share}"
+    )
+    return 0
+
+
+def cmd_claims(args: argparse.Namespace) -> int:
+    from .claims import run_claims_cli
+
+    return run_claims_cli(args)
+
+
+def cmd_figures(args: argparse.Namespace) -> int:
+    from .figures import regenerate
+
+    return regenerate(Path(args.out), data_dir=args.data_dir, force=args.force)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="zoneimpact", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("estimate", help="estimate a spec into a run directory")
+    _common(p)
+    p.set_defaults(func=cmd_estimate)
+    p = sub.add_parser("claims", help="judge the seed documents' claims")
+    _common(p)
+    p.set_defaults(func=cmd_claims)
+    p = sub.add_parser("simulate", help="write a simulated zone panel with known truth")
+    p.add_argument("--out", default="simulated_panel.csv")
+    p.add_argument("--seed", type=int, default=20261122)
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="simulation setting, e.g. displacement_share=1",
+    )
+    p.add_argument("--force", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_simulate)
+    p = sub.add_parser("figures", help="regenerate every figure and table of the study")
+    p.add_argument("--out", default="figures")
+    p.add_argument("--data-dir")
+    p.add_argument("--force", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_figures)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    parallel.set_progress(not args.quiet)
+    try:
+        return int(args.func(args))
+    except ZoneImpactError as exc:
+        print(f"zoneimpact: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

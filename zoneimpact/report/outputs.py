@@ -1,0 +1,95 @@
+"""The tables, figures and report page of a run directory, read from its results.
+
+Called by :mod:`zoneimpact.run` after every estimate is in memory: nothing here fits a
+model. Figures are written as PNG and PDF, tables as CSV, Markdown, LaTeX and HTML.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+
+from . import html, plots, tables  # noqa: E402
+
+if TYPE_CHECKING:
+    from ..run import RunOutput
+
+TABLE_FORMATS = (".csv", ".md", ".tex", ".html")
+
+
+def _event_results(results: dict[str, Any]) -> dict[str, Any]:
+    return {
+        name: res
+        for name, res in results.items()
+        if any(str(t).startswith("event:") for t in res.terms["term"])
+    }
+
+
+def build_tables(output: RunOutput) -> dict[str, tables.Table]:
+    """Regression table of the headline terms, event-study table, and claims table."""
+    out: dict[str, tables.Table] = {}
+    heads = {name: res for name, res in output.results.items()}
+    main_terms = sorted({res.main_term for res in heads.values()})
+    out["estimates"] = tables.regression_table(heads, terms=main_terms)
+    events = _event_results(output.results)
+    if events:
+        out["event_study"] = tables.event_study_table(events)
+    verdicts = output.extras.get("verdicts")
+    if verdicts is not None:
+        out["claims"] = tables.claims_table(verdicts)
+    return out
+
+
+def build_figures(output: RunOutput) -> dict[str, Any]:
+    """The standard figures of every result, plus overlaid event studies."""
+    figs: dict[str, Any] = {}
+    events = _event_results(output.results)
+    if events:
+        figs["event_study"] = plots.event_study_plot(list(events.values()), labels=list(events))
+    for name, res in output.results.items():
+        for key, fig in plots.default_figures(res).items():
+            if key == "event_study" and name in events:
+                continue
+            figs[f"{name}_{key}"] = fig
+    panel = output.data.panel
+    if panel.geography is not None and {"lat", "lon"} <= set(panel.geography.columns):
+        figs["units_map"] = plots.unit_map_plot(panel.geography, panel.unit_cohort)
+    extra = output.extras.get("figures", {})
+    figs.update(extra)
+    return figs
+
+
+def write_tables_and_figures(output: RunOutput, root: Path) -> None:
+    """Write ``tables/``, ``figures/`` and ``report.html`` under ``root``."""
+    tdir, fdir = root / "tables", root / "figures"
+    tdir.mkdir()
+    fdir.mkdir()
+    built = build_tables(output)
+    for name, table in built.items():
+        for ext in TABLE_FORMATS:
+            table.save(tdir / f"{name}{ext}")
+    figs = build_figures(output)
+    pngs = {}
+    for name, fig in figs.items():
+        # fixed metadata keeps PNG/PDF bytes reproducible across runs
+        fig.savefig(fdir / f"{name}.png", dpi=200, metadata={"Software": None})
+        fig.savefig(fdir / f"{name}.pdf", metadata={"CreationDate": None, "Producer": None})
+        pngs[name] = fdir / f"{name}.png"
+        plt.close(fig)
+    from ..run import manifest
+
+    html.write_report(
+        root / "report.html",
+        title=output.spec.title,
+        results=output.results,
+        tables=built,
+        figures=pngs,
+        verdicts=output.extras.get("verdicts"),
+        manifest=manifest(output),
+    )

@@ -1,0 +1,364 @@
+"""Zone panels with a known truth: direct effects, spillovers and displacement.
+
+The simulator writes down both worlds for every unit and period — the outcome with the
+zones and the outcome had no zone ever opened — so the truth of every estimand is a plain
+average of their difference, whatever the outcome's shape (skewed, zero-inflated, counts).
+
+Design (all settings in :class:`SimulationDesign`):
+
+* ``n_units`` units in ``n_regions`` regions with coordinates (a China-sized box).
+* An observed covariate ``x`` drives both the chance of getting a zone and its timing
+  (higher ``x`` → earlier wave), and the unit's level, so naive comparisons are biased
+  while parallel trends hold in levels; ``covariate_trend`` adds an ``x``-specific trend
+  that only covariate-adjusted estimators remove.
+* Untreated outcome (FDI-like, USD million): ``mu_i + delta_t + covariate_trend * x_i * (t -
+  t0) + sigma * eps_it`` with a log-normal, right-skewed ``mu_i`` and a common additive
+  trend ``delta_t``; a share ``zero_share`` of unit-periods is reported as 0 (an
+  independent Bernoulli mask applied to both worlds, so parallel trends still hold).
+* Direct effect of a zone opened in ``g`` at event time ``e = t - g >= 0``:
+  ``effect_size * cohort_multiplier[g] * (1 + growth * e)`` — heterogeneous across cohorts
+  and growing, the setting in which TWFE is biased (Goodman-Bacon 2021).
+* Spillover onto *neighbours* (never-zone units of the same region within ``radius_km``
+  of the zone; all of the region's never-zone units when none is that close): each neighbour gets
+  ``(agglomeration - displacement_share) * direct_effect / n_neighbours``. With
+  ``displacement_share = 1`` and no agglomeration, every region's total is unchanged by
+  its zones (pure concentration); with 0 the zone's gain is all new activity (creation).
+* A patent-like count: Poisson with an additive mean that responds like FDI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import ZoneImpactError
+from .panel import Panel
+
+EARTH_RADIUS_KM = 6371.0
+
+
+@dataclass(frozen=True)
+class SimulationDesign:
+    """Settings of a simulated zone panel (defaults: China-like prefecture panel)."""
+
+    n_units: int = 280
+    n_regions: int = 30
+    first_year: int = 1996
+    last_year: int = 2022
+    zone_share: float = 0.45
+    waves: dict[int, float] = field(
+        default_factory=lambda: {2000: 0.3, 2010: 0.2, 2012: 0.2, 2014: 0.15, 2015: 0.15}
+    )
+    timing_on_covariate: float = 1.5
+    effect_size: float = 40.0
+    growth: float = 0.08
+    cohort_multiplier: dict[int, float] | None = None
+    displacement_share: float = 0.5
+    agglomeration: float = 0.0
+    radius_km: float = 150.0
+    level_median: float = 150.0
+    level_dispersion: float = 0.8
+    level_on_covariate: float = 0.4
+    trend: float = 12.0
+    covariate_trend: float = 0.0
+    noise_sd: float = 25.0
+    zero_share: float = 0.02
+    patent_scale: float = 0.2
+
+    def __post_init__(self) -> None:
+        if not 0 < self.zone_share < 1:
+            raise ZoneImpactError(f"zone_share must be in (0, 1); received {self.zone_share}.")
+        if self.first_year >= self.last_year:
+            raise ZoneImpactError("first_year must be before last_year.")
+        bad = [g for g in self.waves if not self.first_year < g <= self.last_year]
+        if bad:
+            raise ZoneImpactError(
+                f"Wave year(s) {bad} outside ({self.first_year}, {self.last_year}]: a zone "
+                "cohort needs at least one untreated period."
+            )
+        if abs(sum(self.waves.values()) - 1) > 1e-9:
+            raise ZoneImpactError(f"Wave shares must sum to 1; received {self.waves}.")
+        if self.n_units < 4 * self.n_regions:
+            raise ZoneImpactError("Need at least four units per region.")
+
+    def multiplier(self, cohort: int) -> float:
+        """Cohort-specific scale of the direct effect (earlier cohorts gain more)."""
+        if self.cohort_multiplier is not None:
+            return float(self.cohort_multiplier.get(cohort, 1.0))
+        order = sorted(self.waves)
+        return 1.5 - 0.8 * order.index(cohort) / max(len(order) - 1, 1)
+
+
+@dataclass(frozen=True)
+class SimulationTruth:
+    """True estimands of a simulated panel (in outcome levels).
+
+    ``att_gt``: cohort, time, outcome, att (mean direct effect over the cohort's units).
+    ``event``: event_time, outcome, att. ``overall``: dict outcome → ATT over all treated
+    unit-periods (CS "simple"). ``spillover``: dict outcome → mean spillover over exposed
+    unit-periods. ``totals``: year, outcome, direct_total, spillover_total, net_total.
+    ``displacement_share``: dict outcome → −spillover total / direct total.
+    """
+
+    att_gt: pd.DataFrame
+    event: pd.DataFrame
+    overall: dict[str, float]
+    spillover: dict[str, float]
+    spillover_event: pd.DataFrame
+    totals: pd.DataFrame
+    displacement_share: dict[str, float]
+    net_total: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """A simulated panel: ``frame`` (long data incl. both worlds), ``panel`` (validated),
+    ``geography``, ``adjacency``, ``truth`` and the ``design``.
+    """
+
+    frame: pd.DataFrame
+    panel: Panel
+    geography: pd.DataFrame
+    adjacency: pd.DataFrame
+    truth: SimulationTruth
+    design: SimulationDesign
+
+
+def haversine_km(
+    lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray
+) -> np.ndarray:
+    """Great-circle distance in km (broadcasting)."""
+    p1, p2 = np.radians(lat1), np.radians(lat2)
+    dp, dl = p2 - p1, np.radians(lon2) - np.radians(lon1)
+    a = np.sin(dp / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
+
+
+def simulate(
+    design: SimulationDesign | None = None,
+    *,
+    rng: np.random.Generator | int | None = None,
+    **overrides: Any,
+) -> Simulation:
+    """Simulate a zone panel with known direct, spillover and net effects.
+
+    Parameters
+    ----------
+    design : SimulationDesign, optional
+        The design; defaults to the China-like default.
+    rng : numpy.random.Generator or int, optional
+        Source of randomness (a seed is accepted for convenience).
+    **overrides
+        Fields of :class:`SimulationDesign` to change, e.g. ``displacement_share=1``.
+
+    Returns
+    -------
+    Simulation
+        ``frame`` columns: unit, region, year, cohort (0 = never), x, exposure_onset
+        (0 = never exposed), fdi, fdi_y0 (no-zone world), fdi_direct, fdi_spillover,
+        patents, patents_y0, patents_mean_effect.
+    """
+    d = replace(design or SimulationDesign(), **overrides)
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    n, years = d.n_units, np.arange(d.first_year, d.last_year + 1)
+    n_t = len(years)
+
+    # geography: region centres in a China-sized box, units scattered around them
+    centre_lat = rng.uniform(22, 42, d.n_regions)
+    centre_lon = rng.uniform(100, 122, d.n_regions)
+    region = np.concatenate([np.arange(d.n_regions), rng.integers(0, d.n_regions, n - d.n_regions)])
+    region = np.sort(region)
+    lat = centre_lat[region] + rng.normal(0, 0.8, n)
+    lon = centre_lon[region] + rng.normal(0, 0.8, n)
+
+    # covariate and zone assignment: x drives both whether and when a unit gets a zone
+    x = rng.normal(0, 1, n) + 0.5 * rng.normal(0, 1, d.n_regions)[region]
+    score = d.timing_on_covariate * x + rng.logistic(0, 1, n)
+    cohort = np.zeros(n, dtype=int)
+    for r in range(d.n_regions):
+        members = np.flatnonzero(region == r)
+        # keep at least two never-zone units per region so displacement has a source
+        n_zone = min(int(round(d.zone_share * len(members))), len(members) - 2)
+        if n_zone <= 0:
+            continue
+        chosen = members[np.argsort(-score[members])[:n_zone]]
+        cohort[chosen] = -1
+    zone_units = np.flatnonzero(cohort == -1)
+    # earlier waves go to higher-scoring units (timing depends on x)
+    order = zone_units[np.argsort(-(score[zone_units] + rng.normal(0, 0.5, len(zone_units))))]
+    bounds = np.cumsum([0.0, *[d.waves[g] for g in sorted(d.waves)]])
+    cuts = np.round(bounds * len(order)).astype(int)
+    for k, g in enumerate(sorted(d.waves)):
+        cohort[order[cuts[k] : cuts[k + 1]]] = g
+
+    # neighbours of each zone: never-zone units of the same region within the radius
+    dist = haversine_km(lat[:, None], lon[:, None], lat[None, :], lon[None, :])
+    never = cohort == 0
+    neighbours: dict[int, np.ndarray] = {}
+    for i in np.flatnonzero(~never):
+        cand = np.flatnonzero(never & (region == region[i]))
+        close = cand[dist[i, cand] <= d.radius_km]
+        neighbours[i] = close if len(close) else cand
+
+    # direct effects (units x years)
+    t_grid = np.broadcast_to(years, (n, n_t))
+    g_grid = np.where(cohort > 0, cohort, np.iinfo(np.int64).max)[:, None]
+    event = t_grid - g_grid
+    mult = np.array([d.multiplier(int(g)) if g > 0 else 0.0 for g in cohort])[:, None]
+    direct = np.where(event >= 0, d.effect_size * mult * (1 + d.growth * np.maximum(event, 0)), 0.0)
+
+    spill = np.zeros((n, n_t))
+    onset = np.zeros(n, dtype=int)
+    rate = d.agglomeration - d.displacement_share
+    for i, nb in neighbours.items():
+        spill[nb] += rate * direct[i] / len(nb)
+        onset[nb] = np.where(onset[nb] == 0, cohort[i], np.minimum(onset[nb], cohort[i]))
+
+    # untreated outcome: skewed levels tied to x, common trend, optional x-specific trend
+    # a floor of half the median keeps displaced neighbours above zero in the latent model
+    mu = d.level_median * (
+        0.5 + 0.5 * np.exp(d.level_dispersion * rng.normal(0, 1, n) + d.level_on_covariate * x)
+    )
+    delta = d.trend * (years - years[0]) + rng.normal(0, d.trend, n_t).cumsum() * 0.3
+    base = (
+        mu[:, None]
+        + delta[None, :]
+        + d.covariate_trend * x[:, None] * (years - years[0])[None, :]
+        + rng.normal(0, d.noise_sd, (n, n_t))
+    )
+    reported = rng.random((n, n_t)) >= d.zero_share
+    fdi_latent0 = base
+    fdi_latent = base + direct + spill
+    fdi_y0 = np.where(reported, np.maximum(fdi_latent0, 0.0), 0.0)
+    fdi = np.where(reported, np.maximum(fdi_latent, 0.0), 0.0)
+
+    # patent-like counts: Poisson with an additive mean responding like FDI
+    lam0 = d.patent_scale * np.maximum(mu[:, None] * 0.5 + 0.5 * delta[None, :], 1.0)
+    lam_eff = d.patent_scale * (direct + spill) * 0.5
+    lam1 = np.maximum(lam0 + lam_eff, 0.0)
+    patents_y0 = rng.poisson(lam0)
+    # couple the two worlds: the with-zone count adds (or thins) the effect's draws
+    extra = rng.poisson(np.maximum(lam1 - lam0, 0.0))
+    keep = rng.binomial(patents_y0, np.clip(lam1 / np.maximum(lam0, 1e-12), 0, 1))
+    patents = np.where(lam1 >= lam0, patents_y0 + extra, keep)
+
+    unit_ids = np.array([f"u{i:04d}" for i in range(n)])
+    frame = pd.DataFrame(
+        {
+            "unit": np.repeat(unit_ids, n_t),
+            "region": np.repeat([f"r{r:02d}" for r in region], n_t),
+            "year": np.tile(years, n),
+            "cohort": np.repeat(cohort, n_t),
+            "x": np.repeat(x, n_t),
+            "exposure_onset": np.repeat(onset, n_t),
+            "fdi": fdi.ravel(),
+            "fdi_y0": fdi_y0.ravel(),
+            "fdi_latent": fdi_latent.ravel(),
+            "fdi_latent_y0": fdi_latent0.ravel(),
+            "fdi_direct": np.where(reported, direct, 0.0).ravel(),
+            "fdi_spillover": np.where(reported, spill, 0.0).ravel(),
+            "patents": patents.ravel().astype(float),
+            "patents_y0": patents_y0.ravel().astype(float),
+            "patents_mean_effect": (lam1 - lam0).ravel(),
+        }
+    )
+    geography = pd.DataFrame(
+        {"unit": unit_ids, "region": [f"r{r:02d}" for r in region], "lat": lat, "lon": lon}
+    )
+    same = (region[:, None] == region[None, :]) & (dist <= d.radius_km)
+    iu, ju = np.nonzero(np.triu(same, 1))
+    adjacency = pd.DataFrame({"unit": unit_ids[iu], "neighbour": unit_ids[ju]})
+
+    truth = _truth(frame, d)
+    panel = Panel.from_frame(
+        frame,
+        unit="unit",
+        time="year",
+        cohort="cohort",
+        outcomes=["fdi", "patents"],
+        covariates=["x"],
+        geography=geography,
+        adjacency=adjacency,
+    )
+    return Simulation(frame, panel, geography, adjacency, truth, d)
+
+
+def _truth(frame: pd.DataFrame, d: SimulationDesign) -> SimulationTruth:
+    effects = {
+        "fdi": frame["fdi"] - frame["fdi_y0"],
+        "patents": frame["patents_mean_effect"],
+    }
+    treated = (frame["cohort"] > 0) & (frame["year"] >= frame["cohort"])
+    exposed = (frame["exposure_onset"] > 0) & (frame["year"] >= frame["exposure_onset"])
+    gt_rows, ev_rows, se_rows, tot_rows = [], [], [], []
+    overall, spill_mean, disp, net = {}, {}, {}, {}
+    for name, eff in effects.items():
+        tr = frame.loc[treated, ["cohort", "year"]].assign(att=eff[treated])
+        gt = tr.groupby(["cohort", "year"], as_index=False)["att"].mean()
+        gt_rows.append(gt.rename(columns={"year": "time"}).assign(outcome=name))
+        ev = (
+            tr.assign(event_time=tr["year"] - tr["cohort"])
+            .groupby("event_time", as_index=False)["att"]
+            .mean()
+        )
+        ev_rows.append(ev.assign(outcome=name))
+        overall[name] = float(eff[treated].mean())
+        ex = frame.loc[exposed, ["exposure_onset", "year"]].assign(att=eff[exposed])
+        spill_mean[name] = float(ex["att"].mean()) if len(ex) else 0.0
+        se_rows.append(
+            ex.assign(event_time=ex["year"] - ex["exposure_onset"])
+            .groupby("event_time", as_index=False)["att"]
+            .mean()
+            .assign(outcome=name)
+        )
+        tot = (
+            pd.DataFrame(
+                {
+                    "year": frame["year"],
+                    "direct_total": eff.where(treated, 0.0),
+                    "spillover_total": eff.where(~treated & (frame["cohort"] == 0), 0.0),
+                }
+            )
+            .groupby("year", as_index=False)
+            .sum()
+        )
+        tot["net_total"] = tot["direct_total"] + tot["spillover_total"]
+        tot_rows.append(tot.assign(outcome=name))
+        dsum, ssum = tot["direct_total"].sum(), tot["spillover_total"].sum()
+        disp[name] = float(-ssum / dsum) if dsum else float("nan")
+        net[name] = float(dsum + ssum)
+    return SimulationTruth(
+        att_gt=pd.concat(gt_rows, ignore_index=True),
+        event=pd.concat(ev_rows, ignore_index=True),
+        overall=overall,
+        spillover=spill_mean,
+        spillover_event=pd.concat(se_rows, ignore_index=True),
+        totals=pd.concat(tot_rows, ignore_index=True),
+        displacement_share=disp,
+        net_total=net,
+    )
+
+
+def design_dict(design: SimulationDesign) -> dict[str, Any]:
+    """The design as a JSON/TOML-friendly dict (wave years as strings)."""
+    out = asdict(design)
+    out["waves"] = {str(k): v for k, v in design.waves.items()}
+    if design.cohort_multiplier is not None:
+        out["cohort_multiplier"] = {str(k): v for k, v in design.cohort_multiplier.items()}
+    return out
+
+
+def design_from_dict(values: dict[str, Any]) -> SimulationDesign:
+    """Inverse of :func:`design_dict`, validating field names."""
+    known = set(SimulationDesign.__dataclass_fields__)
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ZoneImpactError(f"Unknown simulation setting(s) {unknown}; allowed: {sorted(known)}.")
+    vals = dict(values)
+    for key in ("waves", "cohort_multiplier"):
+        if vals.get(key) is not None:
+            vals[key] = {int(k): float(v) for k, v in vals[key].items()}
+    return SimulationDesign(**vals)
