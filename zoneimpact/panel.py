@@ -273,7 +273,17 @@ class Panel:
         df = df.loc[:, keep].sort_values(["unit", "time"], kind="mergesort").reset_index(drop=True)
 
         geo = _validate_geography(geography, df["unit"].unique()) if geography is not None else None
-        adj = _validate_adjacency(adjacency, df["unit"].unique()) if adjacency is not None else None
+        adj = None
+        if adjacency is not None:
+            # Pairs naming always-treated units dropped above are known units, not errors;
+            # they are removed (and counted) because the adjacency only links panel units.
+            dropped = set(report["dropped_always_treated"])
+            a = adjacency
+            if dropped and isinstance(a, pd.DataFrame) and {"unit", "neighbour"} <= set(a.columns):
+                gone = a["unit"].isin(dropped) | a["neighbour"].isin(dropped)
+                report["adjacency_rows_dropped_always_treated"] = int(gone.sum())
+                a = a.loc[~gone]
+            adj = _validate_adjacency(a, df["unit"].unique())
 
         n_units, n_periods = df["unit"].nunique(), df["time"].nunique()
         coh_counts = df.groupby("unit")["cohort"].first().value_counts().sort_index()
