@@ -50,9 +50,7 @@ def load_data(spec: RunSpec, rng: np.random.Generator) -> LoadedData:
             )
         return LoadedData(panel, (), {"panel": panel.report}, sim)
     if d.source == "china":
-        from .china.study import load_china_panel
-
-        return load_china_panel(spec)
+        return _load_china(spec)
 
     path = spec.resolve_path(d.path or "")
     frame = _read_table(path, d.sep)
@@ -90,3 +88,75 @@ def load_data(spec: RunSpec, rng: np.random.Generator) -> LoadedData:
         outside_window=d.outside_window,  # type: ignore[arg-type]
     )
     return LoadedData(panel, tuple(inputs), {"panel": panel.report})
+
+
+CHINA_DATASETS = ("cities", "province_patents", "wanjiang")
+
+
+def _load_china(spec: RunSpec) -> LoadedData:
+    """The China zone study panels (see ``docs/china_data.md``).
+
+    ``[data.china]`` keys: ``dataset`` (``"cities"``, ``"province_patents"``,
+    ``"wanjiang"``), ``zone_type`` (``"any"``, ``"etdz"``, ``"htz"``; cities only),
+    ``first_year``/``last_year`` (window), ``merges`` (``"report"``/``"aggregate"``).
+    Cities whose first zone predates the window are dropped as already treated, as R
+    ``did`` does, and counted in the data report.
+    """
+    from .china import cities as china_files
+    from .china.study import build_province_patents, build_study_panel, build_wanjiang_panel
+    from .datadir import resolve_data_dir
+
+    opts = dict(spec.data.china)
+    dataset = opts.pop("dataset", "cities")
+    if dataset not in CHINA_DATASETS:
+        raise SpecError(f"[data.china] dataset = {dataset!r}; use one of {CHINA_DATASETS}.")
+    zone_type = opts.pop("zone_type", "any")
+    first = opts.pop("first_year", None)
+    last = opts.pop("last_year", None)
+    merges = opts.pop("merges", "report")
+    if opts:
+        raise SpecError(f"Unknown [data.china] key(s) {sorted(opts)}.")
+    data_dir = resolve_data_dir(spec.data_dir)
+    geography = adjacency = None
+    report: dict[str, Any] = {}
+    if dataset == "cities":
+        frame, geography, adjacency, report = build_study_panel(data_dir, zone_type, merges=merges)
+        unit, cohort = "city_code", f"cohort_{zone_type}"
+        files = [*china_files.CITY_FILES, china_files.ZONES_FILE]
+    elif dataset == "province_patents":
+        frame = build_province_patents(data_dir)
+        unit, cohort = "province", "cohort_htz"
+        files = [china_files.PATENT_APPL_FILE, china_files.PATENT_GRANT_FILE, china_files.ZONES_FILE]
+        geography = frame.groupby("province", as_index=False)["region"].first().rename(columns={"province": "unit"})
+    else:
+        frame = build_wanjiang_panel(data_dir)
+        unit, cohort = "city_code", "cohort_wanjiang"
+        files = list(china_files.CITY_FILES)
+    if first is not None:
+        frame = frame[frame["year"] >= int(first)]
+    if last is not None:
+        frame = frame[frame["year"] <= int(last)]
+    if "log1p_fdi" in spec.data.outcomes and "fdi" in frame.columns:
+        # log(1 + x) keeps the zeros that log(x) would drop (FDI is zero-inflated)
+        frame = frame.assign(log1p_fdi=np.log1p(frame["fdi"]))
+    if geography is not None and "unit" in geography.columns and unit == "city_code":
+        geography = geography[geography["unit"].isin(frame[unit].unique())]
+    if adjacency is not None:
+        keep = set(frame[unit].unique())
+        adjacency = adjacency[adjacency["unit"].isin(keep) & adjacency["neighbour"].isin(keep)]
+    panel = Panel.from_frame(
+        frame,
+        unit=unit,
+        time="year",
+        cohort=cohort,
+        outcomes=list(spec.data.outcomes),
+        covariates=list(spec.data.covariates),
+        geography=geography,
+        adjacency=adjacency[["unit", "neighbour"]] if adjacency is not None else None,
+        outside_window="adjust",
+    )
+    markdown = report.pop("markdown", None) if report else None
+    out: dict[str, Any] = {"panel": panel.report, "china": report}
+    if markdown:
+        out["markdown"] = markdown
+    return LoadedData(panel, tuple(data_dir / f for f in files), out)

@@ -195,6 +195,10 @@ def _json_default(obj: Any) -> Any:
         return float(obj)
     if isinstance(obj, np.ndarray):
         return obj.tolist()
+    if isinstance(obj, pd.DataFrame):
+        return obj.to_dict(orient="records")
+    if isinstance(obj, pd.Series):
+        return obj.to_dict()
     if isinstance(obj, Path):
         return str(obj)
     if isinstance(obj, float) and not np.isfinite(obj):
@@ -210,7 +214,11 @@ def _write_contents(output: RunOutput, root: Path) -> None:
         {"title": output.spec.title, "seed": output.spec.seed, "results": output.records},
         root / "results.json",
     )
-    _dump(output.data.report, root / "data_report.json")
+    report = dict(output.data.report)
+    markdown = report.pop("markdown", None)
+    _dump(report, root / "data_report.json")
+    if markdown:
+        (root / "data_report.md").write_text(markdown, encoding="utf-8")
     art = root / "artifacts"
     art.mkdir()
     for name, res in output.results.items():
