@@ -1,0 +1,313 @@
+"""A self-contained HTML report: verdicts, results, tables, figures and the run manifest.
+
+The page is one file with no external resources (no scripts, fonts or stylesheets from the
+network): figures are embedded as base64 PNG ``data:`` URIs, tables as HTML, the manifest
+as JSON in a collapsible ``<details>`` block, so it can be mailed, archived or opened
+offline. The output is deterministic for given inputs (no timestamps are added; the run's
+time, if any, comes from the manifest). Written with the standard library only.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from ..errors import ZoneImpactError
+from .tables import Table
+
+__all__ = ["ReportError", "figure_to_png", "write_report"]
+
+
+class ReportError(ZoneImpactError, ValueError):
+    """The report cannot be built from the inputs given."""
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;
+ max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
+h1{font-size:1.6em;border-bottom:2px solid #0072B2;padding-bottom:.2em}
+h2{font-size:1.25em;margin-top:2em;border-bottom:1px solid #ccc}
+h3{font-size:1.05em;margin-bottom:.3em}
+nav a{margin-right:1em}
+table{border-collapse:collapse;margin:.5em 0 1em;font-size:.9em}
+caption{caption-side:top;text-align:left;font-weight:600;padding:.3em 0}
+th,td{padding:.2em .7em;text-align:right;white-space:nowrap}
+th:first-child,td:first-child{text-align:left}
+thead tr{border-top:2px solid #222;border-bottom:1px solid #222}
+tbody tr:last-child{border-bottom:2px solid #222}
+tr.midrule{border-top:1px solid #222}
+tfoot td{text-align:left;font-size:.85em;color:#555;white-space:normal}
+.zi-table tbody th{font-weight:normal}
+.verdict{padding:.1em .5em;border-radius:3px;font-weight:600}
+.v-supported{background:#cde8dc;color:#00523a}
+.v-contradicted{background:#f6d3bf;color:#7a2e00}
+.v-inconclusive{background:#e6e6e6;color:#333}
+figure{display:inline-block;margin:0 1.5em 1.5em 0;vertical-align:top}
+figure img{max-width:100%;width:525px;border:1px solid #eee}
+figcaption{font-size:.9em;color:#444}
+details{margin:1em 0}
+summary{cursor:pointer;font-weight:600}
+pre{background:#f6f6f6;padding:1em;overflow:auto;font-size:.85em}
+.meta{color:#555;font-size:.9em}
+"""
+
+
+def figure_to_png(fig: Figure, *, dpi: int = 150) -> bytes:
+    """PNG bytes of a figure (its canvas is not changed; pyplot is not used)."""
+    buf = io.BytesIO()
+    # No "Software" metadata: the bytes then depend only on the figure, not on the
+    # installed matplotlib version.
+    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+    return buf.getvalue()
+
+
+def _png_bytes(name: str, fig: Any) -> bytes:
+    if isinstance(fig, Figure):
+        return figure_to_png(fig)
+    if isinstance(fig, bytes | bytearray):
+        data = bytes(fig)
+    elif isinstance(fig, str | os.PathLike):
+        p = Path(fig)
+        if not p.is_file():
+            raise ReportError(f"Figure {name!r}: file {str(p)!r} does not exist.")
+        data = p.read_bytes()
+    else:
+        raise ReportError(
+            f"Figure {name!r} must be a matplotlib Figure, PNG bytes or a path to a PNG; "
+            f"got {type(fig).__name__}."
+        )
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        raise ReportError(f"Figure {name!r} is not a PNG image; save it as .png first.")
+    return data
+
+
+def _anchor(prefix: str, name: str) -> str:
+    return prefix + "-" + (re.sub(r"[^A-Za-z0-9_-]+", "-", str(name)).strip("-") or "x")
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float | np.floating):
+        if not math.isfinite(float(v)):
+            return "" if math.isnan(float(v)) else str(float(v))
+        return f"{float(v):.4g}"
+    if isinstance(v, bool | np.bool_):
+        return "yes" if v else "no"
+    return str(v)
+
+
+def _frame_html(df: pd.DataFrame, *, caption: str | None = None) -> str:
+    esc = html.escape
+    out = ['<table class="zi-table">']
+    if caption:
+        out.append(f"<caption>{esc(caption)}</caption>")
+    out.append(
+        "<thead><tr>" + "".join(f"<th>{esc(str(c))}</th>" for c in df.columns) + "</tr></thead>"
+    )
+    out.append("<tbody>")
+    for row in df.itertuples(index=False):
+        out.append("<tr>" + "".join(f"<td>{esc(_fmt(v))}</td>" for v in row) + "</tr>")
+    out.append("</tbody></table>")
+    return "\n".join(out)
+
+
+def _verdicts_html(df: pd.DataFrame) -> str:
+    esc = html.escape
+    cols = list(df.columns)
+    out = ['<table class="zi-table verdicts">']
+    out.append("<thead><tr>" + "".join(f"<th>{esc(str(c))}</th>" for c in cols) + "</tr></thead>")
+    out.append("<tbody>")
+    for row in df.itertuples(index=False):
+        cells = []
+        for c, v in zip(cols, row, strict=True):
+            text = esc(_fmt(v))
+            if c == "verdict":
+                key = re.sub(r"[^a-z]+", "", str(v).lower())
+                text = f'<span class="verdict v-{key}">{text}</span>'
+            cells.append(f"<td>{text}</td>")
+        out.append("<tr>" + "".join(cells) + "</tr>")
+    out.append("</tbody></table>")
+    return "\n".join(out)
+
+
+def _result_html(name: str, res: Any) -> str:
+    esc = html.escape
+    parts = [f'<h3 id="{_anchor("res", name)}">{esc(str(name))}</h3>']
+    est = esc(str(getattr(res, "estimator", "")))
+    outc = esc(str(getattr(res, "outcome", "")))
+    parts.append(
+        f'<p class="meta">estimator <code>{est}</code> · outcome <code>{outc}</code> · '
+        f"{esc(_fmt(getattr(res, 'n_units', '')))} units · "
+        f"{esc(_fmt(getattr(res, 'n_obs', '')))} observations</p>"
+    )
+    if hasattr(res, "tidy"):
+        tidy = res.tidy()
+    else:
+        tidy = pd.DataFrame(getattr(res, "terms", pd.DataFrame()))
+    # Donor-weight rows can run to hundreds: shown folded, after the estimates.
+    is_weight = tidy["term"].astype(str).str.startswith("weight:") if "term" in tidy else None
+    main = tidy if is_weight is None else tidy.loc[~is_weight]
+    parts.append(_frame_html(main))
+    if is_weight is not None and is_weight.any():
+        parts.append(
+            f"<details><summary>Weights ({int(is_weight.sum())} rows)</summary>"
+            + _frame_html(tidy.loc[is_weight, ["term", "estimate"]])
+            + "</details>"
+        )
+    info = getattr(res, "info", None) or {}
+    scalars = {k: v for k, v in info.items() if np.isscalar(v) or v is None}
+    if scalars:
+        parts.append(
+            "<details><summary>Settings and diagnostics</summary>"
+            + _frame_html(pd.DataFrame({"key": list(scalars), "value": list(scalars.values())}))
+            + "</details>"
+        )
+    return "\n".join(parts)
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    if isinstance(o, pd.Timestamp):
+        return o.isoformat()
+    return str(o)
+
+
+def write_report(
+    path: str | os.PathLike[str],
+    *,
+    title: str,
+    results: Mapping[str, Any] | None = None,
+    tables: Mapping[str, Any] | None = None,
+    figures: Mapping[str, Any] | None = None,
+    verdicts: pd.DataFrame | None = None,
+    manifest: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write a self-contained ``report.html``.
+
+    Parameters
+    ----------
+    path : path
+        The HTML file to write; an existing directory gets ``report.html`` inside it.
+        Written atomically (temporary file, then rename).
+    title : str
+        Page title and heading.
+    results : mapping name -> result, optional
+        Each shown with its ``tidy()`` table and ``info`` scalars.
+    tables : mapping name -> Table or DataFrame, optional
+        :class:`~zoneimpact.report.tables.Table` objects (rendered with ``to_html``) or
+        plain DataFrames.
+    figures : mapping name -> Figure, PNG bytes or PNG path, optional
+        Embedded as base64 PNG.
+    verdicts : DataFrame, optional
+        Claim verdicts (e.g. columns of :func:`~zoneimpact.report.tables.claims_table`);
+        a ``verdict`` column is colour-coded.
+    manifest : mapping, optional
+        Run manifest, shown as JSON in a collapsible block.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+    """
+    out = Path(path)
+    if out.is_dir():
+        out = out / "report.html"
+    if not out.parent.is_dir():
+        raise ReportError(f"Cannot write the report: folder {str(out.parent)!r} does not exist.")
+    esc = html.escape
+    results = dict(results or {})
+    tables = dict(tables or {})
+    figures = dict(figures or {})
+
+    sections: list[tuple[str, str, str]] = []  # (anchor, heading, body)
+    if verdicts is not None:
+        if not isinstance(verdicts, pd.DataFrame):
+            raise ReportError(f"`verdicts` must be a DataFrame; got {type(verdicts).__name__}.")
+        sections.append(("verdicts", "Claims and verdicts", _verdicts_html(verdicts)))
+    if tables:
+        body = []
+        for name, tab in tables.items():
+            body.append(f'<h3 id="{_anchor("tab", name)}">{esc(str(name))}</h3>')
+            if isinstance(tab, Table):
+                body.append(tab.to_html())
+            elif isinstance(tab, pd.DataFrame):
+                body.append(_frame_html(tab))
+            else:
+                raise ReportError(
+                    f"Table {name!r} must be a Table or a DataFrame; got {type(tab).__name__}."
+                )
+        sections.append(("tables", "Tables", "\n".join(body)))
+    if figures:
+        body = []
+        for name, fig in figures.items():
+            b64 = base64.b64encode(_png_bytes(str(name), fig)).decode("ascii")
+            body.append(
+                f'<figure id="{_anchor("fig", name)}"><img alt="{esc(str(name))}" '
+                f'src="data:image/png;base64,{b64}"><figcaption>{esc(str(name))}</figcaption></figure>'
+            )
+        sections.append(("figures", "Figures", "\n".join(body)))
+    if results:
+        sections.append(
+            ("results", "Estimates", "\n".join(_result_html(n, r) for n, r in results.items()))
+        )
+    if manifest is not None:
+        text = json.dumps(dict(manifest), indent=2, sort_keys=True, default=_json_default)
+        sections.append(
+            (
+                "manifest",
+                "Manifest",
+                f"<details><summary>Run manifest (JSON)</summary><pre>{esc(text)}</pre></details>",
+            )
+        )
+
+    nav = " ".join(f'<a href="#{a}">{esc(h)}</a>' for a, h, _ in sections)
+    doc = "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en">',
+            "<head>",
+            '<meta charset="utf-8">',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">',
+            f"<title>{esc(title)}</title>",
+            f"<style>{_CSS}</style>",
+            "</head>",
+            "<body>",
+            f"<h1>{esc(title)}</h1>",
+            f"<nav>{nav}</nav>",
+            *[f'<section id="{a}"><h2>{esc(h)}</h2>\n{b}\n</section>' for a, h, b in sections],
+            "</body>",
+            "</html>",
+            "",
+        ]
+    )
+    fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".html", dir=out.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(doc)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a report is meant to be shared
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out
