@@ -18,6 +18,7 @@ from ..errors import SpecError
 
 REGISTRY: dict[str, str] = {
     "twfe": "zoneimpact.estimators.twfe:fit",
+    "ppml": "zoneimpact.estimators.ppml:fit",
     "event_study": "zoneimpact.estimators.twfe:fit_event_study",
     "callaway_santanna": "zoneimpact.estimators.callaway_santanna:fit",
     "sun_abraham": "zoneimpact.estimators.sun_abraham:fit",
