@@ -1,0 +1,392 @@
+"""Absorbing fixed effects without dummy matrices (private helpers for the DiD estimators).
+
+:func:`demean` applies the within transformation for one or several sets of fixed effects
+(unit, period, ...) by the method of alternating projections (Guimarães & Portugal 2010;
+Gaure 2013, "OLS with multiple high dimensional category variables", *CSDA* 66, the
+algorithm of R ``lfe`` and ``fixest``): subtract the (weighted) group means of each fixed
+effect in turn until nothing changes. Group sums use ``np.bincount``, so memory stays
+O(n x k) whatever the number of levels and unbalanced panels need no special care. By the
+Frisch-Waugh-Lovell theorem, OLS of demeaned ``y`` on demeaned ``X`` gives the coefficients
+and residuals of the regression with the full set of dummies.
+
+Why by hand: statsmodels and linearmodels absorb one-way effects only (``PanelOLS`` handles
+two but needs a balanced MultiIndex frame and exposes no reusable demeaning routine), and
+pyfixest is a peer package we compare against, not a runtime dependency.
+
+:func:`fe_dof` counts the parameters a set of fixed effects uses (levels minus redundancies;
+the redundancy between two effects is counted exactly from the connected components of
+their bipartite graph), and :func:`cluster_ssc_k` turns it into the ``K`` of fixest's
+default small-sample correction for clustered standard errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+from scipy.sparse.csgraph import connected_components
+
+from ..errors import EstimationError
+
+__all__ = [
+    "factorize",
+    "demean",
+    "fe_dof",
+    "cluster_ssc_k",
+    "cluster_scores",
+    "cluster_codes",
+    "absorb",
+    "drop_nested",
+]
+
+
+def factorize(values: Sequence | np.ndarray | pd.Series) -> np.ndarray:
+    """Integer codes ``0..G-1`` for arbitrary labels (NaN not allowed)."""
+    codes, _ = pd.factorize(np.asarray(values), sort=True)
+    if (codes < 0).any():
+        raise EstimationError("Fixed-effect or cluster identifiers contain missing values.")
+    return codes.astype(np.intp)
+
+
+def _as_codes(fe: Sequence[np.ndarray], n: int) -> list[np.ndarray]:
+    out = []
+    for k, f in enumerate(fe):
+        f = np.asarray(f)
+        if f.shape != (n,):
+            raise EstimationError(
+                f"Fixed effect {k} has shape {f.shape}; expected ({n},) to match the data."
+            )
+        if np.issubdtype(f.dtype, np.integer) and f.size and f.min() >= 0:
+            out.append(f.astype(np.intp, copy=False))
+        else:
+            out.append(factorize(f))
+    return out
+
+
+def demean(
+    X: np.ndarray,
+    fe: Sequence[np.ndarray],
+    weights: np.ndarray | None = None,
+    tol: float = 1e-12,
+    maxiter: int = 100_000,
+) -> np.ndarray:
+    """Residuals of ``X`` after absorbing fixed effects (weighted within transformation).
+
+    Parameters
+    ----------
+    X : numpy.ndarray
+        Shape ``(n,)`` or ``(n, k)``; each column is demeaned separately. Not modified.
+    fe : list of numpy.ndarray
+        One array of length ``n`` per fixed effect: integer codes ``0..G-1`` or any
+        labels (factorized here). Panels may be unbalanced: groups of any size work.
+    weights : numpy.ndarray, optional
+        Positive observation weights (weighted least squares); ``None`` = equal weights.
+    tol : float
+        Stop when a full sweep changes no entry by more than ``tol * max(1, max|x|)``
+        for the column (the error left is about that change over one minus the
+        convergence rate, negligible at the default for any connected panel).
+    maxiter : int
+        Maximum number of sweeps over the fixed effects.
+
+    Returns
+    -------
+    numpy.ndarray
+        Same shape as ``X``: ``X`` minus its weighted projection on the dummy space, i.e.
+        the residuals of the weighted regression of each column on all fixed-effect dummies.
+
+    Notes
+    -----
+    Method of alternating projections (Gaure 2013, Algorithm 3.1): each sweep replaces
+    ``x`` by ``x - mean_w(x | group)`` for every fixed effect in turn; the iterates converge
+    to the projection on the orthogonal complement of the span of all dummies. With one
+    fixed effect a single sweep is exact; with two on a balanced panel, one sweep too.
+
+    Raises
+    ------
+    EstimationError
+        If the sweeps do not converge within ``maxiter``.
+    """
+    X = np.asarray(X, dtype=float)
+    one_d = X.ndim == 1
+    Z = X.reshape(len(X), -1).copy() if one_d else X.copy()
+    n = Z.shape[0]
+    codes = _as_codes(fe, n)
+    if weights is None:
+        w = np.ones(n)
+    else:
+        w = np.asarray(weights, dtype=float)
+        if w.shape != (n,) or not np.all(np.isfinite(w)) or (w <= 0).any():
+            raise EstimationError("Weights must be finite, positive, one per observation.")
+    if not codes or Z.shape[1] == 0:
+        return Z.ravel() if one_d else Z
+    sizes = [int(c.max()) + 1 if c.size else 0 for c in codes]
+    # Group-sum operators: sparse (levels x n) indicator matrices weighted by w, so one
+    # sparse product gives the weighted group sums of every column at once.
+    ops = [
+        sparse.csr_matrix((w, (c, np.arange(n))), shape=(g, n))
+        for c, g in zip(codes, sizes, strict=True)
+    ]
+    wsum = [np.asarray(op.sum(axis=1)).ravel() for op in ops]
+    scale = np.maximum(np.abs(Z).max(axis=0, initial=0.0), 1.0) * tol
+
+    def sweep(block: np.ndarray) -> np.ndarray:
+        change = np.zeros(block.shape[1])
+        for c, op, ws in zip(codes, ops, wsum, strict=True):
+            means = (op @ block) / ws[:, None]
+            block -= means[c]
+            change = np.maximum(change, np.abs(means).max(axis=0, initial=0.0))
+        return change
+
+    if len(codes) == 1:
+        sweep(Z)
+        return Z.ravel() if one_d else Z
+    active = np.arange(Z.shape[1])
+    for _ in range(maxiter):
+        if active.size == Z.shape[1]:
+            change = sweep(Z)  # in place: no copy while every column is still moving
+        else:
+            block = Z[:, active]
+            change = sweep(block)
+            Z[:, active] = block
+        active = active[change > scale[active]]
+        if active.size == 0:
+            break
+    else:
+        raise EstimationError(
+            f"Fixed-effect demeaning did not converge in {maxiter} sweeps ({active.size} "
+            "column(s) left); the fixed effects may be poorly connected. Raise maxiter or "
+            "loosen tol."
+        )
+    return Z.ravel() if one_d else Z
+
+
+def fe_dof(fe: Sequence[np.ndarray]) -> int:
+    """Number of free parameters of a set of fixed effects.
+
+    Sum of the levels minus the redundancies: for two effects the redundancy is exactly
+    the number of connected components of their bipartite graph (Abowd, Creecy & Kramarz
+    2002); each further effect is counted with one redundancy, as fixest does.
+    """
+    if not fe:
+        return 0
+    n = len(np.asarray(fe[0]))
+    codes = _as_codes(fe, n)
+    sizes = [int(c.max()) + 1 for c in codes]
+    if len(codes) == 1:
+        return sizes[0]
+    g1, g2 = sizes[0], sizes[1]
+    graph = sparse.coo_matrix(
+        (np.ones(n), (codes[0], g1 + codes[1])), shape=(g1 + g2, g1 + g2)
+    ).tocsr()
+    ncomp, _ = connected_components(graph, directed=False)
+    return sum(sizes) - ncomp - (len(codes) - 2)
+
+
+def _nested(fe_codes: np.ndarray, cluster: np.ndarray) -> bool:
+    """True if every level of the fixed effect lies within a single cluster."""
+    pairs = pd.DataFrame({"f": fe_codes, "c": cluster}).drop_duplicates()
+    return not pairs["f"].duplicated().any()
+
+
+def cluster_ssc_k(n_coef: int, fe: Sequence[np.ndarray], cluster: np.ndarray) -> int:
+    """``K`` of fixest's default clustered small-sample correction.
+
+    fixest's default ``ssc(adj = TRUE, fixef.K = "nested", cluster.adj = TRUE)`` scales the
+    cluster-robust sandwich by ``G/(G-1) * (n-1)/(n-K)`` with
+    ``K = n_coef + sum(levels) - (n_fe - 1) - sum(levels of FE nested in the cluster)
+    + (number of nested FE)`` (see fixest issue #554 and pyfixest ``get_ssc``). For unit
+    and period effects clustered by unit this gives ``K = n_coef + T``.
+    """
+    if not fe:
+        return n_coef
+    n = len(cluster)
+    codes = _as_codes(fe, n)
+    sizes = [int(c.max()) + 1 for c in codes]
+    k_fe = sum(sizes) - (len(codes) - 1)
+    nested = [s for c, s in zip(codes, sizes, strict=True) if _nested(c, cluster)]
+    return n_coef + k_fe - sum(nested) + len(nested)
+
+
+def cluster_scores(scores: np.ndarray, cluster: np.ndarray) -> np.ndarray:
+    """Sum the rows of ``scores`` (n x k) within clusters (integer codes) -> (G x k)."""
+    scores = np.asarray(scores, dtype=float)
+    s2 = scores.reshape(len(scores), -1)
+    g = int(cluster.max()) + 1
+    out = np.empty((g, s2.shape[1]))
+    for j in range(s2.shape[1]):
+        out[:, j] = np.bincount(cluster, weights=s2[:, j], minlength=g)
+    return out
+
+
+def cluster_codes(panel: object, data: pd.DataFrame, cluster: str | None) -> tuple[np.ndarray, str]:
+    """Integer cluster codes aligned with ``data`` (rows of ``panel.data``).
+
+    ``cluster`` names a column of ``panel.data`` or of ``panel.geography`` (mapped through the
+    unit); ``None`` clusters by unit. Returns the codes and the name used.
+    """
+    if cluster is None or cluster == "unit":
+        return factorize(data["unit"].to_numpy()), "unit"
+    if cluster in data.columns:
+        values = data[cluster]
+    else:
+        geo = getattr(panel, "geography", None)
+        if geo is None or cluster not in geo.columns:
+            geo_cols = [] if geo is None else list(geo.columns)
+            raise EstimationError(
+                f"Cluster variable {cluster!r} is neither a panel column nor a geography "
+                f"column (panel columns: {list(data.columns)}; geography: {geo_cols}). Pass "
+                "cluster=None to cluster by unit."
+            )
+        values = data["unit"].map(geo[cluster])
+    if values.isna().any():
+        u = data.loc[values.isna().to_numpy(), "unit"].iloc[0]
+        raise EstimationError(
+            f"Cluster variable {cluster!r} is missing for unit {u!r}; fill it or choose "
+            "another cluster variable."
+        )
+    return factorize(values.to_numpy()), cluster
+
+
+# ---------------------------------------------------------------------- direct absorption
+def drop_nested(fe: Sequence[np.ndarray]) -> list[int]:
+    """Indices of the fixed effects to keep after dropping those nested in another.
+
+    A fixed effect whose every level of a finer effect falls in a single one of its own
+    levels (``time`` within ``region x time``; ``region`` within ``unit``) spans a subspace
+    of the finer effect's dummies, so it adds no parameter and can be left out of the
+    absorption. Of two identical partitions the first is kept.
+    """
+    n = len(np.asarray(fe[0])) if fe else 0
+    codes = _as_codes(fe, n)
+    sizes = [int(c.max()) + 1 if c.size else 0 for c in codes]
+    keep = list(range(len(codes)))
+    for a in range(len(codes)):
+        for b in range(len(codes)):
+            if a == b or a not in keep or b not in keep or sizes[b] < sizes[a]:
+                continue
+            if sizes[a] == sizes[b] and b > a:
+                continue  # of two equal partitions, drop the later one (handled at a > b)
+            # a is nested in b when each level of b meets exactly one level of a: write
+            # any one a-value per b-level, then every row must agree with it (O(n)).
+            ref = np.zeros(sizes[b], dtype=np.intp)
+            ref[codes[b]] = codes[a]
+            if np.array_equal(ref[codes[b]], codes[a]):
+                keep.remove(a)
+    return keep
+
+
+def absorb(
+    X: np.ndarray,
+    fe: Sequence[np.ndarray],
+    weights: np.ndarray | None = None,
+    max_dense: int = 2500,
+) -> tuple[np.ndarray, int]:
+    """Residuals of ``X`` after absorbing fixed effects, exactly, and the rank of the FE.
+
+    Same projection as :func:`demean` but without iterations when all fixed effects but
+    the largest have few levels in total (unit + year, + region x year, + city x year):
+    the largest effect (``p``, e.g. firms) is swept out by group means and the others
+    (dummies ``D`` with ``L <= max_dense`` columns) are partialled out of the result by
+    Frisch-Waugh-Lovell (Frisch & Waugh 1933; Lovell 1963; the ``areg`` strategy)::
+
+        M x = M_p x - M_p D (D' W M_p D)^+ D' W M_p x
+
+    where ``M_p`` is the W-weighted within-``p`` transformation. ``D' W M_p D`` is the
+    ``L x L`` matrix ``D'WD - C' diag(1/w_p) C`` with ``C`` the (sparse) ``p x level`` table
+    of weights, built from sparse products in O(n); its pseudo-inverse comes from an
+    eigendecomposition whose rank is the exact number of parameters the secondary effects
+    add beyond ``p`` (Abowd, Creecy & Kramarz 2002 count it for two effects; here it is
+    exact for any number). With larger ``L`` it falls back to :func:`demean` (alternating
+    projections) and :func:`fe_dof`.
+
+    Parameters
+    ----------
+    X : numpy.ndarray
+        ``(n,)`` or ``(n, k)``; not modified.
+    fe : list of numpy.ndarray
+        One code/label array of length ``n`` per fixed effect.
+    weights : numpy.ndarray, optional
+        Positive observation weights.
+    max_dense : int
+        Largest total number of secondary levels handled by the direct solve.
+
+    Returns
+    -------
+    Z : numpy.ndarray
+        Same shape as ``X``: the residuals of the weighted regression on all dummies.
+    rank : int
+        Number of linearly independent fixed-effect dummies (the FE's share of ``K`` in
+        the small-sample factor of statsmodels with dummy variables).
+    """
+    X = np.asarray(X, dtype=float)
+    one_d = X.ndim == 1
+    X2 = X.reshape(len(X), -1)
+    n = X2.shape[0]
+    codes = _as_codes(fe, n)
+    if not codes:
+        return X.copy(), 0
+    if weights is None:
+        w = np.ones(n)
+    else:
+        w = np.asarray(weights, dtype=float)
+        if w.shape != (n,) or not np.all(np.isfinite(w)) or (w <= 0).any():
+            raise EstimationError("Weights must be finite, positive, one per observation.")
+    codes = [codes[i] for i in drop_nested(codes)]
+    # compact codes: levels absent from these rows would add empty dummies
+    codes = [c if np.bincount(c).all() else factorize(c) for c in codes]
+    sizes = [int(c.max()) + 1 for c in codes]
+    main = int(np.argmax(sizes))
+    p, gp = codes[main], sizes[main]
+    rest = [(c, g) for i, (c, g) in enumerate(zip(codes, sizes, strict=True)) if i != main]
+    n_sec = sum(g for _, g in rest)
+    if n_sec > max_dense:
+        Z = demean(X2, codes, weights=weights)
+        return (Z.ravel() if one_d else Z), fe_dof(codes)
+
+    unweighted = weights is None
+    wp = np.bincount(p, weights=w, minlength=gp)
+
+    def gsum(c: np.ndarray, g: int, col: np.ndarray) -> np.ndarray:
+        return np.bincount(c, weights=col if unweighted else w * col, minlength=g)
+
+    # columns as contiguous rows (k, n): bincount on strided columns would copy each time
+    Zt = np.array(X2.T, dtype=float, order="C")
+    for col in Zt:
+        col -= (gsum(p, gp, col) / wp)[p]
+    if not rest:
+        Z = Zt.T
+        return (Z.ravel() if one_d else Z), gp
+    offsets = np.cumsum([0] + [g for _, g in rest])
+    # D'WD: diagonal blocks are the level weights, off-diagonal blocks cross-tabulations
+    A = np.zeros((n_sec, n_sec))
+    for a, (ca, ga) in enumerate(rest):
+        for b2, (cb, gb) in enumerate(rest[a:], start=a):
+            block = np.bincount(ca * gb + cb, weights=None if unweighted else w, minlength=ga * gb)
+            block = block.reshape(ga, gb)
+            A[offsets[a] : offsets[a + 1], offsets[b2] : offsets[b2 + 1]] = block
+            A[offsets[b2] : offsets[b2 + 1], offsets[a] : offsets[a + 1]] = block.T
+    # minus C' diag(1/w_p) C, C the sparse (p-level x secondary level) table of weights
+    cols = np.concatenate([c + o for (c, _), o in zip(rest, offsets[:-1], strict=True)])
+    C = sparse.coo_matrix(
+        (np.tile(w, len(rest)), (np.tile(p, len(rest)), cols)), shape=(gp, n_sec)
+    ).tocsr()
+    Cs = sparse.diags(1.0 / np.sqrt(wp)) @ C
+    A -= (Cs.T @ Cs).toarray()
+    # D' W M_p X (M_p is W-symmetric)
+    b = np.stack(
+        [np.concatenate([gsum(c, g, col) for c, g in rest]) for col in Zt],
+        axis=1,
+    )
+    ev, V = np.linalg.eigh((A + A.T) / 2)
+    keep = ev > ev.max(initial=0.0) * 1e-10
+    lam = V[:, keep] @ ((V[:, keep].T @ b) / ev[keep][:, None])
+    for j, col in enumerate(Zt):
+        fitted = np.zeros(n)
+        for (c, _), o in zip(rest, offsets[:-1], strict=True):
+            fitted += lam[o:, j][c]
+        fitted -= (gsum(p, gp, fitted) / wp)[p]
+        col -= fitted
+    Z = Zt.T
+    return (Z.ravel() if one_d else Z), gp + int(keep.sum())

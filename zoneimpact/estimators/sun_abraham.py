@@ -1,0 +1,348 @@
+"""Sun & Abraham (2021) interaction-weighted event-study estimator.
+
+Sun, L. and Abraham, S. (2021), "Estimating dynamic treatment effects in event studies with
+heterogeneous treatment effects", *Journal of Econometrics* 225(2), 175-199.
+
+Step 1 (Section 4.1, eq. 27 of the paper) is the saturated two-way fixed-effects regression
+
+    Y_it = a_i + l_t + sum_{g not in C} sum_{e not in R} d_{g,e} 1{G_i = g} 1{t - G_i = e}
+           (+ X_it b) + u_it
+
+with a control cohort ``C`` (never treated, or the last-treated cohort on periods before
+it is treated) and excluded relative periods ``R`` (default ``{-1}``). The cohort-specific
+effects ``d_{g,e}`` are CATT_{g,e} under parallel trends and no anticipation (Prop. 3).
+
+Step 2 (eq. 28-29) aggregates them into the interaction-weighted (IW) event-time effect
+``nu_e = sum_g Pr(G = g | e observed) d_{g,e}`` with cohort shares estimated by the sample
+shares of the cells. As in fixest ``sunab()``/``aggregate()`` the share of cell ``(g, e)``
+is its number of observations in the estimation sample (= the cohort's size on a balanced
+panel), and the shares are treated as fixed in the delta-method variance
+``V(nu) = A V(d) A'`` (the paper's Prop. 6 adds a term for their estimation; fixest and
+``eventstudyinteract`` without the share term are the benchmarks users compare with).
+
+The ``att`` term is fixest's ``summary(x, agg = "ATT")``: the average of all post-treatment
+cells (``e >= 0``) weighted by their observation counts, i.e. the average effect over
+treated observations (equal to Callaway-Sant'Anna's "simple" aggregation on balanced
+panels).
+
+Standard errors are clustered (by unit unless ``cluster`` says otherwise) with fixest's
+default small-sample correction ``G/(G-1) * (n-1)/(n-K)`` (``ssc(adj = TRUE, fixef.K =
+"nested", cluster.adj = TRUE)``; ``K`` counts the slopes plus the fixed effects not nested
+in the clusters, see :func:`._fe.cluster_ssc_k`), and confidence intervals use a t
+distribution with ``G - 1`` degrees of freedom (fixest's ``t.df = "min"``).
+
+Why by hand: the estimator is a regression with absorbed fixed effects followed by a linear
+aggregation; statsmodels/linearmodels cannot absorb two-way effects on unbalanced panels and
+have no IW aggregation, and pyfixest/diff-diff are peer packages we test against, not
+runtime dependencies. The fixed effects are absorbed by alternating projections
+(:func:`._fe.demean`), never with dummy matrices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from ..errors import EstimationError
+from ..panel import Panel
+from ..results import EstimationResult, terms_frame
+from ._fe import cluster_codes, cluster_scores, cluster_ssc_k, demean, factorize
+
+__all__ = ["SunAbrahamResult", "fit"]
+
+
+@dataclass(frozen=True)
+class SunAbrahamResult(EstimationResult):
+    """Result of :func:`fit`; adds the cohort x relative-period effects.
+
+    Attributes
+    ----------
+    cohort_effects : pandas.DataFrame
+        One row per interaction ``(cohort, event)``: ``estimate``, ``se``, ``n_obs`` (cell
+        size) and ``weight`` (its IW share within its event time).
+    """
+
+    cohort_effects: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def artifacts(self) -> dict[str, pd.DataFrame]:
+        return {"cohort_effects": self.cohort_effects}
+
+
+def _covariate_list(panel: Panel, covariates: str | Sequence[str] | None) -> list[str]:
+    if covariates is None:
+        return []
+    covs = [covariates] if isinstance(covariates, str) else list(covariates)
+    missing = [c for c in covs if c not in panel.data.columns or c in ("unit", "time", "cohort")]
+    if missing:
+        raise EstimationError(
+            f"Covariate(s) {missing} are not panel columns; the panel's covariates are "
+            f"{list(panel.covariates)} (declare them in Panel.from_frame(covariates=...))."
+        )
+    return covs
+
+
+def _drop_collinear(
+    Xd: np.ndarray, X: np.ndarray, names: list[str], tol: float = 1e-9
+) -> tuple[np.ndarray, list[str], list[str]]:
+    """Drop covariates absorbed by the fixed effects (demeaned column ~ 0)."""
+    keep, dropped = [], []
+    for j in range(len(names)):
+        scale = max(float(np.abs(X[:, j]).max(initial=0.0)), 1.0)
+        (keep if np.abs(Xd[:, j]).max(initial=0.0) > tol * scale else dropped).append(j)
+    return Xd[:, keep], [names[j] for j in keep], [names[j] for j in dropped]
+
+
+def fit(
+    panel: Panel,
+    *,
+    outcome: str,
+    rng: np.random.Generator | None = None,
+    alpha: float = 0.05,
+    n_jobs: int = 1,
+    control: Literal["never_treated", "last_cohort"] = "never_treated",
+    ref_period: int | Sequence[int] = -1,
+    min_e: int | None = None,
+    max_e: int | None = None,
+    window: Literal["trim", "bin"] = "trim",
+    cluster: str | None = None,
+    covariates: str | Sequence[str] | None = None,
+) -> SunAbrahamResult:
+    """Sun-Abraham interaction-weighted event study.
+
+    Parameters
+    ----------
+    panel : Panel
+        Staggered-adoption panel (balanced or not); rows with a missing outcome or
+        covariate are dropped.
+    outcome : str
+        Outcome column.
+    rng, n_jobs
+        Accepted for the common estimator interface; the estimator is deterministic.
+    alpha : float
+        Level of the confidence intervals stored with the result.
+    control : {"never_treated", "last_cohort"}
+        Control cohort ``C`` of Sun & Abraham (2021, Assumption 1/Section 4.1).
+        ``"never_treated"`` uses never-treated units (an error if there are none).
+        ``"last_cohort"`` uses the last-treated cohort, restricting the sample to periods
+        before it is treated; never-treated units, if any, stay in as controls too.
+    ref_period : int or sequence of int
+        Excluded relative period(s) ``R`` (fixest ``ref.p``), default ``-1``. At least one
+        pre-period must be excluded for identification (Sun & Abraham 2021, Section 3).
+    min_e, max_e : int, optional
+        Event window. With ``window="trim"`` observations of treated cohorts outside
+        ``[min_e, max_e]`` are dropped; with ``window="bin"`` they are pooled into the
+        end-point relative periods (fixest ``bin.rel``-style binning).
+    window : {"trim", "bin"}
+        How to treat relative periods outside the window.
+    cluster : str, optional
+        Cluster variable: a column of ``panel.data`` or ``panel.geography``; default unit.
+    covariates : str or list of str, optional
+        Time-varying controls ``X_it`` (time-invariant ones are absorbed by the unit
+        effects and dropped; see ``info["dropped_covariates"]``).
+
+    Returns
+    -------
+    SunAbrahamResult
+        Terms ``att`` (fixest ``agg = "ATT"``) and ``event:E`` for every relative period
+        outside ``ref_period``; ``vcov`` in terms order; ``cohort_effects`` with the
+        interactions ``d_{g,e}``; ``df = G - 1`` for t-based intervals.
+
+    Raises
+    ------
+    EstimationError
+        No never-treated units with ``control="never_treated"``, no treated cohort left,
+        a rank-deficient design, or bad options.
+    """
+    del rng, n_jobs  # deterministic; part of the common interface
+    panel._check_outcome(outcome)
+    if control not in ("never_treated", "last_cohort"):
+        raise EstimationError(
+            f"control={control!r} is not valid; use 'never_treated' or 'last_cohort'."
+        )
+    if window not in ("trim", "bin"):
+        raise EstimationError(f"window={window!r} is not valid; use 'trim' or 'bin'.")
+    refs = sorted({int(ref_period)} if np.isscalar(ref_period) else {int(r) for r in ref_period})
+    if not refs:
+        raise EstimationError("ref_period is empty; exclude at least one pre-period (e.g. -1).")
+    if min_e is not None and max_e is not None and min_e > max_e:
+        raise EstimationError(f"min_e={min_e} exceeds max_e={max_e}.")
+    covs = _covariate_list(panel, covariates)
+
+    cols = ["unit", "time", "cohort", outcome, *covs]
+    if cluster is not None and cluster in panel.data.columns and cluster not in cols:
+        cols.append(cluster)
+    df = panel.data.loc[:, cols]
+    df = df.loc[df[[outcome, *covs]].notna().all(axis=1).to_numpy()]
+
+    cohort = df["cohort"].to_numpy(float)
+    time = df["time"].to_numpy(np.int64)
+    if control == "never_treated":
+        if not np.isinf(cohort).any():
+            raise EstimationError(
+                "control='never_treated' but the panel has no never-treated unit (cohort "
+                "column all finite). Use control='last_cohort' to take the last-treated "
+                "cohort as the control group."
+            )
+        is_control = np.isinf(cohort)
+        last = None
+    else:
+        finite = cohort[np.isfinite(cohort)]
+        if finite.size == 0:
+            raise EstimationError("control='last_cohort' but no unit is ever treated.")
+        last = float(finite.max())
+        keep = time < last
+        df, cohort, time = df.loc[keep], cohort[keep], time[keep]
+        is_control = (cohort == last) | np.isinf(cohort)
+        if (~is_control).sum() == 0:
+            raise EstimationError(
+                f"control='last_cohort': the last cohort ({last:g}) is the only treated "
+                "cohort, so no cohort is left to estimate effects for. Use never-treated "
+                "controls."
+            )
+
+    rel = np.where(is_control, 0, time - np.where(np.isfinite(cohort), cohort, 0)).astype(np.int64)
+    if min_e is not None or max_e is not None:
+        lo = -np.inf if min_e is None else min_e
+        hi = np.inf if max_e is None else max_e
+        if window == "trim":
+            keep = is_control | ((rel >= lo) & (rel <= hi))
+            df, cohort, time, rel, is_control = (
+                df.loc[keep],
+                cohort[keep],
+                time[keep],
+                rel[keep],
+                is_control[keep],
+            )
+        else:
+            rel = np.where(is_control, rel, np.clip(rel, lo, hi)).astype(np.int64)
+    if not any(r < 0 for r in refs):
+        raise EstimationError(
+            f"ref_period={refs} excludes no pre-treatment period; the saturated regression "
+            "is then collinear with the unit effects. Include a negative period (e.g. -1)."
+        )
+
+    y = df[outcome].to_numpy(float)
+    n = len(y)
+    treated_cell = ~is_control & ~np.isin(rel, refs)
+    cells = (
+        pd.DataFrame({"cohort": cohort[treated_cell], "event": rel[treated_cell]})
+        .value_counts()
+        .rename("n_obs")
+        .reset_index()
+        .sort_values(["event", "cohort"], kind="mergesort")
+        .reset_index(drop=True)
+    )
+    if cells.empty:
+        raise EstimationError("No treated cohort x relative-period cell to estimate.")
+    cell_index = pd.MultiIndex.from_frame(cells[["cohort", "event"]])
+    col_of = np.full(n, -1, dtype=np.intp)
+    col_of[treated_cell] = cell_index.get_indexer(
+        pd.MultiIndex.from_arrays([cohort[treated_cell], rel[treated_cell]])
+    )
+    P = len(cells)
+    X = np.zeros((n, P + len(covs)))
+    rows = np.flatnonzero(col_of >= 0)
+    X[rows, col_of[rows]] = 1.0
+    if covs:
+        X[:, P:] = df[covs].to_numpy(float)
+
+    unit_codes = factorize(df["unit"].to_numpy())
+    time_codes = factorize(time)
+    fe = [unit_codes, time_codes]
+    Xd = demean(X, fe)
+    yd = demean(y, fe)
+    # Interaction columns absorbed by the fixed effects make the design singular: that
+    # happens only without a valid control group (e.g. every period of a cohort dummied).
+    dead = [j for j in range(P) if np.abs(Xd[:, j]).max() < 1e-9]
+    if dead:
+        c = cells.iloc[dead[0]]
+        raise EstimationError(
+            f"Cohort {c['cohort']:g}, relative period {int(c['event'])} is collinear with "
+            "the fixed effects; exclude more relative periods (ref_period) or trim the "
+            "event window (min_e/max_e)."
+        )
+    cov_names = list(covs)
+    Xcov, kept_covs, dropped_covs = _drop_collinear(Xd[:, P:], X[:, P:], cov_names)
+    Xd = np.hstack([Xd[:, :P], Xcov])
+    k = Xd.shape[1]
+    XtX = Xd.T @ Xd
+    if np.linalg.matrix_rank(XtX) < k:
+        raise EstimationError(
+            "The saturated Sun-Abraham design is rank deficient (collinear covariates or "
+            "cells); drop covariates or trim the event window."
+        )
+    bread = np.linalg.inv(XtX)
+    beta = bread @ (Xd.T @ yd)
+    resid = yd - Xd @ beta
+
+    cl, cl_name = cluster_codes(panel, df, cluster)
+    G = int(cl.max()) + 1
+    if G < 2:
+        raise EstimationError(f"Only one cluster in {cl_name!r}; clustered SEs need >= 2.")
+    meat_scores = cluster_scores(Xd * resid[:, None], cl)
+    K = cluster_ssc_k(k, fe, cl)
+    ssc = G / (G - 1) * (n - 1) / (n - K)
+    V = ssc * bread @ (meat_scores.T @ meat_scores) @ bread
+    delta, V_delta = beta[:P], V[:P, :P]
+
+    # IW weights: observation shares of the cells within each event time (eq. 29), and
+    # within the post-treatment cells for fixest's "ATT" aggregate.
+    events = np.sort(cells["event"].unique())
+    counts = cells["n_obs"].to_numpy(float)
+    ev = cells["event"].to_numpy()
+    A = np.zeros((1 + len(events), P))
+    post = ev >= 0
+    if post.any():
+        A[0, post] = counts[post] / counts[post].sum()
+    else:
+        A[0] = np.nan
+    for r, e in enumerate(events, start=1):
+        m = ev == e
+        A[r, m] = counts[m] / counts[m].sum()
+    est = A @ delta
+    vcov = A @ V_delta @ A.T if post.any() else None
+    if vcov is None:
+        sub = A[1:] @ V_delta @ A[1:].T
+        vcov = np.full((len(events) + 1, len(events) + 1), np.nan)
+        vcov[1:, 1:] = sub
+    se = np.sqrt(np.clip(np.diag(vcov), 0, None))
+    names = ["att", *[f"event:{int(e)}" for e in events]]
+    terms = terms_frame(names, est, se, df=np.full(len(names), G - 1.0))
+
+    cohort_effects = cells.copy()
+    cohort_effects["cohort"] = cohort_effects["cohort"].astype(np.int64)
+    cohort_effects["estimate"] = delta
+    cohort_effects["se"] = np.sqrt(np.clip(np.diag(V_delta), 0, None))
+    cohort_effects["weight"] = A[1:].sum(axis=0) if len(events) else np.nan
+    cohort_effects = cohort_effects[["cohort", "event", "estimate", "se", "n_obs", "weight"]]
+
+    info = {
+        "control_group": control,
+        "control_cohort": "never" if last is None else int(last),
+        "ref_period": ",".join(str(r) for r in refs),
+        "cluster": cl_name,
+        "n_clusters": G,
+        "fixed_effects": "unit+time",
+        "ssc": f"fixest default: G/(G-1)*(n-1)/(n-K), K={K}",
+        "vcov_weights": "cell shares treated as fixed (fixest)",
+        "att_aggregation": "fixest agg='ATT': post cells weighted by observation counts",
+        "covariates": ",".join(kept_covs),
+        "dropped_covariates": ",".join(dropped_covs),
+        "window": window if (min_e is not None or max_e is not None) else "none",
+    }
+    return SunAbrahamResult(
+        estimator="sun_abraham",
+        outcome=outcome,
+        terms=terms,
+        main_term="att",
+        n_units=int(df["unit"].nunique()),
+        n_obs=n,
+        vcov=vcov,
+        info=info,
+        alpha=alpha,
+        cohort_effects=cohort_effects,
+    )
