@@ -15,6 +15,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 
+from ..errors import SpecError  # noqa: E402
 from . import html, plots, tables  # noqa: E402
 
 if TYPE_CHECKING:
@@ -50,8 +51,18 @@ def build_figures(output: RunOutput) -> dict[str, Any]:
     """The standard figures of every result, plus overlaid event studies."""
     figs: dict[str, Any] = {}
     events = _event_results(output.results)
-    if events:
-        figs["event_study"] = plots.event_study_plot(list(events.values()), labels=list(events))
+    chosen = output.spec.figures.get("event_study")
+    if chosen is None:
+        # one estimate per estimator keeps the overlay readable at a column's width
+        seen: dict[str, str] = {}
+        for name, res in events.items():
+            seen.setdefault(res.estimator, name)
+        chosen = list(seen.values())[:5]
+    unknown = [n for n in chosen if n not in events]
+    if unknown:
+        raise SpecError(f"[figures] event_study names {unknown}, which are not event-study estimates.")
+    if chosen:
+        figs["event_study"] = plots.event_study_plot([events[n] for n in chosen], labels=chosen)
     for name, res in output.results.items():
         for key, fig in plots.default_figures(res).items():
             if key == "event_study" and name in events:
