@@ -93,6 +93,19 @@ def load_data(spec: RunSpec, rng: np.random.Generator) -> LoadedData:
 CHINA_DATASETS = ("cities", "province_patents", "wanjiang")
 
 
+def _derived_logs(frame: pd.DataFrame, outcomes: tuple[str, ...]) -> pd.DataFrame:
+    """Add requested ``log1p_X`` (log(1 + X), keeps zeros) and ``log_X`` (X > 0) columns."""
+    new = {}
+    for name in outcomes:
+        for prefix, func in (("log1p_", np.log1p), ("log_", np.log)):
+            base = name[len(prefix) :]
+            if name.startswith(prefix) and name not in frame.columns and base in frame.columns:
+                x = frame[base].to_numpy(float)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    new[name] = np.where(x > 0, func(x), np.nan) if prefix == "log_" else func(x)
+    return frame.assign(**new) if new else frame
+
+
 def _load_china(spec: RunSpec) -> LoadedData:
     """The China zone study panels (see ``docs/china_data.md``).
 
@@ -136,9 +149,7 @@ def _load_china(spec: RunSpec) -> LoadedData:
         frame = frame[frame["year"] >= int(first)]
     if last is not None:
         frame = frame[frame["year"] <= int(last)]
-    if "log1p_fdi" in spec.data.outcomes and "fdi" in frame.columns:
-        # log(1 + x) keeps the zeros that log(x) would drop (FDI is zero-inflated)
-        frame = frame.assign(log1p_fdi=np.log1p(frame["fdi"]))
+    frame = _derived_logs(frame, spec.data.outcomes)
     if geography is not None and "unit" in geography.columns and unit == "city_code":
         geography = geography[geography["unit"].isin(frame[unit].unique())]
     if adjacency is not None:
