@@ -93,10 +93,24 @@ def load_data(spec: RunSpec, rng: np.random.Generator) -> LoadedData:
 CHINA_DATASETS = ("cities", "province_patents", "wanjiang")
 
 
-def _derived_logs(frame: pd.DataFrame, outcomes: tuple[str, ...]) -> pd.DataFrame:
-    """Add requested ``log1p_X`` (log(1 + X), keeps zeros) and ``log_X`` (X > 0) columns."""
+def _derived_outcomes(
+    frame: pd.DataFrame, outcomes: tuple[str, ...], unit: str = "city_code"
+) -> pd.DataFrame:
+    """Add requested derived outcomes: ``log1p_X`` (log(1 + X), keeps zeros), ``log_X``
+    (X > 0) and ``growth_X`` (100 x the year-on-year log difference of X, in percent).
+    """
     new = {}
     for name in outcomes:
+        base = name[len("growth_") :]
+        if name.startswith("growth_") and base in frame.columns:
+            x = frame[base].where(frame[base] > 0).to_numpy(float)
+            lx = pd.Series(np.log(x), index=frame.index)
+            ordered = frame.assign(_lx=lx).sort_values([unit, "year"])
+            diff = ordered.groupby(unit)["_lx"].diff() * 100
+            # only consecutive years give an annual growth rate
+            gap = ordered.groupby(unit)["year"].diff()
+            new[name] = diff.where(gap == 1).reindex(frame.index)
+            continue
         for prefix, func in (("log1p_", np.log1p), ("log_", np.log)):
             base = name[len(prefix) :]
             if name.startswith(prefix) and name not in frame.columns and base in frame.columns:
@@ -139,17 +153,26 @@ def _load_china(spec: RunSpec) -> LoadedData:
     elif dataset == "province_patents":
         frame = build_province_patents(data_dir)
         unit, cohort = "province", "cohort_htz"
-        files = [china_files.PATENT_APPL_FILE, china_files.PATENT_GRANT_FILE, china_files.ZONES_FILE]
-        geography = frame.groupby("province", as_index=False)["region"].first().rename(columns={"province": "unit"})
+        files = [
+            china_files.PATENT_APPL_FILE,
+            china_files.PATENT_GRANT_FILE,
+            china_files.ZONES_FILE,
+        ]
+        geography = (
+            frame.groupby("province", as_index=False)["region"]
+            .first()
+            .rename(columns={"province": "unit"})
+        )
     else:
         frame = build_wanjiang_panel(data_dir)
         unit, cohort = "city_code", "cohort_wanjiang"
         files = list(china_files.CITY_FILES)
+    # derived outcomes first: a growth rate in the window's first year needs the year before
+    frame = _derived_outcomes(frame, spec.data.outcomes, unit)
     if first is not None:
         frame = frame[frame["year"] >= int(first)]
     if last is not None:
         frame = frame[frame["year"] <= int(last)]
-    frame = _derived_logs(frame, spec.data.outcomes)
     if geography is not None and "unit" in geography.columns and unit == "city_code":
         geography = geography[geography["unit"].isin(frame[unit].unique())]
     if adjacency is not None:
