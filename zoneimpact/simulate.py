@@ -6,7 +6,8 @@ average of their difference, whatever the outcome's shape (skewed, zero-inflated
 
 Design (all settings in :class:`SimulationDesign`):
 
-* ``n_units`` units in ``n_regions`` regions with coordinates (a China-sized box).
+* ``n_units`` units in ``n_regions`` regions with coordinates (a China-sized box); a
+  share ``zone_region_share`` of the regions host zones, the others none.
 * An observed covariate ``x`` drives both the chance of getting a zone and its timing
   (higher ``x`` → earlier wave), and the unit's level, so naive comparisons are biased
   while parallel trends hold in levels; ``covariate_trend`` adds an ``x``-specific trend
@@ -49,6 +50,7 @@ class SimulationDesign:
     first_year: int = 1996
     last_year: int = 2022
     zone_share: float = 0.45
+    zone_region_share: float = 0.75
     waves: dict[int, float] = field(
         default_factory=lambda: {2000: 0.3, 2010: 0.2, 2012: 0.2, 2014: 0.15, 2015: 0.15}
     )
@@ -69,6 +71,10 @@ class SimulationDesign:
     patent_scale: float = 0.2
 
     def __post_init__(self) -> None:
+        if not 0 < self.zone_region_share <= 1:
+            raise ZoneImpactError(
+                f"zone_region_share must be in (0, 1]; received {self.zone_region_share}."
+            )
         if not 0 < self.zone_share < 1:
             raise ZoneImpactError(f"zone_share must be in (0, 1); received {self.zone_share}.")
         if self.first_year >= self.last_year:
@@ -178,7 +184,13 @@ def simulate(
     x = rng.normal(0, 1, n) + 0.5 * rng.normal(0, 1, d.n_regions)[region]
     score = d.timing_on_covariate * x + rng.logistic(0, 1, n)
     cohort = np.zeros(n, dtype=int)
+    # some regions get no zone at all: their units are the clean comparisons that a
+    # spillover-aware design needs (exposed neighbours cannot serve as controls)
+    n_zone_regions = max(1, int(round(d.zone_region_share * d.n_regions)))
+    zone_regions = set(rng.permutation(d.n_regions)[:n_zone_regions].tolist())
     for r in range(d.n_regions):
+        if r not in zone_regions:
+            continue
         members = np.flatnonzero(region == r)
         # keep at least two never-zone units per region so displacement has a source
         n_zone = min(int(round(d.zone_share * len(members))), len(members) - 2)
@@ -268,7 +280,11 @@ def simulate(
     geography = pd.DataFrame(
         {"unit": unit_ids, "region": [f"r{r:02d}" for r in region], "lat": lat, "lon": lon}
     )
+    # adjacency: same-region pairs within the radius, plus every zone-neighbour pair that
+    # carries a spillover (the fallback pairs of zones with no unit that close)
     same = (region[:, None] == region[None, :]) & (dist <= d.radius_km)
+    for i, nb in neighbours.items():
+        same[i, nb] = same[nb, i] = True
     iu, ju = np.nonzero(np.triu(same, 1))
     adjacency = pd.DataFrame({"unit": unit_ids[iu], "neighbour": unit_ids[ju]})
 

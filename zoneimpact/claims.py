@@ -1,0 +1,467 @@
+"""Claims of the seed documents as hypotheses, and verdicts from the estimates.
+
+``seeds/claims.toml`` lists each claim with its document, a short quote, the hypothesis,
+the outcome(s), the estimand (``direct``, ``net``, ``spillover``, ``displacement_share``,
+``concentration``, ``concentration_hhi``) and the test. Claims the data cannot test carry
+``testable = false`` and the reason.
+
+Verdicts follow the equivalence logic of two one-sided tests (Schuirmann 1987; Lakens
+2017, "Equivalence tests", *Social Psychological and Personality Science* 8(4)):
+
+* ``equivalence`` (a null claim, "no effect"): with the ``(1 - 2 alpha)`` confidence
+  interval of ``estimate - null_value``, **supported** if it lies inside ``(-margin,
+  margin)``, **contradicted** if it lies entirely beyond one side of the margin band (a
+  significant effect larger than the margin), **inconclusive** otherwise;
+* ``positive`` (a claim that zones raise the outcome): **supported** if the interval lies
+  above 0, **contradicted** if it lies below ``+margin`` (the effect is at most
+  negligible), **inconclusive** otherwise; ``negative`` mirrors it.
+
+When :mod:`zoneimpact.inference.equivalence` is present its ``judge_null_claim`` decides
+the equivalence verdicts. ``breakdown`` is the Rambachan-Roth (2023) breakdown value of the
+direct effect's event study when a registry estimator produced one (else NaN).
+
+Entry points: :func:`load_claims`, :func:`evaluate_claims`, :func:`run_claims` and
+:func:`run_claims_cli` (``python -m zoneimpact claims``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .errors import SpecError, ZoneImpactError
+from .panel import Panel
+from .parallel import as_generator
+from .results import EstimationResult
+
+__all__ = [
+    "Claim",
+    "DEFAULT_CLAIMS",
+    "evaluate_claims",
+    "judge",
+    "load_claims",
+    "run_claims",
+    "run_claims_cli",
+]
+
+DEFAULT_CLAIMS = Path(__file__).resolve().parents[1] / "seeds" / "claims.toml"
+
+#: estimand -> (result key suffix, term)
+ESTIMANDS: dict[str, tuple[str, str]] = {
+    "direct": ("", "direct"),
+    "net": ("", "net_per_treated"),
+    "spillover": ("", "spillover"),
+    "displacement_share": ("", "displacement_share"),
+    "concentration": (":share", "direct"),
+    "concentration_hhi": (":hhi", "att"),
+}
+TESTS = ("equivalence", "positive", "negative")
+MARGIN_UNITS = ("pre_mean", "absolute")
+COLUMNS = [
+    "claim",
+    "document",
+    "data",
+    "estimator",
+    "outcome",
+    "estimand",
+    "test",
+    "estimate",
+    "ci_low",
+    "ci_high",
+    "null_value",
+    "margin",
+    "breakdown",
+    "verdict",
+    "note",
+]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim of a seed document, as a testable hypothesis (see module docstring)."""
+
+    id: str
+    document: str
+    quote: str
+    hypothesis: str
+    outcomes: tuple[str, ...] = ()
+    estimand: str = "net"
+    test: str = "equivalence"
+    margin: float = math.nan
+    margin_unit: str = "pre_mean"
+    null_value: float = 0.0
+    testable: bool = True
+    reason: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        where = f"claim {self.id!r}"
+        if self.estimand not in ESTIMANDS:
+            raise SpecError(
+                f"{where}: estimand {self.estimand!r} unknown; use one of {list(ESTIMANDS)}."
+            )
+        if self.test not in TESTS:
+            raise SpecError(f"{where}: test {self.test!r} unknown; use one of {list(TESTS)}.")
+        if self.margin_unit not in MARGIN_UNITS:
+            raise SpecError(
+                f"{where}: margin_unit {self.margin_unit!r} unknown; use one of "
+                f"{list(MARGIN_UNITS)}."
+            )
+        if self.testable and not (self.margin > 0):
+            raise SpecError(
+                f"{where}: a testable claim needs a positive margin; got {self.margin}."
+            )
+        if not self.testable and not self.reason:
+            raise SpecError(f"{where}: an untestable claim must give its reason.")
+        if len(self.quote) > 300:
+            raise SpecError(f"{where}: quote is {len(self.quote)} characters; keep one sentence.")
+
+
+def load_claims(path: str | Path | None = None) -> list[Claim]:
+    """Read ``[[claim]]`` tables from a TOML file (default ``seeds/claims.toml``)."""
+    path = Path(path) if path is not None else DEFAULT_CLAIMS
+    if not path.exists():
+        raise SpecError(f"Claims file not found: {path}; pass its path (claims.file in the spec).")
+    raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    known = set(Claim.__dataclass_fields__) - {"extra"}
+    out = []
+    for k, item in enumerate(raw.get("claim", [])):
+        missing = [f for f in ("id", "document", "quote", "hypothesis") if f not in item]
+        if missing:
+            raise SpecError(f"{path}: claim #{k + 1} lacks field(s) {missing}.")
+        vals = {key: v for key, v in item.items() if key in known}
+        vals["outcomes"] = tuple(vals.get("outcomes", ()))
+        vals["extra"] = {key: v for key, v in item.items() if key not in known}
+        out.append(Claim(**vals))
+    ids = [c.id for c in out]
+    dup = {i for i in ids if ids.count(i) > 1}
+    if dup:
+        raise SpecError(f"{path}: claim id(s) {sorted(dup)} used twice.")
+    return out
+
+
+# ---------------------------------------------------------------------- verdicts
+def judge(
+    estimate: float,
+    se: float,
+    margin: float,
+    *,
+    test: str = "equivalence",
+    null_value: float = 0.0,
+    alpha: float = 0.05,
+    df: float = math.inf,
+) -> tuple[str, float, float]:
+    """Verdict and the ``(1 - 2 alpha)`` interval ``(lo, hi)`` of ``estimate``.
+
+    The interval uses the normal quantile, or Student's t with ``df`` degrees of freedom
+    when finite (e.g. clusters - 1). ``equivalence`` verdicts come from
+    :func:`zoneimpact.inference.equivalence.judge_null_claim` when available (the same
+    rule, module docstring).
+    """
+    if not (np.isfinite(estimate) and np.isfinite(se)):
+        return "not estimable", math.nan, math.nan
+    z = float(stats.t.ppf(1 - alpha, df) if np.isfinite(df) else stats.norm.ppf(1 - alpha))
+    lo, hi = estimate - z * se, estimate + z * se
+    d_lo, d_hi = lo - null_value, hi - null_value
+    if test == "equivalence":
+        shared = _shared_judge()
+        if shared is not None and se > 0:
+            dfs = float(df) if np.isfinite(df) else None
+            return str(shared(estimate - null_value, se, margin, alpha, df=dfs)), lo, hi
+        if -margin < d_lo and d_hi < margin:
+            return "supported", lo, hi
+        if d_lo > margin or d_hi < -margin:
+            return "contradicted", lo, hi
+        return "inconclusive", lo, hi
+    sign = 1.0 if test == "positive" else -1.0
+    a, b = sorted((sign * d_lo, sign * d_hi))
+    if a > 0:
+        return "supported", lo, hi
+    if b < margin:
+        return "contradicted", lo, hi
+    return "inconclusive", lo, hi
+
+
+def _shared_judge() -> Any:
+    try:
+        from .inference.equivalence import judge_null_claim
+    except ImportError:
+        return None
+    return judge_null_claim
+
+
+def _breakdown(result: EstimationResult) -> float:
+    """Rambachan-Roth breakdown value of the direct piece's event study, if any."""
+    base = getattr(result, "base_results", {}) or {}
+    es = base.get("direct", result if "event:-2" in set(result.terms["term"]) else None)
+    if es is None or getattr(es, "vcov", None) is None:
+        return math.nan
+    try:
+        from .inference.honest import honest_did
+
+        return float(honest_did(es).breakdown)
+    except (ImportError, ZoneImpactError, ValueError, KeyError, np.linalg.LinAlgError):
+        return math.nan
+
+
+def evaluate_claims(
+    claims: Sequence[Claim],
+    results: Mapping[str, Mapping[str, EstimationResult | str]],
+    *,
+    alpha: float = 0.05,
+) -> pd.DataFrame:
+    """Judge each claim against the estimates.
+
+    Parameters
+    ----------
+    claims : sequence of Claim
+    results : mapping data name -> {key: result}
+        Keys: the outcome name for :func:`zoneimpact.estimators.spillover.fit` results,
+        ``"{outcome}:share"`` / ``"{outcome}:hhi"`` for concentration results. A string
+        value records why an estimate failed.
+    alpha : float
+        Verdicts use ``(1 - 2 alpha)`` intervals.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per claim x data x outcome (one row per untestable claim), columns
+        ``claim, document, data, estimator, outcome, estimand, test, estimate, ci_low,
+        ci_high, null_value, margin, breakdown, verdict, note``.
+    """
+    rows: list[dict[str, Any]] = []
+    for c in claims:
+        base = {
+            "claim": c.id,
+            "document": c.document,
+            "estimand": c.estimand,
+            "test": c.test,
+            "null_value": c.null_value,
+        }
+        if not c.testable:
+            rows.append({**base, "verdict": "untestable", "note": c.reason})
+            continue
+        suffix, term = ESTIMANDS[c.estimand]
+        for data, res_map in results.items():
+            for outcome in c.outcomes:
+                row = {**base, "data": data, "outcome": outcome}
+                res = res_map.get(outcome + suffix)
+                if res is None:
+                    rows.append(
+                        {
+                            **row,
+                            "verdict": "untestable",
+                            "note": f"outcome {outcome!r} not in data {data!r}",
+                        }
+                    )
+                    continue
+                if isinstance(res, str):
+                    rows.append({**row, "verdict": "not estimable", "note": res})
+                    continue
+                tidy = res.tidy().set_index("term")
+                if term not in tidy.index:
+                    rows.append(
+                        {**row, "verdict": "not estimable", "note": f"result lacks term {term!r}"}
+                    )
+                    continue
+                est, se = float(tidy.at[term, "estimate"]), float(tidy.at[term, "std_error"])
+                df = math.inf
+                if "df" in res.terms.columns:
+                    df = float(res.terms.set_index("term").at[term, "df"])
+                scale = res.info.get("pre_mean", math.nan) if c.margin_unit == "pre_mean" else 1.0
+                margin = c.margin * abs(float(scale))
+                verdict, lo, hi = judge(
+                    est, se, margin, test=c.test, null_value=c.null_value, alpha=alpha, df=df
+                )
+                engine = res.info.get("base_estimator")
+                rows.append(
+                    {
+                        **row,
+                        "estimator": res.estimator + (f"/{engine}" if engine else ""),
+                        "estimate": est,
+                        "ci_low": lo,
+                        "ci_high": hi,
+                        "margin": margin,
+                        "breakdown": _breakdown(res)
+                        if c.estimand in ("direct", "net")
+                        else math.nan,
+                        "verdict": verdict,
+                        "note": f"{100 * (1 - 2 * alpha):g}% CI; margin {c.margin:g} x {c.margin_unit}",
+                    }
+                )
+    return pd.DataFrame(rows).reindex(columns=COLUMNS)
+
+
+# ---------------------------------------------------------------------- running
+def _needs(claims: Sequence[Claim]) -> dict[str, set[str]]:
+    """Which estimates each outcome needs: 'spillover', 'share', 'hhi'."""
+    need: dict[str, set[str]] = {}
+    for c in claims:
+        if not c.testable:
+            continue
+        kind = {"concentration": "share", "concentration_hhi": "hhi"}.get(c.estimand, "spillover")
+        for o in c.outcomes:
+            need.setdefault(o, set()).add(kind)
+    return need
+
+
+def _panels_from_spec(data: Mapping[str, Any], rng: np.random.Generator) -> dict[str, Panel]:
+    from .simulate import design_from_dict, simulate
+
+    out = {}
+    for name, item in data.items():
+        if isinstance(item, Panel):
+            out[name] = item
+        elif isinstance(item, Mapping) and "simulate" in item:
+            out[name] = simulate(design_from_dict(dict(item["simulate"])), rng=rng).panel
+        elif hasattr(item, "panel") and isinstance(item.panel, Panel):
+            out[name] = item.panel
+        else:
+            raise SpecError(
+                f"data {name!r}: give a Panel, a Simulation, or {{simulate = {{...}}}}; "
+                f"received {type(item).__name__}."
+            )
+    return out
+
+
+def run_claims(
+    spec: Mapping[str, Any] | None = None,
+    *,
+    claims: Sequence[Claim] | str | Path | None = None,
+    panels: Mapping[str, Panel] | None = None,
+    rng: np.random.Generator | int | None = None,
+    alpha: float | None = None,
+    n_jobs: int | None = None,
+    spillover: Mapping[str, Any] | None = None,
+    concentration: Mapping[str, Any] | None = None,
+) -> tuple[pd.DataFrame, dict[str, dict[str, EstimationResult | str]]]:
+    """Estimate what the claims need on every panel and judge them.
+
+    Parameters
+    ----------
+    spec : dict, optional
+        Keys (all optional): ``claims`` (path of a claims TOML, or the key ``file``),
+        ``seed``, ``alpha``, ``n_jobs``, ``data`` (name -> Panel, Simulation or
+        ``{"simulate": {design overrides}}``), ``spillover`` (options of
+        :func:`zoneimpact.estimators.spillover.fit`, e.g. ``exposure``, ``n_boot``,
+        ``base_estimator``), ``concentration`` (``base_estimator`` and ``options`` of
+        :func:`zoneimpact.concentration.estimate_concentration`). Keyword arguments
+        override the spec.
+    claims : list of Claim or path, optional
+        Default: ``seeds/claims.toml``.
+    panels : dict name -> Panel, optional
+    rng : Generator or int, optional
+        Seeds the estimates (one child generator per data x outcome x kind, in order).
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        :func:`evaluate_claims` output.
+    results : dict
+        data name -> {outcome or "outcome:share"/"outcome:hhi" -> result or error text}.
+    """
+    from .concentration import estimate_concentration
+    from .estimators.spillover import fit as spill_fit
+
+    spec = dict(spec or {})
+    path = claims if claims is not None else spec.get("claims", spec.get("file"))
+    claim_list = (
+        list(path)
+        if isinstance(path, Sequence) and not isinstance(path, str)
+        else load_claims(path)
+    )
+    rng = as_generator(rng if rng is not None else spec.get("seed"))
+    alpha = float(alpha if alpha is not None else spec.get("alpha", 0.05))
+    n_jobs = int(n_jobs if n_jobs is not None else spec.get("n_jobs", 1))
+    sp_opts = dict(spillover if spillover is not None else spec.get("spillover", {}))
+    conc = dict(concentration if concentration is not None else spec.get("concentration", {}))
+    data = dict(panels) if panels is not None else _panels_from_spec(spec.get("data", {}), rng)
+    if not data:
+        raise SpecError("run_claims needs data: pass panels={name: Panel} or spec['data'].")
+
+    need = _needs(claim_list)
+    results: dict[str, dict[str, EstimationResult | str]] = {}
+    for name, panel in data.items():
+        res: dict[str, EstimationResult | str] = {}
+        for outcome in sorted(need):
+            if outcome not in panel.outcomes:
+                continue
+            for kind in ("spillover", "share", "hhi"):
+                if kind not in need[outcome]:
+                    continue
+                child = rng.spawn(1)[0]
+                key = outcome if kind == "spillover" else f"{outcome}:{kind}"
+                try:
+                    if kind == "spillover":
+                        res[key] = spill_fit(
+                            panel, outcome=outcome, rng=child, alpha=alpha, n_jobs=n_jobs, **sp_opts
+                        )
+                    else:
+                        opts = dict(conc.get("options", {}))
+                        if kind == "share":
+                            opts = {**sp_opts, **opts}
+                        res[key] = estimate_concentration(
+                            panel,
+                            outcome,
+                            kind=kind,
+                            rng=child,
+                            alpha=alpha,
+                            n_jobs=n_jobs,
+                            base_estimator=conc.get("base_estimator", "imputation"),
+                            options=opts,
+                        )
+                except ZoneImpactError as exc:
+                    res[key] = f"{type(exc).__name__}: {exc}"
+        results[name] = res
+    return evaluate_claims(claim_list, results, alpha=alpha), results
+
+
+def run_claims_cli(args: argparse.Namespace) -> int:
+    """``python -m zoneimpact claims [--spec FILE] [--out DIR]``: print the verdict table.
+
+    The spec's data block builds the panel (as ``estimate`` does); its optional
+    ``[claims]`` table holds ``file`` (claims TOML), ``spillover`` and ``concentration``
+    options (see :func:`run_claims`). ``--out`` writes ``claims.csv`` there.
+    """
+    from . import parallel
+    from .datasets import load_data
+    from .spec import load_spec
+
+    if getattr(args, "quiet", False):
+        parallel.set_progress(False)
+    spec = load_spec(args.spec, data_dir=getattr(args, "data_dir", None))
+    rng = np.random.default_rng(spec.seed)
+    loaded = load_data(spec, rng.spawn(1)[0])
+    opts = dict(spec.claims)
+    claims_file = opts.pop("file", None)
+    if claims_file is not None and spec.spec_path and not Path(claims_file).is_absolute():
+        claims_file = str(Path(spec.spec_path).parent / claims_file)
+    table, _ = run_claims(
+        {**opts, "claims": claims_file},
+        panels={spec.title or "data": loaded.panel},
+        rng=rng.spawn(1)[0],
+        alpha=spec.inference.alpha,
+        n_jobs=spec.inference.n_jobs,
+    )
+    with pd.option_context("display.max_colwidth", 60, "display.width", 200):
+        print(
+            table.drop(columns=["note"]).to_string(index=False, float_format=lambda v: f"{v:.4g}")
+        )
+    if getattr(args, "out", None):
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        target = out / "claims.csv"
+        if target.exists() and not getattr(args, "force", False):
+            raise SpecError(f"{target} exists already; pass --force to replace it.")
+        table.to_csv(target, index=False)
+        print(f"Wrote {target}")
+    return 0

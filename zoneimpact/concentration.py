@@ -1,0 +1,162 @@
+"""Concentration outcomes: a unit's share of its region, and the region's HHI.
+
+Whether zones *concentrate* activity rather than create it shows up in the distribution
+of activity inside a region: the zone unit's share of the regional total rises, and so
+does the Herfindahl-Hirschman index (HHI, the sum of squared shares) across the region's
+units. This module derives those outcomes from a :class:`~zoneimpact.panel.Panel` and
+returns new panels, so the same DiD / synthetic-control machinery estimates their change
+(DESIGN.md, "Estimands for concentration versus creation").
+
+* :func:`share_of_region` — unit-level panel with the outcome ``{outcome}_share`` =
+  ``y_it / sum_{j in region(i)} y_jt``; zone units keep their cohorts, so the ATT is the
+  change in a zone unit's regional share. Neighbours' shares fall when activity moves, so
+  estimate it with :func:`zoneimpact.estimators.spillover.fit` (term ``direct``) to keep
+  them out of the controls.
+* :func:`region_hhi` — region-by-period panel with ``{outcome}_hhi`` and
+  ``{outcome}_total``; a region is treated from its first zone period.
+
+Shares need non-negative outcomes; a region-period whose total is 0 or which misses any
+of its units' values gets NaN (shares of a changing set of units are not comparable).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from .errors import PanelError, SpecError
+from .panel import Panel
+from .results import EstimationResult
+
+__all__ = ["estimate_concentration", "region_hhi", "share_of_region"]
+
+
+def _regional(panel: Panel, outcome: str, column: str) -> pd.DataFrame:
+    panel._check_outcome(outcome)
+    geo = panel.require_geography([column])
+    d = panel.data[["unit", "time", "cohort", outcome]].copy()
+    y = d[outcome].to_numpy(float)
+    if np.nanmin(y) < 0:
+        row = d.loc[d[outcome] < 0].iloc[0]
+        raise PanelError(
+            f"Concentration measures need a non-negative outcome; {outcome!r} is "
+            f"{row[outcome]:g} at unit {row['unit']!r}, period {row['time']!r}."
+        )
+    d["region"] = geo[column].reindex(d["unit"]).to_numpy()
+    n_units = d.groupby("region")["unit"].transform("nunique")
+    grp = d.groupby(["region", "time"])[outcome]
+    d["_total"] = grp.transform("sum")
+    d["_count"] = grp.transform("count")
+    complete = (d["_count"] == n_units) & (d["_total"] > 0)
+    d["_share"] = np.where(complete, d[outcome] / d["_total"].where(complete, 1.0), np.nan)
+    d["_complete"] = complete
+    return d
+
+
+def share_of_region(
+    panel: Panel, outcome: str, *, column: str = "region", name: str | None = None
+) -> Panel:
+    """Add the outcome ``name`` (default ``{outcome}_share``): a unit's share of its region.
+
+    Parameters
+    ----------
+    panel : Panel
+        With a geography column ``column``.
+    outcome : str
+        A non-negative outcome in levels.
+    column : str
+        Geography column defining regions.
+    name : str, optional
+        Name of the new outcome.
+    """
+    d = _regional(panel, outcome, column)
+    return panel.with_outcome(name or f"{outcome}_share", d["_share"].to_numpy())
+
+
+def region_hhi(panel: Panel, outcome: str, *, column: str = "region") -> Panel:
+    """Region-by-period panel of the HHI of ``outcome`` across each region's units.
+
+    ``HHI_rt = sum_i s_it^2`` with ``s_it`` the unit's share of the region total; the
+    region's cohort is its first zone period (``inf`` if it never gets one). Outcomes:
+    ``{outcome}_hhi`` and ``{outcome}_total``; covariate ``n_units`` (units per region).
+    """
+    d = _regional(panel, outcome, column)
+    d["_sq"] = d["_share"] ** 2
+    agg = d.groupby(["region", "time"]).agg(
+        hhi=("_sq", "sum"),
+        total=(outcome, "sum"),
+        complete=("_complete", "all"),
+        n_units=("unit", "nunique"),
+    )
+    agg = agg.reset_index()
+    agg.loc[~agg["complete"], ["hhi", "total"]] = np.nan
+    first = d.groupby("region")["cohort"].min()
+    agg["cohort"] = first.reindex(agg["region"]).to_numpy()
+    hhi, tot = f"{outcome}_hhi", f"{outcome}_total"
+    frame = agg.rename(columns={"hhi": hhi, "total": tot})
+    frame["n_units"] = frame["n_units"].astype(float)
+    geo = pd.DataFrame({"unit": first.index.to_numpy(), "region": first.index.to_numpy()})
+    return Panel.from_frame(
+        frame[["region", "time", "cohort", hhi, tot, "n_units"]],
+        unit="region",
+        time="time",
+        cohort="cohort",
+        outcomes=[hhi, tot],
+        covariates=["n_units"],
+        geography=geo,
+        never_values=(),
+    )
+
+
+def estimate_concentration(
+    panel: Panel,
+    outcome: str,
+    *,
+    kind: Literal["share", "hhi"] = "share",
+    column: str = "region",
+    rng: np.random.Generator | int | None = None,
+    alpha: float = 0.05,
+    n_jobs: int = 1,
+    base_estimator: str = "imputation",
+    options: dict[str, Any] | None = None,
+) -> EstimationResult:
+    """Estimate the effect of zones on a concentration outcome.
+
+    ``kind="share"``: :func:`zoneimpact.estimators.spillover.fit` on the share panel
+    (its ``att`` is the direct effect on a zone unit's regional share, against clean
+    controls). ``kind="hhi"``: the registry estimator ``base_estimator`` on the region
+    panel of :func:`region_hhi`. The result's ``info["pre_mean"]`` holds the treated
+    units' pre-zone mean of the outcome (for equivalence margins).
+    """
+    options = dict(options or {})
+    if kind == "share":
+        from .estimators.spillover import fit as spill_fit
+
+        name = f"{outcome}_share"
+        sp = share_of_region(panel, outcome, column=column, name=name)
+        res = spill_fit(
+            sp,
+            outcome=name,
+            rng=rng,
+            alpha=alpha,
+            n_jobs=n_jobs,
+            base_estimator=base_estimator,
+            region_column=column,
+            **options,
+        )
+        return res
+    if kind == "hhi":
+        from .estimators import get_estimator
+
+        rp = region_hhi(panel, outcome, column=column)
+        name = f"{outcome}_hhi"
+        res = get_estimator(base_estimator)(
+            rp, outcome=name, rng=rng, alpha=alpha, n_jobs=n_jobs, **options
+        )
+        d = rp.data
+        pre = d.loc[np.isfinite(d["cohort"]) & (d["time"] < d["cohort"]), name]
+        return replace(res, info={**res.info, "pre_mean": float(pre.mean())})
+    raise SpecError(f"kind={kind!r} is not allowed; use 'share' or 'hhi'.")
