@@ -135,7 +135,8 @@ def test_bootstrap_reproducible_and_worker_independent():
 def test_concentration_world_direct_unbiased_naive_biased():
     """One large noise-light draw: with the true exposure map the direct effect is
     recovered; the naive DiD is pushed up by the neighbours' losses."""
-    sim = simulate(rng=8, **SMALL, displacement_share=1.0, noise_sd=5.0)
+    # no zero-reporting: a reported zero is a shock of a whole level, not light noise
+    sim = simulate(rng=8, **SMALL, displacement_share=1.0, noise_sd=5.0, zero_share=0.0)
     onset = sim.frame.drop_duplicates("unit").set_index("unit")["exposure_onset"]
     res = spillover.fit(
         sim.panel, outcome="fdi", rng=1, n_boot=50, exposure=exposure_from_onsets(sim.panel, onset)
