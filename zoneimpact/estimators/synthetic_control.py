@@ -1,0 +1,677 @@
+"""Synthetic control of Abadie, Diamond & Hainmueller (2010, JASA), with placebo inference.
+
+A treated unit (or the average of a cohort's treated units) is compared with a convex
+combination of never-treated donors, ``W`` (ADH 2010, eq. 1-3):
+
+    W(V) = argmin_{W in simplex} (X1 - X0 W)' V (X1 - X0 W)
+
+where ``X1``, ``X0`` are predictors (covariate averages over windows, outcome values in
+chosen years), standardised as R ``Synth`` does (each predictor divided by its standard
+deviation across the treated unit and the donors), and ``V`` is diagonal, non-negative,
+summing to one. ``V`` is chosen by nested optimisation (ADH 2010, Section 2.3; Abadie &
+Gardeazabal 2003): it minimises the mean squared prediction error of the outcome over the
+pre-treatment fit window, ``MSPE(V) = |Z1 - Z0 W(V)|^2 / T_fit``.
+
+Robustness of the nested search. ``MSPE(V)`` is piecewise smooth with several local
+minima (the donor support changes with ``V``), which is why implementations disagree on
+Prop 99. As R ``Synth`` does, ``V`` is parametrised as ``|v| / sum|v|`` and searched by
+Nelder-Mead from several starts: equal weights, Synth's regression-based start (squared
+coefficients of a regression of the fit-window outcomes on the predictors across units),
+and ``n_starts`` random Dirichlet(1) starts from ``rng``; each search is restarted once
+from its end point (Nelder-Mead stalls on kinks), and the start with the lowest MSPE wins.
+The inner QP is solved *exactly* by an active-set method (see
+:mod:`zoneimpact.estimators._simplex`) warm-started from the previous support; R Synth's
+interior-point ``ipop`` stops at a 5e-4 margin, which makes ``MSPE(V)`` noisy and lets the
+outer search stop early.
+
+Inference is by permutation (ADH 2010, Section 4): in-space placebos, post/pre RMSPE ratios
+and the rank p-value (:mod:`zoneimpact.inference.placebo`). The ``att`` term is the mean
+post-period gap; its ``se`` is NaN (SC has no sampling-based standard error; the
+permutation ``p_value`` is the inferential statement and is stored in the result and
+``info``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import minimize
+
+from ..errors import EstimationError, PanelError, SpecError
+from ..inference import placebo as plc
+from ..panel import Panel
+from ..parallel import as_generator
+from ..results import EstimationResult, terms_frame
+from ._sc_common import never_treated, outcome_matrix, require_donors
+from ._simplex import simplex_qp_gram
+
+
+@dataclass(frozen=True)
+class SyntheticControlResult(EstimationResult):
+    """ADH synthetic control result.
+
+    Attributes
+    ----------
+    donor_weights : Series
+        W by donor.
+    predictor_weights : Series
+        Diagonal of V by predictor.
+    treated_path, synthetic_path, gaps : Series
+        Outcome of the treated unit, of its synthetic control, and their difference, by period.
+    balance : DataFrame
+        Predictors x (treated, synthetic, donor_mean), in original units.
+    placebo_gaps : DataFrame or None
+        Periods x units (treated first), when placebos were run.
+    rmspe : DataFrame or None
+        Unit x (pre_rmspe, post_rmspe, ratio, kept, rank).
+    p_value : float
+        Permutation p-value of the post/pre RMSPE ratio (NaN without placebos).
+    in_time_gaps : Series or None
+        Gaps of the in-time placebo (fake treatment date).
+    loo_paths : DataFrame or None
+        Synthetic paths without each positive-weight donor.
+    """
+
+    donor_weights: pd.Series = field(default_factory=pd.Series)
+    predictor_weights: pd.Series = field(default_factory=pd.Series)
+    treated_path: pd.Series = field(default_factory=pd.Series)
+    synthetic_path: pd.Series = field(default_factory=pd.Series)
+    gaps: pd.Series = field(default_factory=pd.Series)
+    balance: pd.DataFrame = field(default_factory=pd.DataFrame)
+    placebo_gaps: pd.DataFrame | None = None
+    rmspe: pd.DataFrame | None = None
+    p_value: float = np.nan
+    in_time_gaps: pd.Series | None = None
+    loo_paths: pd.DataFrame | None = None
+
+    def artifacts(self) -> dict[str, pd.DataFrame]:
+        out = {
+            "donor_weights": self.donor_weights.rename("weight").rename_axis("unit").reset_index(),
+            "predictor_weights": self.predictor_weights.rename("v")
+            .rename_axis("predictor")
+            .reset_index(),
+            "gaps": pd.DataFrame(
+                {"treated": self.treated_path, "synthetic": self.synthetic_path, "gap": self.gaps}
+            )
+            .rename_axis("time")
+            .reset_index(),
+            "balance": self.balance.rename_axis("predictor").reset_index(),
+        }
+        if self.placebo_gaps is not None:
+            out["placebo_gaps"] = self.placebo_gaps.rename_axis("time").reset_index()
+        if self.rmspe is not None:
+            out["rmspe"] = self.rmspe.reset_index()
+        if self.in_time_gaps is not None:
+            out["in_time_gaps"] = self.in_time_gaps.rename("gap").rename_axis("time").reset_index()
+        if self.loo_paths is not None:
+            out["leave_one_out"] = self.loo_paths.rename_axis("time").reset_index()
+        return out
+
+
+# ---------------------------------------------------------------------------- predictors
+def _predictor_table(
+    panel: Panel,
+    outcome: str,
+    predictors: Sequence[dict[str, Any]] | None,
+    units: Sequence[Any],
+    pre_periods: np.ndarray,
+) -> pd.DataFrame:
+    """Predictors x units, raw values (means over the listed periods, NaN ignored as in
+    R Synth's ``na.rm = TRUE``).
+    """
+    data = panel.data
+    if predictors is None:
+        # Outcome in every pre-period: W then directly fits the pre-period path.
+        predictors = [{"variable": outcome, "years": [int(t)]} for t in pre_periods]
+    rows, names = [], []
+    for k, spec in enumerate(predictors):
+        if not isinstance(spec, dict) or "variable" not in spec:
+            raise SpecError(
+                f"Predictor #{k} must be a table like {{variable = 'x', window = [1980, 1988]}} "
+                f"or {{variable = 'x', years = [1975]}}; received {spec!r}."
+            )
+        unknown = set(spec) - {"variable", "window", "years", "op", "name"}
+        if unknown:
+            raise SpecError(f"Predictor #{k} has unknown key(s) {sorted(unknown)}.")
+        var = spec["variable"]
+        if var not in data.columns or var in ("unit", "time", "cohort"):
+            raise SpecError(
+                f"Predictor variable {var!r} is not in the panel; outcomes {list(panel.outcomes)}, "
+                f"covariates {list(panel.covariates)}. Add it to [data] covariates."
+            )
+        if "window" in spec and "years" in spec:
+            raise SpecError(f"Predictor #{k} ({var}): give either window or years, not both.")
+        if "window" in spec:
+            a, b = spec["window"]
+            years = [t for t in panel.periods if a <= t <= b]
+            label = f"{var}[{a}-{b}]"
+        elif "years" in spec:
+            years = list(spec["years"])
+            label = f"{var}[{','.join(str(y) for y in years)}]"
+        else:
+            years = list(pre_periods)
+            label = f"{var}[pre]"
+        op = spec.get("op", "mean")
+        if op not in ("mean", "median"):
+            raise SpecError(f"Predictor {label}: op must be 'mean' or 'median'; received {op!r}.")
+        sub = data.loc[data["time"].isin(years) & data["unit"].isin(units), ["unit", var]]
+        agg = sub.groupby("unit")[var].agg(op).reindex(units)
+        if agg.isna().any():
+            u = agg.index[agg.isna().to_numpy()][0]
+            raise PanelError(
+                f"Predictor {label}: unit {u!r} has no non-missing value of {var!r} in periods "
+                f"{years}. Change the window or drop the unit."
+            )
+        rows.append(agg.to_numpy(float))
+        names.append(spec.get("name", label))
+    return pd.DataFrame(
+        np.vstack(rows),
+        index=pd.Index(names, name="predictor"),
+        columns=pd.Index(list(units), name="unit"),
+    )
+
+
+# ---------------------------------------------------------------------------- core
+@dataclass
+class _Fit:
+    w: np.ndarray
+    v: np.ndarray
+    loss: float
+
+
+def _standardise(X1: np.ndarray, X0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Divide each predictor by its sd across treated and donors (R Synth ``divisor``)."""
+    allx = np.column_stack([X1, X0])
+    sd = allx.std(axis=1, ddof=1)
+    sd = np.where(sd > 0, sd, 1.0)
+    return X1 / sd, X0 / sd[:, None]
+
+
+def _regression_start(X1s, X0s, Z1, Z0) -> np.ndarray | None:
+    """R Synth's second start: squared coefficients of the fit-window outcomes regressed
+    on the (standardised) predictors across units, normalised.
+    """
+    Xall = np.column_stack([X1s, X0s]).T
+    Xall = np.column_stack([np.ones(len(Xall)), Xall])
+    Zall = np.column_stack([Z1, Z0]).T
+    try:
+        beta = np.linalg.solve(Xall.T @ Xall, Xall.T @ Zall)
+    except np.linalg.LinAlgError:
+        return None
+    beta = beta[1:]
+    d = np.einsum("ij,ij->i", beta, beta)
+    if not np.all(np.isfinite(d)) or d.sum() <= 0:
+        return None
+    return d / d.sum()
+
+
+def synth_weights(
+    X1: np.ndarray,
+    X0: np.ndarray,
+    Z1: np.ndarray,
+    Z0: np.ndarray,
+    *,
+    v: str | Sequence[float] = "nested",
+    n_starts: int = 4,
+    n_screen: int = 40,
+    v_min: float = 1e-4,
+    n_polish: int = 2,
+    rng: np.random.Generator | None = None,
+) -> _Fit:
+    """Donor weights W and predictor weights V (ADH 2010, eq. 2-3 and Section 2.3).
+
+    Parameters
+    ----------
+    X1 : ndarray (k,)
+        Treated predictors (raw; standardised here as R Synth does).
+    X0 : ndarray (k, J)
+        Donor predictors.
+    Z1 : ndarray (T_fit,), Z0 : ndarray (T_fit, J)
+        Outcomes over the fit window (for the nested V criterion).
+    v : {"nested", "inverse_variance", "equal"} or sequence of float
+        ``"nested"`` minimises the fit-window MSPE over V; ``"inverse_variance"`` /
+        ``"equal"`` use V = I on standardised predictors (inverse variance of the raw
+        ones); a list gives V.
+    n_starts : int
+        Local searches, from the best screened candidates.
+    n_screen : int
+        Random Dirichlet candidates screened besides the equal and regression-based ones.
+    v_min : float
+        Lower bound of every predictor weight (V sums to one). With a zero weight, W(V) is
+        not unique once the remaining predictors can be matched exactly, and MSPE(V) then
+        reflects which of the tied solutions the QP solver returns (Kloessner, Kaul,
+        Pfeifer & Schieler 2018, Swiss J. Econ. Stat.); the bound keeps the problem
+        well posed.
+    n_polish : int
+        Best local-search end points polished by Nelder-Mead and BFGS again.
+    rng : Generator
+        For the random candidates.
+
+    Notes
+    -----
+    On a fixed support P the QP solution solves the KKT system
+    ``[H_PP 1; 1' 0][w_P; mu] = [c_P; 1]`` with ``H = X0' V X0`` and ``c = X0' V X1``, so
+    W(V) is differentiable there and, by implicit differentiation,
+    ``dMSPE/dv_k = r_k (X0_kP s_P)`` with ``r = X1 - X0 w`` and ``s`` solving the same KKT
+    system with right-hand side ``[dMSPE/dw_P; 0]``. The search runs BFGS on softmax
+    coordinates of V (scale-free, so weights spanning orders of magnitude are reachable)
+    with this exact gradient, from the best screened candidates.
+    """
+    X1s, X0s = _standardise(np.asarray(X1, float), np.asarray(X0, float))
+    k, J = X0s.shape
+    Z1 = np.asarray(Z1, float)
+    Z0 = np.asarray(Z0, float)
+    T = len(Z1)
+    support: list[np.ndarray | None] = [None]
+    ZtZ0 = Z0.T @ Z0  # J x J, reused by every gradient
+    Z0tZ1 = Z0.T @ Z1
+
+    def solve_w(vv: np.ndarray) -> np.ndarray:
+        H = (X0s.T * vv) @ X0s
+        c = X0s.T @ (vv * X1s)
+        w, sup = simplex_qp_gram(H, c, support=support[0])
+        support[0] = sup
+        return w
+
+    def mspe(w: np.ndarray) -> float:
+        e = Z1 - Z0 @ w
+        return float(e @ e) / T
+
+    if isinstance(v, str):
+        if v in ("inverse_variance", "equal"):
+            vv = np.full(k, 1.0 / k)
+            w = solve_w(vv)
+            return _Fit(w, vv, mspe(w))
+        if v != "nested":
+            raise SpecError(
+                f"v must be 'nested', 'inverse_variance', 'equal' or a list of {k} weights; "
+                f"received {v!r}."
+            )
+    else:
+        vv = np.asarray(v, float)
+        if vv.shape != (k,) or np.any(vv < 0) or vv.sum() <= 0:
+            raise SpecError(f"v must list {k} non-negative predictor weights; received {list(v)}.")
+        vv = vv / vv.sum()
+        w = solve_w(vv)
+        return _Fit(w, vv, mspe(w))
+    if k == 1:
+        vv = np.ones(1)
+        w = solve_w(vv)
+        return _Fit(w, vv, mspe(w))
+
+    floor = min(float(v_min), 0.5 / k)
+    scale = 1.0 - k * floor
+
+    def to_v(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        e = np.exp(theta - theta.max())
+        sm = e / e.sum()
+        return floor + scale * sm, sm
+
+    def loss_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        vv, sm = to_v(theta)
+        w = solve_w(vv)
+        P = np.flatnonzero(w > 0)
+        val = mspe(w)
+        # dMSPE/dw = -2/T Z0'(Z1 - Z0 w)
+        gw = (2.0 / T) * (ZtZ0[P] @ w - Z0tZ1[P])
+        p = len(P)
+        A = X0s[:, P]
+        Kt = np.ones((p + 1, p + 1))
+        Kt[:p, :p] = (A.T * vv) @ A
+        Kt[p, p] = 0.0
+        rhs = np.append(gw, 0.0)
+        sol = np.linalg.lstsq(Kt, rhs, rcond=None)[0]
+        r = X1s - X0s @ w
+        g_v = r * (A @ sol[:p])
+        g_theta = scale * (sm * g_v - sm * float(sm @ g_v))
+        return val, g_theta
+
+    def to_theta(vv: np.ndarray) -> np.ndarray:
+        u = np.maximum((np.asarray(vv, float) / np.sum(vv) - floor) / scale, 1e-12)
+        return np.log(u)
+
+    rng = as_generator(rng)
+    # Candidates: R Synth's deterministic starts (equal, regression-based) and random
+    # Dirichlet draws, half of them sparse (alpha = 0.2), since MSPE(V) is often smallest
+    # where few predictors carry most of the weight.
+    cands = [np.full(k, 1.0 / k)]
+    reg = _regression_start(X1s, X0s, Z1, Z0)
+    if reg is not None:
+        cands.append(reg)
+    n_screen = max(int(n_screen), 0)
+    if n_screen:
+        half = n_screen // 2
+        cands.extend(rng.dirichlet(np.ones(k), size=n_screen - half))
+        cands.extend(rng.dirichlet(np.full(k, 0.2), size=half))
+    thetas = [to_theta(c_) for c_ in cands]
+    vals = np.array([loss_grad(t_)[0] for t_ in thetas])
+    order = np.argsort(vals, kind="stable")
+    best_theta, best_val = thetas[int(order[0])], float(vals[order[0]])
+    ends = []
+    for idx in order[: max(int(n_starts), 1)]:
+        res = minimize(
+            loss_grad,
+            thetas[int(idx)],
+            jac=True,
+            method="BFGS",
+            options={"maxiter": 100, "gtol": 1e-8},
+        )
+        ends.append((float(res.fun), res.x))
+    # BFGS stops at kinks of MSPE(V) (where the donor support changes): polish the two
+    # best end points with a short Nelder-Mead, which steps across kinks, then BFGS again.
+    ends.sort(key=lambda e: e[0])
+    for val0, th0 in ends[:n_polish]:
+        nm = minimize(
+            lambda t_: loss_grad(t_)[0],
+            th0,
+            method="Nelder-Mead",
+            options={
+                "maxfev": 40 * k,
+                "xatol": 1e-6,
+                "fatol": 1e-10,
+                "initial_simplex": np.vstack([th0, th0 + 0.5 * np.eye(k)]),
+            },
+        )
+        res = minimize(
+            loss_grad, nm.x, jac=True, method="BFGS", options={"maxiter": 100, "gtol": 1e-8}
+        )
+        for val, th in ((val0, th0), (float(nm.fun), nm.x), (float(res.fun), res.x)):
+            if val < best_val:
+                best_val, best_theta = val, th
+    vv, _ = to_v(best_theta)
+    support[0] = None
+    w = solve_w(vv)
+    return _Fit(w, vv, mspe(w))
+
+
+@dataclass
+class _Problem:
+    """Everything needed to fit any unit of the pool as treated (placebos reuse it)."""
+
+    Y: pd.DataFrame  # units x periods (outcome)
+    X: pd.DataFrame  # predictors x units (raw)
+    fit_mask: np.ndarray  # periods in the fit window
+    pre_mask: np.ndarray  # periods before treatment
+    post_mask: np.ndarray
+    v: Any
+    n_starts: int
+    n_polish: int = 2
+
+
+def _fit_unit(
+    prob: _Problem, treated: Any, donors: Sequence[Any], rng: np.random.Generator
+) -> tuple[_Fit, pd.Series]:
+    """Fit ``treated`` (a unit id, or a list of units averaged) on ``donors``."""
+    tr = list(treated) if isinstance(treated, list) else [treated]
+    X1 = prob.X[tr].to_numpy(float).mean(axis=1)
+    X0 = prob.X[list(donors)].to_numpy(float)
+    Yt = prob.Y.loc[tr].to_numpy(float).mean(axis=0)
+    Y0 = prob.Y.loc[list(donors)].to_numpy(float)
+    fit = synth_weights(
+        X1,
+        X0,
+        Yt[prob.fit_mask],
+        Y0[:, prob.fit_mask].T,
+        v=prob.v,
+        n_starts=prob.n_starts,
+        n_polish=prob.n_polish,
+        rng=rng,
+    )
+    synth = fit.w @ Y0
+    return fit, pd.Series(Yt - synth, index=prob.Y.columns)
+
+
+def fit(
+    panel: Panel,
+    *,
+    outcome: str,
+    rng: np.random.Generator | None = None,
+    alpha: float = 0.05,
+    n_jobs: int = 1,
+    treated_unit: Any = None,
+    treatment_start: int | None = None,
+    predictors: Sequence[dict[str, Any]] | None = None,
+    fit_window: Sequence[int] | None = None,
+    v: str | Sequence[float] | None = None,
+    n_starts: int = 8,
+    placebo_starts: int = 3,
+    donors: Sequence[Any] | None = None,
+    placebos: bool = True,
+    drop_ratio: float | None = None,
+    in_time: int | None = None,
+    leave_one_out: bool = False,
+) -> SyntheticControlResult:
+    """ADH (2010) synthetic control with nested V and in-space placebo inference.
+
+    Parameters
+    ----------
+    panel : Panel
+        Outcome balanced over the treated unit(s) and donors.
+    outcome : str
+        Outcome column.
+    rng : Generator, optional
+        Random starts of the V search (and of the placebos' searches).
+    alpha : float
+        Stored on the result.
+    n_jobs : int
+        Workers for placebos and leave-one-out fits.
+    treated_unit : unit id or list, optional
+        Default: the panel's treated units (one cohort; several units are averaged).
+    treatment_start : int, optional
+        First treated period when ``treated_unit`` is never treated in the panel.
+    predictors : list of dict, optional
+        Each ``{"variable": v, "window": [a, b], "op": "mean"}`` (mean over ``a..b``) or
+        ``{"variable": v, "years": [...]}`` (mean over those years). Default: the outcome in
+        every pre-period (then V is immaterial and equal weights are used).
+    fit_window : [first, last], optional
+        Periods of the MSPE criterion for V; default all pre-treatment periods.
+    v : {"nested", "inverse_variance", "equal"} or list of float, optional
+        Default ``"nested"`` with predictors, ``"equal"`` without.
+    n_starts : int
+        Local searches of the nested V optimisation (from the best of 40 screened
+        candidates: equal, regression-based and random Dirichlet V).
+    placebo_starts : int
+        Local searches for each placebo unit (a lighter search: the placebos only enter
+        through their RMSPE ratios).
+    donors : list, optional
+        Donor pool; default every never-treated unit.
+    placebos : bool
+        Run in-space placebos (every donor as treated, nested V each) for the RMSPE-ratio
+        permutation p-value.
+    drop_ratio : float, optional
+        Drop placebos whose pre-period MSPE exceeds this multiple of the treated unit's.
+    in_time : int, optional
+        Fake treatment date for an in-time placebo (data after the real date unused).
+    leave_one_out : bool
+        Re-fit without each positive-weight donor.
+
+    Returns
+    -------
+    SyntheticControlResult
+        Terms ``att`` (mean post-period gap; se NaN) and ``weight:DONOR``.
+    """
+    rng = as_generator(rng)
+    coh = panel.unit_cohort
+    if treated_unit is None:
+        tr_units = coh.index[np.isfinite(coh.to_numpy())].tolist()
+        if not tr_units:
+            raise EstimationError(
+                "No treated unit: the panel has no treated unit; pass treated_unit= (and "
+                "treatment_start= if the panel does not mark it)."
+            )
+    else:
+        tr_units = list(treated_unit) if isinstance(treated_unit, list | tuple) else [treated_unit]
+        missing = [u for u in tr_units if u not in coh.index]
+        if missing:
+            raise PanelError(
+                f"Treated unit {missing[0]!r} is not in the panel (column "
+                f"{panel.names.get('unit', 'unit')!r}); check its spelling."
+            )
+    starts = {float(coh.loc[u]) for u in tr_units}
+    if treatment_start is not None:
+        g = int(treatment_start)
+    else:
+        finite = {s for s in starts if np.isfinite(s)}
+        if not finite:
+            raise EstimationError(
+                f"Treated unit(s) {tr_units} are never treated in the panel; pass "
+                "treatment_start= (the first treated period)."
+            )
+        if len(finite) > 1:
+            raise EstimationError(
+                f"Treated units {tr_units} start treatment in different periods {sorted(finite)}; "
+                "synthetic control needs one date: pick one cohort via treated_unit=."
+            )
+        g = int(finite.pop())
+    if donors is None:
+        pool = [u for u in never_treated(panel) if u not in tr_units]
+    else:
+        pool = list(donors)
+        bad = [u for u in pool if u not in coh.index]
+        if bad:
+            raise PanelError(f"Donor {bad[0]!r} is not in the panel.")
+        pool = [u for u in pool if u not in tr_units]
+    require_donors(pool)
+    periods = np.asarray(panel.periods)
+    pre_periods = periods[periods < g]
+    if len(pre_periods) == 0:
+        raise EstimationError(f"No pre-treatment period before {g} in the data.")
+    if not (periods >= g).any():
+        raise EstimationError(f"No post-treatment period from {g} on in the data.")
+    units = [*tr_units, *pool]
+    Y = outcome_matrix(panel, outcome, units, periods, estimator="Synthetic control")
+    X = _predictor_table(panel, outcome, predictors, units, pre_periods)
+    if fit_window is None:
+        fit_mask = periods < g
+    else:
+        a, b = fit_window
+        if b >= g:
+            raise SpecError(f"fit_window {list(fit_window)} reaches the treatment period {g}.")
+        fit_mask = (periods >= a) & (periods <= b)
+    if v is None:
+        v = "nested" if predictors is not None else "equal"
+    prob = _Problem(Y, X, fit_mask, periods < g, periods >= g, v, n_starts)
+    treated_key: Any = tr_units if len(tr_units) > 1 else tr_units[0]
+    child = rng.spawn(4)
+    main, gaps = _fit_unit(prob, treated_key, pool, child[0])
+    Yt = Y.loc[tr_units].to_numpy(float).mean(axis=0)
+    treated_path = pd.Series(Yt, index=pd.Index(periods, name="time"), name="treated")
+    synth_path = pd.Series(Yt - gaps.to_numpy(), index=treated_path.index, name="synthetic")
+    gaps = pd.Series(gaps.to_numpy(), index=treated_path.index, name="gap")
+    w = pd.Series(main.w, index=pd.Index(pool, name="unit"), name="weight")
+    vser = pd.Series(main.v, index=X.index, name="v")
+    X1 = X[tr_units].to_numpy(float).mean(axis=1)
+    balance = pd.DataFrame(
+        {
+            "treated": X1,
+            "synthetic": X[pool].to_numpy(float) @ main.w,
+            "donor_mean": X[pool].to_numpy(float).mean(axis=1),
+        },
+        index=X.index,
+    )
+    pre, post = prob.pre_mask, prob.post_mask
+    att = float(gaps[post].mean())
+    pre_rmspe = float(np.sqrt(np.mean(gaps[pre] ** 2)))
+    post_rmspe = float(np.sqrt(np.mean(gaps[post] ** 2)))
+
+    placebo_gaps = rmspe = None
+    p_value = np.nan
+    if placebos and len(pool) >= 2:
+        prob_pl = replace(prob, n_starts=placebo_starts, n_polish=1)
+
+        def one(unit: Any, g_: np.random.Generator) -> pd.Series:
+            return _fit_unit(prob_pl, unit, [d for d in pool if d != unit], g_)[1]
+
+        pg = plc.in_space(one, pool, rng=child[1], n_jobs=n_jobs)
+        label = "treated" if len(tr_units) > 1 else tr_units[0]
+        placebo_gaps = pd.concat([gaps.rename(label), pg], axis=1)
+        placebo_gaps.index.name = "time"
+        table = plc.rmspe_table(placebo_gaps, pre, post)
+        p_value, rmspe = plc.permutation_p(table, label, drop_ratio=drop_ratio)
+
+    in_time_gaps = None
+    if in_time is not None:
+        if not periods[0] < in_time < g:
+            raise SpecError(f"in_time={in_time} must lie strictly between {periods[0]} and {g}.")
+        keep = periods < g
+        sub_periods = periods[keep]
+        if predictors is None:
+            preds_it = None
+        else:
+            preds_it = []
+            for spec in predictors:
+                spec = dict(spec)
+                if "window" in spec:
+                    a, b = spec["window"]
+                    if a >= in_time:
+                        continue
+                    spec["window"] = [a, min(b, in_time - 1)]
+                if "years" in spec:
+                    ys = [y for y in spec["years"] if y < in_time]
+                    if not ys:
+                        continue
+                    spec["years"] = ys
+                preds_it.append(spec)
+        X_it = _predictor_table(panel, outcome, preds_it, units, sub_periods[sub_periods < in_time])
+        fm = sub_periods < in_time
+        if fit_window is not None:
+            fm &= sub_periods >= fit_window[0]
+        prob_it = _Problem(
+            Y.loc[:, keep], X_it, fm, sub_periods < in_time, sub_periods >= in_time, v, n_starts
+        )
+        _, gi = _fit_unit(prob_it, treated_key, pool, child[2])
+        in_time_gaps = pd.Series(
+            gi.to_numpy(), index=pd.Index(sub_periods, name="time"), name="gap"
+        )
+
+    loo_paths = None
+    if leave_one_out:
+        positive = w.index[w.to_numpy() > 1e-6].tolist()
+
+        def without(unit: Any, g_: np.random.Generator) -> pd.Series:
+            rest = [d for d in pool if d != unit]
+            _, gp = _fit_unit(prob, treated_key, rest, g_)
+            return pd.Series(Yt - gp.to_numpy(), index=treated_path.index)
+
+        if len(pool) >= 2:
+            loo_paths = plc.leave_one_out(without, positive, rng=child[3], n_jobs=n_jobs)
+
+    names = [f"weight:{u}" for u in pool]
+    terms = terms_frame(["att", *names], [att, *main.w], [np.nan] * (1 + len(pool)))
+    info = {
+        "treated_unit": str(treated_key)
+        if not isinstance(treated_key, list)
+        else ",".join(map(str, tr_units)),
+        "treatment_start": g,
+        "n_donors": len(pool),
+        "pre_rmspe": pre_rmspe,
+        "post_rmspe": post_rmspe,
+        "fit_mspe": main.loss,
+        "p_value": p_value,
+        "v_method": v if isinstance(v, str) else "given",
+        "se_note": "no sampling SE for synthetic control; see permutation p_value",
+    }
+    return SyntheticControlResult(
+        estimator="synthetic_control",
+        outcome=outcome,
+        terms=terms,
+        n_units=len(units),
+        n_obs=int(Y.size),
+        info=info,
+        alpha=alpha,
+        donor_weights=w,
+        predictor_weights=vser,
+        treated_path=treated_path,
+        synthetic_path=synth_path,
+        gaps=gaps,
+        balance=balance,
+        placebo_gaps=placebo_gaps,
+        rmspe=rmspe,
+        p_value=p_value,
+        in_time_gaps=in_time_gaps,
+        loo_paths=loo_paths,
+    )
