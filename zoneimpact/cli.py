@@ -77,6 +77,49 @@ def cmd_figures(args: argparse.Namespace) -> int:
     return regenerate(Path(args.out), data_dir=args.data_dir, force=args.force)
 
 
+def _json_records(frame) -> list:  # type: ignore[no-untyped-def]
+    """Rows as dicts with NaN as null (strict JSON)."""
+    return [
+        {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
+        for row in frame.to_dict("records")
+    ]
+
+
+def cmd_power(args: argparse.Namespace) -> int:
+    """Simulated power curves and minimum detectable effects of a spec's design."""
+    import json
+
+    from .power import power_from_spec
+    from .spec import load_spec
+
+    spec = load_spec(args.spec, data_dir=args.data_dir)
+    result = power_from_spec(spec)
+    summary = result.summary()
+    print(summary.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    if result.info.get("notes"):
+        print(f"Note: {result.info['notes']}")
+    if args.out:
+        out = Path(args.out)
+        if out.exists() and any(out.iterdir()) and not args.force:
+            raise SystemExit(f"{out} exists and is not empty; pass --force to write into it.")
+        out.mkdir(parents=True, exist_ok=True)
+        result.curves.to_csv(out / "power_curves.csv", index=False)
+        result.draws.to_csv(out / "power_draws.csv", index=False)
+        summary.to_csv(out / "power_summary.csv", index=False)
+        info = {
+            k: (v if isinstance(v, str | int | float | type(None)) else str(v))
+            for k, v in result.info.items()
+        }
+        (out / "power.json").write_text(
+            json.dumps({"summary": _json_records(summary), "info": info}, indent=2, default=float)
+            + "\n",
+            encoding="utf-8",
+        )
+        result.figure().savefig(out / "power_curve.png", dpi=120)
+        print(f"Wrote {out}/power_curves.csv, power_summary.csv, power.json, power_curve.png")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zoneimpact", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -98,6 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_simulate)
+    p = sub.add_parser("power", help="power curves and minimum detectable effects of a design")
+    p.add_argument("--spec", help="run spec (TOML) with an optional [power] table")
+    p.add_argument("--data-dir", help="external data directory")
+    p.add_argument("--out", help="directory for power_curves.csv, power.json, power_curve.png")
+    p.add_argument("--force", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_power)
     p = sub.add_parser("figures", help="regenerate every figure and table of the study")
     p.add_argument("--out", default="figures")
     p.add_argument("--data-dir")

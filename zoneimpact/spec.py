@@ -72,6 +72,7 @@ class RunSpec:
     inference: InferenceSpec = field(default_factory=InferenceSpec)
     figures: dict[str, Any] = field(default_factory=dict)
     claims: dict[str, Any] = field(default_factory=dict)
+    power: dict[str, Any] = field(default_factory=dict)
     spec_path: str | None = None
     data_dir: str | None = None
 
@@ -118,7 +119,7 @@ def parse_spec(
     raw: dict[str, Any], *, spec_path: str | None = None, data_dir: str | None = None
 ) -> RunSpec:
     """Validate a parsed TOML document and build a :class:`RunSpec`."""
-    top = {"title", "seed", "data", "estimate", "inference", "figures", "claims"}
+    top = {"title", "seed", "data", "estimate", "inference", "figures", "claims", "power"}
     unknown = sorted(set(raw) - top)
     if unknown:
         raise SpecError(f"Unknown top-level key(s) {unknown}; allowed: {sorted(top)}.")
@@ -180,6 +181,7 @@ def parse_spec(
         inference=inference,
         figures=_table(raw, "figures"),
         claims=_table(raw, "claims"),
+        power=_table(raw, "power"),
         spec_path=str(Path(spec_path).resolve()) if spec_path else None,
         data_dir=str(data_dir) if data_dir else None,
     )
