@@ -30,7 +30,7 @@ import argparse
 import math
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +101,9 @@ class Claim:
     null_value: float = 0.0
     testable: bool = True
     reason: str = ""
+    spec: str = ""
+    estimate: str = ""
+    term: str = "att"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -120,6 +123,8 @@ class Claim:
             raise SpecError(
                 f"{where}: a testable claim needs a positive margin; got {self.margin}."
             )
+        if self.spec and not self.estimate:
+            raise SpecError(f"{where}: a claim bound to spec {self.spec!r} needs estimate = '...'.")
         if not self.testable and not self.reason:
             raise SpecError(f"{where}: an untestable claim must give its reason.")
         if len(self.quote) > 300:
@@ -250,8 +255,13 @@ def evaluate_claims(
         if not c.testable:
             rows.append({**base, "verdict": "untestable", "note": c.reason})
             continue
+        if c.spec:
+            rows.append(_judge_spec_claim(c, base, results.get(f"spec:{c.spec}"), alpha))
+            continue
         suffix, term = ESTIMANDS[c.estimand]
         for data, res_map in results.items():
+            if data.startswith("spec:"):
+                continue
             for outcome in c.outcomes:
                 row = {**base, "data": data, "outcome": outcome}
                 res = res_map.get(outcome + suffix)
@@ -301,12 +311,46 @@ def evaluate_claims(
     return pd.DataFrame(rows).reindex(columns=COLUMNS)
 
 
+def _judge_spec_claim(
+    c: Claim, base: dict[str, Any], res_map: Mapping[str, Any] | str | None, alpha: float
+) -> dict[str, Any]:
+    """Verdict of a claim bound to one estimate of another spec (e.g. the Wanjiang SDID)."""
+    row = {**base, "data": c.spec}
+    if res_map is None:
+        return {**row, "verdict": "not run", "note": f"needs spec {c.spec} (claims.linked_specs)"}
+    if isinstance(res_map, str):
+        return {**row, "verdict": "not estimable", "note": res_map}
+    res = res_map.get(c.estimate)
+    if res is None:
+        return {**row, "verdict": "not estimable", "note": f"{c.spec} has no estimate {c.estimate!r}"}
+    t = res.terms.set_index("term")
+    if c.term not in t.index:
+        return {**row, "verdict": "not estimable", "note": f"result lacks term {c.term!r}"}
+    est, se = float(t.at[c.term, "estimate"]), float(t.at[c.term, "se"])
+    df = float(t.at[c.term, "df"]) if "df" in t.columns else math.inf
+    scale = res.info.get("pre_mean", math.nan) if c.margin_unit == "pre_mean" else 1.0
+    margin = c.margin * abs(float(scale))
+    verdict, lo, hi = judge(est, se, margin, test=c.test, null_value=c.null_value, alpha=alpha, df=df)
+    return {
+        **row,
+        "outcome": res.outcome,
+        "estimator": res.estimator,
+        "estimate": est,
+        "ci_low": lo,
+        "ci_high": hi,
+        "margin": margin,
+        "breakdown": _breakdown(res),
+        "verdict": verdict,
+        "note": f"{c.estimate}:{c.term}; {100 * (1 - 2 * alpha):g}% CI; margin {c.margin:g} x {c.margin_unit}",
+    }
+
+
 # ---------------------------------------------------------------------- running
 def _needs(claims: Sequence[Claim]) -> dict[str, set[str]]:
     """Which estimates each outcome needs: 'spillover', 'share', 'hhi'."""
     need: dict[str, set[str]] = {}
     for c in claims:
-        if not c.testable:
+        if not c.testable or c.spec:
             continue
         kind = {"concentration": "share", "concentration_hhi": "hhi"}.get(c.estimand, "spillover")
         for o in c.outcomes:
@@ -406,17 +450,24 @@ def run_claims(
                             panel, outcome=outcome, rng=child, alpha=alpha, n_jobs=n_jobs, **sp_opts
                         )
                     else:
+                        # the share is a spillover fit on the share panel: it takes the
+                        # spillover options; the HHI panel has one unit per region and
+                        # takes the concentration options only
                         opts = dict(conc.get("options", {}))
+                        base = conc.get("base_estimator", "imputation")
                         if kind == "share":
                             opts = {**sp_opts, **opts}
+                            base = opts.pop("base_estimator", base)
+                        column = str(opts.pop("region_column", sp_opts.get("region_column", "region")))
                         res[key] = estimate_concentration(
                             panel,
                             outcome,
                             kind=kind,
+                            column=column,
                             rng=child,
                             alpha=alpha,
                             n_jobs=n_jobs,
-                            base_estimator=conc.get("base_estimator", "imputation"),
+                            base_estimator=base,
                             options=opts,
                         )
                 except ZoneImpactError as exc:
@@ -425,43 +476,99 @@ def run_claims(
     return evaluate_claims(claim_list, results, alpha=alpha), results
 
 
+def linked_spec_results(
+    claim_list: Sequence[Claim], spec_dir: Path, data_dir: str | None
+) -> dict[str, dict[str, EstimationResult] | str]:
+    """Run every spec the claims are bound to (once each) and keep its results."""
+    from .errors import DataNotFoundError
+    from .run import estimate_all
+    from .spec import load_spec
+
+    out: dict[str, dict[str, EstimationResult] | str] = {}
+    for name in sorted({c.spec for c in claim_list if c.spec and c.testable}):
+        path = spec_dir / name
+        try:
+            out[f"spec:{name}"] = estimate_all(load_spec(path, data_dir=data_dir)).results
+        except (DataNotFoundError, SpecError) as exc:
+            out[f"spec:{name}"] = f"{type(exc).__name__}: {exc}"
+    return out
+
+
 def run_claims_cli(args: argparse.Namespace) -> int:
-    """``python -m zoneimpact claims [--spec FILE] [--out DIR]``: print the verdict table.
+    """``python -m zoneimpact claims [--spec FILE] [--out DIR]``: judge the claims.
 
     The spec's data block builds the panel (as ``estimate`` does); its optional
     ``[claims]`` table holds ``file`` (claims TOML), ``spillover`` and ``concentration``
-    options (see :func:`run_claims`). ``--out`` writes ``claims.csv`` there.
+    options (see :func:`run_claims`) and ``linked_specs = true`` to also run the specs
+    that spec-bound claims name (looked up beside the spec file). The verdict table is
+    printed, and a run directory (``runs/<spec>-claims-<timestamp>`` or ``--out``) gets
+    ``claims.csv`` and the claims table in every format, the estimates behind it, the
+    direct/spillover/net decomposition figure and the report page.
     """
-    from . import parallel
+    import time
+
     from .datasets import load_data
+    from .figures import REPO_SPECS
+    from .report import plots
+    from .run import RunOutput, default_run_dir, result_records, write_run
     from .spec import load_spec
 
-    if getattr(args, "quiet", False):
-        parallel.set_progress(False)
+    start = time.perf_counter()
     spec = load_spec(args.spec, data_dir=getattr(args, "data_dir", None))
     rng = np.random.default_rng(spec.seed)
-    loaded = load_data(spec, rng.spawn(1)[0])
+    data_rng, claims_rng = rng.spawn(2)
+    loaded = load_data(spec, data_rng)
     opts = dict(spec.claims)
     claims_file = opts.pop("file", None)
+    linked = bool(opts.pop("linked_specs", False))
+    data_name = str(opts.pop("data_name", "data"))
     if claims_file is not None and spec.spec_path and not Path(claims_file).is_absolute():
         claims_file = str(Path(spec.spec_path).parent / claims_file)
-    table, _ = run_claims(
-        {**opts, "claims": claims_file},
-        panels={spec.title or "data": loaded.panel},
-        rng=rng.spawn(1)[0],
+    claim_list = load_claims(claims_file)
+    table, results = run_claims(
+        opts,
+        claims=claim_list,
+        panels={data_name: loaded.panel},
+        rng=claims_rng,
         alpha=spec.inference.alpha,
         n_jobs=spec.inference.n_jobs,
     )
+    if linked:
+        spec_dir = Path(spec.spec_path).parent if spec.spec_path else REPO_SPECS
+        results.update(linked_spec_results(claim_list, spec_dir, spec.data_dir))
+        table = evaluate_claims(claim_list, results, alpha=spec.inference.alpha)
     with pd.option_context("display.max_colwidth", 60, "display.width", 200):
         print(
-            table.drop(columns=["note"]).to_string(index=False, float_format=lambda v: f"{v:.4g}")
+            table.drop(columns=["note", "document"]).to_string(
+                index=False, float_format=lambda v: f"{v:.4g}"
+            )
         )
-    if getattr(args, "out", None):
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        target = out / "claims.csv"
-        if target.exists() and not getattr(args, "force", False):
-            raise SpecError(f"{target} exists already; pass --force to replace it.")
-        table.to_csv(target, index=False)
-        print(f"Wrote {target}")
+    estimates: dict[str, EstimationResult] = {}
+    for data, res_map in results.items():
+        if isinstance(res_map, str):
+            continue
+        for key, res in res_map.items():
+            if isinstance(res, EstimationResult):
+                label = f"{data.removeprefix('spec:').removesuffix('.toml')}_{key}".replace(":", "_")
+                estimates[label] = res
+    decomposed = {k: r for k, r in estimates.items() if "net" in set(r.terms["term"])}
+    figures = {"decomposition": plots.decomposition_plot(decomposed)} if decomposed else {}
+    records = [
+        rec
+        for name, res in estimates.items()
+        for rec in result_records(name, res, spec.inference.alpha)
+    ]
+    output = RunOutput(
+        replace(spec, figures={}),  # the spec's figure choices name its estimate blocks
+        loaded,
+        estimates,
+        records,
+        time.perf_counter() - start,
+        extras={"verdicts": table, "figures": figures},
+    )
+    target = Path(args.out) if getattr(args, "out", None) else default_run_dir(spec)
+    if not getattr(args, "out", None):
+        target = target.with_name(target.name.replace(spec.stem, f"{spec.stem}-claims", 1))
+    path = write_run(output, target, force=getattr(args, "force", False))
+    print(f"Run directory: {path}")
     return 0

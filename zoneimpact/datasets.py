@@ -125,7 +125,8 @@ def _load_china(spec: RunSpec) -> LoadedData:
 
     ``[data.china]`` keys: ``dataset`` (``"cities"``, ``"province_patents"``,
     ``"wanjiang"``), ``zone_type`` (``"any"``, ``"etdz"``, ``"htz"``; cities only),
-    ``first_year``/``last_year`` (window), ``merges`` (``"report"``/``"aggregate"``).
+    ``first_year``/``last_year`` (window), ``merges`` (``"report"``/``"aggregate"``),
+    ``region`` (``"east"``, ``"central"``, ``"west"``: keep one belt).
     Cities whose first zone predates the window are dropped as already treated, as R
     ``did`` does, and counted in the data report.
     """
@@ -141,6 +142,7 @@ def _load_china(spec: RunSpec) -> LoadedData:
     first = opts.pop("first_year", None)
     last = opts.pop("last_year", None)
     merges = opts.pop("merges", "report")
+    region = opts.pop("region", None)
     if opts:
         raise SpecError(f"Unknown [data.china] key(s) {sorted(opts)}.")
     data_dir = resolve_data_dir(spec.data_dir)
@@ -167,6 +169,10 @@ def _load_china(spec: RunSpec) -> LoadedData:
         frame = build_wanjiang_panel(data_dir)
         unit, cohort = "city_code", "cohort_wanjiang"
         files = list(china_files.CITY_FILES)
+    if region is not None:
+        if region not in set(frame["region"]):
+            raise SpecError(f"[data.china] region = {region!r}; the data have {sorted(set(frame['region']))}.")
+        frame = frame[frame["region"] == region]
     # derived outcomes first: a growth rate in the window's first year needs the year before
     frame = _derived_outcomes(frame, spec.data.outcomes, unit)
     if first is not None:

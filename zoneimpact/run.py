@@ -72,6 +72,11 @@ def _round(x: Any) -> Any:
     return x
 
 
+def result_records(name: str, result: EstimationResult, alpha: float) -> list[dict[str, Any]]:
+    """The ``results.json`` records of one estimate block."""
+    return [{"name": name, **{k: _round(v) for k, v in rec.items()}} for rec in result.records(alpha)]
+
+
 def estimate_all(spec: RunSpec, *, data: LoadedData | None = None) -> RunOutput:
     """Load the data and fit every estimate block; no files are written."""
     start = time.perf_counter()
@@ -96,8 +101,7 @@ def estimate_all(spec: RunSpec, *, data: LoadedData | None = None) -> RunOutput:
         except ZoneImpactError as exc:
             raise type(exc)(f"Estimate {block.name!r} ({block.estimator}): {exc}") from exc
         results[block.name] = res
-        for rec in res.records(spec.inference.alpha):
-            records.append({"name": block.name, **{k: _round(v) for k, v in rec.items()}})
+        records.extend(result_records(block.name, res, spec.inference.alpha))
     return RunOutput(spec, data, results, records, time.perf_counter() - start)
 
 
@@ -226,6 +230,9 @@ def _write_contents(output: RunOutput, root: Path) -> None:
         for key, table in res.artifacts().items():
             frame = table if isinstance(table, pd.DataFrame) else pd.DataFrame(table)
             frame.to_csv(art / f"{name}_{key}.csv")
+    verdicts = output.extras.get("verdicts")
+    if verdicts is not None:
+        verdicts.to_csv(root / "claims.csv", index=False)
     outputs.write_tables_and_figures(output, root)
     _dump(manifest(output), root / "manifest.json")
 

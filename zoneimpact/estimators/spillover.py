@@ -58,7 +58,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..errors import EstimationError, GeographyError, SpecError, ZoneImpactError
+from ..errors import GeographyError, SpecError, ZoneImpactError
 from ..exposure import ExposureMap, build_exposure
 from ..panel import Panel
 from ..parallel import as_generator, replicate
@@ -187,18 +187,21 @@ def _impute_batch(Y: np.ndarray, piece: _Piece, W: np.ndarray) -> tuple[np.ndarr
     periods.
     """
     C = piece.clean.astype(float)
-    Tm = piece.target.astype(float)
+    target = piece.target
     n_i = C.sum(1)
-    has_target = Tm.sum(1) > 0
-    if np.any(has_target & (n_i == 0)):
-        k = int(np.flatnonzero(has_target & (n_i == 0))[0])
-        raise EstimationError(
-            f"Piece {piece.name!r}: unit at row {k} has treated/exposed rows but no "
-            "untreated row to estimate its unit effect (it is treated or exposed from its "
-            "first observed period); drop it or use another exposure map."
+    orphan = (target.sum(1) > 0) & (n_i == 0)
+    if orphan.any():
+        # a unit treated (or exposed) from its first observed period has no untreated row
+        # to impute its unit effect from: its targets are dropped, as did_imputation does
+        warnings.warn(
+            f"Piece {piece.name!r}: {int(orphan.sum())} unit(s) have no untreated "
+            "observation; their treated/exposed rows are left out.",
+            stacklevel=2,
         )
+        target = target & ~orphan[:, None]
+    Tm = target.astype(float)
     Yc = np.where(piece.clean, Y, 0.0)
-    Yt = np.where(piece.target, Y, 0.0)
+    Yt = np.where(target, Y, 0.0)
     safe_n = np.where(n_i > 0, n_i, 1.0)
     ybar = Yc.sum(1) / safe_n
     B, (N, T) = W.shape[0], Y.shape
