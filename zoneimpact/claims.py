@@ -322,7 +322,11 @@ def _judge_spec_claim(
         return {**row, "verdict": "not estimable", "note": res_map}
     res = res_map.get(c.estimate)
     if res is None:
-        return {**row, "verdict": "not estimable", "note": f"{c.spec} has no estimate {c.estimate!r}"}
+        return {
+            **row,
+            "verdict": "not estimable",
+            "note": f"{c.spec} has no estimate {c.estimate!r}",
+        }
     t = res.terms.set_index("term")
     if c.term not in t.index:
         return {**row, "verdict": "not estimable", "note": f"result lacks term {c.term!r}"}
@@ -330,7 +334,9 @@ def _judge_spec_claim(
     df = float(t.at[c.term, "df"]) if "df" in t.columns else math.inf
     scale = res.info.get("pre_mean", math.nan) if c.margin_unit == "pre_mean" else 1.0
     margin = c.margin * abs(float(scale))
-    verdict, lo, hi = judge(est, se, margin, test=c.test, null_value=c.null_value, alpha=alpha, df=df)
+    verdict, lo, hi = judge(
+        est, se, margin, test=c.test, null_value=c.null_value, alpha=alpha, df=df
+    )
     return {
         **row,
         "outcome": res.outcome,
@@ -458,7 +464,9 @@ def run_claims(
                         if kind == "share":
                             opts = {**sp_opts, **opts}
                             base = opts.pop("base_estimator", base)
-                        column = str(opts.pop("region_column", sp_opts.get("region_column", "region")))
+                        column = str(
+                            opts.pop("region_column", sp_opts.get("region_column", "region"))
+                        )
                         res[key] = estimate_concentration(
                             panel,
                             outcome,
@@ -549,7 +557,9 @@ def run_claims_cli(args: argparse.Namespace) -> int:
             continue
         for key, res in res_map.items():
             if isinstance(res, EstimationResult):
-                label = f"{data.removeprefix('spec:').removesuffix('.toml')}_{key}".replace(":", "_")
+                label = f"{data.removeprefix('spec:').removesuffix('.toml')}_{key}".replace(
+                    ":", "_"
+                )
                 estimates[label] = res
     decomposed = {k: r for k, r in estimates.items() if "net" in set(r.terms["term"])}
     figures = {"decomposition": plots.decomposition_plot(decomposed)} if decomposed else {}

@@ -16,7 +16,7 @@ import pandas as pd
 from .errors import DataNotFoundError, SpecError
 from .panel import Panel
 from .simulate import Simulation, design_from_dict, simulate
-from .spec import RunSpec
+from .spec import DataSpec, RunSpec
 
 
 @dataclass(frozen=True)
@@ -37,9 +37,11 @@ def _read_table(path: Path, sep: str) -> pd.DataFrame:
     return pd.read_csv(path, sep=sep)
 
 
-def load_data(spec: RunSpec, rng: np.random.Generator) -> LoadedData:
-    """Build the spec's panel (``rng`` drives the simulator only)."""
-    d = spec.data
+def load_data(spec: RunSpec, rng: np.random.Generator, data: DataSpec | None = None) -> LoadedData:
+    """Build the spec's panel, or the panel of ``data`` (an estimate block's own
+    ``[estimate.data]``); ``rng`` drives the simulator only.
+    """
+    d = spec.data if data is None else data
     if d.source == "simulate":
         sim = simulate(design_from_dict(d.simulate), rng=rng)
         panel = sim.panel
@@ -50,7 +52,7 @@ def load_data(spec: RunSpec, rng: np.random.Generator) -> LoadedData:
             )
         return LoadedData(panel, (), {"panel": panel.report}, sim)
     if d.source == "china":
-        return _load_china(spec)
+        return _load_china(spec, d)
 
     path = spec.resolve_path(d.path or "")
     frame = _read_table(path, d.sep)
@@ -120,7 +122,7 @@ def _derived_outcomes(
     return frame.assign(**new) if new else frame
 
 
-def _load_china(spec: RunSpec) -> LoadedData:
+def _load_china(spec: RunSpec, d: DataSpec) -> LoadedData:
     """The China zone study panels (see ``docs/china_data.md``).
 
     ``[data.china]`` keys: ``dataset`` (``"cities"``, ``"province_patents"``,
@@ -134,7 +136,7 @@ def _load_china(spec: RunSpec) -> LoadedData:
     from .china.study import build_province_patents, build_study_panel, build_wanjiang_panel
     from .datadir import resolve_data_dir
 
-    opts = dict(spec.data.china)
+    opts = dict(d.china)
     dataset = opts.pop("dataset", "cities")
     if dataset not in CHINA_DATASETS:
         raise SpecError(f"[data.china] dataset = {dataset!r}; use one of {CHINA_DATASETS}.")
@@ -171,10 +173,12 @@ def _load_china(spec: RunSpec) -> LoadedData:
         files = list(china_files.CITY_FILES)
     if region is not None:
         if region not in set(frame["region"]):
-            raise SpecError(f"[data.china] region = {region!r}; the data have {sorted(set(frame['region']))}.")
+            raise SpecError(
+                f"[data.china] region = {region!r}; the data have {sorted(set(frame['region']))}."
+            )
         frame = frame[frame["region"] == region]
     # derived outcomes first: a growth rate in the window's first year needs the year before
-    frame = _derived_outcomes(frame, spec.data.outcomes, unit)
+    frame = _derived_outcomes(frame, d.outcomes, unit)
     if first is not None:
         frame = frame[frame["year"] >= int(first)]
     if last is not None:
@@ -189,8 +193,8 @@ def _load_china(spec: RunSpec) -> LoadedData:
         unit=unit,
         time="year",
         cohort=cohort,
-        outcomes=list(spec.data.outcomes),
-        covariates=list(spec.data.covariates),
+        outcomes=list(d.outcomes),
+        covariates=list(d.covariates),
         geography=geography,
         adjacency=adjacency[["unit", "neighbour"]] if adjacency is not None else None,
         outside_window="adjust",

@@ -74,7 +74,9 @@ def _round(x: Any) -> Any:
 
 def result_records(name: str, result: EstimationResult, alpha: float) -> list[dict[str, Any]]:
     """The ``results.json`` records of one estimate block."""
-    return [{"name": name, **{k: _round(v) for k, v in rec.items()}} for rec in result.records(alpha)]
+    return [
+        {"name": name, **{k: _round(v) for k, v in rec.items()}} for rec in result.records(alpha)
+    ]
 
 
 def estimate_all(spec: RunSpec, *, data: LoadedData | None = None) -> RunOutput:
@@ -85,11 +87,19 @@ def estimate_all(spec: RunSpec, *, data: LoadedData | None = None) -> RunOutput:
     data = load_data(spec, data_rng) if data is None else data
     results: dict[str, EstimationResult] = {}
     records: list[dict[str, Any]] = []
+    block_data: dict[str, LoadedData] = {}
     for block, rng in zip(spec.estimates, block_rngs, strict=True):
         fit = get_estimator(block.estimator)
+        panel = data.panel
+        if block.data is not None:
+            # a block with its own [estimate.data] reads that panel (loaded once per table)
+            key = repr(block.data)
+            if key not in block_data:
+                block_data[key] = load_data(spec, rng.spawn(1)[0], block.data)
+            panel = block_data[key].panel
         try:
             res = fit(
-                data.panel,
+                panel,
                 outcome=block.outcome,
                 rng=rng,
                 alpha=spec.inference.alpha,
@@ -102,7 +112,8 @@ def estimate_all(spec: RunSpec, *, data: LoadedData | None = None) -> RunOutput:
             raise type(exc)(f"Estimate {block.name!r} ({block.estimator}): {exc}") from exc
         results[block.name] = res
         records.extend(result_records(block.name, res, spec.inference.alpha))
-    return RunOutput(spec, data, results, records, time.perf_counter() - start)
+    extras = {"block_data": list(block_data.values())} if block_data else {}
+    return RunOutput(spec, data, results, records, time.perf_counter() - start, extras=extras)
 
 
 def sha256(path: Path) -> str:
@@ -137,11 +148,14 @@ def manifest(output: RunOutput) -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             versions[pkg] = None
     spec_file = [Path(output.spec.spec_path)] if output.spec.spec_path else []
+    inputs = list(output.data.inputs)
+    for extra in output.extras.get("block_data", []):
+        inputs.extend(p for p in extra.inputs if p not in inputs)
     return {
         "title": output.spec.title,
         "seed": output.spec.seed,
         "spec": output.spec.resolved(),
-        "inputs": {str(p): sha256(p) for p in (*spec_file, *output.data.inputs)},
+        "inputs": {str(p): sha256(p) for p in (*spec_file, *inputs)},
         "packages": versions,
         "python": platform.python_version(),
         "platform": platform.platform(),

@@ -51,6 +51,7 @@ class EstimateSpec:
     estimator: str
     outcome: str
     options: dict[str, Any] = field(default_factory=dict)
+    data: DataSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,28 @@ def _fields(cls: type, values: dict[str, Any], where: str) -> dict[str, Any]:
     return values
 
 
+def _data_spec(table: dict[str, Any], where: str) -> DataSpec:
+    if not isinstance(table, dict):
+        raise SpecError(f"{where} must be a table; received {type(table).__name__}.")
+    values = dict(_fields(DataSpec, table, where))
+    for key in ("outcomes", "covariates"):
+        if isinstance(values.get(key), str):
+            values[key] = [values[key]]
+        values[key] = tuple(values.get(key, ()))
+    data = DataSpec(**values)
+    if data.source not in DATA_SOURCES:
+        raise SpecError(f"{where} source = {data.source!r}; use one of {DATA_SOURCES}.")
+    if data.source == "file" and not data.path:
+        raise SpecError(f"{where} needs path = '...' when source = 'file'.")
+    if data.source == "file" and not data.outcomes:
+        raise SpecError(f"{where} needs outcomes = ['...'].")
+    if data.outside_window not in ("error", "adjust"):
+        raise SpecError(
+            f"{where} outside_window = {data.outside_window!r}; use 'error' or 'adjust'."
+        )
+    return data
+
+
 def parse_spec(
     raw: dict[str, Any], *, spec_path: str | None = None, data_dir: str | None = None
 ) -> RunSpec:
@@ -150,9 +173,16 @@ def parse_spec(
         for key in ("name", "estimator", "outcome"):
             if key not in block:
                 raise SpecError(f"{where} lacks {key} = '...'.")
+        block_data = None
+        if "data" in block:
+            block_data = _data_spec(block["data"], f"{where} [estimate.data]")
         estimates.append(
             EstimateSpec(
-                block["name"], block["estimator"], block["outcome"], dict(block.get("options", {}))
+                block["name"],
+                block["estimator"],
+                block["outcome"],
+                dict(block.get("options", {})),
+                block_data,
             )
         )
     names = [e.name for e in estimates]
