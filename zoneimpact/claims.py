@@ -502,27 +502,30 @@ def linked_spec_results(
     return out
 
 
-def run_claims_cli(args: argparse.Namespace) -> int:
-    """``python -m zoneimpact claims [--spec FILE] [--out DIR]``: judge the claims.
+def claims_for_spec(spec: Any) -> Any:
+    """Estimate what a spec's claims need and judge them; no files are written.
 
     The spec's data block builds the panel (as ``estimate`` does); its optional
     ``[claims]`` table holds ``file`` (claims TOML), ``spillover`` and ``concentration``
-    options (see :func:`run_claims`) and ``linked_specs = true`` to also run the specs
-    that spec-bound claims name (looked up beside the spec file). The verdict table is
-    printed, and a run directory (``runs/<spec>-claims-<timestamp>`` or ``--out``) gets
-    ``claims.csv`` and the claims table in every format, the estimates behind it, the
-    direct/spillover/net decomposition figure and the report page.
+    options (see :func:`run_claims`), ``data_name`` (the data label in the table),
+    ``linked_specs = true`` to also run the specs that spec-bound claims name (looked up
+    beside the spec file), and ``breakdown_from`` (an estimate block of the spec whose
+    event study gives the Rambachan-Roth breakdown value of the direct and net claims).
+
+    Returns
+    -------
+    zoneimpact.run.RunOutput
+        ``results`` are the estimates behind the verdicts, ``extras["verdicts"]`` the
+        verdict table and ``extras["figures"]`` the decomposition figure.
     """
     import time
 
     from .datasets import load_data
     from .figures import REPO_SPECS
     from .report import plots
-    from .run import RunOutput, default_run_dir, result_records, write_run
-    from .spec import load_spec
+    from .run import RunOutput, estimate_all, result_records
 
     start = time.perf_counter()
-    spec = load_spec(args.spec, data_dir=getattr(args, "data_dir", None))
     rng = np.random.default_rng(spec.seed)
     data_rng, claims_rng = rng.spawn(2)
     loaded = load_data(spec, data_rng)
@@ -530,6 +533,7 @@ def run_claims_cli(args: argparse.Namespace) -> int:
     claims_file = opts.pop("file", None)
     linked = bool(opts.pop("linked_specs", False))
     data_name = str(opts.pop("data_name", "data"))
+    breakdown_from = opts.pop("breakdown_from", None)
     if claims_file is not None and spec.spec_path and not Path(claims_file).is_absolute():
         claims_file = str(Path(spec.spec_path).parent / claims_file)
     claim_list = load_claims(claims_file)
@@ -545,22 +549,25 @@ def run_claims_cli(args: argparse.Namespace) -> int:
         spec_dir = Path(spec.spec_path).parent if spec.spec_path else REPO_SPECS
         results.update(linked_spec_results(claim_list, spec_dir, spec.data_dir))
         table = evaluate_claims(claim_list, results, alpha=spec.inference.alpha)
-    with pd.option_context("display.max_colwidth", 60, "display.width", 200):
-        print(
-            table.drop(columns=["note", "document"]).to_string(
-                index=False, float_format=lambda v: f"{v:.4g}"
-            )
-        )
     estimates: dict[str, EstimationResult] = {}
+    if breakdown_from is not None:
+        blocks = [b for b in spec.estimates if b.name == breakdown_from]
+        if not blocks:
+            raise SpecError(
+                f"[claims] breakdown_from = {breakdown_from!r} names no estimate block."
+            )
+        own = estimate_all(replace(spec, estimates=tuple(blocks)), data=loaded).results
+        event_study = own[breakdown_from]
+        estimates[breakdown_from] = event_study
+        rows = (table["data"] == data_name) & table["estimand"].isin(["direct", "net"])
+        table.loc[rows & table["estimate"].notna(), "breakdown"] = _breakdown(event_study)
     for data, res_map in results.items():
         if isinstance(res_map, str):
             continue
         for key, res in res_map.items():
             if isinstance(res, EstimationResult):
-                label = f"{data.removeprefix('spec:').removesuffix('.toml')}_{key}".replace(
-                    ":", "_"
-                )
-                estimates[label] = res
+                label = f"{data.removeprefix('spec:').removesuffix('.toml')}_{key}"
+                estimates[label.replace(":", "_")] = res
     decomposed = {k: r for k, r in estimates.items() if "net" in set(r.terms["term"])}
     figures = {"decomposition": plots.decomposition_plot(decomposed)} if decomposed else {}
     records = [
@@ -568,7 +575,7 @@ def run_claims_cli(args: argparse.Namespace) -> int:
         for name, res in estimates.items()
         for rec in result_records(name, res, spec.inference.alpha)
     ]
-    output = RunOutput(
+    return RunOutput(
         replace(spec, figures={}),  # the spec's figure choices name its estimate blocks
         loaded,
         estimates,
@@ -576,6 +583,27 @@ def run_claims_cli(args: argparse.Namespace) -> int:
         time.perf_counter() - start,
         extras={"verdicts": table, "figures": figures},
     )
+
+
+def run_claims_cli(args: argparse.Namespace) -> int:
+    """``python -m zoneimpact claims [--spec FILE] [--out DIR]``: judge the claims.
+
+    Prints the verdict table and writes a run directory (``runs/<spec>-claims-<timestamp>``
+    or ``--out``) with ``claims.csv``, the claims table in every format, the estimates
+    behind it, the direct/spillover/net decomposition figure and the report page.
+    """
+    from .run import default_run_dir, write_run
+    from .spec import load_spec
+
+    spec = load_spec(args.spec, data_dir=getattr(args, "data_dir", None))
+    output = claims_for_spec(spec)
+    table = output.extras["verdicts"]
+    with pd.option_context("display.max_colwidth", 60, "display.width", 200):
+        print(
+            table.drop(columns=["note", "document"]).to_string(
+                index=False, float_format=lambda v: f"{v:.4g}"
+            )
+        )
     target = Path(args.out) if getattr(args, "out", None) else default_run_dir(spec)
     if not getattr(args, "out", None):
         target = target.with_name(target.name.replace(spec.stem, f"{spec.stem}-claims", 1))
