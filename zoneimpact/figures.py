@@ -2,20 +2,31 @@
 
 Runs each committed spec — the simulated default, the replications of mpdta and Prop 99,
 and the China study when its data are present — into ``OUT/<spec>/`` through the same
-:func:`zoneimpact.run.run_spec` as ``estimate`` (so nothing is estimated twice or
-differently), then lists every file written with its sha256.
+:func:`zoneimpact.run.run_spec` as ``estimate``, and the claims of the default and China
+specs into ``OUT/<spec>-claims/`` through the same :func:`zoneimpact.claims.claims_for_spec`
+as ``claims``; then lists every file written with its sha256.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from .claims import claims_for_spec
 from .errors import DataNotFoundError, RunDirectoryError
-from .run import run_spec, sha256
+from .run import run_spec, sha256, write_run
 from .spec import load_spec
 
 REPO_SPECS = Path(__file__).resolve().parents[1] / "specs"
-STUDY_SPECS = ("replications/mpdta.toml", "replications/prop99.toml", "china.toml")
+STUDY_SPECS = (
+    "replications/mpdta.toml",
+    "replications/prop99.toml",
+    "china.toml",
+    "china_patents.toml",
+    "china_wanjiang.toml",
+    "china_west.toml",
+)
+#: specs whose claims are judged too (the default spec's and the China study's)
+CLAIM_SPECS = (None, "china.toml")
 
 
 def study_specs(spec_dir: Path = REPO_SPECS) -> list[Path | None]:
@@ -24,20 +35,29 @@ def study_specs(spec_dir: Path = REPO_SPECS) -> list[Path | None]:
 
 
 def regenerate(
-    out: Path, *, data_dir: str | None = None, force: bool = False, specs: list[Path | None] | None = None
+    out: Path,
+    *,
+    data_dir: str | None = None,
+    force: bool = False,
+    specs: list[Path | None] | None = None,
 ) -> int:
     """Run every study spec into ``out`` and print each file written with its checksum."""
     out = Path(out)
     if out.exists() and not force:
         raise RunDirectoryError(f"{out} exists already; pass --force to regenerate into it.")
     out.mkdir(parents=True, exist_ok=True)
+    written = []
     for spec_path in specs if specs is not None else study_specs():
         try:
             spec = load_spec(spec_path, data_dir=data_dir)
-            run = run_spec(spec, out / ("default" if spec_path is None else spec.stem), force=force)
+            name = "default" if spec_path is None else spec.stem
+            written.append(run_spec(spec, out / name, force=force).path)
+            if spec_path is None or Path(spec_path).name in CLAIM_SPECS:
+                claims = claims_for_spec(spec)
+                written.append(write_run(claims, out / f"{name}-claims", force=force))
         except DataNotFoundError as exc:
             print(f"skipped {spec_path}: {exc}")
-            continue
-        for path in sorted(p for p in run.path.rglob("*") if p.is_file()):
+    for root in written:
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
             print(f"{sha256(path)}  {path}")
     return 0
