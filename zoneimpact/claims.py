@@ -568,7 +568,13 @@ def claims_for_spec(spec: Any) -> Any:
             if isinstance(res, EstimationResult):
                 label = f"{data.removeprefix('spec:').removesuffix('.toml')}_{key}"
                 estimates[label.replace(":", "_")] = res
-    decomposed = {k: r for k, r in estimates.items() if "net" in set(r.terms["term"])}
+    # one bar group per outcome of the claims' data (concentration shares are on another
+    # scale and have their own figure)
+    decomposed = {
+        r.outcome: r
+        for k, r in estimates.items()
+        if "net" in set(r.terms["term"]) and not k.endswith("_share")
+    }
     figures = {"decomposition": plots.decomposition_plot(decomposed)} if decomposed else {}
     records = [
         rec

@@ -1068,7 +1068,7 @@ def default_figures(result: Any) -> dict[str, Figure]:
         ),
         (
             "decomposition",
-            lambda: decomposition_plot(result),
+            lambda: decomposition_plot({str(getattr(result, "outcome", "")) or "effect": result}),
             _has_terms(result, ["direct", "net"]),
         ),
         (
