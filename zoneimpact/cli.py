@@ -41,6 +41,17 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     output = run_spec(spec, Path(args.out) if args.out else None, force=args.force)
     print(f"Run directory: {output.path}")
     _print_summary(output)
+    sim = output.data.simulation
+    if sim is not None:
+        t = sim.truth
+        print(
+            "Simulated truth: "
+            + "; ".join(
+                f"{o}: ATT {t.overall[o]:.4g}, displacement share {t.displacement_share[o]:.3g}"
+                for o in output.spec.data.outcomes
+                if o in t.overall
+            )
+        )
     return 0
 
 

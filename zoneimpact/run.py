@@ -273,21 +273,27 @@ def run_spec(spec: RunSpec, out_dir: Path | None = None, *, force: bool = False)
 
 
 def summary_table(output: RunOutput) -> pd.DataFrame:
-    """The headline estimate of every block (for the console)."""
+    """The headline estimate of every block (for the console), plus the net effect and
+    displacement share of spillover-aware blocks."""
     rows = []
     for name, res in output.results.items():
-        ci = res.conf_int().loc[res.main_term]
-        rows.append(
-            {
-                "name": name,
-                "estimator": res.estimator,
-                "outcome": res.outcome,
-                "term": res.main_term,
-                "estimate": res.estimate,
-                "se": res.se,
-                "ci_low": ci["lower"],
-                "ci_high": ci["upper"],
-                "n_units": res.n_units,
-            }
-        )
+        ci = res.conf_int()
+        present = set(res.terms["term"])
+        for term in (res.main_term, "net_per_treated", "displacement_share"):
+            if term not in present:
+                continue
+            row = res.terms.set_index("term").loc[term]
+            rows.append(
+                {
+                    "name": name,
+                    "estimator": res.estimator,
+                    "outcome": res.outcome,
+                    "term": term,
+                    "estimate": float(row["estimate"]),
+                    "se": float(row["se"]),
+                    "ci_low": ci.loc[term, "lower"],
+                    "ci_high": ci.loc[term, "upper"],
+                    "n_units": res.n_units,
+                }
+            )
     return pd.DataFrame(rows)
