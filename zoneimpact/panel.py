@@ -419,7 +419,7 @@ def _validate_geography(geo: pd.DataFrame, units: np.ndarray) -> pd.DataFrame:
         out = g["lat"].abs() > 90
         if out.any():
             raise GeographyError(f"Latitude out of range for unit {g.index[out.to_numpy()][0]!r}.")
-    missing = [u for u in units if u not in g.index]
+    missing = pd.Index(units).difference(g.index, sort=False).tolist()
     if missing:
         raise GeographyError(
             f"Geography missing for unit {missing[0]!r} ({len(missing)} panel unit(s) absent "
