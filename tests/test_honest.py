@@ -16,6 +16,7 @@ of R's 1000-draw least-favourable critical value (same magnitude).
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -424,3 +425,154 @@ def test_one_post_period_and_lp_fallback_agree() -> None:
     slow = np.array([piece._accept_lp(t) for t in grid])
     np.testing.assert_array_equal(fast, slow)
     assert isinstance(pd.DataFrame(out), pd.DataFrame)
+
+
+# ---------------------------------------------------------------- long event studies
+def _synthetic_event_study(num_pre: int, num_post: int, seed: int = 0) -> tuple:
+    """Linear pre-trend + growing effect, AR(1) covariance (as benchmarks/bench_honest.py)."""
+    rng = np.random.default_rng(seed)
+    n = num_pre + num_post
+    t = np.r_[np.arange(-num_pre, 0), np.arange(1, num_post + 1)].astype(float)
+    sd = 0.02 * (1 + 0.05 * np.abs(t))
+    sigma = 0.5 ** np.abs(np.subtract.outer(np.arange(n), np.arange(n))) * np.outer(sd, sd)
+    beta = np.where(t > 0, 0.1 + 0.01 * t, 0.0) + 0.004 * t
+    return beta + rng.multivariate_normal(np.zeros(n), sigma), sigma
+
+
+def _as_result(beta: np.ndarray, sigma: np.ndarray, num_pre: int) -> EstimationResult:
+    events = [*range(-num_pre - 1, -1), *range(0, beta.size - num_pre)]
+    return EstimationResult(
+        estimator="event_study",
+        outcome="y",
+        terms=terms_frame([f"event:{e}" for e in events], beta, np.sqrt(np.diag(sigma))),
+        vcov=sigma,
+    )
+
+
+def test_lp_path_matches_enumeration_mid_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 4 pre x 6 post: 924 (RM) and 3003 (SD) candidate bases, small enough to enumerate
+    # and large enough to exercise the LP path when the cap is set to 0. Both are exact
+    # implementations of the same test with the same LF draws, so they accept the same
+    # grid points (observed difference 0); 1e-3 is the agreement asked of the two paths.
+    beta, sigma = _synthetic_event_study(4, 6, seed=1)
+    avg = np.full(6, 1 / 6)
+
+    def run(cap: int) -> np.ndarray:
+        monkeypatch.setattr(h, "_MAX_BASES", cap)
+        out = []
+        for lv in (None, avg):
+            for method in ("C-LF", "Conditional"):
+                t = h.sensitivity_rm(
+                    beta, sigma, 4, 6, [0, 1, 2], lv, method=method, grid_points=200
+                )
+                out.append(t[["lb", "ub"]].to_numpy())
+            for method in ("C-LF", "C-F"):
+                t = h.sensitivity_sd(
+                    beta, sigma, 4, 6, [0, 0.02], lv, method=method, grid_points=200
+                )
+                out.append(t[["lb", "ub"]].to_numpy())
+        return np.vstack(out)
+
+    enumerated, lp = run(10**9), run(0)
+    assert np.all(np.isfinite(enumerated))
+    np.testing.assert_allclose(lp, enumerated, atol=1e-3, rtol=0)
+
+
+def test_lp_path_matches_arp_algorithm_1_on_6x11() -> None:
+    # 6 x 11: C(22, 11) = 705,432 candidate bases, so the LP path is used. Its test
+    # decisions must equal those of the plain HiGHS + ARP Algorithm 1 implementation
+    # (_accept_lp) point by point, also at M = 0 where the SD moments are degenerate.
+    beta, sigma = _synthetic_event_study(6, 11)
+    assert math.comb(22, 11) > h._MAX_BASES
+    store: dict = {}
+    mixed = 0
+    cases = []
+    for s, positive in ((0, True), (-5, False)):
+        a = h._a_rm(6, 11, 1.0, s, positive)
+        cases.append((a, np.zeros(a.shape[0])))
+    a = h._a_sd(6, 11)
+    cases += [(a, np.full(a.shape[0], 0.01)), (a, np.zeros(a.shape[0]))]
+    for lv in (np.eye(11)[0], np.full(11, 1 / 11)):
+        est, se = lv @ beta[6:], np.sqrt(lv @ sigma[6:, 6:] @ lv)
+        grid = np.linspace(est - 12 * se, est + 12 * se, 13)
+        for a, d in cases:
+            for method in ("ARP", "LF"):
+                piece = h._make_piece(
+                    beta, sigma, a, d, 6, lv, 0.05, method, 0.005, 200,
+                    np.random.default_rng(0), store=store,
+                )  # fmt: skip
+                assert piece.verts is None  # the LP path
+                fast = piece.accept(grid)
+                slow = np.array([piece._accept_lp(t) for t in grid])
+                np.testing.assert_array_equal(fast, slow)
+                mixed += bool(fast.any() and not fast.all())
+    assert mixed >= 8  # half of the 16 tests both accept and reject on the grid (9 seen)
+
+
+def test_honest_did_long_post_window() -> None:
+    # 6 pre x 11 post (the size of a Callaway-Sant'Anna event study E = -7..10): the
+    # LP path for relative magnitudes and the lasso-path FLCI for smoothness, with both
+    # targets; timing lives in benchmarks/bench_honest.py.
+    beta, sigma = _synthetic_event_study(6, 11)
+    res = _as_result(beta, sigma, 6)
+    rm = h.honest_did(res, grid=[0, 1, 2])
+    assert rm.event_times == (tuple(range(-7, -1)), tuple(range(11)))
+    lb, ub = rm.table["lb"].to_numpy(), rm.table["ub"].to_numpy()
+    assert np.all(np.diff(lb) < 0) and np.all(np.diff(ub) > 0)  # sets grow with Mbar
+    # at Mbar = 0 the identified set is l'beta_post - delta_0 with delta_0 = 0, and the
+    # C-LF set lies within a few standard errors of the point estimate
+    se = np.sqrt(sigma[6, 6])
+    assert abs((lb[0] + ub[0]) / 2 - beta[6]) < 2 * se and ub[0] - lb[0] < 6 * se
+    bd = rm.breakdown
+    assert 0 < bd < 2
+    below = h.sensitivity_rm(beta, sigma, 6, 11, [bd * 0.97])
+    above = h.sensitivity_rm(beta, sigma, 6, 11, [bd * 1.03])
+    assert below["lb"].iloc[0] > 0 >= above["lb"].iloc[0]
+    avg = h.honest_did(res, grid=[0, 1], target="average")
+    assert np.allclose(avg.l_vec, 1 / 11)
+    assert avg.table["lb"].iloc[0] < avg.estimate < avg.table["ub"].iloc[0]
+    # the average's conditional set at Mbar = 1 is wider than the first period's
+    width = avg.table["ub"] - avg.table["lb"]
+    assert width.iloc[1] > ub[1] - lb[1]
+    sd = h.honest_did(res, type="smoothness", target="average", grid=[0, 0.01])
+    f0 = h.flci(beta, sigma, 6, 11, 0.0, np.full(11, 1 / 11))
+    assert sd.table["lb"].iloc[0] == pytest.approx(f0.lb, rel=1e-12)
+
+
+def test_lasso_path_satisfies_kkt() -> None:
+    # the FLCI frontier comes from the homotopy path of min 0.5 z'Qz + g'z + mu |z|_1:
+    # check the optimality conditions Qz + g = -mu sign(z) on the support and
+    # |Qz + g| <= mu off it at points inside every segment (exact up to rounding)
+    rng = np.random.default_rng(5)
+    r = rng.normal(size=(7, 7))
+    q = r @ r.T + 0.5 * np.eye(7)
+    g = rng.normal(size=7) * 3
+    segments = h._lasso_path(q, g)
+    assert segments[0][1] == pytest.approx(np.abs(g).max())
+    assert segments[-1][0] == 0.0
+    np.testing.assert_allclose(segments[-1][2], -np.linalg.solve(q, g), rtol=1e-9, atol=1e-12)
+    for mu_lo, mu_hi, p, d in segments:
+        for mu in (mu_lo + 0.3 * (mu_hi - mu_lo), mu_lo + 0.7 * (mu_hi - mu_lo)):
+            z = p + mu * d
+            grad = q @ z + g
+            on = np.abs(z) > 1e-12
+            np.testing.assert_allclose(grad[on], -mu * np.sign(z[on]), atol=1e-9 * mu)
+            assert np.all(np.abs(grad[~on]) <= mu * (1 + 1e-9))
+
+
+def test_flci_long_window_is_optimal_against_random_weights() -> None:
+    m = 0.01
+    beta, sigma = _synthetic_event_study(6, 11)
+    lv = np.full(11, 1 / 11)
+    f = h.flci(beta, sigma, 6, 11, m, lv)
+    dmat, avec, c, const = h._sd_bias_matrix(6, 11, lv)
+    rng = np.random.default_rng(0)
+    for scale in (0.01, 0.1, 1.0):
+        for _ in range(100):
+            w = f.vec[:6] + rng.normal(scale=scale, size=6)
+            w[-1] += c - avec @ w
+            v = np.concatenate([w, lv])
+            sd = np.sqrt(v @ sigma @ v)
+            bias = m * (np.abs(dmat @ w).sum() + const)
+            hl = sd * h._folded_normal_quantile(0.95, bias / sd)
+            assert hl >= f.halflength * (1 - 1e-9)

@@ -40,28 +40,53 @@ when there is more than one post-period (``postPeriodMomentsOnly``).
 What is written by hand and why
 -------------------------------
 No maintained Python library implements the ARP conditional test, so it is written here.
-The linear programs (identified sets, the fall-back for large problems) use
-``scipy.optimize.linprog`` (HiGHS). Two departures from the R code make the module fast
-and deterministic without changing the method:
+The linear programs use ``scipy.optimize.linprog`` (HiGHS). Three departures from the R
+code make the module fast and deterministic without changing the method:
 
 1. ARP's test statistic ``eta = min_{tau} max_j (y_j - X_j tau) / sigma_j`` equals, by LP
    duality, ``max_gamma gamma'y`` over the vertices of the dual polytope
-   ``{gamma >= 0, gamma'X = 0, gamma'sigma = 1}`` (ARP eq. 13 and Appendix D). For the
-   small problems of an event study (a few dozen moments) the vertices are enumerated once
-   (basic feasible solutions of the dual), after which the statistic, the optimal vertex,
-   and the truncation points ``V^lo``/``V^up`` of the conditional test (the values of
-   ``eta`` at which the optimal vertex changes, ARP Appendix D, Algorithm 1, which R
-   approximates by bisection) are exact closed forms, vectorised over the ``theta`` grid
-   and over the Monte Carlo draws of the least-favourable critical value. Problems too
-   large to enumerate fall back to HiGHS for the statistic and the dual vertex and to
-   ARP's Algorithm 1 (with the exact "shortcut" steps) for the truncation points.
-2. The FLCI solves, for a given standard deviation ``h``, the convex problem "minimise the
-   worst-case bias subject to sd <= h" (a second-order cone program; solved with scipy's
-   SLSQP on the smooth epigraph form because scipy has no SOCP solver and cvxpy is not a
-   dependency) and then minimises the half-length over ``h`` with a bounded Brent search.
-   The worst-case bias has the closed form derived in :func:`_sd_bias_matrix`; the
-   ``1 - alpha`` quantile of the folded normal is computed exactly (R simulates it with
-   1e6 draws, so R's FLCI can differ in the 4th digit).
+   ``{gamma >= 0, gamma'X = 0, gamma'sigma = 1}`` (ARP eq. 13 and Appendix D). Knowing
+   the vertices, the statistic, the optimal vertex and the truncation points
+   ``V^lo``/``V^up`` of the conditional test (the values of ``eta`` at which the optimal
+   vertex changes, ARP Appendix D, Algorithm 1, which R approximates by bisection) are
+   exact closed forms, vectorised over the ``theta`` grid and over the Monte Carlo
+   draws of the least-favourable critical value. Two ways to get the vertices:
+
+   * *enumeration* (small problems): all basic solutions of the dual, when the number
+     of candidate bases ``C(moments, 1 + dim(nuisance))`` is at most ``_MAX_BASES``
+     (2,000; a count known before any work). This covers the usual 4 x 4 event study.
+   * *LP path* (everything larger; e.g. 11 post-periods give C(22, 11) = 705,432
+     candidates, which made the enumeration and R's one-LP-per-theta approach take
+     minutes): vertices are found lazily by HiGHS and *certified* for each ``y`` by
+     complementary slackness (a stored optimal basis gives a primal point; if it is
+     feasible the vertex is optimal), so one HiGHS solve serves every ``theta`` and
+     every draw its basis certifies. Bases do not depend on ``sigma``, so all pieces
+     and all values of ``M`` of one analysis share them (typically 10-50 LPs in all).
+     The closed-form truncation points over the vertices found so far are checked by
+     solving ``eta`` at the candidate end points (an end point ``c`` is right iff
+     ``eta = c`` there, ARP Appendix D); a failed check discovers the missing vertex
+     and the step repeats. The answer is the enumeration's, to rounding; the tests
+     check both paths against each other and against a plain HiGHS + Algorithm 1
+     implementation.
+
+2. The FLCI's inner problem (least worst-case bias for a given standard deviation; R
+   solves a conic program for each ``h``) is traced exactly by a lasso homotopy: the
+   worst-case bias is ``M`` times the L1 norm of the pre-period second differences of
+   the weights, so the efficient frontier is the lasso path of the variance
+   (:func:`_lasso_path`); the half-length is then minimised along its linear pieces.
+3. The ``1 - alpha`` quantile of the folded normal is computed exactly (R simulates it
+   with 1e6 draws, so R's FLCI can differ in the 4th digit).
+
+Cost
+----
+Per value of ``M``: relative magnitudes have ``2 K`` pieces (``K`` pre-periods), each
+with a 1000-draw LF critical value and a 1000-point theta grid; smoothness has one. With
+the defaults, :func:`honest_did` (table + breakdown search) takes well under a second on
+4 x 4 and a few seconds on 6 x 11 or 10 x 15 event studies (``benchmarks/bench_honest.py``;
+``target="average"`` costs 1.5-3x ``"first"``: its dual has more degenerate vertices,
+hence more LPs). Small dense linear algebra dominates; on an oversubscribed machine
+multi-threaded OpenBLAS can make ``numpy.linalg.eigh`` (used by the LF draws) 100x
+slower, and ``OPENBLAS_NUM_THREADS=1`` restores the speed.
 
 The least-favourable critical value is simulated (ARP Section 5.2), as in R, from a
 seeded ``numpy.random.Generator`` (``lf_sims`` draws, R uses 1000 with its own RNG, so
@@ -79,13 +104,16 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import optimize, special, stats
 
 from ..errors import ZoneImpactError
 
@@ -105,9 +133,33 @@ __all__ = [
 RMMethod = Literal["C-LF", "Conditional"]
 SDMethod = Literal["FLCI", "C-F", "C-LF", "Conditional"]
 
-# Enumerate the dual vertices when there are at most this many candidate bases; beyond it
-# use the LP fall-back (slower, same answer).
-_MAX_BASES = 250_000
+# Enumerate the dual vertices when there are at most this many candidate bases (a count,
+# C(moments, 1 + nuisance dimension), known before any work); beyond it use the LP path
+# (same answer; see _DualOracle). Enumeration costs about 1e-5 s per candidate basis and
+# is redone for every piece and M, the LP path a few milliseconds per HiGHS solve shared
+# by all pieces and M: 2,000 keeps the enumeration under ~0.02 s per piece.
+_MAX_BASES = 2_000
+
+# Dual bases found by HiGHS, shared by every piece and M of one analysis (see _DualCone).
+_STORE: ContextVar[dict[Any, Any] | None] = ContextVar("_honest_dual_store", default=None)
+
+
+@contextmanager
+def _shared_store() -> Iterator[dict[Any, Any]]:
+    """Share the LP path's dual bases across the calls made inside the block (one
+    analysis: table + breakdown search), so that results do not depend on earlier,
+    unrelated analyses.
+    """
+    store = _STORE.get()
+    if store is not None:
+        yield store
+        return
+    store = {}
+    token = _STORE.set(store)
+    try:
+        yield store
+    finally:
+        _STORE.reset(token)
 
 
 class HonestDiDError(ZoneImpactError, ValueError):
@@ -313,6 +365,196 @@ def _truncnorm_ppf(p: float, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return out
 
 
+class _DualCone:
+    """Optimal bases found so far for the dual LPs of one nuisance matrix ``X``.
+
+    The dual feasible set ``{gamma >= 0, gamma'X = 0, gamma'sigma = 1}`` is the section by
+    ``gamma'sigma = 1`` of the cone ``{gamma >= 0, gamma'X = 0}``, whose extreme rays do
+    not depend on ``sigma > 0``. A basis is stored as the moments ``S`` it makes tight
+    and the nuisance coordinates ``L`` it fixes at zero (HiGHS's basic logicals at a
+    degenerate vertex); with any ``sigma > 0`` it pins the primal point ``(eta, tau)`` as
+    a linear function of ``y_S``. So the bases found for one piece serve every piece and
+    every ``M`` with the same ``X`` (all pieces of Delta^RM share their post-period rows),
+    and a handful of HiGHS solves replaces one LP per theta and per Monte Carlo draw.
+    """
+
+    def __init__(self, x: np.ndarray) -> None:
+        self.x = _orth_columns(x)
+        self.m = x.shape[0]
+        self.r = 1 + self.x.shape[1]
+        self.rays = np.zeros((0, self.m))  # one per vertex, scaled to sum 1
+        self.bases: list[tuple[np.ndarray, np.ndarray]] = []  # (S, L)
+        self.basis_ray: list[int] = []
+        self.by_ray: list[list[int]] = []
+        self.empty: bool | None = None  # dual infeasible (LP unbounded): never reject
+        self.n_lp = 0
+
+    def add_ray(self, gamma: np.ndarray) -> int:
+        ray = gamma / gamma.sum()
+        if self.rays.shape[0]:
+            dist = np.abs(self.rays - ray).max(axis=1)
+            k = int(np.argmin(dist))
+            if dist[k] <= 1e-9:
+                return k
+        self.rays = np.vstack([self.rays, ray])
+        self.by_ray.append([])
+        return self.rays.shape[0] - 1
+
+    def add_basis(self, tight: np.ndarray, zero: np.ndarray, ray: int) -> None:
+        key = (np.sort(tight), np.sort(zero))
+        for s, z in self.bases:
+            if np.array_equal(key[0], s) and np.array_equal(key[1], z):
+                return
+        self.bases.append(key)
+        self.basis_ray.append(ray)
+        self.by_ray[ray].append(len(self.bases) - 1)
+
+
+def _cone_for(store: dict[Any, _DualCone] | None, x: np.ndarray) -> _DualCone:
+    if store is None:
+        return _DualCone(x)
+    key = (x.shape, np.round(x, 12).tobytes())
+    if key not in store:
+        store[key] = _DualCone(x)
+    return store[key]
+
+
+class _DualOracle:
+    """Exact ARP statistic ``eta(y) = max_gamma gamma'y`` for many ``y`` at once.
+
+    For each ``y`` the best known vertex is certified optimal by LP duality: a stored
+    basis gives the primal point ``(eta, tau)`` as a linear function of ``y``, and if
+    every primal constraint ``y_j - X_j tau <= sigma_j eta`` holds (up to rounding) the
+    vertex is optimal (weak duality; ARP eq. 13). Only uncertified ``y`` go to HiGHS,
+    whose optimal basis is then added to the shared :class:`_DualCone`.
+    """
+
+    def __init__(self, cone: _DualCone, sd: np.ndarray, sig: np.ndarray) -> None:
+        self.cone = cone
+        self.sd = sd
+        self.sig = sig
+        self.w = np.column_stack([sd, cone.x]).T  # r x m
+        self._n = -1
+        self._g: dict[int, np.ndarray | None] = {}
+        if cone.empty is None:
+            res = optimize.linprog(
+                np.zeros(cone.m),
+                A_eq=self.w,
+                b_eq=np.eye(cone.r)[0],
+                bounds=(0, None),
+                method="highs-ds",
+            )
+            cone.n_lp += 1
+            cone.empty = res.status != 0
+
+    def _refresh(self) -> None:
+        n = self.cone.rays.shape[0]
+        if n != self._n:
+            self.verts = self.cone.rays / (self.cone.rays @ self.sd)[:, None]
+            self.vsv = self.verts @ self.sig @ self.verts.T
+            self._n = n
+
+    def _slack_map(self, b: int) -> np.ndarray | None:
+        """``G`` with primal slack ``y - G y_S`` for basis ``b`` (computed on first use)."""
+        if b not in self._g:
+            tight, zero = self.cone.bases[b]
+            # primal point: W_S' pi = y_S, pi_L = 0 -> pi = P y_S; slack y - W'P y_S
+            c = np.vstack([self.w[:, tight].T, np.eye(self.cone.r)[zero]])
+            try:
+                p = np.linalg.solve(c, np.eye(self.cone.r)[:, : tight.size])
+                self._g[b] = self.w.T @ p  # m x |S|
+            except np.linalg.LinAlgError:
+                self._g[b] = None
+        return self._g[b]
+
+    def _lp(self, y: np.ndarray) -> tuple[float, int]:
+        """Solve one dual LP by HiGHS, store its optimal basis, return (eta, vertex)."""
+        cone = self.cone
+        res = optimize.linprog(
+            -y, A_eq=self.w, b_eq=np.eye(cone.r)[0], bounds=(0, None), method="highs-ds"
+        )
+        cone.n_lp += 1
+        if res.status != 0:
+            raise HonestDiDError(f"HiGHS failed on the ARP dual LP: {res.message}")
+        gamma = np.clip(np.asarray(res.x), 0.0, None)
+        ray = cone.add_ray(gamma)
+        # rebuild a basis from the duals: tight moments (they include the support of
+        # gamma) and, at a degenerate vertex, nuisance coordinates HiGHS left at zero
+        pi = -np.asarray(res.eqlin.marginals)
+        slack = y - self.w.T @ pi
+        scale = np.abs(y).max() + abs(pi[0]) * self.sd.max() + 1e-300
+        support = np.flatnonzero(gamma > 1e-12 * gamma.max())
+        tight = np.flatnonzero(np.abs(slack) <= 1e-9 * scale)
+        rows: list[np.ndarray] = []
+        chosen: list[int] = []
+        for j in [*support, *tight[np.argsort(np.abs(slack[tight]), kind="stable")]]:
+            if j in chosen or len(rows) == cone.r:
+                continue
+            if np.linalg.matrix_rank(np.array([*rows, self.w[:, j]])) == len(rows) + 1:
+                rows.append(self.w[:, j])
+                chosen.append(int(j))
+        zero: list[int] = []
+        small = np.abs(pi[1:]) <= 1e-12 * np.abs(pi).max()
+        for i in 1 + np.flatnonzero(small):
+            if len(rows) == cone.r:
+                break
+            if np.linalg.matrix_rank(np.array([*rows, np.eye(cone.r)[i]])) == len(rows) + 1:
+                rows.append(np.eye(cone.r)[i])
+                zero.append(int(i))
+        if len(rows) == cone.r:
+            cone.add_basis(np.asarray(chosen, dtype=int), np.asarray(zero, dtype=int), ray)
+        return float(-res.fun), ray
+
+    def solve(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``eta`` and the index of an optimal vertex (a row of ``self.verts``) for each
+        row of ``y`` (n x m).
+        """
+        y = np.atleast_2d(y)
+        n = y.shape[0]
+        eta = np.full(n, np.nan)
+        vert = np.full(n, -1, dtype=int)
+        pending = np.arange(n)
+        while pending.size:
+            self._refresh()
+            if self.verts.shape[0] == 0:
+                eta[pending[0]], vert[pending[0]] = self._lp(y[pending[0]])
+                pending = pending[1:]
+                continue
+            yp = y[pending]
+            vals = yp @ self.verts.T
+            cand = np.argmax(vals, axis=1)
+            best = vals[np.arange(pending.size), cand]
+            tol = 1e-9 * (np.abs(yp).max(axis=1) + np.abs(best) * self.sd.max()) + 1e-300
+            done = np.zeros(pending.size, dtype=bool)
+            for ray in np.unique(cand):
+                sel = np.flatnonzero(cand == ray)
+                order = self.cone.by_ray[ray]
+                for pos, b in enumerate(list(order)):
+                    g = self._slack_map(b)
+                    if g is None:
+                        continue
+                    tight = self.cone.bases[b][0]
+                    slack = yp[sel] - yp[sel][:, tight] @ g.T
+                    ok = slack.max(axis=1) <= tol[sel]
+                    if ok.any():
+                        done[sel[ok]] = True
+                        sel = sel[~ok]
+                        if pos:  # move to front: the bases that certify most go first
+                            order.remove(b)
+                            order.insert(0, b)
+                    if sel.size == 0:
+                        break
+            eta[pending[done]] = best[done]
+            vert[pending[done]] = cand[done]
+            pending = pending[~done]
+            if pending.size:
+                # one LP; its basis usually certifies many of the remaining y
+                eta[pending[0]], vert[pending[0]] = self._lp(y[pending[0]])
+                pending = pending[1:]
+        self._refresh()
+        return eta, vert
+
+
 @dataclass
 class _ARPPiece:
     """The ARP test of H0: theta = theta0 for one polyhedron {A delta <= d} (RR eq. 3.7).
@@ -332,8 +574,10 @@ class _ARPPiece:
     lf_sims: int
     rng: np.random.Generator
     flci_info: dict[str, Any] | None = None
+    store: dict[Any, _DualCone] | None = None  # shared dual bases (LP path)
     verts: np.ndarray | None = field(init=False, default=None)
     lf_cv: float = field(init=False, default=math.inf)
+    oracle: _DualOracle | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         r = self.rows
@@ -348,6 +592,8 @@ class _ARPPiece:
         self.verts = _dual_vertices(self._sd, self._x)
         if self.verts is not None:
             self._vsv = self.verts @ self._sig @ self.verts.T
+        else:
+            self.oracle = _DualOracle(_cone_for(self.store, self._x), self._sd, self._sig)
         if self.method == "LF":
             self.lf_cv = self._least_favourable_cv()
         if self.method == "FLCI":
@@ -375,15 +621,17 @@ class _ARPPiece:
                 return math.inf
             eta = (draws @ self.verts.T).max(axis=1)
         else:
-            eta = np.array([_eta_lp(dr, self._sd, self._x)[0] for dr in draws])
-            eta = eta[np.isfinite(eta)]
+            assert self.oracle is not None
+            if self.oracle.cone.empty:
+                return math.inf
+            eta = self.oracle.solve(draws)[0]
         return float(np.quantile(eta, 1 - self.kappa))
 
     # ---------------------------------------------------------------- test
     def accept(self, theta: np.ndarray) -> np.ndarray:
         theta = np.atleast_1d(np.asarray(theta, dtype=float))
         if self.verts is None:
-            return np.array([self._accept_lp(t) for t in theta], dtype=bool)
+            return self._accept_oracle(theta)
         if self.verts.shape[0] == 0:  # the LP is unbounded below: never reject (as R)
             return np.ones(theta.size, dtype=bool)
         r = self.rows
@@ -403,7 +651,67 @@ class _ARPPiece:
             ratio = acoef / bcoef
         vlo = np.where(bcoef > tol, ratio, -np.inf).max(axis=0)
         vup = np.where(bcoef < -tol, ratio, np.inf).min(axis=0)
-        return self._decide(theta, eta, sigma_b, vlo, vup, j)
+        vsg = self._vbar_sig_g[j] if self.method == "FLCI" else None
+        return self._decide(theta, eta, sigma_b, vlo, vup, vsg)
+
+    def _accept_oracle(self, theta: np.ndarray) -> np.ndarray:
+        """The test of :meth:`accept` for problems too large to enumerate the vertices.
+
+        The statistic and its optimal vertex come from :class:`_DualOracle` (exact). The
+        truncation points use the closed form of :meth:`accept` over the vertices found so
+        far, which can only make ``V^lo`` too high or ``V^up`` too low; each is then
+        checked by solving the statistic at ``y + b (c - eta)``, ``c = V^lo, V^up``
+        (ARP Appendix D: ``c`` is an end point iff ``eta`` there equals ``c``) and, for
+        an infinite end, along ``+/- b`` itself. A failed check discovers the missing
+        vertex (ARP Algorithm 1's step) and the closed form is recomputed.
+        """
+        assert self.oracle is not None
+        oracle = self.oracle
+        if oracle.cone.empty:  # the LP is unbounded below: never reject (as R)
+            return np.ones(theta.size, dtype=bool)
+        r = self.rows
+        y = self.y0[r][None, :] - theta[:, None] * self.a1[r][None, :]  # (n_theta, m)
+        eta, j = oracle.solve(y)
+        for _ in range(100):
+            n_rays = oracle.cone.rays.shape[0]
+            verts, vsv = oracle.verts, oracle.vsv
+            vals = verts @ y.T  # (n_vert, n_theta)
+            gjj = vsv[j, j]
+            sigma_b = np.sqrt(np.clip(gjj, 0.0, None))
+            vc = vsv[:, j] / gjj
+            bcoef = 1.0 - vc
+            acoef = vals - vc * eta
+            tol = 1e-10
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = acoef / bcoef
+            vlo = np.where(bcoef > tol, ratio, -np.inf).max(axis=0)
+            vup = np.where(bcoef < -tol, ratio, np.inf).min(axis=0)
+            # the truncation points matter only where the LF first stage has not rejected
+            need = eta <= self.lf_cv
+            jn = j[need]
+            b = (verts[jn] @ self._sig) / gjj[need, None]  # Sigma gamma / gamma'Sigma gamma
+            checks = []
+            for c in (vlo[need], vup[need]):
+                fin = np.isfinite(c)
+                checks.append(y[need][fin] + b[fin] * (c[fin] - eta[need][fin])[:, None])
+                # an infinite end: no vertex gains on gamma_j along sign(c) * b; b depends
+                # on the vertex only, so one check per vertex
+                _, first = np.unique(jn[~fin] * 2 + (c[~fin] > 0), return_index=True)
+                checks.append(np.sign(c[~fin][first])[:, None] * b[~fin][first])
+            oracle.solve(np.vstack(checks))
+            if oracle.cone.rays.shape[0] == n_rays:
+                break
+        else:
+            warnings.warn(
+                "ARP truncation points did not converge; the LP-path test may be inexact.",
+                stacklevel=4,
+            )
+        vsg = None
+        if self.method == "FLCI":
+            full = np.zeros((verts.shape[0], self.y0.size))
+            full[:, r] = verts
+            vsg = (full @ self.sigma_y @ self._vbar)[j]
+        return self._decide(theta, eta, sigma_b, vlo, vup, vsg)
 
     def _decide(
         self,
@@ -412,8 +720,7 @@ class _ARPPiece:
         sigma_b: np.ndarray,
         vlo: np.ndarray,
         vup: np.ndarray,
-        j: np.ndarray | None,
-        gamma: np.ndarray | None = None,
+        vsg: np.ndarray | None,
     ) -> np.ndarray:
         reject = np.zeros(theta.size, dtype=bool)
         decided = np.zeros(theta.size, dtype=bool)
@@ -437,15 +744,11 @@ class _ARPPiece:
             reject |= first
             decided |= first
             # the FLCI event {|vbar'y - ...| <= dbar} also truncates eta
-            if gamma is None:
-                vsg = self._vbar_sig_g[j]
-            else:
-                full = np.zeros(self.y0.size)
-                full[self.rows] = gamma
-                vsg = np.atleast_1d(self._vbar @ self.sigma_y @ full)
-            cvec = vsg / sigma_b**2  # vbar'c
-            svec = vbar_y - cvec * eta  # vbar'S
+            assert vsg is not None
             with np.errstate(divide="ignore", invalid="ignore"):
+                # sigma_b = 0 (degenerate vertex) is decided below without these
+                cvec = vsg / sigma_b**2  # vbar'c
+                svec = vbar_y - cvec * eta  # vbar'S
                 up1 = (dbar1 - svec) / cvec  # row +vbar
                 up2 = (dbar2 + svec) / (-cvec)  # row -vbar
             lo_f = np.where(cvec < 0, up1, -np.inf)
@@ -468,7 +771,10 @@ class _ARPPiece:
         return ~reject
 
     def _accept_lp(self, theta: float) -> bool:
-        """Fall-back for problems too large to enumerate: HiGHS + ARP Algorithm 1."""
+        """Reference implementation of the test at one theta: one HiGHS solve for the
+        statistic and ARP Appendix D Algorithm 1 for the truncation points (slow: several
+        LPs per theta; used by the tests to check both fast paths).
+        """
         r = self.rows
         y = self.y0[r] - self.a1[r] * theta
         eta, gamma = _eta_lp(y, self._sd, self._x)
@@ -482,14 +788,18 @@ class _ARPPiece:
             b = self._sig @ gamma / gsg
             s = y - b * eta
             vlo, vup = self._vlo_vup_lp(eta, s, b)
+        vsg = None
+        if self.method == "FLCI":
+            full = np.zeros(self.y0.size)
+            full[self.rows] = gamma
+            vsg = np.atleast_1d(self._vbar @ self.sigma_y @ full)
         out = self._decide(
             np.array([theta]),
             np.array([eta]),
             np.array([sigma_b]),
             np.array([vlo]),
             np.array([vup]),
-            None,
-            gamma=gamma,
+            vsg,
         )
         return bool(out[0])
 
@@ -538,6 +848,7 @@ def _make_piece(
     rng: np.random.Generator,
     post_moments_only: bool = True,
     flci_info: dict[str, Any] | None = None,
+    store: dict[Any, _DualCone] | None = None,
 ) -> _ARPPiece:
     num_post = l_vec.size
     a_gamma_inv = a[:, num_pre:] @ np.linalg.inv(_construct_gamma(l_vec))
@@ -560,6 +871,7 @@ def _make_piece(
         lf_sims=lf_sims,
         rng=rng,
         flci_info=info,
+        store=store if store is not None else _STORE.get(),
     )
 
 
@@ -626,7 +938,7 @@ def _folded_normal_quantile(p: float, mu: float) -> float:
     mu = abs(mu)
 
     def f(c: float) -> float:
-        return stats.norm.cdf(c - mu) - stats.norm.cdf(-c - mu) - p
+        return float(special.ndtr(c - mu) - special.ndtr(-c - mu)) - p
 
     hi = mu + stats.norm.ppf(p) + 10.0
     return float(optimize.brentq(f, 0.0, hi, xtol=1e-14))
@@ -671,6 +983,59 @@ class FLCIResult:
     max_bias: float
 
 
+def _lasso_path(q: np.ndarray, g: np.ndarray) -> list[tuple[float, float, np.ndarray, np.ndarray]]:
+    """Solution path of ``min_z 0.5 z'Qz + g'z + mu ||z||_1`` for ``mu`` from
+    ``||g||_inf`` (where ``z = 0``) down to 0 (the unconstrained minimum), ``Q`` positive
+    definite: the homotopy / LARS-lasso algorithm (Osborne, Presnell and Turlach 2000;
+    Efron et al. 2004), exact because ``z(mu)`` is piecewise linear in ``mu``.
+
+    Returns segments ``(mu_lo, mu_hi, p, d)`` with ``z(mu) = p + mu d`` on
+    ``[mu_lo, mu_hi]`` (full-length vectors, zero off the active set).
+    """
+    n = g.size
+    mu = float(np.abs(g).max()) if n else 0.0
+    if mu == 0.0:
+        return [(0.0, mu, np.zeros(n), np.zeros(n))]
+    first = int(np.argmax(np.abs(g)))
+    active, signs = [first], {first: -math.copysign(1.0, g[first])}
+    segments = []
+    for _ in range(10 * n + 10):
+        a = np.array(active, dtype=int)
+        s_a = np.array([signs[i] for i in active])
+        qaa_inv = np.linalg.pinv(q[np.ix_(a, a)])
+        p = np.zeros(n)
+        d = np.zeros(n)
+        p[a] = -qaa_inv @ g[a]  # KKT on the active set: (Qz + g)_A = -mu s_A
+        d[a] = -qaa_inv @ s_a
+        cp, cd = q @ p + g, q @ d  # gradient (Qz + g) = cp + mu cd
+        nxt, event = 0.0, None
+        tol = 1e-12 * max(mu, 1e-300)
+        for i in range(n):
+            if i in signs:
+                if d[i] != 0:  # leaves when z_i reaches zero
+                    t = -p[i] / d[i]
+                    if tol < t < mu - tol and t > nxt:
+                        nxt, event = t, ("leave", i)
+            else:  # enters when |gradient_i| reaches mu
+                for sgn in (1.0, -1.0):
+                    den = sgn - cd[i]
+                    if den != 0:
+                        t = cp[i] / den
+                        if tol < t < mu - tol and t > nxt:
+                            nxt, event = t, ("enter", i, -sgn)
+        segments.append((nxt, mu, p, d))
+        if event is None:
+            break
+        mu = nxt
+        if event[0] == "leave":
+            active.remove(event[1])
+            del signs[event[1]]
+        else:
+            active.append(event[1])
+            signs[event[1]] = event[2]
+    return segments
+
+
 def flci(
     betahat: Any,
     sigma: Any,
@@ -684,10 +1049,18 @@ def flci(
 
     Among affine estimators ``v'betahat`` with ``v_post = l``, minimises the half-length
     ``chi(v) = sd(v) * cv_alpha(maxbias(v) / sd(v))`` where ``cv_alpha(t)`` is the
-    ``1 - alpha`` quantile of ``|N(t, 1)|`` (Armstrong and Kolesar 2018). For each
-    standard deviation ``h`` the least worst-case bias is a convex problem; the outer
-    minimisation over ``h`` in ``[h_min, h_0]`` is a bounded Brent search (R does a
-    bisection on numerical derivatives; the function is convex in ``h``).
+    ``1 - alpha`` quantile of ``|N(t, 1)|`` (Armstrong and Kolesar 2018).
+
+    How: the pre-period weights ``w`` enter the worst-case bias only through the second
+    differences ``z = D w`` (:func:`_sd_bias_matrix`; ``w`` is an affine function of
+    ``z`` once unbiasedness for linear trends holds), so the efficient frontier
+    "least worst-case bias for a given standard deviation" (R's inner problem, solved
+    there for each ``h`` by a conic solver) is traced exactly by the lasso path of
+    ``min 0.5 var(w(z)) + mu ||z||_1`` (:func:`_lasso_path`), from the least-bias
+    estimator (``mu`` large: all weight on the last pre-period) to the least-variance
+    one (``mu = 0``). The half-length is then minimised along the path: a bounded Brent
+    search on each linear piece plus its end points (R bisects on numerical
+    derivatives in ``h``).
 
     Parameters
     ----------
@@ -714,86 +1087,38 @@ def flci(
     def var(w: np.ndarray) -> float:
         return float(w @ s_pre @ w + 2 * w @ s_cross + s_post)
 
-    # minimum-variance weights subject to unbiasedness for linear trends (KKT system)
-    kkt = np.block([[2 * s_pre, avec[:, None]], [avec[None, :], np.zeros((1, 1))]])
-    rhs = np.concatenate([-2 * s_cross, [c]])
-    w_min = np.linalg.lstsq(kkt, rhs, rcond=None)[0][:k]
-    h_min = math.sqrt(max(var(w_min), 0.0))
+    # w = w_0 + F z: [D; a'] is unit lower triangular, and w_0 = c e_K (all weight on the
+    # last pre-period) has D w_0 = 0, a'w_0 = c
     w_0 = np.zeros(k)
-    w_0[-1] = c  # all weight on the last pre-period: the least worst-case bias
-    h_0 = math.sqrt(max(var(w_0), 0.0))
+    w_0[-1] = c
+    f_mat = np.linalg.inv(np.vstack([dmat, avec[None, :]]))[:, : k - 1]
+    q = f_mat.T @ s_pre @ f_mat
+    g = f_mat.T @ (s_pre @ w_0 + s_cross)
+    segments = _lasso_path(q, g)
+    z_min = segments[-1][2]  # mu = 0: least variance among trend-unbiased weights
 
-    def bias_of(w: np.ndarray) -> float:
-        return float(np.abs(dmat @ w).sum() + const)
-
-    def min_bias_given_h(h: float) -> tuple[float, np.ndarray]:
-        if k == 1 or h >= h_0 * (1 - 1e-12):
-            return bias_of(w_0), w_0
-        if h <= h_min * (1 + 1e-12):
-            return bias_of(w_min), w_min
-        nu = k - 1
-        # epigraph form: min 1'u  s.t. u >= |D w|, a'w = c, var(w) <= h^2
-        cons = [
-            {
-                "type": "ineq",
-                "fun": lambda z: z[k:] - dmat @ z[:k],
-                "jac": lambda z: np.hstack([-dmat, np.eye(nu)]),
-            },
-            {
-                "type": "ineq",
-                "fun": lambda z: z[k:] + dmat @ z[:k],
-                "jac": lambda z: np.hstack([dmat, np.eye(nu)]),
-            },
-            {
-                "type": "eq",
-                "fun": lambda z: np.array([avec @ z[:k] - c]),
-                "jac": lambda z: np.concatenate([avec, np.zeros(nu)])[None, :],
-            },
-            {
-                "type": "ineq",
-                "fun": lambda z: np.array([1.0 - var(z[:k]) / h**2]),
-                "jac": lambda z: np.concatenate(
-                    [-(2 * s_pre @ z[:k] + 2 * s_cross) / h**2, np.zeros(nu)]
-                )[None, :],
-            },
-        ]
-        # start on the segment between the two extreme estimators, feasible for var <= h^2
-        ts = np.linspace(0, 1, 41)
-        feas = [t for t in ts if var((1 - t) * w_min + t * w_0) <= h**2]
-        t0 = max(feas) if feas else 0.0
-        w_start = (1 - t0) * w_min + t0 * w_0
-        z0 = np.concatenate([w_start, np.abs(dmat @ w_start)])
-        res = optimize.minimize(
-            lambda z: z[k:].sum(),
-            z0,
-            jac=lambda z: np.concatenate([np.zeros(k), np.ones(nu)]),
-            constraints=cons,
-            method="SLSQP",
-            options={"ftol": 1e-13, "maxiter": 500},
-        )
-        w = res.x[:k]
-        # polish: the achieved worst-case bias of the returned weights (never the LP value)
-        return bias_of(w), w
-
-    def halflength(h: float) -> tuple[float, np.ndarray, float]:
-        b, w = min_bias_given_h(h)
+    def halflength_at(z: np.ndarray) -> tuple[float, np.ndarray, float]:
+        w = w_0 + f_mat @ z
+        b = float(np.abs(dmat @ w).sum() + const)
         sd = math.sqrt(max(var(w), 1e-300))
         return sd * _folded_normal_quantile(1 - alpha, m * b / sd), w, b
 
-    if m == 0 or h_0 - h_min <= 1e-12 * max(h_0, 1e-300):
-        h_star = h_min if m == 0 else h_0
+    if m == 0:
+        best_z = z_min
     else:
-        opt = optimize.minimize_scalar(
-            lambda h: halflength(h)[0],
-            bounds=(h_min, h_0),
-            method="bounded",
-            options={"xatol": 1e-8 * h_0},
-        )
-        h_star = float(opt.x)
-        for edge in (h_min, h_0):  # the optimum may sit at an end of the interval
-            if halflength(edge)[0] < halflength(h_star)[0]:
-                h_star = edge
-    hl, w, b = halflength(h_star)
+        cands = [segments[0][1] * segments[0][3] + segments[0][2]]  # mu = mu_max: z = 0
+        for mu_lo, mu_hi, p, d in segments:
+            cands.append(p + mu_lo * d)
+            if mu_hi - mu_lo > 1e-12 * max(mu_hi, 1e-300):
+                opt = optimize.minimize_scalar(
+                    lambda t, p=p, d=d: halflength_at(p + t * d)[0],
+                    bounds=(mu_lo, mu_hi),
+                    method="bounded",
+                    options={"xatol": 1e-10 * max(mu_hi, 1e-300)},
+                )
+                cands.append(p + float(opt.x) * d)
+        best_z = min(cands, key=lambda z: halflength_at(z)[0])
+    hl, w, b = halflength_at(best_z)
     vec = np.concatenate([w, lv])
     centre = float(vec @ beta)
     return FLCIResult(centre - hl, centre + hl, hl, vec, math.sqrt(max(var(w), 0.0)), m * b)
@@ -870,26 +1195,29 @@ def sensitivity_rm(
     lb = -20 * sd_t if grid_lb is None else float(grid_lb)
     ub = 20 * sd_t if grid_ub is None else float(grid_ub)
     widen = grid_lb is None and grid_ub is None
-    rows = []
-    for mbar in grid:
-        lo, hi = _rm_ci(
-            beta,
-            sig,
-            num_pre,
-            num_post,
-            lv,
-            float(mbar),
-            alpha,
-            method,
-            lb,
-            ub,
-            grid_points,
-            refine,
-            widen,
-            lf_sims,
-            seed,
-        )
-        rows.append({"mbar": float(mbar), "lb": lo, "ub": hi, "method": method, "delta": "DeltaRM"})
+    with _shared_store():
+        rows = []
+        for mbar in grid:
+            lo, hi = _rm_ci(
+                beta,
+                sig,
+                num_pre,
+                num_post,
+                lv,
+                float(mbar),
+                alpha,
+                method,
+                lb,
+                ub,
+                grid_points,
+                refine,
+                widen,
+                lf_sims,
+                seed,
+            )
+            rows.append(
+                {"mbar": float(mbar), "lb": lo, "ub": hi, "method": method, "delta": "DeltaRM"}
+            )
     return pd.DataFrame(rows)
 
 
@@ -974,25 +1302,26 @@ def sensitivity_sd(
         raise HonestDiDError(
             f"method must be one of 'FLCI', 'C-F', 'C-LF', 'Conditional'; received {method!r}."
         )
-    rows = []
-    for m in grid:
-        lo, hi = _sd_ci(
-            beta,
-            sig,
-            num_pre,
-            num_post,
-            lv,
-            float(m),
-            alpha,
-            method,
-            grid_lb,
-            grid_ub,
-            grid_points,
-            refine,
-            lf_sims,
-            seed,
-        )
-        rows.append({"m": float(m), "lb": lo, "ub": hi, "method": method, "delta": "DeltaSD"})
+    with _shared_store():
+        rows = []
+        for m in grid:
+            lo, hi = _sd_ci(
+                beta,
+                sig,
+                num_pre,
+                num_post,
+                lv,
+                float(m),
+                alpha,
+                method,
+                grid_lb,
+                grid_ub,
+                grid_points,
+                refine,
+                lf_sims,
+                seed,
+            )
+            rows.append({"m": float(m), "lb": lo, "ub": hi, "method": method, "delta": "DeltaSD"})
     return pd.DataFrame(rows)
 
 
@@ -1105,6 +1434,14 @@ def breakdown_value(
     lo0, hi0 = original_ci(beta, sig, num_pre, num_post, lv, alpha)
     if lo0 <= null <= hi0:
         return 0.0
+    with _shared_store():
+        return _scan_breakdown(ci, values, null, tol)
+
+
+def _scan_breakdown(ci: Any, values: np.ndarray, null: float, tol: float | None) -> float:
+    """First value of the sorted grid ``values`` whose CI ``ci(value)`` covers ``null``,
+    bisected against the previous grid value down to ``tol`` (see :func:`breakdown_value`).
+    """
 
     def covers(mm: float) -> bool:
         lo, hi = ci(mm)
@@ -1271,7 +1608,11 @@ def honest_did(
         Values of Mbar or M.
     target : {"first", "average"} or array_like
         theta = the first post-period effect, the average over post-periods, or explicit
-        weights ``l`` on the post-periods.
+        weights ``l`` on the post-periods. Any length of post window works: above a few
+        post-periods the ARP tests use the LP path (module docstring), whose cost grows
+        with the number of distinct optimal dual bases rather than combinatorially;
+        "average" costs about 1.5-3x "first" (e.g. 6 pre x 11 post, defaults, relative
+        magnitudes: ~1 s for "first", ~2-3 s for "average"; smoothness/FLCI: < 1 s).
     alpha : float
         One minus the coverage.
     method : str, optional
@@ -1294,40 +1635,41 @@ def honest_did(
     else:
         lv = np.asarray(target, dtype=float)
         target_name = "custom"
-    if type == "relative_magnitude":
-        meth = method or "C-LF"
-        table = sensitivity_rm(
+    with _shared_store():  # the table and the breakdown search share their LPs
+        if type == "relative_magnitude":
+            meth = method or "C-LF"
+            table = sensitivity_rm(
+                beta,
+                sig,
+                num_pre,
+                num_post,
+                np.arange(0, 2.0001, 0.5) if grid is None else grid,
+                lv,
+                alpha,
+                method=meth,
+                **options,
+            )  # type: ignore[arg-type]
+            table = table.rename(columns={"mbar": "m"})
+        elif type == "smoothness":
+            meth = method or "FLCI"
+            table = sensitivity_sd(
+                beta, sig, num_pre, num_post, grid, lv, alpha, method=meth, **options
+            )  # type: ignore[arg-type]
+        else:
+            raise HonestDiDError(
+                f"type must be 'relative_magnitude' or 'smoothness'; received {type!r}."
+            )
+        bd = breakdown_value(
             beta,
             sig,
             num_pre,
             num_post,
-            np.arange(0, 2.0001, 0.5) if grid is None else grid,
-            lv,
-            alpha,
+            restriction=type,
+            l_vec=lv,
+            alpha=alpha,
             method=meth,
             **options,
-        )  # type: ignore[arg-type]
-        table = table.rename(columns={"mbar": "m"})
-    elif type == "smoothness":
-        meth = method or "FLCI"
-        table = sensitivity_sd(
-            beta, sig, num_pre, num_post, grid, lv, alpha, method=meth, **options
-        )  # type: ignore[arg-type]
-    else:
-        raise HonestDiDError(
-            f"type must be 'relative_magnitude' or 'smoothness'; received {type!r}."
         )
-    bd = breakdown_value(
-        beta,
-        sig,
-        num_pre,
-        num_post,
-        restriction=type,
-        l_vec=lv,
-        alpha=alpha,
-        method=meth,
-        **options,
-    )
     return HonestResult(
         table=table,
         breakdown=bd,
