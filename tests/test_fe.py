@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,6 +11,7 @@ import statsmodels.api as sm
 
 from zoneimpact.errors import EstimationError
 from zoneimpact.estimators._fe import (
+    TwoWayWithin,
     cluster_scores,
     cluster_ssc_k,
     demean,
@@ -111,3 +114,112 @@ def test_demean_bad_input() -> None:
         demean(np.ones(5), [np.arange(4)])
     with pytest.raises(EstimationError, match="positive"):
         demean(np.ones(3), [np.arange(3)], weights=np.array([1.0, -1.0, 1.0]))
+
+
+def test_demean_integer_codes_with_gaps() -> None:
+    # Integer codes with unused levels (0, 2, 5, 7 ...) used to leave empty groups: 0/0
+    # group means made the sweep stop after one pass with a wrong answer. Gapped codes must
+    # give exactly what their compact relabelling gives, without warnings.
+    df = _unbalanced_panel(5)
+    u = df["unit"].to_numpy() * 3 + 2  # gaps between every unit code
+    t = df["time"].to_numpy() * 2
+    x = df[["x1", "x2"]].to_numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = demean(x, [u, t])
+    ref = demean(x, [factorize(u), factorize(t)])
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, ref, atol=1e-12)
+    for j, col in enumerate(["x1", "x2"]):
+        # same projection as the dummy regression (MAP tolerance 1e-12 relative)
+        np.testing.assert_allclose(got[:, j], _dummy_residuals(df, col, None), atol=1e-8)
+    # degrees of freedom count only the levels present
+    assert fe_dof([u, t]) == fe_dof([factorize(u), factorize(t)]) == 40 + 12 - 1
+    assert cluster_ssc_k(2, [u, t], factorize(u)) == 2 + 12
+
+
+def _onehot_case(seed: int) -> tuple[pd.DataFrame, np.ndarray, int]:
+    df = _unbalanced_panel(seed)
+    rng = np.random.default_rng(seed)
+    # a one-hot block: cohort-like groups of units x periods, some rows in no cell
+    grp = df["unit"].to_numpy() % 4
+    col = np.where(grp > 0, (grp - 1) * 12 + df["time"].to_numpy(), -1)
+    col[rng.uniform(size=len(col)) < 0.2] = -1
+    used = np.unique(col[col >= 0])
+    remap = np.full(col.max() + 1, -1)
+    remap[used] = np.arange(used.size)
+    col = np.where(col >= 0, remap[np.maximum(col, 0)], -1)
+    return df, col, int(used.size)
+
+
+@pytest.mark.parametrize("seed", [7, 11])
+def test_two_way_within_matches_dense_projection(seed: int) -> None:
+    df, col, k = _onehot_case(seed)
+    n = len(df)
+    u, t = df["unit"].to_numpy(), df["time"].to_numpy()
+    tw = TwoWayWithin(u, t)
+    assert tw.rank == fe_dof([u, t])
+    X = df[["x1", "x2"]].to_numpy()
+    Xd = tw.residualize(X)
+    # exact projection vs alternating projections (tol 1e-12) and the dummy regression
+    np.testing.assert_allclose(Xd, demean(X, [u, t]), atol=1e-9)
+    np.testing.assert_allclose(Xd[:, 0], _dummy_residuals(df, "x1", None), atol=1e-9)
+    # the one-hot block against its materialised dummies
+    D = np.zeros((n, k))
+    rows = np.flatnonzero(col >= 0)
+    D[rows, col[rows]] = 1.0
+    Dd = demean(D, [u, t])
+    block = tw.onehot(col, k)
+    np.testing.assert_allclose(block.gram, Dd.T @ Dd, atol=1e-9)
+    coef = np.random.default_rng(seed).normal(size=k)
+    np.testing.assert_allclose(tw.expand(block, coef), D @ coef, atol=0)
+    # clustered meat of the scores [M D, M X] * resid: clusters nesting the units, and
+    # clusters cutting across units (every unit in several clusters)
+    resid = tw.residualize(np.random.default_rng(seed + 1).normal(size=n))
+    Z = np.column_stack([Dd, Xd])
+    for cl in (factorize(u // 3), factorize((u + t) % 5)):
+        S = cluster_scores(Z * resid[:, None], cl)
+        meat = tw.cluster_meat(block, resid, cl, Xd)
+        # same sums in another order; entries are O(10), so 1e-9 is rounding-level
+        np.testing.assert_allclose(meat, S.T @ S, atol=1e-9)
+        np.testing.assert_allclose(
+            tw.cluster_meat(block, resid, cl), S[:, :k].T @ S[:, :k], atol=1e-9
+        )
+
+
+def test_two_way_within_disconnected_panel() -> None:
+    # two blocks of units observed in disjoint periods: two redundancies, and the
+    # pseudo-inverse still gives the projection of the dummy regression
+    rng = np.random.default_rng(2)
+    u = np.repeat(np.arange(20), 4)
+    t = np.where(u < 10, 0, 4) + np.tile(np.arange(4), 20)
+    x = rng.normal(size=u.size)
+    tw = TwoWayWithin(u, t)
+    assert tw.rank == fe_dof([u, t]) == 20 + 8 - 2
+    D = np.column_stack([pd.get_dummies(u).to_numpy(float), pd.get_dummies(t).to_numpy(float)])
+    ref = x - D @ np.linalg.lstsq(D, x, rcond=None)[0]
+    np.testing.assert_allclose(tw.residualize(x), ref, atol=1e-10)
+
+
+def test_two_way_within_more_periods_than_units() -> None:
+    # 6 units x 25 periods: the period effect is the larger one and is swept by means
+    rng = np.random.default_rng(4)
+    u = np.repeat(np.arange(6), 25)
+    t = np.tile(np.arange(25), 6)
+    keep = rng.uniform(size=u.size) > 0.15
+    u, t = u[keep], t[keep]
+    col = np.where((u >= 3) & (t >= 10), t - 10, -1)
+    k = int(col.max()) + 1
+    tw = TwoWayWithin(u, t)
+    assert tw.rank == fe_dof([u, t])
+    D = np.zeros((u.size, k))
+    rows = np.flatnonzero(col >= 0)
+    D[rows, col[rows]] = 1.0
+    Dd = demean(D, [u, t])
+    block = tw.onehot(col, k)
+    np.testing.assert_allclose(block.gram, Dd.T @ Dd, atol=1e-9)
+    resid = tw.residualize(rng.normal(size=u.size))
+    np.testing.assert_allclose(resid, demean(resid, [u, t]), atol=1e-9)
+    cl = factorize(t % 4)
+    S = cluster_scores(Dd * resid[:, None], cl)
+    np.testing.assert_allclose(tw.cluster_meat(block, resid, cl), S.T @ S, atol=1e-9)

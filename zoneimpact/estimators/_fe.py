@@ -13,6 +13,10 @@ Why by hand: statsmodels and linearmodels absorb one-way effects only (``PanelOL
 two but needs a balanced MultiIndex frame and exposes no reusable demeaning routine), and
 pyfixest is a peer package we compare against, not a runtime dependency.
 
+:class:`TwoWayWithin` is the exact two-way (unit + period) version without iterations,
+which also projects one-hot blocks of columns (saturated event-study dummies) from
+tables of counts, never forming them.
+
 :func:`fe_dof` counts the parameters a set of fixed effects uses (levels minus redundancies;
 the redundancy between two effects is counted exactly from the connected components of
 their bipartite graph), and :func:`cluster_ssc_k` turns it into the ``K`` of fixest's
@@ -22,6 +26,7 @@ default small-sample correction for clustered standard errors.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -39,6 +44,7 @@ __all__ = [
     "cluster_codes",
     "absorb",
     "drop_nested",
+    "TwoWayWithin",
 ]
 
 
@@ -59,7 +65,11 @@ def _as_codes(fe: Sequence[np.ndarray], n: int) -> list[np.ndarray]:
                 f"Fixed effect {k} has shape {f.shape}; expected ({n},) to match the data."
             )
         if np.issubdtype(f.dtype, np.integer) and f.size and f.min() >= 0:
-            out.append(f.astype(np.intp, copy=False))
+            f = f.astype(np.intp, copy=False)
+            # Codes with gaps (levels absent from these rows, e.g. after subsetting) would
+            # leave empty groups: 0/0 group means in the sweeps and phantom levels in the
+            # degree-of-freedom counts. Compact them to 0..G-1.
+            out.append(f if np.bincount(f).all() else factorize(f))
         else:
             out.append(factorize(f))
     return out
@@ -186,8 +196,11 @@ def fe_dof(fe: Sequence[np.ndarray]) -> int:
 
 def _nested(fe_codes: np.ndarray, cluster: np.ndarray) -> bool:
     """True if every level of the fixed effect lies within a single cluster."""
-    pairs = pd.DataFrame({"f": fe_codes, "c": cluster}).drop_duplicates()
-    return not pairs["f"].duplicated().any()
+    # write one cluster per level (any of them), then every row must agree with it: O(n)
+    cluster = np.asarray(cluster)
+    ref = np.empty(int(fe_codes.max()) + 1 if fe_codes.size else 0, dtype=cluster.dtype)
+    ref[fe_codes] = cluster
+    return bool(np.array_equal(ref[fe_codes], cluster))
 
 
 def cluster_ssc_k(n_coef: int, fe: Sequence[np.ndarray], cluster: np.ndarray) -> int:
@@ -281,7 +294,8 @@ def absorb(
     X: np.ndarray,
     fe: Sequence[np.ndarray],
     weights: np.ndarray | None = None,
-    max_dense: int = 2500,
+    max_dense: int = 4000,
+    max_block: int = 800,
 ) -> tuple[np.ndarray, int]:
     """Residuals of ``X`` after absorbing fixed effects, exactly, and the rank of the FE.
 
@@ -298,8 +312,9 @@ def absorb(
     of weights, built from sparse products in O(n); its pseudo-inverse comes from an
     eigendecomposition whose rank is the exact number of parameters the secondary effects
     add beyond ``p`` (Abowd, Creecy & Kramarz 2002 count it for two effects; here it is
-    exact for any number). With larger ``L`` it falls back to :func:`demean` (alternating
-    projections) and :func:`fe_dof`.
+    exact for any number). With larger ``L`` or blocks it falls back to :func:`demean`
+    (alternating projections) and :func:`fe_dof` (exact for two effects once nested ones
+    are dropped, one redundancy per further effect as fixest counts).
 
     Parameters
     ----------
@@ -311,6 +326,10 @@ def absorb(
         Positive observation weights.
     max_dense : int
         Largest total number of secondary levels handled by the direct solve.
+    max_block : int
+        Largest connected block of secondary levels pseudo-inverted directly (the
+        ``L x L`` matrix is block diagonal over groups of levels linked through the main
+        effect, e.g. one ``T x T`` block per city for unit + city x year).
 
     Returns
     -------
@@ -359,29 +378,43 @@ def absorb(
         Z = Zt.T
         return (Z.ravel() if one_d else Z), gp
     offsets = np.cumsum([0] + [g for _, g in rest])
-    # D'WD: diagonal blocks are the level weights, off-diagonal blocks cross-tabulations
-    A = np.zeros((n_sec, n_sec))
-    for a, (ca, ga) in enumerate(rest):
-        for b2, (cb, gb) in enumerate(rest[a:], start=a):
-            block = np.bincount(ca * gb + cb, weights=None if unweighted else w, minlength=ga * gb)
-            block = block.reshape(ga, gb)
-            A[offsets[a] : offsets[a + 1], offsets[b2] : offsets[b2 + 1]] = block
-            A[offsets[b2] : offsets[b2 + 1], offsets[a] : offsets[a + 1]] = block.T
-    # minus C' diag(1/w_p) C, C the sparse (p-level x secondary level) table of weights
+    # A = D'WD - C' diag(1/w_p) C, kept sparse (O(nnz) memory): D'WD has the level weights
+    # on its diagonal and cross-tabulations of pairs of effects off it; C is the table of
+    # weights of (main level, secondary level)
     cols = np.concatenate([c + o for (c, _), o in zip(rest, offsets[:-1], strict=True)])
-    C = sparse.coo_matrix(
-        (np.tile(w, len(rest)), (np.tile(p, len(rest)), cols)), shape=(gp, n_sec)
-    ).tocsr()
+    wt = np.tile(w, len(rest))
+    DtD = sparse.coo_matrix((wt, (cols, cols)), shape=(n_sec, n_sec)).tocsr()
+    for a in range(len(rest)):
+        for b2 in range(a + 1, len(rest)):
+            ca, cb = rest[a][0] + offsets[a], rest[b2][0] + offsets[b2]
+            cross = sparse.coo_matrix((w, (ca, cb)), shape=(n_sec, n_sec)).tocsr()
+            DtD = DtD + cross + cross.T
+    C = sparse.coo_matrix((wt, (np.tile(p, len(rest)), cols)), shape=(gp, n_sec)).tocsr()
     Cs = sparse.diags(1.0 / np.sqrt(wp)) @ C
-    A -= (Cs.T @ Cs).toarray()
+    A = (DtD - Cs.T @ Cs).tocsr()
+    A = (A + A.T) / 2
     # D' W M_p X (M_p is W-symmetric)
     b = np.stack(
         [np.concatenate([gsum(c, g, col) for c, g in rest]) for col in Zt],
         axis=1,
     )
-    ev, V = np.linalg.eigh((A + A.T) / 2)
-    keep = ev > ev.max(initial=0.0) * 1e-10
-    lam = V[:, keep] @ ((V[:, keep].T @ b) / ev[keep][:, None])
+    # A is block diagonal over the connected groups of secondary levels (e.g. one block of
+    # T levels per city for unit + city x year): pseudo-invert block by block
+    n_blocks, label = connected_components(A, directed=False)
+    blocks = [np.flatnonzero(label == c) for c in range(n_blocks)]
+    if max(len(idx) for idx in blocks) > max_block:
+        Z = demean(X2, codes, weights=weights)
+        return (Z.ravel() if one_d else Z), fe_dof(codes)
+    lam = np.zeros_like(b)
+    rank_sec = 0
+    # one absolute threshold (the largest level weight): a block that is redundant as a
+    # whole (a city x year met by a single unit) has only rounding-noise eigenvalues
+    floor = float(DtD.diagonal().max()) * 1e-10
+    for idx in blocks:
+        ev, V = np.linalg.eigh(A[idx][:, idx].toarray())
+        keep = ev > floor
+        lam[idx] = V[:, keep] @ ((V[:, keep].T @ b[idx]) / ev[keep][:, None])
+        rank_sec += int(keep.sum())
     for j, col in enumerate(Zt):
         fitted = np.zeros(n)
         for (c, _), o in zip(rest, offsets[:-1], strict=True):
@@ -389,4 +422,162 @@ def absorb(
         fitted -= (gsum(p, gp, fitted) / wp)[p]
         col -= fitted
     Z = Zt.T
-    return (Z.ravel() if one_d else Z), gp + int(keep.sum())
+    return (Z.ravel() if one_d else Z), gp + rank_sec
+
+
+# ---------------------------------------------------------------------- two-way, exact
+class TwoWayWithin:
+    r"""Exact within transformation for two crossed fixed effects (unit and period).
+
+    With ``p`` the larger effect (units) and ``s`` the smaller (periods, ``L`` levels),
+    Frisch-Waugh-Lovell gives the residual maker of both sets of dummies as
+
+    .. math:: M = M_p - M_p S (S' M_p S)^{+} S' M_p ,
+
+    where ``M_p`` subtracts unit means and ``S`` holds the period dummies (the strategy of
+    :func:`absorb`; Gaure 2013, Section 3). ``A = S' M_p S = diag(n_t) - N' diag(1/n_i) N``
+    (``N`` the unit x period table of counts) is only ``L x L`` and is pseudo-inverted once,
+    so every projection below is exact (no iterations) on balanced and unbalanced panels,
+    and the rank deficiency of disconnected panels is handled by the pseudo-inverse.
+
+    Besides dense columns, it projects **one-hot** blocks (indicator columns with at most
+    one 1 per row, such as the saturated cohort x event-time dummies of Sun & Abraham 2021,
+    eq. 27) without forming them: every product they enter reduces to unit x cell,
+    period x cell and cluster x cell tables of counts and sums, so memory is O(n) instead
+    of O(n x columns).
+
+    Parameters
+    ----------
+    unit, period : numpy.ndarray
+        Codes or labels of the two fixed effects, one per observation (unweighted).
+    """
+
+    def __init__(self, unit: np.ndarray, period: np.ndarray) -> None:
+        n = len(np.asarray(unit))
+        a, b = _as_codes([unit, period], n)
+        ga, gb = int(a.max()) + 1, int(b.max()) + 1
+        # the larger effect is swept by group means, the smaller inverted densely
+        self.p, self.s = (a, b) if ga >= gb else (b, a)
+        self.gp, self.gs = max(ga, gb), min(ga, gb)
+        if self.gs > 20_000:
+            raise EstimationError(
+                f"Both fixed effects have many levels ({ga} and {gb}); the exact two-way "
+                "projection inverts a dense matrix of the smaller one. Use demean()."
+            )
+        self.n = n
+        self.wp = np.bincount(self.p, minlength=self.gp).astype(float)
+        self.ws = np.bincount(self.s, minlength=self.gs).astype(float)
+        ones = np.ones(n)
+        # N: unit x period counts; Nw = diag(1/n_i) N
+        self.N = sparse.csr_matrix((ones, (self.p, self.s)), shape=(self.gp, self.gs))
+        self.Nw = sparse.diags(1.0 / self.wp) @ self.N
+        A = np.diag(self.ws) - (self.N.T @ self.Nw).toarray()
+        ev, V = np.linalg.eigh((A + A.T) / 2)
+        # absolute floor from the largest level count, as in absorb(): the null space of A
+        # (one direction per connected component) has rounding-noise eigenvalues only
+        keep = ev > self.ws.max() * 1e-10
+        self.Ainv = (V[:, keep] / ev[keep]) @ V[:, keep].T
+        self.rank = self.gp + int(keep.sum())
+
+    # ------------------------------------------------------------------ dense columns
+    def _coef(self, Sp: np.ndarray, Ss: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Fixed-effect coefficients (alpha by unit, gamma by period) from group sums."""
+        b = Ss - self.Nw.T @ Sp  # S' M_p x
+        gamma = self.Ainv @ b
+        alpha = (Sp - self.N @ gamma) / self.wp[:, None]
+        return alpha, gamma
+
+    def residualize(self, X: np.ndarray) -> np.ndarray:
+        """``M X``: residuals of each column on both sets of dummies (new array)."""
+        X = np.asarray(X, dtype=float)
+        one_d = X.ndim == 1
+        Xt = np.array(X.reshape(self.n, -1).T, order="C")  # columns as contiguous rows
+        Sp = np.stack([np.bincount(self.p, col, self.gp) for col in Xt], axis=1)
+        Ss = np.stack([np.bincount(self.s, col, self.gs) for col in Xt], axis=1)
+        alpha, gamma = self._coef(Sp, Ss)
+        for j, col in enumerate(Xt):
+            col -= alpha[self.p, j]
+            col -= gamma[self.s, j]
+        return Xt[0] if one_d else Xt.T
+
+    # ------------------------------------------------------------------ one-hot block
+    def onehot(self, col: np.ndarray, k: int) -> OneHotBlock:
+        """Gram matrix ``D'MD`` of the one-hot block ``D[r, col[r]] = 1`` (``col = -1``:
+        no 1 in row ``r``) and what its cross-products and scores need.
+        """
+        col = np.asarray(col, dtype=np.intp)
+        rows = np.flatnonzero(col >= 0)
+        c = col[rows]
+        counts = np.bincount(c, minlength=k).astype(float)
+        # unit x cell counts (sparse) and period x cell counts (dense, L x k)
+        SD = sparse.csr_matrix((np.ones(rows.size), (self.p[rows], c)), shape=(self.gp, k))
+        TD = np.bincount(self.s[rows] * k + c, minlength=self.gs * k).reshape(self.gs, k)
+        b = TD - (self.Nw.T @ SD).toarray()  # S' M_p D
+        gamma = self.Ainv @ b
+        # D'M_p D = diag(counts) - SD' diag(1/n_i) SD; then subtract the period part
+        dpd = np.diag(counts) - (SD.T @ sparse.diags(1.0 / self.wp) @ SD).toarray()
+        gram = dpd - b.T @ gamma
+        return OneHotBlock(
+            col=col, rows=rows, k=k, counts=counts, SD=SD, gamma=gamma, gram=(gram + gram.T) / 2
+        )
+
+    def expand(self, block: OneHotBlock, coef: np.ndarray) -> np.ndarray:
+        """``D @ coef`` as a length-n vector (0 where the row has no 1)."""
+        out = np.zeros(self.n)
+        out[block.rows] = coef[block.col[block.rows]]
+        return out
+
+    def cluster_meat(
+        self,
+        block: OneHotBlock,
+        resid: np.ndarray,
+        cluster: np.ndarray,
+        dense: np.ndarray | None = None,
+    ) -> np.ndarray:
+        r"""Clustered meat ``sum_g s_g s_g'`` of the scores ``s_g = sum_{r in g} z_r u_r``
+        with ``z = M [D, X]`` (``X = dense``, already residualized) and ``u = resid``.
+
+        ``M D^c = D^c - alpha^c_i - gamma^c_t`` with ``alpha^c = diag(1/n_i)(SD - N
+        gamma)^c``, so the one-hot scores are ``E - F + B Gamma``: ``E`` the cluster x cell
+        sums of ``u``, ``F = U diag(1/n_i) SD`` and ``B = U diag(1/n_i) N - U_t`` with ``U``
+        (cluster x unit) and ``U_t`` (cluster x period) sums of ``u``. All are sparse or
+        ``G x L``; the ``G x k`` score matrix is never formed.
+        """
+        u = np.asarray(resid, dtype=float)
+        cl = np.asarray(cluster, dtype=np.intp)
+        G = int(cl.max()) + 1
+        r, c = block.rows, block.col[block.rows]
+        E = sparse.csr_matrix((u[r], (cl[r], c)), shape=(G, block.k))
+        U = sparse.csr_matrix((u, (cl, self.p)), shape=(G, self.gp))
+        Uw = U @ sparse.diags(1.0 / self.wp)
+        Ut = sparse.csr_matrix((u, (cl, self.s)), shape=(G, self.gs))
+        Sp = (E - Uw @ block.SD).tocsr()
+        B = (Uw @ self.N - Ut).tocsr()
+        Gm = block.gamma
+        SpB = (Sp.T @ B).toarray() @ Gm  # k x k
+        meat_dd = (Sp.T @ Sp).toarray() + SpB + SpB.T + Gm.T @ (B.T @ B).toarray() @ Gm
+        if dense is None or dense.shape[1] == 0:
+            return (meat_dd + meat_dd.T) / 2
+        Xt = np.asarray(dense, dtype=float).T
+        Sx = np.stack([np.bincount(cl, xj * u, G) for xj in Xt], axis=1)  # G x q
+        meat_dx = Sp.T @ Sx + Gm.T @ (B.T @ Sx)
+        meat = np.block([[meat_dd, meat_dx], [meat_dx.T, Sx.T @ Sx]])
+        return (meat + meat.T) / 2
+
+
+@dataclass(frozen=True)
+class OneHotBlock:
+    """A one-hot block of columns as :meth:`TwoWayWithin.onehot` sees it.
+
+    ``col`` (cell of each row, -1 for none), ``rows`` (rows with a 1), ``k`` columns,
+    ``counts`` (column sums), ``SD`` (unit x cell counts), ``gamma`` (period effects of
+    each column, ``L x k``) and ``gram`` (``D'MD``).
+    """
+
+    col: np.ndarray
+    rows: np.ndarray
+    k: int
+    counts: np.ndarray
+    SD: sparse.csr_matrix
+    gamma: np.ndarray
+    gram: np.ndarray

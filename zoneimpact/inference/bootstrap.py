@@ -24,6 +24,13 @@ Why by hand: no maintained Python library offers a chunked multiplier bootstrap 
 influence-function matrix with cluster sums and sup-t bands; the work is one matrix
 product per chunk. Chunks get their own child generator through
 :func:`zoneimpact.parallel.replicate`, so draws do not depend on ``n_jobs``.
+
+Memory: the weights of a chunk are drawn and multiplied one block of 32,768 rows at a
+time into a reused buffer, so a chunk of 100 draws needs 26 MB at any number of units (a
+dense ``chunk_size x n`` weight matrix would need 400 MB at 500,000 units), and the
+influence matrix is never copied. Up to 32,768 rows (units or clusters) the draws are
+those of a single ``chunk_size x n`` Rademacher matrix filled from random bits in row-major
+order; beyond, the bits of each row block come in turn from the chunk's stream.
 """
 
 from __future__ import annotations
@@ -70,28 +77,43 @@ def cluster_sums(influence: np.ndarray, cluster: Any) -> np.ndarray:
         )
     codes, _ = pd.factorize(labels, sort=True)
     n_clusters = int(codes.max()) + 1 if len(codes) else 0
-    out = np.zeros((n_clusters, influence.shape[1]))
-    np.add.at(out, codes, influence)
-    return out
+    return _sums(np.asarray(influence, dtype=float).reshape(len(codes), -1), codes, n_clusters)
 
 
-def _weights(rng: np.random.Generator, size: tuple[int, int], kind: str) -> np.ndarray:
+#: Rows of the influence matrix per block: a chunk's weights are drawn and multiplied one
+#: block of rows at a time, so a running chunk holds ``chunk_size x _ROW_BLOCK`` doubles
+#: (26 MB at 100 draws) whatever the number of units, and reads the influence matrix
+#: once. A constant, not a tuning knob: the draws depend on it (with more rows than this
+#: the weights are generated block by block), so it must not depend on the machine.
+_ROW_BLOCK = 32_768
+
+
+def _fill_weights(rng: np.random.Generator, out: np.ndarray, kind: str) -> float:
+    """Fill ``out`` (C-contiguous) with multiplier weights divided by the returned scale."""
     if kind == "rademacher":
         # one random bit per weight: unpacking random bytes is ~5x faster than drawing
-        # integers one by one, and the bits are i.i.d. fair coins all the same
-        nbits = size[0] * size[1]
+        # integers one by one; bit - 1/2 is +-1/2 in one pass straight into the float
+        # buffer (no float temporary), and the returned scale 2 is exact in floating point
+        nbits = out.size
         raw = rng.integers(0, 256, size=(nbits + 7) // 8, dtype=np.uint8)
-        bits = np.unpackbits(raw, count=nbits).reshape(size)
-        out = bits.astype(np.float64)
-        out *= 2.0
-        out -= 1.0
-        return out
+        np.subtract(np.unpackbits(raw, count=nbits).reshape(out.shape), 0.5, out=out)
+        return 2.0
     if kind == "mammen":
         # Mammen (1993): E V = 0, E V^2 = E V^3 = 1.
         s5 = np.sqrt(5.0)
-        low = rng.random(size) < (s5 + 1) / (2 * s5)
-        return np.where(low, (1 - s5) / 2, (1 + s5) / 2)
+        rng.random(out=out)
+        low = out < (s5 + 1) / (2 * s5)
+        out.fill((1 + s5) / 2)
+        out[low] = (1 - s5) / 2
+        return 1.0
     raise ZoneImpactError(f"Unknown bootstrap weights {kind!r}; use 'rademacher' or 'mammen'.")
+
+
+def _sums(psi: np.ndarray, codes: np.ndarray, n_groups: int) -> np.ndarray:
+    out = np.empty((n_groups, psi.shape[1]))
+    for j in range(psi.shape[1]):
+        out[:, j] = np.bincount(codes, weights=psi[:, j], minlength=n_groups)
+    return out
 
 
 def multiplier_draws(
@@ -100,7 +122,7 @@ def multiplier_draws(
     n_boot: int,
     rng: np.random.Generator | int | None,
     cluster: Any = None,
-    chunk_size: int = 100,
+    chunk_size: int | None = None,
     n_jobs: int = 1,
     weights: Literal["rademacher", "mammen"] = "rademacher",
 ) -> np.ndarray:
@@ -110,16 +132,19 @@ def multiplier_draws(
     ----------
     influence : ndarray, shape (n, k)
         Influence function of ``k`` estimates, one row per unit (scaled so that the
-        estimate minus its limit is the row mean).
+        estimate minus its limit is the row mean). Read in place (any memory layout);
+        never copied unless it is not float64.
     n_boot : int
         Number of draws.
     rng : Generator, int or None
         Parent generator; one child per chunk of ``chunk_size`` draws.
     cluster : array-like of length n, optional
         Cluster labels: weights are drawn per cluster and applied to cluster sums.
-    chunk_size : int
-        Draws per chunk; bounds memory at ``chunk_size * n_clusters`` weights. The
-        draws depend on ``chunk_size`` (a different chunking spawns different child
+    chunk_size : int, optional
+        Draws per chunk (default 100). Within a chunk the weights are drawn block by
+        block of rows, so memory is ``chunk_size x 32768`` doubles per running chunk
+        whatever the number of units, and the influence matrix is read once per chunk.
+        The draws depend on ``chunk_size`` (a different chunking spawns different child
         streams) but never on ``n_jobs``.
     n_jobs : int
         Threads for the chunks (numpy's matrix product and generator release the GIL).
@@ -136,8 +161,13 @@ def multiplier_draws(
         raise ZoneImpactError(f"Influence function must be a 2-D array; got shape {psi.shape}.")
     if int(n_boot) < 2:
         raise ZoneImpactError(f"n_boot must be at least 2; received {n_boot!r}.")
+    chunk_size = 100 if chunk_size is None else chunk_size
     if int(chunk_size) < 1:
         raise ZoneImpactError(f"chunk_size must be positive; received {chunk_size!r}.")
+    if weights not in ("rademacher", "mammen"):
+        raise ZoneImpactError(
+            f"Unknown bootstrap weights {weights!r}; use 'rademacher' or 'mammen'."
+        )
     if not np.all(np.isfinite(psi)):
         raise ZoneImpactError(
             "Influence function has NaN/inf entries; drop the affected estimates before "
@@ -150,12 +180,23 @@ def multiplier_draws(
                 f"cluster has {len(cluster)} labels but the influence function has {n} rows."
             )
         psi = cluster_sums(psi, cluster)
-    n_boot = int(n_boot)
+    n_boot, chunk_size = int(n_boot), int(chunk_size)
     sizes = [min(chunk_size, n_boot - s) for s in range(0, n_boot, chunk_size)]
-    rows = psi.shape[0]
+    rows, k = psi.shape
+    block = max(1, min(_ROW_BLOCK, rows))
 
     def one_chunk(size: int, child: np.random.Generator) -> np.ndarray:
-        return (_weights(child, (size, rows), weights) @ psi) / n
+        acc = np.zeros((size, k))
+        buf = np.empty(size * block)
+        scale = 1.0
+        for r0 in range(0, rows, block):
+            r1 = min(rows, r0 + block)
+            w = buf[: size * (r1 - r0)].reshape(size, r1 - r0)  # contiguous view
+            scale = _fill_weights(child, w, weights)
+            acc += w @ psi[r0:r1]
+        acc *= scale
+        acc /= n
+        return acc
 
     parts = replicate(
         one_chunk,
@@ -201,7 +242,7 @@ def multiplier_bootstrap(
     rng: np.random.Generator | int | None,
     cluster: Any = None,
     alpha: float = 0.05,
-    chunk_size: int = 100,
+    chunk_size: int | None = None,
     n_jobs: int = 1,
     weights: Literal["rademacher", "mammen"] = "rademacher",
     return_draws: bool = False,
