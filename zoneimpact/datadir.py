@@ -2,7 +2,9 @@
 
 Real study data (the China zone files) are never shipped inside the package: they sit in a
 data directory beside the repository, given by ``--data-dir``, by ``$ZONEIMPACT_DATA``, or
-found at ``../shared/data`` relative to the repository root or the working directory.
+found at ``shared/data`` beside the repository root or beside the working directory or
+one of its ancestors (so ``../shared/data`` from the repository, ``../../shared/data`` from
+its ``notebooks/``).
 """
 
 from __future__ import annotations
@@ -50,7 +52,11 @@ def _candidates() -> list[Path]:
     import zoneimpact
 
     pkg_root = Path(zoneimpact.__file__).resolve().parents[2]
-    return [pkg_root / "shared" / "data", Path.cwd().resolve().parent / "shared" / "data"]
+    # from a subfolder of the repository (notebooks/, tests/) the data sit further up:
+    # look for shared/data beside each ancestor of the working directory
+    cwd = Path.cwd().resolve()
+    beside = [p / "shared" / "data" for p in (cwd, *cwd.parents)]
+    return list(dict.fromkeys([pkg_root / "shared" / "data", *beside]))
 
 
 def resolve_data_dir(explicit: str | Path | None = None) -> Path:
