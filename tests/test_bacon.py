@@ -41,18 +41,6 @@ def _twfe_ols(frame: pd.DataFrame, y: str, unit: str, time: str, cohort: str) ->
     return float(sm.OLS(frame[y].to_numpy(), X).fit().params[0])
 
 
-@pytest.fixture(scope="module")
-def mpdta_frame(canonical) -> pd.DataFrame:
-    return pd.read_csv(canonical / "mpdta.csv")
-
-
-@pytest.fixture(scope="module")
-def mpdta(mpdta_frame) -> Panel:
-    return Panel.from_frame(
-        mpdta_frame, unit="countyreal", time="year", outcomes=["lemp"], cohort="first.treat"
-    )
-
-
 def _twfe_panelols(frame: pd.DataFrame) -> float:
     """TWFE coefficient from linearmodels PanelOLS with unit and year effects (mpdta)."""
     from linearmodels.panel import PanelOLS

@@ -198,11 +198,6 @@ OPTIONS = {
 }
 
 
-@pytest.fixture(scope="module")
-def mpdta_frame(canonical) -> pd.DataFrame:
-    return pd.read_csv(canonical / "mpdta.csv")
-
-
 def make_panel(df: pd.DataFrame, **kw) -> Panel:
     return Panel.from_frame(
         df,

@@ -39,23 +39,6 @@ REF_LOO_SE = {
 }
 
 
-@pytest.fixture(scope="module")
-def mpdta_frame(canonical) -> pd.DataFrame:
-    return pd.read_csv(canonical / "mpdta.csv")
-
-
-@pytest.fixture(scope="module")
-def mpdta(mpdta_frame) -> Panel:
-    return Panel.from_frame(
-        mpdta_frame,
-        unit="countyreal",
-        time="year",
-        outcomes=["lemp"],
-        cohort="first.treat",
-        covariates=["lpop"],
-    )
-
-
 def _t(res) -> pd.DataFrame:
     return res.terms.set_index("term")
 

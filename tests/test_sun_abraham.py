@@ -46,23 +46,6 @@ ATT_REF, ATT_SE_REF = -0.03995127515517691, 0.011796277441754275
 CELL_2004_0 = (-0.010503246, 0.023349189673294017)
 
 
-@pytest.fixture(scope="module")
-def mpdta_frame(canonical) -> pd.DataFrame:
-    return pd.read_csv(canonical / "mpdta.csv")
-
-
-@pytest.fixture(scope="module")
-def mpdta(mpdta_frame) -> Panel:
-    return Panel.from_frame(
-        mpdta_frame,
-        unit="countyreal",
-        time="year",
-        outcomes=["lemp"],
-        cohort="first.treat",
-        covariates=["lpop"],
-    )
-
-
 def _event(res) -> pd.Series:
     t = res.terms.set_index("term")
     ev = t[t.index.str.startswith("event:")]
