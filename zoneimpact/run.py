@@ -239,6 +239,12 @@ def _write_contents(output: RunOutput, root: Path) -> None:
         (root / "data_report.md").write_text(markdown, encoding="utf-8")
     art = root / "artifacts"
     art.mkdir()
+    panel = output.data.panel
+    # the exposure maps the run used (geography and adjacency), cached with the run
+    if panel.geography is not None:
+        panel.geography.to_csv(art / "geography.csv")
+    if panel.adjacency is not None:
+        panel.adjacency.to_csv(art / "adjacency.csv", index=False)
     for name, res in output.results.items():
         res.tidy().to_csv(art / f"{name}_terms.csv", index=False)
         for key, table in res.artifacts().items():

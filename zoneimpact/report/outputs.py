@@ -16,6 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from ..errors import SpecError  # noqa: E402
+from ..inference.diagnostics import event_study_diagnostics  # noqa: E402
 from . import html, plots, tables  # noqa: E402
 
 if TYPE_CHECKING:
@@ -33,7 +34,8 @@ def _event_results(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_tables(output: RunOutput) -> dict[str, tables.Table]:
-    """Regression table of the headline terms, event-study table, and claims table."""
+    """Regression table of the headline terms, event-study table, pre-trend diagnostics
+    with Rambachan-Roth breakdown values, and the claims table."""
     out: dict[str, tables.Table] = {}
     heads = {name: res for name, res in output.results.items()}
     main_terms = sorted({res.main_term for res in heads.values()})
@@ -41,6 +43,9 @@ def build_tables(output: RunOutput) -> dict[str, tables.Table]:
     events = _event_results(output.results)
     if events:
         out["event_study"] = tables.event_study_table(events)
+    diag = event_study_diagnostics(events, alpha=output.spec.inference.alpha)
+    if not diag.empty:
+        out["pretrends"] = tables.Table.from_frame(diag.round(6))
     verdicts = output.extras.get("verdicts")
     if verdicts is not None:
         out["claims"] = tables.claims_table(verdicts)
@@ -60,7 +65,9 @@ def build_figures(output: RunOutput) -> dict[str, Any]:
         chosen = list(seen.values())[:5]
     unknown = [n for n in chosen if n not in events]
     if unknown:
-        raise SpecError(f"[figures] event_study names {unknown}, which are not event-study estimates.")
+        raise SpecError(
+            f"[figures] event_study names {unknown}, which are not event-study estimates."
+        )
     if chosen:
         figs["event_study"] = plots.event_study_plot([events[n] for n in chosen], labels=chosen)
     for name, res in output.results.items():

@@ -1,0 +1,98 @@
+"""Pre-trend diagnostics and sensitivity for every event study of a run.
+
+For each result with event-time terms this reads (never re-estimates):
+
+* the joint Wald test that all leads are zero (:func:`.pretrends.pretrend_wald`);
+* the equivalence view of the leads: the largest absolute lead and the smallest margin
+  within which all leads are equivalent to zero at level alpha (TOST intersection-union,
+  :func:`.pretrends.pretrend_equivalence`);
+* the Rambachan & Roth (2023) breakdown values of the first post-period effect under
+  relative magnitudes (M-bar) and smoothness (M) restrictions (:mod:`.honest`).
+
+A result that cannot support a diagnostic (no leads, no covariance, gaps in event times)
+gets NaN and a note instead of an error, so a run's table lists every event study.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from ..errors import ZoneImpactError
+from ..results import EstimationResult
+from .pretrends import pretrend_equivalence, pretrend_wald
+
+COLUMNS = [
+    "name",
+    "estimator",
+    "outcome",
+    "n_leads",
+    "wald_stat",
+    "wald_p",
+    "max_abs_lead",
+    "equivalence_margin",
+    "breakdown_rm",
+    "breakdown_sd",
+    "note",
+]
+
+
+def has_event_study(result: EstimationResult) -> bool:
+    """Whether the result reports event-time terms with at least one lead."""
+    terms = result.terms["term"].astype(str)
+    return any(t.startswith("event:") and int(t.split(":")[1]) < 0 for t in terms)
+
+
+def _breakdown(result: EstimationResult, restriction: str) -> tuple[float, str]:
+    from .honest import honest_did
+
+    try:
+        return float(honest_did(result, type=restriction).breakdown), ""
+    except (ZoneImpactError, ValueError, KeyError, ArithmeticError) as exc:
+        text = str(exc)
+        if "event:-1 has an estimate" in text:
+            # varying base periods (CS) and imputation leads estimate E = -1
+            return math.nan, "sensitivity needs E = -1 as reference (CS: base_period='universal')"
+        return math.nan, f"{restriction}: {text}"
+
+
+def event_study_diagnostics(
+    results: Mapping[str, EstimationResult], *, alpha: float = 0.05
+) -> pd.DataFrame:
+    """One row of pre-trend diagnostics and sensitivity per event-study result."""
+    rows: list[dict[str, Any]] = []
+    for name, res in results.items():
+        if not has_event_study(res):
+            continue
+        notes = []
+        wald = pretrend_wald(res)
+        try:
+            eq = pretrend_equivalence(res, margin=1.0, alpha=alpha)
+            max_abs, margin = eq["max_abs"], eq["min_margin"]
+        except ZoneImpactError as exc:
+            max_abs = margin = math.nan
+            notes.append(str(exc))
+        rm, note_rm = (
+            _breakdown(res, "relative_magnitude") if res.vcov is not None else (math.nan, "no vcov")
+        )
+        sd, note_sd = _breakdown(res, "smoothness") if res.vcov is not None else (math.nan, "")
+        notes += list(dict.fromkeys(n for n in (note_rm, note_sd) if n))
+        rows.append(
+            {
+                "name": name,
+                "estimator": res.estimator,
+                "outcome": res.outcome,
+                "n_leads": len(wald["terms"]),
+                "wald_stat": wald["statistic"],
+                "wald_p": wald["p_value"],
+                "max_abs_lead": max_abs,
+                "equivalence_margin": margin,
+                "breakdown_rm": rm,
+                "breakdown_sd": sd,
+                "note": "; ".join(notes)[:200],
+            }
+        )
+    return pd.DataFrame(rows, columns=COLUMNS)
