@@ -90,3 +90,36 @@ def test_design_round_trip_and_errors():
         design_from_dict({"n_cities": 3})
     with pytest.raises(ZoneImpactError, match="outside"):
         simulate(rng=1, waves={1990: 1.0})
+
+
+def test_simulate_command_writes_panel_and_geography(tmp_path, capsys):
+    from zoneimpact.cli import main
+
+    out = tmp_path / "sim.csv"
+    assert (
+        main(
+            [
+                "simulate",
+                "--out",
+                str(out),
+                "--seed",
+                "5",
+                "--set",
+                "n_units=60",
+                "--set",
+                "n_regions=6",
+                "--set",
+                "displacement_share=1.0",
+            ]
+        )
+        == 0
+    )
+    import pandas as pd
+
+    frame = pd.read_csv(out)
+    assert frame["unit"].nunique() == 60 and {"fdi", "fdi_y0", "cohort", "exposure_onset"} <= set(
+        frame.columns
+    )
+    assert (tmp_path / "sim_geography.csv").exists()
+    assert "displacement share" in capsys.readouterr().out
+    assert main(["simulate", "--out", str(out)]) == 2  # never overwritten without --force

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from . import parallel
-from .errors import ZoneImpactError
+from .errors import RunDirectoryError, ZoneImpactError
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -65,7 +65,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     sim = simulate(rng=args.seed, **overrides)
     out = Path(args.out)
     if out.exists() and not args.force:
-        raise SystemExit(f"{out} exists already; pass --force to replace it.")
+        raise RunDirectoryError(
+            f"{out} exists already; nothing was written. Pass --force to replace it."
+        )
     sim.frame.to_csv(out, index=False)
     geo = out.with_name(out.stem + "_geography.csv")
     sim.geography.to_csv(geo, index=False)
