@@ -53,7 +53,13 @@ __all__ = [
     "run_claims_cli",
 ]
 
-DEFAULT_CLAIMS = Path(__file__).resolve().parents[1] / "seeds" / "claims.toml"
+def _default_claims() -> Path:
+    """``seeds/claims.toml`` of the repository, or the copy installed with the package."""
+    repo = Path(__file__).resolve().parents[1] / "seeds" / "claims.toml"
+    return repo if repo.exists() else Path(__file__).resolve().parent / "_seeds" / "claims.toml"
+
+
+DEFAULT_CLAIMS = _default_claims()
 
 #: estimand -> (result key suffix, term)
 ESTIMANDS: dict[str, tuple[str, str]] = {

@@ -16,7 +16,10 @@ from .errors import DataNotFoundError, RunDirectoryError
 from .run import run_spec, sha256, write_run
 from .spec import load_spec
 
-REPO_SPECS = Path(__file__).resolve().parents[1] / "specs"
+# the committed specs live in the repository (an installed package looks in the working
+# directory, i.e. run it from a checkout)
+_BESIDE = Path(__file__).resolve().parents[1] / "specs"
+REPO_SPECS = _BESIDE if _BESIDE.exists() else Path.cwd() / "specs"
 STUDY_SPECS = (
     "replications/mpdta.toml",
     "replications/prop99.toml",
