@@ -16,8 +16,8 @@ Verdicts follow the equivalence logic of two one-sided tests (Schuirmann 1987; L
   above 0, **contradicted** if it lies below ``+margin`` (the effect is at most
   negligible), **inconclusive** otherwise; ``negative`` mirrors it.
 
-When :mod:`zoneimpact.inference.equivalence` is present its ``judge_null_claim`` decides
-the equivalence verdicts. ``breakdown`` is the Rambachan-Roth (2023) breakdown value of the
+:func:`zoneimpact.inference.equivalence.judge_null_claim` decides the equivalence
+verdicts. ``breakdown`` is the Rambachan-Roth (2023) breakdown value of the
 direct effect's event study when a registry estimator produced one (else NaN).
 
 Entry points: :func:`load_claims`, :func:`evaluate_claims`, :func:`run_claims` and
@@ -39,6 +39,7 @@ import pandas as pd
 from scipy import stats
 
 from .errors import SpecError, ZoneImpactError
+from .inference.equivalence import judge_null_claim
 from .panel import Panel
 from .parallel import as_generator
 from .results import EstimationResult
@@ -175,8 +176,8 @@ def judge(
 
     The interval uses the normal quantile, or Student's t with ``df`` degrees of freedom
     when finite (e.g. clusters - 1). ``equivalence`` verdicts come from
-    :func:`zoneimpact.inference.equivalence.judge_null_claim` when available (the same
-    rule, module docstring).
+    :func:`zoneimpact.inference.equivalence.judge_null_claim` (the rule in the module
+    docstring).
     """
     if not (np.isfinite(estimate) and np.isfinite(se)):
         return "not estimable", math.nan, math.nan
@@ -184,10 +185,11 @@ def judge(
     lo, hi = estimate - z * se, estimate + z * se
     d_lo, d_hi = lo - null_value, hi - null_value
     if test == "equivalence":
-        shared = _shared_judge()
-        if shared is not None and se > 0:
+        if se > 0:
             dfs = float(df) if np.isfinite(df) else None
-            return str(shared(estimate - null_value, se, margin, alpha, df=dfs)), lo, hi
+            verdict = judge_null_claim(estimate - null_value, se, margin, alpha, df=dfs)
+            return str(verdict), lo, hi
+        # a zero standard error (an exact, noise-free estimate): the interval is the point
         if -margin < d_lo and d_hi < margin:
             return "supported", lo, hi
         if d_lo > margin or d_hi < -margin:
@@ -200,14 +202,6 @@ def judge(
     if b < margin:
         return "contradicted", lo, hi
     return "inconclusive", lo, hi
-
-
-def _shared_judge() -> Any:
-    try:
-        from .inference.equivalence import judge_null_claim
-    except ImportError:
-        return None
-    return judge_null_claim
 
 
 def _breakdown(result: EstimationResult) -> float:
