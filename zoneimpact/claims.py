@@ -54,6 +54,7 @@ __all__ = [
     "run_claims_cli",
 ]
 
+
 def _default_claims() -> Path:
     """``seeds/claims.toml`` of the repository, or the copy installed with the package."""
     repo = Path(__file__).resolve().parents[1] / "seeds" / "claims.toml"
