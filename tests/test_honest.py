@@ -16,8 +16,10 @@ of R's 1000-draw least-favourable critical value (same magnitude).
 
 from __future__ import annotations
 
+import json
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -27,102 +29,15 @@ from scipy import optimize
 from zoneimpact.inference import honest as h
 from zoneimpact.results import EstimationResult, terms_frame
 
-BC_BETA = np.array(
-    [
-        0.006696352,
-        0.029345034,
-        -0.006472972,
-        0.073014989,
-        0.195961118,
-        0.312063903,
-        0.239541546,
-        0.126042500,
-    ]
+# Benzarti & Carloni (2019) event study from R HonestDiD (BCdata_EventStudy); the one copy of
+# the numbers is benchmarks/reference/bc_event_study.json, shared with the reference script
+_BC = json.loads(
+    (
+        Path(__file__).resolve().parents[1] / "benchmarks" / "reference" / "bc_event_study.json"
+    ).read_text()
 )
-BC_SIGMA = np.array(
-    [
-        [
-            8.428358e-04,
-            4.768687e-04,
-            2.618051e-04,
-            2.354220e-04,
-            1.676371e-04,
-            1.128708e-04,
-            1.992816e-05,
-            -1.368265e-04,
-        ],
-        [
-            4.768687e-04,
-            6.425420e-04,
-            3.987425e-04,
-            2.435515e-04,
-            2.201960e-04,
-            1.804591e-04,
-            3.843765e-05,
-            -2.960422e-05,
-        ],
-        [
-            2.618051e-04,
-            3.987425e-04,
-            5.229950e-04,
-            2.117686e-04,
-            1.840722e-04,
-            1.458528e-04,
-            7.005197e-05,
-            5.952995e-05,
-        ],
-        [
-            2.354220e-04,
-            2.435515e-04,
-            2.117686e-04,
-            3.089595e-04,
-            1.197866e-04,
-            1.334081e-04,
-            1.016335e-04,
-            1.079052e-04,
-        ],
-        [
-            1.676371e-04,
-            2.201960e-04,
-            1.840722e-04,
-            1.197866e-04,
-            3.599704e-04,
-            2.478819e-04,
-            1.749579e-04,
-            1.654257e-04,
-        ],
-        [
-            1.128708e-04,
-            1.804591e-04,
-            1.458528e-04,
-            1.334081e-04,
-            2.478819e-04,
-            4.263950e-04,
-            2.171438e-04,
-            2.892748e-04,
-        ],
-        [
-            1.992816e-05,
-            3.843765e-05,
-            7.005197e-05,
-            1.016335e-04,
-            1.749579e-04,
-            2.171438e-04,
-            4.886698e-04,
-            3.805322e-04,
-        ],
-        [
-            -1.368265e-04,
-            -2.960422e-05,
-            5.952995e-05,
-            1.079052e-04,
-            1.654257e-04,
-            2.892748e-04,
-            3.805322e-04,
-            7.617394e-04,
-        ],
-    ]
-)
+BC_BETA = np.array(_BC["betahat"])
+BC_SIGMA = np.array(_BC["sigma"])
 E1 = np.eye(4)[0]
 E3 = np.eye(4)[2]
 AVG = np.full(4, 0.25)

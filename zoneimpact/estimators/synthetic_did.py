@@ -184,6 +184,25 @@ def initial_weights(
     return None, None
 
 
+def _fw_sparsified(A: np.ndarray, zeta: float, intercept: bool, init: Any, opts: Any) -> np.ndarray:
+    """Frank-Wolfe weights as R synthdid fits them: a first pass, then (with sparsify) a
+    second pass started from the weights with small entries zeroed."""
+    pre_iter = opts.max_iter_pre_sparsify if opts.sparsify else opts.max_iter
+    w, _ = fw_weights(
+        A, zeta, intercept=intercept, init=init, min_decrease=opts.min_decrease, max_iter=pre_iter
+    )
+    if opts.sparsify:
+        w, _ = fw_weights(
+            A,
+            zeta,
+            intercept=intercept,
+            init=_sparsify_rows(w),
+            min_decrease=opts.min_decrease,
+            max_iter=opts.max_iter,
+        )
+    return w
+
+
 def solve_weights(
     Y: np.ndarray,
     N0: int,
@@ -198,47 +217,14 @@ def solve_weights(
     ``Y`` is ``N x T`` or a batch ``B x N x T`` (weights then ``B x N0`` and ``B x T0``).
     """
     Yc = None
-    pre_iter = opts.max_iter_pre_sparsify if opts.sparsify else opts.max_iter
     if opts.update_lambda:
         Yc = collapsed_form(Y, N0, T0)
         A = Yc[..., :N0, :]
-        lam, _ = fw_weights(
-            A,
-            opts.zeta_lambda,
-            intercept=opts.lambda_intercept,
-            init=lam,
-            min_decrease=opts.min_decrease,
-            max_iter=pre_iter,
-        )
-        if opts.sparsify:
-            lam, _ = fw_weights(
-                A,
-                opts.zeta_lambda,
-                intercept=opts.lambda_intercept,
-                init=_sparsify_rows(lam),
-                min_decrease=opts.min_decrease,
-                max_iter=opts.max_iter,
-            )
+        lam = _fw_sparsified(A, opts.zeta_lambda, opts.lambda_intercept, lam, opts)
     if opts.update_omega:
         Yc = collapsed_form(Y, N0, T0) if Yc is None else Yc
         Bm = np.swapaxes(Yc[..., :, :T0], -1, -2)
-        omega, _ = fw_weights(
-            Bm,
-            opts.zeta_omega,
-            intercept=opts.omega_intercept,
-            init=omega,
-            min_decrease=opts.min_decrease,
-            max_iter=pre_iter,
-        )
-        if opts.sparsify:
-            omega, _ = fw_weights(
-                Bm,
-                opts.zeta_omega,
-                intercept=opts.omega_intercept,
-                init=_sparsify_rows(omega),
-                min_decrease=opts.min_decrease,
-                max_iter=opts.max_iter,
-            )
+        omega = _fw_sparsified(Bm, opts.zeta_omega, opts.omega_intercept, omega, opts)
     if omega is None or lam is None:
         raise EstimationError("Unit or time weights are neither given nor estimated.")
     return np.asarray(omega, float), np.asarray(lam, float)

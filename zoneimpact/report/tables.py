@@ -522,6 +522,25 @@ def _stat_value(res: Any, key: str, digits: int) -> str:
     return _fmt_cell(v, digits)
 
 
+def _footer(named: Mapping[str, Any], names: list[str], stats: Any, digits: int) -> list[list[str]]:
+    """Footer rows: the outcomes (unless the columns are already named by them) and the
+    requested statistics that at least one column reports."""
+    stat_items = (
+        list(stats.items())
+        if isinstance(stats, Mapping)
+        else [(s, STAT_LABELS.get(s, s.replace("_", " ").capitalize())) for s in stats]
+    )
+    foot: list[list[str]] = []
+    outcomes = [str(getattr(named[n], "outcome", "")) for n in names]
+    if any(outcomes) and names != outcomes:
+        foot.append(["Outcome", *outcomes])
+    for key, lab in stat_items:
+        vals = [_stat_value(named[n], key, digits) for n in names]
+        if any(vals):
+            foot.append([lab, *vals])
+    return foot
+
+
 def regression_table(
     results: Any,
     *,
@@ -627,20 +646,7 @@ def regression_table(
         if ci and any(r_ci[1:]):
             rows.append(r_ci)
 
-    stat_items = (
-        list(stats.items())
-        if isinstance(stats, Mapping)
-        else [(s, STAT_LABELS.get(s, s.replace("_", " ").capitalize())) for s in stats]
-    )
-    foot: list[list[str]] = []
-    # Outcomes are named in the footer unless the columns are already the outcomes.
-    outcomes = [str(getattr(named[n], "outcome", "")) for n in names]
-    if any(outcomes) and names != outcomes:
-        foot.append(["Outcome", *outcomes])
-    for key, lab in stat_items:
-        vals = [_stat_value(named[n], key, digits) for n in names]
-        if any(vals):
-            foot.append([lab, *vals])
+    foot = _footer(named, names, stats, digits)
 
     midrules = (len(rows),) if foot and rows else ()
     frame = pd.DataFrame([*rows, *foot], columns=["", *names])
@@ -772,19 +778,7 @@ def event_study_table(
         if band and any(r_band[1:]):
             rows.append(r_band)
 
-    stat_items = (
-        list(stats.items())
-        if isinstance(stats, Mapping)
-        else [(s, STAT_LABELS.get(s, s.replace("_", " ").capitalize())) for s in stats]
-    )
-    foot: list[list[str]] = []
-    outcomes = [str(getattr(named[n], "outcome", "")) for n in names]
-    if any(outcomes) and names != outcomes:
-        foot.append(["Outcome", *outcomes])
-    for key, lab in stat_items:
-        vals = [_stat_value(named[n], key, digits) for n in names]
-        if any(vals):
-            foot.append([lab, *vals])
+    foot = _footer(named, names, stats, digits)
     frame = pd.DataFrame([*rows, *foot], columns=["Event time", *names])
     note_lines = ["E: periods relative to treatment. Standard errors in parentheses."]
     if ci:
