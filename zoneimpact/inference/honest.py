@@ -140,6 +140,10 @@ SDMethod = Literal["FLCI", "C-F", "C-LF", "Conditional"]
 # by all pieces and M: 2,000 keeps the enumeration under ~0.02 s per piece.
 _MAX_BASES = 2_000
 
+# A vertex whose statistic has standard deviation below this is degenerate: the ARP test
+# at it is deterministic (reject iff eta > 0) and has no truncation points.
+_DEGENERATE_SD = 1e-10
+
 # Dual bases found by HiGHS, shared by every piece and M of one analysis (see _DualCone).
 _STORE: ContextVar[dict[Any, Any] | None] = ContextVar("_honest_dual_store", default=None)
 
@@ -555,6 +559,41 @@ class _DualOracle:
         return eta, vert
 
 
+def _truncation_points(
+    vsv: np.ndarray, vals: np.ndarray, j: np.ndarray, eta: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``sigma_b``, ``V^lo`` and ``V^up`` of the ARP test in closed form over known vertices.
+
+    Vertex ``v`` stays optimal iff ``a_v <= b_v * eta`` (ARP Appendix D), with
+    ``b_v = 1 - v'c`` and ``c = Sigma gamma_j / gamma_j'Sigma gamma_j``. At a degenerate
+    optimal vertex (``sigma_b < _DEGENERATE_SD``) ``c`` is undefined; its end points are
+    returned infinite and :meth:`_ARPPiece._decide` settles it without them.
+
+    Parameters
+    ----------
+    vsv : ndarray (n_vert, n_vert)
+        ``V Sigma V'`` over the vertices.
+    vals : ndarray (n_vert, n_theta)
+        ``v'y`` for every vertex and tested ``theta``.
+    j, eta : ndarray (n_theta,)
+        The optimal vertex and the statistic for every ``theta``.
+    """
+    gjj = vsv[j, j]
+    sigma_b = np.sqrt(np.clip(gjj, 0.0, None))
+    ok = sigma_b >= _DEGENERATE_SD
+    vc = vsv[:, j] / np.where(ok, gjj, 1.0)  # v'c
+    bcoef = 1.0 - vc
+    acoef = vals - vc * eta
+    tol = 1e-10
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = acoef / bcoef
+    vlo = np.where(bcoef > tol, ratio, -np.inf).max(axis=0)
+    vup = np.where(bcoef < -tol, ratio, np.inf).min(axis=0)
+    vlo = np.where(ok, vlo, -np.inf)
+    vup = np.where(ok, vup, np.inf)
+    return sigma_b, vlo, vup
+
+
 @dataclass
 class _ARPPiece:
     """The ARP test of H0: theta = theta0 for one polyhedron {A delta <= d} (RR eq. 3.7).
@@ -640,17 +679,7 @@ class _ARPPiece:
         vals = vy[:, None] - va[:, None] * theta[None, :]  # (n_vert, n_theta)
         j = np.argmax(vals, axis=0)
         eta = vals[j, np.arange(theta.size)]
-        gjj = self._vsv[j, j]
-        sigma_b = np.sqrt(np.clip(gjj, 0.0, None))
-        # vertex v stays optimal iff a_v <= b_v * eta (ARP Appendix D, closed form)
-        vc = self._vsv[:, j] / gjj  # v'c with c = Sigma gamma / gamma'Sigma gamma
-        bcoef = 1.0 - vc
-        acoef = vals - vc * eta
-        tol = 1e-10
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = acoef / bcoef
-        vlo = np.where(bcoef > tol, ratio, -np.inf).max(axis=0)
-        vup = np.where(bcoef < -tol, ratio, np.inf).min(axis=0)
+        sigma_b, vlo, vup = _truncation_points(self._vsv, vals, j, eta)
         vsg = self._vbar_sig_g[j] if self.method == "FLCI" else None
         return self._decide(theta, eta, sigma_b, vlo, vup, vsg)
 
@@ -676,20 +705,17 @@ class _ARPPiece:
             n_rays = oracle.cone.rays.shape[0]
             verts, vsv = oracle.verts, oracle.vsv
             vals = verts @ y.T  # (n_vert, n_theta)
-            gjj = vsv[j, j]
-            sigma_b = np.sqrt(np.clip(gjj, 0.0, None))
-            vc = vsv[:, j] / gjj
-            bcoef = 1.0 - vc
-            acoef = vals - vc * eta
-            tol = 1e-10
-            with np.errstate(divide="ignore", invalid="ignore"):
-                ratio = acoef / bcoef
-            vlo = np.where(bcoef > tol, ratio, -np.inf).max(axis=0)
-            vup = np.where(bcoef < -tol, ratio, np.inf).min(axis=0)
+            sigma_b, vlo, vup = _truncation_points(vsv, vals, j, eta)
             # the truncation points matter only where the LF first stage has not rejected
-            need = eta <= self.lf_cv
+            # and the optimal vertex has a positive variance. At a degenerate vertex
+            # (gamma'Sigma gamma = 0, e.g. two perfectly negatively correlated moments) the
+            # statistic is not random along b = Sigma gamma / gamma'Sigma gamma, _decide
+            # settles it without truncation (as _accept_lp does), and b is 0/0 or ~1e15:
+            # probing it sent NaN or astronomically large points to HiGHS.
+            need = (eta <= self.lf_cv) & (sigma_b >= _DEGENERATE_SD)
             jn = j[need]
-            b = (verts[jn] @ self._sig) / gjj[need, None]  # Sigma gamma / gamma'Sigma gamma
+            # Sigma gamma / gamma'Sigma gamma, finite because degenerate vertices are out
+            b = (verts[jn] @ self._sig) / (sigma_b[need, None] ** 2)
             checks = []
             for c in (vlo[need], vup[need]):
                 fin = np.isfinite(c)
@@ -757,7 +783,7 @@ class _ARPPiece:
             hi_f = np.minimum(hi_f, np.where(-cvec > 0, up2, np.inf))
             vlo = np.maximum(vlo, lo_f)
             vup = np.minimum(vup, hi_f)
-        degenerate = sigma_b < 1e-10
+        degenerate = sigma_b < _DEGENERATE_SD
         reject |= ~decided & degenerate & (eta > 0)
         decided |= degenerate
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -782,7 +808,7 @@ class _ARPPiece:
             return True
         gsg = float(gamma @ self._sig @ gamma)
         sigma_b = math.sqrt(max(gsg, 0.0))
-        if sigma_b < 1e-10:
+        if sigma_b < _DEGENERATE_SD:
             vlo, vup = -math.inf, math.inf
         else:
             b = self._sig @ gamma / gsg
