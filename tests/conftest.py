@@ -19,10 +19,50 @@ def mc_reps(reduced: int, full: int) -> int:
     return full if FULL_MC else reduced
 
 
+#: The canonical files the tests read (see the SOURCE notes beside each).
+CANONICAL_FILES = (
+    "canonical/mpdta.csv",
+    "canonical/california_prop99.csv",
+    "canonical/smoking_adh_covariates.csv",
+)
+#: The China study files (see shared/data/china/SOURCE.md and docs/china_data.md).
+CHINA_FILES = (
+    "china/zones_national_2018.csv",
+    "china/city_fdi_1996_2023.csv",
+    "china/city_gdp_2000_2023.csv",
+    "china/city_population_1998_2024.csv",
+    "china/province_patent_applications_2010_2023.csv",
+)
+
+
+def missing_data(*relative: str) -> list[str]:
+    """The files among ``relative`` (paths under the data directory) that are absent."""
+    return [r for r in relative if not (SHARED_DATA / r).is_file()]
+
+
+def skip_reason(missing: list[str]) -> str:
+    return (
+        f"data file(s) not found under {SHARED_DATA}: {', '.join(missing)} "
+        "(set ZONEIMPACT_DATA to the data directory to run this test)"
+    )
+
+
+def require_data(*relative: str) -> None:
+    """Skip the calling test, naming every missing file, unless all of ``relative`` exist."""
+    missing = missing_data(*relative)
+    if missing:
+        pytest.skip(skip_reason(missing))
+
+
+def needs_data(*relative: str) -> pytest.MarkDecorator:
+    """A skipif marker naming the missing files (for modules and single tests)."""
+    missing = missing_data(*relative)
+    return pytest.mark.skipif(bool(missing), reason=skip_reason(missing))
+
+
 @pytest.fixture(scope="session")
 def canonical() -> Path:
-    if not CANONICAL.exists():
-        pytest.skip(f"canonical data not found at {CANONICAL}")
+    require_data(*CANONICAL_FILES)
     return CANONICAL
 
 

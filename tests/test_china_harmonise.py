@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import CHINA_FILES, needs_data
 
 from zoneimpact import Panel
 from zoneimpact.china import (
@@ -321,10 +322,7 @@ def test_missing_dependency_is_clear(monkeypatch):
 
 
 # ----------------------------------------------------------------------------- real data
-needs_china = pytest.mark.skipif(
-    not (SHARED / "china" / "zones_national_2018.csv").is_file(),
-    reason=f"shared China data not found under {SHARED}",
-)
+needs_china = needs_data(*CHINA_FILES)
 
 
 @needs_china

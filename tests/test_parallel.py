@@ -9,16 +9,15 @@ tolerance: the same floating-point operations run on the same draws wherever the
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 
 import joblib
 import numpy as np
 import pytest
 
+from zoneimpact.estimators import callaway_santanna as cs
+from zoneimpact.estimators import synthetic_did as sdid
 from zoneimpact.parallel import replicate, set_progress
 from zoneimpact.simulate import simulate
-
-HAS_DISTRIBUTED = importlib.util.find_spec("distributed") is not None
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -30,10 +29,8 @@ def _quiet():
 
 @pytest.fixture(scope="module")
 def dask_client():
-    """A local dask cluster of 2 single-threaded worker processes (skipped without the
-    ``[distributed]`` extra)."""
-    if not HAS_DISTRIBUTED:
-        pytest.skip("dask.distributed is not installed (pip install 'zoneimpact[distributed]')")
+    """A local dask cluster of 2 single-threaded worker processes (the test extra installs
+    ``distributed``; a missing one is a failure, not a silent drop of the dask mode)."""
     from distributed import Client, LocalCluster
 
     cluster = LocalCluster(
@@ -45,18 +42,14 @@ def dask_client():
     cluster.close()
 
 
-def _modes(client) -> list[tuple[str, int, contextlib.AbstractContextManager]]:
-    """(name, n_jobs, context) for serial, 2 loky workers and (when available) dask."""
-    modes = [("serial", 1, contextlib.nullcontext()), ("loky", 2, contextlib.nullcontext())]
-    if client is not None:
-        modes.append(("dask", 2, joblib.parallel_config(backend="dask")))
-    return modes
-
-
 @pytest.fixture(scope="module")
-def modes(request):
-    client = request.getfixturevalue("dask_client") if HAS_DISTRIBUTED else None
-    return _modes(client)
+def modes(dask_client) -> list[tuple[str, int, contextlib.AbstractContextManager]]:
+    """(name, n_jobs, context) for serial, 2 loky workers and a 2-worker dask cluster."""
+    return [
+        ("serial", 1, contextlib.nullcontext()),
+        ("loky", 2, contextlib.nullcontext()),
+        ("dask", 2, joblib.parallel_config(backend="dask")),
+    ]
 
 
 def _draw(i: int, rng: np.random.Generator) -> np.ndarray:
@@ -78,8 +71,7 @@ def test_replicate_identical_across_workers_and_backends(modes):
     # one stream per replication: no draw is repeated across replications (the pyfixest
     # 0.60 failure mode, where workers share one generator)
     assert len(np.unique(ref[:, 1])) == 40
-    if HAS_DISTRIBUTED:
-        assert "dask" in results
+    assert set(results) == {"serial", "loky", "dask"}
 
 
 def test_replicate_over_task_sequence_and_seed(modes):
@@ -105,7 +97,6 @@ def small_sim():
 
 
 def test_callaway_santanna_bootstrap_identical(modes, small_sim):
-    cs = pytest.importorskip("zoneimpact.estimators.callaway_santanna")
     out = {}
     for name, n_jobs, ctx in modes:
         with ctx:
@@ -128,7 +119,6 @@ def test_callaway_santanna_bootstrap_identical(modes, small_sim):
 
 
 def test_synthetic_did_placebo_se_identical(modes, small_sim):
-    sdid = pytest.importorskip("zoneimpact.estimators.synthetic_did")
     out = {}
     for name, n_jobs, ctx in modes:
         with ctx:

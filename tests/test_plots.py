@@ -551,16 +551,12 @@ def test_decomposition_uses_totals_when_present():
 
 
 def test_default_figures_on_real_estimators(canonical):
-    """Integration with the estimators built alongside (skipped if one is missing)."""
-    from zoneimpact.errors import SpecError
+    """Integration with the estimators built alongside."""
     from zoneimpact.estimators import get_estimator
     from zoneimpact.panel import Panel
 
-    try:
-        cs_fit = get_estimator("callaway_santanna")
-        sc_fit = get_estimator("synthetic_control")
-    except SpecError as exc:
-        pytest.skip(str(exc))
+    cs_fit = get_estimator("callaway_santanna")
+    sc_fit = get_estimator("synthetic_control")
     m = pd.read_csv(canonical / "mpdta.csv")
     pm = Panel.from_frame(m, unit="countyreal", time="year", outcomes="lemp", cohort="first.treat")
     cs = cs_fit(pm, outcome="lemp", rng=np.random.default_rng(0), bootstrap=False)

@@ -123,9 +123,44 @@ def test_unknown_estimator_option_is_a_spec_error(tmp_path):
     raw = SMALL_SPEC.replace("leads = 3", "leeds = 3")
     p = tmp_path / "bad.toml"
     p.write_text(raw)
-    with pytest.raises(SpecError, match="leeds"):
+    # the error names the bad option and lists the valid ones (checked against fit's
+    # signature before any data are loaded, not a TypeError caught after the fact)
+    with pytest.raises(SpecError, match=r"'es'.*'leeds'.*Valid options: .*leads, .*ref") as exc:
+        run_spec(load_spec(p), tmp_path / "out")
+    assert "TypeError" not in repr(exc.value.__cause__)
+    assert not (tmp_path / "out").exists()
+
+
+def test_run_arguments_cannot_be_set_as_options(tmp_path):
+    raw = SMALL_SPEC.replace("leads = 3", "alpha = 0.1")
+    p = tmp_path / "bad.toml"
+    p.write_text(raw)
+    with pytest.raises(SpecError, match=r"alpha .*\[inference\]"):
+        run_spec(load_spec(p), tmp_path / "out")
+
+
+def test_a_type_error_inside_an_estimator_is_not_a_spec_error(tmp_path, monkeypatch):
+    # a bug inside fit must surface as itself, not be dressed up as a user's spec mistake
+    from zoneimpact.estimators import twfe
+
+    def broken(panel, *, outcome, rng=None, alpha=0.05, n_jobs=1):
+        raise TypeError("internal bug")
+
+    monkeypatch.setattr(twfe, "fit", broken)
+    p = tmp_path / "ok.toml"
+    p.write_text(SMALL_SPEC)
+    with pytest.raises(TypeError, match="internal bug"):
         run_spec(load_spec(p), tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_every_registered_estimator_imports():
+    # a registered module that fails to import is a broken package: it must fail here
+    # (get_estimator no longer turns ImportError into a SpecError)
+    from zoneimpact.estimators import REGISTRY, get_estimator
+
+    for name in REGISTRY:
+        assert callable(get_estimator(name))
 
 
 def test_default_spec_is_valid():

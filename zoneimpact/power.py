@@ -316,17 +316,26 @@ def plot_power(result: PowerResult, *, ax: Any = None) -> Any:
 
     Returns the matplotlib Figure (never shown).
     """
-    import matplotlib.pyplot as plt
+    from .report.style import COLUMN_WIDTH, new_figure, paper_style, root_figure
 
     targets = list(dict.fromkeys(result.curves["target"]))
-    if ax is None:
-        fig, axes = plt.subplots(1, len(targets), figsize=(4.2 * len(targets), 3.4), squeeze=False)
-        axes = list(axes[0])
-    else:
-        axes = list(np.atleast_1d(ax))
-        fig = axes[0].figure
-        if len(axes) < len(targets):
-            raise SpecError(f"Pass {len(targets)} axes (one per target {targets}).")
+    with paper_style():
+        if ax is None:
+            # not registered with pyplot (like every report figure): nothing leaks or shows
+            fig, grid = new_figure(
+                width=COLUMN_WIDTH * len(targets), height=2.6, ncols=len(targets), squeeze=False
+            )
+            axes = list(grid[0])
+        else:
+            axes = list(np.atleast_1d(ax))
+            fig = root_figure(axes[0])
+            if len(axes) < len(targets):
+                raise SpecError(f"Pass {len(targets)} axes (one per target {targets}).")
+        _draw_power(result, axes, targets)
+    return fig
+
+
+def _draw_power(result: PowerResult, axes: list[Any], targets: list[str]) -> None:
     for a, target in zip(axes, targets, strict=False):
         cur = result.curves[result.curves["target"] == target]
         x, p, se = cur["effect"], cur["power"], cur["mc_se"]
@@ -343,8 +352,6 @@ def plot_power(result: PowerResult, *, ax: Any = None) -> Any:
         a.set_ylabel("power")
         a.set_ylim(0, 1.02)
         a.set_title(target)
-    fig.tight_layout()
-    return fig
 
 
 # ---------------------------------------------------------------------- the loop

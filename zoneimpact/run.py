@@ -37,7 +37,7 @@ import pandas as pd
 
 from .datasets import LoadedData, load_data
 from .errors import RunDirectoryError, SpecError, ZoneImpactError
-from .estimators import get_estimator
+from .estimators import check_options, get_estimator
 from .results import EstimationResult
 from .spec import RunSpec
 
@@ -82,6 +82,11 @@ def result_records(name: str, result: EstimationResult, alpha: float) -> list[di
 def estimate_all(spec: RunSpec, *, data: LoadedData | None = None) -> RunOutput:
     """Load the data and fit every estimate block; no files are written."""
     start = time.perf_counter()
+    for block in spec.estimates:  # every misspelt option is reported before any work
+        try:
+            check_options(block.estimator, block.options)
+        except SpecError as exc:
+            raise SpecError(f"Estimate {block.name!r}: {exc}") from exc
     root = np.random.default_rng(spec.seed)
     data_rng, *block_rngs = root.spawn(1 + len(spec.estimates))
     data = load_data(spec, data_rng) if data is None else data
@@ -106,8 +111,6 @@ def estimate_all(spec: RunSpec, *, data: LoadedData | None = None) -> RunOutput:
                 n_jobs=spec.inference.n_jobs,
                 **block.options,
             )
-        except TypeError as exc:
-            raise SpecError(f"Estimate {block.name!r} ({block.estimator}): {exc}") from exc
         except ZoneImpactError as exc:
             raise type(exc)(f"Estimate {block.name!r} ({block.estimator}): {exc}") from exc
         results[block.name] = res

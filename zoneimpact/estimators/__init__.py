@@ -10,6 +10,7 @@ so that a spec only pays for the estimators it uses.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from importlib import import_module
 from typing import Any
@@ -36,7 +37,42 @@ def get_estimator(name: str) -> Callable[..., Any]:
     if name not in REGISTRY:
         raise SpecError(f"Unknown estimator {name!r}. Use one of: {', '.join(sorted(REGISTRY))}.")
     module, func = REGISTRY[name].split(":")
-    try:
-        return getattr(import_module(module), func)
-    except (ImportError, AttributeError) as exc:  # a registered module not built yet
-        raise SpecError(f"Estimator {name!r} is not available: {exc}") from exc
+    # an import error here is a broken installation, not a user mistake: let it surface
+    fit: Callable[..., Any] = getattr(import_module(module), func)
+    return fit
+
+
+#: Arguments that the run layer passes to every ``fit`` itself; a spec may not set them.
+RUN_ARGUMENTS = frozenset({"outcome", "rng", "alpha", "n_jobs"})
+
+
+def check_options(name: str, options: dict[str, Any]) -> None:
+    """Raise :class:`SpecError` unless every key of ``options`` is a keyword of ``fit``.
+
+    The error lists the estimator's valid option names, so a misspelt option in a spec is
+    reported before anything is estimated (instead of a ``TypeError`` from deep inside).
+    """
+    fit = get_estimator(name)
+    params = inspect.signature(fit).parameters
+    valid = sorted(
+        p.name
+        for p in params.values()
+        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+        and p.name not in RUN_ARGUMENTS
+        and p.name != "panel"
+    )
+    reserved = sorted(set(options) & RUN_ARGUMENTS)
+    if reserved:
+        raise SpecError(
+            f"Estimator {name!r}: option(s) {', '.join(reserved)} are set by the run itself "
+            "(outcome in the estimate block, alpha and n_jobs in [inference], rng from the "
+            "spec's seed); remove them from [estimate.options]."
+        )
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise SpecError(
+            f"Estimator {name!r} has no option(s) {', '.join(repr(u) for u in unknown)}. "
+            f"Valid options: {', '.join(valid)}."
+        )
