@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -12,6 +13,10 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("ZONEIMPACT_DATA", REPO.parent / "shared" / "data"))
 CANONICAL = SHARED_DATA / "canonical"
 FULL_MC = os.environ.get("ZONEIMPACT_FULL_MC") == "1"
+
+#: Peer-package reference numbers, written by benchmarks/reference/peer_references.py
+#: (diff-diff, pyfixest; versions in its "_meta"). Checked on every run, peers or not.
+PEERS = json.loads((REPO / "benchmarks" / "reference" / "peers.json").read_text())
 
 
 def mc_reps(reduced: int, full: int) -> int:

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
+from conftest import PEERS
 
 from zoneimpact.errors import EstimationError
 from zoneimpact.estimators import bacon
@@ -78,6 +79,19 @@ def test_mpdta_sum_equals_twfe_ols(mpdta_frame, mpdta) -> None:
     assert types.loc[(2004, 2006)] == "earlier_vs_later"
     assert types.loc[(2006, 2004)] == "later_vs_earlier"
     assert res.info["weight_later_vs_earlier"] == pytest.approx(0.0539242281888076, abs=1e-10)
+
+
+def test_matches_diff_diff_reference(mpdta) -> None:
+    # diff-diff 3.13 BaconDecomposition on mpdta, from peers.json (generator:
+    # benchmarks/reference/peer_references.py); same decomposition, so 1e-10
+    res = bacon.fit(mpdta, outcome="lemp")
+    got = res.comparisons.set_index(["treated_cohort", "control_cohort"])
+    ref = PEERS["bacon_mpdta"]["comparisons"]
+    assert len(ref) == len(got) == 9
+    for c in ref:
+        key = (c["treated"], c["control"])
+        assert got.loc[key, "weight"] == pytest.approx(c["weight"], abs=1e-10), key
+        assert got.loc[key, "estimate"] == pytest.approx(c["estimate"], abs=1e-10), key
 
 
 def test_peer_diff_diff_if_installed(mpdta_frame, mpdta) -> None:

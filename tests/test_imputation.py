@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
-from conftest import mc_reps
+from conftest import PEERS, mc_reps
 
 from zoneimpact.errors import EstimationError
 from zoneimpact.estimators import imputation
@@ -66,6 +66,21 @@ def test_mpdta_matches_did_imputation_reference(mpdta) -> None:
     np.testing.assert_allclose(np.sqrt(np.diag(res.vcov)), res.terms["se"], rtol=1e-12)
     np.testing.assert_allclose(res.vcov, res.vcov.T, atol=1e-15)
     assert res.info["n_treated_obs"] == 291 and res.info["n_untreated_obs"] == 2209
+
+
+def test_matches_diff_diff_reference(mpdta) -> None:
+    # diff-diff 3.13 ImputationDiD on mpdta, from peers.json (generator:
+    # benchmarks/reference/peer_references.py): the same estimator and variance
+    # (Borusyak et al. 2024, Theorem 3), so 1e-10 on points and 1e-8 relative on SEs
+    ref = PEERS["imputation_mpdta"]
+    t = _t(imputation.fit(mpdta, outcome="lemp"))
+    assert t.loc["att", "estimate"] == pytest.approx(ref["att"], abs=1e-10)
+    assert t.loc["att", "se"] == pytest.approx(ref["att_se"], rel=1e-8)
+    post = {e: v for e, v in ref["event"].items() if int(e) >= 0}
+    assert len(post) == 4
+    for e, v in post.items():
+        assert t.loc[f"event:{e}", "estimate"] == pytest.approx(v["estimate"], abs=1e-10)
+        assert t.loc[f"event:{e}", "se"] == pytest.approx(v["se"], rel=1e-8)
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")

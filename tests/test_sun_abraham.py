@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
-from conftest import mc_reps
+from conftest import PEERS, mc_reps
 
 from zoneimpact.errors import EstimationError
 from zoneimpact.estimators import sun_abraham
@@ -78,6 +78,18 @@ def test_mpdta_equals_cs_dynamic_universal(mpdta) -> None:
     # IW weights of each event time sum to one
     w = res.cohort_effects.groupby("event")["weight"].sum()
     np.testing.assert_allclose(w.to_numpy(), 1.0, atol=1e-12)
+
+
+def test_matches_diff_diff_reference(mpdta) -> None:
+    # diff-diff 3.13 SunAbraham(never_treated) on mpdta, from peers.json (generator:
+    # benchmarks/reference/peer_references.py); 1e-8 / 1e-6 relative as in the live check
+    ref = PEERS["sun_abraham_mpdta"]["event"]
+    res = sun_abraham.fit(mpdta, outcome="lemp")
+    est, se = _event(res), _event_se(res)
+    assert len(ref) >= 7
+    for e, v in ref.items():
+        assert est[int(e)] == pytest.approx(v["estimate"], abs=1e-8)
+        assert se[int(e)] == pytest.approx(v["se"], rel=1e-6)
 
 
 def test_peer_diff_diff_if_installed(mpdta_frame, mpdta) -> None:

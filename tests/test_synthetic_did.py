@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import mc_reps
+from conftest import PEERS, mc_reps
 
 from zoneimpact.errors import EstimationError, PanelError, SpecError
 from zoneimpact.estimators import synthetic_did as sdid
@@ -168,6 +168,20 @@ def test_bootstrap_and_jackknife_several_treated():
     # Both estimate the same sampling sd: within a factor of 2.5 with 60 bootstrap draws.
     assert 0.4 < bs.se / jk.se < 2.5
     assert len(jk.placebo_estimates) == 30
+
+
+def test_jackknife_matches_r_synthdid_via_diff_diff():
+    # diff-diff 3.13 SyntheticDiD(variance_method="jackknife"), which follows R synthdid's
+    # vcov(method = "jackknife") (Algorithm 3: leave one unit out, weights fixed, factor
+    # (n-1)/n), on this five-treated panel; from peers.json (generator:
+    # benchmarks/reference/peer_references.py). The same computation, so 1e-9 relative;
+    # dropping (n-1)/n would move the SE by 1.7% here.
+    ref = PEERS["sdid_jackknife_factor_panel"]
+    df = factor_panel(np.random.default_rng(11), n_donors=25, n_treated=5)
+    p = Panel.from_frame(df, unit="unit", time="time", outcomes="y", cohort="g")
+    jk = sdid.fit(p, outcome="y", se_method="jackknife")
+    assert jk.estimate == pytest.approx(ref["att"], rel=1e-9)
+    assert jk.se == pytest.approx(ref["se"], rel=1e-9)
 
 
 def test_errors(canonical):

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
+from conftest import PEERS
 
 from zoneimpact import Panel
 from zoneimpact.errors import EstimationError, SpecError
@@ -13,8 +14,9 @@ from zoneimpact.estimators import twfe
 from zoneimpact.estimators._fe import absorb, demean, drop_nested, fe_dof
 
 
-@pytest.fixture(scope="module")
-def frame() -> pd.DataFrame:
+def make_frame() -> pd.DataFrame:
+    """60 cities x 10 years, unbalanced, with region-by-year shocks (also read by
+    benchmarks/reference/peer_references.py, which runs pyfixest on it)."""
     rng = np.random.default_rng(3)
     n, years = 60, np.arange(2001, 2011)
     df = pd.DataFrame([(f"c{i:02d}", t) for i in range(n) for t in years], columns=["city", "year"])
@@ -34,6 +36,11 @@ def frame() -> pd.DataFrame:
     df = df.drop(index=[3, 50, 200, 333]).reset_index(drop=True)  # unbalanced on purpose
     df["ry"] = df.region + df.year.astype(str)
     return df
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    return make_frame()
 
 
 def _panel(df: pd.DataFrame) -> Panel:
@@ -122,6 +129,17 @@ def test_fixest_ssc_matches_pyfixest(frame, fes, formula, cluster):
     # same formula (fixest's K leaves out the FE nested in the clusters): rounding only
     assert res.estimate == pytest.approx(fit.coef()["d"], abs=1e-8)
     assert res.se == pytest.approx(fit.se()["d"], abs=1e-8)
+
+
+@pytest.mark.parametrize("fes", [("unit", "time"), ("unit", "time", "region:time")])
+@pytest.mark.parametrize("cluster", ["unit", "region"])
+def test_fixest_ssc_matches_pyfixest_reference(frame, fes, cluster):
+    # pyfixest 0.60 feols CRV1 on make_frame(), from peers.json (generator:
+    # benchmarks/reference/peer_references.py); the same formula, rounding only
+    ref = PEERS["fixest_ssc"]["+".join(fes) + "|" + cluster]
+    res = twfe.fit(_panel(frame), outcome="y", fixed_effects=fes, cluster=cluster, ssc="fixest")
+    assert res.estimate == pytest.approx(ref["estimate"], abs=1e-8)
+    assert res.se == pytest.approx(ref["se"], abs=1e-8)
 
 
 def test_fixest_ssc_is_smaller_when_unit_fe_nested_in_clusters(frame):

@@ -13,16 +13,23 @@ R ``augsynth`` does) and ``X1`` the treated unit's. The ATT is the mean post-per
 ``Y1_t - gamma_aug' Y0_t``; the weights may be negative (extrapolation, controlled by
 ``lambda``).
 
-``lambda_`` is chosen, when not given, by the paper's cross-validation (Section 4.3):
-each of the last ``min(T0 - 1, 5)`` pre-periods is held out in turn, weights are fitted on
-the periods before it, and the held-out prediction error is averaged; over a geometric
-grid the largest lambda whose CV error is within one standard error of the minimum is
-taken (the 1-SE rule of R ``augsynth``).
+``lambda_`` is chosen, when not given, by the paper's cross-validation over pre-periods
+(Section 4.3; R ``augsynth``'s ``cv_ridge(how = "time", holdout_length = 1)``): each
+pre-period ``t = 1, ..., T0 - 1`` is held out in turn, SC and ridge are refitted on the
+other pre-periods, and the squared prediction error at ``t`` is recorded. Over the grid
+``lambda_max * (1e-8)^(k/20)``, ``k = 0..20``, with ``lambda_max`` the squared largest
+singular value of the centred control pre-period outcomes, the largest lambda whose mean
+CV error is within one standard error (``sd / sqrt(T0 - 1)``) of the minimum is taken
+(``min_1se = TRUE``, the package default). The grid and errors are kept in ``cv``.
 
-Standard error: leave-one-control-out jackknife of the ATT (R ``augsynth``'s
-``inf_type = "jackknife"``), ``sqrt((n-1)/n * sum (theta_(i) - mean)^2)`` over the control
-units (the treated unit is never dropped since there is one); conformal inference is not
-implemented.
+Standard error: R ``augsynth``'s ``jackknife_se_single``: every control whose augmented
+weight is non-zero at three decimals (and, with several treated units, every treated unit)
+is left out in turn, the SC weights are refitted at the chosen lambda, and
+``se = sqrt((n-1)/n * sum_i (theta_(i) - mean)^2)`` with ``n`` the number of units in the
+panel (treated included, as in the R code). Conformal inference is not implemented.
+
+Written by hand: no maintained Python package implements ridge ASCM (``pysyncon`` has
+ADH synthetic control only), and the simplex QP is shared with the other SC estimators.
 """
 
 from __future__ import annotations
@@ -44,13 +51,17 @@ from ._simplex import simplex_qp
 @dataclass(frozen=True)
 class AugmentedSCResult(EstimationResult):
     """Ridge-augmented SC result: ``donor_weights`` (augmented, may be negative),
-    ``sc_weights`` (the simplex SC weights), ``gaps`` by period, ``lambda_``.
+    ``sc_weights`` (the simplex SC weights), ``gaps`` by period, ``lambda_``, the
+    cross-validation table ``cv`` (lambda, mean error, its SE; empty when lambda was
+    given) and the leave-one-out ATTs behind the jackknife SE.
     """
 
     donor_weights: pd.Series = field(default_factory=pd.Series)
     sc_weights: pd.Series = field(default_factory=pd.Series)
     gaps: pd.Series = field(default_factory=pd.Series)
     lambda_: float = np.nan
+    cv: pd.DataFrame = field(default_factory=pd.DataFrame)
+    jackknife_estimates: np.ndarray = field(default_factory=lambda: np.array([]))
 
     def artifacts(self) -> dict[str, pd.DataFrame]:
         return {
@@ -58,6 +69,7 @@ class AugmentedSCResult(EstimationResult):
             .rename_axis("unit")
             .reset_index(),
             "gaps": self.gaps.rename("gap").rename_axis("time").reset_index(),
+            "lambda_cv": self.cv,
         }
 
 
@@ -73,24 +85,63 @@ def _weights(X1: np.ndarray, X0: np.ndarray, lam: float) -> tuple[np.ndarray, np
     return w_sc + adj, w_sc
 
 
-def _cv_lambda(X1: np.ndarray, X0: np.ndarray, n_holdout: int = 5) -> float:
+#: R augsynth's lambda grid: ``create_lambda_list(lambda_max, 1e-8, 20)``.
+LAMBDA_MIN_RATIO = 1e-8
+N_LAMBDA = 20
+
+
+def lambda_grid(X0: np.ndarray) -> np.ndarray:
+    """``lambda_max * ratio^(k / n)``, ``k = 0..n``, descending (R ``create_lambda_list``)."""
+    X0c = X0 - X0.mean(axis=0)
+    s = np.linalg.svd(X0c, compute_uv=False)
+    top = float(s[0] ** 2) if s.size and s[0] > 0 else 1.0
+    return top * LAMBDA_MIN_RATIO ** (np.arange(N_LAMBDA + 1) / N_LAMBDA)
+
+
+def cv_errors(X1: np.ndarray, X0: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Squared held-out errors, one row per lambda, one column per held-out pre-period
+    ``t = 0, ..., T0 - 2`` (R ``cv_internal``: the last pre-period is never held out).
+    """
     T0 = X0.shape[1]
-    h = min(T0 - 1, n_holdout)
-    if h < 1:
-        return 0.0
-    s = np.linalg.svd(X0 - X0.mean(axis=0), compute_uv=False)
-    top = float(s[0] ** 2) if s.size else 1.0
-    grid = top * np.geomspace(1e-8, 1.0, 25)
-    errs = np.empty((len(grid), h))
-    for j, t in enumerate(range(T0 - h, T0)):
+    errs = np.empty((grid.size, T0 - 1))
+    for t in range(T0 - 1):
+        keep = np.delete(np.arange(T0), t)
         for i, lam in enumerate(grid):
-            g, _ = _weights(X1[:t], X0[:, :t], lam)
-            errs[i, j] = (X1[t] - X0[:, t] @ g) ** 2
-    m = errs.mean(axis=1)
-    se = errs.std(axis=1, ddof=1) / np.sqrt(h) if h > 1 else np.zeros(len(grid))
-    i0 = int(np.argmin(m))
-    ok = np.flatnonzero(m <= m[i0] + se[i0])
-    return float(grid[ok.max()])
+            g, _ = _weights(X1[keep], X0[:, keep], float(lam))
+            errs[i, t] = (X1[t] - X0[:, t] @ g) ** 2
+    return errs
+
+
+def choose_lambda(grid: np.ndarray, errs: np.ndarray) -> float:
+    """The largest lambda whose mean CV error is within one SE of the minimum
+    (R ``choose_lambda(min_1se = TRUE)``)."""
+    mean = errs.mean(axis=1)
+    se = errs.std(axis=1, ddof=1) / np.sqrt(errs.shape[1]) if errs.shape[1] > 1 else 0 * mean
+    i0 = int(np.argmin(mean))
+    return float(grid[mean <= mean[i0] + se[i0]].max())
+
+
+def jackknife_values(
+    Y: np.ndarray, n_treated: int, pre: np.ndarray, post: np.ndarray, lam: float, w_aug: np.ndarray
+) -> np.ndarray:
+    """Leave-one-unit-out ATTs of R ``jackknife_se_single`` (rows of ``Y``: treated first)."""
+    n = Y.shape[0]
+    drop = list(range(n_treated)) if n_treated > 1 else []
+    drop += [n_treated + j for j in np.flatnonzero(np.round(w_aug, 3) != 0)]
+    vals = np.empty(len(drop))
+    for k, i in enumerate(drop):
+        keep = np.delete(np.arange(n), i)
+        tr = keep[keep < n_treated]
+        co = keep[keep >= n_treated]
+        yt = Y[tr].mean(axis=0)
+        wi, _ = _weights(yt[pre], Y[co][:, pre], lam)
+        vals[k] = float((yt[post] - wi @ Y[co][:, post]).mean())
+    return vals
+
+
+def jackknife_se(vals: np.ndarray, n_units: int) -> float:
+    """``sqrt((n-1)/n * sum (v - mean)^2)`` with ``n`` the panel's units (R augsynth)."""
+    return float(np.sqrt((n_units - 1) / n_units * np.sum((vals - vals.mean()) ** 2)))
 
 
 def fit(
@@ -165,20 +216,35 @@ def fit(
     Y = outcome_matrix(panel, outcome, [*tr, *pool], periods, estimator="Augmented SC")
     Yt = Y.loc[tr].to_numpy(float).mean(axis=0)
     Y0 = Y.loc[pool].to_numpy(float)
-    lam = _cv_lambda(Yt[pre], Y0[:, pre]) if lambda_ is None else float(lambda_)
+    cv = pd.DataFrame()
+    if lambda_ is None:
+        if pre.sum() < 3:
+            raise EstimationError(
+                f"Cross-validating lambda_ needs at least 3 pre-treatment periods before "
+                f"{g}; received {int(pre.sum())}. Pass lambda_= explicitly."
+            )
+        grid = lambda_grid(Y0[:, pre])
+        errs = cv_errors(Yt[pre], Y0[:, pre], grid)
+        lam = choose_lambda(grid, errs)
+        cv = pd.DataFrame(
+            {
+                "lambda": grid,
+                "cv_error": errs.mean(axis=1),
+                "cv_se": errs.std(axis=1, ddof=1) / np.sqrt(errs.shape[1]),
+            }
+        )
+    else:
+        lam = float(lambda_)
     w_aug, w_sc = _weights(Yt[pre], Y0[:, pre], lam)
     gaps = Yt - w_aug @ Y0
     att = float(gaps[post].mean())
     se_val = np.nan
+    jack = np.array([])
     if se and len(pool) >= 3:
-        vals = []
-        for i in range(len(pool)):
-            keep = np.delete(np.arange(len(pool)), i)
-            wi, _ = _weights(Yt[pre], Y0[keep][:, pre], lam)
-            vals.append(float((Yt[post] - wi @ Y0[keep][:, post]).mean()))
-        v = np.asarray(vals)
-        n = len(v)
-        se_val = float(np.sqrt((n - 1) / n * np.sum((v - v.mean()) ** 2)))
+        Yall = Y.loc[[*tr, *pool]].to_numpy(float)
+        jack = jackknife_values(Yall, len(tr), pre, post, lam, w_aug)
+        if jack.size >= 2:
+            se_val = jackknife_se(jack, len(tr) + len(pool))
     idx = pd.Index(pool, name="unit")
     return AugmentedSCResult(
         estimator="augmented_sc",
@@ -192,10 +258,13 @@ def fit(
             "n_donors": len(pool),
             "pre_rmspe": float(np.sqrt(np.mean(gaps[pre] ** 2))),
             "se_method": "jackknife",
+            "n_jackknife": int(jack.size),
         },
         alpha=alpha,
         donor_weights=pd.Series(w_aug, index=idx, name="weight"),
         sc_weights=pd.Series(w_sc, index=idx, name="weight"),
         gaps=pd.Series(gaps, index=pd.Index(periods, name="time"), name="gap"),
         lambda_=lam,
+        cv=cv,
+        jackknife_estimates=jack,
     )
