@@ -61,10 +61,7 @@ def test_errors(canonical):
 # errors, the ATT and the SE by under 1e-5 relative; the tolerances allow 1e-4.
 AUGSYNTH = json.loads(
     (
-        Path(__file__).resolve().parents[1]
-        / "benchmarks"
-        / "reference"
-        / "augsynth_prop99.json"
+        Path(__file__).resolve().parents[1] / "benchmarks" / "reference" / "augsynth_prop99.json"
     ).read_text()
 )
 

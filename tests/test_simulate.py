@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -123,3 +125,22 @@ def test_simulate_command_writes_panel_and_geography(tmp_path, capsys):
     assert (tmp_path / "sim_geography.csv").exists()
     assert "displacement share" in capsys.readouterr().out
     assert main(["simulate", "--out", str(out)]) == 2  # never overwritten without --force
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ("bogus=3", "allowed keys: .*n_units"),
+        ("design=0", "allowed keys"),
+        ("rng=5", "allowed keys"),
+        ("n_units=two", "n_units needs a number; received 'two'"),
+        ("n_units", "expected KEY=VALUE"),
+    ],
+)
+def test_cli_simulate_set_is_checked(tmp_path, capsys, item, message):
+    from zoneimpact.cli import main
+
+    out = tmp_path / "sim.csv"
+    assert main(["simulate", "--out", str(out), "--set", item]) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not out.exists()

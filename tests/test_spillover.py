@@ -229,3 +229,17 @@ def test_bootstrap_se_tracks_the_sampling_sd():
         se.append(t.loc[list(truth), "se"].to_numpy())
     ratio = np.mean(se, axis=0) / np.std(err, axis=0, ddof=1)
     assert np.all((ratio > 0.7) & (ratio < 1.4)), dict(zip(truth, ratio, strict=True))
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"controls": "never_expsed"}, r"controls='never_expsed'.*'never_exposed'"),
+        ({"pre_exposed": "kep"}, r"pre_exposed='kep'.*'keep'"),
+    ],
+)
+def test_misspelt_options_are_refused_on_the_fast_path(kw, message):
+    # the batched-imputation path used to treat any unknown value as a valid setting
+    sim = simulate(rng=4, **SMALL)
+    with pytest.raises(SpecError, match=message):
+        spillover.fit(sim.panel, outcome="fdi", n_boot=0, **kw)

@@ -221,7 +221,7 @@ def _breakdown(result: EstimationResult) -> float:
 
 def evaluate_claims(
     claims: Sequence[Claim],
-    results: Mapping[str, Mapping[str, EstimationResult | str]],
+    results: Mapping[str, Mapping[str, EstimationResult | str] | str],
     *,
     alpha: float = 0.05,
 ) -> pd.DataFrame:
@@ -263,6 +263,8 @@ def evaluate_claims(
         for data, res_map in results.items():
             if data.startswith("spec:"):
                 continue
+            # only "spec:" entries (linked_spec_results) can be a failure message
+            assert not isinstance(res_map, str)
             for outcome in c.outcomes:
                 row = {**base, "data": data, "outcome": outcome}
                 res = res_map.get(outcome + suffix)
@@ -538,7 +540,7 @@ def claims_for_spec(spec: Any) -> Any:
     if claims_file is not None and spec.spec_path and not Path(claims_file).is_absolute():
         claims_file = str(Path(spec.spec_path).parent / claims_file)
     claim_list = load_claims(claims_file)
-    table, results = run_claims(
+    table, claim_results = run_claims(
         opts,
         claims=claim_list,
         panels={data_name: loaded.panel},
@@ -546,6 +548,8 @@ def claims_for_spec(spec: Any) -> Any:
         alpha=spec.inference.alpha,
         n_jobs=spec.inference.n_jobs,
     )
+    # linked specs add "spec:NAME" entries that are a failure message when the spec fails
+    results: dict[str, Mapping[str, EstimationResult | str] | str] = dict(claim_results)
     if linked:
         spec_dir = Path(spec.spec_path).parent if spec.spec_path else REPO_SPECS
         results.update(linked_spec_results(claim_list, spec_dir, spec.data_dir))

@@ -8,11 +8,17 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import parallel
 from .errors import RunDirectoryError, ZoneImpactError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .run import RunOutput
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -25,7 +31,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def _print_summary(output) -> None:  # type: ignore[no-untyped-def]
+def _print_summary(output: RunOutput) -> None:
     from .run import summary_table
 
     table = summary_table(output)
@@ -56,12 +62,26 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from .simulate import simulate
+    from dataclasses import fields
 
-    overrides = {}
+    from .errors import SpecError
+    from .simulate import SimulationDesign, simulate
+
+    # SimulationDesign field values, forwarded through simulate(**overrides: Any)
+    # numeric fields only (waves and cohort multipliers are tables: use a spec file)
+    allowed = {f.name for f in fields(SimulationDesign) if str(f.type) in ("int", "float")}
+    overrides: dict[str, Any] = {}
     for item in args.set or []:
-        key, _, value = item.partition("=")
-        overrides[key] = float(value) if "." in value or "e" in value.lower() else int(value)
+        key, eq, value = item.partition("=")
+        if not eq or key not in allowed:
+            raise SpecError(
+                f"--set {item!r}: expected KEY=VALUE with KEY a numeric simulation design "
+                f"field; allowed keys: {', '.join(sorted(allowed))}."
+            )
+        try:
+            overrides[key] = float(value) if "." in value or "e" in value.lower() else int(value)
+        except ValueError:
+            raise SpecError(f"--set {item!r}: {key} needs a number; received {value!r}.") from None
     sim = simulate(rng=args.seed, **overrides)
     out = Path(args.out)
     if out.exists() and not args.force:
@@ -90,7 +110,7 @@ def cmd_figures(args: argparse.Namespace) -> int:
     return regenerate(Path(args.out), data_dir=args.data_dir, force=args.force)
 
 
-def _json_records(frame) -> list:  # type: ignore[no-untyped-def]
+def _json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows as dicts with NaN as null (strict JSON)."""
     return [
         {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}

@@ -87,7 +87,7 @@ def load_data(spec: RunSpec, rng: np.random.Generator, data: DataSpec | None = N
         covariates=list(d.covariates),
         geography=geography,
         adjacency=adjacency,
-        outside_window=d.outside_window,  # type: ignore[arg-type]
+        outside_window=d.outside_window,
     )
     return LoadedData(panel, tuple(inputs), {"panel": panel.report})
 

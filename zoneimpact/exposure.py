@@ -291,7 +291,7 @@ def _ring_label(lo: float, hi: float) -> str:
 
 def exposure_from_rings(
     panel: Panel,
-    rings_km: Sequence[tuple[float, float]] = ((0, 50), (50, 100), (100, 200)),
+    rings_km: Sequence[Sequence[float]] = ((0, 50), (50, 100), (100, 200)),
     *,
     within_region: bool = False,
     region_column: str = "region",
@@ -395,7 +395,7 @@ def build_exposure(
     panel: Panel,
     exposure: str | ExposureMap = "adjacency",
     *,
-    rings_km: Sequence[tuple[float, float]] | None = None,
+    rings_km: Sequence[Sequence[float]] | None = None,
     region_column: str = "region",
     within_region: bool = False,
 ) -> ExposureMap:

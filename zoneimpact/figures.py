@@ -49,12 +49,14 @@ def regenerate(
     if out.exists() and not force:
         raise RunDirectoryError(f"{out} exists already; pass --force to regenerate into it.")
     out.mkdir(parents=True, exist_ok=True)
-    written = []
+    written: list[Path] = []
     for spec_path in specs if specs is not None else study_specs():
         try:
             spec = load_spec(spec_path, data_dir=data_dir)
             name = "default" if spec_path is None else spec.stem
-            written.append(run_spec(spec, out / name, force=force).path)
+            run_dir = run_spec(spec, out / name, force=force).path
+            assert run_dir is not None  # run_spec always writes the run directory
+            written.append(run_dir)
             if spec_path is None or Path(spec_path).name in CLAIM_SPECS:
                 claims = claims_for_spec(spec)
                 written.append(write_run(claims, out / f"{name}-claims", force=force))

@@ -350,7 +350,7 @@ class Panel:
             )
 
     def require_geography(
-        self, columns: Sequence[str], units: Sequence[Any] | None = None
+        self, columns: Sequence[str], units: Sequence[Any] | np.ndarray | None = None
     ) -> pd.DataFrame:
         """Return the geography table, checking that ``columns`` exist for ``units``."""
         if self.geography is None:

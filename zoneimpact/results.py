@@ -163,7 +163,8 @@ class EstimationResult:
     def summary(self) -> str:
         """A plain-text summary for the console."""
         head = f"{self.estimator} on {self.outcome}: {self.n_units} units, {self.n_obs} obs"
-        extras = ", ".join(f"{k}={v}" for k, v in self.info.items() if np.isscalar(v))
+        scalars: dict[str, Any] = {k: v for k, v in self.info.items() if np.isscalar(v)}
+        extras = ", ".join(f"{k}={v}" for k, v in scalars.items())
         body = self.tidy().to_string(index=False, float_format=lambda v: f"{v:.6g}")
         return "\n".join(x for x in (head, extras, body) if x)
 

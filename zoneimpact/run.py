@@ -144,7 +144,7 @@ def _git_revision() -> str | None:
 
 def manifest(output: RunOutput) -> dict[str, Any]:
     """The run's provenance record."""
-    versions = {}
+    versions: dict[str, str | None] = {}
     for pkg in PACKAGES:
         try:
             versions[pkg] = metadata.version(pkg)

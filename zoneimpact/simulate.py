@@ -210,7 +210,7 @@ def simulate(
     dist = haversine_km(lat[:, None], lon[:, None], lat[None, :], lon[None, :])
     never = cohort == 0
     neighbours: dict[int, np.ndarray] = {}
-    for i in np.flatnonzero(~never):
+    for i in np.flatnonzero(~never).tolist():
         cand = np.flatnonzero(never & (region == region[i]))
         close = cand[dist[i, cand] <= d.radius_km]
         neighbours[i] = close if len(close) else cand

@@ -14,9 +14,12 @@ import tomllib
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import SpecError
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 DATA_SOURCES = ("file", "simulate", "china")
 DEFAULT_SEED = 20261122
@@ -36,7 +39,7 @@ class DataSpec:
     outcomes: tuple[str, ...] = ()
     covariates: tuple[str, ...] = ()
     treated_units: dict[str, int] = field(default_factory=dict)
-    outside_window: str = "error"
+    outside_window: Literal["error", "adjust"] = "error"
     geography: str | None = None
     adjacency: str | None = None
     simulate: dict[str, Any] = field(default_factory=dict)
@@ -108,8 +111,8 @@ def _table(raw: dict[str, Any], key: str) -> dict[str, Any]:
     return value
 
 
-def _fields(cls: type, values: dict[str, Any], where: str) -> dict[str, Any]:
-    known = set(cls.__dataclass_fields__)  # type: ignore[attr-defined]
+def _fields(cls: type[DataclassInstance], values: dict[str, Any], where: str) -> dict[str, Any]:
+    known = set(cls.__dataclass_fields__)
     unknown = sorted(set(values) - known)
     if unknown:
         raise SpecError(f"Unknown key(s) {unknown} in {where}; allowed: {sorted(known)}.")

@@ -56,9 +56,7 @@ def bacon(df: pd.DataFrame) -> dict:
         "comparisons": [
             {
                 "treated": int(c.treated_group),
-                "control": "never"
-                if c.control_group == "never_treated"
-                else int(c.control_group),
+                "control": "never" if c.control_group == "never_treated" else int(c.control_group),
                 "weight": float(c.weight),
                 "estimate": float(c.estimate),
             }

@@ -18,6 +18,7 @@ import json
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,9 @@ import pandas as pd
 from ..errors import GeographyError
 from ._external import city_geojson_path, load_admin_units, package_version, require_shapely
 from .names import province_full_name, region_of
+
+if TYPE_CHECKING:
+    from shapely.geometry.base import BaseGeometry
 
 #: km per degree of latitude (WGS84 mean); longitude is scaled by cos(latitude).
 KM_PER_DEG = 111.2
@@ -37,11 +41,11 @@ def _cache_dir() -> Path:
     return Path(base) / "zoneimpact"
 
 
-def _length_km(geom: object) -> float:
+def _length_km(geom: BaseGeometry) -> float:
     """Length in km of a lon/lat line, scaling longitude by cos(latitude) at its centroid."""
     import shapely
 
-    scale = np.array([np.cos(np.deg2rad(geom.centroid.y)), 1.0])  # type: ignore[attr-defined]
+    scale = np.array([np.cos(np.deg2rad(geom.centroid.y)), 1.0])
     return float(shapely.transform(geom, lambda xy: xy * scale).length) * KM_PER_DEG
 
 

@@ -293,7 +293,10 @@ def assign_zones(
     admin_name = dict(zip(admin["code"], admin["name"], strict=True)) if admin is not None else {}
 
     typos: list[dict[str, str]] = []
-    out_code, out_rule, out_reason, out_cc = [], [], [], []
+    out_code: list[str | None] = []
+    out_rule: list[str] = []
+    out_reason: list[str] = []
+    out_cc: list[str] = []
     for _, r in z.iterrows():
         cc = clean_text(r["city_county"])
         for wrong, right in ZONE_TYPOS.items():

@@ -20,8 +20,8 @@ from ..panel import Panel
 def outcome_matrix(
     panel: Panel,
     outcome: str,
-    units: Sequence[Any] | None = None,
-    periods: Sequence[Any] | None = None,
+    units: Sequence[Any] | np.ndarray | None = None,
+    periods: Sequence[Any] | np.ndarray | None = None,
     *,
     estimator: str = "synthetic control",
 ) -> pd.DataFrame:

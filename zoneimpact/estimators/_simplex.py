@@ -59,7 +59,7 @@ def fw_weights(
     init: np.ndarray | None = None,
     min_decrease: float = 1e-3,
     max_iter: int = 1000,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray | int]:
     """Frank-Wolfe for ``min_w zeta^2 ||w||^2 + ||A w - b||^2 / n`` on the simplex.
 
     Arkhangelsky et al. (2021), eq. (2.2)-(2.5), solved as in R ``synthdid``

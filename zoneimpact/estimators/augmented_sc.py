@@ -127,7 +127,7 @@ def jackknife_values(
     """Leave-one-unit-out ATTs of R ``jackknife_se_single`` (rows of ``Y``: treated first)."""
     n = Y.shape[0]
     drop = list(range(n_treated)) if n_treated > 1 else []
-    drop += [n_treated + j for j in np.flatnonzero(np.round(w_aug, 3) != 0)]
+    drop += [n_treated + j for j in np.flatnonzero(np.round(w_aug, 3) != 0).tolist()]
     vals = np.empty(len(drop))
     for k, i in enumerate(drop):
         keep = np.delete(np.arange(n), i)

@@ -162,7 +162,8 @@ def fit(
         d_c = ybar[ctrl, post].mean() - ybar[ctrl, pre].mean()
         return float(d_t - d_c)
 
-    rows = []
+    # (type, treated cohort, control cohort or "never", estimate, weight, start, end)
+    rows: list[tuple[str, int, int | str, float, float, int, int]] = []
     never = ng - 1 if has_never else None
     for a, k in enumerate(cohorts):
         post_k = periods >= k

@@ -70,7 +70,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -300,7 +300,7 @@ def fit(
     n_boot: int = 999,
     cluster: str | None = None,
     uniform_bands: bool = True,
-    boot_weights: str = "rademacher",
+    boot_weights: Literal["rademacher", "mammen"] = "rademacher",
     chunk_size: int | None = None,
 ) -> CallawaySantAnnaResult:
     """Estimate Callaway & Sant'Anna (2021) group-time ATTs and their aggregations.
@@ -512,12 +512,12 @@ def fit(
             )
         d = treat[sub].astype(float)
         try:
-            att, inf_sub = est_fn(dy[sub], d, xmat)
+            att_cell, inf_sub = est_fn(dy[sub], d, xmat)
         except (np.linalg.LinAlgError, _Overlap) as exc:
             psi[:, j] = np.nan
             failed.append(f"({cell.g:g},{cell.t}) {exc}")
             continue
-        cell.att = float(att)
+        cell.att = float(att_cell)
         col = psi[:, j]
         col[sub] = (n / sub.sum()) * inf_sub
     if failed:
@@ -661,7 +661,7 @@ def fit(
             cluster=labels,
             chunk_size=chunk_size,
             n_jobs=n_jobs,
-            weights=boot_weights,  # type: ignore[arg-type]
+            weights=boot_weights,
         )
         se_cells = np.where(valid, bootstrap_se(draws[:, :k]), np.nan)
         term_draws = draws @ amat
@@ -699,7 +699,7 @@ def fit(
     if band_cells is not None:
         att_gt["band_low"], att_gt["band_high"] = band_cells
 
-    pre = pretrend_wald(terms, vcov)
+    pretrend = pretrend_wald(terms, vcov)
     info: dict[str, Any] = {
         "control_group": cg,
         "est_method": est_method,
@@ -711,9 +711,9 @@ def fit(
         "cluster": cluster,
         "n_clusters": int(len(np.unique(labels))) if labels is not None else None,
         "se_type": "multiplier bootstrap" if bootstrap else "analytic influence function",
-        "pretrend_p": _nan_to_none(pre["p_value"]),
-        "pretrend_stat": _nan_to_none(pre["statistic"]),
-        "pretrend_df": int(pre["df"]),
+        "pretrend_p": _nan_to_none(pretrend["p_value"]),
+        "pretrend_stat": _nan_to_none(pretrend["statistic"]),
+        "pretrend_df": int(pretrend["df"]),
         "n_cells": int(k),
         "n_cells_failed": int(len(failed)),
         "unbalanced": unbalanced,

@@ -59,7 +59,7 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import GeographyError, SpecError, ZoneImpactError
-from ..exposure import ExposureMap, build_exposure
+from ..exposure import Controls, ExposureMap, PreExposed, build_exposure
 from ..panel import Panel
 from ..parallel import as_generator, replicate
 from ..results import EstimationResult, terms_frame
@@ -112,8 +112,8 @@ def _masks(
     panel: Panel,
     outcome: str,
     emap: ExposureMap,
-    controls: str,
-    pre_exposed: str,
+    controls: Controls,
+    pre_exposed: PreExposed,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[_Piece]]:
     """Wide outcome matrix and the masks of every piece (same rows as ``emap.panels``)."""
     wide = panel.wide(outcome)
@@ -337,8 +337,8 @@ def fit(
     exposure: str | ExposureMap = "adjacency",
     rings_km: Sequence[Sequence[float]] | None = None,
     within_region: bool = False,
-    controls: str = "not_yet_exposed",
-    pre_exposed: str = "drop_rows",
+    controls: Controls = "not_yet_exposed",
+    pre_exposed: PreExposed = "drop_rows",
     base_estimator: str = "imputation",
     base_options: Mapping[str, Any] | None = None,
     boot_options: Mapping[str, Any] | None = None,
@@ -410,6 +410,14 @@ def fit(
         )
     if n_boot < 0:
         raise SpecError(f"n_boot must be >= 0; received {n_boot}.")
+    if controls not in ("not_yet_exposed", "never_exposed"):
+        raise SpecError(
+            f"controls={controls!r} is not allowed; use 'not_yet_exposed' or 'never_exposed'."
+        )
+    if pre_exposed not in ("drop_rows", "drop_units", "keep"):
+        raise SpecError(
+            f"pre_exposed={pre_exposed!r} is not allowed; use 'drop_rows', 'drop_units' or 'keep'."
+        )
     base_options = dict(base_options or {})
     boot_options = dict(boot_options or {})
     rng = as_generator(rng)
@@ -662,7 +670,7 @@ def _generic_draws(
             try:
                 sub = _panel_from(data, pp)
                 att, tot, _ = _base_att(fit_fn, sub, outcome, options, rng, alpha)
-                n = _n_target(sub, outcome)
+                n: float = _n_target(sub, outcome)
             except ZoneImpactError:
                 att = tot = n = np.nan
             out.setdefault(name, []).append(att)

@@ -47,7 +47,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -94,7 +94,8 @@ def _drop_collinear(
     Xd: np.ndarray, X: np.ndarray, names: list[str], tol: float = 1e-9
 ) -> tuple[np.ndarray, list[str], list[str]]:
     """Drop covariates absorbed by the fixed effects (demeaned column ~ 0)."""
-    keep, dropped = [], []
+    keep: list[int] = []
+    dropped: list[int] = []
     for j in range(len(names)):
         scale = max(float(np.abs(X[:, j]).max(initial=0.0)), 1.0)
         (keep if np.abs(Xd[:, j]).max(initial=0.0) > tol * scale else dropped).append(j)
@@ -198,7 +199,13 @@ def fit(
         )
     if window not in ("trim", "bin"):
         raise EstimationError(f"window={window!r} is not valid; use 'trim' or 'bin'.")
-    refs = sorted({int(ref_period)} if np.isscalar(ref_period) else {int(r) for r in ref_period})
+    # np.isscalar tells the int from the sequence at run time, but its TypeGuard narrows to
+    # numpy's generic scalar union (no __int__) and not at all in the else branch
+    refs = sorted(
+        {int(cast(int, ref_period))}
+        if np.isscalar(ref_period)
+        else {int(r) for r in cast(Sequence[int], ref_period)}
+    )
     if not refs:
         raise EstimationError("ref_period is empty; exclude at least one pre-period (e.g. -1).")
     if min_e is not None and max_e is not None and min_e > max_e:

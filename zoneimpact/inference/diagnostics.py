@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -46,7 +46,9 @@ def has_event_study(result: EstimationResult) -> bool:
     return any(t.startswith("event:") and int(t.split(":")[1]) < 0 for t in terms)
 
 
-def _breakdown(result: EstimationResult, restriction: str) -> tuple[float, str]:
+def _breakdown(
+    result: EstimationResult, restriction: Literal["relative_magnitude", "smoothness"]
+) -> tuple[float, str]:
     from .honest import honest_did
 
     try:

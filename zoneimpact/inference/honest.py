@@ -109,7 +109,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from itertools import combinations
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -1034,7 +1034,8 @@ def _lasso_path(q: np.ndarray, g: np.ndarray) -> list[tuple[float, float, np.nda
         p[a] = -qaa_inv @ g[a]  # KKT on the active set: (Qz + g)_A = -mu s_A
         d[a] = -qaa_inv @ s_a
         cp, cd = q @ p + g, q @ d  # gradient (Qz + g) = cp + mu cd
-        nxt, event = 0.0, None
+        nxt = 0.0
+        event: tuple[Literal["leave"], int] | tuple[Literal["enter"], int, float] | None = None
         tol = 1e-12 * max(mu, 1e-300)
         for i in range(n):
             if i in signs:
@@ -1413,7 +1414,7 @@ def breakdown_value(
     restriction: Literal["relative_magnitude", "smoothness"] = "relative_magnitude",
     l_vec: Any = None,
     alpha: float = 0.05,
-    method: str | None = None,
+    method: RMMethod | SDMethod | None = None,
     grid: Any = None,
     null: float = 0.0,
     tol: float | None = None,
@@ -1432,24 +1433,25 @@ def breakdown_value(
     """
     beta, sig, lv = _check_inputs(betahat, sigma, num_pre, num_post, l_vec, alpha)
     if restriction == "relative_magnitude":
-        method = method or "C-LF"
+        # sensitivity_rm accepts a subset of the methods and rejects "FLCI"/"C-F" at run time
+        rm_method = cast(RMMethod, method or "C-LF")
         default = np.arange(0, 5.0001, 0.25)
 
         def ci(mm: float) -> tuple[float, float]:
             t = sensitivity_rm(
-                beta, sig, num_pre, num_post, [mm], lv, alpha, method=method, **options
-            )  # type: ignore[arg-type]
+                beta, sig, num_pre, num_post, [mm], lv, alpha, method=rm_method, **options
+            )
             return float(t["lb"].iloc[0]), float(t["ub"].iloc[0])
 
     elif restriction == "smoothness":
-        method = method or "FLCI"
+        sd_method: SDMethod = method or "FLCI"
         top = delta_sd_upper_bound_mpre(beta, sig, num_pre) if num_pre > 1 else math.sqrt(sig[0, 0])
         default = np.linspace(0, 2 * top, 11)
 
         def ci(mm: float) -> tuple[float, float]:
             t = sensitivity_sd(
-                beta, sig, num_pre, num_post, [mm], lv, alpha, method=method, **options
-            )  # type: ignore[arg-type]
+                beta, sig, num_pre, num_post, [mm], lv, alpha, method=sd_method, **options
+            )
             return float(t["lb"].iloc[0]), float(t["ub"].iloc[0])
 
     else:
@@ -1613,7 +1615,7 @@ def honest_did(
     grid: Any = None,
     target: Literal["first", "average"] | Any = "first",
     alpha: float = 0.05,
-    method: str | None = None,
+    method: RMMethod | SDMethod | None = None,
     **options: Any,
 ) -> HonestResult:
     """HonestDiD sensitivity analysis of an event-study :class:`EstimationResult`.
@@ -1663,7 +1665,7 @@ def honest_did(
         target_name = "custom"
     with _shared_store():  # the table and the breakdown search share their LPs
         if type == "relative_magnitude":
-            meth = method or "C-LF"
+            meth: RMMethod | SDMethod = method or "C-LF"
             table = sensitivity_rm(
                 beta,
                 sig,
@@ -1672,15 +1674,16 @@ def honest_did(
                 np.arange(0, 2.0001, 0.5) if grid is None else grid,
                 lv,
                 alpha,
-                method=meth,
+                # sensitivity_rm accepts a subset of the methods; it rejects "FLCI"/"C-F" at run time
+                method=cast(RMMethod, meth),
                 **options,
-            )  # type: ignore[arg-type]
+            )
             table = table.rename(columns={"mbar": "m"})
         elif type == "smoothness":
             meth = method or "FLCI"
             table = sensitivity_sd(
                 beta, sig, num_pre, num_post, grid, lv, alpha, method=meth, **options
-            )  # type: ignore[arg-type]
+            )
         else:
             raise HonestDiDError(
                 f"type must be 'relative_magnitude' or 'smoothness'; received {type!r}."

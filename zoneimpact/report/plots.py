@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.layout_engine import ConstrainedLayoutEngine
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 from scipy import stats as sps
@@ -373,11 +374,7 @@ def group_time_plot(
         for axk in axes[n:]:
             axk.set_visible(False)
         for axk in axes[:n]:
-            if (
-                axk.get_subplotspec() is None
-                or axk.get_subplotspec().is_last_row()
-                or ax is not None
-            ):
+            if (spec := axk.get_subplotspec()) is None or spec.is_last_row() or ax is not None:
                 axk.set_xlabel(xlabel)
         ylab = ylabel or f"ATT(g, t) on {_outcome_label(result)}"
         if ax is None:
@@ -668,7 +665,9 @@ def sdid_weights_plot(
         if ax is None:
             fig, axes = new_figure(nrows=2, squeeze=False, height=1.9 + 0.16 * max(n, 2))
             axes = list(np.asarray(axes).ravel())
-            fig.get_layout_engine().set(h_pad=0.06)
+            engine = fig.get_layout_engine()
+            assert isinstance(engine, ConstrainedLayoutEngine)  # new_figure: layout="constrained"
+            engine.set(h_pad=0.06)
         else:
             fig, axes = _start_multi(ax, 2)
         if uw.shape[1] == 1:
@@ -833,8 +832,12 @@ def decomposition_plot(
         ticklabels = []
         for name, res in named.items():
             t = getattr(res, "terms", pd.DataFrame())
-            hit = t.loc[t["term"] == "displacement_share", "estimate"] if "term" in t else []
-            ticklabels.append(f"{name}\n(displ. {float(hit.iloc[0]):.2f})" if len(hit) else name)
+            hit = t.loc[t["term"] == "displacement_share", "estimate"] if "term" in t else None
+            ticklabels.append(
+                f"{name}\n(displ. {float(hit.iloc[0]):.2f})"
+                if hit is not None and len(hit)
+                else name
+            )
         ax.set_xticks(np.arange(len(groups)), ticklabels)
         ax.set_xlabel(xlabel)
         if ylabel is None:

@@ -16,12 +16,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib as mpl
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure, SubFigure
+from matplotlib.rcsetup import cycler
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
 
 #: Okabe–Ito colours by name (hex codes from Okabe & Ito 2008).
 OKABE_ITO: dict[str, str] = {
@@ -65,7 +69,7 @@ COLUMN_WIDTH = 3.5
 PAGE_WIDTH = 7.0
 
 #: rc settings applied while a figure is drawn (8 pt text for a 3.5 in figure).
-PAPER_RC: dict[str, Any] = {
+PAPER_RC: dict[RcKeyType, Any] = {
     "font.size": 8,
     "axes.titlesize": 8,
     "axes.labelsize": 8,
@@ -84,7 +88,7 @@ PAPER_RC: dict[str, Any] = {
     "lines.linewidth": 1.2,
     "lines.markersize": 4,
     "errorbar.capsize": 0,
-    "axes.prop_cycle": mpl.cycler(color=list(PALETTE)),
+    "axes.prop_cycle": cycler(color=list(PALETTE)),
     "figure.dpi": 150,
     "savefig.dpi": 300,
     "savefig.bbox": "tight",
