@@ -6,8 +6,15 @@ import json
 import os
 from pathlib import Path
 
-import pandas as pd
-import pytest
+# One BLAS/OpenMP thread per process, set before numpy loads. On a busy 2-core machine
+# multi-threaded OpenBLAS spin-waits for cores that other processes hold, which made the
+# suite several times slower than on a quiet one; the tests' parallel paths use joblib
+# processes, which are unaffected. A user's explicit setting wins.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import pandas as pd  # noqa: E402  (after the thread settings: pandas loads numpy)
+import pytest  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("ZONEIMPACT_DATA", REPO.parent / "shared" / "data"))
