@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataNotFoundError, SpecError
-from .panel import Panel
+from .panel import Panel, read_table
 from .simulate import Simulation, design_from_dict, simulate
 from .spec import DataSpec, RunSpec
 
@@ -32,9 +32,7 @@ class LoadedData:
 def _read_table(path: Path, sep: str) -> pd.DataFrame:
     if not path.exists():
         raise DataNotFoundError(f"Data file not found: {path}")
-    if path.suffix.lower() in {".parquet", ".pq"}:
-        return pd.read_parquet(path)
-    return pd.read_csv(path, sep=sep)
+    return read_table(path, sep=sep)
 
 
 def load_data(spec: RunSpec, rng: np.random.Generator, data: DataSpec | None = None) -> LoadedData:

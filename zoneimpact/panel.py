@@ -13,6 +13,7 @@ messages and reports.
 
 from __future__ import annotations
 
+import datetime as _dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,7 +141,14 @@ class Panel:
         if len(set(needed)) != len(needed):
             raise PanelError(f"A column is used twice among {needed}.")
 
-        df = frame.loc[:, list(dict.fromkeys(needed))].copy()
+        if len(frame) == 0:
+            raise PanelError(
+                f"The data frame has no rows (columns {list(frame.columns)}); a panel needs at "
+                "least one unit observed in two periods."
+            )
+        # a fresh positional index: a non-unique index (after pd.concat) must not align
+        # rows with each other below
+        df = frame.loc[:, list(dict.fromkeys(needed))].reset_index(drop=True)
         for col in (unit, time):
             bad = df[col].isna().to_numpy()
             if bad.any():
@@ -149,15 +157,7 @@ class Panel:
                     f"Missing ids in column {col!r}: {int(bad.sum())} row(s), first at row "
                     f"position(s) {rows}."
                 )
-        t = pd.to_numeric(df[time], errors="coerce")
-        if t.isna().any() or not np.all(np.isfinite(t)) or not np.allclose(t, np.round(t)):
-            bad = t.isna() | ~np.isfinite(t) | (t != np.round(t))
-            row = df.loc[bad.to_numpy()].iloc[0]
-            raise PanelError(
-                f"Column {time!r} must hold whole-numbered periods; unit {_v(row[unit])!r} has "
-                f"{_v(row[time])!r}."
-            )
-        df[time] = t.astype(np.int64)
+        df[time], time_kind = _period_numbers(df[time], time, df[unit])
 
         dup = df.duplicated([unit, time], keep=False).to_numpy()
         if dup.any():
@@ -189,7 +189,10 @@ class Panel:
         never_values = {float(v) for v in never_values}
         periods = np.sort(df[time].unique())
         if cohort is not None:
-            coh = pd.to_numeric(df[cohort], errors="coerce")
+            if time_kind != "integer" and _is_dates(df[cohort]):
+                coh = pd.Series(_cohort_periods(df[cohort], time_kind), index=df.index)
+            else:
+                coh = pd.to_numeric(df[cohort], errors="coerce")
             non_num = (
                 coh.isna() & df[cohort].notna() & (df[cohort].astype(str).str.strip() != "")
             ).to_numpy()
@@ -201,6 +204,24 @@ class Panel:
                 )
             coh = coh.astype(float)
             coh[coh.isin(never_values) | coh.isna()] = NEVER
+            frac = (np.isfinite(coh) & (coh != np.round(coh))).to_numpy()
+            if frac.any():
+                row = df.loc[frac].iloc[0]
+                raise PanelError(
+                    f"Cohort column {cohort!r} must hold whole periods like {time!r}; unit "
+                    f"{_v(row[unit])!r} has {_v(row[cohort])!r}. Round it to the first "
+                    "period of treatment (or use 0/empty for never treated)."
+                )
+            if (
+                time_kind not in ("integer", "Y")
+                and np.isfinite(coh).any()
+                and not _is_dates(df[cohort])
+            ):
+                raise PanelError(
+                    f"Column {time!r} holds dates ({_FREQ_NAMES[time_kind]} periods) but cohort "
+                    f"column {cohort!r} holds numbers; give the first treated period as dates "
+                    "too (NaT or empty for never treated)."
+                )
             per_unit = coh.groupby(df[unit]).nunique(dropna=False)
             if (per_unit > 1).any():
                 u = per_unit.index[per_unit.to_numpy() > 1][0]
@@ -211,7 +232,11 @@ class Panel:
                 )
             df["cohort"] = coh
         else:
-            d = pd.to_numeric(df[treatment], errors="coerce")
+            raw_d = df[treatment]
+            if pd.api.types.is_bool_dtype(raw_d.dtype):
+                # bool and nullable boolean: True/False are 1/0; <NA> is refused below
+                raw_d = raw_d.astype("Float64")
+            d = pd.to_numeric(raw_d, errors="coerce").astype(float)
             bad = ~d.isin([0, 1]).to_numpy()
             if bad.any():
                 row = df.loc[bad].iloc[0]
@@ -300,6 +325,7 @@ class Panel:
             },
             missing_outcomes={o: int(df[o].isna().sum()) for o in outcomes},
         )
+        report["time_frequency"] = time_kind
         names = {"unit": unit, "time": time, "cohort": cohort or f"first({treatment}==1)"}
         return cls(df, outcomes, covariates, geo, adj, names, report)
 
@@ -405,6 +431,113 @@ class Panel:
         )
 
 
+#: Calendar frequencies a date column may have, coarsest first (pandas Period aliases).
+_FREQS = ("Y", "Q", "M", "W", "D")
+_FREQ_NAMES = {
+    "integer": "whole-numbered",
+    "Y": "annual",
+    "Q": "quarterly",
+    "M": "monthly",
+    "W": "weekly",
+    "D": "daily",
+}
+
+
+def _is_dates(col: pd.Series) -> bool:
+    """True for datetime, Period, or object columns of dates/Timestamps/Periods."""
+    if pd.api.types.is_datetime64_any_dtype(col.dtype) or isinstance(col.dtype, pd.PeriodDtype):
+        return True
+    if col.dtype == object:
+        vals = col.dropna()
+        return bool(len(vals)) and all(
+            isinstance(v, (pd.Timestamp, pd.Period, _dt.date)) for v in vals.iloc[:50]
+        )
+    return False
+
+
+def _as_timestamps(col: pd.Series) -> pd.Series:
+    if isinstance(col.dtype, pd.PeriodDtype):
+        return col.dt.start_time
+    if col.dtype == object and len(col.dropna()) and isinstance(col.dropna().iloc[0], pd.Period):
+        return pd.Series(pd.PeriodIndex(col).start_time, index=col.index)
+    ts = pd.to_datetime(col)
+    if getattr(ts.dt, "tz", None) is not None:
+        ts = ts.dt.tz_localize(None)
+    return ts
+
+
+def _infer_frequency(stamps: pd.DatetimeIndex, column: str) -> str:
+    """The coarsest calendar frequency on which the dates sit regularly.
+
+    A frequency fits when no two distinct dates fall in the same period and every date has
+    the same position in its period (all period starts, all period ends, or one fixed
+    offset such as every 30 June).
+    """
+    for f in _FREQS:
+        per = stamps.to_period(f)
+        if per.nunique() != len(stamps):
+            continue
+        start = stamps - per.start_time
+        end = per.end_time.normalize() - stamps
+        if start.nunique() == 1 or (end == pd.Timedelta(0)).all():
+            ordinals = np.sort(per.asi8)
+            span = ordinals[-1] - ordinals[0] + 1
+            gaps = np.diff(ordinals)
+            if len(ordinals) > 2 and len(ordinals) < 0.5 * span and np.gcd.reduce(gaps) == 1:
+                break  # uneven dates on a fine grid: irregular, not a frequency
+            return f
+    raise PanelError(
+        f"Column {column!r} holds dates that are not regularly spaced (first dates: "
+        f"{[str(d.date()) for d in stamps[:4]]}); event time needs a regular frequency. "
+        "Convert the column to periods yourself (e.g. years, or pandas Periods)."
+    )
+
+
+def _period_numbers(col: pd.Series, column: str, units: pd.Series) -> tuple[pd.Series, str]:
+    """Whole period numbers for a time column, and its kind (``"integer"`` or a frequency).
+
+    Numbers must be whole (years). Dates, ``Period`` values and date objects are counted in
+    periods of their inferred frequency: annual dates become years, others become pandas
+    Period ordinals (consecutive quarters/months/weeks/days differ by one), so event time
+    is counted in periods of the panel's frequency.
+    """
+    if pd.api.types.is_bool_dtype(col.dtype):
+        raise PanelError(f"Column {column!r} is boolean; it must hold periods (years or dates).")
+    if _is_dates(col):
+        stamps = _as_timestamps(col)
+        uniq = pd.DatetimeIndex(np.sort(stamps.unique()))
+        # a Period column declares its frequency; dates are read for theirs
+        declared = (
+            {"A": "Y"}.get(col.dtype.freq.freqstr[0], col.dtype.freq.freqstr[0])
+            if isinstance(col.dtype, pd.PeriodDtype)
+            else None
+        )
+        freq = declared if declared in _FREQS else _infer_frequency(uniq, column)
+        per = pd.PeriodIndex(stamps, freq=freq)
+        vals = per.year if freq == "Y" else per.asi8
+        return pd.Series(np.asarray(vals, dtype=np.int64), index=col.index), freq
+    t = pd.to_numeric(col, errors="coerce")
+    bad = (t.isna() | ~np.isfinite(t) | (t != np.round(t))).to_numpy()
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise PanelError(
+            f"Column {column!r} must hold whole-numbered periods or dates; unit "
+            f"{_v(units.iloc[i])!r} has {_v(col.iloc[i])!r}."
+        )
+    return t.astype(np.int64), "integer"
+
+
+def _cohort_periods(col: pd.Series, freq: str) -> np.ndarray:
+    """First treated period as a number on the same scale as the time column (NaN = never)."""
+    stamps = _as_timestamps(col)
+    out = np.full(len(col), np.nan)
+    ok = stamps.notna().to_numpy()
+    if ok.any():
+        per = pd.PeriodIndex(stamps[ok], freq=freq)
+        out[ok] = per.year if freq == "Y" else per.asi8
+    return out
+
+
 def _validate_geography(geo: pd.DataFrame, units: np.ndarray) -> pd.DataFrame:
     if not isinstance(geo, pd.DataFrame) or "unit" not in geo.columns:
         raise GeographyError("The geography table must be a DataFrame with a 'unit' column.")
@@ -445,13 +578,58 @@ def _validate_adjacency(adj: pd.DataFrame, units: np.ndarray) -> pd.DataFrame:
     return both.sort_values(["unit", "neighbour"]).reset_index(drop=True)
 
 
-def read_panel(path: str | Path, *, sep: str | None = None, **kwargs: Any) -> Panel:
-    """Read a CSV or Parquet file and build a :class:`Panel` (keywords as ``from_frame``)."""
+#: File types :func:`read_table` reads, by suffix.
+TABLE_SUFFIXES = (".csv", ".txt", ".tsv", ".parquet", ".pq", ".dta", ".feather")
+
+
+def _text_encoding(path: Path) -> str:
+    """The encoding of a text file from its byte-order mark (UTF-8 without one)."""
+    head = path.open("rb").read(4)
+    if head.startswith(b"\xef\xbb\xbf"):
+        return "utf-8-sig"
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    return "utf-8"
+
+
+def read_table(path: str | Path, *, sep: str | None = None) -> pd.DataFrame:
+    """Read a data file into a DataFrame, choosing the reader by suffix.
+
+    CSV/TXT/TSV (UTF-8, UTF-8 with a byte-order mark, or UTF-16 with one; ``sep`` defaults
+    to a comma, a tab for ``.tsv``), Parquet, Stata ``.dta`` and Feather. Errors name the
+    file and what was expected.
+    """
     path = Path(path)
-    if not path.exists():
-        raise PanelError(f"Panel file not found: {path}")
-    if path.suffix.lower() in {".parquet", ".pq"}:
-        frame = pd.read_parquet(path)
-    else:
-        frame = pd.read_csv(path, sep=sep if sep is not None else ",")
-    return Panel.from_frame(frame, **kwargs)
+    if not path.is_file():
+        raise PanelError(f"Data file not found: {path}")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in {".parquet", ".pq"}:
+            return pd.read_parquet(path)
+        if suffix == ".dta":
+            return pd.read_stata(path)
+        if suffix == ".feather":
+            return pd.read_feather(path)
+        if suffix not in {".csv", ".txt", ".tsv"}:
+            raise PanelError(
+                f"Cannot read {path.name!r}: unknown file type {suffix or '(none)'!r}; use one "
+                f"of {', '.join(TABLE_SUFFIXES)}."
+            )
+        enc = _text_encoding(path)
+        default_sep = "\t" if suffix == ".tsv" else ","
+        return pd.read_csv(path, sep=sep if sep is not None else default_sep, encoding=enc)
+    except UnicodeDecodeError as exc:
+        raise PanelError(
+            f"Cannot decode {path}: {exc.reason} at byte {exc.start} (read as {exc.encoding}). "
+            "Save the file as UTF-8 (or UTF-16 with a byte-order mark)."
+        ) from None
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        if isinstance(exc, PanelError):
+            raise
+        raise PanelError(f"Cannot read {path} as {suffix or 'a table'}: {exc}") from None
+
+
+def read_panel(path: str | Path, *, sep: str | None = None, **kwargs: Any) -> Panel:
+    """Read a data file (see :func:`read_table`) and build a :class:`Panel` (keywords as
+    ``from_frame``)."""
+    return Panel.from_frame(read_table(path, sep=sep), **kwargs)
