@@ -363,6 +363,22 @@ class Panel:
         """0/1 treatment indicator ``time >= cohort`` aligned with :attr:`data`."""
         return (self.data["time"] >= self.data["cohort"]).astype(np.int8)
 
+    def canonical_order(self, units: Sequence[Any], outcome: str) -> list[Any]:
+        """``units`` ordered by their data, not their labels.
+
+        Sorted by cohort, then by the outcome in the first period, the second, ... (missing
+        values last). Resampling and permutation loops draw over this order, so the same
+        seed gives the same draws whatever the units are called; units with identical data
+        are interchangeable, so their relative order cannot matter.
+        """
+        units = list(units)
+        vals = self.wide(outcome).reindex(units).to_numpy(float)
+        vals = np.where(np.isnan(vals), np.inf, vals)
+        coh = self.unit_cohort.reindex(units).to_numpy(float)
+        # np.lexsort: the last key is the primary one
+        order = np.lexsort([*(vals[:, j] for j in range(vals.shape[1] - 1, -1, -1)), coh])
+        return [units[i] for i in order]
+
     def wide(self, outcome: str) -> pd.DataFrame:
         """Outcome as a units x periods table (NaN where a unit-period is missing)."""
         self._check_outcome(outcome)

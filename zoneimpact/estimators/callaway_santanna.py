@@ -654,11 +654,14 @@ def fit(
     band_terms = band_cells = None
     crit: dict[str, float] = {}
     if bootstrap:
+        # multiplier weights are drawn per unit (or cluster) in an order fixed by the data,
+        # not the labels, so relabelling units cannot change the draws
+        pos = pd.Index(units).get_indexer(panel.canonical_order(units, outcome))
         draws = multiplier_draws(
-            basis,
+            basis[pos],
             n_boot=n_boot,
             rng=rng,
-            cluster=labels,
+            cluster=None if labels is None else pd.factorize(np.asarray(labels)[pos])[0],
             chunk_size=chunk_size,
             n_jobs=n_jobs,
             weights=boot_weights,

@@ -438,7 +438,12 @@ def fit(
                 f"cluster={cluster!r}: {exc} Pass cluster='unit' to resample units."
             ) from exc
         clus = clus.reindex(units)
-    labels, codes = np.unique(clus.astype(str).to_numpy(), return_inverse=True)
+    # clusters are numbered in an order fixed by the data (Panel.canonical_order), not by
+    # their labels, so relabelling units or regions cannot change the bootstrap draws
+    canon = clus.reindex(panel.canonical_order(units, outcome)).astype(str)
+    labels = pd.unique(canon.to_numpy())
+    cluster_pos = {lab: i for i, lab in enumerate(labels)}
+    codes = np.array([cluster_pos[c] for c in clus.astype(str).to_numpy()], dtype=int)
     n_clusters = len(labels)
 
     # region-level cross-check, resampled with the same draw when clusters are regions
@@ -450,7 +455,7 @@ def fit(
     except ZoneImpactError as exc:
         region_ok, region_note = False, str(exc)
     rpos = (
-        np.searchsorted(labels, region_units.astype(str))
+        np.array([cluster_pos[r] for r in region_units.astype(str)], dtype=int)
         if region_ok and cluster == region_column
         else None
     )

@@ -506,6 +506,10 @@ def fit(
         raise EstimationError("No treated unit in the panel: every unit is never treated.")
     donors = never_treated(panel)
     require_donors(donors)
+    # placebo permutations and bootstrap draws index units by position: order them by
+    # their data so that relabelling the units cannot change the draws
+    donors = panel.canonical_order(donors, outcome)
+    treated_units = panel.canonical_order(treated_units, outcome)
     units = donors + treated_units
     periods = np.asarray(panel.periods)
     W = outcome_matrix(panel, outcome, units, periods, estimator=f"{method.upper()} ({method})")
@@ -569,7 +573,9 @@ def fit(
             n_obs=int(Y.size),
             info=info,
             alpha=alpha,
-            unit_weights=pd.Series(omega, index=pd.Index(donors, name="unit"), name="weight"),
+            unit_weights=pd.Series(
+                omega, index=pd.Index(donors, name="unit"), name="weight"
+            ).sort_index(),
             time_weights=pd.Series(
                 lam, index=pd.Index(periods[periods < c.g], name="time"), name="weight"
             ),
@@ -653,7 +659,7 @@ def fit(
     uw = pd.DataFrame(
         {f"cohort:{int(r['cohort'])}": r["omega"] for r in rows},
         index=pd.Index(donors, name="unit"),
-    )
+    ).sort_index()
     tw = pd.DataFrame(index=pd.Index(periods, name="time"))
     for r in rows:
         lam_full = np.full(len(periods), np.nan)
