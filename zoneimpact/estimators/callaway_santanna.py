@@ -647,9 +647,13 @@ def fit(
     cell_var = np.einsum("ij,ij->j", meat_src[:, :k], meat_src[:, :k]) / n**2
     se_terms = np.sqrt(np.clip(np.diag(vcov), 0, None))
     se_cells = np.sqrt(np.clip(cell_var, 0, None))
-    tiny = np.sqrt(np.finfo(float).eps) * 10 * max(1.0, float(np.nanstd(y)))
-    se_terms = np.where(se_terms > tiny * 1e-6, se_terms, np.nan)
-    se_cells = np.where(valid & (se_cells > tiny * 1e-6), se_cells, np.nan)
+    # SE is undefined (R: NA) only for what is zero by construction: cells normalised by a
+    # universal base period and terms built from them alone. A zero SE elsewhere (e.g. a
+    # constant outcome) is a real zero, not a missing value.
+    normalised = np.array([cl.normalised for cl in cells], dtype=bool)
+    by_construction = ~np.any(amat[:k][~normalised] != 0, axis=0) & ~np.any(amat[k:] != 0, axis=0)
+    se_terms = np.where(by_construction, np.nan, se_terms)
+    se_cells = np.where(valid & ~normalised, se_cells, np.nan)
 
     band_terms = band_cells = None
     crit: dict[str, float] = {}
@@ -666,9 +670,13 @@ def fit(
             n_jobs=n_jobs,
             weights=boot_weights,
         )
-        se_cells = np.where(valid, bootstrap_se(draws[:, :k]), np.nan)
         term_draws = draws @ amat
-        se_terms = bootstrap_se(term_draws)
+        # every draw exactly zero (a constant outcome) is a zero SE, except where the
+        # value is zero by construction (R did's NA); bootstrap_se leaves both NaN
+        zero_cells = np.all(draws[:, :k] == 0, axis=0) & valid & ~normalised
+        zero_terms = np.all(term_draws == 0, axis=0) & ~by_construction
+        se_cells = np.where(zero_cells, 0.0, np.where(valid, bootstrap_se(draws[:, :k]), np.nan))
+        se_terms = np.where(zero_terms, 0.0, bootstrap_se(term_draws))
         if uniform_bands:
             z = stats.norm.ppf(1 - alpha / 2)
             crit["att_gt"] = sup_t_critical(draws[:, :k], se_cells, alpha)

@@ -58,7 +58,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..errors import GeographyError, SpecError, ZoneImpactError
+from ..errors import EstimationError, GeographyError, SpecError, ZoneImpactError
 from ..exposure import Controls, ExposureMap, PreExposed, build_exposure
 from ..panel import Panel
 from ..parallel import as_generator, replicate
@@ -232,6 +232,40 @@ def _impute_batch(Y: np.ndarray, piece: _Piece, W: np.ndarray) -> tuple[np.ndarr
     att[bad] = np.nan
     total[bad] = np.nan
     return att, total
+
+
+def _check_identified(pieces: Sequence[_Piece], periods: np.ndarray) -> None:
+    """Refuse (rather than return NaN) when the direct effect cannot be imputed.
+
+    The direct piece needs zone unit-periods and, in every period that has some, clean
+    (untreated, unexposed) rows to estimate that period's effect from; its units also
+    need an untreated row of their own (BJS 2024, Theorem 2's identification).
+    """
+    direct = next(p for p in pieces if p.name == "direct")
+    if periods.size < 2:
+        raise EstimationError(
+            f"The spillover decomposition needs at least two periods; the panel has "
+            f"{periods.size} ({periods.tolist()})."
+        )
+    if not direct.target.any():
+        raise EstimationError(
+            "No zone unit-period to estimate a direct effect from: the panel has no treated "
+            "unit observed after its cohort (every cohort is infinite or outside the data)."
+        )
+    has_target = direct.target.any(0)
+    no_clean = has_target & ~direct.clean.any(0)
+    if no_clean.all():
+        raise EstimationError(
+            "No clean control (untreated and unexposed) unit-period in any treated period: "
+            "every unit is a zone or a zone's neighbour by then. Add never-treated, "
+            "unexposed units or use controls='not_yet_exposed' with later-treated units."
+        )
+    own = direct.clean.sum(1) > 0
+    if not (direct.target.any(1) & own).any():
+        raise EstimationError(
+            "No zone unit has an untreated period of its own before its zone opens, so no "
+            "unit effect can be imputed; the data must start before the first zone."
+        )
 
 
 # ---------------------------------------------------------------------- region level
@@ -425,6 +459,7 @@ def fit(
         panel, exposure, rings_km=rings_km, region_column=region_column, within_region=within_region
     )
     Y, units, periods, pieces = _masks(panel, outcome, emap, controls, pre_exposed)
+    _check_identified(pieces, periods)
     fast = base_estimator == "imputation" and not base_options
 
     # clusters for the bootstrap
@@ -503,6 +538,15 @@ def fit(
         point["net_region_did"] = region_draws(np.ones((1, n_clusters), dtype=int))[0]
         engine = f"registry estimator {base_estimator!r}"
 
+    if not np.isfinite(point.get("direct", np.nan)):
+        direct = next(p for p in pieces if p.name == "direct")
+        gap = periods[direct.target.any(0) & ~direct.clean.any(0)]
+        raise EstimationError(
+            "The direct effect could not be imputed: zone unit-periods in "
+            f"{[int(t) for t in gap.tolist()]} have no clean control row (no unit is both "
+            "untreated and unexposed then). Drop those periods from the panel, or add "
+            "never-treated units that are not zone neighbours."
+        )
     terms_point = _combine({k: np.atleast_1d(v) for k, v in point.items()}, pieces)
     names = list(terms_point)
     est = np.array([terms_point[n][0] for n in names])
