@@ -287,6 +287,12 @@ class Panel:
             df.loc[df[unit].isin(late.index), "cohort"] = NEVER
 
         ucoh = df.groupby(unit)["cohort"].first()
+        if ucoh.empty:
+            raise PanelError(
+                f"No unit is left after dropping the {len(report['dropped_always_treated'])} "
+                f"unit(s) treated from the first period {first_t} (outside_window='adjust'): "
+                "the panel needs units with an untreated period."
+            )
         if not np.isinf(ucoh).any() and ucoh.nunique() < 2:
             raise PanelError(
                 "No untreated comparison units: every unit enters a zone in "
@@ -363,7 +369,7 @@ class Panel:
         """0/1 treatment indicator ``time >= cohort`` aligned with :attr:`data`."""
         return (self.data["time"] >= self.data["cohort"]).astype(np.int8)
 
-    def canonical_order(self, units: Sequence[Any], outcome: str) -> list[Any]:
+    def canonical_order(self, units: Sequence[Any] | np.ndarray, outcome: str) -> list[Any]:
         """``units`` ordered by their data, not their labels.
 
         Sorted by cohort, then by the outcome in the first period, the second, ... (missing

@@ -12,9 +12,10 @@ The coefficient table ``terms`` has one row per reported number, keyed by ``term
 
 from __future__ import annotations
 
+import fnmatch
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
@@ -58,6 +59,16 @@ class EstimationResult:
     vcov: np.ndarray | None = None
     info: dict[str, Any] = field(default_factory=dict)
     alpha: float = 0.05
+
+    #: Terms (fnmatch patterns) whose value does not change when the outcome is multiplied
+    #: by a constant (donor weights, shares, semi-elasticities); see :meth:`rescaled`.
+    SCALE_FREE_TERMS: ClassVar[tuple[str, ...]] = ()
+    #: Fields holding outcome-scaled numbers: field -> power of the scale (whole Series,
+    #: array or every numeric column of a frame), or a dict column -> power ("*" for the
+    #: other numeric columns).
+    SCALED_FIELDS: ClassVar[dict[str, Any]] = {}
+    #: ``info`` entries that scale with the outcome: key -> power.
+    SCALED_INFO: ClassVar[dict[str, int]] = {}
 
     def __post_init__(self) -> None:
         missing = [c for c in TERM_COLUMNS if c not in self.terms.columns]
@@ -199,6 +210,40 @@ class EstimationResult:
         """
         return {}
 
+    def rescaled(self, factor: float) -> Self:
+        """The result for the outcome multiplied by ``factor``.
+
+        Estimates, standard errors and bands of outcome-scaled terms, the covariance, and
+        the fields and ``info`` entries the class declares (:attr:`SCALED_FIELDS`,
+        :attr:`SCALED_INFO`) are multiplied by the matching power of ``factor``;
+        scale-free terms keep their values. Estimators use it to work on a rescaled copy
+        of numerically extreme outcomes (``estimators._scale``) and report in the
+        user's units.
+        """
+        c = float(factor)
+        names = self.terms["term"].astype(str).to_numpy()
+        free = np.array(
+            [any(fnmatch.fnmatchcase(n, pat) for pat in self.SCALE_FREE_TERMS) for n in names],
+            dtype=bool,
+        )
+        mult = np.where(free, 1.0, c)
+        terms = self.terms.copy()
+        for col in ("estimate", "se", "band_low", "band_high"):
+            if col in terms.columns:
+                terms[col] = terms[col].to_numpy(float) * mult
+        changes: dict[str, Any] = {"terms": terms}
+        if self.vcov is not None and np.shape(self.vcov) == (len(mult), len(mult)):
+            changes["vcov"] = np.asarray(self.vcov) * np.outer(mult, mult)
+        for name, spec in self.SCALED_FIELDS.items():
+            changes[name] = _scale_value(getattr(self, name), spec, c)
+        if self.SCALED_INFO:
+            info = dict(self.info)
+            for key, power in self.SCALED_INFO.items():
+                if isinstance(info.get(key), (int, float)) and not isinstance(info[key], bool):
+                    info[key] = float(info[key] * _power(c, power))
+            changes["info"] = info
+        return replace(self, **changes)
+
     def with_terms(self, terms: pd.DataFrame, **changes: Any) -> EstimationResult:
         """A new result of the same type with other standard errors / terms."""
         return replace(self, terms=terms, **changes)
@@ -225,6 +270,36 @@ class EstimationResult:
     @property
     def __maketables_depvar__(self) -> str:
         return self.outcome
+
+
+def _scale_value(value: Any, spec: Any, c: float) -> Any:
+    """``value`` (frame, series, array, number or dict of results) with outcome-scaled
+    parts multiplied by ``c ** power`` as ``spec`` says (see ``SCALED_FIELDS``)."""
+    if value is None:
+        return None
+    if isinstance(value, EstimationResult):
+        return value.rescaled(c)
+    if isinstance(value, dict):
+        return {k: _scale_value(v, spec, c) for k, v in value.items()}
+    if isinstance(value, pd.DataFrame):
+        out = value.copy()
+        numeric = [k for k in out.columns if pd.api.types.is_float_dtype(out[k].dtype)]
+        for col in numeric:
+            power = spec.get(col, spec.get("*", 0)) if isinstance(spec, dict) else spec
+            if power:
+                out[col] = out[col] * _power(c, power)
+        return out
+    if isinstance(value, (pd.Series, np.ndarray)):
+        return value * _power(c, spec)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value * _power(c, spec))
+    return value
+
+
+def _power(c: float, power: int) -> np.float64:
+    """``c ** power`` in numpy floats: a square past 1e308 is inf, as the true value is."""
+    with np.errstate(over="ignore"):
+        return np.float64(c) ** power
 
 
 def _num(x: float) -> float | None:

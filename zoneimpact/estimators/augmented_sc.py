@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -45,6 +45,7 @@ from ..errors import EstimationError, SpecError
 from ..panel import Panel
 from ..results import EstimationResult, terms_frame
 from ._sc_common import never_treated, outcome_matrix, require_donors
+from ._scale import scale_equivariant
 from ._simplex import simplex_qp
 
 
@@ -55,6 +56,14 @@ class AugmentedSCResult(EstimationResult):
     cross-validation table ``cv`` (lambda, mean error, its SE; empty when lambda was
     given) and the leave-one-out ATTs behind the jackknife SE.
     """
+
+    SCALED_FIELDS: ClassVar[dict[str, Any]] = {
+        "gaps": 1,
+        "lambda_": 2,
+        "cv": {"lambda": 2, "cv_error": 2, "cv_se": 2},
+        "jackknife_estimates": 1,
+    }
+    SCALED_INFO: ClassVar[dict[str, int]] = {"lambda": 2, "pre_rmspe": 1}
 
     donor_weights: pd.Series = field(default_factory=pd.Series)
     sc_weights: pd.Series = field(default_factory=pd.Series)
@@ -144,6 +153,7 @@ def jackknife_se(vals: np.ndarray, n_units: int) -> float:
     return float(np.sqrt((n_units - 1) / n_units * np.sum((vals - vals.mean()) ** 2)))
 
 
+@scale_equivariant()
 def fit(
     panel: Panel,
     *,

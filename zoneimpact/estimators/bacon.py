@@ -34,7 +34,7 @@ cohort x period means, so the cost is O(n) plus O(cohorts^2 x periods).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -43,6 +43,7 @@ from ..errors import EstimationError
 from ..panel import Panel
 from ..results import EstimationResult, terms_frame
 from ._fe import demean, factorize
+from ._scale import scale_equivariant
 
 __all__ = ["BaconResult", "fit"]
 
@@ -62,12 +63,23 @@ class BaconResult(EstimationResult):
         ``time_end``).
     """
 
+    SCALED_FIELDS: ClassVar[dict[str, Any]] = {"comparisons": {"estimate": 1}}
+    SCALED_INFO: ClassVar[dict[str, int]] = {
+        "twfe": 1,
+        "decomposition_error": 1,
+        "estimate_treated_vs_never": 1,
+        "estimate_earlier_vs_later": 1,
+        "estimate_later_vs_earlier": 1,
+        "estimate_later_vs_always": 1,
+    }
+
     comparisons: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def artifacts(self) -> dict[str, pd.DataFrame]:
         return {"comparisons": self.comparisons}
 
 
+@scale_equivariant()
 def fit(
     panel: Panel,
     *,
@@ -121,10 +133,11 @@ def fit(
         )
     if not panel.balanced:
         counts = df.groupby("unit").size()
-        u = counts.index[counts.to_numpy() < counts.max()][0]
+        n_periods = df["time"].nunique()
+        u = counts.index[counts.to_numpy() < n_periods][0]
         raise EstimationError(
             f"bacon needs a balanced panel; unit {u!r} has {int(counts[u])} of "
-            f"{int(counts.max())} periods. Restrict the data to a balanced sub-panel."
+            f"{n_periods} periods. Restrict the data to a balanced sub-panel."
         )
     periods = np.sort(df["time"].unique())
     T = len(periods)

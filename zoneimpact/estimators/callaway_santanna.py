@@ -70,7 +70,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -81,6 +81,7 @@ from ..inference.bootstrap import bootstrap_se, cluster_sums, multiplier_draws, 
 from ..inference.pretrends import pretrend_wald
 from ..panel import Panel
 from ..results import EstimationResult
+from ._scale import scale_equivariant
 
 __all__ = ["CallawaySantAnnaResult", "fit"]
 
@@ -120,6 +121,12 @@ class CallawaySantAnnaResult(EstimationResult):
     units : ndarray
         Unit ids in the row order of both influence matrices.
     """
+
+    SCALED_FIELDS: ClassVar[dict[str, Any]] = {
+        "att_gt": {"estimate": 1, "se": 1, "band_low": 1, "band_high": 1},
+        "influence": 1,
+        "term_influence": 1,
+    }
 
     att_gt: pd.DataFrame = field(default_factory=pd.DataFrame)
     influence: np.ndarray | None = None
@@ -280,6 +287,7 @@ class _Cell:
 
 
 # ---------------------------------------------------------------------------- fit
+@scale_equivariant()
 def fit(
     panel: Panel,
     *,

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -56,6 +56,7 @@ from ._fe import (
     demean,
     fe_dof,
 )
+from ._scale import scale_equivariant
 from .sun_abraham import _covariate_list
 
 __all__ = ["ImputationResult", "fit"]
@@ -80,6 +81,11 @@ class ImputationResult(EstimationResult):
     pretrend : pandas.DataFrame
         Test 1 coefficients (``event``, ``estimate``, ``se``), empty when off.
     """
+
+    SCALED_FIELDS: ClassVar[dict[str, Any]] = {
+        "effects": {"tau": 1},
+        "pretrend": {"estimate": 1, "se": 1},
+    }
 
     effects: pd.DataFrame = field(default_factory=pd.DataFrame)
     pretrend: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -109,6 +115,7 @@ def _design(
     return sparse.hstack(parts, format="csr")
 
 
+@scale_equivariant()
 def fit(
     panel: Panel,
     *,

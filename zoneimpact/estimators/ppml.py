@@ -24,9 +24,11 @@ import statsmodels.api as sm
 from ..errors import EstimationError
 from ..panel import Panel
 from ..results import EstimationResult, terms_frame
+from ._scale import scale_equivariant
 from .twfe import _cluster_codes
 
 
+@scale_equivariant(result_scales=False)
 def fit(
     panel: Panel,
     *,

@@ -52,7 +52,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -63,6 +63,7 @@ from ..exposure import Controls, ExposureMap, PreExposed, build_exposure
 from ..panel import Panel
 from ..parallel import as_generator, replicate
 from ..results import EstimationResult, terms_frame
+from ._scale import scale_equivariant
 
 __all__ = ["SpilloverResult", "fit", "region_panel"]
 
@@ -81,6 +82,14 @@ class SpilloverResult(EstimationResult):
     term, one row per draw), ``base_results`` (the base estimator's results per piece when
     a registry estimator was used).
     """
+
+    SCALE_FREE_TERMS: ClassVar[tuple[str, ...]] = ("displacement_share",)
+    SCALED_FIELDS: ClassVar[dict[str, Any]] = {
+        "pieces": {"estimate": 1, "total": 1},
+        "draws": {"*": 1, "displacement_share": 0},
+        "base_results": 1,
+    }
+    SCALED_INFO: ClassVar[dict[str, int]] = {"pre_mean": 1, "outcome_sd": 1}
 
     exposure: ExposureMap | None = None
     pieces: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -361,6 +370,7 @@ def _base_att(
 
 
 # ---------------------------------------------------------------------- fit
+@scale_equivariant()
 def fit(
     panel: Panel,
     *,

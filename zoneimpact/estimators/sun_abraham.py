@@ -47,7 +47,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, cast
+from typing import Any, ClassVar, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -56,6 +56,7 @@ from ..errors import EstimationError
 from ..panel import Panel
 from ..results import EstimationResult, terms_frame
 from ._fe import TwoWayWithin, cluster_codes, cluster_ssc_k, factorize
+from ._scale import scale_equivariant
 
 __all__ = ["SunAbrahamResult", "fit"]
 
@@ -70,6 +71,8 @@ class SunAbrahamResult(EstimationResult):
         One row per interaction ``(cohort, event)``: ``estimate``, ``se``, ``n_obs`` (cell
         size) and ``weight`` (its IW share within its event time).
     """
+
+    SCALED_FIELDS: ClassVar[dict[str, Any]] = {"cohort_effects": {"estimate": 1, "se": 1}}
 
     cohort_effects: pd.DataFrame = field(default_factory=pd.DataFrame)
 
@@ -130,6 +133,7 @@ def _cells(
     return cells, col_of
 
 
+@scale_equivariant()
 def fit(
     panel: Panel,
     *,

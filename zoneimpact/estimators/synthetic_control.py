@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
@@ -47,6 +47,7 @@ from ..panel import Panel
 from ..parallel import as_generator
 from ..results import EstimationResult, terms_frame
 from ._sc_common import never_treated, outcome_matrix, require_donors
+from ._scale import scale_equivariant
 from ._simplex import simplex_qp_gram
 
 
@@ -76,6 +77,18 @@ class SyntheticControlResult(EstimationResult):
         Synthetic paths without each positive-weight donor.
     """
 
+    SCALE_FREE_TERMS: ClassVar[tuple[str, ...]] = ("weight:*",)
+    SCALED_FIELDS: ClassVar[dict[str, Any]] = {
+        "treated_path": 1,
+        "synthetic_path": 1,
+        "gaps": 1,
+        "placebo_gaps": 1,
+        "rmspe": {"pre_rmspe": 1, "post_rmspe": 1},
+        "in_time_gaps": 1,
+        "loo_paths": 1,
+    }
+    SCALED_INFO: ClassVar[dict[str, int]] = {"pre_rmspe": 1, "post_rmspe": 1, "fit_mspe": 2}
+
     donor_weights: pd.Series = field(default_factory=pd.Series)
     predictor_weights: pd.Series = field(default_factory=pd.Series)
     treated_path: pd.Series = field(default_factory=pd.Series)
@@ -87,6 +100,16 @@ class SyntheticControlResult(EstimationResult):
     p_value: float = np.nan
     in_time_gaps: pd.Series | None = None
     loo_paths: pd.DataFrame | None = None
+
+    def rescaled(self, factor: float) -> Self:
+        """As :meth:`EstimationResult.rescaled`; predictors built from the outcome (named
+        ``outcome[...]``) scale in ``balance``, covariate predictors do not."""
+        out = super().rescaled(factor)
+        bal = self.balance.copy()
+        rows = bal.index.astype(str).str.startswith(f"{self.outcome}[")
+        num = [c for c in bal.columns if pd.api.types.is_float_dtype(bal[c].dtype)]
+        bal.loc[rows, num] = bal.loc[rows, num] * float(factor)
+        return replace(out, balance=bal)
 
     def artifacts(self) -> dict[str, pd.DataFrame]:
         out = {
@@ -425,6 +448,7 @@ def _fit_unit(
     return fit, pd.Series(Yt - synth, index=prob.Y.columns)
 
 
+@scale_equivariant()
 def fit(
     panel: Panel,
     *,

@@ -32,7 +32,7 @@ periods; bootstrap: units resampled; jackknife: units left out, weights fixed).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -42,6 +42,7 @@ from ..panel import Panel
 from ..parallel import as_generator, replicate
 from ..results import EstimationResult, terms_frame
 from ._sc_common import never_treated, outcome_matrix, require_donors
+from ._scale import scale_equivariant
 from ._simplex import fw_weights, sparsify, sum_normalize
 
 Method = Literal["sdid", "sc", "did"]
@@ -63,6 +64,12 @@ class SyntheticDiDResult(EstimationResult):
     cohort_estimates : DataFrame
         One row per cohort: estimate, n_treated, n_post, weight.
     """
+
+    SCALED_FIELDS: ClassVar[dict[str, Any]] = {
+        "placebo_estimates": 1,
+        "cohort_estimates": {"estimate": 1},
+    }
+    SCALED_INFO: ClassVar[dict[str, int]] = {"noise_level": 1, "zeta_omega": 1, "zeta_lambda": 1}
 
     unit_weights: pd.Series | pd.DataFrame | None = None
     time_weights: pd.Series | pd.DataFrame | None = None
@@ -446,6 +453,7 @@ def _staggered_point(
 
 
 # ---------------------------------------------------------------------------- public API
+@scale_equivariant()
 def fit(
     panel: Panel,
     *,

@@ -52,6 +52,7 @@ from ..errors import EstimationError, SpecError
 from ..panel import Panel
 from ..results import EstimationResult, terms_frame
 from ._fe import absorb, cluster_ssc_k
+from ._scale import scale_equivariant
 
 
 @dataclass(frozen=True, repr=False)
@@ -188,12 +189,23 @@ def _ols(
     )
     n, k = len(yd), len(names)
     big_k = k + fe_rank if ssc == "statsmodels" else cluster_ssc_k(k, fe, codes)
+    if n_clusters < 2:
+        raise EstimationError(
+            f"Clustered standard errors need at least two clusters of {cname!r}; the "
+            "estimation sample has one. Cluster on another variable or add units."
+        )
+    if n <= big_k:
+        raise EstimationError(
+            f"No residual degrees of freedom: {n} observations for {big_k} parameters "
+            f"(regressors {names} plus the fixed effects {tuple(fixed_effects)})."
+        )
     factor = n_clusters / (n_clusters - 1) * (n - 1) / (n - big_k)
     cov = factor * bread @ (scores.T @ scores) @ bread
     params = pd.Series(beta, index=names)
     return params, pd.DataFrame(cov, index=names, columns=names), n_clusters, cname
 
 
+@scale_equivariant()
 def fit(
     panel: Panel,
     *,
@@ -260,6 +272,7 @@ def fit(
     )
 
 
+@scale_equivariant()
 def fit_event_study(
     panel: Panel,
     *,

@@ -1,0 +1,72 @@
+"""Scale-equivariant estimation for numerically extreme outcomes.
+
+Every estimator is equivariant in the outcome's scale: multiplying the outcome by ``c``
+multiplies effects and standard errors by ``c`` (weights, shares, semi-elasticities and
+p-values do not change). In floating point this fails at the extremes: squares of
+outcomes near 1e300 overflow (SEs become inf or NaN, SC weights go wrong) and those of
+outcomes near 1e-300 underflow (PPML, SDID regularisation). :func:`scale_equivariant`
+wraps an estimator's ``fit``: when the largest absolute outcome lies outside
+``[2^-64, 2^64]`` it divides the outcome by the power of two nearest to that value
+(exact in binary floating point), estimates, and returns ``result.rescaled(c)``. Outcomes
+inside the range are passed through untouched, so ordinary data give bit-identical
+results. Written by hand: this is a property of our result objects, not something a
+library provides.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, TypeVar
+
+import numpy as np
+
+from ..panel import RESERVED, Panel
+from ..results import EstimationResult
+
+_LOW, _HIGH = 2.0**-64, 2.0**64
+
+F = TypeVar("F", bound=Callable[..., EstimationResult])
+
+
+def outcome_scale(y: np.ndarray) -> float:
+    """The power of two to divide ``y`` by (1.0 when ``y`` is in the safe range)."""
+    a = np.abs(np.asarray(y, dtype=float))
+    a = a[np.isfinite(a)]
+    if a.size == 0:
+        return 1.0
+    m = float(a.max())
+    if m == 0.0 or _LOW <= m <= _HIGH:
+        return 1.0
+    return float(2.0 ** int(np.frexp(m)[1]))
+
+
+def scale_equivariant(*, result_scales: bool = True) -> Callable[[F], F]:
+    """Decorate an estimator's ``fit(panel, *, outcome, ...)`` (see the module docstring).
+
+    Parameters
+    ----------
+    result_scales : bool
+        False for estimators whose reported numbers are all scale-free (PPML's
+        coefficients are semi-elasticities): the outcome is rescaled, the result is not.
+    """
+
+    def deco(fit: F) -> F:
+        @functools.wraps(fit)
+        def wrapper(panel: Panel, *args: Any, outcome: str, **kwargs: Any) -> EstimationResult:
+            data = getattr(panel, "data", None)
+            if data is None or outcome in RESERVED or outcome not in data.columns:
+                return fit(panel, *args, outcome=outcome, **kwargs)
+            y = data[outcome].to_numpy(dtype=float)
+            c = outcome_scale(y)
+            if c == 1.0:
+                return fit(panel, *args, outcome=outcome, **kwargs)
+            res = fit(panel.with_outcome(outcome, y / c), *args, outcome=outcome, **kwargs)
+            if result_scales:
+                res = res.rescaled(c)
+            return replace(res, info={**res.info, "outcome_rescaled_by": c})
+
+        return wrapper  # type: ignore[return-value]
+
+    return deco
