@@ -28,8 +28,18 @@ class EstimationError(ZoneImpactError, RuntimeError):
     """An estimator cannot be computed on this panel (e.g. no valid comparison group)."""
 
 
-class RunDirectoryError(ZoneImpactError, FileExistsError):
-    """A run directory exists already, or cannot be written atomically."""
+class RunDirectoryError(ZoneImpactError, OSError):
+    """A run directory cannot be created or written.
+
+    Raised when the target exists already (see :class:`RunDirectoryExistsError`), and for
+    every operating-system error while the directory is created or written (no permission,
+    read-only or full disk, a parent that is a file): the message names the path, what
+    happened and how to fix it, and nothing of the failed run is left behind.
+    """
+
+
+class RunDirectoryExistsError(RunDirectoryError, FileExistsError):
+    """The run directory exists already (or another run created it meanwhile)."""
 
 
 class DataNotFoundError(ZoneImpactError, FileNotFoundError):

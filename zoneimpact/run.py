@@ -13,16 +13,27 @@ work never changes a number), and only then writes:
     wall time.
 ``tables/``, ``figures/``, ``artifacts/``, ``report.html``, ``data_report.json``.
 
-Everything is written into a hidden temporary directory beside the target and renamed
-into place when complete; an existing directory is never overwritten unless ``force``.
+Everything is written into a hidden temporary directory beside the target
+(``.<name>.tmp-<pid>-<token>``) and renamed into place when complete. The rename is the
+lock: it fails when the target exists (a second concurrent run into the same directory gets
+:class:`~zoneimpact.errors.RunDirectoryExistsError`), and an existing directory is replaced
+only with ``force``. Temporary folders left by killed runs (their process is gone) are
+removed by the next run into the same parent. Every file name derived from user input (block,
+artifact and figure names) goes through :class:`RunFiles`: sanitised to ``[A-Za-z0-9_.-]``,
+unique inside its folder, and checked to resolve inside the run directory. Any OS error while
+creating or writing becomes a :class:`~zoneimpact.errors.RunDirectoryError` naming the path,
+what happened and the fix, and leaves nothing behind.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import platform
+import re
+import secrets
 import shutil
 import subprocess
 import time
@@ -36,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from .datasets import LoadedData, load_data
-from .errors import RunDirectoryError, SpecError, ZoneImpactError
+from .errors import RunDirectoryError, RunDirectoryExistsError, SpecError, ZoneImpactError
 from .estimators import check_options, get_estimator
 from .results import EstimationResult
 from .spec import RunSpec
@@ -174,29 +185,394 @@ def default_run_dir(spec: RunSpec, base: Path | None = None) -> Path:
     return (base or Path.cwd() / "runs") / f"{spec.stem}-{stamp}"
 
 
-def write_run(output: RunOutput, out_dir: Path, *, force: bool = False) -> Path:
-    """Write ``output`` into ``out_dir`` atomically (temporary directory, then rename)."""
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not force:
-        raise RunDirectoryError(
-            f"Run directory {out_dir} exists already; nothing was written. Choose another "
-            "--out or pass --force to replace it."
-        )
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+#: device names Windows refuses as file names (with any extension)
+_RESERVED = frozenset(
+    {
+        "CON",
+        "PRN",
+        "AUX",
+        "NUL",
+        *(f"COM{i}" for i in range(1, 10)),
+        *(f"LPT{i}" for i in range(1, 10)),
+    }
+)
+#: longest stem a user-derived name keeps (far below the 255-byte limit of file names, so a
+#: ``-N`` suffix and an extension always fit)
+MAX_STEM = 100
+
+
+def safe_name(text: object) -> str:
+    """A file-name stem made of ``[A-Za-z0-9_.-]`` only.
+
+    Every other run of characters (path separators, spaces, non-ASCII letters) becomes one
+    ``-``; leading and trailing dots and dashes are dropped (so ``"../../X"`` gives ``"X"``:
+    no hidden files, no parent references), the stem is cut to :data:`MAX_STEM` characters,
+    Windows device names get a leading ``_`` and an empty result becomes ``"unnamed"``.
+
+    Parameters
+    ----------
+    text : object
+        The user-given name (block, artifact, figure, unit or outcome name).
+
+    Returns
+    -------
+    str
+        The safe stem; not yet unique (see :meth:`RunFiles.stem`).
+    """
+    stem = _UNSAFE.sub("-", str(text)).strip(".-")[:MAX_STEM].rstrip(".-")
+    if not stem:
+        return "unnamed"
+    if stem.split(".")[0].upper() in _RESERVED:
+        stem = "_" + stem
+    return stem
+
+
+class RunFiles:
+    """Names every file written inside one run directory: safe, unique and inside it.
+
+    Stems are sanitised with :func:`safe_name` and made unique per folder (compared
+    case-insensitively, for case-insensitive file systems) by a ``-2``, ``-3``, ... suffix in
+    the order they are asked for, so the same spec gives the same names. Every path handed
+    out is checked to resolve inside the root.
+
+    Parameters
+    ----------
+    root : pathlib.Path
+        The run directory (in practice the hidden temporary directory being written).
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._real = self.root.resolve()
+        self._stems: dict[str, set[str]] = {}
+
+    def folder(self, name: str) -> Path:
+        """Create (if needed) and return the sub-folder ``name`` of the root."""
+        path = self._inside(self.root / safe_name(name))
+        path.mkdir(exist_ok=True)
+        return path
+
+    def stem(self, folder: str, name: object) -> str:
+        """A safe stem for ``name``, unique inside ``folder`` (``""`` is the root)."""
+        used = self._stems.setdefault(folder, set())
+        base = safe_name(name)
+        stem, k = base, 2
+        while stem.casefold() in used:
+            stem, k = f"{base}-{k}", k + 1
+        used.add(stem.casefold())
+        return stem
+
+    def path(self, folder: str, stem: str, ext: str = "") -> Path:
+        """The path of ``folder/stem+ext``, checked to lie inside the root."""
+        return self._inside(self.root / folder / f"{stem}{ext}")
+
+    def file(self, folder: str, name: object, ext: str = "") -> Path:
+        """:meth:`stem` and :meth:`path` in one call."""
+        return self.path(folder, self.stem(folder, name), ext)
+
+    def _inside(self, path: Path) -> Path:
+        real = path.resolve()
+        if real == self._real or self._real not in real.parents:
+            raise RunDirectoryError(
+                f"Refusing to write {path}: it resolves to {real}, outside the run directory "
+                f"{self._real}. This is a bug in zoneimpact; please report it with the spec."
+            )
+        return path
+
+
+#: our temporary (``tmp``) and replaced (``old``) siblings of a run directory
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>[0-9]+)(?:-[0-9a-f]{8})?$")
+
+
+def _sibling(target: Path, kind: str) -> Path:
+    """A fresh hidden name beside ``target`` matching :data:`_TEMP_NAME` (not created)."""
+    return target.parent / f".{target.name}.{kind}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` may be alive (when unsure: yes, so nothing is removed)."""
+    if os.name == "nt" or pid <= 0 or pid == os.getpid():
+        return True  # on Windows os.kill(pid, 0) sends CTRL_C_EVENT: never probe there
     try:
-        _write_contents(output, tmp)
-        if out_dir.exists():
-            trash = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
-            os.rename(out_dir, trash)
-            os.rename(tmp, out_dir)
-            shutil.rmtree(trash, ignore_errors=True)
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):
+        return True  # EPERM: alive, owned by another user
+    return True
+
+
+def _remove(path: Path) -> None:
+    """Delete a file, symlink or directory tree; never raises."""
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
         else:
-            os.rename(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+            path.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+def remove_stale_temporaries(parent: Path) -> list[Path]:
+    """Remove the temporary folders of dead runs in ``parent``.
+
+    Only entries named like ours (``.<name>.tmp-<pid>[-<token>]`` and
+    ``.<name>.old-<pid>[-<token>]``) whose process no longer exists (``os.kill(pid, 0)``)
+    are touched. A stale ``tmp`` folder is claimed by an atomic rename (so two cleaners
+    never race) and deleted. A stale ``old`` entry is a run replaced by ``--force`` whose
+    writer died before its replacement was renamed into place: it is put back when
+    ``<name>`` is missing, deleted otherwise.
+
+    Parameters
+    ----------
+    parent : pathlib.Path
+        The folder that holds (or will hold) run directories.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The entries removed or restored (their old names).
+    """
+    try:
+        entries = sorted(os.scandir(parent), key=lambda e: e.name)
+    except OSError:
+        return []
+    handled = []
+    for entry in entries:
+        m = _TEMP_NAME.match(entry.name)
+        if m is None or _pid_alive(int(m["pid"])):
+            continue
+        path = Path(entry.path)
+        target = path.parent / m["name"]
+        try:
+            if m["kind"] == "tmp" and not entry.is_dir(follow_symlinks=False):
+                continue  # we only ever create directories as tmp-*
+        except OSError:
+            continue
+        if m["kind"] == "old" and not os.path.lexists(target):
+            try:
+                os.rename(path, target)
+                handled.append(path)
+                continue
+            except OSError:
+                pass
+        claim = _sibling(target, str(m["kind"]))
+        try:
+            os.rename(path, claim)
+        except OSError:
+            continue  # another run claimed it first, or we may not touch it
+        _remove(claim)
+        handled.append(path)
+    return handled
+
+
+def _exists_error(target: Path, *, meanwhile: bool = False) -> RunDirectoryExistsError:
+    when = " (created by another run while this one was writing)" if meanwhile else ""
+    return RunDirectoryExistsError(
+        f"Run directory {target} exists already{when}; nothing was written. Choose another "
+        "--out or pass --force to replace it."
+    )
+
+
+def check_target(out_dir: Path, *, force: bool = False) -> Path:
+    """Fail early (before any estimation) when ``out_dir`` cannot become a run directory.
+
+    First removes the debris of dead runs beside ``out_dir``
+    (:func:`remove_stale_temporaries`, which may also put back a run that a killed
+    ``--force`` had moved aside), then checks. Advisory only: the final rename of
+    :func:`write_run` is what guarantees that a run never replaces another one without
+    ``force``.
+
+    Parameters
+    ----------
+    out_dir : pathlib.Path
+        The run directory to create.
+    force : bool
+        Whether an existing ``out_dir`` may be replaced.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_dir`` as an absolute, normalised path.
+
+    Raises
+    ------
+    RunDirectoryError
+        ``out_dir`` exists (without ``force``), one of its parents is a file, or it is the
+        current directory, one of its parents or the file-system root.
+    """
+    target = Path(os.path.abspath(out_dir))
+    try:
+        cwd = Path.cwd()
+    except OSError:  # the working directory was deleted: it cannot be the target then
+        cwd = target.parent
+    if target == target.parent or target == cwd or target in cwd.parents:
+        raise RunDirectoryError(
+            f"Run directory {out_dir} is the current directory, one of its parents or the "
+            "file-system root; a run is never written there. Choose a new folder for --out."
+        )
+    remove_stale_temporaries(target.parent)
+    if os.path.lexists(target) and not force:
+        raise _exists_error(Path(out_dir))
+    for parent in target.parents:
+        if os.path.lexists(parent):
+            if not parent.is_dir():
+                raise RunDirectoryError(
+                    f"Cannot create run directory {out_dir}: {parent} is a file, not a "
+                    "folder; nothing was written. Choose another --out or move that file."
+                )
+            break
+    return target
+
+
+def _os_error(exc: OSError, target: Path) -> RunDirectoryError:
+    """The :class:`RunDirectoryError` for an OS error while writing ``target``."""
+    where = str(exc.filename) if exc.filename else str(target)
+    hidden = str(target.parent / f".{target.name}.")
+    if where.startswith(hidden):  # the user knows the target, not our temporary sibling
+        rest = where[len(hidden) :]
+        cut = rest.find(os.sep)
+        where = str(target) + (rest[cut:] if cut >= 0 else "")
+    parent = target.parent
+    code = exc.errno
+    if code in (errno.EACCES, errno.EPERM):
+        hint = f"No permission to write in {parent}: fix its permissions or choose another --out."
+    elif code == errno.EROFS:
+        hint = f"{parent} is on a read-only file system: choose --out on a writable disk."
+    elif code in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        hint = "The disk (or your quota) is full: free some space or choose --out on another disk."
+    elif code == errno.ENOTDIR:
+        hint = "A part of the path is a file, not a folder: choose another --out or move the file."
+    elif code == errno.ENAMETOOLONG:
+        hint = "The path or a name in it is too long: choose a shorter --out."
+    else:
+        hint = f"Check that {parent} exists and is writable, then run again."
+    what = exc.strerror or type(exc).__name__
+    return RunDirectoryError(
+        f"Cannot write run directory {target}: {what} ({where}). {hint} Nothing of this run "
+        "was kept."
+    )
+
+
+def _make_parents(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; return the ones created, outermost first."""
+    missing = []
+    for p in (folder, *folder.parents):
+        if os.path.lexists(p):
+            break
+        missing.append(p)
+    created = []
+    for p in reversed(missing):
+        try:
+            os.mkdir(p)
+        except FileExistsError:
+            if not p.is_dir():
+                raise
+            continue  # a concurrent run made it: not ours to remove
+        created.append(p)
+    return created
+
+
+def _publish(tmp: Path, target: Path, *, force: bool) -> None:
+    """Rename the finished ``tmp`` to ``target``; replace an existing one only if ``force``.
+
+    ``os.rename`` of a directory fails when the target is a non-empty directory or a file
+    (POSIX; on Windows whenever it exists), so of two runs racing for the same target exactly
+    one wins without ``force``. With ``force`` the existing target is first renamed to an
+    ``old`` sibling (restored if the second rename fails) and deleted afterwards.
+    """
+    for _ in range(5):
+        try:
+            os.rename(tmp, target)
+            return
+        except OSError:
+            if not os.path.lexists(target):
+                raise
+        if not force:
+            raise _exists_error(target, meanwhile=True)
+        old = _sibling(target, "old")
+        try:
+            os.rename(target, old)
+        except FileNotFoundError:
+            continue  # another --force run moved it away meanwhile: try again
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if os.path.lexists(target):
+                _remove(old)  # another --force run landed first; it replaced the old run
+                continue
+            try:
+                os.rename(old, target)
+            except OSError:
+                pass  # left as a stale old-* entry; the next run restores it
+            raise
+        _remove(old)
+        return
+    raise RunDirectoryError(
+        f"Run directory {target} kept being replaced by other runs with --force; this run "
+        "was not kept. Run again when they have finished."
+    )
+
+
+def write_run(output: RunOutput, out_dir: Path, *, force: bool = False) -> Path:
+    """Write ``output`` into ``out_dir`` atomically.
+
+    The run is built in a hidden temporary directory beside ``out_dir`` and renamed into
+    place (see :func:`_publish`); stale temporary folders of dead runs in the same parent
+    are removed first (:func:`check_target`).
+
+    Parameters
+    ----------
+    output : RunOutput
+        The estimates to write.
+    out_dir : pathlib.Path
+        The run directory to create; its missing parents are created too.
+    force : bool
+        Replace an existing ``out_dir`` (a directory, or a file) instead of failing.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_dir``.
+
+    Raises
+    ------
+    RunDirectoryExistsError
+        ``out_dir`` exists already (or another run created it meanwhile) and not ``force``.
+    RunDirectoryError
+        Any OS error while creating or writing it (permissions, full or read-only disk, a
+        parent that is a file). Nothing is left behind: no temporary folder, no partial
+        run directory, no parent folders this call created.
+    """
+    out_dir = Path(out_dir)
+    target = check_target(out_dir, force=force)
+    created: list[Path] = []
+    tmp: Path | None = None
+    try:
+        created = _make_parents(target.parent)
+        for _ in range(100):
+            try:
+                candidate = _sibling(target, "tmp")
+                os.mkdir(candidate)
+            except FileExistsError:
+                continue
+            tmp = candidate
+            break
+        else:
+            raise RunDirectoryError(f"Cannot create a temporary folder beside {target}.")
+        _write_contents(output, tmp)
+        _publish(tmp, target, force=force)
+    except BaseException as exc:
+        if tmp is not None:
+            _remove(tmp)
+        for p in reversed(created):
+            try:
+                os.rmdir(p)
+            except OSError:
+                break
+        if isinstance(exc, OSError) and not isinstance(exc, RunDirectoryError):
+            raise _os_error(exc, target) from exc
         raise
     return out_dir
 
@@ -228,46 +604,54 @@ def _json_default(obj: Any) -> Any:
 
 
 def _write_contents(output: RunOutput, root: Path) -> None:
+    """Write every file of the run into the existing, empty folder ``root``."""
     from .report import outputs
 
-    root.mkdir(parents=True)
+    files = RunFiles(root)
     _dump(
         {"title": output.spec.title, "seed": output.spec.seed, "results": output.records},
-        root / "results.json",
+        files.file("", "results", ".json"),
     )
     report = dict(output.data.report)
     markdown = report.pop("markdown", None)
-    _dump(report, root / "data_report.json")
+    data_report = files.stem("", "data_report")
+    _dump(report, files.path("", data_report, ".json"))
     if markdown:
-        (root / "data_report.md").write_text(markdown, encoding="utf-8")
-    art = root / "artifacts"
-    art.mkdir()
+        files.path("", data_report, ".md").write_text(markdown, encoding="utf-8")
+    files.folder("artifacts")
+    # fixed names first, so a block's artifact can never take them
+    index_csv = files.file("artifacts", "index", ".csv")
+    geography_csv = files.file("artifacts", "geography", ".csv")
+    adjacency_csv = files.file("artifacts", "adjacency", ".csv")
     panel = output.data.panel
     # the exposure maps the run used (geography and adjacency), cached with the run
     if panel.geography is not None:
-        panel.geography.to_csv(art / "geography.csv")
+        panel.geography.to_csv(geography_csv)
     if panel.adjacency is not None:
-        panel.adjacency.to_csv(art / "adjacency.csv", index=False)
+        panel.adjacency.to_csv(adjacency_csv, index=False)
+    # which file holds which block's table (names are sanitised and made unique)
+    index: list[dict[str, str]] = []
     for name, res in output.results.items():
-        res.tidy().to_csv(art / f"{name}_terms.csv", index=False)
+        path = files.file("artifacts", f"{name}_terms", ".csv")
+        res.tidy().to_csv(path, index=False)
+        index.append({"name": name, "artifact": "terms", "file": f"artifacts/{path.name}"})
         for key, table in res.artifacts().items():
             frame = table if isinstance(table, pd.DataFrame) else pd.DataFrame(table)
-            frame.to_csv(art / f"{name}_{key}.csv")
+            path = files.file("artifacts", f"{name}_{key}", ".csv")
+            frame.to_csv(path)
+            index.append({"name": name, "artifact": str(key), "file": f"artifacts/{path.name}"})
+    pd.DataFrame(index, columns=["name", "artifact", "file"]).to_csv(index_csv, index=False)
     verdicts = output.extras.get("verdicts")
     if verdicts is not None:
-        verdicts.to_csv(root / "claims.csv", index=False)
-    outputs.write_tables_and_figures(output, root)
-    _dump(manifest(output), root / "manifest.json")
+        verdicts.to_csv(files.file("", "claims", ".csv"), index=False)
+    outputs.write_tables_and_figures(output, root, files=files)
+    _dump(manifest(output), files.file("", "manifest", ".json"))
 
 
 def run_spec(spec: RunSpec, out_dir: Path | None = None, *, force: bool = False) -> RunOutput:
     """Estimate everything in ``spec`` and write the run directory."""
     target = Path(out_dir) if out_dir is not None else default_run_dir(spec)
-    if target.exists() and not force:
-        raise RunDirectoryError(
-            f"Run directory {target} exists already; nothing was written. Choose another "
-            "--out or pass --force to replace it."
-        )
+    check_target(target, force=force)  # fail before estimating, not after
     output = estimate_all(spec)
     path = write_run(output, target, force=force)
     return RunOutput(

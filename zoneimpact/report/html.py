@@ -94,8 +94,18 @@ def _png_bytes(name: str, fig: Any) -> bytes:
     return data
 
 
-def _anchor(prefix: str, name: str) -> str:
-    return prefix + "-" + (re.sub(r"[^A-Za-z0-9_-]+", "-", str(name)).strip("-") or "x")
+def _anchor(prefix: str, name: str, used: set[str]) -> str:
+    """An element id ``prefix-name`` made of ``[A-Za-z0-9_-]``, unique among ``used``.
+
+    Names that sanitise alike (``"a b"`` and ``"a-b"``) get ``-2``, ``-3``, ... in page
+    order; the id is added to ``used``.
+    """
+    base = prefix + "-" + (re.sub(r"[^A-Za-z0-9_-]+", "-", str(name)).strip("-") or "x")
+    anchor, k = base, 2
+    while anchor in used:
+        anchor, k = f"{base}-{k}", k + 1
+    used.add(anchor)
+    return anchor
 
 
 def _fmt(v: Any) -> str:
@@ -144,9 +154,9 @@ def _verdicts_html(df: pd.DataFrame) -> str:
     return "\n".join(out)
 
 
-def _result_html(name: str, res: Any) -> str:
+def _result_html(name: str, res: Any, ids: set[str]) -> str:
     esc = html.escape
-    parts = [f'<h3 id="{_anchor("res", name)}">{esc(str(name))}</h3>']
+    parts = [f'<h3 id="{_anchor("res", name, ids)}">{esc(str(name))}</h3>']
     est = esc(str(getattr(res, "estimator", "")))
     outc = esc(str(getattr(res, "outcome", "")))
     parts.append(
@@ -241,6 +251,8 @@ def write_report(
     figures = dict(figures or {})
 
     sections: list[tuple[str, str, str]] = []  # (anchor, heading, body)
+    # every element id on the page, so ids built from names never repeat
+    ids = {"verdicts", "tables", "figures", "results", "manifest"}
     if verdicts is not None:
         if not isinstance(verdicts, pd.DataFrame):
             raise ReportError(f"`verdicts` must be a DataFrame; got {type(verdicts).__name__}.")
@@ -248,7 +260,7 @@ def write_report(
     if tables:
         body = []
         for name, tab in tables.items():
-            body.append(f'<h3 id="{_anchor("tab", name)}">{esc(str(name))}</h3>')
+            body.append(f'<h3 id="{_anchor("tab", name, ids)}">{esc(str(name))}</h3>')
             if isinstance(tab, Table):
                 body.append(tab.to_html())
             elif isinstance(tab, pd.DataFrame):
@@ -263,13 +275,13 @@ def write_report(
         for name, fig in figures.items():
             b64 = base64.b64encode(_png_bytes(str(name), fig)).decode("ascii")
             body.append(
-                f'<figure id="{_anchor("fig", name)}"><img alt="{esc(str(name))}" '
+                f'<figure id="{_anchor("fig", name, ids)}"><img alt="{esc(str(name))}" '
                 f'src="data:image/png;base64,{b64}"><figcaption>{esc(str(name))}</figcaption></figure>'
             )
         sections.append(("figures", "Figures", "\n".join(body)))
     if results:
         sections.append(
-            ("results", "Estimates", "\n".join(_result_html(n, r) for n, r in results.items()))
+            ("results", "Estimates", "\n".join(_result_html(n, r, ids) for n, r in results.items()))
         )
     if manifest is not None:
         text = json.dumps(dict(manifest), indent=2, sort_keys=True, default=_json_default)

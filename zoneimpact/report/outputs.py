@@ -20,7 +20,7 @@ from ..inference.diagnostics import event_study_diagnostics  # noqa: E402
 from . import html, plots, tables  # noqa: E402
 
 if TYPE_CHECKING:
-    from ..run import RunOutput
+    from ..run import RunFiles, RunOutput
 
 TABLE_FORMATS = (".csv", ".md", ".tex", ".html")
 
@@ -83,27 +83,55 @@ def build_figures(output: RunOutput) -> dict[str, Any]:
     return figs
 
 
-def write_tables_and_figures(output: RunOutput, root: Path) -> None:
-    """Write ``tables/``, ``figures/`` and ``report.html`` under ``root``."""
-    tdir, fdir = root / "tables", root / "figures"
-    tdir.mkdir()
-    fdir.mkdir()
+def write_tables_and_figures(
+    output: RunOutput, root: Path, *, files: RunFiles | None = None
+) -> None:
+    """Write ``tables/``, ``figures/`` and ``report.html`` under ``root``.
+
+    Parameters
+    ----------
+    output : RunOutput
+        The run's results.
+    root : pathlib.Path
+        The (temporary) run directory.
+    files : RunFiles, optional
+        The run's file namer; file names derived from block names are sanitised, made
+        unique and checked to lie inside ``root`` through it. A new one for ``root`` if
+        not given.
+    """
+    from ..run import RunFiles, manifest
+
+    files = RunFiles(root) if files is None else files
+    files.folder("tables")
+    files.folder("figures")
     built = build_tables(output)
     for name, table in built.items():
+        stem = files.stem("tables", name)
         for ext in TABLE_FORMATS:
-            table.save(tdir / f"{name}{ext}")
+            table.save(files.path("tables", stem, ext))
     figs = build_figures(output)
-    pngs = {}
-    for name, fig in figs.items():
-        # fixed metadata keeps PNG/PDF bytes reproducible across runs
-        fig.savefig(fdir / f"{name}.png", dpi=200, metadata={"Software": None})
-        fig.savefig(fdir / f"{name}.pdf", metadata={"CreationDate": None, "Producer": None})
-        pngs[name] = fdir / f"{name}.png"
-        plt.close(fig)
-    from ..run import manifest
+    try:
+        # figures that do not come from a block claim their names first
+        fixed = {"event_study", "units_map", *output.extras.get("figures", {})}
+        stems = {
+            name: files.stem("figures", name) for name in sorted(figs, key=lambda n: n not in fixed)
+        }
+        pngs = {}
+        for name, fig in figs.items():
+            png = files.path("figures", stems[name], ".png")
+            # fixed metadata keeps PNG/PDF bytes reproducible across runs
+            fig.savefig(png, dpi=200, metadata={"Software": None})
+            fig.savefig(
+                files.path("figures", stems[name], ".pdf"),
+                metadata={"CreationDate": None, "Producer": None},
+            )
+            pngs[name] = png
+    finally:
+        for fig in figs.values():
+            plt.close(fig)
 
     html.write_report(
-        root / "report.html",
+        files.file("", "report", ".html"),
         title=output.spec.title,
         results=output.results,
         tables=built,
