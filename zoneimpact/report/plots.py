@@ -11,6 +11,12 @@ leaking memory. Styling (Okabe–Ito colours, 8 pt text at 3.5 in width) lives i
 Functions that draw several panels (:func:`group_time_plot`, :func:`sdid_weights_plot`)
 accept ``ax`` as a sequence of axes, one per panel.
 
+All text is drawn literally (no mathtext, no TeX): unit, donor, outcome and estimate names
+are the user's, and one holding ``$...$`` must show as typed rather than abort the figure.
+Every label, title, tick label and legend set here passes through
+:func:`zoneimpact.report.style.literal`, and :func:`~zoneimpact.report.style.paper_style`
+turns mathtext off for any other text created while drawing.
+
 The figures follow the conventions of the methods' papers: event-study coefficients with
 pointwise intervals and a simultaneous band (Callaway & Sant'Anna 2021, Fig. 1; R
 ``did::ggdid``), treated versus synthetic paths, gaps and placebo gaps and the post/pre
@@ -37,7 +43,14 @@ from scipy import stats as sps
 
 from ..errors import ZoneImpactError
 from . import style
-from .style import legend_above, legend_top_of_figure, new_figure, paper_style, root_figure
+from .style import (
+    legend_above,
+    legend_top_of_figure,
+    literal,
+    new_figure,
+    paper_style,
+    root_figure,
+)
 
 __all__ = [
     "PlotError",
@@ -288,11 +301,11 @@ def event_study_plot(
             _zero_line(ax)
             ax.axvline(-0.5, color=style.REFERENCE_COLOR, lw=0.7, ls=":", zorder=0)
         _integer_x(ax)
-        ax.set_xlabel(xlabel)
+        literal(ax.set_xlabel(xlabel))
         first = next(iter(named.values()))
-        ax.set_ylabel(ylabel or f"Effect on {_outcome_label(first)}")
+        literal(ax.set_ylabel(ylabel or f"Effect on {_outcome_label(first)}"))
         if title:
-            ax.set_title(title)
+            literal(ax.set_title(title))
         handles, labs = ax.get_legend_handles_labels()
         if any_band:
             handles.append(Patch(facecolor=style.REFERENCE_COLOR, alpha=0.35, lw=0))
@@ -366,22 +379,24 @@ def group_time_plot(
                     axk.plot(t[mask], y[mask], ls="none", marker=mk, color=col, label=lab)
             _zero_line(axk)
             axk.axvline(float(g) - 0.5, color=style.REFERENCE_COLOR, lw=0.7, ls=":", zorder=0)
-            axk.set_title(
-                f"Cohort {g:g}" if isinstance(g, float | int | np.number) else f"Cohort {g}",
-                loc="left",
+            literal(
+                axk.set_title(
+                    f"Cohort {g:g}" if isinstance(g, float | int | np.number) else f"Cohort {g}",
+                    loc="left",
+                )
             )
             _integer_x(axk)
         for axk in axes[n:]:
             axk.set_visible(False)
         for axk in axes[:n]:
             if (spec := axk.get_subplotspec()) is None or spec.is_last_row() or ax is not None:
-                axk.set_xlabel(xlabel)
+                literal(axk.set_xlabel(xlabel))
         ylab = ylabel or f"ATT(g, t) on {_outcome_label(result)}"
         if ax is None:
-            fig.supylabel(ylab, fontsize=8)
+            literal(fig.supylabel(ylab, fontsize=8))
         else:
             for axk in axes[:n]:
-                axk.set_ylabel(ylab)
+                literal(axk.set_ylabel(ylab))
         # The first cohort may lack pre-periods: collect the entries from every panel.
         entries: dict[str, Any] = {}
         for axk in axes[:n]:
@@ -436,8 +451,8 @@ def sc_paths_plot(
         )
         _treat_line(ax, _treatment_period(result))
         _integer_x(ax)
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel or _outcome_label(result))
+        literal(ax.set_xlabel(xlabel))
+        literal(ax.set_ylabel(ylabel or _outcome_label(result)))
         legend_above(ax)
     return fig
 
@@ -467,8 +482,8 @@ def sc_gap_plot(
         _zero_line(ax)
         _treat_line(ax, _treatment_period(result))
         _integer_x(ax)
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel or f"Gap in {_outcome_label(result)}")
+        literal(ax.set_xlabel(xlabel))
+        literal(ax.set_ylabel(ylabel or f"Gap in {_outcome_label(result)}"))
         legend_above(ax)
     return fig
 
@@ -547,12 +562,14 @@ def placebo_gaps_plot(
         _zero_line(ax)
         _treat_line(ax, _treatment_period(result))
         _integer_x(ax)
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel or f"Gap in {_outcome_label(result)}")
+        literal(ax.set_xlabel(xlabel))
+        literal(ax.set_ylabel(ylabel or f"Gap in {_outcome_label(result)}"))
         if n_dropped:
-            ax.set_title(
-                f"{n_dropped} placebo(s) with pre-MSPE > {pre_mspe_cap:g}× treated omitted",
-                loc="left",
+            literal(
+                ax.set_title(
+                    f"{n_dropped} placebo(s) with pre-MSPE > {pre_mspe_cap:g}× treated omitted",
+                    loc="left",
+                )
             )
         legend_above(ax)
     return fig
@@ -598,8 +615,8 @@ def rmspe_ratio_hist(
                 label=f"Treated ({treated_unit}); p = {p:.3g}",
             )
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("Number of units")
+        literal(ax.set_xlabel(xlabel))
+        literal(ax.set_ylabel("Number of units"))
         legend_above(ax)
     return fig
 
@@ -612,13 +629,13 @@ def _barh_weights(
     shown = w.iloc[:top]
     y = np.arange(len(shown))[::-1]
     ax.barh(y, shown.to_numpy(), color=color, height=0.7)
-    ax.set_yticks(y, [str(u) for u in shown.index])
+    literal(ax.set_yticks(y, [str(u) for u in shown.index]))
     ax.tick_params(axis="y", labelsize=6 if len(shown) > 10 else 7)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
+    literal(ax.set_xlabel(xlabel))
+    literal(ax.set_ylabel(ylabel))
     rest = len(w) - len(shown)
     title = f"{what}: {len(w)} nonzero" + (f", top {len(shown)} shown" if rest > 0 else "")
-    ax.set_title(title, loc="left")
+    literal(ax.set_title(title, loc="left"))
 
 
 def donor_weights_plot(result: Any, *, ax: Axes | None = None, top: int = 15) -> Figure:
@@ -694,10 +711,10 @@ def sdid_weights_plot(
                     color=style.color(j),
                     label=f"Cohort {c}",
                 )
-            axes[0].set_yticks(y0, [str(u) for u in shown])
+            literal(axes[0].set_yticks(y0, [str(u) for u in shown]))
             axes[0].tick_params(axis="y", labelsize=6 if len(shown) > 10 else 7)
-            axes[0].set_xlabel("Unit weight (ω)")
-            axes[0].set_ylabel("Control unit")
+            literal(axes[0].set_xlabel("Unit weight (ω)"))
+            literal(axes[0].set_ylabel("Control unit"))
             legend_above(axes[0])
         k = tw.shape[1]
         wbar = 0.8 / k
@@ -708,10 +725,10 @@ def sdid_weights_plot(
                 color=style.OKABE_ITO["vermillion"] if k == 1 else style.color(j),
                 width=wbar,
             )
-        axes[1].set_xlabel(xlabel_time)
-        axes[1].set_ylabel("Time weight (λ)")
+        literal(axes[1].set_xlabel(xlabel_time))
+        literal(axes[1].set_ylabel("Time weight (λ)"))
         _integer_x(axes[1])
-        axes[1].set_title("Pre-treatment periods", loc="left")
+        literal(axes[1].set_title("Pre-treatment periods", loc="left"))
     return fig
 
 
@@ -744,8 +761,8 @@ def bacon_plot(result: Any, *, ax: Axes | None = None) -> Figure:
         if np.isfinite(twfe):
             ax.axhline(twfe, color=style.TREATED_COLOR, lw=0.9, ls="--", label=f"TWFE = {twfe:.3g}")
         ax.set_xlim(left=0)
-        ax.set_xlabel("Weight")
-        ax.set_ylabel(f"2x2 DiD estimate ({_outcome_label(result)})")
+        literal(ax.set_xlabel("Weight"))
+        literal(ax.set_ylabel(f"2x2 DiD estimate ({_outcome_label(result)})"))
         legend_above(ax)
     return fig
 
@@ -838,11 +855,11 @@ def decomposition_plot(
                 if hit is not None and len(hit)
                 else name
             )
-        ax.set_xticks(np.arange(len(groups)), ticklabels)
-        ax.set_xlabel(xlabel)
+        literal(ax.set_xticks(np.arange(len(groups)), ticklabels))
+        literal(ax.set_xlabel(xlabel))
         if ylabel is None:
             ylabel = "Total effect (sum over unit-periods)" if totals else "Effect (outcome units)"
-        ax.set_ylabel(ylabel)
+        literal(ax.set_ylabel(ylabel))
         legend_above(ax)
     return fig
 
@@ -892,11 +909,11 @@ def spillover_by_ring_plot(
                 label=name,
             )
         _zero_line(ax)
-        ax.set_xticks(np.arange(len(order)), order)
+        literal(ax.set_xticks(np.arange(len(order)), order))
         ax.set_xlim(-0.5, len(order) - 0.5)
-        ax.set_xlabel(xlabel)
+        literal(ax.set_xlabel(xlabel))
         first = next(iter(named.values()))
-        ax.set_ylabel(ylabel or f"Spillover on {_outcome_label(first)}")
+        literal(ax.set_ylabel(ylabel or f"Spillover on {_outcome_label(first)}"))
         if n > 1:
             legend_above(ax)
     return fig
@@ -994,8 +1011,8 @@ def unit_map_plot(
                 legend_above(ax)
         mid = float(np.nanmean(xy[lat]))
         ax.set_aspect(1.0 / max(math.cos(math.radians(mid)), 0.1), adjustable="datalim")
-        ax.set_xlabel("Longitude (°E)")
-        ax.set_ylabel("Latitude (°N)")
+        literal(ax.set_xlabel("Longitude (°E)"))
+        literal(ax.set_ylabel("Latitude (°N)"))
         ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
     return fig
 

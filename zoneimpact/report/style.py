@@ -1,4 +1,4 @@
-"""One figure style for every zoneimpact plot: colour-blind-safe and sized for a paper column.
+r"""One figure style for every zoneimpact plot: colour-blind-safe and sized for a paper column.
 
 Colours follow the Okabe–Ito palette (Okabe & Ito 2008, *Color Universal Design*; the
 palette recommended by Wong 2011, *Nature Methods* 8:441), distinguishable under the
@@ -10,19 +10,31 @@ Figures are sized for one column of a two-column journal page (3.5 in wide) with
 text, so they can be included at 100 % without scaling fonts. The rc settings are applied
 through :func:`paper_style`, a context manager, so the caller's global matplotlib state is
 never changed.
+
+Text is literal. Unit, donor, outcome and estimate names come from the user's data and
+spec, and matplotlib would parse any of them holding two ``$`` as mathtext (a unit named
+``$\badcmd{x}$`` aborts the drawing) or hand it to TeX under ``text.usetex``. So
+:data:`PAPER_RC` switches ``text.parse_math`` and ``text.usetex`` off for every text
+created while a figure is drawn, and :func:`literal` switches them off on the texts that
+carry names (labels, titles, tick labels, legends), which also covers axes a caller
+created outside :func:`paper_style`. A ``$`` is then a dollar sign. A label that should be
+mathtext opts in after drawing, e.g. ``ax.set_ylabel(r"$\bar{M}$", parse_math=True)``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import matplotlib as mpl
 from matplotlib.axes import Axes
+from matplotlib.axis import Tick
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure, SubFigure
+from matplotlib.legend import Legend
 from matplotlib.rcsetup import cycler
+from matplotlib.text import Text
 
 if TYPE_CHECKING:
     from matplotlib.typing import RcKeyType
@@ -95,14 +107,58 @@ PAPER_RC: dict[RcKeyType, Any] = {
     "pdf.fonttype": 42,
     "ps.fonttype": 42,
     "svg.fonttype": "none",
+    # Names from the data are drawn as typed: no mathtext, no TeX (see the module notes).
+    "text.parse_math": False,
+    "text.usetex": False,
+    # Tick formatters write plain numbers, so no tick label needs mathtext either.
+    "axes.formatter.use_mathtext": False,
 }
 
 
 @contextmanager
 def paper_style() -> Iterator[None]:
-    """Apply :data:`PAPER_RC` within a ``with`` block, restoring the caller's settings after."""
+    """Apply :data:`PAPER_RC` within a ``with`` block, restoring the caller's settings after.
+
+    Every text created inside the block is literal (``parse_math`` and ``usetex`` off).
+    """
     with mpl.rc_context(PAPER_RC):
         yield
+
+
+def literal(*items: Any) -> None:
+    r"""Draw texts exactly as typed: no mathtext parsing of ``$...$`` and no TeX.
+
+    The one gate for text derived from user input (unit, donor, outcome and estimate
+    names, cohort labels, titles and axis labels): a name such as ``$\badcmd{x}$`` is
+    then shown as those characters instead of making matplotlib's mathtext parser (or
+    LaTeX) fail when the figure is drawn. Setting the property on the text objects, rather
+    than escaping ``$`` in the strings, keeps ``Text.get_text()`` equal to the name and
+    works whatever the caller's ``text.parse_math``/``text.usetex`` settings are.
+
+    Parameters
+    ----------
+    *items : Text, Tick, Legend, iterable of these, or None
+        Texts to make literal: a :class:`~matplotlib.text.Text` (what ``set_xlabel``,
+        ``set_title`` and ``supylabel`` return), a :class:`~matplotlib.axis.Tick` (what
+        ``set_xticks`` returns; both its labels), a :class:`~matplotlib.legend.Legend`
+        (its entries and title) or any nesting of lists of them. ``None`` is skipped.
+    """
+    for item in items:
+        if item is None:
+            continue
+        if isinstance(item, Text):
+            item.set_parse_math(False)
+            item.set_usetex(False)
+        elif isinstance(item, Tick):
+            literal(item.label1, item.label2)
+        elif isinstance(item, Legend):
+            literal(item.get_texts(), item.get_title())
+        elif isinstance(item, Iterable) and not isinstance(item, str | bytes):
+            literal(*item)
+        else:
+            raise TypeError(
+                f"literal() takes matplotlib Text, Tick or Legend objects; got {type(item).__name__}."
+            )
 
 
 def color(i: int) -> str:
@@ -190,7 +246,7 @@ def legend_above(
     width_px = ax.get_position().width * fig.get_figwidth() * fig.dpi
 
     def make(k: int) -> Any:
-        return ax.legend(
+        leg = ax.legend(
             handles,
             labels,
             loc="lower left",
@@ -201,6 +257,8 @@ def legend_above(
             columnspacing=1.0,
             **kwargs,
         )
+        literal(leg)  # entries are unit, outcome and estimate names: before measuring
+        return leg
 
     return _fit_ncol(make, len(handles), width_px, ncol)
 
@@ -212,8 +270,10 @@ def legend_top_of_figure(fig: Figure, handles: Any, labels: Any, *, ncol: int | 
     width_px = 0.95 * fig.get_figwidth() * fig.dpi
 
     def make(k: int) -> Any:
-        return fig.legend(
+        leg = fig.legend(
             handles, labels, loc="outside upper center", ncol=k, handlelength=1.5, columnspacing=1.0
         )
+        literal(leg)
+        return leg
 
     return _fit_ncol(make, len(handles), width_px, ncol)

@@ -83,6 +83,11 @@ _FORMATS = {".tex": "latex", ".md": "markdown", ".html": "html", ".htm": "html",
 class Table:
     r"""Formatted table cells, ready to render.
 
+    Cells, column names, title and notes are plain text (unit, outcome and estimate names
+    come from the user's data and spec): each format escapes its own special characters,
+    so ``$\badcmd{x}$``, ``x & y`` or ``<script>`` print as typed in LaTeX, HTML,
+    Markdown and CSV alike.
+
     Parameters
     ----------
     frame : pandas.DataFrame
@@ -178,22 +183,24 @@ class Table:
             if self.title:
                 lines.append(f"\\caption{{{_latex_escape(self.title)}}}")
             if self.label:
-                lines.append(f"\\label{{{self.label}}}")
+                lines.append(f"\\label{{{_latex_label(self.label)}}}")
         lines.append(f"\\begin{{tabular}}{{l{'c' * (ncol - 1)}}}")
         lines.append("\\toprule")
-        lines.append(" & ".join(_latex_cell(c) for c in self.columns) + " \\\\")
+        lines.append(_latex_line(" & ".join(_latex_cell(c) for c in self.columns)) + " \\\\")
         lines.append("\\midrule")
         for i, row in enumerate(self._rows()):
             if i in self.midrules and i > 0:
                 lines.append("\\midrule")
-            lines.append(" & ".join(_latex_cell(c) for c in row) + " \\\\")
+            lines.append(_latex_line(" & ".join(_latex_cell(c) for c in row)) + " \\\\")
         lines.append("\\bottomrule")
         lines.append("\\end{tabular}")
         if self.notes:
             lines.append("")
             lines.append("\\smallskip")
             lines.append(
-                "{\\footnotesize " + " \\\\\n".join(_latex_escape(n) for n in self.notes) + "\\par}"
+                "{\\footnotesize "
+                + " \\\\\n".join(_latex_line(_latex_escape(n)) for n in self.notes)
+                + "\\par}"
             )
         if float_env:
             lines.append("\\end{table}")
@@ -250,12 +257,14 @@ class Table:
     def to_csv(self, path: str | Path | None = None) -> str:
         """The formatted cells as CSV (header = column names; title and notes omitted).
 
+        Fields holding commas, quotes or line breaks are quoted; a carriage return inside a
+        cell is written as a newline (the csv module would leave a bare one unquoted).
         Returns the CSV text; also writes it when ``path`` is given.
         """
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(self.columns)
-        writer.writerows(self._rows())
+        writer.writerow(_csv_cell(c) for c in self.columns)
+        writer.writerows([_csv_cell(c) for c in row] for row in self._rows())
         text = buf.getvalue()
         if path is not None:
             Path(path).write_text(text, encoding="utf-8")
@@ -285,6 +294,9 @@ class Table:
 
 
 # ----------------------------------------------------------------------------- escaping
+# Every cell, header, caption and note is text (names from the user's data and spec):
+# each format escapes what would otherwise be markup. Our own markup (booktabs rules,
+# ``$-$`` minus signs, table environments) is added after escaping.
 _LATEX_SPECIAL = {
     "\\": r"\textbackslash{}",
     "&": r"\&",
@@ -298,6 +310,7 @@ _LATEX_SPECIAL = {
     "^": r"\textasciicircum{}",
     "<": r"\textless{}",
     ">": r"\textgreater{}",
+    "|": r"\textbar{}",  # OT1 fonts print a bare | as an em dash
     # Characters outside pdflatex's default input encoding coverage that we emit ourselves.
     "\u2212": "-",
     "\u00d7": r"$\times$",
@@ -311,16 +324,52 @@ _LATEX_RE = re.compile("|".join(re.escape(k) for k in _LATEX_SPECIAL))
 _MINUS_RE = re.compile(r"(?<![\w.])-(?=\.?\d)")
 
 
+# Line breaks and other control characters: a blank line ends a paragraph (an error inside
+# \caption or after \\), other control characters are invalid input to TeX or break
+# Markdown rows.
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
+
+
 def _latex_escape(text: str) -> str:
-    return _LATEX_RE.sub(lambda m: _LATEX_SPECIAL[m.group(0)], str(text))
+    r"""``text`` as LaTeX that prints it literally.
+
+    The ten special characters (``\ { } $ & # ^ _ ~ %``) and ``< > |`` become their
+    text-mode commands; line breaks and control characters become a space.
+    """
+    return _LATEX_RE.sub(lambda m: _LATEX_SPECIAL[m.group(0)], _CONTROL_RE.sub(" ", str(text)))
 
 
 def _latex_cell(text: str) -> str:
     return _MINUS_RE.sub("$-$", _latex_escape(text))
 
 
+def _latex_line(text: str) -> str:
+    r"""Shield a line that starts with ``[`` or ``*`` with ``{}``: after ``\\`` or a
+    booktabs rule, LaTeX would read it as an optional argument (a length or a star)."""
+    return "{}" + text if text.lstrip()[:1] in ("[", "*") else text
+
+
+def _latex_label(text: str) -> str:
+    r"""A ``\label`` key: characters other than letters, digits and ``:._-`` become ``-``."""
+    return re.sub(r"[^A-Za-z0-9:._-]", "-", str(text))
+
+
+# Markdown: the backslash (so the escapes added stay escapes), the cell delimiter, math
+# delimiters, and the starts of raw HTML (``<tag``, ``</``, ``<!``, ``<?``) and of
+# character references (``&name;``, ``&#123;``); CommonMark prints a backslash-escaped
+# ASCII punctuation character as itself.
+_MD_RE = re.compile(r"[\\|$]|<(?=[A-Za-z/!?])|&(?=#?\w+;)")
+
+
 def _md_escape(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    """``text`` for a Markdown table cell, title or note: printed as typed, on one line."""
+    return _MD_RE.sub(lambda m: "\\" + m.group(0), _CONTROL_RE.sub(" ", str(text)))
+
+
+def _csv_cell(text: str) -> str:
+    # The csv module quotes fields holding "\n" but not a bare "\r", which readers take
+    # as a row end: normalise carriage returns to newlines (then quoted).
+    return str(text).replace("\r\n", "\n").replace("\r", "\n")
 
 
 # ----------------------------------------------------------------------------- numbers
