@@ -273,7 +273,8 @@ def test_every_estimator_is_scale_equivariant_at_the_extremes(sim, prop99_like, 
     # Outcomes near 1e300 used to give inf/NaN SEs and wrong SC weights, near 1e-300 a
     # wrong PPML coefficient; now estimates and SEs scale with the outcome (PPML's
     # semi-elasticities do not). A power-of-two factor is exact; 1e300/300 and 1e-300 are
-    # not, hence 1e-9 relative.
+    # not (the rescaled outcome differs in its last bit), hence 1e-9 relative on estimates
+    # and 1e-8 on SC weights, which come out of an iterative QP.
     if name in ("synthetic_control", "augmented_sc"):
         base, out = prop99_like, "y"
     else:
@@ -292,7 +293,7 @@ def test_every_estimator_is_scale_equivariant_at_the_extremes(sim, prop99_like, 
         assert big.se / k == pytest.approx(ref.se, rel=1e-9)
     free = big.terms["term"].str.startswith("weight:") | (big.terms["term"] == "displacement_share")
     np.testing.assert_allclose(
-        big.terms.loc[free, "estimate"], ref.terms.loc[free, "estimate"], rtol=1e-9, atol=1e-12
+        big.terms.loc[free, "estimate"], ref.terms.loc[free, "estimate"], rtol=1e-8, atol=1e-12
     )
 
 

@@ -640,6 +640,11 @@ def read_table(path: str | Path, *, sep: str | None = None) -> pd.DataFrame:
         enc = _text_encoding(path)
         default_sep = "\t" if suffix == ".tsv" else ","
         return pd.read_csv(path, sep=sep if sep is not None else default_sep, encoding=enc)
+    except ImportError as exc:
+        raise PanelError(
+            f"Reading {path.name!r} needs an optional package: {exc}. Install it (pip install "
+            "pyarrow) or save the data as CSV."
+        ) from None
     except UnicodeDecodeError as exc:
         raise PanelError(
             f"Cannot decode {path}: {exc.reason} at byte {exc.start} (read as {exc.encoding}). "

@@ -680,7 +680,9 @@ def sdid_weights_plot(
         n = min(top, int((uw.abs().max(axis=1) > 1e-10).sum()))
     with paper_style():
         if ax is None:
-            fig, axes = new_figure(nrows=2, squeeze=False, height=1.9 + 0.16 * max(n, 2))
+            # a cohort legend above the unit panel takes room from its tick rows
+            extra = 0.0 if uw.shape[1] == 1 else 0.45
+            fig, axes = new_figure(nrows=2, squeeze=False, height=1.9 + extra + 0.16 * max(n, 2))
             axes = list(np.asarray(axes).ravel())
             engine = fig.get_layout_engine()
             assert isinstance(engine, ConstrainedLayoutEngine)  # new_figure: layout="constrained"
