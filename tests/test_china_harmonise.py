@@ -352,7 +352,11 @@ def test_real_files_counts():
         outside_window="adjust", geography=geo, adjacency=adj,
     )  # fmt: skip
     assert p.n_units == 298 - 63
-    assert p.report["adjacency_rows_dropped_always_treated"] > 0
+    # the 63 cities with a zone before 1996 leave the estimation sample but stay exposure
+    # sources: their border pairs become source links, not dropped rows
+    assert p.report["n_sources"] == 63
+    assert p.report["adjacency_rows_to_sources"] > 0
+    assert p.source_links is not None and p.source_links["source"].nunique() > 40
     assert p.geography.loc["511300", "region"] == "west"  # 南充, 四川
 
 

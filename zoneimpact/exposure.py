@@ -55,6 +55,7 @@ __all__ = [
     "ExposureMap",
     "build_exposure",
     "exposure_from_adjacency",
+    "exposure_from_knn",
     "exposure_from_onsets",
     "exposure_from_region",
     "exposure_from_rings",
@@ -71,7 +72,7 @@ class ExposureMap:
     Attributes
     ----------
     kind : str
-        ``"adjacency"``, ``"rings"`` or ``"region"``.
+        ``"adjacency"``, ``"rings"``, ``"knn"``, ``"region"`` or ``"onsets"``.
     table : pandas.DataFrame
         Indexed by unit: ``role`` (``direct``/``exposed``/``clean``), ``cohort`` (zone
         year, ``inf`` = never), ``exposure_onset`` (first year a zone within the map
@@ -231,7 +232,7 @@ def _assemble(
     uc = panel.unit_cohort.astype(float)
     tab = pd.DataFrame({"cohort": uc})
     rel = relation[relation["unit"] != relation["zone"]].copy()
-    rel["zone_cohort"] = uc.reindex(rel["zone"]).to_numpy()
+    rel["zone_cohort"] = _zone_cohorts(panel).reindex(rel["zone"]).to_numpy()
     rel = rel[np.isfinite(rel["zone_cohort"])]
     onset = rel.groupby("unit")["zone_cohort"].min()
     tab["exposure_onset"] = onset.reindex(tab.index).fillna(np.inf).astype(float)
@@ -249,6 +250,24 @@ def _assemble(
     tab.index.name = "unit"
     tab = tab[["role", "cohort", "exposure_onset", "ring", "distance_km"]]
     return ExposureMap(kind=kind, table=tab, rings=tuple(rings), settings=settings)
+
+
+def _zone_cohorts(panel: Panel) -> pd.Series:
+    """Opening period of every zone: the panel's treated units and its source zones
+    (zones outside the estimation sample, :attr:`Panel.sources`)."""
+    uc = panel.unit_cohort.astype(float)
+    zc = uc[np.isfinite(uc.to_numpy())]
+    if panel.sources is not None:
+        zc = pd.concat([zc, panel.sources["cohort"].astype(float)])
+    return zc[~zc.index.duplicated(keep="first")]
+
+
+def _source_points(panel: Panel, cols: Sequence[str]) -> pd.DataFrame:
+    """Source zones that have the geography columns ``cols`` (others cannot be placed)."""
+    src = panel.sources
+    if src is None or not set(cols) <= set(src.columns):
+        return pd.DataFrame(columns=["cohort", *cols])
+    return src.loc[src[list(cols)].notna().all(axis=1), ["cohort", *cols]]
 
 
 def exposure_from_adjacency(panel: Panel, *, label: str = "adjacent") -> ExposureMap:
@@ -271,11 +290,19 @@ def exposure_from_adjacency(panel: Panel, *, label: str = "adjacent") -> Exposur
     rel = pd.DataFrame(
         {"unit": adj["unit"].to_numpy(), "zone": adj["neighbour"].to_numpy(), "ring": label}
     )
+    if panel.source_links is not None and len(panel.source_links):
+        links = panel.source_links
+        rel = pd.concat(
+            [rel, pd.DataFrame({"unit": links["unit"], "zone": links["source"], "ring": label})],
+            ignore_index=True,
+        )
     rel["distance_km"] = np.nan
     if panel.geography is not None and {"lat", "lon"} <= set(panel.geography.columns):
-        geo = panel.geography
-        a = geo.reindex(rel["unit"])
-        b = geo.reindex(rel["zone"])
+        geo = panel.geography[["lat", "lon"]]
+        pts = pd.concat([geo, _source_points(panel, ["lat", "lon"])[["lat", "lon"]]])
+        pts = pts[~pts.index.duplicated(keep="first")]
+        a = pts.reindex(rel["unit"])
+        b = pts.reindex(rel["zone"])
         rel["distance_km"] = haversine_km(
             a["lat"].to_numpy(float),
             a["lon"].to_numpy(float),
@@ -307,7 +334,13 @@ def exposure_from_rings(
     within_region : bool
         Count only zones of the unit's own region (needs ``region_column``).
     """
-    rings_km = [(float(lo), float(hi)) for lo, hi in rings_km]
+    try:
+        rings_km = [(float(lo), float(hi)) for lo, hi in rings_km]
+    except (TypeError, ValueError):
+        raise GeographyError(
+            f"rings_km must be a list of (low, high) distance bands in km, e.g. [(0, 50), "
+            f"(50, 100)]; received {rings_km!r}."
+        ) from None
     if not rings_km:
         raise GeographyError("rings_km is empty; give at least one (low, high) band in km.")
     for k, (lo, hi) in enumerate(rings_km):
@@ -320,18 +353,22 @@ def exposure_from_rings(
     cols = ["lat", "lon", *([region_column] if within_region else [])]
     geo = panel.require_geography(cols)
     units = geo.index.to_numpy()
-    zones = panel.unit_cohort.index[np.isfinite(panel.unit_cohort.to_numpy(float))].to_numpy()
-    zpos = pd.Index(units).get_indexer(zones)
+    zones_in = panel.unit_cohort.index[np.isfinite(panel.unit_cohort.to_numpy(float))]
+    src = _source_points(panel, cols)
+    zgeo = pd.concat([geo.loc[zones_in, cols], src[cols]])
+    zgeo = zgeo[~zgeo.index.duplicated(keep="first")]
+    zones = zgeo.index.to_numpy()
     lat, lon = geo["lat"].to_numpy(float), geo["lon"].to_numpy(float)
+    zlat, zlon = zgeo["lat"].to_numpy(float), zgeo["lon"].to_numpy(float)
     # units x zones distances (zones are a fraction of units: memory stays modest)
-    dist = haversine_km(lat[:, None], lon[:, None], lat[None, zpos], lon[None, zpos])
+    dist = haversine_km(lat[:, None], lon[:, None], zlat[None, :], zlon[None, :])
     labels = [_ring_label(lo, hi) for lo, hi in rings_km]
     ring_idx = np.full(dist.shape, -1)
     for k, (lo, hi) in enumerate(rings_km):
         ring_idx[(dist >= lo) & (dist < hi)] = k
     if within_region:
         reg = geo[region_column].to_numpy()
-        ring_idx[reg[:, None] != reg[None, zpos]] = -1
+        ring_idx[reg[:, None] != zgeo[region_column].to_numpy()[None, :]] = -1
     iu, iz = np.nonzero(ring_idx >= 0)
     rel = pd.DataFrame(
         {
@@ -345,12 +382,62 @@ def exposure_from_rings(
     return _assemble(panel, "rings", rel, labels, settings)
 
 
+def exposure_from_knn(panel: Panel, k: int = 2, *, label: str | None = None) -> ExposureMap:
+    """Each zone exposes its ``k`` nearest units (great-circle distance; Butts 2021's
+    alternative to fixed radii when unit density varies).
+
+    Parameters
+    ----------
+    panel : Panel
+        Needs ``lat`` and ``lon`` for every unit (and for source zones to count them).
+    k : int
+        Neighbours per zone (other zones count towards ``k`` but are not "exposed").
+    """
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise GeographyError(f"k must be a whole number >= 1; received {k!r}.")
+    geo = panel.require_geography(["lat", "lon"])
+    units = geo.index.to_numpy()
+    zones_in = panel.unit_cohort.index[np.isfinite(panel.unit_cohort.to_numpy(float))]
+    zgeo = pd.concat(
+        [geo.loc[zones_in, ["lat", "lon"]], _source_points(panel, ["lat", "lon"])[["lat", "lon"]]]
+    )
+    zgeo = zgeo[~zgeo.index.duplicated(keep="first")]
+    dist = haversine_km(
+        zgeo["lat"].to_numpy(float)[:, None],
+        zgeo["lon"].to_numpy(float)[:, None],
+        geo["lat"].to_numpy(float)[None, :],
+        geo["lon"].to_numpy(float)[None, :],
+    )  # zones x units
+    self_pos = pd.Index(units).get_indexer(zgeo.index)
+    rows = np.flatnonzero(self_pos >= 0)
+    dist[rows, self_pos[rows]] = np.inf  # a zone is not its own neighbour
+    kk = min(int(k), len(units) - 1)
+    nearest = np.argsort(dist, axis=1, kind="stable")[:, :kk]
+    ring = label or f"{kk}-nearest"
+    rel = pd.DataFrame(
+        {
+            "unit": units[nearest.ravel()],
+            "zone": np.repeat(zgeo.index.to_numpy(), kk),
+            "ring": ring,
+            "distance_km": np.take_along_axis(dist, nearest, axis=1).ravel(),
+        }
+    )
+    return _assemble(panel, "knn", rel, (ring,), {"k": int(k)})
+
+
 def exposure_from_region(panel: Panel, column: str = "region") -> ExposureMap:
     """Exposure of every non-zone unit of a region from the region's first zone year."""
     geo = panel.require_geography([column])
     reg = geo[column]
     zones = panel.unit_cohort.index[np.isfinite(panel.unit_cohort.to_numpy(float))]
-    zdf = pd.DataFrame({"zone": zones, "r": reg.reindex(zones).to_numpy()})
+    src = _source_points(panel, [column])
+    zdf = pd.concat(
+        [
+            pd.DataFrame({"zone": zones, "r": reg.reindex(zones).to_numpy()}),
+            pd.DataFrame({"zone": src.index, "r": src[column].to_numpy()}),
+        ],
+        ignore_index=True,
+    )
     udf = pd.DataFrame({"unit": reg.index, "r": reg.to_numpy()})
     rel = udf.merge(zdf, on="r")[["unit", "zone"]].assign(ring="region", distance_km=np.nan)
     return _assemble(panel, "region", rel, ("region",), {"column": column})
@@ -398,6 +485,7 @@ def build_exposure(
     rings_km: Sequence[Sequence[float]] | None = None,
     region_column: str = "region",
     within_region: bool = False,
+    k: int | None = None,
 ) -> ExposureMap:
     """Dispatch on the spec's ``exposure`` name (or pass an :class:`ExposureMap` through)."""
     if isinstance(exposure, ExposureMap):
@@ -411,4 +499,8 @@ def build_exposure(
         )
     if exposure == "region":
         return exposure_from_region(panel, column=region_column)
-    raise PanelError(f"exposure={exposure!r} is not allowed; use 'adjacency', 'rings' or 'region'.")
+    if exposure == "knn":
+        return exposure_from_knn(panel, k if k is not None else 2)
+    raise PanelError(
+        f"exposure={exposure!r} is not allowed; use 'adjacency', 'rings', 'knn' or 'region'."
+    )

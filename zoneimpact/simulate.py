@@ -12,6 +12,8 @@ Design (all settings in :class:`SimulationDesign`):
   (higher ``x`` → earlier wave), and the unit's level, so naive comparisons are biased
   while parallel trends hold in levels; ``covariate_trend`` adds an ``x``-specific trend
   that only covariate-adjusted estimators remove.
+* ``region_shock_sd`` adds region-by-year shocks (AR(1) with ``region_shock_rho``) to both
+  worlds: outcomes correlate within regions, so inference must cluster on regions.
 * Untreated outcome (FDI-like, USD million): ``mu_i + delta_t + covariate_trend * x_i * (t -
   t0) + sigma * eps_it`` with a log-normal, right-skewed ``mu_i`` and a common additive
   trend ``delta_t``; a share ``zero_share`` of unit-periods is reported as 0 (an
@@ -66,6 +68,8 @@ class SimulationDesign:
     level_on_covariate: float = 0.4
     trend: float = 12.0
     covariate_trend: float = 0.0
+    region_shock_sd: float = 0.0
+    region_shock_rho: float = 0.5
     noise_sd: float = 25.0
     zero_share: float = 0.02
     patent_scale: float = 0.2
@@ -89,6 +93,11 @@ class SimulationDesign:
             raise ZoneImpactError(f"Wave shares must sum to 1; received {self.waves}.")
         if self.n_units < 4 * self.n_regions:
             raise ZoneImpactError("Need at least four units per region.")
+        if self.region_shock_sd < 0 or not -1 < self.region_shock_rho < 1:
+            raise ZoneImpactError(
+                f"region_shock_sd must be >= 0 and region_shock_rho in (-1, 1); received "
+                f"{self.region_shock_sd} and {self.region_shock_rho}."
+            )
 
     def multiplier(self, cohort: int) -> float:
         """Cohort-specific scale of the direct effect (earlier cohorts gain more)."""
@@ -242,6 +251,11 @@ def simulate(
         + rng.normal(0, d.noise_sd, (n, n_t))
     )
     reported = rng.random((n, n_t)) >= d.zero_share
+    if d.region_shock_sd > 0:
+        # region-by-year shocks (AR(1) within a region), common to both worlds: the
+        # regional correlation that unit-level clustering ignores. Drawn only when set, so
+        # designs without them keep their random streams.
+        base = base + _region_shocks(rng, d, n_t)[region]
     fdi_latent0 = base
     fdi_latent = base + direct + spill
     fdi_y0 = np.where(reported, np.maximum(fdi_latent0, 0.0), 0.0)
@@ -300,6 +314,17 @@ def simulate(
         adjacency=adjacency,
     )
     return Simulation(frame, panel, geography, adjacency, truth, d)
+
+
+def _region_shocks(rng: np.random.Generator, d: SimulationDesign, n_t: int) -> np.ndarray:
+    """(regions x years) stationary AR(1) shocks with sd ``region_shock_sd``."""
+    rho, sd = d.region_shock_rho, d.region_shock_sd
+    e = rng.normal(0.0, sd * np.sqrt(1 - rho**2), (d.n_regions, n_t))
+    out = np.empty_like(e)
+    out[:, 0] = rng.normal(0.0, sd, d.n_regions)
+    for k in range(1, n_t):
+        out[:, k] = rho * out[:, k - 1] + e[:, k]
+    return out
 
 
 def _truth(frame: pd.DataFrame, d: SimulationDesign) -> SimulationTruth:

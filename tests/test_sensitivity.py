@@ -1,0 +1,145 @@
+"""Exposure definitions: k-nearest maps, zones outside the sample as exposure sources, the
+effect-by-distance curve, the cross-validated cutoff and the sensitivity table."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from zoneimpact import Panel
+from zoneimpact.errors import GeographyError, SpecError
+from zoneimpact.exposure import build_exposure, exposure_from_adjacency, exposure_from_knn
+from zoneimpact.sensitivity import cv_cutoff, distance_curve, exposure_sensitivity
+from zoneimpact.simulate import simulate
+
+
+@pytest.fixture(scope="module")
+def radius_world():
+    """Spillovers reach exactly 100 km (half of each zone's gain, shared by the
+    never-zone units of its region within the radius); light noise."""
+    return simulate(
+        rng=2,
+        n_units=300,
+        n_regions=30,
+        first_year=1998,
+        last_year=2022,
+        waves={2004: 0.3, 2008: 0.25, 2012: 0.25, 2016: 0.2},
+        radius_km=100.0,
+        noise_sd=5.0,
+        zero_share=0.0,
+    )
+
+
+def _line_panel(cohorts: dict[str, float], *, adjacency=None, sources=None, **kw) -> Panel:
+    """Units on a line of longitude 100-106, 6 years, additive outcome."""
+    rows = []
+    names = list(cohorts)
+    for k, u in enumerate(names):
+        for t in range(2000, 2006):
+            rows.append({"unit": u, "year": t, "g": cohorts[u], "y": float(k + t)})
+    geo = pd.DataFrame(
+        {"unit": names, "lat": 30.0, "lon": 100.0 + np.arange(len(names)), "region": "r"}
+    )
+    return Panel.from_frame(
+        pd.DataFrame(rows),
+        unit="unit",
+        time="year",
+        outcomes="y",
+        cohort="g",
+        geography=geo,
+        adjacency=adjacency,
+        sources=sources,
+        **kw,
+    )
+
+
+def test_knn_exposes_each_zones_nearest_units():
+    # zone a at lon 100: its 2 nearest are b (101) and c (102); d, e stay clean
+    p = _line_panel({"a": 2003, "b": 0, "c": 0, "d": 0, "e": 0})
+    tab = exposure_from_knn(p, k=2).table
+    assert tab["role"].to_dict() == {
+        "a": "direct",
+        "b": "exposed",
+        "c": "exposed",
+        "d": "clean",
+        "e": "clean",
+    }
+    assert tab.loc["b", "exposure_onset"] == 2003
+    with pytest.raises(GeographyError, match="k must be"):
+        exposure_from_knn(p, k=0)
+
+
+def test_always_treated_zones_stay_exposure_sources():
+    # unit z got its zone in 1998, before the data: it leaves the estimation sample but
+    # still exposes its neighbour b from the first period, so b is not a clean control
+    adj = pd.DataFrame({"unit": ["z", "a"], "neighbour": ["b", "c"]})
+    p = _line_panel(
+        {"z": 1998, "a": 2003, "b": 0, "c": 0, "d": 0},
+        adjacency=adj,
+        outside_window="adjust",
+    )
+    assert "z" not in p.units
+    assert p.sources is not None and p.sources.loc["z", "cohort"] == 1998
+    assert p.source_links.to_dict("records") == [{"unit": "b", "source": "z"}]
+    tab = exposure_from_adjacency(p).table
+    assert tab.loc["b", "role"] == "exposed" and tab.loc["b", "exposure_onset"] == 1998
+    assert tab.loc["c", "role"] == "exposed" and tab.loc["c", "exposure_onset"] == 2003
+    assert tab.loc["d", "role"] == "clean"
+
+
+def test_zones_outside_the_panel_can_be_given_as_sources():
+    # a zone in a unit outside the data (e.g. a county-level city), located by its
+    # coordinates: it exposes panel units within the rings
+    src = pd.DataFrame({"unit": ["x"], "cohort": [2002], "lat": [30.0], "lon": [104.2]})
+    p = _line_panel({"a": 2003, "b": 0, "c": 0, "d": 0, "e": 0}, sources=src)
+    emap = build_exposure(p, "rings", rings_km=[(0, 150)])
+    # e (lon 104) is ~19 km from x; d (lon 103) ~115 km; b (lon 101) is 96 km from a
+    assert emap.table.loc["e", "exposure_onset"] == 2002
+    assert emap.table.loc["d", "exposure_onset"] == 2002
+    assert emap.table.loc["b", "exposure_onset"] == 2003
+    with pytest.raises(GeographyError, match="also a panel unit"):
+        _line_panel({"a": 2003, "b": 0, "c": 0, "d": 0}, sources=src.assign(unit="b"))
+
+
+def test_distance_curve_finds_where_spillovers_end(radius_world):
+    # the truth: negative spillovers within 100 km; beyond it only the simulator's
+    # fallback (a zone with no never-zone unit that close spreads its displacement over
+    # its whole region), a few percent of the near effect
+    curve = distance_curve(radius_world.panel, "fdi", bins_km=(0, 50, 100, 150, 200, 300), n_boot=0)
+    near = curve[curve["high_km"] <= 100]
+    far = curve[curve["low_km"] >= 100]
+    assert (near["conf_high"] < 0).all()
+    assert far["estimate"].abs().max() < 0.2 * near["estimate"].abs().min()
+
+
+def test_cv_cutoff_recovers_the_true_radius(radius_world):
+    best, table = cv_cutoff(radius_world.panel, "fdi", candidates_km=(50, 100, 150, 200))
+    assert best == 100.0
+    assert list(table["cutoff_km"]) == [50.0, 100.0, 150.0, 200.0]
+    with pytest.raises(SpecError, match="n_folds"):
+        cv_cutoff(radius_world.panel, "fdi", n_folds=1)
+
+
+def test_sensitivity_table_one_row_per_definition(radius_world):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tab = exposure_sensitivity(radius_world.panel, "fdi", n_boot=99, rng=1)
+    assert list(tab["definition"]) == [
+        "adjacency",
+        "rings 0-50 km",
+        "rings 0-100 km",
+        "rings 0-200 km",
+        "2 nearest",
+        "same region",
+    ]
+    truth = radius_world.truth.displacement_share["fdi"]
+    # the map matching the data-generating one (rings to 100 km) recovers the share
+    row = tab.set_index("definition").loc["rings 0-100 km"]
+    assert row["displacement_share_low"] <= truth <= row["displacement_share_high"]
+    # a panel without coordinates reports why the distance definitions cannot run
+    p = radius_world.panel.replace(geography=radius_world.panel.geography[["region"]])
+    tab2 = exposure_sensitivity(p, "fdi", {"rings 0-50 km": {"exposure": "rings"}}, n_boot=0)
+    assert "lat" in tab2.loc[0, "note"]

@@ -1,0 +1,196 @@
+"""The steps of the Borusyak, Jaravel & Spiess (2024) imputation estimator, one per function.
+
+Borusyak, K., Jaravel, X. and Spiess, J. (2024), "Revisiting event-study designs: robust
+and efficient estimation", *Review of Economic Studies* 91(6), 3253-3285.
+
+* :func:`fit_untreated` — Theorem 2, step 1: ``Y_it = a_i + l_t + X_it b`` by (weighted)
+  OLS on the untreated ("clean") rows, from the sparse normal equations;
+* :func:`impute` — step 2: ``tau_hat_it = Y_it - a_i - l_t - X_it b`` on the target rows
+  whose unit and period both have clean rows (the others are not identified);
+* :func:`implied_weights` — Section 4.1: the estimator ``sum w_it tau_hat_it`` is linear in
+  ``Y``, with weights ``w`` on the targets and ``v_0 = -Z_0 (Z_0'Z_0)^{-1} Z_1'w`` on the
+  clean rows;
+* :func:`scores` — Theorem 3 / Section 4.3: each cluster's contribution
+  ``sum_{it in c} v_it e~_it`` to the conservative variance, with ``e~`` the step-1
+  residual on clean rows and ``tau_hat - tau~`` on targets (``tau~`` the ``w``-weighted
+  cell average of ``tau_hat``).
+
+Several estimands (columns of ``w``) and several imputation problems on the same rows share
+cluster codes, so their scores stack into one joint covariance ``S'S`` — the spillover
+decomposition's joint inference. Written by hand for the reason given in
+:mod:`zoneimpact.estimators.imputation`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+from scipy.sparse.linalg import splu
+
+from ..errors import EstimationError
+from ._fe import fe_dof
+
+
+@dataclass(frozen=True)
+class Imputed:
+    """Step 1 and 2 of one imputation problem on rows ``0..n-1`` of a long table.
+
+    ``clean`` and ``target`` are row indices (targets that are not identified are
+    excluded and counted in ``n_unidentified``); ``tau`` and ``resid0`` follow them.
+    """
+
+    clean: np.ndarray
+    target: np.ndarray
+    tau: np.ndarray
+    resid0: np.ndarray
+    n_unidentified: int
+    lu: Any
+    Z0: sparse.csr_matrix
+    Z1: sparse.csr_matrix
+
+
+def design(unit: np.ndarray, time: np.ndarray, X: np.ndarray, n_unit: int, n_time: int) -> Any:
+    """Sparse ``[unit dummies | period dummies without the first | X]``."""
+    n = len(unit)
+    rows = np.arange(n)
+    keep_t = time > 0
+    parts = [
+        sparse.csr_matrix((np.ones(n), (rows, unit)), shape=(n, n_unit)),
+        sparse.csr_matrix(
+            (np.ones(keep_t.sum()), (rows[keep_t], time[keep_t] - 1)), shape=(n, n_time - 1)
+        ),
+    ]
+    if X.shape[1]:
+        parts.append(sparse.csr_matrix(X))
+    return sparse.hstack(parts, format="csr")
+
+
+def fit_untreated(
+    unit: np.ndarray,
+    time: np.ndarray,
+    y: np.ndarray,
+    X: np.ndarray,
+    clean: np.ndarray,
+    target: np.ndarray,
+    *,
+    what: str = "the Y(0) model",
+) -> Imputed:
+    """Fit the two-way model (plus ``X``) on the ``clean`` rows and impute the ``target``
+    rows (boolean masks over the rows; ``unit``/``time`` are any hashable codes)."""
+    clean_idx = np.flatnonzero(clean)
+    if clean_idx.size == 0:
+        raise EstimationError(f"No untreated (clean) rows: {what} cannot be fitted.")
+    uc0 = np.unique(unit[clean_idx])
+    tc0 = np.unique(time[clean_idx])
+    ident = target & np.isin(unit, uc0) & np.isin(time, tc0)
+    target_idx = np.flatnonzero(ident)
+    n_unident = int((target & ~ident).sum())
+    uc = np.searchsorted(uc0, unit)
+    tc = np.searchsorted(tc0, time)
+    rows = np.concatenate([clean_idx, target_idx])
+    u_r, t_r = uc[rows], tc[rows]
+    nU, nT = len(uc0), len(tc0)
+    if fe_dof([uc[clean_idx], tc[clean_idx]]) < nU + nT - 1:
+        raise EstimationError(
+            f"The clean rows of {what} split into disconnected groups of units and periods, "
+            "so its unit and period effects are not identified."
+        )
+    Z = design(u_r, t_r, X[rows], nU, nT)
+    n0 = clean_idx.size
+    Z0, Z1 = Z[:n0], Z[n0:]
+    try:
+        lu = splu((Z0.T @ Z0).tocsc())
+    except RuntimeError as exc:
+        raise EstimationError(
+            f"{what} is singular on its clean rows (collinear covariates?)."
+        ) from exc
+    theta = lu.solve(Z0.T @ y[clean_idx])
+    if not np.all(np.isfinite(theta)):
+        raise EstimationError(f"{what} is singular on its clean rows (collinear covariates?).")
+    resid0 = y[clean_idx] - Z0 @ theta
+    tau = y[target_idx] - Z1 @ theta
+    return Imputed(clean_idx, target_idx, tau, resid0, n_unident, lu, Z0, Z1)
+
+
+def implied_weights(fit: Imputed, Wt: np.ndarray) -> np.ndarray:
+    """Weights ``v_0`` on the clean rows of the estimators ``Wt' tau_hat`` (n0 x k)."""
+    rhs = np.asarray(fit.Z1.T @ Wt)
+    gamma = np.column_stack([fit.lu.solve(rhs[:, j]) for j in range(rhs.shape[1])])
+    return -np.asarray(fit.Z0 @ gamma)
+
+
+def scores(
+    fit: Imputed,
+    Wt: np.ndarray,
+    cells: np.ndarray,
+    cluster: np.ndarray,
+    n_clusters: int,
+    *,
+    leave_out: bool = True,
+    cr2: bool = False,
+) -> np.ndarray:
+    """Cluster scores (G x k) of the estimators ``Wt' tau_hat`` (BJS 2024, Section 4.3).
+
+    With ``leave_out`` (BJS 2024, Supplementary Appendix A.9), ``tau~`` of a target
+    averages its cell without the target's own cluster, which removes the downward bias
+    of the plain average when cells hold few clusters; a cell inside one cluster keeps the
+    plain average. With ``cr2`` the step-1 residuals of each cluster are first multiplied by
+    ``(I - H_gg)^{-1/2}`` (Bell & McCaffrey 2002's bias-reduced linearisation, with the
+    Moore-Penrose root of Pustejovsky & Tipton 2018 because the unit effects are nested in
+    the clusters), undoing the shrinkage of residuals in high-leverage clusters.
+
+    Parameters
+    ----------
+    fit : Imputed
+    Wt : ndarray (n_target, k)
+        Estimand weights on the imputed targets.
+    cells : ndarray (n_target,)
+        Integer cells within which ``tau~`` averages ``tau_hat`` (e.g. cohort x event).
+    cluster : ndarray (n_rows,)
+        Cluster code of every row of the long table (codes ``0..n_clusters-1``).
+    """
+    V0 = implied_weights(fit, Wt)
+    resid0 = _cr2_residuals(fit, cluster[fit.clean]) if cr2 else fit.resid0
+    ncell = int(cells.max()) + 1 if cells.size else 0
+    out = np.zeros((n_clusters, Wt.shape[1]))
+    c0, c1 = cluster[fit.clean], cluster[fit.target]
+    pair = np.unique(cells.astype(np.int64) * n_clusters + c1, return_inverse=True)[1].ravel()
+    npair = int(pair.max()) + 1 if pair.size else 0
+    for j in range(Wt.shape[1]):
+        w = Wt[:, j]
+        num = np.bincount(cells, weights=w * fit.tau, minlength=ncell)[cells]
+        den = np.bincount(cells, weights=w, minlength=ncell)[cells]
+        if leave_out:
+            num_c = np.bincount(pair, weights=w * fit.tau, minlength=npair)[pair]
+            den_c = np.bincount(pair, weights=w, minlength=npair)[pair]
+            ok = (den - den_c) > 1e-14 * np.maximum(np.abs(den), 1e-300)
+            num = np.where(ok, num - num_c, num)
+            den = np.where(ok, den - den_c, den)
+        tilde = np.divide(num, den, out=np.zeros(len(w)), where=den != 0)
+        out[:, j] = np.bincount(c0, weights=V0[:, j] * resid0, minlength=n_clusters) + np.bincount(
+            c1, weights=w * (fit.tau - tilde), minlength=n_clusters
+        )
+    return out
+
+
+def _cr2_residuals(fit: Imputed, cluster0: np.ndarray) -> np.ndarray:
+    """Step-1 residuals times ``(I - H_gg)^{-1/2}`` within each cluster (pseudo-inverse
+    root: directions with leverage one, such as a unit's own effect, are left at zero)."""
+    out = np.empty_like(fit.resid0)
+    Z0 = fit.Z0.tocsr()
+    # one dense inverse of the (units + periods + covariate terms) normal matrix serves
+    # every cluster; SuperLU's many-right-hand-side solve is far slower at this size
+    Ainv = np.linalg.inv((Z0.T @ Z0).toarray())
+    for g in np.unique(cluster0):
+        rows = np.flatnonzero(cluster0 == g)
+        Zg = Z0[rows]
+        cols = np.unique(Zg.indices)
+        Zd = Zg[:, cols].toarray()
+        H = Zd @ Ainv[np.ix_(cols, cols)] @ Zd.T
+        lam, Q = np.linalg.eigh(np.eye(len(rows)) - (H + H.T) / 2)
+        inv = np.where(lam > 1e-8, 1.0 / np.sqrt(np.clip(lam, 1e-8, None)), 0.0)
+        out[rows] = Q @ (inv * (Q.T @ fit.resid0[rows]))
+    return out
