@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -116,6 +117,34 @@ class Claim:
 
     def __post_init__(self) -> None:
         where = f"claim {self.id!r}"
+        for name in ("id", "document", "quote", "hypothesis", "reason", "spec", "estimate"):
+            if not isinstance(getattr(self, name), str):
+                raise SpecError(
+                    f"{where}: {name} must be a string; received {getattr(self, name)!r}."
+                )
+        for name in ("estimand", "test", "margin_unit", "term"):
+            if not isinstance(getattr(self, name), str):
+                raise SpecError(
+                    f"{where}: {name} must be a string; received {getattr(self, name)!r}."
+                )
+        if not isinstance(self.outcomes, tuple) or not all(
+            isinstance(o, str) and o for o in self.outcomes
+        ):
+            raise SpecError(
+                f"{where}: outcomes must be a list of outcome names; received {self.outcomes!r}."
+            )
+        for name in ("margin", "null_value"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise SpecError(f"{where}: {name} must be a number; received {value!r}.")
+        if not math.isfinite(self.null_value):
+            raise SpecError(f"{where}: null_value must be finite; received {self.null_value!r}.")
+        if not isinstance(self.testable, bool):
+            raise SpecError(f"{where}: testable must be true or false; received {self.testable!r}.")
+        if self.testable and not math.isfinite(self.margin):
+            raise SpecError(
+                f"{where}: a testable claim needs a positive, finite margin; got {self.margin}."
+            )
         if self.estimand not in ESTIMANDS:
             raise SpecError(
                 f"{where}: estimand {self.estimand!r} unknown; use one of {list(ESTIMANDS)}."
@@ -141,18 +170,40 @@ class Claim:
 
 def load_claims(path: str | Path | None = None) -> list[Claim]:
     """Read ``[[claim]]`` tables from a TOML file (default ``seeds/claims.toml``)."""
+    if path is not None and not isinstance(path, str | os.PathLike):
+        raise SpecError(
+            f"The claims file must be a path; received {path!r} ({type(path).__name__})."
+        )
     path = Path(path) if path is not None else DEFAULT_CLAIMS
     if not path.exists():
         raise SpecError(f"Claims file not found: {path}; pass its path (claims.file in the spec).")
-    raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    if not path.is_file():
+        raise SpecError(f"Claims file {path} is not a regular file; give the path of a TOML file.")
+    try:
+        raw = tomllib.loads(path.read_bytes().decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise SpecError(
+            f"Claims file {path} is not UTF-8 text ({exc.reason} at byte {exc.start})."
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"Claims file {path} is not valid TOML: {exc}") from None
     known = set(Claim.__dataclass_fields__) - {"extra"}
+    items = raw.get("claim", [])
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise SpecError(
+            f"{path}: 'claim' must be an array of tables ([[claim]] blocks); received "
+            f"{type(items).__name__}."
+        )
     out = []
-    for k, item in enumerate(raw.get("claim", [])):
+    for k, item in enumerate(items):
         missing = [f for f in ("id", "document", "quote", "hypothesis") if f not in item]
         if missing:
             raise SpecError(f"{path}: claim #{k + 1} lacks field(s) {missing}.")
         vals = {key: v for key, v in item.items() if key in known}
-        vals["outcomes"] = tuple(vals.get("outcomes", ()))
+        outs = vals.get("outcomes", ())
+        vals["outcomes"] = (
+            (outs,) if isinstance(outs, str) else (tuple(outs) if isinstance(outs, list) else outs)
+        )
         vals["extra"] = {key: v for key, v in item.items() if key not in known}
         out.append(Claim(**vals))
     ids = [c.id for c in out]

@@ -6,6 +6,7 @@ The CLI only parses arguments and TOML into the typed objects the Python API tak
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -69,7 +70,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     # SimulationDesign field values, forwarded through simulate(**overrides: Any)
     # numeric fields only (waves and cohort multipliers are tables: use a spec file)
-    allowed = {f.name for f in fields(SimulationDesign) if str(f.type) in ("int", "float")}
+    kinds = {f.name: str(f.type) for f in fields(SimulationDesign)}
+    allowed = {k for k, t in kinds.items() if t in ("int", "float")}
     overrides: dict[str, Any] = {}
     for item in args.set or []:
         key, eq, value = item.partition("=")
@@ -79,18 +81,47 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                 f"field; allowed keys: {', '.join(sorted(allowed))}."
             )
         try:
-            overrides[key] = float(value) if "." in value or "e" in value.lower() else int(value)
+            number = float(value) if "." in value or "e" in value.lower() else int(value)
         except ValueError:
             raise SpecError(f"--set {item!r}: {key} needs a number; received {value!r}.") from None
-    sim = simulate(rng=args.seed, **overrides)
+        if not math.isfinite(number):
+            raise SpecError(f"--set {item!r}: {key} needs a finite number; received {value!r}.")
+        if kinds[key] == "int":
+            if not float(number).is_integer():
+                raise SpecError(f"--set {item!r}: {key} needs a whole number; received {value!r}.")
+            number = int(number)
+        overrides[key] = number
     out = Path(args.out)
-    if out.exists() and not args.force:
-        raise RunDirectoryError(
-            f"{out} exists already; nothing was written. Pass --force to replace it."
-        )
-    sim.frame.to_csv(out, index=False)
     geo = out.with_name(out.stem + "_geography.csv")
-    sim.geography.to_csv(geo, index=False)
+    for target in (out, geo):
+        if target.exists() and not (target.is_file() or target.is_dir()):
+            raise RunDirectoryError(
+                f"{target} is a device, pipe or socket, not a file; nothing was written. "
+                "Choose another --out."
+            )
+        if target.is_dir():
+            raise RunDirectoryError(
+                f"{target} is a folder; --out names the CSV file to write (its geography goes "
+                f"beside it as {geo.name}). Nothing was written."
+            )
+        if target.exists() and not args.force:
+            raise RunDirectoryError(
+                f"{target} exists already; nothing was written. Pass --force to replace it."
+            )
+    if not out.parent.is_dir():
+        raise RunDirectoryError(
+            f"Cannot write {out}: folder {out.parent} does not exist; create it or choose "
+            "another --out. Nothing was written."
+        )
+    sim = simulate(rng=args.seed, **overrides)
+    try:
+        sim.frame.to_csv(out, index=False)
+        sim.geography.to_csv(geo, index=False)
+    except OSError as exc:
+        raise RunDirectoryError(
+            f"Cannot write {exc.filename or out}: {exc.strerror or exc}. Check that the folder "
+            "is writable, or choose another --out."
+        ) from exc
     print(f"Wrote {out} ({len(sim.frame)} rows) and {geo}")
     print(
         f"True overall ATT: {sim.truth.overall}; displacement share: {sim.truth.displacement_share}"
@@ -120,37 +151,70 @@ def _json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 def cmd_power(args: argparse.Namespace) -> int:
     """Simulated power curves and minimum detectable effects of a spec's design."""
-    import json
-
     from .power import power_from_spec
     from .spec import load_spec
 
+    out = Path(args.out) if args.out else None
+    if out is not None:  # checked before the (long) simulations
+        if out.exists() and not out.is_dir():
+            raise RunDirectoryError(
+                f"{out} exists and is not a folder; --out names the folder to write the power "
+                "curves into. Nothing was written."
+            )
+        if out.exists() and any(out.iterdir()) and not args.force:
+            raise RunDirectoryError(
+                f"{out} exists and is not empty; nothing was written. Pass --force to write "
+                "into it, or choose another --out."
+            )
     spec = load_spec(args.spec, data_dir=args.data_dir)
     result = power_from_spec(spec)
     summary = result.summary()
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     if result.info.get("notes"):
         print(f"Note: {result.info['notes']}")
-    if args.out:
-        out = Path(args.out)
-        if out.exists() and any(out.iterdir()) and not args.force:
-            raise SystemExit(f"{out} exists and is not empty; pass --force to write into it.")
-        out.mkdir(parents=True, exist_ok=True)
-        result.curves.to_csv(out / "power_curves.csv", index=False)
-        result.draws.to_csv(out / "power_draws.csv", index=False)
-        summary.to_csv(out / "power_summary.csv", index=False)
-        info = {
-            k: (v if isinstance(v, str | int | float | type(None)) else str(v))
-            for k, v in result.info.items()
-        }
-        (out / "power.json").write_text(
-            json.dumps({"summary": _json_records(summary), "info": info}, indent=2, default=float)
-            + "\n",
-            encoding="utf-8",
-        )
-        result.figure().savefig(out / "power_curve.png", dpi=120)
+    if out is not None:
+        try:
+            _write_power(result, summary, out)
+        except OSError as exc:
+            raise RunDirectoryError(
+                f"Cannot write the power results into {out}: {exc.strerror or exc} "
+                f"({exc.filename or out}). Check that it is writable, or choose another --out."
+            ) from exc
         print(f"Wrote {out}/power_curves.csv, power_summary.csv, power.json, power_curve.png")
     return 0
+
+
+def _write_power(result: Any, summary: pd.DataFrame, out: Path) -> None:
+    """The files of ``power --out``: curves, draws, summary, power.json and the figure."""
+    import json
+
+    out.mkdir(parents=True, exist_ok=True)
+    result.curves.to_csv(out / "power_curves.csv", index=False)
+    result.draws.to_csv(out / "power_draws.csv", index=False)
+    summary.to_csv(out / "power_summary.csv", index=False)
+    info = {
+        k: (v if isinstance(v, str | int | float | type(None)) else str(v))
+        for k, v in result.info.items()
+    }
+    (out / "power.json").write_text(
+        json.dumps({"summary": _json_records(summary), "info": info}, indent=2, default=float)
+        + "\n",
+        encoding="utf-8",
+    )
+    result.figure().savefig(out / "power_curve.png", dpi=120)
+
+
+def _seed(text: str) -> int:
+    """The type of ``--seed``: a whole number >= 0 (what numpy accepts as a seed)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid seed {text!r}: give a whole number >= 0"
+        ) from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"invalid seed {text!r}: give a whole number >= 0")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -164,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_claims)
     p = sub.add_parser("simulate", help="write a simulated zone panel with known truth")
     p.add_argument("--out", default="simulated_panel.csv")
-    p.add_argument("--seed", type=int, default=20261122)
+    p.add_argument("--seed", type=_seed, default=20261122, help="whole number >= 0")
     p.add_argument(
         "--set",
         action="append",

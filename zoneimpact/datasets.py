@@ -59,6 +59,11 @@ def load_data(spec: RunSpec, rng: np.random.Generator, data: DataSpec | None = N
     if d.treated_units:
         if cohort or treatment:
             raise SpecError("[data] give treated_units or cohort/treatment, not both.")
+        if d.unit not in frame.columns:
+            raise SpecError(
+                f"[data] unit = {d.unit!r} is not a column of {path.name}; its columns are "
+                f"{list(frame.columns)}."
+            )
         unknown = sorted(set(d.treated_units) - set(frame[d.unit].astype(str)))
         if unknown:
             raise SpecError(

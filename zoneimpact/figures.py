@@ -46,9 +46,20 @@ def regenerate(
 ) -> int:
     """Run every study spec into ``out`` and print each file written with its checksum."""
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise RunDirectoryError(
+            f"{out} exists and is not a folder; --out names the folder of the figures. Nothing "
+            "was written; choose another --out."
+        )
     if out.exists() and not force:
         raise RunDirectoryError(f"{out} exists already; pass --force to regenerate into it.")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunDirectoryError(
+            f"Cannot create {out}: {exc.strerror or exc}. Check that its parent is writable, or "
+            "choose another --out."
+        ) from exc
     written: list[Path] = []
     for spec_path in specs if specs is not None else study_specs():
         try:

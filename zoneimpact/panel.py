@@ -14,6 +14,7 @@ messages and reports.
 from __future__ import annotations
 
 import datetime as _dt
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,9 +34,72 @@ def _v(x: Any) -> Any:
     return x.item() if isinstance(x, np.generic) else x
 
 
+def _row(df: pd.DataFrame, mask: np.ndarray | pd.Series) -> dict[Any, Any]:
+    """The first row where ``mask`` holds, column by column (``df.loc[mask].iloc[0]`` would
+    cast every value to one dtype and print unit 7 as 7.0)."""
+    i = int(np.flatnonzero(np.asarray(mask))[0])
+    return {c: _v(df[c].iloc[i]) for c in df.columns}
+
+
 def _first_row(df: pd.DataFrame, mask: np.ndarray | pd.Series, unit: str, time: str) -> str:
-    row = df.loc[np.asarray(mask)].iloc[0]
-    return f"unit {_v(row[unit])!r}, period {_v(row[time])!r}"
+    row = _row(df, mask)
+    return f"unit {row[unit]!r}, period {row[time]!r}"
+
+
+def _label(value: Any, name: str) -> None:
+    """A column argument must be one column label (a string, usually)."""
+    try:
+        hash(value)
+    except TypeError:
+        raise PanelError(
+            f"{name} must be one column name; received {value!r} ({type(value).__name__})."
+        ) from None
+    if isinstance(value, bool | float) or value is None:
+        raise PanelError(f"{name} must be a column name; received {value!r}.")
+
+
+def _labels(value: Any, name: str) -> tuple[Any, ...]:
+    """A column name or a list of them (one string is one name)."""
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, Sequence | pd.Index | np.ndarray | set | frozenset):
+        raise PanelError(
+            f"{name} must be a column name or a list of column names; received {value!r} "
+            f"({type(value).__name__})."
+        )
+    out = tuple(value)
+    for v in out:
+        _label(v, name)
+    return out
+
+
+def _unsupported_kind(col: pd.Series) -> str | None:
+    """What a column holds when it cannot be numbers: dates, durations, complex numbers."""
+    dt = col.dtype
+    if pd.api.types.is_complex_dtype(dt):
+        return "complex numbers"
+    if pd.api.types.is_datetime64_any_dtype(dt) or isinstance(dt, pd.PeriodDtype):
+        return "dates"
+    if pd.api.types.is_timedelta64_dtype(dt):
+        return "durations (timedelta)"
+    if pd.api.types.is_object_dtype(dt):
+        vals = col.dropna()
+        if len(vals):
+            kinds: dict[str, type | tuple[type, ...]] = {
+                "complex numbers": complex,
+                "durations (timedelta)": (pd.Timedelta, _dt.timedelta),
+                "dates": (pd.Timestamp, pd.Period, _dt.date),
+            }
+            for kind, types in kinds.items():
+                if any(
+                    isinstance(v, types) and not isinstance(v, bool | int | float) for v in vals
+                ):
+                    return kind
+    return None
+
+
+#: largest period number kept exactly (floats above 2**53 are not whole numbers any more)
+_MAX_PERIOD = 2**53
 
 
 @dataclass(frozen=True)
@@ -58,6 +122,13 @@ class Panel:
     report : dict
         What validation found: counts of units, periods, missing unit-periods, cohorts,
         and any units dropped or recoded (with the reason).
+    sources : pandas.DataFrame or None
+        Zones outside the estimation sample that still expose their neighbours, indexed by
+        unit: ``cohort`` (opening period, possibly before the data start) and any of
+        ``region``, ``lat``, ``lon``. Always-treated units dropped by
+        ``outside_window="adjust"`` land here, as do zones passed as ``sources=``.
+    source_links : pandas.DataFrame or None
+        Adjacency pairs ``unit`` (a panel unit) - ``source`` (a source zone).
     """
 
     data: pd.DataFrame
@@ -67,6 +138,8 @@ class Panel:
     adjacency: pd.DataFrame | None = None
     names: dict[str, str] = field(default_factory=dict)
     report: dict[str, Any] = field(default_factory=dict)
+    sources: pd.DataFrame | None = None
+    source_links: pd.DataFrame | None = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -84,6 +157,7 @@ class Panel:
         adjacency: pd.DataFrame | None = None,
         never_values: Iterable[float] = (0,),
         outside_window: Literal["error", "adjust"] = "error",
+        sources: pd.DataFrame | None = None,
     ) -> Panel:
         """Validate a long DataFrame and build a :class:`Panel`.
 
@@ -113,12 +187,17 @@ class Panel:
         outside_window : {"error", "adjust"}
             A cohort before the first observed period (always treated) or after the last
             is an error by default. ``"adjust"`` drops always-treated units and recodes late
-            cohorts as never treated, as R ``did`` does, and records both in ``report``.
+            cohorts as never treated, as R ``did`` does, and records both in ``report``;
+            the dropped units stay as exposure :attr:`sources`.
+        sources : DataFrame, optional
+            Zones that are not panel units but expose their neighbours (e.g. zones in
+            units outside the data): columns ``unit`` and ``cohort`` (opening period) and
+            any of ``region``, ``lat``, ``lon``; the adjacency list may name them.
         """
         if not isinstance(frame, pd.DataFrame):
             raise PanelError(f"Expected a pandas DataFrame, received {type(frame).__name__}.")
-        outcomes = (outcomes,) if isinstance(outcomes, str) else tuple(outcomes)
-        covariates = tuple(covariates)
+        outcomes = _labels(outcomes, "outcomes")
+        covariates = () if covariates is None else _labels(covariates, "covariates")
         if not outcomes:
             raise PanelError("No outcome given: pass outcomes=['column', ...].")
         if (cohort is None) == (treatment is None):
@@ -126,12 +205,39 @@ class Panel:
                 "Give exactly one of cohort= (first zone period per unit) and treatment= "
                 f"(0/1 absorbing indicator); received cohort={cohort!r}, treatment={treatment!r}."
             )
-        needed = [unit, time, cohort or treatment, *outcomes, *covariates]
+        _label(unit, "unit")
+        _label(time, "time")
+        _label(cohort if cohort is not None else treatment, "cohort" if cohort else "treatment")
+        if not isinstance(outside_window, str) or outside_window not in ("error", "adjust"):
+            raise PanelError(
+                f"outside_window must be 'error' or 'adjust'; received {outside_window!r}."
+            )
+        try:
+            never_values = {float(v) for v in never_values}
+        except (TypeError, ValueError):
+            raise PanelError(
+                "never_values must be a list of numbers meaning 'never treated' (R did uses "
+                f"[0]); received {never_values!r}."
+            ) from None
+        needed = [unit, time, cohort if cohort is not None else treatment, *outcomes, *covariates]
+        twice = sorted({str(c) for c in needed if (frame.columns == c).sum() > 1})
+        if twice:
+            raise PanelError(
+                f"The data have several columns named {twice}; rename or drop the copies "
+                "(pandas keeps duplicate names, e.g. after pd.concat(axis=1))."
+            )
         missing = [c for c in needed if c not in frame.columns]
         if missing:
+            in_index = [c for c in missing if c is not None and c in frame.index.names]
+            hint = (
+                f" {in_index} {'is' if len(in_index) == 1 else 'are'} in the index: call "
+                "frame.reset_index() first."
+                if in_index
+                else ""
+            )
             raise PanelError(
                 f"Column(s) {missing} not found in the data; available columns: "
-                f"{list(frame.columns)}."
+                f"{list(frame.columns)}.{hint}"
             )
         clash = [c for c in (*outcomes, *covariates) if c in RESERVED]
         if clash:
@@ -157,6 +263,9 @@ class Panel:
                     f"Missing ids in column {col!r}: {int(bad.sum())} row(s), first at row "
                     f"position(s) {rows}."
                 )
+        if isinstance(df[unit].dtype, pd.CategoricalDtype):
+            # categories without rows would become phantom units in groupby and pivots
+            df[unit] = df[unit].cat.remove_unused_categories()
         df[time], time_kind = _period_numbers(df[time], time, df[unit])
 
         dup = df.duplicated([unit, time], keep=False).to_numpy()
@@ -169,14 +278,22 @@ class Panel:
 
         for col in (*outcomes, *covariates):
             raw = df[col]
+            kind = _unsupported_kind(raw)
+            if kind is not None:
+                raise PanelError(
+                    f"Column {col!r} holds {kind}; outcomes and covariates must be real "
+                    f"numbers (received {raw.dtype} values such as {_v(raw.dropna().iloc[0])!r})."
+                )
             num = pd.to_numeric(raw, errors="coerce")
             non_num = (num.isna() & raw.notna()).to_numpy()
             if non_num.any():
-                row = df.loc[non_num].iloc[0]
+                row = _row(df, non_num)
                 raise PanelError(
-                    f"Column {col!r} is not numeric: {_v(row[col])!r} at unit {_v(row[unit])!r}, "
-                    f"period {_v(row[time])!r}."
+                    f"Column {col!r} is not numeric: {row[col]!r} at unit {row[unit]!r}, "
+                    f"period {row[time]!r}."
                 )
+            if np.iscomplexobj(num.to_numpy()):
+                raise PanelError(f"Column {col!r} holds complex numbers; it must be real.")
             num = num.astype(float)
             inf = np.isinf(num.to_numpy())
             if inf.any():
@@ -186,9 +303,25 @@ class Panel:
                 )
             df[col] = num
 
-        never_values = {float(v) for v in never_values}
         periods = np.sort(df[time].unique())
         if cohort is not None:
+            kind = _unsupported_kind(df[cohort])
+            if pd.api.types.is_bool_dtype(df[cohort].dtype):
+                raise PanelError(
+                    f"Cohort column {cohort!r} is boolean; it must hold each unit's first treated "
+                    "period. For a 0/1 treatment indicator pass treatment= instead of cohort=."
+                )
+            if kind == "dates" and time_kind == "integer":
+                raise PanelError(
+                    f"Cohort column {cohort!r} holds dates but column {time!r} holds numbers; "
+                    "give the first treated period on the time column's scale (e.g. the year), "
+                    "or give both as dates."
+                )
+            if kind is not None and kind != "dates":
+                raise PanelError(
+                    f"Cohort column {cohort!r} holds {kind}; it must hold each unit's first "
+                    f"treated period like {time!r} (0 or empty for never treated)."
+                )
             if time_kind != "integer" and _is_dates(df[cohort]):
                 coh = pd.Series(_cohort_periods(df[cohort], time_kind), index=df.index)
             else:
@@ -197,19 +330,19 @@ class Panel:
                 coh.isna() & df[cohort].notna() & (df[cohort].astype(str).str.strip() != "")
             ).to_numpy()
             if non_num.any():
-                row = df.loc[non_num].iloc[0]
+                row = _row(df, non_num)
                 raise PanelError(
-                    f"Cohort column {cohort!r} is not numeric: {_v(row[cohort])!r} at unit "
-                    f"{_v(row[unit])!r}, period {_v(row[time])!r}."
+                    f"Cohort column {cohort!r} is not numeric: {row[cohort]!r} at unit "
+                    f"{row[unit]!r}, period {row[time]!r}."
                 )
             coh = coh.astype(float)
             coh[coh.isin(never_values) | coh.isna()] = NEVER
             frac = (np.isfinite(coh) & (coh != np.round(coh))).to_numpy()
             if frac.any():
-                row = df.loc[frac].iloc[0]
+                row = _row(df, frac)
                 raise PanelError(
                     f"Cohort column {cohort!r} must hold whole periods like {time!r}; unit "
-                    f"{_v(row[unit])!r} has {_v(row[cohort])!r}. Round it to the first "
+                    f"{row[unit]!r} has {row[cohort]!r}. Round it to the first "
                     "period of treatment (or use 0/empty for never treated)."
                 )
             if (
@@ -239,20 +372,20 @@ class Panel:
             d = pd.to_numeric(raw_d, errors="coerce").astype(float)
             bad = ~d.isin([0, 1]).to_numpy()
             if bad.any():
-                row = df.loc[bad].iloc[0]
+                row = _row(df, bad)
                 raise PanelError(
-                    f"Treatment column {treatment!r} must be 0/1; received {_v(row[treatment])!r} "
-                    f"at unit {_v(row[unit])!r}, period {_v(row[time])!r}."
+                    f"Treatment column {treatment!r} must be 0/1; received {row[treatment]!r} "
+                    f"at unit {row[unit]!r}, period {row[time]!r}."
                 )
             df = df.sort_values([unit, time], kind="mergesort")
             d = d.loc[df.index]
             prev = d.groupby(df[unit]).shift(1)
             off = ((prev == 1) & (d == 0)).to_numpy()
             if off.any():
-                row = df.loc[off].iloc[0]
+                row = _row(df, off)
                 raise PanelError(
-                    f"Treatment column {treatment!r} switches off for unit {_v(row[unit])!r} in "
-                    f"period {_v(row[time])!r}; zone treatment must be absorbing (once 1, always 1)."
+                    f"Treatment column {treatment!r} switches off for unit {row[unit]!r} in "
+                    f"period {row[time]!r}; zone treatment must be absorbing (once 1, always 1)."
                 )
             first = df[time].where(d == 1).groupby(df[unit]).transform("min")
             df["cohort"] = first.fillna(NEVER).astype(float)
@@ -267,11 +400,18 @@ class Panel:
             # pre-period: it cannot contribute to any comparison (R did drops it too).
             if outside_window == "error":
                 u = early.index[0]
+                finite = df["cohort"].to_numpy(float)
+                hint = (
+                    f" Column {cohort!r} holds only 0/1 values: if it is a treatment indicator, "
+                    "pass treatment= instead of cohort=."
+                    if set(np.unique(finite[np.isfinite(finite)])) == {1.0}
+                    else ""
+                )
                 raise PanelError(
                     f"Cohort outside the observed periods: unit {_v(u)!r} has cohort "
                     f"{early.iloc[0]:g} but the data start in {first_t} (no untreated "
                     f"period; {len(early)} such unit(s)). Pass outside_window='adjust' to "
-                    "drop always-treated units."
+                    f"drop always-treated units.{hint}"
                 )
             report["dropped_always_treated"] = early.index.tolist()
             df = df[~df[unit].isin(early.index)]
@@ -304,15 +444,20 @@ class Panel:
         df = df.loc[:, keep].sort_values(["unit", "time"], kind="mergesort").reset_index(drop=True)
 
         geo = _validate_geography(geography, df["unit"].unique()) if geography is not None else None
-        adj = None
+        src = _validate_sources(sources, early if cohort is not None else None, df, geo, report)
+        adj = links = None
         if adjacency is not None:
-            # Pairs naming always-treated units dropped above are known units, not errors;
-            # they are removed (and counted) because the adjacency only links panel units.
-            dropped = set(report["dropped_always_treated"])
+            # pairs with a source zone (dropped always-treated units included) are exposure
+            # links, not errors: they are kept apart from the panel's own adjacency
             a = adjacency
-            if dropped and isinstance(a, pd.DataFrame) and {"unit", "neighbour"} <= set(a.columns):
-                gone = a["unit"].isin(dropped) | a["neighbour"].isin(dropped)
-                report["adjacency_rows_dropped_always_treated"] = int(gone.sum())
+            if (
+                src is not None
+                and isinstance(a, pd.DataFrame)
+                and {"unit", "neighbour"} <= set(a.columns)
+            ):
+                links = _source_links(a, src.index, df["unit"].unique())
+                gone = a["unit"].isin(src.index) | a["neighbour"].isin(src.index)
+                report["adjacency_rows_to_sources"] = int(gone.sum())
                 a = a.loc[~gone]
             adj = _validate_adjacency(a, df["unit"].unique())
 
@@ -332,8 +477,12 @@ class Panel:
             missing_outcomes={o: int(df[o].isna().sum()) for o in outcomes},
         )
         report["time_frequency"] = time_kind
-        names = {"unit": unit, "time": time, "cohort": cohort or f"first({treatment}==1)"}
-        return cls(df, outcomes, covariates, geo, adj, names, report)
+        names = {
+            "unit": unit,
+            "time": time,
+            "cohort": cohort if cohort is not None else f"first({treatment}==1)",
+        }
+        return cls(df, outcomes, covariates, geo, adj, names, report, src, links)
 
     # ------------------------------------------------------------------ accessors
     @property
@@ -401,6 +550,7 @@ class Panel:
         self, columns: Sequence[str], units: Sequence[Any] | np.ndarray | None = None
     ) -> pd.DataFrame:
         """Return the geography table, checking that ``columns`` exist for ``units``."""
+        columns = [columns] if isinstance(columns, str) else list(columns)
         if self.geography is None:
             raise GeographyError(
                 f"This step needs geography columns {list(columns)} but the panel has no "
@@ -433,14 +583,41 @@ class Panel:
             "adjacency": self.adjacency,
             "names": self.names,
             "report": self.report,
+            "sources": self.sources,
+            "source_links": self.source_links,
         }
         fields.update(changes)
         return Panel(**fields)
 
     def with_outcome(self, name: str, values: pd.Series | np.ndarray) -> Panel:
-        """A new Panel with an added (derived) outcome column aligned with :attr:`data`."""
+        """A new Panel with an added (derived) outcome column aligned with :attr:`data`.
+
+        ``values`` holds one real number per row of :attr:`data` (NaN = missing; infinities
+        are errors, as in :meth:`from_frame`); ``name`` may not be ``unit``, ``time`` or
+        ``cohort``.
+        """
+        if not isinstance(name, str) or not name or name in RESERVED:
+            raise PanelError(
+                f"with_outcome needs a new column name other than {RESERVED}; received {name!r}."
+            )
+        try:
+            arr = np.asarray(values, dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise PanelError(f"Outcome {name!r}: values must be real numbers ({exc}).") from None
+        if arr.shape != (len(self.data),):
+            raise PanelError(
+                f"Outcome {name!r}: {arr.shape} values for {len(self.data)} rows; give one "
+                "value per row of panel.data, in its order."
+            )
+        if np.isinf(arr).any():
+            i = int(np.flatnonzero(np.isinf(arr))[0])
+            raise PanelError(
+                f"Outcome {name!r} has an infinite value at unit "
+                f"{_v(self.data['unit'].iloc[i])!r}, period {_v(self.data['time'].iloc[i])!r}; "
+                "use NaN for missing values."
+            )
         data = self.data.copy()
-        data[name] = np.asarray(values, dtype=float)
+        data[name] = arr
         outs = self.outcomes if name in self.outcomes else (*self.outcomes, name)
         return self.replace(data=data, outcomes=outs)
 
@@ -488,6 +665,26 @@ def _as_timestamps(col: pd.Series) -> pd.Series:
     return ts
 
 
+def _same_position(stamps: pd.DatetimeIndex, per: pd.PeriodIndex, freq: str) -> bool:
+    """Whether every date sits at the same calendar position in its period: the same
+    month and day (years), month-in-quarter and day (quarters), day (months), or the same
+    offset from the period start (weeks, days: periods of constant length). Years and
+    months are not of constant length, so every 1 July is one position in its year though
+    its distance from 1 January differs in leap years."""
+    clock = stamps - stamps.normalize()
+    if freq == "Y":
+        keys = [stamps.month, stamps.day]
+    elif freq == "Q":
+        keys = [(stamps.month - 1) % 3, stamps.day]
+    elif freq == "M":
+        keys = [stamps.day]
+    else:
+        return (stamps - per.start_time).nunique() == 1
+    frame = pd.DataFrame({f"k{i}": np.asarray(k) for i, k in enumerate(keys)})
+    frame["clock"] = np.asarray(clock)
+    return len(frame.drop_duplicates()) == 1
+
+
 def _infer_frequency(stamps: pd.DatetimeIndex, column: str) -> str:
     """The coarsest calendar frequency on which the dates sit regularly.
 
@@ -499,9 +696,8 @@ def _infer_frequency(stamps: pd.DatetimeIndex, column: str) -> str:
         per = stamps.to_period(f)
         if per.nunique() != len(stamps):
             continue
-        start = stamps - per.start_time
         end = per.end_time.normalize() - stamps
-        if start.nunique() == 1 or (end == pd.Timedelta(0)).all():
+        if _same_position(stamps, per, f) or (end == pd.Timedelta(0)).all():
             ordinals = np.sort(per.asi8)
             span = ordinals[-1] - ordinals[0] + 1
             gaps = np.diff(ordinals)
@@ -525,6 +721,11 @@ def _period_numbers(col: pd.Series, column: str, units: pd.Series) -> tuple[pd.S
     """
     if pd.api.types.is_bool_dtype(col.dtype):
         raise PanelError(f"Column {column!r} is boolean; it must hold periods (years or dates).")
+    kind = _unsupported_kind(col)
+    if kind is not None and kind != "dates":
+        raise PanelError(
+            f"Column {column!r} holds {kind}; it must hold whole-numbered periods (years) or dates."
+        )
     if _is_dates(col):
         stamps = _as_timestamps(col)
         uniq = pd.DatetimeIndex(np.sort(stamps.unique()))
@@ -545,6 +746,14 @@ def _period_numbers(col: pd.Series, column: str, units: pd.Series) -> tuple[pd.S
         raise PanelError(
             f"Column {column!r} must hold whole-numbered periods or dates; unit "
             f"{_v(units.iloc[i])!r} has {_v(col.iloc[i])!r}."
+        )
+    huge = np.abs(t.to_numpy(float)) > _MAX_PERIOD
+    if huge.any():
+        i = int(np.flatnonzero(huge)[0])
+        raise PanelError(
+            f"Column {column!r} holds period {_v(col.iloc[i])!r} (unit {_v(units.iloc[i])!r}), "
+            f"beyond +-2**53 where whole numbers are no longer exact; number the periods "
+            "(years, or 1, 2, ...) instead."
         )
     return t.astype(np.int64), "integer"
 
@@ -567,13 +776,27 @@ def _validate_geography(geo: pd.DataFrame, units: np.ndarray) -> pd.DataFrame:
         u = geo.loc[geo["unit"].duplicated(), "unit"].iloc[0]
         raise GeographyError(f"Geography table lists unit {_v(u)!r} more than once.")
     g = geo.copy().set_index("unit")
-    for c in ("lat", "lon"):
-        if c in g.columns:
-            g[c] = pd.to_numeric(g[c], errors="coerce")
-    if "lat" in g.columns:
-        out = g["lat"].abs() > 90
+    for c, limit in (("lat", 90), ("lon", 180)):
+        if c not in g.columns:
+            continue
+        num = pd.to_numeric(g[c], errors="coerce")
+        blank = g[c].astype(str).str.strip() == ""
+        text = (num.isna() & g[c].notna() & ~blank).to_numpy()
+        if text.any():
+            i = int(np.flatnonzero(text)[0])
+            raise GeographyError(
+                f"Geography column {c!r} is not numeric: {_v(g[c].iloc[i])!r} for unit "
+                f"{_v(g.index[i])!r}; give degrees as numbers."
+            )
+        out = (num.abs() > limit).to_numpy()  # infinities included; NaN = missing
         if out.any():
-            raise GeographyError(f"Latitude out of range for unit {g.index[out.to_numpy()][0]!r}.")
+            i = int(np.flatnonzero(out)[0])
+            what = "Latitude" if c == "lat" else "Longitude"
+            raise GeographyError(
+                f"{what} out of range for unit {_v(g.index[i])!r}: {_v(num.iloc[i])!r}; "
+                f"column {c!r} must lie in [-{limit}, {limit}] degrees."
+            )
+        g[c] = num
     missing = pd.Index(units).difference(g.index, sort=False).tolist()
     if missing:
         raise GeographyError(
@@ -581,6 +804,64 @@ def _validate_geography(geo: pd.DataFrame, units: np.ndarray) -> pd.DataFrame:
             "from the geography table)."
         )
     return g
+
+
+def _validate_sources(
+    sources: pd.DataFrame | None,
+    dropped: pd.Series | None,
+    df: pd.DataFrame,
+    geo: pd.DataFrame | None,
+    report: dict[str, Any],
+) -> pd.DataFrame | None:
+    """Source zones (outside the sample) indexed by unit: ``cohort`` plus geography."""
+    parts = []
+    if dropped is not None and len(dropped) and report["dropped_always_treated"]:
+        parts.append(pd.DataFrame({"cohort": dropped.astype(float)}))
+    if sources is not None:
+        if not isinstance(sources, pd.DataFrame) or not {"unit", "cohort"} <= set(sources.columns):
+            raise GeographyError(
+                "sources= must be a DataFrame with columns 'unit' and 'cohort' (and any of "
+                f"'region', 'lat', 'lon'); received {type(sources).__name__}."
+            )
+        s = sources.set_index("unit")
+        inside = s.index.intersection(pd.Index(df["unit"].unique()))
+        if len(inside):
+            raise GeographyError(
+                f"Source zone {_v(inside[0])!r} is also a panel unit; sources are zones outside "
+                "the estimation sample."
+            )
+        coh = pd.to_numeric(s["cohort"], errors="coerce")
+        if not np.isfinite(coh.to_numpy(float)).all():
+            u = s.index[~np.isfinite(coh.to_numpy(float))][0]
+            raise GeographyError(
+                f"Source zone {_v(u)!r} has cohort {s.loc[u, 'cohort']!r}; a source needs its "
+                "opening period as a number."
+            )
+        parts.append(s.assign(cohort=coh.astype(float)))
+    if not parts:
+        return None
+    out = pd.concat(parts)
+    out = out[~out.index.duplicated(keep="last")]
+    if geo is not None:
+        for col in geo.columns:
+            if col not in out.columns:
+                out[col] = geo[col].reindex(out.index).to_numpy()
+            else:
+                out[col] = out[col].fillna(geo[col].reindex(out.index))
+    out.index.name = "unit"
+    report["n_sources"] = int(len(out))
+    return out
+
+
+def _source_links(adj: pd.DataFrame, sources: pd.Index, units: np.ndarray) -> pd.DataFrame:
+    """Adjacency pairs between a panel unit and a source zone, as (unit, source)."""
+    a, b = adj["unit"], adj["neighbour"]
+    inside = pd.Index(units)
+    one = adj.loc[a.isin(inside) & b.isin(sources)].rename(columns={"neighbour": "source"})
+    two = adj.loc[b.isin(inside) & a.isin(sources)].rename(
+        columns={"unit": "source", "neighbour": "unit"}
+    )
+    return pd.concat([one[["unit", "source"]], two[["unit", "source"]]]).drop_duplicates()
 
 
 def _validate_adjacency(adj: pd.DataFrame, units: np.ndarray) -> pd.DataFrame:
@@ -591,7 +872,7 @@ def _validate_adjacency(adj: pd.DataFrame, units: np.ndarray) -> pd.DataFrame:
         bad = ~adj[col].isin(known)
         if bad.any():
             raise GeographyError(
-                f"Adjacency column {col!r} names unit {adj.loc[bad, col].iloc[0]!r}, which is "
+                f"Adjacency column {col!r} names unit {_v(adj.loc[bad, col].iloc[0])!r}, which is "
                 "not in the panel."
             )
     a = adj[["unit", "neighbour"]]
@@ -606,11 +887,18 @@ TABLE_SUFFIXES = (".csv", ".txt", ".tsv", ".parquet", ".pq", ".dta", ".feather")
 
 def _text_encoding(path: Path) -> str:
     """The encoding of a text file from its byte-order mark (UTF-8 without one)."""
-    head = path.open("rb").read(4)
+    with path.open("rb") as fh:
+        head = fh.read(4096)
     if head.startswith(b"\xef\xbb\xbf"):
         return "utf-8-sig"
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         return "utf-16"
+    if b"\x00" in head:
+        raise PanelError(
+            f"Cannot decode {path}: it holds NUL bytes, so it is UTF-16 (or UTF-32) without a "
+            "byte-order mark, or not a text file. Save the file as UTF-8 (or UTF-16 with a "
+            "byte-order mark)."
+        )
     return "utf-8"
 
 
@@ -621,8 +909,24 @@ def read_table(path: str | Path, *, sep: str | None = None) -> pd.DataFrame:
     to a comma, a tab for ``.tsv``), Parquet, Stata ``.dta`` and Feather. Errors name the
     file and what was expected.
     """
+    if not isinstance(path, str | os.PathLike):
+        raise PanelError(
+            f"The data file must be a path (str or pathlib.Path); received {path!r} "
+            f"({type(path).__name__})."
+        )
+    if sep is not None and (not isinstance(sep, str) or sep == ""):
+        raise PanelError(f"sep must be a non-empty string such as ',' or ';'; received {sep!r}.")
     path = Path(path)
+    if "\x00" in str(path):
+        raise PanelError(f"Data file name {str(path)!r} contains a NUL character.")
     if not path.is_file():
+        if path.is_dir():
+            raise PanelError(f"{path} is a folder, not a data file; give the file's path.")
+        if path.exists():
+            raise PanelError(
+                f"{path} is not a regular file (a pipe, socket or device); save the data to a "
+                "file and give its path."
+            )
         raise PanelError(f"Data file not found: {path}")
     suffix = path.suffix.lower()
     try:

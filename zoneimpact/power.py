@@ -68,6 +68,7 @@ from .estimators import get_estimator
 from .estimators._fe import absorb
 from .panel import Panel
 from .parallel import as_generator, replicate
+from .results import check_alpha, check_int, check_number
 
 __all__ = [
     "PowerDesign",
@@ -432,6 +433,15 @@ def _mde(effects: np.ndarray, power: np.ndarray, target: float) -> float:
     return float("nan")
 
 
+def _grid(values: Sequence[float] | None, name: str) -> list[float] | None:
+    """A list of finite numbers (effect sizes or shares), or None for the default."""
+    if values is None:
+        return None
+    if isinstance(values, str) or not isinstance(values, Sequence | np.ndarray):
+        raise SpecError(f"{name} must be a list of numbers; received {values!r}.")
+    return [check_number(v, name) for v in values]
+
+
 def power_analysis(
     panel_or_design: Panel | PowerDesign,
     *,
@@ -495,10 +505,31 @@ def power_analysis(
     -------
     PowerResult
     """
+    check_alpha(alpha, "alpha")
+    check_alpha(power, "power")
     if not 0 < alpha < 1 or not 0 < power < 1:
         raise SpecError(f"alpha and power must lie in (0, 1); received {alpha}, {power}.")
-    if int(n_reps) < 2:
-        raise SpecError(f"n_reps must be at least 2; received {n_reps!r}.")
+    n_reps = check_int(n_reps, "n_reps", minimum=2)
+    if check_int(n_jobs, "n_jobs") == 0:
+        raise SpecError("n_jobs must be a whole number >= 1, or -1 for every core; received 0.")
+    if not isinstance(estimator, str):
+        raise SpecError(f"estimator must be a registered name; received {estimator!r}.")
+    effect_grid = _grid(effect_grid, "effect_grid")
+    spillover_grid = _grid(spillover_grid, "spillover_grid")
+    displacement_grid = _grid(displacement_grid, "displacement_grid")
+    displacement_direct = check_number(displacement_direct, "displacement_direct", none=True)
+    if isinstance(targets, str):
+        targets = [targets]
+    for name, opts in (
+        ("estimator_options", estimator_options),
+        ("spillover_options", spillover_options),
+    ):
+        if opts is not None and not isinstance(opts, Mapping):
+            raise SpecError(f"{name} must be a table of options; received {opts!r}.")
+    if outcome is not None and not isinstance(outcome, str):
+        raise SpecError(f"outcome must be a column name; received {outcome!r}.")
+    if rng is not None and not isinstance(rng, np.random.Generator):
+        check_int(rng, "rng (a seed)", minimum=0)
     if isinstance(panel_or_design, PowerDesign):
         design = panel_or_design
     elif isinstance(panel_or_design, Panel):

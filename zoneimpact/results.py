@@ -14,16 +14,218 @@ from __future__ import annotations
 
 import fnmatch
 import math
+import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Literal, Self, overload
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .errors import ZoneImpactError
+from .errors import SpecError, ZoneImpactError
 
 TERM_COLUMNS = ("term", "estimate", "se")
+
+
+class TermError(ZoneImpactError, KeyError):
+    """A result has no term of that name (the message lists the terms it has)."""
+
+    def __str__(self) -> str:  # KeyError would print the message with quotes around it
+        return str(self.args[0]) if self.args else ""
+
+
+# ---------------------------------------------------------------------- option checks
+# Every estimator's ``fit`` checks its options here, once, before any work: a value of the
+# wrong type or out of range is a SpecError naming the option, the value received and what
+# is allowed (the option names are the spec's names, so the same message serves a notebook
+# and a run spec).
+
+
+def _shown(value: Any) -> str:
+    text = repr(value.item() if isinstance(value, np.generic) else value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def check_alpha(alpha: Any, name: str = "alpha") -> float:
+    """``alpha`` as a float in the open interval (0, 1), else a :class:`SpecError`."""
+    if (
+        isinstance(alpha, bool | np.bool_)
+        or not isinstance(alpha, numbers.Real)
+        or not 0 < float(alpha) < 1
+    ):
+        example = ", e.g. 0.05 for 95% intervals" if name == "alpha" else ""
+        raise SpecError(f"{name} must be a number in (0, 1){example}; received {_shown(alpha)}.")
+    return float(alpha)
+
+
+@overload
+def check_int(
+    value: Any,
+    name: str,
+    *,
+    minimum: int | None = None,
+    maximum: int | None = None,
+    none: Literal[False] = False,
+) -> int: ...
+@overload
+def check_int(
+    value: Any,
+    name: str,
+    *,
+    minimum: int | None = None,
+    maximum: int | None = None,
+    none: bool,
+) -> int | None: ...
+def check_int(
+    value: Any,
+    name: str,
+    *,
+    minimum: int | None = None,
+    maximum: int | None = None,
+    none: bool = False,
+) -> int | None:
+    """A whole number (``3`` or ``3.0``; not ``True``, ``"3"`` or ``3.5``) within the
+    bounds, as an int; ``None`` passes when ``none``."""
+    if value is None and none:
+        return None
+    ok = not isinstance(value, bool | np.bool_) and (
+        isinstance(value, numbers.Integral)
+        or (isinstance(value, numbers.Real) and math.isfinite(value) and float(value).is_integer())
+    )
+    if ok:
+        v = int(value)
+        ok = (minimum is None or v >= minimum) and (maximum is None or v <= maximum)
+    if not ok:
+        bounds = (
+            f" between {minimum} and {maximum}"
+            if minimum is not None and maximum is not None
+            else f" >= {minimum}"
+            if minimum is not None
+            else f" <= {maximum}"
+            if maximum is not None
+            else ""
+        )
+        raise SpecError(
+            f"{name} must be a whole number{bounds}{' or None' if none else ''}; received "
+            f"{_shown(value)}."
+        )
+    return int(value)
+
+
+@overload
+def check_number(
+    value: Any,
+    name: str,
+    *,
+    minimum: float | None = None,
+    positive: bool = False,
+    none: Literal[False] = False,
+) -> float: ...
+@overload
+def check_number(
+    value: Any,
+    name: str,
+    *,
+    minimum: float | None = None,
+    positive: bool = False,
+    none: bool,
+) -> float | None: ...
+def check_number(
+    value: Any,
+    name: str,
+    *,
+    minimum: float | None = None,
+    positive: bool = False,
+    none: bool = False,
+) -> float | None:
+    """A finite real number (``>= minimum``, ``> 0`` when ``positive``) as a float."""
+    if value is None and none:
+        return None
+    ok = (
+        not isinstance(value, bool | np.bool_)
+        and isinstance(value, numbers.Real)
+        and math.isfinite(value)
+    )
+    if ok:
+        v = float(value)
+        ok = (minimum is None or v >= minimum) and (not positive or v > 0)
+    if not ok:
+        rule = " > 0" if positive else f" >= {minimum:g}" if minimum is not None else ""
+        raise SpecError(
+            f"{name} must be a finite number{rule}{' or None' if none else ''}; received "
+            f"{_shown(value)}."
+        )
+    return float(value)
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """``True`` or ``False`` (a string such as ``"false"`` would be true: refused)."""
+    if not isinstance(value, bool | np.bool_):
+        raise SpecError(f"{name} must be true or false; received {_shown(value)}.")
+    return bool(value)
+
+
+def check_choice(value: Any, name: str, choices: Sequence[Any]) -> Any:
+    """One of ``choices`` (compared by equality; unhashable values are refused too)."""
+    if not any(type(value) is type(c) and value == c for c in choices):
+        allowed = ", ".join(repr(c) for c in choices)
+        raise SpecError(f"{name} must be one of {allowed}; received {_shown(value)}.")
+    return value
+
+
+def check_names(value: Any, name: str, *, none: bool = True) -> list[Any]:
+    """A list of column (or unit) names: one name (a string) counts as a list of one."""
+    if value is None and none:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Sequence | np.ndarray | pd.Index | pd.Series | set | frozenset):
+        return list(value)
+    raise SpecError(
+        f"{name} must be a name or a list of names; received {_shown(value)} "
+        f"({type(value).__name__})."
+    )
+
+
+def check_fit_arguments(
+    panel: Any,
+    outcome: Any,
+    *,
+    alpha: Any = 0.05,
+    n_jobs: Any = 1,
+    rng: Any = None,
+    estimator: str = "this estimator",
+) -> None:
+    """Check the arguments every ``fit`` shares (see ``docs/DEVELOPING.md``).
+
+    ``panel`` must be a :class:`~zoneimpact.panel.Panel` holding ``outcome``; ``alpha`` a
+    number in (0, 1); ``n_jobs`` a whole number other than 0 (``-1``: every core);
+    ``rng`` None, a seed (whole number >= 0), a ``numpy.random.Generator``, ``BitGenerator``
+    or ``SeedSequence``.
+
+    Raises
+    ------
+    ZoneImpactError
+        A :class:`~zoneimpact.errors.SpecError` or
+        :class:`~zoneimpact.errors.PanelError` naming the argument and the value.
+    """
+    from .panel import Panel
+
+    if not isinstance(panel, Panel):
+        raise SpecError(
+            f"{estimator} needs a zoneimpact Panel; received {type(panel).__name__}. Build one "
+            "with Panel.from_frame(df, unit=..., time=..., outcomes=..., cohort=...)."
+        )
+    panel._check_outcome(outcome)
+    check_alpha(alpha)
+    if check_int(n_jobs, "n_jobs") == 0:
+        raise SpecError("n_jobs must be a whole number >= 1, or -1 for every core; received 0.")
+    if not (
+        rng is None
+        or isinstance(rng, np.random.Generator | np.random.BitGenerator | np.random.SeedSequence)
+    ):
+        check_int(rng, "rng (a seed)", minimum=0)
 
 
 @dataclass(frozen=True)
@@ -71,6 +273,7 @@ class EstimationResult:
     SCALED_INFO: ClassVar[dict[str, int]] = {}
 
     def __post_init__(self) -> None:
+        check_alpha(self.alpha)
         missing = [c for c in TERM_COLUMNS if c not in self.terms.columns]
         if missing:
             raise ZoneImpactError(f"Result terms lack column(s) {missing}.")
@@ -82,7 +285,7 @@ class EstimationResult:
     def _row(self, term: str) -> pd.Series:
         hit = self.terms.loc[self.terms["term"] == term]
         if hit.empty:
-            raise KeyError(f"No term {term!r}; terms are {self.terms['term'].tolist()}.")
+            raise TermError(f"No term {term!r}; terms are {self.terms['term'].tolist()}.")
         return hit.iloc[0]
 
     @property
@@ -100,6 +303,7 @@ class EstimationResult:
 
     # ------------------------------------------------------------------ inference
     def _crit(self, alpha: float) -> np.ndarray:
+        alpha = check_alpha(alpha)
         if "df" in self.terms.columns:
             df = self.terms["df"].to_numpy(dtype=float)
             return np.where(
@@ -218,9 +422,11 @@ class EstimationResult:
         :attr:`SCALED_INFO`) are multiplied by the matching power of ``factor``;
         scale-free terms keep their values. Estimators use it to work on a rescaled copy
         of numerically extreme outcomes (``estimators._scale``) and report in the
-        user's units.
+        user's units. ``factor`` must be a finite number other than zero.
         """
-        c = float(factor)
+        c = check_number(factor, "factor")
+        if c == 0:
+            raise SpecError("factor must be a finite number other than 0; received 0.")
         names = self.terms["term"].astype(str).to_numpy()
         free = np.array(
             [any(fnmatch.fnmatchcase(n, pat) for pat in self.SCALE_FREE_TERMS) for n in names],

@@ -402,6 +402,16 @@ def check_target(out_dir: Path, *, force: bool = False) -> Path:
         ``out_dir`` exists (without ``force``), one of its parents is a file, or it is the
         current directory, one of its parents or the file-system root.
     """
+    if not isinstance(out_dir, str | os.PathLike):
+        raise RunDirectoryError(
+            f"The run directory must be a path (str or pathlib.Path); received {out_dir!r} "
+            f"({type(out_dir).__name__})."
+        )
+    if "\x00" in str(out_dir) or str(out_dir).strip() == "":
+        raise RunDirectoryError(
+            f"Run directory {str(out_dir)!r} is empty or holds a NUL character; choose a "
+            "folder name for --out."
+        )
     target = Path(os.path.abspath(out_dir))
     try:
         cwd = Path.cwd()
@@ -415,6 +425,11 @@ def check_target(out_dir: Path, *, force: bool = False) -> Path:
     remove_stale_temporaries(target.parent)
     if os.path.lexists(target) and not force:
         raise _exists_error(Path(out_dir))
+    if os.path.lexists(target) and not (target.is_symlink() or target.is_file() or target.is_dir()):
+        raise RunDirectoryError(
+            f"Run directory {out_dir} exists and is a device, pipe or socket; --force replaces "
+            "only a folder or a regular file. Nothing was written; choose another --out."
+        )
     for parent in target.parents:
         if os.path.lexists(parent):
             if not parent.is_dir():
@@ -534,7 +549,8 @@ def write_run(output: RunOutput, out_dir: Path, *, force: bool = False) -> Path:
     Returns
     -------
     pathlib.Path
-        ``out_dir``.
+        The run directory written: ``out_dir`` made absolute, with ``.`` and ``..``
+        resolved as :func:`check_target` resolves them.
 
     Raises
     ------
@@ -545,7 +561,6 @@ def write_run(output: RunOutput, out_dir: Path, *, force: bool = False) -> Path:
         parent that is a file). Nothing is left behind: no temporary folder, no partial
         run directory, no parent folders this call created.
     """
-    out_dir = Path(out_dir)
     target = check_target(out_dir, force=force)
     created: list[Path] = []
     tmp: Path | None = None
@@ -574,7 +589,7 @@ def write_run(output: RunOutput, out_dir: Path, *, force: bool = False) -> Path:
         if isinstance(exc, OSError) and not isinstance(exc, RunDirectoryError):
             raise _os_error(exc, target) from exc
         raise
-    return out_dir
+    return target
 
 
 def _dump(obj: Any, path: Path) -> None:
@@ -650,10 +665,10 @@ def _write_contents(output: RunOutput, root: Path) -> None:
 
 def run_spec(spec: RunSpec, out_dir: Path | None = None, *, force: bool = False) -> RunOutput:
     """Estimate everything in ``spec`` and write the run directory."""
-    target = Path(out_dir) if out_dir is not None else default_run_dir(spec)
+    target = out_dir if out_dir is not None else default_run_dir(spec)
     check_target(target, force=force)  # fail before estimating, not after
     output = estimate_all(spec)
-    path = write_run(output, target, force=force)
+    path = write_run(output, Path(target), force=force)
     return RunOutput(
         output.spec,
         output.data,

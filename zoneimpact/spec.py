@@ -16,6 +16,7 @@ of ``docs/spec.md``.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 import tomllib
@@ -186,7 +187,12 @@ def _is_int(value: Any) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    # TOML has nan and inf; no key of the schema means them
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and (not isinstance(value, float) or math.isfinite(value))
+    )
 
 
 def _is_text(value: Any) -> bool:
@@ -604,6 +610,12 @@ def _mismatch(label: str, key: Key, value: Any) -> SpecError:
     numeric = key.type.startswith(("integer", "number"))
     if numeric and isinstance(value, bool):
         hint = "; true/false is not a number"
+    elif isinstance(value, float) and not math.isfinite(value):
+        hint = "; nan and inf are not allowed"
+    elif isinstance(value, list) and any(
+        isinstance(v, float) and not math.isfinite(v) for v in value
+    ):
+        hint = "; nan and inf are not allowed"
     elif numeric and isinstance(value, str) and re.fullmatch(r"\s*[-+]?[\d.eE+-]+\s*", value):
         hint = f"; write {value.strip()} without quotes"
     elif key.type.startswith("table") and not isinstance(value, dict):
@@ -769,10 +781,33 @@ def load_spec(
     if path is None:
         text, spec_path = default_spec_text(), None
     else:
+        if not isinstance(path, str | os.PathLike):
+            raise SpecError(
+                f"The spec must be a path to a TOML file; received {path!r} "
+                f"({type(path).__name__})."
+            )
         p = Path(path)
+        if str(path) == "" or "\x00" in str(path):
+            raise SpecError(f"Spec file name {str(path)!r} is empty or holds a NUL character.")
         if not p.exists():
             raise SpecError(f"Spec file not found: {p}")
-        text, spec_path = p.read_text(encoding="utf-8"), str(p)
+        if p.is_dir():
+            raise SpecError(f"Spec {p} is a folder; give the path of a TOML file.")
+        if not p.is_file():
+            raise SpecError(
+                f"Spec {p} is not a regular file (a pipe, socket or device); give the path of a "
+                "TOML file."
+            )
+        try:
+            text = p.read_bytes().decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise SpecError(
+                f"Spec {p} is not UTF-8 text ({exc.reason} at byte {exc.start}); TOML files "
+                "are UTF-8. Save it as UTF-8."
+            ) from None
+        except OSError as exc:
+            raise SpecError(f"Cannot read spec {p}: {exc.strerror or exc}.") from None
+        spec_path = str(p)
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

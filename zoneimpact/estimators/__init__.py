@@ -29,12 +29,14 @@ REGISTRY: dict[str, str] = {
     "synthetic_did": "zoneimpact.estimators.synthetic_did:fit",
     "augmented_sc": "zoneimpact.estimators.augmented_sc:fit",
     "spillover": "zoneimpact.estimators.spillover:fit",
+    "ife": "zoneimpact.estimators.ife:fit",
+    "matrix_completion": "zoneimpact.estimators.matrix_completion:fit",
 }
 
 
 def get_estimator(name: str) -> Callable[..., Any]:
     """The ``fit`` function registered under ``name``."""
-    if name not in REGISTRY:
+    if not isinstance(name, str) or name not in REGISTRY:
         raise SpecError(f"Unknown estimator {name!r}. Use one of: {', '.join(sorted(REGISTRY))}.")
     module, func = REGISTRY[name].split(":")
     # an import error here is a broken installation, not a user mistake: let it surface

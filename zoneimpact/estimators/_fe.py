@@ -42,6 +42,7 @@ __all__ = [
     "cluster_ssc_k",
     "cluster_scores",
     "cluster_codes",
+    "check_cluster",
     "absorb",
     "drop_nested",
     "TwoWayWithin",
@@ -233,12 +234,22 @@ def cluster_scores(scores: np.ndarray, cluster: np.ndarray) -> np.ndarray:
     return out
 
 
+def check_cluster(cluster: object) -> None:
+    """A cluster option is a column name (or None for units); anything else is an error."""
+    if cluster is not None and (not isinstance(cluster, str | int) or isinstance(cluster, bool)):
+        raise EstimationError(
+            f"cluster must be a column name (e.g. 'region') or None for units; received "
+            f"{cluster!r} ({type(cluster).__name__})."
+        )
+
+
 def cluster_codes(panel: object, data: pd.DataFrame, cluster: str | None) -> tuple[np.ndarray, str]:
     """Integer cluster codes aligned with ``data`` (rows of ``panel.data``).
 
     ``cluster`` names a column of ``panel.data`` or of ``panel.geography`` (mapped through the
     unit); ``None`` clusters by unit. Returns the codes and the name used.
     """
+    check_cluster(cluster)
     if cluster is None or cluster == "unit":
         return factorize(data["unit"].to_numpy()), "unit"
     if cluster in data.columns:
@@ -255,6 +266,7 @@ def cluster_codes(panel: object, data: pd.DataFrame, cluster: str | None) -> tup
         values = data["unit"].map(geo[cluster])
     if values.isna().any():
         u = data.loc[values.isna().to_numpy(), "unit"].iloc[0]
+        u = u.item() if isinstance(u, np.generic) else u
         raise EstimationError(
             f"Cluster variable {cluster!r} is missing for unit {u!r}; fill it or choose "
             "another cluster variable."

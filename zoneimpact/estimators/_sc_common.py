@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import EstimationError, PanelError
-from ..panel import Panel
+from ..errors import EstimationError, PanelError, SpecError, ZoneImpactError
+from ..panel import Panel, _v
 
 
 def outcome_matrix(
@@ -43,9 +43,10 @@ def outcome_matrix(
         absent = u not in wide.index or t not in wide.columns or pd.isna(wide.loc[u, t])
         what = "is missing" if absent else "is NaN"
         raise PanelError(
-            f"{estimator} needs a balanced panel: outcome {outcome!r} {what} for unit {u!r} "
-            f"in period {t!r} ({int(miss.sum())} missing unit-period(s) among the units and "
-            "periods used). Drop that unit, restrict the periods, or impute the value."
+            f"{estimator} needs a balanced panel: outcome {outcome!r} {what} for unit "
+            f"{_v(u)!r} in period {_v(t)!r} ({int(miss.sum())} missing unit-period(s) among "
+            "the units and periods used). Drop that unit, restrict the periods, or impute the "
+            "value."
         )
     return sub.astype(float)
 
@@ -56,9 +57,50 @@ def never_treated(panel: Panel) -> list[Any]:
     return coh.index[np.isinf(coh.to_numpy())].tolist()
 
 
+#: Most control units: the weight solvers hold dense (controls x controls) Gram matrices.
+MAX_DONORS = 15_000
+
+
+def check_pool_size(donors: Sequence[Any], estimator: str) -> None:
+    """Refuse donor pools whose dense Gram matrix would not fit in memory."""
+    if len(donors) > MAX_DONORS:
+        gib = len(donors) ** 2 * 8 / 2**30
+        raise EstimationError(
+            f"{estimator} with {len(donors):,} control units needs dense {len(donors):,} x "
+            f"{len(donors):,} matrices ({gib:.1f} GiB each), beyond this implementation's "
+            f"limit of {MAX_DONORS:,} controls. Restrict the donor pool (e.g. to the treated "
+            "unit's region) or aggregate the units."
+        )
+
+
 def require_donors(donors: Sequence[Any], what: str = "donor") -> None:
     if len(donors) == 0:
         raise EstimationError(
             f"No {what} units: the panel has no never-treated unit to build a synthetic "
             "control from. Add never-treated units (cohort 0/NaN) to the data."
         )
+
+
+def unit_list(
+    panel: Panel, value: Any, name: str, *, error: type[ZoneImpactError] = PanelError
+) -> list[Any]:
+    """Unit ids from one id or a list of them, each checked to be in the panel (else
+    ``error``), none twice (a string is one id, not a list of characters)."""
+    seq = isinstance(value, list | tuple | np.ndarray | pd.Index | pd.Series)
+    items = list(value) if seq else [value]
+    coh = panel.unit_cohort
+    out: list[Any] = []
+    for u in items:
+        try:
+            known = u in coh.index
+        except TypeError:  # unhashable: a list or dict inside the list
+            known = False
+        if not known:
+            raise error(
+                f"{name}: unit {u!r} is not in the panel (column "
+                f"{panel.names.get('unit', 'unit')!r}); check its spelling."
+            )
+        if u in out:
+            raise SpecError(f"{name}: unit {u!r} is listed twice.")
+        out.append(u)
+    return out

@@ -39,7 +39,8 @@ def outcome_scale(y: np.ndarray) -> float:
     m = float(a.max())
     if m == 0.0 or _LOW <= m <= _HIGH:
         return 1.0
-    return float(2.0 ** int(np.frexp(m)[1]))
+    # 2^1024 overflows: outcomes near the float maximum are halved at most 2^1023 times
+    return float(np.ldexp(1.0, min(int(np.frexp(m)[1]), 1023)))
 
 
 def scale_equivariant(*, result_scales: bool = True) -> Callable[[F], F]:

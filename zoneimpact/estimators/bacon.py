@@ -40,8 +40,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import EstimationError
-from ..panel import Panel
-from ..results import EstimationResult, terms_frame
+from ..panel import Panel, _v
+from ..results import EstimationResult, check_fit_arguments, terms_frame
 from ._fe import demean, factorize
 from ._scale import scale_equivariant
 
@@ -116,9 +116,11 @@ def fit(
     EstimationError
         Unbalanced panel, missing outcomes, covariates, or fewer than two groups.
     """
+    check_fit_arguments(panel, outcome, alpha=alpha, n_jobs=n_jobs, rng=rng, estimator="bacon")
     del rng, n_jobs
-    panel._check_outcome(outcome)
-    if covariates:
+    if covariates is not None and not (
+        isinstance(covariates, list | tuple | str) and len(covariates) == 0
+    ):
         raise EstimationError(
             "bacon: covariates are not supported (the decomposition with controls, "
             "Goodman-Bacon 2021 Section 5, is not implemented). Remove the option."
@@ -126,17 +128,18 @@ def fit(
     df = panel.data
     y = df[outcome].to_numpy(float)
     if np.isnan(y).any():
-        row = df.loc[np.isnan(y)].iloc[0]
+        i = int(np.flatnonzero(np.isnan(y))[0])
         raise EstimationError(
             f"bacon needs a balanced panel without missing outcomes; {outcome!r} is missing "
-            f"at unit {row['unit']!r}, period {row['time']!r}. Drop or impute that unit."
+            f"at unit {_v(df['unit'].iloc[i])!r}, period {_v(df['time'].iloc[i])!r}. Drop or "
+            "impute that unit."
         )
     if not panel.balanced:
         counts = df.groupby("unit").size()
         n_periods = df["time"].nunique()
         u = counts.index[counts.to_numpy() < n_periods][0]
         raise EstimationError(
-            f"bacon needs a balanced panel; unit {u!r} has {int(counts[u])} of "
+            f"bacon needs a balanced panel; unit {_v(u)!r} has {int(counts[u])} of "
             f"{n_periods} periods. Restrict the data to a balanced sub-panel."
         )
     periods = np.sort(df["time"].unique())

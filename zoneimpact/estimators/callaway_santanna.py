@@ -76,11 +76,18 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
-from ..errors import EstimationError, PanelError, SpecError, ZoneImpactError
+from ..errors import EstimationError, PanelError, SpecError
 from ..inference.bootstrap import bootstrap_se, cluster_sums, multiplier_draws, sup_t_critical
 from ..inference.pretrends import pretrend_wald
-from ..panel import Panel
-from ..results import EstimationResult
+from ..panel import RESERVED, Panel, _v
+from ..results import (
+    EstimationResult,
+    check_bool,
+    check_choice,
+    check_fit_arguments,
+    check_int,
+    check_names,
+)
 from ._scale import scale_equivariant
 
 __all__ = ["CallawaySantAnnaResult", "fit"]
@@ -101,6 +108,28 @@ _AGGREGATIONS = ("simple", "dynamic", "group", "calendar")
 _TRIM_LEVEL = 0.995
 _PS_CAP = 1 - 1e-6
 _OVERLAP = 0.999
+#: Largest bootstrap draw matrix (n_boot x influence columns, float64) held in memory.
+_MAX_DRAW_BYTES = 8 * 2**30
+#: Most group-time cells estimated (their terms' covariance is held densely).
+_MAX_CELLS = 10_000
+#: Up to this many influence columns the covariance goes through the columns' Gram matrix.
+_DENSE_MEAT = 2_000
+
+
+def _event_bound(value: Any, name: str, default: float) -> float:
+    """``min_e``/``max_e``: a number (whole or infinite) or None for no bound."""
+    if value is None:
+        return default
+    if (
+        isinstance(value, bool | np.bool_)
+        or not isinstance(value, int | float | np.integer | np.floating)
+        or np.isnan(value)
+        or (np.isfinite(value) and float(value) != np.round(float(value)))
+    ):
+        raise SpecError(
+            f"{name} must be a whole number of periods (or None for no bound); received {value!r}."
+        )
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -232,6 +261,21 @@ _ESTIMATORS = {"reg": _att_reg, "ipw": _att_ipw, "dr": _att_dr}
 
 
 # ---------------------------------------------------------------------------- helpers
+def _check_cluster_name(panel: Panel, cluster: Any) -> None:
+    """A cluster must be a column name; ``time`` and ``cohort`` are not clusters of units."""
+    if not isinstance(cluster, str | int) or isinstance(cluster, bool):
+        raise SpecError(
+            f"cluster must be a column name (e.g. 'region') or None for units; received "
+            f"{cluster!r} ({type(cluster).__name__})."
+        )
+    if cluster in ("time", "cohort"):
+        raise SpecError(
+            f"cluster={cluster!r} does not group units: clusters must be constant within "
+            "each unit (a region, a province). Pass a panel or geography column, or None to "
+            "cluster by unit."
+        )
+
+
 def _cluster_labels(panel: Panel, cluster: str, units: np.ndarray) -> np.ndarray:
     """Per-unit cluster labels from a column of ``panel.data`` or ``panel.geography``."""
     data = panel.data
@@ -242,7 +286,7 @@ def _cluster_labels(panel: Panel, cluster: str, units: np.ndarray) -> np.ndarray
         if (per > 1).any():
             u = per.index[(per > 1).to_numpy()][0]
             raise SpecError(
-                f"Cluster column {cluster!r} varies within unit {u!r}; clusters must be "
+                f"Cluster column {cluster!r} varies within unit {_v(u)!r}; clusters must be "
                 "constant per unit (e.g. a region)."
             )
         labels = data.groupby("unit")[cluster].first().reindex(units)
@@ -256,7 +300,7 @@ def _cluster_labels(panel: Panel, cluster: str, units: np.ndarray) -> np.ndarray
         )
     if labels.isna().any():
         u = labels.index[labels.isna().to_numpy()][0]
-        raise SpecError(f"Cluster variable {cluster!r} is missing for unit {u!r}.")
+        raise SpecError(f"Cluster variable {cluster!r} is missing for unit {_v(u)!r}.")
     return labels.to_numpy()
 
 
@@ -370,48 +414,50 @@ def fit(
         ``pretrend_p`` (joint Wald test of the pre-period event-time effects).
     """
     # ------------------------------------------------------------------ options
-    if not isinstance(panel, Panel):
-        raise ZoneImpactError(f"Expected a Panel; received {type(panel).__name__}.")
-    cg = _CONTROL.get(str(control_group).lower())
+    check_fit_arguments(
+        panel, outcome, alpha=alpha, n_jobs=n_jobs, rng=rng, estimator="callaway_santanna"
+    )
+    cg = _CONTROL.get(control_group.lower()) if isinstance(control_group, str) else None
     if cg is None:
         raise SpecError(
             f"Unknown control_group {control_group!r}. Use 'never_treated' or 'not_yet_treated'."
         )
-    covs = (
-        []
-        if covariates is None
-        else ([covariates] if isinstance(covariates, str) else list(covariates))
-    )
+    covs = check_names(covariates, "covariates")
     if est_method is None:
         est_method = "dr" if covs else "unconditional"
-    if est_method not in _METHODS:
-        raise SpecError(f"Unknown est_method {est_method!r}. Use one of {list(_METHODS)}.")
+    check_choice(est_method, "est_method", _METHODS)
     if est_method == "unconditional" and covs:
         raise SpecError(
             f"est_method='unconditional' ignores covariates {covs}; choose 'dr', 'ipw' or "
             "'reg', or drop the covariates."
         )
-    if base_period not in ("varying", "universal"):
+    if not isinstance(base_period, str) or base_period not in ("varying", "universal"):
         raise SpecError(f"Unknown base_period {base_period!r}. Use 'varying' or 'universal'.")
-    aggs = [aggregations] if isinstance(aggregations, str) else list(aggregations)
-    bad = [a for a in aggs if a not in _AGGREGATIONS]
+    aggs = check_names(aggregations, "aggregations", none=False)
+    bad = [a for a in aggs if not isinstance(a, str) or a not in _AGGREGATIONS]
     if bad:
         raise SpecError(f"Unknown aggregation(s) {bad}. Use any of {list(_AGGREGATIONS)}.")
-    if int(anticipation) != anticipation or anticipation < 0:
-        raise SpecError(f"anticipation must be a non-negative integer; received {anticipation!r}.")
-    if not 0 < alpha < 1:
-        raise SpecError(f"alpha must lie in (0, 1); received {alpha!r}.")
-    if bootstrap and int(n_boot) < 2:
-        raise SpecError(f"n_boot must be at least 2 with bootstrap=True; received {n_boot!r}.")
-    min_e = -np.inf if min_e is None else float(min_e)
-    max_e = np.inf if max_e is None else float(max_e)
+    anticipation = check_int(anticipation, "anticipation", minimum=0)
+    bootstrap = check_bool(bootstrap, "bootstrap")
+    uniform_bands = check_bool(uniform_bands, "uniform_bands")
+    n_boot = check_int(n_boot, "n_boot", minimum=2 if bootstrap else 0)
+    check_choice(boot_weights, "boot_weights", ("rademacher", "mammen"))
+    chunk_size = check_int(chunk_size, "chunk_size", minimum=1, none=True)
+    balance_e = check_int(balance_e, "balance_e", minimum=0, none=True)
+    min_e = _event_bound(min_e, "min_e", -np.inf)
+    max_e = _event_bound(max_e, "max_e", np.inf)
+    if min_e > max_e:
+        raise SpecError(f"min_e={min_e:g} exceeds max_e={max_e:g}; the event window is empty.")
+    if max_e < 0:
+        raise SpecError(
+            f"max_e={max_e:g} leaves no post-treatment event time (e >= 0) for the overall "
+            "effect; use max_e >= 0."
+        )
+    if cluster is not None:
+        _check_cluster_name(panel, cluster)
 
     data = panel.data
-    if outcome not in data.columns or outcome in ("unit", "time", "cohort"):
-        raise PanelError(
-            f"Outcome {outcome!r} is not in the panel; outcomes: {list(panel.outcomes)}."
-        )
-    missing = [c for c in covs if c not in data.columns or c in ("unit", "time", "cohort")]
+    missing = [c for c in covs if not isinstance(c, str) or c not in data.columns or c in RESERVED]
     if missing:
         raise PanelError(
             f"Covariate(s) {missing} not in the panel; its covariates are "
@@ -468,6 +514,13 @@ def fit(
         raise EstimationError("No group-time cell can be formed (no cohort has a pre-period).")
 
     k = len(cells)
+    if k > _MAX_CELLS or n * (k + len(cohorts)) * 8 > _MAX_DRAW_BYTES:
+        raise EstimationError(
+            f"{k} group-time cells ({len(cohorts)} cohorts x {n_t} periods) for {n} units: "
+            f"beyond what this implementation holds (at most {_MAX_CELLS:,} cells and "
+            f"{_MAX_DRAW_BYTES / 2**30:.0f} GiB of influence functions). Aggregate the "
+            "periods (e.g. days to months) or the cohorts."
+        )
     # Influence "basis": the k ATT(g,t) columns followed by the centred cohort indicators
     # (filled below), in one column-major array so that each cell writes one contiguous
     # column in place and no copy is needed to assemble the basis (at 500,000 units each
@@ -515,7 +568,7 @@ def fit(
             bad_unit = units[np.flatnonzero(sub)[bad_row]]
             bad_cov = [covs[i] for i in range(len(covs)) if not np.isfinite(xmat[bad_row, i + 1])]
             raise PanelError(
-                f"Covariate {bad_cov[0]!r} is missing for unit {bad_unit!r} in period "
+                f"Covariate {bad_cov[0]!r} is missing for unit {_v(bad_unit)!r} in period "
                 f"{periods[xc]} (needed for ATT({cell.g:g},{cell.t})). Impute it or drop the unit."
             )
         d = treat[sub].astype(float)
@@ -538,7 +591,11 @@ def fit(
     att = np.array([cl.att for cl in cells])
     valid = np.isfinite(att)
     if not valid[[cl.e >= 0 for cl in cells]].any():
-        raise EstimationError("No post-treatment ATT(g,t) could be estimated.")
+        why = f": {'; '.join(failed[:3])}" if failed else ""
+        raise EstimationError(
+            f"No post-treatment ATT(g,t) could be estimated for {outcome!r} "
+            f"({len(failed)} of {len(cells)} cells failed{why})."
+        )
     cell_g = np.array([cl.g for cl in cells])
     cell_t = np.array([cl.t for cl in cells])
     cell_e = np.array([cl.e for cl in cells])
@@ -585,6 +642,11 @@ def fit(
 
     post = (cell_e >= 0) & (cell_e <= max_e)
     est, a = weighted(post, wif=True)
+    if not np.isfinite(est):
+        raise EstimationError(
+            f"No estimated post-treatment ATT(g,t) lies within max_e={max_e:g}: the overall "
+            "effect is undefined. Raise max_e."
+        )
     add("att", est, a, "")
 
     if "dynamic" in aggs:
@@ -593,6 +655,12 @@ def fit(
         if balance_e is not None:
             maxt, mint = cell_t.max(), cell_t.min()
             include = (maxt - cell_g) >= balance_e
+            if not (include & valid).any():
+                raise EstimationError(
+                    f"balance_e={balance_e}: no cohort is observed for {balance_e} periods "
+                    f"after treatment (the last period is {int(maxt)}, cohorts "
+                    f"{[int(g) for g in cohorts]}); lower balance_e."
+                )
             eseq = eseq[(eseq <= balance_e) & (eseq >= balance_e - maxt + mint)]
         eseq = eseq[(eseq >= min_e) & (eseq <= max_e)]
         ev_rows = []
@@ -650,8 +718,13 @@ def fit(
     if cluster is not None:
         labels = _cluster_labels(panel, cluster, units)
     meat_src = basis if labels is None else cluster_sums(basis, labels)
-    meat = _gram(meat_src) / n**2
-    vcov = amat.T @ meat @ amat
+    if meat_src.shape[1] <= _DENSE_MEAT:
+        meat = _gram(meat_src) / n**2
+        vcov = amat.T @ meat @ amat
+    else:
+        # many cells (long panels): the same covariance without the k x k meat matrix
+        scores = meat_src @ amat
+        vcov = _gram(scores) / n**2
     cell_var = np.einsum("ij,ij->j", meat_src[:, :k], meat_src[:, :k]) / n**2
     se_terms = np.sqrt(np.clip(np.diag(vcov), 0, None))
     se_cells = np.sqrt(np.clip(cell_var, 0, None))
@@ -668,6 +741,13 @@ def fit(
     if bootstrap:
         # multiplier weights are drawn per unit (or cluster) in an order fixed by the data,
         # not the labels, so relabelling units cannot change the draws
+        need = float(n_boot) * basis.shape[1] * 8
+        if need > _MAX_DRAW_BYTES:
+            raise SpecError(
+                f"n_boot={n_boot} bootstrap draws of {basis.shape[1]} influence columns need "
+                f"{need / 2**30:,.0f} GiB of memory (limit {_MAX_DRAW_BYTES / 2**30:.0f} GiB); "
+                "999 draws are R did's default."
+            )
         pos = pd.Index(units).get_indexer(panel.canonical_order(units, outcome))
         draws = multiplier_draws(
             basis[pos],
@@ -725,7 +805,7 @@ def fit(
         "covariates": ",".join(covs) if covs else None,
         "base_period": base_period,
         "anticipation": int(anticipation),
-        "n_boot": int(n_boot) if bootstrap else 0,
+        "n_boot": n_boot if bootstrap else 0,
         "boot_weights": boot_weights if bootstrap else None,
         "cluster": cluster,
         "n_clusters": int(len(np.unique(labels))) if labels is not None else None,

@@ -46,10 +46,17 @@ import pandas as pd
 from scipy import sparse, stats
 from scipy.sparse.linalg import splu
 
-from ..errors import EstimationError
-from ..panel import Panel
-from ..results import EstimationResult, terms_frame
+from ..errors import EstimationError, SpecError
+from ..panel import RESERVED, Panel, _v
+from ..results import (
+    EstimationResult,
+    check_bool,
+    check_fit_arguments,
+    check_int,
+    terms_frame,
+)
 from ._fe import (
+    check_cluster,
     cluster_codes,
     cluster_scores,
     cluster_ssc_k,
@@ -60,6 +67,10 @@ from ._scale import scale_equivariant
 from .sun_abraham import _covariate_list
 
 __all__ = ["ImputationResult", "fit"]
+
+#: Most estimands (``att`` and one per horizon): each has a column of implied weights on
+#: the untreated observations and of cluster scores.
+_MAX_TARGETS = 2_001
 
 _PARTITIONS = {
     "cohort_event": ("cohort", "event"),
@@ -183,22 +194,37 @@ def fit(
         No untreated observations, no treated observation whose effect is identified, a
         requested horizon without treated observations, or bad options.
     """
+    check_fit_arguments(panel, outcome, alpha=alpha, n_jobs=n_jobs, rng=rng, estimator="imputation")
     del rng, n_jobs
-    panel._check_outcome(outcome)
-    if aux_partition not in _PARTITIONS:
+    if not isinstance(aux_partition, str) or aux_partition not in _PARTITIONS:
         raise EstimationError(
             f"aux_partition={aux_partition!r} is not valid; use one of {list(_PARTITIONS)}."
         )
-    n_pre = 0 if pretrends is None else int(pretrends)
+    if pretrends is not None and (
+        isinstance(pretrends, bool) or not isinstance(pretrends, int | float | np.number)
+    ):
+        raise EstimationError(f"pretrends={pretrends!r} must be a non-negative integer.")
+    n_pre = 0 if pretrends is None else check_int(pretrends, "pretrends")
     if n_pre < 0:
         raise EstimationError(f"pretrends={pretrends!r} must be a non-negative integer.")
+    if horizons is not None:
+        if isinstance(horizons, int | np.integer) and not isinstance(horizons, bool):
+            horizons = [int(horizons)]
+        elif isinstance(horizons, str) or not isinstance(horizons, Sequence | np.ndarray):
+            raise SpecError(
+                f"horizons must be a list of event times >= 0 (e.g. [0, 1, 2]); received "
+                f"{horizons!r}."
+            )
+        horizons = [check_int(h, "horizons", minimum=0) for h in horizons]
+    leave_out = check_bool(leave_out, "leave_out")
     covs = _covariate_list(panel, covariates)
+    check_cluster(cluster)
     cols = ["unit", "time", "cohort", outcome, *covs]
     if weights is not None:
-        if weights not in panel.data.columns:
+        if not isinstance(weights, str) or weights not in panel.data.columns or weights in RESERVED:
             raise EstimationError(
                 f"Weight column {weights!r} is not in the panel; available: "
-                f"{list(panel.data.columns)}."
+                f"{[c for c in panel.data.columns if c not in RESERVED]}."
             )
         cols.append(weights)
     if cluster is not None and cluster in panel.data.columns and cluster not in cols:
@@ -210,10 +236,11 @@ def fit(
     if weights is not None:
         bad = df[weights].to_numpy(float) <= 0
         if bad.any():
-            row = df.loc[bad].iloc[0]
+            i = int(np.flatnonzero(bad)[0])
             raise EstimationError(
-                f"Weight column {weights!r} must be positive; unit {row['unit']!r}, period "
-                f"{row['time']!r} has {row[weights]!r}."
+                f"Weight column {weights!r} must be positive; unit "
+                f"{_v(df['unit'].iloc[i])!r}, period {_v(df['time'].iloc[i])!r} has "
+                f"{_v(df[weights].iloc[i])!r}."
             )
 
     cohort = df["cohort"].to_numpy(float)
@@ -305,6 +332,13 @@ def fit(
                 f"are {avail.tolist()}."
             )
     targets = ["att", *[f"event:{h}" for h in hz]]
+    if len(targets) > _MAX_TARGETS:
+        raise EstimationError(
+            f"{len(hz)} event-time horizons ({hz[0]} to {hz[-1]}) to estimate, beyond this "
+            f"implementation's limit of {_MAX_TARGETS - 1:,} (each needs its own implied "
+            "weights on every untreated observation). Pass horizons=[...] with the event "
+            "times you need, or aggregate the periods."
+        )
     Wt = np.zeros((len(i1), len(targets)))
     Wt[:, 0] = w1obs / w1obs.sum()
     for j, h in enumerate(hz, start=1):

@@ -52,13 +52,23 @@ from typing import Any, ClassVar, Literal, cast
 import numpy as np
 import pandas as pd
 
-from ..errors import EstimationError
-from ..panel import Panel
-from ..results import EstimationResult, terms_frame
-from ._fe import TwoWayWithin, cluster_codes, cluster_ssc_k, factorize
+from ..errors import EstimationError, SpecError
+from ..panel import RESERVED, Panel
+from ..results import (
+    EstimationResult,
+    check_fit_arguments,
+    check_int,
+    check_names,
+    terms_frame,
+)
+from ._fe import TwoWayWithin, check_cluster, cluster_codes, cluster_ssc_k, factorize
 from ._scale import scale_equivariant
 
 __all__ = ["SunAbrahamResult", "fit"]
+
+#: Most interaction cells (plus covariates) of the saturated regression: its dense
+#: ``P x P`` Gram matrix is inverted, which takes about a minute at 6,000.
+_MAX_PARAMETERS = 5_000
 
 
 @dataclass(frozen=True)
@@ -81,10 +91,10 @@ class SunAbrahamResult(EstimationResult):
 
 
 def _covariate_list(panel: Panel, covariates: str | Sequence[str] | None) -> list[str]:
-    if covariates is None:
-        return []
-    covs = [covariates] if isinstance(covariates, str) else list(covariates)
-    missing = [c for c in covs if c not in panel.data.columns or c in ("unit", "time", "cohort")]
+    covs = check_names(covariates, "covariates")
+    missing = [
+        c for c in covs if not isinstance(c, str) or c not in panel.data.columns or c in RESERVED
+    ]
     if missing:
         raise EstimationError(
             f"Covariate(s) {missing} are not panel columns; the panel's covariates are "
@@ -112,22 +122,20 @@ def _cells(
     the cell (column) of every row (-1 for control and reference rows).
     """
     gc, glev = pd.factorize(cohort[treated], sort=True)
-    r = rel[treated]
+    r = rel[treated].astype(np.int64)
     rmin = int(r.min()) if r.size else 0
-    width = int(r.max()) - rmin + 1 if r.size else 1
-    # cell key ordered by event first, then cohort: the order of the output columns
+    # cell key ordered by event first, then cohort: the order of the output columns (the
+    # keys present are sorted, not counted over the whole range of event times, which may
+    # span billions of periods)
     key = (r - rmin) * max(len(glev), 1) + gc
-    counts = np.bincount(key, minlength=width * max(len(glev), 1))
-    present = np.flatnonzero(counts)
-    lookup = np.full(counts.size, -1, dtype=np.intp)
-    lookup[present] = np.arange(present.size)
+    present, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
     col_of = np.full(len(cohort), -1, dtype=np.intp)
-    col_of[treated] = lookup[key]
+    col_of[treated] = inverse.ravel()
     cells = pd.DataFrame(
         {
             "cohort": np.asarray(glev, dtype=float)[present % max(len(glev), 1)],
             "event": present // max(len(glev), 1) + rmin,
-            "n_obs": counts[present],
+            "n_obs": counts.astype(np.int64),
         }
     )
     return cells, col_of
@@ -195,26 +203,38 @@ def fit(
         No never-treated units with ``control="never_treated"``, no treated cohort left,
         a rank-deficient design, or bad options.
     """
+    check_fit_arguments(
+        panel, outcome, alpha=alpha, n_jobs=n_jobs, rng=rng, estimator="sun_abraham"
+    )
     del rng, n_jobs  # deterministic; part of the common interface
-    panel._check_outcome(outcome)
-    if control not in ("never_treated", "last_cohort"):
+    if not isinstance(control, str) or control not in ("never_treated", "last_cohort"):
         raise EstimationError(
             f"control={control!r} is not valid; use 'never_treated' or 'last_cohort'."
         )
-    if window not in ("trim", "bin"):
+    if not isinstance(window, str) or window not in ("trim", "bin"):
         raise EstimationError(f"window={window!r} is not valid; use 'trim' or 'bin'.")
+    if isinstance(ref_period, str) or not (
+        np.isscalar(ref_period) or isinstance(ref_period, Sequence | np.ndarray)
+    ):
+        raise SpecError(
+            f"ref_period must be a whole number or a list of them (e.g. -1); received "
+            f"{ref_period!r}."
+        )
     # np.isscalar tells the int from the sequence at run time, but its TypeGuard narrows to
     # numpy's generic scalar union (no __int__) and not at all in the else branch
     refs = sorted(
-        {int(cast(int, ref_period))}
+        {check_int(ref_period, "ref_period")}
         if np.isscalar(ref_period)
-        else {int(r) for r in cast(Sequence[int], ref_period)}
+        else {check_int(r, "ref_period") for r in cast(Sequence[int], ref_period)}
     )
     if not refs:
         raise EstimationError("ref_period is empty; exclude at least one pre-period (e.g. -1).")
+    min_e = check_int(min_e, "min_e", none=True)
+    max_e = check_int(max_e, "max_e", none=True)
     if min_e is not None and max_e is not None and min_e > max_e:
         raise EstimationError(f"min_e={min_e} exceeds max_e={max_e}.")
     covs = _covariate_list(panel, covariates)
+    check_cluster(cluster)
 
     cols = ["unit", "time", "cohort", outcome, *covs]
     if cluster is not None and cluster in panel.data.columns and cluster not in cols:
@@ -278,6 +298,14 @@ def fit(
     if cells.empty:
         raise EstimationError("No treated cohort x relative-period cell to estimate.")
     P = len(cells)
+    if P + len(covs) > _MAX_PARAMETERS:
+        raise EstimationError(
+            f"The saturated Sun-Abraham regression has {P} cohort x relative-period cells "
+            f"({cells['cohort'].nunique()} cohorts, event times {int(cells['event'].min())} to "
+            f"{int(cells['event'].max())}); it inverts a {P} x {P} matrix, beyond this "
+            f"implementation's limit of {_MAX_PARAMETERS:,}. Trim the event window with "
+            "min_e/max_e (window='bin' pools the end points) or aggregate the periods."
+        )
 
     unit_codes = factorize(df["unit"].to_numpy())
     time_codes = factorize(time)

@@ -43,10 +43,23 @@ from scipy.optimize import minimize
 
 from ..errors import EstimationError, PanelError, SpecError
 from ..inference import placebo as plc
-from ..panel import Panel
+from ..panel import RESERVED, Panel, _v
 from ..parallel import as_generator
-from ..results import EstimationResult, terms_frame
-from ._sc_common import never_treated, outcome_matrix, require_donors
+from ..results import (
+    EstimationResult,
+    check_bool,
+    check_fit_arguments,
+    check_int,
+    check_number,
+    terms_frame,
+)
+from ._sc_common import (
+    check_pool_size,
+    never_treated,
+    outcome_matrix,
+    require_donors,
+    unit_list,
+)
 from ._scale import scale_equivariant
 from ._simplex import simplex_qp_gram
 
@@ -135,6 +148,17 @@ class SyntheticControlResult(EstimationResult):
         return out
 
 
+# ---------------------------------------------------------------------------- options
+def _window(value: Any, name: str) -> tuple[int, int]:
+    """``[first, last]``: two whole periods with ``first <= last``."""
+    if isinstance(value, str) or not isinstance(value, Sequence | np.ndarray) or len(value) != 2:
+        raise SpecError(f"{name} must be [first, last] (two periods); received {value!r}.")
+    a, b = (check_int(x, name) for x in value)
+    if a > b:
+        raise SpecError(f"{name} [{a}, {b}] is reversed: first must not exceed last.")
+    return a, b
+
+
 # ---------------------------------------------------------------------------- predictors
 def _predictor_table(
     panel: Panel,
@@ -161,7 +185,7 @@ def _predictor_table(
         if unknown:
             raise SpecError(f"Predictor #{k} has unknown key(s) {sorted(unknown)}.")
         var = spec["variable"]
-        if var not in data.columns or var in ("unit", "time", "cohort"):
+        if not isinstance(var, str) or var not in data.columns or var in RESERVED:
             raise SpecError(
                 f"Predictor variable {var!r} is not in the panel; outcomes {list(panel.outcomes)}, "
                 f"covariates {list(panel.covariates)}. Add it to [data] covariates."
@@ -169,28 +193,39 @@ def _predictor_table(
         if "window" in spec and "years" in spec:
             raise SpecError(f"Predictor #{k} ({var}): give either window or years, not both.")
         if "window" in spec:
-            a, b = spec["window"]
+            a, b = _window(spec["window"], f"Predictor #{k} ({var}) window")
             years = [t for t in panel.periods if a <= t <= b]
             label = f"{var}[{a}-{b}]"
         elif "years" in spec:
-            years = list(spec["years"])
+            ys = spec["years"]
+            if isinstance(ys, str) or not isinstance(ys, Sequence | np.ndarray) or len(ys) == 0:
+                raise SpecError(
+                    f"Predictor #{k} ({var}) years must be a non-empty list of periods; "
+                    f"received {ys!r}."
+                )
+            years = [check_int(y, f"Predictor #{k} ({var}) years") for y in ys]
             label = f"{var}[{','.join(str(y) for y in years)}]"
         else:
             years = list(pre_periods)
             label = f"{var}[pre]"
         op = spec.get("op", "mean")
-        if op not in ("mean", "median"):
+        if not isinstance(op, str) or op not in ("mean", "median"):
             raise SpecError(f"Predictor {label}: op must be 'mean' or 'median'; received {op!r}.")
         sub = data.loc[data["time"].isin(years) & data["unit"].isin(units), ["unit", var]]
         agg = sub.groupby("unit")[var].agg(op).reindex(units)
         if agg.isna().any():
             u = agg.index[agg.isna().to_numpy()][0]
             raise PanelError(
-                f"Predictor {label}: unit {u!r} has no non-missing value of {var!r} in periods "
-                f"{years}. Change the window or drop the unit."
+                f"Predictor {label}: unit {_v(u)!r} has no non-missing value of {var!r} in "
+                f"periods {years}. Change the window or drop the unit."
             )
         rows.append(agg.to_numpy(float))
         names.append(spec.get("name", label))
+    if not rows:
+        raise SpecError(
+            "predictors is empty: list at least one {variable = 'x', window = [a, b]}, or "
+            "leave predictors out to match every pre-period outcome."
+        )
     return pd.DataFrame(
         np.vstack(rows),
         index=pd.Index(names, name="predictor"),
@@ -518,6 +553,30 @@ def fit(
     SyntheticControlResult
         Terms ``att`` (mean post-period gap; se NaN) and ``weight:DONOR``.
     """
+    check_fit_arguments(
+        panel, outcome, alpha=alpha, n_jobs=n_jobs, rng=rng, estimator="synthetic_control"
+    )
+    treatment_start = check_int(treatment_start, "treatment_start", none=True)
+    n_starts = check_int(n_starts, "n_starts", minimum=0)
+    placebo_starts = check_int(placebo_starts, "placebo_starts", minimum=0)
+    placebos = check_bool(placebos, "placebos")
+    leave_one_out = check_bool(leave_one_out, "leave_one_out")
+    drop_ratio = check_number(drop_ratio, "drop_ratio", positive=True, none=True)
+    in_time = check_int(in_time, "in_time", none=True)
+    if fit_window is not None:
+        fit_window = _window(fit_window, "fit_window")
+    if v is not None and not isinstance(v, str):
+        if not isinstance(v, Sequence | np.ndarray) or not all(
+            isinstance(x, int | float | np.number)
+            and not isinstance(x, bool)
+            and np.isfinite(x)
+            and x >= 0
+            for x in v
+        ):
+            raise SpecError(
+                f"v must be 'nested', 'inverse_variance', 'equal' or a list of finite "
+                f"non-negative predictor weights; received {v!r}."
+            )
     rng = as_generator(rng)
     coh = panel.unit_cohort
     if treated_unit is None:
@@ -528,16 +587,10 @@ def fit(
                 "treatment_start= if the panel does not mark it)."
             )
     else:
-        tr_units = list(treated_unit) if isinstance(treated_unit, list | tuple) else [treated_unit]
-        missing = [u for u in tr_units if u not in coh.index]
-        if missing:
-            raise PanelError(
-                f"Treated unit {missing[0]!r} is not in the panel (column "
-                f"{panel.names.get('unit', 'unit')!r}); check its spelling."
-            )
+        tr_units = unit_list(panel, treated_unit, "treated_unit")
     starts = {float(coh.loc[u]) for u in tr_units}
     if treatment_start is not None:
-        g = int(treatment_start)
+        g = treatment_start
     else:
         finite = {s for s in starts if np.isfinite(s)}
         if not finite:
@@ -554,12 +607,9 @@ def fit(
     if donors is None:
         pool = [u for u in never_treated(panel) if u not in tr_units]
     else:
-        pool = list(donors)
-        bad = [u for u in pool if u not in coh.index]
-        if bad:
-            raise PanelError(f"Donor {bad[0]!r} is not in the panel.")
-        pool = [u for u in pool if u not in tr_units]
+        pool = [u for u in unit_list(panel, donors, "donors") if u not in tr_units]
     require_donors(pool)
+    check_pool_size(pool, "Synthetic control")
     periods = np.asarray(panel.periods)
     pre_periods = periods[periods < g]
     if len(pre_periods) == 0:
@@ -576,6 +626,11 @@ def fit(
         if b >= g:
             raise SpecError(f"fit_window {list(fit_window)} reaches the treatment period {g}.")
         fit_mask = (periods >= a) & (periods <= b)
+        if not fit_mask.any():
+            raise SpecError(
+                f"fit_window {list(fit_window)} holds no observed period (pre-treatment "
+                f"periods: {int(pre_periods[0])}-{int(pre_periods[-1])})."
+            )
     if v is None:
         v = "nested" if predictors is not None else "equal"
     prob = _Problem(Y, X, fit_mask, periods < g, periods >= g, v, n_starts)

@@ -40,8 +40,15 @@ import pandas as pd
 from ..errors import EstimationError, SpecError
 from ..panel import Panel
 from ..parallel import as_generator, replicate
-from ..results import EstimationResult, terms_frame
-from ._sc_common import never_treated, outcome_matrix, require_donors
+from ..results import (
+    EstimationResult,
+    check_bool,
+    check_fit_arguments,
+    check_int,
+    check_number,
+    terms_frame,
+)
+from ._sc_common import check_pool_size, never_treated, outcome_matrix, require_donors
 from ._scale import scale_equivariant
 from ._simplex import fw_weights, sparsify, sum_normalize
 
@@ -288,6 +295,10 @@ def _batched(
     """Estimates for a stack of same-shaped problems, in fixed-size chunks through
     :func:`~zoneimpact.parallel.replicate` (chunking does not depend on ``n_jobs``).
     """
+    # a problem's Gram matrix is (controls + 1)^2 doubles: with many controls fewer
+    # problems share a chunk (each is solved on its own, so the estimates do not change)
+    m1 = n0 + 1
+    chunk = int(max(1, min(chunk, _CHUNK_BYTES // (8 * m1 * m1))))
     starts = list(range(0, len(Ys), chunk))
 
     def one(s: int, _g: np.random.Generator) -> np.ndarray:
@@ -298,6 +309,10 @@ def _batched(
 
     out = replicate(one, starts, rng=0, n_jobs=n_jobs, desc=desc)
     return np.concatenate(out) if out else np.empty(0)
+
+
+#: Memory of the Gram matrices of one chunk of placebo or bootstrap problems.
+_CHUNK_BYTES = 2**30
 
 
 # ---------------------------------------------------------------------------- inference (one block)
@@ -502,18 +517,31 @@ def fit(
     SyntheticDiDResult
         Terms ``att`` (and ``cohort:G`` with several adoption cohorts).
     """
-    if method not in ("sdid", "sc", "did"):
+    check_fit_arguments(
+        panel, outcome, alpha=alpha, n_jobs=n_jobs, rng=rng, estimator="synthetic_did"
+    )
+    if not isinstance(method, str) or method not in ("sdid", "sc", "did"):
         raise SpecError(f"method must be 'sdid', 'sc' or 'did'; received {method!r}.")
-    if se_method not in ("placebo", "bootstrap", "jackknife", None):
+    if se_method is not None and (
+        not isinstance(se_method, str) or se_method not in ("placebo", "bootstrap", "jackknife")
+    ):
         raise SpecError(
             f"se_method must be 'placebo', 'bootstrap', 'jackknife' or None; received {se_method!r}."
         )
+    resampled = se_method in ("placebo", "bootstrap")
+    n_reps = check_int(n_reps, "n_reps", minimum=2 if resampled else 0)
+    zeta_omega = check_number(zeta_omega, "zeta_omega", minimum=0, none=True)
+    zeta_lambda = check_number(zeta_lambda, "zeta_lambda", minimum=0, none=True)
+    min_decrease = check_number(min_decrease, "min_decrease", minimum=0, none=True)
+    max_iter = check_int(max_iter, "max_iter", minimum=1)
+    sparsify = check_bool(sparsify, "sparsify")
     coh = panel.unit_cohort
     treated_units = coh.index[np.isfinite(coh.to_numpy())].tolist()
     if not treated_units:
         raise EstimationError("No treated unit in the panel: every unit is never treated.")
     donors = never_treated(panel)
     require_donors(donors)
+    check_pool_size(donors, "Synthetic DiD")
     # placebo permutations and bootstrap draws index units by position: order them by
     # their data so that relabelling the units cannot change the draws
     donors = panel.canonical_order(donors, outcome)

@@ -50,9 +50,21 @@ import pandas as pd
 
 from ..errors import EstimationError, SpecError
 from ..panel import Panel
-from ..results import EstimationResult, terms_frame
+from ..results import (
+    EstimationResult,
+    check_bool,
+    check_choice,
+    check_fit_arguments,
+    check_int,
+    check_names,
+    terms_frame,
+)
 from ._fe import absorb, cluster_ssc_k
 from ._scale import scale_equivariant
+
+#: Most event-time dummies (plus covariates) of an event study: they are dense columns of
+#: the regression (observations x regressors) and their Gram matrix is inverted.
+_MAX_REGRESSORS = 5_000
 
 
 @dataclass(frozen=True, repr=False)
@@ -64,6 +76,11 @@ class TWFEResult(EstimationResult):
 
 def _cluster_codes(panel: Panel, data: pd.DataFrame, cluster: str | None) -> tuple[np.ndarray, str]:
     """Integer cluster codes aligned with ``data`` and the cluster's name."""
+    if cluster is not None and not isinstance(cluster, str | int):
+        raise SpecError(
+            f"cluster must be a column name (e.g. 'region') or None for units; received "
+            f"{cluster!r} ({type(cluster).__name__})."
+        )
     if cluster is None or cluster == "unit":
         return pd.factorize(data["unit"])[0], "unit"
     if cluster in data.columns:
@@ -84,7 +101,7 @@ def _prepare(
     panel: Panel, outcome: str, covariates: list[str] | None
 ) -> tuple[pd.DataFrame, list[str]]:
     panel._check_outcome(outcome)
-    covariates = list(covariates or [])
+    covariates = check_names(covariates, "covariates")
     unknown = [c for c in covariates if c not in panel.covariates]
     if unknown:
         raise SpecError(
@@ -102,10 +119,7 @@ def _fe_codes(
     """Integer codes of each fixed effect (``"unit"``, ``"time"``, a panel or geography
     column, or an interaction ``"a:b"`` of those).
     """
-    if isinstance(fixed_effects, str):
-        fixed_effects = (fixed_effects,)
-    if not fixed_effects:
-        raise SpecError("fixed_effects is empty: give at least ('unit', 'time').")
+    fixed_effects = _fe_names(fixed_effects)
     geo = panel.geography
 
     # the caller's names of the unit and time columns work too ("city:year")
@@ -143,9 +157,15 @@ def _fe_codes(
 
 
 def _fe_names(fixed_effects: tuple[str, ...] | list[str] | str) -> tuple[str, ...]:
-    names = (fixed_effects,) if isinstance(fixed_effects, str) else tuple(fixed_effects)
+    names = tuple(check_names(fixed_effects, "fixed_effects", none=False))
     if not names:
         raise SpecError("fixed_effects is empty: give at least ('unit', 'time').")
+    bad = [f for f in names if not isinstance(f, str) or not f.strip()]
+    if bad:
+        raise SpecError(
+            f"fixed_effects must be names such as 'unit', 'time' or 'region:time'; received "
+            f"{bad[0]!r}."
+        )
     return names
 
 
@@ -244,6 +264,8 @@ def fit(
         Term ``att`` is beta of the equation in the module docstring; covariate
         coefficients follow under their own names.
     """
+    check_fit_arguments(panel, outcome, alpha=alpha, n_jobs=n_jobs, rng=rng, estimator="twfe")
+    check_choice(ssc, "ssc", ("statsmodels", "fixest"))
     data, covariates = _prepare(panel, outcome, covariates)
     fixed_effects = _fe_names(fixed_effects)
     d = (data["time"] >= data["cohort"]).astype(float)
@@ -312,6 +334,14 @@ def fit_event_study(
         ``att``, the average of the post-period (E >= 0) coefficients; the cluster-robust
         covariance of all of them in ``vcov``.
     """
+    check_fit_arguments(
+        panel, outcome, alpha=alpha, n_jobs=n_jobs, rng=rng, estimator="event_study"
+    )
+    leads = check_int(leads, "leads", minimum=0, none=True)
+    lags = check_int(lags, "lags", minimum=0, none=True)
+    ref = check_int(ref, "ref")
+    bin_endpoints = check_bool(bin_endpoints, "bin_endpoints")
+    check_choice(ssc, "ssc", ("statsmodels", "fixest"))
     data, covariates = _prepare(panel, outcome, covariates)
     fixed_effects = _fe_names(fixed_effects)
     treated = np.isfinite(data["cohort"].to_numpy())
@@ -319,8 +349,13 @@ def fit_event_study(
         treated, data["time"].to_numpy() - np.where(treated, data["cohort"], 0), np.nan
     )
     observed = event[treated]
-    lo = int(observed.min()) if leads is None else -int(leads)
-    hi = int(observed.max()) if lags is None else int(lags)
+    if observed.size == 0:
+        raise EstimationError(
+            f"No treated unit has an observed {outcome!r}: the event study has no event time "
+            "to estimate."
+        )
+    lo = int(observed.min()) if leads is None else -leads
+    hi = int(observed.max()) if lags is None else lags
     if not lo <= ref <= hi:
         raise SpecError(f"Reference event time {ref} lies outside the window [{lo}, {hi}].")
     if bin_endpoints:
@@ -329,11 +364,24 @@ def fit_event_study(
         outside = treated & ((event < lo) | (event > hi))
         data, event = data.loc[~outside], event[~outside]
         treated = treated[~outside]
-    times = [e for e in range(lo, hi + 1) if e != ref]
+    # a dummy for every event time of the window that occurs in the sample (those that do
+    # not would be empty columns); built from the observed ones, so a window of 10**9
+    # periods costs nothing
+    seen = np.unique(event[np.isfinite(event)])
+    times = [int(e) for e in seen if lo <= e <= hi and e != ref]
     if not np.isinf(data["cohort"]).any():
         # Without never-treated units the full set of relative-period dummies is collinear
-        # with the unit and time effects; drop the most distant lead as a second reference.
-        times = times[1:]
+        # with the unit and time effects; drop the most distant lead of the window as a
+        # second reference.
+        first = lo if lo != ref else lo + 1
+        times = [e for e in times if e != first]
+    if len(times) + len(covariates) > _MAX_REGRESSORS:
+        raise EstimationError(
+            f"The event study has {len(times)} event-time dummies (event times "
+            f"{times[0]} to {times[-1]}); the regression holds them as dense columns, beyond "
+            f"this implementation's limit of {_MAX_REGRESSORS:,}. Set leads/lags (with "
+            "bin_endpoints=True to pool the rest) or aggregate the periods."
+        )
     cols = {f"event:{e}": (event == e).astype(float) for e in times}
     reg = pd.DataFrame(cols, index=data.index)
     reg = reg.loc[:, reg.sum() > 0]

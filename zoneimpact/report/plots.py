@@ -75,8 +75,35 @@ class PlotError(ZoneImpactError, ValueError):
 
 
 # ----------------------------------------------------------------------------- helpers
+def _check_alpha(alpha: Any) -> None:
+    """``alpha`` is None (each result's own) or a number in (0, 1)."""
+    if alpha is None:
+        return
+    if (
+        isinstance(alpha, bool | np.bool_)
+        or not isinstance(alpha, int | float | np.number)
+        or not 0 < float(alpha) < 1
+    ):
+        raise PlotError(
+            f"alpha must be a number in (0, 1) (e.g. 0.05 for 95% intervals) or None for each "
+            f"result's own; received {alpha!r}."
+        )
+
+
 def _named(results: Any) -> dict[str, Any]:
     """``{legend label: result}`` from one result, a sequence or a mapping."""
+    if results is None or isinstance(results, str | bytes):
+        raise PlotError(
+            f"Pass a result, a list of results or a mapping name -> result; received {results!r}."
+        )
+    if not isinstance(results, Mapping) and not hasattr(results, "terms"):
+        try:
+            iter(results)
+        except TypeError:
+            raise PlotError(
+                f"Pass a result, a list of results or a mapping name -> result; received "
+                f"{type(results).__name__}."
+            ) from None
     if isinstance(results, Mapping):
         out = {str(k): v for k, v in results.items()}
     else:
@@ -251,8 +278,17 @@ def event_study_plot(
     -------
     matplotlib.figure.Figure
     """
+    _check_alpha(alpha)
+    if (
+        isinstance(offset, bool)
+        or not isinstance(offset, int | float | np.number)
+        or not (np.isfinite(offset))
+    ):
+        raise PlotError(f"offset must be a finite number of periods; received {offset!r}.")
     named = _named(results)
     if labels is not None:
+        if isinstance(labels, str):
+            labels = [labels]
         if len(labels) != len(named):
             raise PlotError(f"{len(labels)} labels for {len(named)} results.")
         named = dict(zip([str(x) for x in labels], named.values(), strict=True))

@@ -289,7 +289,13 @@ class Table:
             "html": self.to_html,
             "csv": self.to_csv,
         }[kind]()
-        path.write_text(text, encoding="utf-8")
+        try:
+            path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise TableError(
+                f"Cannot write the table to {path}: {exc.strerror or exc}. Check that the "
+                "folder exists and is writable."
+            ) from exc
         return path
 
 
@@ -430,8 +436,33 @@ def _star_note(thresholds: Mapping[str, float]) -> str:
 
 
 # ----------------------------------------------------------------------------- results
+def _check_alpha(alpha: Any) -> None:
+    """``alpha`` is None (each result's own) or a number in (0, 1)."""
+    if alpha is None:
+        return
+    if (
+        isinstance(alpha, bool | np.bool_)
+        or not isinstance(alpha, int | float | np.number)
+        or not 0 < float(alpha) < 1
+    ):
+        raise TableError(
+            f"alpha must be a number in (0, 1) (e.g. 0.05 for 95% intervals) or None for each "
+            f"result's own; received {alpha!r}."
+        )
+
+
 def _as_named(results: Any) -> dict[str, Any]:
     """``{column name: result}`` from a result, a sequence or a mapping."""
+    if results is None or isinstance(results, str | bytes):
+        raise TableError(
+            f"Pass a result, a list of results or a mapping name -> result; received {results!r}."
+        )
+    if not isinstance(results, Mapping) and not hasattr(results, "terms"):
+        if not isinstance(results, Iterable):
+            raise TableError(
+                f"Pass a result, a list of results or a mapping name -> result; received "
+                f"{type(results).__name__}."
+            )
     if isinstance(results, Mapping):
         named = {str(k): v for k, v in results.items()}
     else:
@@ -535,6 +566,13 @@ def _select_terms(
     if terms is None:
         # Donor weights are diagnostics, not estimates: left out unless asked for.
         return [(t, t) for t in _order_terms(all_terms) if not t.startswith("weight:")]
+    if isinstance(terms, str):
+        terms = [terms]  # one pattern, not a list of its characters
+    if not isinstance(terms, Mapping | Iterable):
+        raise TableError(
+            f"`terms` must be a list of term names or patterns, or a mapping term -> label; "
+            f"received {terms!r}."
+        )
     items = list(terms.items()) if isinstance(terms, Mapping) else [(t, t) for t in terms]
     out: list[tuple[str, str]] = []
     seen: set[str] = set()
@@ -574,6 +612,15 @@ def _stat_value(res: Any, key: str, digits: int) -> str:
 def _footer(named: Mapping[str, Any], names: list[str], stats: Any, digits: int) -> list[list[str]]:
     """Footer rows: the outcomes (unless the columns are already named by them) and the
     requested statistics that at least one column reports."""
+    if isinstance(stats, str):
+        stats = [stats]
+    if not isinstance(stats, Mapping | Iterable) or not all(
+        isinstance(k, str) for k in (stats.keys() if isinstance(stats, Mapping) else stats)
+    ):
+        raise TableError(
+            f"`stats` must be a list of statistic names (e.g. ['n_obs', 'cluster']) or a "
+            f"mapping name -> label; received {stats!r}."
+        )
     stat_items = (
         list(stats.items())
         if isinstance(stats, Mapping)
@@ -642,6 +689,8 @@ def regression_table(
     Table
         Its ``data`` attribute holds the numbers in long form.
     """
+    _check_alpha(alpha)
+    _check_digits(digits)
     named = _as_named(results)
     tidies = {name: _tidy(res, alpha) for name, res in named.items()}
     all_terms: list[str] = []
@@ -716,6 +765,15 @@ def regression_table(
     )
 
 
+def _check_digits(digits: Any) -> None:
+    if (
+        isinstance(digits, bool | np.bool_)
+        or not isinstance(digits, int | np.integer)
+        or not 0 <= digits <= 20
+    ):
+        raise TableError(f"digits must be a whole number from 0 to 20; received {digits!r}.")
+
+
 def _level_text(named: Mapping[str, Any], alpha: float | None) -> str:
     alphas = (
         {float(getattr(r, "alpha", 0.05)) for r in named.values()} if alpha is None else {alpha}
@@ -757,6 +815,8 @@ def event_study_table(
     The reference period of regression event studies (E = -1, normalised to 0) shows as
     ``ref.`` when present with no standard error.
     """
+    _check_alpha(alpha)
+    _check_digits(digits)
     named = _as_named(results)
     tidies = {name: _tidy(res, alpha) for name, res in named.items()}
     events: dict[float, str] = {}
