@@ -90,8 +90,16 @@ def test_existing_directory_is_never_overwritten(spec_file, tmp_path):
     assert [p.name for p in target.iterdir()] == ["keep.txt"]
     assert main(["estimate", "--spec", str(spec_file), "--out", str(target), "--quiet"]) == 2
     assert [p.name for p in target.iterdir()] == ["keep.txt"]
-    run_spec(load_spec(spec_file), target, force=True)
-    assert (target / "results.json").exists() and not (target / "keep.txt").exists()
+    # --force replaces only an earlier run (or an empty folder): a mistyped --out must not
+    # delete other work
+    with pytest.raises(RunDirectoryError, match="not an earlier zoneimpact run"):
+        run_spec(load_spec(spec_file), target, force=True)
+    assert [p.name for p in target.iterdir()] == ["keep.txt"]
+    run_dir = tmp_path / "earlier"
+    run_spec(load_spec(spec_file), run_dir)
+    (run_dir / "stale.txt").write_text("from the earlier run")
+    run_spec(load_spec(spec_file), run_dir, force=True)
+    assert (run_dir / "results.json").exists() and not (run_dir / "stale.txt").exists()
 
 
 def test_cli_estimate_prints_run_dir_and_summary(spec_file, tmp_path, capsys):

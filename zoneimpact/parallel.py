@@ -19,6 +19,8 @@ import numpy as np
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
+from .errors import SpecError
+
 T = TypeVar("T")
 
 #: Global switch for progress bars (the CLI's ``--quiet`` turns it off).
@@ -34,6 +36,13 @@ def as_generator(rng: np.random.Generator | int | None) -> np.random.Generator:
     """Accept a Generator, a seed, or None (fresh entropy) and return a Generator."""
     if isinstance(rng, np.random.Generator):
         return rng
+    ok = rng is None or isinstance(rng, np.random.BitGenerator | np.random.SeedSequence)
+    ok = ok or (isinstance(rng, int | np.integer) and not isinstance(rng, bool) and rng >= 0)
+    if not ok:
+        raise SpecError(
+            f"rng must be None, a seed (a whole number >= 0) or a numpy Generator; received "
+            f"{rng!r} ({type(rng).__name__})."
+        )
     return np.random.default_rng(rng)
 
 
@@ -75,7 +84,13 @@ def replicate(
     list
         Results in task order, identical for any ``n_jobs`` and backend.
     """
-    tasks = list(range(n)) if isinstance(n, int) else list(n)
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int | np.integer) or n_jobs == 0:
+        raise SpecError(
+            f"n_jobs must be a whole number other than 0 (-1: every core); received {n_jobs!r}."
+        )
+    if isinstance(n, bool) or (isinstance(n, int | np.integer) and n < 0):
+        raise SpecError(f"The number of replications must be >= 0; received {n!r}.")
+    tasks = list(range(int(n))) if isinstance(n, int | np.integer) else list(n)
     children = spawn(rng, len(tasks))
     show = SHOW_PROGRESS["on"] if progress is None else progress
     bar = tqdm(total=len(tasks), desc=desc, disable=not show or len(tasks) < 2, leave=False)

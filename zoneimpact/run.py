@@ -430,6 +430,13 @@ def check_target(out_dir: Path, *, force: bool = False) -> Path:
             f"Run directory {out_dir} exists and is a device, pipe or socket; --force replaces "
             "only a folder or a regular file. Nothing was written; choose another --out."
         )
+    if force and target.is_dir() and not target.is_symlink() and not _replaceable(target):
+        raise RunDirectoryError(
+            f"Run directory {out_dir} exists and is not an earlier zoneimpact run (no "
+            "manifest.json) nor empty; --force replaces only those, so a mistyped --out "
+            "cannot delete other work. Nothing was written; choose another --out or remove "
+            "the folder yourself."
+        )
     for parent in target.parents:
         if os.path.lexists(parent):
             if not parent.is_dir():
@@ -439,6 +446,15 @@ def check_target(out_dir: Path, *, force: bool = False) -> Path:
                 )
             break
     return target
+
+
+def _replaceable(folder: Path) -> bool:
+    """An empty folder or an earlier run directory (it holds our ``manifest.json``)."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return False
+    return not entries or (folder / "manifest.json").is_file()
 
 
 def _os_error(exc: OSError, target: Path) -> RunDirectoryError:

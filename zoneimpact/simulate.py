@@ -39,8 +39,24 @@ import pandas as pd
 
 from .errors import ZoneImpactError
 from .panel import Panel
+from .parallel import as_generator
 
 EARTH_RADIUS_KM = 6371.0
+
+
+def _check_design_types(d: Any) -> None:
+    """Integer fields must be whole numbers and float fields finite numbers (the Python API
+    gets no spec schema in front of it)."""
+    from dataclasses import fields as _fields
+
+    for f in _fields(d):
+        v = getattr(d, f.name)
+        if str(f.type) == "int" and (isinstance(v, bool) or not isinstance(v, int | np.integer)):
+            raise ZoneImpactError(f"{f.name} must be a whole number; received {v!r}.")
+        if str(f.type) == "float" and (
+            isinstance(v, bool) or not isinstance(v, int | float | np.number) or not np.isfinite(v)
+        ):
+            raise ZoneImpactError(f"{f.name} must be a finite number; received {v!r}.")
 
 
 @dataclass(frozen=True)
@@ -75,6 +91,7 @@ class SimulationDesign:
     patent_scale: float = 0.2
 
     def __post_init__(self) -> None:
+        _check_design_types(self)
         if not 0 < self.zone_region_share <= 1:
             raise ZoneImpactError(
                 f"zone_region_share must be in (0, 1]; received {self.zone_region_share}."
@@ -177,7 +194,7 @@ def simulate(
         patents, patents_y0, patents_mean_effect.
     """
     d = replace(design or SimulationDesign(), **overrides)
-    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    rng = as_generator(rng)
     n, years = d.n_units, np.arange(d.first_year, d.last_year + 1)
     n_t = len(years)
 
