@@ -282,11 +282,11 @@ def test_displacement_share_se_is_the_scaled_iqr_of_its_draws():
 
 
 def test_monte_carlo_realistic_world_reduced():
-    # A reduced run of benchmarks/mc_spillover.py (full: 200-400 replications per world,
+    # A reduced run of benchmarks/mc_spillover.py (full: 300 replications per world,
     # results in benchmarks/RESULTS.md): covariate-dependent adoption and trends, region
-    # shocks, half the zone gain displaced, covariates=["x"], region clusters. Measured
-    # with 400 replications: |bias| under 2% of each truth, SE/SD 0.95-1.06, coverage
-    # 0.92-0.98. With 40 replications the SD is uncertain by ~11% and a coverage by ~3.4
+    # shocks, half the zone gain displaced, covariates=["x"], region clusters, CR2. Measured
+    # with 300 replications: |bias| under 1% of each truth, SE/SD 0.97-1.09, coverage
+    # 0.94-0.98. With 40 replications the SD is uncertain by ~11% and a coverage by ~3.4
     # points, so the bounds below pass a correct estimator and fail a halved SE (SE/SD
     # ~0.5, coverage ~0.65) or a missing covariate adjustment (direct bias ~25%).
     import sys
