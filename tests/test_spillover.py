@@ -316,3 +316,39 @@ def test_misspelt_options_are_refused_on_the_fast_path(kw, message):
     sim = simulate(rng=4, **SMALL)
     with pytest.raises(SpecError, match=message):
         spillover.fit(sim.panel, outcome="fdi", n_boot=0, **kw)
+
+
+def test_conley_standard_errors():
+    # Conley (1999) spatial HAC on unit scores S: covariance S'KS with the Bartlett kernel
+    # K_ij = max(0, 1 - d_ij / cutoff), formed as (RS)'(RS) with R'R = K. A cutoff below
+    # every distance between units is unit clustering exactly (1e-9); R'R reproduces the
+    # kernel computed here by brute force from the coordinates (1e-9, K is positive
+    # definite for these units)
+    from zoneimpact.estimators.spillover import _clusters, _conley_root
+    from zoneimpact.simulate import haversine_km
+
+    sim = simulate(rng=4, **SMALL)
+    tiny = spillover.fit(sim.panel, outcome="fdi", n_boot=0, conley_km=1e-6)
+    unit = spillover.fit(sim.panel, outcome="fdi", n_boot=0, cluster="unit")
+    np.testing.assert_allclose(tiny.terms["se"], unit.terms["se"], rtol=1e-9)
+    assert tiny.terms["df"].iloc[0] == np.inf
+    r = spillover.fit(sim.panel, outcome="fdi", n_boot=0, conley_km=300.0)
+    assert r.info["cluster"].startswith("Conley")
+    assert r.coef("direct") == unit.coef("direct")
+
+    units = sim.panel.wide("fdi").index.to_numpy()
+    codes, _ = _clusters(sim.panel, units, "fdi", "unit", "region")
+    R = _conley_root(sim.panel, units, codes, 300.0)
+    geo = sim.geography.set_index("unit").loc[units]
+    order = np.argsort(codes.reindex(units).to_numpy())
+    lat, lon = geo["lat"].to_numpy()[order], geo["lon"].to_numpy()[order]
+    K = np.clip(
+        1 - haversine_km(lat[:, None], lon[:, None], lat[None, :], lon[None, :]) / 300, 0, None
+    )
+    if np.linalg.eigvalsh(K).min() > 0:
+        np.testing.assert_allclose(R.T @ R, K, atol=1e-9)
+    assert (K[np.triu_indices(len(K), 1)] > 0).any()  # some pairs do get weight
+    with pytest.raises(SpecError, match="conley_km"):
+        spillover.fit(sim.panel, outcome="fdi", conley_km=-5.0)
+    with pytest.raises(SpecError, match="alternatives"):
+        spillover.fit(sim.panel, outcome="fdi", conley_km=100.0, cluster="region")

@@ -347,6 +347,32 @@ def _imputation_fits(
     return out
 
 
+def _conley_root(
+    panel: Panel, units: np.ndarray, cluster_of: pd.Series, cutoff_km: float
+) -> np.ndarray:
+    """``R`` with ``R'R = K``, the Bartlett kernel ``max(0, 1 - d_ij / cutoff)`` between
+    the units (in cluster-code order), so that ``(R S)'(R S) = S' K S`` is the Conley
+    (1999) spatial-HAC covariance of unit scores ``S``. Negative eigenvalues (the kernel
+    matrix is not always positive semi-definite) are set to zero."""
+    from ..simulate import haversine_km
+
+    if not (isinstance(cutoff_km, int | float) and np.isfinite(cutoff_km) and cutoff_km > 0):
+        raise SpecError(f"conley_km must be a positive distance in km; received {cutoff_km!r}.")
+    if len(units) > 5000:
+        raise SpecError(
+            f"Conley SEs form a {len(units)} x {len(units)} kernel; above 5,000 units cluster "
+            "on regions instead (cluster='region')."
+        )
+    geo = panel.require_geography(["lat", "lon"], units)
+    order = np.empty(len(units), dtype=int)
+    order[cluster_of.reindex(units).to_numpy(int)] = np.arange(len(units))
+    lat, lon = geo["lat"].to_numpy(float)[order], geo["lon"].to_numpy(float)[order]
+    d = haversine_km(lat[:, None], lon[:, None], lat[None, :], lon[None, :])
+    K = np.clip(1.0 - d / float(cutoff_km), 0.0, None)
+    lam, Q = np.linalg.eigh(K)
+    return np.sqrt(np.clip(lam, 0.0, None))[:, None] * Q.T
+
+
 def _cr2_ok(fit: _bjs.Imputed, cluster: np.ndarray) -> bool:
     """Whether the CR2 adjustment is affordable for this piece (module constants)."""
     if fit.Z0.shape[1] > _CR2_MAX_PARAMS:
@@ -516,8 +542,14 @@ def _joint(
     rng: np.random.Generator,
     n_boot: int,
     alpha: float,
+    df: float | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-    """Terms (with the displacement share) and the joint multiplier-bootstrap draws."""
+    """Terms (with the displacement share) and the joint multiplier-bootstrap draws.
+
+    ``S`` (rows x terms) holds scores whose cross-product is the joint covariance (cluster
+    scores, or their spatial-kernel root for Conley SEs); ``df`` of the t intervals
+    defaults to rows - 1.
+    """
     G = S.shape[0]
     se = np.sqrt(np.einsum("gp,gp->p", S, S))
     i_d, i_s = names.index("direct_total"), names.index("spillover_total")
@@ -544,7 +576,7 @@ def _joint(
         all_names,
         [*est, share],
         [*se, share_se],
-        df=np.full(len(all_names), max(G - 1, 1)),
+        df=np.full(len(all_names), max(G - 1, 1) if df is None else df),
     )
     order = [*names[: names.index("net_per_treated") + 1], "displacement_share"]
     order += [n for n in names if n not in order]
@@ -573,6 +605,7 @@ def fit(
     n_boot: int = 999,
     cluster: str | None = None,
     small_sample: str = "cr2",
+    conley_km: float | None = None,
     region_column: str = "region",
     region_sdid: bool = False,
 ) -> SpilloverResult:
@@ -622,6 +655,10 @@ def fit(
         Tipton 2018): with few clean clusters the plain scores understate the variance
         (measured: null rejection of the direct effect 8% at the 5% level with 30 regional
         clusters, 7% with CR2). Skipped, and noted in ``info``, for very large clusters.
+    conley_km : float, optional
+        Conley (1999) spatial-HAC standard errors instead of clusters: unit scores
+        weighted by a Bartlett kernel in great-circle distance with this cutoff
+        (needs ``lat``/``lon``; normal intervals).
     region_column : str
         Geography column defining regions for the region exposure map and
         ``net_region_did``.
@@ -655,6 +692,13 @@ def fit(
     )
     Y, units, periods, pieces = _masks(panel, outcome, emap, controls, pre_exposed)
     _check_identified(pieces, periods)
+    if conley_km is not None:
+        if cluster not in (None, "unit"):
+            raise SpecError(
+                f"conley_km and cluster={cluster!r} are alternatives: Conley SEs use unit "
+                "scores with a spatial kernel; drop one of them."
+            )
+        cluster = "unit"
     cluster_of, cluster_name = _clusters(panel, units, outcome, cluster, region_column)
     G = int(cluster_of.max()) + 1
     if G < 2:
@@ -707,20 +751,25 @@ def fit(
         if panel.geography is not None and region_column in panel.geography.columns
         else (None, f"net_region_did not identified: no {region_column!r} geography column.")
     )
-    names, est, S = _linear_terms(fits, region)
+    joint_region = region if region_of_cluster is not None else None
+    names, est, S = _linear_terms(fits, joint_region)
     if region is not None and region_of_cluster is None:
         # the region check's scores live on regions, not on the clusters: its SE is its
         # own and it takes no part in the joint draws
-        k = names.index("net_region_did")
         region_se = float(np.sqrt(np.sum(region.score**2)))
-        names, est, S = names[:k] + names[k + 1 :], np.delete(est, k), np.delete(S, k, axis=1)
-    terms, draws, info_boot = _joint(names, est, S, rng, n_boot, alpha)
+    df = None
+    if conley_km is not None:
+        S = _conley_root(panel, units, cluster_of, conley_km) @ S
+        df = np.inf
+    terms, draws, info_boot = _joint(names, est, S, rng, n_boot, alpha, df)
     if region is not None and region_of_cluster is None:
         row = terms_frame(["net_region_did"], [region.estimate], [region_se], df=[np.inf])
         terms = pd.concat([terms, row], ignore_index=True)
     info = _info(panel, Y, emap, fits, controls, pre_exposed, base_estimator, covs, cluster_name, G)
     info.update(info_boot, n_boot=n_boot)
     info["small_sample"] = small_sample if base_estimator == "imputation" else "none"
+    if conley_km is not None:
+        info["cluster"] = f"Conley (Bartlett kernel, {conley_km:g} km)"
     if region_note:
         info["net_region_did_note"] = region_note
     result = SpilloverResult(
