@@ -41,7 +41,8 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 from scipy import stats as sps
 
-from ..errors import ZoneImpactError
+from ..errors import SpecError, ZoneImpactError
+from ..results import check_alpha
 from . import style
 from .style import (
     legend_above,
@@ -77,17 +78,11 @@ class PlotError(ZoneImpactError, ValueError):
 # ----------------------------------------------------------------------------- helpers
 def _check_alpha(alpha: Any) -> None:
     """``alpha`` is None (each result's own) or a number in (0, 1)."""
-    if alpha is None:
-        return
-    if (
-        isinstance(alpha, bool | np.bool_)
-        or not isinstance(alpha, int | float | np.number)
-        or not 0 < float(alpha) < 1
-    ):
-        raise PlotError(
-            f"alpha must be a number in (0, 1) (e.g. 0.05 for 95% intervals) or None for each "
-            f"result's own; received {alpha!r}."
-        )
+    if alpha is not None:
+        try:
+            check_alpha(alpha)
+        except SpecError as exc:
+            raise PlotError(f"{exc} (None uses each result's own level)") from None
 
 
 def _named(results: Any) -> dict[str, Any]:

@@ -44,7 +44,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from ..errors import ZoneImpactError
+from ..errors import SpecError, ZoneImpactError
+from ..results import check_alpha
 
 __all__ = [
     "DEFAULT_STARS",
@@ -438,17 +439,11 @@ def _star_note(thresholds: Mapping[str, float]) -> str:
 # ----------------------------------------------------------------------------- results
 def _check_alpha(alpha: Any) -> None:
     """``alpha`` is None (each result's own) or a number in (0, 1)."""
-    if alpha is None:
-        return
-    if (
-        isinstance(alpha, bool | np.bool_)
-        or not isinstance(alpha, int | float | np.number)
-        or not 0 < float(alpha) < 1
-    ):
-        raise TableError(
-            f"alpha must be a number in (0, 1) (e.g. 0.05 for 95% intervals) or None for each "
-            f"result's own; received {alpha!r}."
-        )
+    if alpha is not None:
+        try:
+            check_alpha(alpha)
+        except SpecError as exc:
+            raise TableError(f"{exc} (None uses each result's own level)") from None
 
 
 def _as_named(results: Any) -> dict[str, Any]:
