@@ -153,7 +153,7 @@ def scores(
         Cluster code of every row of the long table (codes ``0..n_clusters-1``).
     """
     V0 = implied_weights(fit, Wt)
-    resid0 = _cr2_residuals(fit, cluster[fit.clean]) if cr2 else fit.resid0
+    resid0 = _cr2_residuals(fit, cluster[fit.clean])[0] if cr2 else fit.resid0
     ncell = int(cells.max()) + 1 if cells.size else 0
     out = np.zeros((n_clusters, Wt.shape[1]))
     c0, c1 = cluster[fit.clean], cluster[fit.target]
@@ -176,14 +176,21 @@ def scores(
     return out
 
 
-def _cr2_residuals(fit: Imputed, cluster0: np.ndarray) -> np.ndarray:
+def _cr2_residuals(
+    fit: Imputed, cluster0: np.ndarray
+) -> tuple[np.ndarray, dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]], np.ndarray]:
     """Step-1 residuals times ``(I - H_gg)^{-1/2}`` within each cluster (pseudo-inverse
-    root: directions with leverage one, such as a unit's own effect, are left at zero)."""
+    root: directions with leverage one, such as a unit's own effect, are left at zero).
+
+    Also returns each cluster's (rows, eigenvectors, inverse roots) and ``(Z0'Z0)^{-1}``
+    for :func:`bm_df`.
+    """
     out = np.empty_like(fit.resid0)
     Z0 = fit.Z0.tocsr()
     # one dense inverse of the (units + periods + covariate terms) normal matrix serves
     # every cluster; SuperLU's many-right-hand-side solve is far slower at this size
     Ainv = np.linalg.inv((Z0.T @ Z0).toarray())
+    roots: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     for g in np.unique(cluster0):
         rows = np.flatnonzero(cluster0 == g)
         Zg = Z0[rows]
@@ -193,4 +200,35 @@ def _cr2_residuals(fit: Imputed, cluster0: np.ndarray) -> np.ndarray:
         lam, Q = np.linalg.eigh(np.eye(len(rows)) - (H + H.T) / 2)
         inv = np.where(lam > 1e-8, 1.0 / np.sqrt(np.clip(lam, 1e-8, None)), 0.0)
         out[rows] = Q @ (inv * (Q.T @ fit.resid0[rows]))
-    return out
+        roots[int(g)] = (rows, Q, inv)
+    return out, roots, Ainv
+
+
+def bm_df(fit: Imputed, w: np.ndarray, cluster: np.ndarray) -> float:
+    """Bell & McCaffrey (2002) degrees of freedom of the CR2 variance of ``w' tau_hat``.
+
+    Under the working model of independent, homoskedastic errors the CR2 variance is
+    ``sum_g (c_g'u)^2`` with ``c_g = (I - H) P_g' A_g v_g`` on the clean rows (``A_g`` the
+    cluster's ``(I - H_gg)^{-1/2}``, ``v`` the implied weights) and ``w`` on the cluster's
+    targets; its Satterthwaite degrees of freedom are ``(sum_g c_g'c_g)^2 / sum_{g,h}
+    (c_g'c_h)^2`` (Imbens & Kolesar 2016, Section 6, recommend them with few clusters).
+    """
+    c0, c1 = cluster[fit.clean], cluster[fit.target]
+    v = implied_weights(fit, w[:, None])[:, 0]
+    _, roots, Ainv = _cr2_residuals(fit, c0)
+    Z0 = fit.Z0.tocsr()
+    groups = sorted(roots)
+    C0 = np.zeros((len(fit.clean), len(groups)))
+    for k, g in enumerate(groups):
+        rows, Q, inv = roots[g]
+        C0[rows, k] = Q @ (inv * (Q.T @ v[rows]))
+    C0 = C0 - np.asarray(Z0 @ (Ainv @ np.asarray(Z0.T @ C0)))
+    M = C0.T @ C0
+    pos = {g: k for k, g in enumerate(groups)}
+    tw = np.zeros(len(groups))
+    for g, wi in zip(c1, w, strict=True):
+        if int(g) in pos:
+            tw[pos[int(g)]] += wi**2
+    M = M + np.diag(tw)
+    tr = float(np.trace(M))
+    return tr**2 / float(np.sum(M**2)) if tr > 0 else np.inf
