@@ -11,6 +11,7 @@ import pytest
 
 from zoneimpact import Panel
 from zoneimpact.errors import GeographyError, SpecError
+from zoneimpact.estimators import spillover
 from zoneimpact.exposure import build_exposure, exposure_from_adjacency, exposure_from_knn
 from zoneimpact.sensitivity import cv_cutoff, distance_curve, exposure_sensitivity
 from zoneimpact.simulate import simulate
@@ -143,3 +144,45 @@ def test_sensitivity_table_one_row_per_definition(radius_world):
     p = radius_world.panel.replace(geography=radius_world.panel.geography[["region"]])
     tab2 = exposure_sensitivity(p, "fdi", {"rings 0-50 km": {"exposure": "rings"}}, n_boot=0)
     assert "lat" in tab2.loc[0, "note"]
+
+
+def test_sensitivity_and_distance_figures(radius_world):
+    # the figures read the tables: one row per definition, the truth marked; the
+    # effect-by-distance curve is the ring plot of a rings fit; nothing goes through pyplot
+    import matplotlib.pyplot as plt
+
+    from zoneimpact.report.plots import (
+        PlotError,
+        exposure_sensitivity_plot,
+        spillover_by_ring_plot,
+    )
+
+    tab = pd.DataFrame(
+        {
+            "definition": ["adjacency", "rings 0-100 km", "2 nearest"],
+            "displacement_share": [0.4, 0.5, np.nan],
+            "displacement_share_low": [0.1, 0.3, np.nan],
+            "displacement_share_high": [0.7, 0.7, np.nan],
+        }
+    )
+    fig = exposure_sensitivity_plot(tab, truth=0.5)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == [
+        "adjacency",
+        "rings 0-100 km",
+        "2 nearest (not run)",
+    ]
+    assert ax.get_xlabel() == "displacement share"
+    with pytest.raises(PlotError, match="exposure_sensitivity"):
+        exposure_sensitivity_plot(tab.drop(columns="displacement_share_low"))
+    bands = [(0.0, 50.0), (50.0, 100.0), (100.0, 200.0)]
+    res = spillover.fit(
+        radius_world.panel, outcome="fdi", exposure="rings", rings_km=bands, n_boot=0
+    )
+    fig2 = spillover_by_ring_plot(res)
+    assert [t.get_text() for t in fig2.axes[0].get_xticklabels()] == [
+        "0-50km",
+        "50-100km",
+        "100-200km",
+    ]
+    assert plt.get_fignums() == []

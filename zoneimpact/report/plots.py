@@ -60,6 +60,7 @@ __all__ = [
     "default_figures",
     "donor_weights_plot",
     "event_study_plot",
+    "exposure_sensitivity_plot",
     "group_time_plot",
     "placebo_gaps_plot",
     "rmspe_ratio_hist",
@@ -949,6 +950,45 @@ def spillover_by_ring_plot(
         literal(ax.set_ylabel(ylabel or f"Spillover on {_outcome_label(first)}"))
         if n > 1:
             legend_above(ax)
+    return fig
+
+
+def exposure_sensitivity_plot(
+    table: pd.DataFrame,
+    *,
+    term: str = "displacement_share",
+    ax: Axes | None = None,
+    truth: float | None = None,
+    xlabel: str | None = None,
+) -> Figure:
+    """One estimate per exposure definition, with its interval (the table of
+    :func:`zoneimpact.sensitivity.exposure_sensitivity`): how much the answer depends on
+    who counts as exposed. Definitions that could not run are listed without a point.
+    """
+    need = {"definition", term, f"{term}_low", f"{term}_high"}
+    if not isinstance(table, pd.DataFrame) or not need <= set(table.columns):
+        raise PlotError(
+            f"exposure_sensitivity_plot needs a table with columns {sorted(need)} (from "
+            "zoneimpact.sensitivity.exposure_sensitivity)."
+        )
+    t = table.reset_index(drop=True)
+    y = np.arange(len(t))[::-1]
+    with paper_style():
+        fig, ax = _start(ax, height=0.9 + 0.28 * max(len(t), 2))
+        ok = t[term].notna().to_numpy()
+        ax.hlines(
+            y[ok], t.loc[ok, f"{term}_low"], t.loc[ok, f"{term}_high"], color=style.color(0), lw=1.0
+        )
+        ax.plot(t.loc[ok, term], y[ok], ls="none", marker="o", color=style.color(0))
+        if truth is not None:
+            ax.axvline(truth, color=style.OKABE_ITO["vermillion"], ls="--", lw=0.8, label="truth")
+            legend_above(ax)
+        _zero_line(ax, horizontal=False)
+        labels = [
+            str(d) if has else f"{d} (not run)" for d, has in zip(t["definition"], ok, strict=True)
+        ]
+        literal(ax.set_yticks(y, labels))
+        literal(ax.set_xlabel(xlabel or term.replace("_", " ")))
     return fig
 
 
