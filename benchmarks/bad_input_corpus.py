@@ -173,16 +173,26 @@ P_DID = Panel.from_frame(DF, covariates=["xv", "xc"], **DID_KW)
 P_SC = Panel.from_frame(SCF, **SC_KW)
 
 DID_ESTIMATORS = ("twfe", "event_study", "callaway_santanna", "sun_abraham", "imputation", "bacon")
-SC_ESTIMATORS = ("synthetic_control", "synthetic_did", "augmented_sc")
+SC_ESTIMATORS = (
+    "synthetic_control",
+    "synthetic_did",
+    "augmented_sc",
+    # factor models need many pre-treatment periods: the SC fixture has them
+    "ife",
+    "matrix_completion",
+)
 #: options that keep every estimator fast and deterministic
 BASE: dict[str, dict[str, Any]] = {
     "callaway_santanna": {"bootstrap": False},
     "synthetic_control": {"placebos": False},
     "synthetic_did": {"n_reps": 20},
     "spillover": {"n_boot": 9, "exposure": "region"},
+    "ife": {"se_method": None, "diagnostics": False, "r_max": 2},
+    "matrix_completion": {"se_method": None, "diagnostics": False, "n_lambda": 4},
 }
-#: estimators whose headline SE is not estimated by design (NaN is not an error)
-NO_SE = {"synthetic_control", "bacon"}
+#: estimators whose headline SE is not estimated by design (NaN is not an error); the
+#: factor models run here without their bootstrap (BASE) to keep the corpus fast
+NO_SE = {"synthetic_control", "bacon", "ife", "matrix_completion"}
 
 
 def outcome_of(name: str) -> str:
@@ -199,7 +209,13 @@ def est(name: str, panel: Panel | None = None, outcome: str | None = None, **opt
     """Fit estimator ``name`` with the fast base options (``opts`` override them)."""
     panel = panel_for(name) if panel is None else panel
     kw = {**BASE.get(name, {}), **opts}
-    if "rng" not in kw and name in ("callaway_santanna", "synthetic_control", "synthetic_did"):
+    if "rng" not in kw and name in (
+        "callaway_santanna",
+        "synthetic_control",
+        "synthetic_did",
+        "ife",
+        "matrix_completion",
+    ):
         kw["rng"] = 1
     if name == "spillover" and "rng" not in kw:
         kw["rng"] = 1
