@@ -359,7 +359,7 @@ def _draw_power(result: PowerResult, axes: list[Any], targets: list[str]) -> Non
 def _test(res: Any, term: str) -> tuple[float, float, float]:
     est = float(res.coef(term))
     row = res.terms.loc[res.terms["term"] == term].iloc[0]
-    p = float(res.pvalues().loc[term])
+    p = float(res.pvalues.loc[term])
     return est, float(row["se"]), p
 
 

@@ -324,7 +324,51 @@ class EstimationResult:
             index=pd.Index(self.terms["term"], name="term"),
         )
 
+    @property
+    def params(self) -> pd.Series:
+        """Estimates indexed by term (statsmodels/linearmodels ``params``)."""
+        return pd.Series(
+            self.terms["estimate"].to_numpy(float),
+            index=pd.Index(self.terms["term"], name="term"),
+            name="estimate",
+        )
+
+    @property
+    def bse(self) -> pd.Series:
+        """Standard errors indexed by term (statsmodels ``bse``)."""
+        return pd.Series(
+            self.terms["se"].to_numpy(float),
+            index=pd.Index(self.terms["term"], name="term"),
+            name="se",
+        )
+
+    @property
+    def tvalues(self) -> pd.Series:
+        """Estimate / standard error, indexed by term."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (self.params / self.bse).rename("statistic")
+
+    @property
+    def nobs(self) -> int:
+        """Observations (unit-periods) used, as statsmodels' ``nobs``."""
+        return int(self.n_obs)
+
+    @property
+    def vcov_frame(self) -> pd.DataFrame | None:
+        """``vcov`` labelled by term on both axes (None when the estimator stores none or
+        its covariance covers other coefficients than ``terms``)."""
+        if self.vcov is None:
+            return None
+        v = np.asarray(self.vcov, dtype=float)
+        if v.shape != (len(self.terms), len(self.terms)):
+            return None
+        idx = pd.Index(self.terms["term"], name="term")
+        return pd.DataFrame(v, index=idx, columns=idx.rename(None))
+
+    @property
     def pvalues(self) -> pd.Series:
+        """Two-sided p-values indexed by term (t with the term's ``df`` where given,
+        else normal), as statsmodels' ``pvalues``."""
         est = self.terms["estimate"].to_numpy(float)
         se = self.terms["se"].to_numpy(float)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -354,7 +398,7 @@ class EstimationResult:
                 "estimate": t["estimate"].to_numpy(float),
                 "std_error": t["se"].to_numpy(float),
                 "statistic": stat,
-                "p_value": self.pvalues().to_numpy(),
+                "p_value": self.pvalues.to_numpy(),
                 "conf_low": ci["lower"].to_numpy(),
                 "conf_high": ci["upper"].to_numpy(),
             }

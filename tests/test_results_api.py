@@ -1,0 +1,53 @@
+"""The statsmodels/linearmodels-style accessors of EstimationResult."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from zoneimpact.results import EstimationResult, terms_frame
+
+
+@pytest.fixture
+def result() -> EstimationResult:
+    terms = terms_frame(["att", "event:0", "event:1"], [1.96, -2.0, 0.5], [1.0, 1.0, 0.25])
+    vcov = np.array([[1.0, 0.2, 0.1], [0.2, 1.0, 0.0], [0.1, 0.0, 0.0625]])
+    return EstimationResult("twfe", "y", terms, n_units=10, n_obs=50, vcov=vcov)
+
+
+def test_params_bse_tvalues_are_labelled(result: EstimationResult) -> None:
+    assert list(result.params.index) == ["att", "event:0", "event:1"]
+    np.testing.assert_array_equal(result.params.to_numpy(), [1.96, -2.0, 0.5])
+    np.testing.assert_array_equal(result.bse.to_numpy(), [1.0, 1.0, 0.25])
+    np.testing.assert_allclose(result.tvalues.to_numpy(), [1.96, -2.0, 2.0], rtol=1e-15)
+    assert result.nobs == 50
+
+
+def test_pvalues_normal_and_t(result: EstimationResult) -> None:
+    # z = 1.96 has two-sided normal p 0.04999579 (scipy); exact formula, so 1e-12
+    assert result.pvalues["att"] == pytest.approx(2 * stats.norm.sf(1.96), rel=1e-12)
+    assert result.pvalues["att"] == pytest.approx(0.0499958, abs=1e-7)
+    with_df = result.with_terms(result.terms.assign(df=[9.0, 9.0, np.inf]))
+    assert with_df.pvalues["event:0"] == pytest.approx(2 * stats.t.sf(2.0, 9), rel=1e-12)
+    # an infinite df falls back to the normal
+    assert with_df.pvalues["event:1"] == pytest.approx(2 * stats.norm.sf(2.0), rel=1e-12)
+    np.testing.assert_allclose(result.tidy()["p_value"], result.pvalues.to_numpy(), rtol=0)
+
+
+def test_vcov_frame_is_labelled_and_consistent_with_se(result: EstimationResult) -> None:
+    v = result.vcov_frame
+    assert isinstance(v, pd.DataFrame)
+    assert list(v.index) == list(v.columns) == ["att", "event:0", "event:1"]
+    assert v.loc["att", "event:1"] == 0.1
+    np.testing.assert_allclose(np.sqrt(np.diag(v)), result.bse.to_numpy(), rtol=1e-15)
+    # a covariance of other coefficients than the terms is not labelled with the wrong names
+    other = EstimationResult("twfe", "y", result.terms, vcov=np.eye(2))
+    assert other.vcov_frame is None
+    assert EstimationResult("twfe", "y", result.terms).vcov_frame is None
+
+
+def test_accessors_follow_rescaling(result: EstimationResult) -> None:
+    scaled = result.rescaled(10.0)
+    np.testing.assert_allclose(scaled.params, result.params * 10, rtol=1e-15)
+    np.testing.assert_allclose(scaled.tvalues, result.tvalues, rtol=1e-12)
+    np.testing.assert_allclose(scaled.vcov_frame, result.vcov_frame * 100, rtol=1e-15)
