@@ -575,7 +575,7 @@ def claims_for_spec(spec: Any) -> Any:
     import time
 
     from .datasets import load_data
-    from .figures import REPO_SPECS
+    from .datadir import REPO_SPECS
     from .report import plots
     from .run import RunOutput, estimate_all, result_records
 

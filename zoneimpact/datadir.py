@@ -17,6 +17,11 @@ from .errors import DataNotFoundError
 
 ENV_VAR = "ZONEIMPACT_DATA"
 
+# the committed specs live in the repository (an installed package looks in the working
+# directory, i.e. run it from a checkout)
+_BESIDE = Path(__file__).resolve().parents[1] / "specs"
+REPO_SPECS = _BESIDE if _BESIDE.exists() else Path.cwd() / "specs"
+
 #: Where each known file comes from (shown when a file is missing). Paths are relative to
 #: the data directory.
 ORIGINS: dict[str, str] = {
@@ -49,9 +54,7 @@ ORIGINS: dict[str, str] = {
 
 
 def _candidates() -> list[Path]:
-    import zoneimpact
-
-    pkg_root = Path(zoneimpact.__file__).resolve().parents[2]
+    pkg_root = Path(__file__).resolve().parents[2]
     # from a subfolder of the repository (notebooks/, tests/) the data sit further up:
     # look for shared/data beside each ancestor of the working directory
     cwd = Path.cwd().resolve()

@@ -48,8 +48,8 @@ import numpy as np
 import pandas as pd
 
 from .errors import GeographyError, PanelError
+from .geo import haversine_km
 from .panel import Panel
-from .simulate import haversine_km
 
 __all__ = [
     "ExposureMap",

@@ -12,14 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from .claims import claims_for_spec
+from .datadir import REPO_SPECS
 from .errors import DataNotFoundError, RunDirectoryError
 from .run import run_spec, sha256, write_run
 from .spec import load_spec
 
-# the committed specs live in the repository (an installed package looks in the working
-# directory, i.e. run it from a checkout)
-_BESIDE = Path(__file__).resolve().parents[1] / "specs"
-REPO_SPECS = _BESIDE if _BESIDE.exists() else Path.cwd() / "specs"
 STUDY_SPECS = (
     "replications/mpdta.toml",
     "replications/prop99.toml",

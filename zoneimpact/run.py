@@ -28,18 +28,13 @@ what happened and the fix, and leaves nothing behind.
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import os
-import platform
 import re
 import secrets
 import shutil
-import subprocess
 import time
-from dataclasses import dataclass, field
 from datetime import datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -49,32 +44,16 @@ import pandas as pd
 from .datasets import LoadedData, load_data
 from .errors import RunDirectoryError, RunDirectoryExistsError, SpecError, ZoneImpactError
 from .estimators import check_options, get_estimator
+from .inference.diagnostics import event_study_diagnostics
+from .report import outputs
 from .results import EstimationResult
+from .rundir import PACKAGES as PACKAGES
+from .rundir import RunFiles as RunFiles
+from .rundir import RunOutput as RunOutput
+from .rundir import manifest as manifest
+from .rundir import safe_name as safe_name
+from .rundir import sha256 as sha256
 from .spec import RunSpec
-
-PACKAGES = (
-    "zoneimpact",
-    "numpy",
-    "pandas",
-    "scipy",
-    "statsmodels",
-    "linearmodels",
-    "matplotlib",
-    "joblib",
-)
-
-
-@dataclass(frozen=True)
-class RunOutput:
-    """What a run produced, in memory (``path`` is None until written)."""
-
-    spec: RunSpec
-    data: LoadedData
-    results: dict[str, EstimationResult]
-    records: list[dict[str, Any]]
-    wall_time: float
-    path: Path | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 def _round(x: Any) -> Any:
@@ -127,158 +106,32 @@ def estimate_all(spec: RunSpec, *, data: LoadedData | None = None) -> RunOutput:
         results[block.name] = res
         records.extend(result_records(block.name, res, spec.inference.alpha))
     extras = {"block_data": list(block_data.values())} if block_data else {}
-    return RunOutput(spec, data, results, records, time.perf_counter() - start, extras=extras)
+    return RunOutput(
+        spec,
+        data,
+        results,
+        records,
+        time.perf_counter() - start,
+        extras=extras,
+        diagnostics=diagnose(results, spec.inference.alpha),
+    )
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _git_revision() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
-
-
-def manifest(output: RunOutput) -> dict[str, Any]:
-    """The run's provenance record."""
-    versions: dict[str, str | None] = {}
-    for pkg in PACKAGES:
-        try:
-            versions[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            versions[pkg] = None
-    spec_file = [Path(output.spec.spec_path)] if output.spec.spec_path else []
-    inputs = list(output.data.inputs)
-    for extra in output.extras.get("block_data", []):
-        inputs.extend(p for p in extra.inputs if p not in inputs)
-    return {
-        "title": output.spec.title,
-        "seed": output.spec.seed,
-        "spec": output.spec.resolved(),
-        "inputs": {str(p): sha256(p) for p in (*spec_file, *inputs)},
-        "packages": versions,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "git_revision": _git_revision(),
-        "wall_time_seconds": round(output.wall_time, 3),
-        "created": datetime.now().astimezone().isoformat(timespec="seconds"),
+def diagnose(results: dict[str, EstimationResult], alpha: float) -> pd.DataFrame:
+    """Pre-trend Wald tests, equivalence margins and Rambachan-Roth breakdown values of
+    every event-study result, computed once with the estimates (the report reads them)."""
+    events = {
+        name: res
+        for name, res in results.items()
+        if any(str(t).startswith("event:") for t in res.terms["term"])
     }
+    return event_study_diagnostics(events, alpha=alpha)
 
 
 def default_run_dir(spec: RunSpec, base: Path | None = None) -> Path:
     """``runs/<spec>-<timestamp>`` under the current directory (or ``base``)."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     return (base or Path.cwd() / "runs") / f"{spec.stem}-{stamp}"
-
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
-#: device names Windows refuses as file names (with any extension)
-_RESERVED = frozenset(
-    {
-        "CON",
-        "PRN",
-        "AUX",
-        "NUL",
-        *(f"COM{i}" for i in range(1, 10)),
-        *(f"LPT{i}" for i in range(1, 10)),
-    }
-)
-#: longest stem a user-derived name keeps (far below the 255-byte limit of file names, so a
-#: ``-N`` suffix and an extension always fit)
-MAX_STEM = 100
-
-
-def safe_name(text: object) -> str:
-    """A file-name stem made of ``[A-Za-z0-9_.-]`` only.
-
-    Every other run of characters (path separators, spaces, non-ASCII letters) becomes one
-    ``-``; leading and trailing dots and dashes are dropped (so ``"../../X"`` gives ``"X"``:
-    no hidden files, no parent references), the stem is cut to :data:`MAX_STEM` characters,
-    Windows device names get a leading ``_`` and an empty result becomes ``"unnamed"``.
-
-    Parameters
-    ----------
-    text : object
-        The user-given name (block, artifact, figure, unit or outcome name).
-
-    Returns
-    -------
-    str
-        The safe stem; not yet unique (see :meth:`RunFiles.stem`).
-    """
-    stem = _UNSAFE.sub("-", str(text)).strip(".-")[:MAX_STEM].rstrip(".-")
-    if not stem:
-        return "unnamed"
-    if stem.split(".")[0].upper() in _RESERVED:
-        stem = "_" + stem
-    return stem
-
-
-class RunFiles:
-    """Names every file written inside one run directory: safe, unique and inside it.
-
-    Stems are sanitised with :func:`safe_name` and made unique per folder (compared
-    case-insensitively, for case-insensitive file systems) by a ``-2``, ``-3``, ... suffix in
-    the order they are asked for, so the same spec gives the same names. Every path handed
-    out is checked to resolve inside the root.
-
-    Parameters
-    ----------
-    root : pathlib.Path
-        The run directory (in practice the hidden temporary directory being written).
-    """
-
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
-        self._real = self.root.resolve()
-        self._stems: dict[str, set[str]] = {}
-
-    def folder(self, name: str) -> Path:
-        """Create (if needed) and return the sub-folder ``name`` of the root."""
-        path = self._inside(self.root / safe_name(name))
-        path.mkdir(exist_ok=True)
-        return path
-
-    def stem(self, folder: str, name: object) -> str:
-        """A safe stem for ``name``, unique inside ``folder`` (``""`` is the root)."""
-        used = self._stems.setdefault(folder, set())
-        base = safe_name(name)
-        stem, k = base, 2
-        while stem.casefold() in used:
-            stem, k = f"{base}-{k}", k + 1
-        used.add(stem.casefold())
-        return stem
-
-    def path(self, folder: str, stem: str, ext: str = "") -> Path:
-        """The path of ``folder/stem+ext``, checked to lie inside the root."""
-        return self._inside(self.root / folder / f"{stem}{ext}")
-
-    def file(self, folder: str, name: object, ext: str = "") -> Path:
-        """:meth:`stem` and :meth:`path` in one call."""
-        return self.path(folder, self.stem(folder, name), ext)
-
-    def _inside(self, path: Path) -> Path:
-        real = path.resolve()
-        if real == self._real or self._real not in real.parents:
-            raise RunDirectoryError(
-                f"Refusing to write {path}: it resolves to {real}, outside the run directory "
-                f"{self._real}. This is a bug in zoneimpact; please report it with the spec."
-            )
-        return path
 
 
 #: our temporary (``tmp``) and replaced (``old``) siblings of a run directory
@@ -636,8 +489,6 @@ def _json_default(obj: Any) -> Any:
 
 def _write_contents(output: RunOutput, root: Path) -> None:
     """Write every file of the run into the existing, empty folder ``root``."""
-    from .report import outputs
-
     files = RunFiles(root)
     _dump(
         {"title": output.spec.title, "seed": output.spec.seed, "results": output.records},
@@ -693,6 +544,7 @@ def run_spec(spec: RunSpec, out_dir: Path | None = None, *, force: bool = False)
         output.wall_time,
         path,
         output.extras,
+        output.diagnostics,
     )
 
 

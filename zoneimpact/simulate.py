@@ -38,10 +38,10 @@ import numpy as np
 import pandas as pd
 
 from .errors import ZoneImpactError
+from .geo import EARTH_RADIUS_KM as EARTH_RADIUS_KM
+from .geo import haversine_km as haversine_km
 from .panel import Panel
 from .parallel import as_generator
-
-EARTH_RADIUS_KM = 6371.0
 
 
 def _check_design_types(d: Any) -> None:
@@ -157,16 +157,6 @@ class Simulation:
     adjacency: pd.DataFrame
     truth: SimulationTruth
     design: SimulationDesign
-
-
-def haversine_km(
-    lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray
-) -> np.ndarray:
-    """Great-circle distance in km (broadcasting)."""
-    p1, p2 = np.radians(lat1), np.radians(lat2)
-    dp, dl = p2 - p1, np.radians(lon2) - np.radians(lon1)
-    a = np.sin(dp / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
 
 
 def simulate(

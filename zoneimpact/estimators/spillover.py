@@ -67,6 +67,7 @@ from scipy import stats
 
 from ..errors import EstimationError, GeographyError, SpecError, ZoneImpactError
 from ..exposure import Controls, ExposureMap, PreExposed, build_exposure
+from ..geo import haversine_km
 from ..panel import Panel
 from ..parallel import as_generator
 from ..results import EstimationResult, check_fit_arguments, terms_frame
@@ -356,8 +357,6 @@ def _conley_root(
     the units (in cluster-code order), so that ``(R S)'(R S) = S' K S`` is the Conley
     (1999) spatial-HAC covariance of unit scores ``S``. Negative eigenvalues (the kernel
     matrix is not always positive semi-definite) are set to zero."""
-    from ..simulate import haversine_km
-
     if not (isinstance(cutoff_km, int | float) and np.isfinite(cutoff_km) and cutoff_km > 0):
         raise SpecError(f"conley_km must be a positive distance in km; received {cutoff_km!r}.")
     if len(units) > 5000:

@@ -1,0 +1,130 @@
+"""The package's imports run one way (issue 13): no import cycles, not even through imports
+hidden inside functions, and the layers only import downwards.
+
+Layers, lowest first: core (errors, results, panel, geo, parallel, datadir) -> exposure ->
+estimators and inference -> report (reads results) -> orchestration (rundir, run, spec,
+claims, power, figures, datasets) -> command line. The graph is read from the source with
+``ast`` (every ``import`` statement, wherever it is), so a lazy import cannot hide a cycle.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+from pathlib import Path
+
+import pytest
+
+PKG = Path(__file__).resolve().parents[1] / "zoneimpact"
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for f in PKG.rglob("*.py"):
+        parts = f.relative_to(PKG.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        out[name] = f
+    return out
+
+
+@functools.cache
+def import_graph() -> dict[str, set[str]]:
+    """Module -> package modules it imports (anywhere in its source)."""
+    mods = _modules()
+    graph: dict[str, set[str]] = {m: set() for m in mods}
+    for mod, path in mods.items():
+        package = mod if path.name == "__init__.py" else mod.rsplit(".", 1)[0]
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    target = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    target = node.module or ""
+                subs = [f"{target}.{a.name}" for a in node.names if f"{target}.{a.name}" in mods]
+                # "from . import style" imports the submodule, not the package's __init__
+                names = subs if len(subs) == len(node.names) else [target, *subs]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            graph[mod].update(n for n in names if n in mods and n != mod)
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                found.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_detector_finds_a_cycle() -> None:
+    # the checker itself must be able to fail
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycles() -> None:
+    assert _cycles(import_graph()) == []
+
+
+CORE = {
+    "zoneimpact.errors",
+    "zoneimpact.results",
+    "zoneimpact.panel",
+    "zoneimpact.geo",
+    "zoneimpact.parallel",
+    "zoneimpact.datadir",
+}
+
+
+@pytest.mark.parametrize("module", sorted(CORE))
+def test_core_imports_only_core(module: str) -> None:
+    assert import_graph()[module] <= CORE, module
+
+
+def test_report_layer_only_reads_results() -> None:
+    graph = import_graph()
+    for mod, deps in graph.items():
+        if not mod.startswith("zoneimpact.report"):
+            continue
+        wrong = {
+            d
+            for d in deps
+            if d.startswith(("zoneimpact.estimators", "zoneimpact.inference"))
+            or d in {"zoneimpact.run", "zoneimpact.claims", "zoneimpact.spec", "zoneimpact.power"}
+        }
+        assert not wrong, f"{mod} imports {sorted(wrong)}"
+
+
+def test_exposure_does_not_import_the_simulator() -> None:
+    assert "zoneimpact.simulate" not in import_graph()["zoneimpact.exposure"]
