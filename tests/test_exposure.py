@@ -167,3 +167,38 @@ def test_adjacency_matches_simulator_exposure():
     assert (~hit & np.isfinite(truth[never])).sum() <= 0.1 * never.sum()
     onsets = exposure_from_onsets(sim.panel, f["exposure_onset"])
     assert (onsets.onset[never.to_numpy()] == truth[never]).all()
+
+
+def test_units_exposed_before_the_data_start_leave_the_ring_panel() -> None:
+    """A zone that predates the data (an exposure source, not estimated) exposes its
+    neighbour from before the first period: that neighbour has no unexposed period, so, as
+    an always-treated unit in R did, it leaves the spillover panel instead of making the
+    split fail (found on the China data: 56 cities border a pre-1996 zone)."""
+    units = list("abcde")
+    years = range(2000, 2008)
+    rows = [
+        {"u": u, "t": t, "g": {"a": 1995, "d": 2004}.get(u, 0), "y": float(k + t)}
+        for k, u in enumerate(units)
+        for t in years
+    ]
+    adj = pd.DataFrame({"unit": ["a", "b", "d"], "neighbour": ["b", "c", "e"]})
+    panel = Panel.from_frame(
+        pd.DataFrame(rows),
+        unit="u",
+        time="t",
+        outcomes=["y"],
+        cohort="g",
+        adjacency=adj,
+        outside_window="adjust",
+    )
+    assert "a" not in set(panel.units) and "a" in set(panel.sources.index)
+    emap = exposure_from_adjacency(panel)
+    assert emap.table.loc["b", "exposure_onset"] == 1995
+    direct, spill = emap.panels(panel)
+    (ring,) = spill.values()
+    # b (always exposed) is gone; e (exposed from 2004) is the ring's only treated unit,
+    # c (clean) its control; the zone d is not in a spillover panel
+    assert set(ring.units) == {"c", "e"}
+    assert ring.unit_cohort["e"] == 2004
+    assert np.isinf(ring.unit_cohort.drop("e")).all()
+    assert ring.report["dropped_always_treated"] == ["b"]

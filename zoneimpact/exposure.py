@@ -212,6 +212,9 @@ def _subpanel(panel: Panel, rows: np.ndarray, cohort: np.ndarray | None) -> Pane
         geography=geo,
         adjacency=adj,
         never_values=(),
+        # a ring unit exposed since before the first period (its zone predates the data)
+        # has no unexposed period: it leaves the ring panel, as always-treated units do
+        outside_window="error" if cohort is None else "adjust",
     )
     return out.replace(names=dict(panel.names))
 
