@@ -31,6 +31,8 @@ REGISTRY: dict[str, str] = {
     "spillover": "zoneimpact.estimators.spillover:fit",
     "ife": "zoneimpact.estimators.ife:fit",
     "matrix_completion": "zoneimpact.estimators.matrix_completion:fit",
+    "first_difference": "zoneimpact.estimators.first_difference:fit",
+    "etwfe": "zoneimpact.estimators.etwfe:fit",
 }
 
 

@@ -22,6 +22,17 @@ demeaned treatment dummy, the weights are (eq. 10e-10g)
 
 with ``n_kU = n_k/(n_k + n_U)`` and ``n_kl = n_k/(n_k + n_l)``; they sum to one.
 
+**Always-treated units** (a cohort treated in the first period or before, so ``D_k = 1``)
+have no untreated period: they are never a treated group of a 2x2 (its weight,
+``D_k (1 - D_k)`` or ``1 - D_k``, is zero) and serve only as the already-treated control of
+each later cohort over the whole panel. Eq. 10g with ``D_k = 1`` gives that comparison the
+weight ``n_k n_l D_l (1 - D_l) / V^D``. R ``bacondecomp`` reports it as its own type,
+"Later vs Always Treated" (``later_vs_always`` here); diff-diff instead pools such units
+with the never treated into ``U`` (Goodman-Bacon 2021, footnote 11), which is the same
+decomposition with the two comparisons of each cohort merged: their weights add up and
+their weighted estimates average to diff-diff's ``treated_vs_never`` (checked in
+``tests/test_designs.py``).
+
 The decomposition is descriptive: the reported ``att`` is the TWFE coefficient itself, with
 a NaN standard error, because the decomposition re-expresses a point estimate and carries no
 sampling distribution of its own (use ``twfe`` for the coefficient's inference).
@@ -47,7 +58,7 @@ from ._scale import scale_equivariant
 
 __all__ = ["BaconResult", "fit"]
 
-TYPES = ("treated_vs_never", "earlier_vs_later", "later_vs_earlier")
+TYPES = ("treated_vs_never", "earlier_vs_later", "later_vs_earlier", "later_vs_always")
 
 
 @dataclass(frozen=True)
@@ -58,8 +69,8 @@ class BaconResult(EstimationResult):
     ----------
     comparisons : pandas.DataFrame
         One row per 2x2 comparison: ``type`` (``treated_vs_never``, ``earlier_vs_later``,
-        ``later_vs_earlier``), ``treated_cohort``, ``control_cohort`` (``"never"`` for the
-        never treated), ``estimate``, ``weight``, and the periods used (``time_start``,
+        ``later_vs_earlier``, ``later_vs_always``), ``treated_cohort``, ``control_cohort``
+        (``"never"`` for the never treated), ``estimate``, ``weight``, and the periods used (``time_start``,
         ``time_end``).
     """
 
@@ -183,7 +194,8 @@ def fit(
     never = ng - 1 if has_never else None
     for a, k in enumerate(cohorts):
         post_k = periods >= k
-        if never is not None:
+        always = bool(post_k.all())  # treated in every period: a control group only
+        if never is not None and not always:
             nk, nu = n_share[a], n_share[never]
             nku = nk / (nk + nu)
             s = (nk + nu) ** 2 * nku * (1 - nku) * dbar[a] * (1 - dbar[a]) / VD
@@ -201,6 +213,8 @@ def fit(
         for b in range(a + 1, len(cohorts)):
             lc = cohorts[b]
             post_l = periods >= lc
+            if post_l.all():
+                continue  # two always-treated cohorts: no 2x2 between them
             nk, nl = n_share[a], n_share[b]
             nkl = nk / (nk + nl)
             dk, dl = dbar[a], dbar[b]
@@ -216,23 +230,24 @@ def fit(
                 / (1 - dl)
                 / VD
             )
-            rows.append(
-                (
-                    "earlier_vs_later",
-                    int(k),
-                    int(lc),
-                    did(a, b, win & ~post_k, win & post_k),
-                    s_k,
-                    int(periods[win][0]),
-                    int(periods[win][-1]),
+            if not always:
+                rows.append(
+                    (
+                        "earlier_vs_later",
+                        int(k),
+                        int(lc),
+                        did(a, b, win & ~post_k, win & post_k),
+                        s_k,
+                        int(periods[win][0]),
+                        int(periods[win][-1]),
+                    )
                 )
-            )
             # Later l treated vs earlier k as control after k is treated (eq. 10c, 10g).
             win = post_k
             s_l = ((nk + nl) * dk) ** 2 * nkl * (1 - nkl) * dl / dk * (dk - dl) / dk / VD
             rows.append(
                 (
-                    "later_vs_earlier",
+                    "later_vs_always" if always else "later_vs_earlier",
                     int(lc),
                     int(k),
                     did(b, a, win & ~post_l, win & post_l),

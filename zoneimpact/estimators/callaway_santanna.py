@@ -50,6 +50,18 @@ periods", *Journal of Econometrics* 225(2), 200-230 (CS below).
   cohort indicators, so the bootstrap is one chunked matrix product. ``vcov`` is always
   the analytic influence-function covariance (clustered when asked).
 
+Weights
+-------
+``weights`` names a column of sampling weights ``w_i``, constant within unit (R ``did``
+``weightsname``). As in R ``did`` (which passes them to DRDID as ``i.weights``): the 2x2
+estimators are the weighted ones of Sant'Anna & Zhao (2020) (weighted means of the
+changes; weighted logit and control-group OLS for ``ipw``/``reg``/``dr``) with the weights
+inside their influence functions; the cohort shares of the aggregations are
+``p_g = mean(w_i 1{G_i = g})`` with ``w`` normalised to mean one, and the weight-estimation
+term uses ``w_i 1{G_i = g} - p_g`` (R ``compute.aggte``: ``pg <- mean(weights.ind * (G ==
+g))``). Checked against moderndid 0.2 with its aggregation given the unit weights
+(``benchmarks/reference/designs_reference.py``: moderndid's ``aggte`` drops them) to 1e-13.
+
 Unbalanced panels
 -----------------
 Each ATT(g,t) uses the units observed (non-missing outcome) in both of its periods; a
@@ -89,6 +101,7 @@ from ..results import (
     check_names,
 )
 from ._scale import scale_equivariant
+from ._weights import check_weight_name, unit_weights
 
 __all__ = ["CallawaySantAnnaResult", "fit"]
 
@@ -167,77 +180,89 @@ class CallawaySantAnnaResult(EstimationResult):
 
 
 # ---------------------------------------------------------------------------- 2x2 DiD
-def _logit(x: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Logit MLE by Newton-Raphson; returns fitted probabilities and ``(X'WX)^{-1}``."""
+def _logit(x: np.ndarray, d: np.ndarray, iw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(Weighted) logit MLE by Newton-Raphson; fitted probabilities and ``(X'WX)^{-1}``.
+
+    ``iw`` are the observation weights (R ``glm(weights=)`` as DRDID passes ``i.weights``).
+    """
     beta = np.zeros(x.shape[1])
     for _ in range(100):
         p = special.expit(x @ beta)
-        w = p * (1 - p)
+        w = iw * p * (1 - p)
         hess = (x * w[:, None]).T @ x
-        step = np.linalg.solve(hess, x.T @ (d - p))
+        step = np.linalg.solve(hess, x.T @ (iw * (d - p)))
         beta = beta + step
         if np.max(np.abs(step)) < 1e-12 * (1 + np.max(np.abs(beta))):
             break
     p = special.expit(x @ beta)
-    w = p * (1 - p)
+    w = iw * p * (1 - p)
     return p, np.linalg.inv((x * w[:, None]).T @ x)
 
 
-def _ols_controls(dy: np.ndarray, d: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """OLS of ``dy`` on ``x`` among controls: fitted values for all, and its linear rep."""
-    c = d == 0
-    xc = x[c]
-    xtx = xc.T @ xc
+def _ols_controls(
+    dy: np.ndarray, d: np.ndarray, x: np.ndarray, iw: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(Weighted) OLS of ``dy`` on ``x`` among controls: fitted values for all, and its
+    asymptotic linear representation."""
+    wc = iw * (1 - d)
+    xtx = (x * wc[:, None]).T @ x
     if np.linalg.cond(xtx) > 1 / np.finfo(float).eps:
         raise np.linalg.LinAlgError("singular control-group design")
-    coef = np.linalg.solve(xtx, xc.T @ dy[c])
+    coef = np.linalg.solve(xtx, x.T @ (wc * dy))
     fitted = x @ coef
     n = len(d)
     # asymptotic linear representation of the OLS coefficients (SZ 2020, Appendix)
-    alr = ((1 - d) * (dy - fitted))[:, None] * x @ np.linalg.inv(xtx / n)
+    alr = (wc * (dy - fitted))[:, None] * x @ np.linalg.inv(xtx / n)
     return fitted, alr
 
 
-def _att_reg(dy: np.ndarray, d: np.ndarray, x: np.ndarray) -> tuple[float, np.ndarray]:
+def _att_reg(
+    dy: np.ndarray, d: np.ndarray, x: np.ndarray, iw: np.ndarray
+) -> tuple[float, np.ndarray]:
     """Outcome-regression DiD (SZ 2020 eq. 2.2; R ``DRDID::reg_did_panel``)."""
-    fitted, alr = _ols_controls(dy, d, x)
-    pt = d.mean()
-    eta_t = np.mean(d * dy) / pt
-    eta_c = np.mean(d * fitted) / pt
-    inf_t = (d * dy - d * eta_t) / pt
-    m1 = (d[:, None] * x).mean(axis=0)
-    inf_c = (d * fitted - d * eta_c + alr @ m1) / pt
+    fitted, alr = _ols_controls(dy, d, x, iw)
+    wt = iw * d
+    pt = wt.mean()
+    eta_t = np.mean(wt * dy) / pt
+    eta_c = np.mean(wt * fitted) / pt
+    inf_t = (wt * dy - wt * eta_t) / pt
+    m1 = (wt[:, None] * x).mean(axis=0)
+    inf_c = (wt * fitted - wt * eta_c + alr @ m1) / pt
     return eta_t - eta_c, inf_t - inf_c
 
 
-def _att_ipw(dy: np.ndarray, d: np.ndarray, x: np.ndarray) -> tuple[float, np.ndarray]:
+def _att_ipw(
+    dy: np.ndarray, d: np.ndarray, x: np.ndarray, iw: np.ndarray
+) -> tuple[float, np.ndarray]:
     """Standardised IPW DiD (SZ 2020 eq. 2.3 normalised; R ``DRDID::std_ipw_did_panel``)."""
-    ps, hinv = _ps(d, x)
+    ps, hinv = _ps(d, x, iw)
     n = len(d)
     trim = np.where(d == 1, 1.0, (ps < _TRIM_LEVEL).astype(float))
-    w_t = trim * d
-    w_c = trim * ps * (1 - d) / (1 - ps)
+    w_t = trim * iw * d
+    w_c = trim * iw * ps * (1 - d) / (1 - ps)
     eta_t = np.mean(w_t * dy) / w_t.mean()
     eta_c = np.mean(w_c * dy) / w_c.mean()
-    alr_ps = ((d - ps)[:, None] * x) @ (hinv * n)
+    alr_ps = ((iw * (d - ps))[:, None] * x) @ (hinv * n)
     inf_t = (w_t * dy - w_t * eta_t) / w_t.mean()
     m2 = ((w_c * (dy - eta_c))[:, None] * x).mean(axis=0)
     inf_c = (w_c * dy - w_c * eta_c + alr_ps @ m2) / w_c.mean()
     return eta_t - eta_c, inf_t - inf_c
 
 
-def _att_dr(dy: np.ndarray, d: np.ndarray, x: np.ndarray) -> tuple[float, np.ndarray]:
+def _att_dr(
+    dy: np.ndarray, d: np.ndarray, x: np.ndarray, iw: np.ndarray
+) -> tuple[float, np.ndarray]:
     """Improved locally efficient DR DiD (SZ 2020 eq. 3.1; R ``DRDID::drdid_panel``)."""
-    ps, hinv = _ps(d, x)
+    ps, hinv = _ps(d, x, iw)
     n = len(d)
-    fitted, alr_ols = _ols_controls(dy, d, x)
+    fitted, alr_ols = _ols_controls(dy, d, x, iw)
     trim = np.where(d == 1, 1.0, (ps < _TRIM_LEVEL).astype(float))
-    w_t = trim * d
-    w_c = trim * ps * (1 - d) / (1 - ps)
+    w_t = trim * iw * d
+    w_c = trim * iw * ps * (1 - d) / (1 - ps)
     resid = dy - fitted
     eta_t = np.mean(w_t * resid) / w_t.mean()
     eta_c = np.mean(w_c * resid) / w_c.mean()
-    alr_ps = ((d - ps)[:, None] * x) @ (hinv * n)
+    alr_ps = ((iw * (d - ps))[:, None] * x) @ (hinv * n)
     m1 = (w_t[:, None] * x).mean(axis=0)
     inf_t = (w_t * resid - w_t * eta_t - alr_ols @ m1) / w_t.mean()
     m2 = ((w_c * (resid - eta_c))[:, None] * x).mean(axis=0)
@@ -246,8 +271,8 @@ def _att_dr(dy: np.ndarray, d: np.ndarray, x: np.ndarray) -> tuple[float, np.nda
     return eta_t - eta_c, inf_t - inf_c
 
 
-def _ps(d: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    ps, hinv = _logit(x, d)
+def _ps(d: np.ndarray, x: np.ndarray, iw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    ps, hinv = _logit(x, d, iw)
     if ps.max() >= _OVERLAP:
         raise _Overlap(f"propensity score reaches {ps.max():.4f} (overlap violated)")
     return np.minimum(ps, _PS_CAP), hinv
@@ -354,6 +379,7 @@ def fit(
     uniform_bands: bool = True,
     boot_weights: Literal["rademacher", "mammen"] = "rademacher",
     chunk_size: int | None = None,
+    weights: str | None = None,
 ) -> CallawaySantAnnaResult:
     """Estimate Callaway & Sant'Anna (2021) group-time ATTs and their aggregations.
 
@@ -404,6 +430,11 @@ def fit(
     chunk_size : int, optional
         Bootstrap draws per chunk and child generator (default 100); each running chunk
         holds ``chunk_size`` x 32,768 weights whatever the number of units.
+    weights : str, optional
+        Column of positive sampling weights, constant within each unit (R ``did``
+        ``weightsname``): every 2x2 estimator is the weighted one of DRDID
+        (``i.weights``), cohort shares are weighted shares, and the influence functions
+        carry the weights (module docstring, "Weights").
 
     Returns
     -------
@@ -455,6 +486,7 @@ def fit(
         )
     if cluster is not None:
         _check_cluster_name(panel, cluster)
+    weights = check_weight_name(panel, weights)
 
     data = panel.data
     missing = [c for c in covs if not isinstance(c, str) or c not in data.columns or c in RESERVED]
@@ -482,6 +514,10 @@ def fit(
     gvec[ucode] = data["cohort"].to_numpy(dtype=float)
     xw = [wide(c) for c in covs]
     unbalanced = bool(np.isnan(y).any())
+    # unit weights normalised to mean one (R did); only ratios of them enter the estimates
+    uw = np.ones(n) if weights is None else unit_weights(data, weights, units)
+    uw = uw / uw.mean()
+    is_weighted = weights is not None
 
     cohorts = np.sort(np.unique(gvec[np.isfinite(gvec)]))
     never = ~np.isfinite(gvec)
@@ -552,13 +588,23 @@ def fit(
             psi[:, j] = np.nan
             failed.append(f"({cell.g:g},{cell.t}) no {'treated' if n1t == 0 else 'control'} units")
             continue
-        if est_fn is None:
+        if est_fn is None and not is_weighted:
             mt = dy[treat].mean()
             mc = dy[ctrl].mean()
             cell.att = float(mt - mc)
             col = psi[:, j]  # contiguous view: written in place
             col[treat] = n * (dy[treat] - mt) / n1t
             col[ctrl] = -n * (dy[ctrl] - mc) / n1c
+            continue
+        if est_fn is None:
+            # weighted difference of mean changes; influence n w_i (dy_i - mean) / W_group
+            wt_, wc_ = uw[treat], uw[ctrl]
+            mt = float(wt_ @ dy[treat] / wt_.sum())
+            mc = float(wc_ @ dy[ctrl] / wc_.sum())
+            cell.att = mt - mc
+            col = psi[:, j]
+            col[treat] = n * wt_ * (dy[treat] - mt) / wt_.sum()
+            col[ctrl] = -n * wc_ * (dy[ctrl] - mc) / wc_.sum()
             continue
         sub = treat | ctrl
         xc = min(b, c)
@@ -573,7 +619,7 @@ def fit(
             )
         d = treat[sub].astype(float)
         try:
-            att_cell, inf_sub = est_fn(dy[sub], d, xmat)
+            att_cell, inf_sub = est_fn(dy[sub], d, xmat, uw[sub])
         except (np.linalg.LinAlgError, _Overlap) as exc:
             psi[:, j] = np.nan
             failed.append(f"({cell.g:g},{cell.t}) {exc}")
@@ -603,9 +649,9 @@ def fit(
     # Influence "basis": the ATT(g,t) columns plus centred cohort indicators 1{G=g} - p_g
     # (the influence function of the estimated cohort shares). Every term's influence
     # function is basis @ coefficient vector.
-    pg_cohort = np.array([np.mean(gvec == g) for g in cohorts])
+    pg_cohort = np.array([np.mean(uw * (gvec == g)) for g in cohorts])
     for i, g in enumerate(cohorts):
-        basis[:, k + i] = (gvec == g) - pg_cohort[i]
+        basis[:, k + i] = uw * (gvec == g) - pg_cohort[i]
     # cells that could not be estimated: NaN in the reported influence functions, zero in
     # the basis (the copy is made only when such cells exist)
     influence = psi
@@ -816,6 +862,7 @@ def fit(
         "n_cells": int(k),
         "n_cells_failed": int(len(failed)),
         "unbalanced": unbalanced,
+        "weights": weights or "",
         "crit_event": _nan_to_none(crit.get("event")),
         "crit_att_gt": _nan_to_none(crit.get("att_gt")),
     }

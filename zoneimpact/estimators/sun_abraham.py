@@ -31,6 +31,12 @@ default small-sample correction ``G/(G-1) * (n-1)/(n-K)`` (``ssc(adj = TRUE, fix
 in the clusters, see :func:`._fe.cluster_ssc_k`), and confidence intervals use a t
 distribution with ``G - 1`` degrees of freedom (fixest's ``t.df = "min"``).
 
+Weights: with ``weights`` the saturated regression is weighted least squares (fixed effects
+absorbed by the weighted within transformation, clustered scores ``sum w_i x_i u_i``, as
+pyfixest ``feols(weights=)``) and the IW shares of eq. 29 are the cells' total weights
+instead of their observation counts (the weighted analogue of ``Pr(G = g | e)``). The
+dense path forms the cell dummies (the count tables below are unweighted).
+
 Why by hand: the estimator is a regression with absorbed fixed effects followed by a linear
 aggregation; statsmodels/linearmodels cannot absorb two-way effects on unbalanced panels and
 have no IW aggregation, and pyfixest/diff-diff are peer packages we test against, not
@@ -61,8 +67,9 @@ from ..results import (
     check_names,
     terms_frame,
 )
-from ._fe import TwoWayWithin, check_cluster, cluster_codes, cluster_ssc_k, factorize
+from ._fe import TwoWayWithin, absorb, check_cluster, cluster_codes, cluster_ssc_k, factorize
 from ._scale import scale_equivariant
+from ._weights import check_weight_name, weight_values
 
 __all__ = ["SunAbrahamResult", "fit"]
 
@@ -156,6 +163,7 @@ def fit(
     window: Literal["trim", "bin"] = "trim",
     cluster: str | None = None,
     covariates: str | Sequence[str] | None = None,
+    weights: str | None = None,
 ) -> SunAbrahamResult:
     """Sun-Abraham interaction-weighted event study.
 
@@ -189,6 +197,11 @@ def fit(
     covariates : str or list of str, optional
         Time-varying controls ``X_it`` (time-invariant ones are absorbed by the unit
         effects and dropped; see ``info["dropped_covariates"]``).
+    weights : str, optional
+        Column of positive observation weights: the saturated regression is weighted least
+        squares (pyfixest ``feols(weights=)``: weighted within transformation, clustered
+        sandwich of the weighted scores) and a cell's IW share is its total weight instead
+        of its number of observations (module docstring, "Weights").
 
     Returns
     -------
@@ -235,12 +248,13 @@ def fit(
         raise EstimationError(f"min_e={min_e} exceeds max_e={max_e}.")
     covs = _covariate_list(panel, covariates)
     check_cluster(cluster)
+    weights = check_weight_name(panel, weights)
 
-    cols = ["unit", "time", "cohort", outcome, *covs]
+    cols = ["unit", "time", "cohort", outcome, *covs, *([weights] if weights else [])]
     if cluster is not None and cluster in panel.data.columns and cluster not in cols:
         cols.append(cluster)
     df = panel.data.loc[:, cols]
-    complete = df[[outcome, *covs]].notna().all(axis=1).to_numpy()
+    complete = df[[outcome, *covs, *([weights] if weights else [])]].notna().all(axis=1).to_numpy()
     if not complete.all():  # a second copy of the frame only when rows must go
         df = df.loc[complete]
 
@@ -310,6 +324,35 @@ def fit(
     unit_codes = factorize(df["unit"].to_numpy())
     time_codes = factorize(time)
     fe = [unit_codes, time_codes]
+    if weights is not None:
+        wobs = weight_values(df, weights)
+        # the observation shares of the IW aggregation become weight shares
+        cells["total_weight"] = np.bincount(
+            col_of[col_of >= 0], weights=wobs[col_of >= 0], minlength=P
+        )
+        delta, V_delta, kept_covs, dropped_covs, G, cl_name, K = _weighted_saturated(
+            panel, df, y, covs, col_of, cells, fe, wobs, cluster
+        )
+        return _aggregate(
+            panel_args=(outcome, alpha, df, n),
+            cells=cells,
+            delta=delta,
+            V_delta=V_delta,
+            G=G,
+            info_args=(
+                control,
+                last,
+                refs,
+                cl_name,
+                K,
+                kept_covs,
+                dropped_covs,
+                min_e,
+                max_e,
+                window,
+                weights,
+            ),
+        )
     # The P interaction dummies are never materialised (n x P would be 2.5 GB at 5M rows):
     # every product they enter is built from unit x cell and period x cell tables.
     tw = TwoWayWithin(unit_codes, time_codes)
@@ -362,10 +405,92 @@ def fit(
     V = ssc * bread @ meat @ bread
     delta, V_delta = beta[:P], V[:P, :P]
 
+    return _aggregate(
+        panel_args=(outcome, alpha, df, n),
+        cells=cells,
+        delta=delta,
+        V_delta=V_delta,
+        G=G,
+        info_args=(
+            control,
+            last,
+            refs,
+            cl_name,
+            K,
+            kept_covs,
+            dropped_covs,
+            min_e,
+            max_e,
+            window,
+            None,
+        ),
+    )
+
+
+def _weighted_saturated(
+    panel: Panel,
+    df: pd.DataFrame,
+    y: np.ndarray,
+    covs: list[str],
+    col_of: np.ndarray,
+    cells: pd.DataFrame,
+    fe: list[np.ndarray],
+    w: np.ndarray,
+    cluster: str | None,
+) -> tuple[np.ndarray, np.ndarray, list[str], list[str], int, str, int]:
+    """Weighted saturated regression (eq. 27 by WLS) with dense cell dummies.
+
+    The one-hot tables of :class:`._fe.TwoWayWithin` are unweighted; with weights the P
+    cell dummies are formed (P is capped by ``_MAX_PARAMETERS``) and absorbed by the
+    weighted within transformation of :func:`._fe.absorb`.
+    """
+    n, P = len(y), len(cells)
+    D = np.zeros((n, P))
+    rows = np.flatnonzero(col_of >= 0)
+    D[rows, col_of[rows]] = 1.0
+    Xc = df[covs].to_numpy(float) if covs else np.empty((n, 0))
+    Z, _ = absorb(np.column_stack([y, D, Xc]), fe, weights=w)
+    yd, Dd, Xd = Z[:, 0], Z[:, 1 : 1 + P], Z[:, 1 + P :]
+    Xcov, kept_covs, dropped_covs = _drop_collinear(Xd, Xc, list(covs))
+    X = np.column_stack([Dd, Xcov])
+    k = X.shape[1]
+    XtX = (X * w[:, None]).T @ X
+    if np.linalg.matrix_rank(XtX) < k:
+        raise EstimationError(
+            "The weighted saturated Sun-Abraham design is rank deficient (collinear "
+            "covariates or cells); drop covariates or trim the event window."
+        )
+    bread = np.linalg.inv(XtX)
+    beta = bread @ (X.T @ (w * yd))
+    wresid = w * (yd - X @ beta)
+    cl, cl_name = cluster_codes(panel, df, cluster)
+    G = int(cl.max()) + 1
+    if G < 2:
+        raise EstimationError(f"Only one cluster in {cl_name!r}; clustered SEs need >= 2.")
+    scores = np.stack([np.bincount(cl, x * wresid, G) for x in X.T], axis=1)
+    K = cluster_ssc_k(k, fe, cl)
+    V = G / (G - 1) * (n - 1) / (n - K) * bread @ (scores.T @ scores) @ bread
+    return beta[:P], V[:P, :P], kept_covs, dropped_covs, G, cl_name, K
+
+
+def _aggregate(
+    panel_args: tuple[str, float, pd.DataFrame, int],
+    cells: pd.DataFrame,
+    delta: np.ndarray,
+    V_delta: np.ndarray,
+    G: int,
+    info_args: tuple[Any, ...],
+) -> SunAbrahamResult:
+    """IW aggregation (eq. 28-29) of the cell effects into the result."""
+    outcome, alpha, df, n = panel_args
+    (control, last, refs, cl_name, K, kept_covs, dropped_covs, min_e, max_e, window, weights) = (
+        info_args
+    )
+    P = len(cells)
     # IW weights: observation shares of the cells within each event time (eq. 29), and
     # within the post-treatment cells for fixest's "ATT" aggregate.
     events = np.sort(cells["event"].unique())
-    counts = cells["n_obs"].to_numpy(float)
+    counts = cells["total_weight" if weights else "n_obs"].to_numpy(float)
     ev = cells["event"].to_numpy()
     A = np.zeros((1 + len(events), P))
     post = ev >= 0
@@ -391,7 +516,8 @@ def fit(
     cohort_effects["estimate"] = delta
     cohort_effects["se"] = np.sqrt(np.clip(np.diag(V_delta), 0, None))
     cohort_effects["weight"] = A[1:].sum(axis=0) if len(events) else np.nan
-    cohort_effects = cohort_effects[["cohort", "event", "estimate", "se", "n_obs", "weight"]]
+    keep = ["cohort", "event", "estimate", "se", "n_obs", *(["total_weight"] if weights else [])]
+    cohort_effects = cohort_effects[[*keep, "weight"]]
 
     info = {
         "control_group": control,
@@ -402,10 +528,12 @@ def fit(
         "fixed_effects": "unit+time",
         "ssc": f"fixest default: G/(G-1)*(n-1)/(n-K), K={K}",
         "vcov_weights": "cell shares treated as fixed (fixest)",
-        "att_aggregation": "fixest agg='ATT': post cells weighted by observation counts",
+        "att_aggregation": "fixest agg='ATT': post cells weighted by observation counts"
+        + (" (total weights)" if weights else ""),
         "covariates": ",".join(kept_covs),
         "dropped_covariates": ",".join(dropped_covs),
         "window": window if (min_e is not None or max_e is not None) else "none",
+        "weights": weights or "",
     }
     return SunAbrahamResult(
         estimator="sun_abraham",

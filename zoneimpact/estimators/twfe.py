@@ -61,6 +61,7 @@ from ..results import (
 )
 from ._fe import absorb, cluster_ssc_k
 from ._scale import scale_equivariant
+from ._weights import check_weight_name, weight_values
 
 #: Most event-time dummies (plus covariates) of an event study: they are dense columns of
 #: the regression (observations x regressors) and their Gram matrix is inverted.
@@ -98,8 +99,9 @@ def _cluster_codes(panel: Panel, data: pd.DataFrame, cluster: str | None) -> tup
 
 
 def _prepare(
-    panel: Panel, outcome: str, covariates: list[str] | None
-) -> tuple[pd.DataFrame, list[str]]:
+    panel: Panel, outcome: str, covariates: list[str] | None, weights: str | None = None
+) -> tuple[pd.DataFrame, list[str], np.ndarray | None]:
+    """Rows with the outcome, covariates (and weight) observed; the weights of those rows."""
     panel._check_outcome(outcome)
     covariates = check_names(covariates, "covariates")
     unknown = [c for c in covariates if c not in panel.covariates]
@@ -107,10 +109,12 @@ def _prepare(
         raise SpecError(
             f"Covariate(s) {unknown} not in the panel; covariates: {list(panel.covariates)}."
         )
-    data = panel.data.dropna(subset=[outcome, *covariates])
+    weights = check_weight_name(panel, weights)
+    data = panel.data.dropna(subset=[outcome, *covariates, *([weights] if weights else [])])
     if data.empty:
         raise EstimationError(f"No observations with a non-missing {outcome!r}.")
-    return data, covariates
+    w = weight_values(data, weights) if weights else None
+    return data, covariates, w
 
 
 def _fe_codes(
@@ -177,14 +181,21 @@ def _ols(
     cluster: str | None,
     fixed_effects: tuple[str, ...] | list[str] | str = ("unit", "time"),
     ssc: str = "statsmodels",
+    weights: np.ndarray | None = None,
 ) -> tuple[pd.Series, pd.DataFrame, int, str]:
-    """OLS with absorbed fixed effects and CR1 clustered covariance (module docstring)."""
+    """(Weighted) OLS with absorbed fixed effects and CR1 clustered covariance.
+
+    With ``weights`` the fixed effects are absorbed by the weighted within transformation,
+    the coefficients are weighted least squares and the cluster scores are
+    ``sum_i w_i x_i u_i`` (pyfixest/fixest analytic weights; module docstring for CR1).
+    """
     if ssc not in ("statsmodels", "fixest"):
         raise SpecError(f"ssc must be 'statsmodels' or 'fixest'; received {ssc!r}.")
     codes, cname = _cluster_codes(panel, data, cluster)
     fe = _fe_codes(panel, data, fixed_effects)
     X = regressors.to_numpy(dtype=float)
-    Z, fe_rank = absorb(np.column_stack([data[outcome].to_numpy(float), X]), fe)
+    Z, fe_rank = absorb(np.column_stack([data[outcome].to_numpy(float), X]), fe, weights=weights)
+    w = np.ones(len(Z)) if weights is None else weights
     yd, Xd = Z[:, 0], Z[:, 1:]
     names = list(regressors.columns)
     # a regressor the fixed effects reproduce exactly leaves only rounding noise
@@ -195,17 +206,18 @@ def _ols(
             f"Regressor(s) {gone} do not vary within the fixed effects {tuple(fixed_effects)}: "
             "they are absorbed (e.g. by the unit fixed effects); drop them."
         )
-    xtx = Xd.T @ Xd
+    xtx = (Xd * w[:, None]).T @ Xd
     if np.linalg.matrix_rank(xtx) < len(names):
         raise EstimationError(
             f"Regressors {names} are collinear once the fixed effects are absorbed; drop one."
         )
     bread = np.linalg.inv(xtx)
-    beta = bread @ (Xd.T @ yd)
-    resid = yd - Xd @ beta
+    beta = bread @ (Xd.T @ (w * yd))
+    # weighted residuals: the cluster scores are sums of w_i x_i u_i
+    wresid = w * (yd - Xd @ beta)
     n_clusters = int(codes.max()) + 1
     scores = np.stack(
-        [np.bincount(codes, weights=x * resid, minlength=n_clusters) for x in Xd.T], axis=1
+        [np.bincount(codes, weights=x * wresid, minlength=n_clusters) for x in Xd.T], axis=1
     )
     n, k = len(yd), len(names)
     big_k = k + fe_rank if ssc == "statsmodels" else cluster_ssc_k(k, fe, codes)
@@ -237,6 +249,7 @@ def fit(
     cluster: str | None = None,
     fixed_effects: tuple[str, ...] | list[str] = ("unit", "time"),
     ssc: Literal["statsmodels", "fixest"] = "statsmodels",
+    weights: str | None = None,
 ) -> TWFEResult:
     """Static two-way fixed-effects DiD coefficient.
 
@@ -257,6 +270,9 @@ def fit(
     ssc : {"statsmodels", "fixest"}
         Small-sample factor ``K``: every absorbed parameter (statsmodels/Stata dummies) or
         fixest's default, which leaves out effects nested in the clusters.
+    weights : str, optional
+        Column of positive analytic or sampling weights: weighted least squares with the
+        weighted within transformation and clustered sandwich (pyfixest ``weights=``).
 
     Returns
     -------
@@ -266,13 +282,15 @@ def fit(
     """
     check_fit_arguments(panel, outcome, alpha=alpha, n_jobs=n_jobs, rng=rng, estimator="twfe")
     check_choice(ssc, "ssc", ("statsmodels", "fixest"))
-    data, covariates = _prepare(panel, outcome, covariates)
+    data, covariates, w = _prepare(panel, outcome, covariates, weights)
     fixed_effects = _fe_names(fixed_effects)
     d = (data["time"] >= data["cohort"]).astype(float)
     if d.nunique() < 2:
         raise EstimationError("The treatment dummy does not vary: nobody is treated in the sample.")
     reg = pd.concat([d.rename("att"), data[covariates]], axis=1)
-    params, cov, n_clusters, cname = _ols(panel, data, outcome, reg, cluster, fixed_effects, ssc)
+    params, cov, n_clusters, cname = _ols(
+        panel, data, outcome, reg, cluster, fixed_effects, ssc, weights=w
+    )
     se = np.sqrt(np.diag(cov.to_numpy()))
     terms = terms_frame(
         list(params.index), params.to_numpy(), se, df=np.full(len(params), n_clusters - 1)
@@ -289,9 +307,57 @@ def fit(
             "n_clusters": n_clusters,
             "fixed_effects": " + ".join(fixed_effects),
             "ssc": ssc,
+            "weights": weights or "",
         },
         alpha=alpha,
     )
+
+
+def _event_refs(ref: Any) -> list[int]:
+    """The omitted event time(s): one whole number or a list of them."""
+    if isinstance(ref, list | tuple | np.ndarray):
+        refs = sorted({check_int(r, "ref") for r in ref})
+        if not refs:
+            raise SpecError("ref is empty: omit at least one event time (e.g. -1).")
+        return refs
+    return [check_int(ref, "ref")]
+
+
+def _event_bins(bins: Any) -> list[tuple[int, int]]:
+    """User bins ``[[first, last], ...]`` (inclusive), disjoint and on one side of 0."""
+    if bins is None:
+        return []
+    if isinstance(bins, str) or not isinstance(bins, list | tuple):
+        raise SpecError(
+            f"bins must be a list of [first, last] event-time pairs, e.g. [[-4, -3], [0, 1]]; "
+            f"received {bins!r}."
+        )
+    out: list[tuple[int, int]] = []
+    for b in bins:
+        if isinstance(b, str) or not isinstance(b, list | tuple) or len(b) != 2:
+            raise SpecError(
+                f"Each bin must be a pair [first, last] of event times; received {b!r} in bins."
+            )
+        a, z = check_int(b[0], "bins"), check_int(b[1], "bins")
+        if a > z:
+            raise SpecError(f"Bin [{a}, {z}] is empty: its first event time exceeds its last.")
+        if a < 0 <= z:
+            raise SpecError(
+                f"Bin [{a}, {z}] mixes pre-treatment (< 0) and post-treatment (>= 0) event "
+                "times; split it at 0."
+            )
+        out.append((a, z))
+    out.sort()
+    for (a1, z1), (a2, z2) in zip(out, out[1:], strict=False):
+        if a2 <= z1:
+            raise SpecError(f"Bins [{a1}, {z1}] and [{a2}, {z2}] overlap; make them disjoint.")
+    return out
+
+
+def _bin_label(a: int, z: int) -> int:
+    """A bin is named by its event time closest to zero (``event:2`` for [2, 3],
+    ``event:-2`` for [-3, -2]), as the clipped endpoints are (``event:-K`` pools e <= -K)."""
+    return z if z < 0 else a
 
 
 @scale_equivariant()
@@ -304,45 +370,64 @@ def fit_event_study(
     n_jobs: int = 1,
     leads: int | None = None,
     lags: int | None = None,
-    ref: int = -1,
+    ref: int | list[int] = -1,
     bin_endpoints: bool = False,
+    bins: list[list[int]] | None = None,
     covariates: list[str] | None = None,
     cluster: str | None = None,
     fixed_effects: tuple[str, ...] | list[str] = ("unit", "time"),
     ssc: Literal["statsmodels", "fixest"] = "statsmodels",
+    weights: str | None = None,
 ) -> TWFEResult:
-    """Dynamic TWFE event study with relative-period dummies.
+    """Dynamic TWFE event study with relative-period dummies, bins and references.
+
+    The regression is the Sun & Abraham (2021) eq. 4 specification in the module docstring
+    with the event-time dummies replaced by bin dummies ``1[t - G_i in B_b]`` where bins
+    are asked for (Schmidheiny & Siegloch 2023, "On event studies and distributed-lags in
+    two-way fixed effects models", *J. Applied Econometrics* 38(5), Section 2: binned
+    endpoints; user bins such as two-year bins pool adjacent event times under a common
+    coefficient).
 
     Parameters
     ----------
     leads, lags : int, optional
         Window of event times ``[-leads, lags]``; by default every observed event time.
-    ref : int
-        Omitted reference event time (default -1).
+    ref : int or list of int
+        Omitted reference event time(s) (default -1). Several (e.g. ``[-5, -1]``) are
+        pooled into one reference; a reference inside a user bin makes the whole bin the
+        reference (``bins=[[-3, -1]], ref=-1`` pools the last three leads as reference).
     bin_endpoints : bool
         If True, event times beyond the window are pooled into the endpoint bins
-        ("binned" endpoints, Schmidheiny & Siegloch 2023); if False they get no dummy
-        and are pooled with the reference (observations outside the window are dropped
-        for treated units, so the reference stays clean).
-    covariates, cluster, fixed_effects, ssc
+        (``event:-leads`` holds every ``e <= -leads``, ``event:lags`` every
+        ``e >= lags``); if False they get no dummy and are pooled with the reference
+        (observations outside the window are dropped for treated units, so the reference
+        stays clean).
+    bins : list of [first, last], optional
+        User-defined bins of event times (inclusive, disjoint, each on one side of 0), e.g.
+        ``[[0, 1], [2, 3], [-3, -2]]`` for two-period bins; a bin's term is ``event:E``
+        with ``E`` its event time closest to zero (``event:2`` for [2, 3], ``event:-2``
+        for [-3, -2]). Event times in no bin keep their own dummy.
+    covariates, cluster, fixed_effects, ssc, weights
         As in :func:`fit`.
 
     Returns
     -------
     TWFEResult
-        Terms ``event:E`` for every event time except ``ref``, covariate coefficients, and
-        ``att``, the average of the post-period (E >= 0) coefficients; the cluster-robust
-        covariance of all of them in ``vcov``.
+        Terms ``event:E`` for every event time or bin except the reference(s), covariate
+        coefficients, and ``att``, the average of the post-period (E >= 0)
+        coefficients; the cluster-robust covariance of all of them in ``vcov``;
+        ``info["bins"]`` lists the bins as ``E=[first..last]``.
     """
     check_fit_arguments(
         panel, outcome, alpha=alpha, n_jobs=n_jobs, rng=rng, estimator="event_study"
     )
     leads = check_int(leads, "leads", minimum=0, none=True)
     lags = check_int(lags, "lags", minimum=0, none=True)
-    ref = check_int(ref, "ref")
+    refs = _event_refs(ref)
+    user_bins = _event_bins(bins)
     bin_endpoints = check_bool(bin_endpoints, "bin_endpoints")
     check_choice(ssc, "ssc", ("statsmodels", "fixest"))
-    data, covariates = _prepare(panel, outcome, covariates)
+    data, covariates, w = _prepare(panel, outcome, covariates, weights)
     fixed_effects = _fe_names(fixed_effects)
     treated = np.isfinite(data["cohort"].to_numpy())
     event = np.where(
@@ -356,25 +441,40 @@ def fit_event_study(
         )
     lo = int(observed.min()) if leads is None else -leads
     hi = int(observed.max()) if lags is None else lags
-    if not lo <= ref <= hi:
-        raise SpecError(f"Reference event time {ref} lies outside the window [{lo}, {hi}].")
+    for r in refs:
+        if not lo <= r <= hi:
+            raise SpecError(f"Reference event time {r} lies outside the window [{lo}, {hi}].")
     if bin_endpoints:
         event = np.where(treated, np.clip(event, lo, hi), np.nan)
     else:
         outside = treated & ((event < lo) | (event > hi))
         data, event = data.loc[~outside], event[~outside]
         treated = treated[~outside]
+        w = None if w is None else w[~outside]
+
+    # event time -> its bin's label (event times in no bin are their own label)
+    def label_of(e: int) -> int:
+        for a, z in user_bins:
+            if a <= e <= z:
+                return _bin_label(a, z)
+        return e
+
+    label = event.copy()
+    for a, z in user_bins:
+        label[(event >= a) & (event <= z)] = _bin_label(a, z)
+    ref_labels = sorted({label_of(r) for r in refs})
     # a dummy for every event time of the window that occurs in the sample (those that do
     # not would be empty columns); built from the observed ones, so a window of 10**9
     # periods costs nothing
-    seen = np.unique(event[np.isfinite(event)])
-    times = [int(e) for e in seen if lo <= e <= hi and e != ref]
-    if not np.isinf(data["cohort"]).any():
+    seen = np.unique(label[np.isfinite(label)])
+    times = [int(e) for e in seen if lo <= e <= hi and e not in ref_labels]
+    if not np.isinf(data["cohort"]).any() and len(ref_labels) == 1:
         # Without never-treated units the full set of relative-period dummies is collinear
         # with the unit and time effects; drop the most distant lead of the window as a
         # second reference.
-        first = lo if lo != ref else lo + 1
+        first = label_of(lo) if label_of(lo) != ref_labels[0] else label_of(lo + 1)
         times = [e for e in times if e != first]
+        ref_labels = sorted({*ref_labels, first})
     if len(times) + len(covariates) > _MAX_REGRESSORS:
         raise EstimationError(
             f"The event study has {len(times)} event-time dummies (event times "
@@ -382,23 +482,25 @@ def fit_event_study(
             f"this implementation's limit of {_MAX_REGRESSORS:,}. Set leads/lags (with "
             "bin_endpoints=True to pool the rest) or aggregate the periods."
         )
-    cols = {f"event:{e}": (event == e).astype(float) for e in times}
+    cols = {f"event:{e}": (label == e).astype(float) for e in times}
     reg = pd.DataFrame(cols, index=data.index)
     reg = reg.loc[:, reg.sum() > 0]
     reg = pd.concat([reg, data[covariates]], axis=1)
-    params, cov, n_clusters, cname = _ols(panel, data, outcome, reg, cluster, fixed_effects, ssc)
+    params, cov, n_clusters, cname = _ols(
+        panel, data, outcome, reg, cluster, fixed_effects, ssc, weights=w
+    )
     # headline: the average post-period event-time coefficient, a linear combination
     names = list(params.index)
     post = np.array([n.startswith("event:") and int(n.split(":")[1]) >= 0 for n in names], float)
     if not post.any():
         raise EstimationError("The event-study window has no post-treatment event time.")
-    w = post / post.sum()
-    b = np.append(params.to_numpy(), w @ params.to_numpy())
+    wpost = post / post.sum()
+    b = np.append(params.to_numpy(), wpost @ params.to_numpy())
     v = cov.to_numpy()
     full = np.zeros((len(b), len(b)))
     full[:-1, :-1] = v
-    full[-1, :-1] = full[:-1, -1] = v @ w
-    full[-1, -1] = w @ v @ w
+    full[-1, :-1] = full[:-1, -1] = v @ wpost
+    full[-1, -1] = wpost @ v @ wpost
     se = np.sqrt(np.diag(full))
     terms = terms_frame([*names, "att"], b, se, df=np.full(len(b), n_clusters - 1))
     kept = tuple(int(t.split(":")[1]) for t in names if t.startswith("event:"))
@@ -407,8 +509,10 @@ def fit_event_study(
         "n_clusters": n_clusters,
         "fixed_effects": " + ".join(fixed_effects),
         "ssc": ssc,
-        "reference": ref,
+        "reference": refs[0] if len(refs) == 1 else ",".join(str(r) for r in refs),
         "binned": bool(bin_endpoints),
+        "bins": ", ".join(f"{_bin_label(a, z)}=[{a}..{z}]" for a, z in user_bins),
+        "weights": weights or "",
     }
     return TWFEResult(
         estimator="event_study",

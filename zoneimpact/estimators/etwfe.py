@@ -1,0 +1,398 @@
+"""Wooldridge's extended two-way fixed effects (ETWFE): linear and Poisson.
+
+Linear (Wooldridge 2021, "Two-way fixed effects, the two-way Mundlak regression, and
+difference-in-differences estimators", SSRN 3906345; published as Wooldridge 2025,
+*Empirical Economics* 69(5); eq. 6.33 of the working paper): saturate the TWFE regression
+with one dummy per treated cohort x period cell,
+
+    y_it = a_i + l_t + sum_g sum_{s >= g} tau_gs 1[G_i = g] 1[t = s] + e_it,
+
+so every untreated observation (never treated, not yet treated) is a control and each
+``tau_gs`` is ATT(g, s). On a balanced panel Wooldridge (2021, Theorem 6.1 and Section 6.4)
+shows that these OLS coefficients equal the imputation estimator's cell averages (Borusyak,
+Jaravel & Spiess 2024); ``tests/test_designs.py`` checks it to 1e-10 on mpdta against
+:mod:`.imputation`, weighted and not. On an unbalanced panel they differ slightly: the
+treated observations' variation around their cell mean still informs the unit effects
+here, not in the imputation estimator. ``control_group="never_treated"`` adds the pre-treatment cells too
+(every cell but ``s = g - 1``), which leaves only the never treated as controls (the
+"event-study" version of his Section 7; diff-diff ``WooldridgeDiD`` includes them the same
+way with never-treated controls).
+
+Poisson (Wooldridge 2023, "Simple approaches to nonlinear difference-in-differences with
+panel data", *Econometrics Journal* 26(3), C31-C66, eq. 5.3 and Section 6.2): the pooled
+Poisson quasi-MLE of
+
+    E[y_it | G_i, t] = exp(c + d_g + l_t + sum_g sum_{s >= g} tau_gs 1[G_i = g] 1[t = s])
+
+with cohort dummies ``d_g`` (Stata ``jwdid, method(poisson)``; on a balanced panel the tau
+equal those of Poisson with unit effects, Wooldridge 2023, Section 6.2), and the effect in
+levels ``ATT(g,s) = mean_{i in cell} [exp(eta_is) - exp(eta_is - tau_gs)]`` (his eq. 5.5,
+the average structural function difference) with delta-method standard errors from the
+clustered QMLE sandwich (statsmodels GLM, as :mod:`.ppml`).
+
+Aggregations follow Callaway & Sant'Anna (2021, Section 3) with the cells' sizes (the
+number of treated observations, or their total weight) as weights: ``att`` (all post
+cells), ``event:E`` and ``event_avg``, ``cohort:G`` (equal weight to each post period of
+the cohort) and ``cohort_avg`` (cohort sizes), ``calendar:T`` and ``calendar_avg``. The
+weights are treated as fixed in the delta-method variance, as diff-diff and fixest do.
+
+Standard errors are clustered (by unit unless ``cluster`` says otherwise): the linear
+model uses the TWFE engine (:func:`.twfe._ols`, CR1 with ``ssc``), the Poisson model the
+statsmodels GLM cluster sandwich. Covariates (linear model only) enter as Wooldridge
+(2021, eq. 6.33) has them: cell dummies times the centred covariates, and the covariates
+times period dummies (see :func:`fit`); the centring means are treated as known. With a
+time-invariant covariate this is diff-diff's ``WooldridgeDiD(exovar=)`` (matched to 1e-10
+in ``tests/test_designs.py``); for time-varying ones diff-diff's ``xtvar`` convention
+differs (it also centres the covariate's own term at cohort x period means).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+from statsmodels.tools.sm_exceptions import SpecificationWarning
+
+from ..errors import EstimationError
+from ..panel import Panel, _v
+from ..results import (
+    EstimationResult,
+    check_choice,
+    check_fit_arguments,
+    check_names,
+    terms_frame,
+)
+from ._scale import scale_equivariant
+from .twfe import _cluster_codes, _ols, _prepare
+
+__all__ = ["ETWFEResult", "fit"]
+
+#: Most cohort x period cells (dense dummy columns of the regression).
+_MAX_CELLS = 2_000
+
+
+@dataclass(frozen=True)
+class ETWFEResult(EstimationResult):
+    """Result of :func:`fit`; adds the cohort x period effects.
+
+    Attributes
+    ----------
+    att_gt : pandas.DataFrame
+        One row per cell: ``cohort``, ``time``, ``event_time``, ``estimate`` (ATT(g,t);
+        levels for Poisson), ``se``, ``coef`` (the regression coefficient tau; the
+        log-point effect for Poisson), ``n_obs`` and ``weight`` (its aggregation weight:
+        observations or total observation weight).
+    """
+
+    SCALED_FIELDS: ClassVar[dict[str, Any]] = {"att_gt": {"estimate": 1, "se": 1}}
+
+    att_gt: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def artifacts(self) -> dict[str, pd.DataFrame]:
+        return {"att_gt": self.att_gt}
+
+
+def _cells(data: pd.DataFrame, control_group: str) -> tuple[pd.DataFrame, np.ndarray]:
+    """Cells ``(cohort, time)`` with an interaction dummy, and each row's cell (-1: none)."""
+    g = data["cohort"].to_numpy(float)
+    t = data["time"].to_numpy(np.int64)
+    treated = np.isfinite(g)
+    if control_group == "not_yet_treated":
+        in_cell = treated & (t >= g)
+    else:
+        in_cell = treated & (t != g - 1)
+    keys = pd.DataFrame({"cohort": g[in_cell], "time": t[in_cell]})
+    cells = keys.drop_duplicates().sort_values(["cohort", "time"]).reset_index(drop=True)
+    code = np.full(len(data), -1, dtype=np.int64)
+    idx = pd.MultiIndex.from_frame(cells).get_indexer(pd.MultiIndex.from_frame(keys))
+    code[in_cell] = idx
+    return cells, code
+
+
+def _covariate_block(
+    data: pd.DataFrame,
+    covs: list[str],
+    cells: pd.DataFrame,
+    code: np.ndarray,
+    w: np.ndarray | None,
+) -> pd.DataFrame:
+    """Wooldridge's (2021, eq. 6.33) covariate terms (see :func:`fit`'s ``covariates``)."""
+    X = data[covs].to_numpy(float)
+    wobs = np.ones(len(data)) if w is None else w
+    g = data["cohort"].to_numpy(float)
+    t = data["time"].to_numpy(np.int64)
+    cols: dict[str, np.ndarray] = {}
+    for k, (cg, ct) in enumerate(zip(cells["cohort"], cells["time"], strict=True)):
+        m = code == k
+        # centred at the cell's own (weighted) mean, so that tau_gt is the cell's average
+        # effect; for a time-invariant covariate on a balanced panel that is the cohort mean
+        mean = (wobs[m] @ X[m]) / wobs[m].sum()
+        for j, name in enumerate(covs):
+            col = np.zeros(len(data))
+            col[m] = X[m, j] - mean[j]
+            cols[f"cell:{int(cg)}:{int(ct)}:x:{name}"] = col
+    for s in np.unique(t)[1:]:
+        for j, name in enumerate(covs):
+            cols[f"time:{int(s)}:x:{name}"] = np.where(t == s, X[:, j], 0.0)
+    varies = data.groupby("unit")[covs].nunique().max() > 1
+    for j, name in enumerate(covs):
+        if not varies[name]:
+            continue  # absorbed by the unit effects, as are its cohort interactions
+        cols[name] = X[:, j]
+        for c in np.unique(g[np.isfinite(g)]):
+            cols[f"cohort:{int(c)}:x:{name}"] = np.where(g == c, X[:, j], 0.0)
+    return pd.DataFrame(cols, index=data.index)
+
+
+def _aggregations(
+    cells: pd.DataFrame, size: np.ndarray, cohort_size: dict[float, float]
+) -> tuple[list[str], np.ndarray]:
+    """Term names and the matrix ``A`` (terms x cells) of the CS-style aggregations."""
+    g = cells["cohort"].to_numpy(float)
+    t = cells["time"].to_numpy(np.int64)
+    e = (t - g).astype(np.int64)
+    post = e >= 0
+    rows: list[tuple[str, np.ndarray]] = []
+
+    def share(mask: np.ndarray) -> np.ndarray:
+        a = np.where(mask, size, 0.0)
+        return a / a.sum()
+
+    rows.append(("att", share(post)))
+    events = []
+    for ev in np.unique(e):
+        rows.append((f"event:{int(ev)}", share(e == ev)))
+        if ev >= 0:
+            events.append(rows[-1][1])
+    rows.append(("event_avg", np.mean(events, axis=0)))
+    groups, gw = [], []
+    for c in np.unique(g):
+        m = post & (g == c)
+        if m.any():
+            rows.append((f"cohort:{int(c)}", m / m.sum()))
+            groups.append(rows[-1][1])
+            gw.append(cohort_size[float(c)])
+    gwa = np.array(gw) / np.sum(gw)
+    rows.append(("cohort_avg", gwa @ np.array(groups)))
+    cal = []
+    for s in np.unique(t[post]):
+        rows.append((f"calendar:{int(s)}", share(post & (t == s))))
+        cal.append(rows[-1][1])
+    rows.append(("calendar_avg", np.mean(cal, axis=0)))
+    return [r[0] for r in rows], np.array([r[1] for r in rows])
+
+
+@scale_equivariant()
+def fit(
+    panel: Panel,
+    *,
+    outcome: str,
+    rng: np.random.Generator | None = None,
+    alpha: float = 0.05,
+    n_jobs: int = 1,
+    method: Literal["linear", "poisson"] = "linear",
+    control_group: Literal["not_yet_treated", "never_treated"] = "not_yet_treated",
+    cluster: str | None = None,
+    weights: str | None = None,
+    ssc: Literal["statsmodels", "fixest"] = "statsmodels",
+    covariates: Sequence[str] | None = None,
+) -> ETWFEResult:
+    """Extended TWFE of Wooldridge (2021; Poisson: 2023); see the module docstring.
+
+    Parameters
+    ----------
+    panel : Panel
+        Staggered-adoption panel (balanced or not; rows with a missing outcome dropped).
+    outcome : str
+        Outcome column (non-negative for ``method="poisson"``).
+    method : {"linear", "poisson"}
+        OLS with unit and period effects, or pooled Poisson QMLE with cohort and period
+        effects (effects reported in levels).
+    control_group : {"not_yet_treated", "never_treated"}
+        Cells for post-treatment periods only (all untreated observations are controls;
+        equal to the imputation estimator) or for every period but ``g - 1`` (only never
+        treated units are controls; pre-treatment cells give placebo ``event:E``, E < 0).
+    cluster : str, optional
+        ``"unit"`` (default) or a panel/geography column such as ``"region"``.
+    weights : str, optional
+        Column of positive observation weights (weighted least squares / weighted QMLE;
+        cells are then aggregated by their total weight).
+    ssc : {"statsmodels", "fixest"}
+        Small-sample ``K`` of the linear model's CR1 factor (as :func:`.twfe.fit`).
+    covariates : sequence of str, optional
+        Controls of the linear model, entered as Wooldridge (2021, eq. 6.33) does: each
+        cell dummy times the covariate centred at the cell's mean (so the cell coefficient
+        stays ATT(g,t); for a time-invariant covariate on a balanced panel this is his
+        cohort mean), the covariate times each period dummy, and, for a covariate that
+        varies within units, the covariate itself and times each cohort dummy (a
+        time-invariant one is absorbed by the unit effects).
+
+    Returns
+    -------
+    ETWFEResult
+        Terms ``att``, ``event:E``, ``event_avg``, ``cohort:G``, ``cohort_avg``,
+        ``calendar:T``, ``calendar_avg``; ``att_gt`` with the cell effects; ``vcov`` of the
+        terms.
+    """
+    check_fit_arguments(panel, outcome, alpha=alpha, n_jobs=n_jobs, rng=rng, estimator="etwfe")
+    check_choice(method, "method", ("linear", "poisson"))
+    check_choice(control_group, "control_group", ("not_yet_treated", "never_treated"))
+    check_choice(ssc, "ssc", ("statsmodels", "fixest"))
+    covs = check_names(covariates, "covariates")
+    if covs and method == "poisson":
+        raise EstimationError(
+            "etwfe: covariates are implemented for method='linear' only (Wooldridge 2021); "
+            "drop them or use the linear model."
+        )
+    data, covs, w = _prepare(panel, outcome, covs, weights)
+    if control_group == "never_treated" and not np.isinf(data["cohort"]).any():
+        raise EstimationError(
+            "control_group='never_treated' but no unit is never treated; use "
+            "control_group='not_yet_treated'."
+        )
+    cells, code = _cells(data, control_group)
+    if cells.empty:
+        raise EstimationError(f"No treated observation of {outcome!r}: no cell to estimate.")
+    if len(cells) > _MAX_CELLS:
+        raise EstimationError(
+            f"{len(cells)} cohort x period cells: beyond this implementation's limit of "
+            f"{_MAX_CELLS:,} dense interaction columns. Aggregate the periods or cohorts."
+        )
+    wobs = np.ones(len(data)) if w is None else w
+    n_cells = np.bincount(code[code >= 0], minlength=len(cells))
+    size = np.bincount(code[code >= 0], weights=wobs[code >= 0], minlength=len(cells))
+    ucoh = data.groupby("unit")["cohort"].first()
+    if w is None:
+        cohort_size = ucoh.value_counts().to_dict()
+    else:
+        # a cohort's weight: its units' mean weight over their rows, summed
+        uw = pd.Series(w, index=data.index).groupby(data["unit"]).mean()
+        cohort_size = uw.groupby(ucoh).sum().to_dict()
+    cohort_size = {float(k): float(v) for k, v in cohort_size.items()}
+    names = [f"cell:{int(g)}:{int(t)}" for g, t in zip(cells["cohort"], cells["time"], strict=True)]
+    dummies = np.zeros((len(data), len(cells)))
+    rows = np.flatnonzero(code >= 0)
+    dummies[rows, code[rows]] = 1.0
+    reg = pd.DataFrame(dummies, index=data.index, columns=names)
+    if covs:
+        reg = pd.concat([reg, _covariate_block(data, covs, cells, code, w)], axis=1)
+    P = len(cells)
+
+    if method == "linear":
+        params, cov, n_clusters, cname = _ols(
+            panel, data, outcome, reg, cluster, ("unit", "time"), ssc, weights=w
+        )
+        coef = params.to_numpy()[:P]
+        att = coef.copy()
+        V_att = cov.to_numpy()[:P, :P]
+        df_t = float(n_clusters - 1)
+        fe_info = "unit + time"
+    else:
+        coef, att, V_att, n_clusters, cname = _poisson(panel, data, outcome, reg, cluster, w)
+        df_t = np.inf
+        fe_info = "cohort + time (pooled Poisson)"
+
+    term_names, A = _aggregations(cells, size, cohort_size)
+    est = A @ att
+    vcov = A @ V_att @ A.T
+    se = np.sqrt(np.clip(np.diag(vcov), 0, None))
+    terms = terms_frame(term_names, est, se, df=np.full(len(term_names), df_t))
+    att_gt = cells.assign(
+        cohort=cells["cohort"].astype(np.int64),
+        event_time=(cells["time"] - cells["cohort"]).astype(np.int64),
+        estimate=att,
+        se=np.sqrt(np.clip(np.diag(V_att), 0, None)),
+        coef=coef,
+        n_obs=n_cells.astype(np.int64),
+        weight=size,
+    )
+    return ETWFEResult(
+        estimator="etwfe",
+        outcome=outcome,
+        terms=terms,
+        main_term="att",
+        n_units=int(data["unit"].nunique()),
+        n_obs=int(len(data)),
+        vcov=vcov,
+        info={
+            "method": method,
+            "control_group": control_group,
+            "cluster": cname,
+            "n_clusters": int(n_clusters),
+            "fixed_effects": fe_info,
+            "ssc": ssc if method == "linear" else "statsmodels GLM: G/(G-1) (N-1)/(N-K)",
+            "weights": weights or "",
+            "n_cells": len(cells),
+            "covariates": ",".join(covs),
+        },
+        alpha=alpha,
+        att_gt=att_gt,
+    )
+
+
+def _poisson(
+    panel: Panel,
+    data: pd.DataFrame,
+    outcome: str,
+    reg: pd.DataFrame,
+    cluster: str | None,
+    w: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, str]:
+    """Pooled Poisson QMLE (Wooldridge 2023 eq. 5.3) and the level effects' covariance."""
+    y = data[outcome].to_numpy(float)
+    if (y < 0).any():
+        i = int(np.flatnonzero(y < 0)[0])
+        raise EstimationError(
+            f"etwfe with method='poisson' needs a non-negative outcome; {outcome!r} is "
+            f"{float(y[i])!r} at unit {_v(data['unit'].iloc[i])!r}, period "
+            f"{_v(data['time'].iloc[i])!r}."
+        )
+    fe = pd.DataFrame(
+        {"cohort": data["cohort"].astype(str).to_numpy(), "time": data["time"].astype(str)},
+        index=data.index,
+    )
+    dummies = pd.get_dummies(fe, drop_first=True, dtype=float)
+    P = reg.shape[1]
+    X = np.column_stack([reg.to_numpy(), np.ones(len(data)), dummies.to_numpy()])
+    codes, cname = _cluster_codes(panel, data, cluster)
+    n_clusters = int(len(np.unique(codes)))
+    if n_clusters < 2:
+        raise EstimationError(
+            f"Clustered standard errors need at least two clusters of {cname!r}; the sample "
+            "has one."
+        )
+    model = sm.GLM(y, X, family=sm.families.Poisson(), var_weights=w)
+    with warnings.catch_warnings():
+        # with var_weights the cluster sandwich is the weighted QMLE one (see ppml.py)
+        warnings.filterwarnings("ignore", "cov_type not fully supported", SpecificationWarning)
+        res = model.fit(cov_type="cluster", cov_kwds={"groups": codes}, maxiter=200, tol=1e-12)
+    beta = np.asarray(res.params)
+    V = np.asarray(res.cov_params())
+    if not np.all(np.isfinite(beta[:P])) or not np.all(np.isfinite(np.diag(V)[:P])):
+        raise EstimationError(
+            "etwfe (Poisson) did not give finite cell coefficients and variances: some "
+            "cohort x period cell is all zeros or the design is too small. Use "
+            "method='linear' or aggregate the periods."
+        )
+    eta = X @ beta
+    wobs = np.ones(len(y)) if w is None else w
+    cell = np.argmax(reg.to_numpy(), axis=1)
+    in_cell = reg.to_numpy().sum(axis=1) > 0
+    att = np.zeros(P)
+    J = np.zeros((P, X.shape[1]))
+    for c in range(P):
+        m = in_cell & (cell == c)
+        ww = wobs[m] / wobs[m].sum()
+        mu1 = np.exp(eta[m])
+        mu0 = np.exp(eta[m] - beta[c])
+        att[c] = ww @ (mu1 - mu0)
+        # d/d beta of mean(mu1 - mu0): (mu1 - mu0) x for every coefficient, except the
+        # cell's own tau, which enters mu1 only
+        J[c] = ww @ (X[m] * (mu1 - mu0)[:, None])
+        J[c, c] = ww @ mu1
+    return beta[:P], att, J @ V @ J.T, n_clusters, cname
