@@ -292,6 +292,14 @@ def test_every_estimator_is_scale_equivariant_at_the_extremes(sim, prop99_like, 
         base, out = sim.panel, "fdi"
     y = base.data[out].to_numpy() + 50.0
     opts = _SCALE_OPTIONS.get(name, {})
+    if name == "triple_difference":
+        # the third difference needs a 0/1 eligibility column: half the units eligible
+        codes = pd.factorize(base.data["unit"])[0]
+        base = base.replace(
+            data=base.data.assign(q=(codes % 2).astype(float)),
+            covariates=(*base.covariates, "q"),
+        )
+        opts = {"eligible": "q"}
     fit = get_estimator(name)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -33,6 +33,10 @@ REGISTRY: dict[str, str] = {
     "matrix_completion": "zoneimpact.estimators.matrix_completion:fit",
     "first_difference": "zoneimpact.estimators.first_difference:fit",
     "etwfe": "zoneimpact.estimators.etwfe:fit",
+    "cs_repeated_cross_section": "zoneimpact.estimators.cs_repeated_cross_section:fit",
+    "chaisemartin": "zoneimpact.estimators.chaisemartin:fit",
+    "continuous_did": "zoneimpact.estimators.continuous_did:fit",
+    "triple_difference": "zoneimpact.estimators.triple_difference:fit",
 }
 
 

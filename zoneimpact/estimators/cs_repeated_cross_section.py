@@ -1,0 +1,523 @@
+"""Callaway & Sant'Anna (2021) ATT(g,t) from repeated cross-sections, with sampling weights.
+
+Method
+------
+Callaway, B. and Sant'Anna, P. H. C. (2021), "Difference-in-Differences with multiple time
+periods", *J. Econometrics* 225(2) (CS), Section 4.2 (repeated cross-sections), with the
+2x2 estimators of Sant'Anna, P. H. C. and Zhao, J. (2020), "Doubly robust
+difference-in-differences estimators", *J. Econometrics* 219(1) (SZ), Section 3.2:
+
+* ``"reg"``: outcome regression for repeated cross-sections (SZ eq. 2.2 adapted;
+  R ``DRDID::reg_did_rc``): OLS of ``Y`` on ``X`` among controls in each period.
+* ``"ipw"``: standardised (Hajek) IPW for repeated cross-sections (SZ eq. 2.4 normalised;
+  ``DRDID::std_ipw_did_rc``), logit propensity score of ``1{G=g}`` on ``X``.
+* ``"dr"`` (default, as R ``did``): the locally efficient doubly robust estimator
+  ``tau^{dr,rc}_2`` (SZ eq. 3.4; ``DRDID::drdid_rc``), with outcome regressions in all four
+  group-period cells, including its efficiency correction terms.
+
+Without covariates all three use an intercept only (they then equal the difference of
+weighted mean changes). Each observation (row) is its own sampling unit: an ATT(g,t)
+uses the rows of cohort ``g`` and of the comparison group observed in ``t`` and in the
+base period; ``post = 1{period = t}``. Covariates enter at each row's own value.
+
+**Sampling weights** (R ``did`` ``weightsname``): normalised to mean one over the sample;
+they weight the logit, the regressions and the means (SZ with ``i_weights``, renormalised
+within each 2x2 comparison as ``DRDID`` does), and the cohort shares ``p_g`` of the
+aggregations.
+
+**Influence functions and SEs**: each 2x2 influence function (SZ Appendix) is scaled by
+``n / n_gt`` (rows in the sample over rows in the comparison), so
+``se = sqrt(sum_i psi_i^2) / n`` over rows; aggregations follow
+:mod:`zoneimpact.estimators._gt_aggregate` (CS Section 3 with the estimated-weights term).
+Base period ``"varying"`` or ``"universal"``, comparison ``never_treated`` or
+``not_yet_treated`` and ``anticipation`` follow R ``did`` exactly as the panel estimator
+does.
+
+Input
+-----
+A :class:`~zoneimpact.panel.Panel` in which each row is one observation: build it with
+``Panel.from_frame(df, unit=<row or respondent id>, time=..., cohort=<the cohort of the
+observation's area>, outcomes=..., covariates=[..., <weight column>])``. A respondent id
+appears once per period at most (the Panel refuses duplicates); ids that recur across
+periods are *not* linked (that is the repeated cross-section assumption). The panel need
+not be balanced. The sampling weight is a covariate column named by ``weights``.
+
+Why by hand: the weighted logit and the four weighted regressions per cell are a few
+lines of numpy each, and the influence functions need their linear representations,
+which statsmodels does not return.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import pandas as pd
+from scipy import special, stats
+
+from ..errors import EstimationError, PanelError, SpecError
+from ..inference.bootstrap import bootstrap_se, multiplier_draws, sup_t_critical
+from ..panel import Panel, _v
+from ..results import (
+    EstimationResult,
+    check_bool,
+    check_choice,
+    check_fit_arguments,
+    check_int,
+    check_names,
+)
+from ._gt_aggregate import AGGREGATIONS, aggregate_gt, terms_table
+from ._scale import scale_equivariant
+
+__all__ = ["CSRepeatedCrossSectionResult", "fit"]
+
+_CONTROL = {"never_treated": "never_treated", "not_yet_treated": "not_yet_treated"}
+_TRIM_LEVEL = 0.995  # DRDID: controls with a propensity score >= 0.995 get no weight
+_PS_CLIP = 1e-6  # DRDID clips fitted scores to [1e-6, 1 - 1e-6]
+_OVERLAP = 0.999  # R did: a score reaching 0.999 makes the cell NA
+
+
+@dataclass(frozen=True)
+class CSRepeatedCrossSectionResult(EstimationResult):
+    """Result of :func:`fit`: the aggregated terms plus the group-time effects.
+
+    Attributes
+    ----------
+    att_gt : DataFrame
+        One row per ATT(g,t): ``cohort``, ``time``, ``event_time``, ``base_period``,
+        ``estimate``, ``se``, ``n_obs`` (rows in the 2x2 comparison).
+    influence : ndarray (n_rows, n_cells)
+        Influence functions of the ATT(g,t), rows in ``panel.data`` order (kept rows).
+    """
+
+    SCALED_FIELDS: ClassVar[dict[str, Any]] = {
+        "att_gt": {"estimate": 1, "se": 1},
+        "influence": 1,
+    }
+
+    att_gt: pd.DataFrame = field(default_factory=pd.DataFrame)
+    influence: np.ndarray | None = None
+
+    def artifacts(self) -> dict[str, pd.DataFrame]:
+        return {"att_gt": self.att_gt}
+
+
+class _Overlap(ArithmeticError):
+    pass
+
+
+# ------------------------------------------------------------------- weighted pieces
+def _logit(x: np.ndarray, d: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted logit MLE (Newton-Raphson): clipped scores and the ALR ``score @ H^-1 n``."""
+    beta = np.zeros(x.shape[1])
+    for _ in range(100):
+        p = special.expit(x @ beta)
+        hess = (x * (w * p * (1 - p))[:, None]).T @ x
+        step = np.linalg.solve(hess, x.T @ (w * (d - p)))
+        beta = beta + step
+        if np.max(np.abs(step)) < 1e-12 * (1 + np.max(np.abs(beta))):
+            break
+    p = special.expit(x @ beta)
+    if p.max() >= _OVERLAP:
+        raise _Overlap(f"propensity score reaches {p.max():.4f} (overlap violated)")
+    p = np.clip(p, _PS_CLIP, 1 - _PS_CLIP)
+    hess = (x * (w * p * (1 - p))[:, None]).T @ x
+    alr = ((w * (d - p))[:, None] * x) @ (np.linalg.inv(hess) * len(d))
+    return p, alr
+
+
+def _wols(
+    y: np.ndarray, x: np.ndarray, w: np.ndarray, sub: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted OLS on the rows ``sub``: fitted values for all rows and the ALR of the
+    coefficients (``w 1{sub} e x' (E[w 1{sub} x x'])^{-1}``, SZ Appendix)."""
+    ws = w * sub
+    gram = (x * ws[:, None]).T @ x / len(y)
+    if sub.sum() < x.shape[1] or np.linalg.cond(gram) > 1 / np.finfo(float).eps:
+        raise np.linalg.LinAlgError("singular regression among too few observations")
+    coef = np.linalg.solve(gram * len(y), (x * ws[:, None]).T @ y)
+    fitted = x @ coef
+    alr = ((ws * (y - fitted))[:, None] * x) @ np.linalg.inv(gram)
+    return fitted, alr
+
+
+def _rc_reg(
+    y: np.ndarray, post: np.ndarray, d: np.ndarray, x: np.ndarray, iw: np.ndarray
+) -> tuple[float, np.ndarray]:
+    """Outcome-regression DiD for repeated cross-sections (``DRDID::reg_did_rc``)."""
+    fit_pre, alr_pre = _wols(y, x, iw, (d == 0) & (post == 0))
+    fit_post, alr_post = _wols(y, x, iw, (d == 0) & (post == 1))
+    w_tpre, w_tpost, w_c = iw * d * (1 - post), iw * d * post, iw * d
+    eta_tpre = np.mean(w_tpre * y) / w_tpre.mean()
+    eta_tpost = np.mean(w_tpost * y) / w_tpost.mean()
+    eta_c = np.mean(w_c * (fit_post - fit_pre)) / w_c.mean()
+    inf_treat = (w_tpost * (y - eta_tpost)) / w_tpost.mean() - (
+        w_tpre * (y - eta_tpre)
+    ) / w_tpre.mean()
+    m = np.mean(w_c[:, None] * x, axis=0)
+    inf_c = (w_c * (fit_post - fit_pre - eta_c) + alr_post @ m - alr_pre @ m) / w_c.mean()
+    return float(eta_tpost - eta_tpre - eta_c), inf_treat - inf_c
+
+
+def _rc_ipw(
+    y: np.ndarray, post: np.ndarray, d: np.ndarray, x: np.ndarray, iw: np.ndarray
+) -> tuple[float, np.ndarray]:
+    """Standardised IPW DiD for repeated cross-sections (``DRDID::std_ipw_did_rc``)."""
+    ps, alr_ps = _logit(x, d, iw)
+    trim = np.where(d == 1, 1.0, (ps < _TRIM_LEVEL).astype(float))
+    odds = ps / (1 - ps)
+    ws = {
+        "tpre": trim * iw * d * (1 - post),
+        "tpost": trim * iw * d * post,
+        "cpre": trim * iw * odds * (1 - d) * (1 - post),
+        "cpost": trim * iw * odds * (1 - d) * post,
+    }
+    att_k = {key: np.mean(w * y) / w.mean() for key, w in ws.items()}
+    inf = {key: ws[key] * (y - att_k[key]) / ws[key].mean() for key in ws}
+    m_pre = np.mean((ws["cpre"] * (y - att_k["cpre"]))[:, None] * x, 0) / ws["cpre"].mean()
+    m_post = np.mean((ws["cpost"] * (y - att_k["cpost"]))[:, None] * x, 0) / ws["cpost"].mean()
+    inf_c = inf["cpost"] - inf["cpre"] + alr_ps @ (m_post - m_pre)
+    att = (att_k["tpost"] - att_k["tpre"]) - (att_k["cpost"] - att_k["cpre"])
+    return float(att), inf["tpost"] - inf["tpre"] - inf_c
+
+
+def _rc_dr(
+    y: np.ndarray, post: np.ndarray, d: np.ndarray, x: np.ndarray, iw: np.ndarray
+) -> tuple[float, np.ndarray]:
+    """Locally efficient DR DiD for repeated cross-sections (SZ eq. 3.4; ``DRDID::drdid_rc``)."""
+    ps, alr_ps = _logit(x, d, iw)
+    trim = np.where(d == 1, 1.0, (ps < _TRIM_LEVEL).astype(float))
+    c_pre, alr_c_pre = _wols(y, x, iw, (d == 0) & (post == 0))
+    c_post, alr_c_post = _wols(y, x, iw, (d == 0) & (post == 1))
+    t_pre, alr_t_pre = _wols(y, x, iw, (d == 1) & (post == 0))
+    t_post, alr_t_post = _wols(y, x, iw, (d == 1) & (post == 1))
+    c_fit = post * c_post + (1 - post) * c_pre
+    odds = ps / (1 - ps)
+    w_tpre = trim * iw * d * (1 - post)
+    w_tpost = trim * iw * d * post
+    w_cpre = trim * iw * odds * (1 - d) * (1 - post)
+    w_cpost = trim * iw * odds * (1 - d) * post
+    w_d, w_dt1, w_dt0 = trim * iw * d, trim * iw * d * post, trim * iw * d * (1 - post)
+    r = y - c_fit
+
+    def piece(w: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, float]:
+        eta = w * v / w.mean()
+        return eta, float(eta.mean())
+
+    e_tpre, a_tpre = piece(w_tpre, r)
+    e_tpost, a_tpost = piece(w_tpost, r)
+    e_cpre, a_cpre = piece(w_cpre, r)
+    e_cpost, a_cpost = piece(w_cpost, r)
+    e_dpost, a_dpost = piece(w_d, t_post - c_post)
+    e_dt1, a_dt1 = piece(w_dt1, t_post - c_post)
+    e_dpre, a_dpre = piece(w_d, t_pre - c_pre)
+    e_dt0, a_dt0 = piece(w_dt0, t_pre - c_pre)
+    att = (a_tpost - a_tpre) - (a_cpost - a_cpre) + (a_dpost - a_dt1) - (a_dpre - a_dt0)
+
+    def mean_x(v: np.ndarray) -> np.ndarray:
+        return np.mean(v[:, None] * x, axis=0)
+
+    inf_treat = (
+        (e_tpost - w_tpost * a_tpost / w_tpost.mean())
+        - (e_tpre - w_tpre * a_tpre / w_tpre.mean())
+        + alr_c_post @ (-mean_x(w_tpost * post) / w_tpost.mean())
+        + alr_c_pre @ (-mean_x(w_tpre * (1 - post)) / w_tpre.mean())
+    )
+    mom_ps = (
+        mean_x(w_cpost * (r - a_cpost)) / w_cpost.mean()
+        - mean_x(w_cpre * (r - a_cpre)) / w_cpre.mean()
+    )
+    inf_cont = (
+        (e_cpost - w_cpost * a_cpost / w_cpost.mean())
+        - (e_cpre - w_cpre * a_cpre / w_cpre.mean())
+        + alr_ps @ mom_ps
+        + alr_c_post @ (-mean_x(w_cpost * post) / w_cpost.mean())
+        + alr_c_pre @ (-mean_x(w_cpre * (1 - post)) / w_cpre.mean())
+    )
+    inf_eff = (
+        (e_dpost - w_d * a_dpost / w_d.mean())
+        - (e_dt1 - w_dt1 * a_dt1 / w_dt1.mean())
+        - (e_dpre - w_d * a_dpre / w_d.mean())
+        + (e_dt0 - w_dt0 * a_dt0 / w_dt0.mean())
+    )
+    mom_post = mean_x(w_d / w_d.mean() - w_dt1 / w_dt1.mean())
+    mom_pre = mean_x(w_d / w_d.mean() - w_dt0 / w_dt0.mean())
+    inf_or = (alr_t_post - alr_c_post) @ mom_post - (alr_t_pre - alr_c_pre) @ mom_pre
+    return float(att), inf_treat - inf_cont + inf_eff + inf_or
+
+
+_ESTIMATORS: dict[str, Callable[..., tuple[float, np.ndarray]]] = {
+    "reg": _rc_reg,
+    "ipw": _rc_ipw,
+    "dr": _rc_dr,
+}
+
+
+# ----------------------------------------------------------------------------- fit
+@scale_equivariant()
+def fit(
+    panel: Panel,
+    *,
+    outcome: str,
+    rng: np.random.Generator | None = None,
+    alpha: float = 0.05,
+    n_jobs: int = 1,
+    control_group: str = "never_treated",
+    est_method: str = "dr",
+    covariates: Sequence[str] | None = None,
+    weights: str | None = None,
+    base_period: str = "varying",
+    anticipation: int = 0,
+    aggregations: Sequence[str] = AGGREGATIONS,
+    cluster: str | None = None,
+    bootstrap: bool = False,
+    n_boot: int = 999,
+    boot_weights: Literal["rademacher", "mammen"] = "rademacher",
+) -> CSRepeatedCrossSectionResult:
+    """Callaway-Sant'Anna ATT(g,t) and aggregations from repeated cross-sections.
+
+    Parameters
+    ----------
+    panel : Panel
+        One row per observation (see the module docstring); ``cohort`` is the first
+        treated period of the observation's group.
+    outcome : str
+        Outcome column.
+    control_group : {"never_treated", "not_yet_treated"}
+        Comparison group (CS eqs. 2.3 / 2.4).
+    est_method : {"dr", "ipw", "reg"}
+        2x2 estimator (SZ 2020 RC: locally efficient DR, standardised IPW, outcome
+        regression).
+    covariates : list of str, optional
+        Covariate columns of the panel (each row's own value).
+    weights : str, optional
+        Covariate column holding sampling weights (finite, >= 0, not all zero).
+    base_period : {"varying", "universal"}
+        As R ``did``.
+    anticipation : int
+        Periods of anticipation (>= 0).
+    aggregations : list of str
+        Among ``simple``, ``dynamic``, ``group``, ``calendar``.
+    cluster : str, optional
+        Covariate column of cluster labels (e.g. the region of each respondent): influence
+        functions are summed within clusters (analytic and bootstrap).
+    bootstrap : bool
+        Multiplier bootstrap (CS Algorithm 1, as R ``did``): IQR standard errors and
+        sup-t simultaneous bands over each family (event times, cohorts, periods).
+    n_boot : int
+        Bootstrap draws.
+    boot_weights : {"rademacher", "mammen"}
+        Multiplier distribution.
+
+    Returns
+    -------
+    CSRepeatedCrossSectionResult
+        Terms ``att``, ``event:E``, ``event_avg``, ``cohort:G``, ``cohort_avg``,
+        ``calendar:T``, ``calendar_avg``; analytic influence-function SEs.
+    """
+    check_fit_arguments(
+        panel, outcome, alpha=alpha, n_jobs=n_jobs, rng=rng, estimator="cs_repeated_cross_section"
+    )
+    cg = check_choice(control_group, "control_group", tuple(_CONTROL))
+    est_method = check_choice(est_method, "est_method", ("dr", "ipw", "reg"))
+    base_period = check_choice(base_period, "base_period", ("varying", "universal"))
+    anticipation = check_int(anticipation, "anticipation", minimum=0)
+    aggs = tuple(check_names(aggregations, "aggregations"))
+    for a in aggs:
+        check_choice(a, "aggregations", AGGREGATIONS)
+    covs = check_names(covariates, "covariates")
+    bootstrap = check_bool(bootstrap, "bootstrap")
+    n_boot = check_int(n_boot, "n_boot", minimum=2)
+    boot_weights = check_choice(boot_weights, "boot_weights", ("rademacher", "mammen"))
+    data = panel.data
+    extra = [c for c in (weights, cluster) if c is not None]
+    for c in [*covs, *extra]:
+        if c not in panel.covariates:
+            raise SpecError(
+                f"Column {c!r} is not a covariate of the panel (covariates: "
+                f"{list(panel.covariates)}); add it to covariates= when building the Panel."
+            )
+    keep = data[outcome].notna().to_numpy()
+    n_dropped = int((~keep).sum())
+    df = data.loc[keep]
+    if weights is not None:
+        wraw = df[weights].to_numpy(float)
+        bad = ~np.isfinite(wraw) | (wraw < 0)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise PanelError(
+                f"Sampling weight column {weights!r} must be finite and >= 0; unit "
+                f"{_v(df['unit'].iloc[i])!r}, period {_v(df['time'].iloc[i])!r} has "
+                f"{_v(wraw[i])!r}."
+            )
+        if wraw.sum() <= 0:
+            raise PanelError(f"Sampling weight column {weights!r} is zero for every observation.")
+        w = wraw / wraw.mean()
+    else:
+        w = np.ones(len(df))
+    y = df[outcome].to_numpy(float)
+    tvec = df["time"].to_numpy()
+    gvec = df["cohort"].to_numpy(float)
+    x_all = np.column_stack([np.ones(len(df))] + [df[c].to_numpy(float) for c in covs])
+    if covs and not np.all(np.isfinite(x_all)):
+        i, j = np.argwhere(~np.isfinite(x_all))[0]
+        raise PanelError(
+            f"Covariate {covs[j - 1]!r} is missing for unit {_v(df['unit'].iloc[i])!r} in "
+            f"period {_v(tvec[i])!r}; impute it or drop the row."
+        )
+    periods = np.sort(np.unique(tvec))
+    cohorts = np.sort(np.unique(gvec[np.isfinite(gvec)]))
+    never = ~np.isfinite(gvec)
+    if cg == "never_treated" and not never.any():
+        raise EstimationError(
+            "control_group='never_treated' but no observation is in a never-treated group; "
+            "use control_group='not_yet_treated'."
+        )
+    n = len(df)
+    n_t = len(periods)
+    tfac = 1 if base_period == "varying" else 0
+    cells: list[tuple[float, int, int, bool]] = []  # g, t index, base index, normalised
+    for g in cohorts:
+        pre = np.flatnonzero(periods + anticipation < g)
+        if pre.size == 0:
+            warnings.warn(f"Cohort {g:g} has no pre-treatment period; it is dropped.", stacklevel=2)
+            continue
+        for c in range(tfac, n_t):
+            post = g <= periods[c]
+            b = int(pre[-1]) if (post or base_period == "universal") else c - 1
+            cells.append((float(g), c, b, b == c))
+    if not cells:
+        raise EstimationError("No group-time cell can be formed (no cohort has a pre-period).")
+    k = len(cells)
+    psi = np.zeros((n, k))
+    att = np.full(k, np.nan)
+    n_sub = np.zeros(k, dtype=int)
+    failed: list[str] = []
+    est_fn = _ESTIMATORS[est_method]
+    for j, (g, c, b, normalised) in enumerate(cells):
+        if normalised:
+            att[j] = 0.0
+            continue
+        treat = gvec == g
+        if cg == "never_treated":
+            ctrl = never
+        else:
+            cutoff = periods[max(c, b)] + anticipation
+            ctrl = never | ((gvec > cutoff) & (gvec != g))
+        sub = (treat | ctrl) & np.isin(tvec, [periods[c], periods[b]])
+        post = (tvec[sub] == periods[c]).astype(float)
+        d = treat[sub].astype(float)
+        wsub = w[sub]
+        # each of the four group-period cells needs observations with positive weight
+        cnt = [wsub[(d == a) & (post == p)].sum() for a in (0, 1) for p in (0, 1)]
+        if min(cnt) <= 0:
+            failed.append(f"({g:g},{periods[c]}) an empty group-period cell")
+            psi[:, j] = np.nan
+            continue
+        iw = wsub / wsub.mean()
+        try:
+            att[j], inf = est_fn(y[sub], post, d, x_all[sub], iw)
+        except (np.linalg.LinAlgError, _Overlap) as exc:
+            failed.append(f"({g:g},{periods[c]}) {exc}")
+            psi[:, j] = np.nan
+            continue
+        psi[sub, j] = (n / sub.sum()) * inf
+        n_sub[j] = int(sub.sum())
+    if failed:
+        warnings.warn(
+            f"{len(failed)} ATT(g,t) cell(s) could not be estimated: {'; '.join(failed[:5])}",
+            stacklevel=2,
+        )
+    cell_g = np.array([cl[0] for cl in cells])
+    cell_t = periods[[cl[1] for cl in cells]]
+    normalised_arr = np.array([cl[3] for cl in cells])
+    labels = None
+    if cluster is not None:
+        labels = df[cluster].to_numpy()
+        if pd.isna(labels).any():
+            i = int(np.flatnonzero(pd.isna(labels))[0])
+            raise PanelError(
+                f"Cluster column {cluster!r} is missing for unit {_v(df['unit'].iloc[i])!r}, "
+                f"period {_v(tvec[i])!r}."
+            )
+    agg = aggregate_gt(
+        cell_g=cell_g,
+        cell_t=cell_t,
+        att=att,
+        psi=np.nan_to_num(psi),
+        group=gvec,
+        weights=w,
+        cohorts=cohorts,
+        aggregations=aggs,
+        normalised=normalised_arr,
+        cluster=labels,
+    )
+    terms = terms_table(agg)
+    cell_se = agg.cell_se
+    crit_event = None
+    if bootstrap:
+        # draws in the data's row order, so relabelling units cannot change them
+        codes = None if labels is None else pd.factorize(labels)[0]
+        draws = multiplier_draws(
+            agg.basis, n_boot=n_boot, rng=rng, cluster=codes, n_jobs=n_jobs, weights=boot_weights
+        )
+        term_draws = draws @ agg.amat
+        k_cells = len(cells)
+        terms["se"] = np.where(np.isfinite(agg.se), bootstrap_se(term_draws), np.nan)
+        cell_se = np.where(np.isfinite(agg.cell_se), bootstrap_se(draws[:, :k_cells]), np.nan)
+        z = stats.norm.ppf(1 - alpha / 2)
+        crit = np.full(len(terms), z)
+        for prefix in ("event:", "cohort:", "calendar:"):
+            m = terms["term"].str.startswith(prefix).to_numpy()
+            if m.any():
+                c = sup_t_critical(term_draws[:, m], terms["se"].to_numpy()[m], alpha)
+                crit[m] = max(c, z) if np.isfinite(c) else z
+                if prefix == "event:":
+                    crit_event = float(crit[m][0])
+        est_arr = terms["estimate"].to_numpy()
+        terms["band_low"] = est_arr - crit * terms["se"].to_numpy()
+        terms["band_high"] = est_arr + crit * terms["se"].to_numpy()
+    att_gt = pd.DataFrame(
+        {
+            "cohort": cell_g.astype(np.int64),
+            "time": cell_t,
+            "event_time": (cell_t - cell_g).astype(np.int64),
+            "base_period": periods[[cl[2] for cl in cells]],
+            "estimate": att,
+            "se": cell_se,
+            "n_obs": n_sub,
+        }
+    )
+    info: dict[str, Any] = {
+        "control_group": cg,
+        "est_method": est_method,
+        "covariates": ",".join(covs) if covs else None,
+        "weights": weights,
+        "base_period": base_period,
+        "anticipation": int(anticipation),
+        "data_structure": "repeated cross-sections",
+        "se_type": "multiplier bootstrap" if bootstrap else "analytic influence function",
+        "n_boot": n_boot if bootstrap else 0,
+        "cluster": cluster,
+        "n_clusters": int(pd.Series(labels).nunique()) if labels is not None else None,
+        "crit_event": crit_event,
+        "n_cells": k,
+        "n_cells_failed": len(failed),
+        "n_dropped_missing_outcome": n_dropped,
+    }
+    return CSRepeatedCrossSectionResult(
+        estimator="cs_repeated_cross_section",
+        outcome=outcome,
+        terms=terms,
+        main_term="att",
+        n_units=int(df["unit"].nunique()),
+        n_obs=int(n),
+        vcov=agg.vcov,
+        info=info,
+        alpha=alpha,
+        att_gt=att_gt,
+        influence=psi,
+    )
