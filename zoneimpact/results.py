@@ -527,7 +527,10 @@ def _scale_value(value: Any, spec: Any, c: float) -> Any:
     parts multiplied by ``c ** power`` as ``spec`` says (see ``SCALED_FIELDS``)."""
     if value is None:
         return None
-    if isinstance(value, EstimationResult):
+    if isinstance(value, EstimationResult) or (
+        hasattr(value, "rescaled") and not isinstance(value, pd.DataFrame | pd.Series)
+    ):
+        # results and building blocks (e.g. CS's GroupTime) know which parts scale
         return value.rescaled(c)
     if isinstance(value, dict):
         return {k: _scale_value(v, spec, c) for k, v in value.items()}

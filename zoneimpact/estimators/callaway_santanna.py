@@ -79,9 +79,10 @@ logit (Newton-Raphson) and the control-group OLS are a few lines of numpy each.
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -92,15 +93,17 @@ from ..errors import EstimationError, PanelError, SpecError
 from ..inference.bootstrap import bootstrap_se, cluster_sums, multiplier_draws, sup_t_critical
 from ..inference.pretrends import pretrend_wald
 from ..panel import RESERVED, Panel, _v
+from ..parallel import as_generator
 from ..results import (
     EstimationResult,
+    check_alpha,
     check_bool,
     check_choice,
     check_fit_arguments,
     check_int,
     check_names,
 )
-from ._scale import scale_equivariant
+from ._scale import outcome_scale, scale_equivariant
 from ._weights import check_weight_name, unit_weights
 
 __all__ = ["CallawaySantAnnaResult", "fit"]
@@ -162,21 +165,188 @@ class CallawaySantAnnaResult(EstimationResult):
         Influence functions of the rows of ``terms`` (weight-estimation terms included).
     units : ndarray
         Unit ids in the row order of both influence matrices.
+    group_time : GroupTime
+        The building blocks :meth:`aggregate` and :meth:`with_inference` work from.
     """
 
     SCALED_FIELDS: ClassVar[dict[str, Any]] = {
         "att_gt": {"estimate": 1, "se": 1, "band_low": 1, "band_high": 1},
         "influence": 1,
         "term_influence": 1,
+        "group_time": 1,
     }
 
     att_gt: pd.DataFrame = field(default_factory=pd.DataFrame)
     influence: np.ndarray | None = None
     term_influence: np.ndarray | None = None
     units: np.ndarray | None = None
+    group_time: GroupTime | None = field(default=None, repr=False, compare=False)
+    panel: Panel | None = field(default=None, repr=False, compare=False)
+    settings: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def artifacts(self) -> dict[str, pd.DataFrame]:
         return {"att_gt": self.att_gt}
+
+    def _blocks(self) -> GroupTime:
+        if self.group_time is None:
+            raise EstimationError(
+                "This result keeps no group-time building blocks (it was not made by "
+                "callaway_santanna.fit); refit to aggregate or change the inference."
+            )
+        return self.group_time
+
+    def aggregate(
+        self,
+        type: str = "dynamic",
+        *,
+        min_e: float | None = None,
+        max_e: float | None = None,
+        balance_e: int | None = None,
+        bins: Sequence[Sequence[int]] | None = None,
+    ) -> CallawaySantAnnaResult:
+        """Another aggregation of the same ATT(g,t), without re-estimating them (R
+        ``did::aggte``; CS 2021 Section 3).
+
+        Parameters
+        ----------
+        type : {"simple", "dynamic", "group", "calendar"}
+            The aggregation; ``att`` (simple) is always included.
+        min_e, max_e : float, optional
+            Event-time window (dynamic; ``max_e`` also caps simple and group).
+        balance_e : int, optional
+            Cohorts observed for at least ``balance_e`` periods after treatment.
+        bins : list of [first, last], optional
+            User-defined event-time bins, reported as ``event_bin:first..last`` (the
+            average of the dynamic effects in the bin).
+
+        Returns
+        -------
+        CallawaySantAnnaResult
+            A new result with the same inference method (the same multiplier draws when
+            the fit bootstrapped, so shared terms keep their SEs).
+        """
+        gt = self._blocks()
+        check_choice(type, "type", _AGGREGATIONS)
+        lo, hi, bal = _check_window(min_e, max_e, balance_e)
+        settings = {
+            **self.settings,
+            "aggregations": [] if type == "simple" else [type],
+            "min_e": lo,
+            "max_e": hi,
+            "balance_e": bal,
+            "bins": _check_bins(bins),
+        }
+        return self._rebuilt(gt, settings)
+
+    def with_inference(
+        self,
+        method: str = "analytic",
+        *,
+        cluster: Any = None,
+        n_boot: int | None = None,
+        rng: np.random.Generator | int | None = None,
+        boot_weights: str | None = None,
+        uniform_bands: bool | None = None,
+        alpha: float | None = None,
+    ) -> CallawaySantAnnaResult:
+        """The same estimates with another variance, without re-estimating (the
+        influence functions are kept).
+
+        Parameters
+        ----------
+        method : {"analytic", "bootstrap"}
+            Influence-function (CS Theorem 2) or multiplier-bootstrap (Algorithm 1)
+            standard errors.
+        cluster : str, pandas.Series, or a list of two of them, optional
+            Column names of the panel or its geography, or labels as a Series indexed by
+            unit (any column of the user's data); two entries cluster two ways
+            (``analytic`` only). None: by unit.
+        n_boot, boot_weights, uniform_bands : optional
+            Bootstrap settings (default: the fit's).
+        rng : numpy.random.Generator or int, optional
+            Bootstrap draws; default replays the fit's draws.
+        alpha : float, optional
+            Level of the bands (default: the fit's).
+        """
+        gt = self._blocks()
+        check_choice(method, "method", ("analytic", "bootstrap"))
+        boot = method == "bootstrap"
+        s = self.settings
+        settings = {
+            **s,
+            "bootstrap": boot,
+            "labels": _unit_labels(self.panel, cluster, gt.units),
+            "cluster": cluster,
+            "n_boot": check_int(
+                s.get("n_boot", 999) if n_boot is None else n_boot, "n_boot", minimum=2
+            ),
+            "boot_weights": s.get("boot_weights", "rademacher")
+            if boot_weights is None
+            else boot_weights,
+            "uniform_bands": check_bool(
+                s.get("uniform_bands", True) if uniform_bands is None else uniform_bands,
+                "uniform_bands",
+            ),
+        }
+        check_choice(settings["boot_weights"], "boot_weights", ("rademacher", "mammen"))
+        if rng is not None:
+            settings["rng"] = copy.deepcopy(as_generator(rng))
+        elif boot and settings.get("rng") is None:
+            settings["rng"] = np.random.default_rng()
+        out = self._rebuilt(gt, settings)
+        return out if alpha is None else replace(out, alpha=check_alpha(alpha))
+
+    def _rebuilt(self, gt: GroupTime, settings: dict[str, Any]) -> CallawaySantAnnaResult:
+        # an outcome near the float limits (the fit worked on a rescaled copy) is
+        # aggregated on that scale again, so squares in the variance cannot overflow
+        c = outcome_scale(gt.basis[:, : gt.k])
+        if c != 1.0:
+            return self._rebuilt_at(gt.rescaled(1 / c), settings).rescaled(c)
+        return self._rebuilt_at(gt, settings)
+
+    def _rebuilt_at(self, gt: GroupTime, settings: dict[str, Any]) -> CallawaySantAnnaResult:
+        agg = aggregate_terms(
+            gt,
+            settings["aggregations"],
+            min_e=settings["min_e"],
+            max_e=settings["max_e"],
+            balance_e=settings["balance_e"],
+            bins=settings["bins"],
+        )
+        inf = _infer(
+            gt,
+            agg,
+            labels=settings["labels"],
+            bootstrap=settings["bootstrap"],
+            n_boot=settings["n_boot"],
+            rng=copy.deepcopy(settings.get("rng")),
+            chunk_size=settings.get("chunk_size"),
+            n_jobs=settings.get("n_jobs", 1),
+            boot_weights=settings["boot_weights"],
+            uniform_bands=settings["uniform_bands"],
+            alpha=self.alpha,
+        )
+        terms, cells = _terms_and_cells(gt, agg, inf)
+        info = {
+            **self.info,
+            **_inference_info(
+                inf,
+                terms,
+                bootstrap=settings["bootstrap"],
+                n_boot=settings["n_boot"],
+                boot_weights=settings["boot_weights"],
+                cluster=settings["cluster"],
+            ),
+        }
+        return replace(
+            self,
+            terms=terms,
+            att_gt=cells,
+            vcov=inf.vcov,
+            info=info,
+            term_influence=gt.basis @ agg.amat,
+            settings=settings,
+        )
 
 
 # ---------------------------------------------------------------------------- 2x2 DiD
@@ -355,6 +525,774 @@ class _Cell:
     normalised: bool = False
 
 
+# ---------------------------------------------------------------------------- building blocks
+@dataclass(frozen=True)
+class GroupTime:
+    """The group-time building blocks every aggregation and variance is computed from.
+
+    CS (2021) Section 3: an aggregation is a weighted average of the ATT(g,t) with
+    cohort-share weights, and its influence function is the same average of the cells'
+    influence functions plus the estimated-weights term. Both need only what is kept here,
+    so :meth:`CallawaySantAnnaResult.aggregate` and
+    :meth:`CallawaySantAnnaResult.with_inference` never re-estimate a cell (R ``did``'s
+    ``att_gt`` then ``aggte``).
+
+    Attributes
+    ----------
+    units, periods, cohorts : ndarray
+        Unit ids (row order of ``basis``), sorted periods and finite cohorts.
+    cell_g, cell_t, cell_e, cell_base : ndarray
+        Cohort, period, event time and base period of each cell.
+    att : ndarray
+        ATT(g,t) (NaN for cells that could not be estimated).
+    normalised : ndarray of bool
+        Cells fixed at zero by a universal base period.
+    n_treated, n_control : ndarray
+    basis : ndarray, shape (n_units, n_cells + n_cohorts)
+        Influence functions of the cells (zero for cells not estimated) followed by the
+        centred cohort indicators ``w_i 1{G_i=g} - p_g``; every term's influence function is
+        ``basis @ a`` for its coefficient vector ``a``.
+    pg_cohort : ndarray
+        Weighted cohort shares ``p_g``.
+    order : ndarray of int
+        Row positions of the units in the panel's label-free canonical order (the
+        bootstrap draws follow it, so relabelling units cannot change them).
+    n_obs : int
+    """
+
+    units: np.ndarray
+    periods: np.ndarray
+    cohorts: np.ndarray
+    cell_g: np.ndarray
+    cell_t: np.ndarray
+    cell_e: np.ndarray
+    cell_base: np.ndarray
+    att: np.ndarray
+    normalised: np.ndarray
+    n_treated: np.ndarray
+    n_control: np.ndarray
+    basis: np.ndarray
+    pg_cohort: np.ndarray
+    order: np.ndarray
+    n_obs: int
+
+    @property
+    def k(self) -> int:
+        return len(self.att)
+
+    @property
+    def valid(self) -> np.ndarray:
+        return np.isfinite(self.att)
+
+    def rescaled(self, c: float) -> GroupTime:
+        """The blocks for the outcome times ``c``: cells and their influence functions
+        scale, the cohort-share columns do not."""
+        basis = self.basis.copy(order="F")
+        basis[:, : self.k] *= c
+        return replace(self, att=self.att * c, basis=basis)
+
+
+@dataclass(frozen=True)
+class _Aggregation:
+    names: list[str]
+    estimates: np.ndarray
+    amat: np.ndarray  # (n_cells + n_cohorts, n_terms)
+    family: list[str]
+
+
+@dataclass(frozen=True)
+class _Inference:
+    vcov: np.ndarray
+    se_terms: np.ndarray
+    se_cells: np.ndarray
+    band_terms: tuple[np.ndarray, np.ndarray] | None
+    band_cells: tuple[np.ndarray, np.ndarray] | None
+    crit: dict[str, float]
+    n_clusters: int | None
+
+
+@dataclass(frozen=True)
+class _Options:
+    cg: str
+    est_method: str
+    covs: list[str]
+    anticipation: int
+    base_period: str
+    aggs: list[str]
+    min_e: float
+    max_e: float
+    balance_e: int | None
+    bootstrap: bool
+    n_boot: int
+    uniform_bands: bool
+    boot_weights: str
+    chunk_size: int | None
+    weights: str | None
+
+
+def _check_options(
+    panel: Panel,
+    *,
+    control_group: Any,
+    est_method: Any,
+    covariates: Any,
+    anticipation: Any,
+    base_period: Any,
+    aggregations: Any,
+    min_e: Any,
+    max_e: Any,
+    balance_e: Any,
+    bootstrap: Any,
+    n_boot: Any,
+    cluster: Any,
+    uniform_bands: Any,
+    boot_weights: Any,
+    chunk_size: Any,
+    weights: Any,
+) -> _Options:
+    """Every option checked once, before any work (named errors)."""
+    cg = _CONTROL.get(control_group.lower()) if isinstance(control_group, str) else None
+    if cg is None:
+        raise SpecError(
+            f"Unknown control_group {control_group!r}. Use 'never_treated' or 'not_yet_treated'."
+        )
+    covs = check_names(covariates, "covariates")
+    if est_method is None:
+        est_method = "dr" if covs else "unconditional"
+    check_choice(est_method, "est_method", _METHODS)
+    if est_method == "unconditional" and covs:
+        raise SpecError(
+            f"est_method='unconditional' ignores covariates {covs}; choose 'dr', 'ipw' or "
+            "'reg', or drop the covariates."
+        )
+    if not isinstance(base_period, str) or base_period not in ("varying", "universal"):
+        raise SpecError(f"Unknown base_period {base_period!r}. Use 'varying' or 'universal'.")
+    aggs = _check_aggregations(aggregations)
+    bootstrap = check_bool(bootstrap, "bootstrap")
+    check_choice(boot_weights, "boot_weights", ("rademacher", "mammen"))
+    min_e, max_e, balance_e = _check_window(min_e, max_e, balance_e)
+    if isinstance(cluster, list | tuple):
+        if not 1 <= len(cluster) <= 2:
+            raise SpecError(
+                f"cluster takes one column or a list of two (two-way clustering); received "
+                f"{len(cluster)} names."
+            )
+        if bootstrap and len(cluster) == 2:
+            raise SpecError(
+                "Two-way clustering needs analytic standard errors: pass bootstrap=False."
+            )
+        for name in cluster:
+            _check_cluster_name(panel, name)
+    elif cluster is not None:
+        _check_cluster_name(panel, cluster)
+    covs_missing = [
+        c for c in covs if not isinstance(c, str) or c not in panel.data.columns or c in RESERVED
+    ]
+    if covs_missing:
+        raise PanelError(
+            f"Covariate(s) {covs_missing} not in the panel; its covariates are "
+            f"{list(panel.covariates)}. Add them with Panel.from_frame(..., covariates=[...])."
+        )
+    return _Options(
+        cg=cg,
+        est_method=est_method,
+        covs=covs,
+        anticipation=check_int(anticipation, "anticipation", minimum=0),
+        base_period=base_period,
+        aggs=aggs,
+        min_e=min_e,
+        max_e=max_e,
+        balance_e=balance_e,
+        bootstrap=bootstrap,
+        n_boot=check_int(n_boot, "n_boot", minimum=2 if bootstrap else 0),
+        uniform_bands=check_bool(uniform_bands, "uniform_bands"),
+        boot_weights=boot_weights,
+        chunk_size=check_int(chunk_size, "chunk_size", minimum=1, none=True),
+        weights=check_weight_name(panel, weights),
+    )
+
+
+def _check_aggregations(aggregations: Any) -> list[str]:
+    aggs = check_names(aggregations, "aggregations", none=False)
+    bad = [a for a in aggs if not isinstance(a, str) or a not in _AGGREGATIONS]
+    if bad:
+        raise SpecError(f"Unknown aggregation(s) {bad}. Use any of {list(_AGGREGATIONS)}.")
+    return aggs
+
+
+def _check_window(min_e: Any, max_e: Any, balance_e: Any) -> tuple[float, float, int | None]:
+    balance = check_int(balance_e, "balance_e", minimum=0, none=True)
+    lo = _event_bound(min_e, "min_e", -np.inf)
+    hi = _event_bound(max_e, "max_e", np.inf)
+    if lo > hi:
+        raise SpecError(f"min_e={lo:g} exceeds max_e={hi:g}; the event window is empty.")
+    if hi < 0:
+        raise SpecError(
+            f"max_e={hi:g} leaves no post-treatment event time (e >= 0) for the overall "
+            "effect; use max_e >= 0."
+        )
+    return lo, hi, balance
+
+
+def _wide_arrays(
+    panel: Panel, outcome: str, opts: _Options
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[np.ndarray], np.ndarray]:
+    """Units, periods, the units x periods outcome, cohorts by unit, covariates, weights."""
+    data = panel.data
+    # units x periods arrays by direct indexing (pivot is several times slower)
+    ucode, units = pd.factorize(data["unit"], sort=True)
+    tcode, periods = pd.factorize(data["time"], sort=True)
+    units = np.asarray(units)
+    periods = np.asarray(periods).astype(np.int64)
+    n, n_t = len(units), len(periods)
+
+    def wide(col: str) -> np.ndarray:
+        out = np.full((n, n_t), np.nan)
+        out[ucode, tcode] = data[col].to_numpy(dtype=float)
+        return out
+
+    gvec = np.full(n, np.nan)
+    gvec[ucode] = data["cohort"].to_numpy(dtype=float)
+    # unit weights normalised to mean one (R did); only ratios of them enter the estimates
+    uw = np.ones(n) if opts.weights is None else unit_weights(data, opts.weights, units)
+    return units, periods, wide(outcome), gvec, [wide(c) for c in opts.covs], uw / uw.mean()
+
+
+def _make_cells(
+    cohorts: np.ndarray, periods: np.ndarray, anticipation: int, base_period: str
+) -> list[_Cell]:
+    """The ATT(g,t) to estimate and their base periods (CS eq. 2.3 and Remark 2)."""
+    cells: list[_Cell] = []
+    tfac = 1 if base_period == "varying" else 0
+    for g in cohorts:
+        pre = np.flatnonzero(periods + anticipation < g)
+        if pre.size == 0:
+            warnings.warn(
+                f"Cohort {g:g} has no pre-treatment period (anticipation={anticipation}); its "
+                "units are dropped from the comparisons.",
+                stacklevel=3,
+            )
+            continue
+        pret_g = int(pre[-1])
+        for c in range(tfac, len(periods)):
+            post = g <= periods[c]
+            b = pret_g if (post or base_period == "universal") else c - 1
+            cells.append(_Cell(g=float(g), t=int(periods[c]), e=int(periods[c] - g), base=b))
+    if not cells:
+        raise EstimationError("No group-time cell can be formed (no cohort has a pre-period).")
+    return cells
+
+
+def _estimate_cell(
+    cell: _Cell,
+    col: np.ndarray,
+    *,
+    y: np.ndarray,
+    gvec: np.ndarray,
+    never: np.ndarray,
+    periods: np.ndarray,
+    xw: list[np.ndarray],
+    uw: np.ndarray,
+    units: np.ndarray,
+    opts: _Options,
+    weighted: bool,
+) -> str | None:
+    """Estimate one ATT(g,t) into ``cell`` and its influence function into ``col`` (CS eq.
+    2.4-2.6 with the DRDID 2x2 of the chosen method); a reason when it cannot."""
+    n = len(units)
+    c = int(np.searchsorted(periods, cell.t))
+    b = cell.base
+    if b == c:  # universal base period: normalised to zero
+        cell.att, cell.normalised = 0.0, True
+        return None
+    treat = gvec == cell.g
+    if opts.cg == "never_treated":
+        ctrl = never.copy()
+    else:
+        cutoff = max(periods[c], periods[b]) + opts.anticipation
+        ctrl = never | ((gvec > cutoff) & (gvec != cell.g))
+    dy = y[:, c] - y[:, b]
+    ok = np.isfinite(dy)
+    treat &= ok
+    ctrl &= ok
+    n1t, n1c = int(treat.sum()), int(ctrl.sum())
+    cell.n_treated, cell.n_control = n1t, n1c
+    if n1t == 0 or n1c == 0:
+        col[:] = np.nan
+        return f"({cell.g:g},{cell.t}) no {'treated' if n1t == 0 else 'control'} units"
+    est_fn = _ESTIMATORS.get(opts.est_method) if opts.covs else None
+    if est_fn is None and not weighted:
+        mt = dy[treat].mean()
+        mc = dy[ctrl].mean()
+        cell.att = float(mt - mc)
+        col[treat] = n * (dy[treat] - mt) / n1t
+        col[ctrl] = -n * (dy[ctrl] - mc) / n1c
+        return None
+    if est_fn is None:
+        # weighted difference of mean changes; influence n w_i (dy_i - mean) / W_group
+        wt_, wc_ = uw[treat], uw[ctrl]
+        mt = float(wt_ @ dy[treat] / wt_.sum())
+        mc = float(wc_ @ dy[ctrl] / wc_.sum())
+        cell.att = mt - mc
+        col[treat] = n * wt_ * (dy[treat] - mt) / wt_.sum()
+        col[ctrl] = -n * wc_ * (dy[ctrl] - mc) / wc_.sum()
+        return None
+    sub = treat | ctrl
+    xc = min(b, c)
+    xmat = np.column_stack([np.ones(int(sub.sum()))] + [xv[sub, xc] for xv in xw])
+    if not np.all(np.isfinite(xmat)):
+        bad_row = np.flatnonzero(~np.all(np.isfinite(xmat), axis=1))[0]
+        bad_unit = units[np.flatnonzero(sub)[bad_row]]
+        bad_cov = [
+            opts.covs[i] for i in range(len(opts.covs)) if not np.isfinite(xmat[bad_row, i + 1])
+        ]
+        raise PanelError(
+            f"Covariate {bad_cov[0]!r} is missing for unit {_v(bad_unit)!r} in period "
+            f"{periods[xc]} (needed for ATT({cell.g:g},{cell.t})). Impute it or drop the unit."
+        )
+    try:
+        att_cell, inf_sub = est_fn(dy[sub], treat[sub].astype(float), xmat, uw[sub])
+    except (np.linalg.LinAlgError, _Overlap) as exc:
+        col[:] = np.nan
+        return f"({cell.g:g},{cell.t}) {exc}"
+    cell.att = float(att_cell)
+    col[sub] = (n / sub.sum()) * inf_sub
+    return None
+
+
+def att_gt(panel: Panel, outcome: str, opts: _Options) -> tuple[GroupTime, list[str]]:
+    """Estimate every ATT(g,t) and its influence function (CS 2021 Section 2; R
+    ``did::att_gt``). Returns the building blocks and the cells that failed."""
+    units, periods, y, gvec, xw, uw = _wide_arrays(panel, outcome, opts)
+    n, n_t = len(units), len(periods)
+    cohorts = np.sort(np.unique(gvec[np.isfinite(gvec)]))
+    never = ~np.isfinite(gvec)
+    if opts.cg == "never_treated" and not never.any():
+        raise EstimationError(
+            "control_group='never_treated' but no unit is never treated (every unit has a "
+            "finite cohort). Use control_group='not_yet_treated'."
+        )
+    if cohorts.size == 0:
+        raise EstimationError("No treated cohort in the panel: nothing to estimate.")
+    cells = _make_cells(cohorts, periods, opts.anticipation, opts.base_period)
+    k = len(cells)
+    if k > _MAX_CELLS or n * (k + len(cohorts)) * 8 > _MAX_DRAW_BYTES:
+        raise EstimationError(
+            f"{k} group-time cells ({len(cohorts)} cohorts x {n_t} periods) for {n} units: "
+            f"beyond what this implementation holds (at most {_MAX_CELLS:,} cells and "
+            f"{_MAX_DRAW_BYTES / 2**30:.0f} GiB of influence functions). Aggregate the "
+            "periods (e.g. days to months) or the cohorts."
+        )
+    # Influence "basis": the k ATT(g,t) columns followed by the centred cohort indicators,
+    # in one column-major array so that each cell writes one contiguous column in place
+    # and no copy is needed to assemble it (at 500,000 units each copy is 280 MB).
+    basis = np.zeros((n, k + len(cohorts)), order="F")
+    failed = []
+    for j, cell in enumerate(cells):
+        why = _estimate_cell(
+            cell,
+            basis[:, j],
+            y=y,
+            gvec=gvec,
+            never=never,
+            periods=periods,
+            xw=xw,
+            uw=uw,
+            units=units,
+            opts=opts,
+            weighted=opts.weights is not None,
+        )
+        if why is not None:
+            failed.append(why)
+    att = np.array([cl.att for cl in cells])
+    # the centred cohort indicators 1{G=g} - p_g: influence of the estimated cohort shares
+    pg_cohort = np.array([np.mean(uw * (gvec == g)) for g in cohorts])
+    for i, g in enumerate(cohorts):
+        basis[:, k + i] = uw * (gvec == g) - pg_cohort[i]
+    basis[:, :k][:, ~np.isfinite(att)] = 0.0
+    gt = GroupTime(
+        units=units,
+        periods=periods,
+        cohorts=cohorts,
+        cell_g=np.array([cl.g for cl in cells]),
+        cell_t=np.array([cl.t for cl in cells]),
+        cell_e=np.array([cl.e for cl in cells]),
+        cell_base=periods[[cl.base for cl in cells]],
+        att=att,
+        normalised=np.array([cl.normalised for cl in cells], dtype=bool),
+        n_treated=np.array([cl.n_treated for cl in cells]),
+        n_control=np.array([cl.n_control for cl in cells]),
+        basis=basis,
+        pg_cohort=pg_cohort,
+        order=pd.Index(units).get_indexer(panel.canonical_order(units, outcome)),
+        n_obs=int(np.isfinite(y).sum()),
+    )
+    return gt, failed
+
+
+# ---------------------------------------------------------------------------- aggregation
+def _weighted(gt: GroupTime, keep: np.ndarray, wif: bool) -> tuple[float, np.ndarray]:
+    """Cohort-share weighted average of the cells in ``keep`` and its coefficient vector on
+    the basis (with the estimated-weights term when ``wif``; R ``compute.aggte``)."""
+    k = gt.k
+    idx = np.flatnonzero(keep & gt.valid)
+    a = np.zeros(gt.basis.shape[1])
+    if idx.size == 0:
+        return np.nan, np.full(gt.basis.shape[1], np.nan)
+    coh = {float(g): i for i, g in enumerate(gt.cohorts)}
+    pg_cell = np.array([gt.pg_cohort[coh[g]] for g in gt.cell_g[idx]])
+    s = pg_cell.sum()
+    w = pg_cell / s
+    est = float(w @ gt.att[idx])
+    a[idx] = w
+    if wif:
+        for i in idx:
+            a[k + coh[gt.cell_g[i]]] += (gt.att[i] - est) / s
+    return est, a
+
+
+def aggregate_terms(
+    gt: GroupTime,
+    aggs: Sequence[str],
+    *,
+    min_e: float = -np.inf,
+    max_e: float = np.inf,
+    balance_e: int | None = None,
+    bins: Sequence[tuple[int, int]] = (),
+) -> _Aggregation:
+    """The terms of the requested aggregations (CS 2021 Section 3, eqs. 3.3-3.8; R
+    ``did::aggte``): ``att`` always; ``event:E`` and ``event_avg`` (dynamic),
+    ``cohort:G`` and ``cohort_avg`` (group), ``calendar:T`` and ``calendar_avg``; and
+    ``event_bin:A..B`` for user-defined event-time bins (the equal-weight average of the
+    dynamic effects in the bin, as ``event_avg`` averages the post-periods)."""
+    names: list[str] = []
+    ests: list[float] = []
+    coefs: list[np.ndarray] = []
+    family: list[str] = []
+
+    def add(name: str, est: float, a: np.ndarray, fam: str) -> None:
+        names.append(name)
+        ests.append(est)
+        coefs.append(a)
+        family.append(fam)
+
+    post = (gt.cell_e >= 0) & (gt.cell_e <= max_e)
+    est, a = _weighted(gt, post, wif=True)
+    if not np.isfinite(est):
+        raise EstimationError(
+            f"No estimated post-treatment ATT(g,t) lies within max_e={max_e:g}: the overall "
+            "effect is undefined. Raise max_e."
+        )
+    add("att", est, a, "")
+    if "dynamic" in aggs or bins:
+        ev_rows = _dynamic(gt, min_e, max_e, balance_e)
+        if "dynamic" in aggs:
+            for e, est, a in ev_rows:
+                add(f"event:{e}", est, a, "event")
+            pos = [(est, a) for e, est, a in ev_rows if e >= 0]
+            if pos:
+                add(
+                    "event_avg",
+                    float(np.mean([p[0] for p in pos])),
+                    np.mean([p[1] for p in pos], axis=0),
+                    "",
+                )
+        for lo, hi in bins:
+            inside = [(est, a) for e, est, a in ev_rows if lo <= e <= hi]
+            if not inside:
+                raise EstimationError(
+                    f"Event-time bin [{lo}, {hi}] holds no estimated event time; event times "
+                    f"are {[e for e, _, _ in ev_rows]}."
+                )
+            add(
+                f"event_bin:{lo}..{hi}",
+                float(np.mean([p[0] for p in inside])),
+                np.mean([p[1] for p in inside], axis=0),
+                "event_bin",
+            )
+    if "group" in aggs:
+        _group(gt, post, add)
+    if "calendar" in aggs:
+        _calendar(gt, add)
+    return _Aggregation(names, np.array(ests), np.column_stack(coefs), family)
+
+
+def _dynamic(
+    gt: GroupTime, min_e: float, max_e: float, balance_e: int | None
+) -> list[tuple[int, float, np.ndarray]]:
+    """Event-study effects theta_es(e) (CS eq. 3.5), optionally on a balanced set of
+    cohorts (eq. 3.6)."""
+    include = np.ones(gt.k, bool)
+    eseq = np.unique(gt.cell_e[gt.valid])
+    if balance_e is not None:
+        maxt, mint = gt.cell_t.max(), gt.cell_t.min()
+        include = (maxt - gt.cell_g) >= balance_e
+        if not (include & gt.valid).any():
+            raise EstimationError(
+                f"balance_e={balance_e}: no cohort is observed for {balance_e} periods "
+                f"after treatment (the last period is {int(maxt)}, cohorts "
+                f"{[int(g) for g in gt.cohorts]}); lower balance_e."
+            )
+        eseq = eseq[(eseq <= balance_e) & (eseq >= balance_e - maxt + mint)]
+    eseq = eseq[(eseq >= min_e) & (eseq <= max_e)]
+    rows = []
+    for e in eseq:
+        est, a = _weighted(gt, (gt.cell_e == e) & include, wif=True)
+        if np.isfinite(est):
+            rows.append((int(e), est, a))
+    return rows
+
+
+def _group(gt: GroupTime, post: np.ndarray, add: Any) -> None:
+    """Cohort effects theta_sel(g) and their cohort-share average (CS eqs. 3.3-3.4)."""
+    coh = {float(g): i for i, g in enumerate(gt.cohorts)}
+    g_rows = []
+    for g in gt.cohorts:
+        est, a = _weighted(gt, (gt.cell_g == g) & post, wif=False)
+        if np.isfinite(est):
+            add(f"cohort:{int(g)}", est, a, "cohort")
+            g_rows.append((g, est, a))
+    if not g_rows:
+        return
+    pgs = np.array([gt.pg_cohort[coh[float(g)]] for g, _, _ in g_rows])
+    s = pgs.sum()
+    est = float(np.sum(pgs * np.array([r[1] for r in g_rows])) / s)
+    a = np.array(sum((pgs[i] / s) * g_rows[i][2] for i in range(len(g_rows))), dtype=float)
+    for g, eg, _ in g_rows:
+        a[gt.k + coh[float(g)]] += (eg - est) / s
+    add("cohort_avg", est, a, "")
+
+
+def _calendar(gt: GroupTime, add: Any) -> None:
+    """Calendar-time effects theta_c(t) and their average (CS eqs. 3.7-3.8)."""
+    c_rows = []
+    for t in np.unique(gt.cell_t):
+        if t < gt.cohorts.min():
+            continue
+        est, a = _weighted(gt, (gt.cell_t == t) & (gt.cell_g <= t), wif=True)
+        if np.isfinite(est):
+            add(f"calendar:{int(t)}", est, a, "calendar")
+            c_rows.append((est, a))
+    if c_rows:
+        add(
+            "calendar_avg",
+            float(np.mean([r[0] for r in c_rows])),
+            np.mean([r[1] for r in c_rows], axis=0),
+            "",
+        )
+
+
+# ---------------------------------------------------------------------------- inference
+def _by_construction(gt: GroupTime, amat: np.ndarray) -> np.ndarray:
+    """Terms that are zero by construction (built only from cells a universal base period
+    fixes at zero): their SE is undefined (R: NA), unlike a real zero SE."""
+    k = gt.k
+    return ~np.any(amat[:k][~gt.normalised] != 0, axis=0) & ~np.any(amat[k:] != 0, axis=0)
+
+
+def _meat_vcov(src: np.ndarray, amat: np.ndarray, n: int) -> np.ndarray:
+    if src.shape[1] <= _DENSE_MEAT:
+        return amat.T @ (_gram(src) / n**2) @ amat
+    # many cells (long panels): the same covariance without the k x k meat matrix
+    return _gram(src @ amat) / n**2
+
+
+def analytic_vcov(
+    gt: GroupTime, amat: np.ndarray, clusters: Sequence[np.ndarray] = ()
+) -> tuple[np.ndarray, np.ndarray]:
+    """Covariance of the terms and variances of the cells from the influence functions
+    (CS 2021 Theorem 2): ``V = A' (Psi'Psi / n^2) A`` with ``Psi`` summed within clusters
+    (one label array per clustering dimension; two dimensions give Cameron, Gelbach &
+    Miller's 2011 ``V_1 + V_2 - V_12``)."""
+    n, k = gt.basis.shape[0], gt.k
+    if not clusters:
+        srcs = [(gt.basis, 1.0)]
+    elif len(clusters) == 1:
+        srcs = [(cluster_sums(gt.basis, clusters[0]), 1.0)]
+    elif len(clusters) == 2:
+        both = pd.factorize(pd.MultiIndex.from_arrays([clusters[0], clusters[1]]))[0]
+        srcs = [
+            (cluster_sums(gt.basis, clusters[0]), 1.0),
+            (cluster_sums(gt.basis, clusters[1]), 1.0),
+            (cluster_sums(gt.basis, both), -1.0),
+        ]
+    else:
+        raise SpecError(f"At most two clustering dimensions; received {len(clusters)}.")
+    vcov = sum(sign * _meat_vcov(src, amat, n) for src, sign in srcs)
+    cell_var = sum(
+        sign * np.einsum("ij,ij->j", src[:, :k], src[:, :k]) / n**2 for src, sign in srcs
+    )
+    return np.asarray(vcov), np.asarray(cell_var)
+
+
+def _infer(
+    gt: GroupTime,
+    agg: _Aggregation,
+    *,
+    labels: Sequence[np.ndarray],
+    bootstrap: bool,
+    n_boot: int,
+    rng: np.random.Generator | None,
+    chunk_size: int | None,
+    n_jobs: int,
+    boot_weights: str,
+    uniform_bands: bool,
+    alpha: float,
+) -> _Inference:
+    """Analytic influence-function SEs, or the multiplier bootstrap with sup-t bands (CS
+    2021 Algorithm 1; R ``did::mboot``), for the terms of ``agg`` and for the cells."""
+    k, valid = gt.k, gt.valid
+    vcov, cell_var = analytic_vcov(gt, agg.amat, labels)
+    by_construction = _by_construction(gt, agg.amat)
+    se_terms = np.where(by_construction, np.nan, np.sqrt(np.clip(np.diag(vcov), 0, None)))
+    se_cells = np.where(valid & ~gt.normalised, np.sqrt(np.clip(cell_var, 0, None)), np.nan)
+    n_clusters = int(len(np.unique(labels[0]))) if len(labels) == 1 else None
+    if not bootstrap:
+        return _Inference(vcov, se_terms, se_cells, None, None, {}, n_clusters)
+    if len(labels) > 1:
+        raise SpecError(
+            "The multiplier bootstrap clusters on one dimension; use method='analytic' for "
+            "two-way clustering."
+        )
+    need = float(n_boot) * gt.basis.shape[1] * 8
+    if need > _MAX_DRAW_BYTES:
+        raise SpecError(
+            f"n_boot={n_boot} bootstrap draws of {gt.basis.shape[1]} influence columns need "
+            f"{need / 2**30:,.0f} GiB of memory (limit {_MAX_DRAW_BYTES / 2**30:.0f} GiB); "
+            "999 draws are R did's default."
+        )
+    # multiplier weights are drawn per unit (or cluster) in an order fixed by the data,
+    # not the labels, so relabelling units cannot change the draws
+    pos = gt.order
+    draws = multiplier_draws(
+        gt.basis[pos],
+        n_boot=n_boot,
+        rng=rng,
+        cluster=None if not labels else pd.factorize(np.asarray(labels[0])[pos])[0],
+        chunk_size=chunk_size,
+        n_jobs=n_jobs,
+        weights=boot_weights,  # type: ignore[arg-type]
+    )
+    term_draws = draws @ agg.amat
+    # every draw exactly zero (a constant outcome) is a zero SE, except where the value is
+    # zero by construction (R did's NA); bootstrap_se leaves both NaN
+    zero_cells = np.all(draws[:, :k] == 0, axis=0) & valid & ~gt.normalised
+    zero_terms = np.all(term_draws == 0, axis=0) & ~by_construction
+    se_cells = np.where(zero_cells, 0.0, np.where(valid, bootstrap_se(draws[:, :k]), np.nan))
+    se_terms = np.where(zero_terms, 0.0, bootstrap_se(term_draws))
+    if not uniform_bands:
+        return _Inference(vcov, se_terms, se_cells, None, None, {}, n_clusters)
+    z = stats.norm.ppf(1 - alpha / 2)
+    crit = {"att_gt": sup_t_critical(draws[:, :k], se_cells, alpha)}
+    fam = np.array(agg.family)
+    cvec = np.full(len(agg.names), z)
+    for f in ("event", "cohort", "calendar"):
+        m = fam == f
+        if m.any():
+            crit[f] = sup_t_critical(term_draws[:, m], se_terms[m], alpha)
+            # R did falls back to pointwise when the band would be narrower
+            cvec[m] = max(crit[f], z) if np.isfinite(crit[f]) else z
+    cc = max(crit["att_gt"], z) if np.isfinite(crit["att_gt"]) else z
+    return _Inference(
+        vcov,
+        se_terms,
+        se_cells,
+        (agg.estimates - cvec * se_terms, agg.estimates + cvec * se_terms),
+        (gt.att - cc * se_cells, gt.att + cc * se_cells),
+        crit,
+        n_clusters,
+    )
+
+
+def _unit_labels(panel: Panel | None, cluster: Any, units: np.ndarray) -> list[np.ndarray]:
+    """Cluster labels per unit for each clustering dimension: column names of the panel
+    or its geography, or a pandas Series indexed by unit (any user column)."""
+    if cluster is None:
+        return []
+    dims = list(cluster) if isinstance(cluster, list | tuple) else [cluster]
+    out = []
+    for dim in dims:
+        if isinstance(dim, pd.Series):
+            labels = (
+                dim.groupby(level=0).first().reindex(units)
+                if dim.index.has_duplicates
+                else dim.reindex(units)
+            )
+            if labels.isna().any():
+                u = labels.index[labels.isna().to_numpy()][0]
+                raise SpecError(
+                    f"Cluster labels {dim.name!r} have no value for unit {_v(u)!r}; the Series "
+                    "must be indexed by unit and cover every unit of the estimate."
+                )
+            out.append(labels.to_numpy())
+            continue
+        if panel is None:
+            raise SpecError(
+                f"cluster={dim!r} names a column but the result keeps no panel; pass the "
+                "labels as a pandas Series indexed by unit."
+            )
+        _check_cluster_name(panel, dim)
+        out.append(_cluster_labels(panel, dim, units))
+    return out
+
+
+# ---------------------------------------------------------------------------- result
+def _terms_and_cells(
+    gt: GroupTime, agg: _Aggregation, inf: _Inference
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    terms = pd.DataFrame({"term": agg.names, "estimate": agg.estimates, "se": inf.se_terms})
+    if inf.band_terms is not None:
+        terms["band_low"], terms["band_high"] = inf.band_terms
+    cells = pd.DataFrame(
+        {
+            "cohort": gt.cell_g.astype(np.int64),
+            "time": gt.cell_t,
+            "event_time": gt.cell_e,
+            "base_period": gt.cell_base,
+            "estimate": gt.att,
+            "se": inf.se_cells,
+            "n_treated": gt.n_treated,
+            "n_control": gt.n_control,
+        }
+    )
+    if inf.band_cells is not None:
+        cells["band_low"], cells["band_high"] = inf.band_cells
+    return terms, cells
+
+
+def _inference_info(
+    inf: _Inference,
+    terms: pd.DataFrame,
+    *,
+    bootstrap: bool,
+    n_boot: int,
+    boot_weights: str,
+    cluster: Any,
+) -> dict[str, Any]:
+    pretrend = pretrend_wald(terms, inf.vcov)
+    name = (
+        cluster
+        if cluster is None or isinstance(cluster, str)
+        else (
+            "+".join(str(getattr(c, "name", c)) for c in cluster)
+            if isinstance(cluster, list | tuple)
+            else str(getattr(cluster, "name", "user labels"))
+        )
+    )
+    return {
+        "n_boot": n_boot if bootstrap else 0,
+        "boot_weights": boot_weights if bootstrap else None,
+        "cluster": name,
+        "n_clusters": inf.n_clusters,
+        "se_type": "multiplier bootstrap" if bootstrap else "analytic influence function",
+        "pretrend_p": _nan_to_none(pretrend["p_value"]),
+        "pretrend_stat": _nan_to_none(pretrend["statistic"]),
+        "pretrend_df": int(pretrend["df"]),
+        "crit_event": _nan_to_none(inf.crit.get("event")),
+        "crit_att_gt": _nan_to_none(inf.crit.get("att_gt")),
+    }
+
+
 # ---------------------------------------------------------------------------- fit
 @scale_equivariant()
 def fit(
@@ -375,13 +1313,20 @@ def fit(
     balance_e: int | None = None,
     bootstrap: bool = True,
     n_boot: int = 999,
-    cluster: str | None = None,
+    cluster: str | list[str] | None = None,
     uniform_bands: bool = True,
     boot_weights: Literal["rademacher", "mammen"] = "rademacher",
     chunk_size: int | None = None,
     weights: str | None = None,
 ) -> CallawaySantAnnaResult:
     """Estimate Callaway & Sant'Anna (2021) group-time ATTs and their aggregations.
+
+    Three steps, as R ``did`` splits ``att_gt`` and ``aggte``: :func:`att_gt` estimates
+    the cells and their influence functions (CS Section 2), :func:`aggregate_terms` the
+    requested aggregations (Section 3), and the inference step their standard errors
+    (Theorem 2 / Algorithm 1). The result keeps the building blocks, so
+    ``result.aggregate(...)`` and ``result.with_inference(...)`` give other aggregations
+    and variances without re-estimating.
 
     Parameters
     ----------
@@ -420,9 +1365,11 @@ def fit(
         analytic influence-function standard errors.
     n_boot : int
         Bootstrap draws.
-    cluster : str, optional
+    cluster : str or list of two str, optional
         Column of ``panel.data`` (constant within unit) or of ``panel.geography``
-        (e.g. ``"region"``) to cluster on.
+        (e.g. ``"region"``) to cluster on; two names cluster two ways (analytic SEs).
+        ``result.with_inference(cluster=series)`` takes any user column as a Series by
+        unit.
     uniform_bands : bool
         Report simultaneous (sup-t) bands ``band_low``/``band_high`` (bootstrap only).
     boot_weights : {"rademacher", "mammen"}
@@ -444,440 +1391,146 @@ def fit(
         with ``control_group``, ``est_method``, ``base_period``, ``n_boot``, ``cluster``,
         ``pretrend_p`` (joint Wald test of the pre-period event-time effects).
     """
-    # ------------------------------------------------------------------ options
     check_fit_arguments(
         panel, outcome, alpha=alpha, n_jobs=n_jobs, rng=rng, estimator="callaway_santanna"
     )
-    cg = _CONTROL.get(control_group.lower()) if isinstance(control_group, str) else None
-    if cg is None:
-        raise SpecError(
-            f"Unknown control_group {control_group!r}. Use 'never_treated' or 'not_yet_treated'."
-        )
-    covs = check_names(covariates, "covariates")
-    if est_method is None:
-        est_method = "dr" if covs else "unconditional"
-    check_choice(est_method, "est_method", _METHODS)
-    if est_method == "unconditional" and covs:
-        raise SpecError(
-            f"est_method='unconditional' ignores covariates {covs}; choose 'dr', 'ipw' or "
-            "'reg', or drop the covariates."
-        )
-    if not isinstance(base_period, str) or base_period not in ("varying", "universal"):
-        raise SpecError(f"Unknown base_period {base_period!r}. Use 'varying' or 'universal'.")
-    aggs = check_names(aggregations, "aggregations", none=False)
-    bad = [a for a in aggs if not isinstance(a, str) or a not in _AGGREGATIONS]
-    if bad:
-        raise SpecError(f"Unknown aggregation(s) {bad}. Use any of {list(_AGGREGATIONS)}.")
-    anticipation = check_int(anticipation, "anticipation", minimum=0)
-    bootstrap = check_bool(bootstrap, "bootstrap")
-    uniform_bands = check_bool(uniform_bands, "uniform_bands")
-    n_boot = check_int(n_boot, "n_boot", minimum=2 if bootstrap else 0)
-    check_choice(boot_weights, "boot_weights", ("rademacher", "mammen"))
-    chunk_size = check_int(chunk_size, "chunk_size", minimum=1, none=True)
-    balance_e = check_int(balance_e, "balance_e", minimum=0, none=True)
-    min_e = _event_bound(min_e, "min_e", -np.inf)
-    max_e = _event_bound(max_e, "max_e", np.inf)
-    if min_e > max_e:
-        raise SpecError(f"min_e={min_e:g} exceeds max_e={max_e:g}; the event window is empty.")
-    if max_e < 0:
-        raise SpecError(
-            f"max_e={max_e:g} leaves no post-treatment event time (e >= 0) for the overall "
-            "effect; use max_e >= 0."
-        )
-    if cluster is not None:
-        _check_cluster_name(panel, cluster)
-    weights = check_weight_name(panel, weights)
-
-    data = panel.data
-    missing = [c for c in covs if not isinstance(c, str) or c not in data.columns or c in RESERVED]
-    if missing:
-        raise PanelError(
-            f"Covariate(s) {missing} not in the panel; its covariates are "
-            f"{list(panel.covariates)}. Add them with Panel.from_frame(..., covariates=[...])."
-        )
-
-    # ------------------------------------------------------------------ arrays
-    # units x periods arrays by direct indexing (pivot is several times slower)
-    ucode, units = pd.factorize(data["unit"], sort=True)
-    tcode, periods = pd.factorize(data["time"], sort=True)
-    units = np.asarray(units)
-    periods = np.asarray(periods).astype(np.int64)
-    n, n_t = len(units), len(periods)
-
-    def wide(col: str) -> np.ndarray:
-        out = np.full((n, n_t), np.nan)
-        out[ucode, tcode] = data[col].to_numpy(dtype=float)
-        return out
-
-    y = wide(outcome)
-    gvec = np.full(n, np.nan)
-    gvec[ucode] = data["cohort"].to_numpy(dtype=float)
-    xw = [wide(c) for c in covs]
-    unbalanced = bool(np.isnan(y).any())
-    # unit weights normalised to mean one (R did); only ratios of them enter the estimates
-    uw = np.ones(n) if weights is None else unit_weights(data, weights, units)
-    uw = uw / uw.mean()
-    is_weighted = weights is not None
-
-    cohorts = np.sort(np.unique(gvec[np.isfinite(gvec)]))
-    never = ~np.isfinite(gvec)
-    if cg == "never_treated" and not never.any():
-        raise EstimationError(
-            "control_group='never_treated' but no unit is never treated (every unit has a "
-            "finite cohort). Use control_group='not_yet_treated'."
-        )
-    if cohorts.size == 0:
-        raise EstimationError("No treated cohort in the panel: nothing to estimate.")
-
-    # ------------------------------------------------------------------ cells
-    cells: list[_Cell] = []
-    tfac = 1 if base_period == "varying" else 0
-    for g in cohorts:
-        pre = np.flatnonzero(periods + anticipation < g)
-        if pre.size == 0:
-            warnings.warn(
-                f"Cohort {g:g} has no pre-treatment period (anticipation={anticipation}); its "
-                "units are dropped from the comparisons.",
-                stacklevel=2,
-            )
-            continue
-        pret_g = int(pre[-1])
-        for c in range(tfac, n_t):
-            post = g <= periods[c]
-            b = pret_g if (post or base_period == "universal") else c - 1
-            cells.append(_Cell(g=float(g), t=int(periods[c]), e=int(periods[c] - g), base=b))
-    if not cells:
-        raise EstimationError("No group-time cell can be formed (no cohort has a pre-period).")
-
-    k = len(cells)
-    if k > _MAX_CELLS or n * (k + len(cohorts)) * 8 > _MAX_DRAW_BYTES:
-        raise EstimationError(
-            f"{k} group-time cells ({len(cohorts)} cohorts x {n_t} periods) for {n} units: "
-            f"beyond what this implementation holds (at most {_MAX_CELLS:,} cells and "
-            f"{_MAX_DRAW_BYTES / 2**30:.0f} GiB of influence functions). Aggregate the "
-            "periods (e.g. days to months) or the cohorts."
-        )
-    # Influence "basis": the k ATT(g,t) columns followed by the centred cohort indicators
-    # (filled below), in one column-major array so that each cell writes one contiguous
-    # column in place and no copy is needed to assemble the basis (at 500,000 units each
-    # copy is 280 MB).
-    basis = np.zeros((n, k + len(cohorts)), order="F")
-    psi = basis[:, :k]
-    col_of_t = {int(p): i for i, p in enumerate(periods)}
-    est_fn = _ESTIMATORS.get(est_method) if covs else None
-    failed: list[str] = []
-    for j, cell in enumerate(cells):
-        c = col_of_t[cell.t]
-        b = cell.base
-        if b == c:  # universal base period: normalised to zero
-            cell.att, cell.normalised = 0.0, True
-            continue
-        treat = gvec == cell.g
-        if cg == "never_treated":
-            ctrl = never.copy()
-        else:
-            cutoff = max(periods[c], periods[b]) + anticipation
-            ctrl = never | ((gvec > cutoff) & (gvec != cell.g))
-        dy = y[:, c] - y[:, b]
-        ok = np.isfinite(dy)
-        treat &= ok
-        ctrl &= ok
-        n1t, n1c = int(treat.sum()), int(ctrl.sum())
-        cell.n_treated, cell.n_control = n1t, n1c
-        if n1t == 0 or n1c == 0:
-            psi[:, j] = np.nan
-            failed.append(f"({cell.g:g},{cell.t}) no {'treated' if n1t == 0 else 'control'} units")
-            continue
-        if est_fn is None and not is_weighted:
-            mt = dy[treat].mean()
-            mc = dy[ctrl].mean()
-            cell.att = float(mt - mc)
-            col = psi[:, j]  # contiguous view: written in place
-            col[treat] = n * (dy[treat] - mt) / n1t
-            col[ctrl] = -n * (dy[ctrl] - mc) / n1c
-            continue
-        if est_fn is None:
-            # weighted difference of mean changes; influence n w_i (dy_i - mean) / W_group
-            wt_, wc_ = uw[treat], uw[ctrl]
-            mt = float(wt_ @ dy[treat] / wt_.sum())
-            mc = float(wc_ @ dy[ctrl] / wc_.sum())
-            cell.att = mt - mc
-            col = psi[:, j]
-            col[treat] = n * wt_ * (dy[treat] - mt) / wt_.sum()
-            col[ctrl] = -n * wc_ * (dy[ctrl] - mc) / wc_.sum()
-            continue
-        sub = treat | ctrl
-        xc = min(b, c)
-        xmat = np.column_stack([np.ones(int(sub.sum()))] + [xv[sub, xc] for xv in xw])
-        if not np.all(np.isfinite(xmat)):
-            bad_row = np.flatnonzero(~np.all(np.isfinite(xmat), axis=1))[0]
-            bad_unit = units[np.flatnonzero(sub)[bad_row]]
-            bad_cov = [covs[i] for i in range(len(covs)) if not np.isfinite(xmat[bad_row, i + 1])]
-            raise PanelError(
-                f"Covariate {bad_cov[0]!r} is missing for unit {_v(bad_unit)!r} in period "
-                f"{periods[xc]} (needed for ATT({cell.g:g},{cell.t})). Impute it or drop the unit."
-            )
-        d = treat[sub].astype(float)
-        try:
-            att_cell, inf_sub = est_fn(dy[sub], d, xmat, uw[sub])
-        except (np.linalg.LinAlgError, _Overlap) as exc:
-            psi[:, j] = np.nan
-            failed.append(f"({cell.g:g},{cell.t}) {exc}")
-            continue
-        cell.att = float(att_cell)
-        col = psi[:, j]
-        col[sub] = (n / sub.sum()) * inf_sub
+    opts = _check_options(
+        panel,
+        control_group=control_group,
+        est_method=est_method,
+        covariates=covariates,
+        anticipation=anticipation,
+        base_period=base_period,
+        aggregations=aggregations,
+        min_e=min_e,
+        max_e=max_e,
+        balance_e=balance_e,
+        bootstrap=bootstrap,
+        n_boot=n_boot,
+        cluster=cluster,
+        uniform_bands=uniform_bands,
+        boot_weights=boot_weights,
+        chunk_size=chunk_size,
+        weights=weights,
+    )
+    gt, failed = att_gt(panel, outcome, opts)
     if failed:
         warnings.warn(
             f"{len(failed)} ATT(g,t) cell(s) could not be estimated and are left out of the "
             f"aggregations: {'; '.join(failed[:5])}{' ...' if len(failed) > 5 else ''}",
             stacklevel=2,
         )
-
-    att = np.array([cl.att for cl in cells])
-    valid = np.isfinite(att)
-    if not valid[[cl.e >= 0 for cl in cells]].any():
+    if not gt.valid[gt.cell_e >= 0].any():
         why = f": {'; '.join(failed[:3])}" if failed else ""
         raise EstimationError(
             f"No post-treatment ATT(g,t) could be estimated for {outcome!r} "
-            f"({len(failed)} of {len(cells)} cells failed{why})."
+            f"({len(failed)} of {gt.k} cells failed{why})."
         )
-    cell_g = np.array([cl.g for cl in cells])
-    cell_t = np.array([cl.t for cl in cells])
-    cell_e = np.array([cl.e for cl in cells])
-
-    # Influence "basis": the ATT(g,t) columns plus centred cohort indicators 1{G=g} - p_g
-    # (the influence function of the estimated cohort shares). Every term's influence
-    # function is basis @ coefficient vector.
-    pg_cohort = np.array([np.mean(uw * (gvec == g)) for g in cohorts])
-    for i, g in enumerate(cohorts):
-        basis[:, k + i] = uw * (gvec == g) - pg_cohort[i]
-    # cells that could not be estimated: NaN in the reported influence functions, zero in
-    # the basis (the copy is made only when such cells exist)
-    influence = psi
-    if not valid.all():
-        influence = psi.copy(order="F")
-        psi[:, ~valid] = 0.0
-    coh_idx = {float(g): i for i, g in enumerate(cohorts)}
-    pg_cell = np.array([pg_cohort[coh_idx[g]] for g in cell_g])
-
-    def weighted(keep: np.ndarray, wif: bool) -> tuple[float, np.ndarray]:
-        idx = np.flatnonzero(keep & valid)
-        if idx.size == 0:
-            return np.nan, np.full(basis.shape[1], np.nan)
-        s = pg_cell[idx].sum()
-        w = pg_cell[idx] / s
-        est = float(w @ att[idx])
-        a = np.zeros(basis.shape[1])
-        a[idx] = w
-        if wif:
-            for i in idx:
-                a[k + coh_idx[cell_g[i]]] += (att[i] - est) / s
-        return est, a
-
-    names: list[str] = []
-    ests: list[float] = []
-    coefs: list[np.ndarray] = []
-    family: list[str] = []
-
-    def add(name: str, est: float, a: np.ndarray, fam: str) -> None:
-        names.append(name)
-        ests.append(est)
-        coefs.append(a)
-        family.append(fam)
-
-    post = (cell_e >= 0) & (cell_e <= max_e)
-    est, a = weighted(post, wif=True)
-    if not np.isfinite(est):
-        raise EstimationError(
-            f"No estimated post-treatment ATT(g,t) lies within max_e={max_e:g}: the overall "
-            "effect is undefined. Raise max_e."
-        )
-    add("att", est, a, "")
-
-    if "dynamic" in aggs:
-        include = np.ones(k, bool)
-        eseq = np.unique(cell_e[valid])
-        if balance_e is not None:
-            maxt, mint = cell_t.max(), cell_t.min()
-            include = (maxt - cell_g) >= balance_e
-            if not (include & valid).any():
-                raise EstimationError(
-                    f"balance_e={balance_e}: no cohort is observed for {balance_e} periods "
-                    f"after treatment (the last period is {int(maxt)}, cohorts "
-                    f"{[int(g) for g in cohorts]}); lower balance_e."
-                )
-            eseq = eseq[(eseq <= balance_e) & (eseq >= balance_e - maxt + mint)]
-        eseq = eseq[(eseq >= min_e) & (eseq <= max_e)]
-        ev_rows = []
-        for e in eseq:
-            est, a = weighted((cell_e == e) & include, wif=True)
-            if np.isfinite(est):
-                add(f"event:{int(e)}", est, a, "event")
-                ev_rows.append((int(e), est, a))
-        pos = [(est, a) for e, est, a in ev_rows if e >= 0]
-        if pos:
-            add(
-                "event_avg",
-                float(np.mean([p[0] for p in pos])),
-                np.mean([p[1] for p in pos], axis=0),
-                "",
-            )
-    if "group" in aggs:
-        g_rows = []
-        for g in cohorts:
-            est, a = weighted((cell_g == g) & post, wif=False)
-            if np.isfinite(est):
-                add(f"cohort:{int(g)}", est, a, "cohort")
-                g_rows.append((g, est, a))
-        if g_rows:
-            pgs = np.array([pg_cohort[coh_idx[float(g)]] for g, _, _ in g_rows])
-            s = pgs.sum()
-            est = float(np.sum(pgs * np.array([r[1] for r in g_rows])) / s)
-            a = sum((pgs[i] / s) * g_rows[i][2] for i in range(len(g_rows)))
-            a = np.array(a, dtype=float)
-            for g, eg, _ in g_rows:
-                a[k + coh_idx[float(g)]] += (eg - est) / s
-            add("cohort_avg", est, a, "")
-    if "calendar" in aggs:
-        c_rows = []
-        for t in np.unique(cell_t):
-            if t < cohorts.min():
-                continue
-            est, a = weighted((cell_t == t) & (cell_g <= t), wif=True)
-            if np.isfinite(est):
-                add(f"calendar:{int(t)}", est, a, "calendar")
-                c_rows.append((est, a))
-        if c_rows:
-            add(
-                "calendar_avg",
-                float(np.mean([r[0] for r in c_rows])),
-                np.mean([r[1] for r in c_rows], axis=0),
-                "",
-            )
-
-    amat = np.column_stack(coefs)
-    ests_arr = np.array(ests)
-
-    # ------------------------------------------------------------------ inference
-    labels = None
-    if cluster is not None:
-        labels = _cluster_labels(panel, cluster, units)
-    meat_src = basis if labels is None else cluster_sums(basis, labels)
-    if meat_src.shape[1] <= _DENSE_MEAT:
-        meat = _gram(meat_src) / n**2
-        vcov = amat.T @ meat @ amat
-    else:
-        # many cells (long panels): the same covariance without the k x k meat matrix
-        scores = meat_src @ amat
-        vcov = _gram(scores) / n**2
-    cell_var = np.einsum("ij,ij->j", meat_src[:, :k], meat_src[:, :k]) / n**2
-    se_terms = np.sqrt(np.clip(np.diag(vcov), 0, None))
-    se_cells = np.sqrt(np.clip(cell_var, 0, None))
-    # SE is undefined (R: NA) only for what is zero by construction: cells normalised by a
-    # universal base period and terms built from them alone. A zero SE elsewhere (e.g. a
-    # constant outcome) is a real zero, not a missing value.
-    normalised = np.array([cl.normalised for cl in cells], dtype=bool)
-    by_construction = ~np.any(amat[:k][~normalised] != 0, axis=0) & ~np.any(amat[k:] != 0, axis=0)
-    se_terms = np.where(by_construction, np.nan, se_terms)
-    se_cells = np.where(valid & ~normalised, se_cells, np.nan)
-
-    band_terms = band_cells = None
-    crit: dict[str, float] = {}
-    if bootstrap:
-        # multiplier weights are drawn per unit (or cluster) in an order fixed by the data,
-        # not the labels, so relabelling units cannot change the draws
-        need = float(n_boot) * basis.shape[1] * 8
-        if need > _MAX_DRAW_BYTES:
-            raise SpecError(
-                f"n_boot={n_boot} bootstrap draws of {basis.shape[1]} influence columns need "
-                f"{need / 2**30:,.0f} GiB of memory (limit {_MAX_DRAW_BYTES / 2**30:.0f} GiB); "
-                "999 draws are R did's default."
-            )
-        pos = pd.Index(units).get_indexer(panel.canonical_order(units, outcome))
-        draws = multiplier_draws(
-            basis[pos],
-            n_boot=n_boot,
-            rng=rng,
-            cluster=None if labels is None else pd.factorize(np.asarray(labels)[pos])[0],
-            chunk_size=chunk_size,
-            n_jobs=n_jobs,
-            weights=boot_weights,
-        )
-        term_draws = draws @ amat
-        # every draw exactly zero (a constant outcome) is a zero SE, except where the
-        # value is zero by construction (R did's NA); bootstrap_se leaves both NaN
-        zero_cells = np.all(draws[:, :k] == 0, axis=0) & valid & ~normalised
-        zero_terms = np.all(term_draws == 0, axis=0) & ~by_construction
-        se_cells = np.where(zero_cells, 0.0, np.where(valid, bootstrap_se(draws[:, :k]), np.nan))
-        se_terms = np.where(zero_terms, 0.0, bootstrap_se(term_draws))
-        if uniform_bands:
-            z = stats.norm.ppf(1 - alpha / 2)
-            crit["att_gt"] = sup_t_critical(draws[:, :k], se_cells, alpha)
-            fam = np.array(family)
-            cvec = np.full(len(names), z)
-            for f in ("event", "cohort", "calendar"):
-                m = fam == f
-                if m.any():
-                    crit[f] = sup_t_critical(term_draws[:, m], se_terms[m], alpha)
-                    # R did falls back to pointwise when the band would be narrower
-                    cvec[m] = max(crit[f], z) if np.isfinite(crit[f]) else z
-            band_terms = (ests_arr - cvec * se_terms, ests_arr + cvec * se_terms)
-            cc = max(crit["att_gt"], z) if np.isfinite(crit["att_gt"]) else z
-            band_cells = (att - cc * se_cells, att + cc * se_cells)
-
-    terms = pd.DataFrame({"term": names, "estimate": ests_arr, "se": se_terms})
-    if band_terms is not None:
-        terms["band_low"], terms["band_high"] = band_terms
-    att_gt = pd.DataFrame(
-        {
-            "cohort": cell_g.astype(np.int64),
-            "time": cell_t,
-            "event_time": cell_e,
-            "base_period": periods[[cl.base for cl in cells]],
-            "estimate": att,
-            "se": se_cells,
-            "n_treated": [cl.n_treated for cl in cells],
-            "n_control": [cl.n_control for cl in cells],
-        }
+    labels = _unit_labels(panel, cluster, gt.units)
+    agg = aggregate_terms(
+        gt, opts.aggs, min_e=opts.min_e, max_e=opts.max_e, balance_e=opts.balance_e
     )
-    if band_cells is not None:
-        att_gt["band_low"], att_gt["band_high"] = band_cells
-
-    pretrend = pretrend_wald(terms, vcov)
-    info: dict[str, Any] = {
-        "control_group": cg,
-        "est_method": est_method,
-        "covariates": ",".join(covs) if covs else None,
-        "base_period": base_period,
-        "anticipation": int(anticipation),
-        "n_boot": n_boot if bootstrap else 0,
-        "boot_weights": boot_weights if bootstrap else None,
+    generator = as_generator(rng) if opts.bootstrap else None
+    settings: dict[str, Any] = {
+        "aggregations": list(opts.aggs),
+        "min_e": opts.min_e,
+        "max_e": opts.max_e,
+        "balance_e": opts.balance_e,
+        "bins": [],
+        "labels": labels,
         "cluster": cluster,
-        "n_clusters": int(len(np.unique(labels))) if labels is not None else None,
-        "se_type": "multiplier bootstrap" if bootstrap else "analytic influence function",
-        "pretrend_p": _nan_to_none(pretrend["p_value"]),
-        "pretrend_stat": _nan_to_none(pretrend["statistic"]),
-        "pretrend_df": int(pretrend["df"]),
-        "n_cells": int(k),
+        "bootstrap": opts.bootstrap,
+        "n_boot": opts.n_boot,
+        "boot_weights": opts.boot_weights,
+        "uniform_bands": opts.uniform_bands,
+        "chunk_size": opts.chunk_size,
+        "n_jobs": n_jobs,
+        # the generator as it was before the draws: a later aggregation replays them
+        "rng": copy.deepcopy(generator),
+    }
+    inf = _infer(
+        gt,
+        agg,
+        labels=labels,
+        bootstrap=opts.bootstrap,
+        n_boot=opts.n_boot,
+        rng=generator,
+        chunk_size=opts.chunk_size,
+        n_jobs=n_jobs,
+        boot_weights=opts.boot_weights,
+        uniform_bands=opts.uniform_bands,
+        alpha=alpha,
+    )
+    terms, cells = _terms_and_cells(gt, agg, inf)
+    inference = _inference_info(
+        inf,
+        terms,
+        bootstrap=opts.bootstrap,
+        n_boot=opts.n_boot,
+        boot_weights=opts.boot_weights,
+        cluster=cluster,
+    )
+    info: dict[str, Any] = {
+        "control_group": opts.cg,
+        "est_method": opts.est_method,
+        "covariates": ",".join(opts.covs) if opts.covs else None,
+        "base_period": opts.base_period,
+        "anticipation": int(opts.anticipation),
+        **{key: inference[key] for key in ("n_boot", "boot_weights", "cluster", "n_clusters")},
+        **{
+            key: inference[key] for key in ("se_type", "pretrend_p", "pretrend_stat", "pretrend_df")
+        },
+        "n_cells": int(gt.k),
         "n_cells_failed": int(len(failed)),
-        "unbalanced": unbalanced,
-        "weights": weights or "",
-        "crit_event": _nan_to_none(crit.get("event")),
-        "crit_att_gt": _nan_to_none(crit.get("att_gt")),
+        "unbalanced": bool(gt.n_obs < len(gt.units) * len(gt.periods)),
+        "weights": opts.weights or "",
+        "crit_event": inference["crit_event"],
+        "crit_att_gt": inference["crit_att_gt"],
     }
     return CallawaySantAnnaResult(
         estimator="callaway_santanna",
         outcome=outcome,
         terms=terms,
         main_term="att",
-        n_units=int(n),
-        n_obs=int(np.isfinite(y).sum()),
-        vcov=vcov,
+        n_units=len(gt.units),
+        n_obs=gt.n_obs,
+        vcov=inf.vcov,
         info=info,
         alpha=alpha,
-        att_gt=att_gt,
-        influence=influence,
-        term_influence=basis @ amat,
-        units=units,
+        att_gt=cells,
+        influence=_cell_influence(gt),
+        term_influence=gt.basis @ agg.amat,
+        units=gt.units,
+        group_time=gt,
+        panel=panel,
+        settings=settings,
     )
+
+
+def _cell_influence(gt: GroupTime) -> np.ndarray:
+    """The cells' influence functions with NaN for cells that could not be estimated."""
+    psi = gt.basis[:, : gt.k]
+    if gt.valid.all():
+        return psi
+    out = psi.copy(order="F")
+    out[:, ~gt.valid] = np.nan
+    return out
+
+
+def _check_bins(bins: Any) -> list[tuple[int, int]]:
+    if bins is None:
+        return []
+    out = []
+    for b in check_names(bins, "bins"):
+        if (
+            not isinstance(b, list | tuple)
+            or len(b) != 2
+            or not all(isinstance(x, int | np.integer) and not isinstance(x, bool) for x in b)
+            or b[0] > b[1]
+        ):
+            raise SpecError(
+                f"bins must be pairs [first, last] of whole event times with first <= last, "
+                f"e.g. [[-4, -2], [0, 1]]; received {b!r}."
+            )
+        out.append((int(b[0]), int(b[1])))
+    return out
