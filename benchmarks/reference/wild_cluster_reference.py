@@ -67,6 +67,12 @@ def main() -> None:
         name: {"estimate": float(fit.coef()[name]), "se": float(fit.se()[name])}
         for name in ("d", "x")
     }
+    # two-way clustering (Cameron, Gelbach & Miller 2011) by province and period
+    fit2 = pf.feols("y ~ d + x | unit + t", data=df, vcov={"CRV1": "prov+t"})
+    out["pyfixest_crv1_two_way"] = {
+        name: {"estimate": float(fit2.coef()[name]), "se": float(fit2.se()[name])}
+        for name in ("d", "x")
+    }
     OUT.write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps(out, indent=2))
 

@@ -42,14 +42,17 @@ with the heterogeneity-robust estimators.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
 
 from ..errors import EstimationError, SpecError
+from ..inference.covariance import crv1
+from ..inference.wild_cluster import wild_cluster_ci, wild_cluster_test
 from ..panel import Panel
+from ..parallel import as_generator
 from ..results import (
     EstimationResult,
     check_bool,
@@ -59,7 +62,7 @@ from ..results import (
     check_names,
     terms_frame,
 )
-from ._fe import absorb, cluster_ssc_k
+from ._fe import _nested, absorb, cluster_ssc_k
 from ._scale import scale_equivariant
 from ._weights import check_weight_name, weight_values
 
@@ -68,11 +71,186 @@ from ._weights import check_weight_name, weight_values
 _MAX_REGRESSORS = 5_000
 
 
+@dataclass(frozen=True)
+class RegressionDesign:
+    """What another variance of a fitted regression needs, without refitting: regressors
+    and outcome after absorbing the fixed effects (Frisch-Waugh-Lovell), the weights, the
+    fixed-effect codes, the rows (unit and time) and the map from coefficients to the
+    reported terms (the event study's ``att`` is an average of coefficients)."""
+
+    Xd: np.ndarray
+    yd: np.ndarray
+    w: np.ndarray | None
+    fe: list[np.ndarray]
+    fe_rank: int
+    rows: pd.DataFrame
+    combo: np.ndarray
+    ssc: str
+
+    def rescaled(self, c: float) -> RegressionDesign:
+        """The design for the outcome times ``c`` (regressors unchanged)."""
+        return replace(self, yd=self.yd * c)
+
+    def coefficients(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(beta, bread, weighted residuals) of the least-squares fit."""
+        w = np.ones(len(self.yd)) if self.w is None else self.w
+        bread = np.linalg.inv((self.Xd * w[:, None]).T @ self.Xd)
+        beta = bread @ (self.Xd.T @ (w * self.yd))
+        return beta, bread, w * (self.yd - self.Xd @ beta)
+
+
 @dataclass(frozen=True, repr=False)
 class TWFEResult(EstimationResult):
-    """TWFE estimates; ``event_times`` lists the event-study bins (empty when static)."""
+    """TWFE estimates; ``event_times`` lists the event-study bins (empty when static).
+
+    ``with_inference`` gives other variances from the kept :class:`RegressionDesign`
+    (clustering on any column, one or two ways, or the wild cluster bootstrap) without
+    refitting, as linearmodels' and pyfixest's ``vcov=`` switch does.
+    """
+
+    SCALED_FIELDS: ClassVar[dict[str, Any]] = {"design": 1}
 
     event_times: tuple[int, ...] = ()
+    design: RegressionDesign | None = field(default=None, repr=False, compare=False)
+    panel: Panel | None = field(default=None, repr=False, compare=False)
+
+    def with_inference(
+        self,
+        method: str = "cluster",
+        *,
+        cluster: Any = None,
+        ssc: str | None = None,
+        n_boot: int = 9999,
+        boot_weights: str = "rademacher",
+        rng: np.random.Generator | int | None = None,
+    ) -> TWFEResult:
+        """The same coefficients with another variance.
+
+        Parameters
+        ----------
+        method : {"cluster", "wild"}
+            CR1 clustered covariance (one or two ways; Cameron, Gelbach & Miller 2011),
+            or the wild cluster restricted bootstrap (Roodman et al. 2019, WCR11) for
+            few clusters: its p-values and test-inversion intervals are stored in the
+            terms (``p_value``, ``ci_low``, ``ci_high``) beside the CR1 standard errors.
+        cluster : str, pandas.Series, or a list of two, optional
+            A panel or geography column, or labels as a Series indexed by unit (or by
+            (unit, time)); None: by unit.
+        ssc : {"statsmodels", "fixest"}, optional
+            Small-sample ``K`` (default: the fit's).
+        n_boot, boot_weights, rng
+            Wild bootstrap draws (``2**G`` sign vectors are enumerated when fewer),
+            ``"rademacher"`` or ``"webb"``, and their generator.
+        """
+        if self.design is None:
+            raise EstimationError(
+                "This result keeps no regression design (it was not made by twfe.fit or "
+                "fit_event_study); refit to change its inference."
+            )
+        check_choice(method, "method", ("cluster", "wild"))
+        d = self.design
+        ssc = d.ssc if ssc is None else ssc
+        check_choice(ssc, "ssc", ("statsmodels", "fixest"))
+        codes, cname = _row_clusters(self.panel, d.rows, cluster)
+        beta, bread, wresid = d.coefficients()
+        k = len(beta)
+        big_k = k + d.fe_rank if ssc == "statsmodels" else _fixest_k(k, d.fe, codes)
+        cov, g = crv1(d.Xd, wresid, bread, codes, n_params=big_k)
+        full = d.combo @ cov @ d.combo.T
+        with np.errstate(invalid="ignore"):
+            se = np.sqrt(np.where(np.diag(full) >= 0, np.diag(full), np.nan))
+        terms = self.terms[["term", "estimate"]].assign(se=se, df=float(g - 1))
+        info = {**self.info, "cluster": cname, "n_clusters": g, "ssc": ssc, "se_type": "CR1"}
+        if method == "wild":
+            terms, info = _wild_terms(self, terms, info, codes, n_boot, boot_weights, rng)
+        return replace(self, terms=terms, vcov=full, info=info)
+
+
+def _fixest_k(n_coef: int, fe: list[np.ndarray], clusters: list[np.ndarray]) -> int:
+    """The ``K`` of fixest's ``fixef.K = "nested"`` for one or more clustering dimensions: a
+    fixed effect nested in any of the clusters is not counted (one dimension: as
+    :func:`._fe.cluster_ssc_k`)."""
+    if len(clusters) == 1:
+        return cluster_ssc_k(n_coef, fe, clusters[0])
+    sizes = [int(c.max()) + 1 for c in fe]
+    nested = [s for c, s in zip(fe, sizes, strict=True) if any(_nested(c, g) for g in clusters)]
+    return n_coef + sum(sizes) - (len(fe) - 1) - sum(nested) + len(nested)
+
+
+def _row_clusters(
+    panel: Panel | None, rows: pd.DataFrame, cluster: Any
+) -> tuple[list[np.ndarray], str]:
+    """Integer cluster codes per row for each clustering dimension, and a name."""
+    dims = list(cluster) if isinstance(cluster, list | tuple) else [cluster]
+    out, names = [], []
+    for dim in dims:
+        if isinstance(dim, pd.Series):
+            if isinstance(dim.index, pd.MultiIndex):
+                labels = dim.reindex(pd.MultiIndex.from_frame(rows[["unit", "time"]]))
+            else:
+                labels = rows["unit"].map(dim)
+            if labels.isna().any():
+                u = rows["unit"].to_numpy()[np.flatnonzero(labels.isna().to_numpy())[0]]
+                raise SpecError(
+                    f"Cluster labels {dim.name!r} have no value for unit {u!r}; index the "
+                    "Series by unit (or by (unit, time)) and cover every row of the estimate."
+                )
+            out.append(pd.factorize(labels)[0])
+            names.append(str(dim.name))
+            continue
+        if panel is None:
+            raise SpecError("This result keeps no panel; pass cluster labels as a Series.")
+        codes, name = _cluster_codes(panel, panel.data.loc[rows.index], dim)
+        out.append(codes)
+        names.append(name)
+    return out, " + ".join(names)
+
+
+def _wild_terms(
+    res: TWFEResult,
+    terms: pd.DataFrame,
+    info: dict[str, Any],
+    codes: list[np.ndarray],
+    n_boot: int,
+    boot_weights: str,
+    rng: np.random.Generator | int | None,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Wild cluster bootstrap p-values and intervals of the coefficients (not of the
+    event study's averaged ``att``, a combination the bootstrap test does not cover)."""
+    d = res.design
+    assert d is not None
+    if d.w is not None:
+        raise SpecError("The wild cluster bootstrap here is for unweighted regressions.")
+    if len(codes) != 1:
+        raise SpecError("The wild cluster bootstrap clusters one way; pass one cluster.")
+    check_choice(boot_weights, "boot_weights", ("rademacher", "webb"))
+    weights: Literal["rademacher", "webb"] = "webb" if boot_weights == "webb" else "rademacher"
+    gen = as_generator(rng)
+    p, lo, hi = (np.full(len(terms), np.nan) for _ in range(3))
+    for j in range(d.Xd.shape[1]):
+        row = int(np.flatnonzero(d.combo[:, j] == 1)[0])
+        if np.count_nonzero(d.combo[row]) != 1:
+            continue
+        seed = int(gen.integers(2**63))
+        # the absorbed design again with its fixed effects: absorbing is idempotent, and
+        # the draws re-estimate the effects (the K term of the wild_cluster notes)
+        test = wild_cluster_test(
+            d.yd, d.Xd, codes[0], column=j, fe=d.fe, n_boot=n_boot, weights=weights, rng=seed
+        )
+        p[row] = test.p_value
+        lo[row], hi[row] = wild_cluster_ci(
+            d.yd,
+            d.Xd,
+            codes[0],
+            column=j,
+            fe=d.fe,
+            alpha=res.alpha,
+            n_boot=n_boot,
+            weights=weights,
+            rng=seed,
+        )
+    out = terms.assign(p_value=p, ci_low=lo, ci_high=hi)
+    return out, {**info, "se_type": f"CR1; wild cluster bootstrap ({boot_weights}) p and CI"}
 
 
 def _cluster_codes(panel: Panel, data: pd.DataFrame, cluster: str | None) -> tuple[np.ndarray, str]:
@@ -189,13 +367,29 @@ def _ols(
     the coefficients are weighted least squares and the cluster scores are
     ``sum_i w_i x_i u_i`` (pyfixest/fixest analytic weights; module docstring for CR1).
     """
+    params, cov, n_clusters, cname, _ = _ols_design(
+        panel, data, outcome, regressors, cluster, fixed_effects, ssc, weights
+    )
+    return params, cov, n_clusters, cname
+
+
+def _ols_design(
+    panel: Panel,
+    data: pd.DataFrame,
+    outcome: str,
+    regressors: pd.DataFrame,
+    cluster: str | None,
+    fixed_effects: tuple[str, ...] | list[str] | str,
+    ssc: str,
+    weights: np.ndarray | None,
+) -> tuple[pd.Series, pd.DataFrame, int, str, RegressionDesign]:
+    """:func:`_ols` plus the design another variance is computed from."""
     if ssc not in ("statsmodels", "fixest"):
         raise SpecError(f"ssc must be 'statsmodels' or 'fixest'; received {ssc!r}.")
     codes, cname = _cluster_codes(panel, data, cluster)
     fe = _fe_codes(panel, data, fixed_effects)
     X = regressors.to_numpy(dtype=float)
     Z, fe_rank = absorb(np.column_stack([data[outcome].to_numpy(float), X]), fe, weights=weights)
-    w = np.ones(len(Z)) if weights is None else weights
     yd, Xd = Z[:, 0], Z[:, 1:]
     names = list(regressors.columns)
     # a regressor the fixed effects reproduce exactly leaves only rounding noise
@@ -206,19 +400,23 @@ def _ols(
             f"Regressor(s) {gone} do not vary within the fixed effects {tuple(fixed_effects)}: "
             "they are absorbed (e.g. by the unit fixed effects); drop them."
         )
-    xtx = (Xd * w[:, None]).T @ Xd
-    if np.linalg.matrix_rank(xtx) < len(names):
+    w = np.ones(len(Z)) if weights is None else weights
+    if np.linalg.matrix_rank((Xd * w[:, None]).T @ Xd) < len(names):
         raise EstimationError(
             f"Regressors {names} are collinear once the fixed effects are absorbed; drop one."
         )
-    bread = np.linalg.inv(xtx)
-    beta = bread @ (Xd.T @ (w * yd))
-    # weighted residuals: the cluster scores are sums of w_i x_i u_i
-    wresid = w * (yd - Xd @ beta)
-    n_clusters = int(codes.max()) + 1
-    scores = np.stack(
-        [np.bincount(codes, weights=x * wresid, minlength=n_clusters) for x in Xd.T], axis=1
+    design = RegressionDesign(
+        Xd=Xd,
+        yd=yd,
+        w=weights,
+        fe=fe,
+        fe_rank=fe_rank,
+        rows=data[["unit", "time"]],
+        combo=np.eye(len(names)),
+        ssc=ssc,
     )
+    beta, bread, wresid = design.coefficients()
+    n_clusters = int(codes.max()) + 1
     n, k = len(yd), len(names)
     big_k = k + fe_rank if ssc == "statsmodels" else cluster_ssc_k(k, fe, codes)
     if n_clusters < 2:
@@ -231,10 +429,9 @@ def _ols(
             f"No residual degrees of freedom: {n} observations for {big_k} parameters "
             f"(regressors {names} plus the fixed effects {tuple(fixed_effects)})."
         )
-    factor = n_clusters / (n_clusters - 1) * (n - 1) / (n - big_k)
-    cov = factor * bread @ (scores.T @ scores) @ bread
+    cov, _ = crv1(Xd, wresid, bread, [codes], n_params=big_k)
     params = pd.Series(beta, index=names)
-    return params, pd.DataFrame(cov, index=names, columns=names), n_clusters, cname
+    return params, pd.DataFrame(cov, index=names, columns=names), n_clusters, cname, design
 
 
 @scale_equivariant()
@@ -288,8 +485,8 @@ def fit(
     if d.nunique() < 2:
         raise EstimationError("The treatment dummy does not vary: nobody is treated in the sample.")
     reg = pd.concat([d.rename("att"), data[covariates]], axis=1)
-    params, cov, n_clusters, cname = _ols(
-        panel, data, outcome, reg, cluster, fixed_effects, ssc, weights=w
+    params, cov, n_clusters, cname, design = _ols_design(
+        panel, data, outcome, reg, cluster, fixed_effects, ssc, w
     )
     se = np.sqrt(np.diag(cov.to_numpy()))
     terms = terms_frame(
@@ -310,6 +507,8 @@ def fit(
             "weights": weights or "",
         },
         alpha=alpha,
+        design=design,
+        panel=panel,
     )
 
 
@@ -486,8 +685,8 @@ def fit_event_study(
     reg = pd.DataFrame(cols, index=data.index)
     reg = reg.loc[:, reg.sum() > 0]
     reg = pd.concat([reg, data[covariates]], axis=1)
-    params, cov, n_clusters, cname = _ols(
-        panel, data, outcome, reg, cluster, fixed_effects, ssc, weights=w
+    params, cov, n_clusters, cname, design = _ols_design(
+        panel, data, outcome, reg, cluster, fixed_effects, ssc, w
     )
     # headline: the average post-period event-time coefficient, a linear combination
     names = list(params.index)
@@ -524,4 +723,6 @@ def fit_event_study(
         info=info,
         alpha=alpha,
         event_times=kept,
+        design=replace(design, combo=np.vstack([np.eye(len(names)), wpost])),
+        panel=panel,
     )
