@@ -101,3 +101,14 @@ def test_bad_cluster_is_named(fitted) -> None:
         fitted.with_inference("cluster", cluster=pd.Series({0: "a"}, name="s"))
     with pytest.raises(SpecError):
         fitted.with_inference("sandwich")
+
+
+def test_result_api_reads_the_bootstrap_p_and_interval(fitted) -> None:
+    wild = fitted.with_inference("wild", cluster="prov", n_boot=9999)
+    row = wild.terms.set_index("term").loc["att"]
+    assert wild.pvalues["att"] == row["p_value"]
+    ci = wild.conf_int()
+    assert (ci.loc["att", "lower"], ci.loc["att", "upper"]) == (row["ci_low"], row["ci_high"])
+    # at another level the stored interval does not apply: the t interval is used
+    assert wild.conf_int(0.10).loc["att", "lower"] != row["ci_low"]
+    assert wild.tidy()["p_value"].iloc[0] == row["p_value"]

@@ -319,8 +319,14 @@ class EstimationResult:
         est = self.terms["estimate"].to_numpy(float)
         se = self.terms["se"].to_numpy(float)
         crit = self._crit(alpha)
+        lower, upper = est - crit * se, est + crit * se
+        if {"ci_low", "ci_high"} <= set(self.terms.columns) and alpha == self.alpha:
+            # intervals that are not estimate +- crit x se (wild bootstrap test inversion)
+            lo, hi = (self.terms[c].to_numpy(float) for c in ("ci_low", "ci_high"))
+            lower = np.where(np.isfinite(lo), lo, lower)
+            upper = np.where(np.isfinite(hi), hi, upper)
         return pd.DataFrame(
-            {"lower": est - crit * se, "upper": est + crit * se},
+            {"lower": lower, "upper": upper},
             index=pd.Index(self.terms["term"], name="term"),
         )
 
@@ -382,6 +388,10 @@ class EstimationResult:
             )
         else:
             p = 2 * stats.norm.sf(np.abs(z))
+        if "p_value" in self.terms.columns:
+            # p-values of a resampling test (wild cluster bootstrap) where the result has them
+            boot = self.terms["p_value"].to_numpy(float)
+            p = np.where(np.isfinite(boot), boot, p)
         return pd.Series(p, index=pd.Index(self.terms["term"], name="term"), name="p_value")
 
     def tidy(self, alpha: float | None = None) -> pd.DataFrame:
