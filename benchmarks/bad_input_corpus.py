@@ -1123,8 +1123,8 @@ def option_cases() -> list[Case]:
             check=same_result(lambda: ref("event_study")),
         ),
         B("event_study", "ref-text", ref="x"),
-        B("event_study", "ref-outside", ref=10),
-        B("event_study", "ref-float", ref=-1.5),
+        B("event_study", "ref-outside", ref_period=10),
+        B("event_study", "ref-float", ref_period=-1.5),
         B("event_study", "lags-float", lags=1.5, check=refused("lags=1.5 truncated to 1")),
         # Callaway-Sant'Anna
         B("callaway_santanna", "control-bogus", control_group="everyone"),
@@ -1230,7 +1230,7 @@ def option_cases() -> list[Case]:
             valid=True,
             check=same_result(lambda: ref("sun_abraham")),
         ),
-        B("sun_abraham", "last-cohort", control="last_cohort", valid=True),
+        B("sun_abraham", "last-cohort", control_group="last_cohort", valid=True),
         # imputation
         B("imputation", "horizons-missing", horizons=[99]),
         B("imputation", "horizons-text", horizons="x"),
@@ -1508,7 +1508,7 @@ def extra_cases() -> list[Case]:
                 lambda: est(
                     "sun_abraham",
                     Panel.from_frame(DF.assign(g=DF["g"].replace(2006, 2005)), **DID_KW),
-                    control="last_cohort",
+                    control_group="last_cohort",
                 )
             ),
         ),

@@ -207,7 +207,7 @@ def one_a(rep: int, rng: np.random.Generator, design: dict) -> list[Record]:
                 aggregations=["dynamic", "group"],
             )
             out += _cs_rows(label, res, tru)
-        res = sa.fit(sim.panel, outcome="fdi", control="never_treated")
+        res = sa.fit(sim.panel, outcome="fdi", control_group="never_treated")
         out += _rows("Sun-Abraham", res, {"att": tru["att"]} | ev, tru["sd_y"])
         for label, leave_out in (("Imputation", False), ("Imputation leave-out", True)):
             res = imp.fit(sim.panel, outcome="fdi", horizons=list(EVENTS), leave_out=leave_out)

@@ -241,7 +241,7 @@ def test_event_study_bin_errors(panel):
         with pytest.raises(ZoneImpactError, match=msg):
             twfe.fit_event_study(panel, outcome="lemp", bins=bins)
     with pytest.raises(ZoneImpactError, match="outside the window"):
-        twfe.fit_event_study(panel, outcome="lemp", ref=[-1, -9])
+        twfe.fit_event_study(panel, outcome="lemp", ref_period=[-1, -9])
 
 
 # ------------------------------------------------------------------ 2. first differences

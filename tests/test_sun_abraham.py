@@ -8,7 +8,7 @@ import pytest
 import statsmodels.api as sm
 from conftest import PEERS, mc_reps
 
-from zoneimpact.errors import EstimationError
+from zoneimpact.errors import EstimationError, SpecError
 from zoneimpact.estimators import sun_abraham
 from zoneimpact.panel import Panel
 
@@ -187,7 +187,7 @@ def test_last_cohort_control_is_restricted_never_treated(mpdta_frame) -> None:
     p_last = Panel.from_frame(
         treated, unit="countyreal", time="year", outcomes=["lemp"], cohort="first.treat"
     )
-    res = sun_abraham.fit(p_last, outcome="lemp", control="last_cohort")
+    res = sun_abraham.fit(p_last, outcome="lemp", control_group="last_cohort")
     recoded = treated[treated["year"] < 2007].assign(
         **{"first.treat": lambda d: d["first.treat"].where(d["first.treat"] != 2007, 0)}
     )
@@ -241,8 +241,8 @@ def test_errors(mpdta_frame, mpdta) -> None:
     )
     with pytest.raises(EstimationError, match="never-treated"):
         sun_abraham.fit(no_never, outcome="lemp")
-    with pytest.raises(EstimationError, match="control="):
-        sun_abraham.fit(mpdta, outcome="lemp", control="not_yet")
+    with pytest.raises(EstimationError, match="control_group="):
+        sun_abraham.fit(mpdta, outcome="lemp", control_group="not_yet")
     with pytest.raises(EstimationError, match="pre-treatment"):
         sun_abraham.fit(mpdta, outcome="lemp", ref_period=0)
     with pytest.raises(EstimationError, match="Covariate"):
@@ -338,3 +338,20 @@ def test_clustered_se_matches_dense_sandwich_any_cluster() -> None:
             assert got.loc[(e, g), "estimate"] == pytest.approx(beta[j], abs=1e-8)
             assert got.loc[(e, g), "se"] == pytest.approx(np.sqrt(V[j, j]), rel=1e-8)
         assert res.info["n_clusters"] == G
+
+
+def test_old_option_name_still_works_with_a_warning(mpdta) -> None:
+    import warnings
+
+    from zoneimpact.estimators import check_options
+
+    new = sun_abraham.fit(mpdta, outcome="lemp", control_group="never_treated")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        old = sun_abraham.fit(mpdta, outcome="lemp", control="never_treated")
+    assert any(issubclass(w.category, DeprecationWarning) for w in caught)
+    assert "control_group" in str(caught[0].message)
+    pd.testing.assert_frame_equal(old.terms, new.terms)
+    check_options("sun_abraham", {"control": "never_treated"})  # specs keep working
+    with pytest.raises(SpecError, match="same option"):
+        sun_abraham.fit(mpdta, outcome="lemp", control="never_treated", control_group="x")

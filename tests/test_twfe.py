@@ -101,7 +101,7 @@ def test_binned_endpoints_pool_distant_event_times(small):
     res = twfe.fit_event_study(_panel(small), outcome="y", leads=2, lags=1, bin_endpoints=True)
     assert res.event_times == (-2, 0, 1)
     with pytest.raises(SpecError, match="outside the window"):
-        twfe.fit_event_study(_panel(small), outcome="y", leads=2, lags=1, ref=-4)
+        twfe.fit_event_study(_panel(small), outcome="y", leads=2, lags=1, ref_period=-4)
 
 
 def test_invariances(small):

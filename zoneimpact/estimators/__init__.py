@@ -78,7 +78,9 @@ def check_options(name: str, options: dict[str, Any]) -> None:
         )
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
         return
-    unknown = sorted(set(options) - set(valid))
+    # old spellings of renamed options still work for a release (estimators._options)
+    aliases = getattr(fit, "__zoneimpact_aliases__", {})
+    unknown = sorted(set(options) - set(valid) - set(aliases))
     if unknown:
         raise SpecError(
             f"Estimator {name!r} has no option(s) {', '.join(repr(u) for u in unknown)}. "

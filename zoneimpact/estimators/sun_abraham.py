@@ -68,6 +68,7 @@ from ..results import (
     terms_frame,
 )
 from ._fe import TwoWayWithin, absorb, check_cluster, cluster_codes, cluster_ssc_k, factorize
+from ._options import renamed
 from ._scale import scale_equivariant
 from ._weights import check_weight_name, weight_values
 
@@ -148,6 +149,7 @@ def _cells(
     return cells, col_of
 
 
+@renamed(control="control_group")
 @scale_equivariant()
 def fit(
     panel: Panel,
@@ -156,7 +158,7 @@ def fit(
     rng: np.random.Generator | None = None,
     alpha: float = 0.05,
     n_jobs: int = 1,
-    control: Literal["never_treated", "last_cohort"] = "never_treated",
+    control_group: Literal["never_treated", "last_cohort"] = "never_treated",
     ref_period: int | Sequence[int] = -1,
     min_e: int | None = None,
     max_e: int | None = None,
@@ -178,7 +180,7 @@ def fit(
         Accepted for the common estimator interface; the estimator is deterministic.
     alpha : float
         Level of the confidence intervals stored with the result.
-    control : {"never_treated", "last_cohort"}
+    control_group : {"never_treated", "last_cohort"}
         Control cohort ``C`` of Sun & Abraham (2021, Assumption 1/Section 4.1).
         ``"never_treated"`` uses never-treated units (an error if there are none).
         ``"last_cohort"`` uses the last-treated cohort, restricting the sample to periods
@@ -213,16 +215,16 @@ def fit(
     Raises
     ------
     EstimationError
-        No never-treated units with ``control="never_treated"``, no treated cohort left,
+        No never-treated units with ``control_group="never_treated"``, no treated cohort left,
         a rank-deficient design, or bad options.
     """
     check_fit_arguments(
         panel, outcome, alpha=alpha, n_jobs=n_jobs, rng=rng, estimator="sun_abraham"
     )
     del rng, n_jobs  # deterministic; part of the common interface
-    if not isinstance(control, str) or control not in ("never_treated", "last_cohort"):
+    if not isinstance(control_group, str) or control_group not in ("never_treated", "last_cohort"):
         raise EstimationError(
-            f"control={control!r} is not valid; use 'never_treated' or 'last_cohort'."
+            f"control_group={control_group!r} is not valid; use 'never_treated' or 'last_cohort'."
         )
     if not isinstance(window, str) or window not in ("trim", "bin"):
         raise EstimationError(f"window={window!r} is not valid; use 'trim' or 'bin'.")
@@ -260,11 +262,11 @@ def fit(
 
     cohort = df["cohort"].to_numpy(float)
     time = df["time"].to_numpy(np.int64)
-    if control == "never_treated":
+    if control_group == "never_treated":
         if not np.isinf(cohort).any():
             raise EstimationError(
-                "control='never_treated' but the panel has no never-treated unit (cohort "
-                "column all finite). Use control='last_cohort' to take the last-treated "
+                "control_group='never_treated' but the panel has no never-treated unit (cohort "
+                "column all finite). Use control_group='last_cohort' to take the last-treated "
                 "cohort as the control group."
             )
         is_control = np.isinf(cohort)
@@ -272,14 +274,14 @@ def fit(
     else:
         finite = cohort[np.isfinite(cohort)]
         if finite.size == 0:
-            raise EstimationError("control='last_cohort' but no unit is ever treated.")
+            raise EstimationError("control_group='last_cohort' but no unit is ever treated.")
         last = float(finite.max())
         keep = time < last
         df, cohort, time = df.loc[keep], cohort[keep], time[keep]
         is_control = (cohort == last) | np.isinf(cohort)
         if (~is_control).sum() == 0:
             raise EstimationError(
-                f"control='last_cohort': the last cohort ({last:g}) is the only treated "
+                f"control_group='last_cohort': the last cohort ({last:g}) is the only treated "
                 "cohort, so no cohort is left to estimate effects for. Use never-treated "
                 "controls."
             )
@@ -340,7 +342,7 @@ def fit(
             V_delta=V_delta,
             G=G,
             info_args=(
-                control,
+                control_group,
                 last,
                 refs,
                 cl_name,
@@ -412,7 +414,7 @@ def fit(
         V_delta=V_delta,
         G=G,
         info_args=(
-            control,
+            control_group,
             last,
             refs,
             cl_name,

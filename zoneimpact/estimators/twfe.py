@@ -63,6 +63,7 @@ from ..results import (
     terms_frame,
 )
 from ._fe import _nested, absorb, cluster_ssc_k
+from ._options import renamed
 from ._scale import scale_equivariant
 from ._weights import check_weight_name, weight_values
 
@@ -515,11 +516,11 @@ def fit(
 def _event_refs(ref: Any) -> list[int]:
     """The omitted event time(s): one whole number or a list of them."""
     if isinstance(ref, list | tuple | np.ndarray):
-        refs = sorted({check_int(r, "ref") for r in ref})
+        refs = sorted({check_int(r, "ref_period") for r in ref})
         if not refs:
-            raise SpecError("ref is empty: omit at least one event time (e.g. -1).")
+            raise SpecError("ref_period is empty: omit at least one event time (e.g. -1).")
         return refs
-    return [check_int(ref, "ref")]
+    return [check_int(ref, "ref_period")]
 
 
 def _event_bins(bins: Any) -> list[tuple[int, int]]:
@@ -559,6 +560,7 @@ def _bin_label(a: int, z: int) -> int:
     return z if z < 0 else a
 
 
+@renamed(ref="ref_period")
 @scale_equivariant()
 def fit_event_study(
     panel: Panel,
@@ -569,7 +571,7 @@ def fit_event_study(
     n_jobs: int = 1,
     leads: int | None = None,
     lags: int | None = None,
-    ref: int | list[int] = -1,
+    ref_period: int | list[int] = -1,
     bin_endpoints: bool = False,
     bins: list[list[int]] | None = None,
     covariates: list[str] | None = None,
@@ -591,10 +593,10 @@ def fit_event_study(
     ----------
     leads, lags : int, optional
         Window of event times ``[-leads, lags]``; by default every observed event time.
-    ref : int or list of int
+    ref_period : int or list of int
         Omitted reference event time(s) (default -1). Several (e.g. ``[-5, -1]``) are
         pooled into one reference; a reference inside a user bin makes the whole bin the
-        reference (``bins=[[-3, -1]], ref=-1`` pools the last three leads as reference).
+        reference (``bins=[[-3, -1]], ref_period=-1`` pools the last three leads as reference).
     bin_endpoints : bool
         If True, event times beyond the window are pooled into the endpoint bins
         (``event:-leads`` holds every ``e <= -leads``, ``event:lags`` every
@@ -622,7 +624,7 @@ def fit_event_study(
     )
     leads = check_int(leads, "leads", minimum=0, none=True)
     lags = check_int(lags, "lags", minimum=0, none=True)
-    refs = _event_refs(ref)
+    refs = _event_refs(ref_period)
     user_bins = _event_bins(bins)
     bin_endpoints = check_bool(bin_endpoints, "bin_endpoints")
     check_choice(ssc, "ssc", ("statsmodels", "fixest"))
