@@ -9,7 +9,18 @@ import pandas as pd
 import pytest
 from conftest import SHARED_DATA, mc_reps
 
-from zoneimpact.claims import Claim, evaluate_claims, judge, load_claims, run_claims
+from zoneimpact.claims import (
+    Claim,
+    CurveRule,
+    _knife_edge,
+    admissible_specs,
+    curve_verdict,
+    evaluate_claims,
+    judge,
+    load_claims,
+    load_curve_rule,
+    run_claims,
+)
 from zoneimpact.errors import SpecError
 from zoneimpact.estimators import spillover
 from zoneimpact.exposure import exposure_from_onsets
@@ -173,3 +184,128 @@ def test_mc_no_effect():
     # small design lacks (benchmarks/mc_worlds.py prints the frequencies)
     assert (df["verdict"] != "contradicted").mean() >= 0.9
     assert set(df["verdict"]) <= {"supported", "inconclusive", "contradicted"}
+
+
+# ---------------------------------------------------------------------- curve verdicts
+DIRECT_CLAIM = Claim(
+    id="no_gain",
+    document="d",
+    quote="q",
+    hypothesis="h",
+    estimand="direct",
+    test="equivalence",
+    margin=0.10,
+    margin_unit="pre_mean",
+    scales=("levels",),
+)
+
+
+def _specs(estimates, *, se=1.0, pretrend_p=0.5, n_clean=50, kind="level", pre_mean=10.0):
+    n = len(estimates)
+    return pd.DataFrame(
+        {
+            "estimate": estimates,
+            "se": [se] * n,
+            "df": [math.inf] * n,
+            "pretrend_p": [pretrend_p] * n if np.isscalar(pretrend_p) else pretrend_p,
+            "n_clean": [n_clean] * n if np.isscalar(n_clean) else n_clean,
+            "scale_kind": [kind] * n,
+            "pre_mean": [pre_mean] * n,
+            "judged": [True] * n,
+        }
+    )
+
+
+def test_curve_rule_agreeing_specs_give_the_verdict():
+    # margin 0.1 x pre-mean 10 = 1; 90% CIs est +- 1.645 x 0.1: all far beyond +1
+    specs = _specs([5.0, 6.0, 7.0], se=0.1)
+    out = curve_verdict(DIRECT_CLAIM, specs, CurveRule())
+    assert out["verdict"] == "contradicted"
+    assert out["n_admissible"] == 3 and "all 3 admissible" in out["note"]
+    assert out["estimate"] == pytest.approx(6.0)  # the median
+    assert out["ci_low"] == pytest.approx(5.0 - 1.6448536 * 0.1, abs=1e-6)  # lowest bound
+    assert out["ci_high"] == pytest.approx(7.0 + 1.6448536 * 0.1, abs=1e-6)
+    # equivalence inside the margin: every CI within (-1, 1)
+    assert curve_verdict(DIRECT_CLAIM, _specs([0.0, 0.1], se=0.1), CurveRule())["verdict"] == (
+        "supported"
+    )
+
+
+def test_curve_rule_one_admissible_disagreeing_spec_makes_it_inconclusive():
+    specs = _specs([5.0, 6.0, 0.0], se=0.1)  # the third is supported (CI inside +-1)
+    out = curve_verdict(DIRECT_CLAIM, specs, CurveRule())
+    assert out["verdict"] == "inconclusive"
+    assert "disagree" in out["note"] and "2 contradicted" in out["note"]
+    assert "1 supported" in out["note"]
+
+
+def test_curve_rule_inadmissible_disagreement_does_not_count():
+    # the disagreeing spec fails its pre-trend test (p = 0.05 < 0.10), another has too few
+    # clean controls: the two left agree
+    specs = _specs([5.0, 6.0, 0.0, 0.0], se=0.1, pretrend_p=[0.5, 0.5, 0.05, 0.5],
+                   n_clean=[50, 50, 50, 6])  # fmt: skip
+    out = curve_verdict(DIRECT_CLAIM, specs, CurveRule())
+    assert out["verdict"] == "contradicted"
+    assert out["n_admissible"] == 2 and "2 of 4 not admissible" in out["note"]
+    tab = admissible_specs(specs, CurveRule())
+    assert list(tab["why_not"]) == [
+        "",
+        "",
+        "pre-trend test rejects at 0.1",
+        "fewer than 20 clean controls",
+    ]
+
+
+def test_curve_rule_without_admissible_specs_is_inconclusive_with_the_reason():
+    specs = _specs([5.0, 6.0], se=0.1, pretrend_p=[math.nan, 0.01])
+    out = curve_verdict(DIRECT_CLAIM, specs, CurveRule())
+    assert out["verdict"] == "inconclusive"
+    assert "no admissible specification of 2" in out["note"]
+    assert "1 no pre-trend test" in out["note"] and "1 pre-trend test rejects" in out["note"]
+    # a looser rule admits the untested one
+    loose = CurveRule(require_pretrend_test=False)
+    assert curve_verdict(DIRECT_CLAIM, specs, loose)["verdict"] == "contradicted"
+
+
+def test_curve_margin_on_log_scales_is_log1p_of_the_relative_margin():
+    # log scale: margin log(1.1) = 0.0953; an estimate of 0.2 (CI 0.2 +- 0.0164) lies beyond
+    specs = _specs([0.2], se=0.01, kind="log", pre_mean=500.0)
+    out = curve_verdict(DIRECT_CLAIM, specs, CurveRule())
+    assert out["margin"] == pytest.approx(math.log(1.1))
+    assert out["verdict"] == "contradicted"
+    # the same number on a level scale with pre-mean 500 (margin 50) is equivalent to zero
+    lvl = curve_verdict(DIRECT_CLAIM, _specs([0.2], se=0.01, pre_mean=500.0), CurveRule())
+    assert lvl["verdict"] == "supported" and lvl["margin"] == pytest.approx(50.0)
+
+
+def test_evaluate_claims_uses_the_curve_per_scale():
+    curve = _specs([5.0, 6.0], se=0.1).assign(estimand="direct", scale="levels", outcome="fdi")
+    table = evaluate_claims([DIRECT_CLAIM], {"cities": {}}, curves={"cities": curve})
+    assert list(table["scale"]) == ["levels"]
+    assert table["verdict"].iloc[0] == "contradicted"
+    assert table["estimator"].iloc[0] == "curve (2/2 admissible)"
+    assert table["note"].iloc[0].startswith("scale levels:")
+
+
+def test_curve_rule_validation(tmp_path):
+    with pytest.raises(SpecError, match="pretrend_alpha"):
+        CurveRule(pretrend_alpha=1.5)
+    with pytest.raises(SpecError, match="min_clean_controls"):
+        CurveRule(min_clean_controls=-1)
+    path = tmp_path / "c.toml"
+    path.write_text("[curve_rule]\nmin_clean = 3\n", encoding="utf-8")
+    with pytest.raises(SpecError, match="unknown"):
+        load_curve_rule(path)
+    rule = load_curve_rule()  # the seed file's rule, as declared
+    assert rule == CurveRule(pretrend_alpha=0.10, min_clean_controls=20, require_pretrend_test=True)
+
+
+def test_knife_edge_is_flagged():
+    # the western HTZ case: upper bound 0.0197 against a margin of 0.02 is "contradicted"
+    # by 0.0003, within 10% of the margin
+    se = 0.0197 / 1.6448536
+    verdict, lo, hi = judge(0.0, se, 0.02, test="positive")
+    assert verdict == "contradicted"
+    row = {"verdict": verdict, "margin": 0.02, "ci_low": lo, "ci_high": hi}
+    assert "knife edge" in _knife_edge(row, "positive")
+    assert _knife_edge({**row, "ci_high": 0.01}, "positive") == ""  # clear of the edge

@@ -20,6 +20,17 @@ Verdicts follow the equivalence logic of two one-sided tests (Schuirmann 1987; L
 verdicts. ``breakdown`` is the Rambachan-Roth (2023) breakdown value of the
 direct effect's event study when a registry estimator produced one (else NaN).
 
+Specification curve (issue 17): a claim with ``scales = [...]`` is judged over a set of
+specifications (exposure x controls x estimator x sample, one set per scale; built for the
+China data by :mod:`zoneimpact.china.speccurve`) by the rule of the claims file's
+``[curve_rule]`` table, declared before the numbers (:class:`CurveRule`,
+:func:`curve_verdict`): a specification is *admissible* when it has a standard error, its
+pre-trend test is not rejected at ``pretrend_alpha`` and it has at least
+``min_clean_controls`` clean control cities; the claim is supported (contradicted) on a
+scale only when every admissible specification of that scale is supported (contradicted),
+and inconclusive otherwise, with the reason. Margins of ``pre_mean`` claims are ``margin x
+pre-zone mean`` on level scales and ``log(1 + margin)`` on log scales.
+
 Entry points: :func:`load_claims`, :func:`evaluate_claims`, :func:`run_claims` and
 :func:`run_claims_cli` (``python -m zoneimpact claims``).
 """
@@ -47,10 +58,13 @@ from .results import EstimationResult
 
 __all__ = [
     "Claim",
+    "CurveRule",
     "DEFAULT_CLAIMS",
+    "curve_verdict",
     "evaluate_claims",
     "judge",
     "load_claims",
+    "load_curve_rule",
     "run_claims",
     "run_claims_cli",
 ]
@@ -91,7 +105,15 @@ COLUMNS = [
     "breakdown",
     "verdict",
     "note",
+    "scale",
+    "n_specs",
+    "n_admissible",
+    "n_clean",
+    "n_not_yet",
+    "breakdown_sd",
 ]
+#: a verdict whose interval ends within this share of the margin is flagged as a knife edge
+KNIFE_EDGE = 0.10
 
 
 @dataclass(frozen=True)
@@ -113,6 +135,7 @@ class Claim:
     spec: str = ""
     estimate: str = ""
     term: str = "att"
+    scales: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -127,6 +150,12 @@ class Claim:
                 raise SpecError(
                     f"{where}: {name} must be a string; received {getattr(self, name)!r}."
                 )
+        if not isinstance(self.scales, tuple) or not all(
+            isinstance(o, str) and o for o in self.scales
+        ):
+            raise SpecError(
+                f"{where}: scales must be a list of scale names; received {self.scales!r}."
+            )
         if not isinstance(self.outcomes, tuple) or not all(
             isinstance(o, str) and o for o in self.outcomes
         ):
@@ -204,6 +233,8 @@ def load_claims(path: str | Path | None = None) -> list[Claim]:
         vals["outcomes"] = (
             (outs,) if isinstance(outs, str) else (tuple(outs) if isinstance(outs, list) else outs)
         )
+        if isinstance(vals.get("scales"), list):
+            vals["scales"] = tuple(vals["scales"])
         vals["extra"] = {key: v for key, v in item.items() if key not in known}
         out.append(Claim(**vals))
     ids = [c.id for c in out]
@@ -256,6 +287,204 @@ def judge(
     return "inconclusive", lo, hi
 
 
+# ---------------------------------------------------------------------- curve verdicts
+@dataclass(frozen=True)
+class CurveRule:
+    """Verdict rule over a specification curve (the claims file's ``[curve_rule]``).
+
+    Attributes
+    ----------
+    pretrend_alpha : float
+        A specification whose pre-trend test rejects at this level is not admissible.
+    min_clean_controls : int
+        Nor is one with fewer clean control cities (no zone, never exposed).
+    require_pretrend_test : bool
+        A specification without a pre-trend test (or without a standard error) is not
+        admissible.
+    """
+
+    pretrend_alpha: float = 0.10
+    min_clean_controls: int = 20
+    require_pretrend_test: bool = True
+
+    def __post_init__(self) -> None:
+        if not (0 < float(self.pretrend_alpha) < 1):
+            raise SpecError(
+                f"[curve_rule] pretrend_alpha must lie in (0, 1); received {self.pretrend_alpha!r}."
+            )
+        if (
+            isinstance(self.min_clean_controls, bool)
+            or not isinstance(self.min_clean_controls, int)
+            or self.min_clean_controls < 0
+        ):
+            raise SpecError(
+                "[curve_rule] min_clean_controls must be a whole number >= 0; received "
+                f"{self.min_clean_controls!r}."
+            )
+        if not isinstance(self.require_pretrend_test, bool):
+            raise SpecError(
+                "[curve_rule] require_pretrend_test must be true or false; received "
+                f"{self.require_pretrend_test!r}."
+            )
+
+
+def load_curve_rule(path: str | Path | None = None) -> CurveRule:
+    """The ``[curve_rule]`` table of a claims file (defaults when it has none)."""
+    path = Path(path) if path is not None else DEFAULT_CLAIMS
+    try:
+        raw = tomllib.loads(path.read_bytes().decode("utf-8-sig")).get("curve_rule", {})
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise SpecError(f"Claims file {path}: cannot read [curve_rule] ({exc}).") from None
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: curve_rule must be a table; received {type(raw).__name__}.")
+    known = set(CurveRule.__dataclass_fields__)
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise SpecError(f"{path}: [curve_rule] key(s) {unknown} unknown; use {sorted(known)}.")
+    return CurveRule(**raw)
+
+
+def admissible_specs(curve: pd.DataFrame, rule: CurveRule) -> pd.DataFrame:
+    """``curve`` with ``admissible`` (bool) and ``why_not`` (the first failed condition).
+
+    Needs the columns ``se``, ``pretrend_p``, ``n_clean`` (and optionally ``judged``).
+    """
+    se = pd.to_numeric(curve["se"], errors="coerce")
+    pre = pd.to_numeric(curve["pretrend_p"], errors="coerce")
+    clean = pd.to_numeric(curve["n_clean"], errors="coerce")
+    judged = curve["judged"].fillna(False).astype(bool) if "judged" in curve else True
+    why = np.where(
+        ~(judged & np.isfinite(se) & (se > 0)),
+        "no standard error",
+        np.where(
+            pre.isna() & rule.require_pretrend_test,
+            "no pre-trend test",
+            np.where(
+                pre < rule.pretrend_alpha,
+                f"pre-trend test rejects at {rule.pretrend_alpha:g}",
+                np.where(
+                    ~(clean >= rule.min_clean_controls),
+                    f"fewer than {rule.min_clean_controls} clean controls",
+                    "",
+                ),
+            ),
+        ),
+    )
+    return curve.assign(admissible=why == "", why_not=why)
+
+
+def _curve_margin(claim: Claim, kind: str, pre_mean: float) -> float:
+    """A claim's margin on one scale: ``margin x pre-zone mean`` on level scales and
+    ``log(1 + margin)`` on log scales (``pre_mean`` claims); absolute margins as given."""
+    if claim.margin_unit != "pre_mean":
+        return claim.margin
+    if kind == "log":
+        return math.log1p(claim.margin)
+    return claim.margin * abs(pre_mean)
+
+
+def curve_verdict(
+    claim: Claim,
+    specs: pd.DataFrame,
+    rule: CurveRule,
+    *,
+    alpha: float = 0.05,
+) -> dict[str, Any]:
+    """Verdict of a claim over the specifications of one scale (module docstring).
+
+    Parameters
+    ----------
+    claim : Claim
+    specs : DataFrame
+        One row per specification: ``estimate``, ``se``, ``df`` (optional), ``pretrend_p``,
+        ``n_clean``, ``scale_kind`` (``"level"``/``"log"``), ``pre_mean``, ``judged``.
+    rule : CurveRule
+    alpha : float
+        Each specification is judged with its ``(1 - 2 alpha)`` interval (:func:`judge`).
+
+    Returns
+    -------
+    dict
+        ``verdict``, ``estimate`` (median of the admissible estimates), ``ci_low`` /
+        ``ci_high`` (the lowest lower and highest upper bound among them), ``margin``
+        (median), ``n_specs``, ``n_admissible``, ``n_clean`` and ``n_not_yet`` (ranges over
+        the specifications) and ``note`` (the reason).
+    """
+    if specs.empty:
+        return {"verdict": "not estimable", "note": "no specification on this scale",
+                "n_specs": 0, "n_admissible": 0}  # fmt: skip
+    tab = admissible_specs(specs.reset_index(drop=True), rule)
+    verdicts, lows, highs, margins = [], [], [], []
+    for r in tab.itertuples(index=False):
+        kind = str(getattr(r, "scale_kind", "level"))
+        margin = _curve_margin(claim, kind, float(getattr(r, "pre_mean", math.nan)))
+        df = float(getattr(r, "df", math.inf))
+        v, lo, hi = judge(
+            float(r.estimate), float(r.se), margin, test=claim.test,
+            null_value=claim.null_value, alpha=alpha, df=df if np.isfinite(df) else math.inf,
+        )  # fmt: skip
+        verdicts.append(v)
+        lows.append(lo)
+        highs.append(hi)
+        margins.append(margin)
+    tab = tab.assign(spec_verdict=verdicts, lo=lows, hi=highs, spec_margin=margins)
+    adm = tab[tab["admissible"]]
+    out: dict[str, Any] = {"n_specs": len(tab), "n_admissible": len(adm)}
+    for col in ("n_clean", "n_not_yet"):
+        # the range over the scale's specifications (admissible or not)
+        counts = pd.to_numeric(tab[col], errors="coerce") if col in tab else pd.Series([])
+        out[col] = f"{int(counts.min())}-{int(counts.max())}" if counts.notna().any() else ""
+    if adm.empty:
+        why = tab["why_not"].value_counts()
+        reasons = ", ".join(f"{n} {w}" for w, n in why.items())
+        return {**out, "verdict": "inconclusive",
+                "estimate": float(tab["estimate"].median()),
+                "ci_low": float(np.nanmin(tab["lo"])) if tab["lo"].notna().any() else math.nan,
+                "ci_high": float(np.nanmax(tab["hi"])) if tab["hi"].notna().any() else math.nan,
+                "margin": float(np.nanmedian(tab["spec_margin"])),
+                "note": f"no admissible specification of {len(tab)} ({reasons}); numbers span "
+                        "all of them"}  # fmt: skip
+    counts = adm["spec_verdict"].value_counts()
+    summary = {
+        "estimate": float(adm["estimate"].median()),
+        "ci_low": float(adm["lo"].min()),
+        "ci_high": float(adm["hi"].max()),
+        "margin": float(adm["spec_margin"].median()),
+    }
+    if len(counts) == 1 and counts.index[0] in ("supported", "contradicted"):
+        verdict = str(counts.index[0])
+        note = f"all {len(adm)} admissible specifications {verdict}"
+    else:
+        verdict = "inconclusive"
+        parts = ", ".join(f"{n} {v}" for v, n in counts.items())
+        note = (
+            f"admissible specifications disagree ({parts})"
+            if len(counts) > 1
+            else f"all {len(adm)} admissible specifications inconclusive"
+        )
+    dropped = len(tab) - len(adm)
+    if dropped:
+        note += f"; {dropped} of {len(tab)} not admissible"
+    return {**out, **summary, "verdict": verdict, "note": note}
+
+
+def _knife_edge(row: Mapping[str, Any], test: str) -> str:
+    """A note when the deciding interval bound lies within KNIFE_EDGE x margin of it."""
+    margin, lo, hi = row.get("margin"), row.get("ci_low"), row.get("ci_high")
+    verdict = row.get("verdict")
+    if verdict not in ("supported", "contradicted") or not margin or not np.isfinite(margin):
+        return ""
+    if test == "positive" and verdict == "contradicted":
+        gap = margin - float(hi)  # type: ignore[arg-type]
+    elif test == "negative" and verdict == "contradicted":
+        gap = float(lo) + margin  # type: ignore[arg-type]
+    else:
+        return ""
+    if 0 <= gap < KNIFE_EDGE * margin:
+        return f"knife edge: the interval ends {gap:.3g} inside the margin {margin:.3g}"
+    return ""
+
+
 def _breakdown(result: EstimationResult) -> float:
     """Rambachan-Roth breakdown value of the direct piece's event study, if any."""
     base = getattr(result, "base_results", {}) or {}
@@ -275,6 +504,8 @@ def evaluate_claims(
     results: Mapping[str, Mapping[str, EstimationResult | str] | str],
     *,
     alpha: float = 0.05,
+    curves: Mapping[str, pd.DataFrame] | None = None,
+    rule: CurveRule | None = None,
 ) -> pd.DataFrame:
     """Judge each claim against the estimates.
 
@@ -287,6 +518,12 @@ def evaluate_claims(
         value records why an estimate failed.
     alpha : float
         Verdicts use ``(1 - 2 alpha)`` intervals.
+    curves : mapping data name -> DataFrame, optional
+        Specification curves (:func:`zoneimpact.china.speccurve.specification_curve`
+        columns). A claim with ``scales`` is then judged on that data by
+        :func:`curve_verdict`, one row per scale, instead of on the single estimate.
+    rule : CurveRule, optional
+        The curve's verdict rule (default :class:`CurveRule`).
 
     Returns
     -------
@@ -296,6 +533,8 @@ def evaluate_claims(
         ci_high, null_value, margin, breakdown, verdict, note``.
     """
     rows: list[dict[str, Any]] = []
+    curves = dict(curves or {})
+    rule = rule or CurveRule()
     for c in claims:
         base = {
             "claim": c.id,
@@ -313,6 +552,9 @@ def evaluate_claims(
         suffix, term = ESTIMANDS[c.estimand]
         for data, res_map in results.items():
             if data.startswith("spec:"):
+                continue
+            if c.scales and data in curves:
+                rows.extend(_curve_rows(c, base, data, curves[data], rule, alpha))
                 continue
             # only "spec:" entries (linked_spec_results) can be a failure message
             assert not isinstance(res_map, str)
@@ -362,7 +604,41 @@ def evaluate_claims(
                         "note": f"{100 * (1 - 2 * alpha):g}% CI; margin {c.margin:g} x {c.margin_unit}",
                     }
                 )
+    claim_of = {c.id: c for c in claims}
+    for row in rows:
+        c = claim_of[str(row["claim"])]
+        extra = [_knife_edge(row, c.test), str(c.extra.get("caveat", ""))]
+        extra = [e for e in extra if e]
+        if extra:
+            row["note"] = "; ".join([str(row.get("note") or ""), *extra]).lstrip("; ")
     return pd.DataFrame(rows).reindex(columns=COLUMNS)
+
+
+def _curve_rows(
+    c: Claim, base: dict[str, Any], data: str, curve: pd.DataFrame, rule: CurveRule, alpha: float
+) -> list[dict[str, Any]]:
+    """One verdict row per scale of a curve-bound claim."""
+    out = []
+    for scale in c.scales:
+        specs = curve[(curve["estimand"] == c.estimand) & (curve["scale"] == scale)]
+        specs = specs[specs["estimate"].notna()]
+        res = curve_verdict(c, specs, rule, alpha=alpha)
+        outcome = str(specs["outcome"].iloc[0]) if len(specs) else scale
+        if scale == "ppml":
+            outcome += " (PPML)"  # same variable as levels, another scale
+        out.append(
+            {
+                **base,
+                "data": data,
+                "outcome": outcome,
+                "scale": scale,
+                "estimator": f"curve ({res.get('n_admissible', 0)}/{res.get('n_specs', 0)} admissible)",
+                **res,
+                "note": f"scale {scale}: {res['note']}; estimate = median, CI = envelope of "
+                f"the admissible {100 * (1 - 2 * alpha):g}% CIs",
+            }
+        )
+    return out
 
 
 def _judge_spec_claim(
@@ -574,10 +850,10 @@ def claims_for_spec(spec: Any) -> Any:
     """
     import time
 
-    from .datasets import load_data
     from .datadir import REPO_SPECS
+    from .datasets import load_data
     from .report import plots
-    from .run import RunOutput, estimate_all, result_records
+    from .run import RunOutput, diagnose, estimate_all, result_records
 
     start = time.perf_counter()
     rng = np.random.default_rng(spec.seed)
@@ -588,6 +864,7 @@ def claims_for_spec(spec: Any) -> Any:
     linked = bool(opts.pop("linked_specs", False))
     data_name = str(opts.pop("data_name", "data"))
     breakdown_from = opts.pop("breakdown_from", None)
+    curve_opts = opts.pop("curve", None)
     if claims_file is not None and spec.spec_path and not Path(claims_file).is_absolute():
         claims_file = str(Path(spec.spec_path).parent / claims_file)
     claim_list = load_claims(claims_file)
@@ -604,19 +881,47 @@ def claims_for_spec(spec: Any) -> Any:
     if linked:
         spec_dir = Path(spec.spec_path).parent if spec.spec_path else REPO_SPECS
         results.update(linked_spec_results(claim_list, spec_dir, spec.data_dir))
-        table = evaluate_claims(claim_list, results, alpha=spec.inference.alpha)
     estimates: dict[str, EstimationResult] = {}
+    wanted = [breakdown_from] if breakdown_from is not None else []
+    if curve_opts is not None:
+        wanted += [n for n in curve_opts.get("event_studies", []) if n not in wanted]
+    blocks = [b for b in spec.estimates if b.name in wanted]
+    missing = sorted(set(wanted) - {b.name for b in blocks})
+    if missing:
+        raise SpecError(
+            f"[claims] breakdown_from / curve.event_studies name no estimate block: {missing}."
+        )
+    own = (
+        estimate_all(replace(spec, estimates=tuple(blocks)), data=loaded).results if blocks else {}
+    )
+    estimates.update(own)
+    extras_tables: dict[str, pd.DataFrame] = {}
+    figures: dict[str, Any] = {}
+    curves: dict[str, pd.DataFrame] = {}
+    rule = load_curve_rule(claims_file)
+    if curve_opts is not None:
+        curves, extras_tables, figures = _china_curve(
+            spec, loaded, curve_opts, own, rule, data_name
+        )
+    table = evaluate_claims(
+        claim_list, results, alpha=spec.inference.alpha, curves=curves, rule=rule
+    )
     if breakdown_from is not None:
-        blocks = [b for b in spec.estimates if b.name == breakdown_from]
-        if not blocks:
-            raise SpecError(
-                f"[claims] breakdown_from = {breakdown_from!r} names no estimate block."
-            )
-        own = estimate_all(replace(spec, estimates=tuple(blocks)), data=loaded).results
-        event_study = own[breakdown_from]
-        estimates[breakdown_from] = event_study
-        rows = (table["data"] == data_name) & table["estimand"].isin(["direct", "net"])
-        table.loc[rows & table["estimate"].notna(), "breakdown"] = _breakdown(event_study)
+        rows = (
+            (table["data"] == data_name)
+            & table["estimand"].isin(["direct", "net"])
+            & table["scale"].isna()
+        )
+        table.loc[rows & table["estimate"].notna(), "breakdown"] = _breakdown(own[breakdown_from])
+    honest = extras_tables.get("honest_sensitivity")
+    if honest is not None and not honest.empty and "breakdown" in honest:
+        for scale, block in dict(curve_opts.get("breakdown_by_scale", {})).items():
+            h = honest[honest["estimate_block"] == block]
+            rows = (table["scale"] == scale) & table["estimand"].isin(["direct", "net"])
+            for col, kind in (("breakdown", "relative_magnitude"), ("breakdown_sd", "smoothness")):
+                b = h.loc[h["restriction"] == kind, "breakdown"]
+                if len(b):
+                    table.loc[rows, col] = float(b.iloc[0])
     for data, res_map in results.items():
         if isinstance(res_map, str):
             continue
@@ -631,7 +936,8 @@ def claims_for_spec(spec: Any) -> Any:
         for k, r in estimates.items()
         if "net" in set(r.terms["term"]) and not k.endswith("_share")
     }
-    figures = {"decomposition": plots.decomposition_plot(decomposed)} if decomposed else {}
+    if decomposed:
+        figures["decomposition"] = plots.decomposition_plot(decomposed)
     records = [
         rec
         for name, res in estimates.items()
@@ -643,8 +949,41 @@ def claims_for_spec(spec: Any) -> Any:
         estimates,
         records,
         time.perf_counter() - start,
-        extras={"verdicts": table, "figures": figures},
+        extras={"verdicts": table, "figures": figures, "tables": extras_tables},
+        diagnostics=diagnose(estimates, spec.inference.alpha),
     )
+
+
+def _china_curve(
+    spec: Any,
+    loaded: Any,
+    curve_opts: Mapping[str, Any],
+    event_studies: Mapping[str, EstimationResult],
+    rule: CurveRule,
+    data_name: str,
+) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame], dict[str, Any]]:
+    """The China specification curve and referee tables (``[claims.curve]`` of a spec)."""
+    from .china.speccurve import curve_figure, run_china_curve
+    from .datadir import resolve_data_dir
+
+    samples = tuple(curve_opts.get("samples", ("full", "no_flagged", "to2020")))
+    blocks = [n for n in curve_opts.get("event_studies", []) if n in event_studies]
+    run = run_china_curve(
+        loaded.panel,
+        resolve_data_dir(spec.data_dir),
+        event_studies={n: event_studies[n] for n in blocks},
+        alpha=spec.inference.alpha,
+        samples=samples,
+    )
+    curve = admissible_specs(run.curve, rule)
+    tables = dict(run.tables)
+    tables["specification_curve"] = curve
+    tables["curve_notes"] = pd.DataFrame(
+        {"note": [*run.notes, f"curve and tables took {run.seconds:.1f} s"]}
+    )
+    figures = dict(run.figures)
+    figures["specification_curve"] = curve_figure(curve, curve["admissible"])
+    return {data_name: curve}, tables, figures
 
 
 def run_claims_cli(args: argparse.Namespace) -> int:

@@ -1,0 +1,85 @@
+"""The China specification curve's building blocks on a hand-made panel (no data needed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from zoneimpact.china.speccurve import (
+    SCALES,
+    _counts,
+    _estimators,
+    direct_panel,
+    restrict_sample,
+)
+from zoneimpact.errors import ZoneImpactError
+from zoneimpact.exposure import build_exposure
+from zoneimpact.panel import Panel
+
+YEARS = range(2000, 2023)
+
+
+@pytest.fixture(scope="module")
+def toy() -> Panel:
+    # A gets a zone in 2010 and borders B (exposed from 2010); C and D are clean; E gets a
+    # zone in 2015 and borders nobody. Provinces: A, B, C in P1; D, E in P2.
+    cohort = {"A": 2010, "B": np.nan, "C": np.nan, "D": np.nan, "E": 2015}
+    rows = [
+        {"unit": u, "year": y, "cohort": g, "fdi": float(10 + i + (y - 2000)), "log1p_fdi": 1.0}
+        for i, (u, g) in enumerate(cohort.items())
+        for y in YEARS
+    ]
+    geo = pd.DataFrame({"unit": list(cohort), "province": ["P1", "P1", "P1", "P2", "P2"]})
+    adj = pd.DataFrame({"unit": ["A", "B"], "neighbour": ["B", "A"]})
+    return Panel.from_frame(
+        pd.DataFrame(rows),
+        unit="unit",
+        time="year",
+        cohort="cohort",
+        outcomes=["fdi", "log1p_fdi"],
+        geography=geo,
+        adjacency=adj,
+    )
+
+
+def test_no_flagged_blanks_fdi_in_flagged_province_years_only(toy):
+    out = restrict_sample(toy, "no_flagged", [("P1", 2021), ("P2", 2022)])
+    d = out.data.set_index(["unit", "time"])
+    assert np.isnan(d.at[("A", 2021), "fdi"]) and np.isnan(d.at[("C", 2021), "log1p_fdi"])
+    assert np.isnan(d.at[("E", 2022), "fdi"]) and d.at[("E", 2021), "fdi"] == 35.0
+    assert d["fdi"].isna().sum() == 3 + 2  # three P1 cities in 2021, two P2 cities in 2022
+    assert list(out.unit_cohort) == list(toy.unit_cohort)  # adoption years kept
+    assert toy.data["fdi"].notna().all()  # the caller's panel untouched
+
+
+def test_to2020_drops_later_years_and_unknown_sample_is_an_error(toy):
+    assert restrict_sample(toy, "to2020", None).data["time"].max() == 2020
+    assert restrict_sample(toy, "full", None) is toy
+    with pytest.raises(ZoneImpactError, match="sample"):
+        restrict_sample(toy, "without_2008", None)
+
+
+def test_direct_panel_and_control_counts(toy):
+    emap = build_exposure(toy, "adjacency")
+    clean = direct_panel(toy, emap, "clean")
+    assert set(clean.units) == {"A", "C", "D", "E"}  # B is exposed: never a clean control
+    nyt = direct_panel(toy, emap, "not_yet")
+    b_years = nyt.data.loc[nyt.data["unit"] == "B", "time"]
+    assert b_years.max() == 2009 and len(b_years) == 10  # B's years before A's zone
+    assert _counts(clean, "fdi", "clean", emap) == {"n_treated": 2, "n_clean": 2, "n_not_yet": 0}
+    # not yet: A and E before their zones, and B before its exposure
+    assert _counts(nyt, "fdi", "not_yet", emap) == {"n_treated": 2, "n_clean": 2, "n_not_yet": 3}
+    # without an exposure map every non-zone city is a control (neighbours included)
+    assert _counts(toy, "fdi", "clean", None)["n_clean"] == 3
+
+
+def test_budget_cells():
+    # PPML only without an exposure map or with rings, never on the inadmissible adjacency
+    assert _estimators(SCALES["ppml"], "adjacency", "not_yet", "full") == []
+    assert _estimators(SCALES["ppml"], "none", "not_yet", "to2020") == ["ppml"]
+    # the factor models run once, on log1p
+    assert "ife" in _estimators(SCALES["log1p"], "adjacency", "not_yet", "full")
+    assert "ife" not in _estimators(SCALES["levels"], "adjacency", "not_yet", "full")
+    # with no exposure map, imputation's clean and not-yet designs coincide: run once
+    assert "imputation" not in _estimators(SCALES["levels"], "none", "clean", "full")
