@@ -15,11 +15,15 @@ Run:  python benchmarks/bench_sa_imputation.py [--reps 500] [--units 20000] [--s
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
 import warnings
 
 import numpy as np
 import pandas as pd
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
 def mc(reps: int) -> None:
@@ -105,8 +109,12 @@ def timing(n_units: int) -> None:
         t = res.terms[res.terms["term"].str.startswith("event:")]
         return pd.Series(t["estimate"].to_numpy(), index=[int(s[6:]) for s in t["term"]])
 
+    from bench_ratios import floor
+
+    t_floor, _ = timed(lambda: floor(df))
+    print(f"floor (read + 3 passes): {t_floor:.2f}s")
     t_sa, r_sa = timed(lambda: sun_abraham.fit(panel, outcome="y"))
-    print(f"zoneimpact sun_abraham: {t_sa:.2f}s")
+    print(f"zoneimpact sun_abraham: {t_sa:.2f}s  ratio ours/floor {t_sa / t_floor:.1f}")
     try:
         import pyfixest as pf
 
@@ -144,7 +152,7 @@ def timing(n_units: int) -> None:
         ref = pd.Series(
             {int(k): v["effect"] for k, v in r_di.event_study_effects.items() if k >= 0}
         )
-        print(f"zoneimpact imputation:  {t_im:.2f}s")
+        print(f"zoneimpact imputation:  {t_im:.2f}s  ratio ours/floor {t_im / t_floor:.1f}")
         print(
             f"diff-diff ImputationDiD:{t_di:.2f}s  ratio ours/peer {t_im / t_di:.2f}  "
             f"max|diff| {np.abs(ev(r_im).loc[ref.index] - ref).max():.2e}"

@@ -23,6 +23,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from . import _frames
 from .errors import GeographyError, PanelError
 
 NEVER = np.inf
@@ -194,6 +195,7 @@ class Panel:
             units outside the data): columns ``unit`` and ``cohort`` (opening period) and
             any of ``region``, ``lat``, ``lon``; the adjacency list may name them.
         """
+        frame = _frames.as_pandas(frame)  # polars, pyarrow, ...: converted, never modified
         if not isinstance(frame, pd.DataFrame):
             raise PanelError(f"Expected a pandas DataFrame, received {type(frame).__name__}.")
         outcomes = _labels(outcomes, "outcomes")
@@ -268,7 +270,18 @@ class Panel:
             df[unit] = df[unit].cat.remove_unused_categories()
         df[time], time_kind = _period_numbers(df[time], time, df[unit])
 
-        dup = df.duplicated([unit, time], keep=False).to_numpy()
+        # Unit and period codes in sorted order, computed once: one key per row serves the
+        # duplicate check, the within-unit cohort check and the test whether the rows are
+        # already in (unit, period) order (then the final sort is skipped).
+        codes = _row_codes(df[unit], df[time])
+        if codes is not None:
+            ucode, ulevels, key, n_keys = codes
+            counts = np.bincount(key, minlength=n_keys) if n_keys <= 4 * len(df) + 1024 else None
+            dup = counts[key] > 1 if counts is not None else None
+            in_order = bool(np.all(key[1:] > key[:-1]))
+        if codes is None or dup is None:
+            dup = df.duplicated([unit, time], keep=False).to_numpy()
+            counts, in_order = None, False
         if dup.any():
             raise PanelError(
                 f"Duplicate (unit, period) rows: {int(dup.sum())} rows, first at "
@@ -326,9 +339,12 @@ class Panel:
                 coh = pd.Series(_cohort_periods(df[cohort], time_kind), index=df.index)
             else:
                 coh = pd.to_numeric(df[cohort], errors="coerce")
-            non_num = (
-                coh.isna() & df[cohort].notna() & (df[cohort].astype(str).str.strip() != "")
-            ).to_numpy()
+            non_num = (coh.isna() & df[cohort].notna()).to_numpy()
+            if non_num.any():
+                # blank strings count as missing (never treated); only the few candidate
+                # rows are turned into text
+                cand = np.flatnonzero(non_num)
+                non_num[cand] = (df[cohort].iloc[cand].astype(str).str.strip() != "").to_numpy()
             if non_num.any():
                 row = _row(df, non_num)
                 raise PanelError(
@@ -355,9 +371,19 @@ class Panel:
                     f"column {cohort!r} holds numbers; give the first treated period as dates "
                     "too (NaT or empty for never treated)."
                 )
-            per_unit = coh.groupby(df[unit]).nunique(dropna=False)
-            if (per_unit > 1).any():
-                u = per_unit.index[per_unit.to_numpy() > 1][0]
+            if codes is not None:
+                # per-unit smallest and largest cohort (no NaN is left in coh)
+                cv = coh.to_numpy()
+                lo = np.full(len(ulevels), np.inf)
+                hi = np.full(len(ulevels), -np.inf)
+                np.minimum.at(lo, ucode, cv)
+                np.maximum.at(hi, ucode, cv)
+                bad_units = ulevels[hi > lo]
+            else:
+                per_unit = coh.groupby(df[unit]).nunique(dropna=False)
+                bad_units = per_unit.index[per_unit.to_numpy() > 1]
+            if len(bad_units):
+                u = bad_units[0]  # the first in sorted order, as a groupby lists them
                 vals = sorted(coh[df[unit] == u].unique().tolist())
                 raise PanelError(
                     f"Cohort column {cohort!r} varies within unit {_v(u)!r} (values {vals}); the "
@@ -392,7 +418,11 @@ class Panel:
 
         report: dict[str, Any] = {"dropped_always_treated": [], "recoded_late_cohort": []}
         first_t, last_t = int(periods[0]), int(periods[-1])
-        ucoh = df.groupby(unit)["cohort"].first()
+        if cohort is not None and codes is not None:
+            # the cohort is constant within units (checked above): lo is each unit's
+            ucoh = pd.Series(lo, index=ulevels.rename(unit), name="cohort")
+        else:
+            ucoh = df.groupby(unit)["cohort"].first()
         early = ucoh[ucoh <= first_t] if cohort is not None else ucoh[ucoh < first_t]
         late = ucoh[(ucoh > last_t) & np.isfinite(ucoh)]
         if cohort is not None and len(early):
@@ -415,6 +445,7 @@ class Panel:
                 )
             report["dropped_always_treated"] = early.index.tolist()
             df = df[~df[unit].isin(early.index)]
+            ucoh = ucoh.drop(early.index)
         if len(late):
             if outside_window == "error":
                 u = late.index[0]
@@ -425,8 +456,9 @@ class Panel:
                 )
             report["recoded_late_cohort"] = late.index.tolist()
             df.loc[df[unit].isin(late.index), "cohort"] = NEVER
+            ucoh = ucoh.copy()
+            ucoh[late.index] = NEVER
 
-        ucoh = df.groupby(unit)["cohort"].first()
         if ucoh.empty:
             raise PanelError(
                 f"No unit is left after dropping the {len(report['dropped_always_treated'])} "
@@ -441,7 +473,24 @@ class Panel:
 
         df = df.rename(columns={unit: "unit", time: "time"})
         keep = ["unit", "time", "cohort", *outcomes, *covariates]
-        df = df.loc[:, keep].sort_values(["unit", "time"], kind="mergesort").reset_index(drop=True)
+        df = df.loc[:, keep]
+        # rows already in (unit, period) order stay put (the treatment branch has sorted
+        # them; dropped units keep the order of the rest)
+        if not (in_order or treatment is not None):
+            if counts is not None:
+                # the keys are unique and dense: each row's sorted position is a prefix
+                # count (a counting sort, in the order sort_values(["unit", "time"]) gives)
+                pos = (np.cumsum(counts) - 1)[key]
+                order = np.empty_like(pos)
+                order[pos] = np.arange(len(pos))
+                if len(df) < len(order):  # rows of dropped units: positions in df
+                    alive = np.zeros(len(order), dtype=bool)
+                    alive[df.index.to_numpy()] = True
+                    order = np.searchsorted(df.index.to_numpy(), order[alive[order]])
+                df = df.take(order)
+            else:
+                df = df.sort_values(["unit", "time"], kind="mergesort")
+        df = df.reset_index(drop=True)
 
         geo = _validate_geography(geography, df["unit"].unique()) if geography is not None else None
         src = _validate_sources(sources, early if cohort is not None else None, df, geo, report)
@@ -461,8 +510,9 @@ class Panel:
                 a = a.loc[~gone]
             adj = _validate_adjacency(a, df["unit"].unique())
 
-        n_units, n_periods = df["unit"].nunique(), df["time"].nunique()
-        coh_counts = df.groupby("unit")["cohort"].first().value_counts().sort_index()
+        # ucoh already holds each remaining unit's cohort (the frame was only reordered)
+        n_units, n_periods = len(ucoh), df["time"].nunique()
+        coh_counts = ucoh.value_counts().sort_index()
         report.update(
             n_units=int(n_units),
             n_periods=int(n_periods),
@@ -709,6 +759,29 @@ def _infer_frequency(stamps: pd.DatetimeIndex, column: str) -> str:
         f"{[str(d.date()) for d in stamps[:4]]}); event time needs a regular frequency. "
         "Convert the column to periods yourself (e.g. years, or pandas Periods)."
     )
+
+
+def _row_codes(
+    units: pd.Series, times: pd.Series
+) -> tuple[np.ndarray, pd.Index, np.ndarray, int] | None:
+    """Unit codes and the sorted unit ids they index, a (unit, period) key per row whose
+    order is the rows' (unit, period) order, and the key range; None for units pandas
+    cannot sort plainly (categorical or mixed types), which take the generic checks."""
+    if isinstance(units.dtype, pd.CategoricalDtype) or (
+        units.dtype == object and pd.api.types.infer_dtype(units, skipna=False) != "string"
+    ):
+        return None
+    try:
+        ucode, ulevels = pd.factorize(units, sort=True)
+    except TypeError:
+        return None
+    t = times.to_numpy(np.int64)
+    t0 = int(t.min())
+    span = int(t.max()) - t0 + 1
+    if len(ulevels) > np.iinfo(np.int64).max // max(span, 1):
+        return None
+    key = ucode.astype(np.int64) * span + (t - t0)
+    return ucode, pd.Index(ulevels), key, len(ulevels) * span
 
 
 def _period_numbers(col: pd.Series, column: str, units: pd.Series) -> tuple[pd.Series, str]:

@@ -30,9 +30,11 @@ units; Wald test of the dummies with cluster-robust covariance, reported as ``F`
 
 Why by hand: no maintained Python library outside our peer set implements the imputation
 estimator and its Theorem 3 variance. The step-1 fixed effects are needed as values (to
-impute), so they are solved exactly from the sparse normal equations with
-``scipy.sparse.linalg.splu`` (one factorisation serves the point estimate and every
-estimand's implied weights); no dense dummy matrix is formed.
+impute), so they are solved exactly from the normal equations: the unit block of
+``Z_0'WZ_0`` is diagonal, so eliminating the unit effects leaves a dense
+``(periods - 1 + covariates)`` Schur complement (:class:`_TwoWayNormal`); one small
+factorisation serves the point estimate and every estimand's implied weights, and each
+solve is a few passes over the rows (no dummy matrix, sparse or dense, is formed).
 """
 
 from __future__ import annotations
@@ -43,8 +45,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import sparse, stats
-from scipy.sparse.linalg import splu
+from scipy import stats
 
 from ..errors import EstimationError, SpecError
 from ..panel import RESERVED, Panel, _v
@@ -108,22 +109,70 @@ class ImputationResult(EstimationResult):
         return out
 
 
-def _design(
-    unit: np.ndarray, time: np.ndarray, Xc: np.ndarray, n_unit: int, n_time: int
-) -> sparse.csr_matrix:
-    """Sparse ``[unit dummies | time dummies without the first | covariates]``."""
-    n = len(unit)
-    rows = np.arange(n)
-    keep_t = time > 0  # period code 0 is the reference level of the time effects
-    parts = [
-        sparse.csr_matrix((np.ones(n), (rows, unit)), shape=(n, n_unit)),
-        sparse.csr_matrix(
-            (np.ones(keep_t.sum()), (rows[keep_t], time[keep_t] - 1)), shape=(n, n_time - 1)
-        ),
-    ]
-    if Xc.shape[1]:
-        parts.append(sparse.csr_matrix(Xc))
-    return sparse.hstack(parts, format="csr")
+class _TwoWayNormal:
+    """Normal equations of ``y = a_unit + l_period + X b`` (period 0 the reference level)
+    on weighted rows, solved exactly by eliminating the unit effects.
+
+    The unit block of ``Z'WZ`` is diagonal (each unit's weight), so the Schur complement
+    on the ``periods - 1 + covariates`` other parameters is a small dense matrix: every
+    solve costs a few passes over the rows, with no sparse design and no sparse
+    factorisation (the same solution as ``splu`` on the sparse normal equations, to
+    rounding).
+    """
+
+    def __init__(
+        self, u: np.ndarray, t: np.ndarray, w: np.ndarray, X: np.ndarray, nU: int, nT: int
+    ) -> None:
+        k = X.shape[1]
+        self.nU, self.nT, self.k = nU, nT, k
+        d_unit = np.bincount(u, weights=w, minlength=nU)
+        self.d_inv = 1.0 / d_unit
+        # unit x (period, covariate) cross products: the off-diagonal block of Z'WZ
+        Ct = np.bincount(u * nT + t, weights=w, minlength=nU * nT).reshape(nU, nT)[:, 1:]
+        self.C = np.hstack(
+            [Ct, *[np.bincount(u, weights=w * X[:, j], minlength=nU)[:, None] for j in range(k)]]
+        )
+        p = nT - 1 + k
+        RR = np.zeros((p, p))
+        RR[: nT - 1, : nT - 1] = np.diag(np.bincount(t, weights=w, minlength=nT)[1:])
+        if k:
+            TX = np.column_stack(
+                [np.bincount(t, weights=w * X[:, j], minlength=nT)[1:] for j in range(k)]
+            )
+            RR[: nT - 1, nT - 1 :] = TX
+            RR[nT - 1 :, : nT - 1] = TX.T
+            RR[nT - 1 :, nT - 1 :] = (X * w[:, None]).T @ X
+        self.Ct = np.ascontiguousarray(self.C.T)
+        schur = RR - self.Ct @ (self.C * self.d_inv[:, None])
+        schur = 0.5 * (schur + schur.T)
+        if p:
+            # singular when covariates are collinear given the effects: judged on the
+            # unit-diagonal scaling so that the covariates' units do not matter
+            dg = np.sqrt(np.clip(np.diag(schur), 1e-300, None))
+            lam = np.linalg.eigvalsh(schur / np.outer(dg, dg))
+            if not np.all(np.isfinite(lam)) or lam[0] <= 1e-12 * max(lam[-1], 1.0):
+                raise EstimationError(
+                    "The Y(0) model on untreated observations is singular (collinear covariates?)."
+                )
+        self.schur = schur
+
+    def cross(
+        self, u: np.ndarray, t: np.ndarray, X: np.ndarray, V: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``V Z`` for rows with codes ``u``, ``t`` and covariates ``X``, each of the ``r``
+        rows of ``V`` (r x rows) one right-hand side: (unit part r x nU, rest r x p)."""
+        ru = np.vstack([np.bincount(u, weights=v, minlength=self.nU) for v in V])
+        rt = np.vstack([np.bincount(t, weights=v, minlength=self.nT)[1:] for v in V])
+        return ru, np.hstack([rt, V @ X])
+
+    def solve(self, ru: np.ndarray, rr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Unit effects (r x nU), period effects with the reference's zero (r x nT) and
+        covariate coefficients (r x k) solving the normal equations for each row."""
+        scaled = ru * self.d_inv
+        rest = np.linalg.solve(self.schur, (rr - scaled @ self.C).T).T if rr.shape[1] else rr
+        unit = scaled - (rest @ self.Ct) * self.d_inv
+        period = np.hstack([np.zeros((len(rr), 1)), rest[:, : self.nT - 1]])
+        return unit, period, rest[:, self.nT - 1 :]
 
 
 @scale_equivariant()
@@ -219,32 +268,39 @@ def fit(
     leave_out = check_bool(leave_out, "leave_out")
     covs = _covariate_list(panel, covariates)
     check_cluster(cluster)
-    cols = ["unit", "time", "cohort", outcome, *covs]
+    if weights is not None and (
+        not isinstance(weights, str) or weights not in panel.data.columns or weights in RESERVED
+    ):
+        raise EstimationError(
+            f"Weight column {weights!r} is not in the panel; available: "
+            f"{[c for c in panel.data.columns if c not in RESERVED]}."
+        )
+    data = panel.data
+    needed = list(dict.fromkeys([outcome, *covs] + ([weights] if weights else [])))
+    complete = data[needed].notna().all(axis=1).to_numpy()
+    # rows kept, as positions in panel.data (None: all of them, and no copies are made)
+    kept: np.ndarray | None = None if complete.all() else np.flatnonzero(complete)
+
+    def column(name: str, dtype: Any = float) -> np.ndarray:
+        a = data[name].to_numpy(dtype)
+        return a if kept is None else a[kept]
+
+    # panel.data is sorted by unit, so first-appearance codes follow the sorted unit ids
+    unit_code, unit_ids = pd.factorize(data["unit"])
+    unit_code = unit_code if kept is None else unit_code[kept]
+    time = column("time", np.int64)
     if weights is not None:
-        if not isinstance(weights, str) or weights not in panel.data.columns or weights in RESERVED:
-            raise EstimationError(
-                f"Weight column {weights!r} is not in the panel; available: "
-                f"{[c for c in panel.data.columns if c not in RESERVED]}."
-            )
-        cols.append(weights)
-    if cluster is not None and cluster in panel.data.columns and cluster not in cols:
-        cols.append(cluster)
-    cols = list(dict.fromkeys(cols))
-    df = panel.data.loc[:, cols]
-    needed = [outcome, *covs] + ([weights] if weights else [])
-    df = df.loc[df[needed].notna().all(axis=1).to_numpy()].reset_index(drop=True)
-    if weights is not None:
-        bad = df[weights].to_numpy(float) <= 0
+        bad = column(weights) <= 0
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
+            r = i if kept is None else int(kept[i])
             raise EstimationError(
                 f"Weight column {weights!r} must be positive; unit "
-                f"{_v(df['unit'].iloc[i])!r}, period {_v(df['time'].iloc[i])!r} has "
-                f"{_v(df[weights].iloc[i])!r}."
+                f"{_v(data['unit'].iloc[r])!r}, period {_v(data['time'].iloc[r])!r} has "
+                f"{_v(data[weights].iloc[r])!r}."
             )
 
-    cohort = df["cohort"].to_numpy(float)
-    time = df["time"].to_numpy(np.int64)
+    cohort = column("cohort")
     treated = time >= cohort
     if not (~treated).any():
         raise EstimationError("No untreated observations: the Y(0) model cannot be fitted.")
@@ -252,40 +308,46 @@ def fit(
     # Treated observations whose unit or period has no untreated observation have no
     # imputable Y(0) (BJS Section 3, Assumption-free identification needs both effects);
     # drop them, as did_imputation's autosample does, and report how many.
-    units0 = set(df.loc[~treated, "unit"].tolist())
-    times0 = set(time[~treated].tolist())
-    ident = ~treated | (df["unit"].isin(units0).to_numpy() & np.isin(time, list(times0)))
+    periods = panel.periods
+    time_code = np.searchsorted(periods, time)
+    has_u = np.bincount(unit_code[~treated], minlength=len(unit_ids)) > 0
+    has_t = np.bincount(time_code[~treated], minlength=len(periods)) > 0
+    ident = ~treated | (has_u[unit_code] & has_t[time_code])
     n_unident = int((~ident).sum())
-    df, cohort, time, treated = (
-        df.loc[ident].reset_index(drop=True),
-        cohort[ident],
-        time[ident],
-        treated[ident],
-    )
+    if n_unident:
+        sel = np.flatnonzero(ident)
+        kept = sel if kept is None else kept[sel]
+        unit_code, time_code, time, cohort, treated = (
+            unit_code[sel],
+            time_code[sel],
+            time[sel],
+            cohort[sel],
+            treated[sel],
+        )
     if not treated.any():
         raise EstimationError(
             "No treated observation has an imputable Y(0) (every treated unit or period "
             "lacks untreated observations)."
         )
-    y = df[outcome].to_numpy(float)
-    wobs = df[weights].to_numpy(float) if weights else np.ones(len(df))
-    n = len(df)
-    event = np.where(np.isfinite(cohort), time - np.where(np.isfinite(cohort), cohort, 0), np.nan)
+    y = column(outcome)
+    wobs = column(weights) if weights else np.ones(len(y))
+    n = len(y)
 
     i0, i1 = np.flatnonzero(~treated), np.flatnonzero(treated)
-    # Unit/time codes from the untreated sample (every kept treated obs maps into them).
-    ucode0 = pd.Index(np.sort(df.loc[i0, "unit"].unique()))
-    tcode0 = np.sort(np.unique(time[i0]))
-    uc = ucode0.get_indexer(df["unit"])
-    tc = np.searchsorted(tcode0, time)
-    nU, nT = len(ucode0), len(tcode0)
-    if fe_dof([uc[i0], tc[i0]]) < nU + nT - 1:
+    # Unit/period codes among those with untreated observations (every kept treated
+    # observation maps into them), in sorted order.
+    uc = (np.cumsum(has_u) - 1)[unit_code]
+    tc = (np.cumsum(has_t) - 1)[time_code]
+    nU, nT = int(has_u.sum()), int(has_t.sum())
+    # A period observed untreated by every unit connects them all (the usual case, and
+    # a cheap check); otherwise count the connected components.
+    if np.bincount(tc[i0], minlength=nT).max() < nU and fe_dof([uc[i0], tc[i0]]) < nU + nT - 1:
         raise EstimationError(
             "The untreated observations split into disconnected groups of units and "
             "periods, so the unit and period effects of the Y(0) model are not identified."
         )
 
-    Xall = df[covs].to_numpy(float) if covs else np.zeros((n, 0))
+    Xall = np.column_stack([column(c) for c in covs]) if covs else np.zeros((n, 0))
     dropped_covs: list[str] = []
     if covs:
         Xd0 = demean(Xall[i0], [uc[i0], tc[i0]], weights=wobs[i0])
@@ -299,25 +361,19 @@ def fit(
                 dropped_covs.append(c)
         Xall = Xall[:, keep]
         covs = [covs[j] for j in keep]
-    Z = _design(uc, tc, Xall, nU, nT)
-    Z0, Z1 = Z[i0], Z[i1]
-    W0 = sparse.diags(wobs[i0])
-    A = (Z0.T @ W0 @ Z0).tocsc()
-    try:
-        lu = splu(A)
-    except RuntimeError as exc:
-        raise EstimationError(
-            "The Y(0) model on untreated observations is singular (collinear covariates?)."
-        ) from exc
-    theta = lu.solve(Z0.T @ (wobs[i0] * y[i0]))
-    if not np.all(np.isfinite(theta)):
-        raise EstimationError("The Y(0) model on untreated observations is singular.")
-    fitted = Z @ theta
+    u0, t0, w0, X0 = uc[i0], tc[i0], wobs[i0], Xall[i0]
+    k = Xall.shape[1]
+    normal = _TwoWayNormal(u0, t0, w0, X0, nU, nT)
+    th_u, th_t, th_x = normal.solve(*normal.cross(u0, t0, X0, (w0 * y[i0])[None]))
+    fitted = th_u[0][uc] + th_t[0][tc]
+    if k:
+        fitted += Xall @ th_x[0]
     resid0 = y[i0] - fitted[i0]
     tau = y[i1] - fitted[i1]
+    del fitted
 
     # Estimand weights on treated observations: overall ATT and each event time.
-    ev1 = event[i1].astype(np.int64)
+    ev1 = (time[i1] - cohort[i1]).astype(np.int64)
     coh1 = cohort[i1]
     w1obs = wobs[i1]
     avail = np.unique(ev1)
@@ -339,53 +395,67 @@ def fit(
             "weights on every untreated observation). Pass horizons=[...] with the event "
             "times you need, or aggregate the periods."
         )
-    Wt = np.zeros((len(i1), len(targets)))
-    Wt[:, 0] = w1obs / w1obs.sum()
+    # one row of weights per estimand (targets x treated observations)
+    Wt = np.zeros((len(targets), len(i1)))
+    Wt[0] = w1obs / w1obs.sum()
     for j, h in enumerate(hz, start=1):
         m = ev1 == h
-        Wt[m, j] = w1obs[m] / w1obs[m].sum()
-    est = Wt.T @ tau
+        Wt[j, m] = w1obs[m] / w1obs[m].sum()
+    est = Wt @ tau
 
-    # Implied weights on untreated observations (BJS Section 4.1, eq. 6 in matrix form).
-    rhs = np.asarray(Z1.T @ Wt)
-    # One column at a time: SuperLU's multi-right-hand-side solve is far slower here.
-    gamma = np.column_stack([lu.solve(rhs[:, j]) for j in range(rhs.shape[1])])
-    V0 = -(Z0 @ gamma) * wobs[i0][:, None]
+    # Implied weights on untreated observations (BJS Section 4.1, eq. 6 in matrix form):
+    # v_0 = -Z_0 (Z_0' W Z_0)^{-1} Z_1' w, all estimands in one solve.
+    gamma_u, gamma_t, gamma_x = normal.solve(*normal.cross(uc[i1], tc[i1], Xall[i1], Wt))
 
     # tau~: v-weighted average of tau_hat within the auxiliary cells (Section 4.3).
     part = _PARTITIONS[aux_partition]
-    if part:
-        keys = np.column_stack([{"cohort": coh1, "event": ev1}[k] for k in part])
-        cell = np.unique(keys, axis=0, return_inverse=True)[1].ravel().astype(np.intp)
+    cell = np.zeros(len(i1), dtype=np.intp)
+    for key in part:
+        codes, levels = pd.factorize({"cohort": coh1, "event": ev1}[key], sort=True)
+        cell = cell * len(levels) + codes
+    # number the occupied cells 0..ncell-1 (in the lexicographic order of their keys)
+    occupied = np.bincount(cell) > 0
+    cell = (np.cumsum(occupied) - 1)[cell]
+    ncell = int(occupied.sum())
+    if cluster is None:
+        present = np.bincount(unit_code, minlength=len(unit_ids)) > 0
+        cl, cl_name = (np.cumsum(present) - 1)[unit_code], "unit"
     else:
-        cell = np.zeros(len(i1), dtype=np.intp)
-    ncell = int(cell.max()) + 1
-    cl, cl_name = cluster_codes(panel, df, cluster)
+        frame = pd.DataFrame({"unit": unit_ids[unit_code]})
+        if cluster in data.columns:
+            frame[cluster] = column(cluster, None)
+        cl, cl_name = cluster_codes(panel, frame, cluster)
     G = int(cl.max()) + 1
-    # Cell x cluster pairs for the leave-out average (Supplementary Appendix A.9).
-    pair = cell.astype(np.int64) * G + cl[i1]
-    pair_code = np.unique(pair, return_inverse=True)[1].ravel()
-    npair = int(pair_code.max()) + 1
-    resid1 = np.empty_like(Wt)
+    cl0, cl1 = cl[i0], cl[i1]
+    if leave_out:
+        # Cell x cluster pairs for the leave-out average (Supplementary Appendix A.9).
+        pair_code = np.unique(cell.astype(np.int64) * G + cl1, return_inverse=True)[1].ravel()
+        npair = int(pair_code.max()) + 1
+    S = np.empty((G, len(targets)))
     n_fallback = 0
     for j in range(len(targets)):
-        num = np.bincount(cell, weights=Wt[:, j] * tau, minlength=ncell)[cell]
-        den = np.bincount(cell, weights=Wt[:, j], minlength=ncell)[cell]
+        wj = Wt[j]
+        num = np.bincount(cell, weights=wj * tau, minlength=ncell)[cell]
+        den = np.bincount(cell, weights=wj, minlength=ncell)[cell]
         if leave_out:
             # tau~ without the observation's own cluster; a cell whose weight sits in one
             # cluster has no leave-out average and keeps the plain one.
-            num_c = np.bincount(pair_code, weights=Wt[:, j] * tau, minlength=npair)[pair_code]
-            den_c = np.bincount(pair_code, weights=Wt[:, j], minlength=npair)[pair_code]
+            num_c = np.bincount(pair_code, weights=wj * tau, minlength=npair)[pair_code]
+            den_c = np.bincount(pair_code, weights=wj, minlength=npair)[pair_code]
             ok = (den - den_c) > 1e-14 * np.maximum(den, 1e-300)
-            n_fallback += int((~ok & (Wt[:, j] != 0)).sum())
+            n_fallback += int((~ok & (wj != 0)).sum())
             num = np.where(ok, num - num_c, num)
             den = np.where(ok, den - den_c, den)
         tt = np.divide(num, den, out=np.zeros(len(tau)), where=den != 0)
-        resid1[:, j] = tau - tt
-    scores = np.zeros((n, len(targets)))
-    scores[i0] = V0 * resid0[:, None]
-    scores[i1] = Wt * resid1
-    S = cluster_scores(scores, cl)
+        v0 = gamma_u[j][u0]
+        v0 += gamma_t[j][t0]
+        if k:
+            v0 += X0 @ gamma_x[j]
+        v0 *= -w0
+        # Theorem 3: each cluster's sum of v_it e~_it over untreated and treated rows
+        S[:, j] = np.bincount(cl0, weights=v0 * resid0, minlength=G) + np.bincount(
+            cl1, weights=wj * (tau - tt), minlength=G
+        )
     vcov = S.T @ S
 
     info: dict[str, object] = {
@@ -409,7 +479,16 @@ def fit(
     names, estimates = list(targets), list(est)
     if n_pre > 0:
         pre_est, pre_V, psi, F, p, ks = _pretrend_test(
-            y[i0], event[i0], uc[i0], tc[i0], Xall[i0], wobs[i0], cl[i0], n_pre, G
+            # event time of untreated rows (-inf for never-treated units)
+            y[i0],
+            time[i0] - cohort[i0],
+            uc[i0],
+            tc[i0],
+            Xall[i0],
+            wobs[i0],
+            cl[i0],
+            n_pre,
+            G,
         )
         info.update(pretrend_F=F, pretrend_p=p, pretrend_df=f"({len(ks)}, {G - 1})")
         pre_table = pd.DataFrame(
@@ -434,7 +513,7 @@ def fit(
 
     effects = pd.DataFrame(
         {
-            "unit": df.loc[i1, "unit"].to_numpy(),
+            "unit": unit_ids[unit_code[i1]],
             "time": time[i1],
             "cohort": coh1.astype(np.int64),
             "event": ev1,
@@ -446,7 +525,7 @@ def fit(
         outcome=outcome,
         terms=terms,
         main_term="att",
-        n_units=int(df["unit"].nunique()),
+        n_units=int(np.count_nonzero(np.bincount(unit_code))),
         n_obs=n,
         vcov=vcov,
         info=info,

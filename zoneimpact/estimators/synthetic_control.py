@@ -39,7 +39,7 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import minimize
+from scipy.optimize import linprog, minimize
 
 from ..errors import EstimationError, PanelError, SpecError
 from ..inference import placebo as plc
@@ -48,6 +48,7 @@ from ..parallel import as_generator
 from ..results import (
     EstimationResult,
     check_bool,
+    check_choice,
     check_fit_arguments,
     check_int,
     check_number,
@@ -88,6 +89,10 @@ class SyntheticControlResult(EstimationResult):
         Gaps of the in-time placebo (fake treatment date).
     loo_paths : DataFrame or None
         Synthetic paths without each positive-weight donor.
+    prediction_intervals : DataFrame or None
+        With ``intervals``: one row per post period (``calendar:T``) and ``att`` --
+        ``estimate``, ``low``, ``high`` of the effect (SCPI: also ``cf_low``/``cf_high``
+        of the counterfactual; conformal: ``p_value`` of no effect) and ``method``.
     """
 
     SCALE_FREE_TERMS: ClassVar[tuple[str, ...]] = ("weight:*",)
@@ -99,6 +104,7 @@ class SyntheticControlResult(EstimationResult):
         "rmspe": {"pre_rmspe": 1, "post_rmspe": 1},
         "in_time_gaps": 1,
         "loo_paths": 1,
+        "prediction_intervals": {"*": 1, "p_value": 0},
     }
     SCALED_INFO: ClassVar[dict[str, int]] = {"pre_rmspe": 1, "post_rmspe": 1, "fit_mspe": 2}
 
@@ -113,6 +119,7 @@ class SyntheticControlResult(EstimationResult):
     p_value: float = np.nan
     in_time_gaps: pd.Series | None = None
     loo_paths: pd.DataFrame | None = None
+    prediction_intervals: pd.DataFrame | None = None
 
     def rescaled(self, factor: float) -> Self:
         """As :meth:`EstimationResult.rescaled`; predictors built from the outcome (named
@@ -145,6 +152,8 @@ class SyntheticControlResult(EstimationResult):
             out["in_time_gaps"] = self.in_time_gaps.rename("gap").rename_axis("time").reset_index()
         if self.loo_paths is not None:
             out["leave_one_out"] = self.loo_paths.rename_axis("time").reset_index()
+        if self.prediction_intervals is not None:
+            out["prediction_intervals"] = self.prediction_intervals
         return out
 
 
@@ -290,8 +299,12 @@ def synth_weights(
         Donor predictors.
     Z1 : ndarray (T_fit,), Z0 : ndarray (T_fit, J)
         Outcomes over the fit window (for the nested V criterion).
-    v : {"nested", "inverse_variance", "equal"} or sequence of float
-        ``"nested"`` minimises the fit-window MSPE over V; ``"inverse_variance"`` /
+    v : {"nested", "optimistic", "inverse_variance", "equal"} or sequence of float
+        ``"nested"`` minimises the fit-window MSPE over V (V bounded away from zero by
+        ``v_min``); ``"optimistic"`` also searches the boundary where V puts all its weight
+        on one predictor and ``W(V)`` is not unique, taking the tied ``W`` with the best
+        fit (the optimistic bilevel solution of Malo et al. 2024; it reaches lower
+        pre-period MSPE but lets the predictors matter little); ``"inverse_variance"`` /
         ``"equal"`` use V = I on standardised predictors (inverse variance of the raw
         ones); a list gives V.
     n_starts : int
@@ -344,9 +357,10 @@ def synth_weights(
             vv = np.full(k, 1.0 / k)
             w = solve_w(vv)
             return _Fit(w, vv, mspe(w))
-        if v != "nested":
+        if v not in ("nested", "optimistic"):
             raise SpecError(
-                f"v must be 'nested', 'inverse_variance', 'equal' or a list of {k} weights; "
+                f"v must be 'nested', 'optimistic', 'inverse_variance', 'equal' or a list of "
+                f"{k} weights; "
                 f"received {v!r}."
             )
     else:
@@ -358,6 +372,17 @@ def synth_weights(
         return _Fit(w, vv, mspe(w))
     if k == 1:
         vv = np.ones(1)
+        w = solve_w(vv)
+        return _Fit(w, vv, mspe(w))
+    X1r, X0r = np.asarray(X1, float), np.asarray(X0, float)
+    if X0r.shape == Z0.shape and np.array_equal(X0r, Z0) and np.array_equal(X1r, Z1):
+        # The predictors are the fit-window outcomes themselves: MSPE(W(V)) is bounded
+        # below by min_W MSPE(W), and V proportional to each predictor's variance attains
+        # it (undoing the standardisation makes the inner problem the outer one). The
+        # nested problem is solved exactly, with no search.
+        sd = np.column_stack([X1r, X0r]).std(axis=1, ddof=1)
+        vv = np.where(sd > 0, sd, 1.0) ** 2
+        vv = vv / vv.sum()
         w = solve_w(vv)
         return _Fit(w, vv, mspe(w))
 
@@ -443,7 +468,87 @@ def synth_weights(
     vv, _ = to_v(best_theta)
     support[0] = None
     w = solve_w(vv)
+    exact = _exact_match_weights(X1s, X0s, Z1, Z0)
+    if exact is not None and mspe(exact) < mspe(w):
+        # Every V shares the inner optima {W : X0 W = X1} here, so the optimistic bilevel
+        # solution is the best of them (its V is immaterial; the searched one is kept).
+        w = exact
+    if v == "optimistic":
+        for j, wj in _single_match_weights(X1s, X0s, Z1, Z0):
+            if mspe(wj) < mspe(w):
+                w, vv = wj, np.eye(k)[j]
     return _Fit(w, vv, mspe(w))
+
+
+def _single_match_weights(
+    X1s: np.ndarray, X0s: np.ndarray, Z1: np.ndarray, Z0: np.ndarray
+) -> list[tuple[int, np.ndarray]]:
+    """Optimistic bilevel candidates on the boundary of the V simplex (``v="optimistic"``).
+
+    With all of V on predictor ``j`` the inner optima are every ``W`` on the simplex with
+    ``X0_j W = X1_j``; the optimistic choice among them minimises the pre-period MSPE
+    (Malo et al. 2024). Any V whose support admits an exact match has a smaller optimal
+    set, so these single-predictor candidates bound the optimistic problem's boundary
+    from below. One candidate per predictor the donors bracket; penalised simplex QP as
+    in :func:`_exact_match_weights`.
+    """
+    H = Z0.T @ Z0
+    c = Z0.T @ Z1
+    out = []
+    for j in range(X0s.shape[0]):
+        a = X0s[j]
+        if not a.min() <= X1s[j] <= a.max() or not (a @ a) > 0:
+            continue
+        rho = 1e6 * max(np.trace(H), 1e-12) / float(a @ a)
+        w, _ = simplex_qp_gram(H + rho * np.outer(a, a), c + rho * a * X1s[j])
+        out.append((j, w))
+    return out
+
+
+def _exact_match_weights(
+    X1s: np.ndarray, X0s: np.ndarray, Z1: np.ndarray, Z0: np.ndarray
+) -> np.ndarray | None:
+    """Optimistic bilevel solution when the predictors can be matched exactly.
+
+    If ``X1`` lies in the convex hull of the donors' predictors, ``W(V)`` is not unique:
+    for every ``V`` the inner optima are all ``W`` on the simplex with ``X0 W = X1``, and
+    the nested criterion depends on which of them is taken. The optimistic bilevel
+    problem (Malo, Eskelinen, Zhou & Kuosmanen 2024, "Computing synthetic controls using
+    bilevel optimization", Computational Economics 64) takes the one with the smallest
+    pre-period MSPE: ``min |Z1 - Z0 W|^2`` on the simplex subject to ``X0 W = X1``.
+    Returns None when no exact match exists (then ``W(V)`` is unique in ``X0 W`` and the
+    V search decides). Solved as a simplex QP with a heavy penalty on the predictor
+    mismatch, then made exact on the support from the KKT system of the equality-
+    constrained problem.
+    """
+    k, J = X0s.shape
+    lp = linprog(
+        np.zeros(J),
+        A_eq=np.vstack([X0s, np.ones(J)]),
+        b_eq=np.r_[X1s, 1.0],
+        bounds=[(0, None)] * J,
+        method="highs",
+    )
+    if lp.status != 0:
+        return None
+    H = Z0.T @ Z0
+    c = Z0.T @ Z1
+    G = X0s.T @ X0s
+    rho = 1e6 * max(np.trace(H), 1e-12) / max(np.trace(G), 1e-12)
+    w, _ = simplex_qp_gram(H + rho * G, c + rho * (X0s.T @ X1s))
+    P = np.flatnonzero(w > 0)
+    A = np.vstack([X0s[:, P], np.ones(len(P))])
+    p, m = len(P), A.shape[0]
+    K = np.zeros((p + m, p + m))
+    K[:p, :p] = H[np.ix_(P, P)]
+    K[:p, p:] = A.T
+    K[p:, :p] = A
+    sol = np.linalg.lstsq(K, np.r_[c[P], X1s, 1.0], rcond=None)[0]
+    wp = sol[:p]
+    if np.all(wp >= 0) and np.allclose(A @ wp, np.r_[X1s, 1.0], atol=1e-10):
+        w = np.zeros(J)
+        w[P] = wp
+    return w
 
 
 @dataclass
@@ -503,6 +608,7 @@ def fit(
     drop_ratio: float | None = None,
     in_time: int | None = None,
     leave_one_out: bool = False,
+    intervals: str | None = None,
 ) -> SyntheticControlResult:
     """ADH (2010) synthetic control with nested V and in-space placebo inference.
 
@@ -525,11 +631,12 @@ def fit(
     predictors : list of dict, optional
         Each ``{"variable": v, "window": [a, b], "op": "mean"}`` (mean over ``a..b``) or
         ``{"variable": v, "years": [...]}`` (mean over those years). Default: the outcome in
-        every pre-period (then V is immaterial and equal weights are used).
+        every pre-period (the nested V then has a closed form: W minimises the pre-period
+        MSPE of the raw outcomes).
     fit_window : [first, last], optional
         Periods of the MSPE criterion for V; default all pre-treatment periods.
-    v : {"nested", "inverse_variance", "equal"} or list of float, optional
-        Default ``"nested"`` with predictors, ``"equal"`` without.
+    v : {"nested", "optimistic", "inverse_variance", "equal"} or list of float, optional
+        Default ``"nested"`` (see :func:`synth_weights`).
     n_starts : int
         Local searches of the nested V optimisation (from the best of 40 screened
         candidates: equal, regression-based and random Dirichlet V).
@@ -547,6 +654,13 @@ def fit(
         Fake treatment date for an in-time placebo (data after the real date unused).
     leave_one_out : bool
         Re-fit without each positive-weight donor.
+    intervals : {"scpi", "conformal"}, optional
+        Add prediction intervals for each post period and the average effect:
+        Cattaneo, Feng & Titiunik (2021) SCPI (:func:`zoneimpact.inference.scpi.scpi_intervals`,
+        200 simulations, sub-Gaussian out-of-sample bounds; it refits the canonical weights,
+        simplex least squares on the raw pre-period outcomes, so its point estimates can
+        differ from this result's) or Chernozhukov, Wuthrich & Zhu (2021) conformal
+        intervals (:func:`zoneimpact.inference.conformal.conformal_inference`).
 
     Returns
     -------
@@ -563,6 +677,8 @@ def fit(
     leave_one_out = check_bool(leave_one_out, "leave_one_out")
     drop_ratio = check_number(drop_ratio, "drop_ratio", positive=True, none=True)
     in_time = check_int(in_time, "in_time", none=True)
+    if intervals is not None:
+        check_choice(intervals, "intervals", ["scpi", "conformal"])
     if fit_window is not None:
         fit_window = _window(fit_window, "fit_window")
     if v is not None and not isinstance(v, str):
@@ -574,7 +690,7 @@ def fit(
             for x in v
         ):
             raise SpecError(
-                f"v must be 'nested', 'inverse_variance', 'equal' or a list of finite "
+                f"v must be 'nested', 'optimistic', 'inverse_variance', 'equal' or a list of finite "
                 f"non-negative predictor weights; received {v!r}."
             )
     rng = as_generator(rng)
@@ -632,10 +748,10 @@ def fit(
                 f"periods: {int(pre_periods[0])}-{int(pre_periods[-1])})."
             )
     if v is None:
-        v = "nested" if predictors is not None else "equal"
+        v = "nested"
     prob = _Problem(Y, X, fit_mask, periods < g, periods >= g, v, n_starts)
     treated_key: Any = tr_units if len(tr_units) > 1 else tr_units[0]
-    child = rng.spawn(4)
+    child = rng.spawn(5)  # the first four are those of earlier versions
     main, gaps = _fit_unit(prob, treated_key, pool, child[0])
     Yt = Y.loc[tr_units].to_numpy(float).mean(axis=0)
     treated_path = pd.Series(Yt, index=pd.Index(periods, name="time"), name="treated")
@@ -734,7 +850,7 @@ def fit(
         "v_method": v if isinstance(v, str) else "given",
         "se_note": "no sampling SE for synthetic control; see permutation p_value",
     }
-    return SyntheticControlResult(
+    result = SyntheticControlResult(
         estimator="synthetic_control",
         outcome=outcome,
         terms=terms,
@@ -754,3 +870,43 @@ def fit(
         in_time_gaps=in_time_gaps,
         loo_paths=loo_paths,
     )
+    if intervals is None:
+        return result
+    return _with_intervals(result, panel, intervals, child[4])
+
+
+def _with_intervals(
+    result: SyntheticControlResult, panel: Panel, method: str, rng: np.random.Generator
+) -> SyntheticControlResult:
+    """The result with SCPI or conformal prediction intervals (``fit(intervals=...)``)."""
+    if method == "scpi":
+        from ..inference.scpi import scpi_intervals
+
+        t = scpi_intervals(result, panel, rng=rng).table
+        frame = pd.DataFrame(
+            {
+                "term": t["term"],
+                "estimate": t["effect"],
+                "low": t["effect_low"],
+                "high": t["effect_high"],
+                "cf_low": t["cf_low"],
+                "cf_high": t["cf_high"],
+            }
+        )
+    else:
+        from ..inference.conformal import conformal_inference
+
+        t = conformal_inference(result, panel).table
+        frame = pd.DataFrame(
+            {
+                "term": t["term"],
+                "estimate": t["estimate"],
+                "low": t["ci_low"],
+                "high": t["ci_high"],
+                "p_value": t["p_value"],
+            }
+        )
+    frame["method"] = method
+    # SCPI refits the canonical synthetic control (V = I) its theory is for; its point
+    # estimates can differ from this result's when the weights do
+    return replace(result, prediction_intervals=frame, info={**result.info, "intervals": method})

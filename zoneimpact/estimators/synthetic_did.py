@@ -31,7 +31,8 @@ periods; bootstrap: units resampled; jackknife: units left out, weights fixed).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -70,11 +71,14 @@ class SyntheticDiDResult(EstimationResult):
         jackknife leave-one-out values).
     cohort_estimates : DataFrame
         One row per cohort: estimate, n_treated, n_post, weight.
+    covariate_coefs : Series or None
+        With ``covariates``: the coefficients removed from the outcome before SDID.
     """
 
     SCALED_FIELDS: ClassVar[dict[str, Any]] = {
         "placebo_estimates": 1,
         "cohort_estimates": {"estimate": 1},
+        "covariate_coefs": 1,
     }
     SCALED_INFO: ClassVar[dict[str, int]] = {"noise_level": 1, "zeta_omega": 1, "zeta_lambda": 1}
 
@@ -82,9 +86,12 @@ class SyntheticDiDResult(EstimationResult):
     time_weights: pd.Series | pd.DataFrame | None = None
     placebo_estimates: np.ndarray = field(default_factory=lambda: np.empty(0))
     cohort_estimates: pd.DataFrame | None = None
+    covariate_coefs: pd.Series | None = None
 
     def artifacts(self) -> dict[str, pd.DataFrame]:
         out: dict[str, pd.DataFrame] = {}
+        if self.covariate_coefs is not None:
+            out["covariate_coefficients"] = self.covariate_coefs.reset_index()
         if self.unit_weights is not None:
             uw = self.unit_weights
             out["unit_weights"] = (
@@ -311,8 +318,10 @@ def _batched(
     return np.concatenate(out) if out else np.empty(0)
 
 
-#: Memory of the Gram matrices of one chunk of placebo or bootstrap problems.
-_CHUNK_BYTES = 2**30
+#: Memory of the Gram matrices of one chunk of placebo or bootstrap problems (the solver
+#: briefly holds twice this): 64 MB keeps 1,000-donor problems at 8 per chunk, enough to
+#: amortise the batched loop while the peak stays near that of a single fit.
+_CHUNK_BYTES = 2**26
 
 
 # ---------------------------------------------------------------------------- inference (one block)
@@ -484,6 +493,7 @@ def fit(
     min_decrease: float | None = None,
     max_iter: int = 10_000,
     sparsify: bool = True,
+    covariates: Sequence[str] | str | None = None,
 ) -> SyntheticDiDResult:
     """Synthetic difference-in-differences (Arkhangelsky et al. 2021, Algorithm 1).
 
@@ -511,6 +521,11 @@ def fit(
         Frank-Wolfe iteration cap (R synthdid 1e4).
     sparsify : bool
         R synthdid's sparsification restart.
+    covariates : list of str, optional
+        Time-varying covariates (panel covariate columns): SDID runs on the outcome net of
+        ``X beta``, ``beta`` from a two-way fixed-effects regression on the untreated
+        observations (Arkhangelsky et al. 2021, Section 8; see
+        :mod:`zoneimpact.estimators._sdid_covariates`).
 
     Returns
     -------
@@ -520,6 +535,18 @@ def fit(
     check_fit_arguments(
         panel, outcome, alpha=alpha, n_jobs=n_jobs, rng=rng, estimator="synthetic_did"
     )
+    if covariates is not None:
+        options = dict(
+            method=method,
+            se_method=se_method,
+            n_reps=n_reps,
+            zeta_omega=zeta_omega,
+            zeta_lambda=zeta_lambda,
+            min_decrease=min_decrease,
+            max_iter=max_iter,
+            sparsify=sparsify,
+        )
+        return _fit_on_residuals(panel, outcome, covariates, rng, alpha, n_jobs, options)
     if not isinstance(method, str) or method not in ("sdid", "sc", "did"):
         raise SpecError(f"method must be 'sdid', 'sc' or 'did'; received {method!r}.")
     if se_method is not None and (
@@ -715,3 +742,24 @@ def fit(
         placebo_estimates=draws,
         cohort_estimates=ce,
     )
+
+
+def _fit_on_residuals(
+    panel: Panel,
+    outcome: str,
+    covariates: Any,
+    rng: np.random.Generator | None,
+    alpha: float,
+    n_jobs: int,
+    options: dict[str, Any],
+) -> SyntheticDiDResult:
+    """SDID on the covariate-residualised outcome (``fit(covariates=...)``)."""
+    from ._sdid_covariates import covariate_info, residualise_on_covariates
+    from .ife import covariate_list
+
+    covs = covariate_list(panel, covariates)
+    if not covs:
+        return fit(panel, outcome=outcome, rng=rng, alpha=alpha, n_jobs=n_jobs, **options)
+    resid, coefs = residualise_on_covariates(panel, outcome, covs)
+    res = fit(resid, outcome=outcome, rng=rng, alpha=alpha, n_jobs=n_jobs, **options)
+    return replace(res, covariate_coefs=coefs, info={**res.info, **covariate_info(coefs)})
