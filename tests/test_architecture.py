@@ -104,6 +104,9 @@ CORE = {
     "zoneimpact.geo",
     "zoneimpact.parallel",
     "zoneimpact.datadir",
+    "zoneimpact.labels",
+    "zoneimpact._frames",
+    "zoneimpact._maketables",
 }
 
 

@@ -681,7 +681,7 @@ def test_result_intervals_check_alpha(did_panel, alpha):
             SpecError,
             "lags must be a whole number >= 0 or None; received 1.5",
         ),
-        ("event_study", {"ref": "x"}, SpecError, "ref must be a whole number; received 'x'"),
+        ("event_study", {"ref": "x"}, SpecError, "ref_period must be a whole number; received 'x'"),
         ("twfe", {"cluster": ["unit"]}, SpecError, "cluster must be a column name"),
         (
             "twfe",
@@ -1012,4 +1012,4 @@ def test_report_arguments_are_checked(did_panel, tmp_path):
     with pytest.raises(TableError, match="Cannot write the table to .*No such file"):
         regression_table(res).save(tmp_path / "no" / "t.tex")
     # one term pattern as a string is that pattern
-    assert regression_table(res, terms="att").to_frame().iloc[0, 0] == "att"
+    assert regression_table(res, terms="att").to_frame().iloc[0, 0] == "ATT"  # display label

@@ -349,8 +349,38 @@ def test_event_study_content():
     np.testing.assert_allclose(pts.get_ydata(), t["estimate"].to_numpy(), rtol=0, atol=1e-12)
     assert ax.get_xlabel() == "Periods relative to treatment"
     assert ax.get_ylabel() == "Effect on lemp"
-    labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert "Uniform band" in labels
+    leg = ax.get_legend()
+    labels = [t.get_text() for t in leg.get_texts()]
+    # The confidence level is stated in the legend, for the intervals and the band.
+    assert "95% pointwise CI" in labels and "95% uniform band" in labels
+    # The band's swatch has the colour of the band drawn (not a grey stand-in).
+    from matplotlib.colors import to_rgb
+    from matplotlib.patches import Patch
+
+    swatch = [h for h in leg.legend_handles if isinstance(h, Patch)][0]
+    band = [c for c in ax.collections if c.get_linewidth()[0] == pytest.approx(4.0)][0]
+    assert to_rgb(swatch.get_facecolor()) == pytest.approx(to_rgb(band.get_color()[0]))
+    assert swatch.get_alpha() == pytest.approx(band.get_alpha())
+    # A result at alpha = 0.1 says 90%.
+    from dataclasses import replace
+
+    fig = plots.event_study_plot(replace(res, alpha=0.1))
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "90% pointwise CI" in labels
+
+
+def test_event_study_notes_mixed_pre_period_definitions():
+    cs = make_event()  # estimator callaway_santanna, varying base by default
+    twfe = make_twfe_event()
+    ax = plots.event_study_plot({"CS": cs, "TWFE": twfe}).axes[0]
+    label = ax.get_xlabel()
+    assert label.startswith("Periods relative to treatment\nPre-periods:")
+    flat = label.replace("\n", " ")
+    assert "CS vs. the period before (varying base)" in flat
+    assert "TWFE vs. E = -1 (reference period)" in flat
+    # One definition only: no note.
+    ax = plots.event_study_plot({"A": twfe, "B": twfe}).axes[0]
+    assert ax.get_xlabel() == "Periods relative to treatment"
 
 
 def test_event_study_overlay_offsets():
@@ -425,7 +455,24 @@ def test_decomposition_and_rings_content():
     assert heights == pytest.approx([10.0, -4.0, 6.0])  # direct, total spillover, net
     assert "displ. 0.40" in ax.get_xticklabels()[0].get_text()
     ax = plots.spillover_by_ring_plot(make_spill("gdp")).axes[0]
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["0-50km", "50-100km", "100-200km"]
+    # Distance bands on a km axis: points at the band midpoints, joined, with CI shading.
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "50", "100", "200"]
+    assert ax.get_xlabel() == "Distance from the nearest zone (km)"
+    pts = [ln for ln in ax.get_lines() if ln.get_marker() == "o"][0]
+    np.testing.assert_allclose(pts.get_xdata(), [25.0, 75.0, 150.0])
+    assert len(ax.collections) >= 2  # the CI band and the interval lines
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["95% pointwise CI"]
+    # Rings that are not distance bands stay categories.
+    res = make_spill("gdp")
+    t = res.terms.assign(term=res.terms["term"].str.replace("km", " ring", regex=False))
+    t["term"] = t["term"].str.replace("0-50 ring", "adjacent", regex=False)
+    ax = plots.spillover_by_ring_plot(res.with_terms(t)).axes[0]
+    ticks = [x.get_text() for x in ax.get_xticklabels()]
+    assert ticks == ["50-100 ring", "100-200 ring", "adjacent"]
+    # default_figures: the by-distance figure needs two rings or more.
+    assert "spillover_by_ring" in plots.default_figures(make_spill("gdp"))
+    one = res.terms.loc[~res.terms["term"].str.match(r"spillover:(50|100)")]
+    assert "spillover_by_ring" not in plots.default_figures(res.with_terms(one))
 
 
 def test_unit_map_many_cohorts_uses_colorbar():
@@ -441,7 +488,11 @@ def test_unit_map_many_cohorts_uses_colorbar():
 
 
 def test_default_figures_by_result_type():
-    assert set(plots.default_figures(make_event())) == {"event_study", "group_time"}
+    assert set(plots.default_figures(make_event())) == {
+        "event_study",
+        "group_time",
+        "cohort_event_study",
+    }
     assert set(plots.default_figures(make_sc())) == {
         "sc_paths",
         "sc_gap",
@@ -465,9 +516,33 @@ def test_style_does_not_leak_rcparams():
     assert matplotlib.rcParams["font.size"] == before
 
 
+def test_group_time_by_event_time_is_each_cohorts_event_study():
+    res = make_event()
+    cal = plots.group_time_plot(res)
+    ev = plots.group_time_plot(res, event_time=True)
+    cohorts = sorted(res.att_gt["cohort"].unique())
+    for k, g in enumerate(cohorts):
+        xs_cal = np.concatenate(
+            [ln.get_xdata() for ln in cal.axes[k].get_lines() if ln.get_marker() in "os"]
+        )
+        xs_ev = np.concatenate(
+            [ln.get_xdata() for ln in ev.axes[k].get_lines() if ln.get_marker() in "os"]
+        )
+        # The same cells, shifted by the cohort's first treated period: x = t - g.
+        np.testing.assert_allclose(np.sort(xs_ev), np.sort(xs_cal) - g)
+        post = [ln for ln in ev.axes[k].get_lines() if ln.get_label() == "Post-treatment"][0]
+        assert post.get_xdata().min() == 0  # treatment onset at e = 0 in every panel
+    assert ev.axes[len(cohorts) - 1].get_xlabel() == "Periods relative to treatment"
+    assert "cohort_event_study" in plots.default_figures(res)
+
+
 def test_group_time_legend_has_both_phases():
     fig = plots.group_time_plot(make_event())
-    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["Pre-treatment", "Post-treatment"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [
+        "Pre-treatment",
+        "Post-treatment",
+        "95% pointwise CI",
+    ]
 
 
 def test_unit_map_discrete_cohorts_legend():
@@ -574,3 +649,35 @@ def test_default_figures_on_real_estimators(canonical):
     for fig in figs.values():
         assert_no_tick_overlap(fig)
         assert_legend_clear(fig)
+
+
+def test_power_curve_plot_house_style():
+    from types import SimpleNamespace
+
+    rows = []
+    for target, grid in (("direct", [0, 10, 20, 30]), ("displacement", [0, 0.5, 1.0])):
+        for k, e in enumerate(grid):
+            rows.append((target, e, [0.05, 0.4, 0.85, 0.99][k], 0.01))
+    res = SimpleNamespace(
+        curves=pd.DataFrame(rows, columns=["target", "effect", "power", "mc_se"]),
+        mde={"direct": 20.0, "displacement": float("nan")},
+        info={"alpha": 0.05, "power": 0.8},
+        design=SimpleNamespace(outcome="fdi"),
+    )
+    fig = plots.power_curve_plot(res, outcome_label="FDI (USD million)")
+    assert fig.get_figwidth() <= 7.0  # never wider than a page
+    a, b = fig.axes[:2]
+    assert a.get_title(loc="left") == "Direct effect" and a.get_ylabel() == "Power"
+    assert a.get_xlabel() == "True effect on FDI (USD million)"
+    assert b.get_xlabel() == "True displacement share"
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == [
+        "95% Monte Carlo band",
+        "Simulated power",
+        "Target power 80%",
+        "Test level 5%",
+        "MDE",
+    ]
+    mde = [ln for ln in a.get_lines() if ln.get_label() == "MDE"][0]
+    assert mde.get_xdata()[0] == 20.0
+    assert not [ln for ln in b.get_lines() if ln.get_label() == "MDE"]  # NaN: not drawn

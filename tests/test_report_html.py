@@ -187,3 +187,138 @@ def test_report_renders_in_headless_chromium(tmp_path):
     assert img.var() > 100.0
     # Dark pixels (text, lines) cover a visible share of the page.
     assert (img < 128).mean() > 0.01
+
+
+# ----------------------------------------------------------------------------- page layout
+def _precise() -> EstimationResult:
+    # z = 100: p is about 1e-2174 -> must print "<0.001", never "3.8e-41"-style.
+    return EstimationResult(
+        "twfe",
+        "fdi",
+        terms_frame(["att"], [10.0], [0.1]),
+        n_units=50,
+        n_obs=500,
+        info={"cluster": "unit", "n_clusters": 50, "pretrend_p": 1e-9},
+    )
+
+
+def _wide_table() -> pd.DataFrame:
+    # 14 columns of long names: wider than 1280 px on its own.
+    return pd.DataFrame({f"a rather long column name {i}": [123456.789] for i in range(14)})
+
+
+def test_report_layout_summary_first_tables_folded_p_values(tmp_path):
+    res = {**_results(), "precise": _precise()}
+    out = _write(
+        tmp_path,
+        results=res,
+        summary=["Headline estimates: TWFE 10.0 [9.8, 10.2].", "Simulated truth: 10."],
+        tables={"Main": regression_table(res), "wide": _wide_table()},
+    )
+    text = out.read_text(encoding="utf-8")
+    # Order: summary, verdicts, figures, tables, estimates, manifest.
+    pos = [text.index(f'<section id="{s}"') for s in ("summary", "verdicts", "figures", "tables")]
+    assert pos == sorted(pos)
+    assert "<p>Headline estimates: TWFE 10.0 [9.8, 10.2].</p>" in text
+    tables = text[text.index('<section id="tables"') : text.index('<section id="results"')]
+    # Every table folded (no open attribute), each inside a horizontal scroll box.
+    assert tables.count("<details") == 2 and "<details open" not in tables
+    assert tables.count('<div class="scroll">') == 2
+    assert "<summary>Main</summary>" in tables and "<summary>wide</summary>" in tables
+    # p-values as papers print them.
+    assert "&lt;0.001" in text
+    assert not re.search(r"<td>[0-9.]+e-\d+</td>", text)
+    # Figures at their printed size: 3.5 in at 150 px/in, so 7 pt text is 14.6 px.
+    widths = [int(w) for w in re.findall(r'<img [^>]*width="(\d+)"', text)]
+    assert widths and all(w == 525 for w in widths)
+    assert 7 / 72 * 150 >= 9  # the smallest figure text (7 pt ticks) displayed in px
+
+
+def test_display_size_reads_png_resolution():
+    from zoneimpact.report.html import _display_size
+
+    fig = plots.event_study_plot(_results()["CS event study"])
+    for dpi in (100, 200, 300):
+        w, h = _display_size(figure_to_png(fig, dpi=dpi))
+        assert w == pytest.approx(3.5 * 150, abs=2), dpi  # the same inches at any dpi
+
+
+_PROBE = """
+<script>
+document.querySelectorAll('details').forEach(d => d.open = true);
+const imgs = [...document.images].map(i => i.getBoundingClientRect().width / i.naturalWidth);
+const fonts = [...document.querySelectorAll('p,td,th,summary,figcaption,li,code')]
+  .filter(e => e.textContent.trim())
+  .map(e => parseFloat(getComputedStyle(e).fontSize));
+const probe = document.createElement('pre');
+probe.id = 'probe';
+probe.textContent = JSON.stringify({
+  scrollWidth: document.documentElement.scrollWidth,
+  clientWidth: document.documentElement.clientWidth,
+  minImgScale: Math.min(...imgs),
+  minFont: Math.min(...fonts),
+});
+document.body.appendChild(probe);
+</script>
+"""
+
+
+@pytest.mark.skipif(_chromium() is None, reason="chromium not installed")
+def test_report_no_horizontal_overflow_at_1280(tmp_path):
+    import json
+
+    from PIL import Image
+
+    res = {**_results(), "precise": _precise()}
+    out = _write(
+        tmp_path,
+        results=res,
+        summary=["A summary paragraph. " * 30],
+        tables={"Main": regression_table(res), "wide": _wide_table()},
+    )
+    probe = tmp_path / "probe.html"
+    probe.write_text(
+        out.read_text(encoding="utf-8").replace("</body>", _PROBE + "</body>"), encoding="utf-8"
+    )
+    base = [
+        _chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--hide-scrollbars",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=1280,1600",
+    ]
+    proc = subprocess.run(
+        [*base, "--virtual-time-budget=5000", "--dump-dom", probe.resolve().as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    m = re.search(r'<pre id="probe">(.*?)</pre>', proc.stdout)
+    assert m, proc.stderr[-2000:]
+    got = json.loads(m.group(1).replace("&quot;", '"'))
+    # Every table unfolded, the 14-column one included: the page itself never scrolls
+    # sideways at 1280 px (wide tables scroll inside their own box).
+    assert got["clientWidth"] == 1280
+    assert got["scrollWidth"] <= got["clientWidth"], got
+    # Figures (PNG at 150 dpi) shown at 150 px/in, i.e. at scale 1: 7 pt figure text is
+    # 14.6 px; it must stay >= 9 px (scale >= 0.62). Page text >= 9 px.
+    assert got["minImgScale"] >= 9 / (7 / 72 * 150), got
+    assert got["minFont"] >= 9, got
+    shot = tmp_path / "shot.png"
+    subprocess.run(
+        [*base, f"--screenshot={shot}", out.resolve().as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    img = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert img.shape == (1600, 1280)
+    # The right edge is white (nothing cut off there); text and figures cover the page.
+    assert img[:, -20:].min() > 240
+    assert (img < 128).mean() > 0.01

@@ -411,6 +411,7 @@ def _path_to(table: Table) -> tuple[str | int, ...]:
         "[figures]": ("figures",),
         "[claims]": ("claims",),
         "[claims.concentration]": ("claims", "concentration"),
+        "[claims.curve]": ("claims", "curve"),
         "[power]": ("power",),
     }[table.name]
 
@@ -492,8 +493,8 @@ def test_schema_keys_are_the_dataclass_fields():
 
 
 def test_claims_table_holds_what_claims_reads():
-    # claims_for_spec pops file, linked_specs, data_name, breakdown_from and passes the rest
-    # to run_claims, which reads spillover and concentration (base_estimator, options)
+    # claims_for_spec pops file, linked_specs, data_name, breakdown_from and curve and passes
+    # the rest to run_claims, which reads spillover and concentration (base_estimator, options)
     tables = {t.name: t for t in schema_tables()}
     assert set(tables["[claims]"].keys) == {
         "file",
@@ -502,8 +503,10 @@ def test_claims_table_holds_what_claims_reads():
         "breakdown_from",
         "spillover",
         "concentration",
+        "curve",
     }
     assert set(tables["[claims.concentration]"].keys) == {"base_estimator", "options"}
+    assert set(tables["[claims.curve]"].keys) == {"samples", "event_studies", "breakdown_by_scale"}
 
 
 def test_docs_list_every_key_of_the_schema():

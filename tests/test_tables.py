@@ -40,7 +40,9 @@ def twfe() -> EstimationResult:
         n_obs=24680,
         info={
             "cluster": "unit",
+            "n_clusters": 17,
             "fixed_effects": ("unit", "year"),
+            "covariates": "",
             "pretrend_p": 0.43215,
             "control_group": "not_yet_treated",
         },
@@ -60,7 +62,7 @@ def cs() -> EstimationResult:
         ),
         n_units=1234,
         n_obs=24680,
-        info={"control_group": "never_treated"},
+        info={"control_group": "never_treated", "covariates": ["x1", "x2"]},
     )
 
 
@@ -80,38 +82,73 @@ def sc_with_weights() -> EstimationResult:
 def test_regression_table_layout_and_numbers():
     tab = regression_table([twfe(), cs()], terms=["att", "event:0"])
     df = tab.to_frame()
-    assert list(df.columns) == ["", "twfe", "callaway_santanna"]
-    assert df.iloc[0].tolist() == ["att", "1.200", "-0.500"]
+    # Estimator display names head the columns, terms print as papers print them.
+    assert list(df.columns) == ["", "TWFE", "Callaway–Sant'Anna"]
+    assert df.iloc[0].tolist() == ["ATT", "1.200", "-0.500"]
     # Standard error in parentheses on the line under its estimate, with an empty stub.
     assert df.iloc[1].tolist() == ["", "(0.300)", "(0.400)"]
-    assert df.iloc[2].tolist() == ["event:0", "0.420", "0.600"]
-    foot = dict(zip(df.iloc[:, 0], df["twfe"], strict=False))
+    assert df.iloc[2].tolist() == ["Event time 0", "0.420", "0.600"]
+    foot = dict(zip(df.iloc[:, 0], df["TWFE"], strict=False))
     assert foot["Units"] == "1,234" and foot["Observations"] == "24,680"
-    assert foot["Clusters"] == "unit"
-    assert foot["Fixed effects"] == "unit, year"
+    assert foot["Clusters"] == "17"  # a count, not the cluster variable's name
+    assert foot["Fixed effects"] == "Unit + period"  # one wording for every estimator
     assert foot["Pre-trend p-value"] == "0.432"
-    assert foot["Control group"] == "not_yet_treated"
-    assert (
-        dict(zip(df.iloc[:, 0], df["callaway_santanna"], strict=False))["Pre-trend p-value"] == ""
-    )
+    assert foot["Control group"] == "Not yet treated"
+    assert foot["Standard errors"] == "Clustered by unit"
+    cs_foot = dict(zip(df.iloc[:, 0], df["Callaway–Sant'Anna"], strict=False))
+    assert cs_foot["Pre-trend p-value"] == "" and cs_foot["Standard errors"] == ""
+    assert cs_foot["Controls"] == "x1, x2" and foot["Controls"] == "None"
     # The rule separates the estimates (4 rows) from the footer.
     assert tab.midrules == (4,)
+    assert "Confidence level of tests and intervals: 95%." in tab.notes
     # Long-form numbers kept for machines.
-    assert tab.data.set_index(["model", "term"]).loc[("twfe", "att"), "se"] == 0.3
+    assert tab.data.set_index(["model", "term"]).loc[("TWFE", "att"), "se"] == 0.3
+
+
+def test_headline_terms_by_default_and_event_terms_on_request():
+    # Default: each result's headline (main_term) only -- the README's two-model table
+    # was 70 rows with every term; it is now one estimate row plus the footer.
+    tab = regression_table({"A": twfe(), "B": cs()})
+    stub = tab.to_frame().iloc[:, 0].tolist()
+    assert stub[:2] == ["ATT", ""] and "Event time 0" not in stub
+    tab = regression_table({"A": twfe(), "B": cs()}, events=True)
+    stub = [x for x in tab.to_frame().iloc[:, 0] if x]
+    assert stub[:5] == ["ATT", "Event time -2", "Event time -1", "Event time 0", "Event time 1"]
+    tab = regression_table({"A": twfe()}, terms="all")
+    assert "Event time -2" in tab.to_frame().iloc[:, 0].tolist()
+
+
+def test_outcome_labels_units_and_se_note():
+    tab = regression_table(
+        {"A": twfe(), "B": twfe()},
+        outcome_labels={"log_gdp": "GDP"},
+        outcome_units={"log_gdp": "log points"},
+    )
+    foot = dict(zip(tab.to_frame().iloc[:, 0], tab.to_frame()["A"], strict=False))
+    # One outcome in every column: a note, as "Dependent variable: ..." in papers.
+    assert "Outcome" not in foot and tab.notes[0] == "Outcome: GDP (log points)."
+    # One SE type for every column: stated once in the notes, no footer row.
+    assert "Standard errors" not in foot
+    assert tab.notes[1] == "Standard errors in parentheses (clustered by unit)."
+    # Different outcomes: a row, labelled.
+    b = EstimationResult("twfe", "emp", twfe().terms, info=twfe().info)
+    tab = regression_table({"A": twfe(), "B": b}, outcome_labels={"emp": "Employment"})
+    foot = dict(zip(tab.to_frame().iloc[:, 0], tab.to_frame()["B"], strict=False))
+    assert foot["Outcome"] == "Employment"
 
 
 def test_missing_term_cells_are_empty_and_weights_left_out():
-    tab = regression_table({"A": twfe(), "B": sc_with_weights()})
+    tab = regression_table({"A": twfe(), "B": sc_with_weights()}, terms="all")
     labels = tab.to_frame().iloc[:, 0].tolist()
-    assert not any(str(x).startswith("weight:") for x in labels)
-    row = tab.to_frame().set_index("").loc["event:1"]
+    assert not any(str(x).startswith("Weight") for x in labels)
+    row = tab.to_frame().set_index("").loc["Event time 1"]
     assert row["A"] == "-0.340" and row["B"] == ""
     # NaN SE (synthetic control without inference): no parentheses line for that column.
     att_se = tab.to_frame().iloc[1]
     assert att_se["A"] == "(0.300)" and att_se["B"] == ""
     # Explicit request shows them.
     tab = regression_table(sc_with_weights(), terms=["weight:*"])
-    assert tab.to_frame().iloc[:, 0].tolist()[:2] == ["weight:Utah", "weight:Nevada"]
+    assert tab.to_frame().iloc[:, 0].tolist()[:2] == ["Weight Utah", "Weight Nevada"]
 
 
 def test_terms_mapping_relabels_and_unknown_term_errors():
@@ -133,25 +170,26 @@ def test_column_names_from_outcomes_when_estimators_repeat():
 
 
 def test_stars_thresholds():
-    tab = regression_table(twfe(), stars=True, stats=())
-    est = dict(zip(tab.to_frame().iloc[:, 0], tab.to_frame()["twfe"], strict=False))
-    assert est["att"] == "1.200***"
-    assert est["event:0"] == "0.420**"
-    assert est["event:1"] == "-0.340*"
-    assert est["event:-2"] == "0.100"
+    tab = regression_table(twfe(), stars=True, stats=(), terms="all")
+    est = dict(zip(tab.to_frame().iloc[:, 0], tab.to_frame()["TWFE"], strict=False))
+    assert est["ATT"] == "1.200***"
+    assert est["Event time 0"] == "0.420**"
+    assert est["Event time 1"] == "-0.340*"
+    assert est["Event time -2"] == "0.100"
     assert "* p < 0.1, ** p < 0.05, *** p < 0.01." in tab.notes
     # Custom thresholds (modelsummary style).
-    tab = regression_table(twfe(), stars={"+": 0.1, "*": 0.05}, stats=())
-    est = dict(zip(tab.to_frame().iloc[:, 0], tab.to_frame()["twfe"], strict=False))
-    assert est["att"] == "1.200*" and est["event:1"] == "-0.340+"
+    tab = regression_table(twfe(), stars={"+": 0.1, "*": 0.05}, stats=(), terms="all")
+    est = dict(zip(tab.to_frame().iloc[:, 0], tab.to_frame()["TWFE"], strict=False))
+    assert est["ATT"] == "1.200*" and est["Event time 1"] == "-0.340+"
 
 
 def test_ci_rows():
     tab = regression_table(twfe(), terms=["att"], ci=True, stats=())
-    rows = tab.to_frame()["twfe"].tolist()
+    rows = tab.to_frame()["TWFE"].tolist()
     # 1.2 -/+ 1.959964 * 0.3 = [0.612, 1.788]
-    # The outcome row stays (columns are named by estimator), as fixest's "Dependent Var.".
-    assert rows == ["1.200", "(0.300)", "[0.612, 1.788]", "log_gdp"]
+    # The one outcome is named in the notes, as fixest's "Dependent Var." line.
+    assert rows == ["1.200", "(0.300)", "[0.612, 1.788]"]
+    assert "Outcome: log_gdp." in tab.notes
     assert "95% confidence intervals in brackets." in tab.notes
 
 
@@ -215,17 +253,18 @@ def test_latex_structure_and_escaping():
     lines = tex.splitlines()
     assert lines.count("\\toprule") == 1 and lines.count("\\bottomrule") == 1
     assert lines.count("\\midrule") == 2  # under the header and before the footer
-    assert "\\begin{tabular}{lcc}" in tex
+    assert "\\begin{tabular}{lcc}" in tex and "\\normalsize" in tex
     body = [ln for ln in lines if ln.endswith("\\\\") and "&" in ln]
     assert all(ln.count("&") == 2 for ln in body)  # 3 columns on every row
-    assert "callaway\\_santanna" in tex and "log\\_gdp" in tex
+    # Long headers are stacked (after the en dash) so that the table fits the page.
+    assert "Callaway-- \\\\ Sant'Anna" in tex and "log\\_gdp" in tex
     assert "\\caption{Effects on log\\_gdp (100\\% = 1)}" in tex
     # No unescaped underscore, percent or ampersand in text.
     stripped = re.sub(r"\\[_%&#$]", "", tex)
     assert "_" not in stripped and "%" not in stripped
     assert "$-$0.500" in tex  # math minus for negative numbers
     bare = tab.to_latex(float_env=False)
-    assert bare.startswith("\\begin{tabular}") and "\\begin{table}" not in bare
+    assert "\\begin{tabular}" in bare and "\\begin{table}" not in bare
 
 
 class _TableParser(HTMLParser):
@@ -282,7 +321,7 @@ def test_save_by_extension(tmp_path):
         (".md", "| :--- |"),
         (".html", "<table"),
         (".htm", "<table"),
-        (".csv", ",twfe"),
+        (".csv", ",TWFE"),
     ):
         out = tab.save(tmp_path / f"t{ext}")
         assert out.read_text(encoding="utf-8").count(marker) >= 1, ext
@@ -335,11 +374,26 @@ def test_latex_compiles(tmp_path):
 
 # ----------------------------------------------------------------------------- maketables
 def test_results_work_with_maketables():
+    # maketables is in the `test` extra, so this runs in CI (skips only without it).
     mt = pytest.importorskip("maketables")
-    et = mt.ETable([twfe(), cs()])
+    from maketables.extractors import get_extractor
+
+    # Read through our plug-in hooks, not maketables' statsmodels extractor (which claims
+    # anything with params/bse/pvalues): zoneimpact/_maketables.py puts ours first.
+    assert type(get_extractor(twfe())).__name__ == "ZoneImpactExtractor"
+    et = mt.ETable([twfe(), cs()], keep=["^att$", "^event::0$"])
+    df = et.df
+    flat = df.to_string()
+    # Numbers, human labels (event:0 is not split as an interaction), depvar, FE and
+    # footer rows from the hooks.
+    assert "1.200" in flat and "(0.300)" in flat and "(0.400)" in flat
+    assert "Event time=0" in flat and "ATT" in flat and "×" not in flat
+    assert "log_gdp" in flat
+    assert "Unit fixed effects" in flat and "Period fixed effects" in flat
+    assert "Clusters" in flat and "17" in flat
+    assert "Clustered by unit" in flat and "R²" not in flat
     tex = et.make(type="tex")
-    # maketables reads the coefficient hooks: our numbers appear in its table.
-    assert "1.200" in tex and "(0.300)" in tex and "(0.400)" in tex
+    assert "1.200" in tex and "Event time=0" in tex
 
 
 @dataclass(frozen=True)
@@ -356,7 +410,8 @@ class _Duck:
 def test_duck_typed_result():
     d = _Duck(terms_frame(["att"], [0.2], [0.1]))
     tab = regression_table(d, stars=True, ci=True, stats=("n_units",))
-    assert tab.to_frame()["duck"].tolist() == ["0.200**", "(0.100)", "[0.004, 0.396]", "y", "5"]
+    assert tab.to_frame()["duck"].tolist() == ["0.200**", "(0.100)", "[0.004, 0.396]", "5"]
+    assert "Outcome: y." in tab.notes
 
 
 def test_event_terms_sorted_across_results():
@@ -367,7 +422,74 @@ def test_event_terms_sorted_across_results():
     b = EstimationResult(
         "sa", "y", terms_frame(["att", "event:-4", "event:0", "event:10"], [1, 2, 3, 4], [1] * 4)
     )
-    labels = [x for x in regression_table([a, b]).to_frame().iloc[:, 0] if x]
-    assert labels[:6] == ["att", "event:-4", "event:-1", "event:0", "event:1", "event:10"]
+    labels = [x for x in regression_table([a, b], terms="all").to_frame().iloc[:, 0] if x]
+    ev = ["Event time -4", "Event time -1", "Event time 0", "Event time 1", "Event time 10"]
+    assert labels[:6] == ["ATT", *ev]
     labels = [x for x in regression_table([a, b], terms=["event:*"]).to_frame().iloc[:, 0] if x]
-    assert labels[:5] == ["event:-4", "event:-1", "event:0", "event:1", "event:10"]
+    assert labels[:5] == ev
+
+
+# ----------------------------------------------------------------------------- page fit
+def _long_results() -> dict[str, EstimationResult]:
+    # Three event studies with 32 terms each: with SEs and CIs, 100+ body rows -- the
+    # README's "every term" table that overflowed a page ("Float too large by 1325pt").
+    ev = np.arange(-10, 21)
+    out = {}
+    for k, name in enumerate(("callaway_santanna", "imputation", "event_study")):
+        est = np.where(ev >= 0, 10.0 + ev + k, 0.5 * k) - 1234.5
+        out[name] = EstimationResult(
+            name,
+            "fdi",
+            terms_frame(["att", *[f"event:{e}" for e in ev]], [-1000.0, *est], [12.345] * 32),
+            n_units=1_234_567,
+            n_obs=98_765_432,
+            info={"cluster": "prefecture", "n_clusters": 280, "fixed_effects": "unit + time"},
+        )
+    return out
+
+
+def _compile(tmp_path, body: str) -> str:
+    doc = (
+        "\\documentclass[letterpaper]{article}\n\\usepackage{booktabs}\n\\begin{document}\n"
+        + body
+        + "\\end{document}\n"
+    )
+    (tmp_path / "doc.tex").write_text(doc, encoding="utf-8")
+    proc = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    return (tmp_path / "doc.log").read_text(encoding="latin-1")
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
+def test_latex_fits_a_letter_page(tmp_path):
+    long = _long_results()
+    labels = {
+        "Callaway–Sant'Anna, not-yet-treated controls": long["callaway_santanna"],
+        "Imputation (Borusyak, Jaravel & Spiess)": long["imputation"],
+        "TWFE event study, binned endpoints": long["event_study"],
+        "Callaway–Sant'Anna, never-treated controls": long["callaway_santanna"],
+        "Imputation, all horizons": long["imputation"],
+    }
+    wide = {f"Specification number {i} (long name)": r for i, r in enumerate(long.values())}
+    wide.update({f"Another specification {i}": r for i, r in enumerate(long.values())})
+    tables = [
+        regression_table(labels, stars=True, ci=True, title="Headline estimates"),
+        regression_table(long, terms="all", ci=True, title="Every term"),  # 190+ rows
+        event_study_table(long, title="Event studies"),
+        regression_table(wide, title="Six columns of long names"),
+    ]
+    assert len(tables[1].to_frame()) > 70
+    log = _compile(tmp_path, "".join(t.to_latex() for t in tables))
+    assert "Overfull" not in log, re.findall(r"Overfull.*", log)
+    assert "Float too large" not in log
+    # The long table was split into floats of at most MAX_LATEX_ROWS rows ("continued").
+    tex = tables[1].to_latex()
+    assert tex.count("\\begin{table}") >= 3 and "(continued)" in tex
+    # The wide one is set smaller or split into panels, never wider than the page.
+    assert "\\normalsize" not in tables[3].to_latex()

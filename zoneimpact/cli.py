@@ -1,4 +1,4 @@
-"""Command line: ``python -m zoneimpact {estimate,simulate,claims,figures}``.
+"""Command line: ``python -m zoneimpact {estimate,simulate,claims,power,figures}``.
 
 The CLI only parses arguments and TOML into the typed objects the Python API takes.
 """
@@ -50,6 +50,10 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     _print_summary(output)
     sim = output.data.simulation
     if sim is not None:
+        import textwrap
+
+        from .report.narrative import run_summary
+
         t = sim.truth
         print(
             "Simulated truth: "
@@ -59,6 +63,11 @@ def cmd_estimate(args: argparse.Namespace) -> int:
                 if o in t.overall
             )
         )
+        # Why the estimates differ from each other and from the truth (report.html has more)
+        for para in run_summary(output)[1:]:
+            if not para.startswith("Simulated data"):
+                print()
+                print(textwrap.fill(para, 100))
     return 0
 
 
@@ -129,10 +138,28 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Printed before and after the verdicts of a claims run on simulated data.
+DEMO_NOTE = (
+    "DEMONSTRATION on SIMULATED data: {why}. The verdicts below judge the claims against "
+    "a simulated panel whose truth is known (half of each zone's gain displaced from its "
+    "neighbours by design), not against China's data. For real verdicts: "
+    "python -m zoneimpact claims --spec specs/china.toml"
+)
+
+
 def cmd_claims(args: argparse.Namespace) -> int:
     from .claims import run_claims_cli
+    from .spec import load_spec
 
-    return run_claims_cli(args)
+    spec = load_spec(args.spec, data_dir=args.data_dir)
+    demo = spec.data.source == "simulate"
+    if demo:
+        why = "no --spec given" if args.spec is None else f"{args.spec} simulates its data"
+        print(DEMO_NOTE.format(why=why))
+    code = run_claims_cli(args)
+    if demo:
+        print("(Simulated data: these verdicts are a demonstration, see above.)")
+    return code
 
 
 def cmd_figures(args: argparse.Namespace) -> int:
@@ -201,7 +228,9 @@ def _write_power(result: Any, summary: pd.DataFrame, out: Path) -> None:
         + "\n",
         encoding="utf-8",
     )
-    result.figure().savefig(out / "power_curve.png", dpi=120)
+    from .report.plots import power_curve_plot
+
+    power_curve_plot(result).savefig(out / "power_curve.png", dpi=200)
 
 
 def _seed(text: str) -> int:
@@ -217,45 +246,131 @@ def _seed(text: str) -> int:
     return value
 
 
+_DESCRIPTION = """\
+Counterfactual econometrics of place-based policy: estimate the effects of economic zones
+with panel estimators (TWFE, Callaway-Sant'Anna, Sun-Abraham, imputation, synthetic
+control, synthetic DiD, spillover DiD, ...), judge claims, and write run directories with
+tables, figures and a report page."""
+
+_EPILOG = """\
+examples:
+  python -m zoneimpact estimate                       # the bundled simulated zone panel
+  python -m zoneimpact estimate --spec specs/replications/mpdta.toml --out runs/mpdta
+  python -m zoneimpact simulate --out panel.csv --set displacement_share=1
+  python -m zoneimpact power --spec specs/china.toml --out runs/power
+  python -m zoneimpact claims --spec specs/china.toml
+
+Run "python -m zoneimpact COMMAND --help" for a command's options. Spec keys: docs/spec.md."""
+
+
+def _sub(sub: Any, name: str, help_text: str, description: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=description)
+    return parser
+
+
+def _force_quiet(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--force", action="store_true", help=f"replace an existing {what}")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="zoneimpact", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("estimate", help="estimate a spec into a run directory")
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="zoneimpact",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"zoneimpact {__version__}", help="print the version"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = _sub(
+        sub,
+        "estimate",
+        "estimate a spec into a run directory",
+        "Estimate every [[estimate]] block of a spec and write a run directory: "
+        "results.json, tables (LaTeX, Markdown, HTML, CSV), figures (PNG, PDF), "
+        "report.html and manifest.json. Without --spec, the bundled simulated zone panel.",
+    )
     _common(p)
     p.set_defaults(func=cmd_estimate)
-    p = sub.add_parser("claims", help="judge the seed documents' claims")
+    p = _sub(
+        sub,
+        "claims",
+        "judge the seed documents' claims",
+        "Judge the claims of the seed documents (seeds/claims.toml) against a spec's data: "
+        "one verdict per claim (supported, contradicted, inconclusive) with its estimate, "
+        "interval, equivalence margin and sensitivity breakdown. Without --spec the "
+        "claims are judged on the bundled SIMULATED panel, a demonstration only.",
+    )
     _common(p)
     p.set_defaults(func=cmd_claims)
-    p = sub.add_parser("simulate", help="write a simulated zone panel with known truth")
-    p.add_argument("--out", default="simulated_panel.csv")
-    p.add_argument("--seed", type=_seed, default=20261122, help="whole number >= 0")
+    p = _sub(
+        sub,
+        "simulate",
+        "write a simulated zone panel with known truth",
+        "Write a simulated China-like zone panel (CSV) and its geography, and print the "
+        "true effects, so that estimators can be checked against known truth.",
+    )
+    p.add_argument(
+        "--out",
+        default="simulated_panel.csv",
+        help="CSV file to write (default: simulated_panel.csv)",
+    )
+    p.add_argument(
+        "--seed",
+        type=_seed,
+        default=20261122,
+        help="random seed, a whole number >= 0 (default: 20261122)",
+    )
     p.add_argument(
         "--set",
         action="append",
         metavar="KEY=VALUE",
-        help="simulation setting, e.g. displacement_share=1",
+        help="change a numeric simulation setting (repeatable), e.g. displacement_share=1",
     )
-    p.add_argument("--force", action="store_true")
-    p.add_argument("--quiet", action="store_true")
+    _force_quiet(p, "file")
     p.set_defaults(func=cmd_simulate)
-    p = sub.add_parser("power", help="power curves and minimum detectable effects of a design")
+    p = _sub(
+        sub,
+        "power",
+        "power curves and minimum detectable effects of a design",
+        "Simulate a spec's design under a grid of true effects and report the power to "
+        "detect the direct effect, the spillover and the displacement share, with the "
+        "minimum detectable effects (MDE) at the spec's [power] settings.",
+    )
     p.add_argument("--spec", help="run spec (TOML) with an optional [power] table")
-    p.add_argument("--data-dir", help="external data directory")
-    p.add_argument("--out", help="directory for power_curves.csv, power.json, power_curve.png")
-    p.add_argument("--force", action="store_true")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument(
+        "--data-dir", help="external data directory (default: $ZONEIMPACT_DATA or ../shared/data)"
+    )
+    p.add_argument(
+        "--out", help="folder for power_curves.csv, power_summary.csv, power.json, power_curve.png"
+    )
+    _force_quiet(p, "output folder")
     p.set_defaults(func=cmd_power)
-    p = sub.add_parser("figures", help="regenerate every figure and table of the study")
-    p.add_argument("--out", default="figures")
-    p.add_argument("--data-dir")
-    p.add_argument("--force", action="store_true")
-    p.add_argument("--quiet", action="store_true")
+    p = _sub(
+        sub,
+        "figures",
+        "regenerate every figure and table of the study",
+        "Regenerate every figure and table of the China study from the external data.",
+    )
+    p.add_argument(
+        "--out",
+        default="figures",
+        help="folder to write the figures and tables into (default: figures)",
+    )
+    p.add_argument(
+        "--data-dir", help="external data directory (default: $ZONEIMPACT_DATA or ../shared/data)"
+    )
+    _force_quiet(p, "output folder")
     p.set_defaults(func=cmd_figures)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the process exit code."""
+    """Entry point; returns the process exit code (0 success, 2 error, 130 interrupted)."""
     args = build_parser().parse_args(argv)
     parallel.set_progress(not args.quiet)
     try:
@@ -263,6 +378,13 @@ def main(argv: list[str] | None = None) -> int:
     except ZoneImpactError as exc:
         print(f"zoneimpact: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a file the user named: no traceback, the path and the reason
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"zoneimpact: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("zoneimpact: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -12,12 +12,19 @@ Progress is shown with tqdm as results come back from the workers.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
 from joblib import Parallel, delayed
-from tqdm.auto import tqdm
+
+# Notebook bars need ipywidgets; without it tqdm.auto warns ("IProgress not found") on
+# every loop, so the text bar is used then.
+if importlib.util.find_spec("ipywidgets") is not None:
+    from tqdm.auto import tqdm
+else:
+    from tqdm import tqdm
 
 from .errors import SpecError
 

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from . import _maketables
 from .errors import SpecError, ZoneImpactError
 
 TERM_COLUMNS = ("term", "estimate", "se")
@@ -509,9 +510,15 @@ class EstimationResult:
         return replace(self, terms=terms, **changes)
 
     # ------------------------------------------------------------------ maketables hooks
+    # The plug-in format of maketables (PLUGIN_EXTRACTOR_FORMAT.md; maketables 0.2
+    # ``extractors.PluginExtractor``): ``maketables.ETable([res1, res2])`` reads these as
+    # it reads pyfixest models. Term names use "::" for ":" (pyfixest's ``i()`` level
+    # convention), which ETable does not split as an interaction, and the labels below
+    # make "event::0" print as "Event time=0". Donor weights are left out, as in our tables.
     @property
     def __maketables_coef_table__(self) -> pd.DataFrame:
-        t = self.tidy()
+        t = self.tidy(0.05)  # the columns are named ci95l/ci95u: always the 95% interval
+        t = t.loc[~t["term"].astype(str).str.startswith("weight:")]
         return pd.DataFrame(
             {
                 "b": t["estimate"].to_numpy(),
@@ -521,15 +528,58 @@ class EstimationResult:
                 "ci95l": t["conf_low"].to_numpy(),
                 "ci95u": t["conf_high"].to_numpy(),
             },
-            index=pd.Index(t["term"].to_numpy(), name="Coefficient"),
+            index=pd.Index([str(x).replace(":", "::") for x in t["term"]], name="Coefficient"),
         )
 
     def __maketables_stat__(self, key: str) -> Any:
+        from .labels import se_type_label
+
+        if key == "se_type":
+            return se_type_label(self) or None
         return {"N": self.n_obs, "n_units": self.n_units, **self.info}.get(key)
 
     @property
     def __maketables_depvar__(self) -> str:
         return self.outcome
+
+    @property
+    def __maketables_var_labels__(self) -> dict[str, str]:
+        from .labels import term_label
+
+        out = {"event": "Event time", "cohort": "Cohort", "calendar": "Period"}
+        out.update({"unit": "Unit fixed effects", "period": "Period fixed effects"})
+        out.update({str(t): term_label(str(t)) for t in self.terms["term"] if ":" not in str(t)})
+        return out
+
+    @property
+    def __maketables_fixef_string__(self) -> str | None:
+        from .labels import fixed_effects_label
+
+        text = fixed_effects_label(self.info.get("fixed_effects"))
+        return text.lower().replace(" + ", "+") if text else None
+
+    @property
+    def __maketables_vcov_info__(self) -> dict[str, Any]:
+        from .labels import se_type_label
+
+        return {"vcov_type": se_type_label(self) or None, "clustervar": self.info.get("cluster")}
+
+    @property
+    def __maketables_default_stat_keys__(self) -> list[str]:
+        return ["N", "n_units", "n_clusters", "se_type"]
+
+    @property
+    def __maketables_stat_labels__(self) -> dict[str, str]:
+        return {
+            "N": "Observations",
+            "n_units": "Units",
+            "n_clusters": "Clusters",
+            "se_type": "Standard errors",
+        }
+
+
+# maketables.ETable reads results through the hooks above (see zoneimpact/_maketables.py)
+_maketables.install(EstimationResult)
 
 
 def _scale_value(value: Any, spec: Any, c: float) -> Any:

@@ -59,6 +59,9 @@ class DataSpec:
     adjacency: str | None = None
     simulate: dict[str, Any] = field(default_factory=dict)
     china: dict[str, Any] = field(default_factory=dict)
+    #: display labels and units of columns (outcomes) for tables, figures and the report
+    labels: dict[str, str] = field(default_factory=dict)
+    units: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,8 @@ class EstimateSpec:
     outcome: str
     options: dict[str, Any] = field(default_factory=dict)
     data: DataSpec | None = None
+    #: display name of the estimate in tables and legends (default: the estimator's)
+    label: str | None = None
 
 
 @dataclass(frozen=True)
@@ -266,6 +271,16 @@ def _texts(default: str, doc: str) -> Key:
     )
 
 
+def _text_table(default: str, doc: str) -> Key:
+    return Key(
+        "table of column name = string",
+        lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values()),
+        default,
+        doc,
+        normalise=dict,
+    )
+
+
 def _free_table(type_: str, doc: str, default: str = "{}") -> Key:
     return Key(type_, _is_table, default, doc, normalise=dict)
 
@@ -368,7 +383,11 @@ def _data_table(name: str, doc: str, same_as: str | None = None) -> Table:
 
     keys = {
         "source": _one_of(DATA_SOURCES, default("source"), "where the panel comes from"),
-        "path": _text(default("path"), 'data file (CSV or Parquet); needed if source = "file"'),
+        "path": _text(
+            default("path"),
+            "data file, read by extension: .csv/.tsv/.txt, .parquet, Stata .dta, .feather; "
+            'needed if source = "file"',
+        ),
         "sep": Key(
             "one-character string",
             lambda v: isinstance(v, str) and len(v) == 1,
@@ -395,6 +414,8 @@ def _data_table(name: str, doc: str, same_as: str | None = None) -> Table:
         "adjacency": _text(default("adjacency"), "file with unit, neighbour"),
         "simulate": _sub(simulate, 'the simulated panel (source = "simulate")'),
         "china": _sub(china, 'the China panel (source = "china")'),
+        "labels": _text_table(default("labels"), 'display labels, e.g. {fdi = "FDI inflow"}'),
+        "units": _text_table(default("units"), 'units, e.g. {fdi = "million USD"}'),
     }
     return Table(name, doc, keys, _check_data, same_as)
 
@@ -450,6 +471,7 @@ ESTIMATE = Table(
         "name": _text(REQUIRED, "unique name of the estimate"),
         "estimator": _estimator(REQUIRED, "twfe, event_study, callaway_santanna, ..."),
         "outcome": _text(REQUIRED, "outcome column"),
+        "label": _text(UNSET, "display name in tables and legends (default: the estimator's)"),
         "options": _free_table(
             "table", "keyword arguments of the estimator's fit() (names checked by the run)"
         ),
@@ -518,6 +540,23 @@ CLAIMS = Table(
                 },
             ),
             "concentration claims",
+        ),
+        "curve": _sub(
+            Table(
+                "[claims.curve]",
+                "The China specification curve and referee tables "
+                "(`zoneimpact.china.speccurve`; issue 17).",
+                {
+                    "samples": _texts('["full", "no_flagged", "to2020"]', "samples of the curve"),
+                    "event_studies": _texts(
+                        "[]", "CS event studies (universal base) for Rambachan-Roth sensitivity"
+                    ),
+                    "breakdown_by_scale": _text_table(
+                        "{}", "scale -> event study whose breakdown values the verdicts show"
+                    ),
+                },
+            ),
+            "the China specification curve (absent: none)",
         ),
     },
     _check_claims,

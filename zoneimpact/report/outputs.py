@@ -15,12 +15,13 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 
+from .. import labels  # noqa: E402
 from ..errors import SpecError  # noqa: E402
-from ..inference.diagnostics import event_study_diagnostics  # noqa: E402
-from . import html, plots, tables  # noqa: E402
+from ..rundir import RunFiles, manifest  # noqa: E402
+from . import html, narrative, plots, tables  # noqa: E402
 
 if TYPE_CHECKING:
-    from ..run import RunFiles, RunOutput
+    from ..rundir import RunOutput
 
 TABLE_FORMATS = (".csv", ".md", ".tex", ".html")
 
@@ -33,22 +34,69 @@ def _event_results(results: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def display_labels(output: RunOutput) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """Column/legend names by block, outcome labels and outcome units (from the spec)."""
+    block_labels = {e.name: getattr(e, "label", None) for e in output.spec.estimates}
+    olabels = dict(getattr(output.spec.data, "labels", {}) or {})
+    ounits = dict(getattr(output.spec.data, "units", {}) or {})
+    names = labels.display_names(output.results, block_labels, olabels)
+    return names, olabels, ounits
+
+
+#: Captions of the standard figures (``plots.default_figures`` keys).
+FIGURE_TITLES = {
+    "event_study": "event study",
+    "group_time": "group-time effects ATT(g, t), one panel per cohort",
+    "cohort_event_study": "event study of each cohort, ATT(g, g + e)",
+    "sc_paths": "treated and synthetic paths",
+    "sc_gap": "gap between treated and synthetic",
+    "placebo_gaps": "placebo gaps",
+    "rmspe_ratio": "post/pre RMSPE ratios",
+    "donor_weights": "donor weights",
+    "sdid_weights": "unit and time weights",
+    "bacon": "Goodman-Bacon decomposition",
+    "decomposition": "direct, spillover and net effects",
+    "spillover_by_ring": "spillover by distance",
+}
+
+
+def figure_captions(output: RunOutput, figs: dict[str, Any]) -> dict[str, str]:
+    """Human captions: "Callaway–Sant'Anna: group-time effects ..." instead of file stems."""
+    names, _, _ = display_labels(output)
+    out = {"event_study": "Event studies overlaid", "units_map": "Units and zone cohorts"}
+    for block in output.results:
+        for key, title in FIGURE_TITLES.items():
+            if f"{block}_{key}" in figs:
+                out[f"{block}_{key}"] = f"{names[block]}: {title}"
+    return {k: v for k, v in out.items() if k in figs}
+
+
 def build_tables(output: RunOutput) -> dict[str, tables.Table]:
     """Regression table of the headline terms, event-study table, pre-trend diagnostics
     with Rambachan-Roth breakdown values, and the claims table."""
     out: dict[str, tables.Table] = {}
-    heads = {name: res for name, res in output.results.items()}
-    main_terms = sorted({res.main_term for res in heads.values()})
-    out["estimates"] = tables.regression_table(heads, terms=main_terms)
+    names, olabels, ounits = display_labels(output)
+    out["estimates"] = tables.regression_table(
+        {names[n]: res for n, res in output.results.items()},
+        outcome_labels=olabels,
+        outcome_units=ounits,
+        alpha=output.spec.inference.alpha,
+    )
     events = _event_results(output.results)
     if events:
-        out["event_study"] = tables.event_study_table(events)
-    diag = event_study_diagnostics(events, alpha=output.spec.inference.alpha)
-    if not diag.empty:
-        out["pretrends"] = tables.Table.from_frame(diag.round(6))
+        out["event_study"] = tables.event_study_table(
+            {names[n]: res for n, res in events.items()}, alpha=output.spec.inference.alpha
+        )
+    diag = output.diagnostics
+    if diag is not None and not diag.empty:
+        out["pretrends"] = tables.pretrends_table(diag, names=names)
     verdicts = output.extras.get("verdicts")
     if verdicts is not None:
         out["claims"] = tables.claims_table(verdicts)
+    # further tables a command adds (e.g. the China claims run's specification curve)
+    for name, frame in output.extras.get("tables", {}).items():
+        if name not in out and hasattr(frame, "columns") and len(frame):
+            out[name] = tables.Table.from_frame(frame, digits=4, title=name.replace("_", " "))
     return out
 
 
@@ -68,12 +116,26 @@ def build_figures(output: RunOutput) -> dict[str, Any]:
         raise SpecError(
             f"[figures] event_study names {unknown}, which are not event-study estimates."
         )
+    names, olabels, ounits = display_labels(output)
     if chosen:
-        figs["event_study"] = plots.event_study_plot([events[n] for n in chosen], labels=chosen)
+        first = events[chosen[0]].outcome
+        figs["event_study"] = plots.event_study_plot(
+            [events[n] for n in chosen],
+            labels=[names[n] for n in chosen],
+            ylabel=f"Effect on {labels.outcome_label(first, olabels, ounits)}",
+        )
     for name, res in output.results.items():
-        for key, fig in plots.default_figures(res).items():
+        outcome = labels.outcome_label(res.outcome, olabels, ounits)
+        for key, fig in plots.default_figures(res, outcome_label=outcome).items():
             if key == "event_study" and name in events:
                 continue
+            figs[f"{name}_{key}"] = fig
+    own_data = {e.name for e in output.spec.estimates if e.data is not None}
+    for name, res in output.results.items():
+        # gap and equivalence plots of the counterfactual estimators (issue 15); a block
+        # with its own [estimate.data] is drawn without the main panel
+        block_panel = None if name in own_data else output.data.panel
+        for key, fig in plots.counterfactual_figures(res, panel=block_panel).items():
             figs[f"{name}_{key}"] = fig
     panel = output.data.panel
     if panel.geography is not None and {"lat", "lon"} <= set(panel.geography.columns):
@@ -99,8 +161,6 @@ def write_tables_and_figures(
         unique and checked to lie inside ``root`` through it. A new one for ``root`` if
         not given.
     """
-    from ..run import RunFiles, manifest
-
     files = RunFiles(root) if files is None else files
     files.folder("tables")
     files.folder("figures")
@@ -138,4 +198,6 @@ def write_tables_and_figures(
         figures=pngs,
         verdicts=output.extras.get("verdicts"),
         manifest=manifest(output),
+        summary=narrative.run_summary(output),
+        captions=figure_captions(output, figs),
     )

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import re
+import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -37,6 +38,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.layout_engine import ConstrainedLayoutEngine
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 from scipy import stats as sps
@@ -291,7 +293,7 @@ def event_study_plot(
     with paper_style():
         fig, ax = _start(ax)
         n = len(named)
-        any_band = False
+        band_series: list[tuple[int, str]] = []
         plotted = 0
         for i, (name, res) in enumerate(named.items()):
             t = _terms_with_ci(res, alpha)
@@ -307,7 +309,7 @@ def event_study_plot(
                 bl, bh = t["band_low"].to_numpy(float), t["band_high"].to_numpy(float)
                 ok = np.isfinite(bl) & np.isfinite(bh)
                 if ok.any():
-                    any_band = True
+                    band_series.append((i, name))
                     ax.vlines(x[ok], bl[ok], bh[ok], color=col, lw=4.0, alpha=0.25, zorder=1)
             lo, hi = t["lo"].to_numpy(float), t["hi"].to_numpy(float)
             ok = np.isfinite(lo) & np.isfinite(hi)
@@ -333,18 +335,65 @@ def event_study_plot(
             _zero_line(ax)
             ax.axvline(-0.5, color=style.REFERENCE_COLOR, lw=0.7, ls=":", zorder=0)
         _integer_x(ax)
-        literal(ax.set_xlabel(xlabel))
+        note = _pre_period_note(named)
+        literal(ax.set_xlabel(xlabel + (f"\n{note}" if note else "")))
         first = next(iter(named.values()))
         literal(ax.set_ylabel(ylabel or f"Effect on {_outcome_label(first)}"))
         if title:
             literal(ax.set_title(title))
         handles, labs = ax.get_legend_handles_labels()
-        if any_band:
-            handles.append(Patch(facecolor=style.REFERENCE_COLOR, alpha=0.35, lw=0))
-            labs.append("Uniform band")
-        if n > 1 or any_band:
-            legend_above(ax, handles=handles, labels=labs)
+        level = _level_label(named.values(), alpha)
+        # The interval and band entries state the confidence level; each band swatch has
+        # the colour of the band it stands for.
+        handles.append(Line2D([], [], color=style.TREATED_COLOR, lw=1.0))
+        labs.append(f"{level} pointwise CI")
+        for i, name in band_series:
+            handles.append(Patch(facecolor=style.color(i), alpha=0.25, lw=0))
+            labs.append(f"{level} uniform band" + (f" ({name})" if len(band_series) > 1 else ""))
+        legend_above(ax, handles=handles, labels=labs)
     return fig
+
+
+def _level_label(results: Any, alpha: float | None) -> str:
+    """The level as "95%", from the given alpha or the results' own."""
+    alphas = (
+        {float(getattr(r, "alpha", 0.05)) for r in results} if alpha is None else {float(alpha)}
+    )
+    if len(alphas) == 1:
+        return f"{100 * (1 - alphas.pop()):g}%"
+    return "Per-estimate"
+
+
+def _pre_period_meaning(res: Any) -> str:
+    """What the pre-treatment coefficients of a result's event study compare (short)."""
+    est = str(getattr(res, "estimator", ""))
+    info = getattr(res, "info", None) or {}
+    if est == "callaway_santanna":
+        if str(info.get("base_period", "varying")) == "varying":
+            return "vs. the period before (varying base)"
+        return "vs. E = -1 (universal base)"
+    if est in ("imputation", "spillover"):
+        return "placebo fits on untreated obs."
+    if est in ("event_study", "twfe", "sun_abraham", "ppml"):
+        return "vs. E = -1 (reference period)"
+    return ""
+
+
+def _pre_period_note(named: Mapping[str, Any]) -> str:
+    """A "what each pre-period means" note when overlaid results define them differently
+    (Roth 2024: CS's varying base and a regression's fixed reference period are not
+    comparable pre-trend by pre-trend)."""
+    groups: dict[str, list[str]] = {}
+    for name, res in named.items():
+        meaning = _pre_period_meaning(res)
+        if meaning:
+            groups.setdefault(meaning, []).append(name)
+    if len(groups) < 2:
+        return ""
+    text = "Pre-periods: " + "; ".join(
+        f"{', '.join(names)} {meaning}" for meaning, names in groups.items()
+    )
+    return "\n".join(textwrap.wrap(text, 50))
 
 
 # ----------------------------------------------------------------------------- group-time
@@ -354,10 +403,15 @@ def group_time_plot(
     ax: Any = None,
     alpha: float | None = None,
     ncols: int | None = None,
-    xlabel: str = "Period",
+    xlabel: str | None = None,
     ylabel: str | None = None,
+    event_time: bool = False,
 ) -> Figure:
     """Callaway & Sant'Anna (2021) group-time ATT(g, t): one panel per cohort g.
+
+    With ``event_time=True`` each panel is the cohort's own event study: ATT(g, g + e)
+    against e = t - g (periods relative to its treatment), on a common axis, so cohorts'
+    dynamics can be compared; the default x axis is calendar time.
 
     Pre-treatment periods (t < g, placebo estimates) and post-treatment periods are drawn
     in two colours with confidence intervals, as R ``did::ggdid`` does for ``MP`` objects:
@@ -389,19 +443,24 @@ def group_time_plot(
             width=style.COLUMN_WIDTH if ncols == 1 else style.PAGE_WIDTH,
             height=0.4 + 1.25 * nrows,
         )
+        kinds: set[str] = set()
         for k, g in enumerate(cohorts):
             axk = axes[k]
             d = att.loc[att["cohort"] == g].sort_values("time")
-            t = d["time"].to_numpy(float)
+            t = d["time"].to_numpy(float) - (float(g) if event_time else 0.0)
             y = d["estimate"].to_numpy(float)
             if {"band_low", "band_high"} <= set(d.columns) and d["band_low"].notna().any():
                 lo, hi = d["band_low"].to_numpy(float), d["band_high"].to_numpy(float)
+                kinds.add("uniform band")
             elif {"ci_low", "ci_high"} <= set(d.columns):
+                kinds.add("pointwise CI")
                 lo, hi = d["ci_low"].to_numpy(float), d["ci_high"].to_numpy(float)
             else:
                 se = d["se"].to_numpy(float)
                 lo, hi = y - z * se, y + z * se
-            post = t >= float(g)
+                kinds.add("pointwise CI")
+            onset = 0.0 if event_time else float(g)
+            post = t >= onset
             for mask, col, mk, lab in (
                 (~post, style.PRE_COLOR, "o", "Pre-treatment"),
                 (post, style.POST_COLOR, "s", "Post-treatment"),
@@ -410,7 +469,7 @@ def group_time_plot(
                     axk.vlines(t[mask], lo[mask], hi[mask], color=col, lw=1.0)
                     axk.plot(t[mask], y[mask], ls="none", marker=mk, color=col, label=lab)
             _zero_line(axk)
-            axk.axvline(float(g) - 0.5, color=style.REFERENCE_COLOR, lw=0.7, ls=":", zorder=0)
+            axk.axvline(onset - 0.5, color=style.REFERENCE_COLOR, lw=0.7, ls=":", zorder=0)
             literal(
                 axk.set_title(
                     f"Cohort {g:g}" if isinstance(g, float | int | np.number) else f"Cohort {g}",
@@ -422,7 +481,11 @@ def group_time_plot(
             axk.set_visible(False)
         for axk in axes[:n]:
             if (spec := axk.get_subplotspec()) is None or spec.is_last_row() or ax is not None:
-                literal(axk.set_xlabel(xlabel))
+                literal(
+                    axk.set_xlabel(
+                        xlabel or ("Periods relative to treatment" if event_time else "Period")
+                    )
+                )
         ylab = ylabel or f"ATT(g, t) on {_outcome_label(result)}"
         if ax is None:
             literal(fig.supylabel(ylab, fontsize=8))
@@ -434,8 +497,13 @@ def group_time_plot(
         for axk in axes[:n]:
             for h, lab in zip(*axk.get_legend_handles_labels(), strict=True):
                 entries.setdefault(lab, h)
-        labs = [lab for lab in ("Pre-treatment", "Post-treatment") if lab in entries]
-        legend_top_of_figure(fig, [entries[lab] for lab in labs], labs)
+        labs: list[str] = [lab for lab in ("Pre-treatment", "Post-treatment") if lab in entries]
+        handles = [entries[lab] for lab in labs]
+        level = f"{100 * (1 - a):g}%"
+        for kind in sorted(kinds):
+            handles.append(Line2D([], [], color=style.REFERENCE_COLOR, lw=1.0))
+            labs.append(f"{level} {kind}")
+        legend_top_of_figure(fig, handles, labs)
     return fig
 
 
@@ -926,31 +994,55 @@ def spillover_by_ring_plot(
             "No `spillover:RING` terms in the result(s); fit spillovers by distance ring."
         )
     order = sorted(rings, key=_ring_key)
-    pos = {r: i for i, r in enumerate(order)}
+    bands = [_ring_band(r) for r in order]
+    numeric = all(b is not None for b in bands)
+    # Distance bands are placed at their midpoints on a km axis (the effect-by-distance
+    # curve of Butts 2021, Fig. 2); other ring labels are categories.
+    pos = {
+        r: (0.5 * (b[0] + b[1]) if numeric and b is not None else float(i))
+        for i, (r, b) in enumerate(zip(order, bands, strict=True))
+    }
     n = len(named)
+    width = min(b[1] - b[0] for b in bands if b is not None) if numeric and len(order) > 1 else 1.0
     with paper_style():
         fig, ax = _start(ax)
         for i, (name, t) in enumerate(per.items()):
-            x = t["ring"].map(pos).to_numpy(float) + (i - (n - 1) / 2) * offset
+            t = t.assign(x=t["ring"].map(pos)).sort_values("x")
+            x = t["x"].to_numpy(float) + (i - (n - 1) / 2) * offset * width
             col = style.color(i)
-            ax.vlines(x, t["lo"].to_numpy(float), t["hi"].to_numpy(float), color=col, lw=1.0)
-            ax.plot(
-                x,
-                t["estimate"].to_numpy(float),
-                ls="none",
-                marker=style.marker(i),
-                color=col,
-                label=name,
-            )
+            y = t["estimate"].to_numpy(float)
+            lo, hi = t["lo"].to_numpy(float), t["hi"].to_numpy(float)
+            if len(x) > 1:
+                ax.fill_between(x, lo, hi, color=col, alpha=0.15, lw=0, zorder=1)
+                ax.plot(x, y, color=col, lw=0.9, zorder=2)
+            ax.vlines(x, lo, hi, color=col, lw=1.0, zorder=2)
+            ax.plot(x, y, ls="none", marker=style.marker(i), color=col, label=name, zorder=3)
         _zero_line(ax)
-        literal(ax.set_xticks(np.arange(len(order)), order))
-        ax.set_xlim(-0.5, len(order) - 0.5)
+        if numeric:
+            edges = sorted({e for b in bands if b is not None for e in b})
+            ax.set_xlim(edges[0], edges[-1])
+            literal(ax.set_xticks(edges, [f"{e:g}" for e in edges]))
+            if xlabel == "Distance ring around the zone":
+                xlabel = "Distance from the nearest zone (km)"
+        else:
+            literal(ax.set_xticks(np.arange(len(order)), order))
+            ax.set_xlim(-0.5, len(order) - 0.5)
         literal(ax.set_xlabel(xlabel))
         first = next(iter(named.values()))
         literal(ax.set_ylabel(ylabel or f"Spillover on {_outcome_label(first)}"))
-        if n > 1:
-            legend_above(ax)
+        handles, labs = ax.get_legend_handles_labels()
+        if n == 1:
+            handles, labs = [], []
+        handles.append(Line2D([], [], color=style.TREATED_COLOR, lw=1.0))
+        labs.append(f"{_level_label(named.values(), alpha)} pointwise CI")
+        legend_above(ax, handles=handles, labels=labs)
     return fig
+
+
+def _ring_band(ring: str) -> tuple[float, float] | None:
+    """(inner, outer) km of a distance-band label such as ``0-50km``; None otherwise."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*-\s*(\d+(?:\.\d+)?)\s*(?:km)?\s*", ring)
+    return (float(m.group(1)), float(m.group(2))) if m else None
 
 
 def exposure_sensitivity_plot(
@@ -1101,20 +1193,35 @@ def _has_terms(res: Any, names: Sequence[str]) -> bool:
     return isinstance(t, pd.DataFrame) and bool(set(names) & set(t["term"].astype(str)))
 
 
-def default_figures(result: Any) -> dict[str, Figure]:
+def default_figures(result: Any, *, outcome_label: str | None = None) -> dict[str, Figure]:
     """The standard figures for a result, by what it carries: ``{file stem: Figure}``.
 
-    Event-study terms give ``event_study``; ``att_gt`` gives ``group_time``; synthetic
+    Event-study terms give ``event_study``; ``att_gt`` gives ``group_time`` (calendar time)
+    and ``cohort_event_study`` (each cohort's event study, by event time); synthetic
     control paths give ``sc_paths`` and ``sc_gap`` (+ ``placebo_gaps``, ``rmspe_ratio``,
     ``donor_weights``); SDID weights give ``sdid_weights``; Bacon comparisons give
-    ``bacon``; spillover terms give ``decomposition`` and ``spillover_by_ring``. Parts a
-    result lacks are skipped.
+    ``bacon``; spillover terms give ``decomposition`` and, with two or more distance
+    rings, ``spillover_by_ring`` (one ring is already a bar of the decomposition). Parts a
+    result lacks are skipped. ``outcome_label`` (e.g. "FDI inflow (million USD)") labels
+    the effect axes.
     """
+    ylab = f"Effect on {outcome_label}" if outcome_label else None
     plan: list[tuple[str, Callable[[], Figure], bool]] = [
-        ("event_study", lambda: event_study_plot(result), _has_event_terms(result)),
+        ("event_study", lambda: event_study_plot(result, ylabel=ylab), _has_event_terms(result)),
         (
             "group_time",
-            lambda: group_time_plot(result),
+            lambda: group_time_plot(
+                result, ylabel=f"ATT(g, t) on {outcome_label}" if outcome_label else None
+            ),
+            isinstance(getattr(result, "att_gt", None), pd.DataFrame) and not result.att_gt.empty,
+        ),
+        (
+            "cohort_event_study",
+            lambda: group_time_plot(
+                result,
+                event_time=True,
+                ylabel=f"ATT(g, g + e) on {outcome_label}" if outcome_label else None,
+            ),
             isinstance(getattr(result, "att_gt", None), pd.DataFrame) and not result.att_gt.empty,
         ),
         (
@@ -1161,14 +1268,18 @@ def default_figures(result: Any) -> dict[str, Figure]:
         ),
         (
             "decomposition",
-            lambda: decomposition_plot({str(getattr(result, "outcome", "")) or "effect": result}),
+            lambda: decomposition_plot(
+                {outcome_label or str(getattr(result, "outcome", "")) or "effect": result}
+            ),
             _has_terms(result, ["direct", "net"]),
         ),
         (
             "spillover_by_ring",
-            lambda: spillover_by_ring_plot(result),
+            lambda: spillover_by_ring_plot(
+                result, ylabel=f"Spillover on {outcome_label}" if outcome_label else None
+            ),
             isinstance(getattr(result, "terms", None), pd.DataFrame)
-            and result.terms["term"].astype(str).str.match(_RING_RE).any(),
+            and result.terms["term"].astype(str).str.match(_RING_RE).sum() >= 2,
         ),
     ]
     out: dict[str, Figure] = {}
@@ -1180,5 +1291,495 @@ def default_figures(result: Any) -> dict[str, Figure]:
         except PlotError:
             # A part present but unusable (e.g. empty after filtering) is skipped, not fatal:
             # the run still writes the other figures.
+            continue
+    return out
+
+
+# ----------------------------------------------------------------------------- power
+_POWER_TITLES = {
+    "direct": "Direct effect",
+    "spillover": "Spillover",
+    "displacement": "Displacement share",
+}
+
+
+def power_curve_plot(result: Any, *, ax: Any = None, outcome_label: str | None = None) -> Figure:
+    """Simulated power against the true effect, one panel per target, in the house style.
+
+    Each panel shows the Monte Carlo power with its 95% Monte Carlo band (±1.96 MC
+    standard errors), the target power and the test level as reference lines, and the
+    minimum detectable effect (the smallest grid effect whose power reaches the target;
+    Bloom 1995) as a labelled vertical line. The figure is at most a page wide.
+
+    Parameters
+    ----------
+    result : zoneimpact.power.PowerResult
+        Needs ``curves`` (target, effect, power, mc_se), ``mde`` and ``info`` (alpha,
+        power).
+    ax : Axes or sequence of Axes, optional
+        One per target.
+    outcome_label : str, optional
+        Label of the outcome for the x axes (default: the design's outcome).
+    """
+    curves = _attr(result, "curves", "power_curve_plot")
+    need = {"target", "effect", "power", "mc_se"}
+    if not isinstance(curves, pd.DataFrame) or not need <= set(curves.columns):
+        raise PlotError(f"`curves` must be a DataFrame with columns {sorted(need)}.")
+    if curves.empty:
+        raise PlotError("`curves` is empty: no power curve to plot.")
+    info = getattr(result, "info", None) or {}
+    target_power = float(info.get("power", 0.8))
+    level = float(info.get("alpha", 0.05))
+    mde = getattr(result, "mde", None) or {}
+    outcome = outcome_label or str(getattr(getattr(result, "design", None), "outcome", "outcome"))
+    targets = list(dict.fromkeys(curves["target"]))
+    n = len(targets)
+    width = min(style.PAGE_WIDTH, style.COLUMN_WIDTH * max(1, n) * 0.75 + 0.6)
+    with paper_style():
+        fig, axes = _start_multi(ax, n, ncols=n, width=width, height=2.2, sharey=True)
+        for k, target in enumerate(targets):
+            a = axes[k]
+            cur = curves.loc[curves["target"] == target].sort_values("effect")
+            x = cur["effect"].to_numpy(float)
+            p = cur["power"].to_numpy(float)
+            se = cur["mc_se"].to_numpy(float)
+            col = style.color(0)
+            a.fill_between(
+                x,
+                np.clip(p - 1.96 * se, 0, 1),
+                np.clip(p + 1.96 * se, 0, 1),
+                color=col,
+                alpha=0.2,
+                lw=0,
+                label="95% Monte Carlo band",
+            )
+            a.plot(x, p, color=col, marker="o", label="Simulated power")
+            a.axhline(
+                target_power,
+                color=style.REFERENCE_COLOR,
+                ls="--",
+                lw=0.8,
+                label=f"Target power {100 * target_power:g}%",
+            )
+            a.axhline(
+                level,
+                color=style.REFERENCE_COLOR,
+                ls=":",
+                lw=0.8,
+                label=f"Test level {100 * level:g}%",
+            )
+            m = float(mde.get(target, float("nan")))
+            if math.isfinite(m):
+                a.axvline(m, color=style.OKABE_ITO["vermillion"], lw=0.9, label="MDE")
+                literal(
+                    a.annotate(
+                        f"MDE {m:.3g}",
+                        (m, 0.04),
+                        xytext=(3, 0),
+                        textcoords="offset points",
+                        color=style.OKABE_ITO["vermillion"],
+                        fontsize=7,
+                    )
+                )
+            a.set_ylim(0, 1.02)
+            title = _POWER_TITLES.get(str(target), str(target).replace("_", " ").capitalize())
+            literal(a.set_title(title, loc="left"))
+            xlab = (
+                "True displacement share"
+                if target == "displacement"
+                else (f"True effect on {outcome}")
+            )
+            literal(a.set_xlabel(xlab))
+        literal(axes[0].set_ylabel("Power"))
+        for a in axes[n:]:
+            a.set_visible(False)
+        handles, labs = axes[0].get_legend_handles_labels()
+        legend_top_of_figure(fig, handles, labs)
+    return fig
+
+
+# ----------------------------------------------------------------------------- counterfactual estimators
+def _interval_frame(intervals: Any) -> pd.DataFrame | None:
+    """``term, low, high`` (+ ``cf_low``, ``cf_high``) of effect intervals from an
+    :class:`~zoneimpact.inference.scpi.ScpiResult`, a
+    :class:`~zoneimpact.inference.conformal.ConformalResult` or a frame."""
+    if intervals is None:
+        return None
+    table = getattr(intervals, "table", intervals)
+    if not isinstance(table, pd.DataFrame) or "term" not in table.columns:
+        raise PlotError(
+            "intervals must be an SCPI or conformal result or a frame with term, low, high; "
+            f"received {type(intervals).__name__}."
+        )
+    t = table.rename(
+        columns={"effect_low": "low", "effect_high": "high", "ci_low": "low", "ci_high": "high"}
+    )
+    if not {"low", "high"} <= set(t.columns):
+        raise PlotError("intervals has no low/high (effect_low/effect_high, ci_low/ci_high).")
+    return t
+
+
+def _interval_name(intervals: Any, frame: pd.DataFrame) -> str:
+    kind = type(intervals).__name__
+    method = str(frame["method"].iloc[0]) if "method" in frame.columns and len(frame) else ""
+    if kind == "ScpiResult" or method == "scpi":
+        return "SCPI prediction interval"
+    if kind == "ConformalResult" or method == "conformal":
+        return "conformal interval"
+    return "interval"
+
+
+def _sdid_paths(result: Any, panel: Any) -> pd.DataFrame:
+    """Treated mean and its synthetic counterfactual by period for a one-cohort SDID:
+    ``omega'Y_0t`` shifted by the time-weighted pre-period difference, so the post-period
+    mean gap is the SDID estimate (Arkhangelsky et al. 2021, Fig. 1)."""
+    omega, lam = result.unit_weights, result.time_weights
+    if not isinstance(omega, pd.Series) or not isinstance(lam, pd.Series):
+        raise PlotError("The gap plot of SDID needs one adoption cohort (several given).")
+    if panel is None:
+        raise PlotError("The gap plot of SDID needs the panel it was fitted on (panel=).")
+    g = _treatment_period(result)
+    coh = panel.unit_cohort
+    treated = coh.index[coh.to_numpy() == g].tolist()
+    periods = list(panel.periods)
+    if result.outcome not in panel.data.columns:
+        raise PlotError(
+            f"The panel does not match the SDID result: it has no outcome {result.outcome!r}."
+        )
+    wide = panel.wide(result.outcome)
+    Y1 = _complete_rows(wide, treated, periods).mean(axis=0)
+    Y0 = _complete_rows(wide, list(omega.index), periods)
+    synth = omega.to_numpy(float) @ Y0
+    pre = np.asarray(periods) < g
+    shift = float(lam.to_numpy(float) @ (Y1 - synth)[pre])
+    cf = synth + shift
+    return pd.DataFrame({"treated": Y1, "counterfactual": cf, "gap": Y1 - cf}, index=periods)
+
+
+def _complete_rows(wide: pd.DataFrame, units: list[Any], periods: list[Any]) -> np.ndarray:
+    """The units x periods outcomes the SDID result was fitted on (a gap names the cell)."""
+    sub = wide.reindex(index=units, columns=periods)
+    if sub.isna().to_numpy().any():
+        i, j = np.argwhere(sub.isna().to_numpy())[0]
+        raise PlotError(
+            f"The panel does not match the SDID result: unit {sub.index[i]!r} has no "
+            f"outcome in period {sub.columns[j]!r}."
+        )
+    return sub.to_numpy(float)
+
+
+def _counterfactual_event_paths(result: Any, panel: Any, alpha: float | None) -> pd.DataFrame:
+    """IFE / matrix completion by event time: treated and imputed means after adoption
+    (``effects``), the out-of-sample pre-treatment errors before it (``pretrend``), and
+    the event terms' intervals."""
+    eff = result.effects
+    post = eff.groupby("event")[["y", "y0_hat"]].mean()
+    frame = pd.DataFrame(
+        {"treated": post["y"], "counterfactual": post["y0_hat"]}, index=post.index.astype(float)
+    )
+    pre = result.pretrend
+    if isinstance(pre, pd.DataFrame) and not pre.empty:
+        gaps = pd.Series(pre["estimate"].to_numpy(float), index=pre["event"].astype(float))
+        treated = pd.Series(np.nan, index=gaps.index)
+        if panel is not None:
+            d = panel.data
+            ev = d["time"] - d["cohort"]
+            keep = np.isfinite(d["cohort"]) & (ev < 0)
+            means = d.loc[keep, result.outcome].groupby(ev[keep].astype(float)).mean()
+            treated = means.reindex(gaps.index)
+        frame = pd.concat(
+            [pd.DataFrame({"treated": treated, "counterfactual": treated - gaps}), frame]
+        )
+        frame["gap"] = np.concatenate([gaps.to_numpy(), (post["y"] - post["y0_hat"]).to_numpy()])
+    else:
+        frame["gap"] = frame["treated"] - frame["counterfactual"]
+    t = _terms_with_ci(result, alpha)
+    e = t["term"].map(_event_time)
+    t = t.assign(e=e).dropna(subset=["e"]).set_index("e")
+    frame["low"] = t["lo"].reindex(frame.index)
+    frame["high"] = t["hi"].reindex(frame.index)
+    return frame.sort_index()
+
+
+def counterfactual_gap_plot(
+    result: Any,
+    *,
+    panel: Any = None,
+    intervals: Any = None,
+    alpha: float | None = None,
+    ax: Any = None,
+    xlabel: str | None = None,
+    ylabel: str | None = None,
+) -> Figure:
+    """Treated outcome against its counterfactual (top) and the gap (bottom), fect style.
+
+    For synthetic control (the treated path and its synthetic control, ADH 2010 Figs.
+    2-3), synthetic DiD with one cohort (the treated mean and the unit-weighted controls
+    shifted by the time-weighted pre-period difference; needs ``panel``), and the
+    counterfactual estimators IFE and matrix completion (means over treated cells by
+    event time, Liu, Wang & Xu 2024 Fig. 2: imputed ``Y(0)`` after adoption, the
+    out-of-sample prediction errors before it; the treated means before adoption need
+    ``panel``). A dotted line marks the first treated period.
+
+    Parameters
+    ----------
+    result : result
+        A ``synthetic_control``, ``synthetic_did``, ``ife`` or ``matrix_completion``
+        result.
+    panel : Panel, optional
+        The panel the result was fitted on (see above).
+    intervals : ScpiResult, ConformalResult or DataFrame, optional
+        Intervals of the effect by ``calendar:T`` term, shaded around the gap (SCPI's
+        counterfactual interval also around the counterfactual). Default: a synthetic
+        control's own ``prediction_intervals``; the event terms' pointwise confidence
+        intervals for IFE / matrix completion.
+    alpha : float, optional
+        Level of the IFE / matrix completion intervals (default the result's).
+    ax : sequence of two Axes, optional
+        Where to draw the paths and the gap.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    _check_alpha(alpha)
+    est = str(getattr(result, "estimator", ""))
+    band_name = ""
+    level = _level_label([result], alpha)
+    if est in ("ife", "matrix_completion"):
+        frame = _counterfactual_event_paths(result, panel, alpha)
+        treat_x: float | None = 0.0
+        band_name = "pointwise CI"
+        x_default = "Periods relative to treatment"
+    elif est == "synthetic_did":
+        frame = _sdid_paths(result, panel)
+        treat_x = _treatment_period(result)
+        x_default = "Period"
+    elif getattr(result, "treated_path", None) is not None:
+        treated = _series(result, "treated_path", "counterfactual_gap_plot")
+        synth = _series(result, "synthetic_path", "counterfactual_gap_plot")
+        frame = pd.DataFrame({"treated": treated, "counterfactual": synth, "gap": treated - synth})
+        treat_x = _treatment_period(result)
+        x_default = "Period"
+    else:
+        raise PlotError(
+            f"counterfactual_gap_plot draws synthetic control, synthetic DiD, IFE and matrix "
+            f"completion results; received {type(result).__name__} ({est or '?'})."
+        )
+    if est not in ("ife", "matrix_completion"):
+        given = (
+            intervals if intervals is not None else getattr(result, "prediction_intervals", None)
+        )
+        iv = _interval_frame(given)
+        if iv is not None:
+            band_name = _interval_name(given, iv)
+            cal = iv[iv["term"].astype(str).str.startswith("calendar:")].copy()
+            cal.index = cal["term"].str.split(":", n=1).str[1].astype(float)
+            frame.index = frame.index.astype(float)
+            frame["low"] = cal["low"].reindex(frame.index).to_numpy(float)
+            frame["high"] = cal["high"].reindex(frame.index).to_numpy(float)
+            if {"cf_low", "cf_high"} <= set(cal.columns):
+                frame["cf_low"] = cal["cf_low"].reindex(frame.index).to_numpy(float)
+                frame["cf_high"] = cal["cf_high"].reindex(frame.index).to_numpy(float)
+            a_iv = float(getattr(given, "alpha", result.alpha))
+            # SCPI bounds in- and out-of-sample error at 1 - alpha each: the interval covers
+            # with probability at least 1 - 2 alpha (Cattaneo, Feng & Titiunik 2021)
+            scpi = band_name.startswith("SCPI")
+            level = f">={100 * (1 - 2 * a_iv):g}%" if scpi else f"{100 * (1 - a_iv):g}%"
+    x = frame.index.to_numpy(float)
+    with paper_style():
+        if ax is None:
+            fig, axes = new_figure(nrows=2, sharex=True, squeeze=False)
+            top, bottom = np.asarray(axes).ravel()
+        else:
+            fig, axs = _start_multi(ax, 2)
+            top, bottom = axs[0], axs[1]
+        unit = _treated_unit(result)
+        top.plot(
+            x,
+            frame["treated"].to_numpy(float),
+            color=style.TREATED_COLOR,
+            label=f"Treated ({unit})"
+            if unit is not None and est == "synthetic_control"
+            else "Treated",
+        )
+        top.plot(
+            x,
+            frame["counterfactual"].to_numpy(float),
+            color=style.SYNTHETIC_COLOR,
+            ls="--",
+            label="Counterfactual",
+        )
+        if "cf_low" in frame.columns:
+            ok = np.isfinite(frame["cf_low"].to_numpy(float))
+            top.fill_between(
+                x[ok],
+                frame["cf_low"].to_numpy(float)[ok],
+                frame["cf_high"].to_numpy(float)[ok],
+                color=style.SYNTHETIC_COLOR,
+                alpha=0.2,
+                lw=0,
+                label=f"{level} SCPI interval of Y(0)",
+            )
+        bottom.plot(x, frame["gap"].to_numpy(float), color=style.TREATED_COLOR, label="Gap")
+        if "low" in frame.columns:
+            lo, hi = frame["low"].to_numpy(float), frame["high"].to_numpy(float)
+            ok = np.isfinite(lo) & np.isfinite(hi)
+            if ok.any():
+                bottom.fill_between(
+                    x[ok],
+                    lo[ok],
+                    hi[ok],
+                    color=style.PRE_COLOR,
+                    alpha=0.25,
+                    lw=0,
+                    label=f"{level} {band_name}",
+                )
+        _zero_line(bottom)
+        for a in (top, bottom):
+            if treat_x is not None:
+                a.axvline(treat_x, color=style.REFERENCE_COLOR, lw=0.8, ls=":", zorder=0)
+            _integer_x(a)
+        literal(top.set_ylabel(ylabel or _outcome_label(result)))
+        literal(bottom.set_ylabel(f"Gap in {_outcome_label(result)}"))
+        literal(bottom.set_xlabel(xlabel or x_default))
+        handles, labs = [], []
+        for a in (top, bottom):
+            h, lab = a.get_legend_handles_labels()
+            handles += h
+            labs += lab
+        if treat_x is not None:
+            handles.append(Line2D([], [], color=style.REFERENCE_COLOR, lw=0.8, ls=":"))
+            labs.append(f"First treated period ({treat_x:g})")
+        legend_top_of_figure(fig, handles, labs)
+    return fig
+
+
+def equivalence_event_plot(
+    result: Any,
+    *,
+    margin: float | None = None,
+    alpha: float | None = None,
+    ax: Axes | None = None,
+    xlabel: str = "Periods relative to treatment",
+    ylabel: str | None = None,
+) -> Figure:
+    """Effects by event time with the pre-treatment equivalence band (fect's ``"equiv"``
+    plot; Liu, Wang & Xu 2024, Fig. 4).
+
+    Pre-treatment points (for IFE / matrix completion: out-of-sample prediction errors)
+    and post-treatment effects with pointwise intervals; the band ``[-margin, margin]``
+    is shaded over the pre-treatment periods and the pre-trend F test and equivalence
+    (TOST) p-values from ``info`` (``pretrend_p``, ``pretrend_tost_p``) are printed.
+
+    Parameters
+    ----------
+    result : result
+        With ``event:E`` terms; ``info["equivalence_margin"]`` (IFE, matrix completion)
+        unless ``margin`` is given.
+    margin : float, optional
+        Equivalence bound (outcome units).
+    alpha : float, optional
+        Level of the intervals (default the result's).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    _check_alpha(alpha)
+    info = getattr(result, "info", None) or {}
+    if margin is None:
+        margin = info.get("equivalence_margin")
+    if (
+        isinstance(margin, bool)
+        or not isinstance(margin, int | float | np.number)
+        or not np.isfinite(margin)
+        or margin <= 0
+    ):
+        raise PlotError(
+            "equivalence_event_plot needs a positive equivalence margin: pass margin= or use "
+            f"a result with info['equivalence_margin']; received {margin!r}."
+        )
+    t = _terms_with_ci(result, alpha)
+    t = t.assign(e=t["term"].map(_event_time)).dropna(subset=["e"]).sort_values("e")
+    if t.empty:
+        raise PlotError("No `event:E` terms in the result; equivalence_event_plot needs them.")
+    level = _level_label([result], alpha)
+    pre = t["e"].to_numpy(float) < 0
+    with paper_style():
+        fig, ax = _start(ax)
+        if pre.any():
+            x0 = float(t["e"][pre].min()) - 0.5
+            ax.fill_between(
+                [x0, -0.5],
+                -float(margin),
+                float(margin),
+                color=style.OKABE_ITO["sky_blue"],
+                alpha=0.3,
+                lw=0,
+                label=f"Equivalence bounds (±{float(margin):.3g})",
+            )
+        for mask, col, lab, mk in (
+            (pre, style.PRE_COLOR, "Pre-treatment", "o"),
+            (~pre, style.POST_COLOR, "Post-treatment", "s"),
+        ):
+            if not mask.any():
+                continue
+            x = t["e"].to_numpy(float)[mask]
+            lo, hi = t["lo"].to_numpy(float)[mask], t["hi"].to_numpy(float)[mask]
+            ok = np.isfinite(lo) & np.isfinite(hi)
+            ax.vlines(x[ok], lo[ok], hi[ok], color=col, lw=1.0, zorder=2)
+            ax.plot(
+                x, t["estimate"].to_numpy(float)[mask], ls="none", marker=mk, color=col,
+                label=lab, zorder=3,
+            )  # fmt: skip
+        _zero_line(ax)
+        ax.axvline(-0.5, color=style.REFERENCE_COLOR, lw=0.7, ls=":", zorder=0)
+        _integer_x(ax)
+
+        def fmt(key: str) -> str:
+            v = info.get(key)
+            if isinstance(v, int | float | np.number) and np.isfinite(v):
+                return f"{float(v):.3f}"
+            return "n/a"
+
+        literal(
+            ax.text(
+                0.02,
+                0.97,
+                f"Pre-trend F test p = {fmt('pretrend_p')}\nEquivalence test p = "
+                f"{fmt('pretrend_tost_p')}",
+                transform=ax.transAxes,
+                va="top",
+                ha="left",
+                fontsize=7,
+            )
+        )
+        literal(ax.set_xlabel(xlabel))
+        literal(ax.set_ylabel(ylabel or f"Effect on {_outcome_label(result)}"))
+        handles, labs = ax.get_legend_handles_labels()
+        handles.append(Line2D([], [], color=style.TREATED_COLOR, lw=1.0))
+        labs.append(f"{level} pointwise CI")
+        legend_above(ax, handles=handles, labels=labs)
+    return fig
+
+
+def counterfactual_figures(result: Any, *, panel: Any = None) -> dict[str, Figure]:
+    """The gap plot (``counterfactual_gap``) of synthetic control, synthetic DiD, IFE and
+    matrix completion results, and the equivalence event plot (``equivalence_event``)
+    of IFE and matrix completion: ``{file stem: Figure}``. ``panel`` is the panel the
+    result was fitted on (SDID needs it; IFE / matrix completion use it for the treated
+    means before adoption). Parts a result cannot draw are skipped."""
+    est = str(getattr(result, "estimator", ""))
+    plan: list[tuple[str, Callable[[], Figure]]] = []
+    if est in ("synthetic_control", "synthetic_did", "ife", "matrix_completion"):
+        plan.append(("counterfactual_gap", lambda: counterfactual_gap_plot(result, panel=panel)))
+    if est in ("ife", "matrix_completion"):
+        plan.append(("equivalence_event", lambda: equivalence_event_plot(result)))
+    out: dict[str, Figure] = {}
+    for name, make in plan:
+        try:
+            out[name] = make()
+        except PlotError:
             continue
     return out

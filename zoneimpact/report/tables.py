@@ -9,22 +9,22 @@ observations, clusters, control group, fixed effects and the pre-trend p-value.
 
 Why hand-written rather than ``maketables`` or ``great_tables``
 ---------------------------------------------------------------
-Both were tried (maketables 0.2.0, great_tables 1.1.0). Results already expose the
-maketables hooks, so ``maketables.ETable([res1, res2])`` works (tested when installed),
-but as the default it did not fit:
+Both were tried (maketables 0.2.0, great_tables 1.1.0). Results implement the maketables
+plug-in format, so ``maketables.ETable([res1, res2])`` reads them through their own hooks
+as it reads pyfixest models (``zoneimpact/_maketables.py``; tested live, maketables is in
+the ``test`` extra). As the default it did not fit:
 
 * dependencies: maketables pulls in great_tables, IPython, python-docx and tabulate; the
   runtime dependencies of zoneimpact are kept to the scientific stack;
 * its LaTeX needs ``threeparttable``, ``tabularx`` and ``makecell``, while ours needs only
-  ``booktabs`` and compiles in a minimal document;
-* it parses ``:`` in term names as an interaction (``event:0`` is printed
-  ``event $\times$ 0``), which mangles our term names (``event:E``, ``cohort:G``);
+  ``booktabs``, and is sized (font size, stacked header lines, column panels, one float
+  per at most :data:`MAX_LATEX_ROWS` rows) so that it compiles without an overfull box on
+  a letter page (tests/test_tables.py runs pdflatex);
 * its footer is built for regression models (R², fixed-effect markers); ours comes from
-  the result's ``info`` (control group, clusters, pre-trend p-value).
+  the result's ``info`` (control group, number of clusters, SE type, pre-trend p-value).
 
 great_tables renders HTML/LaTeX well but is itself a heavy dependency for what is a
-few dozen lines of string formatting per format. The formatting here is therefore
-hand-written; users who prefer maketables can pass results to it directly.
+few dozen lines of string formatting per format.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from .. import labels
 from ..errors import SpecError, ZoneImpactError
 from ..results import check_alpha
 
@@ -53,6 +54,7 @@ __all__ = [
     "TableError",
     "claims_table",
     "event_study_table",
+    "pretrends_table",
     "regression_table",
 ]
 
@@ -66,14 +68,35 @@ DEFAULT_STARS: dict[str, float] = {"*": 0.10, "**": 0.05, "***": 0.01}
 
 #: Footer rows known to :func:`regression_table`: key -> label.
 STAT_LABELS: dict[str, str] = {
-    "n_units": "Units",
     "n_obs": "Observations",
-    "cluster": "Clusters",
+    "n_units": "Units",
     "n_clusters": "Clusters",
-    "control_group": "Control group",
+    "cluster": "Clustered by",
     "fixed_effects": "Fixed effects",
+    "covariates": "Controls",
+    "control_group": "Control group",
+    "se_type": "Standard errors",
     "pretrend_p": "Pre-trend p-value",
 }
+
+#: The footer of :func:`regression_table` by default (fixest ``etable`` order: sample,
+#: clusters, fixed effects, controls, then the design and inference).
+DEFAULT_STATS: tuple[str, ...] = (
+    "n_obs",
+    "n_units",
+    "n_clusters",
+    "fixed_effects",
+    "covariates",
+    "control_group",
+    "se_type",
+    "pretrend_p",
+)
+
+#: Text width of the ``article`` class at 10 pt on letter (and A4) paper, in points.
+LETTER_TEXT_WIDTH_PT = 345.0
+#: Body rows per float: caption, header, notes and ~34 rows at ``\small`` fit the 550 pt
+#: text height of ``article`` at 10 pt (checked by compiling, tests/test_tables.py).
+MAX_LATEX_ROWS = 34
 
 _FORMATS = {".tex": "latex", ".md": "markdown", ".html": "html", ".htm": "html", ".csv": "csv"}
 
@@ -166,46 +189,88 @@ class Table:
         return [[str(v) for v in row] for row in self.frame.itertuples(index=False)]
 
     # ------------------------------------------------------------------ LaTeX
-    def to_latex(self, *, float_env: bool = True, placement: str = "htbp") -> str:
-        r"""Booktabs LaTeX. Needs only ``\usepackage{booktabs}``.
+    def to_latex(
+        self,
+        *,
+        float_env: bool = True,
+        placement: str = "htbp",
+        text_width_pt: float = LETTER_TEXT_WIDTH_PT,
+        max_rows: int = MAX_LATEX_ROWS,
+    ) -> str:
+        r"""Booktabs LaTeX that fits the page. Needs only ``\usepackage{booktabs}``.
+
+        The font size is the largest of ``\normalsize``, ``\small``, ``\footnotesize`` and
+        ``\scriptsize`` at which the estimated width fits ``text_width_pt``; a table still
+        too wide is split into panels of columns (each repeating the stub), and a table
+        longer than ``max_rows`` rows into consecutive floats ("continued"), breaking only
+        between estimates, so no box is overfull and no float is taller than a page.
 
         Parameters
         ----------
         float_env : bool
-            Wrap in a ``table`` float with caption and label (default). ``False`` returns
-            the bare ``tabular`` (plus notes) to ``\input`` into one's own float.
+            Wrap in ``table`` floats with caption and label (default). ``False`` returns
+            the bare ``tabular`` blocks (plus notes) to ``\input`` into one's own float.
         placement : str
             Float placement specifier.
+        text_width_pt : float
+            Width available (default: the 345 pt text block of the ``article`` class at
+            10 pt on letter or A4 paper).
+        max_rows : int
+            Most body rows per float (default 34: with caption and notes, a float at
+            ``\small`` then fits the 550 pt text height of ``article``).
         """
-        ncol = self.frame.shape[1]
-        lines: list[str] = []
-        if float_env:
-            lines += [f"\\begin{{table}}[{placement}]", "\\centering"]
-            if self.title:
-                lines.append(f"\\caption{{{_latex_escape(self.title)}}}")
-            if self.label:
-                lines.append(f"\\label{{{_latex_label(self.label)}}}")
-        lines.append(f"\\begin{{tabular}}{{l{'c' * (ncol - 1)}}}")
-        lines.append("\\toprule")
-        lines.append(_latex_line(" & ".join(_latex_cell(c) for c in self.columns)) + " \\\\")
-        lines.append("\\midrule")
-        for i, row in enumerate(self._rows()):
-            if i in self.midrules and i > 0:
+        size, colsep, panels = _latex_layout(self, text_width_pt)
+        chunks = _row_chunks(self, max_rows)
+        blocks: list[str] = []
+        n_blocks = len(chunks) * len(panels)
+        k = 0
+        for start, stop in chunks:
+            for cols in panels:
+                k += 1
+                last = k == n_blocks
+                lines: list[str] = []
+                if float_env:
+                    lines += [f"\\begin{{table}}[{placement}]", "\\centering"]
+                    if self.title:
+                        more = " (continued)" if k > 1 else ""
+                        lines.append(f"\\caption{{{_latex_escape(self.title)}{more}}}")
+                    if self.label and k == 1:
+                        lines.append(f"\\label{{{_latex_label(self.label)}}}")
+                lines.append("{" + size)
+                lines.append(f"\\setlength{{\\tabcolsep}}{{{colsep}pt}}")
+                lines.append(f"\\begin{{tabular}}{{l{'c' * len(cols)}}}")
+                lines.append("\\toprule")
+                head = [_latex_cell(self.columns[0])]
+                head += [_latex_wrapped(self.columns[j], "b") for j in cols]
+                lines.append(_latex_line(" & ".join(head)) + " \\\\")
                 lines.append("\\midrule")
-            lines.append(_latex_line(" & ".join(_latex_cell(c) for c in row)) + " \\\\")
-        lines.append("\\bottomrule")
-        lines.append("\\end{tabular}")
-        if self.notes:
-            lines.append("")
-            lines.append("\\smallskip")
-            lines.append(
-                "{\\footnotesize "
-                + " \\\\\n".join(_latex_line(_latex_escape(n)) for n in self.notes)
-                + "\\par}"
-            )
-        if float_env:
-            lines.append("\\end{table}")
-        return "\n".join(lines) + "\n"
+                rows = self._rows()
+                for i in range(start, stop):
+                    if i in self.midrules and i > start:
+                        lines.append("\\midrule")
+                    row = [_latex_cell(rows[i][0]), *[_latex_wrapped(rows[i][j]) for j in cols]]
+                    lines.append(_latex_line(" & ".join(row)) + " \\\\")
+                lines.append("\\bottomrule")
+                lines.append("\\end{tabular}")
+                if self.notes and last:
+                    lines.append("")
+                    lines.append("\\smallskip")
+                    # A parbox of the text width: long notes wrap instead of running off.
+                    lines.append(
+                        "\\parbox{\\linewidth}{\\footnotesize "
+                        + " \\\\\n".join(_latex_line(_latex_escape(n)) for n in self.notes)
+                        + "}"
+                    )
+                elif not last:
+                    lines.append("")
+                    lines.append(
+                        "\\smallskip\\parbox{\\linewidth}{\\footnotesize\\centering (continued)}"
+                    )
+                lines.append("}")
+                if float_env:
+                    lines.append("\\end{table}")
+                blocks.append("\n".join(lines))
+        return "\n".join(blocks) + "\n"
 
     # ------------------------------------------------------------------ Markdown
     def to_markdown(self) -> str:
@@ -379,6 +444,108 @@ def _csv_cell(text: str) -> str:
     return str(text).replace("\r\n", "\n").replace("\r", "\n")
 
 
+# ----------------------------------------------------------------------------- LaTeX layout
+# (size command, points, tabcolsep): tried in order until the table fits.
+_LATEX_SIZES = (
+    ("\\normalsize", 10.0, 6.0),
+    ("\\small", 9.0, 5.0),
+    ("\\footnotesize", 8.0, 3.5),
+    ("\\scriptsize", 7.0, 3.0),
+)
+# Advance of a lower-case letter, space or punctuation of Computer Modern at 10 pt, with a
+# margin (digits are 5 pt, capitals up to 7.5 pt; the math minus is 7.8 pt).
+_CHAR_PT = 4.5
+
+
+#: Text cells longer than this (in characters) wrap at spaces onto stacked lines.
+_WRAP = 12
+
+
+def _wrap_lines(text: str) -> list[str]:
+    """``text`` in lines of at most :data:`_WRAP` characters, broken at spaces. Numbers and
+    intervals (cells starting with a bracket or parenthesis) are never broken."""
+    text = _CONTROL_RE.sub(" ", str(text))
+    if len(text) <= _WRAP or not ({" ", "\u2013"} & set(text)) or text.lstrip()[:1] in "([{":
+        return [text]
+    # break at spaces and after an en dash ("Callaway–" / "Sant'Anna")
+    words = re.findall(r"[^ \u2013]+\u2013?|\u2013", text)
+    lines: list[str] = []
+    for word in words:
+        sep = "" if lines and lines[-1].endswith("\u2013") else " "
+        if lines and len(lines[-1]) + len(sep) + len(word) <= _WRAP:
+            lines[-1] += sep + word
+        else:
+            lines.append(word)
+    return lines
+
+
+def _latex_wrapped(text: str, pos: str = "t") -> str:
+    r"""A cell, its long text stacked in a nested ``tabular`` (core LaTeX, no package);
+    ``pos`` "b" aligns the last line with the row (headers), "t" the first (body)."""
+    lines = _wrap_lines(text)
+    if len(lines) == 1:
+        return _latex_cell(text)
+    return (
+        f"\\begin{{tabular}}[{pos}]{{@{{}}c@{{}}}}"
+        + " \\\\ ".join(_latex_cell(x) for x in lines)
+        + "\\end{tabular}"
+    )
+
+
+def _text_pt(text: str) -> float:
+    """Estimated width at 10 pt of the widest line of a (wrapped) cell."""
+    return max(
+        sum(
+            6.5 if c.isupper() else 5.0 if c.isdigit() else 7.8 if c == "-" else _CHAR_PT
+            for c in line
+        )
+        for line in _wrap_lines(text)
+    )
+
+
+def _latex_layout(table: Table, width_pt: float) -> tuple[str, float, list[list[int]]]:
+    """(size command, tabcolsep in pt, column panels) so that each panel fits ``width_pt``."""
+    rows = [table.columns, *table._rows()]
+    stub = max(len(_CONTROL_RE.sub(" ", r[0])) * _CHAR_PT for r in rows)
+    widths = [stub] + [max(_text_pt(r[j]) for r in rows) for j in range(1, len(table.columns))]
+    for cmd, pt, sep in _LATEX_SIZES:
+        per = [w * pt / 10 + 2 * sep for w in widths]
+        # 6% headroom: the per-character widths are averages, not the font's metrics
+        if sum(per) <= 0.94 * width_pt:
+            return cmd, sep, [list(range(1, len(widths)))]
+    # Still too wide at the smallest size: panels of as many columns as fit beside the stub.
+    panels: list[list[int]] = []
+    current: list[int] = []
+    used = per[0]
+    for j in range(1, len(widths)):
+        if current and used + per[j] > 0.94 * width_pt:
+            panels.append(current)
+            current, used = [], per[0]
+        current.append(j)
+        used += per[j]
+    panels.append(current)
+    return cmd, sep, panels
+
+
+def _row_chunks(table: Table, max_rows: int) -> list[tuple[int, int]]:
+    """Row ranges of at most ``max_rows`` rows, cut only before a row with a stub label (an
+    estimate stays with its SE and interval lines)."""
+    rows = table._rows()
+    n = len(rows)
+    if n <= max_rows:
+        return [(0, n)]
+    chunks: list[tuple[int, int]] = []
+    start = 0
+    while n - start > max_rows:
+        cut = start + max_rows
+        while cut > start + 1 and not rows[cut][0].strip():
+            cut -= 1
+        chunks.append((start, cut))
+        start = cut
+    chunks.append((start, n))
+    return chunks
+
+
 # ----------------------------------------------------------------------------- numbers
 def _fmt_num(x: Any, digits: int) -> str:
     """Fixed decimals; NaN -> empty; no negative zero."""
@@ -466,7 +633,7 @@ def _as_named(results: Any) -> dict[str, Any]:
         seq = list(results)
         if not seq:
             raise TableError("No results given to tabulate.")
-        est = [str(getattr(r, "estimator", "")) for r in seq]
+        est = [labels.estimator_label(r) if getattr(r, "estimator", "") else "" for r in seq]
         out = [str(getattr(r, "outcome", "")) for r in seq]
         if len(set(est)) == len(seq) and all(est):
             names = est
@@ -560,7 +727,11 @@ def _select_terms(
     """(term, label) pairs in display order. Patterns may use shell wildcards (``event:*``)."""
     if terms is None:
         # Donor weights are diagnostics, not estimates: left out unless asked for.
-        return [(t, t) for t in _order_terms(all_terms) if not t.startswith("weight:")]
+        return [
+            (t, labels.term_label(t))
+            for t in _order_terms(all_terms)
+            if not t.startswith("weight:")
+        ]
     if isinstance(terms, str):
         terms = [terms]  # one pattern, not a list of its characters
     if not isinstance(terms, Mapping | Iterable):
@@ -568,7 +739,8 @@ def _select_terms(
             f"`terms` must be a list of term names or patterns, or a mapping term -> label; "
             f"received {terms!r}."
         )
-    items = list(terms.items()) if isinstance(terms, Mapping) else [(t, t) for t in terms]
+    # Names and patterns get the display labels ("Event time 0"); a mapping sets its own.
+    items = list(terms.items()) if isinstance(terms, Mapping) else [(t, None) for t in terms]
     out: list[tuple[str, str]] = []
     seen: set[str] = set()
     for pattern, label in items:
@@ -585,7 +757,10 @@ def _select_terms(
         for t in hits:
             if t not in seen:
                 seen.add(t)
-                out.append((t, str(label) if label != pattern or len(hits) == 1 else t))
+                if label is None:
+                    out.append((t, labels.term_label(t)))
+                else:
+                    out.append((t, str(label) if label != pattern or len(hits) == 1 else t))
     return out
 
 
@@ -594,19 +769,42 @@ def _stat_value(res: Any, key: str, digits: int) -> str:
     if key in ("n_units", "n_obs"):
         v = getattr(res, key, info.get(key))
         return "" if v is None else _fmt_int(v)
+    if key == "n_clusters":
+        v = info.get("n_clusters")
+        return "" if v is None else _fmt_int(v)
+    if key == "fixed_effects":
+        return labels.fixed_effects_label(info.get(key))
+    if key == "control_group":
+        return labels.control_group_label(info.get(key, info.get("controls")))
+    if key == "se_type":
+        return labels.se_type_label(res)
+    if key == "covariates":
+        if key not in info:
+            return ""
+        v = info[key]
+        if v is None or v == "" or (isinstance(v, list | tuple) and not v):
+            return "None"
+        return _fmt_cell(v, digits)
     v = info.get(key, getattr(res, key, None))
     if v is None:
         return ""
     if key.endswith("_p") or key.startswith("p_"):
-        return _fmt_num(v, digits)
+        return labels.format_p(v, digits)
     if isinstance(v, float | np.floating) and float(v).is_integer():
         return _fmt_int(v)
     return _fmt_cell(v, digits)
 
 
-def _footer(named: Mapping[str, Any], names: list[str], stats: Any, digits: int) -> list[list[str]]:
-    """Footer rows: the outcomes (unless the columns are already named by them) and the
-    requested statistics that at least one column reports."""
+def _footer(
+    named: Mapping[str, Any],
+    names: list[str],
+    stats: Any,
+    digits: int,
+    outcome_labels: Mapping[str, str] | None = None,
+    outcome_units: Mapping[str, str] | None = None,
+) -> list[list[str]]:
+    """Footer rows: the outcomes (labelled, with units; unless the columns are already named
+    by them) and the requested statistics that at least one column reports."""
     if isinstance(stats, str):
         stats = [stats]
     if not isinstance(stats, Mapping | Iterable) or not all(
@@ -624,9 +822,19 @@ def _footer(named: Mapping[str, Any], names: list[str], stats: Any, digits: int)
     foot: list[list[str]] = []
     outcomes = [str(getattr(named[n], "outcome", "")) for n in names]
     if any(outcomes) and names != outcomes:
-        foot.append(["Outcome", *outcomes])
+        foot.append(
+            [
+                "Outcome",
+                *[
+                    labels.outcome_label(o, outcome_labels, outcome_units) if o else ""
+                    for o in outcomes
+                ],
+            ]
+        )
     for key, lab in stat_items:
         vals = [_stat_value(named[n], key, digits) for n in names]
+        if key == "se_type" and len(set(vals)) == 1:
+            continue  # one type for every column: stated in the notes instead
         if any(vals):
             foot.append([lab, *vals])
     return foot
@@ -639,29 +847,30 @@ def regression_table(
     stars: bool | Mapping[str, float] = False,
     ci: bool = False,
     digits: int = 3,
-    stats: Sequence[str] | Mapping[str, str] = (
-        "n_units",
-        "n_obs",
-        "cluster",
-        "control_group",
-        "fixed_effects",
-        "pretrend_p",
-    ),
+    stats: Sequence[str] | Mapping[str, str] = DEFAULT_STATS,
     alpha: float | None = None,
     title: str | None = None,
     notes: Iterable[str] = (),
     label: str | None = None,
+    events: bool = False,
+    outcome_labels: Mapping[str, str] | None = None,
+    outcome_units: Mapping[str, str] | None = None,
 ) -> Table:
-    """Estimates side by side, one column per result (R ``modelsummary`` layout).
+    """Estimates side by side, one column per result (R ``modelsummary`` / fixest
+    ``etable`` layout).
 
     Parameters
     ----------
     results : result, sequence of results, or mapping name -> result
-        Column headers are the mapping keys; for a sequence, the estimator names when they
-        differ, else the outcomes, else ``(1)``, ``(2)``, ...
+        Column headers are the mapping keys; for a sequence, the estimators' display names
+        ("Callaway–Sant'Anna") when they differ, else the outcomes, else ``(1)``, ``(2)``...
     terms : sequence or mapping, optional
-        Terms to show, in order; shell wildcards allowed (``"event:*"``). A mapping
-        ``{term: label}`` renames rows. Default: every term except ``weight:*``.
+        Terms to show, in order; shell wildcards allowed (``"event:*"``), ``"all"`` for
+        every term but the donor weights. A mapping ``{term: label}`` renames rows.
+        Default: the headline terms (each result's ``main_term``, the aggregation chosen
+        when it was fitted), labelled "ATT", "Event time 0", ... as papers print them.
+    events : bool
+        With the default terms, add the event-study terms (``event:*``) under the headline.
     stars : bool or mapping
         ``True`` marks p < 0.10 / 0.05 / 0.01 with ``*``/``**``/``***``; a mapping
         ``{symbol: bound}`` sets other thresholds. p-values are the results' own
@@ -671,13 +880,17 @@ def regression_table(
     digits : int
         Decimals of estimates, SEs and intervals.
     stats : sequence or mapping
-        Footer rows from ``n_units``, ``n_obs`` and the results' ``info`` keys (known
-        labels: units, observations, clusters, control group, fixed effects, pre-trend
-        p-value). Rows empty in every column are dropped. A mapping sets the labels.
+        Footer rows from ``n_obs``, ``n_units`` and the results' ``info`` (default
+        :data:`DEFAULT_STATS`: observations, units, the number of clusters, fixed effects,
+        controls, control group, the type of standard errors, pre-trend p-value). Rows
+        empty in every column are dropped. A mapping sets the labels.
     alpha : float, optional
         Level of the intervals (default: each result's ``alpha``).
     title, notes, label
         Caption, extra note lines, LaTeX label.
+    outcome_labels, outcome_units : mapping outcome -> text, optional
+        Display labels and units of the outcomes (the spec's ``[data] labels`` and
+        ``units``), shown in the "Outcome" row as "label (unit)".
 
     Returns
     -------
@@ -691,6 +904,17 @@ def regression_table(
     all_terms: list[str] = []
     for t in tidies.values():
         all_terms += [x for x in t["term"] if x not in all_terms]
+    if terms is None:
+        heads = [str(getattr(r, "main_term", "att")) for r in named.values()]
+        terms = {t: labels.term_label(t) for t in dict.fromkeys(heads) if t in all_terms}
+        if events:
+            terms.update(
+                {t: labels.term_label(t) for t in _order_terms(all_terms) if t.startswith("event:")}
+            )
+        if not terms:
+            terms = None
+    elif terms == "all":
+        terms = None  # every term but the donor weights, in display order
     chosen = _select_terms(all_terms, terms)
     thresholds: Mapping[str, float] | None = (
         (DEFAULT_STARS if stars is True else stars) if stars else None
@@ -739,14 +963,18 @@ def regression_table(
         if ci and any(r_ci[1:]):
             rows.append(r_ci)
 
-    foot = _footer(named, names, stats, digits)
+    foot, outcome_note = _shared_outcome(
+        _footer(named, names, stats, digits, outcome_labels, outcome_units)
+    )
 
     midrules = (len(rows),) if foot and rows else ()
     frame = pd.DataFrame([*rows, *foot], columns=["", *names])
-    note_lines = ["Standard errors in parentheses."]
+    note_lines = [*outcome_note, _se_note(named)]
+    level = _level_text(named, alpha)
     if ci:
-        level = _level_text(named, alpha)
         note_lines.append(f"{level} confidence intervals in brackets.")
+    else:
+        note_lines.append(f"Confidence level of tests and intervals: {level}.")
     if thresholds:
         note_lines.append(_star_note(thresholds))
     note_lines += list(notes)
@@ -758,6 +986,21 @@ def regression_table(
         label=label,
         data=pd.DataFrame(long_rows),
     )
+
+
+def _shared_outcome(foot: list[list[str]]) -> tuple[list[list[str]], list[str]]:
+    """An "Outcome" row with one value in every column becomes a note ("Outcome: X.")."""
+    if foot and foot[0][0] == "Outcome" and len(set(foot[0][1:])) == 1 and foot[0][1]:
+        return foot[1:], [f"Outcome: {foot[0][1]}."]
+    return foot, []
+
+
+def _se_note(named: Mapping[str, Any]) -> str:
+    """The note on the standard errors: their type when every column shares it."""
+    kinds = {labels.se_type_label(r) for r in named.values()}
+    if len(kinds) == 1 and (kind := kinds.pop()):
+        return f"Standard errors in parentheses ({kind[:1].lower() + kind[1:]})."
+    return "Standard errors in parentheses (type by column in the row Standard errors)."
 
 
 def _check_digits(digits: Any) -> None:
@@ -882,9 +1125,12 @@ def event_study_table(
         if band and any(r_band[1:]):
             rows.append(r_band)
 
-    foot = _footer(named, names, stats, digits)
+    foot, outcome_note = _shared_outcome(_footer(named, names, stats, digits))
     frame = pd.DataFrame([*rows, *foot], columns=["Event time", *names])
-    note_lines = ["E: periods relative to treatment. Standard errors in parentheses."]
+    note_lines = [
+        *outcome_note,
+        "E: periods relative to treatment. Standard errors in parentheses.",
+    ]
     if ci:
         note_lines.append(
             f"{_level_text(named, alpha)} pointwise confidence intervals in brackets."
@@ -967,3 +1213,59 @@ def claims_table(
         label=label,
         data=df.loc[:, list(CLAIM_COLUMNS)].copy(),
     )
+
+
+# ----------------------------------------------------------------------------- pre-trends
+_PRETREND_COLUMNS: dict[str, str] = {
+    "n_leads": "Leads",
+    "wald_stat": "Wald stat.",
+    "wald_p": "Wald p-value",
+    "max_abs_lead": "Largest |lead|",
+    "equivalence_margin": "Equivalence margin",
+    "breakdown_rm": "Breakdown M (RM)",
+    "breakdown_sd": "Breakdown M (SD)",
+}
+
+
+def pretrends_table(
+    diag: pd.DataFrame,
+    *,
+    names: Mapping[str, str] | None = None,
+    digits: int = 3,
+    title: str | None = None,
+    label: str | None = None,
+) -> Table:
+    """Pre-trend diagnostics of event studies, one column per estimate (transposed so that
+    it stays narrow on a page and a screen).
+
+    Rows: the number of leads, the joint Wald test of the leads (statistic and p-value,
+    printed "<0.001" below 0.001), the largest absolute lead, the equivalence margin at
+    which the leads are jointly within bounds (Hartman & Hidalgo 2018; Dette & Schumann
+    2024) and the Rambachan & Roth (2023) breakdown values under relative-magnitude and
+    smoothness restrictions. A ``note`` column becomes the table notes.
+    """
+    if not isinstance(diag, pd.DataFrame) or "name" not in diag.columns:
+        raise TableError("pretrends_table needs the diagnostics frame with a `name` column.")
+    _check_digits(digits)
+    heads = [str((names or {}).get(str(n), n)) for n in diag["name"]]
+    if len(set(heads)) < len(heads):
+        heads = [str(n) for n in diag["name"]]
+    rows: list[list[str]] = []
+    for col, lab in _PRETREND_COLUMNS.items():
+        if col not in diag.columns or diag[col].isna().all():
+            continue
+        vals = diag[col].tolist()
+        if col.endswith("_p"):
+            cells = [labels.format_p(v, digits) for v in vals]
+        elif col == "n_leads":
+            cells = [_fmt_int(v) for v in vals]
+        else:
+            cells = [_fmt_num(v, digits) for v in vals]
+        rows.append([lab, *cells])
+    frame = pd.DataFrame(rows, columns=["", *heads])
+    notes: list[str] = []
+    if "note" in diag.columns:
+        for head, note in zip(heads, diag["note"], strict=True):
+            if isinstance(note, str) and note.strip():
+                notes.append(f"{head}: {note.strip()}")
+    return Table(frame, title=title, notes=tuple(notes), label=label, data=diag.copy())

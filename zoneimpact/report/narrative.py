@@ -1,0 +1,174 @@
+"""The plain-language summary that opens ``report.html`` (and the console note of a run).
+
+It states, from the results alone: the headline estimate of every block with its interval,
+the claim verdicts when there are any, the simulated truth when the data are simulated
+(and which intervals cover it), and what the estimates differ on and why — the comparison
+group, the aggregation weights and, for a simulated design with displacement, the
+controls that are contaminated by design (Butts 2021: untreated neighbours that lose
+activity to a zone make a comparison with them overstate the zone's own gain).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from .. import labels
+
+if TYPE_CHECKING:
+    from ..rundir import RunOutput
+
+__all__ = ["run_summary", "truth_note"]
+
+#: What each estimator's headline weights the treated cells by (one clause).
+_WEIGHTS = {
+    "twfe": "variance weights over all 2x2 comparisons, including already-treated units "
+    "as controls (Goodman-Bacon 2021)",
+    "event_study": "the average of its post-treatment event-time coefficients",
+    "callaway_santanna": "cohort-size weights over group-time cells with clean controls "
+    "(Callaway & Sant'Anna 2021)",
+    "sun_abraham": "cohort shares within each event time (Sun & Abraham 2021)",
+    "imputation": "equal weight on every treated observation, so long horizons with "
+    "larger effects weigh more (Borusyak, Jaravel & Spiess 2024)",
+    "spillover": "zones against controls that no zone can reach, with exposed "
+    "neighbours estimated separately (Butts 2021)",
+}
+
+
+def _num(v: Any) -> str:
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    if not math.isfinite(x):
+        return ""
+    return f"{x:.3g}" if abs(x) < 1 else f"{x:,.1f}"
+
+
+def _headline(res: Any, alpha: float) -> tuple[float, float, float]:
+    est = float(res.estimate)
+    try:
+        ci = res.conf_int(alpha)
+        ci = (ci.set_index("term") if "term" in ci.columns else ci).loc[res.main_term]
+        return est, float(ci["lower"]), float(ci["upper"])
+    except Exception:  # a result without conf_int: the normal interval
+        z = 1.959963984540054
+        return est, est - z * float(res.se), est + z * float(res.se)
+
+
+def truth_note(output: RunOutput) -> str:
+    """'Simulated data: true ATT ...' or '' when the data are not simulated."""
+    sim = getattr(output.data, "simulation", None)
+    if sim is None:
+        return ""
+    truth = sim.truth
+    parts = []
+    estimated = {str(getattr(r, "outcome", "")) for r in output.results.values()}
+    for o in [o for o in output.spec.data.outcomes if o in estimated] or output.spec.data.outcomes:
+        if o in truth.overall:
+            parts.append(
+                f"{o}: true overall ATT {_num(truth.overall[o])}, true displacement share "
+                f"{_num(truth.displacement_share.get(o, float('nan')))}"
+            )
+    return "Simulated data with known truth — " + "; ".join(parts) + "." if parts else ""
+
+
+def run_summary(output: RunOutput) -> list[str]:
+    """Paragraphs (plain text) summarising a run: estimates, verdicts, truth, differences."""
+    alpha = float(output.spec.inference.alpha)
+    level = f"{100 * (1 - alpha):g}%"
+    block_labels = {e.name: getattr(e, "label", None) for e in output.spec.estimates}
+    olabels = dict(getattr(output.spec.data, "labels", {}) or {})
+    ounits = dict(getattr(output.spec.data, "units", {}) or {})
+    names = labels.display_names(output.results, block_labels, olabels)
+    out: list[str] = []
+
+    by_outcome: dict[str, list[tuple[str, Any, tuple[float, float, float]]]] = {}
+    for name, res in output.results.items():
+        try:
+            by_outcome.setdefault(res.outcome, []).append((name, res, _headline(res, alpha)))
+        except Exception:  # a result without a usable headline term is left out
+            continue
+    for outcome, rows in by_outcome.items():
+        items = "; ".join(
+            f"{names[n]} {_num(e)} [{_num(lo)}, {_num(hi)}]"
+            + (f" ({labels.term_label(r.main_term)})" if r.main_term != "att" else "")
+            for n, r, (e, lo, hi) in rows
+        )
+        out.append(
+            f"Headline estimates of the effect on "
+            f"{labels.outcome_label(outcome, olabels, ounits)} ({level} confidence "
+            f"intervals): {items}."
+        )
+
+    verdicts = output.extras.get("verdicts")
+    if verdicts is not None and "verdict" in getattr(verdicts, "columns", ()):
+        counts = verdicts["verdict"].astype(str).value_counts()
+        out.append(
+            "Claim verdicts: "
+            + ", ".join(f"{k} {v}" for k, v in counts.items())
+            + f" (of {len(verdicts)} claims; the table is below)."
+        )
+
+    sim = getattr(output.data, "simulation", None)
+    if sim is not None:
+        truth = sim.truth
+        lines = [truth_note(output)]
+        for outcome, rows in by_outcome.items():
+            true = truth.overall.get(outcome)
+            if true is None:
+                continue
+            cover = [
+                names[n] for n, r, (e, lo, hi) in rows if r.main_term == "att" and lo <= true <= hi
+            ]
+            miss = [
+                names[n]
+                for n, r, (e, lo, hi) in rows
+                if r.main_term == "att" and not lo <= true <= hi
+            ]
+            if cover or miss:
+                lines.append(
+                    f"For {olabels.get(outcome, outcome)}, the intervals of {', '.join(cover) or 'no estimate'} cover "
+                    f"the true {_num(true)}; {', '.join(miss) or 'none'} miss it."
+                )
+        out.append(" ".join(t for t in lines if t))
+
+    for outcome, rows in by_outcome.items():
+        atts = [(names[n], r, e) for n, r, (e, lo, hi) in rows if r.main_term == "att"]
+        if len(atts) < 2:
+            continue
+        lo_n, _, lo_e = min(atts, key=lambda x: x[2])
+        hi_n, _, hi_e = max(atts, key=lambda x: x[2])
+        kinds = dict.fromkeys(r.estimator for _, r, _ in atts if r.estimator in _WEIGHTS)
+        reasons = [f"{labels.estimator_label(k)}: {_WEIGHTS[k]}" for k in kinds]
+        text = (
+            f"The estimates for {olabels.get(outcome, outcome)} range from {_num(lo_e)} ({lo_n}) to {_num(hi_e)} "
+            f"({hi_n}). They estimate differently weighted averages of the same effects"
+            + (": " + "; ".join(reasons) if reasons else "")
+            + "."
+        )
+        share = None
+        if sim is not None:
+            share = getattr(getattr(sim, "design", None), "displacement_share", None)
+            if share is None:
+                share = (output.spec.data.simulate or {}).get("displacement_share")
+        if share:
+            spill = [
+                names[n]
+                for n, r, _ in rows
+                if r.estimator == "spillover" and "displacement_share" in set(r.terms["term"])
+            ]
+            text += (
+                f" The simulated design displaces {100 * float(share):g}% of each zone's gain "
+                "from its neighbours, so neighbours used as controls lose activity by design: "
+                "the controls are contaminated, and estimators that compare zones with them "
+                "mix the zone's own gain with the neighbours' loss"
+                + (
+                    f"; {', '.join(spill)} separates the two (direct, spillover and net "
+                    "effects and the displacement share)."
+                    if spill
+                    else "."
+                )
+            )
+        out.append(text)
+    return out
