@@ -526,8 +526,9 @@ def _write_contents(output: RunOutput, root: Path) -> None:
     verdicts = output.extras.get("verdicts")
     if verdicts is not None:
         verdicts.to_csv(files.file("", "claims", ".csv"), index=False)
-    outputs.write_tables_and_figures(output, root, files=files)
-    _dump(manifest(output), files.file("", "manifest", ".json"))
+    record = manifest(output)
+    outputs.write_tables_and_figures(output, root, files=files, manifest=record)
+    _dump(record, files.file("", "manifest", ".json"))
 
 
 def run_spec(spec: RunSpec, out_dir: Path | None = None, *, force: bool = False) -> RunOutput:

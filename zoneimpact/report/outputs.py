@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from .. import labels  # noqa: E402
 from ..errors import SpecError  # noqa: E402
-from ..rundir import RunFiles, manifest  # noqa: E402
+from ..files import RunFiles  # noqa: E402
 from . import html, narrative, plots, tables  # noqa: E402
 
 if TYPE_CHECKING:
@@ -146,7 +146,11 @@ def build_figures(output: RunOutput) -> dict[str, Any]:
 
 
 def write_tables_and_figures(
-    output: RunOutput, root: Path, *, files: RunFiles | None = None
+    output: RunOutput,
+    root: Path,
+    *,
+    files: RunFiles | None = None,
+    manifest: dict[str, Any] | None = None,
 ) -> None:
     """Write ``tables/``, ``figures/`` and ``report.html`` under ``root``.
 
@@ -160,6 +164,8 @@ def write_tables_and_figures(
         The run's file namer; file names derived from block names are sanitised, made
         unique and checked to lie inside ``root`` through it. A new one for ``root`` if
         not given.
+    manifest : dict, optional
+        The run's provenance record (written by the run), shown at the foot of the page.
     """
     files = RunFiles(root) if files is None else files
     files.folder("tables")
@@ -197,7 +203,7 @@ def write_tables_and_figures(
         tables=built,
         figures=pngs,
         verdicts=output.extras.get("verdicts"),
-        manifest=manifest(output),
+        manifest=manifest or {},
         summary=narrative.run_summary(output),
         captions=figure_captions(output, figs),
     )
