@@ -48,6 +48,7 @@ from scipy import stats
 from ..errors import ZoneImpactError
 from ..exposure import ExposureMap, _subpanel, build_exposure
 from ..panel import Panel
+from ..report import style
 from ..results import EstimationResult
 from .balance import COASTAL_PROVINCES
 
@@ -705,14 +706,13 @@ def honest_sensitivity(
     magnitudes, C-LF) and of M (smoothness, FLCI), the two breakdown values, and a figure
     with one panel per restriction.
     """
-    import matplotlib.pyplot as plt
-
     from ..inference.honest import honest_did
 
     rows: list[dict[str, Any]] = []
     kinds = ("relative_magnitude", "smoothness")
     n = max(len(results), 1)
-    fig, axes = plt.subplots(n, 2, figsize=(9, 3.2 * n), squeeze=False)
+    # not registered with pyplot: a claims run keeps its figures without leaking them
+    fig, axes = style.new_figure(nrows=n, ncols=2, width=9, height=3.2 * n, squeeze=False)
     for i, (name, res) in enumerate(results.items()):
         for ax, kind in zip(axes[i], kinds, strict=True):
             try:
@@ -750,7 +750,6 @@ def honest_sensitivity(
     fig.suptitle(
         f"Rambachan-Roth robust {100 * (1 - alpha):g}% intervals of the zone effect", fontsize=10
     )
-    fig.tight_layout()
     return pd.DataFrame(rows), fig
 
 
@@ -758,11 +757,11 @@ def honest_sensitivity(
 def curve_figure(curve: pd.DataFrame, admissible: pd.Series | None = None) -> Any:
     """Specification curve of the direct effect: one panel per scale, specifications
     sorted by estimate, 90% intervals, admissible ones dark (Simonsohn et al. 2020)."""
-    import matplotlib.pyplot as plt
-
     direct = curve[(curve["estimand"] == "direct") & curve["estimate"].notna()]
     scales = [s for s in SCALES if (direct["scale"] == s).any()]
-    fig, axes = plt.subplots(1, max(len(scales), 1), figsize=(3.2 * max(len(scales), 1), 4))
+    fig, axes = style.new_figure(
+        ncols=max(len(scales), 1), width=3.2 * max(len(scales), 1), height=4
+    )
     axes = np.atleast_1d(axes)
     ok = admissible if admissible is not None else pd.Series(True, index=curve.index)
     for ax, s in zip(axes, scales, strict=False):
@@ -778,7 +777,6 @@ def curve_figure(curve: pd.DataFrame, admissible: pd.Series | None = None) -> An
         ax.set_title(f"{s} ({int(good.sum())}/{len(part)} admissible)", fontsize=9)
         ax.set_xlabel("specification (sorted)")
     axes[0].set_ylabel("direct effect of a zone (90% CI)")
-    fig.tight_layout()
     return fig
 
 
