@@ -12,6 +12,7 @@ Progress is shown with tqdm as results come back from the workers.
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -51,6 +52,28 @@ def as_generator(rng: np.random.Generator | int | None) -> np.random.Generator:
             f"{rng!r} ({type(rng).__name__})."
         )
     return np.random.default_rng(rng)
+
+
+def snapshot(rng: np.random.Generator) -> np.random.Generator:
+    """An independent copy of ``rng`` that will produce the same draws *and* the same
+    spawned children: its bit generator's state and its seed sequence's spawn counter.
+
+    ``copy.deepcopy`` does this on numpy >= 2 only; on 1.26 the copy's seed sequence
+    restarts, so its children differ (replayed bootstrap draws would not replay).
+    """
+    bg = rng.bit_generator
+    seq = getattr(bg, "seed_seq", None)
+    if not isinstance(seq, np.random.SeedSequence):
+        return copy.deepcopy(rng)
+    fresh = np.random.SeedSequence(
+        seq.entropy,
+        spawn_key=seq.spawn_key,
+        pool_size=seq.pool_size,
+        n_children_spawned=seq.n_children_spawned,
+    )
+    twin = type(bg)(fresh)
+    twin.state = bg.state
+    return np.random.Generator(twin)
 
 
 def spawn(rng: np.random.Generator | int | None, n: int) -> list[np.random.Generator]:

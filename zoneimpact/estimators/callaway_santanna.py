@@ -79,7 +79,6 @@ logit (Newton-Raphson) and the control-group OLS are a few lines of numpy each.
 
 from __future__ import annotations
 
-import copy
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -93,7 +92,7 @@ from ..errors import EstimationError, PanelError, SpecError
 from ..inference.bootstrap import bootstrap_se, cluster_sums, multiplier_draws, sup_t_critical
 from ..inference.pretrends import pretrend_wald
 from ..panel import RESERVED, Panel, _v
-from ..parallel import as_generator
+from ..parallel import as_generator, snapshot
 from ..results import (
     EstimationResult,
     check_alpha,
@@ -290,7 +289,7 @@ class CallawaySantAnnaResult(EstimationResult):
         }
         check_choice(settings["boot_weights"], "boot_weights", ("rademacher", "mammen"))
         if rng is not None:
-            settings["rng"] = copy.deepcopy(as_generator(rng))
+            settings["rng"] = snapshot(as_generator(rng))
         elif boot and settings.get("rng") is None:
             settings["rng"] = np.random.default_rng()
         out = self._rebuilt(gt, settings)
@@ -319,7 +318,7 @@ class CallawaySantAnnaResult(EstimationResult):
             labels=settings["labels"],
             bootstrap=settings["bootstrap"],
             n_boot=settings["n_boot"],
-            rng=copy.deepcopy(settings.get("rng")),
+            rng=None if settings.get("rng") is None else snapshot(settings["rng"]),
             chunk_size=settings.get("chunk_size"),
             n_jobs=settings.get("n_jobs", 1),
             boot_weights=settings["boot_weights"],
@@ -1446,7 +1445,7 @@ def fit(
         "chunk_size": opts.chunk_size,
         "n_jobs": n_jobs,
         # the generator as it was before the draws: a later aggregation replays them
-        "rng": copy.deepcopy(generator),
+        "rng": None if generator is None else snapshot(generator),
     }
     inf = _infer(
         gt,
