@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+import zoneimpact
+
 PKG = Path(__file__).resolve().parents[1] / "zoneimpact"
 
 
@@ -119,6 +121,7 @@ CORE = {
     "zoneimpact._frames",
     "zoneimpact._maketables",
     "zoneimpact.files",
+    "zoneimpact.registry",
 }
 
 
@@ -153,3 +156,35 @@ def test_exposure_does_not_import_the_simulator_or_estimators() -> None:
     deps = import_graph()["zoneimpact.exposure"]
     assert "zoneimpact.simulate" not in deps
     assert not {d for d in deps if d.startswith("zoneimpact.estimators")}
+
+
+def test_registry_is_the_one_place_that_knows_estimators() -> None:
+    """``power`` and ``claims`` take what they need from the registry entry, not from
+    comparisons with estimator names; every entry's ``fit`` resolves and every estimator
+    module has an entry."""
+    from zoneimpact import registry
+    from zoneimpact.estimators import get_estimator
+
+    names = set(registry.names())
+    root = Path(zoneimpact.__file__).parent
+    for mod in ("power.py", "claims.py"):
+        tree = ast.parse((root / mod).read_text())
+        for node in ast.walk(tree):
+            sides = [node.left, *node.comparators] if isinstance(node, ast.Compare) else []
+            about_estimator = any(
+                "estimator" in (getattr(c, "id", None) or getattr(c, "attr", None) or "")
+                for c in sides
+            )
+            if about_estimator and any(
+                isinstance(c, ast.Constant) and c.value in names for c in sides
+            ):
+                raise AssertionError(f"{mod}:{node.lineno} compares with an estimator name")
+    for name in names:
+        assert callable(get_estimator(name)), name
+    paths = {registry.entry(n).path.split(":")[0] for n in names}  # type: ignore[union-attr]
+    modules = {
+        f"zoneimpact.estimators.{p.stem}"
+        for p in (root / "estimators").glob("*.py")
+        if not p.stem.startswith("_")
+    }
+    assert modules <= paths, sorted(modules - paths)

@@ -62,9 +62,7 @@ def test_errors_are_one_line_without_traceback(tmp_path, capsys):
 
 
 def test_claims_on_simulated_data_say_so(monkeypatch, capsys):
-    import zoneimpact.claims as claims
-
-    monkeypatch.setattr(claims, "run_claims_cli", lambda args: print("VERDICTS") or 0)
+    monkeypatch.setattr(cli, "_judge_and_write", lambda spec, args: print("VERDICTS") or 0)
     code = cli.main(["claims", "--quiet"])
     out = capsys.readouterr().out
     assert code == 0

@@ -288,7 +288,7 @@ def test_honest_did_errors() -> None:
     gap = r.terms[r.terms["term"] != "event:-3"].reset_index(drop=True)
     keep = r.terms.index[r.terms["term"] != "event:-3"].to_numpy()
     with pytest.raises(h.HonestDiDError, match=r"\[-3\]"):
-        h.honest_did(EstimationResult("twfe", "y", gap, vcov=r.vcov[np.ix_(keep, keep)]))
+        h.honest_did(EstimationResult("twfe", "y", gap, vcov=r.vcov.to_numpy()[np.ix_(keep, keep)]))
     with pytest.raises(h.HonestDiDError, match="target"):
         h.honest_did(r, target="median")
 

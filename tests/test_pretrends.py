@@ -60,7 +60,7 @@ def test_wald_by_hand_with_and_without_vcov():
 def test_wald_on_callaway_santanna(cs_result):
     out = pretrend_wald(cs_result)
     assert out["terms"] == ["event:-3", "event:-2", "event:-1"]
-    v = cs_result.vcov[:4, :4][1:, 1:]
+    v = cs_result.vcov.to_numpy()[:4, :4][1:, 1:]
     b = cs_result.terms["estimate"].to_numpy()[1:4]
     assert out["statistic"] == pytest.approx(b @ np.linalg.solve(v, b), rel=1e-10)
     assert cs_result.info["pretrend_p"] == pytest.approx(out["p_value"], rel=1e-12)

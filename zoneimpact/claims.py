@@ -32,12 +32,12 @@ and inconclusive otherwise, with the reason. Margins of ``pre_mean`` claims are 
 pre-zone mean`` on level scales and ``log(1 + margin)`` on log scales.
 
 Entry points: :func:`load_claims`, :func:`evaluate_claims`, :func:`run_claims` and
-:func:`run_claims_cli` (``python -m zoneimpact claims``).
+:func:`claims_for_spec`; the command line (``python -m zoneimpact claims``) lives in
+:mod:`zoneimpact.cli`.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import tomllib
@@ -66,7 +66,6 @@ __all__ = [
     "load_claims",
     "load_curve_rule",
     "run_claims",
-    "run_claims_cli",
 ]
 
 
@@ -984,30 +983,3 @@ def _china_curve(
     figures = dict(run.figures)
     figures["specification_curve"] = curve_figure(curve, curve["admissible"])
     return {data_name: curve}, tables, figures
-
-
-def run_claims_cli(args: argparse.Namespace) -> int:
-    """``python -m zoneimpact claims [--spec FILE] [--out DIR]``: judge the claims.
-
-    Prints the verdict table and writes a run directory (``runs/<spec>-claims-<timestamp>``
-    or ``--out``) with ``claims.csv``, the claims table in every format, the estimates
-    behind it, the direct/spillover/net decomposition figure and the report page.
-    """
-    from .run import default_run_dir, write_run
-    from .spec import load_spec
-
-    spec = load_spec(args.spec, data_dir=getattr(args, "data_dir", None))
-    output = claims_for_spec(spec)
-    table = output.extras["verdicts"]
-    with pd.option_context("display.max_colwidth", 60, "display.width", 200):
-        print(
-            table.drop(columns=["note", "document"]).to_string(
-                index=False, float_format=lambda v: f"{v:.4g}"
-            )
-        )
-    target = Path(args.out) if getattr(args, "out", None) else default_run_dir(spec)
-    if not getattr(args, "out", None):
-        target = target.with_name(target.name.replace(spec.stem, f"{spec.stem}-claims", 1))
-    path = write_run(output, target, force=getattr(args, "force", False))
-    print(f"Run directory: {path}")
-    return 0

@@ -12,13 +12,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
 from . import parallel
 from .errors import RunDirectoryError, ZoneImpactError
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from .run import RunOutput
 
 
@@ -148,7 +147,7 @@ DEMO_NOTE = (
 
 
 def cmd_claims(args: argparse.Namespace) -> int:
-    from .claims import run_claims_cli
+    """``python -m zoneimpact claims [--spec FILE] [--out DIR]``: judge the claims."""
     from .spec import load_spec
 
     spec = load_spec(args.spec, data_dir=args.data_dir)
@@ -156,10 +155,33 @@ def cmd_claims(args: argparse.Namespace) -> int:
     if demo:
         why = "no --spec given" if args.spec is None else f"{args.spec} simulates its data"
         print(DEMO_NOTE.format(why=why))
-    code = run_claims_cli(args)
+    code = _judge_and_write(spec, args)
     if demo:
         print("(Simulated data: these verdicts are a demonstration, see above.)")
     return code
+
+
+def _judge_and_write(spec: Any, args: argparse.Namespace) -> int:
+    """Print the verdict table and write a run directory (``runs/<spec>-claims-<timestamp>``
+    or ``--out``) with ``claims.csv``, the claims table in every format, the estimates
+    behind it, the direct/spillover/net decomposition figure and the report page."""
+    from .claims import claims_for_spec
+    from .run import default_run_dir, write_run
+
+    output = claims_for_spec(spec)
+    table = output.extras["verdicts"]
+    with pd.option_context("display.max_colwidth", 60, "display.width", 200):
+        print(
+            table.drop(columns=["note", "document"]).to_string(
+                index=False, float_format=lambda v: f"{v:.4g}"
+            )
+        )
+    target = Path(args.out) if args.out else default_run_dir(spec)
+    if not args.out:
+        target = target.with_name(target.name.replace(spec.stem, f"{spec.stem}-claims", 1))
+    path = write_run(output, target, force=getattr(args, "force", False))
+    print(f"Run directory: {path}")
+    return 0
 
 
 def cmd_figures(args: argparse.Namespace) -> int:

@@ -4,7 +4,7 @@ Results carry machine names (``callaway_santanna``, ``event:0``, ``fdi``); a tab
 a researcher pastes into a paper shows display names instead ("Callaway–Sant'Anna",
 "Event time 0", "FDI (million USD)"). Outcome labels and units come from the spec
 (``[data] labels`` / ``units``) or from the caller; estimator names from
-:data:`ESTIMATOR_NAMES`. Every function here is a pure string mapping.
+:data:`ESTIMATOR_NAMES` (from :mod:`zoneimpact.registry`). Every function here is a pure string mapping.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import math
 import re
 from collections.abc import Mapping
 from typing import Any
+
+from .registry import ENTRIES
 
 __all__ = [
     "ESTIMATOR_NAMES",
@@ -27,33 +29,12 @@ __all__ = [
 ]
 
 #: Display names of the registered estimators (the names papers use).
-ESTIMATOR_NAMES: dict[str, str] = {
-    "twfe": "TWFE",
-    "ppml": "PPML",
-    "event_study": "TWFE event study",
-    "callaway_santanna": "Callaway–Sant'Anna",
-    "sun_abraham": "Sun–Abraham",
-    "imputation": "Imputation (BJS)",
-    "bacon": "Goodman-Bacon",
-    "synthetic_control": "Synthetic control",
-    "synthetic_did": "Synthetic DiD",
-    "augmented_sc": "Augmented SC",
-    "spillover": "Spillover DiD",
-    "ife": "Interactive FE",
-    "matrix_completion": "Matrix completion",
-}
+ESTIMATOR_NAMES: dict[str, str] = {e.name: e.display for e in ENTRIES}
 
 #: What E = -1 (and the other pre-periods) of each estimator's event study measure: the
 #: pre-period definitions differ, so an overlay that mixes them needs a note (Roth 2024,
 #: "Interpreting event-studies from recent difference-in-differences methods").
-PRE_PERIOD_MEANING: dict[str, str] = {
-    "event_study": "regression: every period against E = -1 (fixed reference)",
-    "sun_abraham": "regression: every period against E = -1 (fixed reference)",
-    "twfe": "regression: every period against E = -1 (fixed reference)",
-    "callaway_santanna": "pre-periods: change from the period before (varying base)",
-    "imputation": "pre-periods: placebo coefficients on untreated observations",
-    "spillover": "pre-periods: placebo coefficients on untreated observations",
-}
+PRE_PERIOD_MEANING: dict[str, str] = {e.name: e.pre_periods for e in ENTRIES if e.pre_periods}
 
 _TERM_NAMES = {
     "att": "ATT",

@@ -63,6 +63,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from . import registry
 from .errors import EstimationError, SpecError
 from .estimators import get_estimator
 from .estimators._fe import absorb
@@ -542,9 +543,11 @@ def power_analysis(
         )
     rng = as_generator(rng)
     pilot_rng, main_rng = rng.spawn(2)
-    options = dict(estimator_options or {})
-    if estimator == "callaway_santanna":
-        options.setdefault("bootstrap", False)
+    entry = registry.entry(estimator)
+    if entry is None:
+        raise SpecError(f"Unknown estimator {estimator!r}; use one of {registry.names()}.")
+    # the registry's power defaults (e.g. analytic SEs) under the caller's own options
+    options = {**entry.power_options, **dict(estimator_options or {})}
     spill_options = {"n_boot": 99, **dict(spillover_options or {})}
 
     notes = []

@@ -16,7 +16,7 @@ import fnmatch
 import math
 import numbers
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, ClassVar, Literal, Self, overload
 
 import numpy as np
@@ -246,8 +246,10 @@ class EstimationResult:
         The headline term reported by :attr:`estimate` and :attr:`se`.
     n_units, n_obs : int
         Units and observations used.
-    vcov : numpy.ndarray, optional
-        Covariance of the estimates in ``terms`` order (where available).
+    vcov : numpy.ndarray or pandas.DataFrame, optional
+        Covariance of the estimates in ``terms`` order (where available). Stored and
+        returned as a DataFrame labelled by term on both axes (linearmodels' and
+        pyfixest's ``vcov``); a matrix of another size than ``terms`` is an error.
     info : dict
         Settings and diagnostics worth reporting (control group, clusters, fixed
         effects, pre-trend p-value, ...). Shown by :meth:`glance`.
@@ -259,7 +261,7 @@ class EstimationResult:
     main_term: str = "att"
     n_units: int = 0
     n_obs: int = 0
-    vcov: np.ndarray | None = None
+    vcov: pd.DataFrame | None = None
     info: dict[str, Any] = field(default_factory=dict)
     alpha: float = 0.05
 
@@ -281,6 +283,23 @@ class EstimationResult:
         if self.terms["term"].duplicated().any():
             dup = self.terms.loc[self.terms["term"].duplicated(), "term"].iloc[0]
             raise ZoneImpactError(f"Result has the term {dup!r} twice.")
+        # private copies: the caller's frames and dicts stay theirs (see __getattribute__)
+        object.__setattr__(self, "terms", self.terms.copy())
+        object.__setattr__(self, "info", dict(self.info))
+        if self.vcov is not None:
+            object.__setattr__(self, "vcov", _labelled_vcov(self.vcov, self.terms["term"]))
+
+    def __getattribute__(self, name: str) -> Any:
+        # Deep immutability: a field holding a frame, array or dict is handed out as a copy
+        # (frames), a read-only view (arrays) or a read-only mapping (dicts), so that
+        # ``res.terms.loc[0, "se"] = 0`` or ``res.info["cluster"] = "x"`` cannot change the
+        # result; new results come from ``replace`` (aggregate, with_inference, rescaled).
+        value = object.__getattribute__(self, name)
+        if name[0] == "_" or not isinstance(value, _CONTAINERS):
+            return value
+        if name not in _field_names(type(self)):
+            return value
+        return read_only(value)
 
     # ------------------------------------------------------------------ headline
     def _row(self, term: str) -> pd.Series:
@@ -362,15 +381,8 @@ class EstimationResult:
 
     @property
     def vcov_frame(self) -> pd.DataFrame | None:
-        """``vcov`` labelled by term on both axes (None when the estimator stores none or
-        its covariance covers other coefficients than ``terms``)."""
-        if self.vcov is None:
-            return None
-        v = np.asarray(self.vcov, dtype=float)
-        if v.shape != (len(self.terms), len(self.terms)):
-            return None
-        idx = pd.Index(self.terms["term"], name="term")
-        return pd.DataFrame(v, index=idx, columns=idx.rename(None))
+        """The same as :attr:`vcov` (kept for code written against 0.x)."""
+        return self.vcov
 
     @property
     def pvalues(self) -> pd.Series:
@@ -493,8 +505,8 @@ class EstimationResult:
             if col in terms.columns:
                 terms[col] = terms[col].to_numpy(float) * mult
         changes: dict[str, Any] = {"terms": terms}
-        if self.vcov is not None and np.shape(self.vcov) == (len(mult), len(mult)):
-            changes["vcov"] = np.asarray(self.vcov) * np.outer(mult, mult)
+        if self.vcov is not None:
+            changes["vcov"] = self.vcov.to_numpy(float) * np.outer(mult, mult)
         for name, spec in self.SCALED_FIELDS.items():
             changes[name] = _scale_value(getattr(self, name), spec, c)
         if self.SCALED_INFO:
@@ -580,6 +592,81 @@ class EstimationResult:
 
 # maketables.ETable reads results through the hooks above (see zoneimpact/_maketables.py)
 _maketables.install(EstimationResult)
+
+
+_CONTAINERS = (pd.DataFrame, pd.Series, np.ndarray, dict, list)
+_FIELD_NAMES: dict[type, frozenset[str]] = {}
+
+
+def _field_names(cls: type) -> frozenset[str]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = frozenset(f.name for f in fields(cls))
+    return names
+
+
+class ReadOnlyDict(dict[Any, Any]):
+    """A dict whose values cannot be changed through it (a result's ``info``); its values
+    are handed out read-only as well. Pickles and copies as a plain dict."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError(
+            "A result's info is read-only; build a new result with dataclasses.replace(res, "
+            "info={**res.info, ...})."
+        )
+
+    __setitem__ = __delitem__ = update = pop = popitem = setdefault = clear = _refuse  # type: ignore[assignment]
+    __ior__ = _refuse  # type: ignore[assignment]
+
+    def __getitem__(self, key: Any) -> Any:
+        return read_only(dict.__getitem__(self, key))
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return read_only(dict.get(self, key, default))
+
+    def values(self) -> Any:
+        return [read_only(v) for v in dict.values(self)]
+
+    def items(self) -> Any:
+        return [(k, read_only(v)) for k, v in dict.items(self)]
+
+    def copy(self) -> dict[Any, Any]:
+        return dict(self)
+
+    def __reduce__(self) -> Any:
+        return (dict, (dict(self),))
+
+
+def read_only(value: Any) -> Any:
+    """``value`` as nothing can change it through: frames and series copied, arrays as
+    read-only views, dicts as :class:`ReadOnlyDict`, lists copied; anything else as is."""
+    if isinstance(value, pd.DataFrame | pd.Series):
+        return value.copy()
+    if isinstance(value, np.ndarray):
+        view = value.view()
+        view.flags.writeable = False
+        return view
+    if isinstance(value, ReadOnlyDict):
+        return value
+    if isinstance(value, dict):
+        return ReadOnlyDict(value)
+    if isinstance(value, list):
+        return list(value)
+    return value
+
+
+def _labelled_vcov(vcov: Any, terms: pd.Series) -> pd.DataFrame:
+    """``vcov`` as a DataFrame with the terms on both axes; a matrix that does not match
+    the terms is refused rather than labelled with the wrong names."""
+    v = np.array(vcov, dtype=float)
+    if v.shape != (len(terms), len(terms)):
+        raise ZoneImpactError(
+            f"vcov has shape {v.shape} but the result has {len(terms)} terms "
+            f"({', '.join(map(str, terms[:5]))}{'...' if len(terms) > 5 else ''}); pass the "
+            "covariance of the terms, in their order."
+        )
+    idx = pd.Index(terms.to_numpy(), name="term")
+    return pd.DataFrame(v, index=idx, columns=idx.rename(None))
 
 
 def _scale_value(value: Any, spec: Any, c: float) -> Any:

@@ -26,7 +26,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from . import registry
 from .errors import SpecError, ZoneImpactError
+from .estimators import check_options
 from .simulate import SimulationDesign, design_from_dict
 
 DATA_SOURCES = ("file", "simulate", "china")
@@ -421,17 +423,14 @@ def _data_table(name: str, doc: str, same_as: str | None = None) -> Table:
 
 
 def _check_estimate(values: dict[str, Any], where: str) -> None:
-    from .estimators import REGISTRY
-
-    if values["estimator"] not in REGISTRY:
+    if registry.entry(values["estimator"]) is None:
         raise SpecError(
-            f"{where}: unknown estimator {values['estimator']!r}; use one of {sorted(REGISTRY)}."
+            f"{where}: unknown estimator {values['estimator']!r}; use one of "
+            f"{sorted(registry.names())}."
         )
 
 
 def _check_claims(values: dict[str, Any], where: str) -> None:
-    from .estimators import check_options
-
     try:  # claims.py passes [claims.spillover] to spillover.fit as keywords
         check_options("spillover", values.get("spillover", {}))
     except SpecError as exc:
@@ -439,12 +438,10 @@ def _check_claims(values: dict[str, Any], where: str) -> None:
 
 
 def _check_power(values: dict[str, Any], where: str) -> None:
-    from .estimators import REGISTRY
-
-    if "estimator" in values and values["estimator"] not in REGISTRY:
+    if "estimator" in values and registry.entry(values["estimator"]) is None:
         raise SpecError(
             f"{where} estimator = {values['estimator']!r}: unknown estimator; use one of "
-            f"{sorted(REGISTRY)}."
+            f"{sorted(registry.names())}."
         )
 
 

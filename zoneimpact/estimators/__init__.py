@@ -4,8 +4,9 @@ Every ``fit`` takes a validated :class:`~zoneimpact.panel.Panel`, an ``outcome``
 keyword options, and (where it draws random numbers) ``rng``, a ``numpy.random.Generator``;
 it returns an :class:`~zoneimpact.results.EstimationResult` and never writes files.
 
-``REGISTRY`` maps the names used in run specs to ``module:function`` paths, imported lazily
-so that a spec only pays for the estimators it uses.
+``REGISTRY`` maps the names used in run specs to ``module:function`` paths (built from
+:data:`zoneimpact.registry.ENTRIES`), imported lazily so that a spec only pays for the
+estimators it uses.
 """
 
 from __future__ import annotations
@@ -16,28 +17,11 @@ from importlib import import_module
 from typing import Any
 
 from ..errors import SpecError
+from ..registry import ENTRIES
 
-REGISTRY: dict[str, str] = {
-    "twfe": "zoneimpact.estimators.twfe:fit",
-    "ppml": "zoneimpact.estimators.ppml:fit",
-    "event_study": "zoneimpact.estimators.twfe:fit_event_study",
-    "callaway_santanna": "zoneimpact.estimators.callaway_santanna:fit",
-    "sun_abraham": "zoneimpact.estimators.sun_abraham:fit",
-    "imputation": "zoneimpact.estimators.imputation:fit",
-    "bacon": "zoneimpact.estimators.bacon:fit",
-    "synthetic_control": "zoneimpact.estimators.synthetic_control:fit",
-    "synthetic_did": "zoneimpact.estimators.synthetic_did:fit",
-    "augmented_sc": "zoneimpact.estimators.augmented_sc:fit",
-    "spillover": "zoneimpact.estimators.spillover:fit",
-    "ife": "zoneimpact.estimators.ife:fit",
-    "matrix_completion": "zoneimpact.estimators.matrix_completion:fit",
-    "first_difference": "zoneimpact.estimators.first_difference:fit",
-    "etwfe": "zoneimpact.estimators.etwfe:fit",
-    "cs_repeated_cross_section": "zoneimpact.estimators.cs_repeated_cross_section:fit",
-    "chaisemartin": "zoneimpact.estimators.chaisemartin:fit",
-    "continuous_did": "zoneimpact.estimators.continuous_did:fit",
-    "triple_difference": "zoneimpact.estimators.triple_difference:fit",
-}
+#: name -> "module:function" of every registered ``fit`` (from :mod:`zoneimpact.registry`,
+#: which also says what reporting, power and the spillover bases need to know about it)
+REGISTRY: dict[str, str] = {e.name: e.path for e in ENTRIES}
 
 
 def get_estimator(name: str) -> Callable[..., Any]:

@@ -14,6 +14,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from .. import labels
+from ..registry import ENTRIES
 
 if TYPE_CHECKING:
     from ..rundir import RunOutput
@@ -21,18 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["run_summary", "truth_note"]
 
 #: What each estimator's headline weights the treated cells by (one clause).
-_WEIGHTS = {
-    "twfe": "variance weights over all 2x2 comparisons, including already-treated units "
-    "as controls (Goodman-Bacon 2021)",
-    "event_study": "the average of its post-treatment event-time coefficients",
-    "callaway_santanna": "cohort-size weights over group-time cells with clean controls "
-    "(Callaway & Sant'Anna 2021)",
-    "sun_abraham": "cohort shares within each event time (Sun & Abraham 2021)",
-    "imputation": "equal weight on every treated observation, so long horizons with "
-    "larger effects weigh more (Borusyak, Jaravel & Spiess 2024)",
-    "spillover": "zones against controls that no zone can reach, with exposed "
-    "neighbours estimated separately (Butts 2021)",
-}
+_WEIGHTS = {e.name: e.weighting for e in ENTRIES if e.weighting}
 
 
 def _num(v: Any) -> str:
