@@ -147,7 +147,7 @@ def test_att_gt_table_and_info(base_result):
     # R did ATT(2004,2004) = -0.0105032 (se 0.0233 analytic)
     assert row.estimate == pytest.approx(-0.0105032, abs=1e-6)
     assert (row.n_treated, row.n_control, row.base_period) == (20, 309, 2003)
-    assert base_result.artifacts()["att_gt"] is g
+    pd.testing.assert_frame_equal(base_result.artifacts()["att_gt"], g)
     assert base_result.influence.shape == (500, 12)
     assert base_result.term_influence.shape == (500, len(base_result.terms))
     info = base_result.info

@@ -17,7 +17,7 @@ import math
 import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, ClassVar, Literal, Self, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, overload
 
 import numpy as np
 import pandas as pd
@@ -289,17 +289,19 @@ class EstimationResult:
         if self.vcov is not None:
             object.__setattr__(self, "vcov", _labelled_vcov(self.vcov, self.terms["term"]))
 
-    def __getattribute__(self, name: str) -> Any:
-        # Deep immutability: a field holding a frame, array or dict is handed out as a copy
-        # (frames), a read-only view (arrays) or a read-only mapping (dicts), so that
-        # ``res.terms.loc[0, "se"] = 0`` or ``res.info["cluster"] = "x"`` cannot change the
-        # result; new results come from ``replace`` (aggregate, with_inference, rescaled).
-        value = object.__getattribute__(self, name)
-        if name[0] == "_" or not isinstance(value, _CONTAINERS):
-            return value
-        if name not in _field_names(type(self)):
-            return value
-        return read_only(value)
+    if not TYPE_CHECKING:  # hidden from mypy, which would type every attribute as Any
+
+        def __getattribute__(self, name: str) -> Any:
+            # Deep immutability: a field holding a frame, array or dict is handed out as a copy
+            # (frames), a read-only view (arrays) or a read-only mapping (dicts), so that
+            # ``res.terms.loc[0, "se"] = 0`` or ``res.info["cluster"] = "x"`` cannot change the
+            # result; new results come from ``replace`` (aggregate, with_inference, rescaled).
+            value = object.__getattribute__(self, name)
+            if name[0] == "_" or not isinstance(value, _CONTAINERS):
+                return value
+            if name not in _field_names(type(self)):
+                return value
+            return read_only(value)
 
     # ------------------------------------------------------------------ headline
     def _row(self, term: str) -> pd.Series:
