@@ -321,12 +321,13 @@ def absorb(
 
     where ``M_p`` is the W-weighted within-``p`` transformation. ``D' W M_p D`` is the
     ``L x L`` matrix ``D'WD - C' diag(1/w_p) C`` with ``C`` the (sparse) ``p x level`` table
-    of weights, built from sparse products in O(n); its pseudo-inverse comes from an
-    eigendecomposition whose rank is the exact number of parameters the secondary effects
-    add beyond ``p`` (Abowd, Creecy & Kramarz 2002 count it for two effects; here it is
-    exact for any number). With larger ``L`` or blocks it falls back to :func:`demean`
-    (alternating projections) and :func:`fe_dof` (exact for two effects once nested ones
-    are dropped, one redundancy per further effect as fixest counts).
+    of weights, built from sparse products in O(n) (:func:`_secondary_gram`); its
+    pseudo-inverse comes from an eigendecomposition whose rank is the exact number of
+    parameters the secondary effects add beyond ``p`` (:func:`_secondary_coefficients`;
+    Abowd, Creecy & Kramarz 2002 count it for two effects; here it is exact for any
+    number). With larger ``L`` or blocks it falls back to :func:`demean` (alternating
+    projections) and :func:`fe_dof` (exact for two effects once nested ones are dropped,
+    one redundancy per further effect as fixest counts).
 
     Parameters
     ----------
@@ -358,12 +359,7 @@ def absorb(
     codes = _as_codes(fe, n)
     if not codes:
         return X.copy(), 0
-    if weights is None:
-        w = np.ones(n)
-    else:
-        w = np.asarray(weights, dtype=float)
-        if w.shape != (n,) or not np.all(np.isfinite(w)) or (w <= 0).any():
-            raise EstimationError("Weights must be finite, positive, one per observation.")
+    w = _check_weights(weights, n)
     codes = [codes[i] for i in drop_nested(codes)]
     # compact codes: levels absent from these rows would add empty dummies
     codes = [c if np.bincount(c).all() else factorize(c) for c in codes]
@@ -371,28 +367,69 @@ def absorb(
     main = int(np.argmax(sizes))
     p, gp = codes[main], sizes[main]
     rest = [(c, g) for i, (c, g) in enumerate(zip(codes, sizes, strict=True)) if i != main]
-    n_sec = sum(g for _, g in rest)
-    if n_sec > max_dense:
+    if sum(g for _, g in rest) > max_dense:
         Z = demean(X2, codes, weights=weights)
         return (Z.ravel() if one_d else Z), fe_dof(codes)
-
-    unweighted = weights is None
+    gw = None if weights is None else w
     wp = np.bincount(p, weights=w, minlength=gp)
-
-    def gsum(c: np.ndarray, g: int, col: np.ndarray) -> np.ndarray:
-        return np.bincount(c, weights=col if unweighted else w * col, minlength=g)
-
     # columns as contiguous rows (k, n): bincount on strided columns would copy each time
     Zt = np.array(X2.T, dtype=float, order="C")
     for col in Zt:
-        col -= (gsum(p, gp, col) / wp)[p]
+        col -= (_gsum(p, gp, col, gw) / wp)[p]
     if not rest:
         Z = Zt.T
         return (Z.ravel() if one_d else Z), gp
+    A, floor = _secondary_gram(p, gp, rest, w, wp)
+    # D' W M_p X (M_p is W-symmetric)
+    b = np.stack(
+        [np.concatenate([_gsum(c, g, col, gw) for c, g in rest]) for col in Zt],
+        axis=1,
+    )
+    solved = _secondary_coefficients(A, b, floor, max_block)
+    if solved is None:
+        Z = demean(X2, codes, weights=weights)
+        return (Z.ravel() if one_d else Z), fe_dof(codes)
+    lam, rank_sec = solved
     offsets = np.cumsum([0] + [g for _, g in rest])
-    # A = D'WD - C' diag(1/w_p) C, kept sparse (O(nnz) memory): D'WD has the level weights
-    # on its diagonal and cross-tabulations of pairs of effects off it; C is the table of
-    # weights of (main level, secondary level)
+    for j, col in enumerate(Zt):
+        fitted = np.zeros(n)
+        for (c, _), o in zip(rest, offsets[:-1], strict=True):
+            fitted += lam[o:, j][c]
+        fitted -= (_gsum(p, gp, fitted, gw) / wp)[p]
+        col -= fitted
+    Z = Zt.T
+    return (Z.ravel() if one_d else Z), gp + rank_sec
+
+
+def _check_weights(weights: np.ndarray | None, n: int) -> np.ndarray:
+    """The observation weights (ones when None), checked finite and positive."""
+    if weights is None:
+        return np.ones(n)
+    w = np.asarray(weights, dtype=float)
+    if w.shape != (n,) or not np.all(np.isfinite(w)) or (w <= 0).any():
+        raise EstimationError("Weights must be finite, positive, one per observation.")
+    return w
+
+
+def _gsum(c: np.ndarray, g: int, col: np.ndarray, w: np.ndarray | None) -> np.ndarray:
+    """Group sums of ``col`` (weighted by ``w`` unless None) over the ``g`` levels ``c``."""
+    return np.bincount(c, weights=col if w is None else w * col, minlength=g)
+
+
+def _secondary_gram(
+    p: np.ndarray,
+    gp: int,
+    rest: list[tuple[np.ndarray, int]],
+    w: np.ndarray,
+    wp: np.ndarray,
+) -> tuple[sparse.csr_matrix, float]:
+    """``A = D' W M_p D = D'WD - C' diag(1/w_p) C`` of the secondary dummies ``D``
+    (:func:`absorb`), kept sparse (O(nnz) memory), and the eigenvalue floor of its
+    pseudo-inverse. ``D'WD`` has the level weights on its diagonal and
+    cross-tabulations of pairs of effects off it; ``C`` is the table of weights of
+    (main level, secondary level)."""
+    n_sec = sum(g for _, g in rest)
+    offsets = np.cumsum([0] + [g for _, g in rest])
     cols = np.concatenate([c + o for (c, _), o in zip(rest, offsets[:-1], strict=True)])
     wt = np.tile(w, len(rest))
     DtD = sparse.coo_matrix((wt, (cols, cols)), shape=(n_sec, n_sec)).tocsr()
@@ -404,37 +441,29 @@ def absorb(
     C = sparse.coo_matrix((wt, (np.tile(p, len(rest)), cols)), shape=(gp, n_sec)).tocsr()
     Cs = sparse.diags(1.0 / np.sqrt(wp)) @ C
     A = (DtD - Cs.T @ Cs).tocsr()
-    A = (A + A.T) / 2
-    # D' W M_p X (M_p is W-symmetric)
-    b = np.stack(
-        [np.concatenate([gsum(c, g, col) for c, g in rest]) for col in Zt],
-        axis=1,
-    )
-    # A is block diagonal over the connected groups of secondary levels (e.g. one block of
-    # T levels per city for unit + city x year): pseudo-invert block by block
+    # one absolute threshold (the largest level weight): a block that is redundant as a
+    # whole (a city x year met by a single unit) has only rounding-noise eigenvalues
+    return (A + A.T) / 2, float(DtD.diagonal().max()) * 1e-10
+
+
+def _secondary_coefficients(
+    A: sparse.csr_matrix, b: np.ndarray, floor: float, max_block: int
+) -> tuple[np.ndarray, int] | None:
+    """``lambda = A^+ b`` and the rank of ``A``, block by block: ``A`` is block diagonal
+    over the connected groups of secondary levels (e.g. one block of T levels per city for
+    unit + city x year). None when a block exceeds ``max_block`` levels."""
     n_blocks, label = connected_components(A, directed=False)
     blocks = [np.flatnonzero(label == c) for c in range(n_blocks)]
     if max(len(idx) for idx in blocks) > max_block:
-        Z = demean(X2, codes, weights=weights)
-        return (Z.ravel() if one_d else Z), fe_dof(codes)
+        return None
     lam = np.zeros_like(b)
     rank_sec = 0
-    # one absolute threshold (the largest level weight): a block that is redundant as a
-    # whole (a city x year met by a single unit) has only rounding-noise eigenvalues
-    floor = float(DtD.diagonal().max()) * 1e-10
     for idx in blocks:
         ev, V = np.linalg.eigh(A[idx][:, idx].toarray())
         keep = ev > floor
         lam[idx] = V[:, keep] @ ((V[:, keep].T @ b[idx]) / ev[keep][:, None])
         rank_sec += int(keep.sum())
-    for j, col in enumerate(Zt):
-        fitted = np.zeros(n)
-        for (c, _), o in zip(rest, offsets[:-1], strict=True):
-            fitted += lam[o:, j][c]
-        fitted -= (gsum(p, gp, fitted) / wp)[p]
-        col -= fitted
-    Z = Zt.T
-    return (Z.ravel() if one_d else Z), gp + rank_sec
+    return lam, rank_sec
 
 
 # ---------------------------------------------------------------------- two-way, exact

@@ -75,11 +75,18 @@ def fw_weights(
     the objective decreases by no more than ``min_decrease**2``.
 
     ``Y`` may carry a leading batch dimension ``(B, n, m + 1)``: the ``B`` problems (e.g.
-    placebo replications) are solved together, each following exactly its own sequence of
-    iterates and stopping on its own, which amortises the Python loop over the batch. With
-    more than ``_BATCH_MAX_M`` weights the per-problem O(m) updates outweigh that saving
-    and the batch's Gram matrices would not fit in memory together, so the problems are
-    then solved one after another (each holds one m x m Gram matrix at a time).
+    placebo replications) are solved together (:func:`_fw_batch`), each following exactly
+    its own sequence of iterates and stopping on its own, which amortises the Python loop
+    over the batch. With more than ``_BATCH_MAX_M`` weights the per-problem O(m) updates
+    outweigh that saving and the batch's Gram matrices would not fit in memory together,
+    so the problems are then solved one after another (:func:`_fw_single`, each holding
+    one m x m Gram matrix at a time).
+
+    In Gram form, with ``G = A'A + eta I`` (``eta = n zeta^2``) and ``c = A'b``, the scaled
+    objective is ``f(x) = x'Gx - 2c'x + b'b = n * (zeta^2 |x|^2 + |Ax - b|^2 / n)``.
+    Keeping ``h = Gx``, ``q = x'Gx`` and ``p = c'x`` up to date makes an iteration O(m) per
+    problem: the exact line search along ``d = e_i - x`` needs
+    ``d'(Gx - c) = (h_i - c_i) - (q - p)`` and ``d'Gd = G_ii - 2 h_i + q`` only.
 
     Parameters
     ----------
@@ -114,17 +121,9 @@ def fw_weights(
         ).copy()
     if intercept:
         Y = Y - Y.mean(axis=1, keepdims=True)
-    zeta2 = float(zeta) ** 2
-    eta = n * zeta2
-    thresh = float(min_decrease) ** 2 * n  # work with n * objective below
-    # Gram form: with G = A'A + eta I, c = A'b, the scaled objective is
-    # f(x) = x'Gx - 2c'x + b'b = n * (zeta^2 |x|^2 + |Ax - b|^2 / n). Keeping h = Gx,
-    # q = x'Gx and p = c'x up to date makes an iteration O(m) per problem: the exact line
-    # search along d = e_i - x needs d'(Gx - c) = (h_i - c_i) - (q - p) and
-    # d'Gd = G_ii - 2 h_i + q only.
+    eta = n * float(zeta) ** 2
+    thresh = float(min_decrease) ** 2 * n  # work with n * objective
     if B == 1 or m > _BATCH_MAX_M:
-        # One problem at a time: for large m the per-problem O(m) updates outweigh the
-        # Python overhead that batching saves, and only one Gram matrix is ever held.
         iters = np.zeros(B, dtype=int)
         for b in range(B):
             Mb = Y[b].T @ Y[b]
@@ -135,6 +134,17 @@ def fw_weights(
                 Gb, Mb[:m, m].copy(), float(Mb[m, m]), x[b], thresh, max_iter
             )
         return (x[0], int(iters[0])) if single else (x, iters)
+    iters = _fw_batch(*_batch_gram(Y, eta), x, thresh, max_iter)
+    if single:
+        return x[0], iters[0]
+    return x, iters
+
+
+def _batch_gram(Y: np.ndarray, eta: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``G = A'A + eta I`` (B x m x m), ``c = A'b``, ``b'b`` and ``diag(G)`` of each
+    problem of the batch."""
+    B, _, m1 = Y.shape
+    m = m1 - 1
     M = Y.transpose(0, 2, 1) @ Y  # (B, m+1, m+1)
     # exactly symmetric (rows stand in for columns), one problem at a time so that the
     # temporaries hold one Gram matrix rather than B of them
@@ -152,16 +162,33 @@ def fw_weights(
     Gdiag = np.diagonal(G, axis1=1, axis2=2).copy()
     Gdiag += eta  # the ridge term eta I, added to the diagonal in place
     G[:, np.arange(m), np.arange(m)] = Gdiag
+    return G, c, bb, Gdiag
+
+
+def _fw_batch(
+    G: np.ndarray,
+    c: np.ndarray,
+    bb: np.ndarray,
+    Gdiag: np.ndarray,
+    x: np.ndarray,
+    thresh: float,
+    max_iter: int,
+) -> np.ndarray:
+    """The batched Frank-Wolfe iterations (R ``fw.step`` for each problem); ``x`` (B x m)
+    is overwritten with the solutions; returns each problem's iteration count.
+
+    Finished problems leave the small per-problem arrays; the Gram stack stays whole and
+    is read through ``active`` (compacting it would copy all of it at every exit). The
+    (B, m) updates write into preallocated buffers: fresh temporaries of that size cost
+    more in allocation and page faults than the arithmetic itself.
+    """
+    B, m = x.shape
     h = np.einsum("bij,bj->bi", G, x)
     q = np.einsum("bi,bi->b", x, h)
     p = np.einsum("bi,bi->b", c, x)
     iters = np.zeros(B, dtype=int)
     prev = np.full(B, np.inf)
     active = np.arange(B)
-    # Finished problems leave the small per-problem arrays; the Gram stack stays whole and
-    # is read through ``active`` (compacting it would copy all of it at every exit). The
-    # (B, m) updates write into preallocated buffers: fresh temporaries of that size cost
-    # more in allocation and page faults than the arithmetic itself.
     xa, ha, ca, bba = x.copy(), h, c, bb
     G2 = G.reshape(B * m, m)  # row b*m + i is row i of problem b
     gbuf, rowbuf = np.empty((B, m)), np.empty((B, m))
@@ -217,9 +244,7 @@ def fw_weights(
     if active.size:
         x[active] = xa
         iters[active] = t
-    if single:
-        return x[0], iters[0]
-    return x, iters
+    return iters
 
 
 def _fw_single(

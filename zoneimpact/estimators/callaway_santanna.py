@@ -1320,12 +1320,10 @@ def fit(
 ) -> CallawaySantAnnaResult:
     """Estimate Callaway & Sant'Anna (2021) group-time ATTs and their aggregations.
 
-    Three steps, as R ``did`` splits ``att_gt`` and ``aggte``: :func:`att_gt` estimates
-    the cells and their influence functions (CS Section 2), :func:`aggregate_terms` the
-    requested aggregations (Section 3), and the inference step their standard errors
-    (Theorem 2 / Algorithm 1). The result keeps the building blocks, so
-    ``result.aggregate(...)`` and ``result.with_inference(...)`` give other aggregations
-    and variances without re-estimating.
+    Three steps, as R ``did`` splits ``att_gt`` and ``aggte``: :func:`att_gt` (the cells
+    and their influence functions, CS Section 2), :func:`aggregate_terms` (Section 3) and
+    :func:`_infer` (Theorem 2 / Algorithm 1). The result keeps the building blocks, so
+    ``result.aggregate`` and ``result.with_inference`` need no re-estimation.
 
     Parameters
     ----------
@@ -1340,8 +1338,7 @@ def fit(
     n_jobs : int
         Threads for the bootstrap chunks (results do not depend on it).
     control_group : {"never_treated", "not_yet_treated"}
-        Comparison units (CS eq. 2.3 / 2.4). R spellings ``nevertreated`` and
-        ``notyettreated`` are accepted.
+        Comparison units (CS eq. 2.3 / 2.4); R's ``nevertreated``/``notyettreated`` work.
     est_method : {"unconditional", "reg", "ipw", "dr"}, optional
         2x2 estimator; default ``"dr"`` with covariates, ``"unconditional"`` without.
         Without covariates ``reg``, ``ipw`` and ``dr`` equal ``unconditional``.
@@ -1366,9 +1363,8 @@ def fit(
         Bootstrap draws.
     cluster : str or list of two str, optional
         Column of ``panel.data`` (constant within unit) or of ``panel.geography``
-        (e.g. ``"region"``) to cluster on; two names cluster two ways (analytic SEs).
-        ``result.with_inference(cluster=series)`` takes any user column as a Series by
-        unit.
+        (e.g. ``"region"``); two names cluster two ways (analytic SEs). Any user column:
+        ``result.with_inference(cluster=series)`` with a Series by unit.
     uniform_bands : bool
         Report simultaneous (sup-t) bands ``band_low``/``band_high`` (bootstrap only).
     boot_weights : {"rademacher", "mammen"}
@@ -1378,9 +1374,9 @@ def fit(
         holds ``chunk_size`` x 32,768 weights whatever the number of units.
     weights : str, optional
         Column of positive sampling weights, constant within each unit (R ``did``
-        ``weightsname``): every 2x2 estimator is the weighted one of DRDID
-        (``i.weights``), cohort shares are weighted shares, and the influence functions
-        carry the weights (module docstring, "Weights").
+        ``weightsname``): every 2x2 estimator is DRDID's weighted one (``i.weights``),
+        cohort shares are weighted and the influence functions carry the weights
+        (module docstring, "Weights").
 
     Returns
     -------
@@ -1413,11 +1409,18 @@ def fit(
         weights=weights,
     )
     gt, failed = att_gt(panel, outcome, opts)
+    _check_cells(gt, failed, outcome)
+    return _estimate(panel, outcome, gt, failed, opts, cluster, rng, alpha, n_jobs)
+
+
+def _check_cells(gt: GroupTime, failed: list[str], outcome: str) -> None:
+    """Warn about the cells that could not be estimated; fail when no post-treatment
+    cell is left for the aggregations."""
     if failed:
         warnings.warn(
             f"{len(failed)} ATT(g,t) cell(s) could not be estimated and are left out of the "
             f"aggregations: {'; '.join(failed[:5])}{' ...' if len(failed) > 5 else ''}",
-            stacklevel=2,
+            stacklevel=4,
         )
     if not gt.valid[gt.cell_e >= 0].any():
         why = f": {'; '.join(failed[:3])}" if failed else ""
@@ -1425,28 +1428,27 @@ def fit(
             f"No post-treatment ATT(g,t) could be estimated for {outcome!r} "
             f"({len(failed)} of {gt.k} cells failed{why})."
         )
+
+
+def _estimate(
+    panel: Panel,
+    outcome: str,
+    gt: GroupTime,
+    failed: list[str],
+    opts: _Options,
+    cluster: Any,
+    rng: np.random.Generator | None,
+    alpha: float,
+    n_jobs: int,
+) -> CallawaySantAnnaResult:
+    """The aggregation (CS Section 3) and inference (Theorem 2 / Algorithm 1) steps of
+    :func:`fit` on estimated cells, and the result that keeps their building blocks."""
     labels = _unit_labels(panel, cluster, gt.units)
     agg = aggregate_terms(
         gt, opts.aggs, min_e=opts.min_e, max_e=opts.max_e, balance_e=opts.balance_e
     )
     generator = as_generator(rng) if opts.bootstrap else None
-    settings: dict[str, Any] = {
-        "aggregations": list(opts.aggs),
-        "min_e": opts.min_e,
-        "max_e": opts.max_e,
-        "balance_e": opts.balance_e,
-        "bins": [],
-        "labels": labels,
-        "cluster": cluster,
-        "bootstrap": opts.bootstrap,
-        "n_boot": opts.n_boot,
-        "boot_weights": opts.boot_weights,
-        "uniform_bands": opts.uniform_bands,
-        "chunk_size": opts.chunk_size,
-        "n_jobs": n_jobs,
-        # the generator as it was before the draws: a later aggregation replays them
-        "rng": None if generator is None else snapshot(generator),
-    }
+    settings = _settings(opts, labels, cluster, n_jobs, generator)
     inf = _infer(
         gt,
         agg,
@@ -1469,7 +1471,58 @@ def fit(
         boot_weights=opts.boot_weights,
         cluster=cluster,
     )
-    info: dict[str, Any] = {
+    return CallawaySantAnnaResult(
+        estimator="callaway_santanna",
+        outcome=outcome,
+        terms=terms,
+        main_term="att",
+        n_units=len(gt.units),
+        n_obs=gt.n_obs,
+        vcov=inf.vcov,
+        info=_fit_info(opts, inference, gt, failed),
+        alpha=alpha,
+        att_gt=cells,
+        influence=_cell_influence(gt),
+        term_influence=gt.basis @ agg.amat,
+        units=gt.units,
+        group_time=gt,
+        panel=panel,
+        settings=settings,
+    )
+
+
+def _settings(
+    opts: _Options,
+    labels: list[np.ndarray],
+    cluster: Any,
+    n_jobs: int,
+    generator: np.random.Generator | None,
+) -> dict[str, Any]:
+    """What ``result.aggregate`` and ``result.with_inference`` redo the steps with."""
+    return {
+        "aggregations": list(opts.aggs),
+        "min_e": opts.min_e,
+        "max_e": opts.max_e,
+        "balance_e": opts.balance_e,
+        "bins": [],
+        "labels": labels,
+        "cluster": cluster,
+        "bootstrap": opts.bootstrap,
+        "n_boot": opts.n_boot,
+        "boot_weights": opts.boot_weights,
+        "uniform_bands": opts.uniform_bands,
+        "chunk_size": opts.chunk_size,
+        "n_jobs": n_jobs,
+        # the generator as it was before the draws: a later aggregation replays them
+        "rng": None if generator is None else snapshot(generator),
+    }
+
+
+def _fit_info(
+    opts: _Options, inference: dict[str, Any], gt: GroupTime, failed: list[str]
+) -> dict[str, Any]:
+    """The ``info`` of a fit: the options, the inference summary and the cell counts."""
+    return {
         "control_group": opts.cg,
         "est_method": opts.est_method,
         "covariates": ",".join(opts.covs) if opts.covs else None,
@@ -1486,24 +1539,6 @@ def fit(
         "crit_event": inference["crit_event"],
         "crit_att_gt": inference["crit_att_gt"],
     }
-    return CallawaySantAnnaResult(
-        estimator="callaway_santanna",
-        outcome=outcome,
-        terms=terms,
-        main_term="att",
-        n_units=len(gt.units),
-        n_obs=gt.n_obs,
-        vcov=inf.vcov,
-        info=info,
-        alpha=alpha,
-        att_gt=cells,
-        influence=_cell_influence(gt),
-        term_influence=gt.basis @ agg.amat,
-        units=gt.units,
-        group_time=gt,
-        panel=panel,
-        settings=settings,
-    )
 
 
 def _cell_influence(gt: GroupTime) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""First-difference DiD regression with clustered standard errors.
+"""First-difference DiD regressions with clustered standard errors: the static coefficient
+and the event study.
 
 The first-difference (FD) estimator removes the unit effect of
 ``y_it = alpha_i + lambda_t + beta * D_it + x_it' gamma + e_it`` by differencing
@@ -19,28 +20,99 @@ whose effects build up, FD gives about half of TWFE's estimate). A difference is
 period and the one just before it in the panel's list of periods; a unit with a gap has
 no difference across it (Stata's ``D.`` operator).
 
+**Event study in first differences** (:func:`fit_event_study`). The dynamic specification
+of :func:`.twfe.fit_event_study` (Sun & Abraham 2021 eq. 4, with the bins and binned
+endpoints of Schmidheiny & Siegloch 2023, "On event studies and distributed-lags in
+two-way fixed effects models", *J. Applied Econometrics* 38(5), Section 2)::
+
+    y_it = alpha_i + lambda_t + sum_{b != ref} mu_b * B^b_it + x_it' gamma + e_it,
+
+differenced as above, gives
+
+    Delta y_it = Delta lambda_t + sum_{b != ref} mu_b * Delta B^b_it + Delta x_it' gamma
+                 + Delta e_it,
+
+the same ``mu_b`` estimated from within-unit changes. The differenced dummy of an interior
+event time ``e`` is +1 at ``e`` and -1 at ``e + 1``; that of the upper binned endpoint
+``1[t - G_i >= K]`` is the one-period indicator ``1[t - G_i = K]``, i.e. the treatment
+change ``K`` periods earlier: in first differences the binned event study is Schmidheiny
+& Siegloch's distributed-lag model in the treatment changes (their Section 3 equivalence,
+"numerically identical after reparametrisation"). Options, window, references and bins
+are those of the levels event study (``docs/options.md``); without binned endpoints the
+treated rows outside the window are dropped before differencing, so no difference spans
+them. Levels and differences estimate the same ``mu`` under strict exogeneity and differ
+in efficiency as above.
+
 Standard errors are cluster-robust (by unit unless ``cluster`` names a panel or
 geography column), CR1 with ``G/(G-1) * (N-1)/(N-K)`` on the differenced sample, as
-statsmodels' ``cov_type="cluster"`` (``tests/test_first_difference.py`` matches it to
-1e-10); t intervals with ``G - 1`` degrees of freedom. The regression is a handful of
-dense columns, so it goes through the TWFE engine (:func:`.twfe._ols`) with the period
-effects absorbed.
+statsmodels' ``cov_type="cluster"`` (``tests/test_designs.py`` and
+``tests/test_first_difference_event_study.py`` match it to 1e-10); t intervals with
+``G - 1`` degrees of freedom. The regression is a handful of dense columns, so it goes
+through the TWFE engine (:func:`.twfe._ols_design`) with the period effects absorbed.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from ..errors import EstimationError
+from ..inference.covariance import crv1
 from ..panel import Panel
-from ..results import check_bool, check_choice, check_fit_arguments, terms_frame
+from ..results import check_bool, check_choice, check_fit_arguments
 from ._scale import scale_equivariant
-from .twfe import TWFEResult, _ols, _prepare
+from .twfe import (
+    TWFEResult,
+    _cluster_codes,
+    _ols_design,
+    _prepare,
+    _twfe_result,
+    event_dummies,
+    event_spec,
+    event_study_result,
+)
 
-__all__ = ["fit"]
+__all__ = ["fit", "fit_event_study"]
+
+
+def _differences(
+    panel: Panel,
+    data: pd.DataFrame,
+    outcome: str,
+    levels: pd.DataFrame,
+    covariates: list[str],
+    w: np.ndarray | None,
+) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray | None]:
+    """First differences between adjacent periods of the same unit (Wooldridge 2010,
+    eq. 10.71): a row is differenced with the previous row only when that row is the same
+    unit's previous period in the panel's list of periods (no difference spans a gap).
+
+    ``levels`` holds the regressors in levels (indexed as ``data``); the covariates are
+    appended to them. Returns the differenced rows (unit, time, cohort, the differenced
+    outcome and covariates, and the other panel columns at the later period, for
+    clusters), the differenced regressors and the later period's weights.
+    """
+    # previous row of the same unit, kept only when it is the previous period of the panel
+    pos = pd.Series(np.searchsorted(panel.periods, data["time"].to_numpy()), index=data.index)
+    same_unit = data["unit"].eq(data["unit"].shift())
+    adjacent = same_unit & pos.diff().eq(1)
+    if not adjacent.any():
+        raise EstimationError(
+            f"No unit has {outcome!r} observed in two consecutive periods: nothing to difference."
+        )
+    diff = data[[outcome, *covariates]].diff().loc[adjacent]
+    reg = pd.concat([levels.diff().loc[adjacent], diff[covariates]], axis=1)
+    frame = data.loc[adjacent, ["unit", "time", "cohort"]].copy()
+    frame[outcome] = diff[outcome]
+    for c in covariates:
+        frame[c] = reg[c]
+    for c in panel.data.columns:  # cluster columns (region, province) travel along
+        if c not in frame.columns:
+            frame[c] = data.loc[adjacent, c]
+    wd = None if w is None else w[adjacent.to_numpy()].astype(float)
+    return frame, reg, wd
 
 
 @scale_equivariant()
@@ -89,58 +161,36 @@ def fit(
     time_effects = check_bool(time_effects, "time_effects")
     check_choice(ssc, "ssc", ("statsmodels", "fixest"))
     data, covariates, w = _prepare(panel, outcome, covariates, weights)
-    data = data.assign(_d=(data["time"] >= data["cohort"]).astype(float))
-    if w is not None:
-        data = data.assign(_w=w)
-    # previous row of the same unit, kept only when it is the previous period of the panel
-    pos = pd.Series(np.searchsorted(panel.periods, data["time"].to_numpy()), index=data.index)
-    same_unit = data["unit"].eq(data["unit"].shift())
-    adjacent = same_unit & pos.diff().eq(1)
-    cols = [outcome, "_d", *covariates]
-    diff = data[cols].diff().loc[adjacent]
-    if diff.empty:
-        raise EstimationError(
-            f"No unit has {outcome!r} observed in two consecutive periods: nothing to difference."
-        )
-    frame = data.loc[adjacent, ["unit", "time", "cohort"]].copy()
-    frame[outcome] = diff[outcome]
-    reg = diff[["_d", *covariates]].rename(columns={"_d": "att"})
+    treatment = (data["time"] >= data["cohort"]).astype(float).rename("att").to_frame()
+    frame, reg, wd = _differences(panel, data, outcome, treatment, covariates, w)
     if reg["att"].abs().sum() == 0:
         raise EstimationError(
             "No unit is observed both just before and at its zone's opening: the "
             "differenced treatment is zero everywhere, so the FD coefficient is undefined."
         )
-    for c in covariates:
-        frame[c] = reg[c]
-    for c in panel.data.columns:  # cluster columns (region, province) travel along
-        if c not in frame.columns and c != "_d":
-            frame[c] = data.loc[adjacent, c]
-    wd = None if w is None else data.loc[adjacent, "_w"].to_numpy(float)
+    # with period effects the design is kept: result.with_inference() reclusters it
+    fields: dict[str, Any] = {}
     if time_effects:
-        params, cov, n_clusters, cname = _ols(
-            panel, frame, outcome, reg, cluster, ("time",), ssc, weights=wd
+        params, cov, n_clusters, cname, design = _ols_design(
+            panel, frame, outcome, reg, cluster, ("time",), ssc, wd
         )
+        fields = {"design": design, "panel": panel}
     else:
         params, cov, n_clusters, cname = _ols_no_fe(panel, frame, outcome, reg, cluster, wd)
-    se = np.sqrt(np.diag(cov.to_numpy()))
-    terms = terms_frame(
-        list(params.index), params.to_numpy(), se, df=np.full(len(params), n_clusters - 1)
-    )
-    return TWFEResult(
-        estimator="first_difference",
-        outcome=outcome,
-        terms=terms,
-        n_units=int(frame["unit"].nunique()),
-        n_obs=int(len(frame)),
-        vcov=cov.to_numpy(),
-        info={
-            "cluster": cname,
-            "n_clusters": n_clusters,
-            "fixed_effects": "time (differenced)" if time_effects else "none (differenced)",
-            "ssc": ssc,
-            "weights": weights or "",
-        },
+    return _twfe_result(
+        "first_difference",
+        outcome,
+        frame,
+        list(params.index),
+        params.to_numpy(),
+        cov.to_numpy(),
+        n_clusters=n_clusters,
+        cluster=cname,
+        fixed_effects="time (differenced)" if time_effects else "none (differenced)",
+        ssc=ssc,
+        weights=weights,
         alpha=alpha,
+        **fields,
     )
 
 
@@ -153,9 +203,8 @@ def _ols_no_fe(
     weights: np.ndarray | None,
 ) -> tuple[pd.Series, pd.DataFrame, int, str]:
     """OLS of the differences without intercepts: the TWFE engine with a constant
-    "fixed effect" would demean, so the regression is solved here (same CR1 sandwich)."""
-    from .twfe import _cluster_codes
-
+    "fixed effect" would demean, so the regression is solved here (the same CR1 sandwich,
+    :func:`~zoneimpact.inference.covariance.crv1`)."""
     codes, cname = _cluster_codes(panel, frame, cluster)
     X = reg.to_numpy(float)
     y = frame[outcome].to_numpy(float)
@@ -167,14 +216,95 @@ def _ols_no_fe(
         )
     bread = np.linalg.inv(xtx)
     beta = bread @ (X.T @ (w * y))
-    wresid = w * (y - X @ beta)
-    g = int(codes.max()) + 1
-    if g < 2:
+    if int(codes.max()) + 1 < 2:
         raise EstimationError(f"Clustered standard errors need at least two clusters of {cname!r}.")
-    scores = np.stack([np.bincount(codes, weights=x * wresid, minlength=g) for x in X.T], axis=1)
-    n, k = X.shape
-    if n <= k:
-        raise EstimationError(f"No residual degrees of freedom: {n} differences, {k} slopes.")
-    cov = g / (g - 1) * (n - 1) / (n - k) * bread @ (scores.T @ scores) @ bread
+    cov, g = crv1(X, w * (y - X @ beta), bread, [codes], n_params=X.shape[1])
     names = list(reg.columns)
     return pd.Series(beta, index=names), pd.DataFrame(cov, index=names, columns=names), g, cname
+
+
+@scale_equivariant()
+def fit_event_study(
+    panel: Panel,
+    *,
+    outcome: str,
+    rng: np.random.Generator | None = None,
+    alpha: float = 0.05,
+    n_jobs: int = 1,
+    leads: int | None = None,
+    lags: int | None = None,
+    ref_period: int | list[int] = -1,
+    bin_endpoints: bool = False,
+    bins: list[list[int]] | None = None,
+    covariates: list[str] | None = None,
+    cluster: str | None = None,
+    weights: str | None = None,
+    ssc: Literal["statsmodels", "fixest"] = "statsmodels",
+) -> TWFEResult:
+    """Event study in first differences (module docstring; Schmidheiny & Siegloch 2023).
+
+    OLS of ``Delta y_it`` on the differenced event-time (bin) dummies, one intercept per
+    differenced period and the differenced covariates, with CR1 clustered standard
+    errors. Steps: :func:`.twfe.event_spec` (options), :func:`.twfe.event_dummies` (the
+    levels dummies of the TWFE event study), :func:`_differences`,
+    :func:`.twfe._ols_design`, :func:`.twfe.event_study_result` (``att``).
+
+    Parameters
+    ----------
+    leads, lags, ref_period, bin_endpoints, bins
+        The event-time dummies, as in :func:`.twfe.fit_event_study`: window
+        ``[-leads, lags]``, omitted reference event time(s), endpoints pooling the event
+        times beyond the window (or those rows dropped), user bins ``[[first, last], ...]``.
+    covariates : list of str, optional
+        Time-varying covariates, entered in first differences.
+    cluster : str, optional
+        ``"unit"`` (default) or a panel/geography column such as ``"region"``;
+        ``result.with_inference(cluster=...)`` gives other clusterings without refitting.
+    weights : str, optional
+        Column of positive weights; a difference takes the weight of its later period.
+    ssc : {"statsmodels", "fixest"}
+        Small-sample ``K`` as in :func:`.twfe.fit`.
+
+    Returns
+    -------
+    TWFEResult
+        Terms ``event:E`` (every event time or bin except the reference), covariate
+        coefficients and ``att``, the average of the post-period (E >= 0) coefficients;
+        ``n_obs`` counts differences; ``info`` as the levels event study's with
+        ``fixed_effects = "time (differenced)"``.
+    """
+    check_fit_arguments(
+        panel,
+        outcome,
+        alpha=alpha,
+        n_jobs=n_jobs,
+        rng=rng,
+        estimator="first_difference_event_study",
+    )
+    spec = event_spec(leads, lags, ref_period, bins, bin_endpoints)
+    check_choice(ssc, "ssc", ("statsmodels", "fixest"))
+    data, covariates, w = _prepare(panel, outcome, covariates, weights)
+    data, w, dummies = event_dummies(data, w, spec, outcome=outcome, n_covariates=len(covariates))
+    frame, reg, wd = _differences(panel, data, outcome, dummies, covariates, w)
+    # an event time whose dummy never changes between adjacent observed periods (e.g. only
+    # observed after a gap) has no differenced variation: no column, as an unseen one
+    moving = [c for c in dummies.columns if reg[c].abs().sum() > 0]
+    reg = reg[[*moving, *covariates]]
+    if not moving:
+        raise EstimationError(
+            "No treated unit is observed in two consecutive periods inside the event window: "
+            "the differenced event-time dummies are zero everywhere."
+        )
+    fitted = _ols_design(panel, frame, outcome, reg, cluster, ("time",), ssc, wd)
+    return event_study_result(
+        "first_difference_event_study",
+        outcome,
+        frame,
+        fitted,
+        spec,
+        fixed_effects="time (differenced)",
+        ssc=ssc,
+        weights=weights,
+        alpha=alpha,
+        panel=panel,
+    )

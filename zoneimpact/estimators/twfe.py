@@ -435,6 +435,50 @@ def _ols_design(
     return params, pd.DataFrame(cov, index=names, columns=names), n_clusters, cname, design
 
 
+def _twfe_result(
+    estimator: str,
+    outcome: str,
+    data: pd.DataFrame,
+    names: list[str],
+    estimates: np.ndarray,
+    vcov: np.ndarray,
+    *,
+    n_clusters: int,
+    cluster: str,
+    fixed_effects: str,
+    ssc: str,
+    weights: str | None,
+    alpha: float,
+    extra_info: dict[str, Any] | None = None,
+    **fields: Any,
+) -> TWFEResult:
+    """The result of a regression of the TWFE engine (static, event study, first
+    differences): terms with ``G - 1`` degrees of freedom (t intervals, as fixest with
+    clustered errors), the covariance, and the ``info`` keys they share; ``fields`` are
+    :class:`TWFEResult`'s own (``event_times``, ``design``, ``panel``)."""
+    se = np.sqrt(np.diag(vcov))
+    terms = terms_frame(names, estimates, se, df=np.full(len(estimates), n_clusters - 1))
+    info: dict[str, Any] = {
+        "cluster": cluster,
+        "n_clusters": n_clusters,
+        "fixed_effects": fixed_effects,
+        "ssc": ssc,
+        **(extra_info or {}),
+        "weights": weights or "",
+    }
+    return TWFEResult(
+        estimator=estimator,
+        outcome=outcome,
+        terms=terms,
+        n_units=int(data["unit"].nunique()),
+        n_obs=int(len(data)),
+        vcov=vcov,
+        info=info,
+        alpha=alpha,
+        **fields,
+    )
+
+
 @scale_equivariant()
 def fit(
     panel: Panel,
@@ -489,28 +533,55 @@ def fit(
     params, cov, n_clusters, cname, design = _ols_design(
         panel, data, outcome, reg, cluster, fixed_effects, ssc, w
     )
-    se = np.sqrt(np.diag(cov.to_numpy()))
-    terms = terms_frame(
-        list(params.index), params.to_numpy(), se, df=np.full(len(params), n_clusters - 1)
-    )
-    return TWFEResult(
-        estimator="twfe",
-        outcome=outcome,
-        terms=terms,
-        n_units=int(data["unit"].nunique()),
-        n_obs=int(len(data)),
-        vcov=cov.to_numpy(),
-        info={
-            "cluster": cname,
-            "n_clusters": n_clusters,
-            "fixed_effects": " + ".join(fixed_effects),
-            "ssc": ssc,
-            "weights": weights or "",
-        },
+    return _twfe_result(
+        "twfe",
+        outcome,
+        data,
+        list(params.index),
+        params.to_numpy(),
+        cov.to_numpy(),
+        n_clusters=n_clusters,
+        cluster=cname,
+        fixed_effects=" + ".join(fixed_effects),
+        ssc=ssc,
+        weights=weights,
         alpha=alpha,
         design=design,
         panel=panel,
     )
+
+
+# ---------------------------------------------------------------------- event studies
+@dataclass(frozen=True)
+class EventSpec:
+    """The checked event-study options shared by the levels (:func:`fit_event_study`) and
+    first-difference (:func:`.first_difference.fit_event_study`) event studies: window
+    ``[-leads, lags]`` (None: every observed event time), reference event time(s), user
+    bins and whether the endpoints pool the event times beyond the window."""
+
+    leads: int | None
+    lags: int | None
+    refs: list[int]
+    bins: list[tuple[int, int]]
+    bin_endpoints: bool
+
+    def info(self) -> dict[str, Any]:
+        """The ``info`` entries that describe the event-time dummies."""
+        refs = self.refs
+        return {
+            "reference": refs[0] if len(refs) == 1 else ",".join(str(r) for r in refs),
+            "binned": bool(self.bin_endpoints),
+            "bins": ", ".join(f"{_bin_label(a, z)}=[{a}..{z}]" for a, z in self.bins),
+        }
+
+
+def event_spec(leads: Any, lags: Any, ref_period: Any, bins: Any, bin_endpoints: Any) -> EventSpec:
+    """Check the event-study options once (named :class:`SpecError` on bad input)."""
+    leads = check_int(leads, "leads", minimum=0, none=True)
+    lags = check_int(lags, "lags", minimum=0, none=True)
+    refs = _event_refs(ref_period)
+    user_bins = _event_bins(bins)
+    return EventSpec(leads, lags, refs, user_bins, check_bool(bin_endpoints, "bin_endpoints"))
 
 
 def _event_refs(ref: Any) -> list[int]:
@@ -560,6 +631,150 @@ def _bin_label(a: int, z: int) -> int:
     return z if z < 0 else a
 
 
+def _label_of(e: int, bins: list[tuple[int, int]]) -> int:
+    """The label of event time ``e``: its bin's, or ``e`` itself when in no bin."""
+    for a, z in bins:
+        if a <= e <= z:
+            return _bin_label(a, z)
+    return e
+
+
+def _event_window(observed: np.ndarray, spec: EventSpec, outcome: str) -> tuple[int, int]:
+    """The window ``[lo, hi]`` of event times: ``[-leads, lags]``, or the observed range."""
+    if observed.size == 0:
+        raise EstimationError(
+            f"No treated unit has an observed {outcome!r}: the event study has no event time "
+            "to estimate."
+        )
+    lo = int(observed.min()) if spec.leads is None else -spec.leads
+    hi = int(observed.max()) if spec.lags is None else spec.lags
+    for r in spec.refs:
+        if not lo <= r <= hi:
+            raise SpecError(f"Reference event time {r} lies outside the window [{lo}, {hi}].")
+    return lo, hi
+
+
+def _dummy_times(
+    label: np.ndarray, lo: int, hi: int, spec: EventSpec, never_treated: bool
+) -> list[int]:
+    """The labels that get a dummy: every one of the window that occurs in the sample
+    (those that do not would be empty columns), except the reference(s). Built from the
+    observed labels, so a window of 10**9 periods costs nothing."""
+    ref_labels = sorted({_label_of(r, spec.bins) for r in spec.refs})
+    seen = np.unique(label[np.isfinite(label)])
+    times = [int(e) for e in seen if lo <= e <= hi and e not in ref_labels]
+    if not never_treated and len(ref_labels) == 1:
+        # Without never-treated units the full set of relative-period dummies is collinear
+        # with the unit and time effects; drop the most distant lead of the window as a
+        # second reference.
+        first = (
+            _label_of(lo, spec.bins)
+            if _label_of(lo, spec.bins) != ref_labels[0]
+            else _label_of(lo + 1, spec.bins)
+        )
+        times = [e for e in times if e != first]
+    return times
+
+
+def event_dummies(
+    data: pd.DataFrame,
+    w: np.ndarray | None,
+    spec: EventSpec,
+    *,
+    outcome: str,
+    n_covariates: int = 0,
+) -> tuple[pd.DataFrame, np.ndarray | None, pd.DataFrame]:
+    """The event-time (bin) dummies ``1[t - G_i in B_b]`` of Sun & Abraham (2021) eq. 4
+    with the bins of Schmidheiny & Siegloch (2023, Section 2), in levels.
+
+    With binned endpoints the event times beyond the window are clipped to its ends;
+    without, the treated rows outside the window are dropped (so the reference stays
+    clean). Returns the rows kept, their weights and the dummies (columns ``event:E``).
+    """
+    treated = np.isfinite(data["cohort"].to_numpy())
+    event = np.where(
+        treated, data["time"].to_numpy() - np.where(treated, data["cohort"], 0), np.nan
+    )
+    lo, hi = _event_window(event[treated], spec, outcome)
+    if spec.bin_endpoints:
+        event = np.where(treated, np.clip(event, lo, hi), np.nan)
+    else:
+        outside = treated & ((event < lo) | (event > hi))
+        data, event = data.loc[~outside], event[~outside]
+        w = None if w is None else w[~outside]
+    label = event.copy()
+    for a, z in spec.bins:
+        label[(event >= a) & (event <= z)] = _bin_label(a, z)
+    times = _dummy_times(label, lo, hi, spec, bool(np.isinf(data["cohort"]).any()))
+    if len(times) + n_covariates > _MAX_REGRESSORS:
+        raise EstimationError(
+            f"The event study has {len(times)} event-time dummies (event times "
+            f"{times[0]} to {times[-1]}); the regression holds them as dense columns, beyond "
+            f"this implementation's limit of {_MAX_REGRESSORS:,}. Set leads/lags (with "
+            "bin_endpoints=True to pool the rest) or aggregate the periods."
+        )
+    cols = {f"event:{e}": (label == e).astype(float) for e in times}
+    reg = pd.DataFrame(cols, index=data.index)
+    return data, w, reg.loc[:, reg.sum() > 0]
+
+
+def post_average(
+    params: pd.Series, cov: pd.DataFrame
+) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """The coefficients with their headline ``att`` appended, the average of the
+    post-period (E >= 0) event-time coefficients (a linear combination ``w'beta``), and
+    the covariance of all of them; also the names and ``w``."""
+    names = list(params.index)
+    post = np.array([n.startswith("event:") and int(n.split(":")[1]) >= 0 for n in names], float)
+    if not post.any():
+        raise EstimationError("The event-study window has no post-treatment event time.")
+    wpost = post / post.sum()
+    b = np.append(params.to_numpy(), wpost @ params.to_numpy())
+    v = cov.to_numpy()
+    full = np.zeros((len(b), len(b)))
+    full[:-1, :-1] = v
+    full[-1, :-1] = full[:-1, -1] = v @ wpost
+    full[-1, -1] = wpost @ v @ wpost
+    return names, b, full, wpost
+
+
+def event_study_result(
+    estimator: str,
+    outcome: str,
+    data: pd.DataFrame,
+    fitted: tuple[pd.Series, pd.DataFrame, int, str, RegressionDesign],
+    spec: EventSpec,
+    *,
+    fixed_effects: str,
+    ssc: str,
+    weights: str | None,
+    alpha: float,
+    panel: Panel,
+) -> TWFEResult:
+    """The result of an event-study regression (``fitted`` from :func:`_ols_design`):
+    its coefficients, the post-period average ``att`` and what another variance needs."""
+    params, cov, n_clusters, cname, design = fitted
+    names, b, full, wpost = post_average(params, cov)
+    return _twfe_result(
+        estimator,
+        outcome,
+        data,
+        [*names, "att"],
+        b,
+        full,
+        n_clusters=n_clusters,
+        cluster=cname,
+        fixed_effects=fixed_effects,
+        ssc=ssc,
+        weights=weights,
+        alpha=alpha,
+        extra_info=spec.info(),
+        event_times=tuple(int(t.split(":")[1]) for t in names if t.startswith("event:")),
+        design=replace(design, combo=np.vstack([np.eye(len(names)), wpost])),
+        panel=panel,
+    )
+
+
 @renamed(ref="ref_period")
 @scale_equivariant()
 def fit_event_study(
@@ -587,7 +802,8 @@ def fit_event_study(
     are asked for (Schmidheiny & Siegloch 2023, "On event studies and distributed-lags in
     two-way fixed effects models", *J. Applied Econometrics* 38(5), Section 2: binned
     endpoints; user bins such as two-year bins pool adjacent event times under a common
-    coefficient).
+    coefficient). Steps: :func:`event_spec` (options), :func:`event_dummies`,
+    :func:`_ols_design` (absorbed effects, CR1), :func:`event_study_result` (``att``).
 
     Parameters
     ----------
@@ -622,109 +838,22 @@ def fit_event_study(
     check_fit_arguments(
         panel, outcome, alpha=alpha, n_jobs=n_jobs, rng=rng, estimator="event_study"
     )
-    leads = check_int(leads, "leads", minimum=0, none=True)
-    lags = check_int(lags, "lags", minimum=0, none=True)
-    refs = _event_refs(ref_period)
-    user_bins = _event_bins(bins)
-    bin_endpoints = check_bool(bin_endpoints, "bin_endpoints")
+    spec = event_spec(leads, lags, ref_period, bins, bin_endpoints)
     check_choice(ssc, "ssc", ("statsmodels", "fixest"))
     data, covariates, w = _prepare(panel, outcome, covariates, weights)
     fixed_effects = _fe_names(fixed_effects)
-    treated = np.isfinite(data["cohort"].to_numpy())
-    event = np.where(
-        treated, data["time"].to_numpy() - np.where(treated, data["cohort"], 0), np.nan
-    )
-    observed = event[treated]
-    if observed.size == 0:
-        raise EstimationError(
-            f"No treated unit has an observed {outcome!r}: the event study has no event time "
-            "to estimate."
-        )
-    lo = int(observed.min()) if leads is None else -leads
-    hi = int(observed.max()) if lags is None else lags
-    for r in refs:
-        if not lo <= r <= hi:
-            raise SpecError(f"Reference event time {r} lies outside the window [{lo}, {hi}].")
-    if bin_endpoints:
-        event = np.where(treated, np.clip(event, lo, hi), np.nan)
-    else:
-        outside = treated & ((event < lo) | (event > hi))
-        data, event = data.loc[~outside], event[~outside]
-        treated = treated[~outside]
-        w = None if w is None else w[~outside]
-
-    # event time -> its bin's label (event times in no bin are their own label)
-    def label_of(e: int) -> int:
-        for a, z in user_bins:
-            if a <= e <= z:
-                return _bin_label(a, z)
-        return e
-
-    label = event.copy()
-    for a, z in user_bins:
-        label[(event >= a) & (event <= z)] = _bin_label(a, z)
-    ref_labels = sorted({label_of(r) for r in refs})
-    # a dummy for every event time of the window that occurs in the sample (those that do
-    # not would be empty columns); built from the observed ones, so a window of 10**9
-    # periods costs nothing
-    seen = np.unique(label[np.isfinite(label)])
-    times = [int(e) for e in seen if lo <= e <= hi and e not in ref_labels]
-    if not np.isinf(data["cohort"]).any() and len(ref_labels) == 1:
-        # Without never-treated units the full set of relative-period dummies is collinear
-        # with the unit and time effects; drop the most distant lead of the window as a
-        # second reference.
-        first = label_of(lo) if label_of(lo) != ref_labels[0] else label_of(lo + 1)
-        times = [e for e in times if e != first]
-        ref_labels = sorted({*ref_labels, first})
-    if len(times) + len(covariates) > _MAX_REGRESSORS:
-        raise EstimationError(
-            f"The event study has {len(times)} event-time dummies (event times "
-            f"{times[0]} to {times[-1]}); the regression holds them as dense columns, beyond "
-            f"this implementation's limit of {_MAX_REGRESSORS:,}. Set leads/lags (with "
-            "bin_endpoints=True to pool the rest) or aggregate the periods."
-        )
-    cols = {f"event:{e}": (label == e).astype(float) for e in times}
-    reg = pd.DataFrame(cols, index=data.index)
-    reg = reg.loc[:, reg.sum() > 0]
-    reg = pd.concat([reg, data[covariates]], axis=1)
-    params, cov, n_clusters, cname, design = _ols_design(
-        panel, data, outcome, reg, cluster, fixed_effects, ssc, w
-    )
-    # headline: the average post-period event-time coefficient, a linear combination
-    names = list(params.index)
-    post = np.array([n.startswith("event:") and int(n.split(":")[1]) >= 0 for n in names], float)
-    if not post.any():
-        raise EstimationError("The event-study window has no post-treatment event time.")
-    wpost = post / post.sum()
-    b = np.append(params.to_numpy(), wpost @ params.to_numpy())
-    v = cov.to_numpy()
-    full = np.zeros((len(b), len(b)))
-    full[:-1, :-1] = v
-    full[-1, :-1] = full[:-1, -1] = v @ wpost
-    full[-1, -1] = wpost @ v @ wpost
-    se = np.sqrt(np.diag(full))
-    terms = terms_frame([*names, "att"], b, se, df=np.full(len(b), n_clusters - 1))
-    kept = tuple(int(t.split(":")[1]) for t in names if t.startswith("event:"))
-    info: dict[str, Any] = {
-        "cluster": cname,
-        "n_clusters": n_clusters,
-        "fixed_effects": " + ".join(fixed_effects),
-        "ssc": ssc,
-        "reference": refs[0] if len(refs) == 1 else ",".join(str(r) for r in refs),
-        "binned": bool(bin_endpoints),
-        "bins": ", ".join(f"{_bin_label(a, z)}=[{a}..{z}]" for a, z in user_bins),
-        "weights": weights or "",
-    }
-    return TWFEResult(
-        estimator="event_study",
-        outcome=outcome,
-        terms=terms,
-        n_units=int(data["unit"].nunique()),
-        n_obs=int(len(data)),
-        vcov=full,
-        info=info,
+    data, w, dummies = event_dummies(data, w, spec, outcome=outcome, n_covariates=len(covariates))
+    reg = pd.concat([dummies, data[covariates]], axis=1)
+    fitted = _ols_design(panel, data, outcome, reg, cluster, fixed_effects, ssc, w)
+    return event_study_result(
+        "event_study",
+        outcome,
+        data,
+        fitted,
+        spec,
+        fixed_effects=" + ".join(fixed_effects),
+        ssc=ssc,
+        weights=weights,
         alpha=alpha,
-        event_times=kept,
-        design=replace(design, combo=np.vstack([np.eye(len(names)), wpost])),
         panel=panel,
     )
