@@ -55,29 +55,24 @@ to the first switch period ``F_g``).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from ..errors import EstimationError, PanelError, SpecError
 from ..panel import Panel, _v
-from ..results import (
-    EstimationResult,
-    check_bool,
-    check_choice,
-    check_fit_arguments,
-    check_int,
-)
+from ..results import check_bool, check_choice, check_fit_arguments, check_int
+from ._influence_results import TablesResult, covariate_column, influence_vcov
 from ._scale import scale_equivariant
 
 __all__ = ["ChaisemartinResult", "fit", "switching_panel"]
 
 
 @dataclass(frozen=True)
-class ChaisemartinResult(EstimationResult):
+class ChaisemartinResult(TablesResult):
     """Result of :func:`fit`.
 
     Attributes
@@ -94,13 +89,11 @@ class ChaisemartinResult(EstimationResult):
         "effects": {"estimate": 1, "se": 1},
         "influence": 1,
     }
+    ARTIFACTS: ClassVar[tuple[str, ...]] = ("effects",)
 
     effects: pd.DataFrame = field(default_factory=pd.DataFrame)
     influence: np.ndarray | None = None
     groups: np.ndarray | None = None
-
-    def artifacts(self) -> dict[str, pd.DataFrame]:
-        return {"effects": self.effects}
 
 
 def switching_panel(
@@ -160,6 +153,379 @@ def _cohort_stats(
     return mean, dof
 
 
+class _Groups(NamedTuple):
+    """The estimation sample as group x period arrays (groups kept by the sample rules;
+    periods numbered ``tt = 1..T`` as in the paper)."""
+
+    Y: np.ndarray  # outcomes (NaN: missing, or no never-switcher of the status quo seen)
+    D: np.ndarray  # treatments
+    w: np.ndarray  # cell weights N_{g,t} (0 for a missing cell)
+    d_sq: np.ndarray  # status quo D_{g,1}
+    F: np.ndarray  # first switch period (inf: never)
+    Fc: np.ndarray  # F, or for never-switchers the period after their last
+    S: np.ndarray  # +1 switcher in, -1 switcher out, 0 never-switcher
+    T_g: np.ndarray  # last period with a not-yet-switched group of the same status quo
+    tt: np.ndarray
+    groups: np.ndarray
+    cl: np.ndarray | None  # cluster labels (None: the group)
+    codes_s: np.ndarray  # cohort of each (group, period) cell among switchers
+    codes_c: np.ndarray  # cohort of each cell among controls (period, status quo)
+    cl_rows: np.ndarray  # cluster code of each cell
+
+
+class _Horizon(NamedTuple):
+    """``DID_l`` or its placebo for one ``l`` with its influence function."""
+
+    row: dict[str, Any]
+    estimate: float  # not normalised
+    influence: np.ndarray  # not normalised
+    n_s: float  # switchers' weight N_l
+    delta_l: float  # switchers' mean treatment change at l
+
+
+def _check_options(
+    panel: Panel,
+    treatment: str | None,
+    weights: str | None,
+    effects: int,
+    placebo: int,
+    switchers: str,
+    normalized: bool,
+) -> tuple[int, int, str, bool]:
+    """The options of :func:`fit`, checked once."""
+    effects = check_int(effects, "effects", minimum=1)
+    placebo = check_int(placebo, "placebo", minimum=0)
+    switchers = check_choice(switchers, "switchers", ("both", "in", "out"))
+    normalized = check_bool(normalized, "normalized")
+    covariate_column(panel, weights, "Weight")
+    covariate_column(
+        panel,
+        treatment,
+        "Treatment",
+        "; build the panel with chaisemartin.switching_panel(..., treatment=...)",
+    )
+    return effects, placebo, switchers, normalized
+
+
+def _wide(
+    panel: Panel, outcome: str, treatment: str | None, cluster: str | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Units, periods, outcome and treatment (units x periods) and the cluster of each
+    unit. A period without the treatment is a missing cell, as in DIDmultiplegtDYN."""
+    data = panel.data
+    periods = np.sort(data["time"].unique())
+    units = np.asarray(panel.units)
+    ywide = data.pivot(index="unit", columns="time", values=outcome).reindex(
+        index=units, columns=periods
+    )
+    if treatment is None:
+        dvals = (data["time"] >= data["cohort"]).astype(float)
+        dwide = data.assign(_d=dvals).pivot(index="unit", columns="time", values="_d")
+    else:
+        dwide = data.pivot(index="unit", columns="time", values=treatment)
+    dwide = dwide.reindex(index=units, columns=periods)
+    clusters = None
+    if cluster is not None:
+        if cluster not in data.columns or cluster in ("unit", "time"):
+            raise SpecError(f"cluster={cluster!r} is not a covariate column of the panel.")
+        per = data.groupby("unit")[cluster].nunique()
+        if (per > 1).any():
+            raise SpecError(
+                f"Cluster column {cluster!r} varies within unit {_v(per.index[per > 1][0])!r}."
+            )
+        clusters = data.groupby("unit")[cluster].first().reindex(units).to_numpy()
+    D = dwide.to_numpy(float)
+    Y = np.where(np.isfinite(D), ywide.to_numpy(float), np.nan)
+    seen = np.isfinite(D)
+    if not seen.any(axis=1).all():
+        u = units[~seen.any(axis=1)][0]
+        raise PanelError(f"Treatment {treatment!r} is missing in every period for unit {_v(u)!r}.")
+    return units, periods, Y, D, clusters
+
+
+def _switches(D: np.ndarray) -> dict[str, np.ndarray]:
+    """Status quo ``D_{g,1}``, first switch ``F_g``, first new treatment ``D_{g,F_g}``,
+    direction ``S_g`` and the last period observed (dCDH Section 2)."""
+    n_t = D.shape[1]
+    seen = np.isfinite(D)
+    first_seen = np.argmax(seen, axis=1)
+    rows_g = np.arange(len(D))
+    d_sq = D[rows_g, first_seen]
+    changed = seen & (D != d_sq[:, None])
+    F = np.where(changed.any(axis=1), np.argmax(changed, axis=1) + 1.0, np.inf)
+    d_fg = np.where(
+        np.isfinite(F), D[rows_g, np.where(np.isfinite(F), F - 1, 0).astype(int)], np.nan
+    )
+    return {
+        "seen": seen,
+        "last_seen": n_t - 1 - np.argmax(seen[:, ::-1], axis=1),
+        "d_sq": d_sq,
+        "F": F,
+        "d_fg": d_fg,
+        "S": np.where(np.isfinite(F), np.sign(d_fg - d_sq), 0.0),
+    }
+
+
+def _sample_rules(
+    D: np.ndarray, sw: dict[str, np.ndarray], switchers: str, treatment: str | None
+) -> tuple[np.ndarray, int]:
+    """Groups kept by DIDmultiplegtDYN's rules and the number dropped for moving both
+    above and below their status quo."""
+    seen, d_sq, F, S = sw["seen"], sw["d_sq"], sw["F"], sw["S"]
+    above = (seen & (D > d_sq[:, None])).any(axis=1)
+    below = (seen & (D < d_sq[:, None])).any(axis=1)
+    keep = np.asarray(~(above & below))
+    n_bidirectional = int((~keep).sum())
+    if switchers == "in":
+        keep &= S >= 0
+    elif switchers == "out":
+        keep &= S <= 0
+    for v in np.unique(d_sq[keep]):
+        same = keep & (d_sq == v)
+        fg0 = np.where(np.isfinite(F[same]), F[same], 0.0)
+        if np.std(fg0) == 0:
+            keep &= ~same
+    if not (keep & (S != 0)).any():
+        raise EstimationError(
+            f"No switching group can be compared with a group of the same period-one "
+            f"treatment in {treatment!r} (switchers={switchers!r})."
+        )
+    return keep, n_bidirectional
+
+
+def _cell_weights(
+    panel: Panel,
+    weights: str | None,
+    Y: np.ndarray,
+    keep: np.ndarray,
+    units: np.ndarray,
+    periods: np.ndarray,
+) -> np.ndarray:
+    """Group-period weights ``N_{g,t}`` of the kept groups (a missing cell: 0)."""
+    if weights is None:
+        wcell = np.ones_like(Y)
+    else:
+        wcell = (
+            panel.data.pivot(index="unit", columns="time", values=weights)
+            .reindex(index=units, columns=periods)
+            .to_numpy(float)[keep]
+        )
+        bad_w = np.isfinite(Y) & ~(np.isfinite(wcell) & (wcell >= 0))
+        if bad_w.any():
+            r, c = np.argwhere(bad_w)[0]
+            raise PanelError(
+                f"Weight {weights!r} must be finite and >= 0; unit {_v(units[keep][r])!r}, "
+                f"period {_v(periods[c])!r} has {_v(wcell[r, c])!r}."
+            )
+    return np.where(np.isfinite(Y), np.nan_to_num(wcell), 0.0)
+
+
+def _groups(
+    Y: np.ndarray,
+    D: np.ndarray,
+    w_of: Callable[[np.ndarray], np.ndarray],
+    sw: dict[str, np.ndarray],
+    keep: np.ndarray,
+    units: np.ndarray,
+    clusters: np.ndarray | None,
+) -> _Groups:
+    """The kept groups, with the cohort codes of the variance (dCDH Web Appendix);
+    ``w_of`` gives the cell weights of the kept groups' outcomes."""
+    Y, D = Y[keep], D[keep]
+    d_sq, F, d_fg, S = (sw[k][keep] for k in ("d_sq", "F", "d_fg", "S"))
+    seen, last_seen = sw["seen"][keep], sw["last_seen"][keep]
+    # periods in which no never-switcher with the same status quo is observed are dropped
+    never_seen = pd.DataFrame(seen & np.isinf(F)[:, None]).groupby(d_sq).transform("max").to_numpy()
+    Y = np.where(never_seen, Y, np.nan)
+    G, n_t = Y.shape
+    Fc = np.where(np.isfinite(F), F, last_seen + 2.0)
+    T_g = pd.Series(Fc).groupby(d_sq).transform("max").to_numpy() - 1
+    w = w_of(Y)
+    tt = np.arange(1, n_t + 1)  # periods as 1..T, as the paper
+    gi, ti = np.meshgrid(np.arange(G), np.arange(n_t), indexing="ij")
+    # cohorts of switchers (status quo, switch date, first new treatment) and of controls
+    # (period, status quo), as integer codes of the (group, period) cells
+    cell_keys = pd.DataFrame(
+        {
+            "d_sq": d_sq[gi].ravel(),
+            "F": Fc[gi].ravel(),
+            "d_fg": np.nan_to_num(d_fg, nan=-1e300)[gi].ravel(),
+            "t": tt[ti].ravel(),
+        }
+    )
+    cl = clusters[keep] if clusters is not None else None
+    return _Groups(
+        Y=Y,
+        D=D,
+        w=w,
+        d_sq=d_sq,
+        F=F,
+        Fc=Fc,
+        S=S,
+        T_g=T_g,
+        tt=tt,
+        groups=units[keep],
+        cl=cl,
+        codes_s=cell_keys.groupby(["d_sq", "F", "d_fg"], sort=False).ngroup().to_numpy(),
+        codes_c=cell_keys.groupby(["t", "d_sq"], sort=False).ngroup().to_numpy(),
+        cl_rows=pd.factorize(cl[gi].ravel())[0] if cl is not None else gi.ravel(),
+    )
+
+
+def _long_differences(Y: np.ndarray, kind: str, ell: int) -> np.ndarray:
+    """``Y_{g,t} - Y_{g,t-l}`` (effects) or the placebo's ``Y_{g,t-2l} - Y_{g,t-l}``,
+    placed at the period ``t = F_g - 1 + l`` where the switcher's ``DID_l`` uses it."""
+    n_t = Y.shape[1]
+    diff = np.full(Y.shape, np.nan)
+    if kind == "effect":
+        diff[:, ell:] = Y[:, ell:] - Y[:, :-ell]
+    elif 2 * ell < n_t:
+        diff[:, 2 * ell :] = Y[:, : n_t - 2 * ell] - Y[:, ell : n_t - ell]
+    return diff
+
+
+def _variance_influence(
+    gr: _Groups,
+    ell: int,
+    dist: np.ndarray,
+    never: np.ndarray,
+    target: np.ndarray,
+    coef_signed: np.ndarray,
+    dz: np.ndarray,
+    n_s: float,
+) -> np.ndarray:
+    """The influence function of ``DID_l`` used for its variance: switchers' changes
+    minus their cohort mean, controls' minus the mean of controls with the same status
+    quo in that period, each scaled by ``sqrt(n/(n-1))``; the pooled mean when a cohort
+    has one member (dCDH Web Appendix, Theorem 1's conservative variance)."""
+    G, n_t = gr.Y.shape
+    tt, F, w = gr.tt, gr.F, gr.w
+    sw_rows = dist.ravel()
+    ct_rows = never.ravel()
+    wd = (dz * w).ravel()
+    wr = w.ravel()
+    m_s, dof_s = _cohort_stats(gr.codes_s, sw_rows, wd, wr, gr.cl_rows)
+    m_c, dof_c = _cohort_stats(gr.codes_c, ct_rows, wd, wr, gr.cl_rows)
+    m_u, dof_u = _cohort_stats(gr.codes_c, sw_rows | ct_rows, wd, wr, gr.cl_rows)
+    at_t = target.ravel()
+    before = (tt[None, :] < F[:, None]).ravel()
+    s9, c9, u9 = (np.nan_to_num(x, nan=9999.0) for x in (dof_s, dof_c, dof_u))
+    use_s = at_t & (s9 >= 2)
+    use_c = before & (c9 >= 2)
+    use_u = (u9 >= 2) & ((at_t & (s9 == 1)) | (before & (c9 == 1)))
+    e_hat = np.select([use_s, use_c, use_u], [m_s, m_c, m_u], 0.0)
+    e_hat = np.nan_to_num(e_hat)
+    scale = np.select(
+        [
+            at_t & (s9 > 1),
+            before & (c9 > 1),
+            (at_t & (s9 == 1) | before & (c9 == 1)) & (u9 >= 2),
+        ],
+        [
+            np.sqrt(s9 / np.maximum(s9 - 1, 1)),
+            np.sqrt(c9 / np.maximum(c9 - 1, 1)),
+            np.sqrt(u9 / np.maximum(u9 - 1, 1)),
+        ],
+        1.0,
+    ).reshape(G, n_t)
+    T_g = gr.T_g
+    window = (tt[None, :] >= ell + 1) & (tt[None, :] <= T_g[:, None]) & ((T_g - 1) >= ell)[:, None]
+    return (G / n_s) * (window * coef_signed * scale * (dz - e_hat.reshape(G, n_t))).sum(axis=1)
+
+
+def _treatment_changes(gr: _Groups, dist: np.ndarray, ell: int) -> tuple[np.ndarray, float, float]:
+    """Switchers of the horizon, their weighted mean cumulative treatment change
+    ``sum_{k<l} S_g (D_{g,F_g+k} - D_{g,1})`` (dCDH's normaliser) and per-period change
+    ``S_g (D_{g,F_g-1+l} - D_{g,1})`` (``delta^D_l``, Section 3.4)."""
+    D, F, d_sq, S, w = gr.D, gr.F, gr.d_sq, gr.S, gr.w
+    G = len(D)
+    sw_g = np.asarray(dist.any(axis=1))
+    cum = np.array(
+        [
+            np.sum(D[g, int(F[g]) - 1 : int(F[g]) - 1 + ell] - d_sq[g]) if sw_g[g] else 0.0
+            for g in range(G)
+        ]
+    )
+    wg = (w * dist).sum(axis=1)
+    delta_cum = float(np.sum(wg * S * cum) / wg.sum())
+    per = np.array([D[g, int(F[g]) - 2 + ell] - d_sq[g] if sw_g[g] else 0.0 for g in range(G)])
+    delta_l = float(np.sum(wg * S * per) / wg.sum())
+    return sw_g, delta_cum, delta_l
+
+
+def _horizon(gr: _Groups, kind: str, ell: int, normalized: bool) -> _Horizon | None:
+    """``DID_l`` (dCDH eq. 3-4) or the placebo ``DID^pl_l`` (Section 3.3); None when no
+    switcher has a control at that horizon."""
+    G = len(gr.Y)
+    tt, F, S, w, d_sq = gr.tt, gr.F, gr.S, gr.w, gr.d_sq
+    diff = _long_differences(gr.Y, kind, ell)
+    ok = np.isfinite(diff)
+    never = (gr.Fc[:, None] > tt[None, :]) & ok
+    n_control = pd.DataFrame(w * never).groupby(d_sq).transform("sum").to_numpy()
+    target = tt[None, :] == (F[:, None] - 1 + ell)
+    dist = target & ok & (n_control > 0) & (S != 0)[:, None]
+    n_s = float((w * dist).sum())
+    if n_s == 0:
+        return None
+    dz = np.where(ok, diff, 0.0)
+    # sign: switchers out enter with S_g = -1 (dCDH eq. 4)
+    sgn = np.where(S != 0, S, 1.0)[:, None]
+    # controls of a switcher-out cell carry that cell's sign through n_treated
+    coef_signed = w * (dist * sgn - _signed_ratio(w, dist, S, never, d_sq, n_control) * never)
+    u_point = (G / n_s) * (coef_signed * dz).sum(axis=1)
+    est = float(u_point.sum() / G)
+    u_var = _variance_influence(gr, ell, dist, never, target, coef_signed, dz, n_s)
+    sw_g, delta_cum, delta_l = _treatment_changes(gr, dist, ell)
+    scale_n = delta_cum if normalized and delta_cum != 0 else 1.0
+    row = {
+        "kind": kind,
+        "horizon": ell,
+        "term": f"event:{ell - 1}" if kind == "effect" else f"event:{-ell - 1}",
+        "estimate": est / scale_n,
+        "n_switchers": int(sw_g.sum()),
+        "delta_d": delta_cum,
+        "_scale": scale_n,
+    }
+    return _Horizon(row, est, u_var, n_s, delta_l)
+
+
+def _average_total_effect(effects: list[_Horizon]) -> tuple[float, np.ndarray]:
+    """``sum_l w_l DID_l / sum_l w_l delta^D_l`` with ``w_l = N_l / sum N_l`` (dCDH
+    Section 3.4) and its influence function."""
+    n_l = np.array([h.n_s for h in effects])
+    w_l = n_l / n_l.sum()
+    denom = float(np.sum(w_l * np.array([h.delta_l for h in effects])))
+    if denom == 0:
+        raise EstimationError(
+            "The switchers' average treatment change is zero: no average total effect."
+        )
+    ate = float(np.sum(w_l * np.array([h.estimate for h in effects])) / denom)
+    u_ate = np.sum([w_l[i] * h.influence for i, h in enumerate(effects)], axis=0) / denom
+    return ate, u_ate
+
+
+def _horizons(gr: _Groups, effects: int, placebo: int, normalized: bool) -> list[_Horizon]:
+    """Every ``DID_l`` and placebo that can be estimated; a warning names the others."""
+    found: list[_Horizon] = []
+    missing: list[str] = []
+    for kind, horizons in (("effect", range(1, effects + 1)), ("placebo", range(1, placebo + 1))):
+        for ell in horizons:
+            h = _horizon(gr, kind, ell, normalized)
+            if h is None:
+                missing.append(f"event:{ell - 1}" if kind == "effect" else f"event:{-ell - 1}")
+            else:
+                found.append(h)
+    if missing:
+        warnings.warn(
+            f"No switcher has a control at {', '.join(missing)} (dCDH horizons beyond the "
+            "data or without not-yet-switched groups): those terms are not reported.",
+            stacklevel=4,
+        )
+    if not any(h.row["kind"] == "effect" for h in found):
+        raise EstimationError("No DID_l effect could be estimated (no switcher has a control).")
+    return found
+
+
 @scale_equivariant()
 def fit(
     panel: Panel,
@@ -209,252 +575,35 @@ def fit(
     check_fit_arguments(
         panel, outcome, alpha=alpha, n_jobs=n_jobs, rng=rng, estimator="chaisemartin"
     )
-    effects = check_int(effects, "effects", minimum=1)
-    placebo = check_int(placebo, "placebo", minimum=0)
-    switchers = check_choice(switchers, "switchers", ("both", "in", "out"))
-    normalized = check_bool(normalized, "normalized")
-    if weights is not None and weights not in panel.covariates:
-        raise SpecError(
-            f"Weight column {weights!r} is not a covariate of the panel (covariates: "
-            f"{list(panel.covariates)})."
-        )
-    if treatment is not None and treatment not in panel.covariates:
-        raise SpecError(
-            f"Treatment column {treatment!r} is not a covariate of the panel "
-            f"(covariates: {list(panel.covariates)}); build the panel with "
-            "chaisemartin.switching_panel(..., treatment=...)."
-        )
-    data = panel.data
-    periods = np.sort(data["time"].unique())
-    units = np.asarray(panel.units)
-    ywide = data.pivot(index="unit", columns="time", values=outcome).reindex(
-        index=units, columns=periods
+    effects, placebo, switchers, normalized = _check_options(
+        panel, treatment, weights, effects, placebo, switchers, normalized
     )
-    if treatment is None:
-        dvals = (data["time"] >= data["cohort"]).astype(float)
-        dwide = data.assign(_d=dvals).pivot(index="unit", columns="time", values="_d")
-    else:
-        dwide = data.pivot(index="unit", columns="time", values=treatment)
-    dwide = dwide.reindex(index=units, columns=periods)
-    clusters = None
-    if cluster is not None:
-        if cluster not in data.columns or cluster in ("unit", "time"):
-            raise SpecError(f"cluster={cluster!r} is not a covariate column of the panel.")
-        per = data.groupby("unit")[cluster].nunique()
-        if (per > 1).any():
-            raise SpecError(
-                f"Cluster column {cluster!r} varies within unit {_v(per.index[per > 1][0])!r}."
-            )
-        clusters = data.groupby("unit")[cluster].first().reindex(units).to_numpy()
-    D = dwide.to_numpy(float)
-    # a period without the treatment is a missing cell (weight 0), as in DIDmultiplegtDYN
-    Y = np.where(np.isfinite(D), ywide.to_numpy(float), np.nan)
-    n_t = len(periods)
-    tt = np.arange(1, n_t + 1)  # periods as 1..T, as the paper
-    seen = np.isfinite(D)
-    if not seen.any(axis=1).all():
-        u = units[~seen.any(axis=1)][0]
-        raise PanelError(f"Treatment {treatment!r} is missing in every period for unit {_v(u)!r}.")
-    first_seen = np.argmax(seen, axis=1)
-    last_seen = n_t - 1 - np.argmax(seen[:, ::-1], axis=1)
-    rows_g = np.arange(len(units))
-    d_sq = D[rows_g, first_seen]
-    changed = seen & (D != d_sq[:, None])
-    F = np.where(changed.any(axis=1), np.argmax(changed, axis=1) + 1.0, np.inf)
-    d_fg = np.where(
-        np.isfinite(F), D[rows_g, np.where(np.isfinite(F), F - 1, 0).astype(int)], np.nan
+    units, periods, Y, D, clusters = _wide(panel, outcome, treatment, cluster)
+    sw = _switches(D)
+    keep, n_bidirectional = _sample_rules(D, sw, switchers, treatment)
+    gr = _groups(
+        Y,
+        D,
+        lambda y: _cell_weights(panel, weights, y, keep, units, periods),
+        sw,
+        keep,
+        units,
+        clusters,
     )
-    S = np.where(np.isfinite(F), np.sign(d_fg - d_sq), 0.0)
-    # --- sample rules of DIDmultiplegtDYN
-    above = (seen & (D > d_sq[:, None])).any(axis=1)
-    below = (seen & (D < d_sq[:, None])).any(axis=1)
-    keep = ~(above & below)
-    n_bidirectional = int((~keep).sum())
-    if switchers == "in":
-        keep &= S >= 0
-    elif switchers == "out":
-        keep &= S <= 0
-    for v in np.unique(d_sq[keep]):
-        same = keep & (d_sq == v)
-        fg0 = np.where(np.isfinite(F[same]), F[same], 0.0)
-        if np.std(fg0) == 0:
-            keep &= ~same
-    if not (keep & (S != 0)).any():
-        raise EstimationError(
-            f"No switching group can be compared with a group of the same period-one "
-            f"treatment in {treatment!r} (switchers={switchers!r})."
-        )
-    Y, D, d_sq, F, d_fg, S = Y[keep], D[keep], d_sq[keep], F[keep], d_fg[keep], S[keep]
-    seen, last_seen = seen[keep], last_seen[keep]
-    # periods in which no never-switcher with the same status quo is observed are dropped
-    never_seen = pd.DataFrame(seen & np.isinf(F)[:, None]).groupby(d_sq).transform("max").to_numpy()
-    Y = np.where(never_seen, Y, np.nan)
-    groups = units[keep]
-    cl = clusters[keep] if clusters is not None else None
-    G = len(groups)
-    Fc = np.where(np.isfinite(F), F, last_seen + 2.0)
-    T_g = pd.Series(Fc).groupby(d_sq).transform("max").to_numpy() - 1
-    if weights is None:
-        wcell = np.ones_like(Y)
-    else:
-        wcell = (
-            data.pivot(index="unit", columns="time", values=weights)
-            .reindex(index=units, columns=periods)
-            .to_numpy(float)[keep]
-        )
-        bad_w = np.isfinite(Y) & ~(np.isfinite(wcell) & (wcell >= 0))
-        if bad_w.any():
-            r, c = np.argwhere(bad_w)[0]
-            raise PanelError(
-                f"Weight {weights!r} must be finite and >= 0; unit {_v(groups[r])!r}, period "
-                f"{_v(periods[c])!r} has {_v(wcell[r, c])!r}."
-            )
-    # group-period weights N_{g,t} (a missing outcome or treatment: 0)
-    w = np.where(np.isfinite(Y), np.nan_to_num(wcell), 0.0)
-
-    gi, ti = np.meshgrid(np.arange(G), np.arange(n_t), indexing="ij")
-    flat_t = tt[ti].ravel()
-    # cohorts of switchers (status quo, switch date, first new treatment) and of controls
-    # (period, status quo), as integer codes of the (group, period) cells
-    cell_keys = pd.DataFrame(
+    found = _horizons(gr, effects, placebo, normalized)
+    ate, u_ate = _average_total_effect([h for h in found if h.row["kind"] == "effect"])
+    G = len(gr.groups)
+    psi = np.column_stack([u_ate, *(h.influence / h.row["_scale"] for h in found)])
+    vcov, se = influence_vcov(psi, gr.cl, n=G)
+    effects_df = pd.DataFrame([h.row for h in found])
+    effects_df["se"] = se[1:]
+    terms = pd.DataFrame(
         {
-            "d_sq": d_sq[gi].ravel(),
-            "F": Fc[gi].ravel(),
-            "d_fg": np.nan_to_num(d_fg, nan=-1e300)[gi].ravel(),
-            "t": flat_t,
+            "term": ["att", *effects_df["term"]],
+            "estimate": [ate, *effects_df["estimate"]],
+            "se": se,
         }
     )
-    codes_s = cell_keys.groupby(["d_sq", "F", "d_fg"], sort=False).ngroup().to_numpy()
-    codes_c = cell_keys.groupby(["t", "d_sq"], sort=False).ngroup().to_numpy()
-    cl_rows = pd.factorize(cl[gi].ravel())[0] if cl is not None else gi.ravel()
-
-    rows: list[dict[str, Any]] = []
-    infl: list[np.ndarray] = []
-    names: list[str] = []
-    eff_unnorm: dict[int, tuple[float, np.ndarray, float, float]] = {}
-    missing: list[str] = []
-    for kind, horizons in (("effect", range(1, effects + 1)), ("placebo", range(1, placebo + 1))):
-        for ell in horizons:
-            diff = np.full((G, n_t), np.nan)
-            if kind == "effect":
-                diff[:, ell:] = Y[:, ell:] - Y[:, :-ell]
-            elif 2 * ell < n_t:
-                diff[:, 2 * ell :] = Y[:, : n_t - 2 * ell] - Y[:, ell : n_t - ell]
-            ok = np.isfinite(diff)
-            never = (Fc[:, None] > tt[None, :]) & ok
-            n_control = pd.DataFrame(w * never).groupby(d_sq).transform("sum").to_numpy()
-            target = tt[None, :] == (F[:, None] - 1 + ell)
-            dist = target & ok & (n_control > 0) & (S != 0)[:, None]
-            n_treated = pd.DataFrame(w * dist).groupby(d_sq).transform("sum").to_numpy()
-            n_s = float((w * dist).sum())
-            term = f"event:{ell - 1}" if kind == "effect" else f"event:{-ell - 1}"
-            if n_s == 0:
-                missing.append(term)
-                continue
-            ratio = np.where(n_control > 0, n_treated / np.where(n_control > 0, n_control, 1), 0.0)
-            coef = w * (dist.astype(float) - ratio * never)
-            dz = np.where(ok, diff, 0.0)
-            # sign: switchers out enter with S_g = -1 (dCDH eq. 4)
-            sgn = np.where(S != 0, S, 1.0)[:, None]
-            # controls of a switcher-out cell carry that cell's sign through n_treated
-            coef_signed = w * (
-                dist * sgn - _signed_ratio(w, dist, S, never, d_sq, n_control) * never
-            )
-            u_point = (G / n_s) * (coef_signed * dz).sum(axis=1)
-            est = float(u_point.sum() / G)
-            # variance: cohort-demeaned changes with degrees-of-freedom scaling
-            sw_rows = dist.ravel()
-            ct_rows = never.ravel()
-            wd = (dz * w).ravel()
-            wr = w.ravel()
-            m_s, dof_s = _cohort_stats(codes_s, sw_rows, wd, wr, cl_rows)
-            m_c, dof_c = _cohort_stats(codes_c, ct_rows, wd, wr, cl_rows)
-            m_u, dof_u = _cohort_stats(codes_c, sw_rows | ct_rows, wd, wr, cl_rows)
-            at_t = target.ravel()
-            before = (tt[None, :] < F[:, None]).ravel()
-            s9, c9, u9 = (np.nan_to_num(x, nan=9999.0) for x in (dof_s, dof_c, dof_u))
-            use_s = at_t & (s9 >= 2)
-            use_c = before & (c9 >= 2)
-            use_u = (u9 >= 2) & ((at_t & (s9 == 1)) | (before & (c9 == 1)))
-            e_hat = np.select([use_s, use_c, use_u], [m_s, m_c, m_u], 0.0)
-            e_hat = np.nan_to_num(e_hat)
-            scale = np.select(
-                [
-                    at_t & (s9 > 1),
-                    before & (c9 > 1),
-                    (at_t & (s9 == 1) | before & (c9 == 1)) & (u9 >= 2),
-                ],
-                [
-                    np.sqrt(s9 / np.maximum(s9 - 1, 1)),
-                    np.sqrt(c9 / np.maximum(c9 - 1, 1)),
-                    np.sqrt(u9 / np.maximum(u9 - 1, 1)),
-                ],
-                1.0,
-            ).reshape(G, n_t)
-            window = (
-                (tt[None, :] >= ell + 1)
-                & (tt[None, :] <= T_g[:, None])
-                & ((T_g - 1) >= ell)[:, None]
-            )
-            u_var = (G / n_s) * (window * coef_signed * scale * (dz - e_hat.reshape(G, n_t))).sum(
-                axis=1
-            )
-            del coef
-            # cumulative and per-period treatment change of this horizon's switchers
-            sw_g = dist.any(axis=1)
-            cum = np.array(
-                [
-                    np.sum(D[g, int(F[g]) - 1 : int(F[g]) - 1 + ell] - d_sq[g]) if sw_g[g] else 0.0
-                    for g in range(G)
-                ]
-            )
-            wg = (w * dist).sum(axis=1)
-            delta_cum = float(np.sum(wg * S * cum) / wg.sum())
-            per = np.array(
-                [D[g, int(F[g]) - 2 + ell] - d_sq[g] if sw_g[g] else 0.0 for g in range(G)]
-            )
-            delta_l = float(np.sum(wg * S * per) / wg.sum())
-            if kind == "effect":
-                eff_unnorm[ell] = (est, u_var, n_s, delta_l)
-            scale_n = delta_cum if normalized and delta_cum != 0 else 1.0
-            rows.append(
-                {
-                    "kind": kind,
-                    "horizon": ell,
-                    "term": term,
-                    "estimate": est / scale_n,
-                    "n_switchers": int(sw_g.sum()),
-                    "delta_d": delta_cum,
-                }
-            )
-            infl.append(u_var / scale_n)
-            names.append(term)
-    if missing:
-        warnings.warn(
-            f"No switcher has a control at {', '.join(missing)} (dCDH horizons beyond the "
-            "data or without not-yet-switched groups): those terms are not reported.",
-            stacklevel=2,
-        )
-    if not eff_unnorm:
-        raise EstimationError("No DID_l effect could be estimated (no switcher has a control).")
-    # average total effect (dCDH Section 3.4)
-    n_l = np.array([v[2] for v in eff_unnorm.values()])
-    w_l = n_l / n_l.sum()
-    denom = float(np.sum(w_l * np.array([v[3] for v in eff_unnorm.values()])))
-    if denom == 0:
-        raise EstimationError(
-            "The switchers' average treatment change is zero: no average total effect."
-        )
-    ate = float(np.sum(w_l * np.array([v[0] for v in eff_unnorm.values()])) / denom)
-    u_ate = np.sum([w_l[i] * v[1] for i, v in enumerate(eff_unnorm.values())], axis=0) / denom
-    psi = np.column_stack([u_ate, *infl])
-    meat_src = psi if cl is None else pd.DataFrame(psi).groupby(cl).sum().to_numpy()
-    vcov = meat_src.T @ meat_src / G**2
-    se = np.sqrt(np.diag(vcov))
-    effects_df = pd.DataFrame(rows)
-    effects_df["se"] = se[1:]
-    order = ["att", *names]
-    terms = pd.DataFrame({"term": order, "estimate": [ate, *effects_df["estimate"]], "se": se})
     info: dict[str, Any] = {
         "treatment": treatment if treatment is not None else "1{t >= cohort}",
         "switchers": switchers,
@@ -462,7 +611,7 @@ def fit(
         "cluster": cluster,
         "weights": weights,
         "n_groups": G,
-        "n_switchers": int((S != 0).sum()),
+        "n_switchers": int((gr.S != 0).sum()),
         "n_dropped_bidirectional": n_bidirectional,
         "n_dropped_total": int(len(units) - G),
         "se_type": "dCDH cohort-demeaned influence function",
@@ -473,13 +622,13 @@ def fit(
         terms=terms,
         main_term="att",
         n_units=G,
-        n_obs=int(np.isfinite(Y).sum()),
+        n_obs=int(np.isfinite(gr.Y).sum()),
         vcov=vcov,
         info=info,
         alpha=alpha,
         effects=effects_df[["kind", "horizon", "term", "estimate", "se", "n_switchers", "delta_d"]],
         influence=psi,
-        groups=groups,
+        groups=gr.groups,
     )
 
 

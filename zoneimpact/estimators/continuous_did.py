@@ -34,6 +34,18 @@ omits), cell weights taken as fixed as diff-diff does. Pointwise SEs are analyti
 influence functions (Rademacher or Mammen weights; sup-t critical value, CGBS Section
 4.3 / CS 2021 Algorithm 1), drawn with :func:`zoneimpact.inference.bootstrap.multiplier_draws`.
 
+**Weights** (``weights``; analytic or sampling weights ``w_i``, constant within unit, as
+diff-diff's ``ContinuousDiD`` with ``SurveyDesign(weights=...)``): the comparison mean
+and ``ATT^o`` are weighted means, the sieve is weighted least squares
+(``beta = (Psi' W Psi)^{-1} Psi' W dY~``), ``ACRT^o`` the weighted mean of ``ACRT(D_i)``,
+a cohort's share (and an event-time cell's) is its weight mass, and every influence
+function carries ``w_i`` over the weight mass of its group (treated or comparison) in
+place of ``1/n``, so the SEs and the uniform bands are those of the weighted estimator.
+diff-diff's survey SEs multiply these influence functions by ``w_i`` once more (see
+``tests/test_continuous_did.py`` and ``benchmarks/mc_dose_weights.py``). Knots and the
+default grid stay the unweighted dose quantiles, as in diff-diff. Multiplying every
+weight by a constant changes nothing; integer weights equal duplicated units.
+
 Input
 -----
 A :class:`~zoneimpact.panel.Panel` whose cohort gives each unit's first treated period and
@@ -46,7 +58,7 @@ B-spline design comes from :class:`scipy.interpolate.BSpline`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -56,19 +68,16 @@ from scipy.interpolate import BSpline
 from ..errors import EstimationError, PanelError, SpecError
 from ..inference.bootstrap import multiplier_draws, sup_t_critical
 from ..panel import Panel, _v
-from ..results import (
-    EstimationResult,
-    check_choice,
-    check_fit_arguments,
-    check_int,
-)
+from ..results import check_choice, check_fit_arguments, check_int
+from ._influence_results import TablesResult, covariate_column, influence_vcov
 from ._scale import scale_equivariant
+from ._weights import check_weight_name, unit_weights
 
 __all__ = ["ContinuousDiDResult", "bspline_basis", "fit"]
 
 
 @dataclass(frozen=True)
-class ContinuousDiDResult(EstimationResult):
+class ContinuousDiDResult(TablesResult):
     """Result of :func:`fit`.
 
     Attributes
@@ -85,12 +94,70 @@ class ContinuousDiDResult(EstimationResult):
         "dose_response": {"dose": 0, "*": 1},
         "cells": {"att": 1, "acrt": 1},
     }
+    ARTIFACTS: ClassVar[tuple[str, ...]] = ("dose_response", "cells")
 
     dose_response: pd.DataFrame = field(default_factory=pd.DataFrame)
     cells: pd.DataFrame = field(default_factory=pd.DataFrame)
 
-    def artifacts(self) -> dict[str, pd.DataFrame]:
-        return {"dose_response": self.dose_response, "cells": self.cells}
+
+class _Doses(NamedTuple):
+    """The panel as unit-level arrays (units in ``panel.units`` order)."""
+
+    units: np.ndarray
+    dose: np.ndarray  # per unit; 0 for never-treated units
+    cohort: np.ndarray  # per unit; inf for never-treated units
+    treated: np.ndarray
+    y: np.ndarray  # units x periods
+    periods: np.ndarray
+    col: dict[int, int]  # period -> column of y
+    w: np.ndarray | None  # unit weights normalised to mean one; None: unweighted
+
+
+class _Sieve(NamedTuple):
+    """The B-spline sieve (CGBS Section 4.1) and its evaluation on the dose grid."""
+
+    knots: np.ndarray
+    degree: int
+    num_knots: int
+    grid: np.ndarray
+    psi_grid: np.ndarray
+    dpsi_grid: np.ndarray
+    single_dose: bool
+
+
+class _CellFit(NamedTuple):
+    """One (g, t) cell: its estimates and the influence functions of ATT^o, ACRT^o,
+    ATT(d) and ACRT(d) on the contribution scale (``se = sqrt(sum psi^2)``)."""
+
+    row: dict[str, Any]
+    if_att_o: np.ndarray
+    if_acrt_o: np.ndarray
+    if_att_d: np.ndarray
+    if_acrt_d: np.ndarray
+
+
+# ------------------------------------------------------------- weighted arithmetic
+# Unweighted (w None) every helper runs the plain numpy expression, so that results
+# without weights are bit-identical to the unweighted estimator.
+def _mean(x: np.ndarray, w: np.ndarray | None) -> Any:
+    """Mean over the first axis, weighted by ``w``."""
+    return x.mean(axis=0) if w is None else np.average(x, axis=0, weights=w)
+
+
+def _times(w: np.ndarray | None, x: np.ndarray) -> np.ndarray:
+    """``w_i x_i`` row by row (``x`` unchanged without weights)."""
+    if w is None:
+        return x
+    return x * (w[:, None] if x.ndim == 2 else w)
+
+
+def _mass(mask: np.ndarray, w: np.ndarray | None) -> Any:
+    """Number (without weights: an int) or weight mass of the units in ``mask``."""
+    return int(mask.sum()) if w is None else float(w[mask].sum())
+
+
+def _sub(w: np.ndarray | None, mask: np.ndarray) -> np.ndarray | None:
+    return None if w is None else w[mask]
 
 
 def bspline_basis(x: np.ndarray, knots: np.ndarray, degree: int) -> tuple[np.ndarray, np.ndarray]:
@@ -110,50 +177,330 @@ def bspline_basis(x: np.ndarray, knots: np.ndarray, degree: int) -> tuple[np.nda
     return np.hstack([ones, design[:, 1:]]), np.hstack([0 * ones, deriv[:, 1:]])
 
 
+def _comparison(
+    gvec: np.ndarray, treated: np.ndarray, g: float, t: float, cg: str, anticipation: int
+) -> np.ndarray:
+    """Comparison units of cohort ``g`` in period ``t``: never treated, or also not yet
+    treated by ``t + anticipation`` (CGBS Section 3, contdid's ``control_group``)."""
+    if cg == "never_treated":
+        return ~treated
+    return ~treated | ((gvec > t + anticipation) & (gvec != g))
+
+
 def _event_study(
-    y: np.ndarray,
-    gvec: np.ndarray,
-    treated: np.ndarray,
-    periods: np.ndarray,
-    col: dict[int, int],
-    cg: str,
-    anticipation: int,
+    data: _Doses, cg: str, anticipation: int
 ) -> tuple[dict[int, float], dict[int, np.ndarray]]:
-    """Binarised ATT^o by event time with its influence function (contribution scale)."""
+    """Binarised ATT^o by event time with its influence function (contribution scale);
+    cells weighted by their treated units (weight mass with weights)."""
+    gvec, periods, col, w = data.cohort, data.periods, data.col, data.w
     n = len(gvec)
-    by_e: dict[int, list[tuple[float, np.ndarray, int]]] = {}
-    for g in np.unique(gvec[treated]):
+    by_e: dict[int, list[tuple[float, np.ndarray, Any]]] = {}
+    for g in np.unique(gvec[data.treated]):
         for i, t in enumerate(periods):
             post = t >= g - anticipation
             base = g - 1 - anticipation if post else (periods[i - 1] if i > 0 else None)
             if base is None or int(base) not in col or int(t) == int(base):
                 continue
-            tr = gvec == g
-            ctrl = (
-                ~treated
-                if cg == "never_treated"
-                else (~treated | ((gvec > t + anticipation) & (gvec != g)))
-            )
-            dy = y[:, col[int(t)]] - y[:, col[int(base)]]
+            dy = data.y[:, col[int(t)]] - data.y[:, col[int(base)]]
             ok = np.isfinite(dy)
-            tr, ctrl = tr & ok, ctrl & ok
-            n1, n0 = int(tr.sum()), int(ctrl.sum())
-            if n1 == 0 or n0 == 0:
+            tr = (gvec == g) & ok
+            ctrl = _comparison(gvec, data.treated, g, t, cg, anticipation) & ok
+            if not tr.any() or not ctrl.any():
                 continue
+            n1, n0 = _mass(tr, w), _mass(ctrl, w)
+            m1, m0 = _mean(dy[tr], _sub(w, tr)), _mean(dy[ctrl], _sub(w, ctrl))
             psi = np.zeros(n)
-            psi[tr] = (dy[tr] - dy[tr].mean()) / n1
-            psi[ctrl] = -(dy[ctrl] - dy[ctrl].mean()) / n0
-            by_e.setdefault(int(t - g), []).append(
-                (float(dy[tr].mean() - dy[ctrl].mean()), psi, n1)
-            )
+            psi[tr] = _times(_sub(w, tr), dy[tr] - m1) / n1
+            psi[ctrl] = -_times(_sub(w, ctrl), dy[ctrl] - m0) / n0
+            by_e.setdefault(int(t - g), []).append((float(m1 - m0), psi, n1))
     est: dict[int, float] = {}
     inf: dict[int, np.ndarray] = {}
     for e in sorted(by_e):
-        w = np.array([c[2] for c in by_e[e]], dtype=float)
-        w /= w.sum()
-        est[e] = float(sum(wi * c[0] for wi, c in zip(w, by_e[e], strict=True)))
-        inf[e] = np.sum([wi * c[1] for wi, c in zip(w, by_e[e], strict=True)], axis=0)
+        share = np.array([c[2] for c in by_e[e]], dtype=float)
+        share /= share.sum()
+        est[e] = float(sum(wi * c[0] for wi, c in zip(share, by_e[e], strict=True)))
+        inf[e] = np.sum([wi * c[1] for wi, c in zip(share, by_e[e], strict=True)], axis=0)
     return est, inf
+
+
+# ------------------------------------------------------------------- the steps
+def _unit_arrays(panel: Panel, outcome: str, dose: str | None, weights: str | None) -> _Doses:
+    """Doses, cohorts, outcomes and weights per unit; refuses doses that vary within a
+    unit, that are not > 0 for treated units or not 0 for never-treated units."""
+    data = panel.data
+    if dose is None:
+        data = data.assign(_dose=np.isfinite(data["cohort"]).astype(float))
+    dcol = dose if dose is not None else "_dose"
+    per_unit = data.groupby("unit")[dcol].agg(["min", "max"])
+    varies = per_unit.index[(per_unit["min"] != per_unit["max"]).to_numpy()]
+    if len(varies):
+        raise PanelError(
+            f"Dose {dose!r} varies within unit {_v(varies[0])!r}; CGBS doses are time-invariant."
+        )
+    units = np.asarray(panel.units)
+    dvec = per_unit["min"].reindex(units).to_numpy(float)
+    gvec = panel.unit_cohort.reindex(units).to_numpy(float)
+    treated = np.isfinite(gvec)
+    bad = (treated & ~(dvec > 0)) | (~treated & (dvec != 0))
+    if bad.any() or not np.isfinite(dvec).all():
+        i = int(np.flatnonzero(bad | ~np.isfinite(dvec))[0])
+        raise PanelError(
+            f"Dose {dose!r} of unit {_v(units[i])!r} is {_v(dvec[i])!r} with cohort "
+            f"{'never' if not treated[i] else int(gvec[i])}: treated units need a dose > 0 "
+            "and never-treated units a dose of 0."
+        )
+    w = None
+    if weights is not None:
+        w = unit_weights(panel.data, weights, units)
+        w = w / w.mean()
+    periods = np.asarray(panel.periods)
+    return _Doses(
+        units=units,
+        dose=dvec,
+        cohort=gvec,
+        treated=treated,
+        y=panel.wide(outcome).reindex(units).to_numpy(float),
+        periods=periods,
+        col={int(p): i for i, p in enumerate(periods)},
+        w=w,
+    )
+
+
+def _sieve(
+    doses_t: np.ndarray, degree: int, num_knots: int, dose_grid: list[float] | None
+) -> _Sieve:
+    """Knots at the treated-dose quantiles, boundary knots at the extreme doses, and the
+    dose grid (default: treated-dose percentiles 10..99, as contdid)."""
+    single_dose = bool(doses_t.min() == doses_t.max())
+    if single_dose:
+        # one dose (a binary treatment): the sieve is the intercept, ACRT is not identified
+        degree, num_knots = 0, 0
+    inner = (
+        np.quantile(doses_t, np.linspace(0, 1, num_knots + 2)[1:-1]) if num_knots else np.array([])
+    )
+    knots = np.concatenate(
+        [np.repeat(doses_t.min(), degree + 1), inner, np.repeat(doses_t.max(), degree + 1)]
+    )
+    if dose_grid is not None:
+        grid = np.asarray(dose_grid, dtype=float)
+    elif single_dose:
+        grid = doses_t[:1]
+    else:
+        grid = np.quantile(doses_t, np.arange(0.10, 0.995, 0.01))
+    if grid.ndim != 1 or grid.size == 0 or not np.all(np.isfinite(grid)):
+        raise SpecError(
+            f"dose_grid must be a non-empty list of finite doses; received {dose_grid!r}."
+        )
+    psi_grid, dpsi_grid = bspline_basis(grid, knots, degree)
+    return _Sieve(knots, degree, num_knots, grid, psi_grid, dpsi_grid, single_dose)
+
+
+def _post_cells(data: _Doses, anticipation: int) -> list[tuple[float, int, int]]:
+    """(cohort, period, base period) of every post-treatment cell with its base period
+    ``g - 1 - anticipation`` inside the data."""
+    cells = []
+    for g in np.sort(np.unique(data.cohort[data.treated])):
+        base = g - 1 - anticipation
+        if int(base) not in data.col:
+            continue
+        for t in data.periods[data.periods >= g - anticipation]:
+            cells.append((float(g), int(t), int(base)))
+    if not cells:
+        raise EstimationError("No cohort has a base period inside the data: nothing to estimate.")
+    return cells
+
+
+def _cell_fit(
+    data: _Doses, sieve: _Sieve, cell: tuple[float, int, int], cg: str, anticipation: int
+) -> _CellFit | None:
+    """ATT_{g,t}(d), ACRT_{g,t}(d), ATT^o and ACRT^o of one cell (CGBS Section 4.1) with
+    their influence functions; None when the sieve is not identified in the cell."""
+    g, t, b = cell
+    n = len(data.cohort)
+    dy = data.y[:, data.col[t]] - data.y[:, data.col[b]]
+    ok = np.isfinite(dy)
+    tr = (data.cohort == g) & ok
+    ctrl = _comparison(data.cohort, data.treated, g, t, cg, anticipation) & ok
+    n1, n0 = int(tr.sum()), int(ctrl.sum())
+    psi, dpsi = bspline_basis(data.dose[tr], sieve.knots, sieve.degree)
+    if n0 == 0 or n1 <= psi.shape[1]:
+        return None
+    w1, w0 = _sub(data.w, tr), _sub(data.w, ctrl)
+    mass1, mass0 = _mass(tr, data.w), _mass(ctrl, data.w)
+    mu0 = _mean(dy[ctrl], w0)
+    dty = dy[tr] - mu0
+    m = psi.T @ _times(w1, psi) / mass1
+    if np.linalg.cond(m) > 1 / np.finfo(float).eps:
+        return None
+    beta = np.linalg.solve(m, psi.T @ _times(w1, dty) / mass1)
+    resid = dty - psi @ beta
+    acrt_i = dpsi @ beta
+    att_o, acrt_o = float(_mean(dty, w1)), float(_mean(acrt_i, w1))
+    # linear representation of beta: treated i -> M^{-1} psi_i w_i e_i / W1;
+    # control j -> -M^{-1} psibar w_j (dY_j - mu0) / W0 (beta moves with the comparison mean)
+    minv = np.linalg.inv(m)
+    b_tr = (psi * _times(w1, resid)[:, None]) @ minv / mass1
+    b_ct = -np.outer(_times(w0, dy[ctrl] - mu0), minv @ _mean(psi, w1)) / mass0
+    k = len(sieve.grid)
+    if_att_d, if_acrt_d = np.zeros((n, k)), np.zeros((n, k))
+    if_att_d[tr], if_att_d[ctrl] = b_tr @ sieve.psi_grid.T, b_ct @ sieve.psi_grid.T
+    if_acrt_d[tr], if_acrt_d[ctrl] = b_tr @ sieve.dpsi_grid.T, b_ct @ sieve.dpsi_grid.T
+    dbar = _mean(dpsi, w1)
+    if_att_o, if_acrt_o = np.zeros(n), np.zeros(n)
+    if_att_o[tr] = _times(w1, dy[tr] - _mean(dy[tr], w1)) / mass1
+    if_att_o[ctrl] = -_times(w0, dy[ctrl] - mu0) / mass0
+    if_acrt_o[tr] = b_tr @ dbar + _times(w1, acrt_i - acrt_o) / mass1
+    if_acrt_o[ctrl] = b_ct @ dbar
+    row = {
+        "cohort": int(g),
+        "time": t,
+        "att": att_o,
+        "acrt": acrt_o,
+        "n_treated": n1,
+        "n_control": n0,
+        "_mass": mass1,
+        "_att_d": sieve.psi_grid @ beta,
+        "_acrt_d": sieve.dpsi_grid @ beta,
+    }
+    return _CellFit(row, if_att_o, if_acrt_o, if_att_d, if_acrt_d)
+
+
+def _aggregate(fits: list[_CellFit]) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """The aggregation of contdid: cohort ``g`` gets its share of treated units (weight mass
+    with weights), split equally among its post-treatment cells. Returns the cells, the
+    estimates (ATT^o, ACRT^o, ATT(d), ACRT(d)) and their influence functions."""
+    cell_df = pd.DataFrame([f.row for f in fits])
+    n_g = cell_df.groupby("cohort")["_mass"].transform("first").to_numpy(float)
+    first_n = cell_df.groupby("cohort")["_mass"].first()
+    n_cells_g = cell_df.groupby("cohort")["time"].transform("size").to_numpy(float)
+    weight = n_g / first_n.sum() / n_cells_g
+    cell_df["weight"] = weight
+    att_o = float(weight @ cell_df["att"])
+    acrt_o = float(weight @ cell_df["acrt"])
+    att_d = np.sum([w * r for w, r in zip(weight, cell_df["_att_d"], strict=True)], axis=0)
+    acrt_d = np.sum([w * r for w, r in zip(weight, cell_df["_acrt_d"], strict=True)], axis=0)
+    psi_all = np.column_stack(
+        [sum(w * f[j] for w, f in zip(weight, fits, strict=True)) for j in range(1, 5)]
+    )
+    return cell_df, np.concatenate([[att_o, acrt_o], att_d, acrt_d]), psi_all
+
+
+def _critical_values(
+    psi_all: np.ndarray,
+    se: np.ndarray,
+    k: int,
+    *,
+    alpha: float,
+    n_boot: int,
+    rng: np.random.Generator | None,
+    n_jobs: int,
+    boot_weights: Literal["rademacher", "mammen"],
+) -> tuple[float, float, float]:
+    """Pointwise ``z`` and the sup-t critical values of the ATT(d) and ACRT(d) bands by the
+    multiplier bootstrap of the influence functions (CGBS Section 4.3)."""
+    z = stats.norm.ppf(1 - alpha / 2)
+    crit_att = crit_acrt = z
+    if n_boot > 0:
+        draws = multiplier_draws(
+            psi_all * len(psi_all), n_boot=n_boot, rng=rng, n_jobs=n_jobs, weights=boot_weights
+        )
+        crit_att = max(z, sup_t_critical(draws[:, 2 : 2 + k], se[2 : 2 + k], alpha))
+        crit_acrt = max(z, sup_t_critical(draws[:, 2 + k :], se[2 + k :], alpha))
+    return z, crit_att, crit_acrt
+
+
+def _terms(
+    data: _Doses,
+    sieve: _Sieve,
+    est: np.ndarray,
+    psi_all: np.ndarray,
+    opt: dict[str, Any],
+    *,
+    alpha: float,
+    rng: np.random.Generator | None,
+    n_jobs: int,
+) -> tuple[pd.DataFrame, np.ndarray, float, float]:
+    """Terms (ATT^o, ACRT^o, the curves, the event study) with SEs and bands, their
+    covariance and the sup-t critical values of the two curves."""
+    k = len(sieve.grid)
+    est = est.copy()
+    vcov, se = influence_vcov(psi_all)
+    if sieve.single_dose:
+        acrt_cols = np.r_[1, np.arange(2 + k, 2 + 2 * k)]
+        est[acrt_cols] = np.nan
+        se[acrt_cols] = np.nan
+    z, crit_att, crit_acrt = _critical_values(
+        psi_all,
+        se,
+        k,
+        alpha=alpha,
+        n_boot=0 if sieve.single_dose else opt["n_boot"],
+        rng=rng,
+        n_jobs=n_jobs,
+        boot_weights=opt["boot_weights"],
+    )
+    names = ["att", "acrt"] + [f"att_d:{i}" for i in range(k)] + [f"acrt_d:{i}" for i in range(k)]
+    crit = np.concatenate([[z, z], np.full(k, crit_att), np.full(k, crit_acrt)])
+    # event study of the binarised ATT^o (contdid aggregation="eventstudy"): every (g, t)
+    # cell, pre-periods against the period before, weighted by treated units per cell
+    ev_est, ev_if = _event_study(data, opt["cg"], opt["anticipation"])
+    if ev_est:
+        ev_psi = np.column_stack([ev_if[e] for e in ev_est])
+        names += [f"event:{e}" for e in ev_est]
+        est = np.concatenate([est, list(ev_est.values())])
+        se = np.concatenate([se, np.sqrt(np.einsum("ij,ij->j", ev_psi, ev_psi))])
+        crit = np.concatenate([crit, np.full(len(ev_est), z)])
+        vcov = influence_vcov(np.column_stack([psi_all, ev_psi]))[0]
+    terms = pd.DataFrame(
+        {
+            "term": names,
+            "estimate": est,
+            "se": se,
+            "band_low": est - crit * se,
+            "band_high": est + crit * se,
+        }
+    )
+    return terms, vcov, crit_att, crit_acrt
+
+
+def _dose_response(grid: np.ndarray, terms: pd.DataFrame, acrt_d: np.ndarray) -> pd.DataFrame:
+    """The curves on the grid from the ``att_d:<k>``/``acrt_d:<k>`` rows of ``terms``."""
+    k = len(grid)
+    att, acrt = slice(2, 2 + k), slice(2 + k, 2 + 2 * k)
+    se, low, high = (terms[c].to_numpy() for c in ("se", "band_low", "band_high"))
+    return pd.DataFrame(
+        {
+            "dose": grid,
+            "att": terms["estimate"].to_numpy()[att],
+            "att_se": se[att],
+            "att_band_low": low[att],
+            "att_band_high": high[att],
+            "acrt": acrt_d,
+            "acrt_se": se[acrt],
+            "acrt_band_low": low[acrt],
+            "acrt_band_high": high[acrt],
+        }
+    )
+
+
+def _check_options(
+    panel: Panel, dose: str | None, weights: str | None, **options: Any
+) -> dict[str, Any]:
+    """The options of :func:`fit`, checked once."""
+    covariate_column(panel, dose, "Dose", "; add it to covariates= when building the Panel")
+    check_weight_name(panel, weights)
+    return {
+        "degree": check_int(options["degree"], "degree", minimum=1, maximum=10),
+        "num_knots": check_int(options["num_knots"], "num_knots", minimum=0, maximum=50),
+        "anticipation": check_int(options["anticipation"], "anticipation", minimum=0),
+        "n_boot": check_int(options["n_boot"], "n_boot", minimum=0),
+        "cg": check_choice(
+            options["control_group"], "control_group", ("never_treated", "not_yet_treated")
+        ),
+        "boot_weights": check_choice(
+            options["boot_weights"], "boot_weights", ("rademacher", "mammen")
+        ),
+    }
 
 
 @scale_equivariant()
@@ -172,6 +519,7 @@ def fit(
     anticipation: int = 0,
     n_boot: int = 999,
     boot_weights: Literal["rademacher", "mammen"] = "rademacher",
+    weights: str | None = None,
 ) -> ContinuousDiDResult:
     """ATT(d) and ACRT(d) dose-response curves with uniform bands (CGBS 2024).
 
@@ -197,6 +545,11 @@ def fit(
         Multiplier-bootstrap draws for the uniform bands (0: pointwise only).
     boot_weights : {"rademacher", "mammen"}
         Multiplier distribution.
+    weights : str, optional
+        Column of analytic or sampling weights, positive and constant within unit (e.g.
+        the base-year population); they weight the comparison means, the sieve
+        regressions, the cohort shares and the influence functions (see the module
+        docstring). A weight that varies within a unit is an error.
 
     Returns
     -------
@@ -209,220 +562,47 @@ def fit(
     check_fit_arguments(
         panel, outcome, alpha=alpha, n_jobs=n_jobs, rng=rng, estimator="continuous_did"
     )
-    degree = check_int(degree, "degree", minimum=1, maximum=10)
-    num_knots = check_int(num_knots, "num_knots", minimum=0, maximum=50)
-    anticipation = check_int(anticipation, "anticipation", minimum=0)
-    n_boot = check_int(n_boot, "n_boot", minimum=0)
-    cg = check_choice(control_group, "control_group", ("never_treated", "not_yet_treated"))
-    boot_weights = check_choice(boot_weights, "boot_weights", ("rademacher", "mammen"))
-    if dose is not None and dose not in panel.covariates:
-        raise SpecError(
-            f"Dose column {dose!r} is not a covariate of the panel (covariates: "
-            f"{list(panel.covariates)}); add it to covariates= when building the Panel."
-        )
-    data = panel.data
-    if dose is None:
-        data = data.assign(_dose=np.isfinite(data["cohort"]).astype(float))
-    dcol = dose if dose is not None else "_dose"
-    per_unit = data.groupby("unit")[dcol].agg(["min", "max"])
-    varies = per_unit.index[(per_unit["min"] != per_unit["max"]).to_numpy()]
-    if len(varies):
-        raise PanelError(
-            f"Dose {dose!r} varies within unit {_v(varies[0])!r}; CGBS doses are time-invariant."
-        )
-    units = np.asarray(panel.units)
-    dvec = per_unit["min"].reindex(units).to_numpy(float)
-    gvec = panel.unit_cohort.reindex(units).to_numpy(float)
-    treated = np.isfinite(gvec)
-    bad = (treated & ~(dvec > 0)) | (~treated & (dvec != 0))
-    if bad.any() or not np.isfinite(dvec).all():
-        i = int(np.flatnonzero(bad | ~np.isfinite(dvec))[0])
-        raise PanelError(
-            f"Dose {dose!r} of unit {_v(units[i])!r} is {_v(dvec[i])!r} with cohort "
-            f"{'never' if not treated[i] else int(gvec[i])}: treated units need a dose > 0 "
-            "and never-treated units a dose of 0."
-        )
-    y = panel.wide(outcome).reindex(units).to_numpy(float)
-    periods = np.asarray(panel.periods)
-    col = {int(p): i for i, p in enumerate(periods)}
-    n = len(units)
-    doses_t = dvec[treated]
-    single_dose = bool(doses_t.min() == doses_t.max())
-    if single_dose:
-        # one dose (a binary treatment): the sieve is the intercept, ACRT is not identified
-        degree, num_knots = 0, 0
-    inner = (
-        np.quantile(doses_t, np.linspace(0, 1, num_knots + 2)[1:-1]) if num_knots else np.array([])
+    opt = _check_options(
+        panel,
+        dose,
+        weights,
+        degree=degree,
+        num_knots=num_knots,
+        anticipation=anticipation,
+        n_boot=n_boot,
+        control_group=control_group,
+        boot_weights=boot_weights,
     )
-    knots = np.concatenate(
-        [np.repeat(doses_t.min(), degree + 1), inner, np.repeat(doses_t.max(), degree + 1)]
-    )
-    if dose_grid is not None:
-        grid = np.asarray(dose_grid, dtype=float)
-    elif single_dose:
-        grid = doses_t[:1]
-    else:
-        grid = np.quantile(doses_t, np.arange(0.10, 0.995, 0.01))
-    if grid.ndim != 1 or grid.size == 0 or not np.all(np.isfinite(grid)):
-        raise SpecError(
-            f"dose_grid must be a non-empty list of finite doses; received {dose_grid!r}."
-        )
-    psi_grid, dpsi_grid = bspline_basis(grid, knots, degree)
-    cohorts = np.sort(np.unique(gvec[treated]))
-    cells = []
-    for g in cohorts:
-        base = g - 1 - anticipation
-        if int(base) not in col:
-            continue
-        for t in periods[periods >= g - anticipation]:
-            cells.append((float(g), int(t), int(base)))
-    if not cells:
-        raise EstimationError("No cohort has a base period inside the data: nothing to estimate.")
-    rows = []
-    # influence functions (contribution scale: se = sqrt(sum psi^2)) of each cell's pieces
-    cell_if: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
-    for g, t, b in cells:
-        tr = gvec == g
-        ctrl = (
-            ~treated
-            if cg == "never_treated"
-            else (~treated | ((gvec > t + anticipation) & (gvec != g)))
-        )
-        dy = y[:, col[t]] - y[:, col[b]]
-        ok = np.isfinite(dy)
-        tr, ctrl = tr & ok, ctrl & ok
-        n1, n0 = int(tr.sum()), int(ctrl.sum())
-        psi, dpsi = bspline_basis(dvec[tr], knots, degree)
-        if n0 == 0 or n1 <= psi.shape[1]:
-            continue
-        mu0 = dy[ctrl].mean()
-        dty = dy[tr] - mu0
-        m = psi.T @ psi / n1
-        if np.linalg.cond(m) > 1 / np.finfo(float).eps:
-            continue
-        beta = np.linalg.solve(m, psi.T @ dty / n1)
-        resid = dty - psi @ beta
-        att_d, acrt_d = psi_grid @ beta, dpsi_grid @ beta
-        acrt_i = dpsi @ beta
-        att_o, acrt_o = float(dty.mean()), float(acrt_i.mean())
-        # linear representation of beta: treated i -> M^{-1} psi_i e_i / n1;
-        # control j -> -M^{-1} psibar (dY_j - mu0) / n0 (beta moves with the comparison mean)
-        minv = np.linalg.inv(m)
-        b_tr = (psi * resid[:, None]) @ minv / n1
-        b_ct = -np.outer(dy[ctrl] - mu0, minv @ psi.mean(axis=0)) / n0
-        if_att_d = np.zeros((n, len(grid)))
-        if_acrt_d = np.zeros((n, len(grid)))
-        if_att_d[tr], if_att_d[ctrl] = b_tr @ psi_grid.T, b_ct @ psi_grid.T
-        if_acrt_d[tr], if_acrt_d[ctrl] = b_tr @ dpsi_grid.T, b_ct @ dpsi_grid.T
-        dbar = dpsi.mean(axis=0)
-        if_att_o = np.zeros(n)
-        if_att_o[tr] = (dy[tr] - dy[tr].mean()) / n1
-        if_att_o[ctrl] = -(dy[ctrl] - mu0) / n0
-        if_acrt_o = np.zeros(n)
-        if_acrt_o[tr] = b_tr @ dbar + (acrt_i - acrt_o) / n1
-        if_acrt_o[ctrl] = b_ct @ dbar
-        rows.append(
-            {
-                "cohort": int(g),
-                "time": t,
-                "att": att_o,
-                "acrt": acrt_o,
-                "n_treated": n1,
-                "n_control": n0,
-                "_att_d": att_d,
-                "_acrt_d": acrt_d,
-            }
-        )
-        cell_if.append((if_att_o, if_acrt_o, if_att_d, if_acrt_d))
-    if not rows:
+    data = _unit_arrays(panel, outcome, dose, weights)
+    sieve = _sieve(data.dose[data.treated], opt["degree"], opt["num_knots"], dose_grid)
+    cells = _post_cells(data, opt["anticipation"])
+    fits = [
+        f
+        for cell in cells
+        if (f := _cell_fit(data, sieve, cell, opt["cg"], opt["anticipation"])) is not None
+    ]
+    if not fits:
         raise EstimationError(
             f"No (cohort, period) cell has a comparison group and more treated units than the "
-            f"{degree + num_knots + 1} spline coefficients; lower degree or num_knots."
+            f"{sieve.degree + sieve.num_knots + 1} spline coefficients; lower degree or num_knots."
         )
-    cell_df = pd.DataFrame(rows)
-    n_g = cell_df.groupby("cohort")["n_treated"].transform("first").to_numpy(float)
-    first_n = cell_df.groupby("cohort")["n_treated"].first()
-    n_cells_g = cell_df.groupby("cohort")["time"].transform("size").to_numpy(float)
-    weight = n_g / first_n.sum() / n_cells_g
-    cell_df["weight"] = weight
-    att_o = float(weight @ cell_df["att"])
-    acrt_o = float(weight @ cell_df["acrt"])
-    att_d = np.sum([w * r for w, r in zip(weight, cell_df["_att_d"], strict=True)], axis=0)
-    acrt_d = np.sum([w * r for w, r in zip(weight, cell_df["_acrt_d"], strict=True)], axis=0)
-    psi_all = np.column_stack(
-        [
-            sum(w * c[0] for w, c in zip(weight, cell_if, strict=True)),
-            sum(w * c[1] for w, c in zip(weight, cell_if, strict=True)),
-            sum(w * c[2] for w, c in zip(weight, cell_if, strict=True)),
-            sum(w * c[3] for w, c in zip(weight, cell_if, strict=True)),
-        ]
+    cell_df, est, psi_all = _aggregate(fits)
+    terms, vcov, crit_att, crit_acrt = _terms(
+        data, sieve, est, psi_all, opt, alpha=alpha, rng=rng, n_jobs=n_jobs
     )
-    k = len(grid)
-    est = np.concatenate([[att_o, acrt_o], att_d, acrt_d])
-    vcov = psi_all.T @ psi_all
-    se = np.sqrt(np.clip(np.diag(vcov), 0, None))
-    if single_dose:
-        acrt_cols = np.r_[1, np.arange(2 + k, 2 + 2 * k)]
-        est[acrt_cols] = np.nan
-        se[acrt_cols] = np.nan
-        acrt_d = np.full(k, np.nan)
-    z = stats.norm.ppf(1 - alpha / 2)
-    crit_att = crit_acrt = z
-    if n_boot > 0 and not single_dose:
-        draws = multiplier_draws(
-            psi_all * n, n_boot=n_boot, rng=rng, n_jobs=n_jobs, weights=boot_weights
-        )
-        crit_att = max(z, sup_t_critical(draws[:, 2 : 2 + k], se[2 : 2 + k], alpha))
-        crit_acrt = max(z, sup_t_critical(draws[:, 2 + k :], se[2 + k :], alpha))
-    names = ["att", "acrt"] + [f"att_d:{i}" for i in range(k)] + [f"acrt_d:{i}" for i in range(k)]
-    crit = np.concatenate([[z, z], np.full(k, crit_att), np.full(k, crit_acrt)])
-    # event study of the binarised ATT^o (contdid aggregation="eventstudy"): every (g, t)
-    # cell, pre-periods against the period before, weighted by treated units per cell
-    ev_est, ev_if = _event_study(y, gvec, treated, periods, col, cg, anticipation)
-    if ev_est:
-        ev_names = [f"event:{e}" for e in ev_est]
-        ev_psi = np.column_stack([ev_if[e] for e in ev_est])
-        ev_se = np.sqrt(np.einsum("ij,ij->j", ev_psi, ev_psi))
-        ev_vals = np.array(list(ev_est.values()))
-        names += ev_names
-        est = np.concatenate([est, ev_vals])
-        se = np.concatenate([se, ev_se])
-        crit = np.concatenate([crit, np.full(len(ev_names), z)])
-        full = np.column_stack([psi_all, ev_psi])
-        vcov = full.T @ full
-    terms = pd.DataFrame(
-        {
-            "term": names,
-            "estimate": est,
-            "se": se,
-            "band_low": est - crit * se,
-            "band_high": est + crit * se,
-        }
-    )
-    dr = pd.DataFrame(
-        {
-            "dose": grid,
-            "att": att_d,
-            "att_se": se[2 : 2 + k],
-            "att_band_low": terms["band_low"].to_numpy()[2 : 2 + k],
-            "att_band_high": terms["band_high"].to_numpy()[2 : 2 + k],
-            "acrt": acrt_d,
-            "acrt_se": se[2 + k : 2 + 2 * k],
-            "acrt_band_low": terms["band_low"].to_numpy()[2 + k : 2 + 2 * k],
-            "acrt_band_high": terms["band_high"].to_numpy()[2 + k : 2 + 2 * k],
-        }
-    )
+    acrt_d = np.full(len(sieve.grid), np.nan) if sieve.single_dose else est[2 + len(sieve.grid) :]
     info: dict[str, Any] = {
         "dose": dose if dose is not None else "1{treated}",
-        "degree": degree,
-        "num_knots": num_knots,
-        "control_group": cg,
-        "anticipation": int(anticipation),
-        "n_boot": n_boot,
-        "boot_weights": boot_weights if n_boot else None,
+        "degree": sieve.degree,
+        "num_knots": sieve.num_knots,
+        "control_group": opt["cg"],
+        "anticipation": int(opt["anticipation"]),
+        "n_boot": opt["n_boot"],
+        "boot_weights": opt["boot_weights"] if opt["n_boot"] else None,
         "crit_att_d": float(crit_att),
         "crit_acrt_d": float(crit_acrt),
         "n_cells": len(cell_df),
+        "weights": weights,
         "se_type": "analytic influence function; uniform bands by multiplier bootstrap",
     }
     return ContinuousDiDResult(
@@ -430,11 +610,11 @@ def fit(
         outcome=outcome,
         terms=terms,
         main_term="att",
-        n_units=n,
-        n_obs=int(np.isfinite(y).sum()),
+        n_units=len(data.units),
+        n_obs=int(np.isfinite(data.y).sum()),
         vcov=vcov,
         info=info,
         alpha=alpha,
-        dose_response=dr,
+        dose_response=_dose_response(sieve.grid, terms, acrt_d),
         cells=cell_df[["cohort", "time", "weight", "att", "acrt", "n_treated", "n_control"]],
     )

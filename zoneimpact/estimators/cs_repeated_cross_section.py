@@ -49,10 +49,9 @@ which statsmodels does not return.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -69,7 +68,17 @@ from ..results import (
     check_int,
     check_names,
 )
-from ._gt_aggregate import AGGREGATIONS, aggregate_gt, terms_table
+from ._cells import (
+    Cell,
+    CellFit,
+    aggregate_cells,
+    att_gt_frame,
+    check_aggregations,
+    estimate_cells,
+    group_time_cells,
+    warn_failures,
+)
+from ._gt_aggregate import AGGREGATIONS, Aggregated, terms_table
 from ._scale import scale_equivariant
 
 __all__ = ["CSRepeatedCrossSectionResult", "fit"]
@@ -256,6 +265,255 @@ _ESTIMATORS: dict[str, Callable[..., tuple[float, np.ndarray]]] = {
 }
 
 
+# ----------------------------------------------------------------------- the steps
+class _Sample(NamedTuple):
+    """The observations with an outcome, as arrays (rows in ``panel.data`` order)."""
+
+    frame: pd.DataFrame
+    y: np.ndarray
+    time: np.ndarray
+    cohort: np.ndarray  # inf: never-treated group
+    x: np.ndarray  # intercept and covariates
+    w: np.ndarray  # sampling weights normalised to mean one (ones without weights)
+    n_dropped: int  # rows without the outcome
+
+
+def _check_options(panel: Panel, **options: Any) -> dict[str, Any]:
+    """The options of :func:`fit`, checked once."""
+    opt = {
+        "cg": check_choice(options["control_group"], "control_group", tuple(_CONTROL)),
+        "est_method": check_choice(options["est_method"], "est_method", ("dr", "ipw", "reg")),
+        "base_period": check_choice(
+            options["base_period"], "base_period", ("varying", "universal")
+        ),
+        "anticipation": check_int(options["anticipation"], "anticipation", minimum=0),
+        "aggs": check_aggregations(options["aggregations"]),
+        "covs": check_names(options["covariates"], "covariates"),
+        "bootstrap": check_bool(options["bootstrap"], "bootstrap"),
+        "n_boot": check_int(options["n_boot"], "n_boot", minimum=2),
+        "boot_weights": check_choice(
+            options["boot_weights"], "boot_weights", ("rademacher", "mammen")
+        ),
+    }
+    extra = [c for c in (options["weights"], options["cluster"]) if c is not None]
+    for c in [*opt["covs"], *extra]:
+        if c not in panel.covariates:
+            raise SpecError(
+                f"Column {c!r} is not a covariate of the panel (covariates: "
+                f"{list(panel.covariates)}); add it to covariates= when building the Panel."
+            )
+    return opt
+
+
+def _sampling_weights(df: pd.DataFrame, weights: str | None) -> np.ndarray:
+    """Sampling weights of the rows, normalised to mean one (R ``did``)."""
+    if weights is None:
+        return np.ones(len(df))
+    wraw = df[weights].to_numpy(float)
+    bad = ~np.isfinite(wraw) | (wraw < 0)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise PanelError(
+            f"Sampling weight column {weights!r} must be finite and >= 0; unit "
+            f"{_v(df['unit'].iloc[i])!r}, period {_v(df['time'].iloc[i])!r} has "
+            f"{_v(wraw[i])!r}."
+        )
+    if wraw.sum() <= 0:
+        raise PanelError(f"Sampling weight column {weights!r} is zero for every observation.")
+    return wraw / wraw.mean()
+
+
+def _sample(panel: Panel, outcome: str, covs: list[str], weights: str | None, cg: str) -> _Sample:
+    """The rows with an outcome; covariates must be observed on them, and comparisons
+    with never-treated groups need some."""
+    data = panel.data
+    keep = data[outcome].notna().to_numpy()
+    df = data.loc[keep]
+    w = _sampling_weights(df, weights)
+    tvec = df["time"].to_numpy()
+    x_all = np.column_stack([np.ones(len(df))] + [df[c].to_numpy(float) for c in covs])
+    if covs and not np.all(np.isfinite(x_all)):
+        i, j = np.argwhere(~np.isfinite(x_all))[0]
+        raise PanelError(
+            f"Covariate {covs[j - 1]!r} is missing for unit {_v(df['unit'].iloc[i])!r} in "
+            f"period {_v(tvec[i])!r}; impute it or drop the row."
+        )
+    if cg == "never_treated" and np.isfinite(df["cohort"].to_numpy(float)).all():
+        raise EstimationError(
+            "control_group='never_treated' but no observation is in a never-treated group; "
+            "use control_group='not_yet_treated'."
+        )
+    return _Sample(
+        frame=df,
+        y=df[outcome].to_numpy(float),
+        time=tvec,
+        cohort=df["cohort"].to_numpy(float),
+        x=x_all,
+        w=w,
+        n_dropped=int((~keep).sum()),
+    )
+
+
+def _rc_cell(
+    cell: Cell,
+    sample: _Sample,
+    periods: np.ndarray,
+    cg: str,
+    anticipation: int,
+    est_fn: Callable[..., tuple[float, np.ndarray]],
+) -> CellFit:
+    """ATT(g,t) from the rows of cohort ``g`` and of the comparison group observed in
+    ``t`` or in the base period (CS 2021 Section 4.2), by the SZ 2020 RC estimator; the
+    influence function is scaled by ``n / n_gt``."""
+    g, c, b = cell.cohort, cell.t, cell.base
+    gvec, tvec, w = sample.cohort, sample.time, sample.w
+    treat = gvec == g
+    if cg == "never_treated":
+        ctrl = ~np.isfinite(gvec)
+    else:
+        cutoff = periods[max(c, b)] + anticipation
+        ctrl = ~np.isfinite(gvec) | ((gvec > cutoff) & (gvec != g))
+    sub = (treat | ctrl) & np.isin(tvec, [periods[c], periods[b]])
+    post = (tvec[sub] == periods[c]).astype(float)
+    d = treat[sub].astype(float)
+    wsub = w[sub]
+    # each of the four group-period cells needs observations with positive weight
+    cnt = [wsub[(d == a) & (post == p)].sum() for a in (0, 1) for p in (0, 1)]
+    if min(cnt) <= 0:
+        return CellFit(np.nan, None, 0, (f"({g:g},{periods[c]}) an empty group-period cell",))
+    iw = wsub / wsub.mean()
+    try:
+        att, inf = est_fn(sample.y[sub], post, d, sample.x[sub], iw)
+    except (np.linalg.LinAlgError, _Overlap) as exc:
+        return CellFit(np.nan, None, 0, (f"({g:g},{periods[c]}) {exc}",))
+    n = len(sample.y)
+    col = np.zeros(n)
+    col[sub] = (n / sub.sum()) * inf
+    return CellFit(att, col, int(sub.sum()))
+
+
+def _cluster_labels(sample: _Sample, cluster: str | None) -> np.ndarray | None:
+    """Cluster label of each row (None: each row is its own cluster)."""
+    if cluster is None:
+        return None
+    labels = sample.frame[cluster].to_numpy()
+    if pd.isna(labels).any():
+        i = int(np.flatnonzero(pd.isna(labels))[0])
+        raise PanelError(
+            f"Cluster column {cluster!r} is missing for unit "
+            f"{_v(sample.frame['unit'].iloc[i])!r}, period {_v(sample.time[i])!r}."
+        )
+    return labels
+
+
+def _bootstrap(
+    terms: pd.DataFrame,
+    agg: Aggregated,
+    labels: np.ndarray | None,
+    n_cells: int,
+    *,
+    alpha: float,
+    n_boot: int,
+    rng: np.random.Generator | None,
+    n_jobs: int,
+    boot_weights: Literal["rademacher", "mammen"],
+) -> tuple[pd.DataFrame, np.ndarray, float | None]:
+    """Multiplier bootstrap (CS 2021 Algorithm 1, as R ``did``): IQR standard errors of
+    the terms and the cells, sup-t bands over each family of terms."""
+    terms = terms.copy()
+    crit_event = None
+    # draws in the data's row order, so relabelling units cannot change them
+    codes = None if labels is None else pd.factorize(labels)[0]
+    draws = multiplier_draws(
+        agg.basis, n_boot=n_boot, rng=rng, cluster=codes, n_jobs=n_jobs, weights=boot_weights
+    )
+    term_draws = draws @ agg.amat
+    terms["se"] = np.where(np.isfinite(agg.se), bootstrap_se(term_draws), np.nan)
+    cell_se = np.where(np.isfinite(agg.cell_se), bootstrap_se(draws[:, :n_cells]), np.nan)
+    z = stats.norm.ppf(1 - alpha / 2)
+    crit = np.full(len(terms), z)
+    for prefix in ("event:", "cohort:", "calendar:"):
+        m = terms["term"].str.startswith(prefix).to_numpy()
+        if m.any():
+            c = sup_t_critical(term_draws[:, m], terms["se"].to_numpy()[m], alpha)
+            crit[m] = max(c, z) if np.isfinite(c) else z
+            if prefix == "event:":
+                crit_event = float(crit[m][0])
+    est_arr = terms["estimate"].to_numpy()
+    terms["band_low"] = est_arr - crit * terms["se"].to_numpy()
+    terms["band_high"] = est_arr + crit * terms["se"].to_numpy()
+    return terms, cell_se, crit_event
+
+
+def _aggregations(
+    cells: list[Cell],
+    periods: np.ndarray,
+    cohorts: np.ndarray,
+    att: np.ndarray,
+    psi: np.ndarray,
+    sample: _Sample,
+    labels: np.ndarray | None,
+    opt: dict[str, Any],
+    *,
+    alpha: float,
+    rng: np.random.Generator | None,
+    n_jobs: int,
+) -> tuple[Aggregated, pd.DataFrame, np.ndarray, float | None]:
+    """The aggregations (CS 2021 Section 3, cohort shares weighted by the sampling
+    weights) with analytic or multiplier-bootstrap inference: the aggregation, its terms,
+    the cells' SEs and the sup-t critical value of the event study."""
+    agg = aggregate_cells(
+        cells,
+        periods,
+        att,
+        psi,
+        group=sample.cohort,
+        weights=sample.w,
+        cohorts=cohorts,
+        aggregations=opt["aggs"],
+        cluster=labels,
+    )
+    if not opt["bootstrap"]:
+        return agg, terms_table(agg), agg.cell_se, None
+    terms, cell_se, crit_event = _bootstrap(
+        terms_table(agg),
+        agg,
+        labels,
+        len(cells),
+        alpha=alpha,
+        n_boot=opt["n_boot"],
+        rng=rng,
+        n_jobs=n_jobs,
+        boot_weights=opt["boot_weights"],
+    )
+    return agg, terms, cell_se, crit_event
+
+
+def _info(
+    opt: dict[str, Any],
+    *,
+    weights: str | None,
+    cluster: str | None,
+    labels: np.ndarray | None,
+    crit_event: float | None,
+) -> dict[str, Any]:
+    """Settings reported by ``glance()`` and table footers."""
+    return {
+        "control_group": opt["cg"],
+        "est_method": opt["est_method"],
+        "covariates": ",".join(opt["covs"]) if opt["covs"] else None,
+        "weights": weights,
+        "base_period": opt["base_period"],
+        "anticipation": int(opt["anticipation"]),
+        "data_structure": "repeated cross-sections",
+        "se_type": "multiplier bootstrap" if opt["bootstrap"] else "analytic influence function",
+        "n_boot": opt["n_boot"] if opt["bootstrap"] else 0,
+        "cluster": cluster,
+        "n_clusters": int(pd.Series(labels).nunique()) if labels is not None else None,
+        "crit_event": crit_event,
+    }
+
+
 # ----------------------------------------------------------------------------- fit
 @scale_equivariant()
 def fit(
@@ -321,203 +579,57 @@ def fit(
     check_fit_arguments(
         panel, outcome, alpha=alpha, n_jobs=n_jobs, rng=rng, estimator="cs_repeated_cross_section"
     )
-    cg = check_choice(control_group, "control_group", tuple(_CONTROL))
-    est_method = check_choice(est_method, "est_method", ("dr", "ipw", "reg"))
-    base_period = check_choice(base_period, "base_period", ("varying", "universal"))
-    anticipation = check_int(anticipation, "anticipation", minimum=0)
-    aggs = tuple(check_names(aggregations, "aggregations"))
-    for a in aggs:
-        check_choice(a, "aggregations", AGGREGATIONS)
-    covs = check_names(covariates, "covariates")
-    bootstrap = check_bool(bootstrap, "bootstrap")
-    n_boot = check_int(n_boot, "n_boot", minimum=2)
-    boot_weights = check_choice(boot_weights, "boot_weights", ("rademacher", "mammen"))
-    data = panel.data
-    extra = [c for c in (weights, cluster) if c is not None]
-    for c in [*covs, *extra]:
-        if c not in panel.covariates:
-            raise SpecError(
-                f"Column {c!r} is not a covariate of the panel (covariates: "
-                f"{list(panel.covariates)}); add it to covariates= when building the Panel."
-            )
-    keep = data[outcome].notna().to_numpy()
-    n_dropped = int((~keep).sum())
-    df = data.loc[keep]
-    if weights is not None:
-        wraw = df[weights].to_numpy(float)
-        bad = ~np.isfinite(wraw) | (wraw < 0)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise PanelError(
-                f"Sampling weight column {weights!r} must be finite and >= 0; unit "
-                f"{_v(df['unit'].iloc[i])!r}, period {_v(df['time'].iloc[i])!r} has "
-                f"{_v(wraw[i])!r}."
-            )
-        if wraw.sum() <= 0:
-            raise PanelError(f"Sampling weight column {weights!r} is zero for every observation.")
-        w = wraw / wraw.mean()
-    else:
-        w = np.ones(len(df))
-    y = df[outcome].to_numpy(float)
-    tvec = df["time"].to_numpy()
-    gvec = df["cohort"].to_numpy(float)
-    x_all = np.column_stack([np.ones(len(df))] + [df[c].to_numpy(float) for c in covs])
-    if covs and not np.all(np.isfinite(x_all)):
-        i, j = np.argwhere(~np.isfinite(x_all))[0]
-        raise PanelError(
-            f"Covariate {covs[j - 1]!r} is missing for unit {_v(df['unit'].iloc[i])!r} in "
-            f"period {_v(tvec[i])!r}; impute it or drop the row."
-        )
-    periods = np.sort(np.unique(tvec))
+    opt = _check_options(
+        panel,
+        control_group=control_group,
+        est_method=est_method,
+        base_period=base_period,
+        anticipation=anticipation,
+        aggregations=aggregations,
+        covariates=covariates,
+        bootstrap=bootstrap,
+        n_boot=n_boot,
+        boot_weights=boot_weights,
+        weights=weights,
+        cluster=cluster,
+    )
+    sample = _sample(panel, outcome, opt["covs"], weights, opt["cg"])
+    gvec = sample.cohort
+    periods = np.sort(np.unique(sample.time))
     cohorts = np.sort(np.unique(gvec[np.isfinite(gvec)]))
-    never = ~np.isfinite(gvec)
-    if cg == "never_treated" and not never.any():
-        raise EstimationError(
-            "control_group='never_treated' but no observation is in a never-treated group; "
-            "use control_group='not_yet_treated'."
-        )
-    n = len(df)
-    n_t = len(periods)
-    tfac = 1 if base_period == "varying" else 0
-    cells: list[tuple[float, int, int, bool]] = []  # g, t index, base index, normalised
-    for g in cohorts:
-        pre = np.flatnonzero(periods + anticipation < g)
-        if pre.size == 0:
-            warnings.warn(f"Cohort {g:g} has no pre-treatment period; it is dropped.", stacklevel=2)
-            continue
-        for c in range(tfac, n_t):
-            post = g <= periods[c]
-            b = int(pre[-1]) if (post or base_period == "universal") else c - 1
-            cells.append((float(g), c, b, b == c))
-    if not cells:
-        raise EstimationError("No group-time cell can be formed (no cohort has a pre-period).")
-    k = len(cells)
-    psi = np.zeros((n, k))
-    att = np.full(k, np.nan)
-    n_sub = np.zeros(k, dtype=int)
-    failed: list[str] = []
-    est_fn = _ESTIMATORS[est_method]
-    for j, (g, c, b, normalised) in enumerate(cells):
-        if normalised:
-            att[j] = 0.0
-            continue
-        treat = gvec == g
-        if cg == "never_treated":
-            ctrl = never
-        else:
-            cutoff = periods[max(c, b)] + anticipation
-            ctrl = never | ((gvec > cutoff) & (gvec != g))
-        sub = (treat | ctrl) & np.isin(tvec, [periods[c], periods[b]])
-        post = (tvec[sub] == periods[c]).astype(float)
-        d = treat[sub].astype(float)
-        wsub = w[sub]
-        # each of the four group-period cells needs observations with positive weight
-        cnt = [wsub[(d == a) & (post == p)].sum() for a in (0, 1) for p in (0, 1)]
-        if min(cnt) <= 0:
-            failed.append(f"({g:g},{periods[c]}) an empty group-period cell")
-            psi[:, j] = np.nan
-            continue
-        iw = wsub / wsub.mean()
-        try:
-            att[j], inf = est_fn(y[sub], post, d, x_all[sub], iw)
-        except (np.linalg.LinAlgError, _Overlap) as exc:
-            failed.append(f"({g:g},{periods[c]}) {exc}")
-            psi[:, j] = np.nan
-            continue
-        psi[sub, j] = (n / sub.sum()) * inf
-        n_sub[j] = int(sub.sum())
-    if failed:
-        warnings.warn(
-            f"{len(failed)} ATT(g,t) cell(s) could not be estimated: {'; '.join(failed[:5])}",
-            stacklevel=2,
-        )
-    cell_g = np.array([cl[0] for cl in cells])
-    cell_t = periods[[cl[1] for cl in cells]]
-    normalised_arr = np.array([cl[3] for cl in cells])
-    labels = None
-    if cluster is not None:
-        labels = df[cluster].to_numpy()
-        if pd.isna(labels).any():
-            i = int(np.flatnonzero(pd.isna(labels))[0])
-            raise PanelError(
-                f"Cluster column {cluster!r} is missing for unit {_v(df['unit'].iloc[i])!r}, "
-                f"period {_v(tvec[i])!r}."
-            )
-    agg = aggregate_gt(
-        cell_g=cell_g,
-        cell_t=cell_t,
-        att=att,
-        psi=np.nan_to_num(psi),
-        group=gvec,
-        weights=w,
-        cohorts=cohorts,
-        aggregations=aggs,
-        normalised=normalised_arr,
-        cluster=labels,
+    cells = group_time_cells(
+        periods,
+        cohorts,
+        base_period=opt["base_period"],
+        anticipation=opt["anticipation"],
+        warn_dropped=True,
+        empty_message="No group-time cell can be formed (no cohort has a pre-period).",
     )
-    terms = terms_table(agg)
-    cell_se = agg.cell_se
-    crit_event = None
-    if bootstrap:
-        # draws in the data's row order, so relabelling units cannot change them
-        codes = None if labels is None else pd.factorize(labels)[0]
-        draws = multiplier_draws(
-            agg.basis, n_boot=n_boot, rng=rng, cluster=codes, n_jobs=n_jobs, weights=boot_weights
-        )
-        term_draws = draws @ agg.amat
-        k_cells = len(cells)
-        terms["se"] = np.where(np.isfinite(agg.se), bootstrap_se(term_draws), np.nan)
-        cell_se = np.where(np.isfinite(agg.cell_se), bootstrap_se(draws[:, :k_cells]), np.nan)
-        z = stats.norm.ppf(1 - alpha / 2)
-        crit = np.full(len(terms), z)
-        for prefix in ("event:", "cohort:", "calendar:"):
-            m = terms["term"].str.startswith(prefix).to_numpy()
-            if m.any():
-                c = sup_t_critical(term_draws[:, m], terms["se"].to_numpy()[m], alpha)
-                crit[m] = max(c, z) if np.isfinite(c) else z
-                if prefix == "event:":
-                    crit_event = float(crit[m][0])
-        est_arr = terms["estimate"].to_numpy()
-        terms["band_low"] = est_arr - crit * terms["se"].to_numpy()
-        terms["band_high"] = est_arr + crit * terms["se"].to_numpy()
-    att_gt = pd.DataFrame(
-        {
-            "cohort": cell_g.astype(np.int64),
-            "time": cell_t,
-            "event_time": (cell_t - cell_g).astype(np.int64),
-            "base_period": periods[[cl[2] for cl in cells]],
-            "estimate": att,
-            "se": cell_se,
-            "n_obs": n_sub,
-        }
+    est_fn = _ESTIMATORS[opt["est_method"]]
+    att, psi, n_sub, failed = estimate_cells(
+        cells,
+        len(sample.y),
+        lambda cell: _rc_cell(cell, sample, periods, opt["cg"], opt["anticipation"], est_fn),
     )
-    info: dict[str, Any] = {
-        "control_group": cg,
-        "est_method": est_method,
-        "covariates": ",".join(covs) if covs else None,
-        "weights": weights,
-        "base_period": base_period,
-        "anticipation": int(anticipation),
-        "data_structure": "repeated cross-sections",
-        "se_type": "multiplier bootstrap" if bootstrap else "analytic influence function",
-        "n_boot": n_boot if bootstrap else 0,
-        "cluster": cluster,
-        "n_clusters": int(pd.Series(labels).nunique()) if labels is not None else None,
-        "crit_event": crit_event,
-        "n_cells": k,
-        "n_cells_failed": len(failed),
-        "n_dropped_missing_outcome": n_dropped,
-    }
+    warn_failures(failed, "ATT(g,t) cell(s)")
+    labels = _cluster_labels(sample, cluster)
+    agg, terms, cell_se, crit_event = _aggregations(
+        cells, periods, cohorts, att, psi, sample, labels, opt, alpha=alpha, rng=rng, n_jobs=n_jobs
+    )
+    info = _info(opt, weights=weights, cluster=cluster, labels=labels, crit_event=crit_event)
+    info.update(
+        n_cells=len(cells), n_cells_failed=len(failed), n_dropped_missing_outcome=sample.n_dropped
+    )
     return CSRepeatedCrossSectionResult(
         estimator="cs_repeated_cross_section",
         outcome=outcome,
         terms=terms,
         main_term="att",
-        n_units=int(df["unit"].nunique()),
-        n_obs=int(n),
+        n_units=int(sample.frame["unit"].nunique()),
+        n_obs=len(sample.y),
         vcov=agg.vcov,
         info=info,
         alpha=alpha,
-        att_gt=att_gt,
+        att_gt=att_gt_frame(cells, periods, att, cell_se, n_obs=n_sub),
         influence=psi,
     )

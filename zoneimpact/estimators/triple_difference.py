@@ -44,15 +44,14 @@ partition as a 0/1 covariate column constant within unit (``eligible``).
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from ..errors import EstimationError, PanelError, SpecError
+from ..errors import PanelError, SpecError
 from ..panel import Panel, _v
 from ..results import (
     EstimationResult,
@@ -61,7 +60,17 @@ from ..results import (
     check_names,
 )
 from . import callaway_santanna as _cs
-from ._gt_aggregate import AGGREGATIONS, aggregate_gt, terms_table
+from ._cells import (
+    Cell,
+    CellFit,
+    aggregate_cells,
+    att_gt_frame,
+    check_aggregations,
+    estimate_cells,
+    group_time_cells,
+    warn_failures,
+)
+from ._gt_aggregate import AGGREGATIONS, terms_table
 from ._scale import scale_equivariant
 
 __all__ = ["TripleDifferenceResult", "fit"]
@@ -125,6 +134,152 @@ def _ddd(
     return total, psi
 
 
+class _Units(NamedTuple):
+    """The panel as unit-level arrays (units in ``panel.units`` order)."""
+
+    units: np.ndarray
+    y: np.ndarray  # units x periods
+    x: list[np.ndarray]  # covariates, units x periods each
+    cohort: np.ndarray  # enabling period; inf: never
+    q: np.ndarray  # eligibility partition Q
+    w: np.ndarray | None  # sampling weights normalised to mean one; None: unweighted
+    periods: np.ndarray
+
+
+def _check_options(panel: Panel, eligible: str | None, **options: Any) -> dict[str, Any]:
+    """The options of :func:`fit`, checked once."""
+    opt = {
+        "cg": check_choice(
+            options["control_group"], "control_group", ("never_treated", "not_yet_treated")
+        ),
+        "est_method": check_choice(options["est_method"], "est_method", ("dr", "reg", "ipw")),
+        "base_period": check_choice(
+            options["base_period"], "base_period", ("universal", "varying")
+        ),
+        "aggs": check_aggregations(options["aggregations"]),
+        "covs": check_names(options["covariates"], "covariates"),
+    }
+    if eligible is None or eligible not in panel.covariates:
+        raise SpecError(
+            f"Triple differences need the eligibility partition: eligible={eligible!r} is not "
+            f"a covariate of the panel (covariates: {list(panel.covariates)})."
+        )
+    weights = options["weights"]
+    for c in [*opt["covs"], *([weights] if weights is not None else [])]:
+        if c not in panel.covariates:
+            raise SpecError(
+                f"Covariate {c!r} is not a covariate of the panel ({list(panel.covariates)})."
+            )
+    return {**opt, "eligible": eligible}
+
+
+def _partition(data: pd.DataFrame, units: np.ndarray, eligible: str) -> np.ndarray:
+    """The eligibility ``Q`` of each unit: 0 or 1, constant within unit."""
+    per = data.groupby("unit")[eligible].agg(["min", "max"]).reindex(units)
+    qv = per["min"].to_numpy(float)
+    bad = (per["min"] != per["max"]).to_numpy() | ~np.isin(qv, [0.0, 1.0])
+    if bad.any():
+        u = units[np.flatnonzero(bad)[0]]
+        vals = sorted(data.loc[data["unit"] == u, eligible].unique().tolist())
+        raise PanelError(
+            f"Eligibility column {eligible!r} must be 0 or 1 and constant within unit; unit "
+            f"{_v(u)!r} has {vals}."
+        )
+    return qv
+
+
+def _unit_weights(data: pd.DataFrame, units: np.ndarray, weights: str | None) -> np.ndarray | None:
+    """Sampling weights per unit (finite, >= 0, constant within unit), mean one."""
+    if weights is None:
+        return None
+    wper = data.groupby("unit")[weights].agg(["min", "max"]).reindex(units)
+    wv = wper["min"].to_numpy(float)
+    badw = (wper["min"] != wper["max"]).to_numpy() | ~np.isfinite(wv) | (wv < 0)
+    if badw.any():
+        u = units[np.flatnonzero(badw)[0]]
+        raise PanelError(
+            f"Sampling weight {weights!r} must be finite, >= 0 and constant within unit; "
+            f"unit {_v(u)!r} has {sorted(data.loc[data['unit'] == u, weights].unique().tolist())}."
+        )
+    if wv.sum() <= 0:
+        raise PanelError(f"Sampling weight {weights!r} is zero for every unit.")
+    return wv / wv.mean()
+
+
+def _unit_arrays(
+    panel: Panel, outcome: str, eligible: str, covs: list[str], weights: str | None
+) -> _Units:
+    """Outcomes, covariates, cohorts, eligibility and weights per unit."""
+    data = panel.data
+    units = np.asarray(panel.units)
+    q = _partition(data, units, eligible)
+    w = _unit_weights(data, units, weights)
+    return _Units(
+        units=units,
+        y=panel.wide(outcome).reindex(units).to_numpy(float),
+        x=[panel.wide(c).reindex(units).to_numpy(float) for c in covs],
+        cohort=panel.unit_cohort.reindex(units).to_numpy(float),
+        q=q,
+        w=w,
+        periods=np.asarray(panel.periods),
+    )
+
+
+def _gmm_combine(estimates: list[float], columns: list[np.ndarray]) -> tuple[float, np.ndarray]:
+    """Efficient (GMM) combination of the comparison cohorts' DDDs (OVS Section 4):
+    weights ``Omega^{-1} 1 / (1' Omega^{-1} 1)``, ``Omega`` the covariance of their
+    influence functions."""
+    mat = np.column_stack(columns)
+    used = np.any(mat != 0, axis=1)
+    omega = np.cov(mat[used], rowvar=False)
+    ones = np.ones(len(estimates))
+    wts = np.linalg.pinv(omega) @ ones
+    wts = wts / wts.sum()
+    return float(wts @ np.array(estimates)), mat @ wts
+
+
+def _ddd_cell(cell: Cell, data: _Units, cg: str, method: str) -> CellFit:
+    """ATT(g,t): the DDD of each comparison cohort (OVS eq. 3.5), GMM-combined when
+    there are several (not-yet-treated comparisons)."""
+    g, c, b = cell.cohort, cell.t, cell.base
+    gvec, periods = data.cohort, data.periods
+    n = len(gvec)
+    dy = data.y[:, c] - data.y[:, b]
+    ok = np.isfinite(dy)
+    if cg == "never_treated":
+        comps = [np.inf] if np.isinf(gvec).any() else []
+    else:
+        later = periods[max(c, b)]
+        comps = [h for h in np.unique(gvec) if (np.isinf(h) or h > later) and h != g]
+    x_all = np.column_stack([np.ones(n)] + [xv[:, c] for xv in data.x])
+    estimates, columns, failed = [], [], []
+    for h in comps:
+        rows = ok & ((gvec == g) | (gvec == h))
+        if data.x and not np.all(np.isfinite(x_all[rows])):
+            r = np.flatnonzero(rows & ~np.all(np.isfinite(x_all), axis=1))[0]
+            raise PanelError(
+                f"A covariate is missing for unit {_v(data.units[r])!r} in period "
+                f"{_v(periods[c])!r} (needed for ATT({g:g},{periods[c]}))."
+            )
+        s = (gvec[rows] == g).astype(int)
+        w = None if data.w is None else data.w[rows]
+        try:
+            est, local = _ddd(dy[rows], s, data.q[rows], x_all[rows], method, n, w)
+        except (np.linalg.LinAlgError, _cs._Overlap) as exc:
+            failed.append(f"({g:g},{periods[c]}) vs cohort {h:g}: {exc}")
+            continue
+        col = np.zeros(n)
+        col[rows] = local
+        estimates.append(est)
+        columns.append(col)
+    if not estimates:
+        return CellFit(np.nan, None, 0, tuple(failed))
+    if len(estimates) == 1:
+        return CellFit(estimates[0], columns[0], 1, tuple(failed))
+    att, psi = _gmm_combine(estimates, columns)
+    return CellFit(att, psi, len(estimates), tuple(failed))
+
+
 @scale_equivariant()
 def fit(
     panel: Panel,
@@ -172,161 +327,49 @@ def fit(
     check_fit_arguments(
         panel, outcome, alpha=alpha, n_jobs=n_jobs, rng=rng, estimator="triple_difference"
     )
-    cg = check_choice(control_group, "control_group", ("never_treated", "not_yet_treated"))
-    est_method = check_choice(est_method, "est_method", ("dr", "reg", "ipw"))
-    base_period = check_choice(base_period, "base_period", ("universal", "varying"))
-    aggs = tuple(check_names(aggregations, "aggregations"))
-    for a in aggs:
-        check_choice(a, "aggregations", AGGREGATIONS)
-    covs = check_names(covariates, "covariates")
-    if eligible is None or eligible not in panel.covariates:
-        raise SpecError(
-            f"Triple differences need the eligibility partition: eligible={eligible!r} is not "
-            f"a covariate of the panel (covariates: {list(panel.covariates)})."
-        )
-    for c in [*covs, *([weights] if weights is not None else [])]:
-        if c not in panel.covariates:
-            raise SpecError(
-                f"Covariate {c!r} is not a covariate of the panel ({list(panel.covariates)})."
-            )
-    data = panel.data
-    units = np.asarray(panel.units)
-    per = data.groupby("unit")[eligible].agg(["min", "max"]).reindex(units)
-    qv = per["min"].to_numpy(float)
-    bad = (per["min"] != per["max"]).to_numpy() | ~np.isin(qv, [0.0, 1.0])
-    if bad.any():
-        u = units[np.flatnonzero(bad)[0]]
-        vals = sorted(data.loc[data["unit"] == u, eligible].unique().tolist())
-        raise PanelError(
-            f"Eligibility column {eligible!r} must be 0 or 1 and constant within unit; unit "
-            f"{_v(u)!r} has {vals}."
-        )
-    wv = None
-    if weights is not None:
-        wper = data.groupby("unit")[weights].agg(["min", "max"]).reindex(units)
-        wv = wper["min"].to_numpy(float)
-        badw = (wper["min"] != wper["max"]).to_numpy() | ~np.isfinite(wv) | (wv < 0)
-        if badw.any():
-            u = units[np.flatnonzero(badw)[0]]
-            raise PanelError(
-                f"Sampling weight {weights!r} must be finite, >= 0 and constant within unit; "
-                f"unit {_v(u)!r} has {sorted(data.loc[data['unit'] == u, weights].unique().tolist())}."
-            )
-        if wv.sum() <= 0:
-            raise PanelError(f"Sampling weight {weights!r} is zero for every unit.")
-        wv = wv / wv.mean()
-    y = panel.wide(outcome).reindex(units).to_numpy(float)
-    xw = [panel.wide(c).reindex(units).to_numpy(float) for c in covs]
-    gvec = panel.unit_cohort.reindex(units).to_numpy(float)
-    periods = np.asarray(panel.periods)
-    n, n_t = y.shape
-    cohorts = np.sort(np.unique(gvec[np.isfinite(gvec)]))
-    method = est_method if covs else "unconditional"
-    tfac = 1 if base_period == "varying" else 0
-    cells: list[tuple[float, int, int, bool]] = []
-    for g in cohorts:
-        pre = np.flatnonzero(periods < g)
-        if pre.size == 0:
-            continue
-        for c in range(tfac, n_t):
-            post = g <= periods[c]
-            b = int(pre[-1]) if (post or base_period == "universal") else c - 1
-            cells.append((float(g), c, b, b == c))
-    if not cells:
-        raise EstimationError("No enabling cohort has a pre-period: nothing to estimate.")
-    k = len(cells)
-    psi = np.zeros((n, k))
-    att = np.full(k, np.nan)
-    n_comp = np.zeros(k, dtype=int)
-    failed: list[str] = []
-    for j, (g, c, b, normalised) in enumerate(cells):
-        if normalised:
-            att[j] = 0.0
-            continue
-        dy = y[:, c] - y[:, b]
-        ok = np.isfinite(dy)
-        if cg == "never_treated":
-            comps = [np.inf] if np.isinf(gvec).any() else []
-        else:
-            later = periods[max(c, b)]
-            comps = [h for h in np.unique(gvec) if (np.isinf(h) or h > later) and h != g]
-        xcol = c
-        x_all = np.column_stack([np.ones(n)] + [xv[:, xcol] for xv in xw])
-        estimates, columns = [], []
-        for h in comps:
-            rows = ok & ((gvec == g) | (gvec == h))
-            if covs and not np.all(np.isfinite(x_all[rows])):
-                r = np.flatnonzero(rows & ~np.all(np.isfinite(x_all), axis=1))[0]
-                raise PanelError(
-                    f"A covariate is missing for unit {_v(units[r])!r} in period "
-                    f"{_v(periods[xcol])!r} (needed for ATT({g:g},{periods[c]}))."
-                )
-            s = (gvec[rows] == g).astype(int)
-            try:
-                est, local = _ddd(
-                    dy[rows], s, qv[rows], x_all[rows], method, n, None if wv is None else wv[rows]
-                )
-            except (np.linalg.LinAlgError, _cs._Overlap) as exc:
-                failed.append(f"({g:g},{periods[c]}) vs cohort {h:g}: {exc}")
-                continue
-            col = np.zeros(n)
-            col[rows] = local
-            estimates.append(est)
-            columns.append(col)
-        if not estimates:
-            psi[:, j] = np.nan
-            continue
-        if len(estimates) == 1:
-            att[j], psi[:, j] = estimates[0], columns[0]
-        else:
-            # efficient (GMM) combination of the comparison cohorts (OVS Section 4)
-            mat = np.column_stack(columns)
-            used = np.any(mat != 0, axis=1)
-            omega = np.cov(mat[used], rowvar=False)
-            ones = np.ones(len(estimates))
-            wts = np.linalg.pinv(omega) @ ones
-            wts = wts / wts.sum()
-            att[j] = float(wts @ np.array(estimates))
-            psi[:, j] = mat @ wts
-        n_comp[j] = len(estimates)
-    if failed:
-        warnings.warn(
-            f"{len(failed)} DDD comparison(s) could not be estimated: {'; '.join(failed[:5])}",
-            stacklevel=2,
-        )
-    cell_g = np.array([cl[0] for cl in cells])
-    cell_t = periods[[cl[1] for cl in cells]]
-    normalised_arr = np.array([cl[3] for cl in cells])
-    agg = aggregate_gt(
-        cell_g=cell_g,
-        cell_t=cell_t,
-        att=att,
-        psi=np.nan_to_num(psi),
-        group=gvec,
-        weights=np.ones(n) if wv is None else wv,
-        cohorts=cohorts,
-        aggregations=aggs,
-        normalised=normalised_arr,
+    opt = _check_options(
+        panel,
+        eligible,
+        control_group=control_group,
+        est_method=est_method,
+        base_period=base_period,
+        aggregations=aggregations,
+        covariates=covariates,
+        weights=weights,
     )
-    att_gt = pd.DataFrame(
-        {
-            "cohort": cell_g.astype(np.int64),
-            "time": cell_t,
-            "event_time": (cell_t - cell_g).astype(np.int64),
-            "base_period": periods[[cl[2] for cl in cells]],
-            "estimate": att,
-            "se": agg.cell_se,
-            "n_comparisons": n_comp,
-        }
+    data = _unit_arrays(panel, outcome, opt["eligible"], opt["covs"], weights)
+    gvec, periods = data.cohort, data.periods
+    n = len(gvec)
+    cohorts = np.sort(np.unique(gvec[np.isfinite(gvec)]))
+    method = opt["est_method"] if opt["covs"] else "unconditional"
+    cells = group_time_cells(
+        periods,
+        cohorts,
+        base_period=opt["base_period"],
+        empty_message="No enabling cohort has a pre-period: nothing to estimate.",
+    )
+    att, psi, n_comp, failed = estimate_cells(
+        cells, n, lambda cell: _ddd_cell(cell, data, opt["cg"], method)
+    )
+    warn_failures(failed, "DDD comparison(s)")
+    agg = aggregate_cells(
+        cells,
+        periods,
+        att,
+        psi,
+        group=gvec,
+        weights=np.ones(n) if data.w is None else data.w,
+        cohorts=cohorts,
+        aggregations=opt["aggs"],
     )
     info: dict[str, Any] = {
         "eligible": eligible,
-        "control_group": cg,
-        "est_method": est_method,
-        "covariates": ",".join(covs) if covs else None,
+        "control_group": opt["cg"],
+        "est_method": opt["est_method"],
+        "covariates": ",".join(opt["covs"]) if opt["covs"] else None,
         "weights": weights,
-        "base_period": base_period,
-        "n_cells": k,
+        "base_period": opt["base_period"],
+        "n_cells": len(cells),
         "n_comparisons_failed": len(failed),
         "se_type": "analytic influence function",
     }
@@ -336,10 +379,10 @@ def fit(
         terms=terms_table(agg),
         main_term="att",
         n_units=n,
-        n_obs=int(np.isfinite(y).sum()),
+        n_obs=int(np.isfinite(data.y).sum()),
         vcov=agg.vcov,
         info=info,
         alpha=alpha,
-        att_gt=att_gt,
+        att_gt=att_gt_frame(cells, periods, att, agg.cell_se, n_comparisons=n_comp),
         influence=psi,
     )
