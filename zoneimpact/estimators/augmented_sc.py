@@ -26,7 +26,10 @@ Standard error: R ``augsynth``'s ``jackknife_se_single``: every control whose au
 weight is non-zero at three decimals (and, with several treated units, every treated unit)
 is left out in turn, the SC weights are refitted at the chosen lambda, and
 ``se = sqrt((n-1)/n * sum_i (theta_(i) - mean)^2)`` with ``n`` the number of units in the
-panel (treated included, as in the R code). Conformal inference is not implemented.
+panel (treated included, as in the R code); ``result.with_inference("jackknife")`` adds it
+to a fit made with ``se=False``. ``result.with_inference("jackknife+")`` gives R
+``augsynth``'s jackknife+ intervals over pre-periods (:func:`time_jackknife_plus`).
+Conformal inference (Section 5) is :func:`zoneimpact.inference.conformal.conformal_inference`.
 
 Written by hand: no maintained Python package implements ridge ASCM (``pysyncon`` has
 ADH synthetic control only), and the simplex QP is shared with the other SC estimators.
@@ -35,8 +38,8 @@ ADH synthetic control only), and the simplex QP is shared with the other SC esti
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
@@ -45,7 +48,9 @@ from ..errors import EstimationError
 from ..panel import Panel
 from ..results import (
     EstimationResult,
+    check_alpha,
     check_bool,
+    check_choice,
     check_fit_arguments,
     check_int,
     check_number,
@@ -67,7 +72,9 @@ class AugmentedSCResult(EstimationResult):
     """Ridge-augmented SC result: ``donor_weights`` (augmented, may be negative),
     ``sc_weights`` (the simplex SC weights), ``gaps`` by period, ``lambda_``, the
     cross-validation table ``cv`` (lambda, mean error, its SE; empty when lambda was
-    given) and the leave-one-out ATTs behind the jackknife SE.
+    given), the leave-one-out ATTs behind the jackknife SE, and with
+    ``with_inference("jackknife+")`` the ``prediction_intervals`` (``term``,
+    ``estimate``, ``low``, ``high``, ``method``; one row per post period and ``att``).
     """
 
     SCALED_FIELDS: ClassVar[dict[str, Any]] = {
@@ -75,6 +82,8 @@ class AugmentedSCResult(EstimationResult):
         "lambda_": 2,
         "cv": {"lambda": 2, "cv_error": 2, "cv_se": 2},
         "jackknife_estimates": 1,
+        "prediction_intervals": 1,
+        "fitted": 1,
     }
     SCALED_INFO: ClassVar[dict[str, int]] = {"lambda": 2, "pre_rmspe": 1}
 
@@ -84,15 +93,103 @@ class AugmentedSCResult(EstimationResult):
     lambda_: float = np.nan
     cv: pd.DataFrame = field(default_factory=pd.DataFrame)
     jackknife_estimates: np.ndarray = field(default_factory=lambda: np.array([]))
+    prediction_intervals: pd.DataFrame | None = None
+    fitted: ASCData | None = field(default=None, repr=False, compare=False)
+
+    def with_inference(
+        self,
+        method: str = "jackknife",
+        *,
+        alpha: float | None = None,
+        rng: Any = None,
+        n_jobs: int = 1,
+    ) -> AugmentedSCResult:
+        """The same estimate with another inference, without refitting.
+
+        Parameters
+        ----------
+        method : {"jackknife", "jackknife+"}
+            ``"jackknife"``: R ``augsynth``'s leave-one-unit-out jackknife standard error
+            (``fit(se=True)``; module docstring). ``"jackknife+"``: R ``augsynth``'s
+            ``time_jackknife_plus`` (``inf_type = "jackknife+"``; the jackknife+ of Barber,
+            Candes, Ramdas & Tibshirani 2021 over pre-periods): intervals, no standard
+            error (module docstring). The conformal inference of Ben-Michael, Feller &
+            Rothstein (2021, Section 5) is
+            :func:`zoneimpact.inference.conformal.conformal_inference`
+            (``conformal_inference(result, panel)``); it is not offered here because that
+            module builds on this one.
+        alpha : float, optional
+            Level of the jackknife+ intervals (default: the result's).
+        rng, n_jobs
+            Unused (both methods are deterministic); accepted for the common interface.
+
+        Returns
+        -------
+        AugmentedSCResult
+            A new result. Jackknife: the ``att`` standard error, ``jackknife_estimates``
+            and ``info["n_jackknife"]`` replaced. Jackknife+: ``att`` with se NaN and its
+            interval in ``ci_low``/``ci_high`` (read by ``conf_int`` and ``tidy``), and
+            ``prediction_intervals`` for every post period and ``att``.
+        """
+        data = self.fitted
+        if data is None:
+            raise EstimationError(
+                "This result keeps no fitted data (it was not made by augmented_sc.fit); "
+                "refit with se=True for the jackknife."
+            )
+        if method == "conformal":
+            raise EstimationError(
+                "with_inference('conformal') is not available for augmented SC: call "
+                "zoneimpact.inference.conformal.conformal_inference(result, panel)."
+            )
+        check_choice(method, "method", ("jackknife", "jackknife+"))
+        terms = self.terms[["term", "estimate", "se"]].copy()
+        if method == "jackknife+":
+            level = check_alpha(self.alpha if alpha is None else alpha)
+            table = time_jackknife_plus(data, level)
+            for col in ("estimate", "low", "high"):
+                table[col] = table[col] * data.scale
+            att = table.loc[table["term"] == "att"].iloc[0]
+            terms = terms.assign(se=np.nan, ci_low=att["low"], ci_high=att["high"])
+            return replace(
+                self,
+                terms=terms,
+                alpha=level,
+                jackknife_estimates=np.array([]),
+                prediction_intervals=table,
+                info={**self.info, "se_method": "jackknife+", "n_jackknife": 0},
+            )
+        jack, se = jackknife(data)
+        terms.loc[terms["term"] == "att", "se"] = se * data.scale
+        return replace(
+            self,
+            terms=terms,
+            jackknife_estimates=jack * data.scale,
+            prediction_intervals=None,
+            info={**self.info, "se_method": "jackknife", "n_jackknife": int(jack.size)},
+        )
+
+    def rescaled(self, factor: float) -> Self:
+        """As :meth:`EstimationResult.rescaled`; jackknife+ bounds in ``terms`` scale too."""
+        out = super().rescaled(factor)
+        if "ci_low" not in out.terms.columns:
+            return out
+        terms = out.terms.copy()
+        for col in ("ci_low", "ci_high"):
+            terms[col] = terms[col].to_numpy(float) * float(factor)
+        return replace(out, terms=terms)
 
     def artifacts(self) -> dict[str, pd.DataFrame]:
-        return {
+        out = {
             "donor_weights": pd.DataFrame({"augmented": self.donor_weights, "sc": self.sc_weights})
             .rename_axis("unit")
             .reset_index(),
             "gaps": self.gaps.rename("gap").rename_axis("time").reset_index(),
             "lambda_cv": self.cv,
         }
+        if self.prediction_intervals is not None:
+            out["prediction_intervals"] = self.prediction_intervals
+        return out
 
 
 def _weights(
@@ -175,6 +272,159 @@ def jackknife_se(vals: np.ndarray, n_units: int) -> float:
     return float(np.sqrt((n_units - 1) / n_units * np.sum((vals - vals.mean()) ** 2)))
 
 
+@dataclass(frozen=True)
+class ASCData:
+    """What :meth:`AugmentedSCResult.with_inference` needs without refitting: the outcome
+    matrix (treated rows first), the number of treated units, the period masks, the
+    ridge penalty, the augmented weights and the periods, in the units the fit worked in (``scale``: the
+    factor to the reported units, see :mod:`zoneimpact.estimators._scale`)."""
+
+    Y: np.ndarray
+    n_treated: int
+    pre: np.ndarray
+    post: np.ndarray
+    lam: float
+    w_aug: np.ndarray
+    periods: np.ndarray
+    scale: float = 1.0
+
+    def rescaled(self, factor: float) -> ASCData:
+        return replace(self, scale=self.scale * factor)
+
+
+def _treated_and_start(
+    panel: Panel, treated_unit: Any, treatment_start: int | None
+) -> tuple[list[Any], int]:
+    """The treated unit(s) and their one first treated period."""
+    coh = panel.unit_cohort
+    if treated_unit is None:
+        tr = coh.index[np.isfinite(coh.to_numpy())].tolist()
+    else:
+        tr = unit_list(panel, treated_unit, "treated_unit", error=EstimationError)
+    if not tr:
+        raise EstimationError("No treated unit in the panel; pass treated_unit=.")
+    if treatment_start is not None:
+        return tr, treatment_start
+    gs = {float(coh.loc[u]) for u in tr if np.isfinite(coh.loc[u])}
+    if len(gs) != 1:
+        raise EstimationError(
+            f"Treated units {tr} need one common treatment start (found {sorted(gs)}); "
+            "pass treatment_start= or choose one cohort."
+        )
+    return tr, int(gs.pop())
+
+
+def _donor_pool(panel: Panel, donors: Any, tr: list[Any]) -> list[Any]:
+    """The donors (default the never-treated units), the treated ones left out."""
+    chosen = (
+        never_treated(panel)
+        if donors is None
+        else unit_list(panel, donors, "donors", error=EstimationError)
+    )
+    pool = [u for u in chosen if u not in tr]
+    require_donors(pool)
+    check_pool_size(pool, "Augmented SC")
+    return pool
+
+
+def _require_jackknife_donors(n_donors: int) -> None:
+    if n_donors < 3:
+        raise EstimationError(
+            f"The jackknife standard error of augmented SC needs at least 3 donors; there "
+            f"are {n_donors}. Pass se=False for the point estimate alone, or add donors."
+        )
+
+
+def cross_validated_lambda(Xt: np.ndarray, X0: np.ndarray, g: int) -> tuple[float, pd.DataFrame]:
+    """The ridge penalty by leave-one-pre-period-out CV with the 1-SE rule (Section 4.3; R
+    ``augsynth``'s defaults) and the CV table (lambda, mean error, its SE)."""
+    if X0.shape[1] < 3:
+        raise EstimationError(
+            f"Cross-validating lambda_ needs at least 3 pre-treatment periods before "
+            f"{g}; received {int(X0.shape[1])}. Pass lambda_= explicitly."
+        )
+    grid = lambda_grid(X0)
+    errs = cv_errors(Xt, X0, grid)
+    cv = pd.DataFrame(
+        {
+            "lambda": grid,
+            "cv_error": errs.mean(axis=1),
+            "cv_se": errs.std(axis=1, ddof=1) / np.sqrt(errs.shape[1]),
+        }
+    )
+    return choose_lambda(grid, errs), cv
+
+
+def jackknife(data: ASCData) -> tuple[np.ndarray, float]:
+    """Leave-one-out ATTs and the jackknife SE of R ``augsynth``'s
+    ``jackknife_se_single`` (module docstring), with its feasibility checks."""
+    n_tr, n_pool, w_aug = data.n_treated, data.Y.shape[0] - data.n_treated, data.w_aug
+    _require_jackknife_donors(n_pool)
+    refits = int((np.round(w_aug, 3) != 0).sum()) + (n_tr if n_tr > 1 else 0)
+    work = float(refits) * n_pool**2 * int(data.pre.sum())
+    if work > _MAX_JACKKNIFE_WORK:
+        raise EstimationError(
+            f"The jackknife standard error refits augmented SC once per donor with a "
+            f"non-zero weight: {refits:,} refits of a {n_pool:,}-donor problem, too "
+            "long to run here. Pass se=False for the point estimate alone, or restrict "
+            "the donor pool."
+        )
+    jack = jackknife_values(data.Y, n_tr, data.pre, data.post, data.lam, w_aug)
+    if jack.size < 2:
+        raise EstimationError(
+            f"The jackknife standard error of augmented SC leaves out each donor with a "
+            f"non-zero weight (and each treated unit), but only {jack.size} such unit(s) "
+            "exist here (the weight sits on one donor), so it is undefined. Pass "
+            "se=False for the point estimate alone."
+        )
+    return jack, jackknife_se(jack, n_tr + n_pool)
+
+
+def time_jackknife_plus(data: ASCData, alpha: float) -> pd.DataFrame:
+    """Jackknife+ over pre-periods, as R ``augsynth``'s ``time_jackknife_plus``
+    (``conservative = FALSE``; Barber, Candes, Ramdas & Tibshirani 2021, Ann. Statist.).
+
+    Each pre-period ``s`` is held out in turn and the augmented SC refitted on the others
+    at the fit's lambda (augsynth pins it); ``e_s`` is the treated outcome at ``s`` minus
+    that refit's prediction, and ``m_s(t)`` its counterfactual prediction for each post
+    period ``t`` (and their mean, for ``att``). The counterfactual interval is
+    ``[q_{alpha/2}(m_s - |e_s|), q_{1-alpha/2}(m_s + |e_s|)]`` over ``s`` (R's default
+    sample quantile, numpy's ``linear``), and the effect interval is the treated outcome
+    minus it.
+    """
+    pre_idx, post_idx = np.flatnonzero(data.pre), np.flatnonzero(data.post)
+    if pre_idx.size < 2:
+        raise EstimationError(
+            f"The jackknife+ holds out one pre-treatment period at a time and refits on the "
+            f"others: it needs at least 2 pre-treatment periods; there are {pre_idx.size}."
+        )
+    yt = data.Y[: data.n_treated].mean(axis=0)
+    Y0 = data.Y[data.n_treated :]
+    preds = np.empty((pre_idx.size, post_idx.size + 1))
+    errs = np.empty(pre_idx.size)
+    for k, s in enumerate(pre_idx):
+        keep = np.delete(pre_idx, k)
+        w, _ = _weights(yt[keep], Y0[:, keep], data.lam)
+        path = w @ Y0
+        preds[k] = np.r_[path[post_idx], path[post_idx].mean()]
+        errs[k] = yt[s] - path[s]
+    width = np.abs(errs)[:, None]
+    cf_low = np.quantile(preds - width, alpha / 2, axis=0)
+    cf_high = np.quantile(preds + width, 1 - alpha / 2, axis=0)
+    y1 = np.r_[yt[post_idx], yt[post_idx].mean()]
+    gaps = yt - data.w_aug @ Y0
+    periods = [f"calendar:{t}" for t in data.periods[post_idx]]
+    return pd.DataFrame(
+        {
+            "term": [*periods, "att"],
+            "estimate": np.r_[gaps[post_idx], gaps[post_idx].mean()],
+            "low": y1 - cf_high,
+            "high": y1 - cf_low,
+            "method": "jackknife+",
+        }
+    )
+
+
 @scale_equivariant()
 def fit(
     panel: Panel,
@@ -208,7 +458,8 @@ def fit(
     lambda_ : float, optional
         Ridge penalty; default chosen by cross-validation (module docstring).
     se : bool
-        Leave-one-control-out jackknife standard error.
+        Leave-one-control-out jackknife standard error (later, without refitting:
+        :meth:`AugmentedSCResult.with_inference`).
     donors : list, optional
         Donor pool; default the never-treated units.
 
@@ -223,36 +474,10 @@ def fit(
     treatment_start = check_int(treatment_start, "treatment_start", none=True)
     lambda_ = check_number(lambda_, "lambda_", minimum=0, none=True)
     se = check_bool(se, "se")
-    coh = panel.unit_cohort
-    if treated_unit is None:
-        tr = coh.index[np.isfinite(coh.to_numpy())].tolist()
-    else:
-        tr = unit_list(panel, treated_unit, "treated_unit", error=EstimationError)
-    if not tr:
-        raise EstimationError("No treated unit in the panel; pass treated_unit=.")
-    if treatment_start is None:
-        gs = {float(coh.loc[u]) for u in tr if np.isfinite(coh.loc[u])}
-        if len(gs) != 1:
-            raise EstimationError(
-                f"Treated units {tr} need one common treatment start (found {sorted(gs)}); "
-                "pass treatment_start= or choose one cohort."
-            )
-        g = int(gs.pop())
-    else:
-        g = treatment_start
-    chosen = (
-        never_treated(panel)
-        if donors is None
-        else unit_list(panel, donors, "donors", error=EstimationError)
-    )
-    pool = [u for u in chosen if u not in tr]
-    require_donors(pool)
-    check_pool_size(pool, "Augmented SC")
-    if se and len(pool) < 3:
-        raise EstimationError(
-            f"The jackknife standard error of augmented SC needs at least 3 donors; there "
-            f"are {len(pool)}. Pass se=False for the point estimate alone, or add donors."
-        )
+    tr, g = _treated_and_start(panel, treated_unit, treatment_start)
+    pool = _donor_pool(panel, donors, tr)
+    if se:
+        _require_jackknife_donors(len(pool))
     periods = np.asarray(panel.periods)
     pre, post = periods < g, periods >= g
     if pre.sum() < 1 or post.sum() < 1:
@@ -262,53 +487,18 @@ def fit(
     Y0 = Y.loc[pool].to_numpy(float)
     cv = pd.DataFrame()
     if lambda_ is None:
-        if pre.sum() < 3:
-            raise EstimationError(
-                f"Cross-validating lambda_ needs at least 3 pre-treatment periods before "
-                f"{g}; received {int(pre.sum())}. Pass lambda_= explicitly."
-            )
-        grid = lambda_grid(Y0[:, pre])
-        errs = cv_errors(Yt[pre], Y0[:, pre], grid)
-        lam = choose_lambda(grid, errs)
-        cv = pd.DataFrame(
-            {
-                "lambda": grid,
-                "cv_error": errs.mean(axis=1),
-                "cv_se": errs.std(axis=1, ddof=1) / np.sqrt(errs.shape[1]),
-            }
-        )
+        lam, cv = cross_validated_lambda(Yt[pre], Y0[:, pre], g)
     else:
         lam = float(lambda_)
     w_aug, w_sc = _weights(Yt[pre], Y0[:, pre], lam)
     gaps = Yt - w_aug @ Y0
-    att = float(gaps[post].mean())
-    se_val = np.nan
-    jack = np.array([])
-    if se:
-        refits = int((np.round(w_aug, 3) != 0).sum()) + (len(tr) if len(tr) > 1 else 0)
-        work = float(refits) * len(pool) ** 2 * int(pre.sum())
-        if work > _MAX_JACKKNIFE_WORK:
-            raise EstimationError(
-                f"The jackknife standard error refits augmented SC once per donor with a "
-                f"non-zero weight: {refits:,} refits of a {len(pool):,}-donor problem, too "
-                "long to run here. Pass se=False for the point estimate alone, or restrict "
-                "the donor pool."
-            )
-        Yall = Y.loc[[*tr, *pool]].to_numpy(float)
-        jack = jackknife_values(Yall, len(tr), pre, post, lam, w_aug)
-        if jack.size < 2:
-            raise EstimationError(
-                f"The jackknife standard error of augmented SC leaves out each donor with a "
-                f"non-zero weight (and each treated unit), but only {jack.size} such unit(s) "
-                "exist here (the weight sits on one donor), so it is undefined. Pass "
-                "se=False for the point estimate alone."
-            )
-        se_val = jackknife_se(jack, len(tr) + len(pool))
+    data = ASCData(Y.loc[[*tr, *pool]].to_numpy(float), len(tr), pre, post, lam, w_aug, periods)
+    jack, se_val = jackknife(data) if se else (np.array([]), np.nan)
     idx = pd.Index(pool, name="unit")
     return AugmentedSCResult(
         estimator="augmented_sc",
         outcome=outcome,
-        terms=terms_frame(["att"], [att], [se_val]),
+        terms=terms_frame(["att"], [float(gaps[post].mean())], [se_val]),
         n_units=len(tr) + len(pool),
         n_obs=int(Y.size),
         info={
@@ -326,4 +516,5 @@ def fit(
         lambda_=lam,
         cv=cv,
         jackknife_estimates=jack,
+        fitted=data,
     )

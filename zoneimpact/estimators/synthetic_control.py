@@ -44,7 +44,7 @@ from scipy.optimize import linprog, minimize
 from ..errors import EstimationError, PanelError, SpecError
 from ..inference import placebo as plc
 from ..panel import RESERVED, Panel, _v
-from ..parallel import as_generator
+from ..parallel import as_generator, snapshot
 from ..results import (
     EstimationResult,
     check_bool,
@@ -105,6 +105,7 @@ class SyntheticControlResult(EstimationResult):
         "in_time_gaps": 1,
         "loo_paths": 1,
         "prediction_intervals": {"*": 1, "p_value": 0},
+        "fitted": 1,
     }
     SCALED_INFO: ClassVar[dict[str, int]] = {"pre_rmspe": 1, "post_rmspe": 1, "fit_mspe": 2}
 
@@ -120,6 +121,98 @@ class SyntheticControlResult(EstimationResult):
     in_time_gaps: pd.Series | None = None
     loo_paths: pd.DataFrame | None = None
     prediction_intervals: pd.DataFrame | None = None
+    fitted: SCData | None = field(default=None, repr=False, compare=False)
+
+    def with_inference(
+        self,
+        method: str,
+        *,
+        rng: np.random.Generator | int | None = None,
+        n_jobs: int = 1,
+        placebo_starts: int | None = None,
+        drop_ratio: float | None = None,
+    ) -> SyntheticControlResult:
+        """The same synthetic control with another inference, without refitting it.
+
+        Parameters
+        ----------
+        method : {"placebo", "scpi", "conformal"}
+            ``"placebo"``: in-space placebos, RMSPE ratios and the permutation p-value
+            (ADH 2010, Section 4; ``fit(placebos=True)``). ``"scpi"`` / ``"conformal"``:
+            prediction intervals (``fit(intervals=...)``). ADH synthetic control has no
+            jackknife or bootstrap variance: those are R ``synthdid``'s ``vcov`` of its
+            SC estimate, :func:`zoneimpact.estimators.synthetic_did.fit` with
+            ``method="sc"`` and its ``with_inference``.
+        rng : numpy.random.Generator or int, optional
+            The generator or seed as ``fit`` takes it (the placebos draw from the same
+            child generator as ``fit``'s, so the same seed gives the same placebos).
+            Default: replays the fit's generator.
+        n_jobs : int
+            Workers for the placebos (the result does not depend on it).
+        placebo_starts, drop_ratio : optional
+            Placebo search and pre-fit filter (default: the fit's).
+
+        Returns
+        -------
+        SyntheticControlResult
+            A new result with ``placebo_gaps``, ``rmspe`` and ``p_value`` (placebo) or
+            ``prediction_intervals`` replaced.
+        """
+        data = self.fitted
+        if data is None:
+            raise EstimationError(
+                "This result keeps no fitted data (it was not made by synthetic_control.fit); "
+                "refit to change its inference."
+            )
+        if method in ("jackknife", "bootstrap"):
+            raise EstimationError(
+                f"ADH synthetic control has no {method} variance (ADH 2010 infer by "
+                "placebos); use with_inference('placebo'), or the synthetic-control special "
+                "case of synthetic_did (method='sc'), whose with_inference offers R synthdid's "
+                "placebo, bootstrap and jackknife."
+            )
+        check_choice(method, "method", ("placebo", *_INTERVALS))
+        if check_int(n_jobs, "n_jobs") == 0:
+            raise SpecError("n_jobs must be a whole number >= 1, or -1 for every core; received 0.")
+        child = (snapshot(data.rng) if rng is None else as_generator(rng)).spawn(5)
+        # the fit worked on the outcome divided by data.scale (a power of two: exact)
+        base = self if data.scale == 1.0 else self.rescaled(1.0 / data.scale)
+        if method == "placebo":
+            out = base._with_placebos(data, placebo_starts, drop_ratio, child[1], n_jobs)
+        else:
+            out = _with_intervals(base, data.panel, method, child[4])
+        return out if data.scale == 1.0 else out.rescaled(data.scale)
+
+    def _with_placebos(
+        self,
+        data: SCData,
+        placebo_starts: int | None,
+        drop_ratio: float | None,
+        rng: np.random.Generator,
+        n_jobs: int,
+    ) -> SyntheticControlResult:
+        if len(data.pool) < 2:
+            raise EstimationError(
+                f"In-space placebos need at least 2 donors (each placebo unit is fitted on "
+                f"the others); this fit has {len(data.pool)}."
+            )
+        data = replace(
+            data,
+            placebo_starts=data.placebo_starts
+            if placebo_starts is None
+            else check_int(placebo_starts, "placebo_starts", minimum=0),
+            drop_ratio=data.drop_ratio
+            if drop_ratio is None
+            else check_number(drop_ratio, "drop_ratio", positive=True),
+        )
+        gaps, rmspe, p_value = _in_space_placebos(data, self.gaps, rng, n_jobs)
+        return replace(
+            self,
+            placebo_gaps=gaps,
+            rmspe=rmspe,
+            p_value=p_value,
+            info={**self.info, "p_value": p_value},
+        )
 
     def rescaled(self, factor: float) -> Self:
         """As :meth:`EstimationResult.rescaled`; predictors built from the outcome (named
@@ -158,6 +251,9 @@ class SyntheticControlResult(EstimationResult):
 
 
 # ---------------------------------------------------------------------------- options
+_INTERVALS = ("scpi", "conformal")
+
+
 def _window(value: Any, name: str) -> tuple[int, int]:
     """``[first, last]``: two whole periods with ``first <= last``."""
     if isinstance(value, str) or not isinstance(value, Sequence | np.ndarray) or len(value) != 2:
@@ -179,57 +275,14 @@ def _predictor_table(
     """Predictors x units, raw values (means over the listed periods, NaN ignored as in
     R Synth's ``na.rm = TRUE``).
     """
-    data = panel.data
     if predictors is None:
         # Outcome in every pre-period: W then directly fits the pre-period path.
         predictors = [{"variable": outcome, "years": [int(t)]} for t in pre_periods]
     rows, names = [], []
     for k, spec in enumerate(predictors):
-        if not isinstance(spec, dict) or "variable" not in spec:
-            raise SpecError(
-                f"Predictor #{k} must be a table like {{variable = 'x', window = [1980, 1988]}} "
-                f"or {{variable = 'x', years = [1975]}}; received {spec!r}."
-            )
-        unknown = set(spec) - {"variable", "window", "years", "op", "name"}
-        if unknown:
-            raise SpecError(f"Predictor #{k} has unknown key(s) {sorted(unknown)}.")
-        var = spec["variable"]
-        if not isinstance(var, str) or var not in data.columns or var in RESERVED:
-            raise SpecError(
-                f"Predictor variable {var!r} is not in the panel; outcomes {list(panel.outcomes)}, "
-                f"covariates {list(panel.covariates)}. Add it to [data] covariates."
-            )
-        if "window" in spec and "years" in spec:
-            raise SpecError(f"Predictor #{k} ({var}): give either window or years, not both.")
-        if "window" in spec:
-            a, b = _window(spec["window"], f"Predictor #{k} ({var}) window")
-            years = [t for t in panel.periods if a <= t <= b]
-            label = f"{var}[{a}-{b}]"
-        elif "years" in spec:
-            ys = spec["years"]
-            if isinstance(ys, str) or not isinstance(ys, Sequence | np.ndarray) or len(ys) == 0:
-                raise SpecError(
-                    f"Predictor #{k} ({var}) years must be a non-empty list of periods; "
-                    f"received {ys!r}."
-                )
-            years = [check_int(y, f"Predictor #{k} ({var}) years") for y in ys]
-            label = f"{var}[{','.join(str(y) for y in years)}]"
-        else:
-            years = list(pre_periods)
-            label = f"{var}[pre]"
-        op = spec.get("op", "mean")
-        if not isinstance(op, str) or op not in ("mean", "median"):
-            raise SpecError(f"Predictor {label}: op must be 'mean' or 'median'; received {op!r}.")
-        sub = data.loc[data["time"].isin(years) & data["unit"].isin(units), ["unit", var]]
-        agg = sub.groupby("unit")[var].agg(op).reindex(units)
-        if agg.isna().any():
-            u = agg.index[agg.isna().to_numpy()][0]
-            raise PanelError(
-                f"Predictor {label}: unit {_v(u)!r} has no non-missing value of {var!r} in "
-                f"periods {years}. Change the window or drop the unit."
-            )
-        rows.append(agg.to_numpy(float))
-        names.append(spec.get("name", label))
+        name, values = _predictor_row(panel, k, spec, units, pre_periods)
+        rows.append(values)
+        names.append(name)
     if not rows:
         raise SpecError(
             "predictors is empty: list at least one {variable = 'x', window = [a, b]}, or "
@@ -240,6 +293,68 @@ def _predictor_table(
         index=pd.Index(names, name="predictor"),
         columns=pd.Index(list(units), name="unit"),
     )
+
+
+def _predictor_variable(panel: Panel, k: int, spec: Any) -> str:
+    """The checked variable of predictor #k (a panel outcome or covariate)."""
+    if not isinstance(spec, dict) or "variable" not in spec:
+        raise SpecError(
+            f"Predictor #{k} must be a table like {{variable = 'x', window = [1980, 1988]}} "
+            f"or {{variable = 'x', years = [1975]}}; received {spec!r}."
+        )
+    unknown = set(spec) - {"variable", "window", "years", "op", "name"}
+    if unknown:
+        raise SpecError(f"Predictor #{k} has unknown key(s) {sorted(unknown)}.")
+    var = spec["variable"]
+    if not isinstance(var, str) or var not in panel.data.columns or var in RESERVED:
+        raise SpecError(
+            f"Predictor variable {var!r} is not in the panel; outcomes {list(panel.outcomes)}, "
+            f"covariates {list(panel.covariates)}. Add it to [data] covariates."
+        )
+    return var
+
+
+def _predictor_years(
+    panel: Panel, k: int, spec: dict[str, Any], var: str, pre_periods: np.ndarray
+) -> tuple[list[Any], str]:
+    """Periods averaged by predictor #k (its window, its years, or every pre-period) and
+    its label."""
+    if "window" in spec and "years" in spec:
+        raise SpecError(f"Predictor #{k} ({var}): give either window or years, not both.")
+    if "window" in spec:
+        a, b = _window(spec["window"], f"Predictor #{k} ({var}) window")
+        return [t for t in panel.periods if a <= t <= b], f"{var}[{a}-{b}]"
+    if "years" not in spec:
+        return list(pre_periods), f"{var}[pre]"
+    ys = spec["years"]
+    if isinstance(ys, str) or not isinstance(ys, Sequence | np.ndarray) or len(ys) == 0:
+        raise SpecError(
+            f"Predictor #{k} ({var}) years must be a non-empty list of periods; received {ys!r}."
+        )
+    years = [check_int(y, f"Predictor #{k} ({var}) years") for y in ys]
+    return years, f"{var}[{','.join(str(y) for y in years)}]"
+
+
+def _predictor_row(
+    panel: Panel, k: int, spec: Any, units: Sequence[Any], pre_periods: np.ndarray
+) -> tuple[str, np.ndarray]:
+    """Name and values by unit of predictor #k: the mean (or median) of its variable over
+    its periods."""
+    var = _predictor_variable(panel, k, spec)
+    years, label = _predictor_years(panel, k, spec, var, pre_periods)
+    op = spec.get("op", "mean")
+    if not isinstance(op, str) or op not in ("mean", "median"):
+        raise SpecError(f"Predictor {label}: op must be 'mean' or 'median'; received {op!r}.")
+    data = panel.data
+    sub = data.loc[data["time"].isin(years) & data["unit"].isin(units), ["unit", var]]
+    agg = sub.groupby("unit")[var].agg(op).reindex(units)
+    if agg.isna().any():
+        u = agg.index[agg.isna().to_numpy()][0]
+        raise PanelError(
+            f"Predictor {label}: unit {_v(u)!r} has no non-missing value of {var!r} in "
+            f"periods {years}. Change the window or drop the unit."
+        )
+    return spec.get("name", label), agg.to_numpy(float)
 
 
 # ---------------------------------------------------------------------------- core
@@ -332,31 +447,96 @@ def synth_weights(
     coordinates of V (scale-free, so weights spanning orders of magnitude are reachable)
     with this exact gradient, from the best screened candidates.
     """
-    X1s, X0s = _standardise(np.asarray(X1, float), np.asarray(X0, float))
-    k, J = X0s.shape
+    X1r, X0r = np.asarray(X1, float), np.asarray(X0, float)
+    X1s, X0s = _standardise(X1r, X0r)
     Z1 = np.asarray(Z1, float)
     Z0 = np.asarray(Z0, float)
-    T = len(Z1)
-    support: list[np.ndarray | None] = [None]
-    ZtZ0 = Z0.T @ Z0  # J x J, reused by every gradient
-    Z0tZ1 = Z0.T @ Z1
+    prob = _NestedV(X1s, X0s, Z1, Z0, v_min)
+    vv = _closed_form_v(v, X1r, X0r, Z1, Z0)
+    if vv is not None:
+        return prob.fit(vv)
+    thetas = _v_candidates(prob, n_screen, as_generator(rng))
+    vv = _search_v(prob, thetas, n_starts, n_polish)
+    return _tied_optimum(prob, vv, v == "optimistic")
 
-    def solve_w(vv: np.ndarray) -> np.ndarray:
-        H = (X0s.T * vv) @ X0s
-        c = X0s.T @ (vv * X1s)
-        w, sup = simplex_qp_gram(H, c, support=support[0])
-        support[0] = sup
+
+class _NestedV:
+    """The nested problem of one treated unit (ADH 2010, Section 2.3) on standardised
+    predictors: ``W(V)`` by the exact simplex QP (warm-started from the last support),
+    the fit-window ``MSPE(W)``, and its exact gradient in softmax coordinates of V
+    (:func:`synth_weights`, Notes). V is kept ``>= floor`` on every predictor."""
+
+    def __init__(
+        self, X1s: np.ndarray, X0s: np.ndarray, Z1: np.ndarray, Z0: np.ndarray, v_min: float
+    ) -> None:
+        self.X1s, self.X0s, self.Z1, self.Z0 = X1s, X0s, Z1, Z0
+        self.k = X0s.shape[0]
+        self.T = len(Z1)
+        self.support: np.ndarray | None = None
+        self.ZtZ0 = Z0.T @ Z0  # J x J, reused by every gradient
+        self.Z0tZ1 = Z0.T @ Z1
+        self.floor = min(float(v_min), 0.5 / self.k)
+        self.scale = 1.0 - self.k * self.floor
+
+    def weights(self, vv: np.ndarray) -> np.ndarray:
+        """``W(V) = argmin_simplex (X1 - X0 W)' V (X1 - X0 W)`` (ADH 2010, eq. 2)."""
+        H = (self.X0s.T * vv) @ self.X0s
+        c = self.X0s.T @ (vv * self.X1s)
+        w, self.support = simplex_qp_gram(H, c, support=self.support)
         return w
 
-    def mspe(w: np.ndarray) -> float:
-        e = Z1 - Z0 @ w
-        return float(e @ e) / T
+    def mspe(self, w: np.ndarray) -> float:
+        e = self.Z1 - self.Z0 @ w
+        return float(e @ e) / self.T
 
+    def fit(self, vv: np.ndarray) -> _Fit:
+        w = self.weights(vv)
+        return _Fit(w, vv, self.mspe(w))
+
+    def to_v(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        e = np.exp(theta - theta.max())
+        sm = e / e.sum()
+        return self.floor + self.scale * sm, sm
+
+    def to_theta(self, vv: np.ndarray) -> np.ndarray:
+        u = np.maximum((np.asarray(vv, float) / np.sum(vv) - self.floor) / self.scale, 1e-12)
+        return np.log(u)
+
+    def loss(self, theta: np.ndarray) -> float:
+        return self.loss_grad(theta)[0]
+
+    def loss_grad(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        """``MSPE(W(V(theta)))`` and its gradient by implicit differentiation of the KKT
+        system on the current support."""
+        vv, sm = self.to_v(theta)
+        w = self.weights(vv)
+        P = np.flatnonzero(w > 0)
+        val = self.mspe(w)
+        # dMSPE/dw = -2/T Z0'(Z1 - Z0 w)
+        gw = (2.0 / self.T) * (self.ZtZ0[P] @ w - self.Z0tZ1[P])
+        p = len(P)
+        A = self.X0s[:, P]
+        Kt = np.ones((p + 1, p + 1))
+        Kt[:p, :p] = (A.T * vv) @ A
+        Kt[p, p] = 0.0
+        rhs = np.append(gw, 0.0)
+        sol = np.linalg.lstsq(Kt, rhs, rcond=None)[0]
+        r = self.X1s - self.X0s @ w
+        g_v = r * (A @ sol[:p])
+        g_theta = self.scale * (sm * g_v - sm * float(sm @ g_v))
+        return val, g_theta
+
+
+def _closed_form_v(
+    v: str | Sequence[float], X1: np.ndarray, X0: np.ndarray, Z1: np.ndarray, Z0: np.ndarray
+) -> np.ndarray | None:
+    """V when no search is needed: given, equal (inverse variance of the raw predictors),
+    a single predictor, or predictors that are the fit-window outcomes themselves; None
+    for the nested search."""
+    k = X0.shape[0]
     if isinstance(v, str):
         if v in ("inverse_variance", "equal"):
-            vv = np.full(k, 1.0 / k)
-            w = solve_w(vv)
-            return _Fit(w, vv, mspe(w))
+            return np.full(k, 1.0 / k)
         if v not in ("nested", "optimistic"):
             raise SpecError(
                 f"v must be 'nested', 'optimistic', 'inverse_variance', 'equal' or a list of "
@@ -367,62 +547,27 @@ def synth_weights(
         vv = np.asarray(v, float)
         if vv.shape != (k,) or np.any(vv < 0) or vv.sum() <= 0:
             raise SpecError(f"v must list {k} non-negative predictor weights; received {list(v)}.")
-        vv = vv / vv.sum()
-        w = solve_w(vv)
-        return _Fit(w, vv, mspe(w))
+        return vv / vv.sum()
     if k == 1:
-        vv = np.ones(1)
-        w = solve_w(vv)
-        return _Fit(w, vv, mspe(w))
-    X1r, X0r = np.asarray(X1, float), np.asarray(X0, float)
-    if X0r.shape == Z0.shape and np.array_equal(X0r, Z0) and np.array_equal(X1r, Z1):
+        return np.ones(1)
+    if X0.shape == Z0.shape and np.array_equal(X0, Z0) and np.array_equal(X1, Z1):
         # The predictors are the fit-window outcomes themselves: MSPE(W(V)) is bounded
         # below by min_W MSPE(W), and V proportional to each predictor's variance attains
         # it (undoing the standardisation makes the inner problem the outer one). The
         # nested problem is solved exactly, with no search.
-        sd = np.column_stack([X1r, X0r]).std(axis=1, ddof=1)
+        sd = np.column_stack([X1, X0]).std(axis=1, ddof=1)
         vv = np.where(sd > 0, sd, 1.0) ** 2
-        vv = vv / vv.sum()
-        w = solve_w(vv)
-        return _Fit(w, vv, mspe(w))
+        return vv / vv.sum()
+    return None
 
-    floor = min(float(v_min), 0.5 / k)
-    scale = 1.0 - k * floor
 
-    def to_v(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        e = np.exp(theta - theta.max())
-        sm = e / e.sum()
-        return floor + scale * sm, sm
-
-    def loss_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        vv, sm = to_v(theta)
-        w = solve_w(vv)
-        P = np.flatnonzero(w > 0)
-        val = mspe(w)
-        # dMSPE/dw = -2/T Z0'(Z1 - Z0 w)
-        gw = (2.0 / T) * (ZtZ0[P] @ w - Z0tZ1[P])
-        p = len(P)
-        A = X0s[:, P]
-        Kt = np.ones((p + 1, p + 1))
-        Kt[:p, :p] = (A.T * vv) @ A
-        Kt[p, p] = 0.0
-        rhs = np.append(gw, 0.0)
-        sol = np.linalg.lstsq(Kt, rhs, rcond=None)[0]
-        r = X1s - X0s @ w
-        g_v = r * (A @ sol[:p])
-        g_theta = scale * (sm * g_v - sm * float(sm @ g_v))
-        return val, g_theta
-
-    def to_theta(vv: np.ndarray) -> np.ndarray:
-        u = np.maximum((np.asarray(vv, float) / np.sum(vv) - floor) / scale, 1e-12)
-        return np.log(u)
-
-    rng = as_generator(rng)
-    # Candidates: R Synth's deterministic starts (equal, regression-based) and random
-    # Dirichlet draws, half of them sparse (alpha = 0.2), since MSPE(V) is often smallest
-    # where few predictors carry most of the weight.
+def _v_candidates(prob: _NestedV, n_screen: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Starting V in softmax coordinates: R Synth's deterministic starts (equal,
+    regression-based) and random Dirichlet draws, half of them sparse (alpha = 0.2), since
+    MSPE(V) is often smallest where few predictors carry most of the weight."""
+    k = prob.k
     cands = [np.full(k, 1.0 / k)]
-    reg = _regression_start(X1s, X0s, Z1, Z0)
+    reg = _regression_start(prob.X1s, prob.X0s, prob.Z1, prob.Z0)
     if reg is not None:
         cands.append(reg)
     n_screen = max(int(n_screen), 0)
@@ -430,54 +575,58 @@ def synth_weights(
         half = n_screen // 2
         cands.extend(rng.dirichlet(np.ones(k), size=n_screen - half))
         cands.extend(rng.dirichlet(np.full(k, 0.2), size=half))
-    thetas = [to_theta(c_) for c_ in cands]
-    vals = np.array([loss_grad(t_)[0] for t_ in thetas])
+    return [prob.to_theta(c_) for c_ in cands]
+
+
+def _search_v(prob: _NestedV, thetas: list[np.ndarray], n_starts: int, n_polish: int) -> np.ndarray:
+    """The V of the lowest MSPE: BFGS with the exact gradient from the best screened
+    candidates; the best end points polished by Nelder-Mead (which steps across the kinks
+    where the donor support changes and BFGS stops) and BFGS again."""
+    vals = np.array([prob.loss_grad(t_)[0] for t_ in thetas])
     order = np.argsort(vals, kind="stable")
     best_theta, best_val = thetas[int(order[0])], float(vals[order[0]])
+    bfgs = {"maxiter": 100, "gtol": 1e-8}
     ends = []
     for idx in order[: max(int(n_starts), 1)]:
-        res = minimize(
-            loss_grad,
-            thetas[int(idx)],
-            jac=True,
-            method="BFGS",
-            options={"maxiter": 100, "gtol": 1e-8},
-        )
+        res = minimize(prob.loss_grad, thetas[int(idx)], jac=True, method="BFGS", options=bfgs)
         ends.append((float(res.fun), res.x))
-    # BFGS stops at kinks of MSPE(V) (where the donor support changes): polish the two
-    # best end points with a short Nelder-Mead, which steps across kinks, then BFGS again.
     ends.sort(key=lambda e: e[0])
     for val0, th0 in ends[:n_polish]:
         nm = minimize(
-            lambda t_: loss_grad(t_)[0],
+            prob.loss,
             th0,
             method="Nelder-Mead",
             options={
-                "maxfev": 40 * k,
+                "maxfev": 40 * prob.k,
                 "xatol": 1e-6,
                 "fatol": 1e-10,
-                "initial_simplex": np.vstack([th0, th0 + 0.5 * np.eye(k)]),
+                "initial_simplex": np.vstack([th0, th0 + 0.5 * np.eye(prob.k)]),
             },
         )
-        res = minimize(
-            loss_grad, nm.x, jac=True, method="BFGS", options={"maxiter": 100, "gtol": 1e-8}
-        )
+        res = minimize(prob.loss_grad, nm.x, jac=True, method="BFGS", options=bfgs)
         for val, th in ((val0, th0), (float(nm.fun), nm.x), (float(res.fun), res.x)):
             if val < best_val:
                 best_val, best_theta = val, th
-    vv, _ = to_v(best_theta)
-    support[0] = None
-    w = solve_w(vv)
-    exact = _exact_match_weights(X1s, X0s, Z1, Z0)
-    if exact is not None and mspe(exact) < mspe(w):
+    return prob.to_v(best_theta)[0]
+
+
+def _tied_optimum(prob: _NestedV, vv: np.ndarray, optimistic: bool) -> _Fit:
+    """``W(V)`` at the searched V, replaced by the best tied inner optimum where ``W(V)``
+    is not unique: an exact predictor match (every V), or with ``optimistic`` a match of
+    one predictor (V on the boundary; Malo et al. 2024)."""
+    prob.support = None
+    w = prob.weights(vv)
+    args = (prob.X1s, prob.X0s, prob.Z1, prob.Z0)
+    exact = _exact_match_weights(*args)
+    if exact is not None and prob.mspe(exact) < prob.mspe(w):
         # Every V shares the inner optima {W : X0 W = X1} here, so the optimistic bilevel
         # solution is the best of them (its V is immaterial; the searched one is kept).
         w = exact
-    if v == "optimistic":
-        for j, wj in _single_match_weights(X1s, X0s, Z1, Z0):
-            if mspe(wj) < mspe(w):
-                w, vv = wj, np.eye(k)[j]
-    return _Fit(w, vv, mspe(w))
+    if optimistic:
+        for j, wj in _single_match_weights(*args):
+            if prob.mspe(wj) < prob.mspe(w):
+                w, vv = wj, np.eye(prob.k)[j]
+    return _Fit(w, vv, prob.mspe(w))
 
 
 def _single_match_weights(
@@ -565,6 +714,32 @@ class _Problem:
     n_polish: int = 2
 
 
+@dataclass(frozen=True)
+class SCData:
+    """What :meth:`SyntheticControlResult.with_inference` needs without refitting: the
+    problem (outcomes, predictors, windows, V rule), the treated unit(s) and the donor
+    pool, the fit's settings, a snapshot of its generator (before any draw), and the
+    panel (for SCPI and conformal intervals) with the fit's outcome, predictors, fit
+    window and treatment date ``g``, in the units the fit worked in (``scale``:
+    the factor to the reported units, see :mod:`zoneimpact.estimators._scale`)."""
+
+    prob: _Problem
+    treated: list[Any]
+    pool: list[Any]
+    placebo_starts: int
+    drop_ratio: float | None
+    rng: np.random.Generator
+    panel: Panel
+    g: int
+    outcome: str = ""
+    predictors: Sequence[dict[str, Any]] | None = None
+    fit_window: tuple[int, int] | None = None
+    scale: float = 1.0
+
+    def rescaled(self, factor: float) -> SCData:
+        return replace(self, scale=self.scale * factor)
+
+
 def _fit_unit(
     prob: _Problem, treated: Any, donors: Sequence[Any], rng: np.random.Generator
 ) -> tuple[_Fit, pd.Series]:
@@ -586,6 +761,300 @@ def _fit_unit(
     )
     synth = fit.w @ Y0
     return fit, pd.Series(Yt - synth, index=prob.Y.columns)
+
+
+def _check_v(v: Any) -> None:
+    if v is not None and not isinstance(v, str):
+        if not isinstance(v, Sequence | np.ndarray) or not all(
+            isinstance(x, int | float | np.number)
+            and not isinstance(x, bool)
+            and np.isfinite(x)
+            and x >= 0
+            for x in v
+        ):
+            raise SpecError(
+                f"v must be 'nested', 'optimistic', 'inverse_variance', 'equal' or a list of finite "
+                f"non-negative predictor weights; received {v!r}."
+            )
+
+
+def _treated_and_start(
+    panel: Panel, treated_unit: Any, treatment_start: int | None
+) -> tuple[list[Any], int]:
+    """The treated unit(s) and their one first treated period."""
+    coh = panel.unit_cohort
+    if treated_unit is None:
+        tr_units = coh.index[np.isfinite(coh.to_numpy())].tolist()
+        if not tr_units:
+            raise EstimationError(
+                "No treated unit: the panel has no treated unit; pass treated_unit= (and "
+                "treatment_start= if the panel does not mark it)."
+            )
+    else:
+        tr_units = unit_list(panel, treated_unit, "treated_unit")
+    if treatment_start is not None:
+        return tr_units, treatment_start
+    finite = {s for s in (float(coh.loc[u]) for u in tr_units) if np.isfinite(s)}
+    if not finite:
+        raise EstimationError(
+            f"Treated unit(s) {tr_units} are never treated in the panel; pass "
+            "treatment_start= (the first treated period)."
+        )
+    if len(finite) > 1:
+        raise EstimationError(
+            f"Treated units {tr_units} start treatment in different periods {sorted(finite)}; "
+            "synthetic control needs one date: pick one cohort via treated_unit=."
+        )
+    return tr_units, int(finite.pop())
+
+
+def _fit_mask(
+    periods: np.ndarray, g: int, fit_window: tuple[int, int] | None, pre_periods: np.ndarray
+) -> np.ndarray:
+    """Periods of the MSPE criterion for V: the fit window, default every pre-period."""
+    if fit_window is None:
+        return periods < g
+    a, b = fit_window
+    if b >= g:
+        raise SpecError(f"fit_window {list(fit_window)} reaches the treatment period {g}.")
+    fit_mask = (periods >= a) & (periods <= b)
+    if not fit_mask.any():
+        raise SpecError(
+            f"fit_window {list(fit_window)} holds no observed period (pre-treatment "
+            f"periods: {int(pre_periods[0])}-{int(pre_periods[-1])})."
+        )
+    return fit_mask
+
+
+def _problem(
+    panel: Panel,
+    outcome: str,
+    predictors: Sequence[dict[str, Any]] | None,
+    fit_window: tuple[int, int] | None,
+    v: Any,
+    n_starts: int,
+    units: list[Any],
+    g: int,
+) -> _Problem:
+    """Outcomes, predictors and windows of the treated unit(s) and donors (``units``)."""
+    periods = np.asarray(panel.periods)
+    pre_periods = periods[periods < g]
+    if len(pre_periods) == 0:
+        raise EstimationError(f"No pre-treatment period before {g} in the data.")
+    if not (periods >= g).any():
+        raise EstimationError(f"No post-treatment period from {g} on in the data.")
+    Y = outcome_matrix(panel, outcome, units, periods, estimator="Synthetic control")
+    X = _predictor_table(panel, outcome, predictors, units, pre_periods)
+    fit_mask = _fit_mask(periods, g, fit_window, pre_periods)
+    return _Problem(
+        Y, X, fit_mask, periods < g, periods >= g, "nested" if v is None else v, n_starts
+    )
+
+
+def _paths(
+    prob: _Problem, tr_units: list[Any], pool: list[Any], main: _Fit, gaps: pd.Series
+) -> dict[str, Any]:
+    """Treated and synthetic paths, gaps, W, V and the predictor balance (ADH 2010,
+    Table 1) of the main fit."""
+    Y, X = prob.Y, prob.X
+    Yt = Y.loc[tr_units].to_numpy(float).mean(axis=0)
+    treated_path = pd.Series(Yt, index=pd.Index(Y.columns, name="time"), name="treated")
+    X1 = X[tr_units].to_numpy(float).mean(axis=1)
+    return dict(
+        treated_path=treated_path,
+        synthetic_path=pd.Series(Yt - gaps.to_numpy(), index=treated_path.index, name="synthetic"),
+        gaps=pd.Series(gaps.to_numpy(), index=treated_path.index, name="gap"),
+        donor_weights=pd.Series(main.w, index=pd.Index(pool, name="unit"), name="weight"),
+        predictor_weights=pd.Series(main.v, index=X.index, name="v"),
+        balance=pd.DataFrame(
+            {
+                "treated": X1,
+                "synthetic": X[pool].to_numpy(float) @ main.w,
+                "donor_mean": X[pool].to_numpy(float).mean(axis=1),
+            },
+            index=X.index,
+        ),
+    )
+
+
+def _in_space_placebos(
+    data: SCData, gaps: pd.Series, rng: np.random.Generator, n_jobs: int
+) -> tuple[pd.DataFrame | None, pd.DataFrame | None, float]:
+    """In-space placebos (ADH 2010, Section 4.2): every donor refitted as treated with the
+    other donors as its pool (a lighter V search), then the post/pre RMSPE ratios and the
+    permutation p-value (:mod:`zoneimpact.inference.placebo`)."""
+    pool, prob = data.pool, data.prob
+    if len(pool) < 2:
+        return None, None, np.nan
+    prob_pl = replace(prob, n_starts=data.placebo_starts, n_polish=1)
+
+    def one(unit: Any, g_: np.random.Generator) -> pd.Series:
+        return _fit_unit(prob_pl, unit, [d for d in pool if d != unit], g_)[1]
+
+    pg = plc.in_space(one, pool, rng=rng, n_jobs=n_jobs)
+    label = "treated" if len(data.treated) > 1 else data.treated[0]
+    placebo_gaps = pd.concat([gaps.rename(label), pg], axis=1)
+    placebo_gaps.index.name = "time"
+    table = plc.rmspe_table(placebo_gaps, prob.pre_mask, prob.post_mask)
+    p_value, rmspe = plc.permutation_p(table, label, drop_ratio=data.drop_ratio)
+    return placebo_gaps, rmspe, p_value
+
+
+def _in_time_predictors(
+    predictors: Sequence[dict[str, Any]] | None, in_time: int
+) -> list[dict[str, Any]] | None:
+    """The predictors cut at the fake date: windows end before it, later years dropped."""
+    if predictors is None:
+        return None
+    out = []
+    for spec in predictors:
+        spec = dict(spec)
+        if "window" in spec:
+            a, b = spec["window"]
+            if a >= in_time:
+                continue
+            spec["window"] = [a, min(b, in_time - 1)]
+        if "years" in spec:
+            ys = [y for y in spec["years"] if y < in_time]
+            if not ys:
+                continue
+            spec["years"] = ys
+        out.append(spec)
+    return out
+
+
+def _in_time_placebo(data: SCData, in_time: int, rng: np.random.Generator) -> pd.Series:
+    """In-time placebo (ADH 2015, Section 4): the same fit with treatment at ``in_time``,
+    using only the periods before the real date ``g``."""
+    prob, g, fit_window = data.prob, data.g, data.fit_window
+    periods = np.asarray(prob.Y.columns)
+    if not periods[0] < in_time < g:
+        raise SpecError(f"in_time={in_time} must lie strictly between {periods[0]} and {g}.")
+    keep = periods < g
+    sub_periods = periods[keep]
+    preds_it = _in_time_predictors(data.predictors, in_time)
+    units = [*data.treated, *data.pool]
+    X_it = _predictor_table(
+        data.panel, data.outcome, preds_it, units, sub_periods[sub_periods < in_time]
+    )
+    fm = sub_periods < in_time
+    if fit_window is not None:
+        fm &= sub_periods >= fit_window[0]
+    prob_it = _Problem(
+        prob.Y.loc[:, keep],
+        X_it,
+        fm,
+        sub_periods < in_time,
+        sub_periods >= in_time,
+        prob.v,
+        prob.n_starts,
+    )
+    _, gi = _fit_unit(prob_it, _treated_key(data.treated), data.pool, rng)
+    return pd.Series(gi.to_numpy(), index=pd.Index(sub_periods, name="time"), name="gap")
+
+
+def _leave_one_out(
+    data: SCData, w: pd.Series, treated_path: pd.Series, rng: np.random.Generator, n_jobs: int
+) -> pd.DataFrame | None:
+    """Synthetic paths refitted without each positive-weight donor (ADH 2015, Section 4)."""
+    pool = data.pool
+    positive = w.index[w.to_numpy() > 1e-6].tolist()
+    Yt = treated_path.to_numpy()
+
+    def without(unit: Any, g_: np.random.Generator) -> pd.Series:
+        rest = [d for d in pool if d != unit]
+        _, gp = _fit_unit(data.prob, _treated_key(data.treated), rest, g_)
+        return pd.Series(Yt - gp.to_numpy(), index=treated_path.index)
+
+    if len(pool) < 2:
+        return None
+    return plc.leave_one_out(without, positive, rng=rng, n_jobs=n_jobs)
+
+
+def _treated_key(tr_units: list[Any]) -> Any:
+    """One unit id, or the list of treated units averaged."""
+    return tr_units if len(tr_units) > 1 else tr_units[0]
+
+
+def _donor_pool(panel: Panel, donors: Any, tr_units: list[Any]) -> list[Any]:
+    """The donors (default every never-treated unit), the treated ones left out."""
+    if donors is None:
+        pool = [u for u in never_treated(panel) if u not in tr_units]
+    else:
+        pool = [u for u in unit_list(panel, donors, "donors") if u not in tr_units]
+    require_donors(pool)
+    check_pool_size(pool, "Synthetic control")
+    return pool
+
+
+def _result(
+    outcome: str,
+    alpha: float,
+    data: SCData,
+    main: _Fit,
+    parts: dict[str, Any],
+    g: int,
+    placebo: tuple[pd.DataFrame | None, pd.DataFrame | None, float],
+    in_time_gaps: pd.Series | None,
+    loo_paths: pd.DataFrame | None,
+) -> SyntheticControlResult:
+    """Terms ``att`` (mean post-period gap, se NaN) and ``weight:DONOR``, with the fit
+    diagnostics in ``info``."""
+    prob, pool, tr_units = data.prob, data.pool, data.treated
+    gaps = parts["gaps"]
+    att = float(gaps[prob.post_mask].mean())
+    names = [f"weight:{u}" for u in pool]
+    placebo_gaps, rmspe, p_value = placebo
+    info = {
+        "treated_unit": ",".join(map(str, tr_units)) if len(tr_units) > 1 else str(tr_units[0]),
+        "treatment_start": g,
+        "n_donors": len(pool),
+        "pre_rmspe": float(np.sqrt(np.mean(gaps[prob.pre_mask] ** 2))),
+        "post_rmspe": float(np.sqrt(np.mean(gaps[prob.post_mask] ** 2))),
+        "fit_mspe": main.loss,
+        "p_value": p_value,
+        "v_method": prob.v if isinstance(prob.v, str) else "given",
+        "se_note": "no sampling SE for synthetic control; see permutation p_value",
+    }
+    return SyntheticControlResult(
+        estimator="synthetic_control",
+        outcome=outcome,
+        terms=terms_frame(["att", *names], [att, *main.w], [np.nan] * (1 + len(pool))),
+        n_units=len(tr_units) + len(pool),
+        n_obs=int(prob.Y.size),
+        info=info,
+        alpha=alpha,
+        **parts,
+        placebo_gaps=placebo_gaps,
+        rmspe=rmspe,
+        p_value=p_value,
+        in_time_gaps=in_time_gaps,
+        loo_paths=loo_paths,
+        fitted=data,
+    )
+
+
+def _diagnostics(
+    data: SCData,
+    parts: dict[str, Any],
+    child: list[np.random.Generator],
+    n_jobs: int,
+    placebos: bool,
+    in_time: int | None,
+    leave_one_out: bool,
+) -> tuple[tuple[pd.DataFrame | None, pd.DataFrame | None, float], Any, Any]:
+    """The robustness checks ``fit`` asks for: in-space placebos (with the permutation
+    p-value), the in-time placebo and the leave-one-out fits, each on its own generator."""
+    placebo: tuple[pd.DataFrame | None, pd.DataFrame | None, float] = (None, None, np.nan)
+    if placebos:
+        placebo = _in_space_placebos(data, parts["gaps"], child[1], n_jobs)
+    in_time_gaps = None
+    if in_time is not None:
+        in_time_gaps = _in_time_placebo(data, in_time, child[2])
+    loo = None
+    if leave_one_out:
+        loo = _leave_one_out(data, parts["donor_weights"], parts["treated_path"], child[3], n_jobs)
+    return placebo, in_time_gaps, loo
 
 
 @scale_equivariant()
@@ -647,7 +1116,8 @@ def fit(
         Donor pool; default every never-treated unit.
     placebos : bool
         Run in-space placebos (every donor as treated, nested V each) for the RMSPE-ratio
-        permutation p-value.
+        permutation p-value (later, without refitting:
+        :meth:`SyntheticControlResult.with_inference`).
     drop_ratio : float, optional
         Drop placebos whose pre-period MSPE exceeds this multiple of the treated unit's.
     in_time : int, optional
@@ -678,198 +1148,22 @@ def fit(
     drop_ratio = check_number(drop_ratio, "drop_ratio", positive=True, none=True)
     in_time = check_int(in_time, "in_time", none=True)
     if intervals is not None:
-        check_choice(intervals, "intervals", ["scpi", "conformal"])
-    if fit_window is not None:
-        fit_window = _window(fit_window, "fit_window")
-    if v is not None and not isinstance(v, str):
-        if not isinstance(v, Sequence | np.ndarray) or not all(
-            isinstance(x, int | float | np.number)
-            and not isinstance(x, bool)
-            and np.isfinite(x)
-            and x >= 0
-            for x in v
-        ):
-            raise SpecError(
-                f"v must be 'nested', 'optimistic', 'inverse_variance', 'equal' or a list of finite "
-                f"non-negative predictor weights; received {v!r}."
-            )
+        check_choice(intervals, "intervals", _INTERVALS)
+    window = None if fit_window is None else _window(fit_window, "fit_window")
+    _check_v(v)
     rng = as_generator(rng)
-    coh = panel.unit_cohort
-    if treated_unit is None:
-        tr_units = coh.index[np.isfinite(coh.to_numpy())].tolist()
-        if not tr_units:
-            raise EstimationError(
-                "No treated unit: the panel has no treated unit; pass treated_unit= (and "
-                "treatment_start= if the panel does not mark it)."
-            )
-    else:
-        tr_units = unit_list(panel, treated_unit, "treated_unit")
-    starts = {float(coh.loc[u]) for u in tr_units}
-    if treatment_start is not None:
-        g = treatment_start
-    else:
-        finite = {s for s in starts if np.isfinite(s)}
-        if not finite:
-            raise EstimationError(
-                f"Treated unit(s) {tr_units} are never treated in the panel; pass "
-                "treatment_start= (the first treated period)."
-            )
-        if len(finite) > 1:
-            raise EstimationError(
-                f"Treated units {tr_units} start treatment in different periods {sorted(finite)}; "
-                "synthetic control needs one date: pick one cohort via treated_unit=."
-            )
-        g = int(finite.pop())
-    if donors is None:
-        pool = [u for u in never_treated(panel) if u not in tr_units]
-    else:
-        pool = [u for u in unit_list(panel, donors, "donors") if u not in tr_units]
-    require_donors(pool)
-    check_pool_size(pool, "Synthetic control")
-    periods = np.asarray(panel.periods)
-    pre_periods = periods[periods < g]
-    if len(pre_periods) == 0:
-        raise EstimationError(f"No pre-treatment period before {g} in the data.")
-    if not (periods >= g).any():
-        raise EstimationError(f"No post-treatment period from {g} on in the data.")
-    units = [*tr_units, *pool]
-    Y = outcome_matrix(panel, outcome, units, periods, estimator="Synthetic control")
-    X = _predictor_table(panel, outcome, predictors, units, pre_periods)
-    if fit_window is None:
-        fit_mask = periods < g
-    else:
-        a, b = fit_window
-        if b >= g:
-            raise SpecError(f"fit_window {list(fit_window)} reaches the treatment period {g}.")
-        fit_mask = (periods >= a) & (periods <= b)
-        if not fit_mask.any():
-            raise SpecError(
-                f"fit_window {list(fit_window)} holds no observed period (pre-treatment "
-                f"periods: {int(pre_periods[0])}-{int(pre_periods[-1])})."
-            )
-    if v is None:
-        v = "nested"
-    prob = _Problem(Y, X, fit_mask, periods < g, periods >= g, v, n_starts)
-    treated_key: Any = tr_units if len(tr_units) > 1 else tr_units[0]
+    tr_units, g = _treated_and_start(panel, treated_unit, treatment_start)
+    pool = _donor_pool(panel, donors, tr_units)
+    prob = _problem(panel, outcome, predictors, window, v, n_starts, [*tr_units, *pool], g)
+    data = SCData(prob, tr_units, pool, placebo_starts, drop_ratio, snapshot(rng), panel, g)
+    data = replace(data, outcome=outcome, predictors=predictors, fit_window=window)
     child = rng.spawn(5)  # the first four are those of earlier versions
-    main, gaps = _fit_unit(prob, treated_key, pool, child[0])
-    Yt = Y.loc[tr_units].to_numpy(float).mean(axis=0)
-    treated_path = pd.Series(Yt, index=pd.Index(periods, name="time"), name="treated")
-    synth_path = pd.Series(Yt - gaps.to_numpy(), index=treated_path.index, name="synthetic")
-    gaps = pd.Series(gaps.to_numpy(), index=treated_path.index, name="gap")
-    w = pd.Series(main.w, index=pd.Index(pool, name="unit"), name="weight")
-    vser = pd.Series(main.v, index=X.index, name="v")
-    X1 = X[tr_units].to_numpy(float).mean(axis=1)
-    balance = pd.DataFrame(
-        {
-            "treated": X1,
-            "synthetic": X[pool].to_numpy(float) @ main.w,
-            "donor_mean": X[pool].to_numpy(float).mean(axis=1),
-        },
-        index=X.index,
+    main, gaps = _fit_unit(prob, _treated_key(tr_units), pool, child[0])
+    parts = _paths(prob, tr_units, pool, main, gaps)
+    placebo, in_time_gaps, loo = _diagnostics(
+        data, parts, child, n_jobs, placebos, in_time, leave_one_out
     )
-    pre, post = prob.pre_mask, prob.post_mask
-    att = float(gaps[post].mean())
-    pre_rmspe = float(np.sqrt(np.mean(gaps[pre] ** 2)))
-    post_rmspe = float(np.sqrt(np.mean(gaps[post] ** 2)))
-
-    placebo_gaps = rmspe = None
-    p_value = np.nan
-    if placebos and len(pool) >= 2:
-        prob_pl = replace(prob, n_starts=placebo_starts, n_polish=1)
-
-        def one(unit: Any, g_: np.random.Generator) -> pd.Series:
-            return _fit_unit(prob_pl, unit, [d for d in pool if d != unit], g_)[1]
-
-        pg = plc.in_space(one, pool, rng=child[1], n_jobs=n_jobs)
-        label = "treated" if len(tr_units) > 1 else tr_units[0]
-        placebo_gaps = pd.concat([gaps.rename(label), pg], axis=1)
-        placebo_gaps.index.name = "time"
-        table = plc.rmspe_table(placebo_gaps, pre, post)
-        p_value, rmspe = plc.permutation_p(table, label, drop_ratio=drop_ratio)
-
-    in_time_gaps = None
-    if in_time is not None:
-        if not periods[0] < in_time < g:
-            raise SpecError(f"in_time={in_time} must lie strictly between {periods[0]} and {g}.")
-        keep = periods < g
-        sub_periods = periods[keep]
-        if predictors is None:
-            preds_it = None
-        else:
-            preds_it = []
-            for spec in predictors:
-                spec = dict(spec)
-                if "window" in spec:
-                    a, b = spec["window"]
-                    if a >= in_time:
-                        continue
-                    spec["window"] = [a, min(b, in_time - 1)]
-                if "years" in spec:
-                    ys = [y for y in spec["years"] if y < in_time]
-                    if not ys:
-                        continue
-                    spec["years"] = ys
-                preds_it.append(spec)
-        X_it = _predictor_table(panel, outcome, preds_it, units, sub_periods[sub_periods < in_time])
-        fm = sub_periods < in_time
-        if fit_window is not None:
-            fm &= sub_periods >= fit_window[0]
-        prob_it = _Problem(
-            Y.loc[:, keep], X_it, fm, sub_periods < in_time, sub_periods >= in_time, v, n_starts
-        )
-        _, gi = _fit_unit(prob_it, treated_key, pool, child[2])
-        in_time_gaps = pd.Series(
-            gi.to_numpy(), index=pd.Index(sub_periods, name="time"), name="gap"
-        )
-
-    loo_paths = None
-    if leave_one_out:
-        positive = w.index[w.to_numpy() > 1e-6].tolist()
-
-        def without(unit: Any, g_: np.random.Generator) -> pd.Series:
-            rest = [d for d in pool if d != unit]
-            _, gp = _fit_unit(prob, treated_key, rest, g_)
-            return pd.Series(Yt - gp.to_numpy(), index=treated_path.index)
-
-        if len(pool) >= 2:
-            loo_paths = plc.leave_one_out(without, positive, rng=child[3], n_jobs=n_jobs)
-
-    names = [f"weight:{u}" for u in pool]
-    terms = terms_frame(["att", *names], [att, *main.w], [np.nan] * (1 + len(pool)))
-    info = {
-        "treated_unit": str(treated_key)
-        if not isinstance(treated_key, list)
-        else ",".join(map(str, tr_units)),
-        "treatment_start": g,
-        "n_donors": len(pool),
-        "pre_rmspe": pre_rmspe,
-        "post_rmspe": post_rmspe,
-        "fit_mspe": main.loss,
-        "p_value": p_value,
-        "v_method": v if isinstance(v, str) else "given",
-        "se_note": "no sampling SE for synthetic control; see permutation p_value",
-    }
-    result = SyntheticControlResult(
-        estimator="synthetic_control",
-        outcome=outcome,
-        terms=terms,
-        n_units=len(units),
-        n_obs=int(Y.size),
-        info=info,
-        alpha=alpha,
-        donor_weights=w,
-        predictor_weights=vser,
-        treated_path=treated_path,
-        synthetic_path=synth_path,
-        gaps=gaps,
-        balance=balance,
-        placebo_gaps=placebo_gaps,
-        rmspe=rmspe,
-        p_value=p_value,
-        in_time_gaps=in_time_gaps,
-        loo_paths=loo_paths,
-    )
+    result = _result(outcome, alpha, data, main, parts, g, placebo, in_time_gaps, loo)
     if intervals is None:
         return result
     return _with_intervals(result, panel, intervals, child[4])

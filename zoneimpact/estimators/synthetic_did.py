@@ -40,10 +40,11 @@ import pandas as pd
 
 from ..errors import EstimationError, SpecError
 from ..panel import Panel
-from ..parallel import as_generator, replicate
+from ..parallel import as_generator, replicate, snapshot
 from ..results import (
     EstimationResult,
     check_bool,
+    check_choice,
     check_fit_arguments,
     check_int,
     check_number,
@@ -79,6 +80,7 @@ class SyntheticDiDResult(EstimationResult):
         "placebo_estimates": 1,
         "cohort_estimates": {"estimate": 1},
         "covariate_coefs": 1,
+        "fitted": 1,
     }
     SCALED_INFO: ClassVar[dict[str, int]] = {"noise_level": 1, "zeta_omega": 1, "zeta_lambda": 1}
 
@@ -87,6 +89,59 @@ class SyntheticDiDResult(EstimationResult):
     placebo_estimates: np.ndarray = field(default_factory=lambda: np.empty(0))
     cohort_estimates: pd.DataFrame | None = None
     covariate_coefs: pd.Series | None = None
+    fitted: SdidData | None = field(default=None, repr=False, compare=False)
+
+    def with_inference(
+        self,
+        method: Literal["placebo", "bootstrap", "jackknife"],
+        *,
+        n_reps: int | None = None,
+        rng: np.random.Generator | int | None = None,
+        n_jobs: int = 1,
+    ) -> SyntheticDiDResult:
+        """The same estimate with another standard error, without refitting (R
+        ``synthdid``'s ``vcov(estimate, method=)``; Arkhangelsky et al. 2021, Section 5).
+
+        Parameters
+        ----------
+        method : {"placebo", "bootstrap", "jackknife"}
+            Algorithm 4, 2 or 3. Bootstrap and jackknife are undefined with one treated
+            unit, placebo needs more controls than treated units, and the jackknife fails
+            when one control carries all the unit weight (where R returns NA): each is an
+            :class:`~zoneimpact.errors.EstimationError`.
+        n_reps : int, optional
+            Placebo / bootstrap replications (default: the fit's ``n_reps``).
+        rng : numpy.random.Generator or int, optional
+            The generator or seed as ``fit`` would take it: with the seed given to
+            ``fit(se_method=method)`` the standard error is that fit's. Default: replays
+            the fit's own generator.
+        n_jobs : int
+            Workers (the result does not depend on it).
+
+        Returns
+        -------
+        SyntheticDiDResult
+            A new result: the ``att`` standard error, ``placebo_estimates`` and
+            ``info["se_method"]``/``info["n_reps"]`` replaced.
+        """
+        data = self.fitted
+        if data is None:
+            raise EstimationError(
+                "This result keeps no fitted data (it was not made by synthetic_did.fit); "
+                "refit with se_method= to change its inference."
+            )
+        check_choice(method, "method", _SE_METHODS)
+        n_reps = data.n_reps if n_reps is None else n_reps
+        n_reps = check_int(n_reps, "n_reps", minimum=2 if method != "jackknife" else 0)
+        if check_int(n_jobs, "n_jobs") == 0:
+            raise SpecError("n_jobs must be a whole number >= 1, or -1 for every core; received 0.")
+        gen = snapshot(data.rng) if rng is None else as_generator(rng)
+        draws, se = variance(data, method, n_reps, gen, n_jobs)
+        draws = draws * data.scale
+        terms = self.terms.copy()
+        terms.loc[terms["term"] == "att", "se"] = se * data.scale
+        info = {**self.info, "se_method": method, "n_reps": len(draws)}
+        return replace(self, terms=terms, placebo_estimates=draws, info=info)
 
     def artifacts(self) -> dict[str, pd.DataFrame]:
         out: dict[str, pd.DataFrame] = {}
@@ -133,6 +188,51 @@ class SdidOptions:
     max_iter: int = 10_000
     max_iter_pre_sparsify: int = 100
     sparsify: bool = True
+
+
+@dataclass(frozen=True)
+class _Block:
+    """One adoption cohort's problem: outcome block (controls first, pre-periods first),
+    its tuning and the fitted weights (the start of every replication)."""
+
+    g: float
+    Y: np.ndarray
+    T0: int
+    opts: SdidOptions
+    omega: np.ndarray
+    lam: np.ndarray
+
+
+@dataclass(frozen=True)
+class SdidData:
+    """What another variance needs, kept on the result so that
+    :meth:`SyntheticDiDResult.with_inference` does not refit (R ``synthdid`` keeps the
+    same on its estimate, ``attr(estimate, "setup")``, ``"opts"`` and ``"weights"``).
+
+    ``Y`` is the ``N x T`` outcome matrix of the fit (controls first, in canonical
+    order) in the units the fit worked in; ``scale`` converts replication estimates to
+    the reported units (it is not 1 when the outcome was rescaled, see
+    :mod:`zoneimpact.estimators._scale`). One cohort: ``block``; several: ``fixed`` maps a
+    cohort to its (control rows, omega, lambda). ``rng`` is a snapshot of the fit's
+    generator before any draw, and ``n_reps`` the fit's replications.
+    """
+
+    Y: np.ndarray
+    n_controls: int
+    donors: list[Any]
+    cohort_of_row: np.ndarray
+    periods: np.ndarray
+    method: Method
+    overrides: dict[str, Any]
+    n_reps: int
+    rng: np.random.Generator
+    block: _Block | None = None
+    fixed: dict[float, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
+    scale: float = 1.0
+
+    def rescaled(self, factor: float) -> SdidData:
+        """Replication estimates of this data are reported times ``factor``."""
+        return replace(self, scale=self.scale * factor)
 
 
 def noise_level(Y: np.ndarray, N0: int, T0: int) -> float:
@@ -476,7 +576,245 @@ def _staggered_point(
     return float(cells @ est / cells.sum()), rows
 
 
+def _staggered_placebo(data: SdidData, n_reps: int, rng: Any, n_jobs: int) -> np.ndarray:
+    """Algorithm 4 with several cohorts (Stata ``sdid``): among the controls only, a random
+    subset receives the treated units' adoption periods and the cohort estimates are
+    re-run and aggregated."""
+    N0 = data.n_controls
+    n_tr = data.Y.shape[0] - N0
+    if N0 <= n_tr:
+        raise EstimationError(
+            f"Placebo standard errors need more never-treated units ({N0}) than treated "
+            f"units ({n_tr}); use se_method='bootstrap' or 'jackknife'."
+        )
+    tr_coh = data.cohort_of_row[N0:]
+
+    def one_placebo(_i: int, g: np.random.Generator) -> float:
+        perm = g.permutation(N0)
+        fake = np.full(N0, np.inf)
+        fake[perm[:n_tr]] = tr_coh
+        return _staggered_point(data.Y[:N0], fake, data.periods, data.method, data.overrides)[0]
+
+    return np.asarray(
+        replicate(one_placebo, n_reps, rng=rng, n_jobs=n_jobs, desc="SDID placebo"), float
+    )
+
+
+def _staggered_bootstrap(data: SdidData, n_reps: int, rng: Any, n_jobs: int) -> np.ndarray:
+    """Algorithm 2 with several cohorts: units resampled (draws without a treated or a
+    control unit redrawn), the cohort estimates re-run and aggregated."""
+    Y, cohort_of_row = data.Y, data.cohort_of_row
+    N = Y.shape[0]
+
+    def one_boot(_i: int, g: np.random.Generator) -> float:
+        while True:
+            ind = np.sort(g.integers(0, N, size=N))
+            cr = cohort_of_row[ind]
+            if np.isinf(cr).any() and np.isfinite(cr).any():
+                break
+        return _staggered_point(Y[ind], cr, data.periods, data.method, data.overrides)[0]
+
+    return np.asarray(
+        replicate(one_boot, n_reps, rng=rng, n_jobs=n_jobs, desc="SDID bootstrap"), float
+    )
+
+
+def _staggered_jackknife(data: SdidData) -> np.ndarray:
+    """Algorithm 3 with several cohorts: each unit left out, every cohort's weights held
+    at their fitted values (omega renormalised over the remaining controls)."""
+    Y, cohort_of_row = data.Y, data.cohort_of_row
+    N = Y.shape[0]
+    vals = []
+    for i in range(N):
+        ind = np.delete(np.arange(N), i)
+        v, _ = _staggered_point(
+            Y[ind],
+            cohort_of_row[ind],
+            data.periods,
+            data.method,
+            data.overrides,
+            fixed={
+                k: (np.searchsorted(ind, ids[ids != i]), om[ids != i], lam)
+                for k, (ids, om, lam) in data.fixed.items()
+            },
+        )
+        vals.append(v)
+    return np.asarray(vals, float)
+
+
+def variance(
+    data: SdidData,
+    se_method: str | None,
+    n_reps: int,
+    rng: np.random.Generator,
+    n_jobs: int = 1,
+) -> tuple[np.ndarray, float]:
+    """Replication estimates and the standard error of Section 5 (R ``synthdid``'s
+    ``vcov(method=)``): ``"placebo"`` (Algorithm 4), ``"bootstrap"`` (Algorithm 2) or
+    ``"jackknife"`` (Algorithm 3), on the fitted data (one cohort or several). In the
+    fitted data's units (before any rescaling of the outcome)."""
+    if se_method is None:
+        return np.empty(0), np.nan
+    b = data.block
+    if se_method == "jackknife":
+        draws = (
+            _jackknife_values(b.Y, data.n_controls, b.T0, b.opts, b.omega, b.lam)
+            if b is not None
+            else _staggered_jackknife(data)
+        )
+        return draws, jackknife_se(draws)
+    if b is not None:
+        draw = _placebo_draws if se_method == "placebo" else _bootstrap_draws
+        draws = draw(b.Y, data.n_controls, b.T0, b.opts, b.omega, b.lam, n_reps, rng, n_jobs)
+    else:
+        many = _staggered_placebo if se_method == "placebo" else _staggered_bootstrap
+        draws = many(data, n_reps, rng, n_jobs)
+    return draws, resampling_se(draws)
+
+
 # ---------------------------------------------------------------------------- public API
+_SE_METHODS = ("placebo", "bootstrap", "jackknife")
+
+
+def _checked_options(
+    method: Any,
+    se_method: Any,
+    n_reps: Any,
+    zeta_omega: Any,
+    zeta_lambda: Any,
+    min_decrease: Any,
+    max_iter: Any,
+    sparsify: Any,
+) -> tuple[int, dict[str, Any]]:
+    """``n_reps`` and the tuning overrides, each option checked once (SpecError)."""
+    if not isinstance(method, str) or method not in ("sdid", "sc", "did"):
+        raise SpecError(f"method must be 'sdid', 'sc' or 'did'; received {method!r}.")
+    if se_method is not None and (not isinstance(se_method, str) or se_method not in _SE_METHODS):
+        raise SpecError(
+            f"se_method must be 'placebo', 'bootstrap', 'jackknife' or None; received {se_method!r}."
+        )
+    resampled = se_method in ("placebo", "bootstrap")
+    n_reps = check_int(n_reps, "n_reps", minimum=2 if resampled else 0)
+    overrides = dict(
+        zeta_omega=check_number(zeta_omega, "zeta_omega", minimum=0, none=True),
+        zeta_lambda=check_number(zeta_lambda, "zeta_lambda", minimum=0, none=True),
+        min_decrease=check_number(min_decrease, "min_decrease", minimum=0, none=True),
+        max_iter=check_int(max_iter, "max_iter", minimum=1),
+        sparsify=check_bool(sparsify, "sparsify"),
+    )
+    return n_reps, overrides
+
+
+def _outcome_rows(
+    panel: Panel, outcome: str, method: str
+) -> tuple[list[Any], list[Any], np.ndarray, np.ndarray]:
+    """Controls, treated units, the ``N x T`` outcome matrix (controls first) and each
+    row's adoption period (``inf`` for controls)."""
+    coh = panel.unit_cohort
+    treated_units = coh.index[np.isfinite(coh.to_numpy())].tolist()
+    if not treated_units:
+        raise EstimationError("No treated unit in the panel: every unit is never treated.")
+    donors = never_treated(panel)
+    require_donors(donors)
+    check_pool_size(donors, "Synthetic DiD")
+    # placebo permutations and bootstrap draws index units by position: order them by
+    # their data so that relabelling the units cannot change the draws
+    donors = panel.canonical_order(donors, outcome)
+    treated_units = panel.canonical_order(treated_units, outcome)
+    periods = np.asarray(panel.periods)
+    W = outcome_matrix(
+        panel, outcome, donors + treated_units, periods, estimator=f"{method.upper()} ({method})"
+    )
+    cohort_of_row = np.concatenate(
+        [np.full(len(donors), np.inf), coh.loc[treated_units].to_numpy(float)]
+    )
+    return donors, treated_units, W.to_numpy(float), cohort_of_row
+
+
+def _fit_one_cohort(
+    Y: np.ndarray, N0: int, c: _Cohort, periods: np.ndarray, method: Method, overrides: dict
+) -> tuple[float, _Block]:
+    """Algorithm 1 on a single adoption cohort: pre-periods first, then the weights and
+    the weighted double difference (eq. 1.1)."""
+    cols = np.concatenate([np.flatnonzero(periods < c.g), np.flatnonzero(periods >= c.g)])
+    Yb = Y[:, cols]
+    opts = default_options(Yb, N0, c.T0, method, **overrides)
+    om0, lam0 = initial_weights(method, N0, c.T0)
+    est, omega, lam = estimate_block(Yb, N0, c.T0, opts, om0, lam0)
+    return est, _Block(c.g, Yb, c.T0, opts, omega, lam)
+
+
+def _single_result(
+    common: dict[str, Any], data: SdidData, b: _Block, est: float, se: float, draws: np.ndarray
+) -> SyntheticDiDResult:
+    """The result of a one-cohort fit: ``att``, omega by control, lambda by pre-period."""
+    g = b.g
+    common["info"].update(
+        zeta_omega=b.opts.zeta_omega,
+        zeta_lambda=b.opts.zeta_lambda,
+        noise_level=noise_level(b.Y, data.n_controls, b.T0),
+        n_reps=len(draws),
+        treatment_start=int(g),
+    )
+    return SyntheticDiDResult(
+        **common,
+        terms=terms_frame(["att"], [est], [se]),
+        unit_weights=pd.Series(
+            b.omega, index=pd.Index(data.donors, name="unit"), name="weight"
+        ).sort_index(),
+        time_weights=pd.Series(
+            b.lam, index=pd.Index(data.periods[data.periods < g], name="time"), name="weight"
+        ),
+        placebo_estimates=draws,
+    )
+
+
+def _staggered_result(
+    common: dict[str, Any],
+    data: SdidData,
+    est: float,
+    rows: list[dict[str, Any]],
+    se: float,
+    draws: np.ndarray,
+) -> SyntheticDiDResult:
+    """The result of a several-cohort fit: ``att`` (cohort-size weighted) and ``cohort:G``,
+    with unit and time weights by cohort."""
+    periods = data.periods
+    cells = np.array([r["cells"] for r in rows], float)
+    ce = pd.DataFrame(
+        {
+            "estimate": [r["estimate"] for r in rows],
+            "n_treated": [r["n_treated"] for r in rows],
+            "n_post": [r["n_post"] for r in rows],
+            "weight": cells / cells.sum(),
+        },
+        index=pd.Index([r["cohort"] for r in rows], name="cohort"),
+    )
+    terms = terms_frame(
+        ["att", *[f"cohort:{int(g)}" for g in ce.index]],
+        [est, *ce["estimate"]],
+        [se, *[np.nan] * len(ce)],
+    )
+    uw = pd.DataFrame(
+        {f"cohort:{int(r['cohort'])}": r["omega"] for r in rows},
+        index=pd.Index(data.donors, name="unit"),
+    ).sort_index()
+    tw = pd.DataFrame(index=pd.Index(periods, name="time"))
+    for r in rows:
+        lam_full = np.full(len(periods), np.nan)
+        lam_full[: r["T0"]] = r["lam"]
+        tw[f"cohort:{int(r['cohort'])}"] = lam_full
+    common["info"].update(n_reps=len(draws))
+    return SyntheticDiDResult(
+        **common,
+        terms=terms,
+        unit_weights=uw,
+        time_weights=tw,
+        placebo_estimates=draws,
+        cohort_estimates=ce,
+    )
+
+
 @scale_equivariant()
 def fit(
     panel: Panel,
@@ -512,7 +850,8 @@ def fit(
     method : {"sdid", "sc", "did"}
         SDID, or its synthetic-control / difference-in-differences special cases.
     se_method : {"placebo", "bootstrap", "jackknife"} or None
-        Algorithm 4, 2 or 3 of the paper; None skips the standard error.
+        Algorithm 4, 2 or 3 of the paper; None skips the standard error (another one
+        later, without refitting: :meth:`SyntheticDiDResult.with_inference`).
     n_reps : int
         Placebo / bootstrap replications.
     zeta_omega, zeta_lambda, min_decrease : float, optional
@@ -547,201 +886,41 @@ def fit(
             sparsify=sparsify,
         )
         return _fit_on_residuals(panel, outcome, covariates, rng, alpha, n_jobs, options)
-    if not isinstance(method, str) or method not in ("sdid", "sc", "did"):
-        raise SpecError(f"method must be 'sdid', 'sc' or 'did'; received {method!r}.")
-    if se_method is not None and (
-        not isinstance(se_method, str) or se_method not in ("placebo", "bootstrap", "jackknife")
-    ):
-        raise SpecError(
-            f"se_method must be 'placebo', 'bootstrap', 'jackknife' or None; received {se_method!r}."
-        )
-    resampled = se_method in ("placebo", "bootstrap")
-    n_reps = check_int(n_reps, "n_reps", minimum=2 if resampled else 0)
-    zeta_omega = check_number(zeta_omega, "zeta_omega", minimum=0, none=True)
-    zeta_lambda = check_number(zeta_lambda, "zeta_lambda", minimum=0, none=True)
-    min_decrease = check_number(min_decrease, "min_decrease", minimum=0, none=True)
-    max_iter = check_int(max_iter, "max_iter", minimum=1)
-    sparsify = check_bool(sparsify, "sparsify")
-    coh = panel.unit_cohort
-    treated_units = coh.index[np.isfinite(coh.to_numpy())].tolist()
-    if not treated_units:
-        raise EstimationError("No treated unit in the panel: every unit is never treated.")
-    donors = never_treated(panel)
-    require_donors(donors)
-    check_pool_size(donors, "Synthetic DiD")
-    # placebo permutations and bootstrap draws index units by position: order them by
-    # their data so that relabelling the units cannot change the draws
-    donors = panel.canonical_order(donors, outcome)
-    treated_units = panel.canonical_order(treated_units, outcome)
-    units = donors + treated_units
+    n_reps, overrides = _checked_options(
+        method, se_method, n_reps, zeta_omega, zeta_lambda, min_decrease, max_iter, sparsify
+    )
+    donors, treated_units, Y, cohort_of_row = _outcome_rows(panel, outcome, method)
     periods = np.asarray(panel.periods)
-    W = outcome_matrix(panel, outcome, units, periods, estimator=f"{method.upper()} ({method})")
-    Y = W.to_numpy(float)
-    cohort_of_row = np.concatenate(
-        [np.full(len(donors), np.inf), coh.loc[treated_units].to_numpy(float)]
-    )
-    overrides = dict(
-        zeta_omega=zeta_omega,
-        zeta_lambda=zeta_lambda,
-        min_decrease=min_decrease,
-        max_iter=max_iter,
-        sparsify=sparsify,
-    )
     rng = as_generator(rng)
     cohorts = _cohort_blocks(cohort_of_row, periods)
     for c in cohorts:
         if c.T0 < 1:
             raise EstimationError(f"Cohort {c.g:g} has no pre-treatment period in the data.")
     N0 = len(donors)
-    info: dict[str, Any] = {
-        "method": method,
-        "se_method": se_method,
-        "n_controls": N0,
-        "n_treated": len(treated_units),
-        "n_cohorts": len(cohorts),
-    }
-
-    if len(cohorts) == 1:
-        c = cohorts[0]
-        cols = np.concatenate([np.flatnonzero(periods < c.g), np.flatnonzero(periods >= c.g)])
-        Yb = Y[:, cols]
-        T0 = c.T0
-        opts = default_options(Yb, N0, T0, method, **overrides)
-        om0, lam0 = initial_weights(method, N0, T0)
-        est, omega, lam = estimate_block(Yb, N0, T0, opts, om0, lam0)
-        draws = np.empty(0)
-        se = np.nan
-        if se_method == "placebo":
-            draws = _placebo_draws(Yb, N0, T0, opts, omega, lam, n_reps, rng, n_jobs)
-            se = resampling_se(draws)
-        elif se_method == "bootstrap":
-            draws = _bootstrap_draws(Yb, N0, T0, opts, omega, lam, n_reps, rng, n_jobs)
-            se = resampling_se(draws)
-        elif se_method == "jackknife":
-            draws = _jackknife_values(Yb, N0, T0, opts, omega, lam)
-            se = jackknife_se(draws)
-        info.update(
-            zeta_omega=opts.zeta_omega,
-            zeta_lambda=opts.zeta_lambda,
-            noise_level=noise_level(Yb, N0, T0),
-            n_reps=len(draws),
-            treatment_start=int(c.g),
-        )
-        terms = terms_frame(["att"], [est], [se])
-        return SyntheticDiDResult(
-            estimator="synthetic_did",
-            outcome=outcome,
-            terms=terms,
-            n_units=len(units),
-            n_obs=int(Y.size),
-            info=info,
-            alpha=alpha,
-            unit_weights=pd.Series(
-                omega, index=pd.Index(donors, name="unit"), name="weight"
-            ).sort_index(),
-            time_weights=pd.Series(
-                lam, index=pd.Index(periods[periods < c.g], name="time"), name="weight"
-            ),
-            placebo_estimates=draws,
-        )
-
-    # Several adoption cohorts.
-    est, rows = _staggered_point(Y, cohort_of_row, periods, method, overrides)
-    draws = np.empty(0)
-    se = np.nan
-    n_tr = len(treated_units)
-    if se_method == "placebo":
-        if N0 <= n_tr:
-            raise EstimationError(
-                f"Placebo standard errors need more never-treated units ({N0}) than treated "
-                f"units ({n_tr}); use se_method='bootstrap' or 'jackknife'."
-            )
-        tr_coh = cohort_of_row[N0:]
-
-        def one_placebo(_i: int, g: np.random.Generator) -> float:
-            # Stata sdid: controls only; a random subset receives the treated units' dates.
-            perm = g.permutation(N0)
-            fake = np.full(N0, np.inf)
-            fake[perm[:n_tr]] = tr_coh
-            return _staggered_point(Y[:N0], fake, periods, method, overrides)[0]
-
-        draws = np.asarray(
-            replicate(one_placebo, n_reps, rng=rng, n_jobs=n_jobs, desc="SDID placebo"), float
-        )
-        se = resampling_se(draws)
-    elif se_method == "bootstrap":
-        N = Y.shape[0]
-
-        def one_boot(_i: int, g: np.random.Generator) -> float:
-            while True:
-                ind = np.sort(g.integers(0, N, size=N))
-                cr = cohort_of_row[ind]
-                if np.isinf(cr).any() and np.isfinite(cr).any():
-                    break
-            return _staggered_point(Y[ind], cr, periods, method, overrides)[0]
-
-        draws = np.asarray(
-            replicate(one_boot, n_reps, rng=rng, n_jobs=n_jobs, desc="SDID bootstrap"), float
-        )
-        se = resampling_se(draws)
-    elif se_method == "jackknife":
-        fixed = {r["cohort"]: (r["controls"], r["omega"], r["lam"]) for r in rows}
-        N = Y.shape[0]
-        vals = []
-        for i in range(N):
-            ind = np.delete(np.arange(N), i)
-            v, _ = _staggered_point(
-                Y[ind],
-                cohort_of_row[ind],
-                periods,
-                method,
-                overrides,
-                fixed={
-                    k: (np.searchsorted(ind, ids[ids != i]), om[ids != i], lam)
-                    for k, (ids, om, lam) in fixed.items()
-                },
-            )
-            vals.append(v)
-        draws = np.asarray(vals, float)
-        se = jackknife_se(draws)
-    cells = np.array([r["cells"] for r in rows], float)
-    ce = pd.DataFrame(
-        {
-            "estimate": [r["estimate"] for r in rows],
-            "n_treated": [r["n_treated"] for r in rows],
-            "n_post": [r["n_post"] for r in rows],
-            "weight": cells / cells.sum(),
-        },
-        index=pd.Index([r["cohort"] for r in rows], name="cohort"),
-    )
-    terms = terms_frame(
-        ["att", *[f"cohort:{int(g)}" for g in ce.index]],
-        [est, *ce["estimate"]],
-        [se, *[np.nan] * len(ce)],
-    )
-    uw = pd.DataFrame(
-        {f"cohort:{int(r['cohort'])}": r["omega"] for r in rows},
-        index=pd.Index(donors, name="unit"),
-    ).sort_index()
-    tw = pd.DataFrame(index=pd.Index(periods, name="time"))
-    for r in rows:
-        lam_full = np.full(len(periods), np.nan)
-        lam_full[: r["T0"]] = r["lam"]
-        tw[f"cohort:{int(r['cohort'])}"] = lam_full
-    info.update(n_reps=len(draws))
-    return SyntheticDiDResult(
+    data = SdidData(Y, N0, donors, cohort_of_row, periods, method, overrides, n_reps, snapshot(rng))
+    common: dict[str, Any] = dict(
         estimator="synthetic_did",
         outcome=outcome,
-        terms=terms,
-        n_units=len(units),
+        n_units=Y.shape[0],
         n_obs=int(Y.size),
-        info=info,
+        info={
+            "method": method,
+            "se_method": se_method,
+            "n_controls": N0,
+            "n_treated": len(treated_units),
+            "n_cohorts": len(cohorts),
+        },
         alpha=alpha,
-        unit_weights=uw,
-        time_weights=tw,
-        placebo_estimates=draws,
-        cohort_estimates=ce,
     )
+    if len(cohorts) == 1:
+        est, block = _fit_one_cohort(Y, N0, cohorts[0], periods, method, overrides)
+        data = replace(data, block=block)
+        draws, se = variance(data, se_method, n_reps, rng, n_jobs)
+        return _single_result({**common, "fitted": data}, data, block, est, se, draws)
+    est, rows = _staggered_point(Y, cohort_of_row, periods, method, overrides)
+    data = replace(data, fixed={r["cohort"]: (r["controls"], r["omega"], r["lam"]) for r in rows})
+    draws, se = variance(data, se_method, n_reps, rng, n_jobs)
+    return _staggered_result({**common, "fitted": data}, data, est, rows, se, draws)
 
 
 def _fit_on_residuals(
