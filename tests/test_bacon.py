@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
 from conftest import PEERS
 
-from zoneimpact.errors import EstimationError
-from zoneimpact.estimators import bacon
+from zoneimpact.errors import EstimationError, ZoneImpactError
+from zoneimpact.estimators import bacon, twfe
 from zoneimpact.panel import Panel
 
 # diff-diff 3.13.0 BaconDecomposition(weights="exact") on mpdta (lemp): (treated, control,
@@ -199,3 +202,124 @@ def test_errors(mpdta_frame, mpdta) -> None:
         bacon.fit(p, outcome="lemp")
     with pytest.raises(EstimationError, match="covariates"):
         bacon.fit(mpdta, outcome="lemp", covariates=["lpop"])
+
+
+# ------------------------------------------------------------------ weights (issue 16, item 8)
+# Peers on mpdta with pop = exp(lpop) (constant within county), from
+# benchmarks/reference/sa_inference_bacon_weights_reference.py: pyfixest 0.60 weighted
+# feols("lemp ~ d | countyreal + year") and diff-diff 3.13 BaconDecomposition with
+# SurveyDesign(weights="pop"). Same algebra: rounding differences below 1e-13, tolerance 1e-10.
+WEIGHTED_REF = json.loads(
+    (
+        Path(__file__).parents[1] / "benchmarks" / "reference" / "sa_inference_bacon_weights.json"
+    ).read_text()
+)
+
+
+def _weighted_panel(frame: pd.DataFrame, **kw) -> Panel:
+    # built from the treatment dummy: Panel refuses a cohort= in the first period (no
+    # pre-period), while always-treated units are what the decomposition must handle
+    d = ((frame["g"] > 0) & (frame["t"] >= frame["g"])).astype(int)
+    return Panel.from_frame(
+        frame.assign(d=d), outcomes=["y"], treatment="d", covariates=["w"], **kw
+    )
+
+
+def test_weighted_mpdta_matches_twfe_and_peers(mpdta_frame) -> None:
+    frame = mpdta_frame.assign(pop=np.exp(mpdta_frame["lpop"]))
+    p = Panel.from_frame(
+        frame,
+        unit="countyreal",
+        time="year",
+        outcomes=["lemp"],
+        cohort="first.treat",
+        covariates=["pop"],
+    )
+    res = bacon.fit(p, outcome="lemp", weights="pop")
+    c = res.comparisons
+    weighted_twfe = twfe.fit(p, outcome="lemp", weights="pop").estimate
+    # Theorem 1 with weights is an identity: the weighted sum of the 2x2s is the weighted
+    # TWFE coefficient to rounding (values ~1e-2, rounding ~1e-16)
+    assert float(c["weight"] @ c["estimate"]) == pytest.approx(weighted_twfe, abs=1e-12)
+    assert res.estimate == pytest.approx(weighted_twfe, abs=1e-12)
+    assert res.estimate == pytest.approx(WEIGHTED_REF["twfe_static"]["pop"], abs=1e-10)
+    assert c["weight"].sum() == pytest.approx(1.0, abs=1e-12)
+    assert res.info["weights"] == "pop" and abs(res.info["decomposition_error"]) < 1e-12
+    # the weights change the answer (unweighted: -0.0365)
+    assert res.estimate == pytest.approx(-0.0098055, abs=1e-7)
+    got = c.set_index(["treated_cohort", "control_cohort"])
+    ref = WEIGHTED_REF["bacon_weighted"]
+    assert res.estimate == pytest.approx(ref["twfe"], abs=1e-10) and len(ref["comparisons"]) == 9
+    for comp in ref["comparisons"]:
+        key = (
+            comp["treated"],
+            "never" if comp["control"] == "never_treated" else int(comp["control"]),
+        )
+        assert got.loc[key, "weight"] == pytest.approx(comp["weight"], abs=1e-10), key
+        assert got.loc[key, "estimate"] == pytest.approx(comp["estimate"], abs=1e-10), key
+
+
+def _wls_twfe(frame: pd.DataFrame) -> float:
+    """Weighted TWFE by brute force: WLS with unit and period dummies (statsmodels)."""
+    d = ((frame["g"] > 0) & (frame["t"] >= frame["g"])).astype(float).to_numpy()
+    X = np.column_stack(
+        [
+            d,
+            pd.get_dummies(frame["id"]).to_numpy(float),
+            pd.get_dummies(frame["t"], drop_first=True).to_numpy(float),
+        ]
+    )
+    return float(sm.WLS(frame["y"].to_numpy(), X, weights=frame["w"].to_numpy()).fit().params[0])
+
+
+@pytest.mark.parametrize(("never", "always"), [(True, False), (False, False), (True, True)])
+def test_weighted_identity_on_random_designs(never: bool, always: bool) -> None:
+    periods = np.array([1, 2, 3, 5, 6, 8, 9, 10, 12])
+    df = _staggered(5 if never else 6, never, periods)
+    if always:  # some units treated from the first period: "later vs always treated"
+        df.loc[df["id"] % 7 == 0, "g"] = periods[0]
+    rng = np.random.default_rng(11)
+    df["w"] = rng.uniform(0.2, 5.0, size=df["id"].nunique())[df["id"]]
+    res = bacon.fit(_weighted_panel(df, unit="id", time="t"), outcome="y", weights="w")
+    c = res.comparisons
+    # exact algebra against dummy-variable WLS: 1e-8 covers statsmodels' pinv rounding
+    assert float(c["weight"] @ c["estimate"]) == pytest.approx(_wls_twfe(df), abs=1e-8)
+    assert c["weight"].sum() == pytest.approx(1.0, abs=1e-12)
+    assert (c["type"] == "later_vs_always").any() == always
+
+
+def test_integer_weights_equal_replicated_units() -> None:
+    # weight 3 on a unit = three identical copies of it (the definition of the weighted
+    # decomposition); same numbers up to rounding (1e-12)
+    periods = np.array([1, 2, 3, 5, 6, 8, 9, 10, 12])
+    df = _staggered(7, True, periods)
+    df["w"] = np.where(df["id"] % 4 == 0, 3.0, 1.0)
+    weighted = bacon.fit(_weighted_panel(df, unit="id", time="t"), outcome="y", weights="w")
+    heavy = df[df["id"] % 4 == 0]
+    copies = [heavy.assign(id=heavy["id"] + 1000 * k) for k in (1, 2)]
+    replicated = pd.concat([df, *copies], ignore_index=True)
+    plain = bacon.fit(_weighted_panel(replicated, unit="id", time="t"), outcome="y")
+    pd.testing.assert_frame_equal(
+        weighted.comparisons, plain.comparisons, check_exact=False, atol=1e-12, rtol=0
+    )
+    # a constant weight is no weight at all
+    const = bacon.fit(
+        _weighted_panel(df.assign(w=2.5), unit="id", time="t"), outcome="y", weights="w"
+    )
+    base = bacon.fit(_weighted_panel(df, unit="id", time="t"), outcome="y")
+    pd.testing.assert_frame_equal(
+        const.comparisons, base.comparisons, check_exact=False, atol=1e-12, rtol=0
+    )
+
+
+def test_weight_errors() -> None:
+    df = _staggered(1, True, np.array([1, 2, 3, 5, 6, 8, 9, 10, 12]))
+    df["w"] = 1.0 + 0.1 * df["t"] * (df["id"] == 3)  # unit 3's weight grows over time
+    p = _weighted_panel(df, unit="id", time="t")
+    with pytest.raises(ZoneImpactError, match=r"'w' varies within unit 3.*constant within unit"):
+        bacon.fit(p, outcome="y", weights="w")
+    with pytest.raises(ZoneImpactError, match="'population'"):
+        bacon.fit(p, outcome="y", weights="population")
+    negative = _weighted_panel(df.assign(w=np.where(df["id"] == 2, -1.0, 1.0)), unit="id", time="t")
+    with pytest.raises(ZoneImpactError, match=r"'w'.*unit 2, period 1 has -1.0"):
+        bacon.fit(negative, outcome="y", weights="w")

@@ -37,6 +37,21 @@ pyfixest ``feols(weights=)``) and the IW shares of eq. 29 are the cells' total w
 instead of their observation counts (the weighted analogue of ``Pr(G = g | e)``). The
 dense path forms the cell dummies (the count tables below are unweighted).
 
+Another variance without refitting: the result keeps the fitted regression
+(:class:`SaturatedDesign`: fixed-effect codes, the cell of each row, absorbed covariates,
+weighted residuals, ``(X'WX)^{-1}`` and the IW matrix ``A``).
+:meth:`SunAbrahamResult.with_inference` clusters on any panel or geography column, a
+Series of labels by unit, or two of them (Cameron, Gelbach & Miller 2011) through
+:func:`zoneimpact.inference.covariance.crv1`, the sandwich every regression estimator
+shares; for that it forms the absorbed design ``M [D, X]`` once (the one dense ``n x P``
+step, refused beyond ``_MAX_DENSE`` entries, where a refit with ``cluster=`` sums the
+scores from tables instead). The aggregates follow by the same ``A V A'``.
+
+The steps are one function each: :func:`_options` (checks), :func:`_estimation_sample`
+(control cohort and event window), :func:`_interaction_cells` (the ``(g, e)`` cells),
+:func:`_saturated_ols` / :func:`_saturated_wls` (eq. 27 and its clustered covariance),
+:func:`_iw_weights` (eq. 29 shares), :func:`_iw_vcov` (delta method) and :func:`_result`.
+
 Why by hand: the estimator is a regression with absorbed fixed effects followed by a linear
 aggregation; statsmodels/linearmodels cannot absorb two-way effects on unbalanced panels and
 have no IW aggregation, and pyfixest/diff-diff are peer packages we test against, not
@@ -52,16 +67,18 @@ copy).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal, cast
 
 import numpy as np
 import pandas as pd
 
 from ..errors import EstimationError, SpecError
+from ..inference.covariance import crv1
 from ..panel import RESERVED, Panel
 from ..results import (
     EstimationResult,
+    check_choice,
     check_fit_arguments,
     check_int,
     check_names,
@@ -71,12 +88,83 @@ from ._fe import TwoWayWithin, absorb, check_cluster, cluster_codes, cluster_ssc
 from ._options import renamed
 from ._scale import scale_equivariant
 from ._weights import check_weight_name, weight_values
+from .twfe import _fixest_k, _row_clusters
 
-__all__ = ["SunAbrahamResult", "fit"]
+__all__ = ["SaturatedDesign", "SunAbrahamResult", "fit"]
 
 #: Most interaction cells (plus covariates) of the saturated regression: its dense
 #: ``P x P`` Gram matrix is inverted, which takes about a minute at 6,000.
 _MAX_PARAMETERS = 5_000
+
+#: Most entries (rows x regressors) of the absorbed dense design that ``with_inference``
+#: forms to re-sum the cluster scores: 400 MB per copy, about three copies at the peak.
+_MAX_DENSE = 50_000_000
+
+
+@dataclass(frozen=True)
+class SaturatedDesign:
+    """What another variance of the saturated regression (eq. 27) needs, without refitting.
+
+    Attributes
+    ----------
+    fe : list of numpy.ndarray
+        Unit and period codes of the estimation rows (the absorbed fixed effects).
+    fe_rank : int
+        Rank of the fixed-effect dummies (``K`` of ``ssc="statsmodels"``).
+    cell_of_row : numpy.ndarray
+        Interaction cell (column) of every row, -1 for control and reference rows.
+    covariates : numpy.ndarray
+        Covariates kept, after absorbing the fixed effects (n x q).
+    w : numpy.ndarray or None
+        Observation weights (None: OLS).
+    wresid : numpy.ndarray
+        Weighted residuals ``w_i u_i`` of the fit.
+    bread : numpy.ndarray
+        ``(X'WX)^{-1}`` of the cells and covariates.
+    iw_weights : numpy.ndarray
+        The IW aggregation matrix (terms x cells; eq. 28-29), row 0 the ``att``.
+    rows : pandas.DataFrame
+        ``unit`` and ``time`` of the estimation rows, indexed as ``panel.data``.
+    """
+
+    fe: list[np.ndarray]
+    fe_rank: int
+    cell_of_row: np.ndarray
+    covariates: np.ndarray
+    w: np.ndarray | None
+    wresid: np.ndarray
+    bread: np.ndarray
+    iw_weights: np.ndarray
+    rows: pd.DataFrame = field(repr=False)
+
+    def __post_init__(self) -> None:
+        # results are immutable all the way down: the arrays computed by the fit cannot be
+        # written to (the weights may view the caller's panel and are left as they are)
+        for value in (*self.fe, self.cell_of_row, self.covariates, self.wresid, self.bread):
+            value.flags.writeable = False
+        self.iw_weights.flags.writeable = False
+
+    def rescaled(self, c: float) -> SaturatedDesign:
+        """The design for the outcome times ``c`` (only the residuals scale)."""
+        return replace(self, wresid=self.wresid * c)
+
+    def regressors(self) -> np.ndarray:
+        """The absorbed design ``M [D, X]`` (n x (P + q)), formed on demand."""
+        n, n_cells = len(self.wresid), self.iw_weights.shape[1]
+        if n * (n_cells + self.covariates.shape[1]) > _MAX_DENSE:
+            raise EstimationError(
+                f"Another clustering of this Sun-Abraham fit needs its {n:,} x {n_cells} "
+                f"absorbed design, beyond the limit of {_MAX_DENSE:,} entries; refit with "
+                "cluster=... instead (the fit sums the scores without forming it)."
+            )
+        D = np.zeros((n, n_cells))
+        rows = np.flatnonzero(self.cell_of_row >= 0)
+        D[rows, self.cell_of_row[rows]] = 1.0
+        if self.w is None:
+            Dd = TwoWayWithin(self.fe[0], self.fe[1]).residualize(D)
+        else:
+            Dd = absorb(D, self.fe, weights=self.w)[0]
+        return np.column_stack([Dd, self.covariates])
 
 
 @dataclass(frozen=True)
@@ -88,14 +176,124 @@ class SunAbrahamResult(EstimationResult):
     cohort_effects : pandas.DataFrame
         One row per interaction ``(cohort, event)``: ``estimate``, ``se``, ``n_obs`` (cell
         size) and ``weight`` (its IW share within its event time).
+    design : SaturatedDesign
+        The fitted regression, kept for :meth:`with_inference`.
     """
 
-    SCALED_FIELDS: ClassVar[dict[str, Any]] = {"cohort_effects": {"estimate": 1, "se": 1}}
+    SCALED_FIELDS: ClassVar[dict[str, Any]] = {
+        "cohort_effects": {"estimate": 1, "se": 1},
+        "design": 1,
+    }
 
     cohort_effects: pd.DataFrame = field(default_factory=pd.DataFrame)
+    design: SaturatedDesign | None = field(default=None, repr=False, compare=False)
+    panel: Panel | None = field(default=None, repr=False, compare=False)
 
     def artifacts(self) -> dict[str, pd.DataFrame]:
         return {"cohort_effects": self.cohort_effects}
+
+    def with_inference(
+        self, method: str = "cluster", *, cluster: Any = None, ssc: str | None = None
+    ) -> SunAbrahamResult:
+        """The same estimates with another clustered (CR1) covariance, without refitting.
+
+        The cluster scores of the saturated regression are re-summed
+        (:func:`zoneimpact.inference.covariance.crv1`; two ways by Cameron, Gelbach &
+        Miller 2011) and the IW aggregates' covariance follows by the same delta method
+        as in :func:`fit` (``A V(d) A'``, shares fixed).
+
+        Parameters
+        ----------
+        method : {"cluster"}
+            CR1 clustered covariance, one or two ways.
+        cluster : str, pandas.Series, or a list of two, optional
+            A panel or geography column (string or numeric labels), labels as a Series
+            indexed by unit (or by (unit, time)), or two of these for two-way clustering;
+            None: by unit.
+        ssc : {"fixest", "statsmodels"}, optional
+            ``K`` of the small-sample factor: fixest's nested count (the fit's default) or
+            every absorbed effect.
+
+        Returns
+        -------
+        SunAbrahamResult
+            A new result: terms, ``vcov``, ``cohort_effects`` standard errors and ``info``
+            (``cluster``, ``n_clusters``, ``ssc``) replaced; ``df = G - 1`` with ``G`` the
+            smallest number of clusters.
+        """
+        if self.design is None:
+            raise EstimationError(
+                "This Sun-Abraham result keeps no regression design (it was not made by "
+                "sun_abraham.fit); refit to change its inference."
+            )
+        check_choice(method, "method", ("cluster",))
+        ssc = "fixest" if ssc is None else ssc
+        check_choice(ssc, "ssc", ("fixest", "statsmodels"))
+        d = self.design
+        codes, cname = _row_clusters(self.panel, d.rows, cluster)
+        k = d.bread.shape[0]
+        big_k = k + d.fe_rank if ssc == "statsmodels" else _fixest_k(k, d.fe, codes)
+        V, g = crv1(d.regressors(), d.wresid, d.bread, codes, n_params=big_k)
+        V_delta = V[: d.iw_weights.shape[1], : d.iw_weights.shape[1]]
+        vcov = _iw_vcov(d.iw_weights, V_delta)
+        negative_nan = len(codes) == 2
+        terms = self.terms
+        terms = terms_frame(
+            terms["term"].tolist(),
+            terms["estimate"],
+            _standard_errors(vcov, negative_nan),
+            df=np.full(len(terms), g - 1.0),
+        )
+        effects = self.cohort_effects.assign(se=_standard_errors(V_delta, negative_nan))
+        info = {
+            **self.info,
+            "cluster": cname,
+            "n_clusters": g,
+            "ssc": _ssc_note(ssc, big_k),
+        }
+        return replace(self, terms=terms, vcov=vcov, cohort_effects=effects, info=info)
+
+
+@dataclass(frozen=True)
+class _Options:
+    """Checked options of :func:`fit`."""
+
+    control_group: str
+    refs: list[int]
+    min_e: int | None
+    max_e: int | None
+    window: str
+    covariates: list[str]
+    cluster: str | None
+    weights: str | None
+
+
+@dataclass(frozen=True)
+class _Sample:
+    """Estimation rows: the frame, cohort, period, relative period, control flag, and the
+    control cohort under ``last_cohort`` (None: never treated)."""
+
+    df: pd.DataFrame
+    cohort: np.ndarray
+    time: np.ndarray
+    rel: np.ndarray
+    is_control: np.ndarray
+    last: float | None
+
+
+@dataclass(frozen=True)
+class _Saturated:
+    """The fitted saturated regression: cell effects ``d_{g,e}``, their clustered
+    covariance and what the result reports about it."""
+
+    delta: np.ndarray
+    V_delta: np.ndarray
+    kept_covs: list[str]
+    dropped_covs: list[str]
+    G: int
+    cl_name: str
+    K: int
+    design: SaturatedDesign
 
 
 def _covariate_list(panel: Panel, covariates: str | Sequence[str] | None) -> list[str]:
@@ -111,16 +309,137 @@ def _covariate_list(panel: Panel, covariates: str | Sequence[str] | None) -> lis
     return covs
 
 
-def _drop_collinear(
-    Xd: np.ndarray, X: np.ndarray, names: list[str], tol: float = 1e-9
-) -> tuple[np.ndarray, list[str], list[str]]:
-    """Drop covariates absorbed by the fixed effects (demeaned column ~ 0)."""
-    keep: list[int] = []
-    dropped: list[int] = []
-    for j in range(len(names)):
-        scale = max(float(np.abs(X[:, j]).max(initial=0.0)), 1.0)
-        (keep if np.abs(Xd[:, j]).max(initial=0.0) > tol * scale else dropped).append(j)
-    return Xd[:, keep], [names[j] for j in keep], [names[j] for j in dropped]
+def _ref_periods(ref_period: int | Sequence[int]) -> list[int]:
+    """The excluded relative periods ``R``, sorted; at least one of them before treatment."""
+    if isinstance(ref_period, str) or not (
+        np.isscalar(ref_period) or isinstance(ref_period, Sequence | np.ndarray)
+    ):
+        raise SpecError(
+            f"ref_period must be a whole number or a list of them (e.g. -1); received "
+            f"{ref_period!r}."
+        )
+    # np.isscalar tells the int from the sequence at run time, but its TypeGuard narrows to
+    # numpy's generic scalar union (no __int__) and not at all in the else branch
+    refs = sorted(
+        {check_int(ref_period, "ref_period")}
+        if np.isscalar(ref_period)
+        else {check_int(r, "ref_period") for r in cast(Sequence[int], ref_period)}
+    )
+    if not refs:
+        raise EstimationError("ref_period is empty; exclude at least one pre-period (e.g. -1).")
+    return refs
+
+
+def _options(
+    panel: Panel,
+    control_group: Any,
+    ref_period: Any,
+    min_e: Any,
+    max_e: Any,
+    window: Any,
+    cluster: Any,
+    covariates: Any,
+    weights: Any,
+) -> _Options:
+    """Check every option of :func:`fit` once, before any data are touched."""
+    if not isinstance(control_group, str) or control_group not in ("never_treated", "last_cohort"):
+        raise EstimationError(
+            f"control_group={control_group!r} is not valid; use 'never_treated' or 'last_cohort'."
+        )
+    if not isinstance(window, str) or window not in ("trim", "bin"):
+        raise EstimationError(f"window={window!r} is not valid; use 'trim' or 'bin'.")
+    refs = _ref_periods(ref_period)
+    min_e = check_int(min_e, "min_e", none=True)
+    max_e = check_int(max_e, "max_e", none=True)
+    if min_e is not None and max_e is not None and min_e > max_e:
+        raise EstimationError(f"min_e={min_e} exceeds max_e={max_e}.")
+    covs = _covariate_list(panel, covariates)
+    check_cluster(cluster)
+    return _Options(
+        control_group=control_group,
+        refs=refs,
+        min_e=min_e,
+        max_e=max_e,
+        window=window,
+        covariates=covs,
+        cluster=cluster,
+        weights=check_weight_name(panel, weights),
+    )
+
+
+def _complete_rows(panel: Panel, outcome: str, opts: _Options) -> pd.DataFrame:
+    """The columns the estimate reads, on the rows with outcome, covariates (and weight)."""
+    wcol = [opts.weights] if opts.weights else []
+    cols = ["unit", "time", "cohort", outcome, *opts.covariates, *wcol]
+    cluster = opts.cluster
+    if cluster is not None and cluster in panel.data.columns and cluster not in cols:
+        cols.append(cluster)
+    df = panel.data.loc[:, cols]
+    complete = df[[outcome, *opts.covariates, *wcol]].notna().all(axis=1).to_numpy()
+    if not complete.all():  # a second copy of the frame only when rows must go
+        df = df.loc[complete]
+    return df
+
+
+def _control_cohort(
+    df: pd.DataFrame, control_group: str
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray, float | None]:
+    """The control cohort ``C`` (Sun & Abraham 2021, Section 4.1): never treated, or the
+    last-treated cohort on the periods before it is treated."""
+    cohort = df["cohort"].to_numpy(float)
+    time = df["time"].to_numpy(np.int64)
+    if control_group == "never_treated":
+        if not np.isinf(cohort).any():
+            raise EstimationError(
+                "control_group='never_treated' but the panel has no never-treated unit (cohort "
+                "column all finite). Use control_group='last_cohort' to take the last-treated "
+                "cohort as the control group."
+            )
+        return df, cohort, time, np.isinf(cohort), None
+    finite = cohort[np.isfinite(cohort)]
+    if finite.size == 0:
+        raise EstimationError("control_group='last_cohort' but no unit is ever treated.")
+    last = float(finite.max())
+    keep = time < last
+    df, cohort, time = df.loc[keep], cohort[keep], time[keep]
+    is_control = (cohort == last) | np.isinf(cohort)
+    if (~is_control).sum() == 0:
+        raise EstimationError(
+            f"control_group='last_cohort': the last cohort ({last:g}) is the only treated "
+            "cohort, so no cohort is left to estimate effects for. Use never-treated "
+            "controls."
+        )
+    return df, cohort, time, is_control, last
+
+
+def _estimation_sample(panel: Panel, outcome: str, opts: _Options) -> _Sample:
+    """Rows of eq. 27: complete rows, the control cohort, relative periods ``t - G_i`` and
+    the event window (trimmed, or binned into its end points)."""
+    df, cohort, time, is_control, last = _control_cohort(
+        _complete_rows(panel, outcome, opts), opts.control_group
+    )
+    rel = np.where(is_control, 0, time - np.where(np.isfinite(cohort), cohort, 0)).astype(np.int64)
+    if opts.min_e is not None or opts.max_e is not None:
+        lo = -np.inf if opts.min_e is None else opts.min_e
+        hi = np.inf if opts.max_e is None else opts.max_e
+        if opts.window == "trim":
+            keep = is_control | ((rel >= lo) & (rel <= hi))
+            df, cohort, time, rel, is_control = (
+                df.loc[keep],
+                cohort[keep],
+                time[keep],
+                rel[keep],
+                is_control[keep],
+            )
+        else:
+            rel = np.where(is_control, rel, np.clip(rel, lo, hi)).astype(np.int64)
+    if not any(r < 0 for r in opts.refs):
+        raise EstimationError(
+            f"ref_period={opts.refs} excludes no pre-treatment period; the saturated "
+            "regression is then collinear with the unit effects. Include a negative period "
+            "(e.g. -1)."
+        )
+    return _Sample(df=df, cohort=cohort, time=time, rel=rel, is_control=is_control, last=last)
 
 
 def _cells(
@@ -147,6 +466,296 @@ def _cells(
         }
     )
     return cells, col_of
+
+
+def _interaction_cells(sample: _Sample, opts: _Options) -> tuple[pd.DataFrame, np.ndarray]:
+    """The saturated regression's cells ``1{G_i = g} 1{t - G_i = e}`` (g not in C, e not in
+    R), within the size this implementation inverts."""
+    treated_cell = ~sample.is_control & ~np.isin(sample.rel, opts.refs)
+    cells, col_of = _cells(sample.cohort, sample.rel, treated_cell)
+    if cells.empty:
+        raise EstimationError("No treated cohort x relative-period cell to estimate.")
+    P = len(cells)
+    if P + len(opts.covariates) > _MAX_PARAMETERS:
+        raise EstimationError(
+            f"The saturated Sun-Abraham regression has {P} cohort x relative-period cells "
+            f"({cells['cohort'].nunique()} cohorts, event times {int(cells['event'].min())} to "
+            f"{int(cells['event'].max())}); it inverts a {P} x {P} matrix, beyond this "
+            f"implementation's limit of {_MAX_PARAMETERS:,}. Trim the event window with "
+            "min_e/max_e (window='bin' pools the end points) or aggregate the periods."
+        )
+    return cells, col_of
+
+
+def _drop_collinear(
+    Xd: np.ndarray, X: np.ndarray, names: list[str], tol: float = 1e-9
+) -> tuple[np.ndarray, list[str], list[str]]:
+    """Drop covariates absorbed by the fixed effects (demeaned column ~ 0)."""
+    keep: list[int] = []
+    dropped: list[int] = []
+    for j in range(len(names)):
+        scale = max(float(np.abs(X[:, j]).max(initial=0.0)), 1.0)
+        (keep if np.abs(Xd[:, j]).max(initial=0.0) > tol * scale else dropped).append(j)
+    return Xd[:, keep], [names[j] for j in keep], [names[j] for j in dropped]
+
+
+def _cluster_count(
+    panel: Panel, df: pd.DataFrame, cluster: str | None
+) -> tuple[np.ndarray, int, str]:
+    """Cluster codes of the rows, their number (at least two) and the cluster's name."""
+    cl, cl_name = cluster_codes(panel, df, cluster)
+    G = int(cl.max()) + 1
+    if G < 2:
+        raise EstimationError(f"Only one cluster in {cl_name!r}; clustered SEs need >= 2.")
+    return cl, G, cl_name
+
+
+def _check_identified(block: Any, cells: pd.DataFrame) -> None:
+    """Refuse interaction columns absorbed by the fixed effects (a singular design)."""
+    # That happens only without a valid control group (e.g. every period of a cohort
+    # dummied). ||M d_c||^2 = (D'MD)_cc; relative to the cell size, rounding noise is ~1e-16.
+    dead = np.flatnonzero(np.diag(block.gram) <= 1e-9 * np.maximum(block.counts, 1.0))
+    if dead.size:
+        c = cells.iloc[int(dead[0])]
+        raise EstimationError(
+            f"Cohort {c['cohort']:g}, relative period {int(c['event'])} is collinear with "
+            "the fixed effects; exclude more relative periods (ref_period) or trim the "
+            "event window (min_e/max_e)."
+        )
+
+
+def _saturated_ols(
+    panel: Panel,
+    sample: _Sample,
+    y: np.ndarray,
+    cells: pd.DataFrame,
+    col_of: np.ndarray,
+    fe: list[np.ndarray],
+    opts: _Options,
+) -> _Saturated:
+    """Saturated regression (eq. 27) by OLS with the cell dummies never formed.
+
+    The P interaction dummies would be n x P (2.5 GB at 5M rows): every product they enter
+    (``X'MX``, ``X'My``, the cluster scores) is built from unit x cell and period x cell
+    tables (:meth:`._fe.TwoWayWithin.onehot`).
+    """
+    df, n, P, covs = sample.df, len(y), len(cells), opts.covariates
+    tw = TwoWayWithin(fe[0], fe[1])
+    block = tw.onehot(col_of, P)
+    _check_identified(block, cells)
+    yd = tw.residualize(y)
+    rows, rcol = block.rows, col_of[block.rows]
+    if covs:
+        Xc = df[covs].to_numpy(float)
+        Xcov, kept_covs, dropped_covs = _drop_collinear(tw.residualize(Xc), Xc, list(covs))
+        Xc = Xc[:, [covs.index(c) for c in kept_covs]]
+    else:
+        Xc, Xcov, kept_covs, dropped_covs = np.empty((n, 0)), np.empty((n, 0)), [], []
+    q = Xcov.shape[1]
+    k = P + q
+    # X'MX and X'My with D'M x = D'(M x) for any explicit column x
+    dx = np.zeros((P, q))
+    for j in range(q):
+        dx[:, j] = np.bincount(rcol, Xcov[rows, j], P)
+    XtX = np.block([[block.gram, dx], [dx.T, Xcov.T @ Xcov]])
+    Xty = np.concatenate([np.bincount(rcol, yd[rows], P), Xcov.T @ yd])
+    if np.linalg.matrix_rank(XtX) < k:
+        raise EstimationError(
+            "The saturated Sun-Abraham design is rank deficient (collinear covariates or "
+            "cells); drop covariates or trim the event window."
+        )
+    bread = np.linalg.inv(XtX)
+    beta = bread @ Xty
+    # residuals M(y - D delta - X b): one projection of one column
+    resid = tw.residualize(y - tw.expand(block, beta[:P]) - Xc @ beta[P:])
+    cl, G, cl_name = _cluster_count(panel, df, opts.cluster)
+    meat = tw.cluster_meat(block, resid, cl, Xcov)
+    K = cluster_ssc_k(k, fe, cl)
+    ssc = G / (G - 1) * (n - 1) / (n - K)
+    V = ssc * bread @ meat @ bread
+    design = _design(sample, fe, tw.rank, col_of, Xcov, None, resid, bread)
+    return _Saturated(beta[:P], V[:P, :P], kept_covs, dropped_covs, G, cl_name, K, design)
+
+
+def _saturated_wls(
+    panel: Panel,
+    sample: _Sample,
+    y: np.ndarray,
+    cells: pd.DataFrame,
+    col_of: np.ndarray,
+    fe: list[np.ndarray],
+    opts: _Options,
+    w: np.ndarray,
+) -> _Saturated:
+    """Weighted saturated regression (eq. 27 by WLS) with dense cell dummies.
+
+    The one-hot tables of :class:`._fe.TwoWayWithin` are unweighted; with weights the P
+    cell dummies are formed (P is capped by ``_MAX_PARAMETERS``) and absorbed by the
+    weighted within transformation of :func:`._fe.absorb` (pyfixest ``feols(weights=)``).
+    """
+    df, covs = sample.df, opts.covariates
+    n, P = len(y), len(cells)
+    D = np.zeros((n, P))
+    rows = np.flatnonzero(col_of >= 0)
+    D[rows, col_of[rows]] = 1.0
+    Xc = df[covs].to_numpy(float) if covs else np.empty((n, 0))
+    Z, fe_rank = absorb(np.column_stack([y, D, Xc]), fe, weights=w)
+    yd, Dd, Xd = Z[:, 0], Z[:, 1 : 1 + P], Z[:, 1 + P :]
+    Xcov, kept_covs, dropped_covs = _drop_collinear(Xd, Xc, list(covs))
+    X = np.column_stack([Dd, Xcov])
+    k = X.shape[1]
+    XtX = (X * w[:, None]).T @ X
+    if np.linalg.matrix_rank(XtX) < k:
+        raise EstimationError(
+            "The weighted saturated Sun-Abraham design is rank deficient (collinear "
+            "covariates or cells); drop covariates or trim the event window."
+        )
+    bread = np.linalg.inv(XtX)
+    beta = bread @ (X.T @ (w * yd))
+    wresid = w * (yd - X @ beta)
+    cl, G, cl_name = _cluster_count(panel, df, opts.cluster)
+    scores = np.stack([np.bincount(cl, x * wresid, G) for x in X.T], axis=1)
+    K = cluster_ssc_k(k, fe, cl)
+    V = G / (G - 1) * (n - 1) / (n - K) * bread @ (scores.T @ scores) @ bread
+    design = _design(sample, fe, fe_rank, col_of, Xcov, w, wresid, bread)
+    return _Saturated(beta[:P], V[:P, :P], kept_covs, dropped_covs, G, cl_name, K, design)
+
+
+def _design(
+    sample: _Sample,
+    fe: list[np.ndarray],
+    fe_rank: int,
+    col_of: np.ndarray,
+    Xcov: np.ndarray,
+    w: np.ndarray | None,
+    wresid: np.ndarray,
+    bread: np.ndarray,
+) -> SaturatedDesign:
+    """The fitted regression as :meth:`SunAbrahamResult.with_inference` needs it (the IW
+    aggregation matrix is filled in by :func:`_result`)."""
+    return SaturatedDesign(
+        fe=fe,
+        fe_rank=int(fe_rank),
+        cell_of_row=col_of,
+        covariates=Xcov,
+        w=w,
+        wresid=wresid,
+        bread=bread,
+        iw_weights=np.empty((0, int(bread.shape[0] - Xcov.shape[1]))),
+        rows=sample.df[["unit", "time"]],
+    )
+
+
+def _iw_weights(cells: pd.DataFrame, shares: str) -> tuple[np.ndarray, np.ndarray]:
+    """IW aggregation matrix (eq. 28-29): row 0 fixest's ``att`` (post-treatment cells,
+    ``e >= 0``), then one row per event time; entries are the cells' sample shares
+    ``Pr(G = g | e)`` (observation counts, or total weights with ``weights``). Returns the
+    matrix and the event times."""
+    events = np.sort(cells["event"].unique())
+    counts = cells[shares].to_numpy(float)
+    ev = cells["event"].to_numpy()
+    A = np.zeros((1 + len(events), len(cells)))
+    post = ev >= 0
+    if post.any():
+        A[0, post] = counts[post] / counts[post].sum()
+    else:
+        A[0] = np.nan
+    for r, e in enumerate(events, start=1):
+        m = ev == e
+        A[r, m] = counts[m] / counts[m].sum()
+    return A, events
+
+
+def _iw_vcov(A: np.ndarray, V_delta: np.ndarray) -> np.ndarray:
+    """Delta-method covariance ``A V(d) A'`` of the IW aggregates with the shares treated
+    as fixed (fixest ``aggregate()``; the module docstring on Prop. 6's share term); the
+    ``att`` row and column are NaN when no cell is post-treatment."""
+    if not np.isnan(A[0]).any():
+        return A @ V_delta @ A.T
+    vcov = np.full((len(A), len(A)), np.nan)
+    vcov[1:, 1:] = A[1:] @ V_delta @ A[1:].T
+    return vcov
+
+
+def _standard_errors(V: np.ndarray, negative_nan: bool = False) -> np.ndarray:
+    """Square roots of the variances: rounding below zero clipped (one-way clustering),
+    or NaN where a two-way sum came out negative (as fixest and pyfixest)."""
+    v = np.diag(V)
+    if negative_nan:
+        with np.errstate(invalid="ignore"):
+            return np.sqrt(np.where(v >= 0, v, np.nan))
+    return np.sqrt(np.clip(v, 0, None))
+
+
+def _ssc_note(ssc: str, K: int) -> str:
+    if ssc == "fixest":
+        return f"fixest default: G/(G-1)*(n-1)/(n-K), K={K}"
+    return f"G/(G-1)*(n-1)/(n-K), K={K} (every absorbed effect counted)"
+
+
+def _cohort_effects(
+    cells: pd.DataFrame, reg: _Saturated, A: np.ndarray, weights: str | None
+) -> pd.DataFrame:
+    """The interactions ``d_{g,e}`` with their SEs and IW shares."""
+    out = cells.copy()
+    out["cohort"] = out["cohort"].astype(np.int64)
+    out["estimate"] = reg.delta
+    out["se"] = _standard_errors(reg.V_delta)
+    out["weight"] = A[1:].sum(axis=0) if len(A) > 1 else np.nan
+    keep = ["cohort", "event", "estimate", "se", "n_obs", *(["total_weight"] if weights else [])]
+    return out[[*keep, "weight"]]
+
+
+def _info(sample: _Sample, reg: _Saturated, opts: _Options) -> dict[str, Any]:
+    weights = opts.weights
+    return {
+        "control_group": opts.control_group,
+        "control_cohort": "never" if sample.last is None else int(sample.last),
+        "ref_period": ",".join(str(r) for r in opts.refs),
+        "cluster": reg.cl_name,
+        "n_clusters": reg.G,
+        "fixed_effects": "unit+time",
+        "ssc": _ssc_note("fixest", reg.K),
+        "vcov_weights": "cell shares treated as fixed (fixest)",
+        "att_aggregation": "fixest agg='ATT': post cells weighted by observation counts"
+        + (" (total weights)" if weights else ""),
+        "covariates": ",".join(reg.kept_covs),
+        "dropped_covariates": ",".join(reg.dropped_covs),
+        "window": opts.window if (opts.min_e is not None or opts.max_e is not None) else "none",
+        "weights": weights or "",
+    }
+
+
+def _result(
+    panel: Panel,
+    outcome: str,
+    alpha: float,
+    sample: _Sample,
+    cells: pd.DataFrame,
+    reg: _Saturated,
+    opts: _Options,
+) -> SunAbrahamResult:
+    """IW aggregation (eq. 28-29) of the cell effects into the result."""
+    A, events = _iw_weights(cells, "total_weight" if opts.weights else "n_obs")
+    vcov = _iw_vcov(A, reg.V_delta)
+    names = ["att", *[f"event:{int(e)}" for e in events]]
+    terms = terms_frame(
+        names, A @ reg.delta, _standard_errors(vcov), df=np.full(len(names), reg.G - 1.0)
+    )
+    return SunAbrahamResult(
+        estimator="sun_abraham",
+        outcome=outcome,
+        terms=terms,
+        main_term="att",
+        n_units=int(sample.df["unit"].nunique()),
+        n_obs=len(sample.df),
+        vcov=vcov,
+        info=_info(sample, reg, opts),
+        alpha=alpha,
+        cohort_effects=_cohort_effects(cells, reg, A, opts.weights),
+        design=replace(reg.design, iw_weights=A),
+        panel=panel,
+    )
 
 
 @renamed(control="control_group")
@@ -196,6 +805,8 @@ def fit(
         How to treat relative periods outside the window.
     cluster : str, optional
         Cluster variable: a column of ``panel.data`` or ``panel.geography``; default unit.
+        Other clusterings (any column, a Series, two ways) without refitting:
+        :meth:`SunAbrahamResult.with_inference`.
     covariates : str or list of str, optional
         Time-varying controls ``X_it`` (time-invariant ones are absorbed by the unit
         effects and dropped; see ``info["dropped_covariates"]``).
@@ -222,330 +833,21 @@ def fit(
         panel, outcome, alpha=alpha, n_jobs=n_jobs, rng=rng, estimator="sun_abraham"
     )
     del rng, n_jobs  # deterministic; part of the common interface
-    if not isinstance(control_group, str) or control_group not in ("never_treated", "last_cohort"):
-        raise EstimationError(
-            f"control_group={control_group!r} is not valid; use 'never_treated' or 'last_cohort'."
-        )
-    if not isinstance(window, str) or window not in ("trim", "bin"):
-        raise EstimationError(f"window={window!r} is not valid; use 'trim' or 'bin'.")
-    if isinstance(ref_period, str) or not (
-        np.isscalar(ref_period) or isinstance(ref_period, Sequence | np.ndarray)
-    ):
-        raise SpecError(
-            f"ref_period must be a whole number or a list of them (e.g. -1); received "
-            f"{ref_period!r}."
-        )
-    # np.isscalar tells the int from the sequence at run time, but its TypeGuard narrows to
-    # numpy's generic scalar union (no __int__) and not at all in the else branch
-    refs = sorted(
-        {check_int(ref_period, "ref_period")}
-        if np.isscalar(ref_period)
-        else {check_int(r, "ref_period") for r in cast(Sequence[int], ref_period)}
+    opts = _options(
+        panel, control_group, ref_period, min_e, max_e, window, cluster, covariates, weights
     )
-    if not refs:
-        raise EstimationError("ref_period is empty; exclude at least one pre-period (e.g. -1).")
-    min_e = check_int(min_e, "min_e", none=True)
-    max_e = check_int(max_e, "max_e", none=True)
-    if min_e is not None and max_e is not None and min_e > max_e:
-        raise EstimationError(f"min_e={min_e} exceeds max_e={max_e}.")
-    covs = _covariate_list(panel, covariates)
-    check_cluster(cluster)
-    weights = check_weight_name(panel, weights)
-
-    cols = ["unit", "time", "cohort", outcome, *covs, *([weights] if weights else [])]
-    if cluster is not None and cluster in panel.data.columns and cluster not in cols:
-        cols.append(cluster)
-    df = panel.data.loc[:, cols]
-    complete = df[[outcome, *covs, *([weights] if weights else [])]].notna().all(axis=1).to_numpy()
-    if not complete.all():  # a second copy of the frame only when rows must go
-        df = df.loc[complete]
-
-    cohort = df["cohort"].to_numpy(float)
-    time = df["time"].to_numpy(np.int64)
-    if control_group == "never_treated":
-        if not np.isinf(cohort).any():
-            raise EstimationError(
-                "control_group='never_treated' but the panel has no never-treated unit (cohort "
-                "column all finite). Use control_group='last_cohort' to take the last-treated "
-                "cohort as the control group."
-            )
-        is_control = np.isinf(cohort)
-        last = None
+    sample = _estimation_sample(panel, outcome, opts)
+    cells, col_of = _interaction_cells(sample, opts)
+    y = sample.df[outcome].to_numpy(float)
+    fe = [factorize(sample.df["unit"].to_numpy()), factorize(sample.time)]
+    if opts.weights is None:
+        reg = _saturated_ols(panel, sample, y, cells, col_of, fe, opts)
     else:
-        finite = cohort[np.isfinite(cohort)]
-        if finite.size == 0:
-            raise EstimationError("control_group='last_cohort' but no unit is ever treated.")
-        last = float(finite.max())
-        keep = time < last
-        df, cohort, time = df.loc[keep], cohort[keep], time[keep]
-        is_control = (cohort == last) | np.isinf(cohort)
-        if (~is_control).sum() == 0:
-            raise EstimationError(
-                f"control_group='last_cohort': the last cohort ({last:g}) is the only treated "
-                "cohort, so no cohort is left to estimate effects for. Use never-treated "
-                "controls."
-            )
-
-    rel = np.where(is_control, 0, time - np.where(np.isfinite(cohort), cohort, 0)).astype(np.int64)
-    if min_e is not None or max_e is not None:
-        lo = -np.inf if min_e is None else min_e
-        hi = np.inf if max_e is None else max_e
-        if window == "trim":
-            keep = is_control | ((rel >= lo) & (rel <= hi))
-            df, cohort, time, rel, is_control = (
-                df.loc[keep],
-                cohort[keep],
-                time[keep],
-                rel[keep],
-                is_control[keep],
-            )
-        else:
-            rel = np.where(is_control, rel, np.clip(rel, lo, hi)).astype(np.int64)
-    if not any(r < 0 for r in refs):
-        raise EstimationError(
-            f"ref_period={refs} excludes no pre-treatment period; the saturated regression "
-            "is then collinear with the unit effects. Include a negative period (e.g. -1)."
-        )
-
-    y = df[outcome].to_numpy(float)
-    n = len(y)
-    treated_cell = ~is_control & ~np.isin(rel, refs)
-    cells, col_of = _cells(cohort, rel, treated_cell)
-    if cells.empty:
-        raise EstimationError("No treated cohort x relative-period cell to estimate.")
-    P = len(cells)
-    if P + len(covs) > _MAX_PARAMETERS:
-        raise EstimationError(
-            f"The saturated Sun-Abraham regression has {P} cohort x relative-period cells "
-            f"({cells['cohort'].nunique()} cohorts, event times {int(cells['event'].min())} to "
-            f"{int(cells['event'].max())}); it inverts a {P} x {P} matrix, beyond this "
-            f"implementation's limit of {_MAX_PARAMETERS:,}. Trim the event window with "
-            "min_e/max_e (window='bin' pools the end points) or aggregate the periods."
-        )
-
-    unit_codes = factorize(df["unit"].to_numpy())
-    time_codes = factorize(time)
-    fe = [unit_codes, time_codes]
-    if weights is not None:
-        wobs = weight_values(df, weights)
+        w = weight_values(sample.df, opts.weights)
         # the observation shares of the IW aggregation become weight shares
+        treated = col_of >= 0
         cells["total_weight"] = np.bincount(
-            col_of[col_of >= 0], weights=wobs[col_of >= 0], minlength=P
+            col_of[treated], weights=w[treated], minlength=len(cells)
         )
-        delta, V_delta, kept_covs, dropped_covs, G, cl_name, K = _weighted_saturated(
-            panel, df, y, covs, col_of, cells, fe, wobs, cluster
-        )
-        return _aggregate(
-            panel_args=(outcome, alpha, df, n),
-            cells=cells,
-            delta=delta,
-            V_delta=V_delta,
-            G=G,
-            info_args=(
-                control_group,
-                last,
-                refs,
-                cl_name,
-                K,
-                kept_covs,
-                dropped_covs,
-                min_e,
-                max_e,
-                window,
-                weights,
-            ),
-        )
-    # The P interaction dummies are never materialised (n x P would be 2.5 GB at 5M rows):
-    # every product they enter is built from unit x cell and period x cell tables.
-    tw = TwoWayWithin(unit_codes, time_codes)
-    block = tw.onehot(col_of, P)
-    # Interaction columns absorbed by the fixed effects make the design singular: that
-    # happens only without a valid control group (e.g. every period of a cohort dummied).
-    # ||M d_c||^2 = (D'MD)_cc; relative to the cell size, rounding noise is ~1e-16.
-    dead = np.flatnonzero(np.diag(block.gram) <= 1e-9 * np.maximum(block.counts, 1.0))
-    if dead.size:
-        c = cells.iloc[int(dead[0])]
-        raise EstimationError(
-            f"Cohort {c['cohort']:g}, relative period {int(c['event'])} is collinear with "
-            "the fixed effects; exclude more relative periods (ref_period) or trim the "
-            "event window (min_e/max_e)."
-        )
-    yd = tw.residualize(y)
-    rows, rcol = block.rows, col_of[block.rows]
-    cov_names = list(covs)
-    if covs:
-        Xc = df[covs].to_numpy(float)
-        Xcov, kept_covs, dropped_covs = _drop_collinear(tw.residualize(Xc), Xc, cov_names)
-        Xc = Xc[:, [cov_names.index(c) for c in kept_covs]]
-    else:
-        Xc, Xcov, kept_covs, dropped_covs = np.empty((n, 0)), np.empty((n, 0)), [], []
-    q = Xcov.shape[1]
-    k = P + q
-    # X'MX and X'My with D'M x = D'(M x) for any explicit column x
-    dx = np.zeros((P, q))
-    for j in range(q):
-        dx[:, j] = np.bincount(rcol, Xcov[rows, j], P)
-    XtX = np.block([[block.gram, dx], [dx.T, Xcov.T @ Xcov]])
-    Xty = np.concatenate([np.bincount(rcol, yd[rows], P), Xcov.T @ yd])
-    if np.linalg.matrix_rank(XtX) < k:
-        raise EstimationError(
-            "The saturated Sun-Abraham design is rank deficient (collinear covariates or "
-            "cells); drop covariates or trim the event window."
-        )
-    bread = np.linalg.inv(XtX)
-    beta = bread @ Xty
-    # residuals M(y - D delta - X b): one projection of one column
-    resid = tw.residualize(y - tw.expand(block, beta[:P]) - Xc @ beta[P:])
-
-    cl, cl_name = cluster_codes(panel, df, cluster)
-    G = int(cl.max()) + 1
-    if G < 2:
-        raise EstimationError(f"Only one cluster in {cl_name!r}; clustered SEs need >= 2.")
-    meat = tw.cluster_meat(block, resid, cl, Xcov)
-    K = cluster_ssc_k(k, fe, cl)
-    ssc = G / (G - 1) * (n - 1) / (n - K)
-    V = ssc * bread @ meat @ bread
-    delta, V_delta = beta[:P], V[:P, :P]
-
-    return _aggregate(
-        panel_args=(outcome, alpha, df, n),
-        cells=cells,
-        delta=delta,
-        V_delta=V_delta,
-        G=G,
-        info_args=(
-            control_group,
-            last,
-            refs,
-            cl_name,
-            K,
-            kept_covs,
-            dropped_covs,
-            min_e,
-            max_e,
-            window,
-            None,
-        ),
-    )
-
-
-def _weighted_saturated(
-    panel: Panel,
-    df: pd.DataFrame,
-    y: np.ndarray,
-    covs: list[str],
-    col_of: np.ndarray,
-    cells: pd.DataFrame,
-    fe: list[np.ndarray],
-    w: np.ndarray,
-    cluster: str | None,
-) -> tuple[np.ndarray, np.ndarray, list[str], list[str], int, str, int]:
-    """Weighted saturated regression (eq. 27 by WLS) with dense cell dummies.
-
-    The one-hot tables of :class:`._fe.TwoWayWithin` are unweighted; with weights the P
-    cell dummies are formed (P is capped by ``_MAX_PARAMETERS``) and absorbed by the
-    weighted within transformation of :func:`._fe.absorb`.
-    """
-    n, P = len(y), len(cells)
-    D = np.zeros((n, P))
-    rows = np.flatnonzero(col_of >= 0)
-    D[rows, col_of[rows]] = 1.0
-    Xc = df[covs].to_numpy(float) if covs else np.empty((n, 0))
-    Z, _ = absorb(np.column_stack([y, D, Xc]), fe, weights=w)
-    yd, Dd, Xd = Z[:, 0], Z[:, 1 : 1 + P], Z[:, 1 + P :]
-    Xcov, kept_covs, dropped_covs = _drop_collinear(Xd, Xc, list(covs))
-    X = np.column_stack([Dd, Xcov])
-    k = X.shape[1]
-    XtX = (X * w[:, None]).T @ X
-    if np.linalg.matrix_rank(XtX) < k:
-        raise EstimationError(
-            "The weighted saturated Sun-Abraham design is rank deficient (collinear "
-            "covariates or cells); drop covariates or trim the event window."
-        )
-    bread = np.linalg.inv(XtX)
-    beta = bread @ (X.T @ (w * yd))
-    wresid = w * (yd - X @ beta)
-    cl, cl_name = cluster_codes(panel, df, cluster)
-    G = int(cl.max()) + 1
-    if G < 2:
-        raise EstimationError(f"Only one cluster in {cl_name!r}; clustered SEs need >= 2.")
-    scores = np.stack([np.bincount(cl, x * wresid, G) for x in X.T], axis=1)
-    K = cluster_ssc_k(k, fe, cl)
-    V = G / (G - 1) * (n - 1) / (n - K) * bread @ (scores.T @ scores) @ bread
-    return beta[:P], V[:P, :P], kept_covs, dropped_covs, G, cl_name, K
-
-
-def _aggregate(
-    panel_args: tuple[str, float, pd.DataFrame, int],
-    cells: pd.DataFrame,
-    delta: np.ndarray,
-    V_delta: np.ndarray,
-    G: int,
-    info_args: tuple[Any, ...],
-) -> SunAbrahamResult:
-    """IW aggregation (eq. 28-29) of the cell effects into the result."""
-    outcome, alpha, df, n = panel_args
-    (control, last, refs, cl_name, K, kept_covs, dropped_covs, min_e, max_e, window, weights) = (
-        info_args
-    )
-    P = len(cells)
-    # IW weights: observation shares of the cells within each event time (eq. 29), and
-    # within the post-treatment cells for fixest's "ATT" aggregate.
-    events = np.sort(cells["event"].unique())
-    counts = cells["total_weight" if weights else "n_obs"].to_numpy(float)
-    ev = cells["event"].to_numpy()
-    A = np.zeros((1 + len(events), P))
-    post = ev >= 0
-    if post.any():
-        A[0, post] = counts[post] / counts[post].sum()
-    else:
-        A[0] = np.nan
-    for r, e in enumerate(events, start=1):
-        m = ev == e
-        A[r, m] = counts[m] / counts[m].sum()
-    est = A @ delta
-    vcov = A @ V_delta @ A.T if post.any() else None
-    if vcov is None:
-        sub = A[1:] @ V_delta @ A[1:].T
-        vcov = np.full((len(events) + 1, len(events) + 1), np.nan)
-        vcov[1:, 1:] = sub
-    se = np.sqrt(np.clip(np.diag(vcov), 0, None))
-    names = ["att", *[f"event:{int(e)}" for e in events]]
-    terms = terms_frame(names, est, se, df=np.full(len(names), G - 1.0))
-
-    cohort_effects = cells.copy()
-    cohort_effects["cohort"] = cohort_effects["cohort"].astype(np.int64)
-    cohort_effects["estimate"] = delta
-    cohort_effects["se"] = np.sqrt(np.clip(np.diag(V_delta), 0, None))
-    cohort_effects["weight"] = A[1:].sum(axis=0) if len(events) else np.nan
-    keep = ["cohort", "event", "estimate", "se", "n_obs", *(["total_weight"] if weights else [])]
-    cohort_effects = cohort_effects[[*keep, "weight"]]
-
-    info = {
-        "control_group": control,
-        "control_cohort": "never" if last is None else int(last),
-        "ref_period": ",".join(str(r) for r in refs),
-        "cluster": cl_name,
-        "n_clusters": G,
-        "fixed_effects": "unit+time",
-        "ssc": f"fixest default: G/(G-1)*(n-1)/(n-K), K={K}",
-        "vcov_weights": "cell shares treated as fixed (fixest)",
-        "att_aggregation": "fixest agg='ATT': post cells weighted by observation counts"
-        + (" (total weights)" if weights else ""),
-        "covariates": ",".join(kept_covs),
-        "dropped_covariates": ",".join(dropped_covs),
-        "window": window if (min_e is not None or max_e is not None) else "none",
-        "weights": weights or "",
-    }
-    return SunAbrahamResult(
-        estimator="sun_abraham",
-        outcome=outcome,
-        terms=terms,
-        main_term="att",
-        n_units=int(df["unit"].nunique()),
-        n_obs=n,
-        vcov=vcov,
-        info=info,
-        alpha=alpha,
-        cohort_effects=cohort_effects,
-    )
+        reg = _saturated_wls(panel, sample, y, cells, col_of, fe, opts, w)
+    return _result(panel, outcome, alpha, sample, cells, reg, opts)
