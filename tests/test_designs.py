@@ -440,9 +440,81 @@ def test_etwfe_never_treated_equals_callaway_santanna(panel):
     assert "event:-4" in set(res.terms["term"])
 
 
-def test_etwfe_errors(panel):
-    with pytest.raises(ZoneImpactError, match="covariates"):
-        etwfe.fit(panel, outcome="emp", covariates=["lpop"], method="poisson")
+def test_etwfe_poisson_covariate_matches_diff_diff(panel):
+    # diff-diff 3.13 WooldridgeDiD(method="poisson", exovar=["lpop"]) (= Stata jwdid
+    # emp lpop, method(poisson)), from etwfe_poisson_covariates.json (generator:
+    # benchmarks/reference/etwfe_poisson_covariates_reference.py). Same model and delta
+    # method; the two IRLS solutions differ by their convergence tolerances: observed
+    # 4e-11 on ATT(g,t) (levels ~ 10-100) and 3e-11 relative on the SEs, so 1e-7 as the
+    # Poisson test above
+    ref = json.loads(
+        (
+            Path(__file__).parents[1] / "benchmarks" / "reference" / "etwfe_poisson_covariates.json"
+        ).read_text()
+    )
+    res = etwfe.fit(panel, outcome="emp", method="poisson", covariates=["lpop"])
+    assert res.info["covariates"] == "lpop"
+    t = _terms(res)
+    assert t.loc["att", "estimate"] == pytest.approx(ref["overall"]["att"], abs=1e-7)
+    assert t.loc["att", "se"] == pytest.approx(ref["overall"]["se"], rel=1e-7)
+    gt = res.att_gt.set_index(["cohort", "time"])
+    assert len(gt) == len(ref["att_gt"]) == 7
+    for c in ref["att_gt"]:
+        assert gt.loc[(c["cohort"], c["time"]), "estimate"] == pytest.approx(c["att"], abs=1e-7)
+        assert gt.loc[(c["cohort"], c["time"]), "se"] == pytest.approx(c["se"], rel=1e-7)
+    for fam, prefix in (("event", "event"), ("group", "cohort")):
+        for k, v in ref[fam].items():
+            assert t.loc[f"{prefix}:{k}", "estimate"] == pytest.approx(v["att"], abs=1e-7)
+            assert t.loc[f"{prefix}:{k}", "se"] == pytest.approx(v["se"], rel=1e-7)
+    # the covariate moves the estimate (by 0.34, far beyond the 1e-7 match): it is used
+    plain = etwfe.fit(panel, outcome="emp", method="poisson")
+    assert abs(plain.estimate - res.estimate) > 0.1
+
+
+# statsmodels flags the exact fit of a noiseless design as "perfect prediction"
+@pytest.mark.filterwarnings("ignore:Perfect separation")
+def test_etwfe_poisson_time_varying_covariate_known_truth():
+    # noiseless: y equals a pooled-Poisson mean with cohort, year, x, cohort x x and
+    # year x x terms and a multiplicative effect exp(0.3 + 0.2 x) on treated rows. The
+    # QMLE reproduces the mean exactly, so ETWFE Poisson with x recovers each
+    # ATT(g,t) = cell mean of mu1 - mu0 to rounding; without x it does not
+    rng = np.random.default_rng(71)
+    n, years = 90, np.arange(2001, 2008)
+    T = len(years)
+    cohort = np.repeat(rng.choice([2003, 2005, 0], size=n), T)
+    year = np.tile(years, n)
+    x = rng.normal(size=n * T) + 0.2 * (cohort == 2003) * (year - 2000) / 4
+    d = (cohort > 0) & (year >= cohort)
+    slope = dict(zip(years, np.linspace(-0.3, 0.3, T), strict=True))
+    eta0 = (
+        1.0
+        + 0.05 * (year - 2000)
+        + 0.2 * (cohort == 2003)
+        - 0.1 * (cohort == 2005)
+        + np.array([slope[t] for t in year]) * x
+        + 0.15 * (cohort == 2005) * x
+    )
+    effect = (0.3 + 0.2 * x) * d
+    y = np.exp(eta0 + effect)
+    df = pd.DataFrame({"u": np.repeat(np.arange(n), T), "t": year, "g": cohort, "y": y, "x": x})
+    p = Panel.from_frame(df, unit="u", time="t", cohort="g", outcomes=["y"], covariates=["x"])
+    truth = df.assign(gap=np.exp(eta0 + effect) - np.exp(eta0))[d].groupby(["g", "t"])["gap"].mean()
+    got = etwfe.fit(p, outcome="y", method="poisson", covariates=["x"])
+    gt = got.att_gt.set_index(["cohort", "time"])
+    # IRLS converged to tol 1e-12 on a noiseless design: 1e-8 on effects of size ~1
+    assert np.allclose(gt.loc[truth.index, "estimate"], truth, atol=1e-8, rtol=0)
+    naive = etwfe.fit(p, outcome="y", method="poisson").att_gt.set_index(["cohort", "time"])
+    assert np.abs(naive.loc[truth.index, "estimate"] - truth).max() > 0.05
+
+
+def test_etwfe_errors(panel, frame):
+    with pytest.raises(ZoneImpactError, match="nope"):
+        etwfe.fit(panel, outcome="emp", covariates=["nope"], method="poisson")
+    # no never-treated county: every unit is treated in 2007, whose cells and year effect
+    # cannot be told apart (a pseudo-inverse fit would report meaningless SEs)
+    treated_only = _panel(frame[frame["first.treat"] > 0])
+    with pytest.raises(ZoneImpactError, match="collinear"):
+        etwfe.fit(treated_only, outcome="emp", method="poisson")
     with pytest.raises(ZoneImpactError, match="non-negative"):
         etwfe.fit(
             panel.with_outcome("lemp", panel.data["lemp"] - 9), outcome="lemp", method="poisson"

@@ -38,12 +38,14 @@ weights are treated as fixed in the delta-method variance, as diff-diff and fixe
 
 Standard errors are clustered (by unit unless ``cluster`` says otherwise): the linear
 model uses the TWFE engine (:func:`.twfe._ols`, CR1 with ``ssc``), the Poisson model the
-statsmodels GLM cluster sandwich. Covariates (linear model only) enter as Wooldridge
-(2021, eq. 6.33) has them: cell dummies times the centred covariates, and the covariates
-times period dummies (see :func:`fit`); the centring means are treated as known. With a
-time-invariant covariate this is diff-diff's ``WooldridgeDiD(exovar=)`` (matched to 1e-10
-in ``tests/test_designs.py``); for time-varying ones diff-diff's ``xtvar`` convention
-differs (it also centres the covariate's own term at cohort x period means).
+statsmodels GLM cluster sandwich. Covariates enter as Wooldridge (2021, eq. 6.33; Poisson:
+2023, Section 6.2) has them: cell dummies times the centred covariates, and the covariates
+times period dummies and times cohort dummies (see :func:`fit`); the centring means are
+treated as known. With a time-invariant covariate this is diff-diff's
+``WooldridgeDiD(exovar=)`` and Stata ``jwdid`` (linear: matched to 1e-10 in
+``tests/test_designs.py``; Poisson: ``benchmarks/reference/etwfe_poisson_covariates_reference.py``);
+for time-varying ones diff-diff's ``xtvar`` convention differs (it also centres the
+covariate's own term at cohort x period means).
 """
 
 from __future__ import annotations
@@ -120,8 +122,16 @@ def _covariate_block(
     cells: pd.DataFrame,
     code: np.ndarray,
     w: np.ndarray | None,
+    *,
+    unit_effects: bool = True,
 ) -> pd.DataFrame:
-    """Wooldridge's (2021, eq. 6.33) covariate terms (see :func:`fit`'s ``covariates``)."""
+    """Wooldridge's covariate terms (2021, eq. 6.33; Poisson: 2023, Section 6.2; see
+    :func:`fit`'s ``covariates``): each cell dummy times the covariate centred at the
+    cell's mean, the covariate times each period dummy but the first, and the covariate
+    itself and times each cohort dummy. With unit effects (linear model) a covariate
+    constant within units is absorbed with its cohort interactions and left out; without
+    them (pooled Poisson, cohort effects) every covariate enters, and a cohort dummy the
+    model leaves out (no never-treated units: the first cohort) has no interaction."""
     X = data[covs].to_numpy(float)
     wobs = np.ones(len(data)) if w is None else w
     g = data["cohort"].to_numpy(float)
@@ -140,11 +150,14 @@ def _covariate_block(
         for j, name in enumerate(covs):
             cols[f"time:{int(s)}:x:{name}"] = np.where(t == s, X[:, j], 0.0)
     varies = data.groupby("unit")[covs].nunique().max() > 1
+    cohorts = np.unique(g[np.isfinite(g)])
+    if not unit_effects and np.isfinite(g).all():
+        cohorts = cohorts[1:]
     for j, name in enumerate(covs):
-        if not varies[name]:
+        if unit_effects and not varies[name]:
             continue  # absorbed by the unit effects, as are its cohort interactions
         cols[name] = X[:, j]
-        for c in np.unique(g[np.isfinite(g)]):
+        for c in cohorts:
             cols[f"cohort:{int(c)}:x:{name}"] = np.where(g == c, X[:, j], 0.0)
     return pd.DataFrame(cols, index=data.index)
 
@@ -225,12 +238,15 @@ def fit(
     ssc : {"statsmodels", "fixest"}
         Small-sample ``K`` of the linear model's CR1 factor (as :func:`.twfe.fit`).
     covariates : sequence of str, optional
-        Controls of the linear model, entered as Wooldridge (2021, eq. 6.33) does: each
-        cell dummy times the covariate centred at the cell's mean (so the cell coefficient
-        stays ATT(g,t); for a time-invariant covariate on a balanced panel this is his
-        cohort mean), the covariate times each period dummy, and, for a covariate that
-        varies within units, the covariate itself and times each cohort dummy (a
-        time-invariant one is absorbed by the unit effects).
+        Controls, entered as Wooldridge (2021, eq. 6.33; Poisson: 2023, Section 6.2)
+        does: each cell dummy times the covariate centred at the cell's mean (so the
+        linear cell coefficient stays ATT(g,t); for a time-invariant covariate on a
+        balanced panel this is his cohort mean), the covariate times each period dummy,
+        and the covariate itself and times each cohort dummy (in the linear model only
+        for a covariate that varies within units: a time-invariant one is absorbed by the
+        unit effects). The Poisson ATT(g,t) switches off the whole treatment block of
+        the cell (its dummy and its covariate interactions), so it does not depend on
+        the centring.
 
     Returns
     -------
@@ -244,43 +260,17 @@ def fit(
     check_choice(control_group, "control_group", ("not_yet_treated", "never_treated"))
     check_choice(ssc, "ssc", ("statsmodels", "fixest"))
     covs = check_names(covariates, "covariates")
-    if covs and method == "poisson":
-        raise EstimationError(
-            "etwfe: covariates are implemented for method='linear' only (Wooldridge 2021); "
-            "drop them or use the linear model."
-        )
     data, covs, w = _prepare(panel, outcome, covs, weights)
-    if control_group == "never_treated" and not np.isinf(data["cohort"]).any():
-        raise EstimationError(
-            "control_group='never_treated' but no unit is never treated; use "
-            "control_group='not_yet_treated'."
-        )
-    cells, code = _cells(data, control_group)
-    if cells.empty:
-        raise EstimationError(f"No treated observation of {outcome!r}: no cell to estimate.")
-    if len(cells) > _MAX_CELLS:
-        raise EstimationError(
-            f"{len(cells)} cohort x period cells: beyond this implementation's limit of "
-            f"{_MAX_CELLS:,} dense interaction columns. Aggregate the periods or cohorts."
-        )
-    wobs = np.ones(len(data)) if w is None else w
-    n_cells = np.bincount(code[code >= 0], minlength=len(cells))
-    size = np.bincount(code[code >= 0], weights=wobs[code >= 0], minlength=len(cells))
-    ucoh = data.groupby("unit")["cohort"].first()
-    if w is None:
-        cohort_size = ucoh.value_counts().to_dict()
-    else:
-        # a cohort's weight: its units' mean weight over their rows, summed
-        uw = pd.Series(w, index=data.index).groupby(data["unit"]).mean()
-        cohort_size = uw.groupby(ucoh).sum().to_dict()
-    cohort_size = {float(k): float(v) for k, v in cohort_size.items()}
+    cells, code = _checked_cells(data, control_group, outcome)
+    n_cells, size, cohort_size = _cell_sizes(data, cells, code, w)
     names = [f"cell:{int(g)}:{int(t)}" for g, t in zip(cells["cohort"], cells["time"], strict=True)]
     dummies = np.zeros((len(data), len(cells)))
     rows = np.flatnonzero(code >= 0)
     dummies[rows, code[rows]] = 1.0
     reg = pd.DataFrame(dummies, index=data.index, columns=names)
     if covs:
-        reg = pd.concat([reg, _covariate_block(data, covs, cells, code, w)], axis=1)
+        block = _covariate_block(data, covs, cells, code, w, unit_effects=method == "linear")
+        reg = pd.concat([reg, block], axis=1)
     P = len(cells)
 
     if method == "linear":
@@ -293,7 +283,7 @@ def fit(
         df_t = float(n_clusters - 1)
         fe_info = "unit + time"
     else:
-        coef, att, V_att, n_clusters, cname = _poisson(panel, data, outcome, reg, cluster, w)
+        coef, att, V_att, n_clusters, cname = _poisson(panel, data, outcome, reg, code, cluster, w)
         df_t = np.inf
         fe_info = "cohort + time (pooled Poisson)"
 
@@ -302,15 +292,7 @@ def fit(
     vcov = A @ V_att @ A.T
     se = np.sqrt(np.clip(np.diag(vcov), 0, None))
     terms = terms_frame(term_names, est, se, df=np.full(len(term_names), df_t))
-    att_gt = cells.assign(
-        cohort=cells["cohort"].astype(np.int64),
-        event_time=(cells["time"] - cells["cohort"]).astype(np.int64),
-        estimate=att,
-        se=np.sqrt(np.clip(np.diag(V_att), 0, None)),
-        coef=coef,
-        n_obs=n_cells.astype(np.int64),
-        weight=size,
-    )
+    att_gt = _att_gt(cells, att, V_att, coef, n_cells, size)
     return ETWFEResult(
         estimator="etwfe",
         outcome=outcome,
@@ -335,15 +317,80 @@ def fit(
     )
 
 
+def _att_gt(
+    cells: pd.DataFrame,
+    att: np.ndarray,
+    V_att: np.ndarray,
+    coef: np.ndarray,
+    n_cells: np.ndarray,
+    size: np.ndarray,
+) -> pd.DataFrame:
+    """The cell table of the result (see :class:`ETWFEResult`)."""
+    return cells.assign(
+        cohort=cells["cohort"].astype(np.int64),
+        event_time=(cells["time"] - cells["cohort"]).astype(np.int64),
+        estimate=att,
+        se=np.sqrt(np.clip(np.diag(V_att), 0, None)),
+        coef=coef,
+        n_obs=n_cells.astype(np.int64),
+        weight=size,
+    )
+
+
+def _checked_cells(
+    data: pd.DataFrame, control_group: str, outcome: str
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """The cohort x period cells (:func:`_cells`), refused when there are none, too many,
+    or never-treated controls are asked for and absent."""
+    if control_group == "never_treated" and not np.isinf(data["cohort"]).any():
+        raise EstimationError(
+            "control_group='never_treated' but no unit is never treated; use "
+            "control_group='not_yet_treated'."
+        )
+    cells, code = _cells(data, control_group)
+    if cells.empty:
+        raise EstimationError(f"No treated observation of {outcome!r}: no cell to estimate.")
+    if len(cells) > _MAX_CELLS:
+        raise EstimationError(
+            f"{len(cells)} cohort x period cells: beyond this implementation's limit of "
+            f"{_MAX_CELLS:,} dense interaction columns. Aggregate the periods or cohorts."
+        )
+    return cells, code
+
+
+def _cell_sizes(
+    data: pd.DataFrame, cells: pd.DataFrame, code: np.ndarray, w: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, dict[float, float]]:
+    """Each cell's observations and aggregation weight (observations or their total
+    weight), and each cohort's size (units, or the sum of its units' mean weights)."""
+    wobs = np.ones(len(data)) if w is None else w
+    n_cells = np.bincount(code[code >= 0], minlength=len(cells))
+    size = np.bincount(code[code >= 0], weights=wobs[code >= 0], minlength=len(cells))
+    ucoh = data.groupby("unit")["cohort"].first()
+    if w is None:
+        cohort_size = ucoh.value_counts().to_dict()
+    else:
+        # a cohort's weight: its units' mean weight over their rows, summed
+        uw = pd.Series(w, index=data.index).groupby(data["unit"]).mean()
+        cohort_size = uw.groupby(ucoh).sum().to_dict()
+    return n_cells, size, {float(k): float(v) for k, v in cohort_size.items()}
+
+
 def _poisson(
     panel: Panel,
     data: pd.DataFrame,
     outcome: str,
     reg: pd.DataFrame,
+    code: np.ndarray,
     cluster: str | None,
     w: np.ndarray | None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, str]:
-    """Pooled Poisson QMLE (Wooldridge 2023 eq. 5.3) and the level effects' covariance."""
+    """Pooled Poisson QMLE (Wooldridge 2023 eq. 5.3; with covariates Section 6.2) and the
+    level effects with their delta-method covariance (see :func:`_level_effects`).
+
+    ``reg`` holds the cell dummies first (``code`` gives each row's cell, -1 none), then
+    any covariate terms of :func:`_covariate_block`.
+    """
     y = data[outcome].to_numpy(float)
     if (y < 0).any():
         i = int(np.flatnonzero(y < 0)[0])
@@ -357,8 +404,8 @@ def _poisson(
         index=data.index,
     )
     dummies = pd.get_dummies(fe, drop_first=True, dtype=float)
-    P = reg.shape[1]
     X = np.column_stack([reg.to_numpy(), np.ones(len(data)), dummies.to_numpy()])
+    _check_full_rank(X, list(reg.columns))
     codes, cname = _cluster_codes(panel, data, cluster)
     n_clusters = int(len(np.unique(codes)))
     if n_clusters < 2:
@@ -373,26 +420,68 @@ def _poisson(
         res = model.fit(cov_type="cluster", cov_kwds={"groups": codes}, maxiter=200, tol=1e-12)
     beta = np.asarray(res.params)
     V = np.asarray(res.cov_params())
-    if not np.all(np.isfinite(beta[:P])) or not np.all(np.isfinite(np.diag(V)[:P])):
+    if not np.all(np.isfinite(beta)) or not np.all(np.isfinite(np.diag(V))):
         raise EstimationError(
-            "etwfe (Poisson) did not give finite cell coefficients and variances: some "
-            "cohort x period cell is all zeros or the design is too small. Use "
-            "method='linear' or aggregate the periods."
+            "etwfe (Poisson) did not give finite coefficients and variances: some cohort x "
+            "period cell is all zeros, a covariate is collinear with the effects, or the "
+            "design is too small. Use method='linear', drop covariates or aggregate the "
+            "periods."
         )
-    eta = X @ beta
     wobs = np.ones(len(y)) if w is None else w
-    cell = np.argmax(reg.to_numpy(), axis=1)
-    in_cell = reg.to_numpy().sum(axis=1) > 0
-    att = np.zeros(P)
-    J = np.zeros((P, X.shape[1]))
-    for c in range(P):
-        m = in_cell & (cell == c)
-        ww = wobs[m] / wobs[m].sum()
-        mu1 = np.exp(eta[m])
-        mu0 = np.exp(eta[m] - beta[c])
-        att[c] = ww @ (mu1 - mu0)
-        # d/d beta of mean(mu1 - mu0): (mu1 - mu0) x for every coefficient, except the
-        # cell's own tau, which enters mu1 only
-        J[c] = ww @ (X[m] * (mu1 - mu0)[:, None])
-        J[c, c] = ww @ mu1
+    att, J = _level_effects(X, beta, code, _treatment_blocks(reg), wobs)
+    P = len(att)
     return beta[:P], att, J @ V @ J.T, n_clusters, cname
+
+
+def _check_full_rank(X: np.ndarray, names: list[str]) -> None:
+    """Refuse a collinear Poisson design (statsmodels would return a pseudo-inverse
+    solution with meaningless standard errors), e.g. a last period in which every unit is
+    treated, so that its cells and its period effect cannot be told apart."""
+    scale = np.sqrt(np.einsum("ij,ij->j", X, X))
+    Xs = X / np.where(scale > 0, scale, 1.0)
+    sv = np.linalg.svd(Xs.T @ Xs, compute_uv=False, hermitian=True)
+    # exact collinearity leaves an eigenvalue at rounding level (~1e-16 relative); the
+    # threshold keeps legitimate but ill-conditioned designs
+    if sv[-1] <= 1e-13 * sv[0]:
+        raise EstimationError(
+            f"etwfe (Poisson): the design ({len(names)} cell and covariate columns "
+            f"{names[:3]}{'...' if len(names) > 3 else ''} with cohort and period effects) is "
+            "collinear, e.g. a period in which every unit is treated or a covariate constant "
+            "within cohorts; drop that period or covariate, or add never-treated units."
+        )
+
+
+def _treatment_blocks(reg: pd.DataFrame) -> list[np.ndarray]:
+    """Columns of each cell's treatment block: its dummy, then its covariate
+    interactions (``cell:G:T:x:NAME``)."""
+    names = list(reg.columns)
+    cells = [n for n in names if n.startswith("cell:") and ":x:" not in n]
+    return [
+        np.array([k] + [j for j, n in enumerate(names) if n.startswith(f"{c}:x:")], dtype=int)
+        for k, c in enumerate(cells)
+    ]
+
+
+def _level_effects(
+    X: np.ndarray, beta: np.ndarray, code: np.ndarray, blocks: list[np.ndarray], wobs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """ATT(g,t) in levels and its Jacobian in the coefficients (Wooldridge 2023, eq. 5.5):
+    the cell's (weighted) mean of ``exp(eta_it) - exp(eta_it - delta_it)``, with
+    ``delta_it`` the cell's treatment block (``tau_gt`` plus the covariate interactions
+    times the centred covariates). The derivative is ``(mu1 - mu0) x`` for every
+    coefficient outside the block and ``mu1 x`` inside it (it enters ``mu1`` only)."""
+    eta = X @ beta
+    att = np.zeros(len(blocks))
+    J = np.zeros((len(blocks), X.shape[1]))
+    for c, cols in enumerate(blocks):
+        m = code == c
+        ww = wobs[m] / wobs[m].sum()
+        extra = cols[1:]
+        delta = beta[c] + (X[m][:, extra] @ beta[extra] if extra.size else 0.0)
+        mu1 = np.exp(eta[m])
+        mu0 = np.exp(eta[m] - delta)
+        att[c] = ww @ (mu1 - mu0)
+        J[c] = ww @ (X[m] * (mu1 - mu0)[:, None])
+        for j in cols:
+            J[c, j] = ww @ (X[m, j] * mu1)
+    return att, J

@@ -35,12 +35,21 @@ impute), so they are solved exactly from the normal equations: the unit block of
 ``(periods - 1 + covariates)`` Schur complement (:class:`_TwoWayNormal`); one small
 factorisation serves the point estimate and every estimand's implied weights, and each
 solve is a few passes over the rows (no dummy matrix, sparse or dense, is formed).
+
+The steps are one function each: :func:`_check_options`, :func:`_sample` (rows whose
+``Y(0)`` is imputable), :func:`_impute` (steps 1-2, eq. 5-6), :func:`_estimand_weights`,
+:func:`_implied_untreated_weights` (Section 4.1), :func:`_tau_tilde` and
+:func:`_cluster_scores` (Theorem 3, eq. 8-10), :func:`_pretrend_regression` (Test 1),
+:func:`_variance` and :func:`_terms_and_vcov`. The result keeps the implied-weight
+solutions, residuals and ``tau_hat`` (:class:`ImputationBlocks`), so
+:meth:`ImputationResult.with_inference` clusters the variance on any column, one or two
+ways, without re-running the regression.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -52,6 +61,7 @@ from ..panel import RESERVED, Panel, _v
 from ..results import (
     EstimationResult,
     check_bool,
+    check_choice,
     check_fit_arguments,
     check_int,
     terms_frame,
@@ -66,8 +76,9 @@ from ._fe import (
 )
 from ._scale import scale_equivariant
 from .sun_abraham import _covariate_list
+from .twfe import _fixest_k
 
-__all__ = ["ImputationResult", "fit"]
+__all__ = ["ImputationBlocks", "ImputationResult", "fit"]
 
 #: Most estimands (``att`` and one per horizon): each has a column of implied weights on
 #: the untreated observations and of cluster scores.
@@ -82,6 +93,67 @@ _PARTITIONS = {
 
 
 @dataclass(frozen=True)
+class ImputationBlocks:
+    """What the Theorem 3 variance needs, kept so that another clustering does not re-run
+    the imputation regression.
+
+    Attributes
+    ----------
+    rows : ndarray
+        Positions in ``panel.data`` of the rows used (untreated and treated).
+    untreated, treated : ndarray
+        Positions among ``rows`` of ``Omega_0`` and ``Omega_1``.
+    unit0, period0, X0, w0 : ndarray
+        Effect codes, covariates and observation weights of the untreated rows.
+    gamma_unit, gamma_period, gamma_cov : ndarray
+        Solutions ``(Z_0'WZ_0)^{-1} Z_1'w`` of each estimand (rows), split into unit,
+        period and covariate parts: the implied weights ``v_0`` (Section 4.1).
+    resid0, tau : ndarray
+        Step-1 residuals on ``Omega_0`` and ``tau_hat`` on ``Omega_1``.
+    estimand_weights : ndarray (estimands x treated rows)
+        ``w_it`` of ``att`` and each ``event:E``.
+    cells, n_cells, leave_out
+        Auxiliary cells of ``tau~`` and the leave-out choice (Section 4.3, App. A.9).
+    targets : tuple of str
+        Names of the estimands.
+    pre_leads, pre_estimate, pre_scores
+        Test 1 leads ``k``, their coefficients and every coefficient's per-row influence
+        on the untreated rows (empty when the test is off).
+    """
+
+    rows: np.ndarray
+    untreated: np.ndarray
+    treated: np.ndarray
+    unit0: np.ndarray
+    period0: np.ndarray
+    X0: np.ndarray
+    w0: np.ndarray
+    gamma_unit: np.ndarray
+    gamma_period: np.ndarray
+    gamma_cov: np.ndarray
+    resid0: np.ndarray
+    tau: np.ndarray
+    estimand_weights: np.ndarray
+    cells: np.ndarray
+    n_cells: int
+    leave_out: bool
+    targets: tuple[str, ...]
+    pre_leads: tuple[int, ...]
+    pre_estimate: np.ndarray
+    pre_scores: np.ndarray
+
+    def rescaled(self, c: float) -> ImputationBlocks:
+        """The blocks for the outcome times ``c`` (weights and cells unchanged)."""
+        return replace(
+            self,
+            resid0=self.resid0 * c,
+            tau=self.tau * c,
+            pre_estimate=self.pre_estimate * c,
+            pre_scores=self.pre_scores * c,
+        )
+
+
+@dataclass(frozen=True)
 class ImputationResult(EstimationResult):
     """Result of :func:`fit`; adds the imputed effects and the pre-trend regression.
 
@@ -92,21 +164,71 @@ class ImputationResult(EstimationResult):
         and ``tau`` (the imputed ``tau_hat_it``).
     pretrend : pandas.DataFrame
         Test 1 coefficients (``event``, ``estimate``, ``se``), empty when off.
+    blocks : ImputationBlocks
+        What :meth:`with_inference` needs to recompute the variance.
     """
 
     SCALED_FIELDS: ClassVar[dict[str, Any]] = {
         "effects": {"tau": 1},
         "pretrend": {"estimate": 1, "se": 1},
+        "blocks": 1,
     }
 
     effects: pd.DataFrame = field(default_factory=pd.DataFrame)
     pretrend: pd.DataFrame = field(default_factory=pd.DataFrame)
+    blocks: ImputationBlocks | None = field(default=None, repr=False, compare=False)
+    panel: Panel | None = field(default=None, repr=False, compare=False)
 
     def artifacts(self) -> dict[str, pd.DataFrame]:
         out = {"effects": self.effects}
         if not self.pretrend.empty:
             out["pretrend"] = self.pretrend
         return out
+
+    def with_inference(self, method: str = "cluster", *, cluster: Any = None) -> ImputationResult:
+        """The same estimates with the conservative variance (BJS 2024, Theorem 3)
+        clustered another way, without re-running the imputation regression.
+
+        Parameters
+        ----------
+        method : {"cluster"}
+            The Theorem 3 variance ``sum_c (sum_{it in c} v_it e~_it)^2``; with
+            ``leave_out`` fits, ``tau~`` leaves out each observation's new cluster.
+        cluster : str, pandas.Series, or a list of two of them, optional
+            A column of the panel or of its geography (numeric or string), labels as a
+            Series indexed by unit (or by (unit, time)); two entries cluster two ways by
+            Cameron, Gelbach & Miller's (2011) ``V_1 + V_2 - V_12`` (no small-sample
+            factor, as the one-way variance; a negative variance gives a NaN standard
+            error). None: by unit. Test 1 is recomputed with the same clustering.
+
+        Returns
+        -------
+        ImputationResult
+            A new result: ``terms`` standard errors, ``vcov``, ``pretrend`` and
+            ``info`` (``cluster``, ``n_clusters`` (two ways: the smaller),
+            ``leave_out_fallback`` (two ways: the largest count), ``pretrend_*``) changed.
+        """
+        if self.blocks is None:
+            raise EstimationError(
+                "This result keeps no imputation building blocks (it was not made by "
+                "imputation.fit); refit to change its inference."
+            )
+        check_choice(method, "method", ("cluster",))
+        b = self.blocks
+        clusters, name = _row_clusters(self.panel, b.rows, cluster)
+        var = _variance(b, clusters)
+        est = self.terms.set_index("term").loc[list(b.targets), "estimate"].to_numpy(float)
+        terms, vcov, pre_table = _terms_and_vcov(
+            list(b.targets), est, var, b, two_way=len(clusters) == 2
+        )
+        info = {
+            **self.info,
+            "cluster": name,
+            "n_clusters": var.n_clusters,
+            "leave_out_fallback": var.n_fallback,
+            **_pretrend_info(var, b),
+        }
+        return replace(self, terms=terms, vcov=vcov, info=info, pretrend=pre_table)
 
 
 class _TwoWayNormal:
@@ -175,6 +297,503 @@ class _TwoWayNormal:
         return unit, period, rest[:, self.nT - 1 :]
 
 
+@dataclass(frozen=True)
+class _Options:
+    """The checked options of :func:`fit`."""
+
+    n_pre: int
+    horizons: list[int] | None
+    covariates: list[str]
+    cluster: str | None
+    weights: str | None
+    aux_partition: str
+    leave_out: bool
+
+
+@dataclass(frozen=True)
+class _Sample:
+    """The rows of one fit: ``rows`` are positions in ``panel.data``; every other array
+    follows them. Unit and period codes ``uc``/``tc`` number the units and periods that
+    have untreated rows (every kept treated row maps into them)."""
+
+    rows: np.ndarray
+    unit_ids: pd.Index
+    unit_code: np.ndarray
+    time: np.ndarray
+    cohort: np.ndarray
+    treated: np.ndarray
+    y: np.ndarray
+    wobs: np.ndarray
+    uc: np.ndarray
+    tc: np.ndarray
+    n_unit: int
+    n_period: int
+    n_unidentified: int
+
+
+@dataclass(frozen=True)
+class _Variance:
+    """Theorem 3 variance of the estimands, and Test 1 under the same clustering."""
+
+    vcov: np.ndarray
+    cross: np.ndarray | None
+    pre_vcov: np.ndarray | None
+    pre_F: float
+    pre_p: float
+    n_clusters: int
+    n_fallback: int
+
+
+def _check_options(
+    panel: Panel,
+    *,
+    horizons: Any,
+    pretrends: Any,
+    covariates: Any,
+    cluster: Any,
+    weights: Any,
+    aux_partition: Any,
+    leave_out: Any,
+) -> _Options:
+    """Check every option of :func:`fit` once, before any work."""
+    if not isinstance(aux_partition, str) or aux_partition not in _PARTITIONS:
+        raise EstimationError(
+            f"aux_partition={aux_partition!r} is not valid; use one of {list(_PARTITIONS)}."
+        )
+    if pretrends is not None and (
+        isinstance(pretrends, bool) or not isinstance(pretrends, int | float | np.number)
+    ):
+        raise EstimationError(f"pretrends={pretrends!r} must be a non-negative integer.")
+    n_pre = 0 if pretrends is None else check_int(pretrends, "pretrends")
+    if n_pre < 0:
+        raise EstimationError(f"pretrends={pretrends!r} must be a non-negative integer.")
+    if horizons is not None:
+        if isinstance(horizons, int | np.integer) and not isinstance(horizons, bool):
+            horizons = [int(horizons)]
+        elif isinstance(horizons, str) or not isinstance(horizons, Sequence | np.ndarray):
+            raise SpecError(
+                f"horizons must be a list of event times >= 0 (e.g. [0, 1, 2]); received "
+                f"{horizons!r}."
+            )
+        horizons = [check_int(h, "horizons", minimum=0) for h in horizons]
+    leave_out = check_bool(leave_out, "leave_out")
+    covs = _covariate_list(panel, covariates)
+    check_cluster(cluster)
+    if weights is not None and (
+        not isinstance(weights, str) or weights not in panel.data.columns or weights in RESERVED
+    ):
+        raise EstimationError(
+            f"Weight column {weights!r} is not in the panel; available: "
+            f"{[c for c in panel.data.columns if c not in RESERVED]}."
+        )
+    return _Options(n_pre, horizons, covs, cluster, weights, aux_partition, leave_out)
+
+
+def _check_positive_weights(data: pd.DataFrame, weights: str, rows: np.ndarray) -> None:
+    """Observation weights must be positive; name the first unit and period that is not."""
+    bad = data[weights].to_numpy(float)[rows] <= 0
+    if bad.any():
+        r = int(rows[np.flatnonzero(bad)[0]])
+        raise EstimationError(
+            f"Weight column {weights!r} must be positive; unit "
+            f"{_v(data['unit'].iloc[r])!r}, period {_v(data['time'].iloc[r])!r} has "
+            f"{_v(data[weights].iloc[r])!r}."
+        )
+
+
+def _sample(panel: Panel, outcome: str, opts: _Options) -> _Sample:
+    """Rows with outcome, covariates and weight observed whose ``Y(0)`` is imputable.
+
+    Treated rows whose unit or period has no untreated row have no imputable ``Y(0)``
+    (BJS Section 3: both effects are needed); they are dropped, as ``did_imputation``'s
+    autosample does, and counted.
+    """
+    data = panel.data
+    needed = list(
+        dict.fromkeys([outcome, *opts.covariates] + ([opts.weights] if opts.weights else []))
+    )
+    rows = np.flatnonzero(data[needed].notna().all(axis=1).to_numpy())
+    # panel.data is sorted by unit, so first-appearance codes follow the sorted unit ids
+    unit_code_all, unit_ids = pd.factorize(data["unit"])
+    unit_code = unit_code_all[rows]
+    time = data["time"].to_numpy(np.int64)[rows]
+    if opts.weights is not None:
+        _check_positive_weights(data, opts.weights, rows)
+    cohort = data["cohort"].to_numpy(float)[rows]
+    treated = time >= cohort
+    if not (~treated).any():
+        raise EstimationError("No untreated observations: the Y(0) model cannot be fitted.")
+    time_code = np.searchsorted(panel.periods, time)
+    has_u = np.bincount(unit_code[~treated], minlength=len(unit_ids)) > 0
+    has_t = np.bincount(time_code[~treated], minlength=len(panel.periods)) > 0
+    ident = ~treated | (has_u[unit_code] & has_t[time_code])
+    sel = np.flatnonzero(ident)
+    rows = rows[sel]
+    if not treated[sel].any():
+        raise EstimationError(
+            "No treated observation has an imputable Y(0) (every treated unit or period "
+            "lacks untreated observations)."
+        )
+    y = data[outcome].to_numpy(float)[rows]
+    return _Sample(
+        rows=rows,
+        unit_ids=unit_ids,
+        unit_code=unit_code[sel],
+        time=time[sel],
+        cohort=cohort[sel],
+        treated=treated[sel],
+        y=y,
+        wobs=data[opts.weights].to_numpy(float)[rows] if opts.weights else np.ones(len(y)),
+        uc=(np.cumsum(has_u) - 1)[unit_code[sel]],
+        tc=(np.cumsum(has_t) - 1)[time_code[sel]],
+        n_unit=int(has_u.sum()),
+        n_period=int(has_t.sum()),
+        n_unidentified=int((~ident).sum()),
+    )
+
+
+def _check_connected(s: _Sample, i0: np.ndarray) -> None:
+    """The unit and period effects of the ``Y(0)`` model are identified only when the
+    untreated rows connect every unit and period (a period observed untreated by every
+    unit does so: the usual case, and a cheap check)."""
+    nU, nT = s.n_unit, s.n_period
+    if (
+        np.bincount(s.tc[i0], minlength=nT).max() < nU
+        and fe_dof([s.uc[i0], s.tc[i0]]) < nU + nT - 1
+    ):
+        raise EstimationError(
+            "The untreated observations split into disconnected groups of units and "
+            "periods, so the unit and period effects of the Y(0) model are not identified."
+        )
+
+
+def _varying_covariates(
+    X: np.ndarray, covs: list[str], s: _Sample, i0: np.ndarray
+) -> tuple[np.ndarray, list[str], list[str]]:
+    """Drop covariates absorbed by the unit (or period) effects on the untreated rows:
+    ``(X kept, names kept, names dropped)``."""
+    if not covs:
+        return X, covs, []
+    Xd0 = demean(X[i0], [s.uc[i0], s.tc[i0]], weights=s.wobs[i0])
+    keep, dropped = [], []
+    for j, c in enumerate(covs):
+        scale = max(float(np.abs(X[i0, j]).max(initial=0.0)), 1.0)
+        if np.abs(Xd0[:, j]).max(initial=0.0) > 1e-9 * scale:
+            keep.append(j)
+        else:
+            dropped.append(c)
+    return X[:, keep], [covs[j] for j in keep], dropped
+
+
+def _impute(
+    s: _Sample, X: np.ndarray, i0: np.ndarray, i1: np.ndarray
+) -> tuple[_TwoWayNormal, np.ndarray, np.ndarray]:
+    """Theorem 2, steps 1-2 (BJS 2024, eq. 5-6): fit ``Y = a_i + l_t + X b`` by weighted
+    OLS on the untreated rows and impute ``tau_hat_it = Y_it - a_i - l_t - X_it b`` on the
+    treated ones. Returns the factorised normal equations, the step-1 residuals on
+    ``Omega_0`` and ``tau_hat`` on ``Omega_1``."""
+    u0, t0, w0, X0 = s.uc[i0], s.tc[i0], s.wobs[i0], X[i0]
+    normal = _TwoWayNormal(u0, t0, w0, X0, s.n_unit, s.n_period)
+    th_u, th_t, th_x = normal.solve(*normal.cross(u0, t0, X0, (w0 * s.y[i0])[None]))
+    fitted = th_u[0][s.uc] + th_t[0][s.tc]
+    if X.shape[1]:
+        fitted += X @ th_x[0]
+    return normal, s.y[i0] - fitted[i0], s.y[i1] - fitted[i1]
+
+
+def _estimand_weights(
+    ev1: np.ndarray, w1obs: np.ndarray, horizons: list[int] | None
+) -> tuple[list[str], np.ndarray]:
+    """Weights ``w_it`` on the treated rows of each estimand (rows of the matrix): the
+    overall ATT and each event time, proportional to the observation weights."""
+    avail = np.unique(ev1)
+    if horizons is None:
+        hz = avail.tolist()
+    else:
+        hz = sorted({int(h) for h in horizons})
+        missing = [h for h in hz if h not in set(avail.tolist())]
+        if missing:
+            raise EstimationError(
+                f"horizons {missing} have no treated observations; observed event times "
+                f"are {avail.tolist()}."
+            )
+    targets = ["att", *[f"event:{h}" for h in hz]]
+    if len(targets) > _MAX_TARGETS:
+        raise EstimationError(
+            f"{len(hz)} event-time horizons ({hz[0]} to {hz[-1]}) to estimate, beyond this "
+            f"implementation's limit of {_MAX_TARGETS - 1:,} (each needs its own implied "
+            "weights on every untreated observation). Pass horizons=[...] with the event "
+            "times you need, or aggregate the periods."
+        )
+    Wt = np.zeros((len(targets), len(ev1)))
+    Wt[0] = w1obs / w1obs.sum()
+    for j, h in enumerate(hz, start=1):
+        m = ev1 == h
+        Wt[j, m] = w1obs[m] / w1obs[m].sum()
+    return targets, Wt
+
+
+def _aux_cells(coh1: np.ndarray, ev1: np.ndarray, aux_partition: str) -> tuple[np.ndarray, int]:
+    """Cells within which ``tau~`` averages ``tau_hat`` (Section 4.3), numbered
+    ``0..ncell-1`` in the lexicographic order of their keys."""
+    cell = np.zeros(len(ev1), dtype=np.intp)
+    for key in _PARTITIONS[aux_partition]:
+        codes, levels = pd.factorize({"cohort": coh1, "event": ev1}[key], sort=True)
+        cell = cell * len(levels) + codes
+    occupied = np.bincount(cell) > 0
+    return (np.cumsum(occupied) - 1)[cell], int(occupied.sum())
+
+
+def _implied_untreated_weights(b: ImputationBlocks, j: int) -> np.ndarray:
+    """Implied weights ``v_0`` of estimand ``j`` on the untreated rows (BJS Section 4.1,
+    eq. 6 in matrix form: ``v_0 = -W Z_0 (Z_0' W Z_0)^{-1} Z_1' w``)."""
+    v0 = b.gamma_unit[j][b.unit0]
+    v0 += b.gamma_period[j][b.period0]
+    if b.X0.shape[1]:
+        v0 += b.X0 @ b.gamma_cov[j]
+    v0 *= -b.w0
+    return v0
+
+
+def _tau_tilde(
+    b: ImputationBlocks, wj: np.ndarray, pairs: tuple[np.ndarray, int] | None
+) -> tuple[np.ndarray, int]:
+    """``tau~``: the ``w``-weighted average of ``tau_hat`` within each auxiliary cell
+    (Section 4.3); with ``pairs`` (cell x cluster codes) the average leaves out the
+    observation's own cluster (Supplementary Appendix A.9), except in a cell whose weight
+    sits in one cluster, which keeps the plain average (counted)."""
+    cell, tau = b.cells, b.tau
+    num = np.bincount(cell, weights=wj * tau, minlength=b.n_cells)[cell]
+    den = np.bincount(cell, weights=wj, minlength=b.n_cells)[cell]
+    n_fallback = 0
+    if pairs is not None:
+        pair_code, npair = pairs
+        num_c = np.bincount(pair_code, weights=wj * tau, minlength=npair)[pair_code]
+        den_c = np.bincount(pair_code, weights=wj, minlength=npair)[pair_code]
+        ok = (den - den_c) > 1e-14 * np.maximum(den, 1e-300)
+        n_fallback = int((~ok & (wj != 0)).sum())
+        num = np.where(ok, num - num_c, num)
+        den = np.where(ok, den - den_c, den)
+    return np.divide(num, den, out=np.zeros(len(tau)), where=den != 0), n_fallback
+
+
+def _cluster_scores(b: ImputationBlocks, cl: np.ndarray) -> tuple[np.ndarray, int]:
+    """Theorem 3 (BJS 2024, eq. 8-10): each cluster's ``sum_{it in c} v_it e~_it`` for
+    every estimand (G x estimands), with ``e~`` the step-1 residual on untreated rows and
+    ``tau_hat - tau~`` on treated ones; and the leave-out fallback count."""
+    G = int(cl.max()) + 1
+    cl0, cl1 = cl[b.untreated], cl[b.treated]
+    pairs = None
+    if b.leave_out:
+        pair_code = np.unique(b.cells.astype(np.int64) * G + cl1, return_inverse=True)[1].ravel()
+        pairs = (pair_code, int(pair_code.max()) + 1)
+    S = np.empty((G, len(b.estimand_weights)))
+    n_fallback = 0
+    for j, wj in enumerate(b.estimand_weights):
+        tt, nf = _tau_tilde(b, wj, pairs)
+        n_fallback += nf
+        v0 = _implied_untreated_weights(b, j)
+        S[:, j] = np.bincount(cl0, weights=v0 * b.resid0, minlength=G) + np.bincount(
+            cl1, weights=wj * (b.tau - tt), minlength=G
+        )
+    return S, n_fallback
+
+
+def _pretrend_regression(
+    y0: np.ndarray,
+    event0: np.ndarray,
+    fe: list[np.ndarray],
+    X0: np.ndarray,
+    w0: np.ndarray,
+    n_pre: int,
+) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """BJS (2024) Test 1 regression: OLS on the untreated rows of ``Y`` on the effects
+    ``fe``, the controls and leads ``1{K_it = -k}``, ``k = 1..n_pre``.
+
+    Returns the coefficients (leads first), the per-row influence ``psi`` (``n0 x p``,
+    summing within clusters to each cluster's contribution) and the leads ``k`` used
+    (leads with no observation are skipped).
+    """
+    ks = [k for k in range(1, n_pre + 1) if np.any(event0 == -k)]
+    if not ks:
+        raise EstimationError(
+            f"pretrends={n_pre}: no untreated observation lies 1..{n_pre} periods before treatment."
+        )
+    D = np.column_stack([(event0 == -k).astype(float) for k in ks])
+    R = np.hstack([D, X0])
+    sw = np.sqrt(w0)
+    Rd = demean(R, fe, weights=w0) * sw[:, None]
+    yd = demean(y0, fe, weights=w0) * sw
+    XtX = Rd.T @ Rd
+    if np.linalg.matrix_rank(XtX) < Rd.shape[1]:
+        raise EstimationError(
+            "Pre-trend regression is rank deficient: reduce pretrends (too few "
+            "never-treated or early observations to separate leads from period effects)."
+        )
+    bread = np.linalg.inv(XtX)
+    coef = bread @ (Rd.T @ yd)
+    e = yd - Rd @ coef
+    return coef, (Rd * e[:, None]) @ bread, ks
+
+
+def _pretrend_one_way(b: ImputationBlocks, cl0: np.ndarray) -> tuple[np.ndarray, int]:
+    """Test 1's covariance of every coefficient clustered one way, with fixest's CR1
+    factor ``G/(G-1) (n-1)/(n-K)`` (:func:`._fe.cluster_ssc_k`), and ``G``."""
+    n0 = len(b.untreated)
+    Gp = int(cl0.max()) + 1
+    K = cluster_ssc_k(b.pre_scores.shape[1], [b.unit0, b.period0], cl0)
+    ssc = Gp / (Gp - 1) * (n0 - 1) / (n0 - K)
+    Sc = cluster_scores(b.pre_scores, cl0)
+    return ssc * Sc.T @ Sc, Gp
+
+
+def _pretrend_wald(
+    b: ImputationBlocks, V: np.ndarray, df_denominator: int
+) -> tuple[np.ndarray, float, float]:
+    """Test 1's Wald statistic on the leads, reported as ``F`` on ``(leads, G - 1)``
+    degrees of freedom as ``did_imputation``'s ``test`` after ``reghdfe`` does."""
+    q = len(b.pre_leads)
+    bk, Vk = b.pre_estimate, V[:q, :q]
+    F = float(bk @ np.linalg.solve(Vk, bk)) / q
+    return Vk, F, float(stats.f.sf(F, q, df_denominator))
+
+
+def _variance(b: ImputationBlocks, clusters: list[np.ndarray]) -> _Variance:
+    """The conservative variance (Theorem 3) clustered one way, or two ways by Cameron,
+    Gelbach & Miller's (2011) inclusion-exclusion ``V_1 + V_2 - V_12`` (as
+    :mod:`zoneimpact.inference.covariance`; the BJS variance has no small-sample factor,
+    so neither has the combination), with Test 1 and its cross-covariance with the
+    estimands under the same clustering (Test 1 keeps fixest's CR1 factor with the
+    smallest number of clusters)."""
+    if len(clusters) == 2:
+        both = pd.factorize(pd.MultiIndex.from_arrays([clusters[0], clusters[1]]))[0]
+        dims = [(clusters[0], 1.0), (clusters[1], 1.0), (both.astype(np.intp), -1.0)]
+    else:
+        dims = [(clusters[0], 1.0)]
+    parts = [(_cluster_scores(b, cl), sign) for cl, sign in dims]
+    vcov = sum(sign * (S.T @ S) for (S, _), sign in parts)
+    n_fallback = max(nf for (_, nf), _ in parts)
+    G = min(int(cl.max()) + 1 for cl, _ in dims[:2])
+    if not b.pre_leads:
+        return _Variance(np.asarray(vcov), None, None, np.nan, np.nan, G, n_fallback)
+    q = len(b.pre_leads)
+    cl0s = [cl[b.untreated] for cl, _ in dims]
+    if len(clusters) == 1:
+        V, Gp = _pretrend_one_way(b, cl0s[0])
+    else:
+        V, Gp = _pretrend_two_way(b, cl0s[:2], cl0s[2])
+    cross = 0.0
+    for ((S, _), sign), cl0 in zip(parts, cl0s, strict=True):
+        Spre = cluster_scores(b.pre_scores[:, :q], cl0)
+        Spre = np.vstack([Spre, np.zeros((S.shape[0] - Spre.shape[0], q))])
+        cross = cross + sign * (S.T @ Spre)
+    Vk, F, p = _pretrend_wald(b, V, Gp - 1)
+    if len(clusters) == 2 and np.linalg.eigvalsh(Vk)[0] <= 0:
+        F = p = np.nan  # the two-way sum is not positive definite: no Wald test
+    return _Variance(np.asarray(vcov), np.asarray(cross), Vk, F, p, G, n_fallback)
+
+
+def _pretrend_two_way(
+    b: ImputationBlocks, cl0s: list[np.ndarray], both0: np.ndarray
+) -> tuple[np.ndarray, int]:
+    """Test 1's covariance clustered two ways (Cameron, Gelbach & Miller 2011, eq. 2.11),
+    scaled by the CR1 factor of the smallest number of clusters (fixest's default, as
+    :func:`zoneimpact.inference.covariance.crv1`)."""
+    S1, S2, S12 = (cluster_scores(b.pre_scores, c) for c in (*cl0s, both0))
+    Gp = min(S1.shape[0], S2.shape[0])
+    n0 = len(b.untreated)
+    K = _fixest_k(b.pre_scores.shape[1], [b.unit0, b.period0], cl0s)
+    meat = S1.T @ S1 + S2.T @ S2 - S12.T @ S12
+    return Gp / (Gp - 1) * (n0 - 1) / (n0 - K) * meat, Gp
+
+
+def _terms_and_vcov(
+    targets: list[str], est: np.ndarray, var: _Variance, b: ImputationBlocks, two_way: bool
+) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
+    """Terms in reporting order (``att``, leads ``event:-k`` with the earliest first,
+    ``event:E``), their covariance (the cross block between a lead and an estimand is the
+    cross-product of their cluster scores) and the Test 1 table."""
+    vcov = var.vcov
+    names, estimates = list(targets), list(est)
+    pre_table = pd.DataFrame(columns=["event", "estimate", "se"])
+    if var.pre_vcov is not None and var.cross is not None:
+        ks, pre_est = b.pre_leads, b.pre_estimate
+        m, q = len(targets), len(ks)
+        full = np.zeros((m + q, m + q))
+        full[:m, :m] = vcov
+        full[m:, m:] = var.pre_vcov
+        full[:m, m:] = var.cross
+        full[m:, :m] = var.cross.T
+        order = [0, *range(m, m + q)[::-1], *range(1, m)]
+        vcov = full[np.ix_(order, order)]
+        names = [targets[0], *[f"event:{-k}" for k in ks][::-1], *targets[1:]]
+        estimates = [est[0], *list(pre_est)[::-1], *est[1:]]
+        pre_table = pd.DataFrame(
+            {"event": [-k for k in ks], "estimate": pre_est, "se": _se(var.pre_vcov, two_way)}
+        )
+    return terms_frame(names, estimates, _se(vcov, two_way)), vcov, pre_table
+
+
+def _se(vcov: np.ndarray, two_way: bool) -> np.ndarray:
+    """Standard errors; a two-way variance that came out negative gives NaN (nothing is
+    changed to make the sum positive semi-definite, as fixest and pyfixest by default)."""
+    d = np.diag(vcov)
+    if two_way:
+        with np.errstate(invalid="ignore"):
+            return np.sqrt(np.where(d >= 0, d, np.nan))
+    return np.sqrt(np.clip(d, 0, None))
+
+
+def _row_clusters(
+    panel: Panel | None, rows: np.ndarray, cluster: Any
+) -> tuple[list[np.ndarray], str]:
+    """Integer cluster codes of the rows used (positions in ``panel.data``) for each
+    clustering dimension (one or two), and a name.
+
+    A dimension is ``None``/``"unit"``, a column of ``panel.data`` or of its geography, or
+    labels as a pandas Series indexed by unit (or by (unit, time)).
+    """
+    dims = list(cluster) if isinstance(cluster, list | tuple) else [cluster]
+    if not 1 <= len(dims) <= 2:
+        raise SpecError(
+            f"Cluster one or two ways: pass a column name or a list of two; received "
+            f"{len(dims)} dimensions ({cluster!r})."
+        )
+    if panel is None:
+        raise EstimationError(
+            "This result keeps no panel (it was not made by imputation.fit); refit to "
+            "change its clustering."
+        )
+    data = panel.data.iloc[rows]
+    out, names = [], []
+    for dim in dims:
+        if isinstance(dim, pd.Series):
+            out.append(_series_codes(dim, data))
+            names.append(str(dim.name))
+            continue
+        check_cluster(dim)
+        codes, name = cluster_codes(panel, data, dim)
+        out.append(codes)
+        names.append(str(name))
+    return out, " + ".join(names)
+
+
+def _series_codes(labels: pd.Series, data: pd.DataFrame) -> np.ndarray:
+    """Codes of cluster labels given as a Series indexed by unit or by (unit, time)."""
+    if isinstance(labels.index, pd.MultiIndex):
+        mapped = labels.reindex(pd.MultiIndex.from_frame(data[["unit", "time"]]))
+    else:
+        mapped = data["unit"].map(labels)
+    if mapped.isna().any():
+        i = int(np.flatnonzero(mapped.isna().to_numpy())[0])
+        raise SpecError(
+            f"Cluster labels {labels.name!r} have no value for unit "
+            f"{_v(data['unit'].iloc[i])!r}, period {_v(data['time'].iloc[i])!r}; index the "
+            "Series by unit (or by (unit, time)) and cover every row of the estimate."
+        )
+    return pd.factorize(mapped.to_numpy())[0].astype(np.intp)
+
+
 @scale_equivariant()
 def fit(
     panel: Panel,
@@ -213,7 +832,8 @@ def fit(
         Time-varying controls in the ``Y(0)`` model (time-invariant ones are absorbed by
         the unit effects and dropped, see ``info["dropped_covariates"]``).
     cluster : str, optional
-        Cluster variable (panel or geography column); default unit.
+        Cluster variable (panel or geography column); default unit. Other clusterings
+        (any column, a Series, two ways) without refitting: :meth:`ImputationResult.with_inference`.
     weights : str, optional
         Column of positive observation weights: the step-1 regression is weighted and
         the estimands weight treated observations proportionally (``did_imputation``'s
@@ -224,8 +844,7 @@ def fit(
     leave_out : bool
         Leave-out refinement of the conservative variance (BJS 2024, Supplementary
         Appendix A.9; ``did_imputation``'s ``leaveout``): ``tau~`` of an observation
-        averages its cell without the observation's own cluster, which removes the
-        downward finite-sample bias of averaging over few units. Off by default, as in
+        averages its cell without the observation's own cluster. Off by default, as in
         R ``didimputation``; ``info["leave_out_fallback"]`` counts treated observations
         whose cell lies in a single cluster (plain average kept).
 
@@ -233,9 +852,8 @@ def fit(
     -------
     ImputationResult
         Terms ``att`` (all treated observations, equally weighted), ``event:-k`` (Test 1
-        coefficients, if requested) and ``event:E``; ``vcov`` in terms order (the
-        covariance between a pre-trend coefficient and an imputation estimate is the
-        cross-product of their cluster scores); ``info["pretrend_p"]``.
+        coefficients, if requested) and ``event:E``; ``vcov`` in terms order;
+        ``info["pretrend_p"]``.
 
     Raises
     ------
@@ -245,279 +863,31 @@ def fit(
     """
     check_fit_arguments(panel, outcome, alpha=alpha, n_jobs=n_jobs, rng=rng, estimator="imputation")
     del rng, n_jobs
-    if not isinstance(aux_partition, str) or aux_partition not in _PARTITIONS:
-        raise EstimationError(
-            f"aux_partition={aux_partition!r} is not valid; use one of {list(_PARTITIONS)}."
-        )
-    if pretrends is not None and (
-        isinstance(pretrends, bool) or not isinstance(pretrends, int | float | np.number)
-    ):
-        raise EstimationError(f"pretrends={pretrends!r} must be a non-negative integer.")
-    n_pre = 0 if pretrends is None else check_int(pretrends, "pretrends")
-    if n_pre < 0:
-        raise EstimationError(f"pretrends={pretrends!r} must be a non-negative integer.")
-    if horizons is not None:
-        if isinstance(horizons, int | np.integer) and not isinstance(horizons, bool):
-            horizons = [int(horizons)]
-        elif isinstance(horizons, str) or not isinstance(horizons, Sequence | np.ndarray):
-            raise SpecError(
-                f"horizons must be a list of event times >= 0 (e.g. [0, 1, 2]); received "
-                f"{horizons!r}."
-            )
-        horizons = [check_int(h, "horizons", minimum=0) for h in horizons]
-    leave_out = check_bool(leave_out, "leave_out")
-    covs = _covariate_list(panel, covariates)
-    check_cluster(cluster)
-    if weights is not None and (
-        not isinstance(weights, str) or weights not in panel.data.columns or weights in RESERVED
-    ):
-        raise EstimationError(
-            f"Weight column {weights!r} is not in the panel; available: "
-            f"{[c for c in panel.data.columns if c not in RESERVED]}."
-        )
-    data = panel.data
-    needed = list(dict.fromkeys([outcome, *covs] + ([weights] if weights else [])))
-    complete = data[needed].notna().all(axis=1).to_numpy()
-    # rows kept, as positions in panel.data (None: all of them, and no copies are made)
-    kept: np.ndarray | None = None if complete.all() else np.flatnonzero(complete)
-
-    def column(name: str, dtype: Any = float) -> np.ndarray:
-        a = data[name].to_numpy(dtype)
-        return a if kept is None else a[kept]
-
-    # panel.data is sorted by unit, so first-appearance codes follow the sorted unit ids
-    unit_code, unit_ids = pd.factorize(data["unit"])
-    unit_code = unit_code if kept is None else unit_code[kept]
-    time = column("time", np.int64)
-    if weights is not None:
-        bad = column(weights) <= 0
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            r = i if kept is None else int(kept[i])
-            raise EstimationError(
-                f"Weight column {weights!r} must be positive; unit "
-                f"{_v(data['unit'].iloc[r])!r}, period {_v(data['time'].iloc[r])!r} has "
-                f"{_v(data[weights].iloc[r])!r}."
-            )
-
-    cohort = column("cohort")
-    treated = time >= cohort
-    if not (~treated).any():
-        raise EstimationError("No untreated observations: the Y(0) model cannot be fitted.")
-
-    # Treated observations whose unit or period has no untreated observation have no
-    # imputable Y(0) (BJS Section 3, Assumption-free identification needs both effects);
-    # drop them, as did_imputation's autosample does, and report how many.
-    periods = panel.periods
-    time_code = np.searchsorted(periods, time)
-    has_u = np.bincount(unit_code[~treated], minlength=len(unit_ids)) > 0
-    has_t = np.bincount(time_code[~treated], minlength=len(periods)) > 0
-    ident = ~treated | (has_u[unit_code] & has_t[time_code])
-    n_unident = int((~ident).sum())
-    if n_unident:
-        sel = np.flatnonzero(ident)
-        kept = sel if kept is None else kept[sel]
-        unit_code, time_code, time, cohort, treated = (
-            unit_code[sel],
-            time_code[sel],
-            time[sel],
-            cohort[sel],
-            treated[sel],
-        )
-    if not treated.any():
-        raise EstimationError(
-            "No treated observation has an imputable Y(0) (every treated unit or period "
-            "lacks untreated observations)."
-        )
-    y = column(outcome)
-    wobs = column(weights) if weights else np.ones(len(y))
-    n = len(y)
-
-    i0, i1 = np.flatnonzero(~treated), np.flatnonzero(treated)
-    # Unit/period codes among those with untreated observations (every kept treated
-    # observation maps into them), in sorted order.
-    uc = (np.cumsum(has_u) - 1)[unit_code]
-    tc = (np.cumsum(has_t) - 1)[time_code]
-    nU, nT = int(has_u.sum()), int(has_t.sum())
-    # A period observed untreated by every unit connects them all (the usual case, and
-    # a cheap check); otherwise count the connected components.
-    if np.bincount(tc[i0], minlength=nT).max() < nU and fe_dof([uc[i0], tc[i0]]) < nU + nT - 1:
-        raise EstimationError(
-            "The untreated observations split into disconnected groups of units and "
-            "periods, so the unit and period effects of the Y(0) model are not identified."
-        )
-
-    Xall = np.column_stack([column(c) for c in covs]) if covs else np.zeros((n, 0))
-    dropped_covs: list[str] = []
-    if covs:
-        Xd0 = demean(Xall[i0], [uc[i0], tc[i0]], weights=wobs[i0])
-        keep = []
-        for j, c in enumerate(covs):
-            # A covariate constant within units (or periods) is absorbed by the effects.
-            scale = max(float(np.abs(Xall[i0, j]).max(initial=0.0)), 1.0)
-            if np.abs(Xd0[:, j]).max(initial=0.0) > 1e-9 * scale:
-                keep.append(j)
-            else:
-                dropped_covs.append(c)
-        Xall = Xall[:, keep]
-        covs = [covs[j] for j in keep]
-    u0, t0, w0, X0 = uc[i0], tc[i0], wobs[i0], Xall[i0]
-    k = Xall.shape[1]
-    normal = _TwoWayNormal(u0, t0, w0, X0, nU, nT)
-    th_u, th_t, th_x = normal.solve(*normal.cross(u0, t0, X0, (w0 * y[i0])[None]))
-    fitted = th_u[0][uc] + th_t[0][tc]
-    if k:
-        fitted += Xall @ th_x[0]
-    resid0 = y[i0] - fitted[i0]
-    tau = y[i1] - fitted[i1]
-    del fitted
-
-    # Estimand weights on treated observations: overall ATT and each event time.
-    ev1 = (time[i1] - cohort[i1]).astype(np.int64)
-    coh1 = cohort[i1]
-    w1obs = wobs[i1]
-    avail = np.unique(ev1)
-    if horizons is None:
-        hz = avail.tolist()
-    else:
-        hz = sorted({int(h) for h in horizons})
-        missing = [h for h in hz if h not in set(avail.tolist())]
-        if missing:
-            raise EstimationError(
-                f"horizons {missing} have no treated observations; observed event times "
-                f"are {avail.tolist()}."
-            )
-    targets = ["att", *[f"event:{h}" for h in hz]]
-    if len(targets) > _MAX_TARGETS:
-        raise EstimationError(
-            f"{len(hz)} event-time horizons ({hz[0]} to {hz[-1]}) to estimate, beyond this "
-            f"implementation's limit of {_MAX_TARGETS - 1:,} (each needs its own implied "
-            "weights on every untreated observation). Pass horizons=[...] with the event "
-            "times you need, or aggregate the periods."
-        )
-    # one row of weights per estimand (targets x treated observations)
-    Wt = np.zeros((len(targets), len(i1)))
-    Wt[0] = w1obs / w1obs.sum()
-    for j, h in enumerate(hz, start=1):
-        m = ev1 == h
-        Wt[j, m] = w1obs[m] / w1obs[m].sum()
-    est = Wt @ tau
-
-    # Implied weights on untreated observations (BJS Section 4.1, eq. 6 in matrix form):
-    # v_0 = -Z_0 (Z_0' W Z_0)^{-1} Z_1' w, all estimands in one solve.
-    gamma_u, gamma_t, gamma_x = normal.solve(*normal.cross(uc[i1], tc[i1], Xall[i1], Wt))
-
-    # tau~: v-weighted average of tau_hat within the auxiliary cells (Section 4.3).
-    part = _PARTITIONS[aux_partition]
-    cell = np.zeros(len(i1), dtype=np.intp)
-    for key in part:
-        codes, levels = pd.factorize({"cohort": coh1, "event": ev1}[key], sort=True)
-        cell = cell * len(levels) + codes
-    # number the occupied cells 0..ncell-1 (in the lexicographic order of their keys)
-    occupied = np.bincount(cell) > 0
-    cell = (np.cumsum(occupied) - 1)[cell]
-    ncell = int(occupied.sum())
-    if cluster is None:
-        present = np.bincount(unit_code, minlength=len(unit_ids)) > 0
-        cl, cl_name = (np.cumsum(present) - 1)[unit_code], "unit"
-    else:
-        frame = pd.DataFrame({"unit": unit_ids[unit_code]})
-        if cluster in data.columns:
-            frame[cluster] = column(cluster, None)
-        cl, cl_name = cluster_codes(panel, frame, cluster)
-    G = int(cl.max()) + 1
-    cl0, cl1 = cl[i0], cl[i1]
-    if leave_out:
-        # Cell x cluster pairs for the leave-out average (Supplementary Appendix A.9).
-        pair_code = np.unique(cell.astype(np.int64) * G + cl1, return_inverse=True)[1].ravel()
-        npair = int(pair_code.max()) + 1
-    S = np.empty((G, len(targets)))
-    n_fallback = 0
-    for j in range(len(targets)):
-        wj = Wt[j]
-        num = np.bincount(cell, weights=wj * tau, minlength=ncell)[cell]
-        den = np.bincount(cell, weights=wj, minlength=ncell)[cell]
-        if leave_out:
-            # tau~ without the observation's own cluster; a cell whose weight sits in one
-            # cluster has no leave-out average and keeps the plain one.
-            num_c = np.bincount(pair_code, weights=wj * tau, minlength=npair)[pair_code]
-            den_c = np.bincount(pair_code, weights=wj, minlength=npair)[pair_code]
-            ok = (den - den_c) > 1e-14 * np.maximum(den, 1e-300)
-            n_fallback += int((~ok & (wj != 0)).sum())
-            num = np.where(ok, num - num_c, num)
-            den = np.where(ok, den - den_c, den)
-        tt = np.divide(num, den, out=np.zeros(len(tau)), where=den != 0)
-        v0 = gamma_u[j][u0]
-        v0 += gamma_t[j][t0]
-        if k:
-            v0 += X0 @ gamma_x[j]
-        v0 *= -w0
-        # Theorem 3: each cluster's sum of v_it e~_it over untreated and treated rows
-        S[:, j] = np.bincount(cl0, weights=v0 * resid0, minlength=G) + np.bincount(
-            cl1, weights=wj * (tau - tt), minlength=G
-        )
-    vcov = S.T @ S
-
-    info: dict[str, object] = {
-        "cluster": cl_name,
-        "n_clusters": G,
-        "fixed_effects": "unit+time",
-        "n_untreated_obs": len(i0),
-        "n_treated_obs": len(i1),
-        "n_dropped_unidentified": n_unident,
-        "aux_partition": aux_partition,
-        "variance": "BJS Theorem 3 conservative"
-        + (", leave-out (App. A.9)" if leave_out else ", no leave-out")
-        + ", no small-sample factor",
-        "leave_out_fallback": n_fallback,
-        "covariates": ",".join(covs),
-        "dropped_covariates": ",".join(dropped_covs),
-        "weights": weights or "",
-        "pretrend_p": np.nan,
-    }
-    pre_table = pd.DataFrame(columns=["event", "estimate", "se"])
-    names, estimates = list(targets), list(est)
-    if n_pre > 0:
-        pre_est, pre_V, psi, F, p, ks = _pretrend_test(
-            # event time of untreated rows (-inf for never-treated units)
-            y[i0],
-            time[i0] - cohort[i0],
-            uc[i0],
-            tc[i0],
-            Xall[i0],
-            wobs[i0],
-            cl[i0],
-            n_pre,
-            G,
-        )
-        info.update(pretrend_F=F, pretrend_p=p, pretrend_df=f"({len(ks)}, {G - 1})")
-        pre_table = pd.DataFrame(
-            {"event": [-k for k in ks], "estimate": pre_est, "se": np.sqrt(np.diag(pre_V))}
-        )
-        # psi rows are untreated observations; aggregate to clusters for the cross block.
-        Spre = cluster_scores(psi, cl[i0])
-        Spre = np.vstack([Spre, np.zeros((G - Spre.shape[0], Spre.shape[1]))])
-        cross = S.T @ Spre
-        m = len(targets)
-        full = np.zeros((m + len(ks), m + len(ks)))
-        full[:m, :m] = vcov
-        full[m:, m:] = pre_V
-        full[:m, m:] = cross
-        full[m:, :m] = cross.T
-        order = [0, *range(m, m + len(ks))[::-1], *range(1, m)]
-        vcov = full[np.ix_(order, order)]
-        names = [targets[0], *[f"event:{-k}" for k in ks][::-1], *targets[1:]]
-        estimates = [est[0], *list(pre_est)[::-1], *est[1:]]
-    se = np.sqrt(np.clip(np.diag(vcov), 0, None))
-    terms = terms_frame(names, estimates, se)
-
+    opts = _check_options(
+        panel,
+        horizons=horizons,
+        pretrends=pretrends,
+        covariates=covariates,
+        cluster=cluster,
+        weights=weights,
+        aux_partition=aux_partition,
+        leave_out=leave_out,
+    )
+    s = _sample(panel, outcome, opts)
+    blocks, covs, dropped = _building_blocks(panel, s, opts)
+    i1 = blocks.treated
+    clusters, cl_name = _row_clusters(panel, s.rows, opts.cluster)
+    var = _variance(blocks, clusters)
+    est = blocks.estimand_weights @ blocks.tau
+    terms, vcov, pre_table = _terms_and_vcov(list(blocks.targets), est, var, blocks, False)
+    info = _fit_info(s, opts, blocks, var, cl_name, covs, dropped)
     effects = pd.DataFrame(
         {
-            "unit": unit_ids[unit_code[i1]],
-            "time": time[i1],
-            "cohort": coh1.astype(np.int64),
-            "event": ev1,
-            "tau": tau,
+            "unit": s.unit_ids[s.unit_code[i1]],
+            "time": s.time[i1],
+            "cohort": s.cohort[i1].astype(np.int64),
+            "event": (s.time[i1] - s.cohort[i1]).astype(np.int64),
+            "tau": blocks.tau,
         }
     )
     return ImputationResult(
@@ -525,63 +895,110 @@ def fit(
         outcome=outcome,
         terms=terms,
         main_term="att",
-        n_units=int(np.count_nonzero(np.bincount(unit_code))),
-        n_obs=n,
+        n_units=int(np.count_nonzero(np.bincount(s.unit_code))),
+        n_obs=len(s.y),
         vcov=vcov,
         info=info,
         alpha=alpha,
         effects=effects,
         pretrend=pre_table,
+        blocks=blocks,
+        panel=panel,
     )
 
 
-def _pretrend_test(
-    y0: np.ndarray,
-    event0: np.ndarray,
-    uc: np.ndarray,
-    tc: np.ndarray,
-    X0: np.ndarray,
-    w0: np.ndarray,
-    cl0: np.ndarray,
-    n_pre: int,
-    G: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float, list[int]]:
-    """BJS (2024) Test 1: leads ``1{K_it = -k}`` on untreated observations, Wald F-test.
+def _pretrend_info(var: _Variance, b: ImputationBlocks) -> dict[str, object]:
+    """Test 1's ``info`` entries (none when the test is off)."""
+    if not b.pre_leads:
+        return {}
+    return {
+        "pretrend_F": var.pre_F,
+        "pretrend_p": var.pre_p,
+        "pretrend_df": f"({len(b.pre_leads)}, {var.n_clusters - 1})",
+    }
 
-    Returns coefficients, their clustered covariance, per-observation influence rows
-    (``n0 x k``, summing within clusters to each cluster's contribution), F, p, and the
-    leads ``k`` used (leads with no observation are skipped).
-    """
-    ks = [k for k in range(1, n_pre + 1) if np.any(event0 == -k)]
-    if not ks:
-        raise EstimationError(
-            f"pretrends={n_pre}: no untreated observation lies 1..{n_pre} periods before treatment."
+
+def _building_blocks(
+    panel: Panel, s: _Sample, opts: _Options
+) -> tuple[ImputationBlocks, list[str], list[str]]:
+    """Steps 1-2 (eq. 5-6), the estimand weights, their implied weights on the untreated
+    rows (Section 4.1), the auxiliary cells (Section 4.3) and the Test 1 regression: all
+    the variance needs, and the covariates kept and dropped."""
+    i0, i1 = np.flatnonzero(~s.treated), np.flatnonzero(s.treated)
+    _check_connected(s, i0)
+    covs = opts.covariates
+    X = (
+        np.column_stack([panel.data[c].to_numpy(float)[s.rows] for c in covs])
+        if covs
+        else np.zeros((len(s.y), 0))
+    )
+    X, covs, dropped = _varying_covariates(X, covs, s, i0)
+    normal, resid0, tau = _impute(s, X, i0, i1)
+    ev1 = (s.time[i1] - s.cohort[i1]).astype(np.int64)
+    targets, Wt = _estimand_weights(ev1, s.wobs[i1], opts.horizons)
+    gamma_u, gamma_t, gamma_x = normal.solve(*normal.cross(s.uc[i1], s.tc[i1], X[i1], Wt))
+    cells, n_cells = _aux_cells(s.cohort[i1], ev1, opts.aux_partition)
+    pre: tuple[np.ndarray, np.ndarray, list[int]] = (np.zeros(0), np.zeros((len(i0), 0)), [])
+    if opts.n_pre > 0:
+        pre = _pretrend_regression(
+            # event time of untreated rows (-inf for never-treated units)
+            s.y[i0],
+            s.time[i0] - s.cohort[i0],
+            [s.uc[i0], s.tc[i0]],
+            X[i0],
+            s.wobs[i0],
+            opts.n_pre,
         )
-    D = np.column_stack([(event0 == -k).astype(float) for k in ks])
-    R = np.hstack([D, X0])
-    fe = [uc, tc]
-    sw = np.sqrt(w0)
-    Rd = demean(R, fe, weights=w0) * sw[:, None]
-    yd = demean(y0, fe, weights=w0) * sw
-    XtX = Rd.T @ Rd
-    if np.linalg.matrix_rank(XtX) < Rd.shape[1]:
-        raise EstimationError(
-            "Pre-trend regression is rank deficient: reduce pretrends (too few "
-            "never-treated or early observations to separate leads from period effects)."
-        )
-    bread = np.linalg.inv(XtX)
-    b = bread @ (Rd.T @ yd)
-    e = yd - Rd @ b
-    psi = (Rd * e[:, None]) @ bread  # row contributions to b - beta (n0 x p)
-    n0 = len(y0)
-    Gp = int(cl0.max()) + 1
-    K = cluster_ssc_k(R.shape[1], fe, cl0)
-    ssc = Gp / (Gp - 1) * (n0 - 1) / (n0 - K)
-    Sc = cluster_scores(psi, cl0)
-    V = ssc * Sc.T @ Sc
-    q = len(ks)
-    bk, Vk = b[:q], V[:q, :q]
-    wald = float(bk @ np.linalg.solve(Vk, bk))
-    F = wald / q
-    p = float(stats.f.sf(F, q, Gp - 1))
-    return bk, Vk, psi[:, :q], F, p, ks
+    blocks = ImputationBlocks(
+        rows=s.rows,
+        untreated=i0,
+        treated=i1,
+        unit0=s.uc[i0],
+        period0=s.tc[i0],
+        X0=X[i0],
+        w0=s.wobs[i0],
+        gamma_unit=gamma_u,
+        gamma_period=gamma_t,
+        gamma_cov=gamma_x,
+        resid0=resid0,
+        tau=tau,
+        estimand_weights=Wt,
+        cells=cells,
+        n_cells=n_cells,
+        leave_out=opts.leave_out,
+        targets=tuple(targets),
+        pre_leads=tuple(pre[2]),
+        pre_estimate=pre[0][: len(pre[2])],
+        pre_scores=pre[1],
+    )
+    return blocks, covs, dropped
+
+
+def _fit_info(
+    s: _Sample,
+    opts: _Options,
+    b: ImputationBlocks,
+    var: _Variance,
+    cl_name: str,
+    covs: list[str],
+    dropped: list[str],
+) -> dict[str, object]:
+    """The fit's ``info``: sample sizes, options and the variance used."""
+    return {
+        "cluster": cl_name,
+        "n_clusters": var.n_clusters,
+        "fixed_effects": "unit+time",
+        "n_untreated_obs": len(b.untreated),
+        "n_treated_obs": len(b.treated),
+        "n_dropped_unidentified": s.n_unidentified,
+        "aux_partition": opts.aux_partition,
+        "variance": "BJS Theorem 3 conservative"
+        + (", leave-out (App. A.9)" if opts.leave_out else ", no leave-out")
+        + ", no small-sample factor",
+        "leave_out_fallback": var.n_fallback,
+        "covariates": ",".join(covs),
+        "dropped_covariates": ",".join(dropped),
+        "weights": opts.weights or "",
+        "pretrend_p": np.nan,
+        **_pretrend_info(var, b),
+    }

@@ -192,6 +192,7 @@ def _row_clusters(
                 labels = rows["unit"].map(dim)
             if labels.isna().any():
                 u = rows["unit"].to_numpy()[np.flatnonzero(labels.isna().to_numpy())[0]]
+                u = u.item() if isinstance(u, np.generic) else u
                 raise SpecError(
                     f"Cluster labels {dim.name!r} have no value for unit {u!r}; index the "
                     "Series by unit (or by (unit, time)) and cover every row of the estimate."
