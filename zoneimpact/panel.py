@@ -198,334 +198,32 @@ class Panel:
         frame = _frames.as_pandas(frame)  # polars, pyarrow, ...: converted, never modified
         if not isinstance(frame, pd.DataFrame):
             raise PanelError(f"Expected a pandas DataFrame, received {type(frame).__name__}.")
-        outcomes = _labels(outcomes, "outcomes")
-        covariates = () if covariates is None else _labels(covariates, "covariates")
-        if not outcomes:
-            raise PanelError("No outcome given: pass outcomes=['column', ...].")
-        if (cohort is None) == (treatment is None):
-            raise PanelError(
-                "Give exactly one of cohort= (first zone period per unit) and treatment= "
-                f"(0/1 absorbing indicator); received cohort={cohort!r}, treatment={treatment!r}."
-            )
-        _label(unit, "unit")
-        _label(time, "time")
-        _label(cohort if cohort is not None else treatment, "cohort" if cohort else "treatment")
-        if not isinstance(outside_window, str) or outside_window not in ("error", "adjust"):
-            raise PanelError(
-                f"outside_window must be 'error' or 'adjust'; received {outside_window!r}."
-            )
-        try:
-            never_values = {float(v) for v in never_values}
-        except (TypeError, ValueError):
-            raise PanelError(
-                "never_values must be a list of numbers meaning 'never treated' (R did uses "
-                f"[0]); received {never_values!r}."
-            ) from None
+        outcomes, covariates, never = _check_arguments(
+            unit, time, outcomes, cohort, treatment, covariates, outside_window, never_values
+        )
         needed = [unit, time, cohort if cohort is not None else treatment, *outcomes, *covariates]
-        twice = sorted({str(c) for c in needed if (frame.columns == c).sum() > 1})
-        if twice:
-            raise PanelError(
-                f"The data have several columns named {twice}; rename or drop the copies "
-                "(pandas keeps duplicate names, e.g. after pd.concat(axis=1))."
-            )
-        missing = [c for c in needed if c not in frame.columns]
-        if missing:
-            in_index = [c for c in missing if c is not None and c in frame.index.names]
-            hint = (
-                f" {in_index} {'is' if len(in_index) == 1 else 'are'} in the index: call "
-                "frame.reset_index() first."
-                if in_index
-                else ""
-            )
-            raise PanelError(
-                f"Column(s) {missing} not found in the data; available columns: "
-                f"{list(frame.columns)}.{hint}"
-            )
-        clash = [c for c in (*outcomes, *covariates) if c in RESERVED]
-        if clash:
-            raise PanelError(
-                f"Outcome/covariate column(s) {clash} use reserved names {RESERVED}; rename them."
-            )
-        if len(set(needed)) != len(needed):
-            raise PanelError(f"A column is used twice among {needed}.")
-
-        if len(frame) == 0:
-            raise PanelError(
-                f"The data frame has no rows (columns {list(frame.columns)}); a panel needs at "
-                "least one unit observed in two periods."
-            )
-        # a fresh positional index: a non-unique index (after pd.concat) must not align
-        # rows with each other below
-        df = frame.loc[:, list(dict.fromkeys(needed))].reset_index(drop=True)
-        for col in (unit, time):
-            bad = df[col].isna().to_numpy()
-            if bad.any():
-                rows = np.flatnonzero(bad)[:5].tolist()
-                raise PanelError(
-                    f"Missing ids in column {col!r}: {int(bad.sum())} row(s), first at row "
-                    f"position(s) {rows}."
-                )
-        if isinstance(df[unit].dtype, pd.CategoricalDtype):
-            # categories without rows would become phantom units in groupby and pivots
-            df[unit] = df[unit].cat.remove_unused_categories()
-        df[time], time_kind = _period_numbers(df[time], time, df[unit])
-
-        # Unit and period codes in sorted order, computed once: one key per row serves the
-        # duplicate check, the within-unit cohort check and the test whether the rows are
-        # already in (unit, period) order (then the final sort is skipped).
-        codes = _row_codes(df[unit], df[time])
-        if codes is not None:
-            ucode, ulevels, key, n_keys = codes
-            counts = np.bincount(key, minlength=n_keys) if n_keys <= 4 * len(df) + 1024 else None
-            dup = counts[key] > 1 if counts is not None else None
-            in_order = bool(np.all(key[1:] > key[:-1]))
-        if codes is None or dup is None:
-            dup = df.duplicated([unit, time], keep=False).to_numpy()
-            counts, in_order = None, False
-        if dup.any():
-            raise PanelError(
-                f"Duplicate (unit, period) rows: {int(dup.sum())} rows, first at "
-                f"{_first_row(df, dup, unit, time)}. Each unit may appear once per period "
-                f"in columns {unit!r}/{time!r}."
-            )
-
-        for col in (*outcomes, *covariates):
-            raw = df[col]
-            kind = _unsupported_kind(raw)
-            if kind is not None:
-                raise PanelError(
-                    f"Column {col!r} holds {kind}; outcomes and covariates must be real "
-                    f"numbers (received {raw.dtype} values such as {_v(raw.dropna().iloc[0])!r})."
-                )
-            num = pd.to_numeric(raw, errors="coerce")
-            non_num = (num.isna() & raw.notna()).to_numpy()
-            if non_num.any():
-                row = _row(df, non_num)
-                raise PanelError(
-                    f"Column {col!r} is not numeric: {row[col]!r} at unit {row[unit]!r}, "
-                    f"period {row[time]!r}."
-                )
-            if np.iscomplexobj(num.to_numpy()):
-                raise PanelError(f"Column {col!r} holds complex numbers; it must be real.")
-            num = num.astype(float)
-            inf = np.isinf(num.to_numpy())
-            if inf.any():
-                raise PanelError(
-                    f"Column {col!r} has an infinite value at "
-                    f"{_first_row(df, inf, unit, time)}; use NaN for missing values."
-                )
-            df[col] = num
-
+        _check_columns(frame, needed, outcomes, covariates)
+        df, time_kind = _id_columns(frame, needed, unit, time)
+        keys = _row_keys(df, unit, time)
+        _numeric_columns(df, (*outcomes, *covariates), unit, time)
         periods = np.sort(df[time].unique())
         if cohort is not None:
-            kind = _unsupported_kind(df[cohort])
-            if pd.api.types.is_bool_dtype(df[cohort].dtype):
-                raise PanelError(
-                    f"Cohort column {cohort!r} is boolean; it must hold each unit's first treated "
-                    "period. For a 0/1 treatment indicator pass treatment= instead of cohort=."
-                )
-            if kind == "dates" and time_kind == "integer":
-                raise PanelError(
-                    f"Cohort column {cohort!r} holds dates but column {time!r} holds numbers; "
-                    "give the first treated period on the time column's scale (e.g. the year), "
-                    "or give both as dates."
-                )
-            if kind is not None and kind != "dates":
-                raise PanelError(
-                    f"Cohort column {cohort!r} holds {kind}; it must hold each unit's first "
-                    f"treated period like {time!r} (0 or empty for never treated)."
-                )
-            if time_kind != "integer" and _is_dates(df[cohort]):
-                coh = pd.Series(_cohort_periods(df[cohort], time_kind), index=df.index)
-            else:
-                coh = pd.to_numeric(df[cohort], errors="coerce")
-            non_num = (coh.isna() & df[cohort].notna()).to_numpy()
-            if non_num.any():
-                # blank strings count as missing (never treated); only the few candidate
-                # rows are turned into text
-                cand = np.flatnonzero(non_num)
-                non_num[cand] = (df[cohort].iloc[cand].astype(str).str.strip() != "").to_numpy()
-            if non_num.any():
-                row = _row(df, non_num)
-                raise PanelError(
-                    f"Cohort column {cohort!r} is not numeric: {row[cohort]!r} at unit "
-                    f"{row[unit]!r}, period {row[time]!r}."
-                )
-            coh = coh.astype(float)
-            coh[coh.isin(never_values) | coh.isna()] = NEVER
-            frac = (np.isfinite(coh) & (coh != np.round(coh))).to_numpy()
-            if frac.any():
-                row = _row(df, frac)
-                raise PanelError(
-                    f"Cohort column {cohort!r} must hold whole periods like {time!r}; unit "
-                    f"{row[unit]!r} has {row[cohort]!r}. Round it to the first "
-                    "period of treatment (or use 0/empty for never treated)."
-                )
-            if (
-                time_kind not in ("integer", "Y")
-                and np.isfinite(coh).any()
-                and not _is_dates(df[cohort])
-            ):
-                raise PanelError(
-                    f"Column {time!r} holds dates ({_FREQ_NAMES[time_kind]} periods) but cohort "
-                    f"column {cohort!r} holds numbers; give the first treated period as dates "
-                    "too (NaT or empty for never treated)."
-                )
-            if codes is not None:
-                # per-unit smallest and largest cohort (no NaN is left in coh)
-                cv = coh.to_numpy()
-                lo = np.full(len(ulevels), np.inf)
-                hi = np.full(len(ulevels), -np.inf)
-                np.minimum.at(lo, ucode, cv)
-                np.maximum.at(hi, ucode, cv)
-                bad_units = ulevels[hi > lo]
-            else:
-                per_unit = coh.groupby(df[unit]).nunique(dropna=False)
-                bad_units = per_unit.index[per_unit.to_numpy() > 1]
-            if len(bad_units):
-                u = bad_units[0]  # the first in sorted order, as a groupby lists them
-                vals = sorted(coh[df[unit] == u].unique().tolist())
-                raise PanelError(
-                    f"Cohort column {cohort!r} varies within unit {_v(u)!r} (values {vals}); the "
-                    "first zone period must be constant per unit."
-                )
+            coh = _cohort_numbers(df, cohort, unit, time, time_kind, never)
+            lo = _constant_cohort(df, coh, cohort, unit, keys)
             df["cohort"] = coh
         else:
-            raw_d = df[treatment]
-            if pd.api.types.is_bool_dtype(raw_d.dtype):
-                # bool and nullable boolean: True/False are 1/0; <NA> is refused below
-                raw_d = raw_d.astype("Float64")
-            d = pd.to_numeric(raw_d, errors="coerce").astype(float)
-            bad = ~d.isin([0, 1]).to_numpy()
-            if bad.any():
-                row = _row(df, bad)
-                raise PanelError(
-                    f"Treatment column {treatment!r} must be 0/1; received {row[treatment]!r} "
-                    f"at unit {row[unit]!r}, period {row[time]!r}."
-                )
-            df = df.sort_values([unit, time], kind="mergesort")
-            d = d.loc[df.index]
-            prev = d.groupby(df[unit]).shift(1)
-            off = ((prev == 1) & (d == 0)).to_numpy()
-            if off.any():
-                row = _row(df, off)
-                raise PanelError(
-                    f"Treatment column {treatment!r} switches off for unit {row[unit]!r} in "
-                    f"period {row[time]!r}; zone treatment must be absorbing (once 1, always 1)."
-                )
-            first = df[time].where(d == 1).groupby(df[unit]).transform("min")
-            df["cohort"] = first.fillna(NEVER).astype(float)
-
+            df, lo = _cohort_from_treatment(df, treatment, unit, time), None
         report: dict[str, Any] = {"dropped_always_treated": [], "recoded_late_cohort": []}
-        first_t, last_t = int(periods[0]), int(periods[-1])
-        if cohort is not None and codes is not None:
-            # the cohort is constant within units (checked above): lo is each unit's
-            ucoh = pd.Series(lo, index=ulevels.rename(unit), name="cohort")
-        else:
-            ucoh = df.groupby(unit)["cohort"].first()
-        early = ucoh[ucoh <= first_t] if cohort is not None else ucoh[ucoh < first_t]
-        late = ucoh[(ucoh > last_t) & np.isfinite(ucoh)]
-        if cohort is not None and len(early):
-            # A unit treated in (or before) the first observed period has no untreated
-            # pre-period: it cannot contribute to any comparison (R did drops it too).
-            if outside_window == "error":
-                u = early.index[0]
-                finite = df["cohort"].to_numpy(float)
-                hint = (
-                    f" Column {cohort!r} holds only 0/1 values: if it is a treatment indicator, "
-                    "pass treatment= instead of cohort=."
-                    if set(np.unique(finite[np.isfinite(finite)])) == {1.0}
-                    else ""
-                )
-                raise PanelError(
-                    f"Cohort outside the observed periods: unit {_v(u)!r} has cohort "
-                    f"{early.iloc[0]:g} but the data start in {first_t} (no untreated "
-                    f"period; {len(early)} such unit(s)). Pass outside_window='adjust' to "
-                    f"drop always-treated units.{hint}"
-                )
-            report["dropped_always_treated"] = early.index.tolist()
-            df = df[~df[unit].isin(early.index)]
-            ucoh = ucoh.drop(early.index)
-        if len(late):
-            if outside_window == "error":
-                u = late.index[0]
-                raise PanelError(
-                    f"Cohort outside the observed periods: unit {_v(u)!r} has cohort "
-                    f"{late.iloc[0]:g} but the data end in {last_t} ({len(late)} such "
-                    "unit(s)). Code it as never treated (0) or pass outside_window='adjust'."
-                )
-            report["recoded_late_cohort"] = late.index.tolist()
-            df.loc[df[unit].isin(late.index), "cohort"] = NEVER
-            ucoh = ucoh.copy()
-            ucoh[late.index] = NEVER
-
-        if ucoh.empty:
-            raise PanelError(
-                f"No unit is left after dropping the {len(report['dropped_always_treated'])} "
-                f"unit(s) treated from the first period {first_t} (outside_window='adjust'): "
-                "the panel needs units with an untreated period."
-            )
-        if not np.isinf(ucoh).any() and ucoh.nunique() < 2:
-            raise PanelError(
-                "No untreated comparison units: every unit enters a zone in "
-                f"{ucoh.iloc[0]:g} and none is never treated."
-            )
-
-        df = df.rename(columns={unit: "unit", time: "time"})
-        keep = ["unit", "time", "cohort", *outcomes, *covariates]
-        df = df.loc[:, keep]
-        # rows already in (unit, period) order stay put (the treatment branch has sorted
-        # them; dropped units keep the order of the rest)
-        if not (in_order or treatment is not None):
-            if counts is not None:
-                # the keys are unique and dense: each row's sorted position is a prefix
-                # count (a counting sort, in the order sort_values(["unit", "time"]) gives)
-                pos = (np.cumsum(counts) - 1)[key]
-                order = np.empty_like(pos)
-                order[pos] = np.arange(len(pos))
-                if len(df) < len(order):  # rows of dropped units: positions in df
-                    alive = np.zeros(len(order), dtype=bool)
-                    alive[df.index.to_numpy()] = True
-                    order = np.searchsorted(df.index.to_numpy(), order[alive[order]])
-                df = df.take(order)
-            else:
-                df = df.sort_values(["unit", "time"], kind="mergesort")
-        df = df.reset_index(drop=True)
-
-        geo = _validate_geography(geography, df["unit"].unique()) if geography is not None else None
-        src = _validate_sources(sources, early if cohort is not None else None, df, geo, report)
-        adj = links = None
-        if adjacency is not None:
-            # pairs with a source zone (dropped always-treated units included) are exposure
-            # links, not errors: they are kept apart from the panel's own adjacency
-            a = adjacency
-            if (
-                src is not None
-                and isinstance(a, pd.DataFrame)
-                and {"unit", "neighbour"} <= set(a.columns)
-            ):
-                links = _source_links(a, src.index, df["unit"].unique())
-                gone = a["unit"].isin(src.index) | a["neighbour"].isin(src.index)
-                report["adjacency_rows_to_sources"] = int(gone.sum())
-                a = a.loc[~gone]
-            adj = _validate_adjacency(a, df["unit"].unique())
-
-        # ucoh already holds each remaining unit's cohort (the frame was only reordered)
-        n_units, n_periods = len(ucoh), df["time"].nunique()
-        coh_counts = ucoh.value_counts().sort_index()
-        report.update(
-            n_units=int(n_units),
-            n_periods=int(n_periods),
-            n_rows=int(len(df)),
-            n_missing_unit_periods=int(n_units * n_periods - len(df)),
-            balanced=bool(n_units * n_periods == len(df)),
-            first_period=int(df["time"].min()),
-            last_period=int(df["time"].max()),
-            cohort_sizes={
-                ("never" if np.isinf(k) else int(k)): int(v) for k, v in coh_counts.items()
-            },
-            missing_outcomes={o: int(df[o].isna().sum()) for o in outcomes},
+        df, ucoh, early = _outside_window(
+            df, _unit_cohorts(df, unit, lo, keys), unit, cohort, periods, outside_window, report
         )
+        df = _canonical_rows(
+            df, unit, time, (*outcomes, *covariates), keys, presorted=treatment is not None
+        )
+        geo, adj, src, links = _attach_geography(
+            df, geography, adjacency, sources, early if cohort is not None else None, report
+        )
+        report.update(_summary(df, ucoh, outcomes))
         report["time_frequency"] = time_kind
         names = {
             "unit": unit,
@@ -678,6 +376,457 @@ class Panel:
             f"{r['first_period']}-{r['last_period']}, {r['n_missing_unit_periods']} missing "
             f"unit-periods, cohorts {r['cohort_sizes']}, outcomes {list(self.outcomes)})"
         )
+
+
+# ---------------------------------------------------------------------- from_frame steps
+# Panel.from_frame runs these in order; each step raises the PanelError/GeographyError of
+# its own check, so the first problem in that order is the one reported.
+
+
+def _check_arguments(
+    unit: Any,
+    time: Any,
+    outcomes: Any,
+    cohort: Any,
+    treatment: Any,
+    covariates: Any,
+    outside_window: Any,
+    never_values: Any,
+) -> tuple[tuple[Any, ...], tuple[Any, ...], set[float]]:
+    """Step 1: the arguments themselves (column labels, options), before the data are read.
+
+    Returns the outcome and covariate names as tuples and the never-treated codes as floats.
+    """
+    outcomes = _labels(outcomes, "outcomes")
+    covariates = () if covariates is None else _labels(covariates, "covariates")
+    if not outcomes:
+        raise PanelError("No outcome given: pass outcomes=['column', ...].")
+    if (cohort is None) == (treatment is None):
+        raise PanelError(
+            "Give exactly one of cohort= (first zone period per unit) and treatment= "
+            f"(0/1 absorbing indicator); received cohort={cohort!r}, treatment={treatment!r}."
+        )
+    _label(unit, "unit")
+    _label(time, "time")
+    _label(cohort if cohort is not None else treatment, "cohort" if cohort else "treatment")
+    if not isinstance(outside_window, str) or outside_window not in ("error", "adjust"):
+        raise PanelError(
+            f"outside_window must be 'error' or 'adjust'; received {outside_window!r}."
+        )
+    try:
+        never = {float(v) for v in never_values}
+    except (TypeError, ValueError):
+        raise PanelError(
+            "never_values must be a list of numbers meaning 'never treated' (R did uses "
+            f"[0]); received {never_values!r}."
+        ) from None
+    return outcomes, covariates, never
+
+
+def _check_columns(
+    frame: pd.DataFrame,
+    needed: list[Any],
+    outcomes: tuple[Any, ...],
+    covariates: tuple[Any, ...],
+) -> None:
+    """Step 2: every needed column is present once, under a name that is not reserved, and
+    the frame has rows."""
+    twice = sorted({str(c) for c in needed if (frame.columns == c).sum() > 1})
+    if twice:
+        raise PanelError(
+            f"The data have several columns named {twice}; rename or drop the copies "
+            "(pandas keeps duplicate names, e.g. after pd.concat(axis=1))."
+        )
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        in_index = [c for c in missing if c is not None and c in frame.index.names]
+        hint = (
+            f" {in_index} {'is' if len(in_index) == 1 else 'are'} in the index: call "
+            "frame.reset_index() first."
+            if in_index
+            else ""
+        )
+        raise PanelError(
+            f"Column(s) {missing} not found in the data; available columns: "
+            f"{list(frame.columns)}.{hint}"
+        )
+    clash = [c for c in (*outcomes, *covariates) if c in RESERVED]
+    if clash:
+        raise PanelError(
+            f"Outcome/covariate column(s) {clash} use reserved names {RESERVED}; rename them."
+        )
+    if len(set(needed)) != len(needed):
+        raise PanelError(f"A column is used twice among {needed}.")
+    if len(frame) == 0:
+        raise PanelError(
+            f"The data frame has no rows (columns {list(frame.columns)}); a panel needs at "
+            "least one unit observed in two periods."
+        )
+
+
+def _id_columns(
+    frame: pd.DataFrame, needed: list[Any], unit: Any, time: Any
+) -> tuple[pd.DataFrame, str]:
+    """Step 3: a working copy of the needed columns with complete unit and period ids, the
+    periods as whole numbers (:func:`_period_numbers`); and the time column's kind."""
+    # a fresh positional index: a non-unique index (after pd.concat) must not align
+    # rows with each other below
+    df = frame.loc[:, list(dict.fromkeys(needed))].reset_index(drop=True)
+    for col in (unit, time):
+        bad = df[col].isna().to_numpy()
+        if bad.any():
+            rows = np.flatnonzero(bad)[:5].tolist()
+            raise PanelError(
+                f"Missing ids in column {col!r}: {int(bad.sum())} row(s), first at row "
+                f"position(s) {rows}."
+            )
+    if isinstance(df[unit].dtype, pd.CategoricalDtype):
+        # categories without rows would become phantom units in groupby and pivots
+        df[unit] = df[unit].cat.remove_unused_categories()
+    df[time], time_kind = _period_numbers(df[time], time, df[unit])
+    return df, time_kind
+
+
+@dataclass(frozen=True)
+class _RowKeys:
+    """Unit and period codes in sorted order, computed once (:func:`_row_codes`): one key
+    per row serves the duplicate check, the within-unit cohort check and the test whether
+    the rows are already in (unit, period) order (then the final sort is skipped).
+    ``counts`` (rows per key) is None when the key range is too wide to count densely."""
+
+    ucode: np.ndarray
+    ulevels: pd.Index
+    key: np.ndarray
+    counts: np.ndarray | None
+    in_order: bool
+
+
+def _row_keys(df: pd.DataFrame, unit: Any, time: Any) -> _RowKeys | None:
+    """Step 4: refuse duplicate (unit, period) rows; return the row keys (None for units
+    that take the generic checks)."""
+    codes = _row_codes(df[unit], df[time])
+    dup = None
+    if codes is not None:
+        ucode, ulevels, key, n_keys = codes
+        counts = np.bincount(key, minlength=n_keys) if n_keys <= 4 * len(df) + 1024 else None
+        dup = counts[key] > 1 if counts is not None else None
+        in_order = bool(np.all(key[1:] > key[:-1]))
+    if codes is None or dup is None:
+        dup = df.duplicated([unit, time], keep=False).to_numpy()
+        counts, in_order = None, False
+    if dup.any():
+        raise PanelError(
+            f"Duplicate (unit, period) rows: {int(dup.sum())} rows, first at "
+            f"{_first_row(df, dup, unit, time)}. Each unit may appear once per period "
+            f"in columns {unit!r}/{time!r}."
+        )
+    return None if codes is None else _RowKeys(ucode, ulevels, key, counts, in_order)
+
+
+def _numeric_columns(df: pd.DataFrame, columns: Sequence[Any], unit: Any, time: Any) -> None:
+    """Step 5: outcomes and covariates as real floats (NaN = missing), in place in ``df``."""
+    for col in columns:
+        raw = df[col]
+        kind = _unsupported_kind(raw)
+        if kind is not None:
+            raise PanelError(
+                f"Column {col!r} holds {kind}; outcomes and covariates must be real "
+                f"numbers (received {raw.dtype} values such as {_v(raw.dropna().iloc[0])!r})."
+            )
+        num = pd.to_numeric(raw, errors="coerce")
+        non_num = (num.isna() & raw.notna()).to_numpy()
+        if non_num.any():
+            row = _row(df, non_num)
+            raise PanelError(
+                f"Column {col!r} is not numeric: {row[col]!r} at unit {row[unit]!r}, "
+                f"period {row[time]!r}."
+            )
+        if np.iscomplexobj(num.to_numpy()):
+            raise PanelError(f"Column {col!r} holds complex numbers; it must be real.")
+        num = num.astype(float)
+        inf = np.isinf(num.to_numpy())
+        if inf.any():
+            raise PanelError(
+                f"Column {col!r} has an infinite value at "
+                f"{_first_row(df, inf, unit, time)}; use NaN for missing values."
+            )
+        df[col] = num
+
+
+def _cohort_numbers(
+    df: pd.DataFrame, cohort: Any, unit: Any, time: Any, time_kind: str, never: set[float]
+) -> pd.Series:
+    """Step 6a: the cohort column as periods on the time column's scale (``inf`` = never
+    treated: empty, NaN or a code in ``never``)."""
+    kind = _unsupported_kind(df[cohort])
+    if pd.api.types.is_bool_dtype(df[cohort].dtype):
+        raise PanelError(
+            f"Cohort column {cohort!r} is boolean; it must hold each unit's first treated "
+            "period. For a 0/1 treatment indicator pass treatment= instead of cohort=."
+        )
+    if kind == "dates" and time_kind == "integer":
+        raise PanelError(
+            f"Cohort column {cohort!r} holds dates but column {time!r} holds numbers; "
+            "give the first treated period on the time column's scale (e.g. the year), "
+            "or give both as dates."
+        )
+    if kind is not None and kind != "dates":
+        raise PanelError(
+            f"Cohort column {cohort!r} holds {kind}; it must hold each unit's first "
+            f"treated period like {time!r} (0 or empty for never treated)."
+        )
+    if time_kind != "integer" and _is_dates(df[cohort]):
+        coh = pd.Series(_cohort_periods(df[cohort], time_kind), index=df.index)
+    else:
+        coh = pd.to_numeric(df[cohort], errors="coerce")
+    # a writable copy: the candidates are narrowed in place below
+    non_num = (coh.isna() & df[cohort].notna()).to_numpy(copy=True)
+    if non_num.any():
+        # blank strings count as missing (never treated); only the few candidate
+        # rows are turned into text
+        cand = np.flatnonzero(non_num)
+        non_num[cand] = (df[cohort].iloc[cand].astype(str).str.strip() != "").to_numpy()
+    if non_num.any():
+        row = _row(df, non_num)
+        raise PanelError(
+            f"Cohort column {cohort!r} is not numeric: {row[cohort]!r} at unit "
+            f"{row[unit]!r}, period {row[time]!r}."
+        )
+    coh = coh.astype(float)
+    coh[coh.isin(never) | coh.isna()] = NEVER
+    frac = (np.isfinite(coh) & (coh != np.round(coh))).to_numpy()
+    if frac.any():
+        row = _row(df, frac)
+        raise PanelError(
+            f"Cohort column {cohort!r} must hold whole periods like {time!r}; unit "
+            f"{row[unit]!r} has {row[cohort]!r}. Round it to the first "
+            "period of treatment (or use 0/empty for never treated)."
+        )
+    if time_kind not in ("integer", "Y") and np.isfinite(coh).any() and not _is_dates(df[cohort]):
+        raise PanelError(
+            f"Column {time!r} holds dates ({_FREQ_NAMES[time_kind]} periods) but cohort "
+            f"column {cohort!r} holds numbers; give the first treated period as dates "
+            "too (NaT or empty for never treated)."
+        )
+    return coh
+
+
+def _constant_cohort(
+    df: pd.DataFrame, coh: pd.Series, cohort: Any, unit: Any, keys: _RowKeys | None
+) -> np.ndarray | None:
+    """Step 6b: the cohort must be constant within each unit. Returns each unit's cohort
+    (in ``keys.ulevels`` order) when the row keys exist, else None."""
+    lo = None
+    if keys is not None:
+        # per-unit smallest and largest cohort (no NaN is left in coh)
+        cv = coh.to_numpy()
+        lo = np.full(len(keys.ulevels), np.inf)
+        hi = np.full(len(keys.ulevels), -np.inf)
+        np.minimum.at(lo, keys.ucode, cv)
+        np.maximum.at(hi, keys.ucode, cv)
+        bad_units = keys.ulevels[hi > lo]
+    else:
+        per_unit = coh.groupby(df[unit]).nunique(dropna=False)
+        bad_units = per_unit.index[per_unit.to_numpy() > 1]
+    if len(bad_units):
+        u = bad_units[0]  # the first in sorted order, as a groupby lists them
+        vals = sorted(coh[df[unit] == u].unique().tolist())
+        raise PanelError(
+            f"Cohort column {cohort!r} varies within unit {_v(u)!r} (values {vals}); the "
+            "first zone period must be constant per unit."
+        )
+    return lo
+
+
+def _cohort_from_treatment(df: pd.DataFrame, treatment: Any, unit: Any, time: Any) -> pd.DataFrame:
+    """Step 6 (treatment=): the cohort is each unit's first period with a 1 in an absorbing
+    0/1 indicator. Returns the frame sorted by unit and period, with column ``cohort``."""
+    raw_d = df[treatment]
+    if pd.api.types.is_bool_dtype(raw_d.dtype):
+        # bool and nullable boolean: True/False are 1/0; <NA> is refused below
+        raw_d = raw_d.astype("Float64")
+    d = pd.to_numeric(raw_d, errors="coerce").astype(float)
+    bad = ~d.isin([0, 1]).to_numpy()
+    if bad.any():
+        row = _row(df, bad)
+        raise PanelError(
+            f"Treatment column {treatment!r} must be 0/1; received {row[treatment]!r} "
+            f"at unit {row[unit]!r}, period {row[time]!r}."
+        )
+    df = df.sort_values([unit, time], kind="mergesort")
+    d = d.loc[df.index]
+    prev = d.groupby(df[unit]).shift(1)
+    off = ((prev == 1) & (d == 0)).to_numpy()
+    if off.any():
+        row = _row(df, off)
+        raise PanelError(
+            f"Treatment column {treatment!r} switches off for unit {row[unit]!r} in "
+            f"period {row[time]!r}; zone treatment must be absorbing (once 1, always 1)."
+        )
+    first = df[time].where(d == 1).groupby(df[unit]).transform("min")
+    df["cohort"] = first.fillna(NEVER).astype(float)
+    return df
+
+
+def _unit_cohorts(
+    df: pd.DataFrame, unit: Any, lo: np.ndarray | None, keys: _RowKeys | None
+) -> pd.Series:
+    """Each unit's cohort, indexed by unit id in sorted order."""
+    if lo is not None and keys is not None:
+        # the cohort is constant within units (checked): lo is each unit's
+        return pd.Series(lo, index=keys.ulevels.rename(unit), name="cohort")
+    return df.groupby(unit)["cohort"].first()
+
+
+def _outside_window(
+    df: pd.DataFrame,
+    ucoh: pd.Series,
+    unit: Any,
+    cohort: Any,
+    periods: np.ndarray,
+    outside_window: str,
+    report: dict[str, Any],
+) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
+    """Step 7: cohorts outside the observed periods, refused or adjusted (always-treated
+    units dropped, late cohorts recoded as never treated, both recorded in ``report``), then
+    a comparison group must remain. Returns the frame, the unit cohorts and the
+    always-treated units (the candidate exposure sources)."""
+    first_t, last_t = int(periods[0]), int(periods[-1])
+    early = ucoh[ucoh <= first_t] if cohort is not None else ucoh[ucoh < first_t]
+    late = ucoh[(ucoh > last_t) & np.isfinite(ucoh)]
+    if cohort is not None and len(early):
+        # A unit treated in (or before) the first observed period has no untreated
+        # pre-period: it cannot contribute to any comparison (R did drops it too).
+        if outside_window == "error":
+            _refuse_always_treated(df, early, cohort, first_t)
+        report["dropped_always_treated"] = early.index.tolist()
+        df = df[~df[unit].isin(early.index)]
+        ucoh = ucoh.drop(early.index)
+    if len(late):
+        if outside_window == "error":
+            u = late.index[0]
+            raise PanelError(
+                f"Cohort outside the observed periods: unit {_v(u)!r} has cohort "
+                f"{late.iloc[0]:g} but the data end in {last_t} ({len(late)} such "
+                "unit(s)). Code it as never treated (0) or pass outside_window='adjust'."
+            )
+        report["recoded_late_cohort"] = late.index.tolist()
+        df.loc[df[unit].isin(late.index), "cohort"] = NEVER
+        ucoh = ucoh.copy()
+        ucoh[late.index] = NEVER
+    if ucoh.empty:
+        raise PanelError(
+            f"No unit is left after dropping the {len(report['dropped_always_treated'])} "
+            f"unit(s) treated from the first period {first_t} (outside_window='adjust'): "
+            "the panel needs units with an untreated period."
+        )
+    if not np.isinf(ucoh).any() and ucoh.nunique() < 2:
+        raise PanelError(
+            "No untreated comparison units: every unit enters a zone in "
+            f"{ucoh.iloc[0]:g} and none is never treated."
+        )
+    return df, ucoh, early
+
+
+def _refuse_always_treated(df: pd.DataFrame, early: pd.Series, cohort: Any, first_t: int) -> None:
+    """The error for units treated from the first observed period (outside_window='error'),
+    with a hint when the cohort column looks like a 0/1 treatment indicator."""
+    u = early.index[0]
+    finite = df["cohort"].to_numpy(float)
+    hint = (
+        f" Column {cohort!r} holds only 0/1 values: if it is a treatment indicator, "
+        "pass treatment= instead of cohort=."
+        if set(np.unique(finite[np.isfinite(finite)])) == {1.0}
+        else ""
+    )
+    raise PanelError(
+        f"Cohort outside the observed periods: unit {_v(u)!r} has cohort "
+        f"{early.iloc[0]:g} but the data start in {first_t} (no untreated "
+        f"period; {len(early)} such unit(s)). Pass outside_window='adjust' to "
+        f"drop always-treated units.{hint}"
+    )
+
+
+def _canonical_rows(
+    df: pd.DataFrame,
+    unit: Any,
+    time: Any,
+    columns: Sequence[Any],
+    keys: _RowKeys | None,
+    *,
+    presorted: bool,
+) -> pd.DataFrame:
+    """Step 8: canonical columns ``unit``, ``time``, ``cohort`` and the data columns, rows
+    in (unit, period) order on a fresh index. ``presorted``: the rows are already sorted
+    (the treatment branch sorts them)."""
+    df = df.rename(columns={unit: "unit", time: "time"})
+    keep = ["unit", "time", "cohort", *columns]
+    df = df.loc[:, keep]
+    # rows already in (unit, period) order stay put (dropped units keep the order of the
+    # rest)
+    if not (presorted or (keys is not None and keys.in_order)):
+        if keys is not None and keys.counts is not None:
+            # the keys are unique and dense: each row's sorted position is a prefix
+            # count (a counting sort, in the order sort_values(["unit", "time"]) gives)
+            pos = (np.cumsum(keys.counts) - 1)[keys.key]
+            order = np.empty_like(pos)
+            order[pos] = np.arange(len(pos))
+            if len(df) < len(order):  # rows of dropped units: positions in df
+                alive = np.zeros(len(order), dtype=bool)
+                alive[df.index.to_numpy()] = True
+                order = np.searchsorted(df.index.to_numpy(), order[alive[order]])
+            df = df.take(order)
+        else:
+            df = df.sort_values(["unit", "time"], kind="mergesort")
+    return df.reset_index(drop=True)
+
+
+def _attach_geography(
+    df: pd.DataFrame,
+    geography: pd.DataFrame | None,
+    adjacency: pd.DataFrame | None,
+    sources: pd.DataFrame | None,
+    dropped: pd.Series | None,
+    report: dict[str, Any],
+) -> tuple[pd.DataFrame | None, pd.DataFrame | None, pd.DataFrame | None, pd.DataFrame | None]:
+    """Step 9: geography, exposure sources and adjacency, checked against the final units.
+    Returns ``geography``, ``adjacency``, ``sources`` and ``source_links``."""
+    geo = _validate_geography(geography, df["unit"].unique()) if geography is not None else None
+    src = _validate_sources(sources, dropped, df, geo, report)
+    adj = links = None
+    if adjacency is not None:
+        # pairs with a source zone (dropped always-treated units included) are exposure
+        # links, not errors: they are kept apart from the panel's own adjacency
+        a = adjacency
+        if (
+            src is not None
+            and isinstance(a, pd.DataFrame)
+            and {"unit", "neighbour"} <= set(a.columns)
+        ):
+            links = _source_links(a, src.index, df["unit"].unique())
+            gone = a["unit"].isin(src.index) | a["neighbour"].isin(src.index)
+            report["adjacency_rows_to_sources"] = int(gone.sum())
+            a = a.loc[~gone]
+        adj = _validate_adjacency(a, df["unit"].unique())
+    return geo, adj, src, links
+
+
+def _summary(df: pd.DataFrame, ucoh: pd.Series, outcomes: Sequence[Any]) -> dict[str, Any]:
+    """Step 10: what validation found, for :attr:`Panel.report`."""
+    # ucoh already holds each remaining unit's cohort (the frame was only reordered)
+    n_units, n_periods = len(ucoh), df["time"].nunique()
+    coh_counts = ucoh.value_counts().sort_index()
+    return dict(
+        n_units=int(n_units),
+        n_periods=int(n_periods),
+        n_rows=int(len(df)),
+        n_missing_unit_periods=int(n_units * n_periods - len(df)),
+        balanced=bool(n_units * n_periods == len(df)),
+        first_period=int(df["time"].min()),
+        last_period=int(df["time"].max()),
+        cohort_sizes={("never" if np.isinf(k) else int(k)): int(v) for k, v in coh_counts.items()},
+        missing_outcomes={o: int(df[o].isna().sum()) for o in outcomes},
+    )
 
 
 #: Calendar frequencies a date column may have, coarsest first (pandas Period aliases).
@@ -975,13 +1124,9 @@ def _text_encoding(path: Path) -> str:
     return "utf-8"
 
 
-def read_table(path: str | Path, *, sep: str | None = None) -> pd.DataFrame:
-    """Read a data file into a DataFrame, choosing the reader by suffix.
-
-    CSV/TXT/TSV (UTF-8, UTF-8 with a byte-order mark, or UTF-16 with one; ``sep`` defaults
-    to a comma, a tab for ``.tsv``), Parquet, Stata ``.dta`` and Feather. Errors name the
-    file and what was expected.
-    """
+def _data_file(path: Any, sep: Any) -> Path:
+    """The data file's path, checked (a regular file that exists) before any reader runs;
+    ``sep`` must be None or a non-empty string."""
     if not isinstance(path, str | os.PathLike):
         raise PanelError(
             f"The data file must be a path (str or pathlib.Path); received {path!r} "
@@ -1001,6 +1146,17 @@ def read_table(path: str | Path, *, sep: str | None = None) -> pd.DataFrame:
                 "file and give its path."
             )
         raise PanelError(f"Data file not found: {path}")
+    return path
+
+
+def read_table(path: str | Path, *, sep: str | None = None) -> pd.DataFrame:
+    """Read a data file into a DataFrame, choosing the reader by suffix.
+
+    CSV/TXT/TSV (UTF-8, UTF-8 with a byte-order mark, or UTF-16 with one; ``sep`` defaults
+    to a comma, a tab for ``.tsv``), Parquet, Stata ``.dta`` and Feather. Errors name the
+    file and what was expected.
+    """
+    path = _data_file(path, sep)
     suffix = path.suffix.lower()
     try:
         if suffix in {".parquet", ".pq"}:

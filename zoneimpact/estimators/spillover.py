@@ -688,12 +688,58 @@ def fit(
     """
     check_fit_arguments(panel, outcome, alpha=alpha, n_jobs=n_jobs, rng=rng, estimator="spillover")
     del n_jobs
-    _check_options(panel, outcome, base_estimator, n_boot, controls, pre_exposed)
-    if small_sample not in ("cr2", "none"):
-        raise SpecError(f"small_sample={small_sample!r} is not allowed; use 'cr2' or 'none'.")
+    _check_options(panel, outcome, base_estimator, n_boot, controls, pre_exposed, small_sample)
     covs = list(covariates or [])
     rng = as_generator(rng)
-    emap = build_exposure(
+    emap = _exposure_map(panel, exposure, rings_km, within_region, k_nearest, region_column)
+    split = _exposure_split(panel, outcome, emap, controls, pre_exposed)
+    clusters = _cluster_codes(panel, split.units, outcome, cluster, conley_km, region_column)
+    xb = _baseline(panel, covs) if covs else pd.DataFrame(index=split.units)
+    fits, base_results = _base_fits(
+        panel, outcome, split, xb, clusters, base_estimator, base_options, covs, small_sample
+    )
+    _warn_unidentified(fits)
+    region, region_note = _region_check(panel, outcome, region_column, xb, clusters)
+    terms, draws, info_boot = _joint_inference(
+        panel, split.units, fits, region, clusters, conley_km, rng, n_boot, alpha
+    )
+    label = clusters.name if conley_km is None else f"Conley (Bartlett kernel, {conley_km:g} km)"
+    info = _info(panel, split, fits, base_estimator, covs, label, clusters.n)
+    info.update(info_boot, n_boot=n_boot)
+    info["small_sample"] = small_sample if base_estimator == "imputation" else "none"
+    if region_note:
+        info["net_region_did_note"] = region_note
+    result = _assemble(panel, outcome, split, fits, region, terms, draws, info, alpha, base_results)
+    if region_sdid:
+        result = _with_region_sdid(result, panel, outcome, region_column, rng, alpha)
+    return result
+
+
+# ---------------------------------------------------------------------- fit steps
+@dataclass(frozen=True)
+class _Split:
+    """The exposure split of a panel (Butts 2021, Section 3): the exposure map, the clean
+    control rule, the outcome as a units x periods matrix and the pieces to impute."""
+
+    emap: ExposureMap
+    controls: Controls
+    pre_exposed: PreExposed
+    Y: np.ndarray
+    units: np.ndarray
+    periods: np.ndarray
+    pieces: list[_Piece]
+
+
+def _exposure_map(
+    panel: Panel,
+    exposure: str | ExposureMap,
+    rings_km: Sequence[Sequence[float]] | None,
+    within_region: bool,
+    k_nearest: int | None,
+    region_column: str,
+) -> ExposureMap:
+    """The exposure map of :func:`fit`'s options (:func:`~zoneimpact.exposure.build_exposure`)."""
+    return build_exposure(
         panel,
         exposure,
         rings_km=rings_km,
@@ -701,8 +747,40 @@ def fit(
         within_region=within_region,
         k=k_nearest,
     )
+
+
+def _exposure_split(
+    panel: Panel, outcome: str, emap: ExposureMap, controls: Controls, pre_exposed: PreExposed
+) -> _Split:
+    """Split the panel by exposure into its pieces (direct, spillover rings, spillover on
+    zones, naive), each checked for identification."""
     Y, units, periods, pieces = _masks(panel, outcome, emap, controls, pre_exposed)
     _check_identified(pieces, periods)
+    return _Split(emap, controls, pre_exposed, Y, units, periods, pieces)
+
+
+@dataclass(frozen=True)
+class _Clusters:
+    """Each unit's cluster code (indexed by unit), the cluster variable, the number of
+    clusters and, when the clusters are the regions, each region's cluster code (the
+    region check then joins the joint scores; None otherwise)."""
+
+    of_unit: pd.Series
+    name: str
+    n: int
+    of_region: pd.Series | None
+
+
+def _cluster_codes(
+    panel: Panel,
+    units: np.ndarray,
+    outcome: str,
+    cluster: str | None,
+    conley_km: float | None,
+    region_column: str,
+) -> _Clusters:
+    """The clusters of the joint scores (:func:`_clusters`); Conley SEs start from unit
+    scores, so they take ``cluster="unit"``."""
     if conley_km is not None:
         if cluster not in (None, "unit"):
             raise SpecError(
@@ -717,33 +795,6 @@ def fit(
             f"Clustered inference needs at least two clusters of {cluster_name!r}; the panel "
             "has one. Pass cluster='unit' or add regions."
         )
-    xb = _baseline(panel, covs) if covs else pd.DataFrame(index=units)
-    xb_units = xb.reindex(units).to_numpy(float)
-    base_results: dict[str, EstimationResult] = {}
-    if base_estimator == "imputation":
-        if base_options:
-            raise SpecError(
-                f"base_options {sorted(base_options)} apply to base_estimator="
-                "'callaway_santanna'; the imputation base takes covariates= only."
-            )
-        fits = _imputation_fits(
-            Y,
-            periods,
-            pieces,
-            emap,
-            units,
-            xb_units,
-            cluster_of.to_numpy(),
-            G,
-            cr2=small_sample == "cr2",
-        )
-    else:
-        fits, base_results = _cs_fits(
-            panel, outcome, emap, controls, pre_exposed, covs, base_options or {}, cluster_of, G
-        )
-    if not np.isfinite(fits["direct"].estimate):
-        raise EstimationError("The direct effect could not be estimated on any zone unit-period.")
-    _warn_unidentified(fits)
     region_of_cluster = None
     if cluster_name == region_column:
         region_of_cluster = (
@@ -757,52 +808,140 @@ def fit(
             .groupby(level=0)
             .first()
         )
-    region, region_note = (
-        _region_fit(panel, outcome, region_column, xb, region_of_cluster, G)
-        if panel.geography is not None and region_column in panel.geography.columns
-        else (None, f"net_region_did not identified: no {region_column!r} geography column.")
-    )
-    joint_region = region if region_of_cluster is not None else None
+    return _Clusters(cluster_of, cluster_name, G, region_of_cluster)
+
+
+def _base_fits(
+    panel: Panel,
+    outcome: str,
+    split: _Split,
+    xb: pd.DataFrame,
+    clusters: _Clusters,
+    base: str,
+    base_options: Mapping[str, Any] | None,
+    covs: Sequence[str],
+    small_sample: str,
+) -> tuple[dict[str, _PieceFit], dict[str, EstimationResult]]:
+    """Every piece's estimate and cluster scores from the base estimator, and the base
+    estimator's own result per piece (CS base only)."""
+    if base == "imputation":
+        if base_options:
+            raise SpecError(
+                f"base_options {sorted(base_options)} apply to base_estimator="
+                "'callaway_santanna'; the imputation base takes covariates= only."
+            )
+        fits = _imputation_fits(
+            split.Y,
+            split.periods,
+            split.pieces,
+            split.emap,
+            split.units,
+            xb.reindex(split.units).to_numpy(float),
+            clusters.of_unit.to_numpy(),
+            clusters.n,
+            cr2=small_sample == "cr2",
+        )
+        base_results: dict[str, EstimationResult] = {}
+    else:
+        fits, base_results = _cs_fits(
+            panel,
+            outcome,
+            split.emap,
+            split.controls,
+            split.pre_exposed,
+            covs,
+            base_options or {},
+            clusters.of_unit,
+            clusters.n,
+        )
+    if not np.isfinite(fits["direct"].estimate):
+        raise EstimationError("The direct effect could not be estimated on any zone unit-period.")
+    return fits, base_results
+
+
+def _region_check(
+    panel: Panel, outcome: str, region_column: str, xb: pd.DataFrame, clusters: _Clusters
+) -> tuple[_PieceFit | None, str]:
+    """The net effect on region totals (:func:`_region_fit`), or None and the reason."""
+    if panel.geography is not None and region_column in panel.geography.columns:
+        return _region_fit(panel, outcome, region_column, xb, clusters.of_region, clusters.n)
+    return None, f"net_region_did not identified: no {region_column!r} geography column."
+
+
+def _joint_inference(
+    panel: Panel,
+    units: np.ndarray,
+    fits: Mapping[str, _PieceFit],
+    region: _PieceFit | None,
+    clusters: _Clusters,
+    conley_km: float | None,
+    rng: np.random.Generator,
+    n_boot: int,
+    alpha: float,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """Terms, totals, net and displacement share from the pieces' stacked scores
+    (:func:`_linear_terms`, :func:`_joint`; Conley's kernel root applied first when asked),
+    with the bootstrap draws and their notes. A region check on its own regional scores
+    (clusters that are not the regions) gets its own SE and no draws."""
+    joint_region = region if clusters.of_region is not None else None
     names, est, S, dfs = _linear_terms(fits, joint_region)
-    if region is not None and region_of_cluster is None:
+    if conley_km is not None:
+        S = _conley_root(panel, units, clusters.of_unit, conley_km) @ S
+        dfs = np.full(len(names), np.inf)
+    terms, draws, info_boot = _joint(names, est, S, rng, n_boot, alpha, dfs)
+    if region is not None and clusters.of_region is None:
         # the region check's scores live on regions, not on the clusters: its SE is its
         # own and it takes no part in the joint draws
         region_se = float(np.sqrt(np.sum(region.score**2)))
-    if conley_km is not None:
-        S = _conley_root(panel, units, cluster_of, conley_km) @ S
-        dfs = np.full(len(names), np.inf)
-    terms, draws, info_boot = _joint(names, est, S, rng, n_boot, alpha, dfs)
-    if region is not None and region_of_cluster is None:
         row = terms_frame(["net_region_did"], [region.estimate], [region_se], df=[np.inf])
         terms = pd.concat([terms, row], ignore_index=True)
-    info = _info(panel, Y, emap, fits, controls, pre_exposed, base_estimator, covs, cluster_name, G)
-    info.update(info_boot, n_boot=n_boot)
-    info["small_sample"] = small_sample if base_estimator == "imputation" else "none"
-    if conley_km is not None:
-        info["cluster"] = f"Conley (Bartlett kernel, {conley_km:g} km)"
-    if region_note:
-        info["net_region_did_note"] = region_note
-    result = SpilloverResult(
+    return terms, draws, info_boot
+
+
+def _assemble(
+    panel: Panel,
+    outcome: str,
+    split: _Split,
+    fits: Mapping[str, _PieceFit],
+    region: _PieceFit | None,
+    terms: pd.DataFrame,
+    draws: pd.DataFrame,
+    info: dict[str, Any],
+    alpha: float,
+    base_results: dict[str, EstimationResult],
+) -> SpilloverResult:
+    """The immutable result of :func:`fit`."""
+    return SpilloverResult(
         estimator="spillover",
         outcome=outcome,
         terms=terms,
         main_term="att",
-        n_units=len(units),
-        n_obs=int(np.isfinite(Y).sum()),
+        n_units=len(split.units),
+        n_obs=int(np.isfinite(split.Y).sum()),
         info=info,
         alpha=alpha,
-        exposure=emap,
+        exposure=split.emap,
         pieces=_pieces_table(fits, region),
         draws=draws,
         base_results=base_results,
     )
-    if region_sdid:
-        try:
-            rp = region_panel(panel, outcome, region_column)
-        except ZoneImpactError as exc:
-            return replace(result, info={**result.info, "net_region_sdid_note": str(exc)})
-        result = _add_sdid(result, rp, outcome, rng, alpha)
-    return result
+
+
+def _with_region_sdid(
+    result: SpilloverResult,
+    panel: Panel,
+    outcome: str,
+    region_column: str,
+    rng: np.random.Generator,
+    alpha: float,
+) -> SpilloverResult:
+    """``result`` with the SDID net effect on region totals (:func:`_add_sdid`), or with the
+    reason it could not be estimated in ``info``."""
+    try:
+        rp = region_panel(panel, outcome, region_column)
+    except ZoneImpactError as exc:
+        return replace(result, info={**result.info, "net_region_sdid_note": str(exc)})
+    return _add_sdid(result, rp, outcome, rng, alpha)
 
 
 def _warn_unidentified(fits: Mapping[str, _PieceFit]) -> None:
@@ -820,8 +959,15 @@ def _warn_unidentified(fits: Mapping[str, _PieceFit]) -> None:
 
 
 def _check_options(
-    panel: Panel, outcome: str, base: str, n_boot: int, controls: str, pre_exposed: str
+    panel: Panel,
+    outcome: str,
+    base: str,
+    n_boot: int,
+    controls: str,
+    pre_exposed: str,
+    small_sample: str,
 ) -> None:
+    """The options of :func:`fit` that need no data, each against its allowed values."""
     if outcome not in panel.outcomes:
         raise SpecError(
             f"Outcome {outcome!r} is not among the panel's outcomes {list(panel.outcomes)}."
@@ -838,6 +984,8 @@ def _check_options(
         raise SpecError(
             f"pre_exposed={pre_exposed!r} is not allowed; use 'drop_rows', 'drop_units' or 'keep'."
         )
+    if small_sample not in ("cr2", "none"):
+        raise SpecError(f"small_sample={small_sample!r} is not allowed; use 'cr2' or 'none'.")
 
 
 def _pieces_table(fits: Mapping[str, _PieceFit], region: _PieceFit | None) -> pd.DataFrame:
@@ -866,16 +1014,15 @@ def _pieces_table(fits: Mapping[str, _PieceFit], region: _PieceFit | None) -> pd
 
 def _info(
     panel: Panel,
-    Y: np.ndarray,
-    emap: ExposureMap,
+    split: _Split,
     fits: Mapping[str, _PieceFit],
-    controls: str,
-    pre_exposed: str,
     base: str,
     covs: Sequence[str],
     cluster: str,
     G: int,
 ) -> dict[str, Any]:
+    """What the fit did (exposure, controls, base, clusters) and the scale of the outcome."""
+    emap, Y = split.emap, split.Y
     tab = emap.table.reindex(panel.wide(panel.outcomes[0]).index)
     g = tab["cohort"].to_numpy(float)
     periods = np.asarray(panel.periods, dtype=float)
@@ -890,8 +1037,8 @@ def _info(
         pre_mean = float(np.nanmean(pre)) if pre.size else np.nan
     return {
         "exposure": emap.kind,
-        "controls": controls,
-        "pre_exposed": pre_exposed,
+        "controls": split.controls,
+        "pre_exposed": split.pre_exposed,
         "base_estimator": base,
         "engine": engine,
         "covariates": ",".join(covs),
