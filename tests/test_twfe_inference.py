@@ -112,3 +112,50 @@ def test_result_api_reads_the_bootstrap_p_and_interval(fitted) -> None:
     # at another level the stored interval does not apply: the t interval is used
     assert wild.conf_int(0.10).loc["att", "lower"] != row["ci_low"]
     assert wild.tidy()["p_value"].iloc[0] == row["p_value"]
+
+
+def test_conley_spatial_hac_by_hand_and_limits() -> None:
+    # Conley (1999) with unit scores: V = B (S' K S) B, K the Bartlett kernel of distances
+    sim = simulate(
+        rng=5,
+        n_units=60,
+        n_regions=6,
+        first_year=2000,
+        last_year=2008,
+        waves={2003: 0.5, 2006: 0.5},
+    )
+    res = twfe.fit(sim.panel, outcome="fdi")
+    con = res.with_inference("conley", conley_km=300.0)
+    geo = sim.panel.geography
+    frame = sim.frame
+    # the regression by hand: y on d with unit and year dummies (statsmodels-free OLS)
+    Xfull = pd.get_dummies(frame[["unit", "year"]].astype(str), drop_first=True, dtype=float)
+    d = ((frame["cohort"] > 0) & (frame["year"] >= frame["cohort"])).astype(float)
+    X = np.column_stack([d.to_numpy(), np.ones(len(frame)), Xfull.to_numpy()])
+    y = frame["fdi"].to_numpy(float)
+    bread = np.linalg.inv(X.T @ X)
+    u = y - X @ (bread @ (X.T @ y))
+    units = frame["unit"].to_numpy()
+    order = pd.Index(pd.unique(units))
+    S = np.zeros((len(order), X.shape[1]))
+    np.add.at(S, order.get_indexer(units), X * u[:, None])
+    lat = geo.reindex(order)["lat"].to_numpy(float)
+    lon = geo.reindex(order)["lon"].to_numpy(float)
+    from zoneimpact.geo import haversine_km
+
+    K = np.clip(1 - haversine_km(lat[:, None], lon[:, None], lat[None], lon[None]) / 300.0, 0, None)
+    lam, Q = np.linalg.eigh(K)
+    Kpsd = (Q * np.clip(lam, 0, None)) @ Q.T  # the estimator drops negative eigenvalues
+    V = bread @ S.T @ Kpsd @ S @ bread
+    # exact linear algebra on a 540-row design: agreement to 1e-8 relative
+    assert con.se == pytest.approx(np.sqrt(V[0, 0]), rel=1e-8)
+    assert con.estimate == res.estimate and con.info["se_type"] == "Conley spatial HAC"
+    # a cutoff below every distance leaves each unit on its own: unit-clustered, no factor
+    tiny = res.with_inference("conley", conley_km=1e-6)
+    hc = bread @ S.T @ S @ bread
+    assert tiny.se == pytest.approx(np.sqrt(hc[0, 0]), rel=1e-8)
+    assert tiny.se < res.with_inference("cluster").se  # CR1 has a small-sample factor
+    with pytest.raises(SpecError, match="conley_km"):
+        res.with_inference("conley")
+    with pytest.raises(SpecError, match="positive distance"):
+        res.with_inference("conley", conley_km=-5)

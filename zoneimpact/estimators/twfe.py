@@ -49,7 +49,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import EstimationError, SpecError
-from ..inference.covariance import crv1
+from ..inference.covariance import conley_vcov, crv1
 from ..inference.wild_cluster import wild_cluster_ci, wild_cluster_test
 from ..panel import Panel
 from ..parallel import as_generator
@@ -124,16 +124,20 @@ class TWFEResult(EstimationResult):
         n_boot: int = 9999,
         boot_weights: str = "rademacher",
         rng: np.random.Generator | int | None = None,
+        conley_km: float | None = None,
     ) -> TWFEResult:
         """The same coefficients with another variance.
 
         Parameters
         ----------
-        method : {"cluster", "wild"}
+        method : {"cluster", "wild", "conley"}
             CR1 clustered covariance (one or two ways; Cameron, Gelbach & Miller 2011),
             or the wild cluster restricted bootstrap (Roodman et al. 2019, WCR11) for
             few clusters: its p-values and test-inversion intervals are stored in the
-            terms (``p_value``, ``ci_low``, ``ci_high``) beside the CR1 standard errors.
+            terms (``p_value``, ``ci_low``, ``ci_high``) beside the CR1 standard errors;
+            or Conley's (1999) spatial HAC with a Bartlett kernel of ``conley_km`` between
+            the units' ``lat``/``lon`` (unit scores, so serial correlation within a unit is
+            allowed; :func:`zoneimpact.inference.covariance.conley_vcov`; normal intervals).
         cluster : str, pandas.Series, or a list of two, optional
             A panel or geography column, or labels as a Series indexed by unit (or by
             (unit, time)); None: by unit.
@@ -148,7 +152,9 @@ class TWFEResult(EstimationResult):
                 "This result keeps no regression design (it was not made by twfe.fit or "
                 "fit_event_study); refit to change its inference."
             )
-        check_choice(method, "method", ("cluster", "wild"))
+        check_choice(method, "method", ("cluster", "wild", "conley"))
+        if method == "conley":
+            return self._conley(conley_km)
         d = self.design
         ssc = d.ssc if ssc is None else ssc
         check_choice(ssc, "ssc", ("statsmodels", "fixest"))
@@ -164,6 +170,38 @@ class TWFEResult(EstimationResult):
         info = {**self.info, "cluster": cname, "n_clusters": g, "ssc": ssc, "se_type": "CR1"}
         if method == "wild":
             terms, info = _wild_terms(self, terms, info, codes, n_boot, boot_weights, rng)
+        return replace(self, terms=terms, vcov=full, info=info)
+
+    def _conley(self, conley_km: Any) -> TWFEResult:
+        if conley_km is None:
+            raise SpecError("with_inference('conley') needs conley_km, the kernel cutoff in km.")
+        if self.panel is None:
+            raise SpecError("This result keeps no panel, so the units cannot be located.")
+        d = self.design
+        assert d is not None
+        codes, units = pd.factorize(d.rows["unit"])
+        geo = self.panel.require_geography(["lat", "lon"], list(units))
+        beta, bread, wresid = d.coefficients()
+        cov = conley_vcov(
+            d.Xd,
+            wresid,
+            bread,
+            codes,
+            geo["lat"].to_numpy(float),
+            geo["lon"].to_numpy(float),
+            conley_km,
+        )
+        full = d.combo @ cov @ d.combo.T
+        with np.errstate(invalid="ignore"):
+            se = np.sqrt(np.where(np.diag(full) >= 0, np.diag(full), np.nan))
+        terms = self.terms[["term", "estimate"]].assign(se=se, df=np.inf)
+        info = {
+            **self.info,
+            "cluster": f"Conley {conley_km:g} km",
+            "n_clusters": len(units),
+            "se_type": "Conley spatial HAC",
+            "conley_km": float(conley_km),
+        }
         return replace(self, terms=terms, vcov=full, info=info)
 
 

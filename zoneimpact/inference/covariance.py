@@ -13,6 +13,14 @@ smallest number of clusters (fixest's default ``cluster.df = "min"``; pyfixest t
 and, when the sum is not positive semi-definite, nothing changed (as fixest and pyfixest
 by default): the standard error of a term whose variance came out negative is NaN.
 
+Spatial HAC (Conley 1999, "GMM estimation with cross sectional dependence", J. Econometrics
+92(1)): unit scores (summed over each unit's periods, so any serial correlation within a
+unit is allowed) are correlated across units with the Bartlett kernel
+:math:`K_{ij} = \max(0, 1 - d_{ij}/c)` of their great-circle distance, :math:`V = B (S' K S)
+B`; :func:`conley_root` gives :math:`R` with :math:`R'R = K` (negative eigenvalues of the
+kernel matrix set to zero, so the covariance is positive semi-definite), used by the
+spillover estimator's joint bootstrap and by TWFE's ``with_inference("conley")``.
+
 Why by hand: statsmodels' ``cov_type="cluster"`` needs the dense design with every fixed
 effect as a dummy; linearmodels and pyfixest refit the model. Here the scores of an
 existing fit are re-summed, so another clustering costs one pass over the rows.
@@ -26,8 +34,12 @@ import numpy as np
 import pandas as pd
 
 from ..errors import EstimationError, SpecError
+from ..geo import haversine_km
 
-__all__ = ["cluster_scores", "crv1"]
+__all__ = ["MAX_CONLEY_UNITS", "cluster_scores", "conley_root", "conley_vcov", "crv1"]
+
+#: Above this many units the dense kernel (units x units) is refused: cluster on regions.
+MAX_CONLEY_UNITS = 5000
 
 
 def cluster_scores(X: np.ndarray, wresid: np.ndarray, codes: np.ndarray) -> np.ndarray:
@@ -85,3 +97,44 @@ def crv1(
         meats.append(-(s.T @ s))
     factor = g / (g - 1) * (n - 1) / (n - n_params)
     return factor * bread @ sum(meats) @ bread, g
+
+
+def conley_root(lat: np.ndarray, lon: np.ndarray, cutoff_km: float) -> np.ndarray:
+    """``R`` with ``R'R = K``, the Bartlett kernel ``max(0, 1 - d_ij / cutoff_km)`` of the
+    great-circle distances between the points, so that ``(R S)'(R S) = S' K S``; negative
+    eigenvalues of ``K`` (it is not always positive semi-definite) are set to zero."""
+    if isinstance(cutoff_km, bool) or not (
+        isinstance(cutoff_km, int | float | np.floating)
+        and np.isfinite(cutoff_km)
+        and cutoff_km > 0
+    ):
+        raise SpecError(f"conley_km must be a positive distance in km; received {cutoff_km!r}.")
+    lat, lon = np.asarray(lat, float), np.asarray(lon, float)
+    if len(lat) > MAX_CONLEY_UNITS:
+        raise SpecError(
+            f"Conley SEs form a {len(lat)} x {len(lat)} kernel; above {MAX_CONLEY_UNITS:,} units "
+            "cluster on regions instead (cluster='region')."
+        )
+    if not (np.isfinite(lat).all() and np.isfinite(lon).all()):
+        raise SpecError("Conley SEs need finite lat and lon for every unit.")
+    d = haversine_km(lat[:, None], lon[:, None], lat[None, :], lon[None, :])
+    K = np.clip(1.0 - d / float(cutoff_km), 0.0, None)
+    lam, Q = np.linalg.eigh(K)
+    root: np.ndarray = np.sqrt(np.clip(lam, 0.0, None))[:, None] * Q.T
+    return root
+
+
+def conley_vcov(
+    X: np.ndarray,
+    wresid: np.ndarray,
+    bread: np.ndarray,
+    unit_codes: np.ndarray,
+    lat: np.ndarray,
+    lon: np.ndarray,
+    cutoff_km: float,
+) -> np.ndarray:
+    """Conley spatial-HAC covariance ``B (S' K S) B`` of regression coefficients, with
+    ``S`` the unit scores (``unit_codes`` in ``0..N-1``, ``lat``/``lon`` in code order)."""
+    S = conley_root(lat, lon, cutoff_km) @ cluster_scores(X, wresid, unit_codes)
+    out: np.ndarray = bread @ (S.T @ S) @ bread
+    return out
