@@ -43,7 +43,10 @@ The steps are one function each: :func:`_check_options`, :func:`_sample` (rows w
 :func:`_variance` and :func:`_terms_and_vcov`. The result keeps the implied-weight
 solutions, residuals and ``tau_hat`` (:class:`ImputationBlocks`), so
 :meth:`ImputationResult.with_inference` clusters the variance on any column, one or two
-ways, without re-running the regression.
+ways, without re-running the regression, and :meth:`ImputationResult.aggregate` forms other
+estimands (R ``did::aggte``'s simple, dynamic, group and calendar types, event-time bins)
+as new weights ``w_it`` on the kept ``tau_hat`` (:func:`_aggregation_weights`), with their
+implied weights solved from the kept untreated rows (:func:`_with_estimands`).
 """
 
 from __future__ import annotations
@@ -74,7 +77,8 @@ from ._fe import (
     demean,
     fe_dof,
 )
-from ._scale import scale_equivariant
+from ._scale import outcome_scale, scale_equivariant
+from .callaway_santanna import _check_bins, _check_window
 from .sun_abraham import _covariate_list
 from .twfe import _fixest_k
 
@@ -83,6 +87,9 @@ __all__ = ["ImputationBlocks", "ImputationResult", "fit"]
 #: Most estimands (``att`` and one per horizon): each has a column of implied weights on
 #: the untreated observations and of cluster scores.
 _MAX_TARGETS = 2_001
+
+#: Aggregations of :meth:`ImputationResult.aggregate` (R ``did::aggte``'s types).
+_AGGREGATIONS = ("simple", "dynamic", "group", "calendar")
 
 _PARTITIONS = {
     "cohort_event": ("cohort", "event"),
@@ -119,6 +126,12 @@ class ImputationBlocks:
     pre_leads, pre_estimate, pre_scores
         Test 1 leads ``k``, their coefficients and every coefficient's per-row influence
         on the untreated rows (empty when the test is off).
+    unit1, period1, X1, w1, cohort1, time1 : ndarray
+        Effect codes, covariates, observation weights, cohort and period of the treated
+        rows: what another estimand's weights and implied weights need
+        (:meth:`ImputationResult.aggregate`).
+    clusters : tuple of ndarray
+        Cluster codes of ``rows`` (one or two ways) of the result's current variance.
     """
 
     rows: np.ndarray
@@ -141,6 +154,13 @@ class ImputationBlocks:
     pre_leads: tuple[int, ...]
     pre_estimate: np.ndarray
     pre_scores: np.ndarray
+    unit1: np.ndarray
+    period1: np.ndarray
+    X1: np.ndarray
+    w1: np.ndarray
+    cohort1: np.ndarray
+    time1: np.ndarray
+    clusters: tuple[np.ndarray, ...] = ()
 
     def rescaled(self, c: float) -> ImputationBlocks:
         """The blocks for the outcome times ``c`` (weights and cells unchanged)."""
@@ -221,6 +241,8 @@ class ImputationResult(EstimationResult):
         terms, vcov, pre_table = _terms_and_vcov(
             list(b.targets), est, var, b, two_way=len(clusters) == 2
         )
+        # an aggregated result shows only some Test 1 leads: keep its terms
+        terms, vcov = _shown(terms, vcov, self.terms["term"].tolist())
         info = {
             **self.info,
             "cluster": name,
@@ -228,7 +250,96 @@ class ImputationResult(EstimationResult):
             "leave_out_fallback": var.n_fallback,
             **_pretrend_info(var, b),
         }
-        return replace(self, terms=terms, vcov=vcov, info=info, pretrend=pre_table)
+        return replace(
+            self,
+            terms=terms,
+            vcov=vcov,
+            info=info,
+            pretrend=pre_table,
+            blocks=replace(b, clusters=tuple(clusters)),
+        )
+
+    def aggregate(
+        self,
+        type: str = "dynamic",
+        *,
+        min_e: float | None = None,
+        max_e: float | None = None,
+        balance_e: int | None = None,
+        bins: Sequence[Sequence[int]] | None = None,
+    ) -> ImputationResult:
+        """Another set of estimands from the same imputed effects, without re-running the
+        imputation regression (BJS 2024, eq. 3-4; the vocabulary of R ``did::aggte``).
+
+        Every estimand is ``sum_{it in Omega_1} w_it tau_hat_it`` with weights
+        proportional to the observation weights (equal without ``weights``) on the
+        treated observations it covers; only the weights change, so the estimates are
+        weighted sums of the kept ``tau_hat`` and the variance is Theorem 3 with the
+        fit's auxiliary cells, leave-out choice and the result's current clustering
+        (from :meth:`with_inference`, if called). The weights are fixed given the
+        treatment timing, as BJS's estimands are, so no estimated-weight term enters
+        (unlike CS's cohort shares).
+
+        Parameters
+        ----------
+        type : {"simple", "dynamic", "group", "calendar"}
+            ``att`` (every treated observation with ``e <= max_e``) is always included;
+            ``"dynamic"`` adds ``event:E`` (observations at event time ``E``), the Test 1
+            leads ``event:-k`` within the window, and ``event_avg`` (the mean of the
+            ``event:E``); ``"group"`` adds ``cohort:G`` (cohort ``G``'s observations with
+            ``e <= max_e``) and ``cohort_avg`` (their average weighted by cohort size:
+            units, each counted with its mean observation weight); ``"calendar"`` adds
+            ``calendar:T`` (observations in period ``T``) and ``calendar_avg`` (their
+            mean).
+        min_e, max_e : float, optional
+            Event-time window of ``event:E`` and the bins; ``max_e`` also caps ``att`` and
+            ``cohort:G``.
+        balance_e : int, optional
+            Keep, for ``event:E`` and the bins, only the cohorts whose treated
+            observations cover every event time ``0..balance_e``, and ``E <= balance_e``.
+        bins : list of [first, last], optional
+            Event-time bins, reported as ``event_bin:first..last``: the equal-weight
+            average of the treated observations with ``first <= e <= last`` (within the
+            dynamic selection), BJS's pooled estimand.
+
+        Returns
+        -------
+        ImputationResult
+            A new result (this one is unchanged) with ``terms``, ``vcov``, ``blocks``
+            and ``info["aggregation"]``; ``effects`` and ``pretrend`` as before.
+
+        Raises
+        ------
+        ZoneImpactError
+            An unknown ``type``, malformed bins or window, a bin or window holding no
+            treated observation, or ``balance_e`` that no cohort reaches.
+        """
+        b = self._kept_blocks()
+        check_choice(type, "type", _AGGREGATIONS)
+        lo, hi, bal = _check_window(min_e, max_e, balance_e)
+        pairs = _check_bins(bins)
+        c = outcome_scale(b.tau)
+        if c != 1.0:
+            # outcomes near the float limits: aggregate on the fit's working scale, so
+            # the squares of the variance cannot overflow (exact: c is a power of two)
+            small = self.rescaled(1 / c)
+            return small.aggregate(type, min_e=lo, max_e=hi, balance_e=bal, bins=pairs).rescaled(c)
+        targets, W = _aggregation_weights(b, type, lo, hi, bal, pairs)
+        nb = _with_estimands(b, targets, W)
+        var = _variance(nb, list(b.clusters))
+        terms, vcov, _ = _terms_and_vcov(targets, W @ b.tau, var, nb, len(b.clusters) == 2)
+        leads = [f"event:{-k}" for k in b.pre_leads if type == "dynamic" and -k >= lo]
+        terms, vcov = _shown(terms, vcov, [*targets, *leads])
+        info = {**self.info, "aggregation": type}
+        return replace(self, terms=terms, vcov=vcov, info=info, blocks=nb)
+
+    def _kept_blocks(self) -> ImputationBlocks:
+        if self.blocks is None or not self.blocks.clusters:
+            raise EstimationError(
+                "This result keeps no imputation building blocks (it was not made by "
+                "imputation.fit); refit to aggregate."
+            )
+        return self.blocks
 
 
 class _TwoWayNormal:
@@ -794,6 +905,155 @@ def _series_codes(labels: pd.Series, data: pd.DataFrame) -> np.ndarray:
     return pd.factorize(mapped.to_numpy())[0].astype(np.intp)
 
 
+def _shown(
+    terms: pd.DataFrame, vcov: np.ndarray, names: Sequence[str]
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """The rows of ``terms`` named in ``names`` (in ``terms`` order) and their covariance."""
+    keep = terms["term"].isin(list(names)).to_numpy()
+    if keep.all():
+        return terms, vcov
+    idx = np.flatnonzero(keep)
+    return terms.iloc[idx].reset_index(drop=True), vcov[np.ix_(idx, idx)]
+
+
+def _equal_weights(w1: np.ndarray, covered: np.ndarray) -> np.ndarray:
+    """``w_it`` of the estimand averaging the treated rows ``covered``, proportionally
+    to their observation weights (BJS eq. 3), as :func:`_estimand_weights` does."""
+    row = np.zeros(len(w1))
+    row[covered] = w1[covered] / w1[covered].sum()
+    return row
+
+
+def _dynamic_rows(
+    b: ImputationBlocks, lo: float, hi: float, balance_e: int | None
+) -> list[tuple[int, np.ndarray]]:
+    """Event times ``E`` within ``[lo, hi]`` and the treated rows each covers, on the
+    cohorts observed at every ``e = 0..balance_e`` when ``balance_e`` is given (the
+    balanced event study of CS eq. 3.6, here over observations)."""
+    ev = b.time1 - b.cohort1
+    keep = (ev >= lo) & (ev <= hi)
+    if balance_e is not None:
+        need = set(range(balance_e + 1))
+        cohorts = np.unique(b.cohort1)
+        full = [g for g in cohorts if need <= set(ev[b.cohort1 == g].tolist())]
+        if not full:
+            reach = {int(g): int(ev[b.cohort1 == g].max()) for g in cohorts}
+            raise EstimationError(
+                f"balance_e={balance_e}: no cohort has treated observations at every event "
+                f"time 0..{balance_e} (latest event time by cohort: {reach}); lower balance_e."
+            )
+        keep &= np.isin(b.cohort1, full) & (ev <= balance_e)
+    events = np.unique(ev[keep])
+    if events.size == 0:
+        raise EstimationError(
+            f"The event window [min_e={lo:g}, max_e={hi:g}] holds no treated observation; "
+            f"observed event times are {np.unique(ev).tolist()}."
+        )
+    return [(int(e), keep & (ev == e)) for e in events]
+
+
+def _bin_rows(
+    b: ImputationBlocks, dyn: list[tuple[int, np.ndarray]], bins: Sequence[tuple[int, int]]
+) -> list[tuple[str, np.ndarray]]:
+    """``event_bin:A..B``: the treated rows of the dynamic selection with ``A <= e <= B``,
+    equally weighted (one pooled estimand)."""
+    out = []
+    for lo, hi in bins:
+        covered = np.zeros(len(b.w1), bool)
+        for e, rows in dyn:
+            if lo <= e <= hi:
+                covered |= rows
+        if not covered.any():
+            raise EstimationError(
+                f"Event-time bin [{lo}, {hi}] holds no treated observation; the event times "
+                f"available are {[e for e, _ in dyn]} (the imputation estimator has no "
+                "pre-treatment effects: leads are Test 1's coefficients)."
+            )
+        out.append((f"event_bin:{lo}..{hi}", _equal_weights(b.w1, covered)))
+    return out
+
+
+def _group_rows(b: ImputationBlocks, post: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """``cohort:G`` over cohort ``G``'s treated rows in ``post`` and ``cohort_avg``, their
+    average weighted by cohort size (CS eq. 3.4's ``P(G = g | G <= T)``: units, each
+    counted with its mean observation weight over its treated rows)."""
+    n_obs = np.bincount(b.unit1)
+    unit_w = np.bincount(b.unit1, weights=b.w1) / np.maximum(n_obs, 1)
+    unit_cohort = np.zeros(len(n_obs), dtype=np.int64)
+    unit_cohort[b.unit1] = b.cohort1
+    rows, sizes = [], []
+    for g in np.unique(b.cohort1):
+        covered = (b.cohort1 == g) & post
+        if covered.any():
+            rows.append((f"cohort:{int(g)}", _equal_weights(b.w1, covered)))
+            sizes.append(unit_w[(unit_cohort == g) & (n_obs > 0)].sum())
+    share = np.asarray(sizes) / np.sum(sizes)
+    avg = share @ np.vstack([r for _, r in rows])
+    return [*rows, ("cohort_avg", avg)]
+
+
+def _calendar_rows(b: ImputationBlocks) -> list[tuple[str, np.ndarray]]:
+    """``calendar:T`` over the treated rows of period ``T`` and ``calendar_avg``, the mean
+    over periods (CS eqs. 3.7-3.8)."""
+    rows = [(f"calendar:{int(t)}", _equal_weights(b.w1, b.time1 == t)) for t in np.unique(b.time1)]
+    return [*rows, ("calendar_avg", np.mean([r for _, r in rows], axis=0))]
+
+
+def _aggregation_weights(
+    b: ImputationBlocks,
+    type: str,
+    lo: float,
+    hi: float,
+    balance_e: int | None,
+    bins: Sequence[tuple[int, int]],
+) -> tuple[list[str], np.ndarray]:
+    """Names and estimand weights ``w_it`` (estimands x treated rows) of an aggregation:
+    ``att`` first, then the type's terms and the bins."""
+    post = (b.time1 - b.cohort1) <= hi
+    if not post.any():
+        raise EstimationError(
+            f"max_e={hi:g}: no treated observation has an event time <= max_e; observed "
+            f"event times are {np.unique(b.time1 - b.cohort1).tolist()}."
+        )
+    rows = [("att", _equal_weights(b.w1, post))]
+    if type == "dynamic" or bins:
+        dyn = _dynamic_rows(b, lo, hi, balance_e)
+        if type == "dynamic":
+            events = [(f"event:{e}", _equal_weights(b.w1, m)) for e, m in dyn]
+            rows += [*events, ("event_avg", np.mean([r for _, r in events], axis=0))]
+        rows += _bin_rows(b, dyn, bins)
+    if type == "group":
+        rows += _group_rows(b, post)
+    elif type == "calendar":
+        rows += _calendar_rows(b)
+    if len(rows) > _MAX_TARGETS:
+        raise EstimationError(
+            f"The {type} aggregation has {len(rows)} estimands, beyond this "
+            f"implementation's limit of {_MAX_TARGETS:,} (each needs its own implied "
+            "weights on every untreated observation); narrow it with min_e/max_e or bins."
+        )
+    return [n for n, _ in rows], np.vstack([r for _, r in rows])
+
+
+def _with_estimands(b: ImputationBlocks, targets: list[str], W: np.ndarray) -> ImputationBlocks:
+    """The blocks for other estimands: their weights and the implied-weight solutions
+    ``(Z_0'WZ_0)^{-1} Z_1'w`` (Section 4.1). The normal equations are rebuilt from the
+    kept untreated rows (no outcome enters them); ``tau_hat`` and the residuals are
+    the fit's."""
+    normal = _TwoWayNormal(
+        b.unit0, b.period0, b.w0, b.X0, b.gamma_unit.shape[1], b.gamma_period.shape[1]
+    )
+    gamma_u, gamma_t, gamma_x = normal.solve(*normal.cross(b.unit1, b.period1, b.X1, W))
+    return replace(
+        b,
+        estimand_weights=W,
+        gamma_unit=gamma_u,
+        gamma_period=gamma_t,
+        gamma_cov=gamma_x,
+        targets=tuple(targets),
+    )
+
+
 @scale_equivariant()
 def fit(
     panel: Panel,
@@ -877,6 +1137,7 @@ def fit(
     blocks, covs, dropped = _building_blocks(panel, s, opts)
     i1 = blocks.treated
     clusters, cl_name = _row_clusters(panel, s.rows, opts.cluster)
+    blocks = replace(blocks, clusters=tuple(clusters))
     var = _variance(blocks, clusters)
     est = blocks.estimand_weights @ blocks.tau
     terms, vcov, pre_table = _terms_and_vcov(list(blocks.targets), est, var, blocks, False)
@@ -970,6 +1231,12 @@ def _building_blocks(
         pre_leads=tuple(pre[2]),
         pre_estimate=pre[0][: len(pre[2])],
         pre_scores=pre[1],
+        unit1=s.uc[i1],
+        period1=s.tc[i1],
+        X1=X[i1],
+        w1=s.wobs[i1],
+        cohort1=s.cohort[i1].astype(np.int64),
+        time1=s.time[i1],
     )
     return blocks, covs, dropped
 
