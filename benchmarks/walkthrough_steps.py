@@ -15,7 +15,7 @@ import pandas as pd
 
 from zoneimpact import Panel
 from zoneimpact.estimators import callaway_santanna as cs
-from zoneimpact.estimators import twfe
+from zoneimpact.estimators import imputation, twfe
 from zoneimpact.parallel import set_progress
 
 set_progress(False)
@@ -91,3 +91,23 @@ row = wild.terms.set_index("term").loc["att"]
 print(
     f"    att {row['estimate']:.5f}, CR1 se {row['se']:.5f}, wild p {row['p_value']:.4f}, CI [{row['ci_low']:.4f}, {row['ci_high']:.4f}] over {wild.info['n_clusters']} states"
 )
+
+# the same three steps on the imputation estimator (Borusyak, Jaravel & Spiess 2024)
+imp = step(
+    "imputation.fit (BJS, event study, clustered by county)",
+    lambda: imputation.fit(panel, outcome="lemp"),
+)
+for kind in ("simple", "dynamic", "group", "calendar"):
+    agg = step(f"imputation aggregate({kind!r})", lambda kind=kind: imp.aggregate(kind))
+    print(
+        "   ",
+        ", ".join(
+            f"{t}={e:.4f}({s:.4f})"
+            for t, e, s in agg.terms[["term", "estimate", "se"]].itertuples(index=False)
+        ),
+    )
+by_state = step(
+    "imputation with_inference('cluster', cluster='state')",
+    lambda: imp.with_inference("cluster", cluster="state"),
+)
+print(f"    att {by_state.estimate:.5f}, se {by_state.se:.5f} (county: {imp.se:.5f})")
