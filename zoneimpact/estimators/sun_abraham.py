@@ -47,6 +47,13 @@ shares; for that it forms the absorbed design ``M [D, X]`` once (the one dense `
 step, refused beyond ``_MAX_DENSE`` entries, where a refit with ``cluster=`` sums the
 scores from tables instead). The aggregates follow by the same ``A V A'``.
 
+Another aggregation without refitting: the result keeps the covariance of the ``d_{g,e}``
+(``cell_vcov``; the fit's or :meth:`~SunAbrahamResult.with_inference`'s), and
+:meth:`SunAbrahamResult.aggregate` forms a new matrix ``A`` for R ``did::aggte``'s types
+("simple", "dynamic", "group", "calendar", event-time bins; Callaway & Sant'Anna 2021
+eqs. 3.3-3.8 with the CATT in place of the ATT(g,t)) from the cells' eq. 29 shares
+(:func:`_aggregation_matrix`), with the same fixed-share delta method.
+
 The steps are one function each: :func:`_options` (checks), :func:`_estimation_sample`
 (control cohort and event window), :func:`_interaction_cells` (the ``(g, e)`` cells),
 :func:`_saturated_ols` / :func:`_saturated_wls` (eq. 27 and its clustered covariance),
@@ -88,6 +95,7 @@ from ._fe import TwoWayWithin, absorb, check_cluster, cluster_codes, cluster_ssc
 from ._options import renamed
 from ._scale import scale_equivariant
 from ._weights import check_weight_name, weight_values
+from .callaway_santanna import _check_bins, _check_window
 from .twfe import _fixest_k, _row_clusters
 
 __all__ = ["SaturatedDesign", "SunAbrahamResult", "fit"]
@@ -178,16 +186,24 @@ class SunAbrahamResult(EstimationResult):
         size) and ``weight`` (its IW share within its event time).
     design : SaturatedDesign
         The fitted regression, kept for :meth:`with_inference`.
+    cell_vcov : numpy.ndarray
+        Covariance of the interactions ``d_{g,e}`` in ``cohort_effects`` order (the fit's
+        clustering, or the one :meth:`with_inference` chose), kept for :meth:`aggregate`.
+    two_way_cluster : bool
+        Whether ``cell_vcov`` is a two-way clustered sum (negative variances are NaN).
     """
 
     SCALED_FIELDS: ClassVar[dict[str, Any]] = {
         "cohort_effects": {"estimate": 1, "se": 1},
         "design": 1,
+        "cell_vcov": 2,
     }
 
     cohort_effects: pd.DataFrame = field(default_factory=pd.DataFrame)
     design: SaturatedDesign | None = field(default=None, repr=False, compare=False)
     panel: Panel | None = field(default=None, repr=False, compare=False)
+    cell_vcov: np.ndarray | None = field(default=None, repr=False, compare=False)
+    two_way_cluster: bool = field(default=False, repr=False, compare=False)
 
     def artifacts(self) -> dict[str, pd.DataFrame]:
         return {"cohort_effects": self.cohort_effects}
@@ -251,7 +267,112 @@ class SunAbrahamResult(EstimationResult):
             "n_clusters": g,
             "ssc": _ssc_note(ssc, big_k),
         }
-        return replace(self, terms=terms, vcov=vcov, cohort_effects=effects, info=info)
+        return replace(
+            self,
+            terms=terms,
+            vcov=vcov,
+            cohort_effects=effects,
+            info=info,
+            cell_vcov=V_delta,
+            two_way_cluster=negative_nan,
+        )
+
+    def aggregate(
+        self,
+        type: str = "dynamic",
+        *,
+        min_e: float | None = None,
+        max_e: float | None = None,
+        balance_e: int | None = None,
+        bins: Sequence[Sequence[int]] | None = None,
+    ) -> SunAbrahamResult:
+        """Another aggregation of the same CATT(g,e), without refitting the regression.
+
+        Each aggregate is a linear combination ``a' d`` of the interactions ``d_{g,e}``
+        with the cells' sample shares as weights (Sun & Abraham 2021, eq. 29: the
+        observation count of cell ``(g, e)``, its total weight with ``weights``; on a
+        balanced panel the cohort's size), so every type mirrors R ``did::aggte``'s
+        definition on Callaway-Sant'Anna's ATT(g,t) (CS 2021 eqs. 3.3-3.8), with the CATT
+        in place of the ATT(g,t):
+
+        * ``"simple"``: ``att``, the share-weighted average of the post-treatment cells
+          (``0 <= e <= max_e``); with no window it is the fit's ``att`` (fixest
+          ``agg = "ATT"``).
+        * ``"dynamic"``: ``event:E``, the IW estimate ``nu_e`` (eq. 28-29; the fit's
+          terms), and ``event_avg``, the plain average of the ``event:E`` with ``E >= 0``.
+        * ``"group"``: ``cohort:G``, the plain average of the cohort's post-treatment cells
+          (``e <= max_e``), and ``cohort_avg``, their average weighted by each cohort's
+          mean cell share over those cells (R ``did``'s ``pg``).
+        * ``"calendar"``: ``calendar:T``, the share-weighted average of the cells
+          ``(g, T - g)`` treated in period ``T``, and ``calendar_avg``, their plain
+          average; refused after ``window="bin"`` (a binned end point spans periods).
+
+        ``bins`` add ``event_bin:A..B`` with any type: the IW average of the cells whose
+        event time lies in the bin (shares pooled within the bin, as if the bin were one
+        relative period), over the event times ``min_e``/``max_e``/``balance_e`` keep.
+
+        Parameters
+        ----------
+        type : {"simple", "dynamic", "group", "calendar"}
+            The aggregation; ``att`` is always included.
+        min_e, max_e : float, optional
+            Event-time window (dynamic and bins; ``max_e`` also caps simple and group).
+        balance_e : int, optional
+            Keep only cohorts observed at least ``balance_e`` periods after treatment and
+            event times in ``[balance_e - (T_last - T_first), balance_e]`` (R ``aggte``).
+        bins : list of [first, last], optional
+            User-defined event-time bins (whole numbers, ``first <= last``).
+
+        Returns
+        -------
+        SunAbrahamResult
+            A new result with the same estimation and clustering: terms, ``vcov`` and
+            ``info["aggregation"]`` replaced. Standard errors by the delta method
+            ``A V(d) A'`` with the shares treated as fixed, as the fit, fixest, pyfixest
+            and diff-diff do (R ``did`` adds a term for the estimated cohort shares to
+            the aggregates that weight cohorts, as the paper's Prop. 6 does for eq. 29).
+
+        Raises
+        ------
+        EstimationError
+            No kept covariance, no post-treatment cell within ``max_e``, no cohort that
+            ``balance_e`` keeps, an empty bin, or ``"calendar"`` after ``window="bin"``.
+        SpecError
+            An unknown ``type`` or a malformed window or bin.
+        """
+        if self.design is None or self.cell_vcov is None:
+            raise EstimationError(
+                "This Sun-Abraham result keeps no cohort x event covariance (it was not made "
+                "by sun_abraham.fit); refit to aggregate."
+            )
+        check_choice(type, "type", _AGGREGATIONS)
+        lo, hi, bal = _check_window(min_e, max_e, balance_e)
+        if type == "calendar" and self.info.get("window") == "bin":
+            raise EstimationError(
+                "aggregate('calendar') needs each cell in one calendar period, but this fit "
+                "binned the relative periods outside [min_e, max_e] (window='bin'); refit "
+                "with window='trim' for calendar-time effects."
+            )
+        times = self.design.rows["time"].to_numpy()
+        cells = _AggregationCells.of(self.cohort_effects, times)
+        names, A = _aggregation_matrix(cells, type, lo, hi, bal, _check_bins(bins))
+        V = np.asarray(self.cell_vcov)
+        vcov = A @ V @ A.T
+        df = float(self.terms["df"].iloc[0])
+        terms = terms_frame(
+            names,
+            A @ cells.estimate,
+            _standard_errors(vcov, self.two_way_cluster),
+            df=np.full(len(names), df),
+        )
+        window = {"min_e": lo, "max_e": hi, "balance_e": bal}
+        note = ", ".join(
+            f"{k}={v:g}" for k, v in window.items() if v is not None and np.isfinite(v)
+        )
+        info = {**self.info, "aggregation": type + (f" ({note})" if note else "")}
+        return replace(
+            self, terms=terms, vcov=vcov, info=info, design=replace(self.design, iw_weights=A)
+        )
 
 
 @dataclass(frozen=True)
@@ -693,6 +814,148 @@ def _ssc_note(ssc: str, K: int) -> str:
     return f"G/(G-1)*(n-1)/(n-K), K={K} (every absorbed effect counted)"
 
 
+#: The aggregations of :meth:`SunAbrahamResult.aggregate` (R ``did::aggte``'s types).
+_AGGREGATIONS = ("simple", "dynamic", "group", "calendar")
+
+
+@dataclass(frozen=True)
+class _AggregationCells:
+    """The interactions as the aggregations read them: estimate, cohort, event time,
+    share mass (observations or total weight) and the sample's first and last period."""
+
+    estimate: np.ndarray
+    cohort: np.ndarray
+    event: np.ndarray
+    mass: np.ndarray
+    first: int
+    last: int
+
+    @classmethod
+    def of(cls, effects: pd.DataFrame, times: np.ndarray) -> _AggregationCells:
+        share = "total_weight" if "total_weight" in effects.columns else "n_obs"
+        return cls(
+            estimate=effects["estimate"].to_numpy(float),
+            cohort=effects["cohort"].to_numpy(np.int64),
+            event=effects["event"].to_numpy(np.int64),
+            mass=effects[share].to_numpy(float),
+            first=int(times.min()),
+            last=int(times.max()),
+        )
+
+
+def _share_row(cells: _AggregationCells, keep: np.ndarray) -> np.ndarray:
+    """Weights of the share-weighted average of the cells in ``keep`` (eq. 29)."""
+    a = np.zeros(len(cells.mass))
+    a[keep] = cells.mass[keep] / cells.mass[keep].sum()
+    return a
+
+
+def _aggregation_matrix(
+    cells: _AggregationCells,
+    type: str,
+    lo: float,
+    hi: float,
+    balance_e: int | None,
+    bins: Sequence[tuple[int, int]],
+) -> tuple[list[str], np.ndarray]:
+    """Term names and the aggregation matrix (terms x cells) of one ``aggregate`` call:
+    ``att`` first, then the type's terms, then the bins."""
+    ev = cells.event
+    post = (ev >= 0) & (ev <= hi)
+    if not post.any():
+        within = f" lies within max_e={hi:g}" if np.isfinite(hi) else " was estimated"
+        raise EstimationError(
+            f"No post-treatment cell (event time >= 0){within}, so the overall effect is "
+            f"undefined; the estimated event times are {sorted({int(e) for e in ev})}."
+        )
+    rows: list[tuple[str, np.ndarray]] = [("att", _share_row(cells, post))]
+    events = _event_cells(cells, lo, hi, balance_e) if type == "dynamic" or bins else []
+    if type == "dynamic":
+        by_event = [(e, _share_row(cells, m)) for e, m in events]
+        rows += [(f"event:{e}", a) for e, a in by_event]
+        after = [a for e, a in by_event if e >= 0]
+        if after:
+            rows.append(("event_avg", np.mean(after, axis=0)))
+    elif type == "group":
+        rows += _group_rows(cells, post)
+    elif type == "calendar":
+        rows += _calendar_rows(cells)
+    rows += _bin_rows(cells, events, bins)
+    return [r[0] for r in rows], np.vstack([r[1] for r in rows])
+
+
+def _event_cells(
+    cells: _AggregationCells, lo: float, hi: float, balance_e: int | None
+) -> list[tuple[int, np.ndarray]]:
+    """The event times of the window and the cells of each (a mask): the cohorts observed
+    at least ``balance_e`` periods after treatment when asked (R ``aggte``'s
+    ``balance_e``)."""
+    include = np.ones(len(cells.event), bool)
+    if balance_e is not None:
+        include = (cells.last - cells.cohort) >= balance_e
+        if not include.any():
+            raise EstimationError(
+                f"balance_e={balance_e}: no cohort is observed for {balance_e} periods after "
+                f"treatment (the last period is {cells.last}, cohorts "
+                f"{sorted({int(g) for g in cells.cohort})}); lower balance_e."
+            )
+    eseq = np.unique(cells.event[include])
+    if balance_e is not None:
+        span = cells.last - cells.first
+        eseq = eseq[(eseq <= balance_e) & (eseq >= balance_e - span)]
+    eseq = eseq[(eseq >= lo) & (eseq <= hi)]
+    return [(int(e), (cells.event == e) & include) for e in eseq]
+
+
+def _group_rows(cells: _AggregationCells, post: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """Cohort effects (the plain average of a cohort's post-treatment cells, CS eq. 3.3)
+    and their average weighted by the cohorts' mean cell shares (eq. 3.4)."""
+    rows: list[tuple[str, np.ndarray]] = []
+    masses: list[float] = []
+    for g in np.unique(cells.cohort[post]):
+        m = post & (cells.cohort == g)
+        a = np.zeros(len(cells.mass))
+        a[m] = 1.0 / m.sum()
+        rows.append((f"cohort:{int(g)}", a))
+        masses.append(float(cells.mass[m].mean()))
+    share = np.array(masses) / sum(masses)
+    rows.append(("cohort_avg", share @ np.vstack([a for _, a in rows])))
+    return rows
+
+
+def _calendar_rows(cells: _AggregationCells) -> list[tuple[str, np.ndarray]]:
+    """Calendar-time effects (share-weighted cells treated in period T, CS eq. 3.7) and
+    their plain average (eq. 3.8)."""
+    treated = cells.event >= 0
+    period = cells.cohort + cells.event
+    rows = [
+        (f"calendar:{int(t)}", _share_row(cells, treated & (period == t)))
+        for t in np.unique(period[treated])
+    ]
+    rows.append(("calendar_avg", np.mean([a for _, a in rows], axis=0)))
+    return rows
+
+
+def _bin_rows(
+    cells: _AggregationCells,
+    events: list[tuple[int, np.ndarray]],
+    bins: Sequence[tuple[int, int]],
+) -> list[tuple[str, np.ndarray]]:
+    """User-defined event-time bins: the IW average of the cells whose event time is in
+    the bin and kept by the window (shares pooled within the bin)."""
+    rows = []
+    kept = [e for e, _ in events]
+    for lo, hi in bins:
+        inside = [m for e, m in events if lo <= e <= hi]
+        if not inside:
+            raise EstimationError(
+                f"Event-time bin [{lo}, {hi}] holds no estimated event time; the event "
+                f"times kept are {kept}."
+            )
+        rows.append((f"event_bin:{lo}..{hi}", _share_row(cells, np.logical_or.reduce(inside))))
+    return rows
+
+
 def _cohort_effects(
     cells: pd.DataFrame, reg: _Saturated, A: np.ndarray, weights: str | None
 ) -> pd.DataFrame:
@@ -755,6 +1018,7 @@ def _result(
         cohort_effects=_cohort_effects(cells, reg, A, opts.weights),
         design=replace(reg.design, iw_weights=A),
         panel=panel,
+        cell_vcov=reg.V_delta,
     )
 
 
