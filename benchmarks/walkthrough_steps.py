@@ -15,7 +15,7 @@ import pandas as pd
 
 from zoneimpact import Panel
 from zoneimpact.estimators import callaway_santanna as cs
-from zoneimpact.estimators import imputation, twfe
+from zoneimpact.estimators import imputation, sun_abraham, twfe
 from zoneimpact.parallel import set_progress
 
 set_progress(False)
@@ -111,3 +111,23 @@ by_state = step(
     lambda: imp.with_inference("cluster", cluster="state"),
 )
 print(f"    att {by_state.estimate:.5f}, se {by_state.se:.5f} (county: {imp.se:.5f})")
+
+# and on Sun-Abraham's interaction-weighted estimator (Sun & Abraham 2021)
+sa = step(
+    "sun_abraham.fit (saturated regression, clustered by county)",
+    lambda: sun_abraham.fit(panel, outcome="lemp"),
+)
+for kind in ("simple", "group", "calendar"):
+    agg = step(f"sun_abraham aggregate({kind!r})", lambda kind=kind: sa.aggregate(kind))
+    print(
+        "   ",
+        ", ".join(
+            f"{t}={e:.4f}({s:.4f})"
+            for t, e, s in agg.terms[["term", "estimate", "se"]].itertuples(index=False)
+        ),
+    )
+two_sa = step(
+    "sun_abraham with_inference('cluster', cluster='state')",
+    lambda: sa.with_inference("cluster", cluster="state"),
+)
+print(f"    att {two_sa.estimate:.5f}, se {two_sa.se:.5f} (county: {sa.se:.5f})")
