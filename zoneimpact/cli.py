@@ -44,7 +44,11 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     from .spec import load_spec
 
     spec = load_spec(args.spec, data_dir=args.data_dir)
-    output = run_spec(spec, Path(args.out) if args.out else None, force=args.force)
+    # [data] engine = "dask": a client on --scheduler, or on a local cluster (issue 19)
+    from .distributed.cluster import session
+
+    with session(spec.data.engine, getattr(args, "scheduler", None)):
+        output = run_spec(spec, Path(args.out) if args.out else None, force=args.force)
     print(f"Run directory: {output.path}")
     _print_summary(output)
     sim = output.data.simulation
@@ -317,6 +321,12 @@ def build_parser() -> argparse.ArgumentParser:
         "report.html and manifest.json. Without --spec, the bundled simulated zone panel.",
     )
     _common(p)
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help='Dask scheduler (tcp://host:8786) for [data] engine = "dask"; default: a local '
+        "cluster",
+    )
     p.set_defaults(func=cmd_estimate)
     p = _sub(
         sub,

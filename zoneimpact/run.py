@@ -79,7 +79,7 @@ def estimate_all(spec: RunSpec, *, data: LoadedData | None = None) -> RunOutput:
             raise SpecError(f"Estimate {block.name!r}: {exc}") from exc
     root = np.random.default_rng(spec.seed)
     data_rng, *block_rngs = root.spawn(1 + len(spec.estimates))
-    data = load_data(spec, data_rng) if data is None else data
+    data = load_data(spec, data_rng, dask=True) if data is None else data
     results: dict[str, EstimationResult] = {}
     records: list[dict[str, Any]] = []
     block_data: dict[str, LoadedData] = {}
@@ -90,8 +90,12 @@ def estimate_all(spec: RunSpec, *, data: LoadedData | None = None) -> RunOutput:
             # a block with its own [estimate.data] reads that panel (loaded once per table)
             key = repr(block.data)
             if key not in block_data:
-                block_data[key] = load_data(spec, rng.spawn(1)[0], block.data)
+                block_data[key] = load_data(spec, rng.spawn(1)[0], block.data, dask=True)
             panel = block_data[key].panel
+        if getattr(panel, "engine", None) == "dask":  # [data] engine = "dask" (issue 19)
+            from .distributed._spec import estimator as dask_estimator
+
+            fit = dask_estimator(block.estimator, block.options)
         try:
             res = fit(
                 panel,

@@ -34,6 +34,8 @@ from .simulate import SimulationDesign, design_from_dict
 DATA_SOURCES = ("file", "simulate", "china")
 DEFAULT_SEED = 20261122
 OUTSIDE_WINDOW = ("error", "adjust")
+#: in-memory pandas, or Dask data-parallel estimation (zoneimpact.distributed)
+DATA_ENGINES = ("pandas", "dask")
 #: the China datasets (the same tuple as ``zoneimpact.datasets.CHINA_DATASETS``)
 CHINA_DATASETS = ("cities", "province_patents", "wanjiang")
 CHINA_ZONE_TYPES = ("any", "etdz", "htz")
@@ -64,6 +66,8 @@ class DataSpec:
     #: display labels and units of columns (outcomes) for tables, figures and the report
     labels: dict[str, str] = field(default_factory=dict)
     units: dict[str, str] = field(default_factory=dict)
+    #: "dask": ``path`` is a Parquet glob estimated on a Dask cluster (docs/cluster.md)
+    engine: str = "pandas"
 
 
 @dataclass(frozen=True)
@@ -337,6 +341,13 @@ def _check_china(values: dict[str, Any], where: str) -> None:
 
 
 def _check_data(values: dict[str, Any], where: str) -> None:
+    if values.get("engine", "pandas") == "dask" and (
+        values.get("source", "file") != "file" or values.get("treated_units")
+    ):
+        raise SpecError(
+            f'{where} engine = "dask" reads a Parquet glob: it needs source = "file", path and '
+            "cohort or treatment (not treated_units)."
+        )
     if values.get("source", "file") != "file":
         return
     if not values.get("path"):
@@ -418,6 +429,11 @@ def _data_table(name: str, doc: str, same_as: str | None = None) -> Table:
         "china": _sub(china, 'the China panel (source = "china")'),
         "labels": _text_table(default("labels"), 'display labels, e.g. {fdi = "FDI inflow"}'),
         "units": _text_table(default("units"), 'units, e.g. {fdi = "million USD"}'),
+        "engine": _one_of(
+            DATA_ENGINES,
+            default("engine"),
+            '"dask": path is a Parquet glob estimated on Dask (docs/cluster.md)',
+        ),
     }
     return Table(name, doc, keys, _check_data, same_as)
 

@@ -1,0 +1,383 @@
+"""A panel held as a Dask DataFrame, every unit's rows in one partition.
+
+The estimators of :mod:`zoneimpact.distributed` need each unit's whole history in one
+place (the 2x2 comparisons of Callaway & Sant'Anna use a unit's change ``Y_t - Y_b``, the
+within transformation a unit's mean), so :func:`read_panel` shuffles the rows on the unit
+(``DataFrame.shuffle(on="unit")``: a hash partitioning, not a sort, so it costs one
+all-to-all exchange and no global order). Everything else is computed from per-partition
+sums.
+
+The checks :meth:`zoneimpact.Panel.from_frame` makes in memory are made here partition by
+partition (a unit lives in one partition, so each is local) and raise the same kind of
+named error: duplicated unit-periods, non-whole periods, a cohort or weight that varies
+within a unit, infinite outcomes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from ..errors import PanelError, SpecError
+
+__all__ = ["DaskPanel", "compute_blocks", "read_panel", "summed", "uses_column"]
+
+
+@dataclass(frozen=True)
+class DaskPanel:
+    """A validated panel on Dask: columns ``unit``, ``time`` (int64), ``cohort`` (float,
+    ``inf`` never treated), the outcomes and covariates under their own names, and
+    optionally ``weight`` and ``cluster`` (constant within unit).
+
+    Attributes
+    ----------
+    frame : dask.dataframe.DataFrame
+        The rows, partitioned so that each unit sits in exactly one partition.
+    outcomes, covariates : tuple of str
+    weights, cluster : str or None
+        The source names of the weight and cluster columns (stored as ``weight`` and
+        ``cluster``).
+    periods : ndarray
+        Sorted periods present in the data.
+    cohorts : ndarray
+        Sorted finite cohorts.
+    n_units, n_obs : int
+        Units and rows.
+    """
+
+    frame: Any
+    outcomes: tuple[str, ...]
+    covariates: tuple[str, ...]
+    weights: str | None
+    cluster: str | None
+    periods: np.ndarray
+    cohorts: np.ndarray
+    n_units: int
+    n_obs: int
+    n_never: int = 0
+    names: dict[str, str] = field(default_factory=dict)
+    #: what a run reads of an in-memory Panel: the engine, and no geography or adjacency
+    engine: ClassVar[str] = "dask"
+    geography: ClassVar[None] = None
+    adjacency: ClassVar[None] = None
+
+    def partitions(self) -> list[Any]:
+        """One ``dask.delayed`` pandas frame per partition."""
+        return list(self.frame.to_delayed())
+
+
+def read_panel(
+    path: str | Sequence[str],
+    *,
+    unit: str,
+    time: str,
+    outcomes: Sequence[str],
+    cohort: str | None = None,
+    treatment: str | None = None,
+    covariates: Sequence[str] = (),
+    weights: str | None = None,
+    cluster: str | None = None,
+    never_values: Iterable[float] = (0,),
+    npartitions: int | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> DaskPanel:
+    """Read a panel from (partitioned) Parquet into a :class:`DaskPanel`.
+
+    Parameters
+    ----------
+    path : str or list of str
+        A Parquet file, directory or glob (``"data/panel/*.parquet"``, ``"s3://bucket/p/"``),
+        read with :func:`dask.dataframe.read_parquet`.
+    unit, time : str
+        Identifier columns; ``time`` must hold whole numbers.
+    outcomes : sequence of str
+        Outcome columns (NaN = missing).
+    cohort, treatment : str
+        Exactly one: the first treated period (``never_values`` or NaN = never treated),
+        or a 0/1 absorbing treatment indicator from which the cohort is derived.
+    covariates : sequence of str
+        Numeric covariates.
+    weights : str, optional
+        Positive sampling weights, constant within unit.
+    cluster : str, optional
+        Cluster labels, constant within unit.
+    never_values : iterable of float
+        Cohort codes meaning "never treated" (R ``did`` uses 0).
+    npartitions : int, optional
+        Partitions after the shuffle on unit (default: those of the files).
+    storage_options : dict, optional
+        Passed to ``read_parquet`` (credentials of object stores).
+
+    Returns
+    -------
+    DaskPanel
+    """
+    import dask.dataframe as dd
+
+    if (cohort is None) == (treatment is None):
+        raise SpecError("Pass exactly one of cohort= (first treated period) and treatment= (0/1).")
+    outcomes = _names(outcomes, "outcomes")
+    covariates = _names(covariates, "covariates")
+    if not outcomes:
+        raise SpecError("outcomes is empty: name at least one outcome column.")
+    source: dict[str, str] = {"unit": unit, "time": time, "cohort": str(cohort or treatment)}
+    if weights is not None:
+        source["weight"] = weights
+    if cluster is not None:
+        source["cluster"] = cluster
+    wanted = list(dict.fromkeys([*source.values(), *outcomes, *covariates]))
+    frame = dd.read_parquet(path, storage_options=storage_options)
+    missing = [c for c in wanted if c not in frame.columns]
+    if missing:
+        raise PanelError(
+            f"Column(s) {missing} not in the Parquet data at {path!r}; its columns are "
+            f"{list(frame.columns)}."
+        )
+    frame = frame[wanted]
+    numeric = [time, source["cohort"], *outcomes, *covariates, *([weights] if weights else [])]
+    text = [c for c in dict.fromkeys(numeric) if not pd.api.types.is_numeric_dtype(frame.dtypes[c])]
+    if text:
+        raise PanelError(
+            f"Column(s) {text} must be numeric; their Parquet types are "
+            f"{[str(frame.dtypes[c]) for c in text]}. Convert them before writing the files."
+        )
+    renamed = {v: k for k, v in source.items()}
+    frame = frame.rename(columns=renamed) if renamed else frame
+    # a column used twice (e.g. a covariate that is also the cluster) keeps its own name too
+    for key, col in source.items():
+        if col in (*outcomes, *covariates):
+            frame = frame.assign(**{col: frame[key]})
+    frame = frame.shuffle(on="unit", npartitions=npartitions, shuffle_method=_shuffle_method())
+    never = tuple(float(v) for v in never_values)
+    frame = frame.map_partitions(
+        _prepare_partition,
+        treatment=treatment is not None,
+        never=never,
+        meta=_meta(frame, outcomes, covariates, treatment is not None),
+    ).persist()
+    scans = compute_blocks([_scan_partition], frame.to_delayed(), outcomes=outcomes, names=source)
+    problems = [s["problem"] for s in scans if s["problem"] is not None]
+    if problems:
+        raise PanelError(problems[0])
+    periods = np.unique(np.concatenate([s["periods"] for s in scans]))
+    cohorts = np.unique(np.concatenate([s["cohorts"] for s in scans]))
+    _check_window(scans, periods, treatment is None)
+    return DaskPanel(
+        frame=frame,
+        outcomes=tuple(outcomes),
+        covariates=tuple(covariates),
+        weights=weights,
+        cluster=cluster,
+        periods=periods.astype(np.int64),
+        cohorts=cohorts,
+        n_units=int(sum(s["n_units"] for s in scans)),
+        n_obs=int(sum(s["n_obs"] for s in scans)),
+        n_never=int(sum(s["n_never"] for s in scans)),
+        names=source,
+    )
+
+
+def _shuffle_method() -> str | None:
+    """Dask's own choice (peer-to-peer on a distributed cluster), except under a local
+    scheduler set explicitly, whose tasks cannot run the peer-to-peer shuffle even when a
+    ``distributed.Client`` exists in the process."""
+    import dask
+
+    local = ("threads", "threading", "sync", "synchronous", "single-threaded", "processes")
+    return "tasks" if dask.config.get("scheduler", None) in local else None
+
+
+def _check_window(scans: list[dict[str, Any]], periods: np.ndarray, by_cohort: bool) -> None:
+    """Cohorts outside the observed periods are refused, as ``Panel.from_frame`` does by
+    default: a unit treated from the first period has no untreated pre-period, a cohort
+    after the last period is never observed treated."""
+    firsts = [s["first"] for s in scans if s["first"] is not None]
+    lasts = [s["last"] for s in scans if s["last"] is not None]
+    if by_cohort and firsts and min(firsts, key=lambda v: v[0])[0] <= periods[0]:
+        g, u = min(firsts, key=lambda v: v[0])
+        raise PanelError(
+            f"Cohort outside the observed periods: unit {u!r} has cohort {g:g} but the data "
+            f"start in {periods[0]}; it has no untreated period. Drop the always-treated units."
+        )
+    if lasts and max(lasts, key=lambda v: v[0])[0] > periods[-1]:
+        g, u = max(lasts, key=lambda v: v[0])
+        raise PanelError(
+            f"Cohort outside the observed periods: unit {u!r} has cohort {g:g} but the data "
+            f"end in {periods[-1]}. Code it as never treated (0)."
+        )
+
+
+def _names(values: Any, what: str) -> list[str]:
+    values = [values] if isinstance(values, str) else list(values or ())
+    bad = [v for v in values if not isinstance(v, str)]
+    if bad:
+        raise SpecError(f"{what} must be column names (strings); received {bad!r}.")
+    return values
+
+
+def _meta(frame: Any, outcomes: list[str], covariates: list[str], treatment: bool) -> pd.DataFrame:
+    meta = frame._meta.copy()
+    if treatment:
+        meta["_d"] = meta["cohort"].astype(float)
+    meta["time"] = meta["time"].astype(np.int64)
+    meta["cohort"] = meta["cohort"].astype(float)
+    for c in [*outcomes, *covariates]:
+        meta[c] = meta[c].astype(float)
+    if "weight" in meta.columns:
+        meta["weight"] = meta["weight"].astype(float)
+    return meta
+
+
+def _prepare_partition(
+    df: pd.DataFrame,
+    *,
+    treatment: bool,
+    never: tuple[float, ...],
+) -> pd.DataFrame:
+    """Canonical columns of one partition, sorted by unit and period. Problems are left
+    for :func:`_scan_partition` to report (a non-whole period becomes a sentinel, the
+    treatment indicator is kept as ``_d``) so that the first one is named on the client."""
+    df = df.copy()
+    t = pd.to_numeric(df["time"], errors="coerce").to_numpy(float)
+    df["time"] = np.where(np.isfinite(t) & (t == np.round(t)), t, -(2**62)).astype(np.int64)
+    if treatment:
+        d = pd.to_numeric(df["cohort"], errors="coerce").to_numpy(float)
+        first = df["time"].where(d > 0).groupby(df["unit"]).transform("min")
+        df["cohort"] = first.fillna(np.inf).astype(float)
+        df["_d"] = d
+    else:
+        g = pd.to_numeric(df["cohort"], errors="coerce").to_numpy(float)
+        g = np.where(np.isnan(g) | np.isin(g, never), np.inf, g)
+        df["cohort"] = g
+    for c in df.columns:
+        if c not in ("unit", "time", "cohort", "cluster", "_d"):
+            df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
+    return df.sort_values(["unit", "time"], kind="stable")
+
+
+def _treatment_problem(df: pd.DataFrame, names: dict[str, str]) -> str | None:
+    d = df["_d"].to_numpy()
+    if np.isnan(d).any() or not np.isin(d, (0.0, 1.0)).all():
+        i = int(np.flatnonzero(~np.isin(d, (0.0, 1.0)))[0])
+        return (
+            f"Treatment column {names['cohort']!r} must hold 0/1; unit {df['unit'].iloc[i]!r} "
+            f"has {d[i]!r} in period {df['time'].iloc[i]}."
+        )
+    back = (df["time"] >= df["cohort"]) & (d == 0)
+    if back.any():
+        i = int(np.flatnonzero(back.to_numpy())[0])
+        return (
+            f"Treatment {names['cohort']!r} is not absorbing: unit {df['unit'].iloc[i]!r} is "
+            f"treated from {df['cohort'].iloc[i]:g} but untreated in {df['time'].iloc[i]}."
+        )
+    return None
+
+
+def _scan_partition(
+    df: pd.DataFrame, *, outcomes: list[str], names: dict[str, str]
+) -> dict[str, Any]:
+    """Periods, cohorts and counts of one partition, and its first problem (if any)."""
+    problem = None
+    if df["unit"].isna().any():
+        i = int(np.flatnonzero(df["unit"].isna().to_numpy())[0])
+        problem = f"A row of period {df['time'].iloc[i]} has no unit id (column {names['unit']!r})."
+    if problem is None and "_d" in df.columns:
+        problem = _treatment_problem(df, names)
+    if problem is None and (df["time"] == -(2**62)).any():
+        i = int(np.flatnonzero((df["time"] == -(2**62)).to_numpy())[0])
+        problem = (
+            f"Period of unit {df['unit'].iloc[i]!r} in column {names['time']!r} is not a "
+            "whole number."
+        )
+    dup = df.duplicated(subset=["unit", "time"])
+    if problem is None and dup.any():
+        row = df[dup.to_numpy()].iloc[0]
+        problem = (
+            f"Unit {row['unit']!r} has more than one row for period {row['time']}; each "
+            "unit-period must appear once."
+        )
+    for col in ("cohort", "weight", "cluster"):
+        if problem is None and col in df.columns:
+            spread = df.groupby("unit", sort=False)[col].nunique(dropna=False)
+            if (spread > 1).any():
+                u = spread.index[(spread > 1).to_numpy()][0]
+                problem = f"Column {col!r} varies within unit {u!r}; it must be constant per unit."
+    if problem is None and "weight" in df.columns:
+        w = df["weight"].to_numpy()
+        if not (np.isfinite(w) & (w > 0)).all():
+            i = int(np.flatnonzero(~(np.isfinite(w) & (w > 0)))[0])
+            problem = (
+                f"Weight of unit {df['unit'].iloc[i]!r} in period {df['time'].iloc[i]} is "
+                f"{w[i]!r}; weights must be positive and finite."
+            )
+    for col in outcomes:
+        y = df[col].to_numpy()
+        if problem is None and np.isinf(y).any():
+            i = int(np.flatnonzero(np.isinf(y))[0])
+            problem = (
+                f"Outcome {col!r} is infinite for unit {df['unit'].iloc[i]!r} in period "
+                f"{df['time'].iloc[i]}; NaN marks a missing value."
+            )
+    g = df["cohort"].to_numpy()
+    fin = np.flatnonzero(np.isfinite(g))
+    lo = int(fin[np.argmin(g[fin])]) if fin.size else None
+    hi = int(fin[np.argmax(g[fin])]) if fin.size else None
+    return {
+        "first": None if lo is None else (float(g[lo]), df["unit"].iloc[lo]),
+        "last": None if hi is None else (float(g[hi]), df["unit"].iloc[hi]),
+        "problem": problem,
+        "periods": np.unique(df["time"].to_numpy()),
+        "cohorts": np.unique(g[np.isfinite(g)]),
+        "n_units": int(df["unit"].nunique()),
+        "n_obs": len(df),
+        "n_never": int(df.loc[~np.isfinite(g), "unit"].nunique()),
+    }
+
+
+def compute_blocks(steps: list[Callable[..., Any]], parts: list[Any], **kwargs: Any) -> list[Any]:
+    """Apply ``steps`` (functions chained left to right, the first taking the partition)
+    to every partition with Dask and return the per-partition results (in partition order).
+    The scheduler is Dask's current one: the active ``distributed.Client`` if any."""
+    import dask
+
+    tasks = []
+    for part in parts:
+        out = part
+        for i, step in enumerate(steps):
+            out = dask.delayed(step, pure=True)(out, **(kwargs if i == len(steps) - 1 else {}))
+        tasks.append(out)
+    return list(dask.compute(*tasks))
+
+
+def summed(pieces: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Elementwise sum of per-partition dictionaries of arrays (the reduce step); entries
+    whose name starts with ``max_`` are reduced by their maximum instead."""
+    out = {k: np.array(v, dtype=float, copy=True) for k, v in pieces[0].items()}
+    for piece in pieces[1:]:
+        for k, v in piece.items():
+            out[k] = np.maximum(out[k], v) if k.startswith("max_") else out[k] + v
+    return out
+
+
+def uses_column(dpanel: DaskPanel, value: Any, kind: str) -> bool:
+    """Whether a fit's ``cluster``/``weights`` option asks for the panel's column of that
+    kind: ``True`` or the column's name (as read) does, ``None``/``False`` (and ``"unit"``
+    for clusters) do not; any other name is an error naming the column that was read."""
+    have = dpanel.cluster if kind == "cluster" else dpanel.weights
+    if value is None or value is False or (kind == "cluster" and value == "unit"):
+        return False
+    if value is True or (isinstance(value, str) and value == have):
+        if have is None:
+            raise SpecError(
+                f"{kind}={value!r} but the panel was read without a {kind} column; pass "
+                f"read_panel(..., {'cluster' if kind == 'cluster' else 'weights'}='column')."
+            )
+        return True
+    raise SpecError(
+        f"{kind}={value!r}: the panel was read with {kind} column {have!r}; pass that name, "
+        f"True, or None."
+    )

@@ -1,0 +1,384 @@
+"""Borusyak, Jaravel & Spiess (2024) imputation estimator on a Dask DataFrame.
+
+The estimator of :func:`zoneimpact.estimators.imputation.fit` (Borusyak, K., Jaravel, X. and
+Spiess, J. 2024, "Revisiting event-study designs: robust and efficient estimation", *Review
+of Economic Studies* 91(6)), computed from per-partition sums (a unit's rows sit in one
+partition):
+
+1. **Y(0) model** (Theorem 2 step 1): ``Y_it = a_i + l_t + e_it`` on the untreated rows
+   ``Omega_0`` by alternating projections (unit means local, period means a global
+   reduction; see :mod:`.twfe`). At convergence ``l`` is the client's accumulated period
+   effects and ``a_i`` the unit mean of ``Y - l_t`` over the unit's untreated rows.
+2. **Imputation** (step 2): ``tau_hat_it = Y_it - a_i - l_t`` on treated rows, in their
+   partitions; the estimands (``att`` and ``event:E``, equal weights on treated rows) need
+   only sums and counts by cohort x event time.
+3. **Implied weights** (Section 4.1): ``v_0 = -Z_0 (Z_0'Z_0)^{-1} Z_1'w`` for every
+   estimand at once, by Gauss-Seidel on the normal equations ``Z_0'Z_0 theta = Z_1'w``:
+   each pass solves the unit block in the partitions (diagonal) and returns the period
+   sums, and the client solves the period block.
+4. **Variance** (Theorem 3, eq. 8-10): per-cluster sums of ``v_it e~_it`` (step-1
+   residuals on untreated rows, ``tau_hat - tau~`` on treated rows with ``tau~`` the
+   weighted cell average), reduced over partitions; ``V = S'S``, no small-sample factor,
+   as in memory.
+
+Supported: unit and period effects, clustering by unit or the panel's cluster column, the
+four ``aux_partition`` choices, ``horizons``. Not on Dask: covariates, weights, Test 1
+(``pretrends``) and the leave-out refinement (``leave_out``): use the in-memory estimator.
+The result has no ``effects`` table (one row per treated observation would have to come
+back to the client) and no building blocks for ``with_inference``.
+
+Why by hand: see :mod:`.twfe` (no Dask library absorbs fixed effects).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import EstimationError, PanelError, SpecError
+from ..estimators.imputation import ImputationResult
+from ..results import check_alpha, check_choice, terms_frame
+from ._frame import DaskPanel, compute_blocks, summed, uses_column
+from .twfe import _components
+
+__all__ = ["fit"]
+
+_MAX_SWEEPS = 10_000
+_TOL = 1e-14
+_PARTITIONS = {
+    "cohort_event": ("cohort", "event"),
+    "cohort": ("cohort",),
+    "event": ("event",),
+    "none": (),
+}
+
+
+def _block(df: pd.DataFrame, *, periods: np.ndarray, outcome: str, cluster: bool) -> dict[str, Any]:
+    """Rows with the outcome observed, split into untreated and treated rows."""
+    df = df.dropna(subset=[outcome])
+    ucode, units = pd.factorize(df["unit"], sort=True)
+    t = df["time"].to_numpy()
+    g = df["cohort"].to_numpy(float)
+    treated = t >= g
+    labels = df["cluster"].to_numpy() if cluster else np.asarray(units)[ucode]
+    return {
+        "ucode": ucode, "n_units": len(units), "tcode": np.searchsorted(periods, t),
+        "y": df[outcome].to_numpy(float), "treated": treated, "g": g, "t": t,
+        "labels": labels,
+    }  # fmt: skip
+
+
+def _untreated_periods(blk: dict[str, Any], *, n_t: int) -> dict[str, np.ndarray]:
+    return {"n0_t": np.bincount(blk["tcode"][~blk["treated"]], minlength=n_t).astype(float)}
+
+
+def _select(blk: dict[str, Any], *, has_t: np.ndarray) -> dict[str, Any]:
+    """The rows whose ``Y(0)`` is imputable (their unit and period have untreated rows),
+    as the in-memory ``_sample``; untreated rows ``0`` and treated rows ``1``."""
+    u, tc, tr = blk["ucode"], blk["tcode"], blk["treated"]
+    has_u = np.bincount(u[~tr], minlength=blk["n_units"]) > 0
+    keep = ~tr | (has_u[u] & has_t[tc])
+    i0, i1 = np.flatnonzero(keep & ~tr), np.flatnonzero(keep & tr)
+    first = pd.Series(tc[i0]).groupby(u[i0]).transform("min").to_numpy()
+    return {
+        "n_units": blk["n_units"], "n0_u": np.bincount(u[i0], minlength=blk["n_units"]),
+        "u0": u[i0], "t0": tc[i0], "y0": blk["y"][i0], "lab0": blk["labels"][i0],
+        "u1": u[i1], "t1": tc[i1], "y1": blk["y"][i1], "lab1": blk["labels"][i1],
+        "g1": blk["g"][i1], "e1": (blk["t"][i1] - blk["g"][i1]).astype(np.int64),
+        "n_dropped": int((~keep).sum()), "n_used_units": int(np.count_nonzero(np.bincount(u[keep]))),
+        "edges": np.unique(np.column_stack([first, tc[i0]]), axis=0) if i0.size else
+        np.zeros((0, 2), dtype=np.intp),
+    }  # fmt: skip
+
+
+def _unit_means(blk: dict[str, Any], values: np.ndarray) -> np.ndarray:
+    """Means over each unit's untreated rows (columns of ``values``, rows ``Omega_0``)."""
+    n_u, cnt = blk["n_units"], np.maximum(blk["n0_u"], 1)
+    two = values if values.ndim == 2 else values[:, None]
+    sums = np.column_stack(
+        [np.bincount(blk["u0"], weights=two[:, j], minlength=n_u) for j in range(two.shape[1])]
+    )
+    return sums / cnt[:, None]
+
+
+def _sweep(blk: dict[str, Any], *, tau: np.ndarray) -> dict[str, np.ndarray]:
+    """One sweep of the alternating projections on ``Omega_0``: period sums of the
+    unit-demeaned ``Y - l_t``."""
+    r = blk["y0"] - tau[blk["t0"]]
+    r = r - _unit_means(blk, r)[blk["u0"], 0]
+    return {"sums": np.bincount(blk["t0"], weights=r, minlength=len(tau))}
+
+
+def _imputed(blk: dict[str, Any], tau: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Step-1 residuals on untreated rows and ``tau_hat`` on treated rows."""
+    a = _unit_means(blk, blk["y0"] - tau[blk["t0"]])[:, 0]
+    resid0 = blk["y0"] - a[blk["u0"]] - tau[blk["t0"]]
+    tau_hat = blk["y1"] - a[blk["u1"]] - tau[blk["t1"]]
+    return resid0, tau_hat
+
+
+def _cell_sums(blk: dict[str, Any], *, tau: np.ndarray) -> pd.DataFrame:
+    """Counts and sums of ``tau_hat`` by cohort x event time."""
+    _, tau_hat = _imputed(blk, tau)
+    frame = pd.DataFrame({"cohort": blk["g1"], "event": blk["e1"], "tau": tau_hat})
+    return frame.groupby(["cohort", "event"]).agg(n=("tau", "size"), s=("tau", "sum"))
+
+
+def _estimand_matrix(blk: dict[str, Any], ctx: dict[str, Any]) -> np.ndarray:
+    """Weights ``w_it`` of each estimand on the partition's treated rows (rows x
+    estimands): ``1/N_1`` for ``att``, ``1/N_E`` on the rows of event time ``E``."""
+    e1 = blk["e1"]
+    w = np.zeros((len(e1), 1 + len(ctx["horizons"])))
+    w[:, 0] = 1.0 / ctx["n1"]
+    for j, (h, n_h) in enumerate(zip(ctx["horizons"], ctx["n_h"], strict=True), start=1):
+        w[e1 == h, j] = 1.0 / n_h
+    return w
+
+
+def _unit_theta(blk: dict[str, Any], theta_t: np.ndarray, ctx: dict[str, Any]) -> np.ndarray:
+    """The unit block of ``Z_0'Z_0 theta = Z_1'w`` solved given the period block."""
+    w1 = _estimand_matrix(blk, ctx)
+    n_u, m = blk["n_units"], w1.shape[1]
+    b_u = np.column_stack(
+        [np.bincount(blk["u1"], weights=w1[:, j], minlength=n_u) for j in range(m)]
+    )
+    cross = np.column_stack(
+        [np.bincount(blk["u0"], weights=theta_t[blk["t0"], j], minlength=n_u) for j in range(m)]
+    )
+    return (b_u - cross) / np.maximum(blk["n0_u"], 1)[:, None]
+
+
+def _period_rhs(blk: dict[str, Any], *, ctx: dict[str, Any]) -> dict[str, np.ndarray]:
+    w1 = _estimand_matrix(blk, ctx)
+    n_t = ctx["n_t"]
+    return {
+        "b_t": np.column_stack(
+            [np.bincount(blk["t1"], weights=w1[:, j], minlength=n_t) for j in range(w1.shape[1])]
+        )
+    }
+
+
+def _gauss_seidel(
+    blk: dict[str, Any], *, theta_t: np.ndarray, ctx: dict[str, Any]
+) -> dict[str, np.ndarray]:
+    """Period sums over untreated rows of the unit block's solution."""
+    th_u = _unit_theta(blk, theta_t, ctx)
+    n_t, m = theta_t.shape
+    return {
+        "s": np.column_stack(
+            [np.bincount(blk["t0"], weights=th_u[blk["u0"], j], minlength=n_t) for j in range(m)]
+        )
+    }
+
+
+def _scores(
+    blk: dict[str, Any], *, tau: np.ndarray, theta_t: np.ndarray, tilde: dict[Any, np.ndarray],
+    ctx: dict[str, Any],
+) -> pd.DataFrame:  # fmt: skip
+    """Theorem 3: each cluster's ``sum v_it e~_it`` for every estimand."""
+    resid0, tau_hat = _imputed(blk, tau)
+    th_u = _unit_theta(blk, theta_t, ctx)
+    v0 = -(th_u[blk["u0"]] + theta_t[blk["t0"]])
+    w1 = _estimand_matrix(blk, ctx)
+    keys = ctx["partition"]
+    cells = [
+        tuple(x for x, k in zip((g, e), ("cohort", "event"), strict=True) if k in keys)
+        for g, e in zip(blk["g1"], blk["e1"], strict=True)
+    ]
+    tt = np.array([tilde[c] for c in cells]).reshape(len(cells), w1.shape[1])
+    part0 = pd.DataFrame(v0 * resid0[:, None])
+    part0["_c"] = blk["lab0"]
+    part1 = pd.DataFrame(w1 * (tau_hat[:, None] - tt))
+    part1["_c"] = blk["lab1"]
+    return pd.concat([part0, part1]).groupby("_c", sort=False).sum()
+
+
+def _project(
+    blocks: list[Any], step: Any, shape: tuple[int, int], rhs: Any, what: str, kw: Any
+) -> tuple[np.ndarray, int]:
+    """Iterate a period-block update ``x <- rhs(period sums)`` to its fixed point."""
+    x = np.zeros(shape)
+    scale = None
+    for sweep in range(1, _MAX_SWEEPS + 1):
+        new = rhs(x, summed(compute_blocks([step], blocks, **kw(x))))
+        delta = new - x
+        if scale is None:
+            scale = np.maximum(np.abs(delta).max(axis=0), 1e-300)
+        x = new
+        if np.all(np.abs(delta).max(axis=0) <= _TOL * scale):
+            return x, sweep
+    raise EstimationError(f"The {what} did not converge in {_MAX_SWEEPS} sweeps.")
+
+
+def fit(
+    dpanel: DaskPanel,
+    *,
+    outcome: str,
+    rng: np.random.Generator | None = None,
+    alpha: float = 0.05,
+    n_jobs: int = 1,
+    horizons: Sequence[int] | None = None,
+    cluster: str | bool | None = None,
+    aux_partition: str = "cohort_event",
+) -> ImputationResult:
+    """BJS (2024) imputation estimator with unit and period effects on a :class:`DaskPanel`.
+
+    Parameters
+    ----------
+    dpanel : DaskPanel
+        From :func:`zoneimpact.distributed.read_panel`.
+    outcome : str
+        Outcome column (rows with it missing are dropped).
+    rng, n_jobs : unused
+        The common estimator signature; the estimator is deterministic.
+    alpha : float
+        Level of the confidence intervals.
+    horizons : sequence of int, optional
+        Event times ``E >= 0`` reported as ``event:E`` (default: every observed one).
+    cluster : str or bool, optional
+        The panel's cluster column (its name as read, or True); None or ``"unit"``: by unit.
+    aux_partition : {"cohort_event", "cohort", "event", "none"}
+        Cells of ``tau~`` (Section 4.3).
+
+    Returns
+    -------
+    ImputationResult
+        Terms ``att`` and ``event:E`` with the Theorem 3 conservative variance; equal to
+        the in-memory fit to 1e-10 (``tests/test_distributed.py``).
+    """
+    import dask
+
+    if not isinstance(dpanel, DaskPanel):
+        raise SpecError(f"Expected a DaskPanel; received {type(dpanel).__name__}.")
+    if outcome not in dpanel.outcomes:
+        raise PanelError(f"Outcome {outcome!r} is not in the panel; outcomes: {dpanel.outcomes}.")
+    check_choice(aux_partition, "aux_partition", tuple(_PARTITIONS))
+    alpha = check_alpha(alpha)
+    by_cluster = uses_column(dpanel, cluster, "cluster")
+    periods = dpanel.periods
+    n_t = len(periods)
+    raw = dask.persist(
+        *[
+            dask.delayed(_block, pure=True)(p, periods=periods, outcome=outcome, cluster=by_cluster)
+            for p in dpanel.partitions()
+        ]
+    )
+    n0_t = summed(compute_blocks([_untreated_periods], list(raw), n_t=n_t))["n0_t"]
+    if not n0_t.any():
+        raise EstimationError("No untreated observations: the Y(0) model cannot be fitted.")
+    blocks = list(dask.persist(*[dask.delayed(_select, pure=True)(b, has_t=n0_t > 0) for b in raw]))
+    meta = dask.compute(
+        *[
+            dask.delayed(lambda b: (b["edges"], len(b["y1"]), b["n_dropped"], b["n_used_units"]))(b)
+            for b in blocks
+        ]
+    )
+    if sum(m[1] for m in meta) == 0:
+        raise EstimationError(
+            "No treated observation has an imputable Y(0) (every treated unit or period "
+            "lacks untreated observations)."
+        )
+    edges = np.concatenate([m[0] for m in meta])
+    if _components(edges, n_t) - int((n0_t == 0).sum()) > 1:
+        raise EstimationError(
+            "The untreated observations split into disconnected groups of units and "
+            "periods, so the unit and period effects of the Y(0) model are not identified."
+        )
+    present = n0_t > 0
+
+    def tau_rhs(x: np.ndarray, s: dict[str, np.ndarray]) -> np.ndarray:
+        out = x.copy()
+        out[present, 0] += s["sums"][present] / n0_t[present]
+        return out
+
+    tau2, sweeps = _project(
+        blocks, _sweep, (n_t, 1), tau_rhs, "Y(0) model", kw=lambda x: {"tau": x[:, 0]}
+    )
+    tau = tau2[:, 0]
+    cells = pd.concat(compute_blocks([_cell_sums], blocks, tau=tau))
+    cells = cells.groupby(level=[0, 1]).sum()
+    by_event = cells.groupby(level="event").sum()
+    avail = by_event.index.to_numpy()
+    hz = avail.tolist() if horizons is None else sorted({int(h) for h in horizons})
+    missing = [h for h in hz if h not in set(avail.tolist())]
+    if missing:
+        raise EstimationError(
+            f"horizons {missing} have no treated observations; observed event times are "
+            f"{avail.tolist()}."
+        )
+    n1 = float(cells["n"].sum())
+    n_h = [float(by_event.loc[h, "n"]) for h in hz]
+    est = np.array(
+        [cells["s"].sum() / n1, *[by_event.loc[h, "s"] / by_event.loc[h, "n"] for h in hz]]
+    )
+    ctx = {
+        "horizons": hz,
+        "n_h": n_h,
+        "n1": n1,
+        "n_t": n_t,
+        "partition": _PARTITIONS[aux_partition],
+    }
+    tilde = _tau_tilde(cells, ctx)
+    m = 1 + len(hz)
+    b_t = summed(compute_blocks([_period_rhs], blocks, ctx=ctx))["b_t"]
+
+    def theta_rhs(x: np.ndarray, s: dict[str, np.ndarray]) -> np.ndarray:
+        out = np.zeros_like(x)
+        out[present] = (b_t[present] - s["s"][present]) / n0_t[present, None]
+        return out
+
+    theta_t, gs_sweeps = _project(
+        blocks, _gauss_seidel, (n_t, m), theta_rhs, "implied weights",
+        kw=lambda x: {"theta_t": x, "ctx": ctx},
+    )  # fmt: skip
+    parts = compute_blocks([_scores], blocks, tau=tau, theta_t=theta_t, tilde=tilde, ctx=ctx)
+    scores = pd.concat(parts).groupby(level=0, sort=False).sum().to_numpy()
+    vcov = scores.T @ scores
+    names = ["att", *[f"event:{h}" for h in hz]]
+    terms = terms_frame(names, est, np.sqrt(np.clip(np.diag(vcov), 0, None)))
+    n_treated = int(n1)
+    n_obs = int(n0_t.sum()) + n_treated
+    return ImputationResult(
+        estimator="imputation",
+        outcome=outcome,
+        terms=terms,
+        main_term="att",
+        n_units=int(sum(mm[3] for mm in meta)),
+        n_obs=n_obs,
+        vcov=vcov,
+        info={
+            "cluster": dpanel.cluster if by_cluster else "unit",
+            "n_clusters": len(scores),
+            "fixed_effects": "unit+time",
+            "n_untreated_obs": int(n0_t.sum()),
+            "n_treated_obs": n_treated,
+            "n_dropped_unidentified": int(sum(mm[2] for mm in meta)),
+            "aux_partition": aux_partition,
+            "variance": "BJS Theorem 3 conservative, no leave-out, no small-sample factor",
+            "engine": "dask",
+            "sweeps": sweeps,
+            "implied_weight_sweeps": gs_sweeps,
+        },
+        alpha=alpha,
+    )
+
+
+def _tau_tilde(cells: pd.DataFrame, ctx: dict[str, Any]) -> dict[Any, np.ndarray]:
+    """``tau~`` of every auxiliary cell for every estimand: the estimand-weighted mean of
+    ``tau_hat`` over the cell's rows (Section 4.3; 0 where the estimand has no weight)."""
+    keys = ctx["partition"]
+    frame = cells.reset_index()
+    cell_of = [tuple(rec[k] for k in keys) for rec in frame.to_dict("records")]
+    out: dict[Any, np.ndarray] = {}
+    for cell in dict.fromkeys(cell_of):
+        grp = frame[[c == cell for c in cell_of]]
+        vals = [grp["s"].sum() / ctx["n1"] / (grp["n"].sum() / ctx["n1"])]
+        for h, n_h in zip(ctx["horizons"], ctx["n_h"], strict=True):
+            sub = grp[grp["event"] == h]
+            den = sub["n"].sum() / n_h
+            vals.append(sub["s"].sum() / n_h / den if den != 0 else 0.0)
+        out[cell] = np.array(vals)
+    return out
