@@ -77,9 +77,18 @@ def fit_untreated(
     target: np.ndarray,
     *,
     what: str = "the Y(0) model",
+    weight: np.ndarray | None = None,
 ) -> Imputed:
     """Fit the two-way model (plus ``X``) on the ``clean`` rows and impute the ``target``
-    rows (boolean masks over the rows; ``unit``/``time`` are any hashable codes)."""
+    rows (boolean masks over the rows; ``unit``/``time`` are any hashable codes).
+
+    With ``weight`` (positive, one per row) step 1 is weighted least squares (BJS 2024,
+    Theorem 2 with observation weights, as :func:`zoneimpact.estimators.imputation.fit`),
+    solved as OLS on the clean rows scaled by ``sqrt(weight)``: ``Z0`` and ``resid0`` are
+    then on that scale, so :func:`implied_weights` returns ``v_0 / sqrt(w)`` and the
+    products ``v_0 e`` in :func:`scores`, and the CR2 leverages, are those of the weighted
+    fit. ``Z1`` and ``tau`` are unscaled.
+    """
     clean_idx = np.flatnonzero(clean)
     if clean_idx.size == 0:
         raise EstimationError(f"No untreated (clean) rows: {what} cannot be fitted.")
@@ -101,16 +110,21 @@ def fit_untreated(
     Z = design(u_r, t_r, X[rows], nU, nT)
     n0 = clean_idx.size
     Z0, Z1 = Z[:n0], Z[n0:]
+    y0 = y[clean_idx]
+    if weight is not None:
+        root = np.sqrt(np.asarray(weight, dtype=float)[clean_idx])
+        Z0 = sparse.csr_matrix(Z0.multiply(root[:, None]))
+        y0 = root * y0
     try:
         lu = splu((Z0.T @ Z0).tocsc())
     except RuntimeError as exc:
         raise EstimationError(
             f"{what} is singular on its clean rows (collinear covariates?)."
         ) from exc
-    theta = lu.solve(Z0.T @ y[clean_idx])
+    theta = lu.solve(Z0.T @ y0)
     if not np.all(np.isfinite(theta)):
         raise EstimationError(f"{what} is singular on its clean rows (collinear covariates?).")
-    resid0 = y[clean_idx] - Z0 @ theta
+    resid0 = y0 - Z0 @ theta
     tau = y[target_idx] - Z1 @ theta
     return Imputed(clean_idx, target_idx, tau, resid0, n_unident, lu, Z0, Z1)
 

@@ -58,7 +58,7 @@ def unit_weights(data: pd.DataFrame, weights: str, units: np.ndarray) -> np.ndar
         u = spread.index[varies.to_numpy()][0]
         raise EstimationError(
             f"Weight column {weights!r} varies within unit {_v(u)!r} (from "
-            f"{spread.loc[u, 'min']!r} to {spread.loc[u, 'max']!r}); panel estimators need one "
+            f"{_v(spread.loc[u, 'min'])!r} to {_v(spread.loc[u, 'max'])!r}); panel estimators need one "
             "weight per unit (e.g. the base-year population)."
         )
     return spread["max"].reindex(units).to_numpy(dtype=float)

@@ -50,6 +50,20 @@ the draws' interquartile range over ``qnorm(.75) - qnorm(.25)`` and its percenti
 interval is in ``info``. Clusters default to the regions (``region_column``) whenever the
 panel's geography has them: shocks are regional, and unit-level clusters under-cover.
 
+Weights (``weights="pop"``, unit weights such as city population; sampling-weight
+semantics: a unit of weight 2 stands for two identical units). Every piece's effect is the
+weighted mean of its targets' effects: for the imputation base BJS's estimand weights
+``w_it`` proportional to the unit weight over the targets, with the step-1 regression
+weighted, exactly as :func:`zoneimpact.estimators.imputation.fit` with ``weights``; for
+the CS base, CS with sampling weights. Totals are weighted sums ``sum_it w_i tau_it``:
+``direct_total``, ``spillover_total``, ``net``; ``net_per_treated`` divides by the
+weighted number of treated unit-periods; the displacement share is ``- weighted
+spillover total / weighted direct total``. The joint scores, linear combinations and
+bootstrap are those of the weighted estimators. ``net_region_did`` (and
+``net_region_sdid``) use region totals of the weighted unit outcomes ``sum_i w_i Y_it``
+(and covariates), the same weighted net total. Multiplying every weight by ``c`` leaves
+the means and the share unchanged and multiplies the totals by ``c``.
+
 Why by hand: no maintained Python package estimates spillover-robust DiD with net effects
 and joint inference; diff-diff's ``SpilloverDiD`` has the distance rings only.
 """
@@ -73,6 +87,7 @@ from ..parallel import as_generator
 from ..results import EstimationResult, check_fit_arguments, terms_frame
 from . import _bjs
 from ._scale import scale_equivariant
+from ._weights import check_weight_name, unit_weights
 
 __all__ = ["SpilloverResult", "fit", "region_panel"]
 
@@ -224,14 +239,22 @@ def _check_identified(pieces: Sequence[_Piece], periods: np.ndarray) -> None:
 
 
 # ---------------------------------------------------------------------- region level
-def region_panel(panel: Panel, outcome: str, column: str = "region") -> Panel:
+def region_panel(
+    panel: Panel, outcome: str, column: str = "region", weights: str | None = None
+) -> Panel:
     """Region-by-period totals of ``outcome``; cohort = the region's first zone period.
 
     A region-period is missing (NaN) when any of the region's units lacks the outcome
-    that period, so that each region total always sums the same units.
+    that period, so that each region total always sums the same units. With ``weights``
+    (a column of unit weights, constant within unit) the totals are ``sum_i w_i Y_it``:
+    a unit of weight 2 counts twice, as in the weighted totals of :func:`fit`.
     """
     geo = panel.require_geography([column])
     d = panel.data[["unit", "time", "cohort", outcome]].copy()
+    if weights is not None:
+        units = d["unit"].unique()
+        uw = pd.Series(unit_weights(panel.data, weights, units), index=units)
+        d[outcome] = d[outcome].to_numpy(float) * uw.reindex(d["unit"]).to_numpy()
     d["region"] = geo[column].reindex(d["unit"]).to_numpy()
     n_units = d.groupby("region")["unit"].nunique()
     grp = d.groupby(["region", "time"])[outcome]
@@ -272,6 +295,13 @@ class _PieceFit:
     score: np.ndarray
     n_unidentified: int = 0
     df: float = np.nan  # Bell-McCaffrey degrees of freedom (NaN: use clusters - 1)
+    mass: float | None = None  # sum of the targets' unit weights (None: unweighted)
+
+    @property
+    def size(self) -> float:
+        """What a total multiplies the mean by: the number of targets, or with unit
+        weights their sum (a unit of weight 2 stands for two units)."""
+        return float(self.n) if self.mass is None else self.mass
 
 
 # ---------------------------------------------------------------------- covariates
@@ -320,10 +350,17 @@ def _imputation_fits(
     unit_cluster: np.ndarray,
     n_clusters: int,
     cr2: bool = True,
+    unit_weight: np.ndarray | None = None,
 ) -> dict[str, _PieceFit]:
-    """BJS imputation of every piece on the long table of observed unit-periods."""
+    """BJS imputation of every piece on the long table of observed unit-periods.
+
+    With ``unit_weight`` (one per unit, in the order of ``units``) as
+    :func:`zoneimpact.estimators.imputation.fit` with ``weights``: step 1 is weighted
+    least squares and the estimand weights are proportional to the unit weights over the
+    piece's targets (BJS 2024, Theorem 2, ``w_it``)."""
     ui, ti = np.nonzero(np.isfinite(Y))
     y = Y[ui, ti]
+    wrow = None if unit_weight is None else unit_weight[ui]
     X = _trend_terms(xb[ui], ti, len(periods))
     cluster = unit_cluster[ui]
     tab = emap.table.reindex(units)
@@ -334,18 +371,24 @@ def _imputation_fits(
     out: dict[str, _PieceFit] = {}
     for p in pieces:
         clean, target = p.clean[ui, ti], p.target[ui, ti]
-        fit = _bjs.fit_untreated(ui, ti, y, X, clean, target, what=f"piece {p.name!r}")
+        fit = _bjs.fit_untreated(ui, ti, y, X, clean, target, what=f"piece {p.name!r}", weight=wrow)
         if fit.target.size == 0:
             out[p.name] = _PieceFit(p.name, np.nan, 0, np.zeros(n_clusters), fit.n_unidentified)
             continue
         by = first["onset"] if p.name.startswith("spillover") else first["cohort"]
         cells = _cells(by[fit.target], periods[ti[fit.target]])
-        w = np.full((fit.target.size, 1), 1.0 / fit.target.size)
+        if wrow is None:
+            w = np.full((fit.target.size, 1), 1.0 / fit.target.size)
+            estimate, mass = float(fit.tau.mean()), None
+        else:
+            mass = float(wrow[fit.target].sum())
+            w = (wrow[fit.target] / mass)[:, None]
+            estimate = float(w[:, 0] @ fit.tau)
         use_cr2 = cr2 and _cr2_ok(fit, cluster)
         score = _bjs.scores(fit, w, cells, cluster, n_clusters, cr2=use_cr2)[:, 0]
         df = _bjs.bm_df(fit, w[:, 0], cluster) if use_cr2 else np.nan
         out[p.name] = _PieceFit(
-            p.name, float(fit.tau.mean()), int(fit.target.size), score, fit.n_unidentified, df
+            p.name, estimate, int(fit.target.size), score, fit.n_unidentified, df, mass
         )
     return out
 
@@ -393,16 +436,28 @@ def _cs_fits(
     options: Mapping[str, Any],
     cluster_of: pd.Series,
     n_clusters: int,
+    weights: str | None = None,
 ) -> tuple[dict[str, _PieceFit], dict[str, EstimationResult]]:
-    """Callaway & Sant'Anna on each piece's panel; scores from the influence functions."""
+    """Callaway & Sant'Anna on each piece's panel; scores from the influence functions.
+
+    With ``weights`` each piece is CS with those sampling weights (its ATT a weighted mean
+    of the target unit-periods' effects) and the total multiplies it by their weight sum.
+    """
     from . import callaway_santanna as cs
 
     direct_p, spill_p = emap.panels(panel, controls=controls, pre_exposed=pre_exposed)
     piece_panels = {"direct": direct_p, **{f"spillover:{r}": p for r, p in spill_p.items()}}
     piece_panels["naive"] = panel
+    if "weights" in options:
+        raise SpecError(
+            "base_options={'weights': ...} is not allowed: pass weights= to the spillover "
+            "fit, which weights every piece and the totals alike."
+        )
     opts = {"est_method": "dr", **dict(options), "bootstrap": False}
     if covariates:
         opts["covariates"] = list(covariates)
+    if weights is not None:
+        opts["weights"] = weights
     out: dict[str, _PieceFit] = {}
     results: dict[str, EstimationResult] = {}
     for name, pp in piece_panels.items():
@@ -413,8 +468,9 @@ def _cs_fits(
         codes = cluster_of.reindex(res.units).to_numpy(int)
         score = np.bincount(codes, weights=psi, minlength=n_clusters)
         d = pp.data
-        n_target = int(((d["time"] >= d["cohort"]) & d[outcome].notna()).sum())
-        out[name] = _PieceFit(name, res.coef("att"), n_target, score)
+        is_target = ((d["time"] >= d["cohort"]) & d[outcome].notna()).to_numpy()
+        mass = None if weights is None else float(d[weights].to_numpy(float)[is_target].sum())
+        out[name] = _PieceFit(name, res.coef("att"), int(is_target.sum()), score, mass=mass)
         results[name] = res
     return out, results
 
@@ -427,11 +483,14 @@ def _region_fit(
     xb: pd.DataFrame,
     cluster_of: pd.Series | None,
     n_clusters: int,
+    weights: str | None = None,
 ) -> tuple[_PieceFit | None, str]:
     """Imputation DiD on region totals (regions treated from their first zone; covariates
-    as region totals x period). Returns the total's fit, or None and the reason."""
+    as region totals x period). Returns the total's fit, or None and the reason. With
+    ``weights`` the totals (outcome and covariates) are of the weighted unit values, so
+    the check estimates the same weighted net total as the pieces."""
     try:
-        rp = region_panel(panel, outcome, region_column)
+        rp = region_panel(panel, outcome, region_column, weights)
     except ZoneImpactError as exc:
         return None, f"net_region_did not identified: {exc}"
     wide = rp.wide(outcome)
@@ -442,6 +501,8 @@ def _region_fit(
     ri, ti = np.nonzero(np.isfinite(Y))
     y = Y[ri, ti]
     reg_of_unit = panel.require_geography([region_column])[region_column]
+    if weights is not None and xb.shape[1]:
+        xb = xb.mul(unit_weights(panel.data, weights, xb.index.to_numpy()), axis=0)
     xr = (
         xb.groupby(reg_of_unit.reindex(xb.index).to_numpy()).sum().reindex(regions).to_numpy(float)
         if xb.shape[1]
@@ -503,10 +564,10 @@ def _linear_terms(
     rings = [f for k, f in fits.items() if k.startswith("spillover:") and f.n > 0]
     df_s = min((f.df for f in rings), default=np.nan)
     df_ds = np.fmin(d.df, df_s)
-    n_s = sum(f.n for f in rings)
+    n_s = sum(f.size for f in rings)
     zeros = np.zeros_like(d.score)
-    s_tot = sum((f.n * f.estimate for f in rings), 0.0)
-    s_tot_score = sum((f.n * f.score for f in rings), zeros)
+    s_tot = sum((f.size * f.estimate for f in rings), 0.0)
+    s_tot_score = sum((f.size * f.score for f in rings), zeros)
     rows: list[tuple[str, float, np.ndarray, float]] = [
         ("att", d.estimate, d.score, d.df),
         ("direct", d.estimate, d.score, d.df),
@@ -514,12 +575,13 @@ def _linear_terms(
     if n_s:
         rows.append(("spillover", s_tot / n_s, s_tot_score / n_s, df_s))
     rows += [(f.name, f.estimate, f.score, f.df) for f in rings]
-    net_score = d.n * d.score + s_tot_score
+    n_d = d.size
+    net_score = n_d * d.score + s_tot_score
     rows += [
-        ("direct_total", d.n * d.estimate, d.n * d.score, d.df),
+        ("direct_total", n_d * d.estimate, n_d * d.score, d.df),
         ("spillover_total", s_tot, s_tot_score, df_s),
-        ("net", d.n * d.estimate + s_tot, net_score, df_ds),
-        ("net_per_treated", (d.n * d.estimate + s_tot) / d.n, net_score / d.n, df_ds),
+        ("net", n_d * d.estimate + s_tot, net_score, df_ds),
+        ("net_per_treated", (n_d * d.estimate + s_tot) / n_d, net_score / n_d, df_ds),
     ]
     z = fits.get("spillover_on_zones")
     if z is not None and z.n:
@@ -617,6 +679,7 @@ def fit(
     conley_km: float | None = None,
     region_column: str = "region",
     region_sdid: bool = False,
+    weights: str | None = None,
 ) -> SpilloverResult:
     """Direct, spillover, net regional effect and displacement share of zones.
 
@@ -676,6 +739,8 @@ def fit(
     region_sdid : bool
         Also estimate the net effect by synthetic DiD on region totals (term
         ``net_region_sdid``; point estimate and SDID's own placebo SE).
+    weights : str, optional
+        Unit weights (e.g. population), constant within unit: weighted means/sums (module notes).
 
     Returns
     -------
@@ -695,23 +760,21 @@ def fit(
     split = _exposure_split(panel, outcome, emap, controls, pre_exposed)
     clusters = _cluster_codes(panel, split.units, outcome, cluster, conley_km, region_column)
     xb = _baseline(panel, covs) if covs else pd.DataFrame(index=split.units)
+    wt = _weighting(panel, weights, split.units)
     fits, base_results = _base_fits(
-        panel, outcome, split, xb, clusters, base_estimator, base_options, covs, small_sample
+        panel, outcome, split, xb, clusters, base_estimator, base_options, covs, small_sample, wt
     )
-    _warn_unidentified(fits)
-    region, region_note = _region_check(panel, outcome, region_column, xb, clusters)
+    region, region_note = _region_check(panel, outcome, region_column, xb, clusters, wt.name)
     terms, draws, info_boot = _joint_inference(
         panel, split.units, fits, region, clusters, conley_km, rng, n_boot, alpha
     )
-    label = clusters.name if conley_km is None else f"Conley (Bartlett kernel, {conley_km:g} km)"
-    info = _info(panel, split, fits, base_estimator, covs, label, clusters.n)
+    info = _info(panel, split, fits, base_estimator, covs, clusters, conley_km, wt.name)
     info.update(info_boot, n_boot=n_boot)
     info["small_sample"] = small_sample if base_estimator == "imputation" else "none"
-    if region_note:
-        info["net_region_did_note"] = region_note
+    info.update({"net_region_did_note": region_note} if region_note else {})
     result = _assemble(panel, outcome, split, fits, region, terms, draws, info, alpha, base_results)
     if region_sdid:
-        result = _with_region_sdid(result, panel, outcome, region_column, rng, alpha)
+        result = _with_region_sdid(result, panel, outcome, region_column, rng, alpha, wt.name)
     return result
 
 
@@ -757,6 +820,21 @@ def _exposure_split(
     Y, units, periods, pieces = _masks(panel, outcome, emap, controls, pre_exposed)
     _check_identified(pieces, periods)
     return _Split(emap, controls, pre_exposed, Y, units, periods, pieces)
+
+
+@dataclass(frozen=True)
+class _Weighting:
+    """The weight column (None: unweighted) and its value per unit of the split."""
+
+    name: str | None
+    of_unit: np.ndarray | None
+
+
+def _weighting(panel: Panel, weights: str | None, units: np.ndarray) -> _Weighting:
+    """Check the ``weights`` column up front, for both bases: a panel column, positive,
+    finite and constant within unit (:mod:`._weights`)."""
+    name = check_weight_name(panel, weights)
+    return _Weighting(name, None if name is None else unit_weights(panel.data, name, units))
 
 
 @dataclass(frozen=True)
@@ -821,9 +899,10 @@ def _base_fits(
     base_options: Mapping[str, Any] | None,
     covs: Sequence[str],
     small_sample: str,
+    weights: _Weighting,
 ) -> tuple[dict[str, _PieceFit], dict[str, EstimationResult]]:
     """Every piece's estimate and cluster scores from the base estimator, and the base
-    estimator's own result per piece (CS base only)."""
+    estimator's own result per piece (CS base only); weighted by ``weights``."""
     if base == "imputation":
         if base_options:
             raise SpecError(
@@ -840,6 +919,7 @@ def _base_fits(
             clusters.of_unit.to_numpy(),
             clusters.n,
             cr2=small_sample == "cr2",
+            unit_weight=weights.of_unit,
         )
         base_results: dict[str, EstimationResult] = {}
     else:
@@ -853,18 +933,27 @@ def _base_fits(
             base_options or {},
             clusters.of_unit,
             clusters.n,
+            weights.name,
         )
     if not np.isfinite(fits["direct"].estimate):
         raise EstimationError("The direct effect could not be estimated on any zone unit-period.")
+    _warn_unidentified(fits)
     return fits, base_results
 
 
 def _region_check(
-    panel: Panel, outcome: str, region_column: str, xb: pd.DataFrame, clusters: _Clusters
+    panel: Panel,
+    outcome: str,
+    region_column: str,
+    xb: pd.DataFrame,
+    clusters: _Clusters,
+    weights: str | None = None,
 ) -> tuple[_PieceFit | None, str]:
     """The net effect on region totals (:func:`_region_fit`), or None and the reason."""
     if panel.geography is not None and region_column in panel.geography.columns:
-        return _region_fit(panel, outcome, region_column, xb, clusters.of_region, clusters.n)
+        return _region_fit(
+            panel, outcome, region_column, xb, clusters.of_region, clusters.n, weights
+        )
     return None, f"net_region_did not identified: no {region_column!r} geography column."
 
 
@@ -934,11 +1023,12 @@ def _with_region_sdid(
     region_column: str,
     rng: np.random.Generator,
     alpha: float,
+    weights: str | None = None,
 ) -> SpilloverResult:
-    """``result`` with the SDID net effect on region totals (:func:`_add_sdid`), or with the
-    reason it could not be estimated in ``info``."""
+    """``result`` with the SDID net effect on region totals (:func:`_add_sdid`; weighted
+    totals with ``weights``), or with the reason it could not be estimated in ``info``."""
     try:
-        rp = region_panel(panel, outcome, region_column)
+        rp = region_panel(panel, outcome, region_column, weights)
     except ZoneImpactError as exc:
         return replace(result, info={**result.info, "net_region_sdid_note": str(exc)})
     return _add_sdid(result, rp, outcome, rng, alpha)
@@ -954,7 +1044,7 @@ def _warn_unidentified(fits: Mapping[str, _PieceFit]) -> None:
                 f"Piece {f.name!r}: {f.n_unidentified} of {total} target unit-periods cannot be "
                 "imputed (no clean control row in their period, or no untreated row of their "
                 f"own) and are left out; its mean and total cover the other {f.n}.",
-                stacklevel=3,
+                stacklevel=4,
             )
 
 
@@ -989,16 +1079,20 @@ def _check_options(
 
 
 def _pieces_table(fits: Mapping[str, _PieceFit], region: _PieceFit | None) -> pd.DataFrame:
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "piece": f.name,
             "estimate": f.estimate,
-            "total": f.estimate * f.n,
+            "total": f.estimate * f.size,
             "n_target_unit_periods": f.n,
             "n_unidentified": f.n_unidentified,
         }
         for f in fits.values()
     ]
+    weighted = any(f.mass is not None for f in fits.values())
+    if weighted:
+        for row, f in zip(rows, fits.values(), strict=True):
+            row["target_weight"] = f.size
     if region is not None:
         rows.append(
             {
@@ -1018,10 +1112,13 @@ def _info(
     fits: Mapping[str, _PieceFit],
     base: str,
     covs: Sequence[str],
-    cluster: str,
-    G: int,
+    clusters: _Clusters,
+    conley_km: float | None,
+    weights: str | None = None,
 ) -> dict[str, Any]:
-    """What the fit did (exposure, controls, base, clusters) and the scale of the outcome."""
+    """What the fit did (exposure, controls, base, clusters, weights) and the scale of the
+    outcome."""
+    cluster = clusters.name if conley_km is None else f"Conley (Bartlett kernel, {conley_km:g} km)"
     emap, Y = split.emap, split.Y
     tab = emap.table.reindex(panel.wide(panel.outcomes[0]).index)
     g = tab["cohort"].to_numpy(float)
@@ -1043,7 +1140,7 @@ def _info(
         "engine": engine,
         "covariates": ",".join(covs),
         "cluster": cluster,
-        "n_clusters": G,
+        "n_clusters": clusters.n,
         "inference": "joint cluster scores; multiplier bootstrap for the displacement share",
         "n_direct_units": int((emap.table["role"] == "direct").sum()),
         "n_exposed_units": int((emap.table["role"] == "exposed").sum()),
@@ -1053,6 +1150,8 @@ def _info(
         "outcome_sd": float(np.nanstd(Y)),
         "n_treated_unit_periods": float(fits["direct"].n),
         "n_unidentified_direct": fits["direct"].n_unidentified,
+        "weights": weights or "",
+        **({"weighted_treated_unit_periods": fits["direct"].size} if weights else {}),
     }
 
 
