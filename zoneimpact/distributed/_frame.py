@@ -24,7 +24,16 @@ import pandas as pd
 
 from ..errors import PanelError, SpecError
 
-__all__ = ["DaskPanel", "compute_blocks", "read_panel", "summed", "uses_column"]
+__all__ = [
+    "DaskPanel",
+    "check_dask_panel",
+    "cluster_sums",
+    "compute_blocks",
+    "persist_blocks",
+    "read_panel",
+    "summed",
+    "uses_column",
+]
 
 
 @dataclass(frozen=True)
@@ -116,41 +125,14 @@ def read_panel(
     -------
     DaskPanel
     """
-    import dask.dataframe as dd
-
     if (cohort is None) == (treatment is None):
         raise SpecError("Pass exactly one of cohort= (first treated period) and treatment= (0/1).")
     outcomes = _names(outcomes, "outcomes")
     covariates = _names(covariates, "covariates")
     if not outcomes:
         raise SpecError("outcomes is empty: name at least one outcome column.")
-    source: dict[str, str] = {"unit": unit, "time": time, "cohort": str(cohort or treatment)}
-    if weights is not None:
-        source["weight"] = weights
-    if cluster is not None:
-        source["cluster"] = cluster
-    wanted = list(dict.fromkeys([*source.values(), *outcomes, *covariates]))
-    frame = dd.read_parquet(path, storage_options=storage_options)
-    missing = [c for c in wanted if c not in frame.columns]
-    if missing:
-        raise PanelError(
-            f"Column(s) {missing} not in the Parquet data at {path!r}; its columns are "
-            f"{list(frame.columns)}."
-        )
-    frame = frame[wanted]
-    numeric = [time, source["cohort"], *outcomes, *covariates, *([weights] if weights else [])]
-    text = [c for c in dict.fromkeys(numeric) if not pd.api.types.is_numeric_dtype(frame.dtypes[c])]
-    if text:
-        raise PanelError(
-            f"Column(s) {text} must be numeric; their Parquet types are "
-            f"{[str(frame.dtypes[c]) for c in text]}. Convert them before writing the files."
-        )
-    renamed = {v: k for k, v in source.items()}
-    frame = frame.rename(columns=renamed) if renamed else frame
-    # a column used twice (e.g. a covariate that is also the cluster) keeps its own name too
-    for key, col in source.items():
-        if col in (*outcomes, *covariates):
-            frame = frame.assign(**{col: frame[key]})
+    source = _source_names(unit, time, str(cohort or treatment), weights, cluster)
+    frame = _read_columns(path, storage_options, source, outcomes, covariates)
     frame = frame.shuffle(on="unit", npartitions=npartitions, shuffle_method=_shuffle_method())
     never = tuple(float(v) for v in never_values)
     frame = frame.map_partitions(
@@ -179,6 +161,56 @@ def read_panel(
         n_never=int(sum(s["n_never"] for s in scans)),
         names=source,
     )
+
+
+def _source_names(
+    unit: str, time: str, cohort: str, weights: str | None, cluster: str | None
+) -> dict[str, str]:
+    """Canonical column name -> the name in the files (``cohort`` holds the cohort or the
+    treatment column; ``weight`` and ``cluster`` only when given)."""
+    source = {"unit": unit, "time": time, "cohort": cohort}
+    if weights is not None:
+        source["weight"] = weights
+    if cluster is not None:
+        source["cluster"] = cluster
+    return source
+
+
+def _read_columns(
+    path: str | Sequence[str],
+    storage_options: dict[str, Any] | None,
+    source: dict[str, str],
+    outcomes: list[str],
+    covariates: list[str],
+) -> Any:
+    """The wanted columns of the Parquet data, checked to exist and to be numeric where
+    they must be, under their canonical names (``source`` maps canonical to source name)."""
+    import dask.dataframe as dd
+
+    wanted = list(dict.fromkeys([*source.values(), *outcomes, *covariates]))
+    frame = dd.read_parquet(path, storage_options=storage_options)
+    missing = [c for c in wanted if c not in frame.columns]
+    if missing:
+        raise PanelError(
+            f"Column(s) {missing} not in the Parquet data at {path!r}; its columns are "
+            f"{list(frame.columns)}."
+        )
+    frame = frame[wanted]
+    weights = [source["weight"]] if "weight" in source else []
+    numeric = [source["time"], source["cohort"], *outcomes, *covariates, *weights]
+    text = [c for c in dict.fromkeys(numeric) if not pd.api.types.is_numeric_dtype(frame.dtypes[c])]
+    if text:
+        raise PanelError(
+            f"Column(s) {text} must be numeric; their Parquet types are "
+            f"{[str(frame.dtypes[c]) for c in text]}. Convert them before writing the files."
+        )
+    renamed = {v: k for k, v in source.items()}
+    frame = frame.rename(columns=renamed) if renamed else frame
+    # a column used twice (e.g. a covariate that is also the cluster) keeps its own name too
+    for key, col in source.items():
+        if col in (*outcomes, *covariates):
+            frame = frame.assign(**{col: frame[key]})
+    return frame
 
 
 def _shuffle_method() -> str | None:
@@ -351,6 +383,33 @@ def compute_blocks(steps: list[Callable[..., Any]], parts: list[Any], **kwargs: 
             out = dask.delayed(step, pure=True)(out, **(kwargs if i == len(steps) - 1 else {}))
         tasks.append(out)
     return list(dask.compute(*tasks))
+
+
+def persist_blocks(step: Callable[..., Any], parts: list[Any], **kwargs: Any) -> list[Any]:
+    """``step(part, **kwargs)`` for every partition, kept in the workers' memory
+    (``dask.persist``) for the passes that follow; one delayed object per partition."""
+    import dask
+
+    return list(dask.persist(*[dask.delayed(step, pure=True)(p, **kwargs) for p in parts]))
+
+
+def check_dask_panel(dpanel: Any, outcome: Any) -> None:
+    """The checks every Dask estimator makes first: a :class:`DaskPanel` that holds
+    ``outcome``."""
+    if not isinstance(dpanel, DaskPanel):
+        raise SpecError(
+            f"Expected a DaskPanel (zoneimpact.distributed.read_panel); received "
+            f"{type(dpanel).__name__}."
+        )
+    if outcome not in dpanel.outcomes:
+        raise PanelError(f"Outcome {outcome!r} is not in the panel; outcomes: {dpanel.outcomes}.")
+
+
+def cluster_sums(parts: list[pd.DataFrame]) -> np.ndarray:
+    """Per-partition score sums indexed by cluster label, added over partitions (a
+    cluster's units may sit in several partitions): clusters x columns, in first-seen
+    order."""
+    return pd.concat(parts).groupby(level=0, sort=False).sum().to_numpy()
 
 
 def summed(pieces: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

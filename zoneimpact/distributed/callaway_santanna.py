@@ -62,7 +62,14 @@ from ..estimators.callaway_santanna import (
 )
 from ..parallel import as_generator
 from ..results import check_alpha, check_bool, check_choice, check_int, check_names
-from ._frame import DaskPanel, compute_blocks, summed, uses_column
+from ._frame import (
+    DaskPanel,
+    check_dask_panel,
+    compute_blocks,
+    persist_blocks,
+    summed,
+    uses_column,
+)
 
 __all__ = ["fit"]
 
@@ -300,13 +307,7 @@ def _check(
     base_period: Any,
     aggregations: Any,
 ) -> tuple[str, str, list[str], list[str]]:
-    if not isinstance(dpanel, DaskPanel):
-        raise SpecError(
-            f"Expected a DaskPanel (zoneimpact.distributed.read_panel); received "
-            f"{type(dpanel).__name__}."
-        )
-    if outcome not in dpanel.outcomes:
-        raise PanelError(f"Outcome {outcome!r} is not in the panel; outcomes: {dpanel.outcomes}.")
+    check_dask_panel(dpanel, outcome)
     cg = _CONTROL.get(control_group.lower()) if isinstance(control_group, str) else None
     if cg is None:
         raise SpecError(
@@ -490,14 +491,8 @@ def _att_gt(
         raise EstimationError("No treated cohort in the panel: nothing to estimate.")
     cells = _make_cells(cohorts, periods, opts.anticipation, opts.base_period)
     k = len(cells)
-    parts = dpanel.partitions()
-    blocks = dask.persist(
-        *[
-            dask.delayed(_wide_block, pure=True)(
-                p, periods=periods, outcome=outcome, covs=opts.covs
-            )
-            for p in parts
-        ]
+    blocks = persist_blocks(
+        _wide_block, dpanel.partitions(), periods=periods, outcome=outcome, covs=opts.covs
     )
     wsum = sum(dask.compute(*[dask.delayed(_weight_sum)(b, use=opts.weights) for b in blocks]))
     ctx: dict[str, Any] = {
@@ -506,7 +501,7 @@ def _att_gt(
     }  # fmt: skip
     if opts.weights is None:
         ctx["mean_w"] = 1.0
-    first = compute_blocks([_first_sums], list(blocks), cells=cells, ctx=ctx)
+    first = compute_blocks([_first_sums], blocks, cells=cells, ctx=ctx)
     _raise_missing_covariate(first, cells, opts.covs, periods)
     s = summed([f["sums"] for f in first])
     normalised = np.array([c.base == int(np.searchsorted(periods, c.t)) for c in cells], dtype=bool)
@@ -528,9 +523,9 @@ def _att_gt(
             glob["mt"], glob["mc"] = s["swdy_t"] / s["sw_t"], s["swdy_c"] / s["sw_c"]
         att[estimated] = (glob["mt"] - glob["mc"])[estimated]
     else:
-        att = _covariate_cells(list(blocks), cells, s, glob, att, failed, ctx)
+        att = _covariate_cells(blocks, cells, s, glob, att, failed, ctx)
     ctx["n"] = dpanel.n_units
-    pieces = compute_blocks([_influence_block], list(blocks), cells=cells, glob=glob, ctx=ctx)
+    pieces = compute_blocks([_influence_block], blocks, cells=cells, glob=glob, ctx=ctx)
     return _group_time(pieces, cells, att, normalised, periods, cohorts, opts, cluster, failed)
 
 

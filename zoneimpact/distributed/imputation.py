@@ -38,10 +38,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import EstimationError, PanelError, SpecError
+from ..errors import EstimationError
 from ..estimators.imputation import ImputationResult
 from ..results import check_alpha, check_choice, terms_frame
-from ._frame import DaskPanel, compute_blocks, summed, uses_column
+from ._frame import (
+    DaskPanel,
+    check_dask_panel,
+    cluster_sums,
+    compute_blocks,
+    persist_blocks,
+    summed,
+    uses_column,
+)
 from .twfe import _components
 
 __all__ = ["fit"]
@@ -249,27 +257,64 @@ def fit(
         Terms ``att`` and ``event:E`` with the Theorem 3 conservative variance; equal to
         the in-memory fit to 1e-10 (``tests/test_distributed.py``).
     """
-    import dask
-
-    if not isinstance(dpanel, DaskPanel):
-        raise SpecError(f"Expected a DaskPanel; received {type(dpanel).__name__}.")
-    if outcome not in dpanel.outcomes:
-        raise PanelError(f"Outcome {outcome!r} is not in the panel; outcomes: {dpanel.outcomes}.")
+    check_dask_panel(dpanel, outcome)
     check_choice(aux_partition, "aux_partition", tuple(_PARTITIONS))
     alpha = check_alpha(alpha)
     by_cluster = uses_column(dpanel, cluster, "cluster")
+    blocks, n0_t, meta = _imputable_blocks(dpanel, outcome=outcome, cluster=by_cluster)
+    tau, sweeps = _fit_y0(blocks, n0_t)
+    cells, est, ctx = _estimands(blocks, tau=tau, horizons=horizons, n_t=len(n0_t))
+    ctx["partition"] = _PARTITIONS[aux_partition]
+    theta_t, gs_sweeps = _implied_weights(blocks, n0_t=n0_t, ctx=ctx)
+    tilde = _tau_tilde(cells, ctx)
+    parts = compute_blocks([_scores], blocks, tau=tau, theta_t=theta_t, tilde=tilde, ctx=ctx)
+    scores = cluster_sums(parts)
+    vcov = scores.T @ scores
+    names = ["att", *[f"event:{h}" for h in ctx["horizons"]]]
+    n_treated = int(ctx["n1"])
+    return ImputationResult(
+        estimator="imputation",
+        outcome=outcome,
+        terms=terms_frame(names, est, np.sqrt(np.clip(np.diag(vcov), 0, None))),
+        main_term="att",
+        n_units=int(sum(mm[3] for mm in meta)),
+        n_obs=int(n0_t.sum()) + n_treated,
+        vcov=vcov,
+        info={
+            "cluster": dpanel.cluster if by_cluster else "unit",
+            "n_clusters": len(scores),
+            "fixed_effects": "unit+time",
+            "n_untreated_obs": int(n0_t.sum()),
+            "n_treated_obs": n_treated,
+            "n_dropped_unidentified": int(sum(mm[2] for mm in meta)),
+            "aux_partition": aux_partition,
+            "variance": "BJS Theorem 3 conservative, no leave-out, no small-sample factor",
+            "engine": "dask",
+            "sweeps": sweeps,
+            "implied_weight_sweeps": gs_sweeps,
+        },
+        alpha=alpha,
+    )
+
+
+def _imputable_blocks(
+    dpanel: DaskPanel, *, outcome: str, cluster: bool
+) -> tuple[list[Any], np.ndarray, tuple[Any, ...]]:
+    """The partitions' imputable rows (persisted), the untreated rows per period, and per
+    partition ``(edges, treated rows, dropped rows, units)``; refuses a sample without
+    untreated rows, without an imputable treated row, or whose untreated rows leave the
+    unit and period effects unidentified (a disconnected unit-period graph)."""
+    import dask
+
     periods = dpanel.periods
     n_t = len(periods)
-    raw = dask.persist(
-        *[
-            dask.delayed(_block, pure=True)(p, periods=periods, outcome=outcome, cluster=by_cluster)
-            for p in dpanel.partitions()
-        ]
+    raw = persist_blocks(
+        _block, dpanel.partitions(), periods=periods, outcome=outcome, cluster=cluster
     )
-    n0_t = summed(compute_blocks([_untreated_periods], list(raw), n_t=n_t))["n0_t"]
+    n0_t = summed(compute_blocks([_untreated_periods], raw, n_t=n_t))["n0_t"]
     if not n0_t.any():
         raise EstimationError("No untreated observations: the Y(0) model cannot be fitted.")
-    blocks = list(dask.persist(*[dask.delayed(_select, pure=True)(b, has_t=n0_t > 0) for b in raw]))
+    blocks = persist_blocks(_select, raw, has_t=n0_t > 0)
     meta = dask.compute(
         *[
             dask.delayed(lambda b: (b["edges"], len(b["y1"]), b["n_dropped"], b["n_used_units"]))(b)
@@ -287,6 +332,12 @@ def fit(
             "The untreated observations split into disconnected groups of units and "
             "periods, so the unit and period effects of the Y(0) model are not identified."
         )
+    return blocks, n0_t, meta
+
+
+def _fit_y0(blocks: list[Any], n0_t: np.ndarray) -> tuple[np.ndarray, int]:
+    """Step 1: the period effects ``l_t`` of the ``Y(0)`` model on ``Omega_0`` by
+    alternating projections, and the number of sweeps."""
     present = n0_t > 0
 
     def tau_rhs(x: np.ndarray, s: dict[str, np.ndarray]) -> np.ndarray:
@@ -295,9 +346,17 @@ def fit(
         return out
 
     tau2, sweeps = _project(
-        blocks, _sweep, (n_t, 1), tau_rhs, "Y(0) model", kw=lambda x: {"tau": x[:, 0]}
+        blocks, _sweep, (len(n0_t), 1), tau_rhs, "Y(0) model", kw=lambda x: {"tau": x[:, 0]}
     )
-    tau = tau2[:, 0]
+    return tau2[:, 0], sweeps
+
+
+def _estimands(
+    blocks: list[Any], *, tau: np.ndarray, horizons: Sequence[int] | None, n_t: int
+) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any]]:
+    """Step 2: counts and sums of ``tau_hat`` by cohort x event time, the estimates
+    (``att``, then ``event:E``) and the estimands' context (horizons, their row counts,
+    ``N_1``)."""
     cells = pd.concat(compute_blocks([_cell_sums], blocks, tau=tau))
     cells = cells.groupby(level=[0, 1]).sum()
     by_event = cells.groupby(level="event").sum()
@@ -310,19 +369,24 @@ def fit(
             f"{avail.tolist()}."
         )
     n1 = float(cells["n"].sum())
-    n_h = [float(by_event.loc[h, "n"]) for h in hz]
     est = np.array(
         [cells["s"].sum() / n1, *[by_event.loc[h, "s"] / by_event.loc[h, "n"] for h in hz]]
     )
     ctx = {
         "horizons": hz,
-        "n_h": n_h,
+        "n_h": [float(by_event.loc[h, "n"]) for h in hz],
         "n1": n1,
         "n_t": n_t,
-        "partition": _PARTITIONS[aux_partition],
     }
-    tilde = _tau_tilde(cells, ctx)
-    m = 1 + len(hz)
+    return cells, est, ctx
+
+
+def _implied_weights(
+    blocks: list[Any], *, n0_t: np.ndarray, ctx: dict[str, Any]
+) -> tuple[np.ndarray, int]:
+    """Step 3: the period block ``theta_t`` of ``Z_0'Z_0 theta = Z_1'w`` (every estimand
+    at once) by Gauss-Seidel, and the number of sweeps."""
+    present = n0_t > 0
     b_t = summed(compute_blocks([_period_rhs], blocks, ctx=ctx))["b_t"]
 
     def theta_rhs(x: np.ndarray, s: dict[str, np.ndarray]) -> np.ndarray:
@@ -330,40 +394,10 @@ def fit(
         out[present] = (b_t[present] - s["s"][present]) / n0_t[present, None]
         return out
 
-    theta_t, gs_sweeps = _project(
-        blocks, _gauss_seidel, (n_t, m), theta_rhs, "implied weights",
-        kw=lambda x: {"theta_t": x, "ctx": ctx},
+    return _project(
+        blocks, _gauss_seidel, (len(n0_t), 1 + len(ctx["horizons"])), theta_rhs,
+        "implied weights", kw=lambda x: {"theta_t": x, "ctx": ctx},
     )  # fmt: skip
-    parts = compute_blocks([_scores], blocks, tau=tau, theta_t=theta_t, tilde=tilde, ctx=ctx)
-    scores = pd.concat(parts).groupby(level=0, sort=False).sum().to_numpy()
-    vcov = scores.T @ scores
-    names = ["att", *[f"event:{h}" for h in hz]]
-    terms = terms_frame(names, est, np.sqrt(np.clip(np.diag(vcov), 0, None)))
-    n_treated = int(n1)
-    n_obs = int(n0_t.sum()) + n_treated
-    return ImputationResult(
-        estimator="imputation",
-        outcome=outcome,
-        terms=terms,
-        main_term="att",
-        n_units=int(sum(mm[3] for mm in meta)),
-        n_obs=n_obs,
-        vcov=vcov,
-        info={
-            "cluster": dpanel.cluster if by_cluster else "unit",
-            "n_clusters": len(scores),
-            "fixed_effects": "unit+time",
-            "n_untreated_obs": int(n0_t.sum()),
-            "n_treated_obs": n_treated,
-            "n_dropped_unidentified": int(sum(mm[2] for mm in meta)),
-            "aux_partition": aux_partition,
-            "variance": "BJS Theorem 3 conservative, no leave-out, no small-sample factor",
-            "engine": "dask",
-            "sweeps": sweeps,
-            "implied_weight_sweeps": gs_sweeps,
-        },
-        alpha=alpha,
-    )
 
 
 def _tau_tilde(cells: pd.DataFrame, ctx: dict[str, Any]) -> dict[Any, np.ndarray]:

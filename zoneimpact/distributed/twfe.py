@@ -34,10 +34,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import EstimationError, PanelError, SpecError
+from ..errors import EstimationError, SpecError
 from ..estimators.twfe import TWFEResult
 from ..results import check_alpha, check_choice, check_names, terms_frame
-from ._frame import DaskPanel, compute_blocks, summed, uses_column
+from ._frame import (
+    DaskPanel,
+    check_dask_panel,
+    cluster_sums,
+    compute_blocks,
+    persist_blocks,
+    summed,
+    uses_column,
+)
 
 __all__ = ["fit"]
 
@@ -169,13 +177,48 @@ def fit(
         Term ``att`` (and covariates), CR1 clustered SEs with ``G - 1`` degrees of freedom.
         No regression design is kept (``with_inference`` needs the in-memory fit).
     """
-    import dask
-
-    if not isinstance(dpanel, DaskPanel):
-        raise SpecError(f"Expected a DaskPanel; received {type(dpanel).__name__}.")
-    if outcome not in dpanel.outcomes:
-        raise PanelError(f"Outcome {outcome!r} is not in the panel; outcomes: {dpanel.outcomes}.")
+    covs = _check_options(dpanel, outcome, covariates, ssc)
     alpha = check_alpha(alpha)
+    by_cluster = uses_column(dpanel, cluster, "cluster")
+    blocks = persist_blocks(
+        _block, dpanel.partitions(), periods=dpanel.periods, outcome=outcome, covs=covs,
+        cluster=by_cluster,
+    )  # fmt: skip
+    tau, present, sweeps = _absorb(blocks, n_periods=len(dpanel.periods), n_cols=2 + len(covs))
+    n_units, n_obs, fe_rank = _sample_size(blocks, outcome=outcome, present=present)
+    names = ["att", *covs]
+    beta, bread = _ols(blocks, tau=tau, names=names, n_obs=n_obs)
+    scores = cluster_sums(compute_blocks([_scores], blocks, tau=tau, beta=beta))
+    big_k = len(names) + (fe_rank if ssc == "statsmodels" else int(present.sum()))
+    vcov = _cr1_vcov(scores, bread, n_obs=n_obs, big_k=big_k)
+    n_clusters = len(scores)
+    se = np.sqrt(np.diag(vcov))
+    return TWFEResult(
+        estimator="twfe",
+        outcome=outcome,
+        terms=terms_frame(names, beta, se, df=np.full(len(names), n_clusters - 1)),
+        n_units=int(n_units),
+        n_obs=int(n_obs),
+        vcov=vcov,
+        info={
+            "cluster": dpanel.cluster if by_cluster else "unit",
+            "n_clusters": n_clusters,
+            "fixed_effects": "unit + time",
+            "ssc": ssc,
+            "weights": "",
+            "engine": "dask",
+            "sweeps": sweeps,
+        },
+        alpha=alpha,
+    )
+
+
+def _check_options(
+    dpanel: DaskPanel, outcome: str, covariates: Sequence[str] | None, ssc: str
+) -> list[str]:
+    """The panel, outcome, covariates and ``ssc`` checked before any data are read;
+    returns the covariate names."""
+    check_dask_panel(dpanel, outcome)
     covs = check_names(covariates, "covariates")
     unknown = [c for c in covs if c not in dpanel.covariates]
     if unknown:
@@ -183,22 +226,18 @@ def fit(
             f"Covariate(s) {unknown} not in the panel; covariates: {list(dpanel.covariates)}."
         )
     check_choice(ssc, "ssc", ("statsmodels", "fixest"))
-    by_cluster = uses_column(dpanel, cluster, "cluster")
-    periods = dpanel.periods
-    blocks = list(
-        dask.persist(
-            *[
-                dask.delayed(_block, pure=True)(
-                    p, periods=periods, outcome=outcome, covs=covs, cluster=by_cluster
-                )
-                for p in dpanel.partitions()
-            ]
-        )
-    )
-    m = 2 + len(covs)
-    tau = np.zeros((len(periods), m))
+    return covs
+
+
+def _absorb(
+    blocks: list[Any], *, n_periods: int, n_cols: int
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Alternating projections: the period effects of every column ``[y, D, x]``
+    accumulated on the client until a sweep's correction is negligible. Returns them, the
+    periods with rows and the number of sweeps."""
+    tau = np.zeros((n_periods, n_cols))
     scale = None
-    for _ in range(_MAX_SWEEPS):
+    for sweep in range(1, _MAX_SWEEPS + 1):
         s = summed(compute_blocks([_sweep], blocks, tau=tau))
         present = s["count"] > 0
         delta = np.zeros_like(tau)
@@ -207,32 +246,40 @@ def fit(
             scale = np.maximum(np.abs(delta).max(axis=0), 1.0)
         tau = tau + delta
         if np.all(np.abs(delta).max(axis=0) <= _TOL * scale):
-            break
-    else:
-        raise EstimationError(
-            f"The alternating projections did not converge in {_MAX_SWEEPS} sweeps (the "
-            "unit-period graph is very weakly connected)."
-        )
+            return tau, present, sweep
+    raise EstimationError(
+        f"The alternating projections did not converge in {_MAX_SWEEPS} sweeps (the "
+        "unit-period graph is very weakly connected)."
+    )
+
+
+def _sample_size(blocks: list[Any], *, outcome: str, present: np.ndarray) -> tuple[int, int, int]:
+    """Units, rows, and the rank of the unit and period dummies (units + periods -
+    connected components of the unit-period graph)."""
+    import dask
+
     meta = dask.compute(
         *[dask.delayed(lambda b: (b["n_units"], len(b["tcode"]), b["edges"]))(b) for b in blocks]
     )
     n_units, n_obs = sum(a for a, _, _ in meta), sum(b for _, b, _ in meta)
     if n_obs == 0:
         raise EstimationError(f"No observations with a non-missing {outcome!r}.")
-    n_t = int(present.sum())
     edges = np.concatenate([e for _, _, e in meta])
-    n_comp = _components(edges, len(periods)) - int((~present).sum())
+    n_comp = _components(edges, len(present)) - int((~present).sum())
+    return n_units, n_obs, n_units + int(present.sum()) - n_comp
+
+
+def _ols(
+    blocks: list[Any], *, tau: np.ndarray, names: list[str], n_obs: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """OLS on the residualised columns (Frisch-Waugh-Lovell) from the summed ``X'X`` and
+    ``X'y``, after checking that the regressors vary within the fixed effects and are not
+    collinear. Returns the coefficients and ``(X'X)^{-1}``."""
     g = summed(compute_blocks([_gram], blocks, tau=tau))
-    names = ["att", *covs]
     if g["n_treated_rows"] in (0, n_obs):
         raise EstimationError("The treatment dummy does not vary: nobody is treated in the sample.")
-    gone = [
-        c
-        for c, r in zip(
-            names, np.sqrt(g["ss_within"]) / np.maximum(np.sqrt(g["ss_raw"]), 1.0), strict=True
-        )
-        if r < 1e-9
-    ]
+    within = np.sqrt(g["ss_within"]) / np.maximum(np.sqrt(g["ss_raw"]), 1.0)
+    gone = [c for c, r in zip(names, within, strict=True) if r < 1e-9]
     if gone:
         raise EstimationError(
             f"Regressor(s) {gone} do not vary within the fixed effects ('unit', 'time'): they "
@@ -242,40 +289,18 @@ def fit(
         raise EstimationError(
             f"Regressors {names} are collinear once the fixed effects are absorbed; drop one."
         )
-    bread = np.linalg.inv(g["xtx"])
-    beta = np.linalg.solve(g["xtx"], g["xty"])
-    parts = compute_blocks([_scores], blocks, tau=tau, beta=beta)
-    scores = pd.concat(parts).groupby(level=0, sort=False).sum().to_numpy()
+    return np.linalg.solve(g["xtx"], g["xty"]), np.linalg.inv(g["xtx"])
+
+
+def _cr1_vcov(scores: np.ndarray, bread: np.ndarray, *, n_obs: int, big_k: int) -> np.ndarray:
+    """CR1 sandwich ``G/(G-1) (N-1)/(N-K) B (S'S) B`` from the per-cluster score sums
+    (Cameron & Miller 2015 eq. 12)."""
     n_clusters = len(scores)
     if n_clusters < 2:
         raise EstimationError("Clustered standard errors need at least two clusters.")
-    k = len(names)
-    fe_rank = n_units + n_t - n_comp
-    big_k = k + fe_rank if ssc == "statsmodels" else k + n_t
     if n_obs <= big_k:
         raise EstimationError(
             f"No residual degrees of freedom: {n_obs} observations for {big_k} parameters."
         )
     factor = n_clusters / (n_clusters - 1) * (n_obs - 1) / (n_obs - big_k)
-    vcov = factor * bread @ (scores.T @ scores) @ bread
-    se = np.sqrt(np.diag(vcov))
-    terms = terms_frame(names, beta, se, df=np.full(k, n_clusters - 1))
-    cname = dpanel.cluster if by_cluster else "unit"
-    return TWFEResult(
-        estimator="twfe",
-        outcome=outcome,
-        terms=terms,
-        n_units=int(n_units),
-        n_obs=int(n_obs),
-        vcov=vcov,
-        info={
-            "cluster": cname,
-            "n_clusters": n_clusters,
-            "fixed_effects": "unit + time",
-            "ssc": ssc,
-            "weights": "",
-            "engine": "dask",
-            "sweeps": _ + 1,
-        },
-        alpha=alpha,
-    )
+    return factor * bread @ (scores.T @ scores) @ bread
