@@ -37,8 +37,10 @@ the cohort) and ``cohort_avg`` (cohort sizes), ``calendar:T`` and ``calendar_avg
 weights are treated as fixed in the delta-method variance, as diff-diff and fixest do.
 
 Standard errors are clustered (by unit unless ``cluster`` says otherwise): the linear
-model uses the TWFE engine (:func:`.twfe._ols`, CR1 with ``ssc``), the Poisson model the
-statsmodels GLM cluster sandwich. Covariates enter as Wooldridge (2021, eq. 6.33; Poisson:
+model uses the TWFE engine (:func:`.twfe._ols_design`, CR1 with ``ssc``), the Poisson model
+the statsmodels GLM cluster sandwich. ``result.with_inference("cluster", cluster=...)``
+re-clusters the kept scores and bread (:class:`CellDesign`) one or two ways without
+refitting, and carries the new covariance to the cells and aggregations as :func:`fit` does. Covariates enter as Wooldridge (2021, eq. 6.33; Poisson:
 2023, Section 6.2) has them: cell dummies times the centred covariates, and the covariates
 times period dummies and times cohort dummies (see :func:`fit`); the centring means are
 treated as known. With a time-invariant covariate this is diff-diff's
@@ -52,7 +54,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -61,6 +63,7 @@ import statsmodels.api as sm
 from statsmodels.tools.sm_exceptions import SpecificationWarning
 
 from ..errors import EstimationError
+from ..inference.covariance import crv1
 from ..panel import Panel, _v
 from ..results import (
     EstimationResult,
@@ -70,7 +73,7 @@ from ..results import (
     terms_frame,
 )
 from ._scale import scale_equivariant
-from .twfe import _cluster_codes, _ols, _prepare
+from .twfe import _cluster_codes, _fixest_k, _ols_design, _prepare, _row_clusters
 
 __all__ = ["ETWFEResult", "fit"]
 
@@ -79,8 +82,39 @@ _MAX_CELLS = 2_000
 
 
 @dataclass(frozen=True)
+class CellDesign:
+    """What another clustering of an ETWFE fit needs, without refitting: the regressors
+    (linear: after absorbing the unit and period effects; Poisson: the dense pooled
+    design), the weighted residuals ``w_i (y_i - mu_i)`` whose products with the
+    regressors are the scores, the bread (``(X' W X)^{-1}``; Poisson: the inverse Fisher
+    information ``(X' W diag(mu) X)^{-1}``), the Jacobian ``J`` of the cell effects
+    ATT(g,t) in the coefficients, the aggregation matrix ``A`` (terms x cells), the
+    fixed-effect codes and rank (linear), and the rows (unit and time)."""
+
+    X: np.ndarray
+    wresid: np.ndarray
+    bread: np.ndarray
+    J: np.ndarray
+    A: np.ndarray
+    fe: list[np.ndarray]
+    fe_rank: int
+    rows: pd.DataFrame
+    linear: bool
+
+    def rescaled(self, c: float) -> CellDesign:
+        """The design for the outcome times ``c``: the linear residuals scale (the
+        coefficients do); the Poisson coefficients do not, the level effects' ``J`` does."""
+        if self.linear:
+            return replace(self, wresid=self.wresid * c)
+        return replace(self, J=self.J * c)
+
+
+@dataclass(frozen=True)
 class ETWFEResult(EstimationResult):
     """Result of :func:`fit`; adds the cohort x period effects.
+
+    ``with_inference("cluster", cluster=...)`` re-clusters the kept :class:`CellDesign`
+    (one or two ways) without refitting, as pyfixest's ``vcov=`` switch does.
 
     Attributes
     ----------
@@ -91,12 +125,74 @@ class ETWFEResult(EstimationResult):
         observations or total observation weight).
     """
 
-    SCALED_FIELDS: ClassVar[dict[str, Any]] = {"att_gt": {"estimate": 1, "se": 1}}
+    SCALED_FIELDS: ClassVar[dict[str, Any]] = {
+        "att_gt": {"estimate": 1, "se": 1},
+        "design": 1,
+    }
 
     att_gt: pd.DataFrame = field(default_factory=pd.DataFrame)
+    design: CellDesign | None = field(default=None, repr=False, compare=False)
+    panel: Panel | None = field(default=None, repr=False, compare=False)
 
     def artifacts(self) -> dict[str, pd.DataFrame]:
         return {"att_gt": self.att_gt}
+
+    def with_inference(
+        self, method: str = "cluster", *, cluster: Any = None, ssc: str | None = None
+    ) -> ETWFEResult:
+        """The same effects with the CR1 covariance clustered another way.
+
+        Parameters
+        ----------
+        method : {"cluster"}
+            CR1 clustered covariance of the coefficients, one way or two ways (Cameron,
+            Gelbach & Miller 2011, :func:`zoneimpact.inference.covariance.crv1`), carried
+            to the cells and the aggregated ATTs by the same delta method as :func:`fit`.
+        cluster : str, pandas.Series, or a list of two, optional
+            A panel or geography column (numeric or string), or labels as a Series indexed
+            by unit (or by (unit, time)); None: by unit.
+        ssc : {"statsmodels", "fixest"}, optional
+            Small-sample ``K`` of the linear model (default: the fit's). The Poisson model
+            has its cohort and period effects as regressors, so both conventions count
+            every parameter.
+        """
+        if self.design is None:
+            raise EstimationError(
+                "This result keeps no ETWFE design (it was not made by etwfe.fit); refit "
+                "to change its inference."
+            )
+        check_choice(method, "method", ("cluster",))
+        d = self.design
+        codes, cname = _row_clusters(self.panel, d.rows, cluster)
+        k = d.X.shape[1]
+        info: dict[str, Any] = {**self.info, "se_type": "CR1"}
+        if d.linear:
+            ssc = str(self.info["ssc"]) if ssc is None else ssc
+            check_choice(ssc, "ssc", ("statsmodels", "fixest"))
+            big_k = k + d.fe_rank if ssc == "statsmodels" else _fixest_k(k, d.fe, codes)
+            info["ssc"] = ssc
+        else:
+            if ssc is not None:
+                check_choice(ssc, "ssc", ("statsmodels", "fixest"))
+            big_k = k
+        cov, g = crv1(d.X, d.wresid, d.bread, codes, n_params=big_k)
+        V_att = d.J @ cov @ d.J.T
+        vcov = d.A @ V_att @ d.A.T
+        # two-way: a negative variance gives NaN (see covariance.py); one way: rounding
+        floor = np.nan if len(codes) == 2 else 0.0
+        diag = np.diag(vcov)
+        se = np.sqrt(np.where(diag >= 0, diag, floor))
+        df_t = float(g - 1) if d.linear else np.inf
+        terms = terms_frame(
+            list(self.terms["term"]),
+            self.terms["estimate"].to_numpy(float),
+            se,
+            df=np.full(len(se), df_t),
+        )
+        cell_var = np.diag(V_att)
+        att_gt = self.att_gt.assign(se=np.sqrt(np.where(cell_var >= 0, cell_var, floor)))
+        info.update(cluster=cname, n_clusters=int(g))
+        return replace(self, terms=terms, vcov=vcov, info=info, att_gt=att_gt)
 
 
 def _cells(data: pd.DataFrame, control_group: str) -> tuple[pd.DataFrame, np.ndarray]:
@@ -273,21 +369,21 @@ def fit(
         reg = pd.concat([reg, block], axis=1)
     P = len(cells)
 
+    term_names, A = _aggregations(cells, size, cohort_size)
     if method == "linear":
-        params, cov, n_clusters, cname = _ols(
-            panel, data, outcome, reg, cluster, ("unit", "time"), ssc, weights=w
+        coef, att, V_att, n_clusters, cname, design = _linear(
+            panel, data, outcome, reg, cluster, ssc, w, P
         )
-        coef = params.to_numpy()[:P]
-        att = coef.copy()
-        V_att = cov.to_numpy()[:P, :P]
         df_t = float(n_clusters - 1)
         fe_info = "unit + time"
     else:
-        coef, att, V_att, n_clusters, cname = _poisson(panel, data, outcome, reg, code, cluster, w)
+        coef, att, V_att, n_clusters, cname, design = _poisson(
+            panel, data, outcome, reg, code, cluster, w
+        )
         df_t = np.inf
         fe_info = "cohort + time (pooled Poisson)"
+    design = replace(design, A=A)
 
-    term_names, A = _aggregations(cells, size, cohort_size)
     est = A @ att
     vcov = A @ V_att @ A.T
     se = np.sqrt(np.clip(np.diag(vcov), 0, None))
@@ -314,6 +410,8 @@ def fit(
         },
         alpha=alpha,
         att_gt=att_gt,
+        design=design,
+        panel=panel,
     )
 
 
@@ -376,6 +474,38 @@ def _cell_sizes(
     return n_cells, size, {float(k): float(v) for k, v in cohort_size.items()}
 
 
+def _linear(
+    panel: Panel,
+    data: pd.DataFrame,
+    outcome: str,
+    reg: pd.DataFrame,
+    cluster: str | None,
+    ssc: str,
+    w: np.ndarray | None,
+    n_cells: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, str, CellDesign]:
+    """OLS with unit and period effects (the TWFE engine, :func:`.twfe._ols_design`): the
+    cell coefficients (= ATT(g,t)), their CR1 covariance, and the :class:`CellDesign`
+    (without its aggregation matrix) that re-clusters them."""
+    params, cov, n_clusters, cname, reg_design = _ols_design(
+        panel, data, outcome, reg, cluster, ("unit", "time"), ssc, w
+    )
+    coef = params.to_numpy()[:n_cells]
+    _, bread, wresid = reg_design.coefficients()
+    design = CellDesign(
+        X=reg_design.Xd,
+        wresid=wresid,
+        bread=bread,
+        J=np.eye(n_cells, reg_design.Xd.shape[1]),
+        A=np.empty((0, n_cells)),
+        fe=reg_design.fe,
+        fe_rank=reg_design.fe_rank,
+        rows=reg_design.rows,
+        linear=True,
+    )
+    return coef, coef.copy(), cov.to_numpy()[:n_cells, :n_cells], n_clusters, cname, design
+
+
 def _poisson(
     panel: Panel,
     data: pd.DataFrame,
@@ -384,12 +514,13 @@ def _poisson(
     code: np.ndarray,
     cluster: str | None,
     w: np.ndarray | None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, str]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, str, CellDesign]:
     """Pooled Poisson QMLE (Wooldridge 2023 eq. 5.3; with covariates Section 6.2) and the
     level effects with their delta-method covariance (see :func:`_level_effects`).
 
     ``reg`` holds the cell dummies first (``code`` gives each row's cell, -1 none), then
-    any covariate terms of :func:`_covariate_block`.
+    any covariate terms of :func:`_covariate_block`. The :class:`CellDesign` (without
+    its aggregation matrix) keeps the scores and bread of the QMLE sandwich.
     """
     y = data[outcome].to_numpy(float)
     if (y < 0).any():
@@ -430,7 +561,19 @@ def _poisson(
     wobs = np.ones(len(y)) if w is None else w
     att, J = _level_effects(X, beta, code, _treatment_blocks(reg), wobs)
     P = len(att)
-    return beta[:P], att, J @ V @ J.T, n_clusters, cname
+    mu = np.exp(X @ beta)
+    design = CellDesign(
+        X=X,
+        wresid=wobs * (y - mu),
+        bread=np.linalg.inv((X * (wobs * mu)[:, None]).T @ X),
+        J=J,
+        A=np.empty((0, P)),
+        fe=[],
+        fe_rank=0,
+        rows=data[["unit", "time"]],
+        linear=False,
+    )
+    return beta[:P], att, J @ V @ J.T, n_clusters, cname, design
 
 
 def _check_full_rank(X: np.ndarray, names: list[str]) -> None:

@@ -17,22 +17,107 @@ statsmodels' GLM, which this module used before: it needs one dummy per unit, an
 units (mpdta) a fit took over 10 s on this machine against ~0.1 s here; the coefficients
 and SEs are the same (to the IRLS tolerance, ``tests/test_ppml.py``), and pyfixest
 ``fepois`` is matched to 1e-9 in ``tests/test_designs.py`` (with ``ssc="fixest"``).
+
+``result.with_inference("cluster", cluster=...)`` re-clusters the kept scores
+``w_i (y_i - mu_i) x~_i`` and bread (the inverse Fisher information on the absorbed design,
+pyfixest ``fepois``'s CRV1) one or two ways without refitting; ``att_pct`` follows by the
+same delta method as in :func:`fit`.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from ..errors import EstimationError
+from ..inference.covariance import crv1
 from ..panel import Panel, _v
 from ..results import EstimationResult, check_choice, check_fit_arguments, terms_frame
 from ._fe import absorb, cluster_ssc_k
 from ._scale import scale_equivariant
 from ._weights import check_weight_name, weight_values
-from .twfe import _cluster_codes
+from .twfe import _cluster_codes, _fixest_k, _row_clusters
+
+
+@dataclass(frozen=True)
+class PoissonDesign:
+    """What another clustering of a PPML fit needs, without refitting: the treatment
+    dummy after the weighted within transformation ``x~`` (weights ``w mu``), the weighted
+    residuals ``w (y - mu)`` (scores ``w (y - mu) x~``), the bread
+    ``(x~' W diag(mu) x~)^{-1}``, the fixed-effect codes and rank, and the rows (unit and
+    time). The covariance is invariant to the outcome's scale (the scores scale by ``c``,
+    the bread by ``1/c``), so nothing here is rescaled."""
+
+    Xd: np.ndarray
+    wresid: np.ndarray
+    bread: np.ndarray
+    fe: list[np.ndarray]
+    fe_rank: int
+    rows: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class PPMLResult(EstimationResult):
+    """Result of :func:`fit`; ``with_inference`` re-clusters the kept
+    :class:`PoissonDesign` without refitting (pyfixest ``fepois``'s ``vcov=`` switch)."""
+
+    design: PoissonDesign | None = field(default=None, repr=False, compare=False)
+    panel: Panel | None = field(default=None, repr=False, compare=False)
+
+    def with_inference(
+        self, method: str = "cluster", *, cluster: Any = None, ssc: str | None = None
+    ) -> PPMLResult:
+        """The same coefficient with the CR1 covariance clustered another way.
+
+        Parameters
+        ----------
+        method : {"cluster"}
+            CR1 clustered covariance, one way or two ways (Cameron, Gelbach & Miller
+            2011; :func:`zoneimpact.inference.covariance.crv1`); ``att_pct`` by the delta
+            method as in :func:`fit`.
+        cluster : str, pandas.Series, or a list of two, optional
+            A panel or geography column (numeric or string), or labels as a Series indexed
+            by unit (or by (unit, time)); None: by unit.
+        ssc : {"statsmodels", "fixest"}, optional
+            Small-sample ``K`` (default: the fit's; see :func:`fit`).
+        """
+        if self.design is None:
+            raise EstimationError(
+                "This result keeps no PPML design (it was not made by ppml.fit); refit to "
+                "change its inference."
+            )
+        check_choice(method, "method", ("cluster",))
+        ssc = str(self.info["ssc"]) if ssc is None else ssc
+        check_choice(ssc, "ssc", ("statsmodels", "fixest"))
+        d = self.design
+        codes, cname = _row_clusters(self.panel, d.rows, cluster)
+        big_k = 1 + d.fe_rank if ssc == "statsmodels" else _fixest_k(1, d.fe, codes)
+        cov, g = crv1(d.Xd, d.wresid, d.bread, codes, n_params=big_k)
+        # two-way CGM can give a negative variance: NaN, as fixest and pyfixest
+        se = float(np.sqrt(cov[0, 0])) if cov[0, 0] >= 0 else np.nan
+        beta = float(self.terms["estimate"].iloc[0])
+        terms = _ppml_terms(beta, se)
+        info = {**self.info, "cluster": cname, "n_clusters": int(g), "ssc": ssc}
+        return replace(self, terms=terms, vcov=_ppml_vcov(beta, se), info=info)
+
+
+def _ppml_terms(beta: float, se: float) -> pd.DataFrame:
+    """``att`` (beta) and ``att_pct`` (``exp(beta) - 1``, delta-method SE)."""
+    return terms_frame(
+        ["att", "att_pct"],
+        [beta, np.expm1(beta)],
+        [se, np.exp(beta) * se],
+        df=[np.inf, np.inf],
+    )
+
+
+def _ppml_vcov(beta: float, se: float) -> np.ndarray:
+    """The covariance of ``(att, att_pct)`` (the delta method's gradient ``(1, e^beta)``)."""
+    out: np.ndarray = se**2 * np.outer([1.0, np.exp(beta)], [1.0, np.exp(beta)])
+    return out
 
 
 @scale_equivariant(result_scales=False)
@@ -46,7 +131,7 @@ def fit(
     cluster: str | None = None,
     weights: str | None = None,
     ssc: Literal["statsmodels", "fixest"] = "statsmodels",
-) -> EstimationResult:
+) -> PPMLResult:
     """Static PPML difference in differences with unit and time fixed effects.
 
     Parameters
@@ -70,7 +155,7 @@ def fit(
 
     Returns
     -------
-    EstimationResult
+    PPMLResult
         Terms ``att`` (beta, the log-point effect on the conditional mean) and
         ``att_pct`` (``exp(beta) - 1`` with a delta-method standard error).
     """
@@ -108,7 +193,7 @@ def fit(
     w = weight_values(data, weights) if weights else None
     fe = [pd.factorize(data["unit"])[0], pd.factorize(data["time"])[0]]
     y = data[outcome].to_numpy(float)
-    beta, se, fe_rank = _ppml_fe(y, d[:, None], fe, w, codes)
+    beta, se, fe_rank, kept = _ppml_fe(y, d[:, None], fe, w, codes)
     n = len(y)
     # statsmodels' K counts every dummy (the FE's exact rank); fixest's leaves out the
     # effects nested in the clusters
@@ -125,19 +210,13 @@ def fit(
             f"{cname!r}: the design is too small (or separated) for the clustered variance. "
             "Add units or use twfe."
         )
-    terms = terms_frame(
-        ["att", "att_pct"],
-        [beta, np.expm1(beta)],
-        [se, np.exp(beta) * se],
-        df=[np.inf, np.inf],
-    )
-    return EstimationResult(
+    return PPMLResult(
         estimator="ppml",
         outcome=outcome,
-        terms=terms,
+        terms=_ppml_terms(beta, se),
         n_units=int(data["unit"].nunique()),
         n_obs=int(len(data)),
-        vcov=se**2 * np.outer([1.0, np.exp(beta)], [1.0, np.exp(beta)]),
+        vcov=_ppml_vcov(beta, se),
         info={
             "cluster": cname,
             "n_clusters": n_clusters,
@@ -147,6 +226,8 @@ def fit(
             "ssc": ssc,
         },
         alpha=alpha,
+        design=PoissonDesign(*kept, fe=fe, fe_rank=fe_rank, rows=data[["unit", "time"]]),
+        panel=panel,
     )
 
 
@@ -158,7 +239,7 @@ def _ppml_fe(
     cluster: np.ndarray,
     tol: float = 1e-13,
     maxiter: int = 500,
-) -> tuple[float, float, int]:
+) -> tuple[float, float, int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Poisson QMLE with absorbed fixed effects by iteratively reweighted least squares.
 
     Each step is the weighted regression of the working outcome ``z = eta + (y - mu)/mu``
@@ -167,7 +248,8 @@ def _ppml_fe(
     ``fepois``, Berge 2018), until the deviance stops changing. Returns the first
     coefficient, its clustered sandwich SE without small-sample factor (scores
     ``w (y - mu) x~``, bread ``(x~' W mu x~)^{-1}``, ``x~`` the within-transformed
-    regressors) and the fixed effects' rank.
+    regressors), the fixed effects' rank, and ``(x~, w (y - mu), bread)`` for
+    :meth:`PPMLResult.with_inference`.
     """
     wobs = np.ones(len(y)) if w is None else w
     mu = (y + y.mean()) / 2  # fixest's starting values: positive wherever y is
@@ -200,4 +282,4 @@ def _ppml_fe(
     resid = wobs * (y - mu)
     scores = np.stack([np.bincount(cluster, x * resid, g) for x in Xd.T], axis=1)
     cov = bread @ (scores.T @ scores) @ bread
-    return float(beta[0]), float(np.sqrt(cov[0, 0])), rank
+    return float(beta[0]), float(np.sqrt(cov[0, 0])), rank, (Xd, resid, bread)
