@@ -718,9 +718,11 @@ def _outcome_rows(
     require_donors(donors)
     check_pool_size(donors, "Synthetic DiD")
     # placebo permutations and bootstrap draws index units by position: order them by
-    # their data so that relabelling the units cannot change the draws
-    donors = panel.canonical_order(donors, outcome)
-    treated_units = panel.canonical_order(treated_units, outcome)
+    # their data so that relabelling the units cannot change the draws (one sort: it
+    # puts the treated cohorts before the never-treated, each group in its own order)
+    ordered = panel.canonical_order(donors + treated_units, outcome)
+    n_tr = len(treated_units)
+    treated_units, donors = ordered[:n_tr], ordered[n_tr:]
     periods = np.asarray(panel.periods)
     W = outcome_matrix(
         panel, outcome, donors + treated_units, periods, estimator=f"{method.upper()} ({method})"
