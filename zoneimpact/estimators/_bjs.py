@@ -23,7 +23,7 @@ decomposition's joint inference. Written by hand for the reason given in
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -127,6 +127,20 @@ def fit_untreated(
     resid0 = y0 - Z0 @ theta
     tau = y[target_idx] - Z1 @ theta
     return Imputed(clean_idx, target_idx, tau, resid0, n_unident, lu, Z0, Z1)
+
+
+def detached(fit: Imputed) -> Imputed:
+    """``fit`` without its factorisation of ``Z0'Z0`` (SuperLU objects cannot be pickled),
+    for keeping on a result; :func:`refactored` restores it."""
+    return replace(fit, lu=None)
+
+
+def refactored(fit: Imputed) -> Imputed:
+    """``fit`` with the factorisation of ``Z0'Z0`` restored: the same matrix factorised the
+    same way as in :func:`fit_untreated`, so the implied weights are bit-identical."""
+    if fit.lu is not None:
+        return fit
+    return replace(fit, lu=splu((fit.Z0.T @ fit.Z0).tocsc()))
 
 
 def implied_weights(fit: Imputed, Wt: np.ndarray) -> np.ndarray:

@@ -49,6 +49,10 @@ clusters, Rademacher otherwise): ``n_boot`` joint draws of every term with no re
 the draws' interquartile range over ``qnorm(.75) - qnorm(.25)`` and its percentile
 interval is in ``info``. Clusters default to the regions (``region_column``) whenever the
 panel's geography has them: shocks are regional, and unit-level clusters under-cover.
+:meth:`SpilloverResult.with_inference` redoes this joint inference for other clusters or
+Conley SEs from the kept pieces (BJS steps 1-2, CS influence functions per unit): BJS's
+leave-out cell averages and CR2 depend on the clusters, so unit scores summed to clusters
+would not reproduce them, and the pieces are re-scored instead — a refit's numbers.
 
 Weights (``weights="pop"``, unit weights such as city population; sampling-weight
 semantics: a unit of weight 2 stands for two identical units). Every piece's effect is the
@@ -81,13 +85,14 @@ from scipy import stats
 
 from ..errors import EstimationError, GeographyError, SpecError, ZoneImpactError
 from ..exposure import Controls, ExposureMap, PreExposed, build_exposure
-from ..geo import haversine_km
+from ..inference.covariance import conley_root
 from ..panel import Panel
 from ..parallel import as_generator
-from ..results import EstimationResult, check_fit_arguments, terms_frame
+from ..results import EstimationResult, check_choice, check_fit_arguments, terms_frame
 from . import _bjs
 from ._scale import scale_equivariant
 from ._weights import check_weight_name, unit_weights
+from .callaway_santanna import _unit_labels
 
 __all__ = ["SpilloverResult", "fit", "region_panel"]
 
@@ -124,6 +129,42 @@ class SpilloverResult(EstimationResult):
     pieces: pd.DataFrame = field(default_factory=pd.DataFrame)
     draws: pd.DataFrame = field(default_factory=pd.DataFrame)
     base_results: dict[str, EstimationResult] = field(default_factory=dict)
+    fitted: _Rescoring | None = field(default=None, repr=False, compare=False)
+
+    def with_inference(
+        self,
+        method: str = "cluster",
+        *,
+        cluster: Any = None,
+        conley_km: float | None = None,
+        n_boot: int | None = None,
+        rng: np.random.Generator | int | None = None,
+    ) -> SpilloverResult:
+        """The same estimates with the joint inference redone, without refitting a piece.
+
+        Every piece keeps what its scores are made of (the BJS steps 1-2 and estimand
+        weights, or the CS influence function per unit), so another clustering re-scores
+        the pieces — BJS's leave-out average and the CR2 correction are recomputed for
+        the new clusters — and :func:`_joint_inference` stacks them again: the numbers are
+        those of a refit with ``cluster=`` or ``conley_km=``.
+
+        Parameters
+        ----------
+        method : {"cluster", "conley"}
+            Cluster-robust scores, or Conley (1999) spatial HAC on unit scores (Bartlett
+            kernel in great-circle distance; needs ``lat``/``lon``).
+        cluster : str or pandas.Series, optional
+            ``"unit"``, a geography column, a panel column constant within unit (numeric
+            or string), or labels as a Series indexed by unit. None: the regions when the
+            geography has them, else units (as :func:`fit`).
+        conley_km : float, optional
+            Kernel cutoff in km (``method="conley"`` only, and then required).
+        n_boot : int, optional
+            Joint multiplier-bootstrap draws (default: the fit's).
+        rng : numpy.random.Generator or int, optional
+            Source of the draws; the fit's seed reproduces the fit's draws.
+        """
+        return _with_inference(self, method, cluster, conley_km, n_boot, rng)
 
     def artifacts(self) -> dict[str, pd.DataFrame]:
         out = {"pieces": self.pieces}
@@ -296,6 +337,10 @@ class _PieceFit:
     n_unidentified: int = 0
     df: float = np.nan  # Bell-McCaffrey degrees of freedom (NaN: use clusters - 1)
     mass: float | None = None  # sum of the targets' unit weights (None: unweighted)
+    # what re-scores the piece for another clustering without refitting
+    # (:meth:`SpilloverResult.with_inference`): an _ImputationScoring, the CS influence
+    # function per unit, or the region check's score per region (Series)
+    rescore: Any = field(default=None, repr=False, compare=False)
 
     @property
     def size(self) -> float:
@@ -384,13 +429,39 @@ def _imputation_fits(
             mass = float(wrow[fit.target].sum())
             w = (wrow[fit.target] / mass)[:, None]
             estimate = float(w[:, 0] @ fit.tau)
-        use_cr2 = cr2 and _cr2_ok(fit, cluster)
-        score = _bjs.scores(fit, w, cells, cluster, n_clusters, cr2=use_cr2)[:, 0]
-        df = _bjs.bm_df(fit, w[:, 0], cluster) if use_cr2 else np.nan
+        scoring = _ImputationScoring(fit, w, cells, ui)
+        score, df = _imputation_score(scoring, cluster, n_clusters, cr2)
+        rescore = replace(scoring, fit=_bjs.detached(fit))
         out[p.name] = _PieceFit(
-            p.name, estimate, int(fit.target.size), score, fit.n_unidentified, df, mass
+            p.name, estimate, int(fit.target.size), score, fit.n_unidentified, df, mass, rescore
         )
     return out
+
+
+@dataclass(frozen=True)
+class _ImputationScoring:
+    """What scores one imputation piece for a clustering: steps 1-2 (``_bjs.Imputed``),
+    the estimand weights on the targets, the cells of ``tau~`` and each long-table row's
+    unit (position in the split's units). The BJS leave-out average and the CR2 residuals
+    depend on the clusters, so another clustering re-scores from these, not from the
+    cluster sums."""
+
+    fit: _bjs.Imputed
+    w: np.ndarray
+    cells: np.ndarray
+    unit_row: np.ndarray
+
+
+def _imputation_score(
+    s: _ImputationScoring, cluster: np.ndarray, n_clusters: int, cr2: bool
+) -> tuple[np.ndarray, float]:
+    """A piece's cluster scores (BJS 2024, Section 4.3; CR2 when asked and affordable) and
+    Bell-McCaffrey degrees of freedom (NaN without CR2); ``cluster`` is per long row."""
+    fit = _bjs.refactored(s.fit)
+    use_cr2 = cr2 and _cr2_ok(fit, cluster)
+    score = _bjs.scores(fit, s.w, s.cells, cluster, n_clusters, cr2=use_cr2)[:, 0]
+    df = _bjs.bm_df(fit, s.w[:, 0], cluster) if use_cr2 else np.nan
+    return score, df
 
 
 def _conley_root(
@@ -399,22 +470,15 @@ def _conley_root(
     """``R`` with ``R'R = K``, the Bartlett kernel ``max(0, 1 - d_ij / cutoff)`` between
     the units (in cluster-code order), so that ``(R S)'(R S) = S' K S`` is the Conley
     (1999) spatial-HAC covariance of unit scores ``S``. Negative eigenvalues (the kernel
-    matrix is not always positive semi-definite) are set to zero."""
-    if not (isinstance(cutoff_km, int | float) and np.isfinite(cutoff_km) and cutoff_km > 0):
-        raise SpecError(f"conley_km must be a positive distance in km; received {cutoff_km!r}.")
-    if len(units) > 5000:
-        raise SpecError(
-            f"Conley SEs form a {len(units)} x {len(units)} kernel; above 5,000 units cluster "
-            "on regions instead (cluster='region')."
-        )
+    matrix is not always positive semi-definite) are set to zero. The kernel and its root
+    are :func:`zoneimpact.inference.covariance.conley_root`'s (one implementation)."""
+    # a bad cutoff is refused before the geography is read (a one-point kernel checks it)
+    conley_root(np.zeros(1), np.zeros(1), cutoff_km)
     geo = panel.require_geography(["lat", "lon"], units)
     order = np.empty(len(units), dtype=int)
     order[cluster_of.reindex(units).to_numpy(int)] = np.arange(len(units))
     lat, lon = geo["lat"].to_numpy(float)[order], geo["lon"].to_numpy(float)[order]
-    d = haversine_km(lat[:, None], lon[:, None], lat[None, :], lon[None, :])
-    K = np.clip(1.0 - d / float(cutoff_km), 0.0, None)
-    lam, Q = np.linalg.eigh(K)
-    return np.sqrt(np.clip(lam, 0.0, None))[:, None] * Q.T
+    return conley_root(lat, lon, cutoff_km)
 
 
 def _cr2_ok(fit: _bjs.Imputed, cluster: np.ndarray) -> bool:
@@ -470,7 +534,10 @@ def _cs_fits(
         d = pp.data
         is_target = ((d["time"] >= d["cohort"]) & d[outcome].notna()).to_numpy()
         mass = None if weights is None else float(d[weights].to_numpy(float)[is_target].sum())
-        out[name] = _PieceFit(name, res.coef("att"), int(is_target.sum()), score, mass=mass)
+        unit_psi = pd.Series(psi, index=res.units)
+        out[name] = _PieceFit(
+            name, res.coef("att"), int(is_target.sum()), score, mass=mass, rescore=unit_psi
+        )
         results[name] = res
     return out, results
 
@@ -520,27 +587,47 @@ def _region_fit(
             "have no untreated region in the same period (every region has a zone by then), "
             "so the region totals cannot be imputed there."
         )
-    if cluster_of is None:
-        codes, G = np.arange(len(regions)), len(regions)
-    else:
-        codes, G = cluster_of.reindex(regions.astype(str)).to_numpy(int), n_clusters
+    # scores per region; with regional clusters each region is one cluster, so their
+    # cluster sums are the same numbers (the leave-out cells are the same partition)
     cells = _cells(g[ri][fit.target], periods[ti[fit.target]])
     w = np.ones((fit.target.size, 1))
-    score = _bjs.scores(fit, w, cells, codes[ri], G)[:, 0]
+    by_region = pd.Series(
+        _bjs.scores(fit, w, cells, np.arange(len(regions))[ri], len(regions))[:, 0],
+        index=regions.astype(str),
+    )
+    score = _region_scores(by_region, cluster_of, n_clusters)
     total = float(fit.tau.sum())
-    return _PieceFit("net_region_did", total, int(fit.target.size), score), ""
+    return _PieceFit("net_region_did", total, int(fit.target.size), score, rescore=by_region), ""
+
+
+def _region_scores(by_region: pd.Series, cluster_of: pd.Series | None, G: int) -> np.ndarray:
+    """The region check's scores on the joint clusters (regional clusters: ``cluster_of``
+    gives each region's cluster code) or, with other clusters, on its own regions."""
+    if cluster_of is None:
+        return by_region.to_numpy()
+    codes = cluster_of.reindex(by_region.index).to_numpy(int)
+    return np.bincount(codes, weights=by_region.to_numpy(), minlength=G)
 
 
 # ---------------------------------------------------------------------- clusters
 def _clusters(
-    panel: Panel, units: np.ndarray, outcome: str, cluster: str | None, region_column: str
+    panel: Panel, units: np.ndarray, outcome: str, cluster: Any, region_column: str
 ) -> tuple[pd.Series, str]:
     """Cluster code of every unit (numbered in Panel.canonical_order, so relabelling units
-    or regions cannot change the draws) and the cluster variable's name."""
+    or regions cannot change the draws) and the cluster variable's name. ``cluster``: a
+    geography column, a panel column constant within unit, labels as a Series indexed by
+    unit, or ``"unit"``."""
     geo = panel.geography
     if cluster is None:
         cluster = region_column if geo is not None and region_column in geo.columns else "unit"
-    if cluster == "unit":
+    in_geo = isinstance(cluster, str) and geo is not None and cluster in geo.columns
+    if isinstance(cluster, pd.Series) or (
+        isinstance(cluster, str) and cluster != "unit" and not in_geo and cluster in panel.data
+    ):
+        raw = np.asarray(_unit_labels(panel, cluster, units)[0])
+        labels = pd.Series(raw.astype(str), index=units)
+        cluster = cluster if isinstance(cluster, str) else str(cluster.name or "labels")
+    elif cluster == "unit":
         labels = pd.Series(units.astype(str), index=units)
     else:
         try:
@@ -757,7 +844,7 @@ def fit(
     covs = list(covariates or [])
     rng = as_generator(rng)
     emap = _exposure_map(panel, exposure, rings_km, within_region, k_nearest, region_column)
-    split = _exposure_split(panel, outcome, emap, controls, pre_exposed)
+    split = _exposure_split(panel, outcome, emap, controls, pre_exposed, region_column)
     clusters = _cluster_codes(panel, split.units, outcome, cluster, conley_km, region_column)
     xb = _baseline(panel, covs) if covs else pd.DataFrame(index=split.units)
     wt = _weighting(panel, weights, split.units)
@@ -791,6 +878,7 @@ class _Split:
     units: np.ndarray
     periods: np.ndarray
     pieces: list[_Piece]
+    region_column: str = "region"
 
 
 def _exposure_map(
@@ -813,13 +901,18 @@ def _exposure_map(
 
 
 def _exposure_split(
-    panel: Panel, outcome: str, emap: ExposureMap, controls: Controls, pre_exposed: PreExposed
+    panel: Panel,
+    outcome: str,
+    emap: ExposureMap,
+    controls: Controls,
+    pre_exposed: PreExposed,
+    region_column: str = "region",
 ) -> _Split:
     """Split the panel by exposure into its pieces (direct, spillover rings, spillover on
     zones, naive), each checked for identification."""
     Y, units, periods, pieces = _masks(panel, outcome, emap, controls, pre_exposed)
     _check_identified(pieces, periods)
-    return _Split(emap, controls, pre_exposed, Y, units, periods, pieces)
+    return _Split(emap, controls, pre_exposed, Y, units, periods, pieces, region_column)
 
 
 @dataclass(frozen=True)
@@ -853,7 +946,7 @@ def _cluster_codes(
     panel: Panel,
     units: np.ndarray,
     outcome: str,
-    cluster: str | None,
+    cluster: Any,
     conley_km: float | None,
     region_column: str,
 ) -> _Clusters:
@@ -874,7 +967,9 @@ def _cluster_codes(
             "has one. Pass cluster='unit' or add regions."
         )
     region_of_cluster = None
-    if cluster_name == region_column:
+    geo = panel.geography
+    named = cluster is None or isinstance(cluster, str)
+    if named and cluster_name == region_column and geo is not None and region_column in geo:
         region_of_cluster = (
             pd.Series(
                 cluster_of.to_numpy(),
@@ -1013,6 +1108,7 @@ def _assemble(
         pieces=_pieces_table(fits, region),
         draws=draws,
         base_results=base_results,
+        fitted=_Rescoring(panel, split.units, split.region_column, dict(fits), region),
     )
 
 
@@ -1032,6 +1128,87 @@ def _with_region_sdid(
     except ZoneImpactError as exc:
         return replace(result, info={**result.info, "net_region_sdid_note": str(exc)})
     return _add_sdid(result, rp, outcome, rng, alpha)
+
+
+@dataclass(frozen=True)
+class _Rescoring:
+    """What :meth:`SpilloverResult.with_inference` needs: the panel (cluster columns,
+    coordinates), the split's units, the region column and every piece's fit with what
+    re-scores it (``_PieceFit.rescore``)."""
+
+    panel: Panel
+    units: np.ndarray
+    region_column: str
+    fits: dict[str, _PieceFit]
+    region: _PieceFit | None
+
+
+def _cluster_label(clusters: _Clusters, conley_km: float | None) -> str:
+    """The ``info["cluster"]`` entry: the cluster variable, or Conley's kernel."""
+    return clusters.name if conley_km is None else f"Conley (Bartlett kernel, {conley_km:g} km)"
+
+
+def _rescored(f: _PieceFit, clusters: _Clusters, cr2: bool) -> _PieceFit:
+    """``f`` with its scores (and CR2 degrees of freedom) for ``clusters``."""
+    codes = clusters.of_unit
+    if f.rescore is None:  # nothing imputed: no scores
+        return replace(f, score=np.zeros(clusters.n))
+    if isinstance(f.rescore, _ImputationScoring):
+        rows = codes.to_numpy()[f.rescore.unit_row]
+        score, df = _imputation_score(f.rescore, rows, clusters.n, cr2)
+        return replace(f, score=score, df=df)
+    if f.name == "net_region_did":
+        return replace(f, score=_region_scores(f.rescore, clusters.of_region, clusters.n))
+    unit_codes = codes.reindex(f.rescore.index).to_numpy(int)
+    score = np.bincount(unit_codes, weights=f.rescore.to_numpy(), minlength=clusters.n)
+    return replace(f, score=score)
+
+
+def _with_inference(
+    res: SpilloverResult,
+    method: str,
+    cluster: Any,
+    conley_km: float | None,
+    n_boot: int | None,
+    rng: np.random.Generator | int | None,
+) -> SpilloverResult:
+    """:meth:`SpilloverResult.with_inference` (see there)."""
+    st = res.fitted
+    if st is None or st.fits["direct"].estimate != res.coef("direct"):
+        # no kept scores (a result built by hand), or scores on another scale (rescaled)
+        raise EstimationError(
+            "This spillover result keeps no piece scores on its own scale, so its inference "
+            "cannot be redone; refit with spillover.fit(..., cluster=..., conley_km=...)."
+        )
+    check_choice(method, "method", ("cluster", "conley"))
+    if method == "conley" and (conley_km is None or cluster is not None):
+        raise SpecError(
+            "with_inference('conley') needs conley_km= (the kernel cutoff in km) and no "
+            f"cluster=; received conley_km={conley_km!r}, cluster={cluster!r}."
+        )
+    if method == "cluster" and conley_km is not None:
+        raise SpecError(
+            f"conley_km={conley_km!r} applies to method='conley'; with method='cluster' pass "
+            "cluster= only."
+        )
+    n_boot = int(res.info.get("n_boot", 999)) if n_boot is None else n_boot
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int | np.integer) or n_boot < 0:
+        raise SpecError(f"n_boot must be a whole number >= 0; received {n_boot!r}.")
+    clusters = _cluster_codes(st.panel, st.units, res.outcome, cluster, conley_km, st.region_column)
+    cr2 = res.info.get("small_sample") == "cr2"
+    fits = {k: _rescored(f, clusters, cr2) for k, f in st.fits.items()}
+    region = None if st.region is None else _rescored(st.region, clusters, cr2)
+    terms, draws, info_boot = _joint_inference(
+        st.panel, st.units, fits, region, clusters, conley_km, as_generator(rng), n_boot, res.alpha
+    )
+    # the SDID cross-check has its own placebo inference: carried over as it is
+    sdid = res.terms.loc[res.terms["term"] == "net_region_sdid"]
+    terms = pd.concat([terms, sdid], ignore_index=True) if len(sdid) else terms
+    info = {k: v for k, v in res.info.items() if k != "displacement_share_percentile_ci"}
+    info.update(info_boot, n_boot=n_boot, n_clusters=clusters.n)
+    info["cluster"] = _cluster_label(clusters, conley_km)
+    fitted = replace(st, fits=fits, region=region)
+    return replace(res, terms=terms, draws=draws, info=info, fitted=fitted)
 
 
 def _warn_unidentified(fits: Mapping[str, _PieceFit]) -> None:
@@ -1118,7 +1295,6 @@ def _info(
 ) -> dict[str, Any]:
     """What the fit did (exposure, controls, base, clusters, weights) and the scale of the
     outcome."""
-    cluster = clusters.name if conley_km is None else f"Conley (Bartlett kernel, {conley_km:g} km)"
     emap, Y = split.emap, split.Y
     tab = emap.table.reindex(panel.wide(panel.outcomes[0]).index)
     g = tab["cohort"].to_numpy(float)
@@ -1139,7 +1315,7 @@ def _info(
         "base_estimator": base,
         "engine": engine,
         "covariates": ",".join(covs),
-        "cluster": cluster,
+        "cluster": _cluster_label(clusters, conley_km),
         "n_clusters": clusters.n,
         "inference": "joint cluster scores; multiplier bootstrap for the displacement share",
         "n_direct_units": int((emap.table["role"] == "direct").sum()),
