@@ -73,6 +73,9 @@ resampled control residual rows, treated rows simulated prediction errors) are
 re-estimated; their spread around zero is the standard error. Normal intervals. The
 covariance of the replications is the result's ``vcov``. Refits inside resampling loops
 stop at a tolerance of ``1e-5`` (a small fraction of a standard error).
+``result.with_inference(method, n_reps=, rng=)`` redoes only this step on the fitted
+problem the result keeps (``r`` or ``lambda`` fixed): with the seed given to
+``fit(se_method=method)`` it returns that fit's standard errors and diagnostics.
 
 Diagnostics computed at estimation time (fect's ``diagtest``), in ``info`` and the
 ``diagnostics`` table:
@@ -118,7 +121,7 @@ from scipy import stats
 from ..errors import EstimationError, SpecError
 from ..inference.equivalence import equivalence_test
 from ..panel import RESERVED, Panel, _v
-from ..parallel import as_generator, replicate
+from ..parallel import as_generator, replicate, snapshot
 from ..results import (
     EstimationResult,
     check_bool,
@@ -169,6 +172,8 @@ class CounterfactualResult(EstimationResult):
         ``mu + alpha_i`` by unit, ``xi_t`` by period, covariate coefficients.
     replicates : ndarray
         Resampling estimates behind the standard errors (replications x terms).
+    fitted : FittedCounterfactual or None
+        The fitted problem :meth:`with_inference` resamples (not part of comparisons).
     """
 
     SCALED_FIELDS: ClassVar[dict[str, Any]] = {
@@ -181,6 +186,7 @@ class CounterfactualResult(EstimationResult):
         "time_effects": 1,
         "beta": 1,
         "replicates": 1,
+        "fitted": 1,
     }
     SCALED_INFO: ClassVar[dict[str, int]] = {
         "sigma": 1,
@@ -201,6 +207,75 @@ class CounterfactualResult(EstimationResult):
     time_effects: pd.Series = field(default_factory=pd.Series)
     beta: pd.Series = field(default_factory=pd.Series)
     replicates: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
+    fitted: FittedCounterfactual | None = field(default=None, repr=False, compare=False)
+
+    def with_inference(
+        self,
+        method: SeMethod,
+        *,
+        n_reps: int | None = None,
+        rng: np.random.Generator | int | None = None,
+        n_jobs: int = 1,
+    ) -> CounterfactualResult:
+        """The same estimates with another resampling variance, without refitting (fect's
+        ``vartype``; Xu 2017, Algorithm 2 for ``"parametric"``).
+
+        Parameters
+        ----------
+        method : {"bootstrap", "jackknife", "parametric"}
+            Unit bootstrap, leave-one-unit-out jackknife or Xu's parametric bootstrap, as
+            ``fit(se_method=method)`` (module docstring). The number of factors or the
+            penalty stays the fit's.
+        n_reps : int, optional
+            Bootstrap replications (default: the fit's ``n_reps``).
+        rng : numpy.random.Generator or int, optional
+            The generator or seed as ``fit`` takes it: with the seed given to
+            ``fit(se_method=method)`` the standard errors are that fit's. Default: replays
+            the fit's own generator.
+        n_jobs : int
+            Workers (the result does not depend on it).
+
+        Returns
+        -------
+        CounterfactualResult
+            A new result: standard errors, ``vcov``, ``replicates``, the pre-trend table's
+            ``se``/``p_tost``, the diagnostics that use them and ``info["se_method"]``,
+            ``info["n_reps"]`` replaced; estimates unchanged.
+        """
+        data = self.fitted
+        if data is None:
+            raise EstimationError(
+                f"This {self.estimator} result keeps no fitted problem (it was not made by "
+                "ife.fit or matrix_completion.fit); refit with se_method= to change its "
+                "inference."
+            )
+        allowed = ["bootstrap", "jackknife", "parametric"]
+        if not any(type(method) is str and method == m for m in allowed):
+            raise SpecError(
+                f"with_inference: method {method!r} is not available for {self.estimator}; "
+                f"allowed: {', '.join(repr(m) for m in allowed)}."
+            )
+        n_reps = data.settings.n_reps if n_reps is None else n_reps
+        n_reps = check_int(n_reps, "n_reps", minimum=2 if method != "jackknife" else 0)
+        if check_int(n_jobs, "n_jobs") == 0:
+            raise SpecError("n_jobs must be a whole number >= 1, or -1 for every core; received 0.")
+        # fit spawns (cross-validation, inference) children from its generator
+        gen = snapshot(data.rng) if rng is None else as_generator(rng).spawn(2)[1]
+        s = replace(data.settings, se_method=method, n_reps=n_reps)
+        draws = _draws(data.prob, data.model, data.spec, data.sol, s, gen, n_jobs)
+        parts = inference_parts(data, draws, method == "jackknife")
+        work = self if data.scale == 1.0 else self.rescaled(1.0 / data.scale)
+        new = replace(
+            work,
+            terms=terms_frame(data.spec.names, data.full[:-1], parts.se[: data.spec.n_terms]),
+            vcov=parts.vcov,
+            pretrend=parts.pretrend,
+            diagnostics=parts.table,
+            replicates=draws,
+            info={**work.info, **parts.info, "se_method": method, "n_reps": int(len(draws))},
+            fitted=replace(data, scale=1.0, settings=s),
+        )
+        return new if data.scale == 1.0 else new.rescaled(data.scale)
 
     def artifacts(self) -> dict[str, pd.DataFrame]:
         out = {
@@ -1317,6 +1392,67 @@ def _draws(
     return np.empty((0, spec.n_terms + 1))
 
 
+@dataclass(frozen=True)
+class FittedCounterfactual:
+    """What :meth:`CounterfactualResult.with_inference` resamples without refitting: the
+    problem's matrices (not the caller's frame), the fitted model (its ``r`` or ``lambda``
+    fixed), the terms, the main fit, the point estimates (with the placebo estimate last),
+    the equivalence margin, the settings and a snapshot of the fit's inference generator
+    before any draw. All in the units the fit worked in; ``scale`` converts them to the
+    reported units (not 1 when the outcome was rescaled, see :mod:`._scale`).
+    """
+
+    prob: Problem
+    model: Model
+    spec: TermSpec
+    sol: Solution
+    full: np.ndarray
+    margin: float
+    settings: Settings
+    rng: np.random.Generator
+    scale: float = 1.0
+
+    def rescaled(self, factor: float) -> FittedCounterfactual:
+        """Resampling estimates of this fit are reported times ``factor``."""
+        return replace(self, scale=self.scale * factor)
+
+
+@dataclass(frozen=True)
+class InferenceParts:
+    """Standard errors (every term and the placebo), covariance, pre-trend and test tables
+    and their ``info`` entries, from one set of resampling draws."""
+
+    se: np.ndarray
+    vcov: np.ndarray | None
+    pretrend: pd.DataFrame
+    table: pd.DataFrame
+    info: dict[str, Any]
+
+
+def inference_parts(data: FittedCounterfactual, draws: np.ndarray, jk: bool) -> InferenceParts:
+    """Standard errors and the diagnostics that use them (fit and ``with_inference``)."""
+    prob, s, full, sol = data.prob, data.settings, data.full, data.sol
+    if draws.size:
+        se_all, _ = resampling_se(draws, jk)
+        _, vcov = resampling_se(draws[:, :-1], jk)
+    else:
+        se_all, vcov = np.full(full.size, np.nan), None
+    pre, table, diag_info = diagnostics_table(
+        prob, data.spec, full, se_all, draws, margin=data.margin, f_threshold=s.f_threshold,
+        jackknife=jk,
+    )  # fmt: skip
+    M = prob.fit_mask
+    in_sample = [
+        _mean_at(prob.Y - sol.yhat, M & (prob.event == e)) for e in pre["event"].to_numpy()
+    ]
+    pre.insert(1, "n_cells", [int((M & (prob.event == e)).sum()) for e in pre["event"]])
+    pre.insert(2, "in_sample", in_sample)
+    if not s.diagnostics:
+        table = table.iloc[0:0]
+        diag_info = {"carryover_test": CARRYOVER_NOTE}
+    return InferenceParts(se_all, vcov, pre, table, diag_info)
+
+
 def estimate(
     *,
     estimator: str,
@@ -1343,33 +1479,21 @@ def estimate(
     )
     vec, sol, pl = statistics(prob, model, spec, None)
     full = np.concatenate([vec, pl])
-    draws = _draws(prob, model, spec, sol, s, rng, n_jobs)
+    generator = as_generator(rng)
+    replay = snapshot(generator)
+    draws = _draws(prob, model, spec, sol, s, generator, n_jobs)
     jk = s.se_method == "jackknife"
-    if draws.size:
-        se_all, _ = resampling_se(draws, jk)
-        _, vcov = resampling_se(draws[:, :-1], jk)
-    else:
-        se_all, vcov = np.full(full.size, np.nan), None
     M = prob.fit_mask
     resid = (prob.Y - sol.yhat)[M]
     sigma = float(np.sqrt(np.mean(resid**2)))
     margin = s.equivalence_margin if s.equivalence_margin is not None else 0.36 * sigma
-    pre, table, diag_info = diagnostics_table(
-        prob, spec, full, se_all, draws, margin=margin, f_threshold=s.f_threshold, jackknife=jk
-    )
-    in_sample = [
-        _mean_at(prob.Y - sol.yhat, M & (prob.event == e)) for e in pre["event"].to_numpy()
-    ]
-    pre.insert(1, "n_cells", [int((M & (prob.event == e)).sum()) for e in pre["event"]])
-    pre.insert(2, "in_sample", in_sample)
+    data = FittedCounterfactual(prob, model, spec, sol, full, margin, s, replay)
+    parts = inference_parts(data, draws, jk)
     loo = (
         leave_one_out(prob, units, model.relaxed(), start_of(sol), n_jobs)
         if s.diagnostics
         else pd.DataFrame()
     )
-    if not s.diagnostics:
-        table = table.iloc[0:0]
-        diag_info = {"carryover_test": CARRYOVER_NOTE}
     names = spec.names
     info = {
         **info,
@@ -1382,23 +1506,23 @@ def estimate(
         "sigma": sigma,
         "converged": bool(sol.converged),
         "n_iter": int(sol.n_iter),
-        **diag_info,
+        **parts.info,
     }
     if not loo.empty:
         info.update(loo_att_min=float(loo["att"].min()), loo_att_max=float(loo["att"].max()))
     return CounterfactualResult(
         estimator=estimator,
         outcome=outcome,
-        terms=terms_frame(names, vec, se_all[: len(names)]),
+        terms=terms_frame(names, vec, parts.se[: len(names)]),
         n_units=int(prob.Y.shape[0]),
         n_obs=int(prob.obs.sum()),
-        vcov=vcov,
+        vcov=parts.vcov,
         info=info,
         alpha=alpha,
         effects=_effects_table(prob, units, sol),
-        pretrend=pre,
+        pretrend=parts.pretrend,
         cv=cv,
-        diagnostics=table,
+        diagnostics=parts.table,
         leave_one_out=loo,
         factors=_factors(prob, sol),
         loadings=_loadings(units, sol),
@@ -1408,6 +1532,7 @@ def estimate(
         ),
         beta=pd.Series(sol.beta, index=pd.Index(covariates, name="covariate"), name="beta"),
         replicates=draws,
+        fitted=data,
     )
 
 
