@@ -10,7 +10,9 @@ Shared by :mod:`~zoneimpact.estimators.cs_repeated_cross_section` (Sant'Anna & Z
 * :func:`estimate_cells`: runs an estimator's 2x2 routine over the cells, collecting the
   estimates, their influence functions (one column per cell) and the cells that failed;
 * :func:`aggregate_cells` and :func:`att_gt_frame`: the aggregations of
-  :mod:`~zoneimpact.estimators._gt_aggregate` and the ``att_gt`` table.
+  :mod:`~zoneimpact.estimators._gt_aggregate` and the ``att_gt`` table;
+* :func:`defined_se`: the SEs of the terms and cells from another covariance (used by
+  ``with_inference``), undefined where the aggregation leaves them undefined.
 
 Written by hand: this is the bookkeeping of R ``did::att_gt`` around its 2x2 estimators.
 """
@@ -34,6 +36,7 @@ __all__ = [
     "aggregate_cells",
     "att_gt_frame",
     "check_aggregations",
+    "defined_se",
     "estimate_cells",
     "group_time_cells",
     "warn_failures",
@@ -175,3 +178,18 @@ def att_gt_frame(
             **counts,
         }
     )
+
+
+def defined_se(
+    cells: pd.DataFrame, amat: np.ndarray, vcov: np.ndarray, cell_var: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """SEs of the terms and the cells from a covariance, NaN where undefined as in
+    :func:`~zoneimpact.estimators._gt_aggregate.aggregate_gt`: terms built only from cells
+    a universal base fixes at zero, and normalised or failed cells."""
+    k = len(cells)
+    norm = (cells["base_period"] == cells["time"]).to_numpy()
+    valid = np.isfinite(cells["estimate"].to_numpy(float))
+    by_construction = ~np.any(amat[:k][~norm] != 0, axis=0) & ~np.any(amat[k:] != 0, axis=0)
+    se = np.where(by_construction, np.nan, np.sqrt(np.clip(np.diag(vcov), 0, None)))
+    cell_se = np.where(valid & ~norm, np.sqrt(np.clip(cell_var[:k], 0, None)), np.nan)
+    return se, cell_se

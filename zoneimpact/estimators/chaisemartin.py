@@ -56,8 +56,8 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, NamedTuple
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar, NamedTuple, Self
 
 import numpy as np
 import pandas as pd
@@ -65,7 +65,8 @@ import pandas as pd
 from ..errors import EstimationError, PanelError, SpecError
 from ..panel import Panel, _v
 from ..results import check_bool, check_choice, check_fit_arguments, check_int
-from ._influence_results import TablesResult, covariate_column, influence_vcov
+from . import callaway_santanna as _cs
+from ._influence_results import TablesResult, cluster_name, covariate_column, influence_vcov
 from ._scale import scale_equivariant
 
 __all__ = ["ChaisemartinResult", "fit", "switching_panel"]
@@ -88,12 +89,93 @@ class ChaisemartinResult(TablesResult):
     SCALED_FIELDS: ClassVar[dict[str, Any]] = {
         "effects": {"estimate": 1, "se": 1},
         "influence": 1,
+        "kept": 1,
     }
     ARTIFACTS: ClassVar[tuple[str, ...]] = ("effects",)
 
     effects: pd.DataFrame = field(default_factory=pd.DataFrame)
     influence: np.ndarray | None = None
     groups: np.ndarray | None = None
+    kept: _Kept | None = field(default=None, repr=False, compare=False)
+
+    def with_inference(self, method: str = "analytic", *, cluster: Any = None) -> Self:
+        """The same ``DID_l`` with standard errors clustered on another column, without
+        re-reading the data.
+
+        The dCDH variance influence function itself depends on the clusters (each
+        cohort's ``sqrt(n/(n-1))`` counts its distinct clusters), so it is recomputed
+        from the kept group x period arrays, not merely re-summed: the result equals a
+        refit with ``cluster=`` that column.
+
+        Parameters
+        ----------
+        method : {"analytic"}
+            The dCDH cohort-demeaned influence-function variance.
+        cluster : str or pandas.Series, optional
+            A column of the panel (or its geography) constant within unit, or labels as a
+            Series indexed by unit. None: the group. Two-way clustering is not offered:
+            the cohort corrections have no two-way form.
+        """
+        if self.kept is None:
+            raise EstimationError(
+                "This result keeps no group arrays (it was not made by chaisemartin.fit); "
+                "refit with cluster= instead."
+            )
+        check_choice(method, "method", ("analytic",))
+        if isinstance(cluster, list | tuple):
+            raise SpecError(
+                f"cluster={cluster_name(cluster)!r}: the dCDH variance clusters one way (its "
+                "cohort corrections count clusters); pass one column."
+            )
+        k = self.kept
+        gr = k.groups
+        cl = None if cluster is None else _cs._unit_labels(k.panel, cluster, k.units)[0][k.keep]
+        if cl is not None:
+            gi = np.repeat(np.arange(gr.Y.shape[0]), gr.Y.shape[1])
+            gr = gr._replace(cl=cl, cl_rows=pd.factorize(cl[gi])[0])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the fit already warned about missing horizons
+            found, _, psi, vcov, se = _variance(gr, *k.options)
+        info = {
+            **self.info,
+            "cluster": cluster_name(cluster),
+            "n_clusters": None if cl is None else int(pd.Series(cl).nunique()),
+        }
+        return replace(
+            self,
+            terms=self.terms.assign(se=se),
+            effects=self.effects.assign(se=se[1:]),
+            vcov=vcov,
+            info=info,
+            influence=psi,
+        )
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """What :meth:`ChaisemartinResult.with_inference` recomputes the variance from: the
+    group x period arrays, the kept groups among the panel's units and the options."""
+
+    groups: _Groups
+    keep: np.ndarray
+    units: np.ndarray
+    panel: Panel
+    options: tuple[int, int, bool]  # effects, placebo, normalized
+
+    def rescaled(self, c: float) -> _Kept:
+        return replace(self, groups=self.groups._replace(Y=self.groups.Y * c))
+
+
+def _variance(
+    gr: _Groups, effects: int, placebo: int, normalized: bool
+) -> tuple[list[_Horizon], float, np.ndarray, np.ndarray, np.ndarray]:
+    """The horizons, the average total effect, the influence functions of the terms and
+    their covariance ``S'S / G^2`` (``S`` summed within clusters) and SEs."""
+    found = _horizons(gr, effects, placebo, normalized)
+    ate, u_ate = _average_total_effect([h for h in found if h.row["kind"] == "effect"])
+    psi = np.column_stack([u_ate, *(h.influence / h.row["_scale"] for h in found)])
+    vcov, se = influence_vcov(psi, gr.cl, n=len(gr.groups))
+    return found, ate, psi, vcov, se
 
 
 def switching_panel(
@@ -590,11 +672,8 @@ def fit(
         units,
         clusters,
     )
-    found = _horizons(gr, effects, placebo, normalized)
-    ate, u_ate = _average_total_effect([h for h in found if h.row["kind"] == "effect"])
+    found, ate, psi, vcov, se = _variance(gr, effects, placebo, normalized)
     G = len(gr.groups)
-    psi = np.column_stack([u_ate, *(h.influence / h.row["_scale"] for h in found)])
-    vcov, se = influence_vcov(psi, gr.cl, n=G)
     effects_df = pd.DataFrame([h.row for h in found])
     effects_df["se"] = se[1:]
     terms = pd.DataFrame(
@@ -629,6 +708,7 @@ def fit(
         effects=effects_df[["kind", "horizon", "term", "estimate", "se", "n_switchers", "delta_d"]],
         influence=psi,
         groups=gr.groups,
+        kept=_Kept(gr, keep, units, panel, (effects, placebo, normalized)),
     )
 
 

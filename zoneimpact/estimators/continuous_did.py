@@ -57,7 +57,7 @@ B-spline design comes from :class:`scipy.interpolate.BSpline`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
@@ -68,8 +68,9 @@ from scipy.interpolate import BSpline
 from ..errors import EstimationError, PanelError, SpecError
 from ..inference.bootstrap import multiplier_draws, sup_t_critical
 from ..panel import Panel, _v
+from ..parallel import as_generator
 from ..results import check_choice, check_fit_arguments, check_int
-from ._influence_results import TablesResult, covariate_column, influence_vcov
+from ._influence_results import InfluenceBlocks, InfluenceResult, covariate_column, influence_vcov
 from ._scale import scale_equivariant
 from ._weights import check_weight_name, unit_weights
 
@@ -77,8 +78,14 @@ __all__ = ["ContinuousDiDResult", "bspline_basis", "fit"]
 
 
 @dataclass(frozen=True)
-class ContinuousDiDResult(TablesResult):
+class ContinuousDiDResult(InfluenceResult):
     """Result of :func:`fit`.
+
+    ``with_inference(method, cluster=...)`` re-sums the kept unit-level influence
+    functions by any column of the panel (or its geography), a Series by unit, or two
+    columns (``V_1 + V_2 - V_12``), without refitting. ``"bootstrap"`` redraws the
+    uniform bands of the two curves (clustered multiplier draws, CGBS Section 4.3);
+    ``"analytic"`` reports pointwise bands.
 
     Attributes
     ----------
@@ -93,11 +100,58 @@ class ContinuousDiDResult(TablesResult):
     SCALED_FIELDS: ClassVar[dict[str, Any]] = {
         "dose_response": {"dose": 0, "*": 1},
         "cells": {"att": 1, "acrt": 1},
+        "blocks": 1,
     }
     ARTIFACTS: ClassVar[tuple[str, ...]] = ("dose_response", "cells")
+    INFERENCE_METHODS: ClassVar[tuple[str, ...]] = ("analytic", "bootstrap")
 
     dose_response: pd.DataFrame = field(default_factory=pd.DataFrame)
     cells: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def _reinferred(
+        self,
+        vcov: np.ndarray,
+        col_var: np.ndarray,
+        labels: tuple[np.ndarray, ...],
+        info: dict[str, Any],
+        method: str,
+        boot: dict[str, Any],
+    ) -> ContinuousDiDResult:
+        assert self.blocks is not None
+        terms, curves = self.terms, self.dose_response
+        k = len(curves)
+        old = terms["se"].to_numpy(float)
+        # ACRT with a single dose stays undefined (NaN), whatever the clustering
+        se = np.where(np.isnan(old), np.nan, np.sqrt(np.clip(np.diag(vcov), 0, None)))
+        single_dose = bool(np.isnan(old[1]))
+        boot_on = method == "bootstrap" and not single_dose
+        z, crit_att, crit_acrt = _critical_values(
+            np.asarray(self.blocks.psi)[:, : 2 + 2 * k],
+            se[: 2 + 2 * k],
+            k,
+            alpha=self.alpha,
+            n_boot=check_int(boot["n_boot"], "n_boot", minimum=2) if boot_on else 0,
+            rng=as_generator(boot["rng"]) if boot_on else None,
+            n_jobs=1,
+            boot_weights=check_choice(
+                boot["boot_weights"], "boot_weights", ("rademacher", "mammen")
+            ),
+            cluster=pd.factorize(labels[0])[0] if labels else None,
+        )
+        crit = np.full(len(terms), z)
+        crit[2 : 2 + k], crit[2 + k : 2 + 2 * k] = crit_att, crit_acrt
+        est = terms["estimate"].to_numpy(float)
+        terms = terms.assign(se=se, band_low=est - crit * se, band_high=est + crit * se)
+        info.update(
+            n_boot=int(boot["n_boot"]) if boot_on else 0,
+            boot_weights=boot["boot_weights"] if boot_on else None,
+            crit_att_d=float(crit_att),
+            crit_acrt_d=float(crit_acrt),
+            se_type="analytic influence function; "
+            + ("uniform bands by multiplier bootstrap" if boot_on else "pointwise bands"),
+        )
+        curves = _dose_response(curves["dose"].to_numpy(), terms, curves["acrt"].to_numpy())
+        return replace(self, terms=terms, vcov=vcov, info=info, dose_response=curves)
 
 
 class _Doses(NamedTuple):
@@ -395,14 +449,21 @@ def _critical_values(
     rng: np.random.Generator | None,
     n_jobs: int,
     boot_weights: Literal["rademacher", "mammen"],
+    cluster: np.ndarray | None = None,
 ) -> tuple[float, float, float]:
     """Pointwise ``z`` and the sup-t critical values of the ATT(d) and ACRT(d) bands by the
-    multiplier bootstrap of the influence functions (CGBS Section 4.3)."""
+    multiplier bootstrap of the influence functions (CGBS Section 4.3), one weight per
+    cluster when ``cluster`` labels the units."""
     z = stats.norm.ppf(1 - alpha / 2)
     crit_att = crit_acrt = z
     if n_boot > 0:
         draws = multiplier_draws(
-            psi_all * len(psi_all), n_boot=n_boot, rng=rng, n_jobs=n_jobs, weights=boot_weights
+            psi_all * len(psi_all),
+            n_boot=n_boot,
+            rng=rng,
+            cluster=cluster,
+            n_jobs=n_jobs,
+            weights=boot_weights,
         )
         crit_att = max(z, sup_t_critical(draws[:, 2 : 2 + k], se[2 : 2 + k], alpha))
         crit_acrt = max(z, sup_t_critical(draws[:, 2 + k :], se[2 + k :], alpha))
@@ -419,9 +480,10 @@ def _terms(
     alpha: float,
     rng: np.random.Generator | None,
     n_jobs: int,
-) -> tuple[pd.DataFrame, np.ndarray, float, float]:
+) -> tuple[pd.DataFrame, np.ndarray, float, float, np.ndarray]:
     """Terms (ATT^o, ACRT^o, the curves, the event study) with SEs and bands, their
-    covariance and the sup-t critical values of the two curves."""
+    covariance, the sup-t critical values of the two curves and the terms' influence
+    functions (units x terms, kept for ``with_inference``)."""
     k = len(sieve.grid)
     est = est.copy()
     vcov, se = influence_vcov(psi_all)
@@ -444,13 +506,15 @@ def _terms(
     # event study of the binarised ATT^o (contdid aggregation="eventstudy"): every (g, t)
     # cell, pre-periods against the period before, weighted by treated units per cell
     ev_est, ev_if = _event_study(data, opt["cg"], opt["anticipation"])
+    basis = psi_all
     if ev_est:
         ev_psi = np.column_stack([ev_if[e] for e in ev_est])
         names += [f"event:{e}" for e in ev_est]
         est = np.concatenate([est, list(ev_est.values())])
         se = np.concatenate([se, np.sqrt(np.einsum("ij,ij->j", ev_psi, ev_psi))])
         crit = np.concatenate([crit, np.full(len(ev_est), z)])
-        vcov = influence_vcov(np.column_stack([psi_all, ev_psi]))[0]
+        basis = np.column_stack([psi_all, ev_psi])
+        vcov = influence_vcov(basis)[0]
     terms = pd.DataFrame(
         {
             "term": names,
@@ -460,7 +524,7 @@ def _terms(
             "band_high": est + crit * se,
         }
     )
-    return terms, vcov, crit_att, crit_acrt
+    return terms, vcov, crit_att, crit_acrt, basis
 
 
 def _dose_response(grid: np.ndarray, terms: pd.DataFrame, acrt_d: np.ndarray) -> pd.DataFrame:
@@ -587,7 +651,7 @@ def fit(
             f"{sieve.degree + sieve.num_knots + 1} spline coefficients; lower degree or num_knots."
         )
     cell_df, est, psi_all = _aggregate(fits)
-    terms, vcov, crit_att, crit_acrt = _terms(
+    terms, vcov, crit_att, crit_acrt, basis = _terms(
         data, sieve, est, psi_all, opt, alpha=alpha, rng=rng, n_jobs=n_jobs
     )
     acrt_d = np.full(len(sieve.grid), np.nan) if sieve.single_dose else est[2 + len(sieve.grid) :]
@@ -617,4 +681,5 @@ def fit(
         alpha=alpha,
         dose_response=_dose_response(sieve.grid, terms, acrt_d),
         cells=cell_df[["cohort", "time", "weight", "att", "acrt", "n_treated", "n_control"]],
+        blocks=InfluenceBlocks(basis, None, 1.0, data.units, panel=panel),
     )

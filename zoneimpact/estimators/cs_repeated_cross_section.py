@@ -50,7 +50,7 @@ which statsmodels does not return.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
@@ -60,8 +60,8 @@ from scipy import special, stats
 from ..errors import EstimationError, PanelError, SpecError
 from ..inference.bootstrap import bootstrap_se, multiplier_draws, sup_t_critical
 from ..panel import Panel, _v
+from ..parallel import as_generator
 from ..results import (
-    EstimationResult,
     check_bool,
     check_choice,
     check_fit_arguments,
@@ -74,11 +74,13 @@ from ._cells import (
     aggregate_cells,
     att_gt_frame,
     check_aggregations,
+    defined_se,
     estimate_cells,
     group_time_cells,
     warn_failures,
 )
 from ._gt_aggregate import AGGREGATIONS, Aggregated, terms_table
+from ._influence_results import InfluenceBlocks, InfluenceResult
 from ._scale import scale_equivariant
 
 __all__ = ["CSRepeatedCrossSectionResult", "fit"]
@@ -90,8 +92,12 @@ _OVERLAP = 0.999  # R did: a score reaching 0.999 makes the cell NA
 
 
 @dataclass(frozen=True)
-class CSRepeatedCrossSectionResult(EstimationResult):
+class CSRepeatedCrossSectionResult(InfluenceResult):
     """Result of :func:`fit`: the aggregated terms plus the group-time effects.
+
+    ``with_inference("analytic" | "bootstrap", cluster=...)`` re-sums the kept
+    observation-level influence functions (CS 2021 Section 4 / Algorithm 1) by any
+    column of the data, a Series by unit id, or two columns, without refitting.
 
     Attributes
     ----------
@@ -105,13 +111,58 @@ class CSRepeatedCrossSectionResult(EstimationResult):
     SCALED_FIELDS: ClassVar[dict[str, Any]] = {
         "att_gt": {"estimate": 1, "se": 1},
         "influence": 1,
+        "blocks": 1,
     }
+    ARTIFACTS: ClassVar[tuple[str, ...]] = ("att_gt",)
+    INFERENCE_METHODS: ClassVar[tuple[str, ...]] = ("analytic", "bootstrap")
 
     att_gt: pd.DataFrame = field(default_factory=pd.DataFrame)
     influence: np.ndarray | None = None
 
-    def artifacts(self) -> dict[str, pd.DataFrame]:
-        return {"att_gt": self.att_gt}
+    def _reinferred(
+        self,
+        vcov: np.ndarray,
+        col_var: np.ndarray,
+        labels: tuple[np.ndarray, ...],
+        info: dict[str, Any],
+        method: str,
+        boot: dict[str, Any],
+    ) -> CSRepeatedCrossSectionResult:
+        assert self.blocks is not None and self.blocks.amat is not None
+        terms, cells, amat = self.terms, self.att_gt, self.blocks.amat
+        se, cell_se = defined_se(cells, amat, vcov, col_var)
+        agg = Aggregated(
+            list(terms["term"]),
+            terms["estimate"].to_numpy(float),
+            amat,
+            self.blocks.psi,
+            vcov,
+            se,
+            cell_se,
+        )
+        table, crit_event = terms_table(agg), None
+        if method == "bootstrap":
+            table, cell_se, crit_event = _bootstrap(
+                table,
+                agg,
+                labels[0] if labels else None,
+                len(cells),
+                alpha=self.alpha,
+                n_boot=check_int(boot["n_boot"], "n_boot", minimum=2),
+                rng=as_generator(boot["rng"]),
+                n_jobs=1,
+                boot_weights=check_choice(
+                    boot["boot_weights"], "boot_weights", ("rademacher", "mammen")
+                ),
+            )
+        boot_on = method == "bootstrap"
+        info.update(
+            se_type="multiplier bootstrap" if boot_on else "analytic influence function",
+            n_boot=int(boot["n_boot"]) if boot_on else 0,
+            crit_event=crit_event,
+        )
+        cells = cells.assign(se=cell_se)
+        return replace(self, terms=table, vcov=vcov, att_gt=cells, info=info)
 
 
 class _Overlap(ArithmeticError):
@@ -514,6 +565,19 @@ def _info(
     }
 
 
+def _kept_influence(agg: Aggregated, sample: _Sample, labels: np.ndarray | None) -> InfluenceBlocks:
+    """The observation-level influence functions ``with_inference`` re-sums (rows of the
+    sample; a Series of cluster labels is looked up by each row's unit id)."""
+    return InfluenceBlocks(
+        agg.basis,
+        agg.amat,
+        float(len(sample.y)),
+        sample.frame["unit"].to_numpy(),
+        frame=sample.frame,
+        labels=() if labels is None else (labels,),
+    )
+
+
 # ----------------------------------------------------------------------------- fit
 @scale_equivariant()
 def fit(
@@ -632,4 +696,5 @@ def fit(
         alpha=alpha,
         att_gt=att_gt_frame(cells, periods, att, cell_se, n_obs=n_sub),
         influence=psi,
+        blocks=_kept_influence(agg, sample, labels),
     )

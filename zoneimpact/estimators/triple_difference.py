@@ -45,7 +45,7 @@ partition as a 0/1 covariate column constant within unit (``eligible``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
@@ -54,7 +54,6 @@ import pandas as pd
 from ..errors import PanelError, SpecError
 from ..panel import Panel, _v
 from ..results import (
-    EstimationResult,
     check_choice,
     check_fit_arguments,
     check_names,
@@ -66,29 +65,57 @@ from ._cells import (
     aggregate_cells,
     att_gt_frame,
     check_aggregations,
+    defined_se,
     estimate_cells,
     group_time_cells,
     warn_failures,
 )
 from ._gt_aggregate import AGGREGATIONS, terms_table
+from ._influence_results import InfluenceBlocks, InfluenceResult
 from ._scale import scale_equivariant
 
 __all__ = ["TripleDifferenceResult", "fit"]
 
 
 @dataclass(frozen=True)
-class TripleDifferenceResult(EstimationResult):
+class TripleDifferenceResult(InfluenceResult):
     """Result of :func:`fit`: aggregated terms plus the group-time effects ``att_gt``
     (``cohort``, ``time``, ``event_time``, ``base_period``, ``estimate``, ``se``,
-    ``n_comparisons``)."""
+    ``n_comparisons``).
 
-    SCALED_FIELDS: ClassVar[dict[str, Any]] = {"att_gt": {"estimate": 1, "se": 1}, "influence": 1}
+    ``with_inference("analytic", cluster=...)`` re-sums the kept unit-level influence
+    functions by any column of the panel (or its geography), a Series by unit, or two
+    columns (``V_1 + V_2 - V_12``), without refitting.
+    """
+
+    SCALED_FIELDS: ClassVar[dict[str, Any]] = {
+        "att_gt": {"estimate": 1, "se": 1},
+        "influence": 1,
+        "blocks": 1,
+    }
+    ARTIFACTS: ClassVar[tuple[str, ...]] = ("att_gt",)
 
     att_gt: pd.DataFrame = field(default_factory=pd.DataFrame)
     influence: np.ndarray | None = None
 
-    def artifacts(self) -> dict[str, pd.DataFrame]:
-        return {"att_gt": self.att_gt}
+    def _reinferred(
+        self,
+        vcov: np.ndarray,
+        col_var: np.ndarray,
+        labels: tuple[np.ndarray, ...],
+        info: dict[str, Any],
+        method: str,
+        boot: dict[str, Any],
+    ) -> TripleDifferenceResult:
+        assert self.blocks is not None and self.blocks.amat is not None
+        se, cell_se = defined_se(self.att_gt, self.blocks.amat, vcov, col_var)
+        return replace(
+            self,
+            terms=self.terms.assign(se=se),
+            vcov=vcov,
+            att_gt=self.att_gt.assign(se=cell_se),
+            info=info,
+        )
 
 
 def _two_by_two(
@@ -385,4 +412,5 @@ def fit(
         alpha=alpha,
         att_gt=att_gt_frame(cells, periods, att, agg.cell_se, n_comparisons=n_comp),
         influence=psi,
+        blocks=InfluenceBlocks(agg.basis, agg.amat, float(n), data.units, panel=panel),
     )
