@@ -1,0 +1,367 @@
+"""Spillover-aware DiD (Butts 2021 ring estimator) on a Dask DataFrame, CS base.
+
+Same estimator as :func:`zoneimpact.estimators.spillover.fit` with
+``base_estimator="callaway_santanna"`` (Butts, K. 2021, "Difference-in-differences
+estimation with spatial spillovers", arXiv:2105.03737, Section 3.2 and eqs. 3.4-3.5;
+Callaway & Sant'Anna 2021 per piece), computed where the data live:
+
+1. **Exposure map** (client): built by the caller from the small unit-level geography
+   (:mod:`zoneimpact.exposure` builders, :func:`zoneimpact.grid.exposure_from_points`);
+   its units and cohorts are checked against the panel's.
+2. **Pieces** (partitions): the rows and cohorts of :meth:`ExposureMap.panels` — the
+   direct piece (zone units against clean controls) and one spillover piece per ring
+   (exposed units, treated from their exposure onset, against the same controls) — are
+   selected partition by partition (a unit's rows stay in their partition), with the
+   ``outside_window="adjust"`` rule of the in-memory ring panels (a ring unit exposed from
+   the piece's first period leaves it; an onset after its last period is never).
+3. **Base fits**: :func:`zoneimpact.distributed.callaway_santanna.fit` on every piece
+   and on the whole panel (the ``naive`` piece), returning per-unit influence functions.
+4. **Joint inference** (client): the pieces' influence functions summed within clusters
+   and the in-memory ``_linear_terms`` and ``_joint`` (totals, net, displacement share,
+   joint multiplier bootstrap) — imported, not copied — so the result is a
+   :class:`~zoneimpact.estimators.spillover.SpilloverResult` equal to the in-memory fit to
+   1e-10 (``tests/test_distributed_spillover.py``).
+
+Not available on this engine (in-memory only): the imputation base, covariates and
+weights, ``net_region_did``/``net_region_sdid`` (they need the geography), Conley SEs and
+:meth:`SpilloverResult.with_inference` (the result keeps no panel).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import EstimationError, PanelError, SpecError
+from ..estimators.spillover import (
+    SpilloverResult,
+    _joint,
+    _linear_terms,
+    _PieceFit,
+    _pieces_table,
+)
+from ..exposure import ExposureMap
+from ..parallel import as_generator
+from ..results import EstimationResult, check_alpha, check_choice
+from ._frame import DaskPanel, check_dask_panel, compute_blocks, uses_column
+from .callaway_santanna import fit as cs_fit
+
+__all__ = ["fit"]
+
+_CONTROLS = ("not_yet_exposed", "never_exposed")
+_PRE_EXPOSED = ("drop_rows", "drop_units", "keep")
+
+
+# ---------------------------------------------------------------------- partition steps
+def _unit_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Each unit of a partition with its cohort (and cluster label when read)."""
+    cols = ["cohort", *(["cluster"] if "cluster" in df.columns else [])]
+    return df.groupby("unit", sort=False)[cols].first()
+
+
+def _piece_rows(
+    df: pd.DataFrame,
+    *,
+    tab: pd.DataFrame,
+    ring: str | None,
+    controls: str,
+    pre_exposed: str,
+    window: tuple[float, float] | None,
+) -> pd.DataFrame:
+    """The rows of one piece in a partition, as :meth:`ExposureMap.panels` selects them:
+    ``ring=None`` is the direct piece (cohorts kept), otherwise the ring's spillover piece
+    (cohort = exposure onset for the ring's units, never for the others). ``window``
+    (first, last period of the piece) applies the ring panels' ``outside_window="adjust"``."""
+    unit = df["unit"].to_numpy()
+    t = df["time"].to_numpy(float)
+    g = df["cohort"].to_numpy(float)
+    role = tab["role"].reindex(unit).to_numpy()
+    onset = tab["exposure_onset"].reindex(unit).to_numpy(float)
+    rings = tab["ring"].reindex(unit).to_numpy()
+    zone, exposed, clean = role == "direct", role == "exposed", role == "clean"
+    pre_rows = exposed & (t < onset)
+    not_yet = controls == "not_yet_exposed"
+    if ring is None:
+        keep_nonzone = clean | (pre_rows if not_yet else False)
+        if pre_exposed == "drop_rows":
+            keep_zone = zone & ~((t >= onset) & (t < g))
+        elif pre_exposed == "drop_units":
+            # the map's pre-exposed zone units: exposed before their own zone opened
+            keep_zone = zone & ~(onset < g)
+        else:
+            keep_zone = zone
+        return df.loc[keep_zone | keep_nonzone]
+    in_ring = exposed & (rings == ring)
+    other_pre = exposed & (rings != ring) & pre_rows
+    rows = in_ring | clean | (other_pre if not_yet else False)
+    out = df.loc[rows].copy()
+    cohort = np.where(in_ring, onset, np.inf)[rows]
+    if window is not None:
+        first, last = window
+        cohort = np.where(cohort > last, np.inf, cohort)
+        out = out.loc[~(cohort <= first)]
+        cohort = cohort[~(cohort <= first)]
+    out["cohort"] = cohort
+    return out
+
+
+def _scan(df: pd.DataFrame, *, outcome: str) -> dict[str, Any]:
+    """Periods, cohorts, counts and target unit-periods (treated rows with an outcome)."""
+    g = df["cohort"].to_numpy(float)
+    y = df[outcome].to_numpy(float)
+    return {
+        "periods": np.unique(df["time"].to_numpy()),
+        "cohorts": np.unique(g[np.isfinite(g)]),
+        "n_units": int(df["unit"].nunique()),
+        "n_obs": len(df),
+        "n_never": int(df.loc[~np.isfinite(g), "unit"].nunique()),
+        "n_target": int(((df["time"].to_numpy(float) >= g) & np.isfinite(y)).sum()),
+        "n_finite": int(np.isfinite(y).sum()),
+    }
+
+
+# ---------------------------------------------------------------------- client side
+def _check_map(units: pd.DataFrame, emap: Any) -> pd.DataFrame:
+    """The map's table for the panel's units; a map built from other units or cohorts is
+    refused, naming the units."""
+    if not isinstance(emap, ExposureMap):
+        raise SpecError(
+            f"exposure must be an ExposureMap (zoneimpact.exposure builders or "
+            f"zoneimpact.grid.exposure_from_points on the unit table); received "
+            f"{type(emap).__name__}. A Dask panel carries no geography to build one from."
+        )
+    tab = emap.table
+    missing = units.index[~units.index.isin(tab.index)].tolist()
+    extra = tab.index[~tab.index.isin(units.index)].tolist()
+    if missing or extra:
+        raise PanelError(
+            f"The exposure map's units do not match the Dask panel's: {len(missing)} panel "
+            f"unit(s) not in the map (first: {missing[:5]!r}), {len(extra)} map unit(s) not in "
+            f"the panel (first: {extra[:5]!r}). Build the map from this panel's unit table."
+        )
+    g_map = tab["cohort"].reindex(units.index).to_numpy(float)
+    g_panel = units["cohort"].to_numpy(float)
+    differ = ~((g_map == g_panel) | (np.isinf(g_map) & np.isinf(g_panel)))
+    if differ.any():
+        i = int(np.flatnonzero(differ)[0])
+        raise PanelError(
+            f"Unit {units.index[i]!r} has cohort {g_panel[i]:g} in the Dask panel but "
+            f"{g_map[i]:g} in the exposure map ({int(differ.sum())} such unit(s)); build the "
+            "map from the same cohorts (never treated = inf)."
+        )
+    return tab[["role", "exposure_onset", "ring"]]
+
+
+def _piece_panel(
+    dpanel: DaskPanel, outcome: str, tab: pd.DataFrame, ring: str | None, rule: dict[str, str]
+) -> tuple[DaskPanel, int]:
+    """A piece as a :class:`DaskPanel` (rows filtered and cohorts recoded in the
+    partitions) and its number of target unit-periods."""
+    opts = {"tab": tab, "ring": ring, **rule}
+    meta = dpanel.frame._meta
+    window = None
+    if ring is not None:
+        rows = dpanel.frame.map_partitions(_piece_rows, window=None, meta=meta, **opts)
+        scans = compute_blocks([_scan], list(rows.to_delayed()), outcome=outcome)
+        periods = np.unique(np.concatenate([s["periods"] for s in scans]))
+        if periods.size == 0:
+            raise PanelError(f"The exposure split left an empty panel for ring {ring!r}.")
+        window = (float(periods[0]), float(periods[-1]))
+    frame = dpanel.frame.map_partitions(_piece_rows, window=window, meta=meta, **opts).persist()
+    scans = compute_blocks([_scan], list(frame.to_delayed()), outcome=outcome)
+    n_units = int(sum(s["n_units"] for s in scans))
+    if n_units == 0:
+        raise PanelError("The exposure split left an empty panel (no units in this group).")
+    piece = replace(
+        dpanel,
+        frame=frame,
+        periods=np.unique(np.concatenate([s["periods"] for s in scans])).astype(np.int64),
+        cohorts=np.unique(np.concatenate([s["cohorts"] for s in scans])),
+        n_units=n_units,
+        n_obs=int(sum(s["n_obs"] for s in scans)),
+        n_never=int(sum(s["n_never"] for s in scans)),
+    )
+    return piece, int(sum(s["n_target"] for s in scans))
+
+
+def _cluster_of(
+    dpanel: DaskPanel, units: pd.DataFrame, cluster: Any, canon: np.ndarray
+) -> tuple[pd.Series, str]:
+    """Each unit's cluster code, numbered in the canonical unit order (cohort, then the
+    outcome by period) as the in-memory ``_clusters`` numbers them, and the clusters' name.
+    ``cluster``: None or ``"unit"``, the panel's cluster column (its name or True), or
+    labels as a pandas Series indexed by unit."""
+    index = units.index
+    if isinstance(cluster, pd.Series):
+        lab = cluster.groupby(level=0).first() if cluster.index.has_duplicates else cluster
+        lab = lab.reindex(index)
+        if lab.isna().any():
+            u = lab.index[lab.isna().to_numpy()][0]
+            raise SpecError(
+                f"Cluster labels {cluster.name!r} have no value for unit {u!r}; the Series "
+                "must be indexed by unit and cover every unit of the panel."
+            )
+        labels, name = lab.astype(str), str(cluster.name or "labels")
+    elif uses_column(dpanel, cluster, "cluster"):
+        labels, name = units["cluster"].astype(str), str(dpanel.cluster)
+    else:
+        labels, name = pd.Series(index.astype(str), index=index), "unit"
+    ordered = labels.reindex(canon)
+    pos = {lab: i for i, lab in enumerate(pd.unique(ordered.to_numpy()))}
+    codes = labels.map(pos).astype(int)
+    if len(pos) < 2:
+        raise EstimationError(
+            f"Clustered inference needs at least two clusters of {name!r}; the panel has one. "
+            "Pass cluster='unit'."
+        )
+    return codes, name
+
+
+def _piece_fit(
+    name: str, res: Any, n_target: int, cluster_of: pd.Series, n_clusters: int
+) -> _PieceFit:
+    """A piece's ATT and its cluster scores from the CS influence function, as the
+    in-memory ``_cs_fits`` forms them."""
+    j = res.terms["term"].tolist().index("att")
+    psi = res.term_influence[:, j] / res.term_influence.shape[0]
+    codes = cluster_of.reindex(res.units).to_numpy(int)
+    score = np.bincount(codes, weights=psi, minlength=n_clusters)
+    return _PieceFit(
+        name, res.coef("att"), n_target, score, rescore=pd.Series(psi, index=res.units)
+    )
+
+
+def _check_options(
+    base_estimator: Any, controls: Any, pre_exposed: Any, n_boot: Any, base_options: Any
+) -> dict[str, Any]:
+    if base_estimator != "callaway_santanna":
+        raise SpecError(
+            f"base_estimator={base_estimator!r} is not available on the Dask engine; use "
+            "'callaway_santanna' (the imputation base runs in memory)."
+        )
+    check_choice(controls, "controls", _CONTROLS)
+    check_choice(pre_exposed, "pre_exposed", _PRE_EXPOSED)
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 0:
+        raise SpecError(f"n_boot must be a whole number >= 0; received {n_boot!r}.")
+    options = dict(base_options or {})
+    refused = sorted(set(options) & {"weights", "covariates", "bootstrap", "cluster"})
+    if refused:
+        raise SpecError(
+            f"base_options {refused} are not available on the Dask spillover fit (no "
+            "weights or covariates on this engine; inference is the joint one)."
+        )
+    return {"est_method": "dr", **options, "bootstrap": False}
+
+
+def fit(
+    dpanel: DaskPanel,
+    *,
+    outcome: str,
+    exposure: ExposureMap,
+    base_estimator: str = "callaway_santanna",
+    controls: str = "not_yet_exposed",
+    pre_exposed: str = "drop_rows",
+    cluster: str | bool | pd.Series | None = None,
+    n_boot: int = 999,
+    rng: np.random.Generator | int | None = None,
+    alpha: float = 0.05,
+    base_options: Mapping[str, Any] | None = None,
+) -> SpilloverResult:
+    """Direct, spillover, net effect and displacement share on a :class:`DaskPanel`.
+
+    Butts (2021, Section 3.2) ring estimator with Callaway & Sant'Anna (2021) per piece;
+    equal to :func:`zoneimpact.estimators.spillover.fit` with
+    ``base_estimator="callaway_santanna"`` and the same map, options and ``rng``.
+
+    Parameters
+    ----------
+    dpanel : DaskPanel
+        From :func:`zoneimpact.distributed.read_panel`.
+    outcome : str
+        Outcome in levels.
+    exposure : ExposureMap
+        Built by the caller on the unit table; its units and cohorts must be the panel's.
+    base_estimator : {"callaway_santanna"}
+        The only base on this engine.
+    controls : {"not_yet_exposed", "never_exposed"}
+        Clean controls (:meth:`ExposureMap.panels`); the in-memory fit's default.
+    pre_exposed : {"drop_rows", "drop_units", "keep"}
+        Zone units exposed before their own zone; the in-memory fit's default.
+    cluster : str, bool or pandas.Series, optional
+        None or ``"unit"``: by unit; the panel's cluster column (its name as read, or
+        True); or labels as a Series indexed by unit (e.g. regions from the unit table).
+    n_boot : int
+        Joint multiplier-bootstrap draws (0: delta-method SE of the displacement share).
+    rng : Generator or int, optional
+        Source of the draws.
+    alpha : float
+        Level of the stored confidence intervals.
+    base_options : dict, optional
+        Options of the CS base (e.g. ``{"control_group": "not_yet_treated"}``).
+
+    Returns
+    -------
+    SpilloverResult
+        Terms as in memory (without ``net_region_did``); ``info["engine"] = "dask"``.
+    """
+    check_dask_panel(dpanel, outcome)
+    alpha = check_alpha(alpha)
+    opts = _check_options(base_estimator, controls, pre_exposed, n_boot, base_options)
+    generator = as_generator(rng)
+    units = pd.concat(compute_blocks([_unit_rows], dpanel.partitions())).sort_index()
+    tab = _check_map(units, exposure)
+    rule = {"controls": controls, "pre_exposed": pre_exposed}
+    pieces: dict[str, tuple[DaskPanel, int]] = {
+        "direct": _piece_panel(dpanel, outcome, tab, None, rule)
+    }
+    for r in exposure.rings:
+        in_ring = (tab["role"] == "exposed") & (tab["ring"] == r)
+        if in_ring.any():
+            pieces[f"spillover:{r}"] = _piece_panel(dpanel, outcome, tab, r, rule)
+    naive = compute_blocks([_scan], dpanel.partitions(), outcome=outcome)
+    pieces["naive"] = (dpanel, int(sum(s["n_target"] for s in naive)))
+    results: dict[str, EstimationResult] = {
+        name: cs_fit(pp, outcome=outcome, **opts) for name, (pp, _) in pieces.items()
+    }
+    gt = results["naive"].group_time  # type: ignore[attr-defined]
+    cluster_of, cname = _cluster_of(dpanel, units, cluster, gt.units[gt.order])
+    n_clusters = int(cluster_of.max()) + 1
+    fits = {
+        name: _piece_fit(name, results[name], n, cluster_of, n_clusters)
+        for name, (_, n) in pieces.items()
+    }
+    if not np.isfinite(fits["direct"].estimate):
+        raise EstimationError("The direct effect could not be estimated on any zone unit-period.")
+    names, est, S, dfs = _linear_terms(fits, None)
+    terms, draws, info_boot = _joint(names, est, S, generator, int(n_boot), alpha, dfs)
+    role = exposure.table["role"]
+    info: dict[str, Any] = {
+        "exposure": exposure.kind, "controls": controls, "pre_exposed": pre_exposed,
+        "base_estimator": "callaway_santanna", "engine": "dask",
+        "cluster": cname, "n_clusters": n_clusters,
+        "inference": "joint cluster scores; multiplier bootstrap for the displacement share",
+        "n_direct_units": int((role == "direct").sum()),
+        "n_exposed_units": int((role == "exposed").sum()),
+        "n_clean_units": int((role == "clean").sum()),
+        "n_pre_exposed_zones": len(exposure.pre_exposed_units()),
+        "n_treated_unit_periods": float(fits["direct"].n), **info_boot, "n_boot": n_boot,
+        "net_region_did_note": "net_region_did not estimated on the Dask engine (no geography).",
+    }  # fmt: skip
+    return SpilloverResult(
+        estimator="spillover",
+        outcome=outcome,
+        terms=terms,
+        main_term="att",
+        n_units=dpanel.n_units,
+        n_obs=int(sum(s["n_finite"] for s in naive)),
+        info=info,
+        alpha=alpha,
+        exposure=exposure,
+        pieces=_pieces_table(fits, None),
+        draws=draws,
+        base_results=results,
+    )
