@@ -284,7 +284,7 @@ class EstimationResult:
             dup = self.terms.loc[self.terms["term"].duplicated(), "term"].iloc[0]
             raise ZoneImpactError(f"Result has the term {dup!r} twice.")
         # private copies: the caller's frames and dicts stay theirs (see __getattribute__)
-        object.__setattr__(self, "terms", self.terms.copy())
+        object.__setattr__(self, "terms", self.terms)  # read through __getattribute__: a copy
         object.__setattr__(self, "info", dict(self.info))
         if self.vcov is not None:
             object.__setattr__(self, "vcov", _labelled_vcov(self.vcov, self.terms["term"]))

@@ -38,10 +38,9 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from ..errors import EstimationError, PanelError, SpecError
+from ..errors import EstimationError, PanelError
 from ..estimators.callaway_santanna import (
     _AGGREGATIONS,
-    _CONTROL,
     _OVERLAP,
     _PS_CAP,
     _TRIM_LEVEL,
@@ -50,6 +49,7 @@ from ..estimators.callaway_santanna import (
     _Cell,
     _cell_influence,
     _check_cells,
+    _check_design,
     _check_window,
     _fit_info,
     _infer,
@@ -61,7 +61,7 @@ from ..estimators.callaway_santanna import (
     aggregate_terms,
 )
 from ..parallel import as_generator
-from ..results import check_alpha, check_bool, check_choice, check_int, check_names
+from ..results import check_alpha, check_bool, check_choice, check_int
 from ._frame import (
     DaskPanel,
     check_dask_panel,
@@ -72,8 +72,6 @@ from ._frame import (
 )
 
 __all__ = ["fit"]
-
-_METHODS = ("unconditional", "reg", "ipw", "dr")
 
 
 # ---------------------------------------------------------------------- partition blocks
@@ -308,33 +306,17 @@ def _check(
     aggregations: Any,
 ) -> tuple[str, str, list[str], list[str]]:
     check_dask_panel(dpanel, outcome)
-    cg = _CONTROL.get(control_group.lower()) if isinstance(control_group, str) else None
-    if cg is None:
-        raise SpecError(
-            f"Unknown control_group {control_group!r}. Use 'never_treated' or 'not_yet_treated'."
-        )
-    covs = check_names(covariates, "covariates")
+    cg, method, covs, aggs = _check_design(
+        control_group, est_method, covariates, base_period, aggregations
+    )
     unknown = [c for c in covs if c not in dpanel.covariates]
     if unknown:
         raise PanelError(
             f"Covariate(s) {unknown} not in the panel; its covariates are "
             f"{list(dpanel.covariates)}. Add them with read_panel(..., covariates=[...])."
         )
-    method = est_method if est_method is not None else ("dr" if covs else "unconditional")
-    check_choice(method, "est_method", _METHODS)
-    if method == "unconditional" and covs:
-        raise SpecError(
-            f"est_method='unconditional' ignores covariates {covs}; choose 'dr', 'ipw' or "
-            "'reg', or drop the covariates."
-        )
     if not covs:
         method = "unconditional"  # reg, ipw and dr reduce to it without covariates
-    if base_period not in ("varying", "universal"):
-        raise SpecError(f"Unknown base_period {base_period!r}. Use 'varying' or 'universal'.")
-    aggs = check_names(aggregations, "aggregations", none=False)
-    bad = [a for a in aggs if a not in _AGGREGATIONS]
-    if bad:
-        raise SpecError(f"Unknown aggregation(s) {bad}. Use any of {list(_AGGREGATIONS)}.")
     return cg, method, covs, aggs
 
 

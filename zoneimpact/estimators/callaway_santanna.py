@@ -650,23 +650,9 @@ def _check_options(
     weights: Any,
 ) -> _Options:
     """Every option checked once, before any work (named errors)."""
-    cg = _CONTROL.get(control_group.lower()) if isinstance(control_group, str) else None
-    if cg is None:
-        raise SpecError(
-            f"Unknown control_group {control_group!r}. Use 'never_treated' or 'not_yet_treated'."
-        )
-    covs = check_names(covariates, "covariates")
-    if est_method is None:
-        est_method = "dr" if covs else "unconditional"
-    check_choice(est_method, "est_method", _METHODS)
-    if est_method == "unconditional" and covs:
-        raise SpecError(
-            f"est_method='unconditional' ignores covariates {covs}; choose 'dr', 'ipw' or "
-            "'reg', or drop the covariates."
-        )
-    if not isinstance(base_period, str) or base_period not in ("varying", "universal"):
-        raise SpecError(f"Unknown base_period {base_period!r}. Use 'varying' or 'universal'.")
-    aggs = _check_aggregations(aggregations)
+    cg, est_method, covs, aggs = _check_design(
+        control_group, est_method, covariates, base_period, aggregations
+    )
     bootstrap = check_bool(bootstrap, "bootstrap")
     check_choice(boot_weights, "boot_weights", ("rademacher", "mammen"))
     min_e, max_e, balance_e = _check_window(min_e, max_e, balance_e)
@@ -709,6 +695,31 @@ def _check_options(
         chunk_size=check_int(chunk_size, "chunk_size", minimum=1, none=True),
         weights=check_weight_name(panel, weights),
     )
+
+
+def _check_design(
+    control_group: Any, est_method: Any, covariates: Any, base_period: Any, aggregations: Any
+) -> tuple[str, str, list[str], list[str]]:
+    """Control group, estimation method (default ``dr`` with covariates), covariate names,
+    base period and aggregations, checked with named errors; shared with the Dask engine
+    (``zoneimpact.distributed.callaway_santanna``)."""
+    cg = _CONTROL.get(control_group.lower()) if isinstance(control_group, str) else None
+    if cg is None:
+        raise SpecError(
+            f"Unknown control_group {control_group!r}. Use 'never_treated' or 'not_yet_treated'."
+        )
+    covs = check_names(covariates, "covariates")
+    if est_method is None:
+        est_method = "dr" if covs else "unconditional"
+    check_choice(est_method, "est_method", _METHODS)
+    if est_method == "unconditional" and covs:
+        raise SpecError(
+            f"est_method='unconditional' ignores covariates {covs}; choose 'dr', 'ipw' or "
+            "'reg', or drop the covariates."
+        )
+    if not isinstance(base_period, str) or base_period not in ("varying", "universal"):
+        raise SpecError(f"Unknown base_period {base_period!r}. Use 'varying' or 'universal'.")
+    return cg, est_method, covs, _check_aggregations(aggregations)
 
 
 def _check_aggregations(aggregations: Any) -> list[str]:
