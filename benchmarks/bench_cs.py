@@ -4,7 +4,10 @@ Times zoneimpact beside diff-diff and csdid in one process (never-treated contro
 covariates, 999 bootstrap draws, all aggregations each tool computes by default plus
 the event-study aggregation), prints wall times, ratios, the overall ATT of each tool,
 and peak traced memory (tracemalloc, a second untimed run per tool). Wall and CPU times
-are both printed: on a shared machine the wall time depends on the other load.
+are both printed: on a shared machine the wall time depends on the other load. After the
+tools, the floor (``bench_ratios.floor``: the same columns read into numpy and three
+passes, see ``benchmarks/_floor.py``) is timed on the same frame, and a ratio line gives
+zoneimpact / fastest peer and zoneimpact / floor.
 
 Run:  python benchmarks/bench_cs.py [--units 50000] [--periods 10] [--skip csdid]
 """
@@ -21,6 +24,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+from _floor import long_floor, ratio_line, time_floor
 
 
 def make_panel(n_units: int, n_periods: int, seed: int = 1) -> pd.DataFrame:
@@ -131,6 +135,8 @@ def main() -> None:
             f"{name:11s} wall {times[name]:7.2f} s  cpu {cpu[name]:7.2f} s   ATT {atts[name]:.5f}"
             + (f"   peak {peaks[name]:7.0f} MiB" if name in peaks else "")
         )
+    floor_s = time_floor(long_floor(df))
+    print(f"{'floor':11s} wall {floor_s:7.4f} s")
     if "zoneimpact" in times:
         for name, t in times.items():
             if name != "zoneimpact":
@@ -138,6 +144,8 @@ def main() -> None:
                     f"{name} / zoneimpact: wall {t / times['zoneimpact']:.1f}x, "
                     f"cpu {cpu[name] / cpu['zoneimpact']:.1f}x"
                 )
+        peers = {k: v for k, v in times.items() if k != "zoneimpact"}
+        print(ratio_line("CS + 999 bootstrap draws", times["zoneimpact"], peers, floor_s))
 
 
 if __name__ == "__main__":

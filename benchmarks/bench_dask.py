@@ -21,7 +21,12 @@ One BLAS thread everywhere. Times include reading the Parquet files:
   (``--peer-python``) where moderndid 0.2 is installed. Its ``dask_att_gt`` sometimes
   deadlocks on a local cluster (its cohort threads wait on futures and the process stops
   using CPU); a run that gives no result within ``--timeout`` seconds is reported and
-  retried (``--attempts``).
+  retried (``--attempts``);
+* ``floor``: ``_floor.parquet_floor``: the same three columns of the same Parquet files
+  read batch by batch, once, with three passes per batch (integer unit codes, sums by unit
+  and by period). Its time divides zoneimpact's in the printed ratio lines (one for the
+  in-memory and one for the Dask task), next to zoneimpact / moderndid (the only peer;
+  its Dask backend does the same task).
 
 Run:  python benchmarks/bench_dask.py [--units 1000000] [--periods 10] [--files 16]
       [--workers 2] [--threads 1] [--processes] [--data /tmp/zoneimpact_bench_dask]
@@ -181,7 +186,27 @@ def run_moderndid(folder: Path, workers: int) -> dict[str, float]:
     return out
 
 
-RUNNERS = {"inmemory": run_inmemory, "dask": run_dask, "moderndid": run_moderndid}
+def run_floor(folder: Path, workers: int) -> dict[str, float]:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _floor import parquet_floor
+
+    step = parquet_floor(folder, "unit", "year", "y")
+    t0 = time.perf_counter()
+    step()
+    t1 = time.perf_counter()
+    nan = float("nan")  # the floor estimates nothing
+    return {
+        "load_s": t1 - t0, "estimate_s": 0.0, "total_s": t1 - t0, "peak_mb": _peak_mb(),
+        "att": nan, "se": nan,
+    }  # fmt: skip
+
+
+RUNNERS = {
+    "inmemory": run_inmemory,
+    "dask": run_dask,
+    "moderndid": run_moderndid,
+    "floor": run_floor,
+}
 
 
 def main() -> None:
@@ -256,6 +281,17 @@ def main() -> None:
             f"memory {b['peak_mb'] / m['peak_mb']:.2f}; |ATT diff| = {abs(m['att'] - b['att']):.2e}, "
             f"|SE diff| = {abs(m['se'] - b['se']):.2e}"
         )
+    if "floor" in rows:
+        from _floor import ratio_line
+
+        peers = {"moderndid": rows["moderndid"]["total_s"]} if "moderndid" in rows else {}
+        note = "times include reading the Parquet files"
+        if not peers and "moderndid" not in args.skip:
+            note += "; moderndid gave no result"
+        for name, task in (("inmemory", "CS in memory"), ("dask", "CS on Dask")):
+            if name in rows:
+                floor_s = rows["floor"]["total_s"]
+                print(ratio_line(task, rows[name]["total_s"], peers, floor_s, note=note))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,11 @@ Reads ``benchmarks/reference/designs.json`` (peers run by
 ``benchmarks/reference/designs_reference.py``) and refits our estimators on mpdta with the
 same constructed columns (``pop = exp(lpop)`` as weight, ``emp = exp(lemp)``). Prints one
 line per capability with the headline number, the largest absolute difference over every
-number compared (estimates and SEs), and the fit time.
+number compared (estimates and SEs), and the fit time. The peers do not run here (their
+numbers come from the reference file), so each timed capability's ratio line says "no
+peer" and gives zoneimpact / floor, the floor being ``bench_ratios.floor`` on the same
+mpdta columns (county, year, outcome read into numpy and three passes; see
+``benchmarks/_floor.py``), timed before the fits.
 
 Run:  python benchmarks/bench_designs.py
 """
@@ -22,7 +26,9 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
+from _floor import long_floor, ratio_line, time_floor  # noqa: E402
 from conftest import CANONICAL  # noqa: E402
 
 from zoneimpact import Panel  # noqa: E402
@@ -57,9 +63,13 @@ def main() -> None:
         covariates=["lpop", "pop", "state", "lpop_year"],
     )
     rows = []
+    # one floor per outcome column read (the same mpdta rows, so the same size)
+    floor_s = {
+        y: time_floor(long_floor(df, "countyreal", "year", y), reps=5) for y in ("lemp", "emp")
+    }
 
-    def add(what, ref, ours, diffs, secs):
-        rows.append((what, ref, ours, max(diffs), secs))
+    def add(what, ref, ours, diffs, secs, outcome="lemp"):
+        rows.append((what, ref, ours, max(diffs), secs, outcome))
 
     t0 = time.perf_counter()
     r = twfe.fit(p, outcome="lemp", covariates=["lpop_year"], weights="pop", ssc="fixest")
@@ -116,6 +126,7 @@ def main() -> None:
         r.estimate,
         [abs(r.estimate - R["att"]), abs(r.se - R["se"])],
         time.perf_counter() - t0,
+        outcome="emp",
     )
 
     t0 = time.perf_counter()
@@ -181,6 +192,7 @@ def main() -> None:
         r.estimate,
         d,
         time.perf_counter() - t0,
+        outcome="emp",
     )
 
     ft = df["first.treat"].replace({2004: 2003})
@@ -219,8 +231,12 @@ def main() -> None:
     )
 
     print(f"{'capability':46s} {'reference':>12s} {'ours':>12s} {'max |diff|':>10s} {'secs':>6s}")
-    for what, ref, ours, diff, secs in rows:
+    for what, ref, ours, diff, secs, _ in rows:
         print(f"{what:46s} {ref:12.7f} {ours:12.7f} {diff:10.1e} {secs:6.2f}")
+    for what, _, _, _, secs, outcome in rows:
+        if secs > 0:  # the imputation cross-check row is not timed
+            note = "peer numbers read from reference/designs.json, not run here"
+            print(ratio_line(what, secs, {}, floor_s[outcome], note=note))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,11 @@ Printed for each configuration: wall time of the whole ``fit`` call (cross-valid
 point estimate, bootstrap and, unless switched off, the diagnostics: out-of-sample
 pre-treatment errors refitted in every bootstrap draw, the placebo test and the
 leave-one-out ATTs), the chosen ``r`` / ``lambda``, the ATT and its SE against the truth,
-and the load average of the machine (other jobs share it: compare with care).
+and the load average of the machine (other jobs share it: compare with care). No peer runs
+here (no Python package fits IFE or matrix completion with this inference), so each fit's
+ratio line says "no peer" and gives zoneimpact / floor; the floor (``_floor.matrix_floor``
+on ``panel.wide("y")``: the outcome read into the units x periods matrix, then column
+means, row sums and one matrix-vector product) is timed once before the fits.
 
 Run: python benchmarks/bench_factor.py [--n-jobs 2] [--reps 200] [--seed 20261122]
      [--skip-mc]
@@ -31,6 +35,8 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _floor import matrix_floor, ratio_line, time_floor  # noqa: E402
 from test_ife import factor_world  # noqa: E402
 
 from zoneimpact.estimators import ife  # noqa: E402
@@ -41,7 +47,7 @@ warnings.filterwarnings("ignore")
 set_progress(False)
 
 
-def run(label: str, fit, panel, truth: float, **opts) -> None:
+def run(label: str, fit, panel, truth: float, floor_s: float, **opts) -> None:
     t = time.perf_counter()
     res = fit(panel, outcome="y", **opts)
     dt = time.perf_counter() - t
@@ -52,6 +58,7 @@ def run(label: str, fit, panel, truth: float, **opts) -> None:
         f"truth {truth:.3f})   load {load:.1f}",
         flush=True,
     )
+    print("  " + ratio_line(label, dt, {}, floor_s), flush=True)
 
 
 def main() -> None:
@@ -71,25 +78,35 @@ def main() -> None:
     print(
         f"panel: 1,000 units x 30 periods, 100 treated; {a.reps} bootstrap draws, n_jobs={a.n_jobs}"
     )
+    floor_s = time_floor(lambda: matrix_floor(panel.wide("y").to_numpy(float)))
     common = dict(rng=1, n_reps=a.reps, n_jobs=a.n_jobs)  # the same draws for every fit
     # warm the joblib workers (their start-up is not the estimator's time)
     ife.fit(panel, outcome="y", r=1, n_reps=4, n_jobs=a.n_jobs, diagnostics=False)
-    run("IFE, CV over r=0..5, bootstrap, diagnostics", ife.fit, panel, truth, **common)
+    run("IFE, CV over r=0..5, bootstrap, diagnostics", ife.fit, panel, truth, floor_s, **common)
     run(
         "IFE, CV over r=0..5, bootstrap, no diagnostics",
         ife.fit,
         panel,
         truth,
+        floor_s,
         diagnostics=False,
         **common,
     )
     if not a.skip_mc:
-        run("MC, CV over 10 lambdas, bootstrap, diagnostics", mc.fit, panel, truth, **common)
+        run(
+            "MC, CV over 10 lambdas, bootstrap, diagnostics",
+            mc.fit,
+            panel,
+            truth,
+            floor_s,
+            **common,
+        )
         run(
             "MC, CV over 10 lambdas, bootstrap, no diagnostics",
             mc.fit,
             panel,
             truth,
+            floor_s,
             diagnostics=False,
             **common,
         )

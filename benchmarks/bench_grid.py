@@ -22,6 +22,14 @@ Stages, each in its own process so that its peak memory (``ru_maxrss``) is its o
    builds from the whole panel read into pandas; prints time, peak RSS and the largest
    differences from the streamed results.
 
+4. ``floor`` (issue 19): the same data touched as cheaply as possible, in its own process:
+   ``_floor.matrix_floor`` on the cells' x, y coordinates (the exposure stage's input:
+   column means, row sums, one matrix-vector product) and ``_floor.parquet_floor`` on the
+   panel's Parquet files (cell, year, y read batch by batch, once; three passes per batch:
+   integer cell codes, sums by cell and by year). No peer computes gridded ring exposure or
+   the streamed ring CS, so each stage's ratio line says "no peer" and gives zoneimpact /
+   floor.
+
 One thread everywhere (``OPENBLAS_NUM_THREADS=1``, pyarrow's CPU and I/O pools of one
 thread); the machine is shared, so wall times move with the other load. The Parquet files
 are deleted at the end unless ``--keep``.
@@ -44,6 +52,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _floor import matrix_floor, parquet_floor, ratio_line, time_floor
 
 YEARS0 = 2001
 RINGS = (1.0, 5.0, 10.0)
@@ -80,6 +89,14 @@ def _zones(n_zones: int, nx: int, ny: int, seed: int) -> pd.DataFrame:
     )
 
 
+def _cells(n_cells: int) -> pd.DataFrame:
+    nx, _ = _grid_shape(n_cells)
+    cid = np.arange(n_cells, dtype=np.int32)
+    return pd.DataFrame(
+        {"cell": cid, "x": (cid % nx) * 1000.0 + 500.0, "y": (cid // nx) * 1000.0 + 500.0}
+    )
+
+
 def stage_exposure(a: argparse.Namespace) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -88,10 +105,8 @@ def stage_exposure(a: argparse.Namespace) -> dict:
 
     _one_thread()
     nx, ny = _grid_shape(a.cells)
-    cid = np.arange(a.cells, dtype=np.int32)
-    cells = pd.DataFrame(
-        {"cell": cid, "x": (cid % nx) * 1000.0 + 500.0, "y": (cid // nx) * 1000.0 + 500.0}
-    )
+    cells = _cells(a.cells)
+    cid = cells["cell"].to_numpy()
     zones = _zones(a.zones, nx, ny, a.seed)
     rss0 = _peak_mb()
     t0 = time.perf_counter()
@@ -232,6 +247,17 @@ def stage_memory(a: argparse.Namespace) -> dict:
     }
 
 
+def stage_floor(a: argparse.Namespace) -> dict:
+    _one_thread()
+    cells = _cells(a.cells)
+    t_cells = time_floor(lambda: matrix_floor(cells[["x", "y"]].to_numpy(float)))
+    panel = parquet_floor(Path(a.out) / "panel", "cell", "year", "y", batch_rows=a.batch)
+    t0 = time.perf_counter()
+    panel()  # once: a second read would find the files in the page cache
+    t_panel = time.perf_counter() - t0
+    return {"stage": "floor", "cells_floor_s": t_cells, "panel_floor_s": t_panel}
+
+
 def _run(stage: str, a: argparse.Namespace) -> dict:
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     args = [sys.executable, __file__, "--stage", stage, *sys.argv[1:]]
@@ -278,10 +304,17 @@ def main() -> None:
     ap.add_argument("--out", default="/tmp/zoneimpact_bench_grid")
     ap.add_argument("--compare", action="store_true", help="also the in-memory CS")
     ap.add_argument("--keep", action="store_true", help="keep the Parquet files")
-    ap.add_argument("--stage", choices=["exposure", "stream", "memory"], help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--stage", choices=["exposure", "stream", "memory", "floor"], help=argparse.SUPPRESS
+    )
     a = ap.parse_args()
     if a.stage:
-        fn = {"exposure": stage_exposure, "stream": stage_stream, "memory": stage_memory}
+        fn = {
+            "exposure": stage_exposure,
+            "stream": stage_stream,
+            "memory": stage_memory,
+            "floor": stage_floor,
+        }
         print(json.dumps(fn[a.stage](a)))
         return
     print(
@@ -298,6 +331,14 @@ def main() -> None:
         print(
             "streamed vs in-memory:", json.dumps(_compare(recs["stream"], recs["memory"]), indent=1)
         )
+    recs["floor"] = _run("floor", a)
+    f_cells, f_panel = recs["floor"]["cells_floor_s"], recs["floor"]["panel_floor_s"]
+    print(ratio_line("grid_exposure", recs["exposure"]["exposure_s"], {}, f_cells))
+    print(ratio_line("streamed ring CS, event study", recs["stream"]["stream_s"], {}, f_panel))
+    print(ratio_line("streamed ring CS, ATT only", recs["stream"]["att_only_s"], {}, f_panel))
+    if "memory" in recs:
+        t_mem = recs["memory"]["read_s"] + recs["memory"]["fit_s"]
+        print(ratio_line("in-memory ring CS (read + fit)", t_mem, {}, f_panel))
     if not a.keep:
         shutil.rmtree(a.out, ignore_errors=True)
 

@@ -13,6 +13,11 @@ and the LP path give the same bounds. The goal is a few seconds per call on 6 x 
 10 x 15 (before the LP path: 4 x 4 took ~0.4 s, 6 x 11 did not finish in 10 minutes).
 The machine is shared: wall times move with the other load.
 
+No peer runs here (the R HonestDiD numbers are read from ``reference/``), so each call's
+ratio line says "no peer" and gives zoneimpact / floor; the floor (``_floor.matrix_floor``
+on the event study's covariance matrix, plus a sum of its coefficients: column means, row
+sums and one matrix-vector product) is timed on the same result before the calls.
+
 Run:  python benchmarks/bench_honest.py [--sizes 4x4 6x11 10x15] [--no-china]
 """
 
@@ -30,6 +35,8 @@ from zoneimpact.inference import honest as h
 from zoneimpact.results import EstimationResult, terms_frame
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "reference"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _floor import matrix_floor, ratio_line, time_floor  # noqa: E402
 from honestdid_reference import BC_BETA, BC_SIGMA  # noqa: E402
 
 
@@ -85,6 +92,9 @@ def china_result() -> EstimationResult | None:
 
 
 def time_honest(result: EstimationResult, label: str) -> None:
+    sigma = np.asarray(result.vcov, float)
+    beta = result.terms["estimate"].to_numpy(float)
+    floor_s = time_floor(lambda: matrix_floor(sigma) + float(beta.sum()), reps=5)
     for kind in ("relative_magnitude", "smoothness"):
         for target in ("first", "average"):
             t0 = time.perf_counter()
@@ -96,6 +106,7 @@ def time_honest(result: EstimationResult, label: str) -> None:
                 f"breakdown {res.breakdown:8.4g}   CI at M={last['m']:.3g}: "
                 f"[{last['lb']:.4g}, {last['ub']:.4g}]"
             )
+            print("  " + ratio_line(f"{label} {kind} {target}", dt, {}, floor_s))
 
 
 def compare_paths(num_pre: int, num_post: int) -> None:

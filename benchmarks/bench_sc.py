@@ -5,11 +5,20 @@
 2. SDID with a 200-rep placebo SE on Prop 99 -- zoneimpact vs diff-diff SyntheticDiD.
 3. 1 treated x 1,000 donors x 40 years (SDID point estimate + outcome-based SC).
 
-Run: python benchmarks/bench_sc.py [--data-dir ../shared/data]
+After the tools of each part, the floor (``_floor.wide_floor``: the outcome read into the
+units x periods matrix, then column means, row sums and one matrix-vector product) is
+timed on the same frame, and one ratio line per timed zoneimpact task gives zoneimpact /
+fastest peer (or "no peer") and zoneimpact / floor.
+
+``--quick`` runs the same comparisons smaller: ADH SC without the placebo run (pysyncon's
+``Synth`` alone), SDID with 20 placebo replications, 1 treated x 100 donors x 40 years.
+
+Run: python benchmarks/bench_sc.py [--data-dir ../shared/data] [--quick]
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 import warnings
@@ -17,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _floor import ratio_line, time_floor, wide_floor
 
 from zoneimpact.estimators import synthetic_control as sc
 from zoneimpact.estimators import synthetic_did as sdid
@@ -48,7 +58,7 @@ def timed(f):
     return out, time.perf_counter() - t
 
 
-def bench_adh() -> None:
+def bench_adh(quick: bool = False) -> None:
     df = pd.read_csv(CAN / "smoking_adh_covariates.csv")
     df["first"] = np.where(df["state"] == "California", 1989, 0)
     p = Panel.from_frame(
@@ -66,18 +76,22 @@ def bench_adh() -> None:
             predictors=PREDICTORS,
             fit_window=[1970, 1988],
             rng=np.random.default_rng(1),
-            placebos=True,
+            placebos=not quick,
         )
     )
+    task = "ADH SC" if quick else "ADH SC + 38 placebos"
     w = r.donor_weights.sort_values(ascending=False).head(6).round(3).to_dict()
+    p_value = "" if quick else f"  p={r.p_value:.4f}"
     print(
-        f"ADH SC + 38 placebos  zoneimpact: {t_ours:6.2f} s  pre-RMSPE {r.info['pre_rmspe']:.3f}  p={r.p_value:.4f}  W={w}"
+        f"{task:<21} zoneimpact: {t_ours:6.2f} s  pre-RMSPE {r.info['pre_rmspe']:.3f}{p_value}  W={w}"
     )
+    floor_step = wide_floor(df, "state", "year", "cigsale")
     try:
         from pysyncon import Dataprep, Synth
         from pysyncon.utils import PlaceboTest
     except ImportError:
         print("  pysyncon not installed")
+        print("  " + ratio_line(task, t_ours, {}, time_floor(floor_step)))
         return
     dfx = df.copy()
     controls = sorted(set(dfx.state) - {"California"})
@@ -103,6 +117,8 @@ def bench_adh() -> None:
     def peer():
         s = Synth()
         s.fit(dataprep=dp, optim_method="Nelder-Mead", optim_initial="equal")
+        if quick:
+            return s
         pt = PlaceboTest()
         pt.fit(
             dataprep=dp,
@@ -120,27 +136,31 @@ def bench_adh() -> None:
         f"                      pysyncon:   {t_peer:6.2f} s  pre-RMSPE {float(np.sqrt(np.mean(gap**2))):.3f}  W={pw}"
     )
     print(f"  ratio pysyncon/zoneimpact: {t_peer / t_ours:.2f}")
+    print("  " + ratio_line(task, t_ours, {"pysyncon": t_peer}, time_floor(floor_step)))
 
 
-def bench_sdid() -> None:
+def bench_sdid(n_reps: int = 200) -> None:
     df = pd.read_csv(CAN / "california_prop99.csv", sep=";")
     p = Panel.from_frame(
         df, unit="State", time="Year", outcomes="PacksPerCapita", treatment="treated"
     )
     r, t_ours = timed(
-        lambda: sdid.fit(p, outcome="PacksPerCapita", rng=np.random.default_rng(1), n_reps=200)
+        lambda: sdid.fit(p, outcome="PacksPerCapita", rng=np.random.default_rng(1), n_reps=n_reps)
     )
-    print(f"SDID + 200 placebo SE zoneimpact: {t_ours:6.2f} s  est {r.estimate:.3f} se {r.se:.2f}")
+    task = f"SDID + {n_reps} placebo SE"
+    print(f"{task:<21} zoneimpact: {t_ours:6.2f} s  est {r.estimate:.3f} se {r.se:.2f}")
+    floor_step = wide_floor(df, "State", "Year", "PacksPerCapita")
     try:
         from diff_diff import SyntheticDiD
     except ImportError:
         print("  diff-diff not installed")
+        print("  " + ratio_line(task, t_ours, {}, time_floor(floor_step)))
         return
     d = df.rename(columns={"PacksPerCapita": "y"})
     d["treat"] = (d.State == "California").astype(int)
 
     def peer():
-        return SyntheticDiD(variance_method="placebo", n_bootstrap=200, seed=1).fit(
+        return SyntheticDiD(variance_method="placebo", n_bootstrap=n_reps, seed=1).fit(
             d,
             outcome="y",
             treatment="treat",
@@ -152,11 +172,12 @@ def bench_sdid() -> None:
     res, t_peer = timed(peer)
     print(f"                      diff-diff:  {t_peer:6.2f} s  est {res.att:.3f} se {res.se:.2f}")
     print(f"  ratio diff-diff/zoneimpact: {t_peer / t_ours:.2f}")
+    print("  " + ratio_line(task, t_ours, {"diff-diff": t_peer}, time_floor(floor_step)))
 
 
-def bench_large() -> None:
+def bench_large(n_donors: int = 1000) -> None:
     rng = np.random.default_rng(0)
-    N, T, T0 = 1001, 40, 30
+    N, T, T0 = n_donors + 1, 40, 30
     L = rng.uniform(0, 1, (N, 3))
     F = np.cumsum(rng.normal(0, 1, (T, 3)), axis=0)
     Y = L @ F.T + rng.normal(0, 0.5, (N, T))
@@ -174,7 +195,9 @@ def bench_large() -> None:
     p = Panel.from_frame(df, unit="unit", time="time", outcomes="y", cohort="g")
     _, t1 = timed(lambda: sdid.fit(p, outcome="y", se_method=None))
     _, t2 = timed(lambda: sc.fit(p, outcome="y", placebos=False))
-    print(f"1 x 1000 x 40: SDID point {t1:.2f} s, outcome SC {t2:.2f} s")
+    size = f"1 x {n_donors} x {T}"
+    print(f"{size}: SDID point {t1:.2f} s, outcome SC {t2:.2f} s")
+    peers: dict[str, float] = {}
     try:
         from diff_diff import SyntheticDiD
 
@@ -190,11 +213,23 @@ def bench_large() -> None:
             )
         )
         print(f"  diff-diff SDID (2 placebo reps): {t3:.2f} s")
+        peers["diff-diff"] = t3
     except ImportError:
         pass
+    floor_s = time_floor(wide_floor(df, "unit", "time", "y"))
+    # diff-diff's SDID has no point-estimate-only mode: its run carries 2 placebo reps
+    note = "peer: diff-diff SDID with 2 placebo reps" if peers else ""
+    print("  " + ratio_line(f"SDID point {size}", t1, peers, floor_s, note=note))
+    print("  " + ratio_line(f"outcome SC {size}", t2, {}, floor_s))
 
 
 if __name__ == "__main__":
-    bench_adh()
-    bench_sdid()
-    bench_large()
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--data-dir", help="folder holding canonical/ (default ../shared/data)")
+    ap.add_argument("--quick", action="store_true", help="the same comparisons, smaller")
+    a = ap.parse_args()
+    bench_adh(quick=a.quick)
+    bench_sdid(n_reps=20 if a.quick else 200)
+    bench_large(n_donors=100 if a.quick else 1000)

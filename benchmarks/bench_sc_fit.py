@@ -11,6 +11,11 @@ ADH 2010 Section 2.3) is computed here the same way for all, with wall time (one
 * ``large``: 1 treated x 1,000 donors x 40 periods (treatment at 30), three factors,
   predictors the 30 pre-period outcomes (diff-diff's and zoneimpact's default).
 
+After the tools, the floor (``_floor.wide_floor``: the outcome read into the units x
+periods matrix, then column means, row sums and one matrix-vector product) is timed on
+the same frame; per seed, one ratio line per zoneimpact variant gives zoneimpact / fastest
+peer and zoneimpact / floor.
+
 Run:  python benchmarks/bench_sc_fit.py [--case adh large] [--seeds 0 1 2]
 """
 
@@ -26,6 +31,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from _floor import ratio_line, time_floor, wide_floor  # noqa: E402
 
 
 def adh_panel(seed: int) -> pd.DataFrame:
@@ -224,6 +230,7 @@ def main() -> None:
         for seed in a.seeds:
             df = make(seed)
             line = [f"seed {seed}:"]
+            secs: dict[str, float] = {}
             for tool in a.tools:
                 if case == "large" and tool in ("pysyncon", "zi-optimistic"):
                     continue  # pysyncon's Nelder-Mead on 30 x 1,000 does not finish
@@ -234,8 +241,18 @@ def main() -> None:
                     line.append(f"{tool} not installed")
                     continue
                 dt = time.perf_counter() - t0
+                secs[tool] = dt
                 line.append(f"{tool} RMSPE {pre_rmspe(df, w, g, window):.3f} ({dt:.1f} s)")
+            floor_s = time_floor(wide_floor(df, "unit", "year", "y"))
+            line.append(f"floor ({floor_s:.4f} s)")
             print("  ".join(line), flush=True)
+            peers = {k: v for k, v in secs.items() if k in ("diff-diff", "pysyncon")}
+            for tool in ("zoneimpact", "zi-optimistic"):
+                if tool in secs:
+                    task = f"SC fit {case} seed {seed}" + (
+                        " (v=optimistic)" if "opt" in tool else ""
+                    )
+                    print("  " + ratio_line(task, secs[tool], peers, floor_s), flush=True)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,9 @@ Printed per tool: ``fit_s`` (wall seconds from the in-memory DataFrame to the re
 building zoneimpact's validated Panel included), ``proc_s`` (the process after the
 numpy/pandas imports: tool imports, data generation, fit), ``peak_MB`` (``ru_maxrss`` of the process) and ``fit_MB`` (peak
 minus the resident size before the fit: what the fit itself needs), the headline estimate,
-and the ratios of zoneimpact to the fastest and to the leanest peer. The machine is shared:
+and the ratios of zoneimpact to the fastest and to the leanest peer, and to the floor: after
+the tools, ``bench_ratios.floor`` (the same columns read into numpy and three passes, see
+``benchmarks/_floor.py``) runs on the same data in its own process. The machine is shared:
 wall times move with the other load.
 
 Run:  python benchmarks/bench_scale.py [--cases twfe2 twfe3 cs50k cs500k sa500k]
@@ -36,6 +38,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+from _floor import ratio_line
 
 T_START = time.perf_counter()
 
@@ -212,14 +215,22 @@ def maxrss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
+def floor_step(df: pd.DataFrame) -> float:
+    from bench_ratios import floor
+
+    floor(df)
+    return float("nan")  # the floor estimates nothing
+
+
 def run_one(case: str, tool: str) -> None:
     _, make, tools = CASES[case]
     df = make()
+    step = floor_step if tool == "floor" else tools[tool]
     base = maxrss_mb()
     t0 = time.perf_counter()
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
-        est = tools[tool](df)
+        est = step(df)
     fit_s = time.perf_counter() - t0
     peak = maxrss_mb()
     print(
@@ -250,8 +261,8 @@ def main() -> None:
     rows = []
     for case in args.cases:
         title, _, tools = CASES[case]
-        for tool in tools:
-            if args.tools and tool not in args.tools:
+        for tool in [*tools, "floor"]:  # the floor always runs: it is cheap
+            if args.tools and tool not in args.tools and tool != "floor":
                 continue
             cmd = [sys.executable, __file__, "--one", case, tool]
             try:
@@ -271,8 +282,9 @@ def main() -> None:
     for _case, grp in table.groupby("case", sort=False):
         print(grp["title"].iloc[0])
         ok = grp.dropna(subset=["fit_s"]) if "fit_s" in grp else grp.iloc[0:0]
-        peers = ok[ok.tool != "zoneimpact"]
+        peers = ok[~ok.tool.isin(["zoneimpact", "floor"])]
         zi = ok[ok.tool == "zoneimpact"]
+        fl = ok[ok.tool == "floor"]
         for r in grp.itertuples():
             if isinstance(getattr(r, "error", None), str):
                 print(f"  {r.tool:<13} ERROR {r.error}")
@@ -289,6 +301,16 @@ def main() -> None:
                 f"  ratio zoneimpact / fastest peer ({fast.tool}): time {z.fit_s / fast.fit_s:.2f}x, "
                 f"process {z.proc_s / fast.proc_s:.2f}x; peak memory vs leanest ({lean.tool}): "
                 f"{z.peak_MB / lean.peak_MB:.2f}x"
+            )
+        if len(zi) and len(fl):
+            print(
+                "  "
+                + ratio_line(
+                    str(grp["title"].iloc[0]),
+                    float(zi.fit_s.iloc[0]),
+                    dict(zip(peers.tool, peers.fit_s, strict=True)),
+                    float(fl.fit_s.iloc[0]),
+                )
             )
         print()
 

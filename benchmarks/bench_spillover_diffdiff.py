@@ -10,7 +10,11 @@ pre-exposure rows; see ``zoneimpact.estimators.spillover``). With one adoption d
 never-exposed controls (``controls="never_exposed"``) the two coincide: measured here, the
 direct and both ring estimates agree to every printed decimal in all three worlds. The
 script prints both, the truth, and the time of each (diff-diff with Conley SEs as its docs
-recommend, zoneimpact with its joint region-clustered inference and 999 bootstrap draws).
+recommend, zoneimpact with its joint region-clustered inference and 999 bootstrap draws),
+then after both tools the floor on the same frame (``bench_ratios.floor``: the unit, year
+and outcome columns read into numpy and three passes, see ``benchmarks/_floor.py``), and
+one ratio line per world and one for the medians: zoneimpact / diff-diff and zoneimpact /
+floor.
 
 Run (needs the ``compare`` extra):  python benchmarks/bench_spillover_diffdiff.py
 """
@@ -22,6 +26,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+from _floor import long_floor, ratio_line, time_floor
 
 from zoneimpact.estimators import spillover
 from zoneimpact.simulate import simulate
@@ -89,13 +94,17 @@ def run_diffdiff(sim) -> tuple[dict[str, float], float]:
 
 
 def main() -> None:
-    rows, times = [], {"zoneimpact": [], "diff-diff": []}
+    rows, times = [], {"zoneimpact": [], "diff-diff": [], "floor": []}
+    lines = []
     for seed in range(3):
         sim = world(seed)
         z, tz = run_zoneimpact(sim)
         d, td = run_diffdiff(sim)
+        tf = time_floor(long_floor(sim.frame, "unit", "year", "fdi"))
         times["zoneimpact"].append(tz)
         times["diff-diff"].append(td)
+        times["floor"].append(tf)
+        lines.append(ratio_line(f"spillover rings, world {seed}", tz, {"diff-diff": td}, tf))
         truth = {"direct": sim.truth.overall["fdi"]}
         rows += [
             {"seed": seed, "tool": "truth", **truth},
@@ -105,7 +114,10 @@ def main() -> None:
     pd.set_option("display.width", 160)
     print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     tz, td = np.median(times["zoneimpact"]), np.median(times["diff-diff"])
+    tf = float(np.median(times["floor"]))
     print(f"median time: zoneimpact {tz:.3f} s, diff-diff {td:.3f} s, ratio {tz / td:.2f}")
+    print("\n".join(lines))
+    print(ratio_line("spillover rings, median of 3 worlds", tz, {"diff-diff": td}, tf))
 
 
 if __name__ == "__main__":
