@@ -337,6 +337,20 @@ class Panel:
         fields.update(changes)
         return Panel(**fields)
 
+    def column_for(self, name: Any) -> Any:
+        """The panel column a caller's column name refers to.
+
+        The panel stores the unit, time and cohort columns as ``unit``, ``time`` and
+        ``cohort``; the caller's own names for them (:attr:`names`, e.g. ``"countyreal"``,
+        ``"year"``) mean those columns wherever a column is named (``cluster=``). Any other
+        name, or a name that is itself a column, is returned unchanged.
+        """
+        if isinstance(name, str) and name not in self.data.columns:
+            for canonical, own in self.names.items():
+                if name == own:
+                    return canonical
+        return name
+
     def with_outcome(self, name: str, values: pd.Series | np.ndarray) -> Panel:
         """A new Panel with an added (derived) outcome column aligned with :attr:`data`.
 

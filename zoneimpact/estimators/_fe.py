@@ -250,6 +250,8 @@ def cluster_codes(panel: object, data: pd.DataFrame, cluster: str | None) -> tup
     unit); ``None`` clusters by unit. Returns the codes and the name used.
     """
     check_cluster(cluster)
+    resolve = getattr(panel, "column_for", None)
+    cluster = resolve(cluster) if resolve is not None else cluster
     if cluster is None or cluster == "unit":
         return factorize(data["unit"].to_numpy()), "unit"
     if cluster in data.columns:

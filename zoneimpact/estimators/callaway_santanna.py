@@ -455,16 +455,19 @@ _ESTIMATORS = {"reg": _att_reg, "ipw": _att_ipw, "dr": _att_dr}
 
 
 # ---------------------------------------------------------------------------- helpers
-def _check_cluster_name(panel: Panel, cluster: Any) -> None:
-    """A cluster must be a column name; ``time`` and ``cohort`` are not clusters of units."""
+def _check_cluster_name(panel: Panel, cluster: Any, shown: Any = None) -> None:
+    """A cluster must be a column name; ``time`` and ``cohort`` are not clusters of units
+    (``shown``: the name as the caller wrote it, e.g. their own name of the time column)."""
     if not isinstance(cluster, str | int) or isinstance(cluster, bool):
         raise SpecError(
             f"cluster must be a column name (e.g. 'region') or None for units; received "
             f"{cluster!r} ({type(cluster).__name__})."
         )
     if cluster in ("time", "cohort"):
+        what = "" if shown in (None, cluster) else f" (the panel's {cluster} column)"
         raise SpecError(
-            f"cluster={cluster!r} does not group units: clusters must be constant within "
+            f"cluster={shown if shown is not None else cluster!r}{what} does not group units: "
+            "clusters must be constant within "
             "each unit (a region, a province). Pass a panel or geography column, or None to "
             "cluster by unit."
         )
@@ -1241,8 +1244,9 @@ def _unit_labels(panel: Panel | None, cluster: Any, units: np.ndarray) -> list[n
                 f"cluster={dim!r} names a column but the result keeps no panel; pass the "
                 "labels as a pandas Series indexed by unit."
             )
-        _check_cluster_name(panel, dim)
-        out.append(_cluster_labels(panel, dim, units))
+        name = panel.column_for(dim)
+        _check_cluster_name(panel, name, shown=dim)
+        out.append(_cluster_labels(panel, name, units))
     return out
 
 

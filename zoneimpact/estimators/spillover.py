@@ -618,6 +618,7 @@ def _clusters(
     geography column, a panel column constant within unit, labels as a Series indexed by
     unit, or ``"unit"``."""
     geo = panel.geography
+    cluster = panel.column_for(cluster)
     if cluster is None:
         cluster = region_column if geo is not None and region_column in geo.columns else "unit"
     in_geo = isinstance(cluster, str) and geo is not None and cluster in geo.columns

@@ -300,6 +300,7 @@ def _cluster_codes(panel: Panel, data: pd.DataFrame, cluster: str | None) -> tup
             f"cluster must be a column name (e.g. 'region') or None for units; received "
             f"{cluster!r} ({type(cluster).__name__})."
         )
+    cluster = panel.column_for(cluster)
     if cluster is None or cluster == "unit":
         return pd.factorize(data["unit"])[0], "unit"
     if cluster in data.columns:
