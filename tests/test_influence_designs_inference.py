@@ -174,9 +174,9 @@ def ddd() -> Panel:
 
 
 def test_ddd_inference(ddd: Panel) -> None:
-    """triple_difference.fit takes no ``cluster``: the fit's own (unit) clustering is
-    reproduced, other clusterings equal the hand cluster sums of the kept influence
-    functions (one- and two-way), and the original result does not change."""
+    """The fit's own (unit) clustering is reproduced, other clusterings equal the hand
+    cluster sums of the kept influence functions (one- and two-way), ``fit(cluster=)``
+    equals ``with_inference`` after the fit, and the original result does not change."""
     res = triple_difference.fit(ddd, outcome="y", eligible="q", covariates=["x"])
     before = (res.terms.copy(), res.att_gt.copy())
     same = res.with_inference("analytic")
@@ -196,6 +196,10 @@ def test_ddd_inference(ddd: Panel) -> None:
         np.testing.assert_allclose(new.att_gt["se"][defined], cell_se[defined], rtol=1e-10)
         assert not np.allclose(_se(new), _se(res), rtol=1e-3)
     two = res.with_inference(cluster=["region", "province"])
+    direct = triple_difference.fit(
+        ddd, outcome="y", eligible="q", covariates=["x"], cluster=["region", "province"]
+    )
+    pd.testing.assert_frame_equal(direct.terms, two.terms)
     hand2 = _hand_vcov(psi, amat, b.n, *(per_unit[c].to_numpy() for c in ("region", "province")))
     np.testing.assert_allclose(two.vcov.to_numpy(), hand2, rtol=1e-10, atol=1e-14)
     pd.testing.assert_frame_equal(res.terms, before[0])
@@ -225,9 +229,10 @@ def doses() -> Panel:
 
 
 def test_continuous_did_inference(doses: Panel) -> None:
-    """continuous_did.fit takes no ``cluster``: with the fit's seed the bootstrap redraws
-    the fit's uniform bands exactly; other clusterings equal the hand cluster sums of the
-    kept influence functions (one- and two-way, contribution scale ``n = 1``)."""
+    """With the fit's seed the bootstrap redraws the fit's uniform bands exactly; other
+    clusterings equal the hand cluster sums of the kept influence functions (one- and
+    two-way, contribution scale ``n = 1``); ``fit(cluster=)`` is the fit followed by
+    ``with_inference`` on the same generator."""
     res = continuous_did.fit(
         doses, outcome="y", dose="dose", n_boot=199, rng=np.random.default_rng(5)
     )
@@ -256,6 +261,14 @@ def test_continuous_did_inference(doses: Panel) -> None:
         )
     boot = res.with_inference("bootstrap", cluster="region", n_boot=199, rng=5)
     assert boot.info["crit_att_d"] >= z and boot.info["n_clusters"] == 19
+    g = np.random.default_rng(5)
+    first = continuous_did.fit(doses, outcome="y", dose="dose", n_boot=199, rng=g)
+    expected = first.with_inference("bootstrap", cluster="region", n_boot=199, rng=g)
+    direct = continuous_did.fit(
+        doses, outcome="y", dose="dose", n_boot=199, rng=np.random.default_rng(5), cluster="region"
+    )
+    pd.testing.assert_frame_equal(direct.terms, expected.terms)
+    assert direct.info["n_clusters"] == 19
     two = res.with_inference(cluster=["region", "province"])
     np.testing.assert_allclose(
         two.vcov.to_numpy(), _hand_vcov(psi, eye, 1.0, region, province), rtol=1e-10, atol=1e-14

@@ -584,6 +584,7 @@ def fit(
     n_boot: int = 999,
     boot_weights: Literal["rademacher", "mammen"] = "rademacher",
     weights: str | None = None,
+    cluster: Any = None,
 ) -> ContinuousDiDResult:
     """ATT(d) and ACRT(d) dose-response curves with uniform bands (CGBS 2024).
 
@@ -614,6 +615,11 @@ def fit(
         the base-year population); they weight the comparison means, the sieve
         regressions, the cohort shares and the influence functions (see the module
         docstring). A weight that varies within a unit is an error.
+    cluster : str, pandas.Series or a list of two, optional
+        Cluster the standard errors and the bootstrap bands: a panel or geography column
+        constant within unit (the caller's own column names work) or labels as a Series
+        indexed by unit; two of them cluster two ways (pointwise SEs only, no bands). None:
+        by unit. The same as ``fit(...).with_inference(...)`` with that ``cluster``.
 
     Returns
     -------
@@ -669,7 +675,7 @@ def fit(
         "weights": weights,
         "se_type": "analytic influence function; uniform bands by multiplier bootstrap",
     }
-    return ContinuousDiDResult(
+    res = ContinuousDiDResult(
         estimator="continuous_did",
         outcome=outcome,
         terms=terms,
@@ -683,3 +689,15 @@ def fit(
         cells=cell_df[["cohort", "time", "weight", "att", "acrt", "n_treated", "n_control"]],
         blocks=InfluenceBlocks(basis, None, 1.0, data.units, panel=panel),
     )
+    if cluster is None:
+        return res
+    two_way = isinstance(cluster, list | tuple)
+    if opt["n_boot"] and not two_way:
+        return res.with_inference(
+            "bootstrap",
+            cluster=cluster,
+            n_boot=opt["n_boot"],
+            rng=rng,
+            boot_weights=opt["boot_weights"],
+        )
+    return res.with_inference("analytic", cluster=cluster)

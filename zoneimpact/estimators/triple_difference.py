@@ -322,6 +322,7 @@ def fit(
     base_period: str = "universal",
     aggregations: Sequence[str] = AGGREGATIONS,
     weights: str | None = None,
+    cluster: Any = None,
 ) -> TripleDifferenceResult:
     """Staggered triple differences ATT(g,t) and aggregations (OVS 2025).
 
@@ -346,6 +347,11 @@ def fit(
     weights : str, optional
         Covariate column of sampling weights, constant within unit (``triplediff``
         ``weightsname``); they weight the 2x2 DiDs and the cohort shares.
+    cluster : str, pandas.Series or a list of two, optional
+        Cluster the influence-function variance: a panel or geography column constant
+        within unit (the caller's own column names work), labels as a Series indexed by
+        unit, or two of them for two-way clustering. None: by unit. The same as
+        ``fit(...).with_inference("analytic", cluster=...)``.
 
     Returns
     -------
@@ -400,7 +406,7 @@ def fit(
         "n_comparisons_failed": len(failed),
         "se_type": "analytic influence function",
     }
-    return TripleDifferenceResult(
+    res = TripleDifferenceResult(
         estimator="triple_difference",
         outcome=outcome,
         terms=terms_table(agg),
@@ -414,3 +420,4 @@ def fit(
         influence=psi,
         blocks=InfluenceBlocks(agg.basis, agg.amat, float(n), data.units, panel=panel),
     )
+    return res if cluster is None else res.with_inference("analytic", cluster=cluster)
