@@ -48,6 +48,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _floor import ratio_line  # noqa: E402
 
 
 def sdid_data() -> pd.DataFrame:
@@ -206,12 +207,19 @@ CASES = {
 
 #: Cases short enough to be timed warm: one untimed run, then the median of this many.
 WARM_RUNS = {"prop99": 5}
+#: The (unit, period, outcome) columns the floor reads where they are not unit/year/y.
+FLOOR_COLUMNS = {"prop99": ("State", "Year", "PacksPerCapita")}
 
 
 def run_one(case: str, tool: str) -> None:
     _, make, tools = CASES[case]
     df = make()
-    step = (lambda: floor(df)) if tool == "floor" else (lambda: tools[tool](df))
+    if tool == "floor":
+        cols = FLOOR_COLUMNS.get(case, ("unit", "year", "y"))
+        frame = df[list(cols)].set_axis(["unit", "year", "y"], axis=1)
+        step = lambda: floor(frame)  # noqa: E731
+    else:
+        step = lambda: tools[tool](df)  # noqa: E731
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -246,8 +254,7 @@ def main() -> None:
         title, _, tools = CASES[case]
         recs: dict[str, list[dict]] = {}
         for _ in range(a.reps):
-            # the floor reads the imp500k/sdid1000 columns; a warm case has none worth reading
-            for tool in [*tools] if case in WARM_RUNS else [*tools, "floor"]:
+            for tool in [*tools, "floor"]:
                 out = subprocess.run(
                     [sys.executable, __file__, "--one", case, tool], capture_output=True, text=True
                 )
@@ -280,6 +287,9 @@ def main() -> None:
                     f"peak {z['peak_MB'] / m['peak_MB']:.2f}x"
                 )
             print(line, flush=True)
+        if z is not None and "floor" in med:
+            peers = {t: m["wall"] for t, m in med.items() if t not in ("zoneimpact", "floor")}
+            print(ratio_line(title, z["wall"], peers, med["floor"]["wall"], note="wall, medians"))
 
 
 if __name__ == "__main__":
