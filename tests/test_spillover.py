@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from conftest import mc_reps
 
-from zoneimpact.errors import GeographyError, PanelError, SpecError
+from zoneimpact.errors import EstimationError, GeographyError, PanelError, SpecError
 from zoneimpact.estimators import get_estimator, spillover
 from zoneimpact.estimators.spillover import region_panel
 from zoneimpact.exposure import exposure_from_onsets
@@ -356,3 +356,26 @@ def test_conley_standard_errors():
         spillover.fit(sim.panel, outcome="fdi", conley_km=-5.0)
     with pytest.raises(SpecError, match="alternatives"):
         spillover.fit(sim.panel, outcome="fdi", conley_km=100.0, cluster="region")
+
+
+def test_too_few_clean_units_for_the_covariate_terms_names_the_periods():
+    # wide rings leave one clean (unexposed, untreated) unit from 2010 on: the x-by-period
+    # terms of those periods are not identified, and the error says where, instead of a
+    # bare "singular"
+    sim = simulate(
+        rng=7,
+        n_units=160,
+        n_regions=8,
+        first_year=2000,
+        last_year=2016,
+        waves={2005: 0.5, 2010: 0.5},
+        region_shock_sd=10,
+        displacement_share=0.5,
+    )
+    rings = [[0, 100], [100, 200]]
+    with pytest.raises(EstimationError, match=r"period\(s\) 2010 \(1 unit\(s\)\), 2011"):
+        spillover.fit(
+            sim.panel, outcome="fdi", rng=1, exposure="rings", rings_km=rings, covariates=["x"]
+        )
+    # without covariates the same design is estimable
+    spillover.fit(sim.panel, outcome="fdi", rng=1, exposure="rings", rings_km=rings, n_boot=0)

@@ -416,7 +416,12 @@ def _imputation_fits(
     out: dict[str, _PieceFit] = {}
     for p in pieces:
         clean, target = p.clean[ui, ti], p.target[ui, ti]
-        fit = _bjs.fit_untreated(ui, ti, y, X, clean, target, what=f"piece {p.name!r}", weight=wrow)
+        try:
+            fit = _bjs.fit_untreated(
+                ui, ti, y, X, clean, target, what=f"piece {p.name!r}", weight=wrow
+            )
+        except EstimationError as exc:
+            raise _thin_clean_periods(exc, p.name, ui, ti, clean, periods, xb.shape[1]) from exc
         if fit.target.size == 0:
             out[p.name] = _PieceFit(p.name, np.nan, 0, np.zeros(n_clusters), fit.n_unidentified)
             continue
@@ -436,6 +441,35 @@ def _imputation_fits(
             p.name, estimate, int(fit.target.size), score, fit.n_unidentified, df, mass, rescore
         )
     return out
+
+
+def _thin_clean_periods(
+    exc: EstimationError,
+    name: str,
+    ui: np.ndarray,
+    ti: np.ndarray,
+    clean: np.ndarray,
+    periods: np.ndarray,
+    n_covariates: int,
+) -> EstimationError:
+    """The step-1 failure of a piece, saying which periods have too few clean units for
+    the covariate-by-period terms (one coefficient per covariate and period needs more
+    clean units than covariates in that period, besides the period effect)."""
+    if n_covariates == 0:
+        return exc
+    per = np.zeros(len(periods), dtype=int)
+    uniq = np.unique(np.column_stack([ui[clean], ti[clean]]), axis=0)
+    np.add.at(per, uniq[:, 1], 1)
+    thin = np.flatnonzero(per <= n_covariates)
+    if thin.size == 0:
+        return exc
+    shown = ", ".join(f"{periods[t]:g} ({per[t]} unit(s))" for t in thin[:6])
+    return EstimationError(
+        f"Piece {name!r}: the untreated, unexposed (clean) rows of period(s) {shown} come "
+        f"from too few units to estimate {n_covariates} covariate-by-period term(s) there, "
+        "so the Y(0) model is singular. Use a narrower exposure map (fewer or smaller "
+        "rings), fewer covariates, or drop the late periods."
+    )
 
 
 @dataclass(frozen=True)
