@@ -64,3 +64,32 @@ def test_callaway_santanna_unit_name_and_refused_time_name(panel):
     np.testing.assert_array_equal(a.terms["se"].to_numpy(), b.terms["se"].to_numpy())
     with pytest.raises(SpecError, match=r"cluster='year' \(the panel's time column\) does not"):
         cs.fit(panel, outcome="lemp", rng=1, cluster="year")
+
+
+def test_a_role_column_named_after_another_role_is_refused(mpdta_frame):
+    # unit="time" would make cluster="time" and fixed_effects=("unit", "time") mean two
+    # columns at once (TWFE used to absorb the unit twice and no period effect)
+    from zoneimpact.errors import PanelError
+
+    df = mpdta_frame.rename(columns={"countyreal": "time", "year": "yr"})
+    with pytest.raises(PanelError, match=r"unit column is named 'time'.*rename it"):
+        Panel.from_frame(df, unit="time", time="yr", cohort="first.treat", outcomes=["lemp"])
+    df = mpdta_frame.rename(columns={"year": "unit", "countyreal": "county"})
+    with pytest.raises(PanelError, match=r"time column is named 'unit'"):
+        Panel.from_frame(df, unit="county", time="unit", cohort="first.treat", outcomes=["lemp"])
+
+
+def test_fixed_effects_and_dcdh_and_spillover_take_the_callers_names(panel):
+    from zoneimpact.estimators import chaisemartin
+
+    a = twfe.fit(panel, outcome="lemp", fixed_effects=("countyreal", "year"))
+    b = twfe.fit(panel, outcome="lemp")
+    np.testing.assert_array_equal(a.terms["estimate"], b.terms["estimate"])
+    # dCDH's fit(cluster=) resolves the caller's names like its with_inference
+    with pytest.raises(SpecError, match="not a covariate column"):
+        chaisemartin.fit(panel, outcome="lemp", effects=1, cluster="year")
+
+
+def test_cohort_cluster_refusal_gives_the_real_reason(panel):
+    with pytest.raises(SpecError, match=r"'first.treat' \(the panel's cohort column\) is the "):
+        cs.fit(panel, outcome="lemp", rng=1, cluster="first.treat")

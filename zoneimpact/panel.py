@@ -203,6 +203,7 @@ class Panel:
         )
         needed = [unit, time, cohort if cohort is not None else treatment, *outcomes, *covariates]
         _check_columns(frame, needed, outcomes, covariates)
+        _check_roles(unit=unit, time=time, cohort=cohort)
         df, time_kind = _id_columns(frame, needed, unit, time)
         keys = _row_keys(df, unit, time)
         _numeric_columns(df, (*outcomes, *covariates), unit, time)
@@ -342,8 +343,10 @@ class Panel:
 
         The panel stores the unit, time and cohort columns as ``unit``, ``time`` and
         ``cohort``; the caller's own names for them (:attr:`names`, e.g. ``"countyreal"``,
-        ``"year"``) mean those columns wherever a column is named (``cluster=``). Any other
-        name, or a name that is itself a column, is returned unchanged.
+        ``"year"``) mean those columns in ``cluster=`` and TWFE's ``fixed_effects=``. Any
+        other name, or a name that is itself a panel column, is returned unchanged
+        (:meth:`from_frame` refuses a role column named after another role, so a name
+        cannot mean two columns).
         """
         if isinstance(name, str) and name not in self.data.columns:
             for canonical, own in self.names.items():
@@ -435,6 +438,20 @@ def _check_arguments(
             f"[0]); received {never_values!r}."
         ) from None
     return outcomes, covariates, never
+
+
+def _check_roles(**role_columns: Any) -> None:
+    """A unit, time or cohort column may not be named after another of the three roles
+    (``unit="time"``): the panel stores them as ``unit``, ``time`` and ``cohort``, and a
+    name such as ``cluster="time"`` or ``fixed_effects=("unit", "time")`` would then mean
+    two columns at once."""
+    for role, name in role_columns.items():
+        if name in RESERVED and name != role:
+            raise PanelError(
+                f"The {role} column is named {name!r}, the name of the panel's {name} column; "
+                f"rename it (e.g. frame.rename(columns={{{name!r}: {role + '_id'!r}}})) so that "
+                f"{name!r} means one column."
+            )
 
 
 def _check_columns(

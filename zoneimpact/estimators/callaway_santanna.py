@@ -465,11 +465,15 @@ def _check_cluster_name(panel: Panel, cluster: Any, shown: Any = None) -> None:
         )
     if cluster in ("time", "cohort"):
         what = "" if shown in (None, cluster) else f" (the panel's {cluster} column)"
+        why = (
+            "does not group units: clusters must be constant within each unit (a region, a "
+            "province)"
+            if cluster == "time"
+            else "is the treatment timing itself, not a grouping of the sampled units"
+        )
         raise SpecError(
-            f"cluster={shown if shown is not None else cluster!r}{what} does not group units: "
-            "clusters must be constant within "
-            "each unit (a region, a province). Pass a panel or geography column, or None to "
-            "cluster by unit."
+            f"cluster={shown if shown is not None else cluster!r}{what} {why}. Pass a panel "
+            "or geography column, or None to cluster by unit."
         )
 
 

@@ -308,6 +308,7 @@ def _wide(
     dwide = dwide.reindex(index=units, columns=periods)
     clusters = None
     if cluster is not None:
+        cluster = panel.column_for(cluster)
         if cluster not in data.columns or cluster in ("unit", "time"):
             raise SpecError(f"cluster={cluster!r} is not a covariate column of the panel.")
         per = data.groupby("unit")[cluster].nunique()

@@ -452,23 +452,31 @@ def _thin_clean_periods(
     periods: np.ndarray,
     n_covariates: int,
 ) -> EstimationError:
-    """The step-1 failure of a piece, saying which periods have too few clean units for
-    the covariate-by-period terms (one coefficient per covariate and period needs more
-    clean units than covariates in that period, besides the period effect)."""
-    if n_covariates == 0:
+    """A piece's singular step 1, saying which periods have too few clean units for the
+    covariate-by-period terms (:func:`_trend_terms`: one coefficient per covariate and
+    period after the first, which needs more clean units than covariates in that period
+    besides the period effect). Other step-1 errors are returned unchanged."""
+    if n_covariates == 0 or "singular" not in str(exc) or not clean.any():
         return exc
     per = np.zeros(len(periods), dtype=int)
     uniq = np.unique(np.column_stack([ui[clean], ti[clean]]), axis=0)
     np.add.at(per, uniq[:, 1], 1)
     thin = np.flatnonzero(per <= n_covariates)
+    thin = thin[thin > 0]
     if thin.size == 0:
         return exc
-    shown = ", ".join(f"{periods[t]:g} ({per[t]} unit(s))" for t in thin[:6])
+
+    def label(v: float) -> str:
+        return str(int(v)) if float(v).is_integer() else f"{v:g}"
+
+    shown = ", ".join(f"{label(periods[t])} ({per[t]} unit(s))" for t in thin[:6])
+    if thin.size > 6:
+        shown += f" and {thin.size - 6} more"
     return EstimationError(
         f"Piece {name!r}: the untreated, unexposed (clean) rows of period(s) {shown} come "
         f"from too few units to estimate {n_covariates} covariate-by-period term(s) there, "
         "so the Y(0) model is singular. Use a narrower exposure map (fewer or smaller "
-        "rings), fewer covariates, or drop the late periods."
+        "rings), fewer covariates, or leave those periods out."
     )
 
 
@@ -652,14 +660,14 @@ def _clusters(
     geography column, a panel column constant within unit, labels as a Series indexed by
     unit, or ``"unit"``."""
     geo = panel.geography
-    cluster = panel.column_for(cluster)
+    own, cluster = cluster, panel.column_for(cluster)
     if cluster is None:
         cluster = region_column if geo is not None and region_column in geo.columns else "unit"
     in_geo = isinstance(cluster, str) and geo is not None and cluster in geo.columns
     if isinstance(cluster, pd.Series) or (
         isinstance(cluster, str) and cluster != "unit" and not in_geo and cluster in panel.data
     ):
-        raw = np.asarray(_unit_labels(panel, cluster, units)[0])
+        raw = np.asarray(_unit_labels(panel, own, units)[0])
         labels = pd.Series(raw.astype(str), index=units)
         cluster = cluster if isinstance(cluster, str) else str(cluster.name or "labels")
     elif cluster == "unit":
@@ -988,7 +996,7 @@ def _cluster_codes(
     """The clusters of the joint scores (:func:`_clusters`); Conley SEs start from unit
     scores, so they take ``cluster="unit"``."""
     if conley_km is not None:
-        if cluster not in (None, "unit"):
+        if panel.column_for(cluster) not in (None, "unit"):
             raise SpecError(
                 f"conley_km and cluster={cluster!r} are alternatives: Conley SEs use unit "
                 "scores with a spatial kernel; drop one of them."

@@ -345,11 +345,9 @@ def _fe_codes(
     fixed_effects = _fe_names(fixed_effects)
     geo = panel.geography
 
-    # the caller's names of the unit and time columns work too ("city:year")
-    alias = {v: k for k, v in panel.names.items() if k in ("unit", "time")}
-
     def column(name: str) -> np.ndarray:
-        name = alias.get(name, name)
+        # the caller's names of the unit and time columns work too ("city:year")
+        name = panel.column_for(name)
         if name in data.columns:
             col = data[name]
         elif geo is not None and name in geo.columns:
