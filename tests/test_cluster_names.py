@@ -93,3 +93,19 @@ def test_fixed_effects_and_dcdh_and_spillover_take_the_callers_names(panel):
 def test_cohort_cluster_refusal_gives_the_real_reason(panel):
     with pytest.raises(SpecError, match=r"'first.treat' \(the panel's cohort column\) is the "):
         cs.fit(panel, outcome="lemp", rng=1, cluster="first.treat")
+
+
+def test_dask_fits_take_the_callers_unit_name_as_unit_clusters():
+    # the Dask engine's option check: the caller's unit column name means unit clusters,
+    # as "unit" does; a name the panel was not read with is refused, saying how to read it
+    from types import SimpleNamespace
+
+    from zoneimpact.distributed._frame import uses_column
+
+    dp = SimpleNamespace(cluster=None, weights=None, names={"unit": "countyreal"})
+    assert uses_column(dp, "countyreal", "cluster") is False
+    assert uses_column(dp, "unit", "cluster") is False
+    with pytest.raises(SpecError, match=r"read_panel\(\.\.\., cluster='state'\)"):
+        uses_column(dp, "state", "cluster")
+    dp = SimpleNamespace(cluster="state", weights=None, names={"unit": "countyreal"})
+    assert uses_column(dp, "state", "cluster") is True

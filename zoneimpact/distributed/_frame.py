@@ -427,7 +427,8 @@ def uses_column(dpanel: DaskPanel, value: Any, kind: str) -> bool:
     kind: ``True`` or the column's name (as read) does, ``None``/``False`` (and ``"unit"``
     for clusters) do not; any other name is an error naming the column that was read."""
     have = dpanel.cluster if kind == "cluster" else dpanel.weights
-    if value is None or value is False or (kind == "cluster" and value == "unit"):
+    unit_names = ("unit", dpanel.names.get("unit"))
+    if value is None or value is False or (kind == "cluster" and value in unit_names):
         return False
     if value is True or (isinstance(value, str) and value == have):
         if have is None:
@@ -436,6 +437,12 @@ def uses_column(dpanel: DaskPanel, value: Any, kind: str) -> bool:
                 f"read_panel(..., {'cluster' if kind == 'cluster' else 'weights'}='column')."
             )
         return True
+    if have is None:
+        raise SpecError(
+            f"{kind}={value!r} but the panel was read without a {kind} column; pass "
+            f"read_panel(..., {'cluster' if kind == 'cluster' else 'weights'}={value!r}) to "
+            "read it, or None."
+        )
     raise SpecError(
         f"{kind}={value!r}: the panel was read with {kind} column {have!r}; pass that name, "
         f"True, or None."

@@ -621,6 +621,9 @@ def _region_fit(
     target = periods[ti] >= g[ri]
     try:
         fit = _bjs.fit_untreated(ri, ti, y, X, ~target, target, what="the region-level model")
+    except EstimationError as exc:
+        why = _thin_clean_periods(exc, "net_region_did", ri, ti, ~target, periods, xr.shape[1])
+        return None, f"net_region_did not identified: {why}"
     except ZoneImpactError as exc:
         return None, f"net_region_did not identified: {exc}"
     if fit.n_unidentified or fit.target.size == 0:
