@@ -34,6 +34,11 @@ from ..errors import EstimationError
 from ._fe import fe_dof
 
 
+class SingularModel(EstimationError):
+    """Step 1's normal equations are singular on the clean rows (callers can then say
+    which rows are too few, e.g. :func:`zoneimpact.estimators.spillover._thin_clean_periods`)."""
+
+
 @dataclass(frozen=True)
 class Imputed:
     """Step 1 and 2 of one imputation problem on rows ``0..n-1`` of a long table.
@@ -118,12 +123,12 @@ def fit_untreated(
     try:
         lu = splu((Z0.T @ Z0).tocsc())
     except RuntimeError as exc:
-        raise EstimationError(
+        raise SingularModel(
             f"{what} is singular on its clean rows (collinear covariates?)."
         ) from exc
     theta = lu.solve(Z0.T @ y0)
     if not np.all(np.isfinite(theta)):
-        raise EstimationError(f"{what} is singular on its clean rows (collinear covariates?).")
+        raise SingularModel(f"{what} is singular on its clean rows (collinear covariates?).")
     resid0 = y0 - Z0 @ theta
     tau = y[target_idx] - Z1 @ theta
     return Imputed(clean_idx, target_idx, tau, resid0, n_unident, lu, Z0, Z1)

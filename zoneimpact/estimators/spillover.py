@@ -420,7 +420,7 @@ def _imputation_fits(
             fit = _bjs.fit_untreated(
                 ui, ti, y, X, clean, target, what=f"piece {p.name!r}", weight=wrow
             )
-        except EstimationError as exc:
+        except _bjs.SingularModel as exc:
             raise _thin_clean_periods(exc, p.name, ui, ti, clean, periods, xb.shape[1]) from exc
         if fit.target.size == 0:
             out[p.name] = _PieceFit(p.name, np.nan, 0, np.zeros(n_clusters), fit.n_unidentified)
@@ -455,8 +455,8 @@ def _thin_clean_periods(
     """A piece's singular step 1, saying which periods have too few clean units for the
     covariate-by-period terms (:func:`_trend_terms`: one coefficient per covariate and
     period after the first, which needs more clean units than covariates in that period
-    besides the period effect). Other step-1 errors are returned unchanged."""
-    if n_covariates == 0 or "singular" not in str(exc) or not clean.any():
+    besides the period effect); ``exc`` itself when no period is that thin."""
+    if n_covariates == 0:
         return exc
     per = np.zeros(len(periods), dtype=int)
     uniq = np.unique(np.column_stack([ui[clean], ti[clean]]), axis=0)
@@ -621,7 +621,7 @@ def _region_fit(
     target = periods[ti] >= g[ri]
     try:
         fit = _bjs.fit_untreated(ri, ti, y, X, ~target, target, what="the region-level model")
-    except EstimationError as exc:
+    except _bjs.SingularModel as exc:
         why = _thin_clean_periods(exc, "net_region_did", ri, ti, ~target, periods, xr.shape[1])
         return None, f"net_region_did not identified: {why}"
     except ZoneImpactError as exc:
