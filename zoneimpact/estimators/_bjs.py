@@ -57,6 +57,17 @@ class Imputed:
     Z1: sparse.csr_matrix
 
 
+@dataclass(frozen=True)
+class LongTable:
+    """Outcome, unit and period codes and regressors of the rows that several imputation
+    problems share (their ``clean``/``target`` index these rows)."""
+
+    y: np.ndarray
+    unit: np.ndarray
+    time: np.ndarray
+    X: np.ndarray
+
+
 def design(unit: np.ndarray, time: np.ndarray, X: np.ndarray, n_unit: int, n_time: int) -> Any:
     """Sparse ``[unit dummies | period dummies without the first | X]``."""
     n = len(unit)
@@ -207,6 +218,63 @@ def scores(
             c1, weights=w * (fit.tau - tilde), minlength=n_clusters
         )
     return out
+
+
+def outcome_shift(
+    fit: Imputed,
+    w: np.ndarray,
+    cells: np.ndarray,
+    cluster: np.ndarray,
+    n_clusters: int,
+    D0: np.ndarray,
+    D1: np.ndarray,
+    *,
+    leave_out: bool = True,
+    cr2: bool = False,
+    roots: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """How the estimate ``w' tau_hat`` and its cluster scores (:func:`scores`, same
+    leave-out and CR2 rules) move when the outcomes move by ``D0`` (clean rows, n0 x B)
+    and ``D1`` (targets, n_target x B), one column per move.
+
+    Steps 1-2 and the scores are linear in the outcomes, so a shifted outcome's estimate
+    and scores are the fit's plus these; many moves (the draws of a wild bootstrap) are a
+    few matrix products. ``roots`` are :func:`_cr2_residuals`' per-cluster roots, computed
+    once by the caller (needed with ``cr2``). Unweighted fits only: with step-1 weights
+    ``Z0`` is on the weighted scale.
+
+    Returns
+    -------
+    estimate : ndarray (B,)
+    scores : ndarray (B, n_clusters)
+    """
+    c0, c1 = cluster[fit.clean], cluster[fit.target]
+    ncell = int(cells.max()) + 1 if cells.size else 0
+    cell_sum = sparse.csr_matrix((w, (cells, np.arange(len(w)))), shape=(ncell, len(w)))
+    den = np.asarray(cell_sum.sum(axis=1)).ravel()[cells]
+    dtheta = fit.lu.solve(np.asarray(fit.Z0.T @ D0))
+    R0 = D0 - np.asarray(fit.Z0 @ dtheta)
+    tau = D1 - np.asarray(fit.Z1 @ dtheta)
+    estimate = w @ tau
+    if cr2:
+        if roots is None:
+            roots = _cr2_residuals(fit, c0)[1]
+        for rows, Q, inv in roots.values():
+            R0[rows] = Q @ (inv[:, None] * (Q.T @ R0[rows]))
+    num = np.asarray(cell_sum @ tau)[cells]
+    if leave_out:
+        pair = np.unique(cells.astype(np.int64) * n_clusters + c1, return_inverse=True)[1].ravel()
+        npair = int(pair.max()) + 1 if pair.size else 0
+        pair_sum = sparse.csr_matrix((w, (pair, np.arange(len(w)))), shape=(npair, len(w)))
+        den_c = np.asarray(pair_sum.sum(axis=1)).ravel()[pair]
+        ok = (den - den_c) > 1e-14 * np.maximum(np.abs(den), 1e-300)
+        num = np.where(ok[:, None], num - np.asarray(pair_sum @ tau)[pair], num)
+        den = np.where(ok, den - den_c, den)
+    tilde = np.divide(num, den[:, None], out=np.zeros_like(num), where=den[:, None] != 0)
+    v0 = implied_weights(fit, w[:, None])[:, 0]
+    by0 = sparse.csr_matrix((v0, (c0, np.arange(len(c0)))), shape=(n_clusters, len(c0)))
+    by1 = sparse.csr_matrix((w, (c1, np.arange(len(c1)))), shape=(n_clusters, len(c1)))
+    return estimate, np.asarray(by0 @ R0 + by1 @ (tau - tilde)).T
 
 
 def _cr2_residuals(

@@ -89,7 +89,7 @@ from ..inference.covariance import conley_root
 from ..panel import Panel
 from ..parallel import as_generator
 from ..results import EstimationResult, check_choice, check_fit_arguments, terms_frame
-from . import _bjs
+from . import _bjs, _spillover_wild
 from ._scale import scale_equivariant
 from ._weights import check_weight_name, unit_weights
 from .callaway_santanna import _unit_labels
@@ -150,9 +150,12 @@ class SpilloverResult(EstimationResult):
 
         Parameters
         ----------
-        method : {"cluster", "conley"}
-            Cluster-robust scores, or Conley (1999) spatial HAC on unit scores (Bartlett
-            kernel in great-circle distance; needs ``lat``/``lon``).
+        method : {"cluster", "conley", "wild"}
+            Cluster-robust scores; Conley (1999) spatial HAC on unit scores (Bartlett
+            kernel in great-circle distance; needs ``lat``/``lon``); or the same cluster
+            SEs with wild cluster restricted bootstrap-t p-values and intervals (test
+            inversion) for direct, spillover, totals, net and displacement share
+            (imputation base, unweighted; :mod:`._spillover_wild`).
         cluster : str or pandas.Series, optional
             ``"unit"``, a geography column, a panel column constant within unit (numeric
             or string), or labels as a Series indexed by unit. None: the regions when the
@@ -160,7 +163,8 @@ class SpilloverResult(EstimationResult):
         conley_km : float, optional
             Kernel cutoff in km (``method="conley"`` only, and then required).
         n_boot : int, optional
-            Joint multiplier-bootstrap draws (default: the fit's).
+            Joint multiplier-bootstrap draws, and with ``"wild"`` also the wild
+            bootstrap's draws (default: the fit's; ``"wild"`` needs at least 99).
         rng : numpy.random.Generator or int, optional
             Source of the draws; the fit's seed reproduces the fit's draws.
         """
@@ -408,6 +412,7 @@ def _imputation_fits(
     wrow = None if unit_weight is None else unit_weight[ui]
     X = _trend_terms(xb[ui], ti, len(periods))
     cluster = unit_cluster[ui]
+    long = _bjs.LongTable(y, ui, ti, X)
     tab = emap.table.reindex(units)
     first = {
         "cohort": tab["cohort"].to_numpy(float)[ui],
@@ -434,7 +439,7 @@ def _imputation_fits(
             mass = float(wrow[fit.target].sum())
             w = (wrow[fit.target] / mass)[:, None]
             estimate = float(w[:, 0] @ fit.tau)
-        scoring = _ImputationScoring(fit, w, cells, ui)
+        scoring = _ImputationScoring(fit, w, cells, ui, None if wrow is not None else long)
         score, df = _imputation_score(scoring, cluster, n_clusters, cr2)
         rescore = replace(scoring, fit=_bjs.detached(fit))
         out[p.name] = _PieceFit(
@@ -492,6 +497,9 @@ class _ImputationScoring:
     w: np.ndarray
     cells: np.ndarray
     unit_row: np.ndarray
+    # the long table the pieces share (the wild bootstrap refits all of them on it);
+    # None for step-1 weighted fits, which the wild bootstrap does not take
+    long: _bjs.LongTable | None = None
 
 
 def _imputation_score(
@@ -1226,16 +1234,16 @@ def _with_inference(
             "This spillover result keeps no piece scores on its own scale, so its inference "
             "cannot be redone; refit with spillover.fit(..., cluster=..., conley_km=...)."
         )
-    check_choice(method, "method", ("cluster", "conley"))
+    check_choice(method, "method", ("cluster", "conley", "wild"))
     if method == "conley" and (conley_km is None or cluster is not None):
         raise SpecError(
             "with_inference('conley') needs conley_km= (the kernel cutoff in km) and no "
             f"cluster=; received conley_km={conley_km!r}, cluster={cluster!r}."
         )
-    if method == "cluster" and conley_km is not None:
+    if method != "conley" and conley_km is not None:
         raise SpecError(
-            f"conley_km={conley_km!r} applies to method='conley'; with method='cluster' pass "
-            "cluster= only."
+            f"conley_km={conley_km!r} applies to method='conley'; with method={method!r} "
+            "pass cluster= only."
         )
     n_boot = int(res.info.get("n_boot", 999)) if n_boot is None else n_boot
     if isinstance(n_boot, bool) or not isinstance(n_boot, int | np.integer) or n_boot < 0:
@@ -1244,9 +1252,13 @@ def _with_inference(
     cr2 = res.info.get("small_sample") == "cr2"
     fits = {k: _rescored(f, clusters, cr2) for k, f in st.fits.items()}
     region = None if st.region is None else _rescored(st.region, clusters, cr2)
+    gen = as_generator(rng)
     terms, draws, info_boot = _joint_inference(
-        st.panel, st.units, fits, region, clusters, conley_km, as_generator(rng), n_boot, res.alpha
+        st.panel, st.units, fits, region, clusters, conley_km, gen, n_boot, res.alpha
     )
+    if method == "wild":
+        terms, info_wild = _wild_inference(fits, clusters, cr2, terms, gen, n_boot, res.alpha)
+        info_boot.update(info_wild)
     # the SDID cross-check has its own placebo inference: carried over as it is
     sdid = res.terms.loc[res.terms["term"] == "net_region_sdid"]
     terms = pd.concat([terms, sdid], ignore_index=True) if len(sdid) else terms
@@ -1255,6 +1267,81 @@ def _with_inference(
     info["cluster"] = _cluster_label(clusters, conley_km)
     fitted = replace(st, fits=fits, region=region)
     return replace(res, terms=terms, draws=draws, info=info, fitted=fitted)
+
+
+def _wild_inference(
+    fits: Mapping[str, _PieceFit],
+    clusters: _Clusters,
+    cr2: bool,
+    terms: pd.DataFrame,
+    rng: np.random.Generator,
+    n_boot: int,
+    alpha: float,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """``terms`` with wild cluster restricted bootstrap-t p-values and intervals
+    (:func:`._spillover_wild.wild_terms`) for the terms built from the imputation pieces;
+    ``naive`` and the region checks keep their analytic inference."""
+    if n_boot < 99:
+        raise SpecError(
+            f"with_inference('wild') needs n_boot >= 99 draws for its p-values; received {n_boot}."
+        )
+    used = {k: f for k, f in fits.items() if k != "naive" and f.rescore is not None}
+    if not all(isinstance(f.rescore, _ImputationScoring) for f in used.values()):
+        raise EstimationError(
+            "with_inference('wild') redoes the imputation pieces on bootstrap outcomes, so it "
+            "needs base_estimator='imputation'; the Callaway-Sant'Anna base's joint multiplier "
+            "bootstrap (method='cluster') already resamples its influence functions."
+        )
+    if any(f.rescore.long is None for f in used.values()):
+        raise EstimationError(
+            "with_inference('wild') takes unweighted fits only: refit without weights=, or "
+            "use method='cluster'."
+        )
+    codes = clusters.of_unit.to_numpy()
+    order = list(used)
+    pieces = []
+    for k in order:
+        sc = used[k].rescore
+        fit = _bjs.refactored(sc.fit)
+        use_cr2 = cr2 and _cr2_ok(fit, codes[sc.unit_row])
+        pieces.append(
+            _spillover_wild.WildPiece(
+                k, fit, sc.w[:, 0], sc.cells, used[k].estimate, used[k].score, use_cr2
+            )
+        )
+    long = next(iter(used.values())).rescore.long
+    rows = codes[long.unit]
+
+    def coef(weights: Mapping[str, float]) -> np.ndarray:
+        return np.array([weights.get(k, 0.0) for k in order])
+
+    d = fits["direct"]
+    rings = {k: f.size for k, f in used.items() if k.startswith("spillover:") and f.n > 0}
+    n_s = sum(rings.values())
+    combos = {"att": coef({"direct": 1.0}), "direct": coef({"direct": 1.0})}
+    combos["direct_total"] = d.size * combos["direct"]
+    if n_s:
+        combos["spillover"] = coef({k: v / n_s for k, v in rings.items()})
+        combos["spillover_total"] = coef(rings)
+        combos.update({k: coef({k: 1.0}) for k in rings})
+    combos["net"] = coef({"direct": d.size, **rings})
+    combos["net_per_treated"] = combos["net"] / d.size
+    if "spillover_on_zones" in used and used["spillover_on_zones"].n:
+        combos["spillover_on_zones"] = coef({"spillover_on_zones": 1.0})
+    share = (combos["spillover_total"], combos["direct_total"]) if n_s else None
+    omega = _multipliers(rng, n_boot, clusters.n)
+    out = _spillover_wild.wild_terms(long, pieces, combos, share, rows, clusters.n, omega, alpha)
+    vals = terms["term"].map(lambda t: out.get(t, (np.nan, np.nan, np.nan)))
+    terms = terms.assign(
+        p_value=[v[0] for v in vals], ci_low=[v[1] for v in vals], ci_high=[v[2] for v in vals]
+    )
+    info = {
+        "inference": "wild cluster restricted bootstrap-t (WCR), test inversion",
+        "wild_draws": n_boot,
+        "wild_weights": "Webb six-point" if clusters.n < 12 else "Rademacher",
+        "wild_terms": sorted(out),
+    }
+    return terms, info
 
 
 def _warn_unidentified(fits: Mapping[str, _PieceFit]) -> None:
