@@ -280,6 +280,41 @@ def test_continuous_did_inference(doses: Panel) -> None:
         res.with_inference(cluster="no_such_col")
 
 
+def test_continuous_did_cluster_draws_one_clustered_bootstrap(
+    doses: Panel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``fit(cluster=)`` draws only the clustered bootstrap (a by-unit one would be thrown
+    away), with the caller's ``n_jobs``, yet equals ``fit()`` then ``with_inference`` on the
+    same generator to the last bit (the draws do not depend on ``n_jobs``) and leaves that
+    generator as the pair does; two-way clustering (pointwise bands) draws nothing."""
+    real = continuous_did.multiplier_draws
+    calls: list[tuple[bool, int]] = []
+
+    def counted(*args: object, **kwargs: object) -> np.ndarray:
+        calls.append((kwargs.get("cluster") is not None, int(kwargs["n_jobs"])))
+        return real(*args, **kwargs)
+
+    # 250 Mammen draws: three chunks of the generator's children, not a round hundred
+    opts = {"outcome": "y", "dose": "dose", "n_boot": 250, "boot_weights": "mammen"}
+    g = np.random.default_rng(11)
+    first = continuous_did.fit(doses, rng=g, **opts)
+    expected = first.with_inference(
+        "bootstrap", cluster="province", n_boot=250, rng=g, boot_weights="mammen"
+    )
+    monkeypatch.setattr(continuous_did, "multiplier_draws", counted)
+    h = np.random.default_rng(11)
+    direct = continuous_did.fit(doses, rng=h, n_jobs=2, cluster="province", **opts)
+    assert calls == [(True, 2)]
+    pd.testing.assert_frame_equal(direct.terms, expected.terms, check_exact=True)
+    pd.testing.assert_frame_equal(direct.dose_response, expected.dose_response, check_exact=True)
+    assert dict(direct.info) == dict(expected.info)
+    assert direct.info["n_clusters"] == 7 and direct.info["crit_att_d"] > stats.norm.ppf(0.975)
+    assert h.spawn(1)[0].random() == g.spawn(1)[0].random()
+    calls.clear()
+    two = continuous_did.fit(doses, rng=5, cluster=["region", "province"], **opts)
+    assert calls == [] and two.info["n_boot"] == 0
+
+
 # ------------------------------------------------------------- de Chaisemartin-D'Haultfoeuille
 @pytest.fixture(scope="module")
 def switching() -> Panel:

@@ -219,6 +219,7 @@ class InfluenceResult(TablesResult):
         n_boot: int = 999,
         rng: np.random.Generator | int | None = None,
         boot_weights: str = "rademacher",
+        n_jobs: int = 1,
     ) -> Self:
         """The same estimates with another variance, from the kept influence functions.
 
@@ -233,6 +234,8 @@ class InfluenceResult(TablesResult):
             observation for repeated cross-sections).
         n_boot, rng, boot_weights : optional
             Bootstrap draws, their generator (or seed) and distribution.
+        n_jobs : int
+            Threads for the bootstrap draws (the draws do not depend on it).
 
         Returns
         -------
@@ -256,7 +259,7 @@ class InfluenceResult(TablesResult):
             "cluster": cluster_name(cluster),
             "n_clusters": int(pd.Series(labels[0]).nunique()) if len(labels) == 1 else None,
         }
-        boot = {"n_boot": n_boot, "rng": rng, "boot_weights": boot_weights}
+        boot = {"n_boot": n_boot, "rng": rng, "boot_weights": boot_weights, "n_jobs": n_jobs}
         return self._reinferred(vcov, col_var, labels, info, method, boot)
 
     def _reinferred(

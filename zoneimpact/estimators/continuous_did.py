@@ -132,7 +132,7 @@ class ContinuousDiDResult(InfluenceResult):
             alpha=self.alpha,
             n_boot=check_int(boot["n_boot"], "n_boot", minimum=2) if boot_on else 0,
             rng=as_generator(boot["rng"]) if boot_on else None,
-            n_jobs=1,
+            n_jobs=boot["n_jobs"],
             boot_weights=check_choice(
                 boot["boot_weights"], "boot_weights", ("rademacher", "mammen")
             ),
@@ -470,6 +470,16 @@ def _critical_values(
     return z, crit_att, crit_acrt
 
 
+def _skip_draws(rng: np.random.Generator | int | None, n_boot: int) -> None:
+    """Leave the caller's generator as a by-unit bootstrap of ``n_boot`` draws would:
+    :func:`multiplier_draws` spawns one child of ``as_generator(rng)`` per chunk of 100
+    draws (its default ``chunk_size``) and draws nothing from the parent itself. So
+    ``fit(cluster=c)`` stays equal to ``fit()`` then ``with_inference("bootstrap",
+    cluster=c)`` on the same generator, and so do the caller's later draws from it (a
+    seed or None makes a throwaway generator: nothing to advance that anyone sees)."""
+    as_generator(rng).spawn(-(-n_boot // 100))
+
+
 def _terms(
     data: _Doses,
     sieve: _Sieve,
@@ -657,9 +667,14 @@ def fit(
             f"{sieve.degree + sieve.num_knots + 1} spline coefficients; lower degree or num_knots."
         )
     cell_df, est, psi_all = _aggregate(fits)
+    # with cluster= the bands come from with_inference below: the by-unit bootstrap would
+    # be discarded, so it is skipped and only its use of the caller's generator replayed
+    by_unit_boot = opt if cluster is None else {**opt, "n_boot": 0}
     terms, vcov, crit_att, crit_acrt, basis = _terms(
-        data, sieve, est, psi_all, opt, alpha=alpha, rng=rng, n_jobs=n_jobs
+        data, sieve, est, psi_all, by_unit_boot, alpha=alpha, rng=rng, n_jobs=n_jobs
     )
+    if cluster is not None and opt["n_boot"] and not sieve.single_dose:
+        _skip_draws(rng, opt["n_boot"])
     acrt_d = np.full(len(sieve.grid), np.nan) if sieve.single_dose else est[2 + len(sieve.grid) :]
     info: dict[str, Any] = {
         "dose": dose if dose is not None else "1{treated}",
@@ -699,5 +714,6 @@ def fit(
             n_boot=opt["n_boot"],
             rng=rng,
             boot_weights=opt["boot_weights"],
+            n_jobs=n_jobs,
         )
     return res.with_inference("analytic", cluster=cluster)

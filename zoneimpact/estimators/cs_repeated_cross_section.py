@@ -150,7 +150,7 @@ class CSRepeatedCrossSectionResult(InfluenceResult):
                 alpha=self.alpha,
                 n_boot=check_int(boot["n_boot"], "n_boot", minimum=2),
                 rng=as_generator(boot["rng"]),
-                n_jobs=1,
+                n_jobs=boot["n_jobs"],
                 boot_weights=check_choice(
                     boot["boot_weights"], "boot_weights", ("rademacher", "mammen")
                 ),
