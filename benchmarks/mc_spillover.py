@@ -47,6 +47,17 @@ WORLDS = {
 QUANTITIES = ("direct", "spillover", "net", "displacement_share")
 
 
+def truths(sim) -> dict[str, float]:
+    """The simulated world's realised truth of every reported quantity (outcome fdi)."""
+    tr = sim.truth
+    return {
+        "direct": tr.overall["fdi"],
+        "spillover": tr.spillover["fdi"],
+        "net": tr.net_total["fdi"],
+        "displacement_share": tr.displacement_share["fdi"],
+    }
+
+
 def one(world: dict, base: str, g: np.random.Generator) -> dict[str, float]:
     sim = simulate(rng=g, **DESIGN, **world)
     with warnings.catch_warnings():
@@ -56,13 +67,7 @@ def one(world: dict, base: str, g: np.random.Generator) -> dict[str, float]:
         )
     t = r.terms.set_index("term")
     ci = r.conf_int(0.05)
-    tr = sim.truth
-    truth = {
-        "direct": tr.overall["fdi"],
-        "spillover": tr.spillover["fdi"],
-        "net": tr.net_total["fdi"],
-        "displacement_share": tr.displacement_share["fdi"],
-    }
+    truth = truths(sim)
     out: dict[str, float] = {}
     for q in QUANTITIES:
         out[f"{q}_est"] = float(t.loc[q, "estimate"])

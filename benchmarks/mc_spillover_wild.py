@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from mc_spillover import DESIGN  # noqa: E402
+from mc_spillover import DESIGN, truths  # noqa: E402
 
 from zoneimpact.estimators import spillover  # noqa: E402
 from zoneimpact.parallel import replicate, set_progress  # noqa: E402
@@ -54,13 +54,7 @@ def one(design: dict, covs: list[str], g: np.random.Generator) -> dict[str, floa
         warnings.simplefilter("ignore")
         res = spillover.fit(sim.panel, outcome="fdi", rng=g, covariates=covs, n_boot=999)
         wild = res.with_inference("wild", n_boot=N_WILD, rng=g)
-    tr = sim.truth
-    truth = {
-        "direct": tr.overall["fdi"],
-        "spillover": tr.spillover["fdi"],
-        "net": tr.net_total["fdi"],
-        "displacement_share": tr.displacement_share["fdi"],
-    }
+    truth = truths(sim)
     out: dict[str, float] = {}
     for label, r in (("default", res), ("wild", wild)):
         ci, p = r.conf_int(0.05), r.pvalues
