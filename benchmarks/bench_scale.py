@@ -270,7 +270,8 @@ def main() -> None:
                 rec = (
                     json.loads(out.stdout.strip().splitlines()[-1])
                     if out.returncode == 0
-                    else {"error": (out.stderr.strip().splitlines() or ["failed"])[-1][:80]}
+                    # the whole last line of the traceback: the error and its message
+                    else {"error": (out.stderr.strip().splitlines() or ["failed"])[-1]}
                 )
             except subprocess.TimeoutExpired:
                 rec = {"error": f"timeout > {args.timeout:.0f} s"}
