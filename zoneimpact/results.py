@@ -343,10 +343,11 @@ class EstimationResult:
         crit = self._crit(alpha)
         lower, upper = est - crit * se, est + crit * se
         if {"ci_low", "ci_high"} <= set(self.terms.columns) and alpha == self.alpha:
-            # intervals that are not estimate +- crit x se (wild bootstrap test inversion)
+            # intervals that are not estimate +- crit x se (wild bootstrap test inversion);
+            # NaN marks a term without one, an infinite end an unbounded confidence set
             lo, hi = (self.terms[c].to_numpy(float) for c in ("ci_low", "ci_high"))
-            lower = np.where(np.isfinite(lo), lo, lower)
-            upper = np.where(np.isfinite(hi), hi, upper)
+            lower = np.where(np.isnan(lo), lower, lo)
+            upper = np.where(np.isnan(hi), upper, hi)
         return pd.DataFrame(
             {"lower": lower, "upper": upper},
             index=pd.Index(self.terms["term"], name="term"),
@@ -503,9 +504,16 @@ class EstimationResult:
         )
         mult = np.where(free, 1.0, c)
         terms = self.terms.copy()
-        for col in ("estimate", "se", "band_low", "band_high"):
+        for col in ("estimate", "se", "band_low", "band_high", "ci_low", "ci_high"):
             if col in terms.columns:
                 terms[col] = terms[col].to_numpy(float) * mult
+        terms["se"] = terms["se"].abs()
+        for lo, hi in (("band_low", "band_high"), ("ci_low", "ci_high")):
+            if {lo, hi} <= set(terms.columns) and c < 0:
+                # a negative factor turns an interval's ends around
+                flip = mult < 0
+                a, b = terms[lo].to_numpy(float), terms[hi].to_numpy(float)
+                terms[lo], terms[hi] = np.where(flip, b, a), np.where(flip, a, b)
         changes: dict[str, Any] = {"terms": terms}
         if self.vcov is not None:
             changes["vcov"] = self.vcov.to_numpy(float) * np.outer(mult, mult)
