@@ -247,7 +247,8 @@ def _masks(
     # spillover onto zone units, reported apart from the non-zone spillover
     zone_exposed = obs & zone & (t >= e) & (t < g)
     if zone_exposed.any():
-        pieces.append(_Piece("spillover_on_zones", pieces[0].clean, zone_exposed))
+        # its targets leave the controls (with pre_exposed="keep" they are direct's)
+        pieces.append(_Piece("spillover_on_zones", pieces[0].clean & ~zone_exposed, zone_exposed))
     pieces.append(_Piece("naive", obs & (t < g), obs & (t >= g)))
     return Y, units, periods, pieces
 
