@@ -67,6 +67,21 @@ def _sim(rng: int, **kw):
     return simulate(rng=rng, **design)
 
 
+def _null8(rng: int):
+    """No zone effect, 8 regions with region-by-year shocks, 80 units, 2002-2012."""
+    return simulate(
+        rng=rng,
+        n_units=80,
+        n_regions=8,
+        first_year=2002,
+        last_year=2012,
+        waves={2006: 0.5, 2009: 0.5},
+        effect_size=0.0,
+        displacement_share=0.0,
+        region_shock_sd=15.0,
+    )
+
+
 @pytest.fixture(scope="module")
 def fitted():
     sim = _sim(4)
@@ -233,17 +248,7 @@ def test_an_unbounded_confidence_set_keeps_its_infinite_ends():
     # 8 regions and no effect: the direct total is near 0, so no share is rejected far
     # out (a Fieller-type set); conf_int and tidy must show the infinite ends, not
     # fall back to estimate +- t x se
-    sim = simulate(
-        rng=1002,
-        n_units=80,
-        n_regions=8,
-        first_year=2002,
-        last_year=2012,
-        waves={2006: 0.5, 2009: 0.5},
-        effect_size=0.0,
-        displacement_share=0.0,
-        region_shock_sd=15.0,
-    )
+    sim = _null8(1002)
     res = spillover.fit(sim.panel, outcome="fdi", rng=1, n_boot=0)
     with pytest.warns(UserWarning, match="8 clusters"):
         wild = res.with_inference("wild", n_boot=199, rng=1)
@@ -311,17 +316,7 @@ def test_null_world_with_eight_clusters_rejects_less_than_a_wrong_clustering():
     # separate them, and a bootstrap that lost the clustering fails the first.
     rej, rej_unit = [], []
     for r in range(60):
-        sim = simulate(
-            rng=1000 + r,
-            n_units=80,
-            n_regions=8,
-            first_year=2002,
-            last_year=2012,
-            waves={2006: 0.5, 2009: 0.5},
-            effect_size=0.0,
-            displacement_share=0.0,
-            region_shock_sd=15.0,
-        )
+        sim = _null8(1000 + r)
         res = spillover.fit(sim.panel, outcome="fdi", rng=r, n_boot=0)
         with pytest.warns(UserWarning, match="8 clusters of 'region'.*report both"):
             wild = res.with_inference("wild", n_boot=199, rng=r)
