@@ -3,6 +3,7 @@ bootstrap reproducibility, the region-level cross-check and bad input."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -379,3 +380,33 @@ def test_too_few_clean_units_for_the_covariate_terms_names_the_periods():
         )
     # without covariates the same design is estimable
     spillover.fit(sim.panel, outcome="fdi", rng=1, exposure="rings", rings_km=rings, n_boot=0)
+
+
+def test_spillover_on_zones_is_the_same_whatever_pre_exposed_does_to_the_direct_piece():
+    # pre_exposed decides which rows of zone units exposed before their own zone the
+    # direct piece uses; the spillover onto those units is imputed from the same clean
+    # rows under every choice. It used to count its own targets among its controls under
+    # "keep" (-2.09 here instead of -8.27) and to be dropped as unidentified under
+    # "drop_units" (its units' pre-exposure rows had left with the direct piece's).
+    sim = simulate(
+        rng=4,
+        n_units=150,
+        n_regions=10,
+        first_year=2002,
+        last_year=2016,
+        waves={2006: 0.4, 2010: 0.3, 2013: 0.3},
+        displacement_share=0.7,
+        region_shock_sd=10.0,
+        covariate_trend=2.0,
+    )
+    soz = {}
+    for pre in ("drop_rows", "drop_units", "keep"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # nothing left unidentified
+            res = spillover.fit(
+                sim.panel, outcome="fdi", rng=1, n_boot=0, covariates=["x"], pre_exposed=pre
+            )
+        soz[pre] = res.coef("spillover_on_zones")
+    # identical clean and target rows, so the same solve up to rounding
+    assert soz["drop_units"] == pytest.approx(soz["drop_rows"], rel=1e-12)
+    assert soz["keep"] == pytest.approx(soz["drop_rows"], rel=1e-12)

@@ -247,8 +247,12 @@ def _masks(
     # spillover onto zone units, reported apart from the non-zone spillover
     zone_exposed = obs & zone & (t >= e) & (t < g)
     if zone_exposed.any():
-        # its targets leave the controls (with pre_exposed="keep" they are direct's)
-        pieces.append(_Piece("spillover_on_zones", pieces[0].clean & ~zone_exposed, zone_exposed))
+        # controls: direct's, plus the zone units' rows before any exposure (which
+        # "drop_units" took out of the direct piece), minus its own targets (which "keep"
+        # left among direct's controls); the same rows whatever pre_exposed says
+        zone_pre = obs & zone & (t < e) & (t < g)
+        soz_clean = (pieces[0].clean | zone_pre) & ~zone_exposed
+        pieces.append(_Piece("spillover_on_zones", soz_clean, zone_exposed))
     pieces.append(_Piece("naive", obs & (t < g), obs & (t >= g)))
     return Y, units, periods, pieces
 
