@@ -42,7 +42,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -108,6 +108,18 @@ class ExposureMap:
         return t.groupby(["role", "ring"]).size().rename("n_units").reset_index()
 
     # ------------------------------------------------------------------ panels
+    def roles_of(self, units: Any) -> pd.DataFrame:
+        """The map's rows for ``units``, refusing a unit the map does not have (a map
+        built from another panel)."""
+        tab = self.table.reindex(units)
+        if tab["role"].isna().any():
+            u = tab.index[tab["role"].isna().to_numpy()][0]
+            raise PanelError(
+                f"Unit {u!r} of the panel is not in the exposure map; build the map from "
+                "this panel."
+            )
+        return tab
+
     def panels(
         self,
         panel: Panel,
@@ -147,13 +159,7 @@ class ExposureMap:
                 "'drop_units' or 'keep'."
             )
         data = panel.data
-        tab = self.table.reindex(data["unit"].unique())
-        if tab["role"].isna().any():
-            u = tab.index[tab["role"].isna().to_numpy()][0]
-            raise PanelError(
-                f"Unit {u!r} of the panel is not in the exposure map; build the map from "
-                "this panel."
-            )
+        tab = self.roles_of(data["unit"].unique())
         unit = data["unit"].to_numpy()
         t = data["time"].to_numpy()
         role = tab["role"].reindex(unit).to_numpy()

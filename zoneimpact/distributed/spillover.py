@@ -39,10 +39,13 @@ import pandas as pd
 from ..errors import EstimationError, PanelError, SpecError
 from ..estimators.spillover import (
     SpilloverResult,
+    _estimated_cells,
     _joint,
     _linear_terms,
+    _net_without_dropped_zones,
     _PieceFit,
     _pieces_table,
+    _warn_unidentified,
 )
 from ..exposure import ExposureMap
 from ..parallel import as_generator
@@ -113,13 +116,16 @@ def _scan(df: pd.DataFrame, *, outcome: str) -> dict[str, Any]:
     """Periods, cohorts, counts and target unit-periods (treated rows with an outcome)."""
     g = df["cohort"].to_numpy(float)
     y = df[outcome].to_numpy(float)
+    target = (df["time"].to_numpy(float) >= g) & np.isfinite(y)
+    cells = pd.DataFrame({"cohort": g[target], "time": df["time"].to_numpy(float)[target]})
     return {
+        "target_cells": cells.value_counts(),
         "periods": np.unique(df["time"].to_numpy()),
         "cohorts": np.unique(g[np.isfinite(g)]),
         "n_units": int(df["unit"].nunique()),
         "n_obs": len(df),
         "n_never": int(df.loc[~np.isfinite(g), "unit"].nunique()),
-        "n_target": int(((df["time"].to_numpy(float) >= g) & np.isfinite(y)).sum()),
+        "n_target": int(target.sum()),
         "n_finite": int(np.isfinite(y).sum()),
     }
 
@@ -158,9 +164,9 @@ def _check_map(units: pd.DataFrame, emap: Any) -> pd.DataFrame:
 
 def _piece_panel(
     dpanel: DaskPanel, outcome: str, tab: pd.DataFrame, ring: str | None, rule: dict[str, str]
-) -> tuple[DaskPanel, int]:
+) -> tuple[DaskPanel, pd.Series]:
     """A piece as a :class:`DaskPanel` (rows filtered and cohorts recoded in the
-    partitions) and its number of target unit-periods."""
+    partitions) and its target unit-periods by (cohort, time)."""
     opts = {"tab": tab, "ring": ring, **rule}
     meta = dpanel.frame._meta
     window = None
@@ -185,7 +191,16 @@ def _piece_panel(
         n_obs=int(sum(s["n_obs"] for s in scans)),
         n_never=int(sum(s["n_never"] for s in scans)),
     )
-    return piece, int(sum(s["n_target"] for s in scans))
+    return piece, _target_cells(scans)
+
+
+def _target_cells(scans: list[dict[str, Any]]) -> pd.Series:
+    """Target unit-periods (treated rows with an outcome) by (cohort, time), over the
+    partitions."""
+    counts = [s["target_cells"] for s in scans if len(s["target_cells"])]
+    if not counts:
+        return pd.Series(dtype=float)
+    return pd.concat(counts).groupby(level=[0, 1]).sum()
 
 
 def _cluster_of(
@@ -222,16 +237,24 @@ def _cluster_of(
 
 
 def _piece_fit(
-    name: str, res: Any, n_target: int, cluster_of: pd.Series, n_clusters: int
+    name: str, res: Any, cells: pd.Series, cluster_of: pd.Series, n_clusters: int
 ) -> _PieceFit:
-    """A piece's ATT and its cluster scores from the CS influence function, as the
-    in-memory ``_cs_fits`` forms them."""
+    """A piece's ATT and its cluster scores from the CS influence function, and its target
+    unit-periods in the cells CS estimated (the others unidentified), as the in-memory
+    ``_cs_fits`` forms them."""
     j = res.terms["term"].tolist().index("att")
     psi = res.term_influence[:, j] / res.term_influence.shape[0]
     codes = cluster_of.reindex(res.units).to_numpy(int)
     score = np.bincount(codes, weights=psi, minlength=n_clusters)
+    covered = cells.index.isin(_estimated_cells(res.att_gt)) if len(cells) else []
+    n = int(cells[covered].sum()) if len(cells) else 0
     return _PieceFit(
-        name, res.coef("att"), n_target, score, rescore=pd.Series(psi, index=res.units)
+        name,
+        res.coef("att"),
+        n,
+        score,
+        int(cells.sum()) - n,
+        rescore=pd.Series(psi, index=res.units),
     )
 
 
@@ -315,7 +338,7 @@ def fit(
     units = pd.concat(compute_blocks([_unit_rows], dpanel.partitions())).sort_index()
     tab = _check_map(units, exposure)
     rule = {"controls": controls, "pre_exposed": pre_exposed}
-    pieces: dict[str, tuple[DaskPanel, int]] = {
+    pieces: dict[str, tuple[DaskPanel, pd.Series]] = {
         "direct": _piece_panel(dpanel, outcome, tab, None, rule)
     }
     for r in exposure.rings:
@@ -323,7 +346,7 @@ def fit(
         if in_ring.any():
             pieces[f"spillover:{r}"] = _piece_panel(dpanel, outcome, tab, r, rule)
     naive = compute_blocks([_scan], dpanel.partitions(), outcome=outcome)
-    pieces["naive"] = (dpanel, int(sum(s["n_target"] for s in naive)))
+    pieces["naive"] = (dpanel, _target_cells(naive))
     results: dict[str, EstimationResult] = {
         name: cs_fit(pp, outcome=outcome, **opts) for name, (pp, _) in pieces.items()
     }
@@ -331,9 +354,10 @@ def fit(
     cluster_of, cname = _cluster_of(dpanel, units, cluster, gt.units[gt.order])
     n_clusters = int(cluster_of.max()) + 1
     fits = {
-        name: _piece_fit(name, results[name], n, cluster_of, n_clusters)
-        for name, (_, n) in pieces.items()
+        name: _piece_fit(name, results[name], cells, cluster_of, n_clusters)
+        for name, (_, cells) in pieces.items()
     }
+    _warn_unidentified(fits)
     if not np.isfinite(fits["direct"].estimate):
         raise EstimationError("The direct effect could not be estimated on any zone unit-period.")
     names, est, S, dfs = _linear_terms(fits, None)
@@ -351,6 +375,7 @@ def fit(
         "n_treated_unit_periods": float(fits["direct"].n), **info_boot, "n_boot": n_boot,
         "net_region_did_note": "net_region_did not estimated on the Dask engine (no geography).",
     }  # fmt: skip
+    terms, draws, info = _net_without_dropped_zones(terms, draws, info, warn=True)
     return SpilloverResult(
         estimator="spillover",
         outcome=outcome,

@@ -23,9 +23,10 @@ the change in the regions' total; ``displacement_share = - spillover_total /
 direct_total`` is 1 under pure relocation (concentration) and 0 under pure creation.
 Spillovers onto zone units before their own zone opens (a zone next to an earlier one)
 are a separate estimand, ``spillover_on_zones``. The cross-check ``net_region_did``
-estimates the net effect directly on region-by-period totals (regions treated from their
-first zone; not-yet-treated regions are controls), where relocation within a region
-cancels; it is omitted, with the reason in ``info``, when some treated region-period
+estimates the net effect directly on the regions (treated from their first zone;
+not-yet-treated regions are controls), where relocation within a region cancels: imputed
+on region means and scaled back to totals by region size, because a common trend moves a
+region's total by its size times the trend; it is omitted, with the reason in ``info``, when some treated region-period
 cannot be imputed.
 
 Base estimators (each piece is estimated separately, on its own clean rows):
@@ -74,6 +75,7 @@ and joint inference; diff-diff's ``SpilloverDiD`` has the distance rings only.
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -207,7 +209,7 @@ def _masks(
     periods = wide.columns.to_numpy(float)
     Y = wide.to_numpy(float)
     obs = np.isfinite(Y)
-    tab = emap.table.reindex(units)
+    tab = emap.roles_of(units)
     role = tab["role"].to_numpy()
     g = tab["cohort"].to_numpy(float)[:, None]
     e = tab["exposure_onset"].to_numpy(float)[:, None]
@@ -570,10 +572,18 @@ def _cs_fits(
     direct_p, spill_p = emap.panels(panel, controls=controls, pre_exposed=pre_exposed)
     piece_panels = {"direct": direct_p, **{f"spillover:{r}": p for r, p in spill_p.items()}}
     piece_panels["naive"] = panel
-    if "weights" in options:
+    if "weights" in options or "covariates" in options:
         raise SpecError(
-            "base_options={'weights': ...} is not allowed: pass weights= to the spillover "
-            "fit, which weights every piece and the totals alike."
+            "base_options={'weights'/'covariates': ...} is not allowed: pass weights= and "
+            "covariates= to the spillover fit, which applies them to every piece, the "
+            "totals and the region check alike."
+        )
+    allowed = set(inspect.signature(cs.fit).parameters) - {"panel", "outcome", "rng", "n_jobs"}
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise SpecError(
+            f"base_options {unknown} are not options of callaway_santanna.fit; allowed: "
+            f"{sorted(allowed - {'weights', 'covariates', 'bootstrap'})}."
         )
     opts = {"est_method": "dr", **dict(options), "bootstrap": False}
     if covariates:
@@ -589,15 +599,39 @@ def _cs_fits(
         psi = res.term_influence[:, j] / res.term_influence.shape[0]
         codes = cluster_of.reindex(res.units).to_numpy(int)
         score = np.bincount(codes, weights=psi, minlength=n_clusters)
+        is_target, n_unidentified = _cs_targets(pp.data, outcome, res)
         d = pp.data
-        is_target = ((d["time"] >= d["cohort"]) & d[outcome].notna()).to_numpy()
         mass = None if weights is None else float(d[weights].to_numpy(float)[is_target].sum())
         unit_psi = pd.Series(psi, index=res.units)
         out[name] = _PieceFit(
-            name, res.coef("att"), int(is_target.sum()), score, mass=mass, rescore=unit_psi
+            name,
+            res.coef("att"),
+            int(is_target.sum()),
+            score,
+            n_unidentified,
+            mass=mass,
+            rescore=unit_psi,
         )
         results[name] = res
     return out, results
+
+
+def _estimated_cells(att_gt: pd.DataFrame) -> pd.MultiIndex:
+    """(cohort, time) of the post-treatment ATT(g,t) cells CS estimated (its ``att``
+    averages these)."""
+    post = (att_gt["time"] >= att_gt["cohort"]) & np.isfinite(att_gt["estimate"].to_numpy(float))
+    return pd.MultiIndex.from_frame(att_gt.loc[post, ["cohort", "time"]].astype(float))
+
+
+def _cs_targets(data: pd.DataFrame, outcome: str, res: Any) -> tuple[np.ndarray, int]:
+    """The piece's target rows that CS's ``att`` averages (post-treatment cells with an
+    estimate: a cohort whose base period was dropped has none) and the number of the
+    others, so that totals scale ``att`` by the unit-periods it covers."""
+    cells = _estimated_cells(res.att_gt)
+    post = ((data["time"] >= data["cohort"]) & data[outcome].notna()).to_numpy()
+    in_cell = pd.MultiIndex.from_frame(data[["cohort", "time"]].astype(float)).isin(cells)
+    is_target = post & in_cell
+    return is_target, int(post.sum() - is_target.sum())
 
 
 # ---------------------------------------------------------------------- region level check
@@ -610,29 +644,41 @@ def _region_fit(
     n_clusters: int,
     weights: str | None = None,
 ) -> tuple[_PieceFit | None, str]:
-    """Imputation DiD on region totals (regions treated from their first zone; covariates
-    as region totals x period). Returns the total's fit, or None and the reason. With
-    ``weights`` the totals (outcome and covariates) are of the weighted unit values, so
-    the check estimates the same weighted net total as the pieces."""
+    """Imputation DiD on region means (regions treated from their first zone; covariates
+    as region means x period), scaled back to totals by each region's size. Parallel
+    trends in unit levels give parallel trends in region means, not in totals when regions
+    differ in size (a common trend moves a total by the region's size times it). Returns
+    the total's fit, or None and the reason. With ``weights`` the means and sizes are
+    weighted (sizes are weight sums), so the check estimates the same weighted net total
+    as the pieces."""
     try:
         rp = region_panel(panel, outcome, region_column, weights)
     except ZoneImpactError as exc:
         return None, f"net_region_did not identified: {exc}"
     wide = rp.wide(outcome)
-    Y = wide.to_numpy(float)
     regions = wide.index.to_numpy()
+    reg_of_unit = panel.require_geography([region_column])[region_column]
+    units = panel.data["unit"].unique()
+    uw = np.ones(len(units)) if weights is None else unit_weights(panel.data, weights, units)
+    size = pd.Series(uw).groupby(reg_of_unit.reindex(units).to_numpy()).sum()
+    size_r = size.reindex(regions).to_numpy(float)
+    Y = wide.to_numpy(float) / size_r[:, None]
     periods = wide.columns.to_numpy(float)
     g = rp.unit_cohort.reindex(regions).to_numpy(float)
     ri, ti = np.nonzero(np.isfinite(Y))
     y = Y[ri, ti]
-    reg_of_unit = panel.require_geography([region_column])[region_column]
-    if weights is not None and xb.shape[1]:
-        xb = xb.mul(unit_weights(panel.data, weights, xb.index.to_numpy()), axis=0)
-    xr = (
-        xb.groupby(reg_of_unit.reindex(xb.index).to_numpy()).sum().reindex(regions).to_numpy(float)
-        if xb.shape[1]
-        else np.zeros((len(regions), 0))
-    )
+    if xb.shape[1]:
+        xw = (
+            np.ones(len(xb))
+            if weights is None
+            else unit_weights(panel.data, weights, xb.index.to_numpy())
+        )
+        by = reg_of_unit.reindex(xb.index).to_numpy()
+        x_tot = xb.mul(xw, axis=0).groupby(by).sum()
+        w_tot = pd.Series(xw, index=xb.index).groupby(by).sum()
+        xr = x_tot.div(w_tot, axis=0).reindex(regions).to_numpy(float)
+    else:
+        xr = np.zeros((len(regions), 0))
     X = _trend_terms(xr[ri], ti, len(periods))
     target = periods[ti] >= g[ri]
     try:
@@ -651,13 +697,14 @@ def _region_fit(
     # scores per region; with regional clusters each region is one cluster, so their
     # cluster sums are the same numbers (the leave-out cells are the same partition)
     cells = _cells(g[ri][fit.target], periods[ti[fit.target]])
-    w = np.ones((fit.target.size, 1))
+    # the total: each region-period's effect on the mean times the region's size
+    w = size_r[ri[fit.target]][:, None]
     by_region = pd.Series(
         _bjs.scores(fit, w, cells, np.arange(len(regions))[ri], len(regions))[:, 0],
         index=regions.astype(str),
     )
     score = _region_scores(by_region, cluster_of, n_clusters)
-    total = float(fit.tau.sum())
+    total = float(w[:, 0] @ fit.tau)
     return _PieceFit("net_region_did", total, int(fit.target.size), score, rescore=by_region), ""
 
 
@@ -714,8 +761,10 @@ def _linear_terms(
     df_s = min((f.df for f in rings), default=np.nan)
     df_ds = np.fmin(d.df, df_s)
     n_s = sum(f.size for f in rings)
-    zeros = np.zeros_like(d.score)
-    s_tot = sum((f.size * f.estimate for f in rings), 0.0)
+    # no exposed unit-period: the spillover total (and so net and share) is not estimated,
+    # rather than an exact zero with a zero SE
+    zeros = np.zeros_like(d.score) if rings else np.full_like(d.score, np.nan)
+    s_tot = sum((f.size * f.estimate for f in rings), 0.0) if rings else np.nan
     s_tot_score = sum((f.size * f.score for f in rings), zeros)
     rows: list[tuple[str, float, np.ndarray, float]] = [
         ("att", d.estimate, d.score, d.df),
@@ -789,10 +838,11 @@ def _joint(
             share_draws = -lin[:, i_s] / lin[:, i_d]
         draws = pd.DataFrame(lin, columns=names)
         draws["displacement_share"] = share_draws
-        q25, q75 = np.nanquantile(share_draws, [0.25, 0.75])
-        lo, hi = np.nanquantile(share_draws, [alpha / 2, 1 - alpha / 2])
-        share_se = float((q75 - q25) / _IQR_NORMAL)
-        info["displacement_share_percentile_ci"] = (float(lo), float(hi))
+        if np.isfinite(share_draws).any():
+            q25, q75 = np.nanquantile(share_draws, [0.25, 0.75])
+            lo, hi = np.nanquantile(share_draws, [alpha / 2, 1 - alpha / 2])
+            share_se = float((q75 - q25) / _IQR_NORMAL)
+            info["displacement_share_percentile_ci"] = (float(lo), float(hi))
     all_names = [*names, "displacement_share"]
     dfs = np.full(len(names), np.nan) if df is None else np.asarray(df, dtype=float)
     dfs = np.append(dfs, np.fmin(dfs[i_d], dfs[i_s]))
@@ -921,6 +971,7 @@ def fit(
     info.update(info_boot, n_boot=n_boot)
     info["small_sample"] = small_sample if base_estimator == "imputation" else "none"
     info.update({"net_region_did_note": region_note} if region_note else {})
+    terms, draws, info = _net_without_dropped_zones(terms, draws, info, warn=True)
     result = _assemble(panel, outcome, split, fits, region, terms, draws, info, alpha, base_results)
     if region_sdid:
         result = _with_region_sdid(result, panel, outcome, region_column, rng, alpha, wt.name)
@@ -1094,6 +1145,12 @@ def _base_fits(
         )
     if not np.isfinite(fits["direct"].estimate):
         raise EstimationError("The direct effect could not be estimated on any zone unit-period.")
+    if not any(k.startswith("spillover:") and f.n > 0 for k, f in fits.items()):
+        warnings.warn(
+            "No unit-period is exposed (or none could be estimated) under this exposure map, "
+            "so the spillover total, net and displacement share are not estimated (NaN).",
+            stacklevel=3,
+        )
     _warn_unidentified(fits)
     return fits, base_results
 
@@ -1275,8 +1332,39 @@ def _with_inference(
     info = {k: v for k, v in res.info.items() if k != "displacement_share_percentile_ci"}
     info.update(info_boot, n_boot=n_boot, n_clusters=clusters.n)
     info["cluster"] = _cluster_label(clusters, conley_km)
+    terms, draws, info = _net_without_dropped_zones(terms, draws, info)
     fitted = replace(st, fits=fits, region=region)
     return replace(res, terms=terms, draws=draws, info=info, fitted=fitted)
+
+
+_NET_TERMS = ("net", "net_per_treated", "displacement_share")
+
+
+def _net_without_dropped_zones(
+    terms: pd.DataFrame, draws: pd.DataFrame, info: dict[str, Any], warn: bool = False
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """With ``pre_exposed="drop_units"`` and some zone unit dropped, net and displacement
+    share are not reported (NaN, the reason in ``info["net_note"]``): the direct total
+    leaves the dropped zone units out while the spillover total keeps the displacement
+    they cause, so the two do not add up to a regional change."""
+    n = int(info.get("n_pre_exposed_zones") or 0)
+    if info.get("pre_exposed") != "drop_units" or n == 0:
+        return terms, draws, info
+    note = (
+        f"net, net_per_treated and displacement_share are not identified with "
+        f"pre_exposed='drop_units': the direct total leaves out the {n} zone unit(s) "
+        "exposed before their own zone, while the spillover total includes the displacement "
+        "they cause. Use pre_exposed='drop_rows' (the default) for these terms."
+    )
+    if warn:
+        warnings.warn(note, stacklevel=3)
+    terms = terms.copy()
+    cols = [c for c in ("estimate", "se", "p_value", "ci_low", "ci_high") if c in terms]
+    terms.loc[terms["term"].isin(_NET_TERMS), cols] = np.nan
+    draws = draws.assign(**{c: np.nan for c in _NET_TERMS if c in draws.columns})
+    info = {k: v for k, v in info.items() if not k.startswith("displacement_share_")}
+    info["net_note"] = note
+    return terms, draws, info
 
 
 def _wild_inference(
