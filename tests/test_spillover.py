@@ -382,23 +382,24 @@ def test_too_few_clean_units_for_the_covariate_terms_names_the_periods():
     spillover.fit(sim.panel, outcome="fdi", rng=1, exposure="rings", rings_km=rings, n_boot=0)
 
 
+# 150 units in 10 regions, three zone waves, 70% of each zone's gain displaced
+TEN_REGIONS = dict(
+    n_units=150,
+    n_regions=10,
+    first_year=2002,
+    last_year=2016,
+    waves={2006: 0.4, 2010: 0.3, 2013: 0.3},
+    displacement_share=0.7,
+)
+
+
 def test_spillover_on_zones_is_the_same_whatever_pre_exposed_does_to_the_direct_piece():
     # pre_exposed decides which rows of zone units exposed before their own zone the
     # direct piece uses; the spillover onto those units is imputed from the same clean
     # rows under every choice. It used to count its own targets among its controls under
     # "keep" (-2.09 here instead of -8.27) and to be dropped as unidentified under
     # "drop_units" (its units' pre-exposure rows had left with the direct piece's).
-    sim = simulate(
-        rng=4,
-        n_units=150,
-        n_regions=10,
-        first_year=2002,
-        last_year=2016,
-        waves={2006: 0.4, 2010: 0.3, 2013: 0.3},
-        displacement_share=0.7,
-        region_shock_sd=10.0,
-        covariate_trend=2.0,
-    )
+    sim = simulate(rng=4, **TEN_REGIONS, region_shock_sd=10.0, covariate_trend=2.0)
     soz = {}
     for pre in ("drop_rows", "drop_units", "keep"):
         with warnings.catch_warnings(record=True) as caught:
@@ -418,17 +419,7 @@ def noise_free():
     """No noise, no shocks, no zeros, a common trend and regions of different sizes: every
     estimator that is right recovers the realised truth exactly."""
     return simulate(
-        rng=4,
-        n_units=150,
-        n_regions=10,
-        first_year=2002,
-        last_year=2016,
-        waves={2006: 0.4, 2010: 0.3, 2013: 0.3},
-        displacement_share=0.7,
-        noise_sd=0,
-        region_shock_sd=0,
-        zero_share=0,
-        covariate_trend=0,
+        rng=4, **TEN_REGIONS, noise_sd=0, region_shock_sd=0, zero_share=0, covariate_trend=0
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_spillover import TEN_REGIONS
 
 from zoneimpact.errors import EstimationError, SpecError
 from zoneimpact.estimators import _bjs, _spillover_wild, spillover
@@ -53,16 +54,7 @@ def test_outcome_shift_is_the_estimator_redone_on_shifted_outcomes(cr2):
 
 
 def _sim(rng: int, **kw):
-    design = dict(
-        n_units=150,
-        n_regions=10,
-        first_year=2002,
-        last_year=2016,
-        waves={2006: 0.4, 2010: 0.3, 2013: 0.3},
-        displacement_share=0.7,
-        region_shock_sd=10.0,
-        covariate_trend=2.0,
-    )
+    design = dict(TEN_REGIONS, region_shock_sd=10.0, covariate_trend=2.0)
     design.update(kw)
     return simulate(rng=rng, **design)
 
