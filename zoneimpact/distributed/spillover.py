@@ -246,8 +246,7 @@ def _piece_fit(
     psi = res.term_influence[:, j] / res.term_influence.shape[0]
     codes = cluster_of.reindex(res.units).to_numpy(int)
     score = np.bincount(codes, weights=psi, minlength=n_clusters)
-    covered = cells.index.isin(_estimated_cells(res.att_gt)) if len(cells) else []
-    n = int(cells[covered].sum()) if len(cells) else 0
+    n = int(cells[cells.index.isin(_estimated_cells(res.att_gt))].sum())
     return _PieceFit(
         name,
         res.coef("att"),

@@ -751,50 +751,61 @@ def _clusters(
 
 
 # ---------------------------------------------------------------------- joint terms
+def _term_weights(fits: Mapping[str, _PieceFit]) -> list[tuple[str, dict[str, float] | None]]:
+    """How every linear term combines the pieces' means: ``(term, {piece: weight})``, the
+    one definition the cluster scores (:func:`_linear_terms`) and the wild bootstrap
+    (:func:`_wild_inference`) share. Totals weight a mean by its number of targets (or
+    their weight sum). With no exposed unit-period the spillover total, net and net per
+    treated are not estimated (None), rather than an exact zero with a zero SE."""
+    n_d = fits["direct"].size
+    rings = {k: f.size for k, f in fits.items() if k.startswith("spillover:") and f.n > 0}
+    n_s = sum(rings.values())
+    out: list[tuple[str, dict[str, float] | None]] = [
+        ("att", {"direct": 1.0}),
+        ("direct", {"direct": 1.0}),
+    ]
+    if n_s:
+        out.append(("spillover", {k: v / n_s for k, v in rings.items()}))
+    out += [(k, {k: 1.0}) for k in rings]
+    out += [
+        ("direct_total", {"direct": n_d}),
+        ("spillover_total", dict(rings) if rings else None),
+        ("net", {"direct": n_d, **rings} if rings else None),
+        ("net_per_treated", {"direct": 1.0, **{k: v / n_d for k, v in rings.items()}})
+        if rings
+        else ("net_per_treated", None),
+    ]
+    z = fits.get("spillover_on_zones")
+    if z is not None and z.n:
+        out.append(("spillover_on_zones", {"spillover_on_zones": 1.0}))
+    out.append(("naive", {"naive": 1.0}))
+    return out
+
+
 def _linear_terms(
     fits: Mapping[str, _PieceFit], region: _PieceFit | None
 ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
     """Names, estimates, cluster scores (G x P) and degrees of freedom of every linear
-    term (a term combining pieces takes the smallest of their degrees of freedom)."""
-    d = fits["direct"]
-    rings = [f for k, f in fits.items() if k.startswith("spillover:") and f.n > 0]
-    df_s = min((f.df for f in rings), default=np.nan)
-    df_ds = np.fmin(d.df, df_s)
-    n_s = sum(f.size for f in rings)
-    # no exposed unit-period: the spillover total (and so net and share) is not estimated,
-    # rather than an exact zero with a zero SE
-    zeros = np.zeros_like(d.score) if rings else np.full_like(d.score, np.nan)
-    s_tot = sum((f.size * f.estimate for f in rings), 0.0) if rings else np.nan
-    s_tot_score = sum((f.size * f.score for f in rings), zeros)
-    rows: list[tuple[str, float, np.ndarray, float]] = [
-        ("att", d.estimate, d.score, d.df),
-        ("direct", d.estimate, d.score, d.df),
-    ]
-    if n_s:
-        rows.append(("spillover", s_tot / n_s, s_tot_score / n_s, df_s))
-    rows += [(f.name, f.estimate, f.score, f.df) for f in rings]
-    n_d = d.size
-    net_score = n_d * d.score + s_tot_score
-    rows += [
-        ("direct_total", n_d * d.estimate, n_d * d.score, d.df),
-        ("spillover_total", s_tot, s_tot_score, df_s),
-        ("net", n_d * d.estimate + s_tot, net_score, df_ds),
-        ("net_per_treated", (n_d * d.estimate + s_tot) / n_d, net_score / n_d, df_ds),
-    ]
-    z = fits.get("spillover_on_zones")
-    if z is not None and z.n:
-        rows.append(("spillover_on_zones", z.estimate, z.score, z.df))
-    naive = fits["naive"]
-    rows.append(("naive", naive.estimate, naive.score, naive.df))
+    term (:func:`_term_weights`; a term combining pieces takes the smallest of their
+    degrees of freedom)."""
+    blank = np.full_like(fits["direct"].score, np.nan)
+    names, est, scores, dfs = [], [], [], []
+    for name, weights in _term_weights(fits):
+        names.append(name)
+        if weights is None:
+            est.append(np.nan)
+            scores.append(blank)
+            dfs.append(np.nan)
+            continue
+        est.append(sum(w * fits[k].estimate for k, w in weights.items()))
+        scores.append(sum((w * fits[k].score for k, w in weights.items()), np.zeros_like(blank)))
+        dfs.append(float(np.fmin.reduce([fits[k].df for k in weights])))
     if region is not None:
-        rows.append(("net_region_did", region.estimate, region.score, np.nan))
-    names = [r[0] for r in rows]
-    return (
-        names,
-        np.array([r[1] for r in rows]),
-        np.column_stack([r[2] for r in rows]),
-        np.array([r[3] for r in rows], dtype=float),
-    )
+        names.append("net_region_did")
+        est.append(region.estimate)
+        scores.append(region.score)
+        dfs.append(np.nan)
+    return names, np.array(est), np.column_stack(scores), np.array(dfs, dtype=float)
 
 
 def _multipliers(rng: np.random.Generator, n_boot: int, n_clusters: int) -> np.ndarray:
@@ -1403,20 +1414,14 @@ def _wild_inference(
     def coef(weights: Mapping[str, float]) -> np.ndarray:
         return np.array([weights.get(k, 0.0) for k in order])
 
-    d = fits["direct"]
-    rings = {k: f.size for k, f in used.items() if k.startswith("spillover:") and f.n > 0}
-    n_s = sum(rings.values())
-    combos = {"att": coef({"direct": 1.0}), "direct": coef({"direct": 1.0})}
-    combos["direct_total"] = d.size * combos["direct"]
-    if n_s:
-        combos["spillover"] = coef({k: v / n_s for k, v in rings.items()})
-        combos["spillover_total"] = coef(rings)
-        combos.update({k: coef({k: 1.0}) for k in rings})
-    combos["net"] = coef({"direct": d.size, **rings})
-    combos["net_per_treated"] = combos["net"] / d.size
-    if "spillover_on_zones" in used and used["spillover_on_zones"].n:
-        combos["spillover_on_zones"] = coef({"spillover_on_zones": 1.0})
-    share = (combos["spillover_total"], combos["direct_total"]) if n_s else None
+    combos = {
+        name: coef(weights)
+        for name, weights in _term_weights(fits)
+        if weights is not None and set(weights) <= set(order)
+    }
+    share = (
+        (combos["spillover_total"], combos["direct_total"]) if "spillover_total" in combos else None
+    )
     if clusters.n < _WILD_FEW_CLUSTERS:
         warnings.warn(
             f"with_inference('wild') on {clusters.n} clusters of {clusters.name!r}: in "
