@@ -12,7 +12,10 @@ world (half of the zones' gain drawn from their neighbours) and a "null" world (
 * ``strong_shocks``: region shocks with sd 30 and AR(1) coefficient 0.8;
 * ``short_panel``: 2000-2014 with waves 2004/2008/2011;
 * ``rings``: the base world, estimated with a distance-ring exposure map (0-150 km, zones
-  of the unit's own region) instead of the simulator's adjacency.
+  of the unit's own region) instead of the simulator's adjacency;
+* ``zone_losses``: zones also draw on the region's *later* zone units within the radius
+  until those open their own zone (``displace_zone_units=True``): a zone next to an earlier
+  zone. Net and displacement share must count those losses (``spillover_on_zones_total``).
 
 The simulator's spillover truth is defined on its own exposure notion (never-zone units of
 the zone's region within ``radius_km`` of it, or all of the region's never-zone units when
@@ -55,6 +58,7 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
         "fit": {},
     },
     "rings": {"design": {}, "fit": RING_FIT},
+    "zone_losses": {"design": dict(displace_zone_units=True), "fit": {}},
 }
 WORLDS = {
     "share 0.5": dict(displacement_share=0.5),
@@ -72,7 +76,9 @@ def _map_truth(sim: Any, result: spillover.SpilloverResult) -> dict[str, float]:
     eff = (f["fdi"] - f["fdi_y0"]).to_numpy(float)
     exposed = (role == "exposed") & (f["year"].to_numpy() >= onset)
     treated = ((f["cohort"] > 0) & (f["year"] >= f["cohort"])).to_numpy()
-    d_tot, s_tot = eff[treated].sum(), eff[exposed].sum()
+    # losses of zone units before their own zone count as spillover, as in the estimator
+    zone_pre = (role == "direct") & ~treated
+    d_tot, s_tot = eff[treated].sum(), eff[exposed].sum() + eff[zone_pre].sum()
     return {
         "spillover": float(eff[exposed].mean()) if exposed.any() else 0.0,
         "net": float(d_tot + s_tot),

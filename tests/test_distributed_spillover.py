@@ -108,6 +108,11 @@ def test_dask_spillover_equals_in_memory(parts, options) -> None:
     assert (b.n_units, b.n_obs) == (a.n_units, a.n_obs)
     assert b.info["n_clusters"] == a.info["n_clusters"] and b.info["engine"] == "dask"
     assert b.info["n_clusters"] == (12 if opts["cluster"] == "region" else 120)
+    # neither CS engine estimates the zone units' pre-zone losses: the same note, the same
+    # count of unit-periods left out of net (none to note under drop_units)
+    assert a.info.get("net_note") == b.info.get("net_note")
+    if opts["pre_exposed"] != "drop_units":
+        assert "does not estimate spillover_on_zones" in b.info["net_note"]
     # the SEs are real: a nonzero, finite spillover SE and a direct effect far from zero
     assert np.all(np.isfinite(tb.loc[["direct", "spillover"], "se"]))
     assert tb.loc["direct", "se"] > 0

@@ -621,6 +621,16 @@ def test_decomposition_uses_totals_when_present():
     ax = plots.decomposition_plot(res).axes[0]
     assert [p.get_height() for p in ax.patches] == pytest.approx([200.0, -80.0, 120.0])
     assert ax.get_ylabel().startswith("Total effect")
+    # zone units' losses before their own zone are part of net: a fourth bar between
+    t = terms_frame(
+        [*names, "spillover_on_zones_total"],
+        [2.0, 2.0, -0.5, 200.0, -80.0, 100.0, 0.5, -20.0],
+        [0.5, 0.5, 0.2, 50.0, 30.0, 60.0, 0.1, 9.0],
+    )
+    ax = plots.decomposition_plot(res.with_terms(t)).axes[0]
+    assert [p.get_height() for p in ax.patches] == pytest.approx([200.0, -80.0, -20.0, 100.0])
+    labels = [x.get_text() for x in ax.get_legend().get_texts()]
+    assert labels == ["Direct", "Spillover", "Spillover on zones", "Net"]
     with pytest.raises(PlotError, match="separately"):
         plots.decomposition_plot([res, make_spill("emp")])
 

@@ -521,3 +521,95 @@ def test_base_options_and_exposure_maps_are_checked(noise_free):
     emap = build_exposure(small, "adjacency")
     with pytest.raises(PanelError, match="not in the exposure map"):
         spillover.fit(noise_free.panel, outcome="fdi", rng=1, n_boot=0, exposure=emap)
+
+
+@pytest.fixture(scope="module")
+def zone_losses():
+    """The noise-free world in which zones also draw on the later zone units of their region
+    (within the radius) until those open their own zone: a zone next to an earlier one."""
+    return simulate(
+        rng=4,
+        **TEN_REGIONS,
+        noise_sd=0,
+        region_shock_sd=0,
+        zero_share=0,
+        covariate_trend=0,
+        displace_zone_units=True,
+    )
+
+
+def test_net_counts_what_zone_units_lose_before_their_own_zone(zone_losses):
+    f, truth = zone_losses.frame, zone_losses.truth
+    pre = f[(f["cohort"] > 0) & (f["year"] < f["cohort"])]
+    lost = pre["fdi_spillover"].sum()
+    # the world is one where leaving these losses out matters: 1,550 of a net of 8,571
+    # (net read 10,122 and the share 0.646 against 0.70 when they were left out)
+    assert lost < -1000
+    res = spillover.fit(zone_losses.panel, outcome="fdi", rng=1, n_boot=200)
+    t = res.terms.set_index("term")["estimate"]
+    # exact data: every total equals the realised truth to rounding (totals ~1e4)
+    assert t["spillover_on_zones_total"] == pytest.approx(lost, rel=1e-9)
+    assert t["net"] == pytest.approx(truth.net_total["fdi"], rel=1e-9)
+    assert t["net_region_did"] == pytest.approx(truth.net_total["fdi"], rel=1e-9)
+    assert t["displacement_share"] == pytest.approx(truth.displacement_share["fdi"], rel=1e-9)
+    # the spillover mean stays the non-zone neighbours' one
+    assert t["spillover"] == pytest.approx(truth.spillover["fdi"], rel=1e-9)
+    assert t["net"] == pytest.approx(
+        t["direct_total"] + t["spillover_total"] + t["spillover_on_zones_total"], rel=1e-12
+    )
+    # draws: the share is 1 - net / direct_total in every draw too
+    d = res.draws
+    np.testing.assert_allclose(
+        d["displacement_share"], 1 - d["net"] / d["direct_total"], rtol=1e-10
+    )
+    assert res.coef("net_per_treated") == pytest.approx(
+        t["net"] / res.pieces.set_index("piece").loc["direct", "n_target_unit_periods"], rel=1e-12
+    )
+
+
+def test_cs_base_says_its_net_leaves_out_the_zone_units_losses(zone_losses):
+    f = zone_losses.frame
+    emap = spillover.fit(zone_losses.panel, outcome="fdi", rng=1, n_boot=0).exposure
+    onset = f["unit"].map(emap.table["exposure_onset"])
+    n = int(((f["cohort"] > 0) & (f["year"] >= onset) & (f["year"] < f["cohort"])).sum())
+    assert n > 0
+    with pytest.warns(UserWarning, match=f"spillover onto {n} zone unit-period"):
+        res = spillover.fit(
+            zone_losses.panel,
+            outcome="fdi",
+            rng=1,
+            n_boot=0,
+            base_estimator="callaway_santanna",
+        )
+    assert "does not estimate spillover_on_zones" in res.info["net_note"]
+    assert "spillover_on_zones_total" not in set(res.terms["term"])
+
+
+def test_simulated_concentration_keeps_every_region_total_with_zone_units_displaced():
+    # displacement share 1, no agglomeration: each zone's gain is drawn from neighbours
+    # that are not yet zones, so every region-year total is unchanged (to rounding)
+    sim = simulate(
+        rng=5,
+        **{**TEN_REGIONS, "displacement_share": 1.0},
+        noise_sd=0,
+        zero_share=0,
+        displace_zone_units=True,
+    )
+    f = sim.frame.assign(eff=sim.frame["fdi_latent"] - sim.frame["fdi_latent_y0"])
+    by_region = f.groupby(["region", "year"])["eff"].sum()
+    assert np.abs(by_region).max() < 1e-9
+    # and some zone unit did lose activity before its own zone
+    pre = f[(f["cohort"] > 0) & (f["year"] < f["cohort"])]
+    assert pre["eff"].min() < -1
+    with pytest.raises(Exception, match="displace_zone_units must be True or False"):
+        simulate(rng=5, **TEN_REGIONS, displace_zone_units=1)
+
+
+def test_a_misspelt_region_column_is_refused_not_replaced_by_unit_clusters(noise_free):
+    # before: region_column="regoin" clustered by unit and dropped the region check quietly
+    with pytest.raises(GeographyError, match=r"region_column='regoin' is not a column .*'region'"):
+        spillover.fit(noise_free.panel, outcome="fdi", rng=1, n_boot=0, region_column="regoin")
+    # the default name may be absent: a panel without regions clusters by unit, as documented
+    geo = noise_free.panel.geography.drop(columns="region")
+    res = spillover.fit(noise_free.panel.replace(geography=geo), outcome="fdi", rng=1, n_boot=0)
+    assert res.info["cluster"] == "unit"

@@ -172,8 +172,6 @@ def test_wild_keeps_estimates_and_ses_and_gives_intervals_around_them(fitted):
     assert p["direct"] == p["direct_total"] and p["net"] == p["net_per_treated"]
     n_d = b.loc["direct_total", "estimate"] / b.loc["direct", "estimate"]
     np.testing.assert_allclose(ci.loc["direct_total"], n_d * ci.loc["direct"], rtol=1e-6)
-    # H0: share = 0 is H0: spillover_total = 0
-    assert p["displacement_share"] == p["spillover_total"]
     # naive and the region check keep their analytic inference
     assert p["naive"] == fitted.pvalues["naive"]
     assert "p_value" not in fitted.terms.columns  # the source result is untouched
@@ -310,3 +308,16 @@ def test_null_world_with_eight_clusters_rejects_less_than_a_wrong_clustering():
         rej_unit.append(unit.pvalues["direct"] < 0.10)
     assert np.mean(rej) < 0.2, np.mean(rej)
     assert np.mean(rej_unit) > 0.22, np.mean(rej_unit)
+
+
+@pytest.mark.filterwarnings("ignore:with_inference\\('wild'\\) on 10 clusters")
+def test_wild_share_test_at_zero_is_the_test_of_every_loss():
+    # H0: share = 0 is H0: net - direct_total = 0 (every loss outside the zones' own
+    # unit-periods). One wave: no zone unit is exposed before its own zone, so that is the
+    # spillover total's test, draw for draw
+    one = spillover.fit(
+        _sim(4, waves={2008: 1.0}).panel, outcome="fdi", rng=11, n_boot=0, covariates=["x"]
+    )
+    assert "spillover_on_zones" not in set(one.terms["term"])
+    p = one.with_inference("wild", n_boot=199, rng=7).pvalues
+    assert p["displacement_share"] == p["spillover_total"]

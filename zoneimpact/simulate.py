@@ -26,6 +26,11 @@ Design (all settings in :class:`SimulationDesign`):
   ``(agglomeration - displacement_share) * direct_effect / n_neighbours``. With
   ``displacement_share = 1`` and no agglomeration, every region's total is unchanged by
   its zones (pure concentration); with 0 the zone's gain is all new activity (creation).
+  With ``displace_zone_units`` the region's *later* zone units within the radius are
+  neighbours too until their own zone opens: at every ``t`` a zone's displacement is
+  shared equally among the neighbours that are not yet zones (a zone next to an earlier
+  one loses activity first, then gains its own). The truth's spillover total, net and
+  displacement share count those losses; the spillover *mean* stays the non-zone one.
 * A patent-like count: Poisson with an additive mean that responds like FDI.
 """
 
@@ -57,6 +62,8 @@ def _check_design_types(d: Any) -> None:
             isinstance(v, bool) or not isinstance(v, int | float | np.number) or not np.isfinite(v)
         ):
             raise ZoneImpactError(f"{f.name} must be a finite number; received {v!r}.")
+        if str(f.type) == "bool" and not isinstance(v, bool | np.bool_):
+            raise ZoneImpactError(f"{f.name} must be True or False; received {v!r}.")
 
 
 @dataclass(frozen=True)
@@ -89,6 +96,7 @@ class SimulationDesign:
     noise_sd: float = 25.0
     zero_share: float = 0.02
     patent_scale: float = 0.2
+    displace_zone_units: bool = False
 
     def __post_init__(self) -> None:
         _check_design_types(self)
@@ -231,6 +239,14 @@ def simulate(
         close = cand[dist[i, cand] <= d.radius_km]
         neighbours[i] = close if len(close) else cand
 
+    if d.displace_zone_units:
+        # later zone units of the same region within the radius, until their own zone
+        for i in neighbours:
+            later = np.flatnonzero(
+                (cohort > cohort[i]) & (region == region[i]) & (dist[i] <= d.radius_km)
+            )
+            neighbours[i] = np.union1d(neighbours[i], later)
+
     # direct effects (units x years)
     t_grid = np.broadcast_to(years, (n, n_t))
     g_grid = np.where(cohort > 0, cohort, np.iinfo(np.int64).max)[:, None]
@@ -242,7 +258,13 @@ def simulate(
     onset = np.zeros(n, dtype=int)
     rate = d.agglomeration - d.displacement_share
     for i, nb in neighbours.items():
-        spill[nb] += rate * direct[i] / len(nb)
+        if d.displace_zone_units:
+            # shared among the neighbours that are not yet zones at t (module notes)
+            open_nb = (cohort[nb] == 0)[:, None] | (years[None, :] < cohort[nb][:, None])
+            spill[nb] += rate * direct[i] * open_nb / np.maximum(open_nb.sum(0), 1)
+            nb = nb[cohort[nb] == 0]
+        else:
+            spill[nb] += rate * direct[i] / len(nb)
         onset[nb] = np.where(onset[nb] == 0, cohort[i], np.minimum(onset[nb], cohort[i]))
 
     # untreated outcome: skewed levels tied to x, common trend, optional x-specific trend
@@ -367,7 +389,9 @@ def _truth(frame: pd.DataFrame, d: SimulationDesign) -> SimulationTruth:
                 {
                     "year": frame["year"],
                     "direct_total": eff.where(treated, 0.0),
-                    "spillover_total": eff.where(~treated & (frame["cohort"] == 0), 0.0),
+                    # every loss outside the zones' own treated rows (a later zone
+                    # unit's before it opens, with displace_zone_units)
+                    "spillover_total": eff.where(~treated, 0.0),
                 }
             )
             .groupby("year", as_index=False)

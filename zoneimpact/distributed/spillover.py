@@ -43,6 +43,7 @@ from ..estimators.spillover import (
     _joint,
     _linear_terms,
     _net_without_dropped_zones,
+    _net_without_zone_losses,
     _PieceFit,
     _pieces_table,
     _warn_unidentified,
@@ -128,6 +129,17 @@ def _scan(df: pd.DataFrame, *, outcome: str) -> dict[str, Any]:
         "n_target": int(target.sum()),
         "n_finite": int(np.isfinite(y).sum()),
     }
+
+
+def _zone_loss_rows(df: pd.DataFrame, *, tab: pd.DataFrame, outcome: str) -> int:
+    """Zone unit-periods exposed before their own zone, with an outcome: the in-memory
+    ``spillover_on_zones`` targets, which this CS-base engine does not estimate."""
+    unit = df["unit"].to_numpy()
+    t = df["time"].to_numpy(float)
+    zone = (tab["role"].reindex(unit) == "direct").to_numpy()
+    onset = tab["exposure_onset"].reindex(unit).to_numpy(float)
+    rows = zone & (t >= onset) & (t < df["cohort"].to_numpy(float))
+    return int((rows & np.isfinite(df[outcome].to_numpy(float))).sum())
 
 
 # ---------------------------------------------------------------------- client side
@@ -375,6 +387,8 @@ def fit(
         "net_region_did_note": "net_region_did not estimated on the Dask engine (no geography).",
     }  # fmt: skip
     terms, draws, info = _net_without_dropped_zones(terms, draws, info, warn=True)
+    lost = compute_blocks([_zone_loss_rows], dpanel.partitions(), tab=tab, outcome=outcome)
+    info = _net_without_zone_losses(info, int(sum(lost)))
     return SpilloverResult(
         estimator="spillover",
         outcome=outcome,

@@ -18,11 +18,18 @@ control group to the direct estimate (Butts 2021, eq. 3.3; Clarke 2017, eq. 4).
 Net regional effect and displacement share (zoneimpact's estimands, DESIGN.md): in
 outcome levels, ``direct_total`` and ``spillover_total`` are the sums of the estimated
 unit-period effects over the zone (resp. exposed) unit-periods that could be estimated —
-the same unit-periods the means average over. ``net = direct_total + spillover_total`` is
-the change in the regions' total; ``displacement_share = - spillover_total /
-direct_total`` is 1 under pure relocation (concentration) and 0 under pure creation.
-Spillovers onto zone units before their own zone opens (a zone next to an earlier one)
-are a separate estimand, ``spillover_on_zones``. The cross-check ``net_region_did``
+the same unit-periods the means average over. Spillovers onto zone units before their own
+zone opens (a zone next to an earlier one) are a separate estimand, ``spillover_on_zones``
+(mean) and ``spillover_on_zones_total``: those unit-periods are neither the zones' own
+treated ones nor non-zone neighbours'. ``net = direct_total + spillover_total +
+spillover_on_zones_total`` is the change in the regions' total (a zone unit's losses
+before it becomes a zone are part of it: leaving them out overstates creation whenever
+zones draw on later zone units); ``displacement_share = 1 - net / direct_total``, the
+losses outside the zones' own treated unit-periods over the zones' gain, is 1 under pure
+relocation (concentration) and 0 under pure creation, and equals ``- spillover_total /
+direct_total`` when no zone unit was exposed first. The CS base does not estimate
+``spillover_on_zones``; its net leaves those unit-periods out and says so in
+``info["net_note"]``. The cross-check ``net_region_did``
 estimates the net effect directly on the regions (treated from their first zone;
 not-yet-treated regions are controls), where relocation within a region cancels: imputed
 on region means and scaled back to totals by region size, because a common trend moves a
@@ -760,6 +767,10 @@ def _term_weights(fits: Mapping[str, _PieceFit]) -> list[tuple[str, dict[str, fl
     n_d = fits["direct"].size
     rings = {k: f.size for k, f in fits.items() if k.startswith("spillover:") and f.n > 0}
     n_s = sum(rings.values())
+    # the zone units' losses before their own zone opens belong to the regions' change
+    # too (module notes): in net, and so in the displacement share (1 - net / direct_total)
+    z = fits.get("spillover_on_zones")
+    lost = {**rings, **({"spillover_on_zones": z.size} if z is not None and z.n else {})}
     out: list[tuple[str, dict[str, float] | None]] = [
         ("att", {"direct": 1.0}),
         ("direct", {"direct": 1.0}),
@@ -770,14 +781,14 @@ def _term_weights(fits: Mapping[str, _PieceFit]) -> list[tuple[str, dict[str, fl
     out += [
         ("direct_total", {"direct": n_d}),
         ("spillover_total", dict(rings) if rings else None),
-        ("net", {"direct": n_d, **rings} if rings else None),
-        ("net_per_treated", {"direct": 1.0, **{k: v / n_d for k, v in rings.items()}})
+        ("net", {"direct": n_d, **lost} if rings else None),
+        ("net_per_treated", {"direct": 1.0, **{k: v / n_d for k, v in lost.items()}})
         if rings
         else ("net_per_treated", None),
     ]
-    z = fits.get("spillover_on_zones")
     if z is not None and z.n:
         out.append(("spillover_on_zones", {"spillover_on_zones": 1.0}))
+        out.append(("spillover_on_zones_total", {"spillover_on_zones": z.size}))
     out.append(("naive", {"naive": 1.0}))
     return out
 
@@ -829,24 +840,25 @@ def _joint(
 
     ``S`` (rows x terms) holds scores whose cross-product is the joint covariance (cluster
     scores, or their spatial-kernel root for Conley SEs); ``df`` (one per term; NaN where
-    unknown) of the t intervals defaults to rows - 1; the displacement share takes the
-    smaller of the direct and spillover totals' degrees of freedom.
+    unknown) of the t intervals defaults to rows - 1; the displacement share
+    ``1 - net / direct_total`` (every loss outside the zones' own treated unit-periods over
+    their gain) takes the smaller of the direct total's and net's degrees of freedom.
     """
     G = S.shape[0]
     se = np.sqrt(np.einsum("gp,gp->p", S, S))
-    i_d, i_s = names.index("direct_total"), names.index("spillover_total")
-    d_tot, s_tot = est[i_d], est[i_s]
+    i_d, i_n = names.index("direct_total"), names.index("net")
+    d_tot, n_tot = est[i_d], est[i_n]
     with np.errstate(divide="ignore", invalid="ignore"):
-        share = -s_tot / d_tot
+        share = 1.0 - n_tot / d_tot
         grad = np.zeros(len(names))
-        grad[i_s], grad[i_d] = -1.0 / d_tot, s_tot / d_tot**2
+        grad[i_n], grad[i_d] = -1.0 / d_tot, n_tot / d_tot**2
     share_se = float(np.sqrt(np.sum((S @ grad) ** 2)))
     info: dict[str, Any] = {"displacement_share_se_delta": share_se}
     draws = pd.DataFrame()
     if n_boot > 0:
         lin = est[None, :] + _multipliers(rng, n_boot, G) @ S
         with np.errstate(divide="ignore", invalid="ignore"):
-            share_draws = -lin[:, i_s] / lin[:, i_d]
+            share_draws = 1.0 - lin[:, i_n] / lin[:, i_d]
         draws = pd.DataFrame(lin, columns=names)
         draws["displacement_share"] = share_draws
         if np.isfinite(share_draws).any():
@@ -856,7 +868,7 @@ def _joint(
             info["displacement_share_percentile_ci"] = (float(lo), float(hi))
     all_names = [*names, "displacement_share"]
     dfs = np.full(len(names), np.nan) if df is None else np.asarray(df, dtype=float)
-    dfs = np.append(dfs, np.fmin(dfs[i_d], dfs[i_s]))
+    dfs = np.append(dfs, np.fmin(dfs[i_d], dfs[i_n]))
     dfs = np.where(np.isnan(dfs), max(G - 1, 1), dfs)
     terms = terms_frame(all_names, [*est, share], [*se, share_se], df=dfs)
     order = [*names[: names.index("net_per_treated") + 1], "displacement_share"]
@@ -958,12 +970,14 @@ def fit(
         Terms ``att`` (= ``direct``), ``direct``, ``spillover`` (pooled over rings),
         ``spillover:RING``, ``direct_total``, ``spillover_total``, ``net``,
         ``net_per_treated`` (net / treated unit-periods), ``displacement_share``,
-        ``spillover_on_zones`` (when some zone unit was exposed before its own zone),
+        ``spillover_on_zones`` and ``spillover_on_zones_total`` (imputation base, when some
+        zone unit was exposed before its own zone; the total enters ``net``),
         ``naive`` (neighbours kept as controls), ``net_region_did`` (when identified).
     """
     check_fit_arguments(panel, outcome, alpha=alpha, n_jobs=n_jobs, rng=rng, estimator="spillover")
     del n_jobs
     _check_options(panel, outcome, base_estimator, n_boot, controls, pre_exposed, small_sample)
+    _check_region_column(panel, region_column)
     covs = list(covariates or [])
     rng = as_generator(rng)
     emap = _exposure_map(panel, exposure, rings_km, within_region, k_nearest, region_column)
@@ -983,6 +997,11 @@ def fit(
     info["small_sample"] = small_sample if base_estimator == "imputation" else "none"
     info.update({"net_region_did_note": region_note} if region_note else {})
     terms, draws, info = _net_without_dropped_zones(terms, draws, info, warn=True)
+    if base_estimator == "callaway_santanna":
+        soz = next((p for p in split.pieces if p.name == "spillover_on_zones"), None)
+        # stacklevel 4: past fit's scale-equivariance wrapper, at the caller
+        n_soz = 0 if soz is None else int(soz.target.sum())
+        info = _net_without_zone_losses(info, n_soz, stacklevel=4)
     result = _assemble(panel, outcome, split, fits, region, terms, draws, info, alpha, base_results)
     if region_sdid:
         result = _with_region_sdid(result, panel, outcome, region_column, rng, alpha, wt.name)
@@ -1378,6 +1397,24 @@ def _net_without_dropped_zones(
     return terms, draws, info
 
 
+def _net_without_zone_losses(
+    info: dict[str, Any], n_rows: int, stacklevel: int = 3
+) -> dict[str, Any]:
+    """The CS base estimates no ``spillover_on_zones``: its net leaves out the ``n_rows``
+    zone unit-periods exposed before their own zone, which the imputation base's net
+    includes. Said in ``info["net_note"]`` and warned (nothing when there are none, or
+    when ``pre_exposed="drop_units"`` has already left net unreported)."""
+    if n_rows == 0 or info.get("pre_exposed") == "drop_units":
+        return info
+    note = (
+        f"net and displacement_share leave out the spillover onto {n_rows} zone "
+        "unit-period(s) exposed before their own zone: the Callaway-Sant'Anna base does not "
+        "estimate spillover_on_zones. The imputation base includes it."
+    )
+    warnings.warn(note, stacklevel=stacklevel)
+    return {**info, "net_note": note}
+
+
 def _wild_inference(
     fits: Mapping[str, _PieceFit],
     clusters: _Clusters,
@@ -1419,8 +1456,11 @@ def _wild_inference(
         for name, weights in _term_weights(fits)
         if weights is not None and set(weights) <= set(order)
     }
+    # the share's numerator: every loss outside the zones' own unit-periods, net - direct_total
     share = (
-        (combos["spillover_total"], combos["direct_total"]) if "spillover_total" in combos else None
+        (combos["net"] - combos["direct_total"], combos["direct_total"])
+        if "net" in combos
+        else None
     )
     if clusters.n < _WILD_FEW_CLUSTERS:
         warnings.warn(
@@ -1514,6 +1554,21 @@ def _check_options(
         )
     if small_sample not in ("cr2", "none"):
         raise SpecError(f"small_sample={small_sample!r} is not allowed; use 'cr2' or 'none'.")
+
+
+def _check_region_column(panel: Panel, region_column: Any) -> None:
+    """A ``region_column`` the caller named must exist: a misspelt one would otherwise send
+    the default clusters to units and drop the region check without an error. The default
+    ``"region"`` may be absent (no regions: unit clusters, as documented)."""
+    if not isinstance(region_column, str):
+        raise SpecError(f"region_column must be a column name; received {region_column!r}.")
+    geo = panel.geography
+    if region_column != "region" and (geo is None or region_column not in geo.columns):
+        have = [] if geo is None else [c for c in geo.columns if c != "unit"]
+        raise GeographyError(
+            f"region_column={region_column!r} is not a column of the panel's geography "
+            f"(columns: {have}); name one of them, or leave the default 'region'."
+        )
 
 
 def _pieces_table(fits: Mapping[str, _PieceFit], region: _PieceFit | None) -> pd.DataFrame:

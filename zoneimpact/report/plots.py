@@ -882,8 +882,12 @@ def _decomposition_keys(t: pd.DataFrame) -> tuple[list[tuple[str, str]], bool]:
     """(term, bar label) pairs of one result, and whether they are regional totals."""
     if {"direct_total", "spillover_total", "net"} <= set(t.index):
         # The spillover estimator reports direct/spillover as per-unit ATTs but `net` as
-        # a total; only the totals add up, so they are what the bars compare.
-        return [("direct_total", "Direct"), ("spillover_total", "Spillover"), ("net", "Net")], True
+        # a total; only the totals add up, so they are what the bars compare (with the
+        # zone units' losses before their own zone when estimated: they are in net too)
+        keys = [("direct_total", "Direct"), ("spillover_total", "Spillover")]
+        if "spillover_on_zones_total" in t.index:
+            keys.append(("spillover_on_zones_total", "Spillover on zones"))
+        return [*keys, ("net", "Net")], True
     keys = [("direct", "Direct")]
     if "spillover" in t.index:
         keys.append(("spillover", "Spillover"))
@@ -909,10 +913,11 @@ def decomposition_plot(
     The estimands are those of Butts (2021) and Clarke (2017): the direct effect on zone
     units, the spillover on exposed neighbours and the net regional effect, net = direct
     + spillover in levels. When a result carries ``direct_total``/``spillover_total``
-    (totals over unit-periods, which add up to ``net``) those are drawn; otherwise the
+    (totals over unit-periods, which add up to ``net`` together with
+    ``spillover_on_zones_total``, drawn when present) those are drawn; otherwise the
     terms ``direct``, ``spillover`` (or ``spillover:RING``) and ``net``. A
-    ``displacement_share`` term (-spillover total / direct total) is printed under the
-    group's label.
+    ``displacement_share`` term (1 - net / direct total) is printed under the group's
+    label.
     """
     named = _named(results)
     rows = []
