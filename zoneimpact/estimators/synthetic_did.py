@@ -439,9 +439,20 @@ def _placebo_draws(Y, N0, T0, opts, omega, lam, n_reps, rng, n_jobs) -> np.ndarr
     # One child generator per replication draws its permutation (reproducible for any
     # n_jobs); the estimates are then computed in batches.
     perms = np.vstack(replicate(lambda _i, g: g.permutation(N0), n_reps, rng=rng, progress=False))
-    Ys = Y[:N0][perms]
-    omegas = np.vstack([sum_normalize(omega[p[:n0]]) for p in perms])
-    return _batched(Ys, n0, T0, opts, omegas, lam, n_jobs, "SDID placebo")
+    # A replication's estimate depends on which controls become placebo treated, not on
+    # the order of the others (eqs. 2.2-2.3 are symmetric in the controls): with few
+    # controls many draws repeat a set (Prop 99: about 38 distinct of 200), so each set is
+    # solved once, in its first draw's order, and shared by the draws that repeat it.
+    sets = [tuple(np.sort(p[n0:]).tolist()) for p in perms]
+    first: dict[tuple[int, ...], int] = {}
+    for i, key in enumerate(sets):
+        first.setdefault(key, i)
+    solved = np.fromiter(first.values(), dtype=np.intp, count=len(first))
+    Ys = Y[:N0][perms[solved]]
+    omegas = np.vstack([sum_normalize(omega[p[:n0]]) for p in perms[solved]])
+    est = _batched(Ys, n0, T0, opts, omegas, lam, n_jobs, "SDID placebo")
+    slot = {key: j for j, key in enumerate(first)}
+    return est[[slot[key] for key in sets]]
 
 
 def _bootstrap_draws(Y, N0, T0, opts, omega, lam, n_reps, rng, n_jobs) -> np.ndarray:
