@@ -218,6 +218,8 @@ def test_twfe_unbalanced_with_covariate_and_clusters(simulated) -> None:
         {"cluster": "region"},
         {"aux_partition": "none", "horizons": [0, 2]},
         {"aux_partition": "event"},
+        {"cluster": "region", "leave_out": True},
+        {"leave_out": True, "aux_partition": "none", "horizons": [0, 2]},
     ],
 )
 def test_imputation_on_unbalanced_parquet_equals_in_memory(simulated, options) -> None:

@@ -131,10 +131,57 @@ def test_exposure_map_of_other_units_is_refused(parts) -> None:
     assert repr(units[0]) in str(err.value) and "3 panel unit(s) not in the map" in str(err.value)
 
 
-def test_imputation_base_is_refused_on_dask(parts) -> None:
-    _, dp, emap, _ = parts
-    with pytest.raises(ZoneImpactError, match="imputation"):
-        zd.spillover(dp, outcome="fdi", exposure=emap, base_estimator="imputation")
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"controls": "not_yet_exposed", "pre_exposed": "drop_rows", "cluster": "region"},
+        {"controls": "never_exposed", "pre_exposed": "keep", "cluster": "unit"},
+    ],
+)  # fmt: skip
+def test_dask_imputation_base_equals_in_memory(parts, options) -> None:
+    # BJS per piece from per-partition sums (leave-out tau~ from cell x cluster sums, no
+    # CR2): the in-memory fit with small_sample="none" to 1e-10, the spillover onto zone
+    # units and the joint draws included
+    panel, dp, emap, regions = parts
+    opts = dict(options)
+    in_memory = (
+        {**opts, "cluster": regions.rename("region")} if opts["cluster"] == "region" else opts
+    )
+    a = spillover.fit(
+        panel, outcome="fdi", base_estimator="imputation", small_sample="none", exposure=emap,
+        n_boot=199, rng=11, **in_memory,
+    )  # fmt: skip
+    b = zd.spillover(
+        dp, outcome="fdi", base_estimator="imputation", exposure=emap, n_boot=199, rng=11, **opts
+    )
+    ta, tb = a.terms.set_index("term"), b.terms.set_index("term")
+    own = [t for t in ta.index if t not in ("net_region_did", "net_region_sdid")]
+    assert {"spillover_on_zones", "spillover_on_zones_total"} <= set(own)
+    assert list(tb.index) == own
+    # the alternating projections stop at 1e-14 relative: 3e-11 relative at most here, on
+    # totals of order 1e4 (so relative, not absolute, 1e-10)
+    for col in ("estimate", "se"):
+        np.testing.assert_allclose(tb.loc[own, col], ta.loc[own, col], rtol=1e-10, atol=TOL)
+    np.testing.assert_allclose(
+        b.draws.to_numpy(), a.draws[b.draws.columns].to_numpy(), rtol=1e-10, atol=TOL
+    )
+    pieces = a.pieces[a.pieces["piece"] != "net_region_did"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(pieces, b.pieces, check_exact=False, rtol=1e-10, atol=1e-8)
+    assert b.info["base_estimator"] == "imputation" and "net_note" not in b.info
+    assert b.info["n_clusters"] == a.info["n_clusters"]
+
+
+def test_dask_imputation_base_refuses_what_it_cannot_do(parts) -> None:
+    _, dp, emap, regions = parts
+    with pytest.raises(ZoneImpactError, match="cluster column"):
+        zd.spillover(dp, outcome="fdi", exposure=emap, base_estimator="imputation", cluster=regions)
+    with pytest.raises(ZoneImpactError, match="takes none"):
+        zd.spillover(
+            dp, outcome="fdi", exposure=emap, base_estimator="imputation",
+            base_options={"control_group": "not_yet_treated"},
+        )  # fmt: skip
+    with pytest.raises(ZoneImpactError, match="not available on the Dask engine"):
+        zd.spillover(dp, outcome="fdi", exposure=emap, base_estimator="twfe")
 
 
 def test_ring_units_exposed_outside_the_window_match_in_memory(parts) -> None:

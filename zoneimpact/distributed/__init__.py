@@ -6,7 +6,7 @@ computed from per-partition sufficient statistics and per-unit influence functio
   :func:`twfe` (two-way fixed effects, absorbed by alternating projections) and
   :func:`imputation` (Borusyak, Jaravel & Spiess 2024), equal to the in-memory estimators
   of :mod:`zoneimpact.estimators` to 1e-10;
-* :func:`spillover` (Butts 2021 ring pieces with the CS base and their joint inference,
+* :func:`spillover` (Butts 2021 ring pieces with the CS or BJS base and their joint inference,
   from an exposure map built on the unit table), equal to the in-memory spillover fit;
 * :func:`client` opens a ``distributed.Client`` on a scheduler address or a local cluster.
 

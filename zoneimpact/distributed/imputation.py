@@ -22,8 +22,9 @@ partition):
    as in memory.
 
 Supported: unit and period effects, clustering by unit or the panel's cluster column, the
-four ``aux_partition`` choices, ``horizons``. Not on Dask: covariates, weights, Test 1
-(``pretrends``) and the leave-out refinement (``leave_out``): use the in-memory estimator.
+four ``aux_partition`` choices, ``horizons``, the leave-out refinement (``leave_out``:
+``tau~`` from cell x cluster sums). Not on Dask: covariates, weights and Test 1
+(``pretrends``): use the in-memory estimator.
 The result has no ``effects`` table (one row per treated observation would have to come
 back to the client) and no building blocks for ``with_inference``.
 
@@ -33,6 +34,7 @@ Why by hand: see :mod:`.twfe` (no Dask library absorbs fixed effects).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -44,7 +46,6 @@ from ..results import check_alpha, check_choice, terms_frame
 from ._frame import (
     DaskPanel,
     check_dask_panel,
-    cluster_sums,
     compute_blocks,
     persist_blocks,
     summed,
@@ -135,6 +136,16 @@ def _cell_sums(blk: dict[str, Any], *, tau: np.ndarray) -> pd.DataFrame:
     return frame.groupby(["cohort", "event"]).agg(n=("tau", "size"), s=("tau", "sum"))
 
 
+def _cluster_cell_sums(blk: dict[str, Any], *, tau: np.ndarray) -> pd.DataFrame:
+    """Counts and sums of ``tau_hat`` by cohort x event time x cluster (the leave-out
+    refinement's own-cluster parts)."""
+    _, tau_hat = _imputed(blk, tau)
+    frame = pd.DataFrame(
+        {"cohort": blk["g1"], "event": blk["e1"], "cluster": blk["lab1"], "tau": tau_hat}
+    )
+    return frame.groupby(["cohort", "event", "cluster"]).agg(n=("tau", "size"), s=("tau", "sum"))
+
+
 def _estimand_matrix(blk: dict[str, Any], ctx: dict[str, Any]) -> np.ndarray:
     """Weights ``w_it`` of each estimand on the partition's treated rows (rows x
     estimands): ``1/N_1`` for ``att``, ``1/N_E`` on the rows of event time ``E``."""
@@ -196,7 +207,13 @@ def _scores(
         tuple(x for x, k in zip((g, e), ("cohort", "event"), strict=True) if k in keys)
         for g, e in zip(blk["g1"], blk["e1"], strict=True)
     ]
-    tt = np.array([tilde[c] for c in cells]).reshape(len(cells), w1.shape[1])
+    if ctx.get("leave_out"):
+        labels = blk["lab1"]
+        tt = np.array(
+            [tilde.get((c, lab), tilde[c]) for c, lab in zip(cells, labels, strict=True)]
+        ).reshape(len(cells), w1.shape[1])
+    else:
+        tt = np.array([tilde[c] for c in cells]).reshape(len(cells), w1.shape[1])
     part0 = pd.DataFrame(v0 * resid0[:, None])
     part0["_c"] = blk["lab0"]
     part1 = pd.DataFrame(w1 * (tau_hat[:, None] - tt))
@@ -231,6 +248,7 @@ def fit(
     horizons: Sequence[int] | None = None,
     cluster: str | bool | None = None,
     aux_partition: str = "cohort_event",
+    leave_out: bool = False,
 ) -> ImputationResult:
     """BJS (2024) imputation estimator with unit and period effects on a :class:`DaskPanel`.
 
@@ -250,6 +268,9 @@ def fit(
         The panel's cluster column (its name as read, or True); None or ``"unit"``: by unit.
     aux_partition : {"cohort_event", "cohort", "event", "none"}
         Cells of ``tau~`` (Section 4.3).
+    leave_out : bool
+        ``tau~`` of a treated row averages its cell without the row's own cluster (BJS
+        2024, Supplementary Appendix A.9), from cell x cluster sums; as in memory.
 
     Returns
     -------
@@ -261,14 +282,9 @@ def fit(
     check_choice(aux_partition, "aux_partition", tuple(_PARTITIONS))
     alpha = check_alpha(alpha)
     by_cluster = uses_column(dpanel, cluster, "cluster")
-    blocks, n0_t, meta = _imputable_blocks(dpanel, outcome=outcome, cluster=by_cluster)
-    tau, sweeps = _fit_y0(blocks, n0_t)
-    cells, est, ctx = _estimands(blocks, tau=tau, horizons=horizons, n_t=len(n0_t))
-    ctx["partition"] = _PARTITIONS[aux_partition]
-    theta_t, gs_sweeps = _implied_weights(blocks, n0_t=n0_t, ctx=ctx)
-    tilde = _tau_tilde(cells, ctx)
-    parts = compute_blocks([_scores], blocks, tau=tau, theta_t=theta_t, tilde=tilde, ctx=ctx)
-    scores = cluster_sums(parts)
+    f = fit_scores(dpanel, outcome, horizons, by_cluster, aux_partition, leave_out)
+    est, scores, ctx, n0_t, meta = f.est, f.scores.to_numpy(), f.ctx, f.n0_t, f.meta
+    sweeps, gs_sweeps = f.sweeps, f.gs_sweeps
     vcov = scores.T @ scores
     names = ["att", *[f"event:{h}" for h in ctx["horizons"]]]
     n_treated = int(ctx["n1"])
@@ -288,13 +304,56 @@ def fit(
             "n_treated_obs": n_treated,
             "n_dropped_unidentified": int(sum(mm[2] for mm in meta)),
             "aux_partition": aux_partition,
-            "variance": "BJS Theorem 3 conservative, no leave-out, no small-sample factor",
+            "variance": "BJS Theorem 3 conservative, "
+            + ("leave-out tau~" if leave_out else "no leave-out")
+            + ", no small-sample factor",
             "engine": "dask",
             "sweeps": sweeps,
             "implied_weight_sweeps": gs_sweeps,
         },
         alpha=alpha,
     )
+
+
+@dataclass(frozen=True)
+class ScoredFit:
+    """Steps 1-4 of :func:`fit`: the estimates (``att``, then ``event:E``), their
+    Theorem 3 scores summed by cluster label (rows: the labels of the panel's cluster
+    column, or units), the estimands' context and the sample counts."""
+
+    est: np.ndarray
+    scores: pd.DataFrame
+    ctx: dict[str, Any]
+    n0_t: np.ndarray
+    meta: tuple[Any, ...]
+    sweeps: int
+    gs_sweeps: int
+
+
+def fit_scores(
+    dpanel: DaskPanel,
+    outcome: str,
+    horizons: Sequence[int] | None,
+    by_cluster: bool,
+    aux_partition: str = "cohort_event",
+    leave_out: bool = False,
+) -> ScoredFit:
+    """The estimates and their cluster scores (what :func:`fit` reports and the Dask
+    spillover decomposition's imputation pieces combine)."""
+    blocks, n0_t, meta = _imputable_blocks(dpanel, outcome=outcome, cluster=by_cluster)
+    tau, sweeps = _fit_y0(blocks, n0_t)
+    cells, est, ctx = _estimands(blocks, tau=tau, horizons=horizons, n_t=len(n0_t))
+    ctx["partition"] = _PARTITIONS[aux_partition]
+    ctx["leave_out"] = bool(leave_out)
+    theta_t, gs_sweeps = _implied_weights(blocks, n0_t=n0_t, ctx=ctx)
+    tilde = _tau_tilde(cells, ctx)
+    if leave_out:
+        own = pd.concat(compute_blocks([_cluster_cell_sums], blocks, tau=tau))
+        tilde = _leave_out_tilde(own.groupby(level=[0, 1, 2]).sum(), tilde, ctx)
+    parts = compute_blocks([_scores], blocks, tau=tau, theta_t=theta_t, tilde=tilde, ctx=ctx)
+    # as cluster_sums, keeping the labels: a cluster's units may sit in several partitions
+    scores = pd.concat(parts).groupby(level=0, sort=False).sum()
+    return ScoredFit(est, scores, ctx, n0_t, meta, sweeps, gs_sweeps)
 
 
 def _imputable_blocks(
@@ -398,6 +457,44 @@ def _implied_weights(
         blocks, _gauss_seidel, (len(n0_t), 1 + len(ctx["horizons"])), theta_rhs,
         "implied weights", kw=lambda x: {"theta_t": x, "ctx": ctx},
     )  # fmt: skip
+
+
+def _leave_out_tilde(
+    by_cluster: pd.DataFrame, tilde: dict[Any, np.ndarray], ctx: dict[str, Any]
+) -> dict[Any, np.ndarray]:
+    """``tau~`` of every (auxiliary cell, cluster) without that cluster's own rows (BJS
+    2024, Supplementary Appendix A.9), as the in-memory ``_bjs.scores``: for each
+    estimand the mean of ``tau_hat`` over the cell's other clusters' rows that the estimand
+    weights; a cell (or an estimand's part of it) inside one cluster keeps its plain
+    average. Keys ``(cell, cluster)``; the plain ``tilde`` entries are kept as well."""
+    keys = ctx["partition"]
+    frame = by_cluster.reset_index()
+    frame["_cell"] = [tuple(rec[k] for k in keys) for rec in frame.to_dict("records")]
+    out = dict(tilde)
+    # (rows of each estimand in the cell, and in the cell's part in each cluster)
+    masks = [
+        np.ones(len(frame), bool),
+        *[(frame["event"] == h).to_numpy() for h in ctx["horizons"]],
+    ]
+    tot = pd.DataFrame(
+        {f"n{j}": np.where(m, frame["n"], 0) for j, m in enumerate(masks)}
+        | {f"s{j}": np.where(m, frame["s"], 0.0) for j, m in enumerate(masks)}
+    )
+    tot["_cell"], tot["cluster"] = frame["_cell"], frame["cluster"]
+    own = tot.groupby(["_cell", "cluster"], sort=False).sum()
+    cell = tot.drop(columns="cluster").groupby("_cell", sort=False).sum()
+    whole = cell.reindex(own.index.get_level_values("_cell"))
+    J = len(masks)
+    n_rest = (
+        whole[[f"n{j}" for j in range(J)]].to_numpy() - own[[f"n{j}" for j in range(J)]].to_numpy()
+    )
+    s_rest = (
+        whole[[f"s{j}" for j in range(J)]].to_numpy() - own[[f"s{j}" for j in range(J)]].to_numpy()
+    )
+    plain = np.array([tilde[c] for c in own.index.get_level_values("_cell")]).reshape(-1, J)
+    vals = np.where(n_rest > 0, s_rest / np.where(n_rest > 0, n_rest, 1), plain)
+    out.update(zip(own.index, vals, strict=True))
+    return out
 
 
 def _tau_tilde(cells: pd.DataFrame, ctx: dict[str, Any]) -> dict[Any, np.ndarray]:

@@ -1,9 +1,9 @@
-"""Spillover-aware DiD (Butts 2021 ring estimator) on a Dask DataFrame, CS base.
+"""Spillover-aware DiD (Butts 2021 ring estimator) on a Dask DataFrame, CS or imputation base.
 
-Same estimator as :func:`zoneimpact.estimators.spillover.fit` with
-``base_estimator="callaway_santanna"`` (Butts, K. 2021, "Difference-in-differences
-estimation with spatial spillovers", arXiv:2105.03737, Section 3.2 and eqs. 3.4-3.5;
-Callaway & Sant'Anna 2021 per piece), computed where the data live:
+Same estimator as :func:`zoneimpact.estimators.spillover.fit` (Butts, K. 2021,
+"Difference-in-differences estimation with spatial spillovers", arXiv:2105.03737, Section
+3.2 and eqs. 3.4-3.5), with Callaway & Sant'Anna (2021) or Borusyak, Jaravel & Spiess (2024)
+per piece, computed where the data live:
 
 1. **Exposure map** (client): built by the caller from the small unit-level geography
    (:mod:`zoneimpact.exposure` builders, :func:`zoneimpact.grid.exposure_from_points`);
@@ -11,20 +11,27 @@ Callaway & Sant'Anna 2021 per piece), computed where the data live:
 2. **Pieces** (partitions): the rows and cohorts of :meth:`ExposureMap.panels` — the
    direct piece (zone units against clean controls) and one spillover piece per ring
    (exposed units, treated from their exposure onset, against the same controls) — are
-   selected partition by partition (a unit's rows stay in their partition), with the
-   ``outside_window="adjust"`` rule of the in-memory ring panels (a ring unit exposed from
-   the piece's first period leaves it; an onset after its last period is never).
-3. **Base fits**: :func:`zoneimpact.distributed.callaway_santanna.fit` on every piece
-   and on the whole panel (the ``naive`` piece), returning per-unit influence functions.
-4. **Joint inference** (client): the pieces' influence functions summed within clusters
-   and the in-memory ``_linear_terms`` and ``_joint`` (totals, net, displacement share,
-   joint multiplier bootstrap) — imported, not copied — so the result is a
+   selected partition by partition (a unit's rows stay in their partition). The CS base
+   applies the ``outside_window="adjust"`` rule of the in-memory ring panels (a ring unit
+   exposed from the piece's first period leaves it; an onset after its last period is
+   never). The imputation base adds the ``spillover_on_zones`` piece (zone units treated
+   from an earlier zone's exposure until their own zone), as in memory.
+3. **Base fits**: :func:`zoneimpact.distributed.callaway_santanna.fit` on every piece and
+   on the whole panel (the ``naive`` piece), returning per-unit influence functions; or
+   :func:`zoneimpact.distributed.imputation.fit_scores` (BJS steps 1-2 and the Theorem 3
+   scores, leave-out ``tau~`` from cell x cluster sums), returning scores per cluster.
+4. **Joint inference** (client): the pieces' scores summed within clusters (numbered in
+   :meth:`Panel.canonical_order`, as in memory) and the in-memory ``_linear_terms`` and
+   ``_joint`` (totals, net, displacement share, joint multiplier bootstrap) — imported,
+   not copied — so the result is a
    :class:`~zoneimpact.estimators.spillover.SpilloverResult` equal to the in-memory fit to
    1e-10 (``tests/test_distributed_spillover.py``).
 
-Not available on this engine (in-memory only): the imputation base, covariates and
-weights, ``net_region_did``/``net_region_sdid`` (they need the geography), Conley SEs and
-:meth:`SpilloverResult.with_inference` (the result keeps no panel).
+Not available on this engine (in-memory only): covariates and weights, the imputation
+base's CR2 correction (``small_sample="cr2"``, the in-memory default: it needs each
+cluster's rows together), ``net_region_did``/``net_region_sdid`` (they need the
+geography), Conley SEs and :meth:`SpilloverResult.with_inference` (the result keeps no
+panel).
 """
 
 from __future__ import annotations
@@ -53,6 +60,7 @@ from ..parallel import as_generator
 from ..results import EstimationResult, check_alpha, check_choice
 from ._frame import DaskPanel, check_dask_panel, compute_blocks, uses_column
 from .callaway_santanna import fit as cs_fit
+from .imputation import fit_scores as imputation_scores
 
 __all__ = ["fit"]
 
@@ -131,6 +139,32 @@ def _scan(df: pd.DataFrame, *, outcome: str) -> dict[str, Any]:
     }
 
 
+def _zone_piece_rows(df: pd.DataFrame, *, tab: pd.DataFrame, controls: str) -> pd.DataFrame:
+    """The rows of the ``spillover_on_zones`` piece in a partition, as the in-memory
+    ``_masks``: the clean controls of the direct piece and every zone unit's rows before its
+    own zone; a zone unit exposed before its zone is treated from its exposure onset (its
+    targets: onset <= t < cohort), the others are controls."""
+    unit = df["unit"].to_numpy()
+    t = df["time"].to_numpy(float)
+    g = df["cohort"].to_numpy(float)
+    role = tab["role"].reindex(unit).to_numpy()
+    onset = tab["exposure_onset"].reindex(unit).to_numpy(float)
+    zone, exposed, clean = role == "direct", role == "exposed", role == "clean"
+    pre_rows = exposed & (t < onset) if controls == "not_yet_exposed" else False
+    rows = clean | pre_rows | (zone & (t < g))
+    out = df.loc[rows].copy()
+    out["cohort"] = np.where(zone & (onset < g), onset, np.inf)[rows]
+    return out
+
+
+def _wide_rows(df: pd.DataFrame, *, outcome: str, periods: np.ndarray) -> pd.DataFrame:
+    """Each unit's cohort and outcome by period (NaN where missing): the keys of
+    :meth:`Panel.canonical_order`."""
+    wide = df.pivot(index="unit", columns="time", values=outcome).reindex(columns=periods)
+    wide.columns = range(len(periods))
+    return wide.assign(_cohort=df.groupby("unit")["cohort"].first())
+
+
 def _zone_loss_rows(df: pd.DataFrame, *, tab: pd.DataFrame, outcome: str) -> int:
     """Zone unit-periods exposed before their own zone, with an outcome: the in-memory
     ``spillover_on_zones`` targets, which this CS-base engine does not estimate."""
@@ -175,21 +209,35 @@ def _check_map(units: pd.DataFrame, emap: Any) -> pd.DataFrame:
 
 
 def _piece_panel(
-    dpanel: DaskPanel, outcome: str, tab: pd.DataFrame, ring: str | None, rule: dict[str, str]
+    dpanel: DaskPanel,
+    outcome: str,
+    tab: pd.DataFrame,
+    ring: str | None,
+    rule: dict[str, str],
+    window: bool = True,
 ) -> tuple[DaskPanel, pd.Series]:
     """A piece as a :class:`DaskPanel` (rows filtered and cohorts recoded in the
-    partitions) and its target unit-periods by (cohort, time)."""
+    partitions) and its target unit-periods by (cohort, time). ``window``: a ring piece
+    takes the CS base's ``outside_window="adjust"`` rule (the imputation base does not)."""
     opts = {"tab": tab, "ring": ring, **rule}
     meta = dpanel.frame._meta
-    window = None
-    if ring is not None:
+    span = None
+    if ring is not None and window:
         rows = dpanel.frame.map_partitions(_piece_rows, window=None, meta=meta, **opts)
         scans = compute_blocks([_scan], list(rows.to_delayed()), outcome=outcome)
         periods = np.unique(np.concatenate([s["periods"] for s in scans]))
         if periods.size == 0:
             raise PanelError(f"The exposure split left an empty panel for ring {ring!r}.")
-        window = (float(periods[0]), float(periods[-1]))
-    frame = dpanel.frame.map_partitions(_piece_rows, window=window, meta=meta, **opts).persist()
+        span = (float(periods[0]), float(periods[-1]))
+    return _rows_panel(dpanel, outcome, _piece_rows, window=span, **opts)
+
+
+def _rows_panel(
+    dpanel: DaskPanel, outcome: str, select: Any, **kwargs: Any
+) -> tuple[DaskPanel, pd.Series]:
+    """``dpanel`` with the rows ``select(partition, **kwargs)`` keeps (cohorts recoded),
+    persisted, and its target unit-periods by (cohort, time)."""
+    frame = dpanel.frame.map_partitions(select, meta=dpanel.frame._meta, **kwargs).persist()
     scans = compute_blocks([_scan], list(frame.to_delayed()), outcome=outcome)
     n_units = int(sum(s["n_units"] for s in scans))
     if n_units == 0:
@@ -269,13 +317,100 @@ def _piece_fit(
     )
 
 
+def _canonical_units(dpanel: DaskPanel, outcome: str) -> np.ndarray:
+    """The units in :meth:`Panel.canonical_order` (cohort, then the outcome by period):
+    the order the in-memory fit numbers clusters in, so the joint multipliers match."""
+    periods = np.asarray(dpanel.periods)
+    wide = pd.concat(
+        compute_blocks([_wide_rows], dpanel.partitions(), outcome=outcome, periods=periods)
+    )
+    vals = np.where(np.isnan(wide.iloc[:, :-1].to_numpy(float)), np.inf, wide.iloc[:, :-1])
+    coh = wide["_cohort"].to_numpy(float)
+    order = np.lexsort([*(vals[:, j] for j in range(vals.shape[1] - 1, -1, -1)), coh])
+    return wide.index.to_numpy()[order]
+
+
+def _imputation_piece(
+    name: str,
+    piece: DaskPanel,
+    outcome: str,
+    by_cluster: bool,
+    code_of_label: pd.Series,
+    n_clusters: int,
+    cells: pd.Series,
+) -> _PieceFit:
+    """A piece's BJS mean and cluster scores (leave-out ``tau~`` by onset x event cells,
+    no small-sample correction), as the in-memory ``_imputation_fits`` with
+    ``small_sample="none"``; a ring or zone piece with no imputable target is NaN there."""
+    try:
+        f = imputation_scores(piece, outcome, [], by_cluster, "cohort_event", leave_out=True)
+    except EstimationError:
+        if name == "direct":
+            raise
+        return _PieceFit(name, np.nan, 0, np.zeros(n_clusters), int(cells.sum()))
+    codes = code_of_label.reindex(f.scores.index).to_numpy(int)
+    score = np.bincount(codes, weights=f.scores.iloc[:, 0].to_numpy(float), minlength=n_clusters)
+    n_unidentified = int(sum(m[2] for m in f.meta))
+    return _PieceFit(name, float(f.est[0]), int(f.ctx["n1"]), score, n_unidentified)
+
+
+def _imputation_fits(
+    dpanel: DaskPanel,
+    outcome: str,
+    tab: pd.DataFrame,
+    rings: list[Any],
+    rule: dict[str, str],
+    units: pd.DataFrame,
+    cluster: Any,
+) -> tuple[dict[str, _PieceFit], str, int]:
+    """Every piece of the imputation base on the partitions, with scores numbered in the
+    in-memory cluster order; the cluster name and count."""
+    if isinstance(cluster, pd.Series):
+        raise SpecError(
+            "The imputation base on Dask clusters by unit or by the panel's cluster column "
+            "(read_panel(..., cluster='column')): its leave-out averages are taken within "
+            "the clusters in the partitions, so labels passed as a Series are not supported."
+        )
+    by_cluster = uses_column(dpanel, cluster, "cluster")
+    cluster_of, cname = _cluster_of(dpanel, units, cluster, _canonical_units(dpanel, outcome))
+    labels = units["cluster"] if by_cluster else pd.Series(units.index, index=units.index)
+    code_of_label = (
+        pd.Series(cluster_of.to_numpy(), index=labels.to_numpy())
+        .groupby(level=0, sort=False)
+        .first()
+    )
+    G = int(cluster_of.max()) + 1
+    panels: dict[str, tuple[DaskPanel, pd.Series]] = {
+        "direct": _piece_panel(dpanel, outcome, tab, None, rule)
+    }
+    for r in rings:
+        panels[f"spillover:{r}"] = _piece_panel(dpanel, outcome, tab, r, rule, window=False)
+    cohort = units["cohort"].reindex(tab.index)
+    if ((tab["role"] == "direct") & (tab["exposure_onset"] < cohort)).any():
+        zp = _rows_panel(dpanel, outcome, _zone_piece_rows, tab=tab, controls=rule["controls"])
+        if zp[1].sum() > 0:
+            panels["spillover_on_zones"] = zp
+    naive = compute_blocks([_scan], dpanel.partitions(), outcome=outcome)
+    panels["naive"] = (dpanel, _target_cells(naive))
+    fits = {
+        name: _imputation_piece(name, pp, outcome, by_cluster, code_of_label, G, cells)
+        for name, (pp, cells) in panels.items()
+    }
+    return fits, cname, G
+
+
 def _check_options(
     base_estimator: Any, controls: Any, pre_exposed: Any, n_boot: Any, base_options: Any
 ) -> dict[str, Any]:
-    if base_estimator != "callaway_santanna":
+    if base_estimator not in ("callaway_santanna", "imputation"):
         raise SpecError(
             f"base_estimator={base_estimator!r} is not available on the Dask engine; use "
-            "'callaway_santanna' (the imputation base runs in memory)."
+            "'callaway_santanna' or 'imputation'."
+        )
+    if base_estimator == "imputation" and base_options:
+        raise SpecError(
+            f"base_options {sorted(base_options)} apply to base_estimator='callaway_santanna'; "
+            "the imputation base on Dask takes none (no covariates on this engine)."
         )
     check_choice(controls, "controls", _CONTROLS)
     check_choice(pre_exposed, "pre_exposed", _PRE_EXPOSED)
@@ -307,9 +442,10 @@ def fit(
 ) -> SpilloverResult:
     """Direct, spillover, net effect and displacement share on a :class:`DaskPanel`.
 
-    Butts (2021, Section 3.2) ring estimator with Callaway & Sant'Anna (2021) per piece;
-    equal to :func:`zoneimpact.estimators.spillover.fit` with
-    ``base_estimator="callaway_santanna"`` and the same map, options and ``rng``.
+    Butts (2021, Section 3.2) ring estimator with Callaway & Sant'Anna (2021) or
+    Borusyak, Jaravel & Spiess (2024) per piece; equal to
+    :func:`zoneimpact.estimators.spillover.fit` with the same base, map, options and
+    ``rng`` (for the imputation base, with ``small_sample="none"``).
 
     Parameters
     ----------
@@ -319,8 +455,12 @@ def fit(
         Outcome in levels.
     exposure : ExposureMap
         Built by the caller on the unit table; its units and cohorts must be the panel's.
-    base_estimator : {"callaway_santanna"}
-        The only base on this engine.
+    base_estimator : {"callaway_santanna", "imputation"}
+        CS per piece (this engine's default: the in-memory default is the imputation
+        base), or BJS imputation per piece (with ``spillover_on_zones``), its scores with
+        leave-out ``tau~`` and without the CR2 correction (``small_sample="none"`` in
+        memory; CR2 needs every cluster's rows together). Clusters: by unit or the panel's
+        cluster column.
     controls : {"not_yet_exposed", "never_exposed"}
         Clean controls (:meth:`ExposureMap.panels`); the in-memory fit's default.
     pre_exposed : {"drop_rows", "drop_units", "keep"}
@@ -349,25 +489,28 @@ def fit(
     units = pd.concat(compute_blocks([_unit_rows], dpanel.partitions())).sort_index()
     tab = _check_map(units, exposure)
     rule = {"controls": controls, "pre_exposed": pre_exposed}
-    pieces: dict[str, tuple[DaskPanel, pd.Series]] = {
-        "direct": _piece_panel(dpanel, outcome, tab, None, rule)
-    }
-    for r in exposure.rings:
-        in_ring = (tab["role"] == "exposed") & (tab["ring"] == r)
-        if in_ring.any():
-            pieces[f"spillover:{r}"] = _piece_panel(dpanel, outcome, tab, r, rule)
+    rings = [r for r in exposure.rings if ((tab["role"] == "exposed") & (tab["ring"] == r)).any()]
     naive = compute_blocks([_scan], dpanel.partitions(), outcome=outcome)
-    pieces["naive"] = (dpanel, _target_cells(naive))
-    results: dict[str, EstimationResult] = {
-        name: cs_fit(pp, outcome=outcome, **opts) for name, (pp, _) in pieces.items()
-    }
-    gt = results["naive"].group_time  # type: ignore[attr-defined]
-    cluster_of, cname = _cluster_of(dpanel, units, cluster, gt.units[gt.order])
-    n_clusters = int(cluster_of.max()) + 1
-    fits = {
-        name: _piece_fit(name, results[name], cells, cluster_of, n_clusters)
-        for name, (_, cells) in pieces.items()
-    }
+    results: dict[str, EstimationResult] = {}
+    if base_estimator == "imputation":
+        fits, cname, n_clusters = _imputation_fits(
+            dpanel, outcome, tab, rings, rule, units, cluster
+        )
+    else:
+        pieces: dict[str, tuple[DaskPanel, pd.Series]] = {
+            "direct": _piece_panel(dpanel, outcome, tab, None, rule)
+        }
+        for r in rings:
+            pieces[f"spillover:{r}"] = _piece_panel(dpanel, outcome, tab, r, rule)
+        pieces["naive"] = (dpanel, _target_cells(naive))
+        results = {name: cs_fit(pp, outcome=outcome, **opts) for name, (pp, _) in pieces.items()}
+        gt = results["naive"].group_time  # type: ignore[attr-defined]
+        cluster_of, cname = _cluster_of(dpanel, units, cluster, gt.units[gt.order])
+        n_clusters = int(cluster_of.max()) + 1
+        fits = {
+            name: _piece_fit(name, results[name], cells, cluster_of, n_clusters)
+            for name, (_, cells) in pieces.items()
+        }
     _warn_unidentified(fits)
     if not np.isfinite(fits["direct"].estimate):
         raise EstimationError("The direct effect could not be estimated on any zone unit-period.")
@@ -376,9 +519,10 @@ def fit(
     role = exposure.table["role"]
     info: dict[str, Any] = {
         "exposure": exposure.kind, "controls": controls, "pre_exposed": pre_exposed,
-        "base_estimator": "callaway_santanna", "engine": "dask",
+        "base_estimator": base_estimator, "engine": "dask",
         "cluster": cname, "n_clusters": n_clusters,
         "inference": "joint cluster scores; multiplier bootstrap for the displacement share",
+        "small_sample": "none",
         "n_direct_units": int((role == "direct").sum()),
         "n_exposed_units": int((role == "exposed").sum()),
         "n_clean_units": int((role == "clean").sum()),
@@ -387,8 +531,9 @@ def fit(
         "net_region_did_note": "net_region_did not estimated on the Dask engine (no geography).",
     }  # fmt: skip
     terms, draws, info = _net_without_dropped_zones(terms, draws, info, warn=True)
-    lost = compute_blocks([_zone_loss_rows], dpanel.partitions(), tab=tab, outcome=outcome)
-    info = _net_without_zone_losses(info, int(sum(lost)))
+    if base_estimator == "callaway_santanna":
+        lost = compute_blocks([_zone_loss_rows], dpanel.partitions(), tab=tab, outcome=outcome)
+        info = _net_without_zone_losses(info, int(sum(lost)))
     return SpilloverResult(
         estimator="spillover",
         outcome=outcome,
