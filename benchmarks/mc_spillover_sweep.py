@@ -15,7 +15,8 @@ world (half of the zones' gain drawn from their neighbours) and a "null" world (
   of the unit's own region) instead of the simulator's adjacency;
 * ``zone_losses``: zones also draw on the region's *later* zone units within the radius
   until those open their own zone (``displace_zone_units=True``): a zone next to an earlier
-  zone. Net and displacement share must count those losses (``spillover_on_zones_total``).
+  zone. Net and displacement share must count those losses (``spillover_on_zones_total``);
+  rows ``net_old`` / ``share_old`` score the definitions without them on the same worlds.
 
 The simulator's spillover truth is defined on its own exposure notion (never-zone units of
 the zone's region within ``radius_km`` of it, or all of the region's never-zone units when
@@ -112,6 +113,14 @@ def one(
         map_truth = _map_truth(sim, r)
         quantities.update({f"{q}@map": q for q in MAP_QUANTITIES})
         truth.update({f"{q}@map": map_truth[q] for q in MAP_QUANTITIES})
+    if "spillover_on_zones_total" in t.index:
+        # the definitions before zone units' pre-zone losses entered net (commit 3b9cdce),
+        # scored on the same worlds: point estimates only (no SE was ever reported for them)
+        d, s = t.loc["direct_total", "estimate"], t.loc["spillover_total", "estimate"]
+        out.update({"net_old_est": d + s, "net_old_truth": float(truth["net"])})
+        out.update({"share_old_est": -s / d, "share_old_truth": float(truth["displacement_share"])})
+        for q in ("net_old", "share_old"):
+            out.update({f"{q}_se": np.nan, f"{q}_cover": np.nan, f"{q}_reject0": np.nan})
     for q, term in quantities.items():
         term = term or q
         est, se = float(t.loc[term, "estimate"]), float(t.loc[term, "se"])
