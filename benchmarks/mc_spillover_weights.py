@@ -11,7 +11,8 @@ outcome is the simulator's latent outcome (no censoring at zero), so effects are
 Truth, over the estimator's own targets (zone unit-periods from the zone's opening;
 exposed unit-periods from the exposure onset): the weighted mean effects
 ``sum w_i tau_it / sum w_i``, the weighted totals ``sum w_i tau_it`` (net = direct +
-spillover totals) and the displacement share ``- spillover total / direct total``. The
+spillover totals + the zone units' change before their own zone) and the displacement
+share ``1 - net / direct total``. The
 weighted estimator (``weights="pop"``) should recover them; the unweighted one estimates
 the unweighted means, which differ because the effects vary with the weight.
 
@@ -93,12 +94,16 @@ def truths(res: spillover.SpilloverResult, frame: pd.DataFrame, weighted: bool) 
     tau = frame["tau"].to_numpy()
     d_mask = (role == "direct") & (t >= g)
     s_mask = (role == "exposed") & (t >= e)
+    # zone units' change before their own zone (spillover_on_zones_total; zero in this
+    # world, whose simulator displaces never-zone neighbours only)
+    z_mask = (role == "direct") & (t >= e) & (t < g)
     d_tot, s_tot = float(w[d_mask] @ tau[d_mask]), float(w[s_mask] @ tau[s_mask])
+    z_tot = float(w[z_mask] @ tau[z_mask])
     return {
         "direct": d_tot / w[d_mask].sum(),
         "spillover": s_tot / w[s_mask].sum(),
-        "net": d_tot + s_tot,
-        "displacement_share": -s_tot / d_tot,
+        "net": d_tot + s_tot + z_tot,
+        "displacement_share": 1 - (d_tot + s_tot + z_tot) / d_tot,
     }
 
 

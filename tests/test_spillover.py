@@ -477,7 +477,7 @@ def test_dropping_pre_exposed_zone_units_leaves_net_and_share_unreported(noise_f
 
 
 def test_no_exposed_unit_gives_no_spillover_total_rather_than_an_exact_zero(noise_free):
-    with pytest.warns(UserWarning, match="No unit-period is exposed"):
+    with pytest.warns(UserWarning, match="No non-zone unit-period is exposed"):
         res = spillover.fit(
             noise_free.panel,
             outcome="fdi",
@@ -613,3 +613,32 @@ def test_a_misspelt_region_column_is_refused_not_replaced_by_unit_clusters(noise
     geo = noise_free.panel.geography.drop(columns="region")
     res = spillover.fit(noise_free.panel.replace(geography=geo), outcome="fdi", rng=1, n_boot=0)
     assert res.info["cluster"] == "unit"
+
+
+def test_net_is_estimated_when_only_zone_units_are_exposed(zone_losses):
+    # zone regions keep only their zone units: no non-zone neighbour is exposed, but the
+    # later zone units lose activity before their own zone, so net is still identified
+    f = zone_losses.frame
+    zone_regions = set(f.loc[f["cohort"] > 0, "region"])
+    kept = set(f.loc[(f["cohort"] > 0) | ~f["region"].isin(zone_regions), "unit"])
+    sub = f[f["unit"].isin(kept)]
+    adj = zone_losses.adjacency
+    panel = Panel.from_frame(
+        sub[["unit", "year", "cohort", "fdi"]],
+        unit="unit",
+        time="year",
+        cohort="cohort",
+        outcomes=["fdi"],
+        geography=zone_losses.geography[zone_losses.geography["unit"].isin(kept)],
+        adjacency=adj[adj["unit"].isin(kept) & adj["neighbour"].isin(kept)],
+    )
+    with pytest.warns(UserWarning, match="still count the zone units exposed"):
+        res = spillover.fit(panel, outcome="fdi", rng=1, n_boot=50)
+    t = res.terms.set_index("term")["estimate"]
+    assert np.isnan(t["spillover_total"])
+    # exact data: the regions' total change is the zones' gain and their pre-zone losses
+    truth = (sub["fdi"] - sub["fdi_y0"]).sum()
+    assert t["spillover_on_zones_total"] < -1000
+    assert t["net"] == pytest.approx(truth, rel=1e-9)
+    assert t["net"] == pytest.approx(t["direct_total"] + t["spillover_on_zones_total"], rel=1e-12)
+    assert np.isfinite(t["displacement_share"])

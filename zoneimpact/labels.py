@@ -48,6 +48,8 @@ _TERM_NAMES = {
     "direct_total": "Direct effect (total)",
     "spillover_total": "Spillover (total)",
     "displacement_share": "Displacement share",
+    "spillover_on_zones": "Spillover on zone units (before their zone)",
+    "spillover_on_zones_total": "Spillover on zone units (total)",
 }
 _PREFIXES = {
     "event": "Event time",

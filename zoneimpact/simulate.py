@@ -139,8 +139,11 @@ class SimulationTruth:
     ``att_gt``: cohort, time, outcome, att (mean direct effect over the cohort's units).
     ``event``: event_time, outcome, att. ``overall``: dict outcome → ATT over all treated
     unit-periods (CS "simple"). ``spillover``: dict outcome → mean spillover over exposed
-    unit-periods. ``totals``: year, outcome, direct_total, spillover_total, net_total.
-    ``displacement_share``: dict outcome → −spillover total / direct total.
+    non-zone unit-periods. ``totals``: year, outcome, direct_total, spillover_total,
+    net_total; ``spillover_total`` sums the effects on every unit-period outside the zones'
+    own treated ones, so with ``displace_zone_units`` it is the estimator's
+    ``spillover_total + spillover_on_zones_total``. ``displacement_share``: dict outcome →
+    −spillover total / direct total (= 1 − net / direct total).
     """
 
     att_gt: pd.DataFrame
@@ -188,7 +191,8 @@ def simulate(
     -------
     Simulation
         ``frame`` columns: unit, region, year, cohort (0 = never), x, exposure_onset
-        (0 = never exposed), fdi, fdi_y0 (no-zone world), fdi_direct, fdi_spillover,
+        (first exposure of a non-zone unit, 0 = never exposed; zone units keep 0 even when
+        ``displace_zone_units`` displaces them: their losses are in ``fdi_spillover``), fdi, fdi_y0 (no-zone world), fdi_direct, fdi_spillover,
         patents, patents_y0, patents_mean_effect.
     """
     d = replace(design or SimulationDesign(), **overrides)

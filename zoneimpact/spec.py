@@ -322,6 +322,8 @@ def _simulate_key(name: str, annotation: str) -> Key:
         return Key("integer", _is_int, default, doc)
     if annotation == "float":
         return Key("number", _is_number, default, doc)
+    if annotation == "bool":
+        return Key("boolean", lambda v: isinstance(v, bool), default, doc)
     if annotation.startswith("dict[int, float]"):
         return Key('table of "year" = number', _is_year_numbers, default, doc)
     return Key("any value", lambda v: True, default, doc)  # tests/test_spec_schema.py forbids

@@ -45,7 +45,9 @@ fail (MacKinnon & Webb 2017). ``with_inference("wild")`` warns below 20 clusters
 combination of the pieces' :math:`h_p`, so each piece's draws are computed once for
 :math:`\hat e` and each :math:`h_p` (:func:`zoneimpact.estimators._bjs.outcome_shift`);
 any term, any :math:`\theta_0`, and the displacement share are then sums of those draws.
-The share :math:`s = -S/D` (spillover over direct totals) is tested as the linear
+The share :math:`s = -S/D`, with :math:`S` every loss outside the zones' own
+unit-periods (net minus the direct total: the spillover total plus the spillover onto
+zone units before their zone) and :math:`D` the direct total, is tested as the linear
 restriction :math:`S + s_0 D = 0`, so its interval is a Fieller-type set; the part that
 contains the estimate is reported (unbounded ends are infinite).
 
@@ -231,7 +233,8 @@ def wild_terms(
 ) -> dict[str, tuple[float, float, float]]:
     """WCR p-value (of ``term = 0``) and interval of every term in ``combos`` (name ->
     coefficients on the pieces' means), and of the displacement share when ``share`` gives
-    the coefficients of the spillover and direct totals.
+    the coefficients of its numerator's losses (net minus the direct total) and of the
+    direct total.
 
     Returns
     -------

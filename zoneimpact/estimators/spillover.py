@@ -68,9 +68,9 @@ weighted mean of its targets' effects: for the imputation base BJS's estimand we
 ``w_it`` proportional to the unit weight over the targets, with the step-1 regression
 weighted, exactly as :func:`zoneimpact.estimators.imputation.fit` with ``weights``; for
 the CS base, CS with sampling weights. Totals are weighted sums ``sum_it w_i tau_it``:
-``direct_total``, ``spillover_total``, ``net``; ``net_per_treated`` divides by the
-weighted number of treated unit-periods; the displacement share is ``- weighted
-spillover total / weighted direct total``. The joint scores, linear combinations and
+``direct_total``, ``spillover_total``, ``spillover_on_zones_total``, ``net``;
+``net_per_treated`` divides by the weighted number of treated unit-periods; the
+displacement share is ``1 - weighted net / weighted direct total``. The joint scores, linear combinations and
 bootstrap are those of the weighted estimators. ``net_region_did`` (and
 ``net_region_sdid``) use region totals of the weighted unit outcomes ``sum_i w_i Y_it``
 (and covariates), the same weighted net total. Multiplying every weight by ``c`` leaves
@@ -122,7 +122,8 @@ class SpilloverResult(EstimationResult):
     """Direct, spillover, net and displacement estimates with a joint bootstrap.
 
     Extra fields: ``exposure`` (the :class:`~zoneimpact.exposure.ExposureMap`),
-    ``pieces`` (one summary row per piece: direct, spillover rings, naive, region; with
+    ``pieces`` (one summary row per piece: direct, spillover rings, spillover on zones,
+    naive, region; with
     estimate, total, number of target unit-periods), ``draws`` (bootstrap draws of every
     term, one row per draw of the joint multiplier bootstrap), ``base_results`` (the
     base estimator's result per piece when it is a registry estimator).
@@ -762,8 +763,9 @@ def _term_weights(fits: Mapping[str, _PieceFit]) -> list[tuple[str, dict[str, fl
     """How every linear term combines the pieces' means: ``(term, {piece: weight})``, the
     one definition the cluster scores (:func:`_linear_terms`) and the wild bootstrap
     (:func:`_wild_inference`) share. Totals weight a mean by its number of targets (or
-    their weight sum). With no exposed unit-period the spillover total, net and net per
-    treated are not estimated (None), rather than an exact zero with a zero SE."""
+    their weight sum). With no exposed non-zone unit-period the spillover total is not
+    estimated (None), rather than an exact zero with a zero SE; net and net per treated
+    are None only when no zone unit was exposed before its own zone either."""
     n_d = fits["direct"].size
     rings = {k: f.size for k, f in fits.items() if k.startswith("spillover:") and f.n > 0}
     n_s = sum(rings.values())
@@ -781,9 +783,9 @@ def _term_weights(fits: Mapping[str, _PieceFit]) -> list[tuple[str, dict[str, fl
     out += [
         ("direct_total", {"direct": n_d}),
         ("spillover_total", dict(rings) if rings else None),
-        ("net", {"direct": n_d, **lost} if rings else None),
+        ("net", {"direct": n_d, **lost} if lost else None),
         ("net_per_treated", {"direct": 1.0, **{k: v / n_d for k, v in lost.items()}})
-        if rings
+        if lost
         else ("net_per_treated", None),
     ]
     if z is not None and z.n:
@@ -996,7 +998,7 @@ def fit(
     info.update(info_boot, n_boot=n_boot)
     info["small_sample"] = small_sample if base_estimator == "imputation" else "none"
     info.update({"net_region_did_note": region_note} if region_note else {})
-    terms, draws, info = _net_without_dropped_zones(terms, draws, info, warn=True)
+    terms, draws, info = _net_without_dropped_zones(terms, draws, info, warn=True, stacklevel=4)
     if base_estimator == "callaway_santanna":
         soz = next((p for p in split.pieces if p.name == "spillover_on_zones"), None)
         # stacklevel 4: past fit's scale-equivariance wrapper, at the caller
@@ -1176,12 +1178,19 @@ def _base_fits(
     if not np.isfinite(fits["direct"].estimate):
         raise EstimationError("The direct effect could not be estimated on any zone unit-period.")
     if not any(k.startswith("spillover:") and f.n > 0 for k, f in fits.items()):
-        warnings.warn(
-            "No unit-period is exposed (or none could be estimated) under this exposure map, "
-            "so the spillover total, net and displacement share are not estimated (NaN).",
-            stacklevel=3,
+        soz = fits.get("spillover_on_zones")
+        rest = (
+            "net and displacement share still count the zone units exposed before their own zone"
+            if soz is not None and soz.n > 0
+            else "net and displacement share are not estimated either (NaN)"
         )
-    _warn_unidentified(fits)
+        # stacklevel 4: past fit and its scale-equivariance wrapper, at the caller
+        warnings.warn(
+            "No non-zone unit-period is exposed (or none could be estimated) under this "
+            f"exposure map, so the spillover and its total are not estimated (NaN); {rest}.",
+            stacklevel=4,
+        )
+    _warn_unidentified(fits, stacklevel=5)
     return fits, base_results
 
 
@@ -1371,7 +1380,11 @@ _NET_TERMS = ("net", "net_per_treated", "displacement_share")
 
 
 def _net_without_dropped_zones(
-    terms: pd.DataFrame, draws: pd.DataFrame, info: dict[str, Any], warn: bool = False
+    terms: pd.DataFrame,
+    draws: pd.DataFrame,
+    info: dict[str, Any],
+    warn: bool = False,
+    stacklevel: int = 3,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """With ``pre_exposed="drop_units"`` and some zone unit dropped, net and displacement
     share are not reported (NaN, the reason in ``info["net_note"]``): the direct total
@@ -1387,7 +1400,7 @@ def _net_without_dropped_zones(
         "they cause. Use pre_exposed='drop_rows' (the default) for these terms."
     )
     if warn:
-        warnings.warn(note, stacklevel=3)
+        warnings.warn(note, stacklevel=stacklevel)
     terms = terms.copy()
     cols = [c for c in ("estimate", "se", "p_value", "ci_low", "ci_high") if c in terms]
     terms.loc[terms["term"].isin(_NET_TERMS), cols] = np.nan
@@ -1407,7 +1420,7 @@ def _net_without_zone_losses(
     if n_rows == 0 or info.get("pre_exposed") == "drop_units":
         return info
     note = (
-        f"net and displacement_share leave out the spillover onto {n_rows} zone "
+        f"net, net_per_treated and displacement_share leave out the spillover onto {n_rows} zone "
         "unit-period(s) exposed before their own zone: the Callaway-Sant'Anna base does not "
         "estimate spillover_on_zones. The imputation base includes it."
     )
@@ -1512,9 +1525,10 @@ def _check_wild_pieces(used: Mapping[str, _PieceFit]) -> None:
             )
 
 
-def _warn_unidentified(fits: Mapping[str, _PieceFit]) -> None:
+def _warn_unidentified(fits: Mapping[str, _PieceFit], stacklevel: int = 3) -> None:
     """Say loudly when target unit-periods could not be imputed: the means and totals then
-    cover only the others (as did_imputation's autosample), a narrower estimand."""
+    cover only the others (as did_imputation's autosample), a narrower estimand.
+    ``stacklevel``: 3 points at the caller of a function that calls this one."""
     for f in fits.values():
         if f.n_unidentified and f.name != "naive":
             total = f.n + f.n_unidentified
@@ -1522,7 +1536,7 @@ def _warn_unidentified(fits: Mapping[str, _PieceFit]) -> None:
                 f"Piece {f.name!r}: {f.n_unidentified} of {total} target unit-periods cannot be "
                 "imputed (no clean control row in their period, or no untreated row of their "
                 f"own) and are left out; its mean and total cover the other {f.n}.",
-                stacklevel=4,
+                stacklevel=stacklevel,
             )
 
 

@@ -912,7 +912,7 @@ def decomposition_plot(
 
     The estimands are those of Butts (2021) and Clarke (2017): the direct effect on zone
     units, the spillover on exposed neighbours and the net regional effect, net = direct
-    + spillover in levels. When a result carries ``direct_total``/``spillover_total``
+    + spillover (+ spillover on zone units before their zone) in levels. When a result carries ``direct_total``/``spillover_total``
     (totals over unit-periods, which add up to ``net`` together with
     ``spillover_on_zones_total``, drawn when present) those are drawn; otherwise the
     terms ``direct``, ``spillover`` (or ``spillover:RING``) and ``net``. A
