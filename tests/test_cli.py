@@ -9,6 +9,7 @@ import sys
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from zoneimpact import __version__, cli
@@ -59,6 +60,24 @@ def test_errors_are_one_line_without_traceback(tmp_path, capsys):
     code = cli.main(["estimate", "--spec", str(tmp_path / "missing.toml"), "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err and "missing.toml" in err
+
+
+def test_simulate_sets_a_true_false_design_field(tmp_path, capsys):
+    # displace_zone_units=true writes a world where zone units lose activity before their
+    # own zone; anything but true/false is refused, naming the key
+    out = tmp_path / "p.csv"
+    base = ["simulate", "--set", "n_units=120", "--set", "n_regions=10", "--quiet"]
+    assert cli.main([*base, "--set", "displace_zone_units=true", "--out", str(out)]) == 0
+    f = pd.read_csv(out)
+    pre = f[(f["cohort"] > 0) & (f["year"] < f["cohort"])]
+    assert pre["fdi_spillover"].min() < 0
+    out2 = tmp_path / "q.csv"  # an existing output is not overwritten
+    assert cli.main([*base, "--set", "displace_zone_units=FALSE", "--out", str(out2)]) == 0
+    f = pd.read_csv(out2)
+    assert (f.loc[(f["cohort"] > 0) & (f["year"] < f["cohort"]), "fdi_spillover"] == 0).all()
+    code = cli.main([*base, "--set", "displace_zone_units=1", "--out", str(tmp_path / "r.csv")])
+    err = capsys.readouterr().err
+    assert code == 2 and "displace_zone_units needs true or false; received '1'" in err
 
 
 def test_claims_on_simulated_data_say_so(monkeypatch, capsys):

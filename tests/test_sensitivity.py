@@ -144,6 +144,14 @@ def test_sensitivity_table_one_row_per_definition(radius_world):
     p = radius_world.panel.replace(geography=radius_world.panel.geography[["region"]])
     tab2 = exposure_sensitivity(p, "fdi", {"rings 0-50 km": {"exposure": "rings"}}, n_boot=0)
     assert "lat" in tab2.loc[0, "note"]
+    # a fit whose net is not reported says why in the row
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tab3 = exposure_sensitivity(
+            radius_world.panel, "fdi", {"adjacency": {"pre_exposed": "drop_units"}}, n_boot=0
+        )
+    # (this world has zones exposed before their own, so drop_units leaves net unidentified)
+    assert np.isnan(tab3.loc[0, "net"]) and "drop_units" in tab3.loc[0, "note"]
 
 
 def test_sensitivity_and_distance_figures(radius_world):

@@ -81,17 +81,23 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from .simulate import SimulationDesign, simulate
 
     # SimulationDesign field values, forwarded through simulate(**overrides: Any)
-    # numeric fields only (waves and cohort multipliers are tables: use a spec file)
+    # numeric and true/false fields only (waves and cohort multipliers are tables: use a
+    # spec file)
     kinds = {f.name: str(f.type) for f in fields(SimulationDesign)}
-    allowed = {k for k, t in kinds.items() if t in ("int", "float")}
+    allowed = {k for k, t in kinds.items() if t in ("int", "float", "bool")}
     overrides: dict[str, Any] = {}
     for item in args.set or []:
         key, eq, value = item.partition("=")
         if not eq or key not in allowed:
             raise SpecError(
-                f"--set {item!r}: expected KEY=VALUE with KEY a numeric simulation design "
-                f"field; allowed keys: {', '.join(sorted(allowed))}."
+                f"--set {item!r}: expected KEY=VALUE with KEY a numeric or true/false "
+                f"simulation design field; allowed keys: {', '.join(sorted(allowed))}."
             )
+        if kinds[key] == "bool":
+            if value.lower() not in ("true", "false"):
+                raise SpecError(f"--set {item!r}: {key} needs true or false; received {value!r}.")
+            overrides[key] = value.lower() == "true"
+            continue
         try:
             number = float(value) if "." in value or "e" in value.lower() else int(value)
         except ValueError:

@@ -208,6 +208,7 @@ def exposure_sensitivity(
                 row[f"{term}_low"] = ci.loc[term, "lower"]
                 row[f"{term}_high"] = ci.loc[term, "upper"]
         row["n_exposed_units"] = res.info["n_exposed_units"]
-        row["note"] = ""
+        # why net or the share is missing or partial (drop_units; the CS base's pre-zone rows)
+        row["note"] = str(res.info.get("net_note", ""))
         rows.append(row)
     return pd.DataFrame(rows)
