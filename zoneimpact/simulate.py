@@ -192,7 +192,8 @@ def simulate(
     Simulation
         ``frame`` columns: unit, region, year, cohort (0 = never), x, exposure_onset
         (first exposure of a non-zone unit, 0 = never exposed; zone units keep 0 even when
-        ``displace_zone_units`` displaces them: their losses are in ``fdi_spillover``), fdi, fdi_y0 (no-zone world), fdi_direct, fdi_spillover,
+        ``displace_zone_units`` displaces them: their losses are in ``fdi_spillover``),
+        fdi, fdi_y0 (no-zone world), fdi_direct, fdi_spillover,
         patents, patents_y0, patents_mean_effect.
     """
     d = replace(design or SimulationDesign(), **overrides)
@@ -262,13 +263,11 @@ def simulate(
     onset = np.zeros(n, dtype=int)
     rate = d.agglomeration - d.displacement_share
     for i, nb in neighbours.items():
-        if d.displace_zone_units:
-            # shared among the neighbours that are not yet zones at t (module notes)
-            open_nb = (cohort[nb] == 0)[:, None] | (years[None, :] < cohort[nb][:, None])
-            spill[nb] += rate * direct[i] * open_nb / np.maximum(open_nb.sum(0), 1)
-            nb = nb[cohort[nb] == 0]
-        else:
-            spill[nb] += rate * direct[i] / len(nb)
+        # shared among the neighbours that are not yet zones at t (all of them unless
+        # displace_zone_units added later zone units; x 1.0 / n is bit for bit / n)
+        open_nb = (cohort[nb] == 0)[:, None] | (years[None, :] < cohort[nb][:, None])
+        spill[nb] += rate * direct[i] * open_nb / np.maximum(open_nb.sum(0), 1)
+        nb = nb[cohort[nb] == 0]
         onset[nb] = np.where(onset[nb] == 0, cohort[i], np.minimum(onset[nb], cohort[i]))
 
     # untreated outcome: skewed levels tied to x, common trend, optional x-specific trend

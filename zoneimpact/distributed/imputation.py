@@ -207,13 +207,10 @@ def _scores(
         tuple(x for x, k in zip((g, e), ("cohort", "event"), strict=True) if k in keys)
         for g, e in zip(blk["g1"], blk["e1"], strict=True)
     ]
-    if ctx.get("leave_out"):
-        labels = blk["lab1"]
-        tt = np.array(
-            [tilde.get((c, lab), tilde[c]) for c, lab in zip(cells, labels, strict=True)]
-        ).reshape(len(cells), w1.shape[1])
-    else:
-        tt = np.array([tilde[c] for c in cells]).reshape(len(cells), w1.shape[1])
+    # a (cell, cluster) entry exists only with the leave-out refinement
+    tt = np.array(
+        [tilde.get((c, lab), tilde[c]) for c, lab in zip(cells, blk["lab1"], strict=True)]
+    ).reshape(len(cells), w1.shape[1])
     part0 = pd.DataFrame(v0 * resid0[:, None])
     part0["_c"] = blk["lab0"]
     part1 = pd.DataFrame(w1 * (tau_hat[:, None] - tt))
@@ -344,7 +341,6 @@ def fit_scores(
     tau, sweeps = _fit_y0(blocks, n0_t)
     cells, est, ctx = _estimands(blocks, tau=tau, horizons=horizons, n_t=len(n0_t))
     ctx["partition"] = _PARTITIONS[aux_partition]
-    ctx["leave_out"] = bool(leave_out)
     theta_t, gs_sweeps = _implied_weights(blocks, n0_t=n0_t, ctx=ctx)
     tilde = _tau_tilde(cells, ctx)
     if leave_out:

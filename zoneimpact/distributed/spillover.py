@@ -167,13 +167,11 @@ def _wide_rows(df: pd.DataFrame, *, outcome: str, periods: np.ndarray) -> pd.Dat
 
 def _zone_loss_rows(df: pd.DataFrame, *, tab: pd.DataFrame, outcome: str) -> int:
     """Zone unit-periods exposed before their own zone, with an outcome: the in-memory
-    ``spillover_on_zones`` targets, which this CS-base engine does not estimate."""
-    unit = df["unit"].to_numpy()
-    t = df["time"].to_numpy(float)
-    zone = (tab["role"].reindex(unit) == "direct").to_numpy()
-    onset = tab["exposure_onset"].reindex(unit).to_numpy(float)
-    rows = zone & (t >= onset) & (t < df["cohort"].to_numpy(float))
-    return int((rows & np.isfinite(df[outcome].to_numpy(float))).sum())
+    ``spillover_on_zones`` targets (the treated rows of :func:`_zone_piece_rows`), which
+    the CS base does not estimate."""
+    rows = _zone_piece_rows(df, tab=tab, controls="never_exposed")
+    treated = rows["time"].to_numpy(float) >= rows["cohort"].to_numpy(float)
+    return int((treated & np.isfinite(rows[outcome].to_numpy(float))).sum())
 
 
 # ---------------------------------------------------------------------- client side

@@ -33,8 +33,8 @@ direct_total`` when no zone unit was exposed first. The CS base does not estimat
 estimates the net effect directly on the regions (treated from their first zone;
 not-yet-treated regions are controls), where relocation within a region cancels: imputed
 on region means and scaled back to totals by region size, because a common trend moves a
-region's total by its size times the trend; it is omitted, with the reason in ``info``, when some treated region-period
-cannot be imputed.
+region's total by its size times the trend; it is omitted, with the reason in ``info``,
+when some treated region-period cannot be imputed.
 
 Base estimators (each piece is estimated separately, on its own clean rows):
 
