@@ -10,8 +10,10 @@ from zoneimpact.china.speccurve import (
     SCALES,
     _counts,
     _estimators,
+    _net_pretrend,
     direct_panel,
     restrict_sample,
+    zones_exposed_panel,
 )
 from zoneimpact.errors import ZoneImpactError
 from zoneimpact.exposure import build_exposure
@@ -83,3 +85,34 @@ def test_budget_cells():
     assert "ife" not in _estimators(SCALES["levels"], "adjacency", "not_yet", "full")
     # with no exposure map, imputation's clean and not-yet designs coincide: run once
     assert "imputation" not in _estimators(SCALES["levels"], "none", "clean", "full")
+
+
+def test_zones_exposed_panel_keeps_zone_cities_between_a_neighbours_zone_and_their_own(toy):
+    # E (zone 2015) now borders A (zone 2010): exposed 2010-2014 before its own zone
+    adj = pd.DataFrame({"unit": ["A", "B", "A", "E"], "neighbour": ["B", "A", "E", "A"]})
+    panel = Panel.from_frame(
+        toy.data.rename(columns={"time": "year"}),
+        unit="unit", time="year", cohort="cohort", outcomes=["fdi"],
+        geography=toy.geography.reset_index(), adjacency=adj,
+    )  # fmt: skip
+    emap = build_exposure(panel, "adjacency")
+    sub = zones_exposed_panel(panel, emap)
+    assert sub is not None
+    d = sub.data
+    # E until its own zone (2000-2014), treated from A's zone; the clean C and D throughout
+    assert set(d["unit"]) == {"C", "D", "E"}
+    e = d[d["unit"] == "E"]
+    assert e["time"].max() == 2014 and len(e) == 15 and set(e["cohort"]) == {2010.0}
+    assert np.isinf(d.loc[d["unit"] != "E", "cohort"]).all()
+    # in the original toy no zone city is exposed before its zone: no piece to test
+    assert zones_exposed_panel(toy, build_exposure(toy, "adjacency")) is None
+
+
+def test_net_pretrend_screens_every_piece():
+    p, note = _net_pretrend({"direct": 0.4, "spillover": 0.2, "spillover_on_zones": 0.05})
+    # the smallest p-value: a design whose spillover-on-zones piece rejects is not admitted
+    # for net, though its direct and spillover tests pass
+    assert p == 0.05 and "zone cities exposed before their zone 0.05" in note
+    # a piece with units whose test could not run leaves net untested (inadmissible)
+    assert np.isnan(_net_pretrend({"direct": 0.4, "spillover": np.nan})[0])
+    assert _net_pretrend({"direct": 0.4, "spillover": 0.3})[0] == 0.3

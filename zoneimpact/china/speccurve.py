@@ -24,7 +24,10 @@ displacement share) over
 
 Every row carries the number of treated cities, of clean controls and of not-yet-treated
 (or not-yet-exposed) control cities, and the pre-trend p-value, which the verdict rule of
-``seeds/claims.toml`` ([curve_rule]; :func:`zoneimpact.claims.curve_verdict`) reads.
+``seeds/claims.toml`` ([curve_rule]; :func:`zoneimpact.claims.curve_verdict`) reads. A net
+or displacement-share row adds three pieces (the zone cities, the exposed cities and the
+zone cities exposed before their own zone), so its p-value is the smallest of the three
+pieces' tests: one piece with a pre-trend makes the net row inadmissible.
 
 Why by hand: the specification curve (Simonsohn, Simmons & Nelson 2020, *Nature Human
 Behaviour* 4, 1208-1214) is a loop over the package's own estimators; no library runs it on
@@ -291,6 +294,22 @@ def spillover_panel(panel: Panel, emap: ExposureMap) -> Panel | None:
     return _subpanel(panel, exposed | (role == "clean"), np.where(exposed, onset, np.inf))
 
 
+def zones_exposed_panel(panel: Panel, emap: ExposureMap) -> Panel | None:
+    """Zone cities exposed to an earlier zone before their own, treated from that exposure
+    onset (their own zone's years dropped), against the clean controls: the
+    spillover-on-zones piece that net adds. None when no such city has an unexposed year.
+    """
+    d = panel.data
+    role, onset = _roles(panel, emap)
+    t = d["time"].to_numpy(float)
+    g = d["cohort"].to_numpy(float)
+    early = (role == "direct") & (onset < g) & (onset > float(d["time"].min()))
+    if not early.any():
+        return None
+    keep = (early & (t < g)) | (role == "clean")
+    return _subpanel(panel, keep, np.where(early, onset, np.inf))
+
+
 def _counts(sub: Panel, outcome: str, controls: str, emap: ExposureMap | None) -> dict[str, int]:
     """Treated cities, clean controls (no zone, never exposed) and not-yet-treated or
     not-yet-exposed control cities of a direct panel (cities with the outcome observed)."""
@@ -444,7 +463,8 @@ def _fit_spillover(
     sub: Panel, emap: ExposureMap, scale: Scale, controls: str, alpha: float
 ) -> list[dict[str, Any]]:
     """Direct, spillover, net and displacement share from one spillover fit (analytic
-    joint cluster scores, no bootstrap), with the spillover piece's pre-trend p-value."""
+    joint cluster scores, no bootstrap), with the spillover piece's pre-trend p-value
+    (net and the share: the smallest of their pieces', :func:`_net_pretrend`)."""
     from ..estimators import get_estimator
 
     res = get_estimator("spillover")(
@@ -458,17 +478,8 @@ def _fit_spillover(
         small_sample="none",
         n_boot=0,
     )
-    sp = spillover_panel(sub, emap)
-    pre_p = math.nan
-    if sp is not None:
-        try:
-            pt = get_estimator("imputation")(
-                sp, outcome=scale.outcome, cluster="province", pretrends=5,
-                covariates=list(TREND_COVARIATES),
-            )  # fmt: skip
-            pre_p = float(pt.info.get("pretrend_p", math.nan))
-        except ZoneImpactError:
-            pass
+    pre = _piece_pretrends(sub, emap, scale.outcome)
+    net_p, net_test = _net_pretrend(pre)
     # totals (net effect, displacement share) add up only in levels
     terms = ["spillover", "net_per_treated", "displacement_share"]
     if scale.name != "levels":
@@ -479,16 +490,73 @@ def _fit_spillover(
         if term not in present:
             continue
         estimand = {"net_per_treated": "net"}.get(term, term)
+        if term == "spillover":
+            p, test = pre["spillover"], "BJS Test 1 on the exposed cities, 5 leads"
+        else:
+            p, test = net_p, net_test
         out.append(
             {
                 "estimand": estimand,
-                **_row(res, term, alpha, pretrend_p=pre_p,
-                       pretrend_test="BJS Test 1 on the exposed cities, 5 leads", judged=True),
+                **_row(res, term, alpha, pretrend_p=p, pretrend_test=test, judged=True),
                 "n_treated": int(res.info.get("n_exposed_units", 0)),
                 "pre_mean": float(res.info.get("pre_mean", math.nan)),
             }
         )  # fmt: skip
     return out
+
+
+#: the pieces net adds, as named in the pre-trend note of a net or share row
+_PIECE_NAMES = {
+    "direct": "zone cities",
+    "spillover": "exposed cities",
+    "spillover_on_zones": "zone cities exposed before their zone",
+}
+
+
+def _piece_pretrends(panel: Panel, emap: ExposureMap, outcome: str) -> dict[str, float]:
+    """BJS Test 1 (5 leads, trend covariates, province clusters) on every piece net adds.
+
+    NaN where a piece has units but its test cannot be run; the piece is absent from the
+    dict where it has no units (it adds nothing to net).
+    """
+    from ..estimators import get_estimator
+
+    panels = {
+        "direct": direct_panel(panel, emap, "not_yet"),
+        "spillover": spillover_panel(panel, emap),
+        "spillover_on_zones": zones_exposed_panel(panel, emap),
+    }
+    out: dict[str, float] = {}
+    for piece, sp in panels.items():
+        if sp is None:
+            continue
+        try:
+            pt = get_estimator("imputation")(
+                sp, outcome=outcome, cluster="province", pretrends=5,
+                covariates=list(TREND_COVARIATES),
+            )  # fmt: skip
+            out[piece] = float(pt.info.get("pretrend_p", math.nan))
+        except ZoneImpactError:
+            out[piece] = math.nan
+    out.setdefault("spillover", math.nan)
+    return out
+
+
+def _net_pretrend(pre: Mapping[str, float]) -> tuple[float, str]:
+    """One pre-trend p-value for net and the share: the smallest of the pieces' p-values.
+
+    Net sums the direct, spillover and spillover-on-zones totals, so a design is admissible
+    for it only if no piece's test rejects: each piece is screened at the rule's level (a
+    Bonferroni-adjusted family test would admit a design whose spillover piece alone is
+    rejected). NaN when a piece with units could not be tested: an untested piece cannot
+    be vouched for.
+    """
+    ps = np.array(list(pre.values()), dtype=float)
+    each = "; ".join(f"{_PIECE_NAMES[k]} {p:.3g}" for k, p in pre.items())
+    test = f"smallest BJS Test 1 p-value (5 leads) of the pieces net adds: {each}"
+    if not len(ps) or np.isnan(ps).any():
+        return math.nan, test
+    return float(ps.min()), test
 
 
 def specification_curve(
