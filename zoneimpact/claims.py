@@ -600,7 +600,11 @@ def evaluate_claims(
                         if c.estimand in ("direct", "net")
                         else math.nan,
                         "verdict": verdict,
-                        "note": f"{100 * (1 - 2 * alpha):g}% CI; margin {c.margin:g} x {c.margin_unit}",
+                        "note": _with_net_note(
+                            f"{100 * (1 - 2 * alpha):g}% CI; margin {c.margin:g} x {c.margin_unit}",
+                            res,
+                            term,
+                        ),
                     }
                 )
     claim_of = {c.id: c for c in claims}
@@ -640,6 +644,10 @@ def _curve_rows(
     return out
 
 
+#: the terms whose verdicts carry the spillover fit's ``info["net_note"]``
+_NET_CLAIM_TERMS = frozenset({"net", "net_per_treated", "displacement_share"})
+
+
 def _judge_spec_claim(
     c: Claim, base: dict[str, Any], res_map: Mapping[str, Any] | str | None, alpha: float
 ) -> dict[str, Any]:
@@ -676,8 +684,21 @@ def _judge_spec_claim(
         "margin": margin,
         "breakdown": _breakdown(res),
         "verdict": verdict,
-        "note": f"{c.estimate}:{c.term}; {100 * (1 - 2 * alpha):g}% CI; margin {c.margin:g} x {c.margin_unit}",
+        "note": _with_net_note(
+            f"{c.estimate}:{c.term}; {100 * (1 - 2 * alpha):g}% CI; margin {c.margin:g} x "
+            f"{c.margin_unit}",
+            res,
+            c.term,
+        ),
     }
+
+
+def _with_net_note(note: str, res: EstimationResult, term: str) -> str:
+    """A verdict on net or the displacement share carries what the fit said about net
+    (``info["net_note"]``: e.g. the Callaway-Sant'Anna base leaving out the zone units'
+    losses before their own zone), so the claims table shows the caveat next to the verdict."""
+    extra = str(res.info.get("net_note") or "") if term in _NET_CLAIM_TERMS else ""
+    return f"{note}; {extra}" if extra else note
 
 
 # ---------------------------------------------------------------------- running
