@@ -16,7 +16,11 @@ world (half of the zones' gain drawn from their neighbours) and a "null" world (
 * ``zone_losses``: zones also draw on the region's *later* zone units within the radius
   until those open their own zone (``displace_zone_units=True``): a zone next to an earlier
   zone. Net and displacement share must count those losses (``spillover_on_zones_total``);
-  rows ``net_old`` / ``share_old`` score the definitions without them on the same worlds.
+  rows ``net_old`` / ``share_old`` score the definitions without them on the same worlds;
+* ``zone_losses_cs``: the same worlds estimated with the Callaway-Sant'Anna base, which
+  estimates ``spillover_on_zones`` too (its ATT(g,t) averaged by target count); its
+  ``net_old`` / ``share_old`` rows are the CS base's net before it did (which left the
+  zone units' losses out).
 
 The simulator's spillover truth is defined on its own exposure notion (never-zone units of
 the zone's region within ``radius_km`` of it, or all of the region's never-zone units when
@@ -60,6 +64,10 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
     },
     "rings": {"design": {}, "fit": RING_FIT},
     "zone_losses": {"design": dict(displace_zone_units=True), "fit": {}},
+    "zone_losses_cs": {
+        "design": dict(displace_zone_units=True),
+        "fit": dict(base_estimator="callaway_santanna"),
+    },
 }
 WORLDS = {
     "share 0.5": dict(displacement_share=0.5),
@@ -109,7 +117,7 @@ def one(
     t = r.terms.set_index("term")
     ci = r.conf_int(0.05)
     quantities = dict.fromkeys(QUANTITIES, "")
-    if fit_kw:
+    if "exposure" in fit_kw:
         map_truth = _map_truth(sim, r)
         quantities.update({f"{q}@map": q for q in MAP_QUANTITIES})
         truth.update({f"{q}@map": map_truth[q] for q in MAP_QUANTITIES})

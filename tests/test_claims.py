@@ -118,22 +118,22 @@ def test_run_claims_table():
 
 
 def test_net_verdicts_carry_the_fits_net_note():
-    # With the Callaway-Sant'Anna base net leaves out the zone units' change before their own
-    # zone; the net and share verdicts say so, the direct verdict does not.
+    # With pre_exposed="drop_units" net is not identified (NaN, the reason in the fit's
+    # net note); the net and share verdicts say why, the direct verdict does not.
     sim = simulate(rng=2, **SMALL, displacement_share=0.5, displace_zone_units=True)
-    with pytest.warns(UserWarning, match="spillover_on_zones"):
+    with pytest.warns(UserWarning, match="not identified with pre_exposed='drop_units'"):
         table, results = run_claims(
             panels={"sim": sim.panel},
             rng=1,
-            spillover={"n_boot": 0, "base_estimator": "callaway_santanna"},
+            spillover={"n_boot": 0, "pre_exposed": "drop_units"},
         )
     note = results["sim"]["fdi"].info["net_note"]
-    assert "Callaway-Sant'Anna base does not estimate spillover_on_zones" in note
     rows = table[table["outcome"] == "fdi"].set_index("claim")
     for claim in ("no_net_fdi_gain", "fdi_concentration_not_creation"):
+        assert np.isnan(rows.at[claim, "estimate"])
         assert rows.at[claim, "note"].endswith(note)
     assert note not in rows.at["no_direct_fdi_gain", "note"]
-    # the default (imputation) base has nothing to say: the verdict note stays as it was
+    # the default fit has nothing to say: the verdict note stays as it was
     table, results = run_claims(panels={"sim": sim.panel}, rng=1, spillover={"n_boot": 0})
     assert not results["sim"]["fdi"].info.get("net_note")
     assert table.set_index("claim").at["no_net_fdi_gain", "note"].startswith("90% CI; margin")

@@ -108,11 +108,15 @@ def test_dask_spillover_equals_in_memory(parts, options) -> None:
     assert (b.n_units, b.n_obs) == (a.n_units, a.n_obs)
     assert b.info["n_clusters"] == a.info["n_clusters"] and b.info["engine"] == "dask"
     assert b.info["n_clusters"] == (12 if opts["cluster"] == "region" else 120)
-    # neither CS engine estimates the zone units' pre-zone losses: the same note, the same
-    # count of unit-periods left out of net (none to note under drop_units)
+    # both CS engines estimate the zone units' change before their own zone (target-weighted
+    # ATT(g,t)): the same piece, mean, total and SE; only drop_units has a net note
     assert a.info.get("net_note") == b.info.get("net_note")
-    if opts["pre_exposed"] != "drop_units":
-        assert "does not estimate spillover_on_zones" in b.info["net_note"]
+    assert ("net_note" in b.info) == (opts["pre_exposed"] == "drop_units")
+    soz = ["spillover_on_zones", "spillover_on_zones_total"]
+    assert set(soz) <= set(tb.index)
+    for col in ("estimate", "se"):
+        np.testing.assert_allclose(tb.loc[soz, col], ta.loc[soz, col], rtol=1e-10, atol=TOL)
+    assert ta.loc["spillover_on_zones", "se"] > 0
     # the SEs are real: a nonzero, finite spillover SE and a direct effect far from zero
     assert np.all(np.isfinite(tb.loc[["direct", "spillover"], "se"]))
     assert tb.loc["direct", "se"] > 0

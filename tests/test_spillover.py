@@ -198,7 +198,13 @@ def test_callaway_santanna_base_uses_the_influence_functions():
     t = res.terms.set_index("term")
     assert t.loc["direct", "estimate"] == pytest.approx(ref.estimate, rel=1e-10)
     assert t.loc["direct", "se"] == pytest.approx(ref.se, rel=1e-8)
-    assert set(res.base_results) == {"direct", *[f"spillover:{r}" for r in spill], "naive"}
+    # this world has zone units exposed before their own zone: their piece is CS too
+    assert set(res.base_results) == {
+        "direct",
+        *[f"spillover:{r}" for r in spill],
+        "spillover_on_zones",
+        "naive",
+    }
 
 
 def test_joint_draws_reproduce_the_analytic_covariance():
@@ -567,22 +573,49 @@ def test_net_counts_what_zone_units_lose_before_their_own_zone(zone_losses):
     )
 
 
-def test_cs_base_says_its_net_leaves_out_the_zone_units_losses(zone_losses):
-    f = zone_losses.frame
-    emap = spillover.fit(zone_losses.panel, outcome="fdi", rng=1, n_boot=0).exposure
-    onset = f["unit"].map(emap.table["exposure_onset"])
-    n = int(((f["cohort"] > 0) & (f["year"] >= onset) & (f["year"] < f["cohort"])).sum())
-    assert n > 0
-    with pytest.warns(UserWarning, match=f"spillover onto {n} zone unit-period"):
+def test_cs_base_counts_what_zone_units_lose_before_their_own_zone(zone_losses):
+    # The CS base estimates spillover_on_zones on its own (unbalanced) piece: each such unit
+    # leaves at its own zone, so CS's cohort-share att would weight the cells wrongly
+    # (-12.28 against a truth of -10.92 here); the target-weighted mean is exact.
+    f, truth = zone_losses.frame, zone_losses.truth
+    lost = f.loc[(f["cohort"] > 0) & (f["year"] < f["cohort"]), "fdi_spillover"].sum()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no note, no empty-cell warning from the piece
         res = spillover.fit(
-            zone_losses.panel,
-            outcome="fdi",
-            rng=1,
-            n_boot=0,
-            base_estimator="callaway_santanna",
+            zone_losses.panel, outcome="fdi", rng=1, n_boot=0, base_estimator="callaway_santanna"
         )
-    assert "does not estimate spillover_on_zones" in res.info["net_note"]
-    assert "spillover_on_zones_total" not in set(res.terms["term"])
+    assert "net_note" not in res.info
+    t = res.terms.set_index("term")
+    # exact data: CS's ATT(g,t) are exact, so are the totals (order 1e4)
+    assert t.at["spillover_on_zones_total", "estimate"] == pytest.approx(lost, rel=1e-9)
+    assert t.at["net", "estimate"] == pytest.approx(truth.net_total["fdi"], rel=1e-9)
+    assert t.at["displacement_share", "estimate"] == pytest.approx(0.7, rel=1e-9)
+    # the piece's SE is its influence function's: the same as a direct computation from
+    # CS's cell influence functions weighted by target counts
+    soz = res.base_results["spillover_on_zones"]
+    gt = soz.att_gt
+    # the cells' influence functions are on CS's own SE scale (se = sqrt(sum psi^2) / n)
+    n_units = soz.influence.shape[0]
+    ok = np.isfinite(gt["se"]).to_numpy()
+    np.testing.assert_allclose(
+        np.sqrt(np.nansum(soz.influence[:, ok] ** 2, axis=0)) / n_units,
+        gt.loc[ok, "se"],
+        rtol=1e-10,
+        atol=1e-12,
+    )
+    post = (gt["time"] >= gt["cohort"]) & np.isfinite(gt["estimate"])
+    counts = gt.loc[post, "n_treated"].to_numpy(float)
+    w = counts / counts.sum()
+    psi = np.nan_to_num(soz.influence[:, post.to_numpy()]) @ w / soz.influence.shape[0]
+    units = soz.units
+    regions = zone_losses.geography.set_index("unit")["region"].reindex(units).to_numpy()
+    by_region = pd.Series(psi).groupby(regions).sum().to_numpy()
+    assert t.at["spillover_on_zones", "se"] == pytest.approx(
+        np.sqrt(np.sum(by_region**2)), rel=1e-10
+    )
+    assert t.at["spillover_on_zones", "estimate"] == pytest.approx(
+        float(gt.loc[post, "estimate"].to_numpy() @ w), rel=1e-12
+    )
 
 
 def test_simulated_concentration_keeps_every_region_total_with_zone_units_displaced():

@@ -184,6 +184,18 @@ def test_callaway_santanna_base_equals_weighted_cs_on_each_piece():
         assert t.loc[f"spillover:{ring}", "estimate"] == pytest.approx(ref.coef("att"), rel=1e-12)
     unweighted = callaway_santanna.fit(direct, **{**opts, "weights": None})
     assert abs(unweighted.coef("att") - t.loc["direct", "estimate"]) > 1e-3
+    # spillover on zones: CS on its own panel, each cell weighted by its targets' weight
+    # sum (its units leave at their own zone, so cells differ in size within a cohort)
+    zp, n = spillover.zones_exposed_panel(p, "fdi", res.exposure, "not_yet_exposed")
+    ref = callaway_santanna.fit(zp, **opts)
+    d = zp.data
+    mass = d[(d["time"] >= d["cohort"]) & d["fdi"].notna()].groupby(["cohort", "time"])["pop"]
+    cell = ref.att_gt.set_index(["cohort", "time"])["estimate"]
+    mass = mass.sum()
+    want = float((cell.reindex(mass.index).to_numpy() * mass.to_numpy()).sum())
+    assert n > 0 and mass.sum() > 0
+    assert t.loc["spillover_on_zones_total", "estimate"] == pytest.approx(want, rel=1e-12)
+    assert t.loc["spillover_on_zones", "estimate"] == pytest.approx(want / mass.sum(), rel=1e-12)
     with pytest.raises(SpecError, match="weights="):
         spillover.fit(
             p,

@@ -695,8 +695,8 @@ def _judge_spec_claim(
 
 def _with_net_note(note: str, res: EstimationResult, term: str) -> str:
     """A verdict on net or the displacement share carries what the fit said about net
-    (``info["net_note"]``: e.g. the Callaway-Sant'Anna base leaving out the zone units'
-    losses before their own zone), so the claims table shows the caveat next to the verdict."""
+    (``info["net_note"]``: e.g. net not identified under ``pre_exposed="drop_units"``), so
+    the claims table shows the reason next to the verdict."""
     extra = str(res.info.get("net_note") or "") if term in _NET_CLAIM_TERMS else ""
     return f"{note}; {extra}" if extra else note
 

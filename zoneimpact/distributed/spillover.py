@@ -14,8 +14,10 @@ per piece, computed where the data live:
    selected partition by partition (a unit's rows stay in their partition). The CS base
    applies the ``outside_window="adjust"`` rule of the in-memory ring panels (a ring unit
    exposed from the piece's first period leaves it; an onset after its last period is
-   never). The imputation base adds the ``spillover_on_zones`` piece (zone units treated
-   from an earlier zone's exposure until their own zone), as in memory.
+   never). Both bases add the ``spillover_on_zones`` piece (zone units treated from an
+   earlier zone's exposure until their own zone), as in memory; the CS base averages its
+   ATT(g,t) by target count (``_target_weighted_att``), since its units leave at their
+   own zone.
 3. **Base fits**: :func:`zoneimpact.distributed.callaway_santanna.fit` on every piece and
    on the whole panel (the ``naive`` piece), returning per-unit influence functions; or
    :func:`zoneimpact.distributed.imputation.fit_scores` (BJS steps 1-2 and the Theorem 3
@@ -36,6 +38,7 @@ panel).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -50,9 +53,9 @@ from ..estimators.spillover import (
     _joint,
     _linear_terms,
     _net_without_dropped_zones,
-    _net_without_zone_losses,
     _PieceFit,
     _pieces_table,
+    _target_weighted_att,
     _warn_unidentified,
 )
 from ..exposure import ExposureMap
@@ -139,11 +142,18 @@ def _scan(df: pd.DataFrame, *, outcome: str) -> dict[str, Any]:
     }
 
 
-def _zone_piece_rows(df: pd.DataFrame, *, tab: pd.DataFrame, controls: str) -> pd.DataFrame:
+def _zone_piece_rows(
+    df: pd.DataFrame,
+    *,
+    tab: pd.DataFrame,
+    controls: str,
+    window: tuple[float, float] | None = None,
+) -> pd.DataFrame:
     """The rows of the ``spillover_on_zones`` piece in a partition, as the in-memory
     ``_masks``: the clean controls of the direct piece and every zone unit's rows before its
     own zone; a zone unit exposed before its zone is treated from its exposure onset (its
-    targets: onset <= t < cohort), the others are controls."""
+    targets: onset <= t < cohort), the others are controls. ``window`` (first, last period)
+    applies the CS base's ``outside_window="adjust"``, as :func:`_piece_rows` does."""
     unit = df["unit"].to_numpy()
     t = df["time"].to_numpy(float)
     g = df["cohort"].to_numpy(float)
@@ -153,7 +163,13 @@ def _zone_piece_rows(df: pd.DataFrame, *, tab: pd.DataFrame, controls: str) -> p
     pre_rows = exposed & (t < onset) if controls == "not_yet_exposed" else False
     rows = clean | pre_rows | (zone & (t < g))
     out = df.loc[rows].copy()
-    out["cohort"] = np.where(zone & (onset < g), onset, np.inf)[rows]
+    cohort = np.where(zone & (onset < g), onset, np.inf)[rows]
+    if window is not None:
+        first, last = window
+        cohort = np.where(cohort > last, np.inf, cohort)
+        out = out.loc[~(cohort <= first)]
+        cohort = cohort[~(cohort <= first)]
+    out["cohort"] = cohort
     return out
 
 
@@ -167,8 +183,8 @@ def _wide_rows(df: pd.DataFrame, *, outcome: str, periods: np.ndarray) -> pd.Dat
 
 def _zone_loss_rows(df: pd.DataFrame, *, tab: pd.DataFrame, outcome: str) -> int:
     """Zone unit-periods exposed before their own zone, with an outcome: the in-memory
-    ``spillover_on_zones`` targets (the treated rows of :func:`_zone_piece_rows`), which
-    the CS base does not estimate."""
+    ``spillover_on_zones`` targets (the treated rows of :func:`_zone_piece_rows`), those
+    the CS base's window leaves out included."""
     rows = _zone_piece_rows(df, tab=tab, controls="never_exposed")
     treated = rows["time"].to_numpy(float) >= rows["cohort"].to_numpy(float)
     return int((treated & np.isfinite(rows[outcome].to_numpy(float))).sum())
@@ -228,6 +244,39 @@ def _piece_panel(
             raise PanelError(f"The exposure split left an empty panel for ring {ring!r}.")
         span = (float(periods[0]), float(periods[-1]))
     return _rows_panel(dpanel, outcome, _piece_rows, window=span, **opts)
+
+
+def _zone_panel(
+    dpanel: DaskPanel, outcome: str, tab: pd.DataFrame, controls: str
+) -> tuple[DaskPanel, pd.Series] | None:
+    """The ``spillover_on_zones`` piece for the CS base, with the in-memory
+    ``zones_exposed_panel``'s ``outside_window="adjust"`` (a unit exposed since the piece's
+    first period leaves it); None when none of its units keeps an unexposed row."""
+    meta = dpanel.frame._meta
+    rows = dpanel.frame.map_partitions(_zone_piece_rows, tab=tab, controls=controls, meta=meta)
+    scans = compute_blocks([_scan], list(rows.to_delayed()), outcome=outcome)
+    periods = np.unique(np.concatenate([s["periods"] for s in scans]))
+    cohorts = np.unique(np.concatenate([s["cohorts"] for s in scans]))
+    if periods.size == 0 or not (cohorts > periods[0]).any():
+        return None
+    span = (float(periods[0]), float(periods[-1]))
+    return _rows_panel(dpanel, outcome, _zone_piece_rows, tab=tab, controls=controls, window=span)
+
+
+def _with_zone_losses(
+    fits: dict[str, _PieceFit], n_soz: int, n_clusters: int
+) -> dict[str, _PieceFit]:
+    """The CS fits with ``spillover_on_zones`` counting all ``n_soz`` of its unit-periods:
+    those of units exposed since the first period are unidentified, and with no unit left
+    the piece is there with none estimated (as the in-memory ``_cs_fits``)."""
+    if not n_soz:
+        return fits
+    soz = fits.get("spillover_on_zones")
+    if soz is None:
+        soz = _PieceFit("spillover_on_zones", np.nan, 0, np.zeros(n_clusters))
+    soz = replace(soz, n_unidentified=n_soz - soz.n)
+    rest = {k: v for k, v in fits.items() if k not in ("spillover_on_zones", "naive")}
+    return {**rest, "spillover_on_zones": soz, "naive": fits["naive"]}
 
 
 def _rows_panel(
@@ -302,12 +351,16 @@ def _piece_fit(
     ``_cs_fits`` forms them."""
     j = res.terms["term"].tolist().index("att")
     psi = res.term_influence[:, j] / res.term_influence.shape[0]
+    estimate = res.coef("att")
+    covered = cells[cells.index.isin(_estimated_cells(res.att_gt))]
+    if name == "spillover_on_zones":
+        estimate, psi = _target_weighted_att(res, covered)
     codes = cluster_of.reindex(res.units).to_numpy(int)
     score = np.bincount(codes, weights=psi, minlength=n_clusters)
-    n = int(cells[cells.index.isin(_estimated_cells(res.att_gt))].sum())
+    n = int(covered.sum())
     return _PieceFit(
         name,
-        res.coef("att"),
+        estimate,
         n,
         score,
         int(cells.sum()) - n,
@@ -500,8 +553,18 @@ def fit(
         }
         for r in rings:
             pieces[f"spillover:{r}"] = _piece_panel(dpanel, outcome, tab, r, rule)
+        lost = compute_blocks([_zone_loss_rows], dpanel.partitions(), tab=tab, outcome=outcome)
+        n_soz = int(sum(lost))
+        zp = _zone_panel(dpanel, outcome, tab, rule["controls"]) if n_soz else None
+        if zp is not None:
+            pieces["spillover_on_zones"] = zp
         pieces["naive"] = (dpanel, _target_cells(naive))
-        results = {name: cs_fit(pp, outcome=outcome, **opts) for name, (pp, _) in pieces.items()}
+        for name, (pp, _) in pieces.items():
+            with warnings.catch_warnings():
+                if name == "spillover_on_zones":
+                    # its units leave at their own zone: later cells are empty by design
+                    warnings.filterwarnings("ignore", message=r".*ATT\(g,t\) cell\(s\) could not")
+                results[name] = cs_fit(pp, outcome=outcome, **opts)
         gt = results["naive"].group_time  # type: ignore[attr-defined]
         cluster_of, cname = _cluster_of(dpanel, units, cluster, gt.units[gt.order])
         n_clusters = int(cluster_of.max()) + 1
@@ -509,6 +572,7 @@ def fit(
             name: _piece_fit(name, results[name], cells, cluster_of, n_clusters)
             for name, (_, cells) in pieces.items()
         }
+        fits = _with_zone_losses(fits, n_soz, n_clusters)
     _warn_unidentified(fits)
     if not np.isfinite(fits["direct"].estimate):
         raise EstimationError("The direct effect could not be estimated on any zone unit-period.")
@@ -529,9 +593,6 @@ def fit(
         "net_region_did_note": "net_region_did not estimated on the Dask engine (no geography).",
     }  # fmt: skip
     terms, draws, info = _net_without_dropped_zones(terms, draws, info, warn=True)
-    if base_estimator == "callaway_santanna":
-        lost = compute_blocks([_zone_loss_rows], dpanel.partitions(), tab=tab, outcome=outcome)
-        info = _net_without_zone_losses(info, int(sum(lost)))
     return SpilloverResult(
         estimator="spillover",
         outcome=outcome,

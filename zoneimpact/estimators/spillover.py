@@ -27,9 +27,11 @@ before it becomes a zone are part of it: leaving them out overstates creation wh
 zones draw on later zone units); ``displacement_share = 1 - net / direct_total``, the
 losses outside the zones' own treated unit-periods over the zones' gain, is 1 under pure
 relocation (concentration) and 0 under pure creation, and equals ``- spillover_total /
-direct_total`` when no zone unit was exposed first. The CS base does not estimate
-``spillover_on_zones``; its net leaves those unit-periods out and says so in
-``info["net_note"]``. The cross-check ``net_region_did``
+direct_total`` when no zone unit was exposed first. The CS base estimates
+``spillover_on_zones`` on its own panel (:func:`zones_exposed_panel`: those zone units
+treated from their exposure onset, observed until their own zone, against the direct
+piece's clean controls and the other zone units' rows before their zone, all of which
+enter as never-treated rows). The cross-check ``net_region_did``
 estimates the net effect directly on the regions (treated from their first zone;
 not-yet-treated regions are controls), where relocation within a region cancels: imputed
 on region means and scaled back to totals by region size, because a common trend moves a
@@ -93,7 +95,7 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import EstimationError, GeographyError, SpecError, ZoneImpactError
-from ..exposure import Controls, ExposureMap, PreExposed, build_exposure
+from ..exposure import Controls, ExposureMap, PreExposed, _subpanel, build_exposure
 from ..inference.covariance import conley_root
 from ..panel import Panel
 from ..parallel import as_generator
@@ -579,6 +581,9 @@ def _cs_fits(
 
     direct_p, spill_p = emap.panels(panel, controls=controls, pre_exposed=pre_exposed)
     piece_panels = {"direct": direct_p, **{f"spillover:{r}": p for r, p in spill_p.items()}}
+    soz_p, n_soz = zones_exposed_panel(panel, outcome, emap, controls)
+    if soz_p is not None:
+        piece_panels["spillover_on_zones"] = soz_p
     piece_panels["naive"] = panel
     if "weights" in options or "covariates" in options:
         raise SpecError(
@@ -601,19 +606,30 @@ def _cs_fits(
     out: dict[str, _PieceFit] = {}
     results: dict[str, EstimationResult] = {}
     for name, pp in piece_panels.items():
-        res = cs.fit(pp, outcome=outcome, **opts)
+        with warnings.catch_warnings():
+            if name == "spillover_on_zones":
+                # its units leave at their own zone: the cells after it are empty by design
+                warnings.filterwarnings("ignore", message=r".*ATT\(g,t\) cell\(s\) could not")
+            res = cs.fit(pp, outcome=outcome, **opts)
         assert res.term_influence is not None and res.units is not None
         j = res.terms["term"].tolist().index("att")
         psi = res.term_influence[:, j] / res.term_influence.shape[0]
+        estimate = res.coef("att")
+        is_target, n_unidentified = _cs_targets(pp.data, outcome, res)
+        if name == "spillover_on_zones":
+            by_cell = pp.data.loc[is_target].groupby(["cohort", "time"])
+            size = by_cell.size() if weights is None else by_cell[weights].sum()
+            estimate, psi = _target_weighted_att(res, size)
+            # units exposed since the first period left the panel (no unexposed row)
+            n_unidentified = n_soz - int(is_target.sum())
         codes = cluster_of.reindex(res.units).to_numpy(int)
         score = np.bincount(codes, weights=psi, minlength=n_clusters)
-        is_target, n_unidentified = _cs_targets(pp.data, outcome, res)
         d = pp.data
         mass = None if weights is None else float(d[weights].to_numpy(float)[is_target].sum())
         unit_psi = pd.Series(psi, index=res.units)
         out[name] = _PieceFit(
             name,
-            res.coef("att"),
+            estimate,
             int(is_target.sum()),
             score,
             n_unidentified,
@@ -621,7 +637,73 @@ def _cs_fits(
             rescore=unit_psi,
         )
         results[name] = res
+    if soz_p is None and n_soz:
+        # no such unit has an unexposed row: the piece's unit-periods are all unidentified
+        soz = _PieceFit("spillover_on_zones", np.nan, 0, np.zeros(n_clusters), n_unidentified=n_soz)
+        out = {
+            **{k: v for k, v in out.items() if k != "naive"},
+            soz.name: soz,
+            "naive": out["naive"],
+        }
     return out, results
+
+
+def zones_exposed_panel(
+    panel: Panel, outcome: str, emap: ExposureMap, controls: Controls
+) -> tuple[Panel | None, int]:
+    """The ``spillover_on_zones`` piece as a panel for the CS base, and its number of
+    target unit-periods (zone units' rows from an earlier zone's exposure onset until their
+    own zone, with an outcome).
+
+    The same rows as the imputation base's piece (:func:`_masks`): zone units exposed
+    before their own zone, treated from that onset and observed until their zone opens;
+    the direct piece's clean controls (clean units, and exposed units before their
+    exposure under ``"not_yet_exposed"``) and every other zone unit's rows before its zone,
+    as never-treated rows. A unit exposed since the first period has no unexposed row and
+    leaves the panel (``outside_window="adjust"``, as in the ring panels). None when no zone
+    unit is exposed before its zone, or none of them can enter.
+    """
+    d = panel.data
+    tab = emap.roles_of(d["unit"].unique())
+    unit = d["unit"].to_numpy()
+    t = d["time"].to_numpy(float)
+    g = d["cohort"].to_numpy(float)
+    role = tab["role"].reindex(unit).to_numpy()
+    onset = tab["exposure_onset"].reindex(unit).to_numpy(float)
+    zone, exposed = role == "direct", role == "exposed"
+    early = zone & (onset < g)
+    n = int((early & (t >= onset) & (t < g) & d[outcome].notna().to_numpy()).sum())
+    if n == 0:
+        return None, 0
+    pre = exposed & (t < onset) if controls == "not_yet_exposed" else False
+    rows = (role == "clean") | pre | (zone & (t < g))
+    if not (early & rows & (onset > t.min())).any():
+        return None, n
+    return _subpanel(panel, rows, np.where(early, onset, np.inf)), n
+
+
+def _target_weighted_att(res: Any, counts: pd.Series) -> tuple[float, np.ndarray]:
+    """The mean effect over a piece's target unit-periods from CS's ATT(g,t): each estimated
+    post cell weighted by its number of targets, and the same combination of the cells'
+    influence functions (scaled as ``term_influence / n``).
+
+    For ``spillover_on_zones``, whose units are observed only until their own zone: CS's
+    ``att`` weights a cell by its cohort's share whatever the number of units still in it,
+    so on this unbalanced piece it is not the targets' mean that the totals scale. The
+    weights are the sample's target counts (with unit weights, their weight sums), held
+    fixed as the totals hold them. ``counts``: targets by (cohort, time), every one in a
+    cell CS estimated.
+    """
+    att_gt = res.att_gt
+    key = pd.MultiIndex.from_frame(att_gt[["cohort", "time"]].astype(float))
+    cells = pd.MultiIndex.from_arrays(
+        [counts.index.get_level_values(i).astype(float) for i in (0, 1)]
+    )
+    w = pd.Series(counts.to_numpy(float), index=cells).reindex(key).fillna(0.0).to_numpy()
+    w = w / w.sum()
+    att = att_gt["estimate"].to_numpy(float)
+    infl = np.nan_to_num(np.asarray(res.influence, dtype=float)[:, w > 0])
+    return float(att[w > 0] @ w[w > 0]), infl @ w[w > 0] / infl.shape[0]
 
 
 def _estimated_cells(att_gt: pd.DataFrame) -> pd.MultiIndex:
@@ -996,7 +1078,8 @@ def fit(
     ss = small_sample if base_estimator == "imputation" else "none"
     info.update(info_boot, n_boot=n_boot, small_sample=ss)
     info.update({"net_region_did_note": region_note} if region_note else {})
-    terms, draws, info = _net_notes(terms, draws, info, split, base_estimator)
+    # stacklevel 4: past fit and its scale-equivariance wrapper, at the caller
+    terms, draws, info = _net_without_dropped_zones(terms, draws, info, warn=True, stacklevel=4)
     result = _assemble(panel, outcome, split, fits, region, terms, draws, info, alpha, base_results)
     if region_sdid:
         result = _with_region_sdid(result, panel, outcome, region_column, rng, alpha, wt.name)
@@ -1401,38 +1484,6 @@ def _net_without_dropped_zones(
     info = {k: v for k, v in info.items() if not k.startswith("displacement_share_")}
     info["net_note"] = note
     return terms, draws, info
-
-
-def _net_notes(
-    terms: pd.DataFrame, draws: pd.DataFrame, info: dict[str, Any], split: _Split, base: str
-) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-    """What :func:`fit` says about net: not identified under ``pre_exposed="drop_units"``;
-    with the CS base, without the zone units' pre-zone unit-periods. Warnings at level 5:
-    past this step, fit and its scale-equivariance wrapper, at the caller."""
-    terms, draws, info = _net_without_dropped_zones(terms, draws, info, warn=True, stacklevel=5)
-    if base == "callaway_santanna":
-        soz = next((p for p in split.pieces if p.name == "spillover_on_zones"), None)
-        n_soz = 0 if soz is None else int(soz.target.sum())
-        info = _net_without_zone_losses(info, n_soz, stacklevel=5)
-    return terms, draws, info
-
-
-def _net_without_zone_losses(
-    info: dict[str, Any], n_rows: int, stacklevel: int = 3
-) -> dict[str, Any]:
-    """The CS base estimates no ``spillover_on_zones``: its net leaves out the ``n_rows``
-    zone unit-periods exposed before their own zone, which the imputation base's net
-    includes. Said in ``info["net_note"]`` and warned (nothing when there are none, or
-    when ``pre_exposed="drop_units"`` has already left net unreported)."""
-    if n_rows == 0 or info.get("pre_exposed") == "drop_units":
-        return info
-    note = (
-        f"net, net_per_treated and displacement_share leave out the spillover onto {n_rows} zone "
-        "unit-period(s) exposed before their own zone: the Callaway-Sant'Anna base does not "
-        "estimate spillover_on_zones. The imputation base includes it."
-    )
-    warnings.warn(note, stacklevel=stacklevel)
-    return {**info, "net_note": note}
 
 
 def _wild_inference(
