@@ -13,9 +13,9 @@ from zoneimpact.china.speccurve import (
     _net_pretrend,
     direct_panel,
     restrict_sample,
-    zones_exposed_panel,
 )
 from zoneimpact.errors import ZoneImpactError
+from zoneimpact.estimators.spillover import zones_exposed_panel
 from zoneimpact.exposure import build_exposure
 from zoneimpact.panel import Panel
 
@@ -96,16 +96,24 @@ def test_zones_exposed_panel_keeps_zone_cities_between_a_neighbours_zone_and_the
         geography=toy.geography.reset_index(), adjacency=adj,
     )  # fmt: skip
     emap = build_exposure(panel, "adjacency")
-    sub = zones_exposed_panel(panel, emap)
-    assert sub is not None
+    sub, n = zones_exposed_panel(panel, "fdi", emap, "never_exposed")
+    assert sub is not None and n == 5  # E's 2010-2014
     d = sub.data
-    # E until its own zone (2000-2014), treated from A's zone; the clean C and D throughout
-    assert set(d["unit"]) == {"C", "D", "E"}
+    # E until its own zone (2000-2014), treated from A's zone; A before its zone (never
+    # treated here) and the clean C and D throughout; B (exposed) is no control
+    assert set(d["unit"]) == {"A", "C", "D", "E"}
     e = d[d["unit"] == "E"]
     assert e["time"].max() == 2014 and len(e) == 15 and set(e["cohort"]) == {2010.0}
+    assert d.loc[d["unit"] == "A", "time"].max() == 2009
     assert np.isinf(d.loc[d["unit"] != "E", "cohort"]).all()
+    # not-yet-exposed controls add B's years before A's zone
+    nyt, _ = zones_exposed_panel(panel, "fdi", emap, "not_yet_exposed")
+    assert nyt.data.loc[nyt.data["unit"] == "B", "time"].max() == 2009
     # in the original toy no zone city is exposed before its zone: no piece to test
-    assert zones_exposed_panel(toy, build_exposure(toy, "adjacency")) is None
+    assert zones_exposed_panel(toy, "fdi", build_exposure(toy, "adjacency"), "never_exposed") == (
+        None,
+        0,
+    )
 
 
 def test_net_pretrend_screens_every_piece():

@@ -294,22 +294,6 @@ def spillover_panel(panel: Panel, emap: ExposureMap) -> Panel | None:
     return _subpanel(panel, exposed | (role == "clean"), np.where(exposed, onset, np.inf))
 
 
-def zones_exposed_panel(panel: Panel, emap: ExposureMap) -> Panel | None:
-    """Zone cities exposed to an earlier zone before their own, treated from that exposure
-    onset (their own zone's years dropped), against the clean controls: the
-    spillover-on-zones piece that net adds. None when no such city has an unexposed year.
-    """
-    d = panel.data
-    role, onset = _roles(panel, emap)
-    t = d["time"].to_numpy(float)
-    g = d["cohort"].to_numpy(float)
-    early = (role == "direct") & (onset < g) & (onset > float(d["time"].min()))
-    if not early.any():
-        return None
-    keep = (early & (t < g)) | (role == "clean")
-    return _subpanel(panel, keep, np.where(early, onset, np.inf))
-
-
 def _counts(sub: Panel, outcome: str, controls: str, emap: ExposureMap | None) -> dict[str, int]:
     """Treated cities, clean controls (no zone, never exposed) and not-yet-treated or
     not-yet-exposed control cities of a direct panel (cities with the outcome observed)."""
@@ -520,11 +504,13 @@ def _piece_pretrends(panel: Panel, emap: ExposureMap, outcome: str) -> dict[str,
     dict where it has no units (it adds nothing to net).
     """
     from ..estimators import get_estimator
+    from ..estimators.spillover import zones_exposed_panel
 
     panels = {
         "direct": direct_panel(panel, emap, "not_yet"),
         "spillover": spillover_panel(panel, emap),
-        "spillover_on_zones": zones_exposed_panel(panel, emap),
+        # the rows the fit's piece uses (its controls not yet exposed, as _fit_spillover's)
+        "spillover_on_zones": zones_exposed_panel(panel, outcome, emap, "not_yet_exposed")[0],
     }
     out: dict[str, float] = {}
     for piece, sp in panels.items():
