@@ -109,6 +109,10 @@ def test_zones_exposed_panel_keeps_zone_cities_between_a_neighbours_zone_and_the
     # not-yet-exposed controls add B's years before A's zone
     nyt, _ = zones_exposed_panel(panel, "fdi", emap, "not_yet_exposed")
     assert nyt.data.loc[nyt.data["unit"] == "B", "time"].max() == 2009
+    with pytest.raises(ZoneImpactError, match="controls='clean' is not allowed"):
+        zones_exposed_panel(panel, "fdi", emap, "clean")
+    with pytest.raises(ZoneImpactError, match="Outcome 'gdp' is not in the panel"):
+        zones_exposed_panel(panel, "gdp", emap, "never_exposed")
     # in the original toy no zone city is exposed before its zone: no piece to test
     assert zones_exposed_panel(toy, "fdi", build_exposure(toy, "adjacency"), "never_exposed") == (
         None,

@@ -663,6 +663,11 @@ def zones_exposed_panel(
     leaves the panel (``outside_window="adjust"``, as in the ring panels). None when no zone
     unit is exposed before its zone, or none of them can enter.
     """
+    if controls not in ("not_yet_exposed", "never_exposed"):
+        raise SpecError(
+            f"controls={controls!r} is not allowed; use 'not_yet_exposed' or 'never_exposed'."
+        )
+    panel._check_outcome(outcome)
     d = panel.data
     tab = emap.roles_of(d["unit"].unique())
     unit = d["unit"].to_numpy()
