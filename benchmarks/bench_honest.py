@@ -13,12 +13,36 @@ and the LP path give the same bounds. The goal is a few seconds per call on 6 x 
 10 x 15 (before the LP path: 4 x 4 took ~0.4 s, 6 x 11 did not finish in 10 minutes).
 The machine is shared: wall times move with the other load.
 
-No peer runs here (the R HonestDiD numbers are read from ``reference/``), so each call's
-ratio line says "no peer" and gives zoneimpact / floor; the floor (``_floor.matrix_floor``
-on the event study's covariance matrix, plus a sum of its coefficients: column means, row
-sums and one matrix-vector product) is timed on the same result before the calls.
+The peer, the Python port ``honestdid`` (0.1.1), runs live on the Benzarti-Carloni 4 x 4
+case only (there its relative-magnitudes table takes ~2 minutes at 1000 theta grid points
+and ~50 s at 100; the larger cases would take far longer, so their ratio lines say "no
+peer"). Both sides compute the same thing and their bounds are printed side by side:
+
+* relative magnitudes: the C-LF confidence set of the first post-period effect for
+  Mbar = 0, 0.5, 1, 1.5, 2 (zoneimpact's default grid), inverted over the same theta
+  grid (``--peer-grid-points`` points, default 1000 as in both packages, on +/- 20
+  sd(theta), the default range of both, passed to both so zoneimpact does not widen it),
+  1000 least-favourable draws each (different RNGs, both seeded 0, so a bound can differ
+  by a grid step or two):
+  ``honestdid.createSensitivityResults_relativeMagnitudes`` against
+  ``zoneimpact.inference.honest.sensitivity_rm``. A second ratio line sets zoneimpact's
+  full default ``honest_did`` call (1000 grid points plus the breakdown-value search:
+  more work than the peer's) against the same peer time.
+* smoothness: the FLCI of the first post-period effect at zoneimpact's default M grid
+  (10 values from 0 to the pre-period bound), passed to the peer as ``Mvec``:
+  ``honestdid.createSensitivityResults(method="FLCI")`` against ``sensitivity_sd``.
+
+zoneimpact and the peer alternate (zoneimpact, peer, zoneimpact, ...; ``--peer-reps``
+rounds, default 1; medians) in this process. ``--skip-peer`` skips the peer; without
+``honestdid`` installed the script prints "honestdid not installed" and goes on.
+
+Each call's ratio line gives zoneimpact / fastest peer (or "no peer") and zoneimpact /
+floor; the floor (``_floor.matrix_floor`` on the event study's covariance matrix, plus a
+sum of its coefficients: column means, row sums and one matrix-vector product) is timed
+on the same result before the calls.
 
 Run:  python benchmarks/bench_honest.py [--sizes 4x4 6x11 10x15] [--no-china]
+      [--skip-peer] [--peer-reps 1] [--peer-grid-points 1000]
 """
 
 from __future__ import annotations
@@ -27,9 +51,12 @@ import argparse
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from zoneimpact.inference import honest as h
 from zoneimpact.results import EstimationResult, terms_frame
@@ -91,7 +118,11 @@ def china_result() -> EstimationResult | None:
     )
 
 
-def time_honest(result: EstimationResult, label: str) -> None:
+def time_honest(
+    result: EstimationResult, label: str, peer_times: dict[str, float] | None = None
+) -> None:
+    """Time ``honest_did``'s defaults; ``peer_times`` (honestdid's seconds by restriction,
+    target "first", from :func:`peer_compare`) enter the ratio lines where given."""
     sigma = np.asarray(result.vcov, float)
     beta = result.terms["estimate"].to_numpy(float)
     floor_s = time_floor(lambda: matrix_floor(sigma) + float(beta.sum()), reps=5)
@@ -106,7 +137,162 @@ def time_honest(result: EstimationResult, label: str) -> None:
                 f"breakdown {res.breakdown:8.4g}   CI at M={last['m']:.3g}: "
                 f"[{last['lb']:.4g}, {last['ub']:.4g}]"
             )
-            print("  " + ratio_line(f"{label} {kind} {target}", dt, {}, floor_s))
+            peer = (peer_times or {}).get(kind) if target == "first" else None
+            peers = {} if peer is None else {"honestdid": peer}
+            note = "peer: honestdid's table alone, timed in the peer block above" if peers else ""
+            print("  " + ratio_line(f"{label} {kind} {target}", dt, peers, floor_s, note=note))
+
+
+# zoneimpact honest_did's default Mbar grid for relative magnitudes
+RM_GRID = [0.0, 0.5, 1.0, 1.5, 2.0]
+
+
+def _timed(f: Callable[[], Any]) -> tuple[Any, float]:
+    t0 = time.perf_counter()
+    out = f()
+    return out, time.perf_counter() - t0
+
+
+def _side_by_side(ours: pd.DataFrame, theirs: pd.DataFrame, m_ours: str, m_peer: str) -> float:
+    """Print both sides' bounds row by row; return the largest bound difference."""
+    worst = 0.0
+    for (_, a), (_, b) in zip(ours.iterrows(), theirs.iterrows(), strict=True):
+        d = max(abs(a["lb"] - b["lb"]), abs(a["ub"] - b["ub"]))
+        worst = max(worst, d)
+        print(
+            f"    M={a[m_ours]:<7.4g} zoneimpact [{a['lb']:.6f}, {a['ub']:.6f}]   "
+            f"honestdid (M={b[m_peer]:.4g}) [{b['lb']:.6f}, {b['ub']:.6f}]   |diff| {d:.2e}"
+        )
+    return worst
+
+
+def peer_compare(reps: int, grid_points: int) -> dict[str, float]:
+    """honestdid and zoneimpact on the Benzarti-Carloni 4 x 4 case, alternating.
+
+    Returns honestdid's median seconds by restriction (empty without honestdid).
+    """
+    try:
+        import honestdid
+    except ImportError:
+        print("honestdid not installed")
+        return {}
+    beta, sigma, num_pre, num_post = BC_BETA, BC_SIGMA, 4, 4
+    l_first = np.eye(num_post)[0]
+    result = as_result(beta, sigma, num_pre)
+    floor_s = time_floor(lambda: matrix_floor(sigma) + float(beta.sum()), reps=5)
+    # zoneimpact's default M grid for smoothness, handed to the peer so both use it
+    m_grid = np.linspace(0, h.delta_sd_upper_bound_mpre(beta, sigma, num_pre), 10)
+    sd_theta = float(np.sqrt(l_first @ sigma[num_pre:, num_pre:] @ l_first))
+    # both invert over the same grid, +/- 20 sd(theta) (the default range of both; passed
+    # explicitly so zoneimpact does not widen it when a set reaches its edge, which
+    # honestdid does not do)
+    grid_lb, grid_ub = -20 * sd_theta, 20 * sd_theta
+    step = (grid_ub - grid_lb) / (grid_points - 1)
+    print(
+        f"honestdid {honestdid.__version__} vs zoneimpact, BC 4x4, first post period, "
+        f"{reps} alternating round(s)"
+    )
+    # untimed warm-up of both sides (imports, first-call caches)
+    h.sensitivity_rm(beta, sigma, num_pre, num_post, [1.0], l_first, grid_points=10)
+    honestdid.createSensitivityResults(
+        beta, sigma, num_pre, num_post, method="FLCI", Mvec=[0.0], l_vec=l_first
+    )
+    times: dict[str, list[float]] = {
+        k: [] for k in ("rm", "rm_default", "rm_peer", "sd", "sd_peer")
+    }
+    for _ in range(reps):
+        rm, t = _timed(
+            lambda: h.sensitivity_rm(
+                beta,
+                sigma,
+                num_pre,
+                num_post,
+                RM_GRID,
+                l_first,
+                grid_points=grid_points,
+                grid_lb=grid_lb,
+                grid_ub=grid_ub,
+            )
+        )
+        times["rm"].append(t)
+        default, t = _timed(lambda: h.honest_did(result, type="relative_magnitude"))
+        times["rm_default"].append(t)
+        rm_peer, t = _timed(
+            lambda: honestdid.createSensitivityResults_relativeMagnitudes(
+                beta,
+                sigma,
+                num_pre,
+                num_post,
+                method="C-LF",
+                Mbarvec=RM_GRID,
+                l_vec=l_first,
+                gridPoints=grid_points,
+                grid_lb=grid_lb,
+                grid_ub=grid_ub,
+            )
+        )
+        times["rm_peer"].append(t)
+        sd, t = _timed(lambda: h.sensitivity_sd(beta, sigma, num_pre, num_post, m_grid, l_first))
+        times["sd"].append(t)
+        sd_peer, t = _timed(
+            lambda: honestdid.createSensitivityResults(
+                beta, sigma, num_pre, num_post, method="FLCI", Mvec=m_grid, l_vec=l_first
+            )
+        )
+        times["sd_peer"].append(t)
+    med = {k: float(np.median(v)) for k, v in times.items()}
+    print(
+        "  RM C-LF, 5 Mbar values, "
+        f"{grid_points} theta grid points (step {step:.4f}): zoneimpact sensitivity_rm "
+        f"{med['rm']:.3f} s {fmt(times['rm'])}, honestdid {med['rm_peer']:.2f} s "
+        f"{fmt(times['rm_peer'])}"
+    )
+    worst = _side_by_side(rm, rm_peer, "mbar", "Mbar")
+    print(f"    largest bound difference {worst:.2e} = {worst / step:.2f} grid steps")
+    for tab, name, col in ((rm, "zoneimpact", "mbar"), (rm_peer, "honestdid", "Mbar")):
+        at_edge = tab[(tab["ub"] >= grid_ub - 1e-9) | (tab["lb"] <= grid_lb + 1e-9)]
+        if len(at_edge):
+            print(
+                f"    {name}: the set reaches the grid's end ({grid_lb:.6f}, {grid_ub:.6f}) at "
+                f"Mbar = {', '.join(f'{v:g}' for v in at_edge[col])} (bound = grid "
+                "edge; zoneimpact's default widens the grid there)"
+            )
+    task = f"BC 4x4 RM C-LF first, 5 Mbar x {grid_points} grid points"
+    print("  " + ratio_line(task, med["rm"], {"honestdid": med["rm_peer"]}, floor_s))
+    top = default.table.iloc[-1]
+    print(
+        f"  zoneimpact honest_did defaults (1000 grid points + breakdown value "
+        f"{default.breakdown:.4g}): {med['rm_default']:.3f} s {fmt(times['rm_default'])}, "
+        f"CI at Mbar={top['m']:.3g} [{top['lb']:.6f}, {top['ub']:.6f}]"
+    )
+    print(
+        "  "
+        + ratio_line(
+            "BC 4x4 honest_did RM defaults",
+            med["rm_default"],
+            {"honestdid": med["rm_peer"]},
+            floor_s,
+            note=f"zoneimpact does more: 1000 grid points + breakdown; peer at {grid_points}",
+        )
+    )
+    print(
+        f"  SD FLCI, {m_grid.size} M values (0 to {m_grid[-1]:.4g}): zoneimpact sensitivity_sd "
+        f"{med['sd']:.3f} s {fmt(times['sd'])}, honestdid {med['sd_peer']:.2f} s "
+        f"{fmt(times['sd_peer'])}"
+    )
+    worst = _side_by_side(sd, sd_peer, "m", "M")
+    print(f"    largest bound difference {worst:.2e}")
+    print(
+        "  "
+        + ratio_line(
+            "BC 4x4 SD FLCI first, 10 M", med["sd"], {"honestdid": med["sd_peer"]}, floor_s
+        )
+    )
+    return {"relative_magnitude": med["rm_peer"], "smoothness": med["sd_peer"]}
+
+
+def fmt(ts: list[float]) -> str:
+    return "(" + ", ".join(f"{t:.3g}" for t in ts) + ")"
 
 
 def compare_paths(num_pre: int, num_post: int) -> None:
@@ -140,9 +326,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--sizes", nargs="+", default=["4x4", "6x11", "10x15"])
     ap.add_argument("--no-china", action="store_true")
+    ap.add_argument("--skip-peer", action="store_true", help="do not run honestdid")
+    ap.add_argument("--peer-reps", type=int, default=1, help="alternating rounds with the peer")
+    ap.add_argument("--peer-grid-points", type=int, default=1000, help="theta grid, both sides")
     args = ap.parse_args()
     warnings.simplefilter("ignore")
-    time_honest(as_result(BC_BETA, BC_SIGMA, 4), "BC 4x4")
+    peer_times = {} if args.skip_peer else peer_compare(args.peer_reps, args.peer_grid_points)
+    time_honest(as_result(BC_BETA, BC_SIGMA, 4), "BC 4x4", peer_times)
     for size in args.sizes:
         k, t = (int(v) for v in size.split("x"))
         beta, sigma = synthetic_event_study(k, t)

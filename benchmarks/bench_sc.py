@@ -1,7 +1,15 @@
 """Synthetic-control family: zoneimpact vs pysyncon and diff-diff, same data, one process.
 
 1. ADH (2010) SC with covariates and the full in-space placebo run (38 donors, nested V
-   each) -- zoneimpact vs pysyncon (Synth + PlaceboTest), with pre-period RMSPE of each.
+   each) -- zoneimpact vs diff-diff ``SyntheticControl(v_method="nested")`` + its
+   ``in_space_placebo()`` (same predictors: lnincome, retprice, age15to24 averaged over
+   1980-88, beer over 1984-88, cigsale in 1975, 1980, 1988; V chosen by the pre-period
+   1970-88 outcome MSPE), alternating in this process (``--reps`` rounds, medians), with
+   the pre-period RMSPE, ATT (mean 1989-2000 gap), weights and permutation p-value of
+   each. The placebo sets differ slightly: each diff-diff placebo has California in its
+   donor pool (ADH's reading), each zoneimpact placebo the other 37 donors (with a
+   lighter V search); diff-diff runs 4 starts of its V search per fit and placebo. pysyncon (Synth + PlaceboTest)
+   takes over 14 minutes here, so it runs only with ``--pysyncon-placebos``.
 2. SDID with a 200-rep placebo SE on Prop 99 -- zoneimpact vs diff-diff SyntheticDiD.
 3. 1 treated x 1,000 donors x 40 years (SDID point estimate + outcome-based SC).
 
@@ -10,10 +18,12 @@ units x periods matrix, then column means, row sums and one matrix-vector produc
 timed on the same frame, and one ratio line per timed zoneimpact task gives zoneimpact /
 fastest peer (or "no peer") and zoneimpact / floor.
 
-``--quick`` runs the same comparisons smaller: ADH SC without the placebo run (pysyncon's
-``Synth`` alone), SDID with 20 placebo replications, 1 treated x 100 donors x 40 years.
+``--quick`` runs the same comparisons smaller: ADH SC without the placebo run (diff-diff's
+fit and pysyncon's ``Synth`` alone), SDID with 20 placebo replications, 1 treated x 100
+donors x 40 years.
 
-Run: python benchmarks/bench_sc.py [--data-dir ../shared/data] [--quick]
+Run: python benchmarks/bench_sc.py [--data-dir ../shared/data] [--quick] [--reps 1]
+     [--pysyncon-placebos]
 """
 
 from __future__ import annotations
@@ -58,45 +68,23 @@ def timed(f):
     return out, time.perf_counter() - t
 
 
-def bench_adh(quick: bool = False) -> None:
-    df = pd.read_csv(CAN / "smoking_adh_covariates.csv")
-    df["first"] = np.where(df["state"] == "California", 1989, 0)
-    p = Panel.from_frame(
-        df,
-        unit="state",
-        time="year",
-        outcomes="cigsale",
-        cohort="first",
-        covariates=["lnincome", "beer", "age15to24", "retprice"],
+def _top(weights: dict, n: int = 6) -> dict:
+    return dict(
+        sorted(((k, round(float(v), 3)) for k, v in weights.items()), key=lambda kv: -kv[1])[:n]
     )
-    r, t_ours = timed(
-        lambda: sc.fit(
-            p,
-            outcome="cigsale",
-            predictors=PREDICTORS,
-            fit_window=[1970, 1988],
-            rng=np.random.default_rng(1),
-            placebos=not quick,
-        )
-    )
-    task = "ADH SC" if quick else "ADH SC + 38 placebos"
-    w = r.donor_weights.sort_values(ascending=False).head(6).round(3).to_dict()
-    p_value = "" if quick else f"  p={r.p_value:.4f}"
-    print(
-        f"{task:<21} zoneimpact: {t_ours:6.2f} s  pre-RMSPE {r.info['pre_rmspe']:.3f}{p_value}  W={w}"
-    )
-    floor_step = wide_floor(df, "state", "year", "cigsale")
+
+
+def _adh_pysyncon(df: pd.DataFrame, quick: bool) -> tuple[float, str] | None:
+    """pysyncon Synth (+ PlaceboTest unless ``quick``): seconds and its printed line."""
     try:
         from pysyncon import Dataprep, Synth
         from pysyncon.utils import PlaceboTest
     except ImportError:
         print("  pysyncon not installed")
-        print("  " + ratio_line(task, t_ours, {}, time_floor(floor_step)))
-        return
-    dfx = df.copy()
-    controls = sorted(set(dfx.state) - {"California"})
+        return None
+    controls = sorted(set(df.state) - {"California"})
     dp = Dataprep(
-        foo=dfx,
+        foo=df.copy(),
         predictors=["lnincome", "retprice", "age15to24"],
         predictors_op="mean",
         time_predictors_prior=range(1980, 1989),
@@ -131,12 +119,119 @@ def bench_adh(quick: bool = False) -> None:
     s, t_peer = timed(peer)
     Z0, Z1 = dp.make_outcome_mats(time_period=range(1970, 1989))
     gap = Z1 - Z0 @ s.W
-    pw = pd.Series(s.W, index=Z0.columns).sort_values(ascending=False).head(6).round(3).to_dict()
-    print(
-        f"                      pysyncon:   {t_peer:6.2f} s  pre-RMSPE {float(np.sqrt(np.mean(gap**2))):.3f}  W={pw}"
+    pw = _top(dict(zip(Z0.columns, s.W, strict=True)))
+    rmspe = float(np.sqrt(np.mean(gap**2)))
+    return t_peer, f"pysyncon:   {t_peer:6.2f} s  pre-RMSPE {rmspe:.3f}  W={pw}"
+
+
+def _adh_diffdiff(df: pd.DataFrame, quick: bool):
+    """diff-diff SyntheticControl (nested V) + its in-space placebos unless ``quick``."""
+    from diff_diff import SyntheticControl
+
+    d = df.copy()
+    d["treat"] = ((d["state"] == "California") & (d["year"] >= 1989)).astype(int)
+
+    def run():
+        r = SyntheticControl(v_method="nested", seed=1).fit(
+            d,
+            "cigsale",
+            "treat",
+            "state",
+            "year",
+            predictors=["lnincome", "retprice", "age15to24"],
+            predictors_op="mean",
+            predictor_window=list(range(1980, 1989)),
+            special_predictors=[
+                ("beer", list(range(1984, 1989)), "mean"),
+                ("cigsale", [1975], "mean"),
+                ("cigsale", [1980], "mean"),
+                ("cigsale", [1988], "mean"),
+            ],
+        )
+        if not quick:
+            r.in_space_placebo()
+        return r
+
+    return run
+
+
+def bench_adh(quick: bool = False, reps: int = 1, pysyncon_placebos: bool = False) -> None:
+    """ADH SC on Prop 99: zoneimpact and diff-diff alternate ``reps`` times; pysyncon once."""
+    df = pd.read_csv(CAN / "smoking_adh_covariates.csv")
+    df["first"] = np.where(df["state"] == "California", 1989, 0)
+    p = Panel.from_frame(
+        df,
+        unit="state",
+        time="year",
+        outcomes="cigsale",
+        cohort="first",
+        covariates=["lnincome", "beer", "age15to24", "retprice"],
     )
-    print(f"  ratio pysyncon/zoneimpact: {t_peer / t_ours:.2f}")
-    print("  " + ratio_line(task, t_ours, {"pysyncon": t_peer}, time_floor(floor_step)))
+
+    def ours():
+        return sc.fit(
+            p,
+            outcome="cigsale",
+            predictors=PREDICTORS,
+            fit_window=[1970, 1988],
+            rng=np.random.default_rng(1),
+            placebos=not quick,
+        )
+
+    try:
+        dd_run = _adh_diffdiff(df, quick)
+    except ImportError:
+        print("  diff-diff not installed")
+        dd_run = None
+    task = "ADH SC" if quick else "ADH SC + 38 placebos"
+    t_z: list[float] = []
+    t_dd: list[float] = []
+    for _ in range(reps):  # zoneimpact, diff-diff, zoneimpact, ...
+        r, t = timed(ours)
+        t_z.append(t)
+        if dd_run is not None:
+            rd, t = timed(dd_run)
+            t_dd.append(t)
+    t_ours = float(np.median(t_z))
+    post = r.gaps.index >= 1989
+    p_value = "" if quick else f"  p={r.p_value:.4f}"
+    print(
+        f"{task:<21} zoneimpact: {t_ours:6.2f} s {_fmt(t_z)}  pre-RMSPE {r.info['pre_rmspe']:.3f}"
+        f"  ATT {float(r.gaps[post].mean()):.3f}{p_value}  W={_top(r.donor_weights.to_dict())}"
+    )
+    peers: dict[str, float] = {}
+    if dd_run is not None:
+        peers["diff-diff"] = float(np.median(t_dd))
+        p_dd = (
+            ""
+            if quick
+            else f"  p={rd.placebo_p_value:.4f} ({rd.n_placebos} placebos, {rd.n_failed} failed)"
+        )
+        print(
+            f"                      diff-diff:  {peers['diff-diff']:6.2f} s {_fmt(t_dd)}  "
+            f"pre-RMSPE {rd.pre_rmspe:.3f}  ATT {rd.att:.3f}{p_dd}  W={_top(rd.donor_weights)}"
+        )
+    if quick or pysyncon_placebos:
+        out = _adh_pysyncon(df, quick)
+        if out is not None:
+            peers["pysyncon"] = out[0]
+            print("                      " + out[1])
+    else:
+        print(
+            "                      pysyncon:   placebo run skipped (> 14 min; "
+            "--pysyncon-placebos runs it)"
+        )
+    for name, t in peers.items():
+        print(f"  ratio {name}/zoneimpact: {t / t_ours:.2f}")
+    floor_s = time_floor(wide_floor(df, "state", "year", "cigsale"))
+    print(
+        "  "
+        + ratio_line(task, t_ours, peers, floor_s, note=f"medians of {reps}" if reps > 1 else "")
+    )
+
+
+def _fmt(ts: list[float]) -> str:
+    return "(" + ", ".join(f"{t:.2f}" for t in ts) + ")"
 
 
 def bench_sdid(n_reps: int = 200) -> None:
@@ -229,7 +324,15 @@ if __name__ == "__main__":
     )
     ap.add_argument("--data-dir", help="folder holding canonical/ (default ../shared/data)")
     ap.add_argument("--quick", action="store_true", help="the same comparisons, smaller")
+    ap.add_argument(
+        "--reps", type=int, default=1, help="ADH: alternating zoneimpact / diff-diff rounds"
+    )
+    ap.add_argument(
+        "--pysyncon-placebos",
+        action="store_true",
+        help="ADH: also run pysyncon's PlaceboTest (> 14 min; skipped by default)",
+    )
     a = ap.parse_args()
-    bench_adh(quick=a.quick)
+    bench_adh(quick=a.quick, reps=a.reps, pysyncon_placebos=a.pysyncon_placebos)
     bench_sdid(n_reps=20 if a.quick else 200)
     bench_large(n_donors=100 if a.quick else 1000)
