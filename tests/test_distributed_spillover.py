@@ -213,3 +213,40 @@ def test_ring_units_exposed_outside_the_window_match_in_memory(parts) -> None:
     # and the edit matters: the spillover estimate moved away from the unedited map's
     c = zd.spillover(dp, outcome="fdi", exposure=emap, n_boot=0, **opts)
     assert abs(c.coef("spillover") - b.coef("spillover")) > 1e-6
+
+
+def test_dask_cs_base_survives_a_spillover_on_zones_piece_it_cannot_estimate(
+    client, tmp_path
+) -> None:
+    # as in memory (test_spillover): with the early zone units' outcome missing in the year
+    # before their exposure, no cell of the piece is estimable; both engines leave its
+    # unit-periods unidentified and agree on everything else
+    sim = simulate(rng=4, n_units=150, n_regions=10, first_year=2002, last_year=2016,
+                   waves={2006: 0.4, 2010: 0.3, 2013: 0.3}, displacement_share=0.7,
+                   displace_zone_units=True)  # fmt: skip
+    emap = build_exposure(sim.panel, "adjacency")
+    d = sim.panel.data.copy()
+    onset = d["unit"].map(emap.table["exposure_onset"]).to_numpy(float)
+    early = (d["unit"].map(emap.table["role"]) == "direct").to_numpy() & (
+        onset < d["cohort"].to_numpy(float)
+    )
+    d.loc[early & (d["time"].to_numpy(float) == onset - 1), "fdi"] = np.nan
+    d[["unit", "time", "cohort", "fdi"]].to_parquet(tmp_path / "part-0.parquet", index=False)
+    dp = zd.read_panel(
+        str(tmp_path / "*.parquet"), unit="unit", time="time", outcomes=["fdi"],
+        cohort="cohort", never_values=(), npartitions=2,
+    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = spillover.fit(
+            sim.panel.replace(data=d), outcome="fdi", exposure=emap, n_boot=0, rng=1,
+            base_estimator="callaway_santanna", cluster="unit",
+        )  # fmt: skip
+        b = zd.spillover(dp, outcome="fdi", exposure=emap, n_boot=0, rng=1, cluster="unit")
+    pb = b.pieces.set_index("piece")
+    assert pb.loc["spillover_on_zones", "n_unidentified"] > 0
+    assert pb.loc["spillover_on_zones", "n_target_unit_periods"] == 0
+    own = a.pieces[a.pieces["piece"] != "net_region_did"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(own, b.pieces, check_exact=False, rtol=0, atol=1e-8)
+    ta, tb = a.terms.set_index("term"), b.terms.set_index("term")
+    np.testing.assert_allclose(tb.loc[COMPARED, "estimate"], ta.loc[COMPARED, "estimate"], atol=TOL)

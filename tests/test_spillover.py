@@ -618,6 +618,37 @@ def test_cs_base_counts_what_zone_units_lose_before_their_own_zone(zone_losses):
     )
 
 
+def test_cs_base_survives_a_spillover_on_zones_piece_it_cannot_estimate(zone_losses):
+    # every zone unit exposed before its zone loses its outcome in the year before that
+    # exposure (the base period of all the piece's cells): CS estimates no cell of the
+    # piece, so its 142 unit-periods are unidentified and net is left without them (the
+    # other pieces are fitted as before), instead of the whole fit failing
+    p = zone_losses.panel
+    emap = spillover.fit(p, outcome="fdi", rng=1, n_boot=0).exposure
+    d = p.data.copy()
+    onset = d["unit"].map(emap.table["exposure_onset"]).to_numpy(float)
+    early = (d["unit"].map(emap.table["role"]) == "direct").to_numpy() & (
+        onset < d["cohort"].to_numpy(float)
+    )
+    d.loc[early & (d["time"].to_numpy(float) == onset - 1), "fdi"] = np.nan
+    with pytest.warns(UserWarning, match="'spillover_on_zones': 142 of 142"):
+        res = spillover.fit(
+            p.replace(data=d), outcome="fdi", rng=1, n_boot=0, exposure=emap,
+            base_estimator="callaway_santanna",
+        )  # fmt: skip
+    row = res.pieces.set_index("piece").loc["spillover_on_zones"]
+    assert (row["n_target_unit_periods"], row["n_unidentified"]) == (0, 142)
+    t = res.terms.set_index("term")["estimate"]
+    assert "spillover_on_zones_total" not in t.index
+    assert t["net"] == pytest.approx(t["direct_total"] + t["spillover_total"], rel=1e-12)
+    # a window of event times would make the totals disagree with att: refused
+    with pytest.raises(SpecError, match=r"base_options \['max_e'\] are not allowed"):
+        spillover.fit(
+            p, outcome="fdi", n_boot=0, base_estimator="callaway_santanna",
+            base_options={"max_e": 1},
+        )  # fmt: skip
+
+
 def test_simulated_concentration_keeps_every_region_total_with_zone_units_displaced():
     # displacement share 1, no agglomeration: each zone's gain is drawn from neighbours
     # that are not yet zones, so every region-year total is unchanged (to rounding)

@@ -208,7 +208,7 @@ def exposure_sensitivity(
                 row[f"{term}_low"] = ci.loc[term, "lower"]
                 row[f"{term}_high"] = ci.loc[term, "upper"]
         row["n_exposed_units"] = res.info["n_exposed_units"]
-        # why net or the share is missing or partial (drop_units; the CS base's pre-zone rows)
+        # why net or the share is missing (pre_exposed="drop_units")
         row["note"] = str(res.info.get("net_note", ""))
         rows.append(row)
     return pd.DataFrame(rows)

@@ -475,7 +475,7 @@ def _fit_spillover(
             continue
         estimand = {"net_per_treated": "net"}.get(term, term)
         if term == "spillover":
-            p, test = pre["spillover"], "BJS Test 1 on the exposed cities, 5 leads"
+            p, test = pre.get("spillover", math.nan), "BJS Test 1 on the exposed cities, 5 leads"
         else:
             p, test = net_p, net_test
         out.append(
@@ -506,17 +506,20 @@ def _piece_pretrends(panel: Panel, emap: ExposureMap, outcome: str) -> dict[str,
     from ..estimators import get_estimator
     from ..estimators.spillover import zones_exposed_panel
 
-    panels = {
-        "direct": direct_panel(panel, emap, "not_yet"),
-        "spillover": spillover_panel(panel, emap),
+    builders = {
+        "direct": lambda: direct_panel(panel, emap, "not_yet"),
+        "spillover": lambda: spillover_panel(panel, emap),
         # the rows the fit's piece uses (its controls not yet exposed, as _fit_spillover's)
-        "spillover_on_zones": zones_exposed_panel(panel, outcome, emap, "not_yet_exposed")[0],
+        "spillover_on_zones": lambda: zones_exposed_panel(panel, outcome, emap, "not_yet_exposed")[
+            0
+        ],
     }
     out: dict[str, float] = {}
-    for piece, sp in panels.items():
-        if sp is None:
-            continue
+    for piece, build in builders.items():
         try:
+            sp = build()
+            if sp is None:
+                continue
             pt = get_estimator("imputation")(
                 sp, outcome=outcome, cluster="province", pretrends=5,
                 covariates=list(TREND_COVARIATES),
@@ -524,7 +527,6 @@ def _piece_pretrends(panel: Panel, emap: ExposureMap, outcome: str) -> dict[str,
             out[piece] = float(pt.info.get("pretrend_p", math.nan))
         except ZoneImpactError:
             out[piece] = math.nan
-    out.setdefault("spillover", math.nan)
     return out
 
 

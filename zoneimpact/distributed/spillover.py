@@ -55,6 +55,7 @@ from ..estimators.spillover import (
     _net_without_dropped_zones,
     _PieceFit,
     _pieces_table,
+    _refuse_event_window,
     _target_weighted_att,
     _warn_unidentified,
 )
@@ -468,6 +469,7 @@ def _check_options(
     if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 0:
         raise SpecError(f"n_boot must be a whole number >= 0; received {n_boot!r}.")
     options = dict(base_options or {})
+    _refuse_event_window(options)
     refused = sorted(set(options) & {"weights", "covariates", "bootstrap", "cluster"})
     if refused:
         raise SpecError(
@@ -508,7 +510,7 @@ def fit(
         Built by the caller on the unit table; its units and cohorts must be the panel's.
     base_estimator : {"callaway_santanna", "imputation"}
         CS per piece (this engine's default: the in-memory default is the imputation
-        base), or BJS imputation per piece (with ``spillover_on_zones``), its scores with
+        base), or BJS imputation per piece, its scores with
         leave-out ``tau~`` and without the CR2 correction (``small_sample="none"`` in
         memory; CR2 needs every cluster's rows together). Clusters: by unit or the panel's
         cluster column.
@@ -559,12 +561,20 @@ def fit(
         if zp is not None:
             pieces["spillover_on_zones"] = zp
         pieces["naive"] = (dpanel, _target_cells(naive))
-        for name, (pp, _) in pieces.items():
-            with warnings.catch_warnings():
-                if name == "spillover_on_zones":
-                    # its units leave at their own zone: later cells are empty by design
-                    warnings.filterwarnings("ignore", message=r".*ATT\(g,t\) cell\(s\) could not")
-                results[name] = cs_fit(pp, outcome=outcome, **opts)
+        for name, (pp, _) in list(pieces.items()):
+            try:
+                with warnings.catch_warnings():
+                    if name == "spillover_on_zones":
+                        # its units leave at their own zone: later cells are empty by design
+                        warnings.filterwarnings(
+                            "ignore", message=r".*ATT\(g,t\) cell\(s\) could not"
+                        )
+                    results[name] = cs_fit(pp, outcome=outcome, **opts)
+            except EstimationError:
+                # as in memory: no cell of this piece estimable, all its targets unidentified
+                if name != "spillover_on_zones":
+                    raise
+                del pieces[name]
         gt = results["naive"].group_time  # type: ignore[attr-defined]
         cluster_of, cname = _cluster_of(dpanel, units, cluster, gt.units[gt.order])
         n_clusters = int(cluster_of.max()) + 1

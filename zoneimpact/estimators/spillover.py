@@ -105,7 +105,7 @@ from ._scale import scale_equivariant
 from ._weights import check_weight_name, unit_weights
 from .callaway_santanna import _unit_labels
 
-__all__ = ["SpilloverResult", "fit", "region_panel"]
+__all__ = ["SpilloverResult", "fit", "region_panel", "zones_exposed_panel"]
 
 _IQR_NORMAL = float(stats.norm.ppf(0.75) - stats.norm.ppf(0.25))
 _BASES = ("imputation", "callaway_santanna")
@@ -591,6 +591,7 @@ def _cs_fits(
             "covariates= to the spillover fit, which applies them to every piece, the "
             "totals and the region check alike."
         )
+    _refuse_event_window(options)
     allowed = set(inspect.signature(cs.fit).parameters) - {"panel", "outcome", "rng", "n_jobs"}
     unknown = sorted(set(options) - allowed)
     if unknown:
@@ -606,11 +607,18 @@ def _cs_fits(
     out: dict[str, _PieceFit] = {}
     results: dict[str, EstimationResult] = {}
     for name, pp in piece_panels.items():
-        with warnings.catch_warnings():
-            if name == "spillover_on_zones":
-                # its units leave at their own zone: the cells after it are empty by design
-                warnings.filterwarnings("ignore", message=r".*ATT\(g,t\) cell\(s\) could not")
-            res = cs.fit(pp, outcome=outcome, **opts)
+        try:
+            with warnings.catch_warnings():
+                if name == "spillover_on_zones":
+                    # its units leave at their own zone: later cells are empty by design
+                    warnings.filterwarnings("ignore", message=r".*ATT\(g,t\) cell\(s\) could not")
+                res = cs.fit(pp, outcome=outcome, **opts)
+        except EstimationError:
+            # a piece net adds, not one the fit needs: no cell estimable, all unidentified
+            if name != "spillover_on_zones":
+                raise
+            soz_p = None
+            continue
         assert res.term_influence is not None and res.units is not None
         j = res.terms["term"].tolist().index("att")
         psi = res.term_influence[:, j] / res.term_influence.shape[0]
@@ -660,8 +668,27 @@ def zones_exposed_panel(
     the direct piece's clean controls (clean units, and exposed units before their
     exposure under ``"not_yet_exposed"``) and every other zone unit's rows before its zone,
     as never-treated rows. A unit exposed since the first period has no unexposed row and
-    leaves the panel (``outside_window="adjust"``, as in the ring panels). None when no zone
-    unit is exposed before its zone, or none of them can enter.
+    leaves the panel (``outside_window="adjust"``, as in the ring panels).
+
+    Parameters
+    ----------
+    panel : Panel
+        The panel the exposure map was built from.
+    outcome : str
+        The outcome whose observed target unit-periods are counted.
+    emap : ExposureMap
+        The exposure map (roles and exposure onsets of the panel's units).
+    controls : {"not_yet_exposed", "never_exposed"}
+        Whether exposed non-zone units' years before their exposure are controls.
+
+    Returns
+    -------
+    piece : Panel or None
+        The piece's panel (cohort = exposure onset for its units, never for the others);
+        None when no zone unit is exposed before its zone, or none of them can enter.
+    n_targets : int
+        Its target unit-periods with the outcome observed, those that cannot enter
+        included (the fit reports them as unidentified).
     """
     if controls not in ("not_yet_exposed", "never_exposed"):
         raise SpecError(
@@ -719,14 +746,37 @@ def _estimated_cells(att_gt: pd.DataFrame) -> pd.MultiIndex:
 
 
 def _cs_targets(data: pd.DataFrame, outcome: str, res: Any) -> tuple[np.ndarray, int]:
-    """The piece's target rows that CS's ``att`` averages (post-treatment cells with an
-    estimate: a cohort whose base period was dropped has none) and the number of the
-    others, so that totals scale ``att`` by the unit-periods it covers."""
+    """The piece's target rows in the post-treatment cells CS estimated (a cohort whose
+    base period was dropped has none) and the number of the others, so that totals scale
+    a mean by the unit-periods it covers.
+
+    A cell's ATT(g,t) is cohort g's effect at t: a target of an estimated cell counts
+    even when its unit lacks the cell's base period (CS estimates the cell from the units
+    observed in both periods, the others taken as missing at random), as CS's ``att``
+    weights each cell by its cohort's whole share.
+    """
     cells = _estimated_cells(res.att_gt)
     post = ((data["time"] >= data["cohort"]) & data[outcome].notna()).to_numpy()
     in_cell = pd.MultiIndex.from_frame(data[["cohort", "time"]].astype(float)).isin(cells)
     is_target = post & in_cell
     return is_target, int(post.sum() - is_target.sum())
+
+
+#: CS options that restrict its ``att`` to some event times: the totals scale a mean by
+#: every covered target unit-period, so they would no longer add up
+_EVENT_WINDOW_OPTIONS = frozenset({"min_e", "max_e", "balance_e"})
+
+
+def _refuse_event_window(options: Mapping[str, Any]) -> None:
+    """Refuse ``base_options`` that narrow CS's ``att`` to a window of event times."""
+    bad = sorted(set(options) & _EVENT_WINDOW_OPTIONS)
+    if bad:
+        raise SpecError(
+            f"base_options {bad} are not allowed in the spillover fit: they restrict CS's att "
+            "to a window of event times, while the totals, net and the displacement share "
+            "count every post-treatment unit-period. Estimate event-time windows with "
+            "callaway_santanna.fit on the pieces (SpilloverResult.base_results)."
+        )
 
 
 # ---------------------------------------------------------------------- region level check
