@@ -116,6 +116,15 @@ def _piece_rows(
     rows = in_ring | clean | (other_pre if not_yet else False)
     out = df.loc[rows].copy()
     cohort = np.where(in_ring, onset, np.inf)[rows]
+    return _recode_cohorts(out, cohort, window)
+
+
+def _recode_cohorts(
+    out: pd.DataFrame, cohort: np.ndarray, window: tuple[float, float] | None
+) -> pd.DataFrame:
+    """A piece's rows with their new cohorts; ``window`` (first, last period) applies the
+    in-memory ``outside_window="adjust"``: an onset after the last period is never, and a
+    unit treated from the first period (no untreated row) leaves the piece."""
     if window is not None:
         first, last = window
         cohort = np.where(cohort > last, np.inf, cohort)
@@ -165,13 +174,7 @@ def _zone_piece_rows(
     rows = clean | pre_rows | (zone & (t < g))
     out = df.loc[rows].copy()
     cohort = np.where(zone & (onset < g), onset, np.inf)[rows]
-    if window is not None:
-        first, last = window
-        cohort = np.where(cohort > last, np.inf, cohort)
-        out = out.loc[~(cohort <= first)]
-        cohort = cohort[~(cohort <= first)]
-    out["cohort"] = cohort
-    return out
+    return _recode_cohorts(out, cohort, window)
 
 
 def _wide_rows(df: pd.DataFrame, *, outcome: str, periods: np.ndarray) -> pd.DataFrame:
