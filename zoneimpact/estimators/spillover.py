@@ -1133,7 +1133,6 @@ def fit(
     ss = small_sample if base_estimator == "imputation" else "none"
     info.update(info_boot, n_boot=n_boot, small_sample=ss)
     info.update({"net_region_did_note": region_note} if region_note else {})
-    # stacklevel 4: past fit and its scale-equivariance wrapper, at the caller
     terms, draws, info = _net_without_dropped_zones(terms, draws, info, warn=True, stacklevel=4)
     result = _assemble(panel, outcome, split, fits, region, terms, draws, info, alpha, base_results)
     if region_sdid:
