@@ -308,7 +308,9 @@ def exposure_from_adjacency(panel: Panel, *, label: str = "adjacent") -> Exposur
     rel["distance_km"] = np.nan
     if panel.geography is not None and {"lat", "lon"} <= set(panel.geography.columns):
         geo = panel.geography[["lat", "lon"]]
-        pts = pd.concat([geo, _source_points(panel, ["lat", "lon"])[["lat", "lon"]]])
+        src = _source_points(panel, ["lat", "lon"])[["lat", "lon"]]
+        # no empty frame in the concat: pandas 2.1 warns that its dtype will count later
+        pts = pd.concat([geo, src]) if len(src) else geo
         pts = pts[~pts.index.duplicated(keep="first")]
         a = pts.reindex(rel["unit"])
         b = pts.reindex(rel["zone"])

@@ -506,13 +506,14 @@ def _piece_pretrends(panel: Panel, emap: ExposureMap, outcome: str) -> dict[str,
     from ..estimators import get_estimator
     from ..estimators.spillover import zones_exposed_panel
 
+    def zones_piece() -> Panel | None:
+        # the rows the fit's piece uses (its controls not yet exposed, as _fit_spillover's)
+        return zones_exposed_panel(panel, outcome, emap, "not_yet_exposed")[0]
+
     builders = {
         "direct": lambda: direct_panel(panel, emap, "not_yet"),
         "spillover": lambda: spillover_panel(panel, emap),
-        # the rows the fit's piece uses (its controls not yet exposed, as _fit_spillover's)
-        "spillover_on_zones": lambda: zones_exposed_panel(panel, outcome, emap, "not_yet_exposed")[
-            0
-        ],
+        "spillover_on_zones": zones_piece,
     }
     out: dict[str, float] = {}
     for piece, build in builders.items():
