@@ -531,7 +531,9 @@ def fit(
     alpha : float
         Level of the stored confidence intervals.
     base_options : dict, optional
-        Options of the CS base (e.g. ``{"control_group": "not_yet_treated"}``).
+        Options of the CS base (e.g. ``{"control_group": "not_yet_treated"}``);
+        ``min_e``/``max_e``/``balance_e`` are refused (the totals count every
+        post-treatment unit-period).
 
     Returns
     -------

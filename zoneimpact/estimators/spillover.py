@@ -1075,7 +1075,7 @@ def fit(
     base_estimator : {"imputation", "callaway_santanna"}
         Estimator of each piece (module docstring).
     base_options : dict, optional
-        Options of the CS base (e.g. ``{"control_group": "not_yet_treated"}``).
+        Options of the CS base (e.g. ``{"control_group": "not_yet_treated"}``; no ``max_e``).
     n_boot : int
         Joint multiplier-bootstrap draws (0: the displacement share's SE is delta-method).
     cluster : str, optional
