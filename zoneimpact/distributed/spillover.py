@@ -38,7 +38,6 @@ panel).
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -53,11 +52,14 @@ from ..estimators.spillover import (
     _joint,
     _linear_terms,
     _net_without_dropped_zones,
+    _piece_warnings,
     _PieceFit,
     _pieces_table,
     _refuse_event_window,
     _target_weighted_att,
     _warn_unidentified,
+    _with_zone_losses,
+    _zone_piece_selection,
 )
 from ..exposure import ExposureMap
 from ..parallel import as_generator
@@ -164,17 +166,8 @@ def _zone_piece_rows(
     own zone; a zone unit exposed before its zone is treated from its exposure onset (its
     targets: onset <= t < cohort), the others are controls. ``window`` (first, last period)
     applies the CS base's ``outside_window="adjust"``, as :func:`_piece_rows` does."""
-    unit = df["unit"].to_numpy()
-    t = df["time"].to_numpy(float)
-    g = df["cohort"].to_numpy(float)
-    role = tab["role"].reindex(unit).to_numpy()
-    onset = tab["exposure_onset"].reindex(unit).to_numpy(float)
-    zone, exposed, clean = role == "direct", role == "exposed", role == "clean"
-    pre_rows = exposed & (t < onset) if controls == "not_yet_exposed" else False
-    rows = clean | pre_rows | (zone & (t < g))
-    out = df.loc[rows].copy()
-    cohort = np.where(zone & (onset < g), onset, np.inf)[rows]
-    return _recode_cohorts(out, cohort, window)
+    rows, cohort = _zone_piece_selection(df, tab, controls)
+    return _recode_cohorts(df.loc[rows].copy(), cohort[rows], window)
 
 
 def _wide_rows(df: pd.DataFrame, *, outcome: str, periods: np.ndarray) -> pd.DataFrame:
@@ -265,22 +258,6 @@ def _zone_panel(
         return None
     span = (float(periods[0]), float(periods[-1]))
     return _rows_panel(dpanel, outcome, _zone_piece_rows, tab=tab, controls=controls, window=span)
-
-
-def _with_zone_losses(
-    fits: dict[str, _PieceFit], n_soz: int, n_clusters: int
-) -> dict[str, _PieceFit]:
-    """The CS fits with ``spillover_on_zones`` counting all ``n_soz`` of its unit-periods:
-    those of units exposed since the first period are unidentified, and with no unit left
-    the piece is there with none estimated (as the in-memory ``_cs_fits``)."""
-    if not n_soz:
-        return fits
-    soz = fits.get("spillover_on_zones")
-    if soz is None:
-        soz = _PieceFit("spillover_on_zones", np.nan, 0, np.zeros(n_clusters))
-    soz = replace(soz, n_unidentified=n_soz - soz.n)
-    rest = {k: v for k, v in fits.items() if k not in ("spillover_on_zones", "naive")}
-    return {**rest, "spillover_on_zones": soz, "naive": fits["naive"]}
 
 
 def _rows_panel(
@@ -568,12 +545,7 @@ def fit(
         pieces["naive"] = (dpanel, _target_cells(naive))
         for name, (pp, _) in list(pieces.items()):
             try:
-                with warnings.catch_warnings():
-                    if name == "spillover_on_zones":
-                        # its units leave at their own zone: later cells are empty by design
-                        warnings.filterwarnings(
-                            "ignore", message=r".*ATT\(g,t\) cell\(s\) could not"
-                        )
+                with _piece_warnings(name):
                     results[name] = cs_fit(pp, outcome=outcome, **opts)
             except EstimationError:
                 # as in memory: no cell of this piece estimable, all its targets unidentified

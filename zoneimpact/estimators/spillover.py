@@ -84,9 +84,10 @@ and joint inference; diff-diff's ``SpilloverDiD`` has the distance rings only.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
@@ -608,16 +609,12 @@ def _cs_fits(
     results: dict[str, EstimationResult] = {}
     for name, pp in piece_panels.items():
         try:
-            with warnings.catch_warnings():
-                if name == "spillover_on_zones":
-                    # its units leave at their own zone: later cells are empty by design
-                    warnings.filterwarnings("ignore", message=r".*ATT\(g,t\) cell\(s\) could not")
+            with _piece_warnings(name):
                 res = cs.fit(pp, outcome=outcome, **opts)
         except EstimationError:
             # a piece net adds, not one the fit needs: no cell estimable, all unidentified
             if name != "spillover_on_zones":
                 raise
-            soz_p = None
             continue
         assert res.term_influence is not None and res.units is not None
         j = res.terms["term"].tolist().index("att")
@@ -628,8 +625,6 @@ def _cs_fits(
             by_cell = pp.data.loc[is_target].groupby(["cohort", "time"])
             size = by_cell.size() if weights is None else by_cell[weights].sum()
             estimate, psi = _target_weighted_att(res, size)
-            # units exposed since the first period left the panel (no unexposed row)
-            n_unidentified = n_soz - int(is_target.sum())
         codes = cluster_of.reindex(res.units).to_numpy(int)
         score = np.bincount(codes, weights=psi, minlength=n_clusters)
         d = pp.data
@@ -645,15 +640,34 @@ def _cs_fits(
             rescore=unit_psi,
         )
         results[name] = res
-    if soz_p is None and n_soz:
-        # no such unit has an unexposed row: the piece's unit-periods are all unidentified
-        soz = _PieceFit("spillover_on_zones", np.nan, 0, np.zeros(n_clusters), n_unidentified=n_soz)
-        out = {
-            **{k: v for k, v in out.items() if k != "naive"},
-            soz.name: soz,
-            "naive": out["naive"],
-        }
-    return out, results
+    return _with_zone_losses(out, n_soz, n_clusters), results
+
+
+@contextlib.contextmanager
+def _piece_warnings(name: str) -> Iterator[None]:
+    """Fit a CS piece; ``spillover_on_zones`` without CS's empty-cell warning (its units
+    leave at their own zone, so its later cells are empty by design)."""
+    with warnings.catch_warnings():
+        if name == "spillover_on_zones":
+            warnings.filterwarnings("ignore", message=r".*ATT\(g,t\) cell\(s\) could not")
+        yield
+
+
+def _with_zone_losses(
+    fits: dict[str, _PieceFit], n_soz: int, n_clusters: int
+) -> dict[str, _PieceFit]:
+    """The CS fits with ``spillover_on_zones`` counting all ``n_soz`` of its unit-periods:
+    those of units exposed since the first period (they leave its panel) are unidentified,
+    and with none estimated the piece is there with a NaN mean; placed before ``naive``,
+    as in the imputation base."""
+    if not n_soz:
+        return fits
+    soz = fits.get("spillover_on_zones")
+    if soz is None:
+        soz = _PieceFit("spillover_on_zones", np.nan, 0, np.zeros(n_clusters))
+    soz = replace(soz, n_unidentified=n_soz - soz.n)
+    rest = {k: v for k, v in fits.items() if k not in ("spillover_on_zones", "naive")}
+    return {**rest, "spillover_on_zones": soz, "naive": fits["naive"]}
 
 
 def zones_exposed_panel(
@@ -696,22 +710,38 @@ def zones_exposed_panel(
         )
     panel._check_outcome(outcome)
     d = panel.data
-    tab = emap.roles_of(d["unit"].unique())
-    unit = d["unit"].to_numpy()
+    rows, cohort = _zone_piece_selection(d, emap.roles_of(d["unit"].unique()), controls)
     t = d["time"].to_numpy(float)
-    g = d["cohort"].to_numpy(float)
-    role = tab["role"].reindex(unit).to_numpy()
-    onset = tab["exposure_onset"].reindex(unit).to_numpy(float)
-    zone, exposed = role == "direct", role == "exposed"
-    early = zone & (onset < g)
-    n = int((early & (t >= onset) & (t < g) & d[outcome].notna().to_numpy()).sum())
+    target = rows & (t >= cohort) & d[outcome].notna().to_numpy()
+    n = int(target.sum())
     if n == 0:
         return None, 0
+    if not (rows & np.isfinite(cohort) & (cohort > t.min())).any():
+        return None, n
+    return _subpanel(panel, rows, cohort), n
+
+
+def _zone_piece_selection(
+    data: pd.DataFrame, roles: pd.DataFrame, controls: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of the ``spillover_on_zones`` piece and their cohorts, for a long frame
+    (``unit``, ``time``, ``cohort``) and the units' ``role`` and ``exposure_onset``
+    (:meth:`ExposureMap.roles_of`); the one selection the in-memory CS base and the Dask
+    engine share, the same rows as the imputation base's piece (:func:`_masks`).
+
+    Rows: clean units, exposed units before their exposure (``"not_yet_exposed"``), and
+    every zone unit before its own zone. Cohort: the exposure onset for a zone unit exposed
+    before its zone (its targets: onset <= t < cohort), never (inf) for the others.
+    """
+    unit = data["unit"].to_numpy()
+    t = data["time"].to_numpy(float)
+    g = data["cohort"].to_numpy(float)
+    role = roles["role"].reindex(unit).to_numpy()
+    onset = roles["exposure_onset"].reindex(unit).to_numpy(float)
+    zone, exposed = role == "direct", role == "exposed"
     pre = exposed & (t < onset) if controls == "not_yet_exposed" else False
     rows = (role == "clean") | pre | (zone & (t < g))
-    if not (early & rows & (onset > t.min())).any():
-        return None, n
-    return _subpanel(panel, rows, np.where(early, onset, np.inf)), n
+    return rows, np.where(zone & (onset < g), onset, np.inf)
 
 
 def _target_weighted_att(res: Any, counts: pd.Series) -> tuple[float, np.ndarray]:
