@@ -13,6 +13,7 @@ coverage of 95% intervals and, in the null world, the rejection rate of H0: effe
 the 5% level.
 
 Run:  python benchmarks/mc_spillover.py [--reps 200] [--base imputation|callaway_santanna]
+      [--seed 20261130] [--worlds 'share 1' null]
 """
 
 from __future__ import annotations
@@ -117,12 +118,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=200)
     ap.add_argument("--base", default="imputation", choices=["imputation", "callaway_santanna"])
+    ap.add_argument("--seed", type=int, default=20261130, help="a second seed is a fresh draw")
+    ap.add_argument("--worlds", nargs="+", default=list(WORLDS), choices=list(WORLDS))
     args = ap.parse_args()
     t0 = time.perf_counter()
-    table = run(args.reps, args.base)
+    worlds = {w: WORLDS[w] for w in args.worlds}
+    table = run(args.reps, args.base, worlds, seed=args.seed)
     pd.set_option("display.width", 160)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
-    print(f"{args.reps} replications per world, base {args.base}: {time.perf_counter() - t0:.0f} s")
+    print(
+        f"{args.reps} replications per world, base {args.base}, seed {args.seed}: "
+        f"{time.perf_counter() - t0:.0f} s"
+    )
 
 
 if __name__ == "__main__":

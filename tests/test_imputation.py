@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
+from bjs_reference import eq8_tilde
 from conftest import PEERS, mc_reps
 
 from zoneimpact.errors import EstimationError
@@ -83,6 +84,27 @@ def test_matches_diff_diff_reference(mpdta) -> None:
         assert t.loc[f"event:{e}", "se"] == pytest.approx(v["se"], rel=1e-8)
 
 
+@pytest.mark.parametrize("leave_out", [False, True])
+def test_eq8_tau_tilde_matches_diff_diff_on_unbalanced_cohort_cells(mpdta_frame, leave_out):
+    # diff-diff 3.13 ImputationDiD(aux_partition="cohort", leave_one_out=...) on mpdta without
+    # 15% of its rows, from peers.json (generator: benchmarks/reference/peer_references.py,
+    # imputation_aux_cohort). Units then hold different numbers of rows in a cohort cell, so
+    # BJS's eq. 8 tau~ (sum_i a_i b_i / sum_i a_i^2) is not the plain cell mean: the plain
+    # mean was off by up to 7e-4 relative here; eq. 8 agrees to 1e-10 relative.
+    ref = PEERS["imputation_mpdta_unbalanced_aux_cohort"]["leave_out" if leave_out else "plain"]
+    keep = np.random.default_rng(7).uniform(size=len(mpdta_frame)) > 0.15
+    panel = Panel.from_frame(
+        mpdta_frame[keep], unit="countyreal", time="year", outcomes=["lemp"], cohort="first.treat"
+    )
+    t = _t(imputation.fit(panel, outcome="lemp", aux_partition="cohort", leave_out=leave_out))
+    assert t.loc["att", "estimate"] == pytest.approx(ref["att"], abs=1e-10)
+    assert t.loc["att", "se"] == pytest.approx(ref["att_se"], rel=1e-10)
+    post = {e: v for e, v in ref["event"].items() if int(e) >= 0}
+    assert len(post) == 4
+    for e, v in post.items():
+        assert t.loc[f"event:{e}", "se"] == pytest.approx(v["se"], rel=1e-10)
+
+
 @pytest.mark.filterwarnings("ignore::FutureWarning")
 def test_peer_diff_diff_if_installed(mpdta_frame, mpdta) -> None:
     dd = pytest.importorskip("diff_diff")
@@ -146,11 +168,8 @@ def _brute_force(df: pd.DataFrame, covs: list[str], weights: str | None, cluster
         w1 = np.where(m, w[d], 0.0)
         w1 /= w1.sum()
         v0 = -Z0w @ (M @ (Z[d].T @ w1))  # implied weights on untreated obs (BJS 4.1)
-        cells = pd.Series(list(zip(coh, ev, strict=True)))
-        tt = pd.Series(w1 * tau).groupby(cells).transform("sum") / pd.Series(w1).groupby(
-            cells
-        ).transform("sum")
-        e1 = tau - tt.fillna(0).to_numpy()
+        cells = list(zip(coh, ev, strict=True))
+        e1 = tau - eq8_tilde(w1, tau, cells, df[cluster].to_numpy()[d])
         contrib = np.zeros(len(df))
         contrib[~d] = v0 * fit0.resid
         contrib[d] = w1 * e1

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from bjs_reference import eq8_tilde
 
 from zoneimpact.errors import EstimationError, SpecError, ZoneImpactError
 from zoneimpact.estimators import imputation
@@ -143,9 +144,7 @@ def _dense_theorem3(df: pd.DataFrame, weights: np.ndarray, cluster: np.ndarray) 
     out = {}
     for name, w1 in weights.items():
         v0 = -w[~d] * (Z[~d] @ (M @ (Z[d].T @ w1)))  # BJS Section 4.1
-        num = pd.Series(w1 * tau).groupby(cells).transform("sum")
-        den = pd.Series(w1).groupby(cells).transform("sum")
-        tt = (num / den).fillna(0).to_numpy()
+        tt = eq8_tilde(w1, tau, cells, np.asarray(cluster)[d])
         contrib = np.zeros(len(df))
         contrib[~d] = v0 * resid0
         contrib[d] = w1 * (tau - tt)

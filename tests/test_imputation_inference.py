@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from bjs_reference import eq8_tilde
 
 from zoneimpact.errors import ZoneImpactError
 from zoneimpact.estimators import imputation
@@ -130,12 +131,10 @@ def _hand_eq10(df: pd.DataFrame, cluster: np.ndarray) -> dict[str, tuple[float, 
     for name, m in targets.items():
         w1 = m / m.sum()
         v0 = -Z[~d] @ (M @ (Z[d].T @ w1))
-        tilde = (pd.Series(w1 * tau).groupby(cell).transform("sum")) / pd.Series(w1).groupby(
-            cell
-        ).transform("sum")
+        tilde = eq8_tilde(w1, tau, cell, np.asarray(cluster)[d])
         contrib = np.zeros(len(df))
         contrib[~d] = v0 * resid0
-        contrib[d] = w1 * (tau - tilde.fillna(0).to_numpy())
+        contrib[d] = w1 * (tau - tilde)
         scores = pd.Series(contrib).groupby(cluster).sum().to_numpy()
         out[name] = (float(w1 @ tau), float(np.sqrt(scores @ scores)))
     return out

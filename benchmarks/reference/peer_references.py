@@ -9,7 +9,8 @@ comparisons (``test_peer_*_if_installed``) still run when the peers are installe
 Peers and what they provide:
 
 * diff-diff ``BaconDecomposition``, ``ImputationDiD``, ``SunAbraham`` on R did's mpdta
-  (``shared/data/canonical/mpdta.csv``);
+  (``shared/data/canonical/mpdta.csv``), and ``ImputationDiD(aux_partition="cohort")`` on
+  mpdta without 15% of its rows (:func:`unbalanced_mpdta`);
 * diff-diff ``SyntheticDiD(variance_method="jackknife")``, documented as matching R
   ``synthdid::vcov(method = "jackknife")`` (Arkhangelsky et al. 2021, Algorithm 3), on the
   five-treated factor panel of ``tests/test_synthetic_did.py::factor_panel`` (seed 11);
@@ -90,6 +91,36 @@ def imputation(df: pd.DataFrame) -> dict:
     }
 
 
+def unbalanced_mpdta(df: pd.DataFrame) -> pd.DataFrame:
+    """mpdta without about 15% of its rows (seed 7): units then hold different numbers of
+    rows in a cohort, where BJS's eq. 8 ``tau~`` differs from a plain cell mean."""
+    keep = np.random.default_rng(7).uniform(size=len(df)) > 0.15
+    return df[keep].reset_index(drop=True)
+
+
+def imputation_aux_cohort(df: pd.DataFrame) -> dict:
+    """ImputationDiD's Theorem 3 SEs with ``tau~`` averaged by cohort (eq. 8), with and
+    without the leave-one-out refinement, on the unbalanced mpdta."""
+    from diff_diff import ImputationDiD
+
+    out = {}
+    for loo in (False, True):
+        ref = ImputationDiD(aux_partition="cohort", leave_one_out=loo).fit(
+            unbalanced_mpdta(df),
+            outcome="lemp",
+            unit="countyreal",
+            time="year",
+            first_treat="ft",
+            aggregate="event_study",
+        )
+        out["leave_out" if loo else "plain"] = {
+            "att": float(ref.overall_att),
+            "att_se": float(ref.overall_se),
+            "event": _event_effects(ref.event_study_effects),
+        }
+    return out
+
+
 def sun_abraham(df: pd.DataFrame) -> dict:
     from diff_diff import SunAbraham
 
@@ -146,6 +177,7 @@ def main() -> None:
         },
         "bacon_mpdta": bacon(df),
         "imputation_mpdta": imputation(df),
+        "imputation_mpdta_unbalanced_aux_cohort": imputation_aux_cohort(df),
         "sun_abraham_mpdta": sun_abraham(df),
         "sdid_jackknife_factor_panel": sdid_jackknife(),
         "fixest_ssc": fixest(),

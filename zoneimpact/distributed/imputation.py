@@ -137,8 +137,8 @@ def _cell_sums(blk: dict[str, Any], *, tau: np.ndarray) -> pd.DataFrame:
 
 
 def _cluster_cell_sums(blk: dict[str, Any], *, tau: np.ndarray) -> pd.DataFrame:
-    """Counts and sums of ``tau_hat`` by cohort x event time x cluster (the leave-out
-    refinement's own-cluster parts)."""
+    """Counts and sums of ``tau_hat`` by cohort x event time x cluster (eq. 8's cluster
+    terms of ``tau~``)."""
     _, tau_hat = _imputed(blk, tau)
     frame = pd.DataFrame(
         {"cohort": blk["g1"], "event": blk["e1"], "cluster": blk["lab1"], "tau": tau_hat}
@@ -207,10 +207,9 @@ def _scores(
         tuple(x for x, k in zip((g, e), ("cohort", "event"), strict=True) if k in keys)
         for g, e in zip(blk["g1"], blk["e1"], strict=True)
     ]
-    # a (cell, cluster) entry exists only with the leave-out refinement
-    tt = np.array(
-        [tilde.get((c, lab), tilde[c]) for c, lab in zip(cells, blk["lab1"], strict=True)]
-    ).reshape(len(cells), w1.shape[1])
+    tt = np.array([tilde[(c, lab)] for c, lab in zip(cells, blk["lab1"], strict=True)]).reshape(
+        len(cells), w1.shape[1]
+    )
     part0 = pd.DataFrame(v0 * resid0[:, None])
     part0["_c"] = blk["lab0"]
     part1 = pd.DataFrame(w1 * (tau_hat[:, None] - tt))
@@ -339,13 +338,11 @@ def fit_scores(
     spillover decomposition's imputation pieces combine)."""
     blocks, n0_t, meta = _imputable_blocks(dpanel, outcome=outcome, cluster=by_cluster)
     tau, sweeps = _fit_y0(blocks, n0_t)
-    cells, est, ctx = _estimands(blocks, tau=tau, horizons=horizons, n_t=len(n0_t))
+    _, est, ctx = _estimands(blocks, tau=tau, horizons=horizons, n_t=len(n0_t))
     ctx["partition"] = _PARTITIONS[aux_partition]
     theta_t, gs_sweeps = _implied_weights(blocks, n0_t=n0_t, ctx=ctx)
-    tilde = _tau_tilde(cells, ctx)
-    if leave_out:
-        own = pd.concat(compute_blocks([_cluster_cell_sums], blocks, tau=tau))
-        tilde = _leave_out_tilde(own.groupby(level=[0, 1, 2]).sum(), tilde, ctx)
+    own = pd.concat(compute_blocks([_cluster_cell_sums], blocks, tau=tau))
+    tilde = _tau_tilde(own.groupby(level=[0, 1, 2]).sum(), ctx, leave_out)
     parts = compute_blocks([_scores], blocks, tau=tau, theta_t=theta_t, tilde=tilde, ctx=ctx)
     # as cluster_sums, keeping the labels: a cluster's units may sit in several partitions
     scores = pd.concat(parts).groupby(level=0, sort=False).sum()
@@ -455,57 +452,38 @@ def _implied_weights(
     )  # fmt: skip
 
 
-def _leave_out_tilde(
-    by_cluster: pd.DataFrame, tilde: dict[Any, np.ndarray], ctx: dict[str, Any]
-) -> dict[Any, np.ndarray]:
-    """``tau~`` of every (auxiliary cell, cluster) without that cluster's own rows (BJS
-    2024, Supplementary Appendix A.9), as the in-memory ``_bjs.scores``: for each
-    estimand the mean of ``tau_hat`` over the cell's other clusters' rows that the estimand
-    weights; a cell (or an estimand's part of it) inside one cluster keeps its plain
-    average. Keys ``(cell, cluster)``; the plain ``tilde`` entries are kept as well."""
-    keys = ctx["partition"]
-    frame = by_cluster.reset_index()
-    frame["_cell"] = [tuple(rec[k] for k in keys) for rec in frame.to_dict("records")]
-    out = dict(tilde)
-    # (rows of each estimand in the cell, and in the cell's part in each cluster)
+def _tau_tilde(own: pd.DataFrame, ctx: dict[str, Any], leave_out: bool) -> dict[Any, np.ndarray]:
+    """``tau~`` of every (auxiliary cell, cluster) for every estimand, from the cohort x
+    event x cluster counts ``n`` and sums ``s`` of ``tau_hat``, as the in-memory
+    :func:`zoneimpact.estimators._bjs.tau_tilde`: eq. 8's ``sum_c a_c b_c / sum_c a_c^2``
+    over the cell's clusters, where an estimand's weight is constant on its rows, so that
+    ``a_c`` and ``b_c`` are proportional to the cluster's ``n`` and ``s`` on them; with
+    ``leave_out`` (BJS 2024, Supplementary Appendix A.9) without the cluster's own term,
+    except in a cell whose weight sits in that cluster. 0 where the estimand has no
+    weight in the cell. Keys ``(cell, cluster)``."""
+    keys = [k for k in ("cohort", "event") if k in ctx["partition"]]
+    frame = own.reset_index()
     masks = [
         np.ones(len(frame), bool),
         *[(frame["event"] == h).to_numpy() for h in ctx["horizons"]],
     ]
+    J = len(masks)
     tot = pd.DataFrame(
         {f"n{j}": np.where(m, frame["n"], 0) for j, m in enumerate(masks)}
         | {f"s{j}": np.where(m, frame["s"], 0.0) for j, m in enumerate(masks)}
     )
-    tot["_cell"], tot["cluster"] = frame["_cell"], frame["cluster"]
-    own = tot.groupby(["_cell", "cluster"], sort=False).sum()
-    cell = tot.drop(columns="cluster").groupby("_cell", sort=False).sum()
-    whole = cell.reindex(own.index.get_level_values("_cell"))
-    J = len(masks)
-    n_rest = (
-        whole[[f"n{j}" for j in range(J)]].to_numpy() - own[[f"n{j}" for j in range(J)]].to_numpy()
-    )
-    s_rest = (
-        whole[[f"s{j}" for j in range(J)]].to_numpy() - own[[f"s{j}" for j in range(J)]].to_numpy()
-    )
-    plain = np.array([tilde[c] for c in own.index.get_level_values("_cell")]).reshape(-1, J)
-    vals = np.where(n_rest > 0, s_rest / np.where(n_rest > 0, n_rest, 1), plain)
-    out.update(zip(own.index, vals, strict=True))
-    return out
-
-
-def _tau_tilde(cells: pd.DataFrame, ctx: dict[str, Any]) -> dict[Any, np.ndarray]:
-    """``tau~`` of every auxiliary cell for every estimand: the estimand-weighted mean of
-    ``tau_hat`` over the cell's rows (Section 4.3; 0 where the estimand has no weight)."""
-    keys = ctx["partition"]
-    frame = cells.reset_index()
-    cell_of = [tuple(rec[k] for k in keys) for rec in frame.to_dict("records")]
-    out: dict[Any, np.ndarray] = {}
-    for cell in dict.fromkeys(cell_of):
-        grp = frame[[c == cell for c in cell_of]]
-        vals = [grp["s"].sum() / ctx["n1"] / (grp["n"].sum() / ctx["n1"])]
-        for h, n_h in zip(ctx["horizons"], ctx["n_h"], strict=True):
-            sub = grp[grp["event"] == h]
-            den = sub["n"].sum() / n_h
-            vals.append(sub["s"].sum() / n_h / den if den != 0 else 0.0)
-        out[cell] = np.array(vals)
-    return out
+    tot["_cell"] = [tuple(rec[k] for k in keys) for rec in frame[keys].to_dict("records")]
+    tot["cluster"] = frame["cluster"].to_numpy()
+    per = tot.groupby(["_cell", "cluster"], sort=False).sum()
+    n = per[[f"n{j}" for j in range(J)]].to_numpy(float)
+    ab = n * per[[f"s{j}" for j in range(J)]].to_numpy(float)
+    aa = n**2
+    cell = per.index.get_level_values("_cell")
+    num = pd.DataFrame(ab).groupby(cell, sort=False).transform("sum").to_numpy()
+    den = pd.DataFrame(aa).groupby(cell, sort=False).transform("sum").to_numpy()
+    if leave_out:
+        ok = (den - aa) > 1e-12 * np.maximum(den, 1e-300)
+        num = np.where(ok, num - ab, num)
+        den = np.where(ok, den - aa, den)
+    vals = np.divide(num, den, out=np.zeros_like(num), where=den != 0)
+    return dict(zip(per.index, vals, strict=True))

@@ -12,8 +12,8 @@ and efficient estimation", *Review of Economic Studies* 91(6), 3253-3285.
   clean rows;
 * :func:`scores` — Theorem 3 / Section 4.3: each cluster's contribution
   ``sum_{it in c} v_it e~_it`` to the conservative variance, with ``e~`` the step-1
-  residual on clean rows and ``tau_hat - tau~`` on targets (``tau~`` the ``w``-weighted
-  cell average of ``tau_hat``).
+  residual on clean rows and ``tau_hat - tau~`` on targets (``tau~`` the cell average of
+  eq. 8, :func:`tau_tilde`).
 
 Several estimands (columns of ``w``) and several imputation problems on the same rows share
 cluster codes, so their scores stack into one joint covariance ``S'S`` — the spillover
@@ -166,6 +166,49 @@ def implied_weights(fit: Imputed, Wt: np.ndarray) -> np.ndarray:
     return -np.asarray(fit.Z0 @ gamma)
 
 
+def tau_tilde(
+    w: np.ndarray,
+    tau: np.ndarray,
+    cells: np.ndarray,
+    cluster: np.ndarray,
+    n_clusters: int,
+    *,
+    leave_out: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``tau~`` of every target (BJS 2024, eq. 8) and the rows where the leave-out fell back.
+
+    Within a cell ``g``, with ``a_c = sum_{it in c, g} w_it`` and ``b_c = sum_{it in c, g}
+    w_it tau_hat_it`` over each cluster's targets, ``tau~_g = sum_c a_c b_c / sum_c a_c^2``:
+    the constant that minimises the cluster scores' sum of squares ``sum_c (b_c - a_c
+    tau~_g)^2`` (Supplementary Appendix A.8), which is how the authors' Stata
+    ``did_imputation`` forms it from its cluster-by-cell "smart weights". It is the plain
+    ``w``-weighted mean only when every cluster holds one target of the cell with equal
+    weights (unit clusters, cohort x event cells, no unit weights). With ``leave_out``
+    (Supplementary Appendix A.9) a target's ``tau~`` drops its own cluster's ``a_c b_c``
+    and ``a_c^2``, which removes the downward bias of the in-sample average when cells hold
+    few clusters; a cell whose weight sits in one cluster keeps the in-sample value (that
+    cluster's targets then add nothing to its score), and those rows are flagged.
+    """
+    ncell = int(cells.max()) + 1 if cells.size else 0
+    pair = np.unique(cells.astype(np.int64) * n_clusters + cluster, return_inverse=True)[1]
+    pair = pair.ravel()
+    npair = int(pair.max()) + 1 if pair.size else 0
+    a = np.bincount(pair, weights=w, minlength=npair)
+    b = np.bincount(pair, weights=w * tau, minlength=npair)
+    cell_of_pair = np.zeros(npair, dtype=np.int64)
+    cell_of_pair[pair] = cells
+    num = np.bincount(cell_of_pair, weights=a * b, minlength=ncell)[cells]
+    den = np.bincount(cell_of_pair, weights=a * a, minlength=ncell)[cells]
+    fallback = np.zeros(len(w), dtype=bool)
+    if leave_out:
+        own_a, own_b = a[pair], b[pair]
+        ok = (den - own_a**2) > 1e-12 * np.maximum(den, 1e-300)
+        fallback = ~ok
+        num = np.where(ok, num - own_a * own_b, num)
+        den = np.where(ok, den - own_a**2, den)
+    return np.divide(num, den, out=np.zeros(len(w)), where=den != 0), fallback
+
+
 def scores(
     fit: Imputed,
     Wt: np.ndarray,
@@ -178,10 +221,9 @@ def scores(
 ) -> np.ndarray:
     """Cluster scores (G x k) of the estimators ``Wt' tau_hat`` (BJS 2024, Section 4.3).
 
-    With ``leave_out`` (BJS 2024, Supplementary Appendix A.9), ``tau~`` of a target
-    averages its cell without the target's own cluster, which removes the downward bias
-    of the plain average when cells hold few clusters; a cell inside one cluster keeps the
-    plain average. With ``cr2`` the step-1 residuals of each cluster are first multiplied by
+    ``tau~`` is eq. 8's cluster-weighted cell average (:func:`tau_tilde`), with
+    ``leave_out`` Supplementary Appendix A.9's version without the target's own cluster.
+    With ``cr2`` the step-1 residuals of each cluster are first multiplied by
     ``(I - H_gg)^{-1/2}`` (Bell & McCaffrey 2002's bias-reduced linearisation, with the
     Moore-Penrose root of Pustejovsky & Tipton 2018 because the unit effects are nested in
     the clusters), undoing the shrinkage of residuals in high-leverage clusters.
@@ -198,22 +240,11 @@ def scores(
     """
     V0 = implied_weights(fit, Wt)
     resid0 = _cr2_residuals(fit, cluster[fit.clean])[0] if cr2 else fit.resid0
-    ncell = int(cells.max()) + 1 if cells.size else 0
     out = np.zeros((n_clusters, Wt.shape[1]))
     c0, c1 = cluster[fit.clean], cluster[fit.target]
-    pair = np.unique(cells.astype(np.int64) * n_clusters + c1, return_inverse=True)[1].ravel()
-    npair = int(pair.max()) + 1 if pair.size else 0
     for j in range(Wt.shape[1]):
         w = Wt[:, j]
-        num = np.bincount(cells, weights=w * fit.tau, minlength=ncell)[cells]
-        den = np.bincount(cells, weights=w, minlength=ncell)[cells]
-        if leave_out:
-            num_c = np.bincount(pair, weights=w * fit.tau, minlength=npair)[pair]
-            den_c = np.bincount(pair, weights=w, minlength=npair)[pair]
-            ok = (den - den_c) > 1e-14 * np.maximum(np.abs(den), 1e-300)
-            num = np.where(ok, num - num_c, num)
-            den = np.where(ok, den - den_c, den)
-        tilde = np.divide(num, den, out=np.zeros(len(w)), where=den != 0)
+        tilde = tau_tilde(w, fit.tau, cells, c1, n_clusters, leave_out=leave_out)[0]
         out[:, j] = np.bincount(c0, weights=V0[:, j] * resid0, minlength=n_clusters) + np.bincount(
             c1, weights=w * (fit.tau - tilde), minlength=n_clusters
         )
@@ -250,8 +281,6 @@ def outcome_shift(
     """
     c0, c1 = cluster[fit.clean], cluster[fit.target]
     ncell = int(cells.max()) + 1 if cells.size else 0
-    cell_sum = sparse.csr_matrix((w, (cells, np.arange(len(w)))), shape=(ncell, len(w)))
-    den = np.asarray(cell_sum.sum(axis=1)).ravel()[cells]
     dtheta = fit.lu.solve(np.asarray(fit.Z0.T @ D0))
     R0 = D0 - np.asarray(fit.Z0 @ dtheta)
     tau = D1 - np.asarray(fit.Z1 @ dtheta)
@@ -261,15 +290,23 @@ def outcome_shift(
             roots = _cr2_residuals(fit, c0)[1]
         for rows, Q, inv in roots.values():
             R0[rows] = Q @ (inv[:, None] * (Q.T @ R0[rows]))
+    # eq. 8 is linear in tau_hat given the weights: tau~_g = sum_{it in g} a_c(it) w_it
+    # tau_it / sum_c a_c^2, and its leave-out drops the own cluster's a_c b_c and a_c^2
+    pair = np.unique(cells.astype(np.int64) * n_clusters + c1, return_inverse=True)[1].ravel()
+    npair = int(pair.max()) + 1 if pair.size else 0
+    pair_sum = sparse.csr_matrix((w, (pair, np.arange(len(w)))), shape=(npair, len(w)))
+    a = np.asarray(pair_sum.sum(axis=1)).ravel()
+    cell_of_pair = np.zeros(npair, dtype=np.int64)
+    cell_of_pair[pair] = cells
+    cell_sum = sparse.csr_matrix((a[pair] * w, (cells, np.arange(len(w)))), shape=(ncell, len(w)))
     num = np.asarray(cell_sum @ tau)[cells]
+    den = np.bincount(cell_of_pair, weights=a * a, minlength=ncell)[cells]
     if leave_out:
-        pair = np.unique(cells.astype(np.int64) * n_clusters + c1, return_inverse=True)[1].ravel()
-        npair = int(pair.max()) + 1 if pair.size else 0
-        pair_sum = sparse.csr_matrix((w, (pair, np.arange(len(w)))), shape=(npair, len(w)))
-        den_c = np.asarray(pair_sum.sum(axis=1)).ravel()[pair]
-        ok = (den - den_c) > 1e-14 * np.maximum(np.abs(den), 1e-300)
-        num = np.where(ok[:, None], num - np.asarray(pair_sum @ tau)[pair], num)
-        den = np.where(ok, den - den_c, den)
+        own_a = a[pair]
+        ok = (den - own_a**2) > 1e-12 * np.maximum(den, 1e-300)
+        own = (a[:, None] * np.asarray(pair_sum @ tau))[pair]
+        num = np.where(ok[:, None], num - own, num)
+        den = np.where(ok, den - own_a**2, den)
     tilde = np.divide(num, den[:, None], out=np.zeros_like(num), where=den[:, None] != 0)
     v0 = implied_weights(fit, w[:, None])[:, 0]
     by0 = sparse.csr_matrix((v0, (c0, np.arange(len(c0)))), shape=(n_clusters, len(c0)))

@@ -17,10 +17,14 @@ on ``Omega_1`` and ``v_0 = -Z_0 (Z_0' W Z_0)^{-1} Z_1' w_1`` (times the observat
 on ``Omega_0`` (Section 4.1). The variance (Theorem 3, Section 4.3) is estimated
 conservatively by ``sum_c (sum_{it in c} v_it e~_it)^2`` over clusters ``c`` with
 ``e~_it`` the step-1 residual on ``Omega_0`` and ``tau_hat_it - tau~_it`` on ``Omega_1``,
-where ``tau~_it`` is the ``v``-weighted average of ``tau_hat`` within the observation's
-cohort x event-time cell (the default ``avgeffectsby(Ei K)`` of Stata ``did_imputation``;
-no small-sample factor and, by default, no leave-out, as ``did_imputation``'s defaults;
-``leave_out=True`` applies the Supplementary Appendix A.9 refinement).
+where ``tau~_it`` is eq. 8's average of ``tau_hat`` within the observation's cohort x
+event-time cell (the default ``avgeffectsby(Ei K)`` of Stata ``did_imputation``):
+``sum_c a_c b_c / sum_c a_c^2`` over the clusters ``c`` with targets in the cell (``a_c``
+their ``v`` sum, ``b_c`` their ``v tau_hat`` sum), as ``did_imputation`` forms it from its
+cluster-by-cell weights; it is the plain ``v``-weighted mean with unit clusters and one
+target per unit and cell of equal weight. No small-sample factor and, by default, no
+leave-out, as ``did_imputation``'s defaults; ``leave_out=True`` applies the Supplementary
+Appendix A.9 refinement (the own cluster's ``a_c b_c`` and ``a_c^2`` left out).
 
 Pre-trend test (Test 1, Section 4.4): OLS on ``Omega_0`` only of ``Y`` on the fixed effects
 (and controls) plus dummies ``1{K_it = -k}``, ``k = 1..pretrends``, for eventually treated
@@ -38,8 +42,8 @@ solve is a few passes over the rows (no dummy matrix, sparse or dense, is formed
 
 The steps are one function each: :func:`_check_options`, :func:`_sample` (rows whose
 ``Y(0)`` is imputable), :func:`_impute` (steps 1-2, eq. 5-6), :func:`_estimand_weights`,
-:func:`_implied_untreated_weights` (Section 4.1), :func:`_tau_tilde` and
-:func:`_cluster_scores` (Theorem 3, eq. 8-10), :func:`_pretrend_regression` (Test 1),
+:func:`_implied_untreated_weights` (Section 4.1), :func:`_cluster_scores` (Theorem 3,
+eq. 8-10, with ``tau~`` from :func:`zoneimpact.estimators._bjs.tau_tilde`), :func:`_pretrend_regression` (Test 1),
 :func:`_variance` and :func:`_terms_and_vcov`. The result keeps the implied-weight
 solutions, residuals and ``tau_hat`` (:class:`ImputationBlocks`), so
 :meth:`ImputationResult.with_inference` clusters the variance on any column, one or two
@@ -69,6 +73,7 @@ from ..results import (
     check_int,
     terms_frame,
 )
+from ._bjs import tau_tilde
 from ._fe import (
     check_cluster,
     cluster_codes,
@@ -666,43 +671,20 @@ def _implied_untreated_weights(b: ImputationBlocks, j: int) -> np.ndarray:
     return v0
 
 
-def _tau_tilde(
-    b: ImputationBlocks, wj: np.ndarray, pairs: tuple[np.ndarray, int] | None
-) -> tuple[np.ndarray, int]:
-    """``tau~``: the ``w``-weighted average of ``tau_hat`` within each auxiliary cell
-    (Section 4.3); with ``pairs`` (cell x cluster codes) the average leaves out the
-    observation's own cluster (Supplementary Appendix A.9), except in a cell whose weight
-    sits in one cluster, which keeps the plain average (counted)."""
-    cell, tau = b.cells, b.tau
-    num = np.bincount(cell, weights=wj * tau, minlength=b.n_cells)[cell]
-    den = np.bincount(cell, weights=wj, minlength=b.n_cells)[cell]
-    n_fallback = 0
-    if pairs is not None:
-        pair_code, npair = pairs
-        num_c = np.bincount(pair_code, weights=wj * tau, minlength=npair)[pair_code]
-        den_c = np.bincount(pair_code, weights=wj, minlength=npair)[pair_code]
-        ok = (den - den_c) > 1e-14 * np.maximum(den, 1e-300)
-        n_fallback = int((~ok & (wj != 0)).sum())
-        num = np.where(ok, num - num_c, num)
-        den = np.where(ok, den - den_c, den)
-    return np.divide(num, den, out=np.zeros(len(tau)), where=den != 0), n_fallback
-
-
 def _cluster_scores(b: ImputationBlocks, cl: np.ndarray) -> tuple[np.ndarray, int]:
     """Theorem 3 (BJS 2024, eq. 8-10): each cluster's ``sum_{it in c} v_it e~_it`` for
     every estimand (G x estimands), with ``e~`` the step-1 residual on untreated rows and
-    ``tau_hat - tau~`` on treated ones; and the leave-out fallback count."""
+    ``tau_hat - tau~`` on treated ones (``tau~``: eq. 8's cluster-weighted cell average,
+    :func:`zoneimpact.estimators._bjs.tau_tilde`, leaving out the own cluster with
+    ``leave_out``); and the leave-out fallback count (treated observations with weight
+    whose cell's weight sits in their own cluster)."""
     G = int(cl.max()) + 1
     cl0, cl1 = cl[b.untreated], cl[b.treated]
-    pairs = None
-    if b.leave_out:
-        pair_code = np.unique(b.cells.astype(np.int64) * G + cl1, return_inverse=True)[1].ravel()
-        pairs = (pair_code, int(pair_code.max()) + 1)
     S = np.empty((G, len(b.estimand_weights)))
     n_fallback = 0
     for j, wj in enumerate(b.estimand_weights):
-        tt, nf = _tau_tilde(b, wj, pairs)
-        n_fallback += nf
+        tt, fallback = tau_tilde(wj, b.tau, b.cells, cl1, G, leave_out=b.leave_out)
+        n_fallback += int((fallback & (wj != 0)).sum())
         v0 = _implied_untreated_weights(b, j)
         S[:, j] = np.bincount(cl0, weights=v0 * b.resid0, minlength=G) + np.bincount(
             cl1, weights=wj * (b.tau - tt), minlength=G
