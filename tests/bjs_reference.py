@@ -27,7 +27,7 @@ def eq8_tilde(w, tau, cells, cluster, leave_out: bool = False) -> np.ndarray:
     num, den = rows["ab_cell"].to_numpy(), rows["aa_cell"].to_numpy()
     if leave_out:
         rest = den - rows["aa"].to_numpy()
-        ok = rest > 1e-12 * den
+        ok = rest > 1e-8 * den  # the package's LEAVE_OUT_REST
         num = np.where(ok, num - rows["ab"].to_numpy(), num)
         den = np.where(ok, rest, den)
     return np.divide(num, den, out=np.zeros(len(f)), where=den != 0)

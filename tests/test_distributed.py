@@ -20,7 +20,7 @@ import pytest
 
 from tests.conftest import needs_data
 from zoneimpact import Panel
-from zoneimpact.errors import PanelError, SpecError
+from zoneimpact.errors import EstimationError, PanelError, SpecError
 from zoneimpact.estimators import callaway_santanna, imputation, twfe
 
 distributed = pytest.importorskip("distributed")
@@ -220,6 +220,9 @@ def test_twfe_unbalanced_with_covariate_and_clusters(simulated) -> None:
         {"aux_partition": "event"},
         {"cluster": "region", "leave_out": True},
         {"leave_out": True, "aux_partition": "none", "horizons": [0, 2]},
+        # unbalanced cohort cells under region clusters: eq. 8's tau~ is not a cell mean
+        {"cluster": "region", "aux_partition": "cohort"},
+        {"cluster": "region", "aux_partition": "cohort", "leave_out": True},
     ],
 )
 def test_imputation_on_unbalanced_parquet_equals_in_memory(simulated, options) -> None:
@@ -233,6 +236,18 @@ def test_imputation_on_unbalanced_parquet_equals_in_memory(simulated, options) -
     for key in ("n_clusters", "n_untreated_obs", "n_treated_obs"):
         assert b.info[key] == a.info[key], key
     assert (b.n_obs, b.n_units) == (a.n_obs, a.n_units)
+
+
+def test_a_missing_cluster_label_is_named(client, tmp_path) -> None:
+    frame = _simulated(n=40)
+    frame["region"] = frame["region"].astype(object)
+    frame.loc[frame["id"] == "u0006", "region"] = None
+    dp = zd.read_panel(
+        _write(frame, tmp_path / "nan", n_files=2),
+        unit="id", time="year", outcomes=["y"], cohort="first", cluster="region",
+    )  # fmt: skip
+    with pytest.raises(EstimationError, match="cluster column is missing for unit 'u0006'"):
+        zd.imputation(dp, outcome="y", cluster=True)
 
 
 def test_bad_input_is_named(client, tmp_path) -> None:

@@ -37,19 +37,30 @@ def _toy(rng: np.random.Generator):
     return unit, time, y, X, treated, fit, cells, unit // 6
 
 
+@pytest.mark.parametrize("leave_out", [False, True])
+@pytest.mark.parametrize("weights", ["flat", "one_period", "uneven"])
 @pytest.mark.parametrize("cr2", [False, True])
-def test_outcome_shift_is_the_estimator_redone_on_shifted_outcomes(cr2):
+def test_outcome_shift_is_the_estimator_redone_on_shifted_outcomes(cr2, weights, leave_out):
+    # "one_period" weighs a single period (zero on parts of the cells), "uneven" varies
+    # within cells, where eq. 8's tau~ is not the plain cell mean
     rng = np.random.default_rng(1)
     unit, time, y, X, treated, fit, cells, cl = _toy(rng)
-    w = np.full(fit.target.size, 1 / fit.target.size)
-    base = _bjs.scores(fit, w[:, None], cells, cl, 10, cr2=cr2)[:, 0]
+    m = fit.target.size
+    period = time[fit.target] - time[fit.target].min()
+    w = {
+        "flat": np.full(m, 1 / m),
+        "one_period": np.where(period == 2, 1.0, 0.0) / (period == 2).sum(),
+        "uneven": rng.uniform(0.2, 3.0, m) / m,
+    }[weights]
+    kw = dict(cr2=cr2, leave_out=leave_out)
+    base = _bjs.scores(fit, w[:, None], cells, cl, 10, **kw)[:, 0]
     D = rng.normal(size=(len(y), 3))
-    est, S = _bjs.outcome_shift(fit, w, cells, cl, 10, D[fit.clean], D[fit.target], cr2=cr2)
+    est, S = _bjs.outcome_shift(fit, w, cells, cl, 10, D[fit.clean], D[fit.target], **kw)
     for b in range(3):
         f2 = _bjs.fit_untreated(unit, time, y + D[:, b], X, ~treated, treated)
         # the same sums in another order: 1e-10 on estimates and scores of order 0.1-1
-        assert f2.tau.mean() - fit.tau.mean() == pytest.approx(est[b], abs=1e-10)
-        new = _bjs.scores(f2, w[:, None], cells, cl, 10, cr2=cr2)[:, 0]
+        assert w @ f2.tau - w @ fit.tau == pytest.approx(est[b], abs=1e-10)
+        new = _bjs.scores(f2, w[:, None], cells, cl, 10, **kw)[:, 0]
         np.testing.assert_allclose(new - base, S[b], atol=1e-10)
 
 

@@ -17,13 +17,12 @@ partition):
    each pass solves the unit block in the partitions (diagonal) and returns the period
    sums, and the client solves the period block.
 4. **Variance** (Theorem 3, eq. 8-10): per-cluster sums of ``v_it e~_it`` (step-1
-   residuals on untreated rows, ``tau_hat - tau~`` on treated rows with ``tau~`` the
-   weighted cell average), reduced over partitions; ``V = S'S``, no small-sample factor,
-   as in memory.
+   residuals on untreated rows, ``tau_hat - tau~`` on treated rows with ``tau~`` eq. 8's
+   cluster-weighted cell average, from cell x cluster counts and sums), reduced over
+   partitions; ``V = S'S``, no small-sample factor, as in memory.
 
 Supported: unit and period effects, clustering by unit or the panel's cluster column, the
-four ``aux_partition`` choices, ``horizons``, the leave-out refinement (``leave_out``:
-``tau~`` from cell x cluster sums). Not on Dask: covariates, weights and Test 1
+four ``aux_partition`` choices, ``horizons``, the leave-out refinement (``leave_out``). Not on Dask: covariates, weights and Test 1
 (``pretrends``): use the in-memory estimator.
 The result has no ``effects`` table (one row per treated observation would have to come
 back to the client) and no building blocks for ``with_inference``.
@@ -41,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import EstimationError
+from ..estimators._bjs import LEAVE_OUT_REST
 from ..estimators.imputation import ImputationResult
 from ..results import check_alpha, check_choice, terms_frame
 from ._frame import (
@@ -73,6 +73,12 @@ def _block(df: pd.DataFrame, *, periods: np.ndarray, outcome: str, cluster: bool
     g = df["cohort"].to_numpy(float)
     treated = t >= g
     labels = df["cluster"].to_numpy() if cluster else np.asarray(units)[ucode]
+    if cluster and pd.isna(labels).any():
+        bad = df["unit"].to_numpy()[pd.isna(labels)][0]
+        raise EstimationError(
+            f"The cluster column is missing for unit {bad!r}: every row needs a cluster "
+            "label (the Theorem 3 scores are summed by cluster)."
+        )
     return {
         "ucode": ucode, "n_units": len(units), "tcode": np.searchsorted(periods, t),
         "y": df[outcome].to_numpy(float), "treated": treated, "g": g, "t": t,
@@ -194,7 +200,7 @@ def _gauss_seidel(
 
 
 def _scores(
-    blk: dict[str, Any], *, tau: np.ndarray, theta_t: np.ndarray, tilde: dict[Any, np.ndarray],
+    blk: dict[str, Any], *, tau: np.ndarray, theta_t: np.ndarray, tilde: pd.DataFrame,
     ctx: dict[str, Any],
 ) -> pd.DataFrame:  # fmt: skip
     """Theorem 3: each cluster's ``sum v_it e~_it`` for every estimand."""
@@ -202,14 +208,10 @@ def _scores(
     th_u = _unit_theta(blk, theta_t, ctx)
     v0 = -(th_u[blk["u0"]] + theta_t[blk["t0"]])
     w1 = _estimand_matrix(blk, ctx)
-    keys = ctx["partition"]
-    cells = [
-        tuple(x for x, k in zip((g, e), ("cohort", "event"), strict=True) if k in keys)
-        for g, e in zip(blk["g1"], blk["e1"], strict=True)
-    ]
-    tt = np.array([tilde[(c, lab)] for c, lab in zip(cells, blk["lab1"], strict=True)]).reshape(
-        len(cells), w1.shape[1]
-    )
+    src = {"_all": np.zeros(len(blk["g1"]), np.int64), "cohort": blk["g1"], "event": blk["e1"]}
+    src["cluster"] = blk["lab1"]
+    key = pd.MultiIndex.from_arrays([src[c] for c in tilde.index.names])
+    tt = tilde.to_numpy()[tilde.index.get_indexer(key)].reshape(len(key), w1.shape[1])
     part0 = pd.DataFrame(v0 * resid0[:, None])
     part0["_c"] = blk["lab0"]
     part1 = pd.DataFrame(w1 * (tau_hat[:, None] - tt))
@@ -336,6 +338,8 @@ def fit_scores(
 ) -> ScoredFit:
     """The estimates and their cluster scores (what :func:`fit` reports and the Dask
     spillover decomposition's imputation pieces combine)."""
+    import dask
+
     blocks, n0_t, meta = _imputable_blocks(dpanel, outcome=outcome, cluster=by_cluster)
     tau, sweeps = _fit_y0(blocks, n0_t)
     _, est, ctx = _estimands(blocks, tau=tau, horizons=horizons, n_t=len(n0_t))
@@ -343,7 +347,10 @@ def fit_scores(
     theta_t, gs_sweeps = _implied_weights(blocks, n0_t=n0_t, ctx=ctx)
     own = pd.concat(compute_blocks([_cluster_cell_sums], blocks, tau=tau))
     tilde = _tau_tilde(own.groupby(level=[0, 1, 2]).sum(), ctx, leave_out)
-    parts = compute_blocks([_scores], blocks, tau=tau, theta_t=theta_t, tilde=tilde, ctx=ctx)
+    # one graph node for the table (a cell x cluster table can be large), not one copy
+    # hashed per partition
+    shared = dask.delayed(tilde, traverse=False)
+    parts = compute_blocks([_scores], blocks, tau=tau, theta_t=theta_t, tilde=shared, ctx=ctx)
     # as cluster_sums, keeping the labels: a cluster's units may sit in several partitions
     scores = pd.concat(parts).groupby(level=0, sort=False).sum()
     return ScoredFit(est, scores, ctx, n0_t, meta, sweeps, gs_sweeps)
@@ -452,17 +459,19 @@ def _implied_weights(
     )  # fmt: skip
 
 
-def _tau_tilde(own: pd.DataFrame, ctx: dict[str, Any], leave_out: bool) -> dict[Any, np.ndarray]:
-    """``tau~`` of every (auxiliary cell, cluster) for every estimand, from the cohort x
-    event x cluster counts ``n`` and sums ``s`` of ``tau_hat``, as the in-memory
-    :func:`zoneimpact.estimators._bjs.tau_tilde`: eq. 8's ``sum_c a_c b_c / sum_c a_c^2``
-    over the cell's clusters, where an estimand's weight is constant on its rows, so that
-    ``a_c`` and ``b_c`` are proportional to the cluster's ``n`` and ``s`` on them; with
-    ``leave_out`` (BJS 2024, Supplementary Appendix A.9) without the cluster's own term,
-    except in a cell whose weight sits in that cluster. 0 where the estimand has no
-    weight in the cell. Keys ``(cell, cluster)``."""
-    keys = [k for k in ("cohort", "event") if k in ctx["partition"]]
-    frame = own.reset_index()
+def _tau_tilde(own: pd.DataFrame, ctx: dict[str, Any], leave_out: bool) -> pd.DataFrame:
+    """``tau~`` of every auxiliary cell (with ``leave_out``, of every cell x cluster) for
+    every estimand (columns), from the cohort x event x cluster counts ``n`` and sums ``s``
+    of ``tau_hat``, as the in-memory :func:`zoneimpact.estimators._bjs.tau_tilde`: eq. 8's
+    ``sum_c a_c b_c / sum_c a_c^2`` over the cell's clusters, where an estimand's weight is
+    constant on its rows, so that ``a_c`` and ``b_c`` are proportional to the cluster's
+    ``n`` and ``s`` on them; with ``leave_out`` (BJS 2024, Supplementary Appendix A.9)
+    without the cluster's own term, except in a cell whose weight sits in that cluster. 0
+    where the estimand has no weight in the cell. Indexed by ``_all`` (one level, so that
+    the ``"none"`` partition has a key), the partition's keys and, with ``leave_out``,
+    ``cluster``: a table of cells, not of clusters, unless the leave-out needs them."""
+    cell_keys = ["_all", *[k for k in ("cohort", "event") if k in ctx["partition"]]]
+    frame = own.reset_index().assign(_all=0)
     masks = [
         np.ones(len(frame), bool),
         *[(frame["event"] == h).to_numpy() for h in ctx["horizons"]],
@@ -472,18 +481,19 @@ def _tau_tilde(own: pd.DataFrame, ctx: dict[str, Any], leave_out: bool) -> dict[
         {f"n{j}": np.where(m, frame["n"], 0) for j, m in enumerate(masks)}
         | {f"s{j}": np.where(m, frame["s"], 0.0) for j, m in enumerate(masks)}
     )
-    tot["_cell"] = [tuple(rec[k] for k in keys) for rec in frame[keys].to_dict("records")]
-    tot["cluster"] = frame["cluster"].to_numpy()
-    per = tot.groupby(["_cell", "cluster"], sort=False).sum()
+    for k in [*cell_keys, "cluster"]:
+        tot[k] = frame[k].to_numpy()
+    per = tot.groupby([*cell_keys, "cluster"], sort=False).sum()
     n = per[[f"n{j}" for j in range(J)]].to_numpy(float)
-    ab = n * per[[f"s{j}" for j in range(J)]].to_numpy(float)
-    aa = n**2
-    cell = per.index.get_level_values("_cell")
+    ab, aa = n * per[[f"s{j}" for j in range(J)]].to_numpy(float), n**2
+    cell = [per.index.get_level_values(k) for k in cell_keys]
     num = pd.DataFrame(ab).groupby(cell, sort=False).transform("sum").to_numpy()
     den = pd.DataFrame(aa).groupby(cell, sort=False).transform("sum").to_numpy()
     if leave_out:
-        ok = (den - aa) > 1e-12 * np.maximum(den, 1e-300)
+        ok = (den - aa) > LEAVE_OUT_REST * den
         num = np.where(ok, num - ab, num)
         den = np.where(ok, den - aa, den)
-    vals = np.divide(num, den, out=np.zeros_like(num), where=den != 0)
-    return dict(zip(per.index, vals, strict=True))
+    vals = pd.DataFrame(
+        np.divide(num, den, out=np.zeros_like(num), where=den != 0), index=per.index
+    )
+    return vals if leave_out else vals.groupby(level=cell_keys, sort=False).first()

@@ -166,32 +166,48 @@ def implied_weights(fit: Imputed, Wt: np.ndarray) -> np.ndarray:
     return -np.asarray(fit.Z0 @ gamma)
 
 
+# The leave-out drops the own cluster's terms unless the other clusters hold less than this
+# share of the cell's squared weight: below it ``num - a_c b_c`` loses more than ~1e-8 of
+# its digits to cancellation, and the in-sample value is kept (Stata's did_imputation
+# flags such cells at 1e-5).
+LEAVE_OUT_REST = 1e-8
+
+
+def cell_cluster_codes(cells: np.ndarray, cluster: np.ndarray, n_clusters: int) -> np.ndarray:
+    """Codes ``0..`` of the (cell, cluster) pairs of the targets (:func:`tau_tilde`'s
+    groups; one computation serves every estimand of a clustering)."""
+    pair = np.unique(cells.astype(np.int64) * n_clusters + cluster, return_inverse=True)[1]
+    return pair.ravel()
+
+
 def tau_tilde(
     w: np.ndarray,
     tau: np.ndarray,
     cells: np.ndarray,
-    cluster: np.ndarray,
-    n_clusters: int,
+    pair: np.ndarray,
     *,
     leave_out: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``tau~`` of every target (BJS 2024, eq. 8) and the rows where the leave-out fell back.
 
     Within a cell ``g``, with ``a_c = sum_{it in c, g} w_it`` and ``b_c = sum_{it in c, g}
-    w_it tau_hat_it`` over each cluster's targets, ``tau~_g = sum_c a_c b_c / sum_c a_c^2``:
-    the constant that minimises the cluster scores' sum of squares ``sum_c (b_c - a_c
-    tau~_g)^2`` (Supplementary Appendix A.8), which is how the authors' Stata
-    ``did_imputation`` forms it from its cluster-by-cell "smart weights". It is the plain
-    ``w``-weighted mean only when every cluster holds one target of the cell with equal
-    weights (unit clusters, cohort x event cells, no unit weights). With ``leave_out``
-    (Supplementary Appendix A.9) a target's ``tau~`` drops its own cluster's ``a_c b_c``
-    and ``a_c^2``, which removes the downward bias of the in-sample average when cells hold
-    few clusters; a cell whose weight sits in one cluster keeps the in-sample value (that
-    cluster's targets then add nothing to its score), and those rows are flagged.
+    w_it tau_hat_it`` over each cluster's targets (``pair``: the (cell, cluster) codes of
+    :func:`cell_cluster_codes`), ``tau~_g = sum_c a_c b_c / sum_c a_c^2``: the constant
+    that minimises the cluster scores' sum of squares ``sum_c (b_c - a_c tau~_g)^2``
+    (Supplementary Appendix A.8), which is how the authors' Stata ``did_imputation`` forms
+    it from its cluster-by-cell "smart weights". It equals the plain ``w``-weighted mean
+    when the clusters' weight sums ``a_c`` in the cell are equal (e.g. unit clusters, one
+    target per unit and cell, no unit weights). With clusters coarser than units, the
+    clusters are the independent units of Theorem 3 and ``a_c``, ``b_c`` are theirs, as in
+    Stata ``did_imputation`` (its cluster-by-``avgeffectsby`` sums); diff-diff 3.13 sums by
+    unit whatever the clustering, so its SEs differ there and agree everywhere else. With
+    ``leave_out`` (Supplementary Appendix A.9) a target's ``tau~`` drops its own cluster's
+    ``a_c b_c`` and ``a_c^2``, which removes the downward bias of the in-sample average when
+    cells hold few clusters; where the other clusters hold less than ``LEAVE_OUT_REST`` of
+    the cell's squared weight the in-sample value is kept (a cell inside one cluster then
+    adds nothing to its score), and those rows are flagged.
     """
     ncell = int(cells.max()) + 1 if cells.size else 0
-    pair = np.unique(cells.astype(np.int64) * n_clusters + cluster, return_inverse=True)[1]
-    pair = pair.ravel()
     npair = int(pair.max()) + 1 if pair.size else 0
     a = np.bincount(pair, weights=w, minlength=npair)
     b = np.bincount(pair, weights=w * tau, minlength=npair)
@@ -202,7 +218,7 @@ def tau_tilde(
     fallback = np.zeros(len(w), dtype=bool)
     if leave_out:
         own_a, own_b = a[pair], b[pair]
-        ok = (den - own_a**2) > 1e-12 * np.maximum(den, 1e-300)
+        ok = (den - own_a**2) > LEAVE_OUT_REST * den
         fallback = ~ok
         num = np.where(ok, num - own_a * own_b, num)
         den = np.where(ok, den - own_a**2, den)
@@ -242,9 +258,10 @@ def scores(
     resid0 = _cr2_residuals(fit, cluster[fit.clean])[0] if cr2 else fit.resid0
     out = np.zeros((n_clusters, Wt.shape[1]))
     c0, c1 = cluster[fit.clean], cluster[fit.target]
+    pair = cell_cluster_codes(cells, c1, n_clusters)
     for j in range(Wt.shape[1]):
         w = Wt[:, j]
-        tilde = tau_tilde(w, fit.tau, cells, c1, n_clusters, leave_out=leave_out)[0]
+        tilde = tau_tilde(w, fit.tau, cells, pair, leave_out=leave_out)[0]
         out[:, j] = np.bincount(c0, weights=V0[:, j] * resid0, minlength=n_clusters) + np.bincount(
             c1, weights=w * (fit.tau - tilde), minlength=n_clusters
         )
@@ -292,7 +309,7 @@ def outcome_shift(
             R0[rows] = Q @ (inv[:, None] * (Q.T @ R0[rows]))
     # eq. 8 is linear in tau_hat given the weights: tau~_g = sum_{it in g} a_c(it) w_it
     # tau_it / sum_c a_c^2, and its leave-out drops the own cluster's a_c b_c and a_c^2
-    pair = np.unique(cells.astype(np.int64) * n_clusters + c1, return_inverse=True)[1].ravel()
+    pair = cell_cluster_codes(cells, c1, n_clusters)
     npair = int(pair.max()) + 1 if pair.size else 0
     pair_sum = sparse.csr_matrix((w, (pair, np.arange(len(w)))), shape=(npair, len(w)))
     a = np.asarray(pair_sum.sum(axis=1)).ravel()
@@ -303,7 +320,7 @@ def outcome_shift(
     den = np.bincount(cell_of_pair, weights=a * a, minlength=ncell)[cells]
     if leave_out:
         own_a = a[pair]
-        ok = (den - own_a**2) > 1e-12 * np.maximum(den, 1e-300)
+        ok = (den - own_a**2) > LEAVE_OUT_REST * den
         own = (a[:, None] * np.asarray(pair_sum @ tau))[pair]
         num = np.where(ok[:, None], num - own, num)
         den = np.where(ok, den - own_a**2, den)

@@ -43,8 +43,8 @@ solve is a few passes over the rows (no dummy matrix, sparse or dense, is formed
 The steps are one function each: :func:`_check_options`, :func:`_sample` (rows whose
 ``Y(0)`` is imputable), :func:`_impute` (steps 1-2, eq. 5-6), :func:`_estimand_weights`,
 :func:`_implied_untreated_weights` (Section 4.1), :func:`_cluster_scores` (Theorem 3,
-eq. 8-10, with ``tau~`` from :func:`zoneimpact.estimators._bjs.tau_tilde`), :func:`_pretrend_regression` (Test 1),
-:func:`_variance` and :func:`_terms_and_vcov`. The result keeps the implied-weight
+eq. 8-10, ``tau~`` from :func:`zoneimpact.estimators._bjs.tau_tilde`),
+:func:`_pretrend_regression` (Test 1), :func:`_variance` and :func:`_terms_and_vcov`. The result keeps the implied-weight
 solutions, residuals and ``tau_hat`` (:class:`ImputationBlocks`), so
 :meth:`ImputationResult.with_inference` clusters the variance on any column, one or two
 ways, without re-running the regression, and :meth:`ImputationResult.aggregate` forms other
@@ -73,7 +73,7 @@ from ..results import (
     check_int,
     terms_frame,
 )
-from ._bjs import tau_tilde
+from ._bjs import cell_cluster_codes, tau_tilde
 from ._fe import (
     check_cluster,
     cluster_codes,
@@ -680,10 +680,11 @@ def _cluster_scores(b: ImputationBlocks, cl: np.ndarray) -> tuple[np.ndarray, in
     whose cell's weight sits in their own cluster)."""
     G = int(cl.max()) + 1
     cl0, cl1 = cl[b.untreated], cl[b.treated]
+    pair = cell_cluster_codes(b.cells, cl1, G)
     S = np.empty((G, len(b.estimand_weights)))
     n_fallback = 0
     for j, wj in enumerate(b.estimand_weights):
-        tt, fallback = tau_tilde(wj, b.tau, b.cells, cl1, G, leave_out=b.leave_out)
+        tt, fallback = tau_tilde(wj, b.tau, b.cells, pair, leave_out=b.leave_out)
         n_fallback += int((fallback & (wj != 0)).sum())
         v0 = _implied_untreated_weights(b, j)
         S[:, j] = np.bincount(cl0, weights=v0 * b.resid0, minlength=G) + np.bincount(
@@ -757,7 +758,9 @@ def _variance(b: ImputationBlocks, clusters: list[np.ndarray]) -> _Variance:
     :mod:`zoneimpact.inference.covariance`; the BJS variance has no small-sample factor,
     so neither has the combination), with Test 1 and its cross-covariance with the
     estimands under the same clustering (Test 1 keeps fixest's CR1 factor with the
-    smallest number of clusters)."""
+    smallest number of clusters). Each of the three clusterings forms its own eq. 8
+    ``tau~`` (the clusters are its independent units), so the three score sets differ in
+    their treated residuals as well as in their grouping."""
     if len(clusters) == 2:
         both = pd.factorize(pd.MultiIndex.from_arrays([clusters[0], clusters[1]]))[0]
         dims = [(clusters[0], 1.0), (clusters[1], 1.0), (both.astype(np.intp), -1.0)]
