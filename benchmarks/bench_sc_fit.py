@@ -33,6 +33,16 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from _floor import ratio_line, time_floor, wide_floor  # noqa: E402
 
+# ADH (2010) Table 1's layout on the simulated panel: both covariates averaged over
+# 1980-1988 and the outcome in 1975, 1980 and 1988
+ADH_PREDICTORS = [
+    {"variable": "x1", "window": [1980, 1988]},
+    {"variable": "x2", "window": [1980, 1988]},
+    {"variable": "y", "years": [1975]},
+    {"variable": "y", "years": [1980]},
+    {"variable": "y", "years": [1988]},
+]
+
 
 def adh_panel(seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
@@ -99,13 +109,7 @@ def run_zoneimpact(df, case):
     kw = {}
     if case == "adh":
         kw = dict(
-            predictors=[
-                {"variable": "x1", "window": [1980, 1988]},
-                {"variable": "x2", "window": [1980, 1988]},
-                {"variable": "y", "years": [1975]},
-                {"variable": "y", "years": [1980]},
-                {"variable": "y", "years": [1988]},
-            ],
+            predictors=ADH_PREDICTORS,
             fit_window=[1970, 1988],
         )
     r = sc.fit(p, outcome="y", placebos=False, rng=np.random.default_rng(1), **kw)
@@ -128,13 +132,7 @@ def run_optimistic(df, case):
         placebos=False,
         rng=np.random.default_rng(1),
         v="optimistic",
-        predictors=[
-            {"variable": "x1", "window": [1980, 1988]},
-            {"variable": "x2", "window": [1980, 1988]},
-            {"variable": "y", "years": [1975]},
-            {"variable": "y", "years": [1980]},
-            {"variable": "y", "years": [1988]},
-        ],
+        predictors=ADH_PREDICTORS,
         fit_window=[1970, 1988],
     )
     return r.donor_weights

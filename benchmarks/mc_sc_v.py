@@ -24,19 +24,11 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from bench_sc_fit import adh_panel  # noqa: E402
+from bench_sc_fit import ADH_PREDICTORS, adh_panel  # noqa: E402
 
 from zoneimpact.estimators import synthetic_control as sc  # noqa: E402
 from zoneimpact.panel import Panel  # noqa: E402
 from zoneimpact.parallel import set_progress  # noqa: E402
-
-PREDICTORS = [
-    {"variable": "x1", "window": [1980, 1988]},
-    {"variable": "x2", "window": [1980, 1988]},
-    {"variable": "y", "years": [1975]},
-    {"variable": "y", "years": [1980]},
-    {"variable": "y", "years": [1988]},
-]
 
 
 def one(seed: int) -> list[dict]:
@@ -50,7 +42,7 @@ def one(seed: int) -> list[dict]:
             p,
             outcome="y",
             placebos=False,
-            predictors=PREDICTORS,
+            predictors=ADH_PREDICTORS,
             fit_window=[1970, 1988],
             v=v,
             rng=np.random.default_rng(1),

@@ -73,15 +73,21 @@ def test_matches_diff_diff_reference(mpdta) -> None:
     # diff-diff 3.13 ImputationDiD on mpdta, from peers.json (generator:
     # benchmarks/reference/peer_references.py): the same estimator and variance
     # (Borusyak et al. 2024, Theorem 3), so 1e-10 on points and 1e-8 relative on SEs
-    ref = PEERS["imputation_mpdta"]
-    t = _t(imputation.fit(mpdta, outcome="lemp"))
+    _assert_matches_reference(
+        _t(imputation.fit(mpdta, outcome="lemp")), PEERS["imputation_mpdta"], se_rel=1e-8
+    )
+
+
+def _assert_matches_reference(t: pd.DataFrame, ref: dict, se_rel: float) -> None:
+    """att and the four post-treatment event times against a peers.json entry: points to
+    1e-10, SEs to ``se_rel`` relative."""
     assert t.loc["att", "estimate"] == pytest.approx(ref["att"], abs=1e-10)
-    assert t.loc["att", "se"] == pytest.approx(ref["att_se"], rel=1e-8)
+    assert t.loc["att", "se"] == pytest.approx(ref["att_se"], rel=se_rel)
     post = {e: v for e, v in ref["event"].items() if int(e) >= 0}
     assert len(post) == 4
     for e, v in post.items():
         assert t.loc[f"event:{e}", "estimate"] == pytest.approx(v["estimate"], abs=1e-10)
-        assert t.loc[f"event:{e}", "se"] == pytest.approx(v["se"], rel=1e-8)
+        assert t.loc[f"event:{e}", "se"] == pytest.approx(v["se"], rel=se_rel)
 
 
 @pytest.mark.parametrize("leave_out", [False, True])
@@ -97,12 +103,7 @@ def test_eq8_tau_tilde_matches_diff_diff_on_unbalanced_cohort_cells(mpdta_frame,
         mpdta_frame[keep], unit="countyreal", time="year", outcomes=["lemp"], cohort="first.treat"
     )
     t = _t(imputation.fit(panel, outcome="lemp", aux_partition="cohort", leave_out=leave_out))
-    assert t.loc["att", "estimate"] == pytest.approx(ref["att"], abs=1e-10)
-    assert t.loc["att", "se"] == pytest.approx(ref["att_se"], rel=1e-10)
-    post = {e: v for e, v in ref["event"].items() if int(e) >= 0}
-    assert len(post) == 4
-    for e, v in post.items():
-        assert t.loc[f"event:{e}", "se"] == pytest.approx(v["se"], rel=1e-10)
+    _assert_matches_reference(t, ref, se_rel=1e-10)
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")
