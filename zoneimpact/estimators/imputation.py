@@ -1077,7 +1077,10 @@ def fit(
         Time-varying controls in the ``Y(0)`` model (time-invariant ones are absorbed by
         the unit effects and dropped, see ``info["dropped_covariates"]``).
     cluster : str, optional
-        Cluster variable (panel or geography column); default unit. Other clusterings
+        Cluster variable (panel or geography column); default unit. The clusters are the
+        independent units of Theorem 3, so eq. 8's ``tau~`` weighs them (Stata
+        ``did_imputation``'s reading; diff-diff weighs units whatever the clustering, so
+        coarser clusterings differ from it slightly). Other clusterings
         (any column, a Series, two ways) without refitting: :meth:`ImputationResult.with_inference`.
     weights : str, optional
         Column of positive observation weights: the step-1 regression is weighted and
