@@ -135,16 +135,9 @@ def _imputed(blk: dict[str, Any], tau: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return resid0, tau_hat
 
 
-def _cell_sums(blk: dict[str, Any], *, tau: np.ndarray) -> pd.DataFrame:
-    """Counts and sums of ``tau_hat`` by cohort x event time."""
-    _, tau_hat = _imputed(blk, tau)
-    frame = pd.DataFrame({"cohort": blk["g1"], "event": blk["e1"], "tau": tau_hat})
-    return frame.groupby(["cohort", "event"]).agg(n=("tau", "size"), s=("tau", "sum"))
-
-
 def _cluster_cell_sums(blk: dict[str, Any], *, tau: np.ndarray) -> pd.DataFrame:
-    """Counts and sums of ``tau_hat`` by cohort x event time x cluster (eq. 8's cluster
-    terms of ``tau~``)."""
+    """Counts and sums of ``tau_hat`` by cohort x event time x cluster (the estimates'
+    cell sums, and eq. 8's cluster terms of ``tau~``)."""
     _, tau_hat = _imputed(blk, tau)
     frame = pd.DataFrame(
         {"cohort": blk["g1"], "event": blk["e1"], "cluster": blk["lab1"], "tau": tau_hat}
@@ -342,11 +335,12 @@ def fit_scores(
 
     blocks, n0_t, meta = _imputable_blocks(dpanel, outcome=outcome, cluster=by_cluster)
     tau, sweeps = _fit_y0(blocks, n0_t)
-    _, est, ctx = _estimands(blocks, tau=tau, horizons=horizons, n_t=len(n0_t))
+    own = pd.concat(compute_blocks([_cluster_cell_sums], blocks, tau=tau))
+    own = own.groupby(level=[0, 1, 2]).sum()
+    est, ctx = _estimands(own.groupby(level=[0, 1]).sum(), horizons=horizons, n_t=len(n0_t))
     ctx["partition"] = _PARTITIONS[aux_partition]
     theta_t, gs_sweeps = _implied_weights(blocks, n0_t=n0_t, ctx=ctx)
-    own = pd.concat(compute_blocks([_cluster_cell_sums], blocks, tau=tau))
-    tilde = _tau_tilde(own.groupby(level=[0, 1, 2]).sum(), ctx, leave_out)
+    tilde = _tau_tilde(own, ctx, leave_out)
     # one graph node for the table (a cell x cluster table can be large), not one copy
     # hashed per partition
     shared = dask.delayed(tilde, traverse=False)
@@ -411,13 +405,11 @@ def _fit_y0(blocks: list[Any], n0_t: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def _estimands(
-    blocks: list[Any], *, tau: np.ndarray, horizons: Sequence[int] | None, n_t: int
-) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any]]:
-    """Step 2: counts and sums of ``tau_hat`` by cohort x event time, the estimates
-    (``att``, then ``event:E``) and the estimands' context (horizons, their row counts,
-    ``N_1``)."""
-    cells = pd.concat(compute_blocks([_cell_sums], blocks, tau=tau))
-    cells = cells.groupby(level=[0, 1]).sum()
+    cells: pd.DataFrame, *, horizons: Sequence[int] | None, n_t: int
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Step 2: from the counts and sums of ``tau_hat`` by cohort x event time, the
+    estimates (``att``, then ``event:E``) and the estimands' context (horizons, their row
+    counts, ``N_1``)."""
     by_event = cells.groupby(level="event").sum()
     avail = by_event.index.to_numpy()
     hz = avail.tolist() if horizons is None else sorted({int(h) for h in horizons})
@@ -437,7 +429,7 @@ def _estimands(
         "n1": n1,
         "n_t": n_t,
     }
-    return cells, est, ctx
+    return est, ctx
 
 
 def _implied_weights(
