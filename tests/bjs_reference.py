@@ -23,7 +23,8 @@ def eq8_tilde(w, tau, cells, cluster, leave_out: bool = False) -> np.ndarray:
     per = f.groupby(["cell", "cl"])[["a", "b"]].sum()
     per["ab"], per["aa"] = per["a"] * per["b"], per["a"] ** 2
     cell_tot = per.groupby(level="cell")[["ab", "aa"]].sum()
-    rows = f.join(per[["ab", "aa"]], on=["cell", "cl"]).join(cell_tot, on="cell", rsuffix="_cell")
+    cell_tot.columns = ["ab_cell", "aa_cell"]
+    rows = f.join(per[["ab", "aa"]], on=["cell", "cl"]).join(cell_tot, on="cell")
     num, den = rows["ab_cell"].to_numpy(), rows["aa_cell"].to_numpy()
     if leave_out:
         rest = den - rows["aa"].to_numpy()

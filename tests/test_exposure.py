@@ -202,3 +202,30 @@ def test_units_exposed_before_the_data_start_leave_the_ring_panel() -> None:
     assert ring.unit_cohort["e"] == 2004
     assert np.isinf(ring.unit_cohort.drop("e")).all()
     assert ring.report["dropped_always_treated"] == ["b"]
+
+
+def test_intensity_splits_each_open_zone_over_its_not_yet_zone_links():
+    # hand values on the line a(zone 2003) b c d(zone 2005) e f, 40 km apart. Rings
+    # [0, 130) km: zone a links b, c, d; zone d links a, b, c, e, f. Each open zone counts
+    # 1/n over its links that are not zones at t: a's n is 3 (b, c, d) until d opens in
+    # 2005, then 2; d's n is 4 (a is a zone since 2003). A zone unit's own zone, and any
+    # zone once its own has opened, receive nothing.
+    m = exposure_from_rings(line_panel(), rings_km=[(0, 130)])
+    got = m.intensity(list("abcdef"), range(2000, 2008))
+    early, late = [0, 0, 0, 1 / 3, 1 / 3, 0, 0, 0], [0, 0, 0, 1 / 3, 1 / 3, 0.75, 0.75, 0.75]
+    want = {
+        "a": [0.0] * 8,
+        "b": late,
+        "c": late,
+        "d": early,
+        "e": [0, 0, 0, 0, 0, 0.25, 0.25, 0.25],
+        "f": [0, 0, 0, 0, 0, 0.25, 0.25, 0.25],
+    }
+    np.testing.assert_allclose(got.to_numpy(), np.array(list(want.values())), atol=1e-15)
+    assert got.index.tolist() == list("abcdef") and got.columns.tolist() == list(range(2000, 2008))
+    # adjacency on the chain: a's only link is b (1 from 2003), d's are c and e (1/2 each)
+    adj = exposure_from_adjacency(line_panel()).intensity(list("bce"), [2002, 2003, 2005])
+    np.testing.assert_allclose(adj.to_numpy(), [[0, 1, 1], [0, 0, 0.5], [0, 0, 0.5]])
+    # a map built from onsets alone has no links to split over
+    with pytest.raises(GeographyError, match="no unit-zone links"):
+        exposure_from_onsets(line_panel(), {"b": 2003}).intensity(list("ab"), [2003])

@@ -83,12 +83,17 @@ class ExposureMap:
         Ring labels, inner first.
     settings : dict
         The builder's arguments (for reports).
+    links : pandas.DataFrame or None
+        Every (``unit``, ``zone``) pair of the map with the zone's opening period
+        ``zone_cohort`` (zones outside the panel included); None for maps built from
+        onsets alone. :meth:`intensity` reads it.
     """
 
     kind: str
     table: pd.DataFrame
     rings: tuple[str, ...]
     settings: dict = field(default_factory=dict)
+    links: pd.DataFrame | None = None
 
     # ------------------------------------------------------------------ summaries
     @property
@@ -101,6 +106,50 @@ class ExposureMap:
         t = self.table
         hit = (t["role"] == "direct") & (t["exposure_onset"] < t["cohort"])
         return t.index[hit.to_numpy()].tolist()
+
+    def intensity(self, units: Sequence[Any], periods: Sequence[Any]) -> pd.DataFrame:
+        """Exposure intensity of the equal-split displacement model, units x periods.
+
+        If every open zone ``z`` draws (or sheds) the same amount from each unit of the
+        map that is not yet a zone itself, a unit's spillover at ``t`` is proportional to
+
+            intensity_it = sum over zones z open at t and linked to i of 1 / n_z(t),
+
+        with ``n_z(t)`` the number of ``z``'s linked units that are not zones at ``t``
+        (the row-standardised exposure of the spatial-econometrics literature, e.g.
+        Kelejian & Prucha 2010, taken per zone). A zone unit's own zone does not count.
+        0 where no zone is open. :func:`zoneimpact.estimators.spillover.fit` uses it to
+        refine the cells of BJS's auxiliary ``tau~``.
+
+        Raises
+        ------
+        GeographyError
+            When the map has no links (built by :func:`exposure_from_onsets` or on a grid).
+        """
+        if self.links is None:
+            raise GeographyError(
+                f"This {self.kind!r} exposure map has no unit-zone links (built from onsets "
+                "or on a grid), so its exposure intensity is unknown."
+            )
+        t = np.asarray(periods, dtype=float)
+        lk = self.links
+        own = self.table["cohort"].reindex(lk["unit"]).to_numpy(float)
+        own = np.where(np.isnan(own), np.inf, own)
+        not_zone = own[:, None] > t[None, :]
+        open_zone = lk["zone_cohort"].to_numpy(float)[:, None] <= t[None, :]
+        zcode = pd.factorize(lk["zone"])[0]
+        n_z = np.zeros((zcode.max() + 1 if len(zcode) else 0, len(t)))
+        np.add.at(n_z, zcode, not_zone)
+        n_link = n_z[zcode]
+        share = np.divide(
+            open_zone & not_zone, n_link, out=np.zeros(n_link.shape), where=n_link > 0
+        )
+        idx = pd.Index(units)
+        pos = idx.get_indexer(lk["unit"])
+        keep = pos >= 0
+        out = np.zeros((len(idx), len(t)))
+        np.add.at(out, pos[keep], share[keep])
+        return pd.DataFrame(out, index=idx, columns=pd.Index(periods))
 
     def summary(self) -> pd.DataFrame:
         """Number of units by role and ring."""
@@ -258,7 +307,8 @@ def _assemble(
     # a zone unit's ring label is kept (it tells where it was exposed before its zone)
     tab.index.name = "unit"
     tab = tab[["role", "cohort", "exposure_onset", "ring", "distance_km"]]
-    return ExposureMap(kind=kind, table=tab, rings=tuple(rings), settings=settings)
+    links = rel[["unit", "zone", "zone_cohort"]].reset_index(drop=True)
+    return ExposureMap(kind=kind, table=tab, rings=tuple(rings), settings=settings, links=links)
 
 
 def _zone_cohorts(panel: Panel) -> pd.Series:

@@ -65,8 +65,11 @@ _PARTITIONS = {
 }
 
 
-def _block(df: pd.DataFrame, *, periods: np.ndarray, outcome: str, cluster: bool) -> dict[str, Any]:
-    """Rows with the outcome observed, split into untreated and treated rows."""
+def _block(
+    df: pd.DataFrame, *, periods: np.ndarray, outcome: str, cluster: bool, aux: bool = False
+) -> dict[str, Any]:
+    """Rows with the outcome observed, split into untreated and treated rows; ``aux``: the
+    rows' extra ``tau~`` cell codes from the column ``_aux``."""
     df = df.dropna(subset=[outcome])
     ucode, units = pd.factorize(df["unit"], sort=True)
     t = df["time"].to_numpy()
@@ -83,6 +86,7 @@ def _block(df: pd.DataFrame, *, periods: np.ndarray, outcome: str, cluster: bool
         "ucode": ucode, "n_units": len(units), "tcode": np.searchsorted(periods, t),
         "y": df[outcome].to_numpy(float), "treated": treated, "g": g, "t": t,
         "labels": labels,
+        "aux": df["_aux"].to_numpy(np.int64) if aux else np.zeros(len(df), np.int64),
     }  # fmt: skip
 
 
@@ -103,6 +107,7 @@ def _select(blk: dict[str, Any], *, has_t: np.ndarray) -> dict[str, Any]:
         "u0": u[i0], "t0": tc[i0], "y0": blk["y"][i0], "lab0": blk["labels"][i0],
         "u1": u[i1], "t1": tc[i1], "y1": blk["y"][i1], "lab1": blk["labels"][i1],
         "g1": blk["g"][i1], "e1": (blk["t"][i1] - blk["g"][i1]).astype(np.int64),
+        "a1": blk["aux"][i1],
         "n_dropped": int((~keep).sum()), "n_used_units": int(np.count_nonzero(np.bincount(u[keep]))),
         "edges": np.unique(np.column_stack([first, tc[i0]]), axis=0) if i0.size else
         np.zeros((0, 2), dtype=np.intp),
@@ -136,13 +141,20 @@ def _imputed(blk: dict[str, Any], tau: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def _cluster_cell_sums(blk: dict[str, Any], *, tau: np.ndarray) -> pd.DataFrame:
-    """Counts and sums of ``tau_hat`` by cohort x event time x cluster (the estimates'
-    cell sums, and eq. 8's cluster terms of ``tau~``)."""
+    """Counts and sums of ``tau_hat`` by cohort x event time x extra cell code x cluster
+    (the estimates' cell sums, and eq. 8's cluster terms of ``tau~``)."""
     _, tau_hat = _imputed(blk, tau)
     frame = pd.DataFrame(
-        {"cohort": blk["g1"], "event": blk["e1"], "cluster": blk["lab1"], "tau": tau_hat}
+        {
+            "cohort": blk["g1"],
+            "event": blk["e1"],
+            "aux": blk["a1"],
+            "cluster": blk["lab1"],
+            "tau": tau_hat,
+        }
     )
-    return frame.groupby(["cohort", "event", "cluster"]).agg(n=("tau", "size"), s=("tau", "sum"))
+    keys = ["cohort", "event", "aux", "cluster"]
+    return frame.groupby(keys).agg(n=("tau", "size"), s=("tau", "sum"))
 
 
 def _estimand_matrix(blk: dict[str, Any], ctx: dict[str, Any]) -> np.ndarray:
@@ -201,7 +213,12 @@ def _scores(
     th_u = _unit_theta(blk, theta_t, ctx)
     v0 = -(th_u[blk["u0"]] + theta_t[blk["t0"]])
     w1 = _estimand_matrix(blk, ctx)
-    src = {"_all": np.zeros(len(blk["g1"]), np.int64), "cohort": blk["g1"], "event": blk["e1"]}
+    src = {
+        "_all": np.zeros(len(blk["g1"]), np.int64),
+        "cohort": blk["g1"],
+        "event": blk["e1"],
+        "aux": blk["a1"],
+    }
     src["cluster"] = blk["lab1"]
     key = pd.MultiIndex.from_arrays([src[c] for c in tilde.index.names])
     tt = tilde.to_numpy()[tilde.index.get_indexer(key)].reshape(len(key), w1.shape[1])
@@ -328,17 +345,22 @@ def fit_scores(
     by_cluster: bool,
     aux_partition: str = "cohort_event",
     leave_out: bool = False,
+    aux_cells: bool = False,
 ) -> ScoredFit:
     """The estimates and their cluster scores (what :func:`fit` reports and the Dask
-    spillover decomposition's imputation pieces combine)."""
+    spillover decomposition's imputation pieces combine). ``aux_cells``: also split the
+    partition's cells of ``tau~`` by the panel's integer column ``_aux``."""
     import dask
 
-    blocks, n0_t, meta = _imputable_blocks(dpanel, outcome=outcome, cluster=by_cluster)
+    blocks, n0_t, meta = _imputable_blocks(
+        dpanel, outcome=outcome, cluster=by_cluster, aux=aux_cells
+    )
     tau, sweeps = _fit_y0(blocks, n0_t)
     own = pd.concat(compute_blocks([_cluster_cell_sums], blocks, tau=tau))
-    own = own.groupby(level=[0, 1, 2]).sum()
-    est, ctx = _estimands(own.groupby(level=[0, 1]).sum(), horizons=horizons, n_t=len(n0_t))
-    ctx["partition"] = _PARTITIONS[aux_partition]
+    own = own.groupby(level=[0, 1, 2, 3]).sum()
+    by_cell = own.groupby(level=["cohort", "event"]).sum()
+    est, ctx = _estimands(by_cell, horizons=horizons, n_t=len(n0_t))
+    ctx["partition"] = _PARTITIONS[aux_partition] + (("aux",) if aux_cells else ())
     theta_t, gs_sweeps = _implied_weights(blocks, n0_t=n0_t, ctx=ctx)
     tilde = _tau_tilde(own, ctx, leave_out)
     # one graph node for the table (a cell x cluster table can be large), not one copy
@@ -351,7 +373,7 @@ def fit_scores(
 
 
 def _imputable_blocks(
-    dpanel: DaskPanel, *, outcome: str, cluster: bool
+    dpanel: DaskPanel, *, outcome: str, cluster: bool, aux: bool = False
 ) -> tuple[list[Any], np.ndarray, tuple[Any, ...]]:
     """The partitions' imputable rows (persisted), the untreated rows per period, and per
     partition ``(edges, treated rows, dropped rows, units)``; refuses a sample without
@@ -362,7 +384,7 @@ def _imputable_blocks(
     periods = dpanel.periods
     n_t = len(periods)
     raw = persist_blocks(
-        _block, dpanel.partitions(), periods=periods, outcome=outcome, cluster=cluster
+        _block, dpanel.partitions(), periods=periods, outcome=outcome, cluster=cluster, aux=aux
     )
     n0_t = summed(compute_blocks([_untreated_periods], raw, n_t=n_t))["n0_t"]
     if not n0_t.any():
@@ -462,7 +484,7 @@ def _tau_tilde(own: pd.DataFrame, ctx: dict[str, Any], leave_out: bool) -> pd.Da
     where the estimand has no weight in the cell. Indexed by ``_all`` (one level, so that
     the ``"none"`` partition has a key), the partition's keys and, with ``leave_out``,
     ``cluster``: a table of cells, not of clusters, unless the leave-out needs them."""
-    cell_keys = ["_all", *[k for k in ("cohort", "event") if k in ctx["partition"]]]
+    cell_keys = ["_all", *[k for k in ("cohort", "event", "aux") if k in ctx["partition"]]]
     frame = own.reset_index().assign(_all=0)
     masks = [
         np.ones(len(frame), bool),

@@ -60,6 +60,7 @@ from ..estimators.spillover import (
     _warn_unidentified,
     _with_zone_losses,
     _zone_piece_selection,
+    intensity_bins,
 )
 from ..exposure import ExposureMap
 from ..parallel import as_generator
@@ -362,6 +363,14 @@ def _canonical_units(dpanel: DaskPanel, outcome: str) -> np.ndarray:
     return wide.index.to_numpy()[order]
 
 
+def _with_bins(df: pd.DataFrame, *, bins: pd.DataFrame) -> pd.DataFrame:
+    """The partition with each row's exposure-intensity bin (``_aux``) from the units x
+    periods table ``bins``."""
+    r = bins.index.get_indexer(df["unit"])
+    c = bins.columns.get_indexer(df["time"])
+    return df.assign(_aux=bins.to_numpy()[r, c])
+
+
 def _imputation_piece(
     name: str,
     piece: DaskPanel,
@@ -370,12 +379,20 @@ def _imputation_piece(
     code_of_label: pd.Series,
     n_clusters: int,
     cells: pd.Series,
+    bins: pd.DataFrame | None = None,
 ) -> _PieceFit:
     """A piece's BJS mean and cluster scores (leave-out ``tau~`` by onset x event cells,
-    no small-sample correction), as the in-memory ``_imputation_fits`` with
-    ``small_sample="none"``; a ring or zone piece with no imputable target is NaN there."""
+    split by ``bins`` for the spillover pieces; no small-sample correction), as the
+    in-memory ``_imputation_fits`` with ``small_sample="none"``; a ring or zone piece with
+    no imputable target is NaN there."""
+    refine = bins is not None and name.startswith("spillover")
+    if refine:
+        meta = piece.frame._meta.assign(_aux=np.zeros(0, np.int64))
+        piece = replace(piece, frame=piece.frame.map_partitions(_with_bins, bins=bins, meta=meta))
     try:
-        f = imputation_scores(piece, outcome, [], by_cluster, "cohort_event", leave_out=True)
+        f = imputation_scores(
+            piece, outcome, [], by_cluster, "cohort_event", leave_out=True, aux_cells=refine
+        )
     except EstimationError:
         if name == "direct":
             raise
@@ -394,9 +411,11 @@ def _imputation_fits(
     rule: dict[str, str],
     units: pd.DataFrame,
     cluster: Any,
+    bins: pd.DataFrame | None = None,
 ) -> tuple[dict[str, _PieceFit], str, int]:
     """Every piece of the imputation base on the partitions, with scores numbered in the
-    in-memory cluster order; the cluster name and count."""
+    in-memory cluster order; the cluster name and count. ``bins``: exposure-intensity bins
+    of the spillover pieces' ``tau~`` cells (units x periods)."""
     if isinstance(cluster, pd.Series):
         raise SpecError(
             "The imputation base on Dask clusters by unit or by the panel's cluster column "
@@ -425,7 +444,7 @@ def _imputation_fits(
     naive = compute_blocks([_scan], dpanel.partitions(), outcome=outcome)
     panels["naive"] = (dpanel, _target_cells(naive))
     fits = {
-        name: _imputation_piece(name, pp, outcome, by_cluster, code_of_label, G, cells)
+        name: _imputation_piece(name, pp, outcome, by_cluster, code_of_label, G, cells, bins)
         for name, (pp, cells) in panels.items()
     }
     return fits, cname, G
@@ -472,6 +491,7 @@ def fit(
     rng: np.random.Generator | int | None = None,
     alpha: float = 0.05,
     base_options: Mapping[str, Any] | None = None,
+    aux_partition: str = "onset_event_intensity",
 ) -> SpilloverResult:
     """Direct, spillover, net effect and displacement share on a :class:`DaskPanel`.
 
@@ -511,6 +531,9 @@ def fit(
         Options of the CS base (e.g. ``{"control_group": "not_yet_treated"}``);
         ``min_e``/``max_e``/``balance_e`` are refused (the totals count every
         post-treatment unit-period).
+    aux_partition : {"onset_event_intensity", "onset_event"}
+        Imputation base: the spillover pieces' ``tau~`` cells, as in memory (the
+        intensity bins come from the map and the panel's periods, on the client).
 
     Returns
     -------
@@ -520,6 +543,7 @@ def fit(
     check_dask_panel(dpanel, outcome)
     alpha = check_alpha(alpha)
     opts = _check_options(base_estimator, controls, pre_exposed, n_boot, base_options)
+    check_choice(aux_partition, "aux_partition", ("onset_event_intensity", "onset_event"))
     generator = as_generator(rng)
     units = pd.concat(compute_blocks([_unit_rows], dpanel.partitions())).sort_index()
     tab = _check_map(units, exposure)
@@ -527,9 +551,13 @@ def fit(
     rings = [r for r in exposure.rings if ((tab["role"] == "exposed") & (tab["ring"] == r)).any()]
     naive = compute_blocks([_scan], dpanel.partitions(), outcome=outcome)
     results: dict[str, EstimationResult] = {}
+    bins = None
     if base_estimator == "imputation":
+        if aux_partition == "onset_event_intensity" and exposure.links is not None:
+            grid = intensity_bins(exposure, units.index, dpanel.periods)
+            bins = pd.DataFrame(grid, index=units.index, columns=dpanel.periods)
         fits, cname, n_clusters = _imputation_fits(
-            dpanel, outcome, tab, rings, rule, units, cluster
+            dpanel, outcome, tab, rings, rule, units, cluster, bins
         )
     else:
         pieces: dict[str, tuple[DaskPanel, pd.Series]] = {
@@ -572,6 +600,10 @@ def fit(
         "cluster": cname, "n_clusters": n_clusters,
         "inference": "joint cluster scores; multiplier bootstrap for the displacement share",
         "small_sample": "none",
+        "aux_partition": (
+            ("onset_event" if bins is None else aux_partition)
+            if base_estimator == "imputation" else ""
+        ),
         "n_direct_units": int((role == "direct").sum()),
         "n_exposed_units": int((role == "exposed").sum()),
         "n_clean_units": int((role == "clean").sum()),

@@ -53,7 +53,15 @@ summed within clusters otherwise. The pieces share units (the clean controls), s
 scores, stacked by cluster, give one joint covariance ``S'S`` for direct, spillover,
 totals and net (standard errors ``sqrt(diag)``, t(G-1) intervals with ``G`` clusters).
 With few clean clusters the imputation scores get the CR2 correction and Bell &
-McCaffrey degrees of freedom (``small_sample``). The displacement share, a ratio, gets a
+McCaffrey degrees of freedom (``small_sample``). BJS's variance is conservative by the
+effects' heterogeneity within the cells of its auxiliary average ``tau~`` (Theorem 3,
+eq. 8). A zone that draws on its neighbours spreads its effect over them, so the
+spillover varies with how many open zones a unit shares with how many other units: the
+spillover pieces' cells are therefore onset x event time x quartile of exposure
+intensity (``aux_partition``; :meth:`ExposureMap.intensity`), a partition fixed by the
+exposure map alone. In the Monte Carlo's full-displacement world the onset x event cells
+left SE/SD at 1.25 for the spillover; the split brings it to about 1.1
+(``benchmarks/RESULTS.md``). The displacement share, a ratio, gets a
 clustered multiplier bootstrap of the same scores (Webb's six-point weights below 12
 clusters, Rademacher otherwise): ``n_boot`` joint draws of every term with no refitting, so 999 draws take milliseconds; its SE is
 the draws' interquartile range over ``qnorm(.75) - qnorm(.25)`` and its percentile
@@ -405,9 +413,35 @@ def _trend_terms(xb: np.ndarray, t_code: np.ndarray, n_periods: int) -> np.ndarr
 
 
 # ---------------------------------------------------------------------- imputation base
-def _cells(first: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Cohort (or exposure onset) x event-time cells of the targets, as integer codes."""
-    return np.unique(np.column_stack([first, t - first]), axis=0, return_inverse=True)[1].ravel()
+def _cells(first: np.ndarray, t: np.ndarray, bins: np.ndarray | None = None) -> np.ndarray:
+    """Cohort (or exposure onset) x event-time cells of the targets, as integer codes;
+    with ``bins`` (one per target) also split by them."""
+    keys = [first, t - first, *([] if bins is None else [bins])]
+    return np.unique(np.column_stack(keys), axis=0, return_inverse=True)[1].ravel()
+
+
+#: Exposure-intensity bins of the spillover pieces' ``tau~`` cells (quartiles).
+INTENSITY_BINS = 4
+
+
+def intensity_bins(emap: ExposureMap, units: Any, periods: Any) -> np.ndarray | None:
+    """Quartile of each unit-period's exposure intensity (:meth:`ExposureMap.intensity`),
+    units x periods, or None when the map has no links.
+
+    The quartiles are those of the positive intensities of the design (every unit-period
+    of ``units`` x ``periods`` with an open zone linked), so the cells depend on the
+    exposure map alone, not on the outcome or on which rows are observed; unexposed
+    unit-periods are bin 0. BJS (2024) Theorem 3 holds for any such partition; a finer
+    one that tracks the spillover's size leaves less of its heterogeneity in the variance.
+    """
+    if emap.links is None:
+        return None
+    inten = emap.intensity(units, periods).to_numpy()
+    pos = inten[inten > 0]
+    if pos.size == 0:
+        return np.zeros(inten.shape, np.int64)
+    edges = np.unique(np.quantile(pos, np.arange(1, INTENSITY_BINS) / INTENSITY_BINS))
+    return np.searchsorted(edges, inten, side="left").astype(np.int64)
 
 
 def _imputation_fits(
@@ -421,8 +455,12 @@ def _imputation_fits(
     n_clusters: int,
     cr2: bool = True,
     unit_weight: np.ndarray | None = None,
+    bins: np.ndarray | None = None,
 ) -> dict[str, _PieceFit]:
     """BJS imputation of every piece on the long table of observed unit-periods.
+
+    ``bins`` (units x periods, :func:`intensity_bins`) split the spillover pieces' onset x
+    event cells of ``tau~`` by exposure intensity.
 
     With ``unit_weight`` (one per unit, in the order of ``units``) as
     :func:`zoneimpact.estimators.imputation.fit` with ``weights``: step 1 is weighted
@@ -452,7 +490,9 @@ def _imputation_fits(
             out[p.name] = _PieceFit(p.name, np.nan, 0, np.zeros(n_clusters), fit.n_unidentified)
             continue
         by = first["onset"] if p.name.startswith("spillover") else first["cohort"]
-        cells = _cells(by[fit.target], periods[ti[fit.target]])
+        tgt = fit.target
+        split_by = bins[ui[tgt], ti[tgt]] if bins is not None and by is first["onset"] else None
+        cells = _cells(by[tgt], periods[ti[tgt]], split_by)
         if wrow is None:
             w = np.full((fit.target.size, 1), 1.0 / fit.target.size)
             estimate, mass = float(fit.tau.mean()), None
@@ -1071,6 +1111,7 @@ def fit(
     region_column: str = "region",
     region_sdid: bool = False,
     weights: str | None = None,
+    aux_partition: str = "onset_event_intensity",
 ) -> SpilloverResult:
     """Direct, spillover, net regional effect and displacement share of zones.
 
@@ -1112,23 +1153,22 @@ def fit(
         Geography column to cluster on; default the regions (``region_column``) when the
         geography has them, else ``"unit"``.
     small_sample : {"cr2", "none"}
-        Imputation base: ``"cr2"`` (default) rescales each cluster's step-1 residuals by
-        ``(I - H_gg)^{-1/2}`` and uses Bell & McCaffrey's (2002) degrees of freedom
-        (Pustejovsky & Tipton 2018; Imbens & Kolesar 2016): with 30 regional clusters the
-        plain scores and t(G - 1) rejected a true null direct effect 8% of the time at 5%,
-        CR2 6%. ``"none"``: BJS's plain scores, t(G - 1). Skipped for very large clusters.
+        Imputation base: ``"cr2"`` (default) scales each cluster's step-1 residuals by
+        ``(I - H_gg)^{-1/2}`` with Bell & McCaffrey's (2002) t (Pustejovsky & Tipton 2018),
+        skipped for very large clusters; ``"none"``: BJS's plain scores, t(G - 1).
     conley_km : float, optional
-        Conley (1999) spatial-HAC standard errors instead of clusters: unit scores
-        weighted by a Bartlett kernel in great-circle distance with this cutoff
-        (needs ``lat``/``lon``; normal intervals).
+        Conley (1999) spatial-HAC SEs instead of clusters: unit scores weighted by a
+        Bartlett kernel in great-circle distance with this cutoff (needs ``lat``/``lon``).
     region_column : str
-        Geography column defining regions for the region exposure map and
-        ``net_region_did``.
+        Geography column of the regions (region exposure map, ``net_region_did``).
     region_sdid : bool
-        Also estimate the net effect by synthetic DiD on region totals (term
-        ``net_region_sdid``; point estimate and SDID's own placebo SE).
+        Also estimate net by synthetic DiD on region totals (``net_region_sdid``, placebo SE).
     weights : str, optional
         Unit weights (e.g. population), constant within unit: weighted means/sums (module notes).
+    aux_partition : {"onset_event_intensity", "onset_event"}
+        Imputation base: cells of BJS's ``tau~`` for the spillover pieces; the default also
+        splits onset x event cells by quartile of exposure intensity (:func:`intensity_bins`;
+        onset x event when the map has no links). The direct piece uses cohort x event.
 
     Returns
     -------
@@ -1142,9 +1182,9 @@ def fit(
     """
     check_fit_arguments(panel, outcome, alpha=alpha, n_jobs=n_jobs, rng=rng, estimator="spillover")
     del n_jobs
-    _check_options(
-        panel, outcome, base_estimator, n_boot, controls, pre_exposed, small_sample, region_column
-    )
+    _check_options(panel, outcome, base_estimator, n_boot, controls, pre_exposed, small_sample)
+    check_choice(aux_partition, "aux_partition", _AUX_PARTITIONS)
+    _check_region_column(panel, region_column)
     covs = list(covariates or [])
     rng = as_generator(rng)
     emap = _exposure_map(panel, exposure, rings_km, within_region, k_nearest, region_column)
@@ -1152,16 +1192,15 @@ def fit(
     clusters = _cluster_codes(panel, split.units, outcome, cluster, conley_km, region_column)
     xb = _baseline(panel, covs) if covs else pd.DataFrame(index=split.units)
     wt = _weighting(panel, weights, split.units)
-    fits, base_results = _base_fits(
-        panel, outcome, split, xb, clusters, base_estimator, base_options, covs, small_sample, wt
-    )
+    base = (base_estimator, base_options, small_sample, aux_partition)
+    fits, base_results = _base_fits(panel, outcome, split, xb, clusters, base, covs, wt)
     region, region_note = _region_check(panel, outcome, region_column, xb, clusters, wt.name)
     terms, draws, info_boot = _joint_inference(
         panel, split.units, fits, region, clusters, conley_km, rng, n_boot, alpha
     )
     info = _info(panel, split, fits, base_estimator, covs, clusters, conley_km, wt.name)
     ss = small_sample if base_estimator == "imputation" else "none"
-    info.update(info_boot, n_boot=n_boot, small_sample=ss)
+    info.update(info_boot, n_boot=n_boot, small_sample=ss, aux_partition=_aux_used(base, split))
     info.update({"net_region_did_note": region_note} if region_note else {})
     terms, draws, info = _net_without_dropped_zones(terms, draws, info, warn=True, stacklevel=4)
     result = _assemble(panel, outcome, split, fits, region, terms, draws, info, alpha, base_results)
@@ -1289,20 +1328,30 @@ def _cluster_codes(
     return _Clusters(cluster_of, cluster_name, G, region_of_cluster)
 
 
+_AUX_PARTITIONS = ("onset_event_intensity", "onset_event")
+
+
+def _aux_used(base: tuple[str, Any, str, str], split: _Split) -> str:
+    """The ``tau~`` cells the spillover pieces used ("" for the CS base)."""
+    if base[0] != "imputation":
+        return ""
+    return "onset_event" if split.emap.links is None else base[3]
+
+
 def _base_fits(
     panel: Panel,
     outcome: str,
     split: _Split,
     xb: pd.DataFrame,
     clusters: _Clusters,
-    base: str,
-    base_options: Mapping[str, Any] | None,
+    base_spec: tuple[str, Mapping[str, Any] | None, str, str],
     covs: Sequence[str],
-    small_sample: str,
     weights: _Weighting,
 ) -> tuple[dict[str, _PieceFit], dict[str, EstimationResult]]:
     """Every piece's estimate and cluster scores from the base estimator, and the base
-    estimator's own result per piece (CS base only); weighted by ``weights``."""
+    estimator's own result per piece (CS base only); weighted by ``weights``.
+    ``base_spec``: base estimator, its options, ``small_sample``, ``aux_partition``."""
+    base, base_options, small_sample, aux_partition = base_spec
     if base == "imputation":
         if base_options:
             raise SpecError(
@@ -1320,6 +1369,11 @@ def _base_fits(
             clusters.n,
             cr2=small_sample == "cr2",
             unit_weight=weights.of_unit,
+            bins=(
+                intensity_bins(split.emap, split.units, split.periods)
+                if aux_partition == "onset_event_intensity"
+                else None
+            ),
         )
         base_results: dict[str, EstimationResult] = {}
     else:
@@ -1690,7 +1744,6 @@ def _check_options(
     controls: str,
     pre_exposed: str,
     small_sample: str,
-    region_column: Any = "region",
 ) -> None:
     """The options of :func:`fit` that need no data, each against its allowed values."""
     if outcome not in panel.outcomes:
@@ -1711,7 +1764,6 @@ def _check_options(
         )
     if small_sample not in ("cr2", "none"):
         raise SpecError(f"small_sample={small_sample!r} is not allowed; use 'cr2' or 'none'.")
-    _check_region_column(panel, region_column)
 
 
 def _check_region_column(panel: Panel, region_column: Any) -> None:
