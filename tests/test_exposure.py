@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -226,6 +228,10 @@ def test_intensity_splits_each_open_zone_over_its_not_yet_zone_links():
     # adjacency on the chain: a's only link is b (1 from 2003), d's are c and e (1/2 each)
     adj = exposure_from_adjacency(line_panel()).intensity(list("bce"), [2002, 2003, 2005])
     np.testing.assert_allclose(adj.to_numpy(), [[0, 1, 1], [0, 0, 0.5], [0, 0, 0.5]])
+    # a pair listed twice (a hand-built map) counts once
+    rings = exposure_from_rings(line_panel(), rings_km=[(0, 130)])
+    twice = dataclasses.replace(rings, links=pd.concat([rings.links, rings.links.iloc[:2]]))
+    pd.testing.assert_frame_equal(twice.intensity(list("abcdef"), range(2000, 2008)), got)
     # a map built from onsets alone has no links to split over
     with pytest.raises(GeographyError, match="no unit-zone links"):
         exposure_from_onsets(line_panel(), {"b": 2003}).intensity(list("ab"), [2003])

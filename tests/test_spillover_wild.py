@@ -100,11 +100,12 @@ def _pieces(res):
     for k in order:
         f = st.fits[k]
         fit = _bjs.refactored(f.rescore.fit)
-        cr2 = spillover._cr2_ok(fit, codes.of_unit.to_numpy()[f.rescore.unit_row])
+        rows = codes.of_unit.to_numpy()[f.rescore.unit_row]
+        cr2 = spillover._cr2_ok(fit, rows)
+        # the tau~ cells of this clustering (spillover pieces: split by intensity)
+        cells = f.rescore.cells_for(rows[fit.target])
         pieces.append(
-            _spillover_wild.WildPiece(
-                k, fit, f.rescore.w[:, 0], f.rescore.cells, f.estimate, f.score, cr2
-            )
+            _spillover_wild.WildPiece(k, fit, f.rescore.w[:, 0], cells, f.estimate, f.score, cr2)
         )
     long = st.fits["direct"].rescore.long
     return order, pieces, long, codes.of_unit.to_numpy()[long.unit], codes.n

@@ -46,6 +46,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from .errors import GeographyError, PanelError
 from .geo import haversine_km
@@ -116,9 +117,8 @@ class ExposureMap:
             intensity_it = sum over zones z open at t and linked to i of 1 / n_z(t),
 
         with ``n_z(t)`` the number of ``z``'s linked units that are not zones at ``t``
-        (the row-standardised exposure of the spatial-econometrics literature, e.g.
-        Kelejian & Prucha 2010, taken per zone). A zone unit's own zone does not count.
-        0 where no zone is open. :func:`zoneimpact.estimators.spillover.fit` uses it to
+        (the link matrix standardised by zone: each open zone's links sum to one). A zone
+        unit's own zone does not count; 0 where no zone is open. :func:`zoneimpact.estimators.spillover.fit` uses it to
         refine the cells of BJS's auxiliary ``tau~``.
 
         Raises
@@ -132,23 +132,25 @@ class ExposureMap:
                 "or on a grid), so its exposure intensity is unknown."
             )
         t = np.asarray(periods, dtype=float)
-        lk = self.links
-        own = self.table["cohort"].reindex(lk["unit"]).to_numpy(float)
-        own = np.where(np.isnan(own), np.inf, own)
-        not_zone = own[:, None] > t[None, :]
-        open_zone = lk["zone_cohort"].to_numpy(float)[:, None] <= t[None, :]
-        zcode = pd.factorize(lk["zone"])[0]
-        n_z = np.zeros((zcode.max() + 1 if len(zcode) else 0, len(t)))
-        np.add.at(n_z, zcode, not_zone)
-        n_link = n_z[zcode]
-        share = np.divide(
-            open_zone & not_zone, n_link, out=np.zeros(n_link.shape), where=n_link > 0
-        )
+        # one row per pair (a hand-built map may repeat one); sparse unit x zone links, so
+        # memory grows with units + zones, not with links x periods
+        lk = self.links.drop_duplicates(["unit", "zone"])
         idx = pd.Index(units)
-        pos = idx.get_indexer(lk["unit"])
-        keep = pos >= 0
-        out = np.zeros((len(idx), len(t)))
-        np.add.at(out, pos[keep], share[keep])
+        if lk.empty:
+            return pd.DataFrame(0.0, index=idx, columns=pd.Index(periods))
+        ucode, lunits = pd.factorize(lk["unit"])
+        zcode, zones = pd.factorize(lk["zone"])
+        A = sparse.csr_matrix((np.ones(len(lk)), (ucode, zcode)), shape=(len(lunits), len(zones)))
+        own = self.table["cohort"].reindex(lunits).to_numpy(float)
+        own = np.where(np.isnan(own), np.inf, own)
+        not_zone = (own[:, None] > t[None, :]).astype(float)
+        zc = lk.groupby(zcode)["zone_cohort"].first().to_numpy(float)
+        open_zone = zc[:, None] <= t[None, :]
+        n_z = np.asarray(A.T @ not_zone)
+        share = np.divide(open_zone, n_z, out=np.zeros(n_z.shape), where=n_z > 0)
+        got = not_zone * np.asarray(A @ share)
+        pos = pd.Index(lunits).get_indexer(idx)
+        out = np.where((pos >= 0)[:, None], got[np.maximum(pos, 0)], 0.0)
         return pd.DataFrame(out, index=idx, columns=pd.Index(periods))
 
     def summary(self) -> pd.DataFrame:

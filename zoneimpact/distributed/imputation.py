@@ -486,6 +486,16 @@ def _tau_tilde(own: pd.DataFrame, ctx: dict[str, Any], leave_out: bool) -> pd.Da
     ``cluster``: a table of cells, not of clusters, unless the leave-out needs them."""
     cell_keys = ["_all", *[k for k in ("cohort", "event", "aux") if k in ctx["partition"]]]
     frame = own.reset_index().assign(_all=0)
+    if "aux" in cell_keys:
+        # as the in-memory cells_for: a cell stays whole where a part of it has targets
+        # in one cluster only (no leave-out average there); its rows keep their own
+        # code in the returned index
+        frame["aux_own"] = frame["aux"]
+        coarse = ["cohort", "event"]
+        parts = frame[frame["n"] > 0].groupby([*coarse, "aux"])["cluster"].nunique()
+        lone = parts[parts < 2].reset_index()[coarse].drop_duplicates()
+        whole = frame[coarse].merge(lone.assign(_lone=True), on=coarse, how="left")["_lone"]
+        frame["aux"] = np.where(whole.notna().to_numpy(), -1, frame["aux"].to_numpy())
     masks = [
         np.ones(len(frame), bool),
         *[(frame["event"] == h).to_numpy() for h in ctx["horizons"]],
@@ -510,4 +520,9 @@ def _tau_tilde(own: pd.DataFrame, ctx: dict[str, Any], leave_out: bool) -> pd.Da
     vals = pd.DataFrame(
         np.divide(num, den, out=np.zeros_like(num), where=den != 0), index=per.index
     )
+    if "aux" in cell_keys:
+        at = vals.index.get_indexer(pd.MultiIndex.from_frame(frame[[*cell_keys, "cluster"]]))
+        own_keys = [*[k if k != "aux" else "aux_own" for k in cell_keys], "cluster"]
+        index = pd.MultiIndex.from_frame(frame[own_keys], names=[*cell_keys, "cluster"])
+        vals = pd.DataFrame(vals.to_numpy()[at], index=index)
     return vals if leave_out else vals.groupby(level=cell_keys, sort=False).first()

@@ -368,7 +368,13 @@ def _with_bins(df: pd.DataFrame, *, bins: pd.DataFrame) -> pd.DataFrame:
     periods table ``bins``."""
     r = bins.index.get_indexer(df["unit"])
     c = bins.columns.get_indexer(df["time"])
-    return df.assign(_aux=bins.to_numpy()[r, c])
+    if (r < 0).any() or (c < 0).any():
+        k = int(np.flatnonzero((r < 0) | (c < 0))[0])
+        raise PanelError(
+            f"Unit {df['unit'].iat[k]!r} in period {df['time'].iat[k]!r} is not in the "
+            "exposure map's intensity table (built from the panel's units and periods)."
+        )
+    return df.assign(_aux=bins.to_numpy()[r, c].astype(np.int64))
 
 
 def _imputation_piece(
@@ -387,8 +393,13 @@ def _imputation_piece(
     no imputable target is NaN there."""
     refine = bins is not None and name.startswith("spillover")
     if refine:
+        import dask
+
         meta = piece.frame._meta.assign(_aux=np.zeros(0, np.int64))
-        piece = replace(piece, frame=piece.frame.map_partitions(_with_bins, bins=bins, meta=meta))
+        # one graph node for the table, not a copy hashed into every partition's task
+        shared = dask.delayed(bins, traverse=False)
+        frame = piece.frame.map_partitions(_with_bins, bins=shared, meta=meta)
+        piece = replace(piece, frame=frame)
     try:
         f = imputation_scores(
             piece, outcome, [], by_cluster, "cohort_event", leave_out=True, aux_cells=refine
@@ -554,7 +565,7 @@ def fit(
     bins = None
     if base_estimator == "imputation":
         if aux_partition == "onset_event_intensity" and exposure.links is not None:
-            grid = intensity_bins(exposure, units.index, dpanel.periods)
+            grid = intensity_bins(exposure, units.index, dpanel.periods).astype(np.int8)
             bins = pd.DataFrame(grid, index=units.index, columns=dpanel.periods)
         fits, cname, n_clusters = _imputation_fits(
             dpanel, outcome, tab, rings, rule, units, cluster, bins

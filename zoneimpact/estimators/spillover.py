@@ -413,11 +413,14 @@ def _trend_terms(xb: np.ndarray, t_code: np.ndarray, n_periods: int) -> np.ndarr
 
 
 # ---------------------------------------------------------------------- imputation base
-def _cells(first: np.ndarray, t: np.ndarray, bins: np.ndarray | None = None) -> np.ndarray:
-    """Cohort (or exposure onset) x event-time cells of the targets, as integer codes;
-    with ``bins`` (one per target) also split by them."""
-    keys = [first, t - first, *([] if bins is None else [bins])]
+def _codes(*keys: np.ndarray) -> np.ndarray:
+    """Integer codes of the distinct rows of the key columns."""
     return np.unique(np.column_stack(keys), axis=0, return_inverse=True)[1].ravel()
+
+
+def _cells(first: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Cohort (or exposure onset) x event-time cells of the targets, as integer codes."""
+    return _codes(first, t - first)
 
 
 #: Exposure-intensity bins of the spillover pieces' ``tau~`` cells (quartiles).
@@ -430,9 +433,12 @@ def intensity_bins(emap: ExposureMap, units: Any, periods: Any) -> np.ndarray | 
 
     The quartiles are those of the positive intensities of the design (every unit-period
     of ``units`` x ``periods`` with an open zone linked), so the cells depend on the
-    exposure map alone, not on the outcome or on which rows are observed; unexposed
-    unit-periods are bin 0. BJS (2024) Theorem 3 holds for any such partition; a finer
-    one that tracks the spillover's size leaves less of its heterogeneity in the variance.
+    exposure map alone, not on the outcome or on which rows are observed. Bin 0 holds the
+    unexposed unit-periods and the lowest quartile (ties can merge quartiles; every
+    spillover target has a positive intensity). BJS (2024) Theorem 3 holds for any such
+    partition; a finer one that tracks the spillover's size leaves less of its
+    heterogeneity in the variance. Where a part of a cell has its targets in one cluster
+    the cell stays whole (``_ImputationScoring.cells_for``).
     """
     if emap.links is None:
         return None
@@ -492,7 +498,7 @@ def _imputation_fits(
         by = first["onset"] if p.name.startswith("spillover") else first["cohort"]
         tgt = fit.target
         split_by = bins[ui[tgt], ti[tgt]] if bins is not None and by is first["onset"] else None
-        cells = _cells(by[tgt], periods[ti[tgt]], split_by)
+        cells = _cells(by[tgt], periods[ti[tgt]])
         if wrow is None:
             w = np.full((fit.target.size, 1), 1.0 / fit.target.size)
             estimate, mass = float(fit.tau.mean()), None
@@ -500,7 +506,8 @@ def _imputation_fits(
             mass = float(wrow[fit.target].sum())
             w = (wrow[fit.target] / mass)[:, None]
             estimate = float(w[:, 0] @ fit.tau)
-        scoring = _ImputationScoring(fit, w, cells, ui, None if wrow is not None else long)
+        long_ = None if wrow is not None else long
+        scoring = _ImputationScoring(fit, w, cells, ui, long_, split_by)
         score, df = _imputation_score(scoring, cluster, n_clusters, cr2)
         rescore = replace(scoring, fit=_bjs.detached(fit))
         out[p.name] = _PieceFit(
@@ -561,6 +568,22 @@ class _ImputationScoring:
     # the long table the pieces share (the wild bootstrap refits all of them on it);
     # None for step-1 weighted fits, which the wild bootstrap does not take
     long: _bjs.LongTable | None = None
+    # each target's exposure-intensity bin (spillover pieces), splitting ``cells``
+    bins: np.ndarray | None = None
+
+    def cells_for(self, target_cluster: np.ndarray) -> np.ndarray:
+        """The ``tau~`` cells for a clustering (its label per target): ``cells``, each
+        split by ``bins`` where every part has targets in two clusters or more. A part
+        inside one cluster has no leave-out average (BJS 2024, Supplementary Appendix
+        A.9): its in-sample one would zero that cluster's treated residuals there, so
+        such a cell stays whole."""
+        if self.bins is None:
+            return self.cells
+        fine = _codes(self.cells, self.bins)
+        n_clusters = np.bincount(np.unique(np.column_stack([fine, target_cluster]), axis=0)[:, 0])
+        lone = np.zeros(self.cells.max() + 1, bool)
+        lone[self.cells[n_clusters[fine] < 2]] = True
+        return _codes(self.cells, np.where(lone[self.cells], -1, self.bins))
 
 
 def _imputation_score(
@@ -570,7 +593,8 @@ def _imputation_score(
     Bell-McCaffrey degrees of freedom (NaN without CR2); ``cluster`` is per long row."""
     fit = _bjs.refactored(s.fit)
     use_cr2 = cr2 and _cr2_ok(fit, cluster)
-    score = _bjs.scores(fit, s.w, s.cells, cluster, n_clusters, cr2=use_cr2)[:, 0]
+    cells = s.cells_for(cluster[fit.target])
+    score = _bjs.scores(fit, s.w, cells, cluster, n_clusters, cr2=use_cr2)[:, 0]
     df = _bjs.bm_df(fit, s.w[:, 0], cluster) if use_cr2 else np.nan
     return score, df
 
@@ -1649,9 +1673,10 @@ def _wild_inference(
         sc = used[k].rescore
         fit = _bjs.refactored(sc.fit)
         use_cr2 = cr2 and _cr2_ok(fit, codes[sc.unit_row])
+        cells = sc.cells_for(codes[sc.unit_row][fit.target])
         pieces.append(
             _spillover_wild.WildPiece(
-                k, fit, sc.w[:, 0], sc.cells, used[k].estimate, used[k].score, use_cr2
+                k, fit, sc.w[:, 0], cells, used[k].estimate, used[k].score, use_cr2
             )
         )
     long = next(iter(used.values())).rescore.long
