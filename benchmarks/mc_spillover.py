@@ -13,7 +13,7 @@ coverage of 95% intervals and, in the null world, the rejection rate of H0: effe
 the 5% level.
 
 Run:  python benchmarks/mc_spillover.py [--reps 200] [--base imputation|callaway_santanna]
-      [--seed 20261130] [--worlds 'share 1' null]
+      [--seed 20261130] [--worlds 'share 1' null] [--aux-partition onset_event]
 """
 
 from __future__ import annotations
@@ -59,12 +59,20 @@ def truths(sim) -> dict[str, float]:
     }
 
 
-def one(world: dict, base: str, g: np.random.Generator) -> dict[str, float]:
+def one(
+    world: dict, base: str, g: np.random.Generator, aux: str = "onset_event_intensity"
+) -> dict[str, float]:
     sim = simulate(rng=g, **DESIGN, **world)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         r = spillover.fit(
-            sim.panel, outcome="fdi", rng=g, covariates=["x"], base_estimator=base, n_boot=999
+            sim.panel,
+            outcome="fdi",
+            rng=g,
+            covariates=["x"],
+            base_estimator=base,
+            n_boot=999,
+            aux_partition=aux,
         )
     t = r.terms.set_index("term")
     ci = r.conf_int(0.05)
@@ -104,12 +112,16 @@ def summarise(rows: pd.DataFrame, world: str) -> pd.DataFrame:
 
 
 def run(
-    reps: int, base: str, worlds: dict[str, dict] = WORLDS, seed: int = 20261130
+    reps: int,
+    base: str,
+    worlds: dict[str, dict] = WORLDS,
+    seed: int = 20261130,
+    aux: str = "onset_event_intensity",
 ) -> pd.DataFrame:
     set_progress(False)
     out = []
     for name, world in worlds.items():
-        rows = replicate(lambda _i, g, w=world: one(w, base, g), reps, rng=seed)
+        rows = replicate(lambda _i, g, w=world: one(w, base, g, aux), reps, rng=seed)
         out.append(summarise(pd.DataFrame(rows), name))
     return pd.concat(out, ignore_index=True)
 
@@ -120,10 +132,16 @@ def main() -> None:
     ap.add_argument("--base", default="imputation", choices=["imputation", "callaway_santanna"])
     ap.add_argument("--seed", type=int, default=20261130, help="a second seed is a fresh draw")
     ap.add_argument("--worlds", nargs="+", default=list(WORLDS), choices=list(WORLDS))
+    ap.add_argument(
+        "--aux-partition",
+        default="onset_event_intensity",
+        choices=["onset_event_intensity", "onset_event"],
+        help="tau~ cells of the imputation base's spillover pieces (onset_event: before session 8)",
+    )
     args = ap.parse_args()
     t0 = time.perf_counter()
     worlds = {w: WORLDS[w] for w in args.worlds}
-    table = run(args.reps, args.base, worlds, seed=args.seed)
+    table = run(args.reps, args.base, worlds, seed=args.seed, aux=args.aux_partition)
     pd.set_option("display.width", 160)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     print(
