@@ -564,9 +564,11 @@ def fit(
     results: dict[str, EstimationResult] = {}
     bins = None
     if base_estimator == "imputation":
-        if aux_partition == "onset_event_intensity" and exposure.links is not None:
-            grid = intensity_bins(exposure, units.index, dpanel.periods).astype(np.int8)
-            bins = pd.DataFrame(grid, index=units.index, columns=dpanel.periods)
+        grid = None
+        if aux_partition == "onset_event_intensity":
+            grid = intensity_bins(exposure, units.index, dpanel.periods)  # None: no links
+        if grid is not None:
+            bins = pd.DataFrame(grid.astype(np.int8), index=units.index, columns=dpanel.periods)
         fits, cname, n_clusters = _imputation_fits(
             dpanel, outcome, tab, rings, rule, units, cluster, bins
         )
