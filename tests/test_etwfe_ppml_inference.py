@@ -67,9 +67,12 @@ def fits(panel):
 
 def _tol(case: str, exact: float) -> float:
     # statsmodels' GLM sandwich (ETWFE Poisson) takes its bread from the weights of the last
-    # IRLS iteration, ours from the converged mu: measured 1.2e-11 (own clustering) and
-    # 1.9e-11 (state) relative; the others are the same algebra (rounding, < 1e-14)
-    return 1e-10 if case == "etwfe_poisson" else exact
+    # IRLS iteration, ours from the converged mu, so they differ by that last step: measured
+    # 1.2e-11 (own clustering) and 1.9e-11 (state) relative on the newest releases, 1.05e-10
+    # and 1.17e-10 on the floors (numpy 1.26, scipy 1.11, statsmodels 0.14.0, 2026-12-01);
+    # 1e-9 still fails any SE off by more than rounding. The others are the same algebra
+    # (rounding, < 1e-14)
+    return 1e-9 if case == "etwfe_poisson" else exact
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -192,7 +195,8 @@ def test_rescaled_outcome_keeps_the_design_in_user_units(panel) -> None:
     assert res.info["outcome_rescaled_by"] > 1
     refit = etwfe.fit(big, outcome="emp", method="poisson", cluster="state")
     new = res.with_inference("cluster", cluster="state")
-    np.testing.assert_allclose(new.terms["se"], refit.terms["se"], rtol=1e-10)
+    # the Poisson sandwich's last-IRLS-step gap (_tol above)
+    np.testing.assert_allclose(new.terms["se"], refit.terms["se"], rtol=_tol("etwfe_poisson", 0))
     lin = etwfe.fit(big.with_outcome("lemp", big.data["lemp"] * 2.0**70), outcome="lemp")
     lin_refit = etwfe.fit(
         big.with_outcome("lemp", big.data["lemp"] * 2.0**70), outcome="lemp", cluster="state"
