@@ -47,6 +47,7 @@ import pandas as pd
 
 from ..errors import EstimationError, PanelError, SpecError
 from ..estimators.spillover import (
+    _AUX_PARTITIONS,
     SpilloverResult,
     _estimated_cells,
     _joint,
@@ -554,7 +555,7 @@ def fit(
     check_dask_panel(dpanel, outcome)
     alpha = check_alpha(alpha)
     opts = _check_options(base_estimator, controls, pre_exposed, n_boot, base_options)
-    check_choice(aux_partition, "aux_partition", ("onset_event_intensity", "onset_event"))
+    check_choice(aux_partition, "aux_partition", _AUX_PARTITIONS)
     generator = as_generator(rng)
     units = pd.concat(compute_blocks([_unit_rows], dpanel.partitions())).sort_index()
     tab = _check_map(units, exposure)

@@ -61,8 +61,8 @@ spillover pieces' cells are therefore onset x event time x quartile of exposure
 intensity (``aux_partition``; :meth:`ExposureMap.intensity`), a partition fixed by the
 exposure map alone (a cell stays whole where a part of it lies in one cluster). On the
 same 500 full-displacement Monte Carlo worlds the spillover's SE/SD falls from 1.27 to
-1.16 and its coverage from 0.984 to 0.970 (``benchmarks/RESULTS.md``, session 8). The displacement share, a ratio, gets a
-clustered multiplier bootstrap of the same scores (Webb's six-point weights below 12
+1.16 and its coverage from 0.984 to 0.970 (``benchmarks/RESULTS.md``, session 8).
+The displacement share, a ratio, gets a clustered multiplier bootstrap of the same scores (Webb's six-point weights below 12
 clusters, Rademacher otherwise): ``n_boot`` joint draws of every term with no refitting, so 999 draws take milliseconds; its SE is
 the draws' interquartile range over ``qnorm(.75) - qnorm(.25)`` and its percentile
 interval is in ``info``. Clusters default to the regions (``region_column``) whenever the
