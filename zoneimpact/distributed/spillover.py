@@ -605,8 +605,8 @@ def fit(
     _warn_unidentified(fits)
     if not np.isfinite(fits["direct"].estimate):
         raise EstimationError("The direct effect could not be estimated on any zone unit-period.")
-    names, est, S, dfs = _linear_terms(fits, None)
-    terms, draws, info_boot = _joint(names, est, S, generator, int(n_boot), alpha, dfs)
+    names, est, S, dfs, share_df = _linear_terms(fits, None)
+    terms, draws, info_boot = _joint(names, est, S, generator, int(n_boot), alpha, dfs, share_df)
     role = exposure.table["role"]
     info: dict[str, Any] = {
         "exposure": exposure.kind, "controls": controls, "pre_exposed": pre_exposed,

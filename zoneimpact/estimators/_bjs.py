@@ -359,31 +359,39 @@ def _cr2_residuals(
     return out, roots, Ainv
 
 
-def bm_df(fit: Imputed, w: np.ndarray, cluster: np.ndarray) -> float:
-    """Bell & McCaffrey (2002) degrees of freedom of the CR2 variance of ``w' tau_hat``.
+def bm_vectors(fit: Imputed, w: np.ndarray, cluster: np.ndarray, n_clusters: int) -> np.ndarray:
+    """The Bell & McCaffrey (2002) vectors ``c_g`` of the CR2 variance of ``w' tau_hat``,
+    one column per cluster over the rows of the long table (``cluster`` is per row).
 
-    Under the working model of independent, homoskedastic errors the CR2 variance is
-    ``sum_g (c_g'u)^2`` with ``c_g = (I - H) P_g' A_g v_g`` on the clean rows (``A_g`` the
-    cluster's ``(I - H_gg)^{-1/2}``, ``v`` the implied weights) and ``w`` on the cluster's
-    targets; its Satterthwaite degrees of freedom are ``(sum_g c_g'c_g)^2 / sum_{g,h}
-    (c_g'c_h)^2`` (Imbens & Kolesar 2016, Section 6, recommend them with few clusters).
+    Under the working model of independent, homoskedastic errors on the long table's rows
+    the CR2 variance is ``sum_g (c_g'u)^2`` with ``c_g = (I - H) P_g' A_g v_g`` on the
+    clean rows (``A_g`` the cluster's ``(I - H_gg)^{-1/2}``, ``v`` the implied weights)
+    and ``w`` on the cluster's targets. Pieces fitted on the same long table add their
+    vectors, so a combination of pieces gets its own degrees of freedom
+    (:func:`satterthwaite_df`).
     """
-    c0, c1 = cluster[fit.clean], cluster[fit.target]
     v = implied_weights(fit, w[:, None])[:, 0]
-    _, roots, Ainv = _cr2_residuals(fit, c0)
+    _, roots, Ainv = _cr2_residuals(fit, cluster[fit.clean])
     Z0 = fit.Z0.tocsr()
-    groups = sorted(roots)
-    C0 = np.zeros((len(fit.clean), len(groups)))
-    for k, g in enumerate(groups):
-        rows, Q, inv = roots[g]
-        C0[rows, k] = Q @ (inv * (Q.T @ v[rows]))
-    C0 = C0 - np.asarray(Z0 @ (Ainv @ np.asarray(Z0.T @ C0)))
-    M = C0.T @ C0
-    pos = {g: k for k, g in enumerate(groups)}
-    tw = np.zeros(len(groups))
-    for g, wi in zip(c1, w, strict=True):
-        if int(g) in pos:
-            tw[pos[int(g)]] += wi**2
-    M = M + np.diag(tw)
+    C0 = np.zeros((len(fit.clean), n_clusters))
+    for g, (rows, Q, inv) in roots.items():
+        C0[rows, g] = Q @ (inv * (Q.T @ v[rows]))
+    C = np.zeros((len(cluster), n_clusters))
+    C[fit.clean] = C0 - np.asarray(Z0 @ (Ainv @ np.asarray(Z0.T @ C0)))
+    C[fit.target, cluster[fit.target]] += w
+    return C
+
+
+def satterthwaite_df(C: np.ndarray) -> float:
+    """``(sum_g c_g'c_g)^2 / sum_{g,h} (c_g'c_h)^2``: the Satterthwaite degrees of freedom
+    of ``sum_g (c_g'u)^2`` for independent homoskedastic ``u`` (Bell & McCaffrey 2002;
+    Imbens & Kolesar 2016, Section 6, recommend them with few clusters)."""
+    M = C.T @ C
     tr = float(np.trace(M))
     return tr**2 / float(np.sum(M**2)) if tr > 0 else np.inf
+
+
+def bm_df(fit: Imputed, w: np.ndarray, cluster: np.ndarray) -> float:
+    """Bell & McCaffrey (2002) degrees of freedom of the CR2 variance of ``w' tau_hat``
+    (:func:`bm_vectors`, :func:`satterthwaite_df`); ``cluster`` is per long-table row."""
+    return satterthwaite_df(bm_vectors(fit, w, cluster, int(cluster.max()) + 1))

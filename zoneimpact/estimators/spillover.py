@@ -97,7 +97,7 @@ import inspect
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import pandas as pd
@@ -122,6 +122,10 @@ _BASES = ("imputation", "callaway_santanna")
 # cluster: beyond these sizes it falls back to the plain cluster-robust scores (noted)
 _CR2_MAX_PARAMS = 4000
 _CR2_MAX_CLUSTER_ROWS = 3000
+# the largest Bell-McCaffrey vector matrix (long rows x clusters) a piece keeps for the
+# combinations' degrees of freedom (8 bytes each: 40 MB); above it a combination takes
+# the smallest of its pieces' degrees of freedom
+_BM_MAX_ENTRIES = 5_000_000
 # below this many clusters with_inference("wild") warns (measured over-rejection)
 _WILD_FEW_CLUSTERS = 20
 # Webb (2013) six-point weights: mean 0, variance 1, for few clusters
@@ -374,6 +378,10 @@ class _PieceFit:
     # (:meth:`SpilloverResult.with_inference`): an _ImputationScoring, the CS influence
     # function per unit, or the region check's score per region (Series)
     rescore: Any = field(default=None, repr=False, compare=False)
+    # Bell-McCaffrey vectors (long-table rows x clusters, :func:`_bjs.bm_vectors`) while
+    # the terms are formed, so that a combination of pieces gets its own degrees of
+    # freedom; None when CR2 is off or too large to keep, and not stored in a result
+    bm: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def size(self) -> float:
@@ -508,10 +516,10 @@ def _imputation_fits(
             estimate = float(w[:, 0] @ fit.tau)
         long_ = None if wrow is not None else long
         scoring = _ImputationScoring(fit, w, cells, ui, long_, split_by)
-        score, df = _imputation_score(scoring, cluster, n_clusters, cr2)
+        score, df, bm = _imputation_score(scoring, cluster, n_clusters, cr2)
         rescore = replace(scoring, fit=_bjs.detached(fit))
         out[p.name] = _PieceFit(
-            p.name, estimate, int(fit.target.size), score, fit.n_unidentified, df, mass, rescore
+            p.name, estimate, int(fit.target.size), score, fit.n_unidentified, df, mass, rescore, bm
         )
     return out
 
@@ -588,15 +596,18 @@ class _ImputationScoring:
 
 def _imputation_score(
     s: _ImputationScoring, cluster: np.ndarray, n_clusters: int, cr2: bool
-) -> tuple[np.ndarray, float]:
-    """A piece's cluster scores (BJS 2024, Section 4.3; CR2 when asked and affordable) and
-    Bell-McCaffrey degrees of freedom (NaN without CR2); ``cluster`` is per long row."""
+) -> tuple[np.ndarray, float, np.ndarray | None]:
+    """A piece's cluster scores (BJS 2024, Section 4.3; CR2 when asked and affordable),
+    Bell-McCaffrey degrees of freedom (NaN without CR2) and vectors (None without CR2 or
+    above ``_BM_MAX_ENTRIES``); ``cluster`` is per long row."""
     fit = _bjs.refactored(s.fit)
     use_cr2 = cr2 and _cr2_ok(fit, cluster)
     cells = s.cells_for(cluster[fit.target])
     score = _bjs.scores(fit, s.w, cells, cluster, n_clusters, cr2=use_cr2)[:, 0]
-    df = _bjs.bm_df(fit, s.w[:, 0], cluster) if use_cr2 else np.nan
-    return score, df
+    if not use_cr2:
+        return score, np.nan, None
+    C = _bjs.bm_vectors(fit, s.w[:, 0], cluster, n_clusters)
+    return score, _bjs.satterthwaite_df(C), C if C.size <= _BM_MAX_ENTRIES else None
 
 
 def _conley_root(
@@ -1028,12 +1039,16 @@ def _term_weights(fits: Mapping[str, _PieceFit]) -> list[tuple[str, dict[str, fl
 
 def _linear_terms(
     fits: Mapping[str, _PieceFit], region: _PieceFit | None
-) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, float]:
     """Names, estimates, cluster scores (G x P) and degrees of freedom of every linear
-    term (:func:`_term_weights`; a term combining pieces takes the smallest of their
-    degrees of freedom)."""
+    term (:func:`_term_weights`), and those of the displacement share's linearisation.
+
+    A term combining pieces takes the Satterthwaite degrees of freedom of its own CR2
+    variance (:func:`_combined_df`), or, without every piece's vectors, the smallest of
+    its pieces' degrees of freedom."""
     blank = np.full_like(fits["direct"].score, np.nan)
     names, est, scores, dfs = [], [], [], []
+    share_df = np.nan
     for name, weights in _term_weights(fits):
         names.append(name)
         if weights is None:
@@ -1043,13 +1058,45 @@ def _linear_terms(
             continue
         est.append(sum(w * fits[k].estimate for k, w in weights.items()))
         scores.append(sum((w * fits[k].score for k, w in weights.items()), np.zeros_like(blank)))
-        dfs.append(float(np.fmin.reduce([fits[k].df for k in weights])))
+        dfs.append(_combined_df(fits, weights))
+    if "net" in names and np.isfinite(est[names.index("net")]):
+        d_tot, n_tot = est[names.index("direct_total")], est[names.index("net")]
+        share_df = _combined_df(fits, _share_weights(fits, d_tot, n_tot))
     if region is not None:
         names.append("net_region_did")
         est.append(region.estimate)
         scores.append(region.score)
         dfs.append(np.nan)
-    return names, np.array(est), np.column_stack(scores), np.array(dfs, dtype=float)
+    return names, np.array(est), np.column_stack(scores), np.array(dfs, dtype=float), share_df
+
+
+def _share_weights(fits: Mapping[str, _PieceFit], d_tot: float, n_tot: float) -> dict[str, float]:
+    """Piece weights of the displacement share's linearisation, ``-(net - (net_hat /
+    direct_total_hat) * direct_total) / direct_total_hat`` (the delta method's gradient of
+    ``1 - net / direct_total``); only their direction matters to degrees of freedom."""
+    terms = dict(_term_weights(fits))
+    net, direct = terms["net"] or {}, terms["direct_total"] or {}
+    out = {k: -w / d_tot for k, w in net.items()}
+    for k, w in direct.items():
+        out[k] = out.get(k, 0.0) + n_tot / d_tot * w / d_tot
+    return out
+
+
+def _combined_df(fits: Mapping[str, _PieceFit], weights: Mapping[str, float]) -> float:
+    """Degrees of freedom of ``sum_k weights_k * piece_k``: the Satterthwaite degrees of
+    freedom of its CR2 variance, whose Bell-McCaffrey vectors are the weighted sum of the
+    pieces' on the long table they share (Bell & McCaffrey 2002; a piece's controls may be
+    another's targets, and the sum counts such a row's error once). Without every piece's
+    vectors, the smallest of the pieces' degrees of freedom (the rule before)."""
+    if len(weights) == 1:
+        return float(fits[next(iter(weights))].df)
+    vecs = [fits[k].bm for k in weights]
+    if any(v is None for v in vecs):
+        return float(np.fmin.reduce([fits[k].df for k in weights]))
+    C = np.zeros_like(vecs[0])
+    for w, v in zip(weights.values(), vecs, strict=True):
+        C += w * cast(np.ndarray, v)
+    return _bjs.satterthwaite_df(C)
 
 
 def _multipliers(rng: np.random.Generator, n_boot: int, n_clusters: int) -> np.ndarray:
@@ -1068,6 +1115,7 @@ def _joint(
     n_boot: int,
     alpha: float,
     df: np.ndarray | None = None,
+    share_df: float = np.nan,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Terms (with the displacement share) and the joint multiplier-bootstrap draws.
 
@@ -1075,7 +1123,8 @@ def _joint(
     scores, or their spatial-kernel root for Conley SEs); ``df`` (one per term; NaN where
     unknown) of the t intervals defaults to rows - 1; the displacement share
     ``1 - net / direct_total`` (every loss outside the zones' own treated unit-periods over
-    their gain) takes the smaller of the direct total's and net's degrees of freedom.
+    their gain) takes ``share_df`` (its linearisation's, :func:`_linear_terms`), or
+    without it the smaller of the direct total's and net's degrees of freedom.
     """
     G = S.shape[0]
     se = np.sqrt(np.einsum("gp,gp->p", S, S))
@@ -1101,7 +1150,7 @@ def _joint(
             info["displacement_share_percentile_ci"] = (float(lo), float(hi))
     all_names = [*names, "displacement_share"]
     dfs = np.full(len(names), np.nan) if df is None else np.asarray(df, dtype=float)
-    dfs = np.append(dfs, np.fmin(dfs[i_d], dfs[i_n]))
+    dfs = np.append(dfs, share_df if np.isfinite(share_df) else np.fmin(dfs[i_d], dfs[i_n]))
     dfs = np.where(np.isnan(dfs), max(G - 1, 1), dfs)
     terms = terms_frame(all_names, [*est, share], [*se, share_se], df=dfs)
     order = [*names[: names.index("net_per_treated") + 1], "displacement_share"]
@@ -1464,11 +1513,11 @@ def _joint_inference(
     with the bootstrap draws and their notes. A region check on its own regional scores
     (clusters that are not the regions) gets its own SE and no draws."""
     joint_region = region if clusters.of_region is not None else None
-    names, est, S, dfs = _linear_terms(fits, joint_region)
+    names, est, S, dfs, share_df = _linear_terms(fits, joint_region)
     if conley_km is not None:
         S = _conley_root(panel, units, clusters.of_unit, conley_km) @ S
-        dfs = np.full(len(names), np.inf)
-    terms, draws, info_boot = _joint(names, est, S, rng, n_boot, alpha, dfs)
+        dfs, share_df = np.full(len(names), np.inf), np.inf
+    terms, draws, info_boot = _joint(names, est, S, rng, n_boot, alpha, dfs, share_df)
     if region is not None and clusters.of_region is None:
         # the region check's scores live on regions, not on the clusters: its SE is its
         # own and it takes no part in the joint draws
@@ -1504,8 +1553,14 @@ def _assemble(
         pieces=_pieces_table(fits, region),
         draws=draws,
         base_results=base_results,
-        fitted=_Rescoring(panel, split.units, split.region_column, dict(fits), region),
+        fitted=_Rescoring(panel, split.units, split.region_column, _kept(fits), region),
     )
+
+
+def _kept(fits: Mapping[str, _PieceFit]) -> dict[str, _PieceFit]:
+    """The pieces a result keeps for :meth:`SpilloverResult.with_inference`, without their
+    Bell-McCaffrey vectors (re-scoring recomputes them)."""
+    return {k: replace(f, bm=None) for k, f in fits.items()}
 
 
 def _with_region_sdid(
@@ -1551,8 +1606,8 @@ def _rescored(f: _PieceFit, clusters: _Clusters, cr2: bool) -> _PieceFit:
         return replace(f, score=np.zeros(clusters.n))
     if isinstance(f.rescore, _ImputationScoring):
         rows = codes.to_numpy()[f.rescore.unit_row]
-        score, df = _imputation_score(f.rescore, rows, clusters.n, cr2)
-        return replace(f, score=score, df=df)
+        score, df, bm = _imputation_score(f.rescore, rows, clusters.n, cr2)
+        return replace(f, score=score, df=df, bm=bm)
     if f.name == "net_region_did":
         return replace(f, score=_region_scores(f.rescore, clusters.of_region, clusters.n))
     unit_codes = codes.reindex(f.rescore.index).to_numpy(int)
@@ -1610,7 +1665,7 @@ def _with_inference(
     info.update(info_boot, n_boot=n_boot, n_clusters=clusters.n)
     info["cluster"] = _cluster_label(clusters, conley_km)
     terms, draws, info = _net_without_dropped_zones(terms, draws, info)
-    fitted = replace(st, fits=fits, region=region)
+    fitted = replace(st, fits=_kept(fits), region=region)
     return replace(res, terms=terms, draws=draws, info=info, fitted=fitted)
 
 
