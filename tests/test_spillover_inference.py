@@ -209,3 +209,18 @@ def test_combined_terms_take_their_own_bell_mccaffrey_df(fitted):
     for k in parts:
         assert df({k: 1.0}) == pytest.approx(fits[k].df, rel=1e-8), k
     assert abs(t.loc["net", "df"] - min(fits[k].df for k in parts)) > 0.05
+
+
+def test_large_designs_fall_back_to_the_smallest_piece_df(panel, fitted, monkeypatch):
+    # above _BM_MAX_ENTRIES (long rows x clusters) a piece keeps no vectors: each piece's
+    # df comes from C'C formed without the long table's matrix (the same number to 1e-10,
+    # the same sums in another order) and a combination takes its pieces' smallest df
+    monkeypatch.setattr(spillover, "_BM_MAX_ENTRIES", 0)
+    big = spillover.fit(panel, outcome="fdi", rng=11, n_boot=50)
+    a, b = big.terms.set_index("term"), fitted.terms.set_index("term")
+    for term in ("direct", "spillover", "spillover_on_zones", "naive"):
+        assert a.loc[term, "df"] == pytest.approx(b.loc[term, "df"], rel=1e-10), term
+    pieces = [a.loc[k, "df"] for k in ("direct", "spillover", "spillover_on_zones")]
+    assert a.loc["net", "df"] == pytest.approx(min(pieces), rel=1e-12)
+    assert a.loc["displacement_share", "df"] == pytest.approx(min(pieces), rel=1e-12)
+    np.testing.assert_allclose(a["se"], b["se"], rtol=1e-12)

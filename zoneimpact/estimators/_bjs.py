@@ -359,6 +359,17 @@ def _cr2_residuals(
     return out, roots, Ainv
 
 
+def _bm_clean(fit: Imputed, w: np.ndarray, cluster: np.ndarray, n_clusters: int) -> np.ndarray:
+    """The clean-row part of :func:`bm_vectors` (clean rows x clusters)."""
+    v = implied_weights(fit, w[:, None])[:, 0]
+    _, roots, Ainv = _cr2_residuals(fit, cluster[fit.clean])
+    Z0 = fit.Z0.tocsr()
+    C0 = np.zeros((len(fit.clean), n_clusters))
+    for g, (rows, Q, inv) in roots.items():
+        C0[rows, g] = Q @ (inv * (Q.T @ v[rows]))
+    return C0 - np.asarray(Z0 @ (Ainv @ np.asarray(Z0.T @ C0)))
+
+
 def bm_vectors(fit: Imputed, w: np.ndarray, cluster: np.ndarray, n_clusters: int) -> np.ndarray:
     """The Bell & McCaffrey (2002) vectors ``c_g`` of the CR2 variance of ``w' tau_hat``,
     one column per cluster over the rows of the long table (``cluster`` is per row).
@@ -370,14 +381,8 @@ def bm_vectors(fit: Imputed, w: np.ndarray, cluster: np.ndarray, n_clusters: int
     vectors, so a combination of pieces gets its own degrees of freedom
     (:func:`satterthwaite_df`).
     """
-    v = implied_weights(fit, w[:, None])[:, 0]
-    _, roots, Ainv = _cr2_residuals(fit, cluster[fit.clean])
-    Z0 = fit.Z0.tocsr()
-    C0 = np.zeros((len(fit.clean), n_clusters))
-    for g, (rows, Q, inv) in roots.items():
-        C0[rows, g] = Q @ (inv * (Q.T @ v[rows]))
     C = np.zeros((len(cluster), n_clusters))
-    C[fit.clean] = C0 - np.asarray(Z0 @ (Ainv @ np.asarray(Z0.T @ C0)))
+    C[fit.clean] = _bm_clean(fit, w, cluster, n_clusters)
     C[fit.target, cluster[fit.target]] += w
     return C
 
@@ -386,12 +391,20 @@ def satterthwaite_df(C: np.ndarray) -> float:
     """``(sum_g c_g'c_g)^2 / sum_{g,h} (c_g'c_h)^2``: the Satterthwaite degrees of freedom
     of ``sum_g (c_g'u)^2`` for independent homoskedastic ``u`` (Bell & McCaffrey 2002;
     Imbens & Kolesar 2016, Section 6, recommend them with few clusters)."""
-    M = C.T @ C
+    return _df_of_gram(C.T @ C)
+
+
+def _df_of_gram(M: np.ndarray) -> float:
     tr = float(np.trace(M))
     return tr**2 / float(np.sum(M**2)) if tr > 0 else np.inf
 
 
 def bm_df(fit: Imputed, w: np.ndarray, cluster: np.ndarray) -> float:
     """Bell & McCaffrey (2002) degrees of freedom of the CR2 variance of ``w' tau_hat``
-    (:func:`bm_vectors`, :func:`satterthwaite_df`); ``cluster`` is per long-table row."""
-    return satterthwaite_df(bm_vectors(fit, w, cluster, int(cluster.max()) + 1))
+    (:func:`bm_vectors`, :func:`satterthwaite_df`); ``cluster`` is per long-table row.
+    Forms ``C'C`` from the clean rows and the targets apart, without the long table's
+    rows x clusters matrix."""
+    n_clusters = int(cluster.max()) + 1
+    C0 = _bm_clean(fit, w, cluster, n_clusters)
+    tw = np.bincount(cluster[fit.target], weights=w**2, minlength=n_clusters)
+    return _df_of_gram(C0.T @ C0 + np.diag(tw))

@@ -606,8 +606,10 @@ def _imputation_score(
     score = _bjs.scores(fit, s.w, cells, cluster, n_clusters, cr2=use_cr2)[:, 0]
     if not use_cr2:
         return score, np.nan, None
+    if len(cluster) * n_clusters > _BM_MAX_ENTRIES:
+        return score, _bjs.bm_df(fit, s.w[:, 0], cluster), None
     C = _bjs.bm_vectors(fit, s.w[:, 0], cluster, n_clusters)
-    return score, _bjs.satterthwaite_df(C), C if C.size <= _BM_MAX_ENTRIES else None
+    return score, _bjs.satterthwaite_df(C), C
 
 
 def _conley_root(
