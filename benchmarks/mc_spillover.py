@@ -60,7 +60,7 @@ def truths(sim) -> dict[str, float]:
 
 
 def one(
-    world: dict, base: str, g: np.random.Generator, aux: str = "onset_event_intensity"
+    world: dict, base: str, g: np.random.Generator, aux: str = "onset_event_intensity_proportional"
 ) -> dict[str, float]:
     sim = simulate(rng=g, **DESIGN, **world)
     with warnings.catch_warnings():
@@ -116,7 +116,7 @@ def run(
     base: str,
     worlds: dict[str, dict] = WORLDS,
     seed: int = 20261130,
-    aux: str = "onset_event_intensity",
+    aux: str = "onset_event_intensity_proportional",
 ) -> pd.DataFrame:
     set_progress(False)
     out = []
@@ -134,9 +134,10 @@ def main() -> None:
     ap.add_argument("--worlds", nargs="+", default=list(WORLDS), choices=list(WORLDS))
     ap.add_argument(
         "--aux-partition",
-        default="onset_event_intensity",
-        choices=["onset_event_intensity", "onset_event"],
-        help="tau~ cells of the imputation base's spillover pieces (onset_event: before session 8)",
+        default="onset_event_intensity_proportional",
+        choices=["onset_event_intensity_proportional", "onset_event_intensity", "onset_event"],
+        help="tau~ of the imputation base's spillover pieces (onset_event_intensity: session 8; "
+        "onset_event: before it)",
     )
     args = ap.parse_args()
     t0 = time.perf_counter()

@@ -120,10 +120,13 @@ def test_standard_errors_equal_the_registry_imputation_per_piece():
         assert t.loc[f"spillover:{ring}", "se"] == pytest.approx(ref.se, rel=1e-8)
 
 
-def _dense_theorem3_se(piece: Panel, bins: pd.DataFrame) -> tuple[float, float]:
+def _dense_theorem3_se(
+    piece: Panel, bins: pd.DataFrame, intensity: pd.DataFrame | None = None
+) -> tuple[float, float]:
     """BJS (2024) Theorem 3 SE of the piece's mean effect, by dense unit and year dummies
     (statsmodels OLS on the untreated rows, implied weights of Section 4.1) with eq. 8's
-    leave-out ``tau~`` in onset x event x intensity-bin cells, clustered by region."""
+    leave-out ``tau~`` in onset x event x intensity-bin cells (proportional to
+    ``intensity`` within a cell when given), clustered by region."""
     import statsmodels.api as sm
     from bjs_reference import eq8_tilde
 
@@ -145,7 +148,9 @@ def _dense_theorem3_se(piece: Panel, bins: pd.DataFrame) -> tuple[float, float]:
     lone = tg.groupby(["g", "e", "b"])["cl"].transform("nunique").lt(2)
     tg.loc[lone.groupby([tg["g"], tg["e"]]).transform("any"), "b"] = -1
     cells = list(zip(tg["g"], tg["e"], tg["b"], strict=True))
-    e1 = tau - eq8_tilde(w1, tau, cells, cl[d], leave_out=True)
+    key = pd.MultiIndex.from_arrays([df["unit"][d], t])
+    scale = None if intensity is None else intensity.stack().reindex(key).to_numpy()
+    e1 = tau - eq8_tilde(w1, tau, cells, cl[d], leave_out=True, scale=scale)
     contrib = np.zeros(len(df))
     contrib[~d], contrib[d] = v0 * fit0.resid, w1 * e1
     return float(w1 @ tau), float(np.sqrt((pd.Series(contrib).groupby(cl).sum() ** 2).sum()))
@@ -158,7 +163,13 @@ def test_spillover_tau_tilde_cells_split_by_exposure_intensity():
     # the same estimate and SE (1e-8: two solvers of the same normal equations); the
     # direct piece keeps cohort x event cells (equal to the registry estimator)
     sim = simulate(rng=3, **SMALL, displacement_share=1.0)
-    res = spillover.fit(sim.panel, outcome="fdi", n_boot=0, small_sample="none")
+    res = spillover.fit(
+        sim.panel,
+        outcome="fdi",
+        n_boot=0,
+        small_sample="none",
+        aux_partition="onset_event_intensity",
+    )
     assert res.info["aux_partition"] == "onset_event_intensity"
     units, periods = sim.panel.units, sim.panel.periods
     bins = pd.DataFrame(
@@ -179,6 +190,33 @@ def test_spillover_tau_tilde_cells_split_by_exposure_intensity():
         assert abs(se / plain.loc[f"spillover:{ring}", "se"] - 1) > 0.01
     with pytest.raises(SpecError, match="aux_partition"):
         spillover.fit(sim.panel, outcome="fdi", aux_partition="cohort")
+
+
+def test_spillover_tau_tilde_proportional_to_exposure_intensity():
+    # aux_partition="onset_event_intensity_proportional" (the default): the same cells,
+    # with tau~ = beta * intensity inside each (least squares of the cluster sums). The dense reading
+    # with that model gives the same SE to 1e-8; in this full-displacement world (the
+    # spillover is each zone's effect shared among its neighbours) it is smaller than with
+    # cell averages by more than 1%, and the point estimate does not move
+    sim = simulate(rng=3, **SMALL, displacement_share=1.0)
+    kw = dict(outcome="fdi", n_boot=0, small_sample="none")
+    res = spillover.fit(sim.panel, **kw)
+    avg = spillover.fit(sim.panel, **kw, aux_partition="onset_event_intensity")
+    avg = avg.terms.set_index("term")
+    assert res.info["aux_partition"] == "onset_event_intensity_proportional"
+    units, periods = sim.panel.units, sim.panel.periods
+    bins = pd.DataFrame(
+        spillover.intensity_bins(res.exposure, units, periods), index=units, columns=periods
+    )
+    intensity = res.exposure.intensity(units, periods)
+    t = res.terms.set_index("term")
+    _, spill = res.exposure.panels(sim.panel)
+    for ring, p in spill.items():
+        est, se = _dense_theorem3_se(p, bins, intensity)
+        assert t.loc[f"spillover:{ring}", "estimate"] == pytest.approx(est, rel=1e-8)
+        assert t.loc[f"spillover:{ring}", "se"] == pytest.approx(se, rel=1e-8)
+        assert t.loc[f"spillover:{ring}", "estimate"] == avg.loc[f"spillover:{ring}", "estimate"]
+        assert t.loc[f"spillover:{ring}", "se"] < 0.99 * avg.loc[f"spillover:{ring}", "se"]
 
 
 def test_cr2_inflates_the_scores_of_high_leverage_clusters():

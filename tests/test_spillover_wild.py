@@ -37,12 +37,14 @@ def _toy(rng: np.random.Generator):
     return unit, time, y, X, treated, fit, cells, unit // 6
 
 
+@pytest.mark.parametrize("scaled", [False, True])
 @pytest.mark.parametrize("leave_out", [False, True])
 @pytest.mark.parametrize("weights", ["flat", "one_period", "uneven"])
 @pytest.mark.parametrize("cr2", [False, True])
-def test_outcome_shift_is_the_estimator_redone_on_shifted_outcomes(cr2, weights, leave_out):
+def test_outcome_shift_is_the_estimator_redone_on_shifted_outcomes(cr2, weights, leave_out, scaled):
     # "one_period" weighs a single period (zero on parts of the cells), "uneven" varies
-    # within cells, where eq. 8's tau~ is not the plain cell mean
+    # within cells, where eq. 8's tau~ is not the plain cell mean; "scaled": tau~
+    # proportional to a positive per-target value within the cell
     rng = np.random.default_rng(1)
     unit, time, y, X, treated, fit, cells, cl = _toy(rng)
     m = fit.target.size
@@ -52,7 +54,7 @@ def test_outcome_shift_is_the_estimator_redone_on_shifted_outcomes(cr2, weights,
         "one_period": np.where(period == 2, 1.0, 0.0) / (period == 2).sum(),
         "uneven": rng.uniform(0.2, 3.0, m) / m,
     }[weights]
-    kw = dict(cr2=cr2, leave_out=leave_out)
+    kw = dict(cr2=cr2, leave_out=leave_out, scale=rng.uniform(0.1, 2.0, m) if scaled else None)
     base = _bjs.scores(fit, w[:, None], cells, cl, 10, **kw)[:, 0]
     D = rng.normal(size=(len(y), 3))
     est, S = _bjs.outcome_shift(fit, w, cells, cl, 10, D[fit.clean], D[fit.target], **kw)
@@ -105,7 +107,9 @@ def _pieces(res):
         # the tau~ cells of this clustering (spillover pieces: split by intensity)
         cells = f.rescore.cells_for(rows[fit.target])
         pieces.append(
-            _spillover_wild.WildPiece(k, fit, f.rescore.w[:, 0], cells, f.estimate, f.score, cr2)
+            _spillover_wild.WildPiece(
+                k, fit, f.rescore.w[:, 0], cells, f.estimate, f.score, cr2, f.rescore.scale
+            )
         )
     long = st.fits["direct"].rescore.long
     return order, pieces, long, codes.of_unit.to_numpy()[long.unit], codes.n
@@ -118,7 +122,9 @@ def _refit(piece, long, y, cluster, G):
     clean[piece.fit.clean], target[piece.fit.target] = True, True
     f = _bjs.fit_untreated(long.unit, long.time, y, long.X, clean, target)
     assert np.array_equal(f.target, piece.fit.target)
-    s = _bjs.scores(f, piece.w[:, None], piece.cells, cluster, G, cr2=piece.cr2)[:, 0]
+    s = _bjs.scores(f, piece.w[:, None], piece.cells, cluster, G, cr2=piece.cr2, scale=piece.scale)[
+        :, 0
+    ]
     return float(piece.w @ f.tau), s
 
 

@@ -108,7 +108,9 @@ class ExposureMap:
         hit = (t["role"] == "direct") & (t["exposure_onset"] < t["cohort"])
         return t.index[hit.to_numpy()].tolist()
 
-    def intensity(self, units: Sequence[Any], periods: Sequence[Any]) -> pd.DataFrame:
+    def intensity(
+        self, units: Sequence[Any] | np.ndarray | pd.Index, periods: Sequence[Any] | np.ndarray
+    ) -> pd.DataFrame:
         """Exposure intensity of the equal-split displacement model, units x periods.
 
         If every open zone ``z`` draws (or sheds) the same amount from each unit of the

@@ -66,10 +66,17 @@ _PARTITIONS = {
 
 
 def _block(
-    df: pd.DataFrame, *, periods: np.ndarray, outcome: str, cluster: bool, aux: bool = False
+    df: pd.DataFrame,
+    *,
+    periods: np.ndarray,
+    outcome: str,
+    cluster: bool,
+    aux: bool = False,
+    scale: bool = False,
 ) -> dict[str, Any]:
     """Rows with the outcome observed, split into untreated and treated rows; ``aux``: the
-    rows' extra ``tau~`` cell codes from the column ``_aux``."""
+    rows' extra ``tau~`` cell codes from the column ``_aux``; ``scale``: the values that
+    ``tau~`` is proportional to within a cell, from the column ``_scale``."""
     df = df.dropna(subset=[outcome])
     ucode, units = pd.factorize(df["unit"], sort=True)
     t = df["time"].to_numpy()
@@ -87,6 +94,7 @@ def _block(
         "y": df[outcome].to_numpy(float), "treated": treated, "g": g, "t": t,
         "labels": labels,
         "aux": df["_aux"].to_numpy(np.int64) if aux else np.zeros(len(df), np.int64),
+        "scale": df["_scale"].to_numpy(float) if scale else np.ones(len(df)),
     }  # fmt: skip
 
 
@@ -107,7 +115,7 @@ def _select(blk: dict[str, Any], *, has_t: np.ndarray) -> dict[str, Any]:
         "u0": u[i0], "t0": tc[i0], "y0": blk["y"][i0], "lab0": blk["labels"][i0],
         "u1": u[i1], "t1": tc[i1], "y1": blk["y"][i1], "lab1": blk["labels"][i1],
         "g1": blk["g"][i1], "e1": (blk["t"][i1] - blk["g"][i1]).astype(np.int64),
-        "a1": blk["aux"][i1],
+        "a1": blk["aux"][i1], "s1": blk["scale"][i1],
         "n_dropped": int((~keep).sum()), "n_used_units": int(np.count_nonzero(np.bincount(u[keep]))),
         "edges": np.unique(np.column_stack([first, tc[i0]]), axis=0) if i0.size else
         np.zeros((0, 2), dtype=np.intp),
@@ -142,7 +150,8 @@ def _imputed(blk: dict[str, Any], tau: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 def _cluster_cell_sums(blk: dict[str, Any], *, tau: np.ndarray) -> pd.DataFrame:
     """Counts and sums of ``tau_hat`` by cohort x event time x extra cell code x cluster
-    (the estimates' cell sums, and eq. 8's cluster terms of ``tau~``)."""
+    (the estimates' cell sums, and eq. 8's cluster terms of ``tau~``), and the sums ``m``
+    of the rows' scale (their count without one)."""
     _, tau_hat = _imputed(blk, tau)
     frame = pd.DataFrame(
         {
@@ -151,10 +160,11 @@ def _cluster_cell_sums(blk: dict[str, Any], *, tau: np.ndarray) -> pd.DataFrame:
             "aux": blk["a1"],
             "cluster": blk["lab1"],
             "tau": tau_hat,
+            "scale": blk["s1"],
         }
     )
     keys = ["cohort", "event", "aux", "cluster"]
-    return frame.groupby(keys).agg(n=("tau", "size"), s=("tau", "sum"))
+    return frame.groupby(keys).agg(n=("tau", "size"), s=("tau", "sum"), m=("scale", "sum"))
 
 
 def _estimand_matrix(blk: dict[str, Any], ctx: dict[str, Any]) -> np.ndarray:
@@ -222,6 +232,7 @@ def _scores(
     src["cluster"] = blk["lab1"]
     key = pd.MultiIndex.from_arrays([src[c] for c in tilde.index.names])
     tt = tilde.to_numpy()[tilde.index.get_indexer(key)].reshape(len(key), w1.shape[1])
+    tt = tt * blk["s1"][:, None]
     part0 = pd.DataFrame(v0 * resid0[:, None])
     part0["_c"] = blk["lab0"]
     part1 = pd.DataFrame(w1 * (tau_hat[:, None] - tt))
@@ -346,14 +357,16 @@ def fit_scores(
     aux_partition: str = "cohort_event",
     leave_out: bool = False,
     aux_cells: bool = False,
+    scaled: bool = False,
 ) -> ScoredFit:
     """The estimates and their cluster scores (what :func:`fit` reports and the Dask
     spillover decomposition's imputation pieces combine). ``aux_cells``: also split the
-    partition's cells of ``tau~`` by the panel's integer column ``_aux``."""
+    partition's cells of ``tau~`` by the panel's integer column ``_aux``; ``scaled``:
+    ``tau~`` proportional to the panel's column ``_scale`` within a cell."""
     import dask
 
     blocks, n0_t, meta = _imputable_blocks(
-        dpanel, outcome=outcome, cluster=by_cluster, aux=aux_cells
+        dpanel, outcome=outcome, cluster=by_cluster, aux=aux_cells, scale=scaled
     )
     tau, sweeps = _fit_y0(blocks, n0_t)
     own = pd.concat(compute_blocks([_cluster_cell_sums], blocks, tau=tau))
@@ -373,7 +386,7 @@ def fit_scores(
 
 
 def _imputable_blocks(
-    dpanel: DaskPanel, *, outcome: str, cluster: bool, aux: bool = False
+    dpanel: DaskPanel, *, outcome: str, cluster: bool, aux: bool = False, scale: bool = False
 ) -> tuple[list[Any], np.ndarray, tuple[Any, ...]]:
     """The partitions' imputable rows (persisted), the untreated rows per period, and per
     partition ``(edges, treated rows, dropped rows, units)``; refuses a sample without
@@ -384,7 +397,13 @@ def _imputable_blocks(
     periods = dpanel.periods
     n_t = len(periods)
     raw = persist_blocks(
-        _block, dpanel.partitions(), periods=periods, outcome=outcome, cluster=cluster, aux=aux
+        _block,
+        dpanel.partitions(),
+        periods=periods,
+        outcome=outcome,
+        cluster=cluster,
+        aux=aux,
+        scale=scale,
     )
     n0_t = summed(compute_blocks([_untreated_periods], raw, n_t=n_t))["n0_t"]
     if not n0_t.any():
@@ -479,7 +498,8 @@ def _tau_tilde(own: pd.DataFrame, ctx: dict[str, Any], leave_out: bool) -> pd.Da
     of ``tau_hat``, as the in-memory :func:`zoneimpact.estimators._bjs.tau_tilde`: eq. 8's
     ``sum_c a_c b_c / sum_c a_c^2`` over the cell's clusters, where an estimand's weight is
     constant on its rows, so that ``a_c`` and ``b_c`` are proportional to the cluster's
-    ``n`` and ``s`` on them; with ``leave_out`` (BJS 2024, Supplementary Appendix A.9)
+    ``m`` (its rows' scale summed: ``n`` without a scale) and ``s`` on them, and the
+    partition's scores multiply ``tau~`` by the row's scale; with ``leave_out`` (BJS 2024, Supplementary Appendix A.9)
     without the cluster's own term, except in a cell whose weight sits in that cluster. 0
     where the estimand has no weight in the cell. Indexed by ``_all`` (one level, so that
     the ``"none"`` partition has a key), the partition's keys and, with ``leave_out``,
@@ -501,8 +521,9 @@ def _tau_tilde(own: pd.DataFrame, ctx: dict[str, Any], leave_out: bool) -> pd.Da
         *[(frame["event"] == h).to_numpy() for h in ctx["horizons"]],
     ]
     J = len(masks)
+    # a_c is proportional to the cluster's sum of the rows' scale (their count unscaled)
     tot = pd.DataFrame(
-        {f"n{j}": np.where(m, frame["n"], 0) for j, m in enumerate(masks)}
+        {f"n{j}": np.where(m, frame["m"], 0.0) for j, m in enumerate(masks)}
         | {f"s{j}": np.where(m, frame["s"], 0.0) for j, m in enumerate(masks)}
     )
     for k in [*cell_keys, "cluster"]:

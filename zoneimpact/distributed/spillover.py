@@ -364,9 +364,12 @@ def _canonical_units(dpanel: DaskPanel, outcome: str) -> np.ndarray:
     return wide.index.to_numpy()[order]
 
 
-def _with_bins(df: pd.DataFrame, *, bins: pd.DataFrame) -> pd.DataFrame:
+def _with_bins(
+    df: pd.DataFrame, *, bins: pd.DataFrame, intensity: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """The partition with each row's exposure-intensity bin (``_aux``) from the units x
-    periods table ``bins``."""
+    periods table ``bins``, and with ``intensity`` (same index and columns) its exposure
+    intensity (``_scale``)."""
     r = bins.index.get_indexer(df["unit"])
     c = bins.columns.get_indexer(df["time"])
     if (r < 0).any() or (c < 0).any():
@@ -375,7 +378,8 @@ def _with_bins(df: pd.DataFrame, *, bins: pd.DataFrame) -> pd.DataFrame:
             f"Unit {df['unit'].iat[k]!r} in period {df['time'].iat[k]!r} is not in the "
             "exposure map's intensity table (built from the panel's units and periods)."
         )
-    return df.assign(_aux=bins.to_numpy()[r, c].astype(np.int64))
+    out = df.assign(_aux=bins.to_numpy()[r, c].astype(np.int64))
+    return out if intensity is None else out.assign(_scale=intensity.to_numpy()[r, c])
 
 
 def _imputation_piece(
@@ -387,9 +391,11 @@ def _imputation_piece(
     n_clusters: int,
     cells: pd.Series,
     bins: pd.DataFrame | None = None,
+    intensity: pd.DataFrame | None = None,
 ) -> _PieceFit:
     """A piece's BJS mean and cluster scores (leave-out ``tau~`` by onset x event cells,
-    split by ``bins`` for the spillover pieces; no small-sample correction), as the
+    split by ``bins`` for the spillover pieces, proportional to ``intensity`` within a cell
+    when given; no small-sample correction), as the
     in-memory ``_imputation_fits`` with ``small_sample="none"``; a ring or zone piece with
     no imputable target is NaN there."""
     refine = bins is not None and name.startswith("spillover")
@@ -397,14 +403,18 @@ def _imputation_piece(
         import dask
 
         meta = piece.frame._meta.assign(_aux=np.zeros(0, np.int64))
-        # one graph node for the table, not a copy hashed into every partition's task
+        if intensity is not None:
+            meta = meta.assign(_scale=np.zeros(0))
+        # one graph node per table, not a copy hashed into every partition's task
         shared = dask.delayed(bins, traverse=False)
-        frame = piece.frame.map_partitions(_with_bins, bins=shared, meta=meta)
+        tab = None if intensity is None else dask.delayed(intensity, traverse=False)
+        frame = piece.frame.map_partitions(_with_bins, bins=shared, intensity=tab, meta=meta)
         piece = replace(piece, frame=frame)
     try:
         f = imputation_scores(
-            piece, outcome, [], by_cluster, "cohort_event", leave_out=True, aux_cells=refine
-        )
+            piece, outcome, [], by_cluster, "cohort_event", leave_out=True, aux_cells=refine,
+            scaled=refine and intensity is not None,
+        )  # fmt: skip
     except EstimationError:
         if name == "direct":
             raise
@@ -424,10 +434,12 @@ def _imputation_fits(
     units: pd.DataFrame,
     cluster: Any,
     bins: pd.DataFrame | None = None,
+    intensity: pd.DataFrame | None = None,
 ) -> tuple[dict[str, _PieceFit], str, int]:
     """Every piece of the imputation base on the partitions, with scores numbered in the
     in-memory cluster order; the cluster name and count. ``bins``: exposure-intensity bins
-    of the spillover pieces' ``tau~`` cells (units x periods)."""
+    of the spillover pieces' ``tau~`` cells (units x periods); ``intensity``: the exposure
+    intensity their ``tau~`` is proportional to within a cell."""
     if isinstance(cluster, pd.Series):
         raise SpecError(
             "The imputation base on Dask clusters by unit or by the panel's cluster column "
@@ -456,7 +468,9 @@ def _imputation_fits(
     naive = compute_blocks([_scan], dpanel.partitions(), outcome=outcome)
     panels["naive"] = (dpanel, _target_cells(naive))
     fits = {
-        name: _imputation_piece(name, pp, outcome, by_cluster, code_of_label, G, cells, bins)
+        name: _imputation_piece(
+            name, pp, outcome, by_cluster, code_of_label, G, cells, bins, intensity
+        )
         for name, (pp, cells) in panels.items()
     }
     return fits, cname, G
@@ -503,7 +517,7 @@ def fit(
     rng: np.random.Generator | int | None = None,
     alpha: float = 0.05,
     base_options: Mapping[str, Any] | None = None,
-    aux_partition: str = "onset_event_intensity",
+    aux_partition: str = "onset_event_intensity_proportional",
 ) -> SpilloverResult:
     """Direct, spillover, net effect and displacement share on a :class:`DaskPanel`.
 
@@ -543,9 +557,10 @@ def fit(
         Options of the CS base (e.g. ``{"control_group": "not_yet_treated"}``);
         ``min_e``/``max_e``/``balance_e`` are refused (the totals count every
         post-treatment unit-period).
-    aux_partition : {"onset_event_intensity", "onset_event"}
-        Imputation base: the spillover pieces' ``tau~`` cells, as in memory (the
-        intensity bins come from the map and the panel's periods, on the client).
+    aux_partition : {"onset_event_intensity_proportional", "onset_event_intensity", "onset_event"}
+        Imputation base: the spillover pieces' ``tau~`` cells and model, as in memory
+        (the intensities and their bins come from the map and the panel's periods, on the
+        client, shipped once).
 
     Returns
     -------
@@ -563,15 +578,17 @@ def fit(
     rings = [r for r in exposure.rings if ((tab["role"] == "exposed") & (tab["ring"] == r)).any()]
     naive = compute_blocks([_scan], dpanel.partitions(), outcome=outcome)
     results: dict[str, EstimationResult] = {}
-    bins = None
+    bins = intensity = None
     if base_estimator == "imputation":
         grid = None
-        if aux_partition == "onset_event_intensity":
+        if aux_partition != "onset_event":
             grid = intensity_bins(exposure, units.index, dpanel.periods)  # None: no links
         if grid is not None:
             bins = pd.DataFrame(grid.astype(np.int8), index=units.index, columns=dpanel.periods)
+            if aux_partition == "onset_event_intensity_proportional":
+                intensity = exposure.intensity(units.index, dpanel.periods)
         fits, cname, n_clusters = _imputation_fits(
-            dpanel, outcome, tab, rings, rule, units, cluster, bins
+            dpanel, outcome, tab, rings, rule, units, cluster, bins, intensity
         )
     else:
         pieces: dict[str, tuple[DaskPanel, pd.Series]] = {

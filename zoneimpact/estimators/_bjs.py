@@ -187,6 +187,7 @@ def tau_tilde(
     pair: np.ndarray,
     *,
     leave_out: bool,
+    scale: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``tau~`` of every target (BJS 2024, eq. 8) and the rows where the leave-out fell back.
 
@@ -206,10 +207,16 @@ def tau_tilde(
     cells hold few clusters; where the other clusters hold less than ``LEAVE_OUT_REST`` of
     the cell's squared weight the in-sample value is kept (a cell inside one cluster then
     adds nothing to its score), and those rows are flagged.
+
+    With ``scale`` (one positive value per target, e.g. an exposure intensity) the cell's
+    auxiliary model is ``tau~_it = beta_g * scale_it`` instead of a constant: the cluster
+    scores' sum of squares ``sum_c (b_c - a_c beta_g)^2`` with ``a_c = sum w_it scale_it``
+    is minimised by the same ratio, so only ``a_c`` and the final product change (Theorem
+    3 is conservative for any auxiliary model; a better one is less so).
     """
     ncell = int(cells.max()) + 1 if cells.size else 0
     npair = int(pair.max()) + 1 if pair.size else 0
-    a = np.bincount(pair, weights=w, minlength=npair)
+    a = np.bincount(pair, weights=w if scale is None else w * scale, minlength=npair)
     b = np.bincount(pair, weights=w * tau, minlength=npair)
     cell_of_pair = np.zeros(npair, dtype=np.int64)
     cell_of_pair[pair] = cells
@@ -222,7 +229,8 @@ def tau_tilde(
         fallback = ~ok
         num = np.where(ok, num - own_a * own_b, num)
         den = np.where(ok, den - own_a**2, den)
-    return np.divide(num, den, out=np.zeros(len(w)), where=den != 0), fallback
+    tilde = np.divide(num, den, out=np.zeros(len(w)), where=den != 0)
+    return (tilde if scale is None else tilde * scale), fallback
 
 
 def scores(
@@ -234,6 +242,7 @@ def scores(
     *,
     leave_out: bool = True,
     cr2: bool = False,
+    scale: np.ndarray | None = None,
 ) -> np.ndarray:
     """Cluster scores (G x k) of the estimators ``Wt' tau_hat`` (BJS 2024, Section 4.3).
 
@@ -253,6 +262,8 @@ def scores(
         Integer cells within which ``tau~`` averages ``tau_hat`` (e.g. cohort x event).
     cluster : ndarray (n_rows,)
         Cluster code of every row of the long table (codes ``0..n_clusters-1``).
+    scale : ndarray (n_target,), optional
+        ``tau~`` proportional to it within each cell (:func:`tau_tilde`).
     """
     V0 = implied_weights(fit, Wt)
     resid0 = _cr2_residuals(fit, cluster[fit.clean])[0] if cr2 else fit.resid0
@@ -261,7 +272,7 @@ def scores(
     pair = cell_cluster_codes(cells, c1, n_clusters)
     for j in range(Wt.shape[1]):
         w = Wt[:, j]
-        tilde = tau_tilde(w, fit.tau, cells, pair, leave_out=leave_out)[0]
+        tilde = tau_tilde(w, fit.tau, cells, pair, leave_out=leave_out, scale=scale)[0]
         out[:, j] = np.bincount(c0, weights=V0[:, j] * resid0, minlength=n_clusters) + np.bincount(
             c1, weights=w * (fit.tau - tilde), minlength=n_clusters
         )
@@ -280,6 +291,7 @@ def outcome_shift(
     leave_out: bool = True,
     cr2: bool = False,
     roots: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None,
+    scale: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """How the estimate ``w' tau_hat`` and its cluster scores (:func:`scores`, same
     leave-out and CR2 rules) move when the outcomes move by ``D0`` (clean rows, n0 x B)
@@ -312,7 +324,8 @@ def outcome_shift(
     pair = cell_cluster_codes(cells, c1, n_clusters)
     npair = int(pair.max()) + 1 if pair.size else 0
     pair_sum = sparse.csr_matrix((w, (pair, np.arange(len(w)))), shape=(npair, len(w)))
-    a = np.asarray(pair_sum.sum(axis=1)).ravel()
+    ws = w if scale is None else w * scale
+    a = np.bincount(pair, weights=ws, minlength=npair)
     cell_of_pair = np.zeros(npair, dtype=np.int64)
     cell_of_pair[pair] = cells
     cell_sum = sparse.csr_matrix((a[pair] * w, (cells, np.arange(len(w)))), shape=(ncell, len(w)))
@@ -325,6 +338,8 @@ def outcome_shift(
         num = np.where(ok[:, None], num - own, num)
         den = np.where(ok, den - own_a**2, den)
     tilde = np.divide(num, den[:, None], out=np.zeros_like(num), where=den[:, None] != 0)
+    if scale is not None:
+        tilde = tilde * scale[:, None]
     v0 = implied_weights(fit, w[:, None])[:, 0]
     by0 = sparse.csr_matrix((v0, (c0, np.arange(len(c0)))), shape=(n_clusters, len(c0)))
     by1 = sparse.csr_matrix((w, (c1, np.arange(len(c1)))), shape=(n_clusters, len(c1)))

@@ -83,6 +83,7 @@ class WildPiece:
     estimate: float
     score: np.ndarray
     cr2: bool
+    scale: np.ndarray | None = None  # tau~ proportional to it within a cell (_bjs.tau_tilde)
 
 
 @dataclass(frozen=True)
@@ -164,7 +165,16 @@ def _draws(
                 D0 = m[c0] * bases[p.fit.clean, j][:, None]
                 D1 = m[c1] * bases[p.fit.target, j][:, None]
                 E[k, j, b : b + chunk], S[k, j, b : b + chunk] = _bjs.outcome_shift(
-                    p.fit, p.w, p.cells, cluster, n_clusters, D0, D1, cr2=p.cr2, roots=roots
+                    p.fit,
+                    p.w,
+                    p.cells,
+                    cluster,
+                    n_clusters,
+                    D0,
+                    D1,
+                    cr2=p.cr2,
+                    roots=roots,
+                    scale=p.scale,
                 )
     return _Draws(E, S)
 

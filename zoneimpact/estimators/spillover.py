@@ -53,15 +53,19 @@ summed within clusters otherwise. The pieces share units (the clean controls), s
 scores, stacked by cluster, give one joint covariance ``S'S`` for direct, spillover,
 totals and net (standard errors ``sqrt(diag)``, t(G-1) intervals with ``G`` clusters).
 With few clean clusters the imputation scores get the CR2 correction and Bell &
-McCaffrey degrees of freedom (``small_sample``). BJS's variance is conservative by the
+McCaffrey degrees of freedom (``small_sample``); a term combining pieces (net, the
+displacement share's linearisation) takes those of its own CR2 variance, from the pieces'
+Bell-McCaffrey vectors summed on the long table they share. BJS's variance is conservative by the
 effects' heterogeneity within the cells of its auxiliary average ``tau~`` (Theorem 3,
 eq. 8). A zone that draws on its neighbours spreads its effect over them, so the
 spillover varies with how many open zones a unit shares with how many other units: the
 spillover pieces' cells are therefore onset x event time x quartile of exposure
-intensity (``aux_partition``; :meth:`ExposureMap.intensity`), a partition fixed by the
-exposure map alone (a cell stays whole where a part of it lies in one cluster). On the
-same 500 full-displacement Monte Carlo worlds the spillover's SE/SD falls from 1.27 to
-1.16 and its coverage from 0.984 to 0.970 (``benchmarks/RESULTS.md``, session 8).
+intensity (:meth:`ExposureMap.intensity`), a partition fixed by the exposure map alone (a
+cell stays whole where a part of it lies in one cluster), and within a cell ``tau~`` is
+proportional to the intensity, least squares on the cluster sums as eq. 8
+(``aux_partition``). On 1,000 full-displacement Monte Carlo worlds the spillover's SE/SD
+is 1.19 with cell averages and 1.10 with the proportional model, its coverage 0.989 and
+0.977 (``benchmarks/RESULTS.md``, session 9).
 The displacement share, a ratio, gets a clustered multiplier bootstrap of the same scores (Webb's six-point weights below 12
 clusters, Rademacher otherwise): ``n_boot`` joint draws of every term with no refitting, so 999 draws take milliseconds; its SE is
 the draws' interquartile range over ``qnorm(.75) - qnorm(.25)`` and its percentile
@@ -470,11 +474,13 @@ def _imputation_fits(
     cr2: bool = True,
     unit_weight: np.ndarray | None = None,
     bins: np.ndarray | None = None,
+    intensity: np.ndarray | None = None,
 ) -> dict[str, _PieceFit]:
     """BJS imputation of every piece on the long table of observed unit-periods.
 
     ``bins`` (units x periods, :func:`intensity_bins`) split the spillover pieces' onset x
-    event cells of ``tau~`` by exposure intensity.
+    event cells of ``tau~`` by exposure intensity; with ``intensity`` (units x periods,
+    :meth:`ExposureMap.intensity`) their ``tau~`` is proportional to it within a cell.
 
     With ``unit_weight`` (one per unit, in the order of ``units``) as
     :func:`zoneimpact.estimators.imputation.fit` with ``weights``: step 1 is weighted
@@ -505,7 +511,9 @@ def _imputation_fits(
             continue
         by = first["onset"] if p.name.startswith("spillover") else first["cohort"]
         tgt = fit.target
-        split_by = bins[ui[tgt], ti[tgt]] if bins is not None and by is first["onset"] else None
+        spill = by is first["onset"]
+        split_by = bins[ui[tgt], ti[tgt]] if bins is not None and spill else None
+        scale = intensity[ui[tgt], ti[tgt]] if intensity is not None and spill else None
         cells = _cells(by[tgt], periods[ti[tgt]])
         if wrow is None:
             w = np.full((fit.target.size, 1), 1.0 / fit.target.size)
@@ -515,7 +523,7 @@ def _imputation_fits(
             w = (wrow[fit.target] / mass)[:, None]
             estimate = float(w[:, 0] @ fit.tau)
         long_ = None if wrow is not None else long
-        scoring = _ImputationScoring(fit, w, cells, ui, long_, split_by)
+        scoring = _ImputationScoring(fit, w, cells, ui, long_, split_by, scale)
         score, df, bm = _imputation_score(scoring, cluster, n_clusters, cr2)
         rescore = replace(scoring, fit=_bjs.detached(fit))
         out[p.name] = _PieceFit(
@@ -578,6 +586,8 @@ class _ImputationScoring:
     long: _bjs.LongTable | None = None
     # each target's exposure-intensity bin (spillover pieces), splitting ``cells``
     bins: np.ndarray | None = None
+    # each target's exposure intensity when ``tau~`` is proportional to it in a cell
+    scale: np.ndarray | None = None
 
     def cells_for(self, target_cluster: np.ndarray) -> np.ndarray:
         """The ``tau~`` cells for a clustering (its label per target): ``cells``, each
@@ -603,7 +613,7 @@ def _imputation_score(
     fit = _bjs.refactored(s.fit)
     use_cr2 = cr2 and _cr2_ok(fit, cluster)
     cells = s.cells_for(cluster[fit.target])
-    score = _bjs.scores(fit, s.w, cells, cluster, n_clusters, cr2=use_cr2)[:, 0]
+    score = _bjs.scores(fit, s.w, cells, cluster, n_clusters, cr2=use_cr2, scale=s.scale)[:, 0]
     if not use_cr2:
         return score, np.nan, None
     if len(cluster) * n_clusters > _BM_MAX_ENTRIES:
@@ -1186,7 +1196,7 @@ def fit(
     region_column: str = "region",
     region_sdid: bool = False,
     weights: str | None = None,
-    aux_partition: str = "onset_event_intensity",
+    aux_partition: str = "onset_event_intensity_proportional",
 ) -> SpilloverResult:
     """Direct, spillover, net regional effect and displacement share of zones.
 
@@ -1240,10 +1250,13 @@ def fit(
         Also estimate net by synthetic DiD on region totals (``net_region_sdid``, placebo SE).
     weights : str, optional
         Unit weights (e.g. population), constant within unit: weighted means/sums (module notes).
-    aux_partition : {"onset_event_intensity", "onset_event"}
-        Imputation base: cells of BJS's ``tau~`` for the spillover pieces; the default also
-        splits onset x event cells by quartile of exposure intensity (:func:`intensity_bins`;
-        onset x event when the map has no links). The direct piece uses cohort x event.
+    aux_partition : {"onset_event_intensity_proportional", "onset_event_intensity", "onset_event"}
+        Imputation base: BJS's auxiliary ``tau~`` of the spillover pieces. The default
+        splits onset x event cells by quartile of exposure intensity (:func:`intensity_bins`)
+        and makes ``tau~`` proportional to the intensity within each cell (a zone's effect
+        shared among its neighbours); ``"onset_event_intensity"``: the same cells, cell
+        averages; ``"onset_event"``: onset x event cell averages (also what a map without
+        links gets). The direct piece uses cohort x event averages.
 
     Returns
     -------
@@ -1403,7 +1416,11 @@ def _cluster_codes(
     return _Clusters(cluster_of, cluster_name, G, region_of_cluster)
 
 
-_AUX_PARTITIONS = ("onset_event_intensity", "onset_event")
+_AUX_PARTITIONS = (
+    "onset_event_intensity_proportional",
+    "onset_event_intensity",
+    "onset_event",
+)
 
 
 def _aux_used(base: tuple[str, Any, str, str], split: _Split) -> str:
@@ -1446,7 +1463,13 @@ def _base_fits(
             unit_weight=weights.of_unit,
             bins=(
                 intensity_bins(split.emap, split.units, split.periods)
-                if aux_partition == "onset_event_intensity"
+                if aux_partition != "onset_event"
+                else None
+            ),
+            intensity=(
+                split.emap.intensity(split.units, split.periods).to_numpy()
+                if aux_partition == "onset_event_intensity_proportional"
+                and split.emap.links is not None
                 else None
             ),
         )
@@ -1733,7 +1756,7 @@ def _wild_inference(
         cells = sc.cells_for(codes[sc.unit_row][fit.target])
         pieces.append(
             _spillover_wild.WildPiece(
-                k, fit, sc.w[:, 0], cells, used[k].estimate, used[k].score, use_cr2
+                k, fit, sc.w[:, 0], cells, used[k].estimate, used[k].score, use_cr2, sc.scale
             )
         )
     long = next(iter(used.values())).rescore.long
