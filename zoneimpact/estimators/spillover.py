@@ -55,11 +55,11 @@ totals and net (standard errors ``sqrt(diag)``, t(G-1) intervals with ``G`` clus
 With few clean clusters the imputation scores get the CR2 correction and Bell &
 McCaffrey degrees of freedom (``small_sample``); a term combining pieces (net, the
 displacement share's linearisation) takes those of its own CR2 variance, from the pieces'
-Bell-McCaffrey vectors summed on the long table they share. BJS's variance is conservative by the
-effects' heterogeneity within the cells of its auxiliary average ``tau~`` (Theorem 3,
-eq. 8). A zone that draws on its neighbours spreads its effect over them, so the
-spillover varies with how many open zones a unit shares with how many other units: the
-spillover pieces' cells are therefore onset x event time x quartile of exposure
+Bell-McCaffrey vectors summed on the long table they share. BJS's variance is
+conservative by the effects' heterogeneity within the cells of its auxiliary average
+``tau~`` (Theorem 3, eq. 8). A zone that draws on its neighbours spreads its effect
+over them, so the spillover varies with how many open zones a unit shares with how many
+other units: the spillover pieces' cells are therefore onset x event time x quartile of exposure
 intensity (:meth:`ExposureMap.intensity`), a partition fixed by the exposure map alone (a
 cell stays whole where a part of it lies in one cluster), and within a cell ``tau~`` is
 proportional to the intensity, least squares on the cluster sums as eq. 8
