@@ -1251,12 +1251,9 @@ def fit(
     weights : str, optional
         Unit weights (e.g. population), constant within unit: weighted means/sums (module notes).
     aux_partition : {"onset_event_intensity_proportional", "onset_event_intensity", "onset_event"}
-        Imputation base: BJS's auxiliary ``tau~`` of the spillover pieces. The default
-        splits onset x event cells by quartile of exposure intensity (:func:`intensity_bins`)
-        and makes ``tau~`` proportional to the intensity within each cell (a zone's effect
-        shared among its neighbours); ``"onset_event_intensity"``: the same cells, cell
-        averages; ``"onset_event"``: onset x event cell averages (also what a map without
-        links gets). The direct piece uses cohort x event averages.
+        Imputation base, spillover pieces' ``tau~``: onset x event x intensity-quartile cells
+        (:func:`intensity_bins`), proportional to the intensity inside each (the default),
+        their averages, or onset x event averages (also for maps without links).
 
     Returns
     -------
