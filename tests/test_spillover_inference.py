@@ -224,3 +224,18 @@ def test_large_designs_fall_back_to_the_smallest_piece_df(panel, fitted, monkeyp
     assert a.loc["net", "df"] == pytest.approx(min(pieces), rel=1e-12)
     assert a.loc["displacement_share", "df"] == pytest.approx(min(pieces), rel=1e-12)
     np.testing.assert_allclose(a["se"], b["se"], rtol=1e-12)
+
+
+def test_zero_direct_total_leaves_the_share_undefined(panel):
+    # an outcome that never moves: every effect is 0, so the displacement share
+    # 1 - net / direct_total is 0/0. It is NaN (with its SE), not an exception from its
+    # degrees of freedom; the other terms are exactly 0
+    frame = panel.data.assign(zero=0.0)
+    p = Panel.from_frame(
+        frame, unit="unit", time="time", cohort="cohort", outcomes=["zero"],
+        geography=panel.geography.reset_index(), adjacency=panel.adjacency,
+    )  # fmt: skip
+    with pytest.warns(RuntimeWarning):
+        t = spillover.fit(p, outcome="zero", n_boot=0).terms.set_index("term")
+    assert np.isnan(t.loc["displacement_share", ["estimate", "se"]]).all()
+    assert (t.loc[["direct", "spillover", "net"], "estimate"] == 0).all()

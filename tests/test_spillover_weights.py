@@ -91,6 +91,11 @@ def test_constant_weights_give_the_unweighted_result():
         three.loc[totals, "estimate"], 3 * base.loc[totals, "estimate"], rtol=1e-12
     )
     np.testing.assert_allclose(three.loc[totals, "se"], 3 * base.loc[totals, "se"], rtol=1e-10)
+    # and the Bell-McCaffrey degrees of freedom, combined terms included, whatever the
+    # weights' scale (the targets' entries on the weighted step 1's scale); before session
+    # 9's fix weights of three moved net's df from 20.8 to 24.8
+    for w in (ones, three):
+        np.testing.assert_allclose(w["df"], base["df"], rtol=1e-10)
 
 
 def duplicated_panel(sim, frame: pd.DataFrame, pop: pd.Series) -> Panel:

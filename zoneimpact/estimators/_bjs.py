@@ -385,7 +385,13 @@ def _bm_clean(fit: Imputed, w: np.ndarray, cluster: np.ndarray, n_clusters: int)
     return C0 - np.asarray(Z0 @ (Ainv @ np.asarray(Z0.T @ C0)))
 
 
-def bm_vectors(fit: Imputed, w: np.ndarray, cluster: np.ndarray, n_clusters: int) -> np.ndarray:
+def bm_vectors(
+    fit: Imputed,
+    w: np.ndarray,
+    cluster: np.ndarray,
+    n_clusters: int,
+    row_weight: np.ndarray | None = None,
+) -> np.ndarray:
     """The Bell & McCaffrey (2002) vectors ``c_g`` of the CR2 variance of ``w' tau_hat``,
     one column per cluster over the rows of the long table (``cluster`` is per row).
 
@@ -394,12 +400,21 @@ def bm_vectors(fit: Imputed, w: np.ndarray, cluster: np.ndarray, n_clusters: int
     clean rows (``A_g`` the cluster's ``(I - H_gg)^{-1/2}``, ``v`` the implied weights)
     and ``w`` on the cluster's targets. Pieces fitted on the same long table add their
     vectors, so a combination of pieces gets its own degrees of freedom
-    (:func:`satterthwaite_df`).
+    (:func:`satterthwaite_df`). With step-1 weights (``row_weight``, per long-table row)
+    the working model's errors have variance proportional to ``1 / row_weight``: the clean
+    part is already on the ``sqrt(row_weight)`` scale (:func:`fit_untreated`), and the
+    targets' entries are put on it, ``w / sqrt(row_weight)``, so that rescaling the weights
+    leaves the degrees of freedom unchanged.
     """
     C = np.zeros((len(cluster), n_clusters))
     C[fit.clean] = _bm_clean(fit, w, cluster, n_clusters)
-    C[fit.target, cluster[fit.target]] += w
+    C[fit.target, cluster[fit.target]] += _target_part(fit, w, row_weight)
     return C
+
+
+def _target_part(fit: Imputed, w: np.ndarray, row_weight: np.ndarray | None) -> np.ndarray:
+    """The targets' entries of :func:`bm_vectors` (on the weighted step 1's scale)."""
+    return w if row_weight is None else w / np.sqrt(row_weight[fit.target])
 
 
 def satterthwaite_df(C: np.ndarray) -> float:
@@ -414,12 +429,16 @@ def _df_of_gram(M: np.ndarray) -> float:
     return tr**2 / float(np.sum(M**2)) if tr > 0 else np.inf
 
 
-def bm_df(fit: Imputed, w: np.ndarray, cluster: np.ndarray) -> float:
+def bm_df(
+    fit: Imputed, w: np.ndarray, cluster: np.ndarray, row_weight: np.ndarray | None = None
+) -> float:
     """Bell & McCaffrey (2002) degrees of freedom of the CR2 variance of ``w' tau_hat``
     (:func:`bm_vectors`, :func:`satterthwaite_df`); ``cluster`` is per long-table row.
     Forms ``C'C`` from the clean rows and the targets apart, without the long table's
     rows x clusters matrix."""
     n_clusters = int(cluster.max()) + 1
     C0 = _bm_clean(fit, w, cluster, n_clusters)
-    tw = np.bincount(cluster[fit.target], weights=w**2, minlength=n_clusters)
+    tw = np.bincount(
+        cluster[fit.target], weights=_target_part(fit, w, row_weight) ** 2, minlength=n_clusters
+    )
     return _df_of_gram(C0.T @ C0 + np.diag(tw))

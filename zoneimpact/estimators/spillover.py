@@ -523,8 +523,8 @@ def _imputation_fits(
             w = (wrow[fit.target] / mass)[:, None]
             estimate = float(w[:, 0] @ fit.tau)
         long_ = None if wrow is not None else long
-        scoring = _ImputationScoring(fit, w, cells, ui, long_, split_by, scale)
-        score, df, bm = _imputation_score(scoring, cluster, n_clusters, cr2)
+        scoring = _ImputationScoring(fit, w, cells, ui, long_, split_by, scale, wrow)
+        score, df, bm = _imputation_score(scoring, cluster, n_clusters, cr2, p.name)
         rescore = replace(scoring, fit=_bjs.detached(fit))
         out[p.name] = _PieceFit(
             p.name, estimate, int(fit.target.size), score, fit.n_unidentified, df, mass, rescore, bm
@@ -588,6 +588,8 @@ class _ImputationScoring:
     bins: np.ndarray | None = None
     # each target's exposure intensity when ``tau~`` is proportional to it in a cell
     scale: np.ndarray | None = None
+    # step-1 weight of every long-table row (weighted fits; Bell-McCaffrey's working model)
+    row_weight: np.ndarray | None = None
 
     def cells_for(self, target_cluster: np.ndarray) -> np.ndarray:
         """The ``tau~`` cells for a clustering (its label per target): ``cells``, each
@@ -605,20 +607,21 @@ class _ImputationScoring:
 
 
 def _imputation_score(
-    s: _ImputationScoring, cluster: np.ndarray, n_clusters: int, cr2: bool
+    s: _ImputationScoring, cluster: np.ndarray, n_clusters: int, cr2: bool, name: str = ""
 ) -> tuple[np.ndarray, float, np.ndarray | None]:
     """A piece's cluster scores (BJS 2024, Section 4.3; CR2 when asked and affordable),
-    Bell-McCaffrey degrees of freedom (NaN without CR2) and vectors (None without CR2 or
-    above ``_BM_MAX_ENTRIES``); ``cluster`` is per long row."""
+    Bell-McCaffrey degrees of freedom (NaN without CR2) and vectors (None without CR2,
+    above ``_BM_MAX_ENTRIES`` or for ``naive``, which no term combines); ``cluster`` is per
+    long row."""
     fit = _bjs.refactored(s.fit)
     use_cr2 = cr2 and _cr2_ok(fit, cluster)
     cells = s.cells_for(cluster[fit.target])
     score = _bjs.scores(fit, s.w, cells, cluster, n_clusters, cr2=use_cr2, scale=s.scale)[:, 0]
     if not use_cr2:
         return score, np.nan, None
-    if len(cluster) * n_clusters > _BM_MAX_ENTRIES:
-        return score, _bjs.bm_df(fit, s.w[:, 0], cluster), None
-    C = _bjs.bm_vectors(fit, s.w[:, 0], cluster, n_clusters)
+    if len(cluster) * n_clusters > _BM_MAX_ENTRIES or name == "naive":
+        return score, _bjs.bm_df(fit, s.w[:, 0], cluster, s.row_weight), None
+    C = _bjs.bm_vectors(fit, s.w[:, 0], cluster, n_clusters, s.row_weight)
     return score, _bjs.satterthwaite_df(C), C
 
 
@@ -1071,9 +1074,10 @@ def _linear_terms(
         est.append(sum(w * fits[k].estimate for k, w in weights.items()))
         scores.append(sum((w * fits[k].score for k, w in weights.items()), np.zeros_like(blank)))
         dfs.append(_combined_df(fits, weights))
-    if "net" in names and np.isfinite(est[names.index("net")]):
+    if "net" in names:
         d_tot, n_tot = est[names.index("direct_total")], est[names.index("net")]
-        share_df = _combined_df(fits, _share_weights(fits, d_tot, n_tot))
+        if np.isfinite(n_tot) and np.isfinite(d_tot) and d_tot != 0:
+            share_df = _combined_df(fits, _share_weights(fits, d_tot, n_tot))
     if region is not None:
         names.append("net_region_did")
         est.append(region.estimate)
@@ -1628,7 +1632,7 @@ def _rescored(f: _PieceFit, clusters: _Clusters, cr2: bool) -> _PieceFit:
         return replace(f, score=np.zeros(clusters.n))
     if isinstance(f.rescore, _ImputationScoring):
         rows = codes.to_numpy()[f.rescore.unit_row]
-        score, df, bm = _imputation_score(f.rescore, rows, clusters.n, cr2)
+        score, df, bm = _imputation_score(f.rescore, rows, clusters.n, cr2, f.name)
         return replace(f, score=score, df=df, bm=bm)
     if f.name == "net_region_did":
         return replace(f, score=_region_scores(f.rescore, clusters.of_region, clusters.n))
