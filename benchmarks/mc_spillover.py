@@ -14,11 +14,13 @@ the 5% level.
 
 Run:  python benchmarks/mc_spillover.py [--reps 200] [--base imputation|callaway_santanna]
       [--seed 20261130] [--worlds 'share 1' null] [--aux-partition onset_event]
+      [--design n_regions=12 n_units=200]   (other worlds: fields of SimulationDesign)
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import time
 import warnings
 
@@ -60,9 +62,14 @@ def truths(sim) -> dict[str, float]:
 
 
 def one(
-    world: dict, base: str, g: np.random.Generator, aux: str = "onset_event_intensity_proportional"
+    world: dict,
+    base: str,
+    g: np.random.Generator,
+    aux: str = "onset_event_intensity_proportional",
+    design: dict | None = None,
+    small_sample: str = "cr2",
 ) -> dict[str, float]:
-    sim = simulate(rng=g, **DESIGN, **world)
+    sim = simulate(rng=g, **(DESIGN if design is None else design), **world)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         r = spillover.fit(
@@ -73,6 +80,7 @@ def one(
             base_estimator=base,
             n_boot=999,
             aux_partition=aux,
+            small_sample=small_sample,
         )
     t = r.terms.set_index("term")
     ci = r.conf_int(0.05)
@@ -117,11 +125,15 @@ def run(
     worlds: dict[str, dict] = WORLDS,
     seed: int = 20261130,
     aux: str = "onset_event_intensity_proportional",
+    design: dict | None = None,
+    small_sample: str = "cr2",
 ) -> pd.DataFrame:
     set_progress(False)
     out = []
     for name, world in worlds.items():
-        rows = replicate(lambda _i, g, w=world: one(w, base, g, aux), reps, rng=seed)
+        rows = replicate(
+            lambda _i, g, w=world: one(w, base, g, aux, design, small_sample), reps, rng=seed
+        )
         out.append(summarise(pd.DataFrame(rows), name))
     return pd.concat(out, ignore_index=True)
 
@@ -139,10 +151,25 @@ def main() -> None:
         help="tau~ of the imputation base's spillover pieces (onset_event_intensity: session 8; "
         "onset_event: before it)",
     )
+    ap.add_argument(
+        "--design", nargs="+", default=[], metavar="FIELD=VALUE",
+        help="change the worlds' design, e.g. n_regions=12 (Python literals)",
+    )  # fmt: skip
+    ap.add_argument("--small-sample", default="cr2", choices=["cr2", "none"])
     args = ap.parse_args()
     t0 = time.perf_counter()
     worlds = {w: WORLDS[w] for w in args.worlds}
-    table = run(args.reps, args.base, worlds, seed=args.seed, aux=args.aux_partition)
+    design = dict(DESIGN)
+    for item in args.design:
+        key, _, value = item.partition("=")
+        design[key] = ast.literal_eval(value)
+    table = run(
+        args.reps, args.base, worlds, args.seed, args.aux_partition, design, args.small_sample
+    )
+    if args.design:
+        print(
+            "design:", {k: design[k] for k in design if k not in DESIGN or design[k] != DESIGN[k]}
+        )
     pd.set_option("display.width", 160)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     print(
