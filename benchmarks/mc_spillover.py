@@ -138,6 +138,15 @@ def run(
     return pd.concat(out, ignore_index=True)
 
 
+def design_from(items: list[str]) -> dict:
+    """``DESIGN`` with ``FIELD=VALUE`` changes (values are Python literals)."""
+    design = dict(DESIGN)
+    for item in items:
+        key, _, value = item.partition("=")
+        design[key] = ast.literal_eval(value)
+    return design
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=200)
@@ -159,10 +168,7 @@ def main() -> None:
     args = ap.parse_args()
     t0 = time.perf_counter()
     worlds = {w: WORLDS[w] for w in args.worlds}
-    design = dict(DESIGN)
-    for item in args.design:
-        key, _, value = item.partition("=")
-        design[key] = ast.literal_eval(value)
+    design = design_from(args.design)
     table = run(
         args.reps, args.base, worlds, args.seed, args.aux_partition, design, args.small_sample
     )

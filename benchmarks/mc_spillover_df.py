@@ -13,12 +13,11 @@ Run:  python benchmarks/mc_spillover_df.py [--reps 300] [--seed 20261204]
 from __future__ import annotations
 
 import argparse
-import ast
 import warnings
 
 import numpy as np
 import pandas as pd
-from mc_spillover import DESIGN, WORLDS, truths
+from mc_spillover import WORLDS, design_from, truths
 from scipy import stats
 
 from zoneimpact.estimators import spillover
@@ -48,10 +47,7 @@ def main() -> None:
     ap.add_argument("--worlds", nargs="+", default=["share 1", "null"], choices=list(WORLDS))
     ap.add_argument("--design", nargs="+", default=[], metavar="FIELD=VALUE")
     args = ap.parse_args()
-    design = dict(DESIGN)
-    for item in args.design:
-        key, _, value = item.partition("=")
-        design[key] = ast.literal_eval(value)
+    design = design_from(args.design)
     set_progress(False)
     recs = []
     for name in args.worlds:

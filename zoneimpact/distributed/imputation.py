@@ -500,8 +500,8 @@ def _tau_tilde(own: pd.DataFrame, ctx: dict[str, Any], leave_out: bool) -> pd.Da
     constant on its rows, so that ``a_c`` and ``b_c`` are proportional to the cluster's
     ``m`` (its rows' scale summed: ``n`` without a scale) and ``s`` on them, and the
     partition's scores multiply ``tau~`` by the row's scale; with ``leave_out`` (BJS
-    2024, Supplementary Appendix A.9) without the cluster's own term, except in a cell whose weight sits in that cluster. 0
-    where the estimand has no weight in the cell. Indexed by ``_all`` (one level, so that
+    2024, Supplementary Appendix A.9) without the cluster's own term, except in a cell
+    whose weight sits in that cluster. 0 where the estimand has no weight in the cell. Indexed by ``_all`` (one level, so that
     the ``"none"`` partition has a key), the partition's keys and, with ``leave_out``,
     ``cluster``: a table of cells, not of clusters, unless the leave-out needs them."""
     cell_keys = ["_all", *[k for k in ("cohort", "event", "aux") if k in ctx["partition"]]]
@@ -523,14 +523,14 @@ def _tau_tilde(own: pd.DataFrame, ctx: dict[str, Any], leave_out: bool) -> pd.Da
     J = len(masks)
     # a_c is proportional to the cluster's sum of the rows' scale (their count unscaled)
     tot = pd.DataFrame(
-        {f"n{j}": np.where(m, frame["m"], 0.0) for j, m in enumerate(masks)}
+        {f"a{j}": np.where(m, frame["m"], 0.0) for j, m in enumerate(masks)}
         | {f"s{j}": np.where(m, frame["s"], 0.0) for j, m in enumerate(masks)}
     )
     for k in [*cell_keys, "cluster"]:
         tot[k] = frame[k].to_numpy()
     per = tot.groupby([*cell_keys, "cluster"], sort=False).sum()
-    n = per[[f"n{j}" for j in range(J)]].to_numpy(float)
-    ab, aa = n * per[[f"s{j}" for j in range(J)]].to_numpy(float), n**2
+    a = per[[f"a{j}" for j in range(J)]].to_numpy(float)
+    ab, aa = a * per[[f"s{j}" for j in range(J)]].to_numpy(float), a**2
     cell = [per.index.get_level_values(k) for k in cell_keys]
     num = pd.DataFrame(ab).groupby(cell, sort=False).transform("sum").to_numpy()
     den = pd.DataFrame(aa).groupby(cell, sort=False).transform("sum").to_numpy()

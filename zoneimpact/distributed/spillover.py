@@ -49,6 +49,7 @@ from ..errors import EstimationError, PanelError, SpecError
 from ..estimators.spillover import (
     _AUX_PARTITIONS,
     SpilloverResult,
+    _aux_tables,
     _estimated_cells,
     _joint,
     _linear_terms,
@@ -61,7 +62,6 @@ from ..estimators.spillover import (
     _warn_unidentified,
     _with_zone_losses,
     _zone_piece_selection,
-    intensity_bins,
 )
 from ..exposure import ExposureMap
 from ..parallel import as_generator
@@ -580,13 +580,11 @@ def fit(
     results: dict[str, EstimationResult] = {}
     bins = intensity = None
     if base_estimator == "imputation":
-        grid = None
-        if aux_partition != "onset_event":
-            grid = intensity_bins(exposure, units.index, dpanel.periods)  # None: no links
+        grid, inten = _aux_tables(exposure, units.index, dpanel.periods, aux_partition)
         if grid is not None:
             bins = pd.DataFrame(grid.astype(np.int8), index=units.index, columns=dpanel.periods)
-            if aux_partition == "onset_event_intensity_proportional":
-                intensity = exposure.intensity(units.index, dpanel.periods)
+        if inten is not None:
+            intensity = pd.DataFrame(inten, index=units.index, columns=dpanel.periods)
         fits, cname, n_clusters = _imputation_fits(
             dpanel, outcome, tab, rings, rule, units, cluster, bins, intensity
         )

@@ -454,12 +454,29 @@ def intensity_bins(emap: ExposureMap, units: Any, periods: Any) -> np.ndarray | 
     """
     if emap.links is None:
         return None
-    inten = emap.intensity(units, periods).to_numpy()
+    return _quartile_bins(emap.intensity(units, periods).to_numpy())
+
+
+def _quartile_bins(inten: np.ndarray) -> np.ndarray:
+    """:func:`intensity_bins` of an intensity table."""
     pos = inten[inten > 0]
     if pos.size == 0:
         return np.zeros(inten.shape, np.int64)
     edges = np.unique(np.quantile(pos, np.arange(1, INTENSITY_BINS) / INTENSITY_BINS))
     return np.searchsorted(edges, inten, side="left").astype(np.int64)
+
+
+def _aux_tables(
+    emap: ExposureMap, units: Any, periods: Any, aux_partition: str
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The intensity bins and intensities (units x periods) that ``aux_partition`` needs
+    for the spillover pieces' ``tau~`` (None where it needs none, or the map has no
+    links); one intensity table serves both (both engines)."""
+    if aux_partition == "onset_event" or emap.links is None:
+        return None, None
+    inten = emap.intensity(units, periods).to_numpy()
+    proportional = aux_partition == "onset_event_intensity_proportional"
+    return _quartile_bins(inten), (inten if proportional else None)
 
 
 def _imputation_fits(
@@ -1064,7 +1081,8 @@ def _linear_terms(
     blank = np.full_like(fits["direct"].score, np.nan)
     names, est, scores, dfs = [], [], [], []
     share_df = np.nan
-    for name, weights in _term_weights(fits):
+    terms = _term_weights(fits)
+    for name, weights in terms:
         names.append(name)
         if weights is None:
             est.append(np.nan)
@@ -1077,7 +1095,7 @@ def _linear_terms(
     if "net" in names:
         d_tot, n_tot = est[names.index("direct_total")], est[names.index("net")]
         if np.isfinite(n_tot) and np.isfinite(d_tot) and d_tot != 0:
-            share_df = _combined_df(fits, _share_weights(fits, d_tot, n_tot))
+            share_df = _combined_df(fits, _share_weights(dict(terms), d_tot, n_tot))
     if region is not None:
         names.append("net_region_did")
         est.append(region.estimate)
@@ -1086,11 +1104,13 @@ def _linear_terms(
     return names, np.array(est), np.column_stack(scores), np.array(dfs, dtype=float), share_df
 
 
-def _share_weights(fits: Mapping[str, _PieceFit], d_tot: float, n_tot: float) -> dict[str, float]:
+def _share_weights(
+    terms: Mapping[str, dict[str, float] | None], d_tot: float, n_tot: float
+) -> dict[str, float]:
     """Piece weights of the displacement share's linearisation, ``-(net - (net_hat /
     direct_total_hat) * direct_total) / direct_total_hat`` (the delta method's gradient of
-    ``1 - net / direct_total``); only their direction matters to degrees of freedom."""
-    terms = dict(_term_weights(fits))
+    ``1 - net / direct_total``) from the terms' piece weights (:func:`_term_weights`); only
+    their direction matters to degrees of freedom."""
     net, direct = terms["net"] or {}, terms["direct_total"] or {}
     out = {k: -w / d_tot for k, w in net.items()}
     for k, w in direct.items():
@@ -1446,6 +1466,7 @@ def _base_fits(
     ``base_spec``: base estimator, its options, ``small_sample``, ``aux_partition``."""
     base, base_options, small_sample, aux_partition = base_spec
     if base == "imputation":
+        bins, intensity = _aux_tables(split.emap, split.units, split.periods, aux_partition)
         if base_options:
             raise SpecError(
                 f"base_options {sorted(base_options)} apply to base_estimator="
@@ -1462,17 +1483,8 @@ def _base_fits(
             clusters.n,
             cr2=small_sample == "cr2",
             unit_weight=weights.of_unit,
-            bins=(
-                intensity_bins(split.emap, split.units, split.periods)
-                if aux_partition != "onset_event"
-                else None
-            ),
-            intensity=(
-                split.emap.intensity(split.units, split.periods).to_numpy()
-                if aux_partition == "onset_event_intensity_proportional"
-                and split.emap.links is not None
-                else None
-            ),
+            bins=bins,
+            intensity=intensity,
         )
         base_results: dict[str, EstimationResult] = {}
     else:
