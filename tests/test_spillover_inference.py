@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from zoneimpact.errors import EstimationError, ZoneImpactError
-from zoneimpact.estimators import spillover
+from zoneimpact.estimators import _bjs, spillover
 from zoneimpact.panel import Panel
 from zoneimpact.parallel import set_progress
 from zoneimpact.simulate import simulate
@@ -147,19 +147,29 @@ def test_bad_requests_name_what_was_wrong(fitted):
 
 def _dense_bm_vectors(sc, region_of_row: np.ndarray, regions: np.ndarray) -> np.ndarray:
     """Bell & McCaffrey (2002) vectors of one imputation piece's CR2 variance, by dense
-    algebra on its long table: unit and year dummies (plus covariate terms) on the clean
-    rows, ``H = Z0 pinv(Z0)``, implied weights ``v = -Z0 pinv(Z0'Z0) Z1'w``, and per region
-    ``c_g = (I - H) P_g' (I - H_gg)^(-1/2) v_g`` (pseudo-inverse root) plus ``w`` on the
-    region's targets; rows x regions."""
+    algebra on its long table; rows x regions. Unit and year dummies (plus covariate terms)
+    on the clean rows, ``H = Z0 pinv(Z0)``, implied weights ``v = -Z0 pinv(Z0'Z0) Z1'w``;
+    ``T`` is the matrix of eq. 8's ``tau~`` (linear in ``tau_hat``: ``tau_tilde`` applied
+    to each unit vector). A region's score is ``v_g' A_g [(I - H) y0]_g + w_g' [(I - T)
+    (y1 - Z1 pinv(Z0'Z0) Z0' y0)]_g`` (``A_g`` the pseudo-inverse root of ``(I -
+    H_gg)^{-1}``), so its vector is ``(I - H) P_g' A_g v_g - Z0 pinv Z1' q_g`` on the clean
+    rows and ``q_g = (I - T)' P_g' w_g`` on the targets."""
     long, fit, w = sc.long, sc.fit, sc.w[:, 0]
     U = (long.unit[:, None] == np.unique(long.unit)[None, :]).astype(float)
-    T = (long.time[:, None] == np.unique(long.time)[None, 1:]).astype(float)
-    Z = np.column_stack([U, T, long.X])
+    Tm = (long.time[:, None] == np.unique(long.time)[None, 1:]).astype(float)
+    Z = np.column_stack([U, Tm, long.X])
     Z0, Z1 = Z[fit.clean], Z[fit.target]
     pinv = np.linalg.pinv(Z0.T @ Z0)
     H = Z0 @ pinv @ Z0.T
     v = -Z0 @ (pinv @ (Z1.T @ w))
     r0, r1 = region_of_row[fit.clean], region_of_row[fit.target]
+    r1_codes = np.searchsorted(regions, r1)
+    cells = sc.cells_for(r1_codes)
+    pair = _bjs.cell_cluster_codes(cells, r1_codes, len(regions))
+    n1 = len(fit.target)
+    T = np.column_stack(
+        [_bjs.tau_tilde(w, e, cells, pair, leave_out=True, scale=sc.scale)[0] for e in np.eye(n1)]
+    )
     C = np.zeros((len(long.y), len(regions)))
     for k, g in enumerate(regions):
         rows = np.flatnonzero(r0 == g)
@@ -167,9 +177,40 @@ def _dense_bm_vectors(sc, region_of_row: np.ndarray, regions: np.ndarray) -> np.
         root = Q @ np.diag(np.where(lam > 1e-8, 1 / np.sqrt(np.clip(lam, 1e-8, None)), 0)) @ Q.T
         a = np.zeros(len(fit.clean))
         a[rows] = root @ v[rows]
-        C[fit.clean, k] = a - H @ a
-        C[fit.target[r1 == g], k] += w[r1 == g]
+        q = (np.eye(n1) - T).T @ np.where(r1 == g, w, 0.0)
+        C[fit.clean, k] = a - H @ a - Z0 @ (pinv @ (Z1.T @ q))
+        C[fit.target, k] = q
     return C
+
+
+def test_bell_mccaffrey_vectors_are_the_scores_map(fitted):
+    # the CR2 scores are linear in the outcomes, s_g = c_g'y: the vectors reproduce the
+    # fit's scores and, for random outcome moves, outcome_shift's (itself checked against
+    # refits in test_spillover_wild). The vectors before 2026-12-01, which left out tau~
+    # and step 1's error in the targets' residuals, miss the fit's scores by 6-21 times the
+    # largest score here; these agree to rounding (1e-10 of the largest score)
+    fits = fitted.fitted.fits
+    region = fitted.fitted.panel.geography["region"]
+    rng = np.random.default_rng(3)
+    for name in ("direct", "spillover:adjacent", "spillover_on_zones"):
+        sc = fits[name].rescore
+        fit = _bjs.refactored(sc.fit)
+        cluster = np.unique(
+            region.reindex(fitted.fitted.units).to_numpy()[sc.unit_row], return_inverse=True
+        )[1]
+        G = int(cluster.max()) + 1
+        cells = sc.cells_for(cluster[fit.target])
+        C = _bjs.bm_vectors(fit, sc.w[:, 0], cells, cluster, G, scale=sc.scale)
+        s = _bjs.scores(fit, sc.w, cells, cluster, G, cr2=True, scale=sc.scale)[:, 0]
+        y = sc.long.y
+        got = C[fit.clean].T @ y[fit.clean] + C[fit.target].T @ y[fit.target]
+        np.testing.assert_allclose(got, s, rtol=0, atol=1e-10 * np.abs(s).max())
+        D0 = rng.normal(size=(len(fit.clean), 3))
+        D1 = rng.normal(size=(len(fit.target), 3))
+        shift = _bjs.outcome_shift(fit, sc.w[:, 0], cells, cluster, G, D0, D1, cr2=True,
+                                   scale=sc.scale)[1]  # fmt: skip
+        got = (C[fit.clean].T @ D0 + C[fit.target].T @ D1).T
+        np.testing.assert_allclose(got, shift, rtol=0, atol=1e-10 * np.abs(shift).max())
 
 
 def test_combined_terms_take_their_own_bell_mccaffrey_df(fitted):
@@ -213,8 +254,8 @@ def test_combined_terms_take_their_own_bell_mccaffrey_df(fitted):
 
 def test_large_designs_fall_back_to_the_smallest_piece_df(panel, fitted, monkeypatch):
     # above _BM_MAX_ENTRIES (long rows x clusters) a piece keeps no vectors: each piece's
-    # df comes from C'C formed without the long table's matrix (the same number to 1e-10,
-    # the same sums in another order) and a combination takes its pieces' smallest df
+    # df is the same (its vectors are computed and dropped) and a combination takes its
+    # pieces' smallest df
     monkeypatch.setattr(spillover, "_BM_MAX_ENTRIES", 0)
     big = spillover.fit(panel, outcome="fdi", rng=11, n_boot=50)
     a, b = big.terms.set_index("term"), fitted.terms.set_index("term")

@@ -13,7 +13,7 @@ import pytest
 from conftest import mc_reps
 
 from zoneimpact.errors import EstimationError, PanelError, SpecError, ZoneImpactError
-from zoneimpact.estimators import callaway_santanna, imputation, spillover
+from zoneimpact.estimators import _bjs, callaway_santanna, imputation, spillover
 from zoneimpact.panel import Panel
 from zoneimpact.parallel import set_progress
 from zoneimpact.simulate import simulate
@@ -96,6 +96,41 @@ def test_constant_weights_give_the_unweighted_result():
     # 9's fix weights of three moved net's df from 20.8 to 24.8
     for w in (ones, three):
         np.testing.assert_allclose(w["df"], base["df"], rtol=1e-10)
+
+
+def test_weighted_bell_mccaffrey_vectors_are_the_scores_map():
+    # with step-1 weights the working model's errors have variance 1 / weight, so the
+    # vectors act on sqrt(weight) * y: on the clean rows that is the weighted step 1's own
+    # scale, on the targets the vectors carry 1 / sqrt(weight). Applied so, they give the
+    # fit's CR2 scores to rounding (1e-10 of the largest); targets' entries without the
+    # division by sqrt(weight) miss them
+    sim, frame, _ = weighted_sim()
+    p = make_panel(frame, sim.geography, sim.adjacency)
+    res = spillover.fit(p, outcome="fdi", rng=1, n_boot=0, weights="pop")
+    region = res.fitted.panel.geography["region"]
+    for name in ("direct", "spillover:adjacent"):
+        sc = res.fitted.fits[name].rescore
+        assert sc.row_weight is not None and np.ptp(sc.row_weight) > 0
+        fit = _bjs.refactored(sc.fit)
+        cluster = np.unique(
+            region.reindex(res.fitted.units).to_numpy()[sc.unit_row], return_inverse=True
+        )[1]
+        G = int(cluster.max()) + 1
+        cells = sc.cells_for(cluster[fit.target])
+        C = _bjs.bm_vectors(
+            fit, sc.w[:, 0], cells, cluster, G, scale=sc.scale, row_weight=sc.row_weight
+        )
+        s = _bjs.scores(fit, sc.w, cells, cluster, G, cr2=True, scale=sc.scale)[:, 0]
+        root = np.sqrt(sc.row_weight)
+        # the long table's rows are the observed (unit, period) cells in row-major order
+        Y = res.fitted.panel.data.pivot(index="unit", columns="time", values="fdi")
+        Y = Y.reindex(res.fitted.units).to_numpy()
+        y = root * Y[np.isfinite(Y)]
+        got = C[fit.clean].T @ y[fit.clean] + C[fit.target].T @ y[fit.target]
+        np.testing.assert_allclose(got, s, rtol=0, atol=1e-10 * np.abs(s).max())
+        unscaled = C[fit.target] * root[fit.target][:, None]
+        wrong = C[fit.clean].T @ y[fit.clean] + unscaled.T @ y[fit.target]
+        assert np.abs(wrong - s).max() > 1e-3 * np.abs(s).max()
 
 
 def duplicated_panel(sim, frame: pd.DataFrame, pop: pd.Series) -> Panel:

@@ -353,7 +353,7 @@ def _cr2_residuals(
     root: directions with leverage one, such as a unit's own effect, are left at zero).
 
     Also returns each cluster's (rows, eigenvectors, inverse roots) and ``(Z0'Z0)^{-1}``
-    for :func:`bm_df`.
+    for :func:`bm_vectors`.
     """
     out = np.empty_like(fit.resid0)
     Z0 = fit.Z0.tocsr()
@@ -374,47 +374,90 @@ def _cr2_residuals(
     return out, roots, Ainv
 
 
-def _bm_clean(fit: Imputed, w: np.ndarray, cluster: np.ndarray, n_clusters: int) -> np.ndarray:
-    """The clean-row part of :func:`bm_vectors` (clean rows x clusters)."""
+def _bm_clean(
+    fit: Imputed, w: np.ndarray, cluster: np.ndarray, n_clusters: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The clean rows' part of the scores' map through their own residuals (clean rows x
+    clusters), and ``(Z0'Z0)^{-1}``."""
     v = implied_weights(fit, w[:, None])[:, 0]
     _, roots, Ainv = _cr2_residuals(fit, cluster[fit.clean])
     Z0 = fit.Z0.tocsr()
     C0 = np.zeros((len(fit.clean), n_clusters))
     for g, (rows, Q, inv) in roots.items():
         C0[rows, g] = Q @ (inv * (Q.T @ v[rows]))
-    return C0 - np.asarray(Z0 @ (Ainv @ np.asarray(Z0.T @ C0)))
+    return C0 - np.asarray(Z0 @ (Ainv @ np.asarray(Z0.T @ C0))), Ainv
+
+
+def _bm_target(
+    w: np.ndarray,
+    cells: np.ndarray,
+    cluster1: np.ndarray,
+    n_clusters: int,
+    scale: np.ndarray | None,
+    leave_out: bool,
+) -> np.ndarray:
+    """How each cluster's score moves with each target's ``tau_hat`` (targets x clusters):
+    ``w`` on the cluster's own targets minus what its ``tau~`` (:func:`tau_tilde`, linear
+    in ``tau_hat``) takes from every target of the same cell, i.e. the transpose of
+    ``I - d tau~ / d tau_hat`` applied to the cluster's weights."""
+    ncell = int(cells.max()) + 1 if cells.size else 0
+    pair = cell_cluster_codes(cells, cluster1, n_clusters)
+    npair = int(pair.max()) + 1 if pair.size else 0
+    a = np.bincount(pair, weights=w if scale is None else w * scale, minlength=npair)
+    cell_of_pair = np.zeros(npair, dtype=np.int64)
+    cell_of_pair[pair] = cells
+    den = np.bincount(cell_of_pair, weights=a * a, minlength=ncell)[cells]
+    own_a = a[pair]
+    ok = (den - own_a**2) > LEAVE_OUT_REST * den if leave_out else np.zeros(len(w), bool)
+    den = np.where(ok, den - own_a**2, den)
+    r = np.divide(1.0 if scale is None else scale, den, out=np.zeros(len(w)), where=den != 0)
+    # d tau~_j / d tau_k = r_j a_k w_k (same cell) - r_j a_j w_k (same cell and cluster, ok_j)
+    cs = np.zeros((ncell, n_clusters))
+    np.add.at(cs, (cells, cluster1), w * r)
+    ps = np.bincount(pair, weights=np.where(ok, w * r, 0.0), minlength=npair)
+    out = -(w * own_a)[:, None] * cs[cells]
+    out[np.arange(len(w)), cluster1] += w * (1.0 + own_a * ps[pair])
+    return out
 
 
 def bm_vectors(
     fit: Imputed,
     w: np.ndarray,
+    cells: np.ndarray,
     cluster: np.ndarray,
     n_clusters: int,
+    *,
+    scale: np.ndarray | None = None,
     row_weight: np.ndarray | None = None,
+    leave_out: bool = True,
 ) -> np.ndarray:
-    """The Bell & McCaffrey (2002) vectors ``c_g`` of the CR2 variance of ``w' tau_hat``,
-    one column per cluster over the rows of the long table (``cluster`` is per row).
+    """The Bell & McCaffrey (2002) vectors ``c_g`` of the CR2 variance of ``w' tau_hat``
+    as :func:`scores` computes it (with ``cr2``), one column per cluster over the rows of
+    the long table (``cluster`` is per row; ``cells`` and ``scale`` as in :func:`scores`).
 
-    Under the working model of independent, homoskedastic errors on the long table's rows
-    the CR2 variance is ``sum_g (c_g'u)^2`` with ``c_g = (I - H) P_g' A_g v_g`` on the
-    clean rows (``A_g`` the cluster's ``(I - H_gg)^{-1/2}``, ``v`` the implied weights)
-    and ``w`` on the cluster's targets. Pieces fitted on the same long table add their
-    vectors, so a combination of pieces gets its own degrees of freedom
-    (:func:`satterthwaite_df`). With step-1 weights (``row_weight``, per long-table row)
-    the working model's errors have variance proportional to ``1 / row_weight``: the clean
-    part is already on the ``sqrt(row_weight)`` scale (:func:`fit_untreated`), and the
-    targets' entries are put on it, ``w / sqrt(row_weight)``, so that rescaling the weights
-    leaves the degrees of freedom unchanged.
+    The scores are linear in the outcomes, ``s_g = c_g'y``, so the CR2 variance is
+    ``sum_g (c_g'u)^2`` and under the working model of independent, homoskedastic errors
+    its Satterthwaite degrees of freedom follow (:func:`satterthwaite_df`). ``c_g`` is the
+    exact map: on the clean rows ``(I - H) P_g' A_g v_g`` (``A_g`` the cluster's ``(I -
+    H_gg)^{-1/2}``, ``v`` the implied weights) through their residuals, and on the targets
+    the cluster's weights less what ``tau~`` takes (:func:`_bm_target`); the targets'
+    residuals ``tau_hat - tau~`` also carry step 1's error, which maps back onto the clean
+    rows through ``-Z0 (Z0'Z0)^{-1} Z1'``. Leaving those two out (the vectors before
+    2026-12-01) halved the degrees of freedom where few clusters hold the controls.
+    Pieces fitted on the same long table add their vectors, so a combination of pieces
+    gets its own degrees of freedom. With step-1 weights (``row_weight``, per long-table
+    row) the working model's errors have variance proportional to ``1 / row_weight``: the
+    clean part is already on the ``sqrt(row_weight)`` scale (:func:`fit_untreated`), and
+    the targets' entries are put on it, divided by ``sqrt(row_weight)``, so that
+    rescaling the weights leaves the degrees of freedom unchanged.
     """
+    C0, Ainv = _bm_clean(fit, w, cluster, n_clusters)
+    J1 = _bm_target(w, cells, cluster[fit.target], n_clusters, scale, leave_out)
+    C0 -= np.asarray(fit.Z0 @ (Ainv @ np.asarray(fit.Z1.T @ J1)))
     C = np.zeros((len(cluster), n_clusters))
-    C[fit.clean] = _bm_clean(fit, w, cluster, n_clusters)
-    C[fit.target, cluster[fit.target]] += _target_part(fit, w, row_weight)
+    C[fit.clean] = C0
+    C[fit.target] = J1 if row_weight is None else J1 / np.sqrt(row_weight[fit.target])[:, None]
     return C
-
-
-def _target_part(fit: Imputed, w: np.ndarray, row_weight: np.ndarray | None) -> np.ndarray:
-    """The targets' entries of :func:`bm_vectors` (on the weighted step 1's scale)."""
-    return w if row_weight is None else w / np.sqrt(row_weight[fit.target])
 
 
 def satterthwaite_df(C: np.ndarray) -> float:
@@ -427,18 +470,3 @@ def satterthwaite_df(C: np.ndarray) -> float:
 def _df_of_gram(M: np.ndarray) -> float:
     tr = float(np.trace(M))
     return tr**2 / float(np.sum(M**2)) if tr > 0 else np.inf
-
-
-def bm_df(
-    fit: Imputed, w: np.ndarray, cluster: np.ndarray, row_weight: np.ndarray | None = None
-) -> float:
-    """Bell & McCaffrey (2002) degrees of freedom of the CR2 variance of ``w' tau_hat``
-    (:func:`bm_vectors`, :func:`satterthwaite_df`); ``cluster`` is per long-table row.
-    Forms ``C'C`` from the clean rows and the targets apart, without the long table's
-    rows x clusters matrix."""
-    n_clusters = int(cluster.max()) + 1
-    C0 = _bm_clean(fit, w, cluster, n_clusters)
-    tw = np.bincount(
-        cluster[fit.target], weights=_target_part(fit, w, row_weight) ** 2, minlength=n_clusters
-    )
-    return _df_of_gram(C0.T @ C0 + np.diag(tw))

@@ -34,12 +34,13 @@ rejected a true null of no direct effect 13% of the time at 10% with 8 regions, 
 8%; ``benchmarks/RESULTS.md``).
 
 **Calibration (``benchmarks/mc_spillover_wild.py``, 200 replications per world).** It is
-not the default. Rejection of a true null at 5% (direct / spillover / net): 7.5 / 11 / 10%
-with 8 regional clusters, 7 / 7 / 6.5% with 12 and 7.5 / 3 / 4% with 30, against 2 / 3 /
-2.5%, 4 / 2 / 4% and 5.5 / 1.5 / 4.5% for the default CR2 scores with Bell-McCaffrey t
-intervals of :func:`zoneimpact.estimators.spillover.fit`. With few clusters the spillover
-pieces' clean comparisons sit in few regions, the case where wild bootstraps are known to
-fail (MacKinnon & Webb 2017). ``with_inference("wild")`` warns below 20 clusters.
+not the default. Rejection of a true null at 5% (direct / spillover / net): 6.5 / 11 / 7.5%
+with 8 regional clusters and 6.5 / 6 / 7% with 12 (2026-12-01), 7.5 / 3 / 4% with 30
+(2026-11-30), against 4.5 / 4.5 / 4% and 5.5 / 3.5 / 5% for the default CR2 scores with
+Bell-McCaffrey t intervals of :func:`zoneimpact.estimators.spillover.fit` (2026-12-01, exact
+Bell-McCaffrey vectors). With few clusters the spillover pieces' clean comparisons sit in
+few regions, the case where wild bootstraps are known to fail (MacKinnon & Webb 2017).
+``with_inference("wild")`` warns below 20 clusters.
 
 **Cost.** Everything is linear in the outcomes and :math:`\tilde e` is :math:`\hat e` plus a
 combination of the pieces' :math:`h_p`, so each piece's draws are computed once for

@@ -53,9 +53,11 @@ summed within clusters otherwise. The pieces share units (the clean controls), s
 scores, stacked by cluster, give one joint covariance ``S'S`` for direct, spillover,
 totals and net (standard errors ``sqrt(diag)``, t(G-1) intervals with ``G`` clusters).
 With few clean clusters the imputation scores get the CR2 correction and Bell &
-McCaffrey degrees of freedom (``small_sample``); a term combining pieces (net, the
-displacement share's linearisation) takes those of its own CR2 variance, from the pieces'
-Bell-McCaffrey vectors summed on the long table they share. BJS's variance is
+McCaffrey degrees of freedom (``small_sample``): the Satterthwaite df of the variance as
+computed, from the exact map of outcomes to cluster scores (``tau~`` and step 1's error in
+the targets' residuals included; :func:`._bjs.bm_vectors`). A term combining pieces (net,
+the displacement share's linearisation) takes those of its own CR2 variance, from the
+pieces' vectors summed on the long table they share. BJS's variance is
 conservative by the effects' heterogeneity within the cells of its auxiliary average
 ``tau~`` (Theorem 3, eq. 8). A zone that draws on its neighbours spreads its effect
 over them, so the spillover varies with how many open zones a unit shares with how many
@@ -636,10 +638,11 @@ def _imputation_score(
     score = _bjs.scores(fit, s.w, cells, cluster, n_clusters, cr2=use_cr2, scale=s.scale)[:, 0]
     if not use_cr2:
         return score, np.nan, None
-    if len(cluster) * n_clusters > _BM_MAX_ENTRIES or name == "naive":
-        return score, _bjs.bm_df(fit, s.w[:, 0], cluster, s.row_weight), None
-    C = _bjs.bm_vectors(fit, s.w[:, 0], cluster, n_clusters, s.row_weight)
-    return score, _bjs.satterthwaite_df(C), C
+    C = _bjs.bm_vectors(
+        fit, s.w[:, 0], cells, cluster, n_clusters, scale=s.scale, row_weight=s.row_weight
+    )
+    keep = len(cluster) * n_clusters <= _BM_MAX_ENTRIES and name != "naive"
+    return score, _bjs.satterthwaite_df(C), C if keep else None
 
 
 def _conley_root(
@@ -1793,9 +1796,9 @@ def _wild_inference(
         warnings.warn(
             f"with_inference('wild') on {clusters.n} clusters of {clusters.name!r}: in "
             "zoneimpact's Monte Carlo (benchmarks/mc_spillover_wild.py) this bootstrap "
-            "rejected a true null 6.5-11% of the time at the 5% level with 8-12 regional "
+            "rejected a true null 6-11% of the time at the 5% level with 8-12 regional "
             "clusters, while the default CR2 scores with Bell-McCaffrey t intervals rejected "
-            "2-4%; report both.",
+            "3.5-5.5%; report both.",
             stacklevel=4,
         )
     omega = _multipliers(rng, n_boot, clusters.n)
