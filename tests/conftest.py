@@ -13,8 +13,11 @@ from pathlib import Path
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import pandas as pd  # noqa: E402  (after the thread settings: pandas loads numpy)
+import numpy as np  # noqa: E402  (after the thread settings)
+import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
+
+from zoneimpact.estimators import _bjs  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("ZONEIMPACT_DATA", REPO.parent / "shared" / "data"))
@@ -96,3 +99,23 @@ def mpdta(mpdta_frame: pd.DataFrame):
         cohort="first.treat",
         covariates=["lpop"],
     )
+
+
+def piece_vectors_and_scores(res, name: str):
+    """One imputation piece of a spillover result with region clusters: its steps 1-2
+    (``_bjs.Imputed``), re-scoring data, Bell-McCaffrey vectors (long rows x regions) and
+    CR2 region scores, both from :mod:`zoneimpact.estimators._bjs`."""
+    sc = res.fitted.fits[name].rescore
+    fit = _bjs.refactored(sc.fit)
+    region = res.fitted.panel.geography["region"]
+    cluster = np.unique(
+        region.reindex(res.fitted.units).to_numpy()[sc.unit_row], return_inverse=True
+    )[1]
+    G = int(cluster.max()) + 1
+    cells = sc.cells_for(cluster[fit.target])
+    parts = _bjs.bm_parts(
+        fit, sc.w[:, 0], cells, cluster, G, scale=sc.scale, row_weight=sc.row_weight
+    )
+    C = _bjs.bm_vectors(fit, parts, len(cluster))
+    s = _bjs.scores(fit, sc.w, cells, cluster, G, cr2=True, scale=sc.scale)[:, 0]
+    return fit, sc, C, s, (cells, cluster, G)

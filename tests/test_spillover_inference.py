@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import piece_vectors_and_scores
 
 from zoneimpact.errors import EstimationError, ZoneImpactError
 from zoneimpact.estimators import _bjs, spillover
@@ -189,19 +190,9 @@ def test_bell_mccaffrey_vectors_are_the_scores_map(fitted):
     # refits in test_spillover_wild). The vectors before 2026-12-01, which left out tau~
     # and step 1's error in the targets' residuals, miss the fit's scores by 6-21 times the
     # largest score here; these agree to rounding (1e-10 of the largest score)
-    fits = fitted.fitted.fits
-    region = fitted.fitted.panel.geography["region"]
     rng = np.random.default_rng(3)
     for name in ("direct", "spillover:adjacent", "spillover_on_zones"):
-        sc = fits[name].rescore
-        fit = _bjs.refactored(sc.fit)
-        cluster = np.unique(
-            region.reindex(fitted.fitted.units).to_numpy()[sc.unit_row], return_inverse=True
-        )[1]
-        G = int(cluster.max()) + 1
-        cells = sc.cells_for(cluster[fit.target])
-        C = _bjs.bm_vectors(fit, sc.w[:, 0], cells, cluster, G, scale=sc.scale)
-        s = _bjs.scores(fit, sc.w, cells, cluster, G, cr2=True, scale=sc.scale)[:, 0]
+        fit, sc, C, s, (cells, cluster, G) = piece_vectors_and_scores(fitted, name)
         y = sc.long.y
         got = C[fit.clean].T @ y[fit.clean] + C[fit.target].T @ y[fit.target]
         np.testing.assert_allclose(got, s, rtol=0, atol=1e-10 * np.abs(s).max())

@@ -5,12 +5,13 @@ estimators piece by piece, a Monte Carlo with a weighted truth, and bad weights.
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import mc_reps
+from conftest import mc_reps, piece_vectors_and_scores
 
 from zoneimpact.errors import EstimationError, PanelError, SpecError, ZoneImpactError
 from zoneimpact.estimators import _bjs, callaway_santanna, imputation, spillover
@@ -103,24 +104,16 @@ def test_weighted_bell_mccaffrey_vectors_are_the_scores_map():
     # vectors act on sqrt(weight) * y: on the clean rows that is the weighted step 1's own
     # scale, on the targets the vectors carry 1 / sqrt(weight). Applied so, they give the
     # fit's CR2 scores to rounding (1e-10 of the largest); targets' entries without the
-    # division by sqrt(weight) miss them
+    # division by sqrt(weight) miss them. Random outcomes, with step 1 redone by hand on
+    # the weighted scale, move the scores as the vectors say (the ring piece has tau~
+    # proportional to the exposure intensity)
     sim, frame, _ = weighted_sim()
     p = make_panel(frame, sim.geography, sim.adjacency)
     res = spillover.fit(p, outcome="fdi", rng=1, n_boot=0, weights="pop")
-    region = res.fitted.panel.geography["region"]
+    rng = np.random.default_rng(8)
     for name in ("direct", "spillover:adjacent"):
-        sc = res.fitted.fits[name].rescore
+        fit, sc, C, s, (cells, cluster, G) = piece_vectors_and_scores(res, name)
         assert sc.row_weight is not None and np.ptp(sc.row_weight) > 0
-        fit = _bjs.refactored(sc.fit)
-        cluster = np.unique(
-            region.reindex(res.fitted.units).to_numpy()[sc.unit_row], return_inverse=True
-        )[1]
-        G = int(cluster.max()) + 1
-        cells = sc.cells_for(cluster[fit.target])
-        C = _bjs.bm_vectors(
-            fit, sc.w[:, 0], cells, cluster, G, scale=sc.scale, row_weight=sc.row_weight
-        )
-        s = _bjs.scores(fit, sc.w, cells, cluster, G, cr2=True, scale=sc.scale)[:, 0]
         root = np.sqrt(sc.row_weight)
         # the long table's rows are the observed (unit, period) cells in row-major order
         Y = res.fitted.panel.data.pivot(index="unit", columns="time", values="fdi")
@@ -131,6 +124,16 @@ def test_weighted_bell_mccaffrey_vectors_are_the_scores_map():
         unscaled = C[fit.target] * root[fit.target][:, None]
         wrong = C[fit.clean].T @ y[fit.clean] + unscaled.T @ y[fit.target]
         assert np.abs(wrong - s).max() > 1e-3 * np.abs(s).max()
+        for e in rng.normal(size=(2, len(y))):  # e = sqrt(weight) * y
+            theta = fit.lu.solve(np.asarray(fit.Z0.T @ e[fit.clean]))
+            moved = replace(
+                fit,
+                resid0=e[fit.clean] - fit.Z0 @ theta,
+                tau=e[fit.target] / root[fit.target] - fit.Z1 @ theta,
+            )
+            s2 = _bjs.scores(moved, sc.w, cells, cluster, G, cr2=True, scale=sc.scale)[:, 0]
+            got = C[fit.clean].T @ e[fit.clean] + C[fit.target].T @ e[fit.target]
+            np.testing.assert_allclose(got, s2, rtol=0, atol=1e-10 * np.abs(s2).max())
 
 
 def duplicated_panel(sim, frame: pd.DataFrame, pop: pd.Series) -> Panel:

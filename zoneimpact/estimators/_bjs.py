@@ -353,7 +353,7 @@ def _cr2_residuals(
     root: directions with leverage one, such as a unit's own effect, are left at zero).
 
     Also returns each cluster's (rows, eigenvectors, inverse roots) and ``(Z0'Z0)^{-1}``
-    for :func:`bm_vectors`.
+    for :func:`bm_parts`.
     """
     out = np.empty_like(fit.resid0)
     Z0 = fit.Z0.tocsr()
@@ -372,20 +372,6 @@ def _cr2_residuals(
         out[rows] = Q @ (inv * (Q.T @ fit.resid0[rows]))
         roots[int(g)] = (rows, Q, inv)
     return out, roots, Ainv
-
-
-def _bm_clean(
-    fit: Imputed, w: np.ndarray, cluster: np.ndarray, n_clusters: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """The clean rows' part of the scores' map through their own residuals (clean rows x
-    clusters), and ``(Z0'Z0)^{-1}``."""
-    v = implied_weights(fit, w[:, None])[:, 0]
-    _, roots, Ainv = _cr2_residuals(fit, cluster[fit.clean])
-    Z0 = fit.Z0.tocsr()
-    C0 = np.zeros((len(fit.clean), n_clusters))
-    for g, (rows, Q, inv) in roots.items():
-        C0[rows, g] = Q @ (inv * (Q.T @ v[rows]))
-    return C0 - np.asarray(Z0 @ (Ainv @ np.asarray(Z0.T @ C0))), Ainv
 
 
 def _bm_target(
@@ -420,7 +406,7 @@ def _bm_target(
     return out
 
 
-def bm_vectors(
+def bm_parts(
     fit: Imputed,
     w: np.ndarray,
     cells: np.ndarray,
@@ -430,20 +416,24 @@ def bm_vectors(
     scale: np.ndarray | None = None,
     row_weight: np.ndarray | None = None,
     leave_out: bool = True,
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """The Bell & McCaffrey (2002) vectors ``c_g`` of the CR2 variance of ``w' tau_hat``
-    as :func:`scores` computes it (with ``cr2``), one column per cluster over the rows of
-    the long table (``cluster`` is per row; ``cells`` and ``scale`` as in :func:`scores`).
+    as :func:`scores` computes it (with ``cr2``), one column per cluster, on the clean rows
+    and on the targets (``cluster`` is per long-table row; ``cells`` and ``scale`` as in
+    :func:`scores`; :func:`bm_vectors` places them on the long table).
 
-    The scores are linear in the outcomes, ``s_g = c_g'y``, so the CR2 variance is
-    ``sum_g (c_g'u)^2`` and under the working model of independent, homoskedastic errors
-    its Satterthwaite degrees of freedom follow (:func:`satterthwaite_df`). ``c_g`` is the
-    exact map: on the clean rows ``(I - H) P_g' A_g v_g`` (``A_g`` the cluster's ``(I -
-    H_gg)^{-1/2}``, ``v`` the implied weights) through their residuals, and on the targets
-    the cluster's weights less what ``tau~`` takes (:func:`_bm_target`); the targets'
-    residuals ``tau_hat - tau~`` also carry step 1's error, which maps back onto the clean
-    rows through ``-Z0 (Z0'Z0)^{-1} Z1'``. Leaving those two out (the vectors before
-    2026-12-01) halved the degrees of freedom where few clusters hold the controls.
+    The scores are linear in the outcomes, ``s_g = c_g'y``. Under the working model
+    (independent, homoskedastic errors ``u``; effects constant, or proportional to
+    ``scale``, within the cells of ``tau~``) the systematic part of ``y`` drops out, the
+    CR2 variance is ``sum_g (c_g'u)^2`` and its Satterthwaite degrees of freedom follow
+    (:func:`satterthwaite_df`). ``c_g`` is the exact map: on the clean rows ``(I - H) P_g'
+    A_g v_g`` (``A_g`` the cluster's ``(I - H_gg)^{-1/2}``, ``v`` the implied weights)
+    through their residuals, and on the targets the cluster's weights less what ``tau~``
+    takes (:func:`_bm_target`); the targets' residuals ``tau_hat - tau~`` also carry step
+    1's error, which maps back onto the clean rows through ``-Z0 (Z0'Z0)^{-1} Z1'``. The
+    vectors before 2026-12-01 left those two out, which moved the degrees of freedom either
+    way (in a 15-region design to about half of these; ``benchmarks/RESULTS.md``, session
+    10).
     Pieces fitted on the same long table add their vectors, so a combination of pieces
     gets its own degrees of freedom. With step-1 weights (``row_weight``, per long-table
     row) the working model's errors have variance proportional to ``1 / row_weight``: the
@@ -451,20 +441,37 @@ def bm_vectors(
     the targets' entries are put on it, divided by ``sqrt(row_weight)``, so that
     rescaling the weights leaves the degrees of freedom unchanged.
     """
-    C0, Ainv = _bm_clean(fit, w, cluster, n_clusters)
+    v = implied_weights(fit, w[:, None])[:, 0]
+    _, roots, Ainv = _cr2_residuals(fit, cluster[fit.clean])
+    Z0 = fit.Z0.tocsr()
+    C0 = np.zeros((len(fit.clean), n_clusters))
+    for g, (rows, Q, inv) in roots.items():
+        C0[rows, g] = Q @ (inv * (Q.T @ v[rows]))
     J1 = _bm_target(w, cells, cluster[fit.target], n_clusters, scale, leave_out)
-    C0 -= np.asarray(fit.Z0 @ (Ainv @ np.asarray(fit.Z1.T @ J1)))
-    C = np.zeros((len(cluster), n_clusters))
+    # the clean rows' residuals, (I - H) A_g v_g, and step 1's error in the targets'
+    # residuals, -Z0 (Z0'Z0)^{-1} Z1' J1, in one product with the inverse
+    C0 -= np.asarray(Z0 @ (Ainv @ (np.asarray(Z0.T @ C0) + np.asarray(fit.Z1.T @ J1))))
+    if row_weight is not None:
+        J1 = J1 / np.sqrt(row_weight[fit.target])[:, None]
+    return C0, J1
+
+
+def bm_vectors(fit: Imputed, parts: tuple[np.ndarray, np.ndarray], n_rows: int) -> np.ndarray:
+    """:func:`bm_parts` on the rows of the long table (rows x clusters), where pieces
+    fitted on it add their vectors."""
+    C0, C1 = parts
+    C = np.zeros((n_rows, C0.shape[1]))
     C[fit.clean] = C0
-    C[fit.target] = J1 if row_weight is None else J1 / np.sqrt(row_weight[fit.target])[:, None]
+    C[fit.target] = C1
     return C
 
 
-def satterthwaite_df(C: np.ndarray) -> float:
+def satterthwaite_df(*blocks: np.ndarray) -> float:
     """``(sum_g c_g'c_g)^2 / sum_{g,h} (c_g'c_h)^2``: the Satterthwaite degrees of freedom
     of ``sum_g (c_g'u)^2`` for independent homoskedastic ``u`` (Bell & McCaffrey 2002;
-    Imbens & Kolesar 2016, Section 6, recommend them with few clusters)."""
-    return _df_of_gram(C.T @ C)
+    Imbens & Kolesar 2016, Section 6, recommend them with few clusters), with the vectors
+    ``c_g`` given as one or more blocks of rows (rows x clusters each)."""
+    return _df_of_gram(sum(B.T @ B for B in blocks))
 
 
 def _df_of_gram(M: np.ndarray) -> float:

@@ -638,11 +638,13 @@ def _imputation_score(
     score = _bjs.scores(fit, s.w, cells, cluster, n_clusters, cr2=use_cr2, scale=s.scale)[:, 0]
     if not use_cr2:
         return score, np.nan, None
-    C = _bjs.bm_vectors(
+    parts = _bjs.bm_parts(
         fit, s.w[:, 0], cells, cluster, n_clusters, scale=s.scale, row_weight=s.row_weight
     )
-    keep = len(cluster) * n_clusters <= _BM_MAX_ENTRIES and name != "naive"
-    return score, _bjs.satterthwaite_df(C), C if keep else None
+    if len(cluster) * n_clusters > _BM_MAX_ENTRIES or name == "naive":
+        return score, _bjs.satterthwaite_df(*parts), None
+    C = _bjs.bm_vectors(fit, parts, len(cluster))
+    return score, _bjs.satterthwaite_df(C), C
 
 
 def _conley_root(
