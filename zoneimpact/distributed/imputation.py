@@ -501,9 +501,10 @@ def _tau_tilde(own: pd.DataFrame, ctx: dict[str, Any], leave_out: bool) -> pd.Da
     ``m`` (its rows' scale summed: ``n`` without a scale) and ``s`` on them, and the
     partition's scores multiply ``tau~`` by the row's scale; with ``leave_out`` (BJS
     2024, Supplementary Appendix A.9) without the cluster's own term, except in a cell
-    whose weight sits in that cluster. 0 where the estimand has no weight in the cell. Indexed by ``_all`` (one level, so that
-    the ``"none"`` partition has a key), the partition's keys and, with ``leave_out``,
-    ``cluster``: a table of cells, not of clusters, unless the leave-out needs them."""
+    whose weight sits in that cluster. 0 where the estimand has no weight in the cell.
+    Indexed by ``_all`` (one level, so that the ``"none"`` partition has a key), the
+    partition's keys and, with ``leave_out``, ``cluster``: a table of cells, not of
+    clusters, unless the leave-out needs them."""
     cell_keys = ["_all", *[k for k in ("cohort", "event", "aux") if k in ctx["partition"]]]
     frame = own.reset_index().assign(_all=0)
     if "aux" in cell_keys:

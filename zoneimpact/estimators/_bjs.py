@@ -180,6 +180,30 @@ def cell_cluster_codes(cells: np.ndarray, cluster: np.ndarray, n_clusters: int) 
     return pair.ravel()
 
 
+def _aux_sums(
+    w: np.ndarray,
+    cells: np.ndarray,
+    pair: np.ndarray,
+    *,
+    leave_out: bool,
+    scale: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Eq. 8's weights, shared by :func:`tau_tilde`, :func:`outcome_shift` and
+    :func:`_bm_target`: ``a_c`` per (cell, cluster) pair (``w``, times ``scale`` if
+    given, summed), each pair's cell, and per target whether the leave-out applies
+    (``LEAVE_OUT_REST``; never without ``leave_out``) and ``sum_c a_c^2`` over its cell,
+    without its own cluster's term where it does."""
+    ncell = int(cells.max()) + 1 if cells.size else 0
+    npair = int(pair.max()) + 1 if pair.size else 0
+    a = np.bincount(pair, weights=w if scale is None else w * scale, minlength=npair)
+    cell_of_pair = np.zeros(npair, dtype=np.int64)
+    cell_of_pair[pair] = cells
+    den = np.bincount(cell_of_pair, weights=a * a, minlength=ncell)[cells]
+    own_a = a[pair]
+    ok = (den - own_a**2) > LEAVE_OUT_REST * den if leave_out else np.zeros(len(w), bool)
+    return a, cell_of_pair, ok, np.where(ok, den - own_a**2, den)
+
+
 def tau_tilde(
     w: np.ndarray,
     tau: np.ndarray,
@@ -214,23 +238,12 @@ def tau_tilde(
     is minimised by the same ratio, so only ``a_c`` and the final product change (Theorem
     3 is conservative for any auxiliary model; a better one is less so).
     """
-    ncell = int(cells.max()) + 1 if cells.size else 0
-    npair = int(pair.max()) + 1 if pair.size else 0
-    a = np.bincount(pair, weights=w if scale is None else w * scale, minlength=npair)
-    b = np.bincount(pair, weights=w * tau, minlength=npair)
-    cell_of_pair = np.zeros(npair, dtype=np.int64)
-    cell_of_pair[pair] = cells
-    num = np.bincount(cell_of_pair, weights=a * b, minlength=ncell)[cells]
-    den = np.bincount(cell_of_pair, weights=a * a, minlength=ncell)[cells]
-    fallback = np.zeros(len(w), dtype=bool)
-    if leave_out:
-        own_a, own_b = a[pair], b[pair]
-        ok = (den - own_a**2) > LEAVE_OUT_REST * den
-        fallback = ~ok
-        num = np.where(ok, num - own_a * own_b, num)
-        den = np.where(ok, den - own_a**2, den)
+    a, cell_of_pair, ok, den = _aux_sums(w, cells, pair, leave_out=leave_out, scale=scale)
+    b = np.bincount(pair, weights=w * tau, minlength=len(a))
+    num = np.bincount(cell_of_pair, weights=a * b)[cells]
+    num = np.where(ok, num - a[pair] * b[pair], num)
     tilde = np.divide(num, den, out=np.zeros(len(w)), where=den != 0)
-    return (tilde if scale is None else tilde * scale), fallback
+    return (tilde if scale is None else tilde * scale), ~ok & leave_out
 
 
 def scores(
@@ -322,21 +335,13 @@ def outcome_shift(
     # eq. 8 is linear in tau_hat given the weights: tau~_g = sum_{it in g} a_c(it) w_it
     # tau_it / sum_c a_c^2, and its leave-out drops the own cluster's a_c b_c and a_c^2
     pair = cell_cluster_codes(cells, c1, n_clusters)
-    npair = int(pair.max()) + 1 if pair.size else 0
-    pair_sum = sparse.csr_matrix((w, (pair, np.arange(len(w)))), shape=(npair, len(w)))
-    ws = w if scale is None else w * scale
-    a = np.bincount(pair, weights=ws, minlength=npair)
-    cell_of_pair = np.zeros(npair, dtype=np.int64)
-    cell_of_pair[pair] = cells
+    a, _, ok, den = _aux_sums(w, cells, pair, leave_out=leave_out, scale=scale)
     cell_sum = sparse.csr_matrix((a[pair] * w, (cells, np.arange(len(w)))), shape=(ncell, len(w)))
     num = np.asarray(cell_sum @ tau)[cells]
-    den = np.bincount(cell_of_pair, weights=a * a, minlength=ncell)[cells]
     if leave_out:
-        own_a = a[pair]
-        ok = (den - own_a**2) > LEAVE_OUT_REST * den
+        pair_sum = sparse.csr_matrix((w, (pair, np.arange(len(w)))), shape=(len(a), len(w)))
         own = (a[:, None] * np.asarray(pair_sum @ tau))[pair]
         num = np.where(ok[:, None], num - own, num)
-        den = np.where(ok, den - own_a**2, den)
     tilde = np.divide(num, den[:, None], out=np.zeros_like(num), where=den[:, None] != 0)
     if scale is not None:
         tilde = tilde * scale[:, None]
@@ -386,21 +391,14 @@ def _bm_target(
     ``w`` on the cluster's own targets minus what its ``tau~`` (:func:`tau_tilde`, linear
     in ``tau_hat``) takes from every target of the same cell, i.e. the transpose of
     ``I - d tau~ / d tau_hat`` applied to the cluster's weights."""
-    ncell = int(cells.max()) + 1 if cells.size else 0
     pair = cell_cluster_codes(cells, cluster1, n_clusters)
-    npair = int(pair.max()) + 1 if pair.size else 0
-    a = np.bincount(pair, weights=w if scale is None else w * scale, minlength=npair)
-    cell_of_pair = np.zeros(npair, dtype=np.int64)
-    cell_of_pair[pair] = cells
-    den = np.bincount(cell_of_pair, weights=a * a, minlength=ncell)[cells]
+    a, _, ok, den = _aux_sums(w, cells, pair, leave_out=leave_out, scale=scale)
     own_a = a[pair]
-    ok = (den - own_a**2) > LEAVE_OUT_REST * den if leave_out else np.zeros(len(w), bool)
-    den = np.where(ok, den - own_a**2, den)
     r = np.divide(1.0 if scale is None else scale, den, out=np.zeros(len(w)), where=den != 0)
     # d tau~_j / d tau_k = r_j a_k w_k (same cell) - r_j a_j w_k (same cell and cluster, ok_j)
-    cs = np.zeros((ncell, n_clusters))
+    cs = np.zeros((int(cells.max()) + 1 if cells.size else 0, n_clusters))
     np.add.at(cs, (cells, cluster1), w * r)
-    ps = np.bincount(pair, weights=np.where(ok, w * r, 0.0), minlength=npair)
+    ps = np.bincount(pair, weights=np.where(ok, w * r, 0.0), minlength=len(a))
     out = -(w * own_a)[:, None] * cs[cells]
     out[np.arange(len(w)), cluster1] += w * (1.0 + own_a * ps[pair])
     return out
