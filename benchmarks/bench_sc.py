@@ -23,7 +23,7 @@ fit and pysyncon's ``Synth`` alone), SDID with 20 placebo replications, 1 treate
 donors x 40 years.
 
 Run: python benchmarks/bench_sc.py [--data-dir ../shared/data] [--quick] [--reps 1]
-     [--pysyncon-placebos]
+     [--pysyncon-placebos] [--v nested|optimistic] [--adh-only]
 """
 
 from __future__ import annotations
@@ -155,8 +155,11 @@ def _adh_diffdiff(df: pd.DataFrame, quick: bool):
     return run
 
 
-def bench_adh(quick: bool = False, reps: int = 1, pysyncon_placebos: bool = False) -> None:
-    """ADH SC on Prop 99: zoneimpact and diff-diff alternate ``reps`` times; pysyncon once."""
+def bench_adh(
+    quick: bool = False, reps: int = 1, pysyncon_placebos: bool = False, v: str = "nested"
+) -> None:
+    """ADH SC on Prop 99: zoneimpact (V rule ``v``, for the treated unit and every placebo)
+    and diff-diff alternate ``reps`` times; pysyncon once."""
     df = pd.read_csv(CAN / "smoking_adh_covariates.csv")
     df["first"] = np.where(df["state"] == "California", 1989, 0)
     p = Panel.from_frame(
@@ -176,6 +179,7 @@ def bench_adh(quick: bool = False, reps: int = 1, pysyncon_placebos: bool = Fals
             fit_window=[1970, 1988],
             rng=np.random.default_rng(1),
             placebos=not quick,
+            v=v,
         )
 
     try:
@@ -183,7 +187,7 @@ def bench_adh(quick: bool = False, reps: int = 1, pysyncon_placebos: bool = Fals
     except ImportError:
         print("  diff-diff not installed")
         dd_run = None
-    task = "ADH SC" if quick else "ADH SC + 38 placebos"
+    task = ("ADH SC" if quick else "ADH SC + 38 placebos") + ("" if v == "nested" else f", v={v}")
     t_z: list[float] = []
     t_dd: list[float] = []
     for _ in range(reps):  # zoneimpact, diff-diff, zoneimpact, ...
@@ -332,7 +336,16 @@ if __name__ == "__main__":
         action="store_true",
         help="ADH: also run pysyncon's PlaceboTest (> 14 min; skipped by default)",
     )
+    ap.add_argument(
+        "--v",
+        default="nested",
+        choices=["nested", "optimistic"],
+        help="ADH: zoneimpact's V rule (nested, the default, reproduces ADH's weights)",
+    )
+    ap.add_argument("--adh-only", action="store_true", help="skip the SDID and large parts")
     a = ap.parse_args()
-    bench_adh(quick=a.quick, reps=a.reps, pysyncon_placebos=a.pysyncon_placebos)
+    bench_adh(quick=a.quick, reps=a.reps, pysyncon_placebos=a.pysyncon_placebos, v=a.v)
+    if a.adh_only:
+        sys.exit(0)
     bench_sdid(n_reps=20 if a.quick else 200)
     bench_large(n_donors=100 if a.quick else 1000)

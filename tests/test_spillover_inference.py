@@ -204,6 +204,28 @@ def test_bell_mccaffrey_vectors_are_the_scores_map(fitted):
         np.testing.assert_allclose(got, shift, rtol=0, atol=1e-10 * np.abs(shift).max())
 
 
+def test_bell_mccaffrey_gram_without_the_vectors(fitted, panel):
+    # bm_gram forms C'C from per-cluster and per-cell sums (the cross terms vanish because
+    # (I - H) Z0 = 0), for pieces too large to keep the rows x clusters vectors: it equals
+    # the dense vectors' Gram to rounding (1e-10 of its largest entry) on every piece,
+    # with and without the leave-out, under region clusters and under unit clusters (150
+    # clusters, most of them holding a single unit's rows)
+    for name in ("direct", "spillover:adjacent", "spillover_on_zones"):
+        fit, sc, C, _, (cells, cluster, G) = piece_vectors_and_scores(fitted, name)
+        unit = sc.unit_row
+        for cl, n_cl in [(cluster, G), (unit, int(unit.max()) + 1)]:
+            cl_cells = sc.cells_for(cl[fit.target])
+            for leave_out in (True, False):
+                args = (fit, sc.w[:, 0], cl_cells, cl, n_cl)
+                kw = dict(scale=sc.scale, leave_out=leave_out)
+                dense = _bjs.satterthwaite_df(*_bjs.bm_parts(*args, **kw))
+                B0, B1 = _bjs.bm_parts(*args, **kw)
+                want = B0.T @ B0 + B1.T @ B1
+                got = _bjs.bm_gram(*args, **kw)
+                np.testing.assert_allclose(got, want, rtol=0, atol=1e-10 * np.abs(want).max())
+                assert _bjs.gram_df(got) == pytest.approx(dense, rel=1e-9)
+
+
 def test_combined_terms_take_their_own_bell_mccaffrey_df(fitted):
     # net = n_d direct + n_r ring + n_z spillover_on_zones: its CR2 variance is
     # sum_g (c_g'u)^2 with c_g the weighted sum of the pieces' vectors on the long table

@@ -121,6 +121,12 @@ def test_weighted_bell_mccaffrey_vectors_are_the_scores_map():
         y = root * Y[np.isfinite(Y)]
         got = C[fit.clean].T @ y[fit.clean] + C[fit.target].T @ y[fit.target]
         np.testing.assert_allclose(got, s, rtol=0, atol=1e-10 * np.abs(s).max())
+        # the Gram formed without the vectors (bm_gram) carries the same 1 / weight on the
+        # targets: equal to the vectors' to rounding
+        M = _bjs.bm_gram(
+            fit, sc.w[:, 0], cells, cluster, G, scale=sc.scale, row_weight=sc.row_weight
+        )
+        np.testing.assert_allclose(M, C.T @ C, rtol=0, atol=1e-10 * np.abs(C.T @ C).max())
         unscaled = C[fit.target] * root[fit.target][:, None]
         wrong = C[fit.clean].T @ y[fit.clean] + unscaled.T @ y[fit.target]
         assert np.abs(wrong - s).max() > 1e-3 * np.abs(s).max()

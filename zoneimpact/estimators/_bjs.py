@@ -39,6 +39,11 @@ class SingularModel(EstimationError):
     which rows are too few, e.g. :func:`zoneimpact.estimators.spillover._thin_clean_periods`)."""
 
 
+# :func:`cr2_parts`' output: adjusted step-1 residuals, per-cluster (rows, eigenvectors,
+# inverse roots) and (Z0'Z0)^{-1}
+CR2Parts = tuple[np.ndarray, dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]], np.ndarray]
+
+
 @dataclass(frozen=True)
 class Imputed:
     """Step 1 and 2 of one imputation problem on rows ``0..n-1`` of a long table.
@@ -254,7 +259,7 @@ def scores(
     n_clusters: int,
     *,
     leave_out: bool = True,
-    cr2: bool = False,
+    cr2: bool | CR2Parts = False,
     scale: np.ndarray | None = None,
 ) -> np.ndarray:
     """Cluster scores (G x k) of the estimators ``Wt' tau_hat`` (BJS 2024, Section 4.3).
@@ -264,7 +269,8 @@ def scores(
     With ``cr2`` the step-1 residuals of each cluster are first multiplied by
     ``(I - H_gg)^{-1/2}`` (Bell & McCaffrey 2002's bias-reduced linearisation, with the
     Moore-Penrose root of Pustejovsky & Tipton 2018 because the unit effects are nested in
-    the clusters), undoing the shrinkage of residuals in high-leverage clusters.
+    the clusters), undoing the shrinkage of residuals in high-leverage clusters. ``cr2``
+    may also be :func:`cr2_parts` of the same clustering, computed once by the caller.
 
     Parameters
     ----------
@@ -279,7 +285,10 @@ def scores(
         ``tau~`` proportional to it within each cell (:func:`tau_tilde`).
     """
     V0 = implied_weights(fit, Wt)
-    resid0 = _cr2_residuals(fit, cluster[fit.clean])[0] if cr2 else fit.resid0
+    if isinstance(cr2, tuple):
+        resid0 = cr2[0]
+    else:
+        resid0 = cr2_parts(fit, cluster[fit.clean])[0] if cr2 else fit.resid0
     out = np.zeros((n_clusters, Wt.shape[1]))
     c0, c1 = cluster[fit.clean], cluster[fit.target]
     pair = cell_cluster_codes(cells, c1, n_clusters)
@@ -312,7 +321,7 @@ def outcome_shift(
 
     Steps 1-2 and the scores are linear in the outcomes, so a shifted outcome's estimate
     and scores are the fit's plus these; many moves (the draws of a wild bootstrap) are a
-    few matrix products. ``roots`` are :func:`_cr2_residuals`' per-cluster roots, computed
+    few matrix products. ``roots`` are :func:`cr2_parts`' per-cluster roots, computed
     once by the caller (needed with ``cr2``). Unweighted fits only: with step-1 weights
     ``Z0`` is on the weighted scale.
 
@@ -329,7 +338,7 @@ def outcome_shift(
     estimate = w @ tau
     if cr2:
         if roots is None:
-            roots = _cr2_residuals(fit, c0)[1]
+            roots = cr2_parts(fit, c0)[1]
         for rows, Q, inv in roots.values():
             R0[rows] = Q @ (inv[:, None] * (Q.T @ R0[rows]))
     # eq. 8 is linear in tau_hat given the weights: tau~_g = sum_{it in g} a_c(it) w_it
@@ -351,14 +360,13 @@ def outcome_shift(
     return estimate, np.asarray(by0 @ R0 + by1 @ (tau - tilde)).T
 
 
-def _cr2_residuals(
-    fit: Imputed, cluster0: np.ndarray
-) -> tuple[np.ndarray, dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]], np.ndarray]:
+def cr2_parts(fit: Imputed, cluster0: np.ndarray) -> CR2Parts:
     """Step-1 residuals times ``(I - H_gg)^{-1/2}`` within each cluster (pseudo-inverse
     root: directions with leverage one, such as a unit's own effect, are left at zero).
 
     Also returns each cluster's (rows, eigenvectors, inverse roots) and ``(Z0'Z0)^{-1}``
-    for :func:`bm_parts`.
+    for :func:`bm_parts` and :func:`bm_gram`; a caller that needs both the scores and
+    the vectors computes this once and passes it on.
     """
     out = np.empty_like(fit.resid0)
     Z0 = fit.Z0.tocsr()
@@ -379,6 +387,29 @@ def _cr2_residuals(
     return out, roots, Ainv
 
 
+def _bm_target_parts(
+    w: np.ndarray,
+    cells: np.ndarray,
+    cluster1: np.ndarray,
+    n_clusters: int,
+    scale: np.ndarray | None,
+    leave_out: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_bm_target`'s matrix ``J = D - diag(alpha) E S`` in parts: ``alpha`` per
+    target, ``S`` (cells x clusters) and ``d``, the entry of ``D`` in each target's own
+    cluster column (``E`` picks each target's cell). :func:`bm_gram` uses them to form
+    ``J'J`` and ``Z1'J`` without the dense targets x clusters matrix."""
+    pair = cell_cluster_codes(cells, cluster1, n_clusters)
+    a, _, ok, den = _aux_sums(w, cells, pair, leave_out=leave_out, scale=scale)
+    own_a = a[pair]
+    r = np.divide(1.0 if scale is None else scale, den, out=np.zeros(len(w)), where=den != 0)
+    # d tau~_j / d tau_k = r_j a_k w_k (same cell) - r_j a_j w_k (same cell and cluster, ok_j)
+    cs = np.zeros((int(cells.max()) + 1 if cells.size else 0, n_clusters))
+    np.add.at(cs, (cells, cluster1), w * r)
+    ps = np.bincount(pair, weights=np.where(ok, w * r, 0.0), minlength=len(a))
+    return w * own_a, cs, w * (1.0 + own_a * ps[pair])
+
+
 def _bm_target(
     w: np.ndarray,
     cells: np.ndarray,
@@ -391,16 +422,9 @@ def _bm_target(
     ``w`` on the cluster's own targets minus what its ``tau~`` (:func:`tau_tilde`, linear
     in ``tau_hat``) takes from every target of the same cell, i.e. the transpose of
     ``I - d tau~ / d tau_hat`` applied to the cluster's weights."""
-    pair = cell_cluster_codes(cells, cluster1, n_clusters)
-    a, _, ok, den = _aux_sums(w, cells, pair, leave_out=leave_out, scale=scale)
-    own_a = a[pair]
-    r = np.divide(1.0 if scale is None else scale, den, out=np.zeros(len(w)), where=den != 0)
-    # d tau~_j / d tau_k = r_j a_k w_k (same cell) - r_j a_j w_k (same cell and cluster, ok_j)
-    cs = np.zeros((int(cells.max()) + 1 if cells.size else 0, n_clusters))
-    np.add.at(cs, (cells, cluster1), w * r)
-    ps = np.bincount(pair, weights=np.where(ok, w * r, 0.0), minlength=len(a))
-    out = -(w * own_a)[:, None] * cs[cells]
-    out[np.arange(len(w)), cluster1] += w * (1.0 + own_a * ps[pair])
+    alpha, cs, d = _bm_target_parts(w, cells, cluster1, n_clusters, scale, leave_out)
+    out = -alpha[:, None] * cs[cells]
+    out[np.arange(len(w)), cluster1] += d
     return out
 
 
@@ -414,6 +438,7 @@ def bm_parts(
     scale: np.ndarray | None = None,
     row_weight: np.ndarray | None = None,
     leave_out: bool = True,
+    cr2: CR2Parts | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The Bell & McCaffrey (2002) vectors ``c_g`` of the CR2 variance of ``w' tau_hat``
     as :func:`scores` computes it (with ``cr2``), one column per cluster, on the clean rows
@@ -437,10 +462,11 @@ def bm_parts(
     row) the working model's errors have variance proportional to ``1 / row_weight``: the
     clean part is already on the ``sqrt(row_weight)`` scale (:func:`fit_untreated`), and
     the targets' entries are put on it, divided by ``sqrt(row_weight)``, so that
-    rescaling the weights leaves the degrees of freedom unchanged.
+    rescaling the weights leaves the degrees of freedom unchanged. ``cr2`` is
+    :func:`cr2_parts` of the same clustering when the caller already has it.
     """
     v = implied_weights(fit, w[:, None])[:, 0]
-    _, roots, Ainv = _cr2_residuals(fit, cluster[fit.clean])
+    _, roots, Ainv = cr2 or cr2_parts(fit, cluster[fit.clean])
     Z0 = fit.Z0.tocsr()
     C0 = np.zeros((len(fit.clean), n_clusters))
     for g, (rows, Q, inv) in roots.items():
@@ -464,14 +490,68 @@ def bm_vectors(fit: Imputed, parts: tuple[np.ndarray, np.ndarray], n_rows: int) 
     return C
 
 
+def bm_gram(
+    fit: Imputed,
+    w: np.ndarray,
+    cells: np.ndarray,
+    cluster: np.ndarray,
+    n_clusters: int,
+    *,
+    scale: np.ndarray | None = None,
+    row_weight: np.ndarray | None = None,
+    leave_out: bool = True,
+    cr2: CR2Parts | None = None,
+) -> np.ndarray:
+    """``C'C`` (clusters x clusters) of :func:`bm_parts`' vectors without forming them.
+
+    The dense vectors take (clean rows + targets) x clusters, gigabytes with thousands of
+    unit clusters, and their Gram as many multiplications again. Writing the clean part
+    as ``C0 = (I - H) B - Z0 K`` with ``B`` the block-sparse ``A_g v_g`` (one column per
+    cluster, non-zero on its own rows), ``K = (Z0'Z0)^{-1} Z1'J`` and ``H`` the hat matrix
+    of ``Z0``, the cross terms vanish because ``(I - H) Z0 = 0``:
+
+    ``C0'C0 = B'B - (Z0'B)' (Z0'Z0)^{-1} (Z0'B) + (Z1'J)' (Z0'Z0)^{-1} (Z1'J)``,
+
+    with ``B'B`` diagonal. The targets' block ``J = D - diag(alpha) E S``
+    (:func:`_bm_target_parts`; ``D`` one entry per row, ``E`` the cell indicator) gives
+    ``J'J`` from per-cluster and per-cell sums. Same arguments as :func:`bm_parts`.
+    """
+    _, roots, Ainv = cr2 or cr2_parts(fit, cluster[fit.clean])
+    v = implied_weights(fit, w[:, None])[:, 0]
+    c0, c1 = cluster[fit.clean], cluster[fit.target]
+    n0, n1 = len(c0), len(c1)
+    bv = np.zeros(n0)
+    for rows, Q, inv in roots.values():
+        bv[rows] = Q @ (inv * (Q.T @ v[rows]))
+    B = sparse.csr_matrix((bv, (np.arange(n0), c0)), shape=(n0, n_clusters))
+    P = np.asarray((fit.Z0.T @ B).todense())
+    alpha, cs, d = _bm_target_parts(w, cells, c1, n_clusters, scale, leave_out)
+    ncell = cs.shape[0]
+    D = sparse.csr_matrix((d, (np.arange(n1), c1)), shape=(n1, n_clusters))
+    E = sparse.csr_matrix((alpha, (np.arange(n1), cells)), shape=(n1, ncell))
+    R = np.asarray((fit.Z1.T @ D).todense()) - np.asarray((fit.Z1.T @ E) @ cs)
+    M = R.T @ (Ainv @ R) - P.T @ (Ainv @ P)
+    M[np.diag_indices(n_clusters)] += np.bincount(c0, weights=bv * bv, minlength=n_clusters)
+    # J'J on the working model's scale: targets divided by sqrt(row_weight) (bm_parts)
+    s2 = np.ones(n1) if row_weight is None else 1.0 / row_weight[fit.target]
+    M[np.diag_indices(n_clusters)] += np.bincount(c1, weights=s2 * d * d, minlength=n_clusters)
+    F = np.zeros((n_clusters, ncell))
+    np.add.at(F, (c1, cells), s2 * d * alpha)
+    X = F @ cs
+    e = np.bincount(cells, weights=s2 * alpha * alpha, minlength=ncell)
+    return M - X - X.T + cs.T @ (e[:, None] * cs)
+
+
+def gram_df(M: np.ndarray) -> float:
+    """``(tr M)^2 / ||M||_F^2``: the Satterthwaite degrees of freedom of ``sum_g (c_g'u)^2``
+    from the Gram matrix ``M = C'C`` of its vectors (:func:`satterthwaite_df`)."""
+    tr = float(np.trace(M))
+    return tr**2 / float(np.sum(M**2)) if tr > 0 else np.inf
+
+
 def satterthwaite_df(*blocks: np.ndarray) -> float:
     """``(sum_g c_g'c_g)^2 / sum_{g,h} (c_g'c_h)^2``: the Satterthwaite degrees of freedom
     of ``sum_g (c_g'u)^2`` for independent homoskedastic ``u`` (Bell & McCaffrey 2002;
     Imbens & Kolesar 2016, Section 6, recommend them with few clusters), with the vectors
     ``c_g`` given as one or more blocks of rows (rows x clusters each)."""
-    return _df_of_gram(sum(B.T @ B for B in blocks))
-
-
-def _df_of_gram(M: np.ndarray) -> float:
-    tr = float(np.trace(M))
-    return tr**2 / float(np.sum(M**2)) if tr > 0 else np.inf
+    return gram_df(sum(B.T @ B for B in blocks))

@@ -159,7 +159,7 @@ def _draws(
     move = (omega - 1.0).T  # G x B
     for k, p in enumerate(pieces):
         c0, c1 = cluster[p.fit.clean], cluster[p.fit.target]
-        roots = _bjs._cr2_residuals(p.fit, c0)[1] if p.cr2 else None
+        roots = _bjs.cr2_parts(p.fit, c0)[1] if p.cr2 else None
         for j in range(P + 1):
             for b in range(0, B, chunk):
                 m = move[:, b : b + chunk]

@@ -635,15 +635,17 @@ def _imputation_score(
     fit = _bjs.refactored(s.fit)
     use_cr2 = cr2 and _cr2_ok(fit, cluster)
     cells = s.cells_for(cluster[fit.target])
-    score = _bjs.scores(fit, s.w, cells, cluster, n_clusters, cr2=use_cr2, scale=s.scale)[:, 0]
     if not use_cr2:
-        return score, np.nan, None
-    parts = _bjs.bm_parts(
-        fit, s.w[:, 0], cells, cluster, n_clusters, scale=s.scale, row_weight=s.row_weight
-    )
+        return _bjs.scores(fit, s.w, cells, cluster, n_clusters, scale=s.scale)[:, 0], np.nan, None
+    parts = _bjs.cr2_parts(fit, cluster[fit.clean])
+    score = _bjs.scores(fit, s.w, cells, cluster, n_clusters, cr2=parts, scale=s.scale)[:, 0]
+    args = (fit, s.w[:, 0], cells, cluster, n_clusters)
     if len(cluster) * n_clusters > _BM_MAX_ENTRIES or name == "naive":
-        return score, _bjs.satterthwaite_df(*parts), None
-    C = _bjs.bm_vectors(fit, parts, len(cluster))
+        # the Gram alone: the vectors would not fit, and no term combines this piece's
+        M = _bjs.bm_gram(*args, scale=s.scale, row_weight=s.row_weight, cr2=parts)
+        return score, _bjs.gram_df(M), None
+    blocks = _bjs.bm_parts(*args, scale=s.scale, row_weight=s.row_weight, cr2=parts)
+    C = _bjs.bm_vectors(fit, blocks, len(cluster))
     return score, _bjs.satterthwaite_df(C), C
 
 
