@@ -18,6 +18,13 @@ Run:  python benchmarks/mc_etwfe_poisson_covariates.py [--reps 300]
 
 from __future__ import annotations
 
+import os
+
+# one BLAS thread per process: the replications already use the cores, and two processes
+# with OpenBLAS's default threads on two cores ran several times slower (RESULTS.md)
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import argparse
 import time
 import warnings

@@ -70,6 +70,13 @@ Run:  nice -n 10 python benchmarks/mc_staggered.py [--reps 1000] [--seed 2026112
 
 from __future__ import annotations
 
+import os
+
+# one BLAS thread per process: the replications already use the cores, and two processes
+# with OpenBLAS's default threads on two cores ran several times slower (RESULTS.md)
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import argparse
 import json
 import sys
