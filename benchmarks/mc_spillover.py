@@ -100,12 +100,21 @@ def one(
         lo, hi = ci.loc[q, "lower"], ci.loc[q, "upper"]
         out[f"{q}_cover"] = float(lo <= truth[q] <= hi)
         out[f"{q}_reject0"] = float(not lo <= 0.0 <= hi)
+    # the share less its second-order ratio bias (info, not a term), same interval width
+    b = float(r.info.get("displacement_share_ratio_bias", np.nan))
+    q = "displacement_share"
+    out["share_less_ratio_bias_est"] = out[f"{q}_est"] - b
+    out["share_less_ratio_bias_se"] = out[f"{q}_se"]
+    out["share_less_ratio_bias_truth"] = out[f"{q}_truth"]
+    lo, hi = ci.loc[q, "lower"] - b, ci.loc[q, "upper"] - b
+    out["share_less_ratio_bias_cover"] = float(lo <= truth[q] <= hi)
+    out["share_less_ratio_bias_reject0"] = float(not lo <= 0.0 <= hi)
     return out
 
 
 def summarise(rows: pd.DataFrame, world: str) -> pd.DataFrame:
     recs = []
-    for q in QUANTITIES:
+    for q in (*QUANTITIES, "share_less_ratio_bias"):
         est, se, truth = rows[f"{q}_est"], rows[f"{q}_se"], rows[f"{q}_truth"]
         ok = np.isfinite(est) & np.isfinite(truth)
         err = (est - truth)[ok]
