@@ -147,7 +147,12 @@ class SpilloverResult(EstimationResult):
     naive, region; with
     estimate, total, number of target unit-periods), ``draws`` (bootstrap draws of every
     term, one row per draw of the joint multiplier bootstrap), ``base_results`` (the
-    base estimator's result per piece when it is a registry estimator).
+    base estimator's result per piece when it is a registry estimator). ``info`` carries
+    the direct total's coefficient of variation (``direct_total_cv``) and the
+    displacement share's second-order bias as a ratio (``displacement_share_ratio_bias``,
+    :func:`_ratio_bias`): with few clean clusters (CV above about 0.1) the plain share's
+    mean bias is about that much, and ``displacement_share - displacement_share_ratio_bias``
+    is the bias-corrected ratio.
     """
 
     SCALE_FREE_TERMS: ClassVar[tuple[str, ...]] = ("displacement_share",)
