@@ -428,6 +428,20 @@ def _bm_target(
     return out
 
 
+def _rooted_weights(
+    fit: Imputed, w: np.ndarray, cluster: np.ndarray, cr2: CR2Parts | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The clean rows' implied weights times their cluster's ``(I - H_gg)^{-1/2}``
+    (``A_g v_g``; each row's entry belongs to its own cluster's vector) and
+    ``(Z0'Z0)^{-1}``, shared by :func:`bm_parts` and :func:`bm_gram`."""
+    _, roots, Ainv = cr2 or cr2_parts(fit, cluster[fit.clean])
+    v = implied_weights(fit, w[:, None])[:, 0]
+    bv = np.zeros(len(fit.clean))
+    for rows, Q, inv in roots.values():
+        bv[rows] = Q @ (inv * (Q.T @ v[rows]))
+    return bv, Ainv
+
+
 def bm_parts(
     fit: Imputed,
     w: np.ndarray,
@@ -465,12 +479,10 @@ def bm_parts(
     rescaling the weights leaves the degrees of freedom unchanged. ``cr2`` is
     :func:`cr2_parts` of the same clustering when the caller already has it.
     """
-    v = implied_weights(fit, w[:, None])[:, 0]
-    _, roots, Ainv = cr2 or cr2_parts(fit, cluster[fit.clean])
+    bv, Ainv = _rooted_weights(fit, w, cluster, cr2)
     Z0 = fit.Z0.tocsr()
     C0 = np.zeros((len(fit.clean), n_clusters))
-    for g, (rows, Q, inv) in roots.items():
-        C0[rows, g] = Q @ (inv * (Q.T @ v[rows]))
+    C0[np.arange(len(fit.clean)), cluster[fit.clean]] = bv
     J1 = _bm_target(w, cells, cluster[fit.target], n_clusters, scale, leave_out)
     # the clean rows' residuals, (I - H) A_g v_g, and step 1's error in the targets'
     # residuals, -Z0 (Z0'Z0)^{-1} Z1' J1, in one product with the inverse
@@ -516,13 +528,9 @@ def bm_gram(
     (:func:`_bm_target_parts`; ``D`` one entry per row, ``E`` the cell indicator) gives
     ``J'J`` from per-cluster and per-cell sums. Same arguments as :func:`bm_parts`.
     """
-    _, roots, Ainv = cr2 or cr2_parts(fit, cluster[fit.clean])
-    v = implied_weights(fit, w[:, None])[:, 0]
+    bv, Ainv = _rooted_weights(fit, w, cluster, cr2)
     c0, c1 = cluster[fit.clean], cluster[fit.target]
     n0, n1 = len(c0), len(c1)
-    bv = np.zeros(n0)
-    for rows, Q, inv in roots.values():
-        bv[rows] = Q @ (inv * (Q.T @ v[rows]))
     B = sparse.csr_matrix((bv, (np.arange(n0), c0)), shape=(n0, n_clusters))
     P = np.asarray((fit.Z0.T @ B).todense())
     alpha, cs, d = _bm_target_parts(w, cells, c1, n_clusters, scale, leave_out)
