@@ -1163,9 +1163,12 @@ def _ratio_bias(
     ``E[1 - N/D] - (1 - n/d) ~ Cov(N, D) / d^2 - n Var(D) / d^3``, from the joint cluster
     scores. The share is consistent and close to median-unbiased, but with few clean
     clusters its denominator is noisy and moves with the numerator, and the mean bias
-    grows as ``CV(D)^2``: about 0.06 at CV 0.16 in benchmarks/RESULTS.md's 10-region
-    design, under 0.01 with 30 regions. Reported, not subtracted: the estimate stays the
-    plain ratio whatever the variance chosen later (``with_inference``)."""
+    grows as ``CV(D)^2``: 0.04-0.08 at CV 0.16 in benchmarks/RESULTS.md's 10-region
+    design, 0.03-0.06 with three or four zone-free regions of 24, under 0.01 with 30.
+    Reported, not subtracted: subtracted, it would make the estimate depend on the
+    variance (CR2 or not, the clustering, weights against duplicated units), which a
+    session-11 trial showed; the share stays the plain ratio. The expansion needs the
+    direct total well away from zero (CV well below 1/3)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         var_d = float(s_direct @ s_direct)
         bias = float(s_net @ s_direct) / d_tot**2 - n_tot * var_d / d_tot**3
