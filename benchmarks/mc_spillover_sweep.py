@@ -39,6 +39,13 @@ Run:  OPENBLAS_NUM_THREADS=1 python benchmarks/mc_spillover_sweep.py [--reps 200
 
 from __future__ import annotations
 
+import os
+
+# one BLAS thread per process: the replications already use the cores, and two processes
+# with OpenBLAS's default threads on two cores ran several times slower (RESULTS.md)
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import argparse
 import time
 import warnings

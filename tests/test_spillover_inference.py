@@ -157,9 +157,40 @@ def test_ratio_bias_follows_the_inference_but_the_share_does_not(fitted):
     )
     a, b = fitted.info["displacement_share_ratio_bias"], new.info["displacement_share_ratio_bias"]
     assert np.isfinite(a) and np.isfinite(b) and a != b
+    # the term from the reported numbers alone: Var(N) and Var(D) are the SEs squared and
+    # Cov(N, D) follows from the delta-method SE of 1 - N/D, so a wrong column (say the
+    # spillover total for net) would miss it; equal to rounding (1e-9 relative)
+    n, d = t.loc["net", "estimate"], t.loc["direct_total", "estimate"]
+    vn, vd = t.loc["net", "se"] ** 2, t.loc["direct_total", "se"] ** 2
+    delta2 = fitted.info["displacement_share_se_delta"] ** 2
+    cov = (vn / d**2 + n**2 * vd / d**4 - delta2) * d**3 / (2 * n)
+    assert a == pytest.approx(cov / d**2 - n * vd / d**3, rel=1e-9)
     assert fitted.info["direct_total_cv"] == pytest.approx(
         t.loc["direct_total", "se"] / abs(t.loc["direct_total", "estimate"]), rel=1e-12
     )
+
+
+def test_collinear_covariates_are_refused_not_given_wrong_degrees_of_freedom():
+    # x2 = 2 x + 1 adds covariate-by-period terms that the period effects and x's already
+    # span. SuperLU factorises that normal matrix (condition ~1e17) and the estimates
+    # survive, but before the check the CR2 roots and degrees of freedom built from its
+    # inverse did not: the direct effect's df fell from 18.7 to 1.6 without a warning
+    sim = simulate(rng=4, **SMALL, displacement_share=0.7)
+    frame = sim.frame.assign(x2=2 * sim.frame["x"] + 1)
+    p = Panel.from_frame(
+        frame,
+        unit="unit",
+        time="year",
+        cohort="cohort",
+        outcomes=["fdi"],
+        covariates=["x", "x2"],
+        geography=sim.geography,
+        adjacency=sim.adjacency,
+    )
+    with pytest.raises(EstimationError, match="collinear given the unit and period effects"):
+        spillover.fit(p, outcome="fdi", rng=1, n_boot=0, covariates=["x", "x2"])
+    ok = spillover.fit(p, outcome="fdi", rng=1, n_boot=0, covariates=["x"])
+    assert np.isfinite(ok.terms.set_index("term").loc["direct", "df"])
 
 
 def test_bad_requests_name_what_was_wrong(fitted):
@@ -245,7 +276,7 @@ def test_bell_mccaffrey_gram_without_the_vectors(fitted, panel):
     # (I - H) Z0 = 0), for pieces too large to keep the rows x clusters vectors: it equals
     # the dense vectors' Gram to rounding (1e-10 of its largest entry) on every piece,
     # with and without the leave-out, under region clusters and under unit clusters (150
-    # clusters, most of them holding a single unit's rows)
+    # clusters, each holding one unit's rows)
     for name in ("direct", "spillover:adjacent", "spillover_on_zones"):
         fit, sc, C, _, (cells, cluster, G) = piece_vectors_and_scores(fitted, name)
         unit = sc.unit_row
@@ -303,7 +334,7 @@ def test_combined_terms_take_their_own_bell_mccaffrey_df(fitted):
 
 def test_large_designs_fall_back_to_the_smallest_piece_df(panel, fitted, monkeypatch):
     # above _BM_MAX_ENTRIES (long rows x clusters) a piece keeps no vectors: each piece's
-    # df is the same (its vectors are computed and dropped) and a combination takes its
+    # df is the same (from its Gram, bm_gram, without the vectors) and a combination takes its
     # pieces' smallest df
     monkeypatch.setattr(spillover, "_BM_MAX_ENTRIES", 0)
     big = spillover.fit(panel, outcome="fdi", rng=11, n_boot=50)

@@ -646,7 +646,8 @@ def _imputation_score(
     score = _bjs.scores(fit, s.w, cells, cluster, n_clusters, cr2=parts, scale=s.scale)[:, 0]
     args = (fit, s.w[:, 0], cells, cluster, n_clusters)
     if len(cluster) * n_clusters > _BM_MAX_ENTRIES or name == "naive":
-        # the Gram alone: the vectors would not fit, and no term combines this piece's
+        # the Gram alone: the vectors would not fit (terms that combine this piece then
+        # take their pieces' smallest df), or naive, which no term combines
         M = _bjs.bm_gram(*args, scale=s.scale, row_weight=s.row_weight, cr2=parts)
         return score, _bjs.gram_df(M), None
     blocks = _bjs.bm_parts(*args, scale=s.scale, row_weight=s.row_weight, cr2=parts)
@@ -1169,6 +1170,7 @@ def _ratio_bias(
     variance (CR2 or not, the clustering, weights against duplicated units), which a
     session-11 trial showed; the share stays the plain ratio. The expansion needs the
     direct total well away from zero (CV well below 1/3)."""
+    d_tot = np.float64(d_tot)  # a Python 0.0 would raise instead of giving NaN
     with np.errstate(divide="ignore", invalid="ignore"):
         var_d = float(s_direct @ s_direct)
         bias = float(s_net @ s_direct) / d_tot**2 - n_tot * var_d / d_tot**3
