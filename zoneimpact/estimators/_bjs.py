@@ -31,7 +31,7 @@ from scipy import sparse
 from scipy.sparse.linalg import splu
 
 from ..errors import EstimationError
-from ._fe import fe_dof
+from ._fe import collinear_given_effects, fe_dof
 
 
 class SingularModel(EstimationError):
@@ -89,24 +89,20 @@ def design(unit: np.ndarray, time: np.ndarray, X: np.ndarray, n_unit: int, n_tim
     return sparse.hstack(parts, format="csr")
 
 
-def _check_covariate_rank(Z0: Any, n_fe: int, what: str) -> None:
+def _check_covariate_rank(A: Any, n_fe: int, what: str) -> None:
     """Refuse covariate terms that are collinear given the unit and period effects on the
-    clean rows. SuperLU factorises such a normal matrix without complaint (a covariate
-    constant within unit, or two proportional ones, reach condition numbers near 1e17),
-    and the estimates survive it, but the CR2 roots and Bell-McCaffrey degrees of freedom
-    built from its inverse do not (a duplicated covariate moved a direct-effect df from
-    18.7 to 1.6). Judged as :mod:`~zoneimpact.estimators.imputation` judges its own: the
-    covariates' Schur complement given the effects, on the unit-diagonal scale so that
-    the covariates' units do not matter, must have eigenvalues above 1e-12 of the largest."""
-    if Z0.shape[1] <= n_fe:
+    clean rows (``A``: the normal matrix ``Z0'Z0``, effects first). SuperLU factorises
+    such a matrix without complaint (a covariate constant within unit, or two
+    proportional ones, reach condition numbers near 1e17), and the estimates survive it,
+    but the CR2 roots and Bell-McCaffrey degrees of freedom built from its inverse do not
+    (a duplicated covariate moved a direct-effect df from 18.7 to 1.6). Judged as
+    :mod:`~zoneimpact.estimators.imputation` judges its own
+    (:func:`~zoneimpact.estimators._fe.collinear_given_effects`)."""
+    if A.shape[1] <= n_fe:
         return
-    A = (Z0.T @ Z0).tocsc()
     fx = A[:n_fe, n_fe:].toarray()
     schur = A[n_fe:, n_fe:].toarray() - fx.T @ splu(A[:n_fe, :n_fe].tocsc()).solve(fx)
-    schur = 0.5 * (schur + schur.T)
-    dg = np.sqrt(np.clip(np.diag(schur), 1e-300, None))
-    lam = np.linalg.eigvalsh(schur / np.outer(dg, dg))
-    if not np.all(np.isfinite(lam)) or lam[0] <= 1e-12 * max(lam[-1], 1.0):
+    if collinear_given_effects(schur):
         raise SingularModel(
             f"{what} is singular on its clean rows: its covariate terms are collinear given "
             "the unit and period effects (a covariate constant within unit, two proportional "
@@ -161,13 +157,14 @@ def fit_untreated(
         root = np.sqrt(np.asarray(weight, dtype=float)[clean_idx])
         Z0 = sparse.csr_matrix(Z0.multiply(root[:, None]))
         y0 = root * y0
+    A = (Z0.T @ Z0).tocsc()
     try:
-        lu = splu((Z0.T @ Z0).tocsc())
+        lu = splu(A)
     except RuntimeError as exc:
         raise SingularModel(
             f"{what} is singular on its clean rows (collinear covariates?)."
         ) from exc
-    _check_covariate_rank(Z0, nU + nT - 1, what)
+    _check_covariate_rank(A, nU + nT - 1, what)
     theta = lu.solve(Z0.T @ y0)
     if not np.all(np.isfinite(theta)):
         raise SingularModel(f"{what} is singular on its clean rows (collinear covariates?).")

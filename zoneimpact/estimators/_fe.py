@@ -173,6 +173,16 @@ def demean(
     return Z.ravel() if one_d else Z
 
 
+def collinear_given_effects(schur: np.ndarray) -> bool:
+    """Whether the covariates' Schur complement given the fixed effects is singular:
+    judged on the unit-diagonal scaling, so that the covariates' units do not matter, by
+    an eigenvalue at or below 1e-12 of the largest (or a non-finite one)."""
+    schur = 0.5 * (schur + schur.T)
+    dg = np.sqrt(np.clip(np.diag(schur), 1e-300, None))
+    lam = np.linalg.eigvalsh(schur / np.outer(dg, dg))
+    return bool(not np.all(np.isfinite(lam)) or lam[0] <= 1e-12 * max(lam[-1], 1.0))
+
+
 def fe_dof(fe: Sequence[np.ndarray]) -> int:
     """Number of free parameters of a set of fixed effects.
 

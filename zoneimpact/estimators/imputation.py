@@ -79,6 +79,7 @@ from ._fe import (
     cluster_codes,
     cluster_scores,
     cluster_ssc_k,
+    collinear_given_effects,
     demean,
     fe_dof,
 )
@@ -384,11 +385,7 @@ class _TwoWayNormal:
         schur = RR - self.Ct @ (self.C * self.d_inv[:, None])
         schur = 0.5 * (schur + schur.T)
         if p:
-            # singular when covariates are collinear given the effects: judged on the
-            # unit-diagonal scaling so that the covariates' units do not matter
-            dg = np.sqrt(np.clip(np.diag(schur), 1e-300, None))
-            lam = np.linalg.eigvalsh(schur / np.outer(dg, dg))
-            if not np.all(np.isfinite(lam)) or lam[0] <= 1e-12 * max(lam[-1], 1.0):
+            if collinear_given_effects(schur):
                 raise EstimationError(
                     "The Y(0) model on untreated observations is singular (collinear covariates?)."
                 )
