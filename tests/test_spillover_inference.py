@@ -11,6 +11,7 @@ from conftest import piece_vectors_and_scores
 
 from zoneimpact.errors import EstimationError, ZoneImpactError
 from zoneimpact.estimators import _bjs, spillover
+from zoneimpact.exposure import exposure_from_adjacency
 from zoneimpact.panel import Panel
 from zoneimpact.parallel import set_progress
 from zoneimpact.simulate import simulate
@@ -191,6 +192,55 @@ def test_collinear_covariates_are_refused_not_given_wrong_degrees_of_freedom():
         spillover.fit(p, outcome="fdi", rng=1, n_boot=0, covariates=["x", "x2"])
     ok = spillover.fit(p, outcome="fdi", rng=1, n_boot=0, covariates=["x"])
     assert np.isfinite(ok.terms.set_index("term").loc["direct", "df"])
+
+
+def test_periods_too_thin_for_covariate_terms_are_left_out_like_empty_ones():
+    # in 2015-16 only one clean (never exposed) unit is observed: its period effect and
+    # x-by-period slope are not identified there, so those periods' targets cannot be
+    # imputed, as in a period with no clean row. Before, the whole fit refused; now those
+    # targets are counted out and every other number is that of the panel cut at 2014,
+    # since the thin rows fit exactly and inform no other coefficient (equal to rounding,
+    # 1e-9 relative; "onset_event" because the default's intensity quartiles are formed
+    # over every exposed unit-period, the left-out ones included)
+    sim = simulate(rng=4, **SMALL, displacement_share=0.7)
+    tab = exposure_from_adjacency(sim.panel).table
+    never = tab.index[
+        np.isinf(tab["cohort"].to_numpy(float)) & np.isinf(tab["exposure_onset"].to_numpy(float))
+    ]
+    assert len(never) > 5
+    f = sim.frame
+
+    def fit(frame: pd.DataFrame) -> spillover.SpilloverResult:
+        p = Panel.from_frame(
+            frame,
+            unit="unit",
+            time="year",
+            cohort="cohort",
+            outcomes=["fdi"],
+            covariates=["x"],
+            geography=sim.geography,
+            adjacency=sim.adjacency,
+        )
+        return spillover.fit(
+            p, outcome="fdi", rng=1, n_boot=0, covariates=["x"], aux_partition="onset_event"
+        )
+
+    with pytest.warns(UserWarning, match="too few clean units there"):
+        thin = fit(f[~(f["unit"].isin(never[1:]) & (f["year"] >= 2015))])
+    cut = fit(f[f["year"] < 2015])
+    late = f[(f["year"] >= 2015) & (f["cohort"] > 0)]  # zone rows (0: never a zone)
+    pieces = thin.pieces.set_index("piece")
+    assert pieces.loc["direct", "n_unidentified"] == len(late) == 100
+    a, b = thin.terms.set_index("term"), cut.terms.set_index("term")
+    for term in ("direct", "spillover", "net", "displacement_share", "spillover_on_zones"):
+        for col in ("estimate", "se", "df"):
+            assert a.loc[term, col] == pytest.approx(b.loc[term, col], rel=1e-9), (term, col)
+    # the wild bootstrap's model leaves out the unused covariate-by-period columns (they
+    # are zero on its rows) and inverts the same tests
+    wa = thin.with_inference("wild", n_boot=99, rng=7).terms.set_index("term")
+    wb = cut.with_inference("wild", n_boot=99, rng=7).terms.set_index("term")
+    for col in ("p_value", "ci_low", "ci_high"):
+        assert wa.loc["direct", col] == pytest.approx(wb.loc["direct", col], rel=1e-9)
 
 
 def test_bad_requests_name_what_was_wrong(fitted):

@@ -108,7 +108,11 @@ def _world(long: _bjs.LongTable, pieces: Sequence[WildPiece]) -> _World:
     pos[rows] = np.arange(len(rows))
     uc, unit = np.unique(long.unit[rows], return_inverse=True)
     tc, time = np.unique(long.time[rows], return_inverse=True)
-    Z = _bjs.design(unit, time, long.X[rows], len(uc), len(tc))
+    Xr = long.X[rows]
+    # a covariate-by-period column of a period no piece fits (too few clean units there,
+    # spillover._without_thin_periods) is zero on these rows and would make the model
+    # singular; it carries nothing, so it is left out
+    Z = _bjs.design(unit, time, Xr[:, np.any(Xr != 0, axis=0)], len(uc), len(tc))
     ti = np.concatenate([pos[p.fit.target] for p in pieces])
     pi = np.concatenate([np.full(p.fit.target.size, k) for k, p in enumerate(pieces)])
     D = sparse.csr_matrix((np.ones(len(ti)), (ti, pi)), shape=(len(rows), len(pieces)))

@@ -524,9 +524,10 @@ def _imputation_fits(
     out: dict[str, _PieceFit] = {}
     for p in pieces:
         clean, target = p.clean[ui, ti], p.target[ui, ti]
+        clean, cols = _without_thin_periods(clean, ui, ti, xb, len(periods))
         try:
             fit = _bjs.fit_untreated(
-                ui, ti, y, X, clean, target, what=f"piece {p.name!r}", weight=wrow
+                ui, ti, y, X[:, cols], clean, target, what=f"piece {p.name!r}", weight=wrow
             )
         except _bjs.SingularModel as exc:
             raise _thin_clean_periods(exc, p.name, ui, ti, clean, periods, xb.shape[1]) from exc
@@ -554,6 +555,37 @@ def _imputation_fits(
             p.name, estimate, int(fit.target.size), score, fit.n_unidentified, df, mass, rescore, bm
         )
     return out
+
+
+def _without_thin_periods(
+    clean: np.ndarray, ui: np.ndarray, ti: np.ndarray, xb: np.ndarray, n_periods: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The clean rows and :func:`_trend_terms` columns that identify a piece's step 1.
+
+    A period's own terms (its period effect and one ``x_i * 1{t = s}`` coefficient per
+    covariate) are identified only when ``[1, x_i]`` over its clean units has full column
+    rank. In a period where it does not, those terms fit its clean rows exactly and tell
+    nothing about any other coefficient, and its targets cannot be imputed: the same as a
+    period with no clean row at all, whose targets BJS's estimator (and did_imputation's
+    autosample) leaves out. So those periods' clean rows and columns are dropped here and
+    their targets reach ``n_unidentified`` (:func:`_warn_unidentified` says so), instead of
+    the whole fit failing on a singular matrix. Returns the mask and the kept column
+    indices (all of them without covariates)."""
+    k = xb.shape[1]
+    cols = np.arange(k * (n_periods - 1))
+    if k == 0:
+        return clean, cols
+    thin = []
+    for t in range(1, n_periods):
+        units = np.unique(ui[clean & (ti == t)])
+        block = np.column_stack([np.ones(units.size), xb[units]])
+        if np.linalg.matrix_rank(block) < k + 1:
+            thin.append(t)
+    if not thin:
+        return clean, cols
+    drop = np.isin(ti, thin)
+    period_of_col = np.tile(np.arange(1, n_periods), k)
+    return clean & ~drop, cols[~np.isin(period_of_col, thin)]
 
 
 def _thin_clean_periods(
@@ -1884,8 +1916,9 @@ def _warn_unidentified(fits: Mapping[str, _PieceFit], stacklevel: int = 3) -> No
             total = f.n + f.n_unidentified
             warnings.warn(
                 f"Piece {f.name!r}: {f.n_unidentified} of {total} target unit-periods cannot be "
-                "imputed (no clean control row in their period, or no untreated row of their "
-                f"own) and are left out; its mean and total cover the other {f.n}.",
+                "imputed (no clean control row in their period, too few clean units there for "
+                "the covariate-by-period terms, or no untreated row of their own) and are "
+                f"left out; its mean and total cover the other {f.n}.",
                 stacklevel=stacklevel,
             )
 
