@@ -57,15 +57,36 @@ WORLDS = {
 QUANTITIES = ("direct", "spillover", "net", "displacement_share")
 
 
-def truths(sim) -> dict[str, float]:
-    """The simulated world's realised truth of every reported quantity (outcome fdi)."""
+def truths(sim, left_out: frozenset = frozenset()) -> dict[str, float]:
+    """The simulated world's realised truth of every reported quantity (outcome fdi); with
+    ``left_out`` years (periods the fit left out for too few clean units, its pieces
+    table's ``left_out_periods``) the same quantities over the other years, as
+    ``simulate``'s truth computes them, so that the estimand matches the estimate's."""
     tr = sim.truth
+    if not left_out:
+        return {
+            "direct": tr.overall["fdi"],
+            "spillover": tr.spillover["fdi"],
+            "net": tr.net_total["fdi"],
+            "displacement_share": tr.displacement_share["fdi"],
+        }
+    f = sim.frame[~sim.frame["year"].isin(left_out)]
+    eff = f["fdi"] - f["fdi_y0"]
+    treated = (f["cohort"] > 0) & (f["year"] >= f["cohort"])
+    exposed = (f["exposure_onset"] > 0) & (f["year"] >= f["exposure_onset"])
+    d_tot, s_tot = float(eff[treated].sum()), float(eff[~treated].sum())
     return {
-        "direct": tr.overall["fdi"],
-        "spillover": tr.spillover["fdi"],
-        "net": tr.net_total["fdi"],
-        "displacement_share": tr.displacement_share["fdi"],
+        "direct": float(eff[treated].mean()),
+        "spillover": float(eff[exposed].mean()) if exposed.any() else 0.0,
+        "net": d_tot + s_tot,
+        "displacement_share": -s_tot / d_tot if d_tot else float("nan"),
     }
+
+
+def left_out_years(pieces: pd.DataFrame) -> frozenset:
+    """Every period some piece (but the naive one) left out for too few clean units."""
+    own = pieces[pieces["piece"] != "naive"]["left_out_periods"].fillna("")
+    return frozenset(float(v) for cell in own if cell for v in cell.split(", "))
 
 
 def one(
@@ -91,7 +112,8 @@ def one(
         )
     t = r.terms.set_index("term")
     ci = r.conf_int(0.05)
-    truth = truths(sim)
+    left_out = left_out_years(r.pieces)
+    truth = truths(sim, left_out)
     out: dict[str, float] = {}
     for q in QUANTITIES:
         out[f"{q}_est"] = float(t.loc[q, "estimate"])
@@ -100,6 +122,8 @@ def one(
         lo, hi = ci.loc[q, "lower"], ci.loc[q, "upper"]
         out[f"{q}_cover"] = float(lo <= truth[q] <= hi)
         out[f"{q}_reject0"] = float(not lo <= 0.0 <= hi)
+    # worlds whose thin periods were left out (their truths then leave those years out)
+    out["dropped"] = float(bool(left_out))
     # the share less its second-order ratio bias (info, not a term), same interval width
     b = float(r.info.get("displacement_share_ratio_bias", np.nan))
     q = "displacement_share"
@@ -130,6 +154,7 @@ def summarise(rows: pd.DataFrame, world: str) -> pd.DataFrame:
                 "coverage": float(rows[f"{q}_cover"][ok].mean()),
                 "reject_5pct": float(rows[f"{q}_reject0"][ok].mean()),
                 "n": int(ok.sum()),
+                "dropped": float(rows["dropped"].mean()),
             }
         )
     return pd.DataFrame(recs)

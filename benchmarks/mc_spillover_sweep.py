@@ -34,7 +34,7 @@ Targets (issue 14 item 4): |bias| < 5% of each nonzero truth, coverage of 95% in
 93-97%, rejection of H0: effect = 0 at 5% in 4-6% in the null world.
 
 Run:  OPENBLAS_NUM_THREADS=1 python benchmarks/mc_spillover_sweep.py [--reps 200]
-      [--variants few_regions many_units ...]
+      [--variants few_regions many_units ...] [--seed 20261130]
 """
 
 from __future__ import annotations
@@ -202,9 +202,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=200)
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--seed", type=int, default=20261130, help="another seed: fresh worlds")
     args = ap.parse_args()
     t0 = time.perf_counter()
-    table, errors = run(args.reps, args.variants)
+    table, errors = run(args.reps, args.variants, args.seed)
     pd.set_option("display.width", 160)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     for e in errors:

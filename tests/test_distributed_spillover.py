@@ -279,3 +279,48 @@ def test_dask_cs_base_survives_a_spillover_on_zones_piece_it_cannot_estimate(
     pd.testing.assert_frame_equal(own, b.pieces, check_exact=False, rtol=0, atol=1e-8)
     ta, tb = a.terms.set_index("term"), b.terms.set_index("term")
     np.testing.assert_allclose(tb.loc[COMPARED, "estimate"], ta.loc[COMPARED, "estimate"], atol=TOL)
+
+
+def test_dask_imputation_base_leaves_out_one_clean_unit_periods_as_in_memory(
+    client, tmp_path
+) -> None:
+    # with the never-exposed units' outcomes missing in the last two years but for one
+    # unit's, those periods' effects would be fitted exactly by that unit (no residual
+    # for the variance): both engines leave their targets out, name the periods in the
+    # pieces table and agree on everything else to 1e-10 (relative, as above)
+    sim = simulate(rng=3, n_units=120, n_regions=12, first_year=2005, last_year=2014,
+                   waves={2008: 0.5, 2011: 0.5})  # fmt: skip
+    emap = build_exposure(sim.panel, "adjacency")
+    d = sim.panel.data.copy()
+    role = d["unit"].map(emap.table["role"])
+    never = emap.table.index[(emap.table["role"] == "clean").to_numpy()]
+    assert len(never) > 3
+    gone = (role == "clean") & (d["unit"] != never[0]) & (d["time"] >= 2013)
+    d.loc[gone.to_numpy(), "fdi"] = np.nan
+    regions = sim.geography.set_index("unit")["region"].astype(str)
+    d.assign(region=regions.reindex(d["unit"]).to_numpy())[
+        ["unit", "time", "cohort", "fdi", "region"]
+    ].to_parquet(tmp_path / "part-0.parquet", index=False)
+    dp = zd.read_panel(
+        str(tmp_path / "*.parquet"), unit="unit", time="time", outcomes=["fdi"],
+        cohort="cohort", never_values=(), cluster="region", npartitions=2,
+    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = spillover.fit(
+            sim.panel.replace(data=d), outcome="fdi", exposure=emap, n_boot=99, rng=1,
+            small_sample="none", cluster=regions.rename("region"),
+        )  # fmt: skip
+        b = zd.spillover(
+            dp, outcome="fdi", exposure=emap, n_boot=99, rng=1, cluster="region",
+            base_estimator="imputation",
+        )  # fmt: skip
+    pa = a.pieces.set_index("piece")
+    assert pa.loc["direct", "left_out_periods"] == "2013, 2014"
+    zone_late = int(((role == "direct") & (d["time"] >= 2013)).sum())
+    assert pa.loc["direct", "n_unidentified"] == zone_late
+    own = a.pieces[a.pieces["piece"] != "net_region_did"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(own, b.pieces, check_exact=False, rtol=1e-10, atol=1e-8)
+    ta, tb = a.terms.set_index("term"), b.terms.set_index("term")
+    for col in ("estimate", "se"):
+        np.testing.assert_allclose(tb.loc[COMPARED, col], ta.loc[COMPARED, col], rtol=1e-10)

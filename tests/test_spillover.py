@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from conftest import mc_reps
 
-from zoneimpact.errors import EstimationError, GeographyError, PanelError, SpecError
+from zoneimpact.errors import GeographyError, PanelError, SpecError
 from zoneimpact.estimators import get_estimator, spillover
 from zoneimpact.estimators.spillover import region_panel
 from zoneimpact.exposure import exposure_from_onsets
@@ -467,10 +467,12 @@ def test_conley_standard_errors():
         spillover.fit(sim.panel, outcome="fdi", conley_km=100.0, cluster="region")
 
 
-def test_too_few_clean_units_for_the_covariate_terms_names_the_periods():
+def test_too_few_clean_units_for_a_periods_own_terms_leave_its_targets_out_by_name():
     # wide rings leave one clean (unexposed, untreated) unit from 2010 on: the x-by-period
-    # terms of those periods are not identified, and the error says where, instead of a
-    # bare "singular"
+    # terms of those periods are not identified, and without covariates the period effect
+    # fits that unit's rows exactly (no residual for the variance). Either way the
+    # periods' targets are left out and the warning names the periods (before, the fit
+    # with x refused and the one without went through)
     sim = simulate(
         rng=7,
         n_units=160,
@@ -482,12 +484,25 @@ def test_too_few_clean_units_for_the_covariate_terms_names_the_periods():
         displacement_share=0.5,
     )
     rings = [[0, 100], [100, 200]]
-    with pytest.raises(EstimationError, match=r"period\(s\) 2010 \(1 unit\(s\)\), 2011"):
-        spillover.fit(
-            sim.panel, outcome="fdi", rng=1, exposure="rings", rings_km=rings, covariates=["x"]
+    f = sim.frame
+    late_zone_rows = int(((f["year"] >= 2010) & (f["cohort"] > 0)).sum())
+    for covariates in (["x"], []):
+        with pytest.warns(UserWarning, match=r"period\(s\) 2010 \(1 unit\(s\)\), 2011"):
+            res = spillover.fit(
+                sim.panel,
+                outcome="fdi",
+                rng=1,
+                exposure="rings",
+                rings_km=rings,
+                covariates=covariates,
+                n_boot=0,
+            )
+        direct = res.pieces.set_index("piece").loc["direct"]
+        # every zone row from 2010 on, and none before (the 2005 cohort's 2005-09 stay)
+        assert direct["n_unidentified"] == late_zone_rows
+        assert direct["n_target_unit_periods"] == int(
+            ((f["year"] < 2010) & (f["year"] >= f["cohort"]) & (f["cohort"] > 0)).sum()
         )
-    # without covariates the same design is estimable
-    spillover.fit(sim.panel, outcome="fdi", rng=1, exposure="rings", rings_km=rings, n_boot=0)
 
 
 # 150 units in 10 regions, three zone waves, 70% of each zone's gain displaced

@@ -4,6 +4,8 @@ without refitting the pieces, equal to a refit with ``cluster=`` / ``conley_km=`
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -194,14 +196,17 @@ def test_collinear_covariates_are_refused_not_given_wrong_degrees_of_freedom():
     assert np.isfinite(ok.terms.set_index("term").loc["direct", "df"])
 
 
-def test_periods_too_thin_for_covariate_terms_are_left_out_like_empty_ones():
-    # in 2015-16 only one clean (never exposed) unit is observed: its period effect and
-    # x-by-period slope are not identified there, so those periods' targets cannot be
-    # imputed, as in a period with no clean row. Before, the whole fit refused; now those
-    # targets are counted out and every other number is that of the panel cut at 2014,
-    # since the thin rows fit exactly and inform no other coefficient (equal to rounding,
-    # 1e-9 relative; "onset_event" because the default's intensity quartiles are formed
-    # over every exposed unit-period, the left-out ones included)
+@pytest.mark.parametrize(("covariates", "kept"), [(["x"], 1), (["x"], 2), ([], 1)])
+def test_periods_too_thin_for_their_own_terms_are_left_out_like_empty_ones(covariates, kept):
+    # in 2015-16 only `kept` clean (never exposed) units are observed. With K covariates a
+    # period's own terms (period effect, K slopes) need more than K + 1 clean units: with
+    # fewer they are not identified, and with exactly K + 1 the clean rows are fitted
+    # exactly, so their noise moves the period's imputations while the variance sees zero
+    # residuals. Those targets are counted out (before, fewer than K + 1 refused the fit
+    # and K + 1 went through), and every other number is that of the panel cut at 2014,
+    # since the thin rows inform no other coefficient (equal to rounding, 1e-9 relative;
+    # "onset_event" because the default's intensity quartiles are formed over every
+    # exposed unit-period, the left-out ones included)
     sim = simulate(rng=4, **SMALL, displacement_share=0.7)
     tab = exposure_from_adjacency(sim.panel).table
     never = tab.index[
@@ -222,11 +227,14 @@ def test_periods_too_thin_for_covariate_terms_are_left_out_like_empty_ones():
             adjacency=sim.adjacency,
         )
         return spillover.fit(
-            p, outcome="fdi", rng=1, n_boot=0, covariates=["x"], aux_partition="onset_event"
+            p, outcome="fdi", rng=1, n_boot=0, covariates=covariates, aux_partition="onset_event"
         )
 
-    with pytest.warns(UserWarning, match="too few clean units there"):
-        thin = fit(f[~(f["unit"].isin(never[1:]) & (f["year"] >= 2015))])
+    def late_thinned(n: int) -> pd.DataFrame:
+        return f[~(f["unit"].isin(never[n:]) & (f["year"] >= 2015))]
+
+    with pytest.warns(UserWarning, match="with a residual to spare"):
+        thin = fit(late_thinned(kept))
     cut = fit(f[f["year"] < 2015])
     late = f[(f["year"] >= 2015) & (f["cohort"] > 0)]  # zone rows (0: never a zone)
     pieces = thin.pieces.set_index("piece")
@@ -235,12 +243,18 @@ def test_periods_too_thin_for_covariate_terms_are_left_out_like_empty_ones():
     for term in ("direct", "spillover", "net", "displacement_share", "spillover_on_zones"):
         for col in ("estimate", "se", "df"):
             assert a.loc[term, col] == pytest.approx(b.loc[term, col], rel=1e-9), (term, col)
-    # the wild bootstrap's model leaves out the unused covariate-by-period columns (they
-    # are zero on its rows) and inverts the same tests
-    wa = thin.with_inference("wild", n_boot=99, rng=7).terms.set_index("term")
-    wb = cut.with_inference("wild", n_boot=99, rng=7).terms.set_index("term")
-    for col in ("p_value", "ci_low", "ci_high"):
-        assert wa.loc["direct", col] == pytest.approx(wb.loc["direct", col], rel=1e-9)
+    # one clean unit more leaves a residual: every target is imputed again
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        more = fit(late_thinned(len(covariates) + 2))
+    assert more.pieces.set_index("piece").loc["direct", "n_unidentified"] == 0
+    if kept == 1 and covariates:
+        # the wild bootstrap's model leaves out the unused covariate-by-period columns
+        # (zero on its rows) and inverts the same tests
+        wa = thin.with_inference("wild", n_boot=99, rng=7).terms.set_index("term")
+        wb = cut.with_inference("wild", n_boot=99, rng=7).terms.set_index("term")
+        for col in ("p_value", "ci_low", "ci_high"):
+            assert wa.loc["direct", col] == pytest.approx(wb.loc["direct", col], rel=1e-9)
 
 
 def test_bad_requests_name_what_was_wrong(fitted):

@@ -358,16 +358,21 @@ def fit_scores(
     leave_out: bool = False,
     aux_cells: bool = False,
     scaled: bool = False,
+    min_untreated: int = 1,
 ) -> ScoredFit:
     """The estimates and their cluster scores (what :func:`fit` reports and the Dask
     spillover decomposition's imputation pieces combine). ``aux_cells``: also split the
     partition's cells of ``tau~`` by the panel's integer column ``_aux``; ``scaled``:
-    ``tau~`` proportional to the panel's column ``_scale`` within a cell."""
+    ``tau~`` proportional to the panel's column ``_scale`` within a cell;
+    ``min_untreated``: the untreated units a period needs for its treated rows to be
+    imputed (the spillover pieces take 2, :func:`zoneimpact.estimators.spillover.
+    _without_thin_periods`; 1 is BJS's and did_imputation's rule)."""
     import dask
 
     blocks, n0_t, meta = _imputable_blocks(
-        dpanel, outcome=outcome, cluster=by_cluster, aux=aux_cells, scale=scaled
-    )
+        dpanel, outcome=outcome, cluster=by_cluster, aux=aux_cells, scale=scaled,
+        min_untreated=min_untreated,
+    )  # fmt: skip
     tau, sweeps = _fit_y0(blocks, n0_t)
     own = pd.concat(compute_blocks([_cluster_cell_sums], blocks, tau=tau))
     own = own.groupby(level=[0, 1, 2, 3]).sum()
@@ -386,7 +391,13 @@ def fit_scores(
 
 
 def _imputable_blocks(
-    dpanel: DaskPanel, *, outcome: str, cluster: bool, aux: bool = False, scale: bool = False
+    dpanel: DaskPanel,
+    *,
+    outcome: str,
+    cluster: bool,
+    aux: bool = False,
+    scale: bool = False,
+    min_untreated: int = 1,
 ) -> tuple[list[Any], np.ndarray, tuple[Any, ...]]:
     """The partitions' imputable rows (persisted), the untreated rows per period, and per
     partition ``(edges, treated rows, dropped rows, units)``; refuses a sample without
@@ -408,7 +419,10 @@ def _imputable_blocks(
     n0_t = summed(compute_blocks([_untreated_periods], raw, n_t=n_t))["n0_t"]
     if not n0_t.any():
         raise EstimationError("No untreated observations: the Y(0) model cannot be fitted.")
-    blocks = persist_blocks(_select, raw, has_t=n0_t > 0)
+    # a period's untreated rows are one per unit, so n0_t counts its untreated units; the
+    # rows of a period below min_untreated stay in step 1 (fitted exactly by its period
+    # effect, they inform nothing else and get zero weight) but its treated rows are out
+    blocks = persist_blocks(_select, raw, has_t=n0_t >= min_untreated)
     meta = dask.compute(
         *[
             dask.delayed(lambda b: (b["edges"], len(b["y1"]), b["n_dropped"], b["n_used_units"]))(b)

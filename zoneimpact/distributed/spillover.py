@@ -54,6 +54,7 @@ from ..estimators.spillover import (
     _joint,
     _linear_terms,
     _net_without_dropped_zones,
+    _period_counts,
     _piece_warnings,
     _PieceFit,
     _pieces_table,
@@ -413,7 +414,7 @@ def _imputation_piece(
     try:
         f = imputation_scores(
             piece, outcome, [], by_cluster, "cohort_event", leave_out=True, aux_cells=refine,
-            scaled=refine and intensity is not None,
+            scaled=refine and intensity is not None, min_untreated=2,
         )  # fmt: skip
     except EstimationError:
         if name == "direct":
@@ -422,7 +423,16 @@ def _imputation_piece(
     codes = code_of_label.reindex(f.scores.index).to_numpy(int)
     score = np.bincount(codes, weights=f.scores.iloc[:, 0].to_numpy(float), minlength=n_clusters)
     n_unidentified = int(sum(m[2] for m in f.meta))
-    return _PieceFit(name, float(f.est[0]), int(f.ctx["n1"]), score, n_unidentified)
+    # periods with one clean unit, left out as in memory (_without_thin_periods, no
+    # covariates here); the first period has no effect of its own to fit
+    thin = np.flatnonzero(f.n0_t == 1)
+    thin = thin[thin > 0]
+    periods = piece.periods
+    return _PieceFit(
+        name, float(f.est[0]), int(f.ctx["n1"]), score, n_unidentified,
+        thin=_period_counts(periods, thin, f.n0_t.astype(int)),
+        left_out=tuple(periods[thin]),
+    )  # fmt: skip
 
 
 def _imputation_fits(

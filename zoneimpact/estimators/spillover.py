@@ -43,7 +43,10 @@ Base estimators (each piece is estimated separately, on its own clean rows):
 * ``"imputation"`` (default): Borusyak, Jaravel & Spiess (2024, Theorem 2), with
   covariates entering as baseline value x period terms (``x_i * 1{t = s}``: conditional
   parallel trends, trends that differ with ``x``); one sparse factorisation per piece
-  (:mod:`zoneimpact.estimators._bjs`).
+  (:mod:`zoneimpact.estimators._bjs`). A period with ``K + 1`` clean units or fewer
+  (``K`` covariates) cannot fit its own effect and slopes with a residual left for the
+  variance, and its targets are left out like those of a period without clean rows
+  (:func:`_without_thin_periods`; the pieces table's ``left_out_periods``, a warning).
 * ``"callaway_santanna"``: Callaway & Sant'Anna (2021) per piece, doubly robust with
   covariates (``est_method="dr"``), from its analytic influence functions.
 
@@ -393,6 +396,10 @@ class _PieceFit:
     # the terms are formed, so that a combination of pieces gets its own degrees of
     # freedom; None when CR2 is off or too large to keep, and not stored in a result
     bm: np.ndarray | None = field(default=None, repr=False, compare=False)
+    # periods whose clean units were too few for their own terms (_without_thin_periods):
+    # with their clean-unit counts for the warning, and their values for the pieces table
+    thin: str = ""
+    left_out: tuple[Any, ...] = ()
 
     @property
     def size(self) -> float:
@@ -524,15 +531,20 @@ def _imputation_fits(
     out: dict[str, _PieceFit] = {}
     for p in pieces:
         clean, target = p.clean[ui, ti], p.target[ui, ti]
-        clean, cols = _without_thin_periods(clean, ui, ti, xb, len(periods))
-        try:
-            fit = _bjs.fit_untreated(
-                ui, ti, y, X[:, cols], clean, target, what=f"piece {p.name!r}", weight=wrow
-            )
-        except _bjs.SingularModel as exc:
-            raise _thin_clean_periods(exc, p.name, ui, ti, clean, periods, xb.shape[1]) from exc
+        clean, cols, thin, left_out = _without_thin_periods(clean, ui, ti, xb, periods)
+        fit = _bjs.fit_untreated(
+            ui, ti, y, X[:, cols], clean, target, what=f"piece {p.name!r}", weight=wrow
+        )
         if fit.target.size == 0:
-            out[p.name] = _PieceFit(p.name, np.nan, 0, np.zeros(n_clusters), fit.n_unidentified)
+            out[p.name] = _PieceFit(
+                p.name,
+                np.nan,
+                0,
+                np.zeros(n_clusters),
+                fit.n_unidentified,
+                thin=thin,
+                left_out=left_out,
+            )
             continue
         by = first["onset"] if p.name.startswith("spillover") else first["cohort"]
         tgt = fit.target
@@ -552,40 +564,80 @@ def _imputation_fits(
         score, df, bm = _imputation_score(scoring, cluster, n_clusters, cr2, p.name)
         rescore = replace(scoring, fit=_bjs.detached(fit))
         out[p.name] = _PieceFit(
-            p.name, estimate, int(fit.target.size), score, fit.n_unidentified, df, mass, rescore, bm
+            p.name,
+            estimate,
+            int(fit.target.size),
+            score,
+            fit.n_unidentified,
+            df,
+            mass,
+            rescore,
+            bm,
+            thin,
+            left_out,
         )
     return out
 
 
 def _without_thin_periods(
-    clean: np.ndarray, ui: np.ndarray, ti: np.ndarray, xb: np.ndarray, n_periods: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """The clean rows and :func:`_trend_terms` columns that identify a piece's step 1.
+    clean: np.ndarray, ui: np.ndarray, ti: np.ndarray, xb: np.ndarray, periods: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, str, tuple[Any, ...]]:
+    """The clean rows and :func:`_trend_terms` columns that a piece's step 1 keeps.
 
     A period's own terms (its period effect and one ``x_i * 1{t = s}`` coefficient per
-    covariate) are identified only when ``[1, x_i]`` over its clean units has full column
-    rank. In a period where it does not, those terms fit its clean rows exactly and tell
-    nothing about any other coefficient, and its targets cannot be imputed: the same as a
-    period with no clean row at all, whose targets BJS's estimator (and did_imputation's
-    autosample) leaves out. So those periods' clean rows and columns are dropped here and
-    their targets reach ``n_unidentified`` (:func:`_warn_unidentified` says so), instead of
-    the whole fit failing on a singular matrix. Returns the mask and the kept column
-    indices (all of them without covariates)."""
+    covariate, ``K`` of them) are fitted on its clean units alone: ``[1, x_i]`` over
+    them needs full column rank ``K + 1`` to identify them, and more than ``K + 1`` units
+    to leave a residual. With ``K + 1`` units or fewer the period's clean rows are fitted
+    exactly (leverage one): their noise moves every imputed target of the period, while
+    their residuals, which BJS's Theorem 3 variance is built from, are zero, and the
+    ``tau~`` cells (onset or cohort x period) absorb what the targets' residuals share.
+    The variance would then miss that noise (two never-exposed units imputing seven late
+    periods gave a direct effect of -909, SE 105, truth 77). So such a period is treated
+    as one without clean rows, whose targets BJS (and did_imputation's autosample) leave
+    out (did_imputation keeps a just-identified period; here the variance's needs decide):
+    its clean rows and columns are dropped here, its targets reach
+    ``n_unidentified``, the pieces table lists them (``left_out_periods``) and
+    :func:`_warn_unidentified` names them. Returns the mask, the kept column indices, the
+    left-out periods with their clean-unit counts ("" when none) and those periods."""
+    n_periods = len(periods)
     k = xb.shape[1]
     cols = np.arange(k * (n_periods - 1))
-    if k == 0:
-        return clean, cols
-    thin = []
-    for t in range(1, n_periods):
-        units = np.unique(ui[clean & (ti == t)])
-        block = np.column_stack([np.ones(units.size), xb[units]])
-        if np.linalg.matrix_rank(block) < k + 1:
-            thin.append(t)
+    pairs = np.unique(np.column_stack([ti[clean], ui[clean]]), axis=0)
+    everyone = np.unique(pairs[:, 1])
+    if k and np.linalg.matrix_rank(np.column_stack([np.ones(everyone.size), xb[everyone]])) <= k:
+        # collinear covariates, not thin periods: fit_untreated refuses them by name
+        return clean, cols, "", ()
+    per = np.bincount(pairs[:, 0], minlength=n_periods)
+    thin = [t for t in range(1, n_periods) if 0 < per[t] <= k + 1]
+    if k:
+        start = np.r_[0, np.cumsum(per)]
+        for t in np.flatnonzero(per > k + 1):
+            if t == 0:
+                continue
+            units = pairs[start[t] : start[t + 1], 1]
+            block = np.column_stack([np.ones(units.size), xb[units]])
+            if np.linalg.matrix_rank(block) < k + 1:
+                thin.append(int(t))
     if not thin:
-        return clean, cols
+        return clean, cols, "", ()
+    thin.sort()
     drop = np.isin(ti, thin)
     period_of_col = np.tile(np.arange(1, n_periods), k)
-    return clean & ~drop, cols[~np.isin(period_of_col, thin)]
+    shown = _period_counts(periods, thin, per)
+    return clean & ~drop, cols[~np.isin(period_of_col, thin)], shown, tuple(periods[thin])
+
+
+def _period_label(v: Any) -> str:
+    """A period as written in messages and tables: ``2010``, not ``2010.0``."""
+    return str(int(v)) if float(v).is_integer() else f"{float(v):g}"
+
+
+def _period_counts(periods: np.ndarray, which: Sequence[int] | np.ndarray, per: np.ndarray) -> str:
+    """``"2010 (1 unit(s)), 2011 (2 unit(s))"`` for period codes ``which``, six at most."""
+    shown = ", ".join(f"{_period_label(periods[t])} ({per[t]} unit(s))" for t in which[:6])
+    if len(which) > 6:
+        shown += f" and {len(which) - 6} more"
+    return shown
 
 
 def _thin_clean_periods(
@@ -611,12 +663,7 @@ def _thin_clean_periods(
     if thin.size == 0:
         return exc
 
-    def label(v: float) -> str:
-        return str(int(v)) if float(v).is_integer() else f"{v:g}"
-
-    shown = ", ".join(f"{label(periods[t])} ({per[t]} unit(s))" for t in thin[:6])
-    if thin.size > 6:
-        shown += f" and {thin.size - 6} more"
+    shown = _period_counts(periods, thin, per)
     return EstimationError(
         f"Piece {name!r}: the untreated, unexposed (clean) rows of period(s) {shown} come "
         f"from too few units to estimate {n_covariates} covariate-by-period term(s) there, "
@@ -1914,11 +1961,18 @@ def _warn_unidentified(fits: Mapping[str, _PieceFit], stacklevel: int = 3) -> No
     for f in fits.values():
         if f.n_unidentified and f.name != "naive":
             total = f.n + f.n_unidentified
+            thin = (
+                f" Clean units in period(s) {f.thin}: too few to fit the period's own effect "
+                "and covariate-by-period terms with a residual to spare, so their targets "
+                "are among those left out."
+                if f.thin
+                else ""
+            )
             warnings.warn(
                 f"Piece {f.name!r}: {f.n_unidentified} of {total} target unit-periods cannot be "
-                "imputed (no clean control row in their period, too few clean units there for "
-                "the covariate-by-period terms, or no untreated row of their own) and are "
-                f"left out; its mean and total cover the other {f.n}.",
+                "imputed (no untreated row of their own, or in their period no clean control "
+                "row or too few clean units) and are left out; its mean and total cover the "
+                f"other {f.n}.{thin}",
                 stacklevel=stacklevel,
             )
 
@@ -1976,6 +2030,7 @@ def _pieces_table(fits: Mapping[str, _PieceFit], region: _PieceFit | None) -> pd
             "total": f.estimate * f.size,
             "n_target_unit_periods": f.n,
             "n_unidentified": f.n_unidentified,
+            "left_out_periods": ", ".join(_period_label(v) for v in f.left_out),
         }
         for f in fits.values()
     ]
@@ -1991,6 +2046,7 @@ def _pieces_table(fits: Mapping[str, _PieceFit], region: _PieceFit | None) -> pd
                 "total": region.estimate,
                 "n_target_unit_periods": region.n,
                 "n_unidentified": 0,
+                "left_out_periods": "",
             }
         )
     return pd.DataFrame(rows)
