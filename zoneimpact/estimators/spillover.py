@@ -147,8 +147,8 @@ class SpilloverResult(EstimationResult):
 
     Extra fields: ``exposure`` (the :class:`~zoneimpact.exposure.ExposureMap`),
     ``pieces`` (one summary row per piece: direct, spillover rings, spillover on zones,
-    naive, region; with
-    estimate, total, number of target unit-periods), ``draws`` (bootstrap draws of every
+    naive, region; with estimate, total, number of target unit-periods, of those left
+    out, and the periods left out for too few clean units), ``draws`` (bootstrap draws of every
     term, one row per draw of the joint multiplier bootstrap), ``base_results`` (the
     base estimator's result per piece when it is a registry estimator). ``info`` carries
     the direct total's coefficient of variation (``direct_total_cv``) and the
