@@ -257,6 +257,76 @@ def test_periods_too_thin_for_their_own_terms_are_left_out_like_empty_ones(covar
             assert wa.loc["direct", col] == pytest.approx(wb.loc["direct", col], rel=1e-9)
 
 
+def _small_world_fit(frame: pd.DataFrame, sim, **kw) -> spillover.SpilloverResult:
+    p = Panel.from_frame(
+        frame,
+        unit="unit",
+        time="year",
+        cohort="cohort",
+        outcomes=["fdi"],
+        covariates=["x", "xd"] if "xd" in frame else ["x"],
+        geography=sim.geography,
+        adjacency=sim.adjacency,
+    )
+    return spillover.fit(p, outcome="fdi", rng=1, n_boot=0, aux_partition="onset_event", **kw)
+
+
+def test_a_units_only_clean_row_does_not_count_towards_its_period():
+    # in 2015-16 two never-exposed units are observed, but one of them only in 2016: its
+    # one clean row is fitted by its own unit effect, so 2016's terms rest on one unit
+    # (K = 1 needs three). 2016 goes, after which 2015 has one unit and goes too; the
+    # left-out rows then move nothing (a review found the estimate following an outcome
+    # bump of 1,000 on such a period's row with an unchanged SE)
+    sim = simulate(rng=4, **SMALL, displacement_share=0.7)
+    tab = exposure_from_adjacency(sim.panel).table
+    never = tab.index[
+        np.isinf(tab["cohort"].to_numpy(float)) & np.isinf(tab["exposure_onset"].to_numpy(float))
+    ]
+    f = sim.frame.copy()
+    f.loc[f["unit"].isin(never[2:]) & (f["year"] >= 2015), "fdi"] = np.nan
+    f.loc[(f["unit"] == never[1]), "fdi"] = f["fdi"].where(f["year"] == 2016)
+    res = []
+    for bump in (0.0, 1000.0):
+        g = f.copy()
+        g.loc[(g["unit"] == never[0]) & (g["year"] == 2016), "fdi"] += bump
+        with pytest.warns(UserWarning, match=r"2015 \(1 unit\(s\)\), 2016 \(1 unit"):
+            res.append(_small_world_fit(g, sim, covariates=["x"]))
+    a, b = (r.terms.set_index("term").loc["direct", ["estimate", "se"]] for r in res)
+    # nothing the fit uses moved: equal to rounding
+    np.testing.assert_allclose(a.to_numpy(float), b.to_numpy(float), rtol=1e-12)
+    assert res[0].pieces.set_index("piece").loc["direct", "left_out_periods"] == "2015, 2016"
+
+
+def test_a_thin_first_period_is_left_out_and_the_next_becomes_the_reference():
+    # only one unit is observed in 2002: the first period's rows are fitted exactly too,
+    # so they go and 2003 becomes the reference (it loses its x-by-period column, which
+    # the unit effects would otherwise duplicate). Before, the fit refused with a bare
+    # "singular"; now every number equals the panel that starts in 2003 (to rounding,
+    # 1e-9 relative)
+    sim = simulate(rng=4, **SMALL, displacement_share=0.7)
+    f = sim.frame.copy()
+    first = sorted(f["unit"].unique())[0]
+    f.loc[(f["year"] == 2002) & (f["unit"] != first), "fdi"] = np.nan
+    thin = _small_world_fit(f, sim, covariates=["x"])  # no target there: nothing to warn of
+    cut = _small_world_fit(f[f["year"] > 2002], sim, covariates=["x"])
+    assert thin.pieces.set_index("piece").loc["direct", "left_out_periods"] == "2002"
+    a, b = thin.terms.set_index("term"), cut.terms.set_index("term")
+    for term in ("direct", "spillover", "net", "displacement_share"):
+        for col in ("estimate", "se", "df"):
+            assert a.loc[term, col] == pytest.approx(b.loc[term, col], rel=1e-9), (term, col)
+
+
+def test_a_covariate_constant_among_a_periods_clean_units_is_refused_by_name():
+    # a dummy for the 2013 zone cohort: from 2013 on no clean unit has it, so those
+    # periods' dummy-by-period terms are not identified although many units are clean
+    # there. Their rows inform the unit effects, so leaving them out would change other
+    # imputations: refused, naming the piece and the periods
+    sim = simulate(rng=4, **SMALL, displacement_share=0.7)
+    f = sim.frame.assign(xd=(sim.frame["cohort"] == 2013).astype(float))
+    with pytest.raises(EstimationError, match=r"Piece 'direct': The covariates do not vary"):
+        _small_world_fit(f, sim, covariates=["x", "xd"])
+
+
 def test_bad_requests_name_what_was_wrong(fitted):
     with pytest.raises(ZoneImpactError, match="nope"):
         fitted.with_inference(cluster="nope")

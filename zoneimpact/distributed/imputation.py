@@ -102,12 +102,30 @@ def _untreated_periods(blk: dict[str, Any], *, n_t: int) -> dict[str, np.ndarray
     return {"n0_t": np.bincount(blk["tcode"][~blk["treated"]], minlength=n_t).astype(float)}
 
 
-def _select(blk: dict[str, Any], *, has_t: np.ndarray) -> dict[str, Any]:
+def _paired_untreated(blk: dict[str, Any], *, n_t: int, thin: np.ndarray) -> dict[str, np.ndarray]:
+    """Per period outside ``thin``: untreated units with another untreated row outside
+    ``thin`` (``paired``), and whether it has untreated rows at all (``has``). A unit's
+    rows stay in one partition, so the per-partition counts add up."""
+    u, tc = blk["ucode"], blk["tcode"]
+    own = ~blk["treated"] & ~thin[tc]
+    rows = np.bincount(u[own], minlength=blk["n_units"])
+    paired = own & (rows[u] >= 2)
+    return {
+        "paired": np.bincount(tc[paired], minlength=n_t).astype(float),
+        "has": np.bincount(tc[own], minlength=n_t).astype(float),
+    }
+
+
+def _select(
+    blk: dict[str, Any], *, has_t: np.ndarray, thin: np.ndarray | None = None
+) -> dict[str, Any]:
     """The rows whose ``Y(0)`` is imputable (their unit and period have untreated rows),
-    as the in-memory ``_sample``; untreated rows ``0`` and treated rows ``1``."""
+    as the in-memory ``_sample``; untreated rows ``0`` and treated rows ``1``. Untreated
+    rows of ``thin`` periods are left out of step 1."""
     u, tc, tr = blk["ucode"], blk["tcode"], blk["treated"]
-    has_u = np.bincount(u[~tr], minlength=blk["n_units"]) > 0
-    keep = ~tr | (has_u[u] & has_t[tc])
+    untreated = ~tr if thin is None else ~tr & ~thin[tc]
+    has_u = np.bincount(u[untreated], minlength=blk["n_units"]) > 0
+    keep = untreated | (tr & has_u[u] & has_t[tc])
     i0, i1 = np.flatnonzero(keep & ~tr), np.flatnonzero(keep & tr)
     first = pd.Series(tc[i0]).groupby(u[i0]).transform("min").to_numpy()
     return {
@@ -116,7 +134,7 @@ def _select(blk: dict[str, Any], *, has_t: np.ndarray) -> dict[str, Any]:
         "u1": u[i1], "t1": tc[i1], "y1": blk["y"][i1], "lab1": blk["labels"][i1],
         "g1": blk["g"][i1], "e1": (blk["t"][i1] - blk["g"][i1]).astype(np.int64),
         "a1": blk["aux"][i1], "s1": blk["scale"][i1],
-        "n_dropped": int((~keep).sum()), "n_used_units": int(np.count_nonzero(np.bincount(u[keep]))),
+        "n_dropped": int((tr & ~keep).sum()), "n_used_units": int(np.count_nonzero(np.bincount(u[keep]))),
         "edges": np.unique(np.column_stack([first, tc[i0]]), axis=0) if i0.size else
         np.zeros((0, 2), dtype=np.intp),
     }  # fmt: skip
@@ -347,6 +365,9 @@ class ScoredFit:
     meta: tuple[Any, ...]
     sweeps: int
     gs_sweeps: int
+    # periods left out for too few untreated units (min_untreated), with their counts
+    thin: np.ndarray | None = None
+    thin_units: np.ndarray | None = None
 
 
 def fit_scores(
@@ -369,7 +390,7 @@ def fit_scores(
     _without_thin_periods`; 1 is BJS's and did_imputation's rule)."""
     import dask
 
-    blocks, n0_t, meta = _imputable_blocks(
+    blocks, n0_t, meta, at_drop, thin = _imputable_blocks(
         dpanel, outcome=outcome, cluster=by_cluster, aux=aux_cells, scale=scaled,
         min_untreated=min_untreated,
     )  # fmt: skip
@@ -387,7 +408,7 @@ def fit_scores(
     parts = compute_blocks([_scores], blocks, tau=tau, theta_t=theta_t, tilde=shared, ctx=ctx)
     # as cluster_sums, keeping the labels: a cluster's units may sit in several partitions
     scores = pd.concat(parts).groupby(level=0, sort=False).sum()
-    return ScoredFit(est, scores, ctx, n0_t, meta, sweeps, gs_sweeps)
+    return ScoredFit(est, scores, ctx, n0_t, meta, sweeps, gs_sweeps, thin, at_drop)
 
 
 def _imputable_blocks(
@@ -398,9 +419,11 @@ def _imputable_blocks(
     aux: bool = False,
     scale: bool = False,
     min_untreated: int = 1,
-) -> tuple[list[Any], np.ndarray, tuple[Any, ...]]:
-    """The partitions' imputable rows (persisted), the untreated rows per period, and per
-    partition ``(edges, treated rows, dropped rows, units)``; refuses a sample without
+) -> tuple[list[Any], np.ndarray, tuple[Any, ...], np.ndarray, np.ndarray]:
+    """The partitions' imputable rows (persisted), the untreated rows per period, per
+    partition ``(edges, treated rows, dropped treated rows, units)``, and per period the
+    untreated units counted when it was left out for having fewer than ``min_untreated``
+    and whether it was; refuses a sample without
     untreated rows, without an imputable treated row, or whose untreated rows leave the
     unit and period effects unidentified (a disconnected unit-period graph)."""
     import dask
@@ -419,10 +442,21 @@ def _imputable_blocks(
     n0_t = summed(compute_blocks([_untreated_periods], raw, n_t=n_t))["n0_t"]
     if not n0_t.any():
         raise EstimationError("No untreated observations: the Y(0) model cannot be fitted.")
-    # a period's untreated rows are one per unit, so n0_t counts its untreated units; the
-    # rows of a period below min_untreated stay in step 1 (fitted exactly by its period
-    # effect, they inform nothing else and get zero weight) but its treated rows are out
-    blocks = persist_blocks(_select, raw, has_t=n0_t >= min_untreated)
+    # spillover._without_thin_periods without covariates: a period whose untreated units
+    # with another untreated row number fewer than min_untreated is fitted exactly, so its
+    # untreated rows leave step 1 and its treated rows are not imputed; repeated, since
+    # leaving a period out can leave a unit with one untreated row
+    thin = np.zeros(n_t, dtype=bool)
+    at_drop = np.zeros(n_t)
+    while min_untreated > 1:
+        c = summed(compute_blocks([_paired_untreated], raw, n_t=n_t, thin=thin))
+        more = (c["has"] > 0) & (c["paired"] < min_untreated)
+        if not more.any():
+            break
+        thin |= more
+        at_drop[more] = c["paired"][more]
+    n0_t = np.where(thin, 0.0, n0_t)
+    blocks = persist_blocks(_select, raw, has_t=n0_t > 0, thin=thin)
     meta = dask.compute(
         *[
             dask.delayed(lambda b: (b["edges"], len(b["y1"]), b["n_dropped"], b["n_used_units"]))(b)
@@ -440,7 +474,7 @@ def _imputable_blocks(
             "The untreated observations split into disconnected groups of units and "
             "periods, so the unit and period effects of the Y(0) model are not identified."
         )
-    return blocks, n0_t, meta
+    return blocks, n0_t, meta, at_drop, thin
 
 
 def _fit_y0(blocks: list[Any], n0_t: np.ndarray) -> tuple[np.ndarray, int]:

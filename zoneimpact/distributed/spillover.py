@@ -423,14 +423,14 @@ def _imputation_piece(
     codes = code_of_label.reindex(f.scores.index).to_numpy(int)
     score = np.bincount(codes, weights=f.scores.iloc[:, 0].to_numpy(float), minlength=n_clusters)
     n_unidentified = int(sum(m[2] for m in f.meta))
-    # periods with one clean unit, left out as in memory (_without_thin_periods, no
-    # covariates here); the first period has no effect of its own to fit
-    thin = np.flatnonzero(f.n0_t == 1)
-    thin = thin[thin > 0]
+    # periods left out for too few clean units, as in memory (_without_thin_periods
+    # without covariates)
+    assert f.thin is not None and f.thin_units is not None
+    thin = np.flatnonzero(f.thin)
     periods = piece.periods
     return _PieceFit(
         name, float(f.est[0]), int(f.ctx["n1"]), score, n_unidentified,
-        thin=_period_counts(periods, thin, f.n0_t.astype(int)),
+        thin=_period_counts(periods, thin, f.thin_units.astype(int)) if thin.size else "",
         left_out=tuple(periods[thin]),
     )  # fmt: skip
 

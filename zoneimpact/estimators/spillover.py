@@ -44,9 +44,11 @@ Base estimators (each piece is estimated separately, on its own clean rows):
   covariates entering as baseline value x period terms (``x_i * 1{t = s}``: conditional
   parallel trends, trends that differ with ``x``); one sparse factorisation per piece
   (:mod:`zoneimpact.estimators._bjs`). A period with ``K + 1`` clean units or fewer
-  (``K`` covariates) cannot fit its own effect and slopes with a residual left for the
-  variance, and its targets are left out like those of a period without clean rows
-  (:func:`_without_thin_periods`; the pieces table's ``left_out_periods``, a warning).
+  (``K`` covariates; units whose only clean row it holds do not count) cannot fit its own
+  effect and slopes with a residual left for the variance, and its targets are left out
+  like those of a period without clean rows (:func:`_without_thin_periods`; the pieces
+  table's ``left_out_periods``, a warning); one whose clean units all share a
+  covariate's value is refused by name.
 * ``"callaway_santanna"``: Callaway & Sant'Anna (2021) per piece, doubly robust with
   covariates (``est_method="dr"``), from its analytic influence functions.
 
@@ -531,7 +533,10 @@ def _imputation_fits(
     out: dict[str, _PieceFit] = {}
     for p in pieces:
         clean, target = p.clean[ui, ti], p.target[ui, ti]
-        clean, cols, thin, left_out = _without_thin_periods(clean, ui, ti, xb, periods)
+        try:
+            clean, cols, thin, left_out = _without_thin_periods(clean, ui, ti, xb, periods)
+        except _bjs.SingularModel as exc:
+            raise _bjs.SingularModel(f"Piece {p.name!r}: {exc}") from None
         fit = _bjs.fit_untreated(
             ui, ti, y, X[:, cols], clean, target, what=f"piece {p.name!r}", weight=wrow
         )
@@ -585,20 +590,28 @@ def _without_thin_periods(
     """The clean rows and :func:`_trend_terms` columns that a piece's step 1 keeps.
 
     A period's own terms (its period effect and one ``x_i * 1{t = s}`` coefficient per
-    covariate, ``K`` of them) are fitted on its clean units alone: ``[1, x_i]`` over
-    them needs full column rank ``K + 1`` to identify them, and more than ``K + 1`` units
-    to leave a residual. With ``K + 1`` units or fewer the period's clean rows are fitted
-    exactly (leverage one): their noise moves every imputed target of the period, while
-    their residuals, which BJS's Theorem 3 variance is built from, are zero, and the
-    ``tau~`` cells (onset or cohort x period) absorb what the targets' residuals share.
-    The variance would then miss that noise (two never-exposed units imputing seven late
-    periods gave a direct effect of -909, SE 105, truth 77). So such a period is treated
-    as one without clean rows, whose targets BJS (and did_imputation's autosample) leave
-    out (did_imputation keeps a just-identified period; here the variance's needs decide):
-    its clean rows and columns are dropped here, its targets reach
-    ``n_unidentified``, the pieces table lists them (``left_out_periods``) and
-    :func:`_warn_unidentified` names them. Returns the mask, the kept column indices, the
-    left-out periods with their clean-unit counts ("" when none) and those periods."""
+    covariate, ``K`` of them) are fitted on its clean units that have another clean row (a
+    unit's only clean row is fitted by its unit effect and tells nothing about the
+    period's terms). With ``K + 1`` such units or fewer the period's clean rows are all
+    fitted exactly (leverage one): their noise moves every imputed target of the period,
+    while their residuals, which BJS's Theorem 3 variance is built from, are zero, and the
+    ``tau~`` cells (onset or cohort x period) absorb what the targets' residuals share. The
+    variance would then miss that noise (two never-exposed units imputing seven late
+    periods gave a direct effect of -909, SE 105, truth 77). Such a period is treated as
+    one without clean rows, whose targets BJS (and did_imputation's autosample) leave out
+    (did_imputation keeps a just-identified period; here the variance decides): its clean
+    rows and columns are dropped, which changes no other fitted value since they were
+    fitted exactly, its targets reach ``n_unidentified``, the pieces table lists it
+    (``left_out_periods``) and :func:`_warn_unidentified` names it. Dropping a period can
+    leave a unit with one clean row, so the count is repeated until nothing changes (as
+    fixest and reghdfe drop singletons). The first period counts like the others: when it
+    goes, the first kept period becomes the reference and loses its own columns.
+
+    A period with more such units whose ``[1, x_i]`` still lacks full rank (the
+    covariates do not vary among its clean units) is refused by name: its rows inform the
+    unit effects, so leaving it out would change other imputations. Returns the mask, the
+    kept column indices, the left-out periods with their unit counts ("" when none) and
+    those periods."""
     n_periods = len(periods)
     k = xb.shape[1]
     cols = np.arange(k * (n_periods - 1))
@@ -607,24 +620,48 @@ def _without_thin_periods(
     if k and np.linalg.matrix_rank(np.column_stack([np.ones(everyone.size), xb[everyone]])) <= k:
         # collinear covariates, not thin periods: fit_untreated refuses them by name
         return clean, cols, "", ()
-    per = np.bincount(pairs[:, 0], minlength=n_periods)
-    thin = [t for t in range(1, n_periods) if 0 < per[t] <= k + 1]
+    thin = np.zeros(n_periods, dtype=bool)
+    at_drop = np.zeros(n_periods, dtype=int)  # a left-out period's units when it went
+    while True:
+        kept = pairs[~thin[pairs[:, 0]]]
+        rows_of_unit = np.bincount(kept[:, 1], minlength=int(ui.max()) + 1)
+        paired = kept[rows_of_unit[kept[:, 1]] >= 2]
+        per = np.bincount(paired[:, 0], minlength=n_periods)
+        has = np.bincount(kept[:, 0], minlength=n_periods) > 0
+        more = has & (per <= k + 1)
+        if not more.any():
+            break
+        thin |= more
+        at_drop[more] = per[more]
     if k:
-        start = np.r_[0, np.cumsum(per)]
-        for t in np.flatnonzero(per > k + 1):
-            if t == 0:
-                continue
-            units = pairs[start[t] : start[t + 1], 1]
-            block = np.column_stack([np.ones(units.size), xb[units]])
-            if np.linalg.matrix_rank(block) < k + 1:
-                thin.append(int(t))
-    if not thin:
-        return clean, cols, "", ()
-    thin.sort()
-    drop = np.isin(ti, thin)
+        rank_short = [
+            t
+            for t in np.flatnonzero(per > k + 1).tolist()
+            if np.linalg.matrix_rank(
+                np.column_stack([np.ones(per[t]), xb[paired[paired[:, 0] == t, 1]]])
+            )
+            < k + 1
+        ]
+        if rank_short:
+            raise _bjs.SingularModel(
+                "The covariates do not vary among the clean units of period(s) "
+                f"{_period_counts(periods, rank_short, per)}, so their covariate-by-period "
+                "terms are not identified. Use fewer covariates or leave those periods out."
+            )
+    left = np.flatnonzero(thin)
+    # the reference period (no columns of its own) is the first one with clean rows;
+    # periods without clean rows have none either (their targets are not imputed)
+    fitted = np.flatnonzero(has)
+    own_cols = np.zeros(n_periods, dtype=bool)
+    own_cols[fitted[1:]] = True
     period_of_col = np.tile(np.arange(1, n_periods), k)
-    shown = _period_counts(periods, thin, per)
-    return clean & ~drop, cols[~np.isin(period_of_col, thin)], shown, tuple(periods[thin])
+    shown = _period_counts(periods, left, at_drop) if left.size else ""
+    return (
+        clean & ~thin[ti],
+        cols[own_cols[period_of_col]],
+        shown,
+        tuple(periods[left]),
+    )
 
 
 def _period_label(v: Any) -> str:
@@ -1962,9 +1999,9 @@ def _warn_unidentified(fits: Mapping[str, _PieceFit], stacklevel: int = 3) -> No
         if f.n_unidentified and f.name != "naive":
             total = f.n + f.n_unidentified
             thin = (
-                f" Clean units in period(s) {f.thin}: too few to fit the period's own effect "
-                "and covariate-by-period terms with a residual to spare, so their targets "
-                "are among those left out."
+                f" Clean units (with another clean row) in period(s) {f.thin}: too few to "
+                "fit the period's own effect and covariate-by-period terms with a residual "
+                "to spare, so those periods are left out with their targets."
                 if f.thin
                 else ""
             )
