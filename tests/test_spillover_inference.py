@@ -173,6 +173,28 @@ def test_ratio_bias_follows_the_inference_but_the_share_does_not(fitted):
     )
 
 
+def _small_world_fit(
+    frame: pd.DataFrame, sim, covariates: list[str], **kw
+) -> spillover.SpilloverResult:
+    """The small world's rows ``frame`` as a panel, fitted with ``covariates`` and the
+    ``"onset_event"`` cells (the default's intensity quartiles are formed over every
+    exposed unit-period, the left-out ones included, so they would differ from a cut
+    panel's)."""
+    p = Panel.from_frame(
+        frame,
+        unit="unit",
+        time="year",
+        cohort="cohort",
+        outcomes=["fdi"],
+        covariates=covariates or ["x"],
+        geography=sim.geography,
+        adjacency=sim.adjacency,
+    )
+    return spillover.fit(
+        p, outcome="fdi", rng=1, n_boot=0, covariates=covariates, aux_partition="onset_event", **kw
+    )
+
+
 def test_collinear_covariates_are_refused_not_given_wrong_degrees_of_freedom():
     # x2 = 2 x + 1 adds covariate-by-period terms that the period effects and x's already
     # span. SuperLU factorises that normal matrix (condition ~1e17) and the estimates
@@ -180,19 +202,9 @@ def test_collinear_covariates_are_refused_not_given_wrong_degrees_of_freedom():
     # inverse did not: the direct effect's df fell from 18.7 to 1.6 without a warning
     sim = simulate(rng=4, **SMALL, displacement_share=0.7)
     frame = sim.frame.assign(x2=2 * sim.frame["x"] + 1)
-    p = Panel.from_frame(
-        frame,
-        unit="unit",
-        time="year",
-        cohort="cohort",
-        outcomes=["fdi"],
-        covariates=["x", "x2"],
-        geography=sim.geography,
-        adjacency=sim.adjacency,
-    )
     with pytest.raises(EstimationError, match="collinear given the unit and period effects"):
-        spillover.fit(p, outcome="fdi", rng=1, n_boot=0, covariates=["x", "x2"])
-    ok = spillover.fit(p, outcome="fdi", rng=1, n_boot=0, covariates=["x"])
+        _small_world_fit(frame, sim, ["x", "x2"])
+    ok = _small_world_fit(frame, sim, ["x"])
     assert np.isfinite(ok.terms.set_index("term").loc["direct", "df"])
 
 
@@ -216,19 +228,7 @@ def test_periods_too_thin_for_their_own_terms_are_left_out_like_empty_ones(covar
     f = sim.frame
 
     def fit(frame: pd.DataFrame) -> spillover.SpilloverResult:
-        p = Panel.from_frame(
-            frame,
-            unit="unit",
-            time="year",
-            cohort="cohort",
-            outcomes=["fdi"],
-            covariates=["x"],
-            geography=sim.geography,
-            adjacency=sim.adjacency,
-        )
-        return spillover.fit(
-            p, outcome="fdi", rng=1, n_boot=0, covariates=covariates, aux_partition="onset_event"
-        )
+        return _small_world_fit(frame, sim, covariates)
 
     def late_thinned(n: int) -> pd.DataFrame:
         return f[~(f["unit"].isin(never[n:]) & (f["year"] >= 2015))]
@@ -257,20 +257,6 @@ def test_periods_too_thin_for_their_own_terms_are_left_out_like_empty_ones(covar
             assert wa.loc["direct", col] == pytest.approx(wb.loc["direct", col], rel=1e-9)
 
 
-def _small_world_fit(frame: pd.DataFrame, sim, **kw) -> spillover.SpilloverResult:
-    p = Panel.from_frame(
-        frame,
-        unit="unit",
-        time="year",
-        cohort="cohort",
-        outcomes=["fdi"],
-        covariates=["x", "xd"] if "xd" in frame else ["x"],
-        geography=sim.geography,
-        adjacency=sim.adjacency,
-    )
-    return spillover.fit(p, outcome="fdi", rng=1, n_boot=0, aux_partition="onset_event", **kw)
-
-
 def test_a_units_only_clean_row_does_not_count_towards_its_period():
     # in 2015-16 two never-exposed units are observed, but one of them only in 2016: its
     # one clean row is fitted by its own unit effect, so 2016's terms rest on one unit
@@ -290,7 +276,7 @@ def test_a_units_only_clean_row_does_not_count_towards_its_period():
         g = f.copy()
         g.loc[(g["unit"] == never[0]) & (g["year"] == 2016), "fdi"] += bump
         with pytest.warns(UserWarning, match=r"2015 \(1 unit\(s\)\), 2016 \(1 unit"):
-            res.append(_small_world_fit(g, sim, covariates=["x"]))
+            res.append(_small_world_fit(g, sim, ["x"]))
     a, b = (r.terms.set_index("term").loc["direct", ["estimate", "se"]] for r in res)
     # nothing the fit uses moved: equal to rounding
     np.testing.assert_allclose(a.to_numpy(float), b.to_numpy(float), rtol=1e-12)
@@ -307,8 +293,8 @@ def test_a_thin_first_period_is_left_out_and_the_next_becomes_the_reference():
     f = sim.frame.copy()
     first = sorted(f["unit"].unique())[0]
     f.loc[(f["year"] == 2002) & (f["unit"] != first), "fdi"] = np.nan
-    thin = _small_world_fit(f, sim, covariates=["x"])  # no target there: nothing to warn of
-    cut = _small_world_fit(f[f["year"] > 2002], sim, covariates=["x"])
+    thin = _small_world_fit(f, sim, ["x"])  # no target there: nothing to warn of
+    cut = _small_world_fit(f[f["year"] > 2002], sim, ["x"])
     assert thin.pieces.set_index("piece").loc["direct", "left_out_periods"] == "2002"
     a, b = thin.terms.set_index("term"), cut.terms.set_index("term")
     for term in ("direct", "spillover", "net", "displacement_share"):
@@ -324,7 +310,7 @@ def test_a_covariate_constant_among_a_periods_clean_units_is_refused_by_name():
     sim = simulate(rng=4, **SMALL, displacement_share=0.7)
     f = sim.frame.assign(xd=(sim.frame["cohort"] == 2013).astype(float))
     with pytest.raises(EstimationError, match=r"Piece 'direct': The covariates do not vary"):
-        _small_world_fit(f, sim, covariates=["x", "xd"])
+        _small_world_fit(f, sim, ["x", "xd"])
 
 
 def test_bad_requests_name_what_was_wrong(fitted):
