@@ -505,6 +505,26 @@ def test_too_few_clean_units_for_a_periods_own_terms_leave_its_targets_out_by_na
         )
 
 
+def test_region_check_with_one_zone_free_region_is_not_identified_by_name():
+    # one of ten regions never gets a zone: from the 2010 wave on it is the only untreated
+    # region, so each of those periods' region effects would be fitted by it exactly and
+    # the check's variance would not see its noise. The check is then not identified, and
+    # the note says why (before, it reported a number)
+    sim = simulate(rng=0, n_units=150, n_regions=10, first_year=2002, last_year=2016,
+                   waves={2006: 0.4, 2010: 0.3, 2013: 0.3}, zone_region_share=0.9)  # fmt: skip
+    zone_units = sim.frame.loc[sim.frame["cohort"] > 0, "unit"].unique()
+    regions = sim.geography.set_index("unit")["region"]
+    assert regions.nunique() - regions.loc[zone_units].nunique() == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = spillover.fit(sim.panel, outcome="fdi", rng=1, n_boot=0)
+    assert "net_region_did" not in set(res.terms["term"])
+    assert (
+        "too few (untreated regions with another untreated period in 2010 (1 region(s))"
+        in (res.info["net_region_did_note"])
+    )
+
+
 # 150 units in 10 regions, three zone waves, 70% of each zone's gain displaced
 TEN_REGIONS = dict(
     n_units=150,
@@ -560,8 +580,18 @@ def test_region_check_recovers_the_net_total_when_regions_differ_in_size(noise_f
     pop = noise_free.panel.with_outcome("pop", 1.0 + noise_free.panel.data["x"].abs().to_numpy())
     w = spillover.fit(pop, outcome="fdi", rng=1, n_boot=0, weights="pop")
     assert w.coef("net_region_did") == pytest.approx(w.coef("net"), rel=1e-9)
+    # with x the two zone-free regions are K + 1: each period's region effect and x slope
+    # would fit them exactly, so the check is not identified here, by name
     xs = spillover.fit(noise_free.panel, outcome="fdi", rng=1, n_boot=0, covariates=["x"])
-    assert xs.coef("net_region_did") == pytest.approx(truth, rel=1e-9)
+    assert "net_region_did" not in set(xs.terms["term"])
+    assert "2006 (2 region(s))" in xs.info["net_region_did_note"]
+    # four zone-free regions leave a residual: with x the check recovers the truth again
+    wider = simulate(
+        rng=4, **{**TEN_REGIONS, "zone_region_share": 0.6}, noise_sd=0, region_shock_sd=0,
+        zero_share=0, covariate_trend=0,
+    )  # fmt: skip
+    xw = spillover.fit(wider.panel, outcome="fdi", rng=1, n_boot=0, covariates=["x"])
+    assert xw.coef("net_region_did") == pytest.approx(wider.truth.net_total["fdi"], rel=1e-9)
 
 
 def test_cs_base_totals_cover_only_the_cells_it_estimates(noise_free):

@@ -35,8 +35,9 @@ from ._fe import collinear_given_effects, fe_dof
 
 
 class SingularModel(EstimationError):
-    """Step 1's normal equations are singular on the clean rows (callers can then say
-    which rows are too few, e.g. :func:`zoneimpact.estimators.spillover._thin_clean_periods`)."""
+    """Step 1's normal equations are singular on the clean rows (callers that know which
+    rows are too few say so first, e.g.
+    :func:`zoneimpact.estimators.spillover._without_thin_periods`)."""
 
 
 # :func:`cr2_parts`' output: adjusted step-1 residuals, per-cluster (rows, eigenvectors,

@@ -585,7 +585,12 @@ def _imputation_fits(
 
 
 def _without_thin_periods(
-    clean: np.ndarray, ui: np.ndarray, ti: np.ndarray, xb: np.ndarray, periods: np.ndarray
+    clean: np.ndarray,
+    ui: np.ndarray,
+    ti: np.ndarray,
+    xb: np.ndarray,
+    periods: np.ndarray,
+    noun: str = "unit",
 ) -> tuple[np.ndarray, np.ndarray, str, tuple[Any, ...]]:
     """The clean rows and :func:`_trend_terms` columns that a piece's step 1 keeps.
 
@@ -645,7 +650,7 @@ def _without_thin_periods(
         if rank_short:
             raise _bjs.SingularModel(
                 "The covariates do not vary among the clean units of period(s) "
-                f"{_period_counts(periods, rank_short, per)}, so their covariate-by-period "
+                f"{_period_counts(periods, rank_short, per, noun)}, so their covariate-by-period "
                 "terms are not identified. Use fewer covariates or leave those periods out."
             )
     left = np.flatnonzero(thin)
@@ -655,7 +660,7 @@ def _without_thin_periods(
     own_cols = np.zeros(n_periods, dtype=bool)
     own_cols[fitted[1:]] = True
     period_of_col = np.tile(np.arange(1, n_periods), k)
-    shown = _period_counts(periods, left, at_drop) if left.size else ""
+    shown = _period_counts(periods, left, at_drop, noun) if left.size else ""
     return (
         clean & ~thin[ti],
         cols[own_cols[period_of_col]],
@@ -669,44 +674,14 @@ def _period_label(v: Any) -> str:
     return str(int(v)) if float(v).is_integer() else f"{float(v):g}"
 
 
-def _period_counts(periods: np.ndarray, which: Sequence[int] | np.ndarray, per: np.ndarray) -> str:
+def _period_counts(
+    periods: np.ndarray, which: Sequence[int] | np.ndarray, per: np.ndarray, noun: str = "unit"
+) -> str:
     """``"2010 (1 unit(s)), 2011 (2 unit(s))"`` for period codes ``which``, six at most."""
-    shown = ", ".join(f"{_period_label(periods[t])} ({per[t]} unit(s))" for t in which[:6])
+    shown = ", ".join(f"{_period_label(periods[t])} ({per[t]} {noun}(s))" for t in which[:6])
     if len(which) > 6:
         shown += f" and {len(which) - 6} more"
     return shown
-
-
-def _thin_clean_periods(
-    exc: EstimationError,
-    name: str,
-    ui: np.ndarray,
-    ti: np.ndarray,
-    clean: np.ndarray,
-    periods: np.ndarray,
-    n_covariates: int,
-) -> EstimationError:
-    """A piece's singular step 1, saying which periods have too few clean units for the
-    covariate-by-period terms (:func:`_trend_terms`: one coefficient per covariate and
-    period after the first, which needs more clean units than covariates in that period
-    besides the period effect); ``exc`` itself when no period is that thin."""
-    if n_covariates == 0:
-        return exc
-    per = np.zeros(len(periods), dtype=int)
-    uniq = np.unique(np.column_stack([ui[clean], ti[clean]]), axis=0)
-    np.add.at(per, uniq[:, 1], 1)
-    thin = np.flatnonzero(per <= n_covariates)
-    thin = thin[thin > 0]
-    if thin.size == 0:
-        return exc
-
-    shown = _period_counts(periods, thin, per)
-    return EstimationError(
-        f"Piece {name!r}: the untreated, unexposed (clean) rows of period(s) {shown} come "
-        f"from too few units to estimate {n_covariates} covariate-by-period term(s) there, "
-        "so the Y(0) model is singular. Use a narrower exposure map (fewer or smaller "
-        "rings), fewer covariates, or leave those periods out."
-    )
 
 
 @dataclass(frozen=True)
@@ -1092,18 +1067,26 @@ def _region_fit(
         xr = np.zeros((len(regions), 0))
     X = _trend_terms(xr[ri], ti, len(periods))
     target = periods[ti] >= g[ri]
+    # as the pieces: a period with K + 1 untreated regions or fewer would be fitted exactly,
+    # its noise unseen by the variance, so its treated regions count as not imputable
     try:
-        fit = _bjs.fit_untreated(ri, ti, y, X, ~target, target, what="the region-level model")
-    except _bjs.SingularModel as exc:
-        why = _thin_clean_periods(exc, "net_region_did", ri, ti, ~target, periods, xr.shape[1])
-        return None, f"net_region_did not identified: {why}"
+        clean, cols, thin, _ = _without_thin_periods(~target, ri, ti, xr, periods, "region")
+        fit = _bjs.fit_untreated(
+            ri, ti, y, X[:, cols], clean, target, what="the region-level model"
+        )
     except ZoneImpactError as exc:
         return None, f"net_region_did not identified: {exc}"
     if fit.n_unidentified or fit.target.size == 0:
+        few = (
+            f" (untreated regions with another untreated period in {thin}: too few to fit "
+            "those periods' own terms with a residual to spare)"
+            if thin
+            else ""
+        )
         return None, (
             f"net_region_did not identified: {fit.n_unidentified} treated region-period(s) "
             "have no untreated region in the same period (every region has a zone by then), "
-            "so the region totals cannot be imputed there."
+            f"or too few{few}, so the region totals cannot be imputed there."
         )
     # scores per region; with regional clusters each region is one cluster, so their
     # cluster sums are the same numbers (the leave-out cells are the same partition)
