@@ -36,7 +36,7 @@ import pandas as pd
 
 from zoneimpact.estimators import spillover
 from zoneimpact.parallel import replicate, set_progress
-from zoneimpact.simulate import simulate
+from zoneimpact.simulate import _truth, simulate
 
 DESIGN = dict(
     n_units=300,
@@ -60,26 +60,16 @@ QUANTITIES = ("direct", "spillover", "net", "displacement_share")
 def truths(sim, left_out: frozenset = frozenset()) -> dict[str, float]:
     """The simulated world's realised truth of every reported quantity (outcome fdi); with
     ``left_out`` years (periods the fit left out for too few clean units, its pieces
-    table's ``left_out_periods``) the same quantities over the other years, as
-    ``simulate``'s truth computes them, so that the estimand matches the estimate's."""
+    table's ``left_out_periods``) the simulator's own truth over the other years, so that
+    the estimand matches the estimate's."""
     tr = sim.truth
-    if not left_out:
-        return {
-            "direct": tr.overall["fdi"],
-            "spillover": tr.spillover["fdi"],
-            "net": tr.net_total["fdi"],
-            "displacement_share": tr.displacement_share["fdi"],
-        }
-    f = sim.frame[~sim.frame["year"].isin(left_out)]
-    eff = f["fdi"] - f["fdi_y0"]
-    treated = (f["cohort"] > 0) & (f["year"] >= f["cohort"])
-    exposed = (f["exposure_onset"] > 0) & (f["year"] >= f["exposure_onset"])
-    d_tot, s_tot = float(eff[treated].sum()), float(eff[~treated].sum())
+    if left_out:
+        tr = _truth(sim.frame[~sim.frame["year"].isin(left_out)], sim.design)
     return {
-        "direct": float(eff[treated].mean()),
-        "spillover": float(eff[exposed].mean()) if exposed.any() else 0.0,
-        "net": d_tot + s_tot,
-        "displacement_share": -s_tot / d_tot if d_tot else float("nan"),
+        "direct": tr.overall["fdi"],
+        "spillover": tr.spillover["fdi"],
+        "net": tr.net_total["fdi"],
+        "displacement_share": tr.displacement_share["fdi"],
     }
 
 

@@ -173,9 +173,15 @@ def test_ratio_bias_follows_the_inference_but_the_share_does_not(fitted):
     )
 
 
-def _small_world_fit(
-    frame: pd.DataFrame, sim, covariates: list[str], **kw
-) -> spillover.SpilloverResult:
+def _never_exposed(sim) -> pd.Index:
+    """The simulated world's units that are never a zone nor exposed (clean throughout)."""
+    tab = exposure_from_adjacency(sim.panel).table
+    return tab.index[
+        np.isinf(tab["cohort"].to_numpy(float)) & np.isinf(tab["exposure_onset"].to_numpy(float))
+    ]
+
+
+def _small_world_fit(frame: pd.DataFrame, sim, covariates: list[str]) -> spillover.SpilloverResult:
     """The small world's rows ``frame`` as a panel, fitted with ``covariates`` and the
     ``"onset_event"`` cells (the default's intensity quartiles are formed over every
     exposed unit-period, the left-out ones included, so they would differ from a cut
@@ -191,7 +197,7 @@ def _small_world_fit(
         adjacency=sim.adjacency,
     )
     return spillover.fit(
-        p, outcome="fdi", rng=1, n_boot=0, covariates=covariates, aux_partition="onset_event", **kw
+        p, outcome="fdi", rng=1, n_boot=0, covariates=covariates, aux_partition="onset_event"
     )
 
 
@@ -220,22 +226,16 @@ def test_periods_too_thin_for_their_own_terms_are_left_out_like_empty_ones(covar
     # "onset_event" because the default's intensity quartiles are formed over every
     # exposed unit-period, the left-out ones included)
     sim = simulate(rng=4, **SMALL, displacement_share=0.7)
-    tab = exposure_from_adjacency(sim.panel).table
-    never = tab.index[
-        np.isinf(tab["cohort"].to_numpy(float)) & np.isinf(tab["exposure_onset"].to_numpy(float))
-    ]
+    never = _never_exposed(sim)
     assert len(never) > 5
     f = sim.frame
-
-    def fit(frame: pd.DataFrame) -> spillover.SpilloverResult:
-        return _small_world_fit(frame, sim, covariates)
 
     def late_thinned(n: int) -> pd.DataFrame:
         return f[~(f["unit"].isin(never[n:]) & (f["year"] >= 2015))]
 
     with pytest.warns(UserWarning, match="with a residual to spare"):
-        thin = fit(late_thinned(kept))
-    cut = fit(f[f["year"] < 2015])
+        thin = _small_world_fit(late_thinned(kept), sim, covariates)
+    cut = _small_world_fit(f[f["year"] < 2015], sim, covariates)
     late = f[(f["year"] >= 2015) & (f["cohort"] > 0)]  # zone rows (0: never a zone)
     pieces = thin.pieces.set_index("piece")
     assert pieces.loc["direct", "n_unidentified"] == len(late) == 100
@@ -246,7 +246,7 @@ def test_periods_too_thin_for_their_own_terms_are_left_out_like_empty_ones(covar
     # one clean unit more leaves a residual: every target is imputed again
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
-        more = fit(late_thinned(len(covariates) + 2))
+        more = _small_world_fit(late_thinned(len(covariates) + 2), sim, covariates)
     assert more.pieces.set_index("piece").loc["direct", "n_unidentified"] == 0
     if kept == 1 and covariates:
         # the wild bootstrap's model leaves out the unused covariate-by-period columns
@@ -264,10 +264,7 @@ def test_a_units_only_clean_row_does_not_count_towards_its_period():
     # left-out rows then move nothing (a review found the estimate following an outcome
     # bump of 1,000 on such a period's row with an unchanged SE)
     sim = simulate(rng=4, **SMALL, displacement_share=0.7)
-    tab = exposure_from_adjacency(sim.panel).table
-    never = tab.index[
-        np.isinf(tab["cohort"].to_numpy(float)) & np.isinf(tab["exposure_onset"].to_numpy(float))
-    ]
+    never = _never_exposed(sim)
     f = sim.frame.copy()
     f.loc[f["unit"].isin(never[2:]) & (f["year"] >= 2015), "fdi"] = np.nan
     f.loc[(f["unit"] == never[1]), "fdi"] = f["fdi"].where(f["year"] == 2016)

@@ -54,7 +54,6 @@ from ..estimators.spillover import (
     _joint,
     _linear_terms,
     _net_without_dropped_zones,
-    _period_counts,
     _piece_warnings,
     _PieceFit,
     _pieces_table,
@@ -426,13 +425,10 @@ def _imputation_piece(
     # periods left out for too few clean units, as in memory (_without_thin_periods
     # without covariates)
     assert f.thin is not None and f.thin_units is not None
-    thin = np.flatnonzero(f.thin)
-    periods = piece.periods
+    left_out = tuple((piece.periods[t], int(f.thin_units[t])) for t in np.flatnonzero(f.thin))
     return _PieceFit(
-        name, float(f.est[0]), int(f.ctx["n1"]), score, n_unidentified,
-        thin=_period_counts(periods, thin, f.thin_units.astype(int)) if thin.size else "",
-        left_out=tuple(periods[thin]),
-    )  # fmt: skip
+        name, float(f.est[0]), int(f.ctx["n1"]), score, n_unidentified, left_out=left_out
+    )
 
 
 def _imputation_fits(

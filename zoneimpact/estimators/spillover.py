@@ -398,10 +398,9 @@ class _PieceFit:
     # the terms are formed, so that a combination of pieces gets its own degrees of
     # freedom; None when CR2 is off or too large to keep, and not stored in a result
     bm: np.ndarray | None = field(default=None, repr=False, compare=False)
-    # periods whose clean units were too few for their own terms (_without_thin_periods):
-    # with their clean-unit counts for the warning, and their values for the pieces table
-    thin: str = ""
-    left_out: tuple[Any, ...] = ()
+    # (period, clean units) of each period left out for too few clean units to fit its
+    # own terms (_without_thin_periods): named by the warning and the pieces table
+    left_out: tuple[tuple[Any, int], ...] = ()
 
     @property
     def size(self) -> float:
@@ -534,7 +533,7 @@ def _imputation_fits(
     for p in pieces:
         clean, target = p.clean[ui, ti], p.target[ui, ti]
         try:
-            clean, cols, thin, left_out = _without_thin_periods(clean, ui, ti, xb, periods)
+            clean, cols, left_out = _without_thin_periods(clean, ui, ti, xb, periods)
         except _bjs.SingularModel as exc:
             raise _bjs.SingularModel(f"Piece {p.name!r}: {exc}") from None
         fit = _bjs.fit_untreated(
@@ -547,7 +546,6 @@ def _imputation_fits(
                 0,
                 np.zeros(n_clusters),
                 fit.n_unidentified,
-                thin=thin,
                 left_out=left_out,
             )
             continue
@@ -578,7 +576,6 @@ def _imputation_fits(
             mass,
             rescore,
             bm,
-            thin,
             left_out,
         )
     return out
@@ -591,7 +588,7 @@ def _without_thin_periods(
     xb: np.ndarray,
     periods: np.ndarray,
     noun: str = "unit",
-) -> tuple[np.ndarray, np.ndarray, str, tuple[Any, ...]]:
+) -> tuple[np.ndarray, np.ndarray, tuple[tuple[Any, int], ...]]:
     """The clean rows and :func:`_trend_terms` columns that a piece's step 1 keeps.
 
     A period's own terms (its period effect and one ``x_i * 1{t = s}`` coefficient per
@@ -615,8 +612,8 @@ def _without_thin_periods(
     A period with more such units whose ``[1, x_i]`` still lacks full rank (the
     covariates do not vary among its clean units) is refused by name: its rows inform the
     unit effects, so leaving it out would change other imputations. Returns the mask, the
-    kept column indices, the left-out periods with their unit counts ("" when none) and
-    those periods."""
+    kept column indices and the left-out periods with their unit counts (``noun`` names
+    the units in the refusal)."""
     n_periods = len(periods)
     k = xb.shape[1]
     cols = np.arange(k * (n_periods - 1))
@@ -624,7 +621,7 @@ def _without_thin_periods(
     everyone = np.unique(pairs[:, 1])
     if k and np.linalg.matrix_rank(np.column_stack([np.ones(everyone.size), xb[everyone]])) <= k:
         # collinear covariates, not thin periods: fit_untreated refuses them by name
-        return clean, cols, "", ()
+        return clean, cols, ()
     thin = np.zeros(n_periods, dtype=bool)
     at_drop = np.zeros(n_periods, dtype=int)  # a left-out period's units when it went
     while True:
@@ -650,8 +647,9 @@ def _without_thin_periods(
         if rank_short:
             raise _bjs.SingularModel(
                 "The covariates do not vary among the clean units of period(s) "
-                f"{_period_counts(periods, rank_short, per, noun)}, so their covariate-by-period "
-                "terms are not identified. Use fewer covariates or leave those periods out."
+                f"{_period_counts([(periods[t], per[t]) for t in rank_short], noun)}, so "
+                "their covariate-by-period terms are not identified. Use fewer covariates or "
+                "leave those periods out."
             )
     left = np.flatnonzero(thin)
     # the reference period (no columns of its own) is the first one with clean rows;
@@ -660,12 +658,10 @@ def _without_thin_periods(
     own_cols = np.zeros(n_periods, dtype=bool)
     own_cols[fitted[1:]] = True
     period_of_col = np.tile(np.arange(1, n_periods), k)
-    shown = _period_counts(periods, left, at_drop, noun) if left.size else ""
     return (
         clean & ~thin[ti],
         cols[own_cols[period_of_col]],
-        shown,
-        tuple(periods[left]),
+        tuple((periods[t], int(at_drop[t])) for t in left),
     )
 
 
@@ -674,13 +670,11 @@ def _period_label(v: Any) -> str:
     return str(int(v)) if float(v).is_integer() else f"{float(v):g}"
 
 
-def _period_counts(
-    periods: np.ndarray, which: Sequence[int] | np.ndarray, per: np.ndarray, noun: str = "unit"
-) -> str:
-    """``"2010 (1 unit(s)), 2011 (2 unit(s))"`` for period codes ``which``, six at most."""
-    shown = ", ".join(f"{_period_label(periods[t])} ({per[t]} {noun}(s))" for t in which[:6])
-    if len(which) > 6:
-        shown += f" and {len(which) - 6} more"
+def _period_counts(counts: Sequence[tuple[Any, int]], noun: str = "unit") -> str:
+    """``"2010 (1 unit(s)), 2011 (2 unit(s))"`` for (period, count) pairs, six at most."""
+    shown = ", ".join(f"{_period_label(t)} ({n} {noun}(s))" for t, n in counts[:6])
+    if len(counts) > 6:
+        shown += f" and {len(counts) - 6} more"
     return shown
 
 
@@ -1070,7 +1064,7 @@ def _region_fit(
     # as the pieces: a period with K + 1 untreated regions or fewer would be fitted exactly,
     # its noise unseen by the variance, so its treated regions count as not imputable
     try:
-        clean, cols, thin, _ = _without_thin_periods(~target, ri, ti, xr, periods, "region")
+        clean, cols, left_out = _without_thin_periods(~target, ri, ti, xr, periods, "region")
         fit = _bjs.fit_untreated(
             ri, ti, y, X[:, cols], clean, target, what="the region-level model"
         )
@@ -1078,9 +1072,10 @@ def _region_fit(
         return None, f"net_region_did not identified: {exc}"
     if fit.n_unidentified or fit.target.size == 0:
         few = (
-            f" (untreated regions with another untreated period in {thin}: too few to fit "
+            f" (untreated regions with another untreated period in "
+            f"{_period_counts(left_out, 'region')}: too few to fit "
             "those periods' own terms with a residual to spare)"
-            if thin
+            if left_out
             else ""
         )
         return None, (
@@ -1982,10 +1977,11 @@ def _warn_unidentified(fits: Mapping[str, _PieceFit], stacklevel: int = 3) -> No
         if f.n_unidentified and f.name != "naive":
             total = f.n + f.n_unidentified
             thin = (
-                f" Clean units (with another clean row) in period(s) {f.thin}: too few to "
+                " Clean units (with another clean row) in period(s) "
+                f"{_period_counts(f.left_out)}: too few to "
                 "fit the period's own effect and covariate-by-period terms with a residual "
                 "to spare, so those periods are left out with their targets."
-                if f.thin
+                if f.left_out
                 else ""
             )
             warnings.warn(
@@ -2050,7 +2046,7 @@ def _pieces_table(fits: Mapping[str, _PieceFit], region: _PieceFit | None) -> pd
             "total": f.estimate * f.size,
             "n_target_unit_periods": f.n,
             "n_unidentified": f.n_unidentified,
-            "left_out_periods": ", ".join(_period_label(v) for v in f.left_out),
+            "left_out_periods": ", ".join(_period_label(t) for t, _ in f.left_out),
         }
         for f in fits.values()
     ]
