@@ -83,7 +83,7 @@ def one(
     world: dict,
     base: str,
     g: np.random.Generator,
-    aux: str = "onset_event_intensity_proportional",
+    aux: str = "onset_event_proportional",
     design: dict | None = None,
     small_sample: str = "cr2",
 ) -> dict[str, float]:
@@ -155,7 +155,7 @@ def run(
     base: str,
     worlds: dict[str, dict] = WORLDS,
     seed: int = 20261130,
-    aux: str = "onset_event_intensity_proportional",
+    aux: str = "onset_event_proportional",
     design: dict | None = None,
     small_sample: str = "cr2",
 ) -> pd.DataFrame:
@@ -186,10 +186,10 @@ def main() -> None:
     ap.add_argument("--worlds", nargs="+", default=list(WORLDS), choices=list(WORLDS))
     ap.add_argument(
         "--aux-partition",
-        default="onset_event_intensity_proportional",
-        choices=["onset_event_intensity_proportional", "onset_event_intensity", "onset_event"],
-        help="tau~ of the imputation base's spillover pieces (onset_event_intensity: session 8; "
-        "onset_event: before it)",
+        default="onset_event_proportional",
+        choices=list(spillover._AUX_PARTITIONS),
+        help="tau~ of the imputation base's spillover pieces (onset_event_intensity_proportional: "
+        "sessions 9-12; onset_event_intensity: session 8; onset_event: before it)",
     )
     ap.add_argument(
         "--design", nargs="+", default=[], metavar="FIELD=VALUE",

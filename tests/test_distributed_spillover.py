@@ -173,10 +173,10 @@ def test_dask_imputation_base_equals_in_memory(parts, options) -> None:
     pd.testing.assert_frame_equal(pieces, b.pieces, check_exact=False, rtol=1e-10, atol=1e-8)
     assert b.info["base_estimator"] == "imputation" and "net_note" not in b.info
     assert b.info["n_clusters"] == a.info["n_clusters"]
-    # both split the spillover pieces' tau~ cells by exposure intensity, proportional to it
-    # within a cell (the default), and the split matters here: without it the spillover SE
-    # moves by more than 1e-3
-    aux = "onset_event_intensity_proportional"
+    # both take the spillover pieces' tau~ proportional to exposure intensity within onset x
+    # event cells (the default), and the model matters here: with cell averages the
+    # spillover SE moves by more than 1e-3
+    aux = "onset_event_proportional"
     assert b.info["aux_partition"] == a.info["aux_partition"] == aux
     plain = spillover.fit(
         panel, outcome="fdi", base_estimator="imputation", small_sample="none", exposure=emap,
@@ -185,13 +185,13 @@ def test_dask_imputation_base_equals_in_memory(parts, options) -> None:
     assert abs(plain.loc["spillover", "se"] / tb.loc["spillover", "se"] - 1) > 1e-3
 
 
-def test_dask_tau_tilde_proportional_to_intensity_equals_in_memory(parts) -> None:
-    # aux_partition="onset_event_intensity_proportional": the intensities go to the
-    # partitions with their bins, and eq. 8's cluster terms sum them; the spillover SEs
-    # equal in memory's to 1e-10 (as above) and differ from the cell averages' by > 1e-3
+@pytest.mark.parametrize("aux", ["onset_event_intensity_proportional", "onset_event_proportional"])
+def test_dask_tau_tilde_proportional_to_intensity_equals_in_memory(parts, aux) -> None:
+    # the proportional tau~: the intensities go to the partitions (with their bins where
+    # the cells are split), and eq. 8's cluster terms sum them; the spillover SEs equal in
+    # memory's to 1e-10 (as above) and differ from the cell averages' by > 1e-3
     panel, dp, emap, regions = parts
     kw = dict(outcome="fdi", base_estimator="imputation", exposure=emap, n_boot=0)
-    aux = "onset_event_intensity_proportional"
     a = spillover.fit(panel, **kw, small_sample="none", cluster=regions.rename("region"),
                       aux_partition=aux).terms.set_index("term")  # fmt: skip
     b = zd.spillover(dp, **kw, cluster="region", aux_partition=aux)

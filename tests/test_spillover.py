@@ -193,14 +193,14 @@ def test_spillover_tau_tilde_cells_split_by_exposure_intensity():
 
 
 def test_spillover_tau_tilde_proportional_to_exposure_intensity():
-    # aux_partition="onset_event_intensity_proportional" (the default): the same cells,
+    # aux_partition="onset_event_intensity_proportional" (session 9's default): the same cells,
     # with tau~ = beta * intensity inside each (least squares of the cluster sums). The dense reading
     # with that model gives the same SE to 1e-8; in this full-displacement world (the
     # spillover is each zone's effect shared among its neighbours) it is smaller than with
     # cell averages by more than 1%, and the point estimate does not move
     sim = simulate(rng=3, **SMALL, displacement_share=1.0)
     kw = dict(outcome="fdi", n_boot=0, small_sample="none")
-    res = spillover.fit(sim.panel, **kw)
+    res = spillover.fit(sim.panel, **kw, aux_partition="onset_event_intensity_proportional")
     avg = spillover.fit(sim.panel, **kw, aux_partition="onset_event_intensity")
     avg = avg.terms.set_index("term")
     assert res.info["aux_partition"] == "onset_event_intensity_proportional"
@@ -217,6 +217,30 @@ def test_spillover_tau_tilde_proportional_to_exposure_intensity():
         assert t.loc[f"spillover:{ring}", "se"] == pytest.approx(se, rel=1e-8)
         assert t.loc[f"spillover:{ring}", "estimate"] == avg.loc[f"spillover:{ring}", "estimate"]
         assert t.loc[f"spillover:{ring}", "se"] < 0.99 * avg.loc[f"spillover:{ring}", "se"]
+
+
+def test_spillover_tau_tilde_proportional_in_onset_event_cells():
+    # aux_partition="onset_event_proportional" (the default): tau~ = beta * intensity in
+    # onset x event cells without the quartile split. The dense reading with one bin gives the
+    # same estimate and SE to 1e-8 (two solvers of the same normal equations); the SE
+    # differs from the split cells' by more than 0.1% (the split is really dropped)
+    sim = simulate(rng=3, **SMALL, displacement_share=1.0)
+    kw = dict(outcome="fdi", n_boot=0, small_sample="none")
+    res = spillover.fit(sim.panel, **kw)
+    split = spillover.fit(sim.panel, **kw, aux_partition="onset_event_intensity_proportional")
+    split = split.terms.set_index("term")
+    assert res.info["aux_partition"] == "onset_event_proportional"
+    units, periods = sim.panel.units, sim.panel.periods
+    one_bin = pd.DataFrame(0, index=units, columns=periods)
+    intensity = res.exposure.intensity(units, periods)
+    t = res.terms.set_index("term")
+    _, spill = res.exposure.panels(sim.panel)
+    for ring, p in spill.items():
+        est, se = _dense_theorem3_se(p, one_bin, intensity)
+        assert t.loc[f"spillover:{ring}", "estimate"] == pytest.approx(est, rel=1e-8)
+        assert t.loc[f"spillover:{ring}", "se"] == pytest.approx(se, rel=1e-8)
+        assert abs(se / split.loc[f"spillover:{ring}", "se"] - 1) > 1e-3
+    assert t.loc["direct", "se"] == split.loc["direct", "se"]
 
 
 def test_cr2_inflates_the_scores_of_high_leverage_clusters():

@@ -148,6 +148,66 @@ def test_ratio_bias_is_the_second_order_bias_of_the_share():
     assert got["displacement_share_ratio_bias"] > 0.01
 
 
+@pytest.mark.parametrize(
+    ("n_tot", "d_tot", "shape"),
+    [(50.0, 100.0, "interval"), (50.0, 10.0, "interval"), (50.0, 3.0, "ray"), (1.0, 0.5, "line")],
+)
+def test_share_fieller_set_is_the_inverted_restriction_test(n_tot, d_tot, shape):
+    # Fieller's set for 1 - N/D: every s whose restriction N - (1 - s) D = 0 a t test
+    # with critical value 2.05 keeps. A grid inversion (step 5e-4) finds the same ends to
+    # the grid step; with an imprecise D the set is two rays (the one holding the
+    # estimate is returned) or the whole line
+    rng = np.random.default_rng(0)
+    S = rng.normal(size=(30, 2))
+    lo, hi, t0 = spillover._share_fieller(S[:, 0], S[:, 1], n_tot, d_tot, 2.05)
+    est = 1 - n_tot / d_tot
+    grid = np.arange(-200, 200, 5e-4)
+    r = 1 - grid
+    stat = (n_tot - r * d_tot) ** 2 / (
+        S[:, 0] @ S[:, 0] - 2 * r * (S[:, 0] @ S[:, 1]) + r**2 * (S[:, 1] @ S[:, 1])
+    )
+    kept = grid[stat <= 2.05**2]
+    if shape == "interval":
+        assert lo == pytest.approx(kept.min(), abs=5e-4)
+        assert hi == pytest.approx(kept.max(), abs=5e-4)
+    elif shape == "ray":
+        # the estimate's ray reaches down to the grid's end; the other ray is not returned
+        assert lo == -np.inf and kept.min() == grid[0]
+        gap = np.flatnonzero(np.diff(kept) > 1e-3)[0]  # where the lower ray ends
+        assert hi == pytest.approx(kept[gap], abs=5e-4) and kept.max() == grid[-1]
+    else:
+        assert (lo, hi) == (-np.inf, np.inf) and kept.size == grid.size
+    assert lo <= est <= hi
+    # the zero test is the t test of the losses N - D
+    se0 = np.sqrt(S[:, 0] @ S[:, 0] - 2 * S[:, 0] @ S[:, 1] + S[:, 1] @ S[:, 1])
+    assert t0 == pytest.approx(abs(n_tot - d_tot) / se0, rel=1e-12)
+
+
+def test_share_interval_is_fiellers_from_the_reported_numbers(fitted):
+    # the displacement share's interval and zero test come from the joint covariance of net
+    # and the direct total, recovered here from the reported SEs and the delta-method SE
+    # (as below): the same numbers to rounding (1e-9 relative). They are not the symmetric
+    # estimate +- t x SE
+    from scipy import stats
+
+    t = fitted.terms.set_index("term")
+    n, d = t.loc["net", "estimate"], t.loc["direct_total", "estimate"]
+    vn, vd = t.loc["net", "se"] ** 2, t.loc["direct_total", "se"] ** 2
+    delta2 = fitted.info["displacement_share_se_delta"] ** 2
+    cov = (vn / d**2 + n**2 * vd / d**4 - delta2) * d**3 / (2 * n)
+    df = t.loc["displacement_share", "df"]
+    c2 = stats.t.ppf(0.975, df) ** 2
+    A, B, C = d**2 - c2 * vd, n * d - c2 * cov, n**2 - c2 * vn
+    roots = sorted(1 - (B + k * np.sqrt(B * B - A * C)) / A for k in (-1, 1))
+    ci = fitted.conf_int().loc["displacement_share"]
+    np.testing.assert_allclose([ci["lower"], ci["upper"]], roots, rtol=1e-9)
+    est, se = t.loc["displacement_share", ["estimate", "se"]]
+    assert abs((ci["upper"] - est) - (est - ci["lower"])) > 1e-3 * (ci["upper"] - ci["lower"])
+    assert abs(ci["upper"] - est - stats.t.ppf(0.975, df) * se) > 1e-6
+    p = 2 * stats.t.sf(abs(n - d) / np.sqrt(vn + vd - 2 * cov), df)
+    assert fitted.pvalues["displacement_share"] == pytest.approx(p, rel=1e-9)
+
+
 def test_ratio_bias_follows_the_inference_but_the_share_does_not(fitted):
     # the diagnostic is computed from whichever covariance the result carries; the share
     # itself stays the plain ratio 1 - net / direct_total

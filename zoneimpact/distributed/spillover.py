@@ -365,20 +365,23 @@ def _canonical_units(dpanel: DaskPanel, outcome: str) -> np.ndarray:
 
 
 def _with_bins(
-    df: pd.DataFrame, *, bins: pd.DataFrame, intensity: pd.DataFrame | None = None
+    df: pd.DataFrame, *, bins: pd.DataFrame | None, intensity: pd.DataFrame | None = None
 ) -> pd.DataFrame:
     """The partition with each row's exposure-intensity bin (``_aux``) from the units x
-    periods table ``bins``, and with ``intensity`` (same index and columns) its exposure
-    intensity (``_scale``)."""
-    r = bins.index.get_indexer(df["unit"])
-    c = bins.columns.get_indexer(df["time"])
+    periods table ``bins`` (one bin without it), and with ``intensity`` (same index and
+    columns) its exposure intensity (``_scale``)."""
+    tab = bins if bins is not None else intensity
+    if tab is None:
+        raise ValueError("_with_bins needs bins or intensity")
+    r = tab.index.get_indexer(df["unit"])
+    c = tab.columns.get_indexer(df["time"])
     if (r < 0).any() or (c < 0).any():
         k = int(np.flatnonzero((r < 0) | (c < 0))[0])
         raise PanelError(
             f"Unit {df['unit'].iat[k]!r} in period {df['time'].iat[k]!r} is not in the "
             "exposure map's intensity table (built from the panel's units and periods)."
         )
-    out = df.assign(_aux=bins.to_numpy()[r, c].astype(np.int64))
+    out = df.assign(_aux=0 if bins is None else bins.to_numpy()[r, c].astype(np.int64))
     return out if intensity is None else out.assign(_scale=intensity.to_numpy()[r, c])
 
 
@@ -398,22 +401,23 @@ def _imputation_piece(
     when given; no small-sample correction), as the
     in-memory ``_imputation_fits`` with ``small_sample="none"``; a ring or zone piece with
     no imputable target is NaN there."""
-    refine = bins is not None and name.startswith("spillover")
-    if refine:
+    spill = name.startswith("spillover")
+    refine, scaled = spill and bins is not None, spill and intensity is not None
+    if refine or scaled:
         import dask
 
         meta = piece.frame._meta.assign(_aux=np.zeros(0, np.int64))
-        if intensity is not None:
+        if scaled:
             meta = meta.assign(_scale=np.zeros(0))
         # one graph node per table, not a copy hashed into every partition's task
-        shared = dask.delayed(bins, traverse=False)
+        shared = None if bins is None else dask.delayed(bins, traverse=False)
         tab = None if intensity is None else dask.delayed(intensity, traverse=False)
         frame = piece.frame.map_partitions(_with_bins, bins=shared, intensity=tab, meta=meta)
         piece = replace(piece, frame=frame)
     try:
         f = imputation_scores(
             piece, outcome, [], by_cluster, "cohort_event", leave_out=True, aux_cells=refine,
-            scaled=refine and intensity is not None, min_untreated=2,
+            scaled=scaled, min_untreated=2,
         )  # fmt: skip
     except EstimationError:
         if name == "direct":
@@ -523,7 +527,7 @@ def fit(
     rng: np.random.Generator | int | None = None,
     alpha: float = 0.05,
     base_options: Mapping[str, Any] | None = None,
-    aux_partition: str = "onset_event_intensity_proportional",
+    aux_partition: str = "onset_event_proportional",
 ) -> SpilloverResult:
     """Direct, spillover, net effect and displacement share on a :class:`DaskPanel`.
 
@@ -563,7 +567,7 @@ def fit(
         Options of the CS base (e.g. ``{"control_group": "not_yet_treated"}``);
         ``min_e``/``max_e``/``balance_e`` are refused (the totals count every
         post-treatment unit-period).
-    aux_partition : {"onset_event_intensity_proportional", "onset_event_intensity", "onset_event"}
+    aux_partition : str
         Imputation base: the spillover pieces' ``tau~`` cells and model, as in memory
         (the intensities and their bins come from the map and the panel's periods, on the
         client, shipped once).
@@ -636,7 +640,7 @@ def fit(
         "inference": "joint cluster scores; multiplier bootstrap for the displacement share",
         "small_sample": "none",
         "aux_partition": (
-            ("onset_event" if bins is None else aux_partition)
+            ("onset_event" if bins is None and intensity is None else aux_partition)
             if base_estimator == "imputation" else ""
         ),
         "n_direct_units": int((role == "direct").sum()),

@@ -66,17 +66,22 @@ pieces' vectors summed on the long table they share. BJS's variance is
 conservative by the effects' heterogeneity within the cells of its auxiliary average
 ``tau~`` (Theorem 3, eq. 8). A zone that draws on its neighbours spreads its effect
 over them, so the spillover varies with how many open zones a unit shares with how many
-other units: the spillover pieces' cells are therefore onset x event time x quartile of exposure
-intensity (:meth:`ExposureMap.intensity`), a partition fixed by the exposure map alone (a
-cell stays whole where a part of it lies in one cluster), and within a cell ``tau~`` is
-proportional to the intensity, least squares on the cluster sums as eq. 8
-(``aux_partition``). On 1,000 full-displacement Monte Carlo worlds the spillover's SE/SD
-is 1.19 with cell averages and 1.10 with the proportional model, its coverage 0.989 and
-0.977 (``benchmarks/RESULTS.md``, session 9).
+other units: within the spillover pieces' onset x event time cells ``tau~`` is therefore
+proportional to the exposure intensity (:meth:`ExposureMap.intensity`), least squares on
+the cluster sums as eq. 8 (``aux_partition``). On 1,000 full-displacement Monte Carlo
+worlds the spillover's SE/SD is 1.19 with intensity-quartile cell averages and 1.10 with
+the proportional model inside those cells, coverage 0.989 and 0.977 (session 9); the
+model alone leaves as little of the effects' heterogeneity in the variance (7%) as the
+model inside the quartile cells, and the split's smaller cells only raise the leave-out's
+excess (``kappa`` 1.12 -> 1.08 under the working model; null rejection 3.3% -> 4.3% on
+the same 300 worlds, session 13), so since session 13 the cells are not split
+(``benchmarks/RESULTS.md``).
 The displacement share, a ratio, gets a clustered multiplier bootstrap of the same scores (Webb's six-point weights below 12
 clusters, Rademacher otherwise): ``n_boot`` joint draws of every term with no refitting, so 999 draws take milliseconds; its SE is
 the draws' interquartile range over ``qnorm(.75) - qnorm(.25)`` and its percentile
-interval is in ``info``. Clusters default to the regions (``region_column``) whenever the
+interval is in ``info``. Its reported interval is Fieller's (1954) from the same joint
+scores (:func:`_share_fieller`; the zero test with it is the t test of the losses), which
+keeps its level where the direct total is imprecise and the ratio skewed. Clusters default to the regions (``region_column``) whenever the
 panel's geography has them: shocks are regional, and unit-level clusters under-cover.
 :meth:`SpilloverResult.with_inference` redoes this joint inference for other clusters or
 Conley SEs from the kept pieces (BJS steps 1-2, CS influence functions per unit): BJS's
@@ -490,8 +495,8 @@ def _aux_tables(
     if aux_partition == "onset_event" or emap.links is None:
         return None, None
     inten = emap.intensity(units, periods).to_numpy()
-    proportional = aux_partition == "onset_event_intensity_proportional"
-    return _quartile_bins(inten), (inten if proportional else None)
+    bins = _quartile_bins(inten) if "_intensity" in aux_partition else None
+    return bins, (inten if aux_partition.endswith("_proportional") else None)
 
 
 def _imputation_fits(
@@ -1272,6 +1277,40 @@ def _ratio_bias(
     return {"direct_total_cv": cv, "displacement_share_ratio_bias": bias}
 
 
+def _share_fieller(
+    s_net: np.ndarray, s_direct: np.ndarray, n_tot: float, d_tot: float, crit: float
+) -> tuple[float, float, float]:
+    """Fieller's (1954) confidence set for the displacement share ``1 - N/D`` and the
+    matching test of a zero share, from the joint cluster scores of the net ``N`` and the
+    direct total ``D``: the shares ``s`` whose restriction ``N - (1 - s) D = 0`` a t test
+    with critical value ``crit`` does not reject. With ``r = 1 - s`` that is the quadratic
+    ``(D^2 - c^2 V_DD) r^2 - 2 (N D - c^2 V_ND) r + N^2 - c^2 V_NN <= 0``: an interval
+    when ``D`` is significant, otherwise two rays or the whole line, of which the one
+    holding the estimate is returned (infinite ends). Unlike the delta method it keeps
+    its level when ``D`` is imprecise (the ratio's skew and heavy tails; Franz 2007,
+    "Ratios: a short guide to confidence limits and proper use"), and it is the set the
+    wild bootstrap inverts too (:mod:`._spillover_wild`). Returns (lower, upper, ``|t|``
+    of a zero share, i.e. of the losses ``N - D`` being zero)."""
+    if not (np.isfinite(n_tot) and np.isfinite(d_tot)) or d_tot == 0:
+        return np.nan, np.nan, np.nan
+    v_nn, v_dd, v_nd = float(s_net @ s_net), float(s_direct @ s_direct), float(s_net @ s_direct)
+    c2 = crit**2
+    A, B, C = d_tot**2 - c2 * v_dd, n_tot * d_tot - c2 * v_nd, n_tot**2 - c2 * v_nn
+    se0 = np.sqrt(max(v_nn - 2 * v_nd + v_dd, 0.0))
+    t0 = abs(n_tot - d_tot) / se0 if se0 > 0 else np.inf
+    disc = max(B * B - A * C, 0.0)
+    r_hat = n_tot / d_tot
+    if A > 0:
+        r_lo, r_hi = (B - np.sqrt(disc)) / A, (B + np.sqrt(disc)) / A
+    elif A < 0 and B * B - A * C > 0:
+        # the set is outside the roots; keep the ray that holds the estimate
+        lo, hi = sorted(((B + np.sqrt(disc)) / A, (B - np.sqrt(disc)) / A))
+        r_lo, r_hi = (-np.inf, lo) if r_hat <= lo else (hi, np.inf)
+    else:
+        r_lo, r_hi = -np.inf, np.inf
+    return 1.0 - r_hi, 1.0 - r_lo, t0
+
+
 def _joint(
     names: list[str],
     est: np.ndarray,
@@ -1319,6 +1358,12 @@ def _joint(
     dfs = np.append(dfs, share_df if np.isfinite(share_df) else np.fmin(dfs[i_d], dfs[i_n]))
     dfs = np.where(np.isnan(dfs), max(G - 1, 1), dfs)
     terms = terms_frame(all_names, [*est, share], [*se, share_se], df=dfs)
+    # the share's interval and zero test: Fieller's, from the same scores and df
+    crit = float(stats.t.ppf(1 - alpha / 2, dfs[-1]))
+    lo, hi, t0 = _share_fieller(S[:, i_n], S[:, i_d], n_tot, d_tot, crit)
+    last = np.arange(len(all_names)) == len(names)
+    terms["ci_low"], terms["ci_high"] = np.where(last, lo, np.nan), np.where(last, hi, np.nan)
+    terms["p_value"] = np.where(last, 2 * stats.t.sf(t0, dfs[-1]), np.nan)
     order = [*names[: names.index("net_per_treated") + 1], "displacement_share"]
     order += [n for n in names if n not in order]
     terms = terms.set_index("term").loc[order].reset_index()
@@ -1350,7 +1395,7 @@ def fit(
     region_column: str = "region",
     region_sdid: bool = False,
     weights: str | None = None,
-    aux_partition: str = "onset_event_intensity_proportional",
+    aux_partition: str = "onset_event_proportional",
 ) -> SpilloverResult:
     """Direct, spillover, net regional effect and displacement share of zones.
 
@@ -1404,10 +1449,11 @@ def fit(
         Also estimate net by synthetic DiD on region totals (``net_region_sdid``, placebo SE).
     weights : str, optional
         Unit weights (e.g. population), constant within unit: weighted means/sums (module notes).
-    aux_partition : {"onset_event_intensity_proportional", "onset_event_intensity", "onset_event"}
-        Imputation base, spillover pieces' ``tau~``: onset x event x intensity-quartile cells
-        (:func:`intensity_bins`), proportional to the intensity inside each (the default),
-        their averages, or onset x event averages (also for maps without links).
+    aux_partition : str
+        Imputation base, spillover pieces' ``tau~``: proportional to exposure intensity in
+        onset x event cells (default), ``"onset_event_intensity_proportional"`` (cells split
+        by intensity quartile, :func:`intensity_bins`), ``"onset_event_intensity"`` (split
+        cells' averages) or ``"onset_event"`` (averages; also for maps without links).
 
     Returns
     -------
@@ -1568,6 +1614,7 @@ def _cluster_codes(
 
 
 _AUX_PARTITIONS = (
+    "onset_event_proportional",
     "onset_event_intensity_proportional",
     "onset_event_intensity",
     "onset_event",
