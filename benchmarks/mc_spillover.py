@@ -140,6 +140,8 @@ def summarise(rows: pd.DataFrame, world: str) -> pd.DataFrame:
                 "truth": t_mean,
                 "bias": float(err.mean()),
                 "bias_pct": float(100 * abs(err.mean()) / abs(t_mean)) if t_mean else np.nan,
+                # the Monte Carlo SE of the bias: whether a bias is the estimator's or the draw's
+                "bias_mcse": float(err.std(ddof=1) / np.sqrt(len(err))),
                 "se_sd": float(se[ok].mean() / err.std(ddof=1)),
                 "coverage": float(rows[f"{q}_cover"][ok].mean()),
                 "reject_5pct": float(rows[f"{q}_reject0"][ok].mean()),

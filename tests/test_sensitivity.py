@@ -181,6 +181,13 @@ def test_sensitivity_and_distance_figures(radius_world):
         "2 nearest (not run)",
     ]
     assert ax.get_xlabel() == "displacement share"
+    # an unbounded (Fieller) interval is an arrow to the axis edge, not a bare point
+    tab.loc[1, "displacement_share_high"] = np.inf
+    ax3 = exposure_sensitivity_plot(tab).axes[0]
+    assert ax3.get_yticklabels()[1].get_text() == "rings 0-100 km (unbounded)"
+    arrows = [c for c in ax3.texts if getattr(c, "arrow_patch", None) is not None]
+    assert len(arrows) == 1 and arrows[0].xy == (ax3.get_xlim()[1], 1)
+    assert np.isfinite(ax3.get_xlim()).all()
     with pytest.raises(PlotError, match="exposure_sensitivity"):
         exposure_sensitivity_plot(tab.drop(columns="displacement_share_low"))
     bands = [(0.0, 50.0), (50.0, 100.0), (100.0, 200.0)]

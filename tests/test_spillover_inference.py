@@ -150,37 +150,33 @@ def test_ratio_bias_is_the_second_order_bias_of_the_share():
 
 @pytest.mark.parametrize(
     ("n_tot", "d_tot", "shape"),
-    [(50.0, 100.0, "interval"), (50.0, 10.0, "interval"), (50.0, 3.0, "ray"), (1.0, 0.5, "line")],
+    [(50.0, 100.0, "interval"), (50.0, 10.0, "interval"), (50.0, 3.0, "rays"), (1.0, 0.5, "line")],
 )
 def test_share_fieller_set_is_the_inverted_restriction_test(n_tot, d_tot, shape):
     # Fieller's set for 1 - N/D: every s whose restriction N - (1 - s) D = 0 a t test
     # with critical value 2.05 keeps. A grid inversion (step 5e-4) finds the same ends to
-    # the grid step; with an imprecise D the set is two rays (the one holding the
-    # estimate is returned) or the whole line
+    # the grid step; with an imprecise D the set is two rays or the whole line, and the
+    # hull of either, the whole line, is returned (a ray alone would under-cover)
     rng = np.random.default_rng(0)
     S = rng.normal(size=(30, 2))
-    lo, hi, t0 = spillover._share_fieller(S[:, 0], S[:, 1], n_tot, d_tot, 2.05)
-    est = 1 - n_tot / d_tot
+    v_nn, v_dd, v_nd = S[:, 0] @ S[:, 0], S[:, 1] @ S[:, 1], S[:, 0] @ S[:, 1]
+    lo, hi, t0 = spillover._share_fieller(n_tot, d_tot, v_nn, v_dd, v_nd, 2.05)
     grid = np.arange(-200, 200, 5e-4)
     r = 1 - grid
-    stat = (n_tot - r * d_tot) ** 2 / (
-        S[:, 0] @ S[:, 0] - 2 * r * (S[:, 0] @ S[:, 1]) + r**2 * (S[:, 1] @ S[:, 1])
-    )
+    stat = (n_tot - r * d_tot) ** 2 / (v_nn - 2 * r * v_nd + r**2 * v_dd)
     kept = grid[stat <= 2.05**2]
     if shape == "interval":
         assert lo == pytest.approx(kept.min(), abs=5e-4)
         assert hi == pytest.approx(kept.max(), abs=5e-4)
-    elif shape == "ray":
-        # the estimate's ray reaches down to the grid's end; the other ray is not returned
-        assert lo == -np.inf and kept.min() == grid[0]
-        gap = np.flatnonzero(np.diff(kept) > 1e-3)[0]  # where the lower ray ends
-        assert hi == pytest.approx(kept[gap], abs=5e-4) and kept.max() == grid[-1]
     else:
-        assert (lo, hi) == (-np.inf, np.inf) and kept.size == grid.size
-    assert lo <= est <= hi
-    # the zero test is the t test of the losses N - D
-    se0 = np.sqrt(S[:, 0] @ S[:, 0] - 2 * S[:, 0] @ S[:, 1] + S[:, 1] @ S[:, 1])
-    assert t0 == pytest.approx(abs(n_tot - d_tot) / se0, rel=1e-12)
+        assert (lo, hi) == (-np.inf, np.inf)
+        # both grid ends are kept; with two rays some share in between is not
+        assert kept.min() == grid[0] and kept.max() == grid[-1]
+        assert (kept.size < grid.size) == (shape == "rays")
+    assert lo <= 1 - n_tot / d_tot <= hi
+    # the zero test is the t test of the losses N - D; NaN when they have no variance
+    assert t0 == pytest.approx(abs(n_tot - d_tot) / np.sqrt(v_nn - 2 * v_nd + v_dd), rel=1e-12)
+    assert np.isnan(spillover._share_fieller(n_tot, d_tot, 1.0, 1.0, 1.0, 2.05)[2])
 
 
 def test_share_interval_is_fiellers_from_the_reported_numbers(fitted):
@@ -206,6 +202,14 @@ def test_share_interval_is_fiellers_from_the_reported_numbers(fitted):
     assert abs(ci["upper"] - est - stats.t.ppf(0.975, df) * se) > 1e-6
     p = 2 * stats.t.sf(abs(n - d) / np.sqrt(vn + vd - 2 * cov), df)
     assert fitted.pvalues["displacement_share"] == pytest.approx(p, rel=1e-9)
+    # at another level too (from the (co)variances kept in info): the 90% set by the same
+    # formula, nested in the 95% one, as the symmetric fallback would not guarantee
+    c2 = stats.t.ppf(0.95, df) ** 2
+    A, B, C = d**2 - c2 * vd, n * d - c2 * cov, n**2 - c2 * vn
+    roots = sorted(1 - (B + k * np.sqrt(B * B - A * C)) / A for k in (-1, 1))
+    ci90 = fitted.conf_int(0.10).loc["displacement_share"]
+    np.testing.assert_allclose([ci90["lower"], ci90["upper"]], roots, rtol=1e-9)
+    assert ci["lower"] < ci90["lower"] < ci90["upper"] < ci["upper"]
 
 
 def test_ratio_bias_follows_the_inference_but_the_share_does_not(fitted):

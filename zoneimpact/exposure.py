@@ -121,8 +121,8 @@ class ExposureMap:
         with ``n_z(t)`` the number of ``z``'s linked units that are not zones at ``t``
         (the link matrix standardised by zone: each open zone's links sum to one). A zone
         unit's own zone does not count; 0 where no zone is open.
-        :func:`zoneimpact.estimators.spillover.fit` uses it to refine the cells of BJS's
-        auxiliary ``tau~``.
+        :func:`zoneimpact.estimators.spillover.fit` makes BJS's auxiliary ``tau~``
+        proportional to it within a cell (``aux_partition``).
 
         Raises
         ------

@@ -637,7 +637,8 @@ def fit(
         "exposure": exposure.kind, "controls": controls, "pre_exposed": pre_exposed,
         "base_estimator": base_estimator, "engine": "dask",
         "cluster": cname, "n_clusters": n_clusters,
-        "inference": "joint cluster scores; multiplier bootstrap for the displacement share",
+        "inference": "joint cluster scores; the displacement share's interval Fieller's, "
+        "its SE from a multiplier bootstrap",
         "small_sample": "none",
         "aux_partition": (
             ("onset_event" if bins is None and intensity is None else aux_partition)

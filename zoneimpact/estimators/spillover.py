@@ -179,6 +179,23 @@ class SpilloverResult(EstimationResult):
     base_results: dict[str, EstimationResult] = field(default_factory=dict)
     fitted: _Rescoring | None = field(default=None, repr=False, compare=False)
 
+    def conf_int(self, alpha: float | None = None) -> pd.DataFrame:
+        """Pointwise confidence intervals, indexed by term; the displacement share's is
+        Fieller's (:func:`_share_fieller`) at every level, from the joint (co)variances
+        kept in ``info`` (after ``with_inference("wild")`` its bootstrap interval at the
+        result's own level)."""
+        out = super().conf_int(alpha)
+        level = self.alpha if alpha is None else alpha
+        parts = self.info.get("displacement_share_fieller")
+        if parts is None or level == self.alpha or "wild_draws" in self.info:
+            return out
+        df = float(self.terms.set_index("term").at["displacement_share", "df"])
+        n_tot, d_tot, v_nn, v_dd, v_nd = parts
+        crit = float(stats.t.ppf(1 - level / 2, df))
+        lo, hi, _ = _share_fieller(n_tot, d_tot, v_nn, v_dd, v_nd, crit)
+        out.loc["displacement_share"] = [lo, hi]
+        return out
+
     def with_inference(
         self,
         method: str = "cluster",
@@ -1278,37 +1295,35 @@ def _ratio_bias(
 
 
 def _share_fieller(
-    s_net: np.ndarray, s_direct: np.ndarray, n_tot: float, d_tot: float, crit: float
+    n_tot: float, d_tot: float, v_nn: float, v_dd: float, v_nd: float, crit: float
 ) -> tuple[float, float, float]:
     """Fieller's (1954) confidence set for the displacement share ``1 - N/D`` and the
-    matching test of a zero share, from the joint cluster scores of the net ``N`` and the
+    matching test of a zero share, from the joint (co)variances of the net ``N`` and the
     direct total ``D``: the shares ``s`` whose restriction ``N - (1 - s) D = 0`` a t test
     with critical value ``crit`` does not reject. With ``r = 1 - s`` that is the quadratic
     ``(D^2 - c^2 V_DD) r^2 - 2 (N D - c^2 V_ND) r + N^2 - c^2 V_NN <= 0``: an interval
-    when ``D`` is significant, otherwise two rays or the whole line, of which the one
-    holding the estimate is returned (infinite ends). Unlike the delta method it keeps
+    when ``D`` is significant at that level, otherwise two rays or the whole line, whose
+    hull, the whole line, is returned (keeping only the estimate's ray would under-cover
+    and could exclude a share that the zero test keeps). Unlike the delta method it keeps
     its level when ``D`` is imprecise (the ratio's skew and heavy tails; Franz 2007,
-    "Ratios: a short guide to confidence limits and proper use"), and it is the set the
-    wild bootstrap inverts too (:mod:`._spillover_wild`). Returns (lower, upper, ``|t|``
-    of a zero share, i.e. of the losses ``N - D`` being zero)."""
-    if not (np.isfinite(n_tot) and np.isfinite(d_tot)) or d_tot == 0:
+    "Ratios: a short guide to confidence limits and proper use"). Returns (lower, upper,
+    ``|t|`` of a zero share, i.e. of the losses ``N - D`` being zero; NaN where their
+    variance is zero)."""
+    if not all(np.isfinite([n_tot, d_tot, v_nn, v_dd, v_nd, crit])) or d_tot == 0:
         return np.nan, np.nan, np.nan
-    v_nn, v_dd, v_nd = float(s_net @ s_net), float(s_direct @ s_direct), float(s_net @ s_direct)
+    var0 = v_nn - 2 * v_nd + v_dd
+    t0 = abs(n_tot - d_tot) / np.sqrt(var0) if var0 > 0 else np.nan
     c2 = crit**2
-    A, B, C = d_tot**2 - c2 * v_dd, n_tot * d_tot - c2 * v_nd, n_tot**2 - c2 * v_nn
-    se0 = np.sqrt(max(v_nn - 2 * v_nd + v_dd, 0.0))
-    t0 = abs(n_tot - d_tot) / se0 if se0 > 0 else np.inf
-    disc = max(B * B - A * C, 0.0)
-    r_hat = n_tot / d_tot
-    if A > 0:
-        r_lo, r_hi = (B - np.sqrt(disc)) / A, (B + np.sqrt(disc)) / A
-    elif A < 0 and B * B - A * C > 0:
-        # the set is outside the roots; keep the ray that holds the estimate
-        lo, hi = sorted(((B + np.sqrt(disc)) / A, (B - np.sqrt(disc)) / A))
-        r_lo, r_hi = (-np.inf, lo) if r_hat <= lo else (hi, np.inf)
-    else:
-        r_lo, r_hi = -np.inf, np.inf
-    return 1.0 - r_hi, 1.0 - r_lo, t0
+    A = d_tot**2 - c2 * v_dd
+    if A <= 0:
+        return -np.inf, np.inf, t0
+    B = n_tot * d_tot - c2 * v_nd
+    # B^2 - A C written without the cancellation of its two large terms
+    disc = c2 * (
+        d_tot**2 * v_nn - 2 * n_tot * d_tot * v_nd + n_tot**2 * v_dd - c2 * (v_nn * v_dd - v_nd**2)
+    )
+    root = np.sqrt(max(disc, 0.0))
+    return 1.0 - (B + root) / A, 1.0 - (B - root) / A, t0
 
 
 def _joint(
@@ -1358,9 +1373,13 @@ def _joint(
     dfs = np.append(dfs, share_df if np.isfinite(share_df) else np.fmin(dfs[i_d], dfs[i_n]))
     dfs = np.where(np.isnan(dfs), max(G - 1, 1), dfs)
     terms = terms_frame(all_names, [*est, share], [*se, share_se], df=dfs)
-    # the share's interval and zero test: Fieller's, from the same scores and df
+    # the share's interval and zero test: Fieller's, from the same scores and the share's
+    # df (so that the test at zero agrees with the interval); kept for other levels
+    v = S[:, [i_n, i_d]].T @ S[:, [i_n, i_d]]
+    parts = (float(n_tot), float(d_tot), float(v[0, 0]), float(v[1, 1]), float(v[0, 1]))
+    info["displacement_share_fieller"] = parts
     crit = float(stats.t.ppf(1 - alpha / 2, dfs[-1]))
-    lo, hi, t0 = _share_fieller(S[:, i_n], S[:, i_d], n_tot, d_tot, crit)
+    lo, hi, t0 = _share_fieller(*parts, crit)
     last = np.arange(len(all_names)) == len(names)
     terms["ci_low"], terms["ci_high"] = np.where(last, lo, np.nan), np.where(last, hi, np.nan)
     terms["p_value"] = np.where(last, 2 * stats.t.sf(t0, dfs[-1]), np.nan)
@@ -2149,7 +2168,8 @@ def _info(
         "covariates": ",".join(covs),
         "cluster": _cluster_label(clusters, conley_km),
         "n_clusters": clusters.n,
-        "inference": "joint cluster scores; multiplier bootstrap for the displacement share",
+        "inference": "joint cluster scores; the displacement share's interval Fieller's, "
+        "its SE from a multiplier bootstrap",
         "n_direct_units": int((emap.table["role"] == "direct").sum()),
         "n_exposed_units": int((emap.table["role"] == "exposed").sum()),
         "n_clean_units": int((emap.table["role"] == "clean").sum()),

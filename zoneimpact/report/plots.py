@@ -1060,7 +1060,9 @@ def exposure_sensitivity_plot(
 ) -> Figure:
     """One estimate per exposure definition, with its interval (the table of
     :func:`zoneimpact.sensitivity.exposure_sensitivity`): how much the answer depends on
-    who counts as exposed. Definitions that could not run are listed without a point.
+    who counts as exposed. Definitions that could not run are listed without a point; an
+    unbounded interval (Fieller's for the displacement share when the direct total is not
+    significant) is drawn as an arrow to the axis edge and labelled "unbounded".
     """
     need = {"definition", term, f"{term}_low", f"{term}_high"}
     if not isinstance(table, pd.DataFrame) or not need <= set(table.columns):
@@ -1073,16 +1075,30 @@ def exposure_sensitivity_plot(
     with paper_style():
         fig, ax = _start(ax, height=0.9 + 0.28 * max(len(t), 2))
         ok = t[term].notna().to_numpy()
+        est = t[term].to_numpy(float)
+        lo, hi = t[f"{term}_low"].to_numpy(float), t[f"{term}_high"].to_numpy(float)
+        open_lo, open_hi = ok & np.isinf(lo), ok & np.isinf(hi)
+        # the finite part of every interval; an infinite end becomes an arrow below
         ax.hlines(
-            y[ok], t.loc[ok, f"{term}_low"], t.loc[ok, f"{term}_high"], color=style.color(0), lw=1.0
-        )
-        ax.plot(t.loc[ok, term], y[ok], ls="none", marker="o", color=style.color(0))
+            y[ok], np.where(open_lo, est, lo)[ok], np.where(open_hi, est, hi)[ok],
+            color=style.color(0), lw=1.0,
+        )  # fmt: skip
+        ax.plot(est[ok], y[ok], ls="none", marker="o", color=style.color(0))
+        x0, x1 = ax.get_xlim()
+        for k in np.flatnonzero(open_lo | open_hi):
+            for edge in [x0] * int(open_lo[k]) + [x1] * int(open_hi[k]):
+                ax.annotate(
+                    "", xy=(edge, y[k]), xytext=(est[k], y[k]),
+                    arrowprops={"arrowstyle": "->", "color": style.color(0), "lw": 1.0},
+                )  # fmt: skip
+        ax.set_xlim(x0, x1)
         if truth is not None:
             ax.axvline(truth, color=style.OKABE_ITO["vermillion"], ls="--", lw=0.8, label="truth")
             legend_above(ax)
         _zero_line(ax, horizontal=False)
         labels = [
-            str(d) if has else f"{d} (not run)" for d, has in zip(t["definition"], ok, strict=True)
+            (f"{d} (unbounded)" if unb else str(d)) if has else f"{d} (not run)"
+            for d, has, unb in zip(t["definition"], ok, open_lo | open_hi, strict=True)
         ]
         literal(ax.set_yticks(y, labels))
         literal(ax.set_xlabel(xlabel or term.replace("_", " ")))
