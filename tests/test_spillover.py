@@ -192,55 +192,44 @@ def test_spillover_tau_tilde_cells_split_by_exposure_intensity():
         spillover.fit(sim.panel, outcome="fdi", aux_partition="cohort")
 
 
-def test_spillover_tau_tilde_proportional_to_exposure_intensity():
-    # aux_partition="onset_event_intensity_proportional" (session 9's default): the same cells,
-    # with tau~ = beta * intensity inside each (least squares of the cluster sums). The dense reading
-    # with that model gives the same SE to 1e-8; in this full-displacement world (the
-    # spillover is each zone's effect shared among its neighbours) it is smaller than with
-    # cell averages by more than 1%, and the point estimate does not move
+@pytest.mark.parametrize(
+    ("aux", "split", "other"),
+    [
+        ("onset_event_intensity_proportional", True, "onset_event_intensity"),
+        ("onset_event_proportional", False, "onset_event_intensity_proportional"),
+    ],
+)
+def test_spillover_tau_tilde_proportional_to_exposure_intensity(aux, split, other):
+    # tau~ = beta * intensity inside each cell (least squares of the cluster sums), in onset
+    # x event x intensity-quartile cells (session 9's default) or in onset x event cells
+    # (the default since session 13). The dense reading with that model and those cells
+    # (one bin when unsplit) gives the same estimate and SE to 1e-8 (two solvers of the same
+    # normal equations). In this full-displacement world (each zone's effect shared among
+    # its neighbours) the split cells' SE is below their averages' by more than 1%, and the
+    # unsplit cells' differs from the split ones' by more than 0.1% (the split is really
+    # dropped); point estimates and the direct piece do not move
     sim = simulate(rng=3, **SMALL, displacement_share=1.0)
     kw = dict(outcome="fdi", n_boot=0, small_sample="none")
-    res = spillover.fit(sim.panel, **kw, aux_partition="onset_event_intensity_proportional")
-    avg = spillover.fit(sim.panel, **kw, aux_partition="onset_event_intensity")
-    avg = avg.terms.set_index("term")
-    assert res.info["aux_partition"] == "onset_event_intensity_proportional"
+    res = spillover.fit(sim.panel, **kw, aux_partition=aux)
+    ref = spillover.fit(sim.panel, **kw, aux_partition=other).terms.set_index("term")
+    assert res.info["aux_partition"] == aux
     units, periods = sim.panel.units, sim.panel.periods
-    bins = pd.DataFrame(
-        spillover.intensity_bins(res.exposure, units, periods), index=units, columns=periods
-    )
+    grid = spillover.intensity_bins(res.exposure, units, periods) if split else 0
+    bins = pd.DataFrame(grid, index=units, columns=periods)
     intensity = res.exposure.intensity(units, periods)
     t = res.terms.set_index("term")
     _, spill = res.exposure.panels(sim.panel)
     for ring, p in spill.items():
         est, se = _dense_theorem3_se(p, bins, intensity)
-        assert t.loc[f"spillover:{ring}", "estimate"] == pytest.approx(est, rel=1e-8)
-        assert t.loc[f"spillover:{ring}", "se"] == pytest.approx(se, rel=1e-8)
-        assert t.loc[f"spillover:{ring}", "estimate"] == avg.loc[f"spillover:{ring}", "estimate"]
-        assert t.loc[f"spillover:{ring}", "se"] < 0.99 * avg.loc[f"spillover:{ring}", "se"]
-
-
-def test_spillover_tau_tilde_proportional_in_onset_event_cells():
-    # aux_partition="onset_event_proportional" (the default): tau~ = beta * intensity in
-    # onset x event cells without the quartile split. The dense reading with one bin gives the
-    # same estimate and SE to 1e-8 (two solvers of the same normal equations); the SE
-    # differs from the split cells' by more than 0.1% (the split is really dropped)
-    sim = simulate(rng=3, **SMALL, displacement_share=1.0)
-    kw = dict(outcome="fdi", n_boot=0, small_sample="none")
-    res = spillover.fit(sim.panel, **kw)
-    split = spillover.fit(sim.panel, **kw, aux_partition="onset_event_intensity_proportional")
-    split = split.terms.set_index("term")
-    assert res.info["aux_partition"] == "onset_event_proportional"
-    units, periods = sim.panel.units, sim.panel.periods
-    one_bin = pd.DataFrame(0, index=units, columns=periods)
-    intensity = res.exposure.intensity(units, periods)
-    t = res.terms.set_index("term")
-    _, spill = res.exposure.panels(sim.panel)
-    for ring, p in spill.items():
-        est, se = _dense_theorem3_se(p, one_bin, intensity)
-        assert t.loc[f"spillover:{ring}", "estimate"] == pytest.approx(est, rel=1e-8)
-        assert t.loc[f"spillover:{ring}", "se"] == pytest.approx(se, rel=1e-8)
-        assert abs(se / split.loc[f"spillover:{ring}", "se"] - 1) > 1e-3
-    assert t.loc["direct", "se"] == split.loc["direct", "se"]
+        row = f"spillover:{ring}"
+        assert t.loc[row, "estimate"] == pytest.approx(est, rel=1e-8)
+        assert t.loc[row, "se"] == pytest.approx(se, rel=1e-8)
+        assert t.loc[row, "estimate"] == ref.loc[row, "estimate"]
+        if split:
+            assert t.loc[row, "se"] < 0.99 * ref.loc[row, "se"]
+        else:
+            assert abs(t.loc[row, "se"] / ref.loc[row, "se"] - 1) > 1e-3
+    assert t.loc["direct", "se"] == ref.loc["direct", "se"]
 
 
 def test_cr2_inflates_the_scores_of_high_leverage_clusters():
