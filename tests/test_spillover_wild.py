@@ -171,6 +171,21 @@ def test_the_bootstrap_world_satisfies_the_null(fitted):
 
 
 @pytest.mark.filterwarnings("ignore:with_inference\\('wild'\\) on 10 clusters")
+def test_analytic_inference_after_wild_drops_the_wild_notes(fitted):
+    # re-clustering a wild result gives the analytic inference back, notes included: the
+    # wild draws' keys go, and the share's interval is Fieller's at every level again
+    # (the same clusters as the fit, so the same numbers to rounding)
+    back = fitted.with_inference("wild", n_boot=99, rng=7).with_inference("cluster")
+    assert not any(k.startswith("wild_") for k in back.info)
+    assert back.info["inference"] == fitted.info["inference"]
+    for level in (0.05, 0.10):
+        np.testing.assert_allclose(
+            back.conf_int(level).loc["displacement_share"],
+            fitted.conf_int(level).loc["displacement_share"],
+            rtol=1e-10,
+        )
+
+
 def test_wild_keeps_estimates_and_ses_and_gives_intervals_around_them(fitted):
     before = fitted.terms.copy()
     wild = fitted.with_inference("wild", n_boot=199, rng=7)

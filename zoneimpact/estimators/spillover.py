@@ -1895,8 +1895,10 @@ def _with_inference(
     # the SDID cross-check has its own placebo inference: carried over as it is
     sdid = res.terms.loc[res.terms["term"] == "net_region_sdid"]
     terms = pd.concat([terms, sdid], ignore_index=True) if len(sdid) else terms
-    info = {k: v for k, v in res.info.items() if k != "displacement_share_percentile_ci"}
+    info = {k: v for k, v in res.info.items() if k not in _STALE_INFO}
     info.update(info_boot, n_boot=n_boot, n_clusters=clusters.n)
+    if method != "wild":
+        info["inference"] = _INFERENCE
     info["cluster"] = _cluster_label(clusters, conley_km)
     terms, draws, info = _net_without_dropped_zones(terms, draws, info)
     fitted = replace(st, fits=_kept(fits), region=region)
@@ -2134,6 +2136,14 @@ def _pieces_table(fits: Mapping[str, _PieceFit], region: _PieceFit | None) -> pd
     return pd.DataFrame(rows)
 
 
+_INFERENCE = (
+    "joint cluster scores; the displacement share's interval Fieller's, its SE from a "
+    "multiplier bootstrap"
+)
+# what a previous with_inference left in info that the next one replaces
+_STALE_INFO = ("displacement_share_percentile_ci", "wild_draws", "wild_weights", "wild_terms")
+
+
 def _info(
     panel: Panel,
     split: _Split,
@@ -2168,8 +2178,7 @@ def _info(
         "covariates": ",".join(covs),
         "cluster": _cluster_label(clusters, conley_km),
         "n_clusters": clusters.n,
-        "inference": "joint cluster scores; the displacement share's interval Fieller's, "
-        "its SE from a multiplier bootstrap",
+        "inference": _INFERENCE,
         "n_direct_units": int((emap.table["role"] == "direct").sum()),
         "n_exposed_units": int((emap.table["role"] == "exposed").sum()),
         "n_clean_units": int((emap.table["role"] == "clean").sum()),
