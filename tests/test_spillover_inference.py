@@ -192,11 +192,14 @@ def test_share_interval_is_fiellers_from_the_reported_numbers(fitted):
     delta2 = fitted.info["displacement_share_se_delta"] ** 2
     cov = (vn / d**2 + n**2 * vd / d**4 - delta2) * d**3 / (2 * n)
     df = t.loc["displacement_share", "df"]
-    c2 = stats.t.ppf(0.975, df) ** 2
-    A, B, C = d**2 - c2 * vd, n * d - c2 * cov, n**2 - c2 * vn
-    roots = sorted(1 - (B + k * np.sqrt(B * B - A * C)) / A for k in (-1, 1))
+
+    def fieller(level: float) -> list[float]:
+        c2 = stats.t.ppf(1 - level / 2, df) ** 2
+        A, B, C = d**2 - c2 * vd, n * d - c2 * cov, n**2 - c2 * vn
+        return sorted(1 - (B + k * np.sqrt(B * B - A * C)) / A for k in (-1, 1))
+
     ci = fitted.conf_int().loc["displacement_share"]
-    np.testing.assert_allclose([ci["lower"], ci["upper"]], roots, rtol=1e-9)
+    np.testing.assert_allclose([ci["lower"], ci["upper"]], fieller(0.05), rtol=1e-9)
     est, se = t.loc["displacement_share", ["estimate", "se"]]
     assert abs((ci["upper"] - est) - (est - ci["lower"])) > 1e-3 * (ci["upper"] - ci["lower"])
     assert abs(ci["upper"] - est - stats.t.ppf(0.975, df) * se) > 1e-6
@@ -204,11 +207,8 @@ def test_share_interval_is_fiellers_from_the_reported_numbers(fitted):
     assert fitted.pvalues["displacement_share"] == pytest.approx(p, rel=1e-9)
     # at another level too (from the (co)variances kept in info): the 90% set by the same
     # formula, nested in the 95% one, as the symmetric fallback would not guarantee
-    c2 = stats.t.ppf(0.95, df) ** 2
-    A, B, C = d**2 - c2 * vd, n * d - c2 * cov, n**2 - c2 * vn
-    roots = sorted(1 - (B + k * np.sqrt(B * B - A * C)) / A for k in (-1, 1))
     ci90 = fitted.conf_int(0.10).loc["displacement_share"]
-    np.testing.assert_allclose([ci90["lower"], ci90["upper"]], roots, rtol=1e-9)
+    np.testing.assert_allclose([ci90["lower"], ci90["upper"]], fieller(0.10), rtol=1e-9)
     assert ci["lower"] < ci90["lower"] < ci90["upper"] < ci["upper"]
 
 
@@ -247,9 +247,9 @@ def _never_exposed(sim) -> pd.Index:
 
 def _small_world_fit(frame: pd.DataFrame, sim, covariates: list[str]) -> spillover.SpilloverResult:
     """The small world's rows ``frame`` as a panel, fitted with ``covariates`` and the
-    ``"onset_event"`` cells (the default's intensity quartiles are formed over every
-    exposed unit-period, the left-out ones included, so they would differ from a cut
-    panel's)."""
+    ``"onset_event"`` cells, which use no exposure intensity (the split cells' intensity
+    quartiles are formed over every exposed unit-period, the left-out ones included, so
+    they would differ from a cut panel's)."""
     p = Panel.from_frame(
         frame,
         unit="unit",

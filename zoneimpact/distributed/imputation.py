@@ -366,8 +366,8 @@ class ScoredFit:
     sweeps: int
     gs_sweeps: int
     # periods left out for too few untreated units (min_untreated), with their counts
-    thin: np.ndarray | None = None
-    thin_units: np.ndarray | None = None
+    thin: np.ndarray
+    thin_units: np.ndarray
 
 
 def fit_scores(

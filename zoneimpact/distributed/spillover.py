@@ -48,6 +48,7 @@ import pandas as pd
 from ..errors import EstimationError, PanelError, SpecError
 from ..estimators.spillover import (
     _AUX_PARTITIONS,
+    _INFERENCE,
     SpilloverResult,
     _aux_tables,
     _estimated_cells,
@@ -428,7 +429,6 @@ def _imputation_piece(
     n_unidentified = int(sum(m[2] for m in f.meta))
     # periods left out for too few clean units, as in memory (_without_thin_periods
     # without covariates)
-    assert f.thin is not None and f.thin_units is not None
     left_out = tuple((piece.periods[t], int(f.thin_units[t])) for t in np.flatnonzero(f.thin))
     return _PieceFit(
         name, float(f.est[0]), int(f.ctx["n1"]), score, n_unidentified, left_out=left_out
@@ -580,7 +580,7 @@ def fit(
     check_dask_panel(dpanel, outcome)
     alpha = check_alpha(alpha)
     opts = _check_options(base_estimator, controls, pre_exposed, n_boot, base_options)
-    check_choice(aux_partition, "aux_partition", _AUX_PARTITIONS)
+    check_choice(aux_partition, "aux_partition", tuple(_AUX_PARTITIONS))
     generator = as_generator(rng)
     units = pd.concat(compute_blocks([_unit_rows], dpanel.partitions())).sort_index()
     tab = _check_map(units, exposure)
@@ -637,8 +637,7 @@ def fit(
         "exposure": exposure.kind, "controls": controls, "pre_exposed": pre_exposed,
         "base_estimator": base_estimator, "engine": "dask",
         "cluster": cname, "n_clusters": n_clusters,
-        "inference": "joint cluster scores; the displacement share's interval Fieller's, "
-        "its SE from a multiplier bootstrap",
+        "inference": _INFERENCE,
         "small_sample": "none",
         "aux_partition": (
             ("onset_event" if bins is None and intensity is None else aux_partition)

@@ -509,11 +509,11 @@ def _aux_tables(
     """The intensity bins and intensities (units x periods) that ``aux_partition`` needs
     for the spillover pieces' ``tau~`` (None where it needs none, or the map has no
     links); one intensity table serves both (both engines)."""
-    if aux_partition == "onset_event" or emap.links is None:
+    split, proportional = _AUX_PARTITIONS[aux_partition]
+    if not (split or proportional) or emap.links is None:
         return None, None
     inten = emap.intensity(units, periods).to_numpy()
-    bins = _quartile_bins(inten) if "_intensity" in aux_partition else None
-    return bins, (inten if aux_partition.endswith("_proportional") else None)
+    return (_quartile_bins(inten) if split else None), (inten if proportional else None)
 
 
 def _imputation_fits(
@@ -1487,7 +1487,7 @@ def fit(
     check_fit_arguments(panel, outcome, alpha=alpha, n_jobs=n_jobs, rng=rng, estimator="spillover")
     del n_jobs
     _check_options(panel, outcome, base_estimator, n_boot, controls, pre_exposed, small_sample)
-    check_choice(aux_partition, "aux_partition", _AUX_PARTITIONS)
+    check_choice(aux_partition, "aux_partition", tuple(_AUX_PARTITIONS))
     _check_region_column(panel, region_column)
     covs = list(covariates or [])
     rng = as_generator(rng)
@@ -1632,12 +1632,14 @@ def _cluster_codes(
     return _Clusters(cluster_of, cluster_name, G, region_of_cluster)
 
 
-_AUX_PARTITIONS = (
-    "onset_event_proportional",
-    "onset_event_intensity_proportional",
-    "onset_event_intensity",
-    "onset_event",
-)
+# aux_partition -> (onset x event cells split by intensity quartile, tau~ proportional to
+# the intensity within a cell)
+_AUX_PARTITIONS = {
+    "onset_event_proportional": (False, True),
+    "onset_event_intensity_proportional": (True, True),
+    "onset_event_intensity": (True, False),
+    "onset_event": (False, False),
+}
 
 
 def _aux_used(base: tuple[str, Any, str, str], split: _Split) -> str:
