@@ -16,6 +16,11 @@ Verdicts follow the equivalence logic of two one-sided tests (Schuirmann 1987; L
   above 0, **contradicted** if it lies below ``+margin`` (the effect is at most
   negligible), **inconclusive** otherwise; ``negative`` mirrors it.
 
+The interval is the estimate +/- t x SE, except for the displacement share ``1 - N / D``:
+a ratio, whose set is Fieller's (1954) from the fit's joint (co)variances
+(:func:`result_interval`). It is skewed where the direct total ``D`` is imprecise and
+unbounded where ``D`` is not significant, and then supports no bound.
+
 :func:`zoneimpact.inference.equivalence.judge_null_claim` decides the equivalence
 verdicts. ``breakdown`` is the Rambachan-Roth (2023) breakdown value of the
 direct effect's event study when a registry estimator produced one (else NaN).
@@ -65,6 +70,7 @@ __all__ = [
     "judge",
     "load_claims",
     "load_curve_rule",
+    "result_interval",
     "run_claims",
 ]
 
@@ -253,6 +259,7 @@ def judge(
     null_value: float = 0.0,
     alpha: float = 0.05,
     df: float = math.inf,
+    interval: tuple[float, float] | None = None,
 ) -> tuple[str, float, float]:
     """Verdict and the ``(1 - 2 alpha)`` interval ``(lo, hi)`` of ``estimate``.
 
@@ -260,30 +267,63 @@ def judge(
     when finite (e.g. clusters - 1). ``equivalence`` verdicts come from
     :func:`zoneimpact.inference.equivalence.judge_null_claim` (the rule in the module
     docstring).
+
+    ``interval``, when given, is the estimate's own ``(1 - 2 alpha)`` confidence set (e.g.
+    Fieller's for the displacement share, which need not be symmetric and may be
+    unbounded): the verdict then comes from where that set lies, by the same rule.
+    TOST at level ``alpha`` is the ``(1 - 2 alpha)`` interval's inclusion in the margin
+    band (Schuirmann 1987), so a symmetric ``interval`` gives :func:`judge_null_claim`'s
+    verdict.
     """
+    if interval is not None:
+        lo, hi = (float(v) for v in interval)
+        if not np.isfinite(estimate) or np.isnan(lo) or np.isnan(hi):
+            return "not estimable", math.nan, math.nan
+        return _judge_interval(lo, hi, margin, test, null_value), lo, hi
     if not (np.isfinite(estimate) and np.isfinite(se)):
         return "not estimable", math.nan, math.nan
     z = float(stats.t.ppf(1 - alpha, df) if np.isfinite(df) else stats.norm.ppf(1 - alpha))
     lo, hi = estimate - z * se, estimate + z * se
+    if test == "equivalence" and se > 0:
+        dfs = float(df) if np.isfinite(df) else None
+        verdict = judge_null_claim(estimate - null_value, se, margin, alpha, df=dfs)
+        return str(verdict), lo, hi
+    # a zero standard error (an exact, noise-free estimate): the interval is the point
+    return _judge_interval(lo, hi, margin, test, null_value), lo, hi
+
+
+def _judge_interval(lo: float, hi: float, margin: float, test: str, null_value: float) -> str:
+    """The module docstring's rule applied to a ``(1 - 2 alpha)`` set ``[lo, hi]``
+    (ends may be infinite: an unbounded set supports nothing a bound would need)."""
     d_lo, d_hi = lo - null_value, hi - null_value
     if test == "equivalence":
-        if se > 0:
-            dfs = float(df) if np.isfinite(df) else None
-            verdict = judge_null_claim(estimate - null_value, se, margin, alpha, df=dfs)
-            return str(verdict), lo, hi
-        # a zero standard error (an exact, noise-free estimate): the interval is the point
         if -margin < d_lo and d_hi < margin:
-            return "supported", lo, hi
+            return "supported"
         if d_lo > margin or d_hi < -margin:
-            return "contradicted", lo, hi
-        return "inconclusive", lo, hi
+            return "contradicted"
+        return "inconclusive"
     sign = 1.0 if test == "positive" else -1.0
     a, b = sorted((sign * d_lo, sign * d_hi))
     if a > 0:
-        return "supported", lo, hi
+        return "supported"
     if b < margin:
-        return "contradicted", lo, hi
-    return "inconclusive", lo, hi
+        return "contradicted"
+    return "inconclusive"
+
+
+def result_interval(
+    result: EstimationResult, term: str, alpha: float
+) -> tuple[float, float] | None:
+    """The result's own ``(1 - 2 alpha)`` set for ``term`` when it is not the symmetric
+    estimate +/- t x SE: Fieller's for a spillover fit's displacement share (None
+    otherwise, and after a wild bootstrap, whose share interval exists only at the fit's
+    own level)."""
+    if term != "displacement_share" or "displacement_share_fieller" not in result.info:
+        return None
+    if "wild_draws" in result.info:
+        return None
+    ci = result.conf_int(alpha=2 * alpha)
+    return float(ci.at[term, "lower"]), float(ci.at[term, "upper"])
 
 
 # ---------------------------------------------------------------------- curve verdicts
@@ -396,7 +436,10 @@ def curve_verdict(
     claim : Claim
     specs : DataFrame
         One row per specification: ``estimate``, ``se``, ``df`` (optional), ``pretrend_p``,
-        ``n_clean``, ``scale_kind`` (``"level"``/``"log"``), ``pre_mean``, ``judged``.
+        ``n_clean``, ``scale_kind`` (``"level"``/``"log"``), ``pre_mean``, ``judged``;
+        optionally ``ci_low`` / ``ci_high`` / ``ci_level``: a specification's own interval
+        at level ``ci_level`` (Fieller's for the displacement share), used for its verdict
+        (``ci_level`` must then be ``1 - 2 alpha``).
     rule : CurveRule
     alpha : float
         Each specification is judged with its ``(1 - 2 alpha)`` interval (:func:`judge`).
@@ -413,14 +456,16 @@ def curve_verdict(
         return {"verdict": "not estimable", "note": "no specification on this scale",
                 "n_specs": 0, "n_admissible": 0}  # fmt: skip
     tab = admissible_specs(specs.reset_index(drop=True), rule)
+    own = _own_intervals(tab, alpha)
     verdicts, lows, highs, margins = [], [], [], []
-    for r in tab.itertuples(index=False):
+    for i, r in enumerate(tab.itertuples(index=False)):
         kind = str(getattr(r, "scale_kind", "level"))
         margin = _curve_margin(claim, kind, float(getattr(r, "pre_mean", math.nan)))
         df = float(getattr(r, "df", math.inf))
         v, lo, hi = judge(
             float(r.estimate), float(r.se), margin, test=claim.test,
             null_value=claim.null_value, alpha=alpha, df=df if np.isfinite(df) else math.inf,
+            interval=own[i],
         )  # fmt: skip
         verdicts.append(v)
         lows.append(lo)
@@ -465,6 +510,28 @@ def curve_verdict(
     if dropped:
         note += f"; {dropped} of {len(tab)} not admissible"
     return {**out, **summary, "verdict": verdict, "note": note}
+
+
+def _own_intervals(tab: pd.DataFrame, alpha: float) -> list[tuple[float, float] | None]:
+    """Each specification's own ``(1 - 2 alpha)`` interval when the curve carries one at
+    that level (``ci_level``; e.g. Fieller's for the displacement share), else None (the
+    verdict forms the symmetric one from ``estimate`` and ``se``)."""
+    if "ci_level" not in tab.columns:
+        return [None] * len(tab)
+    level = pd.to_numeric(tab["ci_level"], errors="coerce").to_numpy(float)
+    formed = np.isfinite(level)
+    if np.any(formed & ~np.isclose(level, 1 - 2 * alpha, rtol=0, atol=1e-12)):
+        bad = sorted({float(v) for v in level[formed]})
+        raise ZoneImpactError(
+            f"The curve's intervals (column 'ci_level') were formed at level(s) {bad}; "
+            f"judging at alpha={alpha} needs {1 - 2 * alpha:g}. Rebuild the curve with "
+            f"alpha={alpha}."
+        )
+    lo, hi = (pd.to_numeric(tab[c], errors="coerce").to_numpy(float) for c in ("ci_low", "ci_high"))
+    return [
+        (float(a), float(b)) if ok and not (np.isnan(a) or np.isnan(b)) else None
+        for a, b, ok in zip(lo, hi, formed, strict=True)
+    ]
 
 
 def _knife_edge(row: Mapping[str, Any], test: str) -> str:
@@ -585,8 +652,9 @@ def evaluate_claims(
                 scale = res.info.get("pre_mean", math.nan) if c.margin_unit == "pre_mean" else 1.0
                 margin = c.margin * abs(float(scale))
                 verdict, lo, hi = judge(
-                    est, se, margin, test=c.test, null_value=c.null_value, alpha=alpha, df=df
-                )
+                    est, se, margin, test=c.test, null_value=c.null_value, alpha=alpha, df=df,
+                    interval=result_interval(res, term, alpha),
+                )  # fmt: skip
                 engine = res.info.get("base_estimator")
                 rows.append(
                     {
@@ -672,8 +740,9 @@ def _judge_spec_claim(
     scale = res.info.get("pre_mean", math.nan) if c.margin_unit == "pre_mean" else 1.0
     margin = c.margin * abs(float(scale))
     verdict, lo, hi = judge(
-        est, se, margin, test=c.test, null_value=c.null_value, alpha=alpha, df=df
-    )
+        est, se, margin, test=c.test, null_value=c.null_value, alpha=alpha, df=df,
+        interval=result_interval(res, c.term, alpha),
+    )  # fmt: skip
     return {
         **row,
         "outcome": res.outcome,

@@ -148,6 +148,7 @@ CURVE_COLUMNS = [
     "df",
     "ci_low",
     "ci_high",
+    "ci_level",
     "pretrend_p",
     "pretrend_test",
     "n_treated",
@@ -332,12 +333,17 @@ def _row(res: EstimationResult, term: str, alpha: float, **extra: Any) -> dict[s
         float(t.at[term, "df"]) if "df" in t.columns and np.isfinite(t.at[term, "df"]) else math.inf
     )
     z = float(stats.t.ppf(1 - alpha, df) if np.isfinite(df) else stats.norm.ppf(1 - alpha))
+    from ..claims import result_interval
+
+    # the displacement share's set is Fieller's (asymmetric, possibly unbounded)
+    lo, hi = result_interval(res, term, alpha) or (est - z * se, est + z * se)
     return {
         "estimate": est,
         "se": se,
         "df": df,
-        "ci_low": est - z * se,
-        "ci_high": est + z * se,
+        "ci_low": lo,
+        "ci_high": hi,
+        "ci_level": 1 - 2 * alpha,
         **extra,
     }
 
