@@ -8,7 +8,8 @@ draws a new world and estimates with ``covariates=["x"]`` (clusters: regions, th
 
 For direct (mean effect on zone unit-periods), spillover (mean on exposed unit-periods),
 net (regional total) and the displacement share it reports the mean truth, bias (and
-|bias| as a share of the truth), SE/SD (mean SE over the SD of the estimation error),
+|bias| as a share of the truth, with its Monte Carlo SE; and the median error's share, a
+ratio's bias where its mean is unstable), SE/SD (mean SE over the SD of the estimation error),
 coverage of 95% intervals and, in the null world, the rejection rate of H0: effect = 0 at
 the 5% level.
 
@@ -142,6 +143,11 @@ def summarise(rows: pd.DataFrame, world: str) -> pd.DataFrame:
                 "bias_pct": float(100 * abs(err.mean()) / abs(t_mean)) if t_mean else np.nan,
                 # the Monte Carlo SE of the bias: whether a bias is the estimator's or the draw's
                 "bias_mcse": float(err.std(ddof=1) / np.sqrt(len(err))),
+                # a ratio's mean need not exist where its denominator is weak (the share
+                # under a weak direct total): its median error is the bias one can report
+                "median_bias_pct": float(100 * abs(err.median()) / abs(t_mean))
+                if t_mean
+                else np.nan,
                 "se_sd": float(se[ok].mean() / err.std(ddof=1)),
                 "coverage": float(rows[f"{q}_cover"][ok].mean()),
                 "reject_5pct": float(rows[f"{q}_reject0"][ok].mean()),

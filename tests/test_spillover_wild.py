@@ -288,6 +288,28 @@ def test_an_unbounded_confidence_set_keeps_its_infinite_ends():
     assert (tidy["conf_low"], tidy["conf_high"]) == (row["ci_low"], row["ci_high"])
 
 
+def test_an_unbounded_fieller_set_reaches_json_and_tables_as_such():
+    # the analytic (Fieller) share set of the same null world is the whole line: the
+    # results.json records write its ends as "-inf"/"inf" (None would read as "not
+    # computed") and the regression table prints the bracket, as R prints [-Inf, Inf]
+    import json
+
+    from zoneimpact.report.tables import regression_table
+
+    res = spillover.fit(_null8(1002).panel, outcome="fdi", rng=1, n_boot=0)
+    ci = res.conf_int().loc["displacement_share"]
+    assert (ci["lower"], ci["upper"]) == (-np.inf, np.inf)
+    recs = {r["term"]: r for r in json.loads(json.dumps(res.records()))}
+    assert (recs["displacement_share"]["ci_low"], recs["displacement_share"]["ci_high"]) == (
+        "-inf",
+        "inf",
+    )
+    assert float(recs["displacement_share"]["ci_low"]) == -np.inf
+    assert all(isinstance(recs["direct"][k], float) for k in ("ci_low", "ci_high"))
+    frame = regression_table(res, terms=["displacement_share"], ci=True).frame
+    assert "[-Inf, Inf]" in frame.iloc[:, 1].tolist()
+
+
 @pytest.mark.filterwarnings("ignore:with_inference\\('wild'\\) on 10 clusters")
 def test_rescaling_a_wild_result_scales_its_intervals(fitted):
     wild = fitted.with_inference("wild", n_boot=99, rng=3)

@@ -460,7 +460,9 @@ class EstimationResult:
             return f"<{type(self).__name__} {self.estimator} {self.outcome}>"
 
     def records(self, alpha: float | None = None) -> list[dict[str, Any]]:
-        """One dict per term in the ``results.json`` schema (without the run's name)."""
+        """One dict per term in the ``results.json`` schema (without the run's name).
+
+        Missing numbers are None; an unbounded interval's end is ``"inf"`` / ``"-inf"``."""
         tidy = self.tidy(alpha)
         out = []
         for row in tidy.itertuples(index=False):
@@ -471,8 +473,8 @@ class EstimationResult:
                     "term": row.term,
                     "estimate": _num(row.estimate),
                     "se": _num(row.std_error),
-                    "ci_low": _num(row.conf_low),
-                    "ci_high": _num(row.conf_high),
+                    "ci_low": _bound(row.conf_low),
+                    "ci_high": _bound(row.conf_high),
                     "n_units": int(self.n_units),
                 }
             )
@@ -716,6 +718,17 @@ def _num(x: float) -> float | None:
     """JSON-safe float: NaN and infinities become None."""
     x = float(x)
     return x if math.isfinite(x) else None
+
+
+def _bound(x: float) -> float | str | None:
+    """JSON-safe interval end: an unbounded confidence set's end (Fieller's for the
+    displacement share where the direct total is not significant) is ``"inf"`` /
+    ``"-inf"``, which ``float()`` in Python and ``as.numeric()`` in R read back; None stays
+    for an end that was not computed (NaN)."""
+    x = float(x)
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return _num(x)
 
 
 def terms_frame(terms: list[str], estimate: Any, se: Any, **extra: Any) -> pd.DataFrame:

@@ -943,7 +943,8 @@ def regression_table(
             r_se.append(f"({_fmt_num(h['se'], digits)})" if math.isfinite(h["se"]) else "")
             r_ci.append(
                 f"[{_fmt_num(h['lo'], digits)}, {_fmt_num(h['hi'], digits)}]"
-                if math.isfinite(h["lo"]) and math.isfinite(h["hi"])
+                # an unbounded set (Fieller's share with a weak direct total) shows -Inf/Inf
+                if not (math.isnan(h["lo"]) or math.isnan(h["hi"]))
                 else ""
             )
             long_rows.append(
