@@ -20,11 +20,13 @@ from zoneimpact.claims import (
     judge,
     load_claims,
     load_curve_rule,
+    result_interval,
     run_claims,
 )
 from zoneimpact.errors import SpecError, ZoneImpactError
 from zoneimpact.estimators import spillover
 from zoneimpact.exposure import exposure_from_onsets
+from zoneimpact.inference.equivalence import EquivalenceError
 from zoneimpact.parallel import replicate, set_progress
 from zoneimpact.simulate import simulate
 
@@ -113,6 +115,29 @@ def test_judge_on_a_given_interval(interval, test, expected):
     assert verdict == expected
     if expected != "not estimable":
         assert (lo, hi) == interval
+    # shifted by a null value of 1 the set and its bounds move together: the same verdict
+    shifted = tuple(v + 1.0 for v in interval)
+    assert judge(1.0, 1.0, 3.0, test=test, null_value=1.0, interval=shifted)[0] == expected
+
+
+@pytest.mark.parametrize(
+    ("interval", "test", "expected"),
+    [
+        ((0.5, math.inf), "positive", "inconclusive"),  # above 0 but not above the null 1
+        ((-math.inf, 3.5), "positive", "contradicted"),  # below 1 + margin 3
+        ((-math.inf, 1.5), "negative", "inconclusive"),  # below 0 but not below 1
+        ((-1.5, math.inf), "negative", "contradicted"),  # above 1 - 3
+    ],
+)
+def test_judge_on_an_interval_around_a_null_value(interval, test, expected):
+    assert judge(0.0, 1.0, 3.0, test=test, null_value=1.0, interval=interval)[0] == expected
+
+
+def test_judge_refuses_a_margin_it_cannot_use():
+    # a pre-mean margin with no pre-zone mean is NaN: an error, not a silent verdict
+    for interval in (None, (-1.0, 1.0)):
+        with pytest.raises(EquivalenceError, match="margin must be a positive finite"):
+            judge(0.0, 1.0, math.nan, interval=interval)
 
 
 def test_share_verdicts_use_fiellers_interval():
@@ -135,6 +160,11 @@ def test_share_verdicts_use_fiellers_interval():
         t["estimate"], t["se"], row["margin"], test="equivalence", interval=(lo, hi),
         null_value=row["null_value"],
     )[0]  # fmt: skip
+    # a wild bootstrap keeps the cluster (co)variances: the verdict's set stays Fieller's
+    # (its own intervals exist only at the fit's level)
+    wild = res.with_inference("wild", n_boot=99, rng=3)
+    assert result_interval(wild, "displacement_share", 0.05) == pytest.approx((lo, hi), rel=1e-9)
+    assert result_interval(wild, "direct", 0.05) is None
 
 
 def test_claim_validation():
@@ -376,6 +406,12 @@ def test_curve_verdict_uses_a_specs_own_interval_at_its_level():
     # without ci_level the symmetric intervals decide, as before
     plain = curve_verdict(DIRECT_CLAIM, specs.drop(columns="ci_level"), CurveRule())
     assert plain["verdict"] == "supported"
+    # a row with its own set but NaN ends is not estimable (as a single estimate's)
+    nan_row = specs.assign(ci_low=[math.nan, -0.16448536])
+    assert "1 not estimable" in curve_verdict(DIRECT_CLAIM, nan_row, CurveRule())["note"]
+    # rows without an own set (ci_level NaN) are symmetric at any alpha
+    free = specs.assign(ci_level=math.nan)
+    assert curve_verdict(DIRECT_CLAIM, free, CurveRule(), alpha=0.1)["verdict"] == "supported"
     # intervals formed at another level cannot be judged at this one
     with pytest.raises(ZoneImpactError, match=r"ci_level.*0\.8.*alpha=0\.05.*0\.9"):
         curve_verdict(DIRECT_CLAIM, specs.assign(ci_level=0.8), CurveRule())
@@ -403,3 +439,9 @@ def test_knife_edge_is_flagged():
     row = {"verdict": verdict, "margin": 0.02, "ci_low": lo, "ci_high": hi}
     assert "knife edge" in _knife_edge(row, "positive")
     assert _knife_edge({**row, "ci_high": 0.01}, "positive") == ""  # clear of the edge
+    # around a null value of 1 the bound is 1 + margin 3 = 4: 3.9 ends 0.1 inside, 2.8 is
+    # 1.2 inside (clear of the 0.3 edge); the negative claim mirrors it at 1 - 3 = -2
+    row = {"verdict": "contradicted", "margin": 3.0, "null_value": 1.0}
+    assert "ends 0.1 inside" in _knife_edge({**row, "ci_low": 0.0, "ci_high": 3.9}, "positive")
+    assert _knife_edge({**row, "ci_low": 0.0, "ci_high": 2.8}, "positive") == ""
+    assert "ends 0.1 inside" in _knife_edge({**row, "ci_low": -1.9, "ci_high": 5.0}, "negative")

@@ -308,6 +308,10 @@ def test_an_unbounded_fieller_set_reaches_json_and_tables_as_such():
     assert all(isinstance(recs["direct"][k], float) for k in ("ci_low", "ci_high"))
     frame = regression_table(res, terms=["displacement_share"], ci=True).frame
     assert "[-Inf, Inf]" in frame.iloc[:, 1].tolist()
+    # an end that was not computed stays null, apart from an unbounded one
+    from zoneimpact.results import _bound
+
+    assert [_bound(v) for v in (np.nan, -np.inf, np.inf, 1.5)] == [None, "-inf", "inf", 1.5]
 
 
 @pytest.mark.filterwarnings("ignore:with_inference\\('wild'\\) on 10 clusters")

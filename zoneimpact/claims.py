@@ -56,7 +56,7 @@ import pandas as pd
 from scipy import stats
 
 from .errors import SpecError, ZoneImpactError
-from .inference.equivalence import judge_null_claim
+from .inference.equivalence import EquivalenceError, judge_null_claim
 from .panel import Panel
 from .parallel import as_generator
 from .results import EstimationResult
@@ -275,6 +275,11 @@ def judge(
     band (Schuirmann 1987), so a symmetric ``interval`` gives :func:`judge_null_claim`'s
     verdict.
     """
+    if test == "equivalence" and not (np.isfinite(margin) and margin > 0):
+        raise EquivalenceError(
+            f"margin must be a positive finite number (the equivalence bound D in [-D, D]); "
+            f"received margin={margin!r}."
+        )
     if interval is not None:
         lo, hi = (float(v) for v in interval)
         if not np.isfinite(estimate) or np.isnan(lo) or np.isnan(hi):
@@ -315,15 +320,20 @@ def result_interval(
     result: EstimationResult, term: str, alpha: float
 ) -> tuple[float, float] | None:
     """The result's own ``(1 - 2 alpha)`` set for ``term`` when it is not the symmetric
-    estimate +/- t x SE: Fieller's for a spillover fit's displacement share (None
-    otherwise, and after a wild bootstrap, whose share interval exists only at the fit's
-    own level)."""
-    if term != "displacement_share" or "displacement_share_fieller" not in result.info:
+    estimate +/- t x SE: Fieller's for a spillover fit's displacement share, from the
+    joint (co)variances the fit keeps (``info["displacement_share_fieller"]``, also after
+    a wild bootstrap, which keeps the cluster ones) and the share's degrees of freedom;
+    None otherwise."""
+    parts = result.info.get("displacement_share_fieller")
+    if term != "displacement_share" or parts is None:
         return None
-    if "wild_draws" in result.info:
-        return None
-    ci = result.conf_int(alpha=2 * alpha)
-    return float(ci.at[term, "lower"]), float(ci.at[term, "upper"])
+    from .estimators.spillover import _share_fieller
+
+    df = float(result.terms.set_index("term").at[term, "df"])
+    crit = float(stats.t.ppf(1 - alpha, df) if np.isfinite(df) else stats.norm.ppf(1 - alpha))
+    n_tot, d_tot, v_nn, v_dd, v_nd = parts
+    lo, hi, _ = _share_fieller(n_tot, d_tot, v_nn, v_dd, v_nd, crit)
+    return float(lo), float(hi)
 
 
 # ---------------------------------------------------------------------- curve verdicts
@@ -528,10 +538,8 @@ def _own_intervals(tab: pd.DataFrame, alpha: float) -> list[tuple[float, float] 
             f"alpha={alpha}."
         )
     lo, hi = (pd.to_numeric(tab[c], errors="coerce").to_numpy(float) for c in ("ci_low", "ci_high"))
-    return [
-        (float(a), float(b)) if ok and not (np.isnan(a) or np.isnan(b)) else None
-        for a, b, ok in zip(lo, hi, formed, strict=True)
-    ]
+    # a row with its own set but NaN ends is not estimable, as a single estimate's is
+    return [(float(a), float(b)) if ok else None for a, b, ok in zip(lo, hi, formed, strict=True)]
 
 
 def _knife_edge(row: Mapping[str, Any], test: str) -> str:
@@ -540,10 +548,12 @@ def _knife_edge(row: Mapping[str, Any], test: str) -> str:
     verdict = row.get("verdict")
     if verdict not in ("supported", "contradicted") or not margin or not np.isfinite(margin):
         return ""
+    null = float(row.get("null_value") or 0.0)
+    # the verdict rule's bound is null_value +/- margin
     if test == "positive" and verdict == "contradicted":
-        gap = margin - float(hi)  # type: ignore[arg-type]
+        gap = null + margin - float(hi)  # type: ignore[arg-type]
     elif test == "negative" and verdict == "contradicted":
-        gap = float(lo) + margin  # type: ignore[arg-type]
+        gap = float(lo) - (null - margin)  # type: ignore[arg-type]
     else:
         return ""
     if 0 <= gap < KNIFE_EDGE * margin:

@@ -335,15 +335,17 @@ def _row(res: EstimationResult, term: str, alpha: float, **extra: Any) -> dict[s
     z = float(stats.t.ppf(1 - alpha, df) if np.isfinite(df) else stats.norm.ppf(1 - alpha))
     from ..claims import result_interval
 
-    # the displacement share's set is Fieller's (asymmetric, possibly unbounded)
-    lo, hi = result_interval(res, term, alpha) or (est - z * se, est + z * se)
+    # the displacement share's set is Fieller's (asymmetric, possibly unbounded): the
+    # verdict must read it (ci_level); the others are estimate +- t x SE at any level
+    own = result_interval(res, term, alpha)
+    lo, hi = own or (est - z * se, est + z * se)
     return {
         "estimate": est,
         "se": se,
         "df": df,
         "ci_low": lo,
         "ci_high": hi,
-        "ci_level": 1 - 2 * alpha,
+        "ci_level": 1 - 2 * alpha if own is not None else math.nan,
         **extra,
     }
 
