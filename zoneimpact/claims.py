@@ -320,20 +320,11 @@ def result_interval(
     result: EstimationResult, term: str, alpha: float
 ) -> tuple[float, float] | None:
     """The result's own ``(1 - 2 alpha)`` set for ``term`` when it is not the symmetric
-    estimate +/- t x SE: Fieller's for a spillover fit's displacement share, from the
-    joint (co)variances the fit keeps (``info["displacement_share_fieller"]``, also after
-    a wild bootstrap, which keeps the cluster ones) and the share's degrees of freedom;
-    None otherwise."""
-    parts = result.info.get("displacement_share_fieller")
-    if term != "displacement_share" or parts is None:
-        return None
-    from .estimators.spillover import _share_fieller
+    estimate +/- t x SE (:func:`zoneimpact.estimators.spillover.own_interval`: Fieller's
+    for a spillover fit's displacement share); None otherwise."""
+    from .estimators.spillover import own_interval
 
-    df = float(result.terms.set_index("term").at[term, "df"])
-    crit = float(stats.t.ppf(1 - alpha, df) if np.isfinite(df) else stats.norm.ppf(1 - alpha))
-    n_tot, d_tot, v_nn, v_dd, v_nd = parts
-    lo, hi, _ = _share_fieller(n_tot, d_tot, v_nn, v_dd, v_nd, crit)
-    return float(lo), float(hi)
+    return own_interval(result, term, alpha)
 
 
 # ---------------------------------------------------------------------- curve verdicts

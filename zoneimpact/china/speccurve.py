@@ -333,11 +333,11 @@ def _row(res: EstimationResult, term: str, alpha: float, **extra: Any) -> dict[s
         float(t.at[term, "df"]) if "df" in t.columns and np.isfinite(t.at[term, "df"]) else math.inf
     )
     z = float(stats.t.ppf(1 - alpha, df) if np.isfinite(df) else stats.norm.ppf(1 - alpha))
-    from ..claims import result_interval
+    from ..estimators.spillover import own_interval
 
     # the displacement share's set is Fieller's (asymmetric, possibly unbounded): the
     # verdict must read it (ci_level); the others are estimate +- t x SE at any level
-    own = result_interval(res, term, alpha)
+    own = own_interval(res, term, alpha)
     lo, hi = own or (est - z * se, est + z * se)
     return {
         "estimate": est,

@@ -130,7 +130,7 @@ from ._scale import scale_equivariant
 from ._weights import check_weight_name, unit_weights
 from .callaway_santanna import _unit_labels
 
-__all__ = ["SpilloverResult", "fit", "region_panel", "zones_exposed_panel"]
+__all__ = ["SpilloverResult", "fit", "own_interval", "region_panel", "zones_exposed_panel"]
 
 _IQR_NORMAL = float(stats.norm.ppf(0.75) - stats.norm.ppf(0.25))
 _BASES = ("imputation", "callaway_santanna")
@@ -1292,6 +1292,22 @@ def _ratio_bias(
         bias = float(s_net @ s_direct) / d_tot**2 - n_tot * var_d / d_tot**3
         cv = float(np.sqrt(var_d) / abs(d_tot))
     return {"direct_total_cv": cv, "displacement_share_ratio_bias": bias}
+
+
+def own_interval(result: EstimationResult, term: str, alpha: float) -> tuple[float, float] | None:
+    """A result's own ``(1 - 2 alpha)`` set for ``term`` where it is not the symmetric
+    estimate +/- t x SE: Fieller's for a spillover fit's displacement share, from the joint
+    (co)variances the fit keeps (``info["displacement_share_fieller"]``, also after a wild
+    bootstrap, which keeps the cluster ones) and the share's degrees of freedom; None for
+    any other term or result. Verdicts at ``alpha`` (TOST) read this set."""
+    parts = result.info.get("displacement_share_fieller")
+    if term != "displacement_share" or parts is None:
+        return None
+    df = float(result.terms.set_index("term").at[term, "df"])
+    crit = float(stats.t.ppf(1 - alpha, df) if np.isfinite(df) else stats.norm.ppf(1 - alpha))
+    n_tot, d_tot, v_nn, v_dd, v_nd = parts
+    lo, hi, _ = _share_fieller(n_tot, d_tot, v_nn, v_dd, v_nd, crit)
+    return float(lo), float(hi)
 
 
 def _share_fieller(
