@@ -181,19 +181,16 @@ class SpilloverResult(EstimationResult):
 
     def conf_int(self, alpha: float | None = None) -> pd.DataFrame:
         """Pointwise confidence intervals, indexed by term; the displacement share's is
-        Fieller's (:func:`_share_fieller`) at every level, from the joint (co)variances
-        kept in ``info`` (after ``with_inference("wild")`` its bootstrap interval at the
+        Fieller's at every level (:func:`own_interval`, from the joint (co)variances kept
+        in ``info``; after ``with_inference("wild")`` its bootstrap interval at the
         result's own level)."""
         out = super().conf_int(alpha)
         level = self.alpha if alpha is None else alpha
-        parts = self.info.get("displacement_share_fieller")
-        if parts is None or level == self.alpha or "wild_draws" in self.info:
+        if level == self.alpha or "wild_draws" in self.info:
             return out
-        df = float(self.terms.set_index("term").at["displacement_share", "df"])
-        n_tot, d_tot, v_nn, v_dd, v_nd = parts
-        crit = float(stats.t.ppf(1 - level / 2, df))
-        lo, hi, _ = _share_fieller(n_tot, d_tot, v_nn, v_dd, v_nd, crit)
-        out.loc["displacement_share"] = [lo, hi]
+        share = own_interval(self, "displacement_share", level / 2)
+        if share is not None:
+            out.loc["displacement_share"] = list(share)
         return out
 
     def with_inference(
