@@ -84,3 +84,14 @@ def test_accessors_follow_rescaling(result: EstimationResult) -> None:
     np.testing.assert_allclose(scaled.params, result.params * 10, rtol=1e-15)
     np.testing.assert_allclose(scaled.tvalues, result.tvalues, rtol=1e-12)
     np.testing.assert_allclose(scaled.vcov, result.vcov * 100, rtol=1e-15)
+
+
+def test_own_statistic_column_is_read_and_follows_a_sign_flip(result: EstimationResult) -> None:
+    # a term tested otherwise than estimate / SE carries its statistic in the terms; tidy
+    # and tvalues show it (NaN rows keep estimate / SE), and a negative rescaling turns its
+    # sign as it turns the estimate's (exact arithmetic: rtol 1e-15)
+    own = result.with_terms(result.terms.assign(statistic=[np.nan, -3.0, np.nan]))
+    np.testing.assert_allclose(own.tvalues.to_numpy(), [1.96, -3.0, 2.0], rtol=1e-15)
+    np.testing.assert_allclose(own.tidy()["statistic"], [1.96, -3.0, 2.0], rtol=1e-15)
+    flipped = own.rescaled(-2.0)
+    np.testing.assert_allclose(flipped.tvalues.to_numpy(), [-1.96, 3.0, -2.0], rtol=1e-15)

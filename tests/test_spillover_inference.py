@@ -205,6 +205,16 @@ def test_share_interval_is_fiellers_from_the_reported_numbers(fitted):
     assert abs(ci["upper"] - est - stats.t.ppf(0.975, df) * se) > 1e-6
     p = 2 * stats.t.sf(abs(n - d) / np.sqrt(vn + vd - 2 * cov), df)
     assert fitted.pvalues["displacement_share"] == pytest.approx(p, rel=1e-9)
+    # tidy's statistic is the t that p-value reads (signed as the share), not est / IQR SE,
+    # so statistic and p-value agree; other terms keep estimate / SE
+    tidy = fitted.tidy().set_index("term")
+    stat = np.sign(1 - n / d) * abs(n - d) / np.sqrt(vn + vd - 2 * cov)
+    assert tidy.loc["displacement_share", "statistic"] == pytest.approx(stat, rel=1e-9)
+    assert 2 * stats.t.sf(abs(tidy.loc["displacement_share", "statistic"]), df) == pytest.approx(
+        tidy.loc["displacement_share", "p_value"], rel=1e-9
+    )
+    assert abs(tidy.loc["displacement_share", "statistic"] - est / se) > 1e-3
+    assert tidy.loc["net", "statistic"] == pytest.approx(n / np.sqrt(vn), rel=1e-12)
     # at another level too (from the (co)variances kept in info): the 90% set by the same
     # formula, nested in the 95% one, as the symmetric fallback would not guarantee
     ci90 = fitted.conf_int(0.10).loc["displacement_share"]

@@ -373,9 +373,15 @@ class EstimationResult:
 
     @property
     def tvalues(self) -> pd.Series:
-        """Estimate / standard error, indexed by term."""
+        """Estimate / standard error, indexed by term; where a term is tested otherwise
+        (the terms' ``statistic`` column, e.g. the displacement share's Fieller test) that
+        test's statistic, so that it matches the term's p-value."""
         with np.errstate(divide="ignore", invalid="ignore"):
-            return (self.params / self.bse).rename("statistic")
+            stat = (self.params / self.bse).rename("statistic")
+        if "statistic" in self.terms.columns:
+            own = self.terms["statistic"].to_numpy(float)
+            stat = stat.where(~np.isfinite(own), own)
+        return stat
 
     @property
     def nobs(self) -> int:
@@ -416,14 +422,12 @@ class EstimationResult:
         """
         ci = self.conf_int(alpha)
         t = self.terms
-        with np.errstate(divide="ignore", invalid="ignore"):
-            stat = t["estimate"].to_numpy(float) / t["se"].to_numpy(float)
         out = pd.DataFrame(
             {
                 "term": t["term"].to_numpy(),
                 "estimate": t["estimate"].to_numpy(float),
                 "std_error": t["se"].to_numpy(float),
-                "statistic": stat,
+                "statistic": self.tvalues.to_numpy(),
                 "p_value": self.pvalues.to_numpy(),
                 "conf_low": ci["lower"].to_numpy(),
                 "conf_high": ci["upper"].to_numpy(),
@@ -510,6 +514,8 @@ class EstimationResult:
             if col in terms.columns:
                 terms[col] = terms[col].to_numpy(float) * mult
         terms["se"] = terms["se"].abs()
+        if "statistic" in terms.columns:
+            terms["statistic"] = terms["statistic"].to_numpy(float) * np.sign(mult)
         for lo, hi in (("band_low", "band_high"), ("ci_low", "ci_high")):
             if {lo, hi} <= set(terms.columns) and c < 0:
                 # a negative factor turns an interval's ends around

@@ -1396,6 +1396,8 @@ def _joint(
     last = np.arange(len(all_names)) == len(names)
     terms["ci_low"], terms["ci_high"] = np.where(last, lo, np.nan), np.where(last, hi, np.nan)
     terms["p_value"] = np.where(last, 2 * stats.t.sf(t0, dfs[-1]), np.nan)
+    # the statistic that p-value reads (the losses' t), signed as the share
+    terms["statistic"] = np.where(last, np.sign(share) * t0, np.nan)
     order = [*names[: names.index("net_per_treated") + 1], "displacement_share"]
     order += [n for n in names if n not in order]
     terms = terms.set_index("term").loc[order].reset_index()
@@ -1946,7 +1948,9 @@ def _net_without_dropped_zones(
     if warn:
         warnings.warn(note, stacklevel=stacklevel)
     terms = terms.copy()
-    cols = [c for c in ("estimate", "se", "p_value", "ci_low", "ci_high") if c in terms]
+    cols = [
+        c for c in ("estimate", "se", "statistic", "p_value", "ci_low", "ci_high") if c in terms
+    ]
     terms.loc[terms["term"].isin(_NET_TERMS), cols] = np.nan
     draws = draws.assign(**{c: np.nan for c in _NET_TERMS if c in draws.columns})
     info = {k: v for k, v in info.items() if not k.startswith("displacement_share_")}
