@@ -221,7 +221,40 @@ def test_net_verdicts_carry_the_fits_net_note():
     # the default fit has nothing to say: the verdict note stays as it was
     table, results = run_claims(panels={"sim": sim.panel}, rng=1, spillover={"n_boot": 0})
     assert not results["sim"]["fdi"].info.get("net_note")
-    assert table.set_index("claim").at["no_net_fdi_gain", "note"].startswith("90% CI; margin")
+    # (the interval's t reference: net's own Bell-McCaffrey df)
+    res = results["sim"]["fdi"]
+    df = float(res.terms.set_index("term").at["net", "df"])
+    assert (
+        table.set_index("claim")
+        .at["no_net_fdi_gain", "note"]
+        .startswith(f"90% CI (t, {df:.3g} df); margin")
+    )
+
+
+def test_verdicts_use_t_with_the_clusters_less_one_where_a_term_has_no_df():
+    from zoneimpact.results import EstimationResult, terms_frame, verdict_df
+
+    def result(df=None, **info):
+        extra = {} if df is None else {"df": [df]}
+        return EstimationResult(
+            "x", "y", terms_frame(["att"], [0.0], [1.0], **extra), 1, 1, info=info
+        )
+
+    assert verdict_df(result(n_clusters=11), "att") == 10.0
+    assert verdict_df(result(7.5, n_clusters=11), "att") == 7.5  # the term's own df wins
+    assert verdict_df(result(np.nan, n_clusters=11), "att") == 10.0
+    assert verdict_df(result(), "att") == math.inf
+    assert verdict_df(result(n_clusters=True), "att") == math.inf
+    assert verdict_df(result(n_clusters=1), "att") == math.inf
+    # the western HTZ claim (CS on 11 province clusters; estimate and normal 90% upper bound
+    # from tests/expected/china_claims.csv before session 15): normal says contradicted by
+    # 0.001, t(10) puts the upper bound at 0.0212, beyond the 0.02 margin
+    est, upper = -0.002845420967, 0.0190014477
+    se = (upper - est) / stats.norm.ppf(0.95)
+    assert judge(est, se, 0.02, test="positive")[0] == "contradicted"
+    verdict, _, hi = judge(est, se, 0.02, test="positive", df=10.0)
+    assert verdict == "inconclusive"
+    assert hi == pytest.approx(est + stats.t.ppf(0.95, 10) * se, rel=1e-12)
 
 
 # ---------------------------------------------------------------------- Monte Carlo

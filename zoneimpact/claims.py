@@ -59,7 +59,7 @@ from .errors import SpecError, ZoneImpactError
 from .inference.equivalence import EquivalenceError, judge_null_claim
 from .panel import Panel
 from .parallel import as_generator
-from .results import EstimationResult
+from .results import EstimationResult, verdict_df
 
 __all__ = [
     "Claim",
@@ -647,9 +647,7 @@ def evaluate_claims(
                     )
                     continue
                 est, se = float(tidy.at[term, "estimate"]), float(tidy.at[term, "std_error"])
-                df = math.inf
-                if "df" in res.terms.columns:
-                    df = float(res.terms.set_index("term").at[term, "df"])
+                df = verdict_df(res, term)
                 scale = res.info.get("pre_mean", math.nan) if c.margin_unit == "pre_mean" else 1.0
                 margin = c.margin * abs(float(scale))
                 verdict, lo, hi = judge(
@@ -670,7 +668,8 @@ def evaluate_claims(
                         else math.nan,
                         "verdict": verdict,
                         "note": _with_net_note(
-                            f"{100 * (1 - 2 * alpha):g}% CI; margin {c.margin:g} x {c.margin_unit}",
+                            f"{100 * (1 - 2 * alpha):g}% CI{_reference(df)}; margin {c.margin:g} "
+                            f"x {c.margin_unit}",
                             res,
                             term,
                         ),
@@ -737,7 +736,7 @@ def _judge_spec_claim(
     if c.term not in t.index:
         return {**row, "verdict": "not estimable", "note": f"result lacks term {c.term!r}"}
     est, se = float(t.at[c.term, "estimate"]), float(t.at[c.term, "se"])
-    df = float(t.at[c.term, "df"]) if "df" in t.columns else math.inf
+    df = verdict_df(res, c.term)
     scale = res.info.get("pre_mean", math.nan) if c.margin_unit == "pre_mean" else 1.0
     margin = c.margin * abs(float(scale))
     verdict, lo, hi = judge(
@@ -755,12 +754,18 @@ def _judge_spec_claim(
         "breakdown": _breakdown(res),
         "verdict": verdict,
         "note": _with_net_note(
-            f"{c.estimate}:{c.term}; {100 * (1 - 2 * alpha):g}% CI; margin {c.margin:g} x "
+            f"{c.estimate}:{c.term}; {100 * (1 - 2 * alpha):g}% CI{_reference(df)}; margin "
+            f"{c.margin:g} x "
             f"{c.margin_unit}",
             res,
             c.term,
         ),
     }
+
+
+def _reference(df: float) -> str:
+    """The t reference of a verdict's interval for its note (nothing when normal)."""
+    return f" (t, {df:.3g} df)" if math.isfinite(df) else ""
 
 
 def _with_net_note(note: str, res: EstimationResult, term: str) -> str:

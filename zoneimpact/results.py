@@ -737,6 +737,30 @@ def _bound(x: float) -> float | str | None:
     return _num(x)
 
 
+def verdict_df(result: EstimationResult, term: str) -> float:
+    """Degrees of freedom of the t reference a verdict on ``term`` uses.
+
+    The term's own ``df`` where the result gives a finite one (Bell-McCaffrey, BM); else,
+    for a clustered standard error, ``G - 1`` with ``G = info["n_clusters"]``. That is the
+    reference for a cluster-robust t with few clusters (Cameron & Miller 2015, "A
+    practitioner's guide to cluster-robust inference", Section VI.D; Bester, Conley &
+    Hansen 2011). Where the result gives neither, ``inf`` (normal). An estimator's own
+    intervals keep its peer's convention (R ``did`` prints normal ones); only a
+    claim's verdict reads this.
+    """
+    t = result.terms.set_index("term")
+    if "df" in t.columns:
+        own = float(t.at[term, "df"])
+        if np.isfinite(own):
+            return own
+    g = result.info.get("n_clusters")
+    if isinstance(g, numbers.Real) and not isinstance(g, bool):
+        n = float(g)
+        if math.isfinite(n) and n >= 2:
+            return n - 1.0
+    return math.inf
+
+
 def terms_frame(terms: list[str], estimate: Any, se: Any, **extra: Any) -> pd.DataFrame:
     """Build a ``terms`` table from parallel arrays."""
     data = {

@@ -52,7 +52,7 @@ from ..errors import ZoneImpactError
 from ..exposure import ExposureMap, _subpanel, build_exposure
 from ..panel import Panel
 from ..report import style
-from ..results import EstimationResult
+from ..results import EstimationResult, verdict_df
 from .balance import COASTAL_PROVINCES
 
 __all__ = [
@@ -329,9 +329,7 @@ def _row(res: EstimationResult, term: str, alpha: float, **extra: Any) -> dict[s
     t = res.terms.set_index("term")
     est = float(t.at[term, "estimate"])
     se = float(t.at[term, "se"])
-    df = (
-        float(t.at[term, "df"]) if "df" in t.columns and np.isfinite(t.at[term, "df"]) else math.inf
-    )
+    df = verdict_df(res, term)
     z = float(stats.t.ppf(1 - alpha, df) if np.isfinite(df) else stats.norm.ppf(1 - alpha))
     from ..estimators.spillover import own_interval
 
