@@ -478,3 +478,25 @@ def test_knife_edge_is_flagged():
     assert "ends 0.1 inside" in _knife_edge({**row, "ci_low": 0.0, "ci_high": 3.9}, "positive")
     assert _knife_edge({**row, "ci_low": 0.0, "ci_high": 2.8}, "positive") == ""
     assert "ends 0.1 inside" in _knife_edge({**row, "ci_low": -1.9, "ci_high": 5.0}, "negative")
+
+
+def test_verdict_df_on_real_results_reads_their_clustering():
+    # which reference each kind of SE gets (the review of session 15): CS clustered on the
+    # 30 regions -> t(29); CS unclustered (each unit its own cluster) -> t(units - 1);
+    # TWFE with Conley's spatial HAC (df inf, n_clusters = units) stays normal; the
+    # spillover region check on its own regional scores has t(regions - 1) of its own
+    from zoneimpact.estimators import callaway_santanna, twfe
+    from zoneimpact.results import verdict_df
+
+    sim = simulate(rng=5, n_units=150, n_regions=30, first_year=2002, last_year=2016,
+                   waves={2006: 0.4, 2010: 0.3, 2013: 0.3})  # fmt: skip
+    by_region = callaway_santanna.fit(sim.panel, outcome="fdi", cluster="region")
+    assert verdict_df(by_region, "att") == 29.0
+    by_unit = callaway_santanna.fit(sim.panel, outcome="fdi")
+    assert by_unit.info["cluster"] is None and verdict_df(by_unit, "att") == 149.0
+    conley = twfe.fit(sim.panel, outcome="fdi").with_inference("conley", conley_km=100.0)
+    assert verdict_df(conley, "att") == math.inf
+    res = spillover.fit(sim.panel, outcome="fdi", cluster="unit", n_boot=0)
+    t = res.terms.set_index("term")
+    assert res.info["n_clusters"] == 150 and t.at["net_region_did", "df"] == 29.0
+    assert verdict_df(res, "net_region_did") == 29.0

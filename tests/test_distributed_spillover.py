@@ -86,7 +86,10 @@ def test_dask_spillover_equals_in_memory(parts, options) -> None:
         panel, outcome="fdi", base_estimator="callaway_santanna", exposure=emap, n_boot=199,
         rng=11, **in_memory,
     )  # fmt: skip
-    b = zd.spillover(dp, outcome="fdi", exposure=emap, n_boot=199, rng=11, **opts)
+    # the same CS SEs, the same warning that they run small, at this line
+    with pytest.warns(UserWarning, match="influence-function SEs") as rec:
+        b = zd.spillover(dp, outcome="fdi", exposure=emap, n_boot=199, rng=11, **opts)
+    assert any(w.filename == __file__ for w in rec if "influence-function" in str(w.message))
     ta, tb = a.terms.set_index("term"), b.terms.set_index("term")
     rings = [t for t in ta.index if t.startswith("spillover:")]
     assert len(rings) == 2  # both rings have exposed units: two spillover pieces compared

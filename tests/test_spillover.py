@@ -519,6 +519,15 @@ def test_too_few_clean_units_for_a_periods_own_terms_leave_its_targets_out_by_na
         direct = res.pieces.set_index("piece").loc["direct"]
         # every zone row from 2010 on, and none before (the 2005 cohort's 2005-09 stay)
         assert direct["n_unidentified"] == late_zone_rows
+        # net and the share then add totals over different unit-periods: said in the
+        # verdict-facing note, with the direct piece's count, and estimated all the same
+        note = res.info["net_note"]
+        assert (
+            f"'direct' {late_zone_rows} of {late_zone_rows + direct['n_target_unit_periods']}"
+            in note
+        )
+        assert "not the regions' whole change" in note
+        assert np.isfinite(res.coef("net"))
         assert direct["n_target_unit_periods"] == int(
             ((f["year"] < 2010) & (f["year"] >= f["cohort"]) & (f["cohort"] > 0)).sum()
         )

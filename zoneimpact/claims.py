@@ -765,7 +765,9 @@ def _judge_spec_claim(
 
 def _reference(df: float) -> str:
     """The t reference of a verdict's interval for its note (nothing when normal)."""
-    return f" (t, {df:.3g} df)" if math.isfinite(df) else ""
+    if not math.isfinite(df):
+        return ""
+    return f" (t, {df:.0f} df)" if df >= 100 else f" (t, {df:.3g} df)"
 
 
 def _with_net_note(note: str, res: EstimationResult, term: str) -> str:

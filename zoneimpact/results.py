@@ -375,7 +375,8 @@ class EstimationResult:
     def tvalues(self) -> pd.Series:
         """Estimate / standard error, indexed by term; where a term is tested otherwise
         (the terms' ``statistic`` column, e.g. the displacement share's Fieller test) that
-        test's statistic, so that it matches the term's p-value."""
+        test's statistic: the one its p-value reads (after a wild bootstrap, the t the
+        bootstrap studentises; its p-value then comes from the draws, not from t(df))."""
         with np.errstate(divide="ignore", invalid="ignore"):
             stat = (self.params / self.bse).rename("statistic")
         if "statistic" in self.terms.columns:
@@ -740,20 +741,26 @@ def _bound(x: float) -> float | str | None:
 def verdict_df(result: EstimationResult, term: str) -> float:
     """Degrees of freedom of the t reference a verdict on ``term`` uses.
 
-    The term's own ``df`` where the result gives a finite one (Bell-McCaffrey, BM); else,
-    for a clustered standard error, ``G - 1`` with ``G = info["n_clusters"]``. That is the
-    reference for a cluster-robust t with few clusters (Cameron & Miller 2015, "A
-    practitioner's guide to cluster-robust inference", Section VI.D; Bester, Conley &
-    Hansen 2011). Where the result gives neither, ``inf`` (normal). An estimator's own
-    intervals keep its peer's convention (R ``did`` prints normal ones); only a
-    claim's verdict reads this.
+    The term's own ``df`` where the result gives a finite one (Bell-McCaffrey, BM). Else, for
+    a cluster-robust SE, ``G - 1``: ``G = info["n_clusters"]``, or the number of units for an
+    influence-function SE that is not clustered (``info["cluster"]`` None: each unit its own
+    cluster). That is the reference for a cluster-robust t with few clusters (Cameron &
+    Miller 2015, "A practitioner's guide to cluster-robust inference", Section VI.D; Bester,
+    Conley & Hansen 2011). Conley's spatial HAC and results without a cluster count (placebo
+    or jackknife SEs of synthetic controls, two-way clustering) keep their own reference,
+    the normal where they give none. An estimator's own intervals keep its peer's
+    convention (R ``did`` prints normal ones); only a claim's verdict reads this.
     """
     t = result.terms.set_index("term")
-    if "df" in t.columns:
-        own = float(t.at[term, "df"])
-        if np.isfinite(own):
-            return own
-    g = result.info.get("n_clusters")
+    own = float(t.at[term, "df"]) if "df" in t.columns else math.nan
+    if math.isfinite(own):
+        return own
+    info = result.info
+    if str(info.get("cluster") or "").startswith("Conley"):
+        return math.inf
+    g = info.get("n_clusters")
+    if g is None and "cluster" in info and info["cluster"] is None:
+        g = result.n_units
     if isinstance(g, numbers.Real) and not isinstance(g, bool):
         n = float(g)
         if math.isfinite(n) and n >= 2:

@@ -60,6 +60,7 @@ from ..estimators.spillover import (
     _pieces_table,
     _refuse_event_window,
     _target_weighted_att,
+    _warn_cs_inference,
     _warn_unidentified,
     _with_zone_losses,
     _zone_piece_selection,
@@ -599,6 +600,8 @@ def fit(
             dpanel, outcome, tab, rings, rule, units, cluster, bins, intensity
         )
     else:
+        # as in memory: the CS base's SEs run small (stacklevel 3: the caller of fit)
+        _warn_cs_inference(stacklevel=3)
         pieces: dict[str, tuple[DaskPanel, pd.Series]] = {
             "direct": _piece_panel(dpanel, outcome, tab, None, rule)
         }

@@ -51,7 +51,7 @@ Base estimators (each piece is estimated separately, on its own clean rows):
   covariate's value is refused by name.
 * ``"callaway_santanna"``: Callaway & Sant'Anna (2021) per piece, doubly robust with
   covariates (``est_method="dr"``), from its analytic influence functions. Those SEs run
-  small in the package's Monte Carlo (a warning at every fit): on the main design (2% of
+  small in the package's Monte Carlo (a warning says so): on the main design (2% of
   unit-periods reported as zero, regional shocks) the direct effect's null rejection at 5%
   was 8-13% (SE/SD 0.63-0.80), and 6% without the zeros. Every ATT(g,t) differences
   against the one base period ``g - 1``, so an outlier there moves all of a cohort's cells,
@@ -1740,19 +1740,20 @@ def _base_fits(
     return fits, base_results
 
 
-def _warn_cs_inference() -> None:
+def _warn_cs_inference(stacklevel: int = 5) -> None:
     """The CS base's analytic influence-function SEs under-cover in the package's Monte
-    Carlo; said at every such fit (stacklevel 5: past :func:`_base_fits`, fit and its
-    scale-equivariance wrapper, at the caller)."""
+    Carlo; said at such fits (stacklevel 5: past :func:`_base_fits`, fit and its
+    scale-equivariance wrapper, at the caller; Python shows it once per calling line)."""
     warnings.warn(
         "base_estimator='callaway_santanna' reports the analytic influence-function SEs "
         "(as R did does). In zoneimpact's Monte Carlo (benchmarks/RESULTS.md, session 15) "
         "its 95% intervals for the direct effect rejected a true null in 6-13% of worlds at "
-        "the 5% level (SE/SD 0.63-0.93; spillover and net 6-9%), worst where a few "
+        "the 5% level (SE/SD 0.63-0.93; spillover, net and share 6-9%; spillover on zones "
+        "15% in an independently written design), worst where a few "
         "unit-periods are outliers (reported zeros), which every ATT(g,t) carries through "
-        "its single base period g-1; the default imputation base kept 3-6%. Read the CS "
+        "its single base period g-1; the default imputation base kept 2-6%. Read the CS "
         "base as a cross-check of point estimates, not for the headline interval.",
-        stacklevel=5,
+        stacklevel=stacklevel,
     )
 
 
@@ -1797,7 +1798,9 @@ def _joint_inference(
         # the region check's scores live on regions, not on the clusters: its SE is its
         # own and it takes no part in the joint draws
         region_se = float(np.sqrt(np.sum(region.score**2)))
-        row = terms_frame(["net_region_did"], [region.estimate], [region_se], df=[np.inf])
+        # t with the regions less one, as every clustered term here
+        region_df = max(len(region.score) - 1, 1)
+        row = terms_frame(["net_region_did"], [region.estimate], [region_se], df=[region_df])
         terms = pd.concat([terms, row], ignore_index=True)
     return terms, draws, info_boot
 
@@ -2102,6 +2105,8 @@ def _warn_unidentified(fits: Mapping[str, _PieceFit], stacklevel: int = 3) -> No
                 f"other {f.n}.{thin}",
                 stacklevel=stacklevel,
             )
+    if note := _unpaired_note(fits):
+        warnings.warn(note[0].upper() + note[1:], stacklevel=stacklevel)
 
 
 def _check_options(
@@ -2232,7 +2237,27 @@ def _info(
         "n_unidentified_direct": fits["direct"].n_unidentified,
         "weights": weights or "",
         **({"weighted_treated_unit_periods": fits["direct"].size} if weights else {}),
+        **({"net_note": note} if (note := _unpaired_note(fits)) else {}),
     }
+
+
+def _unpaired_note(fits: Mapping[str, _PieceFit]) -> str:
+    """What net and the share mean when some piece left target unit-periods out: each
+    total covers its own estimated unit-periods, so a zone's gain and the losses it causes
+    need not enter together (empty when every target was estimated)."""
+    lost = [
+        f"{f.name!r} {f.n_unidentified} of {f.n + f.n_unidentified}"
+        for f in fits.values()
+        if f.name != "naive" and f.n_unidentified
+    ]
+    if not lost:
+        return ""
+    return (
+        f"net and displacement_share add totals over the estimated target unit-periods only "
+        f"(left out: {'; '.join(lost)}), so a zone's gain and the losses it causes need "
+        "not both be counted: they are not the regions' whole change. Make every target "
+        "estimable (sample, exposure map, controls) before reading them as such."
+    )
 
 
 def _get(name: str) -> Any:
