@@ -327,6 +327,11 @@ def test_dask_imputation_base_leaves_out_one_clean_unit_periods_as_in_memory(
     assert pa.loc["direct", "left_out_periods"] == "2013, 2014"
     zone_late = int(((role == "direct") & (d["time"] >= 2013)).sum())
     assert pa.loc["direct", "n_unidentified"] == zone_late
+    # both engines say that net and the share no longer pair gains with losses
+    assert (
+        a.info["net_note"] == b.info["net_note"]
+        and f"'direct' {zone_late} of" in a.info["net_note"]
+    )
     own = a.pieces[a.pieces["piece"] != "net_region_did"].reset_index(drop=True)
     pd.testing.assert_frame_equal(own, b.pieces, check_exact=False, rtol=1e-10, atol=1e-8)
     ta, tb = a.terms.set_index("term"), b.terms.set_index("term")

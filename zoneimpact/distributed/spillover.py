@@ -60,6 +60,7 @@ from ..estimators.spillover import (
     _pieces_table,
     _refuse_event_window,
     _target_weighted_att,
+    _unpaired_note,
     _warn_cs_inference,
     _warn_unidentified,
     _with_zone_losses,
@@ -652,6 +653,7 @@ def fit(
         "n_pre_exposed_zones": len(exposure.pre_exposed_units()),
         "n_treated_unit_periods": float(fits["direct"].n), **info_boot, "n_boot": n_boot,
         "net_region_did_note": "net_region_did not estimated on the Dask engine (no geography).",
+        **({"net_note": note} if (note := _unpaired_note(fits)) else {}),
     }  # fmt: skip
     terms, draws, info = _net_without_dropped_zones(terms, draws, info, warn=True)
     return SpilloverResult(
