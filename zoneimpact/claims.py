@@ -53,13 +53,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from .errors import SpecError, ZoneImpactError
-from .inference.equivalence import EquivalenceError, judge_null_claim
+from .inference.equivalence import check_margin, judge_null_claim
 from .panel import Panel
 from .parallel import as_generator
-from .results import EstimationResult, verdict_df
+from .results import EstimationResult, t_quantile, verdict_df
 
 __all__ = [
     "Claim",
@@ -275,11 +274,8 @@ def judge(
     band (Schuirmann 1987), so a symmetric ``interval`` gives :func:`judge_null_claim`'s
     verdict.
     """
-    if test == "equivalence" and not (np.isfinite(margin) and margin > 0):
-        raise EquivalenceError(
-            f"margin must be a positive finite number (the equivalence bound D in [-D, D]); "
-            f"received margin={margin!r}."
-        )
+    if test == "equivalence":
+        check_margin(margin)
     if interval is not None:
         lo, hi = (float(v) for v in interval)
         if not np.isfinite(estimate) or np.isnan(lo) or np.isnan(hi):
@@ -287,7 +283,7 @@ def judge(
         return _judge_interval(lo, hi, margin, test, null_value), lo, hi
     if not (np.isfinite(estimate) and np.isfinite(se)):
         return "not estimable", math.nan, math.nan
-    z = float(stats.t.ppf(1 - alpha, df) if np.isfinite(df) else stats.norm.ppf(1 - alpha))
+    z = t_quantile(1 - alpha, df)
     lo, hi = estimate - z * se, estimate + z * se
     if test == "equivalence" and se > 0:
         dfs = float(df) if np.isfinite(df) else None

@@ -738,6 +738,12 @@ def _bound(x: float) -> float | str | None:
     return _num(x)
 
 
+def t_quantile(p: float, df: float) -> float:
+    """Student's t quantile with ``df`` degrees of freedom, the normal's where ``df`` is
+    infinite or unknown (NaN)."""
+    return float(stats.t.ppf(p, df) if math.isfinite(df) else stats.norm.ppf(p))
+
+
 def verdict_df(result: EstimationResult, term: str) -> float:
     """Degrees of freedom of the t reference a verdict on ``term`` uses.
 

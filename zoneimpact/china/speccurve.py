@@ -52,7 +52,7 @@ from ..errors import ZoneImpactError
 from ..exposure import ExposureMap, _subpanel, build_exposure
 from ..panel import Panel
 from ..report import style
-from ..results import EstimationResult, verdict_df
+from ..results import EstimationResult, t_quantile, verdict_df
 from .balance import COASTAL_PROVINCES
 
 __all__ = [
@@ -330,7 +330,7 @@ def _row(res: EstimationResult, term: str, alpha: float, **extra: Any) -> dict[s
     est = float(t.at[term, "estimate"])
     se = float(t.at[term, "se"])
     df = verdict_df(res, term)
-    z = float(stats.t.ppf(1 - alpha, df) if np.isfinite(df) else stats.norm.ppf(1 - alpha))
+    z = t_quantile(1 - alpha, df)
     from ..estimators.spillover import own_interval
 
     # the displacement share's set is Fieller's (asymmetric, possibly unbounded): the

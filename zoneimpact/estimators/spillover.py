@@ -131,7 +131,13 @@ from ..exposure import Controls, ExposureMap, PreExposed, _subpanel, build_expos
 from ..inference.covariance import conley_root
 from ..panel import Panel
 from ..parallel import as_generator
-from ..results import EstimationResult, check_choice, check_fit_arguments, terms_frame
+from ..results import (
+    EstimationResult,
+    check_choice,
+    check_fit_arguments,
+    t_quantile,
+    terms_frame,
+)
 from . import _bjs, _spillover_wild
 from ._scale import scale_equivariant
 from ._weights import check_weight_name, unit_weights
@@ -1308,7 +1314,7 @@ def own_interval(result: EstimationResult, term: str, alpha: float) -> tuple[flo
     if term != "displacement_share" or parts is None:
         return None
     df = float(result.terms.set_index("term").at[term, "df"])
-    crit = float(stats.t.ppf(1 - alpha, df) if np.isfinite(df) else stats.norm.ppf(1 - alpha))
+    crit = t_quantile(1 - alpha, df)
     n_tot, d_tot, v_nn, v_dd, v_nd = parts
     lo, hi, _ = _share_fieller(n_tot, d_tot, v_nn, v_dd, v_nd, crit)
     return float(lo), float(hi)

@@ -104,16 +104,21 @@ class EquivalenceResult:
     verdict: Verdict
 
 
-def _validate(estimate: float, se: float, margin: float, alpha: float, df: float | None) -> None:
-    if not math.isfinite(float(estimate)):
-        raise EquivalenceError(f"estimate must be a finite number; received {estimate!r}.")
-    if not (math.isfinite(float(se)) and se > 0):
-        raise EquivalenceError(f"se must be a positive finite number; received se={se!r}.")
+def check_margin(margin: float) -> None:
+    """Refuse an equivalence margin that is not a positive finite number."""
     if not (math.isfinite(float(margin)) and margin > 0):
         raise EquivalenceError(
             f"margin must be a positive finite number (the equivalence bound D in [-D, D]); "
             f"received margin={margin!r}."
         )
+
+
+def _validate(estimate: float, se: float, margin: float, alpha: float, df: float | None) -> None:
+    if not math.isfinite(float(estimate)):
+        raise EquivalenceError(f"estimate must be a finite number; received {estimate!r}.")
+    if not (math.isfinite(float(se)) and se > 0):
+        raise EquivalenceError(f"se must be a positive finite number; received se={se!r}.")
+    check_margin(margin)
     if not 0 < alpha < 0.5:
         raise EquivalenceError(f"alpha must lie in (0, 0.5); received alpha={alpha!r}.")
     if df is not None and not (math.isfinite(float(df)) and df > 0):
