@@ -278,6 +278,10 @@ def test_dask_cs_base_survives_a_spillover_on_zones_piece_it_cannot_estimate(
     pb = b.pieces.set_index("piece")
     assert pb.loc["spillover_on_zones", "n_unidentified"] > 0
     assert pb.loc["spillover_on_zones", "n_target_unit_periods"] == 0
+    # every one of its targets is counted in some period
+    by_period = pb.loc["spillover_on_zones", "unidentified_by_period"]
+    counts = [int(part.split(": ")[1]) for part in by_period.split(", ")]
+    assert sum(counts) == pb.loc["spillover_on_zones", "n_unidentified"]
     own = a.pieces[a.pieces["piece"] != "net_region_did"].reset_index(drop=True)
     pd.testing.assert_frame_equal(own, b.pieces, check_exact=False, rtol=0, atol=1e-8)
     ta, tb = a.terms.set_index("term"), b.terms.set_index("term")
@@ -327,6 +331,9 @@ def test_dask_imputation_base_leaves_out_one_clean_unit_periods_as_in_memory(
     assert pa.loc["direct", "left_out_periods"] == "2013, 2014"
     zone_late = int(((role == "direct") & (d["time"] >= 2013)).sum())
     assert pa.loc["direct", "n_unidentified"] == zone_late
+    # the pieces table counts the left-out targets by period (both engines: frame check)
+    late = d.loc[((role == "direct") & (d["time"] >= 2013)).to_numpy(), "time"].value_counts()
+    assert pa.loc["direct", "unidentified_by_period"] == f"2013: {late[2013]}, 2014: {late[2014]}"
     # both engines say that net and the share no longer pair gains with losses
     assert (
         a.info["net_note"] == b.info["net_note"]

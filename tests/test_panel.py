@@ -149,6 +149,35 @@ def test_geography_missing_for_a_unit():
     assert p.require_geography(["region"]).shape == (4, 1)
 
 
+def test_geography_adjacency_and_sources_may_use_the_panels_unit_name():
+    # the panel's units are in column "city": the side tables may say "city" too, giving
+    # the same panel as tables keyed by "unit", and the caller's tables stay as they were
+    geo = pd.DataFrame(
+        {"city": list("abcd"), "region": ["r1", "r1", "r2", "r2"], "lat": [30, 31, 32, 33],
+         "lon": [110, 111, 112, 113]}
+    )  # fmt: skip
+    adj = pd.DataFrame({"city": ["a", "b"], "neighbour": ["b", "z"]})
+    src = pd.DataFrame({"city": ["z"], "cohort": [2001], "lat": [30.5], "lon": [110.5]})
+    before = [t.copy(deep=True) for t in (geo, adj, src)]
+    named = build(small_frame(), geography=geo, adjacency=adj, sources=src)
+    as_unit = build(
+        small_frame(),
+        **{
+            k: t.rename(columns={"city": "unit"})
+            for k, t in (("geography", geo), ("adjacency", adj), ("sources", src))
+        },
+    )
+    pd.testing.assert_frame_equal(named.geography, as_unit.geography)
+    pd.testing.assert_frame_equal(named.adjacency, as_unit.adjacency)
+    pd.testing.assert_frame_equal(named.sources, as_unit.sources)
+    assert list(named.sources.index) == ["z"] and len(named.adjacency) == 2
+    for t, b in zip((geo, adj, src), before, strict=True):
+        pd.testing.assert_frame_equal(t, b)
+    # neither name: still a clear error naming what is needed
+    with pytest.raises(GeographyError, match="'unit' column"):
+        build(small_frame(), geography=geo.rename(columns={"city": "town"}))
+
+
 def test_adjacency_symmetrised_and_checked():
     adj = pd.DataFrame({"unit": ["a", "b"], "neighbour": ["b", "c"]})
     p = build(small_frame(), adjacency=adj)

@@ -642,6 +642,9 @@ def test_cs_base_totals_cover_only_the_cells_it_estimates(noise_free):
     assert res.coef("direct_total") == pytest.approx(covered["fdi_direct"].sum(), rel=1e-9)
     row = res.pieces.set_index("piece").loc["direct"]
     assert (row["n_target_unit_periods"], row["n_unidentified"]) == (len(covered), 68)
+    # the 68 are the 2013 cohort's unit-periods, counted by period in the pieces table
+    lost = f[(f["cohort"] == 2013) & (f["year"] >= 2013)]["year"].value_counts().sort_index()
+    assert row["unidentified_by_period"] == ", ".join(f"{t}: {n}" for t, n in lost.items())
 
 
 def test_dropping_pre_exposed_zone_units_leaves_net_and_share_unreported(noise_free):
@@ -671,6 +674,26 @@ def test_no_exposed_unit_gives_no_spillover_total_rather_than_an_exact_zero(nois
     for term in ("spillover_total", "net", "displacement_share"):
         assert np.isnan(t.loc[term, "estimate"]) and np.isnan(t.loc[term, "se"])
     assert np.isfinite(t.loc["direct", "estimate"])
+
+
+def test_rings_without_bands_warn_and_name_the_default(noise_free):
+    # the default bands reach 200 km; a user who did not choose them is told, and info
+    # records the bands used either way
+    with pytest.warns(UserWarning, match="without rings_km uses the default bands"):
+        res = spillover.fit(noise_free.panel, outcome="fdi", rng=1, n_boot=0, exposure="rings")
+    assert res.info["exposure_rings"] == "0-50km, 50-100km, 100-200km"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = spillover.fit(
+            noise_free.panel,
+            outcome="fdi",
+            rng=1,
+            n_boot=0,
+            exposure="rings",
+            rings_km=[(0, 80)],
+        )
+    assert not [w for w in caught if "rings_km" in str(w.message)]
+    assert res.info["exposure_rings"] == "0-80km"
 
 
 def test_base_options_and_exposure_maps_are_checked(noise_free):
@@ -816,6 +839,11 @@ def test_cs_base_survives_a_spillover_on_zones_piece_it_cannot_estimate(zone_los
         )  # fmt: skip
     row = res.pieces.set_index("piece").loc["spillover_on_zones"]
     assert (row["n_target_unit_periods"], row["n_unidentified"]) == (0, 142)
+    # the 142 by period: the zone units' rows from their exposure onset to their own zone
+    t = d["time"].to_numpy(float)
+    f = d[early & (t >= onset) & (t < d["cohort"].to_numpy(float)) & d["fdi"].notna().to_numpy()]
+    lost = f["time"].value_counts().sort_index()
+    assert row["unidentified_by_period"] == ", ".join(f"{t}: {n}" for t, n in lost.items())
     t = res.terms.set_index("term")["estimate"]
     assert "spillover_on_zones_total" not in t.index
     assert t["net"] == pytest.approx(t["direct_total"] + t["spillover_total"], rel=1e-12)

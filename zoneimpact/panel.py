@@ -179,10 +179,11 @@ class Panel:
         covariates : sequence of str
             Numeric covariates (time-varying or not).
         geography : DataFrame, optional
-            Columns ``unit`` (matching the panel's unit ids) and any of ``region``,
-            ``lat``, ``lon``.
+            Columns ``unit`` (matching the panel's unit ids; or named as the panel's
+            ``unit`` column) and any of ``region``, ``lat``, ``lon``.
         adjacency : DataFrame, optional
-            Two columns ``unit`` and ``neighbour``; made symmetric.
+            Two columns ``unit`` (or the panel's unit column name) and ``neighbour``;
+            made symmetric.
         never_values : iterable of float
             Cohort codes meaning "never treated" (R ``did`` uses 0).
         outside_window : {"error", "adjust"}
@@ -192,7 +193,8 @@ class Panel:
             the dropped units stay as exposure :attr:`sources`.
         sources : DataFrame, optional
             Zones that are not panel units but expose their neighbours (e.g. zones in
-            units outside the data): columns ``unit`` and ``cohort`` (opening period) and
+            units outside the data): columns ``unit`` (or the panel's unit column name)
+            and ``cohort`` (opening period) and
             any of ``region``, ``lat``, ``lon``; the adjacency list may name them.
         """
         frame = _frames.as_pandas(frame)  # polars, pyarrow, ...: converted, never modified
@@ -222,8 +224,9 @@ class Panel:
             df, unit, time, (*outcomes, *covariates), keys, presorted=treatment is not None
         )
         geo, adj, src, links = _attach_geography(
-            df, geography, adjacency, sources, early if cohort is not None else None, report
-        )
+            df, *_keyed_by_unit(unit, geography, adjacency, sources),
+            early if cohort is not None else None, report,
+        )  # fmt: skip
         report.update(_summary(df, ucoh, outcomes))
         report["time_frequency"] = time_kind
         names = {
@@ -810,6 +813,23 @@ def _canonical_rows(
         else:
             df = df.sort_values(["unit", "time"], kind="mergesort")
     return df.reset_index(drop=True)
+
+
+def _keyed_by_unit(unit: Any, *tables: Any) -> list[Any]:
+    """The geography, adjacency and sources tables with the panel's unit column (e.g.
+    ``"county"``) named ``unit`` where they use that name instead (a renamed copy; the
+    caller's table is not modified). A table with a ``unit`` column keeps it."""
+    out = []
+    for tab in tables:
+        if (
+            isinstance(tab, pd.DataFrame)
+            and unit != "unit"
+            and "unit" not in tab.columns
+            and unit in tab.columns
+        ):
+            tab = tab.rename(columns={unit: "unit"})
+        out.append(tab)
+    return out
 
 
 def _attach_geography(

@@ -135,6 +135,7 @@ def _select(
         "g1": blk["g"][i1], "e1": (blk["t"][i1] - blk["g"][i1]).astype(np.int64),
         "a1": blk["aux"][i1], "s1": blk["scale"][i1],
         "n_dropped": int((tr & ~keep).sum()), "n_used_units": int(np.count_nonzero(np.bincount(u[keep]))),
+        "dropped_t": np.bincount(tc[tr & ~keep], minlength=has_t.size),
         "edges": np.unique(np.column_stack([first, tc[i0]]), axis=0) if i0.size else
         np.zeros((0, 2), dtype=np.intp),
     }  # fmt: skip
@@ -421,7 +422,8 @@ def _imputable_blocks(
     min_untreated: int = 1,
 ) -> tuple[list[Any], np.ndarray, tuple[Any, ...], np.ndarray, np.ndarray]:
     """The partitions' imputable rows (persisted), the untreated rows per period, per
-    partition ``(edges, treated rows, dropped treated rows, units)``, and per period the
+    partition ``(edges, treated rows, dropped treated rows, units, dropped treated rows by
+    period)``, and per period the
     untreated units counted when it was left out for having fewer than ``min_untreated``
     and whether it was; refuses a sample without
     untreated rows, without an imputable treated row, or whose untreated rows leave the
@@ -459,7 +461,15 @@ def _imputable_blocks(
     blocks = persist_blocks(_select, raw, has_t=n0_t > 0, thin=thin)
     meta = dask.compute(
         *[
-            dask.delayed(lambda b: (b["edges"], len(b["y1"]), b["n_dropped"], b["n_used_units"]))(b)
+            dask.delayed(
+                lambda b: (
+                    b["edges"],
+                    len(b["y1"]),
+                    b["n_dropped"],
+                    b["n_used_units"],
+                    b["dropped_t"],
+                )
+            )(b)
             for b in blocks
         ]
     )

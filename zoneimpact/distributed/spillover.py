@@ -183,13 +183,14 @@ def _wide_rows(df: pd.DataFrame, *, outcome: str, periods: np.ndarray) -> pd.Dat
     return wide.assign(_cohort=df.groupby("unit")["cohort"].first())
 
 
-def _zone_loss_rows(df: pd.DataFrame, *, tab: pd.DataFrame, outcome: str) -> int:
-    """Zone unit-periods exposed before their own zone, with an outcome: the in-memory
-    ``spillover_on_zones`` targets (the treated rows of :func:`_zone_piece_rows`), those
-    the CS base's window leaves out included."""
+def _zone_loss_rows(df: pd.DataFrame, *, tab: pd.DataFrame, outcome: str) -> pd.Series:
+    """Zone unit-periods exposed before their own zone, with an outcome, by period: the
+    in-memory ``spillover_on_zones`` targets (the treated rows of :func:`_zone_piece_rows`),
+    those the CS base's window leaves out included."""
     rows = _zone_piece_rows(df, tab=tab, controls="never_exposed")
-    treated = rows["time"].to_numpy(float) >= rows["cohort"].to_numpy(float)
-    return int((treated & np.isfinite(rows[outcome].to_numpy(float))).sum())
+    t = rows["time"].to_numpy(float)
+    treated = (t >= rows["cohort"].to_numpy(float)) & np.isfinite(rows[outcome].to_numpy(float))
+    return pd.Series(t[treated]).value_counts()
 
 
 # ---------------------------------------------------------------------- client side
@@ -338,7 +339,8 @@ def _piece_fit(
     j = res.terms["term"].tolist().index("att")
     psi = res.term_influence[:, j] / res.term_influence.shape[0]
     estimate = res.coef("att")
-    covered = cells[cells.index.isin(_estimated_cells(res.att_gt))]
+    is_covered = cells.index.isin(_estimated_cells(res.att_gt))
+    covered = cells[is_covered]
     if name == "spillover_on_zones":
         estimate, psi = _target_weighted_att(res, covered)
     codes = cluster_of.reindex(res.units).to_numpy(int)
@@ -351,7 +353,15 @@ def _piece_fit(
         score,
         int(cells.sum()) - n,
         rescore=pd.Series(psi, index=res.units),
+        unidentified=_lost_by_period(cells[~is_covered]),
     )
+
+
+def _lost_by_period(cells: pd.Series) -> tuple[tuple[Any, int], ...]:
+    """Target counts by (cohort, time), or by time, as ``(period, count)`` pairs in period
+    order, without empty periods (the in-memory ``_by_period``)."""
+    by_time = cells.groupby(level=-1).sum() if len(cells) else cells
+    return tuple((t, int(n)) for t, n in by_time.sort_index().items() if n > 0)
 
 
 def _canonical_units(dpanel: DaskPanel, outcome: str) -> np.ndarray:
@@ -425,16 +435,21 @@ def _imputation_piece(
     except EstimationError:
         if name == "direct":
             raise
-        return _PieceFit(name, np.nan, 0, np.zeros(n_clusters), int(cells.sum()))
+        return _PieceFit(
+            name, np.nan, 0, np.zeros(n_clusters), int(cells.sum()),
+            unidentified=_lost_by_period(cells),
+        )  # fmt: skip
     codes = code_of_label.reindex(f.scores.index).to_numpy(int)
     score = np.bincount(codes, weights=f.scores.iloc[:, 0].to_numpy(float), minlength=n_clusters)
     n_unidentified = int(sum(m[2] for m in f.meta))
     # periods left out for too few clean units, as in memory (_without_thin_periods
     # without covariates)
     left_out = tuple((piece.periods[t], int(f.thin_units[t])) for t in np.flatnonzero(f.thin))
+    lost = np.sum([m[4] for m in f.meta], axis=0)
     return _PieceFit(
-        name, float(f.est[0]), int(f.ctx["n1"]), score, n_unidentified, left_out=left_out
-    )
+        name, float(f.est[0]), int(f.ctx["n1"]), score, n_unidentified, left_out=left_out,
+        unidentified=tuple((piece.periods[t], int(lost[t])) for t in np.flatnonzero(lost)),
+    )  # fmt: skip
 
 
 def _imputation_fits(
@@ -609,7 +624,8 @@ def fit(
         for r in rings:
             pieces[f"spillover:{r}"] = _piece_panel(dpanel, outcome, tab, r, rule)
         lost = compute_blocks([_zone_loss_rows], dpanel.partitions(), tab=tab, outcome=outcome)
-        n_soz = int(sum(lost))
+        soz_targets = pd.concat(lost).groupby(level=0).sum() if lost else pd.Series(dtype=int)
+        n_soz = int(soz_targets.sum())
         zp = _zone_panel(dpanel, outcome, tab, rule["controls"]) if n_soz else None
         if zp is not None:
             pieces["spillover_on_zones"] = zp
@@ -630,7 +646,14 @@ def fit(
             name: _piece_fit(name, results[name], cells, cluster_of, n_clusters)
             for name, (_, cells) in pieces.items()
         }
-        fits = _with_zone_losses(fits, n_soz, n_clusters)
+        soz = fits.get("spillover_on_zones")
+        if soz is not None:
+            covered = pieces["spillover_on_zones"][1]
+            gt_cells = results[soz.name].att_gt  # type: ignore[attr-defined]
+            covered = covered[covered.index.isin(_estimated_cells(gt_cells))]
+            by_time = covered.groupby(level=-1).sum() if len(covered) else covered
+            soz_targets = soz_targets.sub(by_time, fill_value=0)
+        fits = _with_zone_losses(fits, n_soz, n_clusters, _lost_by_period(soz_targets))
     _warn_unidentified(fits)
     if not np.isfinite(fits["direct"].estimate):
         raise EstimationError("The direct effect could not be estimated on any zone unit-period.")

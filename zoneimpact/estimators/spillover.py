@@ -168,7 +168,9 @@ class SpilloverResult(EstimationResult):
     Extra fields: ``exposure`` (the :class:`~zoneimpact.exposure.ExposureMap`),
     ``pieces`` (one summary row per piece: direct, spillover rings, spillover on zones,
     naive, region; with estimate, total, number of target unit-periods, of those left
-    out, and the periods left out for too few clean units), ``draws`` (bootstrap draws of every
+    out (``n_unidentified``) and their count by period (``unidentified_by_period``, e.g.
+    ``"2011: 12, 2012: 30"``), and the periods left out for too few clean units
+    (``left_out_periods``)), ``draws`` (bootstrap draws of every
     term, one row per draw of the joint multiplier bootstrap), ``base_results`` (the
     base estimator's result per piece when it is a registry estimator). ``info`` carries
     the direct total's coefficient of variation (``direct_total_cv``) and the
@@ -433,6 +435,8 @@ class _PieceFit:
     # (period, clean units) of each period left out for too few clean units to fit its
     # own terms (_without_thin_periods): named by the warning and the pieces table
     left_out: tuple[tuple[Any, int], ...] = ()
+    # (period, targets) of the unidentified targets, for the pieces table
+    unidentified: tuple[tuple[Any, int], ...] = ()
 
     @property
     def size(self) -> float:
@@ -571,6 +575,7 @@ def _imputation_fits(
         fit = _bjs.fit_untreated(
             ui, ti, y, X[:, cols], clean, target, what=f"piece {p.name!r}", weight=wrow
         )
+        lost = _by_period(periods[ti[np.setdiff1d(np.flatnonzero(target), fit.target)]])
         if fit.target.size == 0:
             out[p.name] = _PieceFit(
                 p.name,
@@ -579,6 +584,7 @@ def _imputation_fits(
                 np.zeros(n_clusters),
                 fit.n_unidentified,
                 left_out=left_out,
+                unidentified=lost,
             )
             continue
         by = first["onset"] if p.name.startswith("spillover") else first["cohort"]
@@ -609,8 +615,15 @@ def _imputation_fits(
             rescore,
             bm,
             left_out,
+            lost,
         )
     return out
+
+
+def _by_period(periods: np.ndarray) -> tuple[tuple[Any, int], ...]:
+    """``(period, count)`` of each period among ``periods`` (one per target), in order."""
+    values, counts = np.unique(periods, return_counts=True)
+    return tuple(zip(values.tolist(), counts.tolist(), strict=True))
 
 
 def _without_thin_periods(
@@ -844,6 +857,7 @@ def _cs_fits(
         opts["weights"] = weights
     out: dict[str, _PieceFit] = {}
     results: dict[str, EstimationResult] = {}
+    estimated: pd.MultiIndex | None = None  # spillover_on_zones' estimated (unit, time)
     for name, pp in piece_panels.items():
         try:
             with _piece_warnings(name):
@@ -858,7 +872,10 @@ def _cs_fits(
         psi = res.term_influence[:, j] / res.term_influence.shape[0]
         estimate = res.coef("att")
         is_target, n_unidentified = _cs_targets(pp.data, outcome, res)
+        post = (pp.data["time"] >= pp.data["cohort"]) & pp.data[outcome].notna()
+        lost = _by_period(pp.data["time"].to_numpy()[post.to_numpy() & ~is_target])
         if name == "spillover_on_zones":
+            estimated = pd.MultiIndex.from_frame(pp.data.loc[is_target, ["unit", "time"]])
             by_cell = pp.data.loc[is_target].groupby(["cohort", "time"])
             size = by_cell.size() if weights is None else by_cell[weights].sum()
             estimate, psi = _target_weighted_att(res, size)
@@ -875,9 +892,27 @@ def _cs_fits(
             n_unidentified,
             mass=mass,
             rescore=unit_psi,
+            unidentified=lost,
         )
         results[name] = res
-    return _with_zone_losses(out, n_soz, n_clusters), results
+    lost = _zone_losses(panel, outcome, emap, controls, estimated) if n_soz else ()
+    return _with_zone_losses(out, n_soz, n_clusters, lost), results
+
+
+def _zone_losses(
+    panel: Panel,
+    outcome: str,
+    emap: ExposureMap,
+    controls: Controls,
+    estimated: pd.MultiIndex | None,
+) -> tuple[tuple[Any, int], ...]:
+    """``spillover_on_zones``'s unidentified targets by period: all of its targets (those of
+    units that never entered its CS panel included) but the ``estimated`` (unit, time)."""
+    target = _zone_targets(panel, outcome, emap, controls)[2]
+    lost = pd.MultiIndex.from_frame(panel.data.loc[target, ["unit", "time"]])
+    if estimated is not None:
+        lost = lost[~lost.isin(estimated)]
+    return _by_period(lost.get_level_values("time").to_numpy())
 
 
 @contextlib.contextmanager
@@ -891,7 +926,10 @@ def _piece_warnings(name: str) -> Iterator[None]:
 
 
 def _with_zone_losses(
-    fits: dict[str, _PieceFit], n_soz: int, n_clusters: int
+    fits: dict[str, _PieceFit],
+    n_soz: int,
+    n_clusters: int,
+    lost: tuple[tuple[Any, int], ...] = (),
 ) -> dict[str, _PieceFit]:
     """The CS fits with ``spillover_on_zones`` counting all ``n_soz`` of its unit-periods:
     those of units exposed since the first period (they leave its panel) are unidentified,
@@ -902,7 +940,7 @@ def _with_zone_losses(
     soz = fits.get("spillover_on_zones")
     if soz is None:
         soz = _PieceFit("spillover_on_zones", np.nan, 0, np.zeros(n_clusters))
-    soz = replace(soz, n_unidentified=n_soz - soz.n)
+    soz = replace(soz, n_unidentified=n_soz - soz.n, unidentified=lost)
     rest = {k: v for k, v in fits.items() if k not in ("spillover_on_zones", "naive")}
     return {**rest, "spillover_on_zones": soz, "naive": fits["naive"]}
 
@@ -946,16 +984,25 @@ def zones_exposed_panel(
             f"controls={controls!r} is not allowed; use 'not_yet_exposed' or 'never_exposed'."
         )
     panel._check_outcome(outcome)
-    d = panel.data
-    rows, cohort = _zone_piece_selection(d, emap.roles_of(d["unit"].unique()), controls)
-    t = d["time"].to_numpy(float)
-    target = rows & (t >= cohort) & d[outcome].notna().to_numpy()
+    rows, cohort, target = _zone_targets(panel, outcome, emap, controls)
     n = int(target.sum())
     if n == 0:
         return None, 0
+    t = panel.data["time"].to_numpy(float)
     if not (rows & np.isfinite(cohort) & (cohort > t.min())).any():
         return None, n
     return _subpanel(panel, rows, cohort), n
+
+
+def _zone_targets(
+    panel: Panel, outcome: str, emap: ExposureMap, controls: Controls
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``spillover_on_zones`` piece's rows of ``panel.data``, their cohort (exposure
+    onset) and its observed target rows (:func:`zones_exposed_panel`)."""
+    d = panel.data
+    rows, cohort = _zone_piece_selection(d, emap.roles_of(d["unit"].unique()), controls)
+    t = d["time"].to_numpy(float)
+    return rows, cohort, rows & (t >= cohort) & d[outcome].notna().to_numpy()
 
 
 def _zone_piece_selection(
@@ -1565,7 +1612,21 @@ def _exposure_map(
     k_nearest: int | None,
     region_column: str,
 ) -> ExposureMap:
-    """The exposure map of :func:`fit`'s options (:func:`~zoneimpact.exposure.build_exposure`)."""
+    """The exposure map of :func:`fit`'s options (:func:`~zoneimpact.exposure.build_exposure`).
+
+    Rings without ``rings_km`` warn: the default bands reach 200 km, and how far the rings
+    reach decides which units are clean controls and so which targets can be estimated.
+    """
+    if isinstance(exposure, str) and exposure == "rings" and rings_km is None:
+        warnings.warn(
+            "exposure='rings' without rings_km uses the default bands 0-50, 50-100 and "
+            "100-200 km. Rings that reach too far leave few clean controls (targets are then "
+            "left out) and rings too short leave displacement in the controls; choose the "
+            "bands for the study, e.g. from zoneimpact.sensitivity.cv_cutoff (Clarke 2017) "
+            "or exposure_sensitivity.",
+            UserWarning,
+            stacklevel=3,
+        )
     return build_exposure(
         panel,
         exposure,
@@ -2169,6 +2230,9 @@ def _pieces_table(fits: Mapping[str, _PieceFit], region: _PieceFit | None) -> pd
             "n_target_unit_periods": f.n,
             "n_unidentified": f.n_unidentified,
             "left_out_periods": ", ".join(_period_label(t) for t, _ in f.left_out),
+            "unidentified_by_period": ", ".join(
+                f"{_period_label(t)}: {n}" for t, n in f.unidentified
+            ),
         }
         for f in fits.values()
     ]
@@ -2185,6 +2249,7 @@ def _pieces_table(fits: Mapping[str, _PieceFit], region: _PieceFit | None) -> pd
                 "n_target_unit_periods": region.n,
                 "n_unidentified": 0,
                 "left_out_periods": "",
+                "unidentified_by_period": "",
             }
         )
     return pd.DataFrame(rows)
@@ -2225,6 +2290,7 @@ def _info(
         pre_mean = float(np.nanmean(pre)) if pre.size else np.nan
     return {
         "exposure": emap.kind,
+        "exposure_rings": ", ".join(emap.rings),
         "controls": split.controls,
         "pre_exposed": split.pre_exposed,
         "base_estimator": base,
