@@ -334,6 +334,7 @@ def test_dask_imputation_base_leaves_out_one_clean_unit_periods_as_in_memory(
     # the pieces table counts the left-out targets by period (both engines: frame check)
     late = d.loc[((role == "direct") & (d["time"] >= 2013)).to_numpy(), "time"].value_counts()
     assert pa.loc["direct", "unidentified_by_period"] == f"2013: {late[2013]}, 2014: {late[2014]}"
+    assert a.info["exposure_rings"] == b.info["exposure_rings"] == "adjacent"
     # both engines say that net and the share no longer pair gains with losses
     assert (
         a.info["net_note"] == b.info["net_note"]

@@ -677,23 +677,35 @@ def test_no_exposed_unit_gives_no_spillover_total_rather_than_an_exact_zero(nois
 
 
 def test_rings_without_bands_warn_and_name_the_default(noise_free):
-    # the default bands reach 200 km; a user who did not choose them is told, and info
-    # records the bands used either way
-    with pytest.warns(UserWarning, match="without rings_km uses the default bands"):
+    # the default bands reach 200 km; a user who did not choose them is told (at the line
+    # that called fit, past its scale wrapper), and info records the bands used either way
+    with pytest.warns(UserWarning, match="without rings_km uses the default bands") as rec:
         res = spillover.fit(noise_free.panel, outcome="fdi", rng=1, n_boot=0, exposure="rings")
+    assert [w.filename for w in rec if "rings_km" in str(w.message)] == [__file__]
     assert res.info["exposure_rings"] == "0-50km, 50-100km, 100-200km"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         res = spillover.fit(
-            noise_free.panel,
-            outcome="fdi",
-            rng=1,
-            n_boot=0,
-            exposure="rings",
+            noise_free.panel, outcome="fdi", rng=1, n_boot=0, exposure="rings",
             rings_km=[(0, 80)],
-        )
+        )  # fmt: skip
     assert not [w for w in caught if "rings_km" in str(w.message)]
     assert res.info["exposure_rings"] == "0-80km"
+    # the map builder warns its own caller (the Dask path builds maps with it)
+    from zoneimpact.exposure import build_exposure
+
+    with pytest.warns(UserWarning, match="without rings_km") as rec:
+        build_exposure(noise_free.panel, "rings")
+    assert rec[0].filename == __file__
+    # no coordinates: the error alone, no advice on bands that cannot be built
+    no_coords = noise_free.panel.replace(
+        geography=noise_free.panel.geography.drop(columns=["lat", "lon"])
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(GeographyError, match="lat"):
+            spillover.fit(no_coords, outcome="fdi", rng=1, n_boot=0, exposure="rings")
+    assert not [w for w in caught if "rings_km" in str(w.message)]
 
 
 def test_base_options_and_exposure_maps_are_checked(noise_free):
@@ -853,6 +865,41 @@ def test_cs_base_survives_a_spillover_on_zones_piece_it_cannot_estimate(zone_los
             p, outcome="fdi", n_boot=0, base_estimator="callaway_santanna",
             base_options={"max_e": 1},
         )  # fmt: skip
+
+
+def _by_period(text: str) -> dict[int, int]:
+    return {int(t): int(n) for t, n in (part.split(": ") for part in text.split(", "))}
+
+
+def test_cs_base_counts_a_partly_estimated_spillover_on_zones_by_period():
+    # the 2006 wave opens in the first year, so those zones are sources: zone units exposed
+    # by them from the first period have no unexposed row and leave the CS piece, the
+    # others are estimated. Every target is counted once: estimated, or unidentified in
+    # its period
+    from zoneimpact.estimators.spillover import zones_exposed_panel
+    from zoneimpact.exposure import build_exposure
+
+    sim = simulate(rng=3, n_units=120, n_regions=12, first_year=2005, last_year=2014,
+                   waves={2006: 0.2, 2008: 0.4, 2011: 0.4}, displace_zone_units=True)  # fmt: skip
+    panel = Panel.from_frame(
+        sim.frame[sim.frame["year"] >= 2006], unit="unit", time="year", cohort="cohort",
+        outcomes=["fdi"], geography=sim.geography, outside_window="adjust",
+    )  # fmt: skip
+    emap = build_exposure(panel, "rings", rings_km=[(0, 100), (100, 250)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = spillover.fit(
+            panel, outcome="fdi", exposure=emap, base_estimator="callaway_santanna",
+            n_boot=0, rng=1,
+        )  # fmt: skip
+    row = res.pieces.set_index("piece").loc["spillover_on_zones"]
+    assert row["n_target_unit_periods"] > 0 and row["n_unidentified"] > 0
+    lost = _by_period(row["unidentified_by_period"])
+    assert sum(lost.values()) == row["n_unidentified"]
+    n_targets = zones_exposed_panel(panel, "fdi", emap, "not_yet_exposed")[1]
+    assert row["n_target_unit_periods"] + row["n_unidentified"] == n_targets
+    # the units exposed from the first period lose every target year, the first included
+    assert min(lost) == 2006
 
 
 def test_simulated_concentration_keeps_every_region_total_with_zone_units_displaced():

@@ -40,6 +40,7 @@ openings; the work is a few vectorised distance and group computations.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -382,9 +383,14 @@ def _ring_label(lo: float, hi: float) -> str:
     return f"{lo:g}-{hi:g}km"
 
 
+#: The bands :func:`exposure_from_rings` uses when none are given (Butts 2021's example
+#: scale for counties; :func:`build_exposure` warns when it falls back on them)
+DEFAULT_RINGS_KM: tuple[tuple[float, float], ...] = ((0, 50), (50, 100), (100, 200))
+
+
 def exposure_from_rings(
     panel: Panel,
-    rings_km: Sequence[Sequence[float]] = ((0, 50), (50, 100), (100, 200)),
+    rings_km: Sequence[Sequence[float]] = DEFAULT_RINGS_KM,
     *,
     within_region: bool = False,
     region_column: str = "region",
@@ -552,17 +558,37 @@ def build_exposure(
     region_column: str = "region",
     within_region: bool = False,
     k: int | None = None,
+    stacklevel: int = 2,
 ) -> ExposureMap:
-    """Dispatch on the spec's ``exposure`` name (or pass an :class:`ExposureMap` through)."""
+    """Dispatch on the spec's ``exposure`` name (or pass an :class:`ExposureMap` through).
+
+    ``"rings"`` without ``rings_km`` uses :data:`DEFAULT_RINGS_KM` and warns (pointing
+    ``stacklevel`` frames up): how far the rings reach decides which units are clean
+    controls, so the bands should be the study's choice.
+    """
     if isinstance(exposure, ExposureMap):
         return exposure
     if exposure == "adjacency":
         return exposure_from_adjacency(panel)
     if exposure == "rings":
-        kw = {} if rings_km is None else {"rings_km": rings_km}
-        return exposure_from_rings(
-            panel, within_region=within_region, region_column=region_column, **kw
+        emap = exposure_from_rings(
+            panel,
+            DEFAULT_RINGS_KM if rings_km is None else rings_km,
+            within_region=within_region,
+            region_column=region_column,
         )
+        if rings_km is None:
+            bands = ", ".join(f"{lo:g}-{hi:g}" for lo, hi in DEFAULT_RINGS_KM)
+            warnings.warn(
+                f"exposure='rings' without rings_km uses the default bands {bands} km. Rings "
+                "that reach too far leave few clean controls (targets are then left out) and "
+                "rings too short leave displacement in the controls; choose the bands for "
+                "the study, e.g. from zoneimpact.sensitivity.cv_cutoff (Clarke 2017) or "
+                "exposure_sensitivity.",
+                UserWarning,
+                stacklevel=stacklevel,
+            )
+        return emap
     if exposure == "region":
         return exposure_from_region(panel, column=region_column)
     if exposure == "knn":

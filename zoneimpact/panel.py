@@ -815,21 +815,22 @@ def _canonical_rows(
     return df.reset_index(drop=True)
 
 
-def _keyed_by_unit(unit: Any, *tables: Any) -> list[Any]:
+def _keyed_by_unit(unit: Any, geography: Any, adjacency: Any, sources: Any) -> tuple[Any, Any, Any]:
     """The geography, adjacency and sources tables with the panel's unit column (e.g.
     ``"county"``) named ``unit`` where they use that name instead (a renamed copy; the
     caller's table is not modified). A table with a ``unit`` column keeps it."""
-    out = []
-    for tab in tables:
+
+    def keyed(tab: Any) -> Any:
         if (
             isinstance(tab, pd.DataFrame)
             and unit != "unit"
             and "unit" not in tab.columns
             and unit in tab.columns
         ):
-            tab = tab.rename(columns={unit: "unit"})
-        out.append(tab)
-    return out
+            return tab.rename(columns={unit: "unit"})
+        return tab
+
+    return keyed(geography), keyed(adjacency), keyed(sources)
 
 
 def _attach_geography(
@@ -1044,7 +1045,10 @@ def _cohort_periods(col: pd.Series, freq: str) -> np.ndarray:
 
 def _validate_geography(geo: pd.DataFrame, units: np.ndarray) -> pd.DataFrame:
     if not isinstance(geo, pd.DataFrame) or "unit" not in geo.columns:
-        raise GeographyError("The geography table must be a DataFrame with a 'unit' column.")
+        raise GeographyError(
+            "The geography table must be a DataFrame with a 'unit' column (or one named as "
+            "the panel's unit column)."
+        )
     if geo["unit"].duplicated().any():
         u = geo.loc[geo["unit"].duplicated(), "unit"].iloc[0]
         raise GeographyError(f"Geography table lists unit {_v(u)!r} more than once.")
@@ -1093,8 +1097,9 @@ def _validate_sources(
     if sources is not None:
         if not isinstance(sources, pd.DataFrame) or not {"unit", "cohort"} <= set(sources.columns):
             raise GeographyError(
-                "sources= must be a DataFrame with columns 'unit' and 'cohort' (and any of "
-                f"'region', 'lat', 'lon'); received {type(sources).__name__}."
+                "sources= must be a DataFrame with columns 'unit' (or the panel's unit column) "
+                "and 'cohort' (and any of 'region', 'lat', 'lon'); received "
+                f"{type(sources).__name__}."
             )
         s = sources.set_index("unit")
         inside = s.index.intersection(pd.Index(df["unit"].unique()))
@@ -1139,7 +1144,10 @@ def _source_links(adj: pd.DataFrame, sources: pd.Index, units: np.ndarray) -> pd
 
 def _validate_adjacency(adj: pd.DataFrame, units: np.ndarray) -> pd.DataFrame:
     if not isinstance(adj, pd.DataFrame) or not {"unit", "neighbour"} <= set(adj.columns):
-        raise GeographyError("The adjacency list must have columns 'unit' and 'neighbour'.")
+        raise GeographyError(
+            "The adjacency list must have columns 'unit' (or one named as the panel's unit "
+            "column) and 'neighbour'."
+        )
     known = set(units.tolist())
     for col in ("unit", "neighbour"):
         bad = ~adj[col].isin(known)

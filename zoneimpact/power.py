@@ -172,7 +172,8 @@ def calibrate_design(
     if kind is not None:
         from .exposure import build_exposure
 
-        emap = build_exposure(panel, kind, **dict(exposure_options or {}))
+        # a warning on default rings points at calibrate_design's caller
+        emap = build_exposure(panel, kind, **{"stacklevel": 3, **dict(exposure_options or {})})
     data = panel.data
     y = data[outcome].to_numpy(float)
     clean = np.isfinite(y) & (data["time"] < data["cohort"]).to_numpy()

@@ -661,7 +661,8 @@ def fit(
     terms, draws, info_boot = _joint(names, est, S, generator, int(n_boot), alpha, dfs, share_df)
     role = exposure.table["role"]
     info: dict[str, Any] = {
-        "exposure": exposure.kind, "controls": controls, "pre_exposed": pre_exposed,
+        "exposure": exposure.kind, "exposure_rings": ", ".join(map(str, exposure.rings)),
+        "controls": controls, "pre_exposed": pre_exposed,
         "base_estimator": base_estimator, "engine": "dask",
         "cluster": cname, "n_clusters": n_clusters,
         "inference": _INFERENCE,

@@ -172,8 +172,8 @@ class SpilloverResult(EstimationResult):
     ``"2011: 12, 2012: 30"``), and the periods left out for too few clean units
     (``left_out_periods``)), ``draws`` (bootstrap draws of every
     term, one row per draw of the joint multiplier bootstrap), ``base_results`` (the
-    base estimator's result per piece when it is a registry estimator). ``info`` carries
-    the direct total's coefficient of variation (``direct_total_cv``) and the
+    base estimator's result per piece when it is a registry estimator). ``info`` names
+    the exposure map's bands or labels (``exposure_rings``) and carries the direct total's coefficient of variation (``direct_total_cv``) and the
     displacement share's second-order bias as a ratio (``displacement_share_ratio_bias``,
     :func:`_ratio_bias`): with few clean clusters (CV above about 0.1) the plain share's
     mean bias is about that much, and ``displacement_share - displacement_share_ratio_bias``
@@ -929,9 +929,10 @@ def _with_zone_losses(
     fits: dict[str, _PieceFit],
     n_soz: int,
     n_clusters: int,
-    lost: tuple[tuple[Any, int], ...] = (),
+    lost: tuple[tuple[Any, int], ...],
 ) -> dict[str, _PieceFit]:
-    """The CS fits with ``spillover_on_zones`` counting all ``n_soz`` of its unit-periods:
+    """The CS fits with ``spillover_on_zones`` counting all ``n_soz`` of its unit-periods
+    (``lost``: its unidentified ones by period, for the pieces table):
     those of units exposed since the first period (they leave its panel) are unidentified,
     and with none estimated the piece is there with a NaN mean; placed before ``naive``,
     as in the imputation base."""
@@ -1612,21 +1613,8 @@ def _exposure_map(
     k_nearest: int | None,
     region_column: str,
 ) -> ExposureMap:
-    """The exposure map of :func:`fit`'s options (:func:`~zoneimpact.exposure.build_exposure`).
-
-    Rings without ``rings_km`` warn: the default bands reach 200 km, and how far the rings
-    reach decides which units are clean controls and so which targets can be estimated.
-    """
-    if isinstance(exposure, str) and exposure == "rings" and rings_km is None:
-        warnings.warn(
-            "exposure='rings' without rings_km uses the default bands 0-50, 50-100 and "
-            "100-200 km. Rings that reach too far leave few clean controls (targets are then "
-            "left out) and rings too short leave displacement in the controls; choose the "
-            "bands for the study, e.g. from zoneimpact.sensitivity.cv_cutoff (Clarke 2017) "
-            "or exposure_sensitivity.",
-            UserWarning,
-            stacklevel=3,
-        )
+    """The exposure map of :func:`fit`'s options (:func:`~zoneimpact.exposure.build_exposure`;
+    its warning on default rings points past fit and its scale-equivariance wrapper)."""
     return build_exposure(
         panel,
         exposure,
@@ -1634,6 +1622,7 @@ def _exposure_map(
         region_column=region_column,
         within_region=within_region,
         k=k_nearest,
+        stacklevel=5,
     )
 
 
@@ -2290,7 +2279,7 @@ def _info(
         pre_mean = float(np.nanmean(pre)) if pre.size else np.nan
     return {
         "exposure": emap.kind,
-        "exposure_rings": ", ".join(emap.rings),
+        "exposure_rings": ", ".join(map(str, emap.rings)),
         "controls": split.controls,
         "pre_exposed": split.pre_exposed,
         "base_estimator": base,
