@@ -345,3 +345,58 @@ def test_dask_imputation_base_leaves_out_one_clean_unit_periods_as_in_memory(
     ta, tb = a.terms.set_index("term"), b.terms.set_index("term")
     for col in ("estimate", "se"):
         np.testing.assert_allclose(tb.loc[COMPARED, col], ta.loc[COMPARED, col], rtol=1e-10)
+
+
+@pytest.mark.parametrize("split_late", [True, False])
+def test_dask_pools_one_cluster_cells_as_in_memory(client, tmp_path, split_late) -> None:
+    # clusters chosen so that every cell of the 2008 cohort sits in one cluster: its cells
+    # have no leave-out average and are pooled; with the 2011 cohort split over two
+    # clusters the 2008 pool (one cluster) joins the largest cell spanning two, without
+    # the split every zone cell is lone and the pool spans both cohorts' clusters. Both
+    # engines must form the same cells: the same SEs to 1e-10 (relative)
+    sim = simulate(rng=3, n_units=120, n_regions=12, first_year=2005, last_year=2014,
+                   waves={2008: 0.5, 2011: 0.5})  # fmt: skip
+    emap = build_exposure(sim.panel, "adjacency")
+    coh = sim.panel.unit_cohort
+    regions = sim.geography.set_index("unit")["region"].astype(str).reindex(coh.index)
+    label = regions.where(~np.isfinite(coh.to_numpy(float)), "z2008")
+    late = coh.index[coh.to_numpy(float) == 2011]
+    label[late] = ["z2011a", "z2011b"] * (len(late) // 2) + ["z2011a"] * (len(late) % 2)
+    if not split_late:
+        label[late] = "z2011a"
+    d = sim.panel.data
+    d.assign(grp=label.reindex(d["unit"]).to_numpy())[
+        ["unit", "time", "cohort", "fdi", "grp"]
+    ].to_parquet(tmp_path / "part-0.parquet", index=False)
+    dp = zd.read_panel(
+        str(tmp_path / "*.parquet"), unit="unit", time="time", outcomes=["fdi"],
+        cohort="cohort", never_values=(), cluster="grp", npartitions=2,
+    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = spillover.fit(
+            sim.panel, outcome="fdi", exposure=emap, n_boot=99, rng=1, small_sample="none",
+            cluster=label.rename("grp"),
+        )  # fmt: skip
+        b = zd.spillover(
+            dp, outcome="fdi", exposure=emap, n_boot=99, rng=1, cluster="grp",
+            base_estimator="imputation",
+        )  # fmt: skip
+    ta, tb = a.terms.set_index("term"), b.terms.set_index("term")
+    for col in ("estimate", "se"):
+        np.testing.assert_allclose(tb.loc[COMPARED, col], ta.loc[COMPARED, col], rtol=1e-10)
+    # the pooling moved the direct SE: BJS's in-sample fallback gives another number
+    from zoneimpact.estimators import spillover as sp
+
+    kept = sp.pool_lone_cells
+    try:
+        sp.pool_lone_cells = lambda cells, cluster: cells
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            c = spillover.fit(
+                sim.panel, outcome="fdi", exposure=emap, n_boot=0, rng=1,
+                small_sample="none", cluster=label.rename("grp"),
+            )  # fmt: skip
+    finally:
+        sp.pool_lone_cells = kept
+    assert abs(c.terms.set_index("term").at["direct", "se"] - ta.at["direct", "se"]) > 1e-3

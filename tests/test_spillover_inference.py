@@ -551,3 +551,52 @@ def test_zero_direct_total_leaves_the_share_undefined(panel):
         t = spillover.fit(p, outcome="zero", n_boot=0).terms.set_index("term")
     assert np.isnan(t.loc["displacement_share", ["estimate", "se"]]).all()
     assert (t.loc[["direct", "spillover", "net"], "estimate"] == 0).all()
+
+
+def test_cells_inside_one_cluster_are_pooled():
+    def pool(cells, cl):
+        # the partition, not the codes' labels, is what tau~ uses
+        out = spillover.pool_lone_cells(cells, cl)
+        return np.unique(out, return_inverse=True)[1] if out.size else out
+
+    # every cell spans two clusters: unchanged
+    cells, cl = np.array([0, 0, 1, 1]), np.array([0, 1, 0, 1])
+    np.testing.assert_array_equal(pool(cells, cl), cells)
+    # cells 1 and 2 each inside one cluster, different ones: pooled into one cell
+    cells, cl = np.array([0, 0, 1, 2, 2]), np.array([0, 1, 0, 1, 1])
+    np.testing.assert_array_equal(pool(cells, cl), [1, 1, 0, 0, 0])
+    # cells 1 and 2 inside the same cluster: the pool joins the cell with most targets
+    # among those spanning two clusters (cell 3, three targets, over cell 0's two)
+    cells, cl = np.array([0, 0, 1, 2, 3, 3, 3]), np.array([0, 1, 2, 2, 0, 1, 1])
+    np.testing.assert_array_equal(pool(cells, cl), [0, 0, 1, 1, 1, 1, 1])
+    # a tie goes to the first such cell
+    cells, cl = np.array([0, 0, 1, 2, 2]), np.array([0, 1, 2, 0, 1])
+    np.testing.assert_array_equal(pool(cells, cl), [0, 0, 0, 1, 1])
+    # every target in one cluster: nothing to pool
+    cells, cl = np.array([0, 1, 1]), np.array([4, 4, 4])
+    np.testing.assert_array_equal(pool(cells, cl), cells)
+
+
+def test_a_piece_inside_one_cluster_has_no_se():
+    # all zone units in one cluster: the direct effect's cluster-robust SE cannot see that
+    # cluster's shocks on them, so the fit reports none (NaN) and says why, rather than a
+    # precise-looking number; the spillover pieces, spread over clusters, keep theirs
+    sim = simulate(rng=3, n_units=120, n_regions=12, first_year=2005, last_year=2014,
+                   waves={2008: 0.5, 2011: 0.5})  # fmt: skip
+    coh = sim.panel.unit_cohort
+    regions = sim.geography.set_index("unit")["region"].astype(str).reindex(coh.index)
+    label = regions.where(~np.isfinite(coh.to_numpy(float)), "zones").rename("grp")
+    with pytest.warns(UserWarning, match="Piece 'direct': every target unit-period sits in one"):
+        res = spillover.fit(sim.panel, outcome="fdi", rng=1, n_boot=99, cluster=label)
+    t = res.terms.set_index("term")
+    for term in ("att", "direct", "direct_total", "spillover_on_zones_total"):
+        assert np.isfinite(t.at[term, "estimate"])
+        assert t.loc[term, ["se", "ci_low", "ci_high", "p_value"]].isna().all()
+    assert np.isfinite(t.loc[["spillover", "net"], "se"]).all()
+    # the zone units exposed before their own zone are in that cluster too
+    assert res.info["one_cluster_pieces"] == "direct, spillover_on_zones"
+    assert np.isnan(t.at["spillover_on_zones", "se"])
+    # regional clusters: no such piece, every SE reported
+    ok = spillover.fit(sim.panel, outcome="fdi", rng=1, n_boot=99)
+    assert "one_cluster_pieces" not in ok.info
+    assert np.isfinite(ok.terms.set_index("term").loc[["direct", "direct_total"], "se"]).all()

@@ -381,6 +381,7 @@ def fit_scores(
     aux_cells: bool = False,
     scaled: bool = False,
     min_untreated: int = 1,
+    pool_lone: bool = False,
 ) -> ScoredFit:
     """The estimates and their cluster scores (what :func:`fit` reports and the Dask
     spillover decomposition's imputation pieces combine). ``aux_cells``: also split the
@@ -388,7 +389,10 @@ def fit_scores(
     ``tau~`` proportional to the panel's column ``_scale`` within a cell;
     ``min_untreated``: the untreated units a period needs for its treated rows to be
     imputed (the spillover pieces take 2, :func:`zoneimpact.estimators.spillover.
-    _without_thin_periods`; 1 is BJS's and did_imputation's rule)."""
+    _without_thin_periods`; 1 is BJS's and did_imputation's rule); ``pool_lone``: pool
+    the cells of ``tau~`` whose targets sit in one cluster (the spillover pieces, as
+    :func:`zoneimpact.estimators.spillover.pool_lone_cells`; BJS's and did_imputation's
+    leave-out keeps them, with an in-sample average)."""
     import dask
 
     blocks, n0_t, meta, at_drop, thin = _imputable_blocks(
@@ -401,6 +405,7 @@ def fit_scores(
     by_cell = own.groupby(level=["cohort", "event"]).sum()
     est, ctx = _estimands(by_cell, horizons=horizons, n_t=len(n0_t))
     ctx["partition"] = _PARTITIONS[aux_partition] + (("aux",) if aux_cells else ())
+    ctx["pool_lone"] = bool(pool_lone and leave_out)
     theta_t, gs_sweeps = _implied_weights(blocks, n0_t=n0_t, ctx=ctx)
     tilde = _tau_tilde(own, ctx, leave_out)
     # one graph node for the table (a cell x cluster table can be large), not one copy
@@ -565,16 +570,18 @@ def _tau_tilde(own: pd.DataFrame, ctx: dict[str, Any], leave_out: bool) -> pd.Da
     clusters, unless the leave-out needs them."""
     cell_keys = ["_all", *[k for k in ("cohort", "event", "aux") if k in ctx["partition"]]]
     frame = own.reset_index().assign(_all=0)
+    # the rows' own keys, kept for the returned index; the grouping keys may coarsen
+    own_keys = frame[cell_keys].copy()
     if "aux" in cell_keys:
         # as the in-memory cells_for: a cell stays whole where a part of it has targets
-        # in one cluster only (no leave-out average there); its rows keep their own
-        # code in the returned index
-        frame["aux_own"] = frame["aux"]
+        # in one cluster only (no leave-out average there)
         coarse = ["cohort", "event"]
         parts = frame[frame["n"] > 0].groupby([*coarse, "aux"])["cluster"].nunique()
         lone = parts[parts < 2].reset_index()[coarse].drop_duplicates()
         whole = frame[coarse].merge(lone.assign(_lone=True), on=coarse, how="left")["_lone"]
         frame["aux"] = np.where(whole.notna().to_numpy(), -1, frame["aux"].to_numpy())
+    if ctx.get("pool_lone"):
+        frame[cell_keys] = _pooled_keys(frame, cell_keys)
     masks = [
         np.ones(len(frame), bool),
         *[(frame["event"] == h).to_numpy() for h in ctx["horizons"]],
@@ -600,9 +607,36 @@ def _tau_tilde(own: pd.DataFrame, ctx: dict[str, Any], leave_out: bool) -> pd.Da
     vals = pd.DataFrame(
         np.divide(num, den, out=np.zeros_like(num), where=den != 0), index=per.index
     )
-    if "aux" in cell_keys:
+    if "aux" in cell_keys or ctx.get("pool_lone"):
+        # each row's value under its own keys (its cell may have been coarsened)
         at = vals.index.get_indexer(pd.MultiIndex.from_frame(frame[[*cell_keys, "cluster"]]))
-        own_keys = [*[k if k != "aux" else "aux_own" for k in cell_keys], "cluster"]
-        index = pd.MultiIndex.from_frame(frame[own_keys], names=[*cell_keys, "cluster"])
+        index = pd.MultiIndex.from_frame(
+            own_keys.assign(cluster=frame["cluster"].to_numpy()), names=[*cell_keys, "cluster"]
+        )
         vals = pd.DataFrame(vals.to_numpy()[at], index=index)
     return vals if leave_out else vals.groupby(level=cell_keys, sort=False).first()
+
+
+def _pooled_keys(frame: pd.DataFrame, cell_keys: list[str]) -> pd.DataFrame:
+    """The cell keys with the cells whose targets sit in one cluster pooled, as the
+    in-memory :func:`zoneimpact.estimators.spillover.pool_lone_cells`: into one cell,
+    which joins the cell spanning two clusters or more with the most targets (the first
+    in key order on a tie) when the pool is itself inside one cluster; unchanged when
+    every target sits in one cluster."""
+    keys = frame[cell_keys].copy()
+    held = frame["n"].to_numpy() > 0
+    span = frame[held].groupby(cell_keys)["cluster"].nunique()
+    lone_cells = span[span < 2].index
+    if not len(lone_cells):
+        return keys
+    lone = pd.MultiIndex.from_frame(keys).isin(lone_cells)
+    if frame.loc[lone & held, "cluster"].nunique() >= 2:
+        keys.loc[lone, cell_keys[1:]] = -1
+        return keys
+    if lone[held].all():
+        return keys
+    size = frame[held & ~lone].groupby(cell_keys)["n"].sum().sort_index()
+    target = size.idxmax()
+    for k, v in zip(cell_keys, target, strict=True):
+        keys.loc[lone, k] = v
+    return keys

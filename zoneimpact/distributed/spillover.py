@@ -430,7 +430,7 @@ def _imputation_piece(
     try:
         f = imputation_scores(
             piece, outcome, [], by_cluster, "cohort_event", leave_out=True, aux_cells=refine,
-            scaled=scaled, min_untreated=2,
+            scaled=scaled, min_untreated=2, pool_lone=True,
         )  # fmt: skip
     except EstimationError:
         if name == "direct":

@@ -94,6 +94,13 @@ panel's geography has them: shocks are regional, and unit-level clusters under-c
 Conley SEs from the kept pieces (BJS steps 1-2, CS influence functions per unit): BJS's
 leave-out cell averages and CR2 depend on the clusters, so unit scores summed to clusters
 would not reproduce them, and the pieces are re-scored instead — a refit's numbers.
+A ``tau~`` cell whose targets all sit in one cluster has no leave-out average, and the
+in-sample one BJS's formula falls back on (as R ``didimputation`` and Stata
+``did_imputation``) zeroes that cluster's treated residuals, so the variance misses its
+shocks: such cells are pooled (:func:`pool_lone_cells`; a spillover-on-zones piece with a
+few targets covered 65% before, in a referee's 12-region design, and 100% after). A piece
+whose targets all sit in one cluster cannot be helped: its SE, interval and p-value are
+NaN, with a warning and ``info["one_cluster_pieces"]`` (session 16).
 
 Weights (``weights="pop"``, unit weights such as city population; sampling-weight
 semantics: a unit of weight 2 stands for two identical units). Every piece's effect is the
@@ -747,17 +754,47 @@ class _ImputationScoring:
 
     def cells_for(self, target_cluster: np.ndarray) -> np.ndarray:
         """The ``tau~`` cells for a clustering (its label per target): ``cells``, each
-        split by ``bins`` where every part has targets in two clusters or more. A part
+        split by ``bins`` where every part has targets in two clusters or more, then
+        with the cells inside one cluster pooled (:func:`pool_lone_cells`). A part
         inside one cluster has no leave-out average (BJS 2024, Supplementary Appendix
         A.9): its in-sample one would zero that cluster's treated residuals there, so
         such a cell stays whole."""
-        if self.bins is None:
-            return self.cells
-        fine = _codes(self.cells, self.bins)
-        n_clusters = np.bincount(np.unique(np.column_stack([fine, target_cluster]), axis=0)[:, 0])
-        lone = np.zeros(self.cells.max() + 1, bool)
-        lone[self.cells[n_clusters[fine] < 2]] = True
-        return _codes(self.cells, np.where(lone[self.cells], -1, self.bins))
+        cells = self.cells
+        if self.bins is not None:
+            fine = _codes(cells, self.bins)
+            pairs = np.unique(np.column_stack([fine, target_cluster]), axis=0)
+            lone = np.zeros(cells.max() + 1, bool)
+            lone[cells[np.bincount(pairs[:, 0])[fine] < 2]] = True
+            cells = _codes(cells, np.where(lone[cells], -1, self.bins))
+        return pool_lone_cells(cells, target_cluster)
+
+
+def pool_lone_cells(cells: np.ndarray, target_cluster: np.ndarray) -> np.ndarray:
+    """``tau~`` cells (codes per target) with those whose targets all sit in one cluster
+    pooled, so that each has a leave-out average (BJS 2024, Supplementary Appendix A.9).
+
+    The leave-out average of a cell inside one cluster does not exist, and the in-sample
+    one BJS's formula falls back on zeroes that cluster's treated residuals: the variance
+    then misses the cluster's shocks on those targets (a spillover-on-zones piece whose
+    few targets sat in one region covered 65% in a referee's 12-region design). Such
+    cells are pooled into one; a pool still inside one cluster joins the cell with the
+    most targets among those spanning two clusters or more (the first in code order on a
+    tie). Theorem 3's variance is conservative for any partition, so coarser cells stay
+    valid. When every target sits in one cluster nothing can be pooled and the cells are
+    returned as they are (:func:`_one_cluster_pieces` warns)."""
+    pairs = np.unique(np.column_stack([cells, target_cluster]), axis=0)
+    span = np.bincount(pairs[:, 0], minlength=int(cells.max()) + 1)
+    lone = span[cells] < 2
+    if not lone.any():
+        return cells
+    pooled = cells.copy()
+    pooled[lone] = -1
+    if np.unique(target_cluster[lone]).size < 2:
+        if lone.all():
+            return cells
+        size = np.bincount(cells[~lone], minlength=span.size)
+        pooled[lone] = int(np.argmax(size))
+    return np.unique(pooled, return_inverse=True)[1].ravel()
 
 
 def _imputation_score(
@@ -1793,7 +1830,30 @@ def _base_fits(
             stacklevel=4,
         )
     _warn_unidentified(fits, stacklevel=5)
+    for name in _one_cluster_pieces(fits, clusters):
+        warnings.warn(
+            f"Piece {name!r}: every target unit-period sits in one cluster, so a "
+            "cluster-robust SE cannot see that cluster's own shocks on them (BJS's leave-out "
+            "has no other cluster to average over): its SE, interval and p-value are left "
+            "out (NaN), and net's and the displacement share's variance miss that part. "
+            "Read it as descriptive, or cluster more finely (Conley & Taber 2011 treat "
+            "inference with one treated group).",
+            stacklevel=4,
+        )
     return fits, base_results
+
+
+def _one_cluster_pieces(fits: Mapping[str, _PieceFit], clusters: _Clusters) -> list[str]:
+    """Imputation pieces (not ``naive``) whose estimated targets all sit in one cluster."""
+    of_unit = clusters.of_unit.to_numpy()
+    out = []
+    for name, f in fits.items():
+        sc = f.rescore
+        if name == "naive" or not isinstance(sc, _ImputationScoring) or f.n == 0:
+            continue
+        if np.unique(of_unit[sc.unit_row[sc.fit.target]]).size < 2:
+            out.append(name)
+    return out
 
 
 def _warn_cs_inference(stacklevel: int = 5) -> None:
@@ -1858,7 +1918,35 @@ def _joint_inference(
         region_df = max(len(region.score) - 1, 1)
         row = terms_frame(["net_region_did"], [region.estimate], [region_se], df=[region_df])
         terms = pd.concat([terms, row], ignore_index=True)
-    return terms, draws, info_boot
+    return _without_one_cluster_se(terms, fits, clusters), draws, info_boot
+
+
+def _without_one_cluster_se(
+    terms: pd.DataFrame, fits: Mapping[str, _PieceFit], clusters: _Clusters
+) -> pd.DataFrame:
+    """The terms with no SE, interval or p-value for a piece whose targets all sit in one
+    cluster (:func:`_one_cluster_pieces`): cluster-robust inference cannot see that
+    cluster's shocks on them (with one treated cluster the leave-out has nothing to
+    average, and a test of any value would never reject), so a number would only look
+    precise. Net and the displacement share keep theirs, which miss that part (a
+    warning says so)."""
+    one = _one_cluster_pieces(fits, clusters)
+    if not one:
+        return terms
+    rings = [k for k in fits if k.startswith("spillover:")]
+    gone: list[str] = []
+    for name in one:
+        if name == "direct":
+            gone += ["att", "direct", "direct_total"]
+        elif name == "spillover_on_zones":
+            gone += ["spillover_on_zones", "spillover_on_zones_total"]
+        else:
+            # the pooled spillover is this ring when it is the only one
+            gone += [name, *(["spillover", "spillover_total"] if rings == [name] else [])]
+    out = terms.copy()
+    cols = [c for c in ("se", "df", "ci_low", "ci_high", "p_value", "statistic") if c in out]
+    out.loc[out["term"].isin(gone), cols] = np.nan
+    return out
 
 
 def _assemble(
@@ -2299,6 +2387,11 @@ def _info(
         "weights": weights or "",
         **({"weighted_treated_unit_periods": fits["direct"].size} if weights else {}),
         **({"net_note": note} if (note := _unpaired_note(fits)) else {}),
+        **(
+            {"one_cluster_pieces": ", ".join(one)}
+            if (one := _one_cluster_pieces(fits, clusters))
+            else {}
+        ),
     }
 
 
