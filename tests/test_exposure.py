@@ -235,3 +235,27 @@ def test_intensity_splits_each_open_zone_over_its_not_yet_zone_links():
     # a map built from onsets alone has no links to split over
     with pytest.raises(GeographyError, match="no unit-zone links"):
         exposure_from_onsets(line_panel(), {"b": 2003}).intensity(list("ab"), [2003])
+
+
+def test_sources_without_coordinates_are_named_not_silently_dropped():
+    # source zone "z" sits next to "f" (40 km east); "w" has no coordinates: the distance
+    # maps place "z" and say that "w" exposes nobody
+    p = line_panel()
+    src = pd.DataFrame(
+        {"unit": ["z", "w"], "cohort": [2004, 2004], "lat": [0.0, np.nan],
+         "lon": [6 * 40 / KM_PER_DEG, np.nan], "region": ["r2", "r2"]}
+    )  # fmt: skip
+    p = dataclasses.replace(p, sources=Panel.from_frame(
+        p.data.rename(columns={"time": "t"}), unit="unit", time="t", cohort="cohort",
+        outcomes="y", never_values=(np.inf,), geography=p.geography.reset_index(),
+        sources=src,
+    ).sources)  # fmt: skip
+    with pytest.warns(UserWarning, match=r"1 of 2 source zone\(s\) \(first: 'w'\) lack"):
+        rings = exposure_from_rings(p, [(0, 50)])
+    assert rings.table.loc["f", "exposure_onset"] == 2004
+    # the region map needs only the region, which "w" has: no warning
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        exposure_from_region(p)

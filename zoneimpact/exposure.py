@@ -327,12 +327,34 @@ def _zone_cohorts(panel: Panel) -> pd.Series:
     return zc[~zc.index.duplicated(keep="first")]
 
 
-def _source_points(panel: Panel, cols: Sequence[str]) -> pd.DataFrame:
-    """Source zones that have the geography columns ``cols`` (others cannot be placed)."""
+def _source_points(panel: Panel, cols: Sequence[str], kind: str | None = None) -> pd.DataFrame:
+    """Source zones that have the geography columns ``cols`` (others cannot be placed).
+
+    With ``kind`` (the exposure map being built) the sources left out for lacking them are
+    named in a warning: they expose nobody under that map."""
     src = panel.sources
-    if src is None or not set(cols) <= set(src.columns):
+    if src is None:
         return pd.DataFrame(columns=["cohort", *cols])
-    return src.loc[src[list(cols)].notna().all(axis=1), ["cohort", *cols]]
+    have = [c for c in cols if c in src.columns]
+    placed = (
+        src[have].notna().all(axis=1)
+        if len(have) == len(cols)
+        else pd.Series(False, index=src.index)
+    )
+    if kind is not None and not placed.all():
+        lost = src.index[~placed.to_numpy()]
+        warnings.warn(
+            f"{len(lost)} of {len(src)} source zone(s) (first: {lost[0]!r}) lack "
+            f"{list(cols)} and expose nobody under exposure={kind!r}; give the sources= "
+            "table those columns to count them.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return (
+        src.loc[placed.to_numpy(), ["cohort", *cols]]
+        if placed.any()
+        else (pd.DataFrame(columns=["cohort", *cols]))
+    )
 
 
 def exposure_from_adjacency(panel: Panel, *, label: str = "adjacent") -> ExposureMap:
@@ -426,7 +448,7 @@ def exposure_from_rings(
     geo = panel.require_geography(cols)
     units = geo.index.to_numpy()
     zones_in = panel.unit_cohort.index[np.isfinite(panel.unit_cohort.to_numpy(float))]
-    src = _source_points(panel, cols)
+    src = _source_points(panel, cols, "rings")
     zgeo = pd.concat([geo.loc[zones_in, cols], src[cols]])
     zgeo = zgeo[~zgeo.index.duplicated(keep="first")]
     zones = zgeo.index.to_numpy()
@@ -471,7 +493,10 @@ def exposure_from_knn(panel: Panel, k: int = 2, *, label: str | None = None) -> 
     units = geo.index.to_numpy()
     zones_in = panel.unit_cohort.index[np.isfinite(panel.unit_cohort.to_numpy(float))]
     zgeo = pd.concat(
-        [geo.loc[zones_in, ["lat", "lon"]], _source_points(panel, ["lat", "lon"])[["lat", "lon"]]]
+        [
+            geo.loc[zones_in, ["lat", "lon"]],
+            _source_points(panel, ["lat", "lon"], "knn")[["lat", "lon"]],
+        ]
     )
     zgeo = zgeo[~zgeo.index.duplicated(keep="first")]
     dist = haversine_km(
@@ -502,7 +527,7 @@ def exposure_from_region(panel: Panel, column: str = "region") -> ExposureMap:
     geo = panel.require_geography([column])
     reg = geo[column]
     zones = panel.unit_cohort.index[np.isfinite(panel.unit_cohort.to_numpy(float))]
-    src = _source_points(panel, [column])
+    src = _source_points(panel, [column], "region")
     zdf = pd.concat(
         [
             pd.DataFrame({"zone": zones, "r": reg.reindex(zones).to_numpy()}),
