@@ -250,9 +250,18 @@ def test_sources_without_coordinates_are_named_not_silently_dropped():
         outcomes="y", never_values=(np.inf,), geography=p.geography.reset_index(),
         sources=src,
     ).sources)  # fmt: skip
-    with pytest.warns(UserWarning, match=r"1 of 2 source zone\(s\) \(first: 'w'\) lack"):
+    with pytest.warns(
+        UserWarning, match=r"1 of 2 source zone\(s\) \(first: 'w', which lacks"
+    ) as rec:
         rings = exposure_from_rings(p, [(0, 50)])
     assert rings.table.loc["f", "exposure_onset"] == 2004
+    assert rec[0].filename == __file__
+    # through build_exposure (as fit and the spec runner call it) it points here too
+    from zoneimpact.exposure import build_exposure
+
+    with pytest.warns(UserWarning, match=r"\['lat', 'lon'\]\) cannot be placed") as rec:
+        build_exposure(p, "knn", k=1)
+    assert [w.filename for w in rec] == [__file__]
     # the region map needs only the region, which "w" has: no warning
     import warnings
 

@@ -13,7 +13,7 @@ from conftest import piece_vectors_and_scores
 
 from zoneimpact.errors import EstimationError, ZoneImpactError
 from zoneimpact.estimators import _bjs, spillover
-from zoneimpact.exposure import exposure_from_adjacency
+from zoneimpact.exposure import build_exposure, exposure_from_adjacency
 from zoneimpact.panel import Panel
 from zoneimpact.parallel import set_progress
 from zoneimpact.simulate import simulate
@@ -553,50 +553,92 @@ def test_zero_direct_total_leaves_the_share_undefined(panel):
     assert (t.loc[["direct", "spillover", "net"], "estimate"] == 0).all()
 
 
+def _partition(codes):
+    """The groups of target positions a coding puts together, whatever the labels."""
+    return sorted(tuple(np.flatnonzero(codes == c)) for c in np.unique(codes))
+
+
 def test_cells_inside_one_cluster_are_pooled():
     def pool(cells, cl):
-        # the partition, not the codes' labels, is what tau~ uses
-        out = spillover.pool_lone_cells(cells, cl)
-        return np.unique(out, return_inverse=True)[1] if out.size else out
+        return _partition(spillover.pool_lone_cells(np.asarray(cells), np.asarray(cl)))
 
     # every cell spans two clusters: unchanged
-    cells, cl = np.array([0, 0, 1, 1]), np.array([0, 1, 0, 1])
-    np.testing.assert_array_equal(pool(cells, cl), cells)
+    assert pool([0, 0, 1, 1], [0, 1, 0, 1]) == [(0, 1), (2, 3)]
     # cells 1 and 2 each inside one cluster, different ones: pooled into one cell
-    cells, cl = np.array([0, 0, 1, 2, 2]), np.array([0, 1, 0, 1, 1])
-    np.testing.assert_array_equal(pool(cells, cl), [1, 1, 0, 0, 0])
+    assert pool([0, 0, 1, 2, 2], [0, 1, 0, 1, 1]) == [(0, 1), (2, 3, 4)]
     # cells 1 and 2 inside the same cluster: the pool joins the cell with most targets
     # among those spanning two clusters (cell 3, three targets, over cell 0's two)
-    cells, cl = np.array([0, 0, 1, 2, 3, 3, 3]), np.array([0, 1, 2, 2, 0, 1, 1])
-    np.testing.assert_array_equal(pool(cells, cl), [0, 0, 1, 1, 1, 1, 1])
+    assert pool([0, 0, 1, 2, 3, 3, 3], [0, 1, 2, 2, 0, 1, 1]) == [(0, 1), (2, 3, 4, 5, 6)]
     # a tie goes to the first such cell
-    cells, cl = np.array([0, 0, 1, 2, 2]), np.array([0, 1, 2, 0, 1])
-    np.testing.assert_array_equal(pool(cells, cl), [0, 0, 0, 1, 1])
+    assert pool([0, 0, 1, 2, 2], [0, 1, 2, 0, 1]) == [(0, 1, 2), (3, 4)]
     # every target in one cluster: nothing to pool
-    cells, cl = np.array([0, 1, 1]), np.array([4, 4, 4])
-    np.testing.assert_array_equal(pool(cells, cl), cells)
+    assert pool([0, 1, 1], [4, 4, 4]) == [(0,), (1, 2)]
+
+
+def _zones_in_one_cluster():
+    sim = simulate(rng=3, n_units=120, n_regions=12, first_year=2005, last_year=2014,
+                   waves={2008: 0.5, 2011: 0.5})  # fmt: skip
+    coh = sim.panel.unit_cohort
+    regions = sim.geography.set_index("unit")["region"].astype(str).reindex(coh.index)
+    return sim, regions.where(~np.isfinite(coh.to_numpy(float)), "zones").rename("grp")
 
 
 def test_a_piece_inside_one_cluster_has_no_se():
     # all zone units in one cluster: the direct effect's cluster-robust SE cannot see that
     # cluster's shocks on them, so the fit reports none (NaN) and says why, rather than a
     # precise-looking number; the spillover pieces, spread over clusters, keep theirs
-    sim = simulate(rng=3, n_units=120, n_regions=12, first_year=2005, last_year=2014,
-                   waves={2008: 0.5, 2011: 0.5})  # fmt: skip
-    coh = sim.panel.unit_cohort
-    regions = sim.geography.set_index("unit")["region"].astype(str).reindex(coh.index)
-    label = regions.where(~np.isfinite(coh.to_numpy(float)), "zones").rename("grp")
+    sim, label = _zones_in_one_cluster()
     with pytest.warns(UserWarning, match="Piece 'direct': every target unit-period sits in one"):
         res = spillover.fit(sim.panel, outcome="fdi", rng=1, n_boot=99, cluster=label)
     t = res.terms.set_index("term")
-    for term in ("att", "direct", "direct_total", "spillover_on_zones_total"):
+    blank = ["att", "direct", "direct_total", "spillover_on_zones", "spillover_on_zones_total"]
+    for term in [*blank, "naive"]:
         assert np.isfinite(t.at[term, "estimate"])
-        assert t.loc[term, ["se", "ci_low", "ci_high", "p_value"]].isna().all()
+        assert t.loc[term, ["se", "ci_low", "ci_high", "p_value"]].isna().all(), term
     assert np.isfinite(t.loc[["spillover", "net"], "se"]).all()
-    # the zone units exposed before their own zone are in that cluster too
-    assert res.info["one_cluster_pieces"] == "direct, spillover_on_zones"
-    assert np.isnan(t.at["spillover_on_zones", "se"])
-    # regional clusters: no such piece, every SE reported
+    # the zone units exposed before their own zone (and naive's targets) are there too
+    assert res.info["one_cluster_pieces"] == "direct, spillover_on_zones, naive"
+    # nor does the wild bootstrap bring back p-values or intervals for them
+    with pytest.warns(UserWarning, match="Piece 'direct'"):
+        wild = res.with_inference("wild", cluster=label, n_boot=99, rng=2)
+    w = wild.terms.set_index("term")
+    assert w.loc[blank, ["se", "ci_low", "ci_high", "p_value"]].isna().all().all()
+    assert np.isfinite(w.loc[["spillover", "net"], "p_value"]).all()
+    # regional clusters, by refit or by with_inference: every SE back, no stale note
     ok = spillover.fit(sim.panel, outcome="fdi", rng=1, n_boot=99)
-    assert "one_cluster_pieces" not in ok.info
-    assert np.isfinite(ok.terms.set_index("term").loc[["direct", "direct_total"], "se"]).all()
+    again = res.with_inference("cluster", cluster="region", n_boot=99, rng=1)
+    assert "one_cluster_pieces" not in ok.info and "one_cluster_pieces" not in again.info
+    for r in (ok, again):
+        assert np.isfinite(r.terms.set_index("term").loc[blank, "se"]).all()
+    np.testing.assert_allclose(
+        again.terms.set_index("term").loc[blank, "se"],
+        ok.terms.set_index("term").loc[blank, "se"],
+        rtol=1e-10,
+    )
+    # and the other way round: a regional fit re-clustered into one cluster goes blank
+    with pytest.warns(UserWarning, match="Piece 'direct'") as rec:
+        moved = ok.with_inference("cluster", cluster=label, n_boot=99, rng=1)
+    assert rec[0].filename == __file__
+    assert moved.info["one_cluster_pieces"] == "direct, spillover_on_zones, naive"
+    assert np.isnan(moved.terms.set_index("term").loc[blank, "se"]).all()
+
+
+def test_pooled_spillover_goes_blank_when_every_ring_sits_in_one_cluster():
+    # every exposed non-zone unit in cluster "X": both rings, and the pooled spillover and
+    # its total over them, have no cluster-robust SE; net (zones elsewhere) keeps its own
+    sim = simulate(rng=3, n_units=120, n_regions=12, first_year=2005, last_year=2014,
+                   waves={2008: 0.5, 2011: 0.5})  # fmt: skip
+    rings = [(0, 60), (60, 150)]
+    emap = build_exposure(sim.panel, "rings", rings_km=rings)
+    role = emap.table["role"]
+    regions = sim.geography.set_index("unit")["region"].astype(str).reindex(role.index)
+    label = regions.where(role != "exposed", "X").rename("grp")
+    with pytest.warns(UserWarning, match="every target unit-period sits in one cluster"):
+        res = spillover.fit(sim.panel, outcome="fdi", rng=1, n_boot=99, exposure=emap,
+                            cluster=label)  # fmt: skip
+    t = res.terms.set_index("term")
+    ring_terms = [k for k in t.index if k.startswith("spillover:")]
+    assert len(ring_terms) == 2
+    for term in [*ring_terms, "spillover", "spillover_total"]:
+        assert np.isfinite(t.at[term, "estimate"]) and np.isnan(t.at[term, "se"]), term
+    assert np.isfinite(t.loc[["direct", "net", "displacement_share"], "se"]).all()

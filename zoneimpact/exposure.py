@@ -343,10 +343,13 @@ def _source_points(panel: Panel, cols: Sequence[str], kind: str | None = None) -
     )
     if kind is not None and not placed.all():
         lost = src.index[~placed.to_numpy()]
+        first = src.loc[lost[0]]
+        missing = [c for c in cols if c not in src.columns or pd.isna(first.get(c))]
         warnings.warn(
-            f"{len(lost)} of {len(src)} source zone(s) (first: {lost[0]!r}) lack "
-            f"{list(cols)} and expose nobody under exposure={kind!r}; give the sources= "
-            "table those columns to count them.",
+            f"{len(lost)} of {len(src)} source zone(s) (first: {lost[0]!r}, which lacks "
+            f"{missing}) cannot be placed and expose nobody under exposure={kind!r}; give "
+            "them those columns (in sources=, or in the geography table for zones that "
+            "predate the data).",
             UserWarning,
             stacklevel=3,
         )
@@ -593,27 +596,44 @@ def build_exposure(
     """
     if isinstance(exposure, ExposureMap):
         return exposure
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        emap = _built(panel, exposure, rings_km, region_column, within_region, k)
+    # the builders' warnings (sources that cannot be placed) point at this call's caller
+    for w in caught:
+        warnings.warn(w.message, w.category, stacklevel=stacklevel)
+    if exposure == "rings" and rings_km is None:
+        bands = ", ".join(f"{lo:g}-{hi:g}" for lo, hi in DEFAULT_RINGS_KM)
+        warnings.warn(
+            f"exposure='rings' without rings_km uses the default bands {bands} km. Rings "
+            "that reach too far leave few clean controls (targets are then left out) and "
+            "rings too short leave displacement in the controls; choose the bands for "
+            "the study, e.g. from zoneimpact.sensitivity.cv_cutoff (Clarke 2017) or "
+            "exposure_sensitivity.",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
+    return emap
+
+
+def _built(
+    panel: Panel,
+    exposure: str,
+    rings_km: Sequence[Sequence[float]] | None,
+    region_column: str,
+    within_region: bool,
+    k: int | None,
+) -> ExposureMap:
+    """The exposure map ``exposure`` names (:func:`build_exposure`)."""
     if exposure == "adjacency":
         return exposure_from_adjacency(panel)
     if exposure == "rings":
-        emap = exposure_from_rings(
+        return exposure_from_rings(
             panel,
             DEFAULT_RINGS_KM if rings_km is None else rings_km,
             within_region=within_region,
             region_column=region_column,
         )
-        if rings_km is None:
-            bands = ", ".join(f"{lo:g}-{hi:g}" for lo, hi in DEFAULT_RINGS_KM)
-            warnings.warn(
-                f"exposure='rings' without rings_km uses the default bands {bands} km. Rings "
-                "that reach too far leave few clean controls (targets are then left out) and "
-                "rings too short leave displacement in the controls; choose the bands for "
-                "the study, e.g. from zoneimpact.sensitivity.cv_cutoff (Clarke 2017) or "
-                "exposure_sensitivity.",
-                UserWarning,
-                stacklevel=stacklevel,
-            )
-        return emap
     if exposure == "region":
         return exposure_from_region(panel, column=region_column)
     if exposure == "knn":

@@ -582,9 +582,11 @@ def _tau_tilde(own: pd.DataFrame, ctx: dict[str, Any], leave_out: bool) -> pd.Da
         frame["aux"] = np.where(whole.notna().to_numpy(), -1, frame["aux"].to_numpy())
     if ctx.get("pool_lone"):
         frame[cell_keys] = _pooled_keys(frame, cell_keys)
+    # the estimands' rows by their own event time (a pooled cell's keys are not theirs)
+    event = own_keys["event"] if "event" in own_keys else frame["event"]
     masks = [
         np.ones(len(frame), bool),
-        *[(frame["event"] == h).to_numpy() for h in ctx["horizons"]],
+        *[(event == h).to_numpy() for h in ctx["horizons"]],
     ]
     J = len(masks)
     # a_c is proportional to the cluster's sum of the rows' scale (their count unscaled)

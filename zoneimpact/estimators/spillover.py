@@ -99,8 +99,9 @@ in-sample one BJS's formula falls back on (as R ``didimputation`` and Stata
 ``did_imputation``) zeroes that cluster's treated residuals, so the variance misses its
 shocks: such cells are pooled (:func:`pool_lone_cells`; a spillover-on-zones piece with a
 few targets covered 65% before, in a referee's 12-region design, and 100% after). A piece
-whose targets all sit in one cluster cannot be helped: its SE, interval and p-value are
-NaN, with a warning and ``info["one_cluster_pieces"]`` (session 16).
+whose targets all sit in one cluster cannot be helped: its SE, interval and p-value (and
+those of any term whose pieces all sit in that cluster) are NaN, with a warning and
+``info["one_cluster_pieces"]``, after ``with_inference`` too (session 16).
 
 Weights (``weights="pop"``, unit weights such as city population; sampling-weight
 semantics: a unit of weight 2 stands for two identical units). Every piece's effect is the
@@ -781,7 +782,7 @@ def pool_lone_cells(cells: np.ndarray, target_cluster: np.ndarray) -> np.ndarray
     most targets among those spanning two clusters or more (the first in code order on a
     tie). Theorem 3's variance is conservative for any partition, so coarser cells stay
     valid. When every target sits in one cluster nothing can be pooled and the cells are
-    returned as they are (:func:`_one_cluster_pieces` warns)."""
+    returned as they are (:func:`_one_cluster` names the piece and its terms go blank)."""
     pairs = np.unique(np.column_stack([cells, target_cluster]), axis=0)
     span = np.bincount(pairs[:, 0], minlength=int(cells.max()) + 1)
     lone = span[cells] < 2
@@ -1830,30 +1831,45 @@ def _base_fits(
             stacklevel=4,
         )
     _warn_unidentified(fits, stacklevel=5)
-    for name in _one_cluster_pieces(fits, clusters):
+    _warn_one_cluster(fits, clusters, stacklevel=5)
+    return fits, base_results
+
+
+def _warn_one_cluster(
+    fits: Mapping[str, _PieceFit], clusters: _Clusters, stacklevel: int = 3
+) -> None:
+    """Name each piece whose targets all sit in one cluster (:func:`_one_cluster`);
+    ``stacklevel`` 3 points at the caller of the function that calls this one."""
+    for name in _one_cluster(fits, clusters)[0]:
         warnings.warn(
             f"Piece {name!r}: every target unit-period sits in one cluster, so a "
             "cluster-robust SE cannot see that cluster's own shocks on them (BJS's leave-out "
             "has no other cluster to average over): its SE, interval and p-value are left "
-            "out (NaN), and net's and the displacement share's variance miss that part. "
-            "Read it as descriptive, or cluster more finely (Conley & Taber 2011 treat "
-            "inference with one treated group).",
-            stacklevel=4,
+            "out (NaN), as are those of any term whose pieces all sit there, and net's and "
+            "the displacement share's variance miss that part. Read it as descriptive, or "
+            "cluster more finely (Conley & Taber 2011 treat inference with one treated "
+            "group).",
+            stacklevel=stacklevel,
         )
-    return fits, base_results
 
 
-def _one_cluster_pieces(fits: Mapping[str, _PieceFit], clusters: _Clusters) -> list[str]:
-    """Imputation pieces (not ``naive``) whose estimated targets all sit in one cluster."""
+def _one_cluster(fits: Mapping[str, _PieceFit], clusters: _Clusters) -> tuple[list[str], list[str]]:
+    """The imputation pieces whose estimated targets all sit in one cluster, and the terms
+    whose pieces' targets together do (the displacement share with net). The CS base's
+    pieces are not scored this way and never listed."""
     of_unit = clusters.of_unit.to_numpy()
-    out = []
+    held: dict[str, set[Any]] = {}
     for name, f in fits.items():
         sc = f.rescore
-        if name == "naive" or not isinstance(sc, _ImputationScoring) or f.n == 0:
-            continue
-        if np.unique(of_unit[sc.unit_row[sc.fit.target]]).size < 2:
-            out.append(name)
-    return out
+        if isinstance(sc, _ImputationScoring) and f.n > 0:
+            held[name] = set(np.unique(of_unit[sc.unit_row[sc.fit.target]]).tolist())
+    pieces = [k for k, c in held.items() if len(c) < 2]
+    terms = []
+    for term, weights in _term_weights(fits):
+        used = [k for k, v in (weights or {}).items() if v != 0]
+        if used and all(k in held for k in used) and len(set().union(*(held[k] for k in used))) < 2:
+            terms.append(term)
+    return pieces, terms + (["displacement_share"] if "net" in terms else [])
 
 
 def _warn_cs_inference(stacklevel: int = 5) -> None:
@@ -1918,31 +1934,23 @@ def _joint_inference(
         region_df = max(len(region.score) - 1, 1)
         row = terms_frame(["net_region_did"], [region.estimate], [region_se], df=[region_df])
         terms = pd.concat([terms, row], ignore_index=True)
+    if one := _one_cluster(fits, clusters)[0]:
+        info_boot["one_cluster_pieces"] = ", ".join(one)
     return _without_one_cluster_se(terms, fits, clusters), draws, info_boot
 
 
 def _without_one_cluster_se(
     terms: pd.DataFrame, fits: Mapping[str, _PieceFit], clusters: _Clusters
 ) -> pd.DataFrame:
-    """The terms with no SE, interval or p-value for a piece whose targets all sit in one
-    cluster (:func:`_one_cluster_pieces`): cluster-robust inference cannot see that
-    cluster's shocks on them (with one treated cluster the leave-out has nothing to
-    average, and a test of any value would never reject), so a number would only look
-    precise. Net and the displacement share keep theirs, which miss that part (a
-    warning says so)."""
-    one = _one_cluster_pieces(fits, clusters)
-    if not one:
+    """The terms with no SE, interval or p-value where the targets of the pieces a term
+    combines (:func:`_term_weights`) all sit in one cluster (:func:`_one_cluster`):
+    cluster-robust inference cannot see that cluster's shocks on them (the leave-out has
+    nothing to average, and a test of any value would never reject), so a number would
+    only look precise. A term whose pieces span two clusters or more keeps its own, which
+    misses the one-cluster pieces' part (the fit's warning says so)."""
+    gone = _one_cluster(fits, clusters)[1]
+    if not gone:
         return terms
-    rings = [k for k in fits if k.startswith("spillover:")]
-    gone: list[str] = []
-    for name in one:
-        if name == "direct":
-            gone += ["att", "direct", "direct_total"]
-        elif name == "spillover_on_zones":
-            gone += ["spillover_on_zones", "spillover_on_zones_total"]
-        else:
-            # the pooled spillover is this ring when it is the only one
-            gone += [name, *(["spillover", "spillover_total"] if rings == [name] else [])]
     out = terms.copy()
     cols = [c for c in ("se", "df", "ci_low", "ci_high", "p_value", "statistic") if c in out]
     out.loc[out["term"].isin(gone), cols] = np.nan
@@ -2077,6 +2085,8 @@ def _with_inference(
     terms, draws, info_boot = _joint_inference(
         st.panel, st.units, fits, region, clusters, conley_km, gen, n_boot, res.alpha
     )
+    # stacklevel 4: past with_inference, at its caller
+    _warn_one_cluster(fits, clusters, stacklevel=4)
     if method == "wild":
         terms, info_wild = _wild_inference(fits, clusters, cr2, terms, gen, n_boot, res.alpha)
         info_boot.update(info_wild)
@@ -2185,7 +2195,7 @@ def _wild_inference(
             "clusters, while the default CR2 scores with Bell-McCaffrey t intervals rejected "
             "3.5-5.5%; in two independently written designs (benchmarks/mc_referee_*.py) "
             "the wild one rejected 3.5-9% and the default 0.5-3% (conservative, with 3-5 "
-            "df). Report both.",
+            "df); report both.",
             stacklevel=4,
         )
     omega = _multipliers(rng, n_boot, clusters.n)
@@ -2194,6 +2204,8 @@ def _wild_inference(
     terms = terms.assign(
         p_value=[v[0] for v in vals], ci_low=[v[1] for v in vals], ci_high=[v[2] for v in vals]
     )
+    # nor does the wild bootstrap see a lone cluster's shocks: those terms stay blank
+    terms = _without_one_cluster_se(terms, fits, clusters)
     info = {
         "inference": "wild cluster restricted bootstrap-t (WCR), test inversion",
         "wild_draws": n_boot,
@@ -2339,7 +2351,13 @@ _INFERENCE = (
     "multiplier bootstrap"
 )
 # what a previous with_inference left in info that the next one replaces
-_STALE_INFO = ("displacement_share_percentile_ci", "wild_draws", "wild_weights", "wild_terms")
+_STALE_INFO = (
+    "displacement_share_percentile_ci",
+    "wild_draws",
+    "wild_weights",
+    "wild_terms",
+    "one_cluster_pieces",
+)
 
 
 def _info(
@@ -2389,11 +2407,6 @@ def _info(
         "weights": weights or "",
         **({"weighted_treated_unit_periods": fits["direct"].size} if weights else {}),
         **({"net_note": note} if (note := _unpaired_note(fits)) else {}),
-        **(
-            {"one_cluster_pieces": ", ".join(one)}
-            if (one := _one_cluster_pieces(fits, clusters))
-            else {}
-        ),
     }
 
 
