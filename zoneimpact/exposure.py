@@ -333,16 +333,13 @@ def _source_points(panel: Panel, cols: Sequence[str], kind: str | None = None) -
     With ``kind`` (the exposure map being built) the sources left out for lacking them are
     named in a warning: they expose nobody under that map."""
     src = panel.sources
-    if src is None:
-        return pd.DataFrame(columns=["cohort", *cols])
-    have = [c for c in cols if c in src.columns]
     placed = (
-        src[have].notna().all(axis=1)
-        if len(have) == len(cols)
-        else pd.Series(False, index=src.index)
+        src[list(cols)].notna().all(axis=1).to_numpy()
+        if src is not None and set(cols) <= set(src.columns)
+        else np.zeros(0 if src is None else len(src), bool)
     )
-    if kind is not None and not placed.all():
-        lost = src.index[~placed.to_numpy()]
+    if src is not None and kind is not None and not placed.all():
+        lost = src.index[~placed]
         first = src.loc[lost[0]]
         missing = [c for c in cols if c not in src.columns or pd.isna(first.get(c))]
         warnings.warn(
@@ -353,11 +350,9 @@ def _source_points(panel: Panel, cols: Sequence[str], kind: str | None = None) -
             UserWarning,
             stacklevel=3,
         )
-    return (
-        src.loc[placed.to_numpy(), ["cohort", *cols]]
-        if placed.any()
-        else (pd.DataFrame(columns=["cohort", *cols]))
-    )
+    if src is None or not placed.any():
+        return pd.DataFrame(columns=["cohort", *cols])
+    return src.loc[placed, ["cohort", *cols]]
 
 
 def exposure_from_adjacency(panel: Panel, *, label: str = "adjacent") -> ExposureMap:

@@ -909,9 +909,9 @@ def _cs_fits(
         j = res.terms["term"].tolist().index("att")
         psi = res.term_influence[:, j] / res.term_influence.shape[0]
         estimate = res.coef("att")
-        is_target, n_unidentified = _cs_targets(pp.data, outcome, res)
-        post = (pp.data["time"] >= pp.data["cohort"]) & pp.data[outcome].notna()
-        lost = _by_period(pp.data["time"].to_numpy()[post.to_numpy() & ~is_target])
+        is_target, unidentified = _cs_targets(pp.data, outcome, res)
+        n_unidentified = int(unidentified.sum())
+        lost = _by_period(pp.data["time"].to_numpy()[unidentified])
         if name == "spillover_on_zones":
             estimated = pd.MultiIndex.from_frame(pp.data.loc[is_target, ["unit", "time"]])
             by_cell = pp.data.loc[is_target].groupby(["cohort", "time"])
@@ -1098,10 +1098,10 @@ def _estimated_cells(att_gt: pd.DataFrame) -> pd.MultiIndex:
     return pd.MultiIndex.from_frame(att_gt.loc[post, ["cohort", "time"]].astype(float))
 
 
-def _cs_targets(data: pd.DataFrame, outcome: str, res: Any) -> tuple[np.ndarray, int]:
+def _cs_targets(data: pd.DataFrame, outcome: str, res: Any) -> tuple[np.ndarray, np.ndarray]:
     """The piece's target rows in the post-treatment cells CS estimated (a cohort whose
-    base period was dropped has none) and the number of the others, so that totals scale
-    a mean by the unit-periods it covers.
+    base period was dropped has none) and its other (unidentified) target rows, so that
+    totals scale a mean by the unit-periods it covers.
 
     A cell's ATT(g,t) is cohort g's effect at t: a target of an estimated cell counts
     even when its unit lacks the cell's base period (CS estimates the cell from the units
@@ -1111,8 +1111,7 @@ def _cs_targets(data: pd.DataFrame, outcome: str, res: Any) -> tuple[np.ndarray,
     cells = _estimated_cells(res.att_gt)
     post = ((data["time"] >= data["cohort"]) & data[outcome].notna()).to_numpy()
     in_cell = pd.MultiIndex.from_frame(data[["cohort", "time"]].astype(float)).isin(cells)
-    is_target = post & in_cell
-    return is_target, int(post.sum() - is_target.sum())
+    return post & in_cell, post & ~in_cell
 
 
 #: CS options that restrict its ``att`` to some event times: the totals scale a mean by
@@ -1934,21 +1933,19 @@ def _joint_inference(
         region_df = max(len(region.score) - 1, 1)
         row = terms_frame(["net_region_did"], [region.estimate], [region_se], df=[region_df])
         terms = pd.concat([terms, row], ignore_index=True)
-    if one := _one_cluster(fits, clusters)[0]:
+    one, gone = _one_cluster(fits, clusters)
+    if one:
         info_boot["one_cluster_pieces"] = ", ".join(one)
-    return _without_one_cluster_se(terms, fits, clusters), draws, info_boot
+    return _without_one_cluster_se(terms, gone), draws, info_boot
 
 
-def _without_one_cluster_se(
-    terms: pd.DataFrame, fits: Mapping[str, _PieceFit], clusters: _Clusters
-) -> pd.DataFrame:
-    """The terms with no SE, interval or p-value where the targets of the pieces a term
-    combines (:func:`_term_weights`) all sit in one cluster (:func:`_one_cluster`):
-    cluster-robust inference cannot see that cluster's shocks on them (the leave-out has
-    nothing to average, and a test of any value would never reject), so a number would
-    only look precise. A term whose pieces span two clusters or more keeps its own, which
-    misses the one-cluster pieces' part (the fit's warning says so)."""
-    gone = _one_cluster(fits, clusters)[1]
+def _without_one_cluster_se(terms: pd.DataFrame, gone: Sequence[str]) -> pd.DataFrame:
+    """The terms with no SE, interval or p-value for the terms ``gone``, whose pieces'
+    targets all sit in one cluster (:func:`_one_cluster`): cluster-robust inference cannot
+    see that cluster's shocks on them (the leave-out has nothing to average, and a test of
+    any value would never reject), so a number would only look precise. A term whose
+    pieces span two clusters or more keeps its own, which misses the one-cluster pieces'
+    part (the fit's warning says so)."""
     if not gone:
         return terms
     out = terms.copy()
@@ -2205,7 +2202,7 @@ def _wild_inference(
         p_value=[v[0] for v in vals], ci_low=[v[1] for v in vals], ci_high=[v[2] for v in vals]
     )
     # nor does the wild bootstrap see a lone cluster's shocks: those terms stay blank
-    terms = _without_one_cluster_se(terms, fits, clusters)
+    terms = _without_one_cluster_se(terms, _one_cluster(fits, clusters)[1])
     info = {
         "inference": "wild cluster restricted bootstrap-t (WCR), test inversion",
         "wild_draws": n_boot,
