@@ -10,6 +10,7 @@ import pytest
 from zoneimpact.errors import SpecError
 from zoneimpact.estimators import callaway_santanna as cs
 from zoneimpact.inference.bootstrap import cluster_sums
+from zoneimpact.results import verdict_df
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +95,11 @@ def test_cluster_on_a_user_column_and_two_ways(mpdta, mpdta_frame, fitted) -> No
     s12 = cluster_sums(term_if, pd.factorize(pd.MultiIndex.from_arrays([labels, other]))[0])
     v = (s.T @ s + s2.T @ s2 - s12.T @ s12) / n**2
     np.testing.assert_allclose(two.terms["se"], np.sqrt(np.clip(np.diag(v), 0, None)), rtol=1e-12)
+    # a verdict's t reference reads the smaller dimension's count, as the imputation
+    # estimator's two-way SEs and fixest's t(min(G) - 1) do: here the 7 groups, not the
+    # 29 states (before: no count, so the normal)
+    assert two.info["n_clusters"] == min(len(np.unique(labels)), 7) == 7
+    assert verdict_df(two, "att") == 6.0
     with pytest.raises(SpecError, match="one dimension"):
         fitted.with_inference("bootstrap", cluster=[state, other])
 

@@ -752,8 +752,9 @@ def verdict_df(result: EstimationResult, term: str) -> float:
     influence-function SE that is not clustered (``info["cluster"]`` None: each unit its own
     cluster). That is the reference for a cluster-robust t with few clusters (Cameron &
     Miller 2015, "A practitioner's guide to cluster-robust inference", Section VI.D; Bester,
-    Conley & Hansen 2011). Conley's spatial HAC and results without a cluster count (placebo
-    or jackknife SEs of synthetic controls, two-way clustering) keep their own reference,
+    Conley & Hansen 2011); clustered two ways, ``G`` is the smaller dimension's count (the
+    estimators' ``n_clusters``; fixest's rule). Conley's spatial HAC and results without a
+    cluster count (placebo or jackknife SEs of synthetic controls) keep their own reference,
     the normal where they give none. An estimator's own intervals keep its peer's
     convention (R ``did`` prints normal ones); only a claim's verdict reads this.
     """

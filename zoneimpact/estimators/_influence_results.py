@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import EstimationError, SpecError
-from ..inference.bootstrap import cluster_sums
+from ..inference.bootstrap import cluster_sums, min_clusters
 from ..panel import Panel, _v
 from ..results import EstimationResult, check_choice
 from . import callaway_santanna as _cs
@@ -257,7 +257,7 @@ class InfluenceResult(TablesResult):
         info = {
             **self.info,
             "cluster": cluster_name(cluster),
-            "n_clusters": int(pd.Series(labels[0]).nunique()) if len(labels) == 1 else None,
+            "n_clusters": min_clusters(labels),
         }
         boot = {"n_boot": n_boot, "rng": rng, "boot_weights": boot_weights, "n_jobs": n_jobs}
         return self._reinferred(vcov, col_var, labels, info, method, boot)

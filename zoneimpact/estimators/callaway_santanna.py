@@ -89,7 +89,13 @@ import pandas as pd
 from scipy import special, stats
 
 from ..errors import EstimationError, PanelError, SpecError
-from ..inference.bootstrap import bootstrap_se, cluster_sums, multiplier_draws, sup_t_critical
+from ..inference.bootstrap import (
+    bootstrap_se,
+    cluster_sums,
+    min_clusters,
+    multiplier_draws,
+    sup_t_critical,
+)
 from ..inference.pretrends import pretrend_wald
 from ..panel import RESERVED, Panel, _v
 from ..parallel import as_generator, snapshot
@@ -1163,7 +1169,7 @@ def _infer(
     by_construction = _by_construction(gt, agg.amat)
     se_terms = np.where(by_construction, np.nan, np.sqrt(np.clip(np.diag(vcov), 0, None)))
     se_cells = np.where(valid & ~gt.normalised, np.sqrt(np.clip(cell_var, 0, None)), np.nan)
-    n_clusters = int(len(np.unique(labels[0]))) if len(labels) == 1 else None
+    n_clusters = min_clusters(tuple(labels))
     if not bootstrap:
         return _Inference(vcov, se_terms, se_cells, None, None, {}, n_clusters)
     if len(labels) > 1:

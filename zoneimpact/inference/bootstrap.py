@@ -88,6 +88,16 @@ def cluster_sums(influence: np.ndarray, cluster: Any) -> np.ndarray:
 _ROW_BLOCK = 32_768
 
 
+def min_clusters(labels: tuple[np.ndarray, ...]) -> int | None:
+    """The cluster count a t reference reads: the clusters of one dimension or, clustered
+    two ways, the smaller dimension's (Cameron, Gelbach & Miller 2011, "Robust inference
+    with multiway clustering", JBES 29(2); fixest's default ``t(min(G) - 1)``); None
+    without clusters (each unit its own)."""
+    if not labels:
+        return None
+    return min(int(pd.Series(lab).nunique()) for lab in labels)
+
+
 def _fill_weights(rng: np.random.Generator, out: np.ndarray, kind: str) -> float:
     """Fill ``out`` (C-contiguous) with multiplier weights divided by the returned scale."""
     if kind == "rademacher":
