@@ -11,7 +11,8 @@ net (regional total) and the displacement share it reports the mean truth, bias 
 |bias| as a share of the truth, with its Monte Carlo SE; and the median error's share, a
 ratio's bias where its mean is unstable), SE/SD (mean SE over the SD of the estimation error),
 coverage of 95% intervals and, in the null world, the rejection rate of H0: effect = 0 at
-the 5% level.
+the 5% level. ``net_region_did`` (the region-totals cross-check) is scored against the
+same net total, over the worlds where it is identified (``n``).
 
 Run:  python benchmarks/mc_spillover.py [--reps 200] [--base imputation|callaway_santanna]
       [--seed 20261130] [--worlds 'share 1' null] [--aux-partition onset_event]
@@ -105,6 +106,7 @@ def one(
     ci = r.conf_int(0.05)
     left_out = left_out_years(r.pieces)
     truth = truths(sim, left_out)
+    tr = sim.truth
     out: dict[str, float] = {}
     for q in QUANTITIES:
         out[f"{q}_est"] = float(t.loc[q, "estimate"])
@@ -113,6 +115,18 @@ def one(
         lo, hi = ci.loc[q, "lower"], ci.loc[q, "upper"]
         out[f"{q}_cover"] = float(lo <= truth[q] <= hi)
         out[f"{q}_reject0"] = float(not lo <= 0.0 <= hi)
+    # the region-level cross-check: the simulator's spillovers stay inside a zone's region,
+    # so its estimand (every effect in the zone regions from their first zone on) is the
+    # world's net total; NaN where it reports itself not identified
+    q = "net_region_did"
+    out[f"{q}_truth"] = float(tr.net_total["fdi"])
+    if q in t.index:
+        lo, hi = ci.loc[q, "lower"], ci.loc[q, "upper"]
+        est, se = float(t.loc[q, "estimate"]), float(t.loc[q, "se"])
+        cover, reject = float(lo <= tr.net_total["fdi"] <= hi), float(not lo <= 0.0 <= hi)
+    else:
+        est = se = cover = reject = np.nan
+    out.update({f"{q}_est": est, f"{q}_se": se, f"{q}_cover": cover, f"{q}_reject0": reject})
     # worlds whose thin periods were left out (their truths then leave those years out)
     out["dropped"] = float(bool(left_out))
     # the share less its second-order ratio bias (info, not a term), same interval width
@@ -129,7 +143,7 @@ def one(
 
 def summarise(rows: pd.DataFrame, world: str) -> pd.DataFrame:
     recs = []
-    for q in (*QUANTITIES, "share_less_ratio_bias"):
+    for q in (*QUANTITIES, "net_region_did", "share_less_ratio_bias"):
         est, se, truth = rows[f"{q}_est"], rows[f"{q}_se"], rows[f"{q}_truth"]
         ok = np.isfinite(est) & np.isfinite(truth)
         err = (est - truth)[ok]

@@ -206,3 +206,60 @@ def test_sensitivity_and_distance_figures(radius_world):
         [ring.loc[t, "estimate"] for t in res.terms["term"] if str(t).startswith("spillover:")],
     )
     assert plt.get_fignums() == []
+
+
+def test_cv_cutoff_takes_covariate_trends():
+    # adoption and trends both depend on x (3 per unit of x per year, against noise sd 5):
+    # without x its trend stays in every candidate's prediction error; with x's
+    # period terms the criterion falls to the noise's scale and still picks the radius
+    sim = simulate(
+        rng=3,
+        n_units=300,
+        n_regions=30,
+        first_year=1998,
+        last_year=2022,
+        waves={2004: 0.3, 2008: 0.25, 2012: 0.25, 2016: 0.2},
+        radius_km=100.0,
+        noise_sd=5.0,
+        zero_share=0.0,
+        covariate_trend=3.0,
+    )
+    cands = (50, 100, 150, 200)
+    best, with_x = cv_cutoff(sim.panel, "fdi", candidates_km=cands, covariates=["x"])
+    _, without = cv_cutoff(sim.panel, "fdi", candidates_km=cands)
+    assert best == 100.0
+    # measured 217-234 with x against 1,026-1,051 without (seed 3): x's trend is most of
+    # the error left by the two-way model
+    assert (with_x["cv_mse"] < 0.5 * without["cv_mse"]).all()
+    with pytest.raises(SpecError, match="covariates"):
+        cv_cutoff(sim.panel, "fdi", candidates_km=cands, covariates=["nope"])
+
+
+def test_units_without_a_baseline_covariate_are_named():
+    sim = simulate(
+        rng=4,
+        n_units=120,
+        n_regions=12,
+        first_year=1998,
+        last_year=2010,
+        waves={2004: 0.5, 2008: 0.5},
+    )
+    frame = sim.frame.copy()
+    first = frame["unit"].iloc[0]
+    frame.loc[frame["unit"] == first, "x"] = np.nan
+    p = Panel.from_frame(
+        frame,
+        unit="unit",
+        time="year",
+        cohort="cohort",
+        outcomes=["fdi"],
+        covariates=["x"],
+        geography=sim.geography,
+        adjacency=sim.adjacency,
+    )
+    before = frame.copy()
+    with pytest.raises(SpecError, match=f"{first}.*no period with every covariate"):
+        spillover.fit(p, outcome="fdi", covariates=["x"], n_boot=0)
+    with pytest.raises(SpecError, match=f"{first}.*no period with every covariate"):
+        cv_cutoff(p, "fdi", candidates_km=(50, 100), covariates=["x"])
+    pd.testing.assert_frame_equal(frame, before)

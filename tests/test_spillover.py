@@ -959,3 +959,47 @@ def test_net_is_estimated_when_only_zone_units_are_exposed(zone_losses):
     assert t["net"] == pytest.approx(truth, rel=1e-9)
     assert t["net"] == pytest.approx(t["direct_total"] + t["spillover_on_zones_total"], rel=1e-12)
     assert np.isfinite(t["displacement_share"])
+
+
+def _regions_panel(first_zone: dict[int, int], bump: float = 0.0) -> Panel:
+    """8 regions x 3 units, 2000-2008, noisy levels; region r gets one zone in
+    ``first_zone[r]`` (+10). ``bump`` is added to every outcome of region r0 from its
+    zone's year on."""
+    rng = np.random.default_rng(7)
+    rows = []
+    for r in range(8):
+        g = first_zone.get(r, 0)
+        for k in range(3):
+            for t in range(2000, 2009):
+                y = 100 * r + 7 * k + 3 * (t - 2000) + rng.normal(0, 2)
+                y += 10.0 if (g and k == 0 and t >= g) else 0.0
+                y += bump if (r == 0 and g and t >= g) else 0.0
+                row = {"unit": f"r{r}u{k}", "year": t, "g": g if k == 0 else 0}
+                rows.append({**row, "y": y, "region": f"r{r}"})
+    df = pd.DataFrame(rows)
+    return Panel.from_frame(df, unit="unit", time="year", cohort="g", outcomes="y",
+                            geography=df.drop_duplicates("unit")[["unit", "region"]])  # fmt: skip
+
+
+def test_region_check_pools_cells_held_by_one_region():
+    # r0 is the only region whose first zone opens in 2002: each of its cohort x event
+    # cells holds that one region, whose leave-out average does not exist. Left to BJS's
+    # in-sample fallback, its residuals there are zero and a shock on its own treated years
+    # moves the estimate but not the SE; pooled, the SE sees it
+    zones = {0: 2002, 1: 2004, 2: 2004, 3: 2004}
+    opts = {"outcome": "y", "n_boot": 0, "rng": 1, "exposure": "region"}
+    base = spillover.fit(_regions_panel(zones), **opts)
+    bumped = spillover.fit(_regions_panel(zones, bump=30.0), **opts)
+    b, m = (r.terms.set_index("term").loc["net_region_did"] for r in (base, bumped))
+    # 3 units x 7 treated years x 30 = 630 more, to rounding
+    assert m["estimate"] - b["estimate"] == pytest.approx(630.0, rel=1e-9)
+    # the SE moves with it (measured 11.7 times larger; unpooled, exactly equal)
+    assert m["se"] > 2 * b["se"]
+
+
+def test_region_check_with_zones_in_one_region_is_not_identified():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = spillover.fit(_regions_panel({0: 2004}), outcome="y", n_boot=0, exposure="region")
+    assert "net_region_did" not in set(res.terms["term"])
+    assert "every zone sits in one region" in res.info["net_region_did_note"]

@@ -623,6 +623,40 @@ def test_a_piece_inside_one_cluster_has_no_se():
     assert np.isnan(moved.terms.set_index("term").loc[blank, "se"]).all()
 
 
+def test_cs_base_piece_inside_one_cluster_has_no_se():
+    # CS's influence functions of a cohort's treated units are deviations from the
+    # cohort's mean, so one cluster holding them all sums its shared shock away, as BJS's
+    # fallback does: the same refusal, by the CS pieces' own target units
+    sim, label = _zones_in_one_cluster()
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        res = spillover.fit(sim.panel, outcome="fdi", rng=1, n_boot=99, cluster=label,
+                            base_estimator="callaway_santanna")  # fmt: skip
+    said = [str(w.message) for w in rec if "sits in one cluster" in str(w.message)]
+    assert [m.split("'")[1] for m in said] == ["direct", "spillover_on_zones", "naive"]
+    t = res.terms.set_index("term")
+    blank = ["att", "direct", "direct_total", "spillover_on_zones", "spillover_on_zones_total"]
+    for term in [*blank, "naive"]:
+        assert np.isfinite(t.at[term, "estimate"])
+        assert t.loc[term, ["se", "ci_low", "ci_high", "p_value"]].isna().all(), term
+    assert np.isfinite(t.loc[["spillover", "net", "displacement_share"], "se"]).all()
+    assert res.info["one_cluster_pieces"] == "direct, spillover_on_zones, naive"
+    # regional clusters by with_inference bring the SEs back and clear the note, equal to
+    # a regional refit's (the influence functions are re-summed, 1e-10)
+    again = res.with_inference("cluster", cluster="region", n_boot=99, rng=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ok = spillover.fit(sim.panel, outcome="fdi", rng=1, n_boot=99,
+                           base_estimator="callaway_santanna")  # fmt: skip
+    assert "one_cluster_pieces" not in again.info and "one_cluster_pieces" not in ok.info
+    assert np.isfinite(ok.terms.set_index("term").loc[[*blank, "naive"], "se"]).all()
+    np.testing.assert_allclose(
+        again.terms.set_index("term").loc[[*blank, "naive"], "se"],
+        ok.terms.set_index("term").loc[[*blank, "naive"], "se"],
+        rtol=1e-10,
+    )
+
+
 def test_pooled_spillover_goes_blank_when_every_ring_sits_in_one_cluster():
     # every exposed non-zone unit in cluster "X": both rings, and the pooled spillover and
     # its total over them, have no cluster-robust SE; net (zones elsewhere) keeps its own

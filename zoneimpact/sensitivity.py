@@ -10,6 +10,7 @@ the whole region. This module runs the decomposition across such choices:
   where the curve reaches zero the spillover ends;
 * :func:`cv_cutoff` — Clarke's (2017, Section 3) data-driven spillover distance: for each
   candidate cutoff ``h`` the model ``Y = a_i + l_t + tau D + delta 1{d <= h, exposed} + e``
+  (plus baseline covariates by period, the spillover fit's conditional parallel trends)
   is fitted on ``K - 1`` folds of the unit-periods and predicts the held-out fold; the
   cutoff with the smallest cross-validated mean squared error is chosen;
 * :func:`exposure_sensitivity` — direct, spillover, net and displacement share under each
@@ -28,6 +29,7 @@ import pandas as pd
 
 from .errors import SpecError
 from .estimators import _bjs
+from .estimators.spillover import _baseline, _trend_terms
 from .estimators.spillover import fit as spillover_fit
 from .exposure import build_exposure
 from .panel import Panel
@@ -111,6 +113,7 @@ def cv_cutoff(
     outcome: str,
     candidates_km: Sequence[float] = (25, 50, 75, 100, 150, 200, 300),
     *,
+    covariates: Sequence[str] = (),
     n_folds: int = 5,
     rng: np.random.Generator | int | None = 0,
 ) -> tuple[float, pd.DataFrame]:
@@ -121,6 +124,16 @@ def cv_cutoff(
     ``K - 1`` random folds of the observed unit-periods and predicts the held-out fold
     (unit and period effects from the fitted folds); the mean squared prediction error over
     all folds is the criterion, the same folds serve every ``h``.
+
+    Parameters
+    ----------
+    covariates : sequence of str
+        Baseline covariates whose period-specific coefficients enter every candidate's
+        model (``x_i * 1{t = s}``, as in the spillover fit's ``covariates``). When zone
+        timing and trends both depend on a covariate, leaving it out leaves the
+        covariate's trend in every candidate's prediction error and lets the zone and
+        exposure indicators absorb part of it, which blurs the comparison of cutoffs.
+        Units need one period with every covariate observed (their baseline).
 
     Returns
     -------
@@ -140,6 +153,11 @@ def cv_cutoff(
     y = Y[ui, ti]
     cohort = panel.unit_cohort.reindex(units).to_numpy(float)
     D = (periods[ti] >= cohort[ui]).astype(float)
+    if covariates:
+        xb = _baseline(panel, covariates).reindex(units).to_numpy(float)
+        trends = _trend_terms(xb[ui], ti, len(periods))
+    else:
+        trends = np.zeros((len(y), 0))
     fold = rng.integers(0, n_folds, size=len(y))
     rows = []
     for h in candidates_km:
@@ -148,7 +166,7 @@ def cv_cutoff(
         onset = tab["exposure_onset"].to_numpy(float)
         exposed = (tab["role"] == "exposed").to_numpy()
         S = (exposed[ui] & (periods[ti] >= onset[ui])).astype(float)
-        X = np.column_stack([D, S])
+        X = np.column_stack([D, S, trends])
         err = np.full(len(y), np.nan)
         for k in range(n_folds):
             test = fold == k

@@ -101,7 +101,9 @@ shocks: such cells are pooled (:func:`pool_lone_cells`; a spillover-on-zones pie
 few targets covered 65% before, in a referee's 12-region design, and 100% after). A piece
 whose targets all sit in one cluster cannot be helped: its SE, interval and p-value (and
 those of any term whose pieces all sit in that cluster) are NaN, with a warning and
-``info["one_cluster_pieces"]``, after ``with_inference`` too (session 16).
+``info["one_cluster_pieces"]``, after ``with_inference`` too (session 16). The CS base's
+pieces follow the same rule (session 17): a cohort's treated influence functions are
+deviations from the cohort's mean, so one cluster holding them all sums its shock away.
 
 Weights (``weights="pop"``, unit weights such as city population; sampling-weight
 semantics: a unit of weight 2 stands for two identical units). Every piece's effect is the
@@ -445,6 +447,9 @@ class _PieceFit:
     left_out: tuple[tuple[Any, int], ...] = ()
     # (period, targets) of the unidentified targets, for the pieces table
     unidentified: tuple[tuple[Any, int], ...] = ()
+    # the CS base's estimated target units (the imputation base finds them in rescore),
+    # for the one-cluster rule (:func:`_one_cluster`)
+    target_units: tuple[Any, ...] = field(default=(), repr=False, compare=False)
 
     @property
     def size(self) -> float:
@@ -464,6 +469,14 @@ def _baseline(panel: Panel, covariates: Sequence[str]) -> pd.DataFrame:
         )
     d = panel.data[["unit", "time", *covariates]].dropna()
     base = d.sort_values(["unit", "time"]).groupby("unit")[list(covariates)].first()
+    never = panel.data["unit"].drop_duplicates()
+    never = never[~never.isin(base.index)].tolist()
+    if never:
+        raise SpecError(
+            f"unit(s) {never[:5]}{' ...' if len(never) > 5 else ''} ({len(never)} in all) have "
+            f"no period with every covariate of {list(covariates)} observed, so they have no "
+            "baseline value; fill them in or drop those units from the panel."
+        )
     flat = [c for c in covariates if base[c].nunique() < 2]
     if flat:
         raise SpecError(
@@ -931,6 +944,7 @@ def _cs_fits(
             mass=mass,
             rescore=unit_psi,
             unidentified=lost,
+            target_units=tuple(pd.unique(d.loc[is_target, "unit"])),
         )
         results[name] = res
     lost = _zone_losses(panel, outcome, emap, controls, estimated) if n_soz else ()
@@ -1202,7 +1216,14 @@ def _region_fit(
         )
     # scores per region; with regional clusters each region is one cluster, so their
     # cluster sums are the same numbers (the leave-out cells are the same partition)
-    cells = _cells(g[ri][fit.target], periods[ti[fit.target]])
+    if np.unique(ri[fit.target]).size < 2:
+        return None, (
+            "net_region_did not identified: every zone sits in one region, whose own shocks "
+            "a region-level comparison cannot tell from the zones' effect (Conley & Taber "
+            "2011)."
+        )
+    # a cell held by one region has no leave-out average: pooled as the pieces' cells
+    cells = pool_lone_cells(_cells(g[ri][fit.target], periods[ti[fit.target]]), ri[fit.target])
     # the total: each region-period's effect on the mean times the region's size
     w = size_r[ri[fit.target]][:, None]
     by_region = pd.Series(
@@ -1842,8 +1863,8 @@ def _warn_one_cluster(
     for name in _one_cluster(fits, clusters)[0]:
         warnings.warn(
             f"Piece {name!r}: every target unit-period sits in one cluster, so a "
-            "cluster-robust SE cannot see that cluster's own shocks on them (BJS's leave-out "
-            "has no other cluster to average over): its SE, interval and p-value are left "
+            "cluster-robust SE cannot see that cluster's own shocks on them (no other "
+            "cluster holds targets to compare with): its SE, interval and p-value are left "
             "out (NaN), as are those of any term whose pieces all sit there, and net's and "
             "the displacement share's variance miss that part. Read it as descriptive, or "
             "cluster more finely (Conley & Taber 2011 treat inference with one treated "
@@ -1853,15 +1874,20 @@ def _warn_one_cluster(
 
 
 def _one_cluster(fits: Mapping[str, _PieceFit], clusters: _Clusters) -> tuple[list[str], list[str]]:
-    """The imputation pieces whose estimated targets all sit in one cluster, and the terms
-    whose pieces' targets together do (the displacement share with net). The CS base's
-    pieces are not scored this way and never listed."""
+    """The pieces whose estimated targets all sit in one cluster, and the terms whose
+    pieces' targets together do (the displacement share with net). Either base: BJS's
+    leave-out falls back on the in-sample ``tau~`` there, and CS's influence functions of
+    the treated are deviations from their own cohort's mean, so in both the cluster's
+    scores sum its shared shock on the targets away."""
     of_unit = clusters.of_unit.to_numpy()
     held: dict[str, set[Any]] = {}
     for name, f in fits.items():
         sc = f.rescore
         if isinstance(sc, _ImputationScoring) and f.n > 0:
             held[name] = set(np.unique(of_unit[sc.unit_row[sc.fit.target]]).tolist())
+        elif f.target_units and f.n > 0:
+            codes = clusters.of_unit.reindex(list(f.target_units)).to_numpy()
+            held[name] = set(np.unique(codes).tolist())
     pieces = [k for k, c in held.items() if len(c) < 2]
     terms = []
     for term, weights in _term_weights(fits):
