@@ -400,3 +400,44 @@ def test_dask_pools_one_cluster_cells_as_in_memory(client, tmp_path, split_late)
     finally:
         sp.pool_lone_cells = kept
     assert abs(c.terms.set_index("term").at["direct", "se"] - ta.at["direct", "se"]) > 1e-3
+
+
+def test_dask_refuses_one_cluster_pieces_as_in_memory(client, tmp_path) -> None:
+    # every zone unit in one cluster: the direct piece (and the spillover onto zone units,
+    # and naive) has no cluster-robust SE on either engine, with the same warning and note;
+    # the pieces spread over clusters keep SEs equal to 1e-10
+    sim = simulate(rng=3, n_units=120, n_regions=12, first_year=2005, last_year=2014,
+                   waves={2008: 0.5, 2011: 0.5})  # fmt: skip
+    emap = build_exposure(sim.panel, "adjacency")
+    coh = sim.panel.unit_cohort
+    regions = sim.geography.set_index("unit")["region"].astype(str).reindex(coh.index)
+    label = regions.where(~np.isfinite(coh.to_numpy(float)), "zones")
+    d = sim.panel.data
+    d.assign(grp=label.reindex(d["unit"]).to_numpy())[
+        ["unit", "time", "cohort", "fdi", "grp"]
+    ].to_parquet(tmp_path / "part-0.parquet", index=False)
+    dp = zd.read_panel(
+        str(tmp_path / "*.parquet"), unit="unit", time="time", outcomes=["fdi"],
+        cohort="cohort", never_values=(), cluster="grp", npartitions=2,
+    )  # fmt: skip
+    with pytest.warns(UserWarning, match="Piece 'direct': every target") as rec:
+        b = zd.spillover(
+            dp, outcome="fdi", exposure=emap, n_boot=99, rng=1, cluster="grp",
+            base_estimator="imputation",
+        )  # fmt: skip
+    assert any(r.filename == __file__ for r in rec if "Piece 'direct'" in str(r.message))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = spillover.fit(
+            sim.panel, outcome="fdi", exposure=emap, n_boot=99, rng=1, small_sample="none",
+            cluster=label.rename("grp"),
+        )  # fmt: skip
+    assert b.info["one_cluster_pieces"] == a.info["one_cluster_pieces"]
+    assert a.info["one_cluster_pieces"].startswith("direct")
+    ta, tb = a.terms.set_index("term"), b.terms.set_index("term")
+    blank = ["direct", "direct_total", "naive"]
+    assert tb.loc[blank, ["se", "ci_low", "ci_high", "p_value"]].isna().all().all()
+    kept = ["spillover", "net", "displacement_share"]
+    assert np.isfinite(tb.loc[kept, "se"]).all()
+    for col in ("estimate", "se"):
+        np.testing.assert_allclose(tb.loc[COMPARED, col], ta.loc[COMPARED, col], rtol=1e-10)

@@ -369,6 +369,8 @@ class ScoredFit:
     # periods left out for too few untreated units (min_untreated), with their counts
     thin: np.ndarray
     thin_units: np.ndarray
+    # the cluster labels (as ``scores``' rows) holding an estimated target
+    target_clusters: tuple[Any, ...] = ()
 
 
 def fit_scores(
@@ -414,7 +416,10 @@ def fit_scores(
     parts = compute_blocks([_scores], blocks, tau=tau, theta_t=theta_t, tilde=shared, ctx=ctx)
     # as cluster_sums, keeping the labels: a cluster's units may sit in several partitions
     scores = pd.concat(parts).groupby(level=0, sort=False).sum()
-    return ScoredFit(est, scores, ctx, n0_t, meta, sweeps, gs_sweeps, thin, at_drop)
+    held = own.index.get_level_values("cluster")[own["n"].to_numpy() > 0]
+    return ScoredFit(
+        est, scores, ctx, n0_t, meta, sweeps, gs_sweeps, thin, at_drop, tuple(pd.unique(held))
+    )
 
 
 def _imputable_blocks(

@@ -55,6 +55,7 @@ from ..estimators.spillover import (
     _joint,
     _linear_terms,
     _net_without_dropped_zones,
+    _one_cluster_terms,
     _piece_warnings,
     _PieceFit,
     _pieces_table,
@@ -62,8 +63,10 @@ from ..estimators.spillover import (
     _target_weighted_att,
     _unpaired_note,
     _warn_cs_inference,
+    _warn_one_cluster,
     _warn_unidentified,
     _with_zone_losses,
+    _without_one_cluster_se,
     _zone_piece_selection,
 )
 from ..exposure import ExposureMap
@@ -408,12 +411,13 @@ def _imputation_piece(
     cells: pd.Series,
     bins: pd.DataFrame | None = None,
     intensity: pd.DataFrame | None = None,
-) -> _PieceFit:
+) -> tuple[_PieceFit, set[int]]:
     """A piece's BJS mean and cluster scores (leave-out ``tau~`` by onset x event cells,
     split by ``bins`` for the spillover pieces, proportional to ``intensity`` within a cell
     when given; no small-sample correction), as the
     in-memory ``_imputation_fits`` with ``small_sample="none"``; a ring or zone piece with
-    no imputable target is NaN there."""
+    no imputable target is NaN there. Also the codes of the clusters holding its estimated
+    targets (the in-memory one-cluster rule)."""
     spill = name.startswith("spillover")
     refine, scaled = spill and bins is not None, spill and intensity is not None
     if refine or scaled:
@@ -438,7 +442,7 @@ def _imputation_piece(
         return _PieceFit(
             name, np.nan, 0, np.zeros(n_clusters), int(cells.sum()),
             unidentified=_lost_by_period(cells),
-        )  # fmt: skip
+        ), set()  # fmt: skip
     codes = code_of_label.reindex(f.scores.index).to_numpy(int)
     score = np.bincount(codes, weights=f.scores.iloc[:, 0].to_numpy(float), minlength=n_clusters)
     n_unidentified = int(sum(m[2] for m in f.meta))
@@ -446,10 +450,11 @@ def _imputation_piece(
     # without covariates)
     left_out = tuple((piece.periods[t], int(f.thin_units[t])) for t in np.flatnonzero(f.thin))
     lost = np.sum([m[4] for m in f.meta], axis=0)
+    held = set(code_of_label.reindex(list(f.target_clusters)).to_numpy(int).tolist())
     return _PieceFit(
         name, float(f.est[0]), int(f.ctx["n1"]), score, n_unidentified, left_out=left_out,
         unidentified=tuple((piece.periods[t], int(lost[t])) for t in np.flatnonzero(lost)),
-    )  # fmt: skip
+    ), held  # fmt: skip
 
 
 def _imputation_fits(
@@ -462,9 +467,10 @@ def _imputation_fits(
     cluster: Any,
     bins: pd.DataFrame | None = None,
     intensity: pd.DataFrame | None = None,
-) -> tuple[dict[str, _PieceFit], str, int]:
+) -> tuple[dict[str, _PieceFit], str, int, dict[str, set[int]]]:
     """Every piece of the imputation base on the partitions, with scores numbered in the
-    in-memory cluster order; the cluster name and count. ``bins``: exposure-intensity bins
+    in-memory cluster order; the cluster name and count; the clusters holding each
+    piece's estimated targets. ``bins``: exposure-intensity bins
     of the spillover pieces' ``tau~`` cells (units x periods); ``intensity``: the exposure
     intensity their ``tau~`` is proportional to within a cell."""
     if isinstance(cluster, pd.Series):
@@ -494,13 +500,15 @@ def _imputation_fits(
             panels["spillover_on_zones"] = zp
     naive = compute_blocks([_scan], dpanel.partitions(), outcome=outcome)
     panels["naive"] = (dpanel, _target_cells(naive))
-    fits = {
+    done = {
         name: _imputation_piece(
             name, pp, outcome, by_cluster, code_of_label, G, cells, bins, intensity
         )
         for name, (pp, cells) in panels.items()
     }
-    return fits, cname, G
+    fits = {name: fit for name, (fit, _) in done.items()}
+    held = {name: clusters for name, (fit, clusters) in done.items() if fit.n > 0}
+    return fits, cname, G, held
 
 
 def _check_options(
@@ -612,7 +620,7 @@ def fit(
             bins = pd.DataFrame(grid.astype(np.int8), index=units.index, columns=dpanel.periods)
         if inten is not None:
             intensity = pd.DataFrame(inten, index=units.index, columns=dpanel.periods)
-        fits, cname, n_clusters = _imputation_fits(
+        fits, cname, n_clusters, held = _imputation_fits(
             dpanel, outcome, tab, rings, rule, units, cluster, bins, intensity
         )
     else:
@@ -659,6 +667,12 @@ def fit(
         raise EstimationError("The direct effect could not be estimated on any zone unit-period.")
     names, est, S, dfs, share_df = _linear_terms(fits, None)
     terms, draws, info_boot = _joint(names, est, S, generator, int(n_boot), alpha, dfs, share_df)
+    if base_estimator == "imputation":
+        # as in memory: a term whose pieces' targets all sit in one cluster has no SE
+        one, gone = _one_cluster_terms(fits, held)
+        _warn_one_cluster(one, stacklevel=3)
+        terms = _without_one_cluster_se(terms, gone)
+        info_boot.update({"one_cluster_pieces": ", ".join(one)} if one else {})
     role = exposure.table["role"]
     info: dict[str, Any] = {
         "exposure": exposure.kind, "exposure_rings": ", ".join(map(str, exposure.rings)),

@@ -1851,16 +1851,14 @@ def _base_fits(
             stacklevel=4,
         )
     _warn_unidentified(fits, stacklevel=5)
-    _warn_one_cluster(fits, clusters, stacklevel=5)
+    _warn_one_cluster(_one_cluster(fits, clusters)[0], stacklevel=5)
     return fits, base_results
 
 
-def _warn_one_cluster(
-    fits: Mapping[str, _PieceFit], clusters: _Clusters, stacklevel: int = 3
-) -> None:
+def _warn_one_cluster(pieces: Sequence[str], stacklevel: int = 3) -> None:
     """Name each piece whose targets all sit in one cluster (:func:`_one_cluster`);
     ``stacklevel`` 3 points at the caller of the function that calls this one."""
-    for name in _one_cluster(fits, clusters)[0]:
+    for name in pieces:
         warnings.warn(
             f"Piece {name!r}: every target unit-period sits in one cluster, so a "
             "cluster-robust SE cannot see that cluster's own shocks on them (no other "
@@ -1888,6 +1886,14 @@ def _one_cluster(fits: Mapping[str, _PieceFit], clusters: _Clusters) -> tuple[li
         elif f.target_units and f.n > 0:
             codes = clusters.of_unit.reindex(list(f.target_units)).to_numpy()
             held[name] = set(np.unique(codes).tolist())
+    return _one_cluster_terms(fits, held)
+
+
+def _one_cluster_terms(
+    fits: Mapping[str, _PieceFit], held: Mapping[str, set[Any]]
+) -> tuple[list[str], list[str]]:
+    """:func:`_one_cluster` from the clusters ``held`` by each piece's targets (the Dask
+    engine finds them in its partitions)."""
     pieces = [k for k, c in held.items() if len(c) < 2]
     terms = []
     for term, weights in _term_weights(fits):
@@ -2109,7 +2115,7 @@ def _with_inference(
         st.panel, st.units, fits, region, clusters, conley_km, gen, n_boot, res.alpha
     )
     # stacklevel 4: past with_inference, at its caller
-    _warn_one_cluster(fits, clusters, stacklevel=4)
+    _warn_one_cluster(_one_cluster(fits, clusters)[0], stacklevel=4)
     if method == "wild":
         terms, info_wild = _wild_inference(fits, clusters, cr2, terms, gen, n_boot, res.alpha)
         info_boot.update(info_wild)
