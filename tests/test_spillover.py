@@ -464,7 +464,10 @@ def test_conley_standard_errors():
     unit = spillover.fit(sim.panel, outcome="fdi", n_boot=0, cluster="unit")
     np.testing.assert_allclose(tiny.terms["se"], unit.terms["se"], rtol=1e-9)
     assert tiny.terms["df"].iloc[0] == np.inf
-    r = spillover.fit(sim.panel, outcome="fdi", n_boot=0, conley_km=300.0)
+    # it warns at the caller's line with the referee Monte Carlo's over-rejection
+    with pytest.warns(UserWarning, match="Conley spatial-HAC SEs.*6-16%") as rec:
+        r = spillover.fit(sim.panel, outcome="fdi", n_boot=0, conley_km=300.0)
+    assert [w.filename for w in rec if "Conley spatial" in str(w.message)] == [__file__]
     assert r.info["cluster"].startswith("Conley")
     assert r.coef("direct") == unit.coef("direct")
 

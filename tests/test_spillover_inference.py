@@ -113,7 +113,9 @@ def test_unit_clusters_and_callaway_santanna_base_equal_refits(panel):
 def test_conley_equals_a_refit(panel, fitted):
     # unit scores (CR2 on unit clusters, as the fit does) times the Bartlett-kernel root
     refit = spillover.fit(panel, outcome="fdi", rng=11, n_boot=50, conley_km=300.0)
-    got = fitted.with_inference("conley", conley_km=300.0, rng=11)
+    with pytest.warns(UserWarning, match="Conley spatial-HAC SEs") as rec:
+        got = fitted.with_inference("conley", conley_km=300.0, rng=11)
+    assert [w.filename for w in rec if "Conley spatial" in str(w.message)] == [__file__]
     _same(got, refit, 1e-10)
     assert got.info["cluster"].startswith("Conley")
     assert np.isinf(got.terms["df"].iloc[0])
