@@ -484,7 +484,8 @@ def test_verdict_df_on_real_results_reads_their_clustering():
     # which reference each kind of SE gets (the review of session 15): CS clustered on the
     # 30 regions -> t(29); CS unclustered (each unit its own cluster) -> t(units - 1);
     # TWFE with Conley's spatial HAC (df inf, n_clusters = units) stays normal; the
-    # spillover region check on its own regional scores has t(regions - 1) of its own
+    # spillover region check on its own regional scores has its own Bell-McCaffrey t
+    # (CR2 on 30 regions: below regions - 1; measured 21.2), which the verdict reads
     from zoneimpact.estimators import callaway_santanna, twfe
     from zoneimpact.results import verdict_df
 
@@ -498,5 +499,6 @@ def test_verdict_df_on_real_results_reads_their_clustering():
     assert verdict_df(conley, "att") == math.inf
     res = spillover.fit(sim.panel, outcome="fdi", cluster="unit", n_boot=0)
     t = res.terms.set_index("term")
-    assert res.info["n_clusters"] == 150 and t.at["net_region_did", "df"] == 29.0
-    assert verdict_df(res, "net_region_did") == 29.0
+    region_df = t.at["net_region_did", "df"]
+    assert res.info["n_clusters"] == 150 and 10.0 < region_df < 29.0
+    assert verdict_df(res, "net_region_did") == region_df

@@ -1006,3 +1006,19 @@ def test_region_check_with_zones_in_one_region_is_not_identified():
         res = spillover.fit(_regions_panel({0: 2004}), outcome="y", n_boot=0, exposure="region")
     assert "net_region_did" not in set(res.terms["term"])
     assert "every zone sits in one region" in res.info["net_region_did_note"]
+
+
+def test_region_check_takes_the_pieces_small_sample_rule():
+    # CR2 scores with Bell-McCaffrey df by default (regions as clusters), BJS's plain
+    # scores with t(regions - 1) under small_sample="none"; the estimate is the same.
+    # 8 regions, 4 with zones: the df fall below 7 (measured 4.0; SE 52.2 against 51.4)
+    zones = {0: 2002, 1: 2004, 2: 2004, 3: 2004}
+    opts = {"outcome": "y", "n_boot": 0, "rng": 1, "exposure": "region"}
+    cr2 = spillover.fit(_regions_panel(zones), **opts).terms.set_index("term")
+    plain = spillover.fit(_regions_panel(zones), **opts, small_sample="none")
+    plain = plain.terms.set_index("term")
+    assert cr2.at["net_region_did", "estimate"] == plain.at["net_region_did", "estimate"]
+    assert plain.at["net_region_did", "df"] == 7.0
+    assert 1.0 < cr2.at["net_region_did", "df"] < 5.0
+    # CR2 undoes the leverage shrinkage of the plain scores: a larger SE here
+    assert cr2.at["net_region_did", "se"] > plain.at["net_region_did", "se"]

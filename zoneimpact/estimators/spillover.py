@@ -1154,6 +1154,7 @@ def _region_fit(
     cluster_of: pd.Series | None,
     n_clusters: int,
     weights: str | None = None,
+    cr2: bool = True,
 ) -> tuple[_PieceFit | None, str]:
     """Imputation DiD on region means (regions treated from their first zone; covariates
     as region means x period), scaled back to totals by each region's size. Parallel
@@ -1161,7 +1162,9 @@ def _region_fit(
     differ in size (a common trend moves a total by the region's size times it). Returns
     the total's fit, or None and the reason. With ``weights`` the means and sizes are
     weighted (sizes are weight sums), so the check estimates the same weighted net total
-    as the pieces."""
+    as the pieces. Each region is a cluster of its scores, with the pieces' small-sample
+    rule: CR2 and Bell-McCaffrey degrees of freedom with ``cr2``, else BJS's plain
+    scores and t(regions - 1)."""
     try:
         rp = region_panel(panel, outcome, region_column, weights)
     except ZoneImpactError as exc:
@@ -1226,13 +1229,29 @@ def _region_fit(
     cells = pool_lone_cells(_cells(g[ri][fit.target], periods[ti[fit.target]]), ri[fit.target])
     # the total: each region-period's effect on the mean times the region's size
     w = size_r[ri[fit.target]][:, None]
-    by_region = pd.Series(
-        _bjs.scores(fit, w, cells, np.arange(len(regions))[ri], len(regions))[:, 0],
-        index=regions.astype(str),
-    )
+    by_region, df = _region_check_scores(fit, w, cells, ri, len(regions), cr2)
+    by_region = pd.Series(by_region, index=regions.astype(str))
     score = _region_scores(by_region, cluster_of, n_clusters)
     total = float(w[:, 0] @ fit.tau)
-    return _PieceFit("net_region_did", total, int(fit.target.size), score, rescore=by_region), ""
+    n = int(fit.target.size)
+    return _PieceFit("net_region_did", total, n, score, df=df, rescore=by_region), ""
+
+
+def _region_check_scores(
+    fit: _bjs.Imputed, w: np.ndarray, cells: np.ndarray, region: np.ndarray, R: int, cr2: bool
+) -> tuple[np.ndarray, float]:
+    """The region check's scores by region (``region`` per row of its long table) and
+    their degrees of freedom: CR2 with Bell-McCaffrey's (as :func:`_imputation_score`),
+    or plain with regions - 1. In 200 null worlds of 12 regions (7 with zones; session 17)
+    the plain scores' SE/SD was 0.87 and t(11) rejected a true null in 7.5%; with CR2 the
+    SE/SD is 1.00 and Bell-McCaffrey's t (mean df 5.4) rejects in 0.5%, conservative as
+    the pieces are with few clusters."""
+    if not (cr2 and _cr2_ok(fit, region)):
+        return _bjs.scores(fit, w, cells, region, R)[:, 0], float(max(R - 1, 1))
+    fit = _bjs.refactored(fit)
+    parts = _bjs.cr2_parts(fit, region[fit.clean])
+    score = _bjs.scores(fit, w, cells, region, R, cr2=parts)[:, 0]
+    return score, _bjs.gram_df(_bjs.bm_gram(fit, w[:, 0], cells, region, R, cr2=parts))
 
 
 def _region_scores(by_region: pd.Series, cluster_of: pd.Series | None, G: int) -> np.ndarray:
@@ -1345,7 +1364,7 @@ def _linear_terms(
         names.append("net_region_did")
         est.append(region.estimate)
         scores.append(region.score)
-        dfs.append(np.nan)
+        dfs.append(region.df)
     return names, np.array(est), np.column_stack(scores), np.array(dfs, dtype=float), share_df
 
 
@@ -1632,7 +1651,7 @@ def fit(
     wt = _weighting(panel, weights, split.units)
     base = (base_estimator, base_options, small_sample, aux_partition)
     fits, base_results = _base_fits(panel, outcome, split, xb, clusters, base, covs, wt)
-    region, region_note = _region_check(panel, outcome, region_column, xb, clusters, wt.name)
+    region, region_note = _region_check(panel, outcome, region_column, xb, clusters, wt.name, base)
     terms, draws, info_boot = _joint_inference(
         panel, split.units, fits, region, clusters, conley_km, rng, n_boot, alpha
     )
@@ -1944,12 +1963,16 @@ def _region_check(
     xb: pd.DataFrame,
     clusters: _Clusters,
     weights: str | None = None,
+    base: tuple[Any, ...] = ("imputation", None, "cr2", None),
 ) -> tuple[_PieceFit | None, str]:
-    """The net effect on region totals (:func:`_region_fit`), or None and the reason."""
+    """The net effect on region totals (:func:`_region_fit`), or None and the reason;
+    ``base`` is the fit's (estimator, options, small_sample, aux_partition): CR2 and
+    Bell-McCaffrey df unless ``small_sample="none"``."""
     if panel.geography is not None and region_column in panel.geography.columns:
         return _region_fit(
-            panel, outcome, region_column, xb, clusters.of_region, clusters.n, weights
-        )
+            panel, outcome, region_column, xb, clusters.of_region, clusters.n, weights,
+            cr2=base[2] == "cr2",
+        )  # fmt: skip
     return None, f"net_region_did not identified: no {region_column!r} geography column."
 
 
@@ -1978,8 +2001,8 @@ def _joint_inference(
         # the region check's scores live on regions, not on the clusters: its SE is its
         # own and it takes no part in the joint draws
         region_se = float(np.sqrt(np.sum(region.score**2)))
-        # t with the regions less one, as every clustered term here
-        region_df = max(len(region.score) - 1, 1)
+        # its own df (Bell-McCaffrey, or the regions less one)
+        region_df = region.df
         row = terms_frame(["net_region_did"], [region.estimate], [region_se], df=[region_df])
         terms = pd.concat([terms, row], ignore_index=True)
     one, gone = _one_cluster(fits, clusters)
