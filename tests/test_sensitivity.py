@@ -228,8 +228,8 @@ def test_cv_cutoff_takes_covariate_trends():
     best, with_x = cv_cutoff(sim.panel, "fdi", candidates_km=cands, covariates=["x"])
     _, without = cv_cutoff(sim.panel, "fdi", candidates_km=cands)
     assert best == 100.0
-    # measured 217-234 with x against 1,026-1,051 without (seed 3): x's trend is most of
-    # the error left by the two-way model
+    # measured 105-118 with x against 662-676 without (seed 3): x's trend is most of the
+    # error left by the two-way model
     assert (with_x["cv_mse"] < 0.5 * without["cv_mse"]).all()
     with pytest.raises(SpecError, match="covariates"):
         cv_cutoff(sim.panel, "fdi", candidates_km=cands, covariates=["nope"])
@@ -263,3 +263,68 @@ def test_units_without_a_baseline_covariate_are_named():
     with pytest.raises(SpecError, match=f"{first}.*no period with every covariate"):
         cv_cutoff(p, "fdi", candidates_km=(50, 100), covariates=["x"])
     pd.testing.assert_frame_equal(frame, before)
+
+
+def test_rings_that_skip_nearby_units_warn():
+    # units 1 degree of longitude apart (96.3 km at 30N); zone a opens in 2003. Rings from
+    # 100 km leave b (96 km from a) in no ring of a: it would count as a clean control
+    # although a zone is next door, so the map says so, at the caller's line
+    p = _line_panel({"a": 2003, "b": 0, "c": 0, "d": 0})
+    with pytest.warns(
+        UserWarning, match=r"1 unit\(s\) lie within 300 km.*unit 'b' at 96\.3 km"
+    ) as rec:
+        emap = build_exposure(p, "rings", rings_km=[(100, 300)])
+    assert rec[0].filename == __file__
+    assert emap.table.loc["b", "role"] == "clean"
+    # a gap between rings is the same case; rings from 0 without gaps are silent
+    with pytest.warns(UserWarning, match=r"between rings"):
+        build_exposure(p, "rings", rings_km=[(0, 50), (150, 300)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        build_exposure(p, "rings", rings_km=[(0, 150), (150, 300)])
+
+
+def test_cv_cutoff_keeps_no_spillover_unless_a_cutoff_clearly_predicts_better(radius_world):
+    # a world whose zones have growing, cohort-specific effects and no spillover at all:
+    # no cutoff predicts better than no exposure term by more than its standard error,
+    # so 0 km stays (the plain minimum is 200 km here, 0.034 ahead with an SE of 0.051).
+    # Clarke's single zone indicator let 200 km win by 4.3 (6 SEs) in this world: its
+    # misfit of the zones' effects leaked into the period effects
+    sim = simulate(rng=6, n_units=300, n_regions=30, first_year=1998, last_year=2022,
+                   waves={2004: 0.3, 2008: 0.25, 2012: 0.25, 2016: 0.2}, radius_km=100.0,
+                   noise_sd=5.0, zero_share=0.0, displacement_share=0.0,
+                   region_shock_sd=5.0)  # fmt: skip
+    cands = (0, 50, 100, 200)
+    best, table = cv_cutoff(sim.panel, "fdi", candidates_km=cands)
+    plain, _ = cv_cutoff(sim.panel, "fdi", candidates_km=cands, rule="min")
+    assert (best, plain) == (0.0, 200.0)
+    row = table.set_index("cutoff_km").loc[200.0]
+    assert 0 < row["gain_vs_none"] < row["gain_se"]
+    # the radius world's 100 km spillover is far outside that noise (gain 20.8, SE 1.9)
+    best, table = cv_cutoff(radius_world.panel, "fdi", candidates_km=(0, 50, 100, 150, 200))
+    row = table.set_index("cutoff_km").loc[100.0]
+    assert best == 100.0 and row["gain_vs_none"] > 5 * row["gain_se"]
+    # bad candidates and rules are refused by name
+    with pytest.raises(SpecError, match="candidates_km"):
+        cv_cutoff(sim.panel, "fdi", candidates_km=(-5, 50))
+    with pytest.raises(SpecError, match="rule"):
+        cv_cutoff(sim.panel, "fdi", rule="smallest")
+
+
+def test_cv_cutoff_folds_hold_out_region_period_blocks(radius_world):
+    # every (region, year) block sits in one fold, so a held-out unit-period's regional
+    # shock is never in the fitted folds; without a region column each unit-period is its
+    # own block
+    from zoneimpact.sensitivity import _fold_blocks
+
+    p = radius_world.panel
+    wide = p.wide("fdi")
+    units = wide.index.to_numpy()
+    ui, ti = np.nonzero(np.isfinite(wide.to_numpy(float)))
+    blocks = _fold_blocks(p, units, ui, ti, None)
+    region = p.geography["region"].reindex(units).to_numpy()
+    frame = pd.DataFrame({"block": blocks, "region": region[ui], "t": ti})
+    assert (frame.groupby("block")[["region", "t"]].nunique() == 1).all().all()
+    assert frame.groupby(["region", "t"])["block"].nunique().eq(1).all()
+    with pytest.raises(GeographyError, match="county"):
+        cv_cutoff(p, "fdi", candidates_km=(0, 100), fold_by="county")

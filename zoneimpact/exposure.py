@@ -461,6 +461,7 @@ def exposure_from_rings(
     if within_region:
         reg = geo[region_column].to_numpy()
         ring_idx[reg[:, None] != zgeo[region_column].to_numpy()[None, :]] = -1
+    _warn_ring_gaps(dist, ring_idx, units, zones, rings_km, within_region, geo, zgeo, region_column)
     iu, iz = np.nonzero(ring_idx >= 0)
     rel = pd.DataFrame(
         {
@@ -472,6 +473,39 @@ def exposure_from_rings(
     )
     settings = {"rings_km": rings_km, "within_region": within_region}
     return _assemble(panel, "rings", rel, labels, settings)
+
+
+def _warn_ring_gaps(
+    dist: np.ndarray,
+    ring_idx: np.ndarray,
+    units: np.ndarray,
+    zones: np.ndarray,
+    rings_km: Sequence[Sequence[float]],
+    within_region: bool,
+    geo: pd.DataFrame,
+    zgeo: pd.DataFrame,
+    region_column: str,
+) -> None:
+    """Warn when rings that do not start at 0 km or leave gaps miss units closer to a zone
+    than the outer edge: that zone does not expose them, so they fall in a farther zone's
+    ring (with its onset) or count as clean controls although a zone is nearby."""
+    gap = (dist < rings_km[-1][1]) & (ring_idx < 0) & (units[:, None] != zones[None, :])
+    if within_region:
+        gap &= geo[region_column].to_numpy()[:, None] == zgeo[region_column].to_numpy()[None, :]
+    if not gap.any():
+        return
+    iu, iz = np.nonzero(gap)
+    k = int(np.argmin(dist[iu, iz]))
+    bands = ", ".join(f"{lo:g}-{hi:g}" for lo, hi in rings_km)
+    warnings.warn(
+        f"{np.unique(iu).size} unit(s) lie within {rings_km[-1][1]:g} km of a zone but in no "
+        f"ring of [{bands}] km from it (closer than the innermost edge, or between rings), "
+        f"e.g. unit {units[iu[k]]!r} at {dist[iu[k], iz[k]]:.1f} km from zone "
+        f"{zones[iz[k]]!r}. That zone does not expose them: they fall in a farther zone's "
+        "ring or count as clean controls. Start the rings at 0 km without gaps unless "
+        "that is the design.",
+        stacklevel=2,
+    )
 
 
 def exposure_from_knn(panel: Panel, k: int = 2, *, label: str | None = None) -> ExposureMap:
