@@ -1022,3 +1022,18 @@ def test_region_check_takes_the_pieces_small_sample_rule():
     assert 1.0 < cr2.at["net_region_did", "df"] < 5.0
     # CR2 undoes the leverage shrinkage of the plain scores: a larger SE here
     assert cr2.at["net_region_did", "se"] > plain.at["net_region_did", "se"]
+
+
+def test_region_check_with_few_untreated_regions_says_its_interval_is_wide():
+    # six of eight regions get their zones in 2006: every treated region-year is compared
+    # with two zone-free regions only, so Bell-McCaffrey's df is below 3 (measured 1.9);
+    # the number stays (its interval is honest), and the note says what it rests on
+    zones = {r: 2006 for r in range(6)}
+    res = spillover.fit(_regions_panel(zones), outcome="y", n_boot=0, exposure="region")
+    df = res.terms.set_index("term").at["net_region_did", "df"]
+    assert 1.0 < df < 3.0
+    assert f"Bell-McCaffrey df {df:.1f}" in res.info["net_region_did_note"]
+    # with df of 3 or more there is no note (4 zone regions: df 4.0)
+    ok = spillover.fit(_regions_panel({0: 2002, 1: 2004, 2: 2004, 3: 2004}), outcome="y",
+                       n_boot=0, exposure="region")  # fmt: skip
+    assert "net_region_did_note" not in ok.info
