@@ -504,7 +504,7 @@ def _warn_ring_gaps(
         f"{zones[iz[k]]!r}. That zone does not expose them: they fall in a farther zone's "
         "ring or count as clean controls. Start the rings at 0 km without gaps unless "
         "that is the design.",
-        stacklevel=2,
+        stacklevel=3,
     )
 
 

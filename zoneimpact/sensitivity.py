@@ -9,11 +9,11 @@ the whole region. This module runs the decomposition across such choices:
   Difference-in-differences with geocoded microdata", *Journal of Urban Economics* 133):
   where the curve reaches zero the spillover ends;
 * :func:`cv_cutoff` — Clarke's (2017, Section 3) data-driven spillover distance: for each
-  candidate cutoff ``h`` the model ``Y = a_i + l_t + sum_ge tau_ge D_ge + delta 1{d <= h,
-  exposed} + e`` (zone effects by cohort x event time; plus baseline covariates by
-  period, the spillover fit's conditional parallel trends) is fitted on ``K - 1`` folds
-  of (region, period) blocks and predicts the held-out fold; the no-spillover model
-  (0 km) stays unless a cutoff predicts better by more than one standard error;
+  candidate cutoff ``h`` the model ``Y = a_i + l_t + delta 1{d <= h, exposed} + e`` (plus
+  baseline covariates by period, the spillover fit's conditional parallel trends) is
+  fitted on ``K - 1`` folds of (region, period) blocks of the unit-periods outside the
+  zones' own treated ones and predicts the held-out fold; the no-spillover model (0 km)
+  stays unless a cutoff predicts better by more than one standard error;
 * :func:`exposure_sensitivity` — direct, spillover, net and displacement share under each
   exposure definition, one row per definition (the table behind the sensitivity figure).
 
@@ -133,26 +133,29 @@ def cv_cutoff(
 ) -> tuple[float, pd.DataFrame]:
     """Clarke's (2017) cross-validated spillover distance.
 
-    For each candidate ``h`` the two-way model with zone indicators ``D_ge`` (one per
-    cohort and event time) and an exposure indicator ``S_h`` (a non-zone unit within ``h``
-    km of an opened zone) is fitted on ``K - 1`` random folds of (region, period) blocks
-    and predicts the held-out fold (unit and period effects from the fitted folds); the
-    mean squared prediction error over all folds is the criterion, the same folds serve
-    every ``h``. Three departures from Clarke, each for a failure measured in session 17:
+    For each candidate ``h`` the two-way model with an exposure indicator ``S_h`` (a
+    non-zone unit within ``h`` km of an opened zone) is fitted on ``K - 1`` random folds of
+    (region, period) blocks of the unit-periods outside the zones' own treated ones and
+    predicts the held-out fold (unit and period effects from the fitted folds); the mean
+    squared prediction error over all folds is the criterion, the same folds serve every
+    ``h``. Three departures from Clarke, each for a failure measured in session 17:
 
-    * **Zone effects by cohort and event time** (Sun & Abraham 2021; Wooldridge 2021)
-      instead of Clarke's one zone indicator. With effects that differ by cohort and grow
-      with time since opening, one indicator's misfit leaks into the period effects and
-      ``S_h`` earns its place by soaking it up: in a simulated world with such effects and
-      no spillover at all, 200 km beat no spillover by 5-7 standard errors in every seed
-      tried.
+    * **The zones' treated unit-periods are left out** (as in the imputation estimator's
+      step 1; the same as giving every one of them its own effect) instead of Clarke's
+      one zone indicator. With effects that differ by cohort and grow with time since
+      opening, one indicator's misfit leaks into the period effects and ``S_h`` earns its
+      place by soaking it up: in a simulated world with such effects and no spillover at
+      all, 200 km beat no spillover by 5-7 standard errors in every seed tried.
+      Cohort-by-event-time indicators stopped the leak but made the model singular for a
+      zone cohort of one unit (the China panel).
     * **Folds of (region, period) blocks** instead of single unit-periods, so that a
       shock shared by a region's units in a year is never in the fitted folds when one of
       them is predicted (``fold_by``).
     * **A no-spillover candidate (0 km) and the one-standard-error rule** (Hastie,
       Tibshirani & Friedman 2009, *The Elements of Statistical Learning*, Section 7.10):
-      the no-spillover model stays unless the best cutoff predicts better by more than
-      one standard error of the difference (paired squared errors summed by fold block).
+      the no-spillover model stays unless a cutoff predicts better by more than one
+      standard error of the difference (paired squared errors, clustered by region),
+      and the best such cutoff is chosen.
       Without it the criterion must name some distance even where there is none.
       ``rule="min"`` takes the minimum, as Clarke does.
 
@@ -198,6 +201,7 @@ def cv_cutoff(
         raise SpecError(
             f"candidates_km must be distances in km; received {candidates_km!r}."
         ) from None
+    cands = list(dict.fromkeys(cands))
     if not cands or not all(np.isfinite(h) and h >= 0 for h in cands):
         raise SpecError(
             f"candidates_km must be one or more finite distances >= 0 km (0: no spillover "
@@ -209,15 +213,16 @@ def cv_cutoff(
     periods = wide.columns.to_numpy(float)
     Y = wide.to_numpy(float)
     ui, ti = np.nonzero(np.isfinite(Y))
-    y = Y[ui, ti]
     cohort = panel.unit_cohort.reindex(units).to_numpy(float)
-    D = _zone_cells(cohort[ui], periods[ti])
+    # zones' own treated unit-periods leave the criterion (module notes)
+    ui, ti = ui[periods[ti] < cohort[ui]], ti[periods[ti] < cohort[ui]]
+    y = Y[ui, ti]
     if covariates:
         xb = _baseline(panel, covariates).reindex(units).to_numpy(float)
         trends = _trend_terms(xb[ui], ti, len(periods))
     else:
         trends = np.zeros((len(y), 0))
-    blocks = _fold_blocks(panel, units, ui, ti, fold_by)
+    blocks, groups = _fold_blocks(panel, units, ui, ti, fold_by)
     fold = rng.integers(0, n_folds, size=len(y))[blocks]
     rows, errors = [], {}
     for h in cands:
@@ -229,11 +234,12 @@ def cv_cutoff(
             S = (exposed[ui] & (periods[ti] >= onset[ui])).astype(float)[:, None]
         else:
             exposed, S = np.zeros(len(units), bool), np.zeros((len(y), 0))
-        X = np.column_stack([D, S, trends])
         err = np.full(len(y), np.nan)
         for k in range(n_folds):
             test = fold == k
-            fit = _bjs.fit_untreated(ui, ti, y, X, ~test, test, what=f"the cutoff {h:g} km model")
+            X, target = _fold_design(S, trends, test)
+            what = f"the cutoff {h:g} km model"
+            fit = _bjs.fit_untreated(ui, ti, y, X, ~test, target, what=what)
             err[fit.target] = fit.tau
         ok = np.isfinite(err)
         errors[h] = err
@@ -247,57 +253,60 @@ def cv_cutoff(
     table = pd.DataFrame(rows)
     best = float(table.loc[table["cv_mse"].idxmin(), "cutoff_km"])
     if 0.0 in errors:
-        gain = [_gain_vs_none(errors[0.0], errors[h], blocks) for h in table["cutoff_km"]]
+        gain = [_gain_vs_none(errors[0.0], errors[h], groups) for h in table["cutoff_km"]]
         table["gain_vs_none"], table["gain_se"] = np.array(gain).T
-        g = table.set_index("cutoff_km").loc[best]
-        if rule == "one_se" and best != 0.0 and g["gain_vs_none"] <= g["gain_se"]:
-            best = 0.0
+        if rule == "one_se":
+            clear = table[table["gain_vs_none"] > table["gain_se"]]
+            best = 0.0 if clear.empty else float(clear.loc[clear["cv_mse"].idxmin(), "cutoff_km"])
     return best, table
 
 
-def _gain_vs_none(none: np.ndarray, err: np.ndarray, blocks: np.ndarray) -> tuple[float, float]:
+def _fold_design(
+    S: np.ndarray, trends: np.ndarray, test: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """A fold's regressors and the held-out rows it can predict. A covariate period with
+    no row in the fitted folds has no coefficient: its column is dropped and its held-out
+    rows go unpredicted, for every candidate alike. An exposure indicator with no fitted
+    row is dropped and its rows predicted without it, as the no-spillover model would."""
+    keep = np.any(trends[~test] != 0, axis=0)
+    lost = np.any(trends[:, ~keep] != 0, axis=1)
+    S = S[:, np.any(S[~test] != 0, axis=0)]
+    return np.column_stack([trends[:, keep], S]), test & ~lost
+
+
+def _gain_vs_none(none: np.ndarray, err: np.ndarray, groups: np.ndarray) -> tuple[float, float]:
     """Mean of ``none**2 - err**2`` over the unit-periods both predict, and its standard
-    error with the fold blocks as clusters (errors within a block share its shock)."""
+    error clustered by ``groups`` (regions, or units without them: a region's errors share
+    its shocks across periods too)."""
     ok = np.isfinite(none) & np.isfinite(err)
     d = none[ok] ** 2 - err[ok] ** 2
     n = d.size
     if n == 0:
         return np.nan, np.nan
     mean = float(d.mean())
-    by_block = np.bincount(pd.factorize(blocks[ok])[0], weights=d - mean)
-    return mean, float(np.sqrt(np.sum(by_block**2)) / n)
-
-
-def _zone_cells(cohort: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """One indicator per zone cohort x event time (a zone's effect free to vary by cohort
-    and with time since opening, as in Sun & Abraham 2021 or Wooldridge 2021)."""
-    post = t >= cohort
-    if not post.any():
-        return np.zeros((len(t), 0))
-    code, _ = pd.factorize(pd.MultiIndex.from_arrays([cohort[post], t[post] - cohort[post]]))
-    out = np.zeros((len(t), int(code.max()) + 1))
-    out[np.flatnonzero(post), code] = 1.0
-    return out
+    by_group = np.bincount(pd.factorize(groups[ok])[0], weights=d - mean)
+    return mean, float(np.sqrt(np.sum(by_group**2)) / n)
 
 
 def _fold_blocks(
     panel: Panel, units: np.ndarray, ui: np.ndarray, ti: np.ndarray, fold_by: str | None
-) -> np.ndarray:
-    """Block code of each observed unit-period: its (``fold_by`` value, period), or its own
-    row without such a column."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Block code of each observed unit-period, its (``fold_by`` value, period) or its own
+    row without such a column, and its cluster for the criterion's SE (the ``fold_by``
+    value, or the unit)."""
     geo = panel.geography
     column = fold_by
     if column is None:
         column = "region" if geo is not None and "region" in geo.columns else None
     if column is None:
-        return np.arange(len(ui))
+        return np.arange(len(ui)), ui
     group = panel.require_geography([column])[column].reindex(units)
     if group.isna().any():
         raise SpecError(
             f"fold_by={column!r} has no value for unit {group.index[group.isna()][0]!r}."
         )
     code = pd.factorize(group.to_numpy())[0]
-    return pd.factorize(pd.MultiIndex.from_arrays([code[ui], ti]))[0]
+    return pd.factorize(pd.MultiIndex.from_arrays([code[ui], ti]))[0], code[ui]
 
 
 def exposure_sensitivity(

@@ -33,7 +33,9 @@ Not available on this engine (in-memory only): covariates and weights, the imput
 base's CR2 correction (``small_sample="cr2"``, the in-memory default: it needs each
 cluster's rows together), ``net_region_did``/``net_region_sdid`` (they need the
 geography), Conley SEs and :meth:`SpilloverResult.with_inference` (the result keeps no
-panel).
+panel). A piece whose targets all sit in one cluster is refused (NaN SE, a warning) on the
+imputation base as in memory; the CS base here does not gather its pieces' target units
+from the partitions, so it reports such a piece's SE, which misses that cluster's shocks.
 """
 
 from __future__ import annotations

@@ -1618,9 +1618,9 @@ def fit(
         Geography column to cluster on; default the regions (``region_column``) when the
         geography has them, else ``"unit"``.
     small_sample : {"cr2", "none"}
-        Imputation base: ``"cr2"`` (default) scales each cluster's step-1 residuals by
-        ``(I - H_gg)^{-1/2}`` with Bell & McCaffrey's (2002) t (Pustejovsky & Tipton 2018),
-        skipped for very large clusters; ``"none"``: BJS's plain scores, t(G - 1).
+        Imputation base and, under either base, ``net_region_did``: ``"cr2"`` (default)
+        scales each cluster's step-1 residuals by ``(I - H_gg)^{-1/2}`` with Bell &
+        McCaffrey's t (Pustejovsky & Tipton 2018); ``"none"``: plain scores, t(G - 1).
     conley_km : float, optional
         Conley (1999) spatial-HAC SEs instead of clusters: unit scores weighted by a
         Bartlett kernel in great-circle distance with this cutoff (needs ``lat``/``lon``).
@@ -1667,7 +1667,7 @@ def fit(
     info = _info(panel, split, fits, base_estimator, covs, clusters, conley_km, wt.name)
     ss = small_sample if base_estimator == "imputation" else "none"
     info.update(info_boot, n_boot=n_boot, small_sample=ss, aux_partition=_aux_used(base, split))
-    info.update({"net_region_did_note": region_note} if region_note else {})
+    info.update(_region_info(region, region_note, small_sample))
     terms, draws, info = _net_without_dropped_zones(terms, draws, info, warn=True, stacklevel=4)
     result = _assemble(panel, outcome, split, fits, region, terms, draws, info, alpha, base_results)
     if region_sdid:
@@ -1962,6 +1962,14 @@ def _warn_cs_inference(stacklevel: int = 5) -> None:
         "its single base period g-1; the default imputation base kept 2-6%. Read the CS "
         "base as a cross-check of point estimates, not for the headline interval.",
         stacklevel=stacklevel,
+    )
+
+
+def _region_info(region: _PieceFit | None, note: str, small_sample: str) -> dict[str, Any]:
+    """The region check's note (why it is missing, or what its interval rests on) and, when
+    it is there, its small-sample rule (which follows ``small_sample`` under either base)."""
+    return ({"net_region_did_note": note} if note else {}) | (
+        {"net_region_did_small_sample": small_sample} if region is not None else {}
     )
 
 
