@@ -347,6 +347,19 @@ def test_dask_imputation_base_leaves_out_one_clean_unit_periods_as_in_memory(
         np.testing.assert_allclose(tb.loc[COMPARED, col], ta.loc[COMPARED, col], rtol=1e-10)
 
 
+def _grp_panel(sim, label: pd.Series, folder: Path):
+    """The simulated panel as a Dask panel read from Parquet, clustered on ``label``
+    (a per-unit Series) as its column ``grp``."""
+    d = sim.panel.data
+    d.assign(grp=label.reindex(d["unit"]).to_numpy())[
+        ["unit", "time", "cohort", "fdi", "grp"]
+    ].to_parquet(folder / "part-0.parquet", index=False)
+    return zd.read_panel(
+        str(folder / "*.parquet"), unit="unit", time="time", outcomes=["fdi"],
+        cohort="cohort", never_values=(), cluster="grp", npartitions=2,
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize("split_late", [True, False])
 def test_dask_pools_one_cluster_cells_as_in_memory(client, tmp_path, split_late) -> None:
     # clusters chosen so that every cell of the 2008 cohort sits in one cluster: its cells
@@ -364,14 +377,7 @@ def test_dask_pools_one_cluster_cells_as_in_memory(client, tmp_path, split_late)
     label[late] = ["z2011a", "z2011b"] * (len(late) // 2) + ["z2011a"] * (len(late) % 2)
     if not split_late:
         label[late] = "z2011a"
-    d = sim.panel.data
-    d.assign(grp=label.reindex(d["unit"]).to_numpy())[
-        ["unit", "time", "cohort", "fdi", "grp"]
-    ].to_parquet(tmp_path / "part-0.parquet", index=False)
-    dp = zd.read_panel(
-        str(tmp_path / "*.parquet"), unit="unit", time="time", outcomes=["fdi"],
-        cohort="cohort", never_values=(), cluster="grp", npartitions=2,
-    )  # fmt: skip
+    dp = _grp_panel(sim, label, tmp_path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         a = spillover.fit(
@@ -412,14 +418,7 @@ def test_dask_refuses_one_cluster_pieces_as_in_memory(client, tmp_path) -> None:
     coh = sim.panel.unit_cohort
     regions = sim.geography.set_index("unit")["region"].astype(str).reindex(coh.index)
     label = regions.where(~np.isfinite(coh.to_numpy(float)), "zones")
-    d = sim.panel.data
-    d.assign(grp=label.reindex(d["unit"]).to_numpy())[
-        ["unit", "time", "cohort", "fdi", "grp"]
-    ].to_parquet(tmp_path / "part-0.parquet", index=False)
-    dp = zd.read_panel(
-        str(tmp_path / "*.parquet"), unit="unit", time="time", outcomes=["fdi"],
-        cohort="cohort", never_values=(), cluster="grp", npartitions=2,
-    )  # fmt: skip
+    dp = _grp_panel(sim, label, tmp_path)
     with pytest.warns(UserWarning, match="Piece 'direct': every target") as rec:
         b = zd.spillover(
             dp, outcome="fdi", exposure=emap, n_boot=99, rng=1, cluster="grp",

@@ -16,22 +16,24 @@ from zoneimpact.exposure import build_exposure, exposure_from_adjacency, exposur
 from zoneimpact.sensitivity import cv_cutoff, distance_curve, exposure_sensitivity
 from zoneimpact.simulate import simulate
 
+#: 300 units in 30 regions, four waves, spillovers within exactly 100 km, light noise
+RADIUS = dict(
+    n_units=300,
+    n_regions=30,
+    first_year=1998,
+    last_year=2022,
+    waves={2004: 0.3, 2008: 0.25, 2012: 0.25, 2016: 0.2},
+    radius_km=100.0,
+    noise_sd=5.0,
+    zero_share=0.0,
+)
+
 
 @pytest.fixture(scope="module")
 def radius_world():
     """Spillovers reach exactly 100 km (half of each zone's gain, shared by the
     never-zone units of its region within the radius); light noise."""
-    return simulate(
-        rng=2,
-        n_units=300,
-        n_regions=30,
-        first_year=1998,
-        last_year=2022,
-        waves={2004: 0.3, 2008: 0.25, 2012: 0.25, 2016: 0.2},
-        radius_km=100.0,
-        noise_sd=5.0,
-        zero_share=0.0,
-    )
+    return simulate(rng=2, **RADIUS)
 
 
 def _line_panel(cohorts: dict[str, float], *, adjacency=None, sources=None, **kw) -> Panel:
@@ -212,18 +214,7 @@ def test_cv_cutoff_takes_covariate_trends():
     # adoption and trends both depend on x (3 per unit of x per year, against noise sd 5):
     # without x its trend stays in every candidate's prediction error; with x's
     # period terms the criterion falls to the noise's scale and still picks the radius
-    sim = simulate(
-        rng=3,
-        n_units=300,
-        n_regions=30,
-        first_year=1998,
-        last_year=2022,
-        waves={2004: 0.3, 2008: 0.25, 2012: 0.25, 2016: 0.2},
-        radius_km=100.0,
-        noise_sd=5.0,
-        zero_share=0.0,
-        covariate_trend=3.0,
-    )
+    sim = simulate(rng=3, **RADIUS, covariate_trend=3.0)
     cands = (50, 100, 150, 200)
     best, with_x = cv_cutoff(sim.panel, "fdi", candidates_km=cands, covariates=["x"])
     _, without = cv_cutoff(sim.panel, "fdi", candidates_km=cands)
@@ -288,10 +279,7 @@ def test_cv_cutoff_keeps_no_spillover_unless_a_cutoff_clearly_predicts_better(ra
     # so 0 km stays (the plain minimum is 200 km here, 0.031 ahead with an SE of 0.117).
     # Clarke's single zone indicator let 200 km win by 4.3 in this world: its misfit of
     # the zones' effects leaked into the period effects
-    sim = simulate(rng=6, n_units=300, n_regions=30, first_year=1998, last_year=2022,
-                   waves={2004: 0.3, 2008: 0.25, 2012: 0.25, 2016: 0.2}, radius_km=100.0,
-                   noise_sd=5.0, zero_share=0.0, displacement_share=0.0,
-                   region_shock_sd=5.0)  # fmt: skip
+    sim = simulate(rng=6, **RADIUS, displacement_share=0.0, region_shock_sd=5.0)
     cands = (0, 50, 100, 200)
     best, table = cv_cutoff(sim.panel, "fdi", candidates_km=cands)
     plain, _ = cv_cutoff(sim.panel, "fdi", candidates_km=cands, rule="min")
