@@ -33,6 +33,7 @@ from .estimators import _bjs
 from .estimators.spillover import _baseline, _trend_terms
 from .estimators.spillover import fit as spillover_fit
 from .exposure import build_exposure
+from .inference.bootstrap import cluster_sums
 from .panel import Panel
 from .results import check_choice
 
@@ -285,7 +286,7 @@ def _gain_vs_none(none: np.ndarray, err: np.ndarray, groups: np.ndarray) -> tupl
     if n == 0:
         return np.nan, np.nan
     mean = float(d.mean())
-    by_group = np.bincount(pd.factorize(groups[ok])[0], weights=d - mean)
+    by_group = cluster_sums((d - mean)[:, None], groups[ok])
     return mean, float(np.sqrt(np.sum(by_group**2)) / n)
 
 

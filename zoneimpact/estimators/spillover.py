@@ -816,8 +816,8 @@ def _imputation_score(
 ) -> tuple[np.ndarray, float, np.ndarray | None]:
     """A piece's cluster scores (BJS 2024, Section 4.3; CR2 when asked and affordable),
     Bell-McCaffrey degrees of freedom (NaN without CR2) and vectors (None without CR2,
-    above ``_BM_MAX_ENTRIES`` or for ``naive``, which no term combines); ``cluster`` is per
-    long row."""
+    above ``_BM_MAX_ENTRIES`` or for ``naive`` and the region check, which no term
+    combines); ``cluster`` is per long row."""
     fit = _bjs.refactored(s.fit)
     use_cr2 = cr2 and _cr2_ok(fit, cluster)
     cells = s.cells_for(cluster[fit.target])
@@ -826,9 +826,9 @@ def _imputation_score(
     parts = _bjs.cr2_parts(fit, cluster[fit.clean])
     score = _bjs.scores(fit, s.w, cells, cluster, n_clusters, cr2=parts, scale=s.scale)[:, 0]
     args = (fit, s.w[:, 0], cells, cluster, n_clusters)
-    if len(cluster) * n_clusters > _BM_MAX_ENTRIES or name == "naive":
+    if len(cluster) * n_clusters > _BM_MAX_ENTRIES or name in ("naive", "net_region_did"):
         # the Gram alone: the vectors would not fit (terms that combine this piece then
-        # take their pieces' smallest df), or naive, which no term combines
+        # take their pieces' smallest df), or a piece no term combines
         M = _bjs.bm_gram(*args, scale=s.scale, row_weight=s.row_weight, cr2=parts)
         return score, _bjs.gram_df(M), None
     blocks = _bjs.bm_parts(*args, scale=s.scale, row_weight=s.row_weight, cr2=parts)
@@ -1225,11 +1225,16 @@ def _region_fit(
             "a region-level comparison cannot tell from the zones' effect (Conley & Taber "
             "2011)."
         )
-    # a cell held by one region has no leave-out average: pooled as the pieces' cells
-    cells = pool_lone_cells(_cells(g[ri][fit.target], periods[ti[fit.target]]), ri[fit.target])
-    # the total: each region-period's effect on the mean times the region's size
+    # the total: each region-period's effect on the mean times the region's size; scored
+    # as a piece with each region its own cluster (cells held by one region pooled, CR2
+    # and Bell-McCaffrey df unless small_sample="none"). In 200 null worlds of 12 regions
+    # (7 with zones; session 17) plain scores had SE/SD 0.87 and t(11) rejected a true
+    # null in 7.5%; with CR2 SE/SD 1.00 and Bell-McCaffrey's t (mean df 5.4) 0.5%,
+    # conservative as the pieces are with few clusters
     w = size_r[ri[fit.target]][:, None]
-    by_region, df = _region_check_scores(fit, w, cells, ri, len(regions), cr2)
+    scoring = _ImputationScoring(fit, w, _cells(g[ri][fit.target], periods[ti[fit.target]]), ri)
+    by_region, df, _ = _imputation_score(scoring, ri, len(regions), cr2, "net_region_did")
+    df = float(max(len(regions) - 1, 1)) if np.isnan(df) else df
     by_region = pd.Series(by_region, index=regions.astype(str))
     score = _region_scores(by_region, cluster_of, n_clusters)
     total = float(w[:, 0] @ fit.tau)
@@ -1244,23 +1249,6 @@ def _region_fit(
         else ""
     )
     return _PieceFit("net_region_did", total, n, score, df=df, rescore=by_region), note
-
-
-def _region_check_scores(
-    fit: _bjs.Imputed, w: np.ndarray, cells: np.ndarray, region: np.ndarray, R: int, cr2: bool
-) -> tuple[np.ndarray, float]:
-    """The region check's scores by region (``region`` per row of its long table) and
-    their degrees of freedom: CR2 with Bell-McCaffrey's (as :func:`_imputation_score`),
-    or plain with regions - 1. In 200 null worlds of 12 regions (7 with zones; session 17)
-    the plain scores' SE/SD was 0.87 and t(11) rejected a true null in 7.5%; with CR2 the
-    SE/SD is 1.00 and Bell-McCaffrey's t (mean df 5.4) rejects in 0.5%, conservative as
-    the pieces are with few clusters."""
-    if not (cr2 and _cr2_ok(fit, region)):
-        return _bjs.scores(fit, w, cells, region, R)[:, 0], float(max(R - 1, 1))
-    fit = _bjs.refactored(fit)
-    parts = _bjs.cr2_parts(fit, region[fit.clean])
-    score = _bjs.scores(fit, w, cells, region, R, cr2=parts)[:, 0]
-    return score, _bjs.gram_df(_bjs.bm_gram(fit, w[:, 0], cells, region, R, cr2=parts))
 
 
 def _region_scores(by_region: pd.Series, cluster_of: pd.Series | None, G: int) -> np.ndarray:
@@ -2171,10 +2159,11 @@ def _with_inference(
     terms, draws, info_boot = _joint_inference(
         st.panel, st.units, fits, region, clusters, conley_km, gen, n_boot, res.alpha
     )
+    one, gone = _one_cluster(fits, clusters)
     # stacklevel 4: past with_inference, at its caller
-    _warn_one_cluster(_one_cluster(fits, clusters)[0], stacklevel=4)
+    _warn_one_cluster(one, stacklevel=4)
     if method == "wild":
-        terms, info_wild = _wild_inference(fits, clusters, cr2, terms, gen, n_boot, res.alpha)
+        terms, info_wild = _wild_inference(fits, clusters, cr2, terms, gen, n_boot, res.alpha, gone)
         info_boot.update(info_wild)
     # the SDID cross-check has its own placebo inference: carried over as it is
     sdid = res.terms.loc[res.terms["term"] == "net_region_sdid"]
@@ -2233,10 +2222,12 @@ def _wild_inference(
     rng: np.random.Generator,
     n_boot: int,
     alpha: float,
+    gone: Sequence[str] = (),
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """``terms`` with wild cluster restricted bootstrap-t p-values and intervals
     (:func:`._spillover_wild.wild_terms`) for the terms built from the imputation pieces;
-    ``naive`` and the region checks keep their analytic inference."""
+    ``naive`` and the region checks keep their analytic inference; the terms ``gone``
+    (pieces inside one cluster, :func:`_one_cluster`) stay blank."""
     if n_boot < 99:
         raise SpecError(
             f"with_inference('wild') needs n_boot >= 99 draws for its p-values; received {n_boot}."
@@ -2291,7 +2282,7 @@ def _wild_inference(
         p_value=[v[0] for v in vals], ci_low=[v[1] for v in vals], ci_high=[v[2] for v in vals]
     )
     # nor does the wild bootstrap see a lone cluster's shocks: those terms stay blank
-    terms = _without_one_cluster_se(terms, _one_cluster(fits, clusters)[1])
+    terms = _without_one_cluster_se(terms, gone)
     info = {
         "inference": "wild cluster restricted bootstrap-t (WCR), test inversion",
         "wild_draws": n_boot,
