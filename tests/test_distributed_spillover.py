@@ -440,3 +440,57 @@ def test_dask_refuses_one_cluster_pieces_as_in_memory(client, tmp_path) -> None:
     assert np.isfinite(tb.loc[kept, "se"]).all()
     for col in ("estimate", "se"):
         np.testing.assert_allclose(tb.loc[COMPARED, col], ta.loc[COMPARED, col], rtol=1e-10)
+
+
+@pytest.mark.parametrize("late_unidentified", [False, True])
+def test_dask_cs_base_refuses_one_cluster_pieces_as_in_memory(
+    client, tmp_path, late_unidentified
+) -> None:
+    # the same rule on the CS base (this engine's default): every zone unit in one cluster;
+    # or the 2008 and 2011 zone units in two, with the 2011 cohort's outcome missing in
+    # 2010 (its base period) so that none of its cells is estimated: the direct piece's
+    # estimated targets then sit in one cluster although its treated rows span two. Both
+    # engines refuse the same pieces and blank the same terms; the kept terms' SEs agree
+    # to 1e-10 (absolute, as the CS comparisons above: the same formulas on the same rows)
+    from types import SimpleNamespace
+
+    sim = simulate(rng=3, n_units=120, n_regions=12, first_year=2005, last_year=2014,
+                   waves={2008: 0.5, 2011: 0.5})  # fmt: skip
+    emap = build_exposure(sim.panel, "adjacency")
+    coh = sim.panel.unit_cohort
+    regions = sim.geography.set_index("unit")["region"].astype(str).reindex(coh.index)
+    g = coh.to_numpy(float)
+    label = regions.where(~np.isfinite(g), "zones")
+    panel = sim.panel
+    if late_unidentified:
+        label[g == 2011] = "zones2011"
+        d = panel.data.copy()
+        d.loc[((d["cohort"] == 2011) & (d["time"] == 2010)).to_numpy(), "fdi"] = np.nan
+        panel = panel.replace(data=d)
+    dp = _grp_panel(SimpleNamespace(panel=panel), label, tmp_path)
+    with pytest.warns(UserWarning, match="Piece 'direct': every target") as rec:
+        b = zd.spillover(dp, outcome="fdi", exposure=emap, n_boot=99, rng=1, cluster="grp")
+    refusals = [r for r in rec if "every target unit-period sits" in str(r.message)]
+    assert len(refusals) == 3 and all(r.filename == __file__ for r in refusals)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = spillover.fit(
+            panel, outcome="fdi", exposure=emap, n_boot=99, rng=1,
+            base_estimator="callaway_santanna", cluster=label.rename("grp"),
+        )  # fmt: skip
+    assert b.info["base_estimator"] == "callaway_santanna"
+    assert b.info["one_cluster_pieces"] == a.info["one_cluster_pieces"]
+    assert a.info["one_cluster_pieces"] == "direct, spillover_on_zones, naive"
+    ta = a.terms.set_index("term").drop(index="net_region_did")
+    tb = b.terms.set_index("term")
+    assert list(tb.index) == list(ta.index)
+    blank = ["att", "direct", "direct_total", "spillover_on_zones", "spillover_on_zones_total",
+             "naive"]  # fmt: skip
+    cols = ["se", "ci_low", "ci_high", "p_value"]
+    assert tb.index[tb["se"].isna()].tolist() == ta.index[ta["se"].isna()].tolist() == blank
+    assert tb.loc[blank, cols].isna().all().all() and ta.loc[blank, cols].isna().all().all()
+    kept = [t for t in tb.index if t not in blank]
+    assert {"spillover", "net", "displacement_share"} <= set(kept)
+    assert np.isfinite(tb.loc[kept, "se"]).all() and (tb.loc[kept, "se"] > 0).all()
+    np.testing.assert_allclose(tb["estimate"], ta["estimate"], rtol=0, atol=TOL)
+    np.testing.assert_allclose(tb.loc[kept, "se"], ta.loc[kept, "se"], rtol=0, atol=TOL)

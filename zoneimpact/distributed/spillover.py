@@ -33,9 +33,10 @@ Not available on this engine (in-memory only): covariates and weights, the imput
 base's CR2 correction (``small_sample="cr2"``, the in-memory default: it needs each
 cluster's rows together), ``net_region_did``/``net_region_sdid`` (they need the
 geography), Conley SEs and :meth:`SpilloverResult.with_inference` (the result keeps no
-panel). A piece whose targets all sit in one cluster is refused (NaN SE, a warning) on the
-imputation base as in memory; the CS base here does not gather its pieces' target units
-from the partitions, so it reports such a piece's SE, which misses that cluster's shocks.
+panel). A piece whose estimated targets all sit in one cluster is refused as in memory on
+either base (NaN SE for its terms, a warning, ``info["one_cluster_pieces"]``); the CS
+base finds the clusters of each piece's targets in the cells CS estimated by a pass over
+its partitions.
 """
 
 from __future__ import annotations
@@ -362,6 +363,47 @@ def _piece_fit(
     )
 
 
+def _target_clusters(
+    df: pd.DataFrame, *, outcome: str, cells: pd.MultiIndex, code_of: pd.Series
+) -> np.ndarray:
+    """Up to two cluster codes of a partition's estimated CS targets: its treated rows with
+    an outcome in ``cells``, the post cells CS estimated (the in-memory ``_cs_targets``),
+    coded by ``code_of`` (unit -> cluster code). Two are enough for the one-cluster rule
+    (:func:`_one_cluster_terms` asks only whether a piece, or a term's pieces together,
+    hold fewer than two clusters)."""
+    post = ((df["time"] >= df["cohort"]) & df[outcome].notna()).to_numpy()
+    in_cell = pd.MultiIndex.from_frame(df[["cohort", "time"]].astype(float)).isin(cells)
+    units = df["unit"].to_numpy()[post & in_cell]
+    return np.asarray(pd.unique(code_of.reindex(units).to_numpy(int)))[:2]
+
+
+def _cs_held(
+    pieces: Mapping[str, DaskPanel],
+    results: Mapping[str, Any],
+    fits: Mapping[str, _PieceFit],
+    outcome: str,
+    cluster_of: pd.Series,
+) -> dict[str, set[int]]:
+    """The clusters held by each CS piece's estimated targets (at most two each, which
+    decides the rule exactly), as the in-memory ``_one_cluster`` finds them from
+    ``_PieceFit.target_units``: one pass over every piece's partitions, in one compute."""
+    import dask
+
+    shared = dask.delayed(cluster_of, traverse=False)
+    names = [k for k in fits if k in pieces and fits[k].n > 0]
+    step = dask.delayed(_target_clusters, pure=True)
+    tasks = []
+    for name in names:
+        cells = _estimated_cells(results[name].att_gt)
+        parts = pieces[name].partitions()
+        tasks.append([step(p, outcome=outcome, cells=cells, code_of=shared) for p in parts])
+    found = dask.compute(*tasks)
+    return {
+        name: {int(c) for part in codes for c in part}
+        for name, codes in zip(names, found, strict=True)
+    }
+
+
 def _lost_by_period(cells: pd.Series) -> tuple[tuple[Any, int], ...]:
     """Target counts by (cohort, time), or by time, as ``(period, count)`` pairs in period
     order, without empty periods (the in-memory ``_by_period``)."""
@@ -664,17 +706,19 @@ def fit(
             by_time = covered.groupby(level=-1).sum() if len(covered) else covered
             soz_targets = soz_targets.sub(by_time, fill_value=0)
         fits = _with_zone_losses(fits, n_soz, n_clusters, _lost_by_period(soz_targets))
+        frames = {name: pp for name, (pp, _) in pieces.items()}
+        held = _cs_held(frames, results, fits, outcome, cluster_of)
     _warn_unidentified(fits)
     if not np.isfinite(fits["direct"].estimate):
         raise EstimationError("The direct effect could not be estimated on any zone unit-period.")
     names, est, S, dfs, share_df = _linear_terms(fits, None)
     terms, draws, info_boot = _joint(names, est, S, generator, int(n_boot), alpha, dfs, share_df)
-    if base_estimator == "imputation":
-        # as in memory: a term whose pieces' targets all sit in one cluster has no SE
-        one, gone = _one_cluster_terms(fits, held)
-        _warn_one_cluster(one, stacklevel=3)
-        terms = _without_one_cluster_se(terms, gone)
-        info_boot.update({"one_cluster_pieces": ", ".join(one)} if one else {})
+    # as in memory (either base): a term whose pieces' targets all sit in one cluster has
+    # no SE (stacklevel 3: the warning points at the caller of fit)
+    one, gone = _one_cluster_terms(fits, held)
+    _warn_one_cluster(one, stacklevel=3)
+    terms = _without_one_cluster_se(terms, gone)
+    info_boot.update({"one_cluster_pieces": ", ".join(one)} if one else {})
     role = exposure.table["role"]
     info: dict[str, Any] = {
         "exposure": exposure.kind, "exposure_rings": ", ".join(map(str, exposure.rings)),
