@@ -28,7 +28,8 @@ null world the rejection rate by the number of regions holding its targets.
 Replication i has seed ``--seed`` + i (the same seeds in both worlds).
 
 Run:  python benchmarks/mc_referee_few_clusters.py [--reps 200] [--config G8_rings]
-      [--worlds null share0.5] [--methods default wild conley] [--conley-km 150]
+      [--worlds null share0.5] [--methods default wild conley] [--conley-km 150 300]
+      [--conley-kernel bartlett uniform]
       [--seed 1000] [--out DIR]
 CSV files (``raw_<config>_<world>.csv``: one row per replication x method x quantity;
 ``meta_<config>_<world>.csv``: counts and timings) go to --out (default: a temp dir).
@@ -194,7 +195,16 @@ WORLDS = ["null", "share0.5"]
 METHODS = ["default", "wild", "conley"]
 
 
-def one_rep(cfg, world, seed, methods=METHODS, conley_km=150.0, n_boot=999, n_boot_wild=299):
+def one_rep(
+    cfg,
+    world,
+    seed,
+    methods=METHODS,
+    conley_km=(150.0,),
+    n_boot=999,
+    n_boot_wild=299,
+    kernels=("bartlett",),
+):
     rng = np.random.default_rng(seed)
     kw = dict(G=cfg["G"], exposure=cfg["exposure"], null=(world == "null"), share=0.5)
     if cfg["exposure"] == "region":
@@ -218,7 +228,6 @@ def one_rep(cfg, world, seed, methods=METHODS, conley_km=150.0, n_boot=999, n_bo
     rows = []
     t0 = time.time()
     tfit = np.nan
-    conley_name = f"conley{conley_km:g}"
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
         res = {}
@@ -235,11 +244,16 @@ def one_rep(cfg, world, seed, methods=METHODS, conley_km=150.0, n_boot=999, n_bo
                     res["wild"] = r.with_inference("wild", n_boot=n_boot_wild, rng=seed + 1)
                 except Exception as e:
                     wmsgs[f"CRASH wild: {type(e).__name__}: {str(e)[:200]}"] += 1
-            if "conley" in methods:
-                try:
-                    res[conley_name] = r.with_inference("conley", conley_km=conley_km, rng=seed)
-                except Exception as e:
-                    wmsgs[f"CRASH conley: {type(e).__name__}: {str(e)[:200]}"] += 1
+            for km in conley_km if "conley" in methods else ():
+                for kernel in kernels:
+                    # e.g. conley150 (Bartlett), conley300u (uniform)
+                    name = f"conley{km:g}" + ("u" if kernel == "uniform" else "")
+                    try:
+                        res[name] = r.with_inference(
+                            "conley", conley_km=km, conley_kernel=kernel, rng=seed
+                        )
+                    except Exception as e:
+                        wmsgs[f"CRASH conley: {type(e).__name__}: {str(e)[:200]}"] += 1
         for x in w:
             wmsgs[f"{x.category.__name__}: {str(x.message)[:160]}"] += 1
     for meth, rr in res.items():
@@ -311,12 +325,12 @@ def summ(g):
     )
 
 
-def run_world(config, world, reps, seed0, out, methods, conley_km, n_boot):
+def run_world(config, world, reps, seed0, out, methods, conley_km, n_boot, kernels=("bartlett",)):
     cfg = CONFIGS[config]
     allrows, metas, msgs = [], [], Counter()
     t0 = time.time()
     for i in range(reps):
-        rows, meta, wm = one_rep(cfg, world, seed0 + i, methods, conley_km, n_boot)
+        rows, meta, wm = one_rep(cfg, world, seed0 + i, methods, conley_km, n_boot, kernels=kernels)
         allrows += rows
         metas.append(meta)
         msgs.update(wm)
@@ -376,7 +390,10 @@ def main() -> None:
     ap.add_argument("--config", nargs="+", default=["G8_rings"], choices=list(CONFIGS))
     ap.add_argument("--worlds", nargs="+", default=WORLDS, choices=WORLDS)
     ap.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
-    ap.add_argument("--conley-km", type=float, default=150.0)
+    ap.add_argument("--conley-km", type=float, nargs="+", default=[150.0])
+    ap.add_argument(
+        "--conley-kernel", nargs="+", default=["bartlett"], choices=["bartlett", "uniform"]
+    )
     ap.add_argument("--n-boot", type=int, default=999, help="bootstrap draws of the fit")
     ap.add_argument("--out", default=None, help="directory for the CSVs (default: a temp dir)")
     args = ap.parse_args()
@@ -390,7 +407,15 @@ def main() -> None:
     for config in args.config:
         for world in args.worlds:
             raw, meta, msgs = run_world(
-                config, world, args.reps, args.seed, out, args.methods, args.conley_km, args.n_boot
+                config,
+                world,
+                args.reps,
+                args.seed,
+                out,
+                args.methods,
+                args.conley_km,
+                args.n_boot,
+                kernels=args.conley_kernel,
             )
             results.append((config, world, raw, meta, msgs))
     for res in results:

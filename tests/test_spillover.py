@@ -451,11 +451,11 @@ def test_misspelt_options_are_refused_on_the_fast_path(kw, message):
 
 
 def test_conley_standard_errors():
-    # Conley (1999) spatial HAC on unit scores S: covariance S'KS with the Bartlett kernel
-    # K_ij = max(0, 1 - d_ij / cutoff), formed as (RS)'(RS) with R'R = K. A cutoff below
-    # every distance between units is unit clustering exactly (1e-9); R'R reproduces the
-    # kernel computed here by brute force from the coordinates (1e-9, K is positive
-    # definite for these units)
+    # Conley (1999) spatial HAC on unit scores S: covariance S'KS with the uniform kernel
+    # (the default, fixest's) or the Bartlett kernel K_ij = max(0, 1 - d_ij / cutoff),
+    # formed as (RS)'(RS) with R'R = K. A cutoff below every distance between units is
+    # unit clustering exactly with either kernel (1e-9); R'R reproduces the kernel
+    # computed here by brute force from the coordinates (1e-9)
     from zoneimpact.estimators.spillover import _clusters, _conley_root
     from zoneimpact.simulate import haversine_km
 
@@ -463,9 +463,14 @@ def test_conley_standard_errors():
     tiny = spillover.fit(sim.panel, outcome="fdi", n_boot=0, conley_km=1e-6)
     unit = spillover.fit(sim.panel, outcome="fdi", n_boot=0, cluster="unit")
     np.testing.assert_allclose(tiny.terms["se"], unit.terms["se"], rtol=1e-9)
-    assert tiny.terms["df"].iloc[0] == np.inf
+    # ... and with K = I its Satterthwaite df are the unit clusters' Bell-McCaffrey df
+    np.testing.assert_allclose(tiny.terms["df"], unit.terms["df"], rtol=1e-9)
+    flat = spillover.fit(
+        sim.panel, outcome="fdi", n_boot=0, conley_km=1e-6, conley_kernel="bartlett"
+    )
+    np.testing.assert_allclose(flat.terms["se"], unit.terms["se"], rtol=1e-9)
     # it warns at the caller's line with the referee Monte Carlo's over-rejection
-    with pytest.warns(UserWarning, match="Conley spatial-HAC SEs.*6-16%") as rec:
+    with pytest.warns(UserWarning, match="Conley spatial-HAC SEs.*2-7%.*9-49%") as rec:
         r = spillover.fit(sim.panel, outcome="fdi", n_boot=0, conley_km=300.0)
     assert [w.filename for w in rec if "Conley spatial" in str(w.message)] == [__file__]
     assert r.info["cluster"].startswith("Conley")
@@ -473,7 +478,7 @@ def test_conley_standard_errors():
 
     units = sim.panel.wide("fdi").index.to_numpy()
     codes, _ = _clusters(sim.panel, units, "fdi", "unit", "region")
-    R = _conley_root(sim.panel, units, codes, 300.0)
+    R = _conley_root(sim.panel, units, codes, 300.0, "bartlett")
     geo = sim.geography.set_index("unit").loc[units]
     order = np.argsort(codes.reindex(units).to_numpy())
     lat, lon = geo["lat"].to_numpy()[order], geo["lon"].to_numpy()[order]
@@ -483,10 +488,59 @@ def test_conley_standard_errors():
     if np.linalg.eigvalsh(K).min() > 0:
         np.testing.assert_allclose(R.T @ R, K, atol=1e-9)
     assert (K[np.triu_indices(len(K), 1)] > 0).any()  # some pairs do get weight
+    # the uniform kernel (fixest's): 1 within the cutoff, its negative eigenvalues set to
+    # zero (it is indefinite here, so R'R is the nearest positive semi-definite matrix)
+    d = haversine_km(lat[:, None], lon[:, None], lat[None, :], lon[None, :])
+    lam, Q = np.linalg.eigh((d <= 300).astype(float))
+    assert lam.min() < -1e-6
+    Ru = _conley_root(sim.panel, units, codes, 300.0, "uniform")
+    np.testing.assert_allclose(Ru.T @ Ru, (Q * np.clip(lam, 0, None)) @ Q.T, atol=1e-9)
+    u = spillover.fit(sim.panel, outcome="fdi", n_boot=0, conley_km=300.0, conley_kernel="uniform")
+    assert u.info["cluster"] == "Conley (Uniform kernel, 300 km)"
+    with pytest.raises(SpecError, match="conley_kernel must be one of 'bartlett', 'uniform'"):
+        spillover.fit(sim.panel, outcome="fdi", conley_km=300.0, conley_kernel="gaussian")
+    with pytest.raises(SpecError, match="conley_kernel='uniform' applies to Conley"):
+        spillover.fit(sim.panel, outcome="fdi", conley_kernel="uniform")
     with pytest.raises(SpecError, match="conley_km"):
         spillover.fit(sim.panel, outcome="fdi", conley_km=-5.0)
     with pytest.raises(SpecError, match="alternatives"):
         spillover.fit(sim.panel, outcome="fdi", conley_km=100.0, cluster="region")
+
+
+def test_conley_degrees_of_freedom_match_their_working_model():
+    # Conley SEs take t with the Satterthwaite df of the kernel-weighted variance under
+    # independent homoskedastic errors, ||R C'u||^2 with C the Bell-McCaffrey vectors
+    # (exact maps of the outcome onto the unit scores). On one fixed design with pure
+    # noise outcomes the reported df must match 2 E[V]^2 / Var(V) over the draws. With 200
+    # draws that ratio is itself noisy (seeds 1-3 gave 0.70-0.87 and 0.86-1.12 of the
+    # reported df for direct and net; 500 draws of seed 8 gave 0.97 and 1.00), so the band
+    # is 0.6-1.4; the unit clusters' own df (41-43) or the normal, the rule before, fall far
+    # outside it
+    sim = simulate(rng=4, n_units=80, n_regions=10, first_year=2004, last_year=2013,
+                   waves={2007: 0.5, 2010: 0.5})  # fmt: skip
+    rng = np.random.default_rng(2)
+    V, df = [], None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(200):
+            p = sim.panel.with_outcome("noise", rng.normal(size=len(sim.panel.data)))
+            r = spillover.fit(
+                p, outcome="noise", n_boot=0, conley_km=400.0, conley_kernel="uniform"
+            )
+            t = r.terms.set_index("term").loc[["direct", "net"]]
+            if df is None:
+                df = t["df"].to_numpy()
+            # the df depend on the design only (1e-10: summation order)
+            np.testing.assert_allclose(t["df"], df, rtol=1e-10)
+            V.append(t["se"].to_numpy() ** 2)
+        unit_df = (
+            r.with_inference(cluster="unit").terms.set_index("term").loc[["direct", "net"], "df"]
+        )
+    V = np.array(V)
+    mc_df = 2 * V.mean(axis=0) ** 2 / V.var(axis=0, ddof=1)
+    np.testing.assert_array_less(0.6 * df, mc_df)
+    np.testing.assert_array_less(mc_df, 1.4 * df)
+    assert (unit_df.to_numpy() > 4 * mc_df).all()
 
 
 def test_too_few_clean_units_for_a_periods_own_terms_leave_its_targets_out_by_name():

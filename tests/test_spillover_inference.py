@@ -111,14 +111,22 @@ def test_unit_clusters_and_callaway_santanna_base_equal_refits(panel):
 
 
 def test_conley_equals_a_refit(panel, fitted):
-    # unit scores (CR2 on unit clusters, as the fit does) times the Bartlett-kernel root
+    # unit scores (CR2 on unit clusters, as the fit does) times the kernel's root
     refit = spillover.fit(panel, outcome="fdi", rng=11, n_boot=50, conley_km=300.0)
     with pytest.warns(UserWarning, match="Conley spatial-HAC SEs") as rec:
         got = fitted.with_inference("conley", conley_km=300.0, rng=11)
     assert [w.filename for w in rec if "Conley spatial" in str(w.message)] == [__file__]
     _same(got, refit, 1e-10)
-    assert got.info["cluster"].startswith("Conley")
-    assert np.isinf(got.terms["df"].iloc[0])
+    assert got.info["cluster"] == "Conley (Uniform kernel, 300 km)"
+    # the kernel's Satterthwaite df (re-scoring recomputes the vectors they need): finite,
+    # and below the unit clusters' own, since the kernel pools neighbours' scores
+    df, unit_df = (r.terms.set_index("term").loc[["direct", "net"], "df"]
+                   for r in (got, fitted.with_inference(cluster="unit")))  # fmt: skip
+    assert np.isfinite(df).all() and (df < unit_df).all()
+    bart = fitted.with_inference("conley", conley_km=300.0, conley_kernel="bartlett", rng=11)
+    _same(bart, spillover.fit(panel, outcome="fdi", rng=11, n_boot=50, conley_km=300.0,
+                              conley_kernel="bartlett"), 1e-10)  # fmt: skip
+    assert bart.info["cluster"] == "Conley (Bartlett kernel, 300 km)"
 
 
 def test_original_result_is_unchanged(fitted):
@@ -395,6 +403,8 @@ def test_bad_requests_name_what_was_wrong(fitted):
         fitted.with_inference("cluster", conley_km=100.0)
     with pytest.raises(ZoneImpactError, match="conley_km"):
         fitted.with_inference("conley", conley_km=-5.0)
+    with pytest.raises(ZoneImpactError, match="conley_kernel"):
+        fitted.with_inference("cluster", conley_kernel="uniform")
     with pytest.raises(ZoneImpactError, match="method"):
         fitted.with_inference("hac")
     with pytest.raises(ZoneImpactError, match="fdi"):  # varies within unit

@@ -116,6 +116,7 @@ def test_result_api_reads_the_bootstrap_p_and_interval(fitted) -> None:
 
 def test_conley_spatial_hac_by_hand_and_limits() -> None:
     # Conley (1999) with unit scores: V = B (S' K S) B, K the Bartlett kernel of distances
+    # (then the uniform kernel, the default)
     sim = simulate(
         rng=5,
         n_units=60,
@@ -125,7 +126,7 @@ def test_conley_spatial_hac_by_hand_and_limits() -> None:
         waves={2003: 0.5, 2006: 0.5},
     )
     res = twfe.fit(sim.panel, outcome="fdi")
-    con = res.with_inference("conley", conley_km=300.0)
+    con = res.with_inference("conley", conley_km=300.0, conley_kernel="bartlett")
     geo = sim.panel.geography
     frame = sim.frame
     # the regression by hand: y on d with unit and year dummies (statsmodels-free OLS)
@@ -150,6 +151,18 @@ def test_conley_spatial_hac_by_hand_and_limits() -> None:
     # exact linear algebra on a 540-row design: agreement to 1e-8 relative
     assert con.se == pytest.approx(np.sqrt(V[0, 0]), rel=1e-8)
     assert con.estimate == res.estimate and con.info["se_type"] == "Conley spatial HAC"
+    # the uniform kernel (R fixest's vcov_conley): weight 1 within the cutoff, same by-hand
+    # sandwich with that kernel's positive part (1e-8 as above)
+    lam_u, Q_u = np.linalg.eigh(
+        (haversine_km(lat[:, None], lon[:, None], lat[None], lon[None]) <= 300.0).astype(float)
+    )
+    V_u = bread @ S.T @ ((Q_u * np.clip(lam_u, 0, None)) @ Q_u.T) @ S @ bread
+    uni = res.with_inference("conley", conley_km=300.0)  # the default kernel
+    assert uni.info["cluster"] == "Conley 300 km, uniform kernel"
+    assert uni.se == pytest.approx(np.sqrt(V_u[0, 0]), rel=1e-8)
+    assert abs(uni.se - con.se) > 1e-3 * con.se  # the kernels differ on this design
+    with pytest.raises(SpecError, match="conley_kernel"):
+        res.with_inference("cluster", conley_kernel="uniform")
     # a cutoff below every distance leaves each unit on its own: unit-clustered, no factor
     tiny = res.with_inference("conley", conley_km=1e-6)
     hc = bread @ S.T @ S @ bread

@@ -94,6 +94,12 @@ panel's geography has them: shocks are regional, and unit-level clusters under-c
 Conley SEs from the kept pieces (BJS steps 1-2, CS influence functions per unit): BJS's
 leave-out cell averages and CR2 depend on the clusters, so unit scores summed to clusters
 would not reproduce them, and the pieces are re-scored instead — a refit's numbers.
+Conley SEs (``conley_km``) weight the unit scores by a kernel in distance, uniform by
+default as R fixest's ``vcov_conley`` (``conley_kernel="bartlett"`` for Conley 1999's
+weights), and take t with the Satterthwaite df of that variance, ``||R C'u||^2`` with ``R``
+the kernel's root and ``C`` the Bell-McCaffrey vectors (:func:`_combined_df`; normal
+without the vectors). In the referee Monte Carlo with regional shocks they hold 2-7% with
+ring exposure and fail with same-region exposure (9-49%); they warn with those numbers.
 A ``tau~`` cell whose targets all sit in one cluster has no leave-out average, and the
 in-sample one BJS's formula falls back on (as R ``didimputation`` and Stata
 ``did_imputation``) zeroes that cluster's treated residuals, so the variance misses its
@@ -224,6 +230,7 @@ class SpilloverResult(EstimationResult):
         *,
         cluster: Any = None,
         conley_km: float | None = None,
+        conley_kernel: str | None = None,
         n_boot: int | None = None,
         rng: np.random.Generator | int | None = None,
     ) -> SpilloverResult:
@@ -238,8 +245,8 @@ class SpilloverResult(EstimationResult):
         Parameters
         ----------
         method : {"cluster", "conley", "wild"}
-            Cluster-robust scores; Conley (1999) spatial HAC on unit scores (Bartlett
-            kernel in great-circle distance; needs ``lat``/``lon``); or the same cluster
+            Cluster-robust scores; Conley (1999) spatial HAC on unit scores (a kernel
+            in great-circle distance; needs ``lat``/``lon``); or the same cluster
             SEs with wild cluster restricted bootstrap-t p-values and intervals (test
             inversion) for direct, spillover, totals, net and displacement share
             (imputation base, unweighted; :mod:`._spillover_wild`).
@@ -249,6 +256,8 @@ class SpilloverResult(EstimationResult):
             geography has them, else units (as :func:`fit`).
         conley_km : float, optional
             Kernel cutoff in km (``method="conley"`` only, and then required).
+        conley_kernel : {"uniform", "bartlett"}, optional
+            Conley's kernel (``method="conley"`` only; default uniform, as :func:`fit`).
         n_boot : int, optional
             Joint multiplier-bootstrap draws, and with ``"wild"`` also the wild
             bootstrap's draws (default: the fit's; 999 for ``"wild"``, which needs at
@@ -256,7 +265,7 @@ class SpilloverResult(EstimationResult):
         rng : numpy.random.Generator or int, optional
             Source of the draws; the fit's seed reproduces the fit's draws.
         """
-        return _with_inference(self, method, cluster, conley_km, n_boot, rng)
+        return _with_inference(self, method, cluster, (conley_km, conley_kernel), n_boot, rng)
 
     def artifacts(self) -> dict[str, pd.DataFrame]:
         out = {"pieces": self.pieces}
@@ -816,8 +825,8 @@ def _imputation_score(
 ) -> tuple[np.ndarray, float, np.ndarray | None]:
     """A piece's cluster scores (BJS 2024, Section 4.3; CR2 when asked and affordable),
     Bell-McCaffrey degrees of freedom (NaN without CR2) and vectors (None without CR2,
-    above ``_BM_MAX_ENTRIES`` or for ``naive`` and the region check, which no term
-    combines); ``cluster`` is per long row."""
+    above ``_BM_MAX_ENTRIES`` or for the region check, which lives on regions and no term
+    combines; ``naive`` keeps them for its Conley df); ``cluster`` is per long row."""
     fit = _bjs.refactored(s.fit)
     use_cr2 = cr2 and _cr2_ok(fit, cluster)
     cells = s.cells_for(cluster[fit.target])
@@ -826,9 +835,9 @@ def _imputation_score(
     parts = _bjs.cr2_parts(fit, cluster[fit.clean])
     score = _bjs.scores(fit, s.w, cells, cluster, n_clusters, cr2=parts, scale=s.scale)[:, 0]
     args = (fit, s.w[:, 0], cells, cluster, n_clusters)
-    if len(cluster) * n_clusters > _BM_MAX_ENTRIES or name in ("naive", "net_region_did"):
+    if len(cluster) * n_clusters > _BM_MAX_ENTRIES or name == "net_region_did":
         # the Gram alone: the vectors would not fit (terms that combine this piece then
-        # take their pieces' smallest df), or a piece no term combines
+        # take their pieces' smallest df), or the region check
         M = _bjs.bm_gram(*args, scale=s.scale, row_weight=s.row_weight, cr2=parts)
         return score, _bjs.gram_df(M), None
     blocks = _bjs.bm_parts(*args, scale=s.scale, row_weight=s.row_weight, cr2=parts)
@@ -837,20 +846,24 @@ def _imputation_score(
 
 
 def _conley_root(
-    panel: Panel, units: np.ndarray, cluster_of: pd.Series, cutoff_km: float
+    panel: Panel,
+    units: np.ndarray,
+    cluster_of: pd.Series,
+    cutoff_km: float,
+    kernel: str,
 ) -> np.ndarray:
-    """``R`` with ``R'R = K``, the Bartlett kernel ``max(0, 1 - d_ij / cutoff)`` between
-    the units (in cluster-code order), so that ``(R S)'(R S) = S' K S`` is the Conley
-    (1999) spatial-HAC covariance of unit scores ``S``. Negative eigenvalues (the kernel
-    matrix is not always positive semi-definite) are set to zero. The kernel and its root
-    are :func:`zoneimpact.inference.covariance.conley_root`'s (one implementation)."""
+    """``R`` with ``R'R = K``, the kernel between the units (in cluster-code order; Bartlett
+    ``max(0, 1 - d_ij / cutoff)`` or uniform), so that ``(R S)'(R S) = S' K S`` is the
+    Conley (1999) spatial-HAC covariance of unit scores ``S``. Negative eigenvalues (the
+    kernel matrix is not always positive semi-definite) are set to zero. The kernel and its
+    root are :func:`zoneimpact.inference.covariance.conley_root`'s (one implementation)."""
     # a bad cutoff is refused before the geography is read (a one-point kernel checks it)
-    conley_root(np.zeros(1), np.zeros(1), cutoff_km)
+    conley_root(np.zeros(1), np.zeros(1), cutoff_km, kernel)
     geo = panel.require_geography(["lat", "lon"], units)
     order = np.empty(len(units), dtype=int)
     order[cluster_of.reindex(units).to_numpy(int)] = np.arange(len(units))
     lat, lon = geo["lat"].to_numpy(float)[order], geo["lon"].to_numpy(float)[order]
-    return conley_root(lat, lon, cutoff_km)
+    return conley_root(lat, lon, cutoff_km, kernel)
 
 
 def _cr2_ok(fit: _bjs.Imputed, cluster: np.ndarray) -> bool:
@@ -1331,14 +1344,15 @@ def _term_weights(fits: Mapping[str, _PieceFit]) -> list[tuple[str, dict[str, fl
 
 
 def _linear_terms(
-    fits: Mapping[str, _PieceFit], region: _PieceFit | None
+    fits: Mapping[str, _PieceFit], region: _PieceFit | None, root: np.ndarray | None = None
 ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, float]:
     """Names, estimates, cluster scores (G x P) and degrees of freedom of every linear
     term (:func:`_term_weights`), and those of the displacement share's linearisation.
 
     A term combining pieces takes the Satterthwaite degrees of freedom of its own CR2
     variance (:func:`_combined_df`), or, without every piece's vectors, the smallest of
-    its pieces' degrees of freedom."""
+    its pieces' degrees of freedom. With a Conley kernel root (unit clusters) every term
+    takes those of its kernel-weighted variance (:func:`_combined_df`)."""
     blank = np.full_like(fits["direct"].score, np.nan)
     names, est, scores, dfs = [], [], [], []
     share_df = np.nan
@@ -1352,11 +1366,11 @@ def _linear_terms(
             continue
         est.append(sum(w * fits[k].estimate for k, w in weights.items()))
         scores.append(sum((w * fits[k].score for k, w in weights.items()), np.zeros_like(blank)))
-        dfs.append(_combined_df(fits, weights))
+        dfs.append(_combined_df(fits, weights, root))
     if "net" in names:
         d_tot, n_tot = est[names.index("direct_total")], est[names.index("net")]
         if np.isfinite(n_tot) and np.isfinite(d_tot) and d_tot != 0:
-            share_df = _combined_df(fits, _share_weights(dict(terms), d_tot, n_tot))
+            share_df = _combined_df(fits, _share_weights(dict(terms), d_tot, n_tot), root)
     if region is not None:
         names.append("net_region_did")
         est.append(region.estimate)
@@ -1379,21 +1393,32 @@ def _share_weights(
     return out
 
 
-def _combined_df(fits: Mapping[str, _PieceFit], weights: Mapping[str, float]) -> float:
+def _combined_df(
+    fits: Mapping[str, _PieceFit], weights: Mapping[str, float], root: np.ndarray | None = None
+) -> float:
     """Degrees of freedom of ``sum_k weights_k * piece_k``: the Satterthwaite degrees of
     freedom of its CR2 variance, whose Bell-McCaffrey vectors are the weighted sum of the
     pieces' on the long table they share (Bell & McCaffrey 2002; a piece's controls may be
     another's targets, and the sum counts such a row's error once). Without every piece's
-    vectors, the smallest of the pieces' degrees of freedom (the rule before)."""
-    if len(weights) == 1:
+    vectors, the smallest of the pieces' degrees of freedom (the rule before).
+
+    With a Conley kernel root ``R`` (``R'R = K``, unit clusters) the variance is
+    ``s'Ks = ||R C'u||^2`` for the unit scores ``s = C'u``, so its vectors are ``C R'``
+    and the same Satterthwaite rule under independent homoskedastic errors gives its
+    degrees of freedom: about the number of kernel blocks when the kernel joins units into
+    a few groups, many when it is nearly diagonal. Without every piece's vectors (the CS
+    base, ``small_sample="none"``, panels too large for them) the normal (infinite df)."""
+    if root is None and len(weights) == 1:
         return float(fits[next(iter(weights))].df)
     vecs = [fits[k].bm for k in weights]
     if any(v is None for v in vecs):
+        if root is not None:
+            return np.inf
         return float(np.fmin.reduce([fits[k].df for k in weights]))
     C = np.zeros_like(vecs[0])
     for w, v in zip(weights.values(), vecs, strict=True):
         C += w * cast(np.ndarray, v)
-    return _bjs.satterthwaite_df(C)
+    return _bjs.satterthwaite_df(C if root is None else C @ root.T)
 
 
 def _multipliers(rng: np.random.Generator, n_boot: int, n_clusters: int) -> np.ndarray:
@@ -1561,6 +1586,7 @@ def fit(
     cluster: str | None = None,
     small_sample: str = "cr2",
     conley_km: float | None = None,
+    conley_kernel: str | None = None,
     region_column: str = "region",
     region_sdid: bool = False,
     weights: str | None = None,
@@ -1603,15 +1629,16 @@ def fit(
     n_boot : int
         Joint multiplier-bootstrap draws (0: the displacement share's SE is delta-method).
     cluster : str, optional
-        Geography column to cluster on; default the regions (``region_column``) when the
-        geography has them, else ``"unit"``.
+        Geography column to cluster on; default the regions (``region_column``), else units.
     small_sample : {"cr2", "none"}
         Imputation base and, under either base, ``net_region_did``: ``"cr2"`` (default)
         scales each cluster's step-1 residuals by ``(I - H_gg)^{-1/2}`` with Bell &
         McCaffrey's t (Pustejovsky & Tipton 2018); ``"none"``: plain scores, t(G - 1).
     conley_km : float, optional
-        Conley (1999) spatial-HAC SEs instead of clusters: unit scores weighted by a
-        Bartlett kernel in great-circle distance with this cutoff (needs ``lat``/``lon``).
+        Conley (1999) spatial-HAC SEs instead of clusters: unit scores weighted by a kernel
+        in great-circle distance with this cutoff (``lat``/``lon``), t with Satterthwaite df.
+    conley_kernel : {"uniform", "bartlett"}, optional
+        Conley's kernel: uniform (default, as R fixest's) or Bartlett (Conley 1999).
     region_column : str
         Geography column of the regions (region exposure map, ``net_region_did``).
     region_sdid : bool
@@ -1628,10 +1655,9 @@ def fit(
     -------
     SpilloverResult
         Terms ``att`` (= ``direct``), ``direct``, ``spillover`` (pooled over rings),
-        ``spillover:RING``, ``direct_total``, ``spillover_total``, ``net``,
-        ``net_per_treated`` (net / treated unit-periods), ``displacement_share``,
-        ``spillover_on_zones`` and ``spillover_on_zones_total`` (imputation base, when some
-        zone unit was exposed before its own zone; the total enters ``net``),
+        ``spillover:RING``, ``direct_total``, ``spillover_total``, ``net``, ``net_per_treated``
+        (net / treated unit-periods), ``displacement_share``, ``spillover_on_zones(_total)``
+        (imputation base, a zone unit exposed before its own zone; the total enters ``net``),
         ``naive`` (neighbours kept as controls), ``net_region_did`` (when identified).
     """
     check_fit_arguments(panel, outcome, alpha=alpha, n_jobs=n_jobs, rng=rng, estimator="spillover")
@@ -1639,23 +1665,22 @@ def fit(
     _check_options(panel, outcome, base_estimator, n_boot, controls, pre_exposed, small_sample)
     check_choice(aux_partition, "aux_partition", tuple(_AUX_PARTITIONS))
     _check_region_column(panel, region_column)
-    covs = list(covariates or [])
-    rng = as_generator(rng)
+    covs, rng = list(covariates or []), as_generator(rng)
     emap = _exposure_map(panel, exposure, rings_km, within_region, k_nearest, region_column)
     split = _exposure_split(panel, outcome, emap, controls, pre_exposed, region_column)
-    clusters = _cluster_codes(panel, split.units, outcome, cluster, conley_km, region_column)
+    clusters = _cluster_codes(
+        panel, split.units, outcome, cluster, conley_km, region_column, conley_kernel
+    )
     xb = _baseline(panel, covs) if covs else pd.DataFrame(index=split.units)
     wt = _weighting(panel, weights, split.units)
     base = (base_estimator, base_options, small_sample, aux_partition)
     fits, base_results = _base_fits(panel, outcome, split, xb, clusters, base, covs, wt)
     region, region_note = _region_check(panel, outcome, region_column, xb, clusters, wt.name, base)
     terms, draws, info_boot = _joint_inference(
-        panel, split.units, fits, region, clusters, conley_km, rng, n_boot, alpha
+        panel, split.units, fits, region, clusters, rng, n_boot, alpha
     )
-    info = _info(panel, split, fits, base_estimator, covs, clusters, conley_km, wt.name)
-    ss = small_sample if base_estimator == "imputation" else "none"
-    info.update(info_boot, n_boot=n_boot, small_sample=ss, aux_partition=_aux_used(base, split))
-    info.update(_region_info(region, region_note, small_sample))
+    info = _info(panel, split, fits, base, covs, clusters, wt.name)
+    info.update(info_boot, n_boot=n_boot, **_region_info(region, region_note, small_sample))
     terms, draws, info = _net_without_dropped_zones(terms, draws, info, warn=True, stacklevel=4)
     result = _assemble(panel, outcome, split, fits, region, terms, draws, info, alpha, base_results)
     if region_sdid:
@@ -1734,12 +1759,14 @@ def _weighting(panel: Panel, weights: str | None, units: np.ndarray) -> _Weighti
 class _Clusters:
     """Each unit's cluster code (indexed by unit), the cluster variable, the number of
     clusters and, when the clusters are the regions, each region's cluster code (the
-    region check then joins the joint scores; None otherwise)."""
+    region check then joins the joint scores; None otherwise); with Conley SEs the
+    kernel's cutoff in km and its name (the clusters are then the units)."""
 
     of_unit: pd.Series
     name: str
     n: int
     of_region: pd.Series | None
+    conley: tuple[float, str] | None = None
 
 
 def _cluster_codes(
@@ -1749,17 +1776,24 @@ def _cluster_codes(
     cluster: Any,
     conley_km: float | None,
     region_column: str,
+    conley_kernel: str | None = None,
 ) -> _Clusters:
     """The clusters of the joint scores (:func:`_clusters`); Conley SEs start from unit
     scores, so they take ``cluster="unit"`` (and warn: stacklevel 5 reaches the caller of
     fit, past its wrapper, or of ``with_inference``)."""
+    if conley_km is None and conley_kernel is not None:
+        raise SpecError(
+            f"conley_kernel={conley_kernel!r} applies to Conley SEs; pass conley_km= (the "
+            "kernel cutoff in km) too, or drop it."
+        )
     if conley_km is not None:
         if panel.column_for(cluster) not in (None, "unit"):
             raise SpecError(
                 f"conley_km and cluster={cluster!r} are alternatives: Conley SEs use unit "
                 "scores with a spatial kernel; drop one of them."
             )
-        conley_root(np.zeros(1), np.zeros(1), conley_km)
+        conley_kernel = conley_kernel or "uniform"
+        conley_root(np.zeros(1), np.zeros(1), conley_km, conley_kernel)
         _warn_conley(stacklevel=5)
         cluster = "unit"
     cluster_of, cluster_name = _clusters(panel, units, outcome, cluster, region_column)
@@ -1784,7 +1818,8 @@ def _cluster_codes(
             .groupby(level=0)
             .first()
         )
-    return _Clusters(cluster_of, cluster_name, G, region_of_cluster)
+    conley = None if conley_km is None else (float(conley_km), str(conley_kernel))
+    return _Clusters(cluster_of, cluster_name, G, region_of_cluster, conley)
 
 
 # aux_partition -> (onset x event cells split by intensity quartile, tau~ proportional to
@@ -1875,15 +1910,15 @@ def _base_fits(
 
 
 def _warn_conley(stacklevel: int) -> None:
-    """Conley SEs over-rejected in the referee Monte Carlo; said at every such fit or
-    re-inference (``stacklevel`` points at the caller)."""
+    """Conley SEs failed with same-region exposure in the referee Monte Carlo; said at every
+    such fit or re-inference (``stacklevel`` points at the caller)."""
     warnings.warn(
-        "Conley spatial-HAC SEs use the normal reference with every unit its own cluster. "
-        "In zoneimpact's referee Monte Carlo with shocks shared by 8-12 regions "
-        "(benchmarks/RESULTS.md, session 16) their 95% intervals rejected a true null in "
-        "6-16% of worlds with ring exposure and 19-39% with same-region exposure, at "
-        "cutoffs of 150-600 km, where region clusters kept 0.5-3%: a distance kernel does "
-        "not capture a shock shared by a whole region. Report them beside cluster='region'.",
+        "Conley spatial-HAC SEs take t with the Satterthwaite df of their kernel-weighted "
+        "variance. In zoneimpact's referee Monte Carlo with shocks shared by 8-12 regions "
+        "(benchmarks/RESULTS.md, session 18) their 95% intervals rejected a true null in "
+        "2-7% of worlds with ring exposure and the uniform kernel (Bartlett: 3-13%) at "
+        "cutoffs of 150-600 km, but in 9-49% with same-region exposure, where region "
+        "clusters kept 0-3%. Report them beside cluster='region'.",
         stacklevel=stacklevel,
     )
 
@@ -1987,7 +2022,6 @@ def _joint_inference(
     fits: Mapping[str, _PieceFit],
     region: _PieceFit | None,
     clusters: _Clusters,
-    conley_km: float | None,
     rng: np.random.Generator,
     n_boot: int,
     alpha: float,
@@ -1997,10 +2031,12 @@ def _joint_inference(
     with the bootstrap draws and their notes. A region check on its own regional scores
     (clusters that are not the regions) gets its own SE and no draws."""
     joint_region = region if clusters.of_region is not None else None
-    names, est, S, dfs, share_df = _linear_terms(fits, joint_region)
-    if conley_km is not None:
-        S = _conley_root(panel, units, clusters.of_unit, conley_km) @ S
-        dfs, share_df = np.full(len(names), np.inf), np.inf
+    root = None
+    if clusters.conley is not None:
+        root = _conley_root(panel, units, clusters.of_unit, *clusters.conley)
+    names, est, S, dfs, share_df = _linear_terms(fits, joint_region, root)
+    if root is not None:
+        S = root @ S
     terms, draws, info_boot = _joint(names, est, S, rng, n_boot, alpha, dfs, share_df)
     if region is not None and clusters.of_region is None:
         # the region check's scores live on regions, not on the clusters: its SE is its
@@ -2098,9 +2134,12 @@ class _Rescoring:
     region: _PieceFit | None
 
 
-def _cluster_label(clusters: _Clusters, conley_km: float | None) -> str:
+def _cluster_label(clusters: _Clusters) -> str:
     """The ``info["cluster"]`` entry: the cluster variable, or Conley's kernel."""
-    return clusters.name if conley_km is None else f"Conley (Bartlett kernel, {conley_km:g} km)"
+    if clusters.conley is None:
+        return clusters.name
+    km, kernel = clusters.conley
+    return f"Conley ({kernel.capitalize()} kernel, {km:g} km)"
 
 
 def _rescored(f: _PieceFit, clusters: _Clusters, cr2: bool) -> _PieceFit:
@@ -2123,11 +2162,13 @@ def _with_inference(
     res: SpilloverResult,
     method: str,
     cluster: Any,
-    conley_km: float | None,
+    conley: tuple[float | None, str | None],
     n_boot: int | None,
     rng: np.random.Generator | int | None,
 ) -> SpilloverResult:
-    """:meth:`SpilloverResult.with_inference` (see there)."""
+    """:meth:`SpilloverResult.with_inference` (see there); ``conley`` is its cutoff and
+    kernel."""
+    conley_km, conley_kernel = conley
     st = res.fitted
     if st is None or st.fits["direct"].estimate != res.coef("direct"):
         # no kept scores (a result built by hand), or scores on another scale (rescaled)
@@ -2151,13 +2192,15 @@ def _with_inference(
         n_boot = 999 if method == "wild" else int(res.info.get("n_boot", 999))
     if isinstance(n_boot, bool) or not isinstance(n_boot, int | np.integer) or n_boot < 0:
         raise SpecError(f"n_boot must be a whole number >= 0; received {n_boot!r}.")
-    clusters = _cluster_codes(st.panel, st.units, res.outcome, cluster, conley_km, st.region_column)
+    clusters = _cluster_codes(
+        st.panel, st.units, res.outcome, cluster, conley_km, st.region_column, conley_kernel
+    )
     cr2 = res.info.get("small_sample") == "cr2"
     fits = {k: _rescored(f, clusters, cr2) for k, f in st.fits.items()}
     region = None if st.region is None else _rescored(st.region, clusters, cr2)
     gen = as_generator(rng)
     terms, draws, info_boot = _joint_inference(
-        st.panel, st.units, fits, region, clusters, conley_km, gen, n_boot, res.alpha
+        st.panel, st.units, fits, region, clusters, gen, n_boot, res.alpha
     )
     one, gone = _one_cluster(fits, clusters)
     # stacklevel 4: past with_inference, at its caller
@@ -2172,7 +2215,7 @@ def _with_inference(
     info.update(info_boot, n_boot=n_boot, n_clusters=clusters.n)
     if method != "wild":
         info["inference"] = _INFERENCE
-    info["cluster"] = _cluster_label(clusters, conley_km)
+    info["cluster"] = _cluster_label(clusters)
     terms, draws, info = _net_without_dropped_zones(terms, draws, info)
     fitted = replace(st, fits=_kept(fits), region=region)
     return replace(res, terms=terms, draws=draws, info=info, fitted=fitted)
@@ -2441,14 +2484,14 @@ def _info(
     panel: Panel,
     split: _Split,
     fits: Mapping[str, _PieceFit],
-    base: str,
+    base_spec: tuple[str, Any, str, str],
     covs: Sequence[str],
     clusters: _Clusters,
-    conley_km: float | None,
     weights: str | None = None,
 ) -> dict[str, Any]:
-    """What the fit did (exposure, controls, base, clusters, weights) and the scale of the
-    outcome."""
+    """What the fit did (exposure, controls, base and its options, clusters, weights) and
+    the scale of the outcome."""
+    base = base_spec[0]
     emap, Y = split.emap, split.Y
     tab = emap.table.reindex(panel.wide(panel.outcomes[0]).index)
     g = tab["cohort"].to_numpy(float)
@@ -2470,9 +2513,11 @@ def _info(
         "base_estimator": base,
         "engine": engine,
         "covariates": ",".join(covs),
-        "cluster": _cluster_label(clusters, conley_km),
+        "cluster": _cluster_label(clusters),
         "n_clusters": clusters.n,
         "inference": _INFERENCE,
+        "small_sample": base_spec[2] if base == "imputation" else "none",
+        "aux_partition": _aux_used(base_spec, split),
         "n_direct_units": int((emap.table["role"] == "direct").sum()),
         "n_exposed_units": int((emap.table["role"] == "exposed").sum()),
         "n_clean_units": int((emap.table["role"] == "clean").sum()),

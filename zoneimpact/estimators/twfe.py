@@ -125,6 +125,7 @@ class TWFEResult(EstimationResult):
         boot_weights: str = "rademacher",
         rng: np.random.Generator | int | None = None,
         conley_km: float | None = None,
+        conley_kernel: str | None = None,
     ) -> TWFEResult:
         """The same coefficients with another variance.
 
@@ -135,7 +136,7 @@ class TWFEResult(EstimationResult):
             or the wild cluster restricted bootstrap (Roodman et al. 2019, WCR11) for
             few clusters: its p-values and test-inversion intervals are stored in the
             terms (``p_value``, ``ci_low``, ``ci_high``) beside the CR1 standard errors;
-            or Conley's (1999) spatial HAC with a Bartlett kernel of ``conley_km`` between
+            or Conley's (1999) spatial HAC with a kernel of cutoff ``conley_km`` between
             the units' ``lat``/``lon`` (unit scores, so serial correlation within a unit is
             allowed; :func:`zoneimpact.inference.covariance.conley_vcov`; normal intervals).
         cluster : str, pandas.Series, or a list of two, optional
@@ -143,6 +144,9 @@ class TWFEResult(EstimationResult):
             (unit, time)); None: by unit.
         ssc : {"statsmodels", "fixest"}, optional
             Small-sample ``K`` (default: the fit's).
+        conley_kernel : {"uniform", "bartlett"}, optional
+            Conley's kernel: uniform (default, as R fixest's ``vcov_conley``) or Bartlett
+            (Conley 1999).
         n_boot, boot_weights, rng
             Wild bootstrap draws (``2**G`` sign vectors are enumerated when fewer),
             ``"rademacher"`` or ``"webb"``, and their generator.
@@ -154,7 +158,12 @@ class TWFEResult(EstimationResult):
             )
         check_choice(method, "method", ("cluster", "wild", "conley"))
         if method == "conley":
-            return self._conley(conley_km)
+            return self._conley(conley_km, conley_kernel or "uniform")
+        if conley_kernel is not None:
+            raise SpecError(
+                f"conley_kernel={conley_kernel!r} applies to method='conley'; received "
+                f"method={method!r}."
+            )
         d = self.design
         ssc = d.ssc if ssc is None else ssc
         check_choice(ssc, "ssc", ("statsmodels", "fixest"))
@@ -172,7 +181,7 @@ class TWFEResult(EstimationResult):
             terms, info = _wild_terms(self, terms, info, codes, n_boot, boot_weights, rng)
         return replace(self, terms=terms, vcov=full, info=info)
 
-    def _conley(self, conley_km: Any) -> TWFEResult:
+    def _conley(self, conley_km: Any, kernel: str) -> TWFEResult:
         if conley_km is None:
             raise SpecError("with_inference('conley') needs conley_km, the kernel cutoff in km.")
         if self.panel is None:
@@ -190,6 +199,7 @@ class TWFEResult(EstimationResult):
             geo["lat"].to_numpy(float),
             geo["lon"].to_numpy(float),
             conley_km,
+            kernel,
         )
         full = d.combo @ cov @ d.combo.T
         with np.errstate(invalid="ignore"):
@@ -197,7 +207,7 @@ class TWFEResult(EstimationResult):
         terms = self.terms[["term", "estimate"]].assign(se=se, df=np.inf)
         info = {
             **self.info,
-            "cluster": f"Conley {conley_km:g} km",
+            "cluster": f"Conley {conley_km:g} km, {kernel} kernel",
             "n_clusters": len(units),
             "se_type": "Conley spatial HAC",
             "conley_km": float(conley_km),

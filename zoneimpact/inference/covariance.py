@@ -39,6 +39,7 @@ from ..geo import haversine_km
 __all__ = ["MAX_CONLEY_UNITS", "cluster_scores", "conley_root", "conley_vcov", "crv1"]
 
 #: Above this many units the dense kernel (units x units) is refused: cluster on regions.
+CONLEY_KERNELS = ("bartlett", "uniform")
 MAX_CONLEY_UNITS = 5000
 
 
@@ -99,16 +100,28 @@ def crv1(
     return factor * bread @ sum(meats) @ bread, g
 
 
-def conley_root(lat: np.ndarray, lon: np.ndarray, cutoff_km: float) -> np.ndarray:
-    """``R`` with ``R'R = K``, the Bartlett kernel ``max(0, 1 - d_ij / cutoff_km)`` of the
-    great-circle distances between the points, so that ``(R S)'(R S) = S' K S``; negative
-    eigenvalues of ``K`` (it is not always positive semi-definite) are set to zero."""
+def conley_root(
+    lat: np.ndarray, lon: np.ndarray, cutoff_km: float, kernel: str = "uniform"
+) -> np.ndarray:
+    """``R`` with ``R'R = K``, the kernel of the great-circle distances ``d_ij`` between the
+    points, so that ``(R S)'(R S) = S' K S``: uniform ``1{d_ij <= cutoff_km}`` (the
+    default, as R fixest's ``vcov_conley``) or Bartlett ``max(0, 1 - d_ij / cutoff_km)``
+    (Conley 1999). In zoneimpact's referee Monte Carlo with regional shocks the Bartlett
+    weights, below one for most pairs of a region, left the SEs 10-30% short where the
+    uniform kernel's were about right (``benchmarks/RESULTS.md``, session 18).
+    Negative eigenvalues of ``K`` (neither kernel is always positive semi-definite in two
+    dimensions) are set to zero."""
     if isinstance(cutoff_km, bool) or not (
         isinstance(cutoff_km, int | float | np.floating)
         and np.isfinite(cutoff_km)
         and cutoff_km > 0
     ):
         raise SpecError(f"conley_km must be a positive distance in km; received {cutoff_km!r}.")
+    if kernel not in CONLEY_KERNELS:
+        raise SpecError(
+            f"conley_kernel must be one of {', '.join(map(repr, CONLEY_KERNELS))}; "
+            f"received {kernel!r}."
+        )
     lat, lon = np.asarray(lat, float), np.asarray(lon, float)
     if len(lat) > MAX_CONLEY_UNITS:
         raise SpecError(
@@ -118,7 +131,10 @@ def conley_root(lat: np.ndarray, lon: np.ndarray, cutoff_km: float) -> np.ndarra
     if not (np.isfinite(lat).all() and np.isfinite(lon).all()):
         raise SpecError("Conley SEs need finite lat and lon for every unit.")
     d = haversine_km(lat[:, None], lon[:, None], lat[None, :], lon[None, :])
-    K = np.clip(1.0 - d / float(cutoff_km), 0.0, None)
+    if kernel == "uniform":
+        K = (d <= float(cutoff_km)).astype(float)
+    else:
+        K = np.clip(1.0 - d / float(cutoff_km), 0.0, None)
     lam, Q = np.linalg.eigh(K)
     root: np.ndarray = np.sqrt(np.clip(lam, 0.0, None))[:, None] * Q.T
     return root
@@ -132,9 +148,11 @@ def conley_vcov(
     lat: np.ndarray,
     lon: np.ndarray,
     cutoff_km: float,
+    kernel: str = "uniform",
 ) -> np.ndarray:
     """Conley spatial-HAC covariance ``B (S' K S) B`` of regression coefficients, with
-    ``S`` the unit scores (``unit_codes`` in ``0..N-1``, ``lat``/``lon`` in code order)."""
-    S = conley_root(lat, lon, cutoff_km) @ cluster_scores(X, wresid, unit_codes)
+    ``S`` the unit scores (``unit_codes`` in ``0..N-1``, ``lat``/``lon`` in code order) and
+    ``K`` the ``kernel`` of :func:`conley_root`."""
+    S = conley_root(lat, lon, cutoff_km, kernel) @ cluster_scores(X, wresid, unit_codes)
     out: np.ndarray = bread @ (S.T @ S) @ bread
     return out
