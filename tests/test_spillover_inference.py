@@ -474,6 +474,58 @@ def test_bell_mccaffrey_vectors_are_the_scores_map(fitted):
         np.testing.assert_allclose(got, shift, rtol=0, atol=1e-10 * np.abs(shift).max())
 
 
+def test_neighbourhood_leave_out_for_conley(fitted):
+    # Conley SEs score units (clusters = units) with tau~ leaving out every unit near the
+    # target's (tau_tilde_near). On each piece with unit clusters: (1) near = identity is
+    # the own-cluster leave-out exactly (scores and vectors to 1e-12 of the largest);
+    # (2) near = "same region" is eq. 8 recomputed by brute force for every target from
+    # the (cell, unit) sums of the clusters that are not near it (1e-12); (3) the vectors
+    # stay the exact map of those scores (C'y = s, 1e-10 of the largest score), so the
+    # Satterthwaite df describe the variance actually reported; (4) the leave-out moves
+    # the scores (by more than 1% of the largest)
+    region = fitted.fitted.panel.geography["region"].reindex(fitted.fitted.units).to_numpy()
+    same = (region[:, None] == region[None, :]).astype(float)
+    for name in ("direct", "spillover:adjacent", "spillover_on_zones"):
+        sc = fitted.fitted.fits[name].rescore
+        fit = _bjs.refactored(sc.fit)
+        unit, G = sc.unit_row, len(region)
+        cells = sc.cells_for(unit[fit.target])
+        args = (fit, sc.w, cells, unit, G)
+        base = _bjs.scores(*args, cr2=True, scale=sc.scale)[:, 0]
+        eye = _bjs.scores(*args, cr2=True, scale=sc.scale, near=np.eye(G))[:, 0]
+        np.testing.assert_allclose(eye, base, rtol=0, atol=1e-12 * np.abs(base).max())
+        w, c1 = sc.w[:, 0], unit[fit.target]
+        kw = dict(scale=sc.scale, leave_out=True)
+        B = np.vstack(_bjs.bm_parts(fit, w, cells, unit, G, **kw))
+        E = np.vstack(_bjs.bm_parts(fit, w, cells, unit, G, near=np.eye(G), **kw))
+        np.testing.assert_allclose(E, B, rtol=0, atol=1e-12 * np.abs(B).max())
+        # (2) brute force: per target, a_c and b_c of the cell's other, non-near units
+        got = _bjs.tau_tilde_near(w, fit.tau, cells, c1, G, same, scale=sc.scale)
+        a_w = w if sc.scale is None else w * sc.scale
+        want = np.empty(len(w))
+        for i in range(len(w)):
+            cell = cells == cells[i]
+            far = cell & (same[c1[i], c1] == 0)
+            units = np.unique(c1[cell])
+            a = {u: a_w[cell & (c1 == u)].sum() for u in units}
+            b = {u: (w * fit.tau)[cell & (c1 == u)].sum() for u in units}
+            keep = np.unique(c1[far]) if far.any() else units
+            num = sum(a[u] * b[u] for u in keep)
+            den = sum(a[u] ** 2 for u in keep)
+            want[i] = num / den * (1.0 if sc.scale is None else sc.scale[i])
+        ok = np.array(
+            [(cells == cells[i]).__and__(same[c1[i], c1] == 0).any() for i in range(len(w))]
+        )
+        np.testing.assert_allclose(got[ok], want[ok], rtol=0, atol=1e-12 * np.abs(want).max())
+        # (3) the vectors map the outcomes onto the scores
+        near_s = _bjs.scores(*args, cr2=True, scale=sc.scale, near=same)[:, 0]
+        C = _bjs.bm_vectors(fit, _bjs.bm_parts(fit, w, cells, unit, G, near=same, **kw), len(unit))
+        y = sc.long.y
+        np.testing.assert_allclose(C[fit.clean].T @ y[fit.clean] + C[fit.target].T @ y[fit.target],
+                                   near_s, rtol=0, atol=1e-10 * np.abs(near_s).max())  # fmt: skip
+        assert np.abs(near_s - base).max() > 0.01 * np.abs(base).max()
+
+
 def test_bell_mccaffrey_gram_without_the_vectors(fitted, panel):
     # bm_gram forms C'C from per-cluster and per-cell sums (the cross terms vanish because
     # (I - H) Z0 = 0), for pieces too large to keep the rows x clusters vectors: it equals

@@ -275,6 +275,56 @@ def tau_tilde(
     return (tilde if scale is None else tilde * scale), ~ok & leave_out
 
 
+def _near_sums(
+    w: np.ndarray,
+    cells: np.ndarray,
+    cluster1: np.ndarray,
+    n_clusters: int,
+    near: Any,
+    scale: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_aux_sums` with a neighbourhood leave-out: ``A`` (cells x clusters) of eq. 8's
+    ``a_c``, and per target whether the leave-out applies and ``sum_c a_c^2`` over its cell
+    without every cluster ``near`` its own (``near``: clusters x clusters, symmetric, 1 on
+    the diagonal; the identity gives :func:`_aux_sums`' own-cluster leave-out)."""
+    ncell = int(cells.max()) + 1 if cells.size else 0
+    A = np.zeros((ncell, n_clusters))
+    np.add.at(A, (cells, cluster1), w if scale is None else w * scale)
+    full = np.sum(A * A, axis=1)[cells]
+    gone = np.asarray((near @ (A * A).T).T)[cells, cluster1]
+    ok = (full - gone) > LEAVE_OUT_REST * full
+    return A, ok, np.where(ok, full - gone, full)
+
+
+def tau_tilde_near(
+    w: np.ndarray,
+    tau: np.ndarray,
+    cells: np.ndarray,
+    cluster1: np.ndarray,
+    n_clusters: int,
+    near: Any,
+    *,
+    scale: np.ndarray | None = None,
+) -> np.ndarray:
+    """``tau~`` (eq. 8) leaving out every cluster ``near`` the target's own, not only its
+    own (Supplementary Appendix A.9's leave-out, widened to the dependence a spatial kernel
+    allows): with Conley SEs the clusters are units, and a cell's other units in the same
+    neighbourhood share the target's spatial shock, so an average that keeps them takes
+    part of that shock out of the target's residual ``tau_hat - tau~`` (measured: Conley
+    SEs 20-25% short with same-region exposure and regional shocks, ``benchmarks/
+    RESULTS.md``, session 18). ``near`` is symmetric with ones on the diagonal; the
+    identity gives :func:`tau_tilde`'s leave-out. Where the other clusters hold less than
+    ``LEAVE_OUT_REST`` of the cell's squared weight the in-sample value is kept."""
+    A, ok, den = _near_sums(w, cells, cluster1, n_clusters, near, scale)
+    B = np.zeros_like(A)
+    np.add.at(B, (cells, cluster1), w * tau)
+    AB = A * B
+    num = np.sum(AB, axis=1)[cells]
+    num = np.where(ok, num - np.asarray((near @ AB.T).T)[cells, cluster1], num)
+    tilde = np.divide(num, den, out=np.zeros(len(w)), where=den != 0)
+    return tilde if scale is None else tilde * scale
+
+
 def scores(
     fit: Imputed,
     Wt: np.ndarray,
@@ -285,6 +335,7 @@ def scores(
     leave_out: bool = True,
     cr2: bool | CR2Parts = False,
     scale: np.ndarray | None = None,
+    near: Any = None,
 ) -> np.ndarray:
     """Cluster scores (G x k) of the estimators ``Wt' tau_hat`` (BJS 2024, Section 4.3).
 
@@ -307,6 +358,9 @@ def scores(
         Cluster code of every row of the long table (codes ``0..n_clusters-1``).
     scale : ndarray (n_target,), optional
         ``tau~`` proportional to it within each cell (:func:`tau_tilde`).
+    near : ndarray or sparse matrix (n_clusters, n_clusters), optional
+        With ``leave_out``, ``tau~`` also leaves out the clusters near the target's own
+        (:func:`tau_tilde_near`).
     """
     V0 = implied_weights(fit, Wt)
     if isinstance(cr2, tuple):
@@ -318,7 +372,10 @@ def scores(
     pair = cell_cluster_codes(cells, c1, n_clusters)
     for j in range(Wt.shape[1]):
         w = Wt[:, j]
-        tilde = tau_tilde(w, fit.tau, cells, pair, leave_out=leave_out, scale=scale)[0]
+        if near is not None and leave_out:
+            tilde = tau_tilde_near(w, fit.tau, cells, c1, n_clusters, near, scale=scale)
+        else:
+            tilde = tau_tilde(w, fit.tau, cells, pair, leave_out=leave_out, scale=scale)[0]
         out[:, j] = np.bincount(c0, weights=V0[:, j] * resid0, minlength=n_clusters) + np.bincount(
             c1, weights=w * (fit.tau - tilde), minlength=n_clusters
         )
@@ -441,11 +498,29 @@ def _bm_target(
     n_clusters: int,
     scale: np.ndarray | None,
     leave_out: bool,
+    near: Any = None,
 ) -> np.ndarray:
     """How each cluster's score moves with each target's ``tau_hat`` (targets x clusters):
     ``w`` on the cluster's own targets minus what its ``tau~`` (:func:`tau_tilde`, linear
     in ``tau_hat``) takes from every target of the same cell, i.e. the transpose of
-    ``I - d tau~ / d tau_hat`` applied to the cluster's weights."""
+    ``I - d tau~ / d tau_hat`` applied to the cluster's weights. With ``near``
+    (:func:`tau_tilde_near`): ``d tau~_j / d tau_k = r_j a_k w_k`` unless ``k``'s cluster
+    is near ``j``'s (and ``j``'s leave-out applies), ``r_j`` the scale over the
+    denominator, so cluster ``h``'s entry for target ``k`` is ``w_k [k in h] - a_k w_k
+    (cs_gh - near_hk ps_gh)`` with ``cs_gh`` the cell's sum of ``w_j r_j`` over ``h``'s
+    targets and ``ps_gh`` the same over those whose leave-out applies."""
+    if near is not None and leave_out:
+        A, ok, den = _near_sums(w, cells, cluster1, n_clusters, near, scale)
+        r = np.divide(1.0 if scale is None else scale, den, out=np.zeros(len(w)), where=den != 0)
+        cs, ps = np.zeros_like(A), np.zeros_like(A)
+        np.add.at(cs, (cells, cluster1), w * r)
+        np.add.at(ps, (cells, cluster1), np.where(ok, w * r, 0.0))
+        alpha = w * A[cells, cluster1]
+        rows = near[cluster1]
+        rows = rows.toarray() if sparse.issparse(rows) else np.asarray(rows, float)
+        out = -alpha[:, None] * (cs[cells] - rows * ps[cells])
+        out[np.arange(len(w)), cluster1] += w
+        return out
     alpha, cs, d = _bm_target_parts(w, cells, cluster1, n_clusters, scale, leave_out)
     out = -alpha[:, None] * cs[cells]
     out[np.arange(len(w)), cluster1] += d
@@ -477,6 +552,7 @@ def bm_parts(
     row_weight: np.ndarray | None = None,
     leave_out: bool = True,
     cr2: CR2Parts | None = None,
+    near: Any = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The Bell & McCaffrey (2002) vectors ``c_g`` of the CR2 variance of ``w' tau_hat``
     as :func:`scores` computes it (with ``cr2``), one column per cluster, on the clean rows
@@ -501,13 +577,14 @@ def bm_parts(
     clean part is already on the ``sqrt(row_weight)`` scale (:func:`fit_untreated`), and
     the targets' entries are put on it, divided by ``sqrt(row_weight)``, so that
     rescaling the weights leaves the degrees of freedom unchanged. ``cr2`` is
-    :func:`cr2_parts` of the same clustering when the caller already has it.
+    :func:`cr2_parts` of the same clustering when the caller already has it; ``near`` as
+    in :func:`scores`.
     """
     bv, Ainv = _rooted_weights(fit, w, cluster, cr2)
     Z0 = fit.Z0.tocsr()
     C0 = np.zeros((len(fit.clean), n_clusters))
     C0[np.arange(len(fit.clean)), cluster[fit.clean]] = bv
-    J1 = _bm_target(w, cells, cluster[fit.target], n_clusters, scale, leave_out)
+    J1 = _bm_target(w, cells, cluster[fit.target], n_clusters, scale, leave_out, near)
     # the clean rows' residuals, (I - H) A_g v_g, and step 1's error in the targets'
     # residuals, -Z0 (Z0'Z0)^{-1} Z1' J1, in one product with the inverse
     C0 -= np.asarray(Z0 @ (Ainv @ (np.asarray(Z0.T @ C0) + np.asarray(fit.Z1.T @ J1))))

@@ -98,8 +98,12 @@ Conley SEs (``conley_km``) weight the unit scores by a kernel in distance, unifo
 default as R fixest's ``vcov_conley`` (``conley_kernel="bartlett"`` for Conley 1999's
 weights), and take t with the Satterthwaite df of that variance, ``||R C'u||^2`` with ``R``
 the kernel's root and ``C`` the Bell-McCaffrey vectors (:func:`_combined_df`; normal
-without the vectors). In the referee Monte Carlo with regional shocks they hold 2-7% with
-ring exposure and fail with same-region exposure (9-49%); they warn with those numbers.
+without the vectors). Their ``tau~`` leaves out every unit the kernel joins to the target,
+not only its own (:func:`_bjs.tau_tilde_near`): with one-unit leave-outs a cell's
+neighbours, which share the target's spatial shock, took part of it out of the residuals,
+and with same-region exposure the SEs came out 20-25% short (null rejection 9-22% at
+300-600 km); with the neighbourhood leave-out 4-11% (``benchmarks/RESULTS.md``, session 18).
+A cutoff shorter than the shocks' reach still under-covers, as any Conley SE does.
 A ``tau~`` cell whose targets all sit in one cluster has no leave-out average, and the
 in-sample one BJS's formula falls back on (as R ``didimputation`` and Stata
 ``did_imputation``) zeroes that cluster's treated residuals, so the variance misses its
@@ -140,11 +144,11 @@ from typing import Any, ClassVar, cast
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import sparse, stats
 
 from ..errors import EstimationError, GeographyError, SpecError, ZoneImpactError
 from ..exposure import Controls, ExposureMap, PreExposed, _subpanel, build_exposure
-from ..inference.covariance import conley_root
+from ..inference.covariance import conley_kernel_matrix, conley_root
 from ..panel import Panel
 from ..parallel import as_generator
 from ..results import (
@@ -573,12 +577,15 @@ def _imputation_fits(
     unit_weight: np.ndarray | None = None,
     bins: np.ndarray | None = None,
     intensity: np.ndarray | None = None,
+    near: sparse.csr_matrix | None = None,
 ) -> dict[str, _PieceFit]:
     """BJS imputation of every piece on the long table of observed unit-periods.
 
     ``bins`` (units x periods, :func:`intensity_bins`) split the spillover pieces' onset x
     event cells of ``tau~`` by exposure intensity; with ``intensity`` (units x periods,
     :meth:`ExposureMap.intensity`) their ``tau~`` is proportional to it within a cell.
+    ``near`` (clusters x clusters, Conley SEs) widens ``tau~``'s leave-out to the clusters
+    near the target's (:func:`_bjs.tau_tilde_near`).
 
     With ``unit_weight`` (one per unit, in the order of ``units``) as
     :func:`zoneimpact.estimators.imputation.fit` with ``weights``: step 1 is weighted
@@ -632,7 +639,7 @@ def _imputation_fits(
             estimate = float(w[:, 0] @ fit.tau)
         long_ = None if wrow is not None else long
         scoring = _ImputationScoring(fit, w, cells, ui, long_, split_by, scale, wrow)
-        score, df, bm = _imputation_score(scoring, cluster, n_clusters, cr2, p.name)
+        score, df, bm = _imputation_score(scoring, cluster, n_clusters, cr2, p.name, near)
         rescore = replace(scoring, fit=_bjs.detached(fit))
         out[p.name] = _PieceFit(
             p.name,
@@ -821,28 +828,60 @@ def pool_lone_cells(cells: np.ndarray, target_cluster: np.ndarray) -> np.ndarray
 
 
 def _imputation_score(
-    s: _ImputationScoring, cluster: np.ndarray, n_clusters: int, cr2: bool, name: str = ""
+    s: _ImputationScoring,
+    cluster: np.ndarray,
+    n_clusters: int,
+    cr2: bool,
+    name: str = "",
+    near: sparse.csr_matrix | None = None,
 ) -> tuple[np.ndarray, float, np.ndarray | None]:
     """A piece's cluster scores (BJS 2024, Section 4.3; CR2 when asked and affordable),
     Bell-McCaffrey degrees of freedom (NaN without CR2) and vectors (None without CR2,
     above ``_BM_MAX_ENTRIES`` or for the region check, which lives on regions and no term
-    combines; ``naive`` keeps them for its Conley df); ``cluster`` is per long row."""
+    combines; ``naive`` keeps them for its Conley df); ``cluster`` is per long row. With
+    ``near`` (Conley SEs) ``tau~`` leaves out the target's neighbourhood; the Gram has no
+    such version, so a piece too large for its vectors then has no df of its own (NaN)."""
     fit = _bjs.refactored(s.fit)
     use_cr2 = cr2 and _cr2_ok(fit, cluster)
     cells = s.cells_for(cluster[fit.target])
+    sc = s.scale
     if not use_cr2:
-        return _bjs.scores(fit, s.w, cells, cluster, n_clusters, scale=s.scale)[:, 0], np.nan, None
+        plain = _bjs.scores(fit, s.w, cells, cluster, n_clusters, scale=sc, near=near)
+        return plain[:, 0], np.nan, None
     parts = _bjs.cr2_parts(fit, cluster[fit.clean])
-    score = _bjs.scores(fit, s.w, cells, cluster, n_clusters, cr2=parts, scale=s.scale)[:, 0]
+    score = _bjs.scores(fit, s.w, cells, cluster, n_clusters, cr2=parts, scale=sc, near=near)
+    score = score[:, 0]
     args = (fit, s.w[:, 0], cells, cluster, n_clusters)
-    if len(cluster) * n_clusters > _BM_MAX_ENTRIES or name == "net_region_did":
+    too_large = len(cluster) * n_clusters > _BM_MAX_ENTRIES
+    if too_large and near is not None:
+        return score, np.nan, None
+    if too_large or name == "net_region_did":
         # the Gram alone: the vectors would not fit (terms that combine this piece then
         # take their pieces' smallest df), or the region check
         M = _bjs.bm_gram(*args, scale=s.scale, row_weight=s.row_weight, cr2=parts)
         return score, _bjs.gram_df(M), None
-    blocks = _bjs.bm_parts(*args, scale=s.scale, row_weight=s.row_weight, cr2=parts)
+    blocks = _bjs.bm_parts(*args, scale=sc, row_weight=s.row_weight, cr2=parts, near=near)
     C = _bjs.bm_vectors(fit, blocks, len(cluster))
     return score, _bjs.satterthwaite_df(C), C
+
+
+def _conley_kernel(
+    panel: Panel,
+    units: np.ndarray,
+    cluster_of: pd.Series,
+    cutoff_km: float,
+    kernel: str,
+) -> np.ndarray:
+    """The Conley kernel ``K`` between the units in cluster-code order (Bartlett ``max(0, 1
+    - d_ij / cutoff)`` or uniform; :func:`zoneimpact.inference.covariance.conley_kernel_matrix`,
+    one implementation)."""
+    # a bad cutoff is refused before the geography is read (a one-point kernel checks it)
+    conley_kernel_matrix(np.zeros(1), np.zeros(1), cutoff_km, kernel)
+    geo = panel.require_geography(["lat", "lon"], units)
+    order = np.empty(len(units), dtype=int)
+    order[cluster_of.reindex(units).to_numpy(int)] = np.arange(len(units))
+    lat, lon = geo["lat"].to_numpy(float)[order], geo["lon"].to_numpy(float)[order]
+    return conley_kernel_matrix(lat, lon, cutoff_km, kernel)
 
 
 def _conley_root(
@@ -852,18 +891,13 @@ def _conley_root(
     cutoff_km: float,
     kernel: str,
 ) -> np.ndarray:
-    """``R`` with ``R'R = K``, the kernel between the units (in cluster-code order; Bartlett
-    ``max(0, 1 - d_ij / cutoff)`` or uniform), so that ``(R S)'(R S) = S' K S`` is the
-    Conley (1999) spatial-HAC covariance of unit scores ``S``. Negative eigenvalues (the
-    kernel matrix is not always positive semi-definite) are set to zero. The kernel and its
-    root are :func:`zoneimpact.inference.covariance.conley_root`'s (one implementation)."""
-    # a bad cutoff is refused before the geography is read (a one-point kernel checks it)
-    conley_root(np.zeros(1), np.zeros(1), cutoff_km, kernel)
-    geo = panel.require_geography(["lat", "lon"], units)
-    order = np.empty(len(units), dtype=int)
-    order[cluster_of.reindex(units).to_numpy(int)] = np.arange(len(units))
-    lat, lon = geo["lat"].to_numpy(float)[order], geo["lon"].to_numpy(float)[order]
-    return conley_root(lat, lon, cutoff_km, kernel)
+    """``R`` with ``R'R = K`` (:func:`_conley_kernel`), so that ``(R S)'(R S) = S' K S`` is
+    the Conley (1999) spatial-HAC covariance of unit scores ``S``. Negative eigenvalues
+    (the kernel matrix is not always positive semi-definite) are set to zero, as
+    :func:`zoneimpact.inference.covariance.conley_root` does."""
+    lam, Q = np.linalg.eigh(_conley_kernel(panel, units, cluster_of, cutoff_km, kernel))
+    root: np.ndarray = np.sqrt(np.clip(lam, 0.0, None))[:, None] * Q.T
+    return root
 
 
 def _cr2_ok(fit: _bjs.Imputed, cluster: np.ndarray) -> bool:
@@ -1760,13 +1794,15 @@ class _Clusters:
     """Each unit's cluster code (indexed by unit), the cluster variable, the number of
     clusters and, when the clusters are the regions, each region's cluster code (the
     region check then joins the joint scores; None otherwise); with Conley SEs the
-    kernel's cutoff in km and its name (the clusters are then the units)."""
+    kernel's cutoff in km and its name (the clusters are then the units) and which units
+    the kernel joins (``near``, units x units: ``tau~``'s leave-out drops them)."""
 
     of_unit: pd.Series
     name: str
     n: int
     of_region: pd.Series | None
     conley: tuple[float, str] | None = None
+    near: sparse.csr_matrix | None = field(default=None, compare=False)
 
 
 def _cluster_codes(
@@ -1818,8 +1854,11 @@ def _cluster_codes(
             .groupby(level=0)
             .first()
         )
-    conley = None if conley_km is None else (float(conley_km), str(conley_kernel))
-    return _Clusters(cluster_of, cluster_name, G, region_of_cluster, conley)
+    if conley_km is None:
+        return _Clusters(cluster_of, cluster_name, G, region_of_cluster)
+    conley = (float(conley_km), str(conley_kernel))
+    near = sparse.csr_matrix(_conley_kernel(panel, units, cluster_of, *conley) > 0, dtype=float)
+    return _Clusters(cluster_of, cluster_name, G, region_of_cluster, conley, near)
 
 
 # aux_partition -> (onset x event cells split by intensity quartile, tau~ proportional to
@@ -1873,6 +1912,7 @@ def _base_fits(
             unit_weight=weights.of_unit,
             bins=bins,
             intensity=intensity,
+            near=clusters.near,
         )
         base_results: dict[str, EstimationResult] = {}
     else:
@@ -1910,15 +1950,15 @@ def _base_fits(
 
 
 def _warn_conley(stacklevel: int) -> None:
-    """Conley SEs failed with same-region exposure in the referee Monte Carlo; said at every
-    such fit or re-inference (``stacklevel`` points at the caller)."""
+    """Conley SEs hold only with a cutoff that covers the shocks' reach; said at every such
+    fit or re-inference (``stacklevel`` points at the caller)."""
     warnings.warn(
-        "Conley spatial-HAC SEs take t with the Satterthwaite df of their kernel-weighted "
-        "variance. In zoneimpact's referee Monte Carlo with shocks shared by 8-12 regions "
-        "(benchmarks/RESULTS.md, session 18) their 95% intervals rejected a true null in "
-        "2-7% of worlds with ring exposure and the uniform kernel (Bartlett: 3-13%) at "
-        "cutoffs of 150-600 km, but in 9-49% with same-region exposure, where region "
-        "clusters kept 0-3%. Report them beside cluster='region'.",
+        "Conley spatial-HAC SEs hold only when the cutoff covers the reach of the shocks. "
+        "In zoneimpact's referee Monte Carlo with shocks shared by 8-12 regions about "
+        "250 km across (benchmarks/RESULTS.md, session 18) the uniform kernel's 95% "
+        "intervals rejected a true null in 0-11% of worlds at 300-600 km, but in 10-17% at "
+        "150 km with same-region exposure (Bartlett: 25-41%), where region clusters kept "
+        "0-5%. Report them beside cluster='region'.",
         stacklevel=stacklevel,
     )
 
@@ -2149,7 +2189,7 @@ def _rescored(f: _PieceFit, clusters: _Clusters, cr2: bool) -> _PieceFit:
         return replace(f, score=np.zeros(clusters.n))
     if isinstance(f.rescore, _ImputationScoring):
         rows = codes.to_numpy()[f.rescore.unit_row]
-        score, df, bm = _imputation_score(f.rescore, rows, clusters.n, cr2, f.name)
+        score, df, bm = _imputation_score(f.rescore, rows, clusters.n, cr2, f.name, clusters.near)
         return replace(f, score=score, df=df, bm=bm)
     if f.name == "net_region_did":
         return replace(f, score=_region_scores(f.rescore, clusters.of_region, clusters.n))

@@ -100,17 +100,15 @@ def crv1(
     return factor * bread @ sum(meats) @ bread, g
 
 
-def conley_root(
+def conley_kernel_matrix(
     lat: np.ndarray, lon: np.ndarray, cutoff_km: float, kernel: str = "uniform"
 ) -> np.ndarray:
-    """``R`` with ``R'R = K``, the kernel of the great-circle distances ``d_ij`` between the
-    points, so that ``(R S)'(R S) = S' K S``: uniform ``1{d_ij <= cutoff_km}`` (the
-    default, as R fixest's ``vcov_conley``) or Bartlett ``max(0, 1 - d_ij / cutoff_km)``
-    (Conley 1999). In zoneimpact's referee Monte Carlo with regional shocks the Bartlett
-    weights, below one for most pairs of a region, left the SEs 10-30% short where the
-    uniform kernel's were about right (``benchmarks/RESULTS.md``, session 18).
-    Negative eigenvalues of ``K`` (neither kernel is always positive semi-definite in two
-    dimensions) are set to zero."""
+    """The kernel ``K`` of the great-circle distances ``d_ij`` between the points: uniform
+    ``1{d_ij <= cutoff_km}`` (the default, as R fixest's ``vcov_conley``) or Bartlett
+    ``max(0, 1 - d_ij / cutoff_km)`` (Conley 1999). In zoneimpact's referee Monte Carlo
+    with regional shocks the Bartlett weights, below one for most pairs of a region, left
+    the SEs 10-30% short where the uniform kernel's were about right
+    (``benchmarks/RESULTS.md``, session 18)."""
     if isinstance(cutoff_km, bool) or not (
         isinstance(cutoff_km, int | float | np.floating)
         and np.isfinite(cutoff_km)
@@ -132,9 +130,18 @@ def conley_root(
         raise SpecError("Conley SEs need finite lat and lon for every unit.")
     d = haversine_km(lat[:, None], lon[:, None], lat[None, :], lon[None, :])
     if kernel == "uniform":
-        K = (d <= float(cutoff_km)).astype(float)
-    else:
-        K = np.clip(1.0 - d / float(cutoff_km), 0.0, None)
+        return (d <= float(cutoff_km)).astype(float)
+    out: np.ndarray = np.clip(1.0 - d / float(cutoff_km), 0.0, None)
+    return out
+
+
+def conley_root(
+    lat: np.ndarray, lon: np.ndarray, cutoff_km: float, kernel: str = "uniform"
+) -> np.ndarray:
+    """``R`` with ``R'R = K`` (:func:`conley_kernel_matrix`), so that ``(R S)'(R S) = S' K
+    S``. Negative eigenvalues of ``K`` (neither kernel is always positive semi-definite in
+    two dimensions) are set to zero."""
+    K = conley_kernel_matrix(lat, lon, cutoff_km, kernel)
     lam, Q = np.linalg.eigh(K)
     root: np.ndarray = np.sqrt(np.clip(lam, 0.0, None))[:, None] * Q.T
     return root
