@@ -509,6 +509,39 @@ def test_conley_standard_errors():
         spillover.fit(sim.panel, outcome="fdi", conley_km=100.0, cluster="region")
 
 
+def test_conley_cutoff_that_joins_the_targets_is_warned_or_refused():
+    # tau~ leaves out each target's kernel neighbourhood; where the cell holds no unit
+    # outside it the in-sample average keeps the target's own shocks (the SE runs small).
+    # On this design (distances up to 2,662 km): at 2,000 km 58-87% of the pieces' target
+    # weight has no leave-out, which is warned and recorded; at 3,000 km the uniform
+    # kernel joins every unit, so every piece is refused as a one-cluster piece (NaN SE),
+    # as the cluster path refuses them. Without the vectors (small_sample="none") the df
+    # fall back on the normal, which is said
+    sim = simulate(rng=4, **SMALL)
+    with pytest.warns(UserWarning, match="Piece 'direct': 68% of its target weight") as rec:
+        wide = spillover.fit(sim.panel, outcome="fdi", n_boot=0, conley_km=2000.0)
+    assert [w.filename for w in rec if "'direct': 68%" in str(w.message)] == [__file__]
+    assert wide.info["conley_no_leave_out"].startswith("direct 68%, spillover:adjacent 58%")
+    assert np.isfinite(wide.terms.set_index("term").at["direct", "se"])
+    with pytest.warns(UserWarning, match="Piece 'direct': every target unit-period"):
+        every = spillover.fit(sim.panel, outcome="fdi", n_boot=0, conley_km=3000.0)
+    t = every.terms.set_index("term")
+    assert t.loc[["direct", "spillover", "net", "naive"], "se"].isna().all()
+    assert every.info["one_cluster_pieces"].startswith("direct, spillover:adjacent")
+    near = spillover.fit(sim.panel, outcome="fdi", n_boot=0, conley_km=300.0)
+    assert near.info["conley_no_leave_out"] == "" and near.info["conley_df"] == "Satterthwaite"
+    assert (near.info["conley_km"], near.info["conley_kernel"]) == (300.0, "uniform")
+    with pytest.warns(UserWarning, match="Conley SEs of att, direct.*normal reference"):
+        plain = spillover.fit(
+            sim.panel, outcome="fdi", n_boot=0, conley_km=300.0, small_sample="none"
+        )
+    assert plain.info["conley_df"].startswith("normal for att, direct")
+    # (the region check keeps its own regional df)
+    assert np.isinf(plain.terms.set_index("term").drop(index="net_region_did")["df"]).all()
+    # re-clustered, the Conley entries go
+    assert "conley_km" not in near.with_inference(cluster="region").info
+
+
 def test_conley_degrees_of_freedom_match_their_working_model():
     # Conley SEs take t with the Satterthwaite df of the kernel-weighted variance under
     # independent homoskedastic errors, ||R C'u||^2 with C the Bell-McCaffrey vectors

@@ -526,6 +526,30 @@ def test_neighbourhood_leave_out_for_conley(fitted):
         assert np.abs(near_s - base).max() > 0.01 * np.abs(base).max()
 
 
+def test_conley_fit_reports_the_neighbourhood_leave_out(panel):
+    # the fit's Conley SE of each imputation piece is sqrt(s'K+s) with s the unit scores
+    # of the neighbourhood leave-out (_bjs.scores with near = the kernel's support), to
+    # 1e-10; with one-unit leave-outs (near=None) it would differ by more than 1%
+    from zoneimpact.estimators.spillover import _cluster_codes, _conley_root
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = spillover.fit(panel, outcome="fdi", n_boot=0, conley_km=300.0)
+        cl = _cluster_codes(panel, res.fitted.units, "fdi", None, 300.0, "region")
+    R = _conley_root(panel, res.fitted.units, cl.of_unit, 300.0, "uniform")
+    t = res.terms.set_index("term")
+    for name in ("direct", "spillover_on_zones"):
+        sc = res.fitted.fits[name].rescore
+        fit = _bjs.refactored(sc.fit)
+        unit = cl.of_unit.to_numpy()[sc.unit_row]
+        cells = sc.cells_for(unit[fit.target])
+        args = (fit, sc.w, cells, unit, cl.n)
+        s_near = _bjs.scores(*args, cr2=True, scale=sc.scale, near=cl.near)[:, 0]
+        s_unit = _bjs.scores(*args, cr2=True, scale=sc.scale)[:, 0]
+        assert t.at[name, "se"] == pytest.approx(np.linalg.norm(R @ s_near), rel=1e-10)
+        assert abs(np.linalg.norm(R @ s_unit) / t.at[name, "se"] - 1) > 0.01
+
+
 def test_bell_mccaffrey_gram_without_the_vectors(fitted, panel):
     # bm_gram forms C'C from per-cluster and per-cell sums (the cross terms vanish because
     # (I - H) Z0 = 0), for pieces too large to keep the rows x clusters vectors: it equals

@@ -158,7 +158,8 @@ def test_conley_spatial_hac_by_hand_and_limits() -> None:
     )
     V_u = bread @ S.T @ ((Q_u * np.clip(lam_u, 0, None)) @ Q_u.T) @ S @ bread
     uni = res.with_inference("conley", conley_km=300.0)  # the default kernel
-    assert uni.info["cluster"] == "Conley 300 km, uniform kernel"
+    assert uni.info["cluster"] == "Conley (Uniform kernel, 300 km)"
+    assert uni.info["conley_kernel"] == "uniform"
     assert uni.se == pytest.approx(np.sqrt(V_u[0, 0]), rel=1e-8)
     assert abs(uni.se - con.se) > 1e-3 * con.se  # the kernels differ on this design
     with pytest.raises(SpecError, match="conley_kernel"):

@@ -282,18 +282,35 @@ def _near_sums(
     n_clusters: int,
     near: Any,
     scale: np.ndarray | None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`_aux_sums` with a neighbourhood leave-out: ``A`` (cells x clusters) of eq. 8's
+) -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray]:
+    """:func:`_aux_sums` with a neighbourhood leave-out: ``A`` (cells x clusters, sparse) of eq. 8's
     ``a_c``, and per target whether the leave-out applies and ``sum_c a_c^2`` over its cell
     without every cluster ``near`` its own (``near``: clusters x clusters, symmetric, 1 on
     the diagonal; the identity gives :func:`_aux_sums`' own-cluster leave-out)."""
-    ncell = int(cells.max()) + 1 if cells.size else 0
-    A = np.zeros((ncell, n_clusters))
-    np.add.at(A, (cells, cluster1), w if scale is None else w * scale)
-    full = np.sum(A * A, axis=1)[cells]
-    gone = np.asarray((near @ (A * A).T).T)[cells, cluster1]
+    A = _cell_cluster_sums(w if scale is None else w * scale, cells, cluster1, n_clusters)
+    full = np.asarray(A.multiply(A).sum(axis=1)).ravel()[cells]
+    gone = _near_at(A.multiply(A), near, cells, cluster1)
     ok = (full - gone) > LEAVE_OUT_REST * full
     return A, ok, np.where(ok, full - gone, full)
+
+
+def _cell_cluster_sums(
+    x: np.ndarray, cells: np.ndarray, cluster1: np.ndarray, n_clusters: int
+) -> sparse.csr_matrix:
+    """Sums of ``x`` by (cell, cluster), sparse (cells x clusters): a cell holds few of
+    thousands of unit clusters, and the dense table made a neighbourhood product of 5,000
+    units 20 times slower (a reviewer's timing)."""
+    ncell = int(cells.max()) + 1 if cells.size else 0
+    return sparse.csr_matrix((x, (cells, cluster1)), shape=(ncell, n_clusters))
+
+
+def _near_at(
+    M: sparse.csr_matrix, near: Any, cells: np.ndarray, cluster1: np.ndarray
+) -> np.ndarray:
+    """``(M near)[cell, cluster]`` of every target: what its cell's clusters near its own
+    hold of ``M`` (``near`` symmetric)."""
+    prod = sparse.csr_matrix(M @ sparse.csr_matrix(near))
+    return np.asarray(prod[cells, cluster1]).ravel()
 
 
 def tau_tilde_near(
@@ -316,11 +333,9 @@ def tau_tilde_near(
     identity gives :func:`tau_tilde`'s leave-out. Where the other clusters hold less than
     ``LEAVE_OUT_REST`` of the cell's squared weight the in-sample value is kept."""
     A, ok, den = _near_sums(w, cells, cluster1, n_clusters, near, scale)
-    B = np.zeros_like(A)
-    np.add.at(B, (cells, cluster1), w * tau)
-    AB = A * B
-    num = np.sum(AB, axis=1)[cells]
-    num = np.where(ok, num - np.asarray((near @ AB.T).T)[cells, cluster1], num)
+    AB = A.multiply(_cell_cluster_sums(w * tau, cells, cluster1, n_clusters)).tocsr()
+    num = np.asarray(AB.sum(axis=1)).ravel()[cells]
+    num = np.where(ok, num - _near_at(AB, near, cells, cluster1), num)
     tilde = np.divide(num, den, out=np.zeros(len(w)), where=den != 0)
     return tilde if scale is None else tilde * scale
 
@@ -512,10 +527,9 @@ def _bm_target(
     if near is not None and leave_out:
         A, ok, den = _near_sums(w, cells, cluster1, n_clusters, near, scale)
         r = np.divide(1.0 if scale is None else scale, den, out=np.zeros(len(w)), where=den != 0)
-        cs, ps = np.zeros_like(A), np.zeros_like(A)
-        np.add.at(cs, (cells, cluster1), w * r)
-        np.add.at(ps, (cells, cluster1), np.where(ok, w * r, 0.0))
-        alpha = w * A[cells, cluster1]
+        cs = _cell_cluster_sums(w * r, cells, cluster1, n_clusters).toarray()
+        ps = _cell_cluster_sums(np.where(ok, w * r, 0.0), cells, cluster1, n_clusters).toarray()
+        alpha = w * np.asarray(A[cells, cluster1]).ravel()
         rows = near[cluster1]
         rows = rows.toarray() if sparse.issparse(rows) else np.asarray(rows, float)
         out = -alpha[:, None] * (cs[cells] - rows * ps[cells])

@@ -175,6 +175,9 @@ _CR2_MAX_CLUSTER_ROWS = 3000
 # combinations' degrees of freedom (8 bytes each: 40 MB); above it a combination takes
 # the smallest of its pieces' degrees of freedom
 _BM_MAX_ENTRIES = 5_000_000
+# Conley SEs: warn when more than this share of a piece's target weight has no leave-out
+# (a referee world: 19% of it left the SEs about right, 70% left them a third short)
+_CONLEY_REACH_WARN = 0.25
 # below this many clusters with_inference("wild") warns (measured over-rejection)
 _WILD_FEW_CLUSTERS = 20
 # Webb (2013) six-point weights: mean 0, variance 1, for few clusters
@@ -1828,7 +1831,7 @@ def _cluster_codes(
                 f"conley_km and cluster={cluster!r} are alternatives: Conley SEs use unit "
                 "scores with a spatial kernel; drop one of them."
             )
-        conley_kernel = conley_kernel or "uniform"
+        conley_kernel = "uniform" if conley_kernel is None else conley_kernel
         conley_root(np.zeros(1), np.zeros(1), conley_km, conley_kernel)
         _warn_conley(stacklevel=5)
         cluster = "unit"
@@ -1946,6 +1949,7 @@ def _base_fits(
         )
     _warn_unidentified(fits, stacklevel=5)
     _warn_one_cluster(_one_cluster(fits, clusters)[0], stacklevel=5)
+    _warn_conley_reach(fits, clusters, stacklevel=5)
     return fits, base_results
 
 
@@ -1953,7 +1957,9 @@ def _warn_conley(stacklevel: int) -> None:
     """Conley SEs hold only with a cutoff that covers the shocks' reach; said at every such
     fit or re-inference (``stacklevel`` points at the caller)."""
     warnings.warn(
-        "Conley spatial-HAC SEs hold only when the cutoff covers the reach of the shocks. "
+        "Conley spatial-HAC SEs hold only when the cutoff covers the reach of the shocks "
+        "and leaves most units outside each neighbourhood (tau~ leaves the neighbourhood "
+        "out). "
         "In zoneimpact's referee Monte Carlo with shocks shared by 8-12 regions about "
         "250 km across (benchmarks/RESULTS.md, session 18) the uniform kernel's 95% "
         "intervals rejected a true null in 0-11% of worlds at 300-600 km, but in 10-17% at "
@@ -1968,7 +1974,8 @@ def _warn_one_cluster(pieces: Sequence[str], stacklevel: int = 3) -> None:
     ``stacklevel`` 3 points at the caller of the function that calls this one."""
     for name in pieces:
         warnings.warn(
-            f"Piece {name!r}: every target unit-period sits in one cluster, so a "
+            f"Piece {name!r}: every target unit-period sits in one cluster (with Conley "
+            "SEs: no target has a unit outside its kernel neighbourhood), so a "
             "cluster-robust SE cannot see that cluster's own shocks on them (no other "
             "cluster holds targets to compare with): its SE, interval and p-value are left "
             "out (NaN), as are those of any term whose pieces all sit there, and net's and "
@@ -1994,7 +2001,46 @@ def _one_cluster(fits: Mapping[str, _PieceFit], clusters: _Clusters) -> tuple[li
         elif f.target_units and f.n > 0:
             codes = clusters.of_unit.reindex(list(f.target_units)).to_numpy()
             held[name] = set(np.unique(codes).tolist())
+    for name, share in _conley_reach(fits, clusters).items():
+        if share >= 1.0:
+            # the kernel joins every target to all the others: one "cluster" for the rule
+            held[name] = {-1}
     return _one_cluster_terms(fits, held)
+
+
+def _conley_reach(fits: Mapping[str, _PieceFit], clusters: _Clusters) -> dict[str, float]:
+    """With Conley SEs, the share of each imputation piece's target weight whose ``tau~``
+    has no leave-out: no unit of its cell lies outside its kernel neighbourhood
+    (:func:`_bjs.tau_tilde_near` keeps the in-sample average there, which holds the
+    targets' own shocks). Empty without Conley."""
+    if clusters.near is None:
+        return {}
+    of_unit = clusters.of_unit.to_numpy()
+    out = {}
+    for name, f in fits.items():
+        sc = f.rescore
+        if not isinstance(sc, _ImputationScoring) or f.n == 0:
+            continue
+        c1 = of_unit[sc.unit_row[sc.fit.target]]
+        w = sc.w[:, 0]
+        ok = _bjs._near_sums(w, sc.cells_for(c1), c1, clusters.n, clusters.near, sc.scale)[1]
+        out[name] = float(np.abs(w)[~ok].sum() / np.abs(w).sum())
+    return out
+
+
+def _warn_conley_reach(fits: Mapping[str, _PieceFit], clusters: _Clusters, stacklevel: int) -> None:
+    """Name each piece whose targets mostly have no leave-out under the Conley kernel
+    (:func:`_conley_reach`; all of them: :func:`_warn_one_cluster` says it)."""
+    for name, share in _conley_reach(fits, clusters).items():
+        if _CONLEY_REACH_WARN < share < 1.0:
+            warnings.warn(
+                f"Piece {name!r}: {share:.0%} of its target weight has no unit outside its "
+                "Conley kernel neighbourhood, so their tau~ keeps their own shocks and the "
+                "SE runs small (referee Monte Carlo, benchmarks/RESULTS.md session 18: at 70% "
+                "SE/SD 0.54-0.75 and 12-15% rejection of a true null; at 19%, 0.90-0.99). "
+                "Use a shorter cutoff or cluster='region'.",
+                stacklevel=stacklevel,
+            )
 
 
 def _one_cluster_terms(
@@ -2077,6 +2123,7 @@ def _joint_inference(
     names, est, S, dfs, share_df = _linear_terms(fits, joint_region, root)
     if root is not None:
         S = root @ S
+        info_conley = _conley_info(names, est, dfs, _conley_reach(fits, clusters), clusters)
     terms, draws, info_boot = _joint(names, est, S, rng, n_boot, alpha, dfs, share_df)
     if region is not None and clusters.of_region is None:
         # the region check's scores live on regions, not on the clusters: its SE is its
@@ -2089,7 +2136,39 @@ def _joint_inference(
     one, gone = _one_cluster(fits, clusters)
     if one:
         info_boot["one_cluster_pieces"] = ", ".join(one)
+    if root is not None:
+        info_boot.update(info_conley)
     return _without_one_cluster_se(terms, gone), draws, info_boot
+
+
+def _conley_info(
+    names: Sequence[str],
+    est: np.ndarray,
+    dfs: np.ndarray,
+    reach: Mapping[str, float],
+    clusters: _Clusters,
+) -> dict[str, Any]:
+    """``info`` of Conley SEs: cutoff and kernel, each piece's share of targets without a
+    leave-out (:func:`_conley_reach`), and which terms fell back on the normal because
+    their Satterthwaite df need vectors that were not kept (warned: stacklevel 5 reaches
+    the caller of fit or ``with_inference``)."""
+    assert clusters.conley is not None
+    km, kernel = clusters.conley
+    normal = [n for n, d, e in zip(names, dfs, est, strict=True) if np.isinf(d) and np.isfinite(e)]
+    if normal:
+        warnings.warn(
+            f"Conley SEs of {', '.join(normal)} use the normal reference: the Bell-McCaffrey "
+            "vectors their Satterthwaite df need are not kept (the CS base, "
+            f"small_sample='none', or more than {_BM_MAX_ENTRIES:,} rows x units), and with "
+            "few effective clusters the normal over-rejects.",
+            stacklevel=5,
+        )
+    return {
+        "conley_km": km,
+        "conley_kernel": kernel,
+        "conley_df": "normal for " + ", ".join(normal) if normal else "Satterthwaite",
+        "conley_no_leave_out": ", ".join(f"{k} {v:.0%}" for k, v in reach.items() if v > 0),
+    }
 
 
 def _without_one_cluster_se(terms: pd.DataFrame, gone: Sequence[str]) -> pd.DataFrame:
@@ -2245,6 +2324,7 @@ def _with_inference(
     one, gone = _one_cluster(fits, clusters)
     # stacklevel 4: past with_inference, at its caller
     _warn_one_cluster(one, stacklevel=4)
+    _warn_conley_reach(fits, clusters, stacklevel=4)
     if method == "wild":
         terms, info_wild = _wild_inference(fits, clusters, cr2, terms, gen, n_boot, res.alpha, gone)
         info_boot.update(info_wild)
@@ -2517,6 +2597,10 @@ _STALE_INFO = (
     "wild_weights",
     "wild_terms",
     "one_cluster_pieces",
+    "conley_km",
+    "conley_kernel",
+    "conley_df",
+    "conley_no_leave_out",
 )
 
 

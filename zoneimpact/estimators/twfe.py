@@ -158,7 +158,7 @@ class TWFEResult(EstimationResult):
             )
         check_choice(method, "method", ("cluster", "wild", "conley"))
         if method == "conley":
-            return self._conley(conley_km, conley_kernel or "uniform")
+            return self._conley(conley_km, "uniform" if conley_kernel is None else conley_kernel)
         if conley_kernel is not None:
             raise SpecError(
                 f"conley_kernel={conley_kernel!r} applies to method='conley'; received "
@@ -207,7 +207,8 @@ class TWFEResult(EstimationResult):
         terms = self.terms[["term", "estimate"]].assign(se=se, df=np.inf)
         info = {
             **self.info,
-            "cluster": f"Conley {conley_km:g} km, {kernel} kernel",
+            "cluster": f"Conley ({kernel.capitalize()} kernel, {conley_km:g} km)",
+            "conley_kernel": kernel,
             "n_clusters": len(units),
             "se_type": "Conley spatial HAC",
             "conley_km": float(conley_km),

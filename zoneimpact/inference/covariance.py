@@ -36,10 +36,19 @@ import pandas as pd
 from ..errors import EstimationError, SpecError
 from ..geo import haversine_km
 
-__all__ = ["MAX_CONLEY_UNITS", "cluster_scores", "conley_root", "conley_vcov", "crv1"]
+__all__ = [
+    "CONLEY_KERNELS",
+    "MAX_CONLEY_UNITS",
+    "cluster_scores",
+    "conley_kernel_matrix",
+    "conley_root",
+    "conley_vcov",
+    "crv1",
+]
 
-#: Above this many units the dense kernel (units x units) is refused: cluster on regions.
+#: Conley kernels: uniform (fixest's, the default) and Bartlett (Conley 1999).
 CONLEY_KERNELS = ("bartlett", "uniform")
+#: Above this many units the dense kernel (units x units) is refused: cluster on regions.
 MAX_CONLEY_UNITS = 5000
 
 
