@@ -456,7 +456,8 @@ def test_conley_standard_errors():
     # formed as (RS)'(RS) with R'R = K. A cutoff below every distance between units is
     # unit clustering exactly with either kernel (1e-9); R'R reproduces the kernel
     # computed here by brute force from the coordinates (1e-9)
-    from zoneimpact.estimators.spillover import _clusters, _conley_root
+    from zoneimpact.estimators.spillover import _clusters, _conley_kernel
+    from zoneimpact.inference.covariance import kernel_root
     from zoneimpact.simulate import haversine_km
 
     sim = simulate(rng=4, **SMALL)
@@ -480,7 +481,7 @@ def test_conley_standard_errors():
 
     units = sim.panel.wide("fdi").index.to_numpy()
     codes, _ = _clusters(sim.panel, units, "fdi", "unit", "region")
-    R = _conley_root(sim.panel, units, codes, 300.0, "bartlett")
+    R = kernel_root(_conley_kernel(sim.panel, units, codes, 300.0, "bartlett"))
     geo = sim.geography.set_index("unit").loc[units]
     order = np.argsort(codes.reindex(units).to_numpy())
     lat, lon = geo["lat"].to_numpy()[order], geo["lon"].to_numpy()[order]
@@ -495,7 +496,7 @@ def test_conley_standard_errors():
     d = haversine_km(lat[:, None], lon[:, None], lat[None, :], lon[None, :])
     lam, Q = np.linalg.eigh((d <= 300).astype(float))
     assert lam.min() < -1e-6
-    Ru = _conley_root(sim.panel, units, codes, 300.0, "uniform")
+    Ru = kernel_root(_conley_kernel(sim.panel, units, codes, 300.0, "uniform"))
     np.testing.assert_allclose(Ru.T @ Ru, (Q * np.clip(lam, 0, None)) @ Q.T, atol=1e-9)
     u = spillover.fit(sim.panel, outcome="fdi", n_boot=0, conley_km=300.0, conley_kernel="uniform")
     assert u.info["cluster"] == "Conley (Uniform kernel, 300 km)"

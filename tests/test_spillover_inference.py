@@ -530,13 +530,14 @@ def test_conley_fit_reports_the_neighbourhood_leave_out(panel):
     # the fit's Conley SE of each imputation piece is sqrt(s'K+s) with s the unit scores
     # of the neighbourhood leave-out (_bjs.scores with near = the kernel's support), to
     # 1e-10; with one-unit leave-outs (near=None) it would differ by more than 1%
-    from zoneimpact.estimators.spillover import _cluster_codes, _conley_root
+    from zoneimpact.estimators.spillover import _cluster_codes
+    from zoneimpact.inference.covariance import kernel_root
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = spillover.fit(panel, outcome="fdi", n_boot=0, conley_km=300.0)
         cl = _cluster_codes(panel, res.fitted.units, "fdi", None, 300.0, "region")
-    R = _conley_root(panel, res.fitted.units, cl.of_unit, 300.0, "uniform")
+    R = kernel_root(cl.kernel)
     t = res.terms.set_index("term")
     for name in ("direct", "spillover_on_zones"):
         sc = res.fitted.fits[name].rescore

@@ -148,7 +148,7 @@ from scipy import sparse, stats
 
 from ..errors import EstimationError, GeographyError, SpecError, ZoneImpactError
 from ..exposure import Controls, ExposureMap, PreExposed, _subpanel, build_exposure
-from ..inference.covariance import conley_kernel_matrix, conley_root
+from ..inference.covariance import conley_kernel_matrix, conley_root, kernel_root
 from ..panel import Panel
 from ..parallel import as_generator
 from ..results import (
@@ -885,22 +885,6 @@ def _conley_kernel(
     order[cluster_of.reindex(units).to_numpy(int)] = np.arange(len(units))
     lat, lon = geo["lat"].to_numpy(float)[order], geo["lon"].to_numpy(float)[order]
     return conley_kernel_matrix(lat, lon, cutoff_km, kernel)
-
-
-def _conley_root(
-    panel: Panel,
-    units: np.ndarray,
-    cluster_of: pd.Series,
-    cutoff_km: float,
-    kernel: str,
-) -> np.ndarray:
-    """``R`` with ``R'R = K`` (:func:`_conley_kernel`), so that ``(R S)'(R S) = S' K S`` is
-    the Conley (1999) spatial-HAC covariance of unit scores ``S``. Negative eigenvalues
-    (the kernel matrix is not always positive semi-definite) are set to zero, as
-    :func:`zoneimpact.inference.covariance.conley_root` does."""
-    lam, Q = np.linalg.eigh(_conley_kernel(panel, units, cluster_of, cutoff_km, kernel))
-    root: np.ndarray = np.sqrt(np.clip(lam, 0.0, None))[:, None] * Q.T
-    return root
 
 
 def _cr2_ok(fit: _bjs.Imputed, cluster: np.ndarray) -> bool:
@@ -1797,8 +1781,9 @@ class _Clusters:
     """Each unit's cluster code (indexed by unit), the cluster variable, the number of
     clusters and, when the clusters are the regions, each region's cluster code (the
     region check then joins the joint scores; None otherwise); with Conley SEs the
-    kernel's cutoff in km and its name (the clusters are then the units) and which units
-    the kernel joins (``near``, units x units: ``tau~``'s leave-out drops them)."""
+    kernel's cutoff in km and its name (the clusters are then the units), the kernel
+    matrix between the units and which units it joins (``near``: ``tau~``'s leave-out
+    drops them)."""
 
     of_unit: pd.Series
     name: str
@@ -1806,6 +1791,7 @@ class _Clusters:
     of_region: pd.Series | None
     conley: tuple[float, str] | None = None
     near: sparse.csr_matrix | None = field(default=None, compare=False)
+    kernel: np.ndarray | None = field(default=None, compare=False)
 
 
 def _cluster_codes(
@@ -1860,8 +1846,9 @@ def _cluster_codes(
     if conley_km is None:
         return _Clusters(cluster_of, cluster_name, G, region_of_cluster)
     conley = (float(conley_km), str(conley_kernel))
-    near = sparse.csr_matrix(_conley_kernel(panel, units, cluster_of, *conley) > 0, dtype=float)
-    return _Clusters(cluster_of, cluster_name, G, region_of_cluster, conley, near)
+    K = _conley_kernel(panel, units, cluster_of, *conley)
+    near = sparse.csr_matrix(K > 0, dtype=float)
+    return _Clusters(cluster_of, cluster_name, G, region_of_cluster, conley, near, K)
 
 
 # aux_partition -> (onset x event cells split by intensity quartile, tau~ proportional to
@@ -2117,9 +2104,7 @@ def _joint_inference(
     with the bootstrap draws and their notes. A region check on its own regional scores
     (clusters that are not the regions) gets its own SE and no draws."""
     joint_region = region if clusters.of_region is not None else None
-    root = None
-    if clusters.conley is not None:
-        root = _conley_root(panel, units, clusters.of_unit, *clusters.conley)
+    root = None if clusters.kernel is None else kernel_root(clusters.kernel)
     names, est, S, dfs, share_df = _linear_terms(fits, joint_region, root)
     if root is not None:
         S = root @ S

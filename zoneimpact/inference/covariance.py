@@ -44,6 +44,7 @@ __all__ = [
     "conley_root",
     "conley_vcov",
     "crv1",
+    "kernel_root",
 ]
 
 #: Conley kernels: uniform (fixest's, the default) and Bartlett (Conley 1999).
@@ -150,7 +151,12 @@ def conley_root(
     """``R`` with ``R'R = K`` (:func:`conley_kernel_matrix`), so that ``(R S)'(R S) = S' K
     S``. Negative eigenvalues of ``K`` (neither kernel is always positive semi-definite in
     two dimensions) are set to zero."""
-    K = conley_kernel_matrix(lat, lon, cutoff_km, kernel)
+    return kernel_root(conley_kernel_matrix(lat, lon, cutoff_km, kernel))
+
+
+def kernel_root(K: np.ndarray) -> np.ndarray:
+    """``R`` with ``R'R`` the positive part of the symmetric kernel ``K`` (its negative
+    eigenvalues set to zero)."""
     lam, Q = np.linalg.eigh(K)
     root: np.ndarray = np.sqrt(np.clip(lam, 0.0, None))[:, None] * Q.T
     return root
