@@ -840,8 +840,8 @@ def _imputation_score(
 ) -> tuple[np.ndarray, float, np.ndarray | None]:
     """A piece's cluster scores (BJS 2024, Section 4.3; CR2 when asked and affordable),
     Bell-McCaffrey degrees of freedom (NaN without CR2) and vectors (None without CR2,
-    above ``_BM_MAX_ENTRIES`` or for the region check, which lives on regions and no term
-    combines; ``naive`` keeps them for its Conley df); ``cluster`` is per long row. With
+    above ``_BM_MAX_ENTRIES`` or for ``naive`` and the region check, which no term combines;
+    ``naive`` keeps them under Conley SEs, whose df need them); ``cluster`` is per long row. With
     ``near`` (Conley SEs) ``tau~`` leaves out the target's neighbourhood; the Gram has no
     such version, so a piece too large for its vectors then has no df of its own (NaN)."""
     fit = _bjs.refactored(s.fit)
@@ -858,9 +858,9 @@ def _imputation_score(
     too_large = len(cluster) * n_clusters > _BM_MAX_ENTRIES
     if too_large and near is not None:
         return score, np.nan, None
-    if too_large or name == "net_region_did":
+    if too_large or name == "net_region_did" or (name == "naive" and near is None):
         # the Gram alone: the vectors would not fit (terms that combine this piece then
-        # take their pieces' smallest df), or the region check
+        # take their pieces' smallest df), or a piece no term combines
         M = _bjs.bm_gram(*args, scale=s.scale, row_weight=s.row_weight, cr2=parts)
         return score, _bjs.gram_df(M), None
     blocks = _bjs.bm_parts(*args, scale=sc, row_weight=s.row_weight, cr2=parts, near=near)
