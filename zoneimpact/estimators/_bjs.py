@@ -13,7 +13,8 @@ and efficient estimation", *Review of Economic Studies* 91(6), 3253-3285.
 * :func:`scores` — Theorem 3 / Section 4.3: each cluster's contribution
   ``sum_{it in c} v_it e~_it`` to the conservative variance, with ``e~`` the step-1
   residual on clean rows and ``tau_hat - tau~`` on targets (``tau~`` the cell average of
-  eq. 8, :func:`tau_tilde`).
+  eq. 8, :func:`tau_tilde`; with Conley SEs :func:`tau_tilde_near`, which also leaves out
+  the target's kernel neighbourhood).
 
 Several estimands (columns of ``w``) and several imputation problems on the same rows share
 cluster codes, so their scores stack into one joint covariance ``S'S`` — the spillover
