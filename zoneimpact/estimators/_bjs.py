@@ -289,8 +289,9 @@ def _near_sums(
     without every cluster ``near`` its own (``near``: clusters x clusters, symmetric, 1 on
     the diagonal; the identity gives :func:`_aux_sums`' own-cluster leave-out)."""
     A = _cell_cluster_sums(w if scale is None else w * scale, cells, cluster1, n_clusters)
-    full = np.asarray(A.multiply(A).sum(axis=1)).ravel()[cells]
-    gone = _near_at(A.multiply(A), near, cells, cluster1)
+    A2 = A.multiply(A).tocsr()
+    full = np.asarray(A2.sum(axis=1)).ravel()[cells]
+    gone = _near_at(A2, near, cells, cluster1)
     ok = (full - gone) > LEAVE_OUT_REST * full
     return A, ok, np.where(ok, full - gone, full)
 

@@ -148,7 +148,7 @@ from scipy import sparse, stats
 
 from ..errors import EstimationError, GeographyError, SpecError, ZoneImpactError
 from ..exposure import Controls, ExposureMap, PreExposed, _subpanel, build_exposure
-from ..inference.covariance import conley_kernel_matrix, conley_root, kernel_root
+from ..inference.covariance import conley_kernel_matrix, kernel_root
 from ..panel import Panel
 from ..parallel import as_generator
 from ..results import (
@@ -272,7 +272,7 @@ class SpilloverResult(EstimationResult):
         rng : numpy.random.Generator or int, optional
             Source of the draws; the fit's seed reproduces the fit's draws.
         """
-        return _with_inference(self, method, cluster, (conley_km, conley_kernel), n_boot, rng)
+        return _with_inference(self, method, cluster, conley_km, conley_kernel, n_boot, rng)
 
     def artifacts(self) -> dict[str, pd.DataFrame]:
         out = {"pieces": self.pieces}
@@ -1818,7 +1818,7 @@ def _cluster_codes(
                 "scores with a spatial kernel; drop one of them."
             )
         conley_kernel = "uniform" if conley_kernel is None else conley_kernel
-        conley_root(np.zeros(1), np.zeros(1), conley_km, conley_kernel)
+        conley_kernel_matrix(np.zeros(1), np.zeros(1), conley_km, conley_kernel)
         _warn_conley(stacklevel=5)
         cluster = "unit"
     cluster_of, cluster_name = _clusters(panel, units, outcome, cluster, region_column)
@@ -1936,7 +1936,6 @@ def _base_fits(
         )
     _warn_unidentified(fits, stacklevel=5)
     _warn_one_cluster(_one_cluster(fits, clusters)[0], stacklevel=5)
-    _warn_conley_reach(fits, clusters, stacklevel=5)
     return fits, base_results
 
 
@@ -1973,7 +1972,11 @@ def _warn_one_cluster(pieces: Sequence[str], stacklevel: int = 3) -> None:
         )
 
 
-def _one_cluster(fits: Mapping[str, _PieceFit], clusters: _Clusters) -> tuple[list[str], list[str]]:
+def _one_cluster(
+    fits: Mapping[str, _PieceFit],
+    clusters: _Clusters,
+    reach: Mapping[str, float] | None = None,
+) -> tuple[list[str], list[str]]:
     """The pieces whose estimated targets all sit in one cluster, and the terms whose
     pieces' targets together do (the displacement share with net). Either base: BJS's
     leave-out falls back on the in-sample ``tau~`` there, and CS's influence functions of
@@ -1988,7 +1991,7 @@ def _one_cluster(fits: Mapping[str, _PieceFit], clusters: _Clusters) -> tuple[li
         elif f.target_units and f.n > 0:
             codes = clusters.of_unit.reindex(list(f.target_units)).to_numpy()
             held[name] = set(np.unique(codes).tolist())
-    for name, share in _conley_reach(fits, clusters).items():
+    for name, share in (_conley_reach(fits, clusters) if reach is None else reach).items():
         if share >= 1.0:
             # the kernel joins every target to all the others: one "cluster" for the rule
             held[name] = {-1}
@@ -2015,10 +2018,10 @@ def _conley_reach(fits: Mapping[str, _PieceFit], clusters: _Clusters) -> dict[st
     return out
 
 
-def _warn_conley_reach(fits: Mapping[str, _PieceFit], clusters: _Clusters, stacklevel: int) -> None:
+def _warn_conley_reach(reach: Mapping[str, float], stacklevel: int) -> None:
     """Name each piece whose targets mostly have no leave-out under the Conley kernel
     (:func:`_conley_reach`; all of them: :func:`_warn_one_cluster` says it)."""
-    for name, share in _conley_reach(fits, clusters).items():
+    for name, share in reach.items():
         if _CONLEY_REACH_WARN < share < 1.0:
             warnings.warn(
                 f"Piece {name!r}: {share:.0%} of its target weight has no unit outside its "
@@ -2106,9 +2109,10 @@ def _joint_inference(
     joint_region = region if clusters.of_region is not None else None
     root = None if clusters.kernel is None else kernel_root(clusters.kernel)
     names, est, S, dfs, share_df = _linear_terms(fits, joint_region, root)
+    reach = _conley_reach(fits, clusters)  # empty without Conley
     if root is not None:
         S = root @ S
-        info_conley = _conley_info(names, est, dfs, _conley_reach(fits, clusters), clusters)
+        info_conley = _conley_info(names, est, dfs, reach, clusters)
     terms, draws, info_boot = _joint(names, est, S, rng, n_boot, alpha, dfs, share_df)
     if region is not None and clusters.of_region is None:
         # the region check's scores live on regions, not on the clusters: its SE is its
@@ -2118,7 +2122,7 @@ def _joint_inference(
         region_df = region.df
         row = terms_frame(["net_region_did"], [region.estimate], [region_se], df=[region_df])
         terms = pd.concat([terms, row], ignore_index=True)
-    one, gone = _one_cluster(fits, clusters)
+    one, gone = _one_cluster(fits, clusters, reach)
     if one:
         info_boot["one_cluster_pieces"] = ", ".join(one)
     if root is not None:
@@ -2134,10 +2138,11 @@ def _conley_info(
     clusters: _Clusters,
 ) -> dict[str, Any]:
     """``info`` of Conley SEs: cutoff and kernel, each piece's share of targets without a
-    leave-out (:func:`_conley_reach`), and which terms fell back on the normal because
-    their Satterthwaite df need vectors that were not kept (warned: stacklevel 5 reaches
-    the caller of fit or ``with_inference``)."""
+    leave-out (:func:`_conley_reach`; warned above a quarter), and which terms fell back on
+    the normal because their Satterthwaite df need vectors that were not kept (warned:
+    stacklevel 5 reaches the caller of fit or ``with_inference``)."""
     assert clusters.conley is not None
+    _warn_conley_reach(reach, stacklevel=6)
     km, kernel = clusters.conley
     normal = [n for n, d, e in zip(names, dfs, est, strict=True) if np.isinf(d) and np.isfinite(e)]
     if normal:
@@ -2266,13 +2271,12 @@ def _with_inference(
     res: SpilloverResult,
     method: str,
     cluster: Any,
-    conley: tuple[float | None, str | None],
+    conley_km: float | None,
+    conley_kernel: str | None,
     n_boot: int | None,
     rng: np.random.Generator | int | None,
 ) -> SpilloverResult:
-    """:meth:`SpilloverResult.with_inference` (see there); ``conley`` is its cutoff and
-    kernel."""
-    conley_km, conley_kernel = conley
+    """:meth:`SpilloverResult.with_inference` (see there)."""
     st = res.fitted
     if st is None or st.fits["direct"].estimate != res.coef("direct"):
         # no kept scores (a result built by hand), or scores on another scale (rescaled)
@@ -2309,7 +2313,6 @@ def _with_inference(
     one, gone = _one_cluster(fits, clusters)
     # stacklevel 4: past with_inference, at its caller
     _warn_one_cluster(one, stacklevel=4)
-    _warn_conley_reach(fits, clusters, stacklevel=4)
     if method == "wild":
         terms, info_wild = _wild_inference(fits, clusters, cr2, terms, gen, n_boot, res.alpha, gone)
         info_boot.update(info_wild)
