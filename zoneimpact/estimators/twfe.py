@@ -138,7 +138,9 @@ class TWFEResult(EstimationResult):
             terms (``p_value``, ``ci_low``, ``ci_high``) beside the CR1 standard errors;
             or Conley's (1999) spatial HAC with a kernel of cutoff ``conley_km`` between
             the units' ``lat``/``lon`` (unit scores, so serial correlation within a unit is
-            allowed; :func:`zoneimpact.inference.covariance.conley_vcov`; normal intervals).
+            allowed; :func:`zoneimpact.inference.covariance.conley_vcov`; normal intervals,
+            which rejected a true null 3-4% of the time with 8-12 regional shocks at
+            150-600 km: ``benchmarks/mc_twfe_conley.py``).
         cluster : str, pandas.Series, or a list of two, optional
             A panel or geography column, or labels as a Series indexed by unit (or by
             (unit, time)); None: by unit.
