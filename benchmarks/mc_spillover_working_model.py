@@ -129,8 +129,13 @@ def one(world: str, seed: int) -> dict[str, float]:
         cfg = referee.CONFIGS[world]
         df, geo, _ = referee.draw_world(rng, G=cfg["G"], exposure=cfg["exposure"], null=True)
         panel = Panel.from_frame(
-            df, unit="unit", time="year", cohort="first_zone", outcomes=["y"],
-            covariates=["x"], geography=geo,
+            df,
+            unit="unit",
+            time="year",
+            cohort="first_zone",
+            outcomes=["y"],
+            covariates=["x"],
+            geography=geo,
         )
         kw = dict(exposure="rings", rings_km=[(0, 60)])
         terms, truth = _fit(panel, outcome="y", rng=seed, **kw), dict.fromkeys(TERMS, 0.0)

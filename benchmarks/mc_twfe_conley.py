@@ -43,7 +43,10 @@ def draw_panel(rng: np.random.Generator, n_regions: int, n_units: int = 200) -> 
     ncol = int(np.ceil(np.sqrt(n_regions)))
     km_lon = KM_LAT * np.cos(np.radians(30))
     centres = np.array(
-        [(30 + (g // ncol) * 400 / KM_LAT, 110 + (g % ncol) * 400 / km_lon) for g in range(n_regions)]
+        [
+            (30 + (g // ncol) * 400 / KM_LAT, 110 + (g % ncol) * 400 / km_lon)
+            for g in range(n_regions)
+        ]
     )
     region = rng.integers(0, n_regions, n_units)
     region[:n_regions] = np.arange(n_regions)  # every region present
