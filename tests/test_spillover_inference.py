@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from conftest import piece_vectors_and_scores
 
-from zoneimpact.errors import EstimationError, ZoneImpactError
+from zoneimpact.errors import EstimationError, SpecError, ZoneImpactError
 from zoneimpact.estimators import _bjs, spillover
 from zoneimpact.exposure import build_exposure, exposure_from_adjacency
 from zoneimpact.panel import Panel
@@ -627,19 +627,18 @@ def test_large_designs_fall_back_to_the_smallest_piece_df(panel, fitted, monkeyp
     np.testing.assert_allclose(a["se"], b["se"], rtol=1e-12)
 
 
-def test_zero_direct_total_leaves_the_share_undefined(panel):
-    # an outcome that never moves: every effect is 0, so the displacement share
-    # 1 - net / direct_total is 0/0. It is NaN (with its SE), not an exception from its
-    # degrees of freedom; the other terms are exactly 0
-    frame = panel.data.assign(zero=0.0)
-    p = Panel.from_frame(
-        frame, unit="unit", time="time", cohort="cohort", outcomes=["zero"],
-        geography=panel.geography.reset_index(), adjacency=panel.adjacency,
-    )  # fmt: skip
-    with pytest.warns(RuntimeWarning):
-        t = spillover.fit(p, outcome="zero", n_boot=0).terms.set_index("term")
-    assert np.isnan(t.loc["displacement_share", ["estimate", "se"]]).all()
-    assert (t.loc[["direct", "spillover", "net"], "estimate"] == 0).all()
+def test_a_constant_outcome_is_refused(panel):
+    # an outcome that never moves has every effect exactly 0 (or rounding errors of it):
+    # the share 1 - net / direct_total was NaN at 0 but, at a constant 5, a ratio of
+    # rounding errors reported as -2.34 with p = 0.002 (a breaker's check, session 19)
+    for value in (0.0, 5.0):
+        frame = panel.data.assign(flat=value)
+        p = Panel.from_frame(
+            frame, unit="unit", time="time", cohort="cohort", outcomes=["flat"],
+            geography=panel.geography.reset_index(), adjacency=panel.adjacency,
+        )  # fmt: skip
+        with pytest.raises(SpecError, match=f"'flat' takes one value \\({value:g}\\)"):
+            spillover.fit(p, outcome="flat", n_boot=0)
 
 
 def _partition(codes):

@@ -517,7 +517,10 @@ def exposure_from_knn(panel: Panel, k: int = 2, *, label: str | None = None) -> 
     panel : Panel
         Needs ``lat`` and ``lon`` for every unit (and for source zones to count them).
     k : int
-        Neighbours per zone (other zones count towards ``k`` but are not "exposed").
+        Neighbours per zone (other zones count towards ``k`` but are not "exposed"). Units
+        tied with the ``k``-th nearest (equal distances, as on a grid or at shared
+        centroids) are all neighbours, so the map does not depend on the units' labels
+        or order.
     """
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise GeographyError(f"k must be a whole number >= 1; received {k!r}.")
@@ -541,14 +544,17 @@ def exposure_from_knn(panel: Panel, k: int = 2, *, label: str | None = None) -> 
     rows = np.flatnonzero(self_pos >= 0)
     dist[rows, self_pos[rows]] = np.inf  # a zone is not its own neighbour
     kk = min(int(k), len(units) - 1)
-    nearest = np.argsort(dist, axis=1, kind="stable")[:, :kk]
+    kth = np.partition(dist, kk - 1, axis=1)[:, kk - 1]
+    # ties at the k-th distance all count (a label-order tie-break moved a breaker's grid
+    # estimates); equal distances on a grid can differ in the last bits
+    zi, ui = np.nonzero(np.isfinite(dist) & (dist <= kth[:, None] * (1 + 1e-12) + 1e-9))
     ring = label or f"{kk}-nearest"
     rel = pd.DataFrame(
         {
-            "unit": units[nearest.ravel()],
-            "zone": np.repeat(zgeo.index.to_numpy(), kk),
+            "unit": units[ui],
+            "zone": zgeo.index.to_numpy()[zi],
             "ring": ring,
-            "distance_km": np.take_along_axis(dist, nearest, axis=1).ravel(),
+            "distance_km": dist[zi, ui],
         }
     )
     return _assemble(panel, "knn", rel, (ring,), {"k": int(k)})
@@ -581,8 +587,10 @@ def exposure_from_onsets(
     ----------
     panel : Panel
     onset : Series or dict
-        Exposure onset by unit; ``0``, NaN, ``inf`` or a missing unit mean never exposed.
-        Zone units' values are kept as their pre-zone exposure (module notes).
+        Exposure onset by unit, on the panel's period scale; NaN, ``inf`` or a missing unit
+        mean never exposed, and so does ``0`` unless 0 is one of the panel's periods (then
+        it is an onset like any other, as are negative periods). Zone units' values are
+        kept as their pre-zone exposure (module notes).
     ring : str
         The single ring label.
     """
@@ -594,7 +602,9 @@ def exposure_from_onsets(
             f"({len(unknown)} such unit(s))."
         )
     s = s.reindex(panel.unit_cohort.index)
-    s = s.where(s.notna() & (s > 0), np.inf)
+    # 0 means never (R did's code for cohorts) only where it is not a period of the panel
+    zero_never = 0 not in set(panel.periods.tolist())
+    s = s.where(s.notna() & ~((s == 0) & zero_never), np.inf)
     uc = panel.unit_cohort.astype(float)
     tab = pd.DataFrame({"cohort": uc, "exposure_onset": s})
     zone = np.isfinite(tab["cohort"].to_numpy())

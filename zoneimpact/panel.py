@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -223,12 +224,13 @@ class Panel:
         df = _canonical_rows(
             df, unit, time, (*outcomes, *covariates), keys, presorted=treatment is not None
         )
+        # the sources' opening periods are read on the time column's scale
+        report["time_frequency"] = time_kind
         geo, adj, src, links = _attach_geography(
             df, *_keyed_by_unit(unit, geography, adjacency, sources),
-            early if cohort is not None else None, report,
+            early if cohort is not None else None, report, never,
         )  # fmt: skip
         report.update(_summary(df, ucoh, outcomes))
-        report["time_frequency"] = time_kind
         names = {
             "unit": unit,
             "time": time,
@@ -587,6 +589,29 @@ def _numeric_columns(df: pd.DataFrame, columns: Sequence[Any], unit: Any, time: 
         df[col] = num
 
 
+def _check_never_codes(
+    df: pd.DataFrame, coh: pd.Series, cohort: Any, unit: Any, time: Any, never: set[float]
+) -> None:
+    """A never-treated code that is also an observed period (``0`` with periods counted
+    from 0, or years since some date) cannot say whether a unit with that cohort is never
+    treated or treated from that period, so it is refused rather than read as never."""
+    periods = set(pd.unique(df[time]).tolist())
+    clash = sorted(v for v in never if v in periods and bool((coh == v).any()))
+    if not clash:
+        return
+    v = clash[0]
+    hit = (coh == v).to_numpy()
+    n_units = df.loc[hit, unit].nunique()
+    row = _row(df, hit)
+    raise PanelError(
+        f"Cohort column {cohort!r} holds {v:g} at {n_units} unit(s) (first {row[unit]!r}), and "
+        f"{v:g} is both a never-treated code (never_values) and an observed period of "
+        f"{time!r}, so those units could be never treated or treated from period {v:g}. "
+        "Mark never-treated units with an empty cohort (NaN) and pass never_values=(), or "
+        "pass the code they use, e.g. never_values=(-1,)."
+    )
+
+
 def _cohort_numbers(
     df: pd.DataFrame, cohort: Any, unit: Any, time: Any, time_kind: str, never: set[float]
 ) -> pd.Series:
@@ -627,6 +652,7 @@ def _cohort_numbers(
             f"{row[unit]!r}, period {row[time]!r}."
         )
     coh = coh.astype(float)
+    _check_never_codes(df, coh, cohort, unit, time, never)
     coh[coh.isin(never) | coh.isna()] = NEVER
     frac = (np.isfinite(coh) & (coh != np.round(coh))).to_numpy()
     if frac.any():
@@ -840,11 +866,12 @@ def _attach_geography(
     sources: pd.DataFrame | None,
     dropped: pd.Series | None,
     report: dict[str, Any],
+    never: AbstractSet[float] = frozenset({0.0}),
 ) -> tuple[pd.DataFrame | None, pd.DataFrame | None, pd.DataFrame | None, pd.DataFrame | None]:
     """Step 9: geography, exposure sources and adjacency, checked against the final units.
     Returns ``geography``, ``adjacency``, ``sources`` and ``source_links``."""
     geo = _validate_geography(geography, df["unit"].unique()) if geography is not None else None
-    src = _validate_sources(sources, dropped, df, geo, report)
+    src = _validate_sources(sources, dropped, df, geo, report, never)
     adj = links = None
     if adjacency is not None:
         # pairs with a source zone (dropped always-treated units included) are exposure
@@ -1089,8 +1116,10 @@ def _validate_sources(
     df: pd.DataFrame,
     geo: pd.DataFrame | None,
     report: dict[str, Any],
+    never: AbstractSet[float] = frozenset({0.0}),
 ) -> pd.DataFrame | None:
-    """Source zones (outside the sample) indexed by unit: ``cohort`` plus geography."""
+    """Source zones (outside the sample) indexed by unit: ``cohort`` (on the panel's period
+    scale, :func:`_source_cohorts`) plus geography, checked as the geography table is."""
     parts = []
     if dropped is not None and len(dropped) and report["dropped_always_treated"]:
         parts.append(pd.DataFrame({"cohort": dropped.astype(float)}))
@@ -1108,14 +1137,16 @@ def _validate_sources(
                 f"Source zone {_v(inside[0])!r} is also a panel unit; sources are zones outside "
                 "the estimation sample."
             )
-        coh = pd.to_numeric(s["cohort"], errors="coerce")
-        if not np.isfinite(coh.to_numpy(float)).all():
-            u = s.index[~np.isfinite(coh.to_numpy(float))][0]
-            raise GeographyError(
-                f"Source zone {_v(u)!r} has cohort {s.loc[u, 'cohort']!r}; a source needs its "
-                "opening period as a number."
+        if s.index.duplicated().any():
+            u = s.index[s.index.duplicated()][0]
+            raise GeographyError(f"sources= lists source zone {_v(u)!r} more than once.")
+        coh = _source_cohorts(s, df["time"], report["time_frequency"], never)
+        place = [c for c in ("region", "lat", "lon") if c in s.columns]
+        if place:
+            s = s.drop(columns=place).join(
+                _validate_geography(s[place].reset_index(), np.array([]))
             )
-        parts.append(s.assign(cohort=coh.astype(float)))
+        parts.append(s.assign(cohort=coh))
     if not parts:
         return None
     out = pd.concat(parts)
@@ -1129,6 +1160,41 @@ def _validate_sources(
     out.index.name = "unit"
     report["n_sources"] = int(len(out))
     return out
+
+
+def _source_cohorts(
+    s: pd.DataFrame, time: pd.Series, time_kind: str, never: AbstractSet[float]
+) -> pd.Series:
+    """The sources' opening periods on the panel's period scale (dates converted as the
+    cohort column's are), refused where they are not whole periods or are a never-treated
+    code that is not a period: a source is a zone with an opening."""
+    col = s["cohort"]
+    dates = _is_dates(col)
+    if dates and time_kind == "integer":
+        raise GeographyError(
+            "sources' 'cohort' holds dates but the panel's periods are numbers; give the "
+            "opening periods on the time column's scale (e.g. the year)."
+        )
+    if not dates and time_kind not in ("integer", "Y"):
+        raise GeographyError(
+            f"The panel's periods are dates ({_FREQ_NAMES[time_kind]} periods) but sources' "
+            f"'cohort' does not hold dates (first value {_v(col.iloc[0])!r}); give the opening "
+            "periods as dates too."
+        )
+    if dates:
+        coh = pd.Series(_cohort_periods(col, time_kind), index=s.index)
+    else:
+        coh = pd.to_numeric(col, errors="coerce").astype(float)
+    v = coh.to_numpy(float)
+    never_code = np.isin(v, list(never)) & ~np.isin(v, pd.unique(time))
+    bad = ~np.isfinite(v) | (v != np.round(v)) | never_code
+    if bad.any():
+        u = s.index[np.flatnonzero(bad)[0]]
+        raise GeographyError(
+            f"Source zone {_v(u)!r} has cohort {_v(col.loc[u])!r}; a source needs its opening "
+            "period, a whole period on the time column's scale (not a never-treated code)."
+        )
+    return coh
 
 
 def _source_links(adj: pd.DataFrame, sources: pd.Index, units: np.ndarray) -> pd.DataFrame:

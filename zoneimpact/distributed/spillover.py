@@ -49,10 +49,12 @@ import numpy as np
 import pandas as pd
 
 from ..errors import EstimationError, PanelError, SpecError
+from ..estimators.callaway_santanna import labels_by_unit
 from ..estimators.spillover import (
     _AUX_PARTITIONS,
     _INFERENCE,
     SpilloverResult,
+    _att_weights_targets,
     _aux_tables,
     _estimated_cells,
     _joint,
@@ -312,8 +314,7 @@ def _cluster_of(
     labels as a pandas Series indexed by unit."""
     index = units.index
     if isinstance(cluster, pd.Series):
-        lab = cluster.groupby(level=0).first() if cluster.index.has_duplicates else cluster
-        lab = lab.reindex(index)
+        lab = labels_by_unit(cluster).reindex(index)
         if lab.isna().any():
             u = lab.index[lab.isna().to_numpy()][0]
             raise SpecError(
@@ -347,7 +348,7 @@ def _piece_fit(
     estimate = res.coef("att")
     is_covered = cells.index.isin(_estimated_cells(res.att_gt))
     covered = cells[is_covered]
-    if name == "spillover_on_zones":
+    if name == "spillover_on_zones" or (name != "naive" and not _att_weights_targets(res, covered)):
         estimate, psi = _target_weighted_att(res, covered)
     codes = cluster_of.reindex(res.units).to_numpy(int)
     score = np.bincount(codes, weights=psi, minlength=n_clusters)

@@ -149,8 +149,7 @@ class InfluenceBlocks:
     def _frame_labels(self, dim: Any) -> np.ndarray:
         assert self.frame is not None
         if isinstance(dim, pd.Series):
-            per = dim.groupby(level=0).first() if dim.index.has_duplicates else dim
-            labels = per.reindex(self.ids)
+            labels = _cs.labels_by_unit(dim).reindex(self.ids)
             what = f"Cluster labels {dim.name!r} have no value for unit"
         elif isinstance(dim, str) and dim in self.frame.columns:
             labels = self.frame[dim]

@@ -1227,6 +1227,23 @@ def _infer(
     )
 
 
+def labels_by_unit(labels: pd.Series) -> pd.Series:
+    """Cluster labels given as a Series indexed by unit, one per unit. A unit may repeat
+    (a column of the long panel indexed by unit) only with one label: with two, taking
+    the first would cluster it silently by whichever row came first."""
+    if not labels.index.has_duplicates:
+        return labels
+    n = labels.groupby(level=0).nunique(dropna=False)
+    if (n > 1).any():
+        u = n.index[(n > 1).to_numpy()][0]
+        seen = pd.unique(labels.loc[[u]].to_numpy())[:3].tolist()
+        raise SpecError(
+            f"Cluster labels {labels.name!r} give unit {_v(u)!r} more than one label "
+            f"({seen}); a unit belongs to one cluster."
+        )
+    return labels.groupby(level=0).first()
+
+
 def _unit_labels(panel: Panel | None, cluster: Any, units: np.ndarray) -> list[np.ndarray]:
     """Cluster labels per unit for each clustering dimension: column names of the panel
     or its geography, or a pandas Series indexed by unit (any user column)."""
@@ -1236,11 +1253,7 @@ def _unit_labels(panel: Panel | None, cluster: Any, units: np.ndarray) -> list[n
     out = []
     for dim in dims:
         if isinstance(dim, pd.Series):
-            labels = (
-                dim.groupby(level=0).first().reindex(units)
-                if dim.index.has_duplicates
-                else dim.reindex(units)
-            )
+            labels = labels_by_unit(dim).reindex(units)
             if labels.isna().any():
                 u = labels.index[labels.isna().to_numpy()][0]
                 raise SpecError(

@@ -217,11 +217,24 @@ class SpilloverResult(EstimationResult):
     base_results: dict[str, EstimationResult] = field(default_factory=dict)
     fitted: _Rescoring | None = field(default=None, repr=False, compare=False)
 
+    def rescaled(self, factor: float) -> SpilloverResult:
+        """As :meth:`EstimationResult.rescaled`, with Fieller's parts in ``info`` (net and
+        direct totals, then their variances and covariance) on the new scale too."""
+        out = super().rescaled(factor)
+        parts = out.info.get("displacement_share_fieller")
+        if parts is None:
+            return out
+        c = float(factor)
+        scaled = tuple(float(v) * c ** (1 if i < 2 else 2) for i, v in enumerate(parts))
+        return replace(out, info={**out.info, "displacement_share_fieller": scaled})
+
     def conf_int(self, alpha: float | None = None) -> pd.DataFrame:
         """Pointwise confidence intervals, indexed by term; the displacement share's is
         Fieller's at every level (:func:`own_interval`, from the joint (co)variances kept
-        in ``info``; after ``with_inference("wild")`` its bootstrap interval at the
-        result's own level)."""
+        in ``info``). After ``with_inference("wild")`` the intervals at the result's own
+        level are the bootstrap's test inversions; at any other level every term's is the
+        analytic estimate +/- t x SE, since the bootstrap inverted its test at that level
+        only."""
         out = super().conf_int(alpha)
         level = self.alpha if alpha is None else alpha
         if level == self.alpha or "wild_draws" in self.info:
@@ -493,6 +506,7 @@ def _baseline(panel: Panel, covariates: Sequence[str]) -> pd.DataFrame:
             f"no period with every covariate of {list(covariates)} observed, so they have no "
             "baseline value; fill them in or drop those units from the panel."
         )
+    _warn_post_zone_baseline(panel, d, covariates)
     flat = [c for c in covariates if base[c].nunique() < 2]
     if flat:
         raise SpecError(
@@ -500,6 +514,27 @@ def _baseline(panel: Panel, covariates: Sequence[str]) -> pd.DataFrame:
             "trends; drop them."
         )
     return base
+
+
+def _warn_post_zone_baseline(panel: Panel, d: pd.DataFrame, covariates: Sequence[str]) -> None:
+    """Warn (at the caller of fit) about zone units whose first period with every covariate
+    observed is their zone's opening or later: their baseline is then a value the zone may
+    have moved, a bad control for the covariate-by-period trend terms."""
+    first = d.groupby("unit")["time"].min()
+    cohort = panel.unit_cohort.reindex(first.index).to_numpy(float)
+    late = first.index[first.to_numpy(float) >= cohort]
+    if len(late):
+        u = late[0]
+        warnings.warn(
+            f"Zone unit(s) {list(late[:5])}{' ...' if len(late) > 5 else ''} ({len(late)} in "
+            f"all) have no pre-zone period with every covariate of {list(covariates)} "
+            f"observed, so their baseline comes from on or after their zone's opening (unit "
+            f"{u!r}: period {_period_label(first[u])}, zone from "
+            f"{_period_label(panel.unit_cohort[u])}); a covariate "
+            "the zone moved would bias the trend adjustment. Fill in their pre-zone values "
+            "or drop those units.",
+            stacklevel=5,  # past _baseline, fit and its scale wrapper: the caller of fit
+        )
 
 
 def _trend_terms(xb: np.ndarray, t_code: np.ndarray, n_periods: int) -> np.ndarray:
@@ -961,9 +996,11 @@ def _cs_fits(
         lost = _by_period(pp.data["time"].to_numpy()[unidentified])
         if name == "spillover_on_zones":
             estimated = pd.MultiIndex.from_frame(pp.data.loc[is_target, ["unit", "time"]])
+        if name != "naive":
             by_cell = pp.data.loc[is_target].groupby(["cohort", "time"])
             size = by_cell.size() if weights is None else by_cell[weights].sum()
-            estimate, psi = _target_weighted_att(res, size)
+            if name == "spillover_on_zones" or not _att_weights_targets(res, size):
+                estimate, psi = _target_weighted_att(res, size)
         codes = cluster_of.reindex(res.units).to_numpy(int)
         score = np.bincount(codes, weights=psi, minlength=n_clusters)
         d = pp.data
@@ -1137,6 +1174,20 @@ def _target_weighted_att(res: Any, counts: pd.Series) -> tuple[float, np.ndarray
     att = att_gt["estimate"].to_numpy(float)
     infl = np.nan_to_num(np.asarray(res.influence, dtype=float)[:, w > 0])
     return float(att[w > 0] @ w[w > 0]), infl @ w[w > 0] / infl.shape[0]
+
+
+def _att_weights_targets(res: Any, counts: pd.Series) -> bool:
+    """Whether CS's ``att`` (post cells weighted by their cohort's share ``p_g``) already
+    weights the estimated cells as their target counts do, as on a balanced piece. Where
+    units leave or miss periods after their zone opens it does not (a breaker's noiseless
+    world: direct 22.27 against the targets' mean 20.00), so the direct and spillover
+    pieces then take :func:`_target_weighted_att`, as ``spillover_on_zones`` always does;
+    on balanced pieces CS's own ``att`` and its influence function stay."""
+    gt = res.group_time
+    share = pd.Series(np.asarray(gt.pg_cohort, float), index=np.asarray(gt.cohorts, float))
+    w = counts.to_numpy(float)
+    p = share.reindex(counts.index.get_level_values(0).astype(float)).to_numpy(float)
+    return bool(np.all(np.isfinite(p)) and np.allclose(w / w.sum(), p / p.sum(), rtol=1e-10))
 
 
 def _estimated_cells(att_gt: pd.DataFrame) -> pd.MultiIndex:
@@ -1734,7 +1785,10 @@ def _exposure_map(
     region_column: str,
 ) -> ExposureMap:
     """The exposure map of :func:`fit`'s options (:func:`~zoneimpact.exposure.build_exposure`;
-    its warning on default rings points past fit and its scale-equivariance wrapper)."""
+    its warning on default rings points past fit and its scale-equivariance wrapper); a map
+    passed in is checked against the panel (:func:`_map_for_panel`)."""
+    if isinstance(exposure, ExposureMap):
+        return _map_for_panel(panel, exposure)
     return build_exposure(
         panel,
         exposure,
@@ -1744,6 +1798,32 @@ def _exposure_map(
         k=k_nearest,
         stacklevel=5,
     )
+
+
+def _map_for_panel(panel: Panel, emap: ExposureMap) -> ExposureMap:
+    """A map built beforehand must describe this panel: every panel unit has a row with the
+    panel's cohort, since the imputation pieces take roles and cohorts from the map while
+    the CS base and the region check take them from the panel (a map from another panel,
+    e.g. the original one under a placebo's shifted cohorts, mixed the two). Rows of units
+    outside the panel are dropped; their zones still count in the onsets they set."""
+    units = panel.unit_cohort.index
+    tab = emap.table
+    in_map = emap.roles_of(units)["cohort"].to_numpy(float)  # refuses units it lacks
+    in_panel = panel.unit_cohort.to_numpy(float)
+    # a zone opening after the data is never treated in them (outside_window="adjust")
+    last = float(panel.periods.max())
+    in_map, in_panel = (np.where(c > last, np.inf, c) for c in (in_map, in_panel))
+    differ = np.flatnonzero(in_map != in_panel)
+    if differ.size:
+        i = differ[0]
+        raise SpecError(
+            f"The exposure map was built on other cohorts than the panel's: unit "
+            f"{units[i]!r} has cohort {in_map[i]:g} in the map and {in_panel[i]:g} in the panel "
+            f"({differ.size} such unit(s); inf = never). Build the map on this panel."
+        )
+    if len(tab.index.difference(units)):
+        return replace(emap, table=tab.loc[units])
+    return emap
 
 
 def _exposure_split(
@@ -2508,6 +2588,15 @@ def _check_options(
     if outcome not in panel.outcomes:
         raise SpecError(
             f"Outcome {outcome!r} is not among the panel's outcomes {list(panel.outcomes)}."
+        )
+    y = panel.data[outcome].to_numpy(float)
+    y = y[np.isfinite(y)]
+    if y.size and y.min() == y.max():
+        # every effect is then exactly zero, and the share a ratio of rounding errors
+        raise SpecError(
+            f"Outcome {outcome!r} takes one value ({y[0]:g}) on every observed row; there is "
+            "no effect to estimate and the displacement share would be a ratio of rounding "
+            "errors."
         )
     if base not in _BASES:
         raise SpecError(f"base_estimator={base!r} is not supported; use one of {list(_BASES)}.")
