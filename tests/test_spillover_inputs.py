@@ -51,9 +51,15 @@ def test_a_never_code_that_is_a_period_is_refused(sim):
         geography=geo,
         never_values=(),
     )
-    assert int(np.isfinite(p.unit_cohort.to_numpy(float)).sum()) == int(
-        np.isfinite(sim.panel.unit_cohort.to_numpy(float)).sum()
+    n_zones = int(np.isfinite(sim.panel.unit_cohort.to_numpy(float)).sum())
+    assert int(np.isfinite(p.unit_cohort.to_numpy(float)).sum()) == n_zones
+    # periods counted from 0 with 0 for never (the common coding): 0 is the first period,
+    # where a zone would have no untreated period, so the code keeps its meaning
+    counted = df.assign(time=df["time"] - 1996, cohort=(df["cohort"] - 1996).fillna(0))
+    p0 = Panel.from_frame(
+        counted, unit="unit", time="time", cohort="cohort", outcomes=["fdi"], geography=geo
     )
+    assert int(np.isfinite(p0.unit_cohort.to_numpy(float)).sum()) == n_zones
 
 
 def test_onsets_at_or_below_zero_are_onsets_where_they_are_periods(sim):

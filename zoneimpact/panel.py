@@ -592,11 +592,14 @@ def _numeric_columns(df: pd.DataFrame, columns: Sequence[Any], unit: Any, time: 
 def _check_never_codes(
     df: pd.DataFrame, coh: pd.Series, cohort: Any, unit: Any, time: Any, never: set[float]
 ) -> None:
-    """A never-treated code that is also an observed period (``0`` with periods counted
-    from 0, or years since some date) cannot say whether a unit with that cohort is never
-    treated or treated from that period, so it is refused rather than read as never."""
-    periods = set(pd.unique(df[time]).tolist())
-    clash = sorted(v for v in never if v in periods and bool((coh == v).any()))
+    """A never-treated code that is an observed period after the first (``0`` in years
+    since 2000 on data from 1996) cannot say whether a unit with that cohort is never
+    treated or a zone from that period, with periods before it to compare, so it is
+    refused rather than read as never. The first period itself (periods counted 0, 1,
+    ...) keeps the code's meaning: a zone from the first period has no untreated period."""
+    periods = pd.unique(df[time])
+    later = set(periods[periods > periods.min()].tolist())
+    clash = sorted(v for v in never if v in later and bool((coh == v).any()))
     if not clash:
         return
     v = clash[0]
