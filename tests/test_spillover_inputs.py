@@ -270,3 +270,15 @@ def test_conflicting_cluster_labels_for_a_unit_are_refused(sim):
     two = pd.concat([region, pd.Series({region.index[0]: "elsewhere"})])
     with pytest.raises(SpecError, match="more than one label"):
         res.with_inference("cluster", cluster=two)
+
+
+def test_onset_zero_at_the_first_period_still_means_never(sim):
+    df, geo = _frames(sim)
+    counted = df.assign(time=df["time"] - 1996, cohort=df["cohort"] - 1996)
+    p = Panel.from_frame(
+        counted, unit="unit", time="time", cohort="cohort", outcomes=["fdi"], geography=geo
+    )
+    clean = p.unit_cohort.index[~np.isfinite(p.unit_cohort.to_numpy(float))][:40]
+    onsets = pd.Series(0, index=clean).where(np.arange(40) < 20, 5)
+    em = exposure_from_onsets(p, onsets)
+    assert (em.table["role"] == "exposed").sum() == 20

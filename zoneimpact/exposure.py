@@ -588,9 +588,10 @@ def exposure_from_onsets(
     panel : Panel
     onset : Series or dict
         Exposure onset by unit, on the panel's period scale; NaN, ``inf`` or a missing unit
-        mean never exposed, and so does ``0`` unless 0 is one of the panel's periods (then
-        it is an onset like any other, as are negative periods). Zone units' values are
-        kept as their pre-zone exposure (module notes).
+        mean never exposed, and so does ``0`` unless 0 is one of the panel's periods after
+        the first (then it is an onset like any other, as are negative periods; the rule of
+        the panel's ``never_values``). Zone units' values are kept as their pre-zone
+        exposure (module notes).
     ring : str
         The single ring label.
     """
@@ -602,8 +603,8 @@ def exposure_from_onsets(
             f"({len(unknown)} such unit(s))."
         )
     s = s.reindex(panel.unit_cohort.index)
-    # 0 means never (R did's code for cohorts) only where it is not a period of the panel
-    zero_never = 0 not in set(panel.periods.tolist())
+    # 0 means never (R did's code for cohorts) unless it is a period after the first
+    zero_never = 0 not in set(panel.periods[1:].tolist())
     s = s.where(s.notna() & ~((s == 0) & zero_never), np.inf)
     uc = panel.unit_cohort.astype(float)
     tab = pd.DataFrame({"cohort": uc, "exposure_onset": s})
