@@ -778,7 +778,23 @@ def _wide_arrays(
     gvec[ucode] = data["cohort"].to_numpy(dtype=float)
     # unit weights normalised to mean one (R did); only ratios of them enter the estimates
     uw = np.ones(n) if opts.weights is None else unit_weights(data, opts.weights, units)
-    return units, periods, wide(outcome), gvec, [wide(c) for c in opts.covs], uw / uw.mean()
+    return (
+        units,
+        periods,
+        wide(outcome),
+        gvec,
+        [_standard(wide(c)) for c in opts.covs],
+        uw / uw.mean(),
+    )
+
+
+def _standard(x: np.ndarray) -> np.ndarray:
+    """A covariate centred and scaled over its observed values. Every 2x2 regression and
+    propensity score has an intercept, so nothing estimated moves, but a covariate in
+    extreme units (GDP in yuan, times 1e12) no longer makes each cell's design look
+    singular (session 19: all 130 cells failed)."""
+    sd = float(np.nanstd(x))
+    return (x - np.nanmean(x)) / sd if np.isfinite(sd) and sd > 0 else x
 
 
 def _make_cells(

@@ -489,7 +489,8 @@ class _PieceFit:
 
 # ---------------------------------------------------------------------- covariates
 def _baseline(panel: Panel, covariates: Sequence[str]) -> pd.DataFrame:
-    """Each unit's covariates in its first period with all of them observed."""
+    """Each unit's covariates in its first period with all of them observed, centred and
+    scaled across units."""
     miss = [c for c in covariates if c not in panel.data.columns or c in ("unit", "time", "cohort")]
     if miss:
         raise SpecError(
@@ -513,7 +514,10 @@ def _baseline(panel: Panel, covariates: Sequence[str]) -> pd.DataFrame:
             f"covariates {flat} do not vary across units at baseline, so they cannot shift "
             "trends; drop them."
         )
-    return base
+    # centred and scaled: with the period effects the trend terms x_i 1{t = s} span the
+    # same space, so no estimate moves, but covariates in levels (1e9 + x, GDP in yuan)
+    # no longer make the clean rows' design look singular (session 19)
+    return (base - base.mean()) / base.std(ddof=0)
 
 
 def _warn_post_zone_baseline(panel: Panel, d: pd.DataFrame, covariates: Sequence[str]) -> None:

@@ -615,9 +615,24 @@ def _drop_collinear(
     keep: list[int] = []
     dropped: list[int] = []
     for j in range(len(names)):
-        scale = max(float(np.abs(X[:, j]).max(initial=0.0)), 1.0)
+        # relative to the centred covariate: its units or an offset (1e12 + z) dropped a
+        # varying covariate as absorbed before (session 19)
+        scale = float(np.abs(X[:, j] - X[:, j].mean()).max(initial=0.0))
         (keep if np.abs(Xd[:, j]).max(initial=0.0) > tol * scale else dropped).append(j)
     return Xd[:, keep], [names[j] for j in keep], [names[j] for j in dropped]
+
+
+def _scaled_inverse(XtX: np.ndarray, message: str) -> np.ndarray:
+    """``XtX^{-1}``, refused with ``message`` where ``XtX`` is singular; both judged on the
+    matrix with unit diagonal, so a covariate's units (times 1e12) cannot make a full-rank
+    design look singular (session 19) while the inverse is the same."""
+    d = np.sqrt(np.diag(XtX))
+    d = np.where(d > 0, d, 1.0)
+    S = XtX / np.outer(d, d)
+    if np.linalg.matrix_rank(S) < len(S):
+        raise EstimationError(message)
+    out: np.ndarray = np.linalg.inv(S) / np.outer(d, d)
+    return out
 
 
 def _cluster_count(
@@ -680,12 +695,11 @@ def _saturated_ols(
         dx[:, j] = np.bincount(rcol, Xcov[rows, j], P)
     XtX = np.block([[block.gram, dx], [dx.T, Xcov.T @ Xcov]])
     Xty = np.concatenate([np.bincount(rcol, yd[rows], P), Xcov.T @ yd])
-    if np.linalg.matrix_rank(XtX) < k:
-        raise EstimationError(
-            "The saturated Sun-Abraham design is rank deficient (collinear covariates or "
-            "cells); drop covariates or trim the event window."
-        )
-    bread = np.linalg.inv(XtX)
+    bread = _scaled_inverse(
+        XtX,
+        "The saturated Sun-Abraham design is rank deficient (collinear covariates or "
+        "cells); drop covariates or trim the event window.",
+    )
     beta = bread @ Xty
     # residuals M(y - D delta - X b): one projection of one column
     resid = tw.residualize(y - tw.expand(block, beta[:P]) - Xc @ beta[P:])
@@ -726,12 +740,11 @@ def _saturated_wls(
     X = np.column_stack([Dd, Xcov])
     k = X.shape[1]
     XtX = (X * w[:, None]).T @ X
-    if np.linalg.matrix_rank(XtX) < k:
-        raise EstimationError(
-            "The weighted saturated Sun-Abraham design is rank deficient (collinear "
-            "covariates or cells); drop covariates or trim the event window."
-        )
-    bread = np.linalg.inv(XtX)
+    bread = _scaled_inverse(
+        XtX,
+        "The weighted saturated Sun-Abraham design is rank deficient (collinear "
+        "covariates or cells); drop covariates or trim the event window.",
+    )
     beta = bread @ (X.T @ (w * yd))
     wresid = w * (yd - X @ beta)
     cl, G, cl_name = _cluster_count(panel, df, opts.cluster)

@@ -444,16 +444,21 @@ def _ols_design(
     Z, fe_rank = absorb(np.column_stack([data[outcome].to_numpy(float), X]), fe, weights=weights)
     yd, Xd = Z[:, 0], Z[:, 1:]
     names = list(regressors.columns)
-    # a regressor the fixed effects reproduce exactly leaves only rounding noise
-    scale = np.maximum(np.sqrt((X**2).sum(axis=0)), 1.0)
-    gone = [c for c, r in zip(names, np.sqrt((Xd**2).sum(axis=0)) / scale, strict=True) if r < 1e-9]
+    # a regressor the fixed effects reproduce exactly leaves only rounding noise; both
+    # checks are relative to each centred column, so a covariate's units (GDP in yuan,
+    # or times 1e-12) cannot decide them (session 19)
+    scale = np.sqrt(((X - X.mean(axis=0)) ** 2).sum(axis=0))
+    within = np.sqrt((Xd**2).sum(axis=0))
+    ratio = np.divide(within, scale, out=np.zeros_like(within), where=scale > 0)
+    gone = [c for c, r in zip(names, ratio, strict=True) if r < 1e-9]
     if gone:
         raise EstimationError(
             f"Regressor(s) {gone} do not vary within the fixed effects {tuple(fixed_effects)}: "
             "they are absorbed (e.g. by the unit fixed effects); drop them."
         )
     w = np.ones(len(Z)) if weights is None else weights
-    if np.linalg.matrix_rank((Xd * w[:, None]).T @ Xd) < len(names):
+    unit = Xd / within  # every column non-zero here
+    if np.linalg.matrix_rank((unit * w[:, None]).T @ unit) < len(names):
         raise EstimationError(
             f"Regressors {names} are collinear once the fixed effects are absorbed; drop one."
         )
