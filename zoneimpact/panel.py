@@ -755,11 +755,13 @@ def _outside_window(
     a comparison group must remain. Returns the frame, the unit cohorts and the
     always-treated units (the candidate exposure sources)."""
     first_t, last_t = int(periods[0]), int(periods[-1])
-    early = ucoh[ucoh <= first_t] if cohort is not None else ucoh[ucoh < first_t]
+    # A unit treated in (or before) the first observed period has no untreated pre-period:
+    # it cannot contribute to any comparison (R did drops it too), whether its cohort was
+    # given or read off a treatment indicator (which used to keep such units as cohorts
+    # of the first period, so TWFE used them as controls; session 19)
+    early = ucoh[ucoh <= first_t]
     late = ucoh[(ucoh > last_t) & np.isfinite(ucoh)]
-    if cohort is not None and len(early):
-        # A unit treated in (or before) the first observed period has no untreated
-        # pre-period: it cannot contribute to any comparison (R did drops it too).
+    if len(early):
         if outside_window == "error":
             _refuse_always_treated(df, early, cohort, first_t)
         report["dropped_always_treated"] = early.index.tolist()
@@ -793,13 +795,14 @@ def _outside_window(
 
 def _refuse_always_treated(df: pd.DataFrame, early: pd.Series, cohort: Any, first_t: int) -> None:
     """The error for units treated from the first observed period (outside_window='error'),
-    with a hint when the cohort column looks like a 0/1 treatment indicator."""
+    with a hint when the cohort column looks like a 0/1 treatment indicator (``cohort`` is
+    None when the cohorts were read off ``treatment=``)."""
     u = early.index[0]
     finite = df["cohort"].to_numpy(float)
     hint = (
         f" Column {cohort!r} holds only 0/1 values: if it is a treatment indicator, "
         "pass treatment= instead of cohort=."
-        if set(np.unique(finite[np.isfinite(finite)])) == {1.0}
+        if cohort is not None and set(np.unique(finite[np.isfinite(finite)])) == {1.0}
         else ""
     )
     raise PanelError(

@@ -190,9 +190,11 @@ class SpilloverResult(EstimationResult):
 
     Extra fields: ``exposure`` (the :class:`~zoneimpact.exposure.ExposureMap`),
     ``pieces`` (one summary row per piece: direct, spillover rings, spillover on zones,
-    naive, region; with estimate, total, number of target unit-periods, of those left
-    out (``n_unidentified``) and their count by period (``unidentified_by_period``, e.g.
-    ``"2011: 12, 2012: 30"``), and the periods left out for too few clean units
+    naive, region; with estimate, total, the number of estimated target unit-periods
+    (``n_target_unit_periods``, which the mean and total cover), the number of targets
+    left out besides them (``n_unidentified``: no untreated row of their own, e.g. a unit
+    observed only after its zone opened) and those by period (``unidentified_by_period``,
+    e.g. ``"2011: 12, 2012: 30"``), and the periods left out for too few clean units
     (``left_out_periods``)), ``draws`` (bootstrap draws of every
     term, one row per draw of the joint multiplier bootstrap), ``base_results`` (the
     base estimator's result per piece when it is a registry estimator). ``info`` names
@@ -224,8 +226,9 @@ class SpilloverResult(EstimationResult):
         parts = out.info.get("displacement_share_fieller")
         if parts is None:
             return out
-        c = float(factor)
-        scaled = tuple(float(v) * c ** (1 if i < 2 else 2) for i, v in enumerate(parts))
+        c = np.float64(factor)
+        with np.errstate(over="ignore"):  # a variance beyond the float range is inf
+            scaled = tuple(float(v * c ** (1 if i < 2 else 2)) for i, v in enumerate(parts))
         return replace(out, info={**out.info, "displacement_share_fieller": scaled})
 
     def conf_int(self, alpha: float | None = None) -> pd.DataFrame:
