@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from zoneimpact.errors import GeographyError, PanelError, SpecError
-from zoneimpact.estimators import spillover, twfe
+from zoneimpact.estimators import callaway_santanna, spillover, twfe
 from zoneimpact.exposure import exposure_from_knn, exposure_from_onsets, exposure_from_rings
 from zoneimpact.panel import Panel
 from zoneimpact.simulate import simulate
@@ -299,3 +299,15 @@ def test_always_treated_units_are_dropped_however_treatment_is_given(sim):
     assert twfe.fit(by_d, outcome="fdi").estimate == pytest.approx(
         twfe.fit(by_g, outcome="fdi").estimate, rel=1e-12
     )
+
+
+def test_cs_warns_about_units_without_an_observed_outcome(sim):
+    # such a unit enters no ATT(g,t) but counts in the cohort shares (att 81.70 against
+    # 81.55 without it; a breaker's check): said at the caller, not silently used
+    f = sim.frame[["unit", "year", "cohort", "fdi"]].copy()
+    u0 = f.loc[f["cohort"] == 2010, "unit"].iloc[0]
+    f.loc[f["unit"] == u0, "fdi"] = np.nan
+    p = Panel.from_frame(f, unit="unit", time="year", outcomes="fdi", cohort="cohort")
+    with pytest.warns(UserWarning, match=rf"1 unit\(s\) \(first '{u0}'\) have no observed") as rec:
+        callaway_santanna.fit(p, outcome="fdi", bootstrap=False)
+    assert any(w.filename == __file__ for w in rec)
