@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from zoneimpact.errors import GeographyError, PanelError, SpecError
-from zoneimpact.estimators import callaway_santanna, spillover, twfe
+from zoneimpact.errors import EstimationError, GeographyError, PanelError, SpecError
+from zoneimpact.estimators import callaway_santanna, spillover, sun_abraham, twfe
 from zoneimpact.exposure import exposure_from_knn, exposure_from_onsets, exposure_from_rings
 from zoneimpact.panel import Panel
 from zoneimpact.simulate import simulate
@@ -311,3 +311,16 @@ def test_cs_warns_about_units_without_an_observed_outcome(sim):
     with pytest.warns(UserWarning, match=rf"1 unit\(s\) \(first '{u0}'\) have no observed") as rec:
         callaway_santanna.fit(p, outcome="fdi", bootstrap=False)
     assert any(w.filename == __file__ for w in rec)
+
+
+def test_a_missing_weight_on_an_observed_row_is_refused(sim):
+    # Sun-Abraham and TWFE dropped such rows without a word (81.31: the unit removed);
+    # CS already refused them
+    d = sim.panel.data.assign(w=1.0)
+    d.loc[d["unit"] == d["unit"].iloc[0], "w"] = np.nan
+    p = Panel.from_frame(
+        d, unit="unit", time="time", cohort="cohort", outcomes=["fdi"], covariates=["w"]
+    )
+    for est in (twfe, sun_abraham, callaway_santanna):
+        with pytest.raises(EstimationError, match=r"Weight column 'w' must be positive and finite"):
+            est.fit(p, outcome="fdi", weights="w")

@@ -162,7 +162,8 @@ def fit(
     check_fit_arguments(panel, outcome, alpha=alpha, n_jobs=n_jobs, rng=rng, estimator="ppml")
     check_choice(ssc, "ssc", ("statsmodels", "fixest"))
     weights = check_weight_name(panel, weights)
-    data = panel.data.dropna(subset=[outcome, *([weights] if weights else [])])
+    # a weight missing on an observed row is refused (weight_values), not dropped
+    data = panel.data.dropna(subset=[outcome])
     if data.empty:
         raise EstimationError(f"PPML: {outcome!r} is missing in every row; nothing to estimate.")
     y = data[outcome].to_numpy(float)

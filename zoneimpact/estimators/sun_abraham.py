@@ -489,14 +489,16 @@ def _options(
 
 
 def _complete_rows(panel: Panel, outcome: str, opts: _Options) -> pd.DataFrame:
-    """The columns the estimate reads, on the rows with outcome, covariates (and weight)."""
+    """The columns the estimate reads, on the rows with outcome and covariates; a weight
+    missing on such a row is refused later (:func:`._weights.weight_values`), as CS does,
+    rather than dropping the row without a word (session 19)."""
     wcol = [opts.weights] if opts.weights else []
     cols = ["unit", "time", "cohort", outcome, *opts.covariates, *wcol]
     cluster = opts.cluster
     if cluster is not None and cluster in panel.data.columns and cluster not in cols:
         cols.append(cluster)
     df = panel.data.loc[:, cols]
-    complete = df[[outcome, *opts.covariates, *wcol]].notna().all(axis=1).to_numpy()
+    complete = df[[outcome, *opts.covariates]].notna().all(axis=1).to_numpy()
     if not complete.all():  # a second copy of the frame only when rows must go
         df = df.loc[complete]
     return df

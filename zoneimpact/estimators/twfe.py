@@ -333,7 +333,8 @@ def _cluster_codes(panel: Panel, data: pd.DataFrame, cluster: str | None) -> tup
 def _prepare(
     panel: Panel, outcome: str, covariates: list[str] | None, weights: str | None = None
 ) -> tuple[pd.DataFrame, list[str], np.ndarray | None]:
-    """Rows with the outcome, covariates (and weight) observed; the weights of those rows."""
+    """Rows with the outcome and covariates observed; the weights of those rows (one
+    missing there is an error, as in CS, not a dropped row)."""
     panel._check_outcome(outcome)
     covariates = check_names(covariates, "covariates")
     unknown = [c for c in covariates if c not in panel.covariates]
@@ -342,7 +343,7 @@ def _prepare(
             f"Covariate(s) {unknown} not in the panel; covariates: {list(panel.covariates)}."
         )
     weights = check_weight_name(panel, weights)
-    data = panel.data.dropna(subset=[outcome, *covariates, *([weights] if weights else [])])
+    data = panel.data.dropna(subset=[outcome, *covariates])
     if data.empty:
         raise EstimationError(f"No observations with a non-missing {outcome!r}.")
     w = weight_values(data, weights) if weights else None
