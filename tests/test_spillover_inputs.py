@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from zoneimpact.errors import EstimationError, GeographyError, PanelError, SpecError
-from zoneimpact.estimators import callaway_santanna, spillover, sun_abraham, twfe
+from zoneimpact.estimators import callaway_santanna, imputation, spillover, sun_abraham, twfe
 from zoneimpact.exposure import exposure_from_knn, exposure_from_onsets, exposure_from_rings
 from zoneimpact.panel import Panel
 from zoneimpact.simulate import simulate
@@ -324,3 +324,15 @@ def test_a_missing_weight_on_an_observed_row_is_refused(sim):
     for est in (twfe, sun_abraham, callaway_santanna):
         with pytest.raises(EstimationError, match=r"Weight column 'w' must be positive and finite"):
             est.fit(p, outcome="fdi", weights="w")
+
+
+def test_imputation_says_which_treated_rows_it_cannot_impute(sim):
+    # zone units observed only from their zone on have no unit effect to impute with;
+    # they were left out with only info["n_dropped_unidentified"] to say so
+    d = sim.panel.data
+    early = d.loc[d["cohort"] == 2000, "unit"].unique()[:3]
+    q = sim.panel.replace(data=d[~(d["unit"].isin(early) & (d["time"] < 2000))])
+    with pytest.warns(UserWarning, match="69 treated unit-period") as rec:
+        res = imputation.fit(q, outcome="fdi")
+    assert res.info["n_dropped_unidentified"] == 69  # 3 units x 23 years, 2000-2022
+    assert any(w.filename == __file__ for w in rec)

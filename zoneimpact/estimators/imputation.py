@@ -55,6 +55,7 @@ implied weights solved from the kept untreated rows (:func:`_with_estimands`).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal
@@ -546,6 +547,15 @@ def _sample(panel: Panel, outcome: str, opts: _Options) -> _Sample:
         raise EstimationError(
             "No treated observation has an imputable Y(0) (every treated unit or period "
             "lacks untreated observations)."
+        )
+    lost = np.flatnonzero(~ident)
+    if lost.size:
+        u, t = unit_ids[unit_code[lost[0]]], time[lost[0]]
+        warnings.warn(
+            f"{lost.size} treated unit-period(s) have no imputable Y(0) (no untreated row of "
+            f"their unit, or none in their period; first: unit {_v(u)!r}, period {_v(t)!r}) "
+            "and are left out of every estimate (info['n_dropped_unidentified']).",
+            stacklevel=4,  # past fit and its scale wrapper: the caller of fit
         )
     y = data[outcome].to_numpy(float)[rows]
     return _Sample(
