@@ -336,3 +336,14 @@ def test_imputation_says_which_treated_rows_it_cannot_impute(sim):
         res = imputation.fit(q, outcome="fdi")
     assert res.info["n_dropped_unidentified"] == 69  # 3 units x 23 years, 2000-2022
     assert any(w.filename == __file__ for w in rec)
+
+
+def test_the_region_check_note_names_missing_region_totals(sim):
+    # with 15% of outcomes missing most region-year totals are blank; the note gave only
+    # the imputation's reason (a referee's unbalanced worlds)
+    d = sim.panel.data.copy()
+    d.loc[np.random.default_rng(0).random(len(d)) < 0.15, "fdi"] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = spillover.fit(sim.panel.replace(data=d), outcome="fdi", rng=1, n_boot=0)
+    assert "636 of 810 region-period totals are missing" in res.info["net_region_did_note"]
