@@ -32,25 +32,22 @@ def _frames(sim):
     return p.data[["unit", "time", "cohort", "fdi", "x"]].copy(), p.geography.reset_index()
 
 
+def _since(df, geo, year, **kw):
+    """The panel with periods and cohorts counted from ``year``."""
+    shifted = df.assign(time=df["time"] - year, cohort=df["cohort"] - year)
+    return Panel.from_frame(
+        shifted, unit="unit", time="time", cohort="cohort", outcomes=["fdi"], geography=geo, **kw
+    )
+
+
 def test_a_never_code_that_is_a_period_is_refused(sim):
     df, geo = _frames(sim)
     # years since 2000: the 2000 cohort becomes cohort 0, which never_values=(0,) read as
     # never treated, turning 27 zone units into controls (direct 75.7 -> 52.4)
-    shifted = df.assign(time=df["time"] - 2000, cohort=df["cohort"] - 2000)
     with pytest.raises(PanelError, match=r"holds 0 at 27 unit\(s\).*observed period"):
-        Panel.from_frame(
-            shifted, unit="unit", time="time", cohort="cohort", outcomes=["fdi"], geography=geo
-        )
+        _since(df, geo, 2000)
     # with never-treated units as NaN and no never code, the same data are read as dated
-    p = Panel.from_frame(
-        shifted,
-        unit="unit",
-        time="time",
-        cohort="cohort",
-        outcomes=["fdi"],
-        geography=geo,
-        never_values=(),
-    )
+    p = _since(df, geo, 2000, never_values=())
     n_zones = int(np.isfinite(sim.panel.unit_cohort.to_numpy(float)).sum())
     assert int(np.isfinite(p.unit_cohort.to_numpy(float)).sum()) == n_zones
     # periods counted from 0 with 0 for never (the common coding): 0 is the first period,
@@ -64,15 +61,7 @@ def test_a_never_code_that_is_a_period_is_refused(sim):
 
 def test_onsets_at_or_below_zero_are_onsets_where_they_are_periods(sim):
     df, geo = _frames(sim)
-    p = Panel.from_frame(
-        df.assign(time=df["time"] - 2000, cohort=df["cohort"] - 2000),
-        unit="unit",
-        time="time",
-        cohort="cohort",
-        outcomes=["fdi"],
-        geography=geo,
-        never_values=(),
-    )
+    p = _since(df, geo, 2000, never_values=())
     clean = p.unit_cohort.index[~np.isfinite(p.unit_cohort.to_numpy(float))][:40]
     for onset in (1, 0, -2):  # all periods of this panel (-4..22)
         em = exposure_from_onsets(p, pd.Series(onset, index=clean))
@@ -274,10 +263,7 @@ def test_conflicting_cluster_labels_for_a_unit_are_refused(sim):
 
 def test_onset_zero_at_the_first_period_still_means_never(sim):
     df, geo = _frames(sim)
-    counted = df.assign(time=df["time"] - 1996, cohort=df["cohort"] - 1996)
-    p = Panel.from_frame(
-        counted, unit="unit", time="time", cohort="cohort", outcomes=["fdi"], geography=geo
-    )
+    p = _since(df, geo, 1996)
     clean = p.unit_cohort.index[~np.isfinite(p.unit_cohort.to_numpy(float))][:40]
     onsets = pd.Series(0, index=clean).where(np.arange(40) < 20, 5)
     em = exposure_from_onsets(p, onsets)
