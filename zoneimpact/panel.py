@@ -228,7 +228,7 @@ class Panel:
         report["time_frequency"] = time_kind
         geo, adj, src, links = _attach_geography(
             df, *_keyed_by_unit(unit, geography, adjacency, sources),
-            early if cohort is not None else None, report, never,
+            early, report, never,
         )  # fmt: skip
         report.update(_summary(df, ucoh, outcomes))
         names = {
