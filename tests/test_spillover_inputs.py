@@ -270,23 +270,6 @@ def test_onset_zero_at_the_first_period_still_means_never(sim):
     assert (em.table["role"] == "exposed").sum() == 20
 
 
-def test_always_treated_units_are_dropped_however_treatment_is_given(sim):
-    f = sim.frame[["unit", "year", "cohort", "fdi"]].copy()
-    always = f.loc[f["cohort"] == 0, "unit"].unique()[:3]
-    f.loc[f["unit"].isin(always), "cohort"] = 1996  # treated from the first period
-    f["D"] = ((f["cohort"] > 0) & (f["year"] >= f["cohort"])).astype(int)
-    kw = dict(unit="unit", time="year", outcomes="fdi")
-    # treatment= kept them as a 1996 cohort, so TWFE used them as controls
-    with pytest.raises(PanelError, match="no untreated period; 3 such unit"):
-        Panel.from_frame(f, **kw, treatment="D")
-    by_d = Panel.from_frame(f, **kw, treatment="D", outside_window="adjust")
-    by_g = Panel.from_frame(f, **kw, cohort="cohort", outside_window="adjust")
-    assert sorted(by_d.report["dropped_always_treated"]) == sorted(always)
-    assert twfe.fit(by_d, outcome="fdi").estimate == pytest.approx(
-        twfe.fit(by_g, outcome="fdi").estimate, rel=1e-12
-    )
-
-
 def test_cs_warns_about_units_without_an_observed_outcome(sim):
     # such a unit enters no ATT(g,t) but counts in the cohort shares (att 81.70 against
     # 81.55 without it; a breaker's check): said at the caller, not silently used

@@ -176,7 +176,10 @@ class Panel:
             ``never_values`` means never treated. Exactly one of ``cohort`` and
             ``treatment`` must be given.
         treatment : str, optional
-            A 0/1 absorbing treatment indicator from which the cohort is derived.
+            A 0/1 absorbing treatment indicator from which the cohort is derived. A unit
+            treated in every observed period is kept, as a cohort of the first period:
+            TWFE and its Goodman-Bacon decomposition use such units (``cohort=`` refuses
+            or drops them, as R ``did`` does, and so do the DiD estimators).
         covariates : sequence of str
             Numeric covariates (time-varying or not).
         geography : DataFrame, optional
@@ -228,7 +231,7 @@ class Panel:
         report["time_frequency"] = time_kind
         geo, adj, src, links = _attach_geography(
             df, *_keyed_by_unit(unit, geography, adjacency, sources),
-            early, report, never,
+            early if cohort is not None else None, report, never,
         )  # fmt: skip
         report.update(_summary(df, ucoh, outcomes))
         names = {
@@ -756,12 +759,13 @@ def _outside_window(
     always-treated units (the candidate exposure sources)."""
     first_t, last_t = int(periods[0]), int(periods[-1])
     # A unit treated in (or before) the first observed period has no untreated pre-period:
-    # it cannot contribute to any comparison (R did drops it too), whether its cohort was
-    # given or read off a treatment indicator (which used to keep such units as cohorts
-    # of the first period, so TWFE used them as controls; session 19)
-    early = ucoh[ucoh <= first_t]
+    # it cannot contribute to any DiD comparison (R did drops it too). Read off treatment=
+    # it is kept as a cohort of the first period: TWFE's regression and Goodman-Bacon's
+    # decomposition of it ("later vs always treated") use such units, and the report's
+    # cohort sizes show them (a breaker asked for the two paths to agree; session 19)
+    early = ucoh[ucoh <= first_t] if cohort is not None else ucoh[ucoh < first_t]
     late = ucoh[(ucoh > last_t) & np.isfinite(ucoh)]
-    if len(early):
+    if cohort is not None and len(early):
         if outside_window == "error":
             _refuse_always_treated(df, early, cohort, first_t)
         report["dropped_always_treated"] = early.index.tolist()
