@@ -15,7 +15,7 @@ from __future__ import annotations
 import fnmatch
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, overload
 
@@ -272,8 +272,9 @@ class EstimationResult:
     #: array or every numeric column of a frame), or a dict column -> power ("*" for the
     #: other numeric columns).
     SCALED_FIELDS: ClassVar[dict[str, Any]] = {}
-    #: ``info`` entries that scale with the outcome: key -> power.
-    SCALED_INFO: ClassVar[dict[str, int]] = {}
+    #: ``info`` entries that scale with the outcome: key -> power, or for a tuple entry a
+    #: tuple of powers, one per element.
+    SCALED_INFO: ClassVar[Mapping[str, int | tuple[int, ...]]] = {}
 
     def __post_init__(self) -> None:
         check_alpha(self.alpha)
@@ -531,8 +532,17 @@ class EstimationResult:
         if self.SCALED_INFO:
             info = dict(self.info)
             for key, power in self.SCALED_INFO.items():
-                if isinstance(info.get(key), (int, float)) and not isinstance(info[key], bool):
-                    info[key] = float(info[key] * _power(c, power))
+                value = info.get(key)
+                if isinstance(power, tuple) and isinstance(value, tuple | list):
+                    info[key] = tuple(
+                        float(v * _power(c, k)) for v, k in zip(value, power, strict=True)
+                    )
+                elif (
+                    isinstance(power, int)
+                    and isinstance(value, int | float)
+                    and not isinstance(value, bool)
+                ):
+                    info[key] = float(value * _power(c, power))
             changes["info"] = info
         return replace(self, **changes)
 

@@ -211,25 +211,18 @@ class SpilloverResult(EstimationResult):
         "draws": {"*": 1, "displacement_share": 0},
         "base_results": 1,
     }
-    SCALED_INFO: ClassVar[dict[str, int]] = {"pre_mean": 1, "outcome_sd": 1}
+    # Fieller's parts: net and direct totals, then their variances and covariance
+    SCALED_INFO: ClassVar[Mapping[str, int | tuple[int, ...]]] = {
+        "pre_mean": 1,
+        "outcome_sd": 1,
+        "displacement_share_fieller": (1, 1, 2, 2, 2),
+    }
 
     exposure: ExposureMap | None = None
     pieces: pd.DataFrame = field(default_factory=pd.DataFrame)
     draws: pd.DataFrame = field(default_factory=pd.DataFrame)
     base_results: dict[str, EstimationResult] = field(default_factory=dict)
     fitted: _Rescoring | None = field(default=None, repr=False, compare=False)
-
-    def rescaled(self, factor: float) -> SpilloverResult:
-        """As :meth:`EstimationResult.rescaled`, with Fieller's parts in ``info`` (net and
-        direct totals, then their variances and covariance) on the new scale too."""
-        out = super().rescaled(factor)
-        parts = out.info.get("displacement_share_fieller")
-        if parts is None:
-            return out
-        c = np.float64(factor)
-        with np.errstate(over="ignore"):  # a variance beyond the float range is inf
-            scaled = tuple(float(v * c ** (1 if i < 2 else 2)) for i, v in enumerate(parts))
-        return replace(out, info={**out.info, "displacement_share_fieller": scaled})
 
     def conf_int(self, alpha: float | None = None) -> pd.DataFrame:
         """Pointwise confidence intervals, indexed by term; the displacement share's is
@@ -2600,7 +2593,8 @@ def _check_options(
     pre_exposed: str,
     small_sample: str,
 ) -> None:
-    """The options of :func:`fit` that need no data, each against its allowed values."""
+    """The options of :func:`fit` that need no data, each against its allowed values, and
+    the outcome: a panel column that varies."""
     if outcome not in panel.outcomes:
         raise SpecError(
             f"Outcome {outcome!r} is not among the panel's outcomes {list(panel.outcomes)}."
