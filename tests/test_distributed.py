@@ -432,3 +432,28 @@ def test_treatment_indicator_gives_the_cohorts(client, tmp_path) -> None:
     glob = _write(off, tmp_path / "off", n_files=2)
     with pytest.raises(PanelError, match=rf"not absorbing: unit '{unit}'.*untreated in {year}"):
         zd.read_panel(glob, unit="id", time="year", outcomes=["y"], treatment="d")
+
+
+def test_unidentified_treated_rows_warn_as_in_memory(client, tmp_path) -> None:
+    """A unit first observed after its zone has no imputable Y(0): both engines leave its
+    treated rows out and say so (the Dask path counted them in info only)."""
+    frame = _simulated(n=60)
+    late = frame["first"].eq(4) & frame["year"].lt(4)
+    victim = frame.loc[late, "id"].iloc[0]
+    frame = frame[~(late & frame["id"].eq(victim))].reset_index(drop=True)
+    panel = Panel.from_frame(frame, unit="id", time="year", outcomes=["y"], cohort="first")
+    dp = zd.read_panel(
+        _write(frame, tmp_path / "late", n_files=2),
+        unit="id", time="year", outcomes=["y"], cohort="first",
+    )  # fmt: skip
+    with pytest.warns(UserWarning, match="no imputable Y\\(0\\)") as rec:
+        a = imputation.fit(panel, outcome="y")
+    with pytest.warns(UserWarning, match="no imputable Y\\(0\\)") as rec_dask:
+        b = zd.imputation(dp, outcome="y")
+    # the victim's observed post-zone rows (years 4-8, less any absent or missing)
+    n_lost = int(frame.loc[frame["id"].eq(victim), "y"].notna().sum())
+    assert n_lost > 0
+    assert a.info["n_dropped_unidentified"] == b.info["n_dropped_unidentified"] == n_lost
+    assert f"{n_lost} treated unit-period(s)" in str(rec_dask[0].message)
+    assert rec_dask[0].filename == __file__ and rec[0].filename == __file__
+    np.testing.assert_allclose(b.terms["estimate"], a.terms["estimate"], rtol=0, atol=TOL)

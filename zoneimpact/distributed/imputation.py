@@ -32,6 +32,7 @@ Why by hand: see :mod:`.twfe` (no Dask library absorbs fixed effects).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +43,7 @@ import pandas as pd
 from ..errors import EstimationError
 from ..estimators._bjs import LEAVE_OUT_REST
 from ..estimators.imputation import ImputationResult
+from ..panel import _v
 from ..results import check_alpha, check_choice, terms_frame
 from ._frame import (
     DaskPanel,
@@ -326,6 +328,7 @@ def fit(
     vcov = scores.T @ scores
     names = ["att", *[f"event:{h}" for h in ctx["horizons"]]]
     n_treated = int(ctx["n1"])
+    _warn_unidentified(meta, dpanel.periods)
     return ImputationResult(
         estimator="imputation",
         outcome=outcome,
@@ -351,6 +354,21 @@ def fit(
         },
         alpha=alpha,
     )
+
+
+def _warn_unidentified(meta: tuple[Any, ...], periods: np.ndarray) -> None:
+    """As the in-memory ``_sample``: treated rows without an imputable ``Y(0)`` are left
+    out of every estimate, which changes the estimand, so the caller is told."""
+    lost = int(sum(m[2] for m in meta))
+    if lost:
+        by_period = np.sum([m[4] for m in meta], axis=0)
+        first = periods[np.flatnonzero(by_period)[0]]
+        warnings.warn(
+            f"{lost} treated unit-period(s) have no imputable Y(0) (no untreated row of "
+            f"their unit, or none in their period; first period with one: {_v(first)!r}) "
+            "and are left out of every estimate (info['n_dropped_unidentified']).",
+            stacklevel=3,  # past fit: the caller of fit
+        )
 
 
 @dataclass(frozen=True)
