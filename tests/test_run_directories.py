@@ -152,7 +152,13 @@ def test_directory_created_while_writing_is_not_replaced(
     with pytest.raises(RunDirectoryExistsError, match="exists already"):
         write_run(small, afile)
     assert afile.read_text() == "mine"
-    write_run(small, afile, force=True)  # --force onto a file: replaced, no .afile.old-PID
+    # --force onto a file with content: refused (a mistyped --out must not delete a data
+    # file, a breaker's case); an empty file is replaced, with no .afile.old-PID left
+    with pytest.raises(RunDirectoryError, match="is a file, not an earlier zoneimpact run"):
+        write_run(small, afile, force=True)
+    assert afile.read_text() == "mine"
+    afile.write_text("")
+    write_run(small, afile, force=True)
     _assert_complete(afile)
     _no_hidden(tmp_path)
 

@@ -43,6 +43,7 @@ Entry points: :func:`load_claims`, :func:`evaluate_claims`, :func:`run_claims` a
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import tomllib
@@ -55,10 +56,11 @@ import numpy as np
 import pandas as pd
 
 from .errors import SpecError, ZoneImpactError
+from .files import sha256_or_none
 from .inference.equivalence import check_margin, judge_null_claim
 from .panel import Panel
 from .parallel import as_generator
-from .results import EstimationResult, t_quantile, verdict_df
+from .results import EstimationResult, check_alpha, t_quantile, verdict_df
 
 __all__ = [
     "Claim",
@@ -201,6 +203,10 @@ class Claim:
             raise SpecError(f"{where}: quote is {len(self.quote)} characters; keep one sentence.")
 
 
+# free-text fields a claim may carry beyond Claim's own (read into ``extra``)
+_FREE_KEYS = frozenset({"caveat"})
+
+
 def load_claims(path: str | Path | None = None) -> list[Claim]:
     """Read ``[[claim]]`` tables from a TOML file (default ``seeds/claims.toml``)."""
     if path is not None and not isinstance(path, str | os.PathLike):
@@ -232,6 +238,21 @@ def load_claims(path: str | Path | None = None) -> list[Claim]:
         missing = [f for f in ("id", "document", "quote", "hypothesis") if f not in item]
         if missing:
             raise SpecError(f"{path}: claim #{k + 1} lacks field(s) {missing}.")
+        unknown = [key for key in item if key not in known and key not in _FREE_KEYS]
+        if unknown:
+            hints = {
+                key: difflib.get_close_matches(key, sorted(known | _FREE_KEYS), n=1)
+                for key in unknown
+            }
+            said = ", ".join(
+                f"{key!r}" + (f" (did you mean {hints[key][0]!r}?)" if hints[key] else "")
+                for key in unknown
+            )
+            raise SpecError(
+                f"{path}: claim {item.get('id', f'#{k + 1}')!r} has unknown field(s) {said}; "
+                f"allowed: {sorted(known | _FREE_KEYS)}. A misspelt field would fall back "
+                "to its default and change the hypothesis tested."
+            )
         vals = {key: v for key, v in item.items() if key in known}
         outs = vals.get("outcomes", ())
         vals["outcomes"] = (
@@ -249,6 +270,19 @@ def load_claims(path: str | Path | None = None) -> list[Claim]:
 
 
 # ---------------------------------------------------------------------- verdicts
+def check_claim_alpha(alpha: Any) -> float:
+    """``alpha`` of a verdict: in (0, 0.5), since each test at level ``alpha`` reads the
+    ``(1 - 2 alpha)`` interval, which is empty or inverted from 0.5 on."""
+    a = check_alpha(alpha)
+    if not a < 0.5:
+        raise SpecError(
+            f"Claims are judged at alpha in (0, 0.5) (each test at level alpha reads the "
+            f"(1 - 2 alpha) interval, which is a point or inverted from 0.5 on); received "
+            f"alpha={alpha!r} ([inference] alpha in a spec)."
+        )
+    return a
+
+
 def judge(
     estimate: float,
     se: float,
@@ -274,6 +308,7 @@ def judge(
     band (Schuirmann 1987), so a symmetric ``interval`` gives :func:`judge_null_claim`'s
     verdict.
     """
+    alpha = check_claim_alpha(alpha)
     if test == "equivalence":
         check_margin(margin)
     if interval is not None:
@@ -506,6 +541,14 @@ def curve_verdict(
     dropped = len(tab) - len(adm)
     if dropped:
         note += f"; {dropped} of {len(tab)} not admissible"
+    lo_m, hi_m = float(adm["spec_margin"].min()), float(adm["spec_margin"].max())
+    if not np.isclose(lo_m, hi_m, rtol=1e-9, atol=0.0):
+        # each specification is judged against its own margin (its own pre-zone mean), so
+        # the envelope interval and the median margin shown need not compare
+        note += (
+            f"; margins differ across specifications ({lo_m:.4g} to {hi_m:.4g}), each judged "
+            "with its own, so the envelope CI need not lie within the median margin shown"
+        )
     return {**out, **summary, "verdict": verdict, "note": note}
 
 
@@ -645,6 +688,11 @@ def evaluate_claims(
                 est, se = float(tidy.at[term, "estimate"]), float(tidy.at[term, "std_error"])
                 df = verdict_df(res, term)
                 scale = res.info.get("pre_mean", math.nan) if c.margin_unit == "pre_mean" else 1.0
+                if not np.isfinite(float(scale)):
+                    rows.append(
+                        {**row, "verdict": "not estimable", "note": _NO_PRE_MEAN.format(res)}
+                    )
+                    continue
                 margin = c.margin * abs(float(scale))
                 verdict, lo, hi = judge(
                     est, se, margin, test=c.test, null_value=c.null_value, alpha=alpha, df=df,
@@ -712,6 +760,12 @@ def _curve_rows(
 _NET_CLAIM_TERMS = frozenset({"net", "net_per_treated", "displacement_share"})
 
 
+_NO_PRE_MEAN = (
+    "margin_unit 'pre_mean' needs the zones' pre-zone mean, which this {0.estimator} result "
+    "does not report (or is not finite); give an absolute margin (margin_unit = 'absolute')"
+)
+
+
 def _judge_spec_claim(
     c: Claim, base: dict[str, Any], res_map: Mapping[str, Any] | str | None, alpha: float
 ) -> dict[str, Any]:
@@ -734,6 +788,14 @@ def _judge_spec_claim(
     est, se = float(t.at[c.term, "estimate"]), float(t.at[c.term, "se"])
     df = verdict_df(res, c.term)
     scale = res.info.get("pre_mean", math.nan) if c.margin_unit == "pre_mean" else 1.0
+    if not np.isfinite(float(scale)):
+        return {
+            **row,
+            "outcome": res.outcome,
+            "estimator": res.estimator,
+            "verdict": "not estimable",
+            "note": _NO_PRE_MEAN.format(res),
+        }
     margin = c.margin * abs(float(scale))
     verdict, lo, hi = judge(
         est, se, margin, test=c.test, null_value=c.null_value, alpha=alpha, df=df,
@@ -908,9 +970,15 @@ def run_claims(
 
 
 def linked_spec_results(
-    claim_list: Sequence[Claim], spec_dir: Path, data_dir: str | None
+    claim_list: Sequence[Claim],
+    spec_dir: Path,
+    data_dir: str | None,
+    *,
+    inputs: dict[str, str | None] | None = None,
 ) -> dict[str, dict[str, EstimationResult] | str]:
-    """Run every spec the claims are bound to (once each) and keep its results."""
+    """Run every spec the claims are bound to (once each) and keep its results;
+    ``inputs``, when given, receives each spec file's and data file's SHA-256 as read
+    (the claims run's manifest records them)."""
     from .errors import DataNotFoundError
     from .run import estimate_all
     from .spec import load_spec
@@ -919,9 +987,17 @@ def linked_spec_results(
     for name in sorted({c.spec for c in claim_list if c.spec and c.testable}):
         path = spec_dir / name
         try:
-            out[f"spec:{name}"] = estimate_all(load_spec(path, data_dir=data_dir)).results
+            run = estimate_all(load_spec(path, data_dir=data_dir))
         except (DataNotFoundError, SpecError) as exc:
             out[f"spec:{name}"] = f"{type(exc).__name__}: {exc}"
+            continue
+        out[f"spec:{name}"] = run.results
+        if inputs is not None:
+            if run.spec.spec_path:
+                inputs.setdefault(run.spec.spec_path, run.spec.spec_sha256)
+            for loaded in (run.data, *run.extras.get("block_data", [])):
+                for p in loaded.inputs:
+                    inputs.setdefault(str(p), loaded.input_hashes.get(str(p)))
     return out
 
 
@@ -949,6 +1025,7 @@ def claims_for_spec(spec: Any) -> Any:
     from .run import RunOutput, diagnose, estimate_all, result_records
 
     start = time.perf_counter()
+    check_claim_alpha(spec.inference.alpha)  # before any estimation
     rng = np.random.default_rng(spec.seed)
     data_rng, claims_rng = rng.spawn(2)
     loaded = load_data(spec, data_rng)
@@ -961,6 +1038,9 @@ def claims_for_spec(spec: Any) -> Any:
     if claims_file is not None and spec.spec_path and not Path(claims_file).is_absolute():
         claims_file = str(Path(spec.spec_path).parent / claims_file)
     claim_list = load_claims(claims_file)
+    claims_path = Path(claims_file) if claims_file is not None else DEFAULT_CLAIMS
+    # files the verdicts depend on beyond the spec and its data, hashed as read
+    inputs: dict[str, str | None] = {str(claims_path.resolve()): sha256_or_none(claims_path)}
     table, claim_results = run_claims(
         opts,
         claims=claim_list,
@@ -973,7 +1053,7 @@ def claims_for_spec(spec: Any) -> Any:
     results: dict[str, Mapping[str, EstimationResult | str] | str] = dict(claim_results)
     if linked:
         spec_dir = Path(spec.spec_path).parent if spec.spec_path else REPO_SPECS
-        results.update(linked_spec_results(claim_list, spec_dir, spec.data_dir))
+        results.update(linked_spec_results(claim_list, spec_dir, spec.data_dir, inputs=inputs))
     estimates: dict[str, EstimationResult] = {}
     wanted = [breakdown_from] if breakdown_from is not None else []
     if curve_opts is not None:
@@ -1042,7 +1122,7 @@ def claims_for_spec(spec: Any) -> Any:
         estimates,
         records,
         time.perf_counter() - start,
-        extras={"verdicts": table, "figures": figures, "tables": extras_tables},
+        extras={"verdicts": table, "figures": figures, "tables": extras_tables, "inputs": inputs},
         diagnostics=diagnose(estimates, spec.inference.alpha),
     )
 

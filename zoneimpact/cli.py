@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -176,8 +177,13 @@ def _judge_and_write(spec: Any, args: argparse.Namespace) -> int:
     or ``--out``) with ``claims.csv``, the claims table in every format, the estimates
     behind it, the direct/spillover/net decomposition figure and the report page."""
     from .claims import claims_for_spec
-    from .run import default_run_dir, write_run
+    from .run import check_target, default_run_dir, write_run
 
+    target = Path(args.out) if args.out else default_run_dir(spec)
+    if not args.out:
+        target = target.with_name(target.name.replace(spec.stem, f"{spec.stem}-claims", 1))
+    force = getattr(args, "force", False)
+    check_target(target, force=force)  # fail before estimating, not after
     output = claims_for_spec(spec)
     table = output.extras["verdicts"]
     with pd.option_context("display.max_colwidth", 60, "display.width", 200):
@@ -186,10 +192,7 @@ def _judge_and_write(spec: Any, args: argparse.Namespace) -> int:
                 index=False, float_format=lambda v: f"{v:.4g}"
             )
         )
-    target = Path(args.out) if args.out else default_run_dir(spec)
-    if not args.out:
-        target = target.with_name(target.name.replace(spec.stem, f"{spec.stem}-claims", 1))
-    path = write_run(output, target, force=getattr(args, "force", False))
+    path = write_run(output, target, force=force)
     print(f"Run directory: {path}")
     return 0
 
@@ -213,7 +216,7 @@ def cmd_power(args: argparse.Namespace) -> int:
     from .power import power_from_spec
     from .spec import load_spec
 
-    out = Path(args.out) if args.out else None
+    out = Path(os.path.expanduser(args.out)) if args.out else None
     if out is not None:  # checked before the (long) simulations
         if out.exists() and not out.is_dir():
             raise RunDirectoryError(
@@ -244,25 +247,47 @@ def cmd_power(args: argparse.Namespace) -> int:
 
 
 def _write_power(result: Any, summary: pd.DataFrame, out: Path) -> None:
-    """The files of ``power --out``: curves, draws, summary, power.json and the figure."""
-    import json
+    """The files of ``power --out``: curves, draws, summary, power.json and the figure.
 
-    out.mkdir(parents=True, exist_ok=True)
-    result.curves.to_csv(out / "power_curves.csv", index=False)
-    result.draws.to_csv(out / "power_draws.csv", index=False)
-    summary.to_csv(out / "power_summary.csv", index=False)
-    info = {
-        k: (v if isinstance(v, str | int | float | type(None)) else str(v))
-        for k, v in result.info.items()
-    }
-    (out / "power.json").write_text(
-        json.dumps({"summary": _json_records(summary), "info": info}, indent=2, default=float)
-        + "\n",
-        encoding="utf-8",
-    )
+    They are written into a hidden sibling folder and moved into ``out`` only once all
+    are written, so a failure (a full disk) never leaves new files beside old ones."""
+    import json
+    import shutil
+    import tempfile
+
     from .report.plots import power_curve_plot
 
-    power_curve_plot(result).savefig(out / "power_curve.png", dpi=200)
+    out = Path(os.path.abspath(os.path.expanduser(out)))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.power-", dir=out.parent))
+    try:
+        result.curves.to_csv(tmp / "power_curves.csv", index=False)
+        result.draws.to_csv(tmp / "power_draws.csv", index=False)
+        summary.to_csv(tmp / "power_summary.csv", index=False)
+        info = {
+            k: (v if isinstance(v, str | int | float | type(None)) else str(v))
+            for k, v in result.info.items()
+        }
+        (tmp / "power.json").write_text(
+            json.dumps({"summary": _json_records(summary), "info": info}, indent=2, default=float)
+            + "\n",
+            encoding="utf-8",
+        )
+        power_curve_plot(result).savefig(tmp / "power_curve.png", dpi=200)
+        out.mkdir(exist_ok=True)
+        for name in POWER_FILES:
+            os.replace(tmp / name, out / name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+POWER_FILES = (
+    "power_curves.csv",
+    "power_draws.csv",
+    "power_summary.csv",
+    "power.json",
+    "power_curve.png",
+)
 
 
 def _seed(text: str) -> int:

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import PanelError, SpecError
-from .panel import Panel
+from .panel import Panel, _v
 from .results import EstimationResult
 
 __all__ = ["estimate_concentration", "region_hhi", "share_of_region"]
@@ -43,12 +43,19 @@ def _regional(panel: Panel, outcome: str, column: str) -> pd.DataFrame:
         row = d.loc[d[outcome] < 0].iloc[0]
         raise PanelError(
             f"Concentration measures need a non-negative outcome; {outcome!r} is "
-            f"{row[outcome]:g} at unit {row['unit']!r}, period {row['time']!r}."
+            f"{row[outcome]:g} at unit {_v(row['unit'])!r}, period {_v(row['time'])!r}."
         )
     d["region"] = geo[column].reindex(d["unit"]).to_numpy()
     n_units = d.groupby("region")["unit"].transform("nunique")
     grp = d.groupby(["region", "time"])[outcome]
     d["_total"] = grp.transform("sum")
+    if np.isinf(d["_total"]).any():
+        row = d.loc[np.isinf(d["_total"])].iloc[0]
+        raise PanelError(
+            f"The regional total of {outcome!r} overflows in region {_v(row['region'])!r}, period "
+            f"{_v(row['time'])!r} (values near the float limit); rescale the outcome (e.g. to "
+            "millions) first."
+        )
     d["_count"] = grp.transform("count")
     complete = (d["_count"] == n_units) & (d["_total"] > 0)
     d["_share"] = np.where(complete, d[outcome] / d["_total"].where(complete, 1.0), np.nan)
@@ -132,6 +139,7 @@ def estimate_concentration(
     units' pre-zone mean of the outcome (for equivalence margins).
     """
     options = dict(options or {})
+    _check_concentration_options(kind, base_estimator, options)
     if kind == "share":
         from .estimators.spillover import fit as spill_fit
 
@@ -160,3 +168,20 @@ def estimate_concentration(
         pre = d.loc[np.isfinite(d["cohort"]) & (d["time"] < d["cohort"]), name]
         return replace(res, info={**res.info, "pre_mean": float(pre.mean())})
     raise SpecError(f"kind={kind!r} is not allowed; use 'share' or 'hhi'.")
+
+
+def _check_concentration_options(kind: str, base_estimator: str, options: dict[str, Any]) -> None:
+    """Refuse, by name, an option the fit behind ``kind`` does not take or that this
+    function sets itself (before a long fit raises a bare ``TypeError``)."""
+    from .estimators import check_options, get_estimator
+
+    if kind not in ("share", "hhi"):
+        raise SpecError(f"kind={kind!r} is not allowed; use 'share' or 'hhi'.")
+    get_estimator(base_estimator)  # an unknown name is refused with the valid ones
+    own = sorted(set(options) & {"base_estimator", "region_column"})
+    if own:
+        raise SpecError(
+            f"estimate_concentration sets {own} itself; pass base_estimator= and column= "
+            "instead of options."
+        )
+    check_options("spillover" if kind == "share" else base_estimator, options)

@@ -6,7 +6,7 @@ also returns the input files read (for the manifest's checksums) and any data re
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataNotFoundError, SpecError
+from .files import sha256_or_none
 from .panel import Panel, read_table
 from .simulate import Simulation, design_from_dict, simulate
 from .spec import DataSpec, RunSpec
@@ -27,6 +28,8 @@ class LoadedData:
     inputs: tuple[Path, ...] = ()
     report: dict[str, Any] = field(default_factory=dict)
     simulation: Simulation | None = None
+    # SHA-256 of each input (by str(path)) taken when it was read, for the run's manifest
+    input_hashes: dict[str, str | None] = field(default_factory=dict)
 
 
 def _read_table(path: Path, sep: str) -> pd.DataFrame:
@@ -41,7 +44,15 @@ def load_data(
     """Build the spec's panel, or the panel of ``data`` (an estimate block's own
     ``[estimate.data]``); ``rng`` drives the simulator only. ``dask``: the caller accepts a
     :class:`~zoneimpact.distributed.DaskPanel` for ``engine = "dask"`` (the estimate run).
+    The inputs' hashes are taken now, when they have just been read.
     """
+    out = _load(spec, rng, data, dask=dask)
+    return replace(out, input_hashes={str(p): sha256_or_none(p) for p in out.inputs})
+
+
+def _load(
+    spec: RunSpec, rng: np.random.Generator, data: DataSpec | None = None, *, dask: bool = False
+) -> LoadedData:
     d = spec.data if data is None else data
     if d.source == "simulate":
         sim = simulate(design_from_dict(d.simulate), rng=rng)

@@ -3,6 +3,7 @@ package's errors, so the report layer can use it without importing the run)."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
@@ -102,3 +103,21 @@ class RunFiles:
                 f"{self._real}. This is a bug in zoneimpact; please report it with the spec."
             )
         return path
+
+
+def sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes (hex)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def sha256_or_none(path: Path) -> str | None:
+    """:func:`sha256`, or None when the file can no longer be read (a manifest records
+    that rather than failing a finished run)."""
+    try:
+        return sha256(path)
+    except OSError:
+        return None

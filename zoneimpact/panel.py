@@ -367,11 +367,16 @@ class Panel:
 
         ``values`` holds one real number per row of :attr:`data` (NaN = missing; infinities
         are errors, as in :meth:`from_frame`); ``name`` may not be ``unit``, ``time`` or
-        ``cohort``.
+        ``cohort``, nor another column than an outcome (an outcome is replaced).
         """
         if not isinstance(name, str) or not name or name in RESERVED:
             raise PanelError(
                 f"with_outcome needs a new column name other than {RESERVED}; received {name!r}."
+            )
+        if name in self.data.columns and name not in self.outcomes:
+            raise PanelError(
+                f"with_outcome: {name!r} is already a column of the panel (a covariate, weight "
+                "or other column), which the new outcome would overwrite; choose another name."
             )
         try:
             arr = np.asarray(values, dtype=float)

@@ -269,12 +269,14 @@ def check_target(out_dir: Path, *, force: bool = False) -> Path:
             f"Run directory {str(out_dir)!r} is empty or holds a NUL character; choose a "
             "folder name for --out."
         )
-    target = Path(os.path.abspath(out_dir))
+    target = Path(os.path.abspath(os.path.expanduser(out_dir)))
     try:
         cwd = Path.cwd()
     except OSError:  # the working directory was deleted: it cannot be the target then
         cwd = target.parent
-    if target == target.parent or target == cwd or target in cwd.parents:
+    # judged on the physical path too: a symlinked parent can name the current folder
+    real = Path(os.path.realpath(target))
+    if any(t == t.parent or t == cwd or t in cwd.parents for t in (target, real)):
         raise RunDirectoryError(
             f"Run directory {out_dir} is the current directory, one of its parents or the "
             "file-system root; a run is never written there. Choose a new folder for --out."
@@ -286,6 +288,13 @@ def check_target(out_dir: Path, *, force: bool = False) -> Path:
         raise RunDirectoryError(
             f"Run directory {out_dir} exists and is a device, pipe or socket; --force replaces "
             "only a folder or a regular file. Nothing was written; choose another --out."
+        )
+    if force and target.is_file() and not target.is_symlink() and target.stat().st_size > 0:
+        raise RunDirectoryError(
+            f"Run directory {out_dir} exists and is a file, not an earlier zoneimpact run; "
+            "--force replaces only those (or an empty file), so a mistyped --out cannot "
+            "delete other work. Nothing was written; choose another --out or remove the "
+            "file yourself."
         )
     if force and target.is_dir() and not target.is_symlink() and not _replaceable(target):
         raise RunDirectoryError(
@@ -305,13 +314,30 @@ def check_target(out_dir: Path, *, force: bool = False) -> Path:
     return target
 
 
+# keys every manifest we write holds (:func:`zoneimpact.rundir.manifest`): a folder whose
+# manifest.json lacks them (a browser extension, a web app, another tool's output) is not
+# an earlier run and is never deleted by --force
+_MANIFEST_KEYS = frozenset({"seed", "spec", "inputs", "packages", "created"})
+
+
 def _replaceable(folder: Path) -> bool:
     """An empty folder or an earlier run directory (it holds our ``manifest.json``)."""
     try:
         entries = list(os.scandir(folder))
     except OSError:
         return False
-    return not entries or (folder / "manifest.json").is_file()
+    if not entries:
+        return True
+    try:
+        record = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (
+        isinstance(record, dict)
+        and _MANIFEST_KEYS <= set(record)
+        and isinstance(record.get("packages"), dict)
+        and "zoneimpact" in record["packages"]
+    )
 
 
 def _os_error(exc: OSError, target: Path) -> RunDirectoryError:
@@ -382,18 +408,20 @@ def _publish(tmp: Path, target: Path, *, force: bool) -> None:
         old = _sibling(target, "old")
         try:
             os.rename(target, old)
-        except FileNotFoundError:
-            continue  # another --force run moved it away meanwhile: try again
-        try:
             os.rename(tmp, target)
-        except OSError:
-            if os.path.lexists(target):
+        except BaseException as exc:  # an interrupt between the renames included
+            if not os.path.lexists(old):
+                if isinstance(exc, FileNotFoundError):
+                    continue  # another --force run moved it away meanwhile: try again
+                raise
+            if isinstance(exc, OSError) and os.path.lexists(target):
                 _remove(old)  # another --force run landed first; it replaced the old run
                 continue
-            try:
-                os.rename(old, target)
-            except OSError:
-                pass  # left as a stale old-* entry; the next run restores it
+            if not os.path.lexists(target):
+                try:
+                    os.rename(old, target)  # the earlier run comes back
+                except OSError:
+                    pass  # left as a stale old-* entry; the next run restores it
             raise
         _remove(old)
         return
@@ -417,7 +445,8 @@ def write_run(output: RunOutput, out_dir: Path, *, force: bool = False) -> Path:
     out_dir : pathlib.Path
         The run directory to create; its missing parents are created too.
     force : bool
-        Replace an existing ``out_dir`` (a directory, or a file) instead of failing.
+        Replace an existing ``out_dir`` (an earlier run directory, an empty folder or an empty
+        file) instead of failing; anything else is refused (:func:`check_target`).
 
     Returns
     -------

@@ -8,7 +8,6 @@ is estimate -> :class:`RunOutput` -> report, one way.
 
 from __future__ import annotations
 
-import hashlib
 import platform
 import subprocess
 from dataclasses import dataclass, field
@@ -23,6 +22,8 @@ from .datasets import LoadedData
 from .files import MAX_STEM as MAX_STEM
 from .files import RunFiles as RunFiles
 from .files import safe_name as safe_name
+from .files import sha256 as sha256
+from .files import sha256_or_none
 from .results import EstimationResult
 from .spec import RunSpec
 
@@ -54,14 +55,6 @@ class RunOutput:
     diagnostics: pd.DataFrame | None = None
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _git_revision() -> str | None:
     try:
         out = subprocess.run(
@@ -85,15 +78,22 @@ def manifest(output: RunOutput) -> dict[str, Any]:
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             versions[pkg] = None
-    spec_file = [Path(output.spec.spec_path)] if output.spec.spec_path else []
-    inputs = list(output.data.inputs)
-    for extra in output.extras.get("block_data", []):
-        inputs.extend(p for p in extra.inputs if p not in inputs)
+    # hashes taken when each file was read (a file edited or removed since then would
+    # otherwise be recorded as what the run used, or fail the finished run)
+    hashes: dict[str, str | None] = {}
+    if output.spec.spec_path:
+        hashes[output.spec.spec_path] = output.spec.spec_sha256
+    for loaded in (output.data, *output.extras.get("block_data", [])):
+        for p in loaded.inputs:
+            hashes.setdefault(str(p), loaded.input_hashes.get(str(p)))
+    for p, h in output.extras.get("inputs", {}).items():
+        hashes.setdefault(str(p), h)
+    inputs = {p: h if h is not None else sha256_or_none(Path(p)) for p, h in hashes.items()}
     return {
         "title": output.spec.title,
         "seed": output.spec.seed,
         "spec": output.spec.resolved(),
-        "inputs": {str(p): sha256(p) for p in (*spec_file, *inputs)},
+        "inputs": inputs,
         "packages": versions,
         "python": platform.python_version(),
         "platform": platform.platform(),

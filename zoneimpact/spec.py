@@ -16,12 +16,13 @@ of ``docs/spec.md``.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import math
 import os
 import re
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -105,6 +106,8 @@ class RunSpec:
     power: dict[str, Any] = field(default_factory=dict)
     spec_path: str | None = None
     data_dir: str | None = None
+    # SHA-256 of the spec file's bytes as read (the run's manifest records it)
+    spec_sha256: str | None = None
 
     def resolved(self) -> dict[str, Any]:
         """The spec as a plain dict with every default filled in."""
@@ -453,6 +456,27 @@ def _check_claims(values: dict[str, Any], where: str) -> None:
         check_options("spillover", values.get("spillover", {}))
     except SpecError as exc:
         raise SpecError(f"{where} spillover: {exc}") from exc
+    conc = values.get("concentration", {})
+    if not isinstance(conc, dict):
+        raise SpecError(f"{where} concentration must be a table; received {conc!r}.")
+    unknown = sorted(set(conc) - {"base_estimator", "options"})
+    if unknown:
+        raise SpecError(
+            f"{where} concentration has unknown key(s) {unknown}; allowed: base_estimator, options."
+        )
+    base = conc.get("base_estimator", "imputation")
+    opts = conc.get("options", {})
+    if not isinstance(base, str) or registry.entry(base) is None:
+        raise SpecError(
+            f"{where} concentration base_estimator = {base!r}: unknown estimator; use one of "
+            f"{sorted(registry.names())}."
+        )
+    if not isinstance(opts, dict):
+        raise SpecError(f"{where} concentration options must be a table; received {opts!r}.")
+    try:  # the HHI fit takes these options (claims.run_claims)
+        check_options(base, opts)
+    except SpecError as exc:
+        raise SpecError(f"{where} concentration: {exc}") from exc
 
 
 def _check_power(values: dict[str, Any], where: str) -> None:
@@ -832,6 +856,7 @@ def load_spec(
     path: str | os.PathLike[str] | None = None, *, data_dir: str | None = None
 ) -> RunSpec:
     """Load a spec file, or the bundled default when ``path`` is None."""
+    digest = None
     if path is None:
         text, spec_path = default_spec_text(), None
     else:
@@ -853,7 +878,9 @@ def load_spec(
                 "TOML file."
             )
         try:
-            text = p.read_bytes().decode("utf-8-sig")
+            data = p.read_bytes()
+            digest = hashlib.sha256(data).hexdigest()
+            text = data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             raise SpecError(
                 f"Spec {p} is not UTF-8 text ({exc.reason} at byte {exc.start}); TOML files "
@@ -866,4 +893,5 @@ def load_spec(
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"Spec {path or 'default'} is not valid TOML: {exc}") from exc
-    return parse_spec(raw, spec_path=spec_path, data_dir=data_dir)
+    spec = parse_spec(raw, spec_path=spec_path, data_dir=data_dir)
+    return spec if digest is None else replace(spec, spec_sha256=digest)

@@ -76,12 +76,13 @@ def build_tables(output: RunOutput) -> dict[str, tables.Table]:
     with Rambachan-Roth breakdown values, and the claims table."""
     out: dict[str, tables.Table] = {}
     names, olabels, ounits = display_labels(output)
-    out["estimates"] = tables.regression_table(
-        {names[n]: res for n, res in output.results.items()},
-        outcome_labels=olabels,
-        outcome_units=ounits,
-        alpha=output.spec.inference.alpha,
-    )
+    if output.results:  # a claims run whose claims all went untested has no estimates
+        out["estimates"] = tables.regression_table(
+            {names[n]: res for n, res in output.results.items()},
+            outcome_labels=olabels,
+            outcome_units=ounits,
+            alpha=output.spec.inference.alpha,
+        )
     events = _event_results(output.results)
     if events:
         out["event_study"] = tables.event_study_table(
