@@ -457,3 +457,94 @@ def test_unidentified_treated_rows_warn_as_in_memory(client, tmp_path) -> None:
     assert f"{n_lost} treated unit-period(s)" in str(rec_dask[0].message)
     assert rec_dask[0].filename == __file__ and rec[0].filename == __file__
     np.testing.assert_allclose(b.terms["estimate"], a.terms["estimate"], rtol=0, atol=TOL)
+
+
+# ------------------------------------------------- a breaker's inputs (session 20)
+def _pair(frame: pd.DataFrame, folder: Path, **read):
+    """The same frame in memory and on Dask (two files, units spread across them)."""
+    covs = read.pop("covariates", [])
+    dp = zd.read_panel(
+        _write(frame, folder, n_files=2), unit="id", time="year", outcomes=["y"],
+        cohort="first", covariates=covs, **read,
+    )  # fmt: skip
+    extra = [read[k] for k in ("weights",) if k in read]
+    panel = Panel.from_frame(
+        frame, unit="id", time="year", outcomes=["y"], cohort="first",
+        covariates=[*covs, *extra], never_values=read.get("never_values", (0,)),
+    )  # fmt: skip
+    return panel, dp
+
+
+def test_a_never_code_that_is_a_period_is_refused_as_in_memory(client, tmp_path) -> None:
+    """Years since 2004: the 2004 cohort is coded 0, the never-treated NaN. Dask read the
+    cohort-0 units as never treated (imputation ATT 0.499 against 1.327) without a word."""
+    frame = _simulated(n=120)
+    frame["year"] -= 4
+    frame["first"] = np.where(frame["first"] > 0, frame["first"] - 4, np.nan)
+    with pytest.raises(PanelError, match="both a never-treated code"):
+        zd.read_panel(
+            _write(frame, tmp_path / "a", n_files=2), unit="id", time="year", outcomes=["y"],
+            cohort="first",
+        )  # fmt: skip
+    panel, dp = _pair(frame, tmp_path / "b", never_values=())
+    a, b = imputation.fit(panel, outcome="y"), zd.imputation(dp, outcome="y")
+    np.testing.assert_allclose(b.terms["estimate"], a.terms["estimate"], rtol=0, atol=TOL)
+
+
+def test_a_fractional_cohort_is_refused(client, tmp_path) -> None:
+    frame = _simulated(n=40)
+    frame["first"] = frame["first"].astype(float)
+    frame.loc[frame["id"] == frame.loc[frame["first"] == 4, "id"].iloc[0], "first"] = 4.5
+    with pytest.raises(PanelError, match="must hold whole periods"):
+        zd.read_panel(
+            _write(frame, tmp_path, n_files=2), unit="id", time="year", outcomes=["y"],
+            cohort="first",
+        )  # fmt: skip
+
+
+def test_cs_uses_the_weights_only_when_asked(simulated) -> None:
+    """The panel is read with weights; an unweighted fit used them anyway (ATT 1.3803
+    against the in-memory unweighted 1.3562 and weighted 1.3821)."""
+    panel, dp = simulated
+    a = callaway_santanna.fit(panel, outcome="y", bootstrap=False)
+    b = zd.callaway_santanna(dp, outcome="y", bootstrap=False)
+    _assert_cs_equal(a, b)
+
+
+@pytest.mark.parametrize("shift", [("x", 1e9, 0.0), ("x", 0.0, 1e12), ("x", 0.0, 1e-12)])
+def test_cs_covariate_units_do_not_matter(client, tmp_path, shift) -> None:
+    """Dask CS did not standardise: every DR cell 'singular' at x + 1e9 or x * 1e12, and
+    IPW SEs off by up to 3e-3 relative at x + 1e7."""
+    col, add, mul = shift
+    frame = _simulated(n=200)
+    frame[col] = frame[col] * (mul or 1.0) + add
+    panel, dp = _pair(frame, tmp_path, covariates=[col])
+    for method in ("dr", "ipw"):
+        opts = {"covariates": [col], "est_method": method, "bootstrap": False}
+        _assert_cs_equal(
+            callaway_santanna.fit(panel, outcome="y", **opts),
+            zd.callaway_santanna(dp, outcome="y", **opts),
+        )
+
+
+def test_an_outcome_offset_and_covariate_units_leave_twfe_and_imputation(client, tmp_path) -> None:
+    """y + 1000 stalled both fits' sweeps ('did not converge', 'weakly connected'); x * 1e9
+    was called collinear and x * 1e-12 absorbed, where in memory nothing moves."""
+    frame = _simulated(n=200)
+    frame["y"] += 1000.0
+    frame["big"], frame["tiny"] = frame["x"] * 1e9, frame["x"] * 1e-12
+    panel, dp = _pair(frame, tmp_path, covariates=["x", "big", "tiny"])
+    a, b = imputation.fit(panel, outcome="y"), zd.imputation(dp, outcome="y")
+    np.testing.assert_allclose(b.terms["estimate"], a.terms["estimate"], rtol=0, atol=TOL)
+    np.testing.assert_allclose(b.terms["se"], a.terms["se"], rtol=0, atol=TOL)
+    for cov in ("x", "big", "tiny"):
+        a, b = (
+            twfe.fit(panel, outcome="y", covariates=[cov]),
+            zd.twfe(dp, outcome="y", covariates=[cov]),
+        )
+        # the att row on the outcome's scale; the covariate's own coefficient scales with it
+        np.testing.assert_allclose(
+            b.terms["estimate"].iloc[0], a.terms["estimate"].iloc[0], atol=TOL
+        )
+        np.testing.assert_allclose(b.terms["se"].iloc[0], a.terms["se"].iloc[0], atol=TOL)
+        np.testing.assert_allclose(b.terms["estimate"], a.terms["estimate"], rtol=1e-8)

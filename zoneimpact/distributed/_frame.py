@@ -29,6 +29,7 @@ __all__ = [
     "check_dask_panel",
     "cluster_sums",
     "compute_blocks",
+    "midranges",
     "persist_blocks",
     "read_panel",
     "summed",
@@ -147,6 +148,9 @@ def read_panel(
         raise PanelError(problems[0])
     periods = np.unique(np.concatenate([s["periods"] for s in scans]))
     cohorts = np.unique(np.concatenate([s["cohorts"] for s in scans]))
+    if treatment is None:
+        _check_never_codes(scans, periods, names=source)
+        frame = frame.drop(columns="_never")
     _check_window(scans, periods, treatment is None)
     return DaskPanel(
         frame=frame,
@@ -223,6 +227,31 @@ def _shuffle_method() -> str | None:
     return "tasks" if dask.config.get("scheduler", None) in local else None
 
 
+def _check_never_codes(
+    scans: list[dict[str, Any]], periods: np.ndarray, *, names: dict[str, str]
+) -> None:
+    """As ``Panel.from_frame`` (``panel._check_never_codes``): a never-treated code that is
+    an observed period after the first could be a zone from that period (0 in years since
+    2000), so it is refused rather than read as never treated."""
+    later = set(periods[periods > periods.min()].tolist())
+    used: dict[float, list[tuple[int, Any]]] = {}
+    for scan in scans:
+        for v, hit in scan["never_codes"].items():
+            used.setdefault(v, []).append(hit)
+    clash = sorted(v for v in used if v in later)
+    if clash:
+        v = clash[0]
+        n_units = sum(n for n, _ in used[v])
+        first = used[v][0][1]
+        raise PanelError(
+            f"Cohort column {names['cohort']!r} holds {v:g} at {n_units} unit(s) (first "
+            f"{first!r}), and {v:g} is both a never-treated code (never_values) and an observed "
+            f"period of {names['time']!r}, so those units could be never treated or treated "
+            f"from period {v:g}. Mark never-treated units with an empty cohort (NaN) and pass "
+            "never_values=(), or pass the code they use, e.g. never_values=(-1,)."
+        )
+
+
 def _check_window(scans: list[dict[str, Any]], periods: np.ndarray, by_cohort: bool) -> None:
     """Cohorts outside the observed periods are refused, as ``Panel.from_frame`` does by
     default: a unit treated from the first period has no untreated pre-period, a cohort
@@ -255,6 +284,8 @@ def _meta(frame: Any, outcomes: list[str], covariates: list[str], treatment: boo
     meta = frame._meta.copy()
     if treatment:
         meta["_d"] = meta["cohort"].astype(float)
+    else:
+        meta["_never"] = meta["cohort"].astype(float)
     meta["time"] = meta["time"].astype(np.int64)
     meta["cohort"] = meta["cohort"].astype(float)
     for c in [*outcomes, *covariates]:
@@ -283,10 +314,13 @@ def _prepare_partition(
         df["_d"] = d
     else:
         g = pd.to_numeric(df["cohort"], errors="coerce").to_numpy(float)
-        g = np.where(np.isnan(g) | np.isin(g, never), np.inf, g)
+        coded = np.isin(g, never)
+        # the never-treated code each row used, checked against the periods on the client
+        df["_never"] = np.where(coded, g, np.nan)
+        g = np.where(np.isnan(g) | coded, np.inf, g)
         df["cohort"] = g
     for c in df.columns:
-        if c not in ("unit", "time", "cohort", "cluster", "_d"):
+        if c not in ("unit", "time", "cohort", "cluster", "_d", "_never"):
             df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
     return df.sort_values(["unit", "time"], kind="stable")
 
@@ -356,6 +390,18 @@ def _scan_partition(
             )
     g = df["cohort"].to_numpy()
     fin = np.flatnonzero(np.isfinite(g))
+    frac = fin[g[fin] != np.round(g[fin])]
+    if problem is None and frac.size:
+        i = int(frac[0])
+        problem = (
+            f"Cohort column {names['cohort']!r} must hold whole periods like "
+            f"{names['time']!r}; unit {df['unit'].iloc[i]!r} has {g[i]:g}."
+        )
+    codes: dict[float, tuple[int, Any]] = {}
+    if "_never" in df.columns:
+        used = df.loc[df["_never"].notna(), ["unit", "_never"]].drop_duplicates("unit")
+        for v, grp in used.groupby("_never", sort=True):
+            codes[float(v)] = (len(grp), grp["unit"].iloc[0])
     lo = int(fin[np.argmin(g[fin])]) if fin.size else None
     hi = int(fin[np.argmax(g[fin])]) if fin.size else None
     return {
@@ -367,6 +413,7 @@ def _scan_partition(
         "n_units": int(df["unit"].nunique()),
         "n_obs": len(df),
         "n_never": int(df.loc[~np.isfinite(g), "unit"].nunique()),
+        "never_codes": codes,
     }
 
 
@@ -447,3 +494,26 @@ def uses_column(dpanel: DaskPanel, value: Any, kind: str) -> bool:
         f"{kind}={value!r}: the panel was read with {kind} column {have!r}; pass that name, "
         f"True, or None."
     )
+
+
+def _extremes(df: pd.DataFrame, *, cols: list[str]) -> np.ndarray:
+    x = df[cols].to_numpy(dtype=float) if len(df) else np.full((1, len(cols)), np.nan)
+    with np.errstate(all="ignore"):
+        lo = np.where(np.isnan(x).all(axis=0), np.inf, np.nanmin(x, axis=0, initial=np.inf))
+        hi = np.where(np.isnan(x).all(axis=0), -np.inf, np.nanmax(x, axis=0, initial=-np.inf))
+    return np.vstack([lo, hi])
+
+
+def midranges(parts: list[Any], cols: list[str]) -> np.ndarray:
+    """Per column the middle of its observed range over every partition (0 where nothing
+    is observed). The fixed effects absorb a constant, so subtracting it changes no
+    estimate, while the sweeps' arithmetic then works at the column's variation and not
+    at its level: as the in-memory ``_fe.demean`` centring (an outcome of 1,000 + y made
+    the alternating projections stall at rounding, a breaker's check in session 20)."""
+    if not cols:
+        return np.zeros(0)
+    ext = compute_blocks([_extremes], parts, cols=cols)
+    lo = np.min([e[0] for e in ext], axis=0)
+    hi = np.max([e[1] for e in ext], axis=0)
+    ok = np.isfinite(lo) & np.isfinite(hi)
+    return np.where(ok, (np.where(ok, lo, 0.0) + np.where(ok, hi, 0.0)) / 2, 0.0)

@@ -75,10 +75,53 @@ __all__ = ["fit"]
 
 
 # ---------------------------------------------------------------------- partition blocks
+def _covariate_moments(df: pd.DataFrame, *, covs: list[str]) -> np.ndarray:
+    """Per covariate: count, mean and sum of squared deviations of its observed values
+    in one partition (combined stably across partitions by :func:`_standardisation`)."""
+    out = np.zeros((len(covs), 3))
+    for j, c in enumerate(covs):
+        x = df[c].to_numpy(dtype=float)
+        x = x[np.isfinite(x)]
+        if x.size:
+            m = float(x.mean())
+            out[j] = (x.size, m, float(((x - m) ** 2).sum()))
+    return out
+
+
+def _standardisation(parts: list[Any], covs: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The centre and scale of each covariate over all its observed values, as the
+    in-memory ``_standard`` (Chan, Golub & LeVeque's pairwise update, so a covariate with a
+    large offset keeps its digits)."""
+    if not covs:
+        return np.zeros(0), np.ones(0)
+    moments = compute_blocks([_covariate_moments], parts, covs=covs)
+    n, mean, m2 = np.zeros(len(covs)), np.zeros(len(covs)), np.zeros(len(covs))
+    for blk in moments:
+        nb, mb, m2b = blk[:, 0], blk[:, 1], blk[:, 2]
+        tot = n + nb
+        with np.errstate(invalid="ignore", divide="ignore"):
+            delta = mb - mean
+            mean = np.where(tot > 0, mean + delta * nb / np.where(tot > 0, tot, 1), mean)
+            m2 = m2 + m2b + np.where(tot > 0, delta**2 * n * nb / np.where(tot > 0, tot, 1), 0)
+        n = tot
+    sd = np.sqrt(m2 / np.where(n > 0, n, 1))
+    ok = np.isfinite(sd) & (sd > 0)
+    return np.where(ok, mean, 0.0), np.where(ok, sd, 1.0)
+
+
 def _wide_block(
-    df: pd.DataFrame, *, periods: np.ndarray, outcome: str, covs: list[str]
+    df: pd.DataFrame,
+    *,
+    periods: np.ndarray,
+    outcome: str,
+    covs: list[str],
+    weighted: bool = False,
+    centre: np.ndarray | None = None,
+    scale: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Units x periods arrays of one partition (its units sorted), as in memory."""
+    """Units x periods arrays of one partition (its units sorted), as in memory: the
+    sampling weights only when the fit uses them, the covariates centred and scaled as
+    the in-memory ``_standard`` does (``centre``, ``scale``)."""
     ucode, units = pd.factorize(df["unit"], sort=True)
     tcode = np.searchsorted(periods, df["time"].to_numpy())
     n, n_t = len(units), len(periods)
@@ -91,7 +134,7 @@ def _wide_block(
     g = np.full(n, np.nan)
     g[ucode] = df["cohort"].to_numpy(dtype=float)
     w = np.ones(n)
-    if "weight" in df.columns:
+    if weighted and "weight" in df.columns:
         w[ucode] = df["weight"].to_numpy(dtype=float)
     labels = None
     if "cluster" in df.columns:
@@ -101,7 +144,11 @@ def _wide_block(
         "units": np.asarray(units),
         "g": g,
         "y": wide(outcome),
-        "x": [wide(c) for c in covs],
+        "x": [
+            (wide(c) - (0.0 if centre is None else centre[j]))
+            / (1.0 if scale is None else scale[j])
+            for j, c in enumerate(covs)
+        ],
         "w": w,
         "labels": labels,
     }
@@ -473,9 +520,12 @@ def _att_gt(
         raise EstimationError("No treated cohort in the panel: nothing to estimate.")
     cells = _make_cells(cohorts, periods, opts.anticipation, opts.base_period)
     k = len(cells)
+    parts = dpanel.partitions()
+    centre, scale = _standardisation(parts, opts.covs)
     blocks = persist_blocks(
-        _wide_block, dpanel.partitions(), periods=periods, outcome=outcome, covs=opts.covs
-    )
+        _wide_block, parts, periods=periods, outcome=outcome, covs=opts.covs,
+        weighted=opts.weights is not None, centre=centre, scale=scale,
+    )  # fmt: skip
     wsum = sum(dask.compute(*[dask.delayed(_weight_sum)(b, use=opts.weights) for b in blocks]))
     ctx: dict[str, Any] = {
         "periods": periods, "cg": opts.cg, "anticipation": opts.anticipation,

@@ -49,6 +49,7 @@ from ._frame import (
     DaskPanel,
     check_dask_panel,
     compute_blocks,
+    midranges,
     persist_blocks,
     summed,
     uses_column,
@@ -75,10 +76,13 @@ def _block(
     cluster: bool,
     aux: bool = False,
     scale: bool = False,
+    centre: float = 0.0,
 ) -> dict[str, Any]:
     """Rows with the outcome observed, split into untreated and treated rows; ``aux``: the
     rows' extra ``tau~`` cell codes from the column ``_aux``; ``scale``: the values that
-    ``tau~`` is proportional to within a cell, from the column ``_scale``."""
+    ``tau~`` is proportional to within a cell, from the column ``_scale``. The outcome is
+    stored less ``centre`` (:func:`~zoneimpact.distributed._frame.midranges`): every
+    estimate and score is a difference of outcomes, which the unit effects absorb."""
     df = df.dropna(subset=[outcome])
     ucode, units = pd.factorize(df["unit"], sort=True)
     t = df["time"].to_numpy()
@@ -93,7 +97,7 @@ def _block(
         )
     return {
         "ucode": ucode, "n_units": len(units), "tcode": np.searchsorted(periods, t),
-        "y": df[outcome].to_numpy(float), "treated": treated, "g": g, "t": t,
+        "y": df[outcome].to_numpy(float) - centre, "treated": treated, "g": g, "t": t,
         "labels": labels,
         "aux": df["_aux"].to_numpy(np.int64) if aux else np.zeros(len(df), np.int64),
         "scale": df["_scale"].to_numpy(float) if scale else np.ones(len(df)),
@@ -460,14 +464,16 @@ def _imputable_blocks(
 
     periods = dpanel.periods
     n_t = len(periods)
+    parts = dpanel.partitions()
     raw = persist_blocks(
         _block,
-        dpanel.partitions(),
+        parts,
         periods=periods,
         outcome=outcome,
         cluster=cluster,
         aux=aux,
         scale=scale,
+        centre=float(midranges(parts, [outcome])[0]),
     )
     n0_t = summed(compute_blocks([_untreated_periods], raw, n_t=n_t))["n0_t"]
     if not n0_t.any():

@@ -42,6 +42,7 @@ from ._frame import (
     check_dask_panel,
     cluster_sums,
     compute_blocks,
+    midranges,
     persist_blocks,
     summed,
     uses_column,
@@ -57,14 +58,28 @@ _TOL = 1e-14
 
 
 def _block(
-    df: pd.DataFrame, *, periods: np.ndarray, outcome: str, covs: list[str], cluster: bool
+    df: pd.DataFrame,
+    *,
+    periods: np.ndarray,
+    outcome: str,
+    covs: list[str],
+    cluster: bool,
+    centre: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Rows with the outcome and covariates observed: local unit codes, period codes, the
-    columns ``[y, D, x]`` and the cluster label of each row."""
+    columns ``[y, D, x]`` (``y`` and ``x`` less ``centre``, :func:`midranges`) and the
+    cluster label of each row."""
     df = df.dropna(subset=[outcome, *covs])
     ucode, units = pd.factorize(df["unit"], sort=True)
     d = (df["time"].to_numpy() >= df["cohort"].to_numpy()).astype(float)
-    z = np.column_stack([df[outcome].to_numpy(float), d, *(df[c].to_numpy(float) for c in covs)])
+    c = np.zeros(1 + len(covs)) if centre is None else centre
+    z = np.column_stack(
+        [
+            df[outcome].to_numpy(float) - c[0],
+            d,
+            *(df[v].to_numpy(float) - c[1 + j] for j, v in enumerate(covs)),
+        ]
+    )
     tcode = np.searchsorted(periods, df["time"].to_numpy())
     labels = df["cluster"].to_numpy() if cluster else np.asarray(units)[ucode]
     # edges of the unit-period graph: each unit joins its first period to its others
@@ -180,9 +195,10 @@ def fit(
     covs = _check_options(dpanel, outcome, covariates, ssc)
     alpha = check_alpha(alpha)
     by_cluster = uses_column(dpanel, cluster, "cluster")
+    parts = dpanel.partitions()
     blocks = persist_blocks(
-        _block, dpanel.partitions(), periods=dpanel.periods, outcome=outcome, covs=covs,
-        cluster=by_cluster,
+        _block, parts, periods=dpanel.periods, outcome=outcome, covs=covs,
+        cluster=by_cluster, centre=midranges(parts, [outcome, *covs]),
     )  # fmt: skip
     tau, present, sweeps = _absorb(blocks, n_periods=len(dpanel.periods), n_cols=2 + len(covs))
     n_units, n_obs, fe_rank = _sample_size(blocks, outcome=outcome, present=present)
@@ -243,7 +259,9 @@ def _absorb(
         delta = np.zeros_like(tau)
         delta[present] = s["sums"][present] / s["count"][present, None]
         if scale is None:
-            scale = np.maximum(np.abs(delta).max(axis=0), 1.0)
+            # relative to each column's own first correction (a floor of 1 let a covariate
+            # in small units, x * 1e-12, stop after one sweep)
+            scale = np.maximum(np.abs(delta).max(axis=0), 1e-300)
         tau = tau + delta
         if np.all(np.abs(delta).max(axis=0) <= _TOL * scale):
             return tau, present, sweep
@@ -278,18 +296,24 @@ def _ols(
     g = summed(compute_blocks([_gram], blocks, tau=tau))
     if g["n_treated_rows"] in (0, n_obs):
         raise EstimationError("The treatment dummy does not vary: nobody is treated in the sample.")
-    within = np.sqrt(g["ss_within"]) / np.maximum(np.sqrt(g["ss_raw"]), 1.0)
-    gone = [c for c, r in zip(names, within, strict=True) if r < 1e-9]
+    # relative to each regressor's own (centred) variation, so that its units do not decide
+    # (the in-memory TWFE's rule; x * 1e-12 was called absorbed, x * 1e9 collinear)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        within = np.sqrt(g["ss_within"] / g["ss_raw"])
+    gone = [c for c, r in zip(names, within, strict=True) if not r >= 1e-9]
     if gone:
         raise EstimationError(
             f"Regressor(s) {gone} do not vary within the fixed effects ('unit', 'time'): they "
             "are absorbed (e.g. by the unit fixed effects); drop them."
         )
-    if np.linalg.matrix_rank(g["xtx"]) < len(names):
+    d = np.sqrt(np.diag(g["xtx"]))
+    unit = g["xtx"] / np.outer(d, d)
+    if np.linalg.matrix_rank(unit) < len(names):
         raise EstimationError(
             f"Regressors {names} are collinear once the fixed effects are absorbed; drop one."
         )
-    return np.linalg.solve(g["xtx"], g["xty"]), np.linalg.inv(g["xtx"])
+    inv = np.linalg.inv(unit) / np.outer(d, d)
+    return np.linalg.solve(unit, g["xty"] / d) / d, inv
 
 
 def _cr1_vcov(scores: np.ndarray, bread: np.ndarray, *, n_obs: int, big_k: int) -> np.ndarray:
