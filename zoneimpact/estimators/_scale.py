@@ -43,7 +43,9 @@ def outcome_scale(y: np.ndarray) -> float:
     return float(np.ldexp(1.0, min(int(np.frexp(m)[1]), 1023)))
 
 
-def scale_equivariant(*, result_scales: bool = True) -> Callable[[F], F]:
+def scale_equivariant(
+    *, result_scales: bool = True, scaled_options: dict[str, int] | None = None
+) -> Callable[[F], F]:
     """Decorate an estimator's ``fit(panel, *, outcome, ...)`` (see the module docstring).
 
     Parameters
@@ -51,6 +53,12 @@ def scale_equivariant(*, result_scales: bool = True) -> Callable[[F], F]:
     result_scales : bool
         False for estimators whose reported numbers are all scale-free (PPML's
         coefficients are semi-elasticities): the outcome is rescaled, the result is not.
+    scaled_options : dict of str to int, optional
+        Options given in the outcome's units, with the power of those units (SDID's
+        ``zeta_omega``: 1, ASC's ridge ``lambda_``: 2): divided by ``c`` to that power
+        along with the outcome, so a given value means the same on either scale (left
+        as they were, a user's ``zeta_omega`` moved SDID on Prop 99 x 1e18 from -16.54
+        to -19.77; a breaker's check, session 20).
     """
 
     def deco(fit: F) -> F:
@@ -63,6 +71,10 @@ def scale_equivariant(*, result_scales: bool = True) -> Callable[[F], F]:
             c = outcome_scale(y)
             if c == 1.0:
                 return fit(panel, *args, outcome=outcome, **kwargs)
+            for name, power in (scaled_options or {}).items():
+                value = kwargs.get(name)
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    kwargs[name] = value / c**power
             res = fit(panel.with_outcome(outcome, y / c), *args, outcome=outcome, **kwargs)
             if result_scales:
                 res = res.rescaled(c)

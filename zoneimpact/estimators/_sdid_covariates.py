@@ -68,7 +68,10 @@ def residualise_on_covariates(
     Z = demean(np.column_stack([y[untreated], X[untreated]]), fe)
     yd, Xd = Z[:, 0], Z[:, 1:]
     spread = np.abs(Xd).max(axis=0)
-    size = np.maximum(np.abs(X[untreated]).max(axis=0), 1.0)
+    # relative to the covariate's own variation (a floor of 1 or its level made x * 1e-12
+    # and x + 1e11 look constant; a breaker's check, session 20)
+    centre = X[untreated].mean(axis=0)
+    size = np.abs(X[untreated] - centre).max(axis=0)
     flat = np.flatnonzero(spread <= 1e-10 * size)
     if flat.size:
         raise EstimationError(
@@ -77,13 +80,15 @@ def residualise_on_covariates(
             "constant within units or within periods), so its coefficient is not identified; "
             "drop it (SDID already removes unit- and period-level differences)."
         )
-    beta, *_ = np.linalg.lstsq(Xd, yd, rcond=None)
-    if np.linalg.matrix_rank(Xd) < Xd.shape[1]:
+    unit = np.sqrt((Xd**2).sum(axis=0))  # each column on unit norm: its units do not decide
+    if np.linalg.matrix_rank(Xd / unit) < Xd.shape[1]:
         raise EstimationError(
             f"{estimator} with covariates: covariates {covariates} are collinear on the "
             "untreated observations after removing unit and period effects; drop one."
         )
-    resid = np.where(obs, y - np.nan_to_num(X) @ beta, np.nan)
+    beta = np.linalg.lstsq(Xd / unit, yd, rcond=None)[0] / unit
+    # centred: SDID absorbs the constant, and the outcome keeps its digits
+    resid = np.where(obs, y - np.nan_to_num(X - centre) @ beta, np.nan)
     coefs = pd.Series(beta, index=pd.Index(covariates, name="covariate"), name="coefficient")
     return panel.with_outcome(outcome, resid), coefs
 

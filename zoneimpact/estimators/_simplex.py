@@ -123,6 +123,11 @@ def fw_weights(
         ).copy()
     if intercept:
         Y = Y - Y.mean(axis=1, keepdims=True)
+    else:
+        # the weights sum to one, so a constant per row (here the target's) leaves
+        # ``A w - b`` unchanged; without it the Gram matrices carry the outcome's level,
+        # which drowned the differences at a level of 1e6 (Prop 99 + 1e6: SC moved 0.33)
+        Y = Y - Y[..., -1:]
     eta = n * float(zeta) ** 2
     thresh = float(min_decrease) ** 2 * n  # work with n * objective
     if B == 1 or m > _BATCH_MAX_M:
@@ -405,6 +410,9 @@ def simplex_qp(
     """
     A = np.asarray(A, dtype=float)
     b = np.asarray(b, dtype=float)
+    # exact on the simplex (sum(w) = 1): each row less the target's value, so the Gram
+    # matrix and the tolerance work at the rows' spread, not their level
+    A, b = A - b[:, None], np.zeros_like(b)
     return simplex_qp_gram(A.T @ A, A.T @ b, support=support, tol=tol, max_iter=max_iter)
 
 

@@ -204,7 +204,13 @@ def _weights(
     imbalance = (X1 - mu) - X0c.T @ w_sc
     # (X0c' X0c + lam I)^{-1} in T0 x T0 form: gamma adj = X0c (X0c'X0c + lam I)^{-1} imbalance
     T0 = X0.shape[1]
-    adj = X0c @ np.linalg.solve(X0c.T @ X0c + lam * np.eye(T0), imbalance)
+    if lam > 0:
+        adj = X0c @ np.linalg.solve(X0c.T @ X0c + lam * np.eye(T0), imbalance)
+    else:
+        # lambda = 0 is the limit of the ridge: the minimum-norm least-squares adjustment
+        # (X0c'X0c is singular once the centred donors span fewer than T0 directions, where
+        # a plain solve returned noise: ATT -787.5 for a true 0, a breaker's check)
+        adj = X0c @ np.linalg.lstsq(X0c.T @ X0c, imbalance, rcond=None)[0]
     return w_sc + adj, w_sc
 
 
@@ -425,7 +431,7 @@ def time_jackknife_plus(data: ASCData, alpha: float) -> pd.DataFrame:
     )
 
 
-@scale_equivariant()
+@scale_equivariant(scaled_options={"lambda_": 2})
 def fit(
     panel: Panel,
     *,
@@ -483,6 +489,11 @@ def fit(
     if pre.sum() < 1 or post.sum() < 1:
         raise EstimationError(f"Need pre- and post-treatment periods around {g}.")
     Y = outcome_matrix(panel, outcome, [*tr, *pool], periods, estimator="Augmented SC")
+    # every gap is the treated outcome less a combination of donors with weights summing
+    # to one, so a constant leaves it unchanged; subtracting the treated pre-period mean
+    # keeps the weights' rounding (their sum is one to ~1e-15) off the outcome's level
+    # (Prop 99 + 1e8 moved the ATT by 0.18 with lambda fixed, a breaker's check)
+    Y = Y - float(Y.loc[tr].to_numpy(float)[:, pre].mean())
     Yt = Y.loc[tr].to_numpy(float).mean(axis=0)
     Y0 = Y.loc[pool].to_numpy(float)
     cv = pd.DataFrame()

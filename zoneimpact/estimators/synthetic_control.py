@@ -33,6 +33,7 @@ permutation ``p_value`` is the inferential statement and is stored in the result
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Self
@@ -342,6 +343,16 @@ def _predictor_row(
     its periods."""
     var = _predictor_variable(panel, k, spec)
     years, label = _predictor_years(panel, k, spec, var, pre_periods)
+    late = [_v(y) for y in years if len(pre_periods) and y > max(pre_periods)]
+    if late:
+        # R Synth allows it, but the effect then enters the matching and is partly absorbed
+        # (a true 5 read 0.07 with years=[18] past a start of 14; a breaker's check)
+        warnings.warn(
+            f"Predictor {label} averages period(s) {late} from the treatment start on, so the "
+            "effect enters the matching and the weights absorb part of it; use pre-treatment "
+            "periods only.",
+            stacklevel=6,  # _predictor_table, _problem, fit, its scale wrapper: the caller
+        )
     op = spec.get("op", "mean")
     if not isinstance(op, str) or op not in ("mean", "median"):
         raise SpecError(f"Predictor {label}: op must be 'mean' or 'median'; received {op!r}.")
@@ -447,10 +458,16 @@ def synth_weights(
     coordinates of V (scale-free, so weights spanning orders of magnitude are reachable)
     with this exact gradient, from the best screened candidates.
     """
+    # each predictor and fit-window period less the treated unit's value: exact, since the
+    # weights sum to one (and the regression start has an intercept), and it keeps the
+    # Gram matrices at the donors' spread, not the level (Prop 99 + 1e7 moved ADH by 6.7;
+    # lnincome + 1e5 moved it by 1.5, a breaker's check, session 20)
     X1r, X0r = np.asarray(X1, float), np.asarray(X0, float)
+    X0r, X1r = X0r - X1r[:, None], np.zeros_like(X1r)
     X1s, X0s = _standardise(X1r, X0r)
     Z1 = np.asarray(Z1, float)
     Z0 = np.asarray(Z0, float)
+    Z0, Z1 = Z0 - Z1[:, None], np.zeros_like(Z1)
     prob = _NestedV(X1s, X0s, Z1, Z0, v_min)
     vv = _closed_form_v(v, X1r, X0r, Z1, Z0)
     if vv is not None:
@@ -892,7 +909,10 @@ def _in_space_placebos(
         return _fit_unit(prob_pl, unit, [d for d in pool if d != unit], g_)[1]
 
     pg = plc.in_space(one, pool, rng=rng, n_jobs=n_jobs)
-    label = "treated" if len(data.treated) > 1 else data.treated[0]
+    label: Any = "treated" if len(data.treated) > 1 else data.treated[0]
+    while len(data.treated) > 1 and label in set(pool):  # a donor may be called "treated"
+        label = f"_{label}"
+
     placebo_gaps = pd.concat([gaps.rename(label), pg], axis=1)
     placebo_gaps.index.name = "time"
     table = plc.rmspe_table(placebo_gaps, prob.pre_mask, prob.post_mask)

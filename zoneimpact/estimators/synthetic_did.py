@@ -772,9 +772,9 @@ def _single_result(
     return SyntheticDiDResult(
         **common,
         terms=terms_frame(["att"], [est], [se]),
-        unit_weights=pd.Series(
-            b.omega, index=pd.Index(data.donors, name="unit"), name="weight"
-        ).sort_index(),
+        unit_weights=_by_unit(
+            pd.Series(b.omega, index=pd.Index(data.donors, name="unit"), name="weight")
+        ),
         time_weights=pd.Series(
             b.lam, index=pd.Index(data.periods[data.periods < g], name="time"), name="weight"
         ),
@@ -808,10 +808,12 @@ def _staggered_result(
         [est, *ce["estimate"]],
         [se, *[np.nan] * len(ce)],
     )
-    uw = pd.DataFrame(
-        {f"cohort:{int(r['cohort'])}": r["omega"] for r in rows},
-        index=pd.Index(data.donors, name="unit"),
-    ).sort_index()
+    uw = _by_unit(
+        pd.DataFrame(
+            {f"cohort:{int(r['cohort'])}": r["omega"] for r in rows},
+            index=pd.Index(data.donors, name="unit"),
+        )
+    )
     tw = pd.DataFrame(index=pd.Index(periods, name="time"))
     for r in rows:
         lam_full = np.full(len(periods), np.nan)
@@ -828,7 +830,7 @@ def _staggered_result(
     )
 
 
-@scale_equivariant()
+@scale_equivariant(scaled_options={"zeta_omega": 1, "zeta_lambda": 1, "min_decrease": 1})
 def fit(
     panel: Panel,
     *,
@@ -955,3 +957,12 @@ def _fit_on_residuals(
     resid, coefs = residualise_on_covariates(panel, outcome, covs)
     res = fit(resid, outcome=outcome, rng=rng, alpha=alpha, n_jobs=n_jobs, **options)
     return replace(res, covariate_coefs=coefs, info={**res.info, **covariate_info(coefs)})
+
+
+def _by_unit(frame: Any) -> Any:
+    """Rows sorted by unit label; labels of mixed types (ints and strings), which do not
+    compare, are sorted by their text (a bare TypeError before; a breaker's check)."""
+    try:
+        return frame.sort_index()
+    except TypeError:
+        return frame.sort_index(key=lambda idx: idx.map(str))

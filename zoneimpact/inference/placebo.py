@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -98,7 +99,31 @@ def permutation_p(
     r = t.loc[kept, "ratio"]
     t["rank"] = np.nan
     t.loc[kept, "rank"] = r.rank(ascending=False, method="min")
-    p = float((r >= r.loc[treated]).sum() / len(r))
+    undefined = [u for u in r.index[r.isna().to_numpy()]]
+    if undefined:
+        # 0/0: a unit fitted exactly before and after (a donor that duplicates another).
+        # Counted as at least as extreme as the treated unit, and a treated 0/0 (no gap at
+        # all) gives p = 1, so the p-value stays a valid permutation p-value (>= 1/N);
+        # dropped from the count it was 0 with no effect at all (a breaker's check)
+        warnings.warn(
+            f"The post/pre RMSPE ratio is 0/0 for {len(undefined)} unit(s) (first "
+            f"{undefined[0]!r}: no gap before or after); they count as at least as extreme "
+            "as the treated unit in the permutation p-value.",
+            stacklevel=3,
+        )
+    if len(r) == 1 and len(t) > 1:
+        warnings.warn(
+            f"drop_ratio={drop_ratio} leaves no placebo (the treated unit's pre-period fit is "
+            f"{float(t.loc[treated, 'pre_rmspe']):.3g}), so the p-value is 1 by construction; "
+            "raise drop_ratio.",
+            stacklevel=3,
+        )
+    own = float(r.loc[treated])
+    if np.isnan(own):
+        p = 1.0
+    else:
+        others = r.drop(index=treated)
+        p = float((1 + (others >= own).sum() + others.isna().sum()) / len(r))
     return p, t
 
 

@@ -65,7 +65,6 @@ Prop 99 (``benchmarks/reference/scpi_prop99.json``).
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -73,7 +72,6 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
-from statsmodels.tools.sm_exceptions import IterationLimitWarning
 
 from ..errors import EstimationError, SpecError
 from ..estimators._sc_common import outcome_matrix
@@ -203,10 +201,18 @@ def _design(M: np.ndarray, cols: np.ndarray) -> np.ndarray:
 
 
 def sigma_hat(
-    res: np.ndarray, B: np.ndarray, w: np.ndarray, active: np.ndarray, u_order: int
+    res: np.ndarray,
+    B: np.ndarray,
+    w: np.ndarray,
+    active: np.ndarray,
+    u_order: int,
+    *,
+    outer: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """``Sigma`` of CFT (Section 4.1): HC1 variance of ``B'u / T0`` around the
-    projection of ``u`` on the design; returns it with ``E[u|H]`` and ``df``."""
+    projection of ``u`` on the design; returns it with ``E[u|H]`` and ``df``. ``outer``
+    replaces ``B`` in ``B'u`` (not in the design): the in-sample draws take it centred
+    per period, the part of ``Sigma`` they use."""
     T0 = len(res)
     D = _design(B, _design_columns(B, active, u_order, T0))
     coef = np.linalg.lstsq(D, res, rcond=None)[0]
@@ -215,8 +221,47 @@ def sigma_hat(
     if df >= T0:
         df = T0 - 1
     omega = (res - u_mean) ** 2 * T0 / (T0 - df)
-    S = (B.T * omega) @ B / T0**2
+    M = B if outer is None else outer
+    S = (M.T * omega) @ M / T0**2
     return 0.5 * (S + S.T), u_mean, df
+
+
+def _unit_design(X0: np.ndarray, X1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """With a constant column, the other columns centred and scaled on ``X0`` (and ``X1``
+    alike): every regression of :func:`out_of_sample_bounds` has the constant, so its
+    predictions at ``X1`` do not change, while donor outcomes in levels (a shift of 1e4
+    moved the upper bound from -3.5 to 73, a breaker's check) no longer swamp the
+    variation."""
+    spread = X0.max(axis=0) - X0.min(axis=0)
+    const = (spread == 0) & (X0[0] != 0)
+    if not const.any():
+        return X0, X1
+    move = ~const & (spread > 0)
+    m = np.where(move, X0.mean(axis=0), 0.0)
+    sc = np.where(move, np.abs(X0 - m).max(axis=0), 1.0)
+    return (X0 - m) / sc, (X1 - m) / sc
+
+
+def quantile_regression(y: np.ndarray, X: np.ndarray, q: float) -> np.ndarray:
+    """Koenker & Bassett (1978) quantile regression solved exactly as its linear
+    programme (``min sum q u+ + (1 - q) u-`` s.t. ``X b + u+ - u- = y``) by scipy's HiGHS,
+    as R ``quantreg::rq`` (which ``scpi`` calls) solves it by simplex. statsmodels'
+    ``QuantReg`` (IRLS) stopped at fits whose check loss was 6.78 against the optimum's
+    5.56 and moved with the outcome's units (a breaker's check, session 20). ``y`` is
+    divided by its largest value first, so the programme is solved at unit scale."""
+    from scipy.optimize import linprog
+
+    n, k = X.shape
+    c = float(np.abs(y).max()) or 1.0
+    xs = np.abs(X).max(axis=0)
+    xs = np.where(xs > 0, xs, 1.0)  # columns at unit scale too (outcomes x 1e-12)
+    cost = np.r_[np.zeros(k), np.full(n, q), np.full(n, 1.0 - q)]
+    A_eq = np.hstack([X / xs, np.eye(n), -np.eye(n)])
+    bounds = [(None, None)] * k + [(0, None)] * (2 * n)
+    sol = linprog(cost, A_eq=A_eq, b_eq=y / c, bounds=bounds, method="highs")
+    if sol.status != 0:
+        raise EstimationError(f"SCPI: the quantile regression at q={q:g} failed ({sol.message}).")
+    return np.asarray(sol.x[:k]) / xs * c
 
 
 def out_of_sample_bounds(
@@ -232,6 +277,7 @@ def out_of_sample_bounds(
     ``alpha`` is the total for both tails (each bound holds with ``1 - alpha/2``).
     """
     a = alpha / 2
+    X0, X1 = _unit_design(X0, X1)
     ols = sm.OLS(res, X0).fit()
     e_mean = X1 @ ols.params
     fitted = X0 @ ols.params
@@ -241,11 +287,8 @@ def out_of_sample_bounds(
             lo = np.full(len(X1), np.quantile(res, a))
             hi = np.full(len(X1), np.quantile(res, 1 - a))
         else:
-            qr = sm.QuantReg(res, X0)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", IterationLimitWarning)
-                lo = X1 @ qr.fit(q=a).params
-                hi = X1 @ qr.fit(q=1 - a).params
+            lo = X1 @ quantile_regression(res, X0, a)
+            hi = X1 @ quantile_regression(res, X0, 1 - a)
         return lo, hi, e_mean, np.full(len(X1), np.nan)
     with np.errstate(divide="ignore"):
         logr2 = np.log(r**2)
@@ -257,12 +300,7 @@ def out_of_sample_bounds(
         )
     var_fit = sm.OLS(logr2, X0).fit()
     var1 = X1 @ var_fit.params
-    qr = sm.QuantReg(r, X0)
-    with warnings.catch_warnings():
-        # statsmodels' IRLS can cycle between solutions of equal loss on a few dozen
-        # residuals and stops at its iteration limit; scpi makes the same call
-        warnings.simplefilter("ignore", IterationLimitWarning)
-        iq = np.abs(X1 @ qr.fit(q=0.75).params - X1 @ qr.fit(q=0.25).params)
+    iq = np.abs(X1 @ quantile_regression(r, X0, 0.75) - X1 @ quantile_regression(r, X0, 0.25))
     sig = np.minimum(np.sqrt(np.exp(var1)), iq / 1.34)
     if method == "gaussian":
         eps = np.sqrt(-2 * np.log(a)) * sig
@@ -319,8 +357,12 @@ def _extreme(geo: _Geometry, zeta: np.ndarray, g: np.ndarray, s0: np.ndarray) ->
     d_lp[j_lp] += m
     if float(d_lp @ Q @ d_lp - 2 * zeta @ d_lp) <= 0:
         return float(g @ d_lp)
-    scale = float(np.abs(H).max()) + float(np.abs(c0).max()) + float(np.abs(g).max())
-    tiny = 1e-12 * scale
+    # one tolerance per quantity in its own units (ds/dt ~ g / H, dr/dt ~ g): a single one
+    # mixing them made the in-sample bounds move with the outcome's scale (Prop 99 x 1e4:
+    # the lower bound -7.93 -> -24.46; a breaker's check, session 20)
+    g_max = float(np.abs(g).max())
+    tiny_ds = 1e-12 * g_max / max(float(np.abs(H).max()), 1e-300)
+    tiny_dr = 1e-12 * g_max
     s = s0.copy()
     S = [int(j) for j in np.flatnonzero(s > 0)]
     t = 0.0
@@ -346,8 +388,8 @@ def _extreme(geo: _Geometry, zeta: np.ndarray, g: np.ndarray, s0: np.ndarray) ->
         inside = np.zeros(J, dtype=bool)
         inside[idx] = True
         with np.errstate(divide="ignore", invalid="ignore"):
-            leave = np.where(inside & (ds < -tiny), s / -ds, np.inf)
-            enter = np.where(~inside & (dr < -tiny), np.maximum(r, 0.0) / -dr, np.inf)
+            leave = np.where(inside & (ds < -tiny_ds), s / -ds, np.inf)
+            enter = np.where(~inside & (dr < -tiny_dr), np.maximum(r, 0.0) / -dr, np.inf)
         jl, je = int(np.argmin(leave)), int(np.argmin(enter))
         step = min(leave[jl], enter[je])
         delta = lb + m * s - w
@@ -565,7 +607,12 @@ def scpi_intervals(
         active[int(np.argmax(w))] = True
     lb = np.where(w < rho_v, w, 0.0)
     S, u_mean, df = sigma_hat(res, B, w, active, u_order)
-    Q = B.T @ B / T0
+    # the in-sample problem is over delta = beta - w with sum(delta) = 0, so it sees B,
+    # the directions and the draws only through their parts orthogonal to the donors'
+    # mean: removing that mean per period (B P, P = I - 11'/J) is exact and keeps Q at the
+    # donors' spread (outcomes + 1e4 moved the ATT's lower bound from -7.65 to -84.93)
+    Bc = B - B.mean(axis=1, keepdims=True)
+    Q = Bc.T @ Bc / T0
     Q = 0.5 * (Q + Q.T) + 1e-10 * np.trace(Q) / J * np.eye(J)
     m = 1.0 - float(lb.sum())
     geo = _Geometry(Q, w, lb, m)
@@ -583,10 +630,14 @@ def scpi_intervals(
         keep = np.isin(post_periods, wanted)
     rows = np.vstack([P[keep], P.mean(axis=0, keepdims=True)])
     y_post = path.to_numpy(float)[~pre] / c
-    zetas = (sqrt_psd(S) @ gen.standard_normal((J, sims))).T
+    # drawn from Sigma of the centred B (P Sigma P): the same law for the part the
+    # problem uses, and draws that no longer depend on the outcome's level
+    S_c = sigma_hat(res, B, w, active, u_order, outer=Bc)[0]
+    zetas = (sqrt_psd(S_c) @ gen.standard_normal((J, sims))).T
+    rows_c = rows - rows.mean(axis=1, keepdims=True)
     chunks = [zetas[k : k + 20] for k in range(0, sims, 20)]
     parts = replicate(
-        lambda ch, _g: _simulate_chunk(geo, ch, rows),
+        lambda ch, _g: _simulate_chunk(geo, ch, rows_c),
         chunks,
         rng=0,
         n_jobs=n_jobs,
@@ -628,8 +679,9 @@ def scpi_intervals(
     numeric = [k for k in table.columns if k != "term"]
     table[numeric] = table[numeric] * c
     with np.errstate(over="ignore"):
-        # Sigma is in squared outcome units: past 1e308 it is inf, as the true value is
-        sigma = S * c * c
+        # Sigma = B' diag(u^2) B / T0^2 is in the outcome's units to the fourth (donor
+        # outcomes twice, residuals squared); past 1e308 it is inf, as the true value is
+        sigma = S * c * c * c * c  # c**4 of a Python float raises past 1e308
     pool = list(Y0.index)
     ws = pd.Series(w, index=pd.Index(pool, name="unit"), name="weight")
     return ScpiResult(
