@@ -548,3 +548,22 @@ def test_an_outcome_offset_and_covariate_units_leave_twfe_and_imputation(client,
         )
         np.testing.assert_allclose(b.terms["se"].iloc[0], a.terms["se"].iloc[0], atol=TOL)
         np.testing.assert_allclose(b.terms["estimate"], a.terms["estimate"], rtol=1e-8)
+
+
+def test_one_column_in_two_roles_is_named(tmp_path) -> None:
+    """cluster= the unit column gave a raw KeyError from the shuffle."""
+    glob = _write(_simulated(n=20), tmp_path, n_files=1)
+    with pytest.raises(SpecError, match="'id' is given as both unit and cluster.*default"):
+        zd.read_panel(glob, unit="id", time="year", outcomes=["y"], cohort="first", cluster="id")
+
+
+def test_cs_warns_about_a_unit_without_outcomes_as_in_memory(client, tmp_path) -> None:
+    frame = _simulated(n=60)
+    frame.loc[frame["id"] == "u0003", "y"] = np.nan
+    panel, dp = _pair(frame, tmp_path)
+    with pytest.warns(UserWarning, match=r"1 unit\(s\) \(first 'u0003'\) have no observed"):
+        a = callaway_santanna.fit(panel, outcome="y", bootstrap=False)
+    with pytest.warns(UserWarning, match=r"1 unit\(s\) \(first 'u0003'\) have no observed") as rec:
+        b = zd.callaway_santanna(dp, outcome="y", bootstrap=False)
+    assert rec[0].filename == __file__
+    _assert_cs_equal(a, b)

@@ -177,6 +177,19 @@ def _source_names(
         source["weight"] = weights
     if cluster is not None:
         source["cluster"] = cluster
+    given = list(source.items())
+    for i, (k, v) in enumerate(given):
+        for k2, v2 in given[:i]:
+            if v == v2:
+                hint = (
+                    " Clustering by unit is the default: leave cluster out."
+                    if {k, k2} == {"unit", "cluster"}
+                    else ""
+                )
+                raise SpecError(
+                    f"Column {v!r} is given as both {k2} and {k}; each role needs its own "
+                    f"column.{hint}"
+                )
     return source
 
 

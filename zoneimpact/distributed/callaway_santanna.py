@@ -31,6 +31,7 @@ need; the partitions hold the data.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -60,6 +61,7 @@ from ..estimators.callaway_santanna import (
     _terms_and_cells,
     aggregate_terms,
 )
+from ..panel import _v
 from ..parallel import as_generator
 from ..results import check_alpha, check_bool, check_choice, check_int
 from ._frame import (
@@ -526,6 +528,7 @@ def _att_gt(
         _wide_block, parts, periods=periods, outcome=outcome, covs=opts.covs,
         weighted=opts.weights is not None, centre=centre, scale=scale,
     )  # fmt: skip
+    _warn_blank_units(blocks, outcome)
     wsum = sum(dask.compute(*[dask.delayed(_weight_sum)(b, use=opts.weights) for b in blocks]))
     ctx: dict[str, Any] = {
         "periods": periods, "cg": opts.cg, "anticipation": opts.anticipation,
@@ -559,6 +562,24 @@ def _att_gt(
     ctx["n"] = dpanel.n_units
     pieces = compute_blocks([_influence_block], blocks, cells=cells, glob=glob, ctx=ctx)
     return _group_time(pieces, cells, att, normalised, periods, cohorts, opts, cluster, failed)
+
+
+def _blank_units(blk: dict[str, Any]) -> tuple[int, Any]:
+    blank = np.isnan(blk["y"]).all(axis=1)
+    return int(blank.sum()), (blk["units"][blank][0] if blank.any() else None)
+
+
+def _warn_blank_units(blocks: list[Any], outcome: str) -> None:
+    """As in memory: units without any observed outcome enter no ATT(g,t) but count in
+    the cohort shares, which the caller should know."""
+    found = [b for b in compute_blocks([_blank_units], blocks) if b[0]]
+    if found:
+        warnings.warn(
+            f"{sum(n for n, _ in found)} unit(s) (first {_v(found[0][1])!r}) have no observed "
+            f"{outcome!r}; they enter no ATT(g,t) but count in the cohort shares of the "
+            "aggregations. Drop them from the panel.",
+            stacklevel=4,  # past _att_gt and fit: the caller
+        )
 
 
 def _weight_sum(blk: dict[str, Any], use: str | None) -> float:
