@@ -567,3 +567,22 @@ def test_cs_warns_about_a_unit_without_outcomes_as_in_memory(client, tmp_path) -
         b = zd.callaway_santanna(dp, outcome="y", bootstrap=False)
     assert rec[0].filename == __file__
     _assert_cs_equal(a, b)
+
+
+def test_absorbed_covariate_and_noise_free_outcome_stop_at_once(client, tmp_path) -> None:
+    """A reviewer's cases: the stopping rule relative to a column's first correction alone
+    swept 10,000 times on a covariate constant within units (rounding-sized corrections)
+    and on a noise-free outcome, then blamed the panel's connectivity."""
+    frame = _simulated(n=60)
+    frame["area"] = frame["id"].str[1:].astype(float)  # constant within each unit
+    panel, dp = _pair(frame, tmp_path / "a", covariates=["area"])
+    with pytest.raises(EstimationError, match="absorbed"):
+        zd.twfe(dp, outcome="y", covariates=["area"])
+    flat = frame.assign(
+        y=frame["id"].str[1:].astype(float)
+        + 2.0 * (frame["year"] >= frame["first"]).where(frame["first"] > 0, False)
+    )
+    panel, dp = _pair(flat, tmp_path / "b")
+    b = zd.imputation(dp, outcome="y")
+    assert b.info["sweeps"] < 50
+    np.testing.assert_allclose(b.terms["estimate"].iloc[0], 2.0, atol=1e-9)

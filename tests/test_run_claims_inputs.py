@@ -250,6 +250,14 @@ def test_concentration_options_are_checked_by_name() -> None:
         estimate_concentration(panel, "y", kind="hhi", options={"outcome": "y"})
     with pytest.raises(SpecError, match="Unknown estimator 'magic'"):
         estimate_concentration(panel, "y", kind="hhi", base_estimator="magic")
+    # region_column is documented there and read by run_claims (a reviewer's check)
+    parse_spec(
+        {
+            "data": {"source": "simulate"},
+            "estimate": [{"name": "t", "estimator": "twfe", "outcome": "fdi"}],
+            "claims": {"concentration": {"options": {"region_column": "province"}}},
+        }
+    )
     with pytest.raises(SpecError, match=r"\[claims\] concentration: .*'pretrend'"):
         parse_spec(
             {
@@ -269,3 +277,18 @@ def test_share_of_region_refuses_what_it_would_get_wrong() -> None:
     big = panel.data.assign(y=1e308)
     with pytest.raises(PanelError, match="overflows in region"):
         share_of_region(panel.replace(data=big), "y")
+
+
+def test_fits_on_a_covariate_column_still_rescale() -> None:
+    """with_outcome's new refusal reached the package's own rescaling: a fit whose outcome
+    is a covariate failed once that covariate was extreme (a reviewer's check)."""
+    from zoneimpact.estimators import imputation
+
+    panel = toy(1.0)
+    panel = panel.replace(data=panel.data.assign(z=panel.data["y"] * 1e25), covariates=("z",))
+    res = imputation.fit(panel, outcome="z")
+    base = imputation.fit(toy(1.0), outcome="y")
+    assert res.info["outcome_rescaled_by"] != 1.0
+    assert float(res.terms["estimate"].iloc[0]) / 1e25 == pytest.approx(
+        float(base.terms["estimate"].iloc[0]), rel=1e-12
+    )

@@ -362,18 +362,22 @@ class Panel:
                     return canonical
         return name
 
-    def with_outcome(self, name: str, values: pd.Series | np.ndarray) -> Panel:
+    def with_outcome(
+        self, name: str, values: pd.Series | np.ndarray, *, overwrite: bool = False
+    ) -> Panel:
         """A new Panel with an added (derived) outcome column aligned with :attr:`data`.
 
         ``values`` holds one real number per row of :attr:`data` (NaN = missing; infinities
         are errors, as in :meth:`from_frame`); ``name`` may not be ``unit``, ``time`` or
-        ``cohort``, nor another column than an outcome (an outcome is replaced).
+        ``cohort``, nor another column than an outcome (an outcome is replaced) unless
+        ``overwrite`` (the package's own fits replace the column they are fitting, which
+        may be a covariate).
         """
         if not isinstance(name, str) or not name or name in RESERVED:
             raise PanelError(
                 f"with_outcome needs a new column name other than {RESERVED}; received {name!r}."
             )
-        if name in self.data.columns and name not in self.outcomes:
+        if name in self.data.columns and name not in self.outcomes and not overwrite:
             raise PanelError(
                 f"with_outcome: {name!r} is already a column of the panel (a covariate, weight "
                 "or other column), which the new outcome would overwrite; choose another name."

@@ -397,7 +397,7 @@ def _one_rep(
             else:
                 spill = -effect * displacement_direct * n_d / max(n_s, 1)
                 y = base + displacement_direct * d_rows + spill * s_rows
-            panel = design.panel.with_outcome(design.outcome, y)
+            panel = design.panel.with_outcome(design.outcome, y, overwrite=True)
             child = next(kids)
             try:
                 if target == "direct":

@@ -473,8 +473,8 @@ def _check_claims(values: dict[str, Any], where: str) -> None:
         )
     if not isinstance(opts, dict):
         raise SpecError(f"{where} concentration options must be a table; received {opts!r}.")
-    try:  # the HHI fit takes these options (claims.run_claims)
-        check_options(base, opts)
+    try:  # the HHI fit takes these options; region_column is read by claims.run_claims
+        check_options(base, {k: v for k, v in opts.items() if k != "region_column"})
     except SpecError as exc:
         raise SpecError(f"{where} concentration: {exc}") from exc
 

@@ -517,16 +517,19 @@ def _extremes(df: pd.DataFrame, *, cols: list[str]) -> np.ndarray:
     return np.vstack([lo, hi])
 
 
-def midranges(parts: list[Any], cols: list[str]) -> np.ndarray:
-    """Per column the middle of its observed range over every partition (0 where nothing
-    is observed). The fixed effects absorb a constant, so subtracting it changes no
-    estimate, while the sweeps' arithmetic then works at the column's variation and not
-    at its level: as the in-memory ``_fe.demean`` centring (an outcome of 1,000 + y made
-    the alternating projections stall at rounding, a breaker's check in session 20)."""
+def midranges(parts: list[Any], cols: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per column the middle of its observed range over every partition and half its
+    width (0 where nothing is observed). The fixed effects absorb a constant, so
+    subtracting the middle changes no estimate, while the sweeps' arithmetic then works
+    at the column's variation and not at its level, as the in-memory ``_fe.demean``
+    centring (an outcome of 1,000 + y made the alternating projections stall at
+    rounding, a breaker's check in session 20); the half width is the column's own scale
+    for their stopping rule."""
     if not cols:
-        return np.zeros(0)
+        return np.zeros(0), np.zeros(0)
     ext = compute_blocks([_extremes], parts, cols=cols)
     lo = np.min([e[0] for e in ext], axis=0)
     hi = np.max([e[1] for e in ext], axis=0)
     ok = np.isfinite(lo) & np.isfinite(hi)
-    return np.where(ok, (np.where(ok, lo, 0.0) + np.where(ok, hi, 0.0)) / 2, 0.0)
+    lo, hi = np.where(ok, lo, 0.0), np.where(ok, hi, 0.0)
+    return (lo + hi) / 2, (hi - lo) / 2

@@ -266,16 +266,24 @@ def _scores(
 
 
 def _project(
-    blocks: list[Any], step: Any, shape: tuple[int, int], rhs: Any, what: str, kw: Any
+    blocks: list[Any],
+    step: Any,
+    shape: tuple[int, int],
+    rhs: Any,
+    what: str,
+    kw: Any,
+    floor: float = 1e-300,
 ) -> tuple[np.ndarray, int]:
-    """Iterate a period-block update ``x <- rhs(period sums)`` to its fixed point."""
+    """Iterate a period-block update ``x <- rhs(period sums)`` to its fixed point, until a
+    correction is negligible next to the larger of the first one and ``floor`` (the
+    column's own scale: a noise-free outcome's first correction is rounding)."""
     x = np.zeros(shape)
     scale = None
     for sweep in range(1, _MAX_SWEEPS + 1):
         new = rhs(x, summed(compute_blocks([step], blocks, **kw(x))))
         delta = new - x
         if scale is None:
-            scale = np.maximum(np.abs(delta).max(axis=0), 1e-300)
+            scale = np.maximum(np.abs(delta).max(axis=0), max(floor, 1e-300))
         x = new
         if np.all(np.abs(delta).max(axis=0) <= _TOL * scale):
             return x, sweep
@@ -473,7 +481,7 @@ def _imputable_blocks(
         cluster=cluster,
         aux=aux,
         scale=scale,
-        centre=float(midranges(parts, [outcome])[0]),
+        centre=float(midranges(parts, [outcome])[0][0]),
     )
     n0_t = summed(compute_blocks([_untreated_periods], raw, n_t=n_t))["n0_t"]
     if not n0_t.any():
@@ -531,10 +539,17 @@ def _fit_y0(blocks: list[Any], n0_t: np.ndarray) -> tuple[np.ndarray, int]:
         out[present, 0] += s["sums"][present] / n0_t[present]
         return out
 
+    # the outcome's own scale (it is centred on its midrange in _block)
+    size = max(compute_blocks([_largest_untreated], blocks), default=0.0)
     tau2, sweeps = _project(
-        blocks, _sweep, (len(n0_t), 1), tau_rhs, "Y(0) model", kw=lambda x: {"tau": x[:, 0]}
-    )
+        blocks, _sweep, (len(n0_t), 1), tau_rhs, "Y(0) model", kw=lambda x: {"tau": x[:, 0]},
+        floor=size,
+    )  # fmt: skip
     return tau2[:, 0], sweeps
+
+
+def _largest_untreated(blk: dict[str, Any]) -> float:
+    return float(np.abs(blk["y0"]).max()) if len(blk["y0"]) else 0.0
 
 
 def _estimands(

@@ -196,11 +196,15 @@ def fit(
     alpha = check_alpha(alpha)
     by_cluster = uses_column(dpanel, cluster, "cluster")
     parts = dpanel.partitions()
+    centre, half = midranges(parts, [outcome, *covs])
     blocks = persist_blocks(
         _block, parts, periods=dpanel.periods, outcome=outcome, covs=covs,
-        cluster=by_cluster, centre=midranges(parts, [outcome, *covs]),
+        cluster=by_cluster, centre=centre,
     )  # fmt: skip
-    tau, present, sweeps = _absorb(blocks, n_periods=len(dpanel.periods), n_cols=2 + len(covs))
+    tau, present, sweeps = _absorb(
+        blocks, n_periods=len(dpanel.periods), n_cols=2 + len(covs),
+        floor=np.r_[half[0], 0.5, half[1:]],
+    )  # fmt: skip
     n_units, n_obs, fe_rank = _sample_size(blocks, outcome=outcome, present=present)
     names = ["att", *covs]
     beta, bread = _ols(blocks, tau=tau, names=names, n_obs=n_obs)
@@ -246,11 +250,12 @@ def _check_options(
 
 
 def _absorb(
-    blocks: list[Any], *, n_periods: int, n_cols: int
+    blocks: list[Any], *, n_periods: int, n_cols: int, floor: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Alternating projections: the period effects of every column ``[y, D, x]``
-    accumulated on the client until a sweep's correction is negligible. Returns them, the
-    periods with rows and the number of sweeps."""
+    accumulated on the client until a sweep's correction is negligible next to the larger
+    of the column's first correction and ``floor`` (half its range, :func:`midranges`).
+    Returns them, the periods with rows and the number of sweeps."""
     tau = np.zeros((n_periods, n_cols))
     scale = None
     for sweep in range(1, _MAX_SWEEPS + 1):
@@ -259,9 +264,11 @@ def _absorb(
         delta = np.zeros_like(tau)
         delta[present] = s["sums"][present] / s["count"][present, None]
         if scale is None:
-            # relative to each column's own first correction (a floor of 1 let a covariate
-            # in small units, x * 1e-12, stop after one sweep)
-            scale = np.maximum(np.abs(delta).max(axis=0), 1e-300)
+            # in each column's own units: a floor of 1 let a covariate in small units
+            # (x * 1e-12) stop after one sweep, and a first correction alone made a column
+            # constant within units (whose corrections are rounding) sweep 10,000 times
+            low = np.full(n_cols, 1e-300) if floor is None else np.maximum(floor, 1e-300)
+            scale = np.maximum(np.abs(delta).max(axis=0), low)
         tau = tau + delta
         if np.all(np.abs(delta).max(axis=0) <= _TOL * scale):
             return tau, present, sweep

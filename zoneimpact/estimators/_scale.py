@@ -16,6 +16,7 @@ library provides.
 from __future__ import annotations
 
 import functools
+import numbers
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, TypeVar
@@ -73,9 +74,10 @@ def scale_equivariant(
                 return fit(panel, *args, outcome=outcome, **kwargs)
             for name, power in (scaled_options or {}).items():
                 value = kwargs.get(name)
-                if isinstance(value, int | float) and not isinstance(value, bool):
+                if isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_):
                     kwargs[name] = value / c**power
-            res = fit(panel.with_outcome(outcome, y / c), *args, outcome=outcome, **kwargs)
+            rescaled = panel.with_outcome(outcome, y / c, overwrite=True)
+            res = fit(rescaled, *args, outcome=outcome, **kwargs)
             if result_scales:
                 res = res.rescaled(c)
             return replace(res, info={**res.info, "outcome_rescaled_by": c})

@@ -90,7 +90,7 @@ def residualise_on_covariates(
     # centred: SDID absorbs the constant, and the outcome keeps its digits
     resid = np.where(obs, y - np.nan_to_num(X - centre) @ beta, np.nan)
     coefs = pd.Series(beta, index=pd.Index(covariates, name="covariate"), name="coefficient")
-    return panel.with_outcome(outcome, resid), coefs
+    return panel.with_outcome(outcome, resid, overwrite=True), coefs
 
 
 def covariate_info(coefs: pd.Series) -> dict[str, Any]:

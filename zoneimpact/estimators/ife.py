@@ -1570,7 +1570,7 @@ def _loadings(units: list[Any], sol: Solution) -> pd.DataFrame:
 
 
 # ============================================================================ public API
-@scale_equivariant()
+@scale_equivariant(scaled_options={"equivalence_margin": 1})
 def fit(
     panel: Panel,
     *,

@@ -198,7 +198,7 @@ def lambda_grid(prob: Problem, n_lambda: int, tol: float) -> np.ndarray:
     return top * 10.0 ** (-3.0 * np.arange(n_lambda) / max(n_lambda - 1, 1))
 
 
-@scale_equivariant()
+@scale_equivariant(scaled_options={"lambda_": 1, "equivalence_margin": 1})
 def fit(
     panel: Panel,
     *,
