@@ -43,6 +43,7 @@ sys.path.insert(0, str(HERE / "referee_unbalanced"))
 
 import dgp as referee_u  # noqa: E402
 from mc_spillover import DESIGN, WORLDS, truths  # noqa: E402
+from mc_spillover_working_model import shock_gram as quad  # noqa: E402
 from mc_spillover_working_model import shock_model  # noqa: E402
 
 from zoneimpact.estimators import _bjs  # noqa: E402
@@ -56,19 +57,6 @@ VARIANTS = {
     "short_panel": dict(first_year=2000, last_year=2014, waves={2004: 0.4, 2008: 0.3, 2011: 0.3}),
 }
 N_CLUSTERS = {"refu": 24}  # the simulator's designs have DESIGN["n_regions"]
-
-
-def quad(A: np.ndarray, cluster: np.ndarray, time: np.ndarray, model: tuple) -> np.ndarray:
-    """``A' Omega A`` under independent errors plus region-year AR(1) shocks."""
-    s_e, s_v, phi = model
-    n_t = time.max() + 1
-    M = s_e * (A.T @ A)
-    S = np.zeros((cluster.max() + 1, n_t, A.shape[1]))
-    np.add.at(S, (cluster, time), A)
-    gamma = s_v * phi ** np.abs(np.subtract.outer(np.arange(n_t), np.arange(n_t)))
-    for block in S:
-        M += block.T @ gamma @ block
-    return M
 
 
 def analyse(res: sp.SpilloverResult, truth: dict[str, float]) -> list[dict[str, Any]]:

@@ -74,8 +74,9 @@ def shock_model(cluster: np.ndarray, time: np.ndarray, fit: _bjs.Imputed) -> tup
     return s_e, s_v, phi
 
 
-def model_df(C: np.ndarray, cluster: np.ndarray, time: np.ndarray, model: tuple) -> float:
-    """Satterthwaite df of ``sum_g (c_g'u)^2`` under the shock model."""
+def shock_gram(C: np.ndarray, cluster: np.ndarray, time: np.ndarray, model: tuple) -> np.ndarray:
+    """``C' Omega C`` under the shock model (``Omega``: independent errors plus region-year
+    shocks with autocovariance ``s_v phi^|t - s|`` within a region)."""
     s_e, s_v, phi = model
     n_t = time.max() + 1
     M = s_e * (C.T @ C)
@@ -84,7 +85,12 @@ def model_df(C: np.ndarray, cluster: np.ndarray, time: np.ndarray, model: tuple)
     gamma = s_v * phi ** np.abs(np.subtract.outer(np.arange(n_t), np.arange(n_t)))
     for block in S:
         M += block.T @ gamma @ block
-    return _bjs.gram_df(M)
+    return M
+
+
+def model_df(C: np.ndarray, cluster: np.ndarray, time: np.ndarray, model: tuple) -> float:
+    """Satterthwaite df of ``sum_g (c_g'u)^2`` under the shock model."""
+    return _bjs.gram_df(shock_gram(C, cluster, time, model))
 
 
 def _recording_score(s, cluster, n_clusters, cr2, name="", near=None):  # type: ignore[no-untyped-def]
