@@ -230,3 +230,9 @@ def test_matrix_completion_lambda_follows_an_internally_rescaled_outcome() -> No
     base, big = fit(1.0), fit(2.0**70)
     assert big.info["outcome_rescaled_by"] != 1.0
     assert _att(big) / 2.0**70 == pytest.approx(_att(base), rel=1e-9)
+
+
+def test_one_donor_says_why_there_is_no_placebo_p_value() -> None:
+    with pytest.warns(UserWarning, match="at least 2 donors") as rec:
+        res = synthetic_control.fit(_panel(_factor(0, J=1)), outcome="y", rng=1)
+    assert np.isnan(res.p_value) and rec[0].filename == __file__

@@ -902,6 +902,13 @@ def _in_space_placebos(
     permutation p-value (:mod:`zoneimpact.inference.placebo`)."""
     pool, prob = data.pool, data.prob
     if len(pool) < 2:
+        # each placebo needs a donor pool of its own (a reviewer's note: the NaN came
+        # without a reason)
+        warnings.warn(
+            f"In-space placebos need at least 2 donors; the pool has {len(pool)}, so there is "
+            "no permutation p-value (NaN).",
+            stacklevel=5,  # past _diagnostics, fit and its scale wrapper: the caller of fit
+        )
         return None, None, np.nan
     prob_pl = replace(prob, n_starts=data.placebo_starts, n_polish=1)
 
