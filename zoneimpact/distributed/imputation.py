@@ -275,15 +275,18 @@ def _project(
     floor: float = 1e-300,
 ) -> tuple[np.ndarray, int]:
     """Iterate a period-block update ``x <- rhs(period sums)`` to its fixed point, until a
-    correction is negligible next to the larger of the first one and ``floor`` (the
-    column's own scale: a noise-free outcome's first correction is rounding)."""
+    correction is negligible next to the first one, or to ``floor`` (the column's own
+    size) where that one is rounding (a noise-free outcome)."""
     x = np.zeros(shape)
     scale = None
     for sweep in range(1, _MAX_SWEEPS + 1):
         new = rhs(x, summed(compute_blocks([step], blocks, **kw(x))))
         delta = new - x
         if scale is None:
-            scale = np.maximum(np.abs(delta).max(axis=0), max(floor, 1e-300))
+            first = np.abs(delta).max(axis=0)
+            # a first correction below 1e-10 of the column's size is rounding (a noise-free
+            # outcome): judged against the size instead
+            scale = np.maximum(np.where(first > 1e-10 * floor, first, floor), 1e-300)
         x = new
         if np.all(np.abs(delta).max(axis=0) <= _TOL * scale):
             return x, sweep

@@ -253,8 +253,9 @@ def _absorb(
     blocks: list[Any], *, n_periods: int, n_cols: int, floor: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Alternating projections: the period effects of every column ``[y, D, x]``
-    accumulated on the client until a sweep's correction is negligible next to the larger
-    of the column's first correction and ``floor`` (half its range, :func:`midranges`).
+    accumulated on the client until a sweep's correction is negligible next to the
+    column's first correction, or to ``floor`` (half its range, :func:`midranges`) where
+    that correction is rounding.
     Returns them, the periods with rows and the number of sweeps."""
     tau = np.zeros((n_periods, n_cols))
     scale = None
@@ -265,10 +266,13 @@ def _absorb(
         delta[present] = s["sums"][present] / s["count"][present, None]
         if scale is None:
             # in each column's own units: a floor of 1 let a covariate in small units
-            # (x * 1e-12) stop after one sweep, and a first correction alone made a column
-            # constant within units (whose corrections are rounding) sweep 10,000 times
-            low = np.full(n_cols, 1e-300) if floor is None else np.maximum(floor, 1e-300)
-            scale = np.maximum(np.abs(delta).max(axis=0), low)
+            # (x * 1e-12) stop after one sweep, and the first correction alone made a
+            # column constant within units (corrections of rounding) sweep 10,000 times
+            first = np.abs(delta).max(axis=0)
+            size = np.zeros(n_cols) if floor is None else floor
+            # a first correction below 1e-10 of the column's range is rounding: such a
+            # column is judged against its range instead
+            scale = np.maximum(np.where(first > 1e-10 * size, first, size), 1e-300)
         tau = tau + delta
         if np.all(np.abs(delta).max(axis=0) <= _TOL * scale):
             return tau, present, sweep
