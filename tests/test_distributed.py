@@ -586,3 +586,26 @@ def test_absorbed_covariate_and_noise_free_outcome_stop_at_once(client, tmp_path
     b = zd.imputation(dp, outcome="y")
     assert b.info["sweeps"] < 50
     np.testing.assert_allclose(b.terms["estimate"].iloc[0], 2.0, atol=1e-9)
+
+
+def test_outside_window_adjust_as_in_memory(client, tmp_path) -> None:
+    """[data] outside_window = "adjust" was not passed to the Dask reader, which refused a
+    panel that memory adjusts (units treated from the first period dropped, cohorts after
+    the last recoded as never treated)."""
+    frame = _simulated(n=120)
+    ids = frame["id"].unique()
+    frame.loc[frame["id"].isin(ids[:5]), "first"] = 1  # treated from the first period
+    frame.loc[frame["id"].isin(ids[5:9]), "first"] = 99  # after the last period
+    glob = _write(frame, tmp_path, n_files=2)
+    read = dict(unit="id", time="year", outcomes=["y"], cohort="first")
+    with pytest.raises(PanelError, match="outside the observed periods"):
+        zd.read_panel(glob, **read)
+    dp = zd.read_panel(glob, **read, outside_window="adjust")
+    panel = Panel.from_frame(frame, **read, outside_window="adjust")
+    assert dp.n_units == panel.n_units == 115
+    a, b = imputation.fit(panel, outcome="y"), zd.imputation(dp, outcome="y")
+    np.testing.assert_allclose(b.terms["estimate"], a.terms["estimate"], rtol=0, atol=TOL)
+    _assert_cs_equal(
+        callaway_santanna.fit(panel, outcome="y", bootstrap=False),
+        zd.callaway_santanna(dp, outcome="y", bootstrap=False),
+    )

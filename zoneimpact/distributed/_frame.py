@@ -94,6 +94,7 @@ def read_panel(
     never_values: Iterable[float] = (0,),
     npartitions: int | None = None,
     storage_options: dict[str, Any] | None = None,
+    outside_window: str = "error",
 ) -> DaskPanel:
     """Read a panel from (partitioned) Parquet into a :class:`DaskPanel`.
 
@@ -121,6 +122,10 @@ def read_panel(
         Partitions after the shuffle on unit (default: those of the files).
     storage_options : dict, optional
         Passed to ``read_parquet`` (credentials of object stores).
+    outside_window : {"error", "adjust"}
+        Cohorts outside the observed periods, as in ``Panel.from_frame``: refused, or
+        adjusted (units treated from the first period dropped, cohorts after the last
+        recoded as never treated).
 
     Returns
     -------
@@ -128,6 +133,8 @@ def read_panel(
     """
     if (cohort is None) == (treatment is None):
         raise SpecError("Pass exactly one of cohort= (first treated period) and treatment= (0/1).")
+    if outside_window not in ("error", "adjust"):
+        raise SpecError(f"outside_window must be 'error' or 'adjust'; received {outside_window!r}.")
     outcomes = _names(outcomes, "outcomes")
     covariates = _names(covariates, "covariates")
     if not outcomes:
@@ -151,6 +158,22 @@ def read_panel(
     if treatment is None:
         _check_never_codes(scans, periods, names=source)
         frame = frame.drop(columns="_never")
+    if outside_window == "adjust" and treatment is None:
+        # as Panel.from_frame: drop units treated from the first period, recode cohorts
+        # after the last as never treated, then count again
+        frame = frame.map_partitions(
+            _adjust_window, first=int(periods[0]), last=int(periods[-1]), meta=frame._meta
+        ).persist()
+        scans = compute_blocks(
+            [_scan_partition], frame.to_delayed(), outcomes=outcomes, names=source
+        )
+        if not sum(s["n_units"] for s in scans):
+            raise PanelError(
+                f"No unit is left after dropping the units treated from the first period "
+                f"{periods[0]} (outside_window='adjust')."
+            )
+        periods = np.unique(np.concatenate([s["periods"] for s in scans]))
+        cohorts = np.unique(np.concatenate([s["cohorts"] for s in scans]))
     _check_window(scans, periods, treatment is None)
     return DaskPanel(
         frame=frame,
@@ -238,6 +261,14 @@ def _shuffle_method() -> str | None:
 
     local = ("threads", "threading", "sync", "synchronous", "single-threaded", "processes")
     return "tasks" if dask.config.get("scheduler", None) in local else None
+
+
+def _adjust_window(df: pd.DataFrame, *, first: int, last: int) -> pd.DataFrame:
+    g = df["cohort"].to_numpy(float)
+    df = df[~(g <= first)].copy()
+    g = df["cohort"].to_numpy(float)
+    df["cohort"] = np.where(np.isfinite(g) & (g > last), np.inf, g)
+    return df
 
 
 def _check_never_codes(

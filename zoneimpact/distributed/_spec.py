@@ -71,6 +71,7 @@ def read_spec_panel(spec: RunSpec, d: DataSpec) -> tuple[DaskPanel, tuple[Path, 
         covariates=list(d.covariates),
         weights=named["weights"][0] if named["weights"] else None,
         cluster=named["cluster"][0] if named["cluster"] else None,
+        outside_window=d.outside_window,
     )
     return dpanel, files
 
