@@ -981,6 +981,7 @@ def linked_spec_results(
     (the claims run's manifest records them)."""
     from .errors import DataNotFoundError
     from .run import estimate_all
+    from .rundir import recorded_inputs
     from .spec import load_spec
 
     out: dict[str, dict[str, EstimationResult] | str] = {}
@@ -993,11 +994,8 @@ def linked_spec_results(
             continue
         out[f"spec:{name}"] = run.results
         if inputs is not None:
-            if run.spec.spec_path:
-                inputs.setdefault(run.spec.spec_path, run.spec.spec_sha256)
-            for loaded in (run.data, *run.extras.get("block_data", [])):
-                for p in loaded.inputs:
-                    inputs.setdefault(str(p), loaded.input_hashes.get(str(p)))
+            for p, h in recorded_inputs(run).items():
+                inputs.setdefault(p, h)
     return out
 
 

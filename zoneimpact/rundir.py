@@ -70,6 +70,22 @@ def _git_revision() -> str | None:
     return out.stdout.strip() or None
 
 
+def recorded_inputs(output: RunOutput) -> dict[str, str | None]:
+    """The spec file's and every data file's SHA-256 as each was read (None when the
+    reader kept none), in reading order.
+
+    Hashes are taken at read time: a file edited or removed since then would otherwise
+    be recorded as what the run used, or fail the finished run.
+    """
+    hashes: dict[str, str | None] = {}
+    if output.spec.spec_path:
+        hashes[output.spec.spec_path] = output.spec.spec_sha256
+    for loaded in (output.data, *output.extras.get("block_data", [])):
+        for p in loaded.inputs:
+            hashes.setdefault(str(p), loaded.input_hashes.get(str(p)))
+    return hashes
+
+
 def manifest(output: RunOutput) -> dict[str, Any]:
     """The run's provenance record."""
     versions: dict[str, str | None] = {}
@@ -78,14 +94,7 @@ def manifest(output: RunOutput) -> dict[str, Any]:
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             versions[pkg] = None
-    # hashes taken when each file was read (a file edited or removed since then would
-    # otherwise be recorded as what the run used, or fail the finished run)
-    hashes: dict[str, str | None] = {}
-    if output.spec.spec_path:
-        hashes[output.spec.spec_path] = output.spec.spec_sha256
-    for loaded in (output.data, *output.extras.get("block_data", [])):
-        for p in loaded.inputs:
-            hashes.setdefault(str(p), loaded.input_hashes.get(str(p)))
+    hashes = recorded_inputs(output)
     for p, h in output.extras.get("inputs", {}).items():
         hashes.setdefault(str(p), h)
     inputs = {p: h if h is not None else sha256_or_none(Path(p)) for p, h in hashes.items()}
