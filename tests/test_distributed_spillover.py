@@ -494,3 +494,19 @@ def test_dask_cs_base_refuses_one_cluster_pieces_as_in_memory(
     assert np.isfinite(tb.loc[kept, "se"]).all() and (tb.loc[kept, "se"] > 0).all()
     np.testing.assert_allclose(tb["estimate"], ta["estimate"], rtol=0, atol=TOL)
     np.testing.assert_allclose(tb.loc[kept, "se"], ta.loc[kept, "se"], rtol=0, atol=TOL)
+
+
+def test_dask_spillover_clusters_by_the_column_read_by_default(parts) -> None:
+    # in memory the clusters default to the regions of the panel's geography (issue 14: the
+    # shocks are regional); a Dask panel read with cluster="region" defaults to that column
+    # (it had clustered by unit: 120 clusters where memory used 12). Tolerance as above.
+    panel, dp, emap, _ = parts
+    a = spillover.fit(
+        panel, outcome="fdi", base_estimator="callaway_santanna", exposure=emap, n_boot=99, rng=5
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        b = zd.spillover(dp, outcome="fdi", exposure=emap, n_boot=99, rng=5)
+    assert a.info["n_clusters"] == b.info["n_clusters"] == 12
+    ta, tb = a.terms.set_index("term"), b.terms.set_index("term")
+    np.testing.assert_allclose(tb.loc[COMPARED, "se"], ta.loc[COMPARED, "se"], rtol=0, atol=TOL)

@@ -619,14 +619,16 @@ def fit(
         base), or BJS imputation per piece, its scores with
         leave-out ``tau~`` and without the CR2 correction (``small_sample="none"`` in
         memory; CR2 needs every cluster's rows together). Clusters: by unit or the panel's
-        cluster column.
+        cluster column (not a Series).
     controls : {"not_yet_exposed", "never_exposed"}
         Clean controls (:meth:`ExposureMap.panels`); the in-memory fit's default.
     pre_exposed : {"drop_rows", "drop_units", "keep"}
         Zone units exposed before their own zone; the in-memory fit's default.
     cluster : str, bool or pandas.Series, optional
-        None or ``"unit"``: by unit; the panel's cluster column (its name as read, or
-        True); or labels as a Series indexed by unit (e.g. regions from the unit table).
+        ``"unit"``: by unit; the panel's cluster column (its name as read, or True); or
+        labels as a Series indexed by unit (e.g. regions from the unit table). None (the
+        default): the panel's cluster column when it was read with one (as the in-memory
+        fit defaults to the regions), else by unit.
     n_boot : int
         Joint multiplier-bootstrap draws (0: delta-method SE of the displacement share).
     rng : Generator or int, optional
@@ -649,6 +651,10 @@ def fit(
     """
     check_dask_panel(dpanel, outcome)
     alpha = check_alpha(alpha)
+    if cluster is None and dpanel.cluster is not None:
+        # as in memory, where clusters default to the regions: the shocks are regional and
+        # unit clusters under-cover (issue 14); the column read is the caller's grouping
+        cluster = True
     opts = _check_options(base_estimator, controls, pre_exposed, n_boot, base_options)
     check_choice(aux_partition, "aux_partition", tuple(_AUX_PARTITIONS))
     generator = as_generator(rng)
