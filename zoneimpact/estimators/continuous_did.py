@@ -350,14 +350,19 @@ def _sieve(
 
 
 def _post_cells(data: _Doses, anticipation: int) -> list[tuple[float, int, int]]:
-    """(cohort, period, base period) of every post-treatment cell with its base period
-    ``g - 1 - anticipation`` inside the data."""
+    """(cohort, period, base period) of every post-treatment cell (``t >= g``) with its
+    base period ``g - 1 - anticipation`` inside the data. The anticipation periods
+    ``g - anticipation <= t < g`` are not post-treatment: as R ``did``'s ``aggte`` (which
+    averages ``t >= g`` only) they stay out of ``ATT^o``, ``ACRT^o`` and the curves, and
+    appear in the event study at negative event times (diff-diff 3.13 averages them in,
+    so its ATT^o with anticipation 1 read 0.378 where the truth was 0.543: a breaker's
+    check in session 21)."""
     cells = []
     for g in np.sort(np.unique(data.cohort[data.treated])):
         base = g - 1 - anticipation
         if int(base) not in data.col:
             continue
-        for t in data.periods[data.periods >= g - anticipation]:
+        for t in data.periods[data.periods >= g]:
             cells.append((float(g), int(t), int(base)))
     if not cells:
         raise EstimationError("No cohort has a base period inside the data: nothing to estimate.")

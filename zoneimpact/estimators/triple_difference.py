@@ -244,7 +244,10 @@ def _unit_arrays(
     return _Units(
         units=units,
         y=panel.wide(outcome).reindex(units).to_numpy(float),
-        x=[panel.wide(c).reindex(units).to_numpy(float) for c in covs],
+        # centred and scaled as in CS: every 2x2 regression and propensity score has an
+        # intercept, so nothing moves, but a covariate far from zero (x + 1e4) no longer
+        # makes every cell's design look singular (a breaker's check, session 21)
+        x=[_cs._standard(panel.wide(c).reindex(units).to_numpy(float)) for c in covs],
         cohort=panel.unit_cohort.reindex(units).to_numpy(float),
         q=q,
         w=w,
