@@ -11,7 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from zoneimpact.estimators import continuous_did, cs_repeated_cross_section, triple_difference
+from zoneimpact.estimators import (
+    continuous_did,
+    cs_repeated_cross_section,
+    first_difference,
+    triple_difference,
+)
 from zoneimpact.panel import Panel
 
 REPO = Path(__file__).resolve().parents[1]
@@ -89,3 +94,29 @@ def test_continuous_did_anticipation_cells_are_not_post_treatment() -> None:
     # the truth of the design is 0.543 (mc_designs.dose_truth); 3,000 units give an SE
     # near 0.03, so the old 0.378 was 5 SEs away and the fix's value is within 1.5 SEs
     assert abs(_att(r) - mc_designs.dose_truth()["att"]) < 0.05
+
+
+def _fd_panel(n_treated: int) -> Panel:
+    rng = np.random.default_rng(0)
+    rows = [
+        (i, t, 5.0 if i < n_treated else np.inf, rng.normal())
+        for i in range(40)
+        for t in range(1, 9)
+    ]
+    df = pd.DataFrame(rows, columns=["unit", "time", "cohort", "y"])
+    return Panel.from_frame(
+        df, unit="unit", time="time", cohort="cohort", outcomes="y", never_values=(np.inf,)
+    )
+
+
+def test_first_difference_warns_with_few_treated_clusters() -> None:
+    # one treated unit: the CR1 SE averaged 0.19 against a Monte Carlo SD of 1.50 (a
+    # breaker's 300 worlds); the fit now says so, at the caller's line, for both fits
+    with pytest.warns(UserWarning, match=r"only 1 cluster\(s\) of 'unit'") as rec:
+        first_difference.fit(_fd_panel(1), outcome="y")
+    assert rec[0].filename == __file__
+    with pytest.warns(UserWarning, match=r"only 3 cluster\(s\)"):
+        first_difference.fit_event_study(_fd_panel(3), outcome="y")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        first_difference.fit(_fd_panel(12), outcome="y")
