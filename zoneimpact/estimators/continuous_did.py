@@ -117,7 +117,7 @@ class ContinuousDiDResult(InfluenceResult):
         method: str,
         boot: dict[str, Any],
     ) -> ContinuousDiDResult:
-        assert self.blocks is not None
+        assert self.blocks is not None and self.blocks.panel is not None
         terms, curves = self.terms, self.dose_response
         k = len(curves)
         old = terms["se"].to_numpy(float)
@@ -136,7 +136,8 @@ class ContinuousDiDResult(InfluenceResult):
             boot_weights=check_choice(
                 boot["boot_weights"], "boot_weights", ("rademacher", "mammen")
             ),
-            cluster=pd.factorize(labels[0])[0] if labels else None,
+            order=_canonical_rows(self.blocks.panel, self.blocks.ids, self.outcome),
+            cluster=labels[0] if labels else None,
         )
         crit = np.full(len(terms), z)
         crit[2 : 2 + k], crit[2 + k : 2 + 2 * k] = crit_att, crit_acrt
@@ -165,6 +166,7 @@ class _Doses(NamedTuple):
     periods: np.ndarray
     col: dict[int, int]  # period -> column of y
     w: np.ndarray | None  # unit weights normalised to mean one; None: unweighted
+    order: np.ndarray  # rows in Panel.canonical_order: the bootstrap draws over it
 
 
 class _Sieve(NamedTuple):
@@ -317,7 +319,16 @@ def _unit_arrays(panel: Panel, outcome: str, dose: str | None, weights: str | No
         periods=periods,
         col={int(p): i for i, p in enumerate(periods)},
         w=w,
+        order=_canonical_rows(panel, units, outcome),
     )
+
+
+def _canonical_rows(panel: Panel, units: np.ndarray, outcome: str) -> np.ndarray:
+    """Positions of ``units`` in :meth:`Panel.canonical_order`: the multiplier draws go
+    over this order, so relabelling units cannot change the bands (it moved the ATT(d)
+    band's critical value from 2.584 to 2.688 on one seed: a breaker's check, session
+    21); CS draws the same way."""
+    return pd.Index(units).get_indexer(panel.canonical_order(units, outcome))
 
 
 def _sieve(
@@ -454,14 +465,19 @@ def _critical_values(
     rng: np.random.Generator | None,
     n_jobs: int,
     boot_weights: Literal["rademacher", "mammen"],
+    order: np.ndarray,
     cluster: np.ndarray | None = None,
 ) -> tuple[float, float, float]:
     """Pointwise ``z`` and the sup-t critical values of the ATT(d) and ACRT(d) bands by the
     multiplier bootstrap of the influence functions (CGBS Section 4.3), one weight per
-    cluster when ``cluster`` labels the units."""
+    cluster when ``cluster`` labels the units; rows (and clusters, numbered as first met)
+    are taken in the canonical ``order``."""
     z = stats.norm.ppf(1 - alpha / 2)
     crit_att = crit_acrt = z
     if n_boot > 0:
+        psi_all = psi_all[order]
+        if cluster is not None:
+            cluster = pd.factorize(np.asarray(cluster)[order])[0]
         draws = multiplier_draws(
             psi_all * len(psi_all),
             n_boot=n_boot,
@@ -515,6 +531,7 @@ def _terms(
         rng=rng,
         n_jobs=n_jobs,
         boot_weights=opt["boot_weights"],
+        order=data.order,
     )
     names = ["att", "acrt"] + [f"att_d:{i}" for i in range(k)] + [f"acrt_d:{i}" for i in range(k)]
     crit = np.concatenate([[z, z], np.full(k, crit_att), np.full(k, crit_acrt)])
