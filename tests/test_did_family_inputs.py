@@ -87,7 +87,9 @@ def test_continuous_did_anticipation_cells_are_not_post_treatment() -> None:
     # cell in the table is post-treatment
     df = mc_designs.simulate_dose(np.random.default_rng(7), n_units=3000, n_periods=6)
     p = mc_designs.dose_panel(df)
-    r = continuous_did.fit(p, outcome="y", dose="dose", n_boot=0, anticipation=1)
+    # cohort 2 has no period before 2 - 1 = 1: left out, and said so
+    with pytest.warns(UserWarning, match="Cohort 2 has no period before 1"):
+        r = continuous_did.fit(p, outcome="y", dose="dose", n_boot=0, anticipation=1)
     cells = r.cells
     assert (cells["time"] >= cells["cohort"]).all()
     assert float((cells["weight"] * cells["att"]).sum()) == pytest.approx(_att(r), abs=1e-12)
@@ -141,3 +143,34 @@ def test_continuous_did_bands_do_not_depend_on_unit_labels() -> None:
             [again.info["crit_att_d"], again.info["crit_acrt_d"]], crits[-1], rtol=0, atol=1e-12
         )
     np.testing.assert_allclose(crits[1:], [crits[0]] * 2, rtol=0, atol=1e-12)
+
+
+def test_continuous_did_period_spacing_and_holes() -> None:
+    # the base period is the last one before g - anticipation (CS's rule), not g - 1: a
+    # biennial panel is the consecutive one relabelled, so every term is equal (1e-12, the
+    # same sums); before, it was refused ("No cohort has a base period")
+    df = mc_designs.simulate_dose(np.random.default_rng(7), n_units=300, n_periods=5)
+    a = continuous_did.fit(mc_designs.dose_panel(df), outcome="y", dose="dose", n_boot=0)
+    b = continuous_did.fit(
+        mc_designs.dose_panel(df.assign(time=df["time"] * 2, g=df["g"] * 2)),
+        outcome="y", dose="dose", n_boot=0,
+    )  # fmt: skip
+    np.testing.assert_allclose(b.terms["estimate"], a.terms["estimate"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(b.terms["se"], a.terms["se"], rtol=0, atol=1e-12)
+    # a missing year 3: cohort 4 (54 units) compares period t with year 2, where it had
+    # been dropped without a word
+    hole = continuous_did.fit(
+        mc_designs.dose_panel(df[df["time"] != 3]), outcome="y", dose="dose", n_boot=0
+    )
+    assert 4 in set(hole.cells["cohort"])
+    assert set(hole.cells.loc[hole.cells["cohort"] == 4, "time"]) == {4, 5}
+
+
+def test_continuous_did_warns_about_cells_left_out() -> None:
+    # a cohort of 4 treated units cannot fit the default sieve (4 coefficients): its cells
+    # leave every estimate, now with a warning naming them at the caller's line
+    df = mc_designs.simulate_dose(np.random.default_rng(7), n_units=300, n_periods=5)
+    small = df["unit"].isin(df.loc[df["g"] == 5, "unit"].unique()[4:])
+    with pytest.warns(UserWarning, match=r"cells cannot fit the dose sieve.*\(5,5\)") as rec:
+        continuous_did.fit(mc_designs.dose_panel(df[~small]), outcome="y", dose="dose", n_boot=0)
+    assert any(w.filename == __file__ for w in rec)

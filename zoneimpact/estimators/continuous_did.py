@@ -57,6 +57,7 @@ B-spline design comes from :class:`scipy.interpolate.BSpline`.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal, NamedTuple
 
@@ -254,7 +255,11 @@ def _event_study(
     for g in np.unique(gvec[data.treated]):
         for i, t in enumerate(periods):
             post = t >= g - anticipation
-            base = g - 1 - anticipation if post else (periods[i - 1] if i > 0 else None)
+            base = (
+                _base_period(periods, g, anticipation)
+                if post
+                else (periods[i - 1] if i > 0 else None)
+            )
             if base is None or int(base) not in col or int(t) == int(base):
                 continue
             dy = data.y[:, col[int(t)]] - data.y[:, col[int(base)]]
@@ -362,7 +367,10 @@ def _sieve(
 
 def _post_cells(data: _Doses, anticipation: int) -> list[tuple[float, int, int]]:
     """(cohort, period, base period) of every post-treatment cell (``t >= g``) with its
-    base period ``g - 1 - anticipation`` inside the data. The anticipation periods
+    base period, the last period before ``g - anticipation`` (``g - 1 - anticipation``
+    with consecutive periods; with a missing year or biennial data the last one observed,
+    as CS's ``_make_cells``, where the cohort had been dropped silently or the fit
+    refused: a breaker's check in session 21); a cohort without one is warned about. The anticipation periods
     ``g - anticipation <= t < g`` are not post-treatment: as R ``did``'s ``aggte`` (which
     averages ``t >= g`` only) they stay out of ``ATT^o``, ``ACRT^o`` and the curves, and
     appear in the event study at negative event times (diff-diff 3.13 averages them in,
@@ -370,14 +378,27 @@ def _post_cells(data: _Doses, anticipation: int) -> list[tuple[float, int, int]]
     check in session 21)."""
     cells = []
     for g in np.sort(np.unique(data.cohort[data.treated])):
-        base = g - 1 - anticipation
-        if int(base) not in data.col:
+        base = _base_period(data.periods, g, anticipation)
+        if base is None:
+            warnings.warn(
+                f"Cohort {g:g} has no period before {g - anticipation:g} in the data "
+                f"(anticipation={anticipation}); its {int((data.cohort == g).sum())} "
+                "units are left out of every estimate.",
+                stacklevel=4,
+            )
             continue
         for t in data.periods[data.periods >= g]:
             cells.append((float(g), int(t), int(base)))
     if not cells:
         raise EstimationError("No cohort has a base period inside the data: nothing to estimate.")
     return cells
+
+
+def _base_period(periods: np.ndarray, g: float, anticipation: int) -> int | None:
+    """The last period before ``g - anticipation`` (CGBS's ``g - 1`` generalised as CS
+    2021 Section 3.1 does), or None when the data start later."""
+    before = periods[periods + anticipation < g]
+    return int(before[-1]) if before.size else None
 
 
 def _cell_fit(
@@ -687,6 +708,20 @@ def fit(
         raise EstimationError(
             f"No (cohort, period) cell has a comparison group and more treated units than the "
             f"{sieve.degree + sieve.num_knots + 1} spline coefficients; lower degree or num_knots."
+        )
+    if len(fits) < len(cells):
+        lost = sorted(
+            {(int(g), t) for g, t, _ in cells} - {(f.row["cohort"], f.row["time"]) for f in fits}
+        )
+        warnings.warn(
+            f"{len(lost)} of {len(cells)} (cohort, period) cells cannot fit the dose sieve "
+            "(no comparison units, no more treated units than its "
+            f"{sieve.degree + sieve.num_knots + 1} coefficients, or too few distinct doses) "
+            "and are left out of every estimate: "
+            + ", ".join(f"({g:g},{t})" for g, t in lost[:10])
+            + ("..." if len(lost) > 10 else "")
+            + ". Lower degree or num_knots to keep them.",
+            stacklevel=3,
         )
     cell_df, est, psi_all = _aggregate(fits)
     # with cluster= the bands come from with_inference below: the by-unit bootstrap would
