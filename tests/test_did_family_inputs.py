@@ -174,3 +174,17 @@ def test_continuous_did_warns_about_cells_left_out() -> None:
     with pytest.warns(UserWarning, match=r"cells cannot fit the dose sieve.*\(5,5\)") as rec:
         continuous_did.fit(mc_designs.dose_panel(df[~small]), outcome="y", dose="dose", n_boot=0)
     assert any(w.filename == __file__ for w in rec)
+
+
+def test_triple_difference_warns_with_few_treated_units() -> None:
+    # one eligible unit in an enabling cohort: the influence-function SE averaged 0.54
+    # against a true SD of 1.62 (coverage 43%, a breaker's 300 worlds); now a warning
+    df = mc_designs.simulate_ddd(np.random.default_rng(3), n_units=200)
+    treated = df.loc[(df["g"] > 0) & (df["q"] == 1), "unit"].unique()
+    few = df[~df["unit"].isin(treated[1:])]
+    with pytest.warns(UserWarning, match=r"only 1 unit\(s\) \(eligible") as rec:
+        triple_difference.fit(mc_designs.ddd_panel(few), outcome="y", eligible="q")
+    assert rec[0].filename == __file__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        triple_difference.fit(mc_designs.ddd_panel(df), outcome="y", eligible="q")

@@ -47,7 +47,7 @@ Standard errors are cluster-robust (by unit unless ``cluster`` names a panel or
 geography column), CR1 with ``G/(G-1) * (N-1)/(N-K)`` on the differenced sample, as
 statsmodels' ``cov_type="cluster"`` (``tests/test_designs.py`` and
 ``tests/test_first_difference_event_study.py`` match it to 1e-10); t intervals with
-``G - 1`` degrees of freedom. With fewer than ``FEW_TREATED_CLUSTERS`` clusters whose
+``G - 1`` degrees of freedom. With fewer than 10 clusters whose
 differenced treatment moves, a warning says the CR1 SE is unreliable: the identifying
 clusters' own residuals nearly vanish from the sandwich (MacKinnon & Webb 2017, "Wild
 bootstrap inference for wildly different cluster sizes", JAE 32(2)); with one treated
@@ -58,14 +58,13 @@ through the TWFE engine (:func:`.twfe._ols_design`) with the period effects abso
 
 from __future__ import annotations
 
-import warnings
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from ..errors import EstimationError
-from ..inference.covariance import crv1
+from ..inference.covariance import crv1, warn_few_treated
 from ..panel import Panel
 from ..results import check_bool, check_choice, check_fit_arguments
 from ._scale import scale_equivariant
@@ -201,11 +200,6 @@ def fit(
     )
 
 
-# below this many clusters with treatment variation, CR1 t tests over-reject badly
-# (MacKinnon & Webb 2017 find rejection far above 5% with a handful of treated clusters)
-FEW_TREATED_CLUSTERS = 10
-
-
 def _warn_few_treated_clusters(
     panel: Panel, frame: pd.DataFrame, reg: pd.DataFrame, cluster: str | None
 ) -> None:
@@ -213,15 +207,9 @@ def _warn_few_treated_clusters(
     ``FEW_TREATED_CLUSTERS`` clusters (the clusters that identify the coefficients)."""
     codes, cname = _cluster_codes(panel, frame, cluster)
     moves = (reg.to_numpy(float) != 0).any(axis=1)
-    n_treated = len(np.unique(codes[moves]))
-    if n_treated < FEW_TREATED_CLUSTERS:
-        warnings.warn(
-            f"The treatment changes in only {n_treated} cluster(s) of {cname!r}: cluster-"
-            "robust SEs are then far too small and their t tests over-reject (MacKinnon & "
-            "Webb 2017). Read the intervals with caution; randomisation inference over the "
-            "treated units, or synthetic control, suits so few treated clusters.",
-            stacklevel=4,
-        )
+    warn_few_treated(
+        len(np.unique(codes[moves])), f"cluster(s) of {cname!r} (where it changes)", stacklevel=4
+    )
 
 
 def _ols_no_fe(

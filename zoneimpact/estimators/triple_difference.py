@@ -52,6 +52,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import PanelError, SpecError
+from ..inference.covariance import warn_few_treated
 from ..panel import Panel, _v
 from ..results import (
     check_choice,
@@ -377,6 +378,11 @@ def fit(
     gvec, periods = data.cohort, data.periods
     n = len(gvec)
     cohorts = np.sort(np.unique(gvec[np.isfinite(gvec)]))
+    # the treated units (enabling cohort and eligible) bound the treated clusters
+    warn_few_treated(
+        int((np.isfinite(gvec) & (data.q == 1)).sum()), "unit(s) (eligible, in an enabling cohort)",
+        stacklevel=3,
+    )  # fmt: skip
     method = opt["est_method"] if opt["covs"] else "unconditional"
     cells = group_time_cells(
         periods,

@@ -28,6 +28,7 @@ existing fit are re-summed, so another clustering costs one pass over the rows.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -178,3 +179,24 @@ def conley_vcov(
     S = conley_root(lat, lon, cutoff_km, kernel) @ cluster_scores(X, wresid, unit_codes)
     out: np.ndarray = bread @ (S.T @ S) @ bread
     return out
+
+
+# below this many treated clusters, cluster-robust t tests over-reject badly (MacKinnon &
+# Webb 2017, "Wild bootstrap inference for wildly different cluster sizes", JAE 32(2))
+FEW_TREATED_CLUSTERS = 10
+
+
+def warn_few_treated(n_treated: int, what: str, *, stacklevel: int) -> None:
+    """Warn when fewer than ``FEW_TREATED_CLUSTERS`` clusters (or units) carry the
+    treatment: their own residuals nearly vanish from a cluster-robust sandwich or an
+    influence-function variance, so the SE is far too small (one treated unit of iid
+    N(0, 1) outcomes: first differences' SE 0.19 against a true SD of 1.50, coverage 17%;
+    triple differences' 0.54 against 1.62, 43%; a breaker's Monte Carlo, session 21)."""
+    if n_treated < FEW_TREATED_CLUSTERS:
+        warnings.warn(
+            f"The treatment is carried by only {n_treated} {what}: cluster-robust and "
+            "influence-function SEs are then far too small and their t tests over-reject "
+            "(MacKinnon & Webb 2017). Read the intervals with caution; randomisation "
+            "inference over the treated units, or synthetic control, suits so few.",
+            stacklevel=stacklevel + 1,
+        )
