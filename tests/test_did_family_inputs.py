@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from zoneimpact.errors import SpecError
 from zoneimpact.estimators import (
     continuous_did,
     cs_repeated_cross_section,
@@ -188,3 +189,27 @@ def test_triple_difference_warns_with_few_treated_units() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         triple_difference.fit(mc_designs.ddd_panel(df), outcome="y", eligible="q")
+
+
+def test_continuous_did_refuses_what_the_sieve_cannot_estimate() -> None:
+    # three distinct doses cannot fit a cubic (4 coefficients), and a dose grid outside
+    # the treated doses was clamped to the boundary (ATT(0) = 0.21 where it is 0 by
+    # definition); both are now refused by name
+    df = mc_designs.simulate_dose(np.random.default_rng(3), n_units=600, n_periods=4)
+    levels = np.array([0.2, 0.5, 1.0])
+    units = df["unit"].unique()
+    dose = dict(zip(units, levels[np.arange(len(units)) % 3], strict=True))
+    df["dose"] = np.where(df["g"] > 0, df["unit"].map(dose), 0.0)
+    p = mc_designs.dose_panel(df)
+    with pytest.raises(SpecError, match="3 distinct doses"):
+        continuous_did.fit(p, outcome="y", dose="dose", n_boot=0, degree=3, num_knots=0)
+    with pytest.raises(SpecError, match=r"dose_grid values \[0.0, 2.0\] lie outside"):
+        continuous_did.fit(
+            p, outcome="y", dose="dose", n_boot=0, degree=2, num_knots=0,
+            dose_grid=[0.0, 0.5, 2.0],
+        )  # fmt: skip
+    # within the support a quadratic is estimable: ATT(d) at the three doses is finite
+    r = continuous_did.fit(
+        p, outcome="y", dose="dose", n_boot=0, degree=2, num_knots=0, dose_grid=[0.2, 0.5, 1.0]
+    )
+    assert np.isfinite(r.dose_response["att"]).all()

@@ -348,11 +348,35 @@ def _sieve(
     inner = (
         np.quantile(doses_t, np.linspace(0, 1, num_knots + 2)[1:-1]) if num_knots else np.array([])
     )
+    n_distinct = np.unique(doses_t).size
+    if not single_dose and (
+        n_distinct <= degree + num_knots
+        or np.unique(inner).size < inner.size
+        or (inner.size and (inner[0] <= doses_t.min() or inner[-1] >= doses_t.max()))
+    ):
+        # a discrete dose: the spline's degree + num_knots + 1 coefficients need as many
+        # distinct doses, and quantile knots must not repeat or sit on the boundary (scipy
+        # had raised "internal repeated knots"; a breaker's check, session 21)
+        raise SpecError(
+            f"The treated units have {n_distinct} distinct doses, too few for a spline of "
+            f"degree {degree} with {num_knots} interior knots at dose quantiles ({inner.tolist()} "
+            f"within [{doses_t.min():g}, {doses_t.max():g}]); lower degree or num_knots "
+            f"(degree + num_knots must be below the number of distinct doses, here {n_distinct})."
+        )
     knots = np.concatenate(
         [np.repeat(doses_t.min(), degree + 1), inner, np.repeat(doses_t.max(), degree + 1)]
     )
     if dose_grid is not None:
         grid = np.asarray(dose_grid, dtype=float)
+        lo, hi = doses_t.min(), doses_t.max()
+        if grid.ndim == 1 and np.any((grid < lo) | (grid > hi)):
+            # outside the treated doses the sieve is held at its boundary value, so
+            # ATT(0) read 0.21 where it is 0 by definition (a breaker's check, session 21)
+            raise SpecError(
+                f"dose_grid values {grid[(grid < lo) | (grid > hi)].tolist()} lie outside "
+                f"the treated units' doses [{lo:g}, {hi:g}]; the dose-response is "
+                "estimated only within them."
+            )
     elif single_dose:
         grid = doses_t[:1]
     else:
