@@ -30,9 +30,13 @@ Cell weights ``N_{g,t}`` (``weights``; e.g. the firms a cell aggregates) weight 
 mean, count and influence function as in ``DIDmultiplegtDYN``'s ``weight``.
 
 Sample rules follow ``DIDmultiplegtDYN`` (as ported by moderndid 0.2): groups whose
-treatment moves both above and below its status quo are dropped; status-quo values
-without never-switchers, or whose groups all switch at the same date, are dropped;
-``switchers="in"``/``"out"`` keeps only those switchers (and the never-switchers).
+treatment moves both above and below its status quo are dropped; status-quo values whose
+groups all switch at the same date are dropped; periods in which no group with that status
+quo is observed and not yet switched are dropped for it (never-switchers are not needed:
+the controls are the not-yet-switched groups); ``switchers="in"``/``"out"`` estimates
+only those switchers (the others remain controls until they switch). A treatment missing
+after the switch adds nothing to the normaliser's cumulative change (``DIDmultiplegtDYN``
+sums it with ``na.rm``).
 
 Inference: the influence function of ``DID_l`` is
 ``U_g = (G / N_l) sum_t w_{g,t} (1{switcher g at F_g-1+l} - N^s_{t,d}/N^c_{t,d} 1{F_g > t}) dY_{g,t}``;
@@ -239,13 +243,13 @@ class _Groups(NamedTuple):
     """The estimation sample as group x period arrays (groups kept by the sample rules;
     periods numbered ``tt = 1..T`` as in the paper)."""
 
-    Y: np.ndarray  # outcomes (NaN: missing, or no never-switcher of the status quo seen)
-    D: np.ndarray  # treatments
+    Y: np.ndarray  # outcomes (NaN: missing, or no not-yet-switched group of the status quo)
+    D: np.ndarray  # treatments (NaN where Y is blanked for want of a control)
     w: np.ndarray  # cell weights N_{g,t} (0 for a missing cell)
     d_sq: np.ndarray  # status quo D_{g,1}
     F: np.ndarray  # first switch period (inf: never)
     Fc: np.ndarray  # F, or for never-switchers the period after their last
-    S: np.ndarray  # +1 switcher in, -1 switcher out, 0 never-switcher
+    S: np.ndarray  # +1 switcher in, -1 switcher out, 0 never-switcher or direction not kept
     T_g: np.ndarray  # last period with a not-yet-switched group of the same status quo
     tt: np.ndarray
     groups: np.ndarray
@@ -311,6 +315,14 @@ def _wide(
         cluster = panel.column_for(cluster)
         if cluster not in data.columns or cluster in ("unit", "time"):
             raise SpecError(f"cluster={cluster!r} is not a covariate column of the panel.")
+        # a group without a label would silently drop out of every cluster sum
+        missing = data[cluster].isna().to_numpy()
+        if missing.any():
+            u = data["unit"].to_numpy()[missing][0]
+            raise SpecError(
+                f"Cluster variable {cluster!r} is missing for unit {_v(u)!r}; every row "
+                "needs a cluster label."
+            )
         per = data.groupby("unit")[cluster].nunique()
         if (per > 1).any():
             raise SpecError(
@@ -351,18 +363,23 @@ def _switches(D: np.ndarray) -> dict[str, np.ndarray]:
 
 def _sample_rules(
     D: np.ndarray, sw: dict[str, np.ndarray], switchers: str, treatment: str | None
-) -> tuple[np.ndarray, int]:
-    """Groups kept by DIDmultiplegtDYN's rules and the number dropped for moving both
-    above and below their status quo."""
+) -> tuple[np.ndarray, int, dict[str, np.ndarray]]:
+    """Groups kept by DIDmultiplegtDYN's rules, the number dropped for moving both
+    above and below their status quo, and ``sw`` with ``S_g = 0`` for the switchers of
+    the direction not estimated (``switchers="in"``/``"out"``).
+
+    Those switchers stay in the sample: until ``F_g`` they are not-yet-switched groups,
+    hence controls of dCDH eq. 3 (DIDmultiplegtDYN keeps them, with
+    ``never_change_d = 1{t < F_g}``, and selects the direction only among switchers)."""
     seen, d_sq, F, S = sw["seen"], sw["d_sq"], sw["F"], sw["S"]
     above = (seen & (D > d_sq[:, None])).any(axis=1)
     below = (seen & (D < d_sq[:, None])).any(axis=1)
     keep = np.asarray(~(above & below))
     n_bidirectional = int((~keep).sum())
     if switchers == "in":
-        keep &= S >= 0
+        S = np.where(S > 0, S, 0.0)
     elif switchers == "out":
-        keep &= S <= 0
+        S = np.where(S < 0, S, 0.0)
     for v in np.unique(d_sq[keep]):
         same = keep & (d_sq == v)
         fg0 = np.where(np.isfinite(F[same]), F[same], 0.0)
@@ -373,7 +390,7 @@ def _sample_rules(
             f"No switching group can be compared with a group of the same period-one "
             f"treatment in {treatment!r} (switchers={switchers!r})."
         )
-    return keep, n_bidirectional
+    return keep, n_bidirectional, {**sw, "S": S}
 
 
 def _cell_weights(
@@ -417,10 +434,16 @@ def _groups(
     Y, D = Y[keep], D[keep]
     d_sq, F, d_fg, S = (sw[k][keep] for k in ("d_sq", "F", "d_fg", "S"))
     seen, last_seen = sw["seen"][keep], sw["last_seen"][keep]
-    # periods in which no never-switcher with the same status quo is observed are dropped
-    never_seen = pd.DataFrame(seen & np.isinf(F)[:, None]).groupby(d_sq).transform("max").to_numpy()
-    Y = np.where(never_seen, Y, np.nan)
     G, n_t = Y.shape
+    # periods in which no group with the same status quo is observed and not yet switched
+    # are dropped (DIDmultiplegtDYN's controls_time_XX = max(never_change_d_XX) by (t,
+    # D_{g,1}), never_change_d = 1{t < F_g}): dCDH eq. 3 compares with not-yet-switched
+    # groups, so never-switchers are not needed
+    not_yet = seen & (np.arange(1, n_t + 1)[None, :] < F[:, None])
+    has_control = pd.DataFrame(not_yet).groupby(d_sq).transform("max").to_numpy()
+    # DIDmultiplegtDYN drops those rows, so their treatment leaves the normaliser too
+    Y = np.where(has_control, Y, np.nan)
+    D = np.where(has_control, D, np.nan)
     Fc = np.where(np.isfinite(F), F, last_seen + 2.0)
     T_g = pd.Series(Fc).groupby(d_sq).transform("max").to_numpy() - 1
     w = w_of(Y)
@@ -519,13 +542,17 @@ def _variance_influence(
 def _treatment_changes(gr: _Groups, dist: np.ndarray, ell: int) -> tuple[np.ndarray, float, float]:
     """Switchers of the horizon, their weighted mean cumulative treatment change
     ``sum_{k<l} S_g (D_{g,F_g+k} - D_{g,1})`` (dCDH's normaliser) and per-period change
-    ``S_g (D_{g,F_g-1+l} - D_{g,1})`` (``delta^D_l``, Section 3.4)."""
+    ``S_g (D_{g,F_g-1+l} - D_{g,1})`` (``delta^D_l``, Section 3.4).
+
+    A period missing between ``F_g`` and ``F_g-1+l`` adds nothing to the cumulative change,
+    as ``DIDmultiplegtDYN`` (``sum_treat_until_l_XX`` sums with ``na.rm = TRUE`` over
+    the balanced panel, where an absent row's treatment is NA)."""
     D, F, d_sq, S, w = gr.D, gr.F, gr.d_sq, gr.S, gr.w
     G = len(D)
     sw_g = np.asarray(dist.any(axis=1))
     cum = np.array(
         [
-            np.sum(D[g, int(F[g]) - 1 : int(F[g]) - 1 + ell] - d_sq[g]) if sw_g[g] else 0.0
+            np.nansum(D[g, int(F[g]) - 1 : int(F[g]) - 1 + ell] - d_sq[g]) if sw_g[g] else 0.0
             for g in range(G)
         ]
     )
@@ -641,7 +668,8 @@ def fit(
     placebo : int
         Number of placebos.
     switchers : {"both", "in", "out"}
-        Which switchers to keep.
+        Which switchers to estimate; the others stay controls until they switch
+        (dCDH eq. 3's not-yet-switched groups, as ``DIDmultiplegtDYN``).
     normalized : bool
         Report ``DID^n_l`` (per unit of cumulative treatment change).
     cluster : str, optional
@@ -663,7 +691,7 @@ def fit(
     )
     units, periods, Y, D, clusters = _wide(panel, outcome, treatment, cluster)
     sw = _switches(D)
-    keep, n_bidirectional = _sample_rules(D, sw, switchers, treatment)
+    keep, n_bidirectional, sw = _sample_rules(D, sw, switchers, treatment)
     gr = _groups(
         Y,
         D,
