@@ -191,7 +191,9 @@ def _load_china(spec: RunSpec, d: DataSpec) -> LoadedData:
     geography = adjacency = None
     report: dict[str, Any] = {}
     if dataset == "cities":
-        frame, geography, adjacency, report = build_study_panel(data_dir, zone_type, merges=merges)
+        frame, geography, adjacency, report = build_study_panel(
+            data_dir, zone_type, merges=merges, first_year=first, last_year=last, region=region
+        )
         unit, cohort = "city_code", f"cohort_{zone_type}"
         files = [*china_files.CITY_FILES, china_files.ZONES_FILE]
     elif dataset == "province_patents":

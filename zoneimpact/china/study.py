@@ -45,6 +45,9 @@ def build_study_panel(
     geography: bool = True,
     admin_units: pd.DataFrame | None | str = "cpca",
     merges: Literal["report", "aggregate"] = "report",
+    first_year: int | None = None,
+    last_year: int | None = None,
+    region: str | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None, dict[str, Any]]:
     """City-year panel with zone cohorts, geography and adjacency, and the data report.
 
@@ -61,6 +64,9 @@ def build_study_panel(
         County table for zone assignment (see :func:`assign_zones`).
     merges : {"report", "aggregate"}
         Handling of merged prefectures (see :func:`build_city_panel`).
+    first_year, last_year, region : optional
+        The window and belt the caller will keep (``[data.china]``): the data report
+        describes that sample (see :func:`data_report`); the frame is not filtered.
 
     Returns
     -------
@@ -87,7 +93,16 @@ def build_study_panel(
         from .geography import city_geography
 
         geo, adj = city_geography(cp.cities)
-    report = data_report(cp, za, zone_type=zone_type, geography=geo, adjacency=adj)
+    report = data_report(
+        cp,
+        za,
+        zone_type=zone_type,
+        geography=geo,
+        adjacency=adj,
+        first_year=first_year,
+        last_year=last_year,
+        region=region,
+    )
     return frame, geo, adj, report
 
 
@@ -98,6 +113,9 @@ def data_report(
     zone_type: ZoneType = "any",
     geography: pd.DataFrame | None = None,
     adjacency: pd.DataFrame | None = None,
+    first_year: int | None = None,
+    last_year: int | None = None,
+    region: str | None = None,
 ) -> dict[str, Any]:
     """What harmonisation and zone assignment did, as a dict with a ``markdown`` entry.
 
@@ -105,12 +123,25 @@ def data_report(
     ``recoded``, ``boundary_changes``, ``zones`` (assigned/unassigned counts),
     ``unassigned_zones`` (DataFrame with reasons), ``cohort_counts`` (DataFrame: cohort year
     x type, number of cities), ``always_treated`` (DataFrame of cities whose first zone of
-    ``zone_type`` is in or before the first panel year), ``adjacency`` counts, and
-    ``markdown`` (all of it as text).
+    ``zone_type`` is in or before the first panel year), ``adjacency`` counts, ``region``,
+    and ``markdown`` (all of it as text).
+
+    With ``first_year``/``last_year``/``region`` (the spec's window and belt) the sample
+    counts -- ``years``, ``n_cities``, cohorts, never and already treated, neighbours --
+    describe the cities and years the study keeps, not the national panel (a western
+    2000-2022 study reported 298 cities and the cities zoned by 1996; breaker D, session
+    21). The file, matching and zone-assignment sections stay national: they describe
+    the inputs.
     """
     r = city_panel.report
-    first = city_panel.report["years"][0]
-    coh = zones.cohorts
+    y0, y1 = (int(y) for y in r["years"])
+    first = y0 if first_year is None else max(int(first_year), y0)
+    last = y1 if last_year is None else min(int(last_year), y1)
+    cities = city_panel.cities
+    if region is not None:
+        cities = cities[cities["region"] == region]
+    keep = set(cities["city_code"])
+    coh = zones.cohorts[zones.cohorts["city_code"].isin(keep)]
     counts = (
         pd.concat({t: coh[f"cohort_{t}"].value_counts() for t in ("etdz", "htz", "any")}, axis=1)
         .fillna(0)
@@ -121,12 +152,13 @@ def data_report(
     counts.index.name = "cohort"
     never = {t: int(coh[f"cohort_{t}"].isna().sum()) for t in ("etdz", "htz", "any")}
     always = zones.always_treated(first, zone_type).merge(
-        city_panel.cities[["city_code", "city", "province"]], on="city_code"
+        cities[["city_code", "city", "province"]], on="city_code"
     )
     out: dict[str, Any] = {
         "cities": r["files"],
-        "n_cities": r["n_cities"],
-        "years": r["years"],
+        "n_cities": r["n_cities"] if region is None else len(keep),
+        "years": (first, last),
+        "region": region,
         "unmatched": r["unmatched"],
         "recoded": r["recoded"],
         "boundary_changes": r["boundary_changes"],
@@ -140,10 +172,11 @@ def data_report(
         "zone_type": zone_type,
         "always_treated": always,
         "n_always_treated": {
-            t: int(len(zones.always_treated(first, t))) for t in ("etdz", "htz", "any")
+            t: int(zones.always_treated(first, t)["city_code"].isin(keep).sum())
+            for t in ("etdz", "htz", "any")
         },
     }
-    if adjacency is not None:
+    if adjacency is not None and region is None:
         out["adjacency"] = {
             "pairs": int(len(adjacency) // 2),
             "pairs_all_prefectures": adjacency.attrs.get("pairs_all_prefectures"),
@@ -151,6 +184,16 @@ def data_report(
             "cities_without_neighbours": int((geography["n_neighbours"] == 0).sum())
             if geography is not None
             else None,
+        }
+    elif adjacency is not None:
+        # the belt's cities only: links to panel cities of other belts leave with the filter
+        inside = adjacency["unit"].isin(keep) & adjacency["neighbour"].isin(keep)
+        across = adjacency["unit"].isin(keep) & ~adjacency["neighbour"].isin(keep)
+        out["adjacency"] = {
+            "pairs": int(inside.sum() // 2),
+            "pairs_all_prefectures": adjacency.attrs.get("pairs_all_prefectures"),
+            "pairs_to_other_regions": int(across.sum()),
+            "cities_without_neighbours": len(keep - set(adjacency.loc[inside, "unit"])),
         }
     out["markdown"] = _markdown(out)
     return out
@@ -167,8 +210,10 @@ def _table(df: pd.DataFrame, cols: list[str]) -> str:
 
 def _markdown(rep: dict[str, Any]) -> str:
     y0, y1 = rep["years"]
-    parts = [f"# China zone data report\n\nCity-year panel {y0}-{y1}, {rep['n_cities']} cities "
-             "(key: 6-digit code of the population file).\n", "## Files\n"]  # fmt: skip
+    belt = f" of the {rep['region']} region" if rep.get("region") else ""
+    parts = [f"# China zone data report\n\nCity-year panel {y0}-{y1}, {rep['n_cities']} cities"
+             f"{belt} (key: 6-digit code of the population file; files, matching and zone "
+             "assignment below are national).\n", "## Files\n"]  # fmt: skip
     parts.append(
         _table(
             pd.DataFrame([{"file": f, **v} for f, v in rep["cities"].items()]),
@@ -197,7 +242,9 @@ def _markdown(rep: dict[str, Any]) -> str:
         f"national zone: {z['n_cities_with_zone']}.\n\n"
     )
     parts.append(_table(rep["unassigned_zones"], ["province", "city_county", "name", "reason"]))
-    parts.append("\n## Cohorts (cities by year of first national zone)\n\n")
+    parts.append(
+        f"\n## Cohorts ({rep['n_cities']} cities{belt} by year of first national zone)\n\n"
+    )
     c = rep["cohort_counts"].reset_index()
     parts.append(_table(c, ["cohort", "etdz", "htz", "any"]))
     parts.append(f"\nNever treated: {rep['never_treated']}.\n")
@@ -213,7 +260,15 @@ def _markdown(rep: dict[str, Any]) -> str:
             rep["always_treated"], ["city_code", "city", "province", f"cohort_{rep['zone_type']}"]
         )
     )
-    if "adjacency" in rep:
+    if "adjacency" in rep and "pairs_to_other_regions" in rep["adjacency"]:
+        a = rep["adjacency"]
+        parts.append(
+            f"\n## Neighbours\n\n{a['pairs']} neighbouring pairs among the region's panel "
+            f"cities ({a['pairs_to_other_regions']} links to panel cities of other regions "
+            f"left out); {a['cities_without_neighbours']} of its cities without a neighbour "
+            "in it.\n"
+        )
+    elif "adjacency" in rep:
         a = rep["adjacency"]
         parts.append(
             f"\n## Neighbours\n\n{a['pairs']} neighbouring pairs among panel cities "

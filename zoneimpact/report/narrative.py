@@ -46,6 +46,11 @@ def _headline(res: Any, alpha: float) -> tuple[float, float, float]:
         return est, est - z * float(res.se), est + z * float(res.se)
 
 
+def _has_interval(lo: float, hi: float) -> bool:
+    """Both bounds finite: an estimate with no standard error has none."""
+    return math.isfinite(lo) and math.isfinite(hi)
+
+
 def truth_note(output: RunOutput) -> str:
     """'Simulated data: true ATT ...' or '' when the data are not simulated."""
     sim = getattr(output.data, "simulation", None)
@@ -81,7 +86,8 @@ def run_summary(output: RunOutput) -> list[str]:
             continue
     for outcome, rows in by_outcome.items():
         items = "; ".join(
-            f"{names[n]} {_num(e)} [{_num(lo)}, {_num(hi)}]"
+            f"{names[n]} {_num(e)} "
+            + (f"[{_num(lo)}, {_num(hi)}]" if _has_interval(lo, hi) else "(no interval)")
             + (f" ({labels.term_label(r.main_term)})" if r.main_term != "att" else "")
             for n, r, (e, lo, hi) in rows
         )
@@ -108,18 +114,21 @@ def run_summary(output: RunOutput) -> list[str]:
             true = truth.overall.get(outcome)
             if true is None:
                 continue
-            cover = [
-                names[n] for n, r, (e, lo, hi) in rows if r.main_term == "att" and lo <= true <= hi
-            ]
-            miss = [
-                names[n]
-                for n, r, (e, lo, hi) in rows
-                if r.main_term == "att" and not lo <= true <= hi
-            ]
+            att = [(names[n], lo, hi) for n, r, (e, lo, hi) in rows if r.main_term == "att"]
+            # an estimate without an interval (NaN bounds) neither covers nor misses
+            cover = [n for n, lo, hi in att if _has_interval(lo, hi) and lo <= true <= hi]
+            miss = [n for n, lo, hi in att if _has_interval(lo, hi) and not lo <= true <= hi]
+            bare = [n for n, lo, hi in att if not _has_interval(lo, hi)]
             if cover or miss:
                 lines.append(
                     f"For {olabels.get(outcome, outcome)}, the intervals of {', '.join(cover) or 'no estimate'} cover "
                     f"the true {_num(true)}; {', '.join(miss) or 'none'} miss it."
+                )
+            if bare:
+                lines.append(
+                    f"For {olabels.get(outcome, outcome)}, {', '.join(bare)} "
+                    f"{'has' if len(bare) == 1 else 'have'} no interval, so coverage of the "
+                    f"true {_num(true)} cannot be judged."
                 )
         out.append(" ".join(t for t in lines if t))
 

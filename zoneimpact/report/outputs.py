@@ -140,7 +140,8 @@ def build_figures(output: RunOutput) -> dict[str, Any]:
             figs[f"{name}_{key}"] = fig
     panel = output.data.panel
     if panel.geography is not None and {"lat", "lon"} <= set(panel.geography.columns):
-        figs["units_map"] = plots.unit_map_plot(panel.geography, panel.unit_cohort)
+        # the panel itself, so zones outside it (its sources) are not drawn as controls
+        figs["units_map"] = plots.unit_map_plot(panel)
     extra = output.extras.get("figures", {})
     figs.update(extra)
     return figs

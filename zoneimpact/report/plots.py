@@ -344,12 +344,17 @@ def event_study_plot(
         handles, labs = ax.get_legend_handles_labels()
         level = _level_label(named.values(), alpha)
         # The interval and band entries state the confidence level; each band swatch has
-        # the colour of the band it stands for.
+        # the colour of the band it stands for. A band is the result's own (its bootstrap
+        # critical value at its alpha, not stored for another), so it carries that level.
         handles.append(Line2D([], [], color=style.TREATED_COLOR, lw=1.0))
         labs.append(f"{level} pointwise CI")
+        results = list(named.values())
         for i, name in band_series:
             handles.append(Patch(facecolor=style.color(i), alpha=0.25, lw=0))
-            labs.append(f"{level} uniform band" + (f" ({name})" if len(band_series) > 1 else ""))
+            band_level = _level_label([results[i]], None)
+            labs.append(
+                f"{band_level} uniform band" + (f" ({name})" if len(band_series) > 1 else "")
+            )
         legend_above(ax, handles=handles, labels=labs)
     return fig
 
@@ -417,7 +422,10 @@ def group_time_plot(
     in two colours with confidence intervals, as R ``did::ggdid`` does for ``MP`` objects:
     the simultaneous band (``band_low``/``band_high`` of ``att_gt``, from the multiplier
     bootstrap, Callaway & Sant'Anna 2021 Sec. 4.1) when present, as R ``did`` does by
-    default; else ``ci_low``/``ci_high``; else pointwise estimate ± z·se.
+    default; else ``ci_low``/``ci_high``; else pointwise estimate ± z·se. The stored band
+    and intervals are at the result's ``alpha``; an ``alpha`` other than the result's
+    draws pointwise estimate ± z·se at that level instead (the band's bootstrap critical
+    value is not stored for other levels).
     """
     att = _attr(result, "att_gt", "group_time_plot")
     need = {"cohort", "time", "estimate", "se"}
@@ -430,8 +438,10 @@ def group_time_plot(
     if ncols is None:
         ncols = 1 if n <= 4 else 2
     nrows = math.ceil(n / ncols)
-    a = float(getattr(result, "alpha", 0.05) if alpha is None else alpha)
+    own = float(getattr(result, "alpha", 0.05))
+    a = own if alpha is None else float(alpha)
     z = sps.norm.ppf(1 - a / 2)
+    stored = a == own  # the stored band / intervals are at the result's level only
     with paper_style():
         fig, axes = _start_multi(
             ax,
@@ -449,10 +459,14 @@ def group_time_plot(
             d = att.loc[att["cohort"] == g].sort_values("time")
             t = d["time"].to_numpy(float) - (float(g) if event_time else 0.0)
             y = d["estimate"].to_numpy(float)
-            if {"band_low", "band_high"} <= set(d.columns) and d["band_low"].notna().any():
+            if (
+                stored
+                and {"band_low", "band_high"} <= set(d.columns)
+                and d["band_low"].notna().any()
+            ):
                 lo, hi = d["band_low"].to_numpy(float), d["band_high"].to_numpy(float)
                 kinds.add("uniform band")
-            elif {"ci_low", "ci_high"} <= set(d.columns):
+            elif stored and {"ci_low", "ci_high"} <= set(d.columns):
                 kinds.add("pointwise CI")
                 lo, hi = d["ci_low"].to_numpy(float), d["ci_high"].to_numpy(float)
             else:
@@ -606,7 +620,9 @@ def placebo_gaps_plot(
         Axes to draw on.
     pre_mspe_cap : float, optional
         Drop placebos whose pre-treatment MSPE exceeds ``pre_mspe_cap`` times the treated
-        unit's (ADH 2010 show caps of 20, 5 and 2), using ``rmspe["pre_rmspe"]``.
+        unit's (ADH 2010 show caps of 20, 5 and 2), using ``rmspe["pre_rmspe"]``. Default:
+        the placebos the result kept (``rmspe["kept"]``, its ``drop_ratio``), the set its
+        permutation p-value counts.
     xlabel, ylabel : str, optional
         Axis labels.
     """
@@ -636,6 +652,13 @@ def placebo_gaps_plot(
         ]
         n_dropped = placebos.shape[1] - len(keep)
         placebos = placebos[keep]
+    else:
+        rm = getattr(result, "rmspe", None)
+        if isinstance(rm, pd.DataFrame) and "kept" in rm.columns:
+            # the result's own placebo set (drop_ratio), as its p-value (ADH 2010, Figs. 5-7)
+            dropped = [u for u in placebos.columns if u in rm.index and not rm.loc[u, "kept"]]
+            n_dropped = len(dropped)
+            placebos = placebos.drop(columns=dropped)
     with paper_style():
         fig, ax = _start(ax)
         x = placebos.index.to_numpy()
@@ -665,12 +688,12 @@ def placebo_gaps_plot(
         literal(ax.set_xlabel(xlabel))
         literal(ax.set_ylabel(ylabel or f"Gap in {_outcome_label(result)}"))
         if n_dropped:
-            literal(
-                ax.set_title(
-                    f"{n_dropped} placebo(s) with pre-MSPE > {pre_mspe_cap:g}× treated omitted",
-                    loc="left",
-                )
+            rule = (
+                f"pre-MSPE > {pre_mspe_cap:g}× treated"
+                if pre_mspe_cap is not None
+                else "dropped by the result's drop_ratio"
             )
+            literal(ax.set_title(f"{n_dropped} placebo(s) {rule} omitted", loc="left"))
         legend_above(ax)
     return fig
 
@@ -682,17 +705,25 @@ def rmspe_ratio_hist(
     bins: int | Sequence[float] | None = None,
     xlabel: str = "Post/pre-treatment RMSPE ratio",
 ) -> Figure:
-    """Distribution of post/pre-treatment RMSPE ratios over all units (ADH 2010, Fig. 8).
+    """Distribution of post/pre-treatment RMSPE ratios over the units (ADH 2010, Fig. 8).
 
     The treated unit's ratio is marked; the legend gives the permutation p-value
-    ``#{units with ratio >= treated's} / #units`` (ADH 2010, Sec. 4).
+    ``#{units with ratio >= treated's} / #units`` (ADH 2010, Sec. 4). When the result
+    dropped placebos (``rmspe["kept"]``, its ``drop_ratio``), the histogram and the p-value
+    cover the kept units only, and the p-value is the result's ``info["p_value"]``.
     """
     rm = _attr(result, "rmspe", "rmspe_ratio_hist")
     if not isinstance(rm, pd.DataFrame) or "ratio" not in rm.columns:
         raise PlotError("`rmspe` must be a DataFrame with a `ratio` column (index: unit).")
+    n_all = len(rm)
+    if "kept" in rm.columns:
+        # the placebo set of the result's p-value (drop_ratio), not every unit
+        rm = rm[rm["kept"].astype(bool)]
     ratio = rm["ratio"].astype(float)
     ratio = ratio[np.isfinite(ratio)]
     treated_unit = _treated_unit(result)
+    stored_p = (getattr(result, "info", None) or {}).get("p_value")
+    units_label = "All units" if len(rm) == n_all else f"Kept units ({len(rm)} of {n_all})"
     with paper_style():
         fig, ax = _start(ax)
         if bins is None:
@@ -703,11 +734,14 @@ def rmspe_ratio_hist(
             color=style.OKABE_ITO["sky_blue"],
             edgecolor="white",
             lw=0.5,
-            label="All units",
+            label=units_label,
         )
         if treated_unit is not None and treated_unit in ratio.index:
             r0 = float(ratio.loc[treated_unit])
             p = float(np.mean(ratio.to_numpy() >= r0))
+            if stored_p is not None and np.isfinite(float(stored_p)):
+                # the result's p-value (its rule also counts 0/0 ratios as extreme)
+                p = float(stored_p)
             ax.axvline(
                 r0,
                 color=style.TREATED_COLOR,
@@ -1115,6 +1149,7 @@ def unit_map_plot(
     lat: str = "lat",
     never_label: str = "Never treated",
     max_discrete: int = 7,
+    sources: pd.DataFrame | None = None,
 ) -> Figure:
     """Units at their longitude/latitude, coloured by treatment cohort.
 
@@ -1133,6 +1168,11 @@ def unit_map_plot(
         Legend label of never-treated units.
     max_discrete : int
         Most cohorts drawn with discrete colours.
+    sources : DataFrame indexed by unit, optional
+        Exposure sources outside the estimation sample (``Panel.sources``, taken from a
+        Panel). Units of ``geography`` absent from ``cohorts`` are not never-treated
+        units: those among ``sources`` are drawn as zones outside the panel (e.g. opened
+        before the data start), any others as "Not in the panel".
 
     Notes
     -----
@@ -1142,6 +1182,8 @@ def unit_map_plot(
     if hasattr(geography, "unit_cohort") and hasattr(geography, "geography"):
         if cohorts is None:
             cohorts = geography.unit_cohort
+        if sources is None:
+            sources = getattr(geography, "sources", None)
         geography = geography.geography
     if not isinstance(geography, pd.DataFrame) or not {lon, lat} <= set(geography.columns):
         raise PlotError(
@@ -1149,12 +1191,37 @@ def unit_map_plot(
         )
     if cohorts is None:
         raise PlotError("Pass `cohorts` (a Series of treatment years by unit).")
-    coh = pd.Series(cohorts).reindex(geography.index).astype(float)
+    cohorts = pd.Series(cohorts)
+    coh = cohorts.reindex(geography.index).astype(float)
     xy = geography[[lon, lat]].astype(float)
-    never = ~np.isfinite(coh.to_numpy())
-    finite = sorted(coh[~never].unique())
+    # a unit with no cohort at all is outside the panel (an always-treated zone kept as an
+    # exposure source), not a never-treated control (breaker D, session 21: 63 Chinese
+    # cities opened before the data were drawn as never treated)
+    outside = ~geography.index.isin(cohorts.index)
+    is_source = (
+        geography.index.isin(sources.index)
+        if isinstance(sources, pd.DataFrame)
+        else np.zeros(len(geography), bool)
+    )
+    never = ~np.isfinite(coh.to_numpy()) & ~outside
+    finite = sorted(coh[~never & ~outside].unique())
     with paper_style():
         fig, ax = _start(ax)
+        for m, label, marker in (
+            (outside & is_source, "Zone outside the panel (exposure source)", "x"),
+            (outside & ~is_source, "Not in the panel", "+"),
+        ):
+            if m.any():
+                ax.scatter(
+                    xy.loc[m, lon],
+                    xy.loc[m, lat],
+                    s=10,
+                    color=style.REFERENCE_COLOR,
+                    marker=marker,
+                    lw=0.6,
+                    label=label,
+                    zorder=1,
+                )
         if never.any():
             ax.scatter(
                 xy.loc[never, lon],
@@ -1180,7 +1247,7 @@ def unit_map_plot(
                 )
             legend_above(ax, title="Cohort")
         else:
-            m = ~never
+            m = ~never & ~outside
             sc = ax.scatter(
                 xy.loc[m, lon],
                 xy.loc[m, lat],
@@ -1193,7 +1260,7 @@ def unit_map_plot(
             cb = fig.colorbar(sc, ax=ax, shrink=0.8, pad=0.02)
             cb.set_label("Cohort (year treated)")
             cb.ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-            if never.any():
+            if never.any() or outside.any():
                 legend_above(ax)
         mid = float(np.nanmean(xy[lat]))
         ax.set_aspect(1.0 / max(math.cos(math.radians(mid)), 0.1), adjustable="datalim")
@@ -1467,7 +1534,7 @@ def _sdid_paths(result: Any, panel: Any) -> pd.DataFrame:
         raise PlotError(
             f"The panel does not match the SDID result: it has no outcome {result.outcome!r}."
         )
-    wide = panel.wide(result.outcome)
+    wide = _sdid_outcome(result, panel).pivot(index="unit", columns="time", values="y")
     Y1 = _complete_rows(wide, treated, periods).mean(axis=0)
     Y0 = _complete_rows(wide, list(omega.index), periods)
     synth = omega.to_numpy(float) @ Y0
@@ -1475,6 +1542,49 @@ def _sdid_paths(result: Any, panel: Any) -> pd.DataFrame:
     shift = float(lam.to_numpy(float) @ (Y1 - synth)[pre])
     cf = synth + shift
     return pd.DataFrame({"treated": Y1, "counterfactual": cf, "gap": Y1 - cf}, index=periods)
+
+
+def _sdid_covariate_coefs(result: Any) -> pd.Series | None:
+    """The covariate coefficients an SDID result removed from its outcome, or None.
+
+    A result whose ``info`` names covariates but which does not carry the coefficients
+    cannot be drawn: the raw outcome is not the one its weights were fitted on.
+    """
+    coefs = getattr(result, "covariate_coefs", None)
+    named = (getattr(result, "info", None) or {}).get("covariates")
+    if coefs is None or len(coefs) == 0:
+        if named:
+            raise PlotError(
+                f"The SDID result was fitted on the outcome net of covariates {named!r} but "
+                "does not carry their coefficients (covariate_coefs); its gap cannot be drawn "
+                "on the raw outcome."
+            )
+        return None
+    return pd.Series(coefs, dtype=float)
+
+
+def _sdid_outcome(result: Any, panel: Any) -> pd.DataFrame:
+    """unit, time and the outcome SDID weighted: ``Y`` itself, or with covariates
+    ``Y - (X - xbar)'beta`` using the result's stored ``beta`` (Arkhangelsky et al. 2021,
+    Section 8), ``xbar`` the covariates' mean over the untreated observed cells as in
+    :func:`zoneimpact.estimators._sdid_covariates.residualise_on_covariates` (a constant,
+    so it moves both paths alike and leaves the gap unchanged)."""
+    d = panel.data
+    y = d[result.outcome].to_numpy(float)
+    coefs = _sdid_covariate_coefs(result)
+    if coefs is not None:
+        missing = [c for c in coefs.index if c not in d.columns]
+        if missing:
+            raise PlotError(
+                f"The panel does not match the SDID result: it has no covariate column(s) "
+                f"{missing} (the result removed {list(coefs.index)} from {result.outcome!r})."
+            )
+        X = d[list(coefs.index)].to_numpy(float)
+        obs = np.isfinite(y)
+        untreated = obs & (d["time"].to_numpy(float) < d["cohort"].to_numpy(float))
+        centre = X[untreated].mean(axis=0)
+        y = np.where(obs, y - np.nan_to_num(X - centre) @ coefs.to_numpy(float), np.nan)
+    return pd.DataFrame({"unit": d["unit"].to_numpy(), "time": d["time"].to_numpy(), "y": y})
 
 
 def _complete_rows(wide: pd.DataFrame, units: list[Any], periods: list[Any]) -> np.ndarray:
@@ -1505,7 +1615,10 @@ def _counterfactual_event_paths(result: Any, panel: Any, alpha: float | None) ->
         if panel is not None:
             d = panel.data
             ev = d["time"] - d["cohort"]
-            keep = np.isfinite(d["cohort"]) & (ev < 0)
+            # the treated units the result used (its effects), not every treated unit: a
+            # cohort dropped for too few pre-periods is not in its pre-period errors either
+            used = d["unit"].isin(pd.unique(eff["unit"])) if "unit" in eff.columns else True
+            keep = np.isfinite(d["cohort"]) & (ev < 0) & used
             means = d.loc[keep, result.outcome].groupby(ev[keep].astype(float)).mean()
             treated = means.reindex(gaps.index)
         frame = pd.concat(
@@ -1567,6 +1680,7 @@ def counterfactual_gap_plot(
     est = str(getattr(result, "estimator", ""))
     band_name = ""
     level = _level_label([result], alpha)
+    y_name = _outcome_label(result)
     if est in ("ife", "matrix_completion"):
         frame = _counterfactual_event_paths(result, panel, alpha)
         treat_x: float | None = 0.0
@@ -1574,6 +1688,10 @@ def counterfactual_gap_plot(
         x_default = "Periods relative to treatment"
     elif est == "synthetic_did":
         frame = _sdid_paths(result, panel)
+        coefs = _sdid_covariate_coefs(result)
+        if coefs is not None:
+            # the paths are the outcome SDID weighted, not the raw one
+            y_name = f"{y_name} net of {', '.join(map(str, coefs.index))}"
         treat_x = _treatment_period(result)
         x_default = "Period"
     elif getattr(result, "treated_path", None) is not None:
@@ -1661,8 +1779,8 @@ def counterfactual_gap_plot(
             if treat_x is not None:
                 a.axvline(treat_x, color=style.REFERENCE_COLOR, lw=0.8, ls=":", zorder=0)
             _integer_x(a)
-        literal(top.set_ylabel(ylabel or _outcome_label(result)))
-        literal(bottom.set_ylabel(f"Gap in {_outcome_label(result)}"))
+        literal(top.set_ylabel(ylabel or y_name))
+        literal(bottom.set_ylabel(f"Gap in {y_name}"))
         literal(bottom.set_xlabel(xlabel or x_default))
         handles, labs = [], []
         for a in (top, bottom):

@@ -1073,6 +1073,7 @@ def event_study_table(
     rows: list[list[str]] = []
     long_rows: list[dict[str, Any]] = []
     has_band = False
+    band_alphas: dict[str, float] = {}
     for e in sorted(events):
         term = events[e]
         lab = f"E = {int(e) if float(e).is_integer() else e}"
@@ -1103,6 +1104,7 @@ def event_study_table(
             bl, bh = float(h["band_low"]), float(h["band_high"])
             if math.isfinite(bl) and math.isfinite(bh):
                 has_band = True
+                band_alphas[name] = float(getattr(named[name], "alpha", 0.05))
                 r_band.append(f"{{{_fmt_num(bl, digits)}, {_fmt_num(bh, digits)}}}")
             else:
                 r_band.append("")
@@ -1137,7 +1139,14 @@ def event_study_table(
             f"{_level_text(named, alpha)} pointwise confidence intervals in brackets."
         )
     if band and has_band:
-        note_lines.append("Simultaneous (uniform) confidence bands in braces.")
+        # a band comes from the result's bootstrap critical value at its own alpha and
+        # cannot be recomputed at another: state its level, not ``alpha``'s
+        levels = sorted({f"{100 * (1 - a):g}%" for a in band_alphas.values()})
+        if len(levels) == 1:
+            note_lines.append(f"{levels[0]} simultaneous (uniform) confidence bands in braces.")
+        else:
+            each = ", ".join(f"{n} {100 * (1 - a):g}%" for n, a in band_alphas.items())
+            note_lines.append(f"Simultaneous (uniform) confidence bands in braces ({each}).")
     if thresholds:
         note_lines.append(_star_note(thresholds))
     note_lines += list(notes)
