@@ -296,7 +296,7 @@ def _assemble(
     uc = panel.unit_cohort.astype(float)
     tab = pd.DataFrame({"cohort": uc})
     rel = relation[relation["unit"] != relation["zone"]].copy()
-    rel["zone_cohort"] = _zone_cohorts(panel).reindex(rel["zone"]).to_numpy()
+    rel["zone_cohort"] = _zone_cohorts(panel, stacklevel=3).reindex(rel["zone"]).to_numpy()
     rel = rel[np.isfinite(rel["zone_cohort"])]
     onset = rel.groupby("unit")["zone_cohort"].min()
     tab["exposure_onset"] = onset.reindex(tab.index).fillna(np.inf).astype(float)
@@ -317,14 +317,61 @@ def _assemble(
     return ExposureMap(kind=kind, table=tab, rings=tuple(rings), settings=settings, links=links)
 
 
-def _zone_cohorts(panel: Panel) -> pd.Series:
+def _zone_cohorts(panel: Panel, stacklevel: int = 2) -> pd.Series:
     """Opening period of every zone: the panel's treated units and its source zones
-    (zones outside the estimation sample, :attr:`Panel.sources`)."""
+    (zones outside the estimation sample, :attr:`Panel.sources`).
+
+    A source zone opening after the panel's last period exposes nobody within the data
+    (a panel unit with such a cohort is refused, or recoded never treated with
+    ``outside_window="adjust"``); it is left out with a warning (at ``stacklevel``) rather
+    than making its neighbours "exposed" from a period the data never reach (they would
+    leave the never-exposed controls)."""
     uc = panel.unit_cohort.astype(float)
     zc = uc[np.isfinite(uc.to_numpy())]
     if panel.sources is not None:
-        zc = pd.concat([zc, panel.sources["cohort"].astype(float)])
+        sc = panel.sources["cohort"].astype(float)
+        last = panel.periods[-1]
+        late = sc.index[sc.to_numpy() > float(last)]
+        if len(late):
+            warnings.warn(
+                f"{len(late)} source zone(s) open after the panel's last period {last} "
+                f"(first: {late[0]!r}, cohort {sc[late[0]]:g}); they expose nobody within "
+                "the data and are ignored. Drop them from sources= (a panel unit with such "
+                "a cohort is refused).",
+                UserWarning,
+                stacklevel=stacklevel + 1,
+            )
+            sc = sc.drop(late)
+        zc = pd.concat([zc, sc])
     return zc[~zc.index.duplicated(keep="first")]
+
+
+def _check_source_regions(geo: pd.DataFrame, src: pd.DataFrame, column: str) -> None:
+    """Refuse region codes of different kinds in the geography and in ``sources=`` (e.g.
+    integers read from one file, strings from another): they never compare equal, and
+    every source zone would silently expose nobody."""
+    if src.empty or column not in src.columns:
+        return
+
+    def kind(v: Any) -> str:
+        if isinstance(v, str):
+            return "str"
+        if isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_)):
+            return "number"
+        return type(v).__name__
+
+    def kinds(values: pd.Series) -> set[str]:
+        return {kind(v) for v in values.dropna().to_numpy(dtype=object)}
+
+    have, given = kinds(geo[column]), kinds(src[column])
+    if have and given and not given <= have:
+        first = src[column].dropna().iloc[0]
+        raise GeographyError(
+            f"Region column {column!r} holds {sorted(have)} codes in the geography but "
+            f"{sorted(given)} in sources= (e.g. source zone {src[column].dropna().index[0]!r}: "
+            f"{first!r}); they never match, so the sources would expose nobody. Give both "
+            "the same type (e.g. convert both to str)."
+        )
 
 
 def _source_points(panel: Panel, cols: Sequence[str], kind: str | None = None) -> pd.DataFrame:
@@ -447,6 +494,8 @@ def exposure_from_rings(
     units = geo.index.to_numpy()
     zones_in = panel.unit_cohort.index[np.isfinite(panel.unit_cohort.to_numpy(float))]
     src = _source_points(panel, cols, "rings")
+    if within_region:
+        _check_source_regions(geo, src, region_column)
     zgeo = pd.concat([geo.loc[zones_in, cols], src[cols]])
     zgeo = zgeo[~zgeo.index.duplicated(keep="first")]
     zones = zgeo.index.to_numpy()
@@ -566,6 +615,7 @@ def exposure_from_region(panel: Panel, column: str = "region") -> ExposureMap:
     reg = geo[column]
     zones = panel.unit_cohort.index[np.isfinite(panel.unit_cohort.to_numpy(float))]
     src = _source_points(panel, [column], "region")
+    _check_source_regions(geo, src, column)
     zdf = pd.concat(
         [
             pd.DataFrame({"zone": zones, "r": reg.reindex(zones).to_numpy()}),

@@ -16,8 +16,10 @@ not yet exposed when an exposure map is used):
 * residuals of the outcome after unit and period effects (absorbed exactly by
   :func:`zoneimpact.estimators._fe.absorb`), their variance ``s^2 = RSS / (n - K)``;
 * AR(1) persistence ``rho`` from the first-order autocorrelation ``r`` of those residuals
-  within units, corrected for the within-transformation bias ``E[r] ~ rho - (1 + rho) /
-  (T - 1)`` (Nickell 1981, *Econometrica* 49, eq. 18's leading term):
+  within units (pairs of a unit's rows at adjacent positions of the panel's periods, the
+  steps the simulated AR(1) takes, whatever the period labels), corrected for the
+  within-transformation bias ``E[r] ~ rho - (1 + rho) / (T - 1)`` (Nickell 1981,
+  *Econometrica* 49, eq. 18's leading term):
   ``rho = (r + 1/(T-1)) / (1 - 1/(T-1))``, clipped to ``[-0.9, 0.95]``;
 * the stationary error SD ``sigma`` from ``s^2`` undoing the shrinkage of demeaning a
   T-period AR(1): ``E[s^2] ~ sigma^2 (1 - c/T) / (1 - 1/T)`` with ``c = 1 + 2
@@ -32,8 +34,10 @@ additive unit and period effects. Injected effects are constant:
 * direct: ``+ delta`` on zone unit-periods (``t >= cohort``);
 * spillover: ``+ s`` on exposed non-zone unit-periods (``t >=`` exposure onset);
 * displacement share ``d``: a direct effect ``delta_d`` plus a spillover ``s = - d *
-  delta_d * N_direct / N_exposed`` per exposed unit-period (``N`` counting the observed
-  post unit-periods), so that ``- spillover total / direct total = d`` (DESIGN.md).
+  delta_d * N_direct / N_exposed`` per exposed unit-period (``N`` the sizes the spillover
+  estimator's totals cover: its estimated target unit-periods, or their weight, which
+  leave out e.g. units exposed since before the first period), so that the estimand's
+  ``- spillover total / direct total = d`` (DESIGN.md).
 
 Power at each size is the share of replications whose two-sided test at level ``alpha``
 rejects "no effect" (the estimator's own p-value: t with G-1 df where it gives one); its
@@ -54,6 +58,7 @@ is Stata-only and for one treatment date).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -196,10 +201,13 @@ def calibrate_design(
             "after unit and period effects; the noise cannot be calibrated."
         )
     s2 = float(resid @ resid / dof)
-    # lag-1 pairs within unit among consecutive clean periods
-    r = pd.DataFrame({"unit": sub["unit"].to_numpy(), "time": sub["time"].to_numpy(), "e": resid})
-    lag = r.assign(time=r["time"] + 1).rename(columns={"e": "e_lag"})
-    pairs = r.merge(lag, on=["unit", "time"])
+    # lag-1 pairs within unit among clean rows at consecutive *positions* of panel.periods,
+    # the index simulate_outcome's AR(1) steps over (periods need not be consecutive
+    # integers: biennial or census years, or labels with gaps)
+    pos = pd.Index(panel.periods).get_indexer(sub["time"])
+    r = pd.DataFrame({"unit": sub["unit"].to_numpy(), "pos": pos, "e": resid})
+    lag = r.assign(pos=r["pos"] + 1).rename(columns={"e": "e_lag"})
+    pairs = r.merge(lag, on=["unit", "pos"])
     t_bar = float(r.groupby("unit").size().mean())
     if len(pairs) >= 5 and t_bar > 2:
         raw = float((pairs["e"] @ pairs["e_lag"]) / (pairs["e_lag"] @ pairs["e_lag"]))
@@ -375,15 +383,22 @@ def _one_rep(
     spill_options: Mapping[str, Any],
     grids: Mapping[str, Sequence[float]],
     displacement_direct: float,
+    displacement_sizes: tuple[float, float] | None = None,
 ) -> list[tuple[str, float, int, float, float, float]]:
     """One noise draw, re-used for every effect size (common random numbers: the curve's
     points differ only by the effect).
+
+    ``displacement_sizes`` are the direct and spillover target sizes of the spillover
+    estimator (:func:`_displacement_sizes`); without them, the observed post unit-periods.
     """
     noise_rng, est_rng = rng.spawn(2)
     base = simulate_outcome(design, noise_rng)
     d_rows, s_rows = design.direct_rows(), design.exposed_rows()
     observed = np.isfinite(base)
-    n_d, n_s = int((d_rows & observed).sum()), int((s_rows & observed).sum())
+    if displacement_sizes is None:
+        n_d, n_s = float((d_rows & observed).sum()), float((s_rows & observed).sum())
+    else:
+        n_d, n_s = displacement_sizes
     out = []
     fit = get_estimator(estimator)
     # one generator per fit (bootstraps), spawned in a fixed order
@@ -395,7 +410,7 @@ def _one_rep(
             elif target == "spillover":
                 y = base + effect * s_rows
             else:
-                spill = -effect * displacement_direct * n_d / max(n_s, 1)
+                spill = -effect * displacement_direct * n_d / max(n_s, 1.0)
                 y = base + displacement_direct * d_rows + spill * s_rows
             panel = design.panel.with_outcome(design.outcome, y, overwrite=True)
             child = next(kids)
@@ -419,6 +434,46 @@ def _one_rep(
                 est, se, p = float("nan"), float("nan"), float("nan")
             out.append((target, float(effect), rep, est, se, p))
     return out
+
+
+def _displacement_sizes(
+    design: PowerDesign, spill_options: Mapping[str, Any]
+) -> tuple[float, float] | None:
+    """The sizes the spillover estimator's direct and spillover totals multiply their means
+    by (``target_weight``, else ``n_target_unit_periods``, summed over the rings).
+
+    They depend on the design and the missing values only, not on the noise, so one fit
+    (no bootstrap) on one simulated outcome gives every replication's. The estimator leaves
+    out targets it cannot impute (an exposed unit exposed since before the first period has
+    no clean row for its unit effect; periods without clean rows), so the observed post
+    unit-periods overstate ``N_exposed`` and the injected share would fall short of the
+    grid's ``d``. None when the fit fails (the replications then report NaN anyway).
+    """
+    from .estimators import spillover as spill_mod
+
+    # any fixed noise: the sizes do not depend on it
+    y = simulate_outcome(design, np.random.default_rng(0))
+    panel = design.panel.with_outcome(design.outcome, y, overwrite=True)
+    try:
+        with warnings.catch_warnings():
+            # the replications' fits give the same warnings at the caller's line
+            warnings.simplefilter("ignore")
+            res = spill_mod.fit(
+                panel,
+                outcome=design.outcome,
+                rng=0,
+                exposure=design.exposure,
+                **{**dict(spill_options), "n_boot": 0},
+            )
+    except EstimationError:
+        return None
+    tab = res.pieces
+    size = tab["target_weight"] if "target_weight" in tab else tab["n_target_unit_periods"]
+    size = size.astype(float)
+    piece = tab["piece"].astype(str)
+    n_d = float(size[piece == "direct"].sum())
+    n_s = float(size[piece.str.startswith("spillover:")].sum())
+    return (n_d, n_s) if n_d > 0 and n_s > 0 else None
 
 
 def _mde(effects: np.ndarray, power: np.ndarray, target: float) -> float:
@@ -568,7 +623,11 @@ def power_analysis(
     z = float(stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power))
     grids: dict[str, list[float]] = {}
 
-    def task(grid: dict[str, list[float]], disp_direct: float = 0.0) -> Any:
+    def task(
+        grid: dict[str, list[float]],
+        disp_direct: float = 0.0,
+        disp_sizes: tuple[float, float] | None = None,
+    ) -> Any:
         return partial(
             _one_rep,
             design=design,
@@ -577,6 +636,7 @@ def power_analysis(
             spill_options=spill_options,
             grids=grid,
             displacement_direct=disp_direct,
+            displacement_sizes=disp_sizes,
         )
 
     # a pilot replication at zero effect sets the default grids around the analytic MDE
@@ -597,13 +657,20 @@ def power_analysis(
         grids["spillover"] = [float(e) for e in spillover_grid]
     grids = {t: grids[t] for t in TARGETS if t in grids}
 
-    def collect(grid: dict[str, list[float]], disp_direct: float, gen: np.random.Generator) -> list:
-        reps = replicate(task(grid, disp_direct), int(n_reps), rng=gen, n_jobs=n_jobs, desc="power")
+    def collect(
+        grid: dict[str, list[float]],
+        disp_direct: float,
+        gen: np.random.Generator,
+        disp_sizes: tuple[float, float] | None = None,
+    ) -> list:
+        reps = replicate(
+            task(grid, disp_direct, disp_sizes), int(n_reps), rng=gen, n_jobs=n_jobs, desc="power"
+        )
         return [row for rows in reps for row in rows]
 
     main_rng, disp_rng = main_rng.spawn(2)
     rows = collect(grids, 0.0, main_rng) if grids else []
-    draws = pd.DataFrame(rows, columns=["target", "effect", "rep", "estimate", "se", "p_value"])
+    draws = _draws_frame(rows)
     curves = _curves(draws, alpha)
     mde = {t: _mde(*_curve_arrays(curves, t), power) for t in grids}
 
@@ -614,9 +681,10 @@ def power_analysis(
                 2 * direct_mde if np.isfinite(direct_mde) else max(grids.get("direct", [1.0]))
             )
         dgrid = [float(e) for e in (displacement_grid or (0, 0.1, 0.25, 0.5, 0.75, 1.0))]
-        drows = collect({"displacement": dgrid}, float(displacement_direct), disp_rng)
-        ddraws = pd.DataFrame(drows, columns=draws.columns)
-        draws = pd.concat([draws, ddraws], ignore_index=True)
+        sizes = _displacement_sizes(design, spill_options)
+        drows = collect({"displacement": dgrid}, float(displacement_direct), disp_rng, sizes)
+        ddraws = _draws_frame(drows)
+        draws = pd.concat([d for d in (draws, ddraws) if len(d)] or [ddraws], ignore_index=True)
         curves = _curves(draws, alpha)
         mde["displacement"] = _mde(*_curve_arrays(curves, "displacement"), power)
 
@@ -637,6 +705,24 @@ def power_analysis(
         **{f"calibration_{k}": v for k, v in design.info.items()},
     }
     return PowerResult(curves, mde, analytic, draws, design, info)
+
+
+def _draws_frame(rows: Sequence[tuple[str, float, int, float, float, float]]) -> pd.DataFrame:
+    """The replications as a typed frame (typed also when empty: a displacement-only
+    analysis has no direct or spillover draws, and object columns break ``_curves``)."""
+    frame = pd.DataFrame(
+        list(rows), columns=["target", "effect", "rep", "estimate", "se", "p_value"]
+    )
+    return frame.astype(
+        {
+            "target": object,
+            "effect": float,
+            "rep": int,
+            "estimate": float,
+            "se": float,
+            "p_value": float,
+        }
+    )
 
 
 def _curves(draws: pd.DataFrame, alpha: float) -> pd.DataFrame:

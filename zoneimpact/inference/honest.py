@@ -171,6 +171,11 @@ class HonestDiDError(ZoneImpactError, ValueError):
 
 
 # ---------------------------------------------------------------------------- inputs
+# relative tolerance on sigma's negative eigenvalues (rounding of a singular covariance,
+# e.g. a cluster-robust one with fewer clusters than coefficients, sits near 1e-16)
+_PSD_RTOL = 1e-8
+
+
 def _check_inputs(
     betahat: Any, sigma: Any, num_pre: int, num_post: int, l_vec: Any, alpha: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -196,6 +201,17 @@ def _check_inputs(
     if not np.allclose(s, s.T, rtol=1e-6, atol=1e-12 * max(1.0, np.abs(s).max())):
         raise HonestDiDError("sigma is not symmetric; pass the covariance matrix of betahat.")
     s = (s + s.T) / 2
+    # positive semi-definite up to rounding (relative to the largest eigenvalue): an
+    # indefinite matrix is no covariance, and the FLCI's variance and the ARP test's
+    # conditional variances can turn negative (scipy's brentq then fails deep inside)
+    eig = np.linalg.eigvalsh(s)
+    scale = float(np.abs(eig).max()) if eig.size else 0.0
+    if eig.size and eig[0] < -_PSD_RTOL * scale:
+        raise HonestDiDError(
+            f"sigma is not positive semi-definite: its smallest eigenvalue is {eig[0]:.3g} "
+            f"(largest {eig[-1]:.3g}; allowed down to -{_PSD_RTOL:g} x the largest in absolute "
+            "value, rounding). Pass the covariance matrix of betahat."
+        )
     if l_vec is None:
         lv = np.zeros(num_post)
         lv[0] = 1.0
@@ -902,11 +918,24 @@ def _make_piece(
 
 
 def _invert(
-    pieces: list[_ARPPiece], lb: float, ub: float, grid_points: int, refine: bool, widen: bool
+    pieces: list[_ARPPiece],
+    lb: float,
+    ub: float,
+    grid_points: int,
+    refine: bool,
+    widen: bool,
+    centre: float | None = None,
 ) -> tuple[float, float]:
     """Confidence set = {theta accepted by some piece} on a grid (min and max accepted
     point, as HonestDiD); optionally the end points are bisected between grid points and
     the grid is widened while the set touches its edge.
+
+    With ``widen`` (the default grid) and a ``centre`` (the estimate ``l'beta_post``), a
+    grid that accepts nothing is moved onto the estimate and then widened around it: R's
+    default grid, ``[-20 sd, 20 sd]`` about zero, misses the whole set when the estimate
+    lies more than about 20 SEs from zero, and R (like this function before) then reports
+    an empty set, NaN, for a set that is not empty (the original CI, inside it at
+    ``Mbar = 0``, is not). Where R's grid finds the set the bounds are R's.
     """
 
     def accept(theta: np.ndarray) -> np.ndarray:
@@ -915,11 +944,26 @@ def _invert(
             acc |= p.accept(theta)
         return acc
 
-    for _ in range(6):
-        grid = np.linspace(lb, ub, grid_points)
-        acc = accept(grid)
-        if not acc.any():
-            return math.nan, math.nan
+    grid = np.linspace(lb, ub, grid_points)
+    acc = accept(grid)
+    if not acc.any() and widen and centre is not None and math.isfinite(centre):
+        # nothing accepted: the same width on the estimate, then doubling around it
+        half = (ub - lb) / 2
+        for _ in range(5):
+            lb, ub = centre - half, centre + half
+            grid = np.linspace(lb, ub, grid_points)
+            acc = accept(grid)
+            if acc.any():
+                break
+            half *= 2
+    if not acc.any():
+        return math.nan, math.nan
+    for attempt in range(6):
+        if attempt:
+            grid = np.linspace(lb, ub, grid_points)
+            acc = accept(grid)
+            if not acc.any():
+                return math.nan, math.nan
         lo_i, hi_i = np.flatnonzero(acc)[[0, -1]]
         touches = lo_i == 0 or hi_i == grid_points - 1
         if not (touches and widen):
@@ -1204,7 +1248,8 @@ def sensitivity_rm(
     ``2K`` polyhedral pieces of ARP conditional ("Conditional") or least-favourable hybrid
     ("C-LF", the default) confidence sets, inverted over ``grid_points`` values of theta in
     ``[grid_lb, grid_ub]`` (default ``+/- 20 sd(l'beta_post)`` as in R; the grid is widened
-    while the set touches its end). ``refine=True`` bisects the end points between grid
+    while the set touches its end, and moved onto ``l'beta_post`` when it accepts nothing,
+    as when the estimate lies beyond 20 SEs from zero, where R reports an empty set). ``refine=True`` bisects the end points between grid
     points (R reports grid points).
 
     Returns
@@ -1286,7 +1331,8 @@ def _rm_ci(
                     rng,
                 )
             )
-    return _invert(pieces, lb, ub, grid_points, refine, widen)
+    centre = float(lv @ beta[num_pre:])
+    return _invert(pieces, lb, ub, grid_points, refine, widen, centre)
 
 
 def sensitivity_sd(
@@ -1313,7 +1359,8 @@ def sensitivity_sd(
     hybrid) or ``"Conditional"`` (ARP). The default ``m_grid`` is 10 points from 0 to
     :func:`delta_sd_upper_bound_mpre`, as in R. Conditional sets are inverted over a grid of
     theta: by default ``[id_lb - 20 sd, id_ub + 20 sd]`` (identified set at beta = 0) or the
-    size-``kappa`` FLCI for "C-F", as in R.
+    size-``kappa`` FLCI for "C-F", as in R; a default grid that accepts nothing is moved
+    onto ``l'beta_post`` (see :func:`sensitivity_rm`).
 
     Returns
     -------
@@ -1402,7 +1449,7 @@ def _sd_ci(
         np.random.default_rng(seed),
         flci_info=flci_info,
     )
-    return _invert([piece], lb, ub, grid_points, refine, widen)
+    return _invert([piece], lb, ub, grid_points, refine, widen, float(lv @ beta[num_pre:]))
 
 
 def breakdown_value(

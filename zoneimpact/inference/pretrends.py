@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 from scipy import linalg, stats
 
-from ..errors import ZoneImpactError
+from ..errors import SpecError, ZoneImpactError
 from ..results import EstimationResult
 
 __all__ = ["pre_period_terms", "pretrend_equivalence", "pretrend_wald"]
@@ -77,7 +77,9 @@ def pretrend_wald(
     result_or_terms : EstimationResult or DataFrame
         A result (its ``vcov`` is used unless ``vcov`` is given) or a terms table.
     vcov : ndarray, optional
-        Covariance of the rows of the terms table (full size), overriding the result's.
+        Covariance overriding the result's: of every row of the terms table (full size)
+        or of the leads alone (``L x L``, in the order of the table's leads); any other
+        shape raises :class:`~zoneimpact.errors.SpecError`.
 
     Returns
     -------
@@ -86,6 +88,7 @@ def pretrend_wald(
         leads used) and ``vcov_source`` (``"vcov"`` or ``"diagonal se"``).
     """
     terms = _terms(result_or_terms)
+    explicit = vcov is not None
     if vcov is None and isinstance(result_or_terms, EstimationResult):
         vcov = result_or_terms.vcov
     pre = pre_period_terms(terms)
@@ -106,6 +109,17 @@ def pretrend_wald(
         if vcov.shape == (len(terms), len(terms)):
             v = vcov[np.ix_(pos, pos)]
             out["vcov_source"] = "vcov"
+        elif explicit and vcov.shape == (len(pre), len(pre)):
+            # the caller's covariance of the leads themselves, in the order of ``terms``
+            v = vcov
+            out["vcov_source"] = "vcov"
+        elif explicit:
+            # a covariance given on purpose is never swapped for the diagonal silently
+            raise SpecError(
+                f"vcov has shape {vcov.shape}; pass the covariance of every row of the terms "
+                f"table ({len(terms)}, {len(terms)}) or of the {len(pre)} leads "
+                f"{pre['term'].tolist()} ({len(pre)}, {len(pre)})."
+            )
     if v is None:
         v = np.diag(pre["se"].to_numpy(float) ** 2)
         out["vcov_source"] = "diagonal se"
