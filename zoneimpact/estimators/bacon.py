@@ -198,7 +198,8 @@ def _groups(
     df = panel.data
     periods = np.sort(df["time"].unique())
     T = len(periods)
-    ucoh = panel.unit_cohort
+    ucoh = _timing(panel.unit_cohort, periods)
+    row_cohort = _timing(df["cohort"], periods).to_numpy(float)
     cohorts = np.sort(ucoh[np.isfinite(ucoh)].unique())
     has_never = bool(np.isinf(ucoh).any())
     if len(cohorts) == 0 or len(cohorts) + has_never < 2:
@@ -207,7 +208,7 @@ def _groups(
             f"found cohorts {cohorts.tolist()} and never-treated={has_never}."
         )
     groups = [*cohorts.tolist(), np.inf] if has_never else cohorts.tolist()
-    gcode = np.searchsorted(np.asarray(groups), df["cohort"].to_numpy(float))
+    gcode = np.searchsorted(np.asarray(groups), row_cohort)
     tcode = np.searchsorted(periods, df["time"].to_numpy())
     ng = len(groups)
     cell = gcode * T + tcode
@@ -233,6 +234,28 @@ def _groups(
         VD=np.nan,
     )
     return groups_, tcode
+
+
+def _timing(cohort: pd.Series, periods: np.ndarray) -> pd.Series:
+    """Each cohort as its first treated period of the panel: cohorts whose codes differ
+    but that are treated in the same periods (2001 and 2002 on a biennial panel with 2000,
+    2002, ...) are one timing group of Theorem 1 (Goodman-Bacon 2021 groups units by
+    treatment pattern). Kept apart, the 2x2 between them has no untreated or no treated
+    window, a zero weight and a NaN estimate that made the type averages NaN. Cohorts
+    after the last period are left as they are."""
+    g = cohort.to_numpy(float)
+    j = np.searchsorted(periods, g)
+    inside = np.isfinite(g) & (j < len(periods))
+    out = g.copy()
+    out[inside] = periods[j[inside]]
+    return pd.Series(out, index=cohort.index, name=cohort.name)
+
+
+def _merged(panel: Panel, groups: _Groups) -> str:
+    """The cohort codes :func:`_timing` relabelled, as ``"2001->2002"`` (empty: none)."""
+    codes = np.unique(panel.unit_cohort[np.isfinite(panel.unit_cohort)].to_numpy(float))
+    new = _timing(pd.Series(codes), groups.periods).to_numpy()
+    return ",".join(f"{a:g}->{b:g}" for a, b in zip(codes, new, strict=True) if a != b)
 
 
 def _twfe(
@@ -394,7 +417,7 @@ def fit(
         n_units=int(panel.unit_cohort.size),
         n_obs=len(panel.data),
         vcov=np.array([[np.nan]]),
-        info=_summaries(comp, twfe, weights),
+        info={**_summaries(comp, twfe, weights), "cohorts_merged": _merged(panel, groups)},
         alpha=alpha,
         comparisons=comp,
     )

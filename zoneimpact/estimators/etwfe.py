@@ -228,8 +228,13 @@ def _covariate_block(
     constant within units is absorbed with its cohort interactions and left out; without
     them (pooled Poisson, cohort effects) every covariate enters, and a cohort dummy the
     model leaves out (no never-treated units: the first cohort) has no interaction."""
-    X = data[covs].to_numpy(float)
     wobs = np.ones(len(data)) if w is None else w
+    # centred at the sample mean: the period, cohort and own terms then span the same
+    # space with the effects (x - m times a dummy is x times it less m times the dummy),
+    # so no estimate changes, but a covariate far from zero (x + 3e5) no longer makes the
+    # Poisson design look collinear or its sandwich lose digits to cancellation
+    X = data[covs].to_numpy(float)
+    X = X - (wobs @ X) / wobs.sum()
     g = data["cohort"].to_numpy(float)
     t = data["time"].to_numpy(np.int64)
     cols: dict[str, np.ndarray] = {}
@@ -317,6 +322,10 @@ def fit(
     ----------
     panel : Panel
         Staggered-adoption panel (balanced or not; rows with a missing outcome dropped).
+        In the linear model the rows of cells whose effect is not identified (units
+        treated in every period, a period in which every unit is in a cell) are left out
+        with a warning, as the imputation estimator does (``info["n_dropped_unidentified"]``);
+        the Poisson model refuses such a design as collinear.
     outcome : str
         Outcome column (non-negative for ``method="poisson"``).
     method : {"linear", "poisson"}
@@ -358,6 +367,14 @@ def fit(
     covs = check_names(covariates, "covariates")
     data, covs, w = _prepare(panel, outcome, covs, weights)
     cells, code = _checked_cells(data, control_group, outcome)
+    n_dropped = 0
+    if method == "linear":
+        keep = _identified_rows(data, code)
+        n_dropped = int((~keep).sum())
+        if n_dropped:
+            data = data[keep]
+            w = None if w is None else w[keep]
+            cells, code = _checked_cells(data, control_group, outcome)
     n_cells, size, cohort_size = _cell_sizes(data, cells, code, w)
     names = [f"cell:{int(g)}:{int(t)}" for g, t in zip(cells["cohort"], cells["time"], strict=True)]
     dummies = np.zeros((len(data), len(cells)))
@@ -407,6 +424,7 @@ def fit(
             "weights": weights or "",
             "n_cells": len(cells),
             "covariates": ",".join(covs),
+            "n_dropped_unidentified": n_dropped,
         },
         alpha=alpha,
         att_gt=att_gt,
@@ -454,6 +472,49 @@ def _checked_cells(
             f"{_MAX_CELLS:,} dense interaction columns. Aggregate the periods or cohorts."
         )
     return cells, code
+
+
+def _identified_rows(data: pd.DataFrame, code: np.ndarray) -> np.ndarray:
+    """Rows to keep: all but those of cells whose coefficient the linear model cannot
+    identify, with a warning naming the first (the imputation estimator drops the same
+    observations on a balanced panel; Borusyak, Jaravel & Spiess 2024, Assumption 3).
+
+    A cell ``(g, t)`` is not identified when period ``t`` has no untreated row (its
+    period effect is the sum of its cells' dummies), or when its units and the cells they
+    share form a group with no untreated row of any of them (the sum of those units'
+    dummies equals the sum of those cells' dummies; e.g. units treated in every period,
+    or a cohort first observed at its adoption). Units linked through a shared cell to a
+    unit with an untreated row keep their cells: its row anchors them. Left in, such cells
+    are rounding noise that enters every aggregate.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    in_cell = code >= 0
+    t = data["time"].to_numpy()
+    ucode, units = pd.factorize(data["unit"])
+    bad = in_cell & ~np.isin(t, np.unique(t[~in_cell]))
+    rows = np.flatnonzero(in_cell & ~bad)
+    n_u, n_c = len(units), int(code.max()) + 1
+    graph = coo_matrix(
+        (np.ones(len(rows)), (ucode[rows], n_u + code[rows])), shape=(n_u + n_c, n_u + n_c)
+    )
+    _, comp = connected_components(graph, directed=False)
+    anchored = np.zeros(n_u + n_c, dtype=bool)
+    anchored[np.unique(comp[ucode[~in_cell]])] = True
+    bad[rows] = ~anchored[comp[ucode[rows]]]
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        warnings.warn(
+            f"{int(bad.sum())} unit-period(s) of cohort x period cells have no untreated row of "
+            "their unit "
+            "(nor of a unit sharing their cohort x period cells), or none in their period; "
+            f"first: unit {_v(data['unit'].iloc[i])!r}, period {_v(t[i])!r}, cohort "
+            f"{int(data['cohort'].iloc[i])}. Their cells' effects are not identified and "
+            "they are left out of every estimate (info['n_dropped_unidentified']).",
+            stacklevel=4,  # past fit and its scale wrapper: the caller of fit
+        )
+    return ~bad
 
 
 def _cell_sizes(

@@ -262,7 +262,9 @@ class CounterfactualResult(EstimationResult):
         # fit spawns (cross-validation, inference) children from its generator
         gen = snapshot(data.rng) if rng is None else as_generator(rng).spawn(2)[1]
         s = replace(data.settings, se_method=method, n_reps=n_reps)
-        draws = _draws(data.prob, data.model, data.spec, data.sol, s, gen, n_jobs)
+        draws, n_failed = _draws(
+            data.prob, data.model, data.spec, data.sol, s, gen, n_jobs, stacklevel=3
+        )
         parts = inference_parts(data, draws, method == "jackknife")
         work = self if data.scale == 1.0 else self.rescaled(1.0 / data.scale)
         new = replace(
@@ -272,7 +274,13 @@ class CounterfactualResult(EstimationResult):
             pretrend=parts.pretrend,
             diagnostics=parts.table,
             replicates=draws,
-            info={**work.info, **parts.info, "se_method": method, "n_reps": int(len(draws))},
+            info={
+                **work.info,
+                **parts.info,
+                "se_method": method,
+                "n_reps": int(len(draws)),
+                "n_reps_not_converged": n_failed,
+            },
             fitted=replace(data, scale=1.0, settings=s),
         )
         return new if data.scale == 1.0 else new.rescaled(data.scale)
@@ -443,6 +451,8 @@ class Solution:
     n_iter: int
     converged: bool
     rank: int
+    last_change: float = float("nan")  # relative change of the last iteration
+    drifting: bool = False  # the changes grew over the second half of the iterations
 
 
 @dataclass(frozen=True)
@@ -693,12 +703,14 @@ def ife_solve(
     A0 = np.einsum("jjtt->j", C[1:, 1:]) if p else np.zeros(0)
     pats = row_patterns(Mi)
     converged, it = False, 0
+    changes = np.full(max_iter, np.nan)
     for it in range(1, max_iter + 1):  # noqa: B007 (it is reported)
         new_beta, V, cu = _complete_step(c, C, beta, V, r, A0, scale * tol)
         offset = cu[None, :] + (Xi @ new_beta if p else 0.0)
         new_fill = _row_update(Yi, Mi, V, offset, pats)[0] if inc.size else fill
         db = new_beta - beta
         delta = np.sqrt(np.sum((new_fill - fill) ** 2) + float(np.sum(A0 * db * db))) / scale
+        changes[it - 1] = delta
         fill, beta = new_fill, new_beta
         c, C = gram.centred(np.where(Mi, Yi, fill))
         if delta < tol:
@@ -709,7 +721,15 @@ def ife_solve(
     fit, row = _materialise(gram, Y, X, fill, beta, cu, V @ V.T)
     xb = X @ beta if p else 0.0
     load = (fit - xb - cu[None, :] - row[:, None]) @ V
-    return Solution(fit, row, cu, beta, V, load, it, converged, r)
+    # a fit moving along a direction the fitted cells do not pin down (too many factors
+    # for them) takes steps that do not shrink, or that over the second half of the
+    # iterations add up to more than the outcome's scale; a slow but converging one's do
+    # neither
+    last, mid = float(changes[it - 1]), (it - 1) // 2
+    drifting = not converged and (
+        last >= float(changes[mid]) or float(np.sum(changes[mid:it])) > 1.0
+    )
+    return Solution(fit, row, cu, beta, V, load, it, converged, r, last, drifting)
 
 
 def ife_never_treated(
@@ -745,7 +765,19 @@ def ife_never_treated(
         fit[t], coef = _row_update(Y[t], M[t], sc.basis, offset[t])
         row[t] = coef[:, 0]
         load[t] = coef[:, 1:]
-    return Solution(fit, row, sc.colpart, sc.beta, sc.basis, load, sc.n_iter, sc.converged, r)
+    return Solution(
+        fit,
+        row,
+        sc.colpart,
+        sc.beta,
+        sc.basis,
+        load,
+        sc.n_iter,
+        sc.converged,
+        r,
+        sc.last_change,
+        sc.drifting,
+    )
 
 
 @dataclass(frozen=True)
@@ -1018,10 +1050,12 @@ def _chunked(
 
 
 def _stat_row(prob: Problem, model: Model, spec: TermSpec, warm: Any) -> np.ndarray:
+    """The terms and the placebo estimate of one replication, then whether its fit
+    converged (1, 0; NaN when the draw cannot be estimated)."""
     if not _feasible(prob):
-        return np.full(spec.n_terms + 1, np.nan)
-    vec, _, pl = statistics(prob, model, spec, warm)
-    return np.concatenate([vec, pl])
+        return np.full(spec.n_terms + 2, np.nan)
+    vec, sol, pl = statistics(prob, model, spec, warm)
+    return np.concatenate([vec, pl, [float(sol.converged)]])
 
 
 def bootstrap_draws(
@@ -1379,17 +1413,88 @@ def dropped_info(dropped: list[Any]) -> dict[str, Any]:
     return {"n_dropped": len(dropped), "dropped_units": ",".join(str(_v(u)) for u in dropped)}
 
 
+#: Largest share of replications whose fit may fail to converge before the resampling
+#: standard errors are reported as NaN rather than computed from the others.
+MAX_NOT_CONVERGED_SHARE = 0.1
+
+
 def _draws(
-    prob: Problem, model: Model, spec: TermSpec, sol: Solution, s: Settings, rng: Any, n_jobs: int
-) -> np.ndarray:
+    prob: Problem,
+    model: Model,
+    spec: TermSpec,
+    sol: Solution,
+    s: Settings,
+    rng: Any,
+    n_jobs: int,
+    stacklevel: int,
+) -> tuple[np.ndarray, int]:
+    """The resampling draws (terms, then the placebo estimate) and how many replications'
+    fits did not converge. Those draws are NaN: a fit stopped at ``max_iter`` while
+    drifting gives an arbitrary estimate (one such replication took a bootstrap SE from
+    0.66 to 7.47), so they are left out of the standard errors with a warning, and every
+    draw is NaN when more than ``MAX_NOT_CONVERGED_SHARE`` of them failed.
+    ``stacklevel`` points the warning at the caller of ``fit`` or ``with_inference``."""
     model = model.relaxed()
     if s.se_method == "bootstrap":
-        return bootstrap_draws(prob, model, spec, start_of(sol), s.n_reps, rng, n_jobs)
-    if s.se_method == "jackknife":
-        return jackknife_draws(prob, model, spec, start_of(sol), n_jobs)
-    if s.se_method == "parametric":
-        return parametric_draws(prob, model, spec, sol, s.n_reps, rng, n_jobs)
-    return np.empty((0, spec.n_terms + 1))
+        raw = bootstrap_draws(prob, model, spec, start_of(sol), s.n_reps, rng, n_jobs)
+    elif s.se_method == "jackknife":
+        raw = jackknife_draws(prob, model, spec, start_of(sol), n_jobs)
+    elif s.se_method == "parametric":
+        raw = parametric_draws(prob, model, spec, sol, s.n_reps, rng, n_jobs)
+    else:
+        return np.empty((0, spec.n_terms + 1)), 0
+    draws, conv = raw[:, :-1].copy(), raw[:, -1]
+    failed = conv == 0.0
+    n_failed = int(failed.sum())
+    if n_failed:
+        n_fitted = int(np.isfinite(conv).sum())
+        too_many = n_failed > MAX_NOT_CONVERGED_SHARE * n_fitted
+        draws[np.ones(len(draws), bool) if too_many else failed] = np.nan
+        what = (
+            f"more than {MAX_NOT_CONVERGED_SHARE:.0%}: the standard errors are NaN"
+            if too_many
+            else "they are left out of the standard errors"
+        )
+        warnings.warn(
+            f"{n_failed} of {n_fitted} {s.se_method} replications did not converge within "
+            f"max_iter={_max_iter(model)} iterations; {what} "
+            "(info['n_reps_not_converged']). Use a smaller r (or a larger lambda_) or "
+            "raise max_iter.",
+            stacklevel=stacklevel,
+        )
+    return draws, n_failed
+
+
+def _max_iter(model: Model) -> Any:
+    return getattr(model, "max_iter", "?")
+
+
+def _warn_not_converged(estimator: str, model: Model, sol: Solution) -> None:
+    """Warn that the point fit stopped at ``max_iter``: its estimates are those of an
+    unfinished iteration (a drifting IFE fit with too many factors gave an ATT of 33 at
+    1000 iterations and 162 at 5000 for a true 0)."""
+    change = (
+        f" (last relative change {sol.last_change:.3g} against tol={getattr(model, 'tol', '?')})"
+        if np.isfinite(sol.last_change)
+        else ""
+    )
+    drift = (
+        "; the iterates keep moving without settling: the fit drifts along a direction "
+        "the untreated cells do not pin down and the estimates are arbitrary"
+        if sol.drifting
+        else ""
+    )
+    advice = (
+        "use a smaller r (or cross-validate it with r=None)"
+        if estimator == "ife"
+        else "use a larger lambda_"
+    )
+    warnings.warn(
+        f"{estimator}: the fit did not converge within max_iter={_max_iter(model)} "
+        f"iterations{change}{drift}. Do not use these estimates as they are: {advice}, or "
+        "raise max_iter (info['converged'] is False).",
+        stacklevel=5,  # estimate, fit, its scale wrapper: the caller of fit
+    )
 
 
 @dataclass(frozen=True)
@@ -1481,7 +1586,9 @@ def estimate(
     full = np.concatenate([vec, pl])
     generator = as_generator(rng)
     replay = snapshot(generator)
-    draws = _draws(prob, model, spec, sol, s, generator, n_jobs)
+    if not sol.converged:
+        _warn_not_converged(estimator, model, sol)
+    draws, n_failed = _draws(prob, model, spec, sol, s, generator, n_jobs, stacklevel=5)
     jk = s.se_method == "jackknife"
     M = prob.fit_mask
     resid = (prob.Y - sol.yhat)[M]
@@ -1499,6 +1606,7 @@ def estimate(
         **info,
         "se_method": s.se_method,
         "n_reps": int(len(draws)),
+        "n_reps_not_converged": n_failed,
         "n_treated": int((~prob.ctrl).sum()),
         "n_never_treated": int(prob.ctrl.sum()),
         "n_treated_cells": int(prob.treated_cells.sum()),
@@ -1635,6 +1743,11 @@ def fit(
         Units with fewer untreated observed periods are dropped with a warning (fect 5).
     tol, max_iter : float, int
         Stopping rule of the iterations (change of the fit relative to the outcome's SD).
+        A point fit that stops at ``max_iter`` warns (``info["converged"]`` False; too many
+        factors let the fit drift and its ATT explode); resampling replications that do
+        not converge are left out of the standard errors with a warning
+        (``info["n_reps_not_converged"]``), and the standard errors are NaN when more
+        than 10% of them failed.
 
     Returns
     -------

@@ -184,6 +184,7 @@ def fit(
     d = (data["time"] >= data["cohort"]).astype(float).to_numpy()
     if np.ptp(d) == 0:
         raise EstimationError("The treatment dummy does not vary: nobody is treated in the sample.")
+    _check_separation(data, outcome, d)
     codes, cname = _cluster_codes(panel, data, cluster)
     n_clusters = int(len(np.unique(codes)))
     if n_clusters < 2:
@@ -230,6 +231,27 @@ def fit(
         design=PoissonDesign(*kept, fe=fe, fe_rank=fe_rank, rows=data[["unit", "time"]]),
         panel=panel,
     )
+
+
+def _check_separation(data: pd.DataFrame, outcome: str, d: np.ndarray) -> None:
+    """Refuse a treatment dummy that separates the zeros, for which the Poisson QMLE does
+    not exist (Santos Silva & Tenreyro 2010; Correia, Guimaraes & Zylkin 2019, "Verifying
+    the existence of maximum likelihood estimates for generalized linear models"): when
+    every treated observation is 0, ``z = D`` is non-negative where ``y = 0`` and zero
+    where ``y > 0``, so the likelihood keeps rising as ``beta -> -inf`` and IRLS stops at an
+    arbitrary large negative value (-32 with an SE of 0.3); when every untreated one is 0,
+    ``1 - D`` (in the span of the period effects) does the same with ``beta -> +inf``."""
+    y = data[outcome].to_numpy(float)
+    for side, rows, limit in (("treated", d == 1, "-inf"), ("untreated", d == 0, "+inf")):
+        if (y[rows] == 0).all():
+            units = data.loc[rows, "unit"].unique()
+            raise EstimationError(
+                f"PPML: {outcome!r} is 0 in every {side} observation ({int(rows.sum())} rows "
+                f"of {len(units)} unit(s), first unit {_v(units[0])!r}): the treatment dummy "
+                "separates the zeros (Correia, Guimaraes & Zylkin 2019), so the Poisson "
+                f"estimate does not exist (beta -> {limit}). Use twfe, or an outcome with "
+                f"positive {side} values."
+            )
 
 
 def _ppml_fe(
