@@ -234,3 +234,31 @@ def test_china_data_report_describes_the_specs_window_and_region() -> None:
     assert int(rep["cohort_counts"]["any"].sum()) == 2  # 340100 (2000) and 420600 (2010)
     assert "First zone in or before 2000" in rep["markdown"]
     assert "4 cities of the central region" in rep["markdown"]
+
+
+@pytest.mark.parametrize("last_year", [2005, 2012])
+def test_china_data_report_counts_zones_after_the_window_as_never_treated(last_year) -> None:
+    # With last_year the panel (outside_window="adjust") recodes cities first zoned after
+    # it as never treated; the report counted them as cohorts and not as never treated
+    # (last_year=2005: never 5, cohorts 2010-2015 listed; the panel has 9 never treated).
+    # Reference: Panel.from_frame on the same window, exact counts.
+    fix = Path(__file__).parent / "fixtures" / "china"
+    admin = pd.read_csv(fix / "admin_units.csv", dtype={"code": str})
+    frame, _, _, rep = build_study_panel(
+        fix, geography=False, admin_units=admin, first_year=1996, last_year=last_year
+    )
+    kept = frame[(frame["year"] >= 1996) & (frame["year"] <= last_year)]
+    p = Panel.from_frame(
+        kept, unit="city_code", time="year", cohort="cohort_any", outcomes=["fdi"],
+        outside_window="adjust",
+    )  # fmt: skip
+    assert rep["never_treated"]["any"] == int((~np.isfinite(p.unit_cohort)).sum())
+    counts = rep["cohort_counts"]["any"]
+    in_window = counts[(counts.index > 1996) & (counts > 0)]
+    finite = p.unit_cohort[np.isfinite(p.unit_cohort)]
+    assert in_window.to_dict() == pd.Series(finite).astype(int).value_counts().to_dict()
+    assert counts.index.max() <= last_year
+    assert int(counts[counts.index <= 1996].sum()) == rep["n_always_treated"]["any"]
+    after = int((frame.groupby("city_code")["cohort_any"].first() > last_year).sum())
+    assert rep["zoned_after_window"]["any"] == after > 0
+    assert f"of which first zoned after {last_year}" in rep["markdown"]

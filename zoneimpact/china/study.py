@@ -122,9 +122,11 @@ def data_report(
     Keys: ``cities`` (per-file counts), ``unmatched`` (DataFrame with reasons),
     ``recoded``, ``boundary_changes``, ``zones`` (assigned/unassigned counts),
     ``unassigned_zones`` (DataFrame with reasons), ``cohort_counts`` (DataFrame: cohort year
-    x type, number of cities), ``always_treated`` (DataFrame of cities whose first zone of
-    ``zone_type`` is in or before the first panel year), ``adjacency`` counts, ``region``,
-    and ``markdown`` (all of it as text).
+    up to the last year x type, number of cities), ``never_treated`` (per type: no zone, or
+    a first zone after the last year, which ``zoned_after_window`` counts),
+    ``always_treated`` (DataFrame of cities whose first zone of ``zone_type`` is in or
+    before the first panel year), ``adjacency`` counts, ``region``, and ``markdown`` (all
+    of it as text).
 
     With ``first_year``/``last_year``/``region`` (the spec's window and belt) the sample
     counts -- ``years``, ``n_cities``, cohorts, never and already treated, neighbours --
@@ -142,15 +144,20 @@ def data_report(
         cities = cities[cities["region"] == region]
     keep = set(cities["city_code"])
     coh = zones.cohorts[zones.cohorts["city_code"].isin(keep)]
+    types = ("etdz", "htz", "any")
+    # a first zone after the window is no treatment in it: the panel's
+    # outside_window="adjust" recodes those cities never treated, and so does the report
     counts = (
-        pd.concat({t: coh[f"cohort_{t}"].value_counts() for t in ("etdz", "htz", "any")}, axis=1)
+        pd.concat({t: coh[f"cohort_{t}"][coh[f"cohort_{t}"] <= last].value_counts() for t in types}, axis=1)
+        .reindex(columns=list(types))
         .fillna(0)
         .astype(int)
         .sort_index()
-    )
+    )  # fmt: skip
     counts.index = counts.index.astype(int)
     counts.index.name = "cohort"
-    never = {t: int(coh[f"cohort_{t}"].isna().sum()) for t in ("etdz", "htz", "any")}
+    later = {t: int((coh[f"cohort_{t}"] > last).sum()) for t in types}
+    never = {t: int(coh[f"cohort_{t}"].isna().sum()) + later[t] for t in types}
     always = zones.always_treated(first, zone_type).merge(
         cities[["city_code", "city", "province"]], on="city_code"
     )
@@ -169,6 +176,7 @@ def data_report(
         "unassigned_zones": zones.unassigned,
         "cohort_counts": counts,
         "never_treated": never,
+        "zoned_after_window": later,
         "zone_type": zone_type,
         "always_treated": always,
         "n_always_treated": {
@@ -247,7 +255,11 @@ def _markdown(rep: dict[str, Any]) -> str:
     )
     c = rep["cohort_counts"].reset_index()
     parts.append(_table(c, ["cohort", "etdz", "htz", "any"]))
-    parts.append(f"\nNever treated: {rep['never_treated']}.\n")
+    parts.append(
+        f"\nCohorts in or before {y0} are already treated (below). Never treated in "
+        f"{y0}-{y1}: {rep['never_treated']}, of which first zoned after {y1}: "
+        f"{rep['zoned_after_window']}.\n"
+    )
     n = rep["n_always_treated"]
     parts.append(
         f"\n## Already treated before the outcome window\n\nFirst zone in or before {y0} "
