@@ -96,6 +96,7 @@ from ..inference.bootstrap import (
     multiplier_draws,
     sup_t_critical,
 )
+from ..inference.covariance import warn_few_treated
 from ..inference.pretrends import pretrend_wald
 from ..panel import RESERVED, Panel, _v
 from ..parallel import as_generator, snapshot
@@ -1475,6 +1476,7 @@ def fit(
     )
     gt, failed = att_gt(panel, outcome, opts)
     _check_cells(gt, failed, outcome)
+    _warn_few_treated_clusters(panel, gt, cluster)
     return _estimate(panel, outcome, gt, failed, opts, cluster, rng, alpha, n_jobs)
 
 
@@ -1493,6 +1495,20 @@ def _check_cells(gt: GroupTime, failed: list[str], outcome: str) -> None:
             f"No post-treatment ATT(g,t) could be estimated for {outcome!r} "
             f"({len(failed)} of {gt.k} cells failed{why})."
         )
+
+
+def _warn_few_treated_clusters(panel: Panel, gt: GroupTime, cluster: Any) -> None:
+    """Warn when the units of the cohorts with an estimated post-treatment cell lie in
+    fewer than ``FEW_TREATED_CLUSTERS`` clusters: their influence functions then carry
+    the variance almost alone and the SE is far too small (MacKinnon & Webb 2017)."""
+    post = gt.valid & (gt.cell_e >= 0)
+    cohort = panel.unit_cohort.reindex(gt.units).to_numpy(float)
+    treated = np.isin(cohort, np.unique(gt.cell_g[post]))
+    dims = _unit_labels(panel, cluster, gt.units) or [gt.units]
+    what = f"cluster(s) of {cluster!r}" if isinstance(cluster, str) else "cluster(s)"
+    what = "unit(s)" if cluster is None else what
+    n = min(len(pd.unique(labels[treated])) for labels in dims)
+    warn_few_treated(n, f"{what} (cohorts with a post-treatment cell)", stacklevel=4)
 
 
 def _estimate(

@@ -65,6 +65,7 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import EstimationError, SpecError
+from ..inference.covariance import warn_few_treated
 from ..panel import RESERVED, Panel, _v
 from ..results import (
     EstimationResult,
@@ -1134,6 +1135,11 @@ def fit(
     blocks, covs, dropped = _building_blocks(panel, s, opts)
     i1 = blocks.treated
     clusters, cl_name = _row_clusters(panel, s.rows, opts.cluster)
+    warn_few_treated(
+        min(len(np.unique(c[i1])) for c in clusters),
+        f"cluster(s) of {cl_name!r} (with an imputed treated observation)",
+        stacklevel=3,
+    )
     blocks = replace(blocks, clusters=tuple(clusters))
     var = _variance(blocks, clusters)
     est = blocks.estimand_weights @ blocks.tau

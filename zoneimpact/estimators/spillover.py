@@ -1043,6 +1043,8 @@ def _piece_warnings(name: str) -> Iterator[None]:
     """Fit a CS piece; ``spillover_on_zones`` without CS's empty-cell warning (its units
     leave at their own zone, so its later cells are empty by design)."""
     with warnings.catch_warnings():
+        # the decomposition judges its own clusters (one-cluster refusal, BM df, wild)
+        warnings.filterwarnings("ignore", message=r"The treatment is carried by only")
         if name == "spillover_on_zones":
             warnings.filterwarnings("ignore", message=r".*ATT\(g,t\) cell\(s\) could not")
         yield

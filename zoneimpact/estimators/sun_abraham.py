@@ -81,7 +81,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import EstimationError, SpecError
-from ..inference.covariance import crv1
+from ..inference.covariance import crv1, warn_few_treated
 from ..panel import RESERVED, Panel
 from ..results import (
     EstimationResult,
@@ -1117,6 +1117,13 @@ def fit(
     )
     sample = _estimation_sample(panel, outcome, opts)
     cells, col_of = _interaction_cells(sample, opts)
+    codes, cname = cluster_codes(panel, sample.df, opts.cluster)
+    # clusters with a row of an interaction cell: the treated cohorts' units; stacklevel
+    # past renamed's and scale_equivariant's wrappers
+    warn_few_treated(
+        len(np.unique(codes[col_of >= 0])), f"cluster(s) of {cname!r} (with treated units)",
+        stacklevel=4,
+    )  # fmt: skip
     y = sample.df[outcome].to_numpy(float)
     fe = [factorize(sample.df["unit"].to_numpy()), factorize(sample.time)]
     if opts.weights is None:

@@ -49,7 +49,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import EstimationError, SpecError
-from ..inference.covariance import conley_vcov, crv1
+from ..inference.covariance import conley_vcov, crv1, warn_few_treated
 from ..inference.wild_cluster import wild_cluster_ci, wild_cluster_test
 from ..panel import Panel
 from ..parallel import as_generator
@@ -330,6 +330,22 @@ def _cluster_codes(panel: Panel, data: pd.DataFrame, cluster: str | None) -> tup
     return pd.factorize(col)[0], cluster
 
 
+def _warn_few_treated_clusters(
+    panel: Panel,
+    data: pd.DataFrame,
+    treated: np.ndarray,
+    cluster: str | None,
+    stacklevel: int = 4,
+) -> None:
+    """Warn when the treated observations lie in fewer than ``FEW_TREATED_CLUSTERS``
+    clusters: the CR1 sandwich then nearly loses their residuals (MacKinnon & Webb 2017)."""
+    codes, cname = _cluster_codes(panel, data, cluster)
+    warn_few_treated(
+        len(np.unique(codes[treated])), f"cluster(s) of {cname!r} (with treated units)",
+        stacklevel=stacklevel,
+    )  # fmt: skip
+
+
 def _prepare(
     panel: Panel, outcome: str, covariates: list[str] | None, weights: str | None = None
 ) -> tuple[pd.DataFrame, list[str], np.ndarray | None]:
@@ -600,6 +616,7 @@ def fit(
     d = (data["time"] >= data["cohort"]).astype(float)
     if d.nunique() < 2:
         raise EstimationError("The treatment dummy does not vary: nobody is treated in the sample.")
+    _warn_few_treated_clusters(panel, data, d.to_numpy() != 0, cluster)
     reg = pd.concat([d.rename("att"), data[covariates]], axis=1)
     params, cov, n_clusters, cname, design = _ols_design(
         panel, data, outcome, reg, cluster, fixed_effects, ssc, w
@@ -914,6 +931,9 @@ def fit_event_study(
     data, covariates, w = _prepare(panel, outcome, covariates, weights)
     fixed_effects = _fe_names(fixed_effects)
     data, w, dummies = event_dummies(data, w, spec, outcome=outcome, n_covariates=len(covariates))
+    treated = np.isfinite(data["cohort"].to_numpy(float))
+    # stacklevel: the helper, this fit, renamed's and scale_equivariant's wrappers
+    _warn_few_treated_clusters(panel, data, treated, cluster, stacklevel=5)
     reg = pd.concat([dummies, data[covariates]], axis=1)
     fitted = _ols_design(panel, data, outcome, reg, cluster, fixed_effects, ssc, w)
     return event_study_result(
