@@ -103,6 +103,7 @@ class _Design:
         self.G = int(self.codes.max()) + 1
         self.Xt = demean(X, self.fe) if self.fe else X.copy()
         self.yt = demean(y, self.fe) if self.fe else y.copy()
+        _check_rank(X, self.Xt, bool(self.fe))
         self.XtX_inv = np.linalg.inv(self.Xt.T @ self.Xt)
         self.R = np.zeros(X.shape[1])
         self.R[column] = 1.0
@@ -125,19 +126,28 @@ class _Design:
 
     def statistic_parts(self, null: float) -> tuple[np.ndarray, np.ndarray]:
         """``C`` (G,) and ``H`` (G, G): ``t*_b = C v_b / sqrt(ssc sum_g (C_g v_gb -
-        (H v_b)_g)^2)``. The restricted residuals are affine in the null value, so are
-        ``C`` and ``H``: they are computed exactly at 0 and 1 once and interpolated (test
-        inversion evaluates many null values; each exact evaluation absorbs the fixed
-        effects from ``G`` columns)."""
+        (H v_b)_g)^2)``. Both are linear in the restricted residuals, which are affine in
+        the null value: ``u_r = u_hat + (R'beta_hat - r) X a / (R'a)`` with ``a = (X'X)^-1
+        R``. The two pieces are computed once (test inversion evaluates many null values;
+        each evaluation absorbs the fixed effects from ``G`` columns) and combined with
+        the weight ``R'beta_hat - r``, the numerator of ``t``: no difference of two parts is
+        formed, so the draws that reproduce the sample keep ``|t*| = |t|`` to rounding
+        whatever the outcome's units (interpolating between the parts at nulls 0 and 1
+        lost ~1e-8 of ``t*`` to cancellation when ``y`` was in units of 1e6 and more)."""
         if not hasattr(self, "_affine"):
-            c0, h0 = self._exact_parts(0.0)
-            c1, h1 = self._exact_parts(1.0)
-            self._affine = (c0, c1 - c0, h0, h1 - h0)
-        c0, dc, h0, dh = self._affine
-        return c0 + null * dc, h0 + null * dh
+            a = self.XtX_inv @ self.R
+            u_hat = self.yt - self.Xt @ self.beta
+            self._affine = (*self._parts(u_hat), *self._parts(self.Xt @ a / (self.R @ a)))
+        c_u, h_u, c_w, h_w = self._affine
+        delta = float(self.R @ self.beta) - null
+        return c_u + delta * c_w, h_u + delta * h_w
 
     def _exact_parts(self, null: float) -> tuple[np.ndarray, np.ndarray]:
-        u = self.restricted_residuals(null)
+        """The parts from the restricted residuals at ``null`` directly (a check)."""
+        return self._parts(self.restricted_residuals(null))
+
+    def _parts(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``C`` and ``H`` from residuals ``u`` (both linear in ``u``)."""
         S = self.scores(u)  # (G, k)
         a = self.XtX_inv @ self.R  # (k,)
         C = S @ a
@@ -153,6 +163,34 @@ class _Design:
             np.add.at(K, self.codes, (self.Xt @ a)[:, None] * PU)
             H = H + K
         return C, H
+
+
+def _check_rank(X: np.ndarray, Xt: np.ndarray, absorbed: bool) -> None:
+    """Refuse a regressor the fixed effects absorb, or regressors collinear once they are
+    absorbed (the inverse of ``X'X`` would be rounding noise and every number with it).
+
+    The conventions of :func:`zoneimpact.estimators.twfe._ols_design`: a column is absorbed
+    when its within norm is below 1e-9 of its own centred norm (so its units cannot decide
+    it), and the Gram matrix of the unit-norm columns is singular when its smallest
+    eigenvalue is at most ``max(n, k) * eps`` of the largest (the rounding of forming it,
+    Higham 2002, section 3.5)."""
+    within = np.sqrt((Xt**2).sum(axis=0))
+    ref = np.sqrt(((X - X.mean(axis=0)) ** 2).sum(axis=0)) if absorbed else within
+    ratio = np.divide(within, ref, out=np.zeros_like(within), where=ref > 0)
+    gone = [j for j, r in enumerate(ratio) if r < 1e-9]
+    if gone:
+        what = "do not vary within the fixed effects (absorbed)" if absorbed else "are zero"
+        raise EstimationError(
+            f"Column(s) {gone} of X {what}; drop them before the wild cluster bootstrap."
+        )
+    unit = Xt / within
+    ev = np.linalg.eigvalsh(unit.T @ unit)
+    if not ev[0] > ev[-1] * max(Xt.shape) * np.finfo(float).eps:
+        raise EstimationError(
+            "The columns of X are collinear"
+            + (" once the fixed effects are absorbed" if absorbed else "")
+            + "; drop one before the wild cluster bootstrap."
+        )
 
 
 def _draws(
