@@ -14,7 +14,19 @@ Verdicts follow the equivalence logic of two one-sided tests (Schuirmann 1987; L
   significant effect larger than the margin), **inconclusive** otherwise;
 * ``positive`` (a claim that zones raise the outcome): **supported** if the interval lies
   above 0, **contradicted** if it lies below ``+margin`` (the effect is at most
-  negligible), **inconclusive** otherwise; ``negative`` mirrors it.
+  negligible), **inconclusive** otherwise; ``negative`` mirrors it. "Supported" means
+  significantly positive and wins when the interval lies both above 0 and below the margin
+  (a significant but small effect); the verdict's note then says so.
+
+Margins: ``margin_unit = "pre_mean"`` (the default for estimands in the outcome's unit:
+``direct``, ``net``, ``spillover``, and the concentration share and HHI, whose
+``pre_mean`` is the pre-zone mean of the share or HHI itself) scales the margin by the
+zones' pre-zone mean, ``"absolute"`` takes it as given. The displacement share is a ratio
+without unit, and the fit's ``pre_mean`` is the outcome's (e.g. FDI in dollars): its
+margin is absolute by default and an explicit ``margin_unit = "pre_mean"`` is refused. A
+claim whose ``pre_mean`` margin has no finite, non-zero pre-zone mean, or whose estimate
+has a negative standard error or degrees of freedom <= 0, is **not estimable**, with the
+reason.
 
 The interval is the estimate +/- t x SE, except for the displacement share ``1 - N / D``:
 a ratio, whose set is Fieller's (1954) from the fit's joint (co)variances
@@ -34,7 +46,10 @@ pre-trend test is not rejected at ``pretrend_alpha`` and it has at least
 ``min_clean_controls`` clean control cities; the claim is supported (contradicted) on a
 scale only when every admissible specification of that scale is supported (contradicted),
 and inconclusive otherwise, with the reason. Margins of ``pre_mean`` claims are ``margin x
-pre-zone mean`` on level scales and ``log(1 + margin)`` on log scales.
+pre-zone mean`` on level scales and the band ``[log(1 - margin), log(1 + margin)]`` on log
+scales (a change of -margin to +margin; ``margin < 1`` needed). A specification whose
+margin cannot be formed (no finite, non-zero pre-zone mean) or whose ``df`` is <= 0 is not
+admissible, with that reason; a missing ``df`` (NaN, None) means the normal reference.
 
 Entry points: :func:`load_claims`, :func:`evaluate_claims`, :func:`run_claims` and
 :func:`claims_for_spec`; the command line (``python -m zoneimpact claims``) lives in
@@ -95,6 +110,8 @@ ESTIMANDS: dict[str, tuple[str, str]] = {
 }
 TESTS = ("equivalence", "positive", "negative")
 MARGIN_UNITS = ("pre_mean", "absolute")
+#: estimands without the outcome's unit: their margin is absolute (``pre_mean`` refused)
+UNITLESS_ESTIMANDS = frozenset({"displacement_share"})
 COLUMNS = [
     "claim",
     "document",
@@ -134,7 +151,8 @@ class Claim:
     estimand: str = "net"
     test: str = "equivalence"
     margin: float = math.nan
-    margin_unit: str = "pre_mean"
+    #: "" (not given): "absolute" for UNITLESS_ESTIMANDS, else "pre_mean"
+    margin_unit: str = ""
     null_value: float = 0.0
     testable: bool = True
     reason: str = ""
@@ -186,6 +204,15 @@ class Claim:
             )
         if self.test not in TESTS:
             raise SpecError(f"{where}: test {self.test!r} unknown; use one of {list(TESTS)}.")
+        unitless = self.estimand in UNITLESS_ESTIMANDS
+        if not self.margin_unit:
+            object.__setattr__(self, "margin_unit", "absolute" if unitless else "pre_mean")
+        elif unitless and self.margin_unit == "pre_mean":
+            raise SpecError(
+                f"{where}: margin_unit 'pre_mean' cannot apply to the {self.estimand}, a "
+                "ratio without unit (the fit's pre-zone mean is in the outcome's unit); give "
+                "the margin in share points with margin_unit = 'absolute' (the default)."
+            )
         if self.margin_unit not in MARGIN_UNITS:
             raise SpecError(
                 f"{where}: margin_unit {self.margin_unit!r} unknown; use one of "
@@ -254,6 +281,11 @@ def load_claims(path: str | Path | None = None) -> list[Claim]:
                 "to its default and change the hypothesis tested."
             )
         vals = {key: v for key, v in item.items() if key in known}
+        if vals.get("margin_unit", None) == "":
+            raise SpecError(
+                f"{path}: claim {item.get('id', f'#{k + 1}')!r} has an empty margin_unit; "
+                f"use one of {list(MARGIN_UNITS)} or leave it out for the default."
+            )
         outs = vals.get("outcomes", ())
         vals["outcomes"] = (
             (outs,) if isinstance(outs, str) else (tuple(outs) if isinstance(outs, list) else outs)
@@ -293,6 +325,7 @@ def judge(
     alpha: float = 0.05,
     df: float = math.inf,
     interval: tuple[float, float] | None = None,
+    margin_lower: float | None = None,
 ) -> tuple[str, float, float]:
     """Verdict and the ``(1 - 2 alpha)`` interval ``(lo, hi)`` of ``estimate``.
 
@@ -307,42 +340,77 @@ def judge(
     TOST at level ``alpha`` is the ``(1 - 2 alpha)`` interval's inclusion in the margin
     band (Schuirmann 1987), so a symmetric ``interval`` gives :func:`judge_null_claim`'s
     verdict.
+
+    ``margin_lower`` (default ``margin``) is the band's lower side: the band is
+    ``(null_value - margin_lower, null_value + margin)`` (e.g. a log scale's
+    ``[log(1 - m), log(1 + m)]``); a ``negative`` claim reads that lower side. A negative
+    standard error or ``df <= 0`` gives ``"not estimable"`` (as a NaN one does).
     """
     alpha = check_claim_alpha(alpha)
     if test == "equivalence":
         check_margin(margin)
+        if margin_lower is not None:
+            check_margin(margin_lower)
     if interval is not None:
         lo, hi = (float(v) for v in interval)
         if not np.isfinite(estimate) or np.isnan(lo) or np.isnan(hi):
             return "not estimable", math.nan, math.nan
-        return _judge_interval(lo, hi, margin, test, null_value), lo, hi
-    if not (np.isfinite(estimate) and np.isfinite(se)):
+        return _judge_interval(lo, hi, margin, test, null_value, margin_lower), lo, hi
+    if _unusable(estimate, se, df):
         return "not estimable", math.nan, math.nan
     z = t_quantile(1 - alpha, df)
     lo, hi = estimate - z * se, estimate + z * se
     if test == "equivalence" and se > 0:
         dfs = float(df) if np.isfinite(df) else None
-        verdict = judge_null_claim(estimate - null_value, se, margin, alpha, df=dfs)
+        verdict = judge_null_claim(
+            estimate - null_value, se, margin, alpha, df=dfs, margin_lower=margin_lower
+        )
         return str(verdict), lo, hi
     # a zero standard error (an exact, noise-free estimate): the interval is the point
-    return _judge_interval(lo, hi, margin, test, null_value), lo, hi
+    return _judge_interval(lo, hi, margin, test, null_value, margin_lower), lo, hi
 
 
-def _judge_interval(lo: float, hi: float, margin: float, test: str, null_value: float) -> str:
+def _unusable(estimate: float, se: float, df: float) -> str:
+    """Why ``estimate +/- t x se`` cannot be formed ("" when it can): a non-finite
+    estimate or standard error, a negative standard error, or ``df <= 0`` (a NaN ``df``
+    means the normal reference, as in :func:`zoneimpact.results.t_quantile`)."""
+    if not np.isfinite(estimate):
+        return "the estimate is not finite"
+    if not np.isfinite(se):
+        return "the standard error is not finite"
+    if se < 0:
+        return f"the standard error is negative ({se:g})"
+    if not math.isnan(df) and df <= 0:
+        return f"the t reference has {df:g} degrees of freedom (<= 0)"
+    return ""
+
+
+def _judge_interval(
+    lo: float,
+    hi: float,
+    margin: float,
+    test: str,
+    null_value: float,
+    margin_lower: float | None = None,
+) -> str:
     """The module docstring's rule applied to a ``(1 - 2 alpha)`` set ``[lo, hi]``
-    (ends may be infinite: an unbounded set supports nothing a bound would need)."""
+    (ends may be infinite: an unbounded set supports nothing a bound would need), with
+    the band ``(-margin_lower, margin)`` around ``null_value`` (``margin_lower`` default
+    ``margin``)."""
+    lower = margin if margin_lower is None else margin_lower
     d_lo, d_hi = lo - null_value, hi - null_value
     if test == "equivalence":
-        if -margin < d_lo and d_hi < margin:
+        if -lower < d_lo and d_hi < margin:
             return "supported"
-        if d_lo > margin or d_hi < -margin:
+        if d_lo > margin or d_hi < -lower:
             return "contradicted"
         return "inconclusive"
     sign = 1.0 if test == "positive" else -1.0
+    edge = margin if test == "positive" else lower
     a, b = sorted((sign * d_lo, sign * d_hi))
     if a > 0:
         return "supported"
-    if b < margin:
+    if b < edge:
         return "contradicted"
     return "inconclusive"
 
@@ -379,6 +447,13 @@ class CurveRule:
     require_pretrend_test: bool = True
 
     def __post_init__(self) -> None:
+        if isinstance(self.pretrend_alpha, bool) or not isinstance(
+            self.pretrend_alpha, int | float
+        ):
+            raise SpecError(
+                "[curve_rule] pretrend_alpha must be a number in (0, 1) (not quoted); "
+                f"received {self.pretrend_alpha!r}."
+            )
         if not (0 < float(self.pretrend_alpha) < 1):
             raise SpecError(
                 f"[curve_rule] pretrend_alpha must lie in (0, 1); received {self.pretrend_alpha!r}."
@@ -444,14 +519,23 @@ def admissible_specs(curve: pd.DataFrame, rule: CurveRule) -> pd.DataFrame:
     return curve.assign(admissible=why == "", why_not=why)
 
 
-def _curve_margin(claim: Claim, kind: str, pre_mean: float) -> float:
-    """A claim's margin on one scale: ``margin x pre-zone mean`` on level scales and
-    ``log(1 + margin)`` on log scales (``pre_mean`` claims); absolute margins as given."""
+def _curve_margin(claim: Claim, kind: str, pre_mean: float) -> tuple[float, float]:
+    """A claim's band on one scale as ``(upper, lower)``, the band being ``(-lower,
+    upper)`` around the null: for ``pre_mean`` claims ``margin x |pre-zone mean|`` on both
+    sides on level scales (NaN or 0 when the mean is missing or 0) and ``[log(1 - margin),
+    log(1 + margin)]`` on log scales, a change of ``-margin`` to ``+margin``; absolute
+    margins as given on both sides."""
     if claim.margin_unit != "pre_mean":
-        return claim.margin
+        return claim.margin, claim.margin
     if kind == "log":
-        return math.log1p(claim.margin)
-    return claim.margin * abs(pre_mean)
+        if not claim.margin < 1:
+            raise SpecError(
+                f"claim {claim.id!r}: a pre_mean margin of {claim.margin:g} on a log scale "
+                "would be the band [log(1 - margin), log(1 + margin)], which needs margin < 1."
+            )
+        return math.log1p(claim.margin), -math.log1p(-claim.margin)
+    m = claim.margin * abs(pre_mean)
+    return m, m
 
 
 def curve_verdict(
@@ -489,21 +573,57 @@ def curve_verdict(
                 "n_specs": 0, "n_admissible": 0}  # fmt: skip
     tab = admissible_specs(specs.reset_index(drop=True), rule)
     own = _own_intervals(tab, alpha)
-    verdicts, lows, highs, margins = [], [], [], []
+    # a missing df (NaN, None) is the normal reference; pre_mean None is NaN
+    dfs = (
+        pd.to_numeric(tab["df"], errors="coerce").to_numpy(float)
+        if "df" in tab
+        else np.full(len(tab), math.inf)
+    )
+    pre_means = (
+        pd.to_numeric(tab["pre_mean"], errors="coerce").to_numpy(float)
+        if "pre_mean" in tab
+        else np.full(len(tab), math.nan)
+    )
+    admissible, why_not = (
+        tab["admissible"].to_numpy(bool).copy(),
+        tab["why_not"].to_numpy().astype(object),
+    )
+    verdicts, lows, highs, margins, lowers = [], [], [], [], []
     for i, r in enumerate(tab.itertuples(index=False)):
         kind = str(getattr(r, "scale_kind", "level"))
-        margin = _curve_margin(claim, kind, float(getattr(r, "pre_mean", math.nan)))
-        df = float(getattr(r, "df", math.inf))
-        v, lo, hi = judge(
-            float(r.estimate), float(r.se), margin, test=claim.test,
-            null_value=claim.null_value, alpha=alpha, df=df if np.isfinite(df) else math.inf,
-            interval=own[i],
-        )  # fmt: skip
+        margin, lower = _curve_margin(claim, kind, float(pre_means[i]))
+        df = float(dfs[i])
+        bad = (
+            f"no margin (pre-zone mean {pre_means[i]:g})"
+            if not (np.isfinite(margin) and margin > 0)
+            else (f"{df:g} degrees of freedom" if not math.isnan(df) and df <= 0 else "")
+        )
+        if bad:
+            # not evidence either way: neither judged nor admissible
+            if admissible[i]:
+                admissible[i], why_not[i] = False, bad
+            v, lo, hi = "not estimable", math.nan, math.nan
+        else:
+            v, lo, hi = judge(
+                float(r.estimate), float(r.se), margin, test=claim.test,
+                null_value=claim.null_value, alpha=alpha,
+                df=df if np.isfinite(df) else math.inf, interval=own[i],
+                margin_lower=None if lower == margin else lower,
+            )  # fmt: skip
         verdicts.append(v)
         lows.append(lo)
         highs.append(hi)
         margins.append(margin)
-    tab = tab.assign(spec_verdict=verdicts, lo=lows, hi=highs, spec_margin=margins)
+        lowers.append(lower)
+    tab = tab.assign(
+        admissible=admissible,
+        why_not=why_not,
+        spec_verdict=verdicts,
+        lo=lows,
+        hi=highs,
+        spec_margin=margins,
+        spec_margin_lower=lowers,
+    )
     adm = tab[tab["admissible"]]
     out: dict[str, Any] = {"n_specs": len(tab), "n_admissible": len(adm)}
     for col in ("n_clean", "n_not_yet"):
@@ -517,7 +637,8 @@ def curve_verdict(
                 "estimate": float(tab["estimate"].median()),
                 "ci_low": float(np.nanmin(tab["lo"])) if tab["lo"].notna().any() else math.nan,
                 "ci_high": float(np.nanmax(tab["hi"])) if tab["hi"].notna().any() else math.nan,
-                "margin": float(np.nanmedian(tab["spec_margin"])),
+                "margin": float(np.nanmedian(tab["spec_margin"]))
+                if tab["spec_margin"].notna().any() else math.nan,
                 "note": f"no admissible specification of {len(tab)} ({reasons}); numbers span "
                         "all of them"}  # fmt: skip
     counts = adm["spec_verdict"].value_counts()
@@ -526,6 +647,7 @@ def curve_verdict(
         "ci_low": float(adm["lo"].min()),
         "ci_high": float(adm["hi"].max()),
         "margin": float(adm["spec_margin"].median()),
+        "margin_lower": float(adm["spec_margin_lower"].median()),
     }
     if len(counts) == 1 and counts.index[0] in ("supported", "contradicted"):
         verdict = str(counts.index[0])
@@ -541,6 +663,15 @@ def curve_verdict(
     dropped = len(tab) - len(adm)
     if dropped:
         note += f"; {dropped} of {len(tab)} not admissible"
+        unjudged = tab.loc[~tab["admissible"] & (tab["spec_verdict"] == "not estimable"), "why_not"]
+        if len(unjudged):
+            parts = ", ".join(f"{n} {w}" for w, n in unjudged.value_counts().items())
+            note += f" (not estimable: {parts})"
+    if not np.allclose(adm["spec_margin_lower"], adm["spec_margin"], rtol=0.0, atol=0.0):
+        note += (
+            f"; band [-{summary['margin_lower']:.4g}, {summary['margin']:.4g}] around the "
+            "null (log scale: a change of -margin to +margin)"
+        )
     lo_m, hi_m = float(adm["spec_margin"].min()), float(adm["spec_margin"].max())
     if not np.isclose(lo_m, hi_m, rtol=1e-9, atol=0.0):
         # each specification is judged against its own margin (its own pre-zone mean), so
@@ -583,7 +714,8 @@ def _knife_edge(row: Mapping[str, Any], test: str) -> str:
     if test == "positive" and verdict == "contradicted":
         gap = null + margin - float(hi)  # type: ignore[arg-type]
     elif test == "negative" and verdict == "contradicted":
-        gap = float(lo) - (null - margin)  # type: ignore[arg-type]
+        lower = float(row.get("margin_lower", margin))
+        gap = float(lo) - (null - lower)  # type: ignore[arg-type]
     else:
         return ""
     if 0 <= gap < KNIFE_EDGE * margin:
@@ -687,17 +819,18 @@ def evaluate_claims(
                     continue
                 est, se = float(tidy.at[term, "estimate"]), float(tidy.at[term, "std_error"])
                 df = verdict_df(res, term)
-                scale = res.info.get("pre_mean", math.nan) if c.margin_unit == "pre_mean" else 1.0
-                if not np.isfinite(float(scale)):
+                margin = _claim_margin(c, res)
+                if not np.isfinite(margin):
                     rows.append(
                         {**row, "verdict": "not estimable", "note": _NO_PRE_MEAN.format(res)}
                     )
                     continue
-                margin = c.margin * abs(float(scale))
+                interval = result_interval(res, term, alpha)
                 verdict, lo, hi = judge(
                     est, se, margin, test=c.test, null_value=c.null_value, alpha=alpha, df=df,
-                    interval=result_interval(res, term, alpha),
+                    interval=interval,
                 )  # fmt: skip
+                why = _unusable(est, se, df) if interval is None else ""
                 engine = res.info.get("base_estimator")
                 rows.append(
                     {
@@ -712,8 +845,9 @@ def evaluate_claims(
                         else math.nan,
                         "verdict": verdict,
                         "note": _with_net_note(
-                            f"{100 * (1 - 2 * alpha):g}% CI{_reference(df)}; margin {c.margin:g} "
-                            f"x {c.margin_unit}",
+                            (f"{why}; " if why and verdict == "not estimable" else "")
+                            + f"{100 * (1 - 2 * alpha):g}% CI{_reference(df)}; margin "
+                            f"{c.margin:g} x {c.margin_unit}",
                             res,
                             term,
                         ),
@@ -722,7 +856,8 @@ def evaluate_claims(
     claim_of = {c.id: c for c in claims}
     for row in rows:
         c = claim_of[str(row["claim"])]
-        extra = [_knife_edge(row, c.test), str(c.extra.get("caveat", ""))]
+        extra = [_knife_edge(row, c.test), _below_margin(row, c.test)]
+        extra.append(str(c.extra.get("caveat", "")))
         extra = [e for e in extra if e]
         if extra:
             row["note"] = "; ".join([str(row.get("note") or ""), *extra]).lstrip("; ")
@@ -762,8 +897,48 @@ _NET_CLAIM_TERMS = frozenset({"net", "net_per_treated", "displacement_share"})
 
 _NO_PRE_MEAN = (
     "margin_unit 'pre_mean' needs the zones' pre-zone mean, which this {0.estimator} result "
-    "does not report (or is not finite); give an absolute margin (margin_unit = 'absolute')"
+    "does not report (or is not finite, or is 0); give an absolute margin "
+    "(margin_unit = 'absolute')"
 )
+
+
+def _claim_margin(c: Claim, res: EstimationResult) -> float:
+    """The claim's margin for one result: ``margin x |pre_mean|`` for ``pre_mean`` claims
+    (NaN when the result's ``info["pre_mean"]`` is missing, not a finite number, or 0:
+    a zero band would decide the verdict by itself), else ``margin``."""
+    if c.margin_unit != "pre_mean":
+        return float(c.margin)
+    raw = res.info.get("pre_mean", math.nan)
+    try:
+        pre = float(raw)
+    except (TypeError, ValueError):
+        return math.nan
+    if not np.isfinite(pre) or pre == 0:
+        return math.nan
+    return c.margin * abs(pre)
+
+
+def _below_margin(row: Mapping[str, Any], test: str) -> str:
+    """A note when a supported ``positive`` (``negative``) claim's interval also lies
+    inside the margin: the effect is significant but smaller than the margin."""
+    if row.get("verdict") != "supported" or test not in ("positive", "negative"):
+        return ""
+    margin, lo, hi = row.get("margin"), row.get("ci_low"), row.get("ci_high")
+    lower = row.get("margin_lower", margin)
+    if margin is None or lo is None or hi is None:
+        return ""
+    null = float(row.get("null_value") or 0.0)
+    if test == "positive":
+        inside = float(hi) - null < float(margin)
+    else:
+        inside = float(lo) - null > -float(lower)
+    if not inside:
+        return ""
+    side = "above 0" if test == "positive" else "below 0"
+    return (
+        f"supported: the interval lies {side}, and also within the margin (a significant "
+        "effect smaller than the margin)"
+    )
 
 
 def _judge_spec_claim(
@@ -787,8 +962,8 @@ def _judge_spec_claim(
         return {**row, "verdict": "not estimable", "note": f"result lacks term {c.term!r}"}
     est, se = float(t.at[c.term, "estimate"]), float(t.at[c.term, "se"])
     df = verdict_df(res, c.term)
-    scale = res.info.get("pre_mean", math.nan) if c.margin_unit == "pre_mean" else 1.0
-    if not np.isfinite(float(scale)):
+    margin = _claim_margin(c, res)
+    if not np.isfinite(margin):
         return {
             **row,
             "outcome": res.outcome,
@@ -796,11 +971,12 @@ def _judge_spec_claim(
             "verdict": "not estimable",
             "note": _NO_PRE_MEAN.format(res),
         }
-    margin = c.margin * abs(float(scale))
+    interval = result_interval(res, c.term, alpha)
     verdict, lo, hi = judge(
         est, se, margin, test=c.test, null_value=c.null_value, alpha=alpha, df=df,
-        interval=result_interval(res, c.term, alpha),
+        interval=interval,
     )  # fmt: skip
+    why = _unusable(est, se, df) if interval is None else ""
     return {
         **row,
         "outcome": res.outcome,
@@ -812,7 +988,8 @@ def _judge_spec_claim(
         "breakdown": _breakdown(res),
         "verdict": verdict,
         "note": _with_net_note(
-            f"{c.estimate}:{c.term}; {100 * (1 - 2 * alpha):g}% CI{_reference(df)}; margin "
+            (f"{why}; " if why and verdict == "not estimable" else "")
+            + f"{c.estimate}:{c.term}; {100 * (1 - 2 * alpha):g}% CI{_reference(df)}; margin "
             f"{c.margin:g} x "
             f"{c.margin_unit}",
             res,

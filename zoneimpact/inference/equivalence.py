@@ -24,6 +24,14 @@ Verdict of :func:`judge_null_claim` (the rule used by the claims layer):
   or entirely below ``-D``;
 * ``"inconclusive"``: neither (the CI overlaps a margin boundary).
 
+Asymmetric bands. ``margin_lower`` (default: ``margin``) sets the lower bound of the band
+``(-margin_lower, margin)``, e.g. ``[log(1 - m), log(1 + m)]`` for a relative margin ``m``
+on a log scale. The tests are the same with ``-D`` replaced by ``-margin_lower``:
+``t_L = (b + margin_lower) / s``; "contradicted" when the CI lies entirely above
+``margin`` or entirely below ``-margin_lower`` (the minimal-effect test is taken toward
+the side of the band's midpoint ``(margin - margin_lower) / 2`` on which the
+estimate lies, which is 0 for a symmetric band, so symmetric results are unchanged).
+
 Written by hand because it is a few lines of scipy.stats; statsmodels' ``ttost_ind`` works
 on raw samples, not on an estimate with a standard error.
 
@@ -88,6 +96,9 @@ class EquivalenceResult:
         the estimate).
     verdict : str
         ``"supported"``, ``"contradicted"`` or ``"inconclusive"`` for the null claim.
+    margin_lower : float
+        Lower bound ``D_L`` of the band ``(-D_L, margin)`` (equal to ``margin`` when
+        symmetric).
     """
 
     estimate: float
@@ -102,6 +113,7 @@ class EquivalenceResult:
     equivalent: bool
     p_beyond: float
     verdict: Verdict
+    margin_lower: float = math.nan
 
 
 def check_margin(margin: float) -> None:
@@ -113,12 +125,21 @@ def check_margin(margin: float) -> None:
         )
 
 
-def _validate(estimate: float, se: float, margin: float, alpha: float, df: float | None) -> None:
+def _validate(
+    estimate: float,
+    se: float,
+    margin: float,
+    alpha: float,
+    df: float | None,
+    margin_lower: float | None = None,
+) -> None:
     if not math.isfinite(float(estimate)):
         raise EquivalenceError(f"estimate must be a finite number; received {estimate!r}.")
     if not (math.isfinite(float(se)) and se > 0):
         raise EquivalenceError(f"se must be a positive finite number; received se={se!r}.")
     check_margin(margin)
+    if margin_lower is not None:
+        check_margin(margin_lower)
     if not 0 < alpha < 0.5:
         raise EquivalenceError(f"alpha must lie in (0, 0.5); received alpha={alpha!r}.")
     if df is not None and not (math.isfinite(float(df)) and df > 0):
@@ -128,7 +149,12 @@ def _validate(estimate: float, se: float, margin: float, alpha: float, df: float
 
 
 def equivalence_test(
-    estimate: float, se: float, margin: float, alpha: float = 0.05, df: float | None = None
+    estimate: float,
+    se: float,
+    margin: float,
+    alpha: float = 0.05,
+    df: float | None = None,
+    margin_lower: float | None = None,
 ) -> EquivalenceResult:
     """TOST equivalence test of ``|theta| < margin`` (Schuirmann 1987; Lakens 2017).
 
@@ -142,22 +168,28 @@ def equivalence_test(
         Size of each one-sided test; the matching interval is the ``1 - 2 alpha`` CI.
     df : float, optional
         Degrees of freedom for Student-t reference distributions (``None``: normal).
+    margin_lower : float, optional
+        Lower bound ``D_L > 0`` of an asymmetric band ``(-D_L, margin)`` (default
+        ``margin``; module docstring).
 
     Returns
     -------
     EquivalenceResult
     """
-    _validate(estimate, se, margin, alpha, df)
+    _validate(estimate, se, margin, alpha, df, margin_lower)
+    lower = margin if margin_lower is None else margin_lower
     dist = stats.norm if df is None else stats.t(df)
-    t_lower = (estimate + margin) / se
+    t_lower = (estimate + lower) / se
     t_upper = (estimate - margin) / se
-    p_lower = float(dist.sf(t_lower))  # H0: theta <= -margin
+    p_lower = float(dist.sf(t_lower))  # H0: theta <= -lower
     p_upper = float(dist.cdf(t_upper))  # H0: theta >= margin
     p_value = max(p_lower, p_upper)
     crit = float(dist.ppf(1 - alpha))
     ci = (estimate - crit * se, estimate + crit * se)
-    # minimal-effect test in the direction of the estimate: H0 |theta| <= margin
-    p_beyond = float(dist.sf(t_upper)) if estimate >= 0 else float(dist.cdf(t_lower))
+    # minimal-effect test on the estimate's side of the band's midpoint (0 when symmetric):
+    # H0 theta <= margin (above) or H0 theta >= -lower (below)
+    mid = (margin - lower) / 2
+    p_beyond = float(dist.sf(t_upper)) if estimate >= mid else float(dist.cdf(t_lower))
     equivalent = p_value < alpha
     if equivalent:
         verdict: Verdict = "supported"
@@ -178,6 +210,7 @@ def equivalence_test(
         equivalent=bool(equivalent),
         p_beyond=p_beyond,
         verdict=verdict,
+        margin_lower=float(lower),
     )
 
 
@@ -207,13 +240,20 @@ def equivalence_from_ci(
 
 
 def judge_null_claim(
-    estimate: float, se: float, margin: float, alpha: float = 0.05, df: float | None = None
+    estimate: float,
+    se: float,
+    margin: float,
+    alpha: float = 0.05,
+    df: float | None = None,
+    margin_lower: float | None = None,
 ) -> Verdict:
     """Verdict on a null claim ("no effect beyond ``margin``").
 
     ``"supported"`` when the ``1 - 2 alpha`` CI lies inside ``(-margin, margin)`` (TOST
     rejects non-equivalence); ``"contradicted"`` when it lies entirely above ``+margin`` or
     below ``-margin`` (the one-sided minimal-effect test rejects ``|theta| <= margin``);
-    ``"inconclusive"`` otherwise. See the module docstring for the references.
+    ``"inconclusive"`` otherwise. ``margin_lower`` replaces ``margin`` on the lower side
+    (an asymmetric band). See the module docstring for the references. A standard error
+    that is not a positive finite number raises :class:`EquivalenceError`.
     """
-    return equivalence_test(estimate, se, margin, alpha, df).verdict
+    return equivalence_test(estimate, se, margin, alpha, df, margin_lower).verdict
