@@ -2,7 +2,10 @@
 
 For each result with event-time terms this reads (never re-estimates):
 
-* the joint Wald test that all leads are zero (:func:`.pretrends.pretrend_wald`);
+* the joint Wald test that all leads are zero (:func:`.pretrends.pretrend_wald`), referred
+  to Hotelling's ``F(L, G - L)`` with the result's number of clusters ``G`` (see
+  :func:`wald_reference`), to ``chi2_L`` only where the result has no cluster count
+  (Conley's spatial HAC, placebo or jackknife covariances);
 * the equivalence view of the leads: the largest absolute lead and the smallest margin
   within which all leads are equivalent to zero at level alpha (TOST intersection-union,
   :func:`.pretrends.pretrend_equivalence`);
@@ -16,6 +19,8 @@ gets NaN and a note instead of an error, so a run's table lists every event stud
 from __future__ import annotations
 
 import math
+import numbers
+import warnings
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -46,6 +51,34 @@ def has_event_study(result: EstimationResult) -> bool:
     return any(t.startswith("event:") and int(t.split(":")[1]) < 0 for t in terms)
 
 
+def wald_reference(result: EstimationResult) -> tuple[int | None, Literal["CR1", "CR0"]]:
+    """The cluster count and covariance type :func:`.pretrends.pretrend_wald` needs for the
+    small-sample (Hotelling) reference of a result's pre-trend test.
+
+    ``G`` is ``info["n_clusters"]`` (clustered two ways: the smaller dimension's, as the
+    estimators store it), or the number of units for an influence-function covariance
+    that is not clustered (``info["cluster"]`` None: each unit its own cluster), the rule
+    of :func:`~zoneimpact.results.verdict_df`; None (chi2 reference) for Conley's spatial
+    HAC or without a count. The covariance is ``"CR1"`` (carries ``G/(G-1)``) for the
+    regression estimators, which record their small-sample correction in
+    ``info["ssc"]`` (TWFE, Sun & Abraham, ETWFE, PPML: fixest / statsmodels both apply
+    ``G/(G-1)``), and ``"CR0"`` (the plain sum of cluster scores) for the
+    influence-function estimators (Callaway & Sant'Anna, imputation, dCDH).
+    """
+    info = result.info
+    kind: Literal["CR1", "CR0"] = "CR1" if "ssc" in info else "CR0"
+    if str(info.get("cluster") or "").startswith("Conley"):
+        return None, kind
+    g = info.get("n_clusters")
+    if g is None and "cluster" in info and info["cluster"] is None:
+        g = result.n_units
+    if isinstance(g, numbers.Real) and not isinstance(g, bool):
+        n = float(g)
+        if math.isfinite(n) and n >= 2:
+            return int(n), kind
+    return None, kind
+
+
 def _breakdown(
     result: EstimationResult, restriction: Literal["relative_magnitude", "smoothness"]
 ) -> tuple[float, str]:
@@ -70,7 +103,13 @@ def event_study_diagnostics(
         if not has_event_study(res):
             continue
         notes = []
-        wald = pretrend_wald(res)
+        n_clusters, vcov_type = wald_reference(res)
+        with warnings.catch_warnings():
+            # too many leads for the clusters: NaN p-value with a note, not a warning
+            warnings.simplefilter("ignore", RuntimeWarning)
+            wald = pretrend_wald(res, n_clusters=n_clusters, vcov_type=vcov_type)
+        if wald["note"] and wald["terms"]:
+            notes.append(f"wald: {wald['note']}")
         try:
             eq = pretrend_equivalence(res, margin=1.0, alpha=alpha)
             max_abs, margin = eq["max_abs"], eq["min_margin"]
