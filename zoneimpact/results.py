@@ -16,7 +16,7 @@ import fnmatch
 import math
 import numbers
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, overload
 
 import numpy as np
@@ -289,6 +289,13 @@ class EstimationResult:
         object.__setattr__(self, "info", dict(self.info))
         if self.vcov is not None:
             object.__setattr__(self, "vcov", _labelled_vcov(self.vcov, self.terms["term"]))
+        for f in fields(self):
+            # building blocks kept for aggregate / with_inference (the compare=False
+            # fields: CS's GroupTime, InfluenceBlocks...) pass through __getattribute__ as
+            # they are: their arrays become read-only views here, so they cannot be changed
+            # through the result
+            if not f.compare:
+                _freeze_blocks(object.__getattribute__(self, f.name))
 
     if not TYPE_CHECKING:  # hidden from mypy, which would type every attribute as Any
 
@@ -528,7 +535,7 @@ class EstimationResult:
         if self.vcov is not None:
             changes["vcov"] = self.vcov.to_numpy(float) * np.outer(mult, mult)
         for name, spec in self.SCALED_FIELDS.items():
-            changes[name] = _scale_value(getattr(self, name), spec, c)
+            changes[name] = _scale_value(getattr(self, name), spec, c, name)
         if self.SCALED_INFO:
             info = dict(self.info)
             for key, power in self.SCALED_INFO.items():
@@ -542,7 +549,7 @@ class EstimationResult:
                     and isinstance(value, int | float)
                     and not isinstance(value, bool)
                 ):
-                    info[key] = float(value * _power(c, power))
+                    info[key] = float(value * _power(_factor_for(key, c), power))
             changes["info"] = info
         return replace(self, **changes)
 
@@ -698,9 +705,55 @@ def _labelled_vcov(vcov: Any, terms: pd.Series) -> pd.DataFrame:
     return pd.DataFrame(v, index=idx, columns=idx.rename(None))
 
 
-def _scale_value(value: Any, spec: Any, c: float) -> Any:
+def _is_magnitude(name: Any) -> bool:
+    """Whether a column / field / info key named ``name`` holds a non-negative size (a
+    standard error, standard deviation or RMSPE): it scales with ``|c|``, not ``c``."""
+    if not isinstance(name, str):
+        return False
+    n = name.lower()
+    return (
+        n in ("se", "sd", "std_error", "std_err", "stderr")
+        or n.endswith(("_se", "_sd", "_std_error"))
+        or n.startswith(("se_", "sd_"))
+        or "rmspe" in n
+    )
+
+
+def _factor_for(name: Any, c: float) -> float:
+    """The factor a quantity named ``name`` is multiplied by (to its power) when the
+    outcome is multiplied by ``c``: ``|c|`` for sizes (:func:`_is_magnitude`), else ``c``."""
+    return abs(c) if _is_magnitude(name) else c
+
+
+#: suffixes of a column pair holding an interval's ends (``band_low``/``band_high``,
+#: ``ci_low``/``ci_high``, ``conf_low``/``conf_high``, ``low``/``high``, ``lower``/``upper``)
+_INTERVAL_ENDS = (("low", "high"), ("lower", "upper"))
+
+
+def _interval_pairs(columns: Sequence[Any]) -> list[tuple[Any, Any]]:
+    """The (lower end, upper end) column pairs of a table, matched by name."""
+    cols = set(columns)
+    out = []
+    for col in columns:
+        if not isinstance(col, str):
+            continue
+        for lo, hi in _INTERVAL_ENDS:
+            if col.endswith(lo):
+                partner = col[: len(col) - len(lo)] + hi
+                if partner in cols:
+                    out.append((col, partner))
+    return out
+
+
+def _scale_value(value: Any, spec: Any, c: float, name: Any = None) -> Any:
     """``value`` (frame, series, array, number or dict of results) with outcome-scaled
-    parts multiplied by ``c ** power`` as ``spec`` says (see ``SCALED_FIELDS``)."""
+    parts multiplied by ``c ** power`` as ``spec`` says (see ``SCALED_FIELDS``).
+
+    Sizes (standard errors, SDs, RMSPEs: :func:`_is_magnitude` of the column or field
+    name) take ``|c| ** power``, and for ``c < 0`` the ends of each interval (column pairs
+    ``*low``/``*high``, ``*lower``/``*upper``) that scaled by an odd power swap, so that
+    a table's SEs stay non-negative and its intervals ordered, as a refit on ``c * y``
+    gives them."""
     if value is None:
         return None
     if isinstance(value, EstimationResult) or (
@@ -709,20 +762,67 @@ def _scale_value(value: Any, spec: Any, c: float) -> Any:
         # results and building blocks (e.g. CS's GroupTime) know which parts scale
         return value.rescaled(c)
     if isinstance(value, dict):
-        return {k: _scale_value(v, spec, c) for k, v in value.items()}
+        return {k: _scale_value(v, spec, c, name) for k, v in value.items()}
     if isinstance(value, pd.DataFrame):
         out = value.copy()
         numeric = [k for k in out.columns if pd.api.types.is_float_dtype(out[k].dtype)]
+        powers: dict[Any, int] = {}
         for col in numeric:
             power = spec.get(col, spec.get("*", 0)) if isinstance(spec, dict) else spec
             if power:
-                out[col] = out[col] * _power(c, power)
+                powers[col] = power
+                out[col] = out[col] * _power(_factor_for(col, c), power)
+        if c < 0:
+            # a negative factor turns an interval's ends around
+            for lo, hi in _interval_pairs(list(out.columns)):
+                if powers.get(lo, 0) % 2 == 1 and powers.get(hi, 0) % 2 == 1:
+                    out[lo], out[hi] = out[hi].copy(), out[lo].copy()
         return out
     if isinstance(value, (pd.Series, np.ndarray)):
-        return value * _power(c, spec)
+        return value * _power(_factor_for(name, c), spec)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value * _power(c, spec))
+        return float(value * _power(_factor_for(name, c), spec))
     return value
+
+
+def _freeze_blocks(value: Any, _seen: set[int] | None = None) -> None:
+    """Make the arrays a kept building block (a dataclass instance other than a result or
+    panel: CS's ``GroupTime``, ``InfluenceBlocks``...) holds read-only views, in place,
+    with its nested blocks too; arrays in tuples or lists (cluster labels) as well. Views:
+    no data is copied, and whoever built the block keeps their own array writable."""
+    from .panel import Panel  # the user's panel is theirs (and holds frames, not arrays)
+
+    if not is_dataclass(value) or isinstance(value, type | EstimationResult | Panel):
+        return
+    seen = set() if _seen is None else _seen
+    if id(value) in seen:
+        return
+    seen.add(id(value))
+    for f in fields(value):
+        item = object.__getattribute__(value, f.name)
+        if isinstance(item, np.ndarray):
+            frozen: Any = _read_only_array(item)
+        elif isinstance(item, tuple | list) and any(isinstance(v, np.ndarray) for v in item):
+            views = [_read_only_array(v) if isinstance(v, np.ndarray) else v for v in item]
+            if type(item) in (tuple, list):
+                frozen = type(item)(views)
+            elif hasattr(item, "_make"):  # a named tuple keeps its type
+                frozen = item._make(views)
+            else:
+                continue
+        else:
+            _freeze_blocks(item, seen)
+            continue
+        if frozen is not item:
+            object.__setattr__(value, f.name, frozen)
+
+
+def _read_only_array(a: np.ndarray) -> np.ndarray:
+    if not a.flags.writeable:
+        return a
+    view = a.view()
+    view.flags.writeable = False
+    return view
 
 
 def _power(c: float, power: int) -> np.float64:

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -119,7 +119,8 @@ class AugmentedSCResult(EstimationResult):
             (``conformal_inference(result, panel)``); it is not offered here because that
             module builds on this one.
         alpha : float, optional
-            Level of the jackknife+ intervals (default: the result's).
+            Level of the jackknife+ intervals, or of the intervals ``conf_int`` and
+            ``tidy`` give from the jackknife SE (default: the result's).
         rng, n_jobs
             Unused (both methods are deterministic); accepted for the common interface.
 
@@ -143,9 +144,9 @@ class AugmentedSCResult(EstimationResult):
                 "zoneimpact.inference.conformal.conformal_inference(result, panel)."
             )
         check_choice(method, "method", ("jackknife", "jackknife+"))
+        level = check_alpha(self.alpha if alpha is None else alpha)
         terms = self.terms[["term", "estimate", "se"]].copy()
         if method == "jackknife+":
-            level = check_alpha(self.alpha if alpha is None else alpha)
             table = time_jackknife_plus(data, level)
             for col in ("estimate", "low", "high"):
                 table[col] = table[col] * data.scale
@@ -164,20 +165,11 @@ class AugmentedSCResult(EstimationResult):
         return replace(
             self,
             terms=terms,
+            alpha=level,
             jackknife_estimates=jack * data.scale,
             prediction_intervals=None,
             info={**self.info, "se_method": "jackknife", "n_jackknife": int(jack.size)},
         )
-
-    def rescaled(self, factor: float) -> Self:
-        """As :meth:`EstimationResult.rescaled`; jackknife+ bounds in ``terms`` scale too."""
-        out = super().rescaled(factor)
-        if "ci_low" not in out.terms.columns:
-            return out
-        terms = out.terms.copy()
-        for col in ("ci_low", "ci_high"):
-            terms[col] = terms[col].to_numpy(float) * float(factor)
-        return replace(out, terms=terms)
 
     def artifacts(self) -> dict[str, pd.DataFrame]:
         out = {

@@ -81,7 +81,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -295,12 +295,14 @@ class CallawaySantAnnaResult(EstimationResult):
             ),
         }
         check_choice(settings["boot_weights"], "boot_weights", ("rademacher", "mammen"))
+        # the bands and critical values are computed at the new level (a fit at ``alpha``
+        # on the same draws), not relabelled
+        base = self if alpha is None else replace(self, alpha=check_alpha(alpha))
         if rng is not None:
             settings["rng"] = snapshot(as_generator(rng))
         elif boot and settings.get("rng") is None:
             settings["rng"] = np.random.default_rng()
-        out = self._rebuilt(gt, settings)
-        return out if alpha is None else replace(out, alpha=check_alpha(alpha))
+        return base._rebuilt(gt, settings)
 
     def _rebuilt(self, gt: GroupTime, settings: dict[str, Any]) -> CallawaySantAnnaResult:
         # an outcome near the float limits (the fit worked on a rescaled copy) is
@@ -588,6 +590,16 @@ class GroupTime:
     pg_cohort: np.ndarray
     order: np.ndarray
     n_obs: int
+
+    def __post_init__(self) -> None:
+        # read-only views (no copies): the blocks a result keeps cannot be changed through
+        # ``result.group_time``, so aggregate and with_inference see the fit's numbers
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, np.ndarray) and value.flags.writeable:
+                view = value.view()
+                view.flags.writeable = False
+                object.__setattr__(self, f.name, view)
 
     @property
     def k(self) -> int:
