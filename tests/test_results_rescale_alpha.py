@@ -249,3 +249,16 @@ def test_asc_with_inference_jackknife_takes_alpha() -> None:
     np.testing.assert_allclose(
         [ci["lower"], ci["upper"]], [j.estimate - z * j.se, j.estimate + z * j.se], rtol=1e-12
     )
+
+
+@needs_data("canonical/california_prop99.csv")
+def test_sdid_rescaled_negative_keeps_noise_level_and_penalties_positive() -> None:
+    # SDID's noise level and ridge penalties are sizes (Arkhangelsky et al. 2021, eq. 2-3:
+    # zeta = (N_tr T_post)^(1/4) sigma); rescaled(-2) made them negative (session 22)
+    from zoneimpact.estimators import synthetic_did
+
+    r = synthetic_did.fit(_prop99(), outcome=Y, se_method=None)
+    neg = r.rescaled(-2.0)
+    for key in ("noise_level", "zeta_omega", "zeta_lambda"):
+        assert neg.info[key] == pytest.approx(2.0 * r.info[key], rel=1e-12)
+    assert neg.coef("att") == pytest.approx(-2.0 * r.coef("att"), rel=1e-12)

@@ -707,12 +707,15 @@ def _labelled_vcov(vcov: Any, terms: pd.Series) -> pd.DataFrame:
 
 def _is_magnitude(name: Any) -> bool:
     """Whether a column / field / info key named ``name`` holds a non-negative size (a
-    standard error, standard deviation or RMSPE): it scales with ``|c|``, not ``c``."""
+    standard error, standard deviation, RMSPE, noise level or penalty): it scales with
+    ``|c|``, not ``c``."""
     if not isinstance(name, str):
         return False
     n = name.lower()
     return (
         n in ("se", "sd", "std_error", "std_err", "stderr")
+        # SDID's noise level and ridge penalties, IFE/MC's penalty path
+        or n in ("noise_level", "zeta_omega", "zeta_lambda", "lambda")
         or n.endswith(("_se", "_sd", "_std_error"))
         or n.startswith(("se_", "sd_"))
         or "rmspe" in n
