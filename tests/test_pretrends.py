@@ -63,8 +63,11 @@ def test_wald_on_callaway_santanna(cs_result):
     v = cs_result.vcov.to_numpy()[:4, :4][1:, 1:]
     b = cs_result.terms["estimate"].to_numpy()[1:4]
     assert out["statistic"] == pytest.approx(b @ np.linalg.solve(v, b), rel=1e-10)
-    assert cs_result.info["pretrend_p"] == pytest.approx(out["p_value"], rel=1e-12)
     assert 0 < out["p_value"] < 1
+    # the fit refers the same W to Hotelling's F(L, n - L) on its CR0 covariance (n units)
+    ref = pretrend_wald(cs_result, n_clusters=cs_result.n_units, vcov_type="CR0")
+    assert ref["statistic"] == pytest.approx(out["statistic"], rel=1e-14)  # same W
+    assert cs_result.info["pretrend_p"] == pytest.approx(ref["p_value"], rel=1e-12)
     assert len(pre_period_terms(cs_result)) == 3
 
 

@@ -251,7 +251,18 @@ class ExposureMap:
 
 
 def _subpanel(panel: Panel, rows: np.ndarray, cohort: np.ndarray | None) -> Panel:
-    """A new panel with the selected rows (and a new cohort column), re-validated."""
+    """A new panel with the selected rows (and a new cohort column), re-validated.
+
+    With the zones' own cohorts (``cohort`` None) the subset keeps the panel's exposure
+    :attr:`~Panel.sources` (zones outside the sample, e.g. those that predate the data)
+    and their links to the units left: they still expose those units, so an exposure map
+    built on a sample restricted by years (or any other row subset) sees them as the full
+    panel's does; sources opening after the subset's last period are ignored by the map
+    builders, as ever. A new ``cohort`` (an exposure onset) redefines the treatment, so
+    the zones are no sources of it and are not carried (units exposed since before the
+    first period become that panel's sources, as ``outside_window="adjust"`` makes them).
+    Zone units the subset leaves out are not added as sources.
+    """
     df = panel.data.loc[rows].copy()
     if cohort is not None:
         df["cohort"] = cohort[rows]
@@ -277,6 +288,15 @@ def _subpanel(panel: Panel, rows: np.ndarray, cohort: np.ndarray | None) -> Pane
         # has no unexposed period: it leaves the ring panel, as always-treated units do
         outside_window="error" if cohort is None else "adjust",
     )
+    if cohort is None and panel.sources is not None:
+        links = panel.source_links
+        if links is not None:
+            links = links[links["unit"].isin(units)].reset_index(drop=True)
+        # the parent's always-treated zones, dropped and kept as sources, stay so here
+        dropped = list(panel.report.get("dropped_always_treated", []))
+        report = {**out.report, "n_sources": int(len(panel.sources)),
+                  "dropped_always_treated": dropped}  # fmt: skip
+        out = out.replace(sources=panel.sources, source_links=links, report=report)
     return out.replace(names=dict(panel.names))
 
 

@@ -229,9 +229,11 @@ def control_counts(
     -------
     DataFrame
         One row per design (:data:`DESIGNS`): ``design``, ``outcome``, ``n_treated`` (zone
-        cities), ``n_controls`` (cities that are a control in some year),
+        cities), ``n_controls`` (cities that are a control in some panel year: for
+        ``not_yet_exposed`` an exposed city only with a year before its exposure onset, for
+        ``not_yet_treated`` a zone city only with a year before its zone),
         ``n_controls_usable`` (of those, with at least :data:`MIN_USABLE_YEARS` outcome
-        years), ``min_controls`` and ``min_controls_year`` (fewest controls with the outcome
+        years in which they are a control), ``min_controls`` and ``min_controls_year`` (fewest controls with the outcome
         observed in a year from the first cohort on), ``last_year_controls``; and, the same on
         every row, ``n_zone``, ``n_clean``, ``n_clean_usable``, ``n_clean_no_data``,
         ``n_clean_one_year``, ``n_exposed``, ``n_dropped_early``.
@@ -247,12 +249,22 @@ def control_counts(
     clean = role == "clean"
     exposed = role == "exposed"
     usable = nobs >= MIN_USABLE_YEARS
-    ever = {
-        "never_treated": clean | exposed,
-        "not_yet_treated": clean | exposed | zone,
-        "clean_controls": clean,
-        "not_yet_exposed": clean | exposed,
+    # every panel row's role: a city is a control of a design in the years it is one
+    d = panel.data[["unit", "time", outcome]]
+    r = roles.reindex(d["unit"])
+    t = d["time"].to_numpy(float)
+    row_role = r["role"].to_numpy()
+    row_clean = row_role == "clean"
+    row_exposed = row_role == "exposed"
+    row_zone = row_role == "zone"
+    control_rows = {
+        "never_treated": row_clean | row_exposed,
+        "not_yet_treated": row_clean | row_exposed | (row_zone & (t < r["cohort"].to_numpy(float))),
+        "clean_controls": row_clean,
+        "not_yet_exposed": row_clean | (row_exposed & (t < r["exposure_onset"].to_numpy(float))),
     }
+    observed = d[outcome].notna().to_numpy()
+    units = d["unit"].to_numpy()
     cohorts = roles.loc[zone, "cohort"]
     first = float(cohorts.min()) if len(cohorts) else np.inf
     post = by_year[by_year["year"] >= first]
@@ -267,7 +279,10 @@ def control_counts(
     }
     rows = []
     for design in DESIGNS:
-        members = ever[design]
+        rows_c = control_rows[design]
+        members = roles.index.isin(pd.unique(units[rows_c]))
+        years = pd.Series(units[rows_c & observed]).value_counts()
+        members_usable = years.reindex(roles.index).fillna(0).to_numpy() >= MIN_USABLE_YEARS
         col = post[design] if len(post) else pd.Series(dtype=int)
         k = int(col.to_numpy().argmin()) if len(col) else -1
         rows.append(
@@ -276,7 +291,7 @@ def control_counts(
                 "outcome": outcome,
                 "n_treated": int(zone.sum()),
                 "n_controls": int(members.sum()),
-                "n_controls_usable": int((members & usable).sum()),
+                "n_controls_usable": int((members & members_usable).sum()),
                 "min_controls": int(col.iloc[k]) if k >= 0 else 0,
                 "min_controls_year": int(post["year"].iloc[k]) if k >= 0 else np.nan,
                 "last_year_controls": int(by_year[design].iloc[-1]) if len(by_year) else 0,
@@ -382,7 +397,10 @@ def balance_table(
     baseline : (int, int)
         Baseline years (inclusive). A city without a value in them (GDP starts in 2000)
         takes the mean of its first available years, as many as the window is long;
-        ``n_fallback`` counts such cities.
+        ``n_fallback`` counts such cities. The window is the same for every city, so for
+        a zone city of a cohort inside it (1997-2000 with the default) it includes its
+        first zone years: its "baseline" is then partly post-zone (compare the
+        ``zone: 1997-2008`` group with care, or pass an earlier window).
     variables : sequence of str
         Frame columns; ``"coastal"`` is derived from ``province``
         (:data:`COASTAL_PROVINCES`).

@@ -22,7 +22,11 @@ displacement share) over
 * **sample**: ``full``, ``no_flagged`` (FDI set missing in the province-years that
   :mod:`zoneimpact.china.quality` flags as reporting-basis breaks) and ``to2020``.
 
-Every row carries the number of treated cities, of clean controls and of not-yet-treated
+Every row carries the number of treated cities the fit used (``n_treated``: zone cities
+with an estimated effect, or for a spillover row the exposed cities with one, for a net or
+share row the zone cities of its direct piece), the zone cities of the design with a
+post-zone outcome (``n_treated_map``, or the map's exposed cities on a spillover row),
+of clean controls and of not-yet-treated
 (or not-yet-exposed) control cities, and the pre-trend p-value, which the verdict rule of
 ``seeds/claims.toml`` ([curve_rule]; :func:`zoneimpact.claims.curve_verdict`) reads. A net
 or displacement-share row adds three pieces (the zone cities, the exposed cities and the
@@ -77,7 +81,7 @@ class Scale:
     """An outcome scale of the curve: the outcome column, its kind and what it assumes.
 
     ``kind`` is ``"level"`` (margins of ``pre_mean`` claims are ``margin x pre-zone mean``)
-    or ``"log"`` (proportional effects: margins are ``log(1 + margin)``).
+    or ``"log"`` (proportional effects: the band ``[log(1 - margin), log(1 + margin)]``).
     """
 
     name: str
@@ -152,6 +156,7 @@ CURVE_COLUMNS = [
     "pretrend_p",
     "pretrend_test",
     "n_treated",
+    "n_treated_map",
     "n_clean",
     "n_not_yet",
     "pre_mean",
@@ -226,7 +231,9 @@ def restrict_sample(
     """The panel of one sample of the curve.
 
     ``full``: unchanged. ``to2020``: years up to 2020 (before the 2021-2022 reporting-basis
-    breaks). ``no_flagged``: the FDI outcomes set missing in every flagged province-year
+    breaks); the zones that predate the data stay exposure sources (``_subpanel``), so
+    the exposure maps of this sample are the full sample's. ``no_flagged``: the FDI
+    outcomes set missing in every flagged province-year
     (cohorts are kept, so a zone city keeps its adoption year).
     """
     if sample == "full":
@@ -318,6 +325,62 @@ def _counts(sub: Panel, outcome: str, controls: str, emap: ExposureMap | None) -
     }
 
 
+def _estimable_treated(data: pd.DataFrame, outcome: str) -> int:
+    """Zone cities with the outcome observed in a year before and a year from their zone:
+    the most a fit with unit effects can use (a city seen only after its zone has no
+    untreated year to learn its own level from)."""
+    d = data[data[outcome].notna() & np.isfinite(data["cohort"].to_numpy(float))]
+    pre = set(d.loc[d["time"] < d["cohort"], "unit"])
+    return len(pre & set(d.loc[d["time"] >= d["cohort"], "unit"]))
+
+
+def _cs_treated(sub: Panel, outcome: str, res: Any) -> int:
+    """Zone cities in an estimated post-zone ATT(g,t) cell of a Callaway-Sant'Anna fit:
+    of cohort ``g`` and observed in ``t`` and in the cell's base period (CS compares
+    their change between the two)."""
+    cells = res.att_gt
+    cells = cells[(cells["event_time"] >= 0) & np.isfinite(cells["estimate"].to_numpy(float))]
+    d = sub.data[sub.data[outcome].notna()]
+    seen = set(zip(d["unit"], d["time"].astype(float), strict=True))
+    coh = d.groupby("unit")["cohort"].first()
+    used: set[Any] = set()
+    for g, t, b in cells[["cohort", "time", "base_period"]].itertuples(index=False):
+        for u in coh.index[(coh == float(g)).to_numpy()]:
+            if (u, float(t)) in seen and (u, float(b)) in seen:
+                used.add(u)
+    return len(used)
+
+
+def _ppml_treated(res: Any, sub: Panel) -> int:
+    """Zone cities PPML kept (all-zero cities dropped) with a pre- and a post-zone row."""
+    rows = getattr(getattr(res, "design", None), "rows", None)
+    if rows is None:
+        return _estimable_treated(sub.data, "fdi")
+    kept = sub.data.merge(rows[["unit", "time"]], on=["unit", "time"])
+    return _estimable_treated(kept, "fdi")
+
+
+def _piece_units(res: Any, prefix: str) -> int | None:
+    """Units with an estimated target in the spillover fit's pieces named ``prefix``
+    (``"direct"``, ``"spillover:"``): what the piece's mean and total cover. None when
+    the result keeps no fitted pieces."""
+    fitted = getattr(res, "fitted", None)
+    if fitted is None:
+        return None
+    used: set[Any] = set()
+    for name, f in fitted.fits.items():
+        if not (name == prefix or (prefix.endswith(":") and name.startswith(prefix))):
+            continue
+        sc = f.rescore
+        if f.n > 0 and hasattr(sc, "unit_row") and hasattr(sc, "fit"):
+            used |= set(np.asarray(fitted.units)[sc.unit_row[sc.fit.target]].tolist())
+        elif f.n > 0 and f.target_units:
+            used |= set(f.target_units)
+        elif f.n > 0:
+            return None
+    return len(used)
+
+
 def _pre_mean(sub: Panel, outcome: str) -> float:
     d = sub.data
     pre = d[np.isfinite(d["cohort"]) & (d["time"] < d["cohort"])][outcome]
@@ -376,7 +439,8 @@ def _fit_direct(
             sub, outcome=out, cluster="province", pretrends=5, covariates=list(TREND_COVARIATES)
         )
         return _row(res, "att", alpha, pretrend_p=res.info.get("pretrend_p"),
-                    pretrend_test="BJS Test 1, 5 leads", judged=True)  # fmt: skip
+                    pretrend_test="BJS Test 1, 5 leads", judged=True,
+                    n_treated=int(res.effects["unit"].nunique()))  # fmt: skip
     if estimator == "cs_dr":
         res = get_estimator("callaway_santanna")(
             sub,
@@ -391,11 +455,13 @@ def _fit_direct(
             max_e=10,
         )
         return _row(res, "att", alpha, pretrend_p=res.info.get("pretrend_p"),
-                    pretrend_test="CS joint Wald of leads -6..-2", judged=True)  # fmt: skip
+                    pretrend_test="CS joint Wald of leads -6..-2, F(L, G - L)", judged=True,
+                    n_treated=_cs_treated(sub, out, res))  # fmt: skip
     if estimator == "ppml":
         res = get_estimator("ppml")(sub, outcome=out, cluster="province")
         return _row(res, "att", alpha, pretrend_p=_ppml_placebo(sub),
-                    pretrend_test="placebo zone 3 years early, pre-zone years", judged=True)  # fmt: skip
+                    pretrend_test="placebo zone 3 years early, pre-zone years", judged=True,
+                    n_treated=_ppml_treated(res, sub))  # fmt: skip
     if estimator in ("ife", "matrix_completion"):
         opts: dict[str, Any] = {"se_method": None, "diagnostics": False}
         if estimator == "ife":
@@ -406,7 +472,8 @@ def _fit_direct(
         est = float(res.coef("att"))
         return {"estimate": est, "se": math.nan, "df": math.inf, "ci_low": math.nan,
                 "ci_high": math.nan, "pretrend_p": math.nan, "pretrend_test": "",
-                "judged": False, "note": "point estimate only (SEs need a bootstrap)"}  # fmt: skip
+                "judged": False, "note": "point estimate only (SEs need a bootstrap)",
+                "n_treated": _estimable_treated(sub.data, out)}  # fmt: skip
     raise ZoneImpactError(f"estimator {estimator!r} is not part of the curve.")
 
 
@@ -419,6 +486,7 @@ def _sdid_by_cohort(sub: Panel, scale: Scale, alpha: float) -> dict[str, Any]:
     g = d.groupby("unit")["cohort"].first()
     clean = set(g.index[~np.isfinite(g.to_numpy(float))])
     ests, weights = [], []
+    n_used = 0
     last = int(d["time"].max())
     for cohort in sorted(c for c in set(g) if np.isfinite(c)):
         members = set(g.index[(g == cohort).to_numpy()])
@@ -441,12 +509,13 @@ def _sdid_by_cohort(sub: Panel, scale: Scale, alpha: float) -> dict[str, Any]:
             continue
         ests.append(float(res.coef("att")))
         weights.append(len(keep_units & members) * (last - cohort + 1))
+        n_used += len(keep_units & members)
     if not ests:
         raise ZoneImpactError("no cohort with a balanced treated city and two clean donors")
     est = float(np.average(ests, weights=weights))
     return {"estimate": est, "se": math.nan, "df": math.inf, "ci_low": math.nan,
             "ci_high": math.nan, "pretrend_p": math.nan, "pretrend_test": "", "judged": False,
-            "note": f"SDID per cohort, {len(ests)} cohorts (balanced cities only); point estimate only"}  # fmt: skip
+            "n_treated": n_used, "note": f"SDID per cohort, {len(ests)} cohorts (balanced cities only); point estimate only"}  # fmt: skip
 
 
 def _fit_spillover(
@@ -475,6 +544,9 @@ def _fit_spillover(
     if scale.name != "levels":
         terms = ["spillover"]
     present = set(res.terms["term"])
+    n_zone = _piece_units(res, "direct")
+    n_exposed = _piece_units(res, "spillover:")
+    net_note = str(res.info.get("net_note", ""))
     out = []
     for term in terms:
         if term not in present:
@@ -482,13 +554,20 @@ def _fit_spillover(
         estimand = {"net_per_treated": "net"}.get(term, term)
         if term == "spillover":
             p, test = pre.get("spillover", math.nan), "BJS Test 1 on the exposed cities, 5 leads"
+            # the exposed cities with an estimated effect; the map's exposed cities apart
+            used, mapped, note = n_exposed, int(res.info.get("n_exposed_units", 0)), ""
         else:
             p, test = net_p, net_test
+            # net and the share add totals over the estimated targets only (net_note);
+            # per treated = per estimated zone city-year of the direct piece
+            used, mapped, note = n_zone, int(res.info.get("n_direct_units", 0)), net_note
         out.append(
             {
                 "estimand": estimand,
                 **_row(res, term, alpha, pretrend_p=p, pretrend_test=test, judged=True),
-                "n_treated": int(res.info.get("n_exposed_units", 0)),
+                "n_treated": math.nan if used is None else used,
+                "n_treated_map": mapped,
+                "note": note,
                 "pre_mean": float(res.info.get("pre_mean", math.nan)),
             }
         )  # fmt: skip
@@ -591,7 +670,9 @@ def specification_curve(
                         head = {"spec": spec, "estimand": "direct", "scale": scale.name,
                                 "scale_kind": scale.kind, "outcome": scale.outcome,
                                 "exposure": exposure, "controls": controls,
-                                "estimator": est, "sample": sample, **counts,
+                                "estimator": est, "sample": sample,
+                                "n_treated": math.nan, "n_treated_map": counts["n_treated"],
+                                "n_clean": counts["n_clean"], "n_not_yet": counts["n_not_yet"],
                                 "pre_mean": _pre_mean(sub, scale.outcome)}  # fmt: skip
                         tic = time.perf_counter()
                         try:
@@ -682,6 +763,10 @@ def heterogeneity_table(
     two or more by 2018; a dose contrast assumes that cities with several zones would have
     gained what one-zone cities gained from one — Callaway, Goodman-Bacon & Sant'Anna's
     2024 strong parallel trends — else it mixes dose and selection).
+
+    ``n_treated`` counts a group's zone cities with an estimated effect (the direct panel
+    drops zone-city years exposed to an earlier zone, so many have no untreated year
+    left), ``n_treated_map`` all of the group's zone cities.
     """
     from ..estimators import get_estimator
 
@@ -719,8 +804,11 @@ def heterogeneity_table(
             for label, members in groups.items():
                 chosen = set(g.index[members]) | set(g.index[~zone])
                 part = _subpanel(sub, sub.data["unit"].isin(chosen).to_numpy(), None)
+                # n_treated: the group's zone cities the fit estimated an effect for;
+                # n_treated_map: the group's zone cities in the design
                 row: dict[str, Any] = {"scale": scale_name, "split": split, "group": label,
-                                       "n_treated": int(members.sum())}  # fmt: skip
+                                       "n_treated": math.nan,
+                                       "n_treated_map": int(members.sum())}  # fmt: skip
                 fit = None
                 for leads in (5, None):
                     try:
@@ -733,7 +821,13 @@ def heterogeneity_table(
                                 pretrends=leads,
                                 covariates=list(TREND_COVARIATES),
                             )
-                        fit = _row(res, "att", alpha, pretrend_p=res.info.get("pretrend_p"))
+                        fit = _row(
+                            res,
+                            "att",
+                            alpha,
+                            pretrend_p=res.info.get("pretrend_p"),
+                            n_treated=int(res.effects["unit"].nunique()),
+                        )
                         if leads is None:
                             row["note"] = "too few cities for the 5-lead pre-trend test"
                         break

@@ -482,7 +482,7 @@ def fit(
     terms, table = _terms_and_cells(gt, agg, inf)
     inference = _inference_info(
         inf, terms, bootstrap=bootstrap, n_boot=opts.n_boot, boot_weights=boot_weights,
-        cluster=cname,
+        cluster=cname, n_units=len(gt.units),
     )  # fmt: skip
     return CallawaySantAnnaResult(
         estimator="callaway_santanna",
