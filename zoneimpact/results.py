@@ -875,17 +875,26 @@ def verdict_df(result: EstimationResult, term: str) -> float:
     own = float(t.at[term, "df"]) if "df" in t.columns else math.nan
     if math.isfinite(own):
         return own
+    g = cluster_count(result)
+    return math.inf if g is None else g - 1.0
+
+
+def cluster_count(result: EstimationResult) -> int | None:
+    """The number of clusters ``G`` behind a result's cluster-robust covariance:
+    ``info["n_clusters"]``, or the number of units for an influence-function covariance
+    that is not clustered (``info["cluster"]`` None); None for Conley's spatial HAC and
+    results without a cluster count (placebo or jackknife SEs), and below two."""
     info = result.info
     if str(info.get("cluster") or "").startswith("Conley"):
-        return math.inf
+        return None
     g = info.get("n_clusters")
     if g is None and "cluster" in info and info["cluster"] is None:
         g = result.n_units
     if isinstance(g, numbers.Real) and not isinstance(g, bool):
         n = float(g)
         if math.isfinite(n) and n >= 2:
-            return n - 1.0
-    return math.inf
+            return int(n)
+    return None
 
 
 def terms_frame(terms: list[str], estimate: Any, se: Any, **extra: Any) -> pd.DataFrame:

@@ -19,7 +19,6 @@ gets NaN and a note instead of an error, so a run's table lists every event stud
 from __future__ import annotations
 
 import math
-import numbers
 import warnings
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -27,7 +26,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from ..errors import ZoneImpactError
-from ..results import EstimationResult
+from ..results import EstimationResult, cluster_count
 from .pretrends import pretrend_equivalence, pretrend_wald
 
 COLUMNS = [
@@ -65,18 +64,8 @@ def wald_reference(result: EstimationResult) -> tuple[int | None, Literal["CR1",
     ``G/(G-1)``), and ``"CR0"`` (the plain sum of cluster scores) for the
     influence-function estimators (Callaway & Sant'Anna, imputation, dCDH).
     """
-    info = result.info
-    kind: Literal["CR1", "CR0"] = "CR1" if "ssc" in info else "CR0"
-    if str(info.get("cluster") or "").startswith("Conley"):
-        return None, kind
-    g = info.get("n_clusters")
-    if g is None and "cluster" in info and info["cluster"] is None:
-        g = result.n_units
-    if isinstance(g, numbers.Real) and not isinstance(g, bool):
-        n = float(g)
-        if math.isfinite(n) and n >= 2:
-            return int(n), kind
-    return None, kind
+    kind: Literal["CR1", "CR0"] = "CR1" if "ssc" in result.info else "CR0"
+    return cluster_count(result), kind
 
 
 def _breakdown(
