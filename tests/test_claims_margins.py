@@ -240,3 +240,14 @@ def test_positive_supported_inside_margin_says_so():
     c = _claim(estimand="direct", test="positive", margin=0.005, margin_unit="absolute")
     row = _evaluate(c, _result("direct", 0.01, 0.002))
     assert row["verdict"] == "supported" and "within the margin" not in row["note"]
+
+
+def test_spec_claim_on_the_share_term_takes_an_absolute_margin():
+    # a claim bound to another spec judges its term: term="displacement_share" with the
+    # default estimand got margin 0.25 x a pre-zone mean of 260.1 = 65.025 and "supported"
+    # (the session-22 reviewer); the share's margin is in share points, as estimand= has it
+    c = _claim(spec="other", estimate="spill", term="displacement_share", margin=0.25)
+    assert c.margin_unit == "absolute"
+    with pytest.raises(SpecError, match="cannot apply to the displacement_share"):
+        _claim(spec="other", estimate="spill", term="displacement_share", margin=0.25,
+               margin_unit="pre_mean")  # fmt: skip

@@ -204,12 +204,15 @@ class Claim:
             )
         if self.test not in TESTS:
             raise SpecError(f"{where}: test {self.test!r} unknown; use one of {list(TESTS)}.")
-        unitless = self.estimand in UNITLESS_ESTIMANDS
+        # a claim bound to another spec judges its term: term="displacement_share" is the
+        # share whatever the estimand says
+        unitless = self.estimand in UNITLESS_ESTIMANDS or self.term in UNITLESS_ESTIMANDS
+        what = self.term if self.term in UNITLESS_ESTIMANDS else self.estimand
         if not self.margin_unit:
             object.__setattr__(self, "margin_unit", "absolute" if unitless else "pre_mean")
         elif unitless and self.margin_unit == "pre_mean":
             raise SpecError(
-                f"{where}: margin_unit 'pre_mean' cannot apply to the {self.estimand}, a "
+                f"{where}: margin_unit 'pre_mean' cannot apply to the {what}, a "
                 "ratio without unit (the fit's pre-zone mean is in the outcome's unit); give "
                 "the margin in share points with margin_unit = 'absolute' (the default)."
             )

@@ -717,6 +717,8 @@ def fit(
         "switchers": switchers,
         "normalized": normalized,
         "cluster": cluster,
+        # as with_inference records it: the verdict df and the pre-trend F read it
+        "n_clusters": None if gr.cl is None else int(pd.Series(gr.cl).nunique()),
         "weights": weights,
         "n_groups": G,
         "n_switchers": int((gr.S != 0).sum()),

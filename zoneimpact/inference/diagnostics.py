@@ -61,10 +61,12 @@ def wald_reference(result: EstimationResult) -> tuple[int | None, Literal["CR1",
     HAC or without a count. The covariance is ``"CR1"`` (carries ``G/(G-1)``) for the
     regression estimators, which record their small-sample correction in
     ``info["ssc"]`` (TWFE, Sun & Abraham, ETWFE, PPML: fixest / statsmodels both apply
-    ``G/(G-1)``), and ``"CR0"`` (the plain sum of cluster scores) for the
-    influence-function estimators (Callaway & Sant'Anna, imputation, dCDH).
+    ``G/(G-1)``) and for imputation, whose Test 1 leads carry fixest's
+    ``G/(G-1) (n0-1)/(n0-K)``, and ``"CR0"`` (the plain sum of cluster scores) for the
+    influence-function estimators (Callaway & Sant'Anna, dCDH).
     """
-    kind: Literal["CR1", "CR0"] = "CR1" if "ssc" in result.info else "CR0"
+    cr1 = "ssc" in result.info or result.estimator == "imputation"
+    kind: Literal["CR1", "CR0"] = "CR1" if cr1 else "CR0"
     return cluster_count(result), kind
 
 
