@@ -150,6 +150,8 @@ class AugmentedSCResult(EstimationResult):
             table = time_jackknife_plus(data, level)
             for col in ("estimate", "low", "high"):
                 table[col] = table[col] * data.scale
+            if data.scale < 0:  # rescaled by c < 0: the ends swap
+                table[["low", "high"]] = table[["high", "low"]].to_numpy()
             att = table.loc[table["term"] == "att"].iloc[0]
             terms = terms.assign(se=np.nan, ci_low=att["low"], ci_high=att["high"])
             return replace(
@@ -161,7 +163,7 @@ class AugmentedSCResult(EstimationResult):
                 info={**self.info, "se_method": "jackknife+", "n_jackknife": 0},
             )
         jack, se = jackknife(data)
-        terms.loc[terms["term"] == "att", "se"] = se * data.scale
+        terms.loc[terms["term"] == "att", "se"] = se * abs(data.scale)
         return replace(
             self,
             terms=terms,

@@ -139,7 +139,8 @@ class SyntheticDiDResult(EstimationResult):
         draws, se = variance(data, method, n_reps, gen, n_jobs)
         draws = draws * data.scale
         terms = self.terms.copy()
-        terms.loc[terms["term"] == "att", "se"] = se * data.scale
+        # a size: |scale| (a result rescaled by c < 0 keeps a positive SE)
+        terms.loc[terms["term"] == "att", "se"] = se * abs(data.scale)
         info = {**self.info, "se_method": method, "n_reps": len(draws)}
         return replace(self, terms=terms, placebo_estimates=draws, info=info)
 
