@@ -609,3 +609,27 @@ def test_outside_window_adjust_as_in_memory(client, tmp_path) -> None:
         callaway_santanna.fit(panel, outcome="y", bootstrap=False),
         zd.callaway_santanna(dp, outcome="y", bootstrap=False),
     )
+
+
+def test_few_treated_clusters_warn_as_in_memory(client, tmp_path) -> None:
+    """Treated units in three regions only: both engines warn with the same count at the
+    caller's line (the Dask CS gave no warning, session 22's reviewer)."""
+    frame = _simulated(n=120)
+    frame.loc[frame["region"] >= 3, "first"] = 0
+    n_regions = int(frame.loc[frame["first"] > 0, "region"].nunique())
+    assert n_regions == 3
+    panel = Panel.from_frame(
+        frame, unit="id", time="year", outcomes=["y"], cohort="first", covariates=["region"]
+    )
+    dp = zd.read_panel(
+        _write(frame, tmp_path / "few", n_files=2), unit="id", time="year", outcomes=["y"],
+        cohort="first", cluster="region",
+    )  # fmt: skip
+    match = rf"carried by only {n_regions} cluster\(s\)"
+    with pytest.warns(UserWarning, match=match) as rec:
+        a = callaway_santanna.fit(panel, outcome="y", bootstrap=False, cluster="region")
+    with pytest.warns(UserWarning, match=match) as rec_dask:
+        b = zd.callaway_santanna(dp, outcome="y", bootstrap=False, cluster=True)
+    assert [w.filename for w in rec if "carried by" in str(w.message)] == [__file__]
+    assert [w.filename for w in rec_dask if "carried by" in str(w.message)] == [__file__]
+    _assert_cs_equal(a, b)

@@ -59,6 +59,7 @@ from ..estimators.callaway_santanna import (
     _Options,
     _settings,
     _terms_and_cells,
+    _warn_few_treated_clusters,
     aggregate_terms,
 )
 from ..panel import _v
@@ -470,6 +471,7 @@ def fit(
     )
     gt, failed, labels = _att_gt(dpanel, outcome, opts, method, by_cluster)
     _check_cells(gt, failed, outcome)
+    _warn_few_treated_clusters(gt, labels, dpanel.cluster if by_cluster else None, stacklevel=3)
     agg = aggregate_terms(gt, aggs, min_e=lo, max_e=hi, balance_e=bal)
     generator = as_generator(rng) if bootstrap else None
     cname = dpanel.cluster if by_cluster else None

@@ -1502,7 +1502,7 @@ def fit(
     )
     gt, failed = att_gt(panel, outcome, opts)
     _check_cells(gt, failed, outcome)
-    _warn_few_treated_clusters(panel, gt, cluster)
+    _warn_few_treated_clusters(gt, _unit_labels(panel, cluster, gt.units), cluster)
     return _estimate(panel, outcome, gt, failed, opts, cluster, rng, alpha, n_jobs)
 
 
@@ -1523,18 +1523,23 @@ def _check_cells(gt: GroupTime, failed: list[str], outcome: str) -> None:
         )
 
 
-def _warn_few_treated_clusters(panel: Panel, gt: GroupTime, cluster: Any) -> None:
+def _warn_few_treated_clusters(
+    gt: GroupTime, labels: list[np.ndarray], cluster: Any, stacklevel: int = 4
+) -> None:
     """Warn when the units of the cohorts with an estimated post-treatment cell lie in
     fewer than ``FEW_TREATED_CLUSTERS`` clusters: their influence functions then carry
-    the variance almost alone and the SE is far too small (MacKinnon & Webb 2017)."""
-    post = gt.valid & (gt.cell_e >= 0)
-    cohort = panel.unit_cohort.reindex(gt.units).to_numpy(float)
-    treated = np.isin(cohort, np.unique(gt.cell_g[post]))
-    dims = _unit_labels(panel, cluster, gt.units) or [gt.units]
+    the variance almost alone and the SE is far too small (MacKinnon & Webb 2017).
+
+    ``labels``: cluster labels by unit per dimension (empty: units). Membership is read
+    from the basis' cohort columns ``w_i 1{G_i = g} - p_g`` (adding ``p_g`` back is exact
+    zero for non-members), so the in-memory and Dask engines count alike."""
+    post = np.unique(gt.cell_g[gt.valid & (gt.cell_e >= 0)])
+    cols = gt.basis[:, gt.k :] + gt.pg_cohort
+    treated = (cols[:, np.isin(gt.cohorts, post)] > 0).any(axis=1)
     what = f"cluster(s) of {cluster!r}" if isinstance(cluster, str) else "cluster(s)"
     what = "unit(s)" if cluster is None else what
-    n = min(len(pd.unique(labels[treated])) for labels in dims)
-    warn_few_treated(n, f"{what} (cohorts with a post-treatment cell)", stacklevel=4)
+    n = min(len(pd.unique(lab[treated])) for lab in (labels or [gt.units]))
+    warn_few_treated(n, f"{what} (cohorts with a post-treatment cell)", stacklevel=stacklevel)
 
 
 def _estimate(
