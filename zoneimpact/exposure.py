@@ -258,10 +258,18 @@ def _subpanel(panel: Panel, rows: np.ndarray, cohort: np.ndarray | None) -> Pane
     and their links to the units left: they still expose those units, so an exposure map
     built on a sample restricted by years (or any other row subset) sees them as the full
     panel's does; sources opening after the subset's last period are ignored by the map
-    builders, as ever. A new ``cohort`` (an exposure onset) redefines the treatment, so
-    the zones are no sources of it and are not carried (units exposed since before the
-    first period become that panel's sources, as ``outside_window="adjust"`` makes them).
-    Zone units the subset leaves out are not added as sources.
+    builders, as ever. Zone units whose cohort falls outside the subset's periods are
+    handled as ``outside_window="adjust"`` handles them in :meth:`Panel.from_frame`: a
+    zone opening after the subset's last period is a never-treated unit of the subset (it
+    is untreated in every period kept and, like a source opening after the data, exposes
+    nobody within them; it is listed in ``report["recoded_late_cohort"]``), and a zone
+    opening in or before the subset's first period has no untreated period left, so it
+    leaves the subset and becomes one more source (with its coordinates, region and
+    adjacency links), listed with the parent's in ``report["dropped_always_treated"]``.
+    A new ``cohort`` (an exposure onset) redefines the treatment, so the zones are no
+    sources of it and are not carried (units exposed since before the first period become
+    that panel's sources, as ``outside_window="adjust"`` makes them). Zone units the
+    subset leaves out altogether are not added as sources.
     """
     df = panel.data.loc[rows].copy()
     if cohort is not None:
@@ -285,18 +293,33 @@ def _subpanel(panel: Panel, rows: np.ndarray, cohort: np.ndarray | None) -> Pane
         adjacency=adj,
         never_values=(),
         # a ring unit exposed since before the first period (its zone predates the data)
-        # has no unexposed period: it leaves the ring panel, as always-treated units do
-        outside_window="error" if cohort is None else "adjust",
+        # has no unexposed period: it leaves the ring panel, as always-treated units do;
+        # a zone outside a year-restricted subset's window is adjusted likewise (above)
+        outside_window="adjust",
     )
     if cohort is None and panel.sources is not None:
         links = panel.source_links
         if links is not None:
-            links = links[links["unit"].isin(units)].reset_index(drop=True)
+            links = links[links["unit"].isin(out.units)]
+        sources = panel.sources
+        if out.sources is not None:
+            # zones the subset's window leaves always treated join the parent's sources
+            new = out.sources.loc[~out.sources.index.isin(sources.index)]
+            sources = pd.concat([sources, new]) if len(new) else sources
+            if out.source_links is not None and len(out.source_links):
+                links = (
+                    out.source_links
+                    if links is None
+                    else pd.concat([links, out.source_links]).drop_duplicates()
+                )
+        if links is not None:
+            links = links.reset_index(drop=True)
         # the parent's always-treated zones, dropped and kept as sources, stay so here
         dropped = list(panel.report.get("dropped_always_treated", []))
-        report = {**out.report, "n_sources": int(len(panel.sources)),
+        dropped += [u for u in out.report["dropped_always_treated"] if u not in dropped]
+        report = {**out.report, "n_sources": int(len(sources)),
                   "dropped_always_treated": dropped}  # fmt: skip
-        out = out.replace(sources=panel.sources, source_links=links, report=report)
+        out = out.replace(sources=sources, source_links=links, report=report)
     return out.replace(names=dict(panel.names))
 
 
@@ -452,8 +475,10 @@ def exposure_from_adjacency(panel: Panel, *, label: str = "adjacent") -> Exposur
     if panel.geography is not None and {"lat", "lon"} <= set(panel.geography.columns):
         geo = panel.geography[["lat", "lon"]]
         src = _source_points(panel, ["lat", "lon"])[["lat", "lon"]]
-        # no empty frame in the concat: pandas 2.1 warns that its dtype will count later
-        pts = pd.concat([geo, src]) if len(src) else geo
+        # a source zone is placed by its sources= coordinates (the geography table's only
+        # fill its gaps), as the rings and k-nearest maps place it; no empty frame in the
+        # concat: pandas 2.1 warns that its dtype will count later
+        pts = pd.concat([src, geo]) if len(src) else geo
         pts = pts[~pts.index.duplicated(keep="first")]
         a = pts.reindex(rel["unit"])
         b = pts.reindex(rel["zone"])
@@ -586,38 +611,53 @@ def exposure_from_knn(panel: Panel, k: int = 2, *, label: str | None = None) -> 
     panel : Panel
         Needs ``lat`` and ``lon`` for every unit (and for source zones to count them).
     k : int
-        Neighbours per zone (other zones count towards ``k`` but are not "exposed"). Units
-        tied with the ``k``-th nearest (equal distances, as on a grid or at shared
-        centroids) are all neighbours, so the map does not depend on the units' labels
-        or order.
+        Neighbours per zone. The candidates are the panel's units and its located source
+        zones (:attr:`Panel.sources` with ``lat``/``lon``, e.g. always-treated zone units
+        dropped by ``outside_window="adjust"``) other than the zone itself: other zones,
+        in the panel or not, count towards ``k`` but are not "exposed" (a source is no
+        panel unit), so the ``cohort=`` and ``treatment=`` readings of the same data give
+        the same map. Sources opening after the last period are left out, as everywhere
+        (:func:`_zone_cohorts`). A zone with fewer than ``k`` other candidates exposes them
+        all; the ring label keeps the ``k`` asked for. Units tied with the ``k``-th nearest
+        (equal distances, as on a grid or at shared centroids) are all neighbours, so the
+        map does not depend on the units' labels or order.
     """
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise GeographyError(f"k must be a whole number >= 1; received {k!r}.")
     geo = panel.require_geography(["lat", "lon"])
     units = geo.index.to_numpy()
     zones_in = panel.unit_cohort.index[np.isfinite(panel.unit_cohort.to_numpy(float))]
-    zgeo = pd.concat(
-        [
-            geo.loc[zones_in, ["lat", "lon"]],
-            _source_points(panel, ["lat", "lon"], "knn")[["lat", "lon"]],
-        ]
-    )
-    zgeo = zgeo[~zgeo.index.duplicated(keep="first")]
+    src = _source_points(panel, ["lat", "lon"], "knn")[["lat", "lon"]]
+    # sources the map builders ignore (opening after the data) take no slot either
+    if len(src) and panel.sources is not None:
+        opens = panel.sources["cohort"].reindex(src.index).to_numpy(float)
+        src = src[opens <= float(panel.periods[-1])]
+    zgeo = pd.concat([geo.loc[zones_in, ["lat", "lon"]], src]) if len(src) else geo.loc[zones_in]
+    zgeo = zgeo[~zgeo.index.duplicated(keep="first")][["lat", "lon"]]
+    # candidates: panel units first, then the source zones (not panel units)
+    cand = pd.concat([geo[["lat", "lon"]], src]) if len(src) else geo[["lat", "lon"]]
+    cand = cand[~cand.index.duplicated(keep="first")]
     dist = haversine_km(
         zgeo["lat"].to_numpy(float)[:, None],
         zgeo["lon"].to_numpy(float)[:, None],
-        geo["lat"].to_numpy(float)[None, :],
-        geo["lon"].to_numpy(float)[None, :],
-    )  # zones x units
-    self_pos = pd.Index(units).get_indexer(zgeo.index)
+        cand["lat"].to_numpy(float)[None, :],
+        cand["lon"].to_numpy(float)[None, :],
+    )  # zones x candidates
+    self_pos = cand.index.get_indexer(zgeo.index)
     rows = np.flatnonzero(self_pos >= 0)
     dist[rows, self_pos[rows]] = np.inf  # a zone is not its own neighbour
-    kk = min(int(k), len(units) - 1)
-    kth = np.partition(dist, kk - 1, axis=1)[:, kk - 1]
+    # the k-th nearest among each zone's own candidates (all of them when fewer than k)
+    kk = np.minimum(int(k), np.isfinite(dist).sum(axis=1))
+    kth = np.full(len(zgeo), -np.inf)
+    for m in np.unique(kk[kk > 0]):
+        at = kk == m
+        kth[at] = np.partition(dist[at], m - 1, axis=1)[:, m - 1]
     # ties at the k-th distance all count (a label-order tie-break moved a breaker's grid
     # estimates); equal distances on a grid can differ in the last bits
-    zi, ui = np.nonzero(np.isfinite(dist) & (dist <= kth[:, None] * (1 + 1e-12) + 1e-9))
-    ring = label or f"{kk}-nearest"
+    near = np.isfinite(dist) & (dist <= kth[:, None] * (1 + 1e-12) + 1e-9)
+    near[:, len(units) :] = False  # source zones fill slots but are no panel units
+    zi, ui = np.nonzero(near)
+    ring = label or f"{int(k)}-nearest"
     rel = pd.DataFrame(
         {
             "unit": units[ui],

@@ -54,7 +54,7 @@ from ._grid_cs import ring_cs_from_parquet, ring_pieces
 from .errors import GeographyError
 from .exposure import ExposureMap
 from .geo import EARTH_RADIUS_KM, haversine_km
-from .panel import _v
+from .panel import _is_dates, _v
 
 __all__ = ["exposure_from_points", "grid_exposure", "ring_cs_from_parquet", "ring_pieces"]
 
@@ -196,7 +196,8 @@ def grid_exposure(
         with ``coords="latlon"``; ``x``/``y`` in metres with ``coords="xy"``).
     zones : DataFrame
         One row per zone: id column ``zone``, the same coordinates and ``opening`` (the
-        first period the zone operates; a finite number). Zones may lie outside the grid.
+        first period the zone operates; a finite number on the panel's period scale, e.g.
+        the year; dates are refused). Zones may lie outside the grid.
     rings_km : sequence of float
         Outer radii of the bands in km, inner first, strictly increasing and positive;
         band ``k`` is ``r_{k-1} <= d < r_k`` (module notes).
@@ -223,7 +224,8 @@ def grid_exposure(
     ------
     GeographyError
         Missing columns, NaN or out-of-range coordinates, duplicated ids, a missing opening
-        year, non-positive or unsorted radii, a treatment radius that is not a ring edge.
+        year or one given as a date, non-positive or unsorted radii, a treatment radius
+        that is not a ring edge.
     """
     if coords not in ("latlon", "xy"):
         raise GeographyError(f"coords={coords!r} is not allowed; use 'latlon' or 'xy'.")
@@ -238,6 +240,15 @@ def grid_exposure(
         raise GeographyError(
             f"The zones table lacks the opening column {opening!r}; its columns are "
             f"{list(zones.columns)}."
+        )
+    if _is_dates(zones[opening]):
+        col = zones[opening]
+        shown = f", first value {col.iloc[0]!r}" if len(col) else ""
+        raise GeographyError(
+            f"Column {opening!r} of the zones table holds dates (dtype {col.dtype}{shown}); "
+            "give the opening period as a number on the panel's time scale, e.g. the year "
+            f"(zones[{opening!r}].dt.year), as the panel's time column holds it. Read as "
+            "numbers, dates would be nanoseconds since 1970 (or missing)."
         )
     zopen = pd.to_numeric(zones[opening], errors="coerce").to_numpy(dtype=float)
     bad = ~np.isfinite(zopen)

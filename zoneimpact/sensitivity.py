@@ -9,7 +9,7 @@ the whole region. This module runs the decomposition across such choices:
   Difference-in-differences with geocoded microdata", *Journal of Urban Economics* 133):
   where the curve reaches zero the spillover ends;
 * :func:`cv_cutoff` — Clarke's (2017, Section 3) data-driven spillover distance: for each
-  candidate cutoff ``h`` the model ``Y = a_i + l_t + delta 1{d <= h, exposed} + e`` (plus
+  candidate cutoff ``h`` the model ``Y = a_i + l_t + delta 1{d < h, exposed} + e`` (plus
   baseline covariates by period, the spillover fit's conditional parallel trends) is
   fitted on ``K - 1`` folds of (region, period) blocks of the unit-periods outside the
   zones' own treated ones and predicts the held-out fold; the no-spillover model (0 km)
@@ -135,11 +135,13 @@ def cv_cutoff(
     """Clarke's (2017) cross-validated spillover distance.
 
     For each candidate ``h`` the two-way model with an exposure indicator ``S_h`` (a
-    non-zone unit within ``h`` km of an opened zone) is fitted on ``K - 1`` random folds of
-    (region, period) blocks of the unit-periods outside the zones' own treated ones and
-    predicts the held-out fold (unit and period effects from the fitted folds); the mean
-    squared prediction error over all folds is the criterion, the same folds serve every
-    ``h``. Three departures from Clarke, each for a failure measured in session 17:
+    non-zone unit less than ``h`` km from an opened zone: the ring ``[0, h)``) is fitted
+    on ``K - 1`` random folds of (region, period) blocks of the unit-periods outside the
+    zones' own treated ones and predicts the held-out fold (unit and period effects from
+    the fitted folds); the mean squared prediction error over all folds is the criterion,
+    the same folds serve every ``h``. The folds are drawn over blocks ordered by their
+    data (:func:`_fold_blocks`), so relabelling the units leaves them unchanged. Three
+    departures from Clarke, each for a failure measured in session 17:
 
     * **The zones' treated unit-periods are left out** (as in the imputation estimator's
       step 1; the same as giving every one of them its own effect) instead of Clarke's
@@ -224,7 +226,7 @@ def cv_cutoff(
         trends = _trend_terms(xb[ui], ti, len(periods))
     else:
         trends = np.zeros((len(y), 0))
-    blocks, groups = _fold_blocks(panel, units, ui, ti, fold_by)
+    blocks, groups = _fold_blocks(panel, units, ui, ti, fold_by, Y)
     fold = rng.integers(0, n_folds, size=len(y))[blocks]
     rows, errors = [], {}
     for h in cands:
@@ -291,24 +293,69 @@ def _gain_vs_none(none: np.ndarray, err: np.ndarray, groups: np.ndarray) -> tupl
 
 
 def _fold_blocks(
-    panel: Panel, units: np.ndarray, ui: np.ndarray, ti: np.ndarray, fold_by: str | None
+    panel: Panel,
+    units: np.ndarray,
+    ui: np.ndarray,
+    ti: np.ndarray,
+    fold_by: str | None,
+    Y: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Block code of each observed unit-period, its (``fold_by`` value, period) or its own
     row without such a column, and its cluster for the criterion's SE (the ``fold_by``
-    value, or the unit)."""
+    value, or the unit).
+
+    The codes follow the data, not the labels: units are ranked by :func:`_unit_ranks`,
+    a ``fold_by`` group by its first unit in that ranking, and blocks by (group or unit,
+    period). The folds are drawn over the codes, so the same seed gives the same folds
+    and the same cutoff whatever the units and regions are called (a breaker's world
+    chose 100 or 50 km across relabellings of its units when blocks were numbered in
+    label order)."""
     geo = panel.geography
     column = fold_by
     if column is None:
         column = "region" if geo is not None and "region" in geo.columns else None
+    rank = _unit_ranks(panel, units, Y)
     if column is None:
-        return np.arange(len(ui)), ui
-    group = panel.require_geography([column])[column].reindex(units)
-    if group.isna().any():
-        raise SpecError(
-            f"fold_by={column!r} has no value for unit {group.index[group.isna()][0]!r}."
-        )
-    code = pd.factorize(group.to_numpy())[0]
-    return pd.factorize(pd.MultiIndex.from_arrays([code[ui], ti]))[0], code[ui]
+        place = rank  # each unit-period its own block, placed by its unit
+    else:
+        group = panel.require_geography([column])[column].reindex(units)
+        if group.isna().any():
+            raise SpecError(
+                f"fold_by={column!r} has no value for unit {group.index[group.isna()][0]!r}."
+            )
+        code = pd.factorize(group.to_numpy())[0]
+        # a group's place: its first unit's rank (groups are disjoint, so no ties)
+        first = np.full(code.max() + 1, len(units))
+        np.minimum.at(first, code, rank)
+        place = np.argsort(np.argsort(first))[code]  # each unit's group's rank
+    key = place[ui].astype(np.int64) * (int(ti.max(initial=0)) + 1) + ti
+    blocks = np.unique(key, return_inverse=True)[1].reshape(-1)
+    return blocks, place[ui]
+
+
+def _unit_ranks(panel: Panel, units: np.ndarray, Y: np.ndarray | None) -> np.ndarray:
+    """Rank of each of ``units`` in an order read off their data: coordinates (when the
+    geography has ``lat``/``lon``), then cohort, then the outcome period by period
+    (``Y``, units x periods; missing values last), the labels' sorted order breaking only
+    ties of units identical in all of these."""
+    n = len(units)
+    keys: list[np.ndarray] = []
+    geo = panel.geography
+    if geo is not None and {"lat", "lon"} <= set(geo.columns):
+        g = geo.reindex(units)
+        keys += [g[c].to_numpy(float) for c in ("lat", "lon")]
+    keys.append(panel.unit_cohort.reindex(units).to_numpy(float))
+    if Y is not None:
+        keys += [Y[:, j] for j in range(Y.shape[1])]
+    keys = [np.where(np.isnan(v), np.inf, v) for v in keys]
+    try:  # the labels' sorted position breaks ties only
+        labels = np.argsort(np.argsort(pd.Index(units), kind="stable"), kind="stable")
+    except TypeError:  # labels of mixed kinds: their given order (Panel.wide's, sorted)
+        labels = np.arange(n)
+    order = np.lexsort([labels, *keys[::-1]])  # np.lexsort: the last key is the primary
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n)
+    return rank
 
 
 def exposure_sensitivity(
