@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -432,6 +433,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Python-API advice in library errors, and what a spec user sets instead (the CLI's
+#: users write TOML specs: they cannot call Panel.from_frame or pass never_values)
+_SPEC_ADVICE = (
+    (
+        re.compile(
+            r"(?:Panel\.from_frame|read_panel)\((?:\.\.\., )?covariates=(?:\[\.\.\.\]|\.\.\.)\)"
+        ),
+        "the spec's [data] covariates = [...] (or the block's own [estimate.data] covariates)",
+    ),
+    (
+        re.compile(
+            r"Mark never-treated units with an empty cohort \(NaN\) and pass never_values=\(\), "
+            r"or pass the code they use, e\.g\. never_values=\(-1,\)\."
+        ),
+        "In a spec, leave the cohort cells of never-treated units empty, or give the treated "
+        "units with [data] treated_units = {unit = first period} instead of cohort (units not "
+        "listed are never treated, and a first period 0 means period 0).",
+    ),
+    (
+        re.compile(r"\b([Pp])ass outside_window='adjust'"),
+        lambda m: (
+            ("S" if m.group(1) == "P" else "s") + 'et [data] outside_window = "adjust" in the spec'
+        ),
+    ),
+)
+
+
+def _for_spec_users(message: str) -> str:
+    """``message`` with Python-API advice replaced by the spec key to set."""
+    for pattern, advice in _SPEC_ADVICE:
+        message = pattern.sub(advice, message)
+    return message
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code (0 success, 2 error, 130 interrupted)."""
     args = build_parser().parse_args(argv)
@@ -439,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except ZoneImpactError as exc:
-        print(f"zoneimpact: error: {exc}", file=sys.stderr)
+        print(f"zoneimpact: error: {_for_spec_users(str(exc))}", file=sys.stderr)
         return 2
     except OSError as exc:  # a file the user named: no traceback, the path and the reason
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""

@@ -32,10 +32,20 @@ class LoadedData:
     input_hashes: dict[str, str | None] = field(default_factory=dict)
 
 
-def _read_table(path: Path, sep: str) -> pd.DataFrame:
+def _read_table(path: Path, sep: str | None = None) -> pd.DataFrame:
+    """Read a data file; ``sep`` None: by extension (a tab for .tsv, else a comma).
+
+    Named index levels (a Parquet file written with ``frame.to_parquet(path)`` keeps the
+    frame's index, e.g. ``unit`` and ``year``) become columns again: in a spec they are
+    the file's columns like any other.
+    """
     if not path.exists():
         raise DataNotFoundError(f"Data file not found: {path}")
-    return read_table(path, sep=sep)
+    frame = read_table(path, sep=sep)
+    names = [n for n in frame.index.names if n is not None]
+    if names and len(names) == frame.index.nlevels and not set(names) & set(frame.columns):
+        frame = frame.reset_index()
+    return frame
 
 
 def load_data(
@@ -62,6 +72,12 @@ def _load(
             raise SpecError(
                 f"Simulated panels have outcomes {list(panel.outcomes)}; not {missing}."
             )
+        missing = [c for c in d.covariates if c not in panel.covariates]
+        if missing:
+            raise SpecError(
+                f"[data] covariates = {list(d.covariates)}: simulated panels have covariates "
+                f"{list(panel.covariates)}; not {missing}."
+            )
         return LoadedData(panel, (), {"panel": panel.report}, sim)
     if d.source == "china":
         return _load_china(spec, d)
@@ -78,6 +94,7 @@ def _load(
     frame = _read_table(path, d.sep)
     inputs = [path]
     cohort, treatment = d.cohort, d.treatment
+    never_values: tuple[float, ...] = (0,)  # a cohort column's 0 means never (R did)
     if d.treated_units:
         if cohort or treatment:
             raise SpecError("[data] give treated_units or cohort/treatment, not both.")
@@ -91,16 +108,18 @@ def _load(
             raise SpecError(
                 f"[data] treated_units names unit(s) {unknown} not found in column {d.unit!r}."
             )
-        frame = frame.assign(_cohort=frame[d.unit].astype(str).map(d.treated_units).fillna(0))
-        cohort = "_cohort"
+        # units not listed are never treated: NaN, and no never-treated code, so that a
+        # listed first period 0 (periods counted from 0, or centred) stays a period
+        frame = frame.assign(_cohort=frame[d.unit].astype(str).map(d.treated_units))
+        cohort, never_values = "_cohort", ()
     geography = adjacency = None
     if d.geography:
         gpath = spec.resolve_path(d.geography)
-        geography = _read_table(gpath, ",")
+        geography = _read_table(gpath)
         inputs.append(gpath)
     if d.adjacency:
         apath = spec.resolve_path(d.adjacency)
-        adjacency = _read_table(apath, ",")
+        adjacency = _read_table(apath)
         inputs.append(apath)
     panel = Panel.from_frame(
         frame,
@@ -112,6 +131,7 @@ def _load(
         covariates=list(d.covariates),
         geography=geography,
         adjacency=adjacency,
+        never_values=never_values,
         outside_window=d.outside_window,
     )
     return LoadedData(panel, tuple(inputs), {"panel": panel.report})

@@ -51,7 +51,8 @@ class DataSpec:
 
     source: str = "file"
     path: str | None = None
-    sep: str = ","
+    #: CSV field separator; None: by the file's extension (a tab for .tsv, else a comma)
+    sep: str | None = None
     unit: str = "unit"
     time: str = "year"
     cohort: str | None = None
@@ -345,15 +346,48 @@ def _check_china(values: dict[str, Any], where: str) -> None:
         raise SpecError(f"{where} first_year = {first} is after last_year = {last}.")
 
 
+#: the [data] keys each source reads (any other key given is an error, not ignored)
+_DATA_COMMON = ("source", "outcomes", "labels", "units", "engine")
+DATA_KEYS_BY_SOURCE: dict[str, tuple[str, ...]] = {
+    "file": (
+        *_DATA_COMMON,
+        "path",
+        "sep",
+        "unit",
+        "time",
+        "cohort",
+        "treatment",
+        "treated_units",
+        "covariates",
+        "outside_window",
+        "geography",
+        "adjacency",
+    ),
+    # the simulated panel's columns are fixed; covariates must be among its covariates
+    "simulate": (*_DATA_COMMON, "covariates", "simulate"),
+    # the China panels fix unit, time, cohort, geography and outside_window = "adjust"
+    "china": (*_DATA_COMMON, "covariates", "china"),
+}
+
+
 def _check_data(values: dict[str, Any], where: str) -> None:
+    source = values.get("source", "file")
+    allowed = DATA_KEYS_BY_SOURCE[source]
+    stray = [k for k in values if k not in allowed]
+    if stray:
+        raise SpecError(
+            f'{where} source = "{source}" does not use key(s) {stray}; remove them (or set the '
+            f'source they belong to). The keys of source = "{source}" are: '
+            f"{', '.join(allowed)}."
+        )
     if values.get("engine", "pandas") == "dask" and (
-        values.get("source", "file") != "file" or values.get("treated_units")
+        source != "file" or values.get("treated_units")
     ):
         raise SpecError(
             f'{where} engine = "dask" reads a Parquet glob: it needs source = "file", path and '
             "cohort or treatment (not treated_units)."
         )
-    if values.get("source", "file") != "file":
+    if source != "file":
         return
     if not values.get("path"):
         raise SpecError(f"{where} needs path = '...' when source = 'file'.")
@@ -409,27 +443,38 @@ def _data_table(name: str, doc: str, same_as: str | None = None) -> Table:
         "sep": Key(
             "one-character string",
             lambda v: isinstance(v, str) and len(v) == 1,
-            default("sep"),
-            "CSV field separator",
+            "by extension",
+            'CSV field separator; by default a tab for .tsv, a comma otherwise (source = "file")',
         ),
-        "unit": _text(default("unit"), "unit column"),
-        "time": _text(default("time"), "period column"),
-        "cohort": _text(default("cohort"), "column of first treated periods (0/empty = never)"),
-        "treatment": _text(default("treatment"), "0/1 absorbing treatment column"),
+        "unit": _text(default("unit"), 'unit column (source = "file")'),
+        "time": _text(default("time"), 'period column (source = "file")'),
+        "cohort": _text(
+            default("cohort"), 'column of first treated periods (0/empty = never) (source = "file")'
+        ),
+        "treatment": _text(
+            default("treatment"), '0/1 absorbing treatment column (source = "file")'
+        ),
         "outcomes": _texts(default("outcomes"), 'outcome columns (needed if source = "file")'),
-        "covariates": _texts(default("covariates"), "covariate columns"),
+        "covariates": _texts(
+            default("covariates"), "covariate columns (simulate: among the simulated panel's)"
+        ),
         "treated_units": Key(
             "table of unit name = integer first treated period",
             lambda v: isinstance(v, dict) and all(_is_int(x) for x in v.values()),
             default("treated_units"),
-            "instead of cohort/treatment: the treated units by name",
+            "instead of cohort/treatment: the treated units by name; units not listed are never "
+            'treated, and a period 0 is a period, not never (source = "file")',
             normalise=dict,
         ),
         "outside_window": _one_of(
-            OUTSIDE_WINDOW, default("outside_window"), "always-treated units, late cohorts"
+            OUTSIDE_WINDOW,
+            default("outside_window"),
+            'always-treated units, late cohorts (source = "file")',
         ),
-        "geography": _text(default("geography"), "file with unit, region, lat, lon"),
-        "adjacency": _text(default("adjacency"), "file with unit, neighbour"),
+        "geography": _text(
+            default("geography"), 'file with unit, region, lat, lon (source = "file")'
+        ),
+        "adjacency": _text(default("adjacency"), 'file with unit, neighbour (source = "file")'),
         "simulate": _sub(simulate, 'the simulated panel (source = "simulate")'),
         "china": _sub(china, 'the China panel (source = "china")'),
         "labels": _text_table(default("labels"), 'display labels, e.g. {fdi = "FDI inflow"}'),
