@@ -136,7 +136,12 @@ def test_drop_flagged_drops_breaks_spikes_and_late_years(made_flags):
         ("320500", 2002),
         ("320500", 2003),
     ]
-    assert out.attrs["dropped"] == {"reporting_break": 1, "isolated_spike": 1, "after_until": 2}
+    assert out.attrs["dropped"] == {
+        "reporting_break": 1,
+        "isolated_spike": 1,
+        "endpoint": 0,
+        "after_until": 2,
+    }
     keep_all = drop_flagged(frame, made, unit_province=prov, until=None, drop_spikes=False)
     assert len(keep_all) == 7
     onwards = drop_flagged(frame, made, unit_province=pd.Series(prov), onwards=True)

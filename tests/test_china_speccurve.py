@@ -45,12 +45,14 @@ def toy() -> Panel:
     )
 
 
-def test_no_flagged_blanks_fdi_in_flagged_province_years_only(toy):
+def test_no_flagged_blanks_fdi_from_a_provinces_break_onward(toy):
     out = restrict_sample(toy, "no_flagged", [("P1", 2021), ("P2", 2022)])
     d = out.data.set_index(["unit", "time"])
     assert np.isnan(d.at[("A", 2021), "fdi"]) and np.isnan(d.at[("C", 2021), "log1p_fdi"])
     assert np.isnan(d.at[("E", 2022), "fdi"]) and d.at[("E", 2021), "fdi"] == 35.0
-    assert d["fdi"].isna().sum() == 3 + 2  # three P1 cities in 2021, two P2 cities in 2022
+    # a reporting-basis break persists, so a province is blanked from its break to the end:
+    # three P1 cities in 2021-2022, two P2 cities in 2022
+    assert d["fdi"].isna().sum() == 3 * 2 + 2
     assert list(out.unit_cohort) == list(toy.unit_cohort)  # adoption years kept
     assert toy.data["fdi"].notna().all()  # the caller's panel untouched
 

@@ -1,6 +1,6 @@
 """Data-quality flags for the China city files: reporting breaks, spikes, boundary changes.
 
-Three kinds of problem make a city series say something other than what happened:
+Four kinds of problem make a city series say something other than what happened:
 
 * **Reporting-basis breaks** (``reporting_break``, one row per province-year): a
   province's statistics bureau changes what it counts (e.g. from the contracted or
@@ -13,6 +13,12 @@ Three kinds of problem make a city series say something other than what happened
 * **Isolated spikes** (``isolated_spike``, one row per city-year): a value more than
   :data:`SPIKE_FACTOR` times above, or below, *both* neighbouring years' values (a typo in
   units, a misplaced decimal point, or a one-year change of basis).
+* **Endpoint jumps** (``endpoint``, one row per city-year): the first or last reported
+  year of a city, which has one neighbouring year only, so the spike rule cannot see it,
+  more than :data:`ENDPOINT_FACTOR` times above or below that neighbour (e.g. 长治 FDI
+  481 in 2021, 0.11 in 2022, the last year of the file). At the end of a series a
+  one-year error and a change of basis look alike, and either way the single year
+  disagrees with the rest of the series: it is blanked like a spike.
 * **Boundary changes** (``boundary_change``, one row per city-year): the successors of a
   prefecture that merged or dissolved (莱芜 -> 济南 2019, 巢湖 -> 合肥/芜湖/马鞍山 2011,
   from :func:`zoneimpact.china.cities._boundary_changes`), and any resident-population
@@ -20,6 +26,19 @@ Three kinds of problem make a city series say something other than what happened
   between prefectures, e.g. 枞阳 from 安庆 to 铜陵 in 2015, or a census re-basing). A
   population jump that reverts the next year is a ``reporting_break`` of that city (with
   ``city`` set, so it is not a province-year).
+
+What the rules do not see. A province or municipality with fewer than
+:data:`MIN_CITIES_FOR_BREAK` cities (北京, 天津, 上海, 重庆) gets no province break: its
+"median" is a single city's ratio. No city-level persistent-break rule replaces it: on
+the shared FDI file the largest one-year moves of the four municipalities are falls to
+0.42-0.43 (北京 and 天津 2003; 天津 2016 and 2018: 0.48 and 0.46, 21,134 in 2015 -> 4,851
+in 2018 in two steps) and a rise of 2.4 (重庆 2008), far from :data:`BREAK_LOW` and
+:data:`BREAK_HIGH`; a rule "median of the next three years below 1/5 of the previous
+three's" raises no municipal flag (天津's lowest such ratio is 0.26, at 2017), while the
+same rule run on every city outside the flagged provinces flags 89 cities, mostly the
+volatility of small cities' FDI. A value whose neighbour on one side is missing inside
+the series (a gap) is not flagged either: the two values around a gap can disagree
+without telling which one is off.
 
 The same rules run on the three series (``fdi``, ``gdp`` = real GDP at 2000 prices,
 ``population`` = resident population as reported); on the shared data only FDI has breaks
@@ -53,6 +72,15 @@ MIN_CITIES_FOR_BREAK = 3
 #: decimal-point or unit (10k vs million) slip; year-to-year FDI volatility of small
 #: cities reaches a factor of 3-5 without being an error.
 SPIKE_FACTOR = 10.0
+#: The endpoint rule sees one year-on-year change where the spike rule sees two, so it asks
+#: that change for the same total evidence: SPIKE_FACTOR squared (the spike rule's two
+#: log-changes each exceed log 10, together log 100). Measured on the shared FDI file
+#: (298 cities, 1996-2022): a one-sided comparison of an interior value that the spike
+#: rule does not flag exceeds 100x in 25 of 12,310 comparisons (0.2 %; 10x: 273, 2.2 %;
+#: 30x: 106, 0.9 %), so at 100x the endpoint rule rarely flags a value that is merely
+#: volatile. It flags 6 FDI endpoints: 长治 2022 (4,400x below 2021), 陇南 2019 (670x)
+#: and four 河南 cities in 河南's 2022 break year; 30x would add e.g. 襄阳 and 盘锦 2022.
+ENDPOINT_FACTOR = SPIKE_FACTOR**2
 #: Resident population changes by a few percent a year; a change beyond 25 % in one year
 #: is a territorial change or a re-basing of the series (census years).
 POPULATION_JUMP = 0.25
@@ -60,9 +88,14 @@ POPULATION_JUMP = 0.25
 #: new level persists (a territorial change), even if the series keeps drifting.
 PERSIST_TOLERANCE = 0.10
 
-FLAG_COLUMNS = ["series", "province", "city", "city_code", "year", "flag", "detail", "value"]
+FLAG_COLUMNS = [
+    "series", "province", "city", "city_code", "year", "flag", "detail", "value", "ratio",
+]  # fmt: skip
 SERIES = {"fdi": "fdi", "gdp": "gdp_real", "population": "population"}
-FLAGS = ("reporting_break", "isolated_spike", "boundary_change")
+FLAGS = ("reporting_break", "isolated_spike", "endpoint", "boundary_change")
+#: Flags of one city-year (an error or a basis change confined to that year): blanked in
+#: that year only, while a province's ``reporting_break`` persists (see :func:`drop_flagged`).
+SINGLE_YEAR_FLAGS = ("isolated_spike", "endpoint")
 
 
 def _wide(frame: pd.DataFrame, column: str) -> pd.DataFrame:
@@ -101,9 +134,18 @@ def _reporting_breaks(wide: pd.DataFrame, province: pd.Series, series: str) -> l
                     f"cities (threshold below {BREAK_LOW:g} or above {BREAK_HIGH:g})"
                 ),
                 "value": float(r.median),
+                "ratio": float(r.median),
             }
         )
     return rows
+
+
+def _spike_masks(wide: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """City x year: above both neighbours by :data:`SPIKE_FACTOR`, and below both."""
+    prev = wide.shift(1, axis=1)
+    nxt = wide.shift(-1, axis=1)
+    k = SPIKE_FACTOR
+    return (wide > k * prev) & (wide > k * nxt), (wide < prev / k) & (wide < nxt / k)
 
 
 def _isolated_spikes(wide: pd.DataFrame, cities: pd.DataFrame, series: str) -> list[dict[str, Any]]:
@@ -111,14 +153,19 @@ def _isolated_spikes(wide: pd.DataFrame, cities: pd.DataFrame, series: str) -> l
     prev = wide.shift(1, axis=1)
     nxt = wide.shift(-1, axis=1)
     k = SPIKE_FACTOR
-    up = (wide > k * prev) & (wide > k * nxt)
-    down = (wide < prev / k) & (wide < nxt / k)
+    up, down = _spike_masks(wide)
     hit = (up | down).stack()
     hit = hit[hit.to_numpy()]
     rows = []
     for code, year in hit.index:
         y = int(year)
         p, v, n = prev.at[code, year], wide.at[code, year], nxt.at[code, year]
+        is_up = bool(up.at[code, year])
+        # the flag's own ratio: the factor by which the value clears the nearer neighbour
+        # (above both: v / the larger; below both: v / the smaller; 0 for a zero value)
+        near = max(p, n) if is_up else min(p, n)
+        with np.errstate(divide="ignore"):
+            ratio = float(np.float64(v) / np.float64(near))
         rows.append(
             {
                 "series": series,
@@ -129,12 +176,54 @@ def _isolated_spikes(wide: pd.DataFrame, cities: pd.DataFrame, series: str) -> l
                 "flag": "isolated_spike",
                 "detail": (
                     f"{cities.at[code, 'city']} {y - 1}-{y}-{y + 1}: {p:,.4g} -> {v:,.4g} -> "
-                    f"{n:,.4g} ({'above' if up.at[code, year] else 'below'} both neighbours "
+                    f"{n:,.4g} ({'above' if is_up else 'below'} both neighbours "
                     f"by more than {k:g}x)"
                 ),
                 "value": float(v),
+                "ratio": ratio,
             }
         )
+    return rows
+
+
+def _endpoint_jumps(wide: pd.DataFrame, cities: pd.DataFrame, series: str) -> list[dict[str, Any]]:
+    """First or last reported city-years more than :data:`ENDPOINT_FACTOR` times off their
+    one neighbouring year (the spike rule needs two neighbours, so it never sees them)."""
+    k = ENDPOINT_FACTOR
+    up, down = _spike_masks(wide)
+    spike = up | down
+    rows = []
+    for code, s in wide.iterrows():
+        seen = s.index[s.notna().to_numpy()]
+        if len(seen) < 3:
+            continue  # with two values there is no telling which one is off
+        for y, nb, side in ((int(seen[0]), int(seen[0]) + 1, "first"),
+                            (int(seen[-1]), int(seen[-1]) - 1, "last")):  # fmt: skip
+            if nb not in s.index or not np.isfinite(s[nb]) or s[nb] <= 0 or spike.at[code, nb]:
+                continue  # no consecutive neighbour, or a zero or spiking one (the suspect)
+            v, n = float(s[y]), float(s[nb])
+            ratio = v / n
+            if 1 / k <= ratio <= k:
+                continue
+            a, b = (n, v) if side == "last" else (v, n)
+            rows.append(
+                {
+                    "series": series,
+                    "province": cities.at[code, "province"],
+                    "city": cities.at[code, "city"],
+                    "city_code": code,
+                    "year": y,
+                    "flag": "endpoint",
+                    "detail": (
+                        f"{cities.at[code, 'city']} {min(y, nb)}-{max(y, nb)}: {a:,.4g} -> "
+                        f"{b:,.4g} ({y}, the {side} reported year, "
+                        f"{'above' if ratio > 1 else 'below'} its only neighbour by more "
+                        f"than {k:g}x)"
+                    ),
+                    "value": v,
+                    "ratio": ratio,
+                }
+            )
     return rows
 
 
@@ -169,6 +258,7 @@ def _boundary_flags(
                     "flag": "boundary_change",
                     "detail": f"{r.note}; {series} {text}",
                     "value": ratio,
+                    "ratio": ratio,
                 }
             )
     pop = wides["population"]
@@ -212,6 +302,7 @@ def _boundary_flags(
                     )
                 ),
                 "value": rv,
+                "ratio": rv,
             }
         )
     return rows
@@ -220,7 +311,7 @@ def _boundary_flags(
 def data_quality_flags(
     data_dir: str | Path, *, city_panel: CityPanel | None = None
 ) -> pd.DataFrame:
-    """Flags for reporting-basis breaks, isolated spikes and boundary changes.
+    """Flags for reporting-basis breaks, isolated spikes, endpoint jumps and boundary changes.
 
     Parameters
     ----------
@@ -234,11 +325,15 @@ def data_quality_flags(
     pandas.DataFrame
         One row per flag: ``series`` (``fdi``, ``gdp``, ``population``), ``province``
         (full name, e.g. 湖南省), ``city`` (NaN for a province-year flag), ``city_code``,
-        ``year``, ``flag`` (``reporting_break``, ``isolated_spike``, ``boundary_change``),
-        ``detail`` (the numbers behind the flag) and ``value`` (the ratio or value that
-        triggered it), ``near_break`` (an isolated spike within a year of a reporting
-        break of its province and series). Sorted by series, flag, province, year. Rules
-        and thresholds: module docstring.
+        ``year``, ``flag`` (``reporting_break``, ``isolated_spike``, ``endpoint``,
+        ``boundary_change``), ``detail`` (the numbers behind the flag), ``value`` (the
+        ratio that triggered it; for ``isolated_spike`` and ``endpoint`` the value
+        itself), ``ratio`` (the flag's own ratio: the province median ratio, the
+        boundary or population ratio, a spike's value over its nearer neighbour, an
+        endpoint's value over its one neighbour; 0 for a zero value), ``near_break``
+        (an isolated spike or endpoint jump within a year of a reporting break of its
+        province and series). Sorted by series, flag, province, year. Rules and
+        thresholds: module docstring.
     """
     cp = city_panel if city_panel is not None else build_city_panel(data_dir)
     cities = cp.cities.set_index("city_code")[["city", "province"]]
@@ -248,6 +343,7 @@ def data_quality_flags(
     for series, wide in wides.items():
         rows += _reporting_breaks(wide, province, series)
         rows += _isolated_spikes(wide, cities, series)
+        rows += _endpoint_jumps(wide, cities, series)
     rows += _boundary_flags(cp, wides, cities)
     out = pd.DataFrame(rows, columns=FLAG_COLUMNS)
     out["year"] = out["year"].astype(int)
@@ -261,7 +357,7 @@ def data_quality_flags(
         if f == "reporting_break" and pd.isna(c)
     }
     out["near_break"] = [
-        f == "isolated_spike" and any((s, p, y + d) in breaks for d in (-1, 0, 1))
+        f in SINGLE_YEAR_FLAGS and any((s, p, y + d) in breaks for d in (-1, 0, 1))
         for s, p, y, f in zip(out["series"], out["province"], out["year"], out["flag"], strict=True)
     ]
     order = {s: k for k, s in enumerate(SERIES)}
@@ -310,6 +406,40 @@ def flagged_province_years(
     }
 
 
+def flagged_cells(
+    flags: pd.DataFrame, *, series: str | None = None
+) -> tuple[dict[str, int], set[tuple[str, int]]]:
+    """The first reporting-break year of each broken province, and the single-year flags.
+
+    A province's reporting-basis break persists: its cities stay on the new basis after the
+    break year (on the shared FDI file 辽宁's cities stay at 0.02-0.12 of their 2014 level
+    from 2015 to 2022), so a sample without it drops the province from the first break
+    year on. An ``isolated_spike`` or ``endpoint`` flag is one city-year.
+
+    Parameters
+    ----------
+    flags : DataFrame
+        From :func:`data_quality_flags`.
+    series : str, optional
+        Only flags of this series; all by default.
+
+    Returns
+    -------
+    (dict, set)
+        ``{province: first break year}`` and ``{(city_code as str, year)}``.
+    """
+    first: dict[str, int] = {}
+    for p, y in flagged_province_years(flags, series=series):
+        first[p] = min(y, first.get(p, y))
+    sel = flags["flag"].isin(SINGLE_YEAR_FLAGS)
+    if series is not None:
+        sel &= flags["series"] == series
+    sp = flags[sel]
+    codes = sp["city_code"] if "city_code" in sp.columns else sp["city"]
+    cells = set(zip(codes.astype(str), sp["year"].astype(int), strict=True))
+    return first, cells
+
+
 def drop_flagged(
     frame: pd.DataFrame,
     flags: pd.DataFrame,
@@ -336,8 +466,8 @@ def drop_flagged(
         Drop years after this one (2020: the 2021-2022 reporting breaks and the end of the
         file's coverage); None keeps every year.
     drop_spikes : bool
-        Also drop the city-years flagged ``isolated_spike`` (default): they are
-        single-observation errors of the same order as the breaks.
+        Also drop the city-years flagged ``isolated_spike`` or ``endpoint`` (default):
+        they are single-observation errors of the same order as the breaks.
     onwards : bool
         Drop a broken province from its break year to the end, not only the break year
         (the later years stay on the new basis; the stricter sample).
@@ -347,7 +477,8 @@ def drop_flagged(
     Returns
     -------
     DataFrame
-        The kept rows (index reset); ``attrs["dropped"]`` counts the rows dropped by rule.
+        The kept rows (index reset); ``attrs["dropped"]`` counts the rows dropped by rule
+        (``reporting_break``, ``isolated_spike``, ``endpoint``, ``after_until``).
     """
     _check_flags(flags)
     if not isinstance(frame, pd.DataFrame):
@@ -376,28 +507,28 @@ def drop_flagged(
         )
     years = frame[time].astype(int)
     breaks = flagged_province_years(flags)
+    first, _ = flagged_cells(flags)
     if onwards:
-        first: dict[str, int] = {}
-        for p, y in breaks:
-            first[p] = min(y, first.get(p, y))
         hit_break = prov.map(first).le(years) & prov.isin(list(first))
     else:
         keys = pd.Series(list(zip(prov, years, strict=True)), index=frame.index)
         hit_break = keys.isin(breaks)
-    hit_spike = pd.Series(False, index=frame.index)
-    if drop_spikes:
-        sp = flags[flags["flag"] == "isolated_spike"]
-        codes = sp["city_code"] if "city_code" in sp.columns else sp["city"]
-        spikes = set(zip(codes.astype(str), sp["year"].astype(int), strict=True))
-        skeys = pd.Series(list(zip(frame[unit].astype(str), years, strict=True)), index=frame.index)
-        hit_spike = skeys.isin(spikes) & ~hit_break
+    skeys = pd.Series(list(zip(frame[unit].astype(str), years, strict=True)), index=frame.index)
+    hits = {}
+    for kind in SINGLE_YEAR_FLAGS:
+        hit = pd.Series(False, index=frame.index)
+        if drop_spikes:
+            _, cells = flagged_cells(flags[flags["flag"] == kind])
+            hit = skeys.isin(cells) & ~hit_break
+        hits[kind] = hit
     late = (years > until) if until is not None else pd.Series(False, index=frame.index)
-    drop = hit_break | hit_spike | late
+    drop = hit_break | hits["isolated_spike"] | hits["endpoint"] | late
     out = frame.loc[~drop.to_numpy()].copy().reset_index(drop=True)
     out.attrs = dict(frame.attrs)
     out.attrs["dropped"] = {
         "reporting_break": int((hit_break & ~late).sum()),
-        "isolated_spike": int((hit_spike & ~late).sum()),
+        "isolated_spike": int((hits["isolated_spike"] & ~late).sum()),
+        "endpoint": int((hits["endpoint"] & ~late).sum()),
         "after_until": int(late.sum()),
     }
     return out
@@ -411,7 +542,9 @@ def quality_table(flags: pd.DataFrame) -> pd.DataFrame:
     DataFrame
         ``series``, ``flag``, ``province``, ``n_flags``, ``n_cities`` (distinct cities, 0
         for province-year flags), ``years`` (the flagged years, comma-separated) and
-        ``example`` (the detail of the most extreme flag: smallest or largest ratio).
+        ``example`` (the detail of the most extreme flag: the largest ``|log ratio|`` of
+        the flag's own ratio, a zero or infinite ratio first; from ``value`` when the
+        flags carry no ``ratio`` column).
     """
     _check_flags(flags)
     cols = ["series", "flag", "province", "n_flags", "n_cities", "years", "example"]
@@ -419,10 +552,15 @@ def quality_table(flags: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=cols)
     rows = []
     for (s, f, p), g in flags.groupby(["series", "flag", "province"], sort=False):
-        v = g["value"].abs() if "value" in g.columns else pd.Series(dtype=float)
-        with np.errstate(divide="ignore"):
-            extremity = np.abs(np.log(v.where(v > 0))) if len(v) else v
-        pick = extremity.idxmax() if extremity.notna().any() else g.index[0]
+        col = "ratio" if "ratio" in g.columns else "value"
+        v = pd.to_numeric(g[col], errors="coerce").abs() if col in g.columns else None
+        pick = g.index[0]
+        if v is not None and v.notna().any():
+            # the spike and endpoint rows' ``value`` is the level, not the ratio: rank
+            # by the ratio, and a zero (log = -inf) or infinite ratio as the most extreme
+            with np.errstate(divide="ignore"):
+                extremity = np.abs(np.log(v))
+            pick = extremity.idxmax()
         rows.append(
             {
                 "series": s,

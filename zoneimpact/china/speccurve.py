@@ -19,8 +19,10 @@ displacement share) over
   factor-model estimators ``ife`` and ``matrix_completion`` and synthetic DiD per cohort as
   point estimates (their SEs need bootstraps, outside the run's budget: they are shown but
   never judged);
-* **sample**: ``full``, ``no_flagged`` (FDI set missing in the province-years that
-  :mod:`zoneimpact.china.quality` flags as reporting-basis breaks) and ``to2020``.
+* **sample**: ``full``, ``no_flagged`` (FDI set missing where
+  :mod:`zoneimpact.china.quality` flags it: a province from its first reporting-basis
+  break on, since its cities stay on the new basis; an isolated spike or an endpoint jump
+  in its year only) and ``to2020``.
 
 Every row carries the number of treated cities the fit used (``n_treated``: zone cities
 with an estimated effect, or for a spillover row the exposed cities with one, for a net or
@@ -46,7 +48,7 @@ import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -58,6 +60,7 @@ from ..panel import Panel
 from ..report import style
 from ..results import EstimationResult, t_quantile, verdict_df
 from .balance import COASTAL_PROVINCES
+from .quality import flagged_cells
 
 __all__ = [
     "COASTAL_PROVINCES",
@@ -225,16 +228,52 @@ def prepare_panel(
     return out, missing
 
 
-def restrict_sample(
-    panel: Panel, sample: str, flagged: Iterable[tuple[str, int]] | None = None
-) -> Panel:
+#: ``no_flagged``'s input: quality flags, or (province, year) pairs of reporting breaks
+Flagged: TypeAlias = Iterable[tuple[str, int]] | pd.DataFrame
+
+
+def _flag_cells(flagged: Flagged | None) -> tuple[dict[str, int], set[tuple[str, int]]]:
+    """``{province: first FDI break year}`` and the single-year flagged FDI city-years."""
+    if flagged is None:
+        return {}, set()
+    if isinstance(flagged, pd.DataFrame):
+        return flagged_cells(flagged, series="fdi")
+    first: dict[str, int] = {}
+    for item in flagged:
+        try:
+            p, y = item
+            y = int(y)
+        except (TypeError, ValueError) as exc:
+            raise ZoneImpactError(
+                "flagged must be the DataFrame of data_quality_flags() or (province, year) "
+                f"pairs of FDI reporting-basis breaks; received the item {item!r}."
+            ) from exc
+        first[str(p)] = min(y, first.get(str(p), y))
+    return first, set()
+
+
+def restrict_sample(panel: Panel, sample: str, flagged: Flagged | None = None) -> Panel:
     """The panel of one sample of the curve.
 
     ``full``: unchanged. ``to2020``: years up to 2020 (before the 2021-2022 reporting-basis
     breaks); the zones that predate the data stay exposure sources (``_subpanel``), so
     the exposure maps of this sample are the full sample's. ``no_flagged``: the FDI
-    outcomes set missing in every flagged province-year
-    (cohorts are kept, so a zone city keeps its adoption year).
+    outcomes set missing where the data are flagged (cohorts are kept, so a zone city
+    keeps its adoption year). ``flagged`` is :func:`zoneimpact.china.quality.
+    data_quality_flags`'s frame (its FDI flags are used) or ``(province, year)`` pairs of
+    reporting-basis breaks.
+
+    A province is blanked from its first break year **to the end**: a break is a change of
+    what the bureau counts, and the cities stay on the new basis (on the shared data the
+    median city stays at 0.02-0.12 of its 2014 level in 辽宁 from 2015 to 2022, at
+    0.03-0.09 of 2018 in 黑龙江 from 2019, at 0.15-0.32 of 2015 in 云南 from 2016; 甘肃,
+    which breaks in 2017 and again in 2020, never settles), so blanking the break year
+    alone would leave the later
+    new-basis years (174 city-years of the specs/china.toml panel) to be compared with
+    the old basis (BJS imputation, log1p FDI: 0.311 full, 0.298 blanking the break years
+    only, 0.223 from the first break on, 0.234 blanking the single-year flags as well).
+    An ``isolated_spike`` or ``endpoint`` flag is one city-year on either side of which
+    the series is consistent: blanked in its year only.
     """
     if sample == "full":
         return panel
@@ -243,9 +282,15 @@ def restrict_sample(
         return _subpanel(panel, (d["time"] <= 2020).to_numpy(), None)
     if sample == "no_flagged":
         prov = panel.require_geography(["province"])["province"].astype(str)
-        pairs = {(str(p), int(y)) for p, y in (flagged or ())}
-        keys = zip(d["unit"].map(prov).astype(str), d["time"].astype(int), strict=True)
-        hit = np.fromiter(((p, y) in pairs for p, y in keys), dtype=bool, count=len(d))
+        first, cells = _flag_cells(flagged)
+        unit = d["unit"].astype(str)
+        t = d["time"].astype(int)
+        onset = d["unit"].map(prov).astype(str).map(first)
+        persist = (onset.notna() & (t >= onset)).to_numpy(bool)
+        single = np.fromiter(
+            ((u, y) in cells for u, y in zip(unit, t, strict=True)), dtype=bool, count=len(d)
+        )
+        hit = persist | single
         new = d.copy()
         for col in FDI_OUTCOMES:
             if col in new.columns:
@@ -636,7 +681,7 @@ def _net_pretrend(pre: Mapping[str, float]) -> tuple[float, str]:
 def specification_curve(
     panel: Panel,
     *,
-    flagged: Iterable[tuple[str, int]] | None = None,
+    flagged: Flagged | None = None,
     exposures: Sequence[str] = tuple(EXPOSURES),
     samples: Sequence[str] = ("full", "no_flagged", "to2020"),
     alpha: float = 0.05,
@@ -644,12 +689,14 @@ def specification_curve(
     """Run every specification; one row per specification x estimand (:data:`CURVE_COLUMNS`).
 
     Failures are rows with NaN estimates and the error in ``note`` (a specification that
-    cannot be estimated is part of the answer).
+    cannot be estimated is part of the answer). ``flagged``: as :func:`restrict_sample`'s;
+    without any flag the ``no_flagged`` sample is left out.
     """
     rows: list[dict[str, Any]] = []
-    flagged = list(flagged) if flagged is not None else None
+    if flagged is not None and not isinstance(flagged, pd.DataFrame):
+        flagged = list(flagged)
     for sample in samples:
-        if sample == "no_flagged" and not flagged:
+        if sample == "no_flagged" and not any(_flag_cells(flagged)):
             continue
         base = restrict_sample(panel, sample, flagged)
         for exposure in exposures:
@@ -990,14 +1037,10 @@ def run_china_curve(
         )
 
     flags = _optional(notes, "data-quality flags", quality.data_quality_flags, data_dir)
-    flagged = None
     if flags is not None:
         tab = _optional(notes, "data-quality table", quality.quality_table, flags)
         if tab is not None:
             tables["data_quality"] = tab
-        flagged = _optional(
-            notes, "flagged province-years", quality.flagged_province_years, flags, series="fdi"
-        )
     emap = build_exposure(full, "adjacency", region_column="province")
     counts = _optional(notes, "control counts", balance.control_counts, full, exposure=emap,
                        outcome="fdi")  # fmt: skip
@@ -1010,9 +1053,9 @@ def run_china_curve(
     if growth is not None:
         tables["wanjiang_growth"] = growth
 
-    curve = specification_curve(full, flagged=flagged, samples=samples, alpha=alpha)
-    if "no_flagged" in samples and not flagged:
-        notes.append("sample 'no_flagged' left out: no flagged province-years available")
+    curve = specification_curve(full, flagged=flags, samples=samples, alpha=alpha)
+    if "no_flagged" in samples and not any(_flag_cells(flags)):
+        notes.append("sample 'no_flagged' left out: no flagged FDI data available")
     tables["specification_curve"] = curve
     tables["scales"] = pd.DataFrame(
         [
