@@ -13,7 +13,10 @@ returns new panels, so the same DiD / synthetic-control machinery estimates thei
   estimate it with :func:`zoneimpact.estimators.spillover.fit` (term ``direct``) to keep
   them out of the controls.
 * :func:`region_hhi` — region-by-period panel with ``{outcome}_hhi`` and
-  ``{outcome}_total``; a region is treated from its first zone period.
+  ``{outcome}_total``; a region is treated from its onset: its first zone period, or an
+  earlier opening of a source zone located in it (or, given the exposure map, an earlier
+  exposure of one of its units); regions treated from the first period or before are
+  left out.
 
 Shares need non-negative outcomes; a region-period whose total is 0 or which misses any
 of its units' values gets NaN (shares of a changing set of units are not comparable).
@@ -22,14 +25,17 @@ of its units' values gets NaN (shares of a changing set of units are not compara
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from .errors import PanelError, SpecError
+from .errors import PanelError, SpecError, ZoneImpactError
 from .panel import Panel, _v
 from .results import EstimationResult
+
+if TYPE_CHECKING:
+    from .exposure import ExposureMap
 
 __all__ = ["estimate_concentration", "region_hhi", "share_of_region"]
 
@@ -83,14 +89,33 @@ def share_of_region(
     return panel.with_outcome(name or f"{outcome}_share", d["_share"].to_numpy())
 
 
-def region_hhi(panel: Panel, outcome: str, *, column: str = "region") -> Panel:
+def region_hhi(
+    panel: Panel, outcome: str, *, column: str = "region", exposure: ExposureMap | None = None
+) -> Panel:
     """Region-by-period panel of the HHI of ``outcome`` across each region's units.
 
-    ``HHI_rt = sum_i s_it^2`` with ``s_it`` the unit's share of the region total; the
-    region's cohort is its first zone period (``inf`` if it never gets one). Outcomes:
-    ``{outcome}_hhi`` and ``{outcome}_total``; covariate ``n_units`` (units per region).
+    ``HHI_rt = sum_i s_it^2`` with ``s_it`` the unit's share of the region total. The
+    region's cohort is its onset (``inf`` if none): the earliest of its units' zone
+    openings and of the openings of the panel's source zones located in it
+    (:attr:`Panel.sources` with a ``column`` value, e.g. zones dropped by
+    ``outside_window="adjust"`` or passed as ``sources=``) and, only when ``exposure`` (an
+    :class:`~zoneimpact.exposure.ExposureMap` of this panel) is given, of its units'
+    exposure onsets; without it a zone-free region whose units a zone across its border
+    draws on stays a control. Regions treated from the first period or before have no
+    untreated period and are left out: ``report["regions_left_out"]`` maps them to their
+    onsets. Outcomes: ``{outcome}_hhi`` and ``{outcome}_total``; covariate ``n_units``
+    (units per region).
     """
+    from .estimators.spillover import _left_out_note, _left_out_regions, _region_onsets
+
+    onset = _region_onsets(panel, column, exposure)
+    left = _left_out_regions(onset, panel)
     d = _regional(panel, outcome, column)
+    d = d.loc[~d["region"].isin(left.index)]
+    if d.empty:
+        raise PanelError(
+            _left_out_note(left.to_dict(), "region_hhi") + " No region is left to compare."
+        )
     d["_sq"] = d["_share"] ** 2
     agg = d.groupby(["region", "time"]).agg(
         hhi=("_sq", "sum"),
@@ -100,13 +125,13 @@ def region_hhi(panel: Panel, outcome: str, *, column: str = "region") -> Panel:
     )
     agg = agg.reset_index()
     agg.loc[~agg["complete"], ["hhi", "total"]] = np.nan
-    first = d.groupby("region")["cohort"].min()
+    first = onset.reindex(d["region"].unique())
     agg["cohort"] = first.reindex(agg["region"]).to_numpy()
     hhi, tot = f"{outcome}_hhi", f"{outcome}_total"
     frame = agg.rename(columns={"hhi": hhi, "total": tot})
     frame["n_units"] = frame["n_units"].astype(float)
     geo = pd.DataFrame({"unit": first.index.to_numpy(), "region": first.index.to_numpy()})
-    return Panel.from_frame(
+    rp = Panel.from_frame(
         frame[["region", "time", "cohort", hhi, tot, "n_units"]],
         unit="region",
         time="time",
@@ -116,6 +141,7 @@ def region_hhi(panel: Panel, outcome: str, *, column: str = "region") -> Panel:
         geography=geo,
         never_values=(),
     )
+    return rp.replace(report={**rp.report, "regions_left_out": left.to_dict()})
 
 
 def estimate_concentration(
@@ -158,15 +184,26 @@ def estimate_concentration(
         return res
     if kind == "hhi":
         from .estimators import get_estimator
+        from .estimators.spillover import _left_out_note
 
         rp = region_hhi(panel, outcome, column=column)
+        note = _left_out_note(rp.report.get("regions_left_out") or {}, "region_hhi")
         name = f"{outcome}_hhi"
-        res = get_estimator(base_estimator)(
-            rp, outcome=name, rng=rng, alpha=alpha, n_jobs=n_jobs, **options
-        )
+        try:
+            res = get_estimator(base_estimator)(
+                rp, outcome=name, rng=rng, alpha=alpha, n_jobs=n_jobs, **options
+            )
+        except ZoneImpactError as exc:
+            if not note:
+                raise
+            # the left-out regions are often why the region panel has too few controls
+            raise type(exc)(f"{exc} ({note})") from exc
         d = rp.data
         pre = d.loc[np.isfinite(d["cohort"]) & (d["time"] < d["cohort"]), name]
-        return replace(res, info={**res.info, "pre_mean": float(pre.mean())})
+        info = {**res.info, "pre_mean": float(pre.mean())}
+        if note:
+            info["regions_left_out_note"] = note
+        return replace(res, info=info)
     raise SpecError(f"kind={kind!r} is not allowed; use 'share' or 'hhi'.")
 
 

@@ -32,11 +32,16 @@ direct_total`` when no zone unit was exposed first. The CS base estimates
 treated from their exposure onset, observed until their own zone, against the direct
 piece's clean controls and the other zone units' rows before their zone, all of which
 enter as never-treated rows). The cross-check ``net_region_did``
-estimates the net effect directly on the regions (treated from their first zone;
-not-yet-treated regions are controls), where relocation within a region cancels: imputed
-on region means and scaled back to totals by region size, because a common trend moves a
-region's total by its size times the trend; it is omitted, with the reason in ``info``,
-when some treated region-period cannot be imputed.
+estimates the net effect directly on the regions, where relocation within a region
+cancels: imputed on region means and scaled back to totals by region size, because a
+common trend moves a region's total by its size times the trend. A region is treated from
+its onset, the earliest of its units' zones, the source zones located in it
+(:attr:`Panel.sources`) and its units' exposure onsets in the fit's exposure map (a
+region losing activity across its border is no untreated control); not-yet-treated
+regions are controls, and regions treated from the first period or before (no untreated
+period) are left out, named in ``info["net_region_did_note"]``. It is omitted, with the
+reason in ``info``, when some treated region-period cannot be imputed, its total missing
+(a unit of the region lacks the outcome there) included.
 
 Base estimators (each piece is estimated separately, on its own clean rows):
 
@@ -126,8 +131,10 @@ the CS base, CS with sampling weights. Totals are weighted sums ``sum_it w_i tau
 displacement share is ``1 - weighted net / weighted direct total``. The joint scores, linear combinations and
 bootstrap are those of the weighted estimators. ``net_region_did`` (and
 ``net_region_sdid``) use region totals of the weighted unit outcomes ``sum_i w_i Y_it``
-(and covariates), the same weighted net total. Multiplying every weight by ``c`` leaves
-the means and the share unchanged and multiplies the totals by ``c``.
+over the regions' weight sums (weighted region means; covariates as weighted region means
+of the units' baselines), scaled back by those sums: the same weighted net total.
+Multiplying every weight by ``c`` leaves the means and the share unchanged and multiplies
+the totals by ``c``.
 
 Why by hand: no maintained Python package estimates spillover-robust DiD with net effects
 and joint inference; diff-diff's ``SpilloverDiD`` has the distance rings only.
@@ -150,7 +157,7 @@ from ..errors import EstimationError, GeographyError, SpecError, ZoneImpactError
 from ..exposure import Controls, ExposureMap, PreExposed, _subpanel, build_exposure
 from ..inference.covariance import conley_kernel_matrix, kernel_root
 from ..panel import Panel
-from ..parallel import as_generator
+from ..parallel import as_generator, replicate
 from ..results import (
     EstimationResult,
     check_choice,
@@ -402,10 +409,72 @@ def _check_identified(pieces: Sequence[_Piece], periods: np.ndarray) -> None:
 
 
 # ---------------------------------------------------------------------- region level
+def _region_onsets(
+    panel: Panel, column: str = "region", exposure: ExposureMap | None = None
+) -> pd.Series:
+    """Each region's onset (``inf``: never), indexed by region: the earliest of its units'
+    zone openings, the openings of the panel's :attr:`~zoneimpact.panel.Panel.sources`
+    located in it (their ``column``; sources without one cannot be placed and do not count)
+    and, with ``exposure`` (an :class:`~zoneimpact.exposure.ExposureMap`), its units'
+    exposure onsets: a region whose units lose activity to a zone across its border, or to
+    a zone outside the sample, has changed from then on and is no untreated control. Onsets
+    after the last period are ``inf`` (never within the data)."""
+    geo = panel.require_geography([column])
+    uc = panel.unit_cohort.astype(float)
+    reg = geo[column].reindex(uc.index)
+    first = [uc]
+    if exposure is not None:
+        first.append(
+            exposure.table["exposure_onset"].reindex(uc.index).astype(float).fillna(np.inf)
+        )
+    own = pd.concat(first, axis=1).min(axis=1)
+    onset = own.groupby(reg.to_numpy()).min()
+    src = panel.sources
+    if src is not None and column in src.columns and len(src):
+        placed = src.loc[src[column].notna()]
+        by = placed["cohort"].astype(float).groupby(placed[column].to_numpy()).min()
+        by = by.reindex(onset.index).fillna(np.inf)
+        onset = np.fmin(onset, by)
+    last = float(np.max(np.asarray(panel.periods, dtype=float)))
+    return onset.where(onset <= last, np.inf).astype(float)
+
+
+def _left_out_regions(onset: pd.Series, panel: Panel) -> pd.Series:
+    """Regions treated from the first period or before: no untreated period in the data."""
+    first_period = float(np.min(np.asarray(panel.periods, dtype=float)))
+    return onset[onset.to_numpy(float) <= first_period]
+
+
+def _left_out_note(left: Mapping[Any, float], what: str) -> str:
+    """Why ``what`` leaves out the regions ``left`` (region -> onset)."""
+    if not left:
+        return ""
+    items = list(left.items())
+    shown = ", ".join(f"{r!r} (from {_period_label(g)})" for r, g in items[:5])
+    more = f" and {len(items) - 5} more" if len(items) > 5 else ""
+    return (
+        f"{what} leaves out {len(items)} region(s) treated from the data's first period or "
+        f"before: {shown}{more} (a zone, a source zone or an exposed unit there). With no "
+        "untreated period in the data they are neither clean controls nor a cohort with a "
+        "pre-period, so their change is not in this check."
+    )
+
+
 def region_panel(
-    panel: Panel, outcome: str, column: str = "region", weights: str | None = None
+    panel: Panel,
+    outcome: str,
+    column: str = "region",
+    weights: str | None = None,
+    exposure: ExposureMap | None = None,
 ) -> Panel:
-    """Region-by-period totals of ``outcome``; cohort = the region's first zone period.
+    """Region-by-period totals of ``outcome``; cohort = the region's onset.
+
+    A region's onset is the earliest of its units' zone openings, of the panel's source
+    zones located in it and, with ``exposure`` (the fit's exposure map), of its units'
+    exposure onsets (:func:`_region_onsets`): a region losing activity to a zone is treated
+    from then on, not an untreated control. Regions treated from the first period or
+    before have no untreated period and are left out; the returned panel's
+    ``report["regions_left_out"]`` maps them to their onsets.
 
     A region-period is missing (NaN) when any of the region's units lacks the outcome
     that period, so that each region total always sums the same units. With ``weights``
@@ -419,15 +488,22 @@ def region_panel(
         uw = pd.Series(unit_weights(panel.data, weights, units), index=units)
         d[outcome] = d[outcome].to_numpy(float) * uw.reindex(d["unit"]).to_numpy()
     d["region"] = geo[column].reindex(d["unit"]).to_numpy()
+    onset = _region_onsets(panel, column, exposure)
+    left = _left_out_regions(onset, panel)
+    d = d.loc[~d["region"].isin(left.index)]
+    if d.empty:
+        raise EstimationError(
+            _left_out_note(left.to_dict(), "The region panel") + " No region is left to compare."
+        )
     n_units = d.groupby("region")["unit"].nunique()
     grp = d.groupby(["region", "time"])[outcome]
     agg = pd.DataFrame({"total": grp.sum(), "n_obs": grp.count()}).reset_index()
     agg.loc[agg["n_obs"] < n_units.reindex(agg["region"]).to_numpy(), "total"] = np.nan
-    first = d.groupby("region")["cohort"].min()
+    first = onset.reindex(n_units.index)
     agg["cohort"] = first.reindex(agg["region"]).to_numpy()
     frame = agg.rename(columns={"total": outcome})[["region", "time", "cohort", outcome]]
     geo_r = pd.DataFrame({"unit": first.index.to_numpy(), "region": first.index.to_numpy()})
-    return Panel.from_frame(
+    rp = Panel.from_frame(
         frame,
         unit="region",
         time="time",
@@ -436,6 +512,7 @@ def region_panel(
         geography=geo_r,
         never_values=(),
     )
+    return rp.replace(report={**rp.report, "regions_left_out": left.to_dict()})
 
 
 def _region_piece(rp: Panel, outcome: str) -> tuple[np.ndarray, np.ndarray, _Piece]:
@@ -1242,27 +1319,48 @@ def _region_fit(
     n_clusters: int,
     weights: str | None = None,
     cr2: bool = True,
+    exposure: ExposureMap | None = None,
 ) -> tuple[_PieceFit | None, str]:
-    """Imputation DiD on region means (regions treated from their first zone; covariates
-    as region means x period), scaled back to totals by each region's size. Parallel
+    """Imputation DiD on region means (regions treated from their onset, :func:`region_panel`:
+    their first zone, source zone or exposed unit, ``exposure`` the fit's map; regions
+    treated from the first period or before are left out, with a note; covariates as
+    region means x period), scaled back to totals by each region's size. Parallel
     trends in unit levels give parallel trends in region means, not in totals when regions
     differ in size (a common trend moves a total by the region's size times it). Returns
     the total's fit, or None and the reason. With ``weights`` the means and sizes are
     weighted (sizes are weight sums), so the check estimates the same weighted net total
     as the pieces. Each region is a cluster of its scores, with the pieces' small-sample
     rule: CR2 and Bell-McCaffrey degrees of freedom with ``cr2``, else BJS's plain
-    scores and t(regions - 1)."""
+    scores and t(regions - 1). A treated region-period whose total is missing (some unit of
+    the region lacks the outcome) omits the check: its zones' gains and its units' losses
+    would silently drop out of the total."""
     try:
-        rp = region_panel(panel, outcome, region_column, weights)
+        rp = region_panel(panel, outcome, region_column, weights, exposure)
     except ZoneImpactError as exc:
         return None, f"net_region_did not identified: {exc}"
+    left = _left_out_note(rp.report.get("regions_left_out") or {}, "net_region_did")
+    fit_, note = _region_fit_on(
+        rp, panel, outcome, region_column, xb, cluster_of, n_clusters, weights, cr2
+    )
+    return fit_, " ".join(x for x in (note, left) if x)
+
+
+def _region_fit_on(
+    rp: Panel,
+    panel: Panel,
+    outcome: str,
+    region_column: str,
+    xb: pd.DataFrame,
+    cluster_of: pd.Series | None,
+    n_clusters: int,
+    weights: str | None,
+    cr2: bool,
+) -> tuple[_PieceFit | None, str]:
+    """:func:`_region_fit` on the region panel ``rp``."""
     wide = rp.wide(outcome)
     regions = wide.index.to_numpy()
     reg_of_unit = panel.require_geography([region_column])[region_column]
-    units = panel.data["unit"].unique()
-    uw = np.ones(len(units)) if weights is None else unit_weights(panel.data, weights, units)
-    size = pd.Series(uw).groupby(reg_of_unit.reindex(units).to_numpy()).sum()
-    size_r = size.reindex(regions).to_numpy(float)
+    size_r = _region_sizes(panel, region_column, weights).reindex(regions).to_numpy(float)
     Y = wide.to_numpy(float) / size_r[:, None]
     periods = wide.columns.to_numpy(float)
     g = rp.unit_cohort.reindex(regions).to_numpy(float)
@@ -1277,6 +1375,15 @@ def _region_fit(
         if gaps
         else ""
     )
+    lost = np.isnan(Y) & (periods[None, :] >= g[:, None])
+    if lost.any():
+        r, t = np.argwhere(lost)[0]
+        return None, (
+            f"net_region_did not identified: the total of treated region {regions[r]!r} is "
+            f"missing in period {_period_label(periods[t])} ({int(lost.sum())} treated "
+            "region-period(s) in all), so that period's gains and losses would drop out of "
+            f"the region total unseen.{why}"
+        )
     if xb.shape[1]:
         xw = (
             np.ones(len(xb))
@@ -1334,7 +1441,10 @@ def _region_fit(
     by_region = pd.Series(by_region, index=regions.astype(str))
     score = _region_scores(by_region, cluster_of, n_clusters)
     total = float(w[:, 0] @ fit.tau)
-    n = int(fit.target.size)
+    # the unit-periods the total covers (each treated region-period times its units),
+    # for the pieces table; the region-periods themselves are fit.target.size
+    n_units = _region_unit_counts(panel, region_column, regions)
+    n = int(n_units[ri[fit.target]].sum())
     # a referee's design with 3 zone-free regions of 30 gave df 1.0-2.7 (session 17): an
     # honest but very wide interval, which the note names
     note = (
@@ -1345,6 +1455,21 @@ def _region_fit(
         else ""
     )
     return _PieceFit("net_region_did", total, n, score, df=df, rescore=by_region), note
+
+
+def _region_sizes(panel: Panel, region_column: str, weights: str | None) -> pd.Series:
+    """Each region's size, by region: its number of units, or with ``weights`` their sum."""
+    reg_of_unit = panel.require_geography([region_column])[region_column]
+    units = panel.data["unit"].unique()
+    uw = np.ones(len(units)) if weights is None else unit_weights(panel.data, weights, units)
+    return pd.Series(uw).groupby(reg_of_unit.reindex(units).to_numpy()).sum()
+
+
+def _region_unit_counts(panel: Panel, region_column: str, regions: np.ndarray) -> np.ndarray:
+    """Number of panel units of each region in ``regions``."""
+    reg = panel.require_geography([region_column])[region_column]
+    count = reg.reindex(panel.unit_cohort.index).value_counts()
+    return count.reindex(regions).fillna(0).to_numpy(int)
 
 
 def _region_scores(by_region: pd.Series, cluster_of: pd.Series | None, G: int) -> np.ndarray:
@@ -1700,11 +1825,12 @@ def fit(
     controls : {"not_yet_exposed", "never_exposed"}
         Clean controls (see :meth:`ExposureMap.panels`).
     pre_exposed : {"drop_rows", "drop_units", "keep"}
-        Zone units exposed before their own zone (see :mod:`zoneimpact.exposure`).
+        Zone units exposed before their own zone (:mod:`zoneimpact.exposure`). With
+        ``"drop_units"`` or ``"keep"`` and such a unit, ``net``, ``net_per_treated`` and
+        ``displacement_share`` are NaN with the reason in ``info["net_note"]`` (a warning).
     covariates : list of str, optional
-        Covariates for conditional parallel trends: baseline value x period terms in the
-        imputation model, the doubly robust CS estimator per piece otherwise; the
-        region-level check uses their region totals.
+        Conditional parallel trends: baseline value x period terms (imputation), doubly
+        robust CS per piece otherwise; weighted region means x period in the region check.
     base_estimator : {"imputation", "callaway_santanna"}
         Estimator of each piece (module docstring).
     base_options : dict, optional
@@ -1714,9 +1840,8 @@ def fit(
     cluster : str, optional
         Geography column to cluster on; default the regions (``region_column``), else units.
     small_sample : {"cr2", "none"}
-        Imputation base and, under either base, ``net_region_did``: ``"cr2"`` (default)
-        scales each cluster's step-1 residuals by ``(I - H_gg)^{-1/2}`` with Bell &
-        McCaffrey's t (Pustejovsky & Tipton 2018); ``"none"``: plain scores, t(G - 1).
+        Imputation base and ``net_region_did``: ``"cr2"`` (default) residuals scaled by
+        ``(I - H_gg)^{-1/2}``, Bell-McCaffrey t (Pustejovsky & Tipton 2018); ``"none"``: t(G-1).
     conley_km : float, optional
         Conley (1999) spatial-HAC SEs instead of clusters: unit scores weighted by a kernel
         in great-circle distance with this cutoff (``lat``/``lon``), t with Satterthwaite df.
@@ -1725,23 +1850,22 @@ def fit(
     region_column : str
         Geography column of the regions (region exposure map, ``net_region_did``).
     region_sdid : bool
-        Also estimate net by synthetic DiD on region totals (``net_region_sdid``, placebo SE).
+        Also estimate net by synthetic DiD on region means (``net_region_sdid``: a cohort's
+        size-weighted mean, its effect times its treated unit-periods; placebo SE).
     weights : str, optional
         Unit weights (e.g. population), constant within unit: weighted means/sums (module notes).
     aux_partition : str
-        Imputation base, spillover pieces' ``tau~``: proportional to exposure intensity in
-        onset x event cells (default), ``"onset_event_intensity_proportional"`` (cells split
-        by intensity quartile, :func:`intensity_bins`), ``"onset_event_intensity"`` (split
-        cells' averages) or ``"onset_event"`` (averages; also for maps without links).
+        Spillover pieces' ``tau~`` (imputation): proportional to exposure intensity in onset
+        x event cells (default), also in cells split by intensity quartile
+        (``"onset_event_intensity_proportional"``, :func:`intensity_bins`), or cell averages
+        (``"onset_event_intensity"``, ``"onset_event"``; also for maps without links).
 
     Returns
     -------
     SpilloverResult
-        Terms ``att`` (= ``direct``), ``direct``, ``spillover`` (pooled over rings),
-        ``spillover:RING``, ``direct_total``, ``spillover_total``, ``net``, ``net_per_treated``
-        (net / treated unit-periods), ``displacement_share``, ``spillover_on_zones(_total)``
-        (imputation base, a zone unit exposed before its own zone; the total enters ``net``),
-        ``naive`` (neighbours kept as controls), ``net_region_did`` (when identified).
+        Terms ``att`` = ``direct``, ``spillover`` (pooled; ``spillover:RING``), their totals,
+        ``net``, ``net_per_treated``, ``displacement_share``, ``spillover_on_zones(_total)``
+        (a zone unit exposed before its zone), ``naive``, ``net_region_did`` (if identified).
     """
     check_fit_arguments(panel, outcome, alpha=alpha, n_jobs=n_jobs, rng=rng, estimator="spillover")
     del n_jobs
@@ -1758,7 +1882,7 @@ def fit(
     wt = _weighting(panel, weights, split.units)
     base = (base_estimator, base_options, small_sample, aux_partition)
     fits, base_results = _base_fits(panel, outcome, split, xb, clusters, base, covs, wt)
-    region, region_note = _region_check(panel, outcome, region_column, xb, clusters, wt.name, base)
+    region, region_note = _region_check(panel, outcome, split, xb, clusters, wt.name, base)
     terms, draws, info_boot = _joint_inference(
         panel, split.units, fits, region, clusters, rng, n_boot, alpha
     )
@@ -1767,7 +1891,8 @@ def fit(
     terms, draws, info = _net_without_dropped_zones(terms, draws, info, warn=True, stacklevel=4)
     result = _assemble(panel, outcome, split, fits, region, terms, draws, info, alpha, base_results)
     if region_sdid:
-        result = _with_region_sdid(result, panel, outcome, region_column, rng, alpha, wt.name)
+        sdid = (panel, outcome, region_column, rng, alpha, wt.name, split.emap)
+        result = _with_region_sdid(result, *sdid)
     return result
 
 
@@ -2166,19 +2291,20 @@ def _region_info(region: _PieceFit | None, note: str, small_sample: str) -> dict
 def _region_check(
     panel: Panel,
     outcome: str,
-    region_column: str,
+    split: _Split,
     xb: pd.DataFrame,
     clusters: _Clusters,
     weights: str | None = None,
     base: tuple[Any, ...] = ("imputation", None, "cr2", None),
 ) -> tuple[_PieceFit | None, str]:
-    """The net effect on region totals (:func:`_region_fit`), or None and the reason;
-    ``base`` is the fit's (estimator, options, small_sample, aux_partition): CR2 and
-    Bell-McCaffrey df unless ``small_sample="none"``."""
+    """The net effect on region totals (:func:`_region_fit`, regions dated with the split's
+    exposure map), or None and the reason; ``base`` is the fit's (estimator, options,
+    small_sample, aux_partition): CR2 and Bell-McCaffrey df unless ``small_sample="none"``."""
+    region_column, exposure = split.region_column, split.emap
     if panel.geography is not None and region_column in panel.geography.columns:
         return _region_fit(
             panel, outcome, region_column, xb, clusters.of_region, clusters.n, weights,
-            cr2=base[2] == "cr2",
+            cr2=base[2] == "cr2", exposure=exposure,
         )  # fmt: skip
     return None, f"net_region_did not identified: no {region_column!r} geography column."
 
@@ -2311,14 +2437,22 @@ def _with_region_sdid(
     rng: np.random.Generator,
     alpha: float,
     weights: str | None = None,
+    exposure: ExposureMap | None = None,
 ) -> SpilloverResult:
-    """``result`` with the SDID net effect on region totals (:func:`_add_sdid`; weighted
-    totals with ``weights``), or with the reason it could not be estimated in ``info``."""
+    """``result`` with the SDID net effect on the regions (:func:`_add_sdid`; weighted
+    with ``weights``; regions dated as :func:`region_panel` with the fit's exposure map),
+    or with the reason it could not be estimated in ``info``."""
     try:
-        rp = region_panel(panel, outcome, region_column, weights)
+        rp = region_panel(panel, outcome, region_column, weights, exposure)
     except ZoneImpactError as exc:
         return replace(result, info={**result.info, "net_region_sdid_note": str(exc)})
-    return _add_sdid(result, rp, outcome, rng, alpha)
+    size = _region_sizes(panel, region_column, weights)
+    out = _add_sdid(result, rp, outcome, size, rng, alpha)
+    left = _left_out_note(rp.report.get("regions_left_out") or {}, "net_region_sdid")
+    if left:
+        note = " ".join(x for x in (out.info.get("net_region_sdid_note", ""), left) if x)
+        out = replace(out, info={**out.info, "net_region_sdid_note": note})
+    return out
 
 
 @dataclass(frozen=True)
@@ -2430,18 +2564,33 @@ def _net_without_dropped_zones(
     warn: bool = False,
     stacklevel: int = 3,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-    """With ``pre_exposed="drop_units"`` and some zone unit dropped, net and displacement
-    share are not reported (NaN, the reason in ``info["net_note"]``): the direct total
-    leaves the dropped zone units out while the spillover total keeps the displacement
-    they cause, so the two do not add up to a regional change."""
+    """With ``pre_exposed="drop_units"`` or ``"keep"`` and some zone unit exposed before its
+    own zone, net and displacement share are not reported (NaN, the reason in
+    ``info["net_note"]``). ``drop_units``: the direct total leaves the dropped zone units
+    out while the spillover total keeps the displacement they cause, so the two do not add
+    up to a regional change. ``keep``: those units' exposed pre-zone rows stay among the
+    direct piece's controls, so their losses lower the imputed untreated outcomes and
+    raise the direct total, while ``spillover_on_zones_total`` counts the same losses
+    again (a noiseless world: net 247.5 and share 0.368 for a true 216 and 0.400)."""
     n = int(info.get("n_pre_exposed_zones") or 0)
-    if info.get("pre_exposed") != "drop_units" or n == 0:
+    how = info.get("pre_exposed")
+    if how not in ("drop_units", "keep") or n == 0:
         return terms, draws, info
+    if how == "drop_units":
+        why = (
+            f"the direct total leaves out the {n} zone unit(s) exposed before their own "
+            "zone, while the spillover total includes the displacement they cause."
+        )
+    else:
+        why = (
+            f"the exposed pre-zone rows of the {n} zone unit(s) exposed before their own "
+            "zone stay among the direct piece's controls, so the direct total already "
+            "carries part of their losses, which spillover_on_zones_total counts again."
+        )
     note = (
         f"net, net_per_treated and displacement_share are not identified with "
-        f"pre_exposed='drop_units': the direct total leaves out the {n} zone unit(s) "
-        "exposed before their own zone, while the spillover total includes the displacement "
-        "they cause. Use pre_exposed='drop_rows' (the default) for these terms."
+        f"pre_exposed={how!r}: {why} Use pre_exposed='drop_rows' (the default) for these "
+        "terms."
     )
     if warn:
         warnings.warn(note, stacklevel=stacklevel)
@@ -2770,17 +2919,104 @@ def _get(name: str) -> Any:
     return get_estimator(name)
 
 
+def _cohort_means_panel(rp: Panel, outcome: str, size: pd.Series) -> tuple[Panel, pd.Series]:
+    """The panel SDID runs on: each never-treated region's mean (total over size) and, per
+    cohort, one unit whose outcome is the size-weighted mean of the cohort's regions (sum
+    of their totals over the sum of their sizes; missing if any of them is), with the
+    cohorts' sizes. Parallel trends in unit levels give parallel trends in these means,
+    not in totals of regions of different sizes."""
+    wide = rp.wide(outcome)
+    coh = rp.unit_cohort.reindex(wide.index).to_numpy(float)
+    sz = size.reindex(wide.index).to_numpy(float)
+    rows, sizes = [], {}
+    never = ~np.isfinite(coh)
+    for r, y, n in zip(wide.index[never], wide.to_numpy(float)[never], sz[never], strict=True):
+        rows.append((str(r), np.inf, y / n))
+    taken = {str(r) for r in wide.index}
+    for g in np.unique(coh[~never]):
+        on = coh == g
+        label = f"cohort {_period_label(g)}"
+        while label in taken:
+            label = "_" + label
+        sizes[g] = float(sz[on].sum())
+        # a NaN in any region blanks the period (sum without skipping)
+        rows.append((label, g, wide.to_numpy(float)[on].sum(axis=0) / sizes[g]))
+    periods = wide.columns.to_numpy()
+    frame = pd.DataFrame(
+        [
+            {"unit": u, "time": t, "cohort": g, "m": v}
+            for u, g, y in rows
+            for t, v in zip(periods, y, strict=True)
+        ]
+    )
+    mp = Panel.from_frame(
+        frame, unit="unit", time="time", cohort="cohort", outcomes=["m"], never_values=()
+    )
+    return mp, pd.Series(sizes, dtype=float)
+
+
 def _add_sdid(
-    result: SpilloverResult, rp: Panel, outcome: str, rng: np.random.Generator, alpha: float
+    result: SpilloverResult,
+    rp: Panel,
+    outcome: str,
+    size: pd.Series,
+    rng: np.random.Generator,
+    alpha: float,
+    n_reps: int = 200,
 ) -> SpilloverResult:
-    """Append ``net_region_sdid`` (SDID ATT on region totals x treated region-years)."""
+    """Append ``net_region_sdid``: SDID (Arkhangelsky et al. 2021; never-treated regions as
+    controls) on region means, each cohort's treated trajectory the size-weighted mean of
+    its regions (:func:`_cohort_means_panel`), and the cohort's effect on that mean times
+    its treated unit-periods (its size x post periods), summed over cohorts: noiseless
+    data with parallel trends in unit levels give the net total exactly (on totals,
+    regions of different sizes do not trend in parallel). SE: the placebo of SDID's
+    Algorithm 4 on this total (never-treated regions given the cohorts' adoption periods,
+    the same scaling; ``n_reps`` draws, ``sqrt((B-1)/B) sd``)."""
+    from .synthetic_did import _staggered_point
+
     try:
-        sdid = _get("synthetic_did")
-        res = sdid(rp, outcome=outcome, rng=rng, alpha=alpha)
+        mp, csize = _cohort_means_panel(rp, outcome, size)
+        res = _get("synthetic_did")(mp, outcome="m", rng=rng, alpha=alpha, se_method=None)
     except ZoneImpactError as exc:
         return replace(result, info={**result.info, "net_region_sdid_note": str(exc)})
-    d = rp.data
-    n_target = int(((d["time"] >= d["cohort"]) & d[outcome].notna()).sum())
-    row = terms_frame(["net_region_sdid"], [res.coef("att") * n_target], [res.se * n_target])
+    data = res.fitted
+    periods = np.asarray(data.periods, dtype=float)
+    if res.cohort_estimates is not None and len(res.cohort_estimates):
+        ce = res.cohort_estimates["estimate"]
+    else:
+        ce = pd.Series([res.coef("att")], index=[float(data.cohort_of_row[-1])])
+    gs = ce.index.to_numpy(float)
+    # each cohort's treated unit-periods (size x post periods; size a weight sum if weighted)
+    scale = np.array([csize[g] * (periods >= g).sum() for g in gs])
+    total = float(scale @ ce.to_numpy(float))
+    N0 = data.n_controls
+    n_tr = len(data.cohort_of_row) - N0
+    note = ""
+    if N0 <= n_tr:
+        se = np.nan
+        note = (
+            f"net_region_sdid has no placebo SE: it needs more never-treated regions ({N0}) "
+            f"than treated cohorts ({n_tr})."
+        )
+    else:
+        tr_coh = data.cohort_of_row[N0:]
+        by_g = dict(zip(gs, scale, strict=True))
+
+        def one(_i: int, gen: np.random.Generator) -> float:
+            fake = np.full(N0, np.inf)
+            fake[gen.permutation(N0)[:n_tr]] = tr_coh
+            rows = _staggered_point(data.Y[:N0], fake, data.periods, data.method, data.overrides)[1]
+            return float(sum(by_g[float(r["cohort"])] * r["estimate"] for r in rows))
+
+        draws = (
+            np.asarray(
+                replicate(one, n_reps, rng=rng, n_jobs=1, desc="SDID placebo"),
+                float,
+            )
+            * data.scale
+        )
+        se = float(np.sqrt((n_reps - 1) / n_reps) * np.std(draws, ddof=1))
+    row = terms_frame(["net_region_sdid"], [total], [se])
     terms = pd.concat([result.terms, row], ignore_index=True)
-    return replace(result, terms=terms)
+    info = {**result.info, **({"net_region_sdid_note": note} if note else {})}
+    return replace(result, terms=terms, info=info)
