@@ -216,22 +216,23 @@ class Panel:
         periods = np.sort(df[time].unique())
         if cohort is not None:
             coh = _cohort_numbers(df, cohort, unit, time, time_kind, never)
-            lo = _constant_cohort(df, coh, cohort, unit, keys)
+            lo = _constant_cohort(df, coh, cohort, unit, keys, time_kind)
             df["cohort"] = coh
         else:
-            df, lo = _cohort_from_treatment(df, treatment, unit, time), None
+            df, lo = _cohort_from_treatment(df, treatment, unit, time, time_kind), None
         report: dict[str, Any] = {"dropped_always_treated": [], "recoded_late_cohort": []}
         df, ucoh, early = _outside_window(
-            df, _unit_cohorts(df, unit, lo, keys), unit, cohort, periods, outside_window, report
-        )
+            df, _unit_cohorts(df, unit, lo, keys), unit, cohort, periods, outside_window, report,
+            time_kind,
+        )  # fmt: skip
         df = _canonical_rows(
             df, unit, time, (*outcomes, *covariates), keys, presorted=treatment is not None
         )
         # the sources' opening periods are read on the time column's scale
-        report["time_frequency"] = time_kind
+        report["time_frequency"] = str(time_kind)
         geo, adj, src, links = _attach_geography(
             df, *_keyed_by_unit(unit, geography, adjacency, sources),
-            early if cohort is not None else None, report, never,
+            early if cohort is not None else None, report, never, time_kind,
         )  # fmt: skip
         report.update(_summary(df, ucoh, outcomes))
         names = {
@@ -448,6 +449,9 @@ def _check_arguments(
             f"outside_window must be 'error' or 'adjust'; received {outside_window!r}."
         )
     try:
+        if isinstance(never_values, str | bytes):
+            # a string is iterable too, but "10" would mean the codes 1 and 0
+            raise TypeError
         never = {float(v) for v in never_values}
     except (TypeError, ValueError):
         raise PanelError(
@@ -531,8 +535,65 @@ def _id_columns(
     if isinstance(df[unit].dtype, pd.CategoricalDtype):
         # categories without rows would become phantom units in groupby and pivots
         df[unit] = df[unit].cat.remove_unused_categories()
+    _check_unit_ids(df[unit], unit)
     df[time], time_kind = _period_numbers(df[time], time, df[unit])
     return df, time_kind
+
+
+def _check_unit_ids(col: pd.Series, column: Any) -> None:
+    """Refuse unit ids that spell one id two ways: a number and a text of the same number
+    (8001 and '8001', as after concatenating two sources one of which read the ids as text)
+    or two texts of the same number ('8001' and '8001.0'). Either would split a unit in two
+    silently. Numbers mixed with texts that read as no number among them are kept."""
+    dt = col.dtype
+    if isinstance(dt, pd.CategoricalDtype):
+        vals = pd.Index(dt.categories)
+    elif pd.api.types.is_object_dtype(dt) or pd.api.types.is_string_dtype(dt):
+        vals = pd.Index(pd.unique(col.to_numpy()))
+    else:
+        return  # numbers (or dates) of one dtype
+    is_text = np.fromiter((isinstance(v, str) for v in vals), dtype=bool, count=len(vals))
+    if not is_text.any():
+        return
+    is_num = np.fromiter(
+        (
+            isinstance(v, int | float | np.number) and not isinstance(v, bool | np.bool_)
+            for v in vals
+        ),
+        dtype=bool,
+        count=len(vals),
+    )
+    texts = vals[is_text]
+    parsed = pd.to_numeric(pd.Series(np.asarray(texts, dtype=object)), errors="coerce")
+    parsed = parsed.to_numpy(float)
+    if is_num.any():
+        nums = vals[is_num]
+        numv = pd.to_numeric(pd.Series(np.asarray(nums, dtype=object)), errors="coerce")
+        hit = np.flatnonzero(np.isin(parsed, numv.to_numpy(float)))
+        if len(hit):
+            # only a text that reads as one of the numbers is refused: numbers mixed with
+            # labels such as 'zero' or 'A12' are distinct units
+            txt = texts[hit[0]]
+            num = nums[int(np.flatnonzero(numv.to_numpy(float) == parsed[hit[0]])[0])]
+            pair = f"{_v(num)!r} and {txt!r} ({len(hit)} id(s) spelled both ways)"
+            raise PanelError(
+                f"Unit column {column!r} mixes numbers and text, e.g. {pair}; a unit spelled "
+                f"both ways would be split in two. Give the ids one type, e.g. "
+                f"frame[{column!r}].astype(str) (or pd.to_numeric)."
+            )
+    ok = np.isfinite(parsed)
+    same = pd.Series(parsed[ok]).duplicated(keep=False).to_numpy()
+    if same.any():
+        where = np.flatnonzero(ok)[same]
+        first = parsed[where[0]]
+        spellings = [t for t, v in zip(texts[where], parsed[where], strict=True) if v == first]
+        raise PanelError(
+            f"Unit column {column!r} spells one number in several ways: {spellings[:3]} "
+            f"({int(same.sum())} ids affected); they would be different units. Normalise the "
+            f"ids (e.g. pd.to_numeric(frame[{column!r}]).astype('int64').astype(str)) or, if "
+            "they really are different units, give them labels that do not read as the same "
+            "number."
+        )
 
 
 @dataclass(frozen=True)
@@ -649,8 +710,9 @@ def _cohort_numbers(
             f"Cohort column {cohort!r} holds {kind}; it must hold each unit's first "
             f"treated period like {time!r} (0 or empty for never treated)."
         )
-    if time_kind != "integer" and _is_dates(df[cohort]):
-        coh = pd.Series(_cohort_periods(df[cohort], time_kind), index=df.index)
+    dates = time_kind != "integer" and _is_dates(df[cohort], cohort, df[unit])
+    if dates:
+        coh = pd.Series(_cohort_periods(df[cohort], time_kind, cohort), index=df.index)
     else:
         coh = pd.to_numeric(df[cohort], errors="coerce")
     # a writable copy: the candidates are narrowed in place below
@@ -667,8 +729,13 @@ def _cohort_numbers(
             f"{row[unit]!r}, period {row[time]!r}."
         )
     coh = coh.astype(float)
-    _check_never_codes(df, coh, cohort, unit, time, never)
-    coh[coh.isin(never) | coh.isna()] = NEVER
+    if dates:
+        # only an empty date (NaT) means never: never_values are codes of a numeric
+        # column, and a date's period number (1970-01 is month 0) is no code
+        coh[coh.isna()] = NEVER
+    else:
+        _check_never_codes(df, coh, cohort, unit, time, never)
+        coh[coh.isin(never) | coh.isna()] = NEVER
     frac = (np.isfinite(coh) & (coh != np.round(coh))).to_numpy()
     if frac.any():
         row = _row(df, frac)
@@ -677,9 +744,14 @@ def _cohort_numbers(
             f"{row[unit]!r} has {row[cohort]!r}. Round it to the first "
             "period of treatment (or use 0/empty for never treated)."
         )
-    if time_kind not in ("integer", "Y") and np.isfinite(coh).any() and not _is_dates(df[cohort]):
+    if (
+        time_kind != "integer"
+        and not _is_annual(time_kind)
+        and np.isfinite(coh).any()
+        and not dates
+    ):
         raise PanelError(
-            f"Column {time!r} holds dates ({_FREQ_NAMES[time_kind]} periods) but cohort "
+            f"Column {time!r} holds dates ({_freq_label(time_kind)} periods) but cohort "
             f"column {cohort!r} holds numbers; give the first treated period as dates "
             "too (NaT or empty for never treated)."
         )
@@ -687,7 +759,12 @@ def _cohort_numbers(
 
 
 def _constant_cohort(
-    df: pd.DataFrame, coh: pd.Series, cohort: Any, unit: Any, keys: _RowKeys | None
+    df: pd.DataFrame,
+    coh: pd.Series,
+    cohort: Any,
+    unit: Any,
+    keys: _RowKeys | None,
+    time_kind: str = "integer",
 ) -> np.ndarray | None:
     """Step 6b: the cohort must be constant within each unit. Returns each unit's cohort
     (in ``keys.ulevels`` order) when the row keys exist, else None."""
@@ -705,7 +782,10 @@ def _constant_cohort(
         bad_units = per_unit.index[per_unit.to_numpy() > 1]
     if len(bad_units):
         u = bad_units[0]  # the first in sorted order, as a groupby lists them
-        vals = sorted(coh[df[unit] == u].unique().tolist())
+        vals: list[Any] = sorted(coh[df[unit] == u].unique().tolist())
+        if time_kind != "integer" and not _is_annual(time_kind):
+            # date panels: Periods (1982-06), not their ordinals
+            vals = [v if np.isinf(v) else _period_label(v, time_kind) for v in vals]
         raise PanelError(
             f"Cohort column {cohort!r} varies within unit {_v(u)!r} (values {vals}); the "
             "first zone period must be constant per unit."
@@ -713,9 +793,16 @@ def _constant_cohort(
     return lo
 
 
-def _cohort_from_treatment(df: pd.DataFrame, treatment: Any, unit: Any, time: Any) -> pd.DataFrame:
+def _cohort_from_treatment(
+    df: pd.DataFrame, treatment: Any, unit: Any, time: Any, time_kind: str = "integer"
+) -> pd.DataFrame:
     """Step 6 (treatment=): the cohort is each unit's first period with a 1 in an absorbing
-    0/1 indicator. Returns the frame sorted by unit and period, with column ``cohort``."""
+    0/1 indicator. Returns the frame sorted by unit and period, with column ``cohort``.
+
+    The first 1 dates the zone only when the unit is observed untreated in the period just
+    before it: after a gap (or a late entry already treated) the zone may have opened in
+    any unobserved period, so that is refused (the first period of the data excepted: a
+    unit treated there is always treated, handled by the window step)."""
     raw_d = df[treatment]
     if pd.api.types.is_bool_dtype(raw_d.dtype):
         # bool and nullable boolean: True/False are 1/0; <NA> is refused below
@@ -738,7 +825,30 @@ def _cohort_from_treatment(df: pd.DataFrame, treatment: Any, unit: Any, time: An
             f"Treatment column {treatment!r} switches off for unit {row[unit]!r} in "
             f"period {row[time]!r}; zone treatment must be absorbing (once 1, always 1)."
         )
-    first = df[time].where(d == 1).groupby(df[unit]).transform("min")
+    t = df[time]
+    first = t.where(d == 1).groupby(df[unit]).transform("min")
+    periods = np.sort(t.unique())
+    tv = t.to_numpy()
+    # the period just before each row's period in the data's own periods
+    before = periods[np.maximum(np.searchsorted(periods, tv) - 1, 0)]
+    prev_t = t.groupby(df[unit]).shift(1).to_numpy(float)
+    onset = ((d == 1) & (t == first)).to_numpy() & (tv > periods[0])
+    gap = onset & ~(prev_t == before)
+    if gap.any():
+        i = int(np.flatnonzero(gap)[0])
+        u, t1, t0 = _v(df[unit].iloc[i]), tv[i], before[i]
+        seen = (
+            f"its previous observed period is {_period_label(prev_t[i], time_kind)}"
+            if np.isfinite(prev_t[i])
+            else "it is first observed then"
+        )
+        raise PanelError(
+            f"Treatment column {treatment!r} turns on for unit {u!r} in period "
+            f"{_period_label(t1, time_kind)}, but the unit is not observed in period "
+            f"{_period_label(t0, time_kind)} just before ({seen}), so its zone may have opened "
+            f"earlier ({int(gap.sum())} such unit(s)). Pass cohort= with each unit's first "
+            "treated period instead, or add the missing rows."
+        )
     df["cohort"] = first.fillna(NEVER).astype(float)
     return df
 
@@ -761,6 +871,7 @@ def _outside_window(
     periods: np.ndarray,
     outside_window: str,
     report: dict[str, Any],
+    time_kind: str = "integer",
 ) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
     """Step 7: cohorts outside the observed periods, refused or adjusted (always-treated
     units dropped, late cohorts recoded as never treated, both recorded in ``report``), then
@@ -776,7 +887,7 @@ def _outside_window(
     late = ucoh[(ucoh > last_t) & np.isfinite(ucoh)]
     if cohort is not None and len(early):
         if outside_window == "error":
-            _refuse_always_treated(df, early, cohort, first_t)
+            _refuse_always_treated(df, early, cohort, first_t, time_kind)
         report["dropped_always_treated"] = early.index.tolist()
         df = df[~df[unit].isin(early.index)]
         ucoh = ucoh.drop(early.index)
@@ -785,8 +896,9 @@ def _outside_window(
             u = late.index[0]
             raise PanelError(
                 f"Cohort outside the observed periods: unit {_v(u)!r} has cohort "
-                f"{late.iloc[0]:g} but the data end in {last_t} ({len(late)} such "
-                "unit(s)). Code it as never treated (0) or pass outside_window='adjust'."
+                f"{_period_label(late.iloc[0], time_kind)} but the data end in "
+                f"{_period_label(last_t, time_kind)} ({len(late)} such unit(s)). Code it as "
+                "never treated (0, or empty) or pass outside_window='adjust'."
             )
         report["recoded_late_cohort"] = late.index.tolist()
         df.loc[df[unit].isin(late.index), "cohort"] = NEVER
@@ -795,18 +907,21 @@ def _outside_window(
     if ucoh.empty:
         raise PanelError(
             f"No unit is left after dropping the {len(report['dropped_always_treated'])} "
-            f"unit(s) treated from the first period {first_t} (outside_window='adjust'): "
+            f"unit(s) treated from the first period {_period_label(first_t, time_kind)} "
+            "(outside_window='adjust'): "
             "the panel needs units with an untreated period."
         )
     if not np.isinf(ucoh).any() and ucoh.nunique() < 2:
         raise PanelError(
             "No untreated comparison units: every unit enters a zone in "
-            f"{ucoh.iloc[0]:g} and none is never treated."
+            f"{_period_label(ucoh.iloc[0], time_kind)} and none is never treated."
         )
     return df, ucoh, early
 
 
-def _refuse_always_treated(df: pd.DataFrame, early: pd.Series, cohort: Any, first_t: int) -> None:
+def _refuse_always_treated(
+    df: pd.DataFrame, early: pd.Series, cohort: Any, first_t: int, time_kind: str = "integer"
+) -> None:
     """The error for units treated from the first observed period (outside_window='error'),
     with a hint when the cohort column looks like a 0/1 treatment indicator (``cohort`` is
     None when the cohorts were read off ``treatment=``)."""
@@ -820,7 +935,8 @@ def _refuse_always_treated(df: pd.DataFrame, early: pd.Series, cohort: Any, firs
     )
     raise PanelError(
         f"Cohort outside the observed periods: unit {_v(u)!r} has cohort "
-        f"{early.iloc[0]:g} but the data start in {first_t} (no untreated "
+        f"{_period_label(early.iloc[0], time_kind)} but the data start in "
+        f"{_period_label(first_t, time_kind)} (no untreated "
         f"period; {len(early)} such unit(s)). Pass outside_window='adjust' to "
         f"drop always-treated units.{hint}"
     )
@@ -886,11 +1002,12 @@ def _attach_geography(
     dropped: pd.Series | None,
     report: dict[str, Any],
     never: AbstractSet[float] = frozenset({0.0}),
+    time_kind: str | None = None,
 ) -> tuple[pd.DataFrame | None, pd.DataFrame | None, pd.DataFrame | None, pd.DataFrame | None]:
     """Step 9: geography, exposure sources and adjacency, checked against the final units.
     Returns ``geography``, ``adjacency``, ``sources`` and ``source_links``."""
     geo = _validate_geography(geography, df["unit"].unique()) if geography is not None else None
-    src = _validate_sources(sources, dropped, df, geo, report, never)
+    src = _validate_sources(sources, dropped, df, geo, report, never, time_kind)
     adj = links = None
     if adjacency is not None:
         # pairs with a source zone (dropped always-treated units included) are exposure
@@ -939,26 +1056,132 @@ _FREQ_NAMES = {
 }
 
 
-def _is_dates(col: pd.Series) -> bool:
-    """True for datetime, Period, or object columns of dates/Timestamps/Periods."""
+#: Values an object column may hold as dates.
+_DATE_TYPES = (pd.Timestamp, pd.Period, _dt.date, np.datetime64)
+
+
+def _is_annual(kind: str) -> bool:
+    """Whether a time scale (``"integer"`` or a Period alias) is annual: its periods are
+    numbered by the year pandas labels them with (fiscal years included)."""
+    return kind == "Y" or kind.startswith("Y-")
+
+
+def _freq_label(kind: str) -> str:
+    """The name of a time scale in messages: "annual", "quarterly (Q-NOV)", ..."""
+    if kind in _FREQ_NAMES:
+        return _FREQ_NAMES[kind]
+    base = _FREQ_NAMES.get(kind.split("-")[0], "")
+    return f"{base} ({kind})" if base else f"{kind!r}"
+
+
+def _period_label(value: Any, kind: str) -> str:
+    """A period number as the caller reads it: the year or whole number itself, or the
+    pandas Period (e.g. ``1982-06``) of a date panel whose periods are Period ordinals."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return repr(_v(value))
+    if not np.isfinite(v) or v != round(v):
+        return f"{v:g}"
+    if kind == "integer" or _is_annual(kind):
+        return str(int(v))
+    try:
+        return str(pd.Period(ordinal=int(v), freq=kind))
+    except (ValueError, TypeError, OverflowError):  # pragma: no cover - defensive
+        return str(int(v))
+
+
+def _is_dates(col: pd.Series, column: Any = None, units: pd.Series | None = None) -> bool:
+    """True for datetime, Period, or object columns of dates/Timestamps/Periods.
+
+    An object column mixing dates with numbers or text (a merge of two sources, one with
+    years) is refused: the numbers would otherwise be read as nanoseconds since 1970, or the
+    dates as errors, depending on which rows come first."""
     if pd.api.types.is_datetime64_any_dtype(col.dtype) or isinstance(col.dtype, pd.PeriodDtype):
         return True
+    if col.dtype != object:
+        return False
+    vals = col.dropna()
+    if not len(vals):
+        return False
+    is_date = np.fromiter((isinstance(v, _DATE_TYPES) for v in vals), dtype=bool, count=len(vals))
+    if is_date.all():
+        return True
+    if not is_date.any() or column is None:
+        return False
+    i = int(np.flatnonzero(~is_date)[0])
+    other = _v(vals.iloc[i])
+    date = vals.iloc[int(np.flatnonzero(is_date)[0])]
+    who = f"unit {_v(units.loc[vals.index[i]])!r}" if units is not None else f"row {vals.index[i]}"
+    raise PanelError(
+        f"Column {column!r} mixes dates and other values: {who} has {other!r} "
+        f"({type(other).__name__}) while other rows hold dates such as {date!r} "
+        f"({int((~is_date).sum())} non-date value(s)). Give every value as a date (NaT or "
+        "empty for a missing one), or every value as a number."
+    )
+
+
+def _period_index(col: pd.Series) -> pd.PeriodIndex | None:
+    """The column as a PeriodIndex when it holds Periods of one frequency (a Period dtype,
+    or an object column of Periods), else None."""
+    if isinstance(col.dtype, pd.PeriodDtype):
+        return pd.PeriodIndex(col)
     if col.dtype == object:
         vals = col.dropna()
-        return bool(len(vals)) and all(
-            isinstance(v, (pd.Timestamp, pd.Period, _dt.date)) for v in vals.iloc[:50]
-        )
-    return False
+        if len(vals) and all(isinstance(v, pd.Period) for v in vals):
+            try:
+                return pd.PeriodIndex(col)
+            except (ValueError, TypeError):  # Periods of several frequencies
+                return None
+    return None
 
 
-def _as_timestamps(col: pd.Series) -> pd.Series:
-    if isinstance(col.dtype, pd.PeriodDtype):
-        return col.dt.start_time
-    if col.dtype == object and len(col.dropna()) and isinstance(col.dropna().iloc[0], pd.Period):
-        return pd.Series(pd.PeriodIndex(col).start_time, index=col.index)
-    ts = pd.to_datetime(col)
+def _period_kind(per: pd.PeriodIndex) -> str:
+    """The time scale of a Period column: its own Period alias, with the calendar anchors
+    written as the inferred frequencies are (``"Y"``, ``"Q"``, ``"W"``)."""
+    for base in _FREQS:
+        if per.dtype == pd.PeriodDtype(base):
+            return base
+    return str(per.freqstr)
+
+
+def _period_values(per: pd.PeriodIndex, kind: str) -> np.ndarray:
+    """Period numbers (NaN for NaT): the labelled year of annual periods (a fiscal year
+    Y-JUN 2006, July 2005 - June 2006, is 2006, as pandas labels it), else the Period
+    ordinal in the periods' own frequency (consecutive periods differ by one)."""
+    ok = ~per.isna()
+    out = np.full(len(per), np.nan)
+    if ok.any():
+        good = per[ok]
+        out[ok] = good.year if _is_annual(kind) else good.asi8
+    return out
+
+
+def _as_timestamps(col: pd.Series, column: Any) -> pd.Series:
+    """A date column as naive numpy datetimes.
+
+    Time-zone-aware dates keep their wall-clock time in their own zone (the zone is dropped,
+    not converted: 2003-01-01 00:00 in New York stays 1 January). Periods become their start
+    time; pyarrow-backed dates become numpy dates first. Dates in several time zones are
+    refused: one wall clock is needed to say which period a date falls in."""
+    if isinstance(col.dtype, pd.ArrowDtype):
+        pa_type = col.dtype.pyarrow_dtype
+        unit = getattr(pa_type, "unit", "s")
+        unit = unit if unit in ("s", "ms", "us", "ns") else "s"
+        tz = getattr(pa_type, "tz", None)
+        col = col.astype(pd.DatetimeTZDtype(unit, tz) if tz else f"datetime64[{unit}]")
+    if col.dtype == object:
+        col = col.map(lambda v: v.start_time if isinstance(v, pd.Period) else v)
+    try:
+        ts = pd.to_datetime(col)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise PanelError(
+            f"Column {column!r} holds dates that cannot be read on one time line ({exc}). "
+            "Dates in several time zones must be converted to one zone first (e.g. "
+            "pd.to_datetime(col, utc=True).dt.tz_convert('Asia/Shanghai'))."
+        ) from None
     if getattr(ts.dt, "tz", None) is not None:
-        ts = ts.dt.tz_localize(None)
+        ts = ts.dt.tz_localize(None)  # drops the zone, keeps the wall clock
     return ts
 
 
@@ -1031,13 +1254,44 @@ def _row_codes(
     return ucode, pd.Index(ulevels), key, len(ulevels) * span
 
 
+class _TimeKind(str):
+    """A time scale name ("Y", "Q-NOV", ...) that also carries where dated observations sit
+    in their periods (:func:`_anchor`): ``anchor`` is None for Periods and for dates at the
+    period start or end, else the offset from the period start (every 30 June: 5 months 29
+    days), by which :func:`_cohort_periods` places opening dates."""
+
+    anchor: Any = None
+
+
+def _anchor(stamps: pd.Series, freq: str) -> Any:
+    """The position of dated observations in their periods of ``freq`` as an offset from the
+    period start, or None when they sit at the period start or end (the period that
+    contains a date is then the one it opens in)."""
+    first = pd.Timestamp(stamps.iloc[0])
+    per = pd.Period(first, freq=freq)
+    if first == per.start_time:
+        return None
+    ends = pd.PeriodIndex(stamps, freq=freq).end_time.normalize()
+    if bool((ends == pd.DatetimeIndex(stamps)).all()):
+        return None
+    if freq in ("Y", "Q", "M"):
+        # a calendar position (month and day), as months and days differ in length
+        months = first.month - 1 if freq == "Y" else (first.month - 1) % 3 if freq == "Q" else 0
+        clock = first - first.normalize()
+        return pd.DateOffset(
+            months=months, days=first.day - 1, microseconds=clock // pd.Timedelta(1, "us")
+        )
+    return first - per.start_time
+
+
 def _period_numbers(col: pd.Series, column: str, units: pd.Series) -> tuple[pd.Series, str]:
     """Whole period numbers for a time column, and its kind (``"integer"`` or a frequency).
 
-    Numbers must be whole (years). Dates, ``Period`` values and date objects are counted in
-    periods of their inferred frequency: annual dates become years, others become pandas
-    Period ordinals (consecutive quarters/months/weeks/days differ by one), so event time
-    is counted in periods of the panel's frequency.
+    Numbers must be whole (years). A Period column keeps its own frequency (a fiscal year
+    Y-JUN or quarter Q-NOV included): annual periods become the year pandas labels them
+    with, others their Period ordinals. Dates and date objects are counted in periods of
+    their inferred calendar frequency the same way, so event time is counted in periods of
+    the panel's frequency (consecutive quarters/months/weeks/days differ by one).
     """
     if pd.api.types.is_bool_dtype(col.dtype):
         raise PanelError(f"Column {column!r} is boolean; it must hold periods (years or dates).")
@@ -1046,19 +1300,18 @@ def _period_numbers(col: pd.Series, column: str, units: pd.Series) -> tuple[pd.S
         raise PanelError(
             f"Column {column!r} holds {kind}; it must hold whole-numbered periods (years) or dates."
         )
-    if _is_dates(col):
-        stamps = _as_timestamps(col)
-        uniq = pd.DatetimeIndex(np.sort(stamps.unique()))
-        # a Period column declares its frequency; dates are read for theirs
-        declared = (
-            {"A": "Y"}.get(col.dtype.freq.freqstr[0], col.dtype.freq.freqstr[0])
-            if isinstance(col.dtype, pd.PeriodDtype)
-            else None
-        )
-        freq = declared if declared in _FREQS else _infer_frequency(uniq, column)
-        per = pd.PeriodIndex(stamps, freq=freq)
-        vals = per.year if freq == "Y" else per.asi8
-        return pd.Series(np.asarray(vals, dtype=np.int64), index=col.index), freq
+    if _is_dates(col, column, units):
+        per = _period_index(col)
+        if per is not None:
+            freq = _period_kind(per)  # a Period column declares its frequency
+        else:
+            stamps = _as_timestamps(col, column)
+            uniq = pd.DatetimeIndex(np.sort(stamps.unique()))
+            freq = _TimeKind(_infer_frequency(uniq, column))
+            freq.anchor = _anchor(pd.Series(uniq), freq)
+            per = pd.PeriodIndex(stamps, freq=freq)
+        vals = _period_values(per, freq)
+        return pd.Series(vals.astype(np.int64), index=col.index), freq
     t = pd.to_numeric(col, errors="coerce")
     bad = (t.isna() | ~np.isfinite(t) | (t != np.round(t))).to_numpy()
     if bad.any():
@@ -1078,14 +1331,31 @@ def _period_numbers(col: pd.Series, column: str, units: pd.Series) -> tuple[pd.S
     return t.astype(np.int64), "integer"
 
 
-def _cohort_periods(col: pd.Series, freq: str) -> np.ndarray:
-    """First treated period as a number on the same scale as the time column (NaN = never)."""
-    stamps = _as_timestamps(col)
+def _cohort_periods(col: pd.Series, freq: str, column: Any = "cohort") -> np.ndarray:
+    """First treated period as a number on the same scale as the time column (NaN = never).
+
+    Periods of the time column's own frequency are read as they are labelled; other dates
+    (Periods of another frequency by their start) fall in the period of ``freq`` that
+    contains them when the observations are dated at period starts or ends (a zone opened
+    in September 2006 is treated in the year 2006, dated 1 January or 31 December). When
+    they are dated inside their periods (every 30 June), the first treated period is the
+    first whose observation date is on or after the opening: an observation taken before
+    the zone opened is not treated."""
+    per = _period_index(col)
+    if per is not None and per.dtype == pd.PeriodDtype(freq):
+        return _period_values(per, freq)
+    stamps = _as_timestamps(col, column)
     out = np.full(len(col), np.nan)
     ok = stamps.notna().to_numpy()
     if ok.any():
         per = pd.PeriodIndex(stamps[ok], freq=freq)
-        out[ok] = per.year if freq == "Y" else per.asi8
+        anchor = getattr(freq, "anchor", None)
+        if anchor is not None:
+            seen = per.start_time + anchor  # the observation date of each period
+            per = pd.PeriodIndex(
+                np.where(pd.DatetimeIndex(stamps[ok]) > seen, per + 1, per), freq=freq
+            )
+        out[ok] = _period_values(per, freq)
     return out
 
 
@@ -1136,6 +1406,7 @@ def _validate_sources(
     geo: pd.DataFrame | None,
     report: dict[str, Any],
     never: AbstractSet[float] = frozenset({0.0}),
+    time_kind: str | None = None,
 ) -> pd.DataFrame | None:
     """Source zones (outside the sample) indexed by unit: ``cohort`` (on the panel's period
     scale, :func:`_source_cohorts`) plus geography, checked as the geography table is."""
@@ -1159,7 +1430,8 @@ def _validate_sources(
         if s.index.duplicated().any():
             u = s.index[s.index.duplicated()][0]
             raise GeographyError(f"sources= lists source zone {_v(u)!r} more than once.")
-        coh = _source_cohorts(s, df["time"], report["time_frequency"], never)
+        kind = time_kind if time_kind is not None else report["time_frequency"]
+        coh = _source_cohorts(s, df["time"], kind, never)
         place = [c for c in ("region", "lat", "lon") if c in s.columns]
         if place:
             s = s.drop(columns=place).join(
@@ -1188,24 +1460,25 @@ def _source_cohorts(
     cohort column's are), refused where they are not whole periods or are a never-treated
     code that is not a period: a source is a zone with an opening."""
     col = s["cohort"]
-    dates = _is_dates(col)
+    dates = _is_dates(col, "sources' 'cohort'", pd.Series(s.index, index=s.index))
     if dates and time_kind == "integer":
         raise GeographyError(
             "sources' 'cohort' holds dates but the panel's periods are numbers; give the "
             "opening periods on the time column's scale (e.g. the year)."
         )
-    if not dates and time_kind not in ("integer", "Y"):
+    if not dates and time_kind != "integer" and not _is_annual(time_kind):
         raise GeographyError(
-            f"The panel's periods are dates ({_FREQ_NAMES[time_kind]} periods) but sources' "
+            f"The panel's periods are dates ({_freq_label(time_kind)} periods) but sources' "
             f"'cohort' does not hold dates (first value {_v(col.iloc[0])!r}); give the opening "
             "periods as dates too."
         )
     if dates:
-        coh = pd.Series(_cohort_periods(col, time_kind), index=s.index)
+        coh = pd.Series(_cohort_periods(col, time_kind, "sources' 'cohort'"), index=s.index)
     else:
         coh = pd.to_numeric(col, errors="coerce").astype(float)
     v = coh.to_numpy(float)
-    never_code = np.isin(v, list(never)) & ~np.isin(v, pd.unique(time))
+    # never_values are codes of numbers; a date's period number is no code
+    never_code = np.isin(v, list(never)) & ~np.isin(v, pd.unique(time)) & (not dates)
     bad = ~np.isfinite(v) | (v != np.round(v)) | never_code
     if bad.any():
         u = s.index[np.flatnonzero(bad)[0]]

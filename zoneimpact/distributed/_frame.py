@@ -142,6 +142,11 @@ def read_panel(
     source = _source_names(unit, time, str(cohort or treatment), weights, cluster)
     frame = _read_columns(path, storage_options, source, outcomes, covariates)
     frame = frame.shuffle(on="unit", npartitions=npartitions, shuffle_method=_shuffle_method())
+    if isinstance(never_values, str | bytes):
+        raise SpecError(
+            f"never_values must be an iterable of cohort codes, e.g. (0,); received the "
+            f"string {never_values!r}."
+        )
     never = tuple(float(v) for v in never_values)
     frame = frame.map_partitions(
         _prepare_partition,
@@ -158,6 +163,8 @@ def read_panel(
     if treatment is None:
         _check_never_codes(scans, periods, names=source)
         frame = frame.drop(columns="_never")
+    else:
+        _check_onset_gaps(scans, periods, names=source)
     if outside_window == "adjust" and treatment is None:
         # as Panel.from_frame: drop units treated from the first period, recode cohorts
         # after the last as never treated, then count again
@@ -448,6 +455,16 @@ def _scan_partition(
             codes[float(v)] = (len(grp), grp["unit"].iloc[0])
     lo = int(fin[np.argmin(g[fin])]) if fin.size else None
     hi = int(fin[np.argmax(g[fin])]) if fin.size else None
+    onsets = None
+    if "_d" in df.columns:
+        # each treated unit's first treated period and the unit's observed period just
+        # before it (-inf: first observed treated), checked against the periods on the client
+        t = df["time"].to_numpy(float)
+        before = np.where(t < g, t, -np.inf)
+        prev = pd.Series(before).groupby(df["unit"].to_numpy(), sort=False).max()
+        first = pd.Series(g).groupby(df["unit"].to_numpy(), sort=False).first()
+        keep = np.isfinite(first.to_numpy())
+        onsets = (first.index[keep], first.to_numpy()[keep], prev.to_numpy()[keep])
     return {
         "first": None if lo is None else (float(g[lo]), df["unit"].iloc[lo]),
         "last": None if hi is None else (float(g[hi]), df["unit"].iloc[hi]),
@@ -458,7 +475,40 @@ def _scan_partition(
         "n_obs": len(df),
         "n_never": int(df.loc[~np.isfinite(g), "unit"].nunique()),
         "never_codes": codes,
+        "onsets": onsets,
     }
+
+
+def _check_onset_gaps(
+    scans: list[dict[str, Any]], periods: np.ndarray, names: dict[str, str]
+) -> None:
+    """As ``Panel.from_frame(treatment=)``: the first 1 dates a unit's zone only when the
+    unit is observed in the period just before it (in the data's own periods); after a
+    gap, or a late entry already treated, the zone may have opened earlier (the first
+    period excepted: a unit treated there is always treated)."""
+    bad: list[tuple[Any, float, float]] = []
+    for s in scans:
+        if s.get("onsets") is None:
+            continue
+        units, first, prev = s["onsets"]
+        just_before = periods[np.maximum(np.searchsorted(periods, first) - 1, 0)]
+        gap = (first > periods[0]) & ~(prev == just_before)
+        bad += [(u, f, pv) for u, f, pv in zip(units[gap], first[gap], prev[gap], strict=True)]
+    if not bad:
+        return
+    u, t1, pv = bad[0]
+    t0 = periods[np.searchsorted(periods, t1) - 1]
+    seen = (
+        f"its previous observed period is {pv:g}"
+        if np.isfinite(pv)
+        else "it is first observed then"
+    )
+    raise PanelError(
+        f"Treatment column {names['cohort']!r} turns on for unit {u!r} in period {t1:g}, but "
+        f"the unit is not observed in period {t0:g} just before ({seen}), so its zone may have "
+        f"opened earlier ({len(bad)} such unit(s)). Pass cohort= with each unit's first "
+        "treated period instead, or add the missing rows."
+    )
 
 
 def compute_blocks(steps: list[Callable[..., Any]], parts: list[Any], **kwargs: Any) -> list[Any]:
