@@ -252,3 +252,18 @@ def test_keep_blanks_net_and_share_with_a_note():
     assert "spillover_on_zones_total counts again" in keep.info["net_note"]
     # the region check does not depend on the pieces' controls and stays exact
     assert t["net_region_did"] == pytest.approx(truth_net, abs=1e-6)
+
+
+def test_region_sdid_on_an_unbalanced_region_panel_names_the_region_and_outcome():
+    # a unit of never-treated region r7 enters in 2002: SDID needs balanced region totals,
+    # so net_region_sdid is skipped with a note naming the user's region and outcome (it
+    # named an internal "cohort 2005" unit and outcome 'm'); net_region_did keeps the truth
+    df, adj = _world({0: 2004, 1: 2005, 2: 2006, 3: 2004}, n_regions=12)
+    d = df[~((df["unit"] == "r7u1") & (df["year"] < 2002))]
+    res = _fit(_panel(d, adj), region_sdid=True)
+    assert "net_region_sdid" not in set(res.terms["term"])
+    note = res.info["net_region_sdid_note"]
+    assert "of 'y'" in note and "region 'r7'" in note and "period 2000" in note
+    assert "cohort" not in note and "'m'" not in note
+    truth = d["eff"].sum()  # 120.8: the sum of the world's effects
+    assert res.coef("net_region_did") == pytest.approx(truth, abs=1e-6)  # lstsq rounding

@@ -76,9 +76,10 @@ SPIKE_FACTOR = 10.0
 #: that change for the same total evidence: SPIKE_FACTOR squared (the spike rule's two
 #: log-changes each exceed log 10, together log 100). Measured on the shared FDI file
 #: (298 cities, 1996-2022): a one-sided comparison of an interior value that the spike
-#: rule does not flag exceeds 100x in 25 of 12,310 comparisons (0.2 %; 10x: 273, 2.2 %;
-#: 30x: 106, 0.9 %), so at 100x the endpoint rule rarely flags a value that is merely
-#: volatile. It flags 6 FDI endpoints: 长治 2022 (4,400x below 2021), 陇南 2019 (670x)
+#: rule does not flag exceeds 100x in about 25 of 12,300 comparisons (0.2 %; 10x: about
+#: 270, 2.2 %; 30x: about 105, 0.9 %; two independent counts differed by one or two, by
+#: how values next to a gap were paired), so at 100x the endpoint rule rarely flags a
+#: value that is merely volatile. It flags 6 FDI endpoints: 长治 2022 (4,400x below 2021), 陇南 2019 (670x)
 #: and four 河南 cities in 河南's 2022 break year; 30x would add e.g. 襄阳 and 盘锦 2022.
 ENDPOINT_FACTOR = SPIKE_FACTOR**2
 #: Resident population changes by a few percent a year; a change beyond 25 % in one year

@@ -2926,6 +2926,16 @@ def _cohort_means_panel(rp: Panel, outcome: str, size: pd.Series) -> tuple[Panel
     cohorts' sizes. Parallel trends in unit levels give parallel trends in these means,
     not in totals of regions of different sizes."""
     wide = rp.wide(outcome)
+    miss = np.isnan(wide.to_numpy(float))
+    if miss.any():
+        # SDID needs a balanced panel: name the user's region and outcome, not the internal
+        # cohort rows built below
+        i, j = np.argwhere(miss)[0]
+        raise EstimationError(
+            f"net_region_sdid needs every region's total of {outcome!r} in every period; "
+            f"region {wide.index[i]!r} has none in period {_period_label(wide.columns[j])} "
+            f"({int(miss.sum())} region-period(s) missing: a unit of the region lacks it)."
+        )
     coh = rp.unit_cohort.reindex(wide.index).to_numpy(float)
     sz = size.reindex(wide.index).to_numpy(float)
     rows, sizes = [], {}
