@@ -30,10 +30,15 @@ layout of the partitions:
   influence-function accumulator per term, and one ``bincount`` per batch instead of one
   per term.
 
-Then ``se = sqrt(sum_i IF_i^2) / n`` (CS Theorem 2, R ``did``'s analytic standard errors,
-unclustered). Peak memory is one batch of rows plus those per-cell accumulators (800 MB at
-10 million cells x 10 years): the long panel (ids, periods, one row per cell-year) is never
-held.
+Then ``se = sqrt(sum_i IF_i^2) / n`` (CS Theorem 2, R ``did``'s analytic standard errors),
+or with ``cluster=`` (a column of the exposure table) ``sqrt(sum_c (sum_{i in c} IF_i)^2)
+/ n`` as ``callaway_santanna.fit(cluster=...)`` computes it. Cells near the same zone
+share shocks: in a Monte Carlo with shocks by 10 km block, unclustered 95% intervals
+covered 58%; clustered by the blocks, 94% with 63 blocks (30 zones), 86% with 16 blocks
+of which 8 hold treated cells (too few treated clusters: a warning says so, as in the
+in-memory fit). Peak memory is one batch of rows plus those per-cell accumulators (800 MB
+at 10 million cells x 10 years): the long panel (ids, periods, one row per cell-year) is
+never held.
 
 Pieces (Butts 2021, arXiv:2105.03737, Section 3.2, the ring estimator): for the exposure
 table of :func:`zoneimpact.grid.grid_exposure`, ``spillover:<ring>`` compares the cells
@@ -46,10 +51,15 @@ period are dropped and cohorts after the last become controls (``Panel.from_fram
 ``callaway_santanna.fit(..., control_group="never_treated", bootstrap=False)`` to 1e-10
 (``tests/test_grid.py``).
 
-Scope: balanced panels without missing outcomes (checked: a cell with a missing, extra or
-duplicated period is an error naming it), no covariates, no weights, no clusters. The same
-two passes over per-partition sums are what a Dask engine would map over partitions; this
-module is kept small so that it can move there.
+Outcomes are centred by one constant (the first batch's mean) before they are summed, so
+large levels (1e12) keep their digits. Periods, cohorts and exposure onsets must be whole
+numbers (as in ``Panel.from_frame``; quarters are numbered, not decimal years), and
+Hive-style ``key=value`` directories are read as columns.
+
+Scope: balanced panels with finite outcomes (checked exactly, with a row count and one bit
+per cell and period: a cell with a missing, extra or duplicated period is an error naming
+it), no covariates, no weights. The same two passes over per-partition sums are what a
+Dask engine would map over partitions; this module is kept small so that it can move there.
 
 Why by hand: no library computes CS from streamed sums; pyarrow only reads the batches.
 """
@@ -58,6 +68,7 @@ from __future__ import annotations
 
 import glob
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +78,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import EstimationError, PanelError
+from .inference.covariance import warn_few_treated
 from .panel import _v
 from .results import EstimationResult
 
@@ -142,8 +154,7 @@ def _batches(
         return
     import pyarrow.dataset as ds  # optional dependency (the test extra)
 
-    files = _files(source)
-    dataset = ds.dataset(files, format="parquet")
+    dataset = _dataset(ds, source)
     missing = [c for c in columns if c not in dataset.schema.names]
     if missing:
         raise PanelError(
@@ -161,6 +172,23 @@ def _batches(
                 raise PanelError(f"Column {c!r} of the Parquet data has missing values.")
             arrs.append(col.to_numpy(zero_copy_only=False))
         yield arrs[0], arrs[1], np.asarray(arrs[2], dtype=float)
+
+
+def _dataset(ds: Any, source: Any) -> Any:
+    """A pyarrow dataset over the Parquet files, reading Hive-style ``key=value`` directory
+    names (``year=2001/part-0.parquet``, what ``pyarrow.parquet.write_to_dataset`` and Spark
+    write) as columns. Below one directory given as the source, only the names under it
+    count; a layout whose file columns clash with such names is read without them."""
+    import pyarrow as pa
+
+    files = _files(source)
+    if not any("=" in part for f in files for part in Path(f).parts[:-1]):
+        return ds.dataset(files, format="parquet")
+    base = str(source) if isinstance(source, str | os.PathLike) and Path(source).is_dir() else None
+    try:
+        return ds.dataset(files, format="parquet", partitioning="hive", partition_base_dir=base)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return ds.dataset(files, format="parquet")
 
 
 def _files(source: Any) -> list[str]:
@@ -183,9 +211,16 @@ def _files(source: Any) -> list[str]:
 class _CellIndex:
     """Position of each cell id in the exposure table (fast path for consecutive ints)."""
 
-    def __init__(self, ids: np.ndarray) -> None:
+    def __init__(self, ids: np.ndarray, cell_col: str) -> None:
         self.order = np.argsort(ids, kind="stable")
         self.sorted = ids[self.order]
+        dup = np.flatnonzero(self.sorted[1:] == self.sorted[:-1])
+        if dup.size:
+            raise PanelError(
+                f"Cell {_v(self.sorted[dup[0]])!r} appears more than once in the exposure "
+                f"table's index ({dup.size} repeated row(s)); the table must have one row per "
+                f"cell of column {cell_col!r}."
+            )
         self.offset: int | None = None
         if (
             ids.dtype.kind in "iu"
@@ -226,6 +261,10 @@ class _Piece:
     sums: np.ndarray  # (G + 1, T)
 
 
+class _NoCohortError(EstimationError):
+    """A piece without any cohort treated within the data's periods."""
+
+
 def _make_piece(name: str, cohort: np.ndarray, periods: np.ndarray) -> _Piece:
     c = cohort.copy()
     c[c <= periods[0]] = np.nan  # no untreated period: left out (outside_window="adjust")
@@ -244,7 +283,7 @@ def _make_piece(name: str, cohort: np.ndarray, periods: np.ndarray) -> _Piece:
             f"Piece {name!r}: no clean cell to compare with (control_group='never_treated')."
         )
     if len(cohorts) == 0:
-        raise EstimationError(f"Piece {name!r}: no treated cohort within the data's periods.")
+        raise _NoCohortError(f"Piece {name!r}: no treated cohort within the data's periods.")
     return _Piece(
         name, cls, cohorts, pos, int(inside.sum()), n_class, np.zeros((len(cohorts) + 1, 0))
     )
@@ -257,8 +296,9 @@ def _cells(piece: _Piece, periods: np.ndarray) -> pd.DataFrame:
         pret = int(np.flatnonzero(periods < g)[-1])
         for c in range(1, len(periods)):
             b = pret if g <= periods[c] else c - 1
-            rows.append((gi, g, c, b, int(periods[c] - g)))
-    return pd.DataFrame(rows, columns=["gi", "g", "c", "b", "e"])
+            # periods and cohorts are whole numbers (checked), so the difference is exact
+            rows.append((gi, g, c, b, int(round(periods[c] - g)), bool(periods[c] >= g)))
+    return pd.DataFrame(rows, columns=["gi", "g", "c", "b", "e", "post"])
 
 
 def _att(piece: _Piece, cells: pd.DataFrame) -> np.ndarray:
@@ -291,7 +331,7 @@ def _terms(
     """Accumulated terms (names, estimates, coefficients) and the linear map from them to
     the reported terms (``event_avg`` is the mean of the post event-time terms)."""
     e = cells["e"].to_numpy()
-    est, a = _weighted(piece, cells, att, e >= 0)
+    est, a = _weighted(piece, cells, att, cells["post"].to_numpy(bool))
     names, ests, coefs = ["att"], [est], [a]
     for ev in np.unique(e) if event_study else []:
         est, a = _weighted(piece, cells, att, e == ev)
@@ -354,6 +394,7 @@ def ring_cs_from_parquet(
     event_study: bool = True,
     cell_se: bool = False,
     batch_rows: int = 2_000_000,
+    cluster: str | None = None,
 ) -> dict[str, StreamedCSResult]:
     """Ring-spillover (and direct) CS effects from a partitioned Parquet cell panel.
 
@@ -374,6 +415,13 @@ def ring_cs_from_parquet(
         Also the standard error of every ATT(g,t).
     batch_rows : int
         Rows per batch; bounds memory, does not change the result.
+    cluster : str, optional
+        A column of the exposure table (e.g. a region or a block of cells) whose cells'
+        influence values are summed before the variance is formed,
+        ``sqrt(sum_c (sum_{i in c} IF_i)^2) / n`` as ``callaway_santanna.fit(cluster=...)``
+        computes it (no small-sample factor; ``info["n_clusters"]`` holds the piece's cluster
+        count). Default: each cell its own cluster. Cells' shocks are usually spatially
+        correlated: cluster by blocks of cells larger than that correlation.
 
     Returns
     -------
@@ -384,38 +432,73 @@ def ring_cs_from_parquet(
     if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows < 1:
         raise PanelError(f"batch_rows must be a whole number >= 1; received {batch_rows!r}.")
     cohorts_by_piece = ring_pieces(table, pieces)
-    index = _CellIndex(table.index.to_numpy())
+    _check_whole_cohorts(cohorts_by_piece, table)
+    labels = _cluster_labels(table, cluster)
+    index = _CellIndex(table.index.to_numpy(), cell)
     cols = [cell, time, outcome]
     periods = _periods(source, cols, batch_rows)
     n_t = len(periods)
     if n_t < 2:
         raise EstimationError(f"The panel has {n_t} period(s); CS needs at least two.")
-    built = [_make_piece(p, c, periods) for p, c in cohorts_by_piece.items()]
+    built, skipped = [], []
+    for p, c in cohorts_by_piece.items():
+        try:
+            built.append(_make_piece(p, c, periods))
+        except _NoCohortError:
+            if pieces is not None:
+                raise
+            skipped.append(p)
+    if skipped:
+        warnings.warn(
+            f"Piece(s) {skipped} have no cohort treated within the data's periods "
+            f"({_v(periods[0])}-{_v(periods[-1])}: every exposure onset is at or before the "
+            "first period or after the last) and are left out; pass pieces= to choose.",
+            stacklevel=2,
+        )
+    if not built:
+        raise EstimationError(
+            f"No piece of {list(cohorts_by_piece)} has a cohort treated within the data's "
+            f"periods ({_v(periods[0])}-{_v(periods[-1])})."
+        )
     for pc in built:
         pc.sums = np.zeros((len(pc.cohorts) + 1, n_t))
     n_cells = len(table)
+    used = np.zeros(n_cells, bool)
+    for pc in built:
+        used |= pc.cls >= 0
+    # rows per cell and one bit per (cell, period) seen: T rows covering all T periods is
+    # one row per period (exact, at 8 + T / 8 bytes per cell)
     rows = np.zeros(n_cells, dtype=np.int64)
-    mask = np.zeros(n_cells)
+    seen = np.zeros((n_cells * n_t + 7) // 8, dtype=np.uint8)
+    # outcomes are centred by one constant (the first rows' mean) before they are summed:
+    # the estimates do not depend on it, and sums of large levels would lose digits
+    shift: float | None = None
     # pass 1: counts and sums by (class, period), and a balance check per cell
     for cid, t, y in _batches(source, cols, batch_rows):
         pos = index(cid, cell)
         tc = np.searchsorted(periods, t)
-        if np.isnan(y).any():
-            i = int(np.flatnonzero(np.isnan(y))[0])
+        bad_y = ~np.isfinite(y)
+        if bad_y.any():
+            i = int(np.flatnonzero(bad_y)[0])
             raise PanelError(
-                f"Outcome {outcome!r} is missing for cell {_v(cid[i])!r}, period {_v(t[i])!r}; "
-                "the streamed estimator needs a balanced panel without missing outcomes."
+                f"Outcome {outcome!r} is {'missing' if np.isnan(y[i]) else y[i]} for cell "
+                f"{_v(cid[i])!r}, period {_v(t[i])!r}; the streamed estimator needs a "
+                "balanced panel with a finite outcome in every row."
             )
+        if shift is None and y.size:
+            shift = float(np.mean(y))
+        y = y - (shift or 0.0)
         _scatter_add(rows, pos, None)
-        _scatter_add(mask, pos, np.exp2(tc))
+        key = pos.astype(np.int64) * n_t + tc
+        np.bitwise_or.at(seen, key >> 3, np.left_shift(np.uint8(1), (key & 7).astype(np.uint8)))
         for pc in built:
             k = pc.cls[pos]
             m = k >= 0
             pc.sums += np.bincount(
                 k[m] * n_t + tc[m], weights=y[m], minlength=pc.sums.size
             ).reshape(pc.sums.shape)
-    _check_balanced(built, rows, mask, table.index, periods, cell)
-    del rows, mask
+    _check_balanced(rows, seen, used, table.index, periods, cell)
+    del rows, seen
     plans = []
     for pc in built:
         cells = _cells(pc, periods)
@@ -432,6 +515,7 @@ def ring_cs_from_parquet(
     for cid, t, y in _batches(source, cols, batch_rows):
         pos = index(cid, cell)
         tc = np.searchsorted(periods, t)
+        y = y - (shift or 0.0)
         if zsum is not None:
             _scatter_add(zsum.reshape(-1), pos * n_t + tc, y)
             continue
@@ -441,12 +525,21 @@ def ring_cs_from_parquet(
             _scatter_add(acc, pc.pos[pos[m]], w[0, k[m], tc[m]] * y[m])
     out: dict[str, StreamedCSResult] = {}
     for j, (pc, cells, att, names, ests, lin, w, d) in enumerate(plans):
+        codes, n_clu = (None, None) if labels is None else _codes(labels, pc)
+        # as callaway_santanna.fit: few treated clusters (or cells) make the SE too small
+        treated = pc.cls[pc.cls >= 0] < len(pc.cohorts)
+        n_tr = int(treated.sum()) if codes is None else len(np.unique(codes[treated]))
+        what = "cell(s)" if cluster is None else f"cluster(s) of {cluster!r}"
+        warn_few_treated(n_tr, f"{what} in piece {pc.name!r}", stacklevel=2)
         if zsum is not None:
-            gram = _gram_wide(pc, zsum, w, d)
+            gram = _gram_wide(pc, zsum, w, d, codes, n_clu)
         else:
             infl = accs[j] + d[0, pc.cls[pc.cls >= 0]]
+            if codes is not None:
+                infl = np.bincount(codes, weights=infl, minlength=int(n_clu or 0))
             gram = np.array([[infl @ infl]])
-        out[pc.name] = _result(pc, cells, att, names, ests, lin, gram, outcome, periods)
+        clu = {"cluster": cluster, "n_clusters": n_clu}
+        out[pc.name] = _result(pc, cells, att, names, ests, lin, gram, outcome, periods, clu)
     return out
 
 
@@ -459,12 +552,50 @@ def _scatter_add(target: np.ndarray, idx: np.ndarray, weights: np.ndarray | None
     target[lo:hi] += np.bincount(idx - lo, weights=weights, minlength=hi - lo)
 
 
+def _cluster_labels(table: pd.DataFrame, cluster: Any) -> np.ndarray | None:
+    """Cluster label of every table cell (None: each cell its own cluster)."""
+    if cluster is None:
+        return None
+    if not isinstance(cluster, str):
+        raise PanelError(
+            f"cluster must be the name of a column of the exposure table (e.g. 'region') or "
+            f"None for cells; received {cluster!r} ({type(cluster).__name__})."
+        )
+    if cluster not in table.columns:
+        raise PanelError(
+            f"Cluster column {cluster!r} is not in the exposure table; it has "
+            f"{list(table.columns)}. Add it (e.g. a block or region id per cell)."
+        )
+    lab = table[cluster]
+    if lab.isna().any():
+        i = int(np.flatnonzero(lab.isna().to_numpy())[0])
+        raise PanelError(
+            f"Cluster column {cluster!r} is missing for cell {_v(table.index[i])!r}; every "
+            "cell needs a cluster."
+        )
+    return pd.factorize(lab, sort=True)[0]
+
+
+def _codes(labels: np.ndarray, pc: _Piece) -> tuple[np.ndarray, int]:
+    """Cluster codes 0..G-1 of the piece's cells (in the order of ``pc.pos``) and G."""
+    codes, uniq = pd.factorize(labels[pc.cls >= 0], sort=True)
+    return codes, len(uniq)
+
+
 def _gram_wide(
-    pc: _Piece, zsum: np.ndarray, w: np.ndarray, d: np.ndarray, block: int = 1 << 20
+    pc: _Piece,
+    zsum: np.ndarray,
+    w: np.ndarray,
+    d: np.ndarray,
+    codes: np.ndarray | None = None,
+    n_clu: int | None = None,
+    block: int = 1 << 20,
 ) -> np.ndarray:
-    """``sum_i IF_i IF_i'`` with ``IF_i = W[class_i] Y_i + D[class_i]``, in blocks of cells."""
+    """``sum_i IF_i IF_i'`` with ``IF_i = W[class_i] Y_i + D[class_i]``, in blocks of cells;
+    with clusters, ``sum_c S_c S_c'`` of the sums ``S_c`` of the ``IF_i`` within cluster c."""
     m = w.shape[0]
     gram = np.zeros((m, m))
+    csum = None if codes is None else np.zeros((m, int(n_clu or 0)))
     inside = np.flatnonzero(pc.cls >= 0)
     for lo in range(0, inside.size, block):
         rows = inside[lo : lo + block]
@@ -474,38 +605,87 @@ def _gram_wide(
         for c in np.unique(cls):
             sel = cls == c
             infl[:, sel] = w[:, c, :] @ z[sel].T + d[:, c : c + 1]
-        gram += infl @ infl.T
-    return gram
+        if csum is None or codes is None:
+            gram += infl @ infl.T
+            continue
+        cb = codes[lo : lo + block]
+        for r in range(m):
+            csum[r] += np.bincount(cb, weights=infl[r], minlength=csum.shape[1])
+    return gram if csum is None else csum @ csum.T
 
 
 def _periods(source: Any, cols: list[str], batch_rows: int) -> np.ndarray:
+    """The sorted distinct periods, refusing periods that are not whole numbers (as
+    ``Panel.from_frame`` does: ``t - g`` must count periods)."""
     seen: set = set()
-    for _, t, _ in _batches(source, cols, batch_rows):
+    for cid, t, _ in _batches(source, cols, batch_rows):
+        t = np.asarray(t)
+        if t.dtype.kind not in "iuf":
+            raise PanelError(
+                f"Column {cols[1]!r} holds {t.dtype} values (e.g. {_v(t[0])!r} at cell "
+                f"{_v(cid[0])!r}); the streamed estimator needs whole-numbered periods (years)."
+            )
+        if t.dtype.kind == "f":
+            bad = ~np.isfinite(t) | (t != np.round(t))
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise PanelError(
+                    f"Column {cols[1]!r} must hold whole-numbered periods; cell "
+                    f"{_v(cid[i])!r} has {_v(t[i])!r}. Number the periods 1, 2, ... (e.g. "
+                    "quarters as year * 4 + quarter) and give cohorts and openings on that scale."
+                )
         seen.update(np.unique(t).tolist())
     return np.sort(np.array(sorted(seen)))
 
 
+def _check_whole_cohorts(cohorts_by_piece: dict[str, np.ndarray], table: pd.DataFrame) -> None:
+    """Finite cohorts must be whole periods (``Panel.from_frame`` refuses others): a zone
+    opening at 2005.5 on a yearly panel would count 2005 as treated."""
+    for name, coh in cohorts_by_piece.items():
+        bad = np.isfinite(coh) & (coh != np.round(coh))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            col = "cohort" if name == "direct" else "exposure_onset"
+            raise PanelError(
+                f"Column {col!r} of the exposure table must hold whole periods like the "
+                f"panel's time column; cell {_v(table.index[i])!r} has {_v(coh[i])!r} (piece "
+                f"{name!r}). Round the zones' openings to the first treated period."
+            )
+
+
 def _check_balanced(
-    built: list[_Piece],
     rows: np.ndarray,
-    mask: np.ndarray,
+    seen: np.ndarray,
+    used: np.ndarray,
     ids: pd.Index,
     periods: np.ndarray,
     cell: str,
+    block: int = 1 << 20,
 ) -> None:
-    """Every cell of a piece has exactly one row per period (T rows whose period bits sum
-    to 2^T - 1 can only be T distinct periods)."""
-    used = np.zeros(len(rows), bool)
-    for pc in built:
-        used |= pc.cls >= 0
-    full = float(2 ** len(periods) - 1)
-    bad = used & ((rows != len(periods)) | (mask != full))
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
+    """Every cell of a piece has exactly one row per period: ``T`` rows whose periods
+    cover all ``T`` periods (a missing period, an extra row or a duplicated one fails)."""
+    n_t = len(periods)
+    n_bad, first = 0, None
+    for lo in range(0, len(used), block):
+        hi = min(lo + block, len(used))
+        b0, b1 = (lo * n_t) >> 3, (hi * n_t + 7) >> 3
+        bits = np.unpackbits(seen[b0:b1], bitorder="little")
+        off = lo * n_t - 8 * b0
+        have = bits[off : off + (hi - lo) * n_t].reshape(hi - lo, n_t).astype(bool)
+        bad = used[lo:hi] & ((rows[lo:hi] != n_t) | ~have.all(axis=1))
+        if bad.any():
+            n_bad += int(bad.sum())
+            if first is None:
+                i = int(np.flatnonzero(bad)[0])
+                gone = np.flatnonzero(~have[i])
+                first = (lo + i, periods[gone[0]] if gone.size else None)
+    if first is not None:
+        i, lack = first
+        what = f"no row for period {_v(lack)!r}" if lack is not None else "a period more than once"
         raise PanelError(
-            f"Cell {_v(ids[i])!r} (column {cell!r}) has {int(rows[i])} row(s) but the panel "
-            f"has {len(periods)} periods ({periods[0]}-{periods[-1]}); the streamed estimator "
-            f"needs exactly one row per cell and period ({int(bad.sum())} such cell(s))."
+            f"Cell {_v(ids[i])!r} (column {cell!r}) has {int(rows[i])} row(s) and {what}; the "
+            f"panel has {n_t} periods ({_v(periods[0])}-{_v(periods[-1])}) and the streamed "
+            f"estimator needs exactly one row per cell and period ({n_bad} such cell(s))."
         )
 
 
@@ -519,6 +699,7 @@ def _result(
     gram: np.ndarray,
     outcome: str,
     periods: np.ndarray,
+    clu: dict[str, Any],
 ) -> StreamedCSResult:
     """Terms, their covariance ``L (Psi'Psi / n^2) L'`` and the ATT(g,t) table."""
     n_acc = lin.shape[1]
@@ -556,6 +737,8 @@ def _result(
             "est_method": "unconditional",
             "base_period": "varying",
             "engine": "streamed (two passes over Parquet batches)",
+            "se_type": "analytic influence function",
+            **clu,
         },
         att_gt=att_gt,
     )
