@@ -23,6 +23,7 @@ __all__ = [
     "estimator_label",
     "fixed_effects_label",
     "format_p",
+    "is_p_column",
     "outcome_label",
     "se_type_label",
     "term_label",
@@ -155,8 +156,18 @@ def se_type_label(res: Any) -> str:
     return ""
 
 
+def is_p_column(name: Any) -> bool:
+    """Whether a column or statistic name holds p-values: ``p``, ``p_value``, ``pvalue``,
+    ``p-value`` or a name ending in ``_p``/``_pvalue``/``p_value`` (``pretrend_p``)."""
+    n = str(name).lower()
+    return n in {"p", "p_value", "pvalue", "p-value"} or n.endswith(("_p", "_pvalue", "p_value"))
+
+
 def format_p(p: Any, digits: int = 3) -> str:
-    """A p-value as papers print it: "0.043", "<0.001" (never ``3.8e-41``)."""
+    """A p-value as papers print it: "0.043", "<0.001" (never ``3.8e-41``).
+
+    Tables print every p-value at the default 3 decimals whatever the precision of the
+    estimates (a p-value of 0.065 at 0 decimals would read "<1")."""
     try:
         v = float(p)
     except (TypeError, ValueError):

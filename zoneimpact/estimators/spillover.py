@@ -235,12 +235,14 @@ class SpilloverResult(EstimationResult):
         """Pointwise confidence intervals, indexed by term; the displacement share's is
         Fieller's at every level (:func:`own_interval`, from the joint (co)variances kept
         in ``info``). After ``with_inference("wild")`` the intervals at the result's own
-        level are the bootstrap's test inversions; at any other level every term's is the
-        analytic estimate +/- t x SE, since the bootstrap inverted its test at that level
-        only."""
+        level are the bootstrap's test inversions; at any other level they are the
+        analytic ones of the same cluster SEs — estimate +/- t x SE, and Fieller's for
+        the share (kept after the bootstrap too), as without the bootstrap — since the
+        bootstrap inverted its test at that level only. Its p-values do not depend on the
+        level and stay the bootstrap's (tables say so in a note)."""
         out = super().conf_int(alpha)
         level = self.alpha if alpha is None else alpha
-        if level == self.alpha or "wild_draws" in self.info:
+        if level == self.alpha:
             return out
         share = own_interval(self, "displacement_share", level / 2)
         if share is not None:

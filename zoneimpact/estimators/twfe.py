@@ -634,6 +634,7 @@ def fit(
         ssc=ssc,
         weights=weights,
         alpha=alpha,
+        extra_info={"covariates": ",".join(covariates)},
         design=design,
         panel=panel,
     )
@@ -838,9 +839,11 @@ def event_study_result(
     weights: str | None,
     alpha: float,
     panel: Panel,
+    covariates: list[str] | None = None,
 ) -> TWFEResult:
     """The result of an event-study regression (``fitted`` from :func:`_ols_design`):
-    its coefficients, the post-period average ``att`` and what another variance needs."""
+    its coefficients, the post-period average ``att`` and what another variance needs;
+    ``covariates`` (when given) are recorded in ``info`` as the names joined by commas."""
     params, cov, n_clusters, cname, design = fitted
     names, b, full, wpost = post_average(params, cov)
     return _twfe_result(
@@ -856,7 +859,10 @@ def event_study_result(
         ssc=ssc,
         weights=weights,
         alpha=alpha,
-        extra_info=spec.info(),
+        extra_info={
+            **spec.info(),
+            **({} if covariates is None else {"covariates": ",".join(covariates)}),
+        },
         event_times=tuple(int(t.split(":")[1]) for t in names if t.startswith("event:")),
         design=replace(design, combo=np.vstack([np.eye(len(names)), wpost])),
         panel=panel,
@@ -947,4 +953,5 @@ def fit_event_study(
         weights=weights,
         alpha=alpha,
         panel=panel,
+        covariates=covariates,
     )

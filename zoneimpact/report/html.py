@@ -34,7 +34,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ..errors import ZoneImpactError
-from ..labels import format_p
+from ..labels import format_p, is_p_column
 from .tables import Table
 
 __all__ = ["ReportError", "figure_to_png", "write_report"]
@@ -154,15 +154,16 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float | np.floating):
         if not math.isfinite(float(v)):
             return "" if math.isnan(float(v)) else str(float(v))
-        return f"{float(v):.4g}"
+        text = f"{float(v):.4g}"
+        # plain digits for large numbers (46123, not 4.612e+04); tiny ones stay scientific
+        return f"{float(v):.0f}" if "e+" in text else text
     if isinstance(v, bool | np.bool_):
         return "yes" if v else "no"
     return str(v)
 
 
 def _is_p_column(name: Any) -> bool:
-    n = str(name).lower()
-    return n in {"p", "p_value", "pvalue", "p-value"} or n.endswith(("_p", "_pvalue", "p_value"))
+    return is_p_column(name)
 
 
 def _frame_html(df: pd.DataFrame, *, caption: str | None = None) -> str:
@@ -208,6 +209,13 @@ def _verdicts_html(df: pd.DataFrame) -> str:
             cells.append(f"<td>{text}</td>")
         out.append("<tr>" + "".join(cells) + "</tr>")
     out.append("</tbody></table>")
+    if {"ci_low", "ci_high"} <= set(cols):
+        # the verdicts' intervals are (1 - 2 alpha) ones (TOST), not the estimates' level
+        out.append(
+            '<p class="meta">ci_low, ci_high: the (1 - 2 alpha) interval each verdict is '
+            "judged with (90% at alpha = 0.05; TOST equivalence, Schuirmann 1987); its level "
+            "and reference distribution are in each row's note.</p>"
+        )
     return "\n".join(out)
 
 
@@ -216,10 +224,17 @@ def _result_html(name: str, res: Any, ids: set[str]) -> str:
     parts = [f'<h3 id="{_anchor("res", name, ids)}">{esc(str(name))}</h3>']
     est = esc(str(getattr(res, "estimator", "")))
     outc = esc(str(getattr(res, "outcome", "")))
+    # a count of 0 is the default of a result that did not record its sample: left out
+    sizes = "".join(
+        f" · {esc(_fmt(n))} {what}"
+        for n, what in (
+            (getattr(res, "n_units", None), "units"),
+            (getattr(res, "n_obs", None), "observations"),
+        )
+        if n not in (None, "", 0)
+    )
     parts.append(
-        f'<p class="meta">estimator <code>{est}</code> · outcome <code>{outc}</code> · '
-        f"{esc(_fmt(getattr(res, 'n_units', '')))} units · "
-        f"{esc(_fmt(getattr(res, 'n_obs', '')))} observations</p>"
+        f'<p class="meta">estimator <code>{est}</code> · outcome <code>{outc}</code>{sizes}</p>'
     )
     if hasattr(res, "tidy"):
         tidy = res.tidy()

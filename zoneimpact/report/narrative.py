@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from scipy.stats import norm
+
 from .. import labels
 from ..registry import ENTRIES
 
@@ -24,6 +26,13 @@ __all__ = ["run_summary", "truth_note"]
 #: What each estimator's headline weights the treated cells by (one clause).
 _WEIGHTS = {e.name: e.weighting for e in ENTRIES if e.weighting}
 
+#: Estimators whose ``att`` is the plain average of their post-treatment event-time
+#: coefficients (TWFE and first-difference event studies): another estimand than the
+#: overall ATT of a simulation's truth, so their intervals are not judged against it.
+_EVENT_AVERAGE = frozenset(
+    name for name, w in _WEIGHTS.items() if w.startswith("the average of its post-treatment")
+)
+
 
 def _num(v: Any) -> str:
     try:
@@ -32,7 +41,9 @@ def _num(v: Any) -> str:
         return str(v)
     if not math.isfinite(x):
         return ""
-    return f"{x:.3g}" if abs(x) < 1 else f"{x:,.1f}"
+    text = f"{x:.3g}" if abs(x) < 1 else f"{x:,.1f}"
+    # -0.0 (or a negative number too small to show) prints as 0, not "-0"
+    return text[1:] if text.startswith("-") and float(text.replace(",", "")) == 0 else text
 
 
 def _headline(res: Any, alpha: float) -> tuple[float, float, float]:
@@ -41,8 +52,8 @@ def _headline(res: Any, alpha: float) -> tuple[float, float, float]:
         ci = res.conf_int(alpha)
         ci = (ci.set_index("term") if "term" in ci.columns else ci).loc[res.main_term]
         return est, float(ci["lower"]), float(ci["upper"])
-    except Exception:  # a result without conf_int: the normal interval
-        z = 1.959963984540054
+    except Exception:  # a result without conf_int: the normal interval at the level
+        z = float(norm.ppf(1 - alpha / 2))
         return est, est - z * float(res.se), est + z * float(res.se)
 
 
@@ -114,7 +125,16 @@ def run_summary(output: RunOutput) -> list[str]:
             true = truth.overall.get(outcome)
             if true is None:
                 continue
-            att = [(names[n], lo, hi) for n, r, (e, lo, hi) in rows if r.main_term == "att"]
+            att = [
+                (names[n], lo, hi)
+                for n, r, (e, lo, hi) in rows
+                if r.main_term == "att" and r.estimator not in _EVENT_AVERAGE
+            ]
+            other = [
+                names[n]
+                for n, r, _ in rows
+                if r.main_term == "att" and r.estimator in _EVENT_AVERAGE
+            ]
             # an estimate without an interval (NaN bounds) neither covers nor misses
             cover = [n for n, lo, hi in att if _has_interval(lo, hi) and lo <= true <= hi]
             miss = [n for n, lo, hi in att if _has_interval(lo, hi) and not lo <= true <= hi]
@@ -123,6 +143,15 @@ def run_summary(output: RunOutput) -> list[str]:
                 lines.append(
                     f"For {olabels.get(outcome, outcome)}, the intervals of {', '.join(cover) or 'no estimate'} cover "
                     f"the true {_num(true)}; {', '.join(miss) or 'none'} miss it."
+                )
+            if other:
+                one = len(other) == 1
+                lines.append(
+                    f"The att of {', '.join(other)} "
+                    f"{'averages its' if one else 'average their'} post-treatment event-time "
+                    "coefficients with equal weights, another estimand than the overall ATT: "
+                    f"{'its interval is' if one else 'their intervals are'} not compared with "
+                    "the true value."
                 )
             if bare:
                 lines.append(

@@ -93,7 +93,8 @@ def build_tables(output: RunOutput) -> dict[str, tables.Table]:
         out["pretrends"] = tables.pretrends_table(diag, names=names)
     verdicts = output.extras.get("verdicts")
     if verdicts is not None:
-        out["claims"] = tables.claims_table(verdicts)
+        # the verdicts' (1 - 2 alpha) intervals, labelled with their level
+        out["claims"] = tables.claims_table(verdicts, alpha=output.spec.inference.alpha)
     # further tables a command adds (e.g. the China claims run's specification curve)
     for name, frame in output.extras.get("tables", {}).items():
         if name not in out and hasattr(frame, "columns") and len(frame):

@@ -158,12 +158,14 @@ class Table:
     ) -> Table:
         """A table from any DataFrame; floats are printed with ``digits`` decimals.
 
+        A float column of whole numbers that is named as a count (``n_*``, ``*count``) or
+        has a missing value (an integer column that pandas stored as float) prints them as
+        integers; a p-value column (``p``, ``p_value``, ``*_p``, ...,
+        :func:`labels.is_p_column`) as papers print p-values ("0.043", "<0.001").
         With ``index=True`` the index becomes the stub column.
         """
         src = df.reset_index() if index else df
-        cells = pd.DataFrame(
-            {str(c): [_fmt_cell(v, digits) for v in src[c].tolist()] for c in src.columns}
-        )
+        cells = pd.DataFrame({str(c): _fmt_column(c, src[c].tolist(), digits) for c in src.columns})
         return cls(cells, title=title, notes=tuple(notes), label=label, data=df.copy())
 
     # ------------------------------------------------------------------ basics
@@ -288,7 +290,7 @@ class Table:
         out += [line(r) for r in self._rows()]
         if self.notes:
             out.append("")
-            out += [_md_escape(n) + "  " for n in self.notes]
+            out += [_md_note(n) + "  " for n in self.notes]
         return "\n".join(out) + "\n"
 
     # ------------------------------------------------------------------ HTML
@@ -438,6 +440,16 @@ def _md_escape(text: str) -> str:
     return _MD_RE.sub(lambda m: "\\" + m.group(0), _CONTROL_RE.sub(" ", str(text)))
 
 
+# A line that Markdown would read as a list item, heading or quote ("* p < 0.1, ..."
+# is a bullet in CommonMark): its first character is backslash-escaped.
+_MD_BLOCK_RE = re.compile(r"^(\s*|\s*\d+)((?<!\d)[*+\-#>]|(?<=\d)[.)])")
+
+
+def _md_note(text: str) -> str:
+    """A note line of a Markdown table, printed as typed (not as a list item or heading)."""
+    return _MD_BLOCK_RE.sub(lambda m: m.group(1) + "\\" + m.group(2), _md_escape(text), 1)
+
+
 def _csv_cell(text: str) -> str:
     # The csv module quotes fields holding "\n" but not a bare "\r", which readers take
     # as a row end: normalise carriage returns to newlines (then quoted).
@@ -548,7 +560,12 @@ def _row_chunks(table: Table, max_rows: int) -> list[tuple[int, int]]:
 
 # ----------------------------------------------------------------------------- numbers
 def _fmt_num(x: Any, digits: int) -> str:
-    """Fixed decimals; NaN -> empty; no negative zero."""
+    """Fixed decimals; NaN -> empty; no negative zero.
+
+    A nonzero number that would print as zero at ``digits`` decimals (``2e-05`` at 3)
+    gets two significant digits instead (``0.000020``; below 1e-6 in scientific
+    notation, ``1.2e-07``), so neither its size nor its sign is lost.
+    """
     try:
         v = float(x)
     except (TypeError, ValueError):
@@ -556,9 +573,41 @@ def _fmt_num(x: Any, digits: int) -> str:
     if not math.isfinite(v):
         return "" if math.isnan(v) else ("Inf" if v > 0 else "-Inf")
     s = f"{v:.{digits}f}"
-    if s.startswith("-") and float(s) == 0:
-        s = s[1:]
+    if float(s) == 0:
+        if v == 0:
+            return s.lstrip("-")
+        return _small_num(v)
     return s
+
+
+def _small_num(v: float) -> str:
+    """A nonzero ``v`` with two significant digits: fixed down to 1e-6, else scientific."""
+    d = _small_decimals(v)
+    return f"{v:.1e}" if d is None else f"{v:.{d}f}"
+
+
+def _small_decimals(v: float) -> int | None:
+    """Decimals that show two significant digits of a nonzero ``v`` (None: below 1e-6,
+    scientific notation)."""
+    if abs(v) < 1e-6:
+        return None
+    return 1 - math.floor(math.log10(abs(v)))
+
+
+def _fmt_interval(lo: Any, hi: Any, digits: int) -> str:
+    """``[lo, hi]`` with both ends at one precision: ``digits`` decimals, or as many as
+    the end that would print as zero needs (:func:`_fmt_num`), so an interval never
+    mixes "-0.001" with "-0.00020"."""
+    a, b = float(lo), float(hi)
+    small = [v for v in (a, b) if math.isfinite(v) and v != 0 and float(f"{v:.{digits}f}") == 0]
+    if not small:
+        return f"[{_fmt_num(a, digits)}, {_fmt_num(b, digits)}]"
+    need = [_small_decimals(v) for v in small]
+    if any(d is None for d in need):
+        ends = [f"{v:.1e}" if math.isfinite(v) and v != 0 else _fmt_num(v, digits) for v in (a, b)]
+        return f"[{ends[0]}, {ends[1]}]"
+    d = max(digits, *[int(x) for x in need if x is not None])
+    return f"[{_fmt_num(a, d)}, {_fmt_num(b, d)}]"
 
 
 def _fmt_int(x: Any) -> str:
@@ -569,6 +618,26 @@ def _fmt_int(x: Any) -> str:
     if not math.isfinite(v):
         return ""
     return f"{int(round(v)):,}"
+
+
+def _fmt_column(name: Any, values: list[Any], digits: int) -> list[str]:
+    """The cells of one column of :meth:`Table.from_frame`."""
+
+    def real(v: Any) -> bool:
+        return isinstance(v, float | np.floating | int | np.integer) and not isinstance(
+            v, bool | np.bool_
+        )
+
+    nums = [float(v) for v in values if real(v) and math.isfinite(float(v))]
+    if nums and labels.is_p_column(name):
+        return [labels.format_p(v) if real(v) else _fmt_cell(v, digits) for v in values]
+    # counts stored as float: whole numbers in a column that is named as a count or holds
+    # a missing value (pandas turns an integer column with a NaN into floats)
+    n = str(name).lower()
+    count = n.startswith("n_") or n.endswith(("_count", "count")) or len(nums) < len(values)
+    if nums and count and all(x.is_integer() for x in nums):
+        return [_fmt_int(v) if real(v) else _fmt_cell(v, digits) for v in values]
+    return [_fmt_cell(v, digits) for v in values]
 
 
 def _fmt_cell(v: Any, digits: int) -> str:
@@ -768,7 +837,8 @@ def _stat_value(res: Any, key: str, digits: int) -> str:
     info = getattr(res, "info", None) or {}
     if key in ("n_units", "n_obs"):
         v = getattr(res, key, info.get(key))
-        return "" if v is None else _fmt_int(v)
+        # 0 is the default of a result that did not record its sample: not a count
+        return "" if v is None or v == 0 else _fmt_int(v)
     if key == "n_clusters":
         v = info.get("n_clusters")
         return "" if v is None else _fmt_int(v)
@@ -789,7 +859,7 @@ def _stat_value(res: Any, key: str, digits: int) -> str:
     if v is None:
         return ""
     if key.endswith("_p") or key.startswith("p_"):
-        return labels.format_p(v, digits)
+        return labels.format_p(v)  # p-values at their own precision, whatever ``digits``
     if isinstance(v, float | np.floating) and float(v).is_integer():
         return _fmt_int(v)
     return _fmt_cell(v, digits)
@@ -877,8 +947,15 @@ def regression_table(
         (normal or t, see :meth:`EstimationResult.pvalues`).
     ci : bool
         Add a row with the ``1 - alpha`` confidence interval in brackets under the SE.
+        Columns at different levels get a footer row "CI level". A wild-bootstrap result
+        tabulated at a level other than its own gets a note: its intervals are then the
+        analytic ones, its p-values (stars) the bootstrap's.
     digits : int
-        Decimals of estimates, SEs and intervals.
+        Decimals of estimates, SEs and intervals; a nonzero number that would print as
+        zero gets two significant digits. p-values always print with 3 decimals
+        ("<0.001"). An SE of exactly 0 (a fixed coefficient) gets no stars or interval;
+        an event study's reference period (``event:E`` at 0 without SE) prints "ref.";
+        binned event times are labelled by their bins ("Event time <= -2").
     stats : sequence or mapping
         Footer rows from ``n_obs``, ``n_units`` and the results' ``info`` (default
         :data:`DEFAULT_STATS`: observations, units, the number of clusters, fixed effects,
@@ -927,7 +1004,10 @@ def regression_table(
     names = list(named)
     rows: list[list[str]] = []
     long_rows: list[dict[str, Any]] = []
+    bin_rows, bin_notes = _bin_labels(named, tidies)
     for term, lab in chosen:
+        if term in bin_rows and lab == labels.term_label(term):
+            lab = f"{labels.term_label(term).rsplit(' ', 1)[0]} {bin_rows[term]}"
         r_est, r_se, r_ci = [lab], [""], [""]
         for name in names:
             t = tidies[name]
@@ -938,13 +1018,21 @@ def regression_table(
                 r_ci.append("")
                 continue
             h = hit.iloc[0]
-            star = _stars(float(h["p"]), thresholds) if thresholds else ""
+            if _is_reference(term, h):
+                # the normalised period of an event study: not an estimate
+                r_est.append("ref.")
+                r_se.append("")
+                r_ci.append("")
+                continue
+            # an SE of exactly 0 is a fixed (normalised) coefficient: no test, no interval
+            fixed = h["se"] == 0
+            star = _stars(float(h["p"]), thresholds) if thresholds and not fixed else ""
             r_est.append(_fmt_num(h["estimate"], digits) + star)
             r_se.append(f"({_fmt_num(h['se'], digits)})" if math.isfinite(h["se"]) else "")
             r_ci.append(
-                f"[{_fmt_num(h['lo'], digits)}, {_fmt_num(h['hi'], digits)}]"
+                _fmt_interval(h["lo"], h["hi"], digits)
                 # an unbounded set (Fieller's share with a weak direct total) shows -Inf/Inf
-                if not (math.isnan(h["lo"]) or math.isnan(h["hi"]))
+                if not (fixed or math.isnan(h["lo"]) or math.isnan(h["hi"]))
                 else ""
             )
             long_rows.append(
@@ -967,15 +1055,27 @@ def regression_table(
     foot, outcome_note = _shared_outcome(
         _footer(named, names, stats, digits, outcome_labels, outcome_units)
     )
+    level, level_row = _level_text(named, alpha)
+    if level_row:
+        foot.append(level_row)
 
     midrules = (len(rows),) if foot and rows else ()
     frame = pd.DataFrame([*rows, *foot], columns=["", *names])
-    note_lines = [*outcome_note, _se_note(named)]
-    level = _level_text(named, alpha)
+    note_lines = [*outcome_note, _se_note(named, foot)]
     if ci:
-        note_lines.append(f"{level} confidence intervals in brackets.")
+        note_lines.append(
+            f"{level} confidence intervals in brackets."
+            if level
+            else "Confidence intervals in brackets (level by column in the row CI level)."
+        )
     else:
-        note_lines.append(f"Confidence level of tests and intervals: {level}.")
+        note_lines.append(
+            f"Confidence level of tests and intervals: {level}."
+            if level
+            else "Confidence level of tests and intervals by column in the row CI level."
+        )
+    note_lines += _relevelled_notes(named, alpha)
+    note_lines += bin_notes
     if thresholds:
         note_lines.append(_star_note(thresholds))
     note_lines += list(notes)
@@ -996,12 +1096,58 @@ def _shared_outcome(foot: list[list[str]]) -> tuple[list[list[str]], list[str]]:
     return foot, []
 
 
-def _se_note(named: Mapping[str, Any]) -> str:
-    """The note on the standard errors: their type when every column shares it."""
+def _se_note(named: Mapping[str, Any], foot: Sequence[Sequence[str]] = ()) -> str:
+    """The note on the standard errors: their type when every column shares it, else a
+    pointer to the footer row "Standard errors" (when the table has one)."""
     kinds = {labels.se_type_label(r) for r in named.values()}
     if len(kinds) == 1 and (kind := kinds.pop()):
         return f"Standard errors in parentheses ({kind[:1].lower() + kind[1:]})."
-    return "Standard errors in parentheses (type by column in the row Standard errors)."
+    if any(row and row[0] == STAT_LABELS["se_type"] for row in foot):
+        return "Standard errors in parentheses (type by column in the row Standard errors)."
+    return "Standard errors in parentheses."
+
+
+def _is_reference(term: str, h: Any) -> bool:
+    """An event study's reference period: an ``event:E`` term fixed at 0 without an SE."""
+    se = float(h["se"])
+    return (
+        term.startswith("event:")
+        and float(h["estimate"]) == 0
+        and not (math.isfinite(se) and se > 0)
+    )
+
+
+def _is_wild(res: Any) -> bool:
+    """Whether a result's p-values and intervals come from a wild cluster bootstrap
+    (``with_inference("wild")`` of TWFE or the spillover decomposition)."""
+    info = getattr(res, "info", None) or {}
+    return "wild_draws" in info or any(
+        "wild" in str(info.get(k, "")).lower() for k in ("inference", "se_type")
+    )
+
+
+def _relevelled_notes(named: Mapping[str, Any], alpha: float | None) -> list[str]:
+    """A note for each wild-bootstrap result tabulated at a level other than its own: its
+    bootstrap intervals (test inversions) hold at its own level only, so its intervals
+    are then the analytic ones of the same SEs, while its p-values (stars) stay the
+    bootstrap's (a p-value does not depend on the level)."""
+    if alpha is None:
+        return []
+    out = []
+    for name, res in named.items():
+        own = float(getattr(res, "alpha", 0.05))
+        if own != alpha and _is_wild(res):
+            share = (
+                "; Fieller's for the displacement share"
+                if "displacement_share" in set(res.terms["term"])
+                else ""
+            )
+            out.append(
+                f"{name}: p-values from the wild cluster bootstrap; its {_pct(alpha)} "
+                f"intervals are analytic (estimate +/- t x SE{share}), since the bootstrap "
+                f"inverted its test at {_pct(own)} only."
+            )
+    return out
 
 
 def _check_digits(digits: Any) -> None:
@@ -1013,13 +1159,93 @@ def _check_digits(digits: Any) -> None:
         raise TableError(f"digits must be a whole number from 0 to 20; received {digits!r}.")
 
 
-def _level_text(named: Mapping[str, Any], alpha: float | None) -> str:
-    alphas = (
-        {float(getattr(r, "alpha", 0.05)) for r in named.values()} if alpha is None else {alpha}
+def _pct(alpha: float) -> str:
+    return f"{100 * (1 - float(alpha)):g}%"
+
+
+def _level_text(named: Mapping[str, Any], alpha: float | None) -> tuple[str, list[str]]:
+    """The confidence level shared by every column ("95%", no footer row), or "" and a
+    footer row "CI level" with each column's level when the columns differ."""
+    levels = [_pct(getattr(r, "alpha", 0.05) if alpha is None else alpha) for r in named.values()]
+    if len(set(levels)) == 1:
+        return levels[0], []
+    return "", ["CI level", *levels]
+
+
+def _bin_ranges(res: Any, event_terms: Sequence[str]) -> dict[str, str]:
+    """The event times an event-study term pools, as text, for binned terms only:
+    ``"-4..-3"`` for a bin, ``"<= -2"`` / ``">= 1"`` for binned endpoints.
+
+    Read from the result's ``info``: ``bins`` (``"-3=[-4..-3], 0=[0..1]"``: the bins of
+    Schmidheiny & Siegloch 2023, each named by its event time closest to zero) and
+    ``binned`` (True: the endpoints of the window pool the event times beyond it). The
+    endpoints are the lowest and highest event terms, except that without never-treated
+    units the lowest lead of the window is dropped as a second reference (TWFE), and the
+    lowest term is then no endpoint.
+    """
+    info = getattr(res, "info", None) or {}
+    ranges: dict[str, tuple[float, float]] = {}
+    bins = info.get("bins")
+    if isinstance(bins, str):
+        for m in re.finditer(r"(-?\d+)=\[(-?\d+)\.\.(-?\d+)\]", bins):
+            ranges[f"event:{int(m.group(1))}"] = (float(m.group(2)), float(m.group(3)))
+    times = sorted(
+        (e, t) for t in event_terms if (e := _event_time(t)) is not None and float(e).is_integer()
     )
-    if len(alphas) == 1:
-        return f"{100 * (1 - alphas.pop()):g}%"
-    return "Pointwise"
+    if info.get("binned") is True and times:
+        lo_e, lo_t = times[0]
+        hi_e, hi_t = times[-1]
+        if _has_never_treated(res):
+            ranges[lo_t] = (-math.inf, ranges.get(lo_t, (lo_e, lo_e))[1])
+        ranges[hi_t] = (ranges.get(hi_t, (hi_e, hi_e))[0], math.inf)
+    out = {}
+    for t, (a, z) in ranges.items():
+        if a == -math.inf:
+            out[t] = f"<= {z:g}"
+        elif z == math.inf:
+            out[t] = f">= {a:g}"
+        elif a != z:
+            out[t] = f"{a:g}..{z:g}"
+    return out
+
+
+def _has_never_treated(res: Any) -> bool:
+    """Whether the result's panel (when it keeps one) has never-treated units; True when
+    unknown."""
+    panel = getattr(res, "panel", None)
+    data = getattr(panel, "data", None)
+    if not isinstance(data, pd.DataFrame) or "cohort" not in data.columns:
+        return True
+    return bool(np.isinf(data["cohort"].to_numpy(float)).any())
+
+
+def _bin_labels(
+    named: Mapping[str, Any], tidies: Mapping[str, pd.DataFrame]
+) -> tuple[dict[str, str], list[str]]:
+    """Row texts of binned event terms (``{"event:-2": "<= -2"}``) where every result with
+    the term bins it alike, and notes naming each result's bins where they differ."""
+    per = {n: _bin_ranges(named[n], list(tidies[n]["term"])) for n in named}
+    rows: dict[str, str] = {}
+    notes: list[str] = []
+    terms = dict.fromkeys(t for n in named for t in per[n])
+    for term in terms:
+        having = [n for n in named if term in set(tidies[n]["term"])]
+        texts = {per[n].get(term, "") for n in having}
+        if len(texts) == 1:
+            rows[term] = texts.pop()
+    mixed = {n: {t: x for t, x in per[n].items() if t not in rows} for n in named}
+    for n, got in mixed.items():
+        if got:
+            each = "; ".join(f"E = {_event_text(t)} pools event times {x}" for t, x in got.items())
+            notes.append(f"{n}: binned event times ({each}).")
+    return {t: x for t, x in rows.items() if x}, notes
+
+
+def _event_text(term: str) -> str:
+    e = _event_time(term)
+    if e is None:
+        return term
+    return f"{int(e)}" if float(e).is_integer() else f"{e:g}"
 
 
 # ----------------------------------------------------------------------------- event study
@@ -1052,7 +1278,10 @@ def event_study_table(
     result carries a simultaneous band (``band_low``/``band_high``, e.g. the Callaway &
     Sant'Anna 2021 multiplier-bootstrap band, Sec. 4.1), the band in braces (``band``).
     The reference period of regression event studies (E = -1, normalised to 0) shows as
-    ``ref.`` when present with no standard error.
+    ``ref.`` when present with no standard error. Binned terms (TWFE's ``bins`` and
+    ``bin_endpoints``, from ``info["bins"]``/``info["binned"]``) are labelled by the event
+    times they pool: ``E = -4..-3``, ``E <= -2``, ``E >= 1``. Columns at different levels
+    get a footer row "CI level".
     """
     _check_alpha(alpha)
     _check_digits(digits)
@@ -1074,9 +1303,13 @@ def event_study_table(
     long_rows: list[dict[str, Any]] = []
     has_band = False
     band_alphas: dict[str, float] = {}
+    bin_rows, bin_notes = _bin_labels(named, tidies)
     for e in sorted(events):
         term = events[e]
         lab = f"E = {int(e) if float(e).is_integer() else e}"
+        if term in bin_rows:
+            text = bin_rows[term]
+            lab = f"E {text}" if text.startswith(("<", ">")) else f"E = {text}"
         r_est, r_se, r_ci, r_band = [lab], [""], [""], [""]
         for name in names:
             t = tidies[name]
@@ -1095,17 +1328,16 @@ def event_study_table(
                 r_ci.append("")
                 r_band.append("")
                 continue
-            star = _stars(float(h["p"]), thresholds) if thresholds else ""
+            # an SE of exactly 0 is a fixed coefficient: no test
+            star = _stars(float(h["p"]), thresholds) if thresholds and h["se"] != 0 else ""
             r_est.append(_fmt_num(h["estimate"], digits) + star)
             r_se.append(f"({_fmt_num(h['se'], digits)})" if se_ok else "")
-            r_ci.append(
-                f"[{_fmt_num(h['lo'], digits)}, {_fmt_num(h['hi'], digits)}]" if se_ok else ""
-            )
+            r_ci.append(_fmt_interval(h["lo"], h["hi"], digits) if se_ok else "")
             bl, bh = float(h["band_low"]), float(h["band_high"])
             if math.isfinite(bl) and math.isfinite(bh):
                 has_band = True
                 band_alphas[name] = float(getattr(named[name], "alpha", 0.05))
-                r_band.append(f"{{{_fmt_num(bl, digits)}, {_fmt_num(bh, digits)}}}")
+                r_band.append("{" + _fmt_interval(bl, bh, digits)[1:-1] + "}")
             else:
                 r_band.append("")
             long_rows.append(
@@ -1129,6 +1361,9 @@ def event_study_table(
             rows.append(r_band)
 
     foot, outcome_note = _shared_outcome(_footer(named, names, stats, digits))
+    level, level_row = _level_text(named, alpha)
+    if level_row and ci:
+        foot.append(level_row)
     frame = pd.DataFrame([*rows, *foot], columns=["Event time", *names])
     note_lines = [
         *outcome_note,
@@ -1136,8 +1371,12 @@ def event_study_table(
     ]
     if ci:
         note_lines.append(
-            f"{_level_text(named, alpha)} pointwise confidence intervals in brackets."
+            f"{level} pointwise confidence intervals in brackets."
+            if level
+            else "Pointwise confidence intervals in brackets (level by column in the row CI level)."
         )
+        note_lines += _relevelled_notes(named, alpha)
+    note_lines += bin_notes
     if band and has_band:
         # a band comes from the result's bootstrap critical value at its own alpha and
         # cannot be recomputed at another: state its level, not ``alpha``'s
@@ -1178,16 +1417,27 @@ def claims_table(
     df: pd.DataFrame,
     *,
     digits: int = 3,
+    alpha: float | None = None,
     title: str | None = None,
     notes: Iterable[str] = (),
     label: str | None = None,
 ) -> Table:
-    """The claim verdicts: one row per claim with estimate, CI, margin, breakdown, verdict.
+    """The claim verdicts: one row per claim with outcome, estimand, estimate, CI, margin,
+    breakdown, verdict.
+
+    The interval is the one each verdict is judged with: the ``(1 - 2 alpha)`` interval
+    (90% at ``alpha`` = 0.05), whose inclusion in ±margin is the TOST equivalence test at
+    level ``alpha`` (Schuirmann 1987) — not the ``1 - alpha`` intervals of the estimate
+    tables. Its level heads the column ("90% CI", with "(t)" when every interval is a t
+    interval) in every format; ``alpha`` gives it, else it is read from the rows' notes
+    ("90% CI (t, 22.5 df); ..."). The ``outcome`` and ``estimand`` columns (when the
+    frame has them) tell apart rows of one claim; each row's ``note`` is kept as a
+    numbered note under the table, referenced in the "Note" column.
 
     ``margin`` is the equivalence margin of a null claim (the CI must lie within
-    ±margin, the TOST logic of Schuirmann 1987); ``breakdown`` is the sensitivity
-    breakdown value (e.g. the largest HonestDiD M̄ at which the conclusion survives,
-    Rambachan & Roth 2023). Both are printed as given.
+    ±margin); ``breakdown`` is the sensitivity breakdown value (e.g. the largest
+    HonestDiD M̄ at which the conclusion survives, Rambachan & Roth 2023). Both are
+    printed as given.
     """
     if not isinstance(df, pd.DataFrame):
         raise TableError(f"claims_table needs a DataFrame; got {type(df).__name__}.")
@@ -1197,31 +1447,95 @@ def claims_table(
             f"The claims table lacks column(s) {missing}; it needs {list(CLAIM_COLUMNS)} "
             f"(got {list(df.columns)})."
         )
+    _check_alpha(alpha)
+    _check_digits(digits)
+    extra = [c for c in ("outcome", "estimand") if c in df.columns]
+    row_notes = (
+        [str(n).strip() if isinstance(n, str) else "" for n in df["note"]]
+        if "note" in df.columns
+        else [""] * len(df)
+    )
+    has_ci = [
+        bool(_fmt_num(lo, digits) and _fmt_num(hi, digits))
+        for lo, hi in zip(df["ci_low"], df["ci_high"], strict=True)
+    ]
+    if alpha is not None:
+        level: str | None = _pct(2 * alpha)
+    else:
+        found = {
+            m.group(1)
+            for n, ok in zip(row_notes, has_ci, strict=True)
+            if ok
+            for m in [re.search(r"(\d+(?:\.\d+)?)% CI", n)]
+            if m
+        }
+        level = f"{found.pop()}%" if len(found) == 1 else None
+    ci_notes = [n for n, ok in zip(row_notes, has_ci, strict=True) if ok]
+    t_ref = bool(ci_notes) and all("(t," in n for n in ci_notes)
+    ci_head = f"{level} CI" if level else "CI"
+    if t_ref:
+        ci_head += " (t)"
+    numbered: dict[str, int] = {}
     rows = []
-    for r in df.itertuples(index=False):
+    for r, note in zip(df.itertuples(index=False), row_notes, strict=True):
         lo, hi = _fmt_num(r.ci_low, digits), _fmt_num(r.ci_high, digits)
+        mark = ""
+        if note:
+            mark = f"({numbered.setdefault(note, len(numbered) + 1)})"
         rows.append(
             [
                 _fmt_cell(r.claim, digits),
                 _fmt_cell(r.data, digits),
+                *[_fmt_cell(getattr(r, c), digits) for c in extra],
                 _fmt_cell(r.estimator, digits),
                 _fmt_num(r.estimate, digits),
-                f"[{lo}, {hi}]" if lo and hi else "",
+                _fmt_interval(r.ci_low, r.ci_high, digits) if lo and hi else "",
                 _fmt_num(r.margin, digits),
                 _fmt_num(r.breakdown, digits),
                 _fmt_cell(r.verdict, digits),
+                *([mark] if "note" in df.columns else []),
             ]
         )
     frame = pd.DataFrame(
         rows,
-        columns=["Claim", "Data", "Estimator", "Estimate", "CI", "Margin", "Breakdown", "Verdict"],
+        columns=[
+            "Claim",
+            "Data",
+            *[c.capitalize() for c in extra],
+            "Estimator",
+            "Estimate",
+            ci_head,
+            "Margin",
+            "Breakdown",
+            "Verdict",
+            *(["Note"] if "note" in df.columns else []),
+        ],
     )
+    what = (
+        f"{ci_head}: the {level} (1 - 2 alpha) interval each verdict is judged with"
+        if level
+        else f"{ci_head}: the (1 - 2 alpha) interval each verdict is judged with (level in "
+        "each row's note)"
+    )
+    elsewhere = f", not the {_pct(alpha)} intervals of the estimate tables" if alpha else ""
+    ref = (
+        "t reference with the degrees of freedom in each row's note"
+        if t_ref
+        else "t reference where a row's note gives degrees of freedom, else normal"
+    )
+    note_lines = [
+        f"{what} (a null claim holds when it lies within +/-margin: TOST, Schuirmann 1987)"
+        f"{elsewhere}; {ref}.",
+        *[f"({k}) {n}" for n, k in numbered.items()],
+        *notes,
+    ]
+    keep = [*CLAIM_COLUMNS, *[c for c in ("outcome", "estimand", "note") if c in df.columns]]
     return Table(
         frame,
         title=title,
-        notes=tuple(notes),
+        notes=tuple(note_lines),
         label=label,
-        data=df.loc[:, list(CLAIM_COLUMNS)].copy(),
+        data=df.loc[:, keep].copy(),
     )
 
 
@@ -1266,7 +1580,7 @@ def pretrends_table(
             continue
         vals = diag[col].tolist()
         if col.endswith("_p"):
-            cells = [labels.format_p(v, digits) for v in vals]
+            cells = [labels.format_p(v) for v in vals]
         elif col == "n_leads":
             cells = [_fmt_int(v) for v in vals]
         else:
