@@ -378,3 +378,13 @@ def test_html_numbers_and_missing_sample_sizes() -> None:
     # and the table footer leaves the unknown counts blank (rows dropped)
     assert "Observations" not in regression_table(r).to_frame()[""].tolist()
     assert math.isfinite(float(regression_table(r).data["estimate"].iloc[0]))
+
+
+def test_year_columns_print_without_a_thousands_separator():
+    # China control_counts printed min_controls_year as "1,997" (a quoted CSV field);
+    # years and cohorts are labels, counts keep their separator
+    df = pd.DataFrame(
+        {"min_controls_year": [1997, 2022], "n_treated": [1370, 12], "cohort": [2004.0, None]}
+    )
+    csv = Table.from_frame(df).to_csv()
+    assert csv.splitlines()[1:] == ['1997,"1,370",2004', "2022,12,"]

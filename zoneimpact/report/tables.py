@@ -631,6 +631,9 @@ def _fmt_column(name: Any, values: list[Any], digits: int) -> list[str]:
     nums = [float(v) for v in values if real(v) and math.isfinite(float(v))]
     if nums and labels.is_p_column(name):
         return [labels.format_p(v) if real(v) else _fmt_cell(v, digits) for v in values]
+    if nums and _is_period_column(name) and all(x.is_integer() for x in nums):
+        # years and periods are labels, not quantities: 1997, never "1,997"
+        return [str(int(v)) if real(v) and math.isfinite(float(v)) else "" for v in values]
     # counts stored as float: whole numbers in a column that is named as a count or holds
     # a missing value (pandas turns an integer column with a NaN into floats)
     n = str(name).lower()
@@ -638,6 +641,12 @@ def _fmt_column(name: Any, values: list[Any], digits: int) -> list[str]:
     if nums and count and all(x.is_integer() for x in nums):
         return [_fmt_int(v) if real(v) else _fmt_cell(v, digits) for v in values]
     return [_fmt_cell(v, digits) for v in values]
+
+
+def _is_period_column(name: Any) -> bool:
+    """A column of years or periods (``year``, ``min_controls_year``, ``cohort``, ...)."""
+    n = str(name).lower()
+    return any(w in n.replace("-", "_").split("_") for w in ("year", "period", "cohort", "time"))
 
 
 def _fmt_cell(v: Any, digits: int) -> str:
