@@ -348,7 +348,8 @@ def plot_power(result: PowerResult, *, ax: Any = None) -> Any:
 
 def _draw_power(result: PowerResult, axes: list[Any], targets: list[str]) -> None:
     for a, target in zip(axes, targets, strict=False):
-        cur = result.curves[result.curves["target"] == target]
+        # drawn along the effect axis, whatever order the grid was given in
+        cur = result.curves[result.curves["target"] == target].sort_values("effect", kind="stable")
         x, p, se = cur["effect"], cur["power"], cur["mc_se"]
         a.fill_between(x, np.clip(p - 1.96 * se, 0, 1), np.clip(p + 1.96 * se, 0, 1), alpha=0.2)
         a.plot(x, p, marker="o")

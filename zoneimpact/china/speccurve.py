@@ -958,9 +958,30 @@ def honest_sensitivity(
 
 
 # ---------------------------------------------------------------------- figure
+def _curve_level(rows: pd.DataFrame) -> str:
+    """The level of the curve's intervals as "90%": ``ci_level`` where recorded (Fieller
+    sets), else read back from the symmetric interval est +- q x SE with q the t (or
+    normal) quantile at the row's df; "per-specification" when the rows disagree."""
+    levels: set[float] = set()
+    for _, r in rows.iterrows():
+        lvl = r.get("ci_level", math.nan)
+        if not (isinstance(lvl, float | int) and np.isfinite(lvl)):
+            se, half = float(r.get("se", math.nan)), float(r["ci_high"] - r["estimate"])
+            if not (np.isfinite(se) and se > 0 and np.isfinite(half)):
+                continue
+            df = float(r.get("df", math.inf))
+            tail = stats.t.sf(half / se, df) if np.isfinite(df) else stats.norm.sf(half / se)
+            lvl = 1.0 - 2.0 * float(tail)
+        levels.add(round(100.0 * float(lvl), 2))
+    if len(levels) == 1:
+        return f"{levels.pop():g}%"
+    return "per-specification" if levels else "pointwise"
+
+
 def curve_figure(curve: pd.DataFrame, admissible: pd.Series | None = None) -> Any:
     """Specification curve of the direct effect: one panel per scale, specifications
-    sorted by estimate, 90% intervals, admissible ones dark (Simonsohn et al. 2020)."""
+    sorted by estimate, with their (1 - 2 alpha) intervals (the level read from the
+    curve), admissible ones dark (Simonsohn et al. 2020)."""
     direct = curve[(curve["estimand"] == "direct") & curve["estimate"].notna()]
     scales = [s for s in SCALES if (direct["scale"] == s).any()]
     fig, axes = style.new_figure(
@@ -980,7 +1001,7 @@ def curve_figure(curve: pd.DataFrame, admissible: pd.Series | None = None) -> An
         ax.axhline(0, color="red", lw=0.7)
         ax.set_title(f"{s} ({int(good.sum())}/{len(part)} admissible)", fontsize=9)
         ax.set_xlabel("specification (sorted)")
-    axes[0].set_ylabel("direct effect of a zone (90% CI)")
+    axes[0].set_ylabel(f"direct effect of a zone ({_curve_level(direct)} CI)")
     return fig
 
 

@@ -62,8 +62,13 @@ FIGURE_TITLES = {
 
 def figure_captions(output: RunOutput, figs: dict[str, Any]) -> dict[str, str]:
     """Human captions: "Callaway–Sant'Anna: group-time effects ..." instead of file stems."""
-    names, _, _ = display_labels(output)
+    names, olabels, ounits = display_labels(output)
     out = {"event_study": "Event studies overlaid", "units_map": "Units and zone cohorts"}
+    overlays = event_overlays(output) if output.results else []
+    if len(overlays) > 1:
+        for key, outcome, _ in overlays:
+            label = labels.outcome_label(outcome, olabels, ounits)
+            out[key] = f"Event studies overlaid: effect on {label}"
     for block in output.results:
         for key, title in FIGURE_TITLES.items():
             if f"{block}_{key}" in figs:
@@ -102,29 +107,44 @@ def build_tables(output: RunOutput) -> dict[str, tables.Table]:
     return out
 
 
-def build_figures(output: RunOutput) -> dict[str, Any]:
-    """The standard figures of every result, plus overlaid event studies."""
-    figs: dict[str, Any] = {}
+def event_overlays(output: RunOutput) -> list[tuple[str, str, list[str]]]:
+    """The overlaid event-study figures: ``(figure key, outcome, block names)``, one per
+    outcome (a curve is only overlaid on curves of the same outcome, so the y label
+    "Effect on OUTCOME" holds for each). The first outcome's figure keeps the key
+    ``event_study``; the others are ``event_study_OUTCOME``."""
     events = _event_results(output.results)
     chosen = output.spec.figures.get("event_study")
-    if chosen is None:
-        # one estimate per estimator keeps the overlay readable at a column's width
-        seen: dict[str, str] = {}
-        for name, res in events.items():
-            seen.setdefault(res.estimator, name)
-        chosen = list(seen.values())[:5]
-    unknown = [n for n in chosen if n not in events]
+    unknown = [n for n in chosen or [] if n not in events]
     if unknown:
         raise SpecError(
             f"[figures] event_study names {unknown}, which are not event-study estimates."
         )
+    by_outcome: dict[str, list[str]] = {}
+    for name in chosen if chosen is not None else events:
+        by_outcome.setdefault(str(events[name].outcome), []).append(name)
+    out = []
+    for k, (outcome, blocks) in enumerate(by_outcome.items()):
+        if chosen is None:
+            # one estimate per estimator keeps the overlay readable at a column's width
+            seen: dict[str, str] = {}
+            for name in blocks:
+                seen.setdefault(events[name].estimator, name)
+            blocks = list(seen.values())[:5]
+        out.append(("event_study" if k == 0 else f"event_study_{outcome}", outcome, blocks))
+    return out
+
+
+def build_figures(output: RunOutput) -> dict[str, Any]:
+    """The standard figures of every result, plus overlaid event studies (one figure per
+    outcome)."""
+    figs: dict[str, Any] = {}
+    events = _event_results(output.results)
     names, olabels, ounits = display_labels(output)
-    if chosen:
-        first = events[chosen[0]].outcome
-        figs["event_study"] = plots.event_study_plot(
+    for key, outcome, chosen in event_overlays(output):
+        figs[key] = plots.event_study_plot(
             [events[n] for n in chosen],
             labels=[names[n] for n in chosen],
-            ylabel=f"Effect on {labels.outcome_label(first, olabels, ounits)}",
+            ylabel=f"Effect on {labels.outcome_label(outcome, olabels, ounits)}",
         )
     for name, res in output.results.items():
         outcome = labels.outcome_label(res.outcome, olabels, ounits)
@@ -181,7 +201,12 @@ def write_tables_and_figures(
     figs = build_figures(output)
     try:
         # figures that do not come from a block claim their names first
-        fixed = {"event_study", "units_map", *output.extras.get("figures", {})}
+        fixed = {
+            "event_study",
+            "units_map",
+            *(key for key, _, _ in event_overlays(output)),
+            *output.extras.get("figures", {}),
+        }
         stems = {
             name: files.stem("figures", name) for name in sorted(figs, key=lambda n: n not in fixed)
         }

@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 import re
 import textwrap
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -54,6 +55,7 @@ from .style import (
     paper_style,
     root_figure,
 )
+from .tables import _bin_ranges
 
 __all__ = [
     "PlotError",
@@ -216,8 +218,20 @@ def _treat_line(ax: Axes, period: float | None) -> None:
             lw=0.8,
             ls=":",
             zorder=0,
-            label=f"First treated period ({period:g})",
+            label=f"First treated period ({_num(period)})",
         )
+
+
+def _num(v: Any) -> str:
+    """A period or cohort as text: whole numbers as integers (``20040101``, not
+    ``2.00401e+07``), others as ``:g``."""
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    if np.isfinite(f) and f.is_integer():
+        return str(int(f))
+    return f"{f:g}"
 
 
 def _integer_x(ax: Axes) -> None:
@@ -290,6 +304,15 @@ def event_study_plot(
         if len(labels) != len(named):
             raise PlotError(f"{len(labels)} labels for {len(named)} results.")
         named = dict(zip([str(x) for x in labels], named.values(), strict=True))
+    # Results on different outcomes share one axis only with the outcome in each legend
+    # entry and a generic y label: "Effect on <first outcome>" would mislabel the others.
+    outcomes = {name: _outcome_label(res) for name, res in named.items()}
+    mixed_outcomes = len(set(outcomes.values())) > 1
+    if mixed_outcomes:
+        named = {
+            (name if outcomes[name] in name else f"{name} ({outcomes[name]})"): res
+            for name, res in named.items()
+        }
     with paper_style():
         fig, ax = _start(ax)
         n = len(named)
@@ -315,10 +338,34 @@ def event_study_plot(
             ok = np.isfinite(lo) & np.isfinite(hi)
             ax.vlines(x[ok], lo[ok], hi[ok], color=col, lw=1.0, zorder=2)
             ax.plot(x, y, ls="none", marker=style.marker(i), color=col, label=name, zorder=3)
-            # Regression event studies omit E = -1 (the reference): show it as a hollow 0.
-            if -1.0 not in set(t["e"]) and (t["e"] < -1).any():
+            shift = (i - (n - 1) / 2) * offset
+            # Binned event times: the bin's extent as a segment at the estimate and its
+            # range as text ("2..3", "<= -2", ">= 1"; info["bins"] / info["binned"]).
+            ranges = _event_bins(res, t)
+            for k, term in enumerate(t["term"]):
+                text = ranges.get(term)
+                if not text:
+                    continue
+                span = re.fullmatch(r"(-?[\d.]+)\.\.(-?[\d.]+)", text)
+                if span:
+                    a, z = float(span.group(1)), float(span.group(2))
+                    ax.hlines(y[k], a + shift, z + shift, color=col, lw=1.0, zorder=2)
+                top = hi[k] if np.isfinite(hi[k]) else y[k]
+                ax.annotate(
+                    text.replace(" ", ""), (x[k], top), xytext=(0, 1.5),
+                    textcoords="offset points", ha="center", va="bottom", fontsize=5.5,
+                    color=col,
+                )  # fmt: skip
+            # Regression event studies omit the reference period(s) (info["reference"],
+            # default E = -1): each is drawn as a hollow 0 where it is.
+            refs = _references(res)
+            if not refs and -1.0 not in set(t["e"]) and (t["e"] < -1).any():
+                refs = [-1.0]
+            for r in refs:
+                if r in set(t["e"]):
+                    continue
                 ax.plot(
-                    -1.0 + (i - (n - 1) / 2) * offset,
+                    r + shift,
                     0.0,
                     ls="none",
                     marker=style.marker(i),
@@ -338,7 +385,12 @@ def event_study_plot(
         note = _pre_period_note(named)
         literal(ax.set_xlabel(xlabel + (f"\n{note}" if note else "")))
         first = next(iter(named.values()))
-        literal(ax.set_ylabel(ylabel or f"Effect on {_outcome_label(first)}"))
+        default_y = (
+            "Effect (outcome in legend)"
+            if mixed_outcomes
+            else (f"Effect on {_outcome_label(first)}")
+        )
+        literal(ax.set_ylabel(ylabel or default_y))
         if title:
             literal(ax.set_title(title))
         handles, labs = ax.get_legend_handles_labels()
@@ -357,6 +409,18 @@ def event_study_plot(
             )
         legend_above(ax, handles=handles, labels=labs)
     return fig
+
+
+def _event_bins(res: Any, t: pd.DataFrame) -> dict[str, str]:
+    """Texts of the binned event terms of a result (``{"event:-2": "<= -2"}``): TWFE's
+    ``info["bins"]``/``info["binned"]`` (read as the tables read them) and Sun-Abraham's
+    ``window="bin"``, whose end points pool every event time beyond them."""
+    info = getattr(res, "info", None) or {}
+    if str(getattr(res, "estimator", "")) == "sun_abraham" and info.get("window") == "bin":
+        e = t.sort_values("e")
+        lo, hi = e.iloc[0], e.iloc[-1]
+        return {str(lo["term"]): f"<= {_num(lo['e'])}", str(hi["term"]): f">= {_num(hi['e'])}"}
+    return _bin_ranges(res, list(t["term"]))
 
 
 def _level_label(results: Any, alpha: float | None) -> str:
@@ -380,8 +444,29 @@ def _pre_period_meaning(res: Any) -> str:
     if est in ("imputation", "spillover"):
         return "placebo fits on untreated obs."
     if est in ("event_study", "twfe", "sun_abraham", "ppml"):
-        return "vs. E = -1 (reference period)"
+        refs = _references(res) or [-1.0]
+        plural = "s" if len(refs) > 1 else ""
+        return f"vs. E = {', '.join(_num(r) for r in refs)} (reference period{plural})"
     return ""
+
+
+def _references(res: Any) -> list[float]:
+    """The omitted reference event time(s) a regression event study records:
+    ``info["reference"]`` (TWFE event study: ``-1`` or ``"-5,-1"``) or
+    ``info["ref_period"]`` (Sun-Abraham); empty when the result records none."""
+    info = getattr(res, "info", None) or {}
+    raw = info.get("reference", info.get("ref_period"))
+    if raw is None or isinstance(raw, bool):
+        return []
+    out: list[float] = []
+    for part in str(raw).split(","):
+        try:
+            v = float(part)
+        except ValueError:
+            return []
+        if np.isfinite(v):
+            out.append(v)
+    return sorted(set(out))
 
 
 def _pre_period_note(named: Mapping[str, Any]) -> str:
@@ -393,7 +478,9 @@ def _pre_period_note(named: Mapping[str, Any]) -> str:
         meaning = _pre_period_meaning(res)
         if meaning:
             groups.setdefault(meaning, []).append(name)
-    if len(groups) < 2:
+    # one definition needs no note, unless it is a reference other than the usual E = -1
+    unusual = any("(reference period" in m and m != "vs. E = -1 (reference period)" for m in groups)
+    if len(groups) < 2 and not unusual:
         return ""
     text = "Pre-periods: " + "; ".join(
         f"{', '.join(names)} {meaning}" for meaning, names in groups.items()
@@ -486,7 +573,9 @@ def group_time_plot(
             axk.axvline(onset - 0.5, color=style.REFERENCE_COLOR, lw=0.7, ls=":", zorder=0)
             literal(
                 axk.set_title(
-                    f"Cohort {g:g}" if isinstance(g, float | int | np.number) else f"Cohort {g}",
+                    f"Cohort {_num(g)}"
+                    if isinstance(g, float | int | np.number)
+                    else f"Cohort {g}",
                     loc="left",
                 )
             )
@@ -759,7 +848,10 @@ def _barh_weights(
     ax: Axes, w: pd.Series, *, top: int, color: str, xlabel: str, ylabel: str, what: str
 ) -> None:
     w = pd.Series(w).astype(float)
-    w = w[w.abs() > 1e-10].sort_values(ascending=False)
+    w = w[w.abs() > 1e-10]
+    # ranked by size |w| with the signs kept: a large negative weight (augmented SC,
+    # SDID's unit weights need not be positive) is not hidden below the top
+    w = w.iloc[np.argsort(-w.abs().to_numpy(), kind="stable")]
     shown = w.iloc[:top]
     y = np.arange(len(shown))[::-1]
     ax.barh(y, shown.to_numpy(), color=color, height=0.7)
@@ -768,12 +860,15 @@ def _barh_weights(
     literal(ax.set_xlabel(xlabel))
     literal(ax.set_ylabel(ylabel))
     rest = len(w) - len(shown)
-    title = f"{what}: {len(w)} nonzero" + (f", top {len(shown)} shown" if rest > 0 else "")
+    title = f"{what}: {len(w)} nonzero" + (f", top {len(shown)} by |w| shown" if rest > 0 else "")
+    if (w < 0).any():
+        ax.axvline(0.0, color=style.REFERENCE_COLOR, lw=0.7, zorder=0)
     literal(ax.set_title(title, loc="left"))
 
 
 def donor_weights_plot(result: Any, *, ax: Axes | None = None, top: int = 15) -> Figure:
-    """Synthetic-control donor weights, largest first (zero weights omitted)."""
+    """Synthetic-control donor weights, largest |w| first with their signs (zero weights
+    omitted)."""
     w = _attr(result, "donor_weights", "donor_weights_plot")
     with paper_style():
         n = min(top, int((pd.Series(w).abs() > 1e-10).sum()))
@@ -1119,6 +1214,14 @@ def exposure_sensitivity_plot(
         )  # fmt: skip
         ax.plot(est[ok], y[ok], ls="none", marker="o", color=style.color(0))
         x0, x1 = ax.get_xlim()
+        # zero and the truth line must be inside the limits fixed below, or axvline is
+        # drawn off the axes
+        marks = [0.0] + ([float(truth)] if truth is not None and np.isfinite(truth) else [])
+        pad = 0.05 * (max(x1, *marks) - min(x0, *marks))
+        if min(marks) <= x0:
+            x0 = min(marks) - pad
+        if max(marks) >= x1:
+            x1 = max(marks) + pad
         for k in np.flatnonzero(open_lo | open_hi):
             for edge in [x0] * int(open_lo[k]) + [x1] * int(open_hi[k]):
                 ax.annotate(
@@ -1242,7 +1345,7 @@ def unit_map_plot(
                     color=style.color(i),
                     marker=style.marker(i),
                     lw=0,
-                    label=f"{g:g}",
+                    label=_num(g),
                     zorder=2,
                 )
             legend_above(ax, title="Cohort")
@@ -1725,6 +1828,22 @@ def counterfactual_gap_plot(
             # with probability at least 1 - 2 alpha (Cattaneo, Feng & Titiunik 2021)
             scpi = band_name.startswith("SCPI")
             level = f">={100 * (1 - 2 * a_iv):g}%" if scpi else f"{100 * (1 - a_iv):g}%"
+            if scpi and "estimate" in cal.columns:
+                # SCPI refits the weights itself: its band is centred on its own effect,
+                # which need not be the plotted gap (the result's own fit)
+                centre = cal["estimate"].reindex(frame.index).to_numpy(float)
+                gap = frame["gap"].to_numpy(float)
+                both = np.isfinite(centre) & np.isfinite(gap)
+                worst = float(np.max(np.abs(centre - gap)[both])) if both.any() else 0.0
+                # 1e-6 of the gap's scale: rounding only; any real refit differs by more
+                if worst > 1e-6 * (1.0 + float(np.max(np.abs(gap[both]), initial=0.0))):
+                    band_name = "SCPI prediction interval (centred on SCPI's own fit)"
+                    warnings.warn(
+                        f"The SCPI interval is centred on SCPI's own synthetic-control fit, "
+                        f"not on the plotted gap of the result: the centres differ by up to "
+                        f"{worst:.4g} (period by period). The band is labelled as SCPI's own.",
+                        stacklevel=2,
+                    )
     x = frame.index.to_numpy(float)
     with paper_style():
         if ax is None:
@@ -1758,7 +1877,8 @@ def counterfactual_gap_plot(
                 color=style.SYNTHETIC_COLOR,
                 alpha=0.2,
                 lw=0,
-                label=f"{level} SCPI interval of Y(0)",
+                label=f"{level} SCPI interval of Y(0)"
+                + (" (SCPI's own fit)" if "own fit" in band_name else ""),
             )
         bottom.plot(x, frame["gap"].to_numpy(float), color=style.TREATED_COLOR, label="Gap")
         if "low" in frame.columns:
@@ -1789,7 +1909,7 @@ def counterfactual_gap_plot(
             labs += lab
         if treat_x is not None:
             handles.append(Line2D([], [], color=style.REFERENCE_COLOR, lw=0.8, ls=":"))
-            labs.append(f"First treated period ({treat_x:g})")
+            labs.append(f"First treated period ({_num(treat_x)})")
         legend_top_of_figure(fig, handles, labs)
     return fig
 
