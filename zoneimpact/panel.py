@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -836,21 +836,40 @@ def _cohort_from_treatment(
     gap = onset & ~(prev_t == before)
     if gap.any():
         i = int(np.flatnonzero(gap)[0])
-        u, t1, t0 = _v(df[unit].iloc[i]), tv[i], before[i]
-        seen = (
-            f"its previous observed period is {_period_label(prev_t[i], time_kind)}"
-            if np.isfinite(prev_t[i])
-            else "it is first observed then"
-        )
         raise PanelError(
-            f"Treatment column {treatment!r} turns on for unit {u!r} in period "
-            f"{_period_label(t1, time_kind)}, but the unit is not observed in period "
-            f"{_period_label(t0, time_kind)} just before ({seen}), so its zone may have opened "
-            f"earlier ({int(gap.sum())} such unit(s)). Pass cohort= with each unit's first "
-            "treated period instead, or add the missing rows."
-        )
+            onset_gap_message(
+                treatment, df[unit].iloc[i], tv[i], before[i], prev_t[i], int(gap.sum()),
+                lambda t: _period_label(t, time_kind),
+            )
+        )  # fmt: skip
     df["cohort"] = first.fillna(NEVER).astype(float)
     return df
+
+
+def onset_gap_message(
+    treatment: Any,
+    unit: Any,
+    first: float,
+    just_before: float,
+    previous: float,
+    n_units: int,
+    label: Callable[[float], str],
+) -> str:
+    """Why a ``treatment=`` onset cannot date a zone: the unit is not observed in the
+    period just before its first 1 (``previous``: its last observed period before it, or
+    NaN / -inf when it is first observed treated). Shared by :meth:`Panel.from_frame` and
+    the Dask reader (``label`` prints a period as the caller reads it)."""
+    seen = (
+        f"its previous observed period is {label(previous)}"
+        if np.isfinite(previous)
+        else "it is first observed then"
+    )
+    return (
+        f"Treatment column {treatment!r} turns on for unit {_v(unit)!r} in period "
+        f"{label(first)}, but the unit is not observed in period {label(just_before)} just "
+        f"before ({seen}), so its zone may have opened earlier ({n_units} such unit(s)). "
+        "Pass cohort= with each unit's first treated period instead, or add the missing rows."
+    )
 
 
 def _unit_cohorts(

@@ -149,6 +149,30 @@ def _spike_masks(wide: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return (wide > k * prev) & (wide > k * nxt), (wide < prev / k) & (wide < nxt / k)
 
 
+def _city_flag(
+    series: str,
+    cities: pd.DataFrame,
+    code: str,
+    year: int,
+    flag: str,
+    detail: str,
+    value: float,
+    ratio: float,
+) -> dict[str, Any]:
+    """One row of the flags table for a city-year (the columns of :data:`FLAG_COLUMNS`)."""
+    return {
+        "series": series,
+        "province": cities.at[code, "province"],
+        "city": cities.at[code, "city"],
+        "city_code": code,
+        "year": year,
+        "flag": flag,
+        "detail": detail,
+        "value": value,
+        "ratio": ratio,
+    }
+
+
 def _isolated_spikes(wide: pd.DataFrame, cities: pd.DataFrame, series: str) -> list[dict[str, Any]]:
     """City-years more than :data:`SPIKE_FACTOR` times above or below both neighbours."""
     prev = wide.shift(1, axis=1)
@@ -167,23 +191,11 @@ def _isolated_spikes(wide: pd.DataFrame, cities: pd.DataFrame, series: str) -> l
         near = max(p, n) if is_up else min(p, n)
         with np.errstate(divide="ignore"):
             ratio = float(np.float64(v) / np.float64(near))
-        rows.append(
-            {
-                "series": series,
-                "province": cities.at[code, "province"],
-                "city": cities.at[code, "city"],
-                "city_code": code,
-                "year": y,
-                "flag": "isolated_spike",
-                "detail": (
-                    f"{cities.at[code, 'city']} {y - 1}-{y}-{y + 1}: {p:,.4g} -> {v:,.4g} -> "
-                    f"{n:,.4g} ({'above' if is_up else 'below'} both neighbours "
-                    f"by more than {k:g}x)"
-                ),
-                "value": float(v),
-                "ratio": ratio,
-            }
+        detail = (
+            f"{cities.at[code, 'city']} {y - 1}-{y}-{y + 1}: {p:,.4g} -> {v:,.4g} -> "
+            f"{n:,.4g} ({'above' if is_up else 'below'} both neighbours by more than {k:g}x)"
         )
+        rows.append(_city_flag(series, cities, code, y, "isolated_spike", detail, float(v), ratio))
     return rows
 
 
@@ -207,24 +219,12 @@ def _endpoint_jumps(wide: pd.DataFrame, cities: pd.DataFrame, series: str) -> li
             if 1 / k <= ratio <= k:
                 continue
             a, b = (n, v) if side == "last" else (v, n)
-            rows.append(
-                {
-                    "series": series,
-                    "province": cities.at[code, "province"],
-                    "city": cities.at[code, "city"],
-                    "city_code": code,
-                    "year": y,
-                    "flag": "endpoint",
-                    "detail": (
-                        f"{cities.at[code, 'city']} {min(y, nb)}-{max(y, nb)}: {a:,.4g} -> "
-                        f"{b:,.4g} ({y}, the {side} reported year, "
-                        f"{'above' if ratio > 1 else 'below'} its only neighbour by more "
-                        f"than {k:g}x)"
-                    ),
-                    "value": v,
-                    "ratio": ratio,
-                }
+            detail = (
+                f"{cities.at[code, 'city']} {min(y, nb)}-{max(y, nb)}: {a:,.4g} -> {b:,.4g} "
+                f"({y}, the {side} reported year, {'above' if ratio > 1 else 'below'} its "
+                f"only neighbour by more than {k:g}x)"
             )
+            rows.append(_city_flag(series, cities, code, y, "endpoint", detail, v, ratio))
     return rows
 
 
@@ -249,18 +249,9 @@ def _boundary_flags(
         known_keys.add((code, year))
         for series, wide in wides.items():
             text, ratio = _ratio_text(wide, code, year)
+            detail = f"{r.note}; {series} {text}"
             rows.append(
-                {
-                    "series": series,
-                    "province": cities.at[code, "province"],
-                    "city": cities.at[code, "city"],
-                    "city_code": code,
-                    "year": year,
-                    "flag": "boundary_change",
-                    "detail": f"{r.note}; {series} {text}",
-                    "value": ratio,
-                    "ratio": ratio,
-                }
+                _city_flag(series, cities, code, year, "boundary_change", detail, ratio, ratio)
             )
     pop = wides["population"]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -285,27 +276,13 @@ def _boundary_flags(
         persists = not reverts
         if reverts:
             reverted.add((code, y))
-        rows.append(
-            {
-                "series": "population",
-                "province": cities.at[code, "province"],
-                "city": cities.at[code, "city"],
-                "city_code": code,
-                "year": y,
-                "flag": "boundary_change" if persists else "reporting_break",
-                "detail": (
-                    f"population {text}; "
-                    + (
-                        "new level persists: a territorial change or re-basing not in the "
-                        "name tables"
-                        if persists
-                        else f"reverts the next year (ratio {nxt:.2f}): a one-year re-basing"
-                    )
-                ),
-                "value": rv,
-                "ratio": rv,
-            }
+        flag = "boundary_change" if persists else "reporting_break"
+        detail = f"population {text}; " + (
+            "new level persists: a territorial change or re-basing not in the name tables"
+            if persists
+            else f"reverts the next year (ratio {nxt:.2f}): a one-year re-basing"
         )
+        rows.append(_city_flag("population", cities, code, y, flag, detail, rv, rv))
     return rows
 
 

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import PanelError, SpecError
+from ..panel import onset_gap_message
 
 __all__ = [
     "DaskPanel",
@@ -498,17 +499,8 @@ def _check_onset_gaps(
         return
     u, t1, pv = bad[0]
     t0 = periods[np.searchsorted(periods, t1) - 1]
-    seen = (
-        f"its previous observed period is {pv:g}"
-        if np.isfinite(pv)
-        else "it is first observed then"
-    )
-    raise PanelError(
-        f"Treatment column {names['cohort']!r} turns on for unit {u!r} in period {t1:g}, but "
-        f"the unit is not observed in period {t0:g} just before ({seen}), so its zone may have "
-        f"opened earlier ({len(bad)} such unit(s)). Pass cohort= with each unit's first "
-        "treated period instead, or add the missing rows."
-    )
+    # this reader's periods are whole numbers: printed as such
+    raise PanelError(onset_gap_message(names["cohort"], u, t1, t0, pv, len(bad), "{:g}".format))
 
 
 def compute_blocks(steps: list[Callable[..., Any]], parts: list[Any], **kwargs: Any) -> list[Any]:
