@@ -25,17 +25,15 @@ of its units' values gets NaN (shares of a changing set of units are not compara
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from .errors import PanelError, SpecError, ZoneImpactError
+from .exposure import ExposureMap, left_out_note, region_onsets, regions_left_out
 from .panel import Panel, _v
 from .results import EstimationResult
-
-if TYPE_CHECKING:
-    from .exposure import ExposureMap
 
 __all__ = ["estimate_concentration", "region_hhi", "share_of_region"]
 
@@ -106,15 +104,13 @@ def region_hhi(
     onsets. Outcomes: ``{outcome}_hhi`` and ``{outcome}_total``; covariate ``n_units``
     (units per region).
     """
-    from .estimators.spillover import _left_out_note, _left_out_regions, _region_onsets
-
-    onset = _region_onsets(panel, column, exposure)
-    left = _left_out_regions(onset, panel)
+    onset = region_onsets(panel, column, exposure)
+    left = regions_left_out(onset, panel)
     d = _regional(panel, outcome, column)
     d = d.loc[~d["region"].isin(left.index)]
     if d.empty:
         raise PanelError(
-            _left_out_note(left.to_dict(), "region_hhi") + " No region is left to compare."
+            left_out_note(left.to_dict(), "region_hhi") + " No region is left to compare."
         )
     d["_sq"] = d["_share"] ** 2
     agg = d.groupby(["region", "time"]).agg(
@@ -184,10 +180,9 @@ def estimate_concentration(
         return res
     if kind == "hhi":
         from .estimators import get_estimator
-        from .estimators.spillover import _left_out_note
 
         rp = region_hhi(panel, outcome, column=column)
-        note = _left_out_note(rp.report.get("regions_left_out") or {}, "region_hhi")
+        note = left_out_note(rp.report.get("regions_left_out") or {}, "region_hhi")
         name = f"{outcome}_hhi"
         try:
             res = get_estimator(base_estimator)(

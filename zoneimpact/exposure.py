@@ -41,7 +41,7 @@ openings; the work is a few vectorised distance and group computations.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -790,4 +790,61 @@ def _built(
         return exposure_from_knn(panel, k if k is not None else 2)
     raise PanelError(
         f"exposure={exposure!r} is not allowed; use 'adjacency', 'rings', 'knn' or 'region'."
+    )
+
+
+# ---------------------------------------------------------------------- region onsets
+def _period_text(v: Any) -> str:
+    """A period as written in messages: ``2010``, not ``2010.0``."""
+    return str(int(v)) if float(v).is_integer() else f"{float(v):g}"
+
+
+def region_onsets(
+    panel: Panel, column: str = "region", exposure: ExposureMap | None = None
+) -> pd.Series:
+    """Each region's onset (``inf``: never), indexed by region: the earliest of its units'
+    zone openings, the openings of the panel's :attr:`~zoneimpact.panel.Panel.sources`
+    located in it (their ``column``; sources without one cannot be placed and do not count)
+    and, with ``exposure`` (an :class:`~zoneimpact.exposure.ExposureMap`), its units'
+    exposure onsets: a region whose units lose activity to a zone across its border, or to
+    a zone outside the sample, has changed from then on and is no untreated control. Onsets
+    after the last period are ``inf`` (never within the data)."""
+    geo = panel.require_geography([column])
+    uc = panel.unit_cohort.astype(float)
+    reg = geo[column].reindex(uc.index)
+    first = [uc]
+    if exposure is not None:
+        first.append(
+            exposure.table["exposure_onset"].reindex(uc.index).astype(float).fillna(np.inf)
+        )
+    own = pd.concat(first, axis=1).min(axis=1)
+    onset = own.groupby(reg.to_numpy()).min()
+    src = panel.sources
+    if src is not None and column in src.columns and len(src):
+        placed = src.loc[src[column].notna()]
+        by = placed["cohort"].astype(float).groupby(placed[column].to_numpy()).min()
+        by = by.reindex(onset.index).fillna(np.inf)
+        onset = np.fmin(onset, by)
+    last = float(np.max(np.asarray(panel.periods, dtype=float)))
+    return onset.where(onset <= last, np.inf).astype(float)
+
+
+def regions_left_out(onset: pd.Series, panel: Panel) -> pd.Series:
+    """Regions treated from the first period or before: no untreated period in the data."""
+    first_period = float(np.min(np.asarray(panel.periods, dtype=float)))
+    return onset[onset.to_numpy(float) <= first_period]
+
+
+def left_out_note(left: Mapping[Any, float], what: str) -> str:
+    """Why ``what`` leaves out the regions ``left`` (region -> onset)."""
+    if not left:
+        return ""
+    items = list(left.items())
+    shown = ", ".join(f"{r!r} (from {_period_text(g)})" for r, g in items[:5])
+    more = f" and {len(items) - 5} more" if len(items) > 5 else ""
+    return (
+        f"{what} leaves out {len(items)} region(s) treated from the data's first period or "
+        f"before: {shown}{more} (a zone, a source zone or an exposed unit there). With no "
+        "untreated period in the data they are neither clean controls nor a cohort with a "
+        "pre-period, so their change is not in this check."
     )

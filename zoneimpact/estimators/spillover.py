@@ -154,7 +154,16 @@ import pandas as pd
 from scipy import sparse, stats
 
 from ..errors import EstimationError, GeographyError, SpecError, ZoneImpactError
-from ..exposure import Controls, ExposureMap, PreExposed, _subpanel, build_exposure
+from ..exposure import (
+    Controls,
+    ExposureMap,
+    PreExposed,
+    _subpanel,
+    build_exposure,
+    left_out_note,
+    region_onsets,
+    regions_left_out,
+)
 from ..inference.covariance import conley_kernel_matrix, kernel_root
 from ..panel import Panel
 from ..parallel import as_generator, replicate
@@ -411,57 +420,6 @@ def _check_identified(pieces: Sequence[_Piece], periods: np.ndarray) -> None:
 
 
 # ---------------------------------------------------------------------- region level
-def _region_onsets(
-    panel: Panel, column: str = "region", exposure: ExposureMap | None = None
-) -> pd.Series:
-    """Each region's onset (``inf``: never), indexed by region: the earliest of its units'
-    zone openings, the openings of the panel's :attr:`~zoneimpact.panel.Panel.sources`
-    located in it (their ``column``; sources without one cannot be placed and do not count)
-    and, with ``exposure`` (an :class:`~zoneimpact.exposure.ExposureMap`), its units'
-    exposure onsets: a region whose units lose activity to a zone across its border, or to
-    a zone outside the sample, has changed from then on and is no untreated control. Onsets
-    after the last period are ``inf`` (never within the data)."""
-    geo = panel.require_geography([column])
-    uc = panel.unit_cohort.astype(float)
-    reg = geo[column].reindex(uc.index)
-    first = [uc]
-    if exposure is not None:
-        first.append(
-            exposure.table["exposure_onset"].reindex(uc.index).astype(float).fillna(np.inf)
-        )
-    own = pd.concat(first, axis=1).min(axis=1)
-    onset = own.groupby(reg.to_numpy()).min()
-    src = panel.sources
-    if src is not None and column in src.columns and len(src):
-        placed = src.loc[src[column].notna()]
-        by = placed["cohort"].astype(float).groupby(placed[column].to_numpy()).min()
-        by = by.reindex(onset.index).fillna(np.inf)
-        onset = np.fmin(onset, by)
-    last = float(np.max(np.asarray(panel.periods, dtype=float)))
-    return onset.where(onset <= last, np.inf).astype(float)
-
-
-def _left_out_regions(onset: pd.Series, panel: Panel) -> pd.Series:
-    """Regions treated from the first period or before: no untreated period in the data."""
-    first_period = float(np.min(np.asarray(panel.periods, dtype=float)))
-    return onset[onset.to_numpy(float) <= first_period]
-
-
-def _left_out_note(left: Mapping[Any, float], what: str) -> str:
-    """Why ``what`` leaves out the regions ``left`` (region -> onset)."""
-    if not left:
-        return ""
-    items = list(left.items())
-    shown = ", ".join(f"{r!r} (from {_period_label(g)})" for r, g in items[:5])
-    more = f" and {len(items) - 5} more" if len(items) > 5 else ""
-    return (
-        f"{what} leaves out {len(items)} region(s) treated from the data's first period or "
-        f"before: {shown}{more} (a zone, a source zone or an exposed unit there). With no "
-        "untreated period in the data they are neither clean controls nor a cohort with a "
-        "pre-period, so their change is not in this check."
-    )
-
-
 def region_panel(
     panel: Panel,
     outcome: str,
@@ -473,7 +431,7 @@ def region_panel(
 
     A region's onset is the earliest of its units' zone openings, of the panel's source
     zones located in it and, with ``exposure`` (the fit's exposure map), of its units'
-    exposure onsets (:func:`_region_onsets`): a region losing activity to a zone is treated
+    exposure onsets (:func:`~zoneimpact.exposure.region_onsets`): a region losing activity to a zone is treated
     from then on, not an untreated control. Regions treated from the first period or
     before have no untreated period and are left out; the returned panel's
     ``report["regions_left_out"]`` maps them to their onsets.
@@ -490,12 +448,12 @@ def region_panel(
         uw = pd.Series(unit_weights(panel.data, weights, units), index=units)
         d[outcome] = d[outcome].to_numpy(float) * uw.reindex(d["unit"]).to_numpy()
     d["region"] = geo[column].reindex(d["unit"]).to_numpy()
-    onset = _region_onsets(panel, column, exposure)
-    left = _left_out_regions(onset, panel)
+    onset = region_onsets(panel, column, exposure)
+    left = regions_left_out(onset, panel)
     d = d.loc[~d["region"].isin(left.index)]
     if d.empty:
         raise EstimationError(
-            _left_out_note(left.to_dict(), "The region panel") + " No region is left to compare."
+            left_out_note(left.to_dict(), "The region panel") + " No region is left to compare."
         )
     n_units = d.groupby("region")["unit"].nunique()
     grp = d.groupby(["region", "time"])[outcome]
@@ -1340,7 +1298,7 @@ def _region_fit(
         rp = region_panel(panel, outcome, region_column, weights, exposure)
     except ZoneImpactError as exc:
         return None, f"net_region_did not identified: {exc}"
-    left = _left_out_note(rp.report.get("regions_left_out") or {}, "net_region_did")
+    left = left_out_note(rp.report.get("regions_left_out") or {}, "net_region_did")
     fit_, note = _region_fit_on(
         rp, panel, outcome, region_column, xb, cluster_of, n_clusters, weights, cr2
     )
@@ -2450,7 +2408,7 @@ def _with_region_sdid(
         return replace(result, info={**result.info, "net_region_sdid_note": str(exc)})
     size = _region_sizes(panel, region_column, weights)
     out = _add_sdid(result, rp, outcome, size, rng, alpha)
-    left = _left_out_note(rp.report.get("regions_left_out") or {}, "net_region_sdid")
+    left = left_out_note(rp.report.get("regions_left_out") or {}, "net_region_sdid")
     if left:
         note = " ".join(x for x in (out.info.get("net_region_sdid_note", ""), left) if x)
         out = replace(out, info={**out.info, "net_region_sdid_note": note})
