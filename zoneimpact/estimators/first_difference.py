@@ -302,7 +302,9 @@ def fit_event_study(
     spec = event_spec(leads, lags, ref_period, bins, bin_endpoints)
     check_choice(ssc, "ssc", ("statsmodels", "fixest"))
     data, covariates, w = _prepare(panel, outcome, covariates, weights)
-    data, w, dummies = event_dummies(data, w, spec, outcome=outcome, n_covariates=len(covariates))
+    data, w, dummies, spec = event_dummies(
+        data, w, spec, outcome=outcome, n_covariates=len(covariates)
+    )
     frame, reg, wd = _differences(panel, data, outcome, dummies, covariates, w)
     # an event time whose dummy never changes between adjacent observed periods (e.g. only
     # observed after a gap) has no differenced variation: no column, as an unseen one

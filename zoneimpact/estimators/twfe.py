@@ -653,15 +653,27 @@ class EventSpec:
     refs: list[int]
     bins: list[tuple[int, int]]
     bin_endpoints: bool
+    # set by :func:`event_dummies` once the data are seen: the labels of the window's first
+    # and last event times, and the lead dropped as a second reference (None: none dropped)
+    window: tuple[int, int] | None = None
+    second_reference: int | None = None
 
     def info(self) -> dict[str, Any]:
-        """The ``info`` entries that describe the event-time dummies."""
+        """The ``info`` entries that describe the event-time dummies: ``reference`` (the
+        requested omitted event time(s)), ``second_reference`` (the lead dropped because no
+        unit is never treated, when one was), ``window_start``/``window_end`` (the labels of
+        the window's ends, which bin everything beyond them when ``binned``) and ``bins``."""
         refs = self.refs
-        return {
+        out: dict[str, Any] = {
             "reference": refs[0] if len(refs) == 1 else ",".join(str(r) for r in refs),
             "binned": bool(self.bin_endpoints),
             "bins": ", ".join(f"{_bin_label(a, z)}=[{a}..{z}]" for a, z in self.bins),
         }
+        if self.window is not None:
+            out["window_start"], out["window_end"] = self.window
+        if self.second_reference is not None:
+            out["second_reference"] = self.second_reference
+        return out
 
 
 def event_spec(leads: Any, lags: Any, ref_period: Any, bins: Any, bin_endpoints: Any) -> EventSpec:
@@ -745,10 +757,11 @@ def _event_window(observed: np.ndarray, spec: EventSpec, outcome: str) -> tuple[
 
 def _dummy_times(
     label: np.ndarray, lo: int, hi: int, spec: EventSpec, never_treated: bool
-) -> list[int]:
+) -> tuple[list[int], int | None]:
     """The labels that get a dummy: every one of the window that occurs in the sample
-    (those that do not would be empty columns), except the reference(s). Built from the
-    observed labels, so a window of 10**9 periods costs nothing."""
+    (those that do not would be empty columns), except the reference(s); and the lead
+    dropped as a second reference (None when none was). Built from the observed labels, so
+    a window of 10**9 periods costs nothing."""
     ref_labels = sorted({_label_of(r, spec.bins) for r in spec.refs})
     seen = np.unique(label[np.isfinite(label)])
     times = [int(e) for e in seen if lo <= e <= hi and e not in ref_labels]
@@ -761,8 +774,9 @@ def _dummy_times(
             if _label_of(lo, spec.bins) != ref_labels[0]
             else _label_of(lo + 1, spec.bins)
         )
-        times = [e for e in times if e != first]
-    return times
+        if first in times:
+            return [e for e in times if e != first], first
+    return times, None
 
 
 def event_dummies(
@@ -772,13 +786,14 @@ def event_dummies(
     *,
     outcome: str,
     n_covariates: int = 0,
-) -> tuple[pd.DataFrame, np.ndarray | None, pd.DataFrame]:
+) -> tuple[pd.DataFrame, np.ndarray | None, pd.DataFrame, EventSpec]:
     """The event-time (bin) dummies ``1[t - G_i in B_b]`` of Sun & Abraham (2021) eq. 4
     with the bins of Schmidheiny & Siegloch (2023, Section 2), in levels.
 
     With binned endpoints the event times beyond the window are clipped to its ends;
     without, the treated rows outside the window are dropped (so the reference stays
-    clean). Returns the rows kept, their weights and the dummies (columns ``event:E``).
+    clean). Returns the rows kept, their weights, the dummies (columns ``event:E``) and
+    ``spec`` with the window's ends and any second reference filled in (for ``info``).
     """
     treated = np.isfinite(data["cohort"].to_numpy())
     event = np.where(
@@ -794,7 +809,10 @@ def event_dummies(
     label = event.copy()
     for a, z in spec.bins:
         label[(event >= a) & (event <= z)] = _bin_label(a, z)
-    times = _dummy_times(label, lo, hi, spec, bool(np.isinf(data["cohort"]).any()))
+    times, second = _dummy_times(label, lo, hi, spec, bool(np.isinf(data["cohort"]).any()))
+    spec = replace(
+        spec, window=(_label_of(lo, spec.bins), _label_of(hi, spec.bins)), second_reference=second
+    )
     if len(times) + n_covariates > _MAX_REGRESSORS:
         raise EstimationError(
             f"The event study has {len(times)} event-time dummies (event times "
@@ -804,7 +822,7 @@ def event_dummies(
         )
     cols = {f"event:{e}": (label == e).astype(float) for e in times}
     reg = pd.DataFrame(cols, index=data.index)
-    return data, w, reg.loc[:, reg.sum() > 0]
+    return data, w, reg.loc[:, reg.sum() > 0], spec
 
 
 def post_average(
@@ -936,7 +954,9 @@ def fit_event_study(
     check_choice(ssc, "ssc", ("statsmodels", "fixest"))
     data, covariates, w = _prepare(panel, outcome, covariates, weights)
     fixed_effects = _fe_names(fixed_effects)
-    data, w, dummies = event_dummies(data, w, spec, outcome=outcome, n_covariates=len(covariates))
+    data, w, dummies, spec = event_dummies(
+        data, w, spec, outcome=outcome, n_covariates=len(covariates)
+    )
     treated = np.isfinite(data["cohort"].to_numpy(float))
     # stacklevel: the helper, this fit, renamed's and scale_equivariant's wrappers
     _warn_few_treated_clusters(panel, data, treated, cluster, stacklevel=5)

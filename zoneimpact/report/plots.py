@@ -452,14 +452,17 @@ def _pre_period_meaning(res: Any) -> str:
 
 def _references(res: Any) -> list[float]:
     """The omitted reference event time(s) a regression event study records:
-    ``info["reference"]`` (TWFE event study: ``-1`` or ``"-5,-1"``) or
+    ``info["reference"]`` (TWFE event study: ``-1`` or ``"-5,-1"``) with TWFE's
+    ``info["second_reference"]`` (the lead dropped without never-treated units), or
     ``info["ref_period"]`` (Sun-Abraham); empty when the result records none."""
     info = getattr(res, "info", None) or {}
     raw = info.get("reference", info.get("ref_period"))
     if raw is None or isinstance(raw, bool):
         return []
+    second = info.get("second_reference")
+    parts = str(raw).split(",") + ([] if second is None else [str(second)])
     out: list[float] = []
-    for part in str(raw).split(","):
+    for part in parts:
         try:
             v = float(part)
         except ValueError:

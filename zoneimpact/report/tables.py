@@ -1188,9 +1188,11 @@ def _bin_ranges(res: Any, event_terms: Sequence[str]) -> dict[str, str]:
     Read from the result's ``info``: ``bins`` (``"-3=[-4..-3], 0=[0..1]"``: the bins of
     Schmidheiny & Siegloch 2023, each named by its event time closest to zero) and
     ``binned`` (True: the endpoints of the window pool the event times beyond it). The
-    endpoints are the lowest and highest event terms, except that without never-treated
-    units the lowest lead of the window is dropped as a second reference (TWFE), and the
-    lowest term is then no endpoint.
+    endpoints are the terms labelled ``window_start`` and ``window_end``, which the fit
+    records; a window end that is a reference (the requested one, or the lead TWFE drops
+    as ``second_reference`` without never-treated units) has no term to label. Results
+    without those entries (made before they were recorded) fall back on the lowest and
+    highest terms, the lowest only when the panel has never-treated units.
     """
     info = getattr(res, "info", None) or {}
     ranges: dict[str, tuple[float, float]] = {}
@@ -1204,9 +1206,15 @@ def _bin_ranges(res: Any, event_terms: Sequence[str]) -> dict[str, str]:
     if info.get("binned") is True and times:
         lo_e, lo_t = times[0]
         hi_e, hi_t = times[-1]
-        if _has_never_treated(res):
+        start, end = info.get("window_start"), info.get("window_end")
+        if start is None or end is None:
+            low_end, high_end = _has_never_treated(res), True
+        else:
+            low_end, high_end = lo_e == float(start), hi_e == float(end)
+        if low_end:
             ranges[lo_t] = (-math.inf, ranges.get(lo_t, (lo_e, lo_e))[1])
-        ranges[hi_t] = (ranges.get(hi_t, (hi_e, hi_e))[0], math.inf)
+        if high_end:
+            ranges[hi_t] = (ranges.get(hi_t, (hi_e, hi_e))[0], math.inf)
     out = {}
     for t, (a, z) in ranges.items():
         if a == -math.inf:
