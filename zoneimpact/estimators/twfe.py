@@ -756,27 +756,57 @@ def _event_window(observed: np.ndarray, spec: EventSpec, outcome: str) -> tuple[
 
 
 def _dummy_times(
-    label: np.ndarray, lo: int, hi: int, spec: EventSpec, never_treated: bool
+    label: np.ndarray, raw: np.ndarray, spec: EventSpec, lo: int, hi: int, never_treated: bool
 ) -> tuple[list[int], int | None]:
     """The labels that get a dummy: every one of the window that occurs in the sample
     (those that do not would be empty columns), except the reference(s); and the lead
-    dropped as a second reference (None when none was). Built from the observed labels, so
-    a window of 10**9 periods costs nothing."""
+    dropped as a second reference (None when none was). ``raw`` holds each row's event time
+    before binning. Built from the observed labels, so a window of 10**9 periods costs
+    nothing."""
     ref_labels = sorted({_label_of(r, spec.bins) for r in spec.refs})
     seen = np.unique(label[np.isfinite(label)])
     times = [int(e) for e in seen if lo <= e <= hi and e not in ref_labels]
-    if not never_treated and len(ref_labels) == 1:
-        # Without never-treated units the full set of relative-period dummies is collinear
-        # with the unit and time effects; drop the most distant lead of the window as a
-        # second reference.
-        first = (
-            _label_of(lo, spec.bins)
-            if _label_of(lo, spec.bins) != ref_labels[0]
-            else _label_of(lo + 1, spec.bins)
+    if not np.isin(label, ref_labels).any():
+        # every kept treated row carries one dummy, so without an observed reference the
+        # dummies sum to the treated units' indicator, which the unit effects absorb
+        shown = ", ".join(str(r) for r in ref_labels)
+        raise SpecError(
+            f"Reference event time {shown} is not observed for any treated unit (observed "
+            f"event times: {_event_range(seen)}): the event-time coefficients would have no "
+            "baseline. Choose an observed event time with ref_period=."
         )
-        if first in times:
-            return [e for e in times if e != first], first
-    return times, None
+    if never_treated or len(ref_labels) > 1 or not _trend_collinear(label, raw):
+        return times, None
+    ref = ref_labels[0]
+    # Without never-treated units, and when every label holds rows of a single event time,
+    # the dummies sum to a linear trend in event time (t - G_i), which the unit and time
+    # effects absorb (Borusyak, Jaravel & Spiess 2024, Sec. 3): a second normalisation is
+    # needed. The most distant observed lead takes it; bins that pool several event times
+    # break the trend and need none.
+    leads = [e for e in times if e < 0]
+    if not leads:
+        raise EstimationError(
+            "Without never-treated units the event-time dummies are collinear with the unit "
+            "and time effects (a linear trend in event time) and need a second reference "
+            f"among the leads, but the window has no lead besides the reference {ref}. "
+            "Widen the window (leads=), bin its endpoints so they pool several event times "
+            "(bin_endpoints=True), or add never-treated units."
+        )
+    return [e for e in times if e != leads[0]], leads[0]
+
+
+def _trend_collinear(label: np.ndarray, raw: np.ndarray) -> bool:
+    """Whether every label (bin or event time) holds rows of one event time only, so that
+    the dummies reproduce the event time itself (``sum_b v_b D_b = t - G_i``)."""
+    ok = np.isfinite(label)
+    pairs = pd.DataFrame({"label": label[ok], "raw": raw[ok]})
+    return bool((pairs.groupby("label")["raw"].nunique() <= 1).all())
+
+
+def _event_range(seen: np.ndarray) -> str:
+    """Observed event times as text, at most six shown."""
+    shown = ", ".join(str(int(e)) for e in seen[:6])
+    return shown + (f" ... {int(seen[-1])}" if len(seen) > 6 else "")
 
 
 def event_dummies(
@@ -800,16 +830,18 @@ def event_dummies(
         treated, data["time"].to_numpy() - np.where(treated, data["cohort"], 0), np.nan
     )
     lo, hi = _event_window(event[treated], spec, outcome)
+    raw = event
     if spec.bin_endpoints:
         event = np.where(treated, np.clip(event, lo, hi), np.nan)
     else:
         outside = treated & ((event < lo) | (event > hi))
-        data, event = data.loc[~outside], event[~outside]
+        data, event, raw = data.loc[~outside], event[~outside], raw[~outside]
         w = None if w is None else w[~outside]
     label = event.copy()
     for a, z in spec.bins:
         label[(event >= a) & (event <= z)] = _bin_label(a, z)
-    times, second = _dummy_times(label, lo, hi, spec, bool(np.isinf(data["cohort"]).any()))
+    never = bool(np.isinf(data["cohort"]).any())
+    times, second = _dummy_times(label, raw, spec, lo, hi, never)
     spec = replace(
         spec, window=(_label_of(lo, spec.bins), _label_of(hi, spec.bins)), second_reference=second
     )
