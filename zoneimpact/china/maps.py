@@ -11,29 +11,43 @@ Colours: the Okabe-Ito palette of :mod:`zoneimpact.report.style` for roles, and 
 ColorBrewer ``RdBu`` diverging scale (marked colour-blind safe by ColorBrewer, Harrower &
 Brewer 2003) centred at zero for effects.
 
-City-level effects (:func:`city_effects`) are unit averages of the imputation estimator's
-``tau_hat_it`` (Borusyak, Jaravel & Spiess 2024, eq. 5) over each city's treated years:
-zone cities against clean controls (direct) and exposed cities, treated from their
-exposure onset, against the same controls (spillover; Butts 2021, Section 3.2). They are
-descriptive: each is one city's noisy imputed effect, not an estimate with a standard
-error.
+Polygons keep their holes: a prefecture can enclose another (塔城地区 encloses 克拉玛依,
+several Xinjiang prefectures enclose Bingtuan cities), and a filled outline without its hole
+would paint over the enclave.
 
-The drawing is matplotlib's (PolyCollection); the geometry is shapely's.
+City-level effects (:func:`city_effects`) are unit averages of the imputation estimator's
+``tau_hat_it`` (Borusyak, Jaravel & Spiess 2024, eq. 5) over each city's treated years, on
+the panels of :meth:`zoneimpact.exposure.ExposureMap.panels` (Butts 2021, Section 3.2).
+With the default ``controls="not_yet_exposed"`` the untreated rows that impute them are
+not only the clean controls (no zone, never exposed): the direct effects of zone cities
+are also imputed from the not-yet-treated years of later zone cities and the
+pre-exposure years of exposed cities, and the spillover effects of exposed cities
+(treated from their exposure onset) from the clean controls and the exposed cities'
+pre-exposure years. ``controls="never_exposed"`` drops the exposed cities' pre-exposure
+years. The comparison depends on the exposure map too: shared borders leave few clean
+controls (fewer than the specification curve's verdict rule requires,
+:class:`zoneimpact.claims.CurveRule`), so :func:`estimate_map` states the design, the
+number of clean controls and that shortfall under the map. The effects are descriptive:
+each is one city's noisy imputed effect, not an estimate with a standard error.
+
+The drawing is matplotlib's (PathCollection); the geometry is shapely's.
 """
 
 from __future__ import annotations
 
 import json
+import textwrap
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
-from matplotlib.collections import PolyCollection
+from matplotlib.collections import PathCollection
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.path import Path
 
 from ..errors import PanelError
 from ..exposure import ExposureMap
@@ -71,35 +85,67 @@ EDGE_COLOR = "#8C8C8C"
 
 
 @lru_cache(maxsize=1)
-def prefecture_polygons() -> dict[str, list[np.ndarray]]:
-    """Exterior rings (lon, lat arrays) of every coded prefecture polygon, by 6-digit code."""
+def prefecture_polygons() -> dict[str, list[list[np.ndarray]]]:
+    """Every coded prefecture polygon, by 6-digit code.
+
+    Returns
+    -------
+    dict of str to list of list of ndarray
+        For each code, one entry per polygon part: its rings as (lon, lat) arrays, the
+        exterior (counter-clockwise) first, then its holes (clockwise). Holes are kept so
+        that an enclave (克拉玛依 inside 塔城地区) is not covered by the enclosing fill.
+    """
     require_shapely()
     from shapely.geometry import shape
+    from shapely.geometry.polygon import orient
 
     with open(city_geojson_path(), encoding="utf-8") as fh:
         raw = json.load(fh)
-    out: dict[str, list[np.ndarray]] = {}
+    out: dict[str, list[list[np.ndarray]]] = {}
     for feat in raw["features"]:
         gb = str(feat.get("properties", {}).get("gb", "")).strip()
         if len(gb) != 9:
             continue
         geom = shape(feat["geometry"]).simplify(SIMPLIFY_DEG, preserve_topology=True)
-        parts = getattr(geom, "geoms", [geom])
-        rings = [np.asarray(p.exterior.coords) for p in parts if not p.is_empty]
-        out[gb[3:]] = [r for r in rings if len(r) >= 4]
+        parts = []
+        for p in getattr(geom, "geoms", [geom]):
+            if p.is_empty:
+                continue
+            # exterior counter-clockwise, holes clockwise: the holes stay open under both
+            # the nonzero and the even-odd fill rule
+            p = orient(p, sign=1.0)
+            ext = np.asarray(p.exterior.coords)
+            if len(ext) < 4:
+                continue
+            holes = [np.asarray(r.coords) for r in p.interiors]
+            parts.append([ext, *(h for h in holes if len(h) >= 4)])
+        out[gb[3:]] = parts
     return out
 
 
+def _ring_path(rings: list[np.ndarray]) -> Path:
+    """One compound path of a polygon part: exterior and holes, each a closed sub-path."""
+    verts = np.concatenate(rings)
+    codes = np.full(len(verts), Path.LINETO, dtype=Path.code_type)
+    start = 0
+    for r in rings:
+        codes[start] = Path.MOVETO
+        codes[start + len(r) - 1] = Path.CLOSEPOLY
+        start += len(r)
+    return Path(verts, codes)
+
+
 def _draw(ax: Axes, colours: dict[str, Any], *, edge: str = EDGE_COLOR, lw: float = 0.15) -> None:
-    """Draw every prefecture polygon with its colour (unknown codes: 'not in panel')."""
+    """Draw every prefecture polygon, holes open, with its colour (unknown codes: 'not in
+    panel'); one face per polygon part, in the order of :func:`prefecture_polygons`."""
     polys = prefecture_polygons()
-    verts, faces = [], []
+    paths, faces = [], []
     default = ROLE_COLORS["not in panel"]
-    for code, rings in polys.items():
-        for r in rings:
-            verts.append(r)
+    for code, parts in polys.items():
+        for rings in parts:
+            paths.append(_ring_path(rings))
             faces.append(colours.get(code, default))
-    ax.add_collection(PolyCollection(verts, facecolors=faces, edgecolors=edge, linewidths=lw))
+    ax.add_collection(PathCollection(paths, facecolors=faces, edgecolors=edge, linewidths=lw))
     ax.set_xlim(73, 135.5)
     ax.set_ylim(SOUTH_LIMIT, 54)
     ax.set_aspect(ASPECT)
@@ -232,12 +278,24 @@ def city_effects(
     pre-zone years, and one exposed from the first year on (next to an early zone) has no
     clean year left and gets no effect; ``pre_exposed="keep"`` maps every zone city.
 
+    ``controls`` picks the untreated rows the effects are imputed from
+    (:meth:`~zoneimpact.exposure.ExposureMap.panels`): ``"not_yet_exposed"`` (default)
+    adds the pre-exposure years of exposed cities to the clean controls (and the direct
+    panel always has the not-yet-treated years of later zone cities); ``"never_exposed"``
+    keeps clean controls only (and those zone-city years).
+
     Returns
     -------
     DataFrame
         ``unit``, ``piece`` (``direct`` or ``spillover:<ring>``), ``effect``, ``n_years``.
         ``attrs["always_exposed"]`` lists the exposed cities left out because they were
-        exposed from the first year on (no unexposed year to impute from).
+        exposed from the first year on (no unexposed year to impute from). The design is
+        recorded for :func:`estimate_map`'s caption (:func:`design_caption`):
+        ``attrs["exposure"]`` (the map's kind), ``attrs["rings"]``, ``attrs["controls"]``,
+        ``attrs["pre_exposed"]``, ``attrs["n_clean"]`` (clean control cities, no zone and
+        never exposed, with ``outcome`` observed in the direct panel) and
+        ``attrs["n_not_yet_exposed"]`` (exposed cities whose pre-exposure years are
+        controls there).
     """
     from ..estimators.imputation import fit as imputation_fit
 
@@ -285,7 +343,86 @@ def city_effects(
         )
     out = pd.concat(rows, ignore_index=True)
     out.attrs["always_exposed"] = [str(u) for u in always]
+    # the comparison actually used, so that a map of these effects can say it
+    seen = direct.data.loc[direct.data[outcome].notna(), "unit"].unique()
+    role = tab["role"].reindex(seen)
+    out.attrs.update(
+        exposure=emap.kind,
+        rings=list(emap.rings),
+        controls=controls,
+        pre_exposed=pre_exposed,
+        n_clean=int((role == "clean").sum()),
+        n_not_yet_exposed=int((role == "exposed").sum()),
+    )
     return out
+
+
+#: Plain words for the exposure maps' kinds (:class:`zoneimpact.exposure.ExposureMap`).
+EXPOSURE_NAMES: dict[str, str] = {
+    "adjacency": "shared borders",
+    "rings": "distance rings",
+    "knn": "nearest cities",
+    "region": "same region",
+    "onsets": "given exposure onsets",
+}
+#: Caption font size (points) and the share of a point size an average character takes.
+_CAPTION_SIZE = 6.5
+_CHAR_WIDTH = 0.62
+
+
+def design_caption(
+    effects: pd.Series | pd.DataFrame, *, min_clean_controls: int | None = None
+) -> str | None:
+    """The comparison behind :func:`city_effects`, in words, or None without its record.
+
+    Parameters
+    ----------
+    effects : DataFrame
+        The output of :func:`city_effects` (its ``attrs`` record the design).
+    min_clean_controls : int, optional
+        Fewest clean controls the specification curve's verdict rule admits; default
+        :class:`zoneimpact.claims.CurveRule`'s (20, as in ``seeds/claims.toml``). A design
+        with fewer is flagged in the caption.
+
+    Returns
+    -------
+    str or None
+        Exposure map, the controls of the direct and the spillover effects with the number
+        of clean control cities, and the shortfall against the verdict rule.
+    """
+    a = effects.attrs
+    if not {"exposure", "controls", "n_clean"} <= set(a):
+        return None
+    if min_clean_controls is None:
+        from ..claims import CurveRule
+
+        min_clean_controls = CurveRule().min_clean_controls
+    kind = str(a["exposure"])
+    rings = ", ".join(str(r) for r in a.get("rings", []))
+    n_clean = int(a["n_clean"])
+    clean = f"{n_clean} clean control cities (no zone, never exposed)"
+    if a["controls"] == "not_yet_exposed":
+        n_pre = int(a.get("n_not_yet_exposed", 0))
+        direct = (
+            f"{clean}, the pre-exposure years of {n_pre} exposed cities and the "
+            "not-yet-treated years of later zone cities"
+        )
+        spill = "the clean controls and the exposed cities' pre-exposure years"
+    else:
+        direct = f"{clean} and the not-yet-treated years of later zone cities"
+        spill = "the clean controls"
+    text = (
+        f"Exposure: {EXPOSURE_NAMES.get(kind, kind)} ({kind}"
+        + (f"; ring {rings}" if rings else "")
+        + f"); controls={a['controls']!r}. Direct: zone cities against {direct}. "
+        f"Spillover: exposed cities, from their exposure onset, against {spill}."
+    )
+    if n_clean < min_clean_controls:
+        text += (
+            f" Only {n_clean} clean controls, fewer than the {min_clean_controls} the "
+            "specification curve's verdict rule requires: not an admissible design there."
+        )
+    return text
 
 
 def _symmetric_norm(values: np.ndarray, quantile: float) -> TwoSlopeNorm:
@@ -302,6 +439,7 @@ def estimate_map(
     title: str | None = None,
     clip_quantile: float = 0.95,
     cmap: str = "RdBu_r",
+    min_clean_controls: int | None = None,
 ) -> Figure:
     """Prefecture cities coloured by a city-level estimate.
 
@@ -321,11 +459,15 @@ def estimate_map(
         the colour bar shows arrows), so one extreme city does not wash out the others.
     cmap : str
         A diverging matplotlib colour map, centred at zero.
+    min_clean_controls : int, optional
+        Passed to :func:`design_caption`.
 
     Returns
     -------
     matplotlib.figure.Figure
-        Cities without a value are light grey.
+        Cities without a value are light grey. For a :func:`city_effects` table the
+        caption under the map (the figure's ``supxlabel``) states the design: exposure map,
+        controls, number of clean controls, and whether the verdict rule would admit it.
     """
     if isinstance(values, pd.DataFrame):
         if not {"unit", "piece", "effect"} <= set(values.columns):
@@ -376,4 +518,8 @@ def estimate_map(
         literal(cb.ax.xaxis.label)
         if title:
             literal(fig.suptitle(title))
+        caption = design_caption(values, min_clean_controls=min_clean_controls)
+        if caption:
+            chars = int(fig.get_figwidth() * 72 / (_CHAR_WIDTH * _CAPTION_SIZE))
+            literal(fig.supxlabel(textwrap.fill(caption, chars), fontsize=_CAPTION_SIZE))
     return fig

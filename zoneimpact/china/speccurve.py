@@ -1097,11 +1097,14 @@ def run_china_curve(
         honest, fig = honest_sensitivity(event_studies, alpha=alpha)
         tables["honest_sensitivity"] = honest
         figures["honest_sensitivity"] = fig
-    role = _optional(notes, "role map", maps.role_map, full, exposure=emap, outcome="fdi")
+    # the maps use the 100 km rings of the heterogeneity table, an admissible design (more
+    # than 20 clean controls); the shared-border map above keeps too few
+    ring100 = build_exposure(full, "rings", rings_km=[(0.0, 100.0)], region_column="province")
+    role = _optional(notes, "role map", maps.role_map, full, exposure=ring100, outcome="fdi")
     if role is not None:
         figures["role_map"] = role
     effects = _optional(notes, "city effects", maps.city_effects, full, outcome="fdi",
-                        exposure=emap)  # fmt: skip
+                        exposure=ring100)  # fmt: skip
     if effects is not None:
         est_map = _optional(notes, "estimate map", maps.estimate_map, effects,
                             label="effect on FDI, USD million a year")  # fmt: skip
