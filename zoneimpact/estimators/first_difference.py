@@ -71,6 +71,7 @@ from ._scale import scale_equivariant
 from .twfe import (
     TWFEResult,
     _cluster_codes,
+    _normalised_weights,
     _ols_design,
     _prepare,
     _twfe_result,
@@ -226,7 +227,8 @@ def _ols_no_fe(
     codes, cname = _cluster_codes(panel, frame, cluster)
     X = reg.to_numpy(float)
     y = frame[outcome].to_numpy(float)
-    w = np.ones(len(y)) if weights is None else weights
+    # a constant factor on the weights changes nothing but the floating-point range
+    w = np.ones(len(y)) if weights is None else _normalised_weights(weights)
     xtx = (X * w[:, None]).T @ X
     if np.linalg.matrix_rank(xtx) < X.shape[1]:
         raise EstimationError(

@@ -243,6 +243,12 @@ class ImputationResult(EstimationResult):
             )
         check_choice(method, "method", ("cluster",))
         b = self.blocks
+        c = outcome_scale(np.concatenate([b.tau, b.resid0]))
+        if c != 1.0:
+            # outcomes near the float limits: recluster on the fit's working scale, as
+            # aggregate does, so the squared scores cannot overflow or underflow (exact:
+            # c is a power of two; y x 1e160 gave an SE of inf and a NaN Test 1 F)
+            return self.rescaled(1 / c).with_inference(method, cluster=cluster).rescaled(c)
         clusters, name = _row_clusters(self.panel, b.rows, cluster)
         var = _variance(b, clusters)
         est = self.terms.set_index("term").loc[list(b.targets), "estimate"].to_numpy(float)

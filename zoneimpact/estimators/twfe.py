@@ -64,7 +64,7 @@ from ..results import (
 )
 from ._fe import _nested, absorb, cluster_ssc_k
 from ._options import renamed
-from ._scale import scale_equivariant
+from ._scale import outcome_scale, scale_equivariant
 from ._weights import check_weight_name, weight_values
 
 #: Most event-time dummies (plus covariates) of an event study: they are dense columns of
@@ -159,6 +159,22 @@ class TWFEResult(EstimationResult):
                 "fit_event_study); refit to change its inference."
             )
         check_choice(method, "method", ("cluster", "wild", "conley"))
+        c = outcome_scale(self.design.yd)
+        if c != 1.0:
+            # outcomes near the float limits: recompute the variance on the fit's working
+            # scale, so the squared scores cannot overflow or underflow (exact: c is a
+            # power of two; y x 1e160 gave an SE of inf one way and NaN two ways)
+            small = self.rescaled(1 / c)
+            return small.with_inference(
+                method,
+                cluster=cluster,
+                ssc=ssc,
+                n_boot=n_boot,
+                boot_weights=boot_weights,
+                rng=rng,
+                conley_km=conley_km,
+                conley_kernel=conley_kernel,
+            ).rescaled(c)
         if method == "conley":
             return self._conley(conley_km, "uniform" if conley_kernel is None else conley_kernel)
         if conley_kernel is not None:
@@ -442,6 +458,18 @@ def _ols(
     return params, cov, n_clusters, cname
 
 
+def _normalised_weights(w: np.ndarray) -> np.ndarray:
+    """``w`` divided by the power of two nearest its largest value when that lies outside
+    ``[2^-64, 2^64]`` (:func:`._scale.outcome_scale`), else ``w`` itself.
+
+    WLS and its CR1 sandwich do not change when every weight is multiplied by a constant,
+    but in floating point the squared weighted scores underflow or overflow for weights
+    near the float limits (weights x 1e-300 gave a TWFE SE of 0, x 1e300 one of inf). A
+    power of two divides exactly, and ordinary weights are left as they are.
+    """
+    return w / outcome_scale(w)
+
+
 def _gram_full_rank(gram: np.ndarray, n_rows: int) -> bool:
     """Whether the Gram matrix ``U'WU`` of ``n_rows`` observations has full rank.
 
@@ -469,6 +497,7 @@ def _ols_design(
     """:func:`_ols` plus the design another variance is computed from."""
     if ssc not in ("statsmodels", "fixest"):
         raise SpecError(f"ssc must be 'statsmodels' or 'fixest'; received {ssc!r}.")
+    weights = None if weights is None else _normalised_weights(weights)
     codes, cname = _cluster_codes(panel, data, cluster)
     fe = _fe_codes(panel, data, fixed_effects)
     X = regressors.to_numpy(dtype=float)
