@@ -295,6 +295,7 @@ def _wild_terms(
     check_choice(boot_weights, "boot_weights", ("rademacher", "webb"))
     weights: Literal["rademacher", "webb"] = "webb" if boot_weights == "webb" else "rademacher"
     gen = as_generator(rng)
+    cluster_codes = _canonical_codes(res, d.rows, codes[0])
     p, lo, hi = (np.full(len(terms), np.nan) for _ in range(3))
     for j in range(d.Xd.shape[1]):
         row = int(np.flatnonzero(d.combo[:, j] == 1)[0])
@@ -304,13 +305,13 @@ def _wild_terms(
         # the absorbed design again with its fixed effects: absorbing is idempotent, and
         # the draws re-estimate the effects (the K term of the wild_cluster notes)
         test = wild_cluster_test(
-            d.yd, d.Xd, codes[0], column=j, fe=d.fe, n_boot=n_boot, weights=weights, rng=seed
+            d.yd, d.Xd, cluster_codes, column=j, fe=d.fe, n_boot=n_boot, weights=weights, rng=seed
         )
         p[row] = test.p_value
         lo[row], hi[row] = wild_cluster_ci(
             d.yd,
             d.Xd,
-            codes[0],
+            cluster_codes,
             column=j,
             fe=d.fe,
             alpha=res.alpha,
@@ -320,6 +321,22 @@ def _wild_terms(
         )
     out = terms.assign(p_value=p, ci_low=lo, ci_high=hi)
     return out, {**info, "se_type": f"CR1; wild cluster bootstrap ({boot_weights}) p and CI"}
+
+
+def _canonical_codes(res: TWFEResult, rows: pd.DataFrame, codes: np.ndarray) -> np.ndarray:
+    """``codes`` renumbered in the data's order of units (:meth:`Panel.canonical_order`), so
+    that bootstrap draws, which are indexed by cluster code, do not follow the labels: the
+    same seed gives the same draws whatever the units (or clusters) are called."""
+    if res.panel is None:
+        return codes
+    units = rows["unit"].to_numpy()
+    distinct = pd.unique(units)
+    rank = pd.Series(
+        np.arange(len(distinct)), index=res.panel.canonical_order(distinct, res.outcome)
+    )
+    first = pd.Series(rank.reindex(units).to_numpy()).groupby(codes).min()
+    new = first.rank(method="first").astype(int) - 1
+    return new.reindex(codes).to_numpy()
 
 
 def _cluster_codes(panel: Panel, data: pd.DataFrame, cluster: str | None) -> tuple[np.ndarray, str]:
