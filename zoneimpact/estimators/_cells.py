@@ -28,7 +28,7 @@ import pandas as pd
 
 from ..errors import EstimationError
 from ..results import check_choice, check_names
-from ._gt_aggregate import AGGREGATIONS, Aggregated, aggregate_gt
+from ._gt_aggregate import AGGREGATIONS, Aggregated, aggregate_gt, variance_se
 
 __all__ = [
     "Cell",
@@ -80,8 +80,9 @@ def group_time_cells(
     empty_message: str,
 ) -> list[Cell]:
     """Every (g, t) with its base period: the last period before ``g - anticipation`` for
-    post-treatment cells (and for every cell with a universal base), the period before
-    ``t`` for pre-treatment cells with a varying base (whose first period has none).
+    post-treatment and anticipation-window cells (``t >= g - anticipation``; R ``did`` PR
+    #276) and for every cell with a universal base, the period before ``t`` for the other
+    pre-treatment cells with a varying base (whose first period has none).
 
     A cohort without a pre-treatment period is dropped (with a warning when
     ``warn_dropped``); no cell at all is an :class:`EstimationError` saying
@@ -99,8 +100,9 @@ def group_time_cells(
                 )
             continue
         for c in range(first, n_t):
-            post = g <= periods[c]
-            b = int(pre[-1]) if (post or base_period == "universal") else c - 1
+            # anticipation-window cells use the post-treatment base too (R did PR #276)
+            window = periods[c] + anticipation >= g
+            b = int(pre[-1]) if (window or base_period == "universal") else c - 1
             cells.append(Cell(float(g), c, b, b == c))
     if not cells:
         raise EstimationError(empty_message)
@@ -108,11 +110,15 @@ def group_time_cells(
 
 
 def estimate_cells(
-    cells: list[Cell], n: int, estimate: Callable[[Cell], CellFit]
+    cells: list[Cell],
+    n: int,
+    estimate: Callable[[Cell], CellFit],
+    periods: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """Estimates, influence functions (``n`` x cells; NaN columns for failed cells),
     counts and failure messages of the cells. Normalised cells are 0 with a zero
-    influence function."""
+    influence function; a non-finite estimate or influence function is a failed cell
+    (``periods``: the sorted periods, to name it)."""
     k = len(cells)
     psi = np.zeros((n, k))
     att = np.full(k, np.nan)
@@ -124,7 +130,14 @@ def estimate_cells(
             continue
         fit = estimate(cell)
         failures.extend(fit.failures)
-        if fit.influence is None:
+        finite = np.isfinite(fit.estimate) and (
+            fit.influence is not None and bool(np.all(np.isfinite(fit.influence)))
+        )
+        if fit.influence is not None and not finite:
+            # a non-finite estimate is a failure, never a success the aggregations skip
+            t = cell.t if periods is None else periods[cell.t]
+            failures.append(f"({cell.cohort:g},{t}) the estimate is not finite")
+        if not finite:
             psi[:, j] = np.nan
             continue
         att[j], psi[:, j], counts[j] = fit.estimate, fit.influence, fit.n_used
@@ -181,15 +194,22 @@ def att_gt_frame(
 
 
 def defined_se(
-    cells: pd.DataFrame, amat: np.ndarray, vcov: np.ndarray, cell_var: np.ndarray
+    cells: pd.DataFrame,
+    amat: np.ndarray,
+    vcov: np.ndarray,
+    cell_var: np.ndarray,
+    *,
+    two_way: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """SEs of the terms and the cells from a covariance, NaN where undefined as in
     :func:`~zoneimpact.estimators._gt_aggregate.aggregate_gt`: terms built only from cells
-    a universal base fixes at zero, and normalised or failed cells."""
+    a universal base fixes at zero, normalised or failed cells, and (``two_way``) a
+    negative two-way clustered variance (see
+    :func:`~zoneimpact.estimators._gt_aggregate.variance_se`)."""
     k = len(cells)
     norm = (cells["base_period"] == cells["time"]).to_numpy()
     valid = np.isfinite(cells["estimate"].to_numpy(float))
     by_construction = ~np.any(amat[:k][~norm] != 0, axis=0) & ~np.any(amat[k:] != 0, axis=0)
-    se = np.where(by_construction, np.nan, np.sqrt(np.clip(np.diag(vcov), 0, None)))
-    cell_se = np.where(valid & ~norm, np.sqrt(np.clip(cell_var[:k], 0, None)), np.nan)
+    se = np.where(by_construction, np.nan, variance_se(np.diag(vcov), two_way))
+    cell_se = np.where(valid & ~norm, variance_se(cell_var[:k], two_way), np.nan)
     return se, cell_se

@@ -17,6 +17,8 @@ group-time effects with their influence functions.
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -220,13 +222,40 @@ def _covariance(
     src = c.basis if cluster is None else cluster_sums(c.basis, cluster)
     meat = src.T @ src / n**2
     vcov = amat.T @ meat @ amat
-    se = np.sqrt(np.clip(np.diag(vcov), 0, None))
-    cell_se = np.sqrt(np.clip(np.diag(meat)[:k], 0, None))
+    se = variance_se(np.diag(vcov))
+    cell_se = variance_se(np.diag(meat)[:k])
     norm = np.zeros(k, bool) if normalised is None else normalised
     by_construction = ~np.any(amat[:k][~norm] != 0, axis=0) & ~np.any(amat[k:] != 0, axis=0)
     se = np.where(by_construction, np.nan, se)
     cell_se = np.where(c.valid & ~norm, cell_se, np.nan)
     return vcov, se, cell_se
+
+
+def variance_se(var: np.ndarray, two_way: bool = False) -> np.ndarray:
+    """Standard errors from variances. One-way (or no) clustering: the variances are sums
+    of squares, so a negative value is rounding and gives 0. Two-way clustering: Cameron,
+    Gelbach & Miller's ``V_1 + V_2 - V_12`` need not be positive semi-definite, and a
+    negative variance gives NaN (fixest/pyfixest and the Sun-Abraham estimator here do
+    the same), not a zero SE with a zero-width interval."""
+    var = np.asarray(var, dtype=float)
+    if two_way:
+        return np.sqrt(np.where(var >= 0, var, np.nan))
+    return np.sqrt(np.clip(var, 0, None))
+
+
+def warn_negative_two_way(names: Sequence[str], var: np.ndarray, stacklevel: int) -> None:
+    """Warn, naming the terms, where a two-way clustered variance is negative (their SE
+    is NaN, see :func:`variance_se`); ``stacklevel`` counts from the caller of this
+    function."""
+    neg = [str(nm) for nm, v in zip(names, np.asarray(var, dtype=float), strict=True) if v < 0]
+    if neg:
+        warnings.warn(
+            f"The two-way clustered variance V_1 + V_2 - V_12 (Cameron, Gelbach & Miller "
+            f"2011) is negative for {len(neg)} term(s) ({', '.join(neg[:5])}"
+            f"{' ...' if len(neg) > 5 else ''}): their SE and interval are NaN. Cluster on "
+            "one dimension (the coarser) for a positive variance.",
+            stacklevel=stacklevel + 1,
+        )
 
 
 def terms_table(agg: Aggregated) -> pd.DataFrame:

@@ -10,9 +10,11 @@ periods", *Journal of Econometrics* 225(2), 200-230 (CS below).
   difference in differences between ``t`` and a base period, comparing cohort ``g`` with
   never-treated units or with units not yet treated by ``max(t, base) + anticipation``.
 * **Base period** (R ``did`` ``base_period``): ``"varying"`` uses the period just before
-  ``t`` for pre-treatment cells (short differences) and ``g - anticipation - 1`` for
-  post-treatment cells; ``"universal"`` uses ``g - anticipation - 1`` throughout and
-  reports the base cell as 0.
+  ``t`` for pre-treatment cells (short differences) and the last period before
+  ``g - anticipation`` for post-treatment cells and for the anticipation window
+  ``g - anticipation <= t < g`` (R ``did`` PR #276); ``"universal"`` uses that period
+  throughout and reports the base cell as 0. ``anticipation`` is counted in units of the
+  time column.
 * **2x2 estimators** for panel data (Sant'Anna & Zhao 2020, "Doubly robust
   difference-in-differences estimators", *J. Econometrics* 219(1)):
   ``"reg"`` outcome regression (Heckman, Ichimura & Todd 1997; SZ eq. 2.2),
@@ -109,6 +111,7 @@ from ..results import (
     check_int,
     check_names,
 )
+from ._gt_aggregate import variance_se, warn_negative_two_way
 from ._scale import outcome_scale, scale_equivariant
 from ._weights import check_weight_name, unit_weights
 
@@ -218,7 +221,9 @@ class CallawaySantAnnaResult(EstimationResult):
         type : {"simple", "dynamic", "group", "calendar"}
             The aggregation; ``att`` (simple) is always included.
         min_e, max_e : float, optional
-            Event-time window (dynamic; ``max_e`` also caps simple and group).
+            Event-time window (dynamic; ``max_e`` also caps simple and group), in units
+            of the time column (R ``aggte`` counts recoded periods: the same only on
+            regularly spaced periods).
         balance_e : int, optional
             Cohorts observed for at least ``balance_e`` periods after treatment.
         bins : list of [first, last], optional
@@ -345,6 +350,7 @@ class CallawaySantAnnaResult(EstimationResult):
                 boot_weights=settings["boot_weights"],
                 cluster=settings["cluster"],
                 n_units=len(gt.units),
+                anticipation=int(self.info.get("anticipation", 0)),
             ),
         }
         return replace(
@@ -416,9 +422,7 @@ def _att_ipw(
     """Standardised IPW DiD (SZ 2020 eq. 2.3 normalised; R ``DRDID::std_ipw_did_panel``)."""
     ps, hinv = _ps(d, x, iw)
     n = len(d)
-    trim = np.where(d == 1, 1.0, (ps < _TRIM_LEVEL).astype(float))
-    w_t = trim * iw * d
-    w_c = trim * iw * ps * (1 - d) / (1 - ps)
+    w_t, w_c = _trimmed_weights(ps, d, iw)
     eta_t = np.mean(w_t * dy) / w_t.mean()
     eta_c = np.mean(w_c * dy) / w_c.mean()
     alr_ps = ((iw * (d - ps))[:, None] * x) @ (hinv * n)
@@ -435,9 +439,7 @@ def _att_dr(
     ps, hinv = _ps(d, x, iw)
     n = len(d)
     fitted, alr_ols = _ols_controls(dy, d, x, iw)
-    trim = np.where(d == 1, 1.0, (ps < _TRIM_LEVEL).astype(float))
-    w_t = trim * iw * d
-    w_c = trim * iw * ps * (1 - d) / (1 - ps)
+    w_t, w_c = _trimmed_weights(ps, d, iw)
     resid = dy - fitted
     eta_t = np.mean(w_t * resid) / w_t.mean()
     eta_c = np.mean(w_c * resid) / w_c.mean()
@@ -448,6 +450,27 @@ def _att_dr(
     m3 = (w_c[:, None] * x).mean(axis=0)
     inf_c = (w_c * resid - w_c * eta_c + alr_ps @ m2 - alr_ols @ m3) / w_c.mean()
     return eta_t - eta_c, inf_t - inf_c
+
+
+def _trimmed_weights(
+    ps: np.ndarray, d: np.ndarray, iw: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Treated and control weights after DRDID's trimming (controls with a propensity
+    score >= ``_TRIM_LEVEL`` get weight 0). When every control is trimmed the control
+    mean is 0/0: the cell fails, as DRDID refuses it ("Each required treatment/period
+    group must have positive weight after trimming"), rather than leaving a NaN that
+    would drop its cohort from the aggregations unreported."""
+    trim = np.where(d == 1, 1.0, (ps < _TRIM_LEVEL).astype(float))
+    w_t = trim * iw * d
+    w_c = trim * iw * ps * (1 - d) / (1 - ps)
+    if not w_c.sum() > 0:
+        raise _Overlap(
+            f"all {int((d == 0).sum())} control unit(s) have a propensity score >= "
+            f"{_TRIM_LEVEL} and are trimmed (no control weight left)"
+        )
+    if not w_t.sum() > 0:
+        raise _Overlap("the treated units have no positive weight")
+    return w_t, w_c
 
 
 def _ps(d: np.ndarray, x: np.ndarray, iw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -791,14 +814,23 @@ def _wide_arrays(
     gvec = np.full(n, np.nan)
     gvec[ucode] = data["cohort"].to_numpy(dtype=float)
     y = wide(outcome)
-    blank = ~np.isfinite(y).any(axis=1)
-    if blank.any():
-        # they enter no ATT(g,t) but count in the cohort shares p_g, which moves att (a
-        # breaker's check: 81.70 against 81.55 without the unit; session 19)
+    n_seen = np.isfinite(y).sum(axis=1)
+    blank, single = n_seen == 0, n_seen == 1
+    if blank.any() or single.any():
+        # they enter no ATT(g,t) (each needs two periods) but count in the cohort shares
+        # p_g, which moves att (a breaker's check: 81.70 against 81.55 without the unit;
+        # session 19)
+        said = [
+            f"{int(m.sum())} {more}unit(s) (first {_v(units[m][0])!r}) {what}"
+            for m, more, what in (
+                (blank, "", f"have no observed {outcome!r}"),
+                (single, "more " if blank.any() else "", f"have {outcome!r} in one period only"),
+            )
+            if m.any()
+        ]
         warnings.warn(
-            f"{int(blank.sum())} unit(s) (first {_v(units[blank][0])!r}) have no observed "
-            f"{outcome!r}; they enter no ATT(g,t) but count in the cohort shares of the "
-            "aggregations. Drop them from the panel.",
+            f"{' and '.join(said)}; they enter no ATT(g,t) but count in the cohort shares "
+            "of the aggregations. Drop them from the panel.",
             stacklevel=5,  # past the sample steps, fit and its scale wrapper
         )
     # unit weights normalised to mean one (R did); only ratios of them enter the estimates
@@ -839,8 +871,12 @@ def _make_cells(
             continue
         pret_g = int(pre[-1])
         for c in range(tfac, len(periods)):
-            post = g <= periods[c]
-            b = pret_g if (post or base_period == "universal") else c - 1
+            # post-treatment and anticipation-window cells (t >= g - anticipation) compare
+            # with the last period before g - anticipation under either base period (R
+            # did PR #276); a short difference inside the window would difference two
+            # anticipation periods
+            window = periods[c] + anticipation >= g
+            b = pret_g if (window or base_period == "universal") else c - 1
             cells.append(_Cell(g=float(g), t=int(periods[c]), e=int(periods[c] - g), base=b))
     if not cells:
         raise EstimationError("No group-time cell can be formed (no cohort has a pre-period).")
@@ -895,6 +931,10 @@ def _estimate_cell(
     if est_fn is None:
         # weighted difference of mean changes; influence n w_i (dy_i - mean) / W_group
         wt_, wc_ = uw[treat], uw[ctrl]
+        if not (wt_.sum() > 0 and wc_.sum() > 0):
+            col[:] = np.nan
+            side = "treated" if not wt_.sum() > 0 else "control"
+            return f"({cell.g:g},{cell.t}) the {side} units have zero total weight"
         mt = float(wt_ @ dy[treat] / wt_.sum())
         mc = float(wc_ @ dy[ctrl] / wc_.sum())
         cell.att = mt - mc
@@ -919,6 +959,10 @@ def _estimate_cell(
     except (np.linalg.LinAlgError, _Overlap) as exc:
         col[:] = np.nan
         return f"({cell.g:g},{cell.t}) {exc}"
+    if not (np.isfinite(att_cell) and np.all(np.isfinite(inf_sub))):
+        # a non-finite estimate is a failure, never a success the aggregations skip
+        col[:] = np.nan
+        return f"({cell.g:g},{cell.t}) the estimate is not finite"
     cell.att = float(att_cell)
     col[sub] = (n / sub.sum()) * inf_sub
     return None
@@ -1208,10 +1252,13 @@ def _infer(
     k, valid = gt.k, gt.valid
     vcov, cell_var = analytic_vcov(gt, agg.amat, labels)
     by_construction = _by_construction(gt, agg.amat)
-    se_terms = np.where(by_construction, np.nan, np.sqrt(np.clip(np.diag(vcov), 0, None)))
-    se_cells = np.where(valid & ~gt.normalised, np.sqrt(np.clip(cell_var, 0, None)), np.nan)
+    two_way = len(labels) > 1
+    se_terms = np.where(by_construction, np.nan, variance_se(np.diag(vcov), two_way))
+    se_cells = np.where(valid & ~gt.normalised, variance_se(cell_var, two_way), np.nan)
     n_clusters = min_clusters(tuple(labels))
     if not bootstrap:
+        if two_way:  # past _infer, _estimate (or _rebuilt_at), fit (_rebuilt) and a wrapper
+            warn_negative_two_way(agg.names, np.where(by_construction, 0, np.diag(vcov)), 5)
         return _Inference(vcov, se_terms, se_cells, None, None, {}, n_clusters)
     if len(labels) > 1:
         raise SpecError(
@@ -1347,14 +1394,20 @@ def _inference_info(
     boot_weights: str,
     cluster: Any,
     n_units: int,
+    anticipation: int = 0,
 ) -> dict[str, Any]:
+    # the anticipation-window event times -anticipation..-1 are effects, not pre-trends:
+    # the test keeps only t < g - anticipation (R did PR #276); a NaN SE leaves them out
+    ev = terms["term"].str.extract(r"^event:(-?\d+)$")[0].astype(float)
+    window = ((ev >= -anticipation) & (ev < 0)).to_numpy()
+    tested = terms.assign(se=np.where(window, np.nan, terms["se"])) if window.any() else terms
     # Hotelling's F(L, G - L) on the CR0 influence-function covariance (chi2_L rejected
     # 58% of parallel-trend worlds with 10 regions and 6 leads; session 22); with more
     # leads than clusters the p-value is None and info says why, without a warning per fit
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="pretrend_wald:", category=RuntimeWarning)
         pretrend = pretrend_wald(
-            terms,
+            tested,
             inf.vcov,
             n_clusters=inf.n_clusters if inf.n_clusters is not None else n_units,
             vcov_type="CR0",
@@ -1437,14 +1490,24 @@ def fit(
     covariates : sequence of str, optional
         Panel columns to condition on (value in the earlier period of each 2x2).
     anticipation : int
-        Periods of anticipation ``delta`` (CS Assumption 3).
+        Anticipation ``delta`` (CS Assumption 3), counted in units of the time column,
+        not in observed periods (with biennial data, ``anticipation=2`` is one period).
+        Cells with ``g - anticipation <= t < g`` are anticipation effects: they compare
+        with the last period before ``g - anticipation`` under either base period,
+        appear as ``event:-anticipation`` .. ``event:-1`` of the dynamic aggregation,
+        stay out of the other aggregations (``t >= g`` only) and out of the pre-trend
+        test (``info["pretrend_p"]`` uses ``t < g - anticipation`` only), as in R
+        ``did`` since PR #276.
     base_period : {"varying", "universal"}
         Base period of pre-treatment cells (see the module docstring).
     aggregations : sequence of {"simple", "dynamic", "group", "calendar"}
         Aggregations to report; ``simple`` (term ``att``) is always computed.
     min_e, max_e : float
         Event-time window of the dynamic aggregation; ``max_e`` also caps the cells used
-        by ``simple`` and ``group`` (R ``aggte``).
+        by ``simple`` and ``group``. Event times are ``t - g`` in units of the time
+        column: on regularly spaced periods this is R ``aggte``; on irregular periods R
+        ``did`` and moderndid recode the periods to 1, 2, ... first, so a cap counted in
+        periods there can keep other cells than ``max_e`` here.
     balance_e : int, optional
         Keep only cohorts observed for at least ``balance_e`` periods after treatment in
         the dynamic aggregation (R ``aggte(balance_e=)``).
@@ -1583,6 +1646,7 @@ def _estimate(
         boot_weights=opts.boot_weights,
         cluster=cluster,
         n_units=len(gt.units),
+        anticipation=opts.anticipation,
     )
     return CallawaySantAnnaResult(
         estimator="callaway_santanna",

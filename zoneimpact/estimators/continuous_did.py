@@ -71,6 +71,7 @@ from ..inference.bootstrap import multiplier_draws, sup_t_critical
 from ..panel import Panel, _v
 from ..parallel import as_generator
 from ..results import check_choice, check_fit_arguments, check_int
+from ._gt_aggregate import variance_se, warn_negative_two_way
 from ._influence_results import InfluenceBlocks, InfluenceResult, covariate_column, influence_vcov
 from ._scale import scale_equivariant
 from ._weights import check_weight_name, unit_weights
@@ -123,7 +124,9 @@ class ContinuousDiDResult(InfluenceResult):
         k = len(curves)
         old = terms["se"].to_numpy(float)
         # ACRT with a single dose stays undefined (NaN), whatever the clustering
-        se = np.where(np.isnan(old), np.nan, np.sqrt(np.clip(np.diag(vcov), 0, None)))
+        se = np.where(np.isnan(old), np.nan, variance_se(np.diag(vcov), len(labels) > 1))
+        if len(labels) > 1:  # past _reinferred and with_inference
+            warn_negative_two_way(terms["term"], np.where(np.isnan(old), 0, np.diag(vcov)), 3)
         single_dose = bool(np.isnan(old[1]))
         boot_on = method == "bootstrap" and not single_dose
         z, crit_att, crit_acrt = _critical_values(

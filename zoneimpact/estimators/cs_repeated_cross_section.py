@@ -79,7 +79,7 @@ from ._cells import (
     group_time_cells,
     warn_failures,
 )
-from ._gt_aggregate import AGGREGATIONS, Aggregated, terms_table
+from ._gt_aggregate import AGGREGATIONS, Aggregated, terms_table, warn_negative_two_way
 from ._influence_results import InfluenceBlocks, InfluenceResult
 from ._scale import scale_equivariant
 from .callaway_santanna import _standard
@@ -131,7 +131,9 @@ class CSRepeatedCrossSectionResult(InfluenceResult):
     ) -> CSRepeatedCrossSectionResult:
         assert self.blocks is not None and self.blocks.amat is not None
         terms, cells, amat = self.terms, self.att_gt, self.blocks.amat
-        se, cell_se = defined_se(cells, amat, vcov, col_var)
+        se, cell_se = defined_se(cells, amat, vcov, col_var, two_way=len(labels) > 1)
+        if len(labels) > 1:  # past _reinferred and with_inference
+            warn_negative_two_way(terms["term"], np.diag(vcov), 3)
         agg = Aggregated(
             list(terms["term"]),
             terms["estimate"].to_numpy(float),
@@ -171,6 +173,21 @@ class _Overlap(ArithmeticError):
 
 
 # ------------------------------------------------------------------- weighted pieces
+def _check_trimmed(trim: np.ndarray, iw: np.ndarray, d: np.ndarray, post: np.ndarray) -> None:
+    """Each treatment/period group needs positive weight after DRDID's trimming; when all
+    controls of a period are trimmed their mean is 0/0 and the cell fails (DRDID stops with
+    "Each required treatment/period group must have positive weight after trimming")."""
+    for a, p in ((0, 0), (0, 1), (1, 0), (1, 1)):
+        grp = (d == a) & (post == p)
+        if not (trim * iw)[grp].sum() > 0:
+            who = "control" if a == 0 else "treated"
+            when = "base" if p == 0 else "current"
+            raise _Overlap(
+                f"all {int(grp.sum())} {who} observation(s) of the {when} period have a "
+                f"propensity score >= {_TRIM_LEVEL} and are trimmed (no weight left)"
+            )
+
+
 def _logit(x: np.ndarray, d: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Weighted logit MLE (Newton-Raphson): clipped scores and the ALR ``score @ H^-1 n``."""
     beta = np.zeros(x.shape[1])
@@ -229,6 +246,7 @@ def _rc_ipw(
     """Standardised IPW DiD for repeated cross-sections (``DRDID::std_ipw_did_rc``)."""
     ps, alr_ps = _logit(x, d, iw)
     trim = np.where(d == 1, 1.0, (ps < _TRIM_LEVEL).astype(float))
+    _check_trimmed(trim, iw, d, post)
     odds = ps / (1 - ps)
     ws = {
         "tpre": trim * iw * d * (1 - post),
@@ -251,6 +269,7 @@ def _rc_dr(
     """Locally efficient DR DiD for repeated cross-sections (SZ eq. 3.4; ``DRDID::drdid_rc``)."""
     ps, alr_ps = _logit(x, d, iw)
     trim = np.where(d == 1, 1.0, (ps < _TRIM_LEVEL).astype(float))
+    _check_trimmed(trim, iw, d, post)
     c_pre, alr_c_pre = _wols(y, x, iw, (d == 0) & (post == 0))
     c_post, alr_c_post = _wols(y, x, iw, (d == 0) & (post == 1))
     t_pre, alr_t_pre = _wols(y, x, iw, (d == 1) & (post == 0))
@@ -625,7 +644,9 @@ def fit(
     base_period : {"varying", "universal"}
         As R ``did``.
     anticipation : int
-        Periods of anticipation (>= 0).
+        Anticipation (>= 0) in units of the time column, not in observed periods; cells
+        with ``g - anticipation <= t < g`` compare with the last period before
+        ``g - anticipation`` under either base period (R ``did`` PR #276).
     aggregations : list of str
         Among ``simple``, ``dynamic``, ``group``, ``calendar``.
     cluster : str, optional
@@ -679,6 +700,7 @@ def fit(
         cells,
         len(sample.y),
         lambda cell: _rc_cell(cell, sample, periods, opt["cg"], opt["anticipation"], est_fn),
+        periods,
     )
     warn_failures(failed, "ATT(g,t) cell(s)")
     labels = _cluster_labels(sample, cluster)

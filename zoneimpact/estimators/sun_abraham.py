@@ -562,7 +562,37 @@ def _estimation_sample(panel: Panel, outcome: str, opts: _Options) -> _Sample:
             "regression is then collinear with the unit effects. Include a negative period "
             "(e.g. -1)."
         )
+    _check_reference_observed(cohort[~is_control], rel[~is_control], opts.refs)
     return _Sample(df=df, cohort=cohort, time=time, rel=rel, is_control=is_control, last=last)
+
+
+def _check_reference_observed(cohort: np.ndarray, rel: np.ndarray, refs: list[int]) -> None:
+    """Every treated cohort needs a row at an excluded relative period: without one, its
+    cohort x relative-period dummies add up to its units' fixed effects and the saturated
+    regression is rank deficient. Name the cause instead: a cohort treated from its first
+    observed period (always treated), or a reference period the data do not observe (e.g.
+    ``ref_period=-1`` on biennial periods)."""
+    seen = pd.DataFrame({"cohort": cohort, "rel": rel}).groupby("cohort")["rel"].unique()
+    for g, events in seen.items():
+        events = np.sort(np.asarray(events, dtype=np.int64))
+        if np.isin(events, refs).any():
+            continue
+        if events.min() >= 0:
+            raise EstimationError(
+                f"Cohort {g:g} has no pre-treatment period in the estimation sample (event "
+                f"times {events[:5].tolist()}{' ...' if events.size > 5 else ''}: always "
+                "treated, or pre-periods trimmed by min_e), so its effects are not identified "
+                "against the unit fixed effects. Drop its units (Callaway & Sant'Anna drops "
+                "such cohorts with a warning)."
+            )
+        pre = events[events < 0][-3:].tolist()
+        raise EstimationError(
+            f"Cohort {g:g} is not observed at ref_period={refs} (its pre-treatment event "
+            f"times end with {pre}), so its effects are not identified against the unit "
+            f"fixed effects. Choose an observed reference period, e.g. ref_period={pre[-1]} "
+            "(event times are in units of the time column: on biennial data -1 is never "
+            "observed)."
+        )
 
 
 def _cells(

@@ -71,7 +71,7 @@ from ._cells import (
     group_time_cells,
     warn_failures,
 )
-from ._gt_aggregate import AGGREGATIONS, terms_table
+from ._gt_aggregate import AGGREGATIONS, terms_table, warn_negative_two_way
 from ._influence_results import InfluenceBlocks, InfluenceResult
 from ._scale import scale_equivariant
 
@@ -109,7 +109,11 @@ class TripleDifferenceResult(InfluenceResult):
         boot: dict[str, Any],
     ) -> TripleDifferenceResult:
         assert self.blocks is not None and self.blocks.amat is not None
-        se, cell_se = defined_se(self.att_gt, self.blocks.amat, vcov, col_var)
+        se, cell_se = defined_se(
+            self.att_gt, self.blocks.amat, vcov, col_var, two_way=len(labels) > 1
+        )
+        if len(labels) > 1:  # past _reinferred and with_inference
+            warn_negative_two_way(self.terms["term"], np.diag(vcov), 3)
         return replace(
             self,
             terms=self.terms.assign(se=se),
@@ -391,7 +395,7 @@ def fit(
         empty_message="No enabling cohort has a pre-period: nothing to estimate.",
     )
     att, psi, n_comp, failed = estimate_cells(
-        cells, n, lambda cell: _ddd_cell(cell, data, opt["cg"], method)
+        cells, n, lambda cell: _ddd_cell(cell, data, opt["cg"], method), periods
     )
     warn_failures(failed, "DDD comparison(s)")
     agg = aggregate_cells(
