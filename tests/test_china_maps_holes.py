@@ -108,3 +108,11 @@ def test_city_effects_record_the_design_and_the_map_states_it():
     assert "pre-exposure years" not in text and "fewer than" not in text
     # a bare Series carries no design: no caption is invented
     assert maps.design_caption(pd.Series({CODES["Z1"]: 1.0})) is None
+
+
+def test_caption_rule_matches_the_verdict_rule() -> None:
+    # maps keeps its own copy of the rule's minimum (claims imports the China modules)
+    from zoneimpact.china.maps import MIN_CLEAN_CONTROLS
+    from zoneimpact.claims import CurveRule
+
+    assert MIN_CLEAN_CONTROLS == CurveRule().min_clean_controls
