@@ -1058,6 +1058,7 @@ def run_claims(
     n_jobs: int | None = None,
     spillover: Mapping[str, Any] | None = None,
     concentration: Mapping[str, Any] | None = None,
+    others: Mapping[str, pd.DataFrame] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, dict[str, EstimationResult | str]]]:
     """Estimate what the claims need on every panel and judge them.
 
@@ -1076,6 +1077,11 @@ def run_claims(
     panels : dict name -> Panel, optional
     rng : Generator or int, optional
         Seeds the estimates (one child generator per data x outcome x kind, in order).
+    others : dict name -> DataFrame, optional
+        Outcome rows of each data's units outside its panel (e.g. units dropped as
+        already treated; :attr:`zoneimpact.datasets.LoadedData.outside_rows`), counted
+        in the regional totals of the concentration share and HHI
+        (:func:`zoneimpact.concentration.share_of_region`).
 
     Returns
     -------
@@ -1142,6 +1148,7 @@ def run_claims(
                             n_jobs=n_jobs,
                             base_estimator=base,
                             options=opts,
+                            others=(others or {}).get(name),
                         )
                 except ZoneImpactError as exc:
                     res[key] = f"{type(exc).__name__}: {exc}"
@@ -1226,6 +1233,8 @@ def claims_for_spec(spec: Any) -> Any:
         rng=claims_rng,
         alpha=spec.inference.alpha,
         n_jobs=spec.inference.n_jobs,
+        # regional totals count the data's units left out of the panel
+        others={data_name: loaded.outside_rows} if loaded.outside_rows is not None else None,
     )
     # linked specs add "spec:NAME" entries that are a failure message when the spec fails
     results: dict[str, Mapping[str, EstimationResult | str] | str] = dict(claim_results)

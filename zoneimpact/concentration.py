@@ -20,6 +20,13 @@ returns new panels, so the same DiD / synthetic-control machinery estimates thei
 
 Shares need non-negative outcomes; a region-period whose total is 0 or which misses any
 of its units' values gets NaN (shares of a changing set of units are not comparable).
+
+Which units a region's total covers: the panel's units of the region and, given
+``others=``, the outcome rows of the region's units outside the panel -- above all the
+units ``outside_window="adjust"`` dropped as already treated, often a region's largest
+(China: the 63 cities zoned before 1996 held a median 65% of their province's FDI). Without
+``others`` the total covers the panel's units only, and a zone unit's "share of its
+region" is a share of the region's later-zoned and zone-free units.
 """
 
 from __future__ import annotations
@@ -38,18 +45,107 @@ from .results import EstimationResult
 __all__ = ["estimate_concentration", "region_hhi", "share_of_region"]
 
 
-def _regional(panel: Panel, outcome: str, column: str) -> pd.DataFrame:
+def _other_rows(panel: Panel, outcome: str, column: str, others: pd.DataFrame) -> pd.DataFrame:
+    """``others`` checked and keyed like the panel's rows: ``unit``, ``time``, ``region``
+    and the outcome, at the panel's periods only."""
+    if not isinstance(others, pd.DataFrame):
+        raise PanelError(
+            "others= must be a DataFrame of outcome rows of units outside the panel "
+            f"(columns unit, time, {outcome!r}); received {type(others).__name__}."
+        )
+    names = panel.names
+    ucol = "unit" if "unit" in others.columns else names.get("unit", "unit")
+    tcol = "time" if "time" in others.columns else names.get("time", "time")
+    miss = [c for c in (ucol, tcol, outcome) if c not in others.columns]
+    if miss:
+        raise PanelError(
+            f"others= lacks column(s) {miss}; it needs the unit ('unit' or {ucol!r}), the "
+            f"period ('time' or {tcol!r}) and the outcome {outcome!r}; it has "
+            f"{list(others.columns)}."
+        )
+    o = pd.DataFrame(
+        {
+            "unit": others[ucol].to_numpy(),
+            "time": others[tcol].to_numpy(),
+            "cohort": np.nan,
+            outcome: pd.to_numeric(others[outcome], errors="coerce").to_numpy(float),
+        }
+    )
+    text = o[outcome].isna().to_numpy() & others[outcome].notna().to_numpy()
+    if text.any():
+        i = int(np.flatnonzero(text)[0])
+        raise PanelError(
+            f"others= column {outcome!r} is not numeric: {_v(others[outcome].iloc[i])!r} at "
+            f"unit {_v(o['unit'].iloc[i])!r}, period {_v(o['time'].iloc[i])!r}."
+        )
+    inside = pd.Index(o["unit"].unique()).intersection(pd.Index(panel.units))
+    if len(inside):
+        raise PanelError(
+            f"others= holds unit {_v(inside[0])!r}, which is a panel unit; others are the "
+            "region's units outside the panel (its own rows are counted already)."
+        )
+    dup = o.duplicated(["unit", "time"])
+    if dup.any():
+        r = o.loc[dup].iloc[0]
+        raise PanelError(
+            f"others= lists unit {_v(r['unit'])!r}, period {_v(r['time'])!r} more than once."
+        )
+    if column in others.columns:
+        o["region"] = others[column].to_numpy()
+    else:
+        src = panel.sources
+        where = (
+            src[column] if src is not None and column in src.columns else pd.Series(dtype=object)
+        )
+        o["region"] = o["unit"].map(where).to_numpy()
+    if o["region"].isna().any():
+        u = o.loc[o["region"].isna(), "unit"].iloc[0]
+        raise PanelError(
+            f"others= unit {_v(u)!r} has no {column!r}: give that column in others= (or in the "
+            "panel's sources, as for units dropped as already treated)."
+        )
+    at = o["time"].isin(panel.periods).to_numpy()
+    if len(o) and not at.any():
+        raise PanelError(
+            f"others= holds no row at a panel period (its first period is "
+            f"{_v(o['time'].iloc[0])!r}; the panel's are {_v(panel.periods[0])!r} to "
+            f"{_v(panel.periods[-1])!r}); give the periods on the panel's scale."
+        )
+    return o[at]
+
+
+def _regional(
+    panel: Panel, outcome: str, column: str, others: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """The panel's rows (first, in :attr:`Panel.data`'s order) and ``others``' rows with
+    their region, its total and the unit's share; ``_in_panel`` tells them apart."""
     panel._check_outcome(outcome)
     geo = panel.require_geography([column])
     d = panel.data[["unit", "time", "cohort", outcome]].copy()
+    d["region"] = geo[column].reindex(d["unit"]).to_numpy()
+    d["_in_panel"] = True
+    if others is not None:
+        o = _other_rows(panel, outcome, column, others)
+        # a region without panel units has no share or HHI to estimate (every unit of a
+        # province may predate the data), but a table none of whose regions is the
+        # panel's names them otherwise (e.g. codes against names, numbers against text)
+        known = o["region"].isin(set(d["region"])).to_numpy()
+        if len(o) and not known.any():
+            raise PanelError(
+                f"others= column {column!r} holds {_v(o['region'].iloc[0])!r}, ... and none "
+                f"of its values is a {column!r} of the panel's geography (e.g. "
+                f"{_v(d['region'].iloc[0])!r}); give the regions as the geography does."
+            )
+        o = o[known]
+        d = pd.concat([d, o.assign(_in_panel=False)], ignore_index=True)
     y = d[outcome].to_numpy(float)
     if np.nanmin(y) < 0:
         row = d.loc[d[outcome] < 0].iloc[0]
+        where = "" if row["_in_panel"] else " (a row of others=)"
         raise PanelError(
             f"Concentration measures need a non-negative outcome; {outcome!r} is "
-            f"{row[outcome]:g} at unit {_v(row['unit'])!r}, period {_v(row['time'])!r}."
+            f"{row[outcome]:g} at unit {_v(row['unit'])!r}, period {_v(row['time'])!r}{where}."
         )
-    d["region"] = geo[column].reindex(d["unit"]).to_numpy()
     n_units = d.groupby("region")["unit"].transform("nunique")
     grp = d.groupby(["region", "time"])[outcome]
     d["_total"] = grp.transform("sum")
@@ -68,9 +164,18 @@ def _regional(panel: Panel, outcome: str, column: str) -> pd.DataFrame:
 
 
 def share_of_region(
-    panel: Panel, outcome: str, *, column: str = "region", name: str | None = None
+    panel: Panel,
+    outcome: str,
+    *,
+    column: str = "region",
+    name: str | None = None,
+    others: pd.DataFrame | None = None,
 ) -> Panel:
     """Add the outcome ``name`` (default ``{outcome}_share``): a unit's share of its region.
+
+    The region-period total sums the panel's units of the region and the rows of
+    ``others`` in it; it is NaN (and so is every share in it) when any of those units lacks
+    the value in that period or the total is 0.
 
     Parameters
     ----------
@@ -82,13 +187,26 @@ def share_of_region(
         Geography column defining regions.
     name : str, optional
         Name of the new outcome.
+    others : DataFrame, optional
+        Outcome rows of the regions' units that are not panel units, e.g. those
+        ``outside_window="adjust"`` dropped as already treated
+        (:attr:`zoneimpact.datasets.LoadedData.outside_rows` for the China data):
+        columns ``unit``, ``time`` (or the panel's own names of them; periods on the panel's
+        scale; rows at other periods are ignored), ``outcome`` and ``column`` (else read from
+        :attr:`Panel.sources`). Without it the totals cover the panel's units only.
     """
-    d = _regional(panel, outcome, column)
-    return panel.with_outcome(name or f"{outcome}_share", d["_share"].to_numpy())
+    d = _regional(panel, outcome, column, others)
+    share = d.loc[d["_in_panel"].to_numpy(), "_share"].to_numpy()
+    return panel.with_outcome(name or f"{outcome}_share", share)
 
 
 def region_hhi(
-    panel: Panel, outcome: str, *, column: str = "region", exposure: ExposureMap | None = None
+    panel: Panel,
+    outcome: str,
+    *,
+    column: str = "region",
+    exposure: ExposureMap | None = None,
+    others: pd.DataFrame | None = None,
 ) -> Panel:
     """Region-by-period panel of the HHI of ``outcome`` across each region's units.
 
@@ -103,10 +221,17 @@ def region_hhi(
     untreated period and are left out: ``report["regions_left_out"]`` maps them to their
     onsets. Outcomes: ``{outcome}_hhi`` and ``{outcome}_total``; covariate ``n_units``
     (units per region).
+
+    The HHI and total run over the region's panel units and the rows of ``others`` (see
+    :func:`share_of_region`), with the same missing-value rule. A unit dropped as already
+    treated puts its region's onset at or before the first period when it is a source
+    with ``column`` (as ``outside_window="adjust"`` makes it, given the geography), so its
+    region is left out in any case; without ``others`` a kept region's HHI misses only
+    units absent from the panel for other reasons. ``report["hhi_units"]`` says which.
     """
     onset = region_onsets(panel, column, exposure)
     left = regions_left_out(onset, panel)
-    d = _regional(panel, outcome, column)
+    d = _regional(panel, outcome, column, others)
     d = d.loc[~d["region"].isin(left.index)]
     if d.empty:
         raise PanelError(
@@ -137,7 +262,14 @@ def region_hhi(
         geography=geo,
         never_values=(),
     )
-    return rp.replace(report={**rp.report, "regions_left_out": left.to_dict()})
+    n_other = int(d.loc[~d["_in_panel"], "unit"].nunique())
+    units = (
+        f"the panel's units and {n_other} unit(s) outside it (others=)"
+        if others is not None
+        else "the panel's units only (no others= given)"
+    )
+    report = {**rp.report, "regions_left_out": left.to_dict(), "hhi_units": units}
+    return rp.replace(report=report)
 
 
 def estimate_concentration(
@@ -151,6 +283,7 @@ def estimate_concentration(
     n_jobs: int = 1,
     base_estimator: str = "imputation",
     options: dict[str, Any] | None = None,
+    others: pd.DataFrame | None = None,
 ) -> EstimationResult:
     """Estimate the effect of zones on a concentration outcome.
 
@@ -158,7 +291,9 @@ def estimate_concentration(
     (its ``att`` is the direct effect on a zone unit's regional share, against clean
     controls). ``kind="hhi"``: the registry estimator ``base_estimator`` on the region
     panel of :func:`region_hhi`. The result's ``info["pre_mean"]`` holds the treated
-    units' pre-zone mean of the outcome (for equivalence margins).
+    units' pre-zone mean of the outcome (for equivalence margins). ``others``: outcome
+    rows of the regions' units outside the panel, counted in the regional totals (see
+    :func:`share_of_region`); ``info["region_units"]`` says which units the totals cover.
     """
     options = dict(options or {})
     _check_concentration_options(kind, base_estimator, options)
@@ -166,7 +301,7 @@ def estimate_concentration(
         from .estimators.spillover import fit as spill_fit
 
         name = f"{outcome}_share"
-        sp = share_of_region(panel, outcome, column=column, name=name)
+        sp = share_of_region(panel, outcome, column=column, name=name, others=others)
         res = spill_fit(
             sp,
             outcome=name,
@@ -177,11 +312,19 @@ def estimate_concentration(
             region_column=column,
             **options,
         )
-        return res
+        n_other = (
+            0 if others is None else _other_rows(panel, outcome, column, others)["unit"].nunique()
+        )
+        units = (
+            f"the panel's units and {n_other} unit(s) outside it (others=)"
+            if others is not None
+            else "the panel's units only (no others= given)"
+        )
+        return replace(res, info={**res.info, "region_units": units})
     if kind == "hhi":
         from .estimators import get_estimator
 
-        rp = region_hhi(panel, outcome, column=column)
+        rp = region_hhi(panel, outcome, column=column, others=others)
         note = left_out_note(rp.report.get("regions_left_out") or {}, "region_hhi")
         name = f"{outcome}_hhi"
         try:
@@ -195,7 +338,7 @@ def estimate_concentration(
             raise type(exc)(f"{exc} ({note})") from exc
         d = rp.data
         pre = d.loc[np.isfinite(d["cohort"]) & (d["time"] < d["cohort"]), name]
-        info = {**res.info, "pre_mean": float(pre.mean())}
+        info = {**res.info, "pre_mean": float(pre.mean()), "region_units": rp.report["hhi_units"]}
         if note:
             info["regions_left_out_note"] = note
         return replace(res, info=info)

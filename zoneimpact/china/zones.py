@@ -91,7 +91,8 @@ ZONE_OVERRIDES: dict[tuple[str, str], tuple[str, str]] = {
 
 ZONE_COLUMNS = [
     "seq", "code", "name", "province", "city_county", "zone_type", "approval_year",
-    "approval_month", "geocode_province_ok", "city_code", "city", "rule", "reason",
+    "approval_month", "geocode_province_ok", "city_code", "city", "prefecture_code", "rule",
+    "reason",
 ]  # fmt: skip
 
 
@@ -103,7 +104,9 @@ class ZoneAssignment:
     ----------
     zones : pandas.DataFrame
         Every zone with ``zone_type`` (``etdz``/``htz``), ``city_code`` (NaN when
-        unassigned), ``city``, ``rule`` (which step assigned it) and ``reason``.
+        unassigned), ``city``, ``prefecture_code`` (the prefecture-level unit the zone lies
+        in, also when that unit is not a panel city, e.g. an autonomous prefecture; NaN
+        when no rule locates it), ``rule`` (which step assigned it) and ``reason``.
     unassigned : pandas.DataFrame
         The zones without a panel city, with the reason.
     cohorts : pandas.DataFrame
@@ -294,6 +297,7 @@ def assign_zones(
 
     typos: list[dict[str, str]] = []
     out_code: list[str | None] = []
+    out_pref: list[str | None] = []
     out_rule: list[str] = []
     out_reason: list[str] = []
     out_cc: list[str] = []
@@ -307,6 +311,7 @@ def assign_zones(
         prov = province_full_name(r["province"])
         if prov is None:
             out_code.append(None)
+            out_pref.append(None)
             out_rule.append("unresolved")
             out_reason.append(f"province {r['province']!r} not recognised")
             out_cc.append(cc)
@@ -314,6 +319,7 @@ def assign_zones(
         code, rule, why = _locate(prov, cc, prefs, counties)
         if renamed:
             why = f"{renamed}; {why}"
+        out_pref.append(code)
         if code is not None and code not in city_name:
             where = admin_name.get(code, code)
             why = (
@@ -329,6 +335,7 @@ def assign_zones(
     z["city_county"] = out_cc
     z["city_code"] = pd.array(out_code, dtype="object")
     z["city"] = z["city_code"].map(city_name)
+    z["prefecture_code"] = pd.array(out_pref, dtype="object")
     z["rule"] = out_rule
     z["reason"] = out_reason
     z = z[ZONE_COLUMNS]
