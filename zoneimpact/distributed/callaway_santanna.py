@@ -470,7 +470,7 @@ def fit(
         weights=dpanel.weights if weighted else None,
     )
     gt, failed, labels = _att_gt(dpanel, outcome, opts, method, by_cluster)
-    _check_cells(gt, failed, outcome)
+    _checked_cells(gt, failed, outcome)
     _warn_few_treated_clusters(gt, labels, dpanel.cluster if by_cluster else None, stacklevel=3)
     agg = aggregate_terms(gt, aggs, min_e=lo, max_e=hi, balance_e=bal)
     generator = as_generator(rng) if bootstrap else None
@@ -484,7 +484,7 @@ def fit(
     terms, table = _terms_and_cells(gt, agg, inf)
     inference = _inference_info(
         inf, terms, bootstrap=bootstrap, n_boot=opts.n_boot, boot_weights=boot_weights,
-        cluster=cname, n_units=len(gt.units),
+        cluster=cname, n_units=len(gt.units), anticipation=opts.anticipation,
     )  # fmt: skip
     return CallawaySantAnnaResult(
         estimator="callaway_santanna",
@@ -504,6 +504,13 @@ def fit(
         panel=None,
         settings=settings,
     )
+
+
+def _checked_cells(gt: GroupTime, failed: list[str], outcome: str) -> None:
+    """The in-memory ``_check_cells``, whose warning counts one frame (the in-memory fit's
+    scale wrapper) between the fit and its caller: this function stands in for it, so the
+    warning points at the caller's line here too."""
+    _check_cells(gt, failed, outcome)
 
 
 def _att_gt(
@@ -566,20 +573,34 @@ def _att_gt(
     return _group_time(pieces, cells, att, normalised, periods, cohorts, opts, cluster, failed)
 
 
-def _blank_units(blk: dict[str, Any]) -> tuple[int, Any]:
-    blank = np.isnan(blk["y"]).all(axis=1)
-    return int(blank.sum()), (blk["units"][blank][0] if blank.any() else None)
+def _blank_units(blk: dict[str, Any]) -> list[tuple[int, Any]]:
+    """Count and first unit (the block's units are sorted) of the units with no observed
+    outcome and of those with one observed period."""
+    n_seen = np.isfinite(blk["y"]).sum(axis=1)
+    return [
+        (int(m.sum()), blk["units"][m][0] if m.any() else None) for m in (n_seen == 0, n_seen == 1)
+    ]
 
 
 def _warn_blank_units(blocks: list[Any], outcome: str) -> None:
-    """As in memory: units without any observed outcome enter no ATT(g,t) but count in
-    the cohort shares, which the caller should know."""
-    found = [b for b in compute_blocks([_blank_units], blocks) if b[0]]
-    if found:
+    """As in memory: units without any observed outcome, or with one observed period,
+    enter no ATT(g,t) (each needs two periods) but count in the cohort shares, which the
+    caller should know. "first" is the smallest such unit, as in memory."""
+    found = compute_blocks([_blank_units], blocks)
+    counts = [sum(f[i][0] for f in found) for i in (0, 1)]
+    firsts = [min((f[i][1] for f in found if f[i][0]), default=None) for i in (0, 1)]
+    said = [
+        f"{counts[i]} {more}unit(s) (first {_v(firsts[i])!r}) {what}"
+        for i, more, what in (
+            (0, "", f"have no observed {outcome!r}"),
+            (1, "more " if counts[0] else "", f"have {outcome!r} in one period only"),
+        )
+        if counts[i]
+    ]
+    if said:
         warnings.warn(
-            f"{sum(n for n, _ in found)} unit(s) (first {_v(found[0][1])!r}) have no observed "
-            f"{outcome!r}; they enter no ATT(g,t) but count in the cohort shares of the "
-            "aggregations. Drop them from the panel.",
+            f"{' and '.join(said)}; they enter no ATT(g,t) but count in the cohort shares "
+            "of the aggregations. Drop them from the panel.",
             stacklevel=4,  # past _att_gt and fit: the caller
         )
 
@@ -643,6 +664,21 @@ def _covariate_cells(
                 )
                 continue
             hinv[j] = np.linalg.inv(m["hess"][j])
+            # as the in-memory _trimmed_weights (DRDID refuses such a 2x2): no control weight
+            # left after trimming is a failed cell, not a NaN that drops its cohort from the
+            # aggregations unreported
+            if not m["sw_c"][j] > 0:
+                ok[j] = False
+                failed.append(
+                    f"({cells[j].g:g},{cells[j].t}) all {int(s['n_c'][j])} control unit(s) "
+                    f"have a propensity score >= {_TRIM_LEVEL} and are trimmed (no control "
+                    "weight left)"
+                )
+            elif not m["sw_t"][j] > 0:
+                ok[j] = False
+                failed.append(
+                    f"({cells[j].g:g},{cells[j].t}) the treated units have no positive weight"
+                )
     with np.errstate(invalid="ignore", divide="ignore"):
         eta_t = m["swy_t"] / m["sw_t"]
         eta_c = m["swfit_t"] / m["sw_t"] if method == "reg" else m["swy_c"] / m["sw_c"]

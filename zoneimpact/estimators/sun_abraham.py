@@ -93,7 +93,7 @@ from ..results import (
 )
 from ._fe import TwoWayWithin, absorb, check_cluster, cluster_codes, cluster_ssc_k, factorize
 from ._options import renamed
-from ._scale import scale_equivariant
+from ._scale import outcome_scale, scale_equivariant
 from ._weights import check_weight_name, weight_values
 from .callaway_santanna import _check_bins, _check_window
 from .twfe import _fixest_k, _row_clusters
@@ -246,6 +246,14 @@ class SunAbrahamResult(EstimationResult):
         ssc = "fixest" if ssc is None else ssc
         check_choice(ssc, "ssc", ("fixest", "statsmodels"))
         d = self.design
+        c = outcome_scale(d.wresid)
+        if c != 1.0:
+            # outcomes near the float limits: re-sum the scores on the fit's working scale,
+            # so their squares cannot overflow or underflow (exact: c is a power of two;
+            # y x 1e160 gave a NaN SE, y x 1e-160 one off by 0.1%), as TWFE does; the
+            # covariances are recomputed, so they are not carried over (c^-2 can overflow)
+            small = replace(self, vcov=None, cell_vcov=None).rescaled(1 / c)
+            return small.with_inference(method, cluster=cluster, ssc=ssc).rescaled(c)
         codes, cname = _row_clusters(self.panel, d.rows, cluster)
         k = d.bread.shape[0]
         big_k = k + d.fe_rank if ssc == "statsmodels" else _fixest_k(k, d.fe, codes)
@@ -762,6 +770,11 @@ def _saturated_wls(
     """
     df, covs = sample.df, opts.covariates
     n, P = len(y), len(cells)
+    # WLS and its CR1 sandwich do not change when every weight is multiplied by a
+    # constant, but the squared weighted scores underflow or overflow for weights near the
+    # float limits (weights x 1e-300 gave an SE of 0, x 1e300 NaN): a power of two divides
+    # exactly and leaves weights in [2^-64, 2^64] as they are
+    w = w / outcome_scale(w)
     D = np.zeros((n, P))
     rows = np.flatnonzero(col_of >= 0)
     D[rows, col_of[rows]] = 1.0
