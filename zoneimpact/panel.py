@@ -100,6 +100,73 @@ def _unsupported_kind(col: pd.Series) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class _Grid:
+    """Where each row of a panel's data sits in a units x periods table: ``r`` (the
+    unit's position in ``units``, the panel's sorted units), ``c`` (the period's) and
+    ``first`` (each unit's first row)."""
+
+    units: pd.Index
+    n_periods: int
+    r: np.ndarray
+    c: np.ndarray
+    first: np.ndarray
+
+    @classmethod
+    def of(cls, data: pd.DataFrame) -> _Grid:
+        r, uniq = pd.factorize(data["unit"], sort=True)
+        periods, c = np.unique(data["time"].to_numpy(), return_inverse=True)
+        first = np.unique(r, return_index=True)[1]
+        return cls(pd.Index(uniq), len(periods), r, c.ravel(), first)
+
+    def table(self, col: pd.Series) -> np.ndarray:
+        """``col`` as a (units + 1) x periods array (missing where a unit-period is not
+        observed); the last row (index -1) is all missing, for units not in the panel.
+        Numbers as floats, anything else (text) as objects."""
+        shape = (len(self.units) + 1, self.n_periods)
+        if _numeric(col):
+            out = np.full(shape, np.nan)
+            out[self.r, self.c] = col.to_numpy(float)
+            return out
+        obj = np.full(shape, None, dtype=object)
+        obj[self.r, self.c] = col.to_numpy(object)
+        return obj
+
+
+def _numeric(col: pd.Series) -> bool:
+    """Whether a column's values sort as numbers (booleans too)."""
+    return bool(pd.api.types.is_numeric_dtype(col.dtype) or pd.api.types.is_bool_dtype(col.dtype))
+
+
+def _membership_codes(values: np.ndarray, block: np.ndarray) -> np.ndarray:
+    """Codes of unit labels (a region per unit, rows in canonical order) that do not depend
+    on the labels' names: a label is ranked by the tie blocks its units are in (their
+    count, then the sorted block numbers), so renaming regions moves nothing; labels with
+    the same blocks share a code. Missing labels last."""
+    codes, _ = pd.factorize(pd.Series(values, dtype=object))
+    k = int(codes.max()) + 1 if len(codes) else 0
+    by = np.lexsort([block, codes])
+    by = by[codes[by] >= 0]
+    split = np.flatnonzero(np.diff(codes[by])) + 1
+    members = np.split(block[by], split) if len(by) else []
+    rank = sorted(range(k), key=lambda c: (len(members[c]), members[c].tolist()))
+    sig = {c: (len(members[c]), tuple(members[c].tolist())) for c in range(k)}
+    code_of = np.empty(k, dtype=np.int64)
+    last: tuple[int, tuple[int, ...]] | None = None
+    n = -1
+    for c in rank:
+        if sig[c] != last:
+            n, last = n + 1, sig[c]
+        code_of[c] = n
+    return np.where(codes >= 0, code_of[np.maximum(codes, 0)] if k else 0, np.iinfo(np.int64).max)
+
+
+def _last_if_missing(a: np.ndarray) -> np.ndarray:
+    """``a`` as floats with missing values as ``inf``, so they sort last."""
+    a = np.asarray(a, dtype=float)
+    return np.where(np.isnan(a), np.inf, a)
+
+
 #: largest period number kept exactly (floats above 2**53 are not whole numbers any more)
 _MAX_PERIOD = 2**53
 
@@ -280,17 +347,91 @@ class Panel:
         """``units`` ordered by their data, not their labels.
 
         Sorted by cohort, then by the outcome in the first period, the second, ... (missing
-        values last). Resampling and permutation loops draw over this order, so the same
-        seed gives the same draws whatever the units are called; units with identical data
-        are interchangeable, so their relative order cannot matter.
+        values last). Units tied on all of that are then ordered by every other datum an
+        estimator can read about a unit: the other outcome and covariate columns (doses,
+        weights) period by period, the geography columns (region, lat, lon, ...), and the
+        number of neighbours and zone neighbours (earliest opening first) in the adjacency
+        and sources tables. Geography labels (``region`` and any column that is not
+        decimal numbers) enter through their members, not their names
+        (:func:`_membership_codes`). Only units identical in all of these keep the order
+        they were given in.
+
+        Resampling and permutation loops draw over this order, so the same seed gives the
+        same draws whatever the units are called; units with identical data are
+        interchangeable, so their relative order cannot matter. Without ties in cohort
+        and outcome the order is the first sort's (the distributed fits mirror it).
         """
         units = list(units)
-        vals = self.wide(outcome).reindex(units).to_numpy(float)
-        vals = np.where(np.isnan(vals), np.inf, vals)
-        coh = self.unit_cohort.reindex(units).to_numpy(float)
+        self._check_outcome(outcome)
+        grid = _Grid.of(self.data)
+        rows = grid.units.get_indexer(pd.Index(units))
+        coh = self.data["cohort"].to_numpy(float)[grid.first]
+        coh = np.append(coh, np.nan)[rows]  # a unit not in the panel: missing data
+        vals = _last_if_missing(grid.table(self.data[outcome])[rows])
         # np.lexsort: the last key is the primary one
         order = np.lexsort([*(vals[:, j] for j in range(vals.shape[1] - 1, -1, -1)), coh])
+        prim = np.column_stack([coh, vals])[order]
+        tied = np.all(prim[1:] == prim[:-1], axis=1)
+        if tied.any():
+            block = np.cumsum(np.r_[True, ~tied])  # tie groups, in the first sort's order
+            order = self._refine_ties(grid, rows, outcome, order, block)
         return [units[i] for i in order]
+
+    def _refine_ties(
+        self, grid: _Grid, rows: np.ndarray, outcome: str, order: np.ndarray, block: np.ndarray
+    ) -> np.ndarray:
+        """``order`` with each tie ``block`` (consecutive, numbered in order) sorted by the
+        units' other data (:meth:`canonical_order`); stable otherwise."""
+        # only the tied units are sorted again: their blocks keep their places
+        sel = np.flatnonzero(np.bincount(block)[block] > 1)
+        sub = rows[order[sel]]
+        numeric = [  # (tied units x k) blocks of keys
+            grid.table(self.data[col])[sub]
+            for col in self.data.columns
+            if col not in RESERVED and col != outcome and _numeric(self.data[col])
+        ]
+        labels: list[np.ndarray] = []
+        if self.geography is not None:
+            geo = self.geography.reindex(grid.units)
+            for col in geo.columns:
+                v = np.append(geo[col].to_numpy(object), [None])[rows]
+                # measurements (lat, lon) by value; region names or codes by membership
+                if pd.api.types.is_float_dtype(geo[col].dtype) and col != "region":
+                    numeric.append(v[order[sel]].astype(float)[:, None])
+                else:
+                    labels.append(_membership_codes(v[order], block)[sel])
+        numeric.append(self._neighbour_keys(grid)[sub])
+        num = _last_if_missing(np.column_stack(numeric))
+        keys = [*labels[::-1], *(num[:, j] for j in range(num.shape[1] - 1, -1, -1))]
+        out = order.copy()
+        out[sel] = order[sel][np.lexsort([*keys, block[sel]])]
+        return out
+
+    def _neighbour_keys(self, grid: _Grid) -> np.ndarray:
+        """Per unit (rows of :attr:`units` + a missing row): the number of neighbours, of
+        zone neighbours and their earliest opening, in the adjacency table and then in the
+        sources' links (what exposure maps read)."""
+        uidx = grid.units
+        out = np.zeros((len(uidx) + 1, 6))
+        out[:, [2, 5]] = np.inf
+        out[-1] = np.nan
+        coh = pd.Series(self.data["cohort"].to_numpy(float)[grid.first], uidx)
+        links = [(self.adjacency, "neighbour", coh)]
+        if self.source_links is not None and self.sources is not None:
+            links.append((self.source_links, "source", self.sources["cohort"]))
+        for k, (tab, other, opening) in enumerate(links):
+            if tab is None or not len(tab):
+                continue
+            r = uidx.get_indexer(tab["unit"])
+            op = pd.Series(opening).reindex(tab[other].to_numpy()).to_numpy(float)
+            ok = r >= 0
+            out[:-1, 3 * k] = np.bincount(r[ok], minlength=len(uidx))
+            zone = ok & np.isfinite(op)
+            out[:-1, 3 * k + 1] = np.bincount(r[zone], minlength=len(uidx))
+            first = np.full(len(uidx), np.inf)
+            np.minimum.at(first, r[zone], op[zone])
+            out[:-1, 3 * k + 2] = first
+        return out
 
     def wide(self, outcome: str) -> pd.DataFrame:
         """Outcome as a units x periods table (NaN where a unit-period is missing)."""

@@ -166,7 +166,7 @@ from ..exposure import (
 )
 from ..inference.covariance import conley_kernel_matrix, kernel_root
 from ..panel import Panel
-from ..parallel import as_generator, replicate
+from ..parallel import as_generator, replicate, snapshot
 from ..results import (
     EstimationResult,
     check_choice,
@@ -297,7 +297,9 @@ class SpilloverResult(EstimationResult):
             bootstrap's draws (default: the fit's; 999 for ``"wild"``, which needs at
             least 99).
         rng : numpy.random.Generator or int, optional
-            Source of the draws; the fit's seed reproduces the fit's draws.
+            Source of the draws. Default: replays the fit's generator (as it was before
+            the fit's joint draws), so identical calls give identical numbers and, with
+            the fit's clusters and ``n_boot``, the fit's own draws.
         """
         return _with_inference(self, method, cluster, conley_km, conley_kernel, n_boot, rng)
 
@@ -1832,7 +1834,7 @@ def fit(
     _check_options(panel, outcome, base_estimator, n_boot, controls, pre_exposed, small_sample)
     check_choice(aux_partition, "aux_partition", tuple(_AUX_PARTITIONS))
     _check_region_column(panel, region_column)
-    covs, rng = list(covariates or []), as_generator(rng)
+    covs, (rng, start) = list(covariates or []), _replayable(rng)
     emap = _exposure_map(panel, exposure, rings_km, within_region, k_nearest, region_column)
     split = _exposure_split(panel, outcome, emap, controls, pre_exposed, region_column)
     clusters = _cluster_codes(
@@ -1841,7 +1843,7 @@ def fit(
     xb = _baseline(panel, covs) if covs else pd.DataFrame(index=split.units)
     wt = _weighting(panel, weights, split.units)
     base = (base_estimator, base_options, small_sample, aux_partition)
-    fits, base_results = _base_fits(panel, outcome, split, xb, clusters, base, covs, wt)
+    fits, bases = _base_fits(panel, outcome, split, xb, clusters, base, covs, wt)
     region, region_note = _region_check(panel, outcome, split, xb, clusters, wt.name, base)
     terms, draws, info_boot = _joint_inference(
         panel, split.units, fits, region, clusters, rng, n_boot, alpha
@@ -1849,7 +1851,7 @@ def fit(
     info = _info(panel, split, fits, base, covs, clusters, wt.name)
     info.update(info_boot, n_boot=n_boot, **_region_info(region, region_note, small_sample))
     terms, draws, info = _net_without_dropped_zones(terms, draws, info, warn=True, stacklevel=4)
-    result = _assemble(panel, outcome, split, fits, region, terms, draws, info, alpha, base_results)
+    result = _assemble(panel, outcome, split, fits, region, terms, draws, info, alpha, bases, start)
     if region_sdid:
         sdid = (panel, outcome, region_column, rng, alpha, wt.name, split.emap)
         result = _with_region_sdid(result, *sdid)
@@ -1857,6 +1859,16 @@ def fit(
 
 
 # ---------------------------------------------------------------------- fit steps
+def _replayable(
+    rng: np.random.Generator | int | None,
+) -> tuple[np.random.Generator, np.random.Generator]:
+    """The fit's generator and a snapshot of it: :func:`fit` draws nothing before its
+    joint bootstrap, so :meth:`SpilloverResult.with_inference` (``rng=None``) replays
+    those draws from the snapshot."""
+    gen = as_generator(rng)
+    return gen, snapshot(gen)
+
+
 @dataclass(frozen=True)
 class _Split:
     """The exposure split of a panel (Butts 2021, Section 3): the exposure map, the clean
@@ -2364,8 +2376,10 @@ def _assemble(
     info: dict[str, Any],
     alpha: float,
     base_results: dict[str, EstimationResult],
+    start: np.random.Generator | None = None,
 ) -> SpilloverResult:
-    """The immutable result of :func:`fit`."""
+    """The immutable result of :func:`fit`; ``start`` is the generator
+    :meth:`SpilloverResult.with_inference` replays by default."""
     return SpilloverResult(
         estimator="spillover",
         outcome=outcome,
@@ -2379,7 +2393,7 @@ def _assemble(
         pieces=_pieces_table(fits, region),
         draws=draws,
         base_results=base_results,
-        fitted=_Rescoring(panel, split.units, split.region_column, _kept(fits), region),
+        fitted=_Rescoring(panel, split.units, split.region_column, _kept(fits), region, start),
     )
 
 
@@ -2426,6 +2440,8 @@ class _Rescoring:
     region_column: str
     fits: dict[str, _PieceFit]
     region: _PieceFit | None
+    # the fit's generator as it was before its joint draws (None: not recorded)
+    rng: np.random.Generator | None = None
 
 
 def _cluster_label(clusters: _Clusters) -> str:
@@ -2491,7 +2507,8 @@ def _with_inference(
     cr2 = res.info.get("small_sample") == "cr2"
     fits = {k: _rescored(f, clusters, cr2) for k, f in st.fits.items()}
     region = None if st.region is None else _rescored(st.region, clusters, cr2)
-    gen = as_generator(rng)
+    # rng=None replays the fit's generator, so two identical calls give the same numbers
+    gen = snapshot(st.rng) if rng is None and st.rng is not None else as_generator(rng)
     terms, draws, info_boot = _joint_inference(
         st.panel, st.units, fits, region, clusters, gen, n_boot, res.alpha
     )

@@ -264,17 +264,25 @@ def quantile_regression(y: np.ndarray, X: np.ndarray, q: float) -> np.ndarray:
     return np.asarray(sol.x[:k]) / xs * c
 
 
+#: residuals within this fraction of the outcome's scale are round-off zeros
+_ZERO_RESIDUAL = 1e-10
+
+
 def out_of_sample_bounds(
     res: np.ndarray,
     X0: np.ndarray,
     X1: np.ndarray,
     method: str,
     alpha: float,
+    *,
+    scale: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Bounds on ``e`` at the design rows ``X1`` (CFT Section 4.2; ``scpi``'s
     ``scpi_out``): returns lower, upper, ``E[e|H]`` and the scale ``sigma``.
 
     ``alpha`` is the total for both tails (each bound holds with ``1 - alpha/2``).
+    ``scale`` is the outcome's magnitude: residuals within ``_ZERO_RESIDUAL`` of it are
+    round-off of a perfect fit and count as zero (the log-variance model is refused).
     """
     a = alpha / 2
     X0, X1 = _unit_design(X0, X1)
@@ -290,14 +298,19 @@ def out_of_sample_bounds(
             lo = X1 @ quantile_regression(res, X0, a)
             hi = X1 @ quantile_regression(res, X0, 1 - a)
         return lo, hi, e_mean, np.full(len(X1), np.nan)
-    with np.errstate(divide="ignore"):
-        logr2 = np.log(r**2)
-    if not np.isfinite(logr2).all():
+    # a perfect pre-period fit leaves residuals that are exact zeros or round-off
+    # (2.8e-14 on outcomes near 200) depending on the arithmetic: both are zero, or
+    # the log-variance model would be fitted to round-off noise
+    tiny = np.abs(r) <= _ZERO_RESIDUAL * scale
+    if tiny.any():
+        k = int(np.flatnonzero(tiny)[0])
         raise EstimationError(
-            "SCPI: a pre-treatment residual of the out-of-sample model is exactly zero, so "
-            "its log-variance model is undefined (the synthetic control fits a period "
-            "perfectly); use e_method='qreg'."
+            f"SCPI: pre-treatment residual {k + 1} of {len(r)} of the out-of-sample model is "
+            f"zero ({float(r[k]):.3g}, within {_ZERO_RESIDUAL:g} x the outcome's scale "
+            f"{scale:.3g}), so its log-variance model is undefined (the synthetic control "
+            "fits a period perfectly); use e_method='qreg'."
         )
+    logr2 = np.log(r**2)
     var_fit = sm.OLS(logr2, X0).fit()
     var1 = X1 @ var_fit.params
     iq = np.abs(X1 @ quantile_regression(r, X0, 0.75) - X1 @ quantile_regression(r, X0, 0.25))
@@ -652,7 +665,10 @@ def scpi_intervals(
     if len(cols) + 1 >= T0 - 1:
         cols = cols[:0]
     X0, X1 = _design(B, cols), _design(rows, cols)
-    e_low, e_high, e_mean, e_sig = out_of_sample_bounds(res, X0, X1, e_method, a)
+    # the outcome's magnitude (on the divided scale): residuals of a perfect fit are its
+    # round-off
+    scale = float(np.abs(np.concatenate([A, B.ravel()])).max())
+    e_low, e_high, e_mean, e_sig = out_of_sample_bounds(res, X0, X1, e_method, a, scale=scale)
 
     names = [f"calendar:{int(t)}" for t in post_periods[keep]] + ["att"]
     y = np.append(y_post[keep], y_post.mean())
