@@ -71,7 +71,7 @@ from ..panel import Panel, _v
 from ..results import check_bool, check_choice, check_fit_arguments, check_int
 from . import callaway_santanna as _cs
 from ._influence_results import TablesResult, cluster_name, covariate_column, influence_vcov
-from ._scale import scale_equivariant
+from ._scale import outcome_scale, scale_equivariant
 
 __all__ = ["ChaisemartinResult", "fit", "switching_panel"]
 
@@ -132,6 +132,15 @@ class ChaisemartinResult(TablesResult):
                 "cohort corrections count clusters); pass one column."
             )
         k = self.kept
+        c = outcome_scale(k.groups.Y)
+        if c != 1.0:
+            # outcomes near the float limits: recompute the variance on the fit's working
+            # scale, so the squared influence functions cannot overflow or underflow
+            # (exact: c is a power of two; y x 1e160 gave SEs of inf, x 1e-300 of 0)
+            # without the covariance, which is recomputed and may not be representable
+            # on the other scale (its square overflows)
+            small = replace(self, vcov=None).rescaled(1 / c)
+            return small.with_inference(method, cluster=cluster).rescaled(c)
         gr = k.groups
         cl = None if cluster is None else _cs._unit_labels(k.panel, cluster, k.units)[0][k.keep]
         if cl is not None:

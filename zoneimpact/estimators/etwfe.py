@@ -72,7 +72,8 @@ from ..results import (
     check_names,
     terms_frame,
 )
-from ._scale import scale_equivariant
+from ._scale import outcome_scale, scale_equivariant
+from .ppml import _unit_scale
 from .twfe import _cluster_codes, _fixest_k, _ols_design, _prepare, _row_clusters
 
 __all__ = ["ETWFEResult", "fit"]
@@ -163,6 +164,17 @@ class ETWFEResult(EstimationResult):
             )
         check_choice(method, "method", ("cluster",))
         d = self.design
+        # the scale of what the covariance squares: the linear scores, the Poisson level
+        # effects' Jacobian (its scores and bread are the fit's, on its working scale)
+        c = outcome_scale(d.wresid if d.linear else d.J)
+        if c != 1.0:
+            # outcomes near the float limits: recluster on the fit's working scale, as
+            # fit does, so the squares cannot overflow or underflow (exact: c is a power
+            # of two; y x 1e160 gave an SE of 0 one way and NaN two ways)
+            # without the covariance, which is recomputed and may not be representable
+            # on the other scale (its square overflows)
+            small = replace(self, vcov=None).rescaled(1 / c)
+            return small.with_inference(method, cluster=cluster, ssc=ssc).rescaled(c)
         codes, cname = _row_clusters(self.panel, d.rows, cluster)
         k = d.X.shape[1]
         info: dict[str, Any] = {**self.info, "se_type": "CR1"}
@@ -598,6 +610,12 @@ def _poisson(
     dummies = pd.get_dummies(fe, drop_first=True, dtype=float)
     X = np.column_stack([reg.to_numpy(), np.ones(len(data)), dummies.to_numpy()])
     _check_full_rank(X, list(reg.columns))
+    # fitted on the unit scale of the outcome and the weights (see ppml._unit_scale: the
+    # GLM's convergence test is absolute); the coefficients do not depend on it, the level
+    # effects and their Jacobian are multiplied back by the outcome's scale
+    s_y = _unit_scale(y)
+    y = y / s_y
+    w = None if w is None else w / _unit_scale(w)
     codes, cname = _cluster_codes(panel, data, cluster)
     n_clusters = int(len(np.unique(codes)))
     if n_clusters < 2:
@@ -621,6 +639,7 @@ def _poisson(
         )
     wobs = np.ones(len(y)) if w is None else w
     att, J = _level_effects(X, beta, code, _treatment_blocks(reg), wobs)
+    att, J = att * s_y, J * s_y
     P = len(att)
     mu = np.exp(X @ beta)
     design = CellDesign(
