@@ -167,6 +167,59 @@ def _last_if_missing(a: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(a), np.inf, a)
 
 
+@dataclass(frozen=True)
+class TieKeys:
+    """The data :func:`canonical_positions` breaks ties in cohort and outcome by.
+
+    ``rows``: each ordered unit's row in the tables (-1 reads the last row, which holds
+    missing values, for a unit without data). ``numeric``: 2-D float tables (a row per
+    unit: another column period by period, a coordinate, neighbour counts), compared
+    left to right, missing values last. ``labels``: 1-D label arrays (region names or
+    codes), compared after the numbers by their members (:func:`_membership_codes`)."""
+
+    rows: np.ndarray
+    numeric: list[np.ndarray]
+    labels: list[np.ndarray]
+
+
+def canonical_positions(
+    cohort: np.ndarray, outcome: np.ndarray, tie_keys: Callable[[], TieKeys]
+) -> np.ndarray:
+    """Positions that put units in the order of :meth:`Panel.canonical_order`.
+
+    Sorted by ``cohort`` (one per unit), then by the ``outcome`` table (units x periods)
+    in the first period, the second, ... (missing values last); units tied on all of
+    that by :class:`TieKeys` (``tie_keys`` is only called when there are ties). Units
+    identical in all of these keep their given order. The in-memory panel and the Dask
+    engines both order units through this function, so they draw alike.
+    """
+    coh = np.asarray(cohort, dtype=float)
+    vals = _last_if_missing(outcome)
+    # np.lexsort: the last key is the primary one
+    order = np.lexsort([*(vals[:, j] for j in range(vals.shape[1] - 1, -1, -1)), coh])
+    prim = np.column_stack([coh, vals])[order]
+    tied = np.all(prim[1:] == prim[:-1], axis=1)
+    if tied.any():
+        block = np.cumsum(np.r_[True, ~tied])  # tie groups, in the first sort's order
+        order = _refine_ties(order, block, tie_keys())
+    return order
+
+
+def _refine_ties(order: np.ndarray, block: np.ndarray, keys: TieKeys) -> np.ndarray:
+    """``order`` with each tie ``block`` (consecutive, numbered in order) sorted by
+    ``keys`` (:func:`canonical_positions`); stable otherwise."""
+    # only the tied units are sorted again: their blocks keep their places
+    sel = np.flatnonzero(np.bincount(block)[block] > 1)
+    sub = keys.rows[order[sel]]
+    numeric = [np.asarray(t)[sub] for t in keys.numeric]
+    labels = [_membership_codes(np.asarray(v)[keys.rows][order], block)[sel] for v in keys.labels]
+    num = _last_if_missing(np.column_stack(numeric) if numeric else np.empty((len(sel), 0)))
+    ordered = [*labels[::-1], *(num[:, j] for j in range(num.shape[1] - 1, -1, -1))]
+    out = order.copy()
+    out[sel] = order[sel][np.lexsort([*ordered, block[sel]])]
+    return out
+
+
 #: largest period number kept exactly (floats above 2**53 are not whole numbers any more)
 _MAX_PERIOD = 2**53
 
@@ -359,7 +412,8 @@ class Panel:
         Resampling and permutation loops draw over this order, so the same seed gives the
         same draws whatever the units are called; units with identical data are
         interchangeable, so their relative order cannot matter. Without ties in cohort
-        and outcome the order is the first sort's (the distributed fits mirror it).
+        and outcome the order is the first sort's. The Dask engines order through the same
+        :func:`canonical_positions` (their panels hold no geography or adjacency tables).
         """
         units = list(units)
         self._check_outcome(outcome)
@@ -367,26 +421,16 @@ class Panel:
         rows = grid.units.get_indexer(pd.Index(units))
         coh = self.data["cohort"].to_numpy(float)[grid.first]
         coh = np.append(coh, np.nan)[rows]  # a unit not in the panel: missing data
-        vals = _last_if_missing(grid.table(self.data[outcome])[rows])
-        # np.lexsort: the last key is the primary one
-        order = np.lexsort([*(vals[:, j] for j in range(vals.shape[1] - 1, -1, -1)), coh])
-        prim = np.column_stack([coh, vals])[order]
-        tied = np.all(prim[1:] == prim[:-1], axis=1)
-        if tied.any():
-            block = np.cumsum(np.r_[True, ~tied])  # tie groups, in the first sort's order
-            order = self._refine_ties(grid, rows, outcome, order, block)
+        vals = grid.table(self.data[outcome])[rows]
+        order = canonical_positions(coh, vals, lambda: self._tie_keys(grid, rows, outcome))
         return [units[i] for i in order]
 
-    def _refine_ties(
-        self, grid: _Grid, rows: np.ndarray, outcome: str, order: np.ndarray, block: np.ndarray
-    ) -> np.ndarray:
-        """``order`` with each tie ``block`` (consecutive, numbered in order) sorted by the
-        units' other data (:meth:`canonical_order`); stable otherwise."""
-        # only the tied units are sorted again: their blocks keep their places
-        sel = np.flatnonzero(np.bincount(block)[block] > 1)
-        sub = rows[order[sel]]
-        numeric = [  # (tied units x k) blocks of keys
-            grid.table(self.data[col])[sub]
+    def _tie_keys(self, grid: _Grid, rows: np.ndarray, outcome: str) -> TieKeys:
+        """What :meth:`canonical_order` breaks ties in cohort and outcome by, as tables
+        with a row per unit of ``grid`` and a last all-missing row (``rows``: the
+        ordered units' rows there, -1 for a unit not in the panel)."""
+        numeric = [  # units x k tables of keys
+            grid.table(self.data[col])
             for col in self.data.columns
             if col not in RESERVED and col != outcome and _numeric(self.data[col])
         ]
@@ -394,18 +438,14 @@ class Panel:
         if self.geography is not None:
             geo = self.geography.reindex(grid.units)
             for col in geo.columns:
-                v = np.append(geo[col].to_numpy(object), [None])[rows]
+                v = np.append(geo[col].to_numpy(object), [None])
                 # measurements (lat, lon) by value; region names or codes by membership
                 if pd.api.types.is_float_dtype(geo[col].dtype) and col != "region":
-                    numeric.append(v[order[sel]].astype(float)[:, None])
+                    numeric.append(v.astype(float)[:, None])
                 else:
-                    labels.append(_membership_codes(v[order], block)[sel])
-        numeric.append(self._neighbour_keys(grid)[sub])
-        num = _last_if_missing(np.column_stack(numeric))
-        keys = [*labels[::-1], *(num[:, j] for j in range(num.shape[1] - 1, -1, -1))]
-        out = order.copy()
-        out[sel] = order[sel][np.lexsort([*keys, block[sel]])]
-        return out
+                    labels.append(v)
+        numeric.append(self._neighbour_keys(grid))
+        return TieKeys(rows, numeric, labels)
 
     def _neighbour_keys(self, grid: _Grid) -> np.ndarray:
         """Per unit (rows of :attr:`units` + a missing row): the number of neighbours, of

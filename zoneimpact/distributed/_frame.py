@@ -606,3 +606,48 @@ def midranges(parts: list[Any], cols: list[str]) -> tuple[np.ndarray, np.ndarray
     ok = np.isfinite(lo) & np.isfinite(hi)
     lo, hi = np.where(ok, lo, 0.0), np.where(ok, hi, 0.0)
     return (lo + hi) / 2, (hi - lo) / 2
+
+
+def tie_columns(dpanel: DaskPanel, outcome: str) -> list[str]:
+    """The numeric columns, other than ``outcome``, that :meth:`Panel.canonical_order`
+    breaks ties by, in the order of the in-memory panel read with the same outcomes and
+    covariates: the outcomes, the covariates, then the weight and cluster columns (stored
+    as ``weight`` and ``cluster``) when the panel does not hold them under their own
+    names (an in-memory fit with ``weights="pop"`` needs ``pop`` as a panel column)."""
+    own = list(dict.fromkeys([*dpanel.outcomes, *dpanel.covariates]))
+    extra = [k for k in ("weight", "cluster") if k in dpanel.names and dpanel.names[k] not in own]
+    meta = dpanel.frame._meta
+    return [
+        c for c in [*own, *extra] if c != outcome and pd.api.types.is_numeric_dtype(meta[c].dtype)
+    ]
+
+
+def _unit_block(df: pd.DataFrame, *, columns: list[str], periods: np.ndarray) -> dict[str, Any]:
+    """One partition's units (sorted), cohorts and ``columns`` as units x periods tables."""
+    ucode, units = pd.factorize(df["unit"], sort=True)
+    tcode = np.searchsorted(periods, df["time"].to_numpy())
+    cohort = np.full(len(units), np.nan)
+    cohort[ucode] = df["cohort"].to_numpy(dtype=float)
+    tables = np.full((len(columns), len(units), len(periods)), np.nan)
+    for j, c in enumerate(columns):
+        tables[j, ucode, tcode] = df[c].to_numpy(dtype=float)
+    return {"units": np.asarray(units), "cohort": cohort, "tables": tables}
+
+
+def unit_tables(
+    dpanel: DaskPanel, columns: Sequence[str]
+) -> tuple[pd.Index, np.ndarray, list[np.ndarray]]:
+    """The panel's units (sorted), their cohorts and each of ``columns`` as a units x
+    periods float table (NaN where a unit-period is missing), gathered on the client from
+    the partitions (each unit sits in one)."""
+    parts = compute_blocks(
+        [_unit_block],
+        dpanel.partitions(),
+        columns=list(columns),
+        periods=np.asarray(dpanel.periods),
+    )
+    units = np.concatenate([p["units"] for p in parts])
+    order = np.argsort(units, kind="stable")
+    cohort = np.concatenate([p["cohort"] for p in parts])[order]
+    tables = [np.concatenate([p["tables"][j] for p in parts])[order] for j in range(len(columns))]
+    return pd.Index(units[order]), cohort, tables

@@ -62,7 +62,7 @@ from ..estimators.callaway_santanna import (
     _warn_few_treated_clusters,
     aggregate_terms,
 )
-from ..panel import _v
+from ..panel import TieKeys, _v, canonical_positions
 from ..parallel import as_generator
 from ..results import check_alpha, check_bool, check_choice, check_int
 from ._frame import (
@@ -71,6 +71,8 @@ from ._frame import (
     compute_blocks,
     persist_blocks,
     summed,
+    tie_columns,
+    unit_tables,
     uses_column,
 )
 
@@ -570,7 +572,9 @@ def _att_gt(
         att = _covariate_cells(blocks, cells, s, glob, att, failed, ctx)
     ctx["n"] = dpanel.n_units
     pieces = compute_blocks([_influence_block], blocks, cells=cells, glob=glob, ctx=ctx)
-    return _group_time(pieces, cells, att, normalised, periods, cohorts, opts, cluster, failed)
+    return _group_time(
+        pieces, cells, att, normalised, periods, cohorts, opts, cluster, failed, dpanel, outcome
+    )
 
 
 def _blank_units(blk: dict[str, Any]) -> list[tuple[int, Any]]:
@@ -696,9 +700,19 @@ def _covariate_cells(
     return att
 
 
+def _tie_keys(dpanel: DaskPanel, outcome: str, units: np.ndarray) -> TieKeys:
+    """The other numeric columns of ``units`` (the fit's), as :meth:`Panel.canonical_order`
+    breaks ties in cohort and outcome by them; a unit without rows reads missing data."""
+    columns = tie_columns(dpanel, outcome)
+    index, _, tables = unit_tables(dpanel, columns)
+    tables = [np.vstack([t, np.full((1, t.shape[1]), np.nan)]) for t in tables]
+    return TieKeys(index.get_indexer(pd.Index(units)), tables, [])
+
+
 def _group_time(
     pieces: list[dict[str, Any]], cells: list[_Cell], att: np.ndarray, normalised: np.ndarray,
     periods: np.ndarray, cohorts: np.ndarray, opts: _Options, cluster: bool, failed: list[str],
+    dpanel: DaskPanel, outcome: str,
 ) -> tuple[GroupTime, list[str], list[np.ndarray]]:  # fmt: skip
     """Gather the partitions' influence blocks in the in-memory unit order and build the
     :class:`GroupTime` blocks (cohort-share columns and canonical order as in memory)."""
@@ -717,9 +731,9 @@ def _group_time(
     for i, g in enumerate(cohorts):
         basis[:, k + i] = uw * (gvec == g) - pg_cohort[i]
     basis[:, :k][:, ~np.isfinite(att)] = 0.0
-    # the label-free order of Panel.canonical_order: by cohort, then the outcome by period
-    vals = np.where(np.isnan(y), np.inf, y)
-    canon = np.lexsort([*(vals[:, j] for j in range(vals.shape[1] - 1, -1, -1)), gvec])
+    # the label-free order of Panel.canonical_order, through the same function: by
+    # cohort, the outcome by period, ties by the other numeric columns (read only if tied)
+    canon = canonical_positions(gvec, y, lambda: _tie_keys(dpanel, outcome, units))
     labels: list[np.ndarray] = []
     if cluster:
         labels = [np.concatenate([pc["labels"] for pc in pieces])[order]]

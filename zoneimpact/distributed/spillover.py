@@ -75,9 +75,17 @@ from ..estimators.spillover import (
     _zone_piece_selection,
 )
 from ..exposure import ExposureMap
+from ..panel import TieKeys, canonical_positions
 from ..parallel import as_generator
 from ..results import EstimationResult, check_alpha, check_choice
-from ._frame import DaskPanel, check_dask_panel, compute_blocks, uses_column
+from ._frame import (
+    DaskPanel,
+    check_dask_panel,
+    compute_blocks,
+    tie_columns,
+    unit_tables,
+    uses_column,
+)
 from .callaway_santanna import fit as cs_fit
 from .imputation import fit_scores as imputation_scores
 
@@ -181,14 +189,6 @@ def _zone_piece_rows(
     applies the CS base's ``outside_window="adjust"``, as :func:`_piece_rows` does."""
     rows, cohort = _zone_piece_selection(df, tab, controls)
     return _recode_cohorts(df.loc[rows].copy(), cohort[rows], window)
-
-
-def _wide_rows(df: pd.DataFrame, *, outcome: str, periods: np.ndarray) -> pd.DataFrame:
-    """Each unit's cohort and outcome by period (NaN where missing): the keys of
-    :meth:`Panel.canonical_order`."""
-    wide = df.pivot(index="unit", columns="time", values=outcome).reindex(columns=periods)
-    wide.columns = range(len(periods))
-    return wide.assign(_cohort=df.groupby("unit")["cohort"].first())
 
 
 def _zone_loss_rows(df: pd.DataFrame, *, tab: pd.DataFrame, outcome: str) -> pd.Series:
@@ -413,16 +413,17 @@ def _lost_by_period(cells: pd.Series) -> tuple[tuple[Any, int], ...]:
 
 
 def _canonical_units(dpanel: DaskPanel, outcome: str) -> np.ndarray:
-    """The units in :meth:`Panel.canonical_order` (cohort, then the outcome by period):
-    the order the in-memory fit numbers clusters in, so the joint multipliers match."""
-    periods = np.asarray(dpanel.periods)
-    wide = pd.concat(
-        compute_blocks([_wide_rows], dpanel.partitions(), outcome=outcome, periods=periods)
-    )
-    vals = np.where(np.isnan(wide.iloc[:, :-1].to_numpy(float)), np.inf, wide.iloc[:, :-1])
-    coh = wide["_cohort"].to_numpy(float)
-    order = np.lexsort([*(vals[:, j] for j in range(vals.shape[1] - 1, -1, -1)), coh])
-    return wide.index.to_numpy()[order]
+    """The units in :meth:`Panel.canonical_order` (cohort, the outcome by period, ties by
+    the other numeric columns, through the same :func:`canonical_positions`): the order
+    the in-memory fit numbers clusters in, so the joint multipliers match."""
+    units, cohort, (wide,) = unit_tables(dpanel, [outcome])
+
+    def tie_keys() -> TieKeys:
+        # another pass over the partitions, only when units tie (same sorted units)
+        tables = unit_tables(dpanel, tie_columns(dpanel, outcome))[2]
+        return TieKeys(np.arange(len(units)), tables, [])
+
+    return units.to_numpy()[canonical_positions(cohort, wide, tie_keys)]
 
 
 def _with_bins(
