@@ -172,3 +172,12 @@ def test_plot_draws_both_references_at_zero() -> None:
     # before: only (-1, 0); the dropped lead -3 was not drawn
     assert sorted(hollow) == [(-3.0, 0.0), (-1.0, 0.0)]
     assert plots._pre_period_meaning(res) == "vs. E = -3, -1 (reference periods)"
+
+
+@pytest.mark.parametrize("fn", FITS)
+def test_each_reference_must_be_observed(fn) -> None:
+    # ref_period=[-9, -1] with event times -8..6: -9 normalises nothing. Before: accepted and
+    # recorded as a reference with never-treated units; a collinearity error without them
+    for never in (True, False):
+        with pytest.raises(SpecError, match="Reference event time -9 is not observed"):
+            _fit(fn, _panel(never), ref_period=[-9, -1], leads=9)

@@ -166,3 +166,23 @@ def test_twfe_and_fd_ignore_a_constant_factor_on_the_weights(frame, c):
     _assert_terms(
         et[1].with_inference(cluster="reg").terms, et[0].with_inference(cluster="reg").terms, 1.0
     )
+
+
+def test_rescaled_covariance_overflow_is_silent() -> None:
+    # at y x 1e160 the covariance (squared units, ~1e320) is inf; the rescale must not emit
+    # numpy's "overflow encountered in multiply" (the SEs are exact, tested above)
+    import warnings as _w
+
+    from zoneimpact.results import EstimationResult, terms_frame
+
+    res = EstimationResult(
+        "twfe",
+        "y",
+        terms_frame(["att"], [1.0], [0.5]),
+        vcov=pd.DataFrame([[0.25]], ["att"], ["att"]),
+    )
+    with _w.catch_warnings():
+        _w.simplefilter("error")
+        big = res.rescaled(1e160)
+    assert float(big.terms["se"].iloc[0]) == pytest.approx(0.5e160, rel=1e-12)
+    assert np.isinf(big.vcov.to_numpy()).all()

@@ -1133,7 +1133,7 @@ def run_claims(
                         opts = dict(conc.get("options", {}))
                         base = conc.get("base_estimator", "imputation")
                         if kind == "share":
-                            opts = {**sp_opts, **opts}
+                            opts = {**sp_opts, **opts, **conc.get("share_options", {})}
                             base = opts.pop("base_estimator", base)
                         column = str(
                             opts.pop("region_column", sp_opts.get("region_column", "region"))

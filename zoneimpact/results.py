@@ -533,7 +533,10 @@ class EstimationResult:
                 terms[lo], terms[hi] = np.where(flip, b, a), np.where(flip, a, b)
         changes: dict[str, Any] = {"terms": terms}
         if self.vcov is not None:
-            changes["vcov"] = self.vcov.to_numpy(float) * np.outer(mult, mult)
+            # squared units: at outcome scales near 1e160 the covariance is not representable
+            # and is inf (the SEs, in the outcome's units, stay exact)
+            with np.errstate(over="ignore"):
+                changes["vcov"] = self.vcov.to_numpy(float) * np.outer(mult, mult)
         for name, spec in self.SCALED_FIELDS.items():
             changes[name] = _scale_value(getattr(self, name), spec, c, name)
         if self.SCALED_INFO:

@@ -504,11 +504,19 @@ def _check_claims(values: dict[str, Any], where: str) -> None:
     conc = values.get("concentration", {})
     if not isinstance(conc, dict):
         raise SpecError(f"{where} concentration must be a table; received {conc!r}.")
-    unknown = sorted(set(conc) - {"base_estimator", "options"})
+    unknown = sorted(set(conc) - {"base_estimator", "options", "share_options"})
     if unknown:
         raise SpecError(
-            f"{where} concentration has unknown key(s) {unknown}; allowed: base_estimator, options."
+            f"{where} concentration has unknown key(s) {unknown}; allowed: base_estimator, "
+            "options, share_options."
         )
+    share = conc.get("share_options", {})
+    if not isinstance(share, dict):
+        raise SpecError(f"{where} concentration share_options must be a table; received {share!r}.")
+    try:  # the share is a spillover fit: [claims.spillover], then these, override
+        check_options("spillover", share)
+    except SpecError as exc:
+        raise SpecError(f"{where} concentration share_options: {exc}") from exc
     base = conc.get("base_estimator", "imputation")
     opts = conc.get("options", {})
     if not isinstance(base, str) or registry.entry(base) is None:
@@ -621,6 +629,11 @@ CLAIMS = Table(
                 {
                     "base_estimator": _estimator('"imputation"', "estimator of the HHI panel"),
                     "options": _free_table("table", "its fit() options, and region_column"),
+                    "share_options": _free_table(
+                        "table of `spillover.fit` options",
+                        "the share's spillover fit: over [claims.spillover] (e.g. its exposure "
+                        "map), for the share only",
+                    ),
                 },
             ),
             "concentration claims",

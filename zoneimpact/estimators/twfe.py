@@ -812,14 +812,16 @@ def _dummy_times(
     ref_labels = sorted({_label_of(r, spec.bins) for r in spec.refs})
     seen = np.unique(label[np.isfinite(label)])
     times = [int(e) for e in seen if lo <= e <= hi and e not in ref_labels]
-    if not np.isin(label, ref_labels).any():
+    missing = [r for r in ref_labels if not (label == r).any()]
+    if missing:
         # every kept treated row carries one dummy, so without an observed reference the
-        # dummies sum to the treated units' indicator, which the unit effects absorb
-        shown = ", ".join(str(r) for r in ref_labels)
+        # dummies sum to the treated units' indicator, which the unit effects absorb; a
+        # second reference that is never observed normalises nothing
+        shown = ", ".join(str(r) for r in missing)
         raise SpecError(
             f"Reference event time {shown} is not observed for any treated unit (observed "
-            f"event times: {_event_range(seen)}): the event-time coefficients would have no "
-            "baseline. Choose an observed event time with ref_period=."
+            f"event times: {_event_range(seen)}): it normalises no coefficient. Choose "
+            "observed event times with ref_period=."
         )
     if never_treated or len(ref_labels) > 1 or not _trend_collinear(label, raw):
         return times, None
