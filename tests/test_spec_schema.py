@@ -505,7 +505,11 @@ def test_claims_table_holds_what_claims_reads():
         "concentration",
         "curve",
     }
-    assert set(tables["[claims.concentration]"].keys) == {"base_estimator", "options", "share_options"}
+    assert set(tables["[claims.concentration]"].keys) == {
+        "base_estimator",
+        "options",
+        "share_options",
+    }
     assert set(tables["[claims.curve]"].keys) == {"samples", "event_studies", "breakdown_by_scale"}
 
 
