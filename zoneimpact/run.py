@@ -10,7 +10,10 @@ work never changes a number), and only then writes:
     significant digits, so last-bit noise from threaded BLAS cannot leak in.
 ``manifest.json``
     package versions, sha256 of every input file, the resolved spec, seed, git revision,
-    wall time.
+    wall time, and the warnings below.
+``warnings.json``
+    the warnings raised while each block was estimated (``{block: [{"category",
+    "message"}, ...]}``, ``{}`` when none); also shown next to the block in report.html.
 ``tables/``, ``figures/``, ``artifacts/``, ``report.html``, ``data_report.json``.
 
 Everything is written into a hidden temporary directory beside the target
@@ -27,13 +30,17 @@ what happened and the fix, and leaves nothing behind.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
 import re
 import secrets
 import shutil
+import sys
 import time
+import warnings
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -82,6 +89,7 @@ def estimate_all(spec: RunSpec, *, data: LoadedData | None = None) -> RunOutput:
     data = load_data(spec, data_rng, dask=True) if data is None else data
     results: dict[str, EstimationResult] = {}
     records: list[dict[str, Any]] = []
+    caught: dict[str, list[dict[str, str]]] = {}
     block_data: dict[str, LoadedData] = {}
     for block, rng in zip(spec.estimates, block_rngs, strict=True):
         fit = get_estimator(block.estimator)
@@ -97,14 +105,15 @@ def estimate_all(spec: RunSpec, *, data: LoadedData | None = None) -> RunOutput:
 
             fit = dask_estimator(block.estimator, block.options)
         try:
-            res = fit(
-                panel,
-                outcome=block.outcome,
-                rng=rng,
-                alpha=spec.inference.alpha,
-                n_jobs=spec.inference.n_jobs,
-                **block.options,
-            )
+            with _recorded(block.name, caught):
+                res = fit(
+                    panel,
+                    outcome=block.outcome,
+                    rng=rng,
+                    alpha=spec.inference.alpha,
+                    n_jobs=spec.inference.n_jobs,
+                    **block.options,
+                )
         except ZoneImpactError as exc:
             raise type(exc)(f"Estimate {block.name!r} ({block.estimator}): {exc}") from exc
         results[block.name] = res
@@ -118,7 +127,56 @@ def estimate_all(spec: RunSpec, *, data: LoadedData | None = None) -> RunOutput:
         time.perf_counter() - start,
         extras=extras,
         diagnostics=diagnose(results, spec.inference.alpha),
+        warnings=caught,
     )
+
+
+@contextlib.contextmanager
+def _recorded(name: str, caught: dict[str, list[dict[str, str]]]) -> Iterator[None]:
+    """Record the warnings raised inside into ``caught[name]`` (the run directory and
+    report show them), then re-emit each one so the console still shows it.
+
+    Every warning is recorded whatever the caller's filters (and however often it was
+    shown before in this process), so the same spec always records the same warnings; the
+    caller's filters still decide what the console shows (or turn into an error) when
+    they are re-emitted.
+    """
+    seen: list[warnings.WarningMessage] = []
+    failed = True
+    try:
+        with warnings.catch_warnings(record=True) as rec:
+            seen = rec if rec is not None else seen  # the list the warnings go to
+            warnings.simplefilter("always")
+            yield
+            failed = False
+    finally:
+        kept: dict[tuple[str, str], warnings.WarningMessage] = {}
+        for w in seen:
+            kept.setdefault((w.category.__name__, str(w.message)), w)
+        if kept:
+            caught[name] = [{"category": c, "message": m} for c, m in kept]
+        for w in kept.values():
+            try:
+                warnings.warn_explicit(
+                    w.message,
+                    w.category,
+                    w.filename,
+                    w.lineno,
+                    module=_module_of(w.filename),
+                    source=w.source,
+                )
+            except Warning:
+                if not failed:  # an error filter: raised as before the recording
+                    raise  # (while the fit's own exception is in flight, that one wins)
+
+
+def _module_of(filename: str) -> str | None:
+    """The imported module defined in ``filename`` (so module filters match a re-emitted
+    warning as they matched the original), or None."""
+    for mod_name, mod in list(sys.modules.items()):
+        if getattr(mod, "__file__", None) == filename:
+            return mod_name
+    return None
 
 
 def diagnose(results: dict[str, EstimationResult], alpha: float) -> pd.DataFrame:
@@ -527,6 +585,9 @@ def _write_contents(output: RunOutput, root: Path) -> None:
         {"title": output.spec.title, "seed": output.spec.seed, "results": output.records},
         files.file("", "results", ".json"),
     )
+    # what the console warned while each block was estimated (also in the manifest and
+    # on the report page); {} when nothing warned
+    _dump(output.warnings, files.file("", "warnings", ".json"))
     report = dict(output.data.report)
     markdown = report.pop("markdown", None)
     data_report = files.stem("", "data_report")
@@ -579,6 +640,7 @@ def run_spec(spec: RunSpec, out_dir: Path | None = None, *, force: bool = False)
         path,
         output.extras,
         output.diagnostics,
+        output.warnings,
     )
 
 

@@ -53,6 +53,9 @@ class RunOutput:
     #: pre-trend and Rambachan-Roth diagnostics of the event studies, computed when the
     #: estimates were made (reporting only reads them); None when not computed
     diagnostics: pd.DataFrame | None = None
+    #: the warnings raised while each block was estimated, in order, deduplicated:
+    #: ``{block: [{"category": ..., "message": ...}, ...]}`` (blocks without any left out)
+    warnings: dict[str, list[dict[str, str]]] = field(default_factory=dict)
 
 
 def _git_revision() -> str | None:
@@ -108,5 +111,6 @@ def manifest(output: RunOutput) -> dict[str, Any]:
         "platform": platform.platform(),
         "git_revision": _git_revision(),
         "wall_time_seconds": round(output.wall_time, 3),
+        "warnings": output.warnings,
         "created": datetime.now().astimezone().isoformat(timespec="seconds"),
     }

@@ -219,9 +219,18 @@ def _verdicts_html(df: pd.DataFrame) -> str:
     return "\n".join(out)
 
 
-def _result_html(name: str, res: Any, ids: set[str]) -> str:
+def _warning_list(messages: Sequence[str]) -> str:
+    """The warnings of one block as an escaped list."""
+    items = "".join(f"<li>{html.escape(str(m))}</li>" for m in messages)
+    return f'<ul class="warnings">{items}</ul>'
+
+
+def _result_html(name: str, res: Any, ids: set[str], warned: Sequence[str] = ()) -> str:
     esc = html.escape
     parts = [f'<h3 id="{_anchor("res", name, ids)}">{esc(str(name))}</h3>']
+    if warned:
+        parts.append(f'<p class="meta">Warnings raised while estimating {esc(str(name))}:</p>')
+        parts.append(_warning_list(warned))
     est = esc(str(getattr(res, "estimator", "")))
     outc = esc(str(getattr(res, "outcome", "")))
     # a count of 0 is the default of a result that did not record its sample: left out
@@ -290,6 +299,8 @@ def write_report(
     manifest: Mapping[str, Any] | None = None,
     summary: Sequence[str] | str | None = None,
     captions: Mapping[str, str] | None = None,
+    warnings: Mapping[str, Sequence[str]] | None = None,
+    caveats: Sequence[str] | None = None,
 ) -> Path:
     """Write a self-contained ``report.html``.
 
@@ -317,6 +328,11 @@ def write_report(
         :func:`zoneimpact.report.narrative.run_summary`).
     captions : mapping figure name -> caption, optional
         Figure captions (default: the figure names).
+    warnings : mapping block name -> messages, optional
+        The warnings raised while each block was estimated; listed in a "Warnings and
+        caveats" section under the summary and again with the block's estimates.
+    caveats : sequence of str, optional
+        Run-wide caveats (e.g. that the data are simulated), shown first in that section.
 
     Returns
     -------
@@ -335,7 +351,7 @@ def write_report(
 
     sections: list[tuple[str, str, str]] = []  # (anchor, heading, body)
     # every element id on the page, so ids built from names never repeat
-    ids = {"summary", "verdicts", "tables", "figures", "results", "manifest"}
+    ids = {"summary", "warnings", "verdicts", "tables", "figures", "results", "manifest"}
     if summary is not None:
         paras = [summary] if isinstance(summary, str) else list(summary)
         if not all(isinstance(x, str) for x in paras):
@@ -344,6 +360,13 @@ def write_report(
             sections.append(
                 ("summary", "Summary", "\n".join(f"<p>{esc(x)}</p>" for x in paras if x))
             )
+    warned = {str(k): [str(m) for m in v] for k, v in (warnings or {}).items() if v}
+    # next to the headline numbers they qualify, not only in the folded estimates
+    notes = [f'<p class="caveat"><strong>{esc(str(c))}</strong></p>' for c in caveats or () if c]
+    for block, messages in warned.items():
+        notes.append(f"<p>Estimate <code>{esc(block)}</code>:</p>{_warning_list(messages)}")
+    if notes:
+        sections.append(("warnings", "Warnings and caveats", "\n".join(notes)))
     if verdicts is not None:
         if not isinstance(verdicts, pd.DataFrame):
             raise ReportError(f"`verdicts` must be a DataFrame; got {type(verdicts).__name__}.")
@@ -385,7 +408,9 @@ def write_report(
                 "results",
                 "Estimates",
                 "<details><summary>Every term of every estimate</summary>"
-                + "\n".join(_result_html(n, r, ids) for n, r in results.items())
+                + "\n".join(
+                    _result_html(n, r, ids, warned.get(str(n), ())) for n, r in results.items()
+                )
                 + "</details>",
             )
         )

@@ -57,13 +57,33 @@ FIGURE_TITLES = {
     "bacon": "Goodman-Bacon decomposition",
     "decomposition": "direct, spillover and net effects",
     "spillover_by_ring": "spillover by distance",
+    # plots.counterfactual_figures
+    "counterfactual_gap": "treated minus counterfactual, before and after adoption",
+    "equivalence_event": "pre-period equivalence test of the event-time gaps",
 }
+
+#: Captions of the run-wide figures a command adds (``extras["figures"]``).
+EXTRA_FIGURE_TITLES = {
+    "decomposition": "Direct, spillover and net effects",
+    "specification_curve": "Specification curve",
+    "honest_sensitivity": "Rambachan-Roth sensitivity of the event studies",
+    "role_map": "Treated, neighbouring and control cities",
+    "estimate_map": "Effect by city",
+}
+
+#: Shown first on the report page of a run on simulated data (the console prints the
+#: claims command's version of it, which the page did not carry).
+SIMULATED_CAVEAT = (
+    "DEMONSTRATION on SIMULATED data: the estimates{verdicts} on this page come from a "
+    "simulated panel whose truth is known, not from real data."
+)
 
 
 def figure_captions(output: RunOutput, figs: dict[str, Any]) -> dict[str, str]:
     """Human captions: "Callaway–Sant'Anna: group-time effects ..." instead of file stems."""
     names, olabels, ounits = display_labels(output)
     out = {"event_study": "Event studies overlaid", "units_map": "Units and zone cohorts"}
+    out.update(EXTRA_FIGURE_TITLES)
     overlays = event_overlays(output) if output.results else []
     if len(overlays) > 1:
         for key, outcome, _ in overlays:
@@ -234,4 +254,22 @@ def write_tables_and_figures(
         manifest=manifest or {},
         summary=narrative.run_summary(output),
         captions=figure_captions(output, figs),
+        warnings={
+            block: [f"{w['category']}: {w['message']}" for w in caught]
+            for block, caught in output.warnings.items()
+        },
+        caveats=run_caveats(output),
     )
+
+
+def run_caveats(output: RunOutput) -> list[str]:
+    """Run-wide caveats of the report page: that the data are simulated (a claims run on
+    simulated data is a demonstration, its verdicts say nothing about real data)."""
+    simulated = (
+        getattr(output.data, "simulation", None) is not None
+        or getattr(output.spec.data, "source", None) == "simulate"
+    )
+    if not simulated:
+        return []
+    judged = " and claim verdicts" if output.extras.get("verdicts") is not None else ""
+    return [SIMULATED_CAVEAT.format(verdicts=judged)]

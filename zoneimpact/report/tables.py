@@ -1064,13 +1064,16 @@ def regression_table(
     foot, outcome_note = _shared_outcome(
         _footer(named, names, stats, digits, outcome_labels, outcome_units)
     )
+    foot += _weights_rows(named, names)
+    scale_rows, scale_notes = _log_point_rows(named, names, tidies, chosen, digits)
+    foot += scale_rows
     level, level_row = _level_text(named, alpha)
     if level_row:
         foot.append(level_row)
 
     midrules = (len(rows),) if foot and rows else ()
     frame = pd.DataFrame([*rows, *foot], columns=["", *names])
-    note_lines = [*outcome_note, _se_note(named, foot)]
+    note_lines = [*outcome_note, *scale_notes, _se_note(named, foot)]
     if ci:
         note_lines.append(
             f"{level} confidence intervals in brackets."
@@ -1096,6 +1099,54 @@ def regression_table(
         label=label,
         data=pd.DataFrame(long_rows),
     )
+
+
+def _weights_rows(named: Mapping[str, Any], names: list[str]) -> list[list[str]]:
+    """A "Weights" row (the weight column, or "none") when any column is weighted: a
+    weighted and an unweighted fit of the same design are otherwise indistinguishable.
+    Read from the weight column the estimators record as ``info["weights"]``."""
+    vals = []
+    for n in names:
+        w = (getattr(named[n], "info", None) or {}).get("weights")
+        vals.append(str(w) if isinstance(w, str) and w else "none")
+    return [["Weights", *vals]] if any(v != "none" for v in vals) else []
+
+
+def _log_point_rows(
+    named: Mapping[str, Any],
+    names: list[str],
+    tidies: Mapping[str, pd.DataFrame],
+    chosen: Sequence[tuple[str, str]],
+    digits: int,
+) -> tuple[list[list[str]], list[str]]:
+    """An "Effect scale" row and a note for PPML columns, whose ``att`` is a log-point
+    coefficient (a proportional effect, ``att_pct = exp(att) - 1``), not an effect in the
+    outcome's units that the "Outcome" row or note would otherwise suggest."""
+    shown = {term for term, _ in chosen}
+    ppml = [
+        n
+        for n in names
+        if "att" in shown
+        and "att_pct" in set(tidies[n]["term"])
+        and (getattr(named[n], "estimator", "ppml") == "ppml")
+    ]
+    if not ppml:
+        return [], []
+    row = ["Effect scale", *["log points" if n in ppml else "" for n in names]]
+    notes = []
+    for n in ppml:
+        t = tidies[n].set_index("term")
+        pct = t.loc["att_pct"]
+        ci = (
+            f" [{_fmt_num(pct['lo'], digits)}, {_fmt_num(pct['hi'], digits)}]"
+            if math.isfinite(pct["lo"]) and math.isfinite(pct["hi"])
+            else ""
+        )
+        notes.append(
+            f"{n}: PPML's ATT in log points, a proportional effect, not in the outcome's "
+            f"units; att_pct = exp(ATT) - 1 = {_fmt_num(pct['estimate'], digits)}{ci}."
+        )
+    return [row], notes
 
 
 def _shared_outcome(foot: list[list[str]]) -> tuple[list[list[str]], list[str]]:
