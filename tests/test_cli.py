@@ -130,6 +130,6 @@ def test_run_summary_states_estimates_truth_and_why_they_differ():
     assert "intervals of TWFE cover the true 84" in text
     assert "Callaway–Sant'Anna, Imputation (BJS) miss it" in text
     # Why they differ: the range, the weights, and the contaminated controls by design.
-    assert "range from 68.7 (Callaway–Sant'Anna) to 107.3 (Imputation (BJS))" in text
+    assert "range from 68.7 (Callaway–Sant'Anna) to 107 (Imputation (BJS))" in text
     assert "displaces 50% of each zone's gain" in text and "contaminated" in text
     assert np.isfinite(len(paras))

@@ -206,9 +206,9 @@ def test_summary_does_not_call_an_estimate_without_interval_a_miss() -> None:
     out = NS(spec=spec, results={"sdid": sdid, "tw": tw}, extras={}, data=NS(simulation=sim))
     text = " ".join(run_summary(out))
     assert "Synthetic DiD miss" not in text and "[, ]" not in text
-    assert "Synthetic DiD 1.0 (no interval)" in text
+    assert "Synthetic DiD 1.00 (no interval)" in text
     assert "Synthetic DiD has no interval" in text
-    assert "the intervals of TWFE cover the true 1.0; none miss it." in text
+    assert "the intervals of TWFE cover the true 1.00; none miss it." in text
 
 
 def test_china_data_report_describes_the_specs_window_and_region() -> None:

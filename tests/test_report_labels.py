@@ -339,7 +339,7 @@ def test_narrative_numbers_and_fallback_level() -> None:
     # before: "-0" for -0.0; the fallback interval used 1.96 at every level
     assert narrative._num(-0.0) == "0"
     assert narrative._num(-1e-9) == "-1e-09"
-    assert narrative._num(-2.5) == "-2.5"
+    assert narrative._num(-2.5) == "-2.50"
     res = NS(estimate=1.0, se=0.5, main_term="att")  # no conf_int: the fallback
     est, lo, hi = narrative._headline(res, 0.10)
     z = sps.norm.ppf(0.95)  # 1.6449
@@ -362,7 +362,7 @@ def test_summary_does_not_judge_an_event_study_average_against_the_overall_att()
     sim = NS(truth=truth, design=NS(displacement_share=None))
     out = NS(spec=spec, results={"es": es, "tw": tw}, extras={}, data=NS(simulation=sim))
     text = " ".join(run_summary(out))
-    assert "the intervals of TWFE cover the true 1.0; none miss it." in text
+    assert "the intervals of TWFE cover the true 1.00; none miss it." in text
     assert "TWFE event study miss" not in text
     assert "The att of TWFE event study averages its post-treatment event-time" in text
 

@@ -57,20 +57,22 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     if sim is not None:
         import textwrap
 
-        from .report.narrative import run_summary
+        from .report.narrative import _num, run_summary
 
         t = sim.truth
         print(
             "Simulated truth: "
             + "; ".join(
-                f"{o}: ATT {t.overall[o]:.4g}, displacement share {t.displacement_share[o]:.3g}"
+                f"{o}: ATT {_num(t.overall[o])}, displacement share "
+                f"{_num(t.displacement_share.get(o, float('nan')))}"
                 for o in output.spec.data.outcomes
                 if o in t.overall
             )
         )
-        # Why the estimates differ from each other and from the truth (report.html has more)
-        for para in run_summary(output)[1:]:
-            if not para.startswith("Simulated data"):
+        # Why the estimates differ from each other and from the truth (report.html has more);
+        # the headline paragraphs (one per data and outcome) repeat the table printed above
+        for para in run_summary(output):
+            if not para.startswith(("Headline estimates", "Simulated data")):
                 print()
                 print(textwrap.fill(para, 100))
     return 0

@@ -82,9 +82,25 @@ def term_label(term: str) -> str:
     return term
 
 
+#: Display names of estimators whose ``info["method"]`` makes them another estimator:
+#: synthetic DiD's ``method="sc"``/``"did"`` are synthdid's synthetic control and DiD.
+_METHOD_NAMES: dict[tuple[str, str], str] = {
+    ("synthetic_did", "sc"): "Synthetic control (synthdid)",
+    ("synthetic_did", "did"): "DiD (synthdid)",
+}
+
+
 def estimator_label(res_or_name: Any) -> str:
-    """Display name of an estimator (a result or a registered name)."""
+    """Display name of an estimator (a result or a registered name).
+
+    A result's ``info["method"]`` is read where it changes the estimator (synthetic DiD
+    run with ``method="sc"`` is a synthetic control, not "Synthetic DiD").
+    """
     name = str(getattr(res_or_name, "estimator", res_or_name))
+    info = getattr(res_or_name, "info", None)
+    method = info.get("method") if isinstance(info, Mapping) else None
+    if isinstance(method, str) and (name, method) in _METHOD_NAMES:
+        return _METHOD_NAMES[(name, method)]
     return ESTIMATOR_NAMES.get(name, name)
 
 

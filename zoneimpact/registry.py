@@ -117,8 +117,9 @@ ENTRIES: tuple[EstimatorEntry, ...] = (
         "spillover",
         "Spillover DiD",
         pre_periods="pre-periods: placebo coefficients on untreated observations",
-        weighting="zones against controls that no zone can reach, with exposed neighbours "
-        "estimated separately (Butts 2021)",
+        weighting="zones against clean controls (units no zone reaches and, by default "
+        "(controls='not_yet_exposed'), exposed units before their exposure), with exposed "
+        "neighbours estimated separately (Butts 2021)",
     ),
     _e("ife", "ife", "Interactive FE"),
     _e("matrix_completion", "matrix_completion", "Matrix completion"),
@@ -133,7 +134,14 @@ ENTRIES: tuple[EstimatorEntry, ...] = (
     ),
     _e("etwfe", "etwfe", "Extended TWFE (Wooldridge)"),
     _e("cs_repeated_cross_section", "cs_repeated_cross_section", "Callaway–Sant'Anna (RCS)"),
-    _e("chaisemartin", "chaisemartin", "de Chaisemartin–D'Haultfœuille"),
+    _e(
+        "chaisemartin",
+        "chaisemartin",
+        "de Chaisemartin–D'Haultfœuille",
+        weighting="the switchers' effects in the first periods after the switch (event time "
+        "0 only by default, effects = 1), weighted by the number of switchers at each "
+        "horizon (de Chaisemartin & D'Haultfœuille 2024)",
+    ),
     _e("continuous_did", "continuous_did", "Continuous DiD"),
     _e("triple_difference", "triple_difference", "Triple differences"),
 )
