@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -75,6 +76,7 @@ from ._frame import (
     unit_tables,
     uses_column,
 )
+from .twfe import scaled_panel
 
 __all__ = ["fit"]
 
@@ -471,6 +473,10 @@ def fit(
         chunk_size=check_int(chunk_size, "chunk_size", minimum=1, none=True),
         weights=dpanel.weights if weighted else None,
     )
+    # as the in-memory scale_equivariant: the outcome divided by a power of two (exact)
+    # outside [2^-64, 2^64], the result rescaled (y x 1e160 gave SE NaN, and the
+    # pre-trend Wald test failed to converge)
+    dpanel, c = scaled_panel(dpanel, outcome)
     gt, failed, labels = _att_gt(dpanel, outcome, opts, method, by_cluster)
     _checked_cells(gt, failed, outcome)
     _warn_few_treated_clusters(gt, labels, dpanel.cluster if by_cluster else None, stacklevel=3)
@@ -488,7 +494,7 @@ def fit(
         inf, terms, bootstrap=bootstrap, n_boot=opts.n_boot, boot_weights=boot_weights,
         cluster=cname, n_units=len(gt.units), anticipation=opts.anticipation,
     )  # fmt: skip
-    return CallawaySantAnnaResult(
+    res = CallawaySantAnnaResult(
         estimator="callaway_santanna",
         outcome=outcome,
         terms=terms,
@@ -506,6 +512,9 @@ def fit(
         panel=None,
         settings=settings,
     )
+    if c == 1.0:
+        return res
+    return replace(res.rescaled(c), info={**res.info, "outcome_rescaled_by": c})
 
 
 def _checked_cells(gt: GroupTime, failed: list[str], outcome: str) -> None:

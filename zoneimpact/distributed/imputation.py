@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -43,6 +43,7 @@ import pandas as pd
 from ..errors import EstimationError
 from ..estimators._bjs import LEAVE_OUT_REST
 from ..estimators.imputation import ImputationResult
+from ..inference.covariance import warn_few_treated
 from ..panel import _v
 from ..results import check_alpha, check_choice, terms_frame
 from ._frame import (
@@ -54,7 +55,7 @@ from ._frame import (
     summed,
     uses_column,
 )
-from .twfe import _components
+from .twfe import _components, scaled_panel
 
 __all__ = ["fit"]
 
@@ -337,6 +338,9 @@ def fit(
     check_choice(aux_partition, "aux_partition", tuple(_PARTITIONS))
     alpha = check_alpha(alpha)
     by_cluster = uses_column(dpanel, cluster, "cluster")
+    # as the in-memory scale_equivariant: the outcome divided by a power of two (exact)
+    # outside [2^-64, 2^64], the result rescaled (y x 1e160 gave SE inf)
+    dpanel, c = scaled_panel(dpanel, outcome)
     f = fit_scores(dpanel, outcome, horizons, by_cluster, aux_partition, leave_out)
     est, scores, ctx, n0_t, meta = f.est, f.scores.to_numpy(), f.ctx, f.n0_t, f.meta
     sweeps, gs_sweeps = f.sweeps, f.gs_sweeps
@@ -344,7 +348,15 @@ def fit(
     names = ["att", *[f"event:{h}" for h in ctx["horizons"]]]
     n_treated = int(ctx["n1"])
     _warn_unidentified(meta, dpanel.periods)
-    return ImputationResult(
+    # as in memory: the clusters holding an imputed treated row (stacklevel 2: the
+    # caller of fit)
+    warn_few_treated(
+        len(f.target_clusters),
+        f"cluster(s) of {dpanel.cluster if by_cluster else 'unit'!r} (with an imputed "
+        "treated observation)",
+        stacklevel=2,
+    )
+    res = ImputationResult(
         estimator="imputation",
         outcome=outcome,
         terms=terms_frame(names, est, np.sqrt(np.clip(np.diag(vcov), 0, None))),
@@ -369,6 +381,9 @@ def fit(
         },
         alpha=alpha,
     )
+    if c == 1.0:
+        return res
+    return replace(res.rescaled(c), info={**res.info, "outcome_rescaled_by": c})
 
 
 def _warn_unidentified(meta: tuple[Any, ...], periods: np.ndarray) -> None:

@@ -88,6 +88,7 @@ from ._frame import (
 )
 from .callaway_santanna import fit as cs_fit
 from .imputation import fit_scores as imputation_scores
+from .twfe import scaled_panel
 
 __all__ = ["fit"]
 
@@ -652,6 +653,9 @@ def fit(
     """
     check_dask_panel(dpanel, outcome)
     alpha = check_alpha(alpha)
+    # as the in-memory scale_equivariant: the outcome divided by a power of two (exact)
+    # outside [2^-64, 2^64], the result rescaled (y x 1e160 gave every SE inf)
+    dpanel, c = scaled_panel(dpanel, outcome)
     if cluster is None and dpanel.cluster is not None:
         # as in memory, where clusters default to the regions: the shocks are regional and
         # unit clusters under-cover (issue 14); the column read is the caller's grouping
@@ -748,7 +752,7 @@ def fit(
         **({"net_note": note} if (note := _unpaired_note(fits)) else {}),
     }  # fmt: skip
     terms, draws, info = _net_without_dropped_zones(terms, draws, info, warn=True)
-    return SpilloverResult(
+    res = SpilloverResult(
         estimator="spillover",
         outcome=outcome,
         terms=terms,
@@ -762,3 +766,6 @@ def fit(
         draws=draws,
         base_results=results,
     )
+    if c == 1.0:
+        return res
+    return replace(res.rescaled(c), info={**res.info, "outcome_rescaled_by": c})

@@ -29,13 +29,16 @@ engine's exact ``L x L`` step (:mod:`zoneimpact.estimators._fe`) needs all rows 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..errors import EstimationError, SpecError
+from ..estimators._scale import outcome_scale
 from ..estimators.twfe import TWFEResult
+from ..inference.covariance import FEW_TREATED_CLUSTERS, warn_few_treated
 from ..results import check_alpha, check_choice, check_names, terms_frame
 from ._frame import (
     DaskPanel,
@@ -48,13 +51,35 @@ from ._frame import (
     uses_column,
 )
 
-__all__ = ["fit"]
+__all__ = ["fit", "outcome_divisor", "scaled_panel"]
 
 #: Sweeps of the alternating projections before giving up.
 _MAX_SWEEPS = 10_000
 #: Stop when the largest period-mean correction is below this fraction of the column's
 #: scale: the coefficients then agree with the exact within transformation to ~1e-12.
 _TOL = 1e-14
+
+
+def outcome_divisor(centre: float, half: float) -> float:
+    """The power of two the in-memory ``scale_equivariant`` divides the outcome by,
+    from its midrange and half-width (:func:`midranges`: the largest absolute value is
+    ``|centre| + half``); 1.0 when the outcome lies in ``[2^-64, 2^64]``."""
+    return outcome_scale(np.array([abs(centre) + half]))
+
+
+def scaled_panel(dpanel: DaskPanel, outcome: str) -> tuple[DaskPanel, float]:
+    """The panel with ``outcome`` divided by :func:`outcome_divisor` (exact: a power of
+    two), and the divisor. Estimating on it and returning ``result.rescaled(c)`` keeps
+    the fit scale-equivariant, as the in-memory ``scale_equivariant`` decorator does:
+    squares of outcomes near 1e160 overflow (SEs inf/NaN) and near 1e-160 underflow
+    (SEs off by up to 35%, a breaker's check). The panel is returned unchanged when the
+    divisor is 1."""
+    centre, half = midranges(dpanel.partitions(), [outcome])
+    c = outcome_divisor(float(centre[0]), float(half[0]))
+    if c == 1.0:
+        return dpanel, c
+    frame = dpanel.frame.assign(**{outcome: dpanel.frame[outcome] / c})
+    return replace(dpanel, frame=frame), c
 
 
 def _block(
@@ -65,17 +90,18 @@ def _block(
     covs: list[str],
     cluster: bool,
     centre: np.ndarray | None = None,
+    divisor: float = 1.0,
 ) -> dict[str, Any]:
     """Rows with the outcome and covariates observed: local unit codes, period codes, the
-    columns ``[y, D, x]`` (``y`` and ``x`` less ``centre``, :func:`midranges`) and the
-    cluster label of each row."""
+    columns ``[y, D, x]`` (``y / divisor`` and ``x`` less ``centre``, :func:`midranges`)
+    and the cluster label of each row."""
     df = df.dropna(subset=[outcome, *covs])
     ucode, units = pd.factorize(df["unit"], sort=True)
     d = (df["time"].to_numpy() >= df["cohort"].to_numpy()).astype(float)
     c = np.zeros(1 + len(covs)) if centre is None else centre
     z = np.column_stack(
         [
-            df[outcome].to_numpy(float) - c[0],
+            df[outcome].to_numpy(float) / divisor - c[0],
             d,
             *(df[v].to_numpy(float) - c[1 + j] for j, v in enumerate(covs)),
         ]
@@ -89,6 +115,14 @@ def _block(
         "ucode": ucode, "n_units": len(units), "tcode": tcode, "z": z, "labels": labels,
         "edges": edges,
     }  # fmt: skip
+
+
+def _treated_labels(blk: dict[str, Any]) -> list[Any]:
+    """Distinct cluster labels of the partition's treated rows, at most
+    ``FEW_TREATED_CLUSTERS`` of them (more cannot change whether the caller is warned,
+    and a label per treated unit need not travel to the client)."""
+    labels = pd.unique(blk["labels"][blk["z"][:, 1] == 1])
+    return list(labels[:FEW_TREATED_CLUSTERS])
 
 
 def _demeaned(blk: dict[str, Any], tau: np.ndarray) -> np.ndarray:
@@ -197,9 +231,14 @@ def fit(
     by_cluster = uses_column(dpanel, cluster, "cluster")
     parts = dpanel.partitions()
     centre, half = midranges(parts, [outcome, *covs])
+    # the outcome divided by a power of two (exact) outside [2^-64, 2^64], as in memory:
+    # scores and their squares overflow at y x 1e160 (SE inf) and underflow at 1e-160
+    c = outcome_divisor(float(centre[0]), float(half[0]))
+    centre, half = centre.copy(), half.copy()
+    centre[0], half[0] = centre[0] / c, half[0] / c
     blocks = persist_blocks(
         _block, parts, periods=dpanel.periods, outcome=outcome, covs=covs,
-        cluster=by_cluster, centre=centre,
+        cluster=by_cluster, centre=centre, divisor=c,
     )  # fmt: skip
     tau, present, sweeps = _absorb(
         blocks, n_periods=len(dpanel.periods), n_cols=2 + len(covs),
@@ -208,12 +247,19 @@ def fit(
     n_units, n_obs, fe_rank = _sample_size(blocks, outcome=outcome, present=present)
     names = ["att", *covs]
     beta, bread = _ols(blocks, tau=tau, names=names, n_obs=n_obs)
+    # as in memory: the clusters holding a treated row (stacklevel 2: the caller of fit)
+    held = set().union(*compute_blocks([_treated_labels], blocks))
+    warn_few_treated(
+        len(held),
+        f"cluster(s) of {dpanel.cluster if by_cluster else 'unit'!r} (with treated units)",
+        stacklevel=2,
+    )
     scores = cluster_sums(compute_blocks([_scores], blocks, tau=tau, beta=beta))
     big_k = len(names) + (fe_rank if ssc == "statsmodels" else int(present.sum()))
     vcov = _cr1_vcov(scores, bread, n_obs=n_obs, big_k=big_k)
     n_clusters = len(scores)
     se = np.sqrt(np.diag(vcov))
-    return TWFEResult(
+    res = TWFEResult(
         estimator="twfe",
         outcome=outcome,
         terms=terms_frame(names, beta, se, df=np.full(len(names), n_clusters - 1)),
@@ -231,6 +277,9 @@ def fit(
         },
         alpha=alpha,
     )
+    if c == 1.0:
+        return res
+    return replace(res.rescaled(c), info={**res.info, "outcome_rescaled_by": c})
 
 
 def _check_options(
