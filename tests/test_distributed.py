@@ -260,8 +260,14 @@ def test_bad_input_is_named(client, tmp_path) -> None:
     moved = frame.copy()
     moved.loc[moved.index[moved["id"] == "u0003"][0], "first"] = 99
     glob = _write(moved, tmp_path / "coh", n_files=2)
-    with pytest.raises(PanelError, match="'cohort' varies within unit 'u0003'"):
+    with pytest.raises(PanelError, match="'first' varies within unit 'u0003'"):
         zd.read_panel(glob, unit="id", time="year", outcomes=["y"], cohort="first")
+    # the user's column name, not the stored one ('weight'): before, "Column 'weight' ..."
+    wv = frame.assign(wt=1.0)
+    wv.loc[wv.index[wv["id"] == "u0003"][0], "wt"] = 2.0
+    glob = _write(wv, tmp_path / "wv", n_files=2)
+    with pytest.raises(PanelError, match="'wt' varies within unit 'u0003'"):
+        zd.read_panel(glob, unit="id", time="year", outcomes=["y"], cohort="first", weights="wt")
     late = frame[frame["year"] <= 6]
     glob = _write(late, tmp_path / "late", n_files=2)
     with pytest.raises(PanelError, match="has cohort 7 but the data end in 6"):

@@ -423,14 +423,17 @@ def _scan_partition(
             spread = df.groupby("unit", sort=False)[col].nunique(dropna=False)
             if (spread > 1).any():
                 u = spread.index[(spread > 1).to_numpy()][0]
-                problem = f"Column {col!r} varies within unit {u!r}; it must be constant per unit."
+                shown = names.get(col, col)
+                problem = (
+                    f"Column {shown!r} varies within unit {u!r}; it must be constant per unit."
+                )
     if problem is None and "weight" in df.columns:
         w = df["weight"].to_numpy()
         if not (np.isfinite(w) & (w > 0)).all():
             i = int(np.flatnonzero(~(np.isfinite(w) & (w > 0)))[0])
             problem = (
                 f"Weight of unit {df['unit'].iloc[i]!r} in period {df['time'].iloc[i]} is "
-                f"{w[i]!r}; weights must be positive and finite."
+                f"{float(w[i])!r}; weights must be positive and finite."
             )
     for col in outcomes:
         y = df[col].to_numpy()
