@@ -72,8 +72,7 @@ from ..results import (
     check_names,
     terms_frame,
 )
-from ._scale import outcome_scale, scale_equivariant
-from .ppml import _unit_scale
+from ._scale import outcome_scale, scale_equivariant, unit_scale
 from .twfe import _cluster_codes, _fixest_k, _ols_design, _prepare, _row_clusters
 
 __all__ = ["ETWFEResult", "fit"]
@@ -610,12 +609,12 @@ def _poisson(
     dummies = pd.get_dummies(fe, drop_first=True, dtype=float)
     X = np.column_stack([reg.to_numpy(), np.ones(len(data)), dummies.to_numpy()])
     _check_full_rank(X, list(reg.columns))
-    # fitted on the unit scale of the outcome and the weights (see ppml._unit_scale: the
+    # fitted on the unit scale of the outcome and the weights (see _scale.unit_scale: the
     # GLM's convergence test is absolute); the coefficients do not depend on it, the level
     # effects and their Jacobian are multiplied back by the outcome's scale
-    s_y = _unit_scale(y)
+    s_y = unit_scale(y)
     y = y / s_y
-    w = None if w is None else w / _unit_scale(w)
+    w = None if w is None else w / unit_scale(w)
     codes, cname = _cluster_codes(panel, data, cluster)
     n_clusters = int(len(np.unique(codes)))
     if n_clusters < 2:

@@ -67,11 +67,10 @@ from ..errors import EstimationError
 from ..inference.covariance import crv1, warn_few_treated
 from ..panel import Panel
 from ..results import check_bool, check_choice, check_fit_arguments
-from ._scale import scale_equivariant
+from ._scale import normalised_weights, scale_equivariant
 from .twfe import (
     TWFEResult,
     _cluster_codes,
-    _normalised_weights,
     _ols_design,
     _prepare,
     _twfe_result,
@@ -228,7 +227,7 @@ def _ols_no_fe(
     X = reg.to_numpy(float)
     y = frame[outcome].to_numpy(float)
     # a constant factor on the weights changes nothing but the floating-point range
-    w = np.ones(len(y)) if weights is None else _normalised_weights(weights)
+    w = np.ones(len(y)) if weights is None else normalised_weights(weights)
     xtx = (X * w[:, None]).T @ X
     if np.linalg.matrix_rank(xtx) < X.shape[1]:
         raise EstimationError(

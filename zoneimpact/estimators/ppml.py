@@ -37,7 +37,7 @@ from ..inference.covariance import crv1
 from ..panel import Panel, _v
 from ..results import EstimationResult, check_choice, check_fit_arguments, terms_frame
 from ._fe import absorb, cluster_ssc_k
-from ._scale import scale_equivariant
+from ._scale import scale_equivariant, unit_scale
 from ._weights import check_weight_name, weight_values
 from .twfe import _cluster_codes, _fixest_k, _row_clusters
 
@@ -48,7 +48,7 @@ class PoissonDesign:
     dummy after the weighted within transformation ``x~`` (weights ``w mu``), the weighted
     residuals ``w (y - mu)`` (scores ``w (y - mu) x~``), the bread
     ``(x~' W diag(mu) x~)^{-1}``, the fixed-effect codes and rank, and the rows (unit and
-    time), on the unit scale the fit works on (:func:`_unit_scale`). The covariance is
+    time), on the unit scale the fit works on (:func:`._scale.unit_scale`). The covariance is
     invariant to the outcome's and the weights' scale (the scores scale by ``c``, the
     bread by ``1/c``), so nothing here is rescaled."""
 
@@ -103,28 +103,6 @@ class PPMLResult(EstimationResult):
         terms = _ppml_terms(beta, se)
         info = {**self.info, "cluster": cname, "n_clusters": int(g), "ssc": ssc}
         return replace(self, terms=terms, vcov=_ppml_vcov(beta, se), info=info)
-
-
-def _unit_scale(x: np.ndarray) -> float:
-    """The power of two that brings the largest ``|x|`` into ``[0.5, 1)`` (1.0 when ``x``
-    has no non-zero finite value).
-
-    The Poisson QMLE's coefficients and sandwich do not change when the outcome or the
-    weights are multiplied by a constant, but its convergence tests do: fixest's
-    ``|dev - dev_old| / (0.1 + |dev|)`` here and statsmodels' ``|dev - dev_old| <= tol``
-    in :func:`.etwfe.fit` are absolute for a small deviance, which stopped IRLS early on
-    y x 2^-56 (PPML 0.6417 for 0.6400, ETWFE Poisson ATT 0.706 for 1.538;
-    ``tests/test_scale_inference_more.py``) or weights x 2^-56, and the sums overflow or
-    underflow for weights near the float limits (weights x 1e300 were refused as not
-    finite, x 1e-300 gave an SE of 0).
-    Dividing by a power of two is exact, so the data are fitted on this unit scale.
-    """
-    a = np.abs(np.asarray(x, dtype=float))
-    a = a[np.isfinite(a) & (a > 0)]
-    if a.size == 0:
-        return 1.0
-    # 2^1024 overflows: values near the float maximum are halved at most 2^1023 times
-    return float(np.ldexp(1.0, min(int(np.frexp(a.max())[1]), 1023)))
 
 
 def _ppml_terms(beta: float, se: float) -> pd.DataFrame:
@@ -297,10 +275,10 @@ def _ppml_fe(
     regressors), the fixed effects' rank, and ``(x~, w (y - mu), bread)`` for
     :meth:`PPMLResult.with_inference`.
     """
-    # on the unit scale (see _unit_scale): beta and the sandwich do not depend on it, the
+    # on the unit scale (see _scale.unit_scale): beta and the sandwich do not depend on it, the
     # convergence test does
-    y = y / _unit_scale(y)
-    wobs = np.ones(len(y)) if w is None else w / _unit_scale(w)
+    y = y / unit_scale(y)
+    wobs = np.ones(len(y)) if w is None else w / unit_scale(w)
     mu = (y + y.mean()) / 2  # fixest's starting values: positive wherever y is
     eta = np.log(mu)
     dev_old = np.inf

@@ -93,7 +93,7 @@ from ..results import (
 )
 from ._fe import TwoWayWithin, absorb, check_cluster, cluster_codes, cluster_ssc_k, factorize
 from ._options import renamed
-from ._scale import outcome_scale, scale_equivariant
+from ._scale import normalised_weights, outcome_scale, scale_equivariant
 from ._weights import check_weight_name, weight_values
 from .callaway_santanna import _check_bins, _check_window
 from .twfe import _fixest_k, _row_clusters
@@ -770,11 +770,8 @@ def _saturated_wls(
     """
     df, covs = sample.df, opts.covariates
     n, P = len(y), len(cells)
-    # WLS and its CR1 sandwich do not change when every weight is multiplied by a
-    # constant, but the squared weighted scores underflow or overflow for weights near the
-    # float limits (weights x 1e-300 gave an SE of 0, x 1e300 NaN): a power of two divides
-    # exactly and leaves weights in [2^-64, 2^64] as they are
-    w = w / outcome_scale(w)
+    # weights near the float limits: divided by a power of two (x 1e-300 gave an SE of 0)
+    w = normalised_weights(w)
     D = np.zeros((n, P))
     rows = np.flatnonzero(col_of >= 0)
     D[rows, col_of[rows]] = 1.0

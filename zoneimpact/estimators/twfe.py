@@ -64,7 +64,7 @@ from ..results import (
 )
 from ._fe import _nested, absorb, cluster_ssc_k
 from ._options import renamed
-from ._scale import outcome_scale, scale_equivariant
+from ._scale import normalised_weights, outcome_scale, scale_equivariant
 from ._weights import check_weight_name, weight_values
 
 #: Most event-time dummies (plus covariates) of an event study: they are dense columns of
@@ -475,18 +475,6 @@ def _ols(
     return params, cov, n_clusters, cname
 
 
-def _normalised_weights(w: np.ndarray) -> np.ndarray:
-    """``w`` divided by the power of two nearest its largest value when that lies outside
-    ``[2^-64, 2^64]`` (:func:`._scale.outcome_scale`), else ``w`` itself.
-
-    WLS and its CR1 sandwich do not change when every weight is multiplied by a constant,
-    but in floating point the squared weighted scores underflow or overflow for weights
-    near the float limits (weights x 1e-300 gave a TWFE SE of 0, x 1e300 one of inf). A
-    power of two divides exactly, and ordinary weights are left as they are.
-    """
-    return w / outcome_scale(w)
-
-
 def _gram_full_rank(gram: np.ndarray, n_rows: int) -> bool:
     """Whether the Gram matrix ``U'WU`` of ``n_rows`` observations has full rank.
 
@@ -514,7 +502,7 @@ def _ols_design(
     """:func:`_ols` plus the design another variance is computed from."""
     if ssc not in ("statsmodels", "fixest"):
         raise SpecError(f"ssc must be 'statsmodels' or 'fixest'; received {ssc!r}.")
-    weights = None if weights is None else _normalised_weights(weights)
+    weights = None if weights is None else normalised_weights(weights)
     codes, cname = _cluster_codes(panel, data, cluster)
     fe = _fe_codes(panel, data, fixed_effects)
     X = regressors.to_numpy(dtype=float)
