@@ -58,6 +58,7 @@ Entry points: :func:`load_claims`, :func:`evaluate_claims`, :func:`run_claims` a
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import math
 import os
@@ -82,6 +83,7 @@ __all__ = [
     "CurveRule",
     "DEFAULT_CLAIMS",
     "curve_verdict",
+    "estimate_name",
     "evaluate_claims",
     "judge",
     "load_claims",
@@ -1048,6 +1050,25 @@ def _panels_from_spec(data: Mapping[str, Any], rng: np.random.Generator) -> dict
     return out
 
 
+def estimate_name(data: str, key: str) -> str:
+    """The name of one estimate of a claims run (in ``results.json``, the report and
+    ``warnings.json``): ``<data>_<key>`` with a linked spec's ``spec:`` prefix and
+    ``.toml`` suffix dropped and ``:`` replaced by ``_`` (``data_fdi_share``,
+    ``china_patents_ppml``)."""
+    label = f"{data.removeprefix('spec:').removesuffix('.toml')}_{key}"
+    return label.replace(":", "_")
+
+
+def _merge_warnings(
+    into: dict[str, list[dict[str, str]]], new: Mapping[str, Sequence[dict[str, str]]]
+) -> None:
+    """Add recorded warnings to ``into``; a name recorded already (two estimates of the
+    same name) keeps its warnings and gains the new ones, each once, in order."""
+    for name, messages in new.items():
+        kept = into.setdefault(name, [])
+        kept.extend(m for m in messages if m not in kept)
+
+
 def run_claims(
     spec: Mapping[str, Any] | None = None,
     *,
@@ -1059,6 +1080,7 @@ def run_claims(
     spillover: Mapping[str, Any] | None = None,
     concentration: Mapping[str, Any] | None = None,
     others: Mapping[str, pd.DataFrame] | None = None,
+    caught: dict[str, list[dict[str, str]]] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, dict[str, EstimationResult | str]]]:
     """Estimate what the claims need on every panel and judge them.
 
@@ -1082,6 +1104,12 @@ def run_claims(
         already treated; :attr:`zoneimpact.datasets.LoadedData.outside_rows`), counted
         in the regional totals of the concentration share and HHI
         (:func:`zoneimpact.concentration.share_of_region`).
+    caught : dict, optional
+        When given, receives the warnings raised by each fit (failed fits included), as an
+        estimate run records them (:func:`zoneimpact.run.record_warnings`): ``{name:
+        [{"category", "message"}, ...]}`` in fitting order, ``name`` being the fit's
+        estimate name in a claims run (:func:`estimate_name`, e.g. ``data_fdi_share``);
+        fits that raised none are left out. The warnings still reach the console.
 
     Returns
     -------
@@ -1092,6 +1120,7 @@ def run_claims(
     """
     from .concentration import estimate_concentration
     from .estimators.spillover import fit as spill_fit
+    from .run import record_warnings
 
     spec = dict(spec or {})
     path = claims if claims is not None else spec.get("claims", spec.get("file"))
@@ -1121,35 +1150,46 @@ def run_claims(
                     continue
                 child = rng.spawn(1)[0]
                 key = outcome if kind == "spillover" else f"{outcome}:{kind}"
+                recording = (
+                    record_warnings(estimate_name(name, key), caught)
+                    if caught is not None
+                    else contextlib.nullcontext()
+                )
                 try:
-                    if kind == "spillover":
-                        res[key] = spill_fit(
-                            panel, outcome=outcome, rng=child, alpha=alpha, n_jobs=n_jobs, **sp_opts
-                        )
-                    else:
-                        # the share is a spillover fit on the share panel: it takes the
-                        # spillover options; the HHI panel has one unit per region and
-                        # takes the concentration options only
-                        opts = dict(conc.get("options", {}))
-                        base = conc.get("base_estimator", "imputation")
-                        if kind == "share":
-                            opts = {**sp_opts, **opts, **conc.get("share_options", {})}
-                            base = opts.pop("base_estimator", base)
-                        column = str(
-                            opts.pop("region_column", sp_opts.get("region_column", "region"))
-                        )
-                        res[key] = estimate_concentration(
-                            panel,
-                            outcome,
-                            kind=kind,
-                            column=column,
-                            rng=child,
-                            alpha=alpha,
-                            n_jobs=n_jobs,
-                            base_estimator=base,
-                            options=opts,
-                            others=(others or {}).get(name),
-                        )
+                    with recording:
+                        if kind == "spillover":
+                            res[key] = spill_fit(
+                                panel,
+                                outcome=outcome,
+                                rng=child,
+                                alpha=alpha,
+                                n_jobs=n_jobs,
+                                **sp_opts,
+                            )
+                        else:
+                            # the share is a spillover fit on the share panel: it takes the
+                            # spillover options; the HHI panel has one unit per region and
+                            # takes the concentration options only
+                            opts = dict(conc.get("options", {}))
+                            base = conc.get("base_estimator", "imputation")
+                            if kind == "share":
+                                opts = {**sp_opts, **opts, **conc.get("share_options", {})}
+                                base = opts.pop("base_estimator", base)
+                            column = str(
+                                opts.pop("region_column", sp_opts.get("region_column", "region"))
+                            )
+                            res[key] = estimate_concentration(
+                                panel,
+                                outcome,
+                                kind=kind,
+                                column=column,
+                                rng=child,
+                                alpha=alpha,
+                                n_jobs=n_jobs,
+                                base_estimator=base,
+                                options=opts,
+                                others=(others or {}).get(name),
+                            )
                 except ZoneImpactError as exc:
                     res[key] = f"{type(exc).__name__}: {exc}"
         results[name] = res
@@ -1162,10 +1202,13 @@ def linked_spec_results(
     data_dir: str | None,
     *,
     inputs: dict[str, str | None] | None = None,
+    caught: dict[str, list[dict[str, str]]] | None = None,
 ) -> dict[str, dict[str, EstimationResult] | str]:
     """Run every spec the claims are bound to (once each) and keep its results;
     ``inputs``, when given, receives each spec file's and data file's SHA-256 as read
-    (the claims run's manifest records them)."""
+    (the claims run's manifest records them), and ``caught`` the warnings each of its
+    blocks raised (:attr:`zoneimpact.run.RunOutput.warnings`), under the block's estimate
+    name in the claims run (:func:`estimate_name`)."""
     from .errors import DataNotFoundError
     from .run import estimate_all
     from .rundir import recorded_inputs
@@ -1180,6 +1223,11 @@ def linked_spec_results(
             out[f"spec:{name}"] = f"{type(exc).__name__}: {exc}"
             continue
         out[f"spec:{name}"] = run.results
+        if caught is not None:
+            _merge_warnings(
+                caught,
+                {estimate_name(f"spec:{name}", b): ws for b, ws in run.warnings.items()},
+            )
         if inputs is not None:
             for p, h in recorded_inputs(run).items():
                 inputs.setdefault(p, h)
@@ -1200,14 +1248,20 @@ def claims_for_spec(spec: Any) -> Any:
     -------
     zoneimpact.run.RunOutput
         ``results`` are the estimates behind the verdicts, ``extras["verdicts"]`` the
-        verdict table and ``extras["figures"]`` the decomposition figure.
+        verdict table and ``extras["figures"]`` the decomposition figure. ``warnings``
+        holds the warnings each fit raised, as an estimate run records them
+        (:func:`zoneimpact.run.record_warnings`; ``warnings.json``, the manifest and the
+        report show them): under its estimate name (:func:`estimate_name`) for the claims'
+        own fits and the linked specs' blocks, the block's name for ``breakdown_from`` and
+        ``curve.event_studies`` blocks, and ``specification_curve`` for the curve and its
+        tables; in fitting order.
     """
     import time
 
     from .datadir import REPO_SPECS
     from .datasets import load_data
     from .report import plots
-    from .run import RunOutput, diagnose, estimate_all, result_records
+    from .run import RunOutput, diagnose, estimate_all, record_warnings, result_records
 
     start = time.perf_counter()
     check_claim_alpha(spec.inference.alpha)  # before any estimation
@@ -1226,6 +1280,8 @@ def claims_for_spec(spec: Any) -> Any:
     claims_path = Path(claims_file) if claims_file is not None else DEFAULT_CLAIMS
     # files the verdicts depend on beyond the spec and its data, hashed as read
     inputs: dict[str, str | None] = {str(claims_path.resolve()): sha256_or_none(claims_path)}
+    # the warnings of every fit, in fitting order (warnings.json, manifest, report)
+    caught: dict[str, list[dict[str, str]]] = {}
     table, claim_results = run_claims(
         opts,
         claims=claim_list,
@@ -1235,12 +1291,15 @@ def claims_for_spec(spec: Any) -> Any:
         n_jobs=spec.inference.n_jobs,
         # regional totals count the data's units left out of the panel
         others={data_name: loaded.outside_rows} if loaded.outside_rows is not None else None,
+        caught=caught,
     )
     # linked specs add "spec:NAME" entries that are a failure message when the spec fails
     results: dict[str, Mapping[str, EstimationResult | str] | str] = dict(claim_results)
     if linked:
         spec_dir = Path(spec.spec_path).parent if spec.spec_path else REPO_SPECS
-        results.update(linked_spec_results(claim_list, spec_dir, spec.data_dir, inputs=inputs))
+        results.update(
+            linked_spec_results(claim_list, spec_dir, spec.data_dir, inputs=inputs, caught=caught)
+        )
     estimates: dict[str, EstimationResult] = {}
     wanted = [breakdown_from] if breakdown_from is not None else []
     if curve_opts is not None:
@@ -1251,18 +1310,23 @@ def claims_for_spec(spec: Any) -> Any:
         raise SpecError(
             f"[claims] breakdown_from / curve.event_studies name no estimate block: {missing}."
         )
-    own = (
-        estimate_all(replace(spec, estimates=tuple(blocks)), data=loaded).results if blocks else {}
-    )
+    own: dict[str, EstimationResult] = {}
+    if blocks:
+        own_run = estimate_all(replace(spec, estimates=tuple(blocks)), data=loaded)
+        own = own_run.results
+        _merge_warnings(caught, own_run.warnings)
     estimates.update(own)
     extras_tables: dict[str, pd.DataFrame] = {}
     figures: dict[str, Any] = {}
     curves: dict[str, pd.DataFrame] = {}
     rule = load_curve_rule(claims_file)
     if curve_opts is not None:
-        curves, extras_tables, figures = _china_curve(
-            spec, loaded, curve_opts, own, rule, data_name
-        )
+        curve_caught: dict[str, list[dict[str, str]]] = {}
+        with record_warnings("specification_curve", curve_caught):
+            curves, extras_tables, figures = _china_curve(
+                spec, loaded, curve_opts, own, rule, data_name
+            )
+        _merge_warnings(caught, curve_caught)
     table = evaluate_claims(
         claim_list, results, alpha=spec.inference.alpha, curves=curves, rule=rule
     )
@@ -1287,8 +1351,7 @@ def claims_for_spec(spec: Any) -> Any:
             continue
         for key, res in res_map.items():
             if isinstance(res, EstimationResult):
-                label = f"{data.removeprefix('spec:').removesuffix('.toml')}_{key}"
-                estimates[label.replace(":", "_")] = res
+                estimates[estimate_name(data, key)] = res
     # one bar group per outcome of the claims' data (concentration shares are on another
     # scale and have their own figure)
     decomposed = {
@@ -1311,6 +1374,7 @@ def claims_for_spec(spec: Any) -> Any:
         time.perf_counter() - start,
         extras={"verdicts": table, "figures": figures, "tables": extras_tables, "inputs": inputs},
         diagnostics=diagnose(estimates, spec.inference.alpha),
+        warnings=caught,
     )
 
 

@@ -14,6 +14,9 @@ work never changes a number), and only then writes:
 ``warnings.json``
     the warnings raised while each block was estimated (``{block: [{"category",
     "message"}, ...]}``, ``{}`` when none); also shown next to the block in report.html.
+    A claims run (:func:`zoneimpact.claims.claims_for_spec`) records those of each of its
+    fits the same way, under the estimate's name in ``results.json`` (the specification
+    curve's under ``specification_curve``).
 ``tables/``, ``figures/``, ``artifacts/``, ``report.html``, ``data_report.json``.
 
 Everything is written into a hidden temporary directory beside the target
@@ -105,7 +108,7 @@ def estimate_all(spec: RunSpec, *, data: LoadedData | None = None) -> RunOutput:
 
             fit = dask_estimator(block.estimator, block.options)
         try:
-            with _recorded(block.name, caught):
+            with record_warnings(block.name, caught):
                 res = fit(
                     panel,
                     outcome=block.outcome,
@@ -132,9 +135,14 @@ def estimate_all(spec: RunSpec, *, data: LoadedData | None = None) -> RunOutput:
 
 
 @contextlib.contextmanager
-def _recorded(name: str, caught: dict[str, list[dict[str, str]]]) -> Iterator[None]:
+def record_warnings(name: str, caught: dict[str, list[dict[str, str]]]) -> Iterator[None]:
     """Record the warnings raised inside into ``caught[name]`` (the run directory and
     report show them), then re-emit each one so the console still shows it.
+
+    Used around every fit of an estimate run (:func:`estimate_all`) and of a claims run
+    (:func:`zoneimpact.claims.run_claims`, :func:`zoneimpact.claims.claims_for_spec`).
+    ``caught[name]`` is set only when something warned: ``[{"category", "message"},
+    ...]`` in the order first raised, each (category, message) pair once.
 
     Every warning is recorded whatever the caller's filters (and however often it was
     shown before in this process), so the same spec always records the same warnings; the
