@@ -17,7 +17,6 @@ group-time effects with their influence functions.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -26,6 +25,7 @@ import pandas as pd
 
 from ..errors import EstimationError
 from ..inference.bootstrap import cluster_sums
+from ..inference.covariance import standard_errors_from_variance, warn_negative_variance
 
 AGGREGATIONS = ("simple", "dynamic", "group", "calendar")
 
@@ -232,30 +232,23 @@ def _covariance(
 
 
 def variance_se(var: np.ndarray, two_way: bool = False) -> np.ndarray:
-    """Standard errors from variances. One-way (or no) clustering: the variances are sums
+    """Standard errors from variances (:func:`.covariance.standard_errors_from_variance`,
+    the rule every estimator shares). One-way (or no) clustering: the variances are sums
     of squares, so a negative value is rounding and gives 0. Two-way clustering: Cameron,
     Gelbach & Miller's ``V_1 + V_2 - V_12`` need not be positive semi-definite, and a
-    negative variance gives NaN (fixest/pyfixest and the Sun-Abraham estimator here do
-    the same), not a zero SE with a zero-width interval."""
-    var = np.asarray(var, dtype=float)
-    if two_way:
-        return np.sqrt(np.where(var >= 0, var, np.nan))
-    return np.sqrt(np.clip(var, 0, None))
+    negative variance gives NaN (fixest/pyfixest and the Sun-Abraham, imputation and
+    TWFE estimators here do the same), not a zero SE with a zero-width interval. No
+    warning here: the callers warn with :func:`warn_negative_two_way`, leaving out terms
+    whose SE is NaN by construction."""
+    return standard_errors_from_variance(var, two_way=two_way)
 
 
 def warn_negative_two_way(names: Sequence[str], var: np.ndarray, stacklevel: int) -> None:
     """Warn, naming the terms, where a two-way clustered variance is negative (their SE
     is NaN, see :func:`variance_se`); ``stacklevel`` counts from the caller of this
-    function."""
-    neg = [str(nm) for nm, v in zip(names, np.asarray(var, dtype=float), strict=True) if v < 0]
-    if neg:
-        warnings.warn(
-            f"The two-way clustered variance V_1 + V_2 - V_12 (Cameron, Gelbach & Miller "
-            f"2011) is negative for {len(neg)} term(s) ({', '.join(neg[:5])}"
-            f"{' ...' if len(neg) > 5 else ''}): their SE and interval are NaN. Cluster on "
-            "one dimension (the coarser) for a positive variance.",
-            stacklevel=stacklevel + 1,
-        )
+    function. The message is :func:`.covariance.warn_negative_variance`'s, as the other
+    estimators give it."""
+    warn_negative_variance(names, var, stacklevel=stacklevel + 1)
 
 
 def terms_table(agg: Aggregated) -> pd.DataFrame:

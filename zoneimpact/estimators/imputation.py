@@ -65,7 +65,7 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import EstimationError, SpecError
-from ..inference.covariance import warn_few_treated
+from ..inference.covariance import standard_errors_from_variance, warn_few_treated
 from ..panel import RESERVED, Panel, _v
 from ..results import (
     EstimationResult,
@@ -242,13 +242,21 @@ class ImputationResult(EstimationResult):
                 "imputation.fit); refit to change its inference."
             )
         check_choice(method, "method", ("cluster",))
+        # the negative-variance warning's stacklevel: the helper, _recluster, this method
+        return self._recluster(cluster, stacklevel=3)
+
+    def _recluster(self, cluster: Any, *, stacklevel: int) -> ImputationResult:
+        """:meth:`with_inference`; ``stacklevel`` of a warning counts from the line here
+        that computes the standard errors."""
         b = self.blocks
+        assert b is not None
         c = outcome_scale(np.concatenate([b.tau, b.resid0]))
         if c != 1.0:
             # outcomes near the float limits: recluster on the fit's working scale, as
             # aggregate does, so the squared scores cannot overflow or underflow (exact:
             # c is a power of two; y x 1e160 gave an SE of inf and a NaN Test 1 F)
-            return self.rescaled(1 / c).with_inference(method, cluster=cluster).rescaled(c)
+            small = self.rescaled(1 / c)
+            return small._recluster(cluster, stacklevel=stacklevel + 1).rescaled(c)
         clusters, name = _row_clusters(self.panel, b.rows, cluster)
         var = _variance(b, clusters)
         est = self.terms.set_index("term").loc[list(b.targets), "estimate"].to_numpy(float)
@@ -257,6 +265,7 @@ class ImputationResult(EstimationResult):
         )
         # an aggregated result shows only some Test 1 leads: keep its terms
         terms, vcov = _shown(terms, vcov, self.terms["term"].tolist())
+        terms = _shown_se(terms, vcov, len(clusters) == 2, stacklevel)
         info = {
             **self.info,
             "cluster": name,
@@ -328,22 +337,40 @@ class ImputationResult(EstimationResult):
             An unknown ``type``, malformed bins or window, a bin or window holding no
             treated observation, or ``balance_e`` that no cohort reaches.
         """
-        b = self._kept_blocks()
+        self._kept_blocks()
         check_choice(type, "type", _AGGREGATIONS)
         lo, hi, bal = _check_window(min_e, max_e, balance_e)
         pairs = _check_bins(bins)
+        # the negative-variance warning's stacklevel: the helper, _aggregate, this method
+        return self._aggregate(type, lo, hi, bal, pairs, stacklevel=3)
+
+    def _aggregate(
+        self,
+        type: str,
+        lo: float,
+        hi: float,
+        bal: int | None,
+        pairs: list[tuple[int, int]],
+        *,
+        stacklevel: int,
+    ) -> ImputationResult:
+        """:meth:`aggregate` of checked options; ``stacklevel`` of a warning counts from
+        the line here that computes the standard errors."""
+        b = self._kept_blocks()
         c = outcome_scale(b.tau)
         if c != 1.0:
             # outcomes near the float limits: aggregate on the fit's working scale, so
             # the squares of the variance cannot overflow (exact: c is a power of two)
             small = self.rescaled(1 / c)
-            return small.aggregate(type, min_e=lo, max_e=hi, balance_e=bal, bins=pairs).rescaled(c)
+            return small._aggregate(type, lo, hi, bal, pairs, stacklevel=stacklevel + 1).rescaled(c)
         targets, W = _aggregation_weights(b, type, lo, hi, bal, pairs)
         nb = _with_estimands(b, targets, W)
         var = _variance(nb, list(b.clusters))
-        terms, vcov, _ = _terms_and_vcov(targets, W @ b.tau, var, nb, len(b.clusters) == 2)
+        two_way = len(b.clusters) == 2
+        terms, vcov, _ = _terms_and_vcov(targets, W @ b.tau, var, nb, two_way)
         leads = [f"event:{-k}" for k in b.pre_leads if type == "dynamic" and -k >= lo]
         terms, vcov = _shown(terms, vcov, [*targets, *leads])
+        terms = _shown_se(terms, vcov, two_way, stacklevel)
         info = {**self.info, "aggregation": type}
         return replace(self, terms=terms, vcov=vcov, info=info, blocks=nb)
 
@@ -857,12 +884,22 @@ def _terms_and_vcov(
 
 def _se(vcov: np.ndarray, two_way: bool) -> np.ndarray:
     """Standard errors; a two-way variance that came out negative gives NaN (nothing is
-    changed to make the sum positive semi-definite, as fixest and pyfixest by default)."""
-    d = np.diag(vcov)
-    if two_way:
-        with np.errstate(invalid="ignore"):
-            return np.sqrt(np.where(d >= 0, d, np.nan))
-    return np.sqrt(np.clip(d, 0, None))
+    changed to make the sum positive semi-definite, as fixest and pyfixest by default;
+    :func:`.covariance.standard_errors_from_variance`). No warning: :func:`_shown_se`
+    warns once for the terms a result shows."""
+    return standard_errors_from_variance(np.diag(vcov), two_way=two_way)
+
+
+def _shown_se(
+    terms: pd.DataFrame, vcov: np.ndarray, two_way: bool, stacklevel: int
+) -> pd.DataFrame:
+    """``terms`` with the standard errors of ``vcov`` (the shown terms' covariance; the
+    same numbers as :func:`_se`), warning once, by name, of the terms whose two-way
+    variance is negative; ``stacklevel`` counts from the caller's line."""
+    se = standard_errors_from_variance(
+        np.diag(vcov), terms["term"].tolist(), two_way=two_way, stacklevel=stacklevel + 1
+    )
+    return terms.assign(se=se)
 
 
 def _row_clusters(

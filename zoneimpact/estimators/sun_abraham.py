@@ -81,7 +81,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import EstimationError, SpecError
-from ..inference.covariance import crv1, warn_few_treated
+from ..inference.covariance import crv1, standard_errors_from_variance, warn_few_treated
 from ..panel import RESERVED, Panel
 from ..results import (
     EstimationResult,
@@ -191,12 +191,20 @@ class SunAbrahamResult(EstimationResult):
         clustering, or the one :meth:`with_inference` chose), kept for :meth:`aggregate`.
     two_way_cluster : bool
         Whether ``cell_vcov`` is a two-way clustered sum (negative variances are NaN).
+    cell_vcov_unit, cell_vcov_scale : numpy.ndarray, float
+        ``cell_vcov`` as :meth:`aggregate` reads it: ``cell_vcov_scale**2 *
+        cell_vcov_unit``, with ``cell_vcov_unit`` on the fit's working scale (``None``:
+        ``cell_vcov`` itself, scale 1). At outcomes near the float limits ``cell_vcov``
+        itself overflows or underflows (y x 1e160: inf, so aggregate's SEs were NaN;
+        y x 1e-160: subnormal, 0.3% off), while the SEs ``|cell_vcov_scale| *
+        sqrt(a' V_unit a)`` stay exact.
     """
 
     SCALED_FIELDS: ClassVar[dict[str, Any]] = {
         "cohort_effects": {"estimate": 1, "se": 1},
         "design": 1,
         "cell_vcov": 2,
+        "cell_vcov_scale": 1,
     }
 
     cohort_effects: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -204,6 +212,8 @@ class SunAbrahamResult(EstimationResult):
     panel: Panel | None = field(default=None, repr=False, compare=False)
     cell_vcov: np.ndarray | None = field(default=None, repr=False, compare=False)
     two_way_cluster: bool = field(default=False, repr=False, compare=False)
+    cell_vcov_unit: np.ndarray | None = field(default=None, repr=False, compare=False)
+    cell_vcov_scale: float = field(default=1.0, repr=False, compare=False)
 
     def artifacts(self) -> dict[str, pd.DataFrame]:
         return {"cohort_effects": self.cohort_effects}
@@ -245,15 +255,23 @@ class SunAbrahamResult(EstimationResult):
         check_choice(method, "method", ("cluster",))
         ssc = "fixest" if ssc is None else ssc
         check_choice(ssc, "ssc", ("fixest", "statsmodels"))
+        # the negative-variance warning's stacklevel: the helper, _recluster, this method
+        return self._recluster(cluster, ssc, stacklevel=3)
+
+    def _recluster(self, cluster: Any, ssc: str, *, stacklevel: int) -> SunAbrahamResult:
+        """:meth:`with_inference` with checked options; ``stacklevel`` of a warning counts
+        from the line here that computes the standard errors."""
         d = self.design
+        assert d is not None
         c = outcome_scale(d.wresid)
         if c != 1.0:
             # outcomes near the float limits: re-sum the scores on the fit's working scale,
             # so their squares cannot overflow or underflow (exact: c is a power of two;
             # y x 1e160 gave a NaN SE, y x 1e-160 one off by 0.1%), as TWFE does; the
             # covariances are recomputed, so they are not carried over (c^-2 can overflow)
-            small = replace(self, vcov=None, cell_vcov=None).rescaled(1 / c)
-            return small.with_inference(method, cluster=cluster, ssc=ssc).rescaled(c)
+            small = replace(self, vcov=None, cell_vcov=None, cell_vcov_unit=None)
+            small = small.rescaled(1 / c)
+            return small._recluster(cluster, ssc, stacklevel=stacklevel + 1).rescaled(c)
         codes, cname = _row_clusters(self.panel, d.rows, cluster)
         k = d.bread.shape[0]
         big_k = k + d.fe_rank if ssc == "statsmodels" else _fixest_k(k, d.fe, codes)
@@ -262,13 +280,23 @@ class SunAbrahamResult(EstimationResult):
         vcov = _iw_vcov(d.iw_weights, V_delta)
         negative_nan = len(codes) == 2
         terms = self.terms
+        effects = self.cohort_effects
+        cells = zip(effects["cohort"], effects["event"], strict=True)
+        cell_names = [f"cell({g_},{e})" for g_, e in cells]
+        # one warning for the terms and the cells whose two-way variance is negative
+        se = standard_errors_from_variance(
+            np.concatenate([np.diag(vcov), np.diag(V_delta)]),
+            [*terms["term"].astype(str), *cell_names],
+            two_way=negative_nan,
+            stacklevel=stacklevel,
+        )
         terms = terms_frame(
             terms["term"].tolist(),
             terms["estimate"],
-            _standard_errors(vcov, negative_nan),
+            se[: len(terms)],
             df=np.full(len(terms), g - 1.0),
         )
-        effects = self.cohort_effects.assign(se=_standard_errors(V_delta, negative_nan))
+        effects = effects.assign(se=se[len(terms) :])
         info = {
             **self.info,
             "cluster": cname,
@@ -283,6 +311,8 @@ class SunAbrahamResult(EstimationResult):
             info=info,
             cell_vcov=V_delta,
             two_way_cluster=negative_nan,
+            cell_vcov_unit=V_delta,
+            cell_vcov_scale=1.0,
         )
 
     def aggregate(
@@ -364,15 +394,22 @@ class SunAbrahamResult(EstimationResult):
         times = self.design.rows["time"].to_numpy()
         cells = _AggregationCells.of(self.cohort_effects, times)
         names, A = _aggregation_matrix(cells, type, lo, hi, bal, _check_bins(bins))
-        V = np.asarray(self.cell_vcov)
-        vcov = A @ V @ A.T
-        df = float(self.terms["df"].iloc[0])
-        terms = terms_frame(
-            names,
-            A @ cells.estimate,
-            _standard_errors(vcov, self.two_way_cluster),
-            df=np.full(len(names), df),
+        # the variances on the fit's working scale, then the SEs times |scale|: formed in
+        # the outcome's units, A V A' overflowed at y x 1e160 (SEs NaN) and lost digits
+        # to subnormals at y x 1e-160, where fit and with_inference were exact
+        if self.cell_vcov_unit is None:
+            V, scale = np.asarray(self.cell_vcov), 1.0
+        else:
+            V, scale = np.asarray(self.cell_vcov_unit), float(self.cell_vcov_scale)
+        vcov_unit = A @ V @ A.T
+        se = standard_errors_from_variance(
+            np.diag(vcov_unit), names, two_way=self.two_way_cluster, stacklevel=2
         )
+        with np.errstate(over="ignore"):
+            # squared units: not representable near 1e160, as the fit's vcov (inf)
+            vcov = vcov_unit * np.float64(scale) ** 2
+        df = float(self.terms["df"].iloc[0])
+        terms = terms_frame(names, A @ cells.estimate, se * abs(scale), df=np.full(len(names), df))
         window = {"min_e": lo, "max_e": hi, "balance_e": bal}
         note = ", ".join(
             f"{k}={v:g}" for k, v in window.items() if v is not None and np.isfinite(v)
@@ -853,14 +890,10 @@ def _iw_vcov(A: np.ndarray, V_delta: np.ndarray) -> np.ndarray:
     return vcov
 
 
-def _standard_errors(V: np.ndarray, negative_nan: bool = False) -> np.ndarray:
-    """Square roots of the variances: rounding below zero clipped (one-way clustering),
-    or NaN where a two-way sum came out negative (as fixest and pyfixest)."""
-    v = np.diag(V)
-    if negative_nan:
-        with np.errstate(invalid="ignore"):
-            return np.sqrt(np.where(v >= 0, v, np.nan))
-    return np.sqrt(np.clip(v, 0, None))
+def _standard_errors(V: np.ndarray) -> np.ndarray:
+    """Square roots of the fit's (one-way clustered) variances, rounding below zero
+    clipped (:func:`.covariance.standard_errors_from_variance`)."""
+    return standard_errors_from_variance(np.diag(V), two_way=False)
 
 
 def _ssc_note(ssc: str, K: int) -> str:
@@ -1074,6 +1107,7 @@ def _result(
         design=replace(reg.design, iw_weights=A),
         panel=panel,
         cell_vcov=reg.V_delta,
+        cell_vcov_unit=reg.V_delta,
     )
 
 

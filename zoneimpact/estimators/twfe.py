@@ -49,7 +49,12 @@ import numpy as np
 import pandas as pd
 
 from ..errors import EstimationError, SpecError
-from ..inference.covariance import conley_vcov, crv1, warn_few_treated
+from ..inference.covariance import (
+    conley_vcov,
+    crv1,
+    standard_errors_from_variance,
+    warn_few_treated,
+)
 from ..inference.wild_cluster import wild_cluster_ci, wild_cluster_test
 from ..panel import Panel
 from ..parallel import as_generator
@@ -159,22 +164,32 @@ class TWFEResult(EstimationResult):
                 "fit_event_study); refit to change its inference."
             )
         check_choice(method, "method", ("cluster", "wild", "conley"))
+        options = {
+            "cluster": cluster,
+            "ssc": ssc,
+            "n_boot": n_boot,
+            "boot_weights": boot_weights,
+            "rng": rng,
+            "conley_km": conley_km,
+            "conley_kernel": conley_kernel,
+        }
+        # the negative-variance warning's stacklevel: the helper, _reinfer, this method
+        return self._reinfer(method, options, stacklevel=3)
+
+    def _reinfer(self, method: str, options: dict[str, Any], *, stacklevel: int) -> TWFEResult:
+        """:meth:`with_inference`; ``stacklevel`` of a warning counts from the line here
+        that computes the standard errors."""
+        assert self.design is not None
         c = outcome_scale(self.design.yd)
         if c != 1.0:
             # outcomes near the float limits: recompute the variance on the fit's working
             # scale, so the squared scores cannot overflow or underflow (exact: c is a
             # power of two; y x 1e160 gave an SE of inf one way and NaN two ways)
             small = self.rescaled(1 / c)
-            return small.with_inference(
-                method,
-                cluster=cluster,
-                ssc=ssc,
-                n_boot=n_boot,
-                boot_weights=boot_weights,
-                rng=rng,
-                conley_km=conley_km,
-                conley_kernel=conley_kernel,
-            ).rescaled(c)
+            return small._reinfer(method, options, stacklevel=stacklevel + 1).rescaled(c)
+        cluster, ssc, conley_km, conley_kernel = (
+            options[k] for k in ("cluster", "ssc", "conley_km", "conley_kernel")
+        )
         if method == "conley":
             return self._conley(conley_km, "uniform" if conley_kernel is None else conley_kernel)
         if conley_kernel is not None:
@@ -191,12 +206,18 @@ class TWFEResult(EstimationResult):
         big_k = k + d.fe_rank if ssc == "statsmodels" else _fixest_k(k, d.fe, codes)
         cov, g = crv1(d.Xd, wresid, bread, codes, n_params=big_k)
         full = d.combo @ cov @ d.combo.T
-        with np.errstate(invalid="ignore"):
-            se = np.sqrt(np.where(np.diag(full) >= 0, np.diag(full), np.nan))
+        se = standard_errors_from_variance(
+            np.diag(full),
+            self.terms["term"].astype(str).tolist(),
+            two_way=len(codes) == 2,
+            stacklevel=stacklevel,
+        )
         terms = self.terms[["term", "estimate"]].assign(se=se, df=float(g - 1))
         info = {**self.info, "cluster": cname, "n_clusters": g, "ssc": ssc, "se_type": "CR1"}
         if method == "wild":
-            terms, info = _wild_terms(self, terms, info, codes, n_boot, boot_weights, rng)
+            terms, info = _wild_terms(
+                self, terms, info, codes, options["n_boot"], options["boot_weights"], options["rng"]
+            )
         return replace(self, terms=terms, vcov=full, info=info)
 
     def _conley(self, conley_km: Any, kernel: str) -> TWFEResult:
@@ -220,8 +241,9 @@ class TWFEResult(EstimationResult):
             kernel,
         )
         full = d.combo @ cov @ d.combo.T
-        with np.errstate(invalid="ignore"):
-            se = np.sqrt(np.where(np.diag(full) >= 0, np.diag(full), np.nan))
+        # B (S'KS) B with K's negative eigenvalues dropped: positive semi-definite, so a
+        # negative variance is rounding, as for one-way clustering
+        se = standard_errors_from_variance(np.diag(full), two_way=False)
         terms = self.terms[["term", "estimate"]].assign(se=se, df=np.inf)
         info = {
             **self.info,
@@ -506,7 +528,17 @@ def _ols_design(
     codes, cname = _cluster_codes(panel, data, cluster)
     fe = _fe_codes(panel, data, fixed_effects)
     X = regressors.to_numpy(dtype=float)
-    Z, fe_rank = absorb(np.column_stack([data[outcome].to_numpy(float), X]), fe, weights=weights)
+    y = data[outcome].to_numpy(float)
+    # centred on its midrange first: the fixed effects absorb a constant, so nothing
+    # estimable changes, but absorbed at the outcome's level the residuals lost digits to
+    # it (on an unbalanced panel, y + 1e10 moved the SEs by up to 3e-6 relative against
+    # the same rounded data with the offset removed exactly; now 2e-16 at most), as the
+    # imputation's Y(0) model did before it centred the same way. Halves added: the
+    # midrange of outcomes near the float maximum cannot overflow.
+    mid = float(y.max() / 2 + y.min() / 2) if y.size else 0.0
+    if np.isfinite(mid):
+        y = y - mid
+    Z, fe_rank = absorb(np.column_stack([y, X]), fe, weights=weights)
     yd, Xd = Z[:, 0], Z[:, 1:]
     names = list(regressors.columns)
     # a regressor the fixed effects reproduce exactly leaves only rounding noise; both

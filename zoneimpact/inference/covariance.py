@@ -46,6 +46,8 @@ __all__ = [
     "conley_vcov",
     "crv1",
     "kernel_root",
+    "standard_errors_from_variance",
+    "warn_negative_variance",
 ]
 
 #: Conley kernels: uniform (fixest's, the default) and Bartlett (Conley 1999).
@@ -109,6 +111,77 @@ def crv1(
         meats.append(-(s.T @ s))
     factor = g / (g - 1) * (n - 1) / (n - n_params)
     return factor * bread @ sum(meats) @ bread, g
+
+
+def standard_errors_from_variance(
+    var: np.ndarray,
+    names: Sequence[str] | None = None,
+    *,
+    two_way: bool,
+    stacklevel: int = 1,
+) -> np.ndarray:
+    """Standard errors ``sqrt(var)`` of variances, with the rule for negative ones.
+
+    Every estimator here that clusters two ways (Sun-Abraham, imputation, TWFE and the
+    Callaway-Sant'Anna family) takes its standard errors from this function, so a
+    negative variance is treated, and reported, the same way in each.
+
+    Parameters
+    ----------
+    var : array
+        Variances (a covariance's diagonal); NaN stays NaN.
+    names : sequence of str, optional
+        The terms, in ``var`` order. Given, a two-way variance that is negative is named
+        in one warning (:func:`warn_negative_variance`); None: no warning (the caller
+        warns, e.g. the CS family, which leaves out terms NaN by construction).
+    two_way : bool
+        Whether ``var`` is Cameron, Gelbach & Miller's two-way ``V_1 + V_2 - V_12``.
+    stacklevel : int
+        Of the warning, counted from the caller of this function (1: the caller's line).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``sqrt(var)`` where ``var >= 0``. Where ``var < 0``: 0 for one-way (or no)
+        clustering, whose variances are sums of squares, so a negative value is rounding
+        of a zero variance; NaN for two-way clustering.
+
+    Notes
+    -----
+    Why NaN: Cameron, Gelbach & Miller's (2011, "Robust inference with multiway
+    clustering", JBES 29(2)) ``V_1 + V_2 - V_12`` need not be positive semi-definite, so
+    a negative two-way variance is not rounding but a property of the sample, and no SE
+    is estimated for that term. R fixest and pyfixest (which by default change nothing
+    in the sum; see the module docstring) and our CS family report NaN, rather than a
+    zero SE with a zero-width interval (clipping) or the square root of a negative
+    number. As before in each estimator, the comparison is with 0 exactly (no tolerance
+    for round-off), so the standard errors are those each estimator gave before.
+    """
+    var = np.asarray(var, dtype=float)
+    if not two_way:
+        out: np.ndarray = np.sqrt(np.clip(var, 0, None))
+        return out
+    with np.errstate(invalid="ignore"):
+        out = np.sqrt(np.where(var >= 0, var, np.nan))
+    if names is not None:
+        warn_negative_variance(names, var, stacklevel=stacklevel + 1)
+    return out
+
+
+def warn_negative_variance(names: Sequence[str], var: np.ndarray, *, stacklevel: int) -> None:
+    """Warn, naming the terms, where a two-way clustered variance is negative (their SE is
+    NaN, see :func:`standard_errors_from_variance`); ``stacklevel`` counts from the caller
+    of this function. One warning per call, whatever the number of terms."""
+    var = np.asarray(var, dtype=float)
+    neg = [str(nm) for nm, v in zip(names, var, strict=True) if v < 0]
+    if neg:
+        warnings.warn(
+            f"The two-way clustered variance V_1 + V_2 - V_12 (Cameron, Gelbach & Miller "
+            f"2011) is negative for {len(neg)} term(s) ({', '.join(neg[:5])}"
+            f"{' ...' if len(neg) > 5 else ''}): their SE and interval are NaN. Cluster on "
+            "one dimension (the coarser) for a positive variance.",
+            stacklevel=stacklevel + 1,
+        )
 
 
 def conley_kernel_matrix(
