@@ -19,7 +19,10 @@ returns new panels, so the same DiD / synthetic-control machinery estimates thei
   left out.
 
 Shares need non-negative outcomes; a region-period whose total is 0 or which misses any
-of its units' values gets NaN (shares of a changing set of units are not comparable).
+of its units' values gets NaN (shares of a changing set of units are not comparable). A
+unit with no value of the outcome in any of the panel's periods (a panel unit or one of
+``others``) does not change the set: it is left out of the totals exactly as a unit
+without rows is, with a warning naming it.
 
 Which units a region's total covers: the panel's units of the region and, given
 ``others=``, the outcome rows of the region's units outside the panel -- above all the
@@ -31,6 +34,7 @@ region" is a share of the region's later-zoned and zone-free units.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -39,7 +43,7 @@ import pandas as pd
 
 from .errors import PanelError, SpecError, ZoneImpactError
 from .exposure import ExposureMap, left_out_note, region_onsets, regions_left_out
-from .panel import Panel, _v
+from .panel import Panel, _check_id_spellings, _v
 from .results import EstimationResult
 
 __all__ = ["estimate_concentration", "region_hhi", "share_of_region"]
@@ -78,6 +82,8 @@ def _other_rows(panel: Panel, outcome: str, column: str, others: pd.DataFrame) -
             f"others= column {outcome!r} is not numeric: {_v(others[outcome].iloc[i])!r} at "
             f"unit {_v(o['unit'].iloc[i])!r}, period {_v(o['time'].iloc[i])!r}."
         )
+    # '101' for the panel's 101 would pass the exact test below and count twice
+    _check_id_spellings(o["unit"], panel.units, "others=", PanelError)
     inside = pd.Index(o["unit"].unique()).intersection(pd.Index(panel.units))
     if len(inside):
         raise PanelError(
@@ -115,7 +121,11 @@ def _other_rows(panel: Panel, outcome: str, column: str, others: pd.DataFrame) -
 
 
 def _regional(
-    panel: Panel, outcome: str, column: str, others: pd.DataFrame | None = None
+    panel: Panel,
+    outcome: str,
+    column: str,
+    others: pd.DataFrame | None = None,
+    stacklevel: int = 4,
 ) -> pd.DataFrame:
     """The panel's rows (first, in :attr:`Panel.data`'s order) and ``others``' rows with
     their region, its total and the unit's share; ``_in_panel`` tells them apart."""
@@ -138,6 +148,7 @@ def _regional(
             )
         o = o[known]
         d = pd.concat([d, o.assign(_in_panel=False)], ignore_index=True)
+    d = _drop_unobserved(d, outcome, stacklevel)
     y = d[outcome].to_numpy(float)
     if np.nanmin(y) < 0:
         row = d.loc[d[outcome] < 0].iloc[0]
@@ -146,7 +157,10 @@ def _regional(
             f"Concentration measures need a non-negative outcome; {outcome!r} is "
             f"{row[outcome]:g} at unit {_v(row['unit'])!r}, period {_v(row['time'])!r}{where}."
         )
-    n_units = d.groupby("region")["unit"].transform("nunique")
+    # units never observed are out of the totals (their rows of others= are gone already)
+    counted = d["unit"].where(~d["_unobserved"].to_numpy())
+    n_units = counted.groupby(d["region"]).transform("nunique")
+    d["_n_units"] = n_units
     grp = d.groupby(["region", "time"])[outcome]
     d["_total"] = grp.transform("sum")
     if np.isinf(d["_total"]).any():
@@ -163,6 +177,29 @@ def _regional(
     return d
 
 
+def _drop_unobserved(d: pd.DataFrame, outcome: str, stacklevel: int) -> pd.DataFrame:
+    """Flag (``_unobserved``) the units without a value of ``outcome`` in any period and
+    drop such units' rows of ``others``, with a warning naming them: a unit never observed
+    leaves the totals as a unit without rows does (it changes no period's set of units).
+    A unit observed in some periods keeps blanking its region's other periods."""
+    seen = d.groupby("unit", sort=False)[outcome].count()
+    never = seen.index[seen.to_numpy() == 0]
+    d["_unobserved"] = d["unit"].isin(never).to_numpy()
+    if len(never):
+        flag = d.drop_duplicates("unit").set_index("unit")["_in_panel"].reindex(never)
+        n_in = int(flag.sum())
+        names = ", ".join(repr(_v(u)) for u in never[:5])
+        more = ", ..." if len(never) > 5 else ""
+        warnings.warn(
+            f"{len(never)} unit(s) have no value of {outcome!r} in any period ({n_in} of the "
+            f"panel, {len(never) - n_in} of others=): {names}{more}. They are left out of "
+            "the regional totals, as units without rows would be; their own shares are NaN.",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
+    return d.loc[~(d["_unobserved"] & ~d["_in_panel"]).to_numpy()]
+
+
 def share_of_region(
     panel: Panel,
     outcome: str,
@@ -175,7 +212,9 @@ def share_of_region(
 
     The region-period total sums the panel's units of the region and the rows of
     ``others`` in it; it is NaN (and so is every share in it) when any of those units lacks
-    the value in that period or the total is 0.
+    the value in that period or the total is 0. A unit without a value in any period is
+    left out of the totals, as a unit without rows is (with a warning); a panel unit's
+    share is then NaN.
 
     Parameters
     ----------
@@ -195,9 +234,17 @@ def share_of_region(
         scale; rows at other periods are ignored), ``outcome`` and ``column`` (else read from
         :attr:`Panel.sources`). Without it the totals cover the panel's units only.
     """
-    d = _regional(panel, outcome, column, others)
+    return _share_panel(panel, outcome, column, name, others)[0]
+
+
+def _share_panel(
+    panel: Panel, outcome: str, column: str, name: str | None, others: pd.DataFrame | None
+) -> tuple[Panel, int]:
+    """:func:`share_of_region`'s panel and the number of units of ``others`` counted."""
+    d = _regional(panel, outcome, column, others, stacklevel=5)
     share = d.loc[d["_in_panel"].to_numpy(), "_share"].to_numpy()
-    return panel.with_outcome(name or f"{outcome}_share", share)
+    n_other = int(d.loc[~d["_in_panel"].to_numpy(), "unit"].nunique())
+    return panel.with_outcome(name or f"{outcome}_share", share), n_other
 
 
 def region_hhi(
@@ -220,7 +267,7 @@ def region_hhi(
     draws on stays a control. Regions treated from the first period or before have no
     untreated period and are left out: ``report["regions_left_out"]`` maps them to their
     onsets. Outcomes: ``{outcome}_hhi`` and ``{outcome}_total``; covariate ``n_units``
-    (units per region).
+    (units per region whose outcome is observed in some period).
 
     The HHI and total run over the region's panel units and the rows of ``others`` (see
     :func:`share_of_region`), with the same missing-value rule. A unit dropped as already
@@ -242,7 +289,7 @@ def region_hhi(
         hhi=("_sq", "sum"),
         total=(outcome, "sum"),
         complete=("_complete", "all"),
-        n_units=("unit", "nunique"),
+        n_units=("_n_units", "first"),
     )
     agg = agg.reset_index()
     agg.loc[~agg["complete"], ["hhi", "total"]] = np.nan
@@ -301,7 +348,7 @@ def estimate_concentration(
         from .estimators.spillover import fit as spill_fit
 
         name = f"{outcome}_share"
-        sp = share_of_region(panel, outcome, column=column, name=name, others=others)
+        sp, n_other = _share_panel(panel, outcome, column, name, others)
         res = spill_fit(
             sp,
             outcome=name,
@@ -311,9 +358,6 @@ def estimate_concentration(
             base_estimator=base_estimator,
             region_column=column,
             **options,
-        )
-        n_other = (
-            0 if others is None else _other_rows(panel, outcome, column, others)["unit"].nunique()
         )
         units = (
             f"the panel's units and {n_other} unit(s) outside it (others=)"

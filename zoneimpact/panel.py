@@ -319,7 +319,9 @@ class Panel:
             Zones that are not panel units but expose their neighbours (e.g. zones in
             units outside the data): columns ``unit`` (or the panel's unit column name)
             and ``cohort`` (opening period) and
-            any of ``region``, ``lat``, ``lon``; the adjacency list may name them.
+            any of ``region``, ``lat``, ``lon``; the adjacency list may name them. A unit
+            of the data (a panel unit, or one dropped as always treated, which is a source
+            already) is refused, also when its id is spelled another way ('105' for 105).
         """
         frame = _frames.as_pandas(frame)  # polars, pyarrow, ...: converted, never modified
         if not isinstance(frame, pd.DataFrame):
@@ -726,16 +728,59 @@ def _check_unit_ids(col: pd.Series, column: Any) -> None:
     (8001 and '8001', as after concatenating two sources one of which read the ids as text)
     or two texts of the same number ('8001' and '8001.0'). Either would split a unit in two
     silently. Numbers mixed with texts that read as no number among them are kept."""
-    dt = col.dtype
-    if isinstance(dt, pd.CategoricalDtype):
-        vals = pd.Index(dt.categories)
-    elif pd.api.types.is_object_dtype(dt) or pd.api.types.is_string_dtype(dt):
-        vals = pd.Index(pd.unique(col.to_numpy()))
-    else:
-        return  # numbers (or dates) of one dtype
+    clash = _spelling_clash(_id_values(col))
+    if clash is None:
+        return
+    mixed, what = clash
+    if mixed:
+        raise PanelError(
+            f"Unit column {column!r} mixes numbers and text, e.g. {what}; a unit spelled "
+            f"both ways would be split in two. Give the ids one type, e.g. "
+            f"frame[{column!r}].astype(str) (or pd.to_numeric)."
+        )
+    raise PanelError(
+        f"Unit column {column!r} spells one number in several ways: {what}; they would be "
+        f"different units. Normalise the ids (e.g. "
+        f"pd.to_numeric(frame[{column!r}]).astype('int64').astype(str)) or, if they really "
+        "are different units, give them labels that do not read as the same number."
+    )
+
+
+def _check_id_spellings(ids: Any, panel_ids: Any, what: str, error: type[Exception]) -> None:
+    """Refuse ids of ``what`` (``sources=``, ``others=``) that spell a panel unit's id
+    another way, by :func:`_check_unit_ids`' rule applied to both sets together: 105 for
+    the panel's '105' (or '105' for 105, '105.0' for '105') would pass an exact "is a
+    panel unit" test and count the unit twice. The panel's own ids passed that rule."""
+    own, theirs = _id_values(pd.Series(ids)), _id_values(pd.Series(panel_ids))
+    both = np.concatenate([theirs.to_numpy(dtype=object), own.to_numpy(dtype=object)])
+    clash = _spelling_clash(pd.Index(pd.unique(both)))
+    if clash is None:
+        return
+    mixed, pair = clash
+    how = "mix numbers and text" if mixed else "spell one number in several ways"
+    raise error(
+        f"The unit ids of {what} and of the panel together {how}: {pair}. An id spelled "
+        f"two ways is two units, so a panel unit would pass as a unit outside the panel. "
+        f"Give {what} the panel's unit ids as the panel spells them (e.g. with "
+        "pd.to_numeric or .astype(str))."
+    )
+
+
+def _id_values(col: pd.Series) -> pd.Index:
+    """The distinct ids of a unit column (a categorical's categories)."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        return pd.Index(col.dtype.categories)
+    return pd.Index(pd.unique(col.to_numpy()))
+
+
+def _spelling_clash(vals: pd.Index) -> tuple[bool, str] | None:
+    """The first id spelled two ways among distinct ids ``vals``: ``(True, pair)`` for a
+    number and a text of it, ``(False, spellings)`` for texts of one number; None if none."""
+    if not (pd.api.types.is_object_dtype(vals.dtype) or pd.api.types.is_string_dtype(vals)):
+        return None  # numbers (or dates) of one dtype
     is_text = np.fromiter((isinstance(v, str) for v in vals), dtype=bool, count=len(vals))
     if not is_text.any():
-        return
+        return None
     is_num = np.fromiter(
         (
             isinstance(v, int | float | np.number) and not isinstance(v, bool | np.bool_)
@@ -756,25 +801,15 @@ def _check_unit_ids(col: pd.Series, column: Any) -> None:
             # labels such as 'zero' or 'A12' are distinct units
             txt = texts[hit[0]]
             num = nums[int(np.flatnonzero(numv.to_numpy(float) == parsed[hit[0]])[0])]
-            pair = f"{_v(num)!r} and {txt!r} ({len(hit)} id(s) spelled both ways)"
-            raise PanelError(
-                f"Unit column {column!r} mixes numbers and text, e.g. {pair}; a unit spelled "
-                f"both ways would be split in two. Give the ids one type, e.g. "
-                f"frame[{column!r}].astype(str) (or pd.to_numeric)."
-            )
+            return True, f"{_v(num)!r} and {txt!r} ({len(hit)} id(s) spelled both ways)"
     ok = np.isfinite(parsed)
     same = pd.Series(parsed[ok]).duplicated(keep=False).to_numpy()
     if same.any():
         where = np.flatnonzero(ok)[same]
         first = parsed[where[0]]
         spellings = [t for t, v in zip(texts[where], parsed[where], strict=True) if v == first]
-        raise PanelError(
-            f"Unit column {column!r} spells one number in several ways: {spellings[:3]} "
-            f"({int(same.sum())} ids affected); they would be different units. Normalise the "
-            f"ids (e.g. pd.to_numeric(frame[{column!r}]).astype('int64').astype(str)) or, if "
-            "they really are different units, give them labels that do not read as the same "
-            "number."
-        )
+        return False, f"{spellings[:3]} ({int(same.sum())} ids affected)"
+    return None
 
 
 @dataclass(frozen=True)
@@ -1621,16 +1656,11 @@ def _validate_sources(
                 f"{type(sources).__name__}."
             )
         s = sources.set_index("unit")
-        inside = s.index.intersection(pd.Index(df["unit"].unique()))
-        if len(inside):
-            raise GeographyError(
-                f"Source zone {_v(inside[0])!r} is also a panel unit; sources are zones outside "
-                "the estimation sample."
-            )
+        kind = time_kind if time_kind is not None else report["time_frequency"]
+        _check_source_ids(s, df, dropped if parts else None, kind)
         if s.index.duplicated().any():
             u = s.index[s.index.duplicated()][0]
             raise GeographyError(f"sources= lists source zone {_v(u)!r} more than once.")
-        kind = time_kind if time_kind is not None else report["time_frequency"]
         coh = _source_cohorts(s, df["time"], kind, never)
         place = [c for c in ("region", "lat", "lon") if c in s.columns]
         if place:
@@ -1651,6 +1681,38 @@ def _validate_sources(
     out.index.name = "unit"
     report["n_sources"] = int(len(out))
     return out
+
+
+def _check_source_ids(
+    s: pd.DataFrame, df: pd.DataFrame, dropped: pd.Series | None, kind: str
+) -> None:
+    """Refuse a ``sources=`` zone that is a unit of the data: a panel unit, or a unit
+    dropped as already treated (already a source, opening at its own cohort: a second
+    opening would replace the data's silently), also when spelled another way ('105' for
+    105, :func:`_check_id_spellings`)."""
+    data_ids = pd.Index(df["unit"].unique())
+    if dropped is not None:
+        data_ids = data_ids.append(pd.Index(dropped.index))
+    _check_id_spellings(s.index, data_ids, "sources=", GeographyError)
+    inside = s.index.intersection(pd.Index(df["unit"].unique()))
+    if len(inside):
+        raise GeographyError(
+            f"Source zone {_v(inside[0])!r} is also a panel unit; sources are zones outside "
+            "the estimation sample."
+        )
+    if dropped is None:
+        return
+    twice = s.index.intersection(pd.Index(dropped.index))
+    if len(twice):
+        u = twice[0]
+        given = s.loc[[u], "cohort"].iloc[0]
+        raise GeographyError(
+            f"Source zone {_v(u)!r} is a unit of the data, dropped as treated before the first "
+            f"period (outside_window='adjust') and kept as a source opening at its cohort "
+            f"{_period_label(dropped.loc[u], kind)}; sources= gives it the opening "
+            f"{_v(given)!r} as well ({len(twice)} such zone(s)). Drop it from sources= to "
+            "keep the data's cohort, or drop its rows from the data to use the sources= one."
+        )
 
 
 def _source_cohorts(
