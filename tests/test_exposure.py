@@ -239,7 +239,7 @@ def test_intensity_splits_each_open_zone_over_its_not_yet_zone_links():
 
 def test_sources_without_coordinates_are_named_not_silently_dropped():
     # source zone "z" sits next to "f" (40 km east); "w" has no coordinates: the distance
-    # maps place "z" and say that "w" exposes nobody
+    # maps refuse it by name (left out, its neighbours would count as clean controls)
     p = line_panel()
     src = pd.DataFrame(
         {"unit": ["z", "w"], "cohort": [2004, 2004], "lat": [0.0, np.nan],
@@ -250,18 +250,13 @@ def test_sources_without_coordinates_are_named_not_silently_dropped():
         outcomes="y", never_values=(np.inf,), geography=p.geography.reset_index(),
         sources=src,
     ).sources)  # fmt: skip
-    with pytest.warns(
-        UserWarning, match=r"1 of 2 source zone\(s\) \(first: 'w', which lacks"
-    ) as rec:
-        rings = exposure_from_rings(p, [(0, 50)])
-    assert rings.table.loc["f", "exposure_onset"] == 2004
-    assert rec[0].filename == __file__
-    # through build_exposure (as fit and the spec runner call it) it points here too
+    with pytest.raises(GeographyError, match=r"source zone 'w': it lacks \['lat', 'lon'\]"):
+        exposure_from_rings(p, [(0, 50)])
+    # through build_exposure (as fit and the spec runner call it) too
     from zoneimpact.exposure import build_exposure
 
-    with pytest.warns(UserWarning, match=r"\['lat', 'lon'\]\) cannot be placed") as rec:
+    with pytest.raises(GeographyError, match=r"source zone 'w'"):
         build_exposure(p, "knn", k=1)
-    assert [w.filename for w in rec] == [__file__]
     # the region map needs only the region, which "w" has: no warning
     import warnings
 

@@ -163,9 +163,37 @@ class ExposureMap:
         return t.groupby(["role", "ring"]).size().rename("n_units").reset_index()
 
     # ------------------------------------------------------------------ panels
+    def sample_onset(self) -> pd.Series:
+        """Exposure onset by unit counting only the zones of the estimation sample
+        (``inf``: no such zone exposes it), ``e_est``.
+
+        The zones of the sample are the map's own zone units (finite ``cohort`` in
+        :attr:`table`); zones outside it (:attr:`Panel.sources`: zones of units outside the
+        panel, and zone units dropped as always treated by ``outside_window="adjust"``, or
+        zone units of the panel the map was built on that are not in ``table`` any more)
+        expose units too, and set :attr:`onset`, but their own effect is estimated by no
+        piece. From ``exposure_onset`` until ``e_est`` a unit's exposure comes only from
+        such zones: :func:`zoneimpact.estimators.spillover.fit` keeps those unit-periods
+        out of the losses it sets against the zones' gain (``spillover_from_sources``). A
+        map without links (built from onsets alone, or on a grid) knows no sources, and
+        every exposure counts as the sample's (``e_est = exposure_onset``). Never earlier
+        than ``exposure_onset``."""
+        tab = self.table
+        onset = tab["exposure_onset"].astype(float)
+        if self.links is None or self.links.empty:
+            return onset.rename("exposure_onset_sample")
+        cohort = tab["cohort"].to_numpy(float)
+        in_sample = tab.index[np.isfinite(cohort)]
+        lk = self.links
+        lk = lk[lk["zone"].isin(in_sample) & (lk["unit"] != lk["zone"])]
+        first = lk.groupby("unit")["zone_cohort"].min()
+        est = first.reindex(tab.index).astype(float).fillna(np.inf)
+        return np.fmax(est, onset).rename("exposure_onset_sample")
+
     def roles_of(self, units: Any) -> pd.DataFrame:
         """The map's rows for ``units``, refusing a unit the map does not have (a map
-        built from another panel)."""
+        built from another panel), with ``exposure_onset_sample`` (:meth:`sample_onset`)
+        added."""
         tab = self.table.reindex(units)
         if tab["role"].isna().any():
             u = tab.index[tab["role"].isna().to_numpy()][0]
@@ -173,7 +201,7 @@ class ExposureMap:
                 f"Unit {u!r} of the panel is not in the exposure map; build the map from "
                 "this panel."
             )
-        return tab
+        return tab.assign(exposure_onset_sample=self.sample_onset().reindex(tab.index).to_numpy())
 
     def panels(
         self,
@@ -420,25 +448,33 @@ def _check_source_regions(geo: pd.DataFrame, src: pd.DataFrame, column: str) -> 
 def _source_points(panel: Panel, cols: Sequence[str], kind: str | None = None) -> pd.DataFrame:
     """Source zones that have the geography columns ``cols`` (others cannot be placed).
 
-    With ``kind`` (the exposure map being built) the sources left out for lacking them are
-    named in a warning: they expose nobody under that map."""
+    With ``kind`` (the exposure map being built, which needs ``cols`` to place a zone) a
+    source lacking them is refused by name, as a panel zone unit lacking them is
+    (:meth:`Panel.require_geography`): left out, it would expose nobody and its
+    neighbours would silently become clean controls."""
     src = panel.sources
     placed = (
         src[list(cols)].notna().all(axis=1).to_numpy()
         if src is not None and set(cols) <= set(src.columns)
         else np.zeros(0 if src is None else len(src), bool)
     )
-    if src is not None and kind is not None and not placed.all():
-        lost = src.index[~placed]
+    # a source opening after the data exposes nobody anyway (:func:`_zone_cohorts`)
+    late = (
+        np.zeros(len(placed), bool)
+        if src is None
+        else src["cohort"].to_numpy(float) > float(panel.periods[-1])
+    )
+    if src is not None and kind is not None and not (placed | late).all():
+        lost = src.index[~(placed | late)]
         first = src.loc[lost[0]]
         missing = [c for c in cols if c not in src.columns or pd.isna(first.get(c))]
-        warnings.warn(
-            f"{len(lost)} of {len(src)} source zone(s) (first: {lost[0]!r}, which lacks "
-            f"{missing}) cannot be placed and expose nobody under exposure={kind!r}; give "
-            "them those columns (in sources=, or in the geography table for zones that "
-            "predate the data).",
-            UserWarning,
-            stacklevel=3,
+        raise GeographyError(
+            f"Geography missing for source zone {lost[0]!r}: it lacks {missing} "
+            f"({len(lost)} of {len(src)} source zone(s) lack some of {list(cols)}), so it "
+            f"cannot be placed under exposure={kind!r} and its neighbours would count as clean "
+            "controls. Give the source zones those columns (in sources=, or in the "
+            "geography table for zone units dropped as always treated), or drop them from "
+            "sources=."
         )
     if src is None or not placed.any():
         return pd.DataFrame(columns=["cohort", *cols])
@@ -749,7 +785,7 @@ def build_exposure(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         emap = _built(panel, exposure, rings_km, region_column, within_region, k)
-    # the builders' warnings (sources that cannot be placed) point at this call's caller
+    # the builders' warnings (sources opening after the data) point at this call's caller
     for w in caught:
         warnings.warn(w.message, w.category, stacklevel=stacklevel)
     if exposure == "rings" and rings_km is None:

@@ -29,7 +29,9 @@ per piece, computed where the data live:
    :class:`~zoneimpact.estimators.spillover.SpilloverResult` equal to the in-memory fit to
    1e-10 (``tests/test_distributed_spillover.py``).
 
-Not available on this engine (in-memory only): covariates and weights, the imputation
+Not available on this engine (in-memory only): a map whose units are exposed only by zones
+outside the sample in some periods (the in-memory ``spillover_from_sources``; refused,
+naming their number), covariates and weights, the imputation
 base's CR2 correction (``small_sample="cr2"``, the in-memory default: it needs each
 cluster's rows together), ``net_region_did``/``net_region_sdid`` (they need the
 geography), Conley SEs and :meth:`SpilloverResult.with_inference` (the result keeps no
@@ -73,6 +75,7 @@ from ..estimators.spillover import (
     _with_zone_losses,
     _without_one_cluster_se,
     _zone_piece_selection,
+    source_only_refusal,
 )
 from ..exposure import ExposureMap
 from ..panel import TieKeys, canonical_positions
@@ -199,6 +202,8 @@ def _zone_loss_rows(df: pd.DataFrame, *, tab: pd.DataFrame, outcome: str) -> pd.
     rows = _zone_piece_rows(df, tab=tab, controls="never_exposed")
     t = rows["time"].to_numpy(float)
     treated = (t >= rows["cohort"].to_numpy(float)) & np.isfinite(rows[outcome].to_numpy(float))
+    # rows exposed only by zones outside the sample are not its targets (as in memory)
+    treated &= t >= tab["exposure_onset_sample"].reindex(rows["unit"]).to_numpy(float)
     return pd.Series(t[treated]).value_counts()
 
 
@@ -231,7 +236,7 @@ def _check_map(units: pd.DataFrame, emap: Any) -> pd.DataFrame:
             f"{g_map[i]:g} in the exposure map ({int(differ.sum())} such unit(s)); build the "
             "map from the same cohorts (never treated = inf)."
         )
-    return tab[["role", "exposure_onset", "ring"]]
+    return emap.roles_of(units.index)[["role", "exposure_onset", "ring", "exposure_onset_sample"]]
 
 
 def _piece_panel(
@@ -558,6 +563,26 @@ def _imputation_fits(
     return fits, cname, G, held
 
 
+def _refuse_source_targets(
+    emap: ExposureMap, units: pd.DataFrame, periods: Any, base_estimator: str
+) -> None:
+    """Refuse a map whose units are exposed only by zones outside the sample in some
+    periods (``exposure_onset <= t < exposure_onset_sample``, zone units before their own
+    zone): the in-memory imputation base reports those apart (``spillover_from_sources``),
+    which this engine's pieces, treated from the exposure onset, cannot. Counted on the
+    map and the panel's periods, for units with an unexposed period."""
+    tab = emap.roles_of(units.index)
+    t = np.asarray(periods, dtype=float)[None, :]
+    e = tab["exposure_onset"].to_numpy(float)[:, None]
+    e_est = tab["exposure_onset_sample"].to_numpy(float)[:, None]
+    g = units["cohort"].to_numpy(float)[:, None]
+    # units exposed from the first period leave the pieces (no unexposed row), as in memory
+    hit = (tab["role"] != "clean").to_numpy()[:, None] & (e > t.min()) & (t >= e)
+    n = int((hit & (t < e_est) & (t < g)).sum())
+    if n:
+        raise source_only_refusal(n, f"The Dask spillover fit (base_estimator={base_estimator!r})")
+
+
 def _check_options(
     base_estimator: Any, controls: Any, pre_exposed: Any, n_boot: Any, base_options: Any
 ) -> dict[str, Any]:
@@ -665,6 +690,7 @@ def fit(
     generator = as_generator(rng)
     units = pd.concat(compute_blocks([_unit_rows], dpanel.partitions())).sort_index()
     tab = _check_map(units, exposure)
+    _refuse_source_targets(exposure, units, dpanel.periods, base_estimator)
     rule = {"controls": controls, "pre_exposed": pre_exposed}
     rings = [r for r in exposure.rings if ((tab["role"] == "exposed") & (tab["ring"] == r)).any()]
     naive = compute_blocks([_scan], dpanel.partitions(), outcome=outcome)

@@ -27,7 +27,35 @@ before it becomes a zone are part of it: leaving them out overstates creation wh
 zones draw on later zone units); ``displacement_share = 1 - net / direct_total``, the
 losses outside the zones' own treated unit-periods over the zones' gain, is 1 under pure
 relocation (concentration) and 0 under pure creation, and equals ``- spillover_total /
-direct_total`` when no zone unit was exposed first. The CS base estimates
+direct_total`` when no zone unit was exposed first. Zones outside the estimation sample
+(:attr:`Panel.sources`: zones of units outside the panel given with ``sources=``, and zone
+units dropped as always treated by ``outside_window="adjust"``) expose their neighbours
+too, but their own gain is in no total. So that the share's numerator and denominator
+cover the same zones, a unit-period exposed *only* by such zones (from its exposure onset
+``e`` until ``e_est``, the onset counting only the sample's zones, ``inf`` when none
+exposes it; :meth:`ExposureMap.sample_onset`) is no target of the ring pieces but of
+``spillover_from_sources`` (mean) and ``spillover_from_sources_total``, which enter
+neither ``spillover``, ``spillover_total``, ``net``, ``net_per_treated`` nor the share:
+those count only exposure to the sample's zones (under pure relocation with a source
+opening inside the window the share stays 1, where the source's neighbours' losses
+against no gain had given 1.47 in a breaker's world). A unit-period exposed to both a
+source and a zone of the sample stays in the ring pieces: its loss cannot be split between
+the two without a model of how it divides. Zone units' rows exposed only by a source before
+their own zone leave ``spillover_on_zones`` the same way; they are a second piece,
+``spillover_on_zones_from_sources``, whose controls are ``spillover_on_zones``'s (as the
+non-zone piece ``spillover_from_sources`` keeps the ring pieces' controls: clean units,
+exposed units' rows before their exposure, all of them under ``"not_yet_exposed"``, those
+of the rings holding its targets under ``"never_exposed"``), and the
+``spillover_from_sources`` term averages both pieces (its total sums them). With these
+controls the imputation of every target is what it was before the split: the new
+``spillover_total + spillover_on_zones_total + spillover_from_sources_total`` is the old
+``spillover_total + spillover_on_zones_total``. The CS base and the Dask engine, whose pieces
+are cohorts starting at the exposure onset, cannot split those periods off and refuse a
+fit that has them (:func:`source_only_refusal`), except for units exposed from the first
+period: no base can estimate their targets, and the CS base counts them as unidentified in
+the same pieces as the imputation base (:func:`_cs_unentered`). ``net_region_did`` keeps counting the
+losses to source zones (``info["net_region_did_sources_note"]``): compare it with ``net +
+spillover_from_sources_total``. The CS base estimates
 ``spillover_on_zones`` on its own panel (:func:`zones_exposed_panel`: those zone units
 treated from their exposure onset, observed until their own zone, against the direct
 piece's clean controls and the other zone units' rows before their zone, all of which
@@ -182,6 +210,10 @@ from .callaway_santanna import _unit_labels
 __all__ = ["SpilloverResult", "fit", "own_interval", "region_panel", "zones_exposed_panel"]
 
 _IQR_NORMAL = float(stats.norm.ppf(0.75) - stats.norm.ppf(0.25))
+#: The pieces of unit-periods exposed only by zones outside the estimation sample (module
+#: notes): non-zone units, and zone units before their own zone; the term
+#: ``spillover_from_sources`` averages both, and neither enters net
+SOURCE_PIECES = ("spillover_from_sources", "spillover_on_zones_from_sources")
 _BASES = ("imputation", "callaway_santanna")
 # CR2 needs a dense inverse of the step-1 normal matrix and one eigendecomposition per
 # cluster: beyond these sizes it falls back to the plain cluster-robust scores (noted)
@@ -341,6 +373,7 @@ def _masks(
     role = tab["role"].to_numpy()
     g = tab["cohort"].to_numpy(float)[:, None]
     e = tab["exposure_onset"].to_numpy(float)[:, None]
+    e_est = tab["exposure_onset_sample"].to_numpy(float)[:, None]
     ring = tab["ring"].to_numpy()[:, None]
     t = periods[None, :]
 
@@ -360,29 +393,48 @@ def _masks(
     pieces = [
         _Piece("direct", obs & ((zone_rows & (t < g)) | nonzone_clean), obs & zone_rows & (t >= g))
     ]
+    # exposed only by zones outside the sample (t < e_est; module notes): the targets of
+    # spillover_from_sources, out of the ring pieces' (whose controls they never were)
+    from_src = (t >= e) & (t < e_est)
+    src_rings: list[Any] = []
     for r in emap.rings:
         in_ring = exposed & (ring == r)
         if not in_ring.any():
             continue
+        if (in_ring & from_src).any():
+            src_rings.append(r)
+            if not (in_ring & (t >= e_est)).any():
+                continue  # a ring of sources alone
         other = exposed & (ring != r) & (t < e) if not_yet else False
         pieces.append(
             _Piece(
                 f"spillover:{r}",
                 obs & (clean_u | (in_ring & (t < e)) | other),
-                obs & in_ring & (t >= e),
+                obs & in_ring & (t >= e_est),
             )
         )
     # the usual DiD: every not-yet-zone row is a control, neighbours included
     # zone units exposed to an earlier zone before their own opens (module notes): the
     # spillover onto zone units, reported apart from the non-zone spillover
     zone_exposed = obs & zone & (t >= e) & (t < g)
+    source_pieces = []
+    if src_rings:
+        # the ring pieces' controls: the same under "not_yet_exposed"; under
+        # "never_exposed" the pre-exposure rows of the rings holding its targets
+        pre_src = exposed & np.isin(ring, src_rings) & (t < e)
+        src_clean = obs & (clean_u | (pre_exp if not_yet else pre_src))
+        source_pieces.append(_Piece(SOURCE_PIECES[0], src_clean, obs & exposed & from_src))
     if zone_exposed.any():
         # controls: direct's, plus the zone units' rows before any exposure (which
         # "drop_units" took out of the direct piece), minus its own targets (which "keep"
         # left among direct's controls); the same rows whatever pre_exposed says
         zone_pre = obs & zone & (t < e) & (t < g)
         soz_clean = (pieces[0].clean | zone_pre) & ~zone_exposed
-        pieces.append(_Piece("spillover_on_zones", soz_clean, zone_exposed))
+        if (zone_exposed & ~from_src).any():
+            pieces.append(_Piece("spillover_on_zones", soz_clean, zone_exposed & ~from_src))
+        if (zone_exposed & from_src).any():
+            source_pieces.append(_Piece(SOURCE_PIECES[1], soz_clean, zone_exposed & from_src))
+    pieces += source_pieces
     pieces.append(_Piece("naive", obs & (t < g), obs & (t >= g)))
     return Y, units, periods, pieces
 
@@ -1142,7 +1194,8 @@ def zones_exposed_panel(
         None when no zone unit is exposed before its zone, or none of them can enter.
     n_targets : int
         Its target unit-periods with the outcome observed, those that cannot enter
-        included (the fit reports them as unidentified).
+        included (the fit reports them as unidentified); rows exposed only by zones
+        outside the sample are not among them (``spillover_on_zones_from_sources``).
     """
     if controls not in ("not_yet_exposed", "never_exposed"):
         raise SpecError(
@@ -1163,11 +1216,14 @@ def _zone_targets(
     panel: Panel, outcome: str, emap: ExposureMap, controls: Controls
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The ``spillover_on_zones`` piece's rows of ``panel.data``, their cohort (exposure
-    onset) and its observed target rows (:func:`zones_exposed_panel`)."""
+    onset) and its observed target rows (:func:`zones_exposed_panel`): those exposed only
+    by zones outside the sample are ``spillover_on_zones_from_sources``'s (module notes)."""
     d = panel.data
-    rows, cohort = _zone_piece_selection(d, emap.roles_of(d["unit"].unique()), controls)
+    roles = emap.roles_of(d["unit"].unique())
+    rows, cohort = _zone_piece_selection(d, roles, controls)
     t = d["time"].to_numpy(float)
-    return rows, cohort, rows & (t >= cohort) & d[outcome].notna().to_numpy()
+    e_est = roles["exposure_onset_sample"].reindex(d["unit"]).to_numpy(float)
+    return rows, cohort, rows & (t >= cohort) & (t >= e_est) & d[outcome].notna().to_numpy()
 
 
 def _zone_piece_selection(
@@ -1509,6 +1565,13 @@ def _term_weights(fits: Mapping[str, _PieceFit]) -> list[tuple[str, dict[str, fl
     if z is not None and z.n:
         out.append(("spillover_on_zones", {"spillover_on_zones": 1.0}))
         out.append(("spillover_on_zones_total", {"spillover_on_zones": z.size}))
+    # unit-periods exposed only by zones outside the sample: a term of their own, in no
+    # total of net (module notes), over non-zone and zone units' alike
+    src = {k: fits[k].size for k in SOURCE_PIECES if k in fits and fits[k].n > 0}
+    if src:
+        n_src = sum(src.values())
+        out.append(("spillover_from_sources", {k: v / n_src for k, v in src.items()}))
+        out.append(("spillover_from_sources_total", dict(src)))
     out.append(("naive", {"naive": 1.0}))
     return out
 
@@ -1825,9 +1888,9 @@ def fit(
     Returns
     -------
     SpilloverResult
-        Terms ``att`` = ``direct``, ``spillover`` (pooled; ``spillover:RING``), their totals,
-        ``net``, ``net_per_treated``, ``displacement_share``, ``spillover_on_zones(_total)``
-        (a zone unit exposed before its zone), ``naive``, ``net_region_did`` (if identified).
+        Terms ``att`` = ``direct``, ``spillover`` (``spillover:RING``), totals, ``net``,
+        ``net_per_treated``, ``displacement_share``, ``spillover_on_zones(_total)``,
+        ``spillover_from_sources(_total)`` (module notes), ``naive``, ``net_region_did``.
     """
     check_fit_arguments(panel, outcome, alpha=alpha, n_jobs=n_jobs, rng=rng, estimator="spillover")
     del n_jobs
@@ -2094,6 +2157,7 @@ def _base_fits(
         )
         base_results: dict[str, EstimationResult] = {}
     else:
+        _refuse_source_targets(split, "base_estimator='callaway_santanna'")
         _warn_cs_inference()
         fits, base_results = _cs_fits(
             panel,
@@ -2107,6 +2171,7 @@ def _base_fits(
             clusters.n,
             weights.name,
         )
+        fits = _cs_unentered(fits, split, clusters.n)
     if not np.isfinite(fits["direct"].estimate):
         raise EstimationError("The direct effect could not be estimated on any zone unit-period.")
     if not any(k.startswith("spillover:") and f.n > 0 for k, f in fits.items()):
@@ -2125,6 +2190,67 @@ def _base_fits(
     _warn_unidentified(fits, stacklevel=5)
     _warn_one_cluster(_one_cluster(fits, clusters)[0], stacklevel=5)
     return fits, base_results
+
+
+def _cs_unentered(
+    fits: Mapping[str, _PieceFit], split: _Split, n_clusters: int
+) -> dict[str, _PieceFit]:
+    """The CS fits with the spillover targets of units exposed from the first period counted
+    as unidentified, as the imputation base counts them. Such a unit has no unexposed row
+    and leaves CS's ring panels (``outside_window="adjust"``) before CS counts targets, so
+    its losses went unreported (a breaker's world: 24 targets, ``n_unidentified`` 0 and no
+    warning). Its rows exposed only by zones outside the sample are the source pieces'
+    (NaN here: none has an unexposed row; any other refuses the CS base); zone units'
+    rows are counted by :func:`_with_zone_losses` (``spillover_on_zones``)."""
+    e = split.emap.roles_of(split.units)["exposure_onset"].to_numpy(float)
+    early = (e <= split.periods[0])[:, None]
+    t_of = np.broadcast_to(split.periods[None, :], early.shape[:1] + split.periods.shape)
+    out = dict(fits)
+    for p in split.pieces:
+        lost = p.target & early
+        if not (p.name.startswith("spillover:") or p.name in SOURCE_PIECES) or not lost.any():
+            continue
+        by = _by_period(t_of[lost])
+        f = out.get(p.name) or _PieceFit(p.name, np.nan, 0, np.zeros(n_clusters))
+        out[p.name] = _recount(f, int(lost.sum()), by)
+    last = [k for k in (*SOURCE_PIECES, "naive") if k in out]
+    return {**{k: v for k, v in out.items() if k not in last}, **{k: out[k] for k in last}}
+
+
+def _recount(f: _PieceFit, n: int, by: tuple[tuple[Any, int], ...]) -> _PieceFit:
+    """``f`` with ``n`` more unidentified targets, ``by`` period."""
+    counts: dict[Any, int] = {}
+    for t, k in (*f.unidentified, *by):
+        counts[float(t)] = counts.get(float(t), 0) + int(k)
+    kept = tuple((t, k) for t, k in sorted(counts.items()) if k)
+    return replace(f, n_unidentified=f.n_unidentified + n, unidentified=kept)
+
+
+def source_only_refusal(n: int, where: str) -> EstimationError:
+    """The refusal of a base or engine that cannot split off the ``n`` unit-periods
+    exposed only by zones outside the sample (module notes): a cohort of CS (or a Dask
+    piece) starts at the exposure onset and cannot tell those periods from the later
+    ones, and keeping them among the losses would count a loss without its gain."""
+    return EstimationError(
+        f"{where}: {n} exposed unit-period(s) are exposed only by zones outside the "
+        "estimation sample (Panel.sources: zones of units outside the panel, or zone units "
+        "dropped as always treated) that open inside the data window, before any zone of "
+        "the sample exposes them. Their losses belong to a zone whose gain no total counts, "
+        "so the imputation base reports them apart (spillover_from_sources) and leaves "
+        "them out of net and the displacement share; this base cannot split them off "
+        "its cohorts. Use base_estimator='imputation' (in memory)."
+    )
+
+
+def _refuse_source_targets(split: _Split, where: str) -> None:
+    """Refuse a base that cannot split off the source-only targets (:func:`source_only_refusal`)
+    of units with an unexposed period (those exposed from the first period leave its
+    pieces, their targets unidentified in both bases)."""
+    e = split.emap.roles_of(split.units)["exposure_onset"].to_numpy(float)
+    late = (e > split.periods[0])[:, None]
+    n = sum(int((p.target & late).sum()) for p in split.pieces if p.name in SOURCE_PIECES)
+    if n:
+        raise source_only_refusal(n, where)
 
 
 def _warn_conley(stacklevel: int) -> None:
@@ -2868,6 +2994,23 @@ def _info(
         "weights": weights or "",
         **({"weighted_treated_unit_periods": fits["direct"].size} if weights else {}),
         **({"net_note": note} if (note := _unpaired_note(fits)) else {}),
+        **_sources_note(fits),
+    }
+
+
+def _sources_note(fits: Mapping[str, _PieceFit]) -> dict[str, str]:
+    """``info["net_region_did_sources_note"]`` when ``spillover_from_sources`` is a term:
+    the region check's totals keep the losses to zones outside the sample, which net
+    leaves out (module notes)."""
+    if not any(k in fits and fits[k].n > 0 for k in SOURCE_PIECES):
+        return {}
+    return {
+        "net_region_did_sources_note": (
+            "net_region_did (region totals) also counts the losses to zones outside the "
+            "estimation sample (Panel.sources), whose gain is in no total, while net leaves "
+            "them out (spillover_from_sources): compare it with net + "
+            "spillover_from_sources_total."
+        )
     }
 
 
@@ -2878,7 +3021,7 @@ def _unpaired_note(fits: Mapping[str, _PieceFit]) -> str:
     lost = [
         f"{f.name!r} {f.n_unidentified} of {f.n + f.n_unidentified}"
         for f in fits.values()
-        if f.name != "naive" and f.n_unidentified
+        if f.name not in ("naive", *SOURCE_PIECES) and f.n_unidentified
     ]
     if not lost:
         return ""

@@ -1,0 +1,248 @@
+"""Zones outside the estimation sample (``Panel.sources``) in the spillover fit (issue 14
+item 3, breaker b1 items 3-4).
+
+A source zone opening inside the data window exposes its neighbours, but its own gain is in
+no total. Unit-periods exposed only by such zones are reported apart
+(``spillover_from_sources``) and left out of ``spillover_total``, ``net`` and the
+displacement share, whose numerator and denominator then cover the same zones. Worlds are
+built by hand on a line of 80 units (each unit adjacent to the next); noise-free worlds
+have exact truths (tolerances 1e-9: least squares on outcomes near 100, exact up to
+rounding). A source zone without coordinates is refused by name under the distance maps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from zoneimpact.errors import EstimationError, GeographyError
+from zoneimpact.estimators import spillover
+from zoneimpact.exposure import build_exposure, exposure_from_knn, exposure_from_rings
+from zoneimpact.panel import Panel
+
+YEARS = list(range(2000, 2010))
+N = 80
+UNITS = [f"u{i:02d}" for i in range(N)]
+G = 10.0  # a zone's yearly gain; each of its two neighbours loses G / 2 while not a zone
+
+
+def _world(zones: dict[str, int], noise: float = 0.0, seed: int = 1) -> pd.DataFrame:
+    """Outcomes on the line: unit and year effects, ``+G`` for an open zone, ``-G/2`` per
+    open adjacent zone for a unit that is not (yet) a zone itself; ``eff`` is the truth."""
+    rng = np.random.default_rng(seed)
+    a = {u: rng.normal() * 5 for u in UNITS}
+    b = {t: rng.normal() for t in YEARS}
+    rows = []
+    for i, u in enumerate(UNITS):
+        for t in YEARS:
+            own = zones.get(u, np.inf)
+            eff = G if t >= own else 0.0
+            for j in (i - 1, i + 1):
+                v = f"u{j:02d}"
+                if v in zones and t >= zones[v] and t < own:
+                    eff -= G / 2
+            y = 100 + a[u] + b[t] + eff + noise * rng.normal()
+            rows.append(dict(unit=u, time=t, cohort=zones.get(u, np.nan), y=y, eff=eff))
+    return pd.DataFrame(rows)
+
+
+def _panel(df: pd.DataFrame, sources: dict[str, int] = ()) -> Panel:
+    """The panel without the ``sources`` units, which are passed as ``sources=``."""
+    sources = dict(sources)
+    geo = pd.DataFrame(
+        {"unit": UNITS, "lat": 30.0, "lon": [0.3 * i for i in range(N)],
+         "region": [f"R{i // 10}" for i in range(N)]}
+    )  # fmt: skip
+    adj = pd.DataFrame({"unit": UNITS[:-1], "neighbour": UNITS[1:]})
+    src = geo[geo["unit"].isin(sources)].assign(cohort=lambda d: d["unit"].map(sources))
+    return Panel.from_frame(
+        df[~df["unit"].isin(sources)],
+        unit="unit", time="time", cohort="cohort", outcomes="y",
+        geography=geo[~geo["unit"].isin(sources)], adjacency=adj,
+        sources=src if len(src) else None, never_values=(),
+    )  # fmt: skip
+
+
+def _fit(p: Panel, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return spillover.fit(p, outcome="y", rng=0, **{"n_boot": 0, **kw})
+
+
+def _est(res) -> pd.Series:
+    return res.terms.set_index("term")["estimate"]
+
+
+# the breaker's world: three zones in the sample, u32 a source zone opening in 2003
+ZONES = {"u05": 2004, "u15": 2006, "u25": 2005}
+SOURCE = {"u32": 2003}
+
+
+def test_pure_relocation_with_a_source_inside_the_window_has_share_one():
+    df = _world({**ZONES, **SOURCE})
+    res = _fit(_panel(df, SOURCE))
+    e = _est(res)
+    # truths from _world: zones open 6, 4 and 5 years (+10 each), each of their two
+    # neighbours loses 5 those years; u31 and u33 lose 5 a year in 2003-2009 to u32
+    assert e["direct_total"] == pytest.approx(150.0, abs=1e-9)
+    assert e["spillover_total"] == pytest.approx(-150.0, abs=1e-9)
+    assert e["net"] == pytest.approx(0.0, abs=1e-9)
+    assert e["displacement_share"] == pytest.approx(1.0, abs=1e-10)  # was 1.4667
+    assert e["spillover_from_sources_total"] == pytest.approx(-70.0, abs=1e-9)
+    assert e["spillover_from_sources"] == pytest.approx(-5.0, abs=1e-9)
+    row = res.pieces.set_index("piece").loc["spillover_from_sources"]
+    assert row["n_target_unit_periods"] == 14 and row["total"] == pytest.approx(-70.0, abs=1e-9)
+    # the region check keeps the source's losses (-70 with the zones' +0): said in info
+    assert e["net_region_did"] == pytest.approx(-70.0, abs=1e-9)
+    assert "net + spillover_from_sources_total" in res.info["net_region_did_sources_note"]
+    assert e["net_region_did"] == pytest.approx(e["net"] + e["spillover_from_sources_total"])
+
+
+def test_a_zone_exposed_only_by_a_source_before_its_own_zone():
+    # u33 opens 2007, next to the source u32 (2003): it loses 5 a year in 2003-2006 to the
+    # source alone, so those 4 rows leave spillover_on_zones; u31 loses 5 a year 2003-2009
+    df = _world({**ZONES, **SOURCE, "u33": 2007})
+    res = _fit(_panel(df, SOURCE))
+    e = _est(res)
+    assert e["spillover_from_sources_total"] == pytest.approx(-35.0 - 20.0, abs=1e-9)
+    # direct: 150 + u33's 3 years x 10; losses to the sample's zones: 150 + u34's 15
+    assert e["direct_total"] == pytest.approx(180.0, abs=1e-9)
+    assert e["net"] == pytest.approx(15.0, abs=1e-9)
+    assert e["displacement_share"] == pytest.approx(1 - 15.0 / 180.0, abs=1e-10)
+    assert "spillover_on_zones" not in e.index  # no zone unit exposed by the sample first
+    pieces = res.pieces.set_index("piece")
+    assert pieces.loc["spillover_on_zones_from_sources", "total"] == pytest.approx(-20.0)
+    assert pieces.loc["spillover_from_sources", "total"] == pytest.approx(-35.0)
+
+
+@pytest.mark.parametrize(
+    ("seed", "controls"),
+    [(1, "not_yet_exposed"), (2, "not_yet_exposed"), (3, "never_exposed")],
+)
+def test_the_split_leaves_every_imputation_unchanged(seed, controls):
+    # noisy worlds with a zone unit exposed by a sample zone first (u06, next to u05) and
+    # one exposed by the source first (u33). The same map without its links knows no
+    # sources (every exposure counts as the sample's), i.e. the fit before the split: the
+    # targets' imputations, so the sum of all loss totals, must agree (1e-10: the same
+    # least-squares solves, only the order of the sums differs)
+    df = _world({**ZONES, **SOURCE, "u33": 2007, "u06": 2008}, noise=2.0, seed=seed)
+    p = _panel(df, SOURCE)
+    emap = build_exposure(p, "adjacency")
+    new = _est(_fit(p, exposure=emap, controls=controls))
+    old = _est(_fit(p, exposure=dataclasses.replace(emap, links=None), controls=controls))
+    assert "spillover_from_sources" not in old.index
+    lost = ["spillover_total", "spillover_on_zones_total", "spillover_from_sources_total"]
+    assert new[lost].sum() == pytest.approx(old[lost[:2]].sum(), abs=1e-10)
+    assert new["direct_total"] == pytest.approx(old["direct_total"], abs=1e-10)
+    # old net counted the source's losses: new net + those losses is the old net
+    assert new["net"] + new["spillover_from_sources_total"] == pytest.approx(old["net"], abs=1e-10)
+
+
+def test_every_inference_path_covers_the_new_term_and_no_sources_change_nothing():
+    # two sources in two regions (R3, R5; 580 km apart), so that the new term's targets
+    # span clusters under region clusters (the default) and a 100 km Conley kernel
+    sources = {**SOURCE, "u52": 2005}
+    df = _world({**ZONES, **sources, "u33": 2007}, noise=2.0)
+    res = _fit(_panel(df, sources), n_boot=199)
+    terms = ["spillover_from_sources", "spillover_from_sources_total"]
+    wild = res.with_inference("wild", n_boot=199, rng=1)
+    for r in (res, wild, res.with_inference("conley", conley_km=100.0)):
+        t = r.terms.set_index("term")
+        assert (t.loc[terms, "se"] > 0).all() and np.isfinite(t.loc[terms, "se"]).all()
+        assert np.isfinite(r.conf_int().loc[terms].to_numpy()).all()
+    # the wild bootstrap inverts its own test for the new terms too
+    assert set(terms) <= set(wild.info["wild_terms"])
+    w = wild.terms.set_index("term").loc[terms, ["ci_low", "ci_high", "p_value"]]
+    assert np.isfinite(w.to_numpy()).all()
+    assert np.isfinite(res.draws["spillover_from_sources_total"]).all()
+    # without sources: the map's sample onsets are its onsets, no source term, and the
+    # terms are those of the code before the split (reference numbers from it, commit
+    # c17823d, 1e-12 relative: the same arithmetic)
+    p = _panel(_world({**ZONES, "u32": 2003, "u33": 2007}, noise=2.0))
+    emap = build_exposure(p, "adjacency")
+    assert emap.sample_onset().equals(emap.onset.rename("exposure_onset_sample"))
+    t = _fit(p, exposure=emap, n_boot=199, cluster="unit").terms.set_index("term")
+    assert not any(k.startswith("spillover_from") for k in t.index)
+    for term, (est, se) in REFERENCE_NO_SOURCES.items():
+        assert t.at[term, "estimate"] == pytest.approx(est, rel=1e-12)
+        assert t.at[term, "se"] == pytest.approx(se, rel=1e-12)
+
+
+# spillover.fit on the no-sources world above with the code before the split (c17823d)
+REFERENCE_NO_SOURCES: dict[str, tuple[float, float]] = {
+    "direct": (10.704668926720096, 0.7092168863076483),
+    "spillover": (-5.0244058711799156, 0.6253408833961548),
+    "direct_total": (267.6167231680024, 17.730422157691216),
+    "spillover_total": (-200.97623484719662, 25.013635335846192),
+    "net": (50.993802529336435, 31.44412294236203),
+    "displacement_share": (0.8094521077544025, 0.12498656427035462),
+    "naive": (11.424710480948674, 0.7221239321797451),
+}
+
+
+def test_callaway_santanna_base_refuses_source_only_targets():
+    df = _world({**ZONES, **SOURCE})
+    with pytest.raises(EstimationError, match=r"callaway_santanna': 14 exposed unit-period"):
+        _fit(_panel(df, SOURCE), base_estimator="callaway_santanna")
+    # a source opening before the data exposes from the first period: nothing to split
+    res = _fit(_panel(_world({**ZONES, "u32": 1995}), {"u32": 1995}),
+               base_estimator="callaway_santanna")  # fmt: skip
+    assert "spillover_from_sources" not in res.terms["term"].tolist()
+
+
+def test_dask_engine_refuses_source_only_targets(tmp_path):
+    zd = pytest.importorskip("zoneimpact.distributed")
+    df = _world({**ZONES, **SOURCE})
+    p = _panel(df, SOURCE)
+    emap = build_exposure(p, "adjacency")
+    d = p.data[["unit", "time", "cohort", "y"]].copy()
+    d["cohort"] = d["cohort"].fillna(np.inf)
+    d.to_parquet(tmp_path / "part-0.parquet", index=False)
+    dp = zd.read_panel(str(tmp_path / "*.parquet"), unit="unit", time="time", outcomes=["y"],
+                       cohort="cohort", never_values=(), npartitions=2)  # fmt: skip
+    for base in ("imputation", "callaway_santanna"):
+        with pytest.raises(EstimationError, match=r"14 exposed unit-period"):
+            zd.spillover(dp, outcome="y", exposure=emap, base_estimator=base, n_boot=0)
+
+
+@pytest.mark.parametrize("kind", ["rings", "knn"])
+def test_a_source_zone_without_coordinates_is_refused_by_name(kind):
+    # u5 opened 1995, before the data: dropped as always treated and kept as a source, but
+    # its latitude is missing; a panel zone unit without it is refused, so is the source
+    df = pd.DataFrame(
+        [dict(unit=f"u{i}", time=t, cohort={"u2": 2004, "u5": 1995}.get(f"u{i}", np.nan),
+              y=float(i + t)) for i in range(8) for t in range(2000, 2008)]
+    )  # fmt: skip
+    geo = pd.DataFrame({"unit": [f"u{i}" for i in range(8)],
+                        "lat": [np.nan if i == 5 else 30.0 for i in range(8)],
+                        "lon": [0.3 * i for i in range(8)]})  # fmt: skip
+    p = Panel.from_frame(df, unit="unit", time="time", cohort="cohort", outcomes="y",
+                         geography=geo, outside_window="adjust", never_values=())  # fmt: skip
+    with pytest.raises(GeographyError, match=r"source zone 'u5': it lacks \['lat'\]"):
+        if kind == "rings":
+            exposure_from_rings(p, [(0, 40)])
+        else:
+            exposure_from_knn(p, 1)
+
+
+def test_both_bases_count_the_targets_of_units_exposed_since_before_the_data():
+    # breaker item 5: the source u35 opened in 1995, before the data; u34 and u36 are
+    # exposed by it from the first period (no unexposed row), u34 also by the zone u33 from
+    # 2006. Their 10 + 6 source-only years and u34's 4 later years cannot be imputed; the
+    # CS base dropped those units from its ring panel before counting (0, no warning)
+    src = {"u35": 1995}
+    p = _panel(_world({**ZONES, "u33": 2006, **src}), src)
+    counts = {}
+    for base in ("imputation", "callaway_santanna"):
+        with pytest.warns(UserWarning, match=r"'spillover_from_sources': 16 of 16 target"):
+            res = spillover.fit(p, outcome="y", rng=0, n_boot=0, base_estimator=base)
+        pieces = res.pieces.set_index("piece")
+        lost = pieces.loc[["spillover:adjacent", "spillover_from_sources"], "n_unidentified"]
+        counts[base] = lost
+        assert pieces.loc["spillover_from_sources", "unidentified_by_period"].startswith("2000: 2")
+        assert "spillover_from_sources" not in res.terms["term"].tolist()  # nothing estimated
+    assert counts["imputation"].tolist() == counts["callaway_santanna"].tolist() == [4, 16]
