@@ -202,10 +202,16 @@ def draw_world(rng, share, mapkind, miss=0.0, tau=TAU):
 
     # exposure onset per unit by the referee's links (first opening of a linked zone)
     onset = np.full(N, np.inf)
+    # the same counting only the estimation sample's zones (panel units kept in the
+    # panel): before it, a unit is exposed only by sources, whose gain no total counts
+    onset_est = np.full(N, np.inf)
     for z, c in zip(zidx, zcoh, strict=True):
+        sample_zone = z < N and in_panel[z]
         for u in lk[z]:
             if u != z:
                 onset[u] = min(onset[u], c)
+                if sample_zone:
+                    onset_est[u] = min(onset_est[u], c)
 
     return dict(
         x=x,
@@ -216,6 +222,7 @@ def draw_world(rng, share, mapkind, miss=0.0, tau=TAU):
         spill=spill,
         direct=direct,
         onset=onset,
+        onset_est=onset_est,
         links=lk,
         zidx=zidx,
         zcoh=zcoh,
@@ -274,7 +281,8 @@ def soz_targets(w):
     t = YEARS[None, :].astype(float)
     zone = (np.isfinite(coh) & inp)[:, None]
     has_pre = (obs & (t < np.minimum(coh, on)[:, None])).any(axis=1)[:, None]
-    return obs & zone & (t >= on[:, None]) & (t < coh[:, None]) & has_pre
+    by_sample = t >= w["onset_est"][:, None]  # not exposed only by sources (truths)
+    return obs & zone & (t >= on[:, None]) & (t < coh[:, None]) & has_pre & by_sample
 
 
 def truths(w):
@@ -287,8 +295,14 @@ def truths(w):
     first_clean = np.minimum(coh, on)[:, None]
     has_pre = (obs & (t < first_clean)).any(axis=1)[:, None]
     d_t = obs & zone & (t >= coh[:, None]) & has_pre
-    s_t = obs & exposed & (t >= on[:, None]) & has_pre
-    z_t = obs & zone & (t >= on[:, None]) & (t < coh[:, None]) & has_pre
+    # rows exposed only by zones outside the sample (before onset_est) are a term of their
+    # own, spillover_from_sources, and enter neither spillover nor net (spillover.fit's
+    # module notes: the share's numerator and denominator cover the same zones)
+    by_sample = t >= w["onset_est"][:, None]
+    s_all = obs & exposed & (t >= on[:, None]) & has_pre
+    z_all = obs & zone & (t >= on[:, None]) & (t < coh[:, None]) & has_pre
+    s_t, z_t = s_all & by_sample, z_all & by_sample
+    f_t = (s_all | z_all) & ~by_sample
     dt, st, zt = w["direct"][d_t].sum(), w["spill"][s_t].sum(), w["spill"][z_t].sum()
     net = dt + st + zt
     return dict(
@@ -298,6 +312,8 @@ def truths(w):
         direct_total=dt,
         spillover_total=st,
         spillover_on_zones_total=zt,
+        spillover_from_sources=w["spill"][f_t].mean() if f_t.any() else np.nan,
+        spillover_from_sources_total=w["spill"][f_t].sum(),
         net=net,
         displacement_share=(1 - net / dt) if dt != 0 else np.nan,
         n_direct=int(d_t.sum()),
@@ -307,7 +323,7 @@ def truths(w):
         n_direct_all=int((obs & zone & (t >= coh[:, None])).sum()),
         n_spill_all=int((obs & exposed & (t >= on[:, None])).sum()),
         # rows with nonzero spillover not counted anywhere (leak outside the map's targets)
-        spill_outside=float(w["spill"][inp][~(s_t | z_t)[inp]].sum()),
+        spill_outside=float(w["spill"][inp][~(s_t | z_t | f_t)[inp]].sum()),
     )
 
 
@@ -318,6 +334,8 @@ TERMS = [
     "direct_total",
     "spillover_total",
     "spillover_on_zones_total",
+    "spillover_from_sources",
+    "spillover_from_sources_total",
     "net",
     "displacement_share",
 ]
