@@ -41,8 +41,8 @@ class SingularModel(EstimationError):
     :func:`zoneimpact.estimators.spillover._without_thin_periods`)."""
 
 
-# :func:`cr2_parts`' output: adjusted step-1 residuals, per-cluster (rows, eigenvectors,
-# inverse roots) and (Z0'Z0)^{-1}
+# :func:`cr2_parts`' output: adjusted step-1 residuals, per-cluster (rows, U, f) with
+# (I - H_gg)^{-1/2} = I + U diag(f) U' (:func:`apply_root`) and (Z0'Z0)^{-1}
 CR2Parts = tuple[np.ndarray, dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]], np.ndarray]
 
 
@@ -437,8 +437,8 @@ def outcome_shift(
     if cr2:
         if roots is None:
             roots = cr2_parts(fit, c0)[1]
-        for rows, Q, inv in roots.values():
-            R0[rows] = Q @ (inv[:, None] * (Q.T @ R0[rows]))
+        for rows, U, f in roots.values():
+            R0[rows] = apply_root(U, f, R0[rows])
     # eq. 8 is linear in tau_hat given the weights: tau~_g = sum_{it in g} a_c(it) w_it
     # tau_it / sum_c a_c^2, and its leave-out drops the own cluster's a_c b_c and a_c^2
     pair = cell_cluster_codes(cells, c1, n_clusters)
@@ -462,9 +462,21 @@ def cr2_parts(fit: Imputed, cluster0: np.ndarray) -> CR2Parts:
     """Step-1 residuals times ``(I - H_gg)^{-1/2}`` within each cluster (pseudo-inverse
     root: directions with leverage one, such as a unit's own effect, are left at zero).
 
-    Also returns each cluster's (rows, eigenvectors, inverse roots) and ``(Z0'Z0)^{-1}``
-    for :func:`bm_parts` and :func:`bm_gram`; a caller that needs both the scores and
-    the vectors computes this once and passes it on.
+    Also returns each cluster's root in low-rank form, ``(rows, U, f)`` with
+    ``(I - H_gg)^{-1/2} = I + U diag(f) U'`` (:func:`apply_root`), and ``(Z0'Z0)^{-1}``,
+    for :func:`bm_parts` and :func:`bm_gram`; a caller that needs both the scores and the
+    vectors computes this once and passes it on.
+
+    ``H_gg = Z_g A Z_g'`` (``A`` the inverse normal matrix on the cluster's own columns,
+    ``k`` of them: its units, periods and covariate terms) has rank at most ``k``, usually
+    far below the cluster's ``n_g`` rows. So the root comes from the thin SVD of the
+    ``n_g x k`` matrix ``Z_g L`` (``A = L L'``): ``H_gg = U S^2 U'``, and
+    ``(I - H_gg)^{-1/2}`` is 1 off ``U``'s span and ``(1 - s^2)^{-1/2}`` on it, hence
+    ``f = (1 - s^2)^{-1/2} - 1`` (``-1`` where ``1 - s^2 <= 1e-8``: leverage one, the
+    pseudo-inverse's zero). The same matrix as the eigendecomposition of the dense
+    ``n_g x n_g`` ``I - H_gg`` (to rounding), at ``O(n_g k^2)`` instead of ``O(n_g^3)``;
+    a cluster with at most ``2k`` rows keeps the dense eigendecomposition (``U`` its
+    eigenvectors, ``f`` the inverse roots less one), which is cheaper there.
     """
     out = np.empty_like(fit.resid0)
     Z0 = fit.Z0.tocsr()
@@ -477,12 +489,39 @@ def cr2_parts(fit: Imputed, cluster0: np.ndarray) -> CR2Parts:
         Zg = Z0[rows]
         cols = np.unique(Zg.indices)
         Zd = Zg[:, cols].toarray()
-        H = Zd @ Ainv[np.ix_(cols, cols)] @ Zd.T
-        lam, Q = np.linalg.eigh(np.eye(len(rows)) - (H + H.T) / 2)
-        inv = np.where(lam > 1e-8, 1.0 / np.sqrt(np.clip(lam, 1e-8, None)), 0.0)
-        out[rows] = Q @ (inv * (Q.T @ fit.resid0[rows]))
-        roots[int(g)] = (rows, Q, inv)
+        Acc = Ainv[np.ix_(cols, cols)]
+        if len(rows) > 2 * len(cols):
+            U, sv, _ = np.linalg.svd(Zd @ _psd_factor(Acc), full_matrices=False)
+            rest = 1.0 - sv**2
+        else:
+            # few rows per column (e.g. clusters of one unit): the dense eigenvectors
+            # of I - H_gg are cheaper than a factor and an SVD
+            H = Zd @ Acc @ Zd.T
+            rest, U = np.linalg.eigh(np.eye(len(rows)) - (H + H.T) / 2)
+        f = np.where(rest > 1e-8, 1.0 / np.sqrt(np.clip(rest, 1e-8, None)), 0.0) - 1.0
+        out[rows] = apply_root(U, f, fit.resid0[rows])
+        roots[int(g)] = (rows, U, f)
     return out, roots, Ainv
+
+
+def _psd_factor(A: np.ndarray) -> np.ndarray:
+    """``L`` with ``L L' = A`` for a symmetric positive semi-definite ``A`` (a principal
+    block of an inverse normal matrix): Cholesky, or the eigen root where rounding makes
+    ``A`` numerically singular."""
+    A = (A + A.T) / 2
+    try:
+        return np.linalg.cholesky(A)
+    except np.linalg.LinAlgError:
+        lam, P = np.linalg.eigh(A)
+        return P * np.sqrt(np.clip(lam, 0.0, None))
+
+
+def apply_root(U: np.ndarray, f: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """``(I - H_gg)^{-1/2} X = X + U diag(f) U' X`` for one cluster's root
+    (:func:`cr2_parts`); ``X`` is a vector or a matrix of the cluster's rows."""
+    if X.ndim == 1:
+        return X + U @ (f * (U.T @ X))
+    return X + U @ (f[:, None] * (U.T @ X))
 
 
 def _bm_target_parts(
@@ -552,8 +591,8 @@ def _rooted_weights(
     _, roots, Ainv = cr2 or cr2_parts(fit, cluster[fit.clean])
     v = implied_weights(fit, w[:, None])[:, 0]
     bv = np.zeros(len(fit.clean))
-    for rows, Q, inv in roots.values():
-        bv[rows] = Q @ (inv * (Q.T @ v[rows]))
+    for rows, U, f in roots.values():
+        bv[rows] = apply_root(U, f, v[rows])
     return bv, Ainv
 
 
