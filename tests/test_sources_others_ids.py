@@ -180,3 +180,20 @@ def test_a_panel_unit_never_observed_leaves_the_totals():
     assert h["y_hhi"].to_numpy() == pytest.approx([14 / 36] * 4, abs=1e-12)
     assert h["y_total"].to_numpy() == pytest.approx([60.0] * 4, abs=1e-12)
     assert h["n_units"].tolist() == [3.0] * 4
+
+
+def test_the_never_observed_warning_points_at_the_callers_line():
+    # estimate_concentration(kind="hhi") went through region_hhi's own stacklevel and
+    # pointed at concentration.py (a reviewer's find); it, share_of_region and region_hhi
+    # must all point here
+    from zoneimpact.concentration import estimate_concentration
+
+    ys = {"a": 10.0, "b": 20.0, "c": 30.0, "d": np.nan}
+    p = _conc_panel(["a", "b", "c", "d"], ys, "a")
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        estimate_concentration(p, "y", kind="hhi", rng=0)
+        share_of_region(p, "y")
+        region_hhi(p, "y")
+    files = [w.filename for w in rec if "no value of 'y'" in str(w.message)]
+    assert files == [__file__] * 3

@@ -276,9 +276,23 @@ def region_hhi(
     region is left out in any case; without ``others`` a kept region's HHI misses only
     units absent from the panel for other reasons. ``report["hhi_units"]`` says which.
     """
+    return _region_hhi(panel, outcome, column, exposure, others, stacklevel=5)
+
+
+def _region_hhi(
+    panel: Panel,
+    outcome: str,
+    column: str,
+    exposure: ExposureMap | None,
+    others: pd.DataFrame | None,
+    *,
+    stacklevel: int,
+) -> Panel:
+    """:func:`region_hhi`, its warnings ``stacklevel`` frames up from ``_regional``'s
+    (5: the caller of :func:`region_hhi` or of :func:`estimate_concentration`)."""
     onset = region_onsets(panel, column, exposure)
     left = regions_left_out(onset, panel)
-    d = _regional(panel, outcome, column, others)
+    d = _regional(panel, outcome, column, others, stacklevel=stacklevel)
     d = d.loc[~d["region"].isin(left.index)]
     if d.empty:
         raise PanelError(
@@ -368,7 +382,7 @@ def estimate_concentration(
     if kind == "hhi":
         from .estimators import get_estimator
 
-        rp = region_hhi(panel, outcome, column=column, others=others)
+        rp = _region_hhi(panel, outcome, column, None, others, stacklevel=5)
         note = left_out_note(rp.report.get("regions_left_out") or {}, "region_hhi")
         name = f"{outcome}_hhi"
         try:
