@@ -1059,16 +1059,6 @@ def estimate_name(data: str, key: str) -> str:
     return label.replace(":", "_")
 
 
-def _merge_warnings(
-    into: dict[str, list[dict[str, str]]], new: Mapping[str, Sequence[dict[str, str]]]
-) -> None:
-    """Add recorded warnings to ``into``; a name recorded already (two estimates of the
-    same name) keeps its warnings and gains the new ones, each once, in order."""
-    for name, messages in new.items():
-        kept = into.setdefault(name, [])
-        kept.extend(m for m in messages if m not in kept)
-
-
 def run_claims(
     spec: Mapping[str, Any] | None = None,
     *,
@@ -1210,7 +1200,7 @@ def linked_spec_results(
     blocks raised (:attr:`zoneimpact.run.RunOutput.warnings`), under the block's estimate
     name in the claims run (:func:`estimate_name`)."""
     from .errors import DataNotFoundError
-    from .run import estimate_all
+    from .run import estimate_all, merge_warnings
     from .rundir import recorded_inputs
     from .spec import load_spec
 
@@ -1224,7 +1214,7 @@ def linked_spec_results(
             continue
         out[f"spec:{name}"] = run.results
         if caught is not None:
-            _merge_warnings(
+            merge_warnings(
                 caught,
                 {estimate_name(f"spec:{name}", b): ws for b, ws in run.warnings.items()},
             )
@@ -1261,7 +1251,14 @@ def claims_for_spec(spec: Any) -> Any:
     from .datadir import REPO_SPECS
     from .datasets import load_data
     from .report import plots
-    from .run import RunOutput, diagnose, estimate_all, record_warnings, result_records
+    from .run import (
+        RunOutput,
+        diagnose,
+        estimate_all,
+        merge_warnings,
+        record_warnings,
+        result_records,
+    )
 
     start = time.perf_counter()
     check_claim_alpha(spec.inference.alpha)  # before any estimation
@@ -1314,19 +1311,17 @@ def claims_for_spec(spec: Any) -> Any:
     if blocks:
         own_run = estimate_all(replace(spec, estimates=tuple(blocks)), data=loaded)
         own = own_run.results
-        _merge_warnings(caught, own_run.warnings)
+        merge_warnings(caught, own_run.warnings)
     estimates.update(own)
     extras_tables: dict[str, pd.DataFrame] = {}
     figures: dict[str, Any] = {}
     curves: dict[str, pd.DataFrame] = {}
     rule = load_curve_rule(claims_file)
     if curve_opts is not None:
-        curve_caught: dict[str, list[dict[str, str]]] = {}
-        with record_warnings("specification_curve", curve_caught):
+        with record_warnings("specification_curve", caught):
             curves, extras_tables, figures = _china_curve(
                 spec, loaded, curve_opts, own, rule, data_name
             )
-        _merge_warnings(caught, curve_caught)
     table = evaluate_claims(
         claim_list, results, alpha=spec.inference.alpha, curves=curves, rule=rule
     )

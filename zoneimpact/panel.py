@@ -1690,11 +1690,10 @@ def _check_source_ids(
     dropped as already treated (already a source, opening at its own cohort: a second
     opening would replace the data's silently), also when spelled another way ('105' for
     105, :func:`_check_id_spellings`)."""
-    data_ids = pd.Index(df["unit"].unique())
-    if dropped is not None:
-        data_ids = data_ids.append(pd.Index(dropped.index))
+    panel_ids = pd.Index(df["unit"].unique())
+    data_ids = panel_ids if dropped is None else panel_ids.append(pd.Index(dropped.index))
     _check_id_spellings(s.index, data_ids, "sources=", GeographyError)
-    inside = s.index.intersection(pd.Index(df["unit"].unique()))
+    inside = s.index.intersection(panel_ids)
     if len(inside):
         raise GeographyError(
             f"Source zone {_v(inside[0])!r} is also a panel unit; sources are zones outside "

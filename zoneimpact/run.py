@@ -43,7 +43,7 @@ import shutil
 import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -142,7 +142,8 @@ def record_warnings(name: str, caught: dict[str, list[dict[str, str]]]) -> Itera
     Used around every fit of an estimate run (:func:`estimate_all`) and of a claims run
     (:func:`zoneimpact.claims.run_claims`, :func:`zoneimpact.claims.claims_for_spec`).
     ``caught[name]`` is set only when something warned: ``[{"category", "message"},
-    ...]`` in the order first raised, each (category, message) pair once.
+    ...]`` in the order first raised, each (category, message) pair once; a name recorded
+    before keeps its warnings and gains the new ones (:func:`merge_warnings`).
 
     Every warning is recorded whatever the caller's filters (and however often it was
     shown before in this process), so the same spec always records the same warnings; the
@@ -161,8 +162,7 @@ def record_warnings(name: str, caught: dict[str, list[dict[str, str]]]) -> Itera
         kept: dict[tuple[str, str], warnings.WarningMessage] = {}
         for w in seen:
             kept.setdefault((w.category.__name__, str(w.message)), w)
-        if kept:
-            caught[name] = [{"category": c, "message": m} for c, m in kept]
+        merge_warnings(caught, {name: [{"category": c, "message": m} for c, m in kept]})
         for w in kept.values():
             try:
                 warnings.warn_explicit(
@@ -176,6 +176,18 @@ def record_warnings(name: str, caught: dict[str, list[dict[str, str]]]) -> Itera
             except Warning:
                 if not failed:  # an error filter: raised as before the recording
                     raise  # (while the fit's own exception is in flight, that one wins)
+
+
+def merge_warnings(
+    into: dict[str, list[dict[str, str]]], new: Mapping[str, Sequence[dict[str, str]]]
+) -> None:
+    """Add recorded warnings to ``into``; a name recorded already (two estimates of the
+    same name) keeps its warnings and gains the new ones, each once, in order. A name
+    without warnings is not added."""
+    for name, messages in new.items():
+        if messages:
+            kept = into.setdefault(name, [])
+            kept.extend(m for m in messages if m not in kept)
 
 
 def _module_of(filename: str) -> str | None:

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -41,6 +40,7 @@ import pandas as pd
 from scipy import special
 
 from ..errors import EstimationError, PanelError
+from ..estimators._scale import rescale_result
 from ..estimators.callaway_santanna import (
     _AGGREGATIONS,
     _OVERLAP,
@@ -512,9 +512,7 @@ def fit(
         panel=None,
         settings=settings,
     )
-    if c == 1.0:
-        return res
-    return replace(res.rescaled(c), info={**res.info, "outcome_rescaled_by": c})
+    return rescale_result(res, c)
 
 
 def _checked_cells(gt: GroupTime, failed: list[str], outcome: str) -> None:

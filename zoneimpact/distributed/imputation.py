@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -42,6 +42,7 @@ import pandas as pd
 
 from ..errors import EstimationError
 from ..estimators._bjs import LEAVE_OUT_REST
+from ..estimators._scale import rescale_result
 from ..estimators.imputation import ImputationResult
 from ..inference.covariance import warn_few_treated
 from ..panel import _v
@@ -381,9 +382,7 @@ def fit(
         },
         alpha=alpha,
     )
-    if c == 1.0:
-        return res
-    return replace(res.rescaled(c), info={**res.info, "outcome_rescaled_by": c})
+    return rescale_result(res, c)
 
 
 def _warn_unidentified(meta: tuple[Any, ...], periods: np.ndarray) -> None:

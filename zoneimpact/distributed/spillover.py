@@ -51,6 +51,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import EstimationError, PanelError, SpecError
+from ..estimators._scale import rescale_result
 from ..estimators.callaway_santanna import labels_by_unit
 from ..estimators.spillover import (
     _AUX_PARTITIONS,
@@ -792,6 +793,4 @@ def fit(
         draws=draws,
         base_results=results,
     )
-    if c == 1.0:
-        return res
-    return replace(res.rescaled(c), info={**res.info, "outcome_rescaled_by": c})
+    return rescale_result(res, c)

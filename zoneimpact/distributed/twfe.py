@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import EstimationError, SpecError
-from ..estimators._scale import outcome_scale
+from ..estimators._scale import outcome_scale, rescale_result
 from ..estimators.twfe import TWFEResult
 from ..inference.covariance import FEW_TREATED_CLUSTERS, warn_few_treated
 from ..results import check_alpha, check_choice, check_names, terms_frame
@@ -277,9 +277,7 @@ def fit(
         },
         alpha=alpha,
     )
-    if c == 1.0:
-        return res
-    return replace(res.rescaled(c), info={**res.info, "outcome_rescaled_by": c})
+    return rescale_result(res, c)
 
 
 def _check_options(

@@ -29,6 +29,7 @@ from ..results import EstimationResult
 _LOW, _HIGH = 2.0**-64, 2.0**64
 
 F = TypeVar("F", bound=Callable[..., EstimationResult])
+R = TypeVar("R", bound=EstimationResult)
 
 
 def outcome_scale(y: np.ndarray) -> float:
@@ -64,6 +65,26 @@ def unit_scale(x: np.ndarray) -> float:
         return 1.0
     # 2^1024 overflows: values near the float maximum are halved at most 2^1023 times
     return float(np.ldexp(1.0, min(int(np.frexp(a.max())[1]), 1023)))
+
+
+def midrange(y: np.ndarray) -> float:
+    """The midrange of ``y``'s finite values (0.0 when there are none), to centre an
+    outcome on before a least-squares step whose fixed effects absorb a constant: solved
+    at the outcome's level, the normal equations lose digits to a large offset. Halves
+    are added, so the midrange of values near the float maximum does not overflow."""
+    a = np.asarray(y, dtype=float)
+    a = a[np.isfinite(a)]
+    return float(a.max() / 2 + a.min() / 2) if a.size else 0.0
+
+
+def rescale_result(res: R, c: float, *, scales: bool = True) -> R:
+    """The result of a fit on the outcome divided by ``c`` (:func:`outcome_scale`), in
+    the outcome's units (``res.rescaled(c)``; ``scales=False`` for scale-free results)
+    with ``info["outcome_rescaled_by"]``; ``res`` itself when ``c`` is 1."""
+    if c == 1.0:
+        return res
+    out = res.rescaled(c) if scales else res
+    return replace(out, info={**out.info, "outcome_rescaled_by": c})
 
 
 def normalised_weights(w: np.ndarray) -> np.ndarray:
@@ -112,9 +133,7 @@ def scale_equivariant(
                     kwargs[name] = value / c**power
             rescaled = panel.with_outcome(outcome, y / c, overwrite=True)
             res = fit(rescaled, *args, outcome=outcome, **kwargs)
-            if result_scales:
-                res = res.rescaled(c)
-            return replace(res, info={**res.info, "outcome_rescaled_by": c})
+            return rescale_result(res, c, scales=result_scales)
 
         return wrapper  # type: ignore[return-value]
 

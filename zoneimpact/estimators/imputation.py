@@ -85,7 +85,7 @@ from ._fe import (
     demean,
     fe_dof,
 )
-from ._scale import outcome_scale, scale_equivariant
+from ._scale import midrange, outcome_scale, scale_equivariant
 from .callaway_santanna import _check_bins, _check_window
 from .sun_abraham import _covariate_list
 from .twfe import _fixest_k
@@ -657,10 +657,7 @@ def _impute(
     equations lost digits to it (y + 1e9 moved the estimates by 4e-7 relative, y + 1e10
     by 2e-6; a breaker's check), as the Dask engine's centring does not."""
     u0, t0, w0, X0 = s.uc[i0], s.tc[i0], s.wobs[i0], X[i0]
-    y0 = s.y[i0]
-    # halves added: the midrange of outcomes near the float maximum does not overflow
-    mid = float(np.nanmax(y0) / 2 + np.nanmin(y0) / 2) if y0.size else 0.0
-    y = s.y - mid
+    y = s.y - midrange(s.y[i0])
     normal = _TwoWayNormal(u0, t0, w0, X0, s.n_unit, s.n_period)
     th_u, th_t, th_x = normal.solve(*normal.cross(u0, t0, X0, (w0 * y[i0])[None]))
     fitted = th_u[0][s.uc] + th_t[0][s.tc]

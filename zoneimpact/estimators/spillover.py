@@ -2208,8 +2208,7 @@ def _cs_unentered(
     warning). Its rows exposed only by zones outside the sample are the source pieces'
     (NaN here: none has an unexposed row; any other refuses the CS base); zone units'
     rows are counted by :func:`_with_zone_losses` (``spillover_on_zones``)."""
-    e = split.emap.roles_of(split.units)["exposure_onset"].to_numpy(float)
-    early = (e <= split.periods[0])[:, None]
+    early = _exposed_from_start(split)
     t_of = np.broadcast_to(split.periods[None, :], early.shape[:1] + split.periods.shape)
     out = dict(fits)
     for p in split.pieces:
@@ -2221,6 +2220,13 @@ def _cs_unentered(
         out[p.name] = _recount(f, int(lost.sum()), by)
     last = [k for k in (*SOURCE_PIECES, "naive") if k in out]
     return {**{k: v for k, v in out.items() if k not in last}, **{k: out[k] for k in last}}
+
+
+def _exposed_from_start(split: _Split) -> np.ndarray:
+    """Units (a column, ``units x 1``) exposed from the first period or before: no
+    unexposed row, so no base can estimate their spillover targets."""
+    e = split.emap.roles_of(split.units)["exposure_onset"].to_numpy(float)
+    return (e <= split.periods[0])[:, None]
 
 
 def _recount(f: _PieceFit, n: int, by: tuple[tuple[Any, int], ...]) -> _PieceFit:
@@ -2252,8 +2258,7 @@ def _refuse_source_targets(split: _Split, where: str) -> None:
     """Refuse a base that cannot split off the source-only targets (:func:`source_only_refusal`)
     of units with an unexposed period (those exposed from the first period leave its
     pieces, their targets unidentified in both bases)."""
-    e = split.emap.roles_of(split.units)["exposure_onset"].to_numpy(float)
-    late = (e > split.periods[0])[:, None]
+    late = ~_exposed_from_start(split)
     n = sum(int((p.target & late).sum()) for p in split.pieces if p.name in SOURCE_PIECES)
     if n:
         raise source_only_refusal(n, where)

@@ -69,7 +69,7 @@ from ..results import (
 )
 from ._fe import _nested, absorb, cluster_ssc_k
 from ._options import renamed
-from ._scale import normalised_weights, outcome_scale, scale_equivariant
+from ._scale import midrange, normalised_weights, outcome_scale, scale_equivariant
 from ._weights import check_weight_name, weight_values
 
 #: Most event-time dummies (plus covariates) of an event study: they are dense columns of
@@ -533,11 +533,8 @@ def _ols_design(
     # estimable changes, but absorbed at the outcome's level the residuals lost digits to
     # it (on an unbalanced panel, y + 1e10 moved the SEs by up to 3e-6 relative against
     # the same rounded data with the offset removed exactly; now 2e-16 at most), as the
-    # imputation's Y(0) model did before it centred the same way. Halves added: the
-    # midrange of outcomes near the float maximum cannot overflow.
-    mid = float(y.max() / 2 + y.min() / 2) if y.size else 0.0
-    if np.isfinite(mid):
-        y = y - mid
+    # imputation's Y(0) model did before it centred the same way
+    y = y - midrange(y)
     Z, fe_rank = absorb(np.column_stack([y, X]), fe, weights=weights)
     yd, Xd = Z[:, 0], Z[:, 1:]
     names = list(regressors.columns)
