@@ -246,3 +246,55 @@ def test_both_bases_count_the_targets_of_units_exposed_since_before_the_data():
         assert pieces.loc["spillover_from_sources", "unidentified_by_period"].startswith("2000: 2")
         assert "spillover_from_sources" not in res.terms["term"].tolist()  # nothing estimated
     assert counts["imputation"].tolist() == counts["callaway_santanna"].tolist() == [4, 16]
+
+
+def _unobserved(df: pd.DataFrame, unit: str, years: list[int]) -> pd.DataFrame:
+    """``df`` with ``unit``'s outcome missing in ``years``."""
+    return df.assign(y=df["y"].mask((df["unit"] == unit) & df["time"].isin(years)))
+
+
+@pytest.mark.parametrize(
+    ("years", "direct", "from_sources"),
+    [
+        # u15 (2006) never observed after it opens: its 4 x 10 gain is in no total, and its
+        # neighbours' 2 x 4 x 5 losses join the source's 70
+        ([2006, 2007, 2008, 2009], 110.0, -110.0),
+        # u15 unobserved in 2007 alone: 10 of its gain, and its neighbours' 2007 losses
+        ([2007], 140.0, -80.0),
+    ],
+)
+def test_a_zone_unobserved_after_it_opens_is_a_source_in_those_periods(years, direct, from_sources):
+    # reviewer's item: the neighbours' losses stayed in net while the zone's gain was in no
+    # total (share 1.364 and 1.071 on the old code for a true 1 under pure relocation)
+    res = _fit(_panel(_unobserved(_world({**ZONES, **SOURCE}), "u15", years), SOURCE))
+    e = _est(res)
+    assert e["direct_total"] == pytest.approx(direct, abs=1e-9)
+    assert e["spillover_total"] == pytest.approx(-direct, abs=1e-9)
+    assert e["net"] == pytest.approx(0.0, abs=1e-9)
+    assert e["displacement_share"] == pytest.approx(1.0, abs=1e-10)
+    assert e["spillover_from_sources_total"] == pytest.approx(from_sources, abs=1e-9)
+    # every loss is counted once: the ring and source pieces hold all 150 + 70 of them
+    assert e["spillover_total"] + e["spillover_from_sources_total"] == pytest.approx(-220.0)
+
+
+def test_a_neighbour_of_an_unobserved_and_an_observed_zone_stays_in_the_rings():
+    # u16 lies between u15 and u17 (both 2006): in 2007, with u15 unobserved, u16's loss of
+    # 10 stays in spillover_total (u17 is observed; the loss cannot be split without a
+    # model, module notes) while u14's 5 goes to the source term. Gains 60 + 40 + 50 + 40
+    # less u15's 10; losses 190 less u14's 5; the source u32's 70
+    df = _unobserved(_world({**ZONES, **SOURCE, "u17": 2006}), "u15", [2007])
+    e = _est(_fit(_panel(df, SOURCE)))
+    assert e["direct_total"] == pytest.approx(180.0, abs=1e-9)
+    assert e["spillover_total"] == pytest.approx(-185.0, abs=1e-9)
+    assert e["net"] == pytest.approx(-5.0, abs=1e-9)
+    assert e["spillover_from_sources_total"] == pytest.approx(-75.0, abs=1e-9)
+
+
+def test_callaway_santanna_base_refuses_a_zone_unobserved_after_it_opens():
+    # no source zone: only u15's missing 2007 makes u14's and u16's 2007 rows source-only
+    p = _panel(_unobserved(_world(ZONES), "u15", [2007]))
+    with pytest.raises(EstimationError, match=r"2 exposed unit-period\(s\).*outcome is missing"):
+        spillover.fit(p, outcome="y", rng=0, n_boot=0, base_estimator="callaway_santanna")
+    e = _est(_fit(p))
+    assert e["spillover_from_sources_total"] == pytest.approx(-10.0, abs=1e-9)
+    assert e["displacement_share"] == pytest.approx(1.0, abs=1e-10)

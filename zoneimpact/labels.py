@@ -51,8 +51,8 @@ _TERM_NAMES = {
     "displacement_share": "Displacement share",
     "spillover_on_zones": "Spillover on zone units (before their zone)",
     "spillover_on_zones_total": "Spillover on zone units (total)",
-    "spillover_from_sources": "Spillover from zones outside the sample",
-    "spillover_from_sources_total": "Spillover from zones outside the sample (total)",
+    "spillover_from_sources": "Spillover from zones outside the sample or unobserved",
+    "spillover_from_sources_total": "Spillover from zones outside the sample or unobserved (total)",
 }
 _PREFIXES = {
     "event": "Event time",

@@ -38,7 +38,12 @@ exposes it; :meth:`ExposureMap.sample_onset`) is no target of the ring pieces bu
 neither ``spillover``, ``spillover_total``, ``net``, ``net_per_treated`` nor the share:
 those count only exposure to the sample's zones (under pure relocation with a source
 opening inside the window the share stays 1, where the source's neighbours' losses
-against no gain had given 1.47 in a breaker's world). A unit-period exposed to both a
+against no gain had given 1.47 in a breaker's world). A zone unit of the sample whose
+outcome is missing in a period after it opens is a source in that period: its gain is in
+no total then, so a unit-period whose every exposing zone open then is a source or
+unobserved is ``spillover_from_sources``'s too (:func:`_source_only`; on the line of
+``tests/test_spillover_sources_split.py`` with one zone unobserved after it opens the share
+read 1.36 for a true 1, and reads 1). A unit-period exposed to both a
 source and a zone of the sample stays in the ring pieces: its loss cannot be split between
 the two without a model of how it divides. Zone units' rows exposed only by a source before
 their own zone leave ``spillover_on_zones`` the same way; they are a second piece,
@@ -378,7 +383,6 @@ def _masks(
     role = tab["role"].to_numpy()
     g = tab["cohort"].to_numpy(float)[:, None]
     e = tab["exposure_onset"].to_numpy(float)[:, None]
-    e_est = tab["exposure_onset_sample"].to_numpy(float)[:, None]
     ring = tab["ring"].to_numpy()[:, None]
     t = periods[None, :]
 
@@ -398,9 +402,10 @@ def _masks(
     pieces = [
         _Piece("direct", obs & ((zone_rows & (t < g)) | nonzone_clean), obs & zone_rows & (t >= g))
     ]
-    # exposed only by zones outside the sample (t < e_est; module notes): the targets of
+    # exposed only by zones whose gain no total counts then (module notes): the targets of
     # spillover_from_sources, out of the ring pieces' (whose controls they never were)
-    from_src = (t >= e) & (t < e_est)
+    from_src = _source_only(emap, tab, periods, obs)
+    counted = (t >= e) & ~from_src
     src_rings: list[Any] = []
     for r in emap.rings:
         in_ring = exposed & (ring == r)
@@ -408,14 +413,14 @@ def _masks(
             continue
         if (in_ring & from_src).any():
             src_rings.append(r)
-            if not (in_ring & (t >= e_est)).any():
+            if not (in_ring & counted).any():
                 continue  # a ring of sources alone
         other = exposed & (ring != r) & (t < e) if not_yet else False
         pieces.append(
             _Piece(
                 f"spillover:{r}",
                 obs & (clean_u | (in_ring & (t < e)) | other),
-                obs & in_ring & (t >= e_est),
+                obs & in_ring & counted,
             )
         )
     # the usual DiD: every not-yet-zone row is a control, neighbours included
@@ -443,6 +448,35 @@ def _masks(
     pieces += source_pieces
     pieces.append(_Piece("naive", obs & (t < g), obs & (t >= g)))
     return Y, units, periods, pieces
+
+
+def _source_only(
+    emap: ExposureMap, tab: pd.DataFrame, periods: np.ndarray, obs: np.ndarray
+) -> np.ndarray:
+    """Exposed unit-periods (units x periods, in the order of ``tab``) whose every
+    exposing zone open then has its gain in no total: a zone outside the sample
+    (:attr:`Panel.sources`), or a zone unit of the sample whose outcome is missing in that
+    period (no direct target; a reviewer's world gave a share of 1.5 for a true 1 under
+    pure relocation when its neighbours' losses stayed in net). A unit-period counts as
+    the sample's when some linked zone unit of the panel (other than its own) is open and
+    observed then; on a panel whose zone units are observed after they open that is ``t >=
+    exposure_onset_sample`` (:meth:`ExposureMap.sample_onset`). A map without links (built
+    from onsets alone, or on a grid) knows no sources, and only its sample onset counts."""
+    t = periods[None, :]
+    e = tab["exposure_onset"].to_numpy(float)[:, None]
+    exposed = t >= e
+    lk = emap.links
+    if lk is None or lk.empty:
+        return exposed & (t < tab["exposure_onset_sample"].to_numpy(float)[:, None])
+    g = tab["cohort"].to_numpy(float)
+    at = tab.index
+    ui, zi = at.get_indexer(lk["unit"]), at.get_indexer(lk["zone"])
+    keep = (ui >= 0) & (zi >= 0) & (ui != zi)
+    keep[keep] = np.isfinite(g[zi[keep]])
+    n = len(at)
+    links = sparse.csr_matrix((np.ones(int(keep.sum())), (ui[keep], zi[keep])), shape=(n, n))
+    open_seen = ((g[:, None] <= t) & obs).astype(float)
+    return exposed & (np.asarray(links @ open_seen) == 0)
 
 
 def _check_identified(pieces: Sequence[_Piece], periods: np.ndarray) -> None:
@@ -2240,17 +2274,19 @@ def _recount(f: _PieceFit, n: int, by: tuple[tuple[Any, int], ...]) -> _PieceFit
 
 def source_only_refusal(n: int, where: str) -> EstimationError:
     """The refusal of a base or engine that cannot split off the ``n`` unit-periods
-    exposed only by zones outside the sample (module notes): a cohort of CS (or a Dask
-    piece) starts at the exposure onset and cannot tell those periods from the later
-    ones, and keeping them among the losses would count a loss without its gain."""
+    exposed only by zones outside the sample or unobserved then (module notes): a cohort
+    of CS (or a Dask piece) starts at the exposure onset and cannot tell those periods
+    from the later ones, and keeping them among the losses would count a loss without its
+    gain."""
     return EstimationError(
         f"{where}: {n} exposed unit-period(s) are exposed only by zones outside the "
         "estimation sample (Panel.sources: zones of units outside the panel, or zone units "
-        "dropped as always treated) that open inside the data window, before any zone of "
-        "the sample exposes them. Their losses belong to a zone whose gain no total counts, "
-        "so the imputation base reports them apart (spillover_from_sources) and leaves "
-        "them out of net and the displacement share; this base cannot split them off "
-        "its cohorts. Use base_estimator='imputation' (in memory)."
+        "dropped as always treated) that open inside the data window, or by zone units "
+        "whose outcome is missing in those periods. Their losses belong to a zone whose "
+        "gain no total counts, so the imputation base reports them apart "
+        "(spillover_from_sources) and leaves them out of net and the displacement share; "
+        "this base cannot split them off its cohorts. Use base_estimator='imputation' "
+        "(in memory)."
     )
 
 
