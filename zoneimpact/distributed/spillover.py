@@ -29,9 +29,12 @@ per piece, computed where the data live:
    :class:`~zoneimpact.estimators.spillover.SpilloverResult` equal to the in-memory fit to
    1e-10 (``tests/test_distributed_spillover.py``).
 
-Not available on this engine (in-memory only): a map whose units are exposed only by zones
-outside the sample in some periods (the in-memory ``spillover_from_sources``; refused,
-naming their number), covariates and weights, the imputation
+Not available on this engine (in-memory only): a map whose units are exposed in some
+periods only by zones whose gain is in no total then — zones outside the sample, or zone
+units of the sample whose outcome is missing in that period (no direct target then; the
+zone units' observed periods are read in the same pass as the units) — the in-memory
+``spillover_from_sources``, refused, naming their number (``_refuse_source_targets``);
+covariates and weights, the imputation
 base's CR2 correction (``small_sample="cr2"``, the in-memory default: it needs each
 cluster's rows together), ``net_region_did``/``net_region_sdid`` (they need the
 geography), Conley SEs and :meth:`SpilloverResult.with_inference` (the result keeps no
@@ -49,6 +52,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from ..errors import EstimationError, PanelError, SpecError
 from ..estimators._scale import rescale_result
@@ -105,6 +109,22 @@ def _unit_rows(df: pd.DataFrame) -> pd.DataFrame:
     """Each unit of a partition with its cohort (and cluster label when read)."""
     cols = ["cohort", *(["cluster"] if "cluster" in df.columns else [])]
     return df.groupby("unit", sort=False)[cols].first()
+
+
+def _units_and_zone_periods(
+    df: pd.DataFrame, *, outcome: str, zones: bool
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """:func:`_unit_rows`, and with ``zones`` the (``unit``, ``time``) pairs of the
+    partition's zone units (finite cohort) whose outcome is observed (finite) from their
+    opening on: what :func:`_refuse_source_targets` needs to find the periods in which a
+    zone of the sample exposes its neighbours without a direct target of its own. One
+    pass reads both (the zone units' rows are few)."""
+    if not zones:
+        return _unit_rows(df), None
+    g = df["cohort"].to_numpy(float)
+    t = df["time"].to_numpy(float)
+    keep = np.isfinite(g) & (t >= g) & np.isfinite(df[outcome].to_numpy(float))
+    return _unit_rows(df), df.loc[keep, ["unit", "time"]].drop_duplicates()
 
 
 def _piece_rows(
@@ -564,24 +584,97 @@ def _imputation_fits(
     return fits, cname, G, held
 
 
+def _observed_zone_cover(
+    emap: ExposureMap, units: pd.DataFrame, periods: np.ndarray, observed: pd.DataFrame
+) -> tuple[np.ndarray, pd.DataFrame] | None:
+    """Units x periods: whether a zone of the sample linked to the unit in the map (a zone
+    unit of the panel other than the unit itself) is open and has its outcome observed
+    (``observed``: the zone units' observed (``unit``, ``time``) pairs from their opening,
+    :func:`_units_and_zone_periods`), and the links counted (``unit``, ``zone``). None for
+    a map without links (it knows no sources)."""
+    if emap.links is None or emap.links.empty:
+        return None
+    g = units["cohort"].to_numpy(float)
+    zones = units.index[np.isfinite(g)]
+    lk = emap.links
+    lk = lk.loc[
+        lk["zone"].isin(zones) & lk["unit"].isin(units.index) & (lk["unit"] != lk["zone"]),
+        ["unit", "zone"],
+    ].drop_duplicates()
+    seen = np.zeros((len(zones), len(periods)), dtype=bool)
+    r = zones.get_indexer(observed["unit"])
+    c = pd.Index(periods).get_indexer(observed["time"].to_numpy(float))
+    ok = (r >= 0) & (c >= 0)
+    seen[r[ok], c[ok]] = True
+    seen &= g[np.isfinite(g)][:, None] <= periods[None, :]
+    ui, zi = units.index.get_indexer(lk["unit"]), zones.get_indexer(lk["zone"])
+    L = sparse.csr_matrix((np.ones(len(lk)), (ui, zi)), shape=(len(units), len(zones)))
+    cover = np.asarray(L @ seen.astype(float)) > 0
+    return cover, lk
+
+
 def _refuse_source_targets(
-    emap: ExposureMap, units: pd.DataFrame, periods: Any, base_estimator: str
+    emap: ExposureMap,
+    units: pd.DataFrame,
+    periods: Any,
+    base_estimator: str,
+    observed: pd.DataFrame | None = None,
 ) -> None:
-    """Refuse a map whose units are exposed only by zones outside the sample in some
-    periods (``exposure_onset <= t < exposure_onset_sample``, zone units before their own
-    zone): the in-memory imputation base reports those apart (``spillover_from_sources``),
-    which this engine's pieces, treated from the exposure onset, cannot. Counted on the
-    map and the panel's periods, for units with an unexposed period."""
+    """Refuse a map whose units are exposed in some periods only by zones whose gain is in
+    no total: zones outside the sample (``exposure_onset <= t < exposure_onset_sample``,
+    :func:`source_only_refusal`), or, with ``observed`` (the zone units' observed periods,
+    :func:`_units_and_zone_periods`), zone units of the sample whose outcome is missing in
+    that period (no direct target then): a unit-period (i, t) from i's exposure onset (for
+    a zone unit, before its own zone) is source-only when no zone unit of the panel linked
+    to i in the map, open at t, has its outcome observed at t. The in-memory imputation
+    base reports those apart (``spillover_from_sources``), which this engine's pieces,
+    treated from the exposure onset, cannot. Counted on the map and the panel's periods,
+    for units with an unexposed period (those exposed from the first period leave the
+    pieces, as in memory). On a balanced panel, or a map without links, both rules are
+    the first one."""
     tab = emap.roles_of(units.index)
-    t = np.asarray(periods, dtype=float)[None, :]
+    period_values = np.asarray(periods)
+    t = period_values.astype(float)[None, :]
     e = tab["exposure_onset"].to_numpy(float)[:, None]
     e_est = tab["exposure_onset_sample"].to_numpy(float)[:, None]
     g = units["cohort"].to_numpy(float)[:, None]
     # units exposed from the first period leave the pieces (no unexposed row), as in memory
-    hit = (tab["role"] != "clean").to_numpy()[:, None] & (e > t.min()) & (t >= e)
-    n = int((hit & (t < e_est) & (t < g)).sum())
+    hit = (tab["role"] != "clean").to_numpy()[:, None] & (e > t.min()) & (t >= e) & (t < g)
+    outside = hit & (t < e_est)
+    n = int(outside.sum())
+    where = f"The Dask spillover fit (base_estimator={base_estimator!r})"
+    found = None if observed is None else _observed_zone_cover(emap, units, t[0], observed)
+    if found is not None:
+        cover, lk = found
+        gap = hit & ~outside & ~cover
+        if gap.any():
+            i, j = (int(k[0]) for k in np.nonzero(gap))
+            unit = units.index[i]
+            linked = lk.loc[lk["unit"] == unit, "zone"]
+            g_z = units["cohort"].reindex(linked).to_numpy(float)
+            open_z = linked[g_z <= t[0, j]]
+            example = (
+                f"the zone unit {open_z.iloc[0]!r} linked to it, open since "
+                f"{units['cohort'].at[open_z.iloc[0]]:g}, has no outcome then"
+                if len(open_z)
+                else "no zone unit linked to it and open then has an outcome"
+            )
+            more = (
+                f"; {n} more are exposed only by zones outside the estimation sample" if n else ""
+            )
+            raise EstimationError(
+                f"{where}: {int(gap.sum())} exposed unit-period(s) are exposed only by zone "
+                f"units of the sample whose outcome is missing in that period (e.g. unit "
+                f"{unit!r} in period {period_values[j]}: {example}){more}. A zone "
+                "without an outcome has no direct target in that period, so its gain is in "
+                "no total while its neighbours' losses would count in spillover_total, net "
+                "and the displacement share. This engine's pieces, treated from the exposure "
+                "onset, cannot split those unit-periods off; the in-memory imputation base "
+                "reports them apart (spillover_from_sources): use base_estimator='imputation' "
+                "in memory."
+            )
     if n:
-        raise source_only_refusal(n, f"The Dask spillover fit (base_estimator={base_estimator!r})")
+        raise source_only_refusal(n, where)
 
 
 def _check_options(
@@ -689,9 +782,15 @@ def fit(
     opts = _check_options(base_estimator, controls, pre_exposed, n_boot, base_options)
     check_choice(aux_partition, "aux_partition", tuple(_AUX_PARTITIONS))
     generator = as_generator(rng)
-    units = pd.concat(compute_blocks([_unit_rows], dpanel.partitions())).sort_index()
+    # one pass: the units, and the zone units' observed periods when the map has links
+    linked = exposure.links is not None and not exposure.links.empty
+    blocks = compute_blocks(
+        [_units_and_zone_periods], dpanel.partitions(), outcome=outcome, zones=linked
+    )
+    units = pd.concat([b[0] for b in blocks]).sort_index()
     tab = _check_map(units, exposure)
-    _refuse_source_targets(exposure, units, dpanel.periods, base_estimator)
+    observed = pd.concat([b[1] for b in blocks]) if linked else None
+    _refuse_source_targets(exposure, units, dpanel.periods, base_estimator, observed)
     rule = {"controls": controls, "pre_exposed": pre_exposed}
     rings = [r for r in exposure.rings if ((tab["role"] == "exposed") & (tab["ring"] == r)).any()]
     naive = compute_blocks([_scan], dpanel.partitions(), outcome=outcome)

@@ -1,0 +1,140 @@
+"""Zone units of the sample whose outcome is missing after they open, on the Dask spillover
+engine (the in-memory ``spillover_from_sources`` rule at the period level).
+
+A zone unit without an outcome in a period after its opening has no direct target then:
+its gain is in no total, so its neighbours' losses in that period must stay out of
+``spillover_total``, ``net`` and the displacement share. The in-memory imputation base
+reports them apart; the Dask engine cannot split them off its pieces and refuses the fit,
+naming the count and an example, unless another linked zone, open and observed in that
+period, exposes the unit too. Worlds are built by hand on a line of 40 units (each
+adjacent to the next), noise-free, with pure relocation (a zone gains ``G`` a year, each of
+its two neighbours loses ``G / 2``), so the displacement share is 1 (tolerance 1e-9:
+least squares on outcomes near 100, exact up to rounding).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from zoneimpact.errors import EstimationError
+from zoneimpact.estimators import spillover
+from zoneimpact.exposure import build_exposure
+from zoneimpact.panel import Panel
+
+zd = pytest.importorskip("zoneimpact.distributed")
+
+YEARS = list(range(2000, 2010))
+N = 40
+UNITS = [f"u{i:02d}" for i in range(N)]
+G = 10.0
+
+
+def _world(zones: dict[str, int], seed: int = 1) -> pd.DataFrame:
+    """Outcomes on the line: unit and year effects, ``+G`` for an open zone, ``-G/2`` per
+    open adjacent zone for a unit that is not (yet) a zone itself."""
+    rng = np.random.default_rng(seed)
+    a = {u: rng.normal() * 5 for u in UNITS}
+    b = {t: rng.normal() for t in YEARS}
+    rows = []
+    for i, u in enumerate(UNITS):
+        for t in YEARS:
+            own = zones.get(u, np.inf)
+            eff = G if t >= own else 0.0
+            for j in (i - 1, i + 1):
+                v = f"u{j:02d}"
+                if v in zones and zones[v] <= t < own:
+                    eff -= G / 2
+            rows.append(
+                dict(unit=u, time=t, cohort=zones.get(u, np.inf), y=100 + a[u] + b[t] + eff)
+            )
+    return pd.DataFrame(rows)
+
+
+def _panel(df: pd.DataFrame) -> Panel:
+    geo = pd.DataFrame({"unit": UNITS, "lat": 30.0, "lon": [0.3 * i for i in range(N)]})
+    adj = pd.DataFrame({"unit": UNITS[:-1], "neighbour": UNITS[1:]})
+    return Panel.from_frame(
+        df, unit="unit", time="time", cohort="cohort", outcomes="y", geography=geo,
+        adjacency=adj, never_values=(),
+    )  # fmt: skip
+
+
+def _dask(df: pd.DataFrame, folder):
+    df.to_parquet(folder / "part-0.parquet", index=False)
+    return zd.read_panel(str(folder / "*.parquet"), unit="unit", time="time", outcomes=["y"],
+                         cohort="cohort", never_values=(), npartitions=2)  # fmt: skip
+
+
+def _missing(df: pd.DataFrame, unit: str, year: int, how: str) -> pd.DataFrame:
+    """``df`` with ``unit``'s outcome missing in ``year``: NaN, or the row left out."""
+    at = (df["unit"] == unit) & (df["time"] == year)
+    if how == "nan":
+        return df.assign(y=df["y"].mask(at))
+    return df.loc[~at].reset_index(drop=True)
+
+
+def _fit(dp, emap, base: str):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return zd.spillover(dp, outcome="y", exposure=emap, base_estimator=base, n_boot=0, rng=0)
+
+
+def _est(res) -> pd.Series:
+    return res.terms.set_index("term")["estimate"]
+
+
+# three zones far apart on the line: u14 and u16 are exposed by u15 alone
+ZONES = {"u05": 2004, "u15": 2006, "u25": 2005}
+BASES = ("imputation", "callaway_santanna")
+
+
+@pytest.mark.parametrize("how", ["nan", "row"])
+@pytest.mark.parametrize("base", BASES)
+def test_spillover_refuses_a_zone_without_an_outcome_after_it_opens(tmp_path, base, how):
+    df = _world(ZONES)
+    emap = build_exposure(_panel(df), "adjacency")
+    # u15 (open 2006) has no outcome in 2008: u14 and u16 are exposed by no observed zone
+    dp = _dask(_missing(df, "u15", 2008, how), tmp_path)
+    with pytest.raises(EstimationError) as err:
+        _fit(dp, emap, base)
+    msg = str(err.value)
+    assert f"base_estimator={base!r}): 2 exposed unit-period(s)" in msg
+    assert "outcome is missing" in msg
+    assert "unit 'u14' in period 2008: the zone unit 'u15'" in msg
+    assert "open since 2006" in msg
+
+
+@pytest.mark.parametrize("base", BASES)
+def test_spillover_on_the_same_world_fully_observed_has_share_one(tmp_path, base):
+    df = _world(ZONES)
+    e = _est(_fit(_dask(df, tmp_path), build_exposure(_panel(df), "adjacency"), base))
+    # zones open 6, 4 and 5 years (+10 each); each of their two neighbours loses 5
+    assert e["direct_total"] == pytest.approx(150.0, abs=1e-9)
+    assert e["spillover_total"] == pytest.approx(-150.0, abs=1e-9)
+    assert e["displacement_share"] == pytest.approx(1.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("base", BASES)
+def test_spillover_fits_when_a_second_observed_zone_is_open(tmp_path, base):
+    # u05 (2004) has no outcome in 2008, but its neighbours u04 and u06 are exposed then by
+    # u03 (2005) and u07 (2006), open and observed: no unit-period is source-only
+    zones = {"u03": 2005, "u05": 2004, "u07": 2006, "u25": 2005}
+    df = _world(zones)
+    emap = build_exposure(_panel(df), "adjacency")
+    seen = _missing(df, "u05", 2008, "nan")
+    e = _est(_fit(_dask(seen, tmp_path), emap, base))
+    assert "spillover_from_sources" not in e.index
+    # the same numbers as in memory (imputation without CR2, as on Dask); u04 and u06 keep
+    # their 2008 loss to u05 too (a unit-period exposed to an observed zone stays whole),
+    # so net is -10 (u05's missing gain) and the share 200/190, in both engines
+    opts = {"small_sample": "none"} if base == "imputation" else {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mem = spillover.fit(_panel(seen), outcome="y", exposure=emap, base_estimator=base,
+                            n_boot=0, rng=0, **opts)  # fmt: skip
+    assert e.to_numpy() == pytest.approx(_est(mem).reindex(e.index).to_numpy(), abs=1e-9)
+    assert e["net"] == pytest.approx(-10.0, abs=1e-9)
