@@ -638,28 +638,67 @@ def _warn_ring_gaps(
     )
 
 
-def exposure_from_knn(panel: Panel, k: int = 2, *, label: str | None = None) -> ExposureMap:
-    """Each zone exposes its ``k`` nearest units (great-circle distance; Butts 2021's
-    alternative to fixed radii when unit density varies).
+KnnAmong = Literal["places", "panel"]
+#: the conventions :func:`exposure_from_knn` accepts for ``among``
+KNN_AMONG: tuple[str, ...] = ("places", "panel")
+
+
+def exposure_from_knn(
+    panel: Panel, k: int = 2, *, label: str | None = None, among: KnnAmong = "places"
+) -> ExposureMap:
+    """Each zone exposes its ``k`` nearest units (great-circle distance; Butts 2021,
+    "Difference-in-differences estimation with spatial spillovers", arXiv:2105.03737,
+    Section 3: the alternative to fixed radii when unit density varies).
 
     Parameters
     ----------
     panel : Panel
         Needs ``lat`` and ``lon`` for every unit (and for source zones to count them).
     k : int
-        Neighbours per zone. The candidates are the panel's units and its located source
-        zones (:attr:`Panel.sources` with ``lat``/``lon``, e.g. always-treated zone units
-        dropped by ``outside_window="adjust"``) other than the zone itself: other zones,
-        in the panel or not, count towards ``k`` but are not "exposed" (a source is no
-        panel unit), so the ``cohort=`` and ``treatment=`` readings of the same data give
-        the same map. Sources opening after the last period are left out, as everywhere
-        (:func:`_zone_cohorts`). A zone with fewer than ``k`` other candidates exposes them
-        all; the ring label keeps the ``k`` asked for. Units tied with the ``k``-th nearest
-        (equal distances, as on a grid or at shared centroids) are all neighbours, so the
-        map does not depend on the units' labels or order.
+        Neighbours per zone. Sources opening after the last period are left out, as
+        everywhere (:func:`_zone_cohorts`). A zone with fewer than ``k`` other candidates
+        exposes them all; the ring label keeps the ``k`` asked for. Candidates tied with
+        the ``k``-th nearest (equal distances, as on a grid or at shared centroids) are all
+        neighbours, so the map does not depend on the units' labels or order.
+    label : str, optional
+        The ring label (default ``"<k>-nearest"``).
+    among : {"places", "panel"}
+        Among which places the ``k`` nearest are counted; in both conventions every zone,
+        in the panel or a located source zone (:attr:`Panel.sources` with ``lat``/``lon``,
+        e.g. always-treated zone units dropped by ``outside_window="adjust"``), exposes its
+        neighbours, and only panel units are ever "exposed".
+
+        * ``"places"`` (default): the ``k`` nearest *places* other than the zone itself,
+          i.e. the panel's units and its located source zones. A source zone takes a
+          neighbour slot although it is not exposed (it is no panel unit). Exposure then
+          does not depend on whether a zone is kept in the sample or held as a source
+          (e.g. an always-treated zone unit dropped by ``outside_window="adjust"``): the
+          ``cohort=`` and ``treatment=`` readings of the same data give the same map. Use
+          it when exposure is a property of the map of places, sampled or not.
+        * ``"panel"``: the ``k`` nearest *panel units* other than the zone itself; source
+          zones take no slot (they still expose their own ``k`` nearest panel units).
+          A zone's ``k`` neighbours are then all units of the sample (fewer only when
+          the panel holds fewer): the convention of a referee or simulation that links
+          zones to the estimation sample only. The map can change when a zone moves
+          between the panel and the sources (an always-treated unit dropped from the
+          window frees a slot for a farther unit).
+
+        The two agree when the panel has no located source zones.
+
+    Raises
+    ------
+    GeographyError
+        When ``k`` is not a whole number >= 1, ``among`` is not one of the conventions
+        above, or the panel lacks ``lat``/``lon`` (for a unit or a source zone).
     """
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise GeographyError(f"k must be a whole number >= 1; received {k!r}.")
+    if not isinstance(among, str) or among not in KNN_AMONG:
+        allowed = ", ".join(repr(c) for c in KNN_AMONG)
+        raise GeographyError(
+            f"among must be one of {allowed} (the k nearest places, source zones included, "
+            f"or the k nearest panel units); received {among!r}."
+        )
     geo = panel.require_geography(["lat", "lon"])
     units = geo.index.to_numpy()
     zones_in = panel.unit_cohort.index[np.isfinite(panel.unit_cohort.to_numpy(float))]
@@ -670,8 +709,9 @@ def exposure_from_knn(panel: Panel, k: int = 2, *, label: str | None = None) -> 
         src = src[opens <= float(panel.periods[-1])]
     zgeo = pd.concat([geo.loc[zones_in, ["lat", "lon"]], src]) if len(src) else geo.loc[zones_in]
     zgeo = zgeo[~zgeo.index.duplicated(keep="first")][["lat", "lon"]]
-    # candidates: panel units first, then the source zones (not panel units)
-    cand = pd.concat([geo[["lat", "lon"]], src]) if len(src) else geo[["lat", "lon"]]
+    # candidates: panel units first, then (among places) the source zones (not panel units)
+    places = among == "places" and len(src) > 0
+    cand = pd.concat([geo[["lat", "lon"]], src]) if places else geo[["lat", "lon"]]
     cand = cand[~cand.index.duplicated(keep="first")]
     dist = haversine_km(
         zgeo["lat"].to_numpy(float)[:, None],
@@ -702,7 +742,7 @@ def exposure_from_knn(panel: Panel, k: int = 2, *, label: str | None = None) -> 
             "distance_km": dist[zi, ui],
         }
     )
-    return _assemble(panel, "knn", rel, (ring,), {"k": int(k)})
+    return _assemble(panel, "knn", rel, (ring,), {"k": int(k), "among": among})
 
 
 def exposure_from_region(panel: Panel, column: str = "region") -> ExposureMap:
@@ -772,9 +812,13 @@ def build_exposure(
     region_column: str = "region",
     within_region: bool = False,
     k: int | None = None,
+    among: KnnAmong = "places",
     stacklevel: int = 2,
 ) -> ExposureMap:
     """Dispatch on the spec's ``exposure`` name (or pass an :class:`ExposureMap` through).
+
+    ``k`` and ``among`` go to :func:`exposure_from_knn` (``exposure="knn"``; ``k`` defaults
+    to 2 there).
 
     ``"rings"`` without ``rings_km`` uses :data:`DEFAULT_RINGS_KM` and warns (pointing
     ``stacklevel`` frames up): how far the rings reach decides which units are clean
@@ -784,7 +828,7 @@ def build_exposure(
         return exposure
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        emap = _built(panel, exposure, rings_km, region_column, within_region, k)
+        emap = _built(panel, exposure, rings_km, region_column, within_region, k, among)
     # the builders' warnings (sources opening after the data) point at this call's caller
     for w in caught:
         warnings.warn(w.message, w.category, stacklevel=stacklevel)
@@ -809,6 +853,7 @@ def _built(
     region_column: str,
     within_region: bool,
     k: int | None,
+    among: KnnAmong = "places",
 ) -> ExposureMap:
     """The exposure map ``exposure`` names (:func:`build_exposure`)."""
     if exposure == "adjacency":
@@ -823,7 +868,7 @@ def _built(
     if exposure == "region":
         return exposure_from_region(panel, column=region_column)
     if exposure == "knn":
-        return exposure_from_knn(panel, k if k is not None else 2)
+        return exposure_from_knn(panel, k if k is not None else 2, among=among)
     raise PanelError(
         f"exposure={exposure!r} is not allowed; use 'adjacency', 'rings', 'knn' or 'region'."
     )
