@@ -32,8 +32,15 @@ Replication r of world w (0 null, ..., 4 share-0.5) has seed ``--seed`` (1_000_0
 1_000_000 * w + 10_000 * [adjacency] + r + 500_000 * [missing > 0], the referee's own
 scheme, so the same seed gives the same world and estimates.
 
+The referee links a zone to its k nearest *panel units* (zones outside the panel take no
+slot); the package's default k-nearest map counts the k nearest *places*, source zones
+included (``exposure_from_knn(..., among="places")``), so the map checks disagree where a
+source zone is among a zone's k nearest. ``--among panel`` fits the package with
+``exposure_from_knn(panel, k, among="panel")``, the referee's convention.
+
 Run:  python benchmarks/mc_referee_knn.py [--reps 200] [--map knn|adjacency]
-      [--missing 0.03] [--worlds null share1 ...] [--seed 1000000] [--out DIR]
+      [--among places|panel] [--missing 0.03] [--worlds null share1 ...]
+      [--seed 1000000] [--out DIR]
 CSV files (per-replication estimates ``<map>_<full|miss>_est.csv`` and diagnostics
 ``..._meta.csv``) go to --out (default: a new temporary directory).
 """
@@ -55,6 +62,7 @@ import pandas as pd
 from scipy.spatial import Delaunay
 
 from zoneimpact.estimators import spillover
+from zoneimpact.exposure import exposure_from_knn
 from zoneimpact.panel import Panel
 
 YEARS = np.arange(2001, 2021)
@@ -275,14 +283,34 @@ def build_panel(w, mapkind):
     )
 
 
+def by_sample(w):
+    """Unit-periods (N x T) exposed then by a zone of the sample whose gain is counted then:
+    observed at ``t >= cohort`` with an observed clean row before (its direct target is
+    estimable). ``spillover.fit``'s rule since session 26: a unit-period exposed only by
+    zones outside the sample, or by zone units without an estimated gain then, is
+    ``spillover_from_sources``'s (before, any open zone of the sample counted:
+    ``t >= onset_est``)."""
+    coh, on, obs, inp = w["cohort"], w["onset"], w["obs"], w["in_panel"]
+    t = YEARS[None, :].astype(float)
+    has_pre = (obs & (t < np.minimum(coh, on)[:, None])).any(axis=1)[:, None]
+    gain = obs & (np.isfinite(coh) & inp)[:, None] & (t >= coh[:, None]) & has_pre
+    out = np.zeros(gain.shape, bool)
+    for z in w["zidx"]:
+        if z < N and inp[z]:
+            for u in w["links"][z]:
+                if u != z:
+                    out[u] |= gain[z]
+    return out
+
+
 def soz_targets(w):
     """Spillover-on-zones target unit-periods (estimable ones) as an N x T mask."""
     coh, on, obs, inp = w["cohort"], w["onset"], w["obs"], w["in_panel"]
     t = YEARS[None, :].astype(float)
     zone = (np.isfinite(coh) & inp)[:, None]
     has_pre = (obs & (t < np.minimum(coh, on)[:, None])).any(axis=1)[:, None]
-    by_sample = t >= w["onset_est"][:, None]  # not exposed only by sources (truths)
-    return obs & zone & (t >= on[:, None]) & (t < coh[:, None]) & has_pre & by_sample
+    # not exposed only by sources or zones without an estimated gain (truths)
+    return obs & zone & (t >= on[:, None]) & (t < coh[:, None]) & has_pre & by_sample(w)
 
 
 def truths(w):
@@ -295,14 +323,14 @@ def truths(w):
     first_clean = np.minimum(coh, on)[:, None]
     has_pre = (obs & (t < first_clean)).any(axis=1)[:, None]
     d_t = obs & zone & (t >= coh[:, None]) & has_pre
-    # rows exposed only by zones outside the sample (before onset_est) are a term of their
-    # own, spillover_from_sources, and enter neither spillover nor net (spillover.fit's
+    # rows exposed only by zones outside the sample, or by zone units without an estimated
+    # gain then (by_sample), are a term of their own, spillover_from_sources, and enter neither spillover nor net (spillover.fit's
     # module notes: the share's numerator and denominator cover the same zones)
-    by_sample = t >= w["onset_est"][:, None]
+    sample = by_sample(w)
     s_all = obs & exposed & (t >= on[:, None]) & has_pre
     z_all = obs & zone & (t >= on[:, None]) & (t < coh[:, None]) & has_pre
-    s_t, z_t = s_all & by_sample, z_all & by_sample
-    f_t = (s_all | z_all) & ~by_sample
+    s_t, z_t = s_all & sample, z_all & sample
+    f_t = (s_all | z_all) & ~sample
     dt, st, zt = w["direct"][d_t].sum(), w["spill"][s_t].sum(), w["spill"][z_t].sum()
     net = dt + st + zt
     return dict(
@@ -341,18 +369,23 @@ TERMS = [
 ]
 
 
-def one(seed, share, mapkind, miss, n_boot, tau=TAU):
+def one(seed, share, mapkind, miss, n_boot, tau=TAU, among="places"):
     rng = np.random.default_rng(seed)
     w = draw_world(rng, share, mapkind, miss, tau)
     panel = build_panel(w, mapkind)
     tr = truths(w)
     with warnings.catch_warnings(record=True) as wl:
         warnings.simplefilter("always")
+        # the package's default k-nearest map (among places) by name, as before; the
+        # referee's convention (among panel units) as a map built beforehand
+        exposure = mapkind
+        if mapkind == "knn" and among != "places":
+            exposure = exposure_from_knn(panel, K, among=among)
         res = spillover.fit(
             panel,
             outcome="y",
-            exposure=mapkind,
-            k_nearest=K if mapkind == "knn" else None,
+            exposure=exposure,
+            k_nearest=K if mapkind == "knn" and isinstance(exposure, str) else None,
             covariates=["x"],
             n_boot=n_boot,
             rng=seed,
@@ -413,7 +446,7 @@ def seed_of(seed, wi, mapkind, miss, r):
     return seed + 1_000_000 * wi + 10_000 * (mapkind == "adjacency") + r + (500_000 if miss else 0)
 
 
-def run(nrep, mapkind, miss, out, n_boot=999, worlds=None, seed=1_000_000):
+def run(nrep, mapkind, miss, out, n_boot=999, worlds=None, seed=1_000_000, among="places"):
     rows, meta = [], []
     for wi, (wname, (share, tau)) in enumerate(WORLDS.items()):
         if worlds and wname not in worlds:
@@ -422,7 +455,7 @@ def run(nrep, mapkind, miss, out, n_boot=999, worlds=None, seed=1_000_000):
         for r in range(nrep):
             s = seed_of(seed, wi, mapkind, miss, r)
             try:
-                df, ex = one(s, share, mapkind, miss, n_boot, tau=tau)
+                df, ex = one(s, share, mapkind, miss, n_boot, tau=tau, among=among)
             except Exception as e:  # record crashes
                 meta.append(dict(world=wname, rep=r, seed=s, error=repr(e)[:300]))
                 continue
@@ -532,6 +565,12 @@ def main() -> None:
     ap.add_argument("--worlds", nargs="+", default=list(WORLDS), choices=list(WORLDS))
     ap.add_argument("--map", default="knn", choices=["knn", "adjacency"])
     ap.add_argument(
+        "--among",
+        default="places",
+        choices=["places", "panel"],
+        help="the package's k-nearest convention (knn map only; the referee's is 'panel')",
+    )
+    ap.add_argument(
         "--missing", type=float, default=0.0, help="share of unit-years missing (e.g. 0.03)"
     )
     ap.add_argument("--n-boot", type=int, default=999)
@@ -539,9 +578,19 @@ def main() -> None:
     args = ap.parse_args()
     out = args.out or tempfile.mkdtemp(prefix="mc_referee_knn_")
     os.makedirs(out, exist_ok=True)
-    prefix = os.path.join(out, f"{args.map}_{'miss' if args.missing else 'full'}")
+    among = f"_{args.among}" if args.map == "knn" and args.among != "places" else ""
+    prefix = os.path.join(out, f"{args.map}{among}_{'miss' if args.missing else 'full'}")
     t0 = time.perf_counter()
-    e, m = run(args.reps, args.map, args.missing, prefix, args.n_boot, args.worlds, seed=args.seed)
+    e, m = run(
+        args.reps,
+        args.map,
+        args.missing,
+        prefix,
+        args.n_boot,
+        args.worlds,
+        seed=args.seed,
+        among=args.among,
+    )
     pd.set_option("display.width", 200)
     pd.set_option("display.max_columns", 30)
     pd.set_option("display.max_rows", 300)
@@ -557,7 +606,8 @@ def main() -> None:
     print("spillover_on_zones by the number of regions holding its targets:")
     print(soz_by_regions(e, ok).to_string(float_format=lambda v: f"{v:.3g}"))
     print(
-        f"{args.reps} replications per world, map {args.map}, missing {args.missing}, "
+        f"{args.reps} replications per world, map {args.map}"
+        f"{f' (among {args.among})' if args.map == 'knn' else ''}, missing {args.missing}, "
         f"seed {args.seed}: {time.perf_counter() - t0:.0f} s; CSVs in {out}"
     )
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from conftest import mc_reps
 
-from zoneimpact.errors import GeographyError, PanelError, SpecError
+from zoneimpact.errors import EstimationError, GeographyError, PanelError, SpecError
 from zoneimpact.estimators import get_estimator, spillover
 from zoneimpact.estimators.spillover import region_panel
 from zoneimpact.exposure import exposure_from_onsets
@@ -979,17 +979,21 @@ def test_cs_base_counts_a_partly_estimated_spillover_on_zones_by_period():
         outcomes=["fdi"], geography=sim.geography, outside_window="adjust",
     )  # fmt: skip
     emap = build_exposure(panel, "rings", rings_km=[(0, 100), (100, 250)])
+    cs = dict(exposure=emap, base_estimator="callaway_santanna", n_boot=0, rng=1)
+    # under the default drop_rows, zone units exposed since the first period keep no
+    # untreated row, so their gain is estimated by no base: their neighbours' rows are
+    # exposed only by zones whose gain is in no total, which the CS base cannot split off
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = spillover.fit(
-            panel, outcome="fdi", exposure=emap, base_estimator="callaway_santanna",
-            n_boot=0, rng=1,
-        )  # fmt: skip
+        with pytest.raises(EstimationError, match=r"exposed unit-period\(s\) are exposed only"):
+            spillover.fit(panel, outcome="fdi", **cs)
+        # with their exposed rows kept among the direct controls their gain is estimated
+        res = spillover.fit(panel, outcome="fdi", pre_exposed="keep", **cs)
     row = res.pieces.set_index("piece").loc["spillover_on_zones"]
     assert row["n_target_unit_periods"] > 0 and row["n_unidentified"] > 0
     lost = _by_period(row["unidentified_by_period"])
     assert sum(lost.values()) == row["n_unidentified"]
-    n_targets = zones_exposed_panel(panel, "fdi", emap, "not_yet_exposed")[1]
+    n_targets = zones_exposed_panel(panel, "fdi", emap, "not_yet_exposed", pre_exposed="keep")[1]
     assert row["n_target_unit_periods"] + row["n_unidentified"] == n_targets
     # the units exposed from the first period lose every target year, the first included;
     # their 2006-07 rows are exposed only by zones outside the sample, a piece of their own

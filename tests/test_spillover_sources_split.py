@@ -298,3 +298,60 @@ def test_callaway_santanna_base_refuses_a_zone_unobserved_after_it_opens():
     e = _est(_fit(p))
     assert e["spillover_from_sources_total"] == pytest.approx(-10.0, abs=1e-9)
     assert e["displacement_share"] == pytest.approx(1.0, abs=1e-10)
+
+
+@pytest.mark.parametrize(
+    ("missing", "pre_exposed"),
+    [
+        # u15 (2006) observed only after it opens: no untreated row of its own, so its
+        # gain is not imputed (breaker's item 1: share 1.364 on the code before)
+        (list(range(2000, 2006)), "drop_rows"),
+        (list(range(2000, 2006)), "keep"),
+    ],
+)
+def test_a_zone_without_an_untreated_row_is_a_source(missing, pre_exposed):
+    df = _unobserved(_world({**ZONES, **SOURCE}), "u15", missing)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = spillover.fit(
+            _panel(df, SOURCE), outcome="y", rng=0, n_boot=0, pre_exposed=pre_exposed
+        )
+    e = _est(res)
+    # u15's 4 x 10 gain is in no total, nor its neighbours' 2 x 4 x 5 losses
+    assert e["direct_total"] == pytest.approx(110.0, abs=1e-9)
+    assert e["spillover_total"] == pytest.approx(-110.0, abs=1e-9)
+    assert e["displacement_share"] == pytest.approx(1.0, abs=1e-10)
+    assert e["spillover_from_sources_total"] == pytest.approx(-110.0, abs=1e-9)
+
+
+def test_a_zone_exposed_since_before_the_data_by_a_source_is_a_source():
+    # u16 is a source opened in 1995, so u15 (2006) is exposed from the first period and
+    # drop_rows leaves it no untreated row: its gain is not imputed (breaker's share 1.18)
+    src = {"u16": 1995}
+    e = _est(_fit(_panel(_world({**ZONES, **src}), src)))
+    assert e["net"] == pytest.approx(0.0, abs=1e-9)
+    assert e["displacement_share"] == pytest.approx(1.0, abs=1e-10)
+
+
+def test_zones_exposed_panel_counts_the_rows_the_fit_splits_alike():
+    # u16 (2008) next to u15 (2006) is exposed before its own zone in 2006-07; with u15
+    # unobserved in 2007 that row is spillover_on_zones_from_sources's, not the piece's
+    # (breaker's item 6: 2 on the code before, the fit's pieces 1 + 1)
+    p = _panel(_unobserved(_world({**ZONES, "u16": 2008}), "u15", [2007]))
+    _, n = spillover.zones_exposed_panel(p, "y", build_exposure(p, "adjacency"), "not_yet_exposed")
+    pieces = _fit(p).pieces.set_index("piece")["n_target_unit_periods"]
+    assert n == pieces["spillover_on_zones"] == 1
+    assert pieces["spillover_on_zones_from_sources"] == 1
+
+
+def test_a_map_without_links_warns_when_a_zone_has_no_estimated_gain():
+    p = _panel(_unobserved(_world(ZONES), "u15", [2007]))
+    emap = dataclasses.replace(build_exposure(p, "adjacency"), links=None)
+    with pytest.warns(UserWarning, match=r"1 zone unit-period\(s\) after opening") as rec:
+        res = spillover.fit(p, outcome="y", rng=0, n_boot=0, exposure=emap)
+    assert any(w.filename == __file__ for w in rec if "after opening" in str(w.message))
+    # the loss against no gain stays in net: -10 (a true 0), as the warning says
+    assert _est(res)["net"] == pytest.approx(-10.0, abs=1e-9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        spillover.fit(_panel(_world(ZONES)), outcome="y", rng=0, n_boot=0, exposure=emap)

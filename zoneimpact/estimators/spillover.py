@@ -404,7 +404,8 @@ def _masks(
     ]
     # exposed only by zones whose gain no total counts then (module notes): the targets of
     # spillover_from_sources, out of the ring pieces' (whose controls they never were)
-    from_src = _source_only(emap, tab, periods, obs)
+    gain = _counted_gain(pieces[0], pre_exposed, obs & zone & (e < g) & (t >= g))
+    from_src = _source_only(emap, tab, periods, gain)
     counted = (t >= e) & ~from_src
     src_rings: list[Any] = []
     for r in emap.rings:
@@ -450,16 +451,32 @@ def _masks(
     return Y, units, periods, pieces
 
 
+def _counted_gain(direct: _Piece, pre_exposed: PreExposed, dropped: np.ndarray) -> np.ndarray:
+    """The zone unit-periods whose gain the direct total counts (units x periods): the
+    direct piece's targets that BJS's step 1 can impute, i.e. whose unit and period each
+    hold a clean row (:func:`._bjs.fit_untreated`; a zone unit without an untreated row of
+    its own has no estimated gain, and a breaker's world gave a share of 1.36 for a true 1
+    when its neighbours' losses still counted). A period thinned out for the covariates
+    (:func:`_without_thin_periods`) is not seen here. Under ``pre_exposed="drop_units"``
+    the observed rows of the dropped zone units after they open (``dropped``) count as
+    before (net is not reported then: :func:`_net_without_dropped_zones`)."""
+    unit_ok = np.any(direct.clean, axis=1, keepdims=True)
+    period_ok = np.any(direct.clean, axis=0, keepdims=True)
+    gain = direct.target & unit_ok & period_ok
+    return gain | dropped if pre_exposed == "drop_units" else gain
+
+
 def _source_only(
-    emap: ExposureMap, tab: pd.DataFrame, periods: np.ndarray, obs: np.ndarray
+    emap: ExposureMap, tab: pd.DataFrame, periods: np.ndarray, gain: np.ndarray
 ) -> np.ndarray:
     """Exposed unit-periods (units x periods, in the order of ``tab``) whose every
     exposing zone open then has its gain in no total: a zone outside the sample
-    (:attr:`Panel.sources`), or a zone unit of the sample whose outcome is missing in that
-    period (no direct target; a reviewer's world gave a share of 1.5 for a true 1 under
-    pure relocation when its neighbours' losses stayed in net). A unit-period counts as
-    the sample's when some linked zone unit of the panel (other than its own) is open and
-    observed then; on a panel whose zone units are observed after they open that is ``t >=
+    (:attr:`Panel.sources`), or a zone unit of the sample without a counted gain in that
+    period (``gain``, :func:`_counted_gain`: its outcome missing, or no untreated row of
+    its own; a reviewer's world gave a share of 1.5 for a true 1 under pure relocation
+    when its neighbours' losses stayed in net). A unit-period counts as the sample's when
+    some linked zone unit of the panel (other than its own) has a counted gain then; on a
+    panel whose zone units all have one after they open that is ``t >=
     exposure_onset_sample`` (:meth:`ExposureMap.sample_onset`). A map without links (built
     from onsets alone, or on a grid) knows no sources, and only its sample onset counts."""
     t = periods[None, :]
@@ -475,8 +492,7 @@ def _source_only(
     keep[keep] = np.isfinite(g[zi[keep]])
     n = len(at)
     links = sparse.csr_matrix((np.ones(int(keep.sum())), (ui[keep], zi[keep])), shape=(n, n))
-    open_seen = ((g[:, None] <= t) & obs).astype(float)
-    return exposed & (np.asarray(links @ open_seen) == 0)
+    return exposed & (np.asarray(links @ gain.astype(float)) == 0)
 
 
 def _check_identified(pieces: Sequence[_Piece], periods: np.ndarray) -> None:
@@ -1083,7 +1099,7 @@ def _cs_fits(
 
     direct_p, spill_p = emap.panels(panel, controls=controls, pre_exposed=pre_exposed)
     piece_panels = {"direct": direct_p, **{f"spillover:{r}": p for r, p in spill_p.items()}}
-    soz_p, n_soz = zones_exposed_panel(panel, outcome, emap, controls)
+    soz_p, n_soz = zones_exposed_panel(panel, outcome, emap, controls, pre_exposed=pre_exposed)
     if soz_p is not None:
         piece_panels["spillover_on_zones"] = soz_p
     piece_panels["naive"] = panel
@@ -1149,7 +1165,7 @@ def _cs_fits(
             target_units=tuple(pd.unique(d.loc[is_target, "unit"])),
         )
         results[name] = res
-    lost = _zone_losses(panel, outcome, emap, controls, estimated) if n_soz else ()
+    lost = _zone_losses(panel, outcome, emap, controls, estimated, pre_exposed) if n_soz else ()
     return _with_zone_losses(out, n_soz, n_clusters, lost), results
 
 
@@ -1159,10 +1175,11 @@ def _zone_losses(
     emap: ExposureMap,
     controls: Controls,
     estimated: pd.MultiIndex | None,
+    pre_exposed: PreExposed = "drop_rows",
 ) -> tuple[tuple[Any, int], ...]:
     """``spillover_on_zones``'s unidentified targets by period: all of its targets (those of
     units that never entered its CS panel included) but the ``estimated`` (unit, time)."""
-    target = _zone_targets(panel, outcome, emap, controls)[2]
+    target = _zone_targets(panel, outcome, emap, controls, pre_exposed)[2]
     lost = pd.MultiIndex.from_frame(panel.data.loc[target, ["unit", "time"]])
     if estimated is not None:
         lost = lost[~lost.isin(estimated)]
@@ -1203,7 +1220,12 @@ def _with_zone_losses(
 
 
 def zones_exposed_panel(
-    panel: Panel, outcome: str, emap: ExposureMap, controls: Controls
+    panel: Panel,
+    outcome: str,
+    emap: ExposureMap,
+    controls: Controls,
+    *,
+    pre_exposed: PreExposed = "drop_rows",
 ) -> tuple[Panel | None, int]:
     """The ``spillover_on_zones`` piece as a panel for the CS base, and its number of
     target unit-periods (zone units' rows from an earlier zone's exposure onset until their
@@ -1226,6 +1248,9 @@ def zones_exposed_panel(
         The exposure map (roles and exposure onsets of the panel's units).
     controls : {"not_yet_exposed", "never_exposed"}
         Whether exposed non-zone units' years before their exposure are controls.
+    pre_exposed : {"drop_rows", "drop_units", "keep"}
+        As in :func:`fit`: it decides which zone units have an estimated gain, and so
+        which targets are exposed only by zones whose gain is in no total.
 
     Returns
     -------
@@ -1242,7 +1267,8 @@ def zones_exposed_panel(
             f"controls={controls!r} is not allowed; use 'not_yet_exposed' or 'never_exposed'."
         )
     panel._check_outcome(outcome)
-    rows, cohort, target = _zone_targets(panel, outcome, emap, controls)
+    check_choice(pre_exposed, "pre_exposed", ("drop_rows", "drop_units", "keep"))
+    rows, cohort, target = _zone_targets(panel, outcome, emap, controls, pre_exposed)
     n = int(target.sum())
     if n == 0:
         return None, 0
@@ -1253,17 +1279,27 @@ def zones_exposed_panel(
 
 
 def _zone_targets(
-    panel: Panel, outcome: str, emap: ExposureMap, controls: Controls
+    panel: Panel,
+    outcome: str,
+    emap: ExposureMap,
+    controls: Controls,
+    pre_exposed: PreExposed = "drop_rows",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The ``spillover_on_zones`` piece's rows of ``panel.data``, their cohort (exposure
-    onset) and its observed target rows (:func:`zones_exposed_panel`): those exposed only
-    by zones outside the sample are ``spillover_on_zones_from_sources``'s (module notes)."""
+    onset) and its observed target rows (:func:`zones_exposed_panel`), those of
+    :func:`_masks`: the rows exposed only by zones whose gain is in no total are
+    ``spillover_on_zones_from_sources``'s (module notes)."""
     d = panel.data
     roles = emap.roles_of(d["unit"].unique())
     rows, cohort = _zone_piece_selection(d, roles, controls)
-    t = d["time"].to_numpy(float)
-    e_est = roles["exposure_onset_sample"].reindex(d["unit"]).to_numpy(float)
-    return rows, cohort, rows & (t >= cohort) & (t >= e_est) & d[outcome].notna().to_numpy()
+    # the imputation base's own target mask, so that the two bases split alike
+    _, units, periods, pieces = _masks(panel, outcome, emap, controls, pre_exposed)
+    mask = next((p.target for p in pieces if p.name == "spillover_on_zones"), None)
+    if mask is None:
+        return rows, cohort, np.zeros(len(d), dtype=bool)
+    ui = pd.Index(units).get_indexer(d["unit"])
+    ti = pd.Index(periods).get_indexer(d["time"].to_numpy(float))
+    return rows, cohort, rows & mask[ui, ti]
 
 
 def _zone_piece_selection(
@@ -2049,7 +2085,44 @@ def _exposure_split(
     zones, naive), each checked for identification."""
     Y, units, periods, pieces = _masks(panel, outcome, emap, controls, pre_exposed)
     _check_identified(pieces, periods)
+    _warn_unlinked_gaps(emap, units, periods, pieces, pre_exposed, np.isfinite(Y))
     return _Split(emap, controls, pre_exposed, Y, units, periods, pieces, region_column)
+
+
+def _warn_unlinked_gaps(
+    emap: ExposureMap,
+    units: np.ndarray,
+    periods: np.ndarray,
+    pieces: Sequence[_Piece],
+    pre_exposed: PreExposed,
+    obs: np.ndarray,
+) -> None:
+    """Warn when a map without links (built from onsets alone, or on a grid) meets zone
+    unit-periods without an estimated gain (:func:`_counted_gain`): which units such a
+    zone exposes is unknown, so its neighbours' losses cannot be set apart
+    (:func:`_source_only`) and stay in net against no gain. Points at ``fit``'s caller
+    (through :func:`_exposure_split` and the scale decorator)."""
+    if emap.links is not None and not emap.links.empty:
+        return
+    tab = emap.roles_of(units)
+    if not (tab["role"] == "exposed").any():
+        return
+    t = periods[None, :]
+    g = tab["cohort"].to_numpy(float)[:, None]
+    e = tab["exposure_onset"].to_numpy(float)[:, None]
+    post = np.isfinite(g) & (t >= g)
+    gain = _counted_gain(pieces[0], pre_exposed, obs & post & (e < g))
+    n = int((post & ~gain).sum())
+    if n:
+        warnings.warn(
+            f"{n} zone unit-period(s) after opening have no estimated gain (outcome missing, "
+            f"or no untreated row of their own), and this {emap.kind!r} exposure map has no "
+            "unit-zone links, so their neighbours' losses cannot be set apart: they stay in "
+            "spillover_total and net, whose displacement share then overstates "
+            "displacement. Build the map from the geography (adjacency, rings, k nearest, "
+            "region) to report them apart (spillover_from_sources).",
+            stacklevel=5,
+        )
 
 
 @dataclass(frozen=True)
@@ -2320,13 +2393,19 @@ def _warn_one_cluster(pieces: Sequence[str], stacklevel: int = 3) -> None:
     """Name each piece whose targets all sit in one cluster (:func:`_one_cluster`);
     ``stacklevel`` 3 points at the caller of the function that calls this one."""
     for name in pieces:
+        # the source pieces are in no term of net (module notes)
+        net_part = (
+            ""
+            if name in SOURCE_PIECES
+            else ", and net's and the displacement share's variance miss that part"
+        )
         warnings.warn(
             f"Piece {name!r}: every target unit-period sits in one cluster (with Conley "
             "SEs: no target has a unit outside its kernel neighbourhood), so a "
             "cluster-robust SE cannot see that cluster's own shocks on them (no other "
             "cluster holds targets to compare with): its SE, interval and p-value are left "
-            "out (NaN), as are those of any term whose pieces all sit there, and net's and "
-            "the displacement share's variance miss that part. Read it as descriptive, or "
+            f"out (NaN), as are those of any term whose pieces all sit there{net_part}. "
+            "Read it as descriptive, or "
             "cluster more finely (Conley & Taber 2011 treat inference with one treated "
             "group).",
             stacklevel=stacklevel,
@@ -3053,9 +3132,10 @@ def _sources_note(fits: Mapping[str, _PieceFit]) -> dict[str, str]:
         return {}
     return {
         "net_region_did_sources_note": (
-            "net_region_did (region totals) also counts the losses to zones outside the "
-            "estimation sample (Panel.sources), whose gain is in no total, while net leaves "
-            "them out (spillover_from_sources): compare it with net + "
+            "net_region_did (region totals) also counts the losses to zones whose gain is "
+            "in no total (spillover_from_sources: zones outside the estimation sample, "
+            "Panel.sources, or zone units without an estimated gain in those periods), "
+            "which net leaves out: with zones outside the sample, compare it with net + "
             "spillover_from_sources_total."
         )
     }
