@@ -355,3 +355,17 @@ def test_a_map_without_links_warns_when_a_zone_has_no_estimated_gain():
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         spillover.fit(_panel(_world(ZONES)), outcome="y", rng=0, n_boot=0, exposure=emap)
+
+
+def test_an_unobserved_neighbour_is_named_with_the_loss_net_leaves_out():
+    # breaker's item 3: u14 (next to u15, 2006) has no outcome in 2007; the zone's gain is
+    # counted, u14's loss of 5 is in no total: share 0.9667 for a true 1, said in a warning
+    p = _panel(_unobserved(_world(ZONES), "u14", [2007]))
+    with pytest.warns(UserWarning, match=r"1 exposed unit-period\(s\) have no outcome") as rec:
+        res = spillover.fit(p, outcome="y", rng=0, n_boot=0)
+    assert any(w.filename == __file__ for w in rec if "have no outcome" in str(w.message))
+    e = _est(res)
+    assert e["net"] == pytest.approx(5.0, abs=1e-9)
+    # the guess is the count times the ring's mean (-5 exactly in this noise-free world)
+    assert "net would change by about -5:" in res.info["net_unobserved_note"]
+    assert "net_unobserved_note" not in _fit(_panel(_world(ZONES))).info

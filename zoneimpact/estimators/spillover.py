@@ -372,8 +372,10 @@ def _masks(
     emap: ExposureMap,
     controls: Controls,
     pre_exposed: PreExposed,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[_Piece]]:
-    """Wide outcome matrix and the masks of every piece (same rows as ``emap.panels``)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[_Piece], np.ndarray]:
+    """Wide outcome matrix and the masks of every piece (same rows as ``emap.panels``),
+    and the exposed unit-periods without an outcome that a ring piece or
+    ``spillover_on_zones`` would hold (:func:`_warn_unobserved`)."""
     wide = panel.wide(outcome)
     units = wide.index.to_numpy()
     periods = wide.columns.to_numpy(float)
@@ -448,7 +450,9 @@ def _masks(
             source_pieces.append(_Piece(SOURCE_PIECES[1], soz_clean, zone_exposed & from_src))
     pieces += source_pieces
     pieces.append(_Piece("naive", obs & (t < g), obs & (t >= g)))
-    return Y, units, periods, pieces
+    # exposed to a zone with an estimated gain but without an outcome: a loss no total holds
+    unseen = ~obs & counted & (exposed | (zone & (t < g)))
+    return Y, units, periods, pieces, unseen
 
 
 def _counted_gain(direct: _Piece, pre_exposed: PreExposed, dropped: np.ndarray) -> np.ndarray:
@@ -1293,7 +1297,7 @@ def _zone_targets(
     roles = emap.roles_of(d["unit"].unique())
     rows, cohort = _zone_piece_selection(d, roles, controls)
     # the imputation base's own target mask, so that the two bases split alike
-    _, units, periods, pieces = _masks(panel, outcome, emap, controls, pre_exposed)
+    _, units, periods, pieces, _ = _masks(panel, outcome, emap, controls, pre_exposed)
     mask = next((p.target for p in pieces if p.name == "spillover_on_zones"), None)
     if mask is None:
         return rows, cohort, np.zeros(len(d), dtype=bool)
@@ -2021,6 +2025,8 @@ class _Split:
     periods: np.ndarray
     pieces: list[_Piece]
     region_column: str = "region"
+    #: exposed unit-periods without an outcome (:func:`_masks`), None when not counted
+    unseen: np.ndarray | None = None
 
 
 def _exposure_map(
@@ -2083,10 +2089,10 @@ def _exposure_split(
 ) -> _Split:
     """Split the panel by exposure into its pieces (direct, spillover rings, spillover on
     zones, naive), each checked for identification."""
-    Y, units, periods, pieces = _masks(panel, outcome, emap, controls, pre_exposed)
+    Y, units, periods, pieces, unseen = _masks(panel, outcome, emap, controls, pre_exposed)
     _check_identified(pieces, periods)
     _warn_unlinked_gaps(emap, units, periods, pieces, pre_exposed, np.isfinite(Y))
-    return _Split(emap, controls, pre_exposed, Y, units, periods, pieces, region_column)
+    return _Split(emap, controls, pre_exposed, Y, units, periods, pieces, region_column, unseen)
 
 
 def _warn_unlinked_gaps(
@@ -2301,8 +2307,42 @@ def _base_fits(
             stacklevel=4,
         )
     _warn_unidentified(fits, stacklevel=5)
+    if note := _unobserved_note(split, fits):
+        warnings.warn(note[0].upper() + note[1:], stacklevel=4)  # at fit's caller
     _warn_one_cluster(_one_cluster(fits, clusters)[0], stacklevel=5)
     return fits, base_results
+
+
+def _unobserved_note(split: _Split, fits: Mapping[str, _PieceFit]) -> str:
+    """What net and the share leave out when exposed units lack the outcome in periods a
+    zone with an estimated gain exposes them (empty when none does): the zones' gain is
+    counted, the losses of those unit-periods are in no total, so net overstates creation
+    if they lost like the estimated ones (a breaker's pure-relocation worlds: share
+    0.88-0.93 for a true 1 with 10% of neighbours' years missing). The size is the piece
+    means times the counts, a missing-at-random guess, not an estimate the fit reports."""
+    if split.unseen is None or not split.unseen.any():
+        return ""
+    tab = split.emap.roles_of(split.units)
+    ring = tab["ring"].to_numpy()
+    zone = (tab["role"] == "direct").to_numpy()
+    n = 0
+    guess = 0.0
+    for name, rows in [
+        *((f"spillover:{r}", ~zone & (ring == r)) for r in split.emap.rings),
+        ("spillover_on_zones", zone),
+    ]:
+        k = int(split.unseen[rows].sum())
+        f = fits.get(name)
+        if k and f is not None and np.isfinite(f.estimate):
+            guess += k * f.estimate
+        n += k
+    return (
+        f"{n} exposed unit-period(s) have no outcome while a zone whose gain is counted "
+        "exposes them: their losses are in no total, so net and displacement_share leave "
+        "them out while the zones' gain is in (had they moved like the estimated ones, "
+        f"net would change by about {guess:+.4g}: their number times the piece means). "
+        "Complete the outcome, or read net as covering the observed unit-periods only."
+    )
 
 
 def _cs_unentered(
@@ -3120,6 +3160,7 @@ def _info(
         "weights": weights or "",
         **({"weighted_treated_unit_periods": fits["direct"].size} if weights else {}),
         **({"net_note": note} if (note := _unpaired_note(fits)) else {}),
+        **({"net_unobserved_note": u} if (u := _unobserved_note(split, fits)) else {}),
         **_sources_note(fits),
     }
 
