@@ -103,9 +103,24 @@ def test_spillover_refuses_a_zone_without_an_outcome_after_it_opens(tmp_path, ba
         _fit(dp, emap, base)
     msg = str(err.value)
     assert f"base_estimator={base!r}): 2 exposed unit-period(s)" in msg
-    assert "outcome is missing" in msg
+    assert "without an estimated gain in that period" in msg
     assert "unit 'u14' in period 2008: the zone unit 'u15'" in msg
-    assert "open since 2006" in msg
+    assert "open since 2006, has no outcome then" in msg
+
+
+@pytest.mark.parametrize("base", BASES)
+def test_spillover_refuses_a_zone_without_an_untreated_row(tmp_path, base):
+    # a reviewer's world: u15 (2006) observed only from its opening has no estimated gain
+    # (the in-memory fit sets its neighbours' 8 rows apart, share 1); Dask gave a share of
+    # 1.364 with no warning, as it asked only whether the zone's outcome was observed
+    df = _world(ZONES)
+    emap = build_exposure(_panel(df), "adjacency")
+    early = (df["unit"] == "u15") & (df["time"] < 2006)
+    with pytest.raises(EstimationError) as err:
+        _fit(_dask(df.loc[~early].reset_index(drop=True), tmp_path), emap, base)
+    msg = str(err.value)
+    assert "8 exposed unit-period(s)" in msg
+    assert "the zone unit 'u15' linked to it, open since 2006, has no untreated row" in msg
 
 
 @pytest.mark.parametrize("base", BASES)

@@ -293,7 +293,7 @@ def test_a_neighbour_of_an_unobserved_and_an_observed_zone_stays_in_the_rings():
 def test_callaway_santanna_base_refuses_a_zone_unobserved_after_it_opens():
     # no source zone: only u15's missing 2007 makes u14's and u16's 2007 rows source-only
     p = _panel(_unobserved(_world(ZONES), "u15", [2007]))
-    with pytest.raises(EstimationError, match=r"2 exposed unit-period\(s\).*outcome is missing"):
+    with pytest.raises(EstimationError, match=r"2 exposed unit-period\(s\).*outcome missing then"):
         spillover.fit(p, outcome="y", rng=0, n_boot=0, base_estimator="callaway_santanna")
     e = _est(_fit(p))
     assert e["spillover_from_sources_total"] == pytest.approx(-10.0, abs=1e-9)
@@ -369,3 +369,22 @@ def test_an_unobserved_neighbour_is_named_with_the_loss_net_leaves_out():
     # the guess is the count times the ring's mean (-5 exactly in this noise-free world)
     assert "net would change by about -5:" in res.info["net_unobserved_note"]
     assert "net_unobserved_note" not in _fit(_panel(_world(ZONES))).info
+
+
+def test_the_unobserved_neighbours_guess_is_a_weighted_sum_under_weights():
+    # a reviewer's world: every unit weighs 1000, so totals are weighted sums (net +5000
+    # for a true 0) and the guess must be too (it said -5, a thousand times too small)
+    df = _unobserved(_world(ZONES), "u14", [2007]).assign(w=1000.0)
+    geo = pd.DataFrame({"unit": UNITS, "lat": 30.0, "lon": [0.3 * i for i in range(N)]})
+    adj = pd.DataFrame({"unit": UNITS[:-1], "neighbour": UNITS[1:]})
+    p = Panel.from_frame(df, unit="unit", time="time", cohort="cohort", outcomes="y",
+                         covariates=["w"], geography=geo, adjacency=adj, never_values=())  # fmt: skip
+    res = _fit(p, weights="w")
+    assert _est(res)["net"] == pytest.approx(5000.0, abs=1e-6)
+    assert "net would change by about -5000:" in res.info["net_unobserved_note"]
+    # under pre_exposed="keep" with a zone exposed before its own, net is not reported,
+    # and neither is the note (u16, 2008, next to u15, 2006)
+    df2 = _unobserved(_world({**ZONES, "u16": 2008}), "u14", [2007])
+    kept = _fit(_panel(df2), pre_exposed="keep")
+    assert np.isnan(_est(kept)["net"]) and "net_unobserved_note" not in kept.info
+    assert "net_unobserved_note" in _fit(_panel(df2)).info

@@ -174,7 +174,10 @@ class ExposureMap:
         expose units too, and set :attr:`onset`, but their own effect is estimated by no
         piece. From ``exposure_onset`` until ``e_est`` a unit's exposure comes only from
         such zones: :func:`zoneimpact.estimators.spillover.fit` keeps those unit-periods
-        out of the losses it sets against the zones' gain (``spillover_from_sources``). A
+        out of the losses it sets against the zones' gain (``spillover_from_sources``),
+        and with them the later ones exposed only by zone units without an estimated gain
+        then (its ``_source_only``: this onset is the rule when every zone unit of the
+        sample has an estimated gain from its opening on). A
         map without links (built from onsets alone, or on a grid) knows no sources, and
         every exposure counts as the sample's (``e_est = exposure_onset``). Never earlier
         than ``exposure_onset``."""

@@ -118,8 +118,12 @@ def prefecture_adjacency(cache: bool = True) -> tuple[pd.DataFrame, pd.DataFrame
     if cache:
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            pairs.to_csv(pf, index=False)
-            centroids.to_csv(cf, index=False)
+            # written whole, then renamed: a process reading the cache meanwhile (parallel
+            # test workers, two runs) sees the old state or the new file, never half of it
+            for frame, path in ((centroids, cf), (pairs, pf)):
+                part = path.with_name(f"{path.name}.{os.getpid()}.part")
+                frame.to_csv(part, index=False)
+                os.replace(part, path)
         except OSError:
             pass  # a read-only home only costs recomputation (about a second)
     return pairs, centroids

@@ -31,8 +31,9 @@ per piece, computed where the data live:
 
 Not available on this engine (in-memory only): a map whose units are exposed in some
 periods only by zones whose gain is in no total then — zones outside the sample, or zone
-units of the sample whose outcome is missing in that period (no direct target then; the
-zone units' observed periods are read in the same pass as the units) — the in-memory
+units of the sample without an estimated gain in that period (outcome missing then, or no
+untreated row of their own; the zone units' observed periods are read in the same pass as
+the units) — the in-memory
 ``spillover_from_sources``, refused, naming their number (``_refuse_source_targets``);
 covariates and weights, the imputation
 base's CR2 correction (``small_sample="cr2"``, the in-memory default: it needs each
@@ -115,15 +116,13 @@ def _units_and_zone_periods(
     df: pd.DataFrame, *, outcome: str, zones: bool
 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """:func:`_unit_rows`, and with ``zones`` the (``unit``, ``time``) pairs of the
-    partition's zone units (finite cohort) whose outcome is observed (finite) from their
-    opening on: what :func:`_refuse_source_targets` needs to find the periods in which a
-    zone of the sample exposes its neighbours without a direct target of its own. One
-    pass reads both (the zone units' rows are few)."""
+    partition's zone units (finite cohort) whose outcome is observed (finite): what
+    :func:`_refuse_source_targets` needs to find the periods in which a zone of the sample
+    exposes its neighbours without an estimated gain of its own (no outcome then, or no
+    untreated row). One pass reads both (the zone units' rows are few)."""
     if not zones:
         return _unit_rows(df), None
-    g = df["cohort"].to_numpy(float)
-    t = df["time"].to_numpy(float)
-    keep = np.isfinite(g) & (t >= g) & np.isfinite(df[outcome].to_numpy(float))
+    keep = np.isfinite(df["cohort"].to_numpy(float)) & np.isfinite(df[outcome].to_numpy(float))
     return _unit_rows(df), df.loc[keep, ["unit", "time"]].drop_duplicates()
 
 
@@ -585,13 +584,21 @@ def _imputation_fits(
 
 
 def _observed_zone_cover(
-    emap: ExposureMap, units: pd.DataFrame, periods: np.ndarray, observed: pd.DataFrame
-) -> tuple[np.ndarray, pd.DataFrame] | None:
+    emap: ExposureMap,
+    units: pd.DataFrame,
+    periods: np.ndarray,
+    observed: pd.DataFrame,
+    pre_exposed: str = "drop_rows",
+) -> tuple[np.ndarray, pd.DataFrame, pd.Index, np.ndarray] | None:
     """Units x periods: whether a zone of the sample linked to the unit in the map (a zone
-    unit of the panel other than the unit itself) is open and has its outcome observed
-    (``observed``: the zone units' observed (``unit``, ``time``) pairs from their opening,
-    :func:`_units_and_zone_periods`), and the links counted (``unit``, ``zone``). None for
-    a map without links (it knows no sources)."""
+    unit of the panel other than the unit itself) is open with an estimated gain then, the
+    in-memory rule (``spillover._counted_gain``): its outcome observed, and an untreated
+    row of its own (before its zone, and under ``"drop_rows"`` before its exposure onset;
+    ``"drop_units"`` counts the zone units it drops as before). ``observed``: the zone
+    units' observed (``unit``, ``time``) pairs (:func:`_units_and_zone_periods`). Also
+    the links counted (``unit``, ``zone``), the zones and their observed matrix. None for
+    a map without links (it knows no sources). Every period is taken to hold a clean row
+    (the in-memory rule also asks it)."""
     if emap.links is None or emap.links.empty:
         return None
     g = units["cohort"].to_numpy(float)
@@ -606,11 +613,17 @@ def _observed_zone_cover(
     c = pd.Index(periods).get_indexer(observed["time"].to_numpy(float))
     ok = (r >= 0) & (c >= 0)
     seen[r[ok], c[ok]] = True
-    seen &= g[np.isfinite(g)][:, None] <= periods[None, :]
+    gz = g[np.isfinite(g)][:, None]
+    ez = emap.roles_of(zones)["exposure_onset"].to_numpy(float)[:, None]
+    before = periods[None, :] < (np.minimum(gz, ez) if pre_exposed == "drop_rows" else gz)
+    untreated = (seen & before).any(axis=1, keepdims=True)
+    if pre_exposed == "drop_units":
+        untreated = untreated | (ez < gz)
+    gain = seen & (gz <= periods[None, :]) & untreated
     ui, zi = units.index.get_indexer(lk["unit"]), zones.get_indexer(lk["zone"])
     L = sparse.csr_matrix((np.ones(len(lk)), (ui, zi)), shape=(len(units), len(zones)))
-    cover = np.asarray(L @ seen.astype(float)) > 0
-    return cover, lk
+    cover = np.asarray(L @ gain.astype(float)) > 0
+    return cover, lk, zones, seen
 
 
 def _refuse_source_targets(
@@ -619,19 +632,21 @@ def _refuse_source_targets(
     periods: Any,
     base_estimator: str,
     observed: pd.DataFrame | None = None,
+    pre_exposed: str = "drop_rows",
 ) -> None:
     """Refuse a map whose units are exposed in some periods only by zones whose gain is in
     no total: zones outside the sample (``exposure_onset <= t < exposure_onset_sample``,
     :func:`source_only_refusal`), or, with ``observed`` (the zone units' observed periods,
-    :func:`_units_and_zone_periods`), zone units of the sample whose outcome is missing in
-    that period (no direct target then): a unit-period (i, t) from i's exposure onset (for
-    a zone unit, before its own zone) is source-only when no zone unit of the panel linked
-    to i in the map, open at t, has its outcome observed at t. The in-memory imputation
+    :func:`_units_and_zone_periods`), zone units of the sample without an estimated gain
+    in that period (:func:`_observed_zone_cover`: outcome missing then, or no untreated
+    row of their own): a unit-period (i, t) from i's exposure onset (for a zone unit,
+    before its own zone) is source-only when no zone unit of the panel linked to i in the
+    map, open at t, has an estimated gain at t. The in-memory imputation
     base reports those apart (``spillover_from_sources``), which this engine's pieces,
     treated from the exposure onset, cannot. Counted on the map and the panel's periods,
     for units with an unexposed period (those exposed from the first period leave the
-    pieces, as in memory). On a balanced panel, or a map without links, both rules are
-    the first one."""
+    pieces, as in memory). When every zone unit has an estimated gain from its opening
+    on, or the map has no links, both rules are the first one."""
     tab = emap.roles_of(units.index)
     period_values = np.asarray(periods)
     t = period_values.astype(float)[None, :]
@@ -643,9 +658,11 @@ def _refuse_source_targets(
     outside = hit & (t < e_est)
     n = int(outside.sum())
     where = f"The Dask spillover fit (base_estimator={base_estimator!r})"
-    found = None if observed is None else _observed_zone_cover(emap, units, t[0], observed)
+    found = (
+        None if observed is None else _observed_zone_cover(emap, units, t[0], observed, pre_exposed)
+    )
     if found is not None:
-        cover, lk = found
+        cover, lk, zones, seen = found
         gap = hit & ~outside & ~cover
         if gap.any():
             i, j = (int(k[0]) for k in np.nonzero(gap))
@@ -653,20 +670,27 @@ def _refuse_source_targets(
             linked = lk.loc[lk["unit"] == unit, "zone"]
             g_z = units["cohort"].reindex(linked).to_numpy(float)
             open_z = linked[g_z <= t[0, j]]
-            example = (
-                f"the zone unit {open_z.iloc[0]!r} linked to it, open since "
-                f"{units['cohort'].at[open_z.iloc[0]]:g}, has no outcome then"
-                if len(open_z)
-                else "no zone unit linked to it and open then has an outcome"
-            )
+            if len(open_z):
+                z = open_z.iloc[0]
+                why = (
+                    "has no untreated row of its own"
+                    if seen[zones.get_loc(z), j]
+                    else "has no outcome then"
+                )
+                example = (
+                    f"the zone unit {z!r} linked to it, open since {units['cohort'].at[z]:g}, {why}"
+                )
+            else:
+                example = "no zone unit linked to it and open then has an estimated gain"
             more = (
                 f"; {n} more are exposed only by zones outside the estimation sample" if n else ""
             )
             raise EstimationError(
                 f"{where}: {int(gap.sum())} exposed unit-period(s) are exposed only by zone "
-                f"units of the sample whose outcome is missing in that period (e.g. unit "
+                "units of the sample without an estimated gain in that period (outcome "
+                f"missing then, or no untreated row of their own; e.g. unit "
                 f"{unit!r} in period {period_values[j]}: {example}){more}. A zone "
-                "without an outcome has no direct target in that period, so its gain is in "
+                "without an estimated gain has no direct target in that period, so its gain is in "
                 "no total while its neighbours' losses would count in spillover_total, net "
                 "and the displacement share. This engine's pieces, treated from the exposure "
                 "onset, cannot split those unit-periods off; the in-memory imputation base "
@@ -790,7 +814,7 @@ def fit(
     units = pd.concat([b[0] for b in blocks]).sort_index()
     tab = _check_map(units, exposure)
     observed = pd.concat([b[1] for b in blocks]) if linked else None
-    _refuse_source_targets(exposure, units, dpanel.periods, base_estimator, observed)
+    _refuse_source_targets(exposure, units, dpanel.periods, base_estimator, observed, pre_exposed)
     rule = {"controls": controls, "pre_exposed": pre_exposed}
     rings = [r for r in exposure.rings if ((tab["role"] == "exposed") & (tab["ring"] == r)).any()]
     naive = compute_blocks([_scan], dpanel.partitions(), outcome=outcome)

@@ -38,12 +38,17 @@ exposes it; :meth:`ExposureMap.sample_onset`) is no target of the ring pieces bu
 neither ``spillover``, ``spillover_total``, ``net``, ``net_per_treated`` nor the share:
 those count only exposure to the sample's zones (under pure relocation with a source
 opening inside the window the share stays 1, where the source's neighbours' losses
-against no gain had given 1.47 in a breaker's world). A zone unit of the sample whose
-outcome is missing in a period after it opens is a source in that period: its gain is in
-no total then, so a unit-period whose every exposing zone open then is a source or
-unobserved is ``spillover_from_sources``'s too (:func:`_source_only`; on the line of
+against no gain had given 1.47 in a breaker's world). A zone unit of the sample without
+an estimated gain in a period after it opens — its outcome missing then, or no untreated
+row of its own (missing before it opens, or exposed since before the data under
+``pre_exposed="drop_rows"``; :func:`_counted_gain`) — is a source in that period: a
+unit-period whose every exposing zone open then is a source or has no estimated gain is
+``spillover_from_sources``'s too (:func:`_source_only`; on the line of
 ``tests/test_spillover_sources_split.py`` with one zone unobserved after it opens the share
-read 1.36 for a true 1, and reads 1). A unit-period exposed to both a
+read 1.36 for a true 1, and reads 1). The mirror case is only named: an exposed unit
+without an outcome in a period a zone with an estimated gain exposes it has its loss in no
+total while the gain is counted (a warning and ``info["net_unobserved_note"]`` give the
+count and the net change had it moved like the others). A unit-period exposed to both a
 source and a zone of the sample stays in the ring pieces: its loss cannot be split between
 the two without a model of how it divides. Zone units' rows exposed only by a source before
 their own zone leave ``spillover_on_zones`` the same way; they are a second piece,
@@ -63,7 +68,10 @@ reviewer's noisy two-ring world). The CS base and the Dask engine, whose pieces
 are cohorts starting at the exposure onset, cannot split those periods off and refuse a
 fit that has them (:func:`source_only_refusal`), except for units exposed from the first
 period: no base can estimate their targets, and the CS base counts them as unidentified in
-the same pieces as the imputation base (:func:`_cs_unentered`). ``net_region_did`` keeps counting the
+the same pieces as the imputation base (:func:`_cs_unentered`). The CS base finds the
+zones without an estimated gain by the imputation base's rule; a zone it cannot estimate
+for its own reasons (its base period ``g - 1`` missing) is only named by the generic
+warning on unidentified targets, its neighbours' losses still in net. ``net_region_did`` keeps counting the
 losses to source zones (``info["net_region_did_sources_note"]``): compare it with ``net +
 spillover_from_sources_total``. The CS base estimates
 ``spillover_on_zones`` on its own panel (:func:`zones_exposed_panel`: those zone units
@@ -375,7 +383,7 @@ def _masks(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[_Piece], np.ndarray]:
     """Wide outcome matrix and the masks of every piece (same rows as ``emap.panels``),
     and the exposed unit-periods without an outcome that a ring piece or
-    ``spillover_on_zones`` would hold (:func:`_warn_unobserved`)."""
+    ``spillover_on_zones`` would hold (:func:`_unobserved_note`)."""
     wide = panel.wide(outcome)
     units = wide.index.to_numpy()
     periods = wide.columns.to_numpy(float)
@@ -1992,6 +2000,8 @@ def fit(
         panel, split.units, fits, region, clusters, rng, n_boot, alpha
     )
     info = _info(panel, split, fits, base, covs, clusters, wt.name)
+    if unobserved := _unobserved_note(split, fits, wt.of_unit):
+        info["net_unobserved_note"] = unobserved
     info.update(info_boot, n_boot=n_boot, **_region_info(region, region_note, small_sample))
     terms, draws, info = _net_without_dropped_zones(terms, draws, info, warn=True, stacklevel=4)
     result = _assemble(panel, outcome, split, fits, region, terms, draws, info, alpha, bases, start)
@@ -2307,20 +2317,27 @@ def _base_fits(
             stacklevel=4,
         )
     _warn_unidentified(fits, stacklevel=5)
-    if note := _unobserved_note(split, fits):
+    if note := _unobserved_note(split, fits, weights.of_unit):
         warnings.warn(note[0].upper() + note[1:], stacklevel=4)  # at fit's caller
     _warn_one_cluster(_one_cluster(fits, clusters)[0], stacklevel=5)
     return fits, base_results
 
 
-def _unobserved_note(split: _Split, fits: Mapping[str, _PieceFit]) -> str:
+def _unobserved_note(
+    split: _Split, fits: Mapping[str, _PieceFit], unit_weight: np.ndarray | None = None
+) -> str:
     """What net and the share leave out when exposed units lack the outcome in periods a
     zone with an estimated gain exposes them (empty when none does): the zones' gain is
     counted, the losses of those unit-periods are in no total, so net overstates creation
     if they lost like the estimated ones (a breaker's pure-relocation worlds: share
     0.88-0.93 for a true 1 with 10% of neighbours' years missing). The size is the piece
-    means times the counts, a missing-at-random guess, not an estimate the fit reports."""
+    means times the counts (with ``unit_weight``, per unit in the order of the split's
+    units, times their weight sums, as the totals are weighted sums), a missing-at-random
+    guess, not an estimate the fit reports. None when net is not reported
+    (:func:`_net_without_dropped_zones`)."""
     if split.unseen is None or not split.unseen.any():
+        return ""
+    if split.pre_exposed != "drop_rows" and split.emap.pre_exposed_units():
         return ""
     tab = split.emap.roles_of(split.units)
     ring = tab["ring"].to_numpy()
@@ -2331,16 +2348,19 @@ def _unobserved_note(split: _Split, fits: Mapping[str, _PieceFit]) -> str:
         *((f"spillover:{r}", ~zone & (ring == r)) for r in split.emap.rings),
         ("spillover_on_zones", zone),
     ]:
-        k = int(split.unseen[rows].sum())
+        per_unit = split.unseen[rows].sum(axis=1)
+        k = int(per_unit.sum())
+        mass = float(per_unit @ unit_weight[rows]) if unit_weight is not None else float(k)
         f = fits.get(name)
         if k and f is not None and np.isfinite(f.estimate):
-            guess += k * f.estimate
+            guess += mass * f.estimate
         n += k
     return (
         f"{n} exposed unit-period(s) have no outcome while a zone whose gain is counted "
         "exposes them: their losses are in no total, so net and displacement_share leave "
         "them out while the zones' gain is in (had they moved like the estimated ones, "
-        f"net would change by about {guess:+.4g}: their number times the piece means). "
+        f"net would change by about {guess:+.4g}: their number, or weight, times the piece "
+        "means). "
         "Complete the outcome, or read net as covering the observed unit-periods only."
     )
 
@@ -2395,7 +2415,8 @@ def source_only_refusal(n: int, where: str) -> EstimationError:
         f"{where}: {n} exposed unit-period(s) are exposed only by zones outside the "
         "estimation sample (Panel.sources: zones of units outside the panel, or zone units "
         "dropped as always treated) that open inside the data window, or by zone units "
-        "whose outcome is missing in those periods. Their losses belong to a zone whose "
+        "without an estimated gain in those periods (outcome missing then, or no untreated "
+        "row of their own). Their losses belong to a zone whose "
         "gain no total counts, so the imputation base reports them apart "
         "(spillover_from_sources) and leaves them out of net and the displacement share; "
         "this base cannot split them off its cohorts. Use base_estimator='imputation' "
@@ -3160,7 +3181,6 @@ def _info(
         "weights": weights or "",
         **({"weighted_treated_unit_periods": fits["direct"].size} if weights else {}),
         **({"net_note": note} if (note := _unpaired_note(fits)) else {}),
-        **({"net_unobserved_note": u} if (u := _unobserved_note(split, fits)) else {}),
         **_sources_note(fits),
     }
 
