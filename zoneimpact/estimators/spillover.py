@@ -1999,9 +1999,7 @@ def fit(
     terms, draws, info_boot = _joint_inference(
         panel, split.units, fits, region, clusters, rng, n_boot, alpha
     )
-    info = _info(panel, split, fits, base, covs, clusters, wt.name)
-    if unobserved := _unobserved_note(split, fits, wt.of_unit):
-        info["net_unobserved_note"] = unobserved
+    info = _info(panel, split, fits, base, covs, clusters, wt)
     info.update(info_boot, n_boot=n_boot, **_region_info(region, region_note, small_sample))
     terms, draws, info = _net_without_dropped_zones(terms, draws, info, warn=True, stacklevel=4)
     result = _assemble(panel, outcome, split, fits, region, terms, draws, info, alpha, bases, start)
@@ -3139,10 +3137,14 @@ def _info(
     base_spec: tuple[str, Any, str, str],
     covs: Sequence[str],
     clusters: _Clusters,
-    weights: str | None = None,
+    weighting: _Weighting | str | None = None,
 ) -> dict[str, Any]:
     """What the fit did (exposure, controls, base and its options, clusters, weights) and
-    the scale of the outcome."""
+    the scale of the outcome; ``weighting`` the fit's weights (or their column name)."""
+    if isinstance(weighting, _Weighting):
+        weights, unit_weight = weighting.name, weighting.of_unit
+    else:
+        weights, unit_weight = weighting, None
     base = base_spec[0]
     emap, Y = split.emap, split.Y
     tab = emap.table.reindex(panel.wide(panel.outcomes[0]).index)
@@ -3181,6 +3183,7 @@ def _info(
         "weights": weights or "",
         **({"weighted_treated_unit_periods": fits["direct"].size} if weights else {}),
         **({"net_note": note} if (note := _unpaired_note(fits)) else {}),
+        **({"net_unobserved_note": u} if (u := _unobserved_note(split, fits, unit_weight)) else {}),
         **_sources_note(fits),
     }
 
