@@ -157,6 +157,27 @@ class ExposureMap:
         out = np.where((pos >= 0)[:, None], got[np.maximum(pos, 0)], 0.0)
         return pd.DataFrame(out, index=idx, columns=pd.Index(periods))
 
+    def link_matrix(self, units: pd.Index, zones: pd.Index) -> sparse.csr_matrix:
+        """The map's links as a 0/1 matrix, ``units`` x ``zones`` (sparse): 1 where the map
+        links the unit to the zone. A unit's link to itself, and links to units or zones
+        not among those given, are left out; a repeated link counts once.
+
+        Raises
+        ------
+        GeographyError
+            When the map has no links (built by :func:`exposure_from_onsets` or on a grid).
+        """
+        if self.links is None:
+            raise GeographyError(
+                f"This {self.kind!r} exposure map has no unit-zone links (built from onsets "
+                "or on a grid)."
+            )
+        lk = self.links.drop_duplicates(["unit", "zone"])
+        ui, zi = units.get_indexer(lk["unit"]), zones.get_indexer(lk["zone"])
+        keep = (ui >= 0) & (zi >= 0) & (lk["unit"] != lk["zone"]).to_numpy()
+        shape = (len(units), len(zones))
+        return sparse.csr_matrix((np.ones(int(keep.sum())), (ui[keep], zi[keep])), shape=shape)
+
     def summary(self) -> pd.DataFrame:
         """Number of units by role and ring."""
         t = self.table.assign(ring=self.table["ring"].replace("", "-"))

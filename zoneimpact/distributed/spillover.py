@@ -589,25 +589,21 @@ def _observed_zone_cover(
     periods: np.ndarray,
     observed: pd.DataFrame,
     pre_exposed: str = "drop_rows",
-) -> tuple[np.ndarray, pd.DataFrame, pd.Index, np.ndarray] | None:
+) -> tuple[np.ndarray, sparse.csr_matrix, pd.Index, np.ndarray] | None:
     """Units x periods: whether a zone of the sample linked to the unit in the map (a zone
     unit of the panel other than the unit itself) is open with an estimated gain then, the
     in-memory rule (``spillover._counted_gain``): its outcome observed, and an untreated
     row of its own (before its zone, and under ``"drop_rows"`` before its exposure onset;
     ``"drop_units"`` counts the zone units it drops as before). ``observed``: the zone
     units' observed (``unit``, ``time``) pairs (:func:`_units_and_zone_periods`). Also
-    the links counted (``unit``, ``zone``), the zones and their observed matrix. None for
+    the links (units x zones, :meth:`ExposureMap.link_matrix`), the zones and their
+    observed matrix. None for
     a map without links (it knows no sources). Every period is taken to hold a clean row
     (the in-memory rule also asks it)."""
     if emap.links is None or emap.links.empty:
         return None
     g = units["cohort"].to_numpy(float)
     zones = units.index[np.isfinite(g)]
-    lk = emap.links
-    lk = lk.loc[
-        lk["zone"].isin(zones) & lk["unit"].isin(units.index) & (lk["unit"] != lk["zone"]),
-        ["unit", "zone"],
-    ].drop_duplicates()
     seen = np.zeros((len(zones), len(periods)), dtype=bool)
     r = zones.get_indexer(observed["unit"])
     c = pd.Index(periods).get_indexer(observed["time"].to_numpy(float))
@@ -620,10 +616,8 @@ def _observed_zone_cover(
     if pre_exposed == "drop_units":
         untreated = untreated | (ez < gz)
     gain = seen & (gz <= periods[None, :]) & untreated
-    ui, zi = units.index.get_indexer(lk["unit"]), zones.get_indexer(lk["zone"])
-    L = sparse.csr_matrix((np.ones(len(lk)), (ui, zi)), shape=(len(units), len(zones)))
-    cover = np.asarray(L @ gain.astype(float)) > 0
-    return cover, lk, zones, seen
+    links = emap.link_matrix(units.index, zones)
+    return np.asarray(links @ gain.astype(float)) > 0, links, zones, seen
 
 
 def _refuse_source_targets(
@@ -662,16 +656,15 @@ def _refuse_source_targets(
         None if observed is None else _observed_zone_cover(emap, units, t[0], observed, pre_exposed)
     )
     if found is not None:
-        cover, lk, zones, seen = found
+        cover, links, zones, seen = found
         gap = hit & ~outside & ~cover
         if gap.any():
             i, j = (int(k[0]) for k in np.nonzero(gap))
             unit = units.index[i]
-            linked = lk.loc[lk["unit"] == unit, "zone"]
-            g_z = units["cohort"].reindex(linked).to_numpy(float)
-            open_z = linked[g_z <= t[0, j]]
+            linked = zones[links[i].indices]
+            open_z = linked[units["cohort"].reindex(linked).to_numpy(float) <= t[0, j]]
             if len(open_z):
-                z = open_z.iloc[0]
+                z = open_z[0]
                 why = (
                     "has no untreated row of its own"
                     if seen[zones.get_loc(z), j]

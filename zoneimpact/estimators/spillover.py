@@ -494,17 +494,11 @@ def _source_only(
     t = periods[None, :]
     e = tab["exposure_onset"].to_numpy(float)[:, None]
     exposed = t >= e
-    lk = emap.links
-    if lk is None or lk.empty:
+    if emap.links is None or emap.links.empty:
         return exposed & (t < tab["exposure_onset_sample"].to_numpy(float)[:, None])
-    g = tab["cohort"].to_numpy(float)
-    at = tab.index
-    ui, zi = at.get_indexer(lk["unit"]), at.get_indexer(lk["zone"])
-    keep = (ui >= 0) & (zi >= 0) & (ui != zi)
-    keep[keep] = np.isfinite(g[zi[keep]])
-    n = len(at)
-    links = sparse.csr_matrix((np.ones(int(keep.sum())), (ui[keep], zi[keep])), shape=(n, n))
-    return exposed & (np.asarray(links @ gain.astype(float)) == 0)
+    is_zone = np.isfinite(tab["cohort"].to_numpy(float))
+    links = emap.link_matrix(tab.index, tab.index[is_zone])
+    return exposed & (np.asarray(links @ gain[is_zone].astype(float)) == 0)
 
 
 def _check_identified(pieces: Sequence[_Piece], periods: np.ndarray) -> None:
@@ -1111,7 +1105,8 @@ def _cs_fits(
 
     direct_p, spill_p = emap.panels(panel, controls=controls, pre_exposed=pre_exposed)
     piece_panels = {"direct": direct_p, **{f"spillover:{r}": p for r, p in spill_p.items()}}
-    soz_p, n_soz = zones_exposed_panel(panel, outcome, emap, controls, pre_exposed=pre_exposed)
+    soz_p, soz_target = _zones_exposed(panel, outcome, emap, controls, pre_exposed)
+    n_soz = int(soz_target.sum())
     if soz_p is not None:
         piece_panels["spillover_on_zones"] = soz_p
     piece_panels["naive"] = panel
@@ -1177,21 +1172,16 @@ def _cs_fits(
             target_units=tuple(pd.unique(d.loc[is_target, "unit"])),
         )
         results[name] = res
-    lost = _zone_losses(panel, outcome, emap, controls, estimated, pre_exposed) if n_soz else ()
+    lost = _zone_losses(panel, soz_target, estimated) if n_soz else ()
     return _with_zone_losses(out, n_soz, n_clusters, lost), results
 
 
 def _zone_losses(
-    panel: Panel,
-    outcome: str,
-    emap: ExposureMap,
-    controls: Controls,
-    estimated: pd.MultiIndex | None,
-    pre_exposed: PreExposed = "drop_rows",
+    panel: Panel, target: np.ndarray, estimated: pd.MultiIndex | None
 ) -> tuple[tuple[Any, int], ...]:
-    """``spillover_on_zones``'s unidentified targets by period: all of its targets (those of
-    units that never entered its CS panel included) but the ``estimated`` (unit, time)."""
-    target = _zone_targets(panel, outcome, emap, controls, pre_exposed)[2]
+    """``spillover_on_zones``'s unidentified targets by period: all of its ``target`` rows
+    of ``panel.data`` (:func:`_zones_exposed`; those of units that never entered its CS
+    panel included) but the ``estimated`` (unit, time)."""
     lost = pd.MultiIndex.from_frame(panel.data.loc[target, ["unit", "time"]])
     if estimated is not None:
         lost = lost[~lost.isin(estimated)]
@@ -1280,14 +1270,20 @@ def zones_exposed_panel(
         )
     panel._check_outcome(outcome)
     check_choice(pre_exposed, "pre_exposed", ("drop_rows", "drop_units", "keep"))
+    piece, target = _zones_exposed(panel, outcome, emap, controls, pre_exposed)
+    return piece, int(target.sum())
+
+
+def _zones_exposed(
+    panel: Panel, outcome: str, emap: ExposureMap, controls: Controls, pre_exposed: PreExposed
+) -> tuple[Panel | None, np.ndarray]:
+    """:func:`zones_exposed_panel`'s piece, and its target rows of ``panel.data`` (the CS
+    base counts its unidentified ones from them, :func:`_zone_losses`)."""
     rows, cohort, target = _zone_targets(panel, outcome, emap, controls, pre_exposed)
-    n = int(target.sum())
-    if n == 0:
-        return None, 0
     t = panel.data["time"].to_numpy(float)
-    if not (rows & np.isfinite(cohort) & (cohort > t.min())).any():
-        return None, n
-    return _subpanel(panel, rows, cohort), n
+    if not target.any() or not (rows & np.isfinite(cohort) & (cohort > t.min())).any():
+        return None, target
+    return _subpanel(panel, rows, cohort), target
 
 
 def _zone_targets(
@@ -2315,8 +2311,6 @@ def _base_fits(
             stacklevel=4,
         )
     _warn_unidentified(fits, stacklevel=5)
-    if note := _unobserved_note(split, fits, weights.of_unit):
-        warnings.warn(note[0].upper() + note[1:], stacklevel=4)  # at fit's caller
     _warn_one_cluster(_one_cluster(fits, clusters)[0], stacklevel=5)
     return fits, base_results
 
@@ -3137,14 +3131,14 @@ def _info(
     base_spec: tuple[str, Any, str, str],
     covs: Sequence[str],
     clusters: _Clusters,
-    weighting: _Weighting | str | None = None,
+    weighting: _Weighting,
 ) -> dict[str, Any]:
     """What the fit did (exposure, controls, base and its options, clusters, weights) and
-    the scale of the outcome; ``weighting`` the fit's weights (or their column name)."""
-    if isinstance(weighting, _Weighting):
-        weights, unit_weight = weighting.name, weighting.of_unit
-    else:
-        weights, unit_weight = weighting, None
+    the scale of the outcome. Warns, at ``fit``'s caller, what ``net_unobserved_note``
+    says (:func:`_unobserved_note`)."""
+    weights = weighting.name
+    if unobserved := _unobserved_note(split, fits, weighting.of_unit):
+        warnings.warn(unobserved[0].upper() + unobserved[1:], stacklevel=4)
     base = base_spec[0]
     emap, Y = split.emap, split.Y
     tab = emap.table.reindex(panel.wide(panel.outcomes[0]).index)
@@ -3183,7 +3177,7 @@ def _info(
         "weights": weights or "",
         **({"weighted_treated_unit_periods": fits["direct"].size} if weights else {}),
         **({"net_note": note} if (note := _unpaired_note(fits)) else {}),
-        **({"net_unobserved_note": u} if (u := _unobserved_note(split, fits, unit_weight)) else {}),
+        **({"net_unobserved_note": unobserved} if unobserved else {}),
         **_sources_note(fits),
     }
 
