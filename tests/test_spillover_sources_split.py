@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from zoneimpact.errors import EstimationError, GeographyError
+from zoneimpact.errors import EstimationError, GeographyError, SpecError
 from zoneimpact.estimators import spillover
 from zoneimpact.exposure import build_exposure, exposure_from_knn, exposure_from_rings
 from zoneimpact.panel import Panel
@@ -388,3 +388,21 @@ def test_the_unobserved_neighbours_guess_is_a_weighted_sum_under_weights():
     kept = _fit(_panel(df2), pre_exposed="keep")
     assert np.isnan(_est(kept)["net"]) and "net_unobserved_note" not in kept.info
     assert "net_unobserved_note" in _fit(_panel(df2)).info
+
+
+def test_fit_passes_knn_among_to_the_map():
+    # spillover.fit(exposure="knn", knn_among=...) builds exposure_from_knn's map with that
+    # convention. On the line, the zone u33 sits next to the source u32: among places its
+    # two nearest are u32 and u34; among panel units u34 and the tie u31 / u35 (0.6 degrees)
+    p = _panel(_world({**ZONES, "u32": 2003, "u33": 2007}, noise=2.0), SOURCE)
+    for among in ("places", "panel"):
+        by_name = _fit(p, exposure="knn", k_nearest=2, knn_among=among)
+        prebuilt = _fit(p, exposure=exposure_from_knn(p, 2, among=among))
+        # the same map through two doors: identical numbers (exact: same computation)
+        pd.testing.assert_frame_equal(by_name.terms, prebuilt.terms)
+    places = _fit(p, exposure="knn", k_nearest=2)  # default: among places
+    panel = _fit(p, exposure="knn", k_nearest=2, knn_among="panel")
+    # u31 and u35 join u33's exposed units only among panel units (u31 is the source's too)
+    assert panel.info["n_exposed_units"] == places.info["n_exposed_units"] + 1
+    with pytest.raises(SpecError, match=r"knn_among must be one of 'places', 'panel'.*'nearest'"):
+        _fit(p, exposure="adjacency", knn_among="nearest")

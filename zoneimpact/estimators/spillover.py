@@ -201,8 +201,10 @@ from scipy import sparse, stats
 
 from ..errors import EstimationError, GeographyError, SpecError, ZoneImpactError
 from ..exposure import (
+    KNN_AMONG,
     Controls,
     ExposureMap,
+    KnnAmong,
     PreExposed,
     _subpanel,
     build_exposure,
@@ -1894,6 +1896,7 @@ def fit(
     rings_km: Sequence[Sequence[float]] | None = None,
     within_region: bool = False,
     k_nearest: int | None = None,
+    knn_among: KnnAmong = "places",
     controls: Controls = "not_yet_exposed",
     pre_exposed: PreExposed = "drop_rows",
     covariates: Sequence[str] | None = None,
@@ -1925,12 +1928,11 @@ def fit(
         Accepted for the common interface (the joint draws are one matrix product).
     exposure : {"adjacency", "rings", "knn", "region"} or ExposureMap
         Exposure map (:mod:`zoneimpact.exposure`).
-    rings_km : list of (low, high), optional
-        Distance bands for ``exposure="rings"``.
-    within_region : bool
-        Rings count only zones of the unit's own region.
-    k_nearest : int, optional
-        Neighbours per zone for ``exposure="knn"`` (default 2).
+    rings_km, within_region : list of (low, high), optional; bool
+        ``exposure="rings"``: distance bands; whether to count only the unit's region's zones.
+    k_nearest, knn_among : int, optional; {"places", "panel"}
+        ``exposure="knn"``: neighbours per zone (default 2), among the panel's units and
+        located source zones, or the panel's units only (:func:`.exposure_from_knn`).
     controls : {"not_yet_exposed", "never_exposed"}
         Clean controls (see :meth:`ExposureMap.panels`).
     pre_exposed : {"drop_rows", "drop_units", "keep"}
@@ -1977,12 +1979,12 @@ def fit(
         ``spillover_from_sources(_total)`` (module notes), ``naive``, ``net_region_did``.
     """
     check_fit_arguments(panel, outcome, alpha=alpha, n_jobs=n_jobs, rng=rng, estimator="spillover")
-    del n_jobs
     _check_options(panel, outcome, base_estimator, n_boot, controls, pre_exposed, small_sample)
     check_choice(aux_partition, "aux_partition", tuple(_AUX_PARTITIONS))
     _check_region_column(panel, region_column)
     covs, (rng, start) = list(covariates or []), _replayable(rng)
-    emap = _exposure_map(panel, exposure, rings_km, within_region, k_nearest, region_column)
+    knn = (k_nearest, knn_among)
+    emap = _exposure_map(panel, exposure, rings_km, within_region, knn, region_column)
     split = _exposure_split(panel, outcome, emap, controls, pre_exposed, region_column)
     clusters = _cluster_codes(
         panel, split.units, outcome, cluster, conley_km, region_column, conley_kernel
@@ -2038,12 +2040,14 @@ def _exposure_map(
     exposure: str | ExposureMap,
     rings_km: Sequence[Sequence[float]] | None,
     within_region: bool,
-    k_nearest: int | None,
+    knn: tuple[int | None, KnnAmong],
     region_column: str,
 ) -> ExposureMap:
     """The exposure map of :func:`fit`'s options (:func:`~zoneimpact.exposure.build_exposure`;
     its warning on default rings points past fit and its scale-equivariance wrapper); a map
-    passed in is checked against the panel (:func:`_map_for_panel`)."""
+    passed in is checked against the panel (:func:`_map_for_panel`). ``knn``: ``k_nearest``
+    and ``knn_among``, the latter checked whatever the map (a typo is never ignored)."""
+    check_choice(knn[1], "knn_among", KNN_AMONG)
     if isinstance(exposure, ExposureMap):
         return _map_for_panel(panel, exposure)
     return build_exposure(
@@ -2052,7 +2056,8 @@ def _exposure_map(
         rings_km=rings_km,
         region_column=region_column,
         within_region=within_region,
-        k=k_nearest,
+        k=knn[0],
+        among=knn[1],
         stacklevel=5,
     )
 
