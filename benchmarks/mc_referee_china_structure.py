@@ -45,10 +45,11 @@ treated unit-period equally; CS: the cohort-share weighted post cells of
 ``aggregate_terms``, each the mean over the cohort's units seen in t and the base period),
 checked against an independent computation of both from the fitted rows in every world.
 The spillovers' own pull on each spec (contaminated controls) is printed apart.
-Imputation is also refitted with ``leave_out=True`` (its only small-sample option)::
+The curve's imputation fits use BJS's leave-out variance since session 27; the RESULTS.md
+rows without it were measured at 833ffae, where this mode also refitted with it::
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/mc_referee_china_structure.py --direct \
-        --reps 500 --worlds null,s0.5 --out /tmp/refereeF/mc_china_direct
+        --reps 500 --worlds null,s0.5 --out /tmp/mc_china_direct
 """
 
 from __future__ import annotations
@@ -68,11 +69,11 @@ from tqdm import tqdm
 
 from zoneimpact.china.speccurve import (
     COVARIATES,
-    EXPOSURES,
     SCALES,
     TREND_COVARIATES,
     _estimators,
     _fit_direct,
+    curve_exposure,
     direct_panel,
     prepare_panel,
     restrict_sample,
@@ -82,7 +83,6 @@ from zoneimpact.datadir import resolve_data_dir
 from zoneimpact.datasets import load_data
 from zoneimpact.estimators import get_estimator
 from zoneimpact.estimators.spillover import own_interval
-from zoneimpact.exposure import build_exposure
 from zoneimpact.spec import load_spec
 
 SEED = 20261401
@@ -101,12 +101,6 @@ def curve_panel() -> tuple[Any, Any]:
     frame, _, _, _ = build_study_panel(resolve_data_dir(spec.data_dir), geography=False)
     full, _ = prepare_panel(loaded.panel, frame)
     return restrict_sample(full, "full", None), loaded
-
-
-def curve_map(base: Any, name: str) -> Any:
-    opts = dict(EXPOSURES[name])
-    kind = opts.pop("exposure")
-    return build_exposure(base, kind, region_column="province", **opts)
 
 
 class World:
@@ -553,18 +547,6 @@ def fit_direct_spec(panel: Any, emap: Any, ctl: str, est: str) -> dict[str, floa
     return {k: math.nan if r.get(k) is None else float(r[k]) for k in keys}
 
 
-def fit_leave_out(panel: Any, emap: Any, ctl: str) -> tuple[float, float]:
-    """The imputation spec with BJS's leave-out conservative variance (A.9)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        res = get_estimator("imputation")(
-            direct_panel(panel, emap, ctl), outcome="fdi", cluster="province", pretrends=5,
-            covariates=list(TREND_COVARIATES), leave_out=True,
-        )  # fmt: skip
-    t = res.terms.set_index("term")
-    return float(t.at["att", "estimate"]), float(t.at["att", "se"])
-
-
 def independent_truth(
     w: World, panel: Any, emap: Any, ctl: str, est: str, eff: np.ndarray
 ) -> float:
@@ -645,16 +627,16 @@ def summarise_direct(rows: pd.DataFrame) -> pd.DataFrame:
 def main_direct(args: Any) -> None:
     start = time.perf_counter()
     base, loaded = curve_panel()
-    w = World(base, loaded, curve_map(base, "knn3"))
+    w = World(base, loaded, curve_exposure(base, "knn3"))
     specs = direct_specs()
-    maps = {mp: None if mp == "none" else curve_map(base, mp) for mp in DIRECT_MAPS}
+    maps = {mp: curve_exposure(base, mp) for mp in DIRECT_MAPS}
     # the real data: the path must give the committed curve's numbers
     real = [{"spec": f"{mp}/{ctl}/levels/{est}/full", **fit_direct_spec(base, maps[mp], ctl, est)}
             for mp, ctl, est in specs]  # fmt: skip
     print("real data:\n" + pd.DataFrame(real).to_string(index=False))
-    out = Path(args.out or "/tmp/refereeF/mc_china_direct")
+    out = Path(args.out or "/tmp/mc_china_direct")
     out.mkdir(parents=True, exist_ok=True)
-    smap = curve_map(base, args.spill_map)
+    smap = curve_exposure(base, args.spill_map)
     rows: list[dict[str, Any]] = []
     for world in args.worlds.split(","):
         s = WORLDS[world]
@@ -696,9 +678,6 @@ def main_direct(args: Any) -> None:
                 rows.append({**head, "inference": "t(G-1)", **r})
                 if est == "imputation":
                     rows.append({**head, "inference": "normal", **r})
-                    e_lo, se_lo = fit_leave_out(panel, maps[mp], ctl)
-                    rows.append({**head, "inference": "leave_out t(G-1)", **r,
-                                 "estimate": e_lo, "se": se_lo})  # fmt: skip
         pd.DataFrame(rows).to_csv(out / "direct_reps.csv", index=False)
     frame = pd.DataFrame(rows)
     ok = frame["error"].isna() if "error" in frame else pd.Series(True, index=frame.index)
@@ -723,10 +702,10 @@ def main() -> None:
     if args.direct:
         main_direct(args)
         return
-    args.out = args.out or "/tmp/refereeE/mc_china_structure"
+    args.out = args.out or "/tmp/mc_china_structure"
     start = time.perf_counter()
     base, loaded = curve_panel()
-    w = World(base, loaded, curve_map(base, "knn3"))
+    w = World(base, loaded, curve_exposure(base, "knn3"))
     cal = {
         k: v for k, v in w.cal.items() if k not in ("a", "mean_part", "pools", "starts", "eta_pool")
     }
@@ -744,7 +723,7 @@ def main() -> None:
     rows = []
     mismatches = []
     for mp in args.maps.split(","):
-        emap = curve_map(base, mp)
+        emap = curve_exposure(base, mp)
         mine = own_count(w, emap)
         for world in args.worlds.split(","):
             s = WORLDS[world]

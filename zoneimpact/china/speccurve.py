@@ -68,6 +68,7 @@ __all__ = [
     "SCALES",
     "CurveRun",
     "Scale",
+    "curve_exposure",
     "curve_figure",
     "direct_panel",
     "heterogeneity_table",
@@ -473,6 +474,33 @@ def _ppml_placebo(sub: Panel, shift: int = 3) -> float:
     return float(2 * stats.norm.sf(abs(z)))
 
 
+def _fit_imputation(sub: Panel, outcome: str, *, pretrends: int | None) -> Any:
+    """The curve's BJS imputation fit (direct specifications and the heterogeneity table):
+    baseline-size trends, province clusters and BJS's leave-out variance (Supplementary
+    Appendix A.9). On China's structure (simulated FDI,
+    ``benchmarks/mc_referee_china_structure.py --direct``) t(G - 1) intervals without the
+    leave-out rejected a true null in 6-13.5% of worlds at 5%, with it in 4-10%."""
+    from ..estimators import get_estimator
+
+    return get_estimator("imputation")(
+        sub,
+        outcome=outcome,
+        cluster="province",
+        pretrends=pretrends,
+        covariates=list(TREND_COVARIATES),
+        leave_out=True,
+    )
+
+
+def curve_exposure(panel: Panel, name: str) -> ExposureMap | None:
+    """The exposure map of one of the curve's :data:`EXPOSURES` (None for ``"none"``)."""
+    if name == "none":
+        return None
+    opts = dict(EXPOSURES[name])
+    kind = opts.pop("exposure")
+    return build_exposure(panel, kind, region_column="province", **opts)
+
+
 def _fit_direct(
     sub: Panel, scale: Scale, estimator: str, controls: str, alpha: float
 ) -> dict[str, Any]:
@@ -481,17 +509,7 @@ def _fit_direct(
 
     out = scale.outcome
     if estimator == "imputation":
-        res = get_estimator("imputation")(
-            sub,
-            outcome=out,
-            cluster="province",
-            pretrends=5,
-            covariates=list(TREND_COVARIATES),
-            # BJS's leave-out variance (App. A.9): on China's structure (simulated FDI,
-            # benchmarks/mc_referee_china_structure.py --direct) t(G - 1) intervals without
-            # it rejected a true null in 6-13.5% of worlds at 5%, with it in 4-10%
-            leave_out=True,
-        )
+        res = _fit_imputation(sub, out, pretrends=5)
         return _row(res, "att", alpha, pretrend_p=res.info.get("pretrend_p"),
                     pretrend_test="BJS Test 1, 5 leads", judged=True,
                     n_treated=int(res.effects["unit"].nunique()))  # fmt: skip
@@ -715,11 +733,7 @@ def specification_curve(
         for exposure in exposures:
             if exposure == "knn3" and sample != "full":
                 continue  # budget: the 3-nearest map runs on the full sample only
-            emap = None
-            if exposure != "none":
-                opts = dict(EXPOSURES[exposure])
-                kind = opts.pop("exposure")
-                emap = build_exposure(base, kind, region_column="province", **opts)
+            emap = curve_exposure(base, exposure)
             for controls in ("clean", "not_yet"):
                 sub = direct_panel(base, emap, controls)
                 for scale in SCALES.values():
@@ -828,8 +842,6 @@ def heterogeneity_table(
     drops zone-city years exposed to an earlier zone, so many have no untreated year
     left), ``n_treated_map`` all of the group's zone cities.
     """
-    from ..estimators import get_estimator
-
     emap = build_exposure(panel, "rings", rings_km=[(0.0, 100.0)], region_column="province")
     sub = direct_panel(panel, emap, "not_yet")
     g = sub.unit_cohort
@@ -874,14 +886,7 @@ def heterogeneity_table(
                     try:
                         with warnings.catch_warnings():
                             warnings.simplefilter("ignore")
-                            res = get_estimator("imputation")(
-                                part,
-                                outcome=scale.outcome,
-                                cluster="province",
-                                pretrends=leads,
-                                covariates=list(TREND_COVARIATES),
-                                leave_out=True,
-                            )
+                            res = _fit_imputation(part, scale.outcome, pretrends=leads)
                         fit = _row(
                             res,
                             "att",
