@@ -45,8 +45,10 @@ treated unit-period equally; CS: the cohort-share weighted post cells of
 ``aggregate_terms``, each the mean over the cohort's units seen in t and the base period),
 checked against an independent computation of both from the fitted rows in every world.
 The spillovers' own pull on each spec (contaminated controls) is printed apart.
-The curve's imputation fits use BJS's leave-out variance since session 27; the RESULTS.md
-rows without it were measured at 833ffae, where this mode also refitted with it::
+The curve's imputation fits use BJS's leave-out variance since session 27 and CR2 with
+Bell-McCaffrey df since session 28 (``--estimators imputation`` fits those specs alone); the
+RESULTS.md rows without the leave-out were measured at 833ffae, where this mode also
+refitted with it::
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/mc_referee_china_structure.py --direct \
         --reps 500 --worlds null,s0.5 --out /tmp/mc_china_direct
@@ -628,7 +630,7 @@ def main_direct(args: Any) -> None:
     start = time.perf_counter()
     base, loaded = curve_panel()
     w = World(base, loaded, curve_exposure(base, "knn3"))
-    specs = direct_specs()
+    specs = [sp for sp in direct_specs() if sp[2] in args.estimators.split(",")]
     maps = {mp: curve_exposure(base, mp) for mp in DIRECT_MAPS}
     # the real data: the path must give the committed curve's numbers
     real = [{"spec": f"{mp}/{ctl}/levels/{est}/full", **fit_direct_spec(base, maps[mp], ctl, est)}
@@ -638,6 +640,9 @@ def main_direct(args: Any) -> None:
     out.mkdir(parents=True, exist_ok=True)
     smap = curve_exposure(base, args.spill_map)
     rows: list[dict[str, Any]] = []
+    # the curve's t reference: CR2's Bell-McCaffrey df for imputation (since session 28),
+    # G - 1 for CS
+    label = {"imputation": "CR2 t(BM df)", "cs_dr": "t(G-1)"}
     for world in args.worlds.split(","):
         s = WORLDS[world]
         direct, spill = w.effects(smap, s)
@@ -673,9 +678,9 @@ def main_direct(args: Any) -> None:
                 try:
                     r = fit_direct_spec(panel, maps[mp], ctl, est)
                 except Exception as exc:  # noqa: BLE001 - a failed fit is a result
-                    rows.append({**head, "inference": "t(G-1)", "error": str(exc)[:200]})
+                    rows.append({**head, "inference": label[est], "error": str(exc)[:200]})
                     continue
-                rows.append({**head, "inference": "t(G-1)", **r})
+                rows.append({**head, "inference": label[est], **r})
                 if est == "imputation":
                     rows.append({**head, "inference": "normal", **r})
         pd.DataFrame(rows).to_csv(out / "direct_reps.csv", index=False)
@@ -698,6 +703,7 @@ def main() -> None:
     ap.add_argument("--out", default=None)
     ap.add_argument("--direct", action="store_true", help="the curve's direct specs instead")
     ap.add_argument("--spill-map", default="knn3", help="--direct: the worlds' spillover map")
+    ap.add_argument("--estimators", default="imputation,cs_dr", help="--direct: which specs")
     args = ap.parse_args()
     if args.direct:
         main_direct(args)

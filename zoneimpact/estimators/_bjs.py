@@ -41,6 +41,12 @@ class SingularModel(EstimationError):
     :func:`zoneimpact.estimators.spillover._without_thin_periods`)."""
 
 
+# CR2 needs a dense inverse of the step-1 normal matrix and a root per cluster: the sizes
+# beyond which the spillover pieces fall back to plain scores (noted) and
+# imputation.fit(small_sample="cr2") refuses
+CR2_MAX_PARAMS = 4000
+CR2_MAX_CLUSTER_ROWS = 3000
+
 # :func:`cr2_parts`' output: adjusted step-1 residuals, per-cluster (rows, U, f) with
 # (I - H_gg)^{-1/2} = I + U diag(f) U' (:func:`apply_root`) and (Z0'Z0)^{-1}
 CR2Parts = tuple[np.ndarray, dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]], np.ndarray]

@@ -235,10 +235,6 @@ _IQR_NORMAL = float(stats.norm.ppf(0.75) - stats.norm.ppf(0.25))
 #: ``spillover_from_sources`` averages both, and neither enters net
 SOURCE_PIECES = ("spillover_from_sources", "spillover_on_zones_from_sources")
 _BASES = ("imputation", "callaway_santanna")
-# CR2 needs a dense inverse of the step-1 normal matrix and one eigendecomposition per
-# cluster: beyond these sizes it falls back to the plain cluster-robust scores (noted)
-_CR2_MAX_PARAMS = 4000
-_CR2_MAX_CLUSTER_ROWS = 3000
 # the largest Bell-McCaffrey vector matrix (long rows x clusters) a piece keeps for the
 # combinations' degrees of freedom (8 bytes each: 40 MB); above it a combination takes
 # the smallest of its pieces' degrees of freedom
@@ -1079,10 +1075,10 @@ def _conley_kernel(
 
 def _cr2_ok(fit: _bjs.Imputed, cluster: np.ndarray) -> bool:
     """Whether the CR2 adjustment is affordable for this piece (module constants)."""
-    if fit.Z0.shape[1] > _CR2_MAX_PARAMS:
+    if fit.Z0.shape[1] > _bjs.CR2_MAX_PARAMS:
         return False
     counts = np.bincount(cluster[fit.clean])
-    return bool(counts.max(initial=0) <= _CR2_MAX_CLUSTER_ROWS)
+    return bool(counts.max(initial=0) <= _bjs.CR2_MAX_CLUSTER_ROWS)
 
 
 # ---------------------------------------------------------------------- CS base
