@@ -134,6 +134,45 @@ def test_cr2_matches_a_dense_implementation(w_name: str | None) -> None:
     assert "df" not in none.columns
 
 
+def test_cr2_df_holds_with_ill_conditioned_covariates() -> None:
+    # a breaker's case: x = unit constant + 1e-4 x noise spans the same space as the noise
+    # with the unit effects (Z0'Z0's condition about 4e9). The Gram-only route is 8e-3 off
+    # here (2.4934 for 2.4725; 2.7e-2 in the breaker's draw); the vectors 2e-5, about the
+    # dense reference's own rounding at this condition
+    df = _frame(3)
+    rng = np.random.default_rng(0)
+    codes = pd.factorize(df["unit"])[0]
+    df["x"] = rng.normal(0, 5, codes.max() + 1)[codes] + 1e-4 * rng.normal(size=len(df))
+    C, obs_w = _dense_scores(df, np.eye(len(df)), None, cr2=True)
+    t = _fit(df, small_sample="cr2").terms.set_index("term")
+    M = C["att"] @ C["att"].T
+    assert t.at["att", "df"] == pytest.approx(np.trace(M) ** 2 / (M**2).sum(), rel=1e-4)
+
+
+def test_cr2_df_is_free_of_the_weights_scale() -> None:
+    # the Gram's entries scale like 1 / weight: squaring them raw overflowed at 1e-160
+    # and underflowed at 1e160 (a breaker: OverflowError, ZeroDivisionError)
+    df = _frame(4)
+    base = _fit(df, weights="w", small_sample="cr2").terms.set_index("term")
+    for f in (1e-160, 1e160):
+        t = _fit(df.assign(w=df["w"] * f), weights="w", small_sample="cr2").terms
+        np.testing.assert_allclose(t.set_index("term")["df"], base["df"], rtol=1e-10)
+
+
+def test_cr2_labels_and_messages() -> None:
+    from zoneimpact.labels import se_type_label
+
+    df = _frame(2)
+    # the default names no small-sample rule; CR2 is named
+    assert se_type_label(_fit(df)) == "Clustered by cl"
+    assert se_type_label(_fit(df, small_sample="cr2")) == "Clustered by cl (CR2)"
+    res = _fit(df, small_sample="cr2")
+    by_unit = pd.Series(np.arange(24) % 3, index=[f"u{i}" for i in range(24)], name="g3")
+    with pytest.raises(ZoneImpactError, match=r"\(Series, t\)\. .*refit with") as err:
+        res.with_inference(cluster=[by_unit, "t"])
+    assert len(str(err.value)) < 250  # names the ways, not the Series' values
+
+
 def test_cr2_invariances() -> None:
     df = _frame(5)
     base = _fit(df, small_sample="cr2", leave_out=True).terms.set_index("term")

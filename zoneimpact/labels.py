@@ -159,7 +159,8 @@ def se_type_label(res: Any) -> str:
     info = getattr(res, "info", None) or {}
     se_type = info.get("se_type")
     cluster = info.get("cluster")
-    small = str(info.get("small_sample") or "").upper()
+    # "none" is the absence of a small-sample rule, not one to name
+    small = str(info.get("small_sample") or "").upper().replace("NONE", "")
     if se_type:
         text = str(se_type)
         if cluster:

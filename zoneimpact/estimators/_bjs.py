@@ -46,6 +46,10 @@ class SingularModel(EstimationError):
 # imputation.fit(small_sample="cr2") refuses
 CR2_MAX_PARAMS = 4000
 CR2_MAX_CLUSTER_ROWS = 3000
+# the largest Bell-McCaffrey vector matrix (long rows x clusters, 8 bytes each: 40 MB) worth
+# forming; above it :func:`bm_gram` gives the Gram without the vectors, at some cost in
+# rounding (its docstring)
+BM_MAX_ENTRIES = 5_000_000
 
 # :func:`cr2_parts`' output: adjusted step-1 residuals, per-cluster (rows, U, f) with
 # (I - H_gg)^{-1/2} = I + U diag(f) U' (:func:`apply_root`) and (Z0'Z0)^{-1}
@@ -720,6 +724,12 @@ def bm_gram(
 def gram_df(M: np.ndarray) -> float:
     """``(tr M)^2 / ||M||_F^2``: the Satterthwaite degrees of freedom of ``sum_g (c_g'u)^2``
     from the Gram matrix ``M = C'C`` of its vectors (:func:`satterthwaite_df`)."""
+    # divided by its largest entry first: the entries scale like 1 / weight, and squaring
+    # them raw under- or overflowed with weights near 1e160 (a breaker; df 3.953 -> error)
+    big = float(np.max(np.abs(M))) if M.size else 0.0
+    if not big > 0 or not np.isfinite(big):
+        return np.inf
+    M = M / big
     tr = float(np.trace(M))
     return tr**2 / float(np.sum(M**2)) if tr > 0 else np.inf
 

@@ -238,7 +238,7 @@ _BASES = ("imputation", "callaway_santanna")
 # the largest Bell-McCaffrey vector matrix (long rows x clusters) a piece keeps for the
 # combinations' degrees of freedom (8 bytes each: 40 MB); above it a combination takes
 # the smallest of its pieces' degrees of freedom
-_BM_MAX_ENTRIES = 5_000_000
+_BM_MAX_ENTRIES = _bjs.BM_MAX_ENTRIES
 # Conley SEs: warn when more than this share of a piece's target weight has no leave-out
 # (a referee world: 19% of it left the SEs about right, 70% left them a third short)
 _CONLEY_REACH_WARN = 0.25
