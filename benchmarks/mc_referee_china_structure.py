@@ -630,7 +630,10 @@ def main_direct(args: Any) -> None:
     start = time.perf_counter()
     base, loaded = curve_panel()
     w = World(base, loaded, curve_exposure(base, "knn3"))
-    specs = [sp for sp in direct_specs() if sp[2] in args.estimators.split(",")]
+    wanted = args.estimators.split(",")
+    if unknown := set(wanted) - {"imputation", "cs_dr"}:
+        raise SystemExit(f"--estimators: unknown {sorted(unknown)}; use imputation, cs_dr")
+    specs = [sp for sp in direct_specs() if sp[2] in wanted]
     maps = {mp: curve_exposure(base, mp) for mp in DIRECT_MAPS}
     # the real data: the path must give the committed curve's numbers
     real = [{"spec": f"{mp}/{ctl}/levels/{est}/full", **fit_direct_spec(base, maps[mp], ctl, est)}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,6 +13,7 @@ from zoneimpact.china.speccurve import (
     _counts,
     _estimators,
     _net_pretrend,
+    _welch_df,
     direct_panel,
     restrict_sample,
 )
@@ -130,3 +133,13 @@ def test_net_pretrend_screens_every_piece():
     # a piece with units whose test could not run leaves net untested (inadmissible)
     assert np.isnan(_net_pretrend({"direct": 0.4, "spillover": np.nan})[0])
     assert _net_pretrend({"direct": 0.4, "spillover": 0.3})[0] == 0.3
+
+
+def test_heterogeneity_contrasts_take_welch_satterthwaite_df() -> None:
+    # equal variances, df 2 and infinite: (1 + 1)^2 / (1 / 2) = 8 (Welch 1947)
+    assert _welch_df({"se": 1.0, "df": 2.0}, {"se": 1.0, "df": math.inf}) == pytest.approx(8.0)
+    assert _welch_df({"se": 3.0, "df": math.inf}, {"se": 4.0, "df": math.inf}) == math.inf
+    # China's 2009-2013 minus 1996-2008 contrast (tables/heterogeneity, session 28): SEs
+    # 75.92 (df 15.63) and 180.64 (df 1.19) give df 1.647 (hand computation: 1.6466)
+    d = _welch_df({"se": 180.6361, "df": 1.1921}, {"se": 75.9227, "df": 15.6289})
+    assert d == pytest.approx(1.6466, abs=1e-3)

@@ -160,7 +160,8 @@ def se_type_label(res: Any) -> str:
     se_type = info.get("se_type")
     cluster = info.get("cluster")
     # "none" is the absence of a small-sample rule, not one to name
-    small = str(info.get("small_sample") or "").upper().replace("NONE", "")
+    rule = str(info.get("small_sample") or "")
+    small = "" if rule == "none" else rule.upper()
     if se_type:
         text = str(se_type)
         if cluster:

@@ -22,8 +22,9 @@ partition):
    partitions; ``V = S'S``, no small-sample factor, as in memory.
 
 Supported: unit and period effects, clustering by unit or the panel's cluster column, the
-four ``aux_partition`` choices, ``horizons``, the leave-out refinement (``leave_out``). Not on Dask: covariates, weights and Test 1
-(``pretrends``): use the in-memory estimator.
+four ``aux_partition`` choices, ``horizons``, the leave-out refinement (``leave_out``). Not on
+Dask: covariates, weights, Test 1 (``pretrends``) and CR2 (``small_sample``): use the
+in-memory estimator.
 The result has no ``effects`` table (one row per treated observation would have to come
 back to the client) and no building blocks for ``with_inference``.
 

@@ -514,6 +514,21 @@ def cr2_parts(fit: Imputed, cluster0: np.ndarray) -> CR2Parts:
     return out, roots, Ainv
 
 
+def cr2_over_limits(n_params: int, cluster0: np.ndarray) -> list[str]:
+    """What makes CR2 unaffordable for a fit with ``n_params`` step-1 parameters and clean
+    rows in clusters ``cluster0`` (one phrase per exceeded limit; empty when affordable):
+    :func:`cr2_parts` needs a dense inverse of the normal matrix and a root per cluster."""
+    rows = int(np.bincount(cluster0).max(initial=0)) if cluster0.size else 0
+    return [
+        f"{n:,} {what} (at most {cap:,})"
+        for n, cap, what in (
+            (n_params, CR2_MAX_PARAMS, "step-1 parameters"),
+            (rows, CR2_MAX_CLUSTER_ROWS, "untreated rows in the largest cluster"),
+        )
+        if n > cap
+    ]
+
+
 def _psd_factor(A: np.ndarray) -> np.ndarray:
     """``L`` with ``L L' = A`` for a symmetric positive semi-definite ``A`` (a principal
     block of an inverse normal matrix): Cholesky, or the eigen root where rounding makes
@@ -695,9 +710,11 @@ def bm_gram(
     ``J'J`` from per-cluster and per-cell sums. Same arguments as :func:`bm_parts`.
     The first two terms nearly cancel, so rounding grows with the square of the
     covariates' conditioning where :func:`bm_parts`' grows with it: equal to 1e-10 on the
-    test worlds, off by a few percent in the degrees of freedom only near the collinearity
-    that :func:`fit_untreated` refuses (a reviewer's toy fit: df 3.008 against 3.217 at
-    condition 2e13, 3.2247 against 3.2256 at 2e11).
+    test worlds, but off by a few percent well before the collinearity that
+    :func:`fit_untreated` refuses (a reviewer's toy fit: df 3.008 against 3.217 at condition
+    2e13, 3.2247 against 3.2256 at 2e11; a breaker's covariate nearly constant within units:
+    0.85-2.7% at condition 4e9). Callers use :func:`bm_parts` where the vectors fit
+    (``BM_MAX_ENTRIES``).
     """
     bv, Ainv = _rooted_weights(fit, w, cluster, cr2)
     c0, c1 = cluster[fit.clean], cluster[fit.target]

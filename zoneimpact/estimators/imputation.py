@@ -24,7 +24,9 @@ their ``v`` sum, ``b_c`` their ``v tau_hat`` sum), as ``did_imputation`` forms i
 cluster-by-cell weights; it is the plain ``v``-weighted mean with unit clusters and one
 target per unit and cell of equal weight. No small-sample factor and, by default, no
 leave-out, as ``did_imputation``'s defaults; ``leave_out=True`` applies the Supplementary
-Appendix A.9 refinement (the own cluster's ``a_c b_c`` and ``a_c^2`` left out).
+Appendix A.9 refinement (the own cluster's ``a_c b_c`` and ``a_c^2`` left out), and
+``small_sample="cr2"`` (opt-in) Bell & McCaffrey's CR2 residuals with each estimand's
+Satterthwaite df (:func:`_cr2_scores`).
 
 Pre-trend test (Test 1, Section 4.4): OLS on ``Omega_0`` only of ``Y`` on the fixed effects
 (and controls) plus dummies ``1{K_it = -k}``, ``k = 1..pretrends``, for eventually treated
@@ -78,13 +80,12 @@ from ..results import (
 )
 from ._bjs import (
     BM_MAX_ENTRIES,
-    CR2_MAX_CLUSTER_ROWS,
-    CR2_MAX_PARAMS,
     Imputed,
     bm_gram,
     bm_parts,
     bm_vectors,
     cell_cluster_codes,
+    cr2_over_limits,
     cr2_parts,
     design,
     gram_df,
@@ -242,7 +243,9 @@ class ImputationResult(EstimationResult):
         ----------
         method : {"cluster"}
             The Theorem 3 variance ``sum_c (sum_{it in c} v_it e~_it)^2``; with
-            ``leave_out`` fits, ``tau~`` leaves out each observation's new cluster.
+            ``leave_out`` fits, ``tau~`` leaves out each observation's new cluster, and
+            with ``small_sample="cr2"`` fits the CR2 residuals and Bell-McCaffrey df are
+            recomputed for the new clusters (one way only: two are refused).
         cluster : str, pandas.Series, or a list of two of them, optional
             A column of the panel or of its geography (numeric or string), labels as a
             Series indexed by unit (or by (unit, time)); two entries cluster two ways by
@@ -253,9 +256,10 @@ class ImputationResult(EstimationResult):
         Returns
         -------
         ImputationResult
-            A new result: ``terms`` standard errors, ``vcov``, ``pretrend`` and
-            ``info`` (``cluster``, ``n_clusters`` (two ways: the smaller),
-            ``leave_out_fallback`` (two ways: the largest count), ``pretrend_*``) changed.
+            A new result: ``terms`` standard errors (and ``df`` under CR2), ``vcov``,
+            ``pretrend`` and ``info`` (``cluster``, ``n_clusters`` (two ways: the
+            smaller), ``leave_out_fallback`` (two ways: the largest count),
+            ``pretrend_*``) changed.
         """
         if self.blocks is None:
             raise EstimationError(
@@ -320,7 +324,8 @@ class ImputationResult(EstimationResult):
         proportional to the observation weights (equal without ``weights``) on the
         treated observations it covers; only the weights change, so the estimates are
         weighted sums of the kept ``tau_hat`` and the variance is Theorem 3 with the
-        fit's auxiliary cells, leave-out choice and the result's current clustering
+        fit's auxiliary cells, leave-out choice, small-sample rule (under CR2 each new
+        estimand gets its own Bell-McCaffrey df) and the result's current clustering
         (from :meth:`with_inference`, if called). The weights are fixed given the
         treatment timing, as BJS's estimands are, so no estimated-weight term enters
         (unlike CS's cohort shares).
@@ -838,17 +843,8 @@ def _cr2_scores(b: ImputationBlocks, cl: np.ndarray) -> tuple[np.ndarray, int, n
 
 
 def _check_cr2_size(n_params: int, cl0: np.ndarray) -> None:
-    """CR2 needs a dense inverse of the step-1 normal matrix and a root per cluster:
-    refuse, by size, designs where that would not fit in memory or time."""
-    rows = int(np.bincount(cl0).max(initial=0))
-    over = [
-        f"{n:,} {what} (at most {cap:,})"
-        for n, cap, what in (
-            (n_params, CR2_MAX_PARAMS, "step-1 parameters"),
-            (rows, CR2_MAX_CLUSTER_ROWS, "untreated rows in the largest cluster"),
-        )
-        if n > cap
-    ]
+    """Refuse, by size, designs whose CR2 would not fit in memory or time."""
+    over = cr2_over_limits(n_params, cl0)
     if over:
         raise EstimationError(
             f"small_sample='cr2' is too large here: {' and '.join(over)}; refit with "
@@ -931,11 +927,8 @@ def _variance(b: ImputationBlocks, clusters: list[np.ndarray]) -> _Variance:
         dims = [(clusters[0], 1.0)]
     df = None
     if b.small_sample == "cr2":
-        if len(clusters) != 1:
-            raise SpecError(
-                "small_sample='cr2' adjusts a one-way clustered variance; this fit was "
-                "asked for two ways. Cluster one way, or refit with small_sample='none'."
-            )
+        # fit and with_inference refuse two ways under CR2 before reaching here
+        assert len(clusters) == 1
         S, nf, df = _cr2_scores(b, clusters[0])
         parts = [((S, nf), 1.0)]
     else:
@@ -1002,7 +995,8 @@ def _terms_and_vcov(
         )
     terms = terms_frame(names, estimates, _se(vcov, two_way))
     if var.df is not None:
-        # Bell-McCaffrey df of each estimand; Test 1's leads keep their F's G - 1 (NaN)
+        # Bell-McCaffrey df of each estimand; Test 1's leads have none of their own (NaN:
+        # normal intervals in conf_int, G - 1 in verdict_df, as without CR2)
         df = dict(zip(targets, var.df, strict=True))
         terms["df"] = [df.get(n, np.nan) for n in names]
     return terms, vcov, pre_table

@@ -235,9 +235,8 @@ _IQR_NORMAL = float(stats.norm.ppf(0.75) - stats.norm.ppf(0.25))
 #: ``spillover_from_sources`` averages both, and neither enters net
 SOURCE_PIECES = ("spillover_from_sources", "spillover_on_zones_from_sources")
 _BASES = ("imputation", "callaway_santanna")
-# the largest Bell-McCaffrey vector matrix (long rows x clusters) a piece keeps for the
-# combinations' degrees of freedom (8 bytes each: 40 MB); above it a combination takes
-# the smallest of its pieces' degrees of freedom
+# above _bjs.BM_MAX_ENTRIES a piece keeps no Bell-McCaffrey vectors, and a combination of
+# pieces takes the smallest of its pieces' degrees of freedom
 _BM_MAX_ENTRIES = _bjs.BM_MAX_ENTRIES
 # Conley SEs: warn when more than this share of a piece's target weight has no leave-out
 # (a referee world: 19% of it left the SEs about right, 70% left them a third short)
@@ -1074,11 +1073,8 @@ def _conley_kernel(
 
 
 def _cr2_ok(fit: _bjs.Imputed, cluster: np.ndarray) -> bool:
-    """Whether the CR2 adjustment is affordable for this piece (module constants)."""
-    if fit.Z0.shape[1] > _bjs.CR2_MAX_PARAMS:
-        return False
-    counts = np.bincount(cluster[fit.clean])
-    return bool(counts.max(initial=0) <= _bjs.CR2_MAX_CLUSTER_ROWS)
+    """Whether the CR2 adjustment is affordable for this piece (:func:`_bjs.cr2_over_limits`)."""
+    return not _bjs.cr2_over_limits(fit.Z0.shape[1], cluster[fit.clean])
 
 
 # ---------------------------------------------------------------------- CS base
