@@ -14,7 +14,8 @@ displacement share) over
 * **scale** (:data:`SCALES`, each with what it assumes);
 * **estimator**: Borusyak-Jaravel-Spiess imputation with baseline log GDP and log population
   times a linear trend (conditional parallel trends; the leave-out variance of BJS's
-  Supplementary Appendix A.9; Test 1 pre-trend p-value),
+  Supplementary Appendix A.9 with CR2 residuals and Bell-McCaffrey t; Test 1 pre-trend
+  p-value),
   Callaway-Sant'Anna doubly robust on the same baseline covariates (analytic influence-
   function SEs; joint Wald pre-trend test), PPML (placebo-in-time pre-trend test), and the
   factor-model estimators ``ife`` and ``matrix_completion`` and synthetic DiD per cohort as
