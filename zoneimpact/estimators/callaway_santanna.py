@@ -49,8 +49,12 @@ periods", *Journal of Econometrics* 225(2), 200-230 (CS below).
   values for simultaneous bands over each family (ATT(g,t), event times, cohorts,
   calendar periods). All terms share the same bootstrap draws: every term's influence
   function is a linear combination of the ATT(g,t) influence functions and the centred
-  cohort indicators, so the bootstrap is one chunked matrix product. ``vcov`` is always
-  the analytic influence-function covariance (clustered when asked).
+  cohort indicators, so the bootstrap is one chunked matrix product. ``vcov`` is the
+  analytic influence-function covariance (clustered when asked), except after
+  ``result.with_inference("jackknife")``: the delete-one-cluster CV3 covariance of CS
+  refitted without each cluster (:mod:`zoneimpact.inference.jackknife`), which carries
+  what the influence function linearises away (estimated propensity scores, heavy-tailed
+  clusters; ``benchmarks/RESULTS.md``, session 29).
 
 Weights
 -------
@@ -90,7 +94,7 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
-from ..errors import EstimationError, PanelError, SpecError
+from ..errors import EstimationError, PanelError, SpecError, ZoneImpactError
 from ..inference.bootstrap import (
     bootstrap_se,
     cluster_sums,
@@ -99,9 +103,10 @@ from ..inference.bootstrap import (
     sup_t_critical,
 )
 from ..inference.covariance import warn_few_treated
+from ..inference.jackknife import cluster_jackknife_vcov
 from ..inference.pretrends import pretrend_wald
 from ..panel import RESERVED, Panel, _v
-from ..parallel import as_generator, snapshot
+from ..parallel import as_generator, replicate, snapshot
 from ..results import (
     EstimationResult,
     check_alpha,
@@ -196,6 +201,11 @@ class CallawaySantAnnaResult(EstimationResult):
     def artifacts(self) -> dict[str, pd.DataFrame]:
         return {"att_gt": self.att_gt}
 
+    def _panel(self) -> Panel:
+        if self.panel is None:
+            raise EstimationError("This result keeps no panel; refit in memory.")
+        return self.panel
+
     def _blocks(self) -> GroupTime:
         if self.group_time is None:
             raise EstimationError(
@@ -265,13 +275,21 @@ class CallawaySantAnnaResult(EstimationResult):
 
         Parameters
         ----------
-        method : {"analytic", "bootstrap"}
+        method : {"analytic", "bootstrap", "jackknife"}
             Influence-function (CS Theorem 2) or multiplier-bootstrap (Algorithm 1)
-            standard errors.
+            standard errors, or the delete-one-cluster jackknife (CV3; MacKinnon, Nielsen
+            & Webb 2023; :mod:`zoneimpact.inference.jackknife`): CS refitted once without
+            each cluster, propensity scores and outcome models included, for every term
+            and ATT(g,t); t(G - 1) in verdicts. The analytic SEs of the doubly robust
+            estimator ran short with heavy tails and poor overlap in the package's Monte
+            Carlo (SE/SD 0.5-0.8 on China's structure, 27 provinces; the jackknife
+            0.9-1.3; ``benchmarks/RESULTS.md``, session 29). A term some deletion leaves
+            undefined gets a NaN SE (``info["jackknife_undefined"]``). ``aggregate`` on a
+            jackknife result refits again.
         cluster : str, pandas.Series, or a list of two of them, optional
             Column names of the panel or its geography, or labels as a Series indexed by
             unit (any column of the user's data); two entries cluster two ways
-            (``analytic`` only). None: by unit.
+            (``analytic`` only). None: by unit (the jackknife then refits once per unit).
         n_boot, boot_weights, uniform_bands : optional
             Bootstrap settings (default: the fit's).
         rng : numpy.random.Generator or int, optional
@@ -280,11 +298,14 @@ class CallawaySantAnnaResult(EstimationResult):
             Level of the bands (default: the fit's).
         """
         gt = self._blocks()
-        check_choice(method, "method", ("analytic", "bootstrap"))
+        check_choice(method, "method", ("analytic", "bootstrap", "jackknife"))
         boot = method == "bootstrap"
+        if method == "jackknife":
+            _check_jackknife(self, cluster)
         s = self.settings
         settings = {
             **s,
+            "method": method,
             "bootstrap": boot,
             "labels": _unit_labels(self.panel, cluster, gt.units),
             "cluster": cluster,
@@ -326,22 +347,27 @@ class CallawaySantAnnaResult(EstimationResult):
             balance_e=settings["balance_e"],
             bins=settings["bins"],
         )
-        inf = _infer(
-            gt,
-            agg,
-            labels=settings["labels"],
-            bootstrap=settings["bootstrap"],
-            n_boot=settings["n_boot"],
-            rng=None if settings.get("rng") is None else snapshot(settings["rng"]),
-            chunk_size=settings.get("chunk_size"),
-            n_jobs=settings.get("n_jobs", 1),
-            boot_weights=settings["boot_weights"],
-            uniform_bands=settings["uniform_bands"],
-            alpha=self.alpha,
-        )
+        jack = settings.get("method") == "jackknife"
+        extra: dict[str, Any] = {}
+        if jack:
+            inf, extra = _jackknife_infer(self, gt, agg, settings)
+        else:
+            inf = _infer(
+                gt,
+                agg,
+                labels=settings["labels"],
+                bootstrap=settings["bootstrap"],
+                n_boot=settings["n_boot"],
+                rng=None if settings.get("rng") is None else snapshot(settings["rng"]),
+                chunk_size=settings.get("chunk_size"),
+                n_jobs=settings.get("n_jobs", 1),
+                boot_weights=settings["boot_weights"],
+                uniform_bands=settings["uniform_bands"],
+                alpha=self.alpha,
+            )
         terms, cells = _terms_and_cells(gt, agg, inf)
         info = {
-            **self.info,
+            **{k: v for k, v in self.info.items() if not k.startswith("jackknife_")},
             **_inference_info(
                 inf,
                 terms,
@@ -351,7 +377,9 @@ class CallawaySantAnnaResult(EstimationResult):
                 cluster=settings["cluster"],
                 n_units=len(gt.units),
                 anticipation=int(self.info.get("anticipation", 0)),
+                se_type="cluster jackknife (CV3)" if jack else None,
             ),
+            **extra,
         }
         return replace(
             self,
@@ -1315,6 +1343,113 @@ def _infer(
     )
 
 
+def _check_jackknife(result: CallawaySantAnnaResult, cluster: Any) -> None:
+    """Refuse a jackknife that cannot refit: a result without its panel and options (the
+    Dask engine's), or two clustering dimensions."""
+    if result.panel is None or "fit_options" not in result.settings:
+        raise EstimationError(
+            "The jackknife refits CS without each cluster, and this result keeps no panel "
+            "(an out-of-core or Dask fit); fit in memory with callaway_santanna.fit first."
+        )
+    if isinstance(cluster, list | tuple) and len(cluster) != 1:
+        raise SpecError(
+            "The jackknife deletes the clusters of one dimension in turn; received "
+            f"{len(cluster)} clustering dimensions. Pass one (e.g. cluster='region')."
+        )
+
+
+def _jackknife_replicate(
+    result: CallawaySantAnnaResult,
+    settings: dict[str, Any],
+    keep: np.ndarray,
+) -> tuple[_Aggregation, GroupTime] | str:
+    """CS refitted on the rows ``keep`` with the fit's options, aggregated as ``settings``
+    asks; the error message where the deletion leaves nothing to estimate."""
+    panel = result._panel()
+    sub = panel.replace(data=panel.data.loc[keep].reset_index(drop=True))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            refit = fit(
+                sub,
+                outcome=result.outcome,
+                bootstrap=False,
+                aggregations=("simple",),
+                **settings["fit_options"],
+            )
+    except (ZoneImpactError, np.linalg.LinAlgError) as exc:
+        return str(exc)[:200]
+    gt = refit._blocks()
+    agg = aggregate_terms(
+        gt,
+        settings["aggregations"],
+        min_e=settings["min_e"],
+        max_e=settings["max_e"],
+        balance_e=settings["balance_e"],
+        bins=settings["bins"],
+    )
+    return agg, gt
+
+
+def _jackknife_infer(
+    result: CallawaySantAnnaResult,
+    gt: GroupTime,
+    agg: _Aggregation,
+    settings: dict[str, Any],
+) -> tuple[_Inference, dict[str, Any]]:
+    """Delete-one-cluster jackknife (CV3) of every term and ATT(g,t): CS refitted without
+    each cluster (:mod:`zoneimpact.inference.jackknife`)."""
+    units = gt.units
+    labels = np.asarray(settings["labels"][0]) if settings["labels"] else units
+    groups = pd.unique(labels)
+    if len(groups) < 2:
+        raise SpecError(f"The jackknife needs at least 2 clusters; the fit has {len(groups)}.")
+    row_label = result._panel().data["unit"].map(pd.Series(labels, index=units)).to_numpy()
+    reps = replicate(
+        lambda c, _rng: _jackknife_replicate(result, settings, row_label != c),
+        list(groups),
+        rng=0,
+        n_jobs=settings.get("n_jobs", 1),
+        desc="jackknife refits",
+    )
+    # _rebuilt hands over the blocks rescaled by the outcome's scale; the refits are not
+    scale = outcome_scale(result._blocks().basis[:, : result._blocks().k])
+    cell_keys = pd.MultiIndex.from_arrays([gt.cell_g, gt.cell_t])
+    term_rep = np.full((len(groups), len(agg.names)), np.nan)
+    cell_rep = np.full((len(groups), gt.k), np.nan)
+    failed, lost = [], []
+    post = set(np.unique(gt.cell_g[gt.valid & (gt.cell_e >= 0)]).tolist())
+    for i, (c, rep) in enumerate(zip(groups, reps, strict=True)):
+        if isinstance(rep, str):
+            failed.append(f"{_v(c)}: {rep}")
+            continue
+        a, g = rep
+        # a deletion that takes a cohort's every treated unit changes what att averages
+        gone = post - set(np.unique(g.cell_g[g.valid & (g.cell_e >= 0)]).tolist())
+        if gone:
+            lost.append(f"{_v(c)}: cohort(s) {sorted(int(x) for x in gone)}")
+        term_rep[i] = pd.Series(a.estimates, index=a.names).reindex(agg.names).to_numpy()
+        att = pd.Series(
+            np.where(g.valid, g.att, np.nan), pd.MultiIndex.from_arrays([g.cell_g, g.cell_t])
+        )
+        cell_rep[i] = att.reindex(cell_keys).to_numpy()
+    term_rep, cell_rep = term_rep / scale, cell_rep / scale
+    vcov = cluster_jackknife_vcov(agg.estimates, term_rep)
+    cell_var = np.diag(cluster_jackknife_vcov(np.where(gt.valid, gt.att, np.nan), cell_rep))
+    by_construction = _by_construction(gt, agg.amat)
+    se_terms = np.where(by_construction, np.nan, np.sqrt(np.diag(vcov)))
+    se_cells = np.where(gt.valid & ~gt.normalised, np.sqrt(cell_var), np.nan)
+    undefined = [n for n, se, b in zip(agg.names, se_terms, by_construction, strict=True)
+                 if not np.isfinite(se) and not b]  # fmt: skip
+    info = {
+        "jackknife_clusters": len(groups),
+        "jackknife_undefined": undefined,
+        "jackknife_failed": failed,
+        "jackknife_cohorts_lost": lost,
+    }
+    return _Inference(vcov, se_terms, se_cells, None, None, {}, len(groups)), info
+
+
 def labels_by_unit(labels: pd.Series) -> pd.Series:
     """Cluster labels given as a Series indexed by unit, one per unit. A unit may repeat
     (a column of the long panel indexed by unit) only with one label: with two, taking
@@ -1395,6 +1530,7 @@ def _inference_info(
     cluster: Any,
     n_units: int,
     anticipation: int = 0,
+    se_type: str | None = None,
 ) -> dict[str, Any]:
     # the anticipation-window event times -anticipation..-1 are effects, not pre-trends:
     # the test keeps only t < g - anticipation (R did PR #276); a NaN SE leaves them out
@@ -1426,7 +1562,8 @@ def _inference_info(
         "boot_weights": boot_weights if bootstrap else None,
         "cluster": name,
         "n_clusters": inf.n_clusters,
-        "se_type": "multiplier bootstrap" if bootstrap else "analytic influence function",
+        "se_type": se_type
+        or ("multiplier bootstrap" if bootstrap else "analytic influence function"),
         "pretrend_p": _nan_to_none(pretrend["p_value"]),
         "pretrend_stat": _nan_to_none(pretrend["statistic"]),
         "pretrend_df": int(pretrend["df"]),
@@ -1677,6 +1814,16 @@ def _settings(
 ) -> dict[str, Any]:
     """What ``result.aggregate`` and ``result.with_inference`` redo the steps with."""
     return {
+        "method": "bootstrap" if opts.bootstrap else "analytic",
+        # what a jackknife refit passes to fit again
+        "fit_options": {
+            "control_group": opts.cg,
+            "est_method": opts.est_method,
+            "covariates": list(opts.covs),
+            "anticipation": opts.anticipation,
+            "base_period": opts.base_period,
+            "weights": opts.weights,
+        },
         "aggregations": list(opts.aggs),
         "min_e": opts.min_e,
         "max_e": opts.max_e,
