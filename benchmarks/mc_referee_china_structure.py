@@ -46,7 +46,9 @@ treated unit-period equally; CS: the cohort-share weighted post cells of
 checked against an independent computation of both from the fitted rows in every world.
 The spillovers' own pull on each spec (contaminated controls) is printed apart.
 The curve's imputation fits use BJS's leave-out variance since session 27 and CR2 with
-Bell-McCaffrey df since session 28 (``--estimators imputation`` fits those specs alone); the
+Bell-McCaffrey df since session 28 (``--estimators imputation`` fits those specs alone), and
+the CS fits the delete-one-province jackknife since session 29 (analytic against jackknife:
+``mc_cs_jackknife_china.py``); the
 RESULTS.md rows without the leave-out were measured at 833ffae, where this mode also
 refitted with it::
 
@@ -645,7 +647,7 @@ def main_direct(args: Any) -> None:
     rows: list[dict[str, Any]] = []
     # the curve's t reference: CR2's Bell-McCaffrey df for imputation (since session 28),
     # G - 1 for CS
-    label = {"imputation": "CR2 t(BM df)", "cs_dr": "t(G-1)"}
+    label = {"imputation": "CR2 t(BM df)", "cs_dr": "jackknife t(G-1)"}
     for world in args.worlds.split(","):
         s = WORLDS[world]
         direct, spill = w.effects(smap, s)
