@@ -191,3 +191,87 @@ def test_jackknife_sizes_a_region_shock_world() -> None:
     assert 0.85 < np.sqrt(np.mean(np.square(jse))) / sd < 1.3
     assert np.sqrt(np.mean(np.square(ase))) / sd < 0.6
     assert np.mean(rej) <= 0.10
+
+
+def _manual(panel: Panel, df: pd.DataFrame, res, term: str, **kw) -> float:
+    """CV3 of ``term`` from refits written out (one per state, in any order)."""
+    states = df.groupby("countyreal")["state"].first()
+    full = res.terms.set_index("term").at[term, "estimate"]
+    reps = []
+    for s in pd.unique(states.reindex(res.units)):
+        sub = panel.replace(data=panel.data[panel.data["state"] != s].reset_index(drop=True))
+        reps.append(_fit(sub, **kw).terms.set_index("term").at[term, "estimate"])
+    g = len(reps)
+    return float(np.sqrt((g - 1) / g * np.sum((np.asarray(reps) - full) ** 2)))
+
+
+def test_jackknife_passes_the_fit_options_on(mpdta_states) -> None:
+    # weights, not-yet-treated controls, a universal base period and anticipation reach
+    # every refit: the SE equals the written-out refits with the same options (dropping
+    # any of them from the refits moves it by more than 1e-6)
+    df = mpdta_states.assign(w=1.0 + (mpdta_states["countyreal"] % 3))
+    panel = Panel.from_frame(
+        df, unit="countyreal", time="year", outcomes=["lemp"], cohort="first.treat",
+        covariates=["lpop", "state", "w"],
+    )  # fmt: skip
+    kw = dict(weights="w", control_group="not_yet_treated", base_period="universal",
+              anticipation=1)  # fmt: skip
+    res = _fit(panel, cluster="state", **kw)
+    jk = _quiet_jackknife(res, cluster="state")
+    want = _manual(panel, df, res, "att", **kw)
+    assert jk.terms.set_index("term").at["att", "se"] == pytest.approx(want, rel=1e-10)
+    plain = _manual(panel, df, _fit(panel), "att")
+    assert abs(plain / want - 1) > 1e-6
+
+
+def test_jackknife_cells_pretrend_and_reweighted_terms(mpdta_states) -> None:
+    from zoneimpact.inference.pretrends import pretrend_wald
+
+    panel = _panel(mpdta_states)
+    res = _fit(panel, cluster="state")
+    jk = _quiet_jackknife(res, cluster="state")
+    # one cell's SE against its written-out refits (estimate-centred, not mean-centred)
+    states = mpdta_states.groupby("countyreal")["state"].first()
+    cell = jk.att_gt.set_index(["cohort", "time"])
+    full = cell.at[(2006, 2007), "estimate"]
+    reps = []
+    for s in pd.unique(states.reindex(res.units)):
+        sub = panel.replace(data=panel.data[panel.data["state"] != s].reset_index(drop=True))
+        reps.append(_fit(sub).att_gt.set_index(["cohort", "time"]).at[(2006, 2007), "estimate"])
+    g = len(reps)
+    want = np.sqrt((g - 1) / g * np.sum((np.asarray(reps) - full) ** 2))
+    assert cell.at[(2006, 2007), "se"] == pytest.approx(want, rel=1e-10)
+    # the pre-trend test reads the jackknife covariance on the CR1 scale (CV3 = CR1 for a
+    # cluster mean); CR0 would put the p-value at 0.2251 instead of 0.2120
+    ref = pretrend_wald(jk.terms, jk.vcov, n_clusters=g, vcov_type="CR1")["p_value"]
+    assert jk.info["pretrend_p"] == pytest.approx(ref, rel=1e-12)
+    assert jk.info["pretrend_p"] == pytest.approx(0.2120, abs=5e-4)
+    # the deletion of the 2004 cohort's state refits the averages without it: named
+    assert {"att", "event_avg", "cohort_avg"} <= set(jk.info["jackknife_terms_reweighted"])
+    assert "event:0" in jk.info["jackknife_terms_reweighted"]  # 2004's event 0 is in it
+    assert "cohort:2006" not in jk.info["jackknife_terms_reweighted"]
+
+
+def test_jackknife_on_an_outcome_near_the_float_limits(mpdta_states) -> None:
+    # the fit divides such an outcome by a power of two and keeps the divided panel; the
+    # refits must be put back on the outcome's scale (before, att's SE came out 11x too
+    # large at x 2^70 and inf at x 1e-300)
+    base = _quiet_jackknife(_fit(_panel(mpdta_states), cluster="state"), cluster="state")
+    for f in (2.0**70, 1e-300):
+        df = mpdta_states.assign(lemp=mpdta_states["lemp"] * f)
+        jk = _quiet_jackknife(_fit(_panel(df), cluster="state"), cluster="state")
+        np.testing.assert_allclose(jk.terms["se"] / f, base.terms["se"], rtol=1e-8, equal_nan=True)
+
+
+def test_a_failed_refit_warns_and_blanks_every_se(mpdta_states) -> None:
+    # every never-treated county in one cluster: deleting it leaves no comparison group
+    df = mpdta_states.copy()
+    df.loc[df["first.treat"] == 0, "state"] = 999
+    res = _fit(_panel(df), cluster="state")
+    with pytest.warns(UserWarning, match="jackknife refits failed"):
+        jk = res.with_inference("jackknife", cluster="state")
+    assert jk.terms["se"].isna().all()
+    assert len(jk.info["jackknife_failed"]) == 1 and jk.info["jackknife_failed"][0].startswith(
+        "999"
+    )
+    assert jk.info["jackknife_undefined"] == []

@@ -17,7 +17,7 @@ displacement share) over
   Supplementary Appendix A.9 with CR2 residuals and Bell-McCaffrey t; Test 1 pre-trend
   p-value),
   Callaway-Sant'Anna doubly robust on the same baseline covariates (delete-one-province
-  jackknife SEs, CV3, since the analytic influence-function SEs ran at 0.5-0.8 of the
+  jackknife SEs, CV3, since the analytic influence-function SEs ran at 0.55-0.85 of the
   estimates' SD on China's structure; joint Wald pre-trend test on the jackknife
   covariance), PPML (placebo-in-time pre-trend test), and the
   factor-model estimators ``ife`` and ``matrix_completion`` and synthetic DiD per cohort as

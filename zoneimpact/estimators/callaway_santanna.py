@@ -282,10 +282,15 @@ class CallawaySantAnnaResult(EstimationResult):
             each cluster, propensity scores and outcome models included, for every term
             and ATT(g,t); t(G - 1) in verdicts. The analytic SEs of the doubly robust
             estimator ran short with heavy tails and poor overlap in the package's Monte
-            Carlo (SE/SD 0.5-0.8 on China's structure, 27 provinces; the jackknife
-            0.9-1.3; ``benchmarks/RESULTS.md``, session 29). A term some deletion leaves
-            undefined gets a NaN SE (``info["jackknife_undefined"]``). ``aggregate`` on a
-            jackknife result refits again.
+            Carlo (SE/SD 0.55-0.85 on China's structure, 27 provinces; the jackknife
+            0.97-1.22; ``benchmarks/RESULTS.md``, session 29). A term some deletion leaves
+            undefined gets a NaN SE (``info["jackknife_undefined"]``); a deletion that
+            removes every unit of a cohort is the jackknife of the procedure, so terms
+            averaging that cohort with others use a replicate without it
+            (``info["jackknife_cohorts_lost"]``, ``info["jackknife_terms_reweighted"]``).
+            A failed refit leaves every SE NaN with a warning (``info["jackknife_failed"]``).
+            The pre-trend Wald test reads the jackknife covariance (CR1 scale).
+            ``aggregate`` on a jackknife result refits again.
         cluster : str, pandas.Series, or a list of two of them, optional
             Column names of the panel or its geography, or labels as a Series indexed by
             unit (any column of the user's data); two entries cluster two ways
@@ -378,6 +383,8 @@ class CallawaySantAnnaResult(EstimationResult):
                 n_units=len(gt.units),
                 anticipation=int(self.info.get("anticipation", 0)),
                 se_type="cluster jackknife (CV3)" if jack else None,
+                # CV3 carries CR1's (G - 1)/G scale already (a cluster mean: CV3 = CR1)
+                vcov_type="CR1" if jack else "CR0",
             ),
             **extra,
         }
@@ -1412,12 +1419,15 @@ def _jackknife_infer(
         n_jobs=settings.get("n_jobs", 1),
         desc="jackknife refits",
     )
-    # _rebuilt hands over the blocks rescaled by the outcome's scale; the refits are not
+    # the refits run on the kept panel, whose outcome the fit divided by
+    # info["outcome_rescaled_by"]; _rebuilt hands over blocks divided by their own scale
     scale = outcome_scale(result._blocks().basis[:, : result._blocks().k])
+    scale /= float(result.info.get("outcome_rescaled_by", 1.0))
     cell_keys = pd.MultiIndex.from_arrays([gt.cell_g, gt.cell_t])
     term_rep = np.full((len(groups), len(agg.names)), np.nan)
     cell_rep = np.full((len(groups), gt.k), np.nan)
     failed, lost = [], []
+    reweighted = np.zeros(len(agg.names), dtype=bool)
     post = set(np.unique(gt.cell_g[gt.valid & (gt.cell_e >= 0)]).tolist())
     for i, (c, rep) in enumerate(zip(groups, reps, strict=True)):
         if isinstance(rep, str):
@@ -1428,6 +1438,10 @@ def _jackknife_infer(
         gone = post - set(np.unique(g.cell_g[g.valid & (g.cell_e >= 0)]).tolist())
         if gone:
             lost.append(f"{_v(c)}: cohort(s) {sorted(int(x) for x in gone)}")
+            # the terms that average those cohorts' cells with others' are refitted without
+            # them in this replicate: the jackknife of the procedure, named for the reader
+            rows = np.isin(gt.cell_g, list(gone))
+            reweighted |= np.any(agg.amat[: gt.k][rows] != 0, axis=0)
         term_rep[i] = pd.Series(a.estimates, index=a.names).reindex(agg.names).to_numpy()
         att = pd.Series(
             np.where(g.valid, g.att, np.nan), pd.MultiIndex.from_arrays([g.cell_g, g.cell_t])
@@ -1441,11 +1455,22 @@ def _jackknife_infer(
     se_cells = np.where(gt.valid & ~gt.normalised, np.sqrt(cell_var), np.nan)
     undefined = [n for n, se, b in zip(agg.names, se_terms, by_construction, strict=True)
                  if not np.isfinite(se) and not b]  # fmt: skip
+    if failed:
+        warnings.warn(
+            f"{len(failed)} of {len(groups)} jackknife refits failed, so every SE is NaN "
+            f"(info['jackknife_failed']): {failed[0]}",
+            stacklevel=5,
+        )
     info = {
         "jackknife_clusters": len(groups),
-        "jackknife_undefined": undefined,
+        "jackknife_undefined": [] if failed else undefined,
         "jackknife_failed": failed,
         "jackknife_cohorts_lost": lost,
+        "jackknife_terms_reweighted": [
+            n
+            for n, r, se in zip(agg.names, reweighted, se_terms, strict=True)
+            if r and np.isfinite(se)
+        ],
     }
     return _Inference(vcov, se_terms, se_cells, None, None, {}, len(groups)), info
 
@@ -1531,6 +1556,7 @@ def _inference_info(
     n_units: int,
     anticipation: int = 0,
     se_type: str | None = None,
+    vcov_type: Literal["CR0", "CR1"] = "CR0",
 ) -> dict[str, Any]:
     # the anticipation-window event times -anticipation..-1 are effects, not pre-trends:
     # the test keeps only t < g - anticipation (R did PR #276); a NaN SE leaves them out
@@ -1546,7 +1572,7 @@ def _inference_info(
             tested,
             inf.vcov,
             n_clusters=inf.n_clusters if inf.n_clusters is not None else n_units,
-            vcov_type="CR0",
+            vcov_type=vcov_type,
         )
     name = (
         cluster
