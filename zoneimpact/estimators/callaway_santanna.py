@@ -344,14 +344,7 @@ class CallawaySantAnnaResult(EstimationResult):
         return self._rebuilt_at(gt, settings)
 
     def _rebuilt_at(self, gt: GroupTime, settings: dict[str, Any]) -> CallawaySantAnnaResult:
-        agg = aggregate_terms(
-            gt,
-            settings["aggregations"],
-            min_e=settings["min_e"],
-            max_e=settings["max_e"],
-            balance_e=settings["balance_e"],
-            bins=settings["bins"],
-        )
+        agg = _aggregate_as(gt, settings)
         jack = settings.get("method") == "jackknife"
         extra: dict[str, Any] = {}
         if jack:
@@ -1387,7 +1380,12 @@ def _jackknife_replicate(
     except (ZoneImpactError, np.linalg.LinAlgError) as exc:
         return str(exc)[:200]
     gt = refit._blocks()
-    agg = aggregate_terms(
+    return _aggregate_as(gt, settings), gt
+
+
+def _aggregate_as(gt: GroupTime, settings: dict[str, Any]) -> _Aggregation:
+    """The aggregations ``settings`` asks for (the result's, or a jackknife refit's)."""
+    return aggregate_terms(
         gt,
         settings["aggregations"],
         min_e=settings["min_e"],
@@ -1395,7 +1393,6 @@ def _jackknife_replicate(
         balance_e=settings["balance_e"],
         bins=settings["bins"],
     )
-    return agg, gt
 
 
 def _jackknife_infer(
