@@ -15,12 +15,15 @@ the mean-centred one) or at the mean of the replicates (``center="mean"``, Stata
 analytic influence function linearises away: estimated propensity scores and heavy-tailed
 clusters. In linear regression jackknife variances err on the conservative side, except
 when deleting a cluster leaves the estimator undefined (Hansen 2025, "Jackknife standard
-errors for clustered regression", *Review of Economic Studies*). A term that some deletion leaves undefined (a cohort whose units all sit in one
-cluster; Hansen's clusterwise non-invertibility) has no jackknife variance here: its row
-and column are NaN rather than a variance over the other replicates.
+errors for clustered regression", *Review of Economic Studies*). A term that some deletion
+leaves undefined (a cohort whose units all sit in one cluster; Hansen's clusterwise
+non-invertibility) has no jackknife variance here: its row and column are NaN rather than a
+variance over the other replicates.
 
 Why by hand: the formula is one outer product; what no library offers is the refitting of
-this package's estimators, which the callers do (:meth:`CallawaySantAnnaResult.with_inference`).
+this package's estimators, which the callers do
+(:meth:`CallawaySantAnnaResult.with_inference`). The synthetic-control family keeps its own
+unit jackknifes (mean-centred scalars, as their R peers print them).
 """
 
 from __future__ import annotations
