@@ -563,7 +563,13 @@ def _cluster_labels(panel: Panel, cluster: str, units: np.ndarray) -> np.ndarray
     if labels.isna().any():
         u = labels.index[labels.isna().to_numpy()][0]
         raise SpecError(f"Cluster variable {cluster!r} is missing for unit {_v(u)!r}.")
-    return labels.to_numpy()
+    out = labels.to_numpy()
+    # the panel stores covariates as floats: a state code 17 would be named "17.0" in the
+    # jackknife's info and messages; whole-number labels go back to integers
+    whole = out.size > 0 and out.dtype.kind == "f" and np.all(out == np.round(out))
+    if whole and np.abs(out).max() < 2**53:
+        return out.astype(np.int64)
+    return out
 
 
 def _gram(a: np.ndarray, block: int = 32_768) -> np.ndarray:
