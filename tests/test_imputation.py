@@ -8,6 +8,7 @@ import pytest
 import statsmodels.api as sm
 from bjs_reference import eq8_tilde
 from conftest import PEERS, mc_reps
+from scipy import stats
 
 from zoneimpact.errors import EstimationError
 from zoneimpact.estimators import imputation
@@ -52,8 +53,15 @@ def test_mpdta_matches_did_imputation_reference(mpdta) -> None:
     for e, (b, se) in REF_EVENT.items():
         assert t.loc[f"event:{e}", "estimate"] == pytest.approx(b, abs=1e-10)
         assert t.loc[f"event:{e}", "se"] == pytest.approx(se, rel=1e-8)
-    assert res.info["pretrend_F"] == pytest.approx(REF_PRETREND_F, rel=1e-8)
-    assert res.info["pretrend_p"] == pytest.approx(REF_PRETREND_P, rel=1e-8)
+    assert res.info["pretrend_F_did_imputation"] == pytest.approx(REF_PRETREND_F, rel=1e-8)
+    assert res.info["pretrend_p_did_imputation"] == pytest.approx(REF_PRETREND_P, rel=1e-8)
+    # the default reference is Hotelling's: the same W (= 3 F) times (G - 3) / (3 (G - 1)) on
+    # (3, G - 3), G = 500 counties; formula identity, so 1e-12
+    G = res.info["n_clusters"]
+    F_h = res.info["pretrend_F_did_imputation"] * (G - 3) / (G - 1)
+    assert G == 500 and res.info["pretrend_df"] == "(3, 497)"
+    assert res.info["pretrend_F"] == pytest.approx(F_h, rel=1e-12)
+    assert res.info["pretrend_p"] == pytest.approx(stats.f.sf(F_h, 3, G - 3), rel=1e-12)
     assert list(t.index) == [
         "att",
         "event:-3",

@@ -517,7 +517,7 @@ def _fit_direct(
     if estimator == "imputation":
         res = _fit_imputation(sub, out, pretrends=5)
         return _row(res, "att", alpha, pretrend_p=res.info.get("pretrend_p"),
-                    pretrend_test="BJS Test 1, 5 leads", judged=True,
+                    pretrend_test="BJS Test 1, 5 leads, Hotelling F(L, G - L)", judged=True,
                     n_treated=int(res.effects["unit"].nunique()))  # fmt: skip
     if estimator == "cs_dr":
         res = get_estimator("callaway_santanna")(
@@ -636,7 +636,10 @@ def _fit_spillover(
             continue
         estimand = {"net_per_treated": "net"}.get(term, term)
         if term == "spillover":
-            p, test = pre.get("spillover", math.nan), "BJS Test 1 on the exposed cities, 5 leads"
+            p, test = (
+                pre.get("spillover", math.nan),
+                "BJS Test 1 on the exposed cities, 5 leads, Hotelling F(L, G - L)",
+            )
             # the exposed cities with an estimated effect; the map's exposed cities apart
             used, mapped, note = n_exposed, int(res.info.get("n_exposed_units", 0)), ""
         else:
@@ -710,7 +713,7 @@ def _net_pretrend(pre: Mapping[str, float]) -> tuple[float, str]:
     """
     ps = np.array(list(pre.values()), dtype=float)
     each = "; ".join(f"{_PIECE_NAMES[k]} {p:.3g}" for k, p in pre.items())
-    test = f"smallest BJS Test 1 p-value (5 leads) of the pieces net adds: {each}"
+    test = f"smallest BJS Test 1 p-value (5 leads, Hotelling F(L, G - L)) of the pieces net adds: {each}"
     if not len(ps) or np.isnan(ps).any():
         return math.nan, test
     return float(ps.min()), test

@@ -30,9 +30,13 @@ Satterthwaite df (:func:`_cr2_scores`).
 
 Pre-trend test (Test 1, Section 4.4): OLS on ``Omega_0`` only of ``Y`` on the fixed effects
 (and controls) plus dummies ``1{K_it = -k}``, ``k = 1..pretrends``, for eventually treated
-units; Wald test of the dummies with cluster-robust covariance, reported as ``F`` on
-``(pretrends, G - 1)`` degrees of freedom as ``did_imputation``'s ``test`` after
-``reghdfe`` does (with fixest's small-sample factor, see :func:`._fe.cluster_ssc_k`).
+units; Wald test ``W`` of the dummies with cluster-robust covariance (fixest's CR1 factor,
+see :func:`._fe.cluster_ssc_k`). ``info["pretrend_p"]`` refers it to Hotelling's ``F(L, G -
+L)`` (``F = (G - L) W / (L (G - 1))``, the reference of the package's other pre-trend tests);
+``did_imputation``'s ``test`` after ``reghdfe`` and diff-diff refer ``W / L`` to ``F(L, G -
+1)``, kept as ``info["pretrend_p_did_imputation"]``. Under exact parallel trends with
+region shocks and 5 leads, the peers' reference rejected 28% at 5% with 10 clusters,
+Hotelling's 6% (``benchmarks/RESULTS.md``, session 30).
 
 Why by hand: no maintained Python library outside our peer set implements the imputation
 estimator and its Theorem 3 variance. The step-1 fixed effects are needed as values (to
@@ -519,6 +523,11 @@ class _Variance:
     n_clusters: int
     n_fallback: int
     df: np.ndarray | None = None
+    # Test 1 as did_imputation reports it, F on (leads, G - 1) (pre_F and pre_p: Hotelling)
+    pre_F_peer: float = np.nan
+    pre_p_peer: float = np.nan
+    # the number of clusters of Test 1's reference (the smaller one with two ways)
+    pre_clusters: int = 0
 
 
 def _check_options(
@@ -901,14 +910,26 @@ def _pretrend_one_way(b: ImputationBlocks, cl0: np.ndarray) -> tuple[np.ndarray,
 
 
 def _pretrend_wald(
-    b: ImputationBlocks, V: np.ndarray, df_denominator: int
-) -> tuple[np.ndarray, float, float]:
-    """Test 1's Wald statistic on the leads, reported as ``F`` on ``(leads, G - 1)``
-    degrees of freedom as ``did_imputation``'s ``test`` after ``reghdfe`` does."""
+    b: ImputationBlocks, V: np.ndarray, G: int
+) -> tuple[np.ndarray, tuple[float, float], tuple[float, float]]:
+    """Test 1's Wald statistic ``W`` on the ``L`` leads with ``G`` clusters: Hotelling's
+    ``F = (G - L) / (L (G - 1)) W`` on ``(L, G - L)`` degrees of freedom (the reference of
+    :func:`zoneimpact.inference.pretrends.pretrend_wald` and the CS pre-trend test; ``W``
+    on the CR1 covariance is Hotelling's ``T^2``; NaN when ``G <= L``), and the peers'
+    ``W / L`` on ``(L, G - 1)``, as ``did_imputation``'s ``test`` after ``reghdfe`` and
+    diff-diff report it. The peers' reference over-rejects with few clusters: 28% at 5%
+    with ``G = 10`` and 5 leads under exact parallel trends, Hotelling's 6%
+    (``benchmarks/RESULTS.md``, session 30)."""
     q = len(b.pre_leads)
     bk, Vk = b.pre_estimate, V[:q, :q]
-    F = float(bk @ np.linalg.solve(Vk, bk)) / q
-    return Vk, F, float(stats.f.sf(F, q, df_denominator))
+    if G <= q:
+        # G cluster scores span at most G - 1 directions: the covariance of L >= G leads
+        # is singular (np.linalg.solve raised here before), so neither test exists
+        return Vk, (np.nan, np.nan), (np.nan, np.nan)
+    W = float(bk @ np.linalg.solve(Vk, bk))
+    peer = (W / q, float(stats.f.sf(W / q, q, G - 1)))
+    F = (G - q) / (q * (G - 1)) * W
+    return Vk, (F, float(stats.f.sf(F, q, G - q))), peer
 
 
 def _variance(b: ImputationBlocks, clusters: list[np.ndarray]) -> _Variance:
@@ -949,10 +970,13 @@ def _variance(b: ImputationBlocks, clusters: list[np.ndarray]) -> _Variance:
         Spre = cluster_scores(b.pre_scores[:, :q], cl0)
         Spre = np.vstack([Spre, np.zeros((S.shape[0] - Spre.shape[0], q))])
         cross = cross + sign * (S.T @ Spre)
-    Vk, F, p = _pretrend_wald(b, V, Gp - 1)
+    Vk, (F, p), (F_peer, p_peer) = _pretrend_wald(b, V, Gp)
     if len(clusters) == 2 and np.linalg.eigvalsh(Vk)[0] <= 0:
-        F = p = np.nan  # the two-way sum is not positive definite: no Wald test
-    return _Variance(np.asarray(vcov), np.asarray(cross), Vk, F, p, G, n_fallback, df)
+        # the two-way sum is not positive definite: no Wald test
+        F = p = F_peer = p_peer = np.nan
+    return _Variance(
+        np.asarray(vcov), np.asarray(cross), Vk, F, p, G, n_fallback, df, F_peer, p_peer, Gp
+    )
 
 
 def _pretrend_two_way(
@@ -1255,7 +1279,9 @@ def fit(
         Event times ``E >= 0`` reported as ``event:E`` (default: every observed one).
     pretrends : int, optional
         Number of pre-periods in Test 1 (0/None = off). Adds ``event:-k`` terms and
-        ``info["pretrend_p"]``.
+        ``info["pretrend_p"]`` (Hotelling's ``F(L, G - L)``; NaN with
+        ``info["pretrend_note"]`` when the clusters do not outnumber the leads) and
+        ``info["pretrend_p_did_imputation"]`` (the peers' ``F(L, G - 1)``).
     covariates : str or list of str, optional
         Time-varying controls in the ``Y(0)`` model (time-invariant ones are absorbed by
         the unit effects and dropped, see ``info["dropped_covariates"]``).
@@ -1362,11 +1388,24 @@ def _pretrend_info(var: _Variance, b: ImputationBlocks) -> dict[str, object]:
     """Test 1's ``info`` entries (none when the test is off)."""
     if not b.pre_leads:
         return {}
-    return {
+    q, G = len(b.pre_leads), var.pre_clusters
+    out: dict[str, object] = {
         "pretrend_F": var.pre_F,
         "pretrend_p": var.pre_p,
-        "pretrend_df": f"({len(b.pre_leads)}, {var.n_clusters - 1})",
+        "pretrend_df": f"({q}, {G - q})" if G > q else "",
+        "pretrend_reference": "Hotelling F(L, G - L)",
+        "pretrend_F_did_imputation": var.pre_F_peer,
+        "pretrend_p_did_imputation": var.pre_p_peer,
+        "pretrend_df_did_imputation": f"({q}, {G - 1})",
+        # always set, so that reclustering to more clusters clears an earlier note
+        "pretrend_note": (
+            f"{q} leads and {G} clusters: the leads cannot be tested jointly (their "
+            f"cluster-robust covariance has rank below {q}; more clusters than leads needed)"
+            if G <= q
+            else ""
+        ),
     }
+    return out
 
 
 def _building_blocks(
