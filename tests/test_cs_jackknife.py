@@ -87,6 +87,10 @@ def test_deletions_that_remove_a_cohort(mpdta_states) -> None:
     assert len(jk.info["jackknife_cohorts_lost"]) == 1
     # the state is named as given (17), not as the panel's float copy of it ("17.0")
     assert jk.info["jackknife_cohorts_lost"][0] == "17: cohort(s) [2004]"
+    # the same states as a float Series by unit are named alike
+    by_unit = mpdta_states.groupby("countyreal")["state"].first().astype(float)
+    named = _quiet_jackknife(res, cluster=by_unit).info["jackknife_cohorts_lost"]
+    assert named == ["17: cohort(s) [2004]"]
     cells = jk.att_gt
     assert cells.loc[cells["cohort"] == 2004, "se"].isna().all()
     assert cells.loc[cells["cohort"] == 2006, "se"].notna().any()

@@ -18,6 +18,7 @@ import pytest
 from conftest import mc_reps
 from scipy import stats
 
+from zoneimpact.errors import EstimationError
 from zoneimpact.estimators import imputation
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -74,3 +75,16 @@ def test_hotelling_formula_and_too_few_clusters() -> None:
     again = few.with_inference(cluster="region")
     assert again.info["pretrend_note"] == ""
     assert again.info["pretrend_p"] == pytest.approx(info["pretrend_p"], rel=1e-12)
+
+
+def test_one_cluster_is_refused_by_name() -> None:
+    # one cluster: the scores sum to zero by construction, so the "SE" read 1e-14, and
+    # with Test 1 leads the CR1 factor divided by G - 1 = 0 (ZeroDivisionError)
+    panel = world(np.random.default_rng(7), 10)
+    one = (panel.data["region"] * 0).groupby(panel.data["unit"]).first().rename("one")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for leads in (None, 2):
+            res = imputation.fit(panel, outcome="y", pretrends=leads, cluster="region")
+            with pytest.raises(EstimationError, match="'one' gives a single cluster"):
+                res.with_inference(cluster=one)

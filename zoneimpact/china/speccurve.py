@@ -906,6 +906,9 @@ def heterogeneity_table(
                         )
                         if leads is None:
                             row["note"] = "too few cities for the 5-lead pre-trend test"
+                        elif res.info.get("pretrend_note"):
+                            # L >= G: the leads' covariance is singular (LinAlgError before)
+                            row["note"] = "too few province clusters for the 5-lead pre-trend test"
                         break
                     except (ZoneImpactError, ValueError, np.linalg.LinAlgError) as exc:
                         row["note"] = f"not estimable: {exc}"[:160]

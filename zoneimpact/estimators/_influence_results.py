@@ -163,7 +163,7 @@ class InfluenceBlocks:
         if miss.any():
             i = int(np.flatnonzero(miss)[0])
             raise SpecError(f"{what} {_v(self.ids[i])!r} (row {i}); every row needs a cluster.")
-        return labels.to_numpy()
+        return _cs.whole_labels(labels.to_numpy())
 
 
 def clustered_variance(

@@ -563,13 +563,17 @@ def _cluster_labels(panel: Panel, cluster: str, units: np.ndarray) -> np.ndarray
     if labels.isna().any():
         u = labels.index[labels.isna().to_numpy()][0]
         raise SpecError(f"Cluster variable {cluster!r} is missing for unit {_v(u)!r}.")
-    out = labels.to_numpy()
-    # the panel stores covariates as floats: a state code 17 would be named "17.0" in the
-    # jackknife's info and messages; whole-number labels go back to integers
-    whole = out.size > 0 and out.dtype.kind == "f" and np.all(out == np.round(out))
-    if whole and np.abs(out).max() < 2**53:
-        return out.astype(np.int64)
-    return out
+    return whole_labels(labels.to_numpy())
+
+
+def whole_labels(labels: np.ndarray) -> np.ndarray:
+    """Cluster labels with whole-number floats turned back into integers: the panel stores
+    covariates as floats, and a state code 17 was named "17.0" in the jackknife's info and
+    messages. Grouping is unchanged (equal floats give equal integers)."""
+    whole = labels.size > 0 and labels.dtype.kind == "f" and np.all(labels == np.round(labels))
+    if whole and np.abs(labels).max() < 2**53:
+        return labels.astype(np.int64)
+    return labels
 
 
 def _gram(a: np.ndarray, block: int = 32_768) -> np.ndarray:
@@ -1511,7 +1515,7 @@ def _unit_labels(panel: Panel | None, cluster: Any, units: np.ndarray) -> list[n
                     f"Cluster labels {dim.name!r} have no value for unit {_v(u)!r}; the Series "
                     "must be indexed by unit and cover every unit of the estimate."
                 )
-            out.append(labels.to_numpy())
+            out.append(whole_labels(labels.to_numpy()))
             continue
         if panel is None:
             raise SpecError(

@@ -526,7 +526,8 @@ class _Variance:
     # Test 1 as did_imputation reports it, F on (leads, G - 1) (pre_F and pre_p: Hotelling)
     pre_F_peer: float = np.nan
     pre_p_peer: float = np.nan
-    # the number of clusters of Test 1's reference (the smaller one with two ways)
+    # the number of clusters of Test 1's reference (the smaller one with two ways; -1: the
+    # two-way covariance is not positive definite)
     pre_clusters: int = 0
 
 
@@ -904,7 +905,9 @@ def _pretrend_one_way(b: ImputationBlocks, cl0: np.ndarray) -> tuple[np.ndarray,
     n0 = len(b.untreated)
     Gp = int(cl0.max()) + 1
     K = cluster_ssc_k(b.pre_scores.shape[1], [b.unit0, b.period0], cl0)
-    ssc = Gp / (Gp - 1) * (n0 - 1) / (n0 - K)
+    # one cluster: no CR1 factor and no test (ZeroDivisionError here before); the leads'
+    # SEs go NaN and _pretrend_wald reports L >= G
+    ssc = Gp / (Gp - 1) * (n0 - 1) / (n0 - K) if Gp > 1 else np.nan
     Sc = cluster_scores(b.pre_scores, cl0)
     return ssc * Sc.T @ Sc, Gp
 
@@ -971,9 +974,10 @@ def _variance(b: ImputationBlocks, clusters: list[np.ndarray]) -> _Variance:
         Spre = np.vstack([Spre, np.zeros((S.shape[0] - Spre.shape[0], q))])
         cross = cross + sign * (S.T @ Spre)
     Vk, (F, p), (F_peer, p_peer) = _pretrend_wald(b, V, Gp)
-    if len(clusters) == 2 and np.linalg.eigvalsh(Vk)[0] <= 0:
-        # the two-way sum is not positive definite: no Wald test
+    if len(clusters) == 2 and Gp > q and np.linalg.eigvalsh(Vk)[0] <= 0:
+        # the two-way sum is not positive definite: no Wald test (-1 clusters: the note)
         F = p = F_peer = p_peer = np.nan
+        Gp = -1
     return _Variance(
         np.asarray(vcov), np.asarray(cross), Vk, F, p, G, n_fallback, df, F_peer, p_peer, Gp
     )
@@ -990,7 +994,8 @@ def _pretrend_two_way(
     n0 = len(b.untreated)
     K = _fixest_k(b.pre_scores.shape[1], [b.unit0, b.period0], cl0s)
     meat = S1.T @ S1 + S2.T @ S2 - S12.T @ S12
-    return Gp / (Gp - 1) * (n0 - 1) / (n0 - K) * meat, Gp
+    ssc = Gp / (Gp - 1) * (n0 - 1) / (n0 - K) if Gp > 1 else np.nan
+    return ssc * meat, Gp
 
 
 def _terms_and_vcov(
@@ -1077,6 +1082,15 @@ def _row_clusters(
         codes, name = cluster_codes(panel, data, dim)
         out.append(codes)
         names.append(str(name))
+    for codes, name in zip(out, names, strict=True):
+        if codes.size and int(codes.max()) < 1:
+            # one cluster's scores sum to zero by construction: the "SE" read 1e-14 (a
+            # reviewer's check) and Test 1 divided by G - 1 = 0
+            raise EstimationError(
+                f"Clustering on {name!r} gives a single cluster among the rows estimated; "
+                "cluster-robust standard errors need at least 2. Cluster on a finer "
+                "variable (e.g. cluster='unit')."
+            )
     return out, " + ".join(names)
 
 
@@ -1389,21 +1403,29 @@ def _pretrend_info(var: _Variance, b: ImputationBlocks) -> dict[str, object]:
     if not b.pre_leads:
         return {}
     q, G = len(b.pre_leads), var.pre_clusters
+    if G < 0:
+        note = (
+            "the two-way Test 1 covariance (V_1 + V_2 - V_12) is not positive definite: "
+            "no Wald test"
+        )
+    elif G <= q:
+        note = (
+            f"{q} leads and {G} clusters: the leads cannot be tested jointly (their "
+            f"cluster-robust covariance has rank below {q}; more clusters than leads needed)"
+        )
+    else:
+        note = ""
+    ok = not note
     out: dict[str, object] = {
         "pretrend_F": var.pre_F,
         "pretrend_p": var.pre_p,
-        "pretrend_df": f"({q}, {G - q})" if G > q else "",
+        "pretrend_df": f"({q}, {G - q})" if ok else "",
         "pretrend_reference": "Hotelling F(L, G - L)",
         "pretrend_F_did_imputation": var.pre_F_peer,
         "pretrend_p_did_imputation": var.pre_p_peer,
-        "pretrend_df_did_imputation": f"({q}, {G - 1})",
+        "pretrend_df_did_imputation": f"({q}, {G - 1})" if ok else "",
         # always set, so that reclustering to more clusters clears an earlier note
-        "pretrend_note": (
-            f"{q} leads and {G} clusters: the leads cannot be tested jointly (their "
-            f"cluster-robust covariance has rank below {q}; more clusters than leads needed)"
-            if G <= q
-            else ""
-        ),
+        "pretrend_note": note,
     }
     return out
 

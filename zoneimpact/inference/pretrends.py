@@ -117,7 +117,9 @@ def pretrend_wald(
         Only with ``n_clusters``: ``"CR1"`` when ``vcov`` carries the ``G/(G-1)`` factor
         (regression estimators: Stata, fixest, statsmodels), ``"CR0"`` when it is the
         plain sum of outer products of cluster scores (influence-function estimators:
-        Callaway & Sant'Anna, imputation). ``CR0`` rescales ``W`` by ``(G-1)/G``.
+        Callaway & Sant'Anna, and imputation's estimands; imputation's Test 1 leads carry
+        fixest's CR1 factor, so their ``vcov_type`` is ``"CR1"``). ``CR0`` rescales ``W``
+        by ``(G-1)/G``.
 
     Returns
     -------
