@@ -510,7 +510,12 @@ def test_claims_table_holds_what_claims_reads():
         "options",
         "share_options",
     }
-    assert set(tables["[claims.curve]"].keys) == {"samples", "event_studies", "breakdown_by_scale"}
+    assert set(tables["[claims.curve]"].keys) == {
+        "samples",
+        "cs_inference",
+        "event_studies",
+        "breakdown_by_scale",
+    }
 
 
 def test_docs_list_every_key_of_the_schema():

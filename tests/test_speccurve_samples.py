@@ -97,6 +97,13 @@ def test_rows_count_the_treated_cities_each_fit_used(toy):
     # robust cells of cohorts 2010 and 2016, one city each, are NaN in this toy), without
     # F, which its cohort 2012's cells cannot use (not observed in the base year 2011)
     assert cs["n_treated"] == 3
+    # the analytic variant (CI's quick notebook): the same estimate, another SE, labelled
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quick = _fit_direct(sub, SCALES["levels"], "cs_dr", "not_yet", 0.05, "analytic")
+    assert quick["estimate"] == pytest.approx(cs["estimate"], rel=1e-12)
+    assert quick["se"] != pytest.approx(cs["se"], rel=1e-6)
+    assert "(analytic)" in quick["pretrend_test"] and "(jackknife)" in cs["pretrend_test"]
     rows = {p["estimand"]: p for p in pieces}
     # spillover: E1 and E2 have unexposed years, Y does not (the old row said 3, the map's)
     assert (rows["spillover"]["n_treated"], rows["spillover"]["n_treated_map"]) == (2, 3)

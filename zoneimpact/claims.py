@@ -1386,6 +1386,12 @@ def _china_curve(
     from .datadir import resolve_data_dir
 
     samples = tuple(curve_opts.get("samples", ("full", "no_flagged", "to2020")))
+    cs_inference = curve_opts.get("cs_inference", "jackknife")
+    if cs_inference not in ("jackknife", "analytic"):
+        raise SpecError(
+            '[claims.curve] cs_inference must be "jackknife" or "analytic"; received '
+            f"{cs_inference!r}."
+        )
     blocks = [n for n in curve_opts.get("event_studies", []) if n in event_studies]
     run = run_china_curve(
         loaded.panel,
@@ -1393,6 +1399,7 @@ def _china_curve(
         event_studies={n: event_studies[n] for n in blocks},
         alpha=spec.inference.alpha,
         samples=samples,
+        cs_inference=cs_inference,
     )
     curve = admissible_specs(run.curve, rule)
     tables = dict(run.tables)

@@ -645,6 +645,12 @@ CLAIMS = Table(
                 "(`zoneimpact.china.speccurve`; issue 17).",
                 {
                     "samples": _texts('["full", "no_flagged", "to2020"]', "samples of the curve"),
+                    "cs_inference": _text(
+                        '"jackknife"',
+                        'variance of the curve\'s CS rows: "jackknife" (delete-one-province CV3) '
+                        'or "analytic" (influence function; runs in a fraction of the time, '
+                        "for a quick look: its SEs ran short on China's structure)",
+                    ),
                     "event_studies": _texts(
                         "[]", "CS event studies (universal base) for Rambachan-Roth sensitivity"
                     ),

@@ -508,9 +508,16 @@ def curve_exposure(panel: Panel, name: str) -> ExposureMap | None:
 
 
 def _fit_direct(
-    sub: Panel, scale: Scale, estimator: str, controls: str, alpha: float
+    sub: Panel,
+    scale: Scale,
+    estimator: str,
+    controls: str,
+    alpha: float,
+    cs_inference: str = "jackknife",
 ) -> dict[str, Any]:
-    """One direct-effect estimate with its pre-trend p-value."""
+    """One direct-effect estimate with its pre-trend p-value (CS rows: the
+    delete-one-province jackknife, or with ``cs_inference="analytic"`` the influence
+    function, 28 times fewer CS fits)."""
     from ..estimators import get_estimator
 
     out = scale.outcome
@@ -531,9 +538,11 @@ def _fit_direct(
             aggregations=("simple", "dynamic"),
             min_e=-6,
             max_e=10,
-        ).with_inference("jackknife", cluster="province")
+        )
+        if cs_inference == "jackknife":
+            res = res.with_inference("jackknife", cluster="province")
         return _row(res, "att", alpha, pretrend_p=res.info.get("pretrend_p"),
-                    pretrend_test="CS joint Wald of leads -6..-2 (jackknife), F(L, G - L)",
+                    pretrend_test=f"CS joint Wald of leads -6..-2 ({cs_inference}), F(L, G - L)",
                     judged=True,
                     n_treated=_cs_treated(sub, out, res))  # fmt: skip
     if estimator == "ppml":
@@ -726,6 +735,7 @@ def specification_curve(
     exposures: Sequence[str] = tuple(EXPOSURES),
     samples: Sequence[str] = ("full", "no_flagged", "to2020"),
     alpha: float = 0.05,
+    cs_inference: str = "jackknife",
 ) -> pd.DataFrame:
     """Run every specification; one row per specification x estimand (:data:`CURVE_COLUMNS`).
 
@@ -765,7 +775,9 @@ def specification_curve(
                                 if est == "sdid_cohort":
                                     fit = _sdid_by_cohort(sub, scale, alpha)
                                 else:
-                                    fit = _fit_direct(sub, scale, est, controls, alpha)
+                                    fit = _fit_direct(
+                                        sub, scale, est, controls, alpha, cs_inference
+                                    )
                             rows.append({**head, **fit, "seconds": time.perf_counter() - tic})
                         except (ZoneImpactError, ValueError, np.linalg.LinAlgError) as exc:
                             rows.append(
@@ -1081,12 +1093,14 @@ def run_china_curve(
     event_studies: Mapping[str, EstimationResult] | None = None,
     alpha: float = 0.05,
     samples: Sequence[str] = ("full", "no_flagged", "to2020"),
+    cs_inference: str = "jackknife",
 ) -> CurveRun:
     """The China study's referee tables: data quality, balance, control counts, the
     specification curve, heterogeneity, Rambachan-Roth sensitivity, maps and the
     Wanjiang descriptive table.
 
-    ``panel`` is the claims run's city panel; ``event_studies`` the CS event studies with a
+    ``panel`` is the claims run's city panel; ``cs_inference`` the CS rows' variance
+    (``[claims.curve] cs_inference``); ``event_studies`` the CS event studies with a
     universal base period for the sensitivity analysis.
     """
     from . import balance, maps, quality, wanjiang
@@ -1120,7 +1134,9 @@ def run_china_curve(
     if growth is not None:
         tables["wanjiang_growth"] = growth
 
-    curve = specification_curve(full, flagged=flags, samples=samples, alpha=alpha)
+    curve = specification_curve(
+        full, flagged=flags, samples=samples, alpha=alpha, cs_inference=cs_inference
+    )
     if "no_flagged" in samples and not any(_flag_cells(flags)):
         notes.append("sample 'no_flagged' left out: no flagged FDI data available")
     tables["specification_curve"] = curve
