@@ -123,6 +123,17 @@ def test_jackknife_invariances(mpdta_states) -> None:
     assert dyn.terms.set_index("term").at["att", "se"] != pytest.approx(b.at["att", "se"])
 
 
+def test_jackknife_refits_on_workers_give_the_same_numbers(mpdta_states) -> None:
+    # the China curve runs its refits with [inference] n_jobs; each refit is deterministic
+    # and results come back in cluster order, so two workers reproduce one exactly
+    panel = _panel(mpdta_states)
+    one = _quiet_jackknife(_fit(panel, cluster="state"), cluster="state")
+    two = _quiet_jackknife(_fit(panel, cluster="state", n_jobs=2), cluster="state")
+    pd.testing.assert_frame_equal(two.terms, one.terms)
+    pd.testing.assert_frame_equal(two.att_gt, one.att_gt)
+    assert two.info["pretrend_p"] == one.info["pretrend_p"]
+
+
 def test_jackknife_refusals(mpdta_states) -> None:
     res = _fit(_panel(mpdta_states), cluster="state")
     with pytest.raises(SpecError, match="one dimension|clustering dimensions"):

@@ -1400,6 +1400,7 @@ def _china_curve(
         alpha=spec.inference.alpha,
         samples=samples,
         cs_inference=cs_inference,
+        n_jobs=spec.inference.n_jobs,
     )
     curve = admissible_specs(run.curve, rule)
     tables = dict(run.tables)

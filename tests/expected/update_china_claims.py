@@ -13,7 +13,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from conftest import SHARED_DATA  # noqa: E402
-from test_china_study import KEYS, NUMBERS  # noqa: E402
+from test_figures import KEYS, NUMBERS  # noqa: E402
 
 from zoneimpact.claims import claims_for_spec  # noqa: E402
 from zoneimpact.spec import load_spec  # noqa: E402
