@@ -155,3 +155,12 @@ def piece_vectors_and_scores(res, name: str):
     C = _bjs.bm_vectors(fit, parts, len(cluster))
     s = _bjs.scores(fit, sc.w, cells, cluster, G, cr2=True, scale=sc.scale)[:, 0]
     return fit, sc, C, s, (cells, cluster, G)
+
+
+#: the longest modules (the figures run with the China claims, the notebooks) are handed to
+#: pytest-xdist's workers first: started last, either would leave one core idle at the end
+SLOW_FIRST = ("test_figures.py", "test_notebooks.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.path.name not in SLOW_FIRST)  # stable: order kept
