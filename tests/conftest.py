@@ -158,7 +158,8 @@ def piece_vectors_and_scores(res, name: str):
 
 
 #: the longest modules (the figures run with the China claims, the notebooks) are handed to
-#: pytest-xdist's workers first: started last, either would leave one core idle at the end
+#: pytest-xdist's workers first (pyproject's addopts keep the collection order): started
+#: last, either would leave one core idle at the end
 SLOW_FIRST = ("test_figures.py", "test_notebooks.py")
 
 
