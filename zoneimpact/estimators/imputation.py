@@ -1451,9 +1451,11 @@ def _building_blocks(
         # ill-conditioned and an unbalanced ATT moved from 86.81 to 94.46 (session 19)
         sd = X[i0].std(axis=0)
         X = (X - X[i0].mean(axis=0)) / np.where(sd > 0, sd, 1.0)
-    normal, resid0, tau = _impute(s, X, i0, i1)
+    # the estimands first: too many horizons is refused before step 1's normal equations,
+    # which on 12,000 periods took minutes of dense algebra to reach the refusal
     ev1 = (s.time[i1] - s.cohort[i1]).astype(np.int64)
     targets, Wt = _estimand_weights(ev1, s.wobs[i1], opts.horizons)
+    normal, resid0, tau = _impute(s, X, i0, i1)
     gamma_u, gamma_t, gamma_x = normal.solve(*normal.cross(s.uc[i1], s.tc[i1], X[i1], Wt))
     cells, n_cells = _aux_cells(s.cohort[i1], ev1, opts.aux_partition)
     pre: tuple[np.ndarray, np.ndarray, list[int]] = (np.zeros(0), np.zeros((len(i0), 0)), [])
