@@ -863,6 +863,19 @@ def test_very_long_panels_are_refused_by_name(name, message):
         get_estimator(name)(_long_panel(12_000), outcome="y", **opts)
 
 
+def test_imputation_refuses_many_horizons_before_step_one(monkeypatch):
+    # the refusal once came after step 1's normal equations: 8+ minutes of dense algebra on
+    # the 12,000 periods above before the message (CI, session 31)
+    from zoneimpact.estimators import imputation
+
+    def step_one(*args, **kwargs):
+        raise AssertionError("step 1 ran before the horizons were checked")
+
+    monkeypatch.setattr(imputation, "_impute", step_one)
+    with pytest.raises(EstimationError, match="event-time horizons .* Pass horizons="):
+        imputation.fit(_long_panel(12_000), outcome="y")
+
+
 def test_huge_donor_pools_are_refused_by_name():
     from zoneimpact.estimators._sc_common import MAX_DONORS, check_pool_size
 
