@@ -291,3 +291,32 @@ def test_a_failed_refit_warns_and_blanks_every_se(mpdta_states) -> None:
         "999"
     )
     assert jk.info["jackknife_undefined"] == []
+
+
+def test_propensity_fits_reused_across_refits_change_no_number(mpdta_states, monkeypatch) -> None:
+    # the logit memo (cs._LOGIT_MEMO) serves a repeated propensity fit from its inputs'
+    # digest: a jackknife with it cold and one with it warm must agree to the last bit,
+    # and the warm one must not fit a single new logit
+    panel = _panel(mpdta_states)
+    cs._LOGIT_MEMO.clear()
+    cold = _quiet_jackknife(_fit(panel, cluster="state"), cluster="state")
+    n_fitted = len(cs._LOGIT_MEMO)
+    assert n_fitted > 0
+    calls = []
+    real = cs._logit_fit
+    monkeypatch.setattr(cs, "_logit_fit", lambda *a: calls.append(1) or real(*a))
+    warm = _quiet_jackknife(_fit(panel, cluster="state"), cluster="state")
+    assert not calls and len(cs._LOGIT_MEMO) == n_fitted
+    pd.testing.assert_frame_equal(warm.terms, cold.terms, check_exact=True)
+    pd.testing.assert_frame_equal(warm.att_gt, cold.att_gt, check_exact=True)
+    # a singular fit is remembered as the same error
+    x = np.column_stack([np.ones(6), np.ones(6)])
+    d = np.array([0.0, 1, 0, 1, 0, 0])
+    for _ in range(2):
+        with pytest.raises(np.linalg.LinAlgError, match="[Ss]ingular"):
+            cs._logit(x, d, np.ones(6))
+    # the memo stays within its bound
+    monkeypatch.setattr(cs, "_LOGIT_MEMO_SIZE", 3)
+    for k in range(5):
+        cs._logit(np.column_stack([np.ones(8), np.arange(8.0) + k]), d.repeat(2)[:8], np.ones(8))
+    assert len(cs._LOGIT_MEMO) <= 3
