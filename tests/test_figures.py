@@ -61,9 +61,9 @@ def regenerated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 
 # the module's fixture (every study spec, the China claims with 40 x 27 CS jackknife
-# refits) is charged to the first test that uses it: about 8 min alone on this project's
-# 2-core machine and up to twice that beside the other test worker, so the suite's 20 min
-# per-test limit would be a coin toss here
+# refits) is charged to the first test that uses it: the China claims alone take about
+# 6 min on this project's 2-core machine, the whole fixture 12 min beside the other test
+# worker before the logit memo, so the suite's 20 min per-test limit would be too close
 @pytest.mark.timeout(2400)
 def test_figures_command_regenerates_everything(regenerated):
     out, printed = regenerated

@@ -80,7 +80,9 @@ missing period). ``info["unbalanced"]`` says when it applied.
 Why by hand: the estimator is vectorised over units (one pass of numpy per ATT(g,t) and a
 single matrix product for the bootstrap); statsmodels' GLM/OLS would add per-cell
 overhead and do not return the pieces of the influence function needed here, so the
-logit (Newton-Raphson) and the control-group OLS are a few lines of numpy each.
+logit (Newton-Raphson) and the control-group OLS are a few lines of numpy each. The logit
+is remembered by a digest of its inputs (``_LOGIT_MEMO``; ``functools.lru_cache`` cannot
+key on arrays): jackknife refits and other outcomes repeat most propensity fits exactly.
 """
 
 from __future__ import annotations
