@@ -315,8 +315,10 @@ def test_propensity_fits_reused_across_refits_change_no_number(mpdta_states, mon
     for _ in range(2):
         with pytest.raises(np.linalg.LinAlgError, match="[Ss]ingular"):
             cs._logit(x, d, np.ones(6))
-    # the memo stays within its bound
-    monkeypatch.setattr(cs, "_LOGIT_MEMO_SIZE", 3)
+    # the memo stays within its bound on the floats it holds (8 fitted p + 4 of (X'WX)^-1
+    # per fit of 8 rows here), evicting the least recently used
+    monkeypatch.setattr(cs, "_LOGIT_MEMO_FLOATS", 40)
     for k in range(5):
         cs._logit(np.column_stack([np.ones(8), np.arange(8.0) + k]), d.repeat(2)[:8], np.ones(8))
-    assert len(cs._LOGIT_MEMO) <= 3
+    held = sum(cs._memo_size(v) for v in cs._LOGIT_MEMO.values())
+    assert held == cs._LOGIT_MEMO_HELD[0] <= 40 and len(cs._LOGIT_MEMO) == 3

@@ -403,10 +403,15 @@ class CallawaySantAnnaResult(EstimationResult):
 #: that keep all their units, and the same cells under another outcome or scale of the
 #: outcome, repeat a fit byte for byte: on the China curve about two thirds of a doubly
 #: robust CS fit is spent in these logits. A pure function of its inputs, so reuse cannot
-#: change a number; bounded, so a long session's memory stays small.
+#: change a number; bounded by the floats it holds (32 MB), so memory stays small.
 _LOGIT_MEMO: OrderedDict[bytes, tuple[np.ndarray, np.ndarray] | str] = OrderedDict()
-_LOGIT_MEMO_SIZE = 50_000
+_LOGIT_MEMO_FLOATS = 4_000_000
+_LOGIT_MEMO_HELD = [0]
 _LOGIT_MEMO_LOCK = threading.Lock()
+
+
+def _memo_size(entry: tuple[np.ndarray, np.ndarray] | str) -> int:
+    return 1 if isinstance(entry, str) else entry[0].size + entry[1].size
 
 
 def _logit(x: np.ndarray, d: np.ndarray, iw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -428,10 +433,13 @@ def _logit(x: np.ndarray, d: np.ndarray, iw: np.ndarray) -> tuple[np.ndarray, np
             hit = (p, hinv)
         except np.linalg.LinAlgError as exc:
             hit = str(exc)
+        size = _memo_size(hit)
         with _LOGIT_MEMO_LOCK:
-            _LOGIT_MEMO[key] = hit
-            while len(_LOGIT_MEMO) > _LOGIT_MEMO_SIZE:
-                _LOGIT_MEMO.popitem(last=False)
+            if size <= _LOGIT_MEMO_FLOATS and key not in _LOGIT_MEMO:
+                _LOGIT_MEMO[key] = hit
+                _LOGIT_MEMO_HELD[0] += size
+            while _LOGIT_MEMO and _LOGIT_MEMO_HELD[0] > _LOGIT_MEMO_FLOATS:
+                _LOGIT_MEMO_HELD[0] -= _memo_size(_LOGIT_MEMO.popitem(last=False)[1])
     if isinstance(hit, str):
         raise np.linalg.LinAlgError(hit)
     return hit[0].copy(), hit[1].copy()
