@@ -298,7 +298,7 @@ def test_propensity_fits_reused_across_refits_change_no_number(mpdta_states, mon
     # digest: a jackknife with it cold and one with it warm must agree to the last bit,
     # and the warm one must not fit a single new logit
     panel = _panel(mpdta_states)
-    cs._LOGIT_MEMO.clear()
+    cs._clear_logit_memo()
     cold = _quiet_jackknife(_fit(panel, cluster="state"), cluster="state")
     n_fitted = len(cs._LOGIT_MEMO)
     assert n_fitted > 0

@@ -410,6 +410,13 @@ _LOGIT_MEMO_HELD = [0]
 _LOGIT_MEMO_LOCK = threading.Lock()
 
 
+def _clear_logit_memo() -> None:
+    """Forget every remembered propensity fit."""
+    with _LOGIT_MEMO_LOCK:
+        _LOGIT_MEMO.clear()
+        _LOGIT_MEMO_HELD[0] = 0
+
+
 def _memo_size(entry: tuple[np.ndarray, np.ndarray] | str) -> int:
     return 1 if isinstance(entry, str) else entry[0].size + entry[1].size
 
