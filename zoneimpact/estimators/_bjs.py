@@ -24,6 +24,7 @@ decomposition's joint inference. Written by hand for the reason given in
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -494,11 +495,7 @@ def cr2_parts(fit: Imputed, cluster0: np.ndarray) -> CR2Parts:
     # every cluster; SuperLU's many-right-hand-side solve is far slower at this size
     Ainv = np.linalg.inv((Z0.T @ Z0).toarray())
     roots: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-    for g in np.unique(cluster0):
-        rows = np.flatnonzero(cluster0 == g)
-        Zg = Z0[rows]
-        cols = np.unique(Zg.indices)
-        Zd = Zg[:, cols].toarray()
+    for g, rows, cols, Zd in _cluster_blocks(Z0, cluster0):
         Acc = Ainv[np.ix_(cols, cols)]
         if len(rows) > 2 * len(cols):
             U, sv, _ = np.linalg.svd(Zd @ _psd_factor(Acc), full_matrices=False)
@@ -512,6 +509,30 @@ def cr2_parts(fit: Imputed, cluster0: np.ndarray) -> CR2Parts:
         out[rows] = apply_root(U, f, fit.resid0[rows])
         roots[int(g)] = (rows, U, f)
     return out, roots, Ainv
+
+
+def _cluster_blocks(
+    Z: sparse.csr_matrix, cluster: np.ndarray
+) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+    """Each cluster's label, rows, the columns its rows touch (sorted) and the dense
+    ``rows x cols`` block of ``Z``. Read from the CSR arrays directly: scipy's fancy row
+    and column indexing, once per cluster, cost more than the roots themselves."""
+    Z = Z.copy()
+    Z.sum_duplicates()
+    order = np.argsort(cluster, kind="stable")
+    labels, starts = np.unique(cluster[order], return_index=True)
+    bounds = np.append(starts, len(order))
+    indptr, indices, data = Z.indptr, Z.indices, Z.data
+    for k, g in enumerate(labels):
+        rows = order[bounds[k] : bounds[k + 1]]
+        lo, hi = indptr[rows], indptr[rows + 1]
+        counts = hi - lo
+        # positions of every stored entry of these rows, in row order
+        pos = np.repeat(lo - np.cumsum(np.append(0, counts[:-1])), counts) + np.arange(counts.sum())
+        cols = np.unique(indices[pos])
+        Zd = np.zeros((len(rows), len(cols)))
+        Zd[np.repeat(np.arange(len(rows)), counts), np.searchsorted(cols, indices[pos])] = data[pos]
+        yield int(g), rows, cols, Zd
 
 
 def cr2_over_limits(n_params: int, cluster0: np.ndarray) -> list[str]:

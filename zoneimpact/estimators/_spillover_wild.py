@@ -193,16 +193,32 @@ class WildTest:
         self.score = np.column_stack([p.score for p in pieces])  # G x P
         self.world = world
         self.draws = draws
+        self._last: tuple[bytes, np.ndarray, np.ndarray] | None = None
+
+    def _by_base(self, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The draws' shifts combined over pieces by ``c``, per base residual (``(P+1) x B``
+        and ``(P+1) x B x G``). An interval's root search tests one ``c`` at many
+        ``theta0``, which only reweight the base residuals: kept for the last ``c``."""
+        key = np.ascontiguousarray(c, dtype=float).tobytes()
+        if self._last is None or self._last[0] != key:
+            D = self.draws
+            self._last = (
+                key,
+                np.tensordot(c, D.E, axes=(0, 0)),
+                np.tensordot(c, D.S, axes=(0, 0)),
+            )
+        return self._last[1], self._last[2]
 
     def statistics(self, c: np.ndarray, theta0: float) -> tuple[float, np.ndarray]:
         """``t`` on the data and the ``B`` draws of ``t*`` for ``c'mean = theta0``."""
-        W, D = self.world, self.draws
+        W = self.world
         q = float(c @ W.Q @ c)
         kappa = (float(c @ W.value) - theta0) / q if q > 0 else 0.0
         # base residual weights: 1 on resid, kappa * c on the h's
         b = np.concatenate([[1.0], kappa * c])
-        est_star = c @ self.est + np.einsum("p,j,pjb->b", c, b, D.E)
-        S_star = (self.score @ c)[None, :] + np.einsum("p,j,pjbg->bg", c, b, D.S)
+        E_c, S_c = self._by_base(c)
+        est_star = c @ self.est + b @ E_c
+        S_star = (self.score @ c)[None, :] + np.tensordot(b, S_c, axes=(0, 0))
         se_star = np.sqrt(np.einsum("bg,bg->b", S_star, S_star))
         se = float(np.sqrt(np.sum((self.score @ c) ** 2)))
         with np.errstate(divide="ignore", invalid="ignore"):
