@@ -88,6 +88,7 @@ key on arrays): jackknife refits and other outcomes repeat most propensity fits 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import threading
 import warnings
 from collections import OrderedDict
@@ -1439,17 +1440,26 @@ def _jackknife_replicate(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            refit = fit(
-                sub,
-                outcome=result.outcome,
-                bootstrap=False,
-                aggregations=("simple",),
-                **settings["fit_options"],
-            )
+            gt = _refit_cells(sub, result.outcome, settings["fit_options"])
     except (ZoneImpactError, np.linalg.LinAlgError) as exc:
         return str(exc)[:200]
-    gt = refit._blocks()
     return _aggregate_as(gt, settings), gt
+
+
+def _refit_cells(panel: Panel, outcome: str, fit_options: dict[str, Any]) -> GroupTime:
+    """The cells :func:`fit` would estimate on ``panel`` with ``fit_options`` (the same
+    checks and errors), without its aggregation, inference and result: a refit needs the
+    cells only, and those steps took about 60% of its time. An outcome that ``fit``'s
+    scale wrapper would rescale goes through ``fit`` itself."""
+    options = {**_REFIT_DEFAULTS, **fit_options}
+    if outcome_scale(panel.data[outcome].to_numpy(dtype=float)) != 1.0:
+        return fit(panel, outcome=outcome, **options)._blocks()
+    check_fit_arguments(panel, outcome, alpha=0.05, n_jobs=1, rng=None,
+                        estimator="callaway_santanna")  # fmt: skip
+    opts = _check_options(panel, **options)
+    gt, failed = att_gt(panel, outcome, opts)
+    _check_cells(gt, failed, outcome)
+    return gt
 
 
 def _aggregate_as(gt: GroupTime, settings: dict[str, Any]) -> _Aggregation:
@@ -1796,6 +1806,19 @@ def fit(
     _check_cells(gt, failed, outcome)
     _warn_few_treated_clusters(gt, _unit_labels(panel, cluster, gt.units), cluster)
     return _estimate(panel, outcome, gt, failed, opts, cluster, rng, alpha, n_jobs)
+
+
+#: :func:`fit`'s options as a jackknife refit passes them (:func:`_refit_cells`): its
+#: defaults, no bootstrap and the simple aggregation (what the refit's cells need)
+_REFIT_DEFAULTS: dict[str, Any] = {
+    **{
+        name: param.default
+        for name, param in inspect.signature(fit).parameters.items()
+        if name in inspect.signature(_check_options).parameters and name != "panel"
+    },
+    "bootstrap": False,
+    "aggregations": ("simple",),
+}
 
 
 def _check_cells(gt: GroupTime, failed: list[str], outcome: str) -> None:
