@@ -52,3 +52,32 @@ def test_cr2_roots_equal_the_dense_pseudo_inverse_root(units_per_cluster, weight
         # above rounding and far below any difference a wrong root gives (O(0.01) or more)
         assert dense == pytest.approx(R, abs=1e-10)
         assert adjusted[rows] == pytest.approx(R @ fit.resid0[rows], abs=1e-10)
+
+
+def test_cluster_blocks_equal_scipy_slices_on_unsorted_duplicated_entries():
+    # _cluster_blocks reads the CSR arrays by hand (scipy's per-cluster fancy indexing was
+    # the slow part of cr2_parts): on a matrix built with duplicated (summed) entries, rows
+    # in random clusters with gaps in the labels and unsorted column indices, every block
+    # equals scipy's own slice exactly (same additions of duplicates), and the caller's
+    # matrix is left as it was
+    from scipy import sparse
+
+    rng = np.random.default_rng(5)
+    n, k = 60, 25
+    counts = rng.integers(0, 9, n)  # some rows empty
+    indptr = np.append(0, np.cumsum(counts))
+    # columns drawn with replacement, in draw order: duplicates and unsorted indices
+    indices = rng.integers(0, k, indptr[-1]).astype(np.int32)
+    Z = sparse.csr_matrix((rng.normal(size=indptr[-1]), indices, indptr), shape=(n, k))
+    assert not Z.has_canonical_format
+    before = (Z.indptr.copy(), Z.indices.copy(), Z.data.copy())
+    cluster = rng.choice([0, 3, 4, 9, 17], size=n)
+    seen = []
+    for g, rows, cols, Zd in _bjs._cluster_blocks(Z, cluster):
+        np.testing.assert_array_equal(rows, np.flatnonzero(cluster == g))
+        np.testing.assert_array_equal(cols, np.unique(Z[rows].indices))
+        np.testing.assert_array_equal(Zd, Z[rows][:, cols].toarray())
+        seen.append(g)
+    assert seen == sorted(set(cluster.tolist()))
+    for got, was in zip((Z.indptr, Z.indices, Z.data), before, strict=True):
+        np.testing.assert_array_equal(got, was)

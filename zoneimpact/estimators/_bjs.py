@@ -527,11 +527,14 @@ def _cluster_blocks(
         rows = order[bounds[k] : bounds[k + 1]]
         lo, hi = indptr[rows], indptr[rows + 1]
         counts = hi - lo
-        # positions of every stored entry of these rows, in row order
-        pos = np.repeat(lo - np.cumsum(np.append(0, counts[:-1])), counts) + np.arange(counts.sum())
+        # positions of every stored entry of these rows, in row order: each row's first
+        # position plus the entry's rank within its row
+        ranks = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        pos = np.repeat(lo, counts) + ranks
         cols = np.unique(indices[pos])
         Zd = np.zeros((len(rows), len(cols)))
-        Zd[np.repeat(np.arange(len(rows)), counts), np.searchsorted(cols, indices[pos])] = data[pos]
+        local_rows = np.repeat(np.arange(len(rows)), counts)
+        Zd[local_rows, np.searchsorted(cols, indices[pos])] = data[pos]
         yield int(g), rows, cols, Zd
 
 
