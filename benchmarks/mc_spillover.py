@@ -16,6 +16,7 @@ same net total, over the worlds where it is identified (``n``).
 
 Run:  python benchmarks/mc_spillover.py [--reps 200] [--base imputation|callaway_santanna]
       [--seed 20261130] [--worlds 'share 1' null] [--aux-partition onset_event]
+      [--inference cluster|jackknife|wild]
       [--design n_regions=12 n_units=200]   (other worlds: fields of SimulationDesign)
 """
 
@@ -88,6 +89,7 @@ def one(
     aux: str = "onset_event_proportional",
     design: dict | None = None,
     small_sample: str = "cr2",
+    inference: str = "cluster",
 ) -> dict[str, float]:
     sim = simulate(rng=g, **(DESIGN if design is None else design), **world)
     with warnings.catch_warnings():
@@ -102,6 +104,8 @@ def one(
             aux_partition=aux,
             small_sample=small_sample,
         )
+        if inference != "cluster":
+            r = r.with_inference(inference)
     t = r.terms.set_index("term")
     ci = r.conf_int(0.05)
     left_out = left_out_years(r.pieces)
@@ -180,12 +184,15 @@ def run(
     aux: str = "onset_event_proportional",
     design: dict | None = None,
     small_sample: str = "cr2",
+    inference: str = "cluster",
 ) -> pd.DataFrame:
     set_progress(False)
     out = []
     for name, world in worlds.items():
         rows = replicate(
-            lambda _i, g, w=world: one(w, base, g, aux, design, small_sample), reps, rng=seed
+            lambda _i, g, w=world: one(w, base, g, aux, design, small_sample, inference),
+            reps,
+            rng=seed,
         )
         out.append(summarise(pd.DataFrame(rows), name))
     return pd.concat(out, ignore_index=True)
@@ -218,12 +225,25 @@ def main() -> None:
         help="change the worlds' design, e.g. n_regions=12 (Python literals)",
     )  # fmt: skip
     ap.add_argument("--small-sample", default="cr2", choices=["cr2", "none"])
+    ap.add_argument(
+        "--inference",
+        default="cluster",
+        choices=["cluster", "jackknife", "wild"],
+        help="SpilloverResult.with_inference after each fit (jackknife: CS base only)",
+    )
     args = ap.parse_args()
     t0 = time.perf_counter()
     worlds = {w: WORLDS[w] for w in args.worlds}
     design = design_from(args.design)
     table = run(
-        args.reps, args.base, worlds, args.seed, args.aux_partition, design, args.small_sample
+        args.reps,
+        args.base,
+        worlds,
+        args.seed,
+        args.aux_partition,
+        design,
+        args.small_sample,
+        args.inference,
     )
     if args.design:
         print(
@@ -232,7 +252,8 @@ def main() -> None:
     pd.set_option("display.width", 160)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     print(
-        f"{args.reps} replications per world, base {args.base}, seed {args.seed}: "
+        f"{args.reps} replications per world, base {args.base}, inference {args.inference}, "
+        f"seed {args.seed}: "
         f"{time.perf_counter() - t0:.0f} s"
     )
 

@@ -1,0 +1,233 @@
+"""Delete-one-cluster jackknife of the spillover decomposition's CS base
+(``SpilloverResult.with_inference("jackknife")``, :mod:`zoneimpact.estimators._spillover_jackknife`).
+
+Checked against CV3 written out from ``callaway_santanna.fit`` refitted on every piece's
+panel without each region (a different path: CS's full fit and its ATT(g,t) table, not the
+cells-only refit), with the terms' totals, net and share formed by hand; against
+invariances (unit and region labels, row order, a constant, scale); and for its refusals
+and its NaN where a deletion leaves a piece without an estimate. Its calibration in the
+simulated worlds is ``benchmarks/mc_spillover.py --base callaway_santanna --inference
+jackknife`` (``benchmarks/RESULTS.md``, session 33).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_spillover import TEN_REGIONS
+
+from zoneimpact.errors import SpecError
+from zoneimpact.estimators import callaway_santanna, spillover
+from zoneimpact.estimators._spillover_jackknife import piece_mean
+from zoneimpact.panel import Panel
+from zoneimpact.parallel import set_progress
+from zoneimpact.simulate import simulate
+
+set_progress(False)
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:base_estimator='callaway_santanna' reports",
+    "ignore:.*ATT\\(g,t\\) cell\\(s\\) could not",
+)
+
+
+def _world(rng: int = 4, **kw) -> Panel:
+    design = dict(TEN_REGIONS, region_shock_sd=10.0, covariate_trend=2.0, zero_share=0.0)
+    # four zone-free regions: the region check is identified
+    design.update(zone_region_share=0.6)
+    design.update(kw)
+    return simulate(rng=rng, **design).panel
+
+
+def _cs(panel: Panel, outcome: str = "fdi", **kw) -> spillover.SpilloverResult:
+    return spillover.fit(
+        panel,
+        outcome=outcome,
+        rng=1,
+        n_boot=0,
+        covariates=["x"],
+        base_estimator="callaway_santanna",
+        **kw,
+    )
+
+
+@pytest.fixture(scope="module")
+def fitted() -> tuple[Panel, spillover.SpilloverResult, spillover.SpilloverResult]:
+    panel = _world()
+    res = _cs(panel)
+    return panel, res, res.with_inference("jackknife")
+
+
+def _written_out_mean(sub: Panel, options: dict) -> float:
+    """A piece's target-weighted mean from ``callaway_santanna.fit``'s ATT(g,t) table."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        f = callaway_santanna.fit(sub, outcome="fdi", bootstrap=False, **options)
+    gt = f.att_gt
+    post = gt[(gt["time"] >= gt["cohort"]) & gt["estimate"].notna()]
+    d = sub.data
+    rows = d[(d["time"] >= d["cohort"]) & d["fdi"].notna()]
+    n = rows.groupby(["cohort", "time"]).size().rename("n").reset_index()
+    m = post.merge(n, on=["cohort", "time"])
+    return float((m["estimate"] * m["n"]).sum() / m["n"].sum())
+
+
+def test_piece_means_on_the_full_panels_are_the_fits(fitted):
+    # the refit's mean must be the fit's own estimate before any deletion; the two sum
+    # the same cells in another order (1e-12 relative on means of order 10-100)
+    _, res, _ = fitted
+    for name, cs_res in res.base_results.items():
+        mean = piece_mean(cs_res._panel(), "fdi", cs_res.settings["fit_options"])
+        assert mean == pytest.approx(res.fitted.fits[name].estimate, rel=1e-12), name
+
+
+def test_jackknife_is_cv3_written_out_from_cs_refits_by_region(fitted):
+    panel, res, jk = fitted
+    region = panel.geography["region"]
+    regions = sorted(region.unique())
+    G = len(regions)
+    names = list(res.base_results)
+    theta = np.empty((G, len(names)))
+    for j, name in enumerate(names):
+        cs_res = res.base_results[name]
+        pp = cs_res._panel()
+        for i, r in enumerate(regions):
+            keep = pp.data["unit"].map(region) != r
+            sub = pp.replace(data=pp.data.loc[keep].reset_index(drop=True))
+            theta[i, j] = _written_out_mean(sub, dict(cs_res.settings["fit_options"]))
+    fits = res.fitted.fits
+    est = np.array([fits[k].estimate for k in names])
+    size = np.array([fits[k].size for k in names])
+    # the terms as the decomposition forms them: totals hold the target counts fixed
+    spill = [k for k in names if k.startswith("spillover:")]
+    assert spill == ["spillover:adjacent"]
+    lost = [*spill, "spillover_on_zones"]
+    combos = {
+        "direct": {"direct": 1.0},
+        "spillover": {"spillover:adjacent": 1.0},
+        "spillover_on_zones": {"spillover_on_zones": 1.0},
+        "direct_total": {"direct": size[names.index("direct")]},
+        "net": {"direct": size[names.index("direct")], **{k: size[names.index(k)] for k in lost}},
+        "naive": {"naive": 1.0},
+    }
+    se = jk.terms.set_index("term")["se"]
+    for term, w in combos.items():
+        c = np.array([w.get(k, 0.0) for k in names])
+        dev = (theta - est) @ c
+        cv3 = np.sqrt((G - 1) / G * np.sum(dev**2))
+        # the same refits by another path: 1e-9 relative (cell estimates agree to about
+        # 1e-12, and a deviation is a difference of two means of order 10-100)
+        assert se[term] == pytest.approx(cv3, rel=1e-9), term
+    # the share's delta-method SE (n_boot=0) from the same jackknife covariance
+    i_d, i_n = list(combos).index("direct_total"), list(combos).index("net")
+    C = np.column_stack([np.array([w.get(k, 0.0) for k in names]) for w in combos.values()])
+    dev = (theta - est) @ C
+    V = (G - 1) / G * dev.T @ dev
+    d_tot, n_tot = jk.coef("direct_total"), jk.coef("net")
+    grad = np.array([n_tot / d_tot**2, -1.0 / d_tot])
+    sub = V[np.ix_([i_d, i_n], [i_d, i_n])]
+    assert se["displacement_share"] == pytest.approx(np.sqrt(grad @ sub @ grad), rel=1e-9)
+    df = jk.terms.set_index("term")["df"]
+    assert set(df[list(combos)]) == {G - 1}
+    assert jk.info["jackknife_clusters"] == G and jk.info["jackknife_undefined"] == {}
+
+
+def test_jackknife_keeps_estimates_and_moves_only_the_cs_pieces_inference(fitted):
+    _, res, jk = fitted
+    a, b = res.terms.set_index("term"), jk.terms.set_index("term")
+    pd.testing.assert_series_equal(a["estimate"], b["estimate"])
+    # the region check keeps its own CR2 scores and Bell-McCaffrey df
+    assert b.at["net_region_did", "se"] == a.at["net_region_did", "se"]
+    assert b.at["net_region_did", "df"] == a.at["net_region_did", "df"]
+    # the CS pieces' SEs do change: the refits are not the linearisation
+    assert not np.isclose(b.at["direct", "se"], a.at["direct", "se"], rtol=1e-3)
+    assert jk.info["inference"].startswith("delete-one-cluster jackknife")
+    # analytic again after a jackknife: the fit's own numbers, the jackknife notes gone
+    back = jk.with_inference("cluster")
+    np.testing.assert_allclose(back.terms["se"], res.terms["se"], rtol=1e-12)
+    assert "jackknife_clusters" not in back.info
+
+
+def _relabelled(p: Panel, seed: int) -> Panel:
+    """The same data with units and regions renamed by a permutation, rows shuffled."""
+    units = list(p.units)
+    regions = sorted(p.geography["region"].unique())
+    rng = np.random.default_rng(seed)
+    perm, rperm = rng.permutation(len(units)), rng.permutation(len(regions))
+    f = {u: f"id{perm[i]:03d}" for i, u in enumerate(units)}
+    g = {r: f"R{rperm[i]}" for i, r in enumerate(regions)}
+    d = p.data.assign(unit=p.data["unit"].map(f)).sample(frac=1, random_state=seed)
+    geo = p.geography.reset_index()
+    geo = geo.assign(unit=geo["unit"].map(f), region=geo["region"].map(g))
+    adj = p.adjacency.assign(
+        unit=p.adjacency["unit"].map(f), neighbour=p.adjacency["neighbour"].map(f)
+    )
+    return Panel.from_frame(
+        d, unit="unit", time="time", cohort="cohort", outcomes=["fdi"], covariates=["x"],
+        geography=geo, adjacency=adj.sample(frac=1, random_state=seed),
+    )  # fmt: skip
+
+
+def test_jackknife_invariances(fitted):
+    panel, _, jk = fitted
+    terms = ["direct", "spillover", "net", "displacement_share", "spillover_on_zones"]
+    ref = jk.terms.set_index("term").loc[terms, "se"]
+    relab = _cs(_relabelled(panel, 3)).with_inference("jackknife")
+    # the same refits on reordered rows: 1e-8 relative (logit and least-squares solves in
+    # another row order)
+    np.testing.assert_allclose(relab.terms.set_index("term").loc[terms, "se"], ref, rtol=1e-8)
+    y = panel.data["fdi"].to_numpy()
+    shifted = _cs(panel.with_outcome("fdi_s", y + 1000.0), "fdi_s").with_inference("jackknife")
+    np.testing.assert_allclose(shifted.terms.set_index("term").loc[terms, "se"], ref, rtol=1e-8)
+    scaled = _cs(panel.with_outcome("fdi_x", y * 10.0), "fdi_x").with_inference("jackknife")
+    got = scaled.terms.set_index("term").loc[terms, "se"]
+    lin = terms[:3] + terms[4:]
+    np.testing.assert_allclose(got[lin], 10 * ref[lin], rtol=1e-8)
+    assert got["displacement_share"] == pytest.approx(ref["displacement_share"], rel=1e-8)
+
+
+def test_a_deletion_that_leaves_a_piece_without_controls_gives_nan_and_says_so():
+    # every clean unit in one cluster: deleting it leaves the direct and ring pieces (CS
+    # with never-treated comparisons) no comparison for any cell; the naive piece, whose
+    # comparisons are all units without a zone, keeps its SE
+    panel = _world(6)
+    res = _cs(panel)
+    codes = pd.Series(np.arange(len(panel.units)) % 10, index=list(panel.units))
+    spill_units = set(res.base_results["spillover:adjacent"]._panel().data["unit"])
+    clean = res.exposure.table.query("role == 'clean'").index
+    lab = codes.copy()
+    lab[[u for u in clean if u in spill_units]] = 99
+    with pytest.warns(UserWarning, match="Deleting a cluster leaves"):
+        jk = res.with_inference("jackknife", cluster=lab)
+    se = jk.terms.set_index("term")["se"]
+    assert np.isnan(se[["direct", "spillover", "net", "displacement_share"]]).all()
+    assert np.isfinite(se["naive"]) and np.isfinite(res.terms.set_index("term").at["net", "se"])
+    undefined = jk.info["jackknife_undefined"]
+    assert {"direct", "spillover:adjacent"} <= set(undefined) and "naive" not in undefined
+    # named by a unit of the deleted cluster, with CS's reason
+    first = min(u for u in clean if u in spill_units)
+    assert len(undefined["direct"]) == 1
+    assert undefined["direct"][0].startswith(f"the cluster of unit {first} (")
+    assert "No post-treatment ATT(g,t) could be estimated" in undefined["direct"][0]
+
+
+def test_jackknife_refusals(fitted):
+    panel, _, _ = fitted
+    imp = spillover.fit(panel, outcome="fdi", rng=1, n_boot=0, covariates=["x"])
+    with pytest.raises(SpecError, match="base is the imputation estimator"):
+        imp.with_inference("jackknife")
+    _, res, _ = fitted
+    with pytest.raises(SpecError, match="applies to method='conley'"):
+        res.with_inference("jackknife", conley_km=200.0)
+    with pytest.raises(SpecError, match="n_jobs must be a whole number other than 0"):
+        res.with_inference("jackknife", n_jobs=0)
+
+
+def test_jackknife_does_not_depend_on_n_jobs(fitted):
+    _, res, jk = fitted
+    # the same refits in worker processes, returned in cluster order: identical numbers
+    two = res.with_inference("jackknife", n_jobs=2)
+    pd.testing.assert_frame_equal(two.terms, jk.terms)

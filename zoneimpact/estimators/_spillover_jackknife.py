@@ -1,0 +1,152 @@
+r"""Delete-one-cluster jackknife (CV3) of the spillover decomposition's Callaway-Sant'Anna base.
+
+``SpilloverResult.with_inference("jackknife")``. Each CS piece (direct, every spillover
+ring, the spillover onto zone units, the naive comparison) is refitted on its own panel
+without the units of cluster ``g`` (propensity scores and outcome regressions included,
+with the fit's options), and its mean effect over the target unit-periods recomputed as
+the fit computes it: CS's ATT(g,t) of the estimated post-treatment cells, each weighted by
+its number of targets (with unit weights, their weight sum) in the refitted panel. That is
+CS's own ``att`` on a balanced piece and the target-weighted mean on the others
+(:func:`zoneimpact.estimators.spillover._target_weighted_att`); a deletion that removes a
+cohort's every unit averages the cells left (the jackknife of the procedure, as
+:meth:`CallawaySantAnnaResult.with_inference` does).
+
+**Scores.** The decomposition's joint inference reads per-cluster scores ``s_g`` whose
+cross-products are the covariance (:func:`zoneimpact.estimators.spillover._linear_terms`).
+With :math:`\hat\theta_{(g)}` a piece's mean without cluster ``g``,
+
+.. math:: s_g = -\sqrt{(G-1)/G}\,(\hat\theta_{(g)} - \hat\theta)
+
+gives :math:`\sum_g s_g s_g'` = the CV3 covariance of MacKinnon, Nielsen & Webb (2023,
+"Cluster-robust inference: a guide to empirical practice", J. Econometrics 232(2)),
+centred at the estimate (:func:`zoneimpact.inference.jackknife.cluster_jackknife_vcov`),
+jointly over the pieces: totals, net and the displacement share are linear in the pieces'
+means with their target counts held fixed, as in the analytic scores. The sign makes
+``s_g`` the analytic score's analogue (for a mean, :math:`\hat\theta_{(g)} - \hat\theta =
+-G/(G-1)\,\psi_g` under equal clusters), so the region check's own scores stack with them.
+The terms keep t(G - 1).
+
+**Why.** The analytic influence-function SEs of the CS base under-cover in the package's
+Monte Carlo (SE/SD 0.63-0.93, a true null rejected in 6-13% of worlds at 5%;
+``benchmarks/RESULTS.md``, session 15): the doubly robust cells' heavy tails (reported
+zeros carried by each cell's single base period) are linearised away, and refitting keeps
+them. Its calibration on the same worlds is in ``benchmarks/RESULTS.md`` (session 33).
+
+Why by hand: CV3 itself is one outer product (:mod:`zoneimpact.inference.jackknife`); no
+library refits this decomposition's pieces.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ZoneImpactError
+from ..panel import Panel
+from ..parallel import replicate
+
+
+def piece_mean(panel: Panel, outcome: str, fit_options: Mapping[str, Any]) -> float:
+    """A CS piece's mean effect over its estimated target unit-periods on ``panel``: CS's
+    cells refitted with ``fit_options``, post-treatment cells weighted by their targets
+    (module notes). Raises where CS cannot estimate any cell."""
+    from . import callaway_santanna as cs
+
+    gt = cs._refit_cells(panel, outcome, dict(fit_options))
+    post = (gt.cell_t >= gt.cell_g) & np.isfinite(gt.att)
+    cells = pd.MultiIndex.from_arrays(
+        [np.asarray(gt.cell_g, float)[post], np.asarray(gt.cell_t, float)[post]]
+    )
+    att = pd.Series(np.asarray(gt.att, float)[post], index=cells)
+    d = panel.data
+    is_post = ((d["time"] >= d["cohort"]) & d[outcome].notna()).to_numpy()
+    key = pd.MultiIndex.from_frame(d[["cohort", "time"]].astype(float))
+    target = is_post & key.isin(cells)
+    weights = fit_options.get("weights")
+    w = np.ones(len(d)) if weights is None else d[weights].to_numpy(float)
+    size = pd.Series(w[target], index=key[target]).groupby(level=[0, 1]).sum()
+    if not len(size) or size.sum() <= 0:
+        return np.nan
+    return float(att.reindex(size.index).to_numpy() @ size.to_numpy() / size.sum())
+
+
+def jackknife_scores(
+    base_results: Mapping[str, Any],
+    estimates: Mapping[str, float],
+    of_unit: pd.Series,
+    n_clusters: int,
+    outcome: str,
+    n_jobs: int = 1,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Per-cluster jackknife scores of every CS piece in ``base_results`` (module notes).
+
+    Parameters
+    ----------
+    base_results : mapping of piece name to CallawaySantAnnaResult
+        The pieces' CS fits, each keeping its panel and options.
+    estimates : mapping of piece name to float
+        The pieces' means as the fit reported them (the jackknife's centre).
+    of_unit : pandas.Series
+        Cluster code (0 .. ``n_clusters`` - 1) of every unit.
+    n_clusters : int
+    outcome : str
+    n_jobs : int
+        Parallel refits (one task per deleted cluster).
+
+    Returns
+    -------
+    scores : dict of piece name to ndarray (n_clusters,)
+        NaN for a piece some deletion leaves undefined.
+    info : dict
+        ``jackknife_clusters`` and ``jackknife_undefined`` (piece: the clusters whose
+        deletion left it without an estimate, each named by one of its units, and why).
+    """
+    names = [k for k, r in base_results.items() if np.isfinite(estimates.get(k, np.nan))]
+    rows = {k: of_unit.reindex(base_results[k]._panel().data["unit"]).to_numpy(int) for k in names}
+    present = {k: set(np.unique(rows[k]).tolist()) for k in names}
+
+    def deleted(g: int, _rng: Any) -> dict[str, float | str]:
+        out: dict[str, float | str] = {}
+        for k in names:
+            if g not in present[k]:
+                # a cluster outside the piece's panel: its refit is the fit itself
+                out[k] = float(estimates[k])
+                continue
+            res = base_results[k]
+            panel = res._panel()
+            keep = rows[k] != g
+            sub = panel.replace(data=panel.data.loc[keep].reset_index(drop=True))
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    out[k] = piece_mean(sub, outcome, res.settings["fit_options"])
+            except (ZoneImpactError, np.linalg.LinAlgError) as exc:
+                out[k] = str(exc)[:200]
+        return out
+
+    reps = replicate(
+        deleted, list(range(n_clusters)), rng=0, n_jobs=n_jobs, desc="jackknife refits"
+    )
+    factor = np.sqrt((n_clusters - 1) / n_clusters)
+    units = of_unit.index.to_series().groupby(of_unit.to_numpy())
+    first, size = units.first(), units.size()
+    scores: dict[str, np.ndarray] = {}
+    undefined: dict[str, list[str]] = {}
+    for k in names:
+        theta = np.array([r[k] if not isinstance(r[k], str) else np.nan for r in reps], float)
+        bad = [
+            f"the cluster of unit {first[g]} ({size[g]} units): "
+            f"{r[k] if isinstance(r[k], str) else 'no estimated target'}"
+            for g, r in enumerate(reps)
+            if isinstance(r[k], str) or not np.isfinite(r[k])
+        ]
+        if bad:
+            undefined[k] = bad
+            scores[k] = np.full(n_clusters, np.nan)
+        else:
+            scores[k] = -factor * (theta - float(estimates[k]))
+    return scores, {"jackknife_clusters": n_clusters, "jackknife_undefined": undefined}
