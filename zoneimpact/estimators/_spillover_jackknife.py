@@ -9,7 +9,12 @@ its number of targets (with unit weights, their weight sum) in the refitted pane
 CS's own ``att`` on a balanced piece and the target-weighted mean on the others
 (:func:`zoneimpact.estimators.spillover._target_weighted_att`); a deletion that removes a
 cohort's every unit averages the cells left (the jackknife of the procedure, as
-:meth:`CallawaySantAnnaResult.with_inference` does).
+:meth:`CallawaySantAnnaResult.with_inference` does). The naive comparison keeps CS's own
+``att`` (cohort-share weights), as the fit reports it. A piece whose targets all sit in
+one cluster has no SE under either inference (the one-cluster rule of
+:func:`zoneimpact.estimators.spillover._one_cluster`); it keeps its analytic scores, so a
+term that adds it to other pieces (net) keeps an SE without its part, as the analytic
+inference does, instead of none.
 
 **Scores.** The decomposition's joint inference reads per-cluster scores ``s_g`` whose
 cross-products are the covariance (:func:`zoneimpact.estimators.spillover._linear_terms`).
@@ -39,7 +44,7 @@ library refits this decomposition's pieces.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import numpy as np
@@ -50,13 +55,20 @@ from ..panel import Panel
 from ..parallel import replicate
 
 
-def piece_mean(panel: Panel, outcome: str, fit_options: Mapping[str, Any]) -> float:
+def piece_mean(
+    panel: Panel, outcome: str, fit_options: Mapping[str, Any], own_att: bool = False
+) -> float:
     """A CS piece's mean effect over its estimated target unit-periods on ``panel``: CS's
     cells refitted with ``fit_options``, post-treatment cells weighted by their targets
-    (module notes). Raises where CS cannot estimate any cell."""
+    (module notes); with ``own_att`` CS's own ``att`` (cells weighted by their cohort's
+    share), which the naive comparison reports whatever its balance. Raises where CS
+    cannot estimate any cell."""
     from . import callaway_santanna as cs
 
     gt = cs._refit_cells(panel, outcome, dict(fit_options))
+    if own_att:
+        agg = cs.aggregate_terms(gt, ["simple"])
+        return float(agg.estimates[agg.names.index("att")])
     post = (gt.cell_t >= gt.cell_g) & np.isfinite(gt.att)
     cells = pd.MultiIndex.from_arrays(
         [np.asarray(gt.cell_g, float)[post], np.asarray(gt.cell_t, float)[post]]
@@ -81,8 +93,10 @@ def jackknife_scores(
     n_clusters: int,
     outcome: str,
     n_jobs: int = 1,
+    skip: Collection[str] = (),
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Per-cluster jackknife scores of every CS piece in ``base_results`` (module notes).
+    """Per-cluster jackknife scores of every CS piece in ``base_results`` but ``skip``
+    (module notes); the naive comparison's mean is CS's own ``att``, as the fit's.
 
     Parameters
     ----------
@@ -96,6 +110,9 @@ def jackknife_scores(
     outcome : str
     n_jobs : int
         Parallel refits (one task per deleted cluster).
+    skip : collection of str
+        Pieces not refitted (the fit's one-cluster pieces, whose terms carry no SE and
+        whose analytic scores the caller keeps).
 
     Returns
     -------
@@ -105,7 +122,7 @@ def jackknife_scores(
         ``jackknife_clusters`` and ``jackknife_undefined`` (piece: the clusters whose
         deletion left it without an estimate, each named by one of its units, and why).
     """
-    names = [k for k, r in base_results.items() if np.isfinite(estimates.get(k, np.nan))]
+    names = [k for k in base_results if k not in skip and np.isfinite(estimates.get(k, np.nan))]
     rows = {k: of_unit.reindex(base_results[k]._panel().data["unit"]).to_numpy(int) for k in names}
     present = {k: set(np.unique(rows[k]).tolist()) for k in names}
 
@@ -123,7 +140,9 @@ def jackknife_scores(
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    out[k] = piece_mean(sub, outcome, res.settings["fit_options"])
+                    out[k] = piece_mean(
+                        sub, outcome, res.settings["fit_options"], own_att=k == "naive"
+                    )
             except (ZoneImpactError, np.linalg.LinAlgError) as exc:
                 out[k] = str(exc)[:200]
         return out

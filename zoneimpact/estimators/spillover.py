@@ -2872,11 +2872,10 @@ def _jackknifed(
     """``fits`` with every CS piece's scores replaced by its delete-one-cluster jackknife
     scores (:mod:`._spillover_jackknife`); a piece some deletion leaves undefined gets NaN
     scores (its terms a NaN SE) and a warning naming the clusters."""
-    if clusters.conley is not None:
-        raise SpecError("The jackknife deletes clusters; it takes cluster=, not conley_km=.")
     estimates = {k: f.estimate for k, f in fits.items()}
+    one = _one_cluster(fits, clusters)[0]
     scores, info = _jackknife.jackknife_scores(
-        res.base_results, estimates, clusters.of_unit, clusters.n, res.outcome, n_jobs
+        res.base_results, estimates, clusters.of_unit, clusters.n, res.outcome, n_jobs, one
     )
     if info["jackknife_undefined"]:
         first = next(iter(info["jackknife_undefined"].items()))
@@ -2884,7 +2883,7 @@ def _jackknifed(
             f"Deleting a cluster leaves {sorted(info['jackknife_undefined'])} without an "
             f"estimate, so their terms have no jackknife SE (NaN; "
             f"info['jackknife_undefined']): {first[0]}, {first[1][0]}",
-            stacklevel=5,
+            stacklevel=4,
         )
     return {k: replace(f, score=scores[k]) if k in scores else f for k, f in fits.items()}, info
 
@@ -3166,7 +3165,7 @@ _INFERENCE = (
 _INFERENCE_JACKKNIFE = (
     "delete-one-cluster jackknife (CV3) of the Callaway-Sant'Anna pieces, refitted without "
     "each cluster, stacked as joint scores; t(G - 1); the displacement share's interval "
-    "Fieller's"
+    "Fieller's, its SE from a multiplier bootstrap of those scores"
 )
 # what a previous with_inference left in info that the next one replaces
 _STALE_INFO = (
