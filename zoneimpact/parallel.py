@@ -81,6 +81,14 @@ def spawn(rng: np.random.Generator | int | None, n: int) -> list[np.random.Gener
     return as_generator(rng).spawn(n)
 
 
+def check_n_jobs(n_jobs: Any) -> None:
+    """Refuse an ``n_jobs`` that is not a whole number other than 0 (-1: every core)."""
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int | np.integer) or n_jobs == 0:
+        raise SpecError(
+            f"n_jobs must be a whole number other than 0 (-1: every core); received {n_jobs!r}."
+        )
+
+
 def replicate(
     func: Callable[..., T],
     n: int | Sequence[Any],
@@ -114,10 +122,7 @@ def replicate(
     list
         Results in task order, identical for any ``n_jobs`` and backend.
     """
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int | np.integer) or n_jobs == 0:
-        raise SpecError(
-            f"n_jobs must be a whole number other than 0 (-1: every core); received {n_jobs!r}."
-        )
+    check_n_jobs(n_jobs)
     if isinstance(n, bool) or (isinstance(n, int | np.integer) and n < 0):
         raise SpecError(f"The number of replications must be >= 0; received {n!r}.")
     tasks = list(range(int(n))) if isinstance(n, int | np.integer) else list(n)

@@ -217,7 +217,7 @@ from ..exposure import (
 )
 from ..inference.covariance import conley_kernel_matrix, kernel_root
 from ..panel import Panel
-from ..parallel import as_generator, replicate, snapshot
+from ..parallel import as_generator, check_n_jobs, replicate, snapshot
 from ..results import (
     EstimationResult,
     check_choice,
@@ -1152,7 +1152,7 @@ def _cs_fits(
         j = res.terms["term"].tolist().index("att")
         psi = res.term_influence[:, j] / res.term_influence.shape[0]
         estimate = res.coef("att")
-        is_target, unidentified = _cs_targets(pp.data, outcome, res)
+        is_target, unidentified = _cs_targets(pp.data, outcome, _estimated_cells(res.att_gt))
         n_unidentified = int(unidentified.sum())
         lost = _by_period(pp.data["time"].to_numpy()[unidentified])
         if name == "spillover_on_zones":
@@ -1385,17 +1385,19 @@ def _estimated_cells(att_gt: pd.DataFrame) -> pd.MultiIndex:
     return pd.MultiIndex.from_frame(att_gt.loc[post, ["cohort", "time"]].astype(float))
 
 
-def _cs_targets(data: pd.DataFrame, outcome: str, res: Any) -> tuple[np.ndarray, np.ndarray]:
-    """The piece's target rows in the post-treatment cells CS estimated (a cohort whose
-    base period was dropped has none) and its other (unidentified) target rows, so that
-    totals scale a mean by the unit-periods it covers.
+def _cs_targets(
+    data: pd.DataFrame, outcome: str, cells: pd.MultiIndex
+) -> tuple[np.ndarray, np.ndarray]:
+    """The piece's target rows in ``cells``, the post-treatment cells CS estimated
+    (:func:`_estimated_cells`; a cohort whose base period was dropped has none), and its
+    other (unidentified) target rows, so that totals scale a mean by the unit-periods it
+    covers; the jackknife's refits count theirs by the same rule.
 
     A cell's ATT(g,t) is cohort g's effect at t: a target of an estimated cell counts
     even when its unit lacks the cell's base period (CS estimates the cell from the units
     observed in both periods, the others taken as missing at random), as CS's ``att``
     weights each cell by its cohort's whole share.
     """
-    cells = _estimated_cells(res.att_gt)
     post = ((data["time"] >= data["cohort"]) & data[outcome].notna()).to_numpy()
     in_cell = pd.MultiIndex.from_frame(data[["cohort", "time"]].astype(float)).isin(cells)
     return post & in_cell, post & ~in_cell
@@ -2805,10 +2807,7 @@ def _with_inference(
             "cannot be redone; refit with spillover.fit(..., cluster=..., conley_km=...)."
         )
     check_choice(method, "method", ("cluster", "conley", "wild", "jackknife"))
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int | np.integer) or n_jobs == 0:
-        raise SpecError(
-            f"n_jobs must be a whole number other than 0 (-1: every core); received {n_jobs!r}."
-        )
+    check_n_jobs(n_jobs)
     if method == "jackknife" and not res.base_results:
         raise SpecError(
             "with_inference('jackknife') refits the Callaway-Sant'Anna pieces without each "
