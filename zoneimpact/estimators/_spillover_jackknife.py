@@ -64,7 +64,6 @@ def piece_mean(
     share), which the naive comparison reports whatever its balance. Raises where CS
     cannot estimate any cell."""
     from . import callaway_santanna as cs
-    from .spillover import _cs_targets
 
     gt = cs._refit_cells(panel, outcome, dict(fit_options))
     if own_att:
@@ -76,8 +75,9 @@ def piece_mean(
     )
     att = pd.Series(np.asarray(gt.att, float)[post], index=cells)
     d = panel.data
-    target, _ = _cs_targets(d, outcome, cells)
+    is_post = ((d["time"] >= d["cohort"]) & d[outcome].notna()).to_numpy()
     key = pd.MultiIndex.from_frame(d[["cohort", "time"]].astype(float))
+    target = is_post & key.isin(cells)
     weights = fit_options.get("weights")
     w = np.ones(len(d)) if weights is None else d[weights].to_numpy(float)
     size = pd.Series(w[target], index=key[target]).groupby(level=[0, 1]).sum()

@@ -1152,7 +1152,7 @@ def _cs_fits(
         j = res.terms["term"].tolist().index("att")
         psi = res.term_influence[:, j] / res.term_influence.shape[0]
         estimate = res.coef("att")
-        is_target, unidentified = _cs_targets(pp.data, outcome, _estimated_cells(res.att_gt))
+        is_target, unidentified = _cs_targets(pp.data, outcome, res)
         n_unidentified = int(unidentified.sum())
         lost = _by_period(pp.data["time"].to_numpy()[unidentified])
         if name == "spillover_on_zones":
@@ -1385,19 +1385,17 @@ def _estimated_cells(att_gt: pd.DataFrame) -> pd.MultiIndex:
     return pd.MultiIndex.from_frame(att_gt.loc[post, ["cohort", "time"]].astype(float))
 
 
-def _cs_targets(
-    data: pd.DataFrame, outcome: str, cells: pd.MultiIndex
-) -> tuple[np.ndarray, np.ndarray]:
-    """The piece's target rows in ``cells``, the post-treatment cells CS estimated
-    (:func:`_estimated_cells`; a cohort whose base period was dropped has none), and its
-    other (unidentified) target rows, so that totals scale a mean by the unit-periods it
-    covers; the jackknife's refits count theirs by the same rule.
+def _cs_targets(data: pd.DataFrame, outcome: str, res: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The piece's target rows in the post-treatment cells CS estimated (a cohort whose
+    base period was dropped has none) and its other (unidentified) target rows, so that
+    totals scale a mean by the unit-periods it covers.
 
     A cell's ATT(g,t) is cohort g's effect at t: a target of an estimated cell counts
     even when its unit lacks the cell's base period (CS estimates the cell from the units
     observed in both periods, the others taken as missing at random), as CS's ``att``
     weights each cell by its cohort's whole share.
     """
+    cells = _estimated_cells(res.att_gt)
     post = ((data["time"] >= data["cohort"]) & data[outcome].notna()).to_numpy()
     in_cell = pd.MultiIndex.from_frame(data[["cohort", "time"]].astype(float)).isin(cells)
     return post & in_cell, post & ~in_cell
