@@ -6,16 +6,25 @@ of Economic Studies* 91(6)), computed from per-partition sums (a unit's rows sit
 partition):
 
 1. **Y(0) model** (Theorem 2 step 1): ``Y_it = a_i + l_t + e_it`` on the untreated rows
-   ``Omega_0`` by alternating projections (unit means local, period means a global
-   reduction; see :mod:`.twfe`). At convergence ``l`` is the client's accumulated period
-   effects and ``a_i`` the unit mean of ``Y - l_t`` over the unit's untreated rows.
+   ``Omega_0``. The unit effects are eliminated inside the partitions: with ``C`` the units x
+   periods counts of untreated rows and ``D`` their row sums, the period effects solve the
+   reduced normal equations ``(diag(n_t) - C'D^{-1}C) l = C'(y - unit means)``, a periods x
+   periods system whose matrix and right-hand side each partition adds up in one pass; the
+   client solves it once (the untreated unit-period graph is connected, checked first, so
+   the constants are its only null vectors and one period's effect is set to 0). ``a_i``
+   is the unit mean of ``Y - l_t`` over the unit's untreated rows. Panels with more than
+   ``_DIRECT_MAX_PERIODS`` periods (where each unit's ``n_i^2`` pairs would cost more than
+   the passes) iterate instead, by alternating projections (unit means local, period
+   means a global reduction; see :mod:`.twfe`), one pass per sweep.
 2. **Imputation** (step 2): ``tau_hat_it = Y_it - a_i - l_t`` on treated rows, in their
    partitions; the estimands (``att`` and ``event:E``, equal weights on treated rows) need
    only sums and counts by cohort x event time.
 3. **Implied weights** (Section 4.1): ``v_0 = -Z_0 (Z_0'Z_0)^{-1} Z_1'w`` for every
-   estimand at once, by Gauss-Seidel on the normal equations ``Z_0'Z_0 theta = Z_1'w``:
-   each pass solves the unit block in the partitions (diagonal) and returns the period
-   sums, and the client solves the period block.
+   estimand at once, from the normal equations ``Z_0'Z_0 theta = Z_1'w`` with the unit
+   block eliminated in the same way (the same periods x periods matrix, right-hand side
+   ``b_t - C'D^{-1}b_u``; one pass), or for long panels by Gauss-Seidel (each pass solves
+   the unit block in the partitions and returns the period sums, and the client solves
+   the period block).
 4. **Variance** (Theorem 3, eq. 8-10): per-cluster sums of ``v_it e~_it`` (step-1
    residuals on untreated rows, ``tau_hat - tau~`` on treated rows with ``tau~`` eq. 8's
    cluster-weighted cell average, from cell x cluster counts and sums), reduced over
@@ -28,7 +37,10 @@ in-memory estimator.
 The result has no ``effects`` table (one row per treated observation would have to come
 back to the client) and no building blocks for ``with_inference``.
 
-Why by hand: see :mod:`.twfe` (no Dask library absorbs fixed effects).
+Why by hand: see :mod:`.twfe` (no Dask library absorbs fixed effects). The direct solve
+replaced the iterations for short panels because each sweep is a pass over the data (on a
+cluster, a round trip): the 120-unit, 10-period test panels needed 40-50 sweeps per system
+to reach 1e-14.
 """
 
 from __future__ import annotations
@@ -40,6 +52,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import linalg, sparse
 
 from ..errors import EstimationError
 from ..estimators._bjs import LEAVE_OUT_REST
@@ -63,6 +76,10 @@ __all__ = ["fit"]
 
 _MAX_SWEEPS = 10_000
 _TOL = 1e-14
+#: the longest panel (periods with untreated rows) whose step 1 and implied weights are
+#: solved directly from the reduced periods x periods normal equations; a unit adds its
+#: untreated rows' ``n_i^2`` pairs to that matrix, so longer panels iterate instead
+_DIRECT_MAX_PERIODS = 200
 _PARTITIONS = {
     "cohort_event": ("cohort", "event"),
     "cohort": ("cohort",),
@@ -168,6 +185,36 @@ def _sweep(blk: dict[str, Any], *, tau: np.ndarray) -> dict[str, np.ndarray]:
     return {"sums": np.bincount(blk["t0"], weights=r, minlength=len(tau))}
 
 
+def _reduced_gram(blk: dict[str, Any], *, n_t: int) -> dict[str, np.ndarray]:
+    """The partition's ``C'D^{-1}C`` (periods x periods): ``C`` counts each unit's untreated
+    rows by period and ``D`` is its row sums, so that ``diag(n_t) - C'D^{-1}C`` is
+    ``Z_0'Z_0`` with the unit block eliminated (its Schur complement); a unit's rows stay in
+    one partition, so the partitions' matrices add up."""
+    u0, t0 = blk["u0"], blk["t0"]
+    if not len(u0):
+        return {"gram": np.zeros((n_t, n_t))}
+    root = 1.0 / np.sqrt(np.maximum(blk["n0_u"], 1))[u0]
+    C = sparse.csr_matrix((root, (u0, t0)), shape=(blk["n_units"], n_t))
+    return {"gram": (C.T @ C).toarray()}
+
+
+def _solve_reduced(n0_t: np.ndarray, gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Solve ``(diag(n0_t) - gram) x = rhs`` on the periods with untreated rows (0
+    elsewhere). The untreated unit-period graph is connected there (checked in
+    :func:`_imputable_blocks`), so the constants span the matrix's null space and ``rhs``
+    sums to 0 (every unit's untreated rows are demeaned); the first such period's value is
+    set to 0, which leaves a positive definite system and moves no fitted value
+    (``a_i + l_t`` and ``v_0`` are unique)."""
+    idx = np.flatnonzero(n0_t > 0)
+    x = np.zeros(rhs.shape)
+    if idx.size < 2:
+        return x
+    keep = idx[1:]
+    A = np.diag(n0_t[keep]) - gram[np.ix_(keep, keep)]
+    x[keep] = linalg.solve(A, rhs[keep], assume_a="pos")
+    return x
+
+
 def _imputed(blk: dict[str, Any], tau: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Step-1 residuals on untreated rows and ``tau_hat`` on treated rows."""
     a = _unit_means(blk, blk["y0"] - tau[blk["t0"]])[:, 0]
@@ -240,6 +287,14 @@ def _gauss_seidel(
             [np.bincount(blk["t0"], weights=th_u[blk["u0"], j], minlength=n_t) for j in range(m)]
         )
     }
+
+
+def _weights_rhs(
+    blk: dict[str, Any], *, theta_t: np.ndarray, ctx: dict[str, Any]
+) -> dict[str, np.ndarray]:
+    """``b_t`` (:func:`_period_rhs`) and the Gauss-Seidel period sums
+    (:func:`_gauss_seidel`) in one pass."""
+    return _period_rhs(blk, ctx=ctx) | _gauss_seidel(blk, theta_t=theta_t, ctx=ctx)
 
 
 def _scores(
@@ -449,14 +504,17 @@ def fit_scores(
         dpanel, outcome=outcome, cluster=by_cluster, aux=aux_cells, scale=scaled,
         min_untreated=min_untreated,
     )  # fmt: skip
-    tau, sweeps = _fit_y0(blocks, n0_t)
+    gram = None
+    if int((n0_t > 0).sum()) <= _DIRECT_MAX_PERIODS:
+        gram = summed(compute_blocks([_reduced_gram], blocks, n_t=len(n0_t)))["gram"]
+    tau, sweeps = _fit_y0(blocks, n0_t, gram)
     own = pd.concat(compute_blocks([_cluster_cell_sums], blocks, tau=tau))
     own = own.groupby(level=[0, 1, 2, 3]).sum()
     by_cell = own.groupby(level=["cohort", "event"]).sum()
     est, ctx = _estimands(by_cell, horizons=horizons, n_t=len(n0_t))
     ctx["partition"] = _PARTITIONS[aux_partition] + (("aux",) if aux_cells else ())
     ctx["pool_lone"] = bool(pool_lone and leave_out)
-    theta_t, gs_sweeps = _implied_weights(blocks, n0_t=n0_t, ctx=ctx)
+    theta_t, gs_sweeps = _implied_weights(blocks, n0_t=n0_t, ctx=ctx, gram=gram)
     tilde = _tau_tilde(own, ctx, leave_out)
     # one graph node for the table (a cell x cluster table can be large), not one copy
     # hashed per partition
@@ -547,10 +605,17 @@ def _imputable_blocks(
     return blocks, n0_t, meta, at_drop, thin
 
 
-def _fit_y0(blocks: list[Any], n0_t: np.ndarray) -> tuple[np.ndarray, int]:
-    """Step 1: the period effects ``l_t`` of the ``Y(0)`` model on ``Omega_0`` by
-    alternating projections, and the number of sweeps."""
+def _fit_y0(
+    blocks: list[Any], n0_t: np.ndarray, gram: np.ndarray | None = None
+) -> tuple[np.ndarray, int]:
+    """Step 1: the period effects ``l_t`` of the ``Y(0)`` model on ``Omega_0`` and the
+    passes over the data it took: from the reduced normal equations when ``gram`` (the
+    summed :func:`_reduced_gram`) is given, otherwise by alternating projections."""
     present = n0_t > 0
+    if gram is not None:
+        # one pass: C'(y - unit means), the reduced system's right-hand side
+        r = summed(compute_blocks([_sweep], blocks, tau=np.zeros(len(n0_t))))["sums"]
+        return _solve_reduced(n0_t, gram, r[:, None])[:, 0], 1
 
     def tau_rhs(x: np.ndarray, s: dict[str, np.ndarray]) -> np.ndarray:
         out = x.copy()
@@ -599,11 +664,19 @@ def _estimands(
 
 
 def _implied_weights(
-    blocks: list[Any], *, n0_t: np.ndarray, ctx: dict[str, Any]
+    blocks: list[Any], *, n0_t: np.ndarray, ctx: dict[str, Any], gram: np.ndarray | None = None
 ) -> tuple[np.ndarray, int]:
     """Step 3: the period block ``theta_t`` of ``Z_0'Z_0 theta = Z_1'w`` (every estimand
-    at once) by Gauss-Seidel, and the number of sweeps."""
+    at once) and the passes it took: from the reduced normal equations when ``gram`` is
+    given, otherwise by Gauss-Seidel."""
     present = n0_t > 0
+    if gram is not None:
+        # one pass: b_t and C'D^{-1}b_u (the unit block's solution at theta_t = 0)
+        m = 1 + len(ctx["horizons"])
+        sums = summed(
+            compute_blocks([_weights_rhs], blocks, theta_t=np.zeros((len(n0_t), m)), ctx=ctx)
+        )
+        return _solve_reduced(n0_t, gram, sums["b_t"] - sums["s"]), 1
     b_t = summed(compute_blocks([_period_rhs], blocks, ctx=ctx))["b_t"]
 
     def theta_rhs(x: np.ndarray, s: dict[str, np.ndarray]) -> np.ndarray:
