@@ -183,13 +183,22 @@ def _rewrite_old_names(cc: str) -> tuple[str, str | None]:
     return cc, None
 
 
+def _by_province(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """A prefecture or county table's rows by province code (in table order), so that a
+    zone's lookup does not filter the whole table again."""
+    return {str(k): g for k, g in table.groupby("prov", sort=False)}
+
+
 def _locate(
     prov_full: str,
     cc: str,
-    prefs: pd.DataFrame,
-    counties: pd.DataFrame,
+    prefs: dict[str, pd.DataFrame],
+    counties: dict[str, pd.DataFrame],
+    empty: tuple[pd.DataFrame, pd.DataFrame],
 ) -> tuple[str | None, str, str]:
-    """(prefecture code or None, rule, reason) for one zone."""
+    """(prefecture code or None, rule, reason) for one zone; ``prefs`` and ``counties``
+    by province code (:func:`_by_province`), ``empty`` the two tables' columns without
+    rows (for a province with none)."""
     pcode, pshort = PROVINCES[prov_full]
     key = (pshort, cc)
     if key in ZONE_OVERRIDES:
@@ -197,11 +206,11 @@ def _locate(
         return code, "explicit", why
     if prov_full in MUNICIPALITIES:
         return pcode + "0000", "municipality", f"zone in the municipality {prov_full}"
-    p = prefs[prefs["prov"] == pcode]
+    p = prefs.get(pcode, empty[0])
     hit = p.loc[np.array([cc.startswith(s) for s in p["short"]], dtype=bool)]
     if len(hit):
         return hit["code"].iloc[0], "prefecture_name", f"name starts with {hit['short'].iloc[0]}"
-    c = counties[counties["prov"] == pcode]
+    c = counties.get(pcode, empty[1])
     if len(cc) >= 2 and len(c):
         m = np.array([cc.startswith(s) or s.startswith(cc) for s in c["short"]], dtype=bool)
         hit = c.loc[m]
@@ -224,7 +233,7 @@ def _locate(
     if len(hit["code"].unique()) == 1:
         return hit["code"].iloc[0], "prefecture_in_name", f"name contains {hit['short'].iloc[0]}"
     why = "no prefecture or county name matches"
-    if len(counties) == 0:
+    if not counties:
         why += " (no county table: install cpca to resolve county-level zones)"
     return None, "unresolved", why
 
@@ -295,6 +304,8 @@ def assign_zones(
     counties = _county_table(admin)
     admin_name = dict(zip(admin["code"], admin["name"], strict=True)) if admin is not None else {}
 
+    prefs_by, counties_by = _by_province(prefs), _by_province(counties)
+    empty = (prefs.iloc[:0], counties.iloc[:0])
     typos: list[dict[str, str]] = []
     out_code: list[str | None] = []
     out_pref: list[str | None] = []
@@ -316,7 +327,7 @@ def assign_zones(
             out_reason.append(f"province {r['province']!r} not recognised")
             out_cc.append(cc)
             continue
-        code, rule, why = _locate(prov, cc, prefs, counties)
+        code, rule, why = _locate(prov, cc, prefs_by, counties_by, empty)
         if renamed:
             why = f"{renamed}; {why}"
         out_pref.append(code)
