@@ -203,7 +203,7 @@ def _judge_and_write(spec: Any, args: argparse.Namespace) -> int:
 def cmd_figures(args: argparse.Namespace) -> int:
     from .figures import regenerate
 
-    return regenerate(Path(args.out), data_dir=args.data_dir, force=args.force)
+    return regenerate(Path(args.out), data_dir=args.data_dir, force=args.force, n_jobs=args.n_jobs)
 
 
 def _json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -429,6 +429,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--data-dir", help="external data directory (default: $ZONEIMPACT_DATA or ../shared/data)"
+    )
+    p.add_argument(
+        "--n-jobs",
+        type=int,
+        default=None,
+        help="joblib workers for every spec, replacing each spec's [inference] n_jobs "
+        "(-1: every core; the numbers do not depend on it)",
     )
     _force_quiet(p, "output folder")
     p.set_defaults(func=cmd_figures)

@@ -9,11 +9,13 @@ as ``claims``; then lists every file written with its sha256.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from .claims import claims_for_spec
 from .datadir import REPO_SPECS
 from .errors import DataNotFoundError, RunDirectoryError
+from .parallel import check_n_jobs
 from .run import run_spec, sha256, write_run
 from .spec import load_spec
 
@@ -40,8 +42,15 @@ def regenerate(
     data_dir: str | None = None,
     force: bool = False,
     specs: list[Path | None] | None = None,
+    n_jobs: int | None = None,
 ) -> int:
-    """Run every study spec into ``out`` and print each file written with its checksum."""
+    """Run every study spec into ``out`` and print each file written with its checksum.
+
+    ``n_jobs`` replaces every spec's ``[inference] n_jobs`` (None keeps each spec's): the
+    numbers do not depend on it, only the time and the cores taken (on a machine whose
+    cores are busy with other work, one worker avoids the workers' own overhead)."""
+    if n_jobs is not None:
+        check_n_jobs(n_jobs)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise RunDirectoryError(
@@ -61,6 +70,8 @@ def regenerate(
     for spec_path in specs if specs is not None else study_specs():
         try:
             spec = load_spec(spec_path, data_dir=data_dir)
+            if n_jobs is not None:
+                spec = replace(spec, inference=replace(spec.inference, n_jobs=n_jobs))
             name = "default" if spec_path is None else spec.stem
             run_dir = run_spec(spec, out / name, force=force).path
             assert run_dir is not None  # run_spec always writes the run directory
