@@ -109,7 +109,10 @@ def main() -> None:
         def memory_fit() -> tuple[float, object]:
             tic = time.perf_counter()
             data = pd.read_parquet(folder)
-            panel = Panel.from_frame(data, unit="id", time="year", cohort="first", outcomes=["y"])
+            # the cluster column rides along as a covariate column (not used as one)
+            panel = Panel.from_frame(
+                data, unit="id", time="year", cohort="first", outcomes=["y"], covariates=["region"]
+            )
             res = imputation.fit(panel, outcome="y", cluster="region")
             return time.perf_counter() - tic, res
 
