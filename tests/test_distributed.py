@@ -242,16 +242,27 @@ def test_imputation_on_unbalanced_parquet_equals_in_memory(simulated, options) -
     assert b.info["sweeps"] == b.info["implied_weight_sweeps"] == 1
 
 
-@pytest.mark.parametrize("options", [{}, {"cluster": "region", "leave_out": True}])
+@pytest.mark.parametrize(
+    ("options", "why"),
+    [({}, "long"), ({"cluster": "region", "leave_out": True}, "long"), ({}, "not_pd")],
+)
 def test_imputation_iterated_as_for_long_panels_equals_in_memory(
-    simulated, options, monkeypatch
+    simulated, options, why, monkeypatch
 ) -> None:
     # panels longer than _DIRECT_MAX_PERIODS iterate (alternating projections for step 1,
-    # Gauss-Seidel for the implied weights): forced here on the short test panel, the
-    # iterations reach the in-memory fit to the same 1e-10 as the direct solve
+    # Gauss-Seidel for the implied weights), and so does a reduced system that rounding
+    # leaves not positive definite: forced here on the short test panel, the iterations
+    # reach the in-memory fit to the same 1e-10 as the direct solve
     panel, dp = simulated
-    monkeypatch.setattr(zd_imputation, "_DIRECT_MAX_PERIODS", 0)
     a = imputation.fit(panel, outcome="y", **options)
+    if why == "long":
+        monkeypatch.setattr(zd_imputation, "_DIRECT_MAX_PERIODS", 0)
+    else:
+
+        def not_pd(*args, **kwargs):
+            raise np.linalg.LinAlgError("not positive definite")
+
+        monkeypatch.setattr(zd_imputation.linalg, "solve", not_pd)
     b = zd.imputation(dp, outcome="y", **options)
     np.testing.assert_allclose(b.terms["estimate"], a.terms["estimate"], rtol=0, atol=TOL)
     np.testing.assert_allclose(b.terms["se"], a.terms["se"], rtol=0, atol=TOL)

@@ -39,8 +39,9 @@ back to the client) and no building blocks for ``with_inference``.
 
 Why by hand: see :mod:`.twfe` (no Dask library absorbs fixed effects). The direct solve
 replaced the iterations for short panels because each sweep is a pass over the data (on a
-cluster, a round trip): the 120-unit, 10-period test panels needed 40-50 sweeps per system
-to reach 1e-14.
+cluster, a round trip): the 120-unit, 10-period test panels needed about 40 sweeps per
+system to reach 1e-14, an unbalanced 20,000 x 20 panel 25
+(``benchmarks/bench_dask_imputation.py``).
 """
 
 from __future__ import annotations
@@ -198,20 +199,24 @@ def _reduced_gram(blk: dict[str, Any], *, n_t: int) -> dict[str, np.ndarray]:
     return {"gram": (C.T @ C).toarray()}
 
 
-def _solve_reduced(n0_t: np.ndarray, gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+def _solve_reduced(n0_t: np.ndarray, gram: np.ndarray, rhs: np.ndarray) -> np.ndarray | None:
     """Solve ``(diag(n0_t) - gram) x = rhs`` on the periods with untreated rows (0
     elsewhere). The untreated unit-period graph is connected there (checked in
     :func:`_imputable_blocks`), so the constants span the matrix's null space and ``rhs``
     sums to 0 (every unit's untreated rows are demeaned); the first such period's value is
     set to 0, which leaves a positive definite system and moves no fitted value
-    (``a_i + l_t`` and ``v_0`` are unique)."""
+    (``a_i + l_t`` and ``v_0`` are unique). None where rounding leaves the system not
+    positive definite (a nearly disconnected design): the caller iterates instead."""
     idx = np.flatnonzero(n0_t > 0)
     x = np.zeros(rhs.shape)
     if idx.size < 2:
         return x
     keep = idx[1:]
     A = np.diag(n0_t[keep]) - gram[np.ix_(keep, keep)]
-    x[keep] = linalg.solve(A, rhs[keep], assume_a="pos")
+    try:
+        x[keep] = linalg.solve(A, rhs[keep], assume_a="pos")
+    except (np.linalg.LinAlgError, ValueError):
+        return None
     return x
 
 
@@ -615,7 +620,9 @@ def _fit_y0(
     if gram is not None:
         # one pass: C'(y - unit means), the reduced system's right-hand side
         r = summed(compute_blocks([_sweep], blocks, tau=np.zeros(len(n0_t))))["sums"]
-        return _solve_reduced(n0_t, gram, r[:, None])[:, 0], 1
+        x = _solve_reduced(n0_t, gram, r[:, None])
+        if x is not None:
+            return x[:, 0], 1
 
     def tau_rhs(x: np.ndarray, s: dict[str, np.ndarray]) -> np.ndarray:
         out = x.copy()
@@ -676,7 +683,9 @@ def _implied_weights(
         sums = summed(
             compute_blocks([_weights_rhs], blocks, theta_t=np.zeros((len(n0_t), m)), ctx=ctx)
         )
-        return _solve_reduced(n0_t, gram, sums["b_t"] - sums["s"]), 1
+        x = _solve_reduced(n0_t, gram, sums["b_t"] - sums["s"])
+        if x is not None:
+            return x, 1
     b_t = summed(compute_blocks([_period_rhs], blocks, ctx=ctx))["b_t"]
 
     def theta_rhs(x: np.ndarray, s: dict[str, np.ndarray]) -> np.ndarray:
