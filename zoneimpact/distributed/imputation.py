@@ -199,24 +199,32 @@ def _reduced_gram(blk: dict[str, Any], *, n_t: int) -> dict[str, np.ndarray]:
     return {"gram": (C.T @ C).toarray()}
 
 
-def _solve_reduced(n0_t: np.ndarray, gram: np.ndarray, rhs: np.ndarray) -> np.ndarray | None:
-    """Solve ``(diag(n0_t) - gram) x = rhs`` on the periods with untreated rows (0
-    elsewhere). The untreated unit-period graph is connected there (checked in
-    :func:`_imputable_blocks`), so the constants span the matrix's null space and ``rhs``
-    sums to 0 (every unit's untreated rows are demeaned); the first such period's value is
-    set to 0, which leaves a positive definite system and moves no fitted value
-    (``a_i + l_t`` and ``v_0`` are unique). None where rounding leaves the system not
-    positive definite (a nearly disconnected design): the caller iterates instead."""
-    idx = np.flatnonzero(n0_t > 0)
-    x = np.zeros(rhs.shape)
-    if idx.size < 2:
-        return x
-    keep = idx[1:]
+def _reduced_factor(n0_t: np.ndarray, gram: np.ndarray) -> tuple[np.ndarray, Any] | None:
+    """Cholesky factor of ``diag(n0_t) - gram`` on the periods with untreated rows but the
+    first, with those periods. The untreated unit-period graph is connected there (checked
+    in :func:`_imputable_blocks`), so the constants span the full matrix's null space and
+    fixing the first period's value at 0 leaves a positive definite system, which moves no
+    fitted value (``a_i + l_t`` and ``v_0`` are unique). Step 1 and the implied weights
+    share it. None where rounding leaves it not positive definite (a nearly disconnected
+    design): both then iterate."""
+    keep = np.flatnonzero(n0_t > 0)[1:]
+    if not keep.size:
+        return keep, None
     A = np.diag(n0_t[keep]) - gram[np.ix_(keep, keep)]
     try:
-        x[keep] = linalg.solve(A, rhs[keep], assume_a="pos")
+        return keep, linalg.cho_factor(A)
     except (np.linalg.LinAlgError, ValueError):
         return None
+
+
+def _solve_reduced(factor: tuple[np.ndarray, Any], rhs: np.ndarray) -> np.ndarray:
+    """``x`` of the reduced system (:func:`_reduced_factor`) for ``rhs`` (periods x
+    columns), 0 on the periods left out; ``rhs`` sums to 0 over the periods (every unit's
+    untreated rows are demeaned), so the first period's equation holds too."""
+    keep, cho = factor
+    x = np.zeros(rhs.shape)
+    if cho is not None:
+        x[keep] = linalg.cho_solve(cho, rhs[keep])
     return x
 
 
@@ -509,17 +517,18 @@ def fit_scores(
         dpanel, outcome=outcome, cluster=by_cluster, aux=aux_cells, scale=scaled,
         min_untreated=min_untreated,
     )  # fmt: skip
-    gram = None
+    factor = None
     if int((n0_t > 0).sum()) <= _DIRECT_MAX_PERIODS:
         gram = summed(compute_blocks([_reduced_gram], blocks, n_t=len(n0_t)))["gram"]
-    tau, sweeps = _fit_y0(blocks, n0_t, gram)
+        factor = _reduced_factor(n0_t, gram)
+    tau, sweeps = _fit_y0(blocks, n0_t, factor)
     own = pd.concat(compute_blocks([_cluster_cell_sums], blocks, tau=tau))
     own = own.groupby(level=[0, 1, 2, 3]).sum()
     by_cell = own.groupby(level=["cohort", "event"]).sum()
     est, ctx = _estimands(by_cell, horizons=horizons, n_t=len(n0_t))
     ctx["partition"] = _PARTITIONS[aux_partition] + (("aux",) if aux_cells else ())
     ctx["pool_lone"] = bool(pool_lone and leave_out)
-    theta_t, gs_sweeps = _implied_weights(blocks, n0_t=n0_t, ctx=ctx, gram=gram)
+    theta_t, gs_sweeps = _implied_weights(blocks, n0_t=n0_t, ctx=ctx, factor=factor)
     tilde = _tau_tilde(own, ctx, leave_out)
     # one graph node for the table (a cell x cluster table can be large), not one copy
     # hashed per partition
@@ -611,18 +620,16 @@ def _imputable_blocks(
 
 
 def _fit_y0(
-    blocks: list[Any], n0_t: np.ndarray, gram: np.ndarray | None = None
+    blocks: list[Any], n0_t: np.ndarray, factor: tuple[np.ndarray, Any] | None = None
 ) -> tuple[np.ndarray, int]:
     """Step 1: the period effects ``l_t`` of the ``Y(0)`` model on ``Omega_0`` and the
-    passes over the data it took: from the reduced normal equations when ``gram`` (the
-    summed :func:`_reduced_gram`) is given, otherwise by alternating projections."""
+    passes over the data it took: from the reduced normal equations when their ``factor``
+    (:func:`_reduced_factor`) is given, otherwise by alternating projections."""
     present = n0_t > 0
-    if gram is not None:
+    if factor is not None:
         # one pass: C'(y - unit means), the reduced system's right-hand side
         r = summed(compute_blocks([_sweep], blocks, tau=np.zeros(len(n0_t))))["sums"]
-        x = _solve_reduced(n0_t, gram, r[:, None])
-        if x is not None:
-            return x[:, 0], 1
+        return _solve_reduced(factor, r[:, None])[:, 0], 1
 
     def tau_rhs(x: np.ndarray, s: dict[str, np.ndarray]) -> np.ndarray:
         out = x.copy()
@@ -671,21 +678,23 @@ def _estimands(
 
 
 def _implied_weights(
-    blocks: list[Any], *, n0_t: np.ndarray, ctx: dict[str, Any], gram: np.ndarray | None = None
+    blocks: list[Any],
+    *,
+    n0_t: np.ndarray,
+    ctx: dict[str, Any],
+    factor: tuple[np.ndarray, Any] | None = None,
 ) -> tuple[np.ndarray, int]:
     """Step 3: the period block ``theta_t`` of ``Z_0'Z_0 theta = Z_1'w`` (every estimand
-    at once) and the passes it took: from the reduced normal equations when ``gram`` is
-    given, otherwise by Gauss-Seidel."""
+    at once) and the passes it took: from the reduced normal equations when their
+    ``factor`` is given, otherwise by Gauss-Seidel."""
     present = n0_t > 0
-    if gram is not None:
+    if factor is not None:
         # one pass: b_t and C'D^{-1}b_u (the unit block's solution at theta_t = 0)
         m = 1 + len(ctx["horizons"])
         sums = summed(
             compute_blocks([_weights_rhs], blocks, theta_t=np.zeros((len(n0_t), m)), ctx=ctx)
         )
-        x = _solve_reduced(n0_t, gram, sums["b_t"] - sums["s"])
-        if x is not None:
-            return x, 1
+        return _solve_reduced(factor, sums["b_t"] - sums["s"]), 1
     b_t = summed(compute_blocks([_period_rhs], blocks, ctx=ctx))["b_t"]
 
     def theta_rhs(x: np.ndarray, s: dict[str, np.ndarray]) -> np.ndarray:
