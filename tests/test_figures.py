@@ -2,9 +2,9 @@
 China study's verdicts in it match the committed expected results.
 
 The regeneration runs once per module (``regenerated``): it is the CI job's one run of the
-China claims, whose 40 doubly robust CS rows refit CS 27 times each for the
-delete-one-province jackknife, so a second run of the same spec in another test would add
-its whole cost again. The verdict table is compared with the committed
+China claims, whose 40 doubly robust CS rows each take a delete-one-province jackknife (27
+deletions, every cell estimated for all of them at once), so a second run of the same spec
+in another test would add its whole cost again. The verdict table is compared with the committed
 ``tests/expected/china_claims.csv``: any change of a verdict or of a number beyond 1e-6
 relative fails, so a change of the study's results must come with an updated expected
 file in the same commit (regenerate it with ``python tests/expected/update_china_claims.py``).
@@ -54,10 +54,8 @@ def regenerated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """The figures command's output folder and what it printed."""
     out = tmp_path_factory.mktemp("figures") / "figures"
     printed = io.StringIO()
-    # one joblib worker: the suite's other worker holds the second core, and the China
-    # claims' jackknife on two processes took 502 CPU-seconds alone against 390 on one
-    # (each process keeps its own propensity memo); the numbers do not depend on n_jobs
-    # (claims.csv identical)
+    # one joblib worker: the suite's other worker holds the second core (the numbers do
+    # not depend on n_jobs; claims.csv identical)
     args = ["figures", "--out", str(out), "--data-dir", str(SHARED_DATA), "--quiet"]
     with contextlib.redirect_stdout(printed):
         code = main([*args, "--n-jobs", "1"])
@@ -65,10 +63,11 @@ def regenerated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     return out, printed.getvalue()
 
 
-# the module's fixture (every study spec, the China claims with 40 x 27 CS jackknife
-# refits) is charged to the first test that uses it: the China claims alone take about
-# 6 min on this project's 2-core machine, the whole fixture 12 min beside the other test
-# worker before the logit memo, so the suite's 20 min per-test limit would be too close
+# the module's fixture (every study spec, the China claims with 40 CS jackknifes) is
+# charged to the first test that uses it: the China claims alone take about 3.5 min on
+# this project's 2-core machine (7 min before the jackknife's cells were batched), the
+# whole fixture up to 12 min beside the other test worker on a slow day, so the suite's
+# 20 min per-test limit would be too close
 @pytest.mark.timeout(2400)
 def test_figures_command_regenerates_everything(regenerated):
     out, printed = regenerated
