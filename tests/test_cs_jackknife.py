@@ -400,15 +400,15 @@ def test_batched_jackknife_keeps_the_refits_failures_and_fallbacks(
     df = mpdta_states[(mpdta_states["year"] != 2005) | (mpdta_states["state"] == one)]
     res = _fit(_panel(df.reset_index(drop=True)), cluster="state")
     refitted = []
-    real = cs._jackknife_replicate
-    monkeypatch.setattr(cs, "_jackknife_replicate",
-                        lambda r, s, keep: refitted.append(1) or real(r, s, keep))  # fmt: skip
+    real = cs._refit_or_reason
+    monkeypatch.setattr(cs, "_refit_or_reason",
+                        lambda *a: refitted.append(1) or real(*a))  # fmt: skip
     batched, refits = _both_paths(res, monkeypatch, cluster="state")
     assert len(refitted) == 1 + 29  # the batched run's one, then every refit
     _assert_same_jackknife(batched, refits)
     # (c) a deletion whose stack meets a singular matrix runs the single 2x2: every
     # deletion sent there gives the refits' numbers too
-    monkeypatch.setattr(cs, "_jackknife_replicate", real)
+    monkeypatch.setattr(cs, "_refit_or_reason", real)
     res = _fit(_panel(mpdta_states), cluster="state")
     batch = cs._att_batch
 

@@ -291,3 +291,21 @@ def test_jackknife_does_not_depend_on_n_jobs(fitted):
     # the same refits in worker processes, returned in cluster order: identical numbers
     two = res.with_inference("jackknife", n_jobs=2)
     pd.testing.assert_frame_equal(two.terms, jk.terms)
+
+
+# the unbalanced panel leaves exposed unit-periods without an outcome (said at the fit)
+@pytest.mark.filterwarnings("ignore:.*exposed unit-period\\(s\\) have no outcome")
+def test_pieces_batched_across_deletions_equal_their_refits(monkeypatch) -> None:
+    # every piece's cells estimated for all ten deletions at once (cs.cells_without) give
+    # the scores of CS refitted once per deletion: SEs of every term at 1e-10 (two
+    # summation orders of the same sums), on an unbalanced, weighted panel with
+    # not-yet-treated controls
+    panel = _weighted(_unbalanced(_world()))
+    res = _cs(panel, weights="pop", base_options={"control_group": "notyettreated"})
+    out = []
+    for batched in (True, False):
+        monkeypatch.setattr(callaway_santanna, "_JACKKNIFE_BATCHED", batched)
+        callaway_santanna._clear_logit_memo()
+        out.append(res.with_inference("jackknife").terms.set_index("term")["se"])
+    assert out[0].notna().sum() >= 6
+    np.testing.assert_allclose(out[0].to_numpy(), out[1].to_numpy(), rtol=1e-10, equal_nan=True)

@@ -52,7 +52,6 @@ import pandas as pd
 
 from ..errors import ZoneImpactError
 from ..panel import Panel
-from ..parallel import replicate
 
 
 def piece_mean(
@@ -66,6 +65,15 @@ def piece_mean(
     from . import callaway_santanna as cs
 
     gt = cs._refit_cells(panel, outcome, dict(fit_options))
+    return _mean_from_cells(gt, panel.data, outcome, fit_options, own_att)
+
+
+def _mean_from_cells(
+    gt: Any, data: pd.DataFrame, outcome: str, fit_options: Mapping[str, Any], own_att: bool
+) -> float:
+    """:func:`piece_mean` from CS's cells ``gt`` on the panel rows ``data``."""
+    from . import callaway_santanna as cs
+
     if own_att:
         agg = cs.aggregate_terms(gt, ["simple"])
         return float(agg.estimates[agg.names.index("att")])
@@ -74,7 +82,7 @@ def piece_mean(
         [np.asarray(gt.cell_g, float)[post], np.asarray(gt.cell_t, float)[post]]
     )
     att = pd.Series(np.asarray(gt.att, float)[post], index=cells)
-    d = panel.data
+    d = data
     is_post = ((d["time"] >= d["cohort"]) & d[outcome].notna()).to_numpy()
     key = pd.MultiIndex.from_frame(d[["cohort", "time"]].astype(float))
     target = is_post & key.isin(cells)
@@ -126,30 +134,33 @@ def jackknife_scores(
     rows = {k: of_unit.reindex(base_results[k]._panel().data["unit"]).to_numpy(int) for k in names}
     present = {k: set(np.unique(rows[k]).tolist()) for k in names}
 
-    def deleted(g: int, _rng: Any) -> dict[str, float | str]:
-        out: dict[str, float | str] = {}
-        for k in names:
-            if g not in present[k]:
-                # a cluster outside the piece's panel: its refit is the fit itself
-                out[k] = float(estimates[k])
+    from . import callaway_santanna as cs
+
+    # each piece's cells without every cluster at once (cs.cells_without: one batch of
+    # 2x2s per cell with covariates, refits otherwise); a cluster outside the piece's
+    # panel leaves it as fitted
+    reps: list[dict[str, float | str]] = [{} for _ in range(n_clusters)]
+    for k in names:
+        res = base_results[k]
+        data = res._panel().data
+        inside = [g for g in range(n_clusters) if g in present[k]]
+        found = cs.cells_without(res._panel(), outcome, dict(res.settings["fit_options"]),
+                                 [rows[k] != g for g in inside], n_jobs=n_jobs)  # fmt: skip
+        for g in range(n_clusters):
+            reps[g][k] = float(estimates[k])
+        for g, gt in zip(inside, found, strict=True):
+            if isinstance(gt, str):
+                reps[g][k] = gt
                 continue
-            res = base_results[k]
-            panel = res._panel()
-            keep = rows[k] != g
-            sub = panel.replace(data=panel.data.loc[keep].reset_index(drop=True))
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    out[k] = piece_mean(
-                        sub, outcome, res.settings["fit_options"], own_att=k == "naive"
-                    )
+                    reps[g][k] = _mean_from_cells(
+                        gt, data.loc[rows[k] != g], outcome, res.settings["fit_options"],
+                        own_att=k == "naive",
+                    )  # fmt: skip
             except (ZoneImpactError, np.linalg.LinAlgError) as exc:
-                out[k] = str(exc)[:200]
-        return out
-
-    reps = replicate(
-        deleted, list(range(n_clusters)), rng=0, n_jobs=n_jobs, desc="jackknife refits"
-    )
+                reps[g][k] = str(exc)[:200]
     factor = np.sqrt((n_clusters - 1) / n_clusters)
     units = of_unit.index.to_series().groupby(of_unit.to_numpy())
     first, size = units.first(), units.size()

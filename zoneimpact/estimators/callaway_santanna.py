@@ -84,7 +84,7 @@ logit (Newton-Raphson) and the control-group OLS are a few lines of numpy each. 
 is remembered by a digest of its inputs (``_LOGIT_MEMO``; ``functools.lru_cache`` cannot
 key on arrays): other outcomes and scales repeat most propensity fits exactly. The
 delete-one-cluster jackknife estimates each ATT(g,t) for every deletion at once
-(:func:`_cells_without`: the logits, regressions and weighted means of all deletions as
+(:func:`_batched_cells`: the logits, regressions and weighted means of all deletions as
 one stack of arrays, the deleted units given weight zero): a refit per deletion spent
 most of its time in numpy's per-call overhead on small arrays, and no library batches
 DRDID's 2x2 over subsamples.
@@ -1436,24 +1436,6 @@ def _check_jackknife(result: CallawaySantAnnaResult, cluster: Any) -> None:
         )
 
 
-def _jackknife_replicate(
-    result: CallawaySantAnnaResult,
-    settings: dict[str, Any],
-    keep: np.ndarray,
-) -> tuple[_Aggregation, GroupTime] | str:
-    """CS refitted on the rows ``keep`` with the fit's options, aggregated as ``settings``
-    asks; the error message where the deletion leaves nothing to estimate."""
-    panel = result._panel()
-    sub = panel.replace(data=panel.data.loc[keep].reset_index(drop=True))
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            gt = _refit_cells(sub, result.outcome, settings["fit_options"])
-    except (ZoneImpactError, np.linalg.LinAlgError) as exc:
-        return str(exc)[:200]
-    return _aggregate_as(gt, settings), gt
-
-
 def _refit_cells(panel: Panel, outcome: str, fit_options: dict[str, Any]) -> GroupTime:
     """The cells :func:`fit` would estimate on ``panel`` with ``fit_options`` (the same
     checks and errors), without its aggregation, inference and result: a refit needs the
@@ -1495,9 +1477,8 @@ def _jackknife_infer(
     groups = pd.unique(labels)
     if len(groups) < 2:
         raise SpecError(f"The jackknife needs at least 2 clusters; the fit has {len(groups)}.")
-    by_unit = pd.Series(labels, index=units)
-    row_label = result._panel().data["unit"].map(by_unit).to_numpy()
-    reps = _jackknife_replicates(result, settings, groups, by_unit, row_label)
+    row_label = result._panel().data["unit"].map(pd.Series(labels, index=units)).to_numpy()
+    reps = _jackknife_replicates(result, settings, groups, row_label)
     # the refits run on the kept panel, whose outcome the fit divided by
     # info["outcome_rescaled_by"]; _rebuilt hands over blocks divided by their own scale
     scale = outcome_scale(result._blocks().basis[:, : result._blocks().k])
@@ -1559,76 +1540,111 @@ def _jackknife_replicates(
     result: CallawaySantAnnaResult,
     settings: dict[str, Any],
     groups: np.ndarray,
-    labels: pd.Series,
     row_label: np.ndarray,
 ) -> list[tuple[_Aggregation, GroupTime] | str]:
-    """The delete-one-cluster replicates of :func:`_jackknife_infer`, in ``groups`` order.
+    """The delete-one-cluster replicates of :func:`_jackknife_infer`, in ``groups`` order:
+    each deletion's cells (:func:`cells_without`) and their aggregation."""
+    found = cells_without(
+        result._panel(),
+        result.outcome,
+        settings["fit_options"],
+        [row_label != c for c in groups],
+        n_jobs=settings.get("n_jobs", 1),
+    )
+    return [gt if isinstance(gt, str) else (_aggregate_as(gt, settings), gt) for gt in found]
+
+
+def cells_without(
+    panel: Panel,
+    outcome: str,
+    fit_options: dict[str, Any],
+    keeps: Sequence[np.ndarray],
+    n_jobs: int = 1,
+) -> list[GroupTime | str]:
+    """CS's cells on ``panel`` restricted to the rows ``keeps[i]`` (whole units), as
+    :func:`_refit_cells` gives them on that smaller panel, for every ``i``; the error
+    message where a restriction leaves nothing to estimate.
 
     A deletion changes which units enter each ATT(g,t), nothing else, so with covariates
-    (``reg``, ``ipw``, ``dr``) each cell is estimated once for every deletion at a time
-    (:func:`_cells_without`) rather than CS refitted once per deletion; a deletion the
-    batch cannot stand for (it removes a whole period, or leaves an outcome outside the
-    safe scale) is refitted as before (:func:`_jackknife_replicate`)."""
-    panel = result._panel()
-    options = {**_REFIT_DEFAULTS, **settings["fit_options"]}
-    refit = [(c, row_label != c) for c in groups]
-    y_all = panel.data[result.outcome].to_numpy(dtype=float)
-    if not _JACKKNIFE_BATCHED or outcome_scale(y_all) != 1.0:
-        return _refit_all(result, settings, refit)
+    (``reg``, ``ipw``, ``dr``) each cell is estimated once for all restrictions
+    (:func:`_batched_cells`) rather than CS refitted once per restriction. A restriction
+    the batch cannot stand for (it removes a whole period, splits a unit's rows, or leaves
+    an outcome outside the safe scale) is refitted, on ``n_jobs`` joblib workers, as is
+    every restriction of a fit without covariates (cheap) or with ``_JACKKNIFE_BATCHED``
+    off. The aggregations and the unit-level influence functions are not kept (the
+    replicates' ``basis`` has no rows)."""
+    options = {**_REFIT_DEFAULTS, **fit_options}
+    out: dict[int, GroupTime | str] = {}
+    batch: list[int] = []
     opts = _check_options(panel, **options)
-    if not opts.covs or opts.est_method not in _ESTIMATORS:
-        return _refit_all(result, settings, refit)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        units, periods, y, gvec, xraw, uw = _wide_arrays(
-            panel, result.outcome, opts, standardise=False
-        )
-        cells = _make_cells(
-            np.sort(np.unique(gvec[np.isfinite(gvec)])),
-            periods,
-            opts.anticipation,
-            opts.base_period,
-        )
-    by_unit = labels.reindex(units).to_numpy()
-    ucode = pd.Index(units).get_indexer(panel.data["unit"])
-    tcode = pd.Index(periods).get_indexer(panel.data["time"])
-    present = np.zeros((len(units), len(periods)), dtype=bool)
-    present[ucode, tcode] = True
-    keep = np.array([by_unit != c for c in groups])
-    batch, out = [], {}
-    for i, c in enumerate(groups):
-        if not present[keep[i]].any(axis=0).all() or outcome_scale(y[keep[i]]) != 1.0:
-            out[i] = _jackknife_replicate(result, settings, row_label != c)
-        else:
-            batch.append(i)
-    never = ~np.isfinite(gvec)
-    found = _cells_without(cells, keep[batch], y=y, gvec=gvec, never=never,
-                           periods=periods, xraw=xraw, uw=uw, opts=opts)  # fmt: skip
-    for pos, i in enumerate(batch):
-        out[i] = _replicate_from_cells(
-            cells, found, pos, keep[i], gvec, never, uw, periods, opts, result.outcome, settings
-        )
-    return [out[i] for i in range(len(groups))]
+    y_all = panel.data[outcome].to_numpy(dtype=float)
+    if (
+        _JACKKNIFE_BATCHED
+        and outcome_scale(y_all) == 1.0
+        and opts.covs
+        and opts.est_method in _ESTIMATORS
+    ):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            units, periods, y, gvec, xraw, uw = _wide_arrays(
+                panel, outcome, opts, standardise=False
+            )
+            cells = _make_cells(
+                np.sort(np.unique(gvec[np.isfinite(gvec)])),
+                periods,
+                opts.anticipation,
+                opts.base_period,
+            )
+        ucode = pd.Index(units).get_indexer(panel.data["unit"])
+        tcode = pd.Index(periods).get_indexer(panel.data["time"])
+        present = np.zeros((len(units), len(periods)), dtype=bool)
+        present[ucode, tcode] = True
+        unit_keep = np.zeros((len(keeps), len(units)), dtype=bool)
+        for i, rows in enumerate(keeps):
+            kept = np.bincount(ucode, weights=rows, minlength=len(units))
+            whole = np.all((kept == 0) | (kept == np.bincount(ucode, minlength=len(units))))
+            unit_keep[i] = kept > 0
+            if (
+                whole
+                and present[unit_keep[i]].any(axis=0).all()
+                and outcome_scale(y[unit_keep[i]]) == 1.0
+            ):
+                batch.append(i)
+        never = ~np.isfinite(gvec)
+        found = _batched_cells(cells, unit_keep[batch], y=y, gvec=gvec, never=never,
+                               periods=periods, xraw=xraw, uw=uw, opts=opts)  # fmt: skip
+        for pos, i in enumerate(batch):
+            out[i] = _cells_from_batch(
+                cells, found, pos, unit_keep[i], gvec, never, uw, periods, opts, outcome
+            )
+    rest = [i for i in range(len(keeps)) if i not in out]
+    refits = replicate(
+        lambda i, _rng: _refit_or_reason(panel, outcome, fit_options, keeps[i]),
+        rest,
+        rng=0,
+        n_jobs=n_jobs,
+        desc="jackknife refits",
+    )
+    out.update(zip(rest, refits, strict=True))
+    return [out[i] for i in range(len(keeps))]
 
 
-#: False makes :func:`_jackknife_replicates` refit CS once per deletion (the tests compare
-#: the two paths)
+#: False makes :func:`cells_without` refit CS once per restriction (the tests compare the
+#: two paths)
 _JACKKNIFE_BATCHED = True
 
 
-def _refit_all(
-    result: CallawaySantAnnaResult,
-    settings: dict[str, Any],
-    tasks: list[tuple[Any, np.ndarray]],
-) -> list[tuple[_Aggregation, GroupTime] | str]:
-    """One CS refit per deletion, on ``n_jobs`` joblib workers."""
-    return replicate(
-        lambda task, _rng: _jackknife_replicate(result, settings, task[1]),
-        tasks,
-        rng=0,
-        n_jobs=settings.get("n_jobs", 1),
-        desc="jackknife refits",
-    )
+def _refit_or_reason(
+    panel: Panel, outcome: str, fit_options: dict[str, Any], keep: np.ndarray
+) -> GroupTime | str:
+    """:func:`_refit_cells` on the rows ``keep``; the error message where it fails."""
+    sub = panel.replace(data=panel.data.loc[keep].reset_index(drop=True))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _refit_cells(sub, outcome, fit_options)
+    except (ZoneImpactError, np.linalg.LinAlgError) as exc:
+        return str(exc)[:200]
 
 
 @dataclass
@@ -1642,7 +1658,7 @@ class _CellsWithout:
     why: list[list[str | None]]
 
 
-def _cells_without(
+def _batched_cells(
     cells: list[_Cell],
     keep: np.ndarray,
     *,
@@ -1833,7 +1849,7 @@ def _solve_each(mat: np.ndarray, rhs: np.ndarray, rows: np.ndarray, redo: np.nda
         return out
 
 
-def _replicate_from_cells(
+def _cells_from_batch(
     cells: list[_Cell],
     found: _CellsWithout,
     pos: int,
@@ -1844,10 +1860,9 @@ def _replicate_from_cells(
     periods: np.ndarray,
     opts: _Options,
     outcome: str,
-    settings: dict[str, Any],
-) -> tuple[_Aggregation, GroupTime] | str:
-    """One deletion's replicate from the batched cells, with the refit's checks and
-    messages (:func:`att_gt`, :func:`_check_cells`) and its aggregation."""
+) -> GroupTime | str:
+    """One restriction's cells from the batch, with the refit's checks and messages
+    (:func:`att_gt`, :func:`_check_cells`)."""
     g_kept = gvec[keep]
     if opts.cg == "never_treated" and not never[keep].any():
         return (
@@ -1886,7 +1901,7 @@ def _replicate_from_cells(
             _check_cells(gt, failed, outcome)
     except ZoneImpactError as exc:
         return str(exc)[:200]
-    return _aggregate_as(gt, settings), gt
+    return gt
 
 
 def labels_by_unit(labels: pd.Series) -> pd.Series:
