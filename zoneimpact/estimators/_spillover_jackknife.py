@@ -1,9 +1,11 @@
 r"""Delete-one-cluster jackknife (CV3) of the spillover decomposition's Callaway-Sant'Anna base.
 
 ``SpilloverResult.with_inference("jackknife")``. Each CS piece (direct, every spillover
-ring, the spillover onto zone units, the naive comparison) is refitted on its own panel
-without the units of cluster ``g`` (propensity scores and outcome regressions included,
-with the fit's options), and its mean effect over the target unit-periods recomputed as
+ring, the spillover onto zone units, the naive comparison) is re-estimated on its own
+panel without the units of cluster ``g`` (propensity scores and outcome regressions
+included, with the fit's options; every deletion's cells at once,
+:func:`zoneimpact.estimators.callaway_santanna.cells_without`), and its mean effect over
+the target unit-periods recomputed as
 the fit computes it: CS's ATT(g,t) of the estimated post-treatment cells, each weighted by
 its number of targets (with unit weights, their weight sum) in the refitted panel. That is
 CS's own ``att`` on a balanced piece and the target-weighted mean on the others
