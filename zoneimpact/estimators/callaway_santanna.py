@@ -989,6 +989,31 @@ def _make_cells(
     return cells
 
 
+def _cell_sample(
+    cell: _Cell,
+    c: int,
+    *,
+    y: np.ndarray,
+    gvec: np.ndarray,
+    never: np.ndarray,
+    periods: np.ndarray,
+    opts: _Options,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The treated and control units of ATT(g,t) (period ``c``), each observed in both of
+    its periods, and every unit's outcome change (CS eq. 2.4-2.6: never-treated controls,
+    or not yet treated by ``max(t, base) + anticipation``)."""
+    b = cell.base
+    treat = gvec == cell.g
+    if opts.cg == "never_treated":
+        ctrl = never.copy()
+    else:
+        cutoff = max(periods[c], periods[b]) + opts.anticipation
+        ctrl = never | ((gvec > cutoff) & (gvec != cell.g))
+    dy = y[:, c] - y[:, b]
+    ok = np.isfinite(dy)
+    return treat & ok, ctrl & ok, dy
+
+
 def _estimate_cell(
     cell: _Cell,
     col: np.ndarray,
@@ -1011,16 +1036,8 @@ def _estimate_cell(
     if b == c:  # universal base period: normalised to zero
         cell.att, cell.normalised = 0.0, True
         return None
-    treat = gvec == cell.g
-    if opts.cg == "never_treated":
-        ctrl = never.copy()
-    else:
-        cutoff = max(periods[c], periods[b]) + opts.anticipation
-        ctrl = never | ((gvec > cutoff) & (gvec != cell.g))
-    dy = y[:, c] - y[:, b]
-    ok = np.isfinite(dy)
-    treat &= ok
-    ctrl &= ok
+    treat, ctrl, dy = _cell_sample(cell, c, y=y, gvec=gvec, never=never, periods=periods,
+                                   opts=opts)  # fmt: skip
     n1t, n1c = int(treat.sum()), int(ctrl.sum())
     cell.n_treated, cell.n_control = n1t, n1c
     if n1t == 0 or n1c == 0:
@@ -1700,16 +1717,8 @@ def _batched_cells(
         if b == c:
             res.att[:, j], res.normalised[j] = 0.0, True
             continue
-        treat = gvec == cell.g
-        if opts.cg == "never_treated":
-            ctrl = never.copy()
-        else:
-            cutoff = max(periods[c], periods[b]) + opts.anticipation
-            ctrl = never | ((gvec > cutoff) & (gvec != cell.g))
-        dy = y[:, c] - y[:, b]
-        ok = np.isfinite(dy)
-        treat &= ok
-        ctrl &= ok
+        treat, ctrl, dy = _cell_sample(cell, c, y=y, gvec=gvec, never=never,
+                                       periods=periods, opts=opts)  # fmt: skip
         rows = np.flatnonzero(treat | ctrl)
         kk = keep[:, rows]
         n1t, n1c = (kk & treat[rows]).sum(axis=1), (kk & ctrl[rows]).sum(axis=1)
