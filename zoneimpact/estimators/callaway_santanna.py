@@ -293,7 +293,8 @@ class CallawaySantAnnaResult(EstimationResult):
             each cluster, propensity scores and outcome models included, for every term
             and ATT(g,t); t(G - 1) in verdicts. With covariates each ATT(g,t) is
             estimated for every deletion at once (the same numbers as refitting CS once
-            per deletion, to rounding; about 6x faster on the China curve). The analytic SEs of the doubly robust
+            per deletion, to rounding; 2-5x faster on the China curve's designs,
+            ``benchmarks/bench_cs_jackknife.py``). The analytic SEs of the doubly robust
             estimator ran short with heavy tails and poor overlap in the package's Monte
             Carlo (SE/SD 0.55-0.85 on China's structure, 27 provinces; the jackknife
             0.97-1.22; ``benchmarks/RESULTS.md``, session 29). A term some deletion leaves
@@ -410,8 +411,8 @@ class CallawaySantAnnaResult(EstimationResult):
 #: recently used last). The logit does not see the outcome, so the same cells under
 #: another outcome or scale of the outcome (and a jackknife refit's cells that keep all
 #: their units) repeat a fit byte for byte: on the China curve about two thirds of a
-#: doubly robust CS fit is spent in these logits. A pure function of its inputs, so reuse cannot
-#: change a number; bounded by the floats it holds (32 MB), so memory stays small.
+#: doubly robust CS fit is spent in these logits. A pure function of its inputs, so reuse
+#: cannot change a number; bounded by the floats it holds (32 MB), so memory stays small.
 _LOGIT_MEMO: OrderedDict[bytes, tuple[np.ndarray, np.ndarray] | str] = OrderedDict()
 _LOGIT_MEMO_FLOATS = 4_000_000
 _LOGIT_MEMO_HELD = [0]
