@@ -419,6 +419,11 @@ def test_batched_jackknife_keeps_the_refits_failures_and_fallbacks(
     monkeypatch.setattr(cs, "_att_batch", all_redone)
     batched, refits = _both_paths(res, monkeypatch, cluster="state")
     _assert_same_jackknife(batched, refits)
+    # (d) deletions batched in chunks (here one per stack, as a large panel's would be)
+    monkeypatch.setattr(cs, "_att_batch", batch)
+    monkeypatch.setattr(cs, "_BATCH_FLOATS", 1)
+    batched, refits = _both_paths(res, monkeypatch, cluster="state")
+    _assert_same_jackknife(batched, refits)
     # and the stack's solve flags the singular matrix alone, solving the others
     mat = np.stack([np.eye(2), np.ones((2, 2)), 2 * np.eye(2)])
     redo = np.zeros(5, dtype=bool)

@@ -1562,13 +1562,16 @@ def _jackknife_replicates(
 ) -> list[tuple[_Aggregation, GroupTime] | str]:
     """The delete-one-cluster replicates of :func:`_jackknife_infer`, in ``groups`` order:
     each deletion's cells (:func:`cells_without`) and their aggregation."""
-    found = cells_without(
-        result._panel(),
-        result.outcome,
-        settings["fit_options"],
-        [row_label != c for c in groups],
-        n_jobs=settings.get("n_jobs", 1),
-    )
+    found: list[GroupTime | str] = []
+    # at most 256 deletions' row masks at a time (a jackknife by unit has one per unit)
+    for lo in range(0, len(groups), 256):
+        found += cells_without(
+            result._panel(),
+            result.outcome,
+            settings["fit_options"],
+            [row_label != c for c in groups[lo : lo + 256]],
+            n_jobs=settings.get("n_jobs", 1),
+        )
     return [gt if isinstance(gt, str) else (_aggregate_as(gt, settings), gt) for gt in found]
 
 
@@ -1650,6 +1653,9 @@ def cells_without(
 #: False makes :func:`cells_without` refit CS once per restriction (the tests compare the
 #: two paths)
 _JACKKNIFE_BATCHED = True
+#: the most numbers one array of a batch holds (16 MB of floats): many deletions of a
+#: large panel (a jackknife by unit) are batched in chunks
+_BATCH_FLOATS = 2_000_000
 
 
 def _refit_or_reason(
@@ -1703,7 +1709,8 @@ def _batched_cells(
             sd = float(np.nanstd(sub)) if np.isfinite(sub).any() else np.nan
             if np.isfinite(sd) and sd > 0:
                 shift[d, i], scale[d, i] = float(np.nanmean(sub)), sd
-    uw_del = uw[None, :] * keep / np.array([uw[keep[d]].mean() for d in range(n_del)])[:, None]
+    # each deletion's weights are normalised over its kept units (as _wide_arrays does)
+    uw_scale = np.array([1.0 / uw[keep[d]].mean() for d in range(n_del)])
     est = _ESTIMATORS[opts.est_method]
     res = _CellsWithout(
         att=np.full((n_del, k), np.nan),
@@ -1732,26 +1739,35 @@ def _batched_cells(
         if live.size == 0:
             continue
         xc = min(b, c)
-        xmat = np.ones((live.size, rows.size, len(xraw) + 1))
-        for i, xv in enumerate(xraw):
-            xmat[:, :, i + 1] = (xv[rows, xc][None, :] - shift[live, i, None]) / scale[
-                live, i, None
-            ]
         dt = treat[rows].astype(float)
-        att, why, redo = _att_batch(opts.est_method, dy[rows], dt, xmat,
-                                    uw_del[live][:, rows], kk[live])  # fmt: skip
-        # a deletion whose stack met a singular matrix: the single 2x2 (its own error)
-        for i in np.flatnonzero(redo).tolist():
-            m = kk[live[i]]
-            try:
-                a, inf = est(dy[rows][m], dt[m], xmat[i][m], uw_del[live[i], rows][m])
-            except (np.linalg.LinAlgError, _Overlap) as exc:
-                why[i] = str(exc)
-                continue
-            if np.isfinite(a) and np.all(np.isfinite(inf)):
-                att[i] = a
-            else:
-                why[i] = "the estimate is not finite"
+        # deletions in chunks, so a stack holds at most _BATCH_FLOATS numbers per array
+        per = max(1, _BATCH_FLOATS // (rows.size * (len(xraw) + 1)))
+        att = np.full(live.size, np.nan)
+        why: list[str | None] = [None] * live.size
+        for lo in range(0, live.size, per):
+            part = live[lo : lo + per]
+            xmat = np.ones((part.size, rows.size, len(xraw) + 1))
+            for i, xv in enumerate(xraw):
+                xmat[:, :, i + 1] = (xv[rows, xc][None, :] - shift[part, i, None]) / scale[
+                    part, i, None
+                ]
+            wmat = uw[rows][None, :] * kk[part] * uw_scale[part, None]
+            att[lo : lo + part.size], why_part, redo = _att_batch(
+                opts.est_method, dy[rows], dt, xmat, wmat, kk[part]
+            )
+            why[lo : lo + part.size] = why_part
+            # a deletion whose stack met a singular matrix: the single 2x2 (its own error)
+            for i in np.flatnonzero(redo).tolist():
+                m = kk[part[i]]
+                try:
+                    a, inf = est(dy[rows][m], dt[m], xmat[i][m], wmat[i][m])
+                except (np.linalg.LinAlgError, _Overlap) as exc:
+                    why[lo + i] = str(exc)
+                    continue
+                if np.isfinite(a) and np.all(np.isfinite(inf)):
+                    att[lo + i] = a
+                else:
+                    why[lo + i] = "the estimate is not finite"
         for i, d in enumerate(live.tolist()):
             if why[i] is None and not np.isfinite(att[i]):
                 why[i] = "the estimate is not finite"
