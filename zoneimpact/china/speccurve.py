@@ -517,8 +517,9 @@ def _fit_direct(
     n_jobs: int = 1,
 ) -> dict[str, Any]:
     """One direct-effect estimate with its pre-trend p-value (CS rows: the
-    delete-one-province jackknife, its refits on ``n_jobs`` joblib workers, or with
-    ``cs_inference="analytic"`` the influence function, 28 times fewer CS fits)."""
+    delete-one-province jackknife, every deletion's cells estimated at once, or with
+    ``cs_inference="analytic"`` the influence function, with no re-estimation per
+    deleted province)."""
     from ..estimators import get_estimator
 
     out = scale.outcome
