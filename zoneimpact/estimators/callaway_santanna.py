@@ -957,8 +957,15 @@ def _standard(x: np.ndarray) -> np.ndarray:
     propensity score has an intercept, so nothing estimated moves, but a covariate in
     extreme units (GDP in yuan, times 1e12) no longer makes each cell's design look
     singular (session 19: all 130 cells failed)."""
-    sd = float(np.nanstd(x))
-    return (x - np.nanmean(x)) / sd if np.isfinite(sd) and sd > 0 else x
+    shift, scale = _standardisation(x)
+    return (x - shift) / scale
+
+
+def _standardisation(x: np.ndarray) -> tuple[float, float]:
+    """The centre and scale :func:`_standard` uses: the mean and SD of ``x``'s observed
+    values, or 0 and 1 (``x`` left as it is) where they have no spread."""
+    sd = float(np.nanstd(x)) if np.isfinite(x).any() else np.nan
+    return (float(np.nanmean(x)), sd) if np.isfinite(sd) and sd > 0 else (0.0, 1.0)
 
 
 def _make_cells(
@@ -986,7 +993,7 @@ def _make_cells(
             b = pret_g if (window or base_period == "universal") else c - 1
             cells.append(_Cell(g=float(g), t=int(periods[c]), e=int(periods[c] - g), base=b))
     if not cells:
-        raise EstimationError("No group-time cell can be formed (no cohort has a pre-period).")
+        raise EstimationError(_NO_CELLS)
     return cells
 
 
@@ -1092,20 +1099,31 @@ def _estimate_cell(
     return None
 
 
+def _treated_cohorts(gvec: np.ndarray, opts: _Options) -> np.ndarray:
+    """The sorted finite cohorts of the units ``gvec``; refuses a sample without a
+    comparison (no never-treated unit under ``never_treated``) or without a cohort."""
+    if opts.cg == "never_treated" and np.isfinite(gvec).all():
+        raise EstimationError(
+            "control_group='never_treated' but no unit is never treated (every unit has a "
+            "finite cohort). Use control_group='not_yet_treated'."
+        )
+    cohorts = np.sort(np.unique(gvec[np.isfinite(gvec)]))
+    if cohorts.size == 0:
+        raise EstimationError("No treated cohort in the panel: nothing to estimate.")
+    return cohorts
+
+
+#: a sample whose cohorts all lack a pre-treatment period
+_NO_CELLS = "No group-time cell can be formed (no cohort has a pre-period)."
+
+
 def att_gt(panel: Panel, outcome: str, opts: _Options) -> tuple[GroupTime, list[str]]:
     """Estimate every ATT(g,t) and its influence function (CS 2021 Section 2; R
     ``did::att_gt``). Returns the building blocks and the cells that failed."""
     units, periods, y, gvec, xw, uw = _wide_arrays(panel, outcome, opts)
     n, n_t = len(units), len(periods)
-    cohorts = np.sort(np.unique(gvec[np.isfinite(gvec)]))
     never = ~np.isfinite(gvec)
-    if opts.cg == "never_treated" and not never.any():
-        raise EstimationError(
-            "control_group='never_treated' but no unit is never treated (every unit has a "
-            "finite cohort). Use control_group='not_yet_treated'."
-        )
-    if cohorts.size == 0:
-        raise EstimationError("No treated cohort in the panel: nothing to estimate.")
+    cohorts = _treated_cohorts(gvec, opts)
     cells = _make_cells(cohorts, periods, opts.anticipation, opts.base_period)
     k = len(cells)
     if k > _MAX_CELLS or n * (k + len(cohorts)) * 8 > _MAX_DRAW_BYTES:
@@ -1563,13 +1581,14 @@ def _jackknife_replicates(
     """The delete-one-cluster replicates of :func:`_jackknife_infer`, in ``groups`` order:
     each deletion's cells (:func:`cells_without`) and their aggregation."""
     found: list[GroupTime | str] = []
-    # at most 256 deletions' row masks at a time (a jackknife by unit has one per unit)
-    for lo in range(0, len(groups), 256):
+    # a few deletions' row masks at a time (a jackknife by unit has one per unit)
+    step = 256
+    for lo in range(0, len(groups), step):
         found += cells_without(
             result._panel(),
             result.outcome,
             settings["fit_options"],
-            [row_label != c for c in groups[lo : lo + 256]],
+            [row_label != c for c in groups[lo : lo + step]],
             n_jobs=settings.get("n_jobs", 1),
         )
     return [gt if isinstance(gt, str) else (_aggregate_as(gt, settings), gt) for gt in found]
@@ -1621,9 +1640,10 @@ def cells_without(
         present = np.zeros((len(units), len(periods)), dtype=bool)
         present[ucode, tcode] = True
         unit_keep = np.zeros((len(keeps), len(units)), dtype=bool)
+        n_rows = np.bincount(ucode, minlength=len(units))
         for i, rows in enumerate(keeps):
             kept = np.bincount(ucode, weights=rows, minlength=len(units))
-            whole = np.all((kept == 0) | (kept == np.bincount(ucode, minlength=len(units))))
+            whole = np.all((kept == 0) | (kept == n_rows))
             unit_keep[i] = kept > 0
             if (
                 whole
@@ -1636,7 +1656,7 @@ def cells_without(
                                periods=periods, xraw=xraw, uw=uw, opts=opts)  # fmt: skip
         for pos, i in enumerate(batch):
             out[i] = _cells_from_batch(
-                cells, found, pos, unit_keep[i], gvec, never, uw, periods, opts, outcome
+                cells, found, pos, unit_keep[i], gvec, uw, periods, opts, outcome
             )
     rest = [i for i in range(len(keeps)) if i not in out]
     refits = replicate(
@@ -1705,10 +1725,7 @@ def _batched_cells(
     scale = np.ones((n_del, len(xraw)))
     for i, xv in enumerate(xraw):
         for d in range(n_del):
-            sub = xv[keep[d]]
-            sd = float(np.nanstd(sub)) if np.isfinite(sub).any() else np.nan
-            if np.isfinite(sd) and sd > 0:
-                shift[d, i], scale[d, i] = float(np.nanmean(sub)), sd
+            shift[d, i], scale[d, i] = _standardisation(xv[keep[d]])
     # each deletion's weights are normalised over its kept units (as _wide_arrays does)
     uw_scale = np.array([1.0 / uw[keep[d]].mean() for d in range(n_del)])
     est = _ESTIMATORS[opts.est_method]
@@ -1881,7 +1898,6 @@ def _cells_from_batch(
     pos: int,
     keep: np.ndarray,
     gvec: np.ndarray,
-    never: np.ndarray,
     uw: np.ndarray,
     periods: np.ndarray,
     opts: _Options,
@@ -1890,17 +1906,14 @@ def _cells_from_batch(
     """One restriction's cells from the batch, with the refit's checks and messages
     (:func:`att_gt`, :func:`_check_cells`)."""
     g_kept = gvec[keep]
-    if opts.cg == "never_treated" and not never[keep].any():
-        return (
-            "control_group='never_treated' but no unit is never treated (every unit has a "
-            "finite cohort). Use control_group='not_yet_treated'."
-        )
-    cohorts = np.sort(np.unique(g_kept[np.isfinite(g_kept)]))
-    if cohorts.size == 0:
-        return "No treated cohort in the panel: nothing to estimate."
+    try:
+        cohorts = _treated_cohorts(g_kept, opts)
+    except EstimationError as exc:
+        return str(exc)[:200]
+    # the full sample's cells of the cohorts kept: _make_cells on the kept sample
     idx = np.flatnonzero(np.isin([cl.g for cl in cells], cohorts))
     if idx.size == 0:
-        return "No group-time cell can be formed (no cohort has a pre-period)."
+        return _NO_CELLS
     uw_k = uw[keep] / uw[keep].mean()
     gt = GroupTime(
         units=np.empty(0),
