@@ -70,6 +70,23 @@ def piece_mean(
     return _mean_from_cells(gt, panel.data, outcome, fit_options, own_att)
 
 
+def cell_keys(data: pd.DataFrame) -> pd.MultiIndex:
+    """Each row's (cohort, time) cell, as floats (CS's cell labels)."""
+    return pd.MultiIndex.from_frame(data[["cohort", "time"]].astype(float))
+
+
+def target_rows(
+    data: pd.DataFrame, outcome: str, cells: pd.MultiIndex, key: pd.MultiIndex | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """A CS piece's target rows (observed at or after their cohort) in the post cells
+    ``cells`` it estimated, and its other target rows: the one rule by which the fit's
+    totals (:func:`zoneimpact.estimators.spillover._cs_targets`) and every deletion's mean
+    count targets. ``key``: :func:`cell_keys` of ``data``, if already built."""
+    post = ((data["time"] >= data["cohort"]) & data[outcome].notna()).to_numpy()
+    in_cell = (cell_keys(data) if key is None else key).isin(cells)
+    return post & in_cell, post & ~in_cell
+
+
 def _mean_from_cells(
     gt: Any, data: pd.DataFrame, outcome: str, fit_options: Mapping[str, Any], own_att: bool
 ) -> float:
@@ -84,12 +101,10 @@ def _mean_from_cells(
         [np.asarray(gt.cell_g, float)[post], np.asarray(gt.cell_t, float)[post]]
     )
     att = pd.Series(np.asarray(gt.att, float)[post], index=cells)
-    d = data
-    is_post = ((d["time"] >= d["cohort"]) & d[outcome].notna()).to_numpy()
-    key = pd.MultiIndex.from_frame(d[["cohort", "time"]].astype(float))
-    target = is_post & key.isin(cells)
+    key = cell_keys(data)
+    target, _ = target_rows(data, outcome, cells, key)
     weights = fit_options.get("weights")
-    w = np.ones(len(d)) if weights is None else d[weights].to_numpy(float)
+    w = np.ones(len(data)) if weights is None else data[weights].to_numpy(float)
     size = pd.Series(w[target], index=key[target]).groupby(level=[0, 1]).sum()
     if not len(size) or size.sum() <= 0:
         return np.nan

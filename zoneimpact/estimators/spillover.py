@@ -1395,10 +1395,7 @@ def _cs_targets(data: pd.DataFrame, outcome: str, res: Any) -> tuple[np.ndarray,
     observed in both periods, the others taken as missing at random), as CS's ``att``
     weights each cell by its cohort's whole share.
     """
-    cells = _estimated_cells(res.att_gt)
-    post = ((data["time"] >= data["cohort"]) & data[outcome].notna()).to_numpy()
-    in_cell = pd.MultiIndex.from_frame(data[["cohort", "time"]].astype(float)).isin(cells)
-    return post & in_cell, post & ~in_cell
+    return _jackknife.target_rows(data, outcome, _estimated_cells(res.att_gt))
 
 
 #: CS options that restrict its ``att`` to some event times: the totals scale a mean by
