@@ -157,6 +157,21 @@ def test_every_china_claim_gets_a_verdict_or_a_reason(regenerated):
 
 
 @china_study
+def test_china_curve_companions_all_ran(regenerated):
+    # the curve turns a failing companion table or map into a note and goes on; on the
+    # China data none may fail, or a broken table would pass unseen
+    notes = pd.read_csv(regenerated[0] / "china-claims" / "tables" / "curve_notes.csv")
+    assert len(notes) >= 1
+    failed = [n for n in notes["note"] if ": failed (" in n]
+    assert not failed, failed
+    run = regenerated[0] / "china-claims"
+    for name in ("data_quality", "control_counts", "balance", "wanjiang_growth"):
+        assert (run / "tables" / f"{name}.csv").exists(), name
+    for name in ("role_map", "estimate_map"):
+        assert (run / "figures" / f"{name}.png").exists(), name
+
+
+@china_study
 def test_china_estimate_run_writes_the_data_report(regenerated):
     run = regenerated[0] / "china"
     report = json.loads((run / "data_report.json").read_text())
