@@ -1012,9 +1012,12 @@ def _reference(df: float) -> str:
 
 def _with_net_note(note: str, res: EstimationResult, term: str) -> str:
     """A verdict on net or the displacement share carries what the fit said about net
-    (``info["net_note"]``: e.g. net not identified under ``pre_exposed="drop_units"``), so
-    the claims table shows the reason next to the verdict."""
+    (``info["net_note"]``: e.g. net not identified under ``pre_exposed="drop_units"``) and,
+    on the share, about the share (``info["share_note"]``: a direct total zero to rounding),
+    so the claims table shows the reason next to the verdict."""
     extra = str(res.info.get("net_note") or "") if term in _NET_CLAIM_TERMS else ""
+    if term == "displacement_share" and res.info.get("share_note"):
+        extra = "; ".join(filter(None, [extra, str(res.info["share_note"])]))
     return f"{note}; {extra}" if extra else note
 
 

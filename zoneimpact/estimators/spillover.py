@@ -1979,6 +1979,9 @@ def fit(
         Terms ``att`` = ``direct``, ``spillover`` (``spillover:RING``), totals, ``net``,
         ``net_per_treated``, ``displacement_share``, ``spillover_on_zones(_total)``,
         ``spillover_from_sources(_total)`` (module notes), ``naive``, ``net_region_did``.
+        A direct total that is zero to rounding (a noiseless world without effects)
+        leaves ``displacement_share`` NaN, with the reason in ``info["share_note"]`` (a
+        warning).
     """
     check_fit_arguments(panel, outcome, alpha=alpha, n_jobs=n_jobs, rng=rng, estimator="spillover")
     _check_options(panel, outcome, base_estimator, n_boot, controls, pre_exposed, small_sample)
@@ -2002,6 +2005,7 @@ def fit(
     info = _info(panel, split, fits, base, covs, clusters, wt)
     info.update(info_boot, n_boot=n_boot, **_region_info(region, region_note, small_sample))
     terms, draws, info = _net_without_dropped_zones(terms, draws, info, warn=True, stacklevel=4)
+    terms, draws, info = _share_at_rounding(terms, draws, info, warn=True, stacklevel=4)
     result = _assemble(panel, outcome, split, fits, region, terms, draws, info, alpha, bases, start)
     if region_sdid:
         sdid = (panel, outcome, region_column, rng, alpha, wt.name, split.emap)
@@ -2856,6 +2860,7 @@ def _with_inference(
         info["inference"] = _INFERENCE_JACKKNIFE
     info["cluster"] = _cluster_label(clusters)
     terms, draws, info = _net_without_dropped_zones(terms, draws, info)
+    terms, draws, info = _share_at_rounding(terms, draws, info)
     fitted = replace(st, fits=_kept(fits), region=region)
     return replace(res, terms=terms, draws=draws, info=info, fitted=fitted)
 
@@ -2930,6 +2935,52 @@ def _net_without_dropped_zones(
     draws = draws.assign(**{c: np.nan for c in _NET_TERMS if c in draws.columns})
     info = {k: v for k, v in info.items() if not k.startswith("displacement_share_")}
     info["net_note"] = note
+    return terms, draws, info
+
+
+#: a direct total below this share of its targets' outcome scale is zero to rounding (a
+#: double carries about 1e-16 per row; any effect a study reports is many orders above)
+_ROUNDING_SHARE = 1e-9
+
+
+def _share_at_rounding(
+    terms: pd.DataFrame,
+    draws: pd.DataFrame,
+    info: dict[str, Any],
+    warn: bool = False,
+    stacklevel: int = 3,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """The displacement share blanked (NaN, the reason in ``info["share_note"]``) when the
+    direct total is zero to rounding: below ``_ROUNDING_SHARE`` of the treated unit-periods'
+    count times the outcome's scale (the larger of the zones' pre-zone mean in absolute
+    value and the outcome's SD, ``info``). ``1 - net / direct_total`` is then a ratio of
+    rounding errors: a noiseless world without any effect gave a share of -2.50 with
+    p = 0.003. Net and the totals stay (zero is their right value)."""
+    t = terms.set_index("term")
+    if "direct_total" not in t.index or "displacement_share" not in t.index:
+        return terms, draws, info
+    d_tot = float(t.at["direct_total", "estimate"])
+    n = float(info.get("n_treated_unit_periods") or 0.0)
+    scale = max(abs(float(info.get("pre_mean", np.nan))), float(info.get("outcome_sd", np.nan)))
+    if not (np.isfinite(d_tot) and np.isfinite(scale)) or abs(d_tot) > _ROUNDING_SHARE * n * scale:
+        return terms, draws, info
+    # no amounts in the note: a fit on a rescaled outcome would print them on its own scale
+    note = (
+        "displacement_share is not identified: the direct total is zero to rounding (under "
+        f"{_ROUNDING_SHARE:g} of the outcome's scale times its {n:.0f} treated unit-periods), "
+        "so 1 - net / direct_total would be a ratio of rounding errors."
+    )
+    if warn:
+        warnings.warn(note, stacklevel=stacklevel)
+    terms = terms.copy()
+    cols = [
+        c for c in ("estimate", "se", "statistic", "p_value", "ci_low", "ci_high") if c in terms
+    ]
+    terms.loc[terms["term"] == "displacement_share", cols] = np.nan
+    if "displacement_share" in draws.columns:
+        draws = draws.assign(displacement_share=np.nan)
+    info = {k: v for k, v in info.items() if not k.startswith("displacement_share_")}
+    info["share_note"] = note
     return terms, draws, info
 
 
