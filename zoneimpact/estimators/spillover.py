@@ -2961,7 +2961,8 @@ def _share_at_rounding(
         return terms, draws, info
     d_tot = float(t.at["direct_total", "estimate"])
     n = float(info.get("n_treated_unit_periods") or 0.0)
-    scale = max(abs(float(info.get("pre_mean", np.nan))), float(info.get("outcome_sd", np.nan)))
+    pre_mean, sd = float(info.get("pre_mean", np.nan)), float(info.get("outcome_sd", np.nan))
+    scale = float(np.fmax(abs(pre_mean), sd))  # either may be missing (NaN)
     if not (np.isfinite(d_tot) and np.isfinite(scale)) or abs(d_tot) > _ROUNDING_SHARE * n * scale:
         return terms, draws, info
     # no amounts in the note: a fit on a rescaled outcome would print them on its own scale
