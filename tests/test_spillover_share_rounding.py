@@ -25,6 +25,8 @@ def _fit(panel: Panel, **kw):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         res = spillover.fit(panel, outcome="fdi", rng=1, n_boot=99, **kw)
+    # a rounding warning points at the caller of fit (this file)
+    assert all(w.filename == __file__ for w in caught if "zero to rounding" in str(w.message))
     return res, [str(w.message) for w in caught]
 
 

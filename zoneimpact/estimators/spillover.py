@@ -27,7 +27,8 @@ before it becomes a zone are part of it: leaving them out overstates creation wh
 zones draw on later zone units); ``displacement_share = 1 - net / direct_total``, the
 losses outside the zones' own treated unit-periods over the zones' gain, is 1 under pure
 relocation (concentration) and 0 under pure creation, and equals ``- spillover_total /
-direct_total`` when no zone unit was exposed first. Zones outside the estimation sample
+direct_total`` when no zone unit was exposed first; a direct total zero to rounding (a
+noiseless world without effects) leaves it NaN, the reason in ``info["share_note"]``. Zones outside the estimation sample
 (:attr:`Panel.sources`: zones of units outside the panel given with ``sources=``, and zone
 units dropped as always treated by ``outside_window="adjust"``) expose their neighbours
 too, but their own gain is in no total. So that the share's numerator and denominator
@@ -1979,9 +1980,6 @@ def fit(
         Terms ``att`` = ``direct``, ``spillover`` (``spillover:RING``), totals, ``net``,
         ``net_per_treated``, ``displacement_share``, ``spillover_on_zones(_total)``,
         ``spillover_from_sources(_total)`` (module notes), ``naive``, ``net_region_did``.
-        A direct total that is zero to rounding (a noiseless world without effects)
-        leaves ``displacement_share`` NaN, with the reason in ``info["share_note"]`` (a
-        warning).
     """
     check_fit_arguments(panel, outcome, alpha=alpha, n_jobs=n_jobs, rng=rng, estimator="spillover")
     _check_options(panel, outcome, base_estimator, n_boot, controls, pre_exposed, small_sample)
@@ -2004,8 +2002,7 @@ def fit(
     )
     info = _info(panel, split, fits, base, covs, clusters, wt)
     info.update(info_boot, n_boot=n_boot, **_region_info(region, region_note, small_sample))
-    terms, draws, info = _net_without_dropped_zones(terms, draws, info, warn=True, stacklevel=4)
-    terms, draws, info = _share_at_rounding(terms, draws, info, warn=True, stacklevel=4)
+    terms, draws, info = _unidentified(terms, draws, info, warn=True, stacklevel=4)
     result = _assemble(panel, outcome, split, fits, region, terms, draws, info, alpha, bases, start)
     if region_sdid:
         sdid = (panel, outcome, region_column, rng, alpha, wt.name, split.emap)
@@ -2859,8 +2856,7 @@ def _with_inference(
     elif method == "jackknife":
         info["inference"] = _INFERENCE_JACKKNIFE
     info["cluster"] = _cluster_label(clusters)
-    terms, draws, info = _net_without_dropped_zones(terms, draws, info)
-    terms, draws, info = _share_at_rounding(terms, draws, info)
+    terms, draws, info = _unidentified(terms, draws, info)
     fitted = replace(st, fits=_kept(fits), region=region)
     return replace(res, terms=terms, draws=draws, info=info, fitted=fitted)
 
@@ -2936,6 +2932,20 @@ def _net_without_dropped_zones(
     info = {k: v for k, v in info.items() if not k.startswith("displacement_share_")}
     info["net_note"] = note
     return terms, draws, info
+
+
+def _unidentified(
+    terms: pd.DataFrame,
+    draws: pd.DataFrame,
+    info: dict[str, Any],
+    warn: bool = False,
+    stacklevel: int = 3,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """Net and the share blanked where they are not identified
+    (:func:`_net_without_dropped_zones`), and the share alone where the direct total is
+    zero to rounding (:func:`_share_at_rounding`); ``stacklevel`` as seen from here."""
+    out = _net_without_dropped_zones(terms, draws, info, warn, stacklevel + 1)
+    return _share_at_rounding(*out, warn=warn, stacklevel=stacklevel + 1)
 
 
 #: a direct total below this share of its targets' outcome scale is zero to rounding (a
