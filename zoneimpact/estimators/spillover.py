@@ -2923,14 +2923,27 @@ def _net_without_dropped_zones(
     )
     if warn:
         warnings.warn(note, stacklevel=stacklevel)
+    return _blanked(terms, draws, info, _NET_TERMS, "net_note", note)
+
+
+def _blanked(
+    terms: pd.DataFrame,
+    draws: pd.DataFrame,
+    info: dict[str, Any],
+    names: Sequence[str],
+    key: str,
+    note: str,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """``terms`` and ``draws`` with the terms ``names`` NaN, and ``info`` without the
+    share's inference (Fieller's parts, percentile interval) and with ``note`` at ``key``."""
     terms = terms.copy()
     cols = [
         c for c in ("estimate", "se", "statistic", "p_value", "ci_low", "ci_high") if c in terms
     ]
-    terms.loc[terms["term"].isin(_NET_TERMS), cols] = np.nan
-    draws = draws.assign(**{c: np.nan for c in _NET_TERMS if c in draws.columns})
+    terms.loc[terms["term"].isin(names), cols] = np.nan
+    draws = draws.assign(**{c: np.nan for c in names if c in draws.columns})
     info = {k: v for k, v in info.items() if not k.startswith("displacement_share_")}
-    info["net_note"] = note
+    info[key] = note
     return terms, draws, info
 
 
@@ -2983,16 +2996,7 @@ def _share_at_rounding(
     )
     if warn:
         warnings.warn(note, stacklevel=stacklevel)
-    terms = terms.copy()
-    cols = [
-        c for c in ("estimate", "se", "statistic", "p_value", "ci_low", "ci_high") if c in terms
-    ]
-    terms.loc[terms["term"] == "displacement_share", cols] = np.nan
-    if "displacement_share" in draws.columns:
-        draws = draws.assign(displacement_share=np.nan)
-    info = {k: v for k, v in info.items() if not k.startswith("displacement_share_")}
-    info["share_note"] = note
-    return terms, draws, info
+    return _blanked(terms, draws, info, ("displacement_share",), "share_note", note)
 
 
 def _wild_inference(
