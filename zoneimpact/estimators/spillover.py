@@ -28,8 +28,9 @@ zones draw on later zone units); ``displacement_share = 1 - net / direct_total``
 losses outside the zones' own treated unit-periods over the zones' gain, is 1 under pure
 relocation (concentration) and 0 under pure creation, and equals ``- spillover_total /
 direct_total`` when no zone unit was exposed first; a direct total zero to rounding (a
-noiseless world without effects) leaves it NaN, the reason in ``info["share_note"]``. Zones outside the estimation sample
-(:attr:`Panel.sources`: zones of units outside the panel given with ``sources=``, and zone
+noiseless world without effects) leaves it NaN, the reason in ``info["share_note"]``.
+Zones outside the estimation sample (:attr:`Panel.sources`: zones of units outside the
+panel given with ``sources=``, and zone
 units dropped as always treated by ``outside_window="adjust"``) expose their neighbours
 too, but their own gain is in no total. So that the share's numerator and denominator
 cover the same zones, a unit-period exposed *only* by such zones (from its exposure onset
