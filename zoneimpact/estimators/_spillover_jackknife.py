@@ -158,14 +158,14 @@ def jackknife_scores(
     # panel leaves it as fitted
     reps: list[dict[str, float | str]] = [{} for _ in range(n_clusters)]
     for k in names:
-        res = base_results[k]
-        data = res._panel().data
-        inside = [g for g in range(n_clusters) if g in present[k]]
-        found = cs.cells_without(res._panel(), outcome, dict(res.settings["fit_options"]),
-                                 [rows[k] != g for g in inside], n_jobs=n_jobs)  # fmt: skip
+        res, panel = base_results[k], base_results[k]._panel()
+        options = res.settings["fit_options"]
+        keeps = {g: rows[k] != g for g in range(n_clusters) if g in present[k]}
+        found = cs.cells_without(panel, outcome, dict(options), list(keeps.values()),
+                                 n_jobs=n_jobs)  # fmt: skip
         for g in range(n_clusters):
             reps[g][k] = float(estimates[k])
-        for g, gt in zip(inside, found, strict=True):
+        for (g, keep), gt in zip(keeps.items(), found, strict=True):
             if isinstance(gt, str):
                 reps[g][k] = gt
                 continue
@@ -173,9 +173,8 @@ def jackknife_scores(
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     reps[g][k] = _mean_from_cells(
-                        gt, data.loc[rows[k] != g], outcome, res.settings["fit_options"],
-                        own_att=k == "naive",
-                    )  # fmt: skip
+                        gt, panel.data.loc[keep], outcome, options, own_att=k == "naive"
+                    )
             except (ZoneImpactError, np.linalg.LinAlgError) as exc:
                 reps[g][k] = str(exc)[:200]
     factor = np.sqrt((n_clusters - 1) / n_clusters)
