@@ -1,7 +1,8 @@
 """Spillover pieces on Dask (issue 19 item 2): ``zoneimpact.distributed.spillover.fit`` on a
 simulated zone panel written to partitioned Parquet equals the in-memory
-``spillover.fit(..., base_estimator="callaway_santanna")`` with the same exposure map,
-options and seed.
+``spillover.fit(..., base_estimator="callaway_santanna", small_sample="none")`` with the
+same exposure map, options and seed (the Dask engine reports CS's analytic SEs; in memory
+the default is the delete-one-cluster jackknife, which needs every cluster's rows).
 
 Tolerance 1e-10 (absolute; estimates of order 1-100, SEs of order 1-10): both sides run the
 same formulas on the same rows, only the order of floating-point sums differs (~1e-16
@@ -83,7 +84,8 @@ def test_dask_spillover_equals_in_memory(parts, options) -> None:
     if opts["cluster"] == "region":
         in_memory = {**opts, "cluster": regions.rename("region")}
     a = spillover.fit(
-        panel, outcome="fdi", base_estimator="callaway_santanna", exposure=emap, n_boot=199,
+        panel, outcome="fdi", base_estimator="callaway_santanna", small_sample="none",
+        exposure=emap, n_boot=199,
         rng=11, **in_memory,
     )  # fmt: skip
     # the same CS SEs, the same warning that they run small, at this line
@@ -240,7 +242,8 @@ def test_ring_units_exposed_outside_the_window_match_in_memory(parts) -> None:
     edited = type(emap)(kind=emap.kind, table=tab, rings=emap.rings)
     opts = {"controls": "not_yet_exposed", "pre_exposed": "drop_rows", "cluster": "unit"}
     a = spillover.fit(
-        panel, outcome="fdi", base_estimator="callaway_santanna", exposure=edited, n_boot=99,
+        panel, outcome="fdi", base_estimator="callaway_santanna", small_sample="none",
+        exposure=edited, n_boot=99,
         rng=5, **opts,
     )  # fmt: skip
     b = zd.spillover(dp, outcome="fdi", exposure=edited, n_boot=99, rng=5, **opts)
@@ -280,7 +283,7 @@ def test_dask_cs_base_survives_a_spillover_on_zones_piece_it_cannot_estimate(
         warnings.simplefilter("ignore")
         a = spillover.fit(
             sim.panel.replace(data=d), outcome="fdi", exposure=emap, n_boot=0, rng=1,
-            base_estimator="callaway_santanna", cluster="unit",
+            base_estimator="callaway_santanna", small_sample="none", cluster="unit",
         )  # fmt: skip
         b = zd.spillover(dp, outcome="fdi", exposure=emap, n_boot=0, rng=1, cluster="unit")
     pb = b.pieces.set_index("piece")
@@ -484,7 +487,7 @@ def test_dask_cs_base_refuses_one_cluster_pieces_as_in_memory(
         warnings.simplefilter("ignore")
         a = spillover.fit(
             panel, outcome="fdi", exposure=emap, n_boot=99, rng=1,
-            base_estimator="callaway_santanna", cluster=label.rename("grp"),
+            base_estimator="callaway_santanna", small_sample="none", cluster=label.rename("grp"),
         )  # fmt: skip
     assert b.info["base_estimator"] == "callaway_santanna"
     assert b.info["one_cluster_pieces"] == a.info["one_cluster_pieces"]
@@ -511,7 +514,13 @@ def test_dask_spillover_clusters_by_the_column_read_by_default(parts) -> None:
     # (it had clustered by unit: 120 clusters where memory used 12). Tolerance as above.
     panel, dp, emap, _ = parts
     a = spillover.fit(
-        panel, outcome="fdi", base_estimator="callaway_santanna", exposure=emap, n_boot=99, rng=5
+        panel,
+        outcome="fdi",
+        base_estimator="callaway_santanna",
+        small_sample="none",
+        exposure=emap,
+        n_boot=99,
+        rng=5,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -302,12 +302,13 @@ def test_callaway_santanna_base_uses_the_influence_functions():
     # each piece is CS (doubly robust with x) on the piece's panel; its SE is CS's own
     # analytic SE clustered on regions (the influence function summed within regions)
     sim = simulate(rng=3, **SMALL, displacement_share=0.7)
+    # (small_sample="none": the default is the jackknife, test_spillover_jackknife.py);
     # its SEs under-cover in the Monte Carlo (RESULTS.md session 15): said at every fit,
     # pointing at the caller's line
     with pytest.warns(UserWarning, match="rejected a true null in 6-13%") as rec:
         res = spillover.fit(
             sim.panel, outcome="fdi", base_estimator="callaway_santanna", covariates=["x"],
-            n_boot=0,
+            n_boot=0, small_sample="none",
         )  # fmt: skip
     cs_warning = [w for w in rec if "influence-function SEs" in str(w.message)]
     assert len(cs_warning) == 1 and cs_warning[0].filename == __file__
@@ -887,9 +888,11 @@ def test_cs_base_counts_what_zone_units_lose_before_their_own_zone(zone_losses):
         warnings.simplefilter("error", UserWarning)
         # but the CS base's inference warning, said at every fit (its own test above)
         warnings.filterwarnings("ignore", "base_estimator='callaway_santanna' reports")
+        # small_sample="none": the analytic influence-function SE checked below
         res = spillover.fit(
-            zone_losses.panel, outcome="fdi", rng=1, n_boot=0, base_estimator="callaway_santanna"
-        )
+            zone_losses.panel, outcome="fdi", rng=1, n_boot=0, small_sample="none",
+            base_estimator="callaway_santanna",
+        )  # fmt: skip
     assert "net_note" not in res.info
     t = res.terms.set_index("term")
     # exact data: CS's ATT(g,t) are exact, so are the totals (order 1e4)

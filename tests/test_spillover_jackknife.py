@@ -43,14 +43,15 @@ def _world(rng: int = 4, **kw) -> Panel:
 
 
 def _cs(panel: Panel, outcome: str = "fdi", **kw) -> spillover.SpilloverResult:
+    """The CS base with its analytic SEs (``small_sample="none"``), which the explicit
+    jackknife then replaces; ``small_sample="cr2"`` gives the default (the jackknife)."""
     return spillover.fit(
         panel,
         outcome=outcome,
         rng=1,
-        n_boot=0,
         covariates=["x"],
         base_estimator="callaway_santanna",
-        **kw,
+        **{"small_sample": "none", "n_boot": 0, **kw},
     )
 
 
@@ -253,6 +254,70 @@ def test_a_deletion_that_leaves_a_piece_without_controls_gives_nan_and_says_so()
     assert len(undefined["direct"]) == 1
     assert undefined["direct"][0].startswith(f"the cluster of unit {first} (")
     assert "No post-treatment ATT(g,t) could be estimated" in undefined["direct"][0]
+
+
+def _pieces(res: spillover.SpilloverResult) -> pd.DataFrame:
+    """Every term but the region check (whose CR2 follows ``small_sample``)."""
+    return res.terms.set_index("term").drop(index="net_region_did")
+
+
+def test_the_default_is_the_jackknife_without_its_warning(fitted):
+    # small_sample="cr2" (the default) with 10 region clusters: the fit reports the
+    # jackknife, not the analytic SEs the Monte Carlo found short, and does not warn; the
+    # numbers are the explicit jackknife's (the same refits and draws: exact)
+    panel, _, jk = fitted
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        warnings.filterwarnings("ignore", ".*ATT\\(g,t\\) cell\\(s\\) could not")
+        default = _cs(panel, small_sample="cr2", n_boot=199)
+    explicit = _cs(panel, n_boot=199).with_inference("jackknife")
+    pd.testing.assert_frame_equal(_pieces(default), _pieces(explicit))
+    # and the fixture's (no draws): the same SEs but the share's (delta method there)
+    lin = _pieces(jk).index != "displacement_share"
+    np.testing.assert_allclose(_pieces(jk)["se"][lin], _pieces(default)["se"][lin], rtol=1e-12)
+    assert default.info["inference"].startswith("delete-one-cluster jackknife")
+    assert default.info["small_sample"] == "cv3" and default.info["jackknife_clusters"] == 10
+    # the fit's own draws (replayed), so the share's bootstrap SE is the explicit one's
+    without = ["net_region_did"]
+    pd.testing.assert_frame_equal(default.draws.drop(columns=without),
+                                  explicit.draws.drop(columns=without))  # fmt: skip
+    # re-inference on the same clusters is the fit's (as a refit with cluster= would be)
+    pd.testing.assert_frame_equal(default.with_inference("cluster").terms, default.terms)
+
+
+def test_the_default_keeps_the_analytic_ses_above_the_cluster_cap(fitted, monkeypatch):
+    # more clusters than CS_JACKKNIFE_MAX_CLUSTERS (here lowered to 5 for a 10-region
+    # world): the analytic SEs, with the warning, as small_sample="none" gives them
+    panel, res, _ = fitted
+    monkeypatch.setattr(spillover, "CS_JACKKNIFE_MAX_CLUSTERS", 5)
+    with pytest.warns(UserWarning, match="more than 5 clusters") as caught:
+        capped = _cs(panel, small_sample="cr2")
+    assert [w.filename for w in caught if "more than 5" in str(w.message)] == [__file__]
+    np.testing.assert_allclose(_pieces(capped)["se"], _pieces(res)["se"], rtol=1e-12)
+    assert capped.info["small_sample"] == "none"
+    assert capped.info["inference"].startswith("joint cluster scores")
+
+
+def test_a_default_jackknife_that_cannot_be_computed_falls_back_and_says_so():
+    # the cluster of every clean unit deleted leaves the direct piece without comparisons
+    # (the test above this one's world): the default reports the analytic SEs, not NaN,
+    # and says why, naming the pieces and a unit of the cluster
+    panel = _world(6)
+    default = _cs(panel, small_sample="cr2")
+    res = _cs(panel)
+    codes = pd.Series(np.arange(len(panel.units)) % 10, index=list(panel.units))
+    spill_units = set(res.base_results["spillover:adjacent"]._panel().data["unit"])
+    clean = res.exposure.table.query("role == 'clean'").index
+    lab = codes.copy()
+    lab[[u for u in clean if u in spill_units]] = 99
+    with pytest.warns(UserWarning, match="jackknife of the CS pieces cannot be computed") as w:
+        back = default.with_inference("cluster", cluster=lab)
+    assert [x.filename for x in w if "cannot be computed" in str(x.message)] == [__file__]
+    analytic = res.with_inference("cluster", cluster=lab)
+    np.testing.assert_allclose(_pieces(back)["se"], _pieces(analytic)["se"], rtol=1e-12)
+    assert np.isfinite(_pieces(back).loc[["direct", "spillover", "net"], "se"]).all()
+    assert {"direct", "spillover:adjacent"} <= set(back.info["jackknife_undefined"])
+    assert back.info["small_sample"] == "none"
 
 
 def test_a_one_cluster_piece_keeps_its_analytic_scores_and_net_its_se(fitted):

@@ -742,7 +742,9 @@ def fit(
     Butts (2021, Section 3.2) ring estimator with Callaway & Sant'Anna (2021) or
     Borusyak, Jaravel & Spiess (2024) per piece; equal to
     :func:`zoneimpact.estimators.spillover.fit` with the same base, map, options and
-    ``rng`` (for the imputation base, with ``small_sample="none"``).
+    ``rng``, and ``small_sample="none"``: the imputation base without CR2, the CS base
+    with its analytic influence-function SEs (the in-memory default, the delete-one-cluster
+    jackknife, refits every piece without each cluster's rows).
 
     Parameters
     ----------
@@ -824,7 +826,7 @@ def fit(
         )
     else:
         # as in memory: the CS base's SEs run small (stacklevel 3: the caller of fit)
-        _warn_cs_inference(stacklevel=3)
+        _warn_cs_inference(stacklevel=3, dask=True)
         pieces: dict[str, tuple[DaskPanel, pd.Series]] = {
             "direct": _piece_panel(dpanel, outcome, tab, None, rule)
         }

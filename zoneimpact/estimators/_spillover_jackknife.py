@@ -37,7 +37,9 @@ The terms keep t(G - 1).
 Monte Carlo (SE/SD 0.63-0.93, a true null rejected in 6-13% of worlds at 5%;
 ``benchmarks/RESULTS.md``, session 15): the doubly robust cells' heavy tails (reported
 zeros carried by each cell's single base period) are linearised away, and refitting keeps
-them. Its calibration on the same worlds is in ``benchmarks/RESULTS.md`` (session 33).
+them. Its calibration on the same worlds is in ``benchmarks/RESULTS.md`` (session 33);
+it is therefore the CS base's default inference with up to 100 clusters
+(:func:`zoneimpact.estimators.spillover._cs_default`).
 
 Why by hand: CV3 itself is one outer product (:mod:`zoneimpact.inference.jackknife`); no
 library refits this decomposition's pieces.

@@ -103,17 +103,24 @@ Base estimators (each piece is estimated separately, on its own clean rows):
   table's ``left_out_periods``, a warning); one whose clean units all share a
   covariate's value is refused by name.
 * ``"callaway_santanna"``: Callaway & Sant'Anna (2021) per piece, doubly robust with
-  covariates (``est_method="dr"``), from its analytic influence functions. Those SEs run
-  small in the package's Monte Carlo (a warning says so): on the main design (2% of
-  unit-periods reported as zero, regional shocks) the direct effect's null rejection at 5%
-  was 8-13% (SE/SD 0.63-0.80), and 6% without the zeros. Every ATT(g,t) differences
-  against the one base period ``g - 1``, so an outlier there moves all of a cohort's cells,
-  and the sandwich form understates such heavy tails. ``result.with_inference("jackknife")``
-  refits every CS piece without each cluster (:mod:`._spillover_jackknife`, CV3) and
-  keeps those tails: on 200 main-design worlds per world, paired with the analytic SEs
-  (session 33), null rejection 4.5 / 4.0 / 4.0% for direct / spillover / net against
-  8.5 / 6.0 / 8.0%, SE/SD 1.02-1.08 against 0.80-0.96, and coverage 0.955-0.970 against
-  0.920-0.950 in the share-0.5 world; about 10 s for 30 regions and four pieces.
+  covariates (``est_method="dr"``). Its inference by default (``small_sample="cr2"``,
+  cluster-robust, 2 to ``CS_JACKKNIFE_MAX_CLUSTERS`` = 100 clusters) is the
+  delete-one-cluster jackknife of every CS piece (CV3, MacKinnon, Nielsen & Webb 2023;
+  :mod:`._spillover_jackknife`), as ``result.with_inference("jackknife")`` gives it, not
+  CS's analytic influence functions: those run small in the package's Monte Carlo. On the
+  main design (2% of unit-periods reported as zero, regional shocks) the analytic SEs
+  rejected a true null direct effect in 8-13% of worlds at 5% (SE/SD 0.63-0.80; 6%
+  without the zeros): every ATT(g,t) differences against the one base period ``g - 1``,
+  so an outlier there moves all of a cohort's cells, the sandwich form understates such
+  heavy tails, and with the zones in a few regions each cluster's leverage is large. On
+  200 worlds per world paired with the analytic SEs (session 33) the jackknife rejected
+  4.5 / 4.0 / 4.0% for direct / spillover / net against 8.5 / 6.0 / 8.0%, with SE/SD
+  1.02-1.08 against 0.80-0.96 and coverage 0.955-0.970 against 0.920-0.950 in the
+  share-0.5 world; it costs about 1 s for 30 regions and four pieces (each cell estimated
+  for every deletion at once). With ``small_sample="none"``, Conley SEs or more than 100
+  clusters (the refits' cost grows as clusters x units; ``n_jobs`` spreads them) the fit
+  reports the analytic SEs, with a warning; so it does where a deletion leaves a piece
+  without an estimate (the reason in ``info["jackknife_undefined"]``).
 
 Inference: every piece's estimate is asymptotically linear, so each has a score per
 cluster — BJS's Theorem 3 conservative scores for imputation, the CS influence function
@@ -334,7 +341,9 @@ class SpilloverResult(EstimationResult):
         Parameters
         ----------
         method : {"cluster", "conley", "wild", "jackknife"}
-            Cluster-robust scores; Conley (1999) spatial HAC on unit scores (a kernel
+            Cluster-robust scores (on the CS base, its default for these clusters: the
+            jackknife under ``small_sample="cr2"`` with up to 100 clusters, as a refit
+            gives it); Conley (1999) spatial HAC on unit scores (a kernel
             in great-circle distance; needs ``lat``/``lon``); the same cluster
             SEs with wild cluster restricted bootstrap-t p-values and intervals (test
             inversion) for direct, spillover, totals, net and displacement share
@@ -363,7 +372,9 @@ class SpilloverResult(EstimationResult):
             Parallel jackknife refits (one task per deleted cluster; -1: every core); the
             numbers do not depend on it.
         """
-        return _with_inference(self, method, cluster, conley_km, conley_kernel, n_boot, rng, n_jobs)
+        plan = _inference_plan(self, method, cluster, conley_km, conley_kernel, n_boot, rng)
+        # stacklevel 4: a warning from _redone's helpers reaches the caller
+        return _redone(self, *plan, n_jobs=n_jobs, stacklevel=4)
 
     def artifacts(self) -> dict[str, pd.DataFrame]:
         out = {"pieces": self.pieces}
@@ -1957,6 +1968,8 @@ def fit(
     small_sample : {"cr2", "none"}
         Imputation base and ``net_region_did``: ``"cr2"`` (default) residuals scaled by
         ``(I - H_gg)^{-1/2}``, Bell-McCaffrey t (Pustejovsky & Tipton 2018); ``"none"``: t(G-1).
+        CS base: ``"cr2"`` gives its pieces the delete-one-cluster jackknife (CV3, t(G-1))
+        with up to 100 clusters, ``"none"`` the analytic influence functions (module notes).
     conley_km : float, optional
         Conley (1999) spatial-HAC SEs instead of clusters: unit scores weighted by a kernel
         in great-circle distance with this cutoff (``lat``/``lon``), t with Satterthwaite df.
@@ -1986,8 +1999,7 @@ def fit(
     _check_options(panel, outcome, base_estimator, n_boot, controls, pre_exposed, small_sample)
     check_choice(aux_partition, "aux_partition", tuple(_AUX_PARTITIONS))
     _check_region_column(panel, region_column)
-    covs, (rng, start) = list(covariates or []), _replayable(rng)
-    knn = (k_nearest, knn_among)
+    covs, (rng, start), knn = list(covariates or []), _replayable(rng), (k_nearest, knn_among)
     emap = _exposure_map(panel, exposure, rings_km, within_region, knn, region_column)
     split = _exposure_split(panel, outcome, emap, controls, pre_exposed, region_column)
     clusters = _cluster_codes(
@@ -2005,6 +2017,7 @@ def fit(
     info.update(info_boot, n_boot=n_boot, **_region_info(region, region_note, small_sample))
     terms, draws, info = _unidentified(terms, draws, info, warn=True, stacklevel=4)
     result = _assemble(panel, outcome, split, fits, region, terms, draws, info, alpha, bases, start)
+    result = _with_cs_default(result, clusters, small_sample, n_boot, start, n_jobs)
     if region_sdid:
         sdid = (panel, outcome, region_column, rng, alpha, wt.name, split.emap)
         result = _with_region_sdid(result, *sdid)
@@ -2290,7 +2303,8 @@ def _base_fits(
         base_results: dict[str, EstimationResult] = {}
     else:
         _refuse_source_targets(split, "base_estimator='callaway_santanna'")
-        _warn_cs_inference()
+        if _cs_default(small_sample, clusters) == "cluster":
+            _warn_cs_inference()
         fits, base_results = _cs_fits(
             panel,
             outcome,
@@ -2549,22 +2563,46 @@ def _one_cluster_terms(
     return pieces, terms + (["displacement_share"] if "net" in terms else [])
 
 
-def _warn_cs_inference(stacklevel: int = 5) -> None:
+def _warn_cs_inference(
+    stacklevel: int = 5,
+    undefined: Mapping[str, Sequence[str]] | None = None,
+    dask: bool = False,
+) -> None:
     """The CS base's analytic influence-function SEs under-cover in the package's Monte
-    Carlo; said at such fits (stacklevel 5: past :func:`_base_fits`, fit and its
-    scale-equivariance wrapper, at the caller; Python shows it once per calling line)."""
+    Carlo; said where a fit reports them (stacklevel 5 from :func:`_base_fits`: past fit
+    and its scale-equivariance wrapper, at the caller; Python shows it once per calling
+    line). ``undefined``: the default jackknife fell back on them, because deleting a
+    cluster left these pieces without an estimate; ``dask``: the Dask engine's fit."""
+    if dask:
+        why = (
+            "The Dask spillover fit reports the CS base's analytic influence-function SEs "
+            "(as R did does); the in-memory fit's default is the delete-one-cluster "
+            "jackknife, which needs every cluster's rows. "
+        )
+    elif undefined:
+        first = next(iter(undefined.items()))
+        why = (
+            f"The delete-one-cluster jackknife of the CS pieces cannot be computed: deleting "
+            f"a cluster leaves {sorted(undefined)} without an estimate ({first[0]}: "
+            f"{first[1][0]}; info['jackknife_undefined']), so this fit reports the analytic "
+            "influence-function SEs (as R did does). "
+        )
+    else:
+        why = (
+            "base_estimator='callaway_santanna' reports the analytic influence-function SEs "
+            "(as R did does) with small_sample='none', Conley SEs or more than "
+            f"{CS_JACKKNIFE_MAX_CLUSTERS} clusters; otherwise its default is the "
+            "delete-one-cluster jackknife. "
+        )
     warnings.warn(
-        "base_estimator='callaway_santanna' reports the analytic influence-function SEs "
-        "(as R did does). In zoneimpact's Monte Carlo (benchmarks/RESULTS.md, session 15) "
-        "its 95% intervals for the direct effect rejected a true null in 6-13% of worlds at "
-        "the 5% level (SE/SD 0.63-0.93; spillover, net and share 6-9%; spillover on zones "
-        "15% in an independently written design), worst where a few "
-        "unit-periods are outliers (reported zeros), which every ATT(g,t) carries through "
-        "its single base period g-1; the default imputation base kept 2-6%. For its "
-        "intervals call result.with_inference('jackknife'), which refits each CS piece "
-        "without each cluster (CV3): 4.0-4.5% null rejection and 0.955-0.970 coverage on "
-        "the same design (session 33); otherwise read the CS base as a cross-check of "
-        "point estimates.",
+        why + "In zoneimpact's Monte Carlo (benchmarks/RESULTS.md, sessions 15 and 33) the "
+        "analytic 95% intervals for the direct effect rejected a true null in 6-13% of "
+        "worlds at the 5% level (SE/SD 0.63-0.93; spillover, net and share 6-9%), worst "
+        "where a few unit-periods are outliers (reported zeros), which every ATT(g,t) "
+        "carries through its single base period g-1; the jackknife (CV3, each CS piece "
+        "refitted without each cluster) kept 4.0-4.5% and 0.955-0.970 coverage on the "
+        "same design. Read these SEs as a lower bound, or use result.with_inference("
+        "'jackknife', n_jobs=-1) on fewer, larger clusters.",
         stacklevel=stacklevel,
     )
 
@@ -2759,6 +2797,9 @@ class _Rescoring:
     region: _PieceFit | None
     # the fit's generator as it was before its joint draws (None: not recorded)
     rng: np.random.Generator | None = None
+    # the CS base's small_sample option, which picks its default inference (_cs_default);
+    # "none" where the fit reports analytic CS scores whatever the clusters (the Dask engine)
+    cs_small_sample: str = "none"
 
 
 def _cluster_label(clusters: _Clusters) -> str:
@@ -2785,7 +2826,7 @@ def _rescored(f: _PieceFit, clusters: _Clusters, cr2: bool) -> _PieceFit:
     return replace(f, score=score)
 
 
-def _with_inference(
+def _inference_plan(
     res: SpilloverResult,
     method: str,
     cluster: Any,
@@ -2793,9 +2834,10 @@ def _with_inference(
     conley_kernel: str | None,
     n_boot: int | None,
     rng: np.random.Generator | int | None,
-    n_jobs: int = 1,
-) -> SpilloverResult:
-    """:meth:`SpilloverResult.with_inference` (see there)."""
+) -> tuple[str, _Clusters, int, np.random.Generator]:
+    """:meth:`SpilloverResult.with_inference`'s arguments checked: the method (``"cluster"``
+    on the CS base: :func:`_cs_default`), the clusters, the draws and their generator,
+    for :func:`_redone`."""
     st = res.fitted
     if st is None or st.fits["direct"].estimate != res.coef("direct"):
         # no kept scores (a result built by hand), or scores on another scale (rescaled)
@@ -2804,7 +2846,6 @@ def _with_inference(
             "cannot be redone; refit with spillover.fit(..., cluster=..., conley_km=...)."
         )
     check_choice(method, "method", ("cluster", "conley", "wild", "jackknife"))
-    check_n_jobs(n_jobs)
     if method == "jackknife" and not res.base_results:
         raise SpecError(
             "with_inference('jackknife') refits the Callaway-Sant'Anna pieces without each "
@@ -2830,20 +2871,88 @@ def _with_inference(
     clusters = _cluster_codes(
         st.panel, st.units, res.outcome, cluster, conley_km, st.region_column, conley_kernel
     )
+    if method == "cluster" and res.base_results:
+        # as a refit with these clusters: the CS base's default (module notes)
+        method = _cs_default(st.cs_small_sample, clusters)
+    # rng=None replays the fit's generator, so two identical calls give the same numbers
+    gen = snapshot(st.rng) if rng is None and st.rng is not None else as_generator(rng)
+    return method, clusters, n_boot, gen
+
+
+def _with_cs_default(
+    res: SpilloverResult,
+    clusters: _Clusters,
+    small_sample: str,
+    n_boot: int,
+    start: np.random.Generator,
+    n_jobs: int,
+) -> SpilloverResult:
+    """A fresh fit with the CS base under its default inference (:func:`_cs_default`), on
+    the fit's own draws (``start``); other fits as they are."""
+    if not res.base_results or res.fitted is None:
+        return res
+    res = replace(res, fitted=replace(res.fitted, cs_small_sample=small_sample))
+    if (how := _cs_default(small_sample, clusters)) == "cluster":
+        return res
+    # stacklevel 6: past _redone, here, fit and its scale wrapper, at the caller of fit
+    return _redone(
+        res, how, clusters, n_boot, snapshot(start), n_jobs=n_jobs, stacklevel=6, warn=False
+    )
+
+
+#: the CS base's pieces take the delete-one-cluster jackknife by default up to this many
+#: clusters (module notes); beyond it the refits' cost grows as clusters x units, and the
+#: analytic SEs (with their warning) are reported
+CS_JACKKNIFE_MAX_CLUSTERS = 100
+
+
+def _cs_default(small_sample: str, clusters: _Clusters) -> str:
+    """The CS base's inference for these clusters: ``"cs_jackknife"`` (the pieces'
+    delete-one-cluster jackknife, falling back on the analytic scores where a deletion
+    leaves a piece undefined) with ``small_sample="cr2"``, cluster-robust (not Conley) SEs
+    and 2 to :data:`CS_JACKKNIFE_MAX_CLUSTERS` clusters; else ``"cluster"`` (analytic)."""
+    small = small_sample == "cr2" and clusters.conley is None
+    return "cs_jackknife" if small and 2 <= clusters.n <= CS_JACKKNIFE_MAX_CLUSTERS else "cluster"
+
+
+def _redone(
+    res: SpilloverResult,
+    method: str,
+    clusters: _Clusters,
+    n_boot: int,
+    gen: np.random.Generator,
+    *,
+    n_jobs: int,
+    stacklevel: int,
+    warn: bool = True,
+) -> SpilloverResult:
+    """``res``'s joint inference redone on ``clusters`` by ``method`` ("cluster",
+    "conley", "wild", "jackknife", or "cs_jackknife": :func:`_cs_default`), a new result;
+    ``stacklevel`` of a warning from a helper called here (the caller's frame), ``warn``:
+    name the one-cluster pieces (a fit has named them already). Called from
+    ``with_inference`` or :func:`fit` directly, so that the helpers' own stacklevels
+    (Conley's) hold."""
+    check_n_jobs(n_jobs)
+    st = res.fitted
+    assert st is not None  # _inference_plan and fit have checked
     cr2 = res.info.get("small_sample") == "cr2"
     fits = {k: _rescored(f, clusters, cr2) for k, f in st.fits.items()}
     region = None if st.region is None else _rescored(st.region, clusters, cr2)
     info_jack: dict[str, Any] = {}
-    if method == "jackknife":
-        fits, info_jack = _jackknifed(res, fits, clusters, n_jobs)
-    # rng=None replays the fit's generator, so two identical calls give the same numbers
-    gen = snapshot(st.rng) if rng is None and st.rng is not None else as_generator(rng)
+    if method in ("jackknife", "cs_jackknife"):
+        explicit = method == "jackknife"
+        jack, info_jack = _jackknifed(res, fits, clusters, n_jobs, explicit, stacklevel)
+        if explicit or not info_jack["jackknife_undefined"]:
+            fits, method = jack, "jackknife"
+        else:
+            _warn_cs_inference(stacklevel, info_jack["jackknife_undefined"])
+            method = "cluster"
     terms, draws, info_boot = _joint_inference(
         st.panel, st.units, fits, region, clusters, gen, n_boot, res.alpha
     )
     one, gone = _one_cluster(fits, clusters)
-    # stacklevel 4: past with_inference, at its caller
-    _warn_one_cluster(one, stacklevel=4)
+    if warn:
+        _warn_one_cluster(one, stacklevel=stacklevel)
     if method == "wild":
         terms, info_wild = _wild_inference(fits, clusters, cr2, terms, gen, n_boot, res.alpha, gone)
         info_boot.update(info_wild)
@@ -2856,6 +2965,9 @@ def _with_inference(
         info["inference"] = _INFERENCE
     elif method == "jackknife":
         info["inference"] = _INFERENCE_JACKKNIFE
+    if res.base_results:
+        # what the CS pieces' SEs rest on (the imputation base's entry is its option)
+        info["small_sample"] = "cv3" if method == "jackknife" else "none"
     info["cluster"] = _cluster_label(clusters)
     terms, draws, info = _unidentified(terms, draws, info)
     fitted = replace(st, fits=_kept(fits), region=region)
@@ -2863,23 +2975,28 @@ def _with_inference(
 
 
 def _jackknifed(
-    res: SpilloverResult, fits: dict[str, _PieceFit], clusters: _Clusters, n_jobs: int = 1
+    res: SpilloverResult,
+    fits: dict[str, _PieceFit],
+    clusters: _Clusters,
+    n_jobs: int = 1,
+    warn: bool = True,
+    stacklevel: int = 4,
 ) -> tuple[dict[str, _PieceFit], dict[str, Any]]:
     """``fits`` with every CS piece's scores replaced by its delete-one-cluster jackknife
     scores (:mod:`._spillover_jackknife`); a piece some deletion leaves undefined gets NaN
-    scores (its terms a NaN SE) and a warning naming the clusters."""
+    scores (its terms a NaN SE) and, with ``warn``, a warning naming the clusters."""
     estimates = {k: f.estimate for k, f in fits.items()}
     one = _one_cluster(fits, clusters)[0]
     scores, info = _jackknife.jackknife_scores(
         res.base_results, estimates, clusters.of_unit, clusters.n, res.outcome, n_jobs, one
     )
-    if info["jackknife_undefined"]:
+    if warn and info["jackknife_undefined"]:
         first = next(iter(info["jackknife_undefined"].items()))
         warnings.warn(
             f"Deleting a cluster leaves {sorted(info['jackknife_undefined'])} without an "
             f"estimate, so their terms have no jackknife SE (NaN; "
             f"info['jackknife_undefined']): {first[0]}, {first[1][0]}",
-            stacklevel=4,
+            stacklevel=stacklevel,
         )
     return {k: replace(f, score=scores[k]) if k in scores else f for k, f in fits.items()}, info
 
