@@ -377,3 +377,19 @@ def test_pieces_batched_across_deletions_equal_their_refits(monkeypatch) -> None
         out.append(res.with_inference("jackknife").terms.set_index("term")["se"])
     assert out[0].notna().sum() >= 6
     np.testing.assert_allclose(out[0].to_numpy(), out[1].to_numpy(), rtol=1e-10, equal_nan=True)
+
+
+@pytest.mark.parametrize("factor", [1e160, 1e-160])
+def test_the_default_jackknife_is_scale_equivariant_at_the_float_limits(fitted, factor):
+    # the fit rescales such outcomes by a power of two before estimating (exact) and the
+    # default jackknife runs inside that rescaling: every SE scales with the outcome; 1e-10
+    # relative (measured 1e-14: the outcome's own product with the factor rounds)
+    panel = fitted[0]
+    y = panel.data["fdi"].to_numpy()
+    ref = _pieces(_cs(panel, small_sample="cr2"))
+    got = _pieces(_cs(panel.with_outcome("fdi_c", y * factor), "fdi_c", small_sample="cr2"))
+    lin = ref.index != "displacement_share"
+    np.testing.assert_allclose(got["se"][lin] / factor, ref["se"][lin], rtol=1e-10)
+    assert got.at["displacement_share", "se"] == pytest.approx(
+        ref.at["displacement_share", "se"], rel=1e-10
+    )

@@ -1940,7 +1940,7 @@ def fit(
     alpha : float
         Level of the stored confidence intervals.
     n_jobs : int
-        Accepted for the common interface (the joint draws are one matrix product).
+        Parallel jackknife refits of the CS base (the numbers do not depend on it).
     exposure : {"adjacency", "rings", "knn", "region"} or ExposureMap
         Exposure map (:mod:`zoneimpact.exposure`).
     rings_km, within_region : list of (low, high), optional; bool
@@ -1957,19 +1957,17 @@ def fit(
     covariates : list of str, optional
         Conditional parallel trends: baseline value x period terms (imputation), doubly
         robust CS per piece otherwise; weighted region means x period in the region check.
-    base_estimator : {"imputation", "callaway_santanna"}
-        Estimator of each piece (module docstring).
-    base_options : dict, optional
-        Options of the CS base (e.g. ``{"control_group": "not_yet_treated"}``; no ``max_e``).
+    base_estimator, base_options : {"imputation", "callaway_santanna"}; dict, optional
+        Estimator of each piece (module notes); options of the CS base (e.g.
+        ``{"control_group": "not_yet_treated"}``; no ``max_e``).
     n_boot : int
         Joint multiplier-bootstrap draws (0: the displacement share's SE is delta-method).
     cluster : str, optional
         Geography column to cluster on; default the regions (``region_column``), else units.
     small_sample : {"cr2", "none"}
-        Imputation base and ``net_region_did``: ``"cr2"`` (default) residuals scaled by
-        ``(I - H_gg)^{-1/2}``, Bell-McCaffrey t (Pustejovsky & Tipton 2018); ``"none"``: t(G-1).
-        CS base: ``"cr2"`` gives its pieces the delete-one-cluster jackknife (CV3, t(G-1))
-        with up to 100 clusters, ``"none"`` the analytic influence functions (module notes).
+        ``"cr2"``: imputation and ``net_region_did`` residuals scaled by ``(I - H_gg)^{-1/2}``,
+        Bell-McCaffrey t (Pustejovsky & Tipton 2018); CS pieces' jackknife up to 100
+        clusters (CV3; module notes). ``"none"``: t(G-1); CS's analytic SEs.
     conley_km : float, optional
         Conley (1999) spatial-HAC SEs instead of clusters: unit scores weighted by a kernel
         in great-circle distance with this cutoff (``lat``/``lon``), t with Satterthwaite df.
