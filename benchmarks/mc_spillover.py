@@ -229,7 +229,9 @@ def main() -> None:
         "--inference",
         default="cluster",
         choices=["cluster", "jackknife", "wild"],
-        help="SpilloverResult.with_inference after each fit (jackknife: CS base only)",
+        help="SpilloverResult.with_inference after each fit (jackknife: CS base only; with "
+        "--small-sample cr2 the CS base's default already is the jackknife, falling back on "
+        "the analytic SEs where a deletion leaves a piece undefined)",
     )
     args = ap.parse_args()
     t0 = time.perf_counter()

@@ -298,6 +298,17 @@ def test_the_default_keeps_the_analytic_ses_above_the_cluster_cap(fitted, monkey
     assert capped.info["inference"].startswith("joint cluster scores")
 
 
+def test_re_inference_that_lands_on_the_analytic_ses_says_so(fitted):
+    # Conley SEs on a fit whose default was the jackknife: CS's analytic scores, with the
+    # warning a refit with conley_km= gives, at the caller's line
+    default = _cs(fitted[0], small_sample="cr2")
+    with pytest.warns(UserWarning, match="reports the analytic influence-function") as caught:
+        conley = default.with_inference("conley", conley_km=300.0)
+    assert [w.filename for w in caught if "analytic influence" in str(w.message)] == [__file__]
+    assert conley.info["small_sample"] == "none"
+    assert conley.info["inference"].startswith("joint cluster scores")
+
+
 def test_a_default_jackknife_that_cannot_be_computed_falls_back_and_says_so():
     # the cluster of every clean unit deleted leaves the direct piece without comparisons
     # (the test above this one's world): the default reports the analytic SEs, not NaN,

@@ -109,8 +109,8 @@ Base estimators (each piece is estimated separately, on its own clean rows):
   :mod:`._spillover_jackknife`), as ``result.with_inference("jackknife")`` gives it, not
   CS's analytic influence functions: those run small in the package's Monte Carlo. On the
   main design (2% of unit-periods reported as zero, regional shocks) the analytic SEs
-  rejected a true null direct effect in 8-13% of worlds at 5% (SE/SD 0.63-0.80; 6%
-  without the zeros): every ATT(g,t) differences against the one base period ``g - 1``,
+  rejected a true null direct effect in 6.5-13% of worlds at 5% (SE/SD 0.63-0.92,
+  sessions 15, 33 and 37; 6% without the zeros): every ATT(g,t) differences against the one base period ``g - 1``,
   so an outlier there moves all of a cohort's cells, the sandwich form understates such
   heavy tails, and with the zones in a few regions each cluster's leverage is large. On
   two seeds of 200 worlds, paired with the analytic SEs (sessions 33 and 37), the
@@ -118,14 +118,16 @@ Base estimators (each piece is estimated separately, on its own clean rows):
   spillover / net, against 8.5 / 6.0 / 8.0% and 6.5 / 8.5 / 6.0%, and covered 0.95-0.98
   against 0.92-0.95 in the share-0.5 world: valid, on the wide side for the direct
   effect (SE/SD up to 1.21). It costs about 1 s for 30 regions and four pieces (each
-  cell estimated for every deletion at once). With ``small_sample="none"``, Conley SEs or more than 100
-  clusters (the refits' cost grows as clusters x units; ``n_jobs`` spreads them) the fit
-  reports the analytic SEs, with a warning; so it does where a deletion leaves a piece
+  cell estimated for every deletion at once). With ``small_sample="none"``, Conley SEs
+  or more than 100 clusters (the refits' cost grows as clusters x units; ``n_jobs``
+  spreads them) the fit reports the analytic SEs, with a warning, as does
+  ``with_inference`` when it lands there; so it does where a deletion leaves a piece
   without an estimate (the reason in ``info["jackknife_undefined"]``).
 
 Inference: every piece's estimate is asymptotically linear, so each has a score per
 cluster — BJS's Theorem 3 conservative scores for imputation, the CS influence function
-summed within clusters otherwise. The pieces share units (the clean controls), so their
+summed within clusters otherwise (by default replaced by the pieces' delete-one-cluster
+jackknife deviations, CV3, above). The pieces share units (the clean controls), so their
 scores, stacked by cluster, give one joint covariance ``S'S`` for direct, spillover,
 totals and net (standard errors ``sqrt(diag)``, t(G-1) intervals with ``G`` clusters).
 With few clean clusters the imputation scores get the CR2 correction and Bell &
@@ -2797,7 +2799,7 @@ class _Rescoring:
     # the fit's generator as it was before its joint draws (None: not recorded)
     rng: np.random.Generator | None = None
     # the CS base's small_sample option, which picks its default inference (_cs_default);
-    # "none" where the fit reports analytic CS scores whatever the clusters (the Dask engine)
+    # "none" (analytic CS scores whatever the clusters) for a result not built by fit
     cs_small_sample: str = "none"
 
 
@@ -2873,6 +2875,10 @@ def _inference_plan(
     if method == "cluster" and res.base_results:
         # as a refit with these clusters: the CS base's default (module notes)
         method = _cs_default(st.cs_small_sample, clusters)
+    if res.base_results and method in ("cluster", "conley"):
+        # analytic CS scores, as a refit would say (stacklevel 4: past here and
+        # with_inference, at the caller)
+        _warn_cs_inference(4)
     # rng=None replays the fit's generator, so two identical calls give the same numbers
     gen = snapshot(st.rng) if rng is None and st.rng is not None else as_generator(rng)
     return method, clusters, n_boot, gen
@@ -2929,8 +2935,9 @@ def _redone(
     "conley", "wild", "jackknife", or "cs_jackknife": :func:`_cs_default`), a new result;
     ``stacklevel`` of a warning from a helper called here (the caller's frame), ``warn``:
     name the one-cluster pieces (a fit has named them already). Called from
-    ``with_inference`` or :func:`fit` directly, so that the helpers' own stacklevels
-    (Conley's) hold."""
+    ``with_inference`` directly, so that the helpers' own stacklevels (Conley's) hold;
+    :func:`fit` reaches it through :func:`_with_cs_default`, one frame deeper, on a path
+    without Conley SEs."""
     check_n_jobs(n_jobs)
     st = res.fitted
     assert st is not None  # _inference_plan and fit have checked
