@@ -229,17 +229,23 @@ def test_jackknife_invariances(fitted):
     assert got["displacement_share"] == pytest.approx(ref["displacement_share"], rel=1e-8)
 
 
+def _clean_in_one_cluster(panel: Panel, res: spillover.SpilloverResult) -> pd.Series:
+    """Ten clusters by unit order, but the ring piece's clean units all in cluster 99."""
+    codes = pd.Series(np.arange(len(panel.units)) % 10, index=list(panel.units))
+    spill_units = set(res.base_results["spillover:adjacent"]._panel().data["unit"])
+    clean = res.exposure.table.query("role == 'clean'").index
+    lab = codes.copy()
+    lab[[u for u in clean if u in spill_units]] = 99
+    return lab
+
+
 def test_a_deletion_that_leaves_a_piece_without_controls_gives_nan_and_says_so():
     # every clean unit in one cluster: deleting it leaves the direct and ring pieces (CS
     # with never-treated comparisons) no comparison for any cell; the naive piece, whose
     # comparisons are all units without a zone, keeps its SE
     panel = _world(6)
     res = _cs(panel)
-    codes = pd.Series(np.arange(len(panel.units)) % 10, index=list(panel.units))
-    spill_units = set(res.base_results["spillover:adjacent"]._panel().data["unit"])
-    clean = res.exposure.table.query("role == 'clean'").index
-    lab = codes.copy()
-    lab[[u for u in clean if u in spill_units]] = 99
+    lab = _clean_in_one_cluster(panel, res)
     with pytest.warns(UserWarning, match="Deleting a cluster leaves") as caught:
         jk = res.with_inference("jackknife", cluster=lab)
     # said at the caller's line
@@ -250,7 +256,7 @@ def test_a_deletion_that_leaves_a_piece_without_controls_gives_nan_and_says_so()
     undefined = jk.info["jackknife_undefined"]
     assert {"direct", "spillover:adjacent"} <= set(undefined) and "naive" not in undefined
     # named by a unit of the deleted cluster, with CS's reason
-    first = min(u for u in clean if u in spill_units)
+    first = min(lab.index[lab == 99])
     assert len(undefined["direct"]) == 1
     assert undefined["direct"][0].startswith(f"the cluster of unit {first} (")
     assert "No post-treatment ATT(g,t) could be estimated" in undefined["direct"][0]
@@ -316,11 +322,7 @@ def test_a_default_jackknife_that_cannot_be_computed_falls_back_and_says_so():
     panel = _world(6)
     default = _cs(panel, small_sample="cr2")
     res = _cs(panel)
-    codes = pd.Series(np.arange(len(panel.units)) % 10, index=list(panel.units))
-    spill_units = set(res.base_results["spillover:adjacent"]._panel().data["unit"])
-    clean = res.exposure.table.query("role == 'clean'").index
-    lab = codes.copy()
-    lab[[u for u in clean if u in spill_units]] = 99
+    lab = _clean_in_one_cluster(panel, res)
     with pytest.warns(UserWarning, match="jackknife of the CS pieces cannot be computed") as w:
         back = default.with_inference("cluster", cluster=lab)
     assert [x.filename for x in w if "cannot be computed" in str(x.message)] == [__file__]
