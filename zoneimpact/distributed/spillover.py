@@ -37,9 +37,9 @@ the units) — the in-memory
 ``spillover_from_sources``, refused, naming their number (``_refuse_source_targets``);
 covariates and weights, the imputation
 base's CR2 correction and the CS base's delete-one-cluster jackknife
-(``small_sample="cr2"``, the in-memory default: they need each cluster's rows together), ``net_region_did``/``net_region_sdid`` (they need the
-geography), Conley SEs and :meth:`SpilloverResult.with_inference` (the result keeps no
-panel). A piece whose estimated targets all sit in one cluster is refused as in memory on
+(``small_sample="cr2"``, the in-memory default: they need each cluster's rows together),
+``net_region_did``/``net_region_sdid`` (they need the geography), Conley SEs and
+:meth:`SpilloverResult.with_inference` (the result keeps no panel). A piece whose estimated targets all sit in one cluster is refused as in memory on
 either base (NaN SE for its terms, a warning, ``info["one_cluster_pieces"]``); the CS
 base finds the clusters of each piece's targets in the cells CS estimated by a pass over
 its partitions.

@@ -110,9 +110,10 @@ Base estimators (each piece is estimated separately, on its own clean rows):
   CS's analytic influence functions: those run small in the package's Monte Carlo. On the
   main design (2% of unit-periods reported as zero, regional shocks) the analytic SEs
   rejected a true null direct effect in 6.5-13% of worlds at 5% (SE/SD 0.63-0.92,
-  sessions 15, 33 and 37; 6% without the zeros): every ATT(g,t) differences against the one base period ``g - 1``,
-  so an outlier there moves all of a cohort's cells, the sandwich form understates such
-  heavy tails, and with the zones in a few regions each cluster's leverage is large. On
+  sessions 15, 33 and 37; 6% without the zeros): every ATT(g,t) differences against the
+  one base period ``g - 1``, so an outlier there moves all of a cohort's cells, the
+  sandwich form understates such heavy tails, and with the zones in a few regions each
+  cluster's leverage is large. On
   two seeds of 200 worlds, paired with the analytic SEs (sessions 33 and 37), the
   jackknife rejected a true null 4.5 / 4.0 / 4.0% and 2.0 / 6.0 / 3.0% for direct /
   spillover / net, against 8.5 / 6.0 / 8.0% and 6.5 / 8.5 / 6.0%, and covered 0.95-0.98
