@@ -113,12 +113,11 @@ Base estimators (each piece is estimated separately, on its own clean rows):
   sessions 15, 33 and 37; 6% without the zeros): every ATT(g,t) differences against the
   one base period ``g - 1``, so an outlier there moves all of a cohort's cells, the
   sandwich form understates such heavy tails, and with the zones in a few regions each
-  cluster's leverage is large. On
-  two seeds of 200 worlds, paired with the analytic SEs (sessions 33 and 37), the
-  jackknife rejected a true null 4.5 / 4.0 / 4.0% and 2.0 / 6.0 / 3.0% for direct /
-  spillover / net, against 8.5 / 6.0 / 8.0% and 6.5 / 8.5 / 6.0%, and covered 0.95-0.98
-  against 0.92-0.95 in the share-0.5 world: valid, on the wide side for the direct
-  effect (SE/SD up to 1.21). It costs about 1 s for 30 regions and four pieces (each
+  cluster's leverage is large. On two seeds of 200 worlds, paired with the analytic SEs
+  (sessions 33 and 37), the jackknife rejected a true null 4.5 / 4.0 / 4.0% and 2.0 /
+  6.0 / 3.0% for direct / spillover / net, against 8.5 / 6.0 / 8.0% and 6.5 / 8.5 / 6.0%,
+  and covered 0.95-0.98 against 0.92-0.95 in the share-0.5 world: valid, on the wide side
+  for the direct effect (SE/SD up to 1.21). It costs about 1 s for 30 regions and four pieces (each
   cell estimated for every deletion at once). With ``small_sample="none"``, Conley SEs
   or more than 100 clusters (the refits' cost grows as clusters x units; ``n_jobs``
   spreads them) the fit reports the analytic SEs, with a warning, as does
