@@ -221,28 +221,53 @@ def cell_cluster_codes(cells: np.ndarray, cluster: np.ndarray, n_clusters: int) 
     return pair.ravel()
 
 
-def _aux_sums(
+def tilde_mode(leave_out: bool, cr2: bool) -> str:
+    """How eq. 8's residuals ``tau_hat - tau~`` are formed (:func:`_aux_coefs`): with
+    ``leave_out`` Supplementary Appendix A.9's leave-out, else with ``cr2`` the
+    Bell-McCaffrey adjustment of the in-sample average, else the in-sample average."""
+    return "leave_out" if leave_out else "cr2" if cr2 else "in_sample"
+
+
+def _aux_coefs(
     w: np.ndarray,
     cells: np.ndarray,
     pair: np.ndarray,
     *,
-    leave_out: bool,
+    mode: str,
     scale: np.ndarray | None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Eq. 8's weights, shared by :func:`tau_tilde`, :func:`outcome_shift` and
-    :func:`_bm_target`: ``a_c`` per (cell, cluster) pair (``w``, times ``scale`` if
-    given, summed), each pair's cell, and per target whether the leave-out applies
-    (``LEAVE_OUT_REST``; never without ``leave_out``) and ``sum_c a_c^2`` over its cell,
-    without its own cluster's term where it does."""
+    :func:`_bm_target_parts`: ``a_c`` per (cell, cluster) pair (``w``, times ``scale`` if
+    given, summed), each pair's cell, and per target ``r`` and ``p`` with
+    ``tau~ = r sum_c a_c b_c - p a_own b_own`` (``scale`` folded in), and the rows where a
+    leave-out fell back on the in-sample average.
+
+    Eq. 8 is a least-squares fit of the pairs' ``b_c`` on ``a_c`` within the cell, with
+    leverage ``h = a_own^2 / sum_c a_c^2``. A pair's in-sample residual ``e`` is shrunk like
+    any OLS residual; the leave-out one (``mode="leave_out"``, A.9) is ``e / (1 - h)``, the
+    jackknife's (CR3), which over-corrects; ``mode="cr2"`` gives ``e / sqrt(1 - h)``, Bell
+    & McCaffrey's (2002) CR2 of this step, the weight ``lam = s / (1 + s)``, ``s = sqrt(1 -
+    h)``, on the leave-out average and ``1 - lam`` on the in-sample one (the residual is
+    linear in ``tau~``). Where the other clusters hold less than ``LEAVE_OUT_REST`` of the
+    cell's squared weight (``h`` one) both keep the in-sample average, whose residual then
+    adds nothing (CR2's Moore-Penrose convention); only the leave-out flags those rows."""
     ncell = int(cells.max()) + 1 if cells.size else 0
     npair = int(pair.max()) + 1 if pair.size else 0
     a = np.bincount(pair, weights=w if scale is None else w * scale, minlength=npair)
     cell_of_pair = np.zeros(npair, dtype=np.int64)
     cell_of_pair[pair] = cells
     den = np.bincount(cell_of_pair, weights=a * a, minlength=ncell)[cells]
-    own_a = a[pair]
-    ok = (den - own_a**2) > LEAVE_OUT_REST * den if leave_out else np.zeros(len(w), bool)
-    return a, cell_of_pair, ok, np.where(ok, den - own_a**2, den)
+    rest = den - a[pair] ** 2
+    ok = rest > LEAVE_OUT_REST * den if mode != "in_sample" else np.zeros(len(w), bool)
+    sc = 1.0 if scale is None else scale
+    r_in = np.divide(sc, den, out=np.zeros(len(w)), where=den != 0)
+    r_lo = np.divide(sc, rest, out=np.zeros(len(w)), where=ok)
+    if mode == "cr2":
+        s = np.sqrt(np.divide(rest, den, out=np.zeros(len(w)), where=ok))
+        lam = np.where(ok, s / (1.0 + s), 0.0)
+    else:
+        lam = ok.astype(float)
+    return a, cell_of_pair, lam * r_lo + (1.0 - lam) * r_in, lam * r_lo, ~ok & (mode == "leave_out")
 
 
 def tau_tilde(
@@ -253,6 +278,7 @@ def tau_tilde(
     *,
     leave_out: bool,
     scale: np.ndarray | None = None,
+    cr2: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``tau~`` of every target (BJS 2024, eq. 8) and the rows where the leave-out fell back.
 
@@ -271,7 +297,9 @@ def tau_tilde(
     ``a_c b_c`` and ``a_c^2``, which removes the downward bias of the in-sample average when
     cells hold few clusters; where the other clusters hold less than ``LEAVE_OUT_REST`` of
     the cell's squared weight the in-sample value is kept (a cell inside one cluster then
-    adds nothing to its score), and those rows are flagged.
+    adds nothing to its score), and those rows are flagged. Without ``leave_out`` but with
+    ``cr2`` the in-sample residuals get Bell & McCaffrey's leverage correction instead
+    (:func:`_aux_coefs`), between the two.
 
     With ``scale`` (one positive value per target, e.g. an exposure intensity) the cell's
     auxiliary model is ``tau~_it = beta_g * scale_it`` instead of a constant: the cluster
@@ -279,12 +307,11 @@ def tau_tilde(
     is minimised by the same ratio, so only ``a_c`` and the final product change (Theorem
     3 is conservative for any auxiliary model; a better one is less so).
     """
-    a, cell_of_pair, ok, den = _aux_sums(w, cells, pair, leave_out=leave_out, scale=scale)
+    mode = tilde_mode(leave_out, cr2)
+    a, cell_of_pair, r, p, fallback = _aux_coefs(w, cells, pair, mode=mode, scale=scale)
     b = np.bincount(pair, weights=w * tau, minlength=len(a))
     num = np.bincount(cell_of_pair, weights=a * b)[cells]
-    num = np.where(ok, num - a[pair] * b[pair], num)
-    tilde = np.divide(num, den, out=np.zeros(len(w)), where=den != 0)
-    return (tilde if scale is None else tilde * scale), ~ok & leave_out
+    return r * num - p * (a * b)[pair], fallback
 
 
 def _near_sums(
@@ -295,10 +322,10 @@ def _near_sums(
     near: Any,
     scale: np.ndarray | None,
 ) -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray]:
-    """:func:`_aux_sums` with a neighbourhood leave-out: ``A`` (cells x clusters, sparse) of eq. 8's
+    """:func:`_aux_coefs`' leave-out with a neighbourhood: ``A`` (cells x clusters, sparse) of eq. 8's
     ``a_c``, and per target whether the leave-out applies and ``sum_c a_c^2`` over its cell
     without every cluster ``near`` its own (``near``: clusters x clusters, symmetric, 1 on
-    the diagonal; the identity gives :func:`_aux_sums`' own-cluster leave-out)."""
+    the diagonal; the identity gives :func:`_aux_coefs`' own-cluster leave-out)."""
     A = _cell_cluster_sums(w if scale is None else w * scale, cells, cluster1, n_clusters)
     A2 = A.multiply(A).tocsr()
     full = np.asarray(A2.sum(axis=1)).ravel()[cells]
@@ -374,6 +401,8 @@ def scores(
     Moore-Penrose root of Pustejovsky & Tipton 2018 because the unit effects are nested in
     the clusters), undoing the shrinkage of residuals in high-leverage clusters. ``cr2``
     may also be :func:`cr2_parts` of the same clustering, computed once by the caller.
+    Without ``leave_out``, ``cr2`` also corrects the targets' residuals ``tau_hat - tau~``
+    for the leverage of their cluster in eq. 8's cell average (:func:`_aux_coefs`).
 
     Parameters
     ----------
@@ -403,7 +432,9 @@ def scores(
         if near is not None and leave_out:
             tilde = tau_tilde_near(w, fit.tau, cells, c1, n_clusters, near, scale=scale)
         else:
-            tilde = tau_tilde(w, fit.tau, cells, pair, leave_out=leave_out, scale=scale)[0]
+            tilde = tau_tilde(
+                w, fit.tau, cells, pair, leave_out=leave_out, scale=scale, cr2=cr2 is not False
+            )[0]
         out[:, j] = np.bincount(c0, weights=V0[:, j] * resid0, minlength=n_clusters) + np.bincount(
             c1, weights=w * (fit.tau - tilde), minlength=n_clusters
         )
@@ -450,19 +481,16 @@ def outcome_shift(
             roots = cr2_parts(fit, c0)[1]
         for rows, U, f in roots.values():
             R0[rows] = apply_root(U, f, R0[rows])
-    # eq. 8 is linear in tau_hat given the weights: tau~_g = sum_{it in g} a_c(it) w_it
-    # tau_it / sum_c a_c^2, and its leave-out drops the own cluster's a_c b_c and a_c^2
+    # eq. 8 is linear in tau_hat given the weights: tau~ = r sum_{it in g} a_c(it) w_it
+    # tau_it - p a_own b_own (_aux_coefs: the leave-out and CR2 weigh the own pair's term)
     pair = cell_cluster_codes(cells, c1, n_clusters)
-    a, _, ok, den = _aux_sums(w, cells, pair, leave_out=leave_out, scale=scale)
+    mode = tilde_mode(leave_out, cr2)
+    a, _, r, p, _ = _aux_coefs(w, cells, pair, mode=mode, scale=scale)
     cell_sum = sparse.csr_matrix((a[pair] * w, (cells, np.arange(len(w)))), shape=(ncell, len(w)))
-    num = np.asarray(cell_sum @ tau)[cells]
-    if leave_out:
+    tilde = r[:, None] * np.asarray(cell_sum @ tau)[cells]
+    if p.any():
         pair_sum = sparse.csr_matrix((w, (pair, np.arange(len(w)))), shape=(len(a), len(w)))
-        own = (a[:, None] * np.asarray(pair_sum @ tau))[pair]
-        num = np.where(ok[:, None], num - own, num)
-    tilde = np.divide(num, den[:, None], out=np.zeros_like(num), where=den[:, None] != 0)
-    if scale is not None:
-        tilde = tilde * scale[:, None]
+        tilde -= p[:, None] * (a[:, None] * np.asarray(pair_sum @ tau))[pair]
     v0 = implied_weights(fit, w[:, None])[:, 0]
     by0 = sparse.csr_matrix((v0, (c0, np.arange(len(c0)))), shape=(n_clusters, len(c0)))
     by1 = sparse.csr_matrix((w, (c1, np.arange(len(c1)))), shape=(n_clusters, len(c1)))
@@ -584,15 +612,16 @@ def _bm_target_parts(
     """:func:`_bm_target`'s matrix ``J = D - diag(alpha) E S`` in parts: ``alpha`` per
     target, ``S`` (cells x clusters) and ``d``, the entry of ``D`` in each target's own
     cluster column (``E`` picks each target's cell). :func:`bm_gram` uses them to form
-    ``J'J`` and ``Z1'J`` without the dense targets x clusters matrix."""
+    ``J'J`` and ``Z1'J`` without the dense targets x clusters matrix. These are the CR2
+    variance's vectors, so without ``leave_out`` ``tau~`` is CR2's (:func:`_aux_coefs`)."""
     pair = cell_cluster_codes(cells, cluster1, n_clusters)
-    a, _, ok, den = _aux_sums(w, cells, pair, leave_out=leave_out, scale=scale)
+    mode = tilde_mode(leave_out, True)
+    a, _, r, p, _ = _aux_coefs(w, cells, pair, mode=mode, scale=scale)
     own_a = a[pair]
-    r = np.divide(1.0 if scale is None else scale, den, out=np.zeros(len(w)), where=den != 0)
-    # d tau~_j / d tau_k = r_j a_k w_k (same cell) - r_j a_j w_k (same cell and cluster, ok_j)
+    # d tau~_j / d tau_k = r_j a_k w_k (same cell) - p_j a_j w_k (same cell and cluster)
     cs = np.zeros((int(cells.max()) + 1 if cells.size else 0, n_clusters))
     np.add.at(cs, (cells, cluster1), w * r)
-    ps = np.bincount(pair, weights=np.where(ok, w * r, 0.0), minlength=len(a))
+    ps = np.bincount(pair, weights=w * p, minlength=len(a))
     return w * own_a, cs, w * (1.0 + own_a * ps[pair])
 
 
