@@ -185,6 +185,10 @@ def test_cr2_labels_and_messages() -> None:
     assert se_type_label(_fit(df)) == "Clustered by cl"
     assert se_type_label(_fit(df, small_sample="cr2")) == "Clustered by cl (CR2)"
     res = _fit(df, small_sample="cr2")
+    # info says which tau~ rule the CR2 variance took
+    assert res.info["variance"].endswith("df (tau~'s by their cluster's leverage)")
+    lo = _fit(df, small_sample="cr2", leave_out=True).info["variance"]
+    assert "leave-out (App. A.9)" in lo and lo.endswith("Bell-McCaffrey df")
     by_unit = pd.Series(np.arange(24) % 3, index=[f"u{i}" for i in range(24)], name="g3")
     with pytest.raises(ZoneImpactError, match=r"\(Series, t\)\. .*refit with") as err:
         res.with_inference(cluster=[by_unit, "t"])

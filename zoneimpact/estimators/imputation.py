@@ -1532,6 +1532,7 @@ def _fit_info(
         + (", leave-out (App. A.9)" if opts.leave_out else ", no leave-out")
         + (
             ", CR2 residuals with Bell-McCaffrey df"
+            + ("" if opts.leave_out else " (tau~'s by their cluster's leverage)")
             if opts.small_sample == "cr2"
             else ", no small-sample factor"
         ),
