@@ -1,6 +1,7 @@
 """Null rejection of ``imputation.fit``'s variances with few, unequal clusters.
 
-The world of ``tests/test_imputation_cr2.py::_null_rejections``: twelve clusters of 2-16
+The world of :func:`null_panels` (``tests/test_imputation_cr2.py`` draws its size test's
+worlds from it): twelve clusters of 2-16
 units, eight periods, zones (cohorts 4 or 6) in six clusters, cluster-by-period shocks and
 unit noise, no effect. Each world is fitted four ways, all on the same outcomes:
 
@@ -25,6 +26,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import argparse
 import time
 import warnings
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -35,26 +37,33 @@ from zoneimpact.panel import Panel
 VARIANTS = (("none", True), ("cr2", True), ("cr2", False), ("none", False))
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--reps", type=int, default=1000)
-    ap.add_argument("--seed", type=int, default=777)
-    args = ap.parse_args()
-    start = time.perf_counter()
-    rng = np.random.default_rng(args.seed)
+def null_panels(reps: int, seed: int) -> Iterator[Panel]:
+    """``reps`` null worlds, one random stream from ``seed``: twelve clusters of 2-16
+    units, zones (cohort 4 or 6) in six of them, eight periods, cluster-by-period shocks,
+    unit effects and noise, no effect."""
+    rng = np.random.default_rng(seed)
     sizes = np.array([2, 2, 3, 3, 4, 4, 5, 6, 8, 10, 12, 16])
     cl = np.repeat(np.arange(len(sizes)), sizes)
     n, T = len(cl), 8
     cohort = np.where(np.isin(cl, [0, 2, 4, 6, 8, 10]), rng.choice([4, 6], size=n), 0)
     grid = pd.DataFrame({"unit": np.repeat(np.arange(n), T), "t": np.tile(np.arange(1, T + 1), n)})
     grid["g"], grid["cl"] = cohort[grid["unit"]], cl[grid["unit"]]
-    rows = []
-    for rep in range(args.reps):
+    for _ in range(reps):
         shocks = rng.normal(0, 1, (len(sizes), T))[grid["cl"], grid["t"] - 1]
         y = rng.normal(0, 1, n)[grid["unit"]] + shocks + rng.normal(0, 1, len(grid))
-        panel = Panel.from_frame(
+        yield Panel.from_frame(
             grid.assign(y=y), unit="unit", time="t", outcomes=["y"], cohort="g", covariates=["cl"]
         )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=777)
+    args = ap.parse_args()
+    start = time.perf_counter()
+    rows = []
+    for rep, panel in enumerate(null_panels(args.reps, args.seed)):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # few treated clusters: the point of the design
             for ss, lo in VARIANTS:

@@ -9,7 +9,9 @@ reference over-rejects a true null and CR2 with its df does not.
 
 from __future__ import annotations
 
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,6 +20,9 @@ import pytest
 from zoneimpact.errors import ZoneImpactError
 from zoneimpact.estimators import _bjs, imputation
 from zoneimpact.panel import Panel
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from mc_imputation_cr2_tau import VARIANTS, null_panels  # noqa: E402
 
 
 def _frame(seed: int, n_units: int = 24, n_periods: int = 7, n_clusters: int = 5) -> pd.DataFrame:
@@ -262,25 +267,15 @@ def _null_rejections(reps: int, seed: int) -> tuple[float, float, float]:
     """Share of null worlds (no effect) whose 95% interval for ``att`` excludes zero: BJS's
     leave-out variance, plain with the normal reference and with CR2's step-1 residuals
     and df; and CR2 of both steps (no leave-out: ``tau~``'s residuals corrected for their
-    leverage). Twelve clusters of 2 to 16 units, zones in six of them, cluster shocks by
-    period."""
-    rng = np.random.default_rng(seed)
-    sizes = np.array([2, 2, 3, 3, 4, 4, 5, 6, 8, 10, 12, 16])
-    cl = np.repeat(np.arange(len(sizes)), sizes)
-    n, T = len(cl), 8
-    cohort = np.where(np.isin(cl, [0, 2, 4, 6, 8, 10]), rng.choice([4, 6], size=n), 0)
-    grid = pd.DataFrame({"unit": np.repeat(np.arange(n), T), "t": np.tile(np.arange(1, T + 1), n)})
-    grid["g"], grid["cl"] = cohort[grid["unit"]], cl[grid["unit"]]
+    leverage). The worlds of ``benchmarks/mc_imputation_cr2_tau.py``: twelve clusters of 2
+    to 16 units, zones in six of them, cluster shocks by period."""
     hits = np.zeros(3)
-    for _ in range(reps):
-        shocks = rng.normal(0, 1, (len(sizes), T))[grid["cl"], grid["t"] - 1]
-        y = rng.normal(0, 1, n)[grid["unit"]] + shocks + rng.normal(0, 1, len(grid))
-        panel = Panel.from_frame(
-            grid.assign(y=y), unit="unit", time="t", outcomes=["y"], cohort="g", covariates=["cl"]
-        )
+    for panel in null_panels(reps, seed):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            for k, (ss, lo) in enumerate((("none", True), ("cr2", True), ("cr2", False))):
+            for k, (ss, lo) in enumerate(
+                VARIANTS[:3]
+            ):  # the first three: leave-out plain, leave-out CR2, CR2 alone
                 r = imputation.fit(
                     panel, outcome="y", cluster="cl", small_sample=ss, horizons=[], leave_out=lo
                 )
