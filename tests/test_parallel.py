@@ -148,3 +148,26 @@ def test_snapshot_replays_draws_and_children() -> None:
         c.integers(0, 10**9) for c in twin.spawn(2)
     ]
     assert g.integers(0, 10**9) == twin.integers(0, 10**9)
+
+
+def test_progress_bar_waits_before_it_appears(capsys) -> None:
+    """A loop shorter than ``PROGRESS_DELAY_S`` (0.5 s) prints no bar; a longer one does.
+
+    Three trivial tasks take microseconds, far below 0.5 s on any machine; three tasks of
+    0.3 s take at least 0.9 s, so the bar must have appeared (a slow machine only widens
+    both margins)."""
+    import time
+
+    from zoneimpact.parallel import PROGRESS_DELAY_S
+
+    assert PROGRESS_DELAY_S == 0.5
+    fast = replicate(lambda i, rng: i, 3, rng=0, progress=True, desc="fast loop")
+    assert fast == [0, 1, 2]
+    assert "fast loop" not in capsys.readouterr().err
+
+    def slow(i: int, rng: np.random.Generator) -> int:
+        time.sleep(0.3)
+        return i
+
+    assert replicate(slow, 3, rng=0, progress=True, desc="slow loop") == [0, 1, 2]
+    assert "slow loop" in capsys.readouterr().err

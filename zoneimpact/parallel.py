@@ -7,7 +7,8 @@ or the joblib backend (loky processes, threads, or a dask cluster through
 ``joblib.parallel_config(backend="dask")``). This is the fix for the failure mode of
 pyfixest 0.60, whose workers share one generator and repeat the same draw.
 
-Progress is shown with tqdm as results come back from the workers.
+Progress is shown with tqdm as results come back from the workers, once a loop has run
+for :data:`PROGRESS_DELAY_S`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ T = TypeVar("T")
 
 #: Global switch for progress bars (the CLI's ``--quiet`` turns it off).
 SHOW_PROGRESS = {"on": True}
+#: Seconds before a bar appears: loops faster than this (a jackknife's deletions on a small
+#: panel) finish without flashing a bar that is erased at once.
+PROGRESS_DELAY_S = 0.5
 
 
 def set_progress(enabled: bool) -> None:
@@ -128,7 +132,13 @@ def replicate(
     tasks = list(range(int(n))) if isinstance(n, int | np.integer) else list(n)
     children = spawn(rng, len(tasks))
     show = SHOW_PROGRESS["on"] if progress is None else progress
-    bar = tqdm(total=len(tasks), desc=desc, disable=not show or len(tasks) < 2, leave=False)
+    bar = tqdm(
+        total=len(tasks),
+        desc=desc,
+        disable=not show or len(tasks) < 2,
+        leave=False,
+        delay=PROGRESS_DELAY_S,
+    )
     try:
         if n_jobs == 1 and backend is None:
             out = []
