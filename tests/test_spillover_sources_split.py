@@ -184,10 +184,59 @@ REFERENCE_NO_SOURCES: dict[str, tuple[float, float]] = {
 }
 
 
-def test_callaway_santanna_base_refuses_source_only_targets():
-    df = _world({**ZONES, **SOURCE})
-    with pytest.raises(EstimationError, match=r"callaway_santanna': 14 exposed unit-period"):
-        _fit(_panel(df, SOURCE), base_estimator="callaway_santanna")
+def test_callaway_santanna_base_leaves_out_units_exposed_only_by_sources():
+    # u31 and u33 are exposed by the source u32 (2003) alone in all their 14 exposed
+    # unit-periods: the CS base leaves them out of its ring piece, reports the first
+    # test's noise-free truths (1e-9 as there) and the imputation base's target counts,
+    # and leaves spillover_from_sources NaN with those 14 unidentified, said in info
+    p = _panel(_world({**ZONES, **SOURCE}), SOURCE)
+    note = r"leaves 2 unit\(s\) \(e.g. 'u31'\) out of its spillover pieces: in all 14 of"
+    with pytest.warns(UserWarning, match=note):
+        res = spillover.fit(p, outcome="y", rng=0, n_boot=0, base_estimator="callaway_santanna")
+    e = _est(res)
+    truths = {"direct": 10.0, "spillover": -5.0, "direct_total": 150.0,
+              "spillover_total": -150.0, "net": 0.0}  # fmt: skip
+    for term, value in truths.items():
+        assert e[term] == pytest.approx(value, abs=1e-9)
+    assert e["displacement_share"] == pytest.approx(1.0, abs=1e-10)
+    assert "spillover_from_sources" in res.info["cs_sources_note"]
+    cs_pieces = res.pieces.set_index("piece")
+    imp_pieces = _fit(p).pieces.set_index("piece")
+    for piece in ("direct", "spillover:adjacent"):
+        assert (
+            cs_pieces.at[piece, "n_target_unit_periods"]
+            == imp_pieces.at[piece, "n_target_unit_periods"]
+        )
+    src = cs_pieces.loc["spillover_from_sources"]
+    assert src["n_target_unit_periods"] == 0 and src["n_unidentified"] == 14
+    assert np.isnan(src["total"])
+    # with noise, the default inference (the jackknife over the 8 regions) covers them
+    noisy = _fit(_panel(_world({**ZONES, **SOURCE}, noise=2.0), SOURCE),
+                 base_estimator="callaway_santanna", n_boot=199)  # fmt: skip
+    se = noisy.terms.set_index("term")["se"]
+    terms = ["direct", "spillover", "net", "displacement_share"]
+    assert (se[terms] > 0).all() and np.isfinite(se[terms]).all()
+    assert noisy.info["small_sample"] == "cv3"
+
+
+@pytest.mark.parametrize(
+    ("zones", "sources", "n"),
+    [
+        # u33 is exposed by the source u32 alone in 2003-06 and also by the zone u34 from
+        # 2007: a cohort from its onset cannot hold the four source-only rows apart
+        ({**ZONES, **SOURCE, "u34": 2007}, SOURCE, 4),
+        # u33 (2005) is exposed since 1995 by the source u32, so it has no untreated row
+        # and no estimated gain under the imputation rule, but the CS base counts its gain
+        # (_cs_targets): u34's losses 2005-09 cannot leave net while that gain stays
+        ({**ZONES, "u32": 1995, "u33": 2005}, {"u32": 1995}, 5),
+    ],
+)
+def test_callaway_santanna_base_refuses_source_only_rows_it_cannot_split(zones, sources, n):
+    with pytest.raises(EstimationError, match=rf"callaway_santanna': {n} exposed unit-period"):
+        _fit(_panel(_world(zones), sources), base_estimator="callaway_santanna")
+
+
+def test_callaway_santanna_base_with_a_source_before_the_data():
     # a source opening before the data exposes from the first period: nothing to split
     res = _fit(_panel(_world({**ZONES, "u32": 1995}), {"u32": 1995}),
                base_estimator="callaway_santanna")  # fmt: skip

@@ -70,7 +70,11 @@ reviewer's noisy two-ring world). The CS base and the Dask engine, whose pieces
 are cohorts starting at the exposure onset, cannot split those periods off and refuse a
 fit that has them (:func:`source_only_refusal`), except for units exposed from the first
 period: no base can estimate their targets, and the CS base counts them as unidentified in
-the same pieces as the imputation base (:func:`_cs_unentered`). The CS base finds the
+the same pieces as the imputation base (:func:`_cs_unentered`). The CS base also takes
+units whose every exposed period is source-only by its own rule too (zones outside the
+panel opening inside the window, :func:`_source_only_units`): it leaves them out of its
+ring and ``spillover_on_zones`` pieces and leaves ``spillover_from_sources`` NaN, their
+targets unidentified (``info["cs_sources_note"]``, a warning). The CS base finds the
 zones without an estimated gain by the imputation base's rule; a zone it cannot estimate
 for its own reasons (its base period ``g - 1`` missing) is only named by the generic
 warning on unidentified targets, its neighbours' losses still in net. ``net_region_did`` keeps counting the
@@ -1118,11 +1122,14 @@ def _cs_fits(
     cluster_of: pd.Series,
     n_clusters: int,
     weights: str | None = None,
+    source_only: np.ndarray | None = None,
 ) -> tuple[dict[str, _PieceFit], dict[str, EstimationResult]]:
     """Callaway & Sant'Anna on each piece's panel; scores from the influence functions.
 
     With ``weights`` each piece is CS with those sampling weights (its ATT a weighted mean
     of the target unit-periods' effects) and the total multiplies it by their weight sum.
+    ``source_only``: units left out of the ring and ``spillover_on_zones`` pieces
+    (:func:`_source_only_units`).
     """
     from . import callaway_santanna as cs
 
@@ -1132,6 +1139,14 @@ def _cs_fits(
     n_soz = int(soz_target.sum())
     if soz_p is not None:
         piece_panels["spillover_on_zones"] = soz_p
+    if source_only is not None and len(source_only):
+        # the direct piece keeps them: their rows before exposure are its controls, and a
+        # zone unit among them is its target once its own zone opens
+        kept = {
+            k: pp if k == "direct" else _without_units(pp, source_only)
+            for k, pp in piece_panels.items()
+        }
+        piece_panels = {k: pp for k, pp in kept.items() if pp is not None}
     piece_panels["naive"] = panel
     if "weights" in options or "covariates" in options:
         raise SpecError(
@@ -1295,6 +1310,19 @@ def zones_exposed_panel(
     check_choice(pre_exposed, "pre_exposed", ("drop_rows", "drop_units", "keep"))
     piece, target = _zones_exposed(panel, outcome, emap, controls, pre_exposed)
     return piece, int(target.sum())
+
+
+def _without_units(piece: Panel, units: np.ndarray) -> Panel | None:
+    """A CS piece's panel without ``units`` (its cohorts kept), or None when no unit of it
+    is treated any more (a ring whose every exposed unit is source-only)."""
+    keep = ~piece.data["unit"].isin(units).to_numpy()
+    if keep.all():
+        return piece
+    g = piece.data["cohort"].to_numpy(float)
+    t = piece.data["time"].to_numpy(float)
+    if not (keep & np.isfinite(g) & (g > t.min())).any():
+        return None
+    return _subpanel(piece, keep, g)
 
 
 def _zones_exposed(
@@ -2317,6 +2345,7 @@ def _base_fits(
             clusters.of_unit,
             clusters.n,
             weights.name,
+            split.units[_source_only_units(split)],
         )
         fits = _cs_unentered(fits, split, clusters.n)
     if not np.isfinite(fits["direct"].estimate):
@@ -2389,9 +2418,11 @@ def _cs_unentered(
     and leaves CS's ring panels (``outside_window="adjust"``) before CS counts targets, so
     its losses went unreported (a breaker's world: 24 targets, ``n_unidentified`` 0 and no
     warning). Its rows exposed only by zones outside the sample are the source pieces'
-    (NaN here: none has an unexposed row; any other refuses the CS base); zone units'
-    rows are counted by :func:`_with_zone_losses` (``spillover_on_zones``)."""
-    early = _exposed_from_start(split)
+    (NaN here: none has an unexposed row), as are those of the units every exposed row of
+    which is such a row (:func:`_source_only_units`: they leave the CS pieces; any other
+    such row refuses the CS base); zone units' rows are counted by
+    :func:`_with_zone_losses` (``spillover_on_zones``)."""
+    early = _exposed_from_start(split) | _source_only_units(split)[:, None]
     t_of = np.broadcast_to(split.periods[None, :], early.shape[:1] + split.periods.shape)
     out = dict(fits)
     for p in split.pieces:
@@ -2442,12 +2473,46 @@ def source_only_refusal(n: int, where: str) -> EstimationError:
 
 def _refuse_source_targets(split: _Split, where: str) -> None:
     """Refuse a base that cannot split off the source-only targets (:func:`source_only_refusal`)
-    of units with an unexposed period (those exposed from the first period leave its
-    pieces, their targets unidentified in both bases)."""
-    late = ~_exposed_from_start(split)
+    of units with an unexposed period that are also targets of a ring piece or of
+    ``spillover_on_zones`` (units exposed from the first period, and units every exposed
+    row of which is source-only, leave the CS pieces: :func:`_source_only_units`)."""
+    late = ~_exposed_from_start(split) & ~_source_only_units(split)[:, None]
     n = sum(int((p.target & late).sum()) for p in split.pieces if p.name in SOURCE_PIECES)
     if n:
         raise source_only_refusal(n, where)
+
+
+def _source_only_units(split: _Split) -> np.ndarray:
+    """Units (a mask over ``split.units``) with source-only targets (``SOURCE_PIECES``)
+    and none in a ring piece or ``spillover_on_zones``: every period in which exposure
+    reaches them is exposed only by zones whose gain is in no total. A CS piece is a
+    cohort from the exposure onset, so it cannot split such periods off a unit that also
+    has counted ones; these units have none, so the CS base leaves them out of its ring and
+    ``spillover_on_zones`` pieces (:func:`_cs_fits`; their rows before their exposure
+    onset stay the direct piece's controls) and counts their targets as the source pieces'
+    unidentified ones (:func:`_cs_unentered`), as the imputation base leaves them out of
+    net and the displacement share.
+
+    Only units whose exposing zones are gainless under the CS base's rule as well: its
+    direct piece counts a zone's gain wherever the zone is observed after it opens, even
+    without an untreated row of its own (:func:`_cs_targets`), so a unit exposed then by
+    such a zone of the sample would have its losses out of net and the zone's gain in it;
+    it stays, and the CS base refuses (:func:`_refuse_source_targets`)."""
+    n_units = len(split.units)
+    source, counted = np.zeros(n_units, dtype=bool), np.zeros(n_units, dtype=bool)
+    src_rows = np.zeros(split.Y.shape, dtype=bool)
+    for p in split.pieces:
+        if p.name in SOURCE_PIECES:
+            source |= p.target.any(axis=1)
+            src_rows |= p.target
+        elif p.name.startswith("spillover:") or p.name == "spillover_on_zones":
+            counted |= p.target.any(axis=1)
+    tab = split.emap.roles_of(split.units)
+    g = tab["cohort"].to_numpy(float)[:, None]
+    cs_gain = np.isfinite(split.Y) & np.isfinite(g) & (split.periods[None, :] >= g)
+    cs_source = _source_only(split.emap, tab, split.periods, cs_gain)
+    agree = ~(src_rows & ~cs_source).any(axis=1)
+    return source & ~counted & agree & ~_exposed_from_start(split)[:, 0]
 
 
 def _warn_conley(stacklevel: int) -> None:
@@ -3242,10 +3307,15 @@ def _warn_unidentified(fits: Mapping[str, _PieceFit], stacklevel: int = 3) -> No
                 if f.left_out
                 else ""
             )
+            cs = (
+                ", or a source piece under the Callaway-Sant'Anna base: info['cs_sources_note']"
+                if f.name in SOURCE_PIECES
+                else ""
+            )
             warnings.warn(
                 f"Piece {f.name!r}: {f.n_unidentified} of {total} target unit-periods cannot be "
                 "imputed (no untreated row of their own, or in their period no clean control "
-                "row or too few clean units) and are left out; its mean and total cover the "
+                f"row or too few clean units{cs}) and are left out; its mean and total cover the "
                 f"other {f.n}.{thin}",
                 stacklevel=stacklevel,
             )
@@ -3383,6 +3453,9 @@ def _info(
     if unobserved := _unobserved_note(split, fits, weighting.of_unit):
         warnings.warn(unobserved[0].upper() + unobserved[1:], stacklevel=4)
     base = base_spec[0]
+    cs_sources = _cs_sources_note(split) if base != "imputation" else ""
+    if cs_sources:
+        warnings.warn(cs_sources[0].upper() + cs_sources[1:], stacklevel=4)
     emap, Y = split.emap, split.Y
     tab = emap.table.reindex(panel.wide(panel.outcomes[0]).index)
     g = tab["cohort"].to_numpy(float)
@@ -3421,8 +3494,28 @@ def _info(
         **({"weighted_treated_unit_periods": fits["direct"].size} if weights else {}),
         **({"net_note": note} if (note := _unpaired_note(fits)) else {}),
         **({"net_unobserved_note": unobserved} if unobserved else {}),
+        **({"cs_sources_note": cs_sources} if cs_sources else {}),
         **_sources_note(fits),
     }
+
+
+def _cs_sources_note(split: _Split) -> str:
+    """``info["cs_sources_note"]``: the units the CS base leaves out of its ring and
+    ``spillover_on_zones`` pieces because every exposed row of theirs is source-only
+    (:func:`_source_only_units`), so that ``spillover_from_sources`` is not estimated."""
+    pure = _source_only_units(split)
+    if not pure.any():
+        return ""
+    n = sum(int(p.target[pure].sum()) for p in split.pieces if p.name in SOURCE_PIECES)
+    units = split.units[pure]
+    return (
+        f"the Callaway-Sant'Anna base leaves {len(units)} unit(s) (e.g. {units[0]!r}) out of "
+        f"its spillover pieces: in all {n} of their exposed unit-periods the only zones open "
+        "nearby are outside the estimation sample or have no estimated gain then, so their "
+        "losses are in no total (spillover_from_sources, which this base does not estimate: "
+        "NaN; the imputation base does). Direct, spillover, net and the displacement share "
+        "leave them out under either base."
+    )
 
 
 def _sources_note(fits: Mapping[str, _PieceFit]) -> dict[str, str]:
