@@ -219,21 +219,36 @@ def test_callaway_santanna_base_leaves_out_units_exposed_only_by_sources():
     assert noisy.info["small_sample"] == "cv3"
 
 
-@pytest.mark.parametrize(
-    ("zones", "sources", "n"),
-    [
-        # u33 is exposed by the source u32 alone in 2003-06 and also by the zone u34 from
-        # 2007: a cohort from its onset cannot hold the four source-only rows apart
-        ({**ZONES, **SOURCE, "u34": 2007}, SOURCE, 4),
-        # u33 (2005) is exposed since 1995 by the source u32, so it has no untreated row
-        # and no estimated gain under the imputation rule, but the CS base counts its gain
-        # (_cs_targets): u34's losses 2005-09 cannot leave net while that gain stays
-        ({**ZONES, "u32": 1995, "u33": 2005}, {"u32": 1995}, 5),
-    ],
-)
-def test_callaway_santanna_base_refuses_source_only_rows_it_cannot_split(zones, sources, n):
-    with pytest.raises(EstimationError, match=rf"callaway_santanna': {n} exposed unit-period"):
-        _fit(_panel(_world(zones), sources), base_estimator="callaway_santanna")
+def test_callaway_santanna_base_refuses_source_only_rows_it_cannot_split():
+    # u33 is exposed by the source u32 alone in 2003-06 and also by the zone u34 from
+    # 2007: a cohort from its onset cannot hold the four source-only rows apart
+    df = _world({**ZONES, **SOURCE, "u34": 2007})
+    with pytest.raises(EstimationError, match=r"callaway_santanna': 4 exposed unit-period"):
+        _fit(_panel(df, SOURCE), base_estimator="callaway_santanna")
+
+
+def test_callaway_santanna_base_leaves_out_zones_without_an_untreated_row():
+    # u33 (2005) is exposed since 1995 by the source u32, so under drop_rows it has no
+    # untreated row: neither base counts its gain (5 unit-periods), and u34, exposed by u33
+    # alone in 2005-09, leaves net in both. Before, the CS base counted u33's gain from
+    # its cohort's cell and refused the fit for u34's rows. Noise-free truths as in the
+    # first test (1e-9); the pieces' counts equal the imputation base's
+    p = _panel(_world({**ZONES, "u32": 1995, "u33": 2005}), {"u32": 1995})
+    cs, imp = _fit(p, base_estimator="callaway_santanna"), _fit(p)
+    for term, value in {"direct_total": 150.0, "spillover_total": -150.0, "net": 0.0}.items():
+        assert _est(cs)[term] == pytest.approx(value, abs=1e-9)
+        assert _est(imp)[term] == pytest.approx(value, abs=1e-9)
+    assert _est(cs)["displacement_share"] == pytest.approx(1.0, abs=1e-10)
+    counts = ["n_target_unit_periods", "n_unidentified"]
+    c, i = cs.pieces.set_index("piece"), imp.pieces.set_index("piece")
+    for piece in ("direct", "spillover:adjacent"):
+        assert c.loc[piece, counts].tolist() == i.loc[piece, counts].tolist()
+    assert c.loc["direct", counts].tolist() == [15, 5]
+    # the source pieces: the imputation base estimates u34's 5 rows; the CS base leaves
+    # them unidentified with u31's 10 (exposed from the first year under both)
+    assert i.loc["spillover_from_sources", counts].tolist() == [5, 10]
+    assert c.loc["spillover_from_sources", counts].tolist() == [0, 15]
+    assert "1 unit(s) (e.g. 'u34')" in cs.info["cs_sources_note"]
 
 
 def test_callaway_santanna_base_with_a_source_before_the_data():
@@ -256,6 +271,33 @@ def test_dask_engine_refuses_source_only_targets(tmp_path):
     for base in ("imputation", "callaway_santanna"):
         with pytest.raises(EstimationError, match=r"14 exposed unit-period"):
             zd.spillover(dp, outcome="y", exposure=emap, base_estimator=base, n_boot=0)
+
+
+def test_dask_engine_leaves_out_zones_without_an_untreated_row_as_in_memory(tmp_path):
+    # u33 (2005) has no untreated row (exposed since 1995 by the source u32); u34 is also
+    # exposed by the zone u35 (2004), so nothing is source-only and the Dask engine fits.
+    # Both engines leave u33's 5 rows out of the CS direct piece and agree on every term
+    # (unit clusters, analytic SEs: 1e-10, the same cells in another order of sums)
+    zd = pytest.importorskip("zoneimpact.distributed")
+    p = _panel(_world({**ZONES, "u32": 1995, "u33": 2005, "u35": 2004}, noise=1.0), {"u32": 1995})
+    emap = build_exposure(p, "adjacency")
+    d = p.data[["unit", "time", "cohort", "y"]].copy()
+    d["cohort"] = d["cohort"].fillna(np.inf)
+    d.to_parquet(tmp_path / "part-0.parquet", index=False)
+    dp = zd.read_panel(str(tmp_path / "*.parquet"), unit="unit", time="time", outcomes=["y"],
+                       cohort="cohort", never_values=(), npartitions=2)  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dask = zd.spillover(dp, outcome="y", exposure=emap, base_estimator="callaway_santanna",
+                            n_boot=0)  # fmt: skip
+    mem = _fit(p, exposure=emap, base_estimator="callaway_santanna", small_sample="none",
+               cluster="unit")  # fmt: skip
+    counts = ["n_target_unit_periods", "n_unidentified"]
+    for r in (dask, mem):
+        assert r.pieces.set_index("piece").loc["direct", counts].tolist() == [21, 5]
+    a, b = dask.terms.set_index("term"), mem.terms.set_index("term")
+    for col in ("estimate", "se"):
+        assert np.allclose(a[col], b.loc[a.index, col], rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("kind", ["rings", "knn"])

@@ -72,6 +72,7 @@ from ..estimators.spillover import (
     _piece_warnings,
     _PieceFit,
     _pieces_table,
+    _recount,
     _refuse_event_window,
     _target_weighted_att,
     _unpaired_note,
@@ -124,6 +125,31 @@ def _units_and_zone_periods(
         return _unit_rows(df), None
     keep = np.isfinite(df["cohort"].to_numpy(float)) & np.isfinite(df[outcome].to_numpy(float))
     return _unit_rows(df), df.loc[keep, ["unit", "time"]].drop_duplicates()
+
+
+def _zones_without_untreated(
+    tab: pd.DataFrame, units: pd.DataFrame, observed: pd.DataFrame, pre_exposed: str
+) -> tuple[np.ndarray, pd.Series]:
+    """Zone units with an observed row after they open but none before in the direct
+    piece (the in-memory ``_zones_without_untreated``: under ``"drop_rows"`` the rows from
+    the exposure onset on are dropped, under ``"drop_units"`` a pre-exposed zone unit
+    leaves the piece altogether), and the periods of their observed rows from their
+    opening on: the CS base leaves them out of its direct piece and counts those rows as
+    unidentified, as the imputation base does. ``observed``: the zone units' (``unit``,
+    ``time``) pairs with an outcome."""
+    u = observed["unit"].to_numpy()
+    t = observed["time"].to_numpy(float)
+    g = units["cohort"].reindex(u).to_numpy(float)
+    onset = tab["exposure_onset"].reindex(u).to_numpy(float)
+    in_piece = (tab["role"].reindex(u) == "direct").to_numpy()
+    if pre_exposed == "drop_units":
+        in_piece = in_piece & ~(onset < g)
+    before = t < (np.minimum(g, onset) if pre_exposed == "drop_rows" else g)
+    has_before = pd.Series(before & in_piece).groupby(u).any()
+    has_after = pd.Series((t >= g) & in_piece).groupby(u).any()
+    gone = has_after.index[has_after & ~has_before.reindex(has_after.index, fill_value=False)]
+    rows = in_piece & (t >= g) & np.isin(u, gone)
+    return np.asarray(gone), pd.Series(t[rows])
 
 
 def _piece_rows(
@@ -801,15 +827,19 @@ def fit(
     opts = _check_options(base_estimator, controls, pre_exposed, n_boot, base_options)
     check_choice(aux_partition, "aux_partition", tuple(_AUX_PARTITIONS))
     generator = as_generator(rng)
-    # one pass: the units, and the zone units' observed periods when the map has links
+    # one pass: the units, and the zone units' observed periods when the map has links or
+    # the base is CS (its direct piece leaves out zone units without an untreated row)
     linked = exposure.links is not None and not exposure.links.empty
+    zones = linked or base_estimator == "callaway_santanna"
     blocks = compute_blocks(
-        [_units_and_zone_periods], dpanel.partitions(), outcome=outcome, zones=linked
+        [_units_and_zone_periods], dpanel.partitions(), outcome=outcome, zones=zones
     )
     units = pd.concat([b[0] for b in blocks]).sort_index()
     tab = _check_map(units, exposure)
-    observed = pd.concat([b[1] for b in blocks]) if linked else None
-    _refuse_source_targets(exposure, units, dpanel.periods, base_estimator, observed, pre_exposed)
+    observed = pd.concat([b[1] for b in blocks]) if zones else None
+    _refuse_source_targets(
+        exposure, units, dpanel.periods, base_estimator, observed if linked else None, pre_exposed
+    )
     rule = {"controls": controls, "pre_exposed": pre_exposed}
     rings = [r for r in exposure.rings if ((tab["role"] == "exposed") & (tab["ring"] == r)).any()]
     naive = compute_blocks([_scan], dpanel.partitions(), outcome=outcome)
@@ -827,8 +857,12 @@ def fit(
     else:
         # as in memory: the CS base's SEs run small (stacklevel 3: the caller of fit)
         _warn_cs_inference(stacklevel=3, dask=True)
+        assert observed is not None
+        no_untreated, left_rows = _zones_without_untreated(tab, units, observed, pre_exposed)
+        left_out = tab.index.isin(no_untreated)
+        direct_tab = tab.assign(role=tab["role"].mask(left_out, "left_out"))
         pieces: dict[str, tuple[DaskPanel, pd.Series]] = {
-            "direct": _piece_panel(dpanel, outcome, tab, None, rule)
+            "direct": _piece_panel(dpanel, outcome, direct_tab, None, rule)
         }
         for r in rings:
             pieces[f"spillover:{r}"] = _piece_panel(dpanel, outcome, tab, r, rule)
@@ -855,6 +889,9 @@ def fit(
             name: _piece_fit(name, results[name], cells, cluster_of, n_clusters)
             for name, (_, cells) in pieces.items()
         }
+        if len(left_rows):
+            by = tuple((t, int(k)) for t, k in left_rows.value_counts().sort_index().items())
+            fits["direct"] = _recount(fits["direct"], len(left_rows), by)
         soz = fits.get("spillover_on_zones")
         if soz is not None:
             covered = pieces["spillover_on_zones"][1]

@@ -70,11 +70,13 @@ reviewer's noisy two-ring world). The CS base and the Dask engine, whose pieces
 are cohorts starting at the exposure onset, cannot split those periods off and refuse a
 fit that has them (:func:`source_only_refusal`), except for units exposed from the first
 period: no base can estimate their targets, and the CS base counts them as unidentified in
-the same pieces as the imputation base (:func:`_cs_unentered`). The CS base also takes
-units whose every exposed period is source-only by its own rule too (zones outside the
-panel opening inside the window, :func:`_source_only_units`): it leaves them out of its
-ring and ``spillover_on_zones`` pieces and leaves ``spillover_from_sources`` NaN, their
-targets unidentified (``info["cs_sources_note"]``, a warning). The CS base finds the
+the same pieces as the imputation base (:func:`_cs_unentered`). The CS base leaves zone
+units without an untreated row of their own out of its direct piece, as BJS's step 1
+cannot impute them (:func:`_zones_without_untreated`), and takes units every exposed
+period of which is source-only (:func:`_source_only_units`): it leaves them out of its
+ring and ``spillover_on_zones`` pieces and ``spillover_from_sources`` NaN, their targets
+unidentified (``info["cs_sources_note"]``, a warning); it refuses only units with both
+kinds of exposed periods. The CS base finds the
 zones without an estimated gain by the imputation base's rule; a zone it cannot estimate
 for its own reasons (its base period ``g - 1`` missing) is only named by the generic
 warning on unidentified targets, its neighbours' losses still in net. ``net_region_did`` keeps counting the
@@ -1123,17 +1125,27 @@ def _cs_fits(
     n_clusters: int,
     weights: str | None = None,
     source_only: np.ndarray | None = None,
+    no_untreated: np.ndarray | None = None,
 ) -> tuple[dict[str, _PieceFit], dict[str, EstimationResult]]:
     """Callaway & Sant'Anna on each piece's panel; scores from the influence functions.
 
     With ``weights`` each piece is CS with those sampling weights (its ATT a weighted mean
     of the target unit-periods' effects) and the total multiplies it by their weight sum.
     ``source_only``: units left out of the ring and ``spillover_on_zones`` pieces
-    (:func:`_source_only_units`).
+    (:func:`_source_only_units`); ``no_untreated``: zone units left out of the direct
+    piece (:func:`_zones_without_untreated`).
     """
     from . import callaway_santanna as cs
 
     direct_p, spill_p = emap.panels(panel, controls=controls, pre_exposed=pre_exposed)
+    if no_untreated is not None and len(no_untreated):
+        direct_kept = _without_units(direct_p, no_untreated)
+        if direct_kept is None:
+            raise EstimationError(
+                "No zone unit has an untreated row of its own in the direct piece, so no "
+                "zone's gain can be estimated (pre_exposed, the data window)."
+            )
+        direct_p = direct_kept
     piece_panels = {"direct": direct_p, **{f"spillover:{r}": p for r, p in spill_p.items()}}
     soz_p, soz_target = _zones_exposed(panel, outcome, emap, controls, pre_exposed)
     n_soz = int(soz_target.sum())
@@ -2346,6 +2358,7 @@ def _base_fits(
             clusters.n,
             weights.name,
             split.units[_source_only_units(split)],
+            split.units[_zones_without_untreated(split)],
         )
         fits = _cs_unentered(fits, split, clusters.n)
     if not np.isfinite(fits["direct"].estimate):
@@ -2421,13 +2434,17 @@ def _cs_unentered(
     (NaN here: none has an unexposed row), as are those of the units every exposed row of
     which is such a row (:func:`_source_only_units`: they leave the CS pieces; any other
     such row refuses the CS base); zone units' rows are counted by
-    :func:`_with_zone_losses` (``spillover_on_zones``)."""
+    :func:`_with_zone_losses` (``spillover_on_zones``). The direct targets of zone units
+    without an untreated row of their own (:func:`_zones_without_untreated`), left out of
+    the CS direct piece, are counted as the imputation base counts them."""
     early = _exposed_from_start(split) | _source_only_units(split)[:, None]
+    no_untreated = _zones_without_untreated(split)[:, None]
     t_of = np.broadcast_to(split.periods[None, :], early.shape[:1] + split.periods.shape)
     out = dict(fits)
     for p in split.pieces:
-        lost = p.target & early
-        if not (p.name.startswith("spillover:") or p.name in SOURCE_PIECES) or not lost.any():
+        lost = p.target & (no_untreated if p.name == "direct" else early)
+        ours = p.name == "direct" or p.name.startswith("spillover:") or p.name in SOURCE_PIECES
+        if not ours or not lost.any():
             continue
         by = _by_period(t_of[lost])
         f = out.get(p.name) or _PieceFit(p.name, np.nan, 0, np.zeros(n_clusters))
@@ -2494,10 +2511,11 @@ def _source_only_units(split: _Split) -> np.ndarray:
     net and the displacement share.
 
     Only units whose exposing zones are gainless under the CS base's rule as well: its
-    direct piece counts a zone's gain wherever the zone is observed after it opens, even
-    without an untreated row of its own (:func:`_cs_targets`), so a unit exposed then by
-    such a zone of the sample would have its losses out of net and the zone's gain in it;
-    it stays, and the CS base refuses (:func:`_refuse_source_targets`)."""
+    direct piece counts a zone's gain wherever the zone is observed after it opens and has
+    an untreated row of its own (:func:`_cs_targets`, :func:`_zones_without_untreated`),
+    where the imputation base also needs a clean row in that period; a unit exposed by
+    such a zone of the sample would have its losses out of net and the zone's gain in it,
+    so it stays, and the CS base refuses (:func:`_refuse_source_targets`)."""
     n_units = len(split.units)
     source, counted = np.zeros(n_units, dtype=bool), np.zeros(n_units, dtype=bool)
     src_rows = np.zeros(split.Y.shape, dtype=bool)
@@ -2508,8 +2526,8 @@ def _source_only_units(split: _Split) -> np.ndarray:
         elif p.name.startswith("spillover:") or p.name == "spillover_on_zones":
             counted |= p.target.any(axis=1)
     tab = split.emap.roles_of(split.units)
-    g = tab["cohort"].to_numpy(float)[:, None]
-    cs_gain = np.isfinite(split.Y) & np.isfinite(g) & (split.periods[None, :] >= g)
+    direct = next(p for p in split.pieces if p.name == "direct")
+    cs_gain = direct.target & ~_zones_without_untreated(split)[:, None]
     cs_source = _source_only(split.emap, tab, split.periods, cs_gain)
     agree = ~(src_rows & ~cs_source).any(axis=1)
     return source & ~counted & agree & ~_exposed_from_start(split)[:, 0]
@@ -3497,6 +3515,18 @@ def _info(
         **({"cs_sources_note": cs_sources} if cs_sources else {}),
         **_sources_note(fits),
     }
+
+
+def _zones_without_untreated(split: _Split) -> np.ndarray:
+    """Zone units (a mask over ``split.units``) with direct targets but no untreated row of
+    their own in the direct piece (e.g. exposed since before the data under
+    ``pre_exposed="drop_rows"``, or unobserved before they open). BJS's step 1 cannot
+    impute them; the CS base leaves them out of its direct piece too (:func:`_cs_fits`),
+    so that both bases count the same zones' gains and the same neighbours' losses: CS's
+    missing-at-random reading of a unit without a cell's base period
+    (:func:`_cs_targets`) does not fit rows dropped for exposure, which are systematic."""
+    direct = next(p for p in split.pieces if p.name == "direct")
+    return np.asarray(direct.target.any(axis=1) & ~direct.clean.any(axis=1), dtype=bool)
 
 
 def _cs_sources_note(split: _Split) -> str:
