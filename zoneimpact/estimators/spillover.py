@@ -3538,8 +3538,9 @@ def _cs_sources_note(split: _Split) -> str:
         return ""
     n = sum(int(p.target[pure].sum()) for p in split.pieces if p.name in SOURCE_PIECES)
     units = split.units[pure]
+    first = units[0].item() if isinstance(units[0], np.generic) else units[0]
     return (
-        f"the Callaway-Sant'Anna base leaves {len(units)} unit(s) (e.g. {units[0]!r}) out of "
+        f"the Callaway-Sant'Anna base leaves {len(units)} unit(s) (e.g. {first!r}) out of "
         f"its spillover pieces: in all {n} of their exposed unit-periods the only zones open "
         "nearby are outside the estimation sample or have no estimated gain then, so their "
         "losses are in no total (spillover_from_sources, which this base does not estimate: "
