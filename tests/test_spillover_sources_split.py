@@ -258,16 +258,21 @@ def test_callaway_santanna_base_with_a_source_before_the_data():
     assert "spillover_from_sources" not in res.terms["term"].tolist()
 
 
-def test_dask_engine_refuses_source_only_targets(tmp_path):
+def _dask_panel(p: Panel, tmp_path):
+    """The panel's rows as a Parquet file read back by the Dask engine (two partitions)."""
     zd = pytest.importorskip("zoneimpact.distributed")
-    df = _world({**ZONES, **SOURCE})
-    p = _panel(df, SOURCE)
-    emap = build_exposure(p, "adjacency")
     d = p.data[["unit", "time", "cohort", "y"]].copy()
     d["cohort"] = d["cohort"].fillna(np.inf)
     d.to_parquet(tmp_path / "part-0.parquet", index=False)
-    dp = zd.read_panel(str(tmp_path / "*.parquet"), unit="unit", time="time", outcomes=["y"],
-                       cohort="cohort", never_values=(), npartitions=2)  # fmt: skip
+    return zd.read_panel(str(tmp_path / "*.parquet"), unit="unit", time="time", outcomes=["y"],
+                         cohort="cohort", never_values=(), npartitions=2)  # fmt: skip
+
+
+def test_dask_engine_refuses_source_only_targets(tmp_path):
+    zd = pytest.importorskip("zoneimpact.distributed")
+    p = _panel(_world({**ZONES, **SOURCE}), SOURCE)
+    emap = build_exposure(p, "adjacency")
+    dp = _dask_panel(p, tmp_path)
     for base in ("imputation", "callaway_santanna"):
         with pytest.raises(EstimationError, match=r"14 exposed unit-period"):
             zd.spillover(dp, outcome="y", exposure=emap, base_estimator=base, n_boot=0)
@@ -281,11 +286,7 @@ def test_dask_engine_leaves_out_zones_without_an_untreated_row_as_in_memory(tmp_
     zd = pytest.importorskip("zoneimpact.distributed")
     p = _panel(_world({**ZONES, "u32": 1995, "u33": 2005, "u35": 2004}, noise=1.0), {"u32": 1995})
     emap = build_exposure(p, "adjacency")
-    d = p.data[["unit", "time", "cohort", "y"]].copy()
-    d["cohort"] = d["cohort"].fillna(np.inf)
-    d.to_parquet(tmp_path / "part-0.parquet", index=False)
-    dp = zd.read_panel(str(tmp_path / "*.parquet"), unit="unit", time="time", outcomes=["y"],
-                       cohort="cohort", never_values=(), npartitions=2)  # fmt: skip
+    dp = _dask_panel(p, tmp_path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         dask = zd.spillover(dp, outcome="y", exposure=emap, base_estimator="callaway_santanna",
