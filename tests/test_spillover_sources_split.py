@@ -219,12 +219,21 @@ def test_callaway_santanna_base_leaves_out_units_exposed_only_by_sources():
     assert noisy.info["small_sample"] == "cv3"
 
 
-def test_callaway_santanna_base_refuses_source_only_rows_it_cannot_split():
-    # u33 is exposed by the source u32 alone in 2003-06 and also by the zone u34 from
-    # 2007: a cohort from its onset cannot hold the four source-only rows apart
-    df = _world({**ZONES, **SOURCE, "u34": 2007})
-    with pytest.raises(EstimationError, match=r"callaway_santanna': 4 exposed unit-period"):
-        _fit(_panel(df, SOURCE), base_estimator="callaway_santanna")
+@pytest.mark.parametrize(
+    ("zones", "n"),
+    [
+        # u33 is exposed by the source u32 alone in 2003-06 and also by the zone u34 from
+        # 2007: a cohort from its onset cannot hold the four source-only rows apart
+        ({**ZONES, **SOURCE, "u34": 2007}, 4),
+        # the zone u33 (2007) is exposed by the source alone in 2003-06; drop_rows leaves it
+        # no base period 2006 and no cohort-mate, so CS would miss its gain of 30 while u34's
+        # loss to it counts (net -15 for a true 15, a reviewer's world): refused as before
+        ({**ZONES, **SOURCE, "u33": 2007}, 4),
+    ],
+)
+def test_callaway_santanna_base_refuses_source_only_rows_it_cannot_split(zones, n):
+    with pytest.raises(EstimationError, match=rf"callaway_santanna': {n} exposed unit-period"):
+        _fit(_panel(_world(zones), SOURCE), base_estimator="callaway_santanna")
 
 
 def test_callaway_santanna_base_leaves_out_zones_without_an_untreated_row():

@@ -72,11 +72,12 @@ fit that has them (:func:`source_only_refusal`), except for units exposed from t
 period: no base can estimate their targets, and the CS base counts them as unidentified in
 the same pieces as the imputation base (:func:`_cs_unentered`). The CS base leaves zone
 units without an untreated row of their own out of its direct piece, as BJS's step 1
-cannot impute them (:func:`_zones_without_untreated`), and takes units every exposed
-period of which is source-only (:func:`_source_only_units`): it leaves them out of its
-ring and ``spillover_on_zones`` pieces and ``spillover_from_sources`` NaN, their targets
-unidentified (``info["cs_sources_note"]``, a warning); it refuses only units with both
-kinds of exposed periods. The CS base finds the
+cannot impute them (:func:`_zones_without_untreated`), and takes non-zone units every
+exposed period of which is source-only (:func:`_source_only_units`): it leaves them out of
+its ring pieces and ``spillover_from_sources`` NaN, their targets unidentified
+(``info["cs_sources_note"]``, a warning); it still refuses units with both kinds of
+exposed periods and zone units exposed by such zones before their own (the Dask engine
+refuses them all). The CS base finds the
 zones without an estimated gain by the imputation base's rule; a zone it cannot estimate
 for its own reasons (its base period ``g - 1`` missing) is only named by the generic
 warning on unidentified targets, its neighbours' losses still in net. ``net_region_did`` keeps counting the
@@ -1131,20 +1132,17 @@ def _cs_fits(
 
     With ``weights`` each piece is CS with those sampling weights (its ATT a weighted mean
     of the target unit-periods' effects) and the total multiplies it by their weight sum.
-    ``source_only``: units left out of the ring and ``spillover_on_zones`` pieces
-    (:func:`_source_only_units`); ``no_untreated``: zone units left out of the direct
-    piece (:func:`_zones_without_untreated`).
+    ``source_only``: units left out of the ring pieces (:func:`_source_only_units`);
+    ``no_untreated``: zone units left out of the direct piece
+    (:func:`_zones_without_untreated`).
     """
     from . import callaway_santanna as cs
 
     direct_p, spill_p = emap.panels(panel, controls=controls, pre_exposed=pre_exposed)
     if no_untreated is not None and len(no_untreated):
         direct_kept = _without_units(direct_p, no_untreated)
-        if direct_kept is None:
-            raise EstimationError(
-                "No zone unit has an untreated row of its own in the direct piece, so no "
-                "zone's gain can be estimated (pre_exposed, the data window)."
-            )
+        # _check_identified has refused a split whose zone units all lack an untreated row
+        assert direct_kept is not None
         direct_p = direct_kept
     piece_panels = {"direct": direct_p, **{f"spillover:{r}": p for r, p in spill_p.items()}}
     soz_p, soz_target = _zones_exposed(panel, outcome, emap, controls, pre_exposed)
@@ -2431,9 +2429,9 @@ def _cs_unentered(
     and leaves CS's ring panels (``outside_window="adjust"``) before CS counts targets, so
     its losses went unreported (a breaker's world: 24 targets, ``n_unidentified`` 0 and no
     warning). Its rows exposed only by zones outside the sample are the source pieces'
-    (NaN here: none has an unexposed row), as are those of the units every exposed row of
-    which is such a row (:func:`_source_only_units`: they leave the CS pieces; any other
-    such row refuses the CS base); zone units' rows are counted by
+    (NaN here: none has an unexposed row), as are those of the non-zone units every
+    exposed row of which is such a row (:func:`_source_only_units`: they leave the CS ring
+    pieces; any other such row refuses the CS base); zone units' rows are counted by
     :func:`_with_zone_losses` (``spillover_on_zones``). The direct targets of zone units
     without an untreated row of their own (:func:`_zones_without_untreated`), left out of
     the CS direct piece, are counted as the imputation base counts them."""
@@ -2500,22 +2498,24 @@ def _refuse_source_targets(split: _Split, where: str) -> None:
 
 
 def _source_only_units(split: _Split) -> np.ndarray:
-    """Units (a mask over ``split.units``) with source-only targets (``SOURCE_PIECES``)
-    and none in a ring piece or ``spillover_on_zones``: every period in which exposure
-    reaches them is exposed only by zones whose gain is in no total. A CS piece is a
-    cohort from the exposure onset, so it cannot split such periods off a unit that also
-    has counted ones; these units have none, so the CS base leaves them out of its ring and
-    ``spillover_on_zones`` pieces (:func:`_cs_fits`; their rows before their exposure
-    onset stay the direct piece's controls) and counts their targets as the source pieces'
-    unidentified ones (:func:`_cs_unentered`), as the imputation base leaves them out of
-    net and the displacement share.
+    """Non-zone units (a mask over ``split.units``) with source-only targets
+    (``SOURCE_PIECES``) and none in a ring piece: every period in which exposure reaches
+    them is exposed only by zones whose gain is in no total. A CS piece is a cohort from
+    the exposure onset, so it cannot split such periods off a unit that also has counted
+    ones; these units have none, so the CS base leaves them out of its ring pieces
+    (:func:`_cs_fits`; their rows before their exposure onset stay the direct piece's
+    controls) and counts their targets as the source pieces' unidentified ones
+    (:func:`_cs_unentered`), as the imputation base leaves them out of net and the
+    displacement share.
 
-    Only units whose exposing zones are gainless under the CS base's rule as well: its
-    direct piece counts a zone's gain wherever the zone is observed after it opens and has
-    an untreated row of its own (:func:`_cs_targets`, :func:`_zones_without_untreated`),
-    where the imputation base also needs a clean row in that period; a unit exposed by
-    such a zone of the sample would have its losses out of net and the zone's gain in it,
-    so it stays, and the CS base refuses (:func:`_refuse_source_targets`)."""
+    Zone units stay (the CS base refuses them, :func:`_refuse_source_targets`): under
+    ``pre_exposed="drop_rows"`` one exposed before its zone loses its base period
+    ``g - 1``, so CS estimates its gain only through cohort-mates observed then, while
+    its neighbours' losses count under the imputation rule (a reviewer's line world: net
+    -15 for a true 15). So do units whose exposing zones are gainless under the
+    imputation rule but not under the CS base's: an untreated row of its own suffices
+    there (:func:`_zones_without_untreated`), where BJS also needs a clean row in that
+    period."""
     n_units = len(split.units)
     source, counted = np.zeros(n_units, dtype=bool), np.zeros(n_units, dtype=bool)
     src_rows = np.zeros(split.Y.shape, dtype=bool)
@@ -2530,7 +2530,8 @@ def _source_only_units(split: _Split) -> np.ndarray:
     cs_gain = direct.target & ~_zones_without_untreated(split)[:, None]
     cs_source = _source_only(split.emap, tab, split.periods, cs_gain)
     agree = ~(src_rows & ~cs_source).any(axis=1)
-    return source & ~counted & agree & ~_exposed_from_start(split)[:, 0]
+    non_zone = ~np.isfinite(tab["cohort"].to_numpy(float))
+    return source & ~counted & agree & non_zone & ~_exposed_from_start(split)[:, 0]
 
 
 def _warn_conley(stacklevel: int) -> None:
@@ -3530,9 +3531,9 @@ def _zones_without_untreated(split: _Split) -> np.ndarray:
 
 
 def _cs_sources_note(split: _Split) -> str:
-    """``info["cs_sources_note"]``: the units the CS base leaves out of its ring and
-    ``spillover_on_zones`` pieces because every exposed row of theirs is source-only
-    (:func:`_source_only_units`), so that ``spillover_from_sources`` is not estimated."""
+    """``info["cs_sources_note"]``: the units the CS base leaves out of its ring pieces
+    because every exposed row of theirs is source-only (:func:`_source_only_units`), so
+    that ``spillover_from_sources`` is not estimated."""
     pure = _source_only_units(split)
     if not pure.any():
         return ""
