@@ -273,9 +273,8 @@ def _null_rejections(reps: int, seed: int) -> tuple[float, float, float]:
     for panel in null_panels(reps, seed):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            for k, (ss, lo) in enumerate(
-                VARIANTS[:3]
-            ):  # the first three: leave-out plain, leave-out CR2, CR2 alone
+            # the first three variants: leave-out plain, leave-out CR2, CR2 alone
+            for k, (ss, lo) in enumerate(VARIANTS[:3]):
                 r = imputation.fit(
                     panel, outcome="y", cluster="cl", small_sample=ss, horizons=[], leave_out=lo
                 )

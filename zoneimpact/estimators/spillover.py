@@ -1150,10 +1150,10 @@ def _cs_fits(
     if soz_p is not None:
         piece_panels["spillover_on_zones"] = soz_p
     if source_only is not None and len(source_only):
-        # the direct piece keeps them: their rows before exposure are its controls, and a
-        # zone unit among them is its target once its own zone opens
+        # only the ring pieces treat them (from their onset); their rows before exposure
+        # stay the direct and spillover_on_zones pieces' controls, as under imputation
         kept = {
-            k: pp if k == "direct" else _without_units(pp, source_only)
+            k: _without_units(pp, source_only) if k.startswith("spillover:") else pp
             for k, pp in piece_panels.items()
         }
         piece_panels = {k: pp for k, pp in kept.items() if pp is not None}
