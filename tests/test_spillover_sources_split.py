@@ -507,3 +507,18 @@ def test_fit_passes_knn_among_to_the_map():
     assert panel.info["n_exposed_units"] == places.info["n_exposed_units"] + 1
     with pytest.raises(SpecError, match=r"knn_among must be one of 'places', 'panel'.*'nearest'"):
         _fit(p, exposure="adjacency", knn_among="nearest")
+
+
+def test_pieces_with_targets_left_out_are_named_in_one_warning():
+    # the world above leaves out targets of the direct and the source piece: one warning
+    # names both with their counts (before, one warning per piece; a fit with sources gave
+    # five), and net's own warning stays apart
+    p = _panel(_world({**ZONES, "u32": 1995, "u33": 2005}), {"u32": 1995})
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        spillover.fit(p, outcome="y", rng=0, n_boot=0)
+    left = [str(w.message) for w in rec if "target unit-periods left out" in str(w.message)]
+    assert len(left) == 1
+    assert "Piece 'direct': 5 of 20 target unit-periods left out" in left[0]
+    assert "Piece 'spillover_from_sources': 10 of 15 target" in left[0]
+    assert sum(str(w.message).startswith("Net and displacement_share") for w in rec) == 1

@@ -3313,11 +3313,13 @@ def _check_wild_pieces(used: Mapping[str, _PieceFit]) -> None:
 
 def _warn_unidentified(fits: Mapping[str, _PieceFit], stacklevel: int = 3) -> None:
     """Say loudly when target unit-periods could not be imputed: the means and totals then
-    cover only the others (as did_imputation's autosample), a narrower estimand.
-    ``stacklevel``: 3 points at the caller of a function that calls this one."""
+    cover only the others (as did_imputation's autosample), a narrower estimand. One warning
+    names every such piece (a fit with sources can have five), and a second one what that
+    means for net. ``stacklevel``: 3 points at the caller of a function that calls this one."""
+    lines, sources = [], False
     for f in fits.values():
         if f.n_unidentified and f.name != "naive":
-            total = f.n + f.n_unidentified
+            sources |= f.name in SOURCE_PIECES
             thin = (
                 " Clean units (with another clean row) in period(s) "
                 f"{_period_counts(f.left_out)}: too few to "
@@ -3326,18 +3328,22 @@ def _warn_unidentified(fits: Mapping[str, _PieceFit], stacklevel: int = 3) -> No
                 if f.left_out
                 else ""
             )
-            cs = (
-                ", or a source piece under the Callaway-Sant'Anna base: info['cs_sources_note']"
-                if f.name in SOURCE_PIECES
-                else ""
+            lines.append(
+                f"Piece {f.name!r}: {f.n_unidentified} of {f.n + f.n_unidentified} target "
+                f"unit-periods left out; its mean and total cover the other {f.n}.{thin}"
             )
-            warnings.warn(
-                f"Piece {f.name!r}: {f.n_unidentified} of {total} target unit-periods cannot be "
-                "imputed (no untreated row of their own, or in their period no clean control "
-                f"row or too few clean units{cs}) and are left out; its mean and total cover the "
-                f"other {f.n}.{thin}",
-                stacklevel=stacklevel,
-            )
+    if lines:
+        cs = (
+            ", or a source piece under the Callaway-Sant'Anna base: info['cs_sources_note']"
+            if sources
+            else ""
+        )
+        warnings.warn(
+            "Target unit-periods that cannot be imputed (no untreated row of their own, or in "
+            f"their period no clean control row or too few clean units{cs}) are left out.\n"
+            + "\n".join(lines),
+            stacklevel=stacklevel,
+        )
     if note := _unpaired_note(fits):
         warnings.warn(note[0].upper() + note[1:], stacklevel=stacklevel)
 
