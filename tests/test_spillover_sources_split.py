@@ -522,3 +522,10 @@ def test_pieces_with_targets_left_out_are_named_in_one_warning():
     assert "Piece 'direct': 5 of 20 target unit-periods left out" in left[0]
     assert "Piece 'spillover_from_sources': 10 of 15 target" in left[0]
     assert sum(str(w.message).startswith("Net and displacement_share") for w in rec) == 1
+    # only the CS base leaves source rows out for its own reason, and only it says so
+    assert "cs_sources_note" not in left[0]
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        spillover.fit(p, outcome="y", rng=0, n_boot=0, base_estimator="callaway_santanna")
+    left = [str(w.message) for w in rec if "target unit-periods left out" in str(w.message)]
+    assert len(left) == 1 and "info['cs_sources_note']" in left[0]

@@ -2374,7 +2374,7 @@ def _base_fits(
             f"exposure map, so the spillover and its total are not estimated (NaN); {rest}.",
             stacklevel=4,
         )
-    _warn_unidentified(fits, stacklevel=5)
+    _warn_unidentified(fits, stacklevel=5, cs_base=base != "imputation")
     _warn_one_cluster(_one_cluster(fits, clusters)[0], stacklevel=5)
     return fits, base_results
 
@@ -3311,15 +3311,18 @@ def _check_wild_pieces(used: Mapping[str, _PieceFit]) -> None:
             )
 
 
-def _warn_unidentified(fits: Mapping[str, _PieceFit], stacklevel: int = 3) -> None:
+def _warn_unidentified(
+    fits: Mapping[str, _PieceFit], stacklevel: int = 3, cs_base: bool = False
+) -> None:
     """Say loudly when target unit-periods could not be imputed: the means and totals then
     cover only the others (as did_imputation's autosample), a narrower estimand. One warning
     names every such piece (a fit with sources can have five), and a second one what that
-    means for net. ``stacklevel``: 3 points at the caller of a function that calls this one."""
+    means for net. ``stacklevel``: 3 points at the caller of a function that calls this one;
+    ``cs_base``: the Callaway-Sant'Anna base, which also leaves source pieces' rows out."""
     lines, sources = [], False
     for f in fits.values():
         if f.n_unidentified and f.name != "naive":
-            sources |= f.name in SOURCE_PIECES
+            sources |= cs_base and f.name in SOURCE_PIECES
             thin = (
                 " Clean units (with another clean row) in period(s) "
                 f"{_period_counts(f.left_out)}: too few to "
