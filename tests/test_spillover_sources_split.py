@@ -310,6 +310,38 @@ def test_dask_engine_leaves_out_zones_without_an_untreated_row_as_in_memory(tmp_
         assert np.allclose(a[col], b.loc[a.index, col], rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("base", ["callaway_santanna", "imputation"])
+def test_dask_engine_counts_units_exposed_since_before_the_data_as_in_memory(tmp_path, base):
+    # the source u32 (1995) exposes u31 and the zone u33 (2006) from the first year; the
+    # zones u30 (2004) and u34 (2003) expose them later. No base estimates those rows (no
+    # unexposed row): u31's 2000-03 and u33's 2000-02 belong to the source pieces, u31's
+    # 2004-09 to the ring, u33's 2003-05 to spillover_on_zones. Before, the Dask engine
+    # counted them all under the ring and spillover_on_zones (imputation base: net's note
+    # named losses net rightly leaves out) or left the ring's out (CS base: unreported).
+    # Counts are exact; the terms agree as in the test above (1e-10)
+    zd = pytest.importorskip("zoneimpact.distributed")
+    zones = {**ZONES, "u32": 1995, "u30": 2004, "u33": 2006, "u34": 2003}
+    p = _panel(_world(zones, noise=1.0), {"u32": 1995})
+    emap = build_exposure(p, "adjacency")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dask = zd.spillover(_dask_panel(p, tmp_path), outcome="y", exposure=emap,
+                            base_estimator=base, n_boot=0)  # fmt: skip
+    mem = _fit(p, exposure=emap, base_estimator=base, small_sample="none", cluster="unit")
+    cols = ["n_target_unit_periods", "n_unidentified", "unidentified_by_period"]
+    a = dask.pieces.set_index("piece")[cols]
+    b = mem.pieces.set_index("piece")[cols].drop(index="net_region_did")
+    pd.testing.assert_frame_equal(a, b)
+    assert a["n_unidentified"].to_dict() == {
+        "direct": 4, "spillover:adjacent": 6, "spillover_on_zones": 3,
+        "spillover_from_sources": 4, "spillover_on_zones_from_sources": 3, "naive": 0,
+    }  # fmt: skip
+    assert dask.info["net_note"] == mem.info["net_note"]
+    x, y = dask.terms.set_index("term"), mem.terms.set_index("term")
+    for col in ("estimate", "se"):
+        assert np.allclose(x[col], y.loc[x.index, col], rtol=1e-10, atol=1e-10)
+
+
 @pytest.mark.parametrize("kind", ["rings", "knn"])
 def test_a_source_zone_without_coordinates_is_refused_by_name(kind):
     # u5 opened 1995, before the data: dropped as always treated and kept as a source, but

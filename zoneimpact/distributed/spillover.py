@@ -34,7 +34,9 @@ periods only by zones whose gain is in no total then — zones outside the sampl
 units of the sample without an estimated gain in that period (outcome missing then, or no
 untreated row of their own; the zone units' observed periods are read in the same pass as
 the units) — the in-memory
-``spillover_from_sources``, refused, naming their number (``_refuse_source_targets``);
+``spillover_from_sources``, refused, naming their number (``_refuse_source_targets``;
+units exposed from the first period are estimated by neither engine, and their rows are
+counted under the pieces the in-memory fit counts them in, :func:`_with_start_rows`);
 covariates and weights, the imputation
 base's CR2 correction and the CS base's delete-one-cluster jackknife
 (``small_sample="cr2"``, the in-memory default: they need each cluster's rows together),
@@ -61,6 +63,7 @@ from ..estimators.callaway_santanna import labels_by_unit
 from ..estimators.spillover import (
     _AUX_PARTITIONS,
     _INFERENCE,
+    SOURCE_PIECES,
     SpilloverResult,
     _att_weights_targets,
     _aux_tables,
@@ -114,16 +117,20 @@ def _unit_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _units_and_zone_periods(
-    df: pd.DataFrame, *, outcome: str, zones: bool
+    df: pd.DataFrame, *, outcome: str, zones: bool, start: np.ndarray | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """:func:`_unit_rows`, and with ``zones`` the (``unit``, ``time``) pairs of the
     partition's zone units (finite cohort) whose outcome is observed (finite): what
     :func:`_refuse_source_targets` needs to find the periods in which a zone of the sample
     exposes its neighbours without an estimated gain of its own (no outcome then, or no
-    untreated row). One pass reads both (the zone units' rows are few)."""
+    untreated row). ``start``: units exposed from the first period, whose observed pairs
+    are read too (:func:`_start_rows`). One pass reads both (these units' rows are few)."""
     if not zones:
         return _unit_rows(df), None
-    keep = np.isfinite(df["cohort"].to_numpy(float)) & np.isfinite(df[outcome].to_numpy(float))
+    keep = np.isfinite(df["cohort"].to_numpy(float))
+    if start is not None and len(start):
+        keep |= df["unit"].isin(start).to_numpy()
+    keep &= np.isfinite(df[outcome].to_numpy(float))
     return _unit_rows(df), df.loc[keep, ["unit", "time"]].drop_duplicates()
 
 
@@ -646,6 +653,88 @@ def _observed_zone_cover(
     return np.asarray(links @ gain.astype(float)) > 0, links, zones, seen
 
 
+def _start_rows(
+    emap: ExposureMap,
+    tab: pd.DataFrame,
+    units: pd.DataFrame,
+    periods: np.ndarray,
+    observed: pd.DataFrame,
+    pre_exposed: str,
+) -> pd.DataFrame:
+    """The observed exposed rows (``time``, ``piece``, ``source``, ``late``) of units
+    exposed from the first period, which no base estimates (no unexposed row): a non-zone
+    unit's are its ring's, a zone unit's before its zone ``spillover_on_zones``'s, and
+    those exposed only by zones whose gain is in no total (``source``: the in-memory
+    ``_source_only`` rule, :func:`_observed_zone_cover`) the source pieces'. ``late``: at
+    or after the unit's sample onset. ``observed``: (``unit``, ``time``) pairs with an
+    outcome, these units' included (:func:`_units_and_zone_periods`)."""
+    first = float(np.min(periods))
+    start = tab.index[(tab["role"] != "clean") & (tab["exposure_onset"] <= first)]
+    rows = observed[observed["unit"].isin(start)]
+    cols = ["time", "piece", "source", "late"]
+    if rows.empty:
+        return pd.DataFrame(columns=cols)
+    u, t = rows["unit"].to_numpy(), rows["time"].to_numpy(float)
+    g = units["cohort"].reindex(u).to_numpy(float)
+    u, t, g = u[t < g], t[t < g], g[t < g]
+    e_est = tab["exposure_onset_sample"].reindex(u).to_numpy(float)
+    found = _observed_zone_cover(emap, units, np.asarray(periods, float), observed, pre_exposed)
+    if found is None:
+        source = t < e_est
+    else:
+        i = units.index.get_indexer(u)
+        j = pd.Index(np.asarray(periods, float)).get_indexer(t)
+        source = ~found[0][i, j]
+    ring = "spillover:" + tab["ring"].reindex(u).astype(str).to_numpy(object)
+    piece = np.where(np.isfinite(g), "spillover_on_zones", ring)
+    return pd.DataFrame({"time": t, "piece": piece, "source": source, "late": t >= e_est})
+
+
+def _with_start_rows(
+    fits: dict[str, _PieceFit], rows: pd.DataFrame, base_estimator: str, n_clusters: int
+) -> dict[str, _PieceFit]:
+    """The fits with the unidentified targets of units exposed from the first period
+    (:func:`_start_rows`) counted where the in-memory fit counts them: the rows exposed
+    only by zones whose gain is in no total under the source pieces, the others under
+    their ring or ``spillover_on_zones``. This engine's pieces had counted every such row
+    of the imputation base under its ring or ``spillover_on_zones`` (so net's note named
+    losses it rightly leaves out), and of the CS base's only the zone rows from the sample
+    onset (:func:`_zone_loss_rows`): the rings' rows left its pieces unreported."""
+    if rows.empty:
+        return fits
+    zone = rows["piece"] == "spillover_on_zones"
+    # what this engine's pieces have counted already (imputation: every row, as a target
+    # without an untreated row of its own)
+    counted = (zone & rows["late"]) if base_estimator == "callaway_santanna" else zone == zone
+    moved = pd.concat(
+        [
+            rows.loc[counted].assign(k=-1),
+            rows.assign(
+                k=1,
+                piece=np.where(
+                    rows["source"],
+                    np.where(zone, SOURCE_PIECES[1], SOURCE_PIECES[0]),
+                    rows["piece"],
+                ),
+            ),
+        ]
+    )
+    out = dict(fits)
+    for name, d in moved.groupby("piece", sort=False):
+        by = d.groupby("time")["k"].sum()
+        if not by.any():
+            continue
+        f = out.get(name) or _PieceFit(name, np.nan, 0, np.zeros(n_clusters))
+        f = _recount(f, int(by.sum()), tuple((t, int(k)) for t, k in by.items()))
+        if f.n or f.n_unidentified:
+            out[name] = f
+        else:
+            # every row it had moved to a source piece: gone, as in memory
+            del out[name]
+    last = [k for k in ("spillover_on_zones", *SOURCE_PIECES, "naive") if k in out]
+    return {**{k: v for k, v in out.items() if k not in last}, **{k: out[k] for k in last}}
+
+
 def _refuse_source_targets(
     emap: ExposureMap,
     units: pd.DataFrame,
@@ -830,9 +919,16 @@ def fit(
     # one pass: the units, and the zone units' observed periods when the map has links or
     # the base is CS (its direct piece leaves out zone units without an untreated row)
     linked = exposure.links is not None and not exposure.links.empty
-    zones = linked or base_estimator == "callaway_santanna"
+    first = float(np.min(dpanel.periods))
+    table = exposure.table
+    start = table.index[(table["role"] != "clean") & (table["exposure_onset"] <= first)]
+    zones = linked or base_estimator == "callaway_santanna" or len(start) > 0
     blocks = compute_blocks(
-        [_units_and_zone_periods], dpanel.partitions(), outcome=outcome, zones=zones
+        [_units_and_zone_periods],
+        dpanel.partitions(),
+        outcome=outcome,
+        zones=zones,
+        start=np.asarray(start),
     )
     units = pd.concat([b[0] for b in blocks]).sort_index()
     tab = _check_map(units, exposure)
@@ -902,6 +998,9 @@ def fit(
         fits = _with_zone_losses(fits, n_soz, n_clusters, _lost_by_period(soz_targets))
         frames = {name: pp for name, (pp, _) in pieces.items()}
         held = _cs_held(frames, results, fits, outcome, cluster_of)
+    if observed is not None:
+        rows = _start_rows(exposure, tab, units, dpanel.periods, observed, pre_exposed)
+        fits = _with_start_rows(fits, rows, base_estimator, n_clusters)
     _warn_unidentified(fits)
     if not np.isfinite(fits["direct"].estimate):
         raise EstimationError("The direct effect could not be estimated on any zone unit-period.")
