@@ -561,3 +561,14 @@ def test_pieces_with_targets_left_out_are_named_in_one_warning():
         spillover.fit(p, outcome="y", rng=0, n_boot=0, base_estimator="callaway_santanna")
     left = [str(w.message) for w in rec if "target unit-periods left out" in str(w.message)]
     assert len(left) == 1 and "info['cs_sources_note']" in left[0]
+
+
+def test_zones_without_untreated_rows_name_the_earlier_exposure():
+    # the source u32 (1995) exposes both zones (u31 2006, u33 2005) from the first year, so
+    # under drop_rows no zone unit keeps an untreated row: the refusal says why, with a unit
+    for base in ("imputation", "callaway_santanna"):
+        p = _panel(_world({"u32": 1995, "u33": 2005, "u31": 2006}), {"u32": 1995})
+        with pytest.raises(EstimationError, match=r"2 of the 2 zone unit\(s\) observed after "
+                           r"opening are exposed by an earlier zone before their own, e\.g\. "
+                           r"'u31' from 2000"):  # fmt: skip
+            _fit(p, base_estimator=base)

@@ -534,7 +534,12 @@ def _source_only(
     return exposed & (np.asarray(links @ gain[is_zone].astype(float)) == 0)
 
 
-def _check_identified(pieces: Sequence[_Piece], periods: np.ndarray) -> None:
+def _check_identified(
+    pieces: Sequence[_Piece],
+    periods: np.ndarray,
+    units: np.ndarray | None = None,
+    pre_exposed: str = "drop_rows",
+) -> None:
     """Refuse (rather than return NaN) when the direct effect cannot be imputed.
 
     The direct piece needs zone unit-periods and, in every period that has some, clean
@@ -565,7 +570,37 @@ def _check_identified(pieces: Sequence[_Piece], periods: np.ndarray) -> None:
         raise EstimationError(
             "No zone unit has an untreated period of its own before its zone opens, so no "
             "unit effect can be imputed; the data must start before the first zone."
+            + _exposed_zones_hint(pieces, direct.target.any(1), units, periods, pre_exposed)
         )
+
+
+def _exposed_zones_hint(
+    pieces: Sequence[_Piece],
+    zones: np.ndarray,
+    units: np.ndarray | None,
+    periods: np.ndarray,
+    pre_exposed: str,
+) -> str:
+    """Why the zone units with a target have no untreated row when some are exposed by an
+    earlier zone (a source before the data, say) before their own: their rows from that
+    onset on are not untreated (empty otherwise)."""
+    early = np.zeros_like(zones)
+    first = np.full(zones.shape, np.inf)
+    for p in pieces:
+        if p.name in ("spillover_on_zones", "spillover_on_zones_from_sources"):
+            hit = p.target & zones[:, None]
+            early |= hit.any(1)
+            first = np.minimum(first, np.where(hit, periods[None, :], np.inf).min(1))
+    if not early.any():
+        return ""
+    i = int(np.flatnonzero(early)[0])
+    example = "" if units is None else f", e.g. {units[i]!r} from {first[i]:g}"
+    return (
+        f" {int(early.sum())} of the {int(zones.sum())} zone unit(s) observed after opening "
+        f"are exposed by an earlier zone before their own{example}, and those rows are not "
+        f"untreated rows of their own (pre_exposed={pre_exposed!r}; under 'keep' they would "
+        "be, with the earlier zone's spillover in them)."
+    )
 
 
 # ---------------------------------------------------------------------- region level
@@ -2155,7 +2190,7 @@ def _exposure_split(
     """Split the panel by exposure into its pieces (direct, spillover rings, spillover on
     zones, naive), each checked for identification."""
     Y, units, periods, pieces, unseen = _masks(panel, outcome, emap, controls, pre_exposed)
-    _check_identified(pieces, periods)
+    _check_identified(pieces, periods, units, pre_exposed)
     _warn_unlinked_gaps(emap, units, periods, pieces, pre_exposed, np.isfinite(Y))
     return _Split(emap, controls, pre_exposed, Y, units, periods, pieces, region_column, unseen)
 
