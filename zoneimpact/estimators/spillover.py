@@ -570,7 +570,9 @@ def _check_identified(
         raise EstimationError(
             "No zone unit has an untreated period of its own before its zone opens, so no "
             "unit effect can be imputed; the data must start before the first zone."
-            + _exposed_zones_hint(pieces, direct.target.any(1), units, periods, pre_exposed)
+            + _exposed_zones_hint(
+                pieces, np.asarray(direct.target.any(1)), units, periods, pre_exposed
+            )
         )
 
 
