@@ -4,9 +4,10 @@ engine (the in-memory ``spillover_from_sources`` rule at the period level).
 A zone unit without an outcome in a period after its opening has no direct target then:
 its gain is in no total, so its neighbours' losses in that period must stay out of
 ``spillover_total``, ``net`` and the displacement share. The in-memory imputation base
-reports them apart; the Dask engine cannot split them off its pieces and refuses the fit,
-naming the count and an example, unless another linked zone, open and observed in that
-period, exposes the unit too. Worlds are built by hand on a line of 40 units (each
+reports them apart, and so does the Dask engine's imputation base (equal to the in-memory
+fit); the Dask CS base cannot split them off its cohorts and refuses the fit, naming the
+count and an example, unless another linked zone, open and observed in that period,
+exposes the unit too. Worlds are built by hand on a line of 40 units (each
 adjacent to the next), noise-free, with pure relocation (a zone gains ``G`` a year, each of
 its two neighbours loses ``G / 2``), so the displacement share is 1 (tolerance 1e-9:
 least squares on outcomes near 100, exact up to rounding).
@@ -93,23 +94,21 @@ BASES = ("imputation", "callaway_santanna")
 
 
 @pytest.mark.parametrize("how", ["nan", "row"])
-@pytest.mark.parametrize("base", BASES)
-def test_spillover_refuses_a_zone_without_an_outcome_after_it_opens(tmp_path, base, how):
+def test_cs_base_refuses_a_zone_without_an_outcome_after_it_opens(tmp_path, how):
     df = _world(ZONES)
     emap = build_exposure(_panel(df), "adjacency")
     # u15 (open 2006) has no outcome in 2008: u14 and u16 are exposed by no observed zone
     dp = _dask(_missing(df, "u15", 2008, how), tmp_path)
     with pytest.raises(EstimationError) as err:
-        _fit(dp, emap, base)
+        _fit(dp, emap, "callaway_santanna")
     msg = str(err.value)
-    assert f"base_estimator={base!r}): 2 exposed unit-period(s)" in msg
+    assert "base_estimator='callaway_santanna'): 2 exposed unit-period(s)" in msg
     assert "without an estimated gain in that period" in msg
     assert "unit 'u14' in period 2008: the zone unit 'u15'" in msg
     assert "open since 2006, has no outcome then" in msg
 
 
-@pytest.mark.parametrize("base", BASES)
-def test_spillover_refuses_a_zone_without_an_untreated_row(tmp_path, base):
+def test_cs_base_refuses_a_zone_without_an_untreated_row(tmp_path):
     # a reviewer's world: u15 (2006) observed only from its opening has no estimated gain
     # (the in-memory fit sets its neighbours' 8 rows apart, share 1); Dask gave a share of
     # 1.364 with no warning, as it asked only whether the zone's outcome was observed
@@ -117,10 +116,49 @@ def test_spillover_refuses_a_zone_without_an_untreated_row(tmp_path, base):
     emap = build_exposure(_panel(df), "adjacency")
     early = (df["unit"] == "u15") & (df["time"] < 2006)
     with pytest.raises(EstimationError) as err:
-        _fit(_dask(df.loc[~early].reset_index(drop=True), tmp_path), emap, base)
+        _fit(_dask(df.loc[~early].reset_index(drop=True), tmp_path), emap, "callaway_santanna")
     msg = str(err.value)
     assert "8 exposed unit-period(s)" in msg
     assert "the zone unit 'u15' linked to it, open since 2006, has no untreated row" in msg
+
+
+@pytest.mark.parametrize(
+    ("drop", "direct", "from_sources"),
+    [
+        # u15 has no outcome in 2008: its gain then (10) and u14's and u16's losses then
+        # (2 x 5) leave the totals; share 1
+        (("u15", 2008, "nan"), 140.0, -10.0),
+        (("u15", 2008, "row"), 140.0, -10.0),
+        # the reviewer's world: u15 observed only from 2006 has no estimated gain, so its
+        # neighbours' 8 losses (40) are set apart
+        ("early", 110.0, -40.0),
+    ],
+)
+def test_imputation_base_sets_the_losses_apart_as_in_memory(tmp_path, drop, direct, from_sources):
+    # noise-free truths (1e-9), and every term, SE and piece count equal to the in-memory
+    # fit with the same options (unit clusters, no CR2: 1e-10, sums in another order)
+    df = _world(ZONES)
+    emap = build_exposure(_panel(df), "adjacency")
+    if drop == "early":
+        seen = df.loc[~((df["unit"] == "u15") & (df["time"] < 2006))].reset_index(drop=True)
+    else:
+        seen = _missing(df, *drop)
+    res = _fit(_dask(seen, tmp_path), emap, "imputation")
+    e = _est(res)
+    assert e["direct_total"] == pytest.approx(direct, abs=1e-9)
+    assert e["spillover_total"] == pytest.approx(-direct, abs=1e-9)
+    assert e["displacement_share"] == pytest.approx(1.0, abs=1e-9)
+    assert e["spillover_from_sources_total"] == pytest.approx(from_sources, abs=1e-9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mem = spillover.fit(_panel(seen), outcome="y", exposure=emap, n_boot=0, rng=0,
+                            small_sample="none", cluster="unit")  # fmt: skip
+    a, b = res.terms.set_index("term"), mem.terms.set_index("term")
+    assert a.index.tolist() == [t for t in b.index if t != "net_region_did"]
+    for col in ("estimate", "se"):
+        assert np.allclose(a[col], b.loc[a.index, col], rtol=1e-10, atol=1e-10, equal_nan=True)
+    cols = ["n_target_unit_periods", "n_unidentified"]
+    assert res.pieces[cols].equals(mem.pieces[cols].iloc[: len(res.pieces)])
 
 
 @pytest.mark.parametrize("base", BASES)

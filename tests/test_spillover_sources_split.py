@@ -277,14 +277,43 @@ def _dask_panel(p: Panel, tmp_path):
                          cohort="cohort", never_values=(), npartitions=2)  # fmt: skip
 
 
-def test_dask_engine_refuses_source_only_targets(tmp_path):
+def test_dask_engine_splits_source_only_targets_or_refuses(tmp_path):
+    # the breaker's world: the CS base cannot split u32's 14 source-only rows off its
+    # cohorts and refuses; the imputation base reports them apart as in memory (truths of
+    # the first test, 1e-9; terms, SEs and piece counts equal to the in-memory fit with
+    # unit clusters and no CR2, 1e-10)
     zd = pytest.importorskip("zoneimpact.distributed")
-    p = _panel(_world({**ZONES, **SOURCE}), SOURCE)
+    p = _panel(_world({**ZONES, **SOURCE}, noise=1.0), SOURCE)
     emap = build_exposure(p, "adjacency")
     dp = _dask_panel(p, tmp_path)
-    for base in ("imputation", "callaway_santanna"):
-        with pytest.raises(EstimationError, match=r"14 exposed unit-period"):
-            zd.spillover(dp, outcome="y", exposure=emap, base_estimator=base, n_boot=0)
+    with pytest.raises(EstimationError, match=r"14 exposed unit-period"):
+        zd.spillover(dp, outcome="y", exposure=emap, base_estimator="callaway_santanna",
+                     n_boot=0)  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = zd.spillover(dp, outcome="y", exposure=emap, base_estimator="imputation",
+                           n_boot=0)  # fmt: skip
+    mem = _fit(p, exposure=emap, small_sample="none", cluster="unit")
+    a, b = res.terms.set_index("term"), mem.terms.set_index("term")
+    assert a.index.tolist() == [t for t in b.index if t != "net_region_did"]
+    for col in ("estimate", "se"):
+        assert np.allclose(a[col], b.loc[a.index, col], rtol=1e-10, atol=1e-10)
+    counts = ["n_target_unit_periods", "n_unidentified"]
+    assert res.pieces.set_index("piece").loc["spillover_from_sources", counts].tolist() == [14, 0]
+    assert res.pieces[counts].equals(mem.pieces[counts].iloc[: len(res.pieces)])
+    (tmp_path / "exact").mkdir()
+    exact = _dask_panel(_panel(_world({**ZONES, **SOURCE}), SOURCE), tmp_path / "exact")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        e = _est(zd.spillover(exact, outcome="y", exposure=emap, base_estimator="imputation",
+                              n_boot=0))  # fmt: skip
+    for term, value in {
+        "direct_total": 150.0,
+        "spillover_total": -150.0,
+        "displacement_share": 1.0,
+        "spillover_from_sources_total": -70.0,
+    }.items():
+        assert e[term] == pytest.approx(value, abs=1e-9)  # fmt: skip
 
 
 def test_dask_engine_leaves_out_zones_without_an_untreated_row_as_in_memory(tmp_path):

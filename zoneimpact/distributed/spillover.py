@@ -29,14 +29,18 @@ per piece, computed where the data live:
    :class:`~zoneimpact.estimators.spillover.SpilloverResult` equal to the in-memory fit to
    1e-10 (``tests/test_distributed_spillover.py``).
 
-Not available on this engine (in-memory only): a map whose units are exposed in some
-periods only by zones whose gain is in no total then — zones outside the sample, or zone
-units of the sample without an estimated gain in that period (outcome missing then, or no
-untreated row of their own; the zone units' observed periods are read in the same pass as
-the units) — the in-memory
-``spillover_from_sources``, refused, naming their number (``_refuse_source_targets``;
-units exposed from the first period are estimated by neither engine, and their rows are
-counted under the pieces the in-memory fit counts them in, :func:`_with_start_rows`);
+**Zones whose gain is in no total** (zones outside the sample, or zone units of the
+sample without an estimated gain in a period: outcome missing then, or no untreated row of
+their own; the zone units' observed periods are read in the same pass as the units): the
+imputation base splits the unit-periods they alone expose off the ring pieces and
+``spillover_on_zones`` into the source pieces (``spillover_from_sources``), as in memory
+(:func:`_source_cells`: targets need no unexposed row of their own there, and controls are
+untouched). The CS base cannot split them off its cohorts and refuses, naming their number
+(``_refuse_source_targets``). Units exposed from the first period are estimated by neither
+base; the CS base counts their rows under the pieces the in-memory fit counts them in
+(:func:`_with_start_rows`).
+
+Not available on this engine (in-memory only): the CS base on such maps (above);
 covariates and weights, the imputation
 base's CR2 correction and the CS base's delete-one-cluster jackknife
 (``small_sample="cr2"``, the in-memory default: they need each cluster's rows together),
@@ -167,11 +171,14 @@ def _piece_rows(
     controls: str,
     pre_exposed: str,
     window: tuple[float, float] | None,
+    src: pd.MultiIndex | None = None,
 ) -> pd.DataFrame:
     """The rows of one piece in a partition, as :meth:`ExposureMap.panels` selects them:
     ``ring=None`` is the direct piece (cohorts kept), otherwise the ring's spillover piece
     (cohort = exposure onset for the ring's units, never for the others). ``window``
-    (first, last period of the piece) applies the ring panels' ``outside_window="adjust"``."""
+    (first, last period of the piece) applies the ring panels' ``outside_window="adjust"``.
+    ``src``: the source-only (``unit``, ``time``) cells (:func:`_source_cells`), which
+    leave a ring piece (they are the source piece's targets, and never its controls)."""
     unit = df["unit"].to_numpy()
     t = df["time"].to_numpy(float)
     g = df["cohort"].to_numpy(float)
@@ -194,6 +201,8 @@ def _piece_rows(
     in_ring = exposed & (rings == ring)
     other_pre = exposed & (rings != ring) & pre_rows
     rows = in_ring | clean | (other_pre if not_yet else False)
+    if src is not None:
+        rows = rows & ~_in_cells(df, src)
     out = df.loc[rows].copy()
     cohort = np.where(in_ring, onset, np.inf)[rows]
     return _recode_cohorts(out, cohort, window)
@@ -238,14 +247,50 @@ def _zone_piece_rows(
     tab: pd.DataFrame,
     controls: str,
     window: tuple[float, float] | None = None,
+    src: pd.MultiIndex | None = None,
+    sources: bool = False,
 ) -> pd.DataFrame:
     """The rows of the ``spillover_on_zones`` piece in a partition, as the in-memory
     ``_masks``: the clean controls of the direct piece and every zone unit's rows before its
     own zone; a zone unit exposed before its zone is treated from its exposure onset (its
     targets: onset <= t < cohort), the others are controls. ``window`` (first, last period)
-    applies the CS base's ``outside_window="adjust"``, as :func:`_piece_rows` does."""
+    applies the CS base's ``outside_window="adjust"``, as :func:`_piece_rows` does. With
+    ``src`` (:func:`_source_cells`) the targets are split: the source-only ones leave the
+    piece, or with ``sources`` only they stay (``spillover_on_zones_from_sources``)."""
     rows, cohort = _zone_piece_selection(df, tab, controls)
+    if src is not None:
+        treated = df["time"].to_numpy(float) >= cohort
+        rows = rows & ~(treated & (_in_cells(df, src) != sources))
     return _recode_cohorts(df.loc[rows].copy(), cohort[rows], window)
+
+
+def _source_piece_rows(
+    df: pd.DataFrame, *, tab: pd.DataFrame, controls: str, src: pd.MultiIndex, rings: list[Any]
+) -> pd.DataFrame:
+    """The rows of the ``spillover_from_sources`` piece in a partition, as the in-memory
+    ``_masks``: its targets are the non-zone units' source-only cells (``src``), treated
+    from their exposure onset; its controls the clean units and, under
+    ``"not_yet_exposed"``, every exposed unit's rows before its exposure (under
+    ``"never_exposed"`` those of the units of ``rings``, the rings holding its targets)."""
+    unit = df["unit"].to_numpy()
+    t = df["time"].to_numpy(float)
+    role = tab["role"].reindex(unit).to_numpy()
+    onset = tab["exposure_onset"].reindex(unit).to_numpy(float)
+    exposed = role == "exposed"
+    pre = exposed & (t < onset)
+    if controls != "not_yet_exposed":
+        pre = pre & np.isin(tab["ring"].reindex(unit).to_numpy(), rings)
+    target = exposed & _in_cells(df, src)
+    rows = (role == "clean") | pre | target
+    has = np.isin(unit, src.get_level_values(0))
+    cohort = np.where(exposed & has, onset, np.inf)
+    return _recode_cohorts(df.loc[rows].copy(), cohort[rows], None)
+
+
+def _in_cells(df: pd.DataFrame, cells: pd.MultiIndex) -> np.ndarray:
+    """Whether each row's (``unit``, ``time``) is one of ``cells``."""
+    key = pd.MultiIndex.from_arrays([df["unit"].to_numpy(), df["time"].to_numpy(float)])
+    return np.asarray(key.isin(cells))
 
 
 def _zone_loss_rows(df: pd.DataFrame, *, tab: pd.DataFrame, outcome: str) -> pd.Series:
@@ -299,11 +344,13 @@ def _piece_panel(
     ring: str | None,
     rule: dict[str, str],
     window: bool = True,
+    src: pd.MultiIndex | None = None,
 ) -> tuple[DaskPanel, pd.Series]:
     """A piece as a :class:`DaskPanel` (rows filtered and cohorts recoded in the
     partitions) and its target unit-periods by (cohort, time). ``window``: a ring piece
-    takes the CS base's ``outside_window="adjust"`` rule (the imputation base does not)."""
-    opts = {"tab": tab, "ring": ring, **rule}
+    takes the CS base's ``outside_window="adjust"`` rule (the imputation base does not);
+    ``src``: source-only cells that leave a ring piece (:func:`_piece_rows`)."""
+    opts = {"tab": tab, "ring": ring, **rule, **({"src": src} if src is not None else {})}
     meta = dpanel.frame._meta
     span = None
     if ring is not None and window:
@@ -572,12 +619,15 @@ def _imputation_fits(
     cluster: Any,
     bins: pd.DataFrame | None = None,
     intensity: pd.DataFrame | None = None,
+    src: pd.MultiIndex | None = None,
 ) -> tuple[dict[str, _PieceFit], str, int, dict[str, set[int]]]:
     """Every piece of the imputation base on the partitions, with scores numbered in the
     in-memory cluster order; the cluster name and count; the clusters holding each
     piece's estimated targets. ``bins``: exposure-intensity bins
     of the spillover pieces' ``tau~`` cells (units x periods); ``intensity``: the exposure
-    intensity their ``tau~`` is proportional to within a cell."""
+    intensity their ``tau~`` is proportional to within a cell. ``src``: the source-only
+    cells (:func:`_source_cells`), the targets of the source pieces, split off the ring
+    pieces and ``spillover_on_zones`` as in memory (a ring of sources alone has no piece)."""
     if isinstance(cluster, pd.Series):
         raise SpecError(
             "The imputation base on Dask clusters by unit or by the panel's cluster column "
@@ -596,13 +646,28 @@ def _imputation_fits(
     panels: dict[str, tuple[DaskPanel, pd.Series]] = {
         "direct": _piece_panel(dpanel, outcome, tab, None, rule)
     }
-    for r in rings:
-        panels[f"spillover:{r}"] = _piece_panel(dpanel, outcome, tab, r, rule, window=False)
     cohort = units["cohort"].reindex(tab.index)
+    src_units = pd.Index([]) if src is None else src.get_level_values(0).unique()
+    non_zone = tab.index[~np.isfinite(cohort.to_numpy(float))]
+    src_rings = tab.loc[tab.index.isin(src_units.intersection(non_zone)), "ring"].unique()
+    for r in rings:
+        pp = _piece_panel(dpanel, outcome, tab, r, rule, window=False, src=src)
+        if r not in src_rings or pp[1].sum() > 0:
+            panels[f"spillover:{r}"] = pp
+    zone_opts = {"tab": tab, "controls": rule["controls"], "src": src}
     if ((tab["role"] == "direct") & (tab["exposure_onset"] < cohort)).any():
-        zp = _rows_panel(dpanel, outcome, _zone_piece_rows, tab=tab, controls=rule["controls"])
+        zp = _rows_panel(dpanel, outcome, _zone_piece_rows, **zone_opts)
         if zp[1].sum() > 0:
             panels["spillover_on_zones"] = zp
+    if src is not None and len(src_rings):
+        panels[SOURCE_PIECES[0]] = _rows_panel(
+            dpanel, outcome, _source_piece_rows, tab=tab, controls=rule["controls"], src=src,
+            rings=list(src_rings),
+        )  # fmt: skip
+    if src is not None and src_units.difference(non_zone).size:
+        zp = _rows_panel(dpanel, outcome, _zone_piece_rows, sources=True, **zone_opts)
+        if zp[1].sum() > 0:
+            panels[SOURCE_PIECES[1]] = zp
     naive = compute_blocks([_scan], dpanel.partitions(), outcome=outcome)
     panels["naive"] = (dpanel, _target_cells(naive))
     done = {
@@ -653,6 +718,36 @@ def _observed_zone_cover(
     return np.asarray(links @ gain.astype(float)) > 0, links, zones, seen
 
 
+def _source_cells(
+    emap: ExposureMap,
+    tab: pd.DataFrame,
+    units: pd.DataFrame,
+    periods: np.ndarray,
+    observed: pd.DataFrame | None,
+    pre_exposed: str,
+) -> pd.MultiIndex | None:
+    """The (``unit``, ``time``) cells exposed only by zones whose gain is in no total: the
+    in-memory ``_source_only`` rule (zones outside the sample, or zone units of the sample
+    without an estimated gain then, :func:`_observed_zone_cover`), for exposed units from
+    their exposure onset and zone units from it until their own zone. None when there are
+    none."""
+    t = np.asarray(periods, float)[None, :]
+    e = tab["exposure_onset"].to_numpy(float)[:, None]
+    g = units["cohort"].reindex(tab.index).to_numpy(float)[:, None]
+    hit = (tab["role"] != "clean").to_numpy()[:, None] & (t >= e) & (t < g)
+    found = (
+        None if observed is None else _observed_zone_cover(emap, units, t[0], observed, pre_exposed)
+    )
+    if found is None:
+        hit = hit & (t < tab["exposure_onset_sample"].to_numpy(float)[:, None])
+    else:
+        hit = hit & ~found[0]
+    i, j = np.nonzero(hit)
+    if not i.size:
+        return None
+    return pd.MultiIndex.from_arrays([tab.index.to_numpy()[i], t[0, j]], names=["unit", "time"])
+
+
 def _start_rows(
     emap: ExposureMap,
     tab: pd.DataFrame,
@@ -691,21 +786,19 @@ def _start_rows(
 
 
 def _with_start_rows(
-    fits: dict[str, _PieceFit], rows: pd.DataFrame, base_estimator: str, n_clusters: int
+    fits: dict[str, _PieceFit], rows: pd.DataFrame, n_clusters: int
 ) -> dict[str, _PieceFit]:
-    """The fits with the unidentified targets of units exposed from the first period
+    """The CS fits with the unidentified targets of units exposed from the first period
     (:func:`_start_rows`) counted where the in-memory fit counts them: the rows exposed
     only by zones whose gain is in no total under the source pieces, the others under
-    their ring or ``spillover_on_zones``. This engine's pieces had counted every such row
-    of the imputation base under its ring or ``spillover_on_zones`` (so net's note named
-    losses it rightly leaves out), and of the CS base's only the zone rows from the sample
-    onset (:func:`_zone_loss_rows`): the rings' rows left its pieces unreported."""
+    their ring or ``spillover_on_zones``. Such units leave the CS pieces
+    (``outside_window="adjust"``), which counted only the zone rows from the sample onset
+    (:func:`_zone_loss_rows`): the rings' rows went unreported. (The imputation base's
+    pieces hold these rows as targets without an untreated row, :func:`_source_cells`.)"""
     if rows.empty:
         return fits
     zone = rows["piece"] == "spillover_on_zones"
-    # what this engine's pieces have counted already (imputation: every row, as a target
-    # without an untreated row of its own)
-    counted = (zone & rows["late"]) if base_estimator == "callaway_santanna" else zone == zone
+    counted = zone & rows["late"]
     moved = pd.concat(
         [
             rows.loc[counted].assign(k=-1),
@@ -750,9 +843,9 @@ def _refuse_source_targets(
     in that period (:func:`_observed_zone_cover`: outcome missing then, or no untreated
     row of their own): a unit-period (i, t) from i's exposure onset (for a zone unit,
     before its own zone) is source-only when no zone unit of the panel linked to i in the
-    map, open at t, has an estimated gain at t. The in-memory imputation
-    base reports those apart (``spillover_from_sources``), which this engine's pieces,
-    treated from the exposure onset, cannot. Counted on the map and the panel's periods,
+    map, open at t, has an estimated gain at t. The imputation base (either engine)
+    reports those apart (``spillover_from_sources``), which this engine's CS pieces,
+    cohorts from the exposure onset, cannot. Counted on the map and the panel's periods,
     for units with an unexposed period (those exposed from the first period leave the
     pieces, as in memory). When every zone unit has an estimated gain from its opening
     on, or the map has no links, both rules are the first one."""
@@ -800,10 +893,10 @@ def _refuse_source_targets(
                 f"{unit!r} in period {period_values[j]}: {example}){more}. A zone "
                 "without an estimated gain has no direct target in that period, so its gain is in "
                 "no total while its neighbours' losses would count in spillover_total, net "
-                "and the displacement share. This engine's pieces, treated from the exposure "
-                "onset, cannot split those unit-periods off; the in-memory imputation base "
+                "and the displacement share. This engine's CS pieces, cohorts from the "
+                "exposure onset, cannot split those unit-periods off; the imputation base "
                 "reports them apart (spillover_from_sources): use base_estimator='imputation' "
-                "in memory."
+                "(on this engine or in memory)."
             )
     if n:
         raise source_only_refusal(n, where)
@@ -933,9 +1026,11 @@ def fit(
     units = pd.concat([b[0] for b in blocks]).sort_index()
     tab = _check_map(units, exposure)
     observed = pd.concat([b[1] for b in blocks]) if zones else None
-    _refuse_source_targets(
-        exposure, units, dpanel.periods, base_estimator, observed if linked else None, pre_exposed
-    )
+    if base_estimator == "callaway_santanna":
+        _refuse_source_targets(
+            exposure, units, dpanel.periods, base_estimator, observed if linked else None,
+            pre_exposed,
+        )  # fmt: skip
     rule = {"controls": controls, "pre_exposed": pre_exposed}
     rings = [r for r in exposure.rings if ((tab["role"] == "exposed") & (tab["ring"] == r)).any()]
     naive = compute_blocks([_scan], dpanel.partitions(), outcome=outcome)
@@ -947,8 +1042,11 @@ def fit(
             bins = pd.DataFrame(grid.astype(np.int8), index=units.index, columns=dpanel.periods)
         if inten is not None:
             intensity = pd.DataFrame(inten, index=units.index, columns=dpanel.periods)
+        src = _source_cells(
+            exposure, tab, units, dpanel.periods, observed if linked else None, pre_exposed
+        )
         fits, cname, n_clusters, held = _imputation_fits(
-            dpanel, outcome, tab, rings, rule, units, cluster, bins, intensity
+            dpanel, outcome, tab, rings, rule, units, cluster, bins, intensity, src
         )
     else:
         # as in memory: the CS base's SEs run small (stacklevel 3: the caller of fit)
@@ -998,9 +1096,8 @@ def fit(
         fits = _with_zone_losses(fits, n_soz, n_clusters, _lost_by_period(soz_targets))
         frames = {name: pp for name, (pp, _) in pieces.items()}
         held = _cs_held(frames, results, fits, outcome, cluster_of)
-    if observed is not None:
         rows = _start_rows(exposure, tab, units, dpanel.periods, observed, pre_exposed)
-        fits = _with_start_rows(fits, rows, base_estimator, n_clusters)
+        fits = _with_start_rows(fits, rows, n_clusters)
     _warn_unidentified(fits)
     if not np.isfinite(fits["direct"].estimate):
         raise EstimationError("The direct effect could not be estimated on any zone unit-period.")

@@ -2507,7 +2507,7 @@ def _recount(f: _PieceFit, n: int, by: tuple[tuple[Any, int], ...]) -> _PieceFit
 def source_only_refusal(n: int, where: str) -> EstimationError:
     """The refusal of a base or engine that cannot split off the ``n`` unit-periods
     exposed only by zones outside the sample or unobserved then (module notes): a cohort
-    of CS (or a Dask piece) starts at the exposure onset and cannot tell those periods
+    of CS (in memory or on Dask) starts at the exposure onset and cannot tell those periods
     from the later ones, and keeping them among the losses would count a loss without its
     gain."""
     return EstimationError(
@@ -2519,7 +2519,7 @@ def source_only_refusal(n: int, where: str) -> EstimationError:
         "gain no total counts, so the imputation base reports them apart "
         "(spillover_from_sources) and leaves them out of net and the displacement share; "
         "this base cannot split them off its cohorts. Use base_estimator='imputation' "
-        "(in memory)."
+        "(in memory or on the Dask engine)."
     )
 
 
