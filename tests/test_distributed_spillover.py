@@ -22,6 +22,7 @@ import pytest
 from zoneimpact.errors import ZoneImpactError
 from zoneimpact.estimators import spillover
 from zoneimpact.exposure import build_exposure
+from zoneimpact.panel import Panel
 from zoneimpact.simulate import simulate
 
 distributed = pytest.importorskip("distributed")
@@ -528,3 +529,47 @@ def test_dask_spillover_clusters_by_the_column_read_by_default(parts) -> None:
     assert a.info["n_clusters"] == b.info["n_clusters"] == 12
     ta, tb = a.terms.set_index("term"), b.terms.set_index("term")
     np.testing.assert_allclose(tb.loc[COMPARED, "se"], ta.loc[COMPARED, "se"], rtol=0, atol=TOL)
+
+
+@pytest.mark.parametrize("aux", ["onset_event_proportional", "onset_event_intensity"])
+def test_dask_imputation_base_splits_off_source_zones_as_in_memory(client, tmp_path, aux):
+    # the fixture's world with five 2011 zones taken out of the sample and passed as
+    # sources (Panel.sources, located by coordinates), and one zone's outcome missing in
+    # 2012: the rows those zones alone expose go to the source pieces. Every term, SE and
+    # piece count equals the in-memory fit's with region clusters and no CR2 (TOL, as
+    # above); the source pieces hold targets, so a Dask fit that refused or left them in
+    # the rings would fail
+    sim = simulate(rng=3, n_units=120, n_regions=12, first_year=2005, last_year=2014,
+                   waves={2008: 0.5, 2011: 0.5})  # fmt: skip
+    data, geo = sim.panel.data, sim.geography
+    cohorts = data.groupby("unit")["cohort"].first()
+    out = cohorts.index[cohorts == 2011][:5]
+    src = geo[geo["unit"].isin(out)].assign(cohort=2011)
+    kept = data.loc[~data["unit"].isin(out), ["unit", "time", "cohort", "fdi"]]
+    gap = cohorts.index[cohorts == 2008][0]
+    kept = kept.assign(fdi=kept["fdi"].mask((kept["unit"] == gap) & (kept["time"] == 2012)))
+    panel = Panel.from_frame(kept, unit="unit", time="time", cohort="cohort", outcomes="fdi",
+                             geography=geo[~geo["unit"].isin(out)], sources=src,
+                             never_values=(np.inf,))  # fmt: skip
+    emap = build_exposure(panel, "rings", rings_km=[(0, 100), (100, 250)])
+    regions = geo.set_index("unit")["region"].astype(str)
+    rows = panel.data[["unit", "time", "cohort", "fdi"]].assign(
+        region=lambda d: regions.reindex(d["unit"]).to_numpy()
+    )
+    rows.to_parquet(tmp_path / "part-0.parquet", index=False)
+    dp = zd.read_panel(str(tmp_path / "*.parquet"), unit="unit", time="time", outcomes=["fdi"],
+                       cohort="cohort", never_values=(), cluster="region", npartitions=3)  # fmt: skip
+    kw = dict(outcome="fdi", base_estimator="imputation", exposure=emap, n_boot=0,
+              aux_partition=aux)  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mem = spillover.fit(panel, **kw, small_sample="none", cluster=regions.rename("region"))
+        res = zd.spillover(dp, **kw, cluster="region")
+    a, b = res.terms.set_index("term"), mem.terms.set_index("term")
+    assert "spillover_from_sources" in a.index
+    assert a.index.tolist() == [t for t in b.index if t != "net_region_did"]
+    for col in ("estimate", "se"):
+        np.testing.assert_allclose(a[col], b.loc[a.index, col], rtol=1e-10, atol=TOL)
+    cols = ["piece", "n_target_unit_periods", "n_unidentified"]
+    assert res.pieces[cols].equals(mem.pieces[cols].iloc[: len(res.pieces)])
+    assert res.pieces.set_index("piece").loc["spillover_from_sources", cols[1]] > 0
