@@ -5,9 +5,10 @@ A zone unit without an outcome in a period after its opening has no direct targe
 its gain is in no total, so its neighbours' losses in that period must stay out of
 ``spillover_total``, ``net`` and the displacement share. The in-memory imputation base
 reports them apart, and so does the Dask engine's imputation base (equal to the in-memory
-fit); the Dask CS base cannot split them off its cohorts and refuses the fit, naming the
-count and an example, unless another linked zone, open and observed in that period,
-exposes the unit too. Worlds are built by hand on a line of 40 units (each
+fit). The CS base (either engine) leaves out units every exposed period of which is such
+a period; it cannot split such periods off the cohorts of other units and refuses the fit,
+naming the count and an example, unless another linked zone, open and observed in that
+period, exposes the unit too. Worlds are built by hand on a line of 40 units (each
 adjacent to the next), noise-free, with pure relocation (a zone gains ``G`` a year, each of
 its two neighbours loses ``G / 2``), so the displacement share is 1 (tolerance 1e-9:
 least squares on outcomes near 100, exact up to rounding).
@@ -108,18 +109,33 @@ def test_cs_base_refuses_a_zone_without_an_outcome_after_it_opens(tmp_path, how)
     assert "open since 2006, has no outcome then" in msg
 
 
-def test_cs_base_refuses_a_zone_without_an_untreated_row(tmp_path):
+def test_cs_base_leaves_out_neighbours_of_a_zone_without_an_untreated_row(tmp_path):
     # a reviewer's world: u15 (2006) observed only from its opening has no estimated gain
-    # (the in-memory fit sets its neighbours' 8 rows apart, share 1); Dask gave a share of
-    # 1.364 with no warning, as it asked only whether the zone's outcome was observed
+    # (Dask once gave a share of 1.364 with no warning). u14 and u16 are exposed by u15
+    # alone, so every exposed row of theirs is source-only: the CS base leaves them out of
+    # its ring piece and counts their 8 rows under spillover_from_sources, as in memory
+    # (noise-free truths 1e-9; terms, SEs and notes equal to the in-memory CS fit, 1e-10)
     df = _world(ZONES)
     emap = build_exposure(_panel(df), "adjacency")
-    early = (df["unit"] == "u15") & (df["time"] < 2006)
-    with pytest.raises(EstimationError) as err:
-        _fit(_dask(df.loc[~early].reset_index(drop=True), tmp_path), emap, "callaway_santanna")
-    msg = str(err.value)
-    assert "8 exposed unit-period(s)" in msg
-    assert "the zone unit 'u15' linked to it, open since 2006, has no untreated row" in msg
+    seen = df.loc[~((df["unit"] == "u15") & (df["time"] < 2006))].reset_index(drop=True)
+    res = _fit(_dask(seen, tmp_path), emap, "callaway_santanna")
+    e = _est(res)
+    assert e["direct_total"] == pytest.approx(110.0, abs=1e-9)
+    assert e["displacement_share"] == pytest.approx(1.0, abs=1e-9)
+    assert "spillover_from_sources" not in e.index
+    counts = ["n_target_unit_periods", "n_unidentified"]
+    assert res.pieces.set_index("piece").loc["spillover_from_sources", counts].tolist() == [0, 8]
+    assert "leaves 2 unit(s) (e.g. 'u14')" in res.info["cs_sources_note"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mem = spillover.fit(_panel(seen), outcome="y", exposure=emap, n_boot=0, rng=0,
+                            base_estimator="callaway_santanna", small_sample="none",
+                            cluster="unit")  # fmt: skip
+    a, b = res.terms.set_index("term"), mem.terms.set_index("term")
+    for col in ("estimate", "se"):
+        assert np.allclose(a[col], b.loc[a.index, col], rtol=1e-10, atol=1e-10, equal_nan=True)
+    assert res.pieces[counts].equals(mem.pieces[counts].iloc[: len(res.pieces)])
+    assert res.info["cs_sources_note"] == mem.info["cs_sources_note"]
 
 
 @pytest.mark.parametrize(

@@ -277,43 +277,64 @@ def _dask_panel(p: Panel, tmp_path):
                          cohort="cohort", never_values=(), npartitions=2)  # fmt: skip
 
 
-def test_dask_engine_splits_source_only_targets_or_refuses(tmp_path):
-    # the breaker's world: the CS base cannot split u32's 14 source-only rows off its
-    # cohorts and refuses; the imputation base reports them apart as in memory (truths of
-    # the first test, 1e-9; terms, SEs and piece counts equal to the in-memory fit with
-    # unit clusters and no CR2, 1e-10)
+@pytest.mark.parametrize("base", ["imputation", "callaway_santanna"])
+def test_dask_engine_splits_off_source_only_targets_as_in_memory(tmp_path, base):
+    # the breaker's world: u32's 14 source-only rows (u31 and u33 in 2003-09). The
+    # imputation base reports them apart; the CS base leaves u31 and u33 (exposed by u32
+    # alone) out of its ring piece and counts the rows unestimated. Truths of the first
+    # test (1e-9); terms, SEs, piece counts and notes equal to the in-memory fit with unit
+    # clusters and no small-sample correction (1e-10)
     zd = pytest.importorskip("zoneimpact.distributed")
     p = _panel(_world({**ZONES, **SOURCE}, noise=1.0), SOURCE)
     emap = build_exposure(p, "adjacency")
-    dp = _dask_panel(p, tmp_path)
-    with pytest.raises(EstimationError, match=r"14 exposed unit-period"):
-        zd.spillover(dp, outcome="y", exposure=emap, base_estimator="callaway_santanna",
-                     n_boot=0)  # fmt: skip
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = zd.spillover(dp, outcome="y", exposure=emap, base_estimator="imputation",
-                           n_boot=0)  # fmt: skip
-    mem = _fit(p, exposure=emap, small_sample="none", cluster="unit")
+        res = zd.spillover(_dask_panel(p, tmp_path), outcome="y", exposure=emap,
+                           base_estimator=base, n_boot=0)  # fmt: skip
+    mem = _fit(p, exposure=emap, small_sample="none", cluster="unit", base_estimator=base)
     a, b = res.terms.set_index("term"), mem.terms.set_index("term")
     assert a.index.tolist() == [t for t in b.index if t != "net_region_did"]
     for col in ("estimate", "se"):
         assert np.allclose(a[col], b.loc[a.index, col], rtol=1e-10, atol=1e-10)
     counts = ["n_target_unit_periods", "n_unidentified"]
-    assert res.pieces.set_index("piece").loc["spillover_from_sources", counts].tolist() == [14, 0]
+    expected = [14, 0] if base == "imputation" else [0, 14]
+    assert res.pieces.set_index("piece").loc["spillover_from_sources", counts].tolist() == expected
     assert res.pieces[counts].equals(mem.pieces[counts].iloc[: len(res.pieces)])
+    assert res.info.get("cs_sources_note") == mem.info.get("cs_sources_note")
     (tmp_path / "exact").mkdir()
     exact = _dask_panel(_panel(_world({**ZONES, **SOURCE}), SOURCE), tmp_path / "exact")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        e = _est(zd.spillover(exact, outcome="y", exposure=emap, base_estimator="imputation",
+        e = _est(zd.spillover(exact, outcome="y", exposure=emap, base_estimator=base,
                               n_boot=0))  # fmt: skip
     for term, value in {
         "direct_total": 150.0,
         "spillover_total": -150.0,
         "displacement_share": 1.0,
-        "spillover_from_sources_total": -70.0,
     }.items():
         assert e[term] == pytest.approx(value, abs=1e-9)  # fmt: skip
+    if base == "imputation":
+        assert e["spillover_from_sources_total"] == pytest.approx(-70.0, abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("zones", "n"),
+    [
+        # the in-memory refusal's two worlds (above): a unit exposed by the source and
+        # later by a zone, and a zone exposed by the source before its own
+        ({**ZONES, **SOURCE, "u34": 2007}, 4),
+        ({**ZONES, **SOURCE, "u33": 2007}, 4),
+    ],
+)
+def test_dask_cs_base_refuses_what_the_in_memory_cs_base_refuses(tmp_path, zones, n):
+    zd = pytest.importorskip("zoneimpact.distributed")
+    p = _panel(_world(zones), SOURCE)
+    emap = build_exposure(p, "adjacency")
+    with pytest.raises(EstimationError, match="callaway_santanna"):
+        _fit(p, exposure=emap, base_estimator="callaway_santanna")
+    with pytest.raises(EstimationError, match=rf"{n} exposed unit-period"):
+        zd.spillover(_dask_panel(p, tmp_path), outcome="y", exposure=emap,
+                     base_estimator="callaway_santanna", n_boot=0)  # fmt: skip
 
 
 def test_dask_engine_leaves_out_zones_without_an_untreated_row_as_in_memory(tmp_path):

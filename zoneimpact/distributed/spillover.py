@@ -35,12 +35,15 @@ their own; the zone units' observed periods are read in the same pass as the uni
 imputation base splits the unit-periods they alone expose off the ring pieces and
 ``spillover_on_zones`` into the source pieces (``spillover_from_sources``), as in memory
 (:func:`_source_cells`: targets need no unexposed row of their own there, and controls are
-untouched). The CS base cannot split them off its cohorts and refuses, naming their number
-(``_refuse_source_targets``). Units exposed from the first period are estimated by neither
-base; the CS base counts their rows under the pieces the in-memory fit counts them in
-(:func:`_with_start_rows`).
+untouched). The CS base, as in memory, leaves out of its ring pieces the non-zone units
+every exposed period of which is such a period (:func:`_pure_source_units`) and counts
+their rows under ``spillover_from_sources`` unestimated (``info["cs_sources_note"]``, a
+warning); it cannot split such periods off other units' cohorts and refuses those, naming
+their number (``_refuse_source_targets``). Units exposed from the first period are
+estimated by neither base; the CS base counts their rows under the pieces the in-memory
+fit counts them in (:func:`_with_start_rows`).
 
-Not available on this engine (in-memory only): the CS base on such maps (above);
+Not available on this engine (in-memory only):
 covariates and weights, the imputation
 base's CR2 correction and the CS base's delete-one-cluster jackknife
 (``small_sample="cr2"``, the in-memory default: they need each cluster's rows together),
@@ -53,6 +56,7 @@ its partitions.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -71,6 +75,7 @@ from ..estimators.spillover import (
     SpilloverResult,
     _att_weights_targets,
     _aux_tables,
+    _cs_sources_text,
     _estimated_cells,
     _joint,
     _linear_terms,
@@ -172,13 +177,15 @@ def _piece_rows(
     pre_exposed: str,
     window: tuple[float, float] | None,
     src: pd.MultiIndex | None = None,
+    leave: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """The rows of one piece in a partition, as :meth:`ExposureMap.panels` selects them:
     ``ring=None`` is the direct piece (cohorts kept), otherwise the ring's spillover piece
     (cohort = exposure onset for the ring's units, never for the others). ``window``
     (first, last period of the piece) applies the ring panels' ``outside_window="adjust"``.
     ``src``: the source-only (``unit``, ``time``) cells (:func:`_source_cells`), which
-    leave a ring piece (they are the source piece's targets, and never its controls)."""
+    leave a ring piece (they are the source piece's targets, and never its controls);
+    ``leave``: units that leave the ring pieces (the CS base's :func:`_pure_source_units`)."""
     unit = df["unit"].to_numpy()
     t = df["time"].to_numpy(float)
     g = df["cohort"].to_numpy(float)
@@ -203,6 +210,8 @@ def _piece_rows(
     rows = in_ring | clean | (other_pre if not_yet else False)
     if src is not None:
         rows = rows & ~_in_cells(df, src)
+    if leave is not None:
+        rows = rows & ~np.isin(unit, leave)
     out = df.loc[rows].copy()
     cohort = np.where(in_ring, onset, np.inf)[rows]
     return _recode_cohorts(out, cohort, window)
@@ -345,12 +354,13 @@ def _piece_panel(
     rule: dict[str, str],
     window: bool = True,
     src: pd.MultiIndex | None = None,
+    leave: np.ndarray | None = None,
 ) -> tuple[DaskPanel, pd.Series]:
     """A piece as a :class:`DaskPanel` (rows filtered and cohorts recoded in the
     partitions) and its target unit-periods by (cohort, time). ``window``: a ring piece
     takes the CS base's ``outside_window="adjust"`` rule (the imputation base does not);
-    ``src``: source-only cells that leave a ring piece (:func:`_piece_rows`)."""
-    opts = {"tab": tab, "ring": ring, **rule, **({"src": src} if src is not None else {})}
+    ``src``: source-only cells, ``leave``: units, that leave a ring piece (:func:`_piece_rows`)."""
+    opts = {"tab": tab, "ring": ring, **rule, "src": src, "leave": leave}
     meta = dpanel.frame._meta
     span = None
     if ring is not None and window:
@@ -748,6 +758,57 @@ def _source_cells(
     return pd.MultiIndex.from_arrays([tab.index.to_numpy()[i], t[0, j]], names=["unit", "time"])
 
 
+def _pure_source_units(
+    emap: ExposureMap,
+    tab: pd.DataFrame,
+    units: pd.DataFrame,
+    periods: np.ndarray,
+    src: pd.MultiIndex | None,
+    observed: pd.DataFrame,
+    no_untreated: np.ndarray,
+    pre_exposed: str,
+) -> np.ndarray:
+    """Non-zone units with an unexposed period every exposed period of which is
+    source-only (``src``), under the imputation base's gain rule and the CS base's (an
+    untreated row of its own, :func:`_zones_without_untreated`, ``no_untreated``): the
+    in-memory ``_source_only_units``, which the CS base leaves out of its ring pieces and
+    whose targets it counts under ``spillover_from_sources`` (unestimated). Read on the
+    cells of the map and the panel's periods: a unit whose other exposed periods all lack
+    an outcome is not one here (the CS base then refuses it, as a mixed unit)."""
+    if src is None:
+        return np.array([], dtype=object)
+    t = np.asarray(periods, float)[None, :]
+    e = tab["exposure_onset"].to_numpy(float)[:, None]
+    exposed = (tab["role"] == "exposed").to_numpy()[:, None] & (t >= e) & (e > t.min())
+    is_src = np.zeros(exposed.shape, dtype=bool)
+    i = tab.index.get_indexer(src.get_level_values(0))
+    j = pd.Index(t[0]).get_indexer(src.get_level_values(1).to_numpy(float))
+    is_src[i, j] = True
+    pure = exposed.any(1) & ~(exposed & ~is_src).any(1)
+    if pure.any() and emap.links is not None and not emap.links.empty:
+        zones = units.index[np.isfinite(units["cohort"].to_numpy(float))]
+        seen = np.zeros((len(zones), t.shape[1]), dtype=bool)
+        r = zones.get_indexer(observed["unit"])
+        c = pd.Index(t[0]).get_indexer(observed["time"].to_numpy(float))
+        ok = (r >= 0) & (c >= 0)
+        seen[r[ok], c[ok]] = True
+        gz = units["cohort"].reindex(zones).to_numpy(float)[:, None]
+        keep = ~zones.isin(no_untreated)[:, None]
+        if pre_exposed == "drop_units":
+            ez = tab["exposure_onset"].reindex(zones).to_numpy(float)[:, None]
+            keep = keep & ~(ez < gz)
+        gain = seen & (t >= gz) & keep
+        cs_cover = np.asarray(emap.link_matrix(units.index, zones) @ gain.astype(float)) > 0
+        pure &= ~(is_src & cs_cover).any(1)
+    return tab.index[pure].to_numpy()
+
+
+def _cell_times(df: pd.DataFrame, *, outcome: str, cells: pd.MultiIndex) -> pd.Series:
+    """The periods of a partition's rows in ``cells`` with an outcome, counted."""
+    hit = _in_cells(df, cells) & np.isfinite(df[outcome].to_numpy(float))
+    return pd.Series(df["time"].to_numpy(float)[hit]).value_counts()
+
+
 def _start_rows(
     emap: ExposureMap,
     tab: pd.DataFrame,
@@ -835,6 +896,7 @@ def _refuse_source_targets(
     base_estimator: str,
     observed: pd.DataFrame | None = None,
     pre_exposed: str = "drop_rows",
+    leave: np.ndarray | None = None,
 ) -> None:
     """Refuse a map whose units are exposed in some periods only by zones whose gain is in
     no total: zones outside the sample (``exposure_onset <= t < exposure_onset_sample``,
@@ -847,8 +909,9 @@ def _refuse_source_targets(
     reports those apart (``spillover_from_sources``), which this engine's CS pieces,
     cohorts from the exposure onset, cannot. Counted on the map and the panel's periods,
     for units with an unexposed period (those exposed from the first period leave the
-    pieces, as in memory). When every zone unit has an estimated gain from its opening
-    on, or the map has no links, both rules are the first one."""
+    pieces, as in memory), other than ``leave`` (:func:`_pure_source_units`, which the CS
+    base leaves out of its ring pieces). When every zone unit has an estimated gain from
+    its opening on, or the map has no links, both rules are the first one."""
     tab = emap.roles_of(units.index)
     period_values = np.asarray(periods)
     t = period_values.astype(float)[None, :]
@@ -857,6 +920,8 @@ def _refuse_source_targets(
     g = units["cohort"].to_numpy(float)[:, None]
     # units exposed from the first period leave the pieces (no unexposed row), as in memory
     hit = (tab["role"] != "clean").to_numpy()[:, None] & (e > t.min()) & (t >= e) & (t < g)
+    if leave is not None:
+        hit &= ~tab.index.isin(leave)[:, None]
     outside = hit & (t < e_est)
     n = int(outside.sum())
     where = f"The Dask spillover fit (base_estimator={base_estimator!r})"
@@ -1026,16 +1091,12 @@ def fit(
     units = pd.concat([b[0] for b in blocks]).sort_index()
     tab = _check_map(units, exposure)
     observed = pd.concat([b[1] for b in blocks]) if zones else None
-    if base_estimator == "callaway_santanna":
-        _refuse_source_targets(
-            exposure, units, dpanel.periods, base_estimator, observed if linked else None,
-            pre_exposed,
-        )  # fmt: skip
     rule = {"controls": controls, "pre_exposed": pre_exposed}
     rings = [r for r in exposure.rings if ((tab["role"] == "exposed") & (tab["ring"] == r)).any()]
     naive = compute_blocks([_scan], dpanel.partitions(), outcome=outcome)
     results: dict[str, EstimationResult] = {}
     bins = intensity = None
+    pure_note = ""
     if base_estimator == "imputation":
         grid, inten = _aux_tables(exposure, units.index, dpanel.periods, aux_partition)
         if grid is not None:
@@ -1050,16 +1111,26 @@ def fit(
         )
     else:
         # as in memory: the CS base's SEs run small (stacklevel 3: the caller of fit)
-        _warn_cs_inference(stacklevel=3, dask=True)
         assert observed is not None
         no_untreated, left_rows = _zones_without_untreated(tab, units, observed, pre_exposed)
+        seen = observed if linked else None
+        src = _source_cells(exposure, tab, units, dpanel.periods, seen, pre_exposed)
+        pure = _pure_source_units(
+            exposure, tab, units, dpanel.periods, src, observed, no_untreated, pre_exposed
+        )
+        _refuse_source_targets(
+            exposure, units, dpanel.periods, base_estimator, seen, pre_exposed, pure
+        )
+        _warn_cs_inference(stacklevel=3, dask=True)
         left_out = tab.index.isin(no_untreated)
         direct_tab = tab.assign(role=tab["role"].mask(left_out, "left_out"))
         pieces: dict[str, tuple[DaskPanel, pd.Series]] = {
             "direct": _piece_panel(dpanel, outcome, direct_tab, None, rule)
         }
+        leave = pure if len(pure) else None
         for r in rings:
-            pieces[f"spillover:{r}"] = _piece_panel(dpanel, outcome, tab, r, rule)
+            if ((tab["role"] == "exposed") & (tab["ring"] == r) & ~tab.index.isin(pure)).any():
+                pieces[f"spillover:{r}"] = _piece_panel(dpanel, outcome, tab, r, rule, leave=leave)
         lost = compute_blocks([_zone_loss_rows], dpanel.partitions(), tab=tab, outcome=outcome)
         soz_targets = pd.concat(lost).groupby(level=0).sum() if lost else pd.Series(dtype=int)
         n_soz = int(soz_targets.sum())
@@ -1097,8 +1168,21 @@ def fit(
         frames = {name: pp for name, (pp, _) in pieces.items()}
         held = _cs_held(frames, results, fits, outcome, cluster_of)
         rows = _start_rows(exposure, tab, units, dpanel.periods, observed, pre_exposed)
+        if len(pure):
+            assert src is not None
+            cells = src[src.get_level_values(0).isin(pure)]
+            found = compute_blocks([_cell_times], dpanel.partitions(), outcome=outcome, cells=cells)
+            times = pd.concat(found).groupby(level=0).sum().sort_index()
+            extra = pd.DataFrame(
+                {"time": np.repeat(times.index.to_numpy(float), times.to_numpy(int)),
+                 "piece": "", "source": True, "late": False}
+            )  # fmt: skip
+            rows = pd.concat([rows, extra], ignore_index=True) if len(rows) else extra
+            pure_note = _cs_sources_text(pure, int(times.sum()))
         fits = _with_start_rows(fits, rows, n_clusters)
-    _warn_unidentified(fits)
+    if pure_note:
+        warnings.warn(pure_note[0].upper() + pure_note[1:], stacklevel=2)
+    _warn_unidentified(fits, cs_base=base_estimator == "callaway_santanna")
     if not np.isfinite(fits["direct"].estimate):
         raise EstimationError("The direct effect could not be estimated on any zone unit-period.")
     names, est, S, dfs, share_df = _linear_terms(fits, None)
@@ -1128,6 +1212,7 @@ def fit(
         "n_treated_unit_periods": float(fits["direct"].n), **info_boot, "n_boot": n_boot,
         "net_region_did_note": "net_region_did not estimated on the Dask engine (no geography).",
         **({"net_note": note} if (note := _unpaired_note(fits)) else {}),
+        **({"cs_sources_note": pure_note} if pure_note else {}),
     }  # fmt: skip
     terms, draws, info = _net_without_dropped_zones(terms, draws, info, warn=True)
     res = SpilloverResult(

@@ -66,9 +66,10 @@ controls the imputation of every target is what it was before the split under th
 targets in several rings, the one source piece takes the pre-exposure rows of all those
 rings, where each ring piece takes its own ring's: still untreated, unexposed rows, but
 the sum then differs from the unsplit fit's by that choice of controls (0.15 on -164 in a
-reviewer's noisy two-ring world). The CS base and the Dask engine, whose pieces
-are cohorts starting at the exposure onset, cannot split those periods off and refuse a
-fit that has them (:func:`source_only_refusal`), except for units exposed from the first
+reviewer's noisy two-ring world). The Dask engine's imputation base splits them alike.
+The CS base (either engine), whose pieces are cohorts starting at the exposure onset,
+cannot split those periods off and refuses a fit that has them
+(:func:`source_only_refusal`), except for units exposed from the first
 period: no base can estimate their targets, and the CS base counts them as unidentified in
 the same pieces as the imputation base (:func:`_cs_unentered`). The CS base leaves zone
 units without an untreated row of their own out of its direct piece, as BJS's step 1
@@ -76,8 +77,8 @@ cannot impute them (:func:`_zones_without_untreated`), and takes non-zone units 
 exposed period of which is source-only (:func:`_source_only_units`): it leaves them out of
 its ring pieces and ``spillover_from_sources`` NaN, their targets unidentified
 (``info["cs_sources_note"]``, a warning); it still refuses units with both kinds of
-exposed periods and zone units exposed by such zones before their own (the Dask engine
-refuses them all). The CS base finds the
+exposed periods and zone units exposed by such zones before their own (on either
+engine). The CS base finds the
 zones without an estimated gain by the imputation base's rule; a zone it cannot estimate
 for its own reasons (its base period ``g - 1`` missing) is only named by the generic
 warning on unidentified targets, its neighbours' losses still in net. ``net_region_did`` keeps counting the
@@ -3584,7 +3585,12 @@ def _cs_sources_note(split: _Split) -> str:
     if not pure.any():
         return ""
     n = sum(int(p.target[pure].sum()) for p in split.pieces if p.name in SOURCE_PIECES)
-    units = split.units[pure]
+    return _cs_sources_text(split.units[pure], n)
+
+
+def _cs_sources_text(units: np.ndarray, n: int) -> str:
+    """The note of :func:`_cs_sources_note` for ``units`` and their ``n`` source-only
+    targets (also the Dask engine's)."""
     first = units[0].item() if isinstance(units[0], np.generic) else units[0]
     return (
         f"the Callaway-Sant'Anna base leaves {len(units)} unit(s) (e.g. {first!r}) out of "
