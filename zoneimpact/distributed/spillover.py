@@ -77,6 +77,7 @@ from ..estimators.spillover import (
     _aux_tables,
     _cs_sources_text,
     _estimated_cells,
+    _in_piece_order,
     _joint,
     _linear_terms,
     _net_without_dropped_zones,
@@ -660,9 +661,10 @@ def _imputation_fits(
     src_units = pd.Index([]) if src is None else src.get_level_values(0).unique()
     non_zone = tab.index[~np.isfinite(cohort.to_numpy(float))]
     src_rings = tab.loc[tab.index.isin(src_units.intersection(non_zone)), "ring"].unique()
+    counted = _rings_with_counted_cells(tab, dpanel.periods, src)
     for r in rings:
-        pp = _piece_panel(dpanel, outcome, tab, r, rule, window=False, src=src)
-        if r not in src_rings or pp[1].sum() > 0:
+        if r not in src_rings or r in counted:
+            pp = _piece_panel(dpanel, outcome, tab, r, rule, window=False, src=src)
             panels[f"spillover:{r}"] = pp
     zone_opts = {"tab": tab, "controls": rule["controls"], "src": src}
     if ((tab["role"] == "direct") & (tab["exposure_onset"] < cohort)).any():
@@ -758,40 +760,69 @@ def _source_cells(
     return pd.MultiIndex.from_arrays([tab.index.to_numpy()[i], t[0, j]], names=["unit", "time"])
 
 
+def _cell_mask(index: pd.Index, periods: np.ndarray, cells: Any) -> np.ndarray:
+    """Units (``index``) x ``periods``: whether each cell is one of ``cells`` (a
+    (``unit``, ``time``) MultiIndex, or a frame of such pairs; None: none)."""
+    out = np.zeros((len(index), len(periods)), dtype=bool)
+    if cells is None or len(cells) == 0:
+        return out
+    if isinstance(cells, pd.DataFrame):
+        u, t = cells["unit"].to_numpy(), cells["time"].to_numpy(float)
+    else:
+        u, t = cells.get_level_values(0).to_numpy(), cells.get_level_values(1).to_numpy(float)
+    i = index.get_indexer(u)
+    j = pd.Index(np.asarray(periods, float)).get_indexer(t)
+    ok = (i >= 0) & (j >= 0)
+    out[i[ok], j[ok]] = True
+    return out
+
+
+def _observed_pairs(df: pd.DataFrame, *, outcome: str, units: np.ndarray) -> pd.DataFrame:
+    """The (``unit``, ``time``) pairs of a partition's rows of ``units`` with an outcome."""
+    keep = df["unit"].isin(units).to_numpy() & np.isfinite(df[outcome].to_numpy(float))
+    return df.loc[keep, ["unit", "time"]].drop_duplicates()
+
+
+def _rings_with_counted_cells(
+    tab: pd.DataFrame, periods: np.ndarray, src: pd.MultiIndex | None
+) -> set[Any]:
+    """Rings with an exposed cell (unit x period from its exposure onset, observed or not)
+    outside ``src``: a ring piece exists when it has one or no source-only cell at all
+    (the in-memory ``_masks``: a ring of sources alone has no piece, a ring whose counted
+    rows all lack an outcome has an empty one)."""
+    t = np.asarray(periods, float)[None, :]
+    exposed = (tab["role"] == "exposed").to_numpy()[:, None] & (
+        t >= tab["exposure_onset"].to_numpy(float)[:, None]
+    )
+    exposed &= ~_cell_mask(tab.index, periods, src)
+    return set(tab["ring"].to_numpy()[exposed.any(1)].tolist())
+
+
 def _pure_source_units(
     emap: ExposureMap,
     tab: pd.DataFrame,
     units: pd.DataFrame,
     periods: np.ndarray,
-    src: pd.MultiIndex | None,
+    is_src: np.ndarray,
+    obs: np.ndarray,
     observed: pd.DataFrame,
     no_untreated: np.ndarray,
     pre_exposed: str,
 ) -> np.ndarray:
-    """Non-zone units with an unexposed period every exposed period of which is
-    source-only (``src``), under the imputation base's gain rule and the CS base's (an
-    untreated row of its own, :func:`_zones_without_untreated`, ``no_untreated``): the
-    in-memory ``_source_only_units``, which the CS base leaves out of its ring pieces and
-    whose targets it counts under ``spillover_from_sources`` (unestimated). Read on the
-    cells of the map and the panel's periods: a unit whose other exposed periods all lack
-    an outcome is not one here (the CS base then refuses it, as a mixed unit)."""
-    if src is None:
-        return np.array([], dtype=object)
+    """Non-zone units (a mask over ``tab``) with an unexposed period, an observed
+    source-only row (``is_src`` and ``obs``, units x periods) and no other observed exposed
+    row, under the imputation base's gain rule and the CS base's (an untreated row of its
+    own, :func:`_zones_without_untreated`, ``no_untreated``): the in-memory
+    ``_source_only_units``, which the CS base leaves out of its ring pieces and whose
+    targets it counts under ``spillover_from_sources`` (unestimated). ``observed``: the
+    zone units' observed pairs (their gains)."""
     t = np.asarray(periods, float)[None, :]
     e = tab["exposure_onset"].to_numpy(float)[:, None]
-    exposed = (tab["role"] == "exposed").to_numpy()[:, None] & (t >= e) & (e > t.min())
-    is_src = np.zeros(exposed.shape, dtype=bool)
-    i = tab.index.get_indexer(src.get_level_values(0))
-    j = pd.Index(t[0]).get_indexer(src.get_level_values(1).to_numpy(float))
-    is_src[i, j] = True
-    pure = exposed.any(1) & ~(exposed & ~is_src).any(1)
+    seen_rows = (tab["role"] == "exposed").to_numpy()[:, None] & (t >= e) & (e > t.min()) & obs
+    pure = (seen_rows & is_src).any(1) & ~(seen_rows & ~is_src).any(1)
     if pure.any() and emap.links is not None and not emap.links.empty:
         zones = units.index[np.isfinite(units["cohort"].to_numpy(float))]
-        seen = np.zeros((len(zones), t.shape[1]), dtype=bool)
-        r = zones.get_indexer(observed["unit"])
-        c = pd.Index(t[0]).get_indexer(observed["time"].to_numpy(float))
-        ok = (r >= 0) & (c >= 0)
-        seen[r[ok], c[ok]] = True
+        seen = _cell_mask(zones, periods, observed)
         gz = units["cohort"].reindex(zones).to_numpy(float)[:, None]
         keep = ~zones.isin(no_untreated)[:, None]
         if pre_exposed == "drop_units":
@@ -799,14 +830,8 @@ def _pure_source_units(
             keep = keep & ~(ez < gz)
         gain = seen & (t >= gz) & keep
         cs_cover = np.asarray(emap.link_matrix(units.index, zones) @ gain.astype(float)) > 0
-        pure &= ~(is_src & cs_cover).any(1)
-    return tab.index[pure].to_numpy()
-
-
-def _cell_times(df: pd.DataFrame, *, outcome: str, cells: pd.MultiIndex) -> pd.Series:
-    """The periods of a partition's rows in ``cells`` with an outcome, counted."""
-    hit = _in_cells(df, cells) & np.isfinite(df[outcome].to_numpy(float))
-    return pd.Series(df["time"].to_numpy(float)[hit]).value_counts()
+        pure &= ~(seen_rows & is_src & cs_cover).any(1)
+    return pure
 
 
 def _start_rows(
@@ -847,7 +872,7 @@ def _start_rows(
 
 
 def _with_start_rows(
-    fits: dict[str, _PieceFit], rows: pd.DataFrame, n_clusters: int
+    fits: dict[str, _PieceFit], rows: pd.DataFrame, n_clusters: int, rings: list[Any]
 ) -> dict[str, _PieceFit]:
     """The CS fits with the unidentified targets of units exposed from the first period
     (:func:`_start_rows`) counted where the in-memory fit counts them: the rows exposed
@@ -885,8 +910,7 @@ def _with_start_rows(
         else:
             # every row it had moved to a source piece: gone, as in memory
             del out[name]
-    last = [k for k in ("spillover_on_zones", *SOURCE_PIECES, "naive") if k in out]
-    return {**{k: v for k, v in out.items() if k not in last}, **{k: out[k] for k in last}}
+    return _in_piece_order(out, rings)
 
 
 def _refuse_source_targets(
@@ -897,6 +921,7 @@ def _refuse_source_targets(
     observed: pd.DataFrame | None = None,
     pre_exposed: str = "drop_rows",
     leave: np.ndarray | None = None,
+    obs: np.ndarray | None = None,
 ) -> None:
     """Refuse a map whose units are exposed in some periods only by zones whose gain is in
     no total: zones outside the sample (``exposure_onset <= t < exposure_onset_sample``,
@@ -910,7 +935,8 @@ def _refuse_source_targets(
     cohorts from the exposure onset, cannot. Counted on the map and the panel's periods,
     for units with an unexposed period (those exposed from the first period leave the
     pieces, as in memory), other than ``leave`` (:func:`_pure_source_units`, which the CS
-    base leaves out of its ring pieces). When every zone unit has an estimated gain from
+    base leaves out of its ring pieces); with ``obs`` (units x periods), only the rows
+    with an outcome count, as in memory. When every zone unit has an estimated gain from
     its opening on, or the map has no links, both rules are the first one."""
     tab = emap.roles_of(units.index)
     period_values = np.asarray(periods)
@@ -922,6 +948,8 @@ def _refuse_source_targets(
     hit = (tab["role"] != "clean").to_numpy()[:, None] & (e > t.min()) & (t >= e) & (t < g)
     if leave is not None:
         hit &= ~tab.index.isin(leave)[:, None]
+    if obs is not None:
+        hit &= obs
     outside = hit & (t < e_est)
     n = int(outside.sum())
     where = f"The Dask spillover fit (base_estimator={base_estimator!r})"
@@ -1115,11 +1143,23 @@ def fit(
         no_untreated, left_rows = _zones_without_untreated(tab, units, observed, pre_exposed)
         seen = observed if linked else None
         src = _source_cells(exposure, tab, units, dpanel.periods, seen, pre_exposed)
-        pure = _pure_source_units(
-            exposure, tab, units, dpanel.periods, src, observed, no_untreated, pre_exposed
-        )
+        is_src = _cell_mask(tab.index, dpanel.periods, src)
+        # the observed rows of the non-zone units with a source-only cell (one more pass,
+        # only then): the in-memory rules count targets, i.e. rows with an outcome
+        cand = tab.index[is_src.any(1) & (tab["role"] == "exposed").to_numpy()]
+        pairs = [observed]
+        if len(cand):
+            pairs += compute_blocks(
+                [_observed_pairs], dpanel.partitions(), outcome=outcome, units=cand.to_numpy()
+            )
+        obs = _cell_mask(tab.index, dpanel.periods, pd.concat(pairs))
+        is_pure = _pure_source_units(
+            exposure, tab, units, dpanel.periods, is_src, obs, observed, no_untreated,
+            pre_exposed,
+        )  # fmt: skip
+        pure = tab.index[is_pure].to_numpy()
         _refuse_source_targets(
-            exposure, units, dpanel.periods, base_estimator, seen, pre_exposed, pure
+            exposure, units, dpanel.periods, base_estimator, seen, pre_exposed, pure, obs
         )
         _warn_cs_inference(stacklevel=3, dask=True)
         left_out = tab.index.isin(no_untreated)
@@ -1129,8 +1169,12 @@ def fit(
         }
         leave = pure if len(pure) else None
         for r in rings:
-            if ((tab["role"] == "exposed") & (tab["ring"] == r) & ~tab.index.isin(pure)).any():
-                pieces[f"spillover:{r}"] = _piece_panel(dpanel, outcome, tab, r, rule, leave=leave)
+            ring_piece = _piece_panel(dpanel, outcome, tab, r, rule, leave=leave)
+            # as in memory (_without_units): a ring left with no treated unit once its
+            # source-only units leave has no piece
+            left = (tab["ring"] == r).to_numpy() & tab.index.isin(pure)
+            if not (left.any() and len(ring_piece[0].cohorts) == 0):
+                pieces[f"spillover:{r}"] = ring_piece
         lost = compute_blocks([_zone_loss_rows], dpanel.partitions(), tab=tab, outcome=outcome)
         soz_targets = pd.concat(lost).groupby(level=0).sum() if lost else pd.Series(dtype=int)
         n_soz = int(soz_targets.sum())
@@ -1169,17 +1213,12 @@ def fit(
         held = _cs_held(frames, results, fits, outcome, cluster_of)
         rows = _start_rows(exposure, tab, units, dpanel.periods, observed, pre_exposed)
         if len(pure):
-            assert src is not None
-            cells = src[src.get_level_values(0).isin(pure)]
-            found = compute_blocks([_cell_times], dpanel.partitions(), outcome=outcome, cells=cells)
-            times = pd.concat(found).groupby(level=0).sum().sort_index()
-            extra = pd.DataFrame(
-                {"time": np.repeat(times.index.to_numpy(float), times.to_numpy(int)),
-                 "piece": "", "source": True, "late": False}
-            )  # fmt: skip
+            lost = is_src & obs & is_pure[:, None]
+            times = np.broadcast_to(np.asarray(dpanel.periods, float), lost.shape)[lost]
+            extra = pd.DataFrame({"time": times, "piece": "", "source": True, "late": False})
             rows = pd.concat([rows, extra], ignore_index=True) if len(rows) else extra
-            pure_note = _cs_sources_text(pure, int(times.sum()))
-        fits = _with_start_rows(fits, rows, n_clusters)
+            pure_note = _cs_sources_text(pure, int(lost.sum()))
+        fits = _with_start_rows(fits, rows, n_clusters, list(exposure.rings))
     if pure_note:
         warnings.warn(pure_note[0].upper() + pure_note[1:], stacklevel=2)
     _warn_unidentified(fits, cs_base=base_estimator == "callaway_santanna")

@@ -2485,8 +2485,17 @@ def _cs_unentered(
         by = _by_period(t_of[lost])
         f = out.get(p.name) or _PieceFit(p.name, np.nan, 0, np.zeros(n_clusters))
         out[p.name] = _recount(f, int(lost.sum()), by)
-    last = [k for k in (*SOURCE_PIECES, "naive") if k in out]
-    return {**{k: v for k, v in out.items() if k not in last}, **{k: out[k] for k in last}}
+    return _in_piece_order(out, split.emap.rings)
+
+
+def _in_piece_order(fits: Mapping[str, _PieceFit], rings: Sequence[Any]) -> dict[str, _PieceFit]:
+    """``fits`` in the pieces table's order: direct, the rings in the map's order,
+    ``spillover_on_zones``, the source pieces, naive (a piece added for targets no base
+    fits, e.g. a ring of units exposed since before the data, takes its place)."""
+    first = {"direct": 0, **{f"spillover:{r}": 1 + i for i, r in enumerate(rings)}}
+    tail = ("spillover_on_zones", *SOURCE_PIECES, "naive")
+    rank = {**first, **{k: len(first) + 1 + i for i, k in enumerate(tail)}}
+    return {k: fits[k] for k in sorted(fits, key=lambda k: rank.get(k, len(first)))}
 
 
 def _exposed_from_start(split: _Split) -> np.ndarray:
