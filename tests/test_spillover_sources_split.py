@@ -684,3 +684,36 @@ def test_dask_engine_reads_observed_targets_as_in_memory(
     assert res.pieces[cols].equals(mem.pieces[cols].iloc[: len(res.pieces)])
     for key in ("net_note", "cs_sources_note"):
         assert res.info.get(key) == mem.info.get(key)
+
+
+@pytest.mark.parametrize("base", ["imputation", "callaway_santanna"])
+def test_dask_engine_counts_a_gain_only_in_periods_with_a_clean_row(tmp_path, base):
+    # every clean unit lacks its 2008 outcome, so BJS's step 1 imputes no zone's 2008 gain
+    # (no clean row then) and the zones' neighbours' 2008 losses are exposed only by zones
+    # whose gain no total counts: the imputation base sets them apart and the CS base
+    # refuses, on both engines alike (Dask once took every period to hold a clean row)
+    zd = pytest.importorskip("zoneimpact.distributed")
+    df = _world(ZONES, noise=1.0)
+    near = {f"u{int(u[1:]) + d:02d}" for u in ZONES for d in (-1, 0, 1)}
+    df = df.assign(y=df["y"].mask(~df["unit"].isin(near) & (df["time"] == 2008)))
+    p = _panel(df)
+    emap = build_exposure(p, "adjacency")
+    dp = _dask_panel(p, tmp_path)
+    if base == "callaway_santanna":
+        for run in (lambda: _fit(p, exposure=emap, base_estimator=base),
+                    lambda: zd.spillover(dp, outcome="y", exposure=emap, base_estimator=base,
+                                         n_boot=0)):  # fmt: skip
+            with pytest.raises(EstimationError, match=r"6 exposed unit-period"):
+                run()
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = zd.spillover(dp, outcome="y", exposure=emap, base_estimator=base, n_boot=0)
+    mem = _fit(p, exposure=emap, small_sample="none", cluster="unit")
+    a, b = res.terms.set_index("term"), mem.terms.set_index("term")
+    assert a.index.tolist() == [t for t in b.index if t != "net_region_did"]
+    for col in ("estimate", "se"):
+        assert np.allclose(a[col], b.loc[a.index, col], rtol=1e-10, atol=1e-10, equal_nan=True)
+    cols = ["piece", "n_target_unit_periods", "n_unidentified", "unidentified_by_period"]
+    assert res.pieces[cols].equals(mem.pieces[cols].iloc[: len(res.pieces)])
+    assert res.pieces.set_index("piece").loc["spillover_from_sources", cols[2]] == 6

@@ -233,6 +233,19 @@ def _recode_cohorts(
     return out
 
 
+def _clean_periods(
+    df: pd.DataFrame, *, tab: pd.DataFrame, outcome: str, controls: str, pre_exposed: str
+) -> np.ndarray:
+    """The periods of a partition's clean rows of the direct piece (:func:`_piece_rows`
+    with ``ring=None``: untreated rows with an outcome)."""
+    rows = _piece_rows(
+        df, tab=tab, ring=None, controls=controls, pre_exposed=pre_exposed, window=None
+    )
+    t = rows["time"].to_numpy(float)
+    keep = (t < rows["cohort"].to_numpy(float)) & np.isfinite(rows[outcome].to_numpy(float))
+    return np.unique(t[keep])
+
+
 def _scan(df: pd.DataFrame, *, outcome: str) -> dict[str, Any]:
     """Periods, cohorts, counts and target unit-periods (treated rows with an outcome)."""
     g = df["cohort"].to_numpy(float)
@@ -699,6 +712,7 @@ def _observed_zone_cover(
     periods: np.ndarray,
     observed: pd.DataFrame,
     pre_exposed: str = "drop_rows",
+    clean: np.ndarray | None = None,
 ) -> tuple[np.ndarray, sparse.csr_matrix, pd.Index, np.ndarray] | None:
     """Units x periods: whether a zone of the sample linked to the unit in the map (a zone
     unit of the panel other than the unit itself) is open with an estimated gain then, the
@@ -708,8 +722,9 @@ def _observed_zone_cover(
     units' observed (``unit``, ``time``) pairs (:func:`_units_and_zone_periods`). Also
     the links (units x zones, :meth:`ExposureMap.link_matrix`), the zones and their
     observed matrix. None for
-    a map without links (it knows no sources). Every period is taken to hold a clean row
-    (the in-memory rule also asks it)."""
+    a map without links (it knows no sources). ``clean``: the periods in which the direct
+    piece has a clean row (:func:`_clean_periods`; BJS's step 1 imputes a gain only there,
+    as ``_counted_gain`` asks); None takes every period to hold one."""
     if emap.links is None or emap.links.empty:
         return None
     g = units["cohort"].to_numpy(float)
@@ -723,7 +738,10 @@ def _observed_zone_cover(
     ez = emap.roles_of(zones)["exposure_onset"].to_numpy(float)[:, None]
     before = periods[None, :] < (np.minimum(gz, ez) if pre_exposed == "drop_rows" else gz)
     untreated = (seen & before).any(axis=1, keepdims=True)
+    if clean is not None:
+        untreated = untreated & np.isin(periods, clean)[None, :]
     if pre_exposed == "drop_units":
+        # the dropped zone units count as before, whatever the period (_counted_gain)
         untreated = untreated | (ez < gz)
     gain = seen & (gz <= periods[None, :]) & untreated
     links = emap.link_matrix(units.index, zones)
@@ -737,6 +755,7 @@ def _source_cells(
     periods: np.ndarray,
     observed: pd.DataFrame | None,
     pre_exposed: str,
+    clean: np.ndarray | None = None,
 ) -> pd.MultiIndex | None:
     """The (``unit``, ``time``) cells exposed only by zones whose gain is in no total: the
     in-memory ``_source_only`` rule (zones outside the sample, or zone units of the sample
@@ -748,7 +767,9 @@ def _source_cells(
     g = units["cohort"].reindex(tab.index).to_numpy(float)[:, None]
     hit = (tab["role"] != "clean").to_numpy()[:, None] & (t >= e) & (t < g)
     found = (
-        None if observed is None else _observed_zone_cover(emap, units, t[0], observed, pre_exposed)
+        None
+        if observed is None
+        else _observed_zone_cover(emap, units, t[0], observed, pre_exposed, clean)
     )
     if found is None:
         hit = hit & (t < tab["exposure_onset_sample"].to_numpy(float)[:, None])
@@ -841,6 +862,7 @@ def _start_rows(
     periods: np.ndarray,
     observed: pd.DataFrame,
     pre_exposed: str,
+    clean: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """The observed exposed rows (``time``, ``piece``, ``source``, ``late``) of units
     exposed from the first period, which no base estimates (no unexposed row): a non-zone
@@ -859,7 +881,9 @@ def _start_rows(
     g = units["cohort"].reindex(u).to_numpy(float)
     u, t, g = u[t < g], t[t < g], g[t < g]
     e_est = tab["exposure_onset_sample"].reindex(u).to_numpy(float)
-    found = _observed_zone_cover(emap, units, np.asarray(periods, float), observed, pre_exposed)
+    found = _observed_zone_cover(
+        emap, units, np.asarray(periods, float), observed, pre_exposed, clean
+    )
     if found is None:
         source = t < e_est
     else:
@@ -922,6 +946,7 @@ def _refuse_source_targets(
     pre_exposed: str = "drop_rows",
     leave: np.ndarray | None = None,
     obs: np.ndarray | None = None,
+    clean: np.ndarray | None = None,
 ) -> None:
     """Refuse a map whose units are exposed in some periods only by zones whose gain is in
     no total: zones outside the sample (``exposure_onset <= t < exposure_onset_sample``,
@@ -954,7 +979,9 @@ def _refuse_source_targets(
     n = int(outside.sum())
     where = f"The Dask spillover fit (base_estimator={base_estimator!r})"
     found = (
-        None if observed is None else _observed_zone_cover(emap, units, t[0], observed, pre_exposed)
+        None
+        if observed is None
+        else _observed_zone_cover(emap, units, t[0], observed, pre_exposed, clean)
     )
     if found is not None:
         cover, links, zones, seen = found
@@ -1120,6 +1147,15 @@ def fit(
     tab = _check_map(units, exposure)
     observed = pd.concat([b[1] for b in blocks]) if zones else None
     rule = {"controls": controls, "pre_exposed": pre_exposed}
+    # the periods in which BJS's step 1 can impute a zone's gain (a clean row of the direct
+    # piece then): a zone without one in a period exposes its neighbours as a source
+    clean = (
+        np.unique(np.concatenate(compute_blocks(
+            [_clean_periods], dpanel.partitions(), tab=tab, outcome=outcome, **rule
+        )))
+        if linked
+        else None
+    )  # fmt: skip
     rings = [r for r in exposure.rings if ((tab["role"] == "exposed") & (tab["ring"] == r)).any()]
     naive = compute_blocks([_scan], dpanel.partitions(), outcome=outcome)
     results: dict[str, EstimationResult] = {}
@@ -1132,7 +1168,7 @@ def fit(
         if inten is not None:
             intensity = pd.DataFrame(inten, index=units.index, columns=dpanel.periods)
         src = _source_cells(
-            exposure, tab, units, dpanel.periods, observed if linked else None, pre_exposed
+            exposure, tab, units, dpanel.periods, observed if linked else None, pre_exposed, clean
         )
         fits, cname, n_clusters, held = _imputation_fits(
             dpanel, outcome, tab, rings, rule, units, cluster, bins, intensity, src
@@ -1142,7 +1178,7 @@ def fit(
         assert observed is not None
         no_untreated, left_rows = _zones_without_untreated(tab, units, observed, pre_exposed)
         seen = observed if linked else None
-        src = _source_cells(exposure, tab, units, dpanel.periods, seen, pre_exposed)
+        src = _source_cells(exposure, tab, units, dpanel.periods, seen, pre_exposed, clean)
         is_src = _cell_mask(tab.index, dpanel.periods, src)
         # the observed rows of the non-zone units with a source-only cell (one more pass,
         # only then): the in-memory rules count targets, i.e. rows with an outcome
@@ -1159,7 +1195,7 @@ def fit(
         )  # fmt: skip
         pure = tab.index[is_pure].to_numpy()
         _refuse_source_targets(
-            exposure, units, dpanel.periods, base_estimator, seen, pre_exposed, pure, obs
+            exposure, units, dpanel.periods, base_estimator, seen, pre_exposed, pure, obs, clean
         )
         _warn_cs_inference(stacklevel=3, dask=True)
         left_out = tab.index.isin(no_untreated)
@@ -1211,7 +1247,7 @@ def fit(
         fits = _with_zone_losses(fits, n_soz, n_clusters, _lost_by_period(soz_targets))
         frames = {name: pp for name, (pp, _) in pieces.items()}
         held = _cs_held(frames, results, fits, outcome, cluster_of)
-        rows = _start_rows(exposure, tab, units, dpanel.periods, observed, pre_exposed)
+        rows = _start_rows(exposure, tab, units, dpanel.periods, observed, pre_exposed, clean)
         if len(pure):
             lost = is_src & obs & is_pure[:, None]
             times = np.broadcast_to(np.asarray(dpanel.periods, float), lost.shape)[lost]
