@@ -277,6 +277,27 @@ def _dask_panel(p: Panel, tmp_path):
                          cohort="cohort", never_values=(), npartitions=2)  # fmt: skip
 
 
+def _dask_equals_memory(p: Panel, emap, base: str, dp):
+    """The Dask fit of ``dp`` (``p``'s rows) and the in-memory fit with the same options
+    (unit clusters, no small-sample correction), after asserting that they agree: terms and
+    SEs to 1e-10 (the same formulas, sums in another order), the pieces table, and the
+    notes (the in-memory net_region_did, which Dask does not compute, aside)."""
+    zd = pytest.importorskip("zoneimpact.distributed")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = zd.spillover(dp, outcome="y", exposure=emap, base_estimator=base, n_boot=0)
+    mem = _fit(p, exposure=emap, small_sample="none", cluster="unit", base_estimator=base)
+    a, b = res.terms.set_index("term"), mem.terms.set_index("term")
+    assert a.index.tolist() == [t for t in b.index if t != "net_region_did"]
+    for col in ("estimate", "se"):
+        assert np.allclose(a[col], b.loc[a.index, col], rtol=1e-10, atol=1e-10, equal_nan=True)
+    cols = ["piece", "n_target_unit_periods", "n_unidentified", "unidentified_by_period"]
+    assert res.pieces[cols].equals(mem.pieces[cols].iloc[: len(res.pieces)])
+    for key in ("net_note", "cs_sources_note"):
+        assert res.info.get(key) == mem.info.get(key)
+    return res, mem
+
+
 @pytest.mark.parametrize("base", ["imputation", "callaway_santanna"])
 def test_dask_engine_splits_off_source_only_targets_as_in_memory(tmp_path, base):
     # the breaker's world: u32's 14 source-only rows (u31 and u33 in 2003-09). The
@@ -287,20 +308,10 @@ def test_dask_engine_splits_off_source_only_targets_as_in_memory(tmp_path, base)
     zd = pytest.importorskip("zoneimpact.distributed")
     p = _panel(_world({**ZONES, **SOURCE}, noise=1.0), SOURCE)
     emap = build_exposure(p, "adjacency")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        res = zd.spillover(_dask_panel(p, tmp_path), outcome="y", exposure=emap,
-                           base_estimator=base, n_boot=0)  # fmt: skip
-    mem = _fit(p, exposure=emap, small_sample="none", cluster="unit", base_estimator=base)
-    a, b = res.terms.set_index("term"), mem.terms.set_index("term")
-    assert a.index.tolist() == [t for t in b.index if t != "net_region_did"]
-    for col in ("estimate", "se"):
-        assert np.allclose(a[col], b.loc[a.index, col], rtol=1e-10, atol=1e-10)
+    res, _ = _dask_equals_memory(p, emap, base, _dask_panel(p, tmp_path))
     counts = ["n_target_unit_periods", "n_unidentified"]
     expected = [14, 0] if base == "imputation" else [0, 14]
     assert res.pieces.set_index("piece").loc["spillover_from_sources", counts].tolist() == expected
-    assert res.pieces[counts].equals(mem.pieces[counts].iloc[: len(res.pieces)])
-    assert res.info.get("cs_sources_note") == mem.info.get("cs_sources_note")
     (tmp_path / "exact").mkdir()
     exact = _dask_panel(_panel(_world({**ZONES, **SOURCE}), SOURCE), tmp_path / "exact")
     with warnings.catch_warnings():
@@ -369,27 +380,14 @@ def test_dask_engine_counts_units_exposed_since_before_the_data_as_in_memory(tmp
     # counted them all under the ring and spillover_on_zones (imputation base: net's note
     # named losses net rightly leaves out) or left the ring's out (CS base: unreported).
     # Counts are exact; the terms agree as in the test above (1e-10)
-    zd = pytest.importorskip("zoneimpact.distributed")
     zones = {**ZONES, "u32": 1995, "u30": 2004, "u33": 2006, "u34": 2003}
     p = _panel(_world(zones, noise=1.0), {"u32": 1995})
     emap = build_exposure(p, "adjacency")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        dask = zd.spillover(_dask_panel(p, tmp_path), outcome="y", exposure=emap,
-                            base_estimator=base, n_boot=0)  # fmt: skip
-    mem = _fit(p, exposure=emap, base_estimator=base, small_sample="none", cluster="unit")
-    cols = ["n_target_unit_periods", "n_unidentified", "unidentified_by_period"]
-    a = dask.pieces.set_index("piece")[cols]
-    b = mem.pieces.set_index("piece")[cols].drop(index="net_region_did")
-    pd.testing.assert_frame_equal(a, b)
-    assert a["n_unidentified"].to_dict() == {
+    res, _ = _dask_equals_memory(p, emap, base, _dask_panel(p, tmp_path))
+    assert res.pieces.set_index("piece")["n_unidentified"].to_dict() == {
         "direct": 4, "spillover:adjacent": 6, "spillover_on_zones": 3,
         "spillover_from_sources": 4, "spillover_on_zones_from_sources": 3, "naive": 0,
     }  # fmt: skip
-    assert dask.info["net_note"] == mem.info["net_note"]
-    x, y = dask.terms.set_index("term"), mem.terms.set_index("term")
-    for col in ("estimate", "se"):
-        assert np.allclose(x[col], y.loc[x.index, col], rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("kind", ["rings", "knn"])
@@ -665,25 +663,12 @@ def test_dask_engine_reads_observed_targets_as_in_memory(
     # a reviewer's worlds: the in-memory rules count targets (rows with an outcome) and
     # keep a ring piece by the map's cells; the Dask engine gives the same pieces, terms,
     # SEs (unit clusters, no small-sample correction: 1e-10) and notes
-    zd = pytest.importorskip("zoneimpact.distributed")
     df = _world({**zones, **sources}, noise=1.0)
     for unit, years in missing:
         df = _nan(df, unit, years)
     p = _panel(df, sources)
     emap = _rings(p) if kind == "rings" else build_exposure(p, "adjacency")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        res = zd.spillover(_dask_panel(p, tmp_path), outcome="y", exposure=emap,
-                           base_estimator=base, n_boot=0)  # fmt: skip
-    mem = _fit(p, exposure=emap, small_sample="none", cluster="unit", base_estimator=base)
-    a, b = res.terms.set_index("term"), mem.terms.set_index("term")
-    assert a.index.tolist() == [t for t in b.index if t != "net_region_did"]
-    for col in ("estimate", "se"):
-        assert np.allclose(a[col], b.loc[a.index, col], rtol=1e-10, atol=1e-10, equal_nan=True)
-    cols = ["piece", "n_target_unit_periods", "n_unidentified", "unidentified_by_period"]
-    assert res.pieces[cols].equals(mem.pieces[cols].iloc[: len(res.pieces)])
-    for key in ("net_note", "cs_sources_note"):
-        assert res.info.get(key) == mem.info.get(key)
+    _dask_equals_memory(p, emap, base, _dask_panel(p, tmp_path))
 
 
 @pytest.mark.parametrize("base", ["imputation", "callaway_santanna"])
@@ -706,14 +691,5 @@ def test_dask_engine_counts_a_gain_only_in_periods_with_a_clean_row(tmp_path, ba
             with pytest.raises(EstimationError, match=r"6 exposed unit-period"):
                 run()
         return
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        res = zd.spillover(dp, outcome="y", exposure=emap, base_estimator=base, n_boot=0)
-    mem = _fit(p, exposure=emap, small_sample="none", cluster="unit")
-    a, b = res.terms.set_index("term"), mem.terms.set_index("term")
-    assert a.index.tolist() == [t for t in b.index if t != "net_region_did"]
-    for col in ("estimate", "se"):
-        assert np.allclose(a[col], b.loc[a.index, col], rtol=1e-10, atol=1e-10, equal_nan=True)
-    cols = ["piece", "n_target_unit_periods", "n_unidentified", "unidentified_by_period"]
-    assert res.pieces[cols].equals(mem.pieces[cols].iloc[: len(res.pieces)])
-    assert res.pieces.set_index("piece").loc["spillover_from_sources", cols[2]] == 6
+    res, _ = _dask_equals_memory(p, emap, base, dp)
+    assert res.pieces.set_index("piece").loc["spillover_from_sources", "n_unidentified"] == 6
