@@ -693,3 +693,36 @@ def test_dask_engine_counts_a_gain_only_in_periods_with_a_clean_row(tmp_path, ba
         return
     res, _ = _dask_equals_memory(p, emap, base, dp)
     assert res.pieces.set_index("piece").loc["spillover_from_sources", "n_unidentified"] == 6
+
+
+def test_messages_print_integer_unit_ids_plainly(tmp_path):
+    # integer ids are named as 31, not np.int64(31), in the refusals (a reviewer's note)
+    zd = pytest.importorskip("zoneimpact.distributed")
+    ids = {u: int(u[1:]) for u in UNITS}
+    geo = pd.DataFrame(
+        {"unit": list(ids.values()), "lat": 30.0, "lon": [0.3 * i for i in range(N)]}
+    )
+    adj = pd.DataFrame({"unit": list(range(N - 1)), "neighbour": list(range(1, N))})
+
+    def panel(df: pd.DataFrame, sources: dict[str, int]) -> Panel:
+        src = geo[geo["unit"].isin([ids[u] for u in sources])]
+        src = src.assign(cohort=[sources[f"u{i:02d}"] for i in src["unit"]])
+        df = df.assign(unit=df["unit"].map(ids))
+        return Panel.from_frame(
+            df[~df["unit"].isin(src["unit"])], unit="unit", time="time", cohort="cohort",
+            outcomes="y", geography=geo[~geo["unit"].isin(src["unit"])], adjacency=adj,
+            sources=src, never_values=(),
+        )  # fmt: skip
+
+    p = panel(_world({"u32": 1995, "u33": 2005, "u31": 2006}), {"u32": 1995})
+    with pytest.raises(EstimationError, match=r"e\.g\. 31 from 2000"):
+        _fit(p)
+    # u15 observed only from its opening: no estimated gain, and under the CS base its
+    # neighbours' rows are mixed once u14's other neighbour u13 opens (2007)
+    df = _world({**ZONES, "u13": 2007})
+    df = df.loc[~((df["unit"] == "u15") & (df["time"] < 2006))]
+    p = panel(df, {})
+    emap = build_exposure(p, "adjacency")
+    with pytest.raises(EstimationError, match=r"unit 14 in period 2006: the zone unit 15 "):
+        zd.spillover(_dask_panel(p, tmp_path), outcome="y", exposure=emap,
+                     base_estimator="callaway_santanna", n_boot=0)  # fmt: skip

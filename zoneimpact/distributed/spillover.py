@@ -937,6 +937,11 @@ def _with_start_rows(
     return _in_piece_order(out, rings)
 
 
+def _plain(label: Any) -> Any:
+    """A unit label as Python prints it in a message (131, not np.int64(131))."""
+    return label.item() if isinstance(label, np.generic) else label
+
+
 def _refuse_source_targets(
     emap: ExposureMap,
     units: pd.DataFrame,
@@ -988,11 +993,11 @@ def _refuse_source_targets(
         gap = hit & ~outside & ~cover
         if gap.any():
             i, j = (int(k[0]) for k in np.nonzero(gap))
-            unit = units.index[i]
+            unit = _plain(units.index[i])
             linked = zones[links[i].indices]
             open_z = linked[units["cohort"].reindex(linked).to_numpy(float) <= t[0, j]]
             if len(open_z):
-                z = open_z[0]
+                z = _plain(open_z[0])
                 why = (
                     "has no untreated row of its own"
                     if seen[zones.get_loc(z), j]

@@ -597,7 +597,9 @@ def _exposed_zones_hint(
     if not early.any():
         return ""
     i = int(np.flatnonzero(early)[0])
-    example = "" if units is None else f", e.g. {units[i]!r} from {first[i]:g}"
+    label = None if units is None else units[i]
+    label = label.item() if isinstance(label, np.generic) else label  # 131, not np.int64(131)
+    example = "" if units is None else f", e.g. {label!r} from {first[i]:g}"
     return (
         f" {int(early.sum())} of the {int(zones.sum())} zone unit(s) observed after opening "
         f"are exposed by an earlier zone before their own{example}, and those rows are not "
