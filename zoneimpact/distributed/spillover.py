@@ -98,7 +98,7 @@ from ..estimators.spillover import (
     source_only_refusal,
 )
 from ..exposure import ExposureMap
-from ..panel import TieKeys, canonical_positions
+from ..panel import TieKeys, _v, canonical_positions
 from ..parallel import as_generator
 from ..results import EstimationResult, check_alpha, check_choice
 from ._frame import (
@@ -729,11 +729,7 @@ def _observed_zone_cover(
         return None
     g = units["cohort"].to_numpy(float)
     zones = units.index[np.isfinite(g)]
-    seen = np.zeros((len(zones), len(periods)), dtype=bool)
-    r = zones.get_indexer(observed["unit"])
-    c = pd.Index(periods).get_indexer(observed["time"].to_numpy(float))
-    ok = (r >= 0) & (c >= 0)
-    seen[r[ok], c[ok]] = True
+    seen = _cell_mask(zones, periods, observed)
     gz = g[np.isfinite(g)][:, None]
     ez = emap.roles_of(zones)["exposure_onset"].to_numpy(float)[:, None]
     before = periods[None, :] < (np.minimum(gz, ez) if pre_exposed == "drop_rows" else gz)
@@ -856,21 +852,19 @@ def _pure_source_units(
 
 
 def _start_rows(
-    emap: ExposureMap,
     tab: pd.DataFrame,
     units: pd.DataFrame,
     periods: np.ndarray,
     observed: pd.DataFrame,
-    pre_exposed: str,
-    clean: np.ndarray | None = None,
+    is_src: np.ndarray,
 ) -> pd.DataFrame:
     """The observed exposed rows (``time``, ``piece``, ``source``, ``late``) of units
     exposed from the first period, which no base estimates (no unexposed row): a non-zone
     unit's are its ring's, a zone unit's before its zone ``spillover_on_zones``'s, and
-    those exposed only by zones whose gain is in no total (``source``: the in-memory
-    ``_source_only`` rule, :func:`_observed_zone_cover`) the source pieces'. ``late``: at
-    or after the unit's sample onset. ``observed``: (``unit``, ``time``) pairs with an
-    outcome, these units' included (:func:`_units_and_zone_periods`)."""
+    those exposed only by zones whose gain is in no total (``source``: ``is_src``, units x
+    periods, from :func:`_source_cells`) the source pieces'. ``late``: at or after the
+    unit's sample onset. ``observed``: (``unit``, ``time``) pairs with an outcome, these
+    units' included (:func:`_units_and_zone_periods`)."""
     first = float(np.min(periods))
     start = tab.index[(tab["role"] != "clean") & (tab["exposure_onset"] <= first)]
     rows = observed[observed["unit"].isin(start)]
@@ -881,15 +875,9 @@ def _start_rows(
     g = units["cohort"].reindex(u).to_numpy(float)
     u, t, g = u[t < g], t[t < g], g[t < g]
     e_est = tab["exposure_onset_sample"].reindex(u).to_numpy(float)
-    found = _observed_zone_cover(
-        emap, units, np.asarray(periods, float), observed, pre_exposed, clean
-    )
-    if found is None:
-        source = t < e_est
-    else:
-        i = units.index.get_indexer(u)
-        j = pd.Index(np.asarray(periods, float)).get_indexer(t)
-        source = ~found[0][i, j]
+    i = tab.index.get_indexer(u)
+    j = pd.Index(np.asarray(periods, float)).get_indexer(t)
+    source = is_src[i, j]
     ring = "spillover:" + tab["ring"].reindex(u).astype(str).to_numpy(object)
     piece = np.where(np.isfinite(g), "spillover_on_zones", ring)
     return pd.DataFrame({"time": t, "piece": piece, "source": source, "late": t >= e_est})
@@ -935,11 +923,6 @@ def _with_start_rows(
             # every row it had moved to a source piece: gone, as in memory
             del out[name]
     return _in_piece_order(out, rings)
-
-
-def _plain(label: Any) -> Any:
-    """A unit label as Python prints it in a message (131, not np.int64(131))."""
-    return label.item() if isinstance(label, np.generic) else label
 
 
 def _refuse_source_targets(
@@ -993,11 +976,11 @@ def _refuse_source_targets(
         gap = hit & ~outside & ~cover
         if gap.any():
             i, j = (int(k[0]) for k in np.nonzero(gap))
-            unit = _plain(units.index[i])
+            unit = _v(units.index[i])
             linked = zones[links[i].indices]
             open_z = linked[units["cohort"].reindex(linked).to_numpy(float) <= t[0, j]]
             if len(open_z):
-                z = _plain(open_z[0])
+                z = _v(open_z[0])
                 why = (
                     "has no untreated row of its own"
                     if seen[zones.get_loc(z), j]
@@ -1252,7 +1235,7 @@ def fit(
         fits = _with_zone_losses(fits, n_soz, n_clusters, _lost_by_period(soz_targets))
         frames = {name: pp for name, (pp, _) in pieces.items()}
         held = _cs_held(frames, results, fits, outcome, cluster_of)
-        rows = _start_rows(exposure, tab, units, dpanel.periods, observed, pre_exposed, clean)
+        rows = _start_rows(tab, units, dpanel.periods, observed, is_src)
         if len(pure):
             lost = is_src & obs & is_pure[:, None]
             times = np.broadcast_to(np.asarray(dpanel.periods, float), lost.shape)[lost]

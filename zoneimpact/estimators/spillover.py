@@ -236,7 +236,7 @@ from ..exposure import (
     regions_left_out,
 )
 from ..inference.covariance import conley_kernel_matrix, kernel_root
-from ..panel import Panel
+from ..panel import Panel, _v
 from ..parallel import as_generator, check_n_jobs, replicate, snapshot
 from ..results import (
     EstimationResult,
@@ -597,9 +597,7 @@ def _exposed_zones_hint(
     if not early.any():
         return ""
     i = int(np.flatnonzero(early)[0])
-    label = None if units is None else units[i]
-    label = label.item() if isinstance(label, np.generic) else label  # 131, not np.int64(131)
-    example = "" if units is None else f", e.g. {label!r} from {first[i]:g}"
+    example = "" if units is None else f", e.g. {_v(units[i])!r} from {first[i]:g}"
     return (
         f" {int(early.sum())} of the {int(zones.sum())} zone unit(s) observed after opening "
         f"are exposed by an earlier zone before their own{example}, and those rows are not "
@@ -3602,9 +3600,8 @@ def _cs_sources_note(split: _Split) -> str:
 def _cs_sources_text(units: np.ndarray, n: int) -> str:
     """The note of :func:`_cs_sources_note` for ``units`` and their ``n`` source-only
     targets (also the Dask engine's)."""
-    first = units[0].item() if isinstance(units[0], np.generic) else units[0]
     return (
-        f"the Callaway-Sant'Anna base leaves {len(units)} unit(s) (e.g. {first!r}) out of "
+        f"the Callaway-Sant'Anna base leaves {len(units)} unit(s) (e.g. {_v(units[0])!r}) out of "
         f"its spillover pieces: in all {n} of their exposed unit-periods the only zones open "
         "nearby are outside the estimation sample or have no estimated gain then, so their "
         "losses are in no total (spillover_from_sources, which this base does not estimate: "
