@@ -49,21 +49,22 @@ def client():
 
 @pytest.fixture(scope="module")
 def parts(client, tmp_path_factory):
-    """A simulated zone panel (120 units, 10 years), its ring exposure map, and the same
-    rows as a Dask panel read from 4 Parquet files (units spread over files)."""
+    """A simulated zone panel (120 units, 10 years; ``simulate``'s covariate ``x`` shifts
+    trends and adoption), its ring exposure map, and the same rows as a Dask panel read from
+    4 Parquet files (units spread over files)."""
     sim = simulate(rng=3, n_units=120, n_regions=12, first_year=2005, last_year=2014,
                    waves={2008: 0.5, 2011: 0.5})  # fmt: skip
     panel = sim.panel
     emap = build_exposure(panel, "rings", rings_km=[(0, 100), (100, 250)])
     regions = sim.geography.set_index("unit")["region"].astype(str)
-    rows = panel.data[["unit", "time", "cohort", "fdi"]].sample(frac=1.0, random_state=0)
+    rows = panel.data[["unit", "time", "cohort", "fdi", "x"]].sample(frac=1.0, random_state=0)
     rows["region"] = regions.reindex(rows["unit"]).to_numpy()
     folder = Path(tmp_path_factory.mktemp("spill"))
     for i, idx in enumerate(np.array_split(np.arange(len(rows)), 4)):
         rows.iloc[idx].to_parquet(folder / f"part-{i}.parquet", index=False)
     dp = zd.read_panel(
         str(folder / "*.parquet"), unit="unit", time="time", outcomes=["fdi"], cohort="cohort",
-        never_values=(), cluster="region", npartitions=3,
+        covariates=["x"], never_values=(), cluster="region", npartitions=3,
     )  # fmt: skip
     return panel, dp, emap, regions
 
@@ -127,6 +128,120 @@ def test_dask_spillover_equals_in_memory(parts, options) -> None:
     # the SEs are real: a nonzero, finite spillover SE and a direct effect far from zero
     assert np.all(np.isfinite(tb.loc[["direct", "spillover"], "se"]))
     assert tb.loc["direct", "se"] > 0
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"controls": "not_yet_exposed", "pre_exposed": "drop_rows", "cluster": "region"},
+        {"controls": "never_exposed", "pre_exposed": "drop_rows", "cluster": "unit",
+         "base_options": {"control_group": "not_yet_treated"}},
+    ],
+)  # fmt: skip
+def test_dask_cs_base_with_covariates_equals_in_memory(parts, options) -> None:
+    # issue 14 item 1 on this engine: the covariate enters every CS piece doubly robust, as
+    # in memory; terms, SEs, bootstrap draws and pieces to 1e-10 (module docstring)
+    panel, dp, emap, regions = parts
+    opts = dict(options)
+    in_memory = (
+        {**opts, "cluster": regions.rename("region")} if opts["cluster"] == "region" else opts
+    )
+    a = spillover.fit(
+        panel, outcome="fdi", base_estimator="callaway_santanna", small_sample="none",
+        exposure=emap, covariates=["x"], n_boot=199, rng=11, **in_memory,
+    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        b = zd.spillover(dp, outcome="fdi", exposure=emap, covariates="x", n_boot=199, rng=11,
+                         **opts)  # fmt: skip
+        plain = zd.spillover(dp, outcome="fdi", exposure=emap, n_boot=0, rng=11, **opts)
+    ta, tb = a.terms.set_index("term"), b.terms.set_index("term")
+    rings = [t for t in ta.index if t.startswith("spillover:")]
+    terms = COMPARED + rings + ["spillover_on_zones", "spillover_on_zones_total"]
+    for col in ("estimate", "se"):
+        np.testing.assert_allclose(tb.loc[terms, col], ta.loc[terms, col], rtol=0, atol=TOL)
+    np.testing.assert_allclose(b.draws.to_numpy(), a.draws[b.draws.columns].to_numpy(), atol=1e-8)
+    own = a.pieces[a.pieces["piece"] != "net_region_did"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(own, b.pieces, check_exact=False, rtol=0, atol=1e-8)
+    assert b.info["covariates"] == a.info["covariates"] == "x"
+    assert plain.info["covariates"] == ""
+    # the covariate is used: simulate's x shifts trends, so conditioning moves the direct
+    # effect by several units (44.4 against 38.5 under the first options)
+    direct = plain.terms.set_index("term").loc["direct", "estimate"]
+    assert abs(tb.loc["direct", "estimate"] - direct) > 1.0
+
+
+def _with_x(panel: Panel, folder: Path, x: pd.Series):
+    """``panel``'s rows with the covariate ``x`` replaced, as a Dask panel of 2 files."""
+    rows = panel.data[["unit", "time", "cohort", "fdi"]].assign(x=x.to_numpy())
+    for i, idx in enumerate(np.array_split(np.arange(len(rows)), 2)):
+        rows.iloc[idx].to_parquet(folder / f"part-{i}.parquet", index=False)
+    return zd.read_panel(
+        str(folder / "*.parquet"), unit="unit", time="time", outcomes=["fdi"], cohort="cohort",
+        covariates=["x"], never_values=(), npartitions=2,
+    )  # fmt: skip
+
+
+def test_dask_spillover_covariates_are_checked_as_in_memory(parts, tmp_path) -> None:
+    panel, dp, emap, _ = parts
+    with pytest.raises(ZoneImpactError, match=r"imputation base on the Dask engine takes no cov"):
+        zd.spillover(dp, outcome="fdi", exposure=emap, base_estimator="imputation",
+                     covariates=["x"])  # fmt: skip
+    with pytest.raises(ZoneImpactError, match=r"\['z'\] not in the panel; its covariates are"):
+        zd.spillover(dp, outcome="fdi", exposure=emap, covariates=["z"])
+    with pytest.raises(ZoneImpactError, match="pass covariates= to the fit"):
+        zd.spillover(dp, outcome="fdi", exposure=emap, base_options={"covariates": ["x"]})
+    # the in-memory baseline refusals, word for word: a covariate that does not vary
+    # across units, and a unit without a period with the covariate observed
+    x = panel.data["x"]
+    flat = panel.data["time"].astype(float)
+    lost = x.where(panel.data["unit"] != panel.data["unit"].iloc[0])
+    for i, (bad, match) in enumerate([(flat, "do not vary across units"), (lost, "no period")]):
+        folder = tmp_path / f"w{i}"
+        folder.mkdir()
+        bad_dp = _with_x(panel, folder, bad)
+        bad_panel = Panel.from_frame(
+            panel.data.assign(x=bad.to_numpy()), unit="unit", time="time", cohort="cohort",
+            outcomes=["fdi"], covariates=["x"], never_values=(),
+        )  # fmt: skip
+        with pytest.raises(ZoneImpactError, match=match) as on_dask:
+            zd.spillover(bad_dp, outcome="fdi", exposure=emap, covariates=["x"], n_boot=0)
+        with pytest.raises(ZoneImpactError, match=match) as in_memory:
+            spillover.fit(bad_panel, outcome="fdi", exposure=emap, covariates=["x"],
+                          base_estimator="callaway_santanna", n_boot=0)  # fmt: skip
+        assert str(on_dask.value) == str(in_memory.value)
+
+
+def test_dask_spillover_warns_about_post_zone_baselines_at_the_caller(parts, tmp_path) -> None:
+    # the zone unit u0004 (2011) observed only from its zone's opening takes a baseline the
+    # zone may have moved: the in-memory warning, word for word, pointing at this line. CS
+    # needs no value of it then (no base period g - 1: it enters no ATT(g,t)), and both
+    # engines agree on the fit (1e-10). u0004: its neighbours are also exposed by zones
+    # with a gain, so neither engine refuses (u0000's would be exposed by it alone)
+    panel, _, emap, _ = parts
+    d = panel.data
+    kept = d[(d["unit"] != "u0004") | (d["time"] >= d["cohort"])]
+    for i, idx in enumerate(np.array_split(np.arange(len(kept)), 2)):
+        kept.iloc[idx][["unit", "time", "cohort", "fdi", "x"]].to_parquet(
+            tmp_path / f"part-{i}.parquet", index=False
+        )
+    dp = zd.read_panel(
+        str(tmp_path / "*.parquet"), unit="unit", time="time", outcomes=["fdi"],
+        cohort="cohort", covariates=["x"], never_values=(), npartitions=2,
+    )  # fmt: skip
+    p = Panel.from_frame(kept, unit="unit", time="time", cohort="cohort", outcomes=["fdi"],
+                         covariates=["x"], never_values=())  # fmt: skip
+    fit = dict(outcome="fdi", exposure=emap, covariates=["x"], n_boot=0, cluster="unit")
+    with pytest.warns(UserWarning, match=r"\(1 in all\) have no pre-zone period") as rec:
+        b = zd.spillover(dp, **fit)
+    ours = [w for w in rec if "pre-zone" in str(w.message)]
+    assert [w.filename for w in ours] == [__file__]
+    with pytest.warns(UserWarning, match="pre-zone") as mem:
+        a = spillover.fit(p, base_estimator="callaway_santanna", small_sample="none", **fit)
+    assert str(ours[0].message) in [str(w.message) for w in mem]
+    ta, tb = a.terms.set_index("term"), b.terms.set_index("term")
+    for col in ("estimate", "se"):
+        np.testing.assert_allclose(tb.loc[COMPARED, col], ta.loc[COMPARED, col], rtol=0, atol=TOL)
 
 
 def test_exposure_map_of_other_units_is_refused(parts) -> None:

@@ -19,6 +19,7 @@ from zoneimpact.errors import EstimationError, GeographyError, PanelError, SpecE
 from zoneimpact.estimators import callaway_santanna, imputation, spillover, sun_abraham, twfe
 from zoneimpact.exposure import exposure_from_knn, exposure_from_onsets, exposure_from_rings
 from zoneimpact.panel import Panel
+from zoneimpact.sensitivity import cv_cutoff
 from zoneimpact.simulate import simulate
 
 
@@ -223,6 +224,29 @@ def test_a_post_zone_covariate_baseline_warns(sim):
     ) as rec:
         spillover.fit(p, outcome="fdi", covariates=["xv"], rng=1, n_boot=0)
     assert any(w.filename == __file__ for w in rec)
+
+
+def test_a_covariate_named_by_a_string_is_one_covariate():
+    # covariates="xx" was read as ["x", "x"] (list of the string's letters): refused as
+    # two unknown columns; one name counts as a list of one, as in every other estimator
+    s = simulate(rng=5, n_units=60, n_regions=6, first_year=2001, last_year=2010,
+                 waves={2004: 0.5, 2007: 0.5})  # fmt: skip
+    p = Panel.from_frame(
+        s.panel.data.rename(columns={"x": "xx"}), unit="unit", time="time", cohort="cohort",
+        outcomes=["fdi"], covariates=["xx"], geography=s.geography,
+    )  # fmt: skip
+    kw = dict(outcome="fdi", exposure="region", n_boot=0, rng=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        one = spillover.fit(p, covariates="xx", **kw).terms
+        listed = spillover.fit(p, covariates=["xx"], **kw).terms
+    pd.testing.assert_frame_equal(one, listed)
+    assert listed.set_index("term").loc["direct", "estimate"] != pytest.approx(
+        spillover.fit(p, **kw).terms.set_index("term").loc["direct", "estimate"]
+    )
+    # the cross-validated cutoff alike
+    cv = [cv_cutoff(p, "fdi", (0, 50), covariates=c, n_folds=2)[1] for c in ("xx", ["xx"])]
+    pd.testing.assert_frame_equal(*cv)
 
 
 def test_fieller_parts_are_reported_in_the_outcome_units(sim):

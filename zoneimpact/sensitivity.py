@@ -35,7 +35,7 @@ from .estimators.spillover import fit as spillover_fit
 from .exposure import build_exposure
 from .inference.bootstrap import cluster_sums
 from .panel import Panel
-from .results import check_choice
+from .results import check_choice, check_names
 
 __all__ = ["cv_cutoff", "distance_curve", "exposure_sensitivity", "DEFAULT_DEFINITIONS"]
 
@@ -197,6 +197,7 @@ def cv_cutoff(
         ``gain_se`` (its standard error).
     """
     check_choice(rule, "rule", ("one_se", "min"))
+    covariates = check_names(covariates, "covariates")
     if n_folds < 2:
         raise SpecError(f"n_folds must be >= 2; received {n_folds}.")
     try:

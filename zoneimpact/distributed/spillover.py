@@ -43,8 +43,13 @@ their number (``_refuse_source_targets``). Units exposed from the first period a
 estimated by neither base; the CS base counts their rows under the pieces the in-memory
 fit counts them in (:func:`_with_start_rows`).
 
+**Covariates** (CS base): ``covariates=`` enters every CS piece and the naive fit doubly
+robust (Sant'Anna & Zhao 2020), as the in-memory CS base applies them, after the in-memory
+checks of each unit's baseline (``baseline_values`` on each unit's first row with every
+covariate observed, read in the first pass). The imputation base here takes none.
+
 Not available on this engine (in-memory only):
-covariates and weights, the imputation
+covariates on the imputation base and weights, the imputation
 base's CR2 correction and the CS base's delete-one-cluster jackknife
 (``small_sample="cr2"``, the in-memory default: they need each cluster's rows together),
 ``net_region_did``/``net_region_sdid`` (they need the geography), Conley SEs and
@@ -57,7 +62,7 @@ its partitions.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -95,12 +100,14 @@ from ..estimators.spillover import (
     _with_zone_losses,
     _without_one_cluster_se,
     _zone_piece_selection,
+    baseline_values,
+    first_complete_rows,
     source_only_refusal,
 )
 from ..exposure import ExposureMap
 from ..panel import TieKeys, _v, canonical_positions
 from ..parallel import as_generator
-from ..results import EstimationResult, check_alpha, check_choice
+from ..results import EstimationResult, check_alpha, check_choice, check_names
 from ._frame import (
     DaskPanel,
     check_dask_panel,
@@ -127,21 +134,29 @@ def _unit_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _units_and_zone_periods(
-    df: pd.DataFrame, *, outcome: str, zones: bool, start: np.ndarray | None = None
-) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    df: pd.DataFrame,
+    *,
+    outcome: str,
+    zones: bool,
+    start: np.ndarray | None = None,
+    covs: tuple[str, ...] = (),
+) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None]:
     """:func:`_unit_rows`, and with ``zones`` the (``unit``, ``time``) pairs of the
     partition's zone units (finite cohort) whose outcome is observed (finite): what
     :func:`_refuse_source_targets` needs to find the periods in which a zone of the sample
     exposes its neighbours without an estimated gain of its own (no outcome then, or no
     untreated row). ``start``: units exposed from the first period, whose observed pairs
-    are read too (:func:`_start_rows`). One pass reads both (these units' rows are few)."""
+    are read too (:func:`_start_rows`). With ``covs``, each unit's first row with every
+    covariate observed (the in-memory ``first_complete_rows``), for the in-memory
+    baseline checks. One pass reads all three (these units' rows are few)."""
+    first = first_complete_rows(df[["unit", "time", *covs]]) if covs else None
     if not zones:
-        return _unit_rows(df), None
+        return _unit_rows(df), None, first
     keep = np.isfinite(df["cohort"].to_numpy(float))
     if start is not None and len(start):
         keep |= df["unit"].isin(start).to_numpy()
     keep &= np.isfinite(df[outcome].to_numpy(float))
-    return _unit_rows(df), df.loc[keep, ["unit", "time"]].drop_duplicates()
+    return _unit_rows(df), df.loc[keep, ["unit", "time"]].drop_duplicates(), first
 
 
 def _zones_without_untreated(
@@ -1021,7 +1036,7 @@ def _check_options(
     if base_estimator == "imputation" and base_options:
         raise SpecError(
             f"base_options {sorted(base_options)} apply to base_estimator='callaway_santanna'; "
-            "the imputation base on Dask takes none (no covariates on this engine)."
+            "the imputation base on Dask takes none."
         )
     check_choice(controls, "controls", _CONTROLS)
     check_choice(pre_exposed, "pre_exposed", _PRE_EXPOSED)
@@ -1032,10 +1047,33 @@ def _check_options(
     refused = sorted(set(options) & {"weights", "covariates", "bootstrap", "cluster"})
     if refused:
         raise SpecError(
-            f"base_options {refused} are not available on the Dask spillover fit (no "
-            "weights or covariates on this engine; inference is the joint one)."
+            f"base_options {refused} are not available on the Dask spillover fit (pass "
+            "covariates= to the fit, which applies them to every piece; no weights on this "
+            "engine; inference is the joint one)."
         )
     return {"est_method": "dr", **options, "bootstrap": False}
+
+
+def _check_covariates(dpanel: DaskPanel, covariates: Any, base_estimator: str) -> tuple[str, ...]:
+    """The covariates as names of the panel's covariates; the imputation base on this
+    engine takes none (its covariate-by-period terms are in memory only)."""
+    covs = tuple(check_names(covariates, "covariates"))
+    if not covs:
+        return ()
+    if base_estimator == "imputation":
+        raise SpecError(
+            f"covariates {list(covs)}: the imputation base on the Dask engine takes no "
+            "covariates (its covariate-by-period terms are in memory only). Use "
+            "base_estimator='callaway_santanna' (doubly robust on every piece, this engine's "
+            "default) or the in-memory spillover.fit."
+        )
+    unknown = [c for c in covs if c not in dpanel.covariates]
+    if unknown:
+        raise SpecError(
+            f"Covariate(s) {unknown} not in the panel; its covariates are "
+            f"{list(dpanel.covariates)}. Add them with read_panel(..., covariates=[...])."
+        )
+    return covs
 
 
 def fit(
@@ -1044,6 +1082,7 @@ def fit(
     outcome: str,
     exposure: ExposureMap,
     base_estimator: str = "callaway_santanna",
+    covariates: Sequence[str] | None = None,
     controls: str = "not_yet_exposed",
     pre_exposed: str = "drop_rows",
     cluster: str | bool | pd.Series | None = None,
@@ -1076,6 +1115,12 @@ def fit(
         leave-out ``tau~`` and without the CR2 correction (``small_sample="none"`` in
         memory; CR2 needs every cluster's rows together). Clusters: by unit or the panel's
         cluster column (not a Series).
+    covariates : list of str, optional
+        CS base only: covariates read with the panel (``read_panel(..., covariates=)``) for
+        conditional parallel trends, doubly robust (Sant'Anna & Zhao 2020) on every piece
+        and the naive fit, as the in-memory CS base applies them; the same checks of each
+        unit's baseline (its first period with every covariate observed). The imputation
+        base on this engine takes none.
     controls : {"not_yet_exposed", "never_exposed"}
         Clean controls (:meth:`ExposureMap.panels`); the in-memory fit's default.
     pre_exposed : {"drop_rows", "drop_units", "keep"}
@@ -1115,6 +1160,7 @@ def fit(
         # unit clusters under-cover (issue 14); the column read is the caller's grouping
         cluster = True
     opts = _check_options(base_estimator, controls, pre_exposed, n_boot, base_options)
+    covs = _check_covariates(dpanel, covariates, base_estimator)
     check_choice(aux_partition, "aux_partition", tuple(_AUX_PARTITIONS))
     generator = as_generator(rng)
     # one pass: the units, and the zone units' observed periods when the map has links or
@@ -1130,9 +1176,14 @@ def fit(
         outcome=outcome,
         zones=zones,
         start=np.asarray(start),
+        covs=covs,
     )
     units = pd.concat([b[0] for b in blocks]).sort_index()
     tab = _check_map(units, exposure)
+    if covs:
+        # the in-memory refusals and warning on the baseline (stacklevel: the caller of fit)
+        first_rows = pd.concat([b[2] for b in blocks])
+        baseline_values(first_rows, units.index, units["cohort"], covs, stacklevel=3)
     observed = pd.concat([b[1] for b in blocks]) if zones else None
     rule = {"controls": controls, "pre_exposed": pre_exposed}
     # the periods in which BJS's step 1 can impute a zone's gain (a clean row of the direct
@@ -1209,7 +1260,7 @@ def fit(
         for name, (pp, _) in list(pieces.items()):
             try:
                 with _piece_warnings(name):
-                    results[name] = cs_fit(pp, outcome=outcome, **opts)
+                    results[name] = cs_fit(pp, outcome=outcome, covariates=list(covs), **opts)
             except EstimationError:
                 # as in memory: no cell of this piece estimable, all its targets unidentified
                 if name != "spillover_on_zones":
@@ -1260,7 +1311,7 @@ def fit(
     info: dict[str, Any] = {
         "exposure": exposure.kind, "exposure_rings": ", ".join(map(str, exposure.rings)),
         "controls": controls, "pre_exposed": pre_exposed,
-        "base_estimator": base_estimator, "engine": "dask",
+        "base_estimator": base_estimator, "engine": "dask", "covariates": ",".join(covs),
         "cluster": cname, "n_clusters": n_clusters,
         "inference": _INFERENCE,
         "small_sample": "none",

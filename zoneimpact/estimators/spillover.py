@@ -242,6 +242,7 @@ from ..results import (
     EstimationResult,
     check_choice,
     check_fit_arguments,
+    check_names,
     t_quantile,
     terms_frame,
 )
@@ -708,26 +709,49 @@ class _PieceFit:
 
 
 # ---------------------------------------------------------------------- covariates
-def _baseline(panel: Panel, covariates: Sequence[str]) -> pd.DataFrame:
+def _baseline(panel: Panel, covariates: Sequence[str], stacklevel: int = 4) -> pd.DataFrame:
     """Each unit's covariates in its first period with all of them observed, centred and
-    scaled across units."""
+    scaled across units (:func:`baseline_values`; ``stacklevel`` of its warning as if
+    issued here: 4 is the caller of fit, past fit and its scale-equivariance wrapper)."""
     miss = [c for c in covariates if c not in panel.data.columns or c in ("unit", "time", "cohort")]
     if miss:
         raise SpecError(
             f"covariates {miss} are not panel columns; available: "
             f"{[c for c in panel.data.columns if c not in ('unit', 'time', 'cohort')]}."
         )
-    d = panel.data[["unit", "time", *covariates]].dropna()
-    base = d.sort_values(["unit", "time"]).groupby("unit")[list(covariates)].first()
-    never = panel.data["unit"].drop_duplicates()
-    never = never[~never.isin(base.index)].tolist()
+    first = first_complete_rows(panel.data[["unit", "time", *covariates]])
+    units = panel.data["unit"].drop_duplicates()
+    return baseline_values(first, units, panel.unit_cohort, covariates, stacklevel + 1)
+
+
+def first_complete_rows(d: pd.DataFrame) -> pd.DataFrame:
+    """Each unit's first row (``time`` and the covariates, indexed by unit) with every
+    column of ``d`` observed; units without one are absent. The Dask engine applies it in
+    each partition (a unit's rows sit in one)."""
+    return d.dropna().sort_values(["unit", "time"]).groupby("unit").first()
+
+
+def baseline_values(
+    first: pd.DataFrame,
+    units: pd.Series | pd.Index,
+    unit_cohort: pd.Series,
+    covariates: Sequence[str],
+    stacklevel: int,
+) -> pd.DataFrame:
+    """The baseline covariates of :func:`_baseline` (either engine) from ``first``
+    (:func:`first_complete_rows`) of the panel's ``units``, refusing units without a
+    complete row and covariates that do not vary, and warning about zone units whose
+    baseline is on or after their zone's opening (``stacklevel`` as if issued here)."""
+    never = pd.Series(units)
+    never = never[~never.isin(first.index)].tolist()
     if never:
         raise SpecError(
             f"unit(s) {never[:5]}{' ...' if len(never) > 5 else ''} ({len(never)} in all) have "
             f"no period with every covariate of {list(covariates)} observed, so they have no "
             "baseline value; fill them in or drop those units from the panel."
         )
-    _warn_post_zone_baseline(panel, d, covariates)
+    _warn_post_zone_baseline(first["time"], unit_cohort, covariates, stacklevel + 1)
+    base = first[list(covariates)]
     flat = [c for c in covariates if base[c].nunique() < 2]
     if flat:
         raise SpecError(
@@ -740,12 +764,14 @@ def _baseline(panel: Panel, covariates: Sequence[str]) -> pd.DataFrame:
     return (base - base.mean()) / base.std(ddof=0)
 
 
-def _warn_post_zone_baseline(panel: Panel, d: pd.DataFrame, covariates: Sequence[str]) -> None:
+def _warn_post_zone_baseline(
+    first: pd.Series, unit_cohort: pd.Series, covariates: Sequence[str], stacklevel: int
+) -> None:
     """Warn (at the caller of fit) about zone units whose first period with every covariate
-    observed is their zone's opening or later: their baseline is then a value the zone may
-    have moved, a bad control for the covariate-by-period trend terms."""
-    first = d.groupby("unit")["time"].min()
-    cohort = panel.unit_cohort.reindex(first.index).to_numpy(float)
+    observed (``first``, by unit) is their zone's opening or later: their baseline is then
+    a value the zone may have moved, a bad control for the covariate-by-period trend
+    terms."""
+    cohort = unit_cohort.reindex(first.index).to_numpy(float)
     late = first.index[first.to_numpy(float) >= cohort]
     if len(late):
         u = late[0]
@@ -754,10 +780,10 @@ def _warn_post_zone_baseline(panel: Panel, d: pd.DataFrame, covariates: Sequence
             f"all) have no pre-zone period with every covariate of {list(covariates)} "
             f"observed, so their baseline comes from on or after their zone's opening (unit "
             f"{u!r}: period {_period_label(first[u])}, zone from "
-            f"{_period_label(panel.unit_cohort[u])}); a covariate "
+            f"{_period_label(unit_cohort[u])}); a covariate "
             "the zone moved would bias the trend adjustment. Fill in their pre-zone values "
             "or drop those units.",
-            stacklevel=5,  # past _baseline, fit and its scale wrapper: the caller of fit
+            stacklevel=stacklevel,
         )
 
 
@@ -2076,7 +2102,8 @@ def fit(
     _check_options(panel, outcome, base_estimator, n_boot, controls, pre_exposed, small_sample)
     check_choice(aux_partition, "aux_partition", tuple(_AUX_PARTITIONS))
     _check_region_column(panel, region_column)
-    covs, (rng, start), knn = list(covariates or []), _replayable(rng), (k_nearest, knn_among)
+    covs, (rng, start) = check_names(covariates, "covariates"), _replayable(rng)
+    knn = (k_nearest, knn_among)
     emap = _exposure_map(panel, exposure, rings_km, within_region, knn, region_column)
     split = _exposure_split(panel, outcome, emap, controls, pre_exposed, region_column)
     clusters = _cluster_codes(
@@ -2095,10 +2122,8 @@ def fit(
     terms, draws, info = _unidentified(terms, draws, info, warn=True, stacklevel=4)
     result = _assemble(panel, outcome, split, fits, region, terms, draws, info, alpha, bases, start)
     result = _with_cs_default(result, clusters, small_sample, n_boot, start, n_jobs)
-    if region_sdid:
-        sdid = (panel, outcome, region_column, rng, alpha, wt.name, split.emap)
-        result = _with_region_sdid(result, *sdid)
-    return result
+    sdid = (panel, outcome, region_column, rng, alpha, wt.name, split.emap)
+    return _with_region_sdid(result, *sdid) if region_sdid else result
 
 
 # ---------------------------------------------------------------------- fit steps
