@@ -8,10 +8,13 @@ the same worlds with ``zoneimpact.distributed.spillover`` and with the in-memory
 ``spillover.fit(..., small_sample="none", cluster="unit")`` and counts, per base:
 
 * ``same``: the pieces table (targets, unidentified, by period), every term's estimate
-  and SE (1e-8 relative and absolute) and the notes (``net_note``, ``cs_sources_note``)
-  agree;
+  and SE (1e-8 relative and absolute), the notes (``net_note``, ``cs_sources_note``,
+  ``net_unobserved_note``, ``share_note``) and the outcome's scale (``pre_mean``,
+  ``outcome_sd``, 1e-12 relative) agree;
 * ``differ``: both fit, something differs (printed);
-* ``both_refuse`` / ``dask_only_refuse`` / ``mem_only_refuse``: an ``EstimationError``.
+* ``both_refuse`` / ``dask_only_refuse`` / ``mem_only_refuse``: an ``EstimationError``;
+* ``with_unobserved_note``: fits (both engines fitted) whose in-memory result names exposed
+  rows without an outcome (``net_unobserved_note``), so the note's comparison is not empty.
 
 Worlds (``--worlds line``): 80 units on a line, each adjacent to the next (adjacency
 map), 2000-2009, 14 zones opening 2001-2008 of which 3 are sources opening in 1995 or
@@ -20,7 +23,7 @@ open adjacent zone for a unit that is not (yet) a zone, noise N(0, 1); every oth
 loses 5% of its rows at random. Each world is fitted under both bases, the three
 ``pre_exposed`` rules and both ``controls`` (12 fits). ``--worlds h``: referee H's world
 (``benchmarks/mc_referee_h.py``: 300 cities, rings 0-50 km, ten zones opened in 1990),
-without its covariate (the Dask engine takes none), both bases.
+both bases, the CS base with its covariate ``x`` (the Dask imputation base takes none).
 
 Run:  python benchmarks/check_dask_spillover_sources.py [--worlds line] [--reps 40] [--seed 5]
       python benchmarks/check_dask_spillover_sources.py --worlds h --reps 30
@@ -81,15 +84,15 @@ def line_panel(df: pd.DataFrame, sources: dict[str, int]) -> Panel:
     )  # fmt: skip
 
 
-def dask_panel(p: Panel, outcome: str) -> zd.DaskPanel:
+def dask_panel(p: Panel, outcome: str, covariates: tuple[str, ...] = ()) -> zd.DaskPanel:
     """The panel's rows as a Parquet file read back by the Dask engine (three partitions)."""
     folder = Path(tempfile.mkdtemp(prefix="zoneimpact_check_"))
-    d = p.data[["unit", "time", "cohort", outcome]].copy()
+    d = p.data[["unit", "time", "cohort", outcome, *covariates]].copy()
     d["cohort"] = d["cohort"].fillna(np.inf)
     d.to_parquet(folder / "part-0.parquet", index=False)
     return zd.read_panel(
         str(folder / "*.parquet"), unit="unit", time="time", outcomes=[outcome],
-        cohort="cohort", never_values=(), npartitions=3,
+        cohort="cohort", covariates=list(covariates), never_values=(), npartitions=3,
     )  # fmt: skip
 
 
@@ -118,8 +121,14 @@ def compare(p: Panel, dp, emap, outcome: str, stats: dict, label: str, **opts) -
     )
     pieces = m.pieces[COLS].iloc[: len(d.pieces)]
     same = same and d.pieces[COLS].astype(str).equals(pieces.astype(str))
-    same = same and all(d.info.get(k) == m.info.get(k) for k in ("net_note", "cs_sources_note"))
+    notes = ("net_note", "cs_sources_note", "net_unobserved_note", "share_note")
+    same = same and all(d.info.get(k) == m.info.get(k) for k in notes)
+    same = same and all(
+        np.isclose(d.info[k], m.info[k], rtol=1e-12, atol=0, equal_nan=True)
+        for k in ("pre_mean", "outcome_sd")
+    )
     stats["same" if same else "differ"] += 1
+    stats["with_unobserved_note"] += "net_unobserved_note" in m.info
     if not same:
         print(f"DIFFER {label} {opts}\n{d.pieces[COLS]}\n{m.pieces[COLS]}")
 
@@ -154,16 +163,26 @@ def run_h(reps: int, seed: int) -> dict[str, dict[str, int]]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             p = h.make_panel(df, geo)
-        emap, dp = build_exposure(p, "rings", rings_km=[(0, 50)]), dask_panel(p, "y")
+        emap, dp = build_exposure(p, "rings", rings_km=[(0, 50)]), dask_panel(p, "y", ("x",))
         for base in BASES:
-            compare(p, dp, emap, "y", stats[base], f"h rep {rep}", base_estimator=base)
+            # the CS base with the referee's covariate; the Dask imputation base takes none
+            covs = ["x"] if base == "callaway_santanna" else None
+            compare(p, dp, emap, "y", stats[base], f"h rep {rep}", base_estimator=base,
+                    covariates=covs)  # fmt: skip
     return stats
 
 
 BASES = ("imputation", "callaway_santanna")
 PRE = ("drop_rows", "drop_units", "keep")
 CONTROLS = ("not_yet_exposed", "never_exposed")
-KEYS = ("same", "differ", "both_refuse", "dask_only_refuse", "mem_only_refuse")
+KEYS = (
+    "same",
+    "differ",
+    "both_refuse",
+    "dask_only_refuse",
+    "mem_only_refuse",
+    "with_unobserved_note",
+)
 
 
 def main() -> None:

@@ -293,8 +293,13 @@ def _dask_equals_memory(p: Panel, emap, base: str, dp):
         assert np.allclose(a[col], b.loc[a.index, col], rtol=1e-10, atol=1e-10, equal_nan=True)
     cols = ["piece", "n_target_unit_periods", "n_unidentified", "unidentified_by_period"]
     assert res.pieces[cols].equals(mem.pieces[cols].iloc[: len(res.pieces)])
-    for key in ("net_note", "cs_sources_note"):
+    for key in ("net_note", "cs_sources_note", "net_unobserved_note", "share_note"):
         assert res.info.get(key) == mem.info.get(key)
+    # the outcome's scale (the share's rounding rule, claims' pre_mean margins): pooled
+    # moments against numpy's two-pass mean and SD, to 1e-12 relative
+    for key in ("pre_mean", "outcome_sd"):
+        assert res.info[key] == pytest.approx(mem.info[key], rel=1e-12, nan_ok=True)
+    assert res.info["n_unidentified_direct"] == mem.info["n_unidentified_direct"]
     return res, mem
 
 
@@ -726,3 +731,42 @@ def test_messages_print_integer_unit_ids_plainly(tmp_path):
     with pytest.raises(EstimationError, match=r"unit 14 in period 2006: the zone unit 15 "):
         zd.spillover(_dask_panel(p, tmp_path), outcome="y", exposure=emap,
                      base_estimator="callaway_santanna", n_boot=0)  # fmt: skip
+
+
+@pytest.mark.parametrize("base", ["imputation", "callaway_santanna"])
+def test_dask_engine_names_unobserved_exposed_rows_as_in_memory(tmp_path, base):
+    # u14's outcome is missing in 2007 and u16's 2009 row is absent, both exposed by the zone
+    # u15 (2006), whose gain is counted: net leaves their losses out, which the Dask engine
+    # said nothing of (the in-memory warning and note only). u33's 2004 cell, exposed by the
+    # source u32 alone, is in no total either way and is not named. Both engines: the same
+    # note (2 unit-periods, the same guess), terms and SEs to 1e-10
+    df = _unobserved(_world({**ZONES, **SOURCE}, noise=1.0), "u14", [2007])
+    df = _unobserved(df[~((df["unit"] == "u16") & (df["time"] == 2009))], "u33", [2004])
+    p = _panel(df, SOURCE)
+    res, _ = _dask_equals_memory(p, build_exposure(p, "adjacency"), base, _dask_panel(p, tmp_path))
+    assert "2 exposed unit-period(s) have no outcome" in res.info["net_unobserved_note"]
+    # a complete panel has no note on either engine
+    (tmp_path / "full").mkdir()
+    full = _panel(_world({**ZONES, **SOURCE}, noise=1.0), SOURCE)
+    res, _ = _dask_equals_memory(full, build_exposure(full, "adjacency"), base,
+                                 _dask_panel(full, tmp_path / "full"))  # fmt: skip
+    assert "net_unobserved_note" not in res.info
+
+
+@pytest.mark.parametrize("base", ["imputation", "callaway_santanna"])
+def test_dask_engine_blanks_a_share_of_rounding_errors_as_in_memory(tmp_path, base):
+    # the line world without any effect (outcome less its truth): the direct total is zero
+    # to rounding, so 1 - net / direct_total is a ratio of rounding errors. The Dask
+    # imputation base reported it: share -5.37 with p = 0.014 (it had no outcome scale to
+    # judge rounding by); both engines now blank it with the same note and warning
+    df = _world({**ZONES, **SOURCE}).pipe(lambda d: d.assign(y=d["y"] - d["eff"]))
+    p = _panel(df, SOURCE)
+    res, _ = _dask_equals_memory(p, build_exposure(p, "adjacency"), base, _dask_panel(p, tmp_path))
+    assert "zero to rounding" in res.info["share_note"]
+    share = res.terms.set_index("term").loc["displacement_share"]
+    assert np.isnan(share["estimate"]) and np.isnan(share["p_value"])
+    zd = pytest.importorskip("zoneimpact.distributed")
+    with pytest.warns(UserWarning, match="zero to rounding") as rec:
+        zd.spillover(_dask_panel(p, tmp_path), outcome="y", exposure=build_exposure(p, "adjacency"),
+                     base_estimator=base, n_boot=0)  # fmt: skip
+    assert any(w.filename == __file__ for w in rec if "zero to rounding" in str(w.message))

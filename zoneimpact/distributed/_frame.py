@@ -548,6 +548,34 @@ def cluster_sums(parts: list[pd.DataFrame]) -> np.ndarray:
     return pd.concat(parts).groupby(level=0, sort=False).sum().to_numpy()
 
 
+def moments(x: np.ndarray) -> tuple[float, float, float]:
+    """Count, mean and sum of squared deviations of the finite values of ``x`` (one
+    partition's block for :func:`pooled_moments`)."""
+    x = x[np.isfinite(x)]
+    if not x.size:
+        return 0.0, 0.0, 0.0
+    m = float(x.mean())
+    return float(x.size), m, float(((x - m) ** 2).sum())
+
+
+def pooled_moments(blocks: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Count, mean and sum of squared deviations over partitions from each partition's
+    ``(..., 3)`` array of them (Chan, Golub & LeVeque's pairwise update, so a column with
+    a large offset keeps its digits)."""
+    first = np.asarray(blocks[0], dtype=float)
+    n, mean, m2 = (np.zeros(first.shape[:-1]) for _ in range(3))
+    for blk in blocks:
+        blk = np.asarray(blk, dtype=float)
+        nb, mb, m2b = blk[..., 0], blk[..., 1], blk[..., 2]
+        tot = n + nb
+        with np.errstate(invalid="ignore", divide="ignore"):
+            delta = mb - mean
+            mean = np.where(tot > 0, mean + delta * nb / np.where(tot > 0, tot, 1), mean)
+            m2 = m2 + m2b + np.where(tot > 0, delta**2 * n * nb / np.where(tot > 0, tot, 1), 0)
+        n = tot
+    return n, mean, m2
+
+
 def summed(pieces: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """Elementwise sum of per-partition dictionaries of arrays (the reduce step); entries
     whose name starts with ``max_`` are reduced by their maximum instead."""

@@ -70,7 +70,9 @@ from ._frame import (
     DaskPanel,
     check_dask_panel,
     compute_blocks,
+    moments,
     persist_blocks,
+    pooled_moments,
     summed,
     tie_columns,
     unit_tables,
@@ -85,14 +87,7 @@ __all__ = ["fit"]
 def _covariate_moments(df: pd.DataFrame, *, covs: list[str]) -> np.ndarray:
     """Per covariate: count, mean and sum of squared deviations of its observed values
     in one partition (combined stably across partitions by :func:`_standardisation`)."""
-    out = np.zeros((len(covs), 3))
-    for j, c in enumerate(covs):
-        x = df[c].to_numpy(dtype=float)
-        x = x[np.isfinite(x)]
-        if x.size:
-            m = float(x.mean())
-            out[j] = (x.size, m, float(((x - m) ** 2).sum()))
-    return out
+    return np.array([moments(df[c].to_numpy(dtype=float)) for c in covs]).reshape(len(covs), 3)
 
 
 def _standardisation(parts: list[Any], covs: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -101,16 +96,7 @@ def _standardisation(parts: list[Any], covs: list[str]) -> tuple[np.ndarray, np.
     large offset keeps its digits)."""
     if not covs:
         return np.zeros(0), np.ones(0)
-    moments = compute_blocks([_covariate_moments], parts, covs=covs)
-    n, mean, m2 = np.zeros(len(covs)), np.zeros(len(covs)), np.zeros(len(covs))
-    for blk in moments:
-        nb, mb, m2b = blk[:, 0], blk[:, 1], blk[:, 2]
-        tot = n + nb
-        with np.errstate(invalid="ignore", divide="ignore"):
-            delta = mb - mean
-            mean = np.where(tot > 0, mean + delta * nb / np.where(tot > 0, tot, 1), mean)
-            m2 = m2 + m2b + np.where(tot > 0, delta**2 * n * nb / np.where(tot > 0, tot, 1), 0)
-        n = tot
+    n, mean, m2 = pooled_moments(compute_blocks([_covariate_moments], parts, covs=covs))
     sd = np.sqrt(m2 / np.where(n > 0, n, 1))
     ok = np.isfinite(sd) & (sd > 0)
     return np.where(ok, mean, 0.0), np.where(ok, sd, 1.0)

@@ -27,7 +27,10 @@ per piece, computed where the data live:
    ``_joint`` (totals, net, displacement share, joint multiplier bootstrap) — imported,
    not copied — so the result is a
    :class:`~zoneimpact.estimators.spillover.SpilloverResult` equal to the in-memory fit to
-   1e-10 (``tests/test_distributed_spillover.py``).
+   1e-10 (``tests/test_distributed_spillover.py``). Net and the share are blanked where the
+   in-memory fit blanks them (``_unidentified``): the share also where the direct total is
+   zero to rounding, judged against the outcome's scale (``info["pre_mean"]`` and
+   ``info["outcome_sd"]``, pooled from the partitions' moments in the first pass).
 
 **Zones whose gain is in no total** (zones outside the sample, or zone units of the
 sample without an estimated gain in a period: outcome missing then, or no untreated row of
@@ -42,6 +45,12 @@ warning); it cannot split such periods off other units' cohorts and refuses thos
 their number (``_refuse_source_targets``). Units exposed from the first period are
 estimated by neither base; the CS base counts their rows under the pieces the in-memory
 fit counts them in (:func:`_with_start_rows`).
+
+**Exposed rows without an outcome** that a zone with a counted gain exposes: their losses
+are in no total, so net leaves them out while the gain is in; both bases name them as in
+memory (``info["net_unobserved_note"]``, a warning, ``unobserved_note``), from the units
+with fewer rows with an outcome than periods (counted in the first pass; their observed
+periods take one more pass, only when there are such units: :func:`_unseen_cells`).
 
 **Covariates** (CS base): ``covariates=`` enters every CS piece and the naive fit doubly
 robust (Sant'Anna & Zhao 2020), as the in-memory CS base applies them, after the in-memory
@@ -85,7 +94,6 @@ from ..estimators.spillover import (
     _in_piece_order,
     _joint,
     _linear_terms,
-    _net_without_dropped_zones,
     _one_cluster_terms,
     _piece_warnings,
     _PieceFit,
@@ -93,6 +101,7 @@ from ..estimators.spillover import (
     _recount,
     _refuse_event_window,
     _target_weighted_att,
+    _unidentified,
     _unpaired_note,
     _warn_cs_inference,
     _warn_one_cluster,
@@ -103,6 +112,7 @@ from ..estimators.spillover import (
     baseline_values,
     first_complete_rows,
     source_only_refusal,
+    unobserved_note,
 )
 from ..exposure import ExposureMap
 from ..panel import TieKeys, _v, canonical_positions
@@ -112,6 +122,8 @@ from ._frame import (
     DaskPanel,
     check_dask_panel,
     compute_blocks,
+    moments,
+    pooled_moments,
     tie_columns,
     unit_tables,
     uses_column,
@@ -140,23 +152,45 @@ def _units_and_zone_periods(
     zones: bool,
     start: np.ndarray | None = None,
     covs: tuple[str, ...] = (),
-) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None]:
+) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None, np.ndarray]:
     """:func:`_unit_rows`, and with ``zones`` the (``unit``, ``time``) pairs of the
     partition's zone units (finite cohort) whose outcome is observed (finite): what
     :func:`_refuse_source_targets` needs to find the periods in which a zone of the sample
     exposes its neighbours without an estimated gain of its own (no outcome then, or no
     untreated row). ``start``: units exposed from the first period, whose observed pairs
-    are read too (:func:`_start_rows`). With ``covs``, each unit's first row with every
+    are read too (:func:`_start_rows`). The units carry their number of rows with an
+    outcome (``n_observed``, :func:`_unseen_cells`). With ``covs``, each unit's first row with every
     covariate observed (the in-memory ``first_complete_rows``), for the in-memory
-    baseline checks. One pass reads all three (these units' rows are few)."""
+    baseline checks. The outcome's count, mean and squared deviations, over all its values
+    and over the zone units' rows before their zone (:func:`_outcome_scale`). One pass
+    reads them all (the units' rows of the pairs are few)."""
     first = first_complete_rows(df[["unit", "time", *covs]]) if covs else None
+    y = df[outcome].to_numpy(float)
+    seen = np.isfinite(y)
+    rows = _unit_rows(df)
+    # rows with an outcome: a unit with fewer than the periods may have unseen exposed cells
+    rows["n_observed"] = pd.Series(seen, index=df.index).groupby(df["unit"]).sum()
+    g = df["cohort"].to_numpy(float)
+    pre_zone = np.isfinite(g) & (df["time"].to_numpy(float) < g)
+    scale = np.array([moments(y), moments(y[pre_zone])])
     if not zones:
-        return _unit_rows(df), None, first
-    keep = np.isfinite(df["cohort"].to_numpy(float))
+        return rows, None, first, scale
+    keep = np.isfinite(g)
     if start is not None and len(start):
         keep |= df["unit"].isin(start).to_numpy()
-    keep &= np.isfinite(df[outcome].to_numpy(float))
-    return _unit_rows(df), df.loc[keep, ["unit", "time"]].drop_duplicates(), first
+    return rows, df.loc[keep & seen, ["unit", "time"]].drop_duplicates(), first, scale
+
+
+def _outcome_scale(blocks: list[np.ndarray]) -> dict[str, float]:
+    """``info["pre_mean"]`` (the zone units' mean outcome before their zone) and
+    ``info["outcome_sd"]`` (the outcome's SD over all its values) as in memory, from the
+    partitions' moments (:func:`_units_and_zone_periods`): the displacement share's
+    rounding rule (``_share_at_rounding``) and the claims' ``pre_mean`` margins read them."""
+    n, mean, m2 = pooled_moments(blocks)
+    return {
+        "pre_mean": float(mean[1]) if n[1] else np.nan,
+        "outcome_sd": float(np.sqrt(m2[0] / n[0])) if n[0] else np.nan,
+    }
 
 
 def _zones_without_untreated(
@@ -809,6 +843,37 @@ def _cell_mask(index: pd.Index, periods: np.ndarray, cells: Any) -> np.ndarray:
     return out
 
 
+def _unseen_cells(
+    dpanel: DaskPanel,
+    outcome: str,
+    tab: pd.DataFrame,
+    units: pd.DataFrame,
+    src: pd.MultiIndex | None,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The units with exposed cells that a zone with an estimated gain exposes (not in
+    ``src``) but that have no outcome, and those cells (units x periods): the in-memory
+    ``_masks``'s ``unseen``, for ``unobserved_note``. Only units with fewer rows with an
+    outcome than periods can have one; their observed pairs take one more pass, only when
+    there are such units."""
+    periods = np.asarray(dpanel.periods, float)
+    t = periods[None, :]
+    role = tab["role"].to_numpy()
+    e = tab["exposure_onset"].to_numpy(float)[:, None]
+    g = units["cohort"].reindex(tab.index).to_numpy(float)[:, None]
+    counted = (t >= e) & ~_cell_mask(tab.index, periods, src)
+    want = counted & ((role == "exposed")[:, None] | ((role == "direct")[:, None] & (t < g)))
+    short = units["n_observed"].reindex(tab.index).to_numpy(float) < len(periods)
+    cand = want.any(axis=1) & short
+    if not cand.any():
+        return None
+    who = tab.index[cand]
+    pairs = compute_blocks(
+        [_observed_pairs], dpanel.partitions(), outcome=outcome, units=who.to_numpy()
+    )
+    unseen = want[cand] & ~_cell_mask(who, periods, pd.concat(pairs))
+    return (who.to_numpy(), unseen) if unseen.any() else None
+
+
 def _observed_pairs(df: pd.DataFrame, *, outcome: str, units: np.ndarray) -> pd.DataFrame:
     """The (``unit``, ``time``) pairs of a partition's rows of ``units`` with an outcome."""
     keep = df["unit"].isin(units).to_numpy() & np.isfinite(df[outcome].to_numpy(float))
@@ -1296,6 +1361,10 @@ def fit(
         fits = _with_start_rows(fits, rows, n_clusters, list(exposure.rings))
     if pure_note:
         warnings.warn(pure_note[0].upper() + pure_note[1:], stacklevel=2)
+    unseen = _unseen_cells(dpanel, outcome, tab, units, src)
+    unseen_note = unobserved_note(exposure, *unseen, pre_exposed, fits) if unseen else ""
+    if unseen_note:
+        warnings.warn(unseen_note[0].upper() + unseen_note[1:], stacklevel=2)
     _warn_unidentified(fits, cs_base=base_estimator == "callaway_santanna")
     if not np.isfinite(fits["direct"].estimate):
         raise EstimationError("The direct effect could not be estimated on any zone unit-period.")
@@ -1323,12 +1392,18 @@ def fit(
         "n_exposed_units": int((role == "exposed").sum()),
         "n_clean_units": int((role == "clean").sum()),
         "n_pre_exposed_zones": len(exposure.pre_exposed_units()),
-        "n_treated_unit_periods": float(fits["direct"].n), **info_boot, "n_boot": n_boot,
+        **_outcome_scale([b[3] for b in blocks]),
+        "n_treated_unit_periods": float(fits["direct"].n),
+        "n_unidentified_direct": fits["direct"].n_unidentified, "weights": "",
+        **info_boot, "n_boot": n_boot,
         "net_region_did_note": "net_region_did not estimated on the Dask engine (no geography).",
         **({"net_note": note} if (note := _unpaired_note(fits)) else {}),
         **({"cs_sources_note": pure_note} if pure_note else {}),
+        **({"net_unobserved_note": unseen_note} if unseen_note else {}),
     }  # fmt: skip
-    terms, draws, info = _net_without_dropped_zones(terms, draws, info, warn=True)
+    # as in memory: net and the share blanked where not identified, the share where the
+    # direct total is zero to rounding (stacklevel 3: the caller of fit)
+    terms, draws, info = _unidentified(terms, draws, info, warn=True, stacklevel=3)
     res = SpilloverResult(
         estimator="spillover",
         outcome=outcome,

@@ -418,7 +418,7 @@ def _masks(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[_Piece], np.ndarray]:
     """Wide outcome matrix and the masks of every piece (same rows as ``emap.panels``),
     and the exposed unit-periods without an outcome that a ring piece or
-    ``spillover_on_zones`` would hold (:func:`_unobserved_note`)."""
+    ``spillover_on_zones`` would hold (:func:`unobserved_note`)."""
     wide = panel.wide(outcome)
     units = wide.index.to_numpy()
     periods = wide.columns.to_numpy(float)
@@ -2442,32 +2442,38 @@ def _base_fits(
     return fits, base_results
 
 
-def _unobserved_note(
-    split: _Split, fits: Mapping[str, _PieceFit], unit_weight: np.ndarray | None = None
+def unobserved_note(
+    emap: ExposureMap,
+    units: np.ndarray,
+    unseen: np.ndarray | None,
+    pre_exposed: str,
+    fits: Mapping[str, _PieceFit],
+    unit_weight: np.ndarray | None = None,
 ) -> str:
     """What net and the share leave out when exposed units lack the outcome in periods a
     zone with an estimated gain exposes them (empty when none does): the zones' gain is
     counted, the losses of those unit-periods are in no total, so net overstates creation
     if they lost like the estimated ones (a breaker's pure-relocation worlds: share
     0.88-0.93 for a true 1 with 10% of neighbours' years missing). The size is the piece
-    means times the counts (with ``unit_weight``, per unit in the order of the split's
-    units, times their weight sums, as the totals are weighted sums), a missing-at-random
-    guess, not an estimate the fit reports. None when net is not reported
-    (:func:`_net_without_dropped_zones`)."""
-    if split.unseen is None or not split.unseen.any():
+    means times the counts (with ``unit_weight``, per unit in the order of ``units``, times
+    their weight sums, as the totals are weighted sums), a missing-at-random guess, not an
+    estimate the fit reports. None when net is not reported
+    (:func:`_net_without_dropped_zones`). ``unseen``: those unit-periods of ``units`` (units
+    x periods, :func:`_masks`); either engine."""
+    if unseen is None or not unseen.any():
         return ""
-    if split.pre_exposed != "drop_rows" and split.emap.pre_exposed_units():
+    if pre_exposed != "drop_rows" and emap.pre_exposed_units():
         return ""
-    tab = split.emap.roles_of(split.units)
+    tab = emap.roles_of(units)
     ring = tab["ring"].to_numpy()
     zone = (tab["role"] == "direct").to_numpy()
     n = 0
     guess = 0.0
     for name, rows in [
-        *((f"spillover:{r}", ~zone & (ring == r)) for r in split.emap.rings),
+        *((f"spillover:{r}", ~zone & (ring == r)) for r in emap.rings),
         ("spillover_on_zones", zone),
     ]:
-        per_unit = split.unseen[rows].sum(axis=1)
+        per_unit = unseen[rows].sum(axis=1)
         k = int(per_unit.sum())
         mass = float(per_unit @ unit_weight[rows]) if unit_weight is not None else float(k)
         f = fits.get(name)
@@ -3548,9 +3554,10 @@ def _info(
 ) -> dict[str, Any]:
     """What the fit did (exposure, controls, base and its options, clusters, weights) and
     the scale of the outcome. Warns, at ``fit``'s caller, what ``net_unobserved_note``
-    says (:func:`_unobserved_note`)."""
+    says (:func:`unobserved_note`)."""
     weights = weighting.name
-    if unobserved := _unobserved_note(split, fits, weighting.of_unit):
+    args = (split.emap, split.units, split.unseen, split.pre_exposed, fits, weighting.of_unit)
+    if unobserved := unobserved_note(*args):
         warnings.warn(unobserved[0].upper() + unobserved[1:], stacklevel=4)
     base = base_spec[0]
     cs_sources = _cs_sources_note(split) if base != "imputation" else ""
