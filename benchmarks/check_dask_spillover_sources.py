@@ -7,10 +7,10 @@ displacement share (``zoneimpact.estimators.spillover``, module notes). This scr
 the same worlds with ``zoneimpact.distributed.spillover`` and with the in-memory
 ``spillover.fit(..., small_sample="none", cluster="unit")`` and counts, per base:
 
-* ``same``: the pieces table (targets, unidentified, by period), every term's estimate
-  and SE (1e-8 relative and absolute), the notes (``net_note``, ``cs_sources_note``,
-  ``net_unobserved_note``, ``share_note``) and the outcome's scale (``pre_mean``,
-  ``outcome_sd``, 1e-12 relative) agree;
+* ``same``: the pieces table (targets, unidentified, by period, left-out periods), every
+  term's estimate and SE (1e-8 relative and absolute), the notes (``net_note``,
+  ``cs_sources_note``, ``net_unobserved_note``, ``share_note``) and the outcome's scale
+  (``pre_mean``, ``outcome_sd``, 1e-12 relative) agree;
 * ``differ``: both fit, something differs (printed);
 * ``both_refuse`` / ``dask_only_refuse`` / ``mem_only_refuse``: an ``EstimationError``;
 * ``with_unobserved_note``: fits (both engines fitted) whose in-memory result names exposed
@@ -50,7 +50,13 @@ from zoneimpact.panel import Panel
 YEARS = list(range(2000, 2010))
 N = 80
 UNITS = [f"u{i:02d}" for i in range(N)]
-COLS = ["piece", "n_target_unit_periods", "n_unidentified", "unidentified_by_period"]
+COLS = [
+    "piece",
+    "n_target_unit_periods",
+    "n_unidentified",
+    "unidentified_by_period",
+    "left_out_periods",
+]
 
 
 def line_world(zones: dict[str, int], seed: int) -> pd.DataFrame:

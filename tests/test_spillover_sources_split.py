@@ -291,7 +291,8 @@ def _dask_equals_memory(p: Panel, emap, base: str, dp):
     assert a.index.tolist() == [t for t in b.index if t != "net_region_did"]
     for col in ("estimate", "se"):
         assert np.allclose(a[col], b.loc[a.index, col], rtol=1e-10, atol=1e-10, equal_nan=True)
-    cols = ["piece", "n_target_unit_periods", "n_unidentified", "unidentified_by_period"]
+    cols = ["piece", "n_target_unit_periods", "n_unidentified", "unidentified_by_period",
+            "left_out_periods"]  # fmt: skip
     assert res.pieces[cols].equals(mem.pieces[cols].iloc[: len(res.pieces)])
     for key in ("net_note", "cs_sources_note", "net_unobserved_note", "share_note"):
         assert res.info.get(key) == mem.info.get(key)

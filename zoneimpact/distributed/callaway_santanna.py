@@ -612,9 +612,10 @@ def _raise_missing_covariate(
     bad = [f["bad"] for f in first if f["bad"] is not None]
     if not bad:
         return
-    j, unit, cov, col = min(bad, key=lambda b: b[0])
+    # the first cell, and in it the first unit in the sorted order the in-memory fit reads
+    j, unit, cov, col = min(bad, key=lambda b: (b[0], b[1]))
     raise PanelError(
-        f"Covariate {covs[cov]!r} is missing for unit {unit!r} in period {periods[col]} "
+        f"Covariate {covs[cov]!r} is missing for unit {_v(unit)!r} in period {periods[col]} "
         f"(needed for ATT({cells[j].g:g},{cells[j].t})). Impute it or drop the unit."
     )
 

@@ -489,6 +489,17 @@ class ScoredFit:
     target_clusters: tuple[Any, ...] = ()
 
 
+class NothingImputable(EstimationError):
+    """No treated row can be imputed; ``thin`` and ``at_drop`` are the periods left out for
+    too few untreated units (and their numbers then), which the spillover pieces report
+    even when a piece has no imputable target, as in memory."""
+
+    def __init__(self, message: str, thin: np.ndarray, at_drop: np.ndarray) -> None:
+        super().__init__(message)
+        self.thin = thin
+        self.at_drop = at_drop
+
+
 def fit_scores(
     dpanel: DaskPanel,
     outcome: str,
@@ -606,9 +617,11 @@ def _imputable_blocks(
         ]
     )
     if sum(m[1] for m in meta) == 0:
-        raise EstimationError(
+        raise NothingImputable(
             "No treated observation has an imputable Y(0) (every treated unit or period "
-            "lacks untreated observations)."
+            "lacks untreated observations).",
+            thin,
+            at_drop,
         )
     edges = np.concatenate([m[0] for m in meta])
     if _components(edges, n_t) - int((n0_t == 0).sum()) > 1:

@@ -129,6 +129,7 @@ from ._frame import (
     uses_column,
 )
 from .callaway_santanna import fit as cs_fit
+from .imputation import NothingImputable
 from .imputation import fit_scores as imputation_scores
 from .twfe import scaled_panel
 
@@ -661,11 +662,15 @@ def _imputation_piece(
             piece, outcome, [], by_cluster, "cohort_event", leave_out=True, aux_cells=refine,
             scaled=scaled, min_untreated=2, pool_lone=True,
         )  # fmt: skip
-    except EstimationError:
+    except EstimationError as exc:
         if name == "direct":
             raise
+        # as in memory: the periods left out for too few clean units, targets or not
+        left: tuple[tuple[Any, int], ...] = ()
+        if isinstance(exc, NothingImputable):
+            left = tuple((piece.periods[t], int(exc.at_drop[t])) for t in np.flatnonzero(exc.thin))
         return _PieceFit(
-            name, np.nan, 0, np.zeros(n_clusters), int(cells.sum()),
+            name, np.nan, 0, np.zeros(n_clusters), int(cells.sum()), left_out=left,
             unidentified=_lost_by_period(cells),
         ), set()  # fmt: skip
     codes = code_of_label.reindex(f.scores.index).to_numpy(int)
@@ -1247,7 +1252,7 @@ def fit(
     tab = _check_map(units, exposure)
     if covs:
         # the in-memory refusals and warning on the baseline (stacklevel: the caller of fit)
-        first_rows = pd.concat([b[2] for b in blocks])
+        first_rows = pd.concat([b[2] for b in blocks]).sort_index()  # in memory's order
         baseline_values(first_rows, units.index, units["cohort"], covs, stacklevel=3)
     observed = pd.concat([b[1] for b in blocks]) if zones else None
     rule = {"controls": controls, "pre_exposed": pre_exposed}

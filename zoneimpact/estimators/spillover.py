@@ -779,7 +779,7 @@ def _warn_post_zone_baseline(
             f"Zone unit(s) {list(late[:5])}{' ...' if len(late) > 5 else ''} ({len(late)} in "
             f"all) have no pre-zone period with every covariate of {list(covariates)} "
             f"observed, so their baseline comes from on or after their zone's opening (unit "
-            f"{u!r}: period {_period_label(first[u])}, zone from "
+            f"{_v(u)!r}: period {_period_label(first[u])}, zone from "
             f"{_period_label(unit_cohort[u])}); a covariate "
             "the zone moved would bias the trend adjustment. Fill in their pre-zone values "
             "or drop those units.",
