@@ -6,9 +6,10 @@ its gain is in no total, so its neighbours' losses in that period must stay out 
 ``spillover_total``, ``net`` and the displacement share. The in-memory imputation base
 reports them apart, and so does the Dask engine's imputation base (equal to the in-memory
 fit). The CS base (either engine) leaves out units every exposed period of which is such
-a period; it cannot split such periods off the cohorts of other units and refuses the fit,
-naming the count and an example, unless another linked zone, open and observed in that
-period, exposes the unit too. Worlds are built by hand on a line of 40 units (each
+a period, and blanks such periods of other non-zone units in its ring pieces; it cannot
+split them off zone units exposed before their own zone and refuses the fit, naming the
+count and an example, unless another linked zone, open and observed in that period,
+exposes the unit too. Worlds are built by hand on a line of 40 units (each
 adjacent to the next), noise-free, with pure relocation (a zone gains ``G`` a year, each of
 its two neighbours loses ``G / 2``), so the displacement share is 1 (tolerance 1e-9:
 least squares on outcomes near 100, exact up to rounding).
@@ -95,15 +96,47 @@ BASES = ("imputation", "callaway_santanna")
 
 
 @pytest.mark.parametrize("how", ["nan", "row"])
-def test_cs_base_refuses_a_zone_without_an_outcome_after_it_opens(tmp_path, how):
+def test_cs_base_blanks_the_rows_a_zone_without_an_outcome_exposes(tmp_path, how):
+    # u15 (open 2006) has no outcome in 2008: u14 and u16 are exposed by no observed zone
+    # then, and by u15 in 2006, 2007 and 2009. The CS base refused; it now blanks their 2008
+    # rows in its ring piece, so they enter only the ATT(g,t) of their counted years: u15's
+    # other years' gain (40) against their losses then, share 1 (1e-9); terms, SEs, pieces
+    # and note equal to the in-memory CS fit (1e-10)
     df = _world(ZONES)
     emap = build_exposure(_panel(df), "adjacency")
-    # u15 (open 2006) has no outcome in 2008: u14 and u16 are exposed by no observed zone
-    dp = _dask(_missing(df, "u15", 2008, how), tmp_path)
+    seen = _missing(df, "u15", 2008, how)
+    res = _fit(_dask(seen, tmp_path), emap, "callaway_santanna")
+    e = _est(res)
+    assert e["direct_total"] == pytest.approx(140.0, abs=1e-9)
+    assert e["spillover_total"] == pytest.approx(-140.0, abs=1e-9)
+    assert e["displacement_share"] == pytest.approx(1.0, abs=1e-9)
+    counts = ["n_target_unit_periods", "n_unidentified"]
+    assert res.pieces.set_index("piece").loc["spillover_from_sources", counts].tolist() == [0, 2]
+    assert "2 exposed unit-period(s) of 2 unit(s) (e.g. 'u14')" in res.info["cs_sources_note"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mem = spillover.fit(_panel(seen), outcome="y", exposure=emap, n_boot=0, rng=0,
+                            base_estimator="callaway_santanna", small_sample="none",
+                            cluster="unit")  # fmt: skip
+    a, b = res.terms.set_index("term"), mem.terms.set_index("term")
+    for col in ("estimate", "se"):
+        assert np.allclose(a[col], b.loc[a.index, col], rtol=1e-10, atol=1e-10, equal_nan=True)
+    assert res.pieces[counts].equals(mem.pieces[counts].iloc[: len(res.pieces)])
+    assert res.info["cs_sources_note"] == mem.info["cs_sources_note"]
+
+
+@pytest.mark.parametrize("how", ["nan", "row"])
+def test_cs_base_refuses_a_zone_exposed_by_a_zone_without_an_outcome(tmp_path, how):
+    # u14 is a zone from 2009, exposed before it by u15 (2006), which has no outcome in
+    # 2008: u14's 2008 row is exposed by no observed zone, a zone unit's row before its own
+    # zone, which the CS base cannot split off (drop_rows leaves u14 no base period)
+    zones = {**ZONES, "u14": 2009}
+    df = _world(zones)
+    emap = build_exposure(_panel(df), "adjacency")
     with pytest.raises(EstimationError) as err:
-        _fit(dp, emap, "callaway_santanna")
+        _fit(_dask(_missing(df, "u15", 2008, how), tmp_path), emap, "callaway_santanna")
     msg = str(err.value)
-    assert "base_estimator='callaway_santanna'): 2 exposed unit-period(s)" in msg
+    assert "base_estimator='callaway_santanna'): 1 exposed unit-period(s)" in msg
     assert "without an estimated gain in that period" in msg
     assert "unit 'u14' in period 2008: the zone unit 'u15'" in msg
     assert "open since 2006, has no outcome then" in msg

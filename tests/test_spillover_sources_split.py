@@ -219,21 +219,44 @@ def test_callaway_santanna_base_leaves_out_units_exposed_only_by_sources():
     assert noisy.info["small_sample"] == "cv3"
 
 
-@pytest.mark.parametrize(
-    ("zones", "n"),
-    [
-        # u33 is exposed by the source u32 alone in 2003-06 and also by the zone u34 from
-        # 2007: a cohort from its onset cannot hold the four source-only rows apart
-        ({**ZONES, **SOURCE, "u34": 2007}, 4),
-        # the zone u33 (2007) is exposed by the source alone in 2003-06; drop_rows leaves it
-        # no base period 2006 and no cohort-mate, so CS would miss its gain of 30 while u34's
-        # loss to it counts (net -15 for a true 15, a reviewer's world): refused as before
-        ({**ZONES, **SOURCE, "u33": 2007}, 4),
-    ],
-)
-def test_callaway_santanna_base_refuses_source_only_rows_it_cannot_split(zones, n):
-    with pytest.raises(EstimationError, match=rf"callaway_santanna': {n} exposed unit-period"):
+def test_callaway_santanna_base_refuses_source_only_rows_it_cannot_split():
+    # the zone u33 (2007) is exposed by the source alone in 2003-06; drop_rows leaves it no
+    # base period 2006 and no cohort-mate, so CS would miss its gain of 30 while u34's loss
+    # to it counts (net -15 for a true 15, a reviewer's world): refused
+    zones = {**ZONES, **SOURCE, "u33": 2007}
+    with pytest.raises(EstimationError, match=r"callaway_santanna': 4 exposed unit-period"):
         _fit(_panel(_world(zones), SOURCE), base_estimator="callaway_santanna")
+
+
+def test_callaway_santanna_base_blanks_the_source_only_rows_of_a_mixed_unit():
+    # u33 is exposed by the source u32 alone in 2003-06 and also by the zone u34 from 2007
+    # (it was refused: a cohort from its onset could not hold the four source-only rows
+    # apart). The CS base keeps u33 in its ring piece with those rows' outcome blanked, so
+    # it enters only the ATT(g,t) of 2007-09, long differences from 2002, which is what the
+    # imputation base imputes from. Noise-free, both bases give the world's numbers (1e-9):
+    # u34's gain 30, the rings' -195 (u33's 2007-09 rows lose 10 a year, to u34 and to the
+    # source, which the imputation convention counts), net -15
+    zones = {**ZONES, **SOURCE, "u34": 2007}
+    p = _panel(_world(zones), SOURCE)
+    cs = _fit(p, base_estimator="callaway_santanna")
+    bjs = _fit(p)
+    for term, value in {"direct_total": 180.0, "spillover_total": -195.0, "net": -15.0}.items():
+        assert _est(cs)[term] == pytest.approx(value, abs=1e-9)
+        assert _est(bjs)[term] == pytest.approx(value, abs=1e-9)
+    counts = ["n_target_unit_periods", "n_unidentified"]
+    for res, expected in ((cs, [0, 11]), (bjs, [11, 0])):
+        piece = res.pieces.set_index("piece").loc["spillover_from_sources", counts]
+        assert piece.tolist() == expected  # u31's 7 rows and u33's 4
+    assert "leaves 1 unit(s) (e.g. 'u31')" in cs.info["cs_sources_note"]
+    assert (
+        "leaves 4 exposed unit-period(s) of 1 other unit(s) (e.g. 'u33')"
+        in (cs.info["cs_sources_note"])
+    )
+    # with noise the default jackknife gives every term a finite, positive SE
+    noisy = _fit(_panel(_world(zones, noise=1.0), SOURCE), base_estimator="callaway_santanna")
+    se = noisy.terms.set_index("term")["se"]
+    terms = ["direct", "spillover", "net", "displacement_share"]
+    assert (se[terms] > 0).all() and np.isfinite(se[terms]).all()
 
 
 def test_callaway_santanna_base_leaves_out_zones_without_an_untreated_row():
@@ -334,24 +357,28 @@ def test_dask_engine_splits_off_source_only_targets_as_in_memory(tmp_path, base)
         assert e["spillover_from_sources_total"] == pytest.approx(-70.0, abs=1e-9)
 
 
-@pytest.mark.parametrize(
-    ("zones", "n"),
-    [
-        # the in-memory refusal's two worlds (above): a unit exposed by the source and
-        # later by a zone, and a zone exposed by the source before its own
-        ({**ZONES, **SOURCE, "u34": 2007}, 4),
-        ({**ZONES, **SOURCE, "u33": 2007}, 4),
-    ],
-)
-def test_dask_cs_base_refuses_what_the_in_memory_cs_base_refuses(tmp_path, zones, n):
+def test_dask_cs_base_refuses_what_the_in_memory_cs_base_refuses(tmp_path):
+    # the in-memory refusal's world (above): a zone exposed by the source before its own
     zd = pytest.importorskip("zoneimpact.distributed")
-    p = _panel(_world(zones), SOURCE)
+    p = _panel(_world({**ZONES, **SOURCE, "u33": 2007}), SOURCE)
     emap = build_exposure(p, "adjacency")
     with pytest.raises(EstimationError, match="callaway_santanna"):
         _fit(p, exposure=emap, base_estimator="callaway_santanna")
-    with pytest.raises(EstimationError, match=rf"{n} exposed unit-period"):
+    with pytest.raises(EstimationError, match=r"4 exposed unit-period"):
         zd.spillover(_dask_panel(p, tmp_path), outcome="y", exposure=emap,
                      base_estimator="callaway_santanna", n_boot=0)  # fmt: skip
+
+
+def test_dask_cs_base_blanks_a_mixed_units_source_only_rows_as_in_memory(tmp_path):
+    # u33 exposed by the source alone in 2003-06 and by the zone u34 from 2007, with noise
+    # and u14's 2007 outcome missing: both engines keep u33 with its four source-only rows
+    # blanked in the ring piece; terms, SEs, pieces and notes agree (1e-10)
+    df = _unobserved(_world({**ZONES, **SOURCE, "u34": 2007}, noise=1.0), "u14", [2007])
+    p = _panel(df, SOURCE)
+    emap = build_exposure(p, "adjacency")
+    res, _ = _dask_equals_memory(p, emap, "callaway_santanna", _dask_panel(p, tmp_path))
+    assert "of 1 other unit(s) (e.g. 'u33')" in res.info["cs_sources_note"]
+    assert np.isfinite(res.terms.set_index("term").loc["spillover", "estimate"])
 
 
 def test_dask_engine_leaves_out_zones_without_an_untreated_row_as_in_memory(tmp_path):
@@ -477,14 +504,23 @@ def test_a_neighbour_of_an_unobserved_and_an_observed_zone_stays_in_the_rings():
     assert e["spillover_from_sources_total"] == pytest.approx(-75.0, abs=1e-9)
 
 
-def test_callaway_santanna_base_refuses_a_zone_unobserved_after_it_opens():
+def test_both_bases_split_off_a_zone_unobserved_after_it_opens():
     # no source zone: only u15's missing 2007 makes u14's and u16's 2007 rows source-only
+    # (their 2006, 2008 and 2009 rows count). The imputation base reports them apart; the
+    # CS base refused, and now blanks them in its ring piece (a mixed unit's source-only
+    # rows): noise-free, both give u15's other years' gain against its neighbours' losses
+    # then, share 1 (1e-9)
     p = _panel(_unobserved(_world(ZONES), "u15", [2007]))
-    with pytest.raises(EstimationError, match=r"2 exposed unit-period\(s\).*outcome missing then"):
-        spillover.fit(p, outcome="y", rng=0, n_boot=0, base_estimator="callaway_santanna")
-    e = _est(_fit(p))
-    assert e["spillover_from_sources_total"] == pytest.approx(-10.0, abs=1e-9)
-    assert e["displacement_share"] == pytest.approx(1.0, abs=1e-10)
+    bjs, cs = _fit(p), _fit(p, base_estimator="callaway_santanna")
+    assert _est(bjs)["spillover_from_sources_total"] == pytest.approx(-10.0, abs=1e-9)
+    for res in (bjs, cs):
+        e = _est(res)
+        assert e["direct_total"] == pytest.approx(140.0, abs=1e-9)
+        assert e["spillover_total"] == pytest.approx(-140.0, abs=1e-9)
+        assert e["displacement_share"] == pytest.approx(1.0, abs=1e-10)
+    row = cs.pieces.set_index("piece").loc["spillover_from_sources"]
+    assert row[["n_target_unit_periods", "n_unidentified"]].tolist() == [0, 2]
+    assert "2 exposed unit-period(s) of 2 unit(s) (e.g. 'u14')" in cs.info["cs_sources_note"]
 
 
 @pytest.mark.parametrize(
@@ -723,9 +759,9 @@ def test_messages_print_integer_unit_ids_plainly(tmp_path):
     p = panel(_world({"u32": 1995, "u33": 2005, "u31": 2006}), {"u32": 1995})
     with pytest.raises(EstimationError, match=r"e\.g\. 31 from 2000"):
         _fit(p)
-    # u15 observed only from its opening: no estimated gain, and under the CS base its
-    # neighbours' rows are mixed once u14's other neighbour u13 opens (2007)
-    df = _world({**ZONES, "u13": 2007})
+    # u15 observed only from its opening: no estimated gain, and its neighbour u14, a zone
+    # from 2008, is exposed by it alone before its own zone, which the CS base refuses
+    df = _world({**ZONES, "u14": 2008})
     df = df.loc[~((df["unit"] == "u15") & (df["time"] < 2006))]
     p = panel(df, {})
     emap = build_exposure(p, "adjacency")

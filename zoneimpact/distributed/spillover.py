@@ -39,9 +39,11 @@ imputation base splits the unit-periods they alone expose off the ring pieces an
 ``spillover_on_zones`` into the source pieces (``spillover_from_sources``), as in memory
 (:func:`_source_cells`: targets need no unexposed row of their own there, and controls are
 untouched). The CS base, as in memory, leaves out of its ring pieces the non-zone units
-every exposed period of which is such a period (:func:`_pure_source_units`) and counts
-their rows under ``spillover_from_sources`` unestimated (``info["cs_sources_note"]``, a
-warning); it cannot split such periods off other units' cohorts and refuses those, naming
+every exposed period of which is such a period, blanks the outcome of such periods of
+non-zone units with counted periods too, so that they enter only the ATT(g,t) of their
+counted periods (:func:`_pure_source_units`), and counts those rows under
+``spillover_from_sources`` unestimated (``info["cs_sources_note"]``, a warning); it cannot
+split such periods off zone units exposed before their own zone and refuses those, naming
 their number (``_refuse_source_targets``). Units exposed from the first period are
 estimated by neither base; the CS base counts their rows under the pieces the in-memory
 fit counts them in (:func:`_with_start_rows`).
@@ -229,6 +231,8 @@ def _piece_rows(
     window: tuple[float, float] | None,
     src: pd.MultiIndex | None = None,
     leave: np.ndarray | None = None,
+    blank: pd.MultiIndex | None = None,
+    blank_in: str = "",
 ) -> pd.DataFrame:
     """The rows of one piece in a partition, as :meth:`ExposureMap.panels` selects them:
     ``ring=None`` is the direct piece (cohorts kept), otherwise the ring's spillover piece
@@ -236,7 +240,9 @@ def _piece_rows(
     (first, last period of the piece) applies the ring panels' ``outside_window="adjust"``.
     ``src``: the source-only (``unit``, ``time``) cells (:func:`_source_cells`), which
     leave a ring piece (they are the source piece's targets, and never its controls);
-    ``leave``: units that leave the ring pieces (the CS base's :func:`_pure_source_units`)."""
+    ``leave``: units that leave the ring pieces (the CS base's pure units,
+    :func:`_pure_source_units`); ``blank``: cells whose outcome (column ``blank_in``) a ring
+    piece blanks (its mixed units' source-only rows)."""
     unit = df["unit"].to_numpy()
     t = df["time"].to_numpy(float)
     g = df["cohort"].to_numpy(float)
@@ -264,6 +270,8 @@ def _piece_rows(
     if leave is not None:
         rows = rows & ~np.isin(unit, leave)
     out = df.loc[rows].copy()
+    if blank is not None and len(blank):
+        out[blank_in] = out[blank_in].mask(_in_cells(out, blank))
     cohort = np.where(in_ring, onset, np.inf)[rows]
     return _recode_cohorts(out, cohort, window)
 
@@ -419,12 +427,15 @@ def _piece_panel(
     window: bool = True,
     src: pd.MultiIndex | None = None,
     leave: np.ndarray | None = None,
+    blank: pd.MultiIndex | None = None,
 ) -> tuple[DaskPanel, pd.Series]:
     """A piece as a :class:`DaskPanel` (rows filtered and cohorts recoded in the
     partitions) and its target unit-periods by (cohort, time). ``window``: a ring piece
     takes the CS base's ``outside_window="adjust"`` rule (the imputation base does not);
-    ``src``: source-only cells, ``leave``: units, that leave a ring piece (:func:`_piece_rows`)."""
-    opts = {"tab": tab, "ring": ring, **rule, "src": src, "leave": leave}
+    ``src``: source-only cells, ``leave``: units, that leave a ring piece; ``blank``: cells
+    whose outcome it blanks (:func:`_piece_rows`)."""
+    opts = {"tab": tab, "ring": ring, **rule, "src": src, "leave": leave, "blank": blank,
+            "blank_in": outcome}  # fmt: skip
     meta = dpanel.frame._meta
     span = None
     if ring is not None and window:
@@ -910,19 +921,20 @@ def _pure_source_units(
     observed: pd.DataFrame,
     no_untreated: np.ndarray,
     pre_exposed: str,
-) -> np.ndarray:
-    """Non-zone units (a mask over ``tab``) with an unexposed period, an observed
-    source-only row (``is_src`` and ``obs``, units x periods) and no other observed exposed
-    row, under the imputation base's gain rule and the CS base's (an untreated row of its
-    own, :func:`_zones_without_untreated`, ``no_untreated``): the in-memory
-    ``_source_only_units``, which the CS base leaves out of its ring pieces and whose
-    targets it counts under ``spillover_from_sources`` (unestimated). ``observed``: the
-    zone units' observed pairs (their gains)."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Non-zone units (masks over ``tab``) with an unexposed period and an observed
+    source-only row (``is_src`` and ``obs``, units x periods) under the imputation base's
+    gain rule and the CS base's (an untreated row of its own,
+    :func:`_zones_without_untreated`, ``no_untreated``), without (``pure``) and with
+    (``mixed``) another observed exposed row: the in-memory ``_cs_source_units``. The CS
+    base leaves the pure units out of its ring pieces and blanks the mixed units' outcome
+    in their source-only rows there, and counts those rows under ``spillover_from_sources``
+    (unestimated). ``observed``: the zone units' observed pairs (their gains)."""
     t = np.asarray(periods, float)[None, :]
     e = tab["exposure_onset"].to_numpy(float)[:, None]
     seen_rows = (tab["role"] == "exposed").to_numpy()[:, None] & (t >= e) & (e > t.min()) & obs
-    pure = (seen_rows & is_src).any(1) & ~(seen_rows & ~is_src).any(1)
-    if pure.any() and emap.links is not None and not emap.links.empty:
+    taken = (seen_rows & is_src).any(1)
+    if taken.any() and emap.links is not None and not emap.links.empty:
         zones = units.index[np.isfinite(units["cohort"].to_numpy(float))]
         seen = _cell_mask(zones, periods, observed)
         gz = units["cohort"].reindex(zones).to_numpy(float)[:, None]
@@ -932,8 +944,9 @@ def _pure_source_units(
             keep = keep & ~(ez < gz)
         gain = seen & (t >= gz) & keep
         cs_cover = np.asarray(emap.link_matrix(units.index, zones) @ gain.astype(float)) > 0
-        pure &= ~(seen_rows & is_src & cs_cover).any(1)
-    return pure
+        taken &= ~(seen_rows & is_src & cs_cover).any(1)
+    counted = (seen_rows & ~is_src).any(1)
+    return taken & ~counted, taken & counted
 
 
 def _start_rows(
@@ -1087,9 +1100,10 @@ def _refuse_source_targets(
                 "without an estimated gain has no direct target in that period, so its gain is in "
                 "no total while its neighbours' losses would count in spillover_total, net "
                 "and the displacement share. This engine's CS pieces, cohorts from the "
-                "exposure onset, cannot split those unit-periods off; the imputation base "
-                "reports them apart (spillover_from_sources): use base_estimator='imputation' "
-                "(on this engine or in memory)."
+                "exposure onset, cannot split those unit-periods off zone units exposed before "
+                "their own zone (or where the zones' gains differ between the two bases' "
+                "rules); the imputation base reports them apart (spillover_from_sources): use "
+                "base_estimator='imputation' (on this engine or in memory)."
             )
     if n:
         raise source_only_refusal(n, where)
@@ -1298,13 +1312,18 @@ def fit(
                 [_observed_pairs], dpanel.partitions(), outcome=outcome, units=cand.to_numpy()
             )
         obs = _cell_mask(tab.index, dpanel.periods, pd.concat(pairs))
-        is_pure = _pure_source_units(
+        is_pure, is_mixed = _pure_source_units(
             exposure, tab, units, dpanel.periods, is_src, obs, observed, no_untreated,
             pre_exposed,
         )  # fmt: skip
         pure = tab.index[is_pure].to_numpy()
+        taken = tab.index[is_pure | is_mixed].to_numpy()
         _refuse_source_targets(
-            exposure, units, dpanel.periods, base_estimator, seen, pre_exposed, pure, obs, clean
+            exposure, units, dpanel.periods, base_estimator, seen, pre_exposed, taken, obs, clean
+        )
+        i, j = np.nonzero(is_src & obs & is_mixed[:, None])
+        blank = pd.MultiIndex.from_arrays(
+            [tab.index.to_numpy()[i], np.asarray(dpanel.periods, float)[j]], names=["unit", "time"]
         )
         _warn_cs_inference(stacklevel=3, dask=True)
         left_out = tab.index.isin(no_untreated)
@@ -1314,7 +1333,7 @@ def fit(
         }
         leave = pure if len(pure) else None
         for r in rings:
-            ring_piece = _piece_panel(dpanel, outcome, tab, r, rule, leave=leave)
+            ring_piece = _piece_panel(dpanel, outcome, tab, r, rule, leave=leave, blank=blank)
             # as in memory (_without_units): a ring left with no treated unit once its
             # source-only units leave has no piece
             left = (tab["ring"] == r).to_numpy() & tab.index.isin(pure)
@@ -1357,12 +1376,14 @@ def fit(
         frames = {name: pp for name, (pp, _) in pieces.items()}
         held = _cs_held(frames, results, fits, outcome, cluster_of)
         rows = _start_rows(tab, units, dpanel.periods, observed, is_src)
-        if len(pure):
-            lost = is_src & obs & is_pure[:, None]
+        if len(taken):
+            lost = is_src & obs & (is_pure | is_mixed)[:, None]
             times = np.broadcast_to(np.asarray(dpanel.periods, float), lost.shape)[lost]
             extra = pd.DataFrame({"time": times, "piece": "", "source": True, "late": False})
             rows = pd.concat([rows, extra], ignore_index=True) if len(rows) else extra
-            pure_note = _cs_sources_text(pure, int(lost.sum()))
+            n_pure = int((lost & is_pure[:, None]).sum())
+            mixed = tab.index[is_mixed].to_numpy()
+            pure_note = _cs_sources_text(pure, n_pure, mixed, int(lost.sum()) - n_pure)
         fits = _with_start_rows(fits, rows, n_clusters, list(exposure.rings))
     if pure_note:
         warnings.warn(pure_note[0].upper() + pure_note[1:], stacklevel=2)

@@ -68,17 +68,18 @@ rings, where each ring piece takes its own ring's: still untreated, unexposed ro
 the sum then differs from the unsplit fit's by that choice of controls (0.15 on -164 in a
 reviewer's noisy two-ring world). The Dask engine's imputation base splits them alike.
 The CS base (either engine), whose pieces are cohorts starting at the exposure onset,
-cannot split those periods off and refuses a fit that has them
-(:func:`source_only_refusal`), except for units exposed from the first
-period: no base can estimate their targets, and the CS base counts them as unidentified in
-the same pieces as the imputation base (:func:`_cs_unentered`). The CS base leaves zone
+handles those periods of non-zone units (below) and refuses a fit that has them in zone
+units before their own zone (:func:`source_only_refusal`); units exposed from the first
+period are estimated by no base, and the CS base counts them as unidentified in the same
+pieces as the imputation base (:func:`_cs_unentered`). The CS base leaves zone
 units without an untreated row of their own out of its direct piece, as BJS's step 1
 cannot impute them (:func:`_zones_without_untreated`), and takes non-zone units every
-exposed period of which is source-only (:func:`_source_only_units`): it leaves them out of
+exposed period of which is source-only (:func:`_cs_source_units`): it leaves them out of
 its ring pieces and ``spillover_from_sources`` NaN, their targets unidentified
-(``info["cs_sources_note"]``, a warning); it still refuses units with both kinds of
-exposed periods and zone units exposed by such zones before their own (on either
-engine). The CS base finds the
+(``info["cs_sources_note"]``, a warning); a non-zone unit with both kinds of exposed periods
+stays in its ring piece with the outcome of its source-only periods blanked there, so that
+it enters only the ATT(g,t) of its counted periods (:func:`_cs_source_units`). It still
+refuses zone units exposed by such zones before their own (on either engine). The CS base finds the
 zones without an estimated gain by the imputation base's rule; a zone it cannot estimate
 for its own reasons (its base period ``g - 1`` missing) is only named by the generic
 warning on unidentified targets, its neighbours' losses still in net. ``net_region_did`` keeps counting the
@@ -1189,14 +1190,15 @@ def _cs_fits(
     cluster_of: pd.Series,
     n_clusters: int,
     weights: str | None = None,
-    source_only: np.ndarray | None = None,
+    source_only: tuple[np.ndarray, pd.MultiIndex] | None = None,
     no_untreated: np.ndarray | None = None,
 ) -> tuple[dict[str, _PieceFit], dict[str, EstimationResult]]:
     """Callaway & Sant'Anna on each piece's panel; scores from the influence functions.
 
     With ``weights`` each piece is CS with those sampling weights (its ATT a weighted mean
     of the target unit-periods' effects) and the total multiplies it by their weight sum.
-    ``source_only``: units left out of the ring pieces (:func:`_source_only_units`);
+    ``source_only``: units left out of the ring pieces and the rows whose outcome they
+    blank (:func:`_cs_source_cells`);
     ``no_untreated``: zone units left out of the direct piece
     (:func:`_zones_without_untreated`).
     """
@@ -1213,11 +1215,14 @@ def _cs_fits(
     n_soz = int(soz_target.sum())
     if soz_p is not None:
         piece_panels["spillover_on_zones"] = soz_p
-    if source_only is not None and len(source_only):
+    if source_only is not None:
         # only the ring pieces treat them (from their onset); their rows before exposure
         # stay the direct and spillover_on_zones pieces' controls, as under imputation
+        pure, cells = source_only
         kept = {
-            k: _without_units(pp, source_only) if k.startswith("spillover:") else pp
+            k: _blanked_rows(_without_units(pp, pure), outcome, cells)
+            if k.startswith("spillover:")
+            else pp
             for k, pp in piece_panels.items()
         }
         piece_panels = {k: pp for k, pp in kept.items() if pp is not None}
@@ -1397,6 +1402,18 @@ def _without_units(piece: Panel, units: np.ndarray) -> Panel | None:
     if not (keep & np.isfinite(g) & (g > t.min())).any():
         return None
     return _subpanel(piece, keep, g)
+
+
+def _blanked_rows(piece: Panel | None, outcome: str, cells: pd.MultiIndex) -> Panel | None:
+    """A CS ring piece with the outcome of ``cells`` (``unit``, ``time``) missing: its units
+    then enter only the ATT(g,t) of their other periods (:func:`_cs_source_units`)."""
+    if piece is None or not len(cells):
+        return piece
+    d = piece.data
+    hit = pd.MultiIndex.from_frame(d[["unit", "time"]]).isin(cells)
+    if not hit.any():
+        return piece
+    return piece.replace(data=d.assign(**{outcome: d[outcome].mask(hit)}))
 
 
 def _zones_exposed(
@@ -2418,7 +2435,7 @@ def _base_fits(
             clusters.of_unit,
             clusters.n,
             weights.name,
-            split.units[_source_only_units(split)],
+            _cs_source_cells(split),
             split.units[_zones_without_untreated(split)],
         )
         fits = _cs_unentered(fits, split, clusters.n)
@@ -2498,18 +2515,20 @@ def _cs_unentered(
     and leaves CS's ring panels (``outside_window="adjust"``) before CS counts targets, so
     its losses went unreported (a breaker's world: 24 targets, ``n_unidentified`` 0 and no
     warning). Its rows exposed only by zones outside the sample are the source pieces'
-    (NaN here: none has an unexposed row), as are those of the non-zone units every
-    exposed row of which is such a row (:func:`_source_only_units`: they leave the CS ring
-    pieces; any other such row refuses the CS base); zone units' rows are counted by
+    (NaN here: none has an unexposed row), as are those of the non-zone units the CS base
+    takes (:func:`_cs_source_units`: their source-only rows leave its ring pieces; any
+    other such row refuses the CS base); zone units' rows are counted by
     :func:`_with_zone_losses` (``spillover_on_zones``). The direct targets of zone units
     without an untreated row of their own (:func:`_zones_without_untreated`), left out of
     the CS direct piece, are counted as the imputation base counts them."""
-    early = _exposed_from_start(split) | _source_only_units(split)[:, None]
+    early = _exposed_from_start(split)
+    taken = np.logical_or(*_cs_source_units(split))[:, None]
     no_untreated = _zones_without_untreated(split)[:, None]
     t_of = np.broadcast_to(split.periods[None, :], early.shape[:1] + split.periods.shape)
     out = dict(fits)
     for p in split.pieces:
-        lost = p.target & (no_untreated if p.name == "direct" else early)
+        rule = early | taken if p.name in SOURCE_PIECES else early
+        lost = p.target & (no_untreated if p.name == "direct" else rule)
         ours = p.name == "direct" or p.name.startswith("spillover:") or p.name in SOURCE_PIECES
         if not ours or not lost.any():
             continue
@@ -2547,10 +2566,11 @@ def _recount(f: _PieceFit, n: int, by: tuple[tuple[Any, int], ...]) -> _PieceFit
 
 def source_only_refusal(n: int, where: str) -> EstimationError:
     """The refusal of a base or engine that cannot split off the ``n`` unit-periods
-    exposed only by zones outside the sample or unobserved then (module notes): a cohort
-    of CS (in memory or on Dask) starts at the exposure onset and cannot tell those periods
-    from the later ones, and keeping them among the losses would count a loss without its
-    gain."""
+    exposed only by zones outside the sample or unobserved then (module notes): the CS
+    base (in memory or on Dask) blanks such rows of non-zone units in its ring pieces
+    (:func:`_cs_source_units`), but not those of zone units exposed before their own zone,
+    nor rows whose source status differs between its gain rule and the imputation base's;
+    keeping them among the losses would count a loss without its gain."""
     return EstimationError(
         f"{where}: {n} exposed unit-period(s) are exposed only by zones outside the "
         "estimation sample (Panel.sources: zones of units outside the panel, or zone units "
@@ -2559,7 +2579,10 @@ def source_only_refusal(n: int, where: str) -> EstimationError:
         "row of their own). Their losses belong to a zone whose "
         "gain no total counts, so the imputation base reports them apart "
         "(spillover_from_sources) and leaves them out of net and the displacement share; "
-        "this base cannot split them off its cohorts. Use base_estimator='imputation' "
+        "this base cannot split them off its cohorts where they belong to zone units "
+        "exposed before their own zone (drop_rows leaves such a unit no base period), or to "
+        "units whose exposing zones have a gain under this base's rule (an untreated row of "
+        "their own) but not under the imputation base's. Use base_estimator='imputation' "
         "(in memory or on the Dask engine)."
     )
 
@@ -2567,24 +2590,28 @@ def source_only_refusal(n: int, where: str) -> EstimationError:
 def _refuse_source_targets(split: _Split, where: str) -> None:
     """Refuse a base that cannot split off the source-only targets (:func:`source_only_refusal`)
     of units with an unexposed period that are also targets of a ring piece or of
-    ``spillover_on_zones`` (units exposed from the first period, and units every exposed
-    row of which is source-only, leave the CS pieces: :func:`_source_only_units`)."""
-    late = ~_exposed_from_start(split) & ~_source_only_units(split)[:, None]
+    ``spillover_on_zones`` (units exposed from the first period leave the CS pieces, and
+    the CS base takes the non-zone units of :func:`_cs_source_units`)."""
+    late = ~_exposed_from_start(split) & ~np.logical_or(*_cs_source_units(split))[:, None]
     n = sum(int((p.target & late).sum()) for p in split.pieces if p.name in SOURCE_PIECES)
     if n:
         raise source_only_refusal(n, where)
 
 
-def _source_only_units(split: _Split) -> np.ndarray:
-    """Non-zone units (a mask over ``split.units``) with source-only targets
-    (``SOURCE_PIECES``) and none in a ring piece: every period in which exposure reaches
-    them is exposed only by zones whose gain is in no total. A CS piece is a cohort from
-    the exposure onset, so it cannot split such periods off a unit that also has counted
-    ones; these units have none, so the CS base leaves them out of its ring pieces
-    (:func:`_cs_fits`; their rows before their exposure onset stay the direct piece's
-    controls) and counts their targets as the source pieces' unidentified ones
-    (:func:`_cs_unentered`), as the imputation base leaves them out of net and the
-    displacement share.
+def _cs_source_units(split: _Split) -> tuple[np.ndarray, np.ndarray]:
+    """Non-zone units (masks over ``split.units``) with source-only targets
+    (``SOURCE_PIECES``: periods in which exposure reaches them only from zones whose gain
+    is in no total) that the CS base takes: those with no target in a ring piece
+    (``pure``) and those with some (``mixed``). The CS base counts their source-only
+    targets as the source pieces' unidentified ones (:func:`_cs_unentered`), as the
+    imputation base leaves them out of net and the displacement share. A pure unit leaves
+    its ring pieces (:func:`_cs_fits`; its rows before its exposure onset stay the direct
+    piece's controls). A mixed unit stays in its ring piece, a cohort from its exposure
+    onset, with the outcome of its source-only periods blanked there (:func:`_cs_fits`):
+    each ATT(g,t) uses the units observed in both of its periods (CS on unbalanced panels,
+    :mod:`.callaway_santanna`), so the unit enters only the cells of its counted periods,
+    each a long difference from its last period before any exposure, as the imputation
+    base imputes those periods from its unexposed rows.
 
     Zone units stay (the CS base refuses them, :func:`_refuse_source_targets`): under
     ``pre_exposed="drop_rows"`` one exposed before its zone loses its base period
@@ -2609,7 +2636,22 @@ def _source_only_units(split: _Split) -> np.ndarray:
     cs_source = _source_only(split.emap, tab, split.periods, cs_gain)
     agree = ~(src_rows & ~cs_source).any(axis=1)
     non_zone = ~np.isfinite(tab["cohort"].to_numpy(float))
-    return source & ~counted & agree & non_zone & ~_exposed_from_start(split)[:, 0]
+    taken = source & agree & non_zone & ~_exposed_from_start(split)[:, 0]
+    return taken & ~counted, taken & counted
+
+
+def _cs_source_cells(split: _Split) -> tuple[np.ndarray, pd.MultiIndex]:
+    """What the CS base's ring pieces leave out (:func:`_cs_source_units`): the pure
+    units, and the mixed units' source-only (``unit``, ``time``) rows, whose outcome they
+    blank."""
+    pure, mixed = _cs_source_units(split)
+    rows = np.zeros(split.Y.shape, dtype=bool)
+    for p in split.pieces:
+        if p.name in SOURCE_PIECES:
+            rows |= p.target & mixed[:, None]
+    i, j = np.nonzero(rows)
+    cells = pd.MultiIndex.from_arrays([split.units[i], split.periods[j]], names=["unit", "time"])
+    return split.units[pure], cells
 
 
 def _warn_conley(stacklevel: int) -> None:
@@ -3619,26 +3661,49 @@ def _zones_without_untreated(split: _Split) -> np.ndarray:
 
 
 def _cs_sources_note(split: _Split) -> str:
-    """``info["cs_sources_note"]``: the units the CS base leaves out of its ring pieces
-    because every exposed row of theirs is source-only (:func:`_source_only_units`), so
-    that ``spillover_from_sources`` is not estimated."""
-    pure = _source_only_units(split)
-    if not pure.any():
+    """``info["cs_sources_note"]``: the source-only unit-periods the CS base leaves out of
+    its ring pieces (:func:`_cs_source_units`: units all of whose exposed rows are such
+    rows, and the such rows of units with counted ones too), so that
+    ``spillover_from_sources`` is not estimated."""
+    pure, mixed = _cs_source_units(split)
+    if not (pure.any() or mixed.any()):
         return ""
-    n = sum(int(p.target[pure].sum()) for p in split.pieces if p.name in SOURCE_PIECES)
-    return _cs_sources_text(split.units[pure], n)
+    n = [sum(int(p.target[m].sum()) for p in split.pieces if p.name in SOURCE_PIECES)
+         for m in (pure, mixed)]  # fmt: skip
+    return _cs_sources_text(split.units[pure], n[0], split.units[mixed], n[1])
 
 
-def _cs_sources_text(units: np.ndarray, n: int) -> str:
-    """The note of :func:`_cs_sources_note` for ``units`` and their ``n`` source-only
-    targets (also the Dask engine's)."""
+def _cs_sources_text(
+    units: np.ndarray, n: int, mixed: np.ndarray | None = None, n_mixed: int = 0
+) -> str:
+    """The note of :func:`_cs_sources_note` for the pure ``units`` and their ``n``
+    source-only targets, and the ``mixed`` units and their ``n_mixed`` (also the Dask
+    engine's)."""
+    why = (
+        "the only zones open nearby are outside the estimation sample or have no estimated "
+        "gain then"
+    )
+    said = []
+    if len(units):
+        said.append(
+            f"leaves {len(units)} unit(s) (e.g. {_v(units[0])!r}) out of its spillover "
+            f"pieces: in all {n} of their exposed unit-periods {why}"
+        )
+    if mixed is not None and len(mixed):
+        other = "other " if said else ""
+        said.append(
+            f"leaves {n_mixed} exposed unit-period(s) of {len(mixed)} {other}unit(s) (e.g. "
+            f"{_v(mixed[0])!r}) out of the ATT(g,t) of its spillover pieces (their outcome "
+            "blanked there; their other exposed periods stay): in those "
+            + ("too " if said else "")
+            + why
+        )
     return (
-        f"the Callaway-Sant'Anna base leaves {len(units)} unit(s) (e.g. {_v(units[0])!r}) out of "
-        f"its spillover pieces: in all {n} of their exposed unit-periods the only zones open "
-        "nearby are outside the estimation sample or have no estimated gain then, so their "
-        "losses are in no total (spillover_from_sources, which this base does not estimate: "
-        "NaN; the imputation base does). Direct, spillover, net and the displacement share "
-        "leave them out under either base."
+        "the Callaway-Sant'Anna base "
+        + "; it ".join(said)
+        + ", so their losses are in no total (spillover_from_sources, which this base does "
+        "not estimate: NaN; the imputation base does). Direct, spillover, net and the "
+        "displacement share leave them out under either base."
     )
 
 
