@@ -90,6 +90,23 @@ def _est(res) -> pd.Series:
     return res.terms.set_index("term")["estimate"]
 
 
+def _equals_in_memory_cs(res, seen: pd.DataFrame, emap) -> None:
+    """The Dask CS fit ``res`` of ``seen`` against the in-memory CS base with the same
+    options (unit clusters, analytic SEs): terms and SEs (1e-10: the same formulas, sums in
+    another order), the pieces' counts and the sources note."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mem = spillover.fit(_panel(seen), outcome="y", exposure=emap, n_boot=0, rng=0,
+                            base_estimator="callaway_santanna", small_sample="none",
+                            cluster="unit")  # fmt: skip
+    a, b = res.terms.set_index("term"), mem.terms.set_index("term")
+    for col in ("estimate", "se"):
+        assert np.allclose(a[col], b.loc[a.index, col], rtol=1e-10, atol=1e-10, equal_nan=True)
+    counts = ["n_target_unit_periods", "n_unidentified"]
+    assert res.pieces[counts].equals(mem.pieces[counts].iloc[: len(res.pieces)])
+    assert res.info["cs_sources_note"] == mem.info["cs_sources_note"]
+
+
 # three zones far apart on the line: u14 and u16 are exposed by u15 alone
 ZONES = {"u05": 2004, "u15": 2006, "u25": 2005}
 BASES = ("imputation", "callaway_santanna")
@@ -113,16 +130,7 @@ def test_cs_base_blanks_the_rows_a_zone_without_an_outcome_exposes(tmp_path, how
     counts = ["n_target_unit_periods", "n_unidentified"]
     assert res.pieces.set_index("piece").loc["spillover_from_sources", counts].tolist() == [0, 2]
     assert "2 exposed unit-period(s) of 2 unit(s) (e.g. 'u14')" in res.info["cs_sources_note"]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        mem = spillover.fit(_panel(seen), outcome="y", exposure=emap, n_boot=0, rng=0,
-                            base_estimator="callaway_santanna", small_sample="none",
-                            cluster="unit")  # fmt: skip
-    a, b = res.terms.set_index("term"), mem.terms.set_index("term")
-    for col in ("estimate", "se"):
-        assert np.allclose(a[col], b.loc[a.index, col], rtol=1e-10, atol=1e-10, equal_nan=True)
-    assert res.pieces[counts].equals(mem.pieces[counts].iloc[: len(res.pieces)])
-    assert res.info["cs_sources_note"] == mem.info["cs_sources_note"]
+    _equals_in_memory_cs(res, seen, emap)
 
 
 @pytest.mark.parametrize("how", ["nan", "row"])
@@ -159,16 +167,7 @@ def test_cs_base_leaves_out_neighbours_of_a_zone_without_an_untreated_row(tmp_pa
     counts = ["n_target_unit_periods", "n_unidentified"]
     assert res.pieces.set_index("piece").loc["spillover_from_sources", counts].tolist() == [0, 8]
     assert "leaves 2 unit(s) (e.g. 'u14')" in res.info["cs_sources_note"]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        mem = spillover.fit(_panel(seen), outcome="y", exposure=emap, n_boot=0, rng=0,
-                            base_estimator="callaway_santanna", small_sample="none",
-                            cluster="unit")  # fmt: skip
-    a, b = res.terms.set_index("term"), mem.terms.set_index("term")
-    for col in ("estimate", "se"):
-        assert np.allclose(a[col], b.loc[a.index, col], rtol=1e-10, atol=1e-10, equal_nan=True)
-    assert res.pieces[counts].equals(mem.pieces[counts].iloc[: len(res.pieces)])
-    assert res.info["cs_sources_note"] == mem.info["cs_sources_note"]
+    _equals_in_memory_cs(res, seen, emap)
 
 
 @pytest.mark.parametrize(
