@@ -529,6 +529,16 @@ def persist_blocks(step: Callable[..., Any], parts: list[Any], **kwargs: Any) ->
     return list(dask.persist(*[dask.delayed(step, pure=True)(p, **kwargs) for p in parts]))
 
 
+def check_covariates_read(dpanel: DaskPanel, covs: Sequence[str]) -> None:
+    """Refuse covariates the panel was not read with (every Dask estimator taking them)."""
+    unknown = [c for c in covs if c not in dpanel.covariates]
+    if unknown:
+        raise PanelError(
+            f"Covariate(s) {unknown} not in the panel; its covariates are "
+            f"{list(dpanel.covariates)}. Add them with read_panel(..., covariates=[...])."
+        )
+
+
 def check_dask_panel(dpanel: Any, outcome: Any) -> None:
     """The checks every Dask estimator makes first: a :class:`DaskPanel` that holds
     ``outcome``."""

@@ -68,6 +68,7 @@ from ..parallel import as_generator
 from ..results import check_alpha, check_bool, check_choice, check_int
 from ._frame import (
     DaskPanel,
+    check_covariates_read,
     check_dask_panel,
     compute_blocks,
     moments,
@@ -349,12 +350,7 @@ def _check(
     cg, method, covs, aggs = _check_design(
         control_group, est_method, covariates, base_period, aggregations
     )
-    unknown = [c for c in covs if c not in dpanel.covariates]
-    if unknown:
-        raise PanelError(
-            f"Covariate(s) {unknown} not in the panel; its covariates are "
-            f"{list(dpanel.covariates)}. Add them with read_panel(..., covariates=[...])."
-        )
+    check_covariates_read(dpanel, covs)
     if not covs:
         method = "unconditional"  # reg, ipw and dr reduce to it without covariates
     return cg, method, covs, aggs

@@ -122,6 +122,7 @@ from ..parallel import as_generator
 from ..results import EstimationResult, check_alpha, check_choice, check_names
 from ._frame import (
     DaskPanel,
+    check_covariates_read,
     check_dask_panel,
     compute_blocks,
     moments,
@@ -809,6 +810,14 @@ def _observed_zone_cover(
     return np.asarray(links @ gain.astype(float)) > 0, links, zones, seen
 
 
+def _exposed_cells(tab: pd.DataFrame, units: pd.DataFrame, t: np.ndarray) -> np.ndarray:
+    """Units of ``tab`` x periods ``t`` (a row): the exposed cells, from each non-clean
+    unit's exposure onset on (a zone unit's until its own zone), observed or not."""
+    e = tab["exposure_onset"].to_numpy(float)[:, None]
+    g = units["cohort"].reindex(tab.index).to_numpy(float)[:, None]
+    return (tab["role"] != "clean").to_numpy()[:, None] & (t >= e) & (t < g)
+
+
 def _source_cells(
     emap: ExposureMap,
     tab: pd.DataFrame,
@@ -824,9 +833,7 @@ def _source_cells(
     their exposure onset and zone units from it until their own zone. None when there are
     none."""
     t = np.asarray(periods, float)[None, :]
-    e = tab["exposure_onset"].to_numpy(float)[:, None]
-    g = units["cohort"].reindex(tab.index).to_numpy(float)[:, None]
-    hit = (tab["role"] != "clean").to_numpy()[:, None] & (t >= e) & (t < g)
+    hit = _exposed_cells(tab, units, t)
     found = (
         None
         if observed is None
@@ -872,12 +879,7 @@ def _unseen_cells(
     outcome than periods can have one; their observed pairs take one more pass, only when
     there are such units."""
     periods = np.asarray(dpanel.periods, float)
-    t = periods[None, :]
-    role = tab["role"].to_numpy()
-    e = tab["exposure_onset"].to_numpy(float)[:, None]
-    g = units["cohort"].reindex(tab.index).to_numpy(float)[:, None]
-    counted = (t >= e) & ~_cell_mask(tab.index, periods, src)
-    want = counted & ((role == "exposed")[:, None] | ((role == "direct")[:, None] & (t < g)))
+    want = _exposed_cells(tab, units, periods[None, :]) & ~_cell_mask(tab.index, periods, src)
     short = units["n_observed"].reindex(tab.index).to_numpy(float) < len(periods)
     cand = want.any(axis=1) & short
     if not cand.any():
@@ -1054,9 +1056,8 @@ def _refuse_source_targets(
     t = period_values.astype(float)[None, :]
     e = tab["exposure_onset"].to_numpy(float)[:, None]
     e_est = tab["exposure_onset_sample"].to_numpy(float)[:, None]
-    g = units["cohort"].to_numpy(float)[:, None]
     # units exposed from the first period leave the pieces (no unexposed row), as in memory
-    hit = (tab["role"] != "clean").to_numpy()[:, None] & (e > t.min()) & (t >= e) & (t < g)
+    hit = _exposed_cells(tab, units, t) & (e > t.min())
     if leave is not None:
         hit &= ~tab.index.isin(leave)[:, None]
     if obs is not None:
@@ -1151,12 +1152,7 @@ def _check_covariates(dpanel: DaskPanel, covariates: Any, base_estimator: str) -
             "base_estimator='callaway_santanna' (doubly robust on every piece, this engine's "
             "default) or the in-memory spillover.fit."
         )
-    unknown = [c for c in covs if c not in dpanel.covariates]
-    if unknown:
-        raise SpecError(
-            f"Covariate(s) {unknown} not in the panel; its covariates are "
-            f"{list(dpanel.covariates)}. Add them with read_panel(..., covariates=[...])."
-        )
+    check_covariates_read(dpanel, covs)
     return covs
 
 
