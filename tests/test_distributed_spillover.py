@@ -580,7 +580,9 @@ def test_dask_cs_base_refuses_one_cluster_pieces_as_in_memory(
     # the same rule on the CS base (this engine's default): every zone unit in one cluster;
     # or the 2008 and 2011 zone units in two, with the 2011 cohort's outcome missing in
     # 2010 (its base period) so that none of its cells is estimated: the direct piece's
-    # estimated targets then sit in one cluster although its treated rows span two. Both
+    # estimated targets then sit in one cluster although its treated rows span two (the
+    # 2011 zone units exposed from 2008, whose base period is 2007, share the 2008
+    # cohort's cluster). Both
     # engines refuse the same pieces and blank the same terms; the kept terms' SEs agree
     # to 1e-10 (absolute, as the CS comparisons above: the same formulas on the same rows)
     from types import SimpleNamespace
@@ -594,7 +596,9 @@ def test_dask_cs_base_refuses_one_cluster_pieces_as_in_memory(
     label = regions.where(~np.isfinite(g), "zones")
     panel = sim.panel
     if late_unidentified:
-        label[g == 2011] = "zones2011"
+        onset = emap.roles_of(coh.index)["exposure_onset"].to_numpy(float)
+        assert ((g == 2011) & (onset < 2011)).any() and ((g == 2011) & (onset >= 2011)).any()
+        label[(g == 2011) & (onset >= 2011)] = "zones2011"
         d = panel.data.copy()
         d.loc[((d["cohort"] == 2011) & (d["time"] == 2010)).to_numpy(), "fdi"] = np.nan
         panel = panel.replace(data=d)

@@ -14,7 +14,7 @@ from conftest import mc_reps
 from zoneimpact.errors import EstimationError, GeographyError, PanelError, SpecError
 from zoneimpact.estimators import get_estimator, spillover
 from zoneimpact.estimators.spillover import region_panel
-from zoneimpact.exposure import exposure_from_onsets
+from zoneimpact.exposure import build_exposure, exposure_from_onsets
 from zoneimpact.panel import Panel
 from zoneimpact.parallel import set_progress
 from zoneimpact.simulate import simulate
@@ -313,13 +313,17 @@ def test_callaway_santanna_base_uses_the_influence_functions():
     cs_warning = [w for w in rec if "influence-function SEs" in str(w.message)]
     assert len(cs_warning) == 1 and cs_warning[0].filename == __file__
     cs = get_estimator("callaway_santanna")
-    direct, spill = res.exposure.panels(sim.panel)
+    _, spill = res.exposure.panels(sim.panel)
+    # a ring piece (balanced, so its mean is CS's own att; the direct piece, whose zone
+    # units exposed before their zone join it from their exposure onset, is checked cell
+    # by cell in test_spillover_weights.py)
+    ring, piece = next(iter(spill.items()))
     ref = cs(
-        direct, outcome="fdi", covariates=["x"], est_method="dr", bootstrap=False, cluster="region"
+        piece, outcome="fdi", covariates=["x"], est_method="dr", bootstrap=False, cluster="region"
     )
     t = res.terms.set_index("term")
-    assert t.loc["direct", "estimate"] == pytest.approx(ref.estimate, rel=1e-10)
-    assert t.loc["direct", "se"] == pytest.approx(ref.se, rel=1e-8)
+    assert t.loc[f"spillover:{ring}", "estimate"] == pytest.approx(ref.estimate, rel=1e-10)
+    assert t.loc[f"spillover:{ring}", "se"] == pytest.approx(ref.se, rel=1e-8)
     # this world has zone units exposed before their own zone: their piece is CS too
     assert set(res.base_results) == {
         "direct",
@@ -716,29 +720,50 @@ def test_region_check_recovers_the_net_total_when_regions_differ_in_size(noise_f
     assert xw.coef("net_region_did") == pytest.approx(wider.truth.net_total["fdi"], rel=1e-9)
 
 
-def test_cs_base_totals_cover_only_the_cells_it_estimates(noise_free):
+def test_cs_base_counts_zones_exposed_before_their_own_from_their_last_unexposed_year(
+    noise_free,
+):
     # the 2013 cohort is exposed from 2006, so dropping its exposed rows removes its base
-    # period: CS cannot estimate its cells, and its att averages the 2006 and 2010 cohorts.
-    # The direct total must scale att by those cohorts' unit-periods, not all 422.
-    with pytest.warns(UserWarning, match="Piece 'direct': 68 of 422"):
-        res = spillover.fit(
-            noise_free.panel,
-            outcome="fdi",
-            rng=1,
-            n_boot=0,
-            exposure="rings",
-            rings_km=[(0, 100), (100, 200)],
-            base_estimator="callaway_santanna",
-        )
+    # period 2012; as the cohort of its exposure onset its targets are long differences
+    # from 2005, as the imputation base imputes them. Exact data: both bases give the
+    # realised direct total over all 422 targets and the true net (before the rebase CS
+    # left these 68 out, or with cohort-mates in 2012 would have given them the mates' ATT)
+    kw = dict(outcome="fdi", rng=1, n_boot=0, exposure="rings", rings_km=[(0, 100), (100, 200)])
+    res = spillover.fit(noise_free.panel, base_estimator="callaway_santanna", **kw)
+    imp = spillover.fit(noise_free.panel, **kw)
     f = noise_free.frame
-    covered = f[f["cohort"].isin([2006, 2010]) & (f["year"] >= f["cohort"])]
+    treated = f[f["cohort"].isin([2006, 2010, 2013]) & (f["year"] >= f["cohort"])]
+    assert len(treated) == 422 and (res.pieces["n_unidentified"] == 0).all()
+    for r in (res, imp):  # totals ~3e4: agreement to rounding
+        assert r.coef("direct_total") == pytest.approx(treated["fdi_direct"].sum(), rel=1e-9)
+        assert r.coef("net") == pytest.approx(noise_free.truth.net_total["fdi"], rel=1e-9)
+
+
+def test_cs_base_totals_cover_only_the_cells_it_estimates(noise_free):
+    # the 4 zone units of the 2010 cohort not exposed before it (the other 12 are, and
+    # are long-differenced from their last unexposed year) lose their base period 2009:
+    # CS cannot estimate the 2010 cohort's cells, and its att averages the others. The
+    # direct total must scale att by the covered unit-periods, not all 422.
+    kw = dict(outcome="fdi", rng=1, n_boot=0, exposure="rings", rings_km=[(0, 100), (100, 200)])
+    roles = build_exposure(noise_free.panel, "rings", rings_km=kw["rings_km"]).roles_of(
+        noise_free.panel.unit_cohort.index
+    )
+    plain = roles.index[(roles["cohort"] == 2010) & (roles["exposure_onset"] >= 2010)]
+    assert len(plain) == 4
+    d = noise_free.panel.data
+    gone = d["unit"].isin(plain) & (d["time"] == 2009)
+    blanked = noise_free.panel.replace(data=d.assign(fdi=d["fdi"].mask(gone)))
+    with pytest.warns(UserWarning, match="Piece 'direct': 28 of 422"):
+        res = spillover.fit(blanked, base_estimator="callaway_santanna", **kw)
+    f = noise_free.frame
+    treated = f[f["cohort"].isin([2006, 2010, 2013]) & (f["year"] >= f["cohort"])]
+    covered = treated[~treated["unit"].isin(plain)]
     # exact data: the total of the realised direct effects on the covered unit-periods
     assert res.coef("direct_total") == pytest.approx(covered["fdi_direct"].sum(), rel=1e-9)
     row = res.pieces.set_index("piece").loc["direct"]
-    assert (row["n_target_unit_periods"], row["n_unidentified"]) == (len(covered), 68)
-    # the 68 are the 2013 cohort's unit-periods, counted by period in the pieces table
-    lost = f[(f["cohort"] == 2013) & (f["year"] >= 2013)]["year"].value_counts().sort_index()
-    assert row["unidentified_by_period"] == ", ".join(f"{t}: {n}" for t, n in lost.items())
+    assert (row["n_target_unit_periods"], row["n_unidentified"]) == (len(covered), 28)
+    # the 28 are those units' unit-periods 2010-2016, counted by period in the pieces table
+    assert row["unidentified_by_period"] == ", ".join(f"{t}: 4" for t in range(2010, 2017))
 
 
 def test_dropping_pre_exposed_zone_units_leaves_net_and_share_unreported(noise_free):

@@ -222,6 +222,35 @@ def _zones_without_untreated(
     return np.asarray(gone), pd.Series(t[rows])
 
 
+def _rebased_cohorts(
+    tab: pd.DataFrame,
+    units: pd.DataFrame,
+    observed: pd.DataFrame,
+    periods: Any,
+    pre_exposed: str,
+) -> pd.Series | None:
+    """The CS direct piece's cohorts of the zone units exposed before their zone under
+    ``"drop_rows"``: the period that follows each one's last observed row before its
+    exposure onset (the in-memory ``_rebased_direct``), by unit; None when none is.
+    ``observed``: the zone units' (``unit``, ``time``) pairs with an outcome."""
+    if pre_exposed != "drop_rows":
+        return None
+    u = observed["unit"].to_numpy()
+    t = observed["time"].to_numpy(float)
+    g = units["cohort"].reindex(u).to_numpy(float)
+    onset = tab["exposure_onset"].reindex(u).to_numpy(float)
+    direct = (tab["role"].reindex(u) == "direct").to_numpy()
+    seen = direct & (onset < g) & (t < onset)
+    if not seen.any():
+        return None
+    last = pd.Series(t[seen]).groupby(u[seen]).max()
+    grid = np.asarray(periods, float)
+    return pd.Series(
+        grid[np.minimum(np.searchsorted(grid, last.to_numpy(), "right"), grid.size - 1)],
+        index=last.index,
+    )
+
+
 def _piece_rows(
     df: pd.DataFrame,
     *,
@@ -234,6 +263,7 @@ def _piece_rows(
     leave: np.ndarray | None = None,
     blank: pd.MultiIndex | None = None,
     blank_in: str = "",
+    rebase: pd.Series | None = None,
 ) -> pd.DataFrame:
     """The rows of one piece in a partition, as :meth:`ExposureMap.panels` selects them:
     ``ring=None`` is the direct piece (cohorts kept), otherwise the ring's spillover piece
@@ -243,7 +273,8 @@ def _piece_rows(
     leave a ring piece (they are the source piece's targets, and never its controls);
     ``leave``: units that leave the ring pieces (the CS base's pure units,
     :func:`_pure_source_units`); ``blank``: cells whose outcome (column ``blank_in``) a ring
-    piece blanks (its mixed units' source-only rows)."""
+    piece blanks (its mixed units' source-only rows); ``rebase``: the new cohorts of the
+    CS base's direct piece by unit (:func:`_rebased_cohorts`)."""
     unit = df["unit"].to_numpy()
     t = df["time"].to_numpy(float)
     g = df["cohort"].to_numpy(float)
@@ -262,7 +293,12 @@ def _piece_rows(
             keep_zone = zone & ~(onset < g)
         else:
             keep_zone = zone
-        return df.loc[keep_zone | keep_nonzone]
+        kept = keep_zone | keep_nonzone
+        if rebase is None or not len(rebase):
+            return df.loc[kept]
+        moved = rebase.reindex(unit).to_numpy(float)
+        cohort = np.where(np.isnan(moved), g, moved)[kept]
+        return _recode_cohorts(df.loc[kept].copy(), cohort, None)
     in_ring = exposed & (rings == ring)
     other_pre = exposed & (rings != ring) & pre_rows
     rows = in_ring | clean | (other_pre if not_yet else False)
@@ -429,14 +465,15 @@ def _piece_panel(
     src: pd.MultiIndex | None = None,
     leave: np.ndarray | None = None,
     blank: pd.MultiIndex | None = None,
+    rebase: pd.Series | None = None,
 ) -> tuple[DaskPanel, pd.Series]:
     """A piece as a :class:`DaskPanel` (rows filtered and cohorts recoded in the
     partitions) and its target unit-periods by (cohort, time). ``window``: a ring piece
     takes the CS base's ``outside_window="adjust"`` rule (the imputation base does not);
     ``src``: source-only cells, ``leave``: units, that leave a ring piece; ``blank``: cells
-    whose outcome it blanks (:func:`_piece_rows`)."""
+    whose outcome it blanks; ``rebase``: the CS direct piece's cohorts (:func:`_piece_rows`)."""
     opts = {"tab": tab, "ring": ring, **rule, "src": src, "leave": leave, "blank": blank,
-            "blank_in": outcome}  # fmt: skip
+            "blank_in": outcome, "rebase": rebase}  # fmt: skip
     meta = dpanel.frame._meta
     span = None
     if ring is not None and window:
@@ -1324,8 +1361,16 @@ def fit(
         _warn_cs_inference(stacklevel=3, dask=True)
         left_out = tab.index.isin(no_untreated)
         direct_tab = tab.assign(role=tab["role"].mask(left_out, "left_out"))
+        rebase = _rebased_cohorts(tab, units, observed, dpanel.periods, pre_exposed)
         pieces: dict[str, tuple[DaskPanel, pd.Series]] = {
-            "direct": _piece_panel(dpanel, outcome, direct_tab, None, rule)
+            "direct": _piece_panel(
+                dpanel,
+                outcome,
+                direct_tab,
+                None,
+                rule,
+                rebase=rebase,
+            )  # fmt: skip
         }
         leave = pure if len(pure) else None
         for r in rings:
@@ -1344,7 +1389,7 @@ def fit(
         pieces["naive"] = (dpanel, _target_cells(naive))
         for name, (pp, _) in list(pieces.items()):
             try:
-                with _piece_warnings(name):
+                with _piece_warnings(name, rebased=name == "direct" and rebase is not None):
                     results[name] = cs_fit(pp, outcome=outcome, covariates=list(covs), **opts)
             except EstimationError:
                 # as in memory: no cell of this piece estimable, all its targets unidentified

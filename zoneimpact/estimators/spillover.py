@@ -1210,6 +1210,8 @@ def _cs_fits(
         # _check_identified has refused a split whose zone units all lack an untreated row
         assert direct_kept is not None
         direct_p = direct_kept
+    rebased = _rebased_direct(direct_p, emap, outcome) if pre_exposed == "drop_rows" else direct_p
+    moved, direct_p = rebased is not direct_p, rebased
     piece_panels = {"direct": direct_p, **{f"spillover:{r}": p for r, p in spill_p.items()}}
     soz_p, soz_target = _zones_exposed(panel, outcome, emap, controls, pre_exposed)
     n_soz = int(soz_target.sum())
@@ -1251,7 +1253,7 @@ def _cs_fits(
     estimated: pd.MultiIndex | None = None  # spillover_on_zones' estimated (unit, time)
     for name, pp in piece_panels.items():
         try:
-            with _piece_warnings(name):
+            with _piece_warnings(name, rebased=moved and name == "direct"):
                 res = cs.fit(pp, outcome=outcome, **opts)
         except EstimationError:
             # a piece net adds, not one the fit needs: no cell estimable, all unidentified
@@ -1306,13 +1308,16 @@ def _zone_losses(
 
 
 @contextlib.contextmanager
-def _piece_warnings(name: str) -> Iterator[None]:
+def _piece_warnings(name: str, rebased: bool = False) -> Iterator[None]:
     """Fit a CS piece; ``spillover_on_zones`` without CS's empty-cell warning (its units
-    leave at their own zone, so its later cells are empty by design)."""
+    leave at their own zone, so its later cells are empty by design), nor a ``rebased``
+    direct piece (:func:`_rebased_direct`: a cohort of zone units exposed before their own
+    has no row from its start until their zones open). Targets in cells CS cannot
+    estimate are named by the fit's own warning (:func:`_warn_unidentified`)."""
     with warnings.catch_warnings():
         # the decomposition judges its own clusters (one-cluster refusal, BM df, wild)
         warnings.filterwarnings("ignore", message=r"The treatment is carried by only")
-        if name == "spillover_on_zones":
+        if name == "spillover_on_zones" or rebased:
             warnings.filterwarnings("ignore", message=r".*ATT\(g,t\) cell\(s\) could not")
         yield
 
@@ -1402,6 +1407,41 @@ def _without_units(piece: Panel, units: np.ndarray) -> Panel | None:
     if not (keep & np.isfinite(g) & (g > t.min())).any():
         return None
     return _subpanel(piece, keep, g)
+
+
+def _rebased_direct(piece: Panel, emap: ExposureMap, outcome: str) -> Panel:
+    """The CS direct piece with each zone unit exposed before its own zone in the cohort
+    that follows its last observed untreated period ``b`` (``e``, its exposure onset, when
+    it is observed in ``e - 1``) rather than its zone's ``g``.
+
+    Under ``pre_exposed="drop_rows"`` its rows from ``e`` to ``g - 1`` leave the piece, so
+    it has no base period ``g - 1``; CS's missing-at-random reading would then give its
+    targets its cohort-mates' ATT(g,t), which is wrong where its own effect differs (it
+    may keep losing to the earlier zone: a noise-free line world gave a direct total of
+    325 for a true 280). In the new cohort its targets (still ``t >= g``: the rows between
+    are dropped or have no outcome) are long differences from ``b`` against the controls
+    observed then and at ``t``, as the imputation base imputes them from its untreated
+    rows; it shares those cells with the zones opening right after ``b``, and a cell's
+    ATT(g,t) times its targets is the sum of their effects either way. The control sets do
+    not change: its rows after ``b`` were nobody's controls, and before that it is not yet
+    treated under either cohort. Units without an untreated observed row have already left
+    the piece (:func:`_zones_without_untreated`)."""
+    d = piece.data
+    unit = d["unit"].to_numpy()
+    t = d["time"].to_numpy(float)
+    g = d["cohort"].to_numpy(float)
+    roles = emap.roles_of(pd.unique(unit))
+    onset = roles["exposure_onset"].reindex(unit).to_numpy(float)
+    early = (roles["role"].reindex(unit) == "direct").to_numpy() & (onset < g)
+    if not early.any():
+        return piece
+    seen = early & (t < onset) & d[outcome].notna().to_numpy()
+    last = pd.Series(t[seen]).groupby(unit[seen]).max()
+    grid = np.unique(t)
+    after = pd.Series(grid[np.minimum(np.searchsorted(grid, last, "right"), grid.size - 1)],
+                      index=last.index)  # fmt: skip
+    cohort = np.where(early, after.reindex(unit).to_numpy(float), g)
+    return _subpanel(piece, np.ones(len(d), dtype=bool), np.where(np.isnan(cohort), g, cohort))
 
 
 def _blanked_rows(piece: Panel | None, outcome: str, cells: pd.MultiIndex) -> Panel | None:
@@ -3655,7 +3695,9 @@ def _zones_without_untreated(split: _Split) -> np.ndarray:
     impute them; the CS base leaves them out of its direct piece too (:func:`_cs_fits`),
     so that both bases count the same zones' gains and the same neighbours' losses: CS's
     missing-at-random reading of a unit without a cell's base period
-    (:func:`_cs_targets`) does not fit rows dropped for exposure, which are systematic."""
+    (:func:`_cs_targets`) does not fit rows dropped for exposure, which are systematic
+    (the others, exposed before their zone, take the cohort that follows their last
+    untreated observed row: :func:`_rebased_direct`)."""
     direct = next(p for p in split.pieces if p.name == "direct")
     return np.asarray(direct.target.any(axis=1) & ~direct.clean.any(axis=1), dtype=bool)
 

@@ -1,0 +1,110 @@
+"""The Callaway-Sant'Anna base's direct piece for zone units exposed before their own zone.
+
+Under ``pre_exposed="drop_rows"`` such a unit's rows from its exposure onset ``e`` until its
+zone opens at ``g`` leave the direct piece, so it has no base period ``g - 1``. The CS base
+puts it in the cohort of its onset, so that its targets are long differences from ``e - 1``
+(its last unexposed period), as the imputation base imputes them from its unexposed rows.
+Before, CS's missing-at-random reading gave its targets its cohort-mates' ATT(g,t): wrong
+when it keeps losing to the earlier zone after its own opens (the world below: a direct
+total of 325 for a true 280, and net 45 for a true 0). Without an outcome in ``e - 1`` its
+base is its last untreated observed period, both engines alike.
+
+Worlds on a line of 80 units (each adjacent to the next), 2000-2009; a zone gains 10 a year
+and each open adjacent zone takes 5 a year from a unit, zone or not, for as long as both
+are open. Noise-free worlds have exact truths (1e-9: differences of outcomes near 100).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_spillover_sources_split import UNITS, YEARS, _dask_equals_memory, _dask_panel, _panel
+
+from zoneimpact.estimators import spillover
+from zoneimpact.exposure import build_exposure
+
+# u11 and u12 open in 2005 next to u10 (2002); u31 (2006) next to u30 (2003): u11 and u31
+# are exposed before their own zone, u12 (exposed by u11 from 2005) is not
+ZONES = {"u10": 2002, "u11": 2005, "u12": 2005, "u30": 2003, "u31": 2006, "u50": 2006,
+         "u60": 2004, "u70": 2007}  # fmt: skip
+
+
+def _world(noise: float = 0.0, seed: int = 1) -> pd.DataFrame:
+    """Outcomes on the line (module notes); ``eff`` is each unit-period's true effect."""
+    rng = np.random.default_rng(seed)
+    a = {u: rng.normal() * 5 for u in UNITS}
+    b = {t: rng.normal() for t in YEARS}
+    rows = []
+    for i, u in enumerate(UNITS):
+        own = ZONES.get(u, np.inf)
+        for t in YEARS:
+            eff = 10.0 if t >= own else 0.0
+            for j in (i - 1, i + 1):
+                if ZONES.get(f"u{j:02d}", np.inf) <= t:
+                    eff -= 5.0
+            y = 100 + a[u] + b[t] + eff + noise * rng.normal()
+            rows.append(dict(unit=u, time=t, cohort=ZONES.get(u, np.nan), y=y, eff=eff))
+    return pd.DataFrame(rows)
+
+
+def _fit(p, base: str):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return spillover.fit(p, outcome="y", exposure="adjacency", n_boot=0, rng=0,
+                             small_sample="none", cluster="unit", base_estimator=base)  # fmt: skip
+
+
+def test_cs_base_counts_a_zone_exposed_before_its_own_at_its_own_effect():
+    df = _world()
+    treated = df[df["time"] >= df["cohort"]]
+    # the world tells the readings apart: u11's effect (10 - 5 - 5, two open neighbours)
+    # is not its mate u12's (10 - 5)
+    mine = treated.groupby("unit")["eff"].mean()
+    assert (mine["u11"], mine["u12"]) == (0.0, 5.0)
+    p = _panel(df)
+    cs, imp = _fit(p, "callaway_santanna"), _fit(p, "imputation")
+    for r in (cs, imp):
+        assert r.coef("direct_total") == pytest.approx(treated["eff"].sum(), rel=1e-9)
+        assert r.coef("direct_total") == pytest.approx(280.0, rel=1e-9)
+        # pure relocation: every gain is taken from neighbours, net 0 (totals ~300)
+        assert r.coef("net") == pytest.approx(0.0, abs=1e-9)
+        assert r.coef("displacement_share") == pytest.approx(1.0, rel=1e-9)
+        assert (r.pieces["n_unidentified"] == 0).all()
+
+
+def test_dask_cs_base_rebases_as_in_memory(tmp_path):
+    # with noise: terms, SEs, pieces table and notes equal (1e-10, _dask_equals_memory)
+    p = _panel(_world(noise=1.0))
+    res, mem = _dask_equals_memory(
+        p, build_exposure(p, "adjacency"), "callaway_santanna", _dask_panel(p, tmp_path)
+    )
+    assert res.coef("direct") == pytest.approx(mem.coef("direct"), abs=1e-10)
+    # and is centred on the truth (280; 325 in the noise-free world before the rebase):
+    # within 3 SEs (noise N(0, 1))
+    se = mem.terms.set_index("term").loc["direct_total", "se"]
+    assert abs(mem.coef("direct_total") - 280.0) < 3 * se
+
+
+def test_cs_base_takes_the_last_untreated_observed_period_as_base(tmp_path):
+    # u11 is exposed from 2002 and has no outcome in 2001: its cohort follows 2000, its
+    # last untreated observed year, so its targets are long differences from 2000 (as
+    # the imputation base imputes it from 2000). Noise-free: both bases give the realised
+    # direct total (1e-9), nothing left out; the cohort-mates' ATT (or leaving u11 out)
+    # would miss it by its five targets' difference from u12's effect (25)
+    df = _world()
+    df.loc[(df["unit"] == "u11") & (df["time"] == 2001), "y"] = np.nan
+    p = _panel(df)
+    cs, imp = _fit(p, "callaway_santanna"), _fit(p, "imputation")
+    treated = df[df["time"] >= df["cohort"]]
+    for r in (cs, imp):
+        assert r.coef("direct_total") == pytest.approx(treated["eff"].sum(), rel=1e-9)
+        assert r.pieces.set_index("piece").loc["direct", "n_unidentified"] == 0
+    # the Dask engine rebases alike (terms, SEs, pieces and notes to 1e-10)
+    noisy = _world(noise=1.0)
+    noisy.loc[(noisy["unit"] == "u11") & (noisy["time"] == 2001), "y"] = np.nan
+    q = _panel(noisy)
+    _dask_equals_memory(q, build_exposure(q, "adjacency"), "callaway_santanna",
+                        _dask_panel(q, tmp_path))  # fmt: skip
