@@ -23,7 +23,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from zoneimpact.errors import EstimationError
 from zoneimpact.estimators import spillover
 from zoneimpact.exposure import build_exposure
 from zoneimpact.panel import Panel
@@ -134,20 +133,28 @@ def test_cs_base_blanks_the_rows_a_zone_without_an_outcome_exposes(tmp_path, how
 
 
 @pytest.mark.parametrize("how", ["nan", "row"])
-def test_cs_base_refuses_a_zone_exposed_by_a_zone_without_an_outcome(tmp_path, how):
+def test_cs_base_blanks_a_zone_units_row_exposed_by_a_zone_without_an_outcome(tmp_path, how):
     # u14 is a zone from 2009, exposed before it by u15 (2006), which has no outcome in
-    # 2008: u14's 2008 row is exposed by no observed zone, a zone unit's row before its own
-    # zone, which the CS base cannot split off (drop_rows leaves u14 no base period)
+    # 2008: u14's 2008 row is exposed by no observed zone. The CS base refused it; it now
+    # blanks that row in spillover_on_zones (counted unestimated under the source piece)
+    # and counts u14's gain from 2005, its last untreated year. Noise-free, its totals are
+    # the imputation base's (1e-9); terms, SEs, pieces and note equal in memory (1e-10)
     zones = {**ZONES, "u14": 2009}
     df = _world(zones)
     emap = build_exposure(_panel(df), "adjacency")
-    with pytest.raises(EstimationError) as err:
-        _fit(_dask(_missing(df, "u15", 2008, how), tmp_path), emap, "callaway_santanna")
-    msg = str(err.value)
-    assert "base_estimator='callaway_santanna'): 1 exposed unit-period(s)" in msg
-    assert "without an estimated gain in that period" in msg
-    assert "unit 'u14' in period 2008: the zone unit 'u15'" in msg
-    assert "open since 2006, has no outcome then" in msg
+    seen = _missing(df, "u15", 2008, how)
+    res = _fit(_dask(seen, tmp_path), emap, "callaway_santanna")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        imp = spillover.fit(_panel(seen), outcome="y", exposure=emap, n_boot=0, rng=0)
+    e, want = _est(res), _est(imp)
+    for term in ("direct_total", "spillover_total", "net", "displacement_share"):
+        assert e[term] == pytest.approx(want[term], abs=1e-9)
+    counts = ["n_target_unit_periods", "n_unidentified"]
+    row = res.pieces.set_index("piece").loc["spillover_on_zones_from_sources", counts]
+    assert row.tolist() == [0, 1]
+    assert "'u14'" in res.info["cs_sources_note"]
+    _equals_in_memory_cs(res, seen, emap)
 
 
 def test_cs_base_leaves_out_neighbours_of_a_zone_without_an_untreated_row(tmp_path):

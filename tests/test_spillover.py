@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from conftest import mc_reps
 
-from zoneimpact.errors import EstimationError, GeographyError, PanelError, SpecError
+from zoneimpact.errors import GeographyError, PanelError, SpecError
 from zoneimpact.estimators import get_estimator, spillover
 from zoneimpact.estimators.spillover import region_panel
 from zoneimpact.exposure import build_exposure, exposure_from_onsets
@@ -997,8 +997,7 @@ def test_cs_base_counts_a_partly_estimated_spillover_on_zones_by_period():
     # by them from the first period have no unexposed row and leave the CS piece, the
     # others are estimated. Every target is counted once: estimated, or unidentified in
     # its period
-    from zoneimpact.estimators.spillover import zones_exposed_panel
-    from zoneimpact.exposure import build_exposure
+    from zoneimpact.estimators.spillover import SOURCE_PIECES, zones_exposed_panel
 
     sim = simulate(rng=3, n_units=120, n_regions=12, first_year=2005, last_year=2014,
                    waves={2006: 0.2, 2008: 0.4, 2011: 0.4}, displace_zone_units=True)  # fmt: skip
@@ -1009,12 +1008,21 @@ def test_cs_base_counts_a_partly_estimated_spillover_on_zones_by_period():
     emap = build_exposure(panel, "rings", rings_km=[(0, 100), (100, 250)])
     cs = dict(exposure=emap, base_estimator="callaway_santanna", n_boot=0, rng=1)
     # under the default drop_rows, zone units exposed since the first period keep no
-    # untreated row, so their gain is estimated by no base: their neighbours' rows are
-    # exposed only by zones whose gain is in no total, which the CS base cannot split off
+    # untreated row, so their gain is estimated by no base: their neighbours' rows (zone
+    # units' before their own zone too) are exposed only by zones whose gain is in no
+    # total. The CS base splits them off (it refused the zone units' before session 42):
+    # every piece holds the imputation base's targets, estimated or not, and the source
+    # pieces' are unestimated
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with pytest.raises(EstimationError, match=r"exposed unit-period\(s\) are exposed only"):
-            spillover.fit(panel, outcome="fdi", **cs)
+        dropped = spillover.fit(panel, outcome="fdi", **cs)
+        imp = spillover.fit(panel, outcome="fdi", exposure=emap, n_boot=0, rng=1)
+    count = ["n_target_unit_periods", "n_unidentified"]
+    a, b = (r.pieces.set_index("piece")[count].sum(axis=1) for r in (dropped, imp))
+    assert a.equals(b) and b["spillover_on_zones_from_sources"] > 0
+    assert (dropped.pieces.set_index("piece").loc[list(SOURCE_PIECES), count[0]] == 0).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         # with their exposed rows kept among the direct controls their gain is estimated
         res = spillover.fit(panel, outcome="fdi", pre_exposed="keep", **cs)
     row = res.pieces.set_index("piece").loc["spillover_on_zones"]

@@ -219,13 +219,24 @@ def test_callaway_santanna_base_leaves_out_units_exposed_only_by_sources():
     assert noisy.info["small_sample"] == "cv3"
 
 
-def test_callaway_santanna_base_refuses_source_only_rows_it_cannot_split():
-    # the zone u33 (2007) is exposed by the source alone in 2003-06; drop_rows leaves it no
-    # base period 2006 and no cohort-mate, so CS would miss its gain of 30 while u34's loss
-    # to it counts (net -15 for a true 15, a reviewer's world): refused
+def test_callaway_santanna_base_splits_off_a_zone_units_source_only_rows():
+    # the zone u33 (2007) is exposed by the source alone in 2003-06. drop_rows leaves it no
+    # base period 2006 and no cohort-mate: CS used to miss its gain of 30 while u34's loss
+    # to it counted (net -15 for a true 15, a reviewer's world), so this was refused. Its
+    # direct cohort now follows 2002, its last untreated year, and its four source-only
+    # rows are blanked in spillover_on_zones and counted unestimated under the source
+    # piece. Noise-free, both bases give the world's numbers (1e-9): net 15, share 11/12
     zones = {**ZONES, **SOURCE, "u33": 2007}
-    with pytest.raises(EstimationError, match=r"callaway_santanna': 4 exposed unit-period"):
-        _fit(_panel(_world(zones), SOURCE), base_estimator="callaway_santanna")
+    p = _panel(_world(zones), SOURCE)
+    cs, imp = _fit(p, base_estimator="callaway_santanna"), _fit(p)
+    for r in (cs, imp):
+        e = _est(r)
+        for term, value in {"direct_total": 180.0, "spillover_total": -165.0, "net": 15.0,
+                            "displacement_share": 1 - 15 / 180}.items():  # fmt: skip
+            assert e[term] == pytest.approx(value, abs=1e-9)
+    row = cs.pieces.set_index("piece").loc["spillover_on_zones_from_sources"]
+    assert (row["n_target_unit_periods"], row["n_unidentified"]) == (0, 4)
+    assert "'u33'" in cs.info["cs_sources_note"]
 
 
 def test_callaway_santanna_base_blanks_the_source_only_rows_of_a_mixed_unit():
@@ -357,16 +368,15 @@ def test_dask_engine_splits_off_source_only_targets_as_in_memory(tmp_path, base)
         assert e["spillover_from_sources_total"] == pytest.approx(-70.0, abs=1e-9)
 
 
-def test_dask_cs_base_refuses_what_the_in_memory_cs_base_refuses(tmp_path):
-    # the in-memory refusal's world (above): a zone exposed by the source before its own
-    zd = pytest.importorskip("zoneimpact.distributed")
-    p = _panel(_world({**ZONES, **SOURCE, "u33": 2007}), SOURCE)
-    emap = build_exposure(p, "adjacency")
-    with pytest.raises(EstimationError, match="callaway_santanna"):
-        _fit(p, exposure=emap, base_estimator="callaway_santanna")
-    with pytest.raises(EstimationError, match=r"4 exposed unit-period"):
-        zd.spillover(_dask_panel(p, tmp_path), outcome="y", exposure=emap,
-                     base_estimator="callaway_santanna", n_boot=0)  # fmt: skip
+def test_dask_cs_base_splits_off_a_zone_units_source_only_rows_as_in_memory(tmp_path):
+    # the world above (a zone exposed by the source before its own), with noise: terms,
+    # SEs, pieces table and notes equal to the in-memory fit (1e-10, _dask_equals_memory)
+    p = _panel(_world({**ZONES, **SOURCE, "u33": 2007}, noise=1.0), SOURCE)
+    res, _ = _dask_equals_memory(
+        p, build_exposure(p, "adjacency"), "callaway_santanna", _dask_panel(p, tmp_path)
+    )
+    row = res.pieces.set_index("piece").loc["spillover_on_zones_from_sources"]
+    assert (row["n_target_unit_periods"], row["n_unidentified"]) == (0, 4)
 
 
 def test_dask_cs_base_blanks_a_mixed_units_source_only_rows_as_in_memory(tmp_path):
@@ -759,13 +769,15 @@ def test_messages_print_integer_unit_ids_plainly(tmp_path):
     p = panel(_world({"u32": 1995, "u33": 2005, "u31": 2006}), {"u32": 1995})
     with pytest.raises(EstimationError, match=r"e\.g\. 31 from 2000"):
         _fit(p)
-    # u15 observed only from its opening: no estimated gain, and its neighbour u14, a zone
-    # from 2008, is exposed by it alone before its own zone, which the CS base refuses
-    df = _world({**ZONES, "u14": 2008})
-    df = df.loc[~((df["unit"] == "u15") & (df["time"] < 2006))]
+    # no clean unit observed in 2008: no zone has an estimated gain then under the
+    # imputation base's rule, while the CS base's (an untreated row of its own) sees one,
+    # so the Dask CS base refuses the zones' neighbours' 2008 rows, naming them
+    df = _world(ZONES)
+    near = {f"u{int(u[1:]) + d:02d}" for u in ZONES for d in (-1, 0, 1)}
+    df = df.assign(y=df["y"].mask(~df["unit"].isin(near) & (df["time"] == 2008)))
     p = panel(df, {})
     emap = build_exposure(p, "adjacency")
-    with pytest.raises(EstimationError, match=r"unit 14 in period 2006: the zone unit 15 "):
+    with pytest.raises(EstimationError, match=r"unit 4 in period 2008: the zone unit 5 "):
         zd.spillover(_dask_panel(p, tmp_path), outcome="y", exposure=emap,
                      base_estimator="callaway_santanna", n_boot=0)  # fmt: skip
 

@@ -17,7 +17,9 @@ per piece, computed where the data live:
    never). Both bases add the ``spillover_on_zones`` piece (zone units treated from an
    earlier zone's exposure until their own zone), as in memory; the CS base averages its
    ATT(g,t) by target count (``_target_weighted_att``), since its units leave at their
-   own zone.
+   own zone. Under ``"drop_rows"`` the CS base's direct piece puts a zone unit exposed
+   before its own zone in the cohort that follows its last untreated observed period
+   (:func:`_rebased_cohorts`, the in-memory ``_rebased_direct``).
 3. **Base fits**: :func:`zoneimpact.distributed.callaway_santanna.fit` on every piece and
    on the whole panel (the ``naive`` piece), returning per-unit influence functions; or
    :func:`zoneimpact.distributed.imputation.fit_scores` (BJS steps 1-2 and the Theorem 3
@@ -42,9 +44,11 @@ untouched). The CS base, as in memory, leaves out of its ring pieces the non-zon
 every exposed period of which is such a period, blanks the outcome of such periods of
 non-zone units with counted periods too, so that they enter only the ATT(g,t) of their
 counted periods (:func:`_pure_source_units`), and counts those rows under
-``spillover_from_sources`` unestimated (``info["cs_sources_note"]``, a warning); it cannot
-split such periods off zone units exposed before their own zone and refuses those, naming
-their number (``_refuse_source_targets``). Units exposed from the first period are
+the source pieces unestimated (``info["cs_sources_note"]``, a warning); it blanks such
+periods of zone units exposed before their own zone in ``spillover_on_zones`` alike. It
+refuses, naming their number, only such periods on which its gain rule (an untreated row
+of its own) and the imputation base's (also a clean row in that period) disagree
+(``_refuse_source_targets``). Units exposed from the first period are
 estimated by neither base; the CS base counts their rows under the pieces the in-memory
 fit counts them in (:func:`_with_start_rows`).
 
@@ -367,6 +371,8 @@ def _zone_piece_rows(
     window: tuple[float, float] | None = None,
     src: pd.MultiIndex | None = None,
     sources: bool = False,
+    blank: pd.MultiIndex | None = None,
+    blank_in: str = "",
 ) -> pd.DataFrame:
     """The rows of the ``spillover_on_zones`` piece in a partition, as the in-memory
     ``_masks``: the clean controls of the direct piece and every zone unit's rows before its
@@ -374,12 +380,17 @@ def _zone_piece_rows(
     targets: onset <= t < cohort), the others are controls. ``window`` (first, last period)
     applies the CS base's ``outside_window="adjust"``, as :func:`_piece_rows` does. With
     ``src`` (:func:`_source_cells`) the targets are split: the source-only ones leave the
-    piece, or with ``sources`` only they stay (``spillover_on_zones_from_sources``)."""
+    piece, or with ``sources`` only they stay (``spillover_on_zones_from_sources``).
+    ``blank``: cells whose outcome (column ``blank_in``) the CS base blanks (the source-only
+    rows of its zone units, :func:`_pure_source_units`)."""
     rows, cohort = _zone_piece_selection(df, tab, controls)
     if src is not None:
         treated = df["time"].to_numpy(float) >= cohort
         rows = rows & ~(treated & (_in_cells(df, src) != sources))
-    return _recode_cohorts(df.loc[rows].copy(), cohort[rows], window)
+    out = df.loc[rows].copy()
+    if blank is not None and len(blank):
+        out[blank_in] = out[blank_in].mask(_in_cells(out, blank))
+    return _recode_cohorts(out, cohort[rows], window)
 
 
 def _source_piece_rows(
@@ -487,20 +498,26 @@ def _piece_panel(
 
 
 def _zone_panel(
-    dpanel: DaskPanel, outcome: str, tab: pd.DataFrame, controls: str
+    dpanel: DaskPanel,
+    outcome: str,
+    tab: pd.DataFrame,
+    controls: str,
+    blank: pd.MultiIndex | None = None,
 ) -> tuple[DaskPanel, pd.Series] | None:
     """The ``spillover_on_zones`` piece for the CS base, with the in-memory
     ``zones_exposed_panel``'s ``outside_window="adjust"`` (a unit exposed since the piece's
-    first period leaves it); None when none of its units keeps an unexposed row."""
+    first period leaves it) and the outcome of ``blank`` cells blanked
+    (:func:`_zone_piece_rows`); None when none of its units keeps an unexposed row."""
     meta = dpanel.frame._meta
-    rows = dpanel.frame.map_partitions(_zone_piece_rows, tab=tab, controls=controls, meta=meta)
+    opts = {"tab": tab, "controls": controls, "blank": blank, "blank_in": outcome}
+    rows = dpanel.frame.map_partitions(_zone_piece_rows, meta=meta, **opts)
     scans = compute_blocks([_scan], list(rows.to_delayed()), outcome=outcome)
     periods = np.unique(np.concatenate([s["periods"] for s in scans]))
     cohorts = np.unique(np.concatenate([s["cohorts"] for s in scans]))
     if periods.size == 0 or not (cohorts > periods[0]).any():
         return None
     span = (float(periods[0]), float(periods[-1]))
-    return _rows_panel(dpanel, outcome, _zone_piece_rows, tab=tab, controls=controls, window=span)
+    return _rows_panel(dpanel, outcome, _zone_piece_rows, window=span, **opts)
 
 
 def _rows_panel(
@@ -961,17 +978,21 @@ def _pure_source_units(
     no_untreated: np.ndarray,
     pre_exposed: str,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Non-zone units (masks over ``tab``) with an unexposed period and an observed
-    source-only row (``is_src`` and ``obs``, units x periods) under the imputation base's
-    gain rule and the CS base's (an untreated row of its own,
-    :func:`_zones_without_untreated`, ``no_untreated``), without (``pure``) and with
-    (``mixed``) another observed exposed row: the in-memory ``_cs_source_units``. The CS
-    base leaves the pure units out of its ring pieces and blanks the mixed units' outcome
-    in their source-only rows there, and counts those rows under ``spillover_from_sources``
-    (unestimated). ``observed``: the zone units' observed pairs (their gains)."""
+    """Units (masks over ``tab``) with an unexposed period and an observed source-only row
+    (``is_src`` and ``obs``, units x periods) under the imputation base's gain rule and the
+    CS base's (an untreated row of its own, :func:`_zones_without_untreated`,
+    ``no_untreated``): non-zone units without another observed exposed row (``pure``), and
+    non-zone units with one and zone units exposed before their zone (``mixed``): the
+    in-memory ``_cs_source_units``. The CS base leaves the pure units out of its ring
+    pieces and blanks the mixed units' outcome in their source-only rows there and in
+    ``spillover_on_zones``, and counts those rows under the source pieces (unestimated).
+    ``observed``: the zone units' observed pairs (their gains)."""
     t = np.asarray(periods, float)[None, :]
     e = tab["exposure_onset"].to_numpy(float)[:, None]
-    seen_rows = (tab["role"] == "exposed").to_numpy()[:, None] & (t >= e) & (e > t.min()) & obs
+    gu = units["cohort"].reindex(tab.index).to_numpy(float)[:, None]
+    role = tab["role"].to_numpy()[:, None]
+    exposed_rows = (role == "exposed") | ((role == "direct") & (t < gu))
+    seen_rows = exposed_rows & (t >= e) & (e > t.min()) & obs
     taken = (seen_rows & is_src).any(1)
     if taken.any() and emap.links is not None and not emap.links.empty:
         zones = units.index[np.isfinite(units["cohort"].to_numpy(float))]
@@ -985,7 +1006,8 @@ def _pure_source_units(
         cs_cover = np.asarray(emap.link_matrix(units.index, zones) @ gain.astype(float)) > 0
         taken &= ~(seen_rows & is_src & cs_cover).any(1)
     counted = (seen_rows & ~is_src).any(1)
-    return taken & ~counted, taken & counted
+    zone = np.isfinite(gu[:, 0])
+    return taken & ~counted & ~zone, taken & (counted | zone)
 
 
 def _start_rows(
@@ -1118,7 +1140,7 @@ def _refuse_source_targets(
             if len(open_z):
                 z = _v(open_z[0])
                 why = (
-                    "has no untreated row of its own"
+                    "has no untreated row of its own, or no clean row shares that period"
                     if seen[zones.get_loc(z), j]
                     else "has no outcome then"
                 )
@@ -1133,14 +1155,16 @@ def _refuse_source_targets(
             raise EstimationError(
                 f"{where}: {int(gap.sum())} exposed unit-period(s) are exposed only by zone "
                 "units of the sample without an estimated gain in that period (outcome "
-                f"missing then, or no untreated row of their own; e.g. unit "
+                "missing then, no untreated row of their own, or no clean row in that period; "
+                "e.g. unit "
                 f"{unit!r} in period {period_values[j]}: {example}){more}. A zone "
                 "without an estimated gain has no direct target in that period, so its gain is in "
                 "no total while its neighbours' losses would count in spillover_total, net "
                 "and the displacement share. This engine's CS pieces, cohorts from the "
-                "exposure onset, cannot split those unit-periods off zone units exposed before "
-                "their own zone (or where the zones' gains differ between the two bases' "
-                "rules); the imputation base reports them apart (spillover_from_sources): use "
+                "exposure onset, cannot split those unit-periods off where the zones' gains "
+                "differ between the two bases' rules (an untreated row of its own suffices "
+                "for the CS base; the imputation base also needs a clean row in that period); "
+                "the imputation base reports them apart (spillover_from_sources): use "
                 "base_estimator='imputation' (on this engine or in memory)."
             )
     if n:
@@ -1383,7 +1407,7 @@ def fit(
         lost = compute_blocks([_zone_loss_rows], dpanel.partitions(), tab=tab, outcome=outcome)
         soz_targets = pd.concat(lost).groupby(level=0).sum() if lost else pd.Series(dtype=int)
         n_soz = int(soz_targets.sum())
-        zp = _zone_panel(dpanel, outcome, tab, rule["controls"]) if n_soz else None
+        zp = _zone_panel(dpanel, outcome, tab, rule["controls"], blank) if n_soz else None
         if zp is not None:
             pieces["spillover_on_zones"] = zp
         pieces["naive"] = (dpanel, _target_cells(naive))
@@ -1419,8 +1443,16 @@ def fit(
         rows = _start_rows(tab, units, dpanel.periods, observed, is_src)
         if len(taken):
             lost = is_src & obs & (is_pure | is_mixed)[:, None]
-            times = np.broadcast_to(np.asarray(dpanel.periods, float), lost.shape)[lost]
-            extra = pd.DataFrame({"time": times, "piece": "", "source": True, "late": False})
+            i, j = np.nonzero(lost)
+            times = np.asarray(dpanel.periods, float)[j]
+            # a zone unit's are spillover_on_zones's, counted there (_zone_loss_rows) from
+            # its sample onset: moved to the source piece as the start rows are
+            zone_row = np.isfinite(units["cohort"].reindex(tab.index).to_numpy(float))[i]
+            e_est = tab["exposure_onset_sample"].to_numpy(float)[i]
+            extra = pd.DataFrame({
+                "time": times, "piece": np.where(zone_row, "spillover_on_zones", ""),
+                "source": True, "late": zone_row & (times >= e_est),
+            })  # fmt: skip
             rows = pd.concat([rows, extra], ignore_index=True) if len(rows) else extra
             n_pure = int((lost & is_pure[:, None]).sum())
             mixed = tab.index[is_mixed].to_numpy()

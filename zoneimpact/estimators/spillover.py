@@ -68,8 +68,8 @@ rings, where each ring piece takes its own ring's: still untreated, unexposed ro
 the sum then differs from the unsplit fit's by that choice of controls (0.15 on -164 in a
 reviewer's noisy two-ring world). The Dask engine's imputation base splits them alike.
 The CS base (either engine), whose pieces are cohorts starting at the exposure onset,
-handles those periods of non-zone units (below) and refuses a fit that has them in zone
-units before their own zone (:func:`source_only_refusal`); units exposed from the first
+handles those periods (below) and refuses a fit only where its gain rule and the imputation
+base's disagree on them (:func:`source_only_refusal`); units exposed from the first
 period are estimated by no base, and the CS base counts them as unidentified in the same
 pieces as the imputation base (:func:`_cs_unentered`). The CS base leaves zone
 units without an untreated row of their own out of its direct piece, as BJS's step 1
@@ -78,11 +78,16 @@ exposed period of which is source-only (:func:`_cs_source_units`): it leaves the
 its ring pieces and ``spillover_from_sources`` NaN, their targets unidentified
 (``info["cs_sources_note"]``, a warning); a non-zone unit with both kinds of exposed periods
 stays in its ring piece with the outcome of its source-only periods blanked there, so that
-it enters only the ATT(g,t) of its counted periods (:func:`_cs_source_units`). It still
-refuses zone units exposed by such zones before their own (on either engine). The CS base finds the
-zones without an estimated gain by the imputation base's rule; a zone it cannot estimate
-for its own reasons (its base period ``g - 1`` missing) is only named by the generic
-warning on unidentified targets, its neighbours' losses still in net. ``net_region_did`` keeps counting the
+it enters only the ATT(g,t) of its counted periods (:func:`_cs_source_units`); so does a
+zone unit exposed by such zones before its own, in ``spillover_on_zones``. Under
+``"drop_rows"`` a zone unit exposed before its own zone has no base period ``g - 1`` in the
+direct piece; the CS base puts it in the cohort that follows its last untreated observed
+period, so that its targets are long differences from there, as the imputation base
+imputes them (:func:`_rebased_direct`; CS's missing-at-random reading had given them its
+cohort-mates' ATT(g,t)). The CS base finds the zones without an estimated gain by the
+imputation base's rule; a zone it cannot estimate for its own reasons (its base period
+``g - 1`` missing, not for exposure) is only named by the generic warning on unidentified
+targets, its neighbours' losses still in net. ``net_region_did`` keeps counting the
 losses to source zones (``info["net_region_did_sources_note"]``): compare it with ``net +
 spillover_from_sources_total``. The CS base estimates
 ``spillover_on_zones`` on its own panel (:func:`zones_exposed_panel`: those zone units
@@ -1198,7 +1203,7 @@ def _cs_fits(
     With ``weights`` each piece is CS with those sampling weights (its ATT a weighted mean
     of the target unit-periods' effects) and the total multiplies it by their weight sum.
     ``source_only``: units left out of the ring pieces and the rows whose outcome they
-    blank (:func:`_cs_source_cells`);
+    and ``spillover_on_zones`` blank (:func:`_cs_source_cells`);
     ``no_untreated``: zone units left out of the direct piece
     (:func:`_zones_without_untreated`).
     """
@@ -1224,6 +1229,8 @@ def _cs_fits(
         kept = {
             k: _blanked_rows(_without_units(pp, pure), outcome, cells)
             if k.startswith("spillover:")
+            else _blanked_rows(pp, outcome, cells)
+            if k == "spillover_on_zones"
             else pp
             for k, pp in piece_panels.items()
         }
@@ -2607,10 +2614,10 @@ def _recount(f: _PieceFit, n: int, by: tuple[tuple[Any, int], ...]) -> _PieceFit
 def source_only_refusal(n: int, where: str) -> EstimationError:
     """The refusal of a base or engine that cannot split off the ``n`` unit-periods
     exposed only by zones outside the sample or unobserved then (module notes): the CS
-    base (in memory or on Dask) blanks such rows of non-zone units in its ring pieces
-    (:func:`_cs_source_units`), but not those of zone units exposed before their own zone,
-    nor rows whose source status differs between its gain rule and the imputation base's;
-    keeping them among the losses would count a loss without its gain."""
+    base (in memory or on Dask) blanks such rows in its ring pieces and
+    ``spillover_on_zones`` (:func:`_cs_source_units`), but not rows whose source status
+    differs between its gain rule and the imputation base's; keeping them among the
+    losses would count a loss without its gain."""
     return EstimationError(
         f"{where}: {n} exposed unit-period(s) are exposed only by zones outside the "
         "estimation sample (Panel.sources: zones of units outside the panel, or zone units "
@@ -2619,11 +2626,10 @@ def source_only_refusal(n: int, where: str) -> EstimationError:
         "row of their own). Their losses belong to a zone whose "
         "gain no total counts, so the imputation base reports them apart "
         "(spillover_from_sources) and leaves them out of net and the displacement share; "
-        "this base cannot split them off its cohorts where they belong to zone units "
-        "exposed before their own zone (drop_rows leaves such a unit no base period), or to "
-        "units whose exposing zones have a gain under this base's rule (an untreated row of "
-        "their own) but not under the imputation base's. Use base_estimator='imputation' "
-        "(in memory or on the Dask engine)."
+        "this base cannot split them off its cohorts where they belong to units whose "
+        "exposing zones have a gain under this base's rule (an untreated row of their own) "
+        "but not under the imputation base's (which also needs a clean row in that period). "
+        "Use base_estimator='imputation' (in memory or on the Dask engine)."
     )
 
 
@@ -2639,10 +2645,11 @@ def _refuse_source_targets(split: _Split, where: str) -> None:
 
 
 def _cs_source_units(split: _Split) -> tuple[np.ndarray, np.ndarray]:
-    """Non-zone units (masks over ``split.units``) with source-only targets
-    (``SOURCE_PIECES``: periods in which exposure reaches them only from zones whose gain
-    is in no total) that the CS base takes: those with no target in a ring piece
-    (``pure``) and those with some (``mixed``). The CS base counts their source-only
+    """Units (masks over ``split.units``) with source-only targets (``SOURCE_PIECES``:
+    periods in which exposure reaches them only from zones whose gain is in no total) that
+    the CS base takes: non-zone units with no target in a ring piece (``pure``), and
+    non-zone units with some and zone units exposed before their own zone (``mixed``).
+    The CS base counts their source-only
     targets as the source pieces' unidentified ones (:func:`_cs_unentered`), as the
     imputation base leaves them out of net and the displacement share. A pure unit leaves
     its ring pieces (:func:`_cs_fits`; its rows before its exposure onset stay the direct
@@ -2651,16 +2658,15 @@ def _cs_source_units(split: _Split) -> tuple[np.ndarray, np.ndarray]:
     each ATT(g,t) uses the units observed in both of its periods (CS on unbalanced panels,
     :mod:`.callaway_santanna`), so the unit enters only the cells of its counted periods,
     each a long difference from its last period before any exposure, as the imputation
-    base imputes those periods from its unexposed rows.
+    base imputes those periods from its unexposed rows. A zone unit is blanked alike in
+    ``spillover_on_zones`` (a cohort from its exposure onset until its own zone); its gain
+    is counted from its last untreated observed period (:func:`_rebased_direct`), as the
+    imputation base counts it.
 
-    Zone units stay (the CS base refuses them, :func:`_refuse_source_targets`): under
-    ``pre_exposed="drop_rows"`` one exposed before its zone loses its base period
-    ``g - 1``, so CS estimates its gain only through cohort-mates observed then, while
-    its neighbours' losses count under the imputation rule (a reviewer's line world: net
-    -15 for a true 15). So do units whose exposing zones are gainless under the
-    imputation rule but not under the CS base's: an untreated row of its own suffices
-    there (:func:`_zones_without_untreated`), where BJS also needs a clean row in that
-    period."""
+    Units whose exposing zones are gainless under the imputation rule but not under the
+    CS base's stay (the CS base refuses them, :func:`_refuse_source_targets`): an
+    untreated row of its own suffices there (:func:`_zones_without_untreated`), where BJS
+    also needs a clean row in that period."""
     n_units = len(split.units)
     source, counted = np.zeros(n_units, dtype=bool), np.zeros(n_units, dtype=bool)
     src_rows = np.zeros(split.Y.shape, dtype=bool)
@@ -2676,8 +2682,8 @@ def _cs_source_units(split: _Split) -> tuple[np.ndarray, np.ndarray]:
     cs_source = _source_only(split.emap, tab, split.periods, cs_gain)
     agree = ~(src_rows & ~cs_source).any(axis=1)
     non_zone = ~np.isfinite(tab["cohort"].to_numpy(float))
-    taken = source & agree & non_zone & ~_exposed_from_start(split)[:, 0]
-    return taken & ~counted, taken & counted
+    taken = source & agree & ~_exposed_from_start(split)[:, 0]
+    return taken & ~counted & non_zone, taken & (counted | ~non_zone)
 
 
 def _cs_source_cells(split: _Split) -> tuple[np.ndarray, pd.MultiIndex]:
@@ -3736,7 +3742,7 @@ def _cs_sources_text(
         said.append(
             f"leaves {n_mixed} exposed unit-period(s) of {len(mixed)} {other}unit(s) (e.g. "
             f"{_v(mixed[0])!r}) out of the ATT(g,t) of its spillover pieces (their outcome "
-            "blanked there; their other exposed periods stay): in those "
+            "blanked there; any other exposed periods stay): in those "
             + ("too " if said else "")
             + why
         )
