@@ -25,6 +25,7 @@ import pandas as pd
 import pytest
 from conftest import mc_reps
 from test_spillover_sources_split import UNITS, YEARS, _dask_equals_memory, _dask_panel, _panel
+from test_spillover_sources_split import _world as _split_world
 
 from zoneimpact.estimators import spillover
 from zoneimpact.exposure import build_exposure
@@ -111,6 +112,20 @@ def test_cs_base_takes_the_last_untreated_observed_period_as_base(tmp_path):
     q = _panel(noisy)
     _dask_equals_memory(q, build_exposure(q, "adjacency"), "callaway_santanna",
                         _dask_panel(q, tmp_path))  # fmt: skip
+
+
+def test_dask_rebases_on_the_panels_periods_as_in_memory(tmp_path):
+    # a reviewer's world: u11 (2007, exposed by u10 from 2005) was last observed untreated
+    # in 2003, and only u41 has a 2004 row, which the direct piece does not hold. Both
+    # engines put u11 in the panel's next period (2004) after its base 2003: Dask had read
+    # the panel's periods and memory the piece's (2005), the same estimates with direct SEs
+    # of 1.34 against 0.37. Now equal to 1e-10 (_dask_equals_memory)
+    df = _split_world({"u10": 2005, "u11": 2007, "u40": 2003}, noise=1.0)
+    df = df[(df["time"] != 2004) | (df["unit"] == "u41")].reset_index(drop=True)
+    p = _panel(df)
+    _dask_equals_memory(
+        p, build_exposure(p, "adjacency"), "callaway_santanna", _dask_panel(p, tmp_path)
+    )
 
 
 def test_reduced_monte_carlo_of_the_cs_base_with_zones_exposed_before_their_own():

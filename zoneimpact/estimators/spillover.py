@@ -1215,7 +1215,11 @@ def _cs_fits(
         # _check_identified has refused a split whose zone units all lack an untreated row
         assert direct_kept is not None
         direct_p = direct_kept
-    rebased = _rebased_direct(direct_p, emap, outcome) if pre_exposed == "drop_rows" else direct_p
+    rebased = (
+        _rebased_direct(direct_p, emap, outcome, panel.periods)
+        if pre_exposed == "drop_rows"
+        else direct_p
+    )
     moved, direct_p = rebased is not direct_p, rebased
     piece_panels = {"direct": direct_p, **{f"spillover:{r}": p for r, p in spill_p.items()}}
     soz_p, soz_target = _zones_exposed(panel, outcome, emap, controls, pre_exposed)
@@ -1416,7 +1420,7 @@ def _without_units(piece: Panel, units: np.ndarray) -> Panel | None:
     return _subpanel(piece, keep, g)
 
 
-def _rebased_direct(piece: Panel, emap: ExposureMap, outcome: str) -> Panel:
+def _rebased_direct(piece: Panel, emap: ExposureMap, outcome: str, periods: Any) -> Panel:
     """The CS direct piece with each zone unit exposed before its own zone in the cohort
     that follows its last observed untreated period ``b`` (``e``, its exposure onset, when
     it is observed in ``e - 1``) rather than its zone's ``g``.
@@ -1432,7 +1436,9 @@ def _rebased_direct(piece: Panel, emap: ExposureMap, outcome: str) -> Panel:
     ATT(g,t) times its targets is the sum of their effects either way. The control sets do
     not change: its rows after ``b`` were nobody's controls, and before that it is not yet
     treated under either cohort. Units without an untreated observed row have already left
-    the piece (:func:`_zones_without_untreated`)."""
+    the piece (:func:`_zones_without_untreated`). ``periods``: the panel's periods, whose
+    next one after ``b`` is the cohort even when the piece has no row then (the Dask
+    engine reads the same grid, ``_rebased_cohorts``)."""
     d = piece.data
     unit = d["unit"].to_numpy()
     t = d["time"].to_numpy(float)
@@ -1444,7 +1450,7 @@ def _rebased_direct(piece: Panel, emap: ExposureMap, outcome: str) -> Panel:
         return piece
     seen = early & (t < onset) & d[outcome].notna().to_numpy()
     last = pd.Series(t[seen]).groupby(unit[seen]).max()
-    grid = np.unique(t)
+    grid = np.asarray(periods, dtype=float)
     after = pd.Series(grid[np.minimum(np.searchsorted(grid, last, "right"), grid.size - 1)],
                       index=last.index)  # fmt: skip
     cohort = np.where(early, after.reindex(unit).to_numpy(float), g)
