@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import mc_reps
-from test_spillover_sources_split import UNITS, YEARS, _dask_equals_memory, _dask_panel, _panel
+from test_spillover_sources_split import _dask_equals_memory, _dask_panel, _panel
 from test_spillover_sources_split import _world as _split_world
 
 from zoneimpact.estimators import spillover
@@ -38,20 +38,7 @@ ZONES = {"u10": 2002, "u11": 2005, "u12": 2005, "u30": 2003, "u31": 2006, "u50":
 
 def _world(noise: float = 0.0, seed: int = 1) -> pd.DataFrame:
     """Outcomes on the line (module notes); ``eff`` is each unit-period's true effect."""
-    rng = np.random.default_rng(seed)
-    a = {u: rng.normal() * 5 for u in UNITS}
-    b = {t: rng.normal() for t in YEARS}
-    rows = []
-    for i, u in enumerate(UNITS):
-        own = ZONES.get(u, np.inf)
-        for t in YEARS:
-            eff = 10.0 if t >= own else 0.0
-            for j in (i - 1, i + 1):
-                if ZONES.get(f"u{j:02d}", np.inf) <= t:
-                    eff -= 5.0
-            y = 100 + a[u] + b[t] + eff + noise * rng.normal()
-            rows.append(dict(unit=u, time=t, cohort=ZONES.get(u, np.nan), y=y, eff=eff))
-    return pd.DataFrame(rows)
+    return _split_world(ZONES, noise=noise, seed=seed, persist=True)
 
 
 def _fit(p, base: str):

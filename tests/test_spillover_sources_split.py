@@ -30,9 +30,12 @@ UNITS = [f"u{i:02d}" for i in range(N)]
 G = 10.0  # a zone's yearly gain; each of its two neighbours loses G / 2 while not a zone
 
 
-def _world(zones: dict[str, int], noise: float = 0.0, seed: int = 1) -> pd.DataFrame:
+def _world(
+    zones: dict[str, int], noise: float = 0.0, seed: int = 1, persist: bool = False
+) -> pd.DataFrame:
     """Outcomes on the line: unit and year effects, ``+G`` for an open zone, ``-G/2`` per
-    open adjacent zone for a unit that is not (yet) a zone itself; ``eff`` is the truth."""
+    open adjacent zone for a unit that is not (yet) a zone itself (with ``persist``, for
+    every unit, its own zone open or not); ``eff`` is the truth."""
     rng = np.random.default_rng(seed)
     a = {u: rng.normal() * 5 for u in UNITS}
     b = {t: rng.normal() for t in YEARS}
@@ -43,7 +46,7 @@ def _world(zones: dict[str, int], noise: float = 0.0, seed: int = 1) -> pd.DataF
             eff = G if t >= own else 0.0
             for j in (i - 1, i + 1):
                 v = f"u{j:02d}"
-                if v in zones and t >= zones[v] and t < own:
+                if v in zones and t >= zones[v] and (persist or t < own):
                     eff -= G / 2
             y = 100 + a[u] + b[t] + eff + noise * rng.normal()
             rows.append(dict(unit=u, time=t, cohort=zones.get(u, np.nan), y=y, eff=eff))
