@@ -1387,14 +1387,7 @@ def fit(
         direct_tab = tab.assign(role=tab["role"].mask(left_out, "left_out"))
         rebase = _rebased_cohorts(tab, units, observed, dpanel.periods, pre_exposed)
         pieces: dict[str, tuple[DaskPanel, pd.Series]] = {
-            "direct": _piece_panel(
-                dpanel,
-                outcome,
-                direct_tab,
-                None,
-                rule,
-                rebase=rebase,
-            )  # fmt: skip
+            "direct": _piece_panel(dpanel, outcome, direct_tab, None, rule, rebase=rebase)
         }
         leave = pure if len(pure) else None
         for r in rings:
