@@ -117,6 +117,7 @@ from ..estimators.spillover import (
     _zone_piece_selection,
     baseline_values,
     first_complete_rows,
+    rebased_cohorts,
     source_only_refusal,
     unobserved_note,
 )
@@ -234,25 +235,29 @@ def _rebased_cohorts(
     pre_exposed: str,
 ) -> pd.Series | None:
     """The CS direct piece's cohorts of the zone units exposed before their zone under
-    ``"drop_rows"``: the period that follows each one's last observed row before its
-    exposure onset (the in-memory ``_rebased_direct``), by unit; None when none is.
-    ``observed``: the zone units' (``unit``, ``time``) pairs with an outcome."""
+    ``"drop_rows"`` (``rebased_cohorts``, as the in-memory ``_rebased_direct``), by unit;
+    None when none is. ``observed``: the zone units' (``unit``, ``time``) pairs with an
+    outcome."""
     if pre_exposed != "drop_rows":
         return None
     u = observed["unit"].to_numpy()
-    t = observed["time"].to_numpy(float)
-    g = units["cohort"].reindex(u).to_numpy(float)
-    onset = tab["exposure_onset"].reindex(u).to_numpy(float)
-    direct = (tab["role"].reindex(u) == "direct").to_numpy()
-    seen = direct & (onset < g) & (t < onset)
-    if not seen.any():
-        return None
-    last = pd.Series(t[seen]).groupby(u[seen]).max()
-    grid = np.asarray(periods, float)
-    return pd.Series(
-        grid[np.minimum(np.searchsorted(grid, last.to_numpy(), "right"), grid.size - 1)],
-        index=last.index,
+    after = rebased_cohorts(
+        u,
+        observed["time"].to_numpy(float),
+        units["cohort"].reindex(u).to_numpy(float),
+        tab["exposure_onset"].reindex(u).to_numpy(float),
+        (tab["role"].reindex(u) == "direct").to_numpy(),
+        periods,
     )
+    return None if after.empty else after
+
+
+def _blank(out: pd.DataFrame, cells: pd.MultiIndex | None, column: str) -> pd.DataFrame:
+    """``out`` (a piece's rows, a copy) with ``column`` missing in ``cells`` (the in-memory
+    ``_blanked_rows``)."""
+    if cells is not None and len(cells):
+        out[column] = out[column].mask(_in_cells(out, cells))
+    return out
 
 
 def _piece_rows(
@@ -310,9 +315,7 @@ def _piece_rows(
         rows = rows & ~_in_cells(df, src)
     if leave is not None:
         rows = rows & ~np.isin(unit, leave)
-    out = df.loc[rows].copy()
-    if blank is not None and len(blank):
-        out[blank_in] = out[blank_in].mask(_in_cells(out, blank))
+    out = _blank(df.loc[rows].copy(), blank, blank_in)
     cohort = np.where(in_ring, onset, np.inf)[rows]
     return _recode_cohorts(out, cohort, window)
 
@@ -387,10 +390,7 @@ def _zone_piece_rows(
     if src is not None:
         treated = df["time"].to_numpy(float) >= cohort
         rows = rows & ~(treated & (_in_cells(df, src) != sources))
-    out = df.loc[rows].copy()
-    if blank is not None and len(blank):
-        out[blank_in] = out[blank_in].mask(_in_cells(out, blank))
-    return _recode_cohorts(out, cohort[rows], window)
+    return _recode_cohorts(_blank(df.loc[rows].copy(), blank, blank_in), cohort[rows], window)
 
 
 def _source_piece_rows(

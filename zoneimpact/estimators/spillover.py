@@ -1215,11 +1215,7 @@ def _cs_fits(
         # _check_identified has refused a split whose zone units all lack an untreated row
         assert direct_kept is not None
         direct_p = direct_kept
-    rebased = (
-        _rebased_direct(direct_p, emap, outcome, panel.periods)
-        if pre_exposed == "drop_rows"
-        else direct_p
-    )
+    rebased = _rebased_direct(direct_p, emap, outcome, panel.periods, pre_exposed)
     moved, direct_p = rebased is not direct_p, rebased
     piece_panels = {"direct": direct_p, **{f"spillover:{r}": p for r, p in spill_p.items()}}
     soz_p, soz_target = _zones_exposed(panel, outcome, emap, controls, pre_exposed)
@@ -1420,7 +1416,9 @@ def _without_units(piece: Panel, units: np.ndarray) -> Panel | None:
     return _subpanel(piece, keep, g)
 
 
-def _rebased_direct(piece: Panel, emap: ExposureMap, outcome: str, periods: Any) -> Panel:
+def _rebased_direct(
+    piece: Panel, emap: ExposureMap, outcome: str, periods: Any, pre_exposed: str
+) -> Panel:
     """The CS direct piece with each zone unit exposed before its own zone in the cohort
     that follows its last observed untreated period ``b`` (``e``, its exposure onset, when
     it is observed in ``e - 1``) rather than its zone's ``g``.
@@ -1437,29 +1435,53 @@ def _rebased_direct(piece: Panel, emap: ExposureMap, outcome: str, periods: Any)
     not change: its rows after ``b`` were nobody's controls, and before that it is not yet
     treated under either cohort. Units without an untreated observed row have already left
     the piece (:func:`_zones_without_untreated`). ``periods``: the panel's periods, whose
-    next one after ``b`` is the cohort even when the piece has no row then (the Dask
-    engine reads the same grid, ``_rebased_cohorts``)."""
+    next one after ``b`` is the cohort even when the piece has no row then
+    (:func:`rebased_cohorts`, which the Dask engine shares). Other ``pre_exposed`` rules
+    keep the piece as it is."""
+    if pre_exposed != "drop_rows":
+        return piece
     d = piece.data
     unit = d["unit"].to_numpy()
-    t = d["time"].to_numpy(float)
     g = d["cohort"].to_numpy(float)
     roles = emap.roles_of(pd.unique(unit))
-    onset = roles["exposure_onset"].reindex(unit).to_numpy(float)
-    early = (roles["role"].reindex(unit) == "direct").to_numpy() & (onset < g)
-    if not early.any():
+    seen = d[outcome].notna().to_numpy()
+    after = rebased_cohorts(
+        unit[seen],
+        d["time"].to_numpy(float)[seen],
+        g[seen],
+        roles["exposure_onset"].reindex(unit[seen]).to_numpy(float),
+        (roles["role"].reindex(unit[seen]) == "direct").to_numpy(),
+        periods,
+    )
+    if after.empty:
         return piece
-    seen = early & (t < onset) & d[outcome].notna().to_numpy()
-    last = pd.Series(t[seen]).groupby(unit[seen]).max()
-    grid = np.asarray(periods, dtype=float)
-    after = pd.Series(grid[np.minimum(np.searchsorted(grid, last, "right"), grid.size - 1)],
-                      index=last.index)  # fmt: skip
-    cohort = np.where(early, after.reindex(unit).to_numpy(float), g)
+    cohort = after.reindex(unit).to_numpy(float)
     return _subpanel(piece, np.ones(len(d), dtype=bool), np.where(np.isnan(cohort), g, cohort))
 
 
+def rebased_cohorts(
+    unit: np.ndarray,
+    t: np.ndarray,
+    g: np.ndarray,
+    onset: np.ndarray,
+    zone: np.ndarray,
+    periods: Any,
+) -> pd.Series:
+    """By unit, the CS direct cohort of each zone unit exposed before its own zone
+    (``zone`` and ``onset < g``): the period of ``periods`` that follows its last row
+    before its exposure onset among the rows given (those with an outcome) (the in-memory
+    :func:`_rebased_direct` and the Dask engine's ``_rebased_cohorts``)."""
+    seen = zone & (onset < g) & (t < onset)
+    last = pd.Series(t[seen]).groupby(unit[seen]).max()
+    grid = np.asarray(periods, dtype=float)
+    at = np.minimum(np.searchsorted(grid, last.to_numpy(), "right"), grid.size - 1)
+    return pd.Series(grid[at], index=last.index, dtype=float)
+
+
 def _blanked_rows(piece: Panel | None, outcome: str, cells: pd.MultiIndex) -> Panel | None:
-    """A CS ring piece with the outcome of ``cells`` (``unit``, ``time``) missing: its units
-    then enter only the ATT(g,t) of their other periods (:func:`_cs_source_units`)."""
+    """A CS ring or ``spillover_on_zones`` piece with the outcome of ``cells`` (``unit``,
+    ``time``) missing: its units then enter only the ATT(g,t) of their other periods
+    (:func:`_cs_source_units`)."""
     if piece is None or not len(cells):
         return piece
     d = piece.data
@@ -2568,10 +2590,10 @@ def _cs_unentered(
     and leaves CS's ring panels (``outside_window="adjust"``) before CS counts targets, so
     its losses went unreported (a breaker's world: 24 targets, ``n_unidentified`` 0 and no
     warning). Its rows exposed only by zones outside the sample are the source pieces'
-    (NaN here: none has an unexposed row), as are those of the non-zone units the CS base
-    takes (:func:`_cs_source_units`: their source-only rows leave its ring pieces; any
-    other such row refuses the CS base); zone units' rows are counted by
-    :func:`_with_zone_losses` (``spillover_on_zones``). The direct targets of zone units
+    (NaN here: none has an unexposed row), as are those of the units the CS base takes
+    (:func:`_cs_source_units`: their source-only rows leave its ring pieces and
+    ``spillover_on_zones``; any other such row refuses the CS base); zone units' other rows
+    are counted by :func:`_with_zone_losses` (``spillover_on_zones``). The direct targets of zone units
     without an untreated row of their own (:func:`_zones_without_untreated`), left out of
     the CS direct piece, are counted as the imputation base counts them."""
     early = _exposed_from_start(split)
@@ -2643,7 +2665,7 @@ def _refuse_source_targets(split: _Split, where: str) -> None:
     """Refuse a base that cannot split off the source-only targets (:func:`source_only_refusal`)
     of units with an unexposed period that are also targets of a ring piece or of
     ``spillover_on_zones`` (units exposed from the first period leave the CS pieces, and
-    the CS base takes the non-zone units of :func:`_cs_source_units`)."""
+    the CS base takes the units of :func:`_cs_source_units`)."""
     late = ~_exposed_from_start(split) & ~np.logical_or(*_cs_source_units(split))[:, None]
     n = sum(int((p.target & late).sum()) for p in split.pieces if p.name in SOURCE_PIECES)
     if n:
@@ -2693,9 +2715,9 @@ def _cs_source_units(split: _Split) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _cs_source_cells(split: _Split) -> tuple[np.ndarray, pd.MultiIndex]:
-    """What the CS base's ring pieces leave out (:func:`_cs_source_units`): the pure
-    units, and the mixed units' source-only (``unit``, ``time``) rows, whose outcome they
-    blank."""
+    """What the CS base's ring pieces and ``spillover_on_zones`` leave out
+    (:func:`_cs_source_units`): the pure units, and the mixed units' source-only (``unit``,
+    ``time``) rows, whose outcome they blank."""
     pure, mixed = _cs_source_units(split)
     rows = np.zeros(split.Y.shape, dtype=bool)
     for p in split.pieces:
@@ -3716,8 +3738,8 @@ def _zones_without_untreated(split: _Split) -> np.ndarray:
 
 def _cs_sources_note(split: _Split) -> str:
     """``info["cs_sources_note"]``: the source-only unit-periods the CS base leaves out of
-    its ring pieces (:func:`_cs_source_units`: units all of whose exposed rows are such
-    rows, and the such rows of units with counted ones too), so that
+    its ring pieces and ``spillover_on_zones`` (:func:`_cs_source_units`: units all of
+    whose exposed rows are such rows, and the such rows of the other units), so that
     ``spillover_from_sources`` is not estimated."""
     pure, mixed = _cs_source_units(split)
     if not (pure.any() or mixed.any()):
