@@ -53,7 +53,7 @@ def _world(
     return pd.DataFrame(rows)
 
 
-def _panel(df: pd.DataFrame, sources: dict[str, int] = ()) -> Panel:
+def _panel(df: pd.DataFrame, sources: dict[str, int] = (), covariates: tuple = ()) -> Panel:
     """The panel without the ``sources`` units, which are passed as ``sources=``."""
     sources = dict(sources)
     geo = pd.DataFrame(
@@ -66,7 +66,7 @@ def _panel(df: pd.DataFrame, sources: dict[str, int] = ()) -> Panel:
         df[~df["unit"].isin(sources)],
         unit="unit", time="time", cohort="cohort", outcomes="y",
         geography=geo[~geo["unit"].isin(sources)], adjacency=adj,
-        sources=src if len(src) else None, never_values=(),
+        sources=src if len(src) else None, never_values=(), covariates=covariates,
     )  # fmt: skip
 
 
@@ -314,16 +314,16 @@ def _dask_panel(p: Panel, tmp_path):
                          cohort="cohort", never_values=(), npartitions=2)  # fmt: skip
 
 
-def _dask_equals_memory(p: Panel, emap, base: str, dp):
+def _dask_equals_memory(p: Panel, emap, base: str, dp, **kw):
     """The Dask fit of ``dp`` (``p``'s rows) and the in-memory fit with the same options
-    (unit clusters, no small-sample correction), after asserting that they agree: terms and
+    (unit clusters, no small-sample correction, and ``kw``), after asserting that they agree: terms and
     SEs to 1e-10 (the same formulas, sums in another order), the pieces table, and the
     notes (the in-memory net_region_did, which Dask does not compute, aside)."""
     zd = pytest.importorskip("zoneimpact.distributed")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = zd.spillover(dp, outcome="y", exposure=emap, base_estimator=base, n_boot=0)
-    mem = _fit(p, exposure=emap, small_sample="none", cluster="unit", base_estimator=base)
+        res = zd.spillover(dp, outcome="y", exposure=emap, base_estimator=base, n_boot=0, **kw)
+    mem = _fit(p, exposure=emap, small_sample="none", cluster="unit", base_estimator=base, **kw)
     a, b = res.terms.set_index("term"), mem.terms.set_index("term")
     assert a.index.tolist() == [t for t in b.index if t != "net_region_did"]
     for col in ("estimate", "se"):
@@ -748,6 +748,53 @@ def test_dask_engine_counts_a_gain_only_in_periods_with_a_clean_row(tmp_path, ba
         return
     res, _ = _dask_equals_memory(p, emap, base, dp)
     assert res.pieces.set_index("piece").loc["spillover_from_sources", "n_unidentified"] == 6
+
+
+# u40 opens in 2009, so u39's and u41's 2008 rows are controls of the ring piece; under
+# controls="never_exposed" the direct piece's 2008 controls are the clean units and u40
+THIN_ZONES = {"u10": 2002, "u20": 2004, "u30": 2006, "u40": 2009}
+
+
+def _thin_world(with_u40: bool) -> pd.DataFrame:
+    """Noise-free outcomes with one clean unit's 2008 outcome kept (and u40's if
+    ``with_u40``), and a covariate ``x`` that moves nothing."""
+    df = _world(THIN_ZONES)
+    near = {f"u{int(u[1:]) + d:02d}" for u in THIN_ZONES for d in (-1, 0, 1)}
+    kept = {"u00", "u40"} if with_u40 else {"u00"}
+    gone = (df["time"] == 2008) & ~df["unit"].isin(kept) & ~(df["unit"].isin(near - {"u40"}))
+    x = dict(zip(UNITS, np.random.default_rng(3).normal(size=N), strict=True))
+    return df.assign(y=df["y"].mask(gone), x=df["unit"].map(x))
+
+
+def _assert_thin_2008_apart(res) -> None:
+    # the three zones open in 2008 have no imputed 2008 gain (the period is left out), so
+    # their neighbours' 6 x 5 losses then are set apart; the gains 190 less those 30
+    # against the losses 190 less those 30: net 0, share 1 (1e-9, noise-free). The code
+    # before counted the losses: net -30, share 1.1875
+    e = _est(res)
+    assert e["direct_total"] == pytest.approx(160.0, abs=1e-9)
+    assert e["spillover_total"] == pytest.approx(-160.0, abs=1e-9)
+    assert e["net"] == pytest.approx(0.0, abs=1e-9)
+    assert e["displacement_share"] == pytest.approx(1.0, abs=1e-10)
+    assert e["spillover_from_sources_total"] == pytest.approx(-30.0, abs=1e-9)
+    assert res.pieces.set_index("piece").at["direct", "left_out_periods"] == "2008"
+
+
+def test_a_period_left_out_for_the_covariates_counts_no_gain():
+    # with one covariate a period needs three clean units with another clean row: 2008
+    # has two in the direct piece (u00, u40) and three in the ring piece (u00, u39, u41)
+    p = _panel(_thin_world(with_u40=True), covariates=("x",))
+    _assert_thin_2008_apart(_fit(p, controls="never_exposed", covariates=["x"]))
+
+
+def test_dask_engine_counts_no_gain_in_a_thin_period_as_in_memory(tmp_path):
+    # without covariates a period needs two: the direct piece has u00 alone in 2008
+    p = _panel(_thin_world(with_u40=False))
+    emap = build_exposure(p, "adjacency")
+    dp = _dask_panel(p, tmp_path)
+    res, mem = _dask_equals_memory(p, emap, "imputation", dp, controls="never_exposed")
+    _assert_thin_2008_apart(res)
+    _assert_thin_2008_apart(mem)
 
 
 def test_messages_print_integer_unit_ids_plainly(tmp_path):

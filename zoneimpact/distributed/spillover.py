@@ -132,6 +132,7 @@ from ._frame import (
     compute_blocks,
     moments,
     pooled_moments,
+    summed,
     tie_columns,
     unit_tables,
     uses_column,
@@ -335,17 +336,57 @@ def _recode_cohorts(
     return out
 
 
-def _clean_periods(
-    df: pd.DataFrame, *, tab: pd.DataFrame, outcome: str, controls: str, pre_exposed: str
-) -> np.ndarray:
-    """The periods of a partition's clean rows of the direct piece (:func:`_piece_rows`
-    with ``ring=None``: untreated rows with an outcome)."""
+def _clean_counts(
+    df: pd.DataFrame,
+    *,
+    tab: pd.DataFrame,
+    outcome: str,
+    controls: str,
+    pre_exposed: str,
+    periods: np.ndarray,
+    thin: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Per period (of ``periods``) outside ``thin``, a partition's clean rows of the direct
+    piece (:func:`_piece_rows` with ``ring=None``: untreated rows with an outcome) and
+    those of units with another such row outside ``thin`` (``has``, ``paired``; a unit's
+    rows stay in one partition, so the counts add up)."""
     rows = _piece_rows(
         df, tab=tab, ring=None, controls=controls, pre_exposed=pre_exposed, window=None
     )
     t = rows["time"].to_numpy(float)
+    tc = np.searchsorted(periods, t)
     keep = (t < rows["cohort"].to_numpy(float)) & np.isfinite(rows[outcome].to_numpy(float))
-    return np.unique(t[keep])
+    keep &= ~thin[tc]
+    units = pd.factorize(rows["unit"])[0]
+    rows_of_unit = np.bincount(units[keep], minlength=int(units.max(initial=-1)) + 1)
+    paired = keep & (rows_of_unit[units] >= 2)
+    return {
+        "has": np.bincount(tc[keep], minlength=len(periods)).astype(float),
+        "paired": np.bincount(tc[paired], minlength=len(periods)).astype(float),
+    }
+
+
+def _clean_periods(
+    dpanel: DaskPanel, tab: pd.DataFrame, outcome: str, rule: Mapping[str, str], thin: bool
+) -> np.ndarray:
+    """The periods in which the direct piece has a clean row (:func:`_clean_counts`).
+    With ``thin`` (the imputation base) without those BJS's step 1 leaves out for one clean
+    unit or none with another clean row (the in-memory ``_without_thin_periods`` without
+    covariates, repeated until nothing changes; in-memory ``_counted_gain``): a zone's gain
+    is not imputed then."""
+    periods = np.asarray(dpanel.periods, float)
+    left = np.zeros(len(periods), dtype=bool)
+    while True:
+        c = summed(
+            compute_blocks(
+                [_clean_counts], dpanel.partitions(), tab=tab, outcome=outcome,
+                periods=periods, thin=left, **rule,
+            )
+        )  # fmt: skip
+        more = (c["has"] > 0) & (c["paired"] <= 1)
+        if not (thin and more.any()):
+            return periods[c["has"] > 0]
+        left |= more
 
 
 def _scan(df: pd.DataFrame, *, outcome: str) -> dict[str, Any]:
@@ -853,9 +894,12 @@ def _observed_zone_cover(
     gz = g[np.isfinite(g)][:, None]
     ez = emap.roles_of(zones)["exposure_onset"].to_numpy(float)[:, None]
     before = periods[None, :] < (np.minimum(gz, ez) if pre_exposed == "drop_rows" else gz)
-    untreated = (seen & before).any(axis=1, keepdims=True)
-    if clean is not None:
-        untreated = untreated & np.isin(periods, clean)[None, :]
+    if clean is None:
+        untreated = (seen & before).any(axis=1, keepdims=True)
+    else:
+        # an untreated row in a period whose clean rows step 1 keeps (_clean_periods)
+        kept = np.isin(periods, clean)[None, :]
+        untreated = (seen & before & kept).any(axis=1, keepdims=True) & kept
     if pre_exposed == "drop_units":
         # the dropped zone units count as before, whatever the period (_counted_gain)
         untreated = untreated | (ez < gz)
@@ -1330,12 +1374,10 @@ def fit(
     # the periods in which BJS's step 1 can impute a zone's gain (a clean row of the direct
     # piece then): a zone without one in a period exposes its neighbours as a source
     clean = (
-        np.unique(np.concatenate(compute_blocks(
-            [_clean_periods], dpanel.partitions(), tab=tab, outcome=outcome, **rule
-        )))
+        _clean_periods(dpanel, tab, outcome, rule, thin=base_estimator == "imputation")
         if linked
         else None
-    )  # fmt: skip
+    )
     rings = [r for r in exposure.rings if ((tab["role"] == "exposed") & (tab["ring"] == r)).any()]
     naive = compute_blocks([_scan], dpanel.partitions(), outcome=outcome)
     results: dict[str, EstimationResult] = {}

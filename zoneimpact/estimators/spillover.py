@@ -421,10 +421,13 @@ def _masks(
     emap: ExposureMap,
     controls: Controls,
     pre_exposed: PreExposed,
+    thin_k: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[_Piece], np.ndarray]:
     """Wide outcome matrix and the masks of every piece (same rows as ``emap.panels``),
     and the exposed unit-periods without an outcome that a ring piece or
-    ``spillover_on_zones`` would hold (:func:`unobserved_note`)."""
+    ``spillover_on_zones`` would hold (:func:`unobserved_note`). ``thin_k``: the
+    imputation base's number of covariates (:func:`_counted_gain`); None for the CS base,
+    whose step has no thin periods."""
     wide = panel.wide(outcome)
     units = wide.index.to_numpy()
     periods = wide.columns.to_numpy(float)
@@ -455,7 +458,7 @@ def _masks(
     ]
     # exposed only by zones whose gain no total counts then (module notes): the targets of
     # spillover_from_sources, out of the ring pieces' (whose controls they never were)
-    gain = _counted_gain(pieces[0], pre_exposed, obs & zone & (e < g) & (t >= g))
+    gain = _counted_gain(pieces[0], pre_exposed, obs & zone & (e < g) & (t >= g), thin_k)
     from_src = _source_only(emap, tab, periods, gain)
     counted = (t >= e) & ~from_src
     src_rings: list[Any] = []
@@ -504,17 +507,27 @@ def _masks(
     return Y, units, periods, pieces, unseen
 
 
-def _counted_gain(direct: _Piece, pre_exposed: PreExposed, dropped: np.ndarray) -> np.ndarray:
+def _counted_gain(
+    direct: _Piece, pre_exposed: PreExposed, dropped: np.ndarray, thin_k: int | None = None
+) -> np.ndarray:
     """The zone unit-periods whose gain the direct total counts (units x periods): the
     direct piece's targets that BJS's step 1 can impute, i.e. whose unit and period each
     hold a clean row (:func:`._bjs.fit_untreated`; a zone unit without an untreated row of
     its own has no estimated gain, and a breaker's world gave a share of 1.36 for a true 1
-    when its neighbours' losses still counted). A period thinned out for the covariates
-    (:func:`_without_thin_periods`) is not seen here. Under ``pre_exposed="drop_units"``
-    the observed rows of the dropped zone units after they open (``dropped``) count as
-    before (net is not reported then: :func:`_net_without_dropped_zones`)."""
-    unit_ok = np.any(direct.clean, axis=1, keepdims=True)
-    period_ok = np.any(direct.clean, axis=0, keepdims=True)
+    when its neighbours' losses still counted). With ``thin_k`` (the imputation base's
+    number of covariates) the periods its step 1 leaves out for too few clean units
+    (:func:`_without_thin_periods`) hold no clean row either: a reviewer's world gave net
+    -30 for a true 0 when their zones' gains went unestimated while their neighbours'
+    losses counted. Under ``pre_exposed="drop_units"`` the observed rows of the dropped
+    zone units after they open (``dropped``) count as before (net is not reported then:
+    :func:`_net_without_dropped_zones`)."""
+    clean = direct.clean
+    if thin_k is not None:
+        ui, ti = np.nonzero(clean)
+        thin = _thin_periods(np.column_stack([ti, ui]), clean.shape[1], thin_k)[0]
+        clean = clean & ~thin[None, :]
+    unit_ok = np.any(clean, axis=1, keepdims=True)
+    period_ok = np.any(clean, axis=0, keepdims=True)
     gain = direct.target & unit_ok & period_ok
     return gain | dropped if pre_exposed == "drop_units" else gain
 
@@ -998,19 +1011,7 @@ def _without_thin_periods(
     if k and np.linalg.matrix_rank(np.column_stack([np.ones(everyone.size), xb[everyone]])) <= k:
         # collinear covariates, not thin periods: fit_untreated refuses them by name
         return clean, cols, ()
-    thin = np.zeros(n_periods, dtype=bool)
-    at_drop = np.zeros(n_periods, dtype=int)  # a left-out period's units when it went
-    while True:
-        kept = pairs[~thin[pairs[:, 0]]]
-        rows_of_unit = np.bincount(kept[:, 1], minlength=int(ui.max()) + 1)
-        paired = kept[rows_of_unit[kept[:, 1]] >= 2]
-        per = np.bincount(paired[:, 0], minlength=n_periods)
-        has = np.bincount(kept[:, 0], minlength=n_periods) > 0
-        more = has & (per <= k + 1)
-        if not more.any():
-            break
-        thin |= more
-        at_drop[more] = per[more]
+    thin, at_drop, per, paired, has = _thin_periods(pairs, n_periods, k)
     if k:
         rank_short = [
             t
@@ -1039,6 +1040,30 @@ def _without_thin_periods(
         cols[own_cols[period_of_col]],
         tuple((periods[t], int(at_drop[t])) for t in left),
     )
+
+
+def _thin_periods(
+    pairs: np.ndarray, n_periods: int, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The periods :func:`_without_thin_periods` leaves out, from a piece's clean
+    (period, unit) ``pairs`` (codes) and ``k`` covariates: those whose clean units with
+    another clean row outside the left-out periods number ``k + 1`` or fewer, repeated
+    until nothing changes. Also each left-out period's count when it went, and, after the
+    last round, the per-period counts, the paired rows and which periods have clean rows."""
+    thin = np.zeros(n_periods, dtype=bool)
+    at_drop = np.zeros(n_periods, dtype=int)  # a left-out period's units when it went
+    n_units = int(pairs[:, 1].max()) + 1 if pairs.size else 0
+    while True:
+        kept = pairs[~thin[pairs[:, 0]]]
+        rows_of_unit = np.bincount(kept[:, 1], minlength=n_units)
+        paired = kept[rows_of_unit[kept[:, 1]] >= 2]
+        per = np.bincount(paired[:, 0], minlength=n_periods)
+        has = np.bincount(kept[:, 0], minlength=n_periods) > 0
+        more = has & (per <= k + 1)
+        if not more.any():
+            return thin, at_drop, per, paired, has
+        thin |= more
+        at_drop[more] = per[more]
 
 
 def _period_label(v: Any) -> str:
@@ -2197,7 +2222,8 @@ def fit(
     covs, (rng, start) = check_names(covariates, "covariates"), _replayable(rng)
     knn = (k_nearest, knn_among)
     emap = _exposure_map(panel, exposure, rings_km, within_region, knn, region_column)
-    split = _exposure_split(panel, outcome, emap, controls, pre_exposed, region_column)
+    thin_k = len(covs) if base_estimator == "imputation" else None
+    split = _exposure_split(panel, outcome, emap, controls, pre_exposed, region_column, thin_k)
     clusters = _cluster_codes(
         panel, split.units, outcome, cluster, conley_km, region_column, conley_kernel
     )
@@ -2306,12 +2332,13 @@ def _exposure_split(
     controls: Controls,
     pre_exposed: PreExposed,
     region_column: str = "region",
+    thin_k: int | None = None,
 ) -> _Split:
     """Split the panel by exposure into its pieces (direct, spillover rings, spillover on
-    zones, naive), each checked for identification."""
-    Y, units, periods, pieces, unseen = _masks(panel, outcome, emap, controls, pre_exposed)
+    zones, naive), each checked for identification. ``thin_k``: :func:`_masks`."""
+    Y, units, periods, pieces, unseen = _masks(panel, outcome, emap, controls, pre_exposed, thin_k)
     _check_identified(pieces, periods, units, pre_exposed)
-    _warn_unlinked_gaps(emap, units, periods, pieces, pre_exposed, np.isfinite(Y))
+    _warn_unlinked_gaps(emap, units, periods, pieces, pre_exposed, np.isfinite(Y), thin_k)
     return _Split(emap, controls, pre_exposed, Y, units, periods, pieces, region_column, unseen)
 
 
@@ -2322,6 +2349,7 @@ def _warn_unlinked_gaps(
     pieces: Sequence[_Piece],
     pre_exposed: PreExposed,
     obs: np.ndarray,
+    thin_k: int | None = None,
 ) -> None:
     """Warn when a map without links (built from onsets alone, or on a grid) meets zone
     unit-periods without an estimated gain (:func:`_counted_gain`): which units such a
@@ -2337,7 +2365,7 @@ def _warn_unlinked_gaps(
     g = tab["cohort"].to_numpy(float)[:, None]
     e = tab["exposure_onset"].to_numpy(float)[:, None]
     post = np.isfinite(g) & (t >= g)
-    gain = _counted_gain(pieces[0], pre_exposed, obs & post & (e < g))
+    gain = _counted_gain(pieces[0], pre_exposed, obs & post & (e < g), thin_k)
     n = int((post & ~gain).sum())
     if n:
         warnings.warn(
