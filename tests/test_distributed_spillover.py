@@ -578,10 +578,10 @@ def test_dask_cs_base_refuses_one_cluster_pieces_as_in_memory(
     client, tmp_path, late_unidentified
 ) -> None:
     # the same rule on the CS base (this engine's default): every zone unit in one cluster;
-    # or the 2008 and 2011 zone units in two, with the 2011 cohort's outcome missing in
-    # 2010 (its base period) so that none of its cells is estimated: the direct piece's
+    # or the 2008 and 2011 zone units in two, with the never-zone units' outcomes missing
+    # from 2011 on so that no cell of those years has a control: the direct piece's
     # estimated targets then sit in one cluster although its treated rows span two (the
-    # 2011 zone units exposed from 2008, whose base period is 2007, share the 2008
+    # 2011 zone units exposed from 2008, long-differenced from 2007, share the 2008
     # cohort's cluster). Both
     # engines refuse the same pieces and blank the same terms; the kept terms' SEs agree
     # to 1e-10 (absolute, as the CS comparisons above: the same formulas on the same rows)
@@ -600,7 +600,8 @@ def test_dask_cs_base_refuses_one_cluster_pieces_as_in_memory(
         assert ((g == 2011) & (onset < 2011)).any() and ((g == 2011) & (onset >= 2011)).any()
         label[(g == 2011) & (onset >= 2011)] = "zones2011"
         d = panel.data.copy()
-        d.loc[((d["cohort"] == 2011) & (d["time"] == 2010)).to_numpy(), "fdi"] = np.nan
+        never = ~np.isfinite(d["cohort"].to_numpy(float))
+        d.loc[never & (d["time"] >= 2011).to_numpy(), "fdi"] = np.nan
         panel = panel.replace(data=d)
     dp = _grp_panel(SimpleNamespace(panel=panel), label, tmp_path)
     with pytest.warns(UserWarning, match="Piece 'direct': every target") as rec:

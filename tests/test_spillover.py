@@ -739,11 +739,13 @@ def test_cs_base_counts_zones_exposed_before_their_own_from_their_last_unexposed
         assert r.coef("net") == pytest.approx(noise_free.truth.net_total["fdi"], rel=1e-9)
 
 
-def test_cs_base_totals_cover_only_the_cells_it_estimates(noise_free):
+def test_cs_base_long_differences_zone_units_missing_their_base_period(noise_free):
     # the 4 zone units of the 2010 cohort not exposed before it (the other 12 are, and
-    # are long-differenced from their last unexposed year) lose their base period 2009:
-    # CS cannot estimate the 2010 cohort's cells, and its att averages the others. The
-    # direct total must scale att by the covered unit-periods, not all 422.
+    # are long-differenced from their last unexposed year) lose their base period 2009.
+    # CS's missing-at-random reading left their 28 targets unidentified (no 2010 cohort
+    # cell had a unit observed in 2009) while their neighbours' losses counted; they now
+    # enter the 2009 cohort, long-differenced from 2008 as the imputation base imputes
+    # them, and every one of the 422 counts (exact data: the realised effects' sum, 1e-9)
     kw = dict(outcome="fdi", rng=1, n_boot=0, exposure="rings", rings_km=[(0, 100), (100, 200)])
     roles = build_exposure(noise_free.panel, "rings", rings_km=kw["rings_km"]).roles_of(
         noise_free.panel.unit_cohort.index
@@ -753,17 +755,37 @@ def test_cs_base_totals_cover_only_the_cells_it_estimates(noise_free):
     d = noise_free.panel.data
     gone = d["unit"].isin(plain) & (d["time"] == 2009)
     blanked = noise_free.panel.replace(data=d.assign(fdi=d["fdi"].mask(gone)))
-    with pytest.warns(UserWarning, match="Piece 'direct': 28 of 422"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # no target is left out
+        warnings.filterwarnings("ignore", message=".*(jackknife|missing|no outcome)")
         res = spillover.fit(blanked, base_estimator="callaway_santanna", **kw)
     f = noise_free.frame
     treated = f[f["cohort"].isin([2006, 2010, 2013]) & (f["year"] >= f["cohort"])]
-    covered = treated[~treated["unit"].isin(plain)]
-    # exact data: the total of the realised direct effects on the covered unit-periods
+    assert res.coef("direct_total") == pytest.approx(treated["fdi_direct"].sum(), rel=1e-9)
+    row = res.pieces.set_index("piece").loc["direct"]
+    assert (row["n_target_unit_periods"], row["n_unidentified"]) == (422, 0)
+
+
+def test_cs_base_totals_cover_only_the_cells_it_estimates(noise_free):
+    # without a never-zone outcome from 2015 on, no 2015-16 cell has a control: CS's att
+    # averages the others, and the direct total must scale it by the covered unit-periods,
+    # not all 422 (exact data: the realised effects' sum over those, 1e-9)
+    kw = dict(outcome="fdi", rng=1, n_boot=0, exposure="rings", rings_km=[(0, 100), (100, 200)])
+    d = noise_free.panel.data
+    gone = ~np.isfinite(d["cohort"].to_numpy(float)) & (d["time"] >= 2015).to_numpy()
+    blanked = noise_free.panel.replace(data=d.assign(fdi=d["fdi"].mask(gone)))
+    with pytest.warns(UserWarning, match=r"Piece 'direct': \d+ of 422"):
+        res = spillover.fit(blanked, base_estimator="callaway_santanna", **kw)
+    f = noise_free.frame
+    treated = f[f["cohort"].isin([2006, 2010, 2013]) & (f["year"] >= f["cohort"])]
+    covered = treated[treated["year"] < 2015]
     assert res.coef("direct_total") == pytest.approx(covered["fdi_direct"].sum(), rel=1e-9)
     row = res.pieces.set_index("piece").loc["direct"]
-    assert (row["n_target_unit_periods"], row["n_unidentified"]) == (len(covered), 28)
-    # the 28 are those units' unit-periods 2010-2016, counted by period in the pieces table
-    assert row["unidentified_by_period"] == ", ".join(f"{t}: 4" for t in range(2010, 2017))
+    lost = 422 - len(covered)
+    assert (row["n_target_unit_periods"], row["n_unidentified"]) == (len(covered), lost)
+    assert row["unidentified_by_period"] == ", ".join(
+        f"{t}: {n}" for t, n in treated[treated["year"] >= 2015].groupby("year").size().items()
+    )
 
 
 def test_dropping_pre_exposed_zone_units_leaves_net_and_share_unreported(noise_free):

@@ -101,6 +101,42 @@ def test_cs_base_takes_the_last_untreated_observed_period_as_base(tmp_path):
                         _dask_panel(q, tmp_path))  # fmt: skip
 
 
+@pytest.mark.parametrize("pre_exposed", ["drop_rows", "keep"])
+def test_cs_base_rebases_a_zone_unit_missing_its_base_period(tmp_path, pre_exposed):
+    # u50 (2006, never exposed before it) has no outcome in 2005, and its cohort-mate u31
+    # is long-differenced from 2002 (drop_rows): no 2006 unit is observed in 2005. CS's
+    # missing-at-random reading left u50's 4 targets unidentified while its neighbours'
+    # losses counted (net -40 for a true 0, noise-free); u50 now enters the cohort after
+    # 2004, its last untreated observed year, under any pre_exposed rule. Noise-free, the
+    # missing row then changes no total (1e-9), and nothing is left out
+    def fit(df, base):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return spillover.fit(_panel(df), outcome="y", exposure="adjacency", n_boot=0,
+                                 rng=0, small_sample="none", cluster="unit",
+                                 base_estimator=base, pre_exposed=pre_exposed)  # fmt: skip
+
+    df = _world()
+    gap = df.assign(y=df["y"].mask((df["unit"] == "u50") & (df["time"] == 2005)))
+    full, cs = fit(df, "callaway_santanna"), fit(gap, "callaway_santanna")
+    assert cs.pieces.set_index("piece").loc["direct", "n_unidentified"] == 0
+    for term in ("direct_total", "spillover_total", "net"):
+        assert cs.coef(term) == pytest.approx(full.coef(term), rel=1e-9, abs=1e-9, nan_ok=True)
+    if pre_exposed == "keep":
+        return  # its direct total counts u11's and u31's losses before their zone as gain
+    # drop_rows: the realised direct total and net 0 on both bases
+    treated = df[df["time"] >= df["cohort"]]
+    for r in (cs, fit(gap, "imputation")):
+        assert r.coef("direct_total") == pytest.approx(treated["eff"].sum(), rel=1e-9)
+        assert r.coef("net") == pytest.approx(0.0, abs=1e-9)
+    # the Dask engine rebases alike (terms, SEs, pieces and notes to 1e-10)
+    noisy = _world(noise=1.0)
+    noisy.loc[(noisy["unit"] == "u50") & (noisy["time"] == 2005), "y"] = np.nan
+    q = _panel(noisy)
+    _dask_equals_memory(q, build_exposure(q, "adjacency"), "callaway_santanna",
+                        _dask_panel(q, tmp_path))  # fmt: skip
+
+
 def test_dask_rebases_on_the_panels_periods_as_in_memory(tmp_path):
     # a reviewer's world: u11 (2007, exposed by u10 from 2005) was last observed untreated
     # in 2003, and only u41 has a 2004 row, which the direct piece does not hold. Both

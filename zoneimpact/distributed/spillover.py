@@ -17,8 +17,9 @@ per piece, computed where the data live:
    never). Both bases add the ``spillover_on_zones`` piece (zone units treated from an
    earlier zone's exposure until their own zone), as in memory; the CS base averages its
    ATT(g,t) by target count (``_target_weighted_att``), since its units leave at their
-   own zone. Under ``"drop_rows"`` the CS base's direct piece puts a zone unit exposed
-   before its own zone in the cohort that follows its last untreated observed period
+   own zone. The CS base's direct piece puts a zone unit without an untreated row in the
+   period before its zone (exposed before it under ``"drop_rows"``, or its outcome
+   missing then) in the cohort that follows its last untreated observed period
    (:func:`_rebased_cohorts`, the in-memory ``_rebased_direct``).
 3. **Base fits**: :func:`zoneimpact.distributed.callaway_santanna.fit` on every piece and
    on the whole panel (the ``naive`` piece), returning per-unit influence functions; or
@@ -235,12 +236,10 @@ def _rebased_cohorts(
     periods: Any,
     pre_exposed: str,
 ) -> pd.Series | None:
-    """The CS direct piece's cohorts of the zone units exposed before their zone under
-    ``"drop_rows"`` (``rebased_cohorts``, as the in-memory ``_rebased_direct``), by unit;
-    None when none is. ``observed``: the zone units' (``unit``, ``time``) pairs with an
-    outcome."""
-    if pre_exposed != "drop_rows":
-        return None
+    """The CS direct piece's cohorts of the zone units without an untreated row in the
+    period before their zone (``rebased_cohorts``, as the in-memory ``_rebased_direct``),
+    by unit; None when none is. ``observed``: the zone units' (``unit``, ``time``) pairs
+    with an outcome."""
     u = observed["unit"].to_numpy()
     after = rebased_cohorts(
         u,
@@ -249,6 +248,7 @@ def _rebased_cohorts(
         tab["exposure_onset"].reindex(u).to_numpy(float),
         (tab["role"].reindex(u) == "direct").to_numpy(),
         periods,
+        pre_exposed,
     )
     return None if after.empty else after
 

@@ -79,15 +79,19 @@ its ring pieces and ``spillover_from_sources`` NaN, their targets unidentified
 (``info["cs_sources_note"]``, a warning); a non-zone unit with both kinds of exposed periods
 stays in its ring piece with the outcome of its source-only periods blanked there, so that
 it enters only the ATT(g,t) of its counted periods (:func:`_cs_source_units`); so does a
-zone unit exposed by such zones before its own, in ``spillover_on_zones``. Under
-``"drop_rows"`` a zone unit exposed before its own zone has no base period ``g - 1`` in the
-direct piece; the CS base puts it in the cohort that follows its last untreated observed
-period, so that its targets are long differences from there, as the imputation base
-imputes them (:func:`_rebased_direct`; CS's missing-at-random reading had given them its
-cohort-mates' ATT(g,t)). The CS base finds the zones without an estimated gain by the
-imputation base's rule; a zone it cannot estimate for its own reasons (its base period
-``g - 1`` missing, not for exposure) is only named by the generic warning on unidentified
-targets, its neighbours' losses still in net. ``net_region_did`` keeps counting the
+zone unit exposed by such zones before its own, in ``spillover_on_zones``. A zone unit
+without a base period ``g - 1`` in the direct piece (under ``"drop_rows"`` one exposed
+before its own zone, or any whose outcome is missing then) enters the CS base's direct
+piece in the cohort that follows its last untreated observed period, so that its targets
+are long differences from there, as the imputation base imputes them
+(:func:`_rebased_direct`; CS's missing-at-random reading had given them its cohort-mates'
+ATT(g,t), or none without a mate observed in ``g - 1`` while its neighbours' losses
+counted). The CS base finds the zones without an estimated gain by the imputation base's
+rule; a zone it cannot estimate for its own reasons (a cell without a control observed at
+its base and target periods) is only named by the generic warning on unidentified
+targets, its neighbours' losses still in net. The imputation base's rule counts no gain in
+a period its step 1 leaves out for too few clean units (:func:`_without_thin_periods`,
+:func:`_counted_gain`). ``net_region_did`` keeps counting the
 losses to source zones (``info["net_region_did_sources_note"]``): compare it with ``net +
 spillover_from_sources_total``. The CS base estimates
 ``spillover_on_zones`` on its own panel (:func:`zones_exposed_panel`: those zone units
@@ -1444,27 +1448,28 @@ def _without_units(piece: Panel, units: np.ndarray) -> Panel | None:
 def _rebased_direct(
     piece: Panel, emap: ExposureMap, outcome: str, periods: Any, pre_exposed: str
 ) -> Panel:
-    """The CS direct piece with each zone unit exposed before its own zone in the cohort
-    that follows its last observed untreated period ``b`` (``e``, its exposure onset, when
-    it is observed in ``e - 1``) rather than its zone's ``g``.
+    """The CS direct piece with each zone unit without an untreated row in the period
+    before its zone in the cohort that follows its last observed untreated period ``b``
+    rather than its zone's ``g``.
 
-    Under ``pre_exposed="drop_rows"`` its rows from ``e`` to ``g - 1`` leave the piece, so
-    it has no base period ``g - 1``; CS's missing-at-random reading would then give its
-    targets its cohort-mates' ATT(g,t), which is wrong where its own effect differs (it
-    may keep losing to the earlier zone: a noise-free line world gave a direct total of
-    325 for a true 280). In the new cohort its targets (still ``t >= g``: the rows between
+    Under ``pre_exposed="drop_rows"`` a zone unit exposed before its own zone loses its
+    rows from its exposure onset ``e`` to ``g - 1`` (``b`` is then normally ``e - 1``);
+    any zone unit may also lack an outcome in ``g - 1``. It then has no base period
+    ``g - 1``, and CS's missing-at-random reading would give its targets its cohort-mates'
+    ATT(g,t), which is wrong where its own effect differs (it may keep losing to the
+    earlier zone: a noise-free line world gave a direct total of 325 for a true 280), or
+    none when no mate is observed in ``g - 1``, while its neighbours' losses count (net
+    -10 for a true 0). In the new cohort its targets (still ``t >= g``: the rows between
     are dropped or have no outcome) are long differences from ``b`` against the controls
     observed then and at ``t``, as the imputation base imputes them from its untreated
-    rows; it shares those cells with the zones opening right after ``b``, and a cell's
-    ATT(g,t) times its targets is the sum of their effects either way. The control sets do
-    not change: its rows after ``b`` were nobody's controls, and before that it is not yet
-    treated under either cohort. Units without an untreated observed row have already left
-    the piece (:func:`_zones_without_untreated`). ``periods``: the panel's periods, whose
-    next one after ``b`` is the cohort even when the piece has no row then
-    (:func:`rebased_cohorts`, which the Dask engine shares). Other ``pre_exposed`` rules
-    keep the piece as it is."""
-    if pre_exposed != "drop_rows":
-        return piece
+    rows (and as CS's own anticipation rule bases a cohort earlier); it shares those cells
+    with the zones opening right after ``b``, and a cell's ATT(g,t) times its targets is
+    the sum of their effects either way. The control sets do not change: its rows after
+    ``b`` were nobody's controls, and before that it is not yet treated under either
+    cohort. Units without an untreated observed row have already left the piece
+    (:func:`_zones_without_untreated`). ``periods``: the panel's periods, whose next one
+    after ``b`` is the cohort even when the piece has no row then (:func:`rebased_cohorts`,
+    which the Dask engine shares)."""
     d = piece.data
     unit = d["unit"].to_numpy()
     g = d["cohort"].to_numpy(float)
@@ -1477,6 +1482,7 @@ def _rebased_direct(
         roles["exposure_onset"].reindex(unit[seen]).to_numpy(float),
         (roles["role"].reindex(unit[seen]) == "direct").to_numpy(),
         periods,
+        pre_exposed,
     )
     if after.empty:
         return piece
@@ -1491,16 +1497,24 @@ def rebased_cohorts(
     onset: np.ndarray,
     zone: np.ndarray,
     periods: Any,
+    pre_exposed: str = "drop_rows",
 ) -> pd.Series:
-    """By unit, the CS direct cohort of each zone unit exposed before its own zone
-    (``zone`` and ``onset < g``): the period of ``periods`` that follows its last row
-    before its exposure onset among the rows given (those with an outcome) (the in-memory
-    :func:`_rebased_direct` and the Dask engine's ``_rebased_cohorts``)."""
-    seen = zone & (onset < g) & (t < onset)
-    last = pd.Series(t[seen]).groupby(unit[seen]).max()
+    """By unit, the CS direct cohort of each ``zone`` unit whose last untreated row among
+    the rows given (those with an outcome) precedes the period of ``periods`` before its
+    zone: the period that follows that row (the in-memory :func:`_rebased_direct` and the
+    Dask engine's ``_rebased_cohorts``). Its untreated rows end at its zone ``g``, and
+    under ``pre_exposed="drop_rows"`` at its exposure onset when that comes first."""
+    end = np.fmin(onset, g) if pre_exposed == "drop_rows" else g
+    seen = zone & (t < end)
+    by_unit = pd.DataFrame({"t": t[seen], "g": g[seen]}).groupby(unit[seen])
+    last, own = by_unit["t"].max(), by_unit["g"].first()
     grid = np.asarray(periods, dtype=float)
-    at = np.minimum(np.searchsorted(grid, last.to_numpy(), "right"), grid.size - 1)
-    return pd.Series(grid[at], index=last.index, dtype=float)
+    at = np.searchsorted(grid, last.to_numpy(), "right")
+    # a unit untreated until the last period (a zone after the data: never treated here)
+    # has no next period and keeps its cohort
+    inside = at < grid.size
+    after = pd.Series(grid[at[inside]], index=last.index[inside], dtype=float)
+    return after[after < own[inside]]
 
 
 def _blanked_rows(piece: Panel | None, outcome: str, cells: pd.MultiIndex) -> Panel | None:
