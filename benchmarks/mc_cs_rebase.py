@@ -18,7 +18,11 @@ N(0, ``--noise``\\ ²) noise; ``--missing`` blanks that share of rows at random.
 Truth: the world's realised effects on the fit's own targets: the direct total is the sum
 of the zone unit-periods' effects (each zone's gain less its losses to open neighbours), net
 adds every exposed non-zone and pre-zone unit-period's loss, the displacement share is
-``1 - net / direct_total``; with ``--missing`` the sums run over observed rows. Reported per
+``1 - net / direct_total``; with ``--missing`` the sums run over observed rows, and a loss
+counts only where an adjacent zone open then has an estimated gain (its outcome observed
+then): the others are ``spillover_from_sources``, which net leaves out with their zones'
+gains (session 43; session 42's truth counted them, a 10% bias in every base's spillover
+total at ``--missing 0.1`` that was the truth's). Reported per
 term and base: bias, SD, mean SE / SD and 95% coverage (normal intervals, estimate +- 1.96
 SE), for the imputation base and the CS base's analytic SEs (unit clusters, no small-sample
 correction) and the CS base's delete-one-cluster jackknife (unit clusters).
@@ -87,16 +91,36 @@ def panel(df: pd.DataFrame, outcome: str) -> Panel:
                             geography=geo, adjacency=adj, never_values=())  # fmt: skip
 
 
+def counted_losses(df: pd.DataFrame) -> np.ndarray:
+    """Rows (in ``df``'s order) whose loss the fit counts: exposed by an adjacent zone that
+    is open then with an estimated gain (its outcome observed then, and an observed row
+    before both its zone and its exposure, under ``pre_exposed="drop_rows"``). The others
+    are ``spillover_from_sources`` (their zones' gains are in no total), which net leaves
+    out; they occur only with ``--missing``."""
+    n_t = len(YEARS)
+    seen = df["y"].notna().to_numpy().reshape(N, n_t)
+    g = df["cohort"].to_numpy(float).reshape(N, n_t)[:, 0]
+    t = np.asarray(YEARS, float)[None, :]
+    g_pad = np.concatenate([[np.inf], np.where(np.isnan(g), np.inf, g), [np.inf]])
+    onset = np.minimum(g_pad[:-2], g_pad[2:])  # the first adjacent zone's opening
+    untreated = (seen & (t < np.minimum(g, onset)[:, None])).any(axis=1)
+    gain = seen & (t >= g[:, None]) & untreated[:, None]
+    gain_pad = np.vstack([np.zeros(n_t, bool), gain, np.zeros(n_t, bool)])
+    return (gain_pad[:-2] | gain_pad[2:]).ravel()
+
+
 def truths(df: pd.DataFrame) -> dict[str, float]:
-    """The realised totals over the observed rows (module notes)."""
-    seen = df[df["y"].notna()]
+    """The realised totals over the observed rows (module notes), losses only where the
+    fit counts them (:func:`counted_losses`)."""
+    observed = df["y"].notna().to_numpy()
+    seen, counted = df[observed], counted_losses(df)[observed]
     zone = seen["cohort"].notna()
     after = zone & (seen["time"] >= seen["cohort"])
     d_tot = float(seen.loc[after, "eff"].sum())
-    losses = float(seen.loc[~after, "eff"].sum())
+    losses = float(seen.loc[~after & counted, "eff"].sum())
     net = d_tot + losses
     return {"direct": d_tot / int(after.sum()), "direct_total": d_tot,
-            "spillover_total": float(seen.loc[~zone, "eff"].sum()), "net": net,
+            "spillover_total": float(seen.loc[~zone & counted, "eff"].sum()), "net": net,
             "displacement_share": 1 - net / d_tot}  # fmt: skip
 
 

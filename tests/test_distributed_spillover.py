@@ -381,8 +381,8 @@ def test_ring_units_exposed_outside_the_window_match_in_memory(parts) -> None:
 def test_dask_cs_base_survives_a_spillover_on_zones_piece_it_cannot_estimate(
     client, tmp_path
 ) -> None:
-    # as in memory (test_spillover): with the early zone units' outcome missing in the year
-    # before their exposure, no cell of the piece is estimable; both engines leave its
+    # as in memory (test_spillover): with the early zone units' outcome missing in every
+    # year before their exposure, no cell of the piece is estimable; both engines leave its
     # unit-periods unidentified and agree on everything else
     sim = simulate(rng=4, n_units=150, n_regions=10, first_year=2002, last_year=2016,
                    waves={2006: 0.4, 2010: 0.3, 2013: 0.3}, displacement_share=0.7,
@@ -393,7 +393,7 @@ def test_dask_cs_base_survives_a_spillover_on_zones_piece_it_cannot_estimate(
     early = (d["unit"].map(emap.table["role"]) == "direct").to_numpy() & (
         onset < d["cohort"].to_numpy(float)
     )
-    d.loc[early & (d["time"].to_numpy(float) == onset - 1), "fdi"] = np.nan
+    d.loc[early & (d["time"].to_numpy(float) < onset), "fdi"] = np.nan
     d[["unit", "time", "cohort", "fdi"]].to_parquet(tmp_path / "part-0.parquet", index=False)
     dp = zd.read_panel(
         str(tmp_path / "*.parquet"), unit="unit", time="time", outcomes=["fdi"],

@@ -975,10 +975,11 @@ def test_cs_base_counts_what_zone_units_lose_before_their_own_zone(zone_losses):
 
 
 def test_cs_base_survives_a_spillover_on_zones_piece_it_cannot_estimate(zone_losses):
-    # every zone unit exposed before its zone loses its outcome in the year before that
-    # exposure (the base period of all the piece's cells): CS estimates no cell of the
-    # piece, so its 142 unit-periods are unidentified and net is left without them (the
-    # other pieces are fitted as before), instead of the whole fit failing
+    # every zone unit exposed before its zone loses its outcome in every year before that
+    # exposure (a missing base alone no longer does it: such a unit is long-differenced
+    # from its last untreated observed year): CS estimates no cell of the piece, so its
+    # 142 unit-periods are unidentified and net is left without them (the other pieces
+    # are fitted), instead of the whole fit failing
     p = zone_losses.panel
     emap = spillover.fit(p, outcome="fdi", rng=1, n_boot=0).exposure
     d = p.data.copy()
@@ -986,7 +987,7 @@ def test_cs_base_survives_a_spillover_on_zones_piece_it_cannot_estimate(zone_los
     early = (d["unit"].map(emap.table["role"]) == "direct").to_numpy() & (
         onset < d["cohort"].to_numpy(float)
     )
-    d.loc[early & (d["time"].to_numpy(float) == onset - 1), "fdi"] = np.nan
+    d.loc[early & (d["time"].to_numpy(float) < onset), "fdi"] = np.nan
     with pytest.warns(UserWarning, match="'spillover_on_zones': 142 of 142"):
         res = spillover.fit(
             p.replace(data=d), outcome="fdi", rng=1, n_boot=0, exposure=emap,

@@ -17,10 +17,10 @@ per piece, computed where the data live:
    never). Both bases add the ``spillover_on_zones`` piece (zone units treated from an
    earlier zone's exposure until their own zone), as in memory; the CS base averages its
    ATT(g,t) by target count (``_target_weighted_att``), since its units leave at their
-   own zone. The CS base's direct piece puts a zone unit without an untreated row in the
-   period before its zone (exposed before it under ``"drop_rows"``, or its outcome
-   missing then) in the cohort that follows its last untreated observed period
-   (:func:`_rebased_cohorts`, the in-memory ``_rebased_direct``).
+   own zone. The CS base's pieces put a treated unit without an outcome in the period
+   before its cohort (a zone unit exposed before its zone under ``"drop_rows"``, or any
+   unit whose outcome is missing then) in the cohort that follows its last untreated
+   observed period (:func:`_recode_cohorts`, the in-memory ``_rebased_piece``).
 3. **Base fits**: :func:`zoneimpact.distributed.callaway_santanna.fit` on every piece and
    on the whole panel (the ``naive`` piece), returning per-unit influence functions; or
    :func:`zoneimpact.distributed.imputation.fit_scores` (BJS steps 1-2 and the Theorem 3
@@ -229,30 +229,6 @@ def _zones_without_untreated(
     return np.asarray(gone), pd.Series(t[rows])
 
 
-def _rebased_cohorts(
-    tab: pd.DataFrame,
-    units: pd.DataFrame,
-    observed: pd.DataFrame,
-    periods: Any,
-    pre_exposed: str,
-) -> pd.Series | None:
-    """The CS direct piece's cohorts of the zone units without an untreated row in the
-    period before their zone (``rebased_cohorts``, as the in-memory ``_rebased_direct``),
-    by unit; None when none is. ``observed``: the zone units' (``unit``, ``time``) pairs
-    with an outcome."""
-    u = observed["unit"].to_numpy()
-    after = rebased_cohorts(
-        u,
-        observed["time"].to_numpy(float),
-        units["cohort"].reindex(u).to_numpy(float),
-        tab["exposure_onset"].reindex(u).to_numpy(float),
-        (tab["role"].reindex(u) == "direct").to_numpy(),
-        periods,
-        pre_exposed,
-    )
-    return None if after.empty else after
-
-
 def _blank(out: pd.DataFrame, cells: pd.MultiIndex | None, column: str) -> pd.DataFrame:
     """``out`` (a piece's rows, a copy) with ``column`` missing in ``cells`` (the in-memory
     ``_blanked_rows``)."""
@@ -273,7 +249,7 @@ def _piece_rows(
     leave: np.ndarray | None = None,
     blank: pd.MultiIndex | None = None,
     blank_in: str = "",
-    rebase: pd.Series | None = None,
+    rebase_on: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """The rows of one piece in a partition, as :meth:`ExposureMap.panels` selects them:
     ``ring=None`` is the direct piece (cohorts kept), otherwise the ring's spillover piece
@@ -283,8 +259,9 @@ def _piece_rows(
     leave a ring piece (they are the source piece's targets, and never its controls);
     ``leave``: units that leave the ring pieces (the CS base's pure units,
     :func:`_pure_source_units`); ``blank``: cells whose outcome (column ``blank_in``) a ring
-    piece blanks (its mixed units' source-only rows); ``rebase``: the new cohorts of the
-    CS base's direct piece by unit (:func:`_rebased_cohorts`)."""
+    piece blanks (its mixed units' source-only rows); ``rebase_on``: the panel's periods,
+    on which the CS base rebases its pieces' units without a base period
+    (:func:`_recode_cohorts`)."""
     unit = df["unit"].to_numpy()
     t = df["time"].to_numpy(float)
     g = df["cohort"].to_numpy(float)
@@ -304,11 +281,9 @@ def _piece_rows(
         else:
             keep_zone = zone
         kept = keep_zone | keep_nonzone
-        if rebase is None or not len(rebase):
+        if rebase_on is None:
             return df.loc[kept]
-        moved = rebase.reindex(unit).to_numpy(float)
-        cohort = np.where(np.isnan(moved), g, moved)[kept]
-        return _recode_cohorts(df.loc[kept].copy(), cohort, None)
+        return _recode_cohorts(df.loc[kept].copy(), g[kept], None, rebase_on, blank_in)
     in_ring = exposed & (rings == ring)
     other_pre = exposed & (rings != ring) & pre_rows
     rows = in_ring | clean | (other_pre if not_yet else False)
@@ -318,20 +293,36 @@ def _piece_rows(
         rows = rows & ~np.isin(unit, leave)
     out = _blank(df.loc[rows].copy(), blank, blank_in)
     cohort = np.where(in_ring, onset, np.inf)[rows]
-    return _recode_cohorts(out, cohort, window)
+    return _recode_cohorts(out, cohort, window, rebase_on, blank_in)
 
 
 def _recode_cohorts(
-    out: pd.DataFrame, cohort: np.ndarray, window: tuple[float, float] | None
+    out: pd.DataFrame,
+    cohort: np.ndarray,
+    window: tuple[float, float] | None,
+    rebase_on: np.ndarray | None = None,
+    outcome: str = "",
 ) -> pd.DataFrame:
     """A piece's rows with their new cohorts; ``window`` (first, last period) applies the
     in-memory ``outside_window="adjust"``: an onset after the last period is never, and a
-    unit treated from the first period (no untreated row) leaves the piece."""
+    unit treated from the first period (no untreated row) leaves the piece. With
+    ``rebase_on`` (the panel's periods) a treated unit without an ``outcome`` in the period
+    before its cohort takes the cohort after its last untreated observed period, as the
+    in-memory CS pieces (``spillover._rebased_piece``; a unit's rows are all in this
+    partition)."""
     if window is not None:
         first, last = window
         cohort = np.where(cohort > last, np.inf, cohort)
         out = out.loc[~(cohort <= first)]
         cohort = cohort[~(cohort <= first)]
+    if rebase_on is not None:
+        cohort = rebased_cohorts(
+            out["unit"].to_numpy(),
+            out["time"].to_numpy(float),
+            np.asarray(cohort, float),
+            out[outcome].notna().to_numpy(),
+            rebase_on,
+        )
     out["cohort"] = cohort
     return out
 
@@ -417,6 +408,7 @@ def _zone_piece_rows(
     sources: bool = False,
     blank: pd.MultiIndex | None = None,
     blank_in: str = "",
+    rebase_on: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """The rows of the ``spillover_on_zones`` piece in a partition, as the in-memory
     ``_masks``: the clean controls of the direct piece and every zone unit's rows before its
@@ -426,12 +418,14 @@ def _zone_piece_rows(
     ``src`` (:func:`_source_cells`) the targets are split: the source-only ones leave the
     piece, or with ``sources`` only they stay (``spillover_on_zones_from_sources``).
     ``blank``: cells whose outcome (column ``blank_in``) the CS base blanks (the source-only
-    rows of its zone units, :func:`_pure_source_units`)."""
+    rows of its zone units, :func:`_pure_source_units`); ``rebase_on``: as
+    :func:`_piece_rows`."""
     rows, cohort = _zone_piece_selection(df, tab, controls)
     if src is not None:
         treated = df["time"].to_numpy(float) >= cohort
         rows = rows & ~(treated & (_in_cells(df, src) != sources))
-    return _recode_cohorts(_blank(df.loc[rows].copy(), blank, blank_in), cohort[rows], window)
+    out = _blank(df.loc[rows].copy(), blank, blank_in)
+    return _recode_cohorts(out, cohort[rows], window, rebase_on, blank_in)
 
 
 def _source_piece_rows(
@@ -517,15 +511,15 @@ def _piece_panel(
     src: pd.MultiIndex | None = None,
     leave: np.ndarray | None = None,
     blank: pd.MultiIndex | None = None,
-    rebase: pd.Series | None = None,
+    rebase_on: np.ndarray | None = None,
 ) -> tuple[DaskPanel, pd.Series]:
     """A piece as a :class:`DaskPanel` (rows filtered and cohorts recoded in the
     partitions) and its target unit-periods by (cohort, time). ``window``: a ring piece
     takes the CS base's ``outside_window="adjust"`` rule (the imputation base does not);
     ``src``: source-only cells, ``leave``: units, that leave a ring piece; ``blank``: cells
-    whose outcome it blanks; ``rebase``: the CS direct piece's cohorts (:func:`_piece_rows`)."""
+    whose outcome it blanks; ``rebase_on``: the CS base's rebase (:func:`_piece_rows`)."""
     opts = {"tab": tab, "ring": ring, **rule, "src": src, "leave": leave, "blank": blank,
-            "blank_in": outcome, "rebase": rebase}  # fmt: skip
+            "blank_in": outcome, "rebase_on": rebase_on}  # fmt: skip
     meta = dpanel.frame._meta
     span = None
     if ring is not None and window:
@@ -547,8 +541,9 @@ def _zone_panel(
 ) -> tuple[DaskPanel, pd.Series] | None:
     """The ``spillover_on_zones`` piece for the CS base, with the in-memory
     ``zones_exposed_panel``'s ``outside_window="adjust"`` (a unit exposed since the piece's
-    first period leaves it) and the outcome of ``blank`` cells blanked
-    (:func:`_zone_piece_rows`); None when none of its units keeps an unexposed row."""
+    first period leaves it), the outcome of ``blank`` cells blanked and units without a
+    base period rebased on the panel's periods (:func:`_zone_piece_rows`); None when none
+    of its units keeps an unexposed row."""
     meta = dpanel.frame._meta
     opts = {"tab": tab, "controls": controls, "blank": blank, "blank_in": outcome}
     rows = dpanel.frame.map_partitions(_zone_piece_rows, meta=meta, **opts)
@@ -558,7 +553,8 @@ def _zone_panel(
     if periods.size == 0 or not (cohorts > periods[0]).any():
         return None
     span = (float(periods[0]), float(periods[-1]))
-    return _rows_panel(dpanel, outcome, _zone_piece_rows, window=span, **opts)
+    grid = np.asarray(dpanel.periods, float)
+    return _rows_panel(dpanel, outcome, _zone_piece_rows, window=span, rebase_on=grid, **opts)
 
 
 def _rows_panel(
@@ -1427,13 +1423,16 @@ def fit(
         _warn_cs_inference(stacklevel=3, dask=True)
         left_out = tab.index.isin(no_untreated)
         direct_tab = tab.assign(role=tab["role"].mask(left_out, "left_out"))
-        rebase = _rebased_cohorts(tab, units, observed, dpanel.periods, pre_exposed)
+        # units without a base period are long-differenced from their last untreated row
+        grid = np.asarray(dpanel.periods, float)
         pieces: dict[str, tuple[DaskPanel, pd.Series]] = {
-            "direct": _piece_panel(dpanel, outcome, direct_tab, None, rule, rebase=rebase)
+            "direct": _piece_panel(dpanel, outcome, direct_tab, None, rule, rebase_on=grid)
         }
         leave = pure if len(pure) else None
         for r in rings:
-            ring_piece = _piece_panel(dpanel, outcome, tab, r, rule, leave=leave, blank=blank)
+            ring_piece = _piece_panel(
+                dpanel, outcome, tab, r, rule, leave=leave, blank=blank, rebase_on=grid
+            )
             # as in memory (_without_units): a ring left with no treated unit once its
             # source-only units leave has no piece
             left = (tab["ring"] == r).to_numpy() & tab.index.isin(pure)
@@ -1448,7 +1447,7 @@ def fit(
         pieces["naive"] = (dpanel, _target_cells(naive))
         for name, (pp, _) in list(pieces.items()):
             try:
-                with _piece_warnings(name, rebased=name == "direct" and rebase is not None):
+                with _piece_warnings(name):
                     results[name] = cs_fit(pp, outcome=outcome, covariates=list(covs), **opts)
             except EstimationError:
                 # as in memory: no cell of this piece estimable, all its targets unidentified

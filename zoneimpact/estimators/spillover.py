@@ -79,14 +79,14 @@ its ring pieces and ``spillover_from_sources`` NaN, their targets unidentified
 (``info["cs_sources_note"]``, a warning); a non-zone unit with both kinds of exposed periods
 stays in its ring piece with the outcome of its source-only periods blanked there, so that
 it enters only the ATT(g,t) of its counted periods (:func:`_cs_source_units`); so does a
-zone unit exposed by such zones before its own, in ``spillover_on_zones``. A zone unit
-without a base period ``g - 1`` in the direct piece (under ``"drop_rows"`` one exposed
-before its own zone, or any whose outcome is missing then) enters the CS base's direct
-piece in the cohort that follows its last untreated observed period, so that its targets
-are long differences from there, as the imputation base imputes them
-(:func:`_rebased_direct`; CS's missing-at-random reading had given them its cohort-mates'
-ATT(g,t), or none without a mate observed in ``g - 1`` while its neighbours' losses
-counted). The CS base finds the zones without an estimated gain by the imputation base's
+zone unit exposed by such zones before its own, in ``spillover_on_zones``. A treated unit
+of a CS piece without a base period ``g - 1`` (under ``"drop_rows"`` a zone unit exposed
+before its own zone, whose rows from then leave the direct piece, or any unit whose
+outcome is missing then) enters that piece in the cohort that follows its last untreated
+observed period, so that its targets are long differences from there, as the imputation
+base imputes them (:func:`_rebased_piece`; CS's missing-at-random reading had given them
+its cohort-mates' ATT(g,t), or none without a mate observed in ``g - 1`` while the other
+pieces' totals counted). The CS base finds the zones without an estimated gain by the imputation base's
 rule; a zone it cannot estimate for its own reasons (a cell without a control observed at
 its base and target periods) is only named by the generic warning on unidentified
 targets, its neighbours' losses still in net. The imputation base's rule counts no gain in
@@ -1244,8 +1244,6 @@ def _cs_fits(
         # _check_identified has refused a split whose zone units all lack an untreated row
         assert direct_kept is not None
         direct_p = direct_kept
-    rebased = _rebased_direct(direct_p, emap, outcome, panel.periods, pre_exposed)
-    moved, direct_p = rebased is not direct_p, rebased
     piece_panels = {"direct": direct_p, **{f"spillover:{r}": p for r, p in spill_p.items()}}
     soz_p, soz_target = _zones_exposed(panel, outcome, emap, controls, pre_exposed)
     n_soz = int(soz_target.sum())
@@ -1264,6 +1262,9 @@ def _cs_fits(
             for k, pp in piece_panels.items()
         }
         piece_panels = {k: pp for k, pp in kept.items() if pp is not None}
+    # units without a base period g - 1 are long-differenced from their last untreated row
+    rebased = {k: _rebased_piece(pp, outcome, panel.periods) for k, pp in piece_panels.items()}
+    piece_panels = {k: pp for k, pp in rebased.items() if pp is not None}
     piece_panels["naive"] = panel
     if "weights" in options or "covariates" in options:
         raise SpecError(
@@ -1289,7 +1290,7 @@ def _cs_fits(
     estimated: pd.MultiIndex | None = None  # spillover_on_zones' estimated (unit, time)
     for name, pp in piece_panels.items():
         try:
-            with _piece_warnings(name, rebased=moved and name == "direct"):
+            with _piece_warnings(name):
                 res = cs.fit(pp, outcome=outcome, **opts)
         except EstimationError:
             # a piece net adds, not one the fit needs: no cell estimable, all unidentified
@@ -1344,16 +1345,16 @@ def _zone_losses(
 
 
 @contextlib.contextmanager
-def _piece_warnings(name: str, rebased: bool = False) -> Iterator[None]:
-    """Fit a CS piece; ``spillover_on_zones`` without CS's empty-cell warning (its units
-    leave at their own zone, so its later cells are empty by design), nor a ``rebased``
-    direct piece (:func:`_rebased_direct`: a cohort of zone units exposed before their own
-    has no row from its start until their zones open). Targets in cells CS cannot
-    estimate are named by the fit's own warning (:func:`_warn_unidentified`)."""
+def _piece_warnings(name: str) -> Iterator[None]:
+    """Fit a CS piece; the pieces other than ``naive`` without CS's empty-cell warning:
+    ``spillover_on_zones``'s units leave at their own zone, so its later cells are empty
+    by design, and a rebased cohort (:func:`_rebased_piece`) has no row from its start
+    until its units' old cohort; targets in cells CS cannot estimate are named, by piece
+    and period, by the fit's own warning (:func:`_warn_unidentified`)."""
     with warnings.catch_warnings():
         # the decomposition judges its own clusters (one-cluster refusal, BM df, wild)
         warnings.filterwarnings("ignore", message=r"The treatment is carried by only")
-        if name == "spillover_on_zones" or rebased:
+        if name != "naive":
             warnings.filterwarnings("ignore", message=r".*ATT\(g,t\) cell\(s\) could not")
         yield
 
@@ -1445,76 +1446,58 @@ def _without_units(piece: Panel, units: np.ndarray) -> Panel | None:
     return _subpanel(piece, keep, g)
 
 
-def _rebased_direct(
-    piece: Panel, emap: ExposureMap, outcome: str, periods: Any, pre_exposed: str
-) -> Panel:
-    """The CS direct piece with each zone unit without an untreated row in the period
-    before its zone in the cohort that follows its last observed untreated period ``b``
-    rather than its zone's ``g``.
+def _rebased_piece(piece: Panel | None, outcome: str, periods: Any) -> Panel | None:
+    """A CS piece (direct, ring or ``spillover_on_zones``) with each treated unit that
+    lacks an outcome in the period before its cohort ``g`` in the cohort that follows its
+    last untreated observed period ``b`` (:func:`rebased_cohorts`).
 
-    Under ``pre_exposed="drop_rows"`` a zone unit exposed before its own zone loses its
-    rows from its exposure onset ``e`` to ``g - 1`` (``b`` is then normally ``e - 1``);
-    any zone unit may also lack an outcome in ``g - 1``. It then has no base period
-    ``g - 1``, and CS's missing-at-random reading would give its targets its cohort-mates'
-    ATT(g,t), which is wrong where its own effect differs (it may keep losing to the
-    earlier zone: a noise-free line world gave a direct total of 325 for a true 280), or
-    none when no mate is observed in ``g - 1``, while its neighbours' losses count (net
-    -10 for a true 0). In the new cohort its targets (still ``t >= g``: the rows between
-    are dropped or have no outcome) are long differences from ``b`` against the controls
-    observed then and at ``t``, as the imputation base imputes them from its untreated
-    rows (and as CS's own anticipation rule bases a cohort earlier); it shares those cells
-    with the zones opening right after ``b``, and a cell's ATT(g,t) times its targets is
-    the sum of their effects either way. The control sets do not change: its rows after
-    ``b`` were nobody's controls, and before that it is not yet treated under either
-    cohort. Units without an untreated observed row have already left the piece
-    (:func:`_zones_without_untreated`). ``periods``: the panel's periods, whose next one
-    after ``b`` is the cohort even when the piece has no row then (:func:`rebased_cohorts`,
-    which the Dask engine shares)."""
+    Such a unit has no base period ``g - 1``: a zone unit exposed before its own zone
+    under ``pre_exposed="drop_rows"`` (its rows from its exposure onset to ``g - 1`` leave
+    the direct piece, so ``b`` is normally that onset less one), or any unit whose outcome
+    is missing then. CS's missing-at-random reading would give its targets its
+    cohort-mates' ATT(g,t), which is wrong where its own effect differs (a zone may keep
+    losing to an earlier neighbour: a noise-free line world gave a direct total of 325 for
+    a true 280), or none when no mate is observed in ``g - 1`` while the other pieces'
+    losses count (net -40 for a true 0). In the new cohort its targets (still ``t >= g``:
+    the rows between are dropped or have no outcome) are long differences from ``b``
+    against the controls observed then and at ``t``, as the imputation base imputes them
+    from its untreated rows; it shares those cells with the units treated right after
+    ``b``, and a cell's ATT(g,t) times its targets is the sum of their effects either way.
+    The control sets do not change: its rows after ``b`` are nobody's controls, and before
+    that it is not yet treated under either cohort (with ``anticipation`` in the base
+    options, not-yet-treated controls lose its rows within that many periods of the new
+    cohort, and its base is the period before them: valid, if less efficient). Units
+    without an untreated observed row keep their cohort (the direct piece has left them
+    out, :func:`_zones_without_untreated`). ``periods``: the panel's periods, whose next
+    one after ``b`` is the cohort even when the piece has no row then (the Dask engine
+    applies the same :func:`rebased_cohorts` in its partitions)."""
+    if piece is None:
+        return None
     d = piece.data
-    unit = d["unit"].to_numpy()
     g = d["cohort"].to_numpy(float)
-    roles = emap.roles_of(pd.unique(unit))
-    seen = d[outcome].notna().to_numpy()
-    after = rebased_cohorts(
-        unit[seen],
-        d["time"].to_numpy(float)[seen],
-        g[seen],
-        roles["exposure_onset"].reindex(unit[seen]).to_numpy(float),
-        (roles["role"].reindex(unit[seen]) == "direct").to_numpy(),
-        periods,
-        pre_exposed,
-    )
-    if after.empty:
+    t = d["time"].to_numpy(float)
+    cohort = rebased_cohorts(d["unit"].to_numpy(), t, g, d[outcome].notna().to_numpy(), periods)
+    if np.array_equal(cohort, g, equal_nan=True):
         return piece
-    cohort = after.reindex(unit).to_numpy(float)
-    return _subpanel(piece, np.ones(len(d), dtype=bool), np.where(np.isnan(cohort), g, cohort))
+    return _subpanel(piece, np.ones(len(d), dtype=bool), cohort)
 
 
 def rebased_cohorts(
-    unit: np.ndarray,
-    t: np.ndarray,
-    g: np.ndarray,
-    onset: np.ndarray,
-    zone: np.ndarray,
-    periods: Any,
-    pre_exposed: str = "drop_rows",
-) -> pd.Series:
-    """By unit, the CS direct cohort of each ``zone`` unit whose last untreated row among
-    the rows given (those with an outcome) precedes the period of ``periods`` before its
-    zone: the period that follows that row (the in-memory :func:`_rebased_direct` and the
-    Dask engine's ``_rebased_cohorts``). Its untreated rows end at its zone ``g``, and
-    under ``pre_exposed="drop_rows"`` at its exposure onset when that comes first."""
-    end = np.fmin(onset, g) if pre_exposed == "drop_rows" else g
-    seen = zone & (t < end)
-    by_unit = pd.DataFrame({"t": t[seen], "g": g[seen]}).groupby(unit[seen])
-    last, own = by_unit["t"].max(), by_unit["g"].first()
+    unit: np.ndarray, t: np.ndarray, g: np.ndarray, seen: np.ndarray, periods: Any
+) -> np.ndarray:
+    """The cohorts of a CS piece's rows (``unit``, ``t``, cohort ``g``; ``seen``: the
+    outcome observed) with each treated unit in the period of ``periods`` that follows its
+    last observed row before ``g``, where that comes before ``g`` (:func:`_rebased_piece`;
+    the Dask engine's pieces apply it in their partitions, each unit's rows in one). A unit
+    untreated until the last period has no next one and keeps its cohort."""
+    untreated = seen & np.isfinite(g) & (t < g)
+    last = pd.Series(t[untreated]).groupby(unit[untreated]).max()
     grid = np.asarray(periods, dtype=float)
     at = np.searchsorted(grid, last.to_numpy(), "right")
-    # a unit untreated until the last period (a zone after the data: never treated here)
-    # has no next period and keeps its cohort
     inside = at < grid.size
     after = pd.Series(grid[at[inside]], index=last.index[inside], dtype=float)
-    return after[after < own[inside]]
+    moved = after.reindex(unit).to_numpy(float)
+    return np.where(moved < g, moved, g)
 
 
 def _blanked_rows(piece: Panel | None, outcome: str, cells: pd.MultiIndex) -> Panel | None:
@@ -2730,7 +2713,7 @@ def _cs_source_units(split: _Split) -> tuple[np.ndarray, np.ndarray]:
     each a long difference from its last period before any exposure, as the imputation
     base imputes those periods from its unexposed rows. A zone unit is blanked alike in
     ``spillover_on_zones`` (a cohort from its exposure onset until its own zone); its gain
-    is counted from its last untreated observed period (:func:`_rebased_direct`), as the
+    is counted from its last untreated observed period (:func:`_rebased_piece`), as the
     imputation base counts it.
 
     Units whose exposing zones are gainless under the imputation rule but not under the
@@ -3773,7 +3756,7 @@ def _zones_without_untreated(split: _Split) -> np.ndarray:
     missing-at-random reading of a unit without a cell's base period
     (:func:`_cs_targets`) does not fit rows dropped for exposure, which are systematic
     (the others, exposed before their zone, take the cohort that follows their last
-    untreated observed row: :func:`_rebased_direct`)."""
+    untreated observed row: :func:`_rebased_piece`)."""
     direct = next(p for p in split.pieces if p.name == "direct")
     return np.asarray(direct.target.any(axis=1) & ~direct.clean.any(axis=1), dtype=bool)
 
