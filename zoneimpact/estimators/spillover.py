@@ -86,12 +86,12 @@ outcome is missing then) enters that piece in the cohort that follows its last u
 observed period, so that its targets are long differences from there, as the imputation
 base imputes them (:func:`_rebased_piece`; CS's missing-at-random reading had given them
 its cohort-mates' ATT(g,t), or none without a mate observed in ``g - 1`` while the other
-pieces' totals counted). The CS base finds the zones without an estimated gain by the imputation base's
-rule; a zone it cannot estimate for its own reasons (a cell without a control observed at
-its base and target periods) is only named by the generic warning on unidentified
-targets, its neighbours' losses still in net. The imputation base's rule counts no gain in
-a period its step 1 leaves out for too few clean units (:func:`_without_thin_periods`,
-:func:`_counted_gain`). ``net_region_did`` keeps counting the
+pieces' totals counted). The CS base finds the zones without an estimated gain by the
+imputation base's rule; a zone it cannot estimate for its own reasons (a cell without a
+control observed at its base and target periods) is only named by the generic warning on
+unidentified targets, its neighbours' losses still in net. The imputation base's rule
+counts no gain in a period its step 1 leaves out for too few clean units
+(:func:`_without_thin_periods`, :func:`_counted_gain`). ``net_region_did`` keeps counting the
 losses to source zones (``info["net_region_did_sources_note"]``): compare it with ``net +
 spillover_from_sources_total``. The CS base estimates
 ``spillover_on_zones`` on its own panel (:func:`zones_exposed_panel`: those zone units
@@ -520,8 +520,8 @@ def _counted_gain(
     its own has no estimated gain, and a breaker's world gave a share of 1.36 for a true 1
     when its neighbours' losses still counted). With ``thin_k`` (the imputation base's
     number of covariates) the periods its step 1 leaves out for too few clean units
-    (:func:`_without_thin_periods`) hold no clean row either: a reviewer's world gave net
-    -30 for a true 0 when their zones' gains went unestimated while their neighbours'
+    (:func:`_without_thin_periods`) hold no clean row either: a noise-free line world gave
+    net -30 for a true 0 when their zones' gains went unestimated while their neighbours'
     losses counted. Under ``pre_exposed="drop_units"`` the observed rows of the dropped
     zone units after they open (``dropped``) count as before (net is not reported then:
     :func:`_net_without_dropped_zones`)."""
