@@ -869,3 +869,22 @@ def test_dask_engine_blanks_a_share_of_rounding_errors_as_in_memory(tmp_path, ba
         zd.spillover(_dask_panel(p, tmp_path), outcome="y", exposure=build_exposure(p, "adjacency"),
                      base_estimator=base, n_boot=0)  # fmt: skip
     assert any(w.filename == __file__ for w in rec if "zero to rounding" in str(w.message))
+
+
+def test_net_note_sizes_the_losses_of_an_exposed_unit_it_cannot_impute(tmp_path):
+    # a fuzz review's world: u04 (next to u05, 2001) is observed only from its exposure,
+    # so BJS cannot impute its 9 losses of 5 while u05's gain counts: net 45 for a true 0
+    # (pure relocation). The note sizes what is unpaired: 9 x the ring's mean -5 = -45
+    # (1e-9, noise-free). The CS base reads u04 at its ring cohort-mates' ATT(g,t) (exact
+    # here), with nothing left out and no note; Dask's notes equal memory's
+    df = _world({"u05": 2001, "u20": 2004})
+    df.loc[(df["unit"] == "u04") & (df["time"] == 2000), "y"] = np.nan
+    p = _panel(df)
+    emap = build_exposure(p, "adjacency")
+    res, mem = _dask_equals_memory(p, emap, "imputation", _dask_panel(p, tmp_path))
+    assert mem.coef("net") == pytest.approx(45.0, abs=1e-9)
+    assert "'spillover:adjacent' 9 of 30" in mem.info["net_note"]
+    assert "net would change by about -45)" in mem.info["net_note"]
+    cs = _fit(p, exposure=emap, base_estimator="callaway_santanna")
+    assert cs.coef("net") == pytest.approx(0.0, abs=1e-9)
+    assert "net_note" not in cs.info

@@ -1530,7 +1530,7 @@ def fit(
         "n_unidentified_direct": fits["direct"].n_unidentified, "weights": "",
         **info_boot, "n_boot": n_boot,
         "net_region_did_note": "net_region_did not estimated on the Dask engine (no geography).",
-        **({"net_note": note} if (note := _unpaired_note(fits)) else {}),
+        **({"net_note": note} if (note := _unpaired_note(fits, base_estimator)) else {}),
         **({"cs_sources_note": pure_note} if pure_note else {}),
         **({"net_unobserved_note": unseen_note} if unseen_note else {}),
     }  # fmt: skip
