@@ -260,8 +260,8 @@ def _piece_rows(
     ``leave``: units that leave the ring pieces (the CS base's pure units,
     :func:`_pure_source_units`); ``blank``: cells whose outcome (column ``blank_in``) a ring
     piece blanks (its mixed units' source-only rows); ``rebase_on``: the panel's periods,
-    on which the CS base rebases its pieces' units without a base period
-    (:func:`_recode_cohorts`)."""
+    on which the CS base rebases its pieces' units without an outcome (column
+    ``blank_in``, the piece's outcome) in their base period (:func:`_recode_cohorts`)."""
     unit = df["unit"].to_numpy()
     t = df["time"].to_numpy(float)
     g = df["cohort"].to_numpy(float)
