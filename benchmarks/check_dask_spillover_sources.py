@@ -20,12 +20,16 @@ Worlds (``--worlds line``): 80 units on a line, each adjacent to the next (adjac
 map), 2000-2009, 14 zones opening 2001-2008 of which 3 are sources opening in 1995 or
 1998 (before the data); outcomes with unit and year effects, +10 for an open zone, -5 per
 open adjacent zone for a unit that is not (yet) a zone, noise N(0, 1); every other world
-loses 5% of its rows at random. Each world is fitted under both bases, the three
+loses 5% of its rows at random; with ``--covariate`` outcomes add ``0.5 x_i (t - 2000)``
+for a unit-level ``x_i`` ~ N(0, 1) and every fit takes ``covariates=["x"]``. Each world
+is fitted under both bases, the three
 ``pre_exposed`` rules and both ``controls`` (12 fits). ``--worlds h``: referee H's world
 (``benchmarks/mc_referee_h.py``: 300 cities, rings 0-50 km, ten zones opened in 1990),
-both bases, the CS base with its covariate ``x`` (the Dask imputation base takes none).
+both bases with its covariate ``x`` (session 44: the Dask imputation base takes covariates;
+before, only the CS base took it).
 
 Run:  python benchmarks/check_dask_spillover_sources.py [--worlds line] [--reps 40] [--seed 5]
+      [--covariate]
       python benchmarks/check_dask_spillover_sources.py --worlds h --reps 30
 """
 
@@ -59,11 +63,13 @@ COLS = [
 ]
 
 
-def line_world(zones: dict[str, int], seed: int) -> pd.DataFrame:
+def line_world(zones: dict[str, int], seed: int, trend: float = 0.0) -> pd.DataFrame:
     """Outcomes on the line (module notes)."""
     rng = np.random.default_rng(seed)
     a = {u: rng.normal() * 5 for u in UNITS}
     b = {t: rng.normal() for t in YEARS}
+    # a unit-level covariate with its own trend, for ``--covariate``
+    x = {u: rng.normal() for u in UNITS}
     rows = []
     for i, u in enumerate(UNITS):
         own = zones.get(u, np.inf)
@@ -73,8 +79,8 @@ def line_world(zones: dict[str, int], seed: int) -> pd.DataFrame:
                 v = f"u{j:02d}"
                 if v in zones and zones[v] <= t < own:
                     eff -= 5.0
-            y = 100 + a[u] + b[t] + eff + rng.normal()
-            rows.append(dict(unit=u, time=t, cohort=zones.get(u, np.nan), y=y))
+            y = 100 + a[u] + b[t] + eff + trend * x[u] * (t - YEARS[0]) + rng.normal()
+            rows.append(dict(unit=u, time=t, cohort=zones.get(u, np.nan), y=y, x=x[u]))
     return pd.DataFrame(rows)
 
 
@@ -85,7 +91,7 @@ def line_panel(df: pd.DataFrame, sources: dict[str, int]) -> Panel:
     src = geo[geo["unit"].isin(sources)].assign(cohort=lambda d: d["unit"].map(sources))
     return Panel.from_frame(
         df[~df["unit"].isin(sources)], unit="unit", time="time", cohort="cohort",
-        outcomes="y", geography=geo[~geo["unit"].isin(sources)], adjacency=adj,
+        outcomes="y", covariates=["x"], geography=geo[~geo["unit"].isin(sources)], adjacency=adj,
         sources=src if len(src) else None, never_values=(),
     )  # fmt: skip
 
@@ -139,8 +145,9 @@ def compare(p: Panel, dp, emap, outcome: str, stats: dict, label: str, **opts) -
         print(f"DIFFER {label} {opts}\n{d.pieces[COLS]}\n{m.pieces[COLS]}")
 
 
-def run_line(reps: int, seed: int) -> dict[str, dict[str, int]]:
+def run_line(reps: int, seed: int, covariate: bool = False) -> dict[str, dict[str, int]]:
     rng = np.random.default_rng(seed)
+    covs = ("x",) if covariate else ()
     stats = {b: dict.fromkeys(KEYS, 0) for b in BASES}
     for rep in range(reps):
         picked = rng.choice(N, 14, replace=False)
@@ -148,14 +155,14 @@ def run_line(reps: int, seed: int) -> dict[str, dict[str, int]]:
                  for i in picked}  # fmt: skip
         sources = {u: int(rng.choice([1995, 1998])) for u in list(zones)[:3]}
         zones.update(sources)
-        df = line_world(zones, seed=rep)
+        df = line_world(zones, seed=rep, trend=0.5 if covariate else 0.0)
         if rep % 2:
             df = df.loc[rng.random(len(df)) >= 0.05]
         p = line_panel(df, sources)
-        emap, dp = build_exposure(p, "adjacency"), dask_panel(p, "y")
+        emap, dp = build_exposure(p, "adjacency"), dask_panel(p, "y", covs)
         for base, pre, ctl in itertools.product(BASES, PRE, CONTROLS):
             compare(p, dp, emap, "y", stats[base], f"line rep {rep}", base_estimator=base,
-                    pre_exposed=pre, controls=ctl)  # fmt: skip
+                    pre_exposed=pre, controls=ctl, covariates=list(covs) or None)  # fmt: skip
     return stats
 
 
@@ -171,10 +178,9 @@ def run_h(reps: int, seed: int) -> dict[str, dict[str, int]]:
             p = h.make_panel(df, geo)
         emap, dp = build_exposure(p, "rings", rings_km=[(0, 50)]), dask_panel(p, "y", ("x",))
         for base in BASES:
-            # the CS base with the referee's covariate; the Dask imputation base takes none
-            covs = ["x"] if base == "callaway_santanna" else None
+            # both bases with the referee's covariate
             compare(p, dp, emap, "y", stats[base], f"h rep {rep}", base_estimator=base,
-                    covariates=covs)  # fmt: skip
+                    covariates=["x"])  # fmt: skip
     return stats
 
 
@@ -196,9 +202,13 @@ def main() -> None:
     ap.add_argument("--worlds", choices=["line", "h"], default="line")
     ap.add_argument("--reps", type=int, default=40)
     ap.add_argument("--seed", type=int, default=5)
+    ap.add_argument("--covariate", action="store_true", help="line worlds: fit with x")
     args = ap.parse_args()
-    run = run_line if args.worlds == "line" else run_h
-    for base, counts in run(args.reps, args.seed).items():
+    if args.worlds == "line":
+        stats = run_line(args.reps, args.seed, args.covariate)
+    else:
+        stats = run_h(args.reps, args.seed)
+    for base, counts in stats.items():
         print(f"{args.worlds} worlds, base {base}: {counts}")
 
 

@@ -33,7 +33,12 @@ partition):
 Supported: unit and period effects, clustering by unit or the panel's cluster column, the
 four ``aux_partition`` choices, ``horizons``, the leave-out refinement (``leave_out``). Not on
 Dask: covariates, weights, Test 1 (``pretrends``) and CR2 (``small_sample``): use the
-in-memory estimator.
+in-memory estimator. The spillover decomposition's pieces (:func:`fit_scores` with
+``baseline``) add baseline covariate x period terms ``x_i 1{t = s}`` to step 1, as the
+in-memory spillover pieces do: each row's period block is then ``e_t (x) [1, x_i]``
+(:func:`_pcols`), the reduced system is ``Z_p'Z_p - C'D^{-1}C`` over those columns (``C``
+their sums by unit), the first period's columns are the reference, and it is solved
+directly (no iteration with covariates).
 The result has no ``effects`` table (one row per treated observation would have to come
 back to the client) and no building blocks for ``with_inference``.
 
@@ -56,7 +61,8 @@ import pandas as pd
 from scipy import linalg, sparse
 
 from ..errors import EstimationError
-from ..estimators._bjs import LEAVE_OUT_REST
+from ..estimators._bjs import LEAVE_OUT_REST, SingularModel
+from ..estimators._fe import collinear_given_effects
 from ..estimators._scale import rescale_result
 from ..estimators.imputation import ImputationResult
 from ..inference.covariance import warn_few_treated
@@ -98,12 +104,15 @@ def _block(
     aux: bool = False,
     scale: bool = False,
     centre: float = 0.0,
+    baseline: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """Rows with the outcome observed, split into untreated and treated rows; ``aux``: the
     rows' extra ``tau~`` cell codes from the column ``_aux``; ``scale``: the values that
     ``tau~`` is proportional to within a cell, from the column ``_scale``. The outcome is
     stored less ``centre`` (:func:`~zoneimpact.distributed._frame.midranges`): every
-    estimate and score is a difference of outcomes, which the unit effects absorb."""
+    estimate and score is a difference of outcomes, which the unit effects absorb.
+    ``baseline`` (by unit): covariates whose period terms ``x_i 1{t = s}`` join the period
+    effects; each row carries ``[1, x_i]`` (``x``), the values of its period's columns."""
     df = df.dropna(subset=[outcome])
     ucode, units = pd.factorize(df["unit"], sort=True)
     t = df["time"].to_numpy()
@@ -122,7 +131,39 @@ def _block(
         "labels": labels,
         "aux": df["_aux"].to_numpy(np.int64) if aux else np.zeros(len(df), np.int64),
         "scale": df["_scale"].to_numpy(float) if scale else np.ones(len(df)),
+        "x": _row_design(df["unit"], baseline),
     }  # fmt: skip
+
+
+def _row_design(unit: pd.Series, baseline: pd.DataFrame | None) -> np.ndarray:
+    """``[1, x_i]`` of every row (rows x (K + 1)); ``[1]`` without covariates."""
+    ones = np.ones((len(unit), 1))
+    if baseline is None or baseline.shape[1] == 0:
+        return ones
+    return np.column_stack([ones, baseline.reindex(unit.to_numpy()).to_numpy(float)])
+
+
+def _pcols(tc: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The period-block columns of every row's ``[1, x_i]`` (rows x (K + 1)): column
+    ``t (K + 1) + k`` holds the period effect (``k = 0``) and the ``x_k 1{t = s}`` terms of
+    period ``t``."""
+    k1 = x.shape[1]
+    return tc[:, None] * k1 + np.arange(k1)[None, :]
+
+
+def _psums(tc: np.ndarray, x: np.ndarray, w: np.ndarray, n_p: int) -> np.ndarray:
+    """``Z_p' w``: the rows' ``w`` times their period-block regressors, summed by column."""
+    return np.bincount(_pcols(tc, x).ravel(), weights=(x * w[:, None]).ravel(), minlength=n_p)
+
+
+def _pfit(tc: np.ndarray, x: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    """``Z_p theta``: each row's period-block fit (``theta``: columns x estimands, or a
+    vector); without covariates ``theta[t]``."""
+    k1 = x.shape[1]
+    if k1 == 1:
+        return theta[tc]
+    th = theta.reshape(-1, k1, *theta.shape[1:])[tc]
+    return np.einsum("rk,rk...->r...", x, th)
 
 
 def _untreated_periods(blk: dict[str, Any], *, n_t: int) -> dict[str, np.ndarray]:
@@ -160,6 +201,7 @@ def _select(
         "u0": u[i0], "t0": tc[i0], "y0": blk["y"][i0], "lab0": blk["labels"][i0],
         "u1": u[i1], "t1": tc[i1], "y1": blk["y"][i1], "lab1": blk["labels"][i1],
         "g1": blk["g"][i1], "e1": (blk["t"][i1] - blk["g"][i1]).astype(np.int64),
+        "x0": blk["x"][i0], "x1": blk["x"][i1],
         "a1": blk["aux"][i1], "s1": blk["scale"][i1],
         "n_dropped": int((tr & ~keep).sum()), "n_used_units": int(np.count_nonzero(np.bincount(u[keep]))),
         "dropped_t": np.bincount(tc[tr & ~keep], minlength=has_t.size),
@@ -181,46 +223,84 @@ def _unit_means(blk: dict[str, Any], values: np.ndarray) -> np.ndarray:
 def _sweep(blk: dict[str, Any], *, tau: np.ndarray) -> dict[str, np.ndarray]:
     """One sweep of the alternating projections on ``Omega_0``: period sums of the
     unit-demeaned ``Y - l_t``."""
-    r = blk["y0"] - tau[blk["t0"]]
+    r = blk["y0"] - _pfit(blk["t0"], blk["x0"], tau)
     r = r - _unit_means(blk, r)[blk["u0"], 0]
-    return {"sums": np.bincount(blk["t0"], weights=r, minlength=len(tau))}
+    return {"sums": _psums(blk["t0"], blk["x0"], r, len(tau))}
 
 
 def _reduced_gram(blk: dict[str, Any], *, n_t: int) -> dict[str, np.ndarray]:
-    """The partition's ``C'D^{-1}C`` (periods x periods): ``C`` counts each unit's untreated
-    rows by period and ``D`` is its row sums, so that ``diag(n_t) - C'D^{-1}C`` is
-    ``Z_0'Z_0`` with the unit block eliminated (its Schur complement); a unit's rows stay in
-    one partition, so the partitions' matrices add up."""
-    u0, t0 = blk["u0"], blk["t0"]
+    """The partition's ``Z_p'Z_p`` and ``C'D^{-1}C`` (period-block columns squared,
+    :func:`_pcols`): ``Z_p`` holds the untreated rows' period-block regressors, ``C`` their
+    sums by unit and ``D`` the units' row counts, so that ``Z_p'Z_p - C'D^{-1}C`` is
+    ``Z_0'Z_0`` with the unit block eliminated (its Schur complement); without covariates
+    ``Z_p'Z_p`` is ``diag(n_t)``. A unit's rows stay in one partition, so the partitions'
+    matrices add up."""
+    u0, t0, x0 = blk["u0"], blk["t0"], blk["x0"]
+    n_p = n_t * x0.shape[1]
     if not len(u0):
-        return {"gram": np.zeros((n_t, n_t))}
-    root = 1.0 / np.sqrt(np.maximum(blk["n0_u"], 1))[u0]
-    C = sparse.csr_matrix((root, (u0, t0)), shape=(blk["n_units"], n_t))
-    return {"gram": (C.T @ C).toarray()}
+        return {"zz": np.zeros((n_p, n_p)), "gram": np.zeros((n_p, n_p))}
+    cols = _pcols(t0, x0).ravel()
+    rows = np.repeat(np.arange(len(u0)), x0.shape[1])
+    Z = sparse.csr_matrix((x0.ravel(), (rows, cols)), shape=(len(u0), n_p))
+    root = (x0 / np.sqrt(np.maximum(blk["n0_u"], 1))[u0][:, None]).ravel()
+    C = sparse.csr_matrix((root, (np.repeat(u0, x0.shape[1]), cols)), shape=(blk["n_units"], n_p))
+    return {"zz": (Z.T @ Z).toarray(), "gram": (C.T @ C).toarray()}
 
 
-def _reduced_factor(n0_t: np.ndarray, gram: np.ndarray) -> tuple[np.ndarray, Any] | None:
-    """Cholesky factor of ``diag(n0_t) - gram`` on the periods with untreated rows but the
-    first, with those periods. The untreated unit-period graph is connected there (checked
-    in :func:`_imputable_blocks`), so the constants span the full matrix's null space and
-    fixing the first period's value at 0 leaves a positive definite system, which moves no
-    fitted value (``a_i + l_t`` and ``v_0`` are unique). Step 1 and the implied weights
-    share it. None where rounding leaves it not positive definite (a nearly disconnected
-    design): both then iterate."""
-    keep = np.flatnonzero(n0_t > 0)[1:]
+def _reduced_factor(
+    n0_t: np.ndarray, zz: np.ndarray, gram: np.ndarray
+) -> tuple[np.ndarray, Any] | None:
+    """Cholesky factor of ``zz - gram`` on the period-block columns of the periods with
+    untreated rows but the first, with those columns. The untreated unit-period graph is
+    connected there (checked in :func:`_imputable_blocks`), so the constants span the
+    period effects' null space and fixing the first period's value at 0 leaves a positive
+    definite system, which moves no fitted value (``a_i + l_t`` and ``v_0`` are unique);
+    the first period's covariate terms go with it (their sum over periods, ``x_i``, is the
+    unit effects', as in memory's reference period). Step 1 and the implied weights share
+    it. None where rounding leaves it not positive definite (a nearly disconnected design):
+    both then iterate (without covariates; with them :func:`_check_reduced` refuses)."""
+    k1 = zz.shape[0] // len(n0_t)
+    keep = (np.flatnonzero(n0_t > 0)[1:, None] * k1 + np.arange(k1)[None, :]).ravel()
     if not keep.size:
         return keep, None
-    A = np.diag(n0_t[keep]) - gram[np.ix_(keep, keep)]
+    A = zz[np.ix_(keep, keep)] - gram[np.ix_(keep, keep)]
+    if k1 > 1:
+        _check_reduced(A, k1)
     try:
         return keep, linalg.cho_factor(A)
     except (np.linalg.LinAlgError, ValueError):
+        if k1 > 1:
+            raise SingularModel(_COLLINEAR) from None
         return None
 
 
+_COLLINEAR = (
+    "The Y(0) model is singular on its untreated rows: its covariate-by-period terms are "
+    "collinear given the unit and period effects (a covariate constant across the untreated "
+    "units of a period, two proportional covariates, or a period with too few untreated "
+    "units for its covariate terms)."
+)
+
+
+def _check_reduced(A: np.ndarray, k1: int) -> None:
+    """Refuse covariate terms collinear given the unit and period effects, as the in-memory
+    step 1 does (:func:`zoneimpact.estimators._bjs._check_covariate_rank`: the covariates'
+    Schur complement given the effects, judged by
+    :func:`~zoneimpact.estimators._fe.collinear_given_effects`)."""
+    own = np.arange(A.shape[0]) % k1 == 0
+    fx = A[np.ix_(own, ~own)]
+    try:
+        schur = A[np.ix_(~own, ~own)] - fx.T @ linalg.solve(A[np.ix_(own, own)], fx, assume_a="pos")
+    except (np.linalg.LinAlgError, ValueError):
+        raise SingularModel(_COLLINEAR) from None
+    if collinear_given_effects(schur):
+        raise SingularModel(_COLLINEAR)
+
+
 def _solve_reduced(factor: tuple[np.ndarray, Any], rhs: np.ndarray) -> np.ndarray:
-    """``x`` of the reduced system (:func:`_reduced_factor`) for ``rhs`` (periods x
-    columns), 0 on the periods left out; ``rhs`` sums to 0 over the periods (every unit's
-    untreated rows are demeaned), so the first period's equation holds too."""
+    """``x`` of the reduced system (:func:`_reduced_factor`) for ``rhs`` (period-block
+    columns x estimands), 0 on the columns left out; ``rhs`` sums to 0 over the periods
+    (every unit's untreated rows are demeaned), so the first period's equations hold too."""
     keep, cho = factor
     x = np.zeros(rhs.shape)
     if cho is not None:
@@ -229,10 +309,12 @@ def _solve_reduced(factor: tuple[np.ndarray, Any], rhs: np.ndarray) -> np.ndarra
 
 
 def _imputed(blk: dict[str, Any], tau: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Step-1 residuals on untreated rows and ``tau_hat`` on treated rows."""
-    a = _unit_means(blk, blk["y0"] - tau[blk["t0"]])[:, 0]
-    resid0 = blk["y0"] - a[blk["u0"]] - tau[blk["t0"]]
-    tau_hat = blk["y1"] - a[blk["u1"]] - tau[blk["t1"]]
+    """Step-1 residuals on untreated rows and ``tau_hat`` on treated rows (``tau``: the
+    period-block coefficients)."""
+    fit0 = _pfit(blk["t0"], blk["x0"], tau)
+    a = _unit_means(blk, blk["y0"] - fit0)[:, 0]
+    resid0 = blk["y0"] - a[blk["u0"]] - fit0
+    tau_hat = blk["y1"] - a[blk["u1"]] - _pfit(blk["t1"], blk["x1"], tau)
     return resid0, tau_hat
 
 
@@ -273,18 +355,19 @@ def _unit_theta(blk: dict[str, Any], theta_t: np.ndarray, ctx: dict[str, Any]) -
     b_u = np.column_stack(
         [np.bincount(blk["u1"], weights=w1[:, j], minlength=n_u) for j in range(m)]
     )
+    fit0 = _pfit(blk["t0"], blk["x0"], theta_t)
     cross = np.column_stack(
-        [np.bincount(blk["u0"], weights=theta_t[blk["t0"], j], minlength=n_u) for j in range(m)]
+        [np.bincount(blk["u0"], weights=fit0[:, j], minlength=n_u) for j in range(m)]
     )
     return (b_u - cross) / np.maximum(blk["n0_u"], 1)[:, None]
 
 
 def _period_rhs(blk: dict[str, Any], *, ctx: dict[str, Any]) -> dict[str, np.ndarray]:
     w1 = _estimand_matrix(blk, ctx)
-    n_t = ctx["n_t"]
+    n_p = ctx["n_t"] * blk["x1"].shape[1]
     return {
         "b_t": np.column_stack(
-            [np.bincount(blk["t1"], weights=w1[:, j], minlength=n_t) for j in range(w1.shape[1])]
+            [_psums(blk["t1"], blk["x1"], w1[:, j], n_p) for j in range(w1.shape[1])]
         )
     }
 
@@ -292,12 +375,12 @@ def _period_rhs(blk: dict[str, Any], *, ctx: dict[str, Any]) -> dict[str, np.nda
 def _gauss_seidel(
     blk: dict[str, Any], *, theta_t: np.ndarray, ctx: dict[str, Any]
 ) -> dict[str, np.ndarray]:
-    """Period sums over untreated rows of the unit block's solution."""
+    """Period-block sums over untreated rows of the unit block's solution."""
     th_u = _unit_theta(blk, theta_t, ctx)
-    n_t, m = theta_t.shape
+    n_p, m = theta_t.shape
     return {
         "s": np.column_stack(
-            [np.bincount(blk["t0"], weights=th_u[blk["u0"], j], minlength=n_t) for j in range(m)]
+            [_psums(blk["t0"], blk["x0"], th_u[blk["u0"], j], n_p) for j in range(m)]
         )
     }
 
@@ -317,7 +400,7 @@ def _scores(
     """Theorem 3: each cluster's ``sum v_it e~_it`` for every estimand."""
     resid0, tau_hat = _imputed(blk, tau)
     th_u = _unit_theta(blk, theta_t, ctx)
-    v0 = -(th_u[blk["u0"]] + theta_t[blk["t0"]])
+    v0 = -(th_u[blk["u0"]] + _pfit(blk["t0"], blk["x0"], theta_t))
     w1 = _estimand_matrix(blk, ctx)
     src = {
         "_all": np.zeros(len(blk["g1"]), np.int64),
@@ -511,6 +594,7 @@ def fit_scores(
     scaled: bool = False,
     min_untreated: int = 1,
     pool_lone: bool = False,
+    baseline: pd.DataFrame | None = None,
 ) -> ScoredFit:
     """The estimates and their cluster scores (what :func:`fit` reports and the Dask
     spillover decomposition's imputation pieces combine). ``aux_cells``: also split the
@@ -521,22 +605,33 @@ def fit_scores(
     _without_thin_periods`; 1 is BJS's and did_imputation's rule); ``pool_lone``: pool
     the cells of ``tau~`` whose targets sit in one cluster (the spillover pieces, as
     :func:`zoneimpact.estimators.spillover.pool_lone_cells`; BJS's and did_imputation's
-    leave-out keeps them, with an in-sample average)."""
+    leave-out keeps them, with an in-sample average); ``baseline`` (covariates by unit,
+    every unit of the panel): the spillover pieces' covariate-by-period terms ``x_i 1{t =
+    s}`` (conditional parallel trends, as in memory), solved directly (at most
+    ``_DIRECT_MAX_PERIODS`` periods with untreated rows)."""
     import dask
 
+    k1 = 1 if baseline is None else 1 + baseline.shape[1]
     blocks, n0_t, meta, at_drop, thin = _imputable_blocks(
         dpanel, outcome=outcome, cluster=by_cluster, aux=aux_cells, scale=scaled,
-        min_untreated=min_untreated,
+        min_untreated=min_untreated, baseline=baseline,
     )  # fmt: skip
     factor = None
     if int((n0_t > 0).sum()) <= _DIRECT_MAX_PERIODS:
-        gram = summed(compute_blocks([_reduced_gram], blocks, n_t=len(n0_t)))["gram"]
-        factor = _reduced_factor(n0_t, gram)
-    tau, sweeps = _fit_y0(blocks, n0_t, factor)
+        red = summed(compute_blocks([_reduced_gram], blocks, n_t=len(n0_t)))
+        factor = _reduced_factor(n0_t, red["zz"], red["gram"])
+    elif k1 > 1:
+        raise EstimationError(
+            f"Covariates on the Dask imputation base need at most {_DIRECT_MAX_PERIODS} "
+            f"periods with untreated rows (the panel has {int((n0_t > 0).sum())}): their "
+            "terms are solved directly. Use the CS base or the in-memory fit."
+        )
+    tau, sweeps = _fit_y0(blocks, n0_t, factor, k1)
     own = pd.concat(compute_blocks([_cluster_cell_sums], blocks, tau=tau))
     own = own.groupby(level=[0, 1, 2, 3]).sum()
     by_cell = own.groupby(level=["cohort", "event"]).sum()
     est, ctx = _estimands(by_cell, horizons=horizons, n_t=len(n0_t))
+    ctx["k1"] = k1
     ctx["partition"] = _PARTITIONS[aux_partition] + (("aux",) if aux_cells else ())
     ctx["pool_lone"] = bool(pool_lone and leave_out)
     theta_t, gs_sweeps = _implied_weights(blocks, n0_t=n0_t, ctx=ctx, factor=factor)
@@ -561,6 +656,7 @@ def _imputable_blocks(
     aux: bool = False,
     scale: bool = False,
     min_untreated: int = 1,
+    baseline: pd.DataFrame | None = None,
 ) -> tuple[list[Any], np.ndarray, tuple[Any, ...], np.ndarray, np.ndarray]:
     """The partitions' imputable rows (persisted), the untreated rows per period, per
     partition ``(edges, treated rows, dropped treated rows, units, dropped treated rows by
@@ -583,6 +679,8 @@ def _imputable_blocks(
         aux=aux,
         scale=scale,
         centre=float(midranges(parts, [outcome])[0][0]),
+        # one graph node for the table, not a copy hashed into every partition's task
+        baseline=None if baseline is None else dask.delayed(baseline, traverse=False),
     )
     n0_t = summed(compute_blocks([_untreated_periods], raw, n_t=n_t))["n0_t"]
     if not n0_t.any():
@@ -633,15 +731,17 @@ def _imputable_blocks(
 
 
 def _fit_y0(
-    blocks: list[Any], n0_t: np.ndarray, factor: tuple[np.ndarray, Any] | None = None
+    blocks: list[Any], n0_t: np.ndarray, factor: tuple[np.ndarray, Any] | None = None, k1: int = 1
 ) -> tuple[np.ndarray, int]:
-    """Step 1: the period effects ``l_t`` of the ``Y(0)`` model on ``Omega_0`` and the
-    passes over the data it took: from the reduced normal equations when their ``factor``
-    (:func:`_reduced_factor`) is given, otherwise by alternating projections."""
+    """Step 1: the period effects ``l_t`` of the ``Y(0)`` model on ``Omega_0`` (with ``k1
+    - 1`` covariates, also their period terms: :func:`_pcols`) and the passes over the
+    data it took: from the reduced normal equations when their ``factor``
+    (:func:`_reduced_factor`) is given, otherwise by alternating projections (no
+    covariates)."""
     present = n0_t > 0
     if factor is not None:
-        # one pass: C'(y - unit means), the reduced system's right-hand side
-        r = summed(compute_blocks([_sweep], blocks, tau=np.zeros(len(n0_t))))["sums"]
+        # one pass: Z_p'(y - unit means), the reduced system's right-hand side
+        r = summed(compute_blocks([_sweep], blocks, tau=np.zeros(len(n0_t) * k1)))["sums"]
         return _solve_reduced(factor, r[:, None])[:, 0], 1
 
     def tau_rhs(x: np.ndarray, s: dict[str, np.ndarray]) -> np.ndarray:
@@ -704,9 +804,8 @@ def _implied_weights(
     if factor is not None:
         # one pass: b_t and C'D^{-1}b_u (the unit block's solution at theta_t = 0)
         m = 1 + len(ctx["horizons"])
-        sums = summed(
-            compute_blocks([_weights_rhs], blocks, theta_t=np.zeros((len(n0_t), m)), ctx=ctx)
-        )
+        zero = np.zeros((len(n0_t) * ctx["k1"], m))
+        sums = summed(compute_blocks([_weights_rhs], blocks, theta_t=zero, ctx=ctx))
         return _solve_reduced(factor, sums["b_t"] - sums["s"]), 1
     b_t = summed(compute_blocks([_period_rhs], blocks, ctx=ctx))["b_t"]
 

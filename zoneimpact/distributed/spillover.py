@@ -59,13 +59,20 @@ memory (``info["net_unobserved_note"]``, a warning, ``unobserved_note``), from t
 with fewer rows with an outcome than periods (counted in the first pass; their observed
 periods take one more pass, only when there are such units: :func:`_unseen_cells`).
 
-**Covariates** (CS base): ``covariates=`` enters every CS piece and the naive fit doubly
-robust (Sant'Anna & Zhao 2020), as the in-memory CS base applies them, after the in-memory
-checks of each unit's baseline (``baseline_values`` on each unit's first row with every
-covariate observed, read in the first pass). The imputation base here takes none.
+**Covariates** (either base), after the in-memory checks of each unit's baseline
+(``baseline_values`` on each unit's first row with every covariate observed, read in the
+first pass): on the CS base ``covariates=`` enters every CS piece and the naive fit doubly
+robust (Sant'Anna & Zhao 2020); on the imputation base every piece's step 1 adds the
+baseline x period terms ``x_i 1{t = s}`` (conditional parallel trends), the baseline table
+(one row per unit, centred and scaled as in memory) shipped once to the partitions, and a
+period needs ``K + 2`` clean units with another clean row (``K`` covariates; in memory's
+``_without_thin_periods``); both as the in-memory bases apply them, equal to 1e-10.
+Collinear covariate terms are refused as in memory (:func:`.imputation._check_reduced`).
+Those terms are solved directly, so the imputation base takes covariates on panels of at
+most 200 periods with clean rows (longer ones are refused by name).
 
 Not available on this engine (in-memory only):
-covariates on the imputation base and weights, the imputation
+weights, the imputation
 base's CR2 correction and the CS base's delete-one-cluster jackknife
 (``small_sample="cr2"``, the in-memory default: they need each cluster's rows together),
 ``net_region_did``/``net_region_sdid`` (they need the geography), Conley SEs and
@@ -87,6 +94,7 @@ import pandas as pd
 from scipy import sparse
 
 from ..errors import EstimationError, PanelError, SpecError
+from ..estimators._bjs import SingularModel
 from ..estimators._scale import rescale_result
 from ..estimators.callaway_santanna import labels_by_unit
 from ..estimators.spillover import (
@@ -358,13 +366,18 @@ def _clean_counts(
 
 
 def _clean_periods(
-    dpanel: DaskPanel, tab: pd.DataFrame, outcome: str, rule: Mapping[str, str], thin: bool
+    dpanel: DaskPanel,
+    tab: pd.DataFrame,
+    outcome: str,
+    rule: Mapping[str, str],
+    thin: bool,
+    k: int = 0,
 ) -> np.ndarray:
     """The periods in which the direct piece has a clean row (:func:`_clean_counts`).
-    With ``thin`` (the imputation base) without those BJS's step 1 leaves out for one clean
-    unit or none with another clean row (the in-memory ``_without_thin_periods`` without
-    covariates, repeated until nothing changes; in-memory ``_counted_gain``): a zone's gain
-    is not imputed then."""
+    With ``thin`` (the imputation base) without those BJS's step 1 leaves out for ``k +
+    1`` clean units or fewer with another clean row (``k`` covariates; the in-memory
+    ``_without_thin_periods``, repeated until nothing changes; in-memory
+    ``_counted_gain``): a zone's gain is not imputed then."""
     periods = np.asarray(dpanel.periods, float)
     left = np.zeros(len(periods), dtype=bool)
     while True:
@@ -374,7 +387,7 @@ def _clean_periods(
                 periods=periods, thin=left, **rule,
             )
         )  # fmt: skip
-        more = (c["has"] > 0) & (c["paired"] <= 1)
+        more = (c["has"] > 0) & (c["paired"] <= 1 + k)
         if not (thin and more.any()):
             return periods[c["has"] > 0]
         left |= more
@@ -740,15 +753,20 @@ def _imputation_piece(
     cells: pd.Series,
     bins: pd.DataFrame | None = None,
     intensity: pd.DataFrame | None = None,
+    baseline: pd.DataFrame | None = None,
 ) -> tuple[_PieceFit, set[int]]:
     """A piece's BJS mean and cluster scores (leave-out ``tau~`` by onset x event cells,
     split by ``bins`` for the spillover pieces, proportional to ``intensity`` within a cell
-    when given; no small-sample correction), as the
+    when given; no small-sample correction; with ``baseline``, covariates by unit, their
+    period terms in step 1), as the
     in-memory ``_imputation_fits`` with ``small_sample="none"``; a ring or zone piece with
     no imputable target is NaN there. Also the codes of the clusters holding its estimated
     targets (the in-memory one-cluster rule)."""
     spill = name.startswith("spillover")
     refine, scaled = spill and bins is not None, spill and intensity is not None
+    # a period needs k + 2 clean units with another clean row (in memory's
+    # _without_thin_periods with k covariates)
+    k = 0 if baseline is None else baseline.shape[1]
     if refine or scaled:
         import dask
 
@@ -763,8 +781,11 @@ def _imputation_piece(
     try:
         f = imputation_scores(
             piece, outcome, [], by_cluster, "cohort_event", leave_out=True, aux_cells=refine,
-            scaled=scaled, min_untreated=2, pool_lone=True,
+            scaled=scaled, min_untreated=2 + k, pool_lone=True, baseline=baseline,
         )  # fmt: skip
+    except SingularModel as exc:
+        # collinear covariate terms refuse the fit, whichever piece, as in memory
+        raise SingularModel(f"Piece {name!r}: {exc}") from None
     except EstimationError as exc:
         if name == "direct":
             raise
@@ -779,8 +800,7 @@ def _imputation_piece(
     codes = code_of_label.reindex(f.scores.index).to_numpy(int)
     score = np.bincount(codes, weights=f.scores.iloc[:, 0].to_numpy(float), minlength=n_clusters)
     n_unidentified = int(sum(m[2] for m in f.meta))
-    # periods left out for too few clean units, as in memory (_without_thin_periods
-    # without covariates)
+    # periods left out for too few clean units, as in memory (_without_thin_periods)
     left_out = tuple((piece.periods[t], int(f.thin_units[t])) for t in np.flatnonzero(f.thin))
     lost = np.sum([m[4] for m in f.meta], axis=0)
     held = set(code_of_label.reindex(list(f.target_clusters)).to_numpy(int).tolist())
@@ -801,6 +821,7 @@ def _imputation_fits(
     bins: pd.DataFrame | None = None,
     intensity: pd.DataFrame | None = None,
     src: pd.MultiIndex | None = None,
+    baseline: pd.DataFrame | None = None,
 ) -> tuple[dict[str, _PieceFit], str, int, dict[str, set[int]]]:
     """Every piece of the imputation base on the partitions, with scores numbered in the
     in-memory cluster order; the cluster name and count; the clusters holding each
@@ -808,7 +829,8 @@ def _imputation_fits(
     of the spillover pieces' ``tau~`` cells (units x periods); ``intensity``: the exposure
     intensity their ``tau~`` is proportional to within a cell. ``src``: the source-only
     cells (:func:`_source_cells`), the targets of the source pieces, split off the ring
-    pieces and ``spillover_on_zones`` as in memory (a ring of sources alone has no piece)."""
+    pieces and ``spillover_on_zones`` as in memory (a ring of sources alone has no piece).
+    ``baseline``: covariates by unit (every piece's covariate-by-period terms)."""
     if isinstance(cluster, pd.Series):
         raise SpecError(
             "The imputation base on Dask clusters by unit or by the panel's cluster column "
@@ -854,7 +876,7 @@ def _imputation_fits(
     panels["naive"] = (dpanel, _target_cells(naive))
     done = {
         name: _imputation_piece(
-            name, pp, outcome, by_cluster, code_of_label, G, cells, bins, intensity
+            name, pp, outcome, by_cluster, code_of_label, G, cells, bins, intensity, baseline
         )
         for name, (pp, cells) in panels.items()
     }
@@ -1240,20 +1262,11 @@ def _check_options(
     return {"est_method": "dr", **options, "bootstrap": False}
 
 
-def _check_covariates(dpanel: DaskPanel, covariates: Any, base_estimator: str) -> tuple[str, ...]:
-    """The covariates as names of the panel's covariates; the imputation base on this
-    engine takes none (its covariate-by-period terms are in memory only)."""
+def _check_covariates(dpanel: DaskPanel, covariates: Any) -> tuple[str, ...]:
+    """The covariates as names of the panel's covariates (either base)."""
     covs = tuple(check_names(covariates, "covariates"))
-    if not covs:
-        return ()
-    if base_estimator == "imputation":
-        raise SpecError(
-            f"covariates {list(covs)}: the imputation base on the Dask engine takes no "
-            "covariates (its covariate-by-period terms are in memory only). Use "
-            "base_estimator='callaway_santanna' (doubly robust on every piece, this engine's "
-            "default) or the in-memory spillover.fit."
-        )
-    check_covariates_read(dpanel, covs)
+    if covs:
+        check_covariates_read(dpanel, covs)
     return covs
 
 
@@ -1297,11 +1310,11 @@ def fit(
         memory; CR2 needs every cluster's rows together). Clusters: by unit or the panel's
         cluster column (not a Series).
     covariates : list of str, optional
-        CS base only: covariates read with the panel (``read_panel(..., covariates=)``) for
-        conditional parallel trends, doubly robust (Sant'Anna & Zhao 2020) on every piece
-        and the naive fit, as the in-memory CS base applies them; the same checks of each
-        unit's baseline (its first period with every covariate observed). The imputation
-        base on this engine takes none.
+        Covariates read with the panel (``read_panel(..., covariates=)``) for conditional
+        parallel trends, as the in-memory bases apply them: doubly robust (Sant'Anna & Zhao
+        2020) on every CS piece and the naive fit; baseline x period terms in every
+        imputation piece's step 1. The same checks of each unit's baseline (its first
+        period with every covariate observed).
     controls : {"not_yet_exposed", "never_exposed"}
         Clean controls (:meth:`ExposureMap.panels`); the in-memory fit's default.
     pre_exposed : {"drop_rows", "drop_units", "keep"}
@@ -1341,7 +1354,7 @@ def fit(
         # unit clusters under-cover (issue 14); the column read is the caller's grouping
         cluster = True
     opts = _check_options(base_estimator, controls, pre_exposed, n_boot, base_options)
-    covs = _check_covariates(dpanel, covariates, base_estimator)
+    covs = _check_covariates(dpanel, covariates)
     check_choice(aux_partition, "aux_partition", tuple(_AUX_PARTITIONS))
     generator = as_generator(rng)
     # one pass: the units, and the zone units' observed periods when the map has links or
@@ -1361,16 +1374,17 @@ def fit(
     )
     units = pd.concat([b[0] for b in blocks]).sort_index()
     tab = _check_map(units, exposure)
+    baseline = None
     if covs:
         # the in-memory refusals and warning on the baseline (stacklevel: the caller of fit)
         first_rows = pd.concat([b[2] for b in blocks]).sort_index()  # in memory's order
-        baseline_values(first_rows, units.index, units["cohort"], covs, stacklevel=3)
+        baseline = baseline_values(first_rows, units.index, units["cohort"], covs, stacklevel=3)
     observed = pd.concat([b[1] for b in blocks]) if zones else None
     rule = {"controls": controls, "pre_exposed": pre_exposed}
     # the periods in which BJS's step 1 can impute a zone's gain (a clean row of the direct
     # piece then): a zone without one in a period exposes its neighbours as a source
     clean = (
-        _clean_periods(dpanel, tab, outcome, rule, thin=base_estimator == "imputation")
+        _clean_periods(dpanel, tab, outcome, rule, thin=base_estimator == "imputation", k=len(covs))
         if linked
         else None
     )
@@ -1389,7 +1403,7 @@ def fit(
             exposure, tab, units, dpanel.periods, observed if linked else None, pre_exposed, clean
         )
         fits, cname, n_clusters, held = _imputation_fits(
-            dpanel, outcome, tab, rings, rule, units, cluster, bins, intensity, src
+            dpanel, outcome, tab, rings, rule, units, cluster, bins, intensity, src, baseline
         )
     else:
         # as in memory: the CS base's SEs run small (stacklevel 3: the caller of fit)

@@ -1,0 +1,182 @@
+"""Covariates on the Dask engine's imputation base (issue 14 item 1: conditional parallel
+trends in every spillover path).
+
+Every piece's BJS step 1 adds the baseline x period terms ``x_i 1{t = s}``, as the in-memory
+imputation base does; the Dask result must equal ``spillover.fit(..., base_estimator=
+"imputation", small_sample="none", covariates=...)``.
+
+Tolerance: 1e-10 relative (estimates of order 1-1e4). Both engines solve the same normal
+equations (in memory a sparse LU of the full system, on Dask the periods x covariates
+system left after eliminating the unit effects), so only rounding differs; a missing or
+misplaced covariate term moves the direct effect by more than 1 here (57.0 against 55.9
+without the covariate), far outside it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from zoneimpact.errors import EstimationError, ZoneImpactError
+from zoneimpact.estimators import spillover
+from zoneimpact.exposure import build_exposure
+from zoneimpact.simulate import simulate
+
+distributed = pytest.importorskip("distributed")
+zd = pytest.importorskip("zoneimpact.distributed")
+dimp = pytest.importorskip("zoneimpact.distributed.imputation")
+
+RTOL = 1e-10
+
+
+@pytest.fixture(scope="module")
+def client():
+    with (
+        warnings.catch_warnings(),
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as c,
+    ):
+        yield c
+
+
+@pytest.fixture(scope="module")
+def world(client):
+    """``simulate``'s zone panel (its covariate ``x`` shifts trends and adoption), 120 units
+    in 12 regions, 2005-2014, and its two-ring map."""
+    sim = simulate(rng=3, n_units=120, n_regions=12, first_year=2005, last_year=2014,
+                   waves={2008: 0.5, 2011: 0.5})  # fmt: skip
+    emap = build_exposure(sim.panel, "rings", rings_km=[(0, 100), (100, 250)])
+    regions = sim.geography.set_index("unit")["region"].astype(str)
+    return sim.panel, emap, regions
+
+
+def _dask(panel, folder: Path, regions, data: pd.DataFrame | None = None, covs=("x",)):
+    """The panel's rows (or ``data``) as three Parquet files, shuffled, read back."""
+    d = panel.data if data is None else data
+    rows = d[["unit", "time", "cohort", "fdi", *covs]].sample(frac=1.0, random_state=0)
+    rows = rows.assign(region=regions.reindex(rows["unit"]).to_numpy())
+    for i, idx in enumerate(np.array_split(np.arange(len(rows)), 3)):
+        rows.iloc[idx].to_parquet(folder / f"part-{i}.parquet", index=False)
+    return zd.read_panel(
+        str(folder / "*.parquet"), unit="unit", time="time", outcomes=["fdi"], cohort="cohort",
+        covariates=list(covs), never_values=(), cluster="region", npartitions=3,
+    )  # fmt: skip
+
+
+def _same(a, b) -> None:
+    """Terms, joint draws and the pieces table of the two engines agree (module notes)."""
+    ta, tb = a.terms.set_index("term"), b.terms.set_index("term")
+    own = [t for t in ta.index if t not in ("net_region_did", "net_region_sdid")]
+    assert list(tb.index) == own
+    for col in ("estimate", "se"):
+        np.testing.assert_allclose(tb.loc[own, col], ta.loc[own, col], rtol=RTOL, atol=1e-10)
+    if a.draws is not None and len(a.draws):
+        np.testing.assert_allclose(
+            b.draws.to_numpy(), a.draws[b.draws.columns].to_numpy(), rtol=RTOL, atol=1e-10
+        )
+    pieces = a.pieces[a.pieces["piece"] != "net_region_did"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(pieces, b.pieces, check_exact=False, rtol=RTOL, atol=1e-8)
+    for key in ("net_note", "net_unobserved_note", "share_note"):
+        assert a.info.get(key) == b.info.get(key)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"controls": "not_yet_exposed", "pre_exposed": "drop_rows", "cluster": "region"},
+        {"controls": "never_exposed", "pre_exposed": "keep", "cluster": "unit"},
+    ],
+)  # fmt: skip
+def test_dask_imputation_base_with_covariates_equals_in_memory(world, tmp_path, options):
+    panel, emap, regions = world
+    dp = _dask(panel, tmp_path, regions)
+    in_memory = (
+        {**options, "cluster": regions.rename("region")}
+        if options["cluster"] == "region"
+        else options
+    )
+    kw = dict(outcome="fdi", base_estimator="imputation", exposure=emap, n_boot=199, rng=11)
+    a = spillover.fit(panel, small_sample="none", covariates=["x"], **kw, **in_memory)
+    b = zd.spillover(dp, covariates=["x"], **kw, **options)
+    _same(a, b)
+    assert b.info["covariates"] == a.info["covariates"] == "x"
+    assert b.info["engine"] == "dask"
+    # the terms are really in: without them the direct effect moves by more than 1
+    plain = zd.spillover(dp, **{**kw, "n_boot": 0}, **options).terms.set_index("term")
+    with_x = b.terms.set_index("term")
+    assert abs(plain.loc["direct", "estimate"] - with_x.loc["direct", "estimate"]) > 1.0
+    assert plain.loc["direct", "estimate"] == pytest.approx(
+        spillover.fit(panel, small_sample="none", **{**kw, "n_boot": 0}, **in_memory)
+        .terms.set_index("term")
+        .loc["direct", "estimate"],
+        rel=RTOL,
+    )
+
+
+def test_dask_imputation_base_leaves_out_periods_too_thin_for_the_covariate(world, tmp_path):
+    # the clean units' outcomes are missing in 2013-2014 except for two units': a period
+    # needs K + 2 clean units with another clean row, so with one covariate (K = 1) both
+    # engines leave those periods out (two units fit its effect and slope exactly, no
+    # residual left for the variance), and without it they keep them
+    panel, emap, regions = world
+    d = panel.data.copy()
+    role = d["unit"].map(emap.table["role"])
+    never = emap.table.index[(emap.table["role"] == "clean").to_numpy()]
+    assert len(never) > 4
+    gone = (role == "clean") & ~d["unit"].isin(never[:2]) & (d["time"] >= 2013)
+    d.loc[gone.to_numpy(), "fdi"] = np.nan
+    dp = _dask(panel, tmp_path, regions, data=d)
+    kw = dict(outcome="fdi", exposure=emap, base_estimator="imputation", n_boot=99, rng=1)
+    fits = {}
+    for covs in (["x"], None):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            a = spillover.fit(
+                panel.replace(data=d), small_sample="none", cluster=regions.rename("region"),
+                covariates=covs, **kw,
+            )  # fmt: skip
+            b = zd.spillover(dp, cluster="region", covariates=covs, **kw)
+        _same(a, b)
+        fits[bool(covs)] = a.pieces.set_index("piece")
+    assert fits[True].loc["direct", "left_out_periods"] == "2013, 2014"
+    assert fits[False].loc["direct", "left_out_periods"] == ""
+    zone_late = int(((role == "direct") & (d["time"] >= 2013)).sum())
+    assert fits[True].loc["direct", "n_unidentified"] == zone_late > 0
+
+
+def test_dask_imputation_base_refuses_collinear_covariates_as_in_memory(world, tmp_path):
+    # x2 = 2 x + 1: its period terms are those of x, so step 1 is singular; both engines
+    # refuse (an EstimationError naming collinear covariate terms), not a number
+    panel, emap, regions = world
+    d = panel.data.assign(x2=2 * panel.data["x"] + 1)
+    dp = _dask(panel, tmp_path, regions, data=d, covs=("x", "x2"))
+    kw = dict(outcome="fdi", exposure=emap, base_estimator="imputation", n_boot=0)
+    with pytest.raises(EstimationError, match="collinear"):
+        spillover.fit(panel.replace(data=d), covariates=["x", "x2"], **kw)
+    with pytest.raises(EstimationError, match="collinear") as err:
+        zd.spillover(dp, covariates=["x", "x2"], **kw)
+    assert "Piece 'direct'" in str(err.value)
+
+
+def test_dask_imputation_base_refuses_covariates_on_long_panels(world, tmp_path, monkeypatch):
+    # the covariate terms are solved directly; past _DIRECT_MAX_PERIODS periods (5 here,
+    # patched) the engine refuses them by name, while the fit without covariates iterates
+    # (alternating projections and Gauss-Seidel) and still equals memory
+    panel, emap, regions = world
+    dp = _dask(panel, tmp_path, regions)
+    monkeypatch.setattr(dimp, "_DIRECT_MAX_PERIODS", 5)
+    kw = dict(outcome="fdi", exposure=emap, base_estimator="imputation", n_boot=0)
+    with pytest.raises(ZoneImpactError, match="at most 5 periods with untreated rows"):
+        zd.spillover(dp, covariates=["x"], **kw)
+    b = zd.spillover(dp, cluster="region", **kw)
+    a = spillover.fit(panel, small_sample="none", cluster=regions.rename("region"), **kw)
+    ta, tb = a.terms.set_index("term"), b.terms.set_index("term")
+    # the iterations stop at 1e-14 relative to their first step (as the session-34 tests)
+    for col in ("estimate", "se"):
+        np.testing.assert_allclose(tb[col], ta.loc[tb.index, col], rtol=1e-9, atol=1e-9)
