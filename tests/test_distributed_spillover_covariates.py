@@ -180,3 +180,39 @@ def test_dask_imputation_base_refuses_covariates_on_long_panels(world, tmp_path,
     # the iterations stop at 1e-14 relative to their first step (as the session-34 tests)
     for col in ("estimate", "se"):
         np.testing.assert_allclose(tb[col], ta.loc[tb.index, col], rtol=1e-9, atol=1e-9)
+
+
+def test_dask_imputation_base_refuses_a_covariate_flat_in_one_period_whatever_the_partitions(
+    world, tmp_path
+):
+    # b = 1{x > 0}; the untreated rows with b = 1 lose their outcome in 2013, so b is
+    # constant among 2013's untreated rows and its 2013 term is the period effect's. Memory
+    # names the period; Dask must refuse it too under every partitioning (a reviewer's
+    # first version judged a Schur diagonal of rounding size, and one partitioning out of
+    # four returned a direct effect of 78.5 instead of refusing)
+    panel, emap, regions = world
+    d = panel.data.copy()
+    d["b"] = (d.groupby("unit")["x"].transform("first") > 0).astype(float)
+    untreated = d["time"] < d["cohort"].astype(float).fillna(np.inf)
+    d.loc[(d["time"] == 2013) & (d["b"] == 1) & untreated, "fdi"] = np.nan
+    kw = dict(outcome="fdi", exposure=emap, base_estimator="imputation", n_boot=0)
+    with pytest.raises(
+        EstimationError, match=r"do not vary among the clean units of period\(s\) 2013"
+    ):
+        spillover.fit(panel.replace(data=d), covariates=["b"], **kw)
+    for seed in (0, 1, 5):
+        folder = tmp_path / f"s{seed}"
+        folder.mkdir()
+        rows = d[["unit", "time", "cohort", "fdi", "b"]].sample(frac=1.0, random_state=seed)
+        rows = rows.assign(region=regions.reindex(rows["unit"]).to_numpy())
+        for i, idx in enumerate(np.array_split(np.arange(len(rows)), 3)):
+            rows.iloc[idx].to_parquet(folder / f"part-{i}.parquet", index=False)
+        dp = zd.read_panel(
+            str(folder / "*.parquet"), unit="unit", time="time", outcomes=["fdi"],
+            cohort="cohort", covariates=["b"], never_values=(), cluster="region",
+            npartitions=2 + seed % 3,
+        )  # fmt: skip
+        with pytest.raises(
+            EstimationError, match=r"do not vary among the untreated units of period\(s\) 2013 "
+        ):
+            zd.spillover(dp, covariates=["b"], **kw)
