@@ -21,9 +21,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from zoneimpact.errors import EstimationError, ZoneImpactError
+from zoneimpact.errors import EstimationError, SpecError
 from zoneimpact.estimators import spillover
 from zoneimpact.exposure import build_exposure
+from zoneimpact.panel import Panel
 from zoneimpact.simulate import simulate
 
 distributed = pytest.importorskip("distributed")
@@ -165,21 +166,25 @@ def test_dask_imputation_base_refuses_collinear_covariates_as_in_memory(world, t
 
 
 def test_dask_imputation_base_refuses_covariates_on_long_panels(world, tmp_path, monkeypatch):
-    # the covariate terms are solved directly; past _DIRECT_MAX_PERIODS periods (5 here,
-    # patched) the engine refuses them by name, while the fit without covariates iterates
-    # (alternating projections and Gauss-Seidel) and still equals memory
+    # the covariate terms are solved directly; past _DIRECT_MAX_PERIODS periods with
+    # untreated rows (7 here, patched) the engine refuses them by name. Only the exposed
+    # units are observed in 2005-2007, so the direct piece has 7 such periods and the ring
+    # and naive pieces 10: the refusal must stop the fit there too, not leave those pieces
+    # NaN (a reviewer's finding). Without covariates the engine iterates instead
+    # (tests/test_distributed.py checks those iterations against memory)
     panel, emap, regions = world
-    dp = _dask(panel, tmp_path, regions)
-    monkeypatch.setattr(dimp, "_DIRECT_MAX_PERIODS", 5)
-    kw = dict(outcome="fdi", exposure=emap, base_estimator="imputation", n_boot=0)
-    with pytest.raises(ZoneImpactError, match="at most 5 periods with untreated rows"):
-        zd.spillover(dp, covariates=["x"], **kw)
-    b = zd.spillover(dp, cluster="region", **kw)
-    a = spillover.fit(panel, small_sample="none", cluster=regions.rename("region"), **kw)
-    ta, tb = a.terms.set_index("term"), b.terms.set_index("term")
-    # the iterations stop at 1e-14 relative to their first step (as the session-34 tests)
-    for col in ("estimate", "se"):
-        np.testing.assert_allclose(tb[col], ta.loc[tb.index, col], rtol=1e-9, atol=1e-9)
+    d = panel.data.copy()
+    role = d["unit"].map(emap.table["role"])
+    d.loc[((d["time"] <= 2007) & (role != "exposed")).to_numpy(), "fdi"] = np.nan
+    dp = _dask(panel, tmp_path, regions, data=d)
+    monkeypatch.setattr(dimp, "_DIRECT_MAX_PERIODS", 7)
+    kw = dict(outcome="fdi", exposure=emap, base_estimator="imputation", n_boot=0,
+              controls="never_exposed")  # fmt: skip
+    with pytest.raises(SpecError, match="at most 7 periods with untreated rows") as err:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            zd.spillover(dp, covariates=["x"], **kw)
+    assert "(the panel has 10)" in str(err.value)
 
 
 def test_dask_imputation_base_refuses_a_covariate_flat_in_one_period_whatever_the_partitions(
@@ -216,3 +221,67 @@ def test_dask_imputation_base_refuses_a_covariate_flat_in_one_period_whatever_th
             EstimationError, match=r"do not vary among the untreated units of period\(s\) 2013 "
         ):
             zd.spillover(dp, covariates=["b"], **kw)
+
+
+def _line_world() -> Panel:
+    """24 places on a line (adjacency), 2000-2007; zones at u04, u10 (2003) and u16, u20
+    (2005); their neighbours observed only from their exposure onset; two clean units
+    (u00, u01) and no other; outcomes with a trend in the unit-level covariate ``x``,
+    +10 in an open zone and -5 in an exposed unit, noise N(0, 1)."""
+    rng = np.random.default_rng(7)
+    names = [f"u{i:02d}" for i in range(24)]
+    zones = {"u04": 2003, "u10": 2003, "u16": 2005, "u20": 2005}
+    onset: dict[str, int] = {}
+    for z, g in zones.items():
+        for j in (int(z[1:]) - 1, int(z[1:]) + 1):
+            onset[f"u{j:02d}"] = min(onset.get(f"u{j:02d}", 9999), g)
+    units = [u for u in names if u in zones or u in onset or u in ("u00", "u01")]
+    x = {u: rng.normal() for u in names}
+    rows = []
+    for u in units:
+        a = rng.normal() * 5
+        for t in range(2000, 2008):
+            if t < onset.get(u, 0):
+                continue
+            eff = 10.0 * (t >= zones.get(u, 9999)) - 5.0 * (t >= onset.get(u, 9999))
+            y = 100 + a + 0.3 * t + 2 * x[u] * (t - 2000) + eff + rng.normal()
+            rows.append(dict(unit=u, time=t, cohort=zones.get(u, np.nan), y=y, x=x[u]))
+    adj = pd.DataFrame({"unit": names[:-1], "neighbour": names[1:]})
+    adj = adj[adj["unit"].isin(units) & adj["neighbour"].isin(units)]
+    geo = pd.DataFrame({"unit": units, "lat": 30.0, "lon": [0.3 * int(u[1:]) for u in units]})
+    return Panel.from_frame(
+        pd.DataFrame(rows), unit="unit", time="time", cohort="cohort", outcomes="y",
+        covariates=["x"], geography=geo, adjacency=adj, never_values=(),
+    )  # fmt: skip
+
+
+def test_a_ring_piece_whose_every_period_is_too_thin_is_nan_in_both_engines(client, tmp_path):
+    # with one covariate a period needs 3 clean units with another clean row; the ring
+    # piece has only the two clean units (its own units are observed from their onset), so
+    # every period is left out. The ring piece is NaN, its 8 targets unidentified, and the
+    # fit goes on, as for a piece none of whose targets can be imputed (memory refused the
+    # whole fit before, "No untreated (clean) rows", while Dask gave the NaN piece: a
+    # reviewer's finding); the direct piece keeps 2003-2004 (zones u16, u20 not yet open)
+    p = _line_world()
+    emap = build_exposure(p, "adjacency")
+    kw = dict(outcome="y", exposure=emap, covariates=["x"], n_boot=0, controls="never_exposed",
+              base_estimator="imputation", cluster="unit")  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = spillover.fit(p, small_sample="none", **kw)
+    pieces = a.pieces.set_index("piece")
+    ring = pieces.loc["spillover:adjacent"]
+    assert np.isnan(ring["estimate"]) and ring["n_unidentified"] == 8
+    assert ring["left_out_periods"] == ", ".join(str(t) for t in range(2000, 2008))
+    # the direct effect is the truth, 10, to the noise (SE 0.87: 2 SEs)
+    t = a.terms.set_index("term")
+    assert abs(t.loc["direct", "estimate"] - 10) < 2 * t.loc["direct", "se"]
+    p.data[["unit", "time", "cohort", "y", "x"]].to_parquet(tmp_path / "p.parquet", index=False)
+    dp = zd.read_panel(
+        str(tmp_path / "*.parquet"), unit="unit", time="time", outcomes=["y"], cohort="cohort",
+        covariates=["x"], never_values=(), npartitions=2,
+    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        b = zd.spillover(dp, **kw)
+    _same(a, b)

@@ -60,7 +60,7 @@ import numpy as np
 import pandas as pd
 from scipy import linalg, sparse
 
-from ..errors import EstimationError
+from ..errors import EstimationError, SpecError
 from ..estimators._bjs import LEAVE_OUT_REST, SingularModel
 from ..estimators._fe import collinear_given_effects
 from ..estimators._scale import rescale_result
@@ -646,7 +646,9 @@ def fit_scores(
         red = summed(compute_blocks([_reduced_gram], blocks, n_t=len(n0_t)))
         factor = _reduced_factor(n0_t, red["zz"], red["gram"], dpanel.periods)
     elif k1 > 1:
-        raise EstimationError(
+        # a SpecError, not an EstimationError: the spillover pieces turn those into NaN
+        # pieces, and this one must stop the fit, whichever piece meets it
+        raise SpecError(
             f"Covariates on the Dask imputation base need at most {_DIRECT_MAX_PERIODS} "
             f"periods with untreated rows (the panel has {int((n0_t > 0).sum())}): their "
             "terms are solved directly. Use the CS base or the in-memory fit."

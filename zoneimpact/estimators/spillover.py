@@ -920,6 +920,15 @@ def _imputation_fits(
             clean, cols, left_out = _without_thin_periods(clean, ui, ti, xb, periods)
         except _bjs.SingularModel as exc:
             raise _bjs.SingularModel(f"Piece {p.name!r}: {exc}") from None
+        if p.name != "direct" and target.any() and not clean.any():
+            # every period left out (or none with clean rows): no target is imputed, as in
+            # a piece whose periods all lack clean rows for its targets (NaN, all of them
+            # unidentified; the Dask engine's rule); the direct piece refuses below
+            out[p.name] = _PieceFit(
+                p.name, np.nan, 0, np.zeros(n_clusters), int(target.sum()),
+                left_out=left_out, unidentified=_by_period(periods[ti[target]]),
+            )  # fmt: skip
+            continue
         fit = _bjs.fit_untreated(
             ui, ti, y, X[:, cols], clean, target, what=f"piece {p.name!r}", weight=wrow
         )
