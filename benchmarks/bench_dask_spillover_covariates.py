@@ -2,7 +2,7 @@
 on the Dask engine and in memory.
 
 Task: ``simulate``'s main design (``--units`` units, default 300, in 30 regions,
-1998-2022: 25 years, four zone waves whose timing and trends depend on the covariate
+1996-2022: 27 years, five zone waves whose timing and trends depend on the covariate
 ``x``), adjacency exposure, imputation base with ``covariates=["x"]``, clusters by
 region, 999 joint multiplier-bootstrap draws. The rows are written to four Parquet files
 (each unit's rows spread over them) once, before timing.
