@@ -118,8 +118,9 @@ Base estimators (each piece is estimated separately, on its own clean rows):
   (``K`` covariates; units whose only clean row it holds do not count) cannot fit its own
   effect and slopes with a residual left for the variance, and its targets are left out
   like those of a period without clean rows (:func:`_without_thin_periods`; the pieces
-  table's ``left_out_periods``, a warning); one whose clean units all share a
-  covariate's value is refused by name.
+  table's ``left_out_periods``, a warning; a piece other than the direct one that loses
+  every period is NaN, all its targets unidentified, on either engine); one whose clean
+  units all share a covariate's value is refused by name.
 * ``"callaway_santanna"``: Callaway & Sant'Anna (2021) per piece, doubly robust with
   covariates (``est_method="dr"``). Its inference by default (``small_sample="cr2"``,
   cluster-robust, 2 to ``CS_JACKKNIFE_MAX_CLUSTERS`` = 100 clusters) is the
