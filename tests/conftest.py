@@ -1,10 +1,12 @@
-"""Shared test fixtures: paths to the canonical data and Monte Carlo sizes."""
+"""Shared test fixtures: paths to the canonical data, Monte Carlo sizes and the Dask
+modules' local cluster."""
 
 from __future__ import annotations
 
 import inspect
 import json
 import os
+import warnings
 import weakref
 from pathlib import Path
 
@@ -165,3 +167,18 @@ SLOW_FIRST = ("test_figures.py", "test_notebooks.py")
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.path.name not in SLOW_FIRST)  # stable: order kept
+
+
+@pytest.fixture(scope="module")
+def client():
+    """A Dask client on an in-process local cluster of two one-thread workers, one per test
+    module of the Dask engine (a module that needs another size defines its own)."""
+    distributed = pytest.importorskip("distributed")
+    with (
+        warnings.catch_warnings(),
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as c,
+    ):
+        yield c

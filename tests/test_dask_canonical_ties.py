@@ -34,18 +34,6 @@ TOL = 1e-12
 
 
 @pytest.fixture(scope="module")
-def client():
-    with (
-        warnings.catch_warnings(),
-        distributed.LocalCluster(
-            n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster) as c,
-    ):
-        yield c
-
-
-@pytest.fixture(scope="module")
 def tied():
     """A simulated zone panel (120 units, 10 years) whose first 30 never-treated units all
     have the outcome 5.0 in every period (tied in cohort and outcome path) and a

@@ -30,18 +30,6 @@ zd_imputation = pytest.importorskip("zoneimpact.distributed.imputation")
 TOL = 1e-10
 
 
-@pytest.fixture(scope="module")
-def client():
-    with (
-        warnings.catch_warnings(),
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster) as c,
-    ):
-        yield c
-
-
 def _write(frame: pd.DataFrame, folder: Path, n_files: int, seed: int = 0) -> str:
     """The rows shuffled and split over ``n_files`` Parquet files (units spread across
     files, as a real extract would be), returning the glob."""

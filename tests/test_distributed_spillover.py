@@ -36,18 +36,6 @@ COMPARED = [
 
 
 @pytest.fixture(scope="module")
-def client():
-    with (
-        warnings.catch_warnings(),
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster) as c,
-    ):
-        yield c
-
-
-@pytest.fixture(scope="module")
 def parts(client, tmp_path_factory):
     """A simulated zone panel (120 units, 10 years; ``simulate``'s covariate ``x`` shifts
     trends and adoption), its ring exposure map, and the same rows as a Dask panel read from

@@ -35,18 +35,6 @@ RTOL = 1e-10
 
 
 @pytest.fixture(scope="module")
-def client():
-    with (
-        warnings.catch_warnings(),
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster) as c,
-    ):
-        yield c
-
-
-@pytest.fixture(scope="module")
 def world(client):
     """``simulate``'s zone panel (its covariate ``x`` shifts trends and adoption), 120 units
     in 12 regions, 2005-2014, and its two-ring map."""
