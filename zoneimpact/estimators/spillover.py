@@ -1273,8 +1273,7 @@ def _cs_fits(
         }
         piece_panels = {k: pp for k, pp in kept.items() if pp is not None}
     # units without a base period g - 1 are long-differenced from their last untreated row
-    rebased = {k: _rebased_piece(pp, outcome, panel.periods) for k, pp in piece_panels.items()}
-    piece_panels = {k: pp for k, pp in rebased.items() if pp is not None}
+    piece_panels = {k: _rebased_piece(pp, outcome, panel.periods) for k, pp in piece_panels.items()}
     piece_panels["naive"] = panel
     if "weights" in options or "covariates" in options:
         raise SpecError(
@@ -1456,7 +1455,7 @@ def _without_units(piece: Panel, units: np.ndarray) -> Panel | None:
     return _subpanel(piece, keep, g)
 
 
-def _rebased_piece(piece: Panel | None, outcome: str, periods: Any) -> Panel | None:
+def _rebased_piece(piece: Panel, outcome: str, periods: Any) -> Panel:
     """A CS piece (direct, ring or ``spillover_on_zones``) with each treated unit that
     lacks an outcome in the period before its cohort ``g`` in the cohort that follows its
     last untreated observed period ``b`` (:func:`rebased_cohorts`).
@@ -1481,8 +1480,6 @@ def _rebased_piece(piece: Panel | None, outcome: str, periods: Any) -> Panel | N
     out, :func:`_zones_without_untreated`). ``periods``: the panel's periods, whose next
     one after ``b`` is the cohort even when the piece has no row then (the Dask engine
     applies the same :func:`rebased_cohorts` in its partitions)."""
-    if piece is None:
-        return None
     d = piece.data
     g = d["cohort"].to_numpy(float)
     t = d["time"].to_numpy(float)
