@@ -63,7 +63,41 @@ def exact_critical_value(a: np.ndarray, C: np.ndarray, alpha: float = 0.05) -> f
     return float(optimize.brentq(excess, 0.5, 100.0, xtol=1e-6))
 
 
-def one(world: dict, design: dict, working: bool, g: np.random.Generator) -> dict[str, float]:
+def exact_row(r: spillover.SpilloverResult, term: str, truth: float) -> dict[str, float]:
+    """The term's t-ratio, Bell-McCaffrey df and exact critical value (``direct`` or the
+    single ring piece's ``spillover``), keys prefixed with the term."""
+    fits = r.fitted.fits
+    rings = [k for k in fits if k.startswith("spillover:")]
+    if term == "spillover" and len(rings) != 1:
+        raise SystemExit(f"--term spillover needs one ring piece; the fit has {rings}")
+    sc = fits["direct" if term == "direct" else rings[0]].rescore
+    fit = _bjs.refactored(sc.fit)
+    region = r.fitted.panel.geography["region"].reindex(r.fitted.units).to_numpy()
+    cluster = np.unique(region[sc.unit_row], return_inverse=True)[1]
+    G = int(cluster.max()) + 1
+    cells = sc.cells_for(cluster[fit.target])
+    parts = _bjs.cr2_parts(fit, cluster[fit.clean])
+    C0, C1 = _bjs.bm_parts(fit, sc.w[:, 0], cells, cluster, G, scale=sc.scale, cr2=parts)
+    a = np.concatenate([_bjs.implied_weights(fit, sc.w)[:, 0], sc.w[:, 0]])
+    t = r.terms.set_index("term").loc[term]
+    return {
+        f"{term}_t": (t["estimate"] - truth) / t["se"],
+        f"{term}_df": t["df"],
+        f"{term}_G": float(G),
+        f"{term}_exact": exact_critical_value(a, np.vstack([C0, C1])),
+    }
+
+
+def exact_rows(r: spillover.SpilloverResult, terms: list[str], truth: dict) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for term in terms:
+        out.update(exact_row(r, term, truth.get(term, 0.0)))
+    return out
+
+
+def one(
+    world: dict, design: dict, working: bool, terms: list[str], g: np.random.Generator
+) -> dict[str, float]:
     sim = simulate(rng=g, **design, **world)
     panel = (
         sim.panel.with_outcome("noise", g.normal(size=len(sim.panel.data)))
@@ -74,22 +108,18 @@ def one(world: dict, design: dict, working: bool, g: np.random.Generator) -> dic
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         r = spillover.fit(panel, outcome=outcome, rng=g, covariates=["x"], n_boot=0)
-    sc = r.fitted.fits["direct"].rescore
-    fit = _bjs.refactored(sc.fit)
-    region = r.fitted.panel.geography["region"].reindex(r.fitted.units).to_numpy()
-    cluster = np.unique(region[sc.unit_row], return_inverse=True)[1]
-    G = int(cluster.max()) + 1
-    cells = sc.cells_for(cluster[fit.target])
-    C0, C1 = _bjs.bm_parts(fit, sc.w[:, 0], cells, cluster, G, scale=sc.scale)
-    a = np.concatenate([_bjs.implied_weights(fit, sc.w)[:, 0], sc.w[:, 0]])
-    t = r.terms.set_index("term").loc["direct"]
-    truth = 0.0 if working else truths(sim)["direct"]
-    return {
-        "t": (t["estimate"] - truth) / t["se"],
-        "df": t["df"],
-        "G": float(G),
-        "exact": exact_critical_value(a, np.vstack([C0, C1])),
-    }
+    return exact_rows(r, terms, {} if working else truths(sim))
+
+
+def one_h(variant: str, seed: int, terms: list[str], rep: int) -> dict[str, float]:
+    """Referee H's null world ``rep`` (its own simulator and default fit)."""
+    import mc_referee_h as h
+
+    _, df, geo, _, _ = h.build(rep, seed, "null", variant)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = h.fit(h.make_panel(df, geo), "imputation", 1)
+    return exact_rows(r, terms, {})
 
 
 def main() -> None:
@@ -99,22 +129,37 @@ def main() -> None:
     ap.add_argument("--world", default="null", choices=list(WORLDS))
     ap.add_argument("--working-model", action="store_true")
     ap.add_argument("--design", nargs="+", default=[], metavar="FIELD=VALUE")
+    ap.add_argument("--terms", nargs="+", default=["direct"], choices=["direct", "spillover"])
+    ap.add_argument("--referee-h", choices=["spec", "nopre"])
     args = ap.parse_args()
     design = design_from(args.design)
     set_progress(False)
     w = WORLDS[args.world]
-    rows = pd.DataFrame(
-        replicate(lambda _i, g: one(w, design, args.working_model, g), args.reps, rng=args.seed)
-    )
-    a = rows["t"].abs()
-    bm = stats.t.ppf(0.975, rows["df"])
-    print(
-        f"direct effect, {args.world} world{' (working model)' if args.working_model else ''}: "
-        f"BM df median {rows['df'].median():.2f}, critical value median t(BM df) "
-        f"{np.median(bm):.2f} / exact {rows['exact'].median():.2f}; coverage of 95% intervals "
-        f"t(BM df) {(a <= bm).mean():.3f}, exact {(a <= rows['exact']).mean():.3f}, "
-        f"t(G-1) {(a <= stats.t.ppf(0.975, rows['G'] - 1)).mean():.3f}"
-    )
+    if args.referee_h:
+        rows = pd.DataFrame(
+            [one_h(args.referee_h, args.seed, args.terms, i) for i in range(args.reps)]
+        )
+    else:
+        rows = pd.DataFrame(
+            replicate(
+                lambda _i, g: one(w, design, args.working_model, args.terms, g),
+                args.reps,
+                rng=args.seed,
+            )
+        )
+    where = f"referee H ({args.referee_h}) null" if args.referee_h else f"{args.world}"
+    for term in args.terms:
+        t, df, exact = rows[f"{term}_t"], rows[f"{term}_df"], rows[f"{term}_exact"]
+        a, bm = t.abs(), stats.t.ppf(0.975, df)
+        tg = stats.t.ppf(0.975, rows[f"{term}_G"] - 1)
+        print(
+            f"{term}, {where} world{' (working model)' if args.working_model else ''}: "
+            f"BM df median {df.median():.2f}, critical value median t(BM df) "
+            f"{np.median(bm):.2f} / exact {exact.median():.2f}; coverage of 95% intervals "
+            f"t(BM df) {(a <= bm).mean():.3f}, exact {(a <= exact).mean():.3f}, "
+            f"t(G-1) {(a <= tg).mean():.3f}, normal {(a <= stats.norm.ppf(0.975)).mean():.3f}; "
+            f"SD of t {t.std():.3f}, excess kurtosis {stats.kurtosis(t):.2f}"
+        )
     print(f"{args.reps} replications, seed {args.seed}, design changes {args.design}")
 
 
