@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import piece_vectors_and_scores
+from scipy import stats
 
 from zoneimpact.errors import EstimationError, SpecError, ZoneImpactError
 from zoneimpact.estimators import _bjs, spillover
@@ -194,8 +195,6 @@ def test_share_interval_is_fiellers_from_the_reported_numbers(fitted):
     # and the direct total, recovered here from the reported SEs and the delta-method SE
     # (as below): the same numbers to rounding (1e-9 relative). They are not the symmetric
     # estimate +- t x SE
-    from scipy import stats
-
     t = fitted.terms.set_index("term")
     n, d = t.loc["net", "estimate"], t.loc["direct_total", "estimate"]
     vn, vd = t.loc["net", "se"] ** 2, t.loc["direct_total", "se"] ** 2
@@ -230,6 +229,37 @@ def test_share_interval_is_fiellers_from_the_reported_numbers(fitted):
     ci90 = fitted.conf_int(0.10).loc["displacement_share"]
     np.testing.assert_allclose([ci90["lower"], ci90["upper"]], fieller(0.10), rtol=1e-9)
     assert ci["lower"] < ci90["lower"] < ci90["upper"] < ci["upper"]
+
+
+def test_terms_carry_every_terms_interval_and_p_value(fitted):
+    # a referee (RESULTS.md, session 45) read ci_low / p_value from terms and found NaN
+    # for every term but the share, whose Fieller interval alone lived there
+    t, tidy = fitted.terms.set_index("term"), fitted.tidy().set_index("term")
+    assert t[["ci_low", "ci_high", "p_value", "statistic"]].notna().all().all()
+    # the same arithmetic as tidy / conf_int / pvalues, so equal to the last bit
+    for col, tcol in [("ci_low", "conf_low"), ("ci_high", "conf_high"), ("p_value", "p_value")]:
+        np.testing.assert_array_equal(t[col], tidy[tcol])
+    np.testing.assert_array_equal(t["statistic"], tidy["statistic"])
+    # by hand: t with the term's Bell-McCaffrey df
+    row = t.loc["net"]
+    half = stats.t.ppf(0.975, row["df"]) * row["se"]
+    assert row["ci_low"] == pytest.approx(row["estimate"] - half, rel=1e-12)
+    assert row["p_value"] == pytest.approx(
+        2 * stats.t.sf(abs(row["estimate"] / row["se"]), row["df"]), rel=1e-12
+    )
+    # the share keeps Fieller's set, which is not symmetric about the estimate
+    share = t.loc["displacement_share"]
+    lo, hi = share["ci_low"] - share["estimate"], share["ci_high"] - share["estimate"]
+    assert abs(lo + hi) > 1e-3 * (hi - lo)
+    # rebuilt from the new SEs when the inference is redone or the outcome rescaled
+    unit = fitted.with_inference(cluster="unit")
+    u, ut = unit.terms.set_index("term"), unit.tidy().set_index("term")
+    assert u.loc["direct", "se"] != t.loc["direct", "se"]
+    np.testing.assert_array_equal(u["ci_low"], ut["conf_low"])
+    scaled = fitted.rescaled(-3.0).terms.set_index("term")
+    np.testing.assert_allclose(
+        scaled.loc["net", ["ci_low", "ci_high"]], -3 * row[["ci_high", "ci_low"]], rtol=1e-12
+    )
 
 
 def test_ratio_bias_follows_the_inference_but_the_share_does_not(fitted):

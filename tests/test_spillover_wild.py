@@ -209,10 +209,13 @@ def test_wild_keeps_estimates_and_ses_and_gives_intervals_around_them(fitted):
     np.testing.assert_allclose(ci.loc["direct_total"], n_d * ci.loc["direct"], rtol=1e-6)
     # naive and the region check keep their analytic inference
     assert p["naive"] == fitted.pvalues["naive"]
-    # the source result is untouched (its only p-value and interval columns are the
-    # analytic share's Fieller ones)
+    # the source result is untouched, and the terms the bootstrap does not test carry
+    # their analytic interval and p-value in the wild result's terms too
     pd.testing.assert_frame_equal(fitted.terms, before)
-    assert fitted.terms["p_value"].notna().sum() == 1
+    for col in ("ci_low", "ci_high", "p_value"):
+        assert b.loc["naive", col] == a.loc["naive", col]
+        assert b.loc["direct", col] != a.loc["direct", col]
+    np.testing.assert_array_equal(b["p_value"], p.to_numpy())
 
 
 @pytest.mark.filterwarnings("ignore:with_inference\\('wild'\\) on 10 clusters")
