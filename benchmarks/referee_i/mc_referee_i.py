@@ -357,18 +357,7 @@ def check_invariance(seed_base, world="s0.5", n=3):
         f4["y"] = f4["y"] * 2
         variants["y_times_2"] = (f4, w["geo"])
         for name, (fr, geo) in variants.items():
-            from zoneimpact.panel import Panel
-
-            pan = Panel.from_frame(
-                fr,
-                unit="city",
-                time="year",
-                outcomes="y",
-                cohort="zone_year",
-                covariates=["x"],
-                geography=geo,
-            )
-            r, _, wl = do_fit(pan, seed)
+            r, _, wl = do_fit(build_panel({"geo": geo}, frame=fr), seed)
             v = r.tidy().set_index("term")
             for q in QUANT + ["direct_total", "spillover_total"]:
                 mult = 2.0 if (name == "y_times_2" and q != "displacement_share") else 1.0
