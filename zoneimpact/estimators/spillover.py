@@ -289,7 +289,9 @@ class SpilloverResult(EstimationResult):
 
     ``terms`` carries every term's interval at the result's level, p-value and test
     statistic (``ci_low``, ``ci_high``, ``p_value``, ``statistic``; the same numbers as
-    :meth:`tidy`, the share's Fieller's: :func:`reported_terms`). Extra fields: ``exposure`` (the :class:`~zoneimpact.exposure.ExposureMap`),
+    :meth:`tidy`, the share's Fieller's: :func:`reported_terms`).
+
+    Extra fields: ``exposure`` (the :class:`~zoneimpact.exposure.ExposureMap`),
     ``pieces`` (one summary row per piece: direct, spillover rings, spillover on zones,
     naive, region; with estimate, total, the number of estimated target unit-periods
     (``n_target_unit_periods``, which the mean and total cover), the number of targets
