@@ -4,6 +4,7 @@ without refitting the pieces, equal to a refit with ``cluster=`` / ``conley_km=`
 
 from __future__ import annotations
 
+import pickle
 import warnings
 
 import numpy as np
@@ -128,6 +129,20 @@ def test_conley_equals_a_refit(panel, fitted):
     _same(bart, spillover.fit(panel, outcome="fdi", rng=11, n_boot=50, conley_km=300.0,
                               conley_kernel="bartlett"), 1e-10)  # fmt: skip
     assert bart.info["cluster"] == "Conley (Bartlett kernel, 300 km)"
+
+
+@pytest.mark.filterwarnings("ignore:Conley spatial-HAC SEs")
+def test_a_pickled_result_redoes_its_inference(fitted):
+    # a result sent through pickle (a joblib worker, a saved session) holds its frozen
+    # arrays over an immutable buffer, on which scipy's sparse fancy indexing raised in the
+    # Conley leave-out ("cannot set WRITEABLE flag"; a reviewer, session 45)
+    again = pickle.loads(pickle.dumps(fitted))
+    for method, kw in [("conley", {"conley_km": 300.0}), ("cluster", {"cluster": "unit"})]:
+        a = fitted.with_inference(method, rng=11, **kw)
+        b = again.with_inference(method, rng=11, **kw)
+        # the same arithmetic on the same numbers: equal to the last bit
+        pd.testing.assert_frame_equal(a.terms, b.terms, check_exact=True)
+        pd.testing.assert_frame_equal(a.draws, b.draws, check_exact=True)
 
 
 def test_original_result_is_unchanged(fitted):

@@ -350,7 +350,19 @@ def _near_at(
     """``(M near)[cell, cluster]`` of every target: what its cell's clusters near its own
     hold of ``M`` (``near`` symmetric)."""
     prod = sparse.csr_matrix(M @ sparse.csr_matrix(near))
-    return np.asarray(prod[cells, cluster1]).ravel()
+    return _sparse_at(prod, cells, cluster1)
+
+
+def _sparse_at(M: Any, rows: np.ndarray, cols: np.ndarray | None = None) -> np.ndarray:
+    """``M[rows, cols]`` of a sparse matrix as a flat array (``M[rows]`` densified without
+    ``cols``), indexed by owned copies: scipy's fancy indexing sets its index views'
+    writeable flag from the inputs', which raises for a read-only array over an immutable
+    buffer (a result's frozen arrays after pickling, e.g. in a joblib worker)."""
+    r = np.array(rows, dtype=np.intp)
+    if cols is None:
+        out = M[r]
+        return out.toarray() if sparse.issparse(out) else np.asarray(out, float)
+    return np.asarray(M[r, np.array(cols, dtype=np.intp)]).ravel()
 
 
 def tau_tilde_near(
@@ -648,9 +660,8 @@ def _bm_target(
         r = np.divide(1.0 if scale is None else scale, den, out=np.zeros(len(w)), where=den != 0)
         cs = _cell_cluster_sums(w * r, cells, cluster1, n_clusters).toarray()
         ps = _cell_cluster_sums(np.where(ok, w * r, 0.0), cells, cluster1, n_clusters).toarray()
-        alpha = w * np.asarray(A[cells, cluster1]).ravel()
-        rows = near[cluster1]
-        rows = rows.toarray() if sparse.issparse(rows) else np.asarray(rows, float)
+        alpha = w * _sparse_at(A, cells, cluster1)
+        rows = _sparse_at(near, cluster1)
         out = -alpha[:, None] * (cs[cells] - rows * ps[cells])
         out[np.arange(len(w)), cluster1] += w
         return out

@@ -2076,14 +2076,15 @@ def reported_terms(terms: pd.DataFrame, alpha: float, own: Collection[str]) -> p
     the columns ``ci_low``, ``ci_high``, ``p_value`` and ``statistic``: estimate +/- t x SE
     and the t test (t with the term's ``df``, the normal where it has none), as
     :meth:`~zoneimpact.results.EstimationResult.conf_int` and ``pvalues`` give them. The
-    terms ``own`` keep their own (the displacement share's Fieller interval and test, the
-    wild bootstrap's inversions and p-values), with a missing statistic filled by estimate
-    / SE but for the share, whose statistic is its Fieller test's.
+    terms ``own`` keep their own values where they have one (the displacement share's
+    Fieller interval and test, the wild bootstrap's inversions and p-values); where such a
+    value is NaN the accessors fall back on the t test, and so does this table.
 
     Those columns held only the terms' own intervals (NaN elsewhere), and a referee reading
     ``terms`` took the blanks for missing inference (session 45). Recomputed from the
-    estimates and SEs whenever a result is built, they cannot go stale when a result is
-    rescaled or its inference redone. NaN where the SE is."""
+    estimates and SEs whenever a result is built, they follow a rescaling or redone
+    inference; an own interval stays at the level it was computed at, as in
+    :meth:`SpilloverResult.conf_int`. NaN where the SE is and no own value exists."""
     out = terms.copy()
     for c in _REPORTED:
         if c not in out.columns:
@@ -2096,14 +2097,12 @@ def reported_terms(terms: pd.DataFrame, alpha: float, own: Collection[str]) -> p
     with np.errstate(divide="ignore", invalid="ignore"):
         stat = est / se
     p = np.where(has_df, 2 * stats.t.sf(np.abs(stat), dfv), 2 * stats.norm.sf(np.abs(stat)))
-    term = out["term"].astype(str)
-    mine = term.isin(list(own)).to_numpy()
+    mine = out["term"].astype(str).isin(list(own)).to_numpy()
     computed = {"ci_low": est - crit * se, "ci_high": est + crit * se, "p_value": p}
+    computed["statistic"] = stat
     for c, v in computed.items():
-        out[c] = np.where(mine, out[c].to_numpy(float), v)
-    kept = out["statistic"].to_numpy(float)
-    fill = ~mine | (np.isnan(kept) & (term != "displacement_share").to_numpy())
-    out["statistic"] = np.where(fill, stat, kept)
+        cur = out[c].to_numpy(float)
+        out[c] = np.where(mine & ~np.isnan(cur), cur, v)
     return out
 
 
