@@ -354,10 +354,11 @@ def _near_at(
 
 
 def _sparse_at(M: Any, rows: np.ndarray, cols: np.ndarray | None = None) -> np.ndarray:
-    """``M[rows, cols]`` of a sparse matrix as a flat array (``M[rows]`` densified without
-    ``cols``), indexed by owned copies: scipy's fancy indexing sets its index views'
-    writeable flag from the inputs', which raises for a read-only array over an immutable
-    buffer (a result's frozen arrays after pickling, e.g. in a joblib worker)."""
+    """``M[rows, cols]`` of a sparse matrix as a flat array, or without ``cols`` its rows
+    ``M[rows]`` as a dense matrix (``M`` sparse or dense), indexed by owned copies: scipy's
+    fancy indexing sets its index views' writeable flag from the inputs', which raises for
+    a read-only array over an immutable buffer (a result's frozen arrays after pickling,
+    e.g. in a joblib worker)."""
     r = np.array(rows, dtype=np.intp)
     if cols is None:
         out = M[r]
