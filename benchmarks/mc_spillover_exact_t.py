@@ -122,6 +122,21 @@ def one_h(variant: str, seed: int, terms: list[str], rep: int) -> dict[str, floa
     return exact_rows(r, terms, {})
 
 
+def one_i(seed: int, terms: list[str], rep: int) -> dict[str, float]:
+    """Referee I's null world ``rep`` at ``seed`` (``referee_i/``: its own simulator and
+    default fit; the seeds of its ``--worlds null`` runs)."""
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "referee_i"))
+    import mc_referee_i as i_mc
+
+    w = i_mc.simulate(i_mc.world_seed("null", rep, seed), 0.0, null=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = i_mc.do_fit(i_mc.build_panel(w), i_mc.world_seed("null", rep, seed))[0]
+    return exact_rows(r, terms, {})
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=300)
@@ -131,11 +146,14 @@ def main() -> None:
     ap.add_argument("--design", nargs="+", default=[], metavar="FIELD=VALUE")
     ap.add_argument("--terms", nargs="+", default=["direct"], choices=["direct", "spillover"])
     ap.add_argument("--referee-h", choices=["spec", "nopre"])
+    ap.add_argument("--referee-i", action="store_true", help="referee I's null worlds")
     args = ap.parse_args()
     design = design_from(args.design)
     set_progress(False)
     w = WORLDS[args.world]
-    if args.referee_h:
+    if args.referee_i:
+        rows = pd.DataFrame([one_i(args.seed, args.terms, i) for i in range(args.reps)])
+    elif args.referee_h:
         rows = pd.DataFrame(
             [one_h(args.referee_h, args.seed, args.terms, i) for i in range(args.reps)]
         )
@@ -147,7 +165,13 @@ def main() -> None:
                 rng=args.seed,
             )
         )
-    where = f"referee H ({args.referee_h}) null" if args.referee_h else f"{args.world}"
+    where = (
+        "referee I null"
+        if args.referee_i
+        else f"referee H ({args.referee_h}) null"
+        if args.referee_h
+        else f"{args.world}"
+    )
     for term in args.terms:
         t, df, exact = rows[f"{term}_t"], rows[f"{term}_df"], rows[f"{term}_exact"]
         a, bm = t.abs(), stats.t.ppf(0.975, df)
