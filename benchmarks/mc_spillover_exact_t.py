@@ -127,13 +127,16 @@ def one_i(seed: int, terms: list[str], rep: int) -> dict[str, float]:
     default fit; the seeds of its ``--worlds null`` runs)."""
     import sys
 
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "referee_i"))
+    folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), "referee_i")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
     import mc_referee_i as i_mc
 
-    w = i_mc.simulate(i_mc.world_seed("null", rep, seed), 0.0, null=True)
+    world_seed = i_mc.world_seed("null", rep, seed)
+    w = i_mc.simulate(world_seed, 0.0, null=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        r = i_mc.do_fit(i_mc.build_panel(w), i_mc.world_seed("null", rep, seed))[0]
+        r = i_mc.do_fit(i_mc.build_panel(w), world_seed)[0]
     return exact_rows(r, terms, {})
 
 

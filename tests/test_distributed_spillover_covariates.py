@@ -45,16 +45,20 @@ def world(client):
     return sim.panel, emap, regions
 
 
-def _dask(panel, folder: Path, regions, data: pd.DataFrame | None = None, covs=("x",)):
-    """The panel's rows (or ``data``) as three Parquet files, shuffled, read back."""
+def _dask(
+    panel, folder: Path, regions, data: pd.DataFrame | None = None, covs=("x",), seed=0,
+    npartitions=3,
+):  # fmt: skip
+    """The panel's rows (or ``data``) as three Parquet files, shuffled (``seed``), read back
+    in ``npartitions`` partitions."""
     d = panel.data if data is None else data
-    rows = d[["unit", "time", "cohort", "fdi", *covs]].sample(frac=1.0, random_state=0)
+    rows = d[["unit", "time", "cohort", "fdi", *covs]].sample(frac=1.0, random_state=seed)
     rows = rows.assign(region=regions.reindex(rows["unit"]).to_numpy())
     for i, idx in enumerate(np.array_split(np.arange(len(rows)), 3)):
         rows.iloc[idx].to_parquet(folder / f"part-{i}.parquet", index=False)
     return zd.read_panel(
         str(folder / "*.parquet"), unit="unit", time="time", outcomes=["fdi"], cohort="cohort",
-        covariates=list(covs), never_values=(), cluster="region", npartitions=3,
+        covariates=list(covs), never_values=(), cluster="region", npartitions=npartitions,
     )  # fmt: skip
 
 
@@ -196,15 +200,8 @@ def test_dask_imputation_base_refuses_a_covariate_flat_in_one_period_whatever_th
     for seed in (0, 1, 5):
         folder = tmp_path / f"s{seed}"
         folder.mkdir()
-        rows = d[["unit", "time", "cohort", "fdi", "b"]].sample(frac=1.0, random_state=seed)
-        rows = rows.assign(region=regions.reindex(rows["unit"]).to_numpy())
-        for i, idx in enumerate(np.array_split(np.arange(len(rows)), 3)):
-            rows.iloc[idx].to_parquet(folder / f"part-{i}.parquet", index=False)
-        dp = zd.read_panel(
-            str(folder / "*.parquet"), unit="unit", time="time", outcomes=["fdi"],
-            cohort="cohort", covariates=["b"], never_values=(), cluster="region",
-            npartitions=2 + seed % 3,
-        )  # fmt: skip
+        dp = _dask(panel, folder, regions, data=d, covs=("b",), seed=seed,
+                   npartitions=2 + seed % 3)  # fmt: skip
         with pytest.raises(
             EstimationError, match=r"do not vary among the untreated units of period\(s\) 2013 "
         ):

@@ -65,6 +65,7 @@ from ..estimators._bjs import LEAVE_OUT_REST, SingularModel
 from ..estimators._fe import collinear_given_effects
 from ..estimators._scale import rescale_result
 from ..estimators.imputation import ImputationResult
+from ..estimators.spillover import _period_label
 from ..inference.covariance import warn_few_treated
 from ..panel import _v
 from ..results import check_alpha, check_choice, terms_frame
@@ -304,10 +305,7 @@ def _check_reduced(A: np.ndarray, k1: int, periods: np.ndarray) -> None:
         raise SingularModel(_COLLINEAR) from None
     flat = np.diag(schur) <= _EXPLAINED * np.diag(A)[~own]
     if flat.any():
-        shown = ", ".join(
-            str(int(t)) if float(t).is_integer() else f"{float(t):g}"
-            for t in pd.unique(periods[~own][flat])
-        )
+        shown = ", ".join(_period_label(t) for t in pd.unique(periods[~own][flat]))
         raise SingularModel(
             f"The covariates do not vary among the untreated units of period(s) {shown} "
             "(given the unit effects), so their covariate-by-period terms are not "

@@ -2068,9 +2068,6 @@ def _share_fieller(
     return 1.0 - (B + root) / A, 1.0 - (B - root) / A, t0
 
 
-_REPORTED = ("ci_low", "ci_high", "p_value", "statistic")
-
-
 def reported_terms(terms: pd.DataFrame, alpha: float, own: Collection[str]) -> pd.DataFrame:
     """``terms`` with every term's interval at level ``alpha``, p-value and statistic in
     the columns ``ci_low``, ``ci_high``, ``p_value`` and ``statistic``: estimate +/- t x SE
@@ -2086,22 +2083,23 @@ def reported_terms(terms: pd.DataFrame, alpha: float, own: Collection[str]) -> p
     inference; an own interval stays at the level it was computed at, as in
     :meth:`SpilloverResult.conf_int`. NaN where the SE is and no own value exists."""
     out = terms.copy()
-    for c in _REPORTED:
-        if c not in out.columns:
-            out[c] = np.nan
-    est, se = out["estimate"].to_numpy(float), out["se"].to_numpy(float)
-    df = out["df"].to_numpy(float) if "df" in out.columns else np.full(len(out), np.nan)
-    has_df = np.isfinite(df)
-    dfv = np.where(has_df, df, 1.0)
-    crit = np.where(has_df, stats.t.ppf(1 - alpha / 2, dfv), stats.norm.ppf(1 - alpha / 2))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        stat = est / se
-    p = np.where(has_df, 2 * stats.t.sf(np.abs(stat), dfv), 2 * stats.norm.sf(np.abs(stat)))
+    # the accessors' own arithmetic, on the terms without any own column
+    plain = EstimationResult(
+        estimator="spillover",
+        outcome="",
+        terms=terms[[c for c in ("term", "estimate", "se", "df") if c in terms.columns]],
+        alpha=alpha,
+    )
+    ci = plain.conf_int()
+    computed = {
+        "ci_low": ci["lower"].to_numpy(),
+        "ci_high": ci["upper"].to_numpy(),
+        "p_value": plain.pvalues.to_numpy(),
+        "statistic": plain.tvalues.to_numpy(),
+    }
     mine = out["term"].astype(str).isin(list(own)).to_numpy()
-    computed = {"ci_low": est - crit * se, "ci_high": est + crit * se, "p_value": p}
-    computed["statistic"] = stat
     for c, v in computed.items():
-        cur = out[c].to_numpy(float)
+        cur = out[c].to_numpy(float) if c in out.columns else np.full(len(out), np.nan)
         out[c] = np.where(mine & ~np.isnan(cur), cur, v)
     return out
 
