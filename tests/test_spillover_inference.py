@@ -277,6 +277,33 @@ def test_terms_carry_every_terms_interval_and_p_value(fitted):
     )
 
 
+def test_a_result_at_another_level_recomputes_the_shares_fieller_set(fitted):
+    # with_terms(alpha=) (or dataclasses.replace) once kept the share's Fieller set at the
+    # fit's 95% while the result claimed 90%: a wrong interval under a right label
+    at90 = fitted.with_terms(fitted.terms, alpha=0.10)
+    t90 = at90.terms.set_index("term")
+    want = fitted.conf_int(0.10)
+    # Fieller's quadratic at the 90% critical value, the same arithmetic: to 1e-12
+    np.testing.assert_allclose(
+        t90.loc["displacement_share", ["ci_low", "ci_high"]].to_numpy(float),
+        want.loc["displacement_share"].to_numpy(float),
+        rtol=1e-12,
+    )
+    narrower = fitted.terms.set_index("term").loc["displacement_share"]
+    assert narrower["ci_low"] < t90.loc["displacement_share", "ci_low"]
+    assert t90.loc["displacement_share", "ci_high"] < narrower["ci_high"]
+    # the zero test does not depend on the level
+    assert t90.loc["displacement_share", "p_value"] == narrower["p_value"]
+    pd.testing.assert_frame_equal(at90.conf_int(), want)
+    # and back at 95%: the fit's own numbers to rounding
+    back = at90.with_terms(at90.terms, alpha=0.05).terms
+    np.testing.assert_allclose(
+        back[["ci_low", "ci_high"]].to_numpy(float),
+        fitted.terms[["ci_low", "ci_high"]].to_numpy(float),
+        rtol=1e-12,
+    )
+
+
 def test_ratio_bias_follows_the_inference_but_the_share_does_not(fitted):
     # the diagnostic is computed from whichever covariance the result carries; the share
     # itself stays the plain ratio 1 - net / direct_total

@@ -219,6 +219,27 @@ def test_wild_keeps_estimates_and_ses_and_gives_intervals_around_them(fitted):
 
 
 @pytest.mark.filterwarnings("ignore:with_inference\\('wild'\\) on 10 clusters")
+def test_wild_intervals_are_not_shown_at_another_level(fitted):
+    # the bootstrap inverted its test at 95% only: a result rebuilt at 90% shows the
+    # analytic t interval of the same SEs (and Fieller's for the share), never the 95% set
+    wild = fitted.with_inference("wild", n_boot=99, rng=7)
+    assert wild.info["wild_alpha"] == 0.05
+    at90 = wild.with_terms(wild.terms, alpha=0.10)
+    t90, t95 = at90.terms.set_index("term"), wild.terms.set_index("term")
+    analytic = fitted.conf_int(0.10)
+    for term in ("direct", "spillover", "net", "displacement_share"):
+        np.testing.assert_allclose(
+            t90.loc[term, ["ci_low", "ci_high"]].to_numpy(float),
+            analytic.loc[term].to_numpy(float),
+            rtol=1e-12,
+        )
+        # the p-values are the bootstrap's at every level
+        assert t90.loc[term, "p_value"] == t95.loc[term, "p_value"]
+        assert t90.loc[term, "ci_low"] != t95.loc[term, "ci_low"]
+    pd.testing.assert_frame_equal(at90.conf_int(), wild.conf_int(0.10))
+
+
+@pytest.mark.filterwarnings("ignore:with_inference\\('wild'\\) on 10 clusters")
 def test_wild_is_invariant_to_a_constant_and_equivariant_to_scale():
     sim = _sim(5)
     frame = sim.panel.data

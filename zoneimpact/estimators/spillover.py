@@ -329,8 +329,20 @@ class SpilloverResult(EstimationResult):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        own = {"displacement_share", *self.info.get("wild_terms", ())}
-        object.__setattr__(self, "terms", reported_terms(self.terms, self.alpha, own))
+        terms = self.terms
+        wild = set(self.info.get("wild_terms", ()))
+        # a result rebuilt at another level (``with_terms(..., alpha=)``, ``replace``) must
+        # not show intervals inverted at the old one: the wild bootstrap's hold only at
+        # its own level, Fieller's is recomputed at any
+        wild_level = self.info.get("wild_alpha", self.alpha) == self.alpha
+        share = own_interval(self, "displacement_share", self.alpha / 2)
+        if share is not None and not ("displacement_share" in wild and wild_level):
+            terms = terms.copy()
+            at = terms["term"].astype(str).to_numpy() == "displacement_share"
+            terms.loc[at, "ci_low"], terms.loc[at, "ci_high"] = share
+        intervals = {"displacement_share", *(wild if wild_level else ())}
+        tests = {"displacement_share", *wild}
+        object.__setattr__(self, "terms", reported_terms(terms, self.alpha, intervals, tests=tests))
 
     def conf_int(self, alpha: float | None = None) -> pd.DataFrame:
         """Pointwise confidence intervals, indexed by term; the displacement share's is
@@ -2068,20 +2080,30 @@ def _share_fieller(
     return 1.0 - (B + root) / A, 1.0 - (B - root) / A, t0
 
 
-def reported_terms(terms: pd.DataFrame, alpha: float, own: Collection[str]) -> pd.DataFrame:
+def reported_terms(
+    terms: pd.DataFrame,
+    alpha: float,
+    own: Collection[str],
+    *,
+    tests: Collection[str] | None = None,
+) -> pd.DataFrame:
     """``terms`` with every term's interval at level ``alpha``, p-value and statistic in
     the columns ``ci_low``, ``ci_high``, ``p_value`` and ``statistic``: estimate +/- t x SE
     and the t test (t with the term's ``df``, the normal where it has none), as
     :meth:`~zoneimpact.results.EstimationResult.conf_int` and ``pvalues`` give them. The
-    terms ``own`` keep their own values where they have one (the displacement share's
-    Fieller interval and test, the wild bootstrap's inversions and p-values); where such a
-    value is NaN the accessors fall back on the t test, and so does this table.
+    terms ``own`` keep their own intervals where they have one (the displacement share's
+    Fieller interval, the wild bootstrap's inversions), the terms ``tests`` (default
+    ``own``) their own p-value and statistic (Fieller's zero test, the wild bootstrap's
+    p-values, which do not depend on the level); where such a value is NaN the accessors
+    fall back on the t test, and so does this table.
 
     Those columns held only the terms' own intervals (NaN elsewhere), and a referee reading
     ``terms`` took the blanks for missing inference (session 45). Recomputed from the
     estimates and SEs whenever a result is built, they follow a rescaling or redone
-    inference; an own interval stays at the level it was computed at, as in
-    :meth:`SpilloverResult.conf_int`. NaN where the SE is and no own value exists."""
+    inference. ``own`` must name only intervals computed at ``alpha``: a
+    :class:`SpilloverResult` at another level recomputes Fieller's and leaves the wild
+    bootstrap's out (``info["wild_alpha"]``), as :meth:`SpilloverResult.conf_int` does.
+    NaN where the SE is and no own value exists."""
     out = terms.copy()
     # the accessors' own arithmetic, on the terms without any own column
     plain = EstimationResult(
@@ -2097,8 +2119,11 @@ def reported_terms(terms: pd.DataFrame, alpha: float, own: Collection[str]) -> p
         "p_value": plain.pvalues.to_numpy(),
         "statistic": plain.tvalues.to_numpy(),
     }
-    mine = out["term"].astype(str).isin(list(own)).to_numpy()
+    names = out["term"].astype(str)
+    mine_ci = names.isin(list(own)).to_numpy()
+    mine_test = names.isin(list(own if tests is None else tests)).to_numpy()
     for c, v in computed.items():
+        mine = mine_ci if c in ("ci_low", "ci_high") else mine_test
         cur = out[c].to_numpy(float) if c in out.columns else np.full(len(out), np.nan)
         out[c] = np.where(mine & ~np.isnan(cur), cur, v)
     return out
@@ -3552,6 +3577,7 @@ def _wild_inference(
         "wild_draws": n_boot,
         "wild_weights": "Webb six-point" if clusters.n < 12 else "Rademacher",
         "wild_terms": sorted(out),
+        "wild_alpha": alpha,
     }
     return terms, info
 
@@ -3729,6 +3755,7 @@ _STALE_INFO = (
     "wild_draws",
     "wild_weights",
     "wild_terms",
+    "wild_alpha",
     "one_cluster_pieces",
     "conley_km",
     "conley_kernel",
