@@ -252,6 +252,38 @@ def test_asc_with_inference_jackknife_takes_alpha() -> None:
 
 
 @needs_data("canonical/california_prop99.csv")
+def test_asc_jackknife_plus_interval_is_not_relabelled_at_another_level() -> None:
+    # the jackknife+ interval is computed at one level and has no SE to fall back on: a
+    # result rebuilt at 90% must show no interval rather than the 95% one
+    r = augmented_sc.fit(_prop99(), outcome=Y, lambda_=430.0, se=False).with_inference("jackknife+")
+    assert np.isfinite(r.conf_int().loc["att"]).all()
+    at90 = r.with_terms(r.terms, alpha=0.10)
+    assert at90.conf_int().loc["att"].isna().all()
+    # a jackknife+ at 90% has its own, narrower interval
+    j90 = r.with_inference("jackknife+", alpha=0.10).conf_int().loc["att"]
+    assert r.conf_int().loc["att", "lower"] < j90["lower"] < j90["upper"]
+
+
+def test_stored_intervals_hold_only_at_their_level() -> None:
+    # generic: ci_low/ci_high at info["ci_alpha"] are read at that level only; without
+    # ci_alpha they are taken to be at the result's level (results built before it)
+    terms = terms_frame(["a"], [1.0], [0.5], df=[np.inf]).assign(ci_low=[-9.0], ci_high=[9.0])
+    res = EstimationResult(
+        estimator="x", outcome="y", terms=terms, alpha=0.05, info={"ci_alpha": 0.05}
+    )
+    assert res.conf_int().loc["a"].tolist() == [-9.0, 9.0]
+    moved = res.with_terms(res.terms, alpha=0.10)
+    # 1 +- z_0.95 x 0.5 (scipy's normal quantile): one product and a sum, 1e-12
+    np.testing.assert_allclose(
+        moved.conf_int().loc["a"],
+        [1 - 1.6448536269514722 * 0.5, 1 + 1.6448536269514722 * 0.5],
+        rtol=1e-12,
+    )
+    legacy = EstimationResult(estimator="x", outcome="y", terms=terms, alpha=0.10)
+    assert legacy.conf_int().loc["a"].tolist() == [-9.0, 9.0]
+
+
+@needs_data("canonical/california_prop99.csv")
 def test_sdid_rescaled_negative_keeps_noise_level_and_penalties_positive() -> None:
     # SDID's noise level and ridge penalties are sizes (Arkhangelsky et al. 2021, eq. 2-3:
     # zeta = (N_tr T_post)^(1/4) sigma); rescaled(-2) made them negative (session 22)

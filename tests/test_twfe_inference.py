@@ -112,6 +112,12 @@ def test_result_api_reads_the_bootstrap_p_and_interval(fitted) -> None:
     # at another level the stored interval does not apply: the t interval is used
     assert wild.conf_int(0.10).loc["att", "lower"] != row["ci_low"]
     assert wild.tidy()["p_value"].iloc[0] == row["p_value"]
+    # a result rebuilt at 90% does not relabel the 95% inversion: it gives the t interval
+    # of the same CR1 SE, exactly what conf_int(0.10) gave above
+    at90 = wild.with_terms(wild.terms, alpha=0.10)
+    assert wild.info["ci_alpha"] == 0.05
+    pd.testing.assert_frame_equal(at90.conf_int(), wild.conf_int(0.10))
+    assert at90.tidy().set_index("term").loc["att", "conf_low"] != row["ci_low"]
 
 
 def test_conley_spatial_hac_by_hand_and_limits() -> None:

@@ -160,7 +160,7 @@ class AugmentedSCResult(EstimationResult):
                 alpha=level,
                 jackknife_estimates=np.array([]),
                 prediction_intervals=table,
-                info={**self.info, "se_method": "jackknife+", "n_jackknife": 0},
+                info={**self.info, "se_method": "jackknife+", "n_jackknife": 0, "ci_alpha": level},
             )
         jack, se = jackknife(data)
         terms.loc[terms["term"] == "att", "se"] = se * abs(data.scale)
@@ -170,7 +170,11 @@ class AugmentedSCResult(EstimationResult):
             alpha=level,
             jackknife_estimates=jack * data.scale,
             prediction_intervals=None,
-            info={**self.info, "se_method": "jackknife", "n_jackknife": int(jack.size)},
+            info={
+                **{k: v for k, v in self.info.items() if k != "ci_alpha"},
+                "se_method": "jackknife",
+                "n_jackknife": int(jack.size),
+            },
         )
 
     def artifacts(self) -> dict[str, pd.DataFrame]:

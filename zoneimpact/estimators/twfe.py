@@ -342,7 +342,8 @@ def _wild_terms(
             rng=seed,
         )
     out = terms.assign(p_value=p, ci_low=lo, ci_high=hi)
-    return out, {**info, "se_type": f"CR1; wild cluster bootstrap ({boot_weights}) p and CI"}
+    se_type = f"CR1; wild cluster bootstrap ({boot_weights}) p and CI"
+    return out, {**info, "se_type": se_type, "ci_alpha": res.alpha}
 
 
 def _canonical_codes(res: TWFEResult, rows: pd.DataFrame, codes: np.ndarray) -> np.ndarray:
