@@ -8,7 +8,10 @@ normals whose distribution Imhof (1961) gives by one integral; the exact critica
 solves it for 5%. This script draws the worlds of ``mc_spillover.py`` (``--design`` as
 there), fits the default and reports coverage of the direct effect's 95% interval with
 t(Bell-McCaffrey df), the exact critical value and t(G - 1). With ``--working-model`` the
-outcome is replaced by independent N(0, 1) draws, where the exact value is exact.
+outcome is replaced by independent N(0, 1) draws, where the exact value is exact. With
+``--omega`` the same is computed under a working model estimated from step 1's residuals
+(covariances by lag within a unit and within a region, Imbens & Kolesar 2016's suggestion
+of a richer working model), by the Gram ``X' Omega X`` of ``X = [a, C]``.
 
 Run:  python benchmarks/mc_spillover_exact_t.py [--reps 300] [--seed 20261205]
       [--world null] [--working-model] [--design n_regions=10 ...]
@@ -34,6 +37,9 @@ from scipy import integrate, optimize, stats
 from zoneimpact.estimators import _bjs, spillover
 from zoneimpact.parallel import replicate, set_progress
 from zoneimpact.simulate import simulate
+
+#: ``--omega``: also the exact law under a working model estimated from the residuals
+OMEGA = False
 
 
 def prob_positive(lam: np.ndarray) -> float:
@@ -63,9 +69,69 @@ def exact_critical_value(a: np.ndarray, C: np.ndarray, alpha: float = 0.05) -> f
     return float(optimize.brentq(excess, 0.5, 100.0, xtol=1e-6))
 
 
+def lag_covariances(
+    e: np.ndarray, unit: np.ndarray, time: np.ndarray, region: np.ndarray, n_periods: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Residual covariances by lag ``L = |t - s|``: within a unit (``Ku``) and between two
+    units of the same region (``Kr``), each the mean product over the pairs observed."""
+    unit = np.unique(unit, return_inverse=True)[1]
+    E, M = np.zeros((unit.max() + 1, n_periods)), np.zeros((unit.max() + 1, n_periods))
+    E[unit, time], M[unit, time] = e, 1.0
+    reg = np.zeros(unit.max() + 1, int)
+    reg[unit] = region
+    S, N = np.zeros((region.max() + 1, n_periods)), np.zeros((region.max() + 1, n_periods))
+    np.add.at(S, reg, E)
+    np.add.at(N, reg, M)
+    Ku, Kr = np.zeros(n_periods), np.zeros(n_periods)
+    for L in range(n_periods):
+        su, cu = (E[:, : n_periods - L] * E[:, L:]).sum(), (M[:, : n_periods - L] * M[:, L:]).sum()
+        sr = (S[:, : n_periods - L] * S[:, L:]).sum() - su
+        cr = (N[:, : n_periods - L] * N[:, L:]).sum() - cu
+        Ku[L], Kr[L] = (su / cu if cu else 0.0), (sr / cr if cr else 0.0)
+    return Ku, Kr
+
+
+def omega_gram(
+    X: np.ndarray,
+    unit: np.ndarray,
+    time: np.ndarray,
+    region: np.ndarray,
+    Ku: np.ndarray,
+    Kr: np.ndarray,
+) -> np.ndarray:
+    """``X' Omega X`` for the estimated working model: errors correlated within a region
+    by lag (``Kr``), and more within a unit (``Ku``), independent across regions."""
+    out = np.zeros((X.shape[1], X.shape[1]))
+    for g in np.unique(region):
+        r = np.flatnonzero(region == g)
+        lag = np.abs(time[r][:, None] - time[r][None, :])
+        om = Kr[lag] + (unit[r][:, None] == unit[r][None, :]) * (Ku[lag] - Kr[lag])
+        out += X[r].T @ om @ X[r]
+    return out
+
+
+def exact_from_gram(gram: np.ndarray, alpha: float = 0.05) -> float:
+    """:func:`exact_critical_value` from the Gram matrix of ``[a, C]`` under any working
+    model (``X' Omega X``; ``X'X`` is the independent one)."""
+    w, V = np.linalg.eigh((gram + gram.T) / 2)
+    R = V @ np.diag(np.sqrt(np.clip(w, 0, None))) @ V.T
+    k = gram.shape[0] - 1
+    sign = np.r_[1.0, -np.ones(k)]
+
+    def excess(c: float) -> float:
+        return (
+            prob_positive(np.linalg.eigvalsh(R @ np.diag(sign * np.r_[1.0, np.full(k, c * c)]) @ R))
+            - alpha
+        )
+
+    return float(optimize.brentq(excess, 0.3, 100.0, xtol=1e-6))
+
+
 def exact_row(r: spillover.SpilloverResult, term: str, truth: float) -> dict[str, float]:
     """The term's t-ratio, Bell-McCaffrey df and exact critical value (``direct`` or the
-    single ring piece's ``spillover``), keys prefixed with the term."""
+    single ring piece's ``spillover``), keys prefixed with the term; with ``OMEGA`` set
+    also the exact value and Satterthwaite df under the estimated working model of
+    :func:`omega_gram` (``_exact_omega``, ``_df_omega``)."""
     fits = r.fitted.fits
     rings = [k for k in fits if k.startswith("spillover:")]
     if term == "spillover" and len(rings) != 1:
@@ -80,12 +146,25 @@ def exact_row(r: spillover.SpilloverResult, term: str, truth: float) -> dict[str
     C0, C1 = _bjs.bm_parts(fit, sc.w[:, 0], cells, cluster, G, scale=sc.scale, cr2=parts)
     a = np.concatenate([_bjs.implied_weights(fit, sc.w)[:, 0], sc.w[:, 0]])
     t = r.terms.set_index("term").loc[term]
-    return {
+    out = {
         f"{term}_t": (t["estimate"] - truth) / t["se"],
         f"{term}_df": t["df"],
         f"{term}_G": float(G),
         f"{term}_exact": exact_critical_value(a, np.vstack([C0, C1])),
     }
+    if OMEGA:
+        # the working model estimated from step 1's residuals on the clean rows
+        X = np.column_stack([a, np.vstack([C0, C1])])
+        rows = np.concatenate([fit.clean, fit.target])
+        unit, time, reg = sc.unit_row[rows], sc.long.time[rows], cluster[rows]
+        k = len(fit.clean)
+        Ku, Kr = lag_covariances(
+            np.asarray(fit.resid0), unit[:k], time[:k], reg[:k], int(sc.long.time.max()) + 1
+        )
+        gram = omega_gram(X, unit, time, reg, Ku, Kr)
+        out[f"{term}_exact_omega"] = exact_from_gram(gram)
+        out[f"{term}_df_omega"] = float(np.trace(gram[1:, 1:]) ** 2 / np.sum(gram[1:, 1:] ** 2))
+    return out
 
 
 def exact_rows(r: spillover.SpilloverResult, terms: list[str], truth: dict) -> dict[str, float]:
@@ -150,7 +229,14 @@ def main() -> None:
     ap.add_argument("--terms", nargs="+", default=["direct"], choices=["direct", "spillover"])
     ap.add_argument("--referee-h", choices=["spec", "nopre"])
     ap.add_argument("--referee-i", action="store_true", help="referee I's null worlds")
+    ap.add_argument(
+        "--omega",
+        action="store_true",
+        help="also the exact value and df under a working model estimated from the residuals",
+    )
     args = ap.parse_args()
+    global OMEGA
+    OMEGA = args.omega
     design = design_from(args.design)
     set_progress(False)
     w = WORLDS[args.world]
@@ -187,6 +273,13 @@ def main() -> None:
             f"t(G-1) {(a <= tg).mean():.3f}, normal {(a <= stats.norm.ppf(0.975)).mean():.3f}; "
             f"SD of t {t.std():.3f}, excess kurtosis {stats.kurtosis(t):.2f}"
         )
+        if args.omega:
+            om, dfo = rows[f"{term}_exact_omega"], rows[f"{term}_df_omega"]
+            print(
+                f"  estimated working model: df median {dfo.median():.2f}, exact critical "
+                f"value median {om.median():.3f}; rejection at 5% exact {(a > om).mean():.3f}, "
+                f"t(df) {(a > stats.t.ppf(0.975, dfo)).mean():.3f}"
+            )
     print(f"{args.reps} replications, seed {args.seed}, design changes {args.design}")
 
 
