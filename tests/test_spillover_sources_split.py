@@ -105,6 +105,66 @@ def test_pure_relocation_with_a_source_inside_the_window_has_share_one():
     assert e["net_region_did"] == pytest.approx(e["net"] + e["spillover_from_sources_total"])
 
 
+def test_a_unit_exposed_by_a_source_and_a_sample_zone_is_named_and_bounded():
+    # referee J (session 46): a unit between a source and a sample zone stays in the ring
+    # piece, so its whole loss, the source's half included, was in net without a word (a
+    # share of 2.0 for a true 1 in its smallest world). u33 sits between the source u32
+    # (2003) and the sample zone u34 (2005): 2003-04 source-only (-5 a year), 2005-09 both
+    # (-5 to each zone: -10 a year, 5 joint rows, -50, half of it u32's)
+    df = _world({**ZONES, **SOURCE, "u34": 2005})
+    p = _panel(df, SOURCE)
+    with pytest.warns(UserWarning, match=r"5 target unit-period\(s\) of the ring pieces") as rec:
+        res = spillover.fit(p, outcome="y", rng=0, n_boot=0)
+    e, info = _est(res), res.info
+    # the sample's zones: 150 + u34's 5 years x 10; losses: 150 + u35's 25 + u33's 50
+    assert e["direct_total"] == pytest.approx(200.0, abs=1e-9)
+    assert e["net"] == pytest.approx(-25.0, abs=1e-9)
+    assert e["displacement_share"] == pytest.approx(1.125, abs=1e-10)
+    assert e["spillover_from_sources_total"] == pytest.approx(-45.0, abs=1e-9)  # u31, u33
+    assert info["n_joint_source_unit_periods"] == 5
+    assert info["joint_source_total"] == pytest.approx(-50.0, abs=1e-9)
+    # equal split: u33's intensity is 1/2 from each zone, so half is the source's
+    assert info["joint_source_outside_part"] == pytest.approx(-25.0, abs=1e-9)
+    # the bounds 0.875 (all of it the source's) and 1.125, and 1 under the equal split
+    note = info["joint_source_note"]
+    assert "reads 0.875 with their total effect out" in note and "1.125 as reported" in note
+    assert "and 1 with the outside zones' part" in note
+    assert any("joint_source_total" in str(w.message) for w in rec)
+    # the totals scale with the outcome; the note's shares do not
+    twice = res.rescaled(2.0).info
+    assert twice["joint_source_total"] == pytest.approx(-100.0, abs=1e-9)
+    assert twice["joint_source_outside_part"] == pytest.approx(-50.0, abs=1e-9)
+    # without such a unit nothing is said
+    plain = _fit(_panel(_world({**ZONES, **SOURCE}), SOURCE))
+    assert "n_joint_source_unit_periods" not in plain.info
+    # the CS base counts them but has no per-target effects to total
+    cs = _fit(p, base_estimator="callaway_santanna")
+    assert cs.info["n_joint_source_unit_periods"] == 5
+    assert np.isnan(cs.info["joint_source_total"])
+    assert "reads" not in cs.info["joint_source_note"]
+
+
+def test_the_cs_base_does_not_tell_the_user_to_drop_a_units_single_piece_row():
+    # referee J: a balanced panel where a source opens in the second year leaves its
+    # neighbour u31 one unexposed row in the CS ring piece; CS's "drop them from the
+    # panel" (about its cohort shares, which the decomposition does not use) was shown
+    df = _world({**ZONES, "u32": 2001})
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        res = spillover.fit(
+            _panel(df, {"u32": 2001}), outcome="y", rng=0, n_boot=0,
+            base_estimator="callaway_santanna",
+        )  # fmt: skip
+    said = [str(w.message) for w in rec]
+    assert not any("in one period only" in m for m in said), said
+    # the source's neighbours are named by the fit's own note, and the estimates are the
+    # noise-free truths (1e-9): 150 gained, 150 lost to the sample's zones
+    assert "leaves 2 unit(s) (e.g. 'u31') out of its spillover" in res.info["cs_sources_note"]
+    e = _est(res)
+    assert e["direct_total"] == pytest.approx(150.0, abs=1e-9)
+    assert e["net"] == pytest.approx(0.0, abs=1e-9)
+
+
 def test_a_zone_exposed_only_by_a_source_before_its_own_zone():
     # u33 opens 2007, next to the source u32 (2003): it loses 5 a year in 2003-2006 to the
     # source alone, so those 4 rows leave spillover_on_zones; u31 loses 5 a year 2003-2009

@@ -26,7 +26,8 @@ spillover_on_zones_total`` is the change in the regions' total (a zone unit's lo
 before it becomes a zone are part of it: leaving them out overstates creation whenever
 zones draw on later zone units); ``displacement_share = 1 - net / direct_total``, the
 losses outside the zones' own treated unit-periods over the zones' gain, is 1 under pure
-relocation (concentration) and 0 under pure creation, and equals ``- spillover_total /
+relocation (concentration; where no unit-period is exposed both by a zone of the sample and
+by one outside it, below) and 0 under pure creation, and equals ``- spillover_total /
 direct_total`` when no zone unit was exposed first; a direct total zero to rounding (a
 noiseless world without effects) leaves it NaN, the reason in ``info["share_note"]``.
 Zones outside the estimation sample (:attr:`Panel.sources`: zones of units outside the
@@ -39,8 +40,8 @@ exposes it; :meth:`ExposureMap.sample_onset`) is no target of the ring pieces bu
 ``spillover_from_sources`` (mean) and ``spillover_from_sources_total``, which enter
 neither ``spillover``, ``spillover_total``, ``net``, ``net_per_treated`` nor the share:
 those count only exposure to the sample's zones (under pure relocation with a source
-opening inside the window the share stays 1, where the source's neighbours' losses
-against no gain had given 1.47 in a breaker's world). A zone unit of the sample without
+opening inside the window the share stays 1 where no unit is exposed by both, where the
+source's neighbours' losses against no gain had given 1.47 in a breaker's world). A zone unit of the sample without
 an estimated gain in a period after it opens — its outcome missing then, or no untreated
 row of its own (missing before it opens, or exposed since before the data under
 ``pre_exposed="drop_rows"``; :func:`_counted_gain`) — is a source in that period: a
@@ -52,7 +53,11 @@ without an outcome in a period a zone with an estimated gain exposes it has its 
 total while the gain is counted (a warning and ``info["net_unobserved_note"]`` give the
 count and the net change had it moved like the others). A unit-period exposed to both a
 source and a zone of the sample stays in the ring pieces: its loss cannot be split between
-the two without a model of how it divides. Zone units' rows exposed only by a source before
+the two without a model of how it divides, so net and the share count the source's part
+too (a referee's world read 1.094 for a true 1 under pure relocation). The in-memory
+engine warns, and ``info["joint_source_note"]`` gives their number and the share with
+their total out of net (all of it the source's) and with the sources' part under the
+equal-split model (:meth:`ExposureMap.intensity`) out (:func:`_joint_source_info`). Zone units' rows exposed only by a source before
 their own zone leave ``spillover_on_zones`` the same way; they are a second piece,
 ``spillover_on_zones_from_sources``, whose controls are ``spillover_on_zones``'s (as the
 non-zone piece ``spillover_from_sources`` keeps the ring pieces' controls: clean units,
@@ -305,7 +310,10 @@ class SpilloverResult(EstimationResult):
     displacement share's second-order bias as a ratio (``displacement_share_ratio_bias``,
     :func:`_ratio_bias`): with few clean clusters (CV above about 0.1) the plain share's
     mean bias is about that much, and ``displacement_share - displacement_share_ratio_bias``
-    is the bias-corrected ratio.
+    is the bias-corrected ratio. Where some loss piece's targets are exposed both by a zone
+    of the sample and by one outside it, ``info`` counts them and bounds the share
+    (``n_joint_source_unit_periods``, ``joint_source_total``, ``joint_source_outside_part``,
+    ``joint_source_note``: :func:`_joint_source_info`).
     """
 
     SCALE_FREE_TERMS: ClassVar[tuple[str, ...]] = ("displacement_share",)
@@ -319,6 +327,8 @@ class SpilloverResult(EstimationResult):
         "pre_mean": 1,
         "outcome_sd": 1,
         "displacement_share_fieller": (1, 1, 2, 2, 2),
+        "joint_source_total": 1,
+        "joint_source_outside_part": 1,
     }
 
     exposure: ExposureMap | None = None
@@ -1376,7 +1386,9 @@ def _zone_losses(
 
 @contextlib.contextmanager
 def _piece_warnings(name: str) -> Iterator[None]:
-    """Fit a CS piece; the pieces other than ``naive`` without CS's empty-cell warning:
+    """Fit a CS piece, without CS's warning on units observed in one period or none
+    (which the piece's own target count covers); the pieces other than ``naive`` also
+    without CS's empty-cell warning:
     ``spillover_on_zones``'s units leave at their own zone, so its later cells are empty
     by design, and a rebased cohort (:func:`_rebased_piece`) has no row from its start
     until its units' old cohort; targets in cells CS cannot estimate are named, by piece
@@ -1384,6 +1396,13 @@ def _piece_warnings(name: str) -> Iterator[None]:
     with warnings.catch_warnings():
         # the decomposition judges its own clusters (one-cluster refusal, BM df, wild)
         warnings.filterwarnings("ignore", message=r"The treatment is carried by only")
+        # a unit with one row in a piece's panel (e.g. exposed by a source from the second
+        # period: its later rows blanked there) enters no ATT(g,t), and the decomposition
+        # weighs cells by its own targets, not by CS's cohort shares: CS's advice to drop
+        # it from the panel does not apply (referee J, session 46); its targets, if any, are
+        # counted as unidentified and named by the fit
+        warnings.filterwarnings("ignore", message=r".*in one period only; they enter no ATT")
+        warnings.filterwarnings("ignore", message=r".*have no observed .*; they enter no ATT")
         if name != "naive":
             warnings.filterwarnings("ignore", message=r".*ATT\(g,t\) cell\(s\) could not")
         yield
@@ -3114,7 +3133,8 @@ def _assemble(
     base_results: dict[str, EstimationResult],
     start: np.random.Generator | None = None,
 ) -> SpilloverResult:
-    """The immutable result of :func:`fit`; ``start`` is the generator
+    """The immutable result of :func:`fit`, with what :func:`_joint_source_info` says
+    (warned at the caller of ``fit``); ``start`` is the generator
     :meth:`SpilloverResult.with_inference` replays by default."""
     return SpilloverResult(
         estimator="spillover",
@@ -3123,7 +3143,7 @@ def _assemble(
         main_term="att",
         n_units=len(split.units),
         n_obs=int(np.isfinite(split.Y).sum()),
-        info=info,
+        info={**info, **_joint_source_info(split, fits, terms, stacklevel=5)},
         alpha=alpha,
         exposure=split.emap,
         pieces=_pieces_table(fits, region),
@@ -3886,6 +3906,92 @@ def _cs_sources_text(
         "not estimate: NaN; the imputation base does). Direct, spillover, net and the "
         "displacement share leave them out under either base."
     )
+
+
+def joint_source_mask(emap: ExposureMap, units: np.ndarray, periods: np.ndarray) -> np.ndarray:
+    """Unit-periods (``units`` x ``periods``) exposed then by a zone outside the estimation
+    sample (:attr:`Panel.sources`: a linked zone that is no zone unit of the map's table),
+    open by then; all False for a map without links."""
+    out = np.zeros((len(units), len(periods)), dtype=bool)
+    if emap.links is None or emap.links.empty:
+        return out
+    tab = emap.table
+    in_sample = tab.index[np.isfinite(tab["cohort"].to_numpy(float))]
+    lk = emap.links
+    lk = lk[~lk["zone"].isin(in_sample) & (lk["unit"] != lk["zone"])]
+    if lk.empty:
+        return out
+    first = lk.groupby("zone")["zone_cohort"].min()
+    links = emap.link_matrix(pd.Index(units), pd.Index(first.index))
+    is_open = first.to_numpy(float)[:, None] <= np.asarray(periods, dtype=float)[None, :]
+    return np.asarray(links @ is_open.astype(float)) > 0
+
+
+def _joint_source_info(
+    split: _Split, fits: Mapping[str, _PieceFit], terms: pd.DataFrame, stacklevel: int = 4
+) -> dict[str, Any]:
+    """``info`` on the loss pieces' targets exposed both by a zone of the sample and by one
+    outside it (:func:`joint_source_mask`): they stay in the ring pieces and
+    ``spillover_on_zones`` (module notes), so their whole effect is in net and the share,
+    the outside zones' part included, whose gain no total counts (a referee's world with
+    a source and a sample zone sharing neighbours: a share of 2.0 under pure relocation).
+    ``n_joint_source_unit_periods`` counts them; on the imputation base, unweighted,
+    ``joint_source_total`` is their estimated total effect, ``joint_source_outside_part``
+    the outside zones' part of it under the equal-split model (each target's effect times
+    the outside zones' share of its :meth:`ExposureMap.intensity`), and
+    ``joint_source_note`` gives the share with each out of net beside the reported one
+    (the bounds: all of it, or none of it, the outside zones' doing); warns when there are
+    any. Not a term: the split is a model's, and has no inference here."""
+    mask = joint_source_mask(split.emap, split.units, split.periods)
+    loss = [
+        p for p in split.pieces if p.name.startswith("spillover:") or p.name == "spillover_on_zones"
+    ]
+    n = sum(int((p.target & mask).sum()) for p in loss)
+    if n == 0:
+        return {}
+    # the equal-split model's part of the outside zones: 1 - the sample's zones' share
+    # of the intensity (a map without the outside zones' links keeps every n_z(t))
+    emap = split.emap
+    assert emap.links is not None  # a map without links has no joint unit-periods
+    sample = emap.links["zone"].isin(emap.table.index[np.isfinite(emap.table["cohort"])])
+    inten = [
+        m.intensity(split.units, split.periods).to_numpy()
+        for m in (emap, replace(emap, links=emap.links[sample.to_numpy()]))
+    ]
+    outside = 1 - np.divide(inten[1], inten[0], out=np.ones_like(inten[0]), where=inten[0] > 0)
+    total, part = 0.0, 0.0
+    for p in loss:
+        sc = fits[p.name].rescore if p.name in fits else None
+        if not isinstance(sc, _ImputationScoring) or sc.long is None:
+            total = part = np.nan
+            break
+        ui, ti = sc.unit_row[sc.fit.target], sc.long.time[sc.fit.target]
+        tau = np.where(mask[ui, ti], np.asarray(sc.fit.tau), 0.0)
+        total += float(tau.sum())
+        part += float((tau * outside[ui, ti]).sum())
+    t = terms.set_index("term")["estimate"]
+    d_tot, net = float(t.get("direct_total", np.nan)), float(t.get("net", np.nan))
+    text = (
+        f"{n} target unit-period(s) of the ring pieces and spillover_on_zones are exposed both "
+        "by a zone of the sample and by a zone outside it (Panel.sources) open then; their whole "
+        "effect is in net and the displacement share, the outside zones' part included, whose "
+        "gain no total counts (so the share can exceed 1 under pure relocation)"
+    )
+    if np.isfinite(total) and np.isfinite(net) and np.isfinite(d_tot) and d_tot != 0:
+        text += (
+            f". The share reads {1 - (net - total) / d_tot:.4g} with their total effect out of "
+            f"net (all of it the outside zones' doing), {1 - net / d_tot:.4g} as reported "
+            f"(none of it), and {1 - (net - part) / d_tot:.4g} with the outside zones' part "
+            "under the equal-split model (ExposureMap.intensity) out of net; "
+            "info['joint_source_total'] and info['joint_source_outside_part'] are those parts"
+        )
+    warnings.warn(text[0].upper() + text[1:] + ".", stacklevel=stacklevel)
+    return {
+        "n_joint_source_unit_periods": n,
+        "joint_source_total": total,
+        "joint_source_outside_part": part,
+        "joint_source_note": text + ".",
+    }
 
 
 def _sources_note(fits: Mapping[str, _PieceFit]) -> dict[str, str]:
