@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from zoneimpact.claims import _with_net_note
 from zoneimpact.errors import EstimationError, GeographyError, SpecError
 from zoneimpact.estimators import spillover
 from zoneimpact.exposure import build_exposure, exposure_from_knn, exposure_from_rings
@@ -130,6 +131,9 @@ def test_a_unit_exposed_by_a_source_and_a_sample_zone_is_named_and_bounded():
     assert "reads 0.875 with their total effect out" in note and "1.125 as reported" in note
     assert "and 1 with the outside zones' part" in note
     assert any("joint_source_total" in str(w.message) for w in rec)
+    # a verdict on net or the share carries the note; one on the direct effect does not
+    assert note in _with_net_note("x", res, "displacement_share")
+    assert note in _with_net_note("x", res, "net") and _with_net_note("x", res, "direct") == "x"
     # the totals scale with the outcome; the note's shares do not
     twice = res.rescaled(2.0).info
     assert twice["joint_source_total"] == pytest.approx(-100.0, abs=1e-9)

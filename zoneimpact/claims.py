@@ -1014,8 +1014,13 @@ def _with_net_note(note: str, res: EstimationResult, term: str) -> str:
     """A verdict on net or the displacement share carries what the fit said about net
     (``info["net_note"]``: e.g. net not identified under ``pre_exposed="drop_units"``) and,
     on the share, about the share (``info["share_note"]``: a direct total zero to rounding),
-    so the claims table shows the reason next to the verdict."""
-    extra = str(res.info.get("net_note") or "") if term in _NET_CLAIM_TERMS else ""
+    so the claims table shows the reason next to the verdict; on net and the share also
+    what the fit said about losses shared with zones outside the sample
+    (``info["joint_source_note"]``: the share's bounds)."""
+    extra = ""
+    if term in _NET_CLAIM_TERMS:
+        said = (res.info.get(k) for k in ("net_note", "joint_source_note"))
+        extra = "; ".join(str(v) for v in said if v)
     if term == "displacement_share" and res.info.get("share_note"):
         extra = "; ".join(filter(None, [extra, str(res.info["share_note"])]))
     return f"{note}; {extra}" if extra else note
