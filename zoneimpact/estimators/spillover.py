@@ -3927,6 +3927,17 @@ def joint_source_mask(emap: ExposureMap, units: np.ndarray, periods: np.ndarray)
     return np.asarray(links @ is_open.astype(float)) > 0
 
 
+def _target_effects(piece: _PieceFit | None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """An imputation piece's estimated targets: unit and period positions (in the split's
+    units and periods) and effects; None for another base or a weighted fit (no long
+    table kept)."""
+    sc = piece.rescore if piece is not None else None
+    if not isinstance(sc, _ImputationScoring) or sc.long is None:
+        return None
+    rows = sc.fit.target
+    return sc.unit_row[rows], sc.long.time[rows], np.asarray(sc.fit.tau, dtype=float)
+
+
 def _joint_source_info(
     split: _Split, fits: Mapping[str, _PieceFit], terms: pd.DataFrame, stacklevel: int = 4
 ) -> dict[str, Any]:
@@ -3935,7 +3946,8 @@ def _joint_source_info(
     ``spillover_on_zones`` (module notes), so their whole effect is in net and the share,
     the outside zones' part included, whose gain no total counts (a referee's world with
     a source and a sample zone sharing neighbours: a share of 2.0 under pure relocation).
-    ``n_joint_source_unit_periods`` counts them; on the imputation base, unweighted,
+    ``n_joint_source_unit_periods`` counts them (the estimated ones on the imputation base,
+    unweighted, where the totals are; else the pieces' targets); on that base
     ``joint_source_total`` is their estimated total effect, ``joint_source_outside_part``
     the outside zones' part of it under the equal-split model (each target's effect times
     the outside zones' share of its :meth:`ExposureMap.intensity`), and
@@ -3946,7 +3958,16 @@ def _joint_source_info(
     loss = [
         p for p in split.pieces if p.name.startswith("spillover:") or p.name == "spillover_on_zones"
     ]
-    n = sum(int((p.target & mask).sum()) for p in loss)
+    # the estimated targets (unit, period, effect) where the base has them, the ones the
+    # totals sum; else the pieces' targets, estimated or not
+    targets = [_target_effects(fits.get(p.name)) for p in loss]
+    per_target = all(tg is not None for tg in targets)
+    found = [tg for tg in targets if tg is not None]
+    n = (
+        sum(int(mask[ui, ti].sum()) for ui, ti, _ in found)
+        if per_target
+        else sum(int((p.target & mask).sum()) for p in loss)
+    )
     if n == 0:
         return {}
     # the equal-split model's part of the outside zones: 1 - the sample's zones' share
@@ -3959,20 +3980,16 @@ def _joint_source_info(
         for m in (emap, replace(emap, links=emap.links[sample.to_numpy()]))
     ]
     outside = 1 - np.divide(inten[1], inten[0], out=np.ones_like(inten[0]), where=inten[0] > 0)
-    total, part = 0.0, 0.0
-    for p in loss:
-        sc = fits[p.name].rescore if p.name in fits else None
-        if not isinstance(sc, _ImputationScoring) or sc.long is None:
-            total = part = np.nan
-            break
-        ui, ti = sc.unit_row[sc.fit.target], sc.long.time[sc.fit.target]
-        tau = np.where(mask[ui, ti], np.asarray(sc.fit.tau), 0.0)
+    total, part = (0.0, 0.0) if per_target else (np.nan, np.nan)
+    for ui, ti, effect in found if per_target else ():
+        tau = np.where(mask[ui, ti], effect, 0.0)
         total += float(tau.sum())
         part += float((tau * outside[ui, ti]).sum())
     t = terms.set_index("term")["estimate"]
     d_tot, net = float(t.get("direct_total", np.nan)), float(t.get("net", np.nan))
     text = (
-        f"{n} target unit-period(s) of the ring pieces and spillover_on_zones are exposed both "
+        f"{n} {'estimated ' if per_target else ''}target unit-period(s) of the ring pieces "
+        "and spillover_on_zones are exposed both "
         "by a zone of the sample and by a zone outside it (Panel.sources) open then; their whole "
         "effect is in net and the displacement share, the outside zones' part included, whose "
         "gain no total counts (so the share can exceed 1 under pure relocation)"
