@@ -1,0 +1,35 @@
+import numpy as np
+import pandas as pd
+import world as w
+
+u, s = w.design()
+lk = w.links(u, s)
+# zones whose 3 nearest places include a source (slot taken)
+places = pd.concat([u[["unit", "lat", "lon", "cohort"]], s[["unit", "lat", "lon", "cohort"]]])
+zs = places[np.isfinite(places.cohort)]
+n_slot = 0
+for _, z in zs.iterrows():
+    d = w.haversine(z.lat, z.lon, places.lat.values, places.lon.values)
+    d[places.unit.values == z.unit] = np.inf
+    nn = places.unit.values[np.argsort(d)[:3]]
+    n_slot += any(x in set(s.unit) for x in nn)
+print("zones with a source among their 3 nearest places:", n_slot)
+# decomposition of share - 1 under s=1: source-attributed losses in ring targets, and untaken gains
+eff_all, m, _, _ = w.effects(u, s, lk, 1.0)
+eff_nosrc, _, _, _ = w.effects(
+    u, s, lk[~lk.zone_is_src], 1.0
+)  # the same world without the sources' draws
+src_part = eff_all - eff_nosrc
+tr, _ = w.truths(eff_all, m)
+D = eff_all[m["direct"]].sum()
+print("share truth", tr["displacement_share"])
+print(
+    "source-driven losses inside ring targets / direct_total:",
+    -src_part[m["ring"]].sum() / D,
+    "inside spillover_on_zones targets:",
+    -src_part[m["on_zones"]].sum() / D,
+)
+print(
+    "sample zones' own draws (ring+on_zones) / direct_total:",
+    -(eff_nosrc[m["ring"]].sum() + eff_nosrc[m["on_zones"]].sum()) / D,
+)
