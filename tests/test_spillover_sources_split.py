@@ -114,7 +114,9 @@ def test_a_unit_exposed_by_a_source_and_a_sample_zone_is_named_and_bounded():
     # (-5 to each zone: -10 a year, 5 joint rows, -50, half of it u32's)
     df = _world({**ZONES, **SOURCE, "u34": 2005})
     p = _panel(df, SOURCE)
-    with pytest.warns(UserWarning, match=r"5 estimated target unit-period\(s\) of the ring pieces") as rec:
+    with pytest.warns(
+        UserWarning, match=r"5 estimated target unit-period\(s\) of the ring pieces"
+    ) as rec:
         res = spillover.fit(p, outcome="y", rng=0, n_boot=0)
     e, info = _est(res), res.info
     # the sample's zones: 150 + u34's 5 years x 10; losses: 150 + u35's 25 + u33's 50

@@ -1,3 +1,11 @@
+"""Summary of referee J's Monte Carlo (``mc.py``; issue 14, session 46).
+
+Reads ``mc_s1.csv``, ``mc_s05.csv``, ``mc_s0.csv`` and ``mc_null.csv`` from the current
+directory (those present) and writes ``C_summary.csv`` there: per world and term, bias,
+SD, mean SE / SD, coverage, rejection at 5%, and whether the terms' intervals equal
+``conf_int()``. Referee J wrote the world (``world.py``) from the public docstrings only.
+"""
+
 import numpy as np
 import pandas as pd
 

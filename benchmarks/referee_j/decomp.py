@@ -1,3 +1,11 @@
+"""Why the displacement share's truth is above 1 at s = 1 in referee J's world.
+
+Referee J (issue 14, session 46) wrote the world (``world.py``) from the package's public
+docstrings only. Counts the zones with a source (a zone outside the panel) among their 3
+nearest places, and splits ``share - 1`` at s = 1 into the sources' losses inside the ring
+and on-zone targets and the sample zones' own draws. Prints only.
+"""
+
 import numpy as np
 import pandas as pd
 import world as w
@@ -16,9 +24,8 @@ for _, z in zs.iterrows():
 print("zones with a source among their 3 nearest places:", n_slot)
 # decomposition of share - 1 under s=1: source-attributed losses in ring targets, and untaken gains
 eff_all, m, _, _ = w.effects(u, s, lk, 1.0)
-eff_nosrc, _, _, _ = w.effects(
-    u, s, lk[~lk.zone_is_src], 1.0
-)  # the same world without the sources' draws
+# the same world without the sources' draws
+eff_nosrc, _, _, _ = w.effects(u, s, lk[~lk.zone_is_src], 1.0)
 src_part = eff_all - eff_nosrc
 tr, _ = w.truths(eff_all, m)
 D = eff_all[m["direct"]].sum()

@@ -1,3 +1,18 @@
+"""Check C: Monte Carlo of the spillover fit (imputation base) in referee J's world.
+
+Referee J (issue 14, session 46) wrote the world (``world.py``) from the package's public
+docstrings only.
+
+Usage: python mc.py WORLD NREP   (WORLD: s1, s05, s0 or null)
+
+World ``sK`` lets every open zone take share K of its gain from its linked non-zone units;
+``null`` has no gains. Replication ``rep`` draws the noise from
+``default_rng([world id, rep])`` and fits with ``rng=rep``. Writes ``mc_WORLD.csv`` (one row
+per replication and term: truth, estimate, SE, intervals, p-value, seconds) and
+``mc_WORLD_warnings.csv`` (warning counts) to the current directory; ``analyse.py``
+summarises them.
+"""
+
 import sys
 import time
 import warnings

@@ -1,3 +1,11 @@
+"""The CS base's "drop them from the panel" warning on a balanced panel (referee J).
+
+Referee J (issue 14, session 46) wrote the world (``world.py``) from the package's public
+docstrings only. Fits the noiseless s = 1 world with ``base_estimator="callaway_santanna"``
+and prints any "one period only" warning, the exposure rows of units 92 and 12 and the
+fit's ``cs_sources_note``.
+"""
+
 import warnings
 
 import world as w

@@ -1,5 +1,10 @@
 """Pure relocation (each zone takes exactly its own gain from its k=2 nearest places),
-one panel zone and one source zone side by side: the reported displacement_share is not 1."""
+one panel zone and one source zone side by side: the reported displacement_share is not 1.
+
+Referee J's smallest reproduction (issue 14, session 46; written from the public docstrings
+only; self-contained, it does not use ``world.py``). Prints the links, the terms and the
+pieces.
+"""
 
 import warnings
 
@@ -20,9 +25,8 @@ geo = pd.DataFrame(
 )
 cohort = np.full(n, np.inf)
 cohort[0] = 2006  # unit 1 is the panel zone
-src = pd.DataFrame(
-    dict(unit=[999], cohort=[2006.0], region=["R0"], lat=[30.0], lon=[110.01])
-)  # source between 1 and 2/3
+# source between 1 and 2/3
+src = pd.DataFrame(dict(unit=[999], cohort=[2006.0], region=["R0"], lat=[30.0], lon=[110.01]))
 # k=2 nearest places: zone 1 -> {source 999, unit 2 or 3}; source 999 -> {unit 1, unit 2 or 3}
 Y = 100 + np.arange(n)[:, None] + 2.0 * (P - 1996)[None, :]
 open_ = P >= 2006
@@ -54,7 +58,7 @@ print(L)
 # pure relocation: each open zone takes 30 from its linked panel units that are not zones (equal split)
 Y2 = Y.copy()
 pos = {u: i for i, u in enumerate(geo.unit)}
-for z, grp in L.groupby("zone"):
+for _z, grp in L.groupby("zone"):
     rows = [pos[u] for u in grp.unit if not np.isfinite(cohort[pos[u]])]
     for i in rows:
         Y2[i, open_] -= 30 / len(rows)
