@@ -685,6 +685,13 @@ def test_dask_imputation_base_splits_off_source_zones_as_in_memory(client, tmp_p
     cols = ["piece", "n_target_unit_periods", "n_unidentified"]
     assert res.pieces[cols].equals(mem.pieces[cols].iloc[: len(res.pieces)])
     assert res.pieces.set_index("piece").loc["spillover_from_sources", cols[1]] > 0
+    # rows exposed both by a source and by a sample zone: counted by both engines (Dask
+    # on the exposed cells, observed or not, in memory the estimated targets; every such
+    # cell has an outcome here), totalled only in memory
+    key = "n_joint_source_unit_periods"
+    assert res.info[key] == mem.info[key] > 0
+    assert np.isnan(res.info["joint_source_total"]) and np.isfinite(mem.info["joint_source_total"])
+    assert "reads" in mem.info["joint_source_note"] and "reads" not in res.info["joint_source_note"]
 
 
 def test_dask_reports_left_out_periods_of_a_piece_without_targets(client, tmp_path) -> None:

@@ -126,6 +126,8 @@ from ..estimators.spillover import (
     _zone_piece_selection,
     baseline_values,
     first_complete_rows,
+    joint_source_mask,
+    joint_source_report,
     rebased_cohorts,
     source_only_refusal,
     unobserved_note,
@@ -1523,6 +1525,12 @@ def fit(
     _warn_one_cluster(one, stacklevel=3)
     terms = _without_one_cluster_se(terms, gone)
     info_boot.update({"one_cluster_pieces": ", ".join(one)} if one else {})
+    # as in memory, but counted on the exposed cells (no per-target effects here)
+    periods = np.asarray(dpanel.periods, float)
+    joint = _exposed_cells(tab, units, periods[None, :]) & ~_cell_mask(tab.index, periods, src)
+    joint &= joint_source_mask(exposure, tab.index.to_numpy(), periods)
+    nan = float("nan")
+    joint_info = joint_source_report(int(joint.sum()), False, nan, nan, terms, stacklevel=3)
     role = exposure.table["role"]
     info: dict[str, Any] = {
         "exposure": exposure.kind, "exposure_rings": ", ".join(map(str, exposure.rings)),
@@ -1547,6 +1555,7 @@ def fit(
         **({"net_note": note} if (note := _unpaired_note(fits, base_estimator)) else {}),
         **({"cs_sources_note": pure_note} if pure_note else {}),
         **({"net_unobserved_note": unseen_note} if unseen_note else {}),
+        **joint_info,
     }  # fmt: skip
     # as in memory: net and the share blanked where not identified, the share where the
     # direct total is zero to rounding (stacklevel 3: the caller of fit)

@@ -54,10 +54,11 @@ total while the gain is counted (a warning and ``info["net_unobserved_note"]`` g
 count and the net change had it moved like the others). A unit-period exposed to both a
 source and a zone of the sample stays in the ring pieces: its loss cannot be split between
 the two without a model of how it divides, so net and the share count the source's part
-too (a referee's world read 1.094 for a true 1 under pure relocation). The in-memory
-engine warns, and ``info["joint_source_note"]`` gives their number and the share with
-their total out of net (all of it the source's) and with the sources' part under the
-equal-split model (:meth:`ExposureMap.intensity`) out (:func:`_joint_source_info`). Zone units' rows exposed only by a source before
+too (a referee's world read 1.094 for a true 1 under pure relocation). The fit warns,
+and ``info["joint_source_note"]`` gives their number and, on the imputation base
+(unweighted, in memory), the share with their total out of net (all of it the source's)
+and with the sources' part under the equal-split model (:meth:`ExposureMap.intensity`)
+out (:func:`_joint_source_info`; the Dask engine counts them only). Zone units' rows exposed only by a source before
 their own zone leave ``spillover_on_zones`` the same way; they are a second piece,
 ``spillover_on_zones_from_sources``, whose controls are ``spillover_on_zones``'s (as the
 non-zone piece ``spillover_from_sources`` keeps the ring pieces' controls: clean units,
@@ -3985,10 +3986,22 @@ def _joint_source_info(
         tau = np.where(mask[ui, ti], effect, 0.0)
         total += float(tau.sum())
         part += float((tau * outside[ui, ti]).sum())
+    return joint_source_report(n, per_target, total, part, terms, stacklevel + 1)
+
+
+def joint_source_report(
+    n: int, estimated: bool, total: float, part: float, terms: pd.DataFrame, stacklevel: int
+) -> dict[str, Any]:
+    """The ``info`` entries and warning of :func:`_joint_source_info` (also the Dask
+    engine's, which counts the loss pieces' exposed unit-periods, observed or not, and has
+    no per-target effects: ``total`` and ``part`` NaN); ``estimated``: ``n`` counts
+    estimated targets. Empty when ``n`` is 0."""
+    if n == 0:
+        return {}
     t = terms.set_index("term")["estimate"]
     d_tot, net = float(t.get("direct_total", np.nan)), float(t.get("net", np.nan))
     text = (
-        f"{n} {'estimated ' if per_target else ''}target unit-period(s) of the ring pieces "
+        f"{n} {'estimated ' if estimated else ''}target unit-period(s) of the ring pieces "
         "and spillover_on_zones are exposed both "
         "by a zone of the sample and by a zone outside it (Panel.sources) open then; their whole "
         "effect is in net and the displacement share, the outside zones' part included, whose "
