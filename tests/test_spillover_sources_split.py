@@ -150,6 +150,48 @@ def test_a_unit_exposed_by_a_source_and_a_sample_zone_is_named_and_bounded():
     assert "reads" not in cs.info["joint_source_note"]
 
 
+def test_a_sample_zone_without_a_gain_shares_losses_like_a_source():
+    # a reviewer (session 46): u32 is a zone of the sample whose outcome is missing from
+    # its opening on, so its gain is in no total and its neighbours' source-only rows go
+    # to spillover_from_sources, as if it were given in sources=. u33, between it and u34,
+    # must be counted and bounded as in the test above (the same truths), not left in net
+    # without a word
+    df = _world({**ZONES, "u32": 2003, "u34": 2005})
+    df.loc[(df["unit"] == "u32") & (df["time"] >= 2003), "y"] = np.nan
+    res = _fit(_panel(df))
+    e, info = _est(res), res.info
+    assert e["displacement_share"] == pytest.approx(1.125, abs=1e-10)
+    assert e["spillover_from_sources_total"] == pytest.approx(-45.0, abs=1e-9)
+    assert info["n_joint_source_unit_periods"] == 5
+    # -50 in all, half of it u32's under the equal split (1e-9: least squares near 100)
+    assert info["joint_source_total"] == pytest.approx(-50.0, abs=1e-9)
+    assert info["joint_source_outside_part"] == pytest.approx(-25.0, abs=1e-9)
+
+
+def test_a_loss_piece_without_estimated_targets_keeps_the_bounds():
+    # a reviewer: spillover_on_zones has targets (u37, exposed by u38 before its own zone)
+    # but none imputable (u37 unobserved before 2003); that piece then has no scoring,
+    # which had switched the whole fit to the count-only fallback (NaN totals)
+    zones = {**ZONES, **SOURCE, "u34": 2005, "u38": 2003, "u37": 2006}
+    df = _world(zones)
+    df.loc[(df["unit"] == "u37") & (df["time"] < 2003), "y"] = np.nan
+    res = _fit(_panel(df, SOURCE))
+    assert res.pieces.set_index("piece").loc["spillover_on_zones", "n_target_unit_periods"] == 0
+    assert res.info["n_joint_source_unit_periods"] == 5
+    assert res.info["joint_source_total"] == pytest.approx(-50.0, abs=1e-9)
+    assert res.info["joint_source_outside_part"] == pytest.approx(-25.0, abs=1e-9)
+    assert "estimated target" in res.info["joint_source_note"]
+
+
+def test_naive_keeps_cs_warning_on_a_unit_seen_once():
+    # naive is CS's own att on the user's panel, whose cohort shares such a unit moves
+    # (10.345 with it, 10.298 without, in this world): CS's warning must reach the user
+    df = _world({**ZONES, "u70": 2004})
+    df.loc[(df["unit"] == "u70") & (df["time"] != 2009), "y"] = np.nan
+    with pytest.warns(UserWarning, match=r"\(first 'u70'\) have 'y' in one period only"):
+        spillover.fit(_panel(df), outcome="y", rng=0, n_boot=0, base_estimator="callaway_santanna")
+
+
 def test_the_cs_base_does_not_tell_the_user_to_drop_a_units_single_piece_row():
     # referee J: a balanced panel where a source opens in the second year leaves its
     # neighbour u31 one unexposed row in the CS ring piece; CS's "drop them from the

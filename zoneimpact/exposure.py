@@ -110,7 +110,10 @@ class ExposureMap:
         return t.index[hit.to_numpy()].tolist()
 
     def intensity(
-        self, units: Sequence[Any] | np.ndarray | pd.Index, periods: Sequence[Any] | np.ndarray
+        self,
+        units: Sequence[Any] | np.ndarray | pd.Index,
+        periods: Sequence[Any] | np.ndarray,
+        counted: pd.DataFrame | None = None,
     ) -> pd.DataFrame:
         """Exposure intensity of the equal-split displacement model, units x periods.
 
@@ -123,7 +126,10 @@ class ExposureMap:
         (the link matrix standardised by zone: each open zone's links sum to one). A zone
         unit's own zone does not count; 0 where no zone is open.
         :func:`zoneimpact.estimators.spillover.fit` makes BJS's auxiliary ``tau~``
-        proportional to it within a cell (``aux_partition``).
+        proportional to it within a cell (``aux_partition``). ``counted`` (zones x
+        ``periods``, booleans) keeps only the open zones marked True in each period (a zone
+        it does not list counts nowhere); ``n_z(t)`` is unchanged, so it gives a subset's
+        part of the same split.
 
         Raises
         ------
@@ -152,6 +158,9 @@ class ExposureMap:
         open_zone = zc[:, None] <= t[None, :]
         n_z = np.asarray(A.T @ not_zone)
         share = np.divide(open_zone, n_z, out=np.zeros(n_z.shape), where=n_z > 0)
+        if counted is not None:
+            keep = counted.reindex(index=zones, columns=pd.Index(periods)).fillna(False)
+            share = share * keep.to_numpy(bool)
         got = not_zone * np.asarray(A @ share)
         pos = pd.Index(lunits).get_indexer(idx)
         out = np.where((pos >= 0)[:, None], got[np.maximum(pos, 0)], 0.0)

@@ -894,15 +894,15 @@ def _observed_zone_cover(
     observed: pd.DataFrame,
     pre_exposed: str = "drop_rows",
     clean: np.ndarray | None = None,
-) -> tuple[np.ndarray, sparse.csr_matrix, pd.Index, np.ndarray] | None:
+) -> tuple[np.ndarray, sparse.csr_matrix, pd.Index, np.ndarray, np.ndarray] | None:
     """Units x periods: whether a zone of the sample linked to the unit in the map (a zone
     unit of the panel other than the unit itself) is open with an estimated gain then, the
     in-memory rule (``spillover._counted_gain``): its outcome observed, and an untreated
     row of its own (before its zone, and under ``"drop_rows"`` before its exposure onset;
     ``"drop_units"`` counts the zone units it drops as before). ``observed``: the zone
     units' observed (``unit``, ``time``) pairs (:func:`_units_and_zone_periods`). Also
-    the links (units x zones, :meth:`ExposureMap.link_matrix`), the zones and their
-    observed matrix. None for
+    the links (units x zones, :meth:`ExposureMap.link_matrix`), the zones, their
+    observed matrix and their counted gains (zones x periods). None for
     a map without links (it knows no sources). ``clean``: the periods in which the direct
     piece has a clean row (:func:`_clean_periods`; BJS's step 1 imputes a gain only there,
     as ``_counted_gain`` asks); None takes every period to hold one."""
@@ -925,7 +925,7 @@ def _observed_zone_cover(
         untreated = untreated | (ez < gz)
     gain = seen & (gz <= periods[None, :]) & untreated
     links = emap.link_matrix(units.index, zones)
-    return np.asarray(links @ gain.astype(float)) > 0, links, zones, seen
+    return np.asarray(links @ gain.astype(float)) > 0, links, zones, seen, gain
 
 
 def _exposed_cells(tab: pd.DataFrame, units: pd.DataFrame, t: np.ndarray) -> np.ndarray:
@@ -1194,7 +1194,7 @@ def _refuse_source_targets(
         else _observed_zone_cover(emap, units, t[0], observed, pre_exposed, clean)
     )
     if found is not None:
-        cover, links, zones, seen = found
+        cover, links, zones, seen, _ = found
         gap = hit & ~outside & ~cover
         if gap.any():
             i, j = (int(k[0]) for k in np.nonzero(gap))
@@ -1525,10 +1525,17 @@ def fit(
     _warn_one_cluster(one, stacklevel=3)
     terms = _without_one_cluster_se(terms, gone)
     info_boot.update({"one_cluster_pieces": ", ".join(one)} if one else {})
-    # as in memory, but counted on the exposed cells (no per-target effects here)
+    # as in memory (zones outside the sample, or of it without a counted gain then), but
+    # counted on the exposed cells (no per-target effects here)
     periods = np.asarray(dpanel.periods, float)
+    cover = (
+        None
+        if observed is None or not linked
+        else _observed_zone_cover(exposure, units, periods, observed, pre_exposed, clean)
+    )
+    gain = None if cover is None else pd.DataFrame(cover[4], index=cover[2], columns=periods)
     joint = _exposed_cells(tab, units, periods[None, :]) & ~_cell_mask(tab.index, periods, src)
-    joint &= joint_source_mask(exposure, tab.index.to_numpy(), periods)
+    joint &= joint_source_mask(exposure, tab.index.to_numpy(), periods, gain)
     nan = float("nan")
     joint_info = joint_source_report(int(joint.sum()), False, nan, nan, terms, stacklevel=3)
     role = exposure.table["role"]

@@ -459,10 +459,11 @@ def _masks(
     controls: Controls,
     pre_exposed: PreExposed,
     thin_k: int | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[_Piece], np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[_Piece], np.ndarray, np.ndarray]:
     """Wide outcome matrix and the masks of every piece (same rows as ``emap.panels``),
-    and the exposed unit-periods without an outcome that a ring piece or
-    ``spillover_on_zones`` would hold (:func:`unobserved_note`). ``thin_k``: the
+    the exposed unit-periods without an outcome that a ring piece or
+    ``spillover_on_zones`` would hold (:func:`unobserved_note`), and the zone
+    unit-periods whose gain the direct total counts (:func:`_counted_gain`). ``thin_k``: the
     imputation base's number of covariates (:func:`_counted_gain`); None for the CS base,
     whose step has no thin periods."""
     wide = panel.wide(outcome)
@@ -541,7 +542,7 @@ def _masks(
     pieces.append(_Piece("naive", obs & (t < g), obs & (t >= g)))
     # exposed to a zone with an estimated gain but without an outcome: a loss no total holds
     unseen = ~obs & counted & (exposed | (zone & (t < g)))
-    return Y, units, periods, pieces, unseen
+    return Y, units, periods, pieces, unseen, gain
 
 
 def _counted_gain(
@@ -1387,9 +1388,9 @@ def _zone_losses(
 
 @contextlib.contextmanager
 def _piece_warnings(name: str) -> Iterator[None]:
-    """Fit a CS piece, without CS's warning on units observed in one period or none
-    (which the piece's own target count covers); the pieces other than ``naive`` also
-    without CS's empty-cell warning:
+    """Fit a CS piece; the pieces other than ``naive`` (CS's own ``att``) without CS's
+    warning on units observed in one period or none (the decomposition weighs cells by
+    its own targets, and counts them) and without CS's empty-cell warning:
     ``spillover_on_zones``'s units leave at their own zone, so its later cells are empty
     by design, and a rebased cohort (:func:`_rebased_piece`) has no row from its start
     until its units' old cohort; targets in cells CS cannot estimate are named, by piece
@@ -1402,9 +1403,9 @@ def _piece_warnings(name: str) -> Iterator[None]:
         # weighs cells by its own targets, not by CS's cohort shares: CS's advice to drop
         # it from the panel does not apply (referee J, session 46); its targets, if any, are
         # counted as unidentified and named by the fit
-        warnings.filterwarnings("ignore", message=r".*in one period only; they enter no ATT")
-        warnings.filterwarnings("ignore", message=r".*have no observed .*; they enter no ATT")
-        if name != "naive":
+        if name != "naive":  # naive is CS's own att, whose cohort shares they move
+            warnings.filterwarnings("ignore", message=r".*in one period only; they enter no ATT")
+            warnings.filterwarnings("ignore", message=r".*have no observed .*; they enter no ATT")
             warnings.filterwarnings("ignore", message=r".*ATT\(g,t\) cell\(s\) could not")
         yield
 
@@ -1588,7 +1589,7 @@ def _zone_targets(
     roles = emap.roles_of(d["unit"].unique())
     rows, cohort = _zone_piece_selection(d, roles, controls)
     # the imputation base's own target mask, so that the two bases split alike
-    _, units, periods, pieces, _ = _masks(panel, outcome, emap, controls, pre_exposed)
+    _, units, periods, pieces, _, _ = _masks(panel, outcome, emap, controls, pre_exposed)
     mask = next((p.target for p in pieces if p.name == "spillover_on_zones"), None)
     if mask is None:
         return rows, cohort, np.zeros(len(d), dtype=bool)
@@ -2364,6 +2365,8 @@ class _Split:
     region_column: str = "region"
     #: exposed unit-periods without an outcome (:func:`_masks`), None when not counted
     unseen: np.ndarray | None = None
+    #: zone unit-periods whose gain the direct total counts (:func:`_counted_gain`)
+    gain: np.ndarray | None = None
 
 
 def _exposure_map(
@@ -2430,10 +2433,14 @@ def _exposure_split(
 ) -> _Split:
     """Split the panel by exposure into its pieces (direct, spillover rings, spillover on
     zones, naive), each checked for identification. ``thin_k``: :func:`_masks`."""
-    Y, units, periods, pieces, unseen = _masks(panel, outcome, emap, controls, pre_exposed, thin_k)
+    Y, units, periods, pieces, unseen, gain = _masks(
+        panel, outcome, emap, controls, pre_exposed, thin_k
+    )
     _check_identified(pieces, periods, units, pre_exposed)
     _warn_unlinked_gaps(emap, units, periods, pieces, pre_exposed, np.isfinite(Y), thin_k)
-    return _Split(emap, controls, pre_exposed, Y, units, periods, pieces, region_column, unseen)
+    return _Split(
+        emap, controls, pre_exposed, Y, units, periods, pieces, region_column, unseen, gain
+    )
 
 
 def _warn_unlinked_gaps(
@@ -3909,30 +3916,57 @@ def _cs_sources_text(
     )
 
 
-def joint_source_mask(emap: ExposureMap, units: np.ndarray, periods: np.ndarray) -> np.ndarray:
-    """Unit-periods (``units`` x ``periods``) exposed then by a zone outside the estimation
-    sample (:attr:`Panel.sources`: a linked zone that is no zone unit of the map's table),
-    open by then; all False for a map without links."""
+def _counted_zones(
+    emap: ExposureMap, periods: np.ndarray, gain: pd.DataFrame | None
+) -> pd.DataFrame:
+    """Zones of the map's links x ``periods``: True where the zone is open with its gain in
+    a total, i.e. a zone unit of the sample (in the map's table) with a counted gain then
+    (``gain``: zone units x periods; None: every open one). Zones outside the sample
+    (:attr:`Panel.sources`) are False throughout."""
+    assert emap.links is not None
+    zc = emap.links.groupby("zone")["zone_cohort"].min()
+    t = np.asarray(periods, dtype=float)
+    is_open = zc.to_numpy(float)[:, None] <= t[None, :]
+    tab = emap.table
+    in_sample = zc.index.isin(tab.index[np.isfinite(tab["cohort"].to_numpy(float))])
+    out = is_open & in_sample[:, None]
+    if gain is not None:
+        counted = gain.reindex(index=zc.index, columns=pd.Index(periods)).fillna(False)
+        out = out & counted.to_numpy(bool)
+    return pd.DataFrame(out, index=zc.index, columns=pd.Index(periods))
+
+
+def joint_source_mask(
+    emap: ExposureMap,
+    units: np.ndarray,
+    periods: np.ndarray,
+    gain: pd.DataFrame | None = None,
+) -> np.ndarray:
+    """Unit-periods (``units`` x ``periods``) exposed then by an open zone whose gain is in
+    no total: a zone outside the estimation sample (:attr:`Panel.sources`: a linked zone
+    that is no zone unit of the map's table), or, with ``gain`` (zone units x periods of
+    the sample's counted gains, :func:`_counted_gain`), a zone unit of the sample without
+    one then (as :func:`_source_only` rules); all False for a map without links."""
     out = np.zeros((len(units), len(periods)), dtype=bool)
     if emap.links is None or emap.links.empty:
         return out
-    tab = emap.table
-    in_sample = tab.index[np.isfinite(tab["cohort"].to_numpy(float))]
-    lk = emap.links
-    lk = lk[~lk["zone"].isin(in_sample) & (lk["unit"] != lk["zone"])]
-    if lk.empty:
+    counted = _counted_zones(emap, periods, gain)
+    zc = emap.links.groupby("zone")["zone_cohort"].min().reindex(counted.index)
+    is_open = zc.to_numpy(float)[:, None] <= np.asarray(periods, dtype=float)[None, :]
+    uncounted = is_open & ~counted.to_numpy(bool)
+    if not uncounted.any():
         return out
-    first = lk.groupby("zone")["zone_cohort"].min()
-    links = emap.link_matrix(pd.Index(units), pd.Index(first.index))
-    is_open = first.to_numpy(float)[:, None] <= np.asarray(periods, dtype=float)[None, :]
-    return np.asarray(links @ is_open.astype(float)) > 0
+    links = emap.link_matrix(pd.Index(units), counted.index)
+    return np.asarray(links @ uncounted.astype(float)) > 0
 
 
 def _target_effects(piece: _PieceFit | None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """An imputation piece's estimated targets: unit and period positions (in the split's
-    units and periods) and effects; None for another base or a weighted fit (no long
-    table kept)."""
-    sc = piece.rescore if piece is not None else None
+    units and periods) and effects; empty for a piece without any (no fit, or none
+    imputed); None for another base or a weighted fit (no long table kept)."""
+    if piece is None or (piece.n == 0 and piece.rescore is None):
+        return np.zeros(0, int), np.zeros(0, int), np.zeros(0)
+    sc = piece.rescore
     if not isinstance(sc, _ImputationScoring) or sc.long is None:
         return None
     rows = sc.fit.target
@@ -3943,7 +3977,8 @@ def _joint_source_info(
     split: _Split, fits: Mapping[str, _PieceFit], terms: pd.DataFrame, stacklevel: int = 4
 ) -> dict[str, Any]:
     """``info`` on the loss pieces' targets exposed both by a zone of the sample and by one
-    outside it (:func:`joint_source_mask`): they stay in the ring pieces and
+    whose gain is in no total (outside the sample, or without a counted gain then:
+    :func:`joint_source_mask`): they stay in the ring pieces and
     ``spillover_on_zones`` (module notes), so their whole effect is in net and the share,
     the outside zones' part included, whose gain no total counts (a referee's world with
     a source and a sample zone sharing neighbours: a share of 2.0 under pure relocation).
@@ -3955,7 +3990,10 @@ def _joint_source_info(
     ``joint_source_note`` gives the share with each out of net beside the reported one
     (the bounds: all of it, or none of it, the outside zones' doing); warns when there are
     any. Not a term: the split is a model's, and has no inference here."""
-    mask = joint_source_mask(split.emap, split.units, split.periods)
+    gain = None
+    if split.gain is not None:
+        gain = pd.DataFrame(split.gain, index=pd.Index(split.units), columns=split.periods)
+    mask = joint_source_mask(split.emap, split.units, split.periods, gain)
     loss = [
         p for p in split.pieces if p.name.startswith("spillover:") or p.name == "spillover_on_zones"
     ]
@@ -3971,14 +4009,12 @@ def _joint_source_info(
     )
     if n == 0:
         return {}
-    # the equal-split model's part of the outside zones: 1 - the sample's zones' share
-    # of the intensity (a map without the outside zones' links keeps every n_z(t))
+    # the equal-split model's part of the zones without a counted gain: 1 - the counted
+    # zones' share of the intensity (the same n_z(t) in both)
     emap = split.emap
-    assert emap.links is not None  # a map without links has no joint unit-periods
-    sample = emap.links["zone"].isin(emap.table.index[np.isfinite(emap.table["cohort"])])
+    counted = _counted_zones(emap, split.periods, gain)
     inten = [
-        m.intensity(split.units, split.periods).to_numpy()
-        for m in (emap, replace(emap, links=emap.links[sample.to_numpy()]))
+        emap.intensity(split.units, split.periods, counted=c).to_numpy() for c in (None, counted)
     ]
     outside = 1 - np.divide(inten[1], inten[0], out=np.ones_like(inten[0]), where=inten[0] > 0)
     total, part = (0.0, 0.0) if per_target else (np.nan, np.nan)
@@ -4003,9 +4039,10 @@ def joint_source_report(
     text = (
         f"{n} {'estimated ' if estimated else ''}target unit-period(s) of the ring pieces "
         "and spillover_on_zones are exposed both "
-        "by a zone of the sample and by a zone outside it (Panel.sources) open then; their whole "
-        "effect is in net and the displacement share, the outside zones' part included, whose "
-        "gain no total counts (so the share can exceed 1 under pure relocation)"
+        "by a zone of the sample and by a zone whose gain no total counts then (outside the "
+        "sample, Panel.sources, or without an estimated gain then); their whole effect is in "
+        "net and the displacement share, the outside zones' part included (so the share can "
+        "exceed 1 under pure relocation)"
     )
     if np.isfinite(total) and np.isfinite(net) and np.isfinite(d_tot) and d_tot != 0:
         text += (
