@@ -264,6 +264,17 @@ def test_asc_jackknife_plus_interval_is_not_relabelled_at_another_level() -> Non
     assert r.conf_int().loc["att", "lower"] < j90["lower"] < j90["upper"]
 
 
+def test_uniform_bands_are_shown_at_their_own_level_only(mpdta: Panel) -> None:
+    # a reviewer (session 46): tidy(0.10) on a CS fit at 95% printed the 95% sup-t band
+    # beside 90% intervals in columns that carry no level; a band is computed at the
+    # fit's level, so tidy leaves it out (NaN) elsewhere. The report's tables and plots
+    # keep drawing it and name its own level (test_report_inputs)
+    r = _cs_boot(mpdta, 0.05)
+    assert r.tidy()["band_low"].notna().any()
+    assert r.tidy(0.10)["band_low"].isna().all() and r.tidy(0.10)["band_high"].isna().all()
+    np.testing.assert_array_equal(r.tidy(0.05)["band_low"], r.terms["band_low"])
+
+
 def test_stored_intervals_hold_only_at_their_level() -> None:
     # generic: ci_low/ci_high at info["ci_alpha"] are read at that level only; without
     # ci_alpha they are taken to be at the result's level (results built before it)

@@ -447,7 +447,10 @@ class EstimationResult:
         )
         for extra in ("band_low", "band_high"):
             if extra in t.columns:
-                out[extra] = t[extra].to_numpy(float)
+                # a band is computed at the result's level: at another, none is shown
+                # rather than the fit's beside intervals at the level asked for
+                same = alpha is None or alpha == self.alpha
+                out[extra] = t[extra].to_numpy(float) if same else np.nan
         return out
 
     def glance(self) -> pd.DataFrame:
