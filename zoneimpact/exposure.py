@@ -159,7 +159,7 @@ class ExposureMap:
         n_z = np.asarray(A.T @ not_zone)
         share = np.divide(open_zone, n_z, out=np.zeros(n_z.shape), where=n_z > 0)
         if counted is not None:
-            keep = counted.reindex(index=zones, columns=pd.Index(periods)).fillna(False)
+            keep = counted.reindex(index=zones, columns=pd.Index(periods), fill_value=False)
             share = share * keep.to_numpy(bool)
         got = not_zone * np.asarray(A @ share)
         pos = pd.Index(lunits).get_indexer(idx)

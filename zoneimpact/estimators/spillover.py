@@ -3931,7 +3931,7 @@ def _counted_zones(
     in_sample = zc.index.isin(tab.index[np.isfinite(tab["cohort"].to_numpy(float))])
     out = is_open & in_sample[:, None]
     if gain is not None:
-        counted = gain.reindex(index=zc.index, columns=pd.Index(periods)).fillna(False)
+        counted = gain.reindex(index=zc.index, columns=pd.Index(periods), fill_value=False)
         out = out & counted.to_numpy(bool)
     return pd.DataFrame(out, index=zc.index, columns=pd.Index(periods))
 
