@@ -641,7 +641,11 @@ def _fit_spillover(
     present = set(res.terms["term"])
     n_zone = _piece_units(res, "direct")
     n_exposed = _piece_units(res, "spillover:")
-    net_note = str(res.info.get("net_note", ""))
+    # what the fit said about net: totals over estimated targets only, and losses shared
+    # with zones whose gain no total counts (the share's bounds)
+    net_note = "; ".join(
+        str(res.info[k]) for k in ("net_note", "joint_source_note") if res.info.get(k)
+    )
     out = []
     for term in terms:
         if term not in present:
