@@ -41,8 +41,8 @@ exposes it; :meth:`ExposureMap.sample_onset`) is no target of the ring pieces bu
 neither ``spillover``, ``spillover_total``, ``net``, ``net_per_treated`` nor the share:
 those count only exposure to the sample's zones (under pure relocation with a source
 opening inside the window the share stays 1 where no unit is exposed by both, where the
-source's neighbours' losses against no gain had given 1.47 in a breaker's world). A zone unit of the sample without
-an estimated gain in a period after it opens — its outcome missing then, or no untreated
+source's neighbours' losses against no gain had given 1.47 in a breaker's world). A zone
+unit of the sample without an estimated gain in a period after it opens — its outcome missing then, or no untreated
 row of its own (missing before it opens, or exposed since before the data under
 ``pre_exposed="drop_rows"``; :func:`_counted_gain`) — is a source in that period: a
 unit-period whose every exposing zone open then is a source or has no estimated gain is
@@ -58,8 +58,8 @@ too (a referee's world read 1.094 for a true 1 under pure relocation). The fit w
 and ``info["joint_source_note"]`` gives their number and, on the imputation base
 (unweighted, in memory), the share with their total out of net (all of it the source's)
 and with the sources' part under the equal-split model (:meth:`ExposureMap.intensity`)
-out (:func:`_joint_source_info`; the Dask engine counts them only). Zone units' rows exposed only by a source before
-their own zone leave ``spillover_on_zones`` the same way; they are a second piece,
+out (:func:`_joint_source_info`; the Dask engine counts them only). Zone units' rows
+exposed only by a source before their own zone leave ``spillover_on_zones`` the same way; they are a second piece,
 ``spillover_on_zones_from_sources``, whose controls are ``spillover_on_zones``'s (as the
 non-zone piece ``spillover_from_sources`` keeps the ring pieces' controls: clean units,
 exposed units' rows before their exposure, all of them under ``"not_yet_exposed"``, those
@@ -543,6 +543,12 @@ def _masks(
     # exposed to a zone with an estimated gain but without an outcome: a loss no total holds
     unseen = ~obs & counted & (exposed | (zone & (t < g)))
     return Y, units, periods, pieces, unseen, gain
+
+
+def _loss_piece(name: str) -> bool:
+    """Whether a piece's effects are losses that net sets against the counted gains: the
+    ring pieces and ``spillover_on_zones`` (not the source pieces, direct or naive)."""
+    return name.startswith("spillover:") or name == "spillover_on_zones"
 
 
 def _counted_gain(
@@ -2831,7 +2837,7 @@ def _cs_source_units(split: _Split) -> tuple[np.ndarray, np.ndarray]:
         if p.name in SOURCE_PIECES:
             source |= p.target.any(axis=1)
             src_rows |= p.target
-        elif p.name.startswith("spillover:") or p.name == "spillover_on_zones":
+        elif _loss_piece(p.name):
             counted |= p.target.any(axis=1)
     tab = split.emap.roles_of(split.units)
     direct = next(p for p in split.pieces if p.name == "direct")
@@ -3916,24 +3922,26 @@ def _cs_sources_text(
     )
 
 
-def _counted_zones(
+def _zone_status(
     emap: ExposureMap, periods: np.ndarray, gain: pd.DataFrame | None
-) -> pd.DataFrame:
-    """Zones of the map's links x ``periods``: True where the zone is open with its gain in
-    a total, i.e. a zone unit of the sample (in the map's table) with a counted gain then
-    (``gain``: zone units x periods; None: every open one). Zones outside the sample
-    (:attr:`Panel.sources`) are False throughout."""
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Zones of the map's links x ``periods``: open then, and open with the gain in a total,
+    i.e. a zone unit of the sample (in the map's table) with a counted gain then (``gain``:
+    zone units x periods; None: every open one). Zones outside the sample
+    (:attr:`Panel.sources`) are never counted."""
     assert emap.links is not None
     zc = emap.links.groupby("zone")["zone_cohort"].min()
-    t = np.asarray(periods, dtype=float)
-    is_open = zc.to_numpy(float)[:, None] <= t[None, :]
+    cols = pd.Index(periods)
+    is_open = zc.to_numpy(float)[:, None] <= np.asarray(periods, dtype=float)[None, :]
     tab = emap.table
     in_sample = zc.index.isin(tab.index[np.isfinite(tab["cohort"].to_numpy(float))])
-    out = is_open & in_sample[:, None]
+    counted = is_open & in_sample[:, None]
     if gain is not None:
-        counted = gain.reindex(index=zc.index, columns=pd.Index(periods), fill_value=False)
-        out = out & counted.to_numpy(bool)
-    return pd.DataFrame(out, index=zc.index, columns=pd.Index(periods))
+        counted &= gain.reindex(index=zc.index, columns=cols, fill_value=False).to_numpy(bool)
+    return (
+        pd.DataFrame(is_open, index=zc.index, columns=cols),
+        pd.DataFrame(counted, index=zc.index, columns=cols),
+    )
 
 
 def joint_source_mask(
@@ -3947,15 +3955,10 @@ def joint_source_mask(
     that is no zone unit of the map's table), or, with ``gain`` (zone units x periods of
     the sample's counted gains, :func:`_counted_gain`), a zone unit of the sample without
     one then (as :func:`_source_only` rules); all False for a map without links."""
-    out = np.zeros((len(units), len(periods)), dtype=bool)
     if emap.links is None or emap.links.empty:
-        return out
-    counted = _counted_zones(emap, periods, gain)
-    zc = emap.links.groupby("zone")["zone_cohort"].min().reindex(counted.index)
-    is_open = zc.to_numpy(float)[:, None] <= np.asarray(periods, dtype=float)[None, :]
-    uncounted = is_open & ~counted.to_numpy(bool)
-    if not uncounted.any():
-        return out
+        return np.zeros((len(units), len(periods)), dtype=bool)
+    is_open, counted = _zone_status(emap, periods, gain)
+    uncounted = is_open.to_numpy() & ~counted.to_numpy()
     links = emap.link_matrix(pd.Index(units), counted.index)
     return np.asarray(links @ uncounted.astype(float)) > 0
 
@@ -3994,9 +3997,7 @@ def _joint_source_info(
     if split.gain is not None:
         gain = pd.DataFrame(split.gain, index=pd.Index(split.units), columns=split.periods)
     mask = joint_source_mask(split.emap, split.units, split.periods, gain)
-    loss = [
-        p for p in split.pieces if p.name.startswith("spillover:") or p.name == "spillover_on_zones"
-    ]
+    loss = [p for p in split.pieces if _loss_piece(p.name)]
     # the estimated targets (unit, period, effect) where the base has them, the ones the
     # totals sum; else the pieces' targets, estimated or not
     targets = [_target_effects(fits.get(p.name)) for p in loss]
@@ -4012,7 +4013,7 @@ def _joint_source_info(
     # the equal-split model's part of the zones without a counted gain: 1 - the counted
     # zones' share of the intensity (the same n_z(t) in both)
     emap = split.emap
-    counted = _counted_zones(emap, split.periods, gain)
+    counted = _zone_status(emap, split.periods, gain)[1]
     inten = [
         emap.intensity(split.units, split.periods, counted=c).to_numpy() for c in (None, counted)
     ]
