@@ -145,3 +145,16 @@ def test_gap_plot_for_sc_with_scpi_band_and_sdid() -> None:
     assert "counterfactual_gap" not in counterfactual_figures(sd, panel=other)
     with pytest.raises(PlotError, match="draws synthetic control"):
         counterfactual_gap_plot(twfe.fit(panel, outcome="y"))
+
+
+def test_gap_plot_names_the_level_its_intervals_were_computed_at() -> None:
+    # session 46 left this: after with_terms(alpha=0.1) the result's own 95% conformal
+    # intervals were labelled 90%; their level is on record (info["intervals_alpha"])
+    # 40 pre-periods: conformal p-values step by 1/(T0 + 1), so the 95% set is bounded
+    panel, _ = sc_world(np.random.default_rng(4), J=8, T0=40, T1=3)
+    sc = synthetic_control.fit(panel, outcome="y", placebos=False, intervals="conformal")
+    assert sc.info["intervals_alpha"] == 0.05
+    at90 = sc.with_terms(sc.terms, alpha=0.10)
+    assert at90.info["intervals_alpha"] == 0.05
+    texts = _legend_texts(counterfactual_gap_plot(at90))
+    assert "95% conformal interval" in texts and "90% conformal interval" not in texts

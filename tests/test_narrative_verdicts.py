@@ -270,6 +270,37 @@ def test_synthetic_control_prediction_interval_is_shown_with_its_kind() -> None:
     assert "95% confidence intervals unless said otherwise" in text
 
 
+def test_prediction_interval_at_another_level_than_the_run_says_so() -> None:
+    # session 46 left this: a result rebuilt at 90% (with_terms(alpha=0.1)) fell back on
+    # its 95% prediction interval under the run's "90% confidence intervals" header
+    nan_ci = pd.DataFrame({"term": ["att"], "lower": [np.nan], "upper": [np.nan]})
+    pi = pd.DataFrame(
+        {"term": ["att"], "estimate": [-9.32], "low": [-39.0], "high": [31.5], "method": ["scpi"]}
+    )
+
+    def sc(info: dict) -> NS:
+        return NS(
+            estimator="synthetic_control",
+            outcome="y",
+            estimate=-9.32,
+            se=np.nan,
+            alpha=0.10,
+            main_term="att",
+            terms=pd.DataFrame({"term": ["att"], "estimate": [-9.32], "se": [np.nan]}),
+            conf_int=lambda alpha: nan_ci,
+            prediction_intervals=pi,
+            info=info,
+        )
+
+    out = _output({"a": sc({"intervals": "scpi", "intervals_alpha": 0.05}), "b": sc({})})
+    out.spec.inference.alpha = 0.10
+    text = " ".join(run_summary(out))
+    assert "90% confidence intervals unless said otherwise" in text
+    assert "(SCPI prediction interval at alpha = 0.05, not the run's 0.1)" in text
+    # without a record the interval is at the result's level (0.10), the run's: no remark
+    assert text.count("not the run's") == 1
+
+
 # ----------------------------------------------------------------------------- lower ones
 def test_spillover_weighting_text_matches_its_default_controls() -> None:
     # before: "zones against controls that no zone can reach" though the default controls

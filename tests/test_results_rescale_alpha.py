@@ -328,3 +328,53 @@ def test_inference_redone_after_a_negative_rescale_is_a_refit_on_minus_c_y() -> 
         neg = asc.rescaled(-2.0).with_inference(method).conf_int().loc["att"].to_numpy()
         np.testing.assert_allclose(neg, -2.0 * pos[::-1], rtol=1e-12)
         assert neg[0] < neg[1]
+
+
+def test_with_terms_at_another_level_records_what_it_cannot_recompute() -> None:
+    # session 46 left this: a result without ci_alpha rebuilt with with_terms(alpha=)
+    # showed its stored intervals and bands as the new level's. The old level is now on
+    # record (info["ci_alpha"], info["band_alpha"]) and they are shown at it only
+    terms = terms_frame(["a"], [1.0], [0.5], df=[np.inf]).assign(
+        ci_low=[-9.0], ci_high=[9.0], band_low=[-7.0], band_high=[7.0]
+    )
+    legacy = EstimationResult(estimator="x", outcome="y", terms=terms, alpha=0.05)
+    assert legacy.band_alpha == 0.05 and legacy.tidy()["band_low"].tolist() == [-7.0]
+    moved = legacy.with_terms(legacy.terms, alpha=0.10)
+    assert moved.info["ci_alpha"] == 0.05 and moved.band_alpha == 0.05
+    assert "ci_alpha" not in legacy.info  # the caller's result is left as it was
+    # 1 +- z_0.95 x 0.5 (scipy's normal quantile): one product and a sum, 1e-12
+    z90 = 1.6448536269514722
+    np.testing.assert_allclose(
+        moved.conf_int().loc["a"], [1 - z90 * 0.5, 1 + z90 * 0.5], rtol=1e-12
+    )
+    assert moved.tidy()["band_low"].isna().all()
+    assert moved.tidy(0.05)["band_low"].tolist() == [-7.0]
+    # a level already on record is kept, not overwritten by the intermediate one
+    back = moved.with_terms(moved.terms, alpha=0.20)
+    assert back.info["ci_alpha"] == 0.05 and back.band_alpha == 0.05
+    # the same level changes nothing
+    assert legacy.with_terms(legacy.terms, alpha=0.05).info == legacy.info
+
+
+def test_cs_bands_keep_their_level_in_tables_and_plots_after_with_terms(mpdta: Panel) -> None:
+    import matplotlib.pyplot as plt
+
+    from zoneimpact.report import plots
+    from zoneimpact.report.tables import event_study_table
+
+    r = _cs_boot(mpdta, 0.05)
+    at90 = r.with_terms(r.terms, alpha=0.10)
+    assert at90.band_alpha == 0.05
+    # the table states the band's own level, not the result's new one
+    notes = " ".join(event_study_table(at90).notes)
+    assert "95% simultaneous (uniform) confidence bands" in notes
+    assert "90% pointwise confidence intervals" in notes
+    fig = plots.event_study_plot(at90)
+    labels = fig.axes[0].get_legend().get_texts()
+    assert {"90% pointwise CI", "95% uniform band"} <= {t.get_text() for t in labels}
+    plt.close(fig)
+    # ATT(g, t): the stored 95% band is not drawn under a 90% legend
+    fig = plots.group_time_plot(at90)
+    texts = {t.get_text() for lg in fig.legends for t in lg.get_texts()}
+    assert "90% pointwise CI" in texts and not any("uniform band" in t for t in texts)
+    plt.close(fig)

@@ -60,6 +60,20 @@ def check_alpha(alpha: Any, name: str = "alpha") -> float:
     return float(alpha)
 
 
+def band_alpha(result: Any) -> float:
+    """The level (alpha) a result's stored uniform bands were computed at (duck-typed:
+    ``info["band_alpha"]``, else the result's ``alpha``, else 0.05)."""
+    info = getattr(result, "info", None) or {}
+    return float(info.get("band_alpha", getattr(result, "alpha", 0.05)))
+
+
+def intervals_alpha(result: Any) -> float:
+    """The level (alpha) of a result's ``prediction_intervals`` (duck-typed:
+    ``info["intervals_alpha"]``, else the result's ``alpha``, else 0.05)."""
+    info = getattr(result, "info", None) or {}
+    return float(info.get("intervals_alpha", getattr(result, "alpha", 0.05)))
+
+
 @overload
 def check_int(
     value: Any,
@@ -447,9 +461,9 @@ class EstimationResult:
         )
         for extra in ("band_low", "band_high"):
             if extra in t.columns:
-                # a band is computed at the result's level: at another, none is shown
-                # rather than the fit's beside intervals at the level asked for
-                same = alpha is None or alpha == self.alpha
+                # a band is computed at one level (:attr:`band_alpha`): at another, none
+                # is shown rather than the fit's beside intervals at the level asked for
+                same = (self.alpha if alpha is None else alpha) == self.band_alpha
                 out[extra] = t[extra].to_numpy(float) if same else np.nan
         return out
 
@@ -563,8 +577,37 @@ class EstimationResult:
         return replace(self, **changes)
 
     def with_terms(self, terms: pd.DataFrame, **changes: Any) -> EstimationResult:
-        """A new result of the same type with other standard errors / terms."""
+        """A new result of the same type with other standard errors / terms.
+
+        With ``alpha=`` another level, what was computed at the old one and cannot be
+        recomputed here keeps that level on record, so tables, plots and ``tidy`` do not
+        show it as the new level's: intervals in ``ci_low``/``ci_high``
+        (``info["ci_alpha"]``), uniform bands (``info["band_alpha"]``,
+        :attr:`band_alpha`) and prediction intervals (``info["intervals_alpha"]``).
+        """
+        new_alpha = changes.get("alpha", self.alpha)
+        if new_alpha != self.alpha:
+            info = dict(changes.get("info", self.info))
+            if {"ci_low", "ci_high"} & set(terms.columns):
+                info.setdefault("ci_alpha", self.alpha)
+            if self._has_bands(terms):
+                info.setdefault("band_alpha", self.alpha)
+            if getattr(self, "prediction_intervals", None) is not None:
+                info.setdefault("intervals_alpha", self.alpha)
+            changes["info"] = info
         return replace(self, terms=terms, **changes)
+
+    def _has_bands(self, terms: pd.DataFrame) -> bool:
+        """Whether ``terms`` or a table of the result (e.g. ``att_gt``) holds a band."""
+        tables = [terms, *(getattr(self, f.name) for f in fields(self) if f.name != "terms")]
+        return any(isinstance(t, pd.DataFrame) and "band_low" in t.columns for t in tables)
+
+    @property
+    def band_alpha(self) -> float:
+        """The level (alpha) the stored uniform bands were computed at: the result's own,
+        unless it was rebuilt at another with :meth:`with_terms` (a band's bootstrap
+        critical value is not kept for other levels)."""
+        return band_alpha(self)
 
     # ------------------------------------------------------------------ maketables hooks
     # The plug-in format of maketables (PLUGIN_EXTRACTOR_FORMAT.md; maketables 0.2

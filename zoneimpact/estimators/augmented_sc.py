@@ -160,7 +160,13 @@ class AugmentedSCResult(EstimationResult):
                 alpha=level,
                 jackknife_estimates=np.array([]),
                 prediction_intervals=table,
-                info={**self.info, "se_method": "jackknife+", "n_jackknife": 0, "ci_alpha": level},
+                info={
+                    **self.info,
+                    "se_method": "jackknife+",
+                    "n_jackknife": 0,
+                    "ci_alpha": level,
+                    "intervals_alpha": level,
+                },
             )
         jack, se = jackknife(data)
         terms.loc[terms["term"] == "att", "se"] = se * abs(data.scale)
@@ -171,7 +177,7 @@ class AugmentedSCResult(EstimationResult):
             jackknife_estimates=jack * data.scale,
             prediction_intervals=None,
             info={
-                **{k: v for k, v in self.info.items() if k != "ci_alpha"},
+                **{k: v for k, v in self.info.items() if k not in ("ci_alpha", "intervals_alpha")},
                 "se_method": "jackknife",
                 "n_jackknife": int(jack.size),
             },

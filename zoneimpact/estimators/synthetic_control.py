@@ -1238,4 +1238,5 @@ def _with_intervals(
     frame["method"] = method
     # SCPI refits the canonical synthetic control (V = I) its theory is for; its point
     # estimates can differ from this result's when the weights do
-    return replace(result, prediction_intervals=frame, info={**result.info, "intervals": method})
+    info = {**result.info, "intervals": method, "intervals_alpha": result.alpha}
+    return replace(result, prediction_intervals=frame, info=info)

@@ -25,6 +25,7 @@ from scipy.stats import norm
 
 from .. import labels
 from ..registry import ENTRIES
+from ..results import intervals_alpha
 
 if TYPE_CHECKING:
     from ..rundir import RunOutput
@@ -98,8 +99,9 @@ def _has_interval(lo: float, hi: float) -> bool:
     return math.isfinite(lo) and math.isfinite(hi)
 
 
-def _prediction_interval(res: Any) -> tuple[float, float, float, str] | None:
-    """The main term's row of ``res.prediction_intervals`` (estimate, low, high, kind)."""
+def _prediction_interval(res: Any, alpha: float) -> tuple[float, float, float, str] | None:
+    """The main term's row of ``res.prediction_intervals`` (estimate, low, high, kind);
+    the kind names its level when it is not the run's ``alpha``."""
     pi = getattr(res, "prediction_intervals", None)
     if not isinstance(pi, pd.DataFrame) or not {"term", "low", "high"} <= set(pi.columns):
         return None
@@ -112,7 +114,11 @@ def _prediction_interval(res: Any) -> tuple[float, float, float, str] | None:
     method = str(row["method"].iloc[0]) if "method" in row else ""
     method = method or str((getattr(res, "info", None) or {}).get("intervals", ""))
     est = float(row["estimate"].iloc[0]) if "estimate" in row else float("nan")
-    return est, lo, hi, _INTERVAL_KINDS.get(method, f"{method} interval".strip())
+    kind = _INTERVAL_KINDS.get(method, f"{method} interval".strip())
+    own = intervals_alpha(res)
+    if not math.isclose(own, alpha, rel_tol=1e-12):
+        kind += f" at alpha = {own:g}, not the run's {alpha:g}"
+    return est, lo, hi, kind
 
 
 @dataclass(frozen=True)
@@ -141,7 +147,7 @@ class _Row:
 def _row(name: str, res: Any, alpha: float) -> _Row:
     est, lo, hi = _headline(res, alpha)
     if not _has_interval(lo, hi):  # e.g. synthetic control: its interval, if any, is a PI
-        pi = _prediction_interval(res)
+        pi = _prediction_interval(res, alpha)
         if pi is not None:
             return _Row(name, res, est, pi[1], pi[2], pi[3], pi[0])
     return _Row(name, res, est, lo, hi)

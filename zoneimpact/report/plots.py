@@ -45,7 +45,9 @@ from matplotlib.ticker import MaxNLocator
 from scipy import stats as sps
 
 from ..errors import SpecError, ZoneImpactError
+from ..results import band_alpha as _band_alpha
 from ..results import check_alpha
+from ..results import intervals_alpha as _intervals_alpha
 from . import style
 from .style import (
     legend_above,
@@ -403,7 +405,7 @@ def event_study_plot(
         results = list(named.values())
         for i, name in band_series:
             handles.append(Patch(facecolor=style.color(i), alpha=0.25, lw=0))
-            band_level = _level_label([results[i]], None)
+            band_level = f"{100 * (1 - _band_alpha(results[i])):g}%"
             labs.append(
                 f"{band_level} uniform band" + (f" ({name})" if len(band_series) > 1 else "")
             )
@@ -513,9 +515,10 @@ def group_time_plot(
     the simultaneous band (``band_low``/``band_high`` of ``att_gt``, from the multiplier
     bootstrap, Callaway & Sant'Anna 2021 Sec. 4.1) when present, as R ``did`` does by
     default; else ``ci_low``/``ci_high``; else pointwise estimate ± z·se. The stored band
-    and intervals are at the result's ``alpha``; an ``alpha`` other than the result's
-    draws pointwise estimate ± z·se at that level instead (the band's bootstrap critical
-    value is not stored for other levels).
+    and intervals are at the level they were computed at (the result's ``alpha``, or its
+    ``band_alpha`` once rebuilt at another with ``with_terms``); any other ``alpha`` draws
+    pointwise estimate ± z·se at that level instead (the band's bootstrap critical value
+    is not stored for other levels).
     """
     att = _attr(result, "att_gt", "group_time_plot")
     need = {"cohort", "time", "estimate", "se"}
@@ -528,10 +531,10 @@ def group_time_plot(
     if ncols is None:
         ncols = 1 if n <= 4 else 2
     nrows = math.ceil(n / ncols)
-    own = float(getattr(result, "alpha", 0.05))
-    a = own if alpha is None else float(alpha)
+    a = float(getattr(result, "alpha", 0.05)) if alpha is None else float(alpha)
     z = sps.norm.ppf(1 - a / 2)
-    stored = a == own  # the stored band / intervals are at the result's level only
+    # the stored band / intervals are at the level they were computed at only
+    stored = a == _band_alpha(result)
     with paper_style():
         fig, axes = _start_multi(
             ax,
@@ -1826,7 +1829,7 @@ def counterfactual_gap_plot(
             if {"cf_low", "cf_high"} <= set(cal.columns):
                 frame["cf_low"] = cal["cf_low"].reindex(frame.index).to_numpy(float)
                 frame["cf_high"] = cal["cf_high"].reindex(frame.index).to_numpy(float)
-            a_iv = float(getattr(given, "alpha", result.alpha))
+            a_iv = float(getattr(given, "alpha", None) or _intervals_alpha(result))
             # SCPI bounds in- and out-of-sample error at 1 - alpha each: the interval covers
             # with probability at least 1 - 2 alpha (Cattaneo, Feng & Titiunik 2021)
             scpi = band_name.startswith("SCPI")

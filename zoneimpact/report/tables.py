@@ -46,6 +46,7 @@ from scipy import stats as sps
 
 from .. import labels
 from ..errors import SpecError, ZoneImpactError
+from ..results import band_alpha as _band_alpha
 from ..results import check_alpha
 
 __all__ = [
@@ -1404,7 +1405,7 @@ def event_study_table(
             bl, bh = float(h["band_low"]), float(h["band_high"])
             if math.isfinite(bl) and math.isfinite(bh):
                 has_band = True
-                band_alphas[name] = float(getattr(named[name], "alpha", 0.05))
+                band_alphas[name] = _band_alpha(named[name])
                 r_band.append("{" + _fmt_interval(bl, bh, digits)[1:-1] + "}")
             else:
                 r_band.append("")
