@@ -150,6 +150,20 @@ def test_a_unit_exposed_by_a_source_and_a_sample_zone_is_named_and_bounded():
     assert "reads" not in cs.info["joint_source_note"]
 
 
+def test_the_joint_source_note_does_not_place_the_effect_in_a_net_that_is_not_estimated():
+    # session 46 left this: with pre_exposed="keep" and a zone unit exposed before its own
+    # zone (u35, next to u34) net is NaN, and the note said the joint targets' effect "is
+    # in net"
+    df = _world({**ZONES, **SOURCE, "u34": 2005, "u35": 2008})
+    res = _fit(_panel(df, SOURCE), pre_exposed="keep")
+    assert np.isnan(_est(res)["net"])
+    note = res.info["joint_source_note"]
+    assert "would count in net and the displacement share (not estimated by this fit)" in note
+    assert "is in net" not in note and "reads" not in note
+    # where net is estimated the note says it is there
+    assert "whole effect is in net" in _fit(_panel(df, SOURCE)).info["joint_source_note"]
+
+
 def test_a_sample_zone_without_a_gain_shares_losses_like_a_source():
     # a reviewer (session 46): u32 is a zone of the sample whose outcome is missing from
     # its opening on, so its gain is in no total and its neighbours' source-only rows go

@@ -4037,13 +4037,20 @@ def joint_source_report(
         return {}
     t = terms.set_index("term")["estimate"]
     d_tot, net = float(t.get("direct_total", np.nan)), float(t.get("net", np.nan))
+    # net is NaN where the design does not pair gains with losses (pre_exposed="keep",
+    # "drop_units"): the note then says where the effect would count, not that it does
+    where = (
+        "is in net and the displacement share"
+        if np.isfinite(net)
+        else "would count in net and the displacement share (not estimated by this fit)"
+    )
     text = (
         f"{n} {'estimated ' if estimated else ''}target unit-period(s) of the ring pieces "
         "and spillover_on_zones are exposed both "
         "by a zone of the sample and by a zone whose gain no total counts then (outside the "
-        "sample, Panel.sources, or without an estimated gain then); their whole effect is in "
-        "net and the displacement share, the outside zones' part included (so the share can "
-        "exceed 1 under pure relocation)"
+        "sample, Panel.sources, or without an estimated gain then); their whole effect "
+        f"{where}, the outside zones' part included (so the share can exceed 1 under pure "
+        "relocation)"
     )
     if np.isfinite(total) and np.isfinite(net) and np.isfinite(d_tot) and d_tot != 0:
         text += (
