@@ -378,3 +378,19 @@ def test_cs_bands_keep_their_level_in_tables_and_plots_after_with_terms(mpdta: P
     texts = {t.get_text() for lg in fig.legends for t in lg.get_texts()}
     assert "90% pointwise CI" in texts and not any("uniform band" in t for t in texts)
     plt.close(fig)
+
+
+def test_an_inference_redone_after_with_terms_drops_the_level_records(mpdta: Panel) -> None:
+    # the records describe bands computed at another level; with_inference recomputes the
+    # bands at the result's level, so a stale record would hide them (tidy) or mislabel
+    # them (tables, plots)
+    at90 = _cs_boot(mpdta, 0.05).with_terms(_cs_boot(mpdta, 0.05).terms, alpha=0.10)
+    assert at90.band_alpha == 0.05
+    redone = at90.with_inference("bootstrap", rng=np.random.default_rng(1))
+    assert redone.alpha == 0.10 and redone.band_alpha == 0.10
+    assert "band_alpha" not in redone.info and "ci_alpha" not in redone.info
+    assert redone.tidy()["band_low"].notna().any()
+    # the same as a fit at 90% (the same multiplier draws: equal to rounding)
+    np.testing.assert_allclose(
+        redone.terms["band_low"], _cs_boot(mpdta, 0.10).terms["band_low"], rtol=1e-12
+    )

@@ -74,6 +74,18 @@ def intervals_alpha(result: Any) -> float:
     return float(info.get("intervals_alpha", getattr(result, "alpha", 0.05)))
 
 
+#: ``info`` keys that record the level of intervals or bands computed at another level than
+#: the result's (:meth:`EstimationResult.with_terms`); an inference that recomputes them
+#: at the result's level drops the records (:func:`without_level_records`)
+LEVEL_RECORDS = ("ci_alpha", "band_alpha")
+
+
+def without_level_records(info: Mapping[str, Any]) -> dict[str, Any]:
+    """``info`` without :data:`LEVEL_RECORDS`, for an inference that recomputes the
+    intervals and bands at the result's own level."""
+    return {k: v for k, v in info.items() if k not in LEVEL_RECORDS}
+
+
 @overload
 def check_int(
     value: Any,

@@ -29,7 +29,7 @@ import pandas as pd
 from ..errors import EstimationError, SpecError
 from ..inference.bootstrap import cluster_sums, min_clusters
 from ..panel import Panel, _v
-from ..results import EstimationResult, check_choice
+from ..results import EstimationResult, check_choice, without_level_records
 from . import callaway_santanna as _cs
 
 __all__ = [
@@ -254,7 +254,7 @@ class InfluenceResult(TablesResult):
             )
         vcov, col_var = clustered_variance(self.blocks, labels)
         info = {
-            **self.info,
+            **without_level_records(self.info),
             "cluster": cluster_name(cluster),
             "n_clusters": min_clusters(labels),
         }

@@ -126,6 +126,7 @@ from ..results import (
     check_fit_arguments,
     check_int,
     check_names,
+    without_level_records,
 )
 from ._gt_aggregate import variance_se, warn_negative_two_way
 from ._scale import outcome_scale, scale_equivariant
@@ -379,7 +380,11 @@ class CallawaySantAnnaResult(EstimationResult):
             )
         terms, cells = _terms_and_cells(gt, agg, inf)
         info = {
-            **{k: v for k, v in self.info.items() if not k.startswith("jackknife_")},
+            **{
+                k: v
+                for k, v in without_level_records(self.info).items()
+                if not k.startswith("jackknife_")
+            },
             **_inference_info(
                 inf,
                 terms,
