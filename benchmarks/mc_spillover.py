@@ -86,7 +86,7 @@ def one(
     world: dict,
     base: str,
     g: np.random.Generator,
-    aux: str = "onset_event_proportional",
+    aux: str = "onset_event_adaptive",
     design: dict | None = None,
     small_sample: str = "cr2",
     inference: str = "cluster",
@@ -181,7 +181,7 @@ def run(
     base: str,
     worlds: dict[str, dict] = WORLDS,
     seed: int = 20261130,
-    aux: str = "onset_event_proportional",
+    aux: str = "onset_event_adaptive",
     design: dict | None = None,
     small_sample: str = "cr2",
     inference: str = "cluster",
@@ -215,10 +215,11 @@ def main() -> None:
     ap.add_argument("--worlds", nargs="+", default=list(WORLDS), choices=list(WORLDS))
     ap.add_argument(
         "--aux-partition",
-        default="onset_event_proportional",
+        default="onset_event_adaptive",
         choices=list(spillover._AUX_PARTITIONS),
-        help="tau~ of the imputation base's spillover pieces (onset_event_intensity_proportional: "
-        "sessions 9-12; onset_event_intensity: session 8; onset_event: before it)",
+        help="tau~ of the imputation base's spillover pieces (onset_event_proportional: "
+        "sessions 13-46; onset_event_intensity_proportional: sessions 9-12; "
+        "onset_event_intensity: session 8; onset_event: before it)",
     )
     ap.add_argument(
         "--design", nargs="+", default=[], metavar="FIELD=VALUE",

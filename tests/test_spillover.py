@@ -565,9 +565,12 @@ def test_conley_degrees_of_freedom_match_their_working_model():
         warnings.simplefilter("ignore")
         for _ in range(200):
             p = sim.panel.with_outcome("noise", rng.normal(size=len(sim.panel.data)))
+            # one fixed tau~ model: the default picks the proportional model or cell means
+            # per draw (the smaller variance), which makes the df depend on the outcome
             r = spillover.fit(
-                p, outcome="noise", n_boot=0, conley_km=400.0, conley_kernel="uniform"
-            )
+                p, outcome="noise", n_boot=0, conley_km=400.0, conley_kernel="uniform",
+                aux_partition="onset_event_proportional",
+            )  # fmt: skip
             t = r.terms.set_index("term").loc[["direct", "net"]]
             if df is None:
                 df = t["df"].to_numpy()
@@ -1197,3 +1200,60 @@ def test_region_check_with_few_untreated_regions_says_its_interval_is_wide():
     ok = spillover.fit(_regions_panel({0: 2002, 1: 2004, 2: 2004, 3: 2004}), outcome="y",
                        n_boot=0, exposure="region")  # fmt: skip
     assert "net_region_did_note" not in ok.info
+
+
+def test_adaptive_tau_tilde_takes_the_smaller_variance_per_piece():
+    # referee K (session 47): where zones differ in size the proportional model misfits the
+    # losses and its spillover SE was 4.1 times the Monte Carlo SD (cell means: 2.4); the
+    # default now scores both models per spillover piece and keeps the smaller variance
+    # (BJS 2024 Theorem 3 holds under either, so the smaller bound is one too). In this
+    # world the ring piece takes the proportional model and spillover_on_zones the cell
+    # means (the probe of seeds 1-4 in the session's notes): each piece's SE equals its
+    # chosen model's fit, the same arithmetic (1e-12)
+    sim = simulate(rng=4, **SMALL, displacement_share=1.0)
+    kw = dict(outcome="fdi", n_boot=0)
+    res = spillover.fit(sim.panel, **kw)
+    assert res.info["aux_partition"] == "onset_event_adaptive"
+    assert (
+        res.info["aux_models"] == "spillover:adjacent: proportional; spillover_on_zones: cell means"
+    )
+    prop = spillover.fit(sim.panel, **kw, aux_partition="onset_event_proportional")
+    mean = spillover.fit(sim.panel, **kw, aux_partition="onset_event")
+    se = {r: x.terms.set_index("term")["se"] for r, x in (("a", res), ("p", prop), ("m", mean))}
+    np.testing.assert_allclose(
+        se["a"]["spillover:adjacent"], se["p"]["spillover:adjacent"], rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        se["a"]["spillover_on_zones"], se["m"]["spillover_on_zones"], rtol=1e-12
+    )
+    # the smaller of the two, and really different models here
+    assert se["p"]["spillover:adjacent"] < se["m"]["spillover:adjacent"] * (1 - 1e-3)
+    assert se["m"]["spillover_on_zones"] < se["p"]["spillover_on_zones"] * (1 - 1e-3)
+    # estimates and the direct piece do not depend on the model
+    est = {r: x.terms.set_index("term")["estimate"] for r, x in (("a", res), ("p", prop))}
+    pd.testing.assert_series_equal(est["a"], est["p"])
+    assert se["a"]["direct"] == se["p"]["direct"]
+    # another clustering chooses again: with_inference equals a fit clustered so
+    by_unit = res.with_inference(cluster="unit")
+    fit_unit = spillover.fit(sim.panel, **kw, cluster="unit")
+    assert by_unit.info["aux_models"] == fit_unit.info["aux_models"]
+    np.testing.assert_allclose(
+        by_unit.terms["se"].to_numpy(float), fit_unit.terms["se"].to_numpy(float), rtol=1e-10
+    )
+
+
+def test_adaptive_tau_tilde_is_the_proportional_fit_where_every_piece_takes_it():
+    # seed 1: both pieces take the proportional model, so every term, the joint draws and
+    # the wild bootstrap (which reads the chosen model) equal the proportional fit's
+    sim = simulate(rng=1, **SMALL, displacement_share=1.0)
+    kw = dict(outcome="fdi", n_boot=99, rng=3)
+    res = spillover.fit(sim.panel, **kw)
+    assert "cell means" not in res.info["aux_models"]
+    prop = spillover.fit(sim.panel, **kw, aux_partition="onset_event_proportional")
+    cols = ["estimate", "se", "p_value", "ci_low", "ci_high"]
+    pd.testing.assert_frame_equal(res.terms[cols], prop.terms[cols], rtol=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        wa = res.with_inference("wild", n_boot=99, rng=5).terms
+        wp = prop.with_inference("wild", n_boot=99, rng=5).terms
+    pd.testing.assert_frame_equal(wa[cols], wp[cols], rtol=1e-12)

@@ -301,6 +301,10 @@ class EstimationResult:
     #: ``info`` entries that scale with the outcome: key -> power, or for a tuple entry a
     #: tuple of powers, one per element.
     SCALED_INFO: ClassVar[Mapping[str, int | tuple[int, ...]]] = {}
+    #: whether the result recomputes its stored ``ci_low``/``ci_high`` at its own level
+    #: when built (e.g. the spillover share's Fieller set), so that :meth:`with_terms`
+    #: at another level need not record the old one
+    RELEVELS_INTERVALS: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         check_alpha(self.alpha)
@@ -600,7 +604,7 @@ class EstimationResult:
         new_alpha = changes.get("alpha", self.alpha)
         if new_alpha != self.alpha:
             info = dict(changes.get("info", self.info))
-            if {"ci_low", "ci_high"} & set(terms.columns):
+            if {"ci_low", "ci_high"} & set(terms.columns) and not self.RELEVELS_INTERVALS:
                 info.setdefault("ci_alpha", self.alpha)
             if self._has_bands(terms):
                 info.setdefault("band_alpha", self.alpha)

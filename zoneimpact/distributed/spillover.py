@@ -98,6 +98,7 @@ from ..estimators._bjs import SingularModel
 from ..estimators._scale import rescale_result
 from ..estimators.callaway_santanna import labels_by_unit
 from ..estimators.spillover import (
+    _ADAPTIVE_AUX,
     _AUX_PARTITIONS,
     _INFERENCE,
     SOURCE_PIECES,
@@ -756,11 +757,13 @@ def _imputation_piece(
     bins: pd.DataFrame | None = None,
     intensity: pd.DataFrame | None = None,
     baseline: pd.DataFrame | None = None,
+    adaptive: bool = False,
 ) -> tuple[_PieceFit, set[int]]:
     """A piece's BJS mean and cluster scores (leave-out ``tau~`` by onset x event cells,
     split by ``bins`` for the spillover pieces, proportional to ``intensity`` within a cell
-    when given; no small-sample correction; with ``baseline``, covariates by unit, their
-    period terms in step 1), as the
+    when given, or with ``adaptive`` that or the cell means, whichever variance is smaller
+    (in memory's ``_tighter_aux``; one more pass over the piece); no small-sample
+    correction; with ``baseline``, covariates by unit, their period terms in step 1), as the
     in-memory ``_imputation_fits`` with ``small_sample="none"``; a ring or zone piece with
     no imputable target is NaN there. Also the codes of the clusters holding its estimated
     targets (the in-memory one-cluster rule)."""
@@ -780,11 +783,21 @@ def _imputation_piece(
         tab = None if intensity is None else dask.delayed(intensity, traverse=False)
         frame = piece.frame.map_partitions(_with_bins, bins=shared, intensity=tab, meta=meta)
         piece = replace(piece, frame=frame)
+    opts: dict[str, Any] = {
+        "leave_out": True, "aux_cells": refine, "min_untreated": 2 + k, "pool_lone": True
+    }  # fmt: skip
     try:
         f = imputation_scores(
-            piece, outcome, [], by_cluster, "cohort_event", leave_out=True, aux_cells=refine,
-            scaled=scaled, min_untreated=2 + k, pool_lone=True, baseline=baseline,
+            piece, outcome, [], by_cluster, "cohort_event", scaled=scaled, baseline=baseline,
+            **opts,
         )  # fmt: skip
+        if scaled and adaptive:
+            mean = imputation_scores(
+                piece, outcome, [], by_cluster, "cohort_event", scaled=False,
+                baseline=baseline, **opts,
+            )  # fmt: skip
+            if _sum_sq(mean) < _sum_sq(f):
+                f = mean
     except SingularModel as exc:
         # collinear covariate terms refuse the fit, whichever piece, as in memory
         raise SingularModel(f"Piece {name!r}: {exc}") from None
@@ -812,6 +825,12 @@ def _imputation_piece(
     ), held  # fmt: skip
 
 
+def _sum_sq(f: Any) -> float:
+    """The variance ``sum_c score_c^2`` of a piece's mean from its cluster scores."""
+    score = f.scores.iloc[:, 0].to_numpy(float)
+    return float(score @ score)
+
+
 def _imputation_fits(
     dpanel: DaskPanel,
     outcome: str,
@@ -824,6 +843,7 @@ def _imputation_fits(
     intensity: pd.DataFrame | None = None,
     src: pd.MultiIndex | None = None,
     baseline: pd.DataFrame | None = None,
+    adaptive: bool = False,
 ) -> tuple[dict[str, _PieceFit], str, int, dict[str, set[int]]]:
     """Every piece of the imputation base on the partitions, with scores numbered in the
     in-memory cluster order; the cluster name and count; the clusters holding each
@@ -832,7 +852,9 @@ def _imputation_fits(
     intensity their ``tau~`` is proportional to within a cell. ``src``: the source-only
     cells (:func:`_source_cells`), the targets of the source pieces, split off the ring
     pieces and ``spillover_on_zones`` as in memory (a ring of sources alone has no piece).
-    ``baseline``: covariates by unit (every piece's covariate-by-period terms)."""
+    ``baseline``: covariates by unit (every piece's covariate-by-period terms).
+    ``adaptive``: each spillover piece's ``tau~`` proportional to ``intensity`` or the cell
+    means, whichever variance is smaller (:func:`_imputation_piece`)."""
     if isinstance(cluster, pd.Series):
         raise SpecError(
             "The imputation base on Dask clusters by unit or by the panel's cluster column "
@@ -878,8 +900,18 @@ def _imputation_fits(
     panels["naive"] = (dpanel, _target_cells(naive))
     done = {
         name: _imputation_piece(
-            name, pp, outcome, by_cluster, code_of_label, G, cells, bins, intensity, baseline
-        )
+            name,
+            pp,
+            outcome,
+            by_cluster,
+            code_of_label,
+            G,
+            cells,
+            bins,
+            intensity,
+            baseline,
+            adaptive,
+        )  # fmt: skip
         for name, (pp, cells) in panels.items()
     }
     fits = {name: fit for name, (fit, _) in done.items()}
@@ -1286,7 +1318,7 @@ def fit(
     rng: np.random.Generator | int | None = None,
     alpha: float = 0.05,
     base_options: Mapping[str, Any] | None = None,
-    aux_partition: str = "onset_event_proportional",
+    aux_partition: str = "onset_event_adaptive",
 ) -> SpilloverResult:
     """Direct, spillover, net effect and displacement share on a :class:`DaskPanel`.
 
@@ -1405,8 +1437,9 @@ def fit(
             exposure, tab, units, dpanel.periods, observed if linked else None, pre_exposed, clean
         )
         fits, cname, n_clusters, held = _imputation_fits(
-            dpanel, outcome, tab, rings, rule, units, cluster, bins, intensity, src, baseline
-        )
+            dpanel, outcome, tab, rings, rule, units, cluster, bins, intensity, src, baseline,
+            aux_partition in _ADAPTIVE_AUX,
+        )  # fmt: skip
     else:
         # as in memory: the CS base's SEs run small (stacklevel 3: the caller of fit)
         assert observed is not None

@@ -173,7 +173,15 @@ model alone leaves as little of the effects' heterogeneity in the variance (7%) 
 model inside the quartile cells, and the split's smaller cells only raise the leave-out's
 excess (``kappa`` 1.12 -> 1.08 under the working model; null rejection 3.3% -> 4.3% on
 the same 300 worlds, session 13), so since session 13 the cells are not split
-(``benchmarks/RESULTS.md``).
+(``benchmarks/RESULTS.md``). The proportional model is right for losses split equally
+among a zone's neighbours only: where zones differ in size (a referee's world with
+population weights and losses in proportion to the zones' weighted gains, session 47) it
+misfits them and the spillover's SE was 4.1 times its Monte Carlo SD, against 2.4 with
+plain cell means. Theorem 3 holds under either model, so the smaller of the two variances
+is also conservative; by default (``aux_partition="onset_event_adaptive"``) each spillover
+piece is scored under both for the clustering in use and keeps the smaller
+(:func:`_tighter_aux`; the choice in ``info["aux_models"]``; the wild bootstrap and
+``with_inference`` use it, the latter choosing again for its clusters).
 The displacement share, a ratio, gets a clustered multiplier bootstrap of the same scores (Webb's six-point weights below 12
 clusters, Rademacher otherwise): ``n_boot`` joint draws of every term with no refitting, so 999 draws take milliseconds; its SE is
 the draws' interquartile range over ``qnorm(.75) - qnorm(.25)`` and its percentile
@@ -337,6 +345,9 @@ class SpilloverResult(EstimationResult):
     draws: pd.DataFrame = field(default_factory=pd.DataFrame)
     base_results: dict[str, EstimationResult] = field(default_factory=dict)
     fitted: _Rescoring | None = field(default=None, repr=False, compare=False)
+    # Fieller's set is recomputed at the result's level below; the wild bootstrap's
+    # intervals carry theirs (info["wild_alpha"])
+    RELEVELS_INTERVALS: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -929,13 +940,15 @@ def _imputation_fits(
     bins: np.ndarray | None = None,
     intensity: np.ndarray | None = None,
     near: sparse.csr_matrix | None = None,
+    adaptive: bool = False,
 ) -> dict[str, _PieceFit]:
     """BJS imputation of every piece on the long table of observed unit-periods.
 
     ``bins`` (units x periods, :func:`intensity_bins`) split the spillover pieces' onset x
     event cells of ``tau~`` by exposure intensity; with ``intensity`` (units x periods,
-    :meth:`ExposureMap.intensity`) their ``tau~`` is proportional to it within a cell.
-    ``near`` (clusters x clusters, Conley SEs) widens ``tau~``'s leave-out to the clusters
+    :meth:`ExposureMap.intensity`) their ``tau~`` is proportional to it within a cell, or
+    with ``adaptive`` that or the cell means, whichever variance is smaller for the
+    clustering (:func:`_tighter_aux`). ``near`` (clusters x clusters, Conley SEs) widens ``tau~``'s leave-out to the clusters
     near the target's (:func:`_bjs.tau_tilde_near`).
 
     With ``unit_weight`` (one per unit, in the order of ``units``) as
@@ -998,8 +1011,9 @@ def _imputation_fits(
             w = (wrow[fit.target] / mass)[:, None]
             estimate = float(w[:, 0] @ fit.tau)
         long_ = None if wrow is not None else long
-        scoring = _ImputationScoring(fit, w, cells, ui, long_, split_by, scale, wrow)
-        score, df, bm = _imputation_score(scoring, cluster, n_clusters, cr2, p.name, near)
+        chosen = scale if adaptive else None
+        scoring = _ImputationScoring(fit, w, cells, ui, long_, split_by, scale, wrow, chosen)
+        score, df, bm, scoring = _imputation_score(scoring, cluster, n_clusters, cr2, p.name, near)
         rescore = replace(scoring, fit=_bjs.detached(fit))
         out[p.name] = _PieceFit(
             p.name,
@@ -1153,6 +1167,10 @@ class _ImputationScoring:
     scale: np.ndarray | None = None
     # step-1 weight of every long-table row (weighted fits; Bell-McCaffrey's working model)
     row_weight: np.ndarray | None = None
+    # aux_partition="onset_event_adaptive": each target's exposure intensity, from which
+    # every clustering picks the proportional model or cell means (:func:`_tighter_aux`);
+    # ``scale`` is then the one in use for the clustering the scores are for
+    candidate: np.ndarray | None = None
 
     def cells_for(self, target_cluster: np.ndarray) -> np.ndarray:
         """The ``tau~`` cells for a clustering (its label per target): ``cells``, each
@@ -1206,35 +1224,80 @@ def _imputation_score(
     cr2: bool,
     name: str = "",
     near: sparse.csr_matrix | None = None,
-) -> tuple[np.ndarray, float, np.ndarray | None]:
+) -> tuple[np.ndarray, float, np.ndarray | None, _ImputationScoring]:
     """A piece's cluster scores (BJS 2024, Section 4.3; CR2 when asked and affordable),
     Bell-McCaffrey degrees of freedom (NaN without CR2) and vectors (None without CR2,
     above ``_BM_MAX_ENTRIES`` or for ``naive`` and the region check, which no term combines;
     ``naive`` keeps them under Conley SEs, whose df need them); ``cluster`` is per long row. With
     ``near`` (Conley SEs) ``tau~`` leaves out the target's neighbourhood; the Gram has no
-    such version, so a piece too large for its vectors then has no df of its own (NaN)."""
+    such version, so a piece too large for its vectors then has no df of its own (NaN).
+    Also the scoring with the ``tau~`` model used for this clustering (:func:`_tighter_aux`)."""
     fit = _bjs.refactored(s.fit)
     use_cr2 = cr2 and _cr2_ok(fit, cluster)
     cells = s.cells_for(cluster[fit.target])
+    parts = _bjs.cr2_parts(fit, cluster[fit.clean]) if use_cr2 else None
+    score, s = _tighter_aux(s, fit, cells, cluster, n_clusters, parts, near)
     sc = s.scale
-    if not use_cr2:
-        plain = _bjs.scores(fit, s.w, cells, cluster, n_clusters, scale=sc, near=near)
-        return plain[:, 0], np.nan, None
-    parts = _bjs.cr2_parts(fit, cluster[fit.clean])
-    score = _bjs.scores(fit, s.w, cells, cluster, n_clusters, cr2=parts, scale=sc, near=near)
-    score = score[:, 0]
+    if parts is None:
+        return score, np.nan, None, s
     args = (fit, s.w[:, 0], cells, cluster, n_clusters)
     too_large = len(cluster) * n_clusters > _BM_MAX_ENTRIES
     if too_large and near is not None:
-        return score, np.nan, None
+        return score, np.nan, None, s
     if too_large or name == "net_region_did" or (name == "naive" and near is None):
         # the Gram alone: the vectors would not fit (terms that combine this piece then
         # take their pieces' smallest df), or a piece no term combines
-        M = _bjs.bm_gram(*args, scale=s.scale, row_weight=s.row_weight, cr2=parts)
-        return score, _bjs.gram_df(M), None
+        M = _bjs.bm_gram(*args, scale=sc, row_weight=s.row_weight, cr2=parts)
+        return score, _bjs.gram_df(M), None, s
     blocks = _bjs.bm_parts(*args, scale=sc, row_weight=s.row_weight, cr2=parts, near=near)
     C = _bjs.bm_vectors(fit, blocks, len(cluster))
-    return score, _bjs.satterthwaite_df(C), C
+    return score, _bjs.satterthwaite_df(C), C, s
+
+
+def _tighter_aux(
+    s: _ImputationScoring,
+    fit: _bjs.Imputed,
+    cells: np.ndarray,
+    cluster: np.ndarray,
+    n_clusters: int,
+    parts: _bjs.CR2Parts | None,
+    near: sparse.csr_matrix | None,
+) -> tuple[np.ndarray, _ImputationScoring]:
+    """A piece's cluster scores of its mean, and its scoring with the ``tau~`` model they
+    use. With a ``candidate`` intensity (``aux_partition="onset_event_adaptive"``) both
+    models are scored, ``tau~`` proportional to the intensity in each cell and the cell
+    means, and the one with the smaller variance ``sum_c score_c^2`` is kept (the
+    proportional one on a tie). BJS (2024) Theorem 3's variance is conservative under any
+    auxiliary model, by the effects' heterogeneity around it, so the smaller of two such
+    bounds is one too; neither model wins everywhere (module notes: the proportional
+    model fits losses split equally among a zone's neighbours, cell means losses that do
+    not follow the equal split)."""
+    cr2: bool | _bjs.CR2Parts = False if parts is None else parts
+
+    def score(scale: np.ndarray | None) -> np.ndarray:
+        out = _bjs.scores(fit, s.w, cells, cluster, n_clusters, cr2=cr2, scale=scale, near=near)
+        return out[:, 0]
+
+    if s.candidate is None:
+        return score(s.scale), s
+    prop, mean = score(s.candidate), score(None)
+    if float(mean @ mean) < float(prop @ prop):
+        return mean, replace(s, scale=None)
+    return prop, replace(s, scale=s.candidate)
+
+
+def _aux_models(fits: Mapping[str, _PieceFit]) -> dict[str, str]:
+    """``info["aux_models"]`` under ``aux_partition="onset_event_adaptive"``: the ``tau~``
+    model each spillover piece took for the clustering (:func:`_tighter_aux`), e.g.
+    ``"spillover:adjacent: proportional; spillover_on_zones: cell means"``."""
+    chosen = {
+        name: "proportional" if f.rescore.scale is not None else "cell means"
+        for name, f in fits.items()
+        if isinstance(f.rescore, _ImputationScoring) and f.rescore.candidate is not None
+    }
+    if not chosen:
+        return {}
+    return {"aux_models": "; ".join(f"{k}: {v}" for k, v in chosen.items())}
 
 
 def _conley_kernel(
@@ -1829,7 +1892,7 @@ def _region_fit_on(
     # conservative as the pieces are with few clusters
     w = size_r[ri[fit.target]][:, None]
     scoring = _ImputationScoring(fit, w, _cells(g[ri][fit.target], periods[ti[fit.target]]), ri)
-    by_region, df, _ = _imputation_score(scoring, ri, len(regions), cr2, "net_region_did")
+    by_region, df, _, _ = _imputation_score(scoring, ri, len(regions), cr2, "net_region_did")
     df = float(max(len(regions) - 1, 1)) if np.isnan(df) else df
     by_region = pd.Series(by_region, index=regions.astype(str))
     score = _region_scores(by_region, cluster_of, n_clusters)
@@ -2248,7 +2311,7 @@ def fit(
     region_column: str = "region",
     region_sdid: bool = False,
     weights: str | None = None,
-    aux_partition: str = "onset_event_proportional",
+    aux_partition: str = "onset_event_adaptive",
 ) -> SpilloverResult:
     """Direct, spillover, net regional effect and displacement share of zones.
 
@@ -2304,10 +2367,10 @@ def fit(
     weights : str, optional
         Unit weights (e.g. population), constant within unit: weighted means/sums (module notes).
     aux_partition : str
-        Spillover pieces' ``tau~`` (imputation): proportional to exposure intensity in onset
-        x event cells (default), also in cells split by intensity quartile
-        (``"onset_event_intensity_proportional"``, :func:`intensity_bins`), or cell averages
-        (``"onset_event_intensity"``, ``"onset_event"``; also for maps without links).
+        Spillover pieces' ``tau~`` (imputation), onset x event cells: per piece proportional to
+        exposure intensity or cell means, the smaller variance (default; module notes); always
+        proportional (``"onset_event_proportional"``; ``"onset_event_intensity_proportional"``
+        in intensity-quartile cells), or means (``"onset_event_intensity"``, ``"onset_event"``).
 
     Returns
     -------
@@ -2577,13 +2640,16 @@ def _cluster_codes(
 
 
 # aux_partition -> (onset x event cells split by intensity quartile, tau~ proportional to
-# the intensity within a cell)
+# the intensity within a cell); the adaptive ones pick, per piece and clustering, the
+# proportional model or cell means (_tighter_aux)
 _AUX_PARTITIONS = {
+    "onset_event_adaptive": (False, True),
     "onset_event_proportional": (False, True),
     "onset_event_intensity_proportional": (True, True),
     "onset_event_intensity": (True, False),
     "onset_event": (False, False),
 }
+_ADAPTIVE_AUX = frozenset({"onset_event_adaptive"})
 
 
 def _aux_used(base: tuple[str, Any, str, str], split: _Split) -> str:
@@ -2628,6 +2694,7 @@ def _base_fits(
             bins=bins,
             intensity=intensity,
             near=clusters.near,
+            adaptive=aux_partition in _ADAPTIVE_AUX,
         )
         base_results: dict[str, EstimationResult] = {}
     else:
@@ -3232,8 +3299,10 @@ def _rescored(f: _PieceFit, clusters: _Clusters, cr2: bool) -> _PieceFit:
         return replace(f, score=np.zeros(clusters.n))
     if isinstance(f.rescore, _ImputationScoring):
         rows = codes.to_numpy()[f.rescore.unit_row]
-        score, df, bm = _imputation_score(f.rescore, rows, clusters.n, cr2, f.name, clusters.near)
-        return replace(f, score=score, df=df, bm=bm)
+        score, df, bm, sc = _imputation_score(
+            f.rescore, rows, clusters.n, cr2, f.name, clusters.near
+        )
+        return replace(f, score=score, df=df, bm=bm, rescore=sc)
     if f.name == "net_region_did":
         return replace(f, score=_region_scores(f.rescore, clusters.of_region, clusters.n))
     unit_codes = codes.reindex(f.rescore.index).to_numpy(int)
@@ -3389,6 +3458,7 @@ def _redone(
         # what the CS pieces' SEs rest on (the imputation base's entry is its option)
         info["small_sample"] = "cv3" if method == "jackknife" else "none"
     info["cluster"] = _cluster_label(clusters)
+    info.update(_aux_models(fits))
     terms, draws, info = _unidentified(terms, draws, info)
     fitted = replace(st, fits=_kept(fits), region=region)
     return replace(res, terms=terms, draws=draws, info=info, fitted=fitted)
@@ -3844,6 +3914,7 @@ def _info(
         "inference": _INFERENCE,
         "small_sample": base_spec[2] if base == "imputation" else "none",
         "aux_partition": _aux_used(base_spec, split),
+        **_aux_models(fits),
         "n_direct_units": int((emap.table["role"] == "direct").sum()),
         "n_exposed_units": int((emap.table["role"] == "exposed").sum()),
         "n_clean_units": int((emap.table["role"] == "clean").sum()),
