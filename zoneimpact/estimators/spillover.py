@@ -1267,7 +1267,7 @@ def _tighter_aux(
     use. With a ``candidate`` intensity (``aux_partition="onset_event_adaptive"``) both
     models are scored, ``tau~`` proportional to the intensity in each cell and the cell
     means, and the one with the smaller variance ``sum_c score_c^2`` is kept (the
-    proportional one on a tie). BJS (2024) Theorem 3's variance is conservative under any
+    proportional one on a tie; under Conley SEs the units' plain sum, not the kernel's). BJS (2024) Theorem 3's variance is conservative under any
     auxiliary model, by the effects' heterogeneity around it, so the smaller of two such
     bounds is one too; neither model wins everywhere (module notes: the proportional
     model fits losses split equally among a zone's neighbours, cell means losses that do
