@@ -948,8 +948,8 @@ def _imputation_fits(
     event cells of ``tau~`` by exposure intensity; with ``intensity`` (units x periods,
     :meth:`ExposureMap.intensity`) their ``tau~`` is proportional to it within a cell, or
     with ``adaptive`` that or the cell means, whichever variance is smaller for the
-    clustering (:func:`_tighter_aux`). ``near`` (clusters x clusters, Conley SEs) widens ``tau~``'s leave-out to the clusters
-    near the target's (:func:`_bjs.tau_tilde_near`).
+    clustering (:func:`_tighter_aux`). ``near`` (clusters x clusters, Conley SEs) widens
+    ``tau~``'s leave-out to the clusters near the target's (:func:`_bjs.tau_tilde_near`).
 
     With ``unit_weight`` (one per unit, in the order of ``units``) as
     :func:`zoneimpact.estimators.imputation.fit` with ``weights``: step 1 is weighted
@@ -1267,11 +1267,11 @@ def _tighter_aux(
     use. With a ``candidate`` intensity (``aux_partition="onset_event_adaptive"``) both
     models are scored, ``tau~`` proportional to the intensity in each cell and the cell
     means, and the one with the smaller variance ``sum_c score_c^2`` is kept (the
-    proportional one on a tie; under Conley SEs the units' plain sum, not the kernel's). BJS (2024) Theorem 3's variance is conservative under any
-    auxiliary model, by the effects' heterogeneity around it, so the smaller of two such
-    bounds is one too; neither model wins everywhere (module notes: the proportional
-    model fits losses split equally among a zone's neighbours, cell means losses that do
-    not follow the equal split)."""
+    proportional one on a tie; under Conley SEs the units' plain sum, not the kernel's).
+    BJS (2024) Theorem 3's variance is conservative under any auxiliary model, by the
+    effects' heterogeneity around it, so the smaller of two such bounds is one too; neither
+    model wins everywhere (module notes: the proportional model fits losses split equally
+    among a zone's neighbours, cell means losses that do not follow the equal split)."""
     cr2: bool | _bjs.CR2Parts = False if parts is None else parts
 
     def score(scale: np.ndarray | None) -> np.ndarray:
