@@ -294,6 +294,7 @@ def test_dask_imputation_base_equals_in_memory(parts, options) -> None:
     # the choice, and it is the smaller one
     aux = "onset_event_adaptive"
     assert b.info["aux_partition"] == a.info["aux_partition"] == aux
+    assert b.info["aux_models"] == a.info["aux_models"]
     fixed = [
         spillover.fit(
             panel, outcome="fdi", base_estimator="imputation", small_sample="none",

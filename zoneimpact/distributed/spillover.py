@@ -758,7 +758,7 @@ def _imputation_piece(
     intensity: pd.DataFrame | None = None,
     baseline: pd.DataFrame | None = None,
     adaptive: bool = False,
-) -> tuple[_PieceFit, set[int]]:
+) -> tuple[_PieceFit, set[int], str]:
     """A piece's BJS mean and cluster scores (leave-out ``tau~`` by onset x event cells,
     split by ``bins`` for the spillover pieces, proportional to ``intensity`` within a cell
     when given, or with ``adaptive`` that or the cell means, whichever variance is smaller
@@ -766,7 +766,8 @@ def _imputation_piece(
     correction; with ``baseline``, covariates by unit, their period terms in step 1), as the
     in-memory ``_imputation_fits`` with ``small_sample="none"``; a ring or zone piece with
     no imputable target is NaN there. Also the codes of the clusters holding its estimated
-    targets (the in-memory one-cluster rule)."""
+    targets (the in-memory one-cluster rule) and, with ``adaptive``, the model kept
+    ("proportional" or "cell means"; "" otherwise)."""
     spill = name.startswith("spillover")
     refine, scaled = spill and bins is not None, spill and intensity is not None
     # a period needs k + 2 clean units with another clean row (in memory's
@@ -791,13 +792,15 @@ def _imputation_piece(
             piece, outcome, [], by_cluster, "cohort_event", scaled=scaled, baseline=baseline,
             **opts,
         )  # fmt: skip
+        model = ""
         if scaled and adaptive:
             mean = imputation_scores(
                 piece, outcome, [], by_cluster, "cohort_event", scaled=False,
                 baseline=baseline, **opts,
             )  # fmt: skip
+            model = "proportional"
             if _sum_sq(mean) < _sum_sq(f):
-                f = mean
+                f, model = mean, "cell means"
     except SingularModel as exc:
         # collinear covariate terms refuse the fit, whichever piece, as in memory
         raise SingularModel(f"Piece {name!r}: {exc}") from None
@@ -811,7 +814,7 @@ def _imputation_piece(
         return _PieceFit(
             name, np.nan, 0, np.zeros(n_clusters), int(cells.sum()), left_out=left,
             unidentified=_lost_by_period(cells),
-        ), set()  # fmt: skip
+        ), set(), ""  # fmt: skip
     codes = code_of_label.reindex(f.scores.index).to_numpy(int)
     score = np.bincount(codes, weights=f.scores.iloc[:, 0].to_numpy(float), minlength=n_clusters)
     n_unidentified = int(sum(m[2] for m in f.meta))
@@ -822,7 +825,7 @@ def _imputation_piece(
     return _PieceFit(
         name, float(f.est[0]), int(f.ctx["n1"]), score, n_unidentified, left_out=left_out,
         unidentified=tuple((piece.periods[t], int(lost[t])) for t in np.flatnonzero(lost)),
-    ), held  # fmt: skip
+    ), held, model  # fmt: skip
 
 
 def _sum_sq(f: Any) -> float:
@@ -844,10 +847,11 @@ def _imputation_fits(
     src: pd.MultiIndex | None = None,
     baseline: pd.DataFrame | None = None,
     adaptive: bool = False,
-) -> tuple[dict[str, _PieceFit], str, int, dict[str, set[int]]]:
+) -> tuple[dict[str, _PieceFit], str, int, dict[str, set[int]], dict[str, str]]:
     """Every piece of the imputation base on the partitions, with scores numbered in the
     in-memory cluster order; the cluster name and count; the clusters holding each
-    piece's estimated targets. ``bins``: exposure-intensity bins
+    piece's estimated targets; the ``tau~`` model each spillover piece kept under
+    ``adaptive`` (``info["aux_models"]``). ``bins``: exposure-intensity bins
     of the spillover pieces' ``tau~`` cells (units x periods); ``intensity``: the exposure
     intensity their ``tau~`` is proportional to within a cell. ``src``: the source-only
     cells (:func:`_source_cells`), the targets of the source pieces, split off the ring
@@ -914,9 +918,10 @@ def _imputation_fits(
         )  # fmt: skip
         for name, (pp, cells) in panels.items()
     }
-    fits = {name: fit for name, (fit, _) in done.items()}
-    held = {name: clusters for name, (fit, clusters) in done.items() if fit.n > 0}
-    return fits, cname, G, held
+    fits = {name: fit for name, (fit, _, _) in done.items()}
+    held = {name: clusters for name, (fit, clusters, _) in done.items() if fit.n > 0}
+    models = {name: m for name, (fit, _, m) in done.items() if m and fit.n > 0}
+    return fits, cname, G, held, models
 
 
 def _observed_zone_cover(
@@ -1426,6 +1431,7 @@ def fit(
     naive = compute_blocks([_scan], dpanel.partitions(), outcome=outcome)
     results: dict[str, EstimationResult] = {}
     bins = intensity = None
+    models: dict[str, str] = {}
     pure_note = ""
     if base_estimator == "imputation":
         grid, inten = _aux_tables(exposure, units.index, dpanel.periods, aux_partition)
@@ -1436,7 +1442,7 @@ def fit(
         src = _source_cells(
             exposure, tab, units, dpanel.periods, observed if linked else None, pre_exposed, clean
         )
-        fits, cname, n_clusters, held = _imputation_fits(
+        fits, cname, n_clusters, held, models = _imputation_fits(
             dpanel, outcome, tab, rings, rule, units, cluster, bins, intensity, src, baseline,
             aux_partition in _ADAPTIVE_AUX,
         )  # fmt: skip
@@ -1583,6 +1589,7 @@ def fit(
             ("onset_event" if bins is None and intensity is None else aux_partition)
             if base_estimator == "imputation" else ""
         ),
+        **({"aux_models": "; ".join(f"{k}: {v}" for k, v in models.items())} if models else {}),
         "n_direct_units": int((role == "direct").sum()),
         "n_exposed_units": int((role == "exposed").sum()),
         "n_clean_units": int((role == "clean").sum()),
