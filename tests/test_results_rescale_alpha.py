@@ -394,3 +394,21 @@ def test_an_inference_redone_after_with_terms_drops_the_level_records(mpdta: Pan
     np.testing.assert_allclose(
         redone.terms["band_low"], _cs_boot(mpdta, 0.10).terms["band_low"], rtol=1e-12
     )
+
+
+def test_stored_intervals_are_read_at_their_level_and_tables_say_which() -> None:
+    # a reviewer (session 47): a wild-bootstrap result rebuilt at 90% showed analytic 95%
+    # intervals although its 95% inversions were stored, and the table note named the
+    # result's new level as the bootstrap's
+    from zoneimpact.report.tables import regression_table
+
+    terms = terms_frame(["a"], [1.0], [0.5], df=[np.inf]).assign(ci_low=[-9.0], ci_high=[9.0])
+    info = {"ci_alpha": 0.05, "inference": "wild cluster bootstrap"}
+    res = EstimationResult(estimator="x", outcome="y", terms=terms, alpha=0.05, info=info)
+    at90 = res.with_terms(res.terms, alpha=0.10)
+    assert at90.conf_int(0.05).loc["a"].tolist() == [-9.0, 9.0]
+    # at its own 90% the table says the intervals are analytic and where the inversion was
+    notes = " ".join(regression_table({"m": at90}).notes)
+    assert "its 90% intervals are analytic" in notes and "inverted its test at 95% only" in notes
+    # tabulated at 95% it shows the stored inversions, with no such note
+    assert "are analytic" not in " ".join(regression_table({"m": at90}, alpha=0.05).notes)

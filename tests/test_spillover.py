@@ -1257,3 +1257,24 @@ def test_adaptive_tau_tilde_is_the_proportional_fit_where_every_piece_takes_it()
         wa = res.with_inference("wild", n_boot=99, rng=5).terms
         wp = prop.with_inference("wild", n_boot=99, rng=5).terms
     pd.testing.assert_frame_equal(wa[cols], wp[cols], rtol=1e-12)
+
+
+def test_adaptive_tau_tilde_under_conley_weighs_the_scores_by_the_kernel():
+    # a reviewer (session 47): under Conley SEs the choice compared the units' plain sums
+    # of squared scores, so it kept the model with the larger reported (kernel) variance;
+    # in this world (seed 7) the ring piece's SE was 4.77 where cell means give 4.58. Now
+    # each piece's SE is the smaller fixed model's (the same arithmetic, 1e-12)
+    sim = simulate(rng=7, **SMALL, displacement_share=0.6)
+    kw = dict(outcome="fdi", n_boot=0, conley_km=400.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        se = {
+            aux: spillover.fit(sim.panel, **kw, aux_partition=aux).terms.set_index("term")["se"]
+            for aux in ("onset_event_adaptive", "onset_event_proportional", "onset_event")
+        }
+    for term in ("spillover:adjacent", "spillover_on_zones"):
+        fixed = min(se["onset_event_proportional"][term], se["onset_event"][term])
+        np.testing.assert_allclose(se["onset_event_adaptive"][term], fixed, rtol=1e-12)
+    assert se["onset_event"]["spillover:adjacent"] < se["onset_event_proportional"][
+        "spillover:adjacent"
+    ] * (1 - 1e-3)

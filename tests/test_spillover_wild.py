@@ -237,6 +237,19 @@ def test_wild_intervals_are_not_shown_at_another_level(fitted):
         assert t90.loc[term, "p_value"] == t95.loc[term, "p_value"]
         assert t90.loc[term, "ci_low"] != t95.loc[term, "ci_low"]
     pd.testing.assert_frame_equal(at90.conf_int(), wild.conf_int(0.10))
+    # back at 95% the terms hold the analytic intervals the 90% rebuild put there; a
+    # reviewer (session 47) found them shown as the bootstrap's 95% ones (the 90% ends,
+    # wild_alpha still 0.05): now the rebuild marks them replaced and 95% is analytic too
+    back = at90.with_terms(at90.terms, alpha=0.05)
+    assert back.info["wild_intervals_replaced"] is True
+    pd.testing.assert_frame_equal(back.conf_int(), fitted.conf_int(0.05))
+    assert back.terms.set_index("term").loc["direct", "p_value"] == t95.loc["direct", "p_value"]
+    from zoneimpact.report.tables import regression_table
+
+    notes = " ".join(regression_table({"w": back}).notes)
+    assert "its 95% intervals are analytic" in notes and "replaced the bootstrap's 95%" in notes
+    # a fresh inference starts clean
+    assert "wild_intervals_replaced" not in back.with_inference(n_boot=0).info
 
 
 @pytest.mark.filterwarnings("ignore:with_inference\\('wild'\\) on 10 clusters")

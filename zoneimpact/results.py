@@ -381,11 +381,12 @@ class EstimationResult:
         crit = self._crit(alpha)
         lower, upper = est - crit * se, est + crit * se
         stored_at = self.info.get("ci_alpha", self.alpha)
-        if {"ci_low", "ci_high"} <= set(self.terms.columns) and alpha == self.alpha == stored_at:
+        if {"ci_low", "ci_high"} <= set(self.terms.columns) and alpha == stored_at:
             # intervals that are not estimate +- crit x se (wild bootstrap test inversion);
             # NaN marks a term without one, an infinite end an unbounded confidence set.
-            # ``info["ci_alpha"]`` is the level they were inverted at: a result rebuilt at
-            # another (``with_terms(..., alpha=)``) falls back on estimate +- crit x se
+            # ``info["ci_alpha"]`` is the level they were inverted at, and they are read
+            # at it only: a result rebuilt at another (``with_terms(..., alpha=)``) falls
+            # back on estimate +- crit x se at its own level
             lo, hi = (self.terms[c].to_numpy(float) for c in ("ci_low", "ci_high"))
             lower = np.where(np.isnan(lo), lower, lo)
             upper = np.where(np.isnan(hi), upper, hi)

@@ -241,6 +241,7 @@ import inspect
 import warnings
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any, ClassVar, cast
 
 import numpy as np
@@ -355,8 +356,14 @@ class SpilloverResult(EstimationResult):
         wild = set(self.info.get("wild_terms", ()))
         # a result rebuilt at another level (``with_terms(..., alpha=)``, ``replace``) must
         # not show intervals inverted at the old one: the wild bootstrap's hold only at
-        # its own level, Fieller's is recomputed at any
-        wild_level = self.info.get("wild_alpha", self.alpha) == self.alpha
+        # its own level, Fieller's is recomputed at any. Rebuilt away from it, the wild
+        # intervals are replaced by analytic ones for good (``wild_intervals_replaced``):
+        # a later return to that level must not take those for the bootstrap's
+        wild_level = self.info.get("wild_alpha", self.alpha) == self.alpha and not self.info.get(
+            "wild_intervals_replaced", False
+        )
+        if wild and not wild_level and not self.info.get("wild_intervals_replaced"):
+            object.__setattr__(self, "info", {**self.info, "wild_intervals_replaced": True})
         share = own_interval(self, "displacement_share", self.alpha / 2)
         if share is not None and not ("displacement_share" in wild and wild_level):
             terms = terms.copy()
@@ -941,6 +948,7 @@ def _imputation_fits(
     intensity: np.ndarray | None = None,
     near: sparse.csr_matrix | None = None,
     adaptive: bool = False,
+    root: np.ndarray | None = None,
 ) -> dict[str, _PieceFit]:
     """BJS imputation of every piece on the long table of observed unit-periods.
 
@@ -948,8 +956,9 @@ def _imputation_fits(
     event cells of ``tau~`` by exposure intensity; with ``intensity`` (units x periods,
     :meth:`ExposureMap.intensity`) their ``tau~`` is proportional to it within a cell, or
     with ``adaptive`` that or the cell means, whichever variance is smaller for the
-    clustering (:func:`_tighter_aux`). ``near`` (clusters x clusters, Conley SEs) widens
-    ``tau~``'s leave-out to the clusters near the target's (:func:`_bjs.tau_tilde_near`).
+    clustering (:func:`_tighter_aux`; ``root``: Conley's kernel root). ``near`` (clusters x
+    clusters, Conley SEs) widens ``tau~``'s leave-out to the clusters near the target's
+    (:func:`_bjs.tau_tilde_near`).
 
     With ``unit_weight`` (one per unit, in the order of ``units``) as
     :func:`zoneimpact.estimators.imputation.fit` with ``weights``: step 1 is weighted
@@ -1013,7 +1022,9 @@ def _imputation_fits(
         long_ = None if wrow is not None else long
         chosen = scale if adaptive else None
         scoring = _ImputationScoring(fit, w, cells, ui, long_, split_by, scale, wrow, chosen)
-        score, df, bm, scoring = _imputation_score(scoring, cluster, n_clusters, cr2, p.name, near)
+        score, df, bm, scoring = _imputation_score(
+            scoring, cluster, n_clusters, cr2, p.name, near, root
+        )
         rescore = replace(scoring, fit=_bjs.detached(fit))
         out[p.name] = _PieceFit(
             p.name,
@@ -1224,6 +1235,7 @@ def _imputation_score(
     cr2: bool,
     name: str = "",
     near: sparse.csr_matrix | None = None,
+    root: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float, np.ndarray | None, _ImputationScoring]:
     """A piece's cluster scores (BJS 2024, Section 4.3; CR2 when asked and affordable),
     Bell-McCaffrey degrees of freedom (NaN without CR2) and vectors (None without CR2,
@@ -1231,12 +1243,13 @@ def _imputation_score(
     ``naive`` keeps them under Conley SEs, whose df need them); ``cluster`` is per long row. With
     ``near`` (Conley SEs) ``tau~`` leaves out the target's neighbourhood; the Gram has no
     such version, so a piece too large for its vectors then has no df of its own (NaN).
-    Also the scoring with the ``tau~`` model used for this clustering (:func:`_tighter_aux`)."""
+    Also the scoring with the ``tau~`` model used for this clustering (:func:`_tighter_aux`;
+    ``root``: the Conley kernel's root, which the choice weighs the scores by)."""
     fit = _bjs.refactored(s.fit)
     use_cr2 = cr2 and _cr2_ok(fit, cluster)
     cells = s.cells_for(cluster[fit.target])
     parts = _bjs.cr2_parts(fit, cluster[fit.clean]) if use_cr2 else None
-    score, s = _tighter_aux(s, fit, cells, cluster, n_clusters, parts, near)
+    score, s = _tighter_aux(s, fit, cells, cluster, n_clusters, parts, near, root)
     sc = s.scale
     if parts is None:
         return score, np.nan, None, s
@@ -1262,12 +1275,13 @@ def _tighter_aux(
     n_clusters: int,
     parts: _bjs.CR2Parts | None,
     near: sparse.csr_matrix | None,
+    root: np.ndarray | None = None,
 ) -> tuple[np.ndarray, _ImputationScoring]:
     """A piece's cluster scores of its mean, and its scoring with the ``tau~`` model they
     use. With a ``candidate`` intensity (``aux_partition="onset_event_adaptive"``) both
     models are scored, ``tau~`` proportional to the intensity in each cell and the cell
     means, and the one with the smaller variance ``sum_c score_c^2`` is kept (the
-    proportional one on a tie; under Conley SEs the units' plain sum, not the kernel's).
+    proportional one on a tie; under Conley SEs ``||R score||^2`` with ``root`` ``R``).
     BJS (2024) Theorem 3's variance is conservative under any auxiliary model, by the
     effects' heterogeneity around it, so the smaller of two such bounds is one too; neither
     model wins everywhere (module notes: the proportional model fits losses split equally
@@ -1281,7 +1295,12 @@ def _tighter_aux(
     if s.candidate is None:
         return score(s.scale), s
     prop, mean = score(s.candidate), score(None)
-    if float(mean @ mean) < float(prop @ prop):
+
+    def variance(x: np.ndarray) -> float:
+        y = x if root is None else root @ x
+        return float(y @ y)
+
+    if variance(mean) < variance(prop):
         return mean, replace(s, scale=None)
     return prop, replace(s, scale=s.candidate)
 
@@ -2581,6 +2600,12 @@ class _Clusters:
     near: sparse.csr_matrix | None = field(default=None, compare=False)
     kernel: np.ndarray | None = field(default=None, compare=False)
 
+    @cached_property
+    def root(self) -> np.ndarray | None:
+        """The kernel's root ``R`` (Conley SEs: ``V = ||R S||^2``; None without them),
+        computed once for the pieces' ``tau~`` choice and the joint inference."""
+        return None if self.kernel is None else kernel_root(self.kernel)
+
 
 def _cluster_codes(
     panel: Panel,
@@ -2695,6 +2720,7 @@ def _base_fits(
             intensity=intensity,
             near=clusters.near,
             adaptive=aux_partition in _ADAPTIVE_AUX,
+            root=clusters.root,
         )
         base_results: dict[str, EstimationResult] = {}
     else:
@@ -3132,7 +3158,7 @@ def _joint_inference(
     with the bootstrap draws and their notes. A region check on its own regional scores
     (clusters that are not the regions) gets its own SE and no draws."""
     joint_region = region if clusters.of_region is not None else None
-    root = None if clusters.kernel is None else kernel_root(clusters.kernel)
+    root = clusters.root
     names, est, S, dfs, share_df = _linear_terms(fits, joint_region, root)
     reach = _conley_reach(fits, clusters)  # empty without Conley
     if root is not None:
@@ -3300,7 +3326,7 @@ def _rescored(f: _PieceFit, clusters: _Clusters, cr2: bool) -> _PieceFit:
     if isinstance(f.rescore, _ImputationScoring):
         rows = codes.to_numpy()[f.rescore.unit_row]
         score, df, bm, sc = _imputation_score(
-            f.rescore, rows, clusters.n, cr2, f.name, clusters.near
+            f.rescore, rows, clusters.n, cr2, f.name, clusters.near, clusters.root
         )
         return replace(f, score=score, df=df, bm=bm, rescore=sc)
     if f.name == "net_region_did":
@@ -3860,6 +3886,7 @@ _STALE_INFO = (
     "wild_weights",
     "wild_terms",
     "wild_alpha",
+    "wild_intervals_replaced",
     "one_cluster_pieces",
     "conley_km",
     "conley_kernel",

@@ -1188,25 +1188,36 @@ def _is_wild(res: Any) -> bool:
 
 
 def _relevelled_notes(named: Mapping[str, Any], alpha: float | None) -> list[str]:
-    """A note for each wild-bootstrap result tabulated at a level other than its own: its
-    bootstrap intervals (test inversions) hold at its own level only, so its intervals
-    are then the analytic ones of the same SEs, while its p-values (stars) stay the
-    bootstrap's (a p-value does not depend on the level)."""
-    if alpha is None:
-        return []
+    """A note for each wild-bootstrap result tabulated at a level other than the one its
+    bootstrap inverted its test at (``info["wild_alpha"]``, else ``info["ci_alpha"]``,
+    else the result's ``alpha``; a result rebuilt at another level keeps that record): its
+    bootstrap intervals hold at that level only, so its intervals are then the analytic ones
+    of the same SEs, while its p-values (stars) stay the bootstrap's (a p-value does not
+    depend on the level). So too where a spillover result rebuilt away from that level has
+    replaced them for good (``info["wild_intervals_replaced"]``)."""
     out = []
     for name, res in named.items():
-        own = float(getattr(res, "alpha", 0.05))
-        if own != alpha and _is_wild(res):
+        if not _is_wild(res):
+            continue
+        info = getattr(res, "info", None) or {}
+        level = float(getattr(res, "alpha", 0.05) if alpha is None else alpha)
+        own = float(info.get("wild_alpha", info.get("ci_alpha", getattr(res, "alpha", 0.05))))
+        replaced = bool(info.get("wild_intervals_replaced", False))
+        if own != level or replaced:
             share = (
                 "; Fieller's for the displacement share"
                 if "displacement_share" in set(res.terms["term"])
                 else ""
             )
+            why = (
+                "since the result was rebuilt at another level, which replaced the "
+                f"bootstrap's {_pct(own)} intervals"
+                if replaced
+                else f"since the bootstrap inverted its test at {_pct(own)} only"
+            )
             out.append(
-                f"{name}: p-values from the wild cluster bootstrap; its {_pct(alpha)} "
-                f"intervals are analytic (estimate +/- t x SE{share}), since the bootstrap "
-                f"inverted its test at {_pct(own)} only."
+                f"{name}: p-values from the wild cluster bootstrap; its {_pct(level)} "
+                f"intervals are analytic (estimate +/- t x SE{share}), {why}."
             )
     return out
 
