@@ -418,9 +418,10 @@ def _weights_rhs(
 
 def _scores(
     blk: dict[str, Any], *, tau: np.ndarray, theta_t: np.ndarray, tilde: pd.DataFrame,
-    ctx: dict[str, Any],
+    ctx: dict[str, Any], scaled: bool = True,
 ) -> pd.DataFrame:  # fmt: skip
-    """Theorem 3: each cluster's ``sum v_it e~_it`` for every estimand."""
+    """Theorem 3: each cluster's ``sum v_it e~_it`` for every estimand (``scaled``:
+    ``tau~`` times the row's scale; without it, cell means)."""
     resid0, tau_hat = _imputed(blk, tau)
     th_u = _unit_theta(blk, theta_t, ctx)
     v0 = -(th_u[blk["u0"]] + _pfit(blk["t0"], blk["x0"], theta_t))
@@ -434,7 +435,8 @@ def _scores(
     src["cluster"] = blk["lab1"]
     key = pd.MultiIndex.from_arrays([src[c] for c in tilde.index.names])
     tt = tilde.to_numpy()[tilde.index.get_indexer(key)].reshape(len(key), w1.shape[1])
-    tt = tt * blk["s1"][:, None]
+    if scaled:
+        tt = tt * blk["s1"][:, None]
     part0 = pd.DataFrame(v0 * resid0[:, None])
     part0["_c"] = blk["lab0"]
     part1 = pd.DataFrame(w1 * (tau_hat[:, None] - tt))
@@ -593,6 +595,9 @@ class ScoredFit:
     thin_units: np.ndarray
     # the cluster labels (as ``scores``' rows) holding an estimated target
     target_clusters: tuple[Any, ...] = ()
+    # with ``fit_scores(also_cell_means=True)``: the scores under cell-mean ``tau~`` (the
+    # same step 1), beside ``scores`` under ``tau~`` proportional to the scale
+    scores_cell_means: pd.DataFrame | None = None
 
 
 class NothingImputable(EstimationError):
@@ -618,6 +623,7 @@ def fit_scores(
     min_untreated: int = 1,
     pool_lone: bool = False,
     baseline: pd.DataFrame | None = None,
+    also_cell_means: bool = False,
 ) -> ScoredFit:
     """The estimates and their cluster scores (what :func:`fit` reports and the Dask
     spillover decomposition's imputation pieces combine). ``aux_cells``: also split the
@@ -631,7 +637,9 @@ def fit_scores(
     leave-out keeps them, with an in-sample average); ``baseline`` (covariates by unit,
     every unit of the panel): the spillover pieces' covariate-by-period terms ``x_i 1{t =
     s}`` (conditional parallel trends, as in memory), solved directly (at most
-    ``_DIRECT_MAX_PERIODS`` periods with untreated rows)."""
+    ``_DIRECT_MAX_PERIODS`` periods with untreated rows); ``also_cell_means`` (with
+    ``scaled``): also the scores under cell-mean ``tau~`` from the same step 1
+    (``scores_cell_means``; the spillover pieces' adaptive choice)."""
     import dask
 
     k1 = 1 if baseline is None else 1 + baseline.shape[1]
@@ -660,17 +668,26 @@ def fit_scores(
     ctx["partition"] = _PARTITIONS[aux_partition] + (("aux",) if aux_cells else ())
     ctx["pool_lone"] = bool(pool_lone and leave_out)
     theta_t, gs_sweeps = _implied_weights(blocks, n0_t=n0_t, ctx=ctx, factor=factor)
-    tilde = _tau_tilde(own, ctx, leave_out)
-    # one graph node for the table (a cell x cluster table can be large), not one copy
-    # hashed per partition
-    shared = dask.delayed(tilde, traverse=False)
-    parts = compute_blocks([_scores], blocks, tau=tau, theta_t=theta_t, tilde=shared, ctx=ctx)
-    # as cluster_sums, keeping the labels: a cluster's units may sit in several partitions
-    scores = pd.concat(parts).groupby(level=0, sort=False).sum()
+
+    def cluster_scores(cell_means: bool) -> pd.DataFrame:
+        # cell means: a_c proportional to the cluster's count (m = n), tau~ unscaled
+        tilde = _tau_tilde(own.assign(m=own["n"]) if cell_means else own, ctx, leave_out)
+        # one graph node for the table (a cell x cluster table can be large), not one
+        # copy hashed per partition
+        shared = dask.delayed(tilde, traverse=False)
+        parts = compute_blocks(
+            [_scores], blocks, tau=tau, theta_t=theta_t, tilde=shared, ctx=ctx,
+            scaled=not cell_means,
+        )  # fmt: skip
+        # as cluster_sums, keeping the labels: a cluster's units may sit in several
+        # partitions
+        return pd.concat(parts).groupby(level=0, sort=False).sum()
+
     held = own.index.get_level_values("cluster")[own["n"].to_numpy() > 0]
     return ScoredFit(
-        est, scores, ctx, n0_t, meta, sweeps, gs_sweeps, thin, at_drop, tuple(pd.unique(held))
-    )
+        est, cluster_scores(False), ctx, n0_t, meta, sweeps, gs_sweeps, thin, at_drop,
+        tuple(pd.unique(held)), cluster_scores(True) if also_cell_means and scaled else None,
+    )  # fmt: skip
 
 
 def _imputable_blocks(

@@ -762,8 +762,9 @@ def _imputation_piece(
     """A piece's BJS mean and cluster scores (leave-out ``tau~`` by onset x event cells,
     split by ``bins`` for the spillover pieces, proportional to ``intensity`` within a cell
     when given, or with ``adaptive`` that or the cell means, whichever variance is smaller
-    (in memory's ``_tighter_aux``; one more pass over the piece); no small-sample
-    correction; with ``baseline``, covariates by unit, their period terms in step 1), as the
+    (in memory's ``_tighter_aux``; both from one step 1, one more pass for the scores); no
+    small-sample correction; with ``baseline``, covariates by unit, their period terms in
+    step 1), as the
     in-memory ``_imputation_fits`` with ``small_sample="none"``; a ring or zone piece with
     no imputable target is NaN there. Also the codes of the clusters holding its estimated
     targets (the in-memory one-cluster rule) and, with ``adaptive``, the model kept
@@ -790,17 +791,13 @@ def _imputation_piece(
     try:
         f = imputation_scores(
             piece, outcome, [], by_cluster, "cohort_event", scaled=scaled, baseline=baseline,
-            **opts,
+            also_cell_means=adaptive, **opts,
         )  # fmt: skip
         model = ""
-        if scaled and adaptive:
-            mean = imputation_scores(
-                piece, outcome, [], by_cluster, "cohort_event", scaled=False,
-                baseline=baseline, **opts,
-            )  # fmt: skip
+        if f.scores_cell_means is not None:
             model = "proportional"
-            if _sum_sq(mean) < _sum_sq(f):
-                f, model = mean, "cell means"
+            if _sum_sq(f.scores_cell_means) < _sum_sq(f.scores):
+                f, model = replace(f, scores=f.scores_cell_means), "cell means"
     except SingularModel as exc:
         # collinear covariate terms refuse the fit, whichever piece, as in memory
         raise SingularModel(f"Piece {name!r}: {exc}") from None
@@ -828,9 +825,9 @@ def _imputation_piece(
     ), held, model  # fmt: skip
 
 
-def _sum_sq(f: Any) -> float:
+def _sum_sq(scores: pd.DataFrame) -> float:
     """The variance ``sum_c score_c^2`` of a piece's mean from its cluster scores."""
-    score = f.scores.iloc[:, 0].to_numpy(float)
+    score = scores.iloc[:, 0].to_numpy(float)
     return float(score @ score)
 
 

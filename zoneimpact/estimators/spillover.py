@@ -1020,8 +1020,8 @@ def _imputation_fits(
             w = (wrow[fit.target] / mass)[:, None]
             estimate = float(w[:, 0] @ fit.tau)
         long_ = None if wrow is not None else long
-        chosen = scale if adaptive else None
-        scoring = _ImputationScoring(fit, w, cells, ui, long_, split_by, scale, wrow, chosen)
+        candidate = scale if adaptive else None
+        scoring = _ImputationScoring(fit, w, cells, ui, long_, split_by, scale, wrow, candidate)
         score, df, bm, scoring = _imputation_score(
             scoring, cluster, n_clusters, cr2, p.name, near, root
         )
