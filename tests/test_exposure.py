@@ -237,6 +237,34 @@ def test_intensity_splits_each_open_zone_over_its_not_yet_zone_links():
         exposure_from_onsets(line_panel(), {"b": 2003}).intensity(list("ab"), [2003])
 
 
+def test_intensity_with_weights_splits_each_open_zone_s_weighted_gain():
+    # hand values on test_intensity_splits_each_open_zone_over_its_not_yet_zone_links's
+    # line, weights a 2, b 1, c 3, d 4, e 1, f 5: zone z's share is m_z / M_z(t), M_z the
+    # weight of its links that are not zones at t. 2003-04: a over b, c, d: 2 / 8. From
+    # 2005: a over b, c: 2 / 4; d over b, c, e, f: 4 / 10
+    m = exposure_from_rings(line_panel(), rings_km=[(0, 130)])
+    w = pd.Series([2.0, 1, 3, 4, 1, 5], index=list("abcdef"))
+    got = m.intensity(list("abcdef"), range(2000, 2008), weights=w)
+    late = [0, 0, 0, 0.25, 0.25, 0.9, 0.9, 0.9]
+    want = [[0.0] * 8, late, late, [0, 0, 0, 0.25, 0.25, 0, 0, 0], [0.0] * 5 + [0.4] * 3,
+            [0.0] * 5 + [0.4] * 3]  # fmt: skip
+    np.testing.assert_allclose(got.to_numpy(), want, atol=1e-15)
+    # rescaled weights change nothing; equal ones give the unweighted split
+    pd.testing.assert_frame_equal(
+        m.intensity(list("abcdef"), range(2000, 2008), weights=w * 1e3), got, rtol=1e-14
+    )
+    pd.testing.assert_frame_equal(
+        m.intensity(list("abcdef"), range(2000, 2008), weights=w * 0 + 7.0),
+        m.intensity(list("abcdef"), range(2000, 2008)),
+        rtol=1e-14,
+    )
+    # a zone without a weight (e.g. outside the panel) counts at the mean weight, 2.8
+    part = m.intensity(list("b"), [2003], weights=w.drop("a"))
+    assert part.iloc[0, 0] == pytest.approx(2.8 / 8, rel=1e-14)
+    with pytest.raises(ValueError, match=r"positive and finite; got 0.0 \(unit 'c'\)"):
+        m.intensity(list("b"), [2003], weights=w.replace(3.0, 0.0))
+
+
 def test_sources_without_coordinates_are_named_not_silently_dropped():
     # source zone "z" sits next to "f" (40 km east); "w" has no coordinates: the distance
     # maps refuse it by name (left out, its neighbours would count as clean controls)

@@ -723,6 +723,57 @@ def test_region_check_recovers_the_net_total_when_regions_differ_in_size(noise_f
     assert xw.coef("net_region_did") == pytest.approx(wider.truth.net_total["fdi"], rel=1e-9)
 
 
+def _split_world(noise_free, weights: pd.Series | None, pop: pd.Series) -> Panel:
+    """``noise_free``'s untreated outcome plus +10 in every zone from its opening, and
+    losses of 0.7 x 10 x the (weighted, with ``weights``) equal-split intensity of the
+    adjacency map; ``pop`` as a weight column."""
+    panel = noise_free.panel
+    emap = build_exposure(panel, "adjacency")
+    d = panel.data
+    inten = emap.intensity(panel.units, panel.periods, weights=weights).stack()
+    loss = inten.reindex(pd.MultiIndex.from_arrays([d["unit"], d["time"]])).to_numpy()
+    cohort = d["cohort"].to_numpy(float)
+    gain = np.where(d["time"].to_numpy(float) >= cohort, 10.0, 0.0)
+    y = noise_free.frame.set_index(["unit", "year"])["fdi_y0"]
+    y0 = y.reindex(pd.MultiIndex.from_arrays([d["unit"], d["time"]])).to_numpy()
+    out = panel.with_outcome("y", y0 + gain - 0.7 * 10.0 * loss)
+    return out.with_outcome("pop", pop.reindex(d["unit"]).to_numpy())
+
+
+def test_proportional_tau_tilde_under_weights_splits_the_weighted_gains(noise_free):
+    # referee K (session 47): with population weights a zone's weighted gain is drawn from
+    # its neighbours in proportion to their weights, so the per-weight loss follows
+    # m_z / M_z(t), not 1/n_z(t) (ExposureMap.intensity(weights=)). Exact data: where the
+    # losses follow the weighted split, the weighted fit's proportional model is exact and
+    # every spillover SE is rounding (the SEs are pure heterogeneity terms; they were 0.86
+    # against a Monte Carlo SD of 0.47 in K's noiseless world under cell means); where they
+    # follow the unweighted split, the weighted fit's model misfits them and the SE is not
+    # zero (the unweighted fit's is). Rescaling the weights changes nothing (1e-12)
+    units = noise_free.panel.units
+    pop = pd.Series(np.exp(np.random.default_rng(8).normal(0, 1, len(units))), index=units)
+    kw = dict(outcome="y", n_boot=0, aux_partition="onset_event_proportional")
+    spill = ["spillover:adjacent", "spillover_on_zones", "net"]
+    weighted = _split_world(noise_free, pop, pop)
+    res = spillover.fit(weighted, **kw, weights="pop").terms.set_index("term")
+    # spillover ~ -2 (losses of 7 over a few neighbours); rounding of sums of ~1e3 levels
+    assert abs(res.loc["spillover:adjacent", "estimate"]) > 0.5
+    assert (res.loc[spill, "se"] < 1e-9 * res.loc[spill, "estimate"].abs().clip(lower=1)).all()
+    scaled = weighted.with_outcome("pop", weighted.data["pop"].to_numpy() * 7.0)
+    again = spillover.fit(scaled, **kw, weights="pop").terms.set_index("term")
+    # totals (and net, a total) are weighted sums, seven times larger; means do not move
+    times = np.where(res.index.str.contains("total") | res.index.str.startswith("net"), 7, 1)
+    times[res.index == "net_per_treated"] = 1
+    np.testing.assert_allclose(again["estimate"], res["estimate"] * times, rtol=1e-12)
+    np.testing.assert_allclose(again["se"], res["se"] * times, rtol=1e-6, atol=1e-9)
+    plain = _split_world(noise_free, None, pop)
+    unw = spillover.fit(plain, **kw).terms.set_index("term")
+    assert (unw.loc[spill, "se"] < 1e-9 * unw.loc[spill, "estimate"].abs().clip(lower=1)).all()
+    mis = spillover.fit(plain, **kw, weights="pop").terms.set_index("term")
+    assert mis.loc["spillover:adjacent", "se"] > 1e-2 * abs(
+        mis.loc["spillover:adjacent", "estimate"]
+    )
+
+
 def test_cs_base_counts_zones_exposed_before_their_own_from_their_last_unexposed_year(
     noise_free,
 ):

@@ -67,6 +67,31 @@ Controls = Literal["not_yet_exposed", "never_exposed"]
 PreExposed = Literal["drop_rows", "drop_units", "keep"]
 
 
+def _link_weights(
+    weights: pd.Series | None, units: pd.Index, zones: pd.Index
+) -> tuple[np.ndarray, np.ndarray]:
+    """The weights of a map's linked units and of its zones for
+    :meth:`ExposureMap.intensity` (ones without ``weights``; the mean weight where the
+    Series has none)."""
+    if weights is None:
+        return np.ones(len(units)), np.ones(len(zones))
+    w = pd.Series(weights, dtype=float)
+    bad = ~(np.isfinite(w.to_numpy()) & (w.to_numpy() > 0))
+    if w.empty or bad.any():
+        got = "none" if w.empty else repr(float(w[bad].iloc[0]))
+        unit = None if w.empty else w.index[bad][0]
+        where = "" if w.empty else f" (unit {getattr(unit, 'item', lambda: unit)()!r})"
+        raise ValueError(
+            f"Exposure intensity weights must be positive and finite; got {got}{where}."
+        )
+    w = w[~w.index.duplicated()]
+    mean = float(w.mean())
+    return (
+        w.reindex(units).fillna(mean).to_numpy(float),
+        w.reindex(zones).fillna(mean).to_numpy(float),
+    )
+
+
 @dataclass(frozen=True)
 class ExposureMap:
     """Roles, exposure onsets and rings of every unit of a panel.
@@ -114,6 +139,7 @@ class ExposureMap:
         units: Sequence[Any] | np.ndarray | pd.Index,
         periods: Sequence[Any] | np.ndarray,
         counted: pd.DataFrame | None = None,
+        weights: pd.Series | None = None,
     ) -> pd.DataFrame:
         """Exposure intensity of the equal-split displacement model, units x periods.
 
@@ -131,10 +157,24 @@ class ExposureMap:
         it does not list counts nowhere); ``n_z(t)`` is unchanged, so it gives a subset's
         part of the same split.
 
+        With unit ``weights`` (a Series indexed by unit, e.g. population) the split is of
+        weighted totals, as the weighted estimands count them: each open zone's weighted
+        gain ``m_z g`` is drawn from its linked non-zone units in proportion to their
+        weights, so a unit's per-weight spillover is proportional to
+
+            intensity_it = sum over zones z open at t and linked to i of m_z / M_z(t),
+
+        ``M_z(t)`` the summed weight of ``z``'s linked units that are not zones at ``t``.
+        Equal weights give the unweighted intensity, and rescaling them changes nothing. A
+        unit or zone the Series does not hold (e.g. a zone outside the panel) counts at its
+        mean weight.
+
         Raises
         ------
         GeographyError
             When the map has no links (built by :func:`exposure_from_onsets` or on a grid).
+        ValueError
+            When ``weights`` holds a value that is not positive and finite.
         """
         if self.links is None:
             raise GeographyError(
@@ -156,8 +196,9 @@ class ExposureMap:
         not_zone = (own[:, None] > t[None, :]).astype(float)
         zc = lk.groupby(zcode)["zone_cohort"].first().to_numpy(float)
         open_zone = zc[:, None] <= t[None, :]
-        n_z = np.asarray(A.T @ not_zone)
-        share = np.divide(open_zone, n_z, out=np.zeros(n_z.shape), where=n_z > 0)
+        m_unit, m_zone = _link_weights(weights, lunits, zones)
+        n_z = np.asarray(A.T @ (not_zone * m_unit[:, None]))
+        share = np.divide(open_zone * m_zone[:, None], n_z, out=np.zeros(n_z.shape), where=n_z > 0)
         if counted is not None:
             keep = counted.reindex(index=zones, columns=pd.Index(periods), fill_value=False)
             share = share * keep.to_numpy(bool)

@@ -173,11 +173,14 @@ model alone leaves as little of the effects' heterogeneity in the variance (7%) 
 model inside the quartile cells, and the split's smaller cells only raise the leave-out's
 excess (``kappa`` 1.12 -> 1.08 under the working model; null rejection 3.3% -> 4.3% on
 the same 300 worlds, session 13), so since session 13 the cells are not split
-(``benchmarks/RESULTS.md``). The proportional model is right for losses split equally
-among a zone's neighbours only: where zones differ in size (a referee's world with
-population weights and losses in proportion to the zones' weighted gains, session 47) it
-misfits them and the spillover's SE was 4.1 times its Monte Carlo SD, against 2.4 with
-plain cell means. Theorem 3 holds under either model, so the smaller of the two variances
+(``benchmarks/RESULTS.md``). With unit ``weights`` the split is of weighted totals, as the
+weighted estimands count them: a zone's weighted gain is drawn from its neighbours in
+proportion to their weights (``ExposureMap.intensity(weights=)``); a referee's world with
+population weights and such losses (session 47) had the spillover's SE at 4.1 times its
+Monte Carlo SD under the unweighted split and 2.4 under cell means (session 48: about
+1.1 with the weighted split). The proportional model is right for losses that follow
+the split only (not, e.g., for losses that fall off with distance within a ring), and
+Theorem 3 holds under either model, so the smaller of the two variances
 is also conservative; by default (``aux_partition="onset_event_adaptive"``) each spillover
 piece is scored under both for the clustering in use and keeps the smaller
 (:func:`_tighter_aux`; the choice in ``info["aux_models"]``; the wild bootstrap and
@@ -921,15 +924,21 @@ def _quartile_bins(inten: np.ndarray) -> np.ndarray:
 
 
 def _aux_tables(
-    emap: ExposureMap, units: Any, periods: Any, aux_partition: str
+    emap: ExposureMap,
+    units: Any,
+    periods: Any,
+    aux_partition: str,
+    weights: pd.Series | None = None,
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """The intensity bins and intensities (units x periods) that ``aux_partition`` needs
     for the spillover pieces' ``tau~`` (None where it needs none, or the map has no
-    links); one intensity table serves both (both engines)."""
+    links); one intensity table serves both (both engines). With unit ``weights`` (the
+    panel's, by unit) the equal split is of weighted totals (:meth:`ExposureMap.intensity`),
+    as the weighted estimands count them."""
     split, proportional = _AUX_PARTITIONS[aux_partition]
     if not (split or proportional) or emap.links is None:
         return None, None
-    inten = emap.intensity(units, periods).to_numpy()
+    inten = emap.intensity(units, periods, weights=weights).to_numpy()
     return (_quartile_bins(inten) if split else None), (inten if proportional else None)
 
 
@@ -2570,17 +2579,23 @@ def _warn_unlinked_gaps(
 
 @dataclass(frozen=True)
 class _Weighting:
-    """The weight column (None: unweighted) and its value per unit of the split."""
+    """The weight column (None: unweighted), its value per unit of the split and per unit
+    of the panel (the exposure intensity's equal split weighs zones the split leaves out)."""
 
     name: str | None
     of_unit: np.ndarray | None
+    of_panel: pd.Series | None = None
 
 
 def _weighting(panel: Panel, weights: str | None, units: np.ndarray) -> _Weighting:
     """Check the ``weights`` column up front, for both bases: a panel column, positive,
     finite and constant within unit (:mod:`._weights`)."""
     name = check_weight_name(panel, weights)
-    return _Weighting(name, None if name is None else unit_weights(panel.data, name, units))
+    if name is None:
+        return _Weighting(None, None)
+    every = pd.unique(panel.data["unit"])
+    of_panel = pd.Series(unit_weights(panel.data, name, every), index=every)
+    return _Weighting(name, of_panel.reindex(units).to_numpy(float), of_panel)
 
 
 @dataclass(frozen=True)
@@ -2699,7 +2714,9 @@ def _base_fits(
     ``base_spec``: base estimator, its options, ``small_sample``, ``aux_partition``."""
     base, base_options, small_sample, aux_partition = base_spec
     if base == "imputation":
-        bins, intensity = _aux_tables(split.emap, split.units, split.periods, aux_partition)
+        bins, intensity = _aux_tables(
+            split.emap, split.units, split.periods, aux_partition, weights.of_panel
+        )
         if base_options:
             raise SpecError(
                 f"base_options {sorted(base_options)} apply to base_estimator="
