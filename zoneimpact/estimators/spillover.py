@@ -176,10 +176,11 @@ the same 300 worlds, session 13), so since session 13 the cells are not split
 (``benchmarks/RESULTS.md``). With unit ``weights`` the split is of weighted totals, as the
 weighted estimands count them: a zone's weighted gain is drawn from its neighbours in
 proportion to their weights (``ExposureMap.intensity(weights=)``); a referee's world with
-population weights and such losses (session 47) had the spillover's SE at 4.1 times its
-Monte Carlo SD under the unweighted split and 2.4 under cell means (session 48: about
-1.1 with the weighted split). The proportional model is right for losses that follow
-the split only (not, e.g., for losses that fall off with distance within a ring), and
+population weights and such losses (session 47) had the spillover's SE at 3.6 times its
+Monte Carlo SD under the unweighted split, 2.1 when its pieces took cell means instead,
+and 1.2 with the weighted split (session 48; its rings take losses 2:1, which the split
+does not know). The proportional model is right for losses that follow the split only
+(not, e.g., for losses that fall off with distance within a ring), and
 Theorem 3 holds under either model, so the smaller of the two variances
 is also conservative; by default (``aux_partition="onset_event_adaptive"``) each spillover
 piece is scored under both for the clustering in use and keeps the smaller
