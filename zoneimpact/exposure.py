@@ -167,7 +167,8 @@ class ExposureMap:
         ``M_z(t)`` the summed weight of ``z``'s linked units that are not zones at ``t``.
         Equal weights give the unweighted intensity, and rescaling them changes nothing. A
         unit or zone the Series does not hold (e.g. a zone outside the panel) counts at its
-        mean weight.
+        mean weight. A weighted :func:`~zoneimpact.estimators.spillover.fit` tries ``tau~``
+        proportional to this one as well as to the unweighted one.
 
         Raises
         ------

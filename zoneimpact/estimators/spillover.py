@@ -173,17 +173,19 @@ model alone leaves as little of the effects' heterogeneity in the variance (7%) 
 model inside the quartile cells, and the split's smaller cells only raise the leave-out's
 excess (``kappa`` 1.12 -> 1.08 under the working model; null rejection 3.3% -> 4.3% on
 the same 300 worlds, session 13), so since session 13 the cells are not split
-(``benchmarks/RESULTS.md``). With unit ``weights`` the split is of weighted totals, as the
-weighted estimands count them: a zone's weighted gain is drawn from its neighbours in
-proportion to their weights (``ExposureMap.intensity(weights=)``); a referee's world with
-population weights and such losses (session 47) had the spillover's SE at 3.6 times its
-Monte Carlo SD under the unweighted split, 2.1 when its pieces took cell means instead,
-and 1.2 with the weighted split (session 48; its rings take losses 2:1, which the split
-does not know). The proportional model is right for losses that follow the split only
-(not, e.g., for losses that fall off with distance within a ring), and
-Theorem 3 holds under either model, so the smaller of the two variances
-is also conservative; by default (``aux_partition="onset_event_adaptive"``) each spillover
-piece is scored under both for the clustering in use and keeps the smaller
+(``benchmarks/RESULTS.md``). The proportional model is right for losses that follow
+the split only (not, e.g., for losses that fall off with distance within a ring). In
+weighted fits a zone's weighted gain may instead be drawn from its neighbours in
+proportion to their weights, a split of weighted totals (``ExposureMap.intensity(
+weights=)``): a referee's world with population weights and such losses (session 47) had
+the spillover's SE at 3.6 times its Monte Carlo SD under the equal split, 2.1 with cell
+means and 1.2 with the weighted split (session 48; its rings take losses 2:1, which no
+split knows), while a world whose losses follow the equal split (``benchmarks/
+mc_spillover_weights.py``) reads 1.4 under the equal split and 2.1 under the weighted one.
+Theorem 3 holds under any such model, so the smallest of their variances is also
+conservative; by default (``aux_partition="onset_event_adaptive"``) each spillover
+piece is scored under each (the equal split and cell means; weighted fits also the
+weighted split) for the clustering in use and keeps the smallest
 (:func:`_tighter_aux`; the choice in ``info["aux_models"]``; the wild bootstrap and
 ``with_inference`` use it, the latter choosing again for its clusters).
 The displacement share, a ratio, gets a clustered multiplier bootstrap of the same scores (Webb's six-point weights below 12
@@ -925,22 +927,27 @@ def _quartile_bins(inten: np.ndarray) -> np.ndarray:
 
 
 def _aux_tables(
-    emap: ExposureMap,
-    units: Any,
-    periods: Any,
-    aux_partition: str,
-    weights: pd.Series | None = None,
+    emap: ExposureMap, units: Any, periods: Any, aux_partition: str
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """The intensity bins and intensities (units x periods) that ``aux_partition`` needs
     for the spillover pieces' ``tau~`` (None where it needs none, or the map has no
-    links); one intensity table serves both (both engines). With unit ``weights`` (the
-    panel's, by unit) the equal split is of weighted totals (:meth:`ExposureMap.intensity`),
-    as the weighted estimands count them."""
+    links); one intensity table serves both (both engines)."""
     split, proportional = _AUX_PARTITIONS[aux_partition]
     if not (split or proportional) or emap.links is None:
         return None, None
-    inten = emap.intensity(units, periods, weights=weights).to_numpy()
+    inten = emap.intensity(units, periods).to_numpy()
     return (_quartile_bins(inten) if split else None), (inten if proportional else None)
+
+
+def _weighted_split(
+    emap: ExposureMap, units: Any, periods: Any, aux_partition: str, weights: pd.Series | None
+) -> np.ndarray | None:
+    """The intensities (units x periods) of the equal split of weighted totals
+    (:meth:`ExposureMap.intensity` with the panel's unit ``weights``), the adaptive
+    ``tau~``'s third model in weighted fits; None otherwise."""
+    if weights is None or aux_partition not in _ADAPTIVE_AUX or emap.links is None:
+        return None
+    return emap.intensity(units, periods, weights=weights).to_numpy()
 
 
 def _imputation_fits(
@@ -959,13 +966,15 @@ def _imputation_fits(
     near: sparse.csr_matrix | None = None,
     adaptive: bool = False,
     root: np.ndarray | None = None,
+    weighted_intensity: np.ndarray | None = None,
 ) -> dict[str, _PieceFit]:
     """BJS imputation of every piece on the long table of observed unit-periods.
 
     ``bins`` (units x periods, :func:`intensity_bins`) split the spillover pieces' onset x
     event cells of ``tau~`` by exposure intensity; with ``intensity`` (units x periods,
     :meth:`ExposureMap.intensity`) their ``tau~`` is proportional to it within a cell, or
-    with ``adaptive`` that or the cell means, whichever variance is smaller for the
+    with ``adaptive`` that, proportional to ``weighted_intensity`` (weighted fits:
+    :func:`_weighted_split`) or the cell means, whichever variance is smallest for the
     clustering (:func:`_tighter_aux`; ``root``: Conley's kernel root). ``near`` (clusters x
     clusters, Conley SEs) widens ``tau~``'s leave-out to the clusters near the target's
     (:func:`_bjs.tau_tilde_near`).
@@ -1030,8 +1039,13 @@ def _imputation_fits(
             w = (wrow[fit.target] / mass)[:, None]
             estimate = float(w[:, 0] @ fit.tau)
         long_ = None if wrow is not None else long
-        candidate = scale if adaptive else None
-        scoring = _ImputationScoring(fit, w, cells, ui, long_, split_by, scale, wrow, candidate)
+        candidates: tuple[tuple[str, np.ndarray], ...] = ()
+        if adaptive and scale is not None:
+            candidates = (("proportional", scale),)
+            if weighted_intensity is not None:
+                wscale = weighted_intensity[ui[tgt], ti[tgt]]
+                candidates += (("proportional (weighted split)", wscale),)
+        scoring = _ImputationScoring(fit, w, cells, ui, long_, split_by, scale, wrow, candidates)
         score, df, bm, scoring = _imputation_score(
             scoring, cluster, n_clusters, cr2, p.name, near, root
         )
@@ -1188,10 +1202,12 @@ class _ImputationScoring:
     scale: np.ndarray | None = None
     # step-1 weight of every long-table row (weighted fits; Bell-McCaffrey's working model)
     row_weight: np.ndarray | None = None
-    # aux_partition="onset_event_adaptive": each target's exposure intensity, from which
-    # every clustering picks the proportional model or cell means (:func:`_tighter_aux`);
-    # ``scale`` is then the one in use for the clustering the scores are for
-    candidate: np.ndarray | None = None
+    # aux_partition="onset_event_adaptive": each target's intensity under each split
+    # (name, values), from which every clustering picks a proportional model or cell means
+    # (:func:`_tighter_aux`); ``scale`` is then the one in use for the clustering the
+    # scores are for, ``model`` its name
+    candidates: tuple[tuple[str, np.ndarray], ...] = ()
+    model: str = ""
 
     def cells_for(self, target_cluster: np.ndarray) -> np.ndarray:
         """The ``tau~`` cells for a clustering (its label per target): ``cells``, each
@@ -1288,31 +1304,32 @@ def _tighter_aux(
     root: np.ndarray | None = None,
 ) -> tuple[np.ndarray, _ImputationScoring]:
     """A piece's cluster scores of its mean, and its scoring with the ``tau~`` model they
-    use. With a ``candidate`` intensity (``aux_partition="onset_event_adaptive"``) both
-    models are scored, ``tau~`` proportional to the intensity in each cell and the cell
-    means, and the one with the smaller variance ``sum_c score_c^2`` is kept (the
-    proportional one on a tie; under Conley SEs ``||R score||^2`` with ``root`` ``R``).
-    BJS (2024) Theorem 3's variance is conservative under any auxiliary model, by the
-    effects' heterogeneity around it, so the smaller of two such bounds is one too; neither
-    model wins everywhere (module notes: the proportional model fits losses split equally
-    among a zone's neighbours, cell means losses that do not follow the equal split)."""
+    use. With ``candidates`` (``aux_partition="onset_event_adaptive"``) every model is
+    scored, ``tau~`` proportional to each candidate intensity in each cell (the equal
+    split; in weighted fits also the split of weighted totals) and the cell means, and the
+    one with the smallest variance ``sum_c score_c^2`` is kept (the first on a tie; under
+    Conley SEs ``||R score||^2`` with ``root`` ``R``). BJS (2024) Theorem 3's variance is
+    conservative under any auxiliary model, by the effects' heterogeneity around it, so the
+    smallest of such bounds is one too; no model wins everywhere (module notes: each
+    proportional model fits losses that follow its split, cell means losses that follow
+    neither)."""
     cr2: bool | _bjs.CR2Parts = False if parts is None else parts
 
     def score(scale: np.ndarray | None) -> np.ndarray:
         out = _bjs.scores(fit, s.w, cells, cluster, n_clusters, cr2=cr2, scale=scale, near=near)
         return out[:, 0]
 
-    if s.candidate is None:
+    if not s.candidates:
         return score(s.scale), s
-    prop, mean = score(s.candidate), score(None)
 
     def variance(x: np.ndarray) -> float:
         y = x if root is None else root @ x
         return float(y @ y)
 
-    if variance(mean) < variance(prop):
-        return mean, replace(s, scale=None)
-    return prop, replace(s, scale=s.candidate)
+    models = [*s.candidates, ("cell means", None)]
+    scored = [score(scale) for _, scale in models]
+    best = min(range(len(models)), key=lambda k: variance(scored[k]))
+    return scored[best], replace(s, scale=models[best][1], model=models[best][0])
 
 
 def _aux_models(fits: Mapping[str, _PieceFit]) -> dict[str, str]:
@@ -1320,9 +1337,9 @@ def _aux_models(fits: Mapping[str, _PieceFit]) -> dict[str, str]:
     model each spillover piece took for the clustering (:func:`_tighter_aux`), e.g.
     ``"spillover:adjacent: proportional; spillover_on_zones: cell means"``."""
     chosen = {
-        name: "proportional" if f.rescore.scale is not None else "cell means"
+        name: f.rescore.model
         for name, f in fits.items()
-        if isinstance(f.rescore, _ImputationScoring) and f.rescore.candidate is not None
+        if isinstance(f.rescore, _ImputationScoring) and f.rescore.candidates
     }
     if not chosen:
         return {}
@@ -2715,9 +2732,7 @@ def _base_fits(
     ``base_spec``: base estimator, its options, ``small_sample``, ``aux_partition``."""
     base, base_options, small_sample, aux_partition = base_spec
     if base == "imputation":
-        bins, intensity = _aux_tables(
-            split.emap, split.units, split.periods, aux_partition, weights.of_panel
-        )
+        bins, intensity = _aux_tables(split.emap, split.units, split.periods, aux_partition)
         if base_options:
             raise SpecError(
                 f"base_options {sorted(base_options)} apply to base_estimator="
@@ -2739,6 +2754,9 @@ def _base_fits(
             near=clusters.near,
             adaptive=aux_partition in _ADAPTIVE_AUX,
             root=clusters.root,
+            weighted_intensity=_weighted_split(
+                split.emap, split.units, split.periods, aux_partition, weights.of_panel
+            ),
         )
         base_results: dict[str, EstimationResult] = {}
     else:
