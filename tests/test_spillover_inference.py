@@ -199,6 +199,16 @@ def test_share_fieller_set_is_the_inverted_restriction_test(n_tot, d_tot, shape)
         # both grid ends are kept; with two rays some share in between is not
         assert kept.min() == grid[0] and kept.max() == grid[-1]
         assert (kept.size < grid.size) == (shape == "rays")
+    # fieller_set gives the pieces: the same interval, or the rays whose inner ends are
+    # the grid's last kept shares either side of the excluded gap (grid step)
+    pieces = spillover.fieller_set(n_tot, d_tot, v_nn, v_dd, v_nd, 2.05)
+    if shape == "rays":
+        (a0, a), (b, b1) = pieces
+        assert (a0, b1) == (-np.inf, np.inf)
+        gap = grid[stat > 2.05**2]
+        assert a == pytest.approx(gap.min(), abs=5e-4) and b == pytest.approx(gap.max(), abs=5e-4)
+    else:
+        assert pieces == ((lo, hi),)
     assert lo <= 1 - n_tot / d_tot <= hi
     # the zero test is the t test of the losses N - D; NaN when they have no variance
     assert t0 == pytest.approx(abs(n_tot - d_tot) / np.sqrt(v_nn - 2 * v_nd + v_dd), rel=1e-12)

@@ -10,9 +10,12 @@ the outcome, a change of scale) and refusals.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 from test_spillover import TEN_REGIONS
 
 from zoneimpact.errors import EstimationError, SpecError
@@ -345,6 +348,27 @@ def test_an_unbounded_fieller_set_reaches_json_and_tables_as_such():
     assert all(isinstance(recs["direct"][k], float) for k in ("ci_low", "ci_high"))
     frame = regression_table(res, terms=["displacement_share"], ci=True).frame
     assert "[-Inf, Inf]" in frame.iloc[:, 1].tolist()
+    # this world's set is the whole line (the net moves with the direct total): no note
+    assert res.displacement_share_set() == ((-np.inf, np.inf),)
+    assert not any(
+        "two rays" in n for n in regression_table(res, terms=["displacement_share"]).notes
+    )
+    # referee L (session 48): a set of two rays is shown by its hull beside a p-value
+    # below 5%, which read as a contradiction; the table now names the rays. The same
+    # fit with Fieller's parts replaced by hand values whose set is two rays at this
+    # share's df (N -30, D 1, variances 1 and 1, covariance 0: D's t is 1, and the
+    # share's t test of zero, |N - D| / sqrt(2) = 21.9, rejects)
+    parts = (-30.0, 1.0, 1.0, 1.0, 0.0)
+    rays = dataclasses.replace(res, info={**res.info, "displacement_share_fieller": parts})
+    (lo_ray, hi_ray) = rays.displacement_share_set(0.05)
+    crit = stats.t.ppf(0.975, rays.terms.set_index("term").at["displacement_share", "df"])
+    assert lo_ray[1] < 0 < hi_ray[0] and np.isinf(lo_ray[0]) and np.isinf(hi_ray[1])
+    # the inner ends solve the restriction test at the critical value (to rounding)
+    for s_end in (lo_ray[1], hi_ray[0]):
+        r = 1 - s_end
+        assert abs(-30.0 - r * 1.0) / np.sqrt(1.0 + r**2) == pytest.approx(crit, rel=1e-10)
+    notes = " ".join(regression_table(rays, terms=["displacement_share"], ci=True).notes)
+    assert "Fieller set is two rays" in notes and f"[{hi_ray[0]:.3f}, Inf)" in notes
     # an end that was not computed stays null, apart from an unbounded one
     from zoneimpact.results import _bound
 

@@ -272,6 +272,7 @@ from ..panel import Panel, _v
 from ..parallel import as_generator, check_n_jobs, replicate, snapshot
 from ..results import (
     EstimationResult,
+    check_alpha,
     check_choice,
     check_fit_arguments,
     check_names,
@@ -396,6 +397,19 @@ class SpilloverResult(EstimationResult):
         if share is not None:
             out.loc["displacement_share"] = list(share)
         return out
+
+    def displacement_share_set(self, alpha: float | None = None) -> tuple[tuple[float, float], ...]:
+        """The displacement share's Fieller set at level ``1 - alpha`` (default the
+        result's) as its pieces (:func:`fieller_set`): the interval that :meth:`conf_int`
+        reports, or, when the direct total is not significant, two rays whose hull, the
+        whole line, :meth:`conf_int` reports; the set then excludes the gap between them
+        (zero too when the share's zero test rejects). Empty without the parts."""
+        parts = self.info.get("displacement_share_fieller")
+        if parts is None or "displacement_share" not in set(self.terms["term"]):
+            return ()
+        level = self.alpha if alpha is None else check_alpha(alpha)
+        df = float(self.terms.set_index("term").at["displacement_share", "df"])
+        return fieller_set(*parts, t_quantile(1 - level / 2, df))
 
     def with_inference(
         self,
@@ -2182,6 +2196,34 @@ def own_interval(result: EstimationResult, term: str, alpha: float) -> tuple[flo
     n_tot, d_tot, v_nn, v_dd, v_nd = parts
     lo, hi, _ = _share_fieller(n_tot, d_tot, v_nn, v_dd, v_nd, crit)
     return float(lo), float(hi)
+
+
+def fieller_set(
+    n_tot: float, d_tot: float, v_nn: float, v_dd: float, v_nd: float, crit: float
+) -> tuple[tuple[float, float], ...]:
+    """Fieller's confidence set for the displacement share as the pieces it is made of
+    (:func:`_share_fieller`, whose interval is the set's hull): one interval, two rays
+    ``((-inf, a), (b, inf))`` when the direct total is not significant at that level but
+    the quadratic has roots, the whole line ``((-inf, inf),)`` when it has none; empty
+    where the parts are not finite."""
+    lo, hi, _ = _share_fieller(n_tot, d_tot, v_nn, v_dd, v_nd, crit)
+    if np.isnan(lo):
+        return ()
+    if np.isfinite(lo) or np.isfinite(hi):
+        return ((lo, hi),)
+    c2 = crit**2
+    A = d_tot**2 - c2 * v_dd
+    B = n_tot * d_tot - c2 * v_nd
+    disc = c2 * (
+        d_tot**2 * v_nn - 2 * n_tot * d_tot * v_nd + n_tot**2 * v_dd - c2 * (v_nn * v_dd - v_nd**2)
+    )
+    if A >= 0 or disc <= 0:
+        return ((-np.inf, np.inf),)
+    # A < 0: the quadratic in r = 1 - s is <= 0 outside its roots, so the shares outside
+    # the image of (r1, r2) are kept
+    root = np.sqrt(disc)
+    r1, r2 = sorted(((B + root) / A, (B - root) / A))
+    return ((-np.inf, 1.0 - r2), (1.0 - r1, np.inf))
 
 
 def _share_fieller(

@@ -1088,6 +1088,8 @@ def regression_table(
             else "Confidence level of tests and intervals by column in the row CI level."
         )
     note_lines += _relevelled_notes(named, alpha)
+    if ci and any(term == "displacement_share" for term, _ in chosen):
+        note_lines += _share_set_notes(named, alpha, digits)
     note_lines += bin_notes
     if thresholds:
         note_lines.append(_star_note(thresholds))
@@ -1219,6 +1221,29 @@ def _relevelled_notes(named: Mapping[str, Any], alpha: float | None) -> list[str
                 f"{name}: p-values from the wild cluster bootstrap; its {_pct(level)} "
                 f"intervals are analytic (estimate +/- t x SE{share}), {why}."
             )
+    return out
+
+
+def _share_set_notes(named: Mapping[str, Any], alpha: float | None, digits: int) -> list[str]:
+    """A note for each result whose displacement share's Fieller set is two rays: the
+    table shows their hull, the whole line, which would hide that the set excludes the
+    gap between them (zero too when the share's p-value is below the level; a referee
+    read such a row as an interval containing zero beside p = 0.03)."""
+    out = []
+    for name, res in named.items():
+        pieces = getattr(res, "displacement_share_set", None)
+        if pieces is None:
+            continue
+        level = float(getattr(res, "alpha", 0.05) if alpha is None else alpha)
+        rays = pieces(level)
+        if len(rays) != 2:
+            continue
+        a, b = _fmt_num(rays[0][1], digits), _fmt_num(rays[1][0], digits)
+        out.append(
+            f"{name}: the displacement share's {_pct(level)} Fieller set is two rays, "
+            f"(-Inf, {a}] and [{b}, Inf) (the direct total is not significant at that "
+            "level); its hull is shown, and the set excludes the shares between them."
+        )
     return out
 
 
