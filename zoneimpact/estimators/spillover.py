@@ -409,7 +409,8 @@ class SpilloverResult(EstimationResult):
             return ()
         level = self.alpha if alpha is None else check_alpha(alpha)
         df = float(self.terms.set_index("term").at["displacement_share", "df"])
-        return fieller_set(*parts, t_quantile(1 - level / 2, df))
+        n_tot, d_tot, v_nn, v_dd, v_nd = parts
+        return fieller_set(n_tot, d_tot, v_nn, v_dd, v_nd, t_quantile(1 - level / 2, df))
 
     def with_inference(
         self,
