@@ -263,6 +263,20 @@ def test_intensity_with_weights_splits_each_open_zone_s_weighted_gain():
     assert part.iloc[0, 0] == pytest.approx(2.8 / 8, rel=1e-14)
     with pytest.raises(ValueError, match=r"positive and finite; got 0.0 \(unit 'c'\)"):
         m.intensity(list("b"), [2003], weights=w.replace(3.0, 0.0))
+    # a reviewer (session 48): weights keyed by anything but the unit ids all fell back on
+    # the mean, i.e. the unweighted split, silently; a unit given two weights took the first
+    with pytest.raises(
+        ValueError, match=r"none of the map's linked units .* e\.g\. 'a'; got e\.g\. 0"
+    ):
+        m.intensity(list("b"), [2003], weights=w.reset_index(drop=True))
+    with pytest.raises(TypeError, match="a pandas Series indexed by unit; got ndarray"):
+        m.intensity(list("b"), [2003], weights=w.to_numpy())
+    twice = pd.concat([w, pd.Series([9.0], index=["c"])])
+    with pytest.raises(ValueError, match=r"give unit 'c' two weights \(3\.0 and 9\.0\)"):
+        m.intensity(list("b"), [2003], weights=twice)
+    # a repeated unit with one weight is that weight
+    same = pd.concat([w, w.iloc[:2]])
+    pd.testing.assert_frame_equal(m.intensity(list("abcdef"), range(2000, 2008), weights=same), got)
 
 
 def test_sources_without_coordinates_are_named_not_silently_dropped():

@@ -11,6 +11,7 @@ the outcome, a change of scale) and refusals.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -369,6 +370,19 @@ def test_an_unbounded_fieller_set_reaches_json_and_tables_as_such():
         assert abs(-30.0 - r * 1.0) / np.sqrt(1.0 + r**2) == pytest.approx(crit, rel=1e-10)
     notes = " ".join(regression_table(rays, terms=["displacement_share"], ci=True).notes)
     assert "Fieller set is two rays" in notes and f"[{hi_ray[0]:.3f}, Inf)" in notes
+    # after the wild bootstrap the share's row at its level is the bootstrap's interval,
+    # not Fieller's hull: no note there (a reviewer), and the note again at another level
+    # (the bootstrap recomputes the parts; the hand ones are put back after it)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the few-clusters advice of the wild bootstrap
+        boot = rays.with_inference("wild", n_boot=99, rng=1)
+    wild = dataclasses.replace(boot, info={**boot.info, "displacement_share_fieller": parts})
+    assert "displacement_share" in wild.info["wild_terms"]
+    assert len(wild.displacement_share_set()) == len(wild.displacement_share_set(0.1)) == 2
+    at_own = " ".join(regression_table(wild, terms=["displacement_share"], ci=True).notes)
+    assert "two rays" not in at_own
+    at_90 = regression_table(wild, terms=["displacement_share"], ci=True, alpha=0.1).notes
+    assert "90% Fieller set is two rays" in " ".join(at_90)
     # an end that was not computed stays null, apart from an unbounded one
     from zoneimpact.results import _bound
 

@@ -67,6 +67,11 @@ Controls = Literal["not_yet_exposed", "never_exposed"]
 PreExposed = Literal["drop_rows", "drop_units", "keep"]
 
 
+def _item(x: Any) -> Any:
+    """A numpy scalar as the Python value it holds (for messages); anything else as is."""
+    return x.item() if isinstance(x, np.generic) else x
+
+
 def _link_weights(
     weights: pd.Series | None, units: pd.Index, zones: pd.Index
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -75,16 +80,33 @@ def _link_weights(
     Series has none)."""
     if weights is None:
         return np.ones(len(units)), np.ones(len(zones))
-    w = pd.Series(weights, dtype=float)
+    if not isinstance(weights, pd.Series):
+        raise TypeError(
+            "Exposure intensity weights must be a pandas Series indexed by unit; got "
+            f"{type(weights).__name__}."
+        )
+    w = weights.astype(float)
     bad = ~(np.isfinite(w.to_numpy()) & (w.to_numpy() > 0))
     if w.empty or bad.any():
         got = "none" if w.empty else repr(float(w[bad].iloc[0]))
-        unit = None if w.empty else w.index[bad][0]
-        where = "" if w.empty else f" (unit {getattr(unit, 'item', lambda: unit)()!r})"
+        where = "" if w.empty else f" (unit {_item(w.index[bad][0])!r})"
         raise ValueError(
             f"Exposure intensity weights must be positive and finite; got {got}{where}."
         )
+    spread = w.groupby(level=0).agg(["min", "max"])
+    split = spread.index[(spread["max"] > spread["min"]).to_numpy()]
+    if len(split):
+        raise ValueError(
+            f"Exposure intensity weights give unit {_item(split[0])!r} two weights "
+            f"({float(spread.at[split[0], 'min'])!r} and {float(spread.at[split[0], 'max'])!r}); "
+            "one per unit."
+        )
     w = w[~w.index.duplicated()]
+    if not w.index.isin(units).any():
+        raise ValueError(
+            "Exposure intensity weights hold none of the map's linked units (their index "
+            f"should be the unit ids, e.g. {_item(units[0])!r}; got e.g. {_item(w.index[0])!r})."
+        )
     mean = float(w.mean())
     return (
         w.reindex(units).fillna(mean).to_numpy(float),
@@ -174,8 +196,11 @@ class ExposureMap:
         ------
         GeographyError
             When the map has no links (built by :func:`exposure_from_onsets` or on a grid).
+        TypeError
+            When ``weights`` is not a pandas Series.
         ValueError
-            When ``weights`` holds a value that is not positive and finite.
+            When ``weights`` holds a value that is not positive and finite, two weights
+            for one unit, or none of the map's linked units.
         """
         if self.links is None:
             raise GeographyError(

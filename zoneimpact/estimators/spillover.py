@@ -400,10 +400,12 @@ class SpilloverResult(EstimationResult):
 
     def displacement_share_set(self, alpha: float | None = None) -> tuple[tuple[float, float], ...]:
         """The displacement share's Fieller set at level ``1 - alpha`` (default the
-        result's) as its pieces (:func:`fieller_set`): the interval that :meth:`conf_int`
-        reports, or, when the direct total is not significant, two rays whose hull, the
-        whole line, :meth:`conf_int` reports; the set then excludes the gap between them
-        (zero too when the share's zero test rejects). Empty without the parts."""
+        result's) as its pieces (:func:`fieller_set`): one interval; or, when the direct
+        total is not significant at that level, two rays, which exclude the gap between
+        them (zero too when the share's zero test rejects), or the whole line. Where the
+        set is not an interval :meth:`conf_int` reports its hull, the whole line (but at
+        the wild bootstrap's own level after ``with_inference("wild")``, where the
+        share's interval is the bootstrap's). Empty without the parts."""
         parts = self.info.get("displacement_share_fieller")
         if parts is None or "displacement_share" not in set(self.terms["term"]):
             return ()
@@ -2211,7 +2213,7 @@ def fieller_set(
     if np.isnan(lo):
         return ()
     if np.isfinite(lo) or np.isfinite(hi):
-        return ((lo, hi),)
+        return ((float(lo), float(hi)),)
     c2 = crit**2
     A = d_tot**2 - c2 * v_dd
     B = n_tot * d_tot - c2 * v_nd
@@ -2224,7 +2226,7 @@ def fieller_set(
     # the image of (r1, r2) are kept
     root = np.sqrt(disc)
     r1, r2 = sorted(((B + root) / A, (B - root) / A))
-    return ((-np.inf, 1.0 - r2), (1.0 - r1, np.inf))
+    return ((-np.inf, float(1.0 - r2)), (float(1.0 - r1), np.inf))
 
 
 def _share_fieller(
@@ -2457,7 +2459,7 @@ def fit(
         Unit weights (e.g. population), constant within unit: weighted means/sums (module notes).
     aux_partition : str
         Spillover pieces' ``tau~`` (imputation), onset x event cells: per piece proportional to
-        exposure intensity or cell means, the smaller variance (default; module notes); always
+        an intensity (weighted fits: two) or cell means, the smallest variance (default); always
         proportional (``"onset_event_proportional"``; ``"onset_event_intensity_proportional"``
         in intensity-quartile cells), or means (``"onset_event_intensity"``, ``"onset_event"``).
 

@@ -1235,6 +1235,15 @@ def _share_set_notes(named: Mapping[str, Any], alpha: float | None, digits: int)
         if pieces is None:
             continue
         level = float(getattr(res, "alpha", 0.05) if alpha is None else alpha)
+        info = getattr(res, "info", None) or {}
+        wild_share = "displacement_share" in set(info.get("wild_terms", ()))
+        if (
+            wild_share
+            and float(info.get("wild_alpha", level)) == level
+            and not info.get("wild_intervals_replaced", False)
+        ):
+            # the row shows the wild bootstrap's inverted interval, not Fieller's hull
+            continue
         rays = pieces(level)
         if len(rays) != 2:
             continue
