@@ -140,6 +140,18 @@ def test_a_unit_exposed_by_a_source_and_a_sample_zone_is_named_and_bounded():
     twice = res.rescaled(2.0).info
     assert twice["joint_source_total"] == pytest.approx(-100.0, abs=1e-9)
     assert twice["joint_source_outside_part"] == pytest.approx(-50.0, abs=1e-9)
+    # referee M (session 48): weighted fits gave NaN totals; they are weighted totals now,
+    # as net and the direct total are. u33 weighs 2.5, every other unit 1: its 5 joint rows
+    # total -125 (half of it u32's under the equal split), net -25 - 1.5 x 50 = -100, so
+    # the share reads 1.5 as reported and 0.875 with all of it out of net, as unweighted
+    wdf = df.assign(pop=np.where(df["unit"] == "u33", 2.5, 1.0))
+    wres = _fit(_panel(wdf, SOURCE, covariates=("pop",)), weights="pop")
+    we, winfo = _est(wres), wres.info
+    assert we["net"] == pytest.approx(-100.0, abs=1e-9)
+    assert winfo["joint_source_total"] == pytest.approx(-125.0, abs=1e-9)
+    assert winfo["joint_source_outside_part"] == pytest.approx(-62.5, abs=1e-9)
+    assert "reads 0.875 with their total effect out" in winfo["joint_source_note"]
+    assert "1.5 as reported" in winfo["joint_source_note"]
     # without such a unit nothing is said
     plain = _fit(_panel(_world({**ZONES, **SOURCE}), SOURCE))
     assert "n_joint_source_unit_periods" not in plain.info

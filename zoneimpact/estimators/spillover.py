@@ -56,7 +56,7 @@ source and a zone of the sample stays in the ring pieces: its loss cannot be spl
 the two without a model of how it divides, so net and the share count the source's part
 too (a referee's world read 1.094 for a true 1 under pure relocation). The fit warns,
 and ``info["joint_source_note"]`` gives their number and, on the imputation base
-(unweighted, in memory), the share with their total out of net (all of it the source's)
+(in memory; weighted totals with ``weights``), the share with their total out of net (all of it the source's)
 and with the sources' part under the equal-split model (:meth:`ExposureMap.intensity`)
 out (:func:`_joint_source_info`; the Dask engine counts them only). Zone units' rows
 exposed only by a source before their own zone leave ``spillover_on_zones`` the same way; they are a second piece,
@@ -1055,14 +1055,13 @@ def _imputation_fits(
             mass = float(wrow[fit.target].sum())
             w = (wrow[fit.target] / mass)[:, None]
             estimate = float(w[:, 0] @ fit.tau)
-        long_ = None if wrow is not None else long
         candidates: tuple[tuple[str, np.ndarray], ...] = ()
         if adaptive and scale is not None:
             candidates = (("proportional", scale),)
             if weighted_intensity is not None:
                 wscale = weighted_intensity[ui[tgt], ti[tgt]]
                 candidates += (("proportional (weighted split)", wscale),)
-        scoring = _ImputationScoring(fit, w, cells, ui, long_, split_by, scale, wrow, candidates)
+        scoring = _ImputationScoring(fit, w, cells, ui, long, split_by, scale, wrow, candidates)
         score, df, bm, scoring = _imputation_score(
             scoring, cluster, n_clusters, cr2, p.name, near, root
         )
@@ -1210,8 +1209,8 @@ class _ImputationScoring:
     w: np.ndarray
     cells: np.ndarray
     unit_row: np.ndarray
-    # the long table the pieces share (the wild bootstrap refits all of them on it);
-    # None for step-1 weighted fits, which the wild bootstrap does not take
+    # the long table the pieces share (the wild bootstrap refits all of them on it, in
+    # unweighted fits; the joint-source totals read its periods)
     long: _bjs.LongTable | None = None
     # each target's exposure-intensity bin (spillover pieces), splitting ``cells``
     bins: np.ndarray | None = None
@@ -3804,7 +3803,7 @@ def _check_wild_pieces(used: Mapping[str, _PieceFit]) -> None:
             "needs base_estimator='imputation'; the Callaway-Sant'Anna base's joint multiplier "
             "bootstrap (method='cluster') already resamples its influence functions."
         )
-    if any(f.rescore.long is None for f in used.values()):
+    if any(f.rescore.row_weight is not None or f.rescore.long is None for f in used.values()):
         raise EstimationError(
             "with_inference('wild') takes unweighted fits only: refit without weights=, or "
             "use method='cluster'."
@@ -4144,15 +4143,19 @@ def joint_source_mask(
 
 def _target_effects(piece: _PieceFit | None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """An imputation piece's estimated targets: unit and period positions (in the split's
-    units and periods) and effects; empty for a piece without any (no fit, or none
-    imputed); None for another base or a weighted fit (no long table kept)."""
+    units and periods) and effects, times the unit weight in weighted fits (so that they
+    sum to weighted totals, as the pieces' totals do); empty for a piece without any (no
+    fit, or none imputed); None for another base."""
     if piece is None or (piece.n == 0 and piece.rescore is None):
         return np.zeros(0, int), np.zeros(0, int), np.zeros(0)
     sc = piece.rescore
     if not isinstance(sc, _ImputationScoring) or sc.long is None:
         return None
     rows = sc.fit.target
-    return sc.unit_row[rows], sc.long.time[rows], np.asarray(sc.fit.tau, dtype=float)
+    effect = np.asarray(sc.fit.tau, dtype=float)
+    if sc.row_weight is not None:
+        effect = effect * sc.row_weight[rows]
+    return sc.unit_row[rows], sc.long.time[rows], effect
 
 
 def _joint_source_info(
@@ -4166,7 +4169,8 @@ def _joint_source_info(
     a source and a sample zone sharing neighbours: a share of 2.0 under pure relocation).
     ``n_joint_source_unit_periods`` counts them (the estimated ones on the imputation base,
     unweighted, where the totals are; else the pieces' targets); on that base
-    ``joint_source_total`` is their estimated total effect, ``joint_source_outside_part``
+    ``joint_source_total`` is their estimated total effect (weighted as the totals are, with
+    ``weights``; before session 48 NaN in weighted fits), ``joint_source_outside_part``
     the outside zones' part of it under the equal-split model (each target's effect times
     the outside zones' share of its :meth:`ExposureMap.intensity`), and
     ``joint_source_note`` gives the share with each out of net beside the reported one
