@@ -2455,7 +2455,7 @@ def fit(
         Also estimate net by synthetic DiD on region means (``net_region_sdid``: a cohort's
         size-weighted mean, its effect times its treated unit-periods; placebo SE).
     weights : str, optional
-        Unit weights (e.g. population), constant within unit: weighted means/sums (module notes).
+        Panel column of unit weights (from_frame's covariates=), constant within unit (notes).
     aux_partition : str
         Spillover pieces' ``tau~`` (imputation), onset x event cells: per piece proportional to
         an intensity (weighted fits: two) or cell means, the smallest variance (default); always
