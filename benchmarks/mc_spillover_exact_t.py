@@ -13,8 +13,16 @@ outcome is replaced by independent N(0, 1) draws, where the exact value is exact
 (covariances by lag within a unit and within a region, Imbens & Kolesar 2016's suggestion
 of a richer working model), by the Gram ``X' Omega X`` of ``X = [a, C]``.
 
+With ``--referee-l`` the worlds are referee L's null ones (``referee_l/``; session 48): any
+linear term, also one combining pieces (``spillover`` over its two rings), from the pieces'
+vectors on the long table they share; ``--aux-partition`` fixes the fit's ``tau~`` model,
+``--check`` prints the wiring checks (the default test rebuilt against the fit's own),
+``--start`` and ``--out`` extend a run into a CSV.
+
 Run:  python benchmarks/mc_spillover_exact_t.py [--reps 300] [--seed 20261205]
       [--world null] [--working-model] [--design n_regions=10 ...]
+      python benchmarks/mc_spillover_exact_t.py --referee-l --reps 1000 --terms direct
+      spillover spillover:0-30km spillover:30-80km [--aux-partition onset_event] --out F.csv
 """
 
 from __future__ import annotations
@@ -27,7 +35,12 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse
+import sys
+import time
 import warnings
+
+# the benchmarks folder (mc_spillover, the referees' scripts)
+BENCH = os.path.dirname(os.path.abspath(__file__))
 
 import numpy as np
 import pandas as pd
@@ -206,7 +219,7 @@ def one_i(seed: int, terms: list[str], rep: int) -> dict[str, float]:
     default fit; the seeds of its ``--worlds null`` runs)."""
     import sys
 
-    folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), "referee_i")
+    folder = os.path.join(BENCH, "referee_i")
     if folder not in sys.path:
         sys.path.insert(0, folder)
     import mc_referee_i as i_mc
@@ -219,6 +232,116 @@ def one_i(seed: int, terms: list[str], rep: int) -> dict[str, float]:
     return exact_rows(r, terms, {})
 
 
+def term_pieces(r: spillover.SpilloverResult, term: str) -> dict[str, float]:
+    """The pieces a linear term combines and their weights, exactly as the fit forms the
+    term (``spillover._term_weights``): ``spillover`` over several ring pieces is their
+    target-count-weighted mean."""
+    weights = dict(spillover._term_weights(r.fitted.fits))
+    w = weights.get(term)
+    if w is None:
+        raise SystemExit(f"term {term!r} not formed by the fit ({sorted(weights)})")
+    return w
+
+
+def exact_row_long(
+    r: spillover.SpilloverResult, term: str, truth: float, check: bool = False
+) -> dict[str, float]:
+    """:func:`exact_row` for any linear term, also one combining pieces (referee L's two
+    rings): each piece's implied weights ``a`` and Bell-McCaffrey vectors ``C`` are placed
+    on the long table the pieces share (as ``_bjs.bm_vectors`` does; a piece's controls may
+    be another's targets) and added with the term's piece weights, so that the term's
+    error is ``a'u`` and its CR2 variance ``||C'u||^2``. With ``check`` also the
+    wiring checks: ``a'y`` vs the estimate, ``||C'y||`` vs the SE, the Satterthwaite df of
+    ``C`` vs the reported df, and the default t test's p-value vs the reported one."""
+    fits = r.fitted.fits
+    weights = term_pieces(r, term)
+    first = fits[next(iter(weights))].rescore
+    n_rows = len(first.unit_row)
+    region = r.fitted.panel.geography["region"].reindex(r.fitted.units).to_numpy()
+    cluster = np.unique(region[first.unit_row], return_inverse=True)[1]
+    G = int(cluster.max()) + 1
+    a_long, C_long = np.zeros(n_rows), np.zeros((n_rows, G))
+    for piece, wt in weights.items():
+        sc = fits[piece].rescore
+        assert len(sc.unit_row) == n_rows and np.array_equal(sc.unit_row, first.unit_row)
+        fit = _bjs.refactored(sc.fit)
+        cells = sc.cells_for(cluster[fit.target])
+        parts = _bjs.cr2_parts(fit, cluster[fit.clean])
+        C0, C1 = _bjs.bm_parts(
+            fit, sc.w[:, 0], cells, cluster, G, scale=sc.scale, row_weight=sc.row_weight,
+            cr2=parts,
+        )  # fmt: skip
+        a_long[fit.clean] += wt * _bjs.implied_weights(fit, sc.w)[:, 0]
+        a_long[fit.target] += wt * sc.w[:, 0]
+        C_long += wt * _bjs.bm_vectors(fit, (C0, C1), n_rows)
+    used = (a_long != 0) | (C_long != 0).any(axis=1)
+    a, C = a_long[used], C_long[used]
+    t = r.terms.set_index("term").loc[term]
+    out = {
+        f"{term}_t": (t["estimate"] - truth) / t["se"],
+        f"{term}_df": t["df"],
+        f"{term}_G": float(G),
+        f"{term}_exact": exact_critical_value(a, C),
+    }
+    if check:
+        y = first.long.y
+        df_own = _bjs.satterthwaite_df(C)
+        se_own = float(np.sqrt(np.sum((C_long.T @ y) ** 2)))
+        out.update(
+            {
+                f"{term}_chk_est": float(a_long @ y) - t["estimate"],
+                f"{term}_chk_se": se_own / t["se"] - 1,
+                f"{term}_chk_df": df_own - t["df"],
+                f"{term}_chk_p": 2 * stats.t.sf(abs(t["estimate"] / t["se"]), df_own)
+                - t["p_value"],
+                f"{term}_p_reported": t["p_value"],
+            }
+        )
+    return out
+
+
+def one_l(
+    terms: list[str], rep: int, check: bool = False, aux_partition: str | None = None
+) -> dict[str, float]:
+    """Referee L's null world ``rep`` (``referee_l/``: its own simulator and fit, as its
+    ``mc.py rings NREP null`` draws them: design ``rings``, seed ``[2024, 4, rep]``,
+    ``fit_world(des, f, g, rng=rep)``, i.e. rings 0-30 and 30-80 km, covariates x, the
+    fit's other defaults)."""
+    folder = os.path.join(BENCH, "referee_l")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    import world as l_world
+
+    global _L_DES
+    if _L_DES is None:
+        _L_DES = l_world.make_design(variant="rings")
+    des = _L_DES
+    rng = np.random.default_rng([2024, 4, rep])
+    y = l_world.simulate(des, 0.0, rng, null=True)
+    f, g = l_world.to_frames(des, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # aux_partition given: passed to spillover.fit through fit_world's **kw (nothing
+        # else of the fit changes); None keeps the fit's default
+        kw = {} if aux_partition is None else {"aux_partition": aux_partition}
+        r = l_world.fit_world(des, f, g, rng=rep, **kw)
+    out: dict[str, float] = {"rep": float(rep)}
+    if check:
+        print(
+            rep,
+            "info aux_partition:",
+            r.info.get("aux_partition"),
+            "|",
+            r.info.get("aux_models", "-"),
+        )
+    for term in terms:
+        out.update(exact_row_long(r, term, 0.0, check))
+    return out
+
+
+_L_DES = None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=300)
@@ -226,9 +349,27 @@ def main() -> None:
     ap.add_argument("--world", default="null", choices=list(WORLDS))
     ap.add_argument("--working-model", action="store_true")
     ap.add_argument("--design", nargs="+", default=[], metavar="FIELD=VALUE")
-    ap.add_argument("--terms", nargs="+", default=["direct"], choices=["direct", "spillover"])
+    ap.add_argument(
+        "--terms",
+        nargs="+",
+        default=["direct"],
+        help="direct, spillover; with --referee-l also spillover:0-30km, spillover:30-80km",
+    )
     ap.add_argument("--referee-h", choices=["spec", "nopre"])
     ap.add_argument("--referee-i", action="store_true", help="referee I's null worlds")
+    ap.add_argument(
+        "--referee-l",
+        action="store_true",
+        help="referee L's null worlds (rings variant; spillover = both rings combined)",
+    )
+    ap.add_argument("--start", type=int, default=0, help="--referee-l: first replication")
+    ap.add_argument("--check", action="store_true", help="--referee-l: print wiring checks")
+    ap.add_argument("--out", help="write the per-world rows to this CSV")
+    ap.add_argument(
+        "--aux-partition",
+        default=None,
+        help="--referee-l: aux_partition passed to spillover.fit (default: the fit's own)",
+    )
     ap.add_argument(
         "--omega",
         action="store_true",
@@ -240,7 +381,20 @@ def main() -> None:
     design = design_from(args.design)
     set_progress(False)
     w = WORLDS[args.world]
-    if args.referee_i:
+    if args.referee_l:
+        recs, t0 = [], time.time()
+        for i in range(args.start, args.start + args.reps):
+            recs.append(one_l(args.terms, i, args.check, args.aux_partition))
+            if args.out and (len(recs) % 25 == 0):
+                pd.DataFrame(recs).to_csv(args.out, index=False)
+                print(f"{len(recs)} worlds, {time.time() - t0:.0f}s", flush=True)
+        rows = pd.DataFrame(recs)
+        print(f"time per world {(time.time() - t0) / args.reps:.2f}s")
+        if args.check:
+            with pd.option_context("display.width", 200, "display.max_columns", 50):
+                print(rows.filter(like="chk").T)
+                print(rows.filter(like="p_reported").T)
+    elif args.referee_i:
         rows = pd.DataFrame([one_i(args.seed, args.terms, i) for i in range(args.reps)])
     elif args.referee_h:
         rows = pd.DataFrame(
@@ -254,8 +408,12 @@ def main() -> None:
                 rng=args.seed,
             )
         )
+    if args.out:
+        rows.to_csv(args.out, index=False)
     where = (
-        "referee I null"
+        "referee L (rings) null"
+        if args.referee_l
+        else "referee I null"
         if args.referee_i
         else f"referee H ({args.referee_h}) null"
         if args.referee_h
