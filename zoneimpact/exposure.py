@@ -51,7 +51,7 @@ from scipy import sparse
 
 from .errors import GeographyError, PanelError
 from .geo import haversine_km
-from .panel import Panel
+from .panel import Panel, _v
 
 __all__ = [
     "ExposureMap",
@@ -65,11 +65,6 @@ __all__ = [
 
 Controls = Literal["not_yet_exposed", "never_exposed"]
 PreExposed = Literal["drop_rows", "drop_units", "keep"]
-
-
-def _item(x: Any) -> Any:
-    """A numpy scalar as the Python value it holds (for messages); anything else as is."""
-    return x.item() if isinstance(x, np.generic) else x
 
 
 def _link_weights(
@@ -89,7 +84,7 @@ def _link_weights(
     bad = ~(np.isfinite(w.to_numpy()) & (w.to_numpy() > 0))
     if w.empty or bad.any():
         got = "none" if w.empty else repr(float(w[bad].iloc[0]))
-        where = "" if w.empty else f" (unit {_item(w.index[bad][0])!r})"
+        where = "" if w.empty else f" (unit {_v(w.index[bad][0])!r})"
         raise ValueError(
             f"Exposure intensity weights must be positive and finite; got {got}{where}."
         )
@@ -97,7 +92,7 @@ def _link_weights(
     split = spread.index[(spread["max"] > spread["min"]).to_numpy()]
     if len(split):
         raise ValueError(
-            f"Exposure intensity weights give unit {_item(split[0])!r} two weights "
+            f"Exposure intensity weights give unit {_v(split[0])!r} two weights "
             f"({float(spread.at[split[0], 'min'])!r} and {float(spread.at[split[0], 'max'])!r}); "
             "one per unit."
         )
@@ -105,7 +100,7 @@ def _link_weights(
     if not w.index.isin(units).any():
         raise ValueError(
             "Exposure intensity weights hold none of the map's linked units (their index "
-            f"should be the unit ids, e.g. {_item(units[0])!r}; got e.g. {_item(w.index[0])!r})."
+            f"should be the unit ids, e.g. {_v(units[0])!r}; got e.g. {_v(w.index[0])!r})."
         )
     mean = float(w.mean())
     return (

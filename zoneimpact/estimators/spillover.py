@@ -2213,12 +2213,7 @@ def fieller_set(
         return ()
     if np.isfinite(lo) or np.isfinite(hi):
         return ((float(lo), float(hi)),)
-    c2 = crit**2
-    A = d_tot**2 - c2 * v_dd
-    B = n_tot * d_tot - c2 * v_nd
-    disc = c2 * (
-        d_tot**2 * v_nn - 2 * n_tot * d_tot * v_nd + n_tot**2 * v_dd - c2 * (v_nn * v_dd - v_nd**2)
-    )
+    A, B, disc = _fieller_quadratic(n_tot, d_tot, v_nn, v_dd, v_nd, crit)
     if A >= 0 or disc <= 0:
         return ((-np.inf, np.inf),)
     # A < 0: the quadratic in r = 1 - s is <= 0 outside its roots, so the shares outside
@@ -2226,6 +2221,19 @@ def fieller_set(
     root = np.sqrt(disc)
     r1, r2 = sorted(((B + root) / A, (B - root) / A))
     return ((-np.inf, float(1.0 - r2)), (float(1.0 - r1), np.inf))
+
+
+def _fieller_quadratic(
+    n_tot: float, d_tot: float, v_nn: float, v_dd: float, v_nd: float, crit: float
+) -> tuple[float, float, float]:
+    """``A``, ``B`` and the discriminant ``B^2 - A C`` of Fieller's quadratic in ``r = 1 -
+    s``, ``A r^2 - 2 B r + C <= 0`` (:func:`_share_fieller`), the discriminant written
+    without the cancellation of its two large terms."""
+    c2 = crit**2
+    disc = c2 * (
+        d_tot**2 * v_nn - 2 * n_tot * d_tot * v_nd + n_tot**2 * v_dd - c2 * (v_nn * v_dd - v_nd**2)
+    )
+    return d_tot**2 - c2 * v_dd, n_tot * d_tot - c2 * v_nd, disc
 
 
 def _share_fieller(
@@ -2247,15 +2255,9 @@ def _share_fieller(
         return np.nan, np.nan, np.nan
     var0 = v_nn - 2 * v_nd + v_dd
     t0 = abs(n_tot - d_tot) / np.sqrt(var0) if var0 > 0 else np.nan
-    c2 = crit**2
-    A = d_tot**2 - c2 * v_dd
+    A, B, disc = _fieller_quadratic(n_tot, d_tot, v_nn, v_dd, v_nd, crit)
     if A <= 0:
         return -np.inf, np.inf, t0
-    B = n_tot * d_tot - c2 * v_nd
-    # B^2 - A C written without the cancellation of its two large terms
-    disc = c2 * (
-        d_tot**2 * v_nn - 2 * n_tot * d_tot * v_nd + n_tot**2 * v_dd - c2 * (v_nn * v_dd - v_nd**2)
-    )
     root = np.sqrt(max(disc, 0.0))
     return 1.0 - (B + root) / A, 1.0 - (B - root) / A, t0
 
