@@ -14,7 +14,7 @@ from conftest import piece_vectors_and_scores
 from scipy import stats
 
 from zoneimpact.errors import EstimationError, SpecError, ZoneImpactError
-from zoneimpact.estimators import _bjs, spillover
+from zoneimpact.estimators import _bjs, _spillover_exact, spillover
 from zoneimpact.exposure import build_exposure, exposure_from_adjacency
 from zoneimpact.panel import Panel
 from zoneimpact.parallel import set_progress
@@ -58,6 +58,15 @@ def panel() -> Panel:
 def fitted(panel: Panel) -> spillover.SpilloverResult:
     # regional clusters (the default), CR2 and the region check in the joint scores
     return spillover.fit(panel, outcome="fdi", rng=11, n_boot=50)
+
+
+@pytest.fixture(scope="module")
+def satterthwaite(panel: Panel) -> spillover.SpilloverResult:
+    """``fitted`` with the Satterthwaite df (the exact reference's fallback: above
+    ``MAX_COLUMNS`` pieces x models x clusters, set here to 0)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_spillover_exact, "MAX_COLUMNS", 0)
+        return spillover.fit(panel, outcome="fdi", rng=11, n_boot=50)
 
 
 def _same(a: spillover.SpilloverResult, b: spillover.SpilloverResult, rtol: float) -> None:
@@ -655,14 +664,16 @@ def test_bell_mccaffrey_gram_without_the_vectors(fitted, panel):
                 assert _bjs.gram_df(got) == pytest.approx(dense, rel=1e-9)
 
 
-def test_combined_terms_take_their_own_bell_mccaffrey_df(fitted):
+def test_combined_terms_take_their_own_bell_mccaffrey_df(satterthwaite):
     # net = n_d direct + n_r ring + n_z spillover_on_zones: its CR2 variance is
     # sum_g (c_g'u)^2 with c_g the weighted sum of the pieces' vectors on the long table
     # they share, and its Satterthwaite df (tr M)^2 / ||M||^2 with M = C'C. A dense
     # reading (pseudo-inverses, one eigendecomposition per region) gives the same df to
     # 1e-8 (two factorisations of the same normal matrices); the displacement share takes
     # its delta-method combination -(net - (net / direct_total) direct_total). The smallest
-    # of the pieces' df (the rule before) differs by more than 0.05
+    # of the pieces' df (the rule before) differs by more than 0.05. (These are the df
+    # where the exact reference is out of reach: _spillover_exact.MAX_COLUMNS.)
+    fitted = satterthwaite
     fits = fitted.fitted.fits
     units = fitted.fitted.units
     region = fitted.fitted.panel.geography["region"]
@@ -694,13 +705,14 @@ def test_combined_terms_take_their_own_bell_mccaffrey_df(fitted):
     assert abs(t.loc["net", "df"] - min(fits[k].df for k in parts)) > 0.05
 
 
-def test_large_designs_fall_back_to_the_smallest_piece_df(panel, fitted, monkeypatch):
-    # above _BM_MAX_ENTRIES (long rows x clusters) a piece keeps no vectors: each piece's
-    # df is the same (from its Gram, bm_gram, without the vectors) and a combination takes its
-    # pieces' smallest df
+def test_large_designs_fall_back_to_the_smallest_piece_df(panel, satterthwaite, monkeypatch):
+    # above _BM_MAX_ENTRIES (long rows x clusters) a piece keeps no vectors, so no term has
+    # the exact reference: each piece's df is its Satterthwaite df (from its Gram, bm_gram,
+    # without the vectors) and a combination takes its pieces' smallest df
     monkeypatch.setattr(spillover, "_BM_MAX_ENTRIES", 0)
     big = spillover.fit(panel, outcome="fdi", rng=11, n_boot=50)
-    a, b = big.terms.set_index("term"), fitted.terms.set_index("term")
+    assert "t_reference" not in big.info
+    a, b = big.terms.set_index("term"), satterthwaite.terms.set_index("term")
     for term in ("direct", "spillover", "spillover_on_zones", "naive"):
         assert a.loc[term, "df"] == pytest.approx(b.loc[term, "df"], rel=1e-10), term
     pieces = [a.loc[k, "df"] for k in ("direct", "spillover", "spillover_on_zones")]

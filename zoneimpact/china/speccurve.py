@@ -631,6 +631,8 @@ def _fit_spillover(
         # null net effect 7.0% of the time at 5% (SE/SD 0.86), CR2 3.2%
         small_sample="cr2",
         n_boot=0,
+        # the curve's two-sided 1 - 2 alpha intervals: the t reference matched at their level
+        alpha=2 * alpha,
     )
     pre = _piece_pretrends(sub, emap, scale.outcome)
     net_p, net_test = _net_pretrend(pre)

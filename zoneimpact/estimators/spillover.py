@@ -160,7 +160,14 @@ McCaffrey degrees of freedom (``small_sample``): the Satterthwaite df of the var
 computed, from the exact map of outcomes to cluster scores (``tau~`` and step 1's error in
 the targets' residuals included; :func:`._bjs.bm_vectors`). A term combining pieces (net,
 the displacement share's linearisation) takes those of its own CR2 variance, from the
-pieces' vectors summed on the long table they share. BJS's variance is
+pieces' vectors summed on the long table they share. On the imputation base the reported
+``df`` go one step further (:mod:`._spillover_exact`, since session 49): the Satterthwaite
+df treat the variance as independent of the estimate, while a cluster's CR2 score keeps
+the shock the estimate also carries, so t(BM df) rejected a true zero at 0.25-3.7% on
+unseen worlds with right SEs; the t ratio's exact law under the same working model, with
+the spillover pieces' ``tau~`` choice (below) made in each of its draws, gives the critical
+value at ``alpha``, and ``df`` are the Student df with that quantile
+(``info["t_reference"]`` names the terms). BJS's variance is
 conservative by the effects' heterogeneity within the cells of its auxiliary average
 ``tau~`` (Theorem 3, eq. 8). A zone that draws on its neighbours spreads its effect
 over them, so the spillover varies with how many open zones a unit shares with how many
@@ -280,6 +287,7 @@ from ..results import (
     terms_frame,
 )
 from . import _bjs, _spillover_wild
+from . import _spillover_exact as _exact
 from . import _spillover_jackknife as _jackknife
 from ._scale import scale_equivariant
 from ._weights import check_weight_name, unit_weights
@@ -795,7 +803,7 @@ class _PieceFit:
     # Bell-McCaffrey vectors (long-table rows x clusters, :func:`_bjs.bm_vectors`) while
     # the terms are formed, so that a combination of pieces gets its own degrees of
     # freedom; None when CR2 is off or too large to keep, and not stored in a result
-    bm: np.ndarray | None = field(default=None, repr=False, compare=False)
+    bm: _exact.PieceVectors | None = field(default=None, repr=False, compare=False)
     # (period, clean units) of each period left out for too few clean units to fit its
     # own terms (_without_thin_periods): named by the warning and the pieces table
     left_out: tuple[tuple[Any, int], ...] = ()
@@ -1278,7 +1286,7 @@ def _imputation_score(
     name: str = "",
     near: sparse.csr_matrix | None = None,
     root: np.ndarray | None = None,
-) -> tuple[np.ndarray, float, np.ndarray | None, _ImputationScoring]:
+) -> tuple[np.ndarray, float, _exact.PieceVectors | None, _ImputationScoring]:
     """A piece's cluster scores (BJS 2024, Section 4.3; CR2 when asked and affordable),
     Bell-McCaffrey degrees of freedom (NaN without CR2) and vectors (None without CR2,
     above ``_BM_MAX_ENTRIES`` or for ``naive`` and the region check, which no term combines;
@@ -1306,7 +1314,41 @@ def _imputation_score(
         return score, _bjs.gram_df(M), None, s
     blocks = _bjs.bm_parts(*args, scale=sc, row_weight=s.row_weight, cr2=parts, near=near)
     C = _bjs.bm_vectors(fit, blocks, len(cluster))
-    return score, _bjs.satterthwaite_df(C), C, s
+    return score, _bjs.satterthwaite_df(C), _piece_vectors(fit, s, args, parts, C, near), s
+
+
+def _piece_vectors(
+    fit: _bjs.Imputed,
+    s: _ImputationScoring,
+    args: tuple[Any, ...],
+    parts: _bjs.CR2Parts,
+    C: np.ndarray,
+    near: sparse.csr_matrix | None,
+) -> _exact.PieceVectors:
+    """A piece's implied weights on the long table's rows and Bell-McCaffrey vectors
+    under every ``tau~`` model it scores (``C`` those of the one in use), for the exact t
+    reference (:mod:`._spillover_exact`); ``args`` as :func:`_bjs.bm_parts` takes them.
+    Both are on the working model's scale: with step-1 weights the targets' entries are
+    divided by ``sqrt(row_weight)`` (:func:`_bjs.bm_parts`; the clean rows' already are).
+    Under Conley SEs (``near``), which keep the Satterthwaite df, only the model in use."""
+    n_rows = len(args[3])
+    a = np.zeros(n_rows)
+    a[fit.clean] = _bjs.implied_weights(fit, s.w[:, :1])[:, 0]
+    root = 1.0 if s.row_weight is None else np.sqrt(s.row_weight[fit.target])
+    a[fit.target] = s.w[:, 0] / root
+    if not s.candidates or near is not None:
+        return _exact.PieceVectors(a, (C,))
+    models = [*s.candidates, ("cell means", None)]
+    chosen = [name for name, _ in models].index(s.model)
+    vecs = [
+        C
+        if k == chosen
+        else _bjs.bm_vectors(
+            fit, _bjs.bm_parts(*args, scale=sc, row_weight=s.row_weight, cr2=parts), n_rows
+        )
+        for k, (_, sc) in enumerate(models)
+    ]
+    return _exact.PieceVectors(a, tuple(vecs), chosen)
 
 
 def _tighter_aux(
@@ -2077,18 +2119,26 @@ def _term_weights(fits: Mapping[str, _PieceFit]) -> list[tuple[str, dict[str, fl
 
 
 def _linear_terms(
-    fits: Mapping[str, _PieceFit], region: _PieceFit | None, root: np.ndarray | None = None
+    fits: Mapping[str, _PieceFit],
+    region: _PieceFit | None,
+    root: np.ndarray | None = None,
+    alpha: float = 0.05,
+    notes: dict[str, Any] | None = None,
 ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, float]:
     """Names, estimates, cluster scores (G x P) and degrees of freedom of every linear
     term (:func:`_term_weights`), and those of the displacement share's linearisation.
 
-    A term combining pieces takes the Satterthwaite degrees of freedom of its own CR2
-    variance (:func:`_combined_df`), or, without every piece's vectors, the smallest of
-    its pieces' degrees of freedom. With a Conley kernel root (unit clusters) every term
-    takes those of its kernel-weighted variance (:func:`_combined_df`)."""
+    Where every piece of a term has its vectors (CR2 on clusters), its df are those of the
+    exact law of its t ratio under the working model at level ``alpha``, with the
+    ``tau~`` choice made in every draw (:mod:`._spillover_exact`; ``notes`` gets
+    ``t_reference`` naming the terms). Otherwise a term takes the Satterthwaite degrees
+    of freedom of its own CR2 variance (:func:`_combined_df`), or, without every piece's
+    vectors, the smallest of its pieces' degrees of freedom. With a Conley kernel root
+    (unit clusters) every term takes those of its kernel-weighted variance."""
     blank = np.full_like(fits["direct"].score, np.nan)
     names, est, scores, dfs = [], [], [], []
     share_df = np.nan
+    share_w: dict[str, float] | None = None
     terms = _term_weights(fits)
     for name, weights in terms:
         names.append(name)
@@ -2103,7 +2153,16 @@ def _linear_terms(
     if "net" in names:
         d_tot, n_tot = est[names.index("direct_total")], est[names.index("net")]
         if np.isfinite(n_tot) and np.isfinite(d_tot) and d_tot != 0:
-            share_df = _combined_df(fits, _share_weights(dict(terms), d_tot, n_tot), root)
+            share_w = _share_weights(dict(terms), d_tot, n_tot)
+            share_df = _combined_df(fits, share_w, root)
+    if root is None:
+        vectors = {k: f.bm for k, f in fits.items()}
+        exact = _exact.reference_dfs(vectors, [w for _, w in terms] + [share_w], alpha)
+        dfs = [d if x is None else x for d, x in zip(dfs, exact, strict=False)]
+        share_df = share_df if exact[-1] is None else exact[-1]
+        named = [n for n, x in zip([*names, "displacement_share"], exact, strict=True) if x]
+        if notes is not None and named:
+            notes["t_reference"] = _exact.reference_note(named, alpha)
     if region is not None:
         names.append("net_region_did")
         est.append(region.estimate)
@@ -2148,9 +2207,9 @@ def _combined_df(
         if root is not None:
             return np.inf
         return float(np.fmin.reduce([fits[k].df for k in weights]))
-    C = np.zeros_like(vecs[0])
+    C = np.zeros_like(cast(_exact.PieceVectors, vecs[0]).C)
     for w, v in zip(weights.values(), vecs, strict=True):
-        C += w * cast(np.ndarray, v)
+        C += w * cast(_exact.PieceVectors, v).C
     return _bjs.satterthwaite_df(C if root is None else C @ root.T)
 
 
@@ -2443,9 +2502,9 @@ def fit(
     cluster : str, optional
         Geography column to cluster on; default the regions (``region_column``), else units.
     small_sample : {"cr2", "none"}
-        ``"cr2"``: imputation and ``net_region_did`` residuals scaled by ``(I - H_gg)^{-1/2}``,
-        Bell-McCaffrey t (Pustejovsky & Tipton 2018); CS pieces' jackknife up to 100
-        clusters (CV3; module notes). ``"none"``: t(G-1); CS's analytic SEs.
+        ``"cr2"``: imputation, ``net_region_did`` residuals times ``(I - H_gg)^{-1/2}``, t on
+        the CR2 t's exact law under Bell-McCaffrey's working model (df matched at ``alpha``;
+        notes); CS pieces' jackknife to 100 clusters (CV3). ``"none"``: t(G-1), CS analytic.
     conley_km : float, optional
         Conley (1999) spatial-HAC SEs instead of clusters: unit scores weighted by a kernel
         in great-circle distance with this cutoff (``lat``/``lon``), t with Satterthwaite df.
@@ -3241,7 +3300,8 @@ def _joint_inference(
     (clusters that are not the regions) gets its own SE and no draws."""
     joint_region = region if clusters.of_region is not None else None
     root = clusters.root
-    names, est, S, dfs, share_df = _linear_terms(fits, joint_region, root)
+    notes: dict[str, Any] = {}
+    names, est, S, dfs, share_df = _linear_terms(fits, joint_region, root, alpha, notes)
     reach = _conley_reach(fits, clusters)  # empty without Conley
     if root is not None:
         S = root @ S
@@ -3255,6 +3315,7 @@ def _joint_inference(
         region_df = region.df
         row = terms_frame(["net_region_did"], [region.estimate], [region_se], df=[region_df])
         terms = pd.concat([terms, row], ignore_index=True)
+    info_boot.update(notes)
     one, gone = _one_cluster(fits, clusters, reach)
     if one:
         info_boot["one_cluster_pieces"] = ", ".join(one)
