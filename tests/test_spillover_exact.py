@@ -192,3 +192,11 @@ def test_fit_vectors_on_the_weighted_scale():
         assert (v.a * np.sqrt(f.rescore.row_weight)) @ y == pytest.approx(f.estimate, rel=1e-9)
         se = np.sqrt(np.sum((v.C.T @ (np.sqrt(f.rescore.row_weight) * y)) ** 2))
         assert se == pytest.approx(tab.at[name, "se"], rel=1e-9)
+
+
+def test_groups_share_one_generation_of_normals():
+    # drawn column after column: a group's first c columns are the same whatever the
+    # largest group's width, so a term's draws depend on its own pieces only
+    a = ex._normals(50, 7)
+    b = ex._normals(50, 3)
+    np.testing.assert_array_equal(a[:, :3], b)

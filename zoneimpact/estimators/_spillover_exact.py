@@ -41,10 +41,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import stats
 
 #: draws of the working model's law; the 95% quantile's Monte Carlo SE is then about 0.2
 #: points of rejection rate (binomial SE of a 5% tail over 10,000 draws)
@@ -73,21 +73,28 @@ class PieceVectors:
         return self.models[self.chosen]
 
 
-def df_matching(c: float, alpha: float) -> float:
-    """The Student df whose ``1 - alpha/2`` quantile is ``c``; infinite where ``c`` is at
-    or below the normal's (a lighter tail than any t)."""
+def df_matching(c: Any, alpha: float) -> Any:
+    """The Student df whose ``1 - alpha/2`` quantile is ``c`` (a number or an array, as
+    given): infinite where ``c`` is at or below the normal's (a lighter tail than any t),
+    NaN where it is not finite. Bisection on ``log df`` over ``[-8, 18]``, every ``c`` at
+    once (45 halvings: ``log df`` to 1e-12)."""
+    cs = np.atleast_1d(np.asarray(c, dtype=float))
     p = 1.0 - alpha / 2.0
-    if not np.isfinite(c):
-        return np.nan
-    if c <= stats.norm.ppf(p) * (1 + 1e-12):
-        return np.inf
-    lo, hi = -8.0, 18.0  # log df: 3e-4 to 6.6e7
-    if stats.t.ppf(p, np.exp(hi)) >= c:
-        return np.inf
-    if stats.t.ppf(p, np.exp(lo)) <= c:
-        return float(np.exp(lo))
-    root = optimize.brentq(lambda x: stats.t.ppf(p, np.exp(x)) - c, lo, hi, xtol=1e-10)
-    return float(np.exp(root))
+    lo_x, hi_x = -8.0, 18.0  # log df: 3e-4 to 6.6e7
+    out = np.full(cs.shape, np.nan)
+    fin = np.isfinite(cs)
+    light = cs <= max(float(stats.t.ppf(p, np.exp(hi_x))), stats.norm.ppf(p) * (1 + 1e-12))
+    out[fin & light] = np.inf
+    out[fin & (cs >= stats.t.ppf(p, np.exp(lo_x)))] = np.exp(lo_x)
+    todo = fin & np.isnan(out)
+    lo, hi = np.full(todo.sum(), lo_x), np.full(todo.sum(), hi_x)
+    for _ in range(45):
+        mid = (lo + hi) / 2
+        # the quantile falls as the df grow: above the target, the df are too few
+        few = stats.t.ppf(p, np.exp(mid)) > cs[todo]
+        lo, hi = np.where(few, mid, lo), np.where(few, hi, mid)
+    out[todo] = np.exp((lo + hi) / 2)
+    return float(out[0]) if np.ndim(c) == 0 else out
 
 
 def reference_note(terms: Sequence[str], alpha: float) -> str:
@@ -126,17 +133,32 @@ def _cluster_order(gram: np.ndarray, anchors: Sequence[int], spans: Sequence[sli
     return np.lexsort(np.round(np.column_stack(keys), 6).T[::-1])
 
 
-def _draws(gram: np.ndarray, n_draws: int) -> np.ndarray:
-    """``n_draws`` rows from ``N(0, gram)`` as ``q R`` with ``R`` the symmetric root of
-    ``gram`` (unique, unlike eigenvectors, which repeated eigenvalues leave undetermined;
-    eigenvalues below 1e-12 of the largest taken as zeros) and ``q`` the module's seeded
-    standard normals."""
+#: the last normals drawn (one array, read-only), reused by the next fit that needs no more
+_NORMALS: dict[int, np.ndarray] = {}
+
+
+def _normals(n_draws: int, cols: int) -> np.ndarray:
+    """The module's seeded standard normals, ``n_draws x cols``, drawn column after column:
+    the first ``c`` columns are the same whatever ``cols``, so groups of terms (and fits)
+    share one generation and each group's draws still depend on its own size only."""
+    q = _NORMALS.get(n_draws)
+    if q is None or q.shape[1] < cols:
+        q = np.random.default_rng(SEED).standard_normal((cols, n_draws)).T
+        q.flags.writeable = False
+        _NORMALS.clear()
+        _NORMALS[n_draws] = q
+    return q[:, :cols]
+
+
+def _draws(gram: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Rows from ``N(0, gram)`` as ``q R`` with ``R`` the symmetric root of ``gram`` (unique,
+    unlike eigenvectors, which repeated eigenvalues leave undetermined; eigenvalues below
+    1e-12 of the largest taken as zeros) and ``q`` the first columns of :func:`_normals`."""
     lam, V = np.linalg.eigh((gram + gram.T) / 2)
     # eigenvalues at rounding level are zeros (their roots would carry the rounding, 1e-8)
     lam = np.where(lam > 1e-12 * max(float(lam[-1]), 0.0), lam, 0.0)
     R = (V * np.sqrt(lam)) @ V.T
-    q = np.random.default_rng(SEED).standard_normal((n_draws, gram.shape[0]))
-    return np.asarray(q @ R)
+    return np.asarray(q[:, : gram.shape[0]] @ R)
 
 
 def reference_dfs(
@@ -148,7 +170,8 @@ def reference_dfs(
     """Per term (``{piece: weight}``; None for a term not estimated) the df of its exact
     reference at level ``alpha`` (module notes), or None where a piece has no vectors
     (CR2 off, panels too large for the vectors), the pieces' columns exceed
-    ``MAX_COLUMNS``, or the term's estimate has no variance under the working model.
+    ``MAX_COLUMNS`` (estimates and every model's vectors), or the term's estimate has no
+    variance under the working model.
     Terms over the same pieces share one set of draws; a term's df do not depend on the
     pieces it leaves out."""
     out: list[float | None] = [None] * len(terms)
@@ -157,56 +180,76 @@ def reference_dfs(
         if w and all(vectors.get(k) is not None for k in w) and any(v != 0 for v in w.values()):
             # the pieces in the mapping's order: a term's draws depend on its own pieces only
             groups.setdefault(tuple(k for k in vectors if k in w), []).append(i)
-    for pieces, idx in groups.items():
-        vec = {k: cast(PieceVectors, vectors[k]) for k in pieces}
-        dfs = _group_dfs(vec, [terms[i] or {} for i in idx], alpha, n_draws)
-        for i, df in zip(idx, dfs, strict=True):
-            out[i] = df
-    return out
+    vec = {k: v for k, v in vectors.items() if v is not None}
 
+    def width(g: tuple[str, ...]) -> int:  # models counted before dropping repeats
+        return sum(1 + len(vec[k].models) * vec[k].C.shape[1] for k in g)
 
-def _group_dfs(
-    vec: Mapping[str, PieceVectors],
-    terms: Sequence[Mapping[str, float]],
-    alpha: float,
-    n_draws: int,
-) -> list[float | None]:
-    """:func:`reference_dfs` for terms over the same pieces ``vec``, from one set of draws
-    of their estimates and Bell-McCaffrey scores."""
-    out: list[float | None] = [None] * len(terms)
-    models = {k: _distinct(v.models) for k, v in vec.items()}
-    G = next(iter(vec.values())).models[0].shape[1]
-    X = np.hstack([np.column_stack([v.a, *models[k]]) for k, v in vec.items()])
-    if X.shape[1] > MAX_COLUMNS:
+    groups = {g: idx for g, idx in groups.items() if width(g) <= MAX_COLUMNS}
+    pieces = [k for k in vec if any(k in g for g in groups)]
+    if not pieces:
         return out
-    X = X[(X != 0).any(axis=1)]
+    models = {k: _distinct(vec[k].models) for k in pieces}
+    X = np.hstack([np.column_stack([vec[k].a, *models[k]]) for k in pieces])
     big = float(np.max(np.abs(X))) if X.size else 0.0
     if not big > 0 or not np.isfinite(big):
         return out
-    X = X / big  # the t ratio does not depend on the scale, and the Gram then cannot overflow
+    # one Gram for every group (a group's is its block): the t ratio does not depend on
+    # the scale, and the Gram of X / max|X| cannot overflow
+    X = X / big
+    gram = X.T @ X
+    G = vec[pieces[0]].C.shape[1]
+    start = dict(
+        zip(pieces, np.cumsum([0] + [1 + len(models[k]) * G for k in pieces]), strict=False)
+    )
+    q = _normals(n_draws, max(width(g) for g in groups))
+    crit = np.full(len(terms), np.nan)
+    for g, idx in groups.items():
+        take = np.concatenate([np.arange(start[k], start[k] + 1 + len(models[k]) * G) for k in g])
+        n_models = {k: len(models[k]) for k in g}
+        block = gram[np.ix_(take, take)]
+        crit[idx] = _group_critical_values(
+            block, n_models, G, [terms[i] or {} for i in idx], alpha, q
+        )
+    dfs = df_matching(crit, alpha)  # all at once: the bisection's t quantiles are vectorised
+    return [float(d) if np.isfinite(c) else None for c, d in zip(crit, dfs, strict=True)]
+
+
+def _group_critical_values(
+    gram: np.ndarray,
+    n_models: Mapping[str, int],
+    G: int,
+    terms: Sequence[Mapping[str, float]],
+    alpha: float,
+    q: np.ndarray,
+) -> np.ndarray:
+    """The exact critical values (NaN: none) of terms over the same pieces, from one set of
+    draws of their estimates and Bell-McCaffrey scores: ``gram`` of their columns (per piece ``a``, then
+    ``n_models`` blocks of ``G`` clusters), ``q`` from :func:`_normals`."""
     where: dict[str, tuple[int, list[slice]]] = {}
     j = 0
-    for k in vec:
-        where[k] = (j, [slice(j + 1 + m * G, j + 1 + (m + 1) * G) for m in range(len(models[k]))])
-        j += 1 + len(models[k]) * G
+    for k, m in n_models.items():
+        where[k] = (j, [slice(j + 1 + i * G, j + 1 + (i + 1) * G) for i in range(m)])
+        j += 1 + m * G
     # the draws in a cluster order the data fix, so that relabelling clusters (or units)
     # leaves every draw's t ratio as it was (module notes)
-    gram = X.T @ X
-    order = _cluster_order(gram, [where[k][0] for k in vec], [where[k][1][0] for k in vec])
+    order = _cluster_order(gram, [where[k][0] for k in where], [where[k][1][0] for k in where])
     perm = np.arange(j)
     for _, spans in where.values():
         for sp in spans:
             perm[sp] = sp.start + order
     gram = gram[np.ix_(perm, perm)]
-    Z = _draws(gram, n_draws)
+    Z = _draws(gram, q)
     err, spread = {}, {}
-    rows = np.arange(n_draws)
-    for k in vec:
-        ja, spans = where[k]
+    for k, (ja, spans) in where.items():
         err[k] = Z[:, ja]
-        S = np.stack([Z[:, s] for s in spans], axis=1)  # draws x models x clusters
-        pick = np.argmin(np.einsum("bkg,bkg->bk", S, S), axis=1)  # first on a tie
-        spread[k] = S[rows, pick]
+        blocks = [Z[:, sp] for sp in spans]
+        pick = np.argmin(np.column_stack([np.einsum("bg,bg->b", b, b) for b in blocks]), axis=1)
+        chosen = blocks[0].copy()  # the first model on a tie, as the fit
+        for m in range(1, len(blocks)):
+            chosen[pick == m] = blocks[m][pick == m]
+        spread[k] = chosen
+    crit = np.full(len(terms), np.nan)
     for i, w in enumerate(terms):
         var_e = sum(
             wa * wb * gram[where[a][0], where[b][0]] for a, wa in w.items() for b, wb in w.items()
@@ -217,6 +260,5 @@ def _group_dfs(
         s = sum(wk * spread[k] for k, wk in w.items())
         with np.errstate(divide="ignore", invalid="ignore"):
             t = np.abs(e) / np.sqrt(np.einsum("bg,bg->b", s, s))
-        t = np.where(np.isnan(t), 0.0, t)
-        out[i] = df_matching(float(np.quantile(t, 1.0 - alpha)), alpha)
-    return out
+        crit[i] = np.quantile(np.where(np.isnan(t), 0.0, t), 1.0 - alpha)
+    return crit
