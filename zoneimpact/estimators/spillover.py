@@ -396,7 +396,10 @@ class SpilloverResult(EstimationResult):
         analytic ones of the same cluster SEs — estimate +/- t x SE, and Fieller's for
         the share (kept after the bootstrap too), as without the bootstrap — since the
         bootstrap inverted its test at that level only. Its p-values do not depend on the
-        level and stay the bootstrap's (tables say so in a note)."""
+        level and stay the bootstrap's (tables say so in a note). The ``df`` of the exact
+        t reference are matched at the result's level (``info["t_reference"]``): at another
+        level the t with those df approximates the exact law; refit with ``alpha=`` for
+        that level's own match."""
         out = super().conf_int(alpha)
         level = self.alpha if alpha is None else alpha
         if level == self.alpha:
