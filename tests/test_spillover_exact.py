@@ -200,3 +200,28 @@ def test_groups_share_one_generation_of_normals():
     a = ex._normals(50, 7)
     b = ex._normals(50, 3)
     np.testing.assert_array_equal(a[:, :3], b)
+
+
+def test_a_normal_exact_reference_is_kept_for_the_share_and_verdicts():
+    # a reviewer (session 49): where the exact critical value is below the normal's the
+    # df are infinite, and _joint read inf as "no df" and gave the share the direct
+    # total's df (504 here), while verdict_df turned inf into t(G - 1): both wider than
+    # the lighter-tailed law. Now the share keeps inf and verdicts read it as the normal
+    from zoneimpact.results import verdict_df
+
+    waves = {2005: 0.5, 2008: 0.5}
+    sim = simulate(rng=3, n_units=80, n_regions=20, first_year=2002, last_year=2012, waves=waves)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = spillover.fit(sim.panel, outcome="fdi", cluster="unit", n_boot=0)
+    t = res.terms.set_index("term")
+    named = res.info["t_reference_terms"].split(", ")
+    assert "displacement_share" in named and "net" in named
+    assert t.at["net", "df"] == np.inf and t.at["displacement_share", "df"] == np.inf
+    assert verdict_df(res, "displacement_share") == np.inf
+    assert np.isfinite(t.at["direct", "df"]) and verdict_df(res, "direct") == t.at["direct", "df"]
+    # another inference (Conley's Satterthwaite df) drops the notes rather than keep them
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        c = res.with_inference("conley", conley_km=300.0)
+    assert "t_reference" not in c.info and "t_reference_terms" not in c.info

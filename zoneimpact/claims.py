@@ -1156,11 +1156,13 @@ def run_claims(
                 try:
                     with recording:
                         if kind == "spillover":
+                            # verdicts read 1 - 2 alpha intervals (evaluate_claims): the
+                            # exact t reference's df matched at that level
                             res[key] = spill_fit(
                                 panel,
                                 outcome=outcome,
                                 rng=child,
-                                alpha=alpha,
+                                alpha=2 * alpha,
                                 n_jobs=n_jobs,
                                 **sp_opts,
                             )
@@ -1182,7 +1184,7 @@ def run_claims(
                                 kind=kind,
                                 column=column,
                                 rng=child,
-                                alpha=alpha,
+                                alpha=2 * alpha,
                                 n_jobs=n_jobs,
                                 base_estimator=base,
                                 options=opts,

@@ -938,11 +938,15 @@ def verdict_df(result: EstimationResult, term: str) -> float:
     estimators' ``n_clusters``; fixest's rule). Conley's spatial HAC and results without a
     cluster count (placebo or jackknife SEs of synthetic controls) keep their own reference,
     the normal where they give none. An estimator's own intervals keep its peer's
-    convention (R ``did`` prints normal ones); only a claim's verdict reads this.
+    convention (R ``did`` prints normal ones); only a claim's verdict reads this. A term
+    the result names in ``info["t_reference_terms"]`` (the spillover's exact t reference)
+    keeps its df when infinite too: that reference's normal, where its critical value is
+    below the normal's (t(G - 1) there would widen the lighter-tailed law's interval).
     """
     t = result.terms.set_index("term")
     own = float(t.at[term, "df"]) if "df" in t.columns else math.nan
-    if math.isfinite(own):
+    exact = str(result.info.get("t_reference_terms", "")).split(", ")
+    if math.isfinite(own) or (own == math.inf and term in exact):
         return own
     g = cluster_count(result)
     return math.inf if g is None else g - 1.0

@@ -5,8 +5,8 @@ degrees of freedom, the moments of ``sum_g (c_g'u)^2`` under their working model
 (independent homoskedastic normal errors ``u``; :func:`._bjs.satterthwaite_df`). Those df
 treat the variance as independent of the estimate. With BJS's leave-out ``tau~`` and
 CR2's leverage-corrected residuals a cluster's score keeps its own shock, which is also
-the estimate's, so the two move together and the t ratio is lighter-tailed than any t:
-on the Monte Carlo worlds of ``benchmarks/`` (sessions 45-48) t(BM df) rejected a true
+the estimate's, so the two move together and the t ratio is lighter-tailed than that t
+(at times than the normal): on the Monte Carlo worlds of ``benchmarks/`` (sessions 45-48) t(BM df) rejected a true
 zero at 0.25-3.7% at the 5% level with correct SEs. Under the same working model the t
 ratio of a piece is ``a'u / ||C'u||`` (``a`` the estimate's implied weights on the long
 table's rows, ``C`` its Bell-McCaffrey vectors), and its exact law keeps that dependence
@@ -24,10 +24,15 @@ quantile is the exact critical value at the fit's level (5.1% null rejection on 
 worlds; 1,000 worlds, ``benchmarks/mc_spillover_exact_sel.py``).
 
 The terms table keeps its ``df`` column: the reported df is the Student df whose
-``1 - alpha/2`` quantile equals that critical value (infinite where it is below the
-normal's), so intervals and p-values at the fit's level are the exact law's, and every
-consumer of ``df`` (Fieller's share set, tables, ``conf_int``) reads it unchanged. At
-other levels the t with those df approximates the law.
+``1 - alpha/2`` quantile equals that critical value, so intervals and p-values at the
+fit's level are the exact law's, and every consumer of ``df`` (Fieller's share set,
+tables, ``conf_int``) reads it unchanged. Where the critical value is below the normal's
+the df are infinite: the normal reference, conservative there (``info["t_reference_terms"]``
+names the terms whose df, infinite ones included, are this reference's, so that a claim's
+verdict reads them, :func:`zoneimpact.results.verdict_df`). At other levels the t with
+those df approximates the law. The displacement share's df are its delta-method
+linearisation's at the estimated share; its zero test (the losses' t) and Fieller set
+read them, an approximation away from that share.
 
 Written by hand: no library computes the law of a CR2 t ratio, still less with a
 data-driven choice of the auxiliary model inside it. The draws are fixed (a seeded

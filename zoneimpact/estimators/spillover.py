@@ -2166,6 +2166,7 @@ def _linear_terms(
         named = [n for n, x in zip([*names, "displacement_share"], exact, strict=True) if x]
         if notes is not None and named:
             notes["t_reference"] = _exact.reference_note(named, alpha)
+            notes["t_reference_terms"] = ", ".join(named)
     if region is not None:
         names.append("net_region_did")
         est.append(region.estimate)
@@ -2417,7 +2418,8 @@ def _joint(
             info["displacement_share_percentile_ci"] = (float(lo), float(hi))
     all_names = [*names, "displacement_share"]
     dfs = np.full(len(names), np.nan) if df is None else np.asarray(df, dtype=float)
-    dfs = np.append(dfs, share_df if np.isfinite(share_df) else np.fmin(dfs[i_d], dfs[i_n]))
+    # NaN: no df of its own (inf is one: the exact reference's normal)
+    dfs = np.append(dfs, share_df if not np.isnan(share_df) else np.fmin(dfs[i_d], dfs[i_n]))
     dfs = np.where(np.isnan(dfs), max(G - 1, 1), dfs)
     terms = terms_frame(all_names, [*est, share], [*se, share_se], df=dfs)
     # the share's interval and zero test: Fieller's, from the same scores and the share's
@@ -3505,8 +3507,8 @@ def _inference_plan(
     if method == "jackknife" and not res.base_results:
         raise SpecError(
             "with_inference('jackknife') refits the Callaway-Sant'Anna pieces without each "
-            "cluster; this fit's base is the imputation estimator, whose CR2 scores and "
-            "Bell-McCaffrey t already hold in the package's Monte Carlo. Use 'cluster' or "
+            "cluster; this fit's base is the imputation estimator, whose CR2 scores and t "
+            "reference already hold in the package's Monte Carlo. Use 'cluster' or "
             "'wild', or fit with base_estimator='callaway_santanna'."
         )
     if method == "conley" and (conley_km is None or cluster is not None):
@@ -3834,10 +3836,11 @@ def _wild_inference(
             f"with_inference('wild') on {clusters.n} clusters of {clusters.name!r}: in "
             "zoneimpact's Monte Carlo (benchmarks/mc_spillover_wild.py) this bootstrap "
             "rejected a true null 6-11% of the time at the 5% level with 8-12 regional "
-            "clusters, while the default CR2 scores with Bell-McCaffrey t intervals rejected "
+            "clusters, while the CR2 scores with Bell-McCaffrey t intervals rejected "
             "3.5-5.5%; in two independently written designs (benchmarks/mc_referee_*.py) "
-            "the wild one rejected 3.5-9% and the default 0.5-3% (conservative, with 3-5 "
-            "df); report both.",
+            "the wild one rejected 3.5-9% and those 0.5-3% (conservative, with 3-5 df). The "
+            "default's exact t reference rejects 3.5-5.1% in the main design's and referee "
+            "L's null worlds (12-30 regions; benchmarks/RESULTS.md, session 49); report both.",
             stacklevel=4,
         )
     omega = _multipliers(rng, n_boot, clusters.n)
@@ -4025,6 +4028,8 @@ _INFERENCE_JACKKNIFE = (
 )
 # what a previous with_inference left in info that the next one replaces
 _STALE_INFO = (
+    "t_reference",
+    "t_reference_terms",
     "jackknife_clusters",
     "jackknife_undefined",
     "displacement_share_percentile_ci",
