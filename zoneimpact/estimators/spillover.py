@@ -2163,7 +2163,9 @@ def _linear_terms(
         exact = _exact.reference_dfs(vectors, [w for _, w in terms] + [share_w], alpha)
         dfs = [d if x is None else x for d, x in zip(dfs, exact, strict=False)]
         share_df = share_df if exact[-1] is None else exact[-1]
-        named = [n for n, x in zip([*names, "displacement_share"], exact, strict=True) if x]
+        named = [
+            n for n, x in zip([*names, "displacement_share"], exact, strict=True) if x is not None
+        ]
         if notes is not None and named:
             notes["t_reference"] = _exact.reference_note(named, alpha)
             notes["t_reference_terms"] = ", ".join(named)
