@@ -229,8 +229,8 @@ def _group_critical_values(
     q: np.ndarray,
 ) -> np.ndarray:
     """The exact critical values (NaN: none) of terms over the same pieces, from one set of
-    draws of their estimates and Bell-McCaffrey scores: ``gram`` of their columns (per piece ``a``, then
-    ``n_models`` blocks of ``G`` clusters), ``q`` from :func:`_normals`."""
+    draws of their estimates and Bell-McCaffrey scores: ``gram`` of their columns (per
+    piece ``a``, then ``n_models`` blocks of ``G`` clusters), ``q`` from :func:`_normals`."""
     where: dict[str, tuple[int, list[slice]]] = {}
     j = 0
     for k, m in n_models.items():

@@ -1341,7 +1341,7 @@ def _piece_vectors(
     a[fit.target] = s.w[:, 0] / root
     if not s.candidates or near is not None:
         return _exact.PieceVectors(a, (C,))
-    models = [*s.candidates, ("cell means", None)]
+    models = _aux_candidates(s)
     chosen = [name for name, _ in models].index(s.model)
     vecs = [
         C
@@ -1387,10 +1387,17 @@ def _tighter_aux(
         y = x if root is None else root @ x
         return float(y @ y)
 
-    models = [*s.candidates, ("cell means", None)]
+    models = _aux_candidates(s)
     scored = [score(scale) for _, scale in models]
     best = min(range(len(models)), key=lambda k: variance(scored[k]))
     return scored[best], replace(s, scale=models[best][1], model=models[best][0])
+
+
+def _aux_candidates(s: _ImputationScoring) -> list[tuple[str, np.ndarray | None]]:
+    """The ``tau~`` models an adaptive piece scores, in the order a tie is broken: each
+    proportional candidate, then cell means (None). :func:`_tighter_aux` chooses among
+    them and :func:`_piece_vectors` gives the exact reference their vectors."""
+    return [*s.candidates, ("cell means", None)]
 
 
 def _aux_models(fits: Mapping[str, _PieceFit]) -> dict[str, str]:
@@ -2139,8 +2146,7 @@ def _linear_terms(
     vectors, the smallest of its pieces' degrees of freedom. With a Conley kernel root
     (unit clusters) every term takes those of its kernel-weighted variance."""
     blank = np.full_like(fits["direct"].score, np.nan)
-    names, est, scores, dfs = [], [], [], []
-    share_df = np.nan
+    names, est, scores = [], [], []
     share_w: dict[str, float] | None = None
     terms = _term_weights(fits)
     for name, weights in terms:
@@ -2148,27 +2154,29 @@ def _linear_terms(
         if weights is None:
             est.append(np.nan)
             scores.append(blank)
-            dfs.append(np.nan)
             continue
         est.append(sum(w * fits[k].estimate for k, w in weights.items()))
         scores.append(sum((w * fits[k].score for k, w in weights.items()), np.zeros_like(blank)))
-        dfs.append(_combined_df(fits, weights, root))
     if "net" in names:
         d_tot, n_tot = est[names.index("direct_total")], est[names.index("net")]
         if np.isfinite(n_tot) and np.isfinite(d_tot) and d_tot != 0:
             share_w = _share_weights(dict(terms), d_tot, n_tot)
-            share_df = _combined_df(fits, share_w, root)
+    combos = [w for _, w in terms] + [share_w]
+    exact: list[float | None] = [None] * len(combos)
     if root is None:
-        vectors = {k: f.bm for k, f in fits.items()}
-        exact = _exact.reference_dfs(vectors, [w for _, w in terms] + [share_w], alpha)
-        dfs = [d if x is None else x for d, x in zip(dfs, exact, strict=False)]
-        share_df = share_df if exact[-1] is None else exact[-1]
+        exact = _exact.reference_dfs({k: f.bm for k, f in fits.items()}, combos, alpha)
         named = [
             n for n, x in zip([*names, "displacement_share"], exact, strict=True) if x is not None
         ]
         if notes is not None and named:
             notes["t_reference"] = _exact.reference_note(named, alpha)
             notes["t_reference_terms"] = ", ".join(named)
+    # the Satterthwaite df only where the exact reference is out of reach
+    dfs = [
+        np.nan if w is None else _combined_df(fits, w, root) if x is None else x
+        for w, x in zip(combos, exact, strict=True)
+    ]
+    share_df = dfs.pop()
     if region is not None:
         names.append("net_region_did")
         est.append(region.estimate)
