@@ -154,7 +154,8 @@ cluster — BJS's Theorem 3 conservative scores for imputation, the CS influence
 summed within clusters otherwise (by default replaced by the pieces' delete-one-cluster
 jackknife deviations, CV3, above). The pieces share units (the clean controls), so their
 scores, stacked by cluster, give one joint covariance ``S'S`` for direct, spillover,
-totals and net (standard errors ``sqrt(diag)``, t(G-1) intervals with ``G`` clusters).
+totals and net (standard errors ``sqrt(diag)``; t intervals, with ``G - 1`` df for ``G``
+clusters where no small-sample df below apply, e.g. ``small_sample="none"``).
 With few clean clusters the imputation scores get the CR2 correction and Bell &
 McCaffrey degrees of freedom (``small_sample``): the Satterthwaite df of the variance as
 computed, from the exact map of outcomes to cluster scores (``tau~`` and step 1's error in
