@@ -1,7 +1,8 @@
 """Monte Carlo of the wild cluster restricted bootstrap for the spillover decomposition.
 
 ``SpilloverResult.with_inference("wild")`` (issue 14 item 4) against the default inference
-(CR2 scores, t with Bell-McCaffrey degrees of freedom) on the same fits:
+(CR2 scores; t with Bell-McCaffrey degrees of freedom until session 48, the CR2 t's exact
+law since session 49) on the same fits:
 
 * null worlds (no zone effect) with region-by-year AR(1) shocks and 8, 12 or 30 regions:
   rejection of ``direct = 0``, ``spillover = 0`` and ``net = 0`` at 1, 5 and 10%;

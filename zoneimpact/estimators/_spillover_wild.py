@@ -33,14 +33,14 @@ in a cell, which leaves the bootstrap residuals too small (measured: the saturat
 rejected a true null of no direct effect 13% of the time at 10% with 8 regions, this one
 8%; ``benchmarks/RESULTS.md``).
 
-**Calibration (``benchmarks/mc_spillover_wild.py``, 200 replications per world).** It is
-not the default. Rejection of a true null at 5% (direct / spillover / net): 6.5 / 11 / 7.5%
-with 8 regional clusters and 6.5 / 6 / 7% with 12 (2026-12-01), 7.5 / 3 / 4% with 30
-(2026-11-30), against 4.5 / 4.5 / 4% and 5.5 / 3.5 / 5% for the default CR2 scores with
-Bell-McCaffrey t intervals of :func:`zoneimpact.estimators.spillover.fit` (2026-12-01, exact
-Bell-McCaffrey vectors). With few clusters the spillover pieces' clean comparisons sit in
-few regions, the case where wild bootstraps are known to fail (MacKinnon & Webb 2017).
-``with_inference("wild")`` warns below 20 clusters.
+**Calibration (``benchmarks/mc_spillover_wild.py``).** It is not the default. Rejection
+of a true null at 5% (direct / spillover / net), 600 worlds per design (session 50): 7.5 /
+7.2 / 5.5% with 8 regional clusters and 6.5 / 6.7 / 6.2% with 12, against 5.3 / 5.3 / 5.7%
+and 5.5 / 6.2 / 6.0% for the default CR2 scores with their exact t reference
+(:func:`zoneimpact.estimators.spillover.fit`); with 30 regions (200 worlds) 5.0 / 3.0 /
+3.0% against 5.5 / 4.0 / 3.5%. With few clusters the spillover pieces' clean comparisons
+sit in few regions, the case where wild bootstraps are known to fail (MacKinnon & Webb
+2017). ``with_inference("wild")`` warns below 20 clusters.
 
 **Cost.** Everything is linear in the outcomes and :math:`\tilde e` is :math:`\hat e` plus a
 combination of the pieces' :math:`h_p`, so each piece's draws are computed once for

@@ -3845,13 +3845,12 @@ def _wild_inference(
     if clusters.n < _WILD_FEW_CLUSTERS:
         warnings.warn(
             f"with_inference('wild') on {clusters.n} clusters of {clusters.name!r}: in "
-            "zoneimpact's Monte Carlo (benchmarks/mc_spillover_wild.py) this bootstrap "
-            "rejected a true null 6-11% of the time at the 5% level with 8-12 regional "
-            "clusters, while the CR2 scores with Bell-McCaffrey t intervals rejected "
-            "3.5-5.5%; in two independently written designs (benchmarks/mc_referee_*.py) "
-            "the wild one rejected 3.5-9% and those 0.5-3% (conservative, with 3-5 df). The "
-            "default's exact t reference rejects 3.5-5.1% in the main design's and referee "
-            "L's null worlds (12-30 regions; benchmarks/RESULTS.md, session 49); report both.",
+            "zoneimpact's Monte Carlo (benchmarks/mc_spillover_wild.py, 600 null worlds each "
+            "with 8 and 12 regional clusters) this bootstrap rejected a true null 5.5-7.5% "
+            "of the time at the 5% level, where the default CR2 scores with their exact t "
+            "reference rejected 5.3-6.2%; in an independently written design "
+            "(benchmarks/mc_referee_few_clusters.py) the wild one rejected 3.5-8.5% "
+            "(benchmarks/RESULTS.md, sessions 16 and 50); report both.",
             stacklevel=4,
         )
     omega = _multipliers(rng, n_boot, clusters.n)
